@@ -1,0 +1,127 @@
+# kpool — build, test and run.
+#
+#   make up      install what is missing, build, run `kpool up` (the main job)
+#   make test    install what is missing, build with ASan+UBSan, run every test
+#   make build   build/kpool (optimised)
+#   make bench   the benchmark suite (bench/peers.sh), not part of `make test`
+#   make fuzz    longer libFuzzer runs (FUZZ_SECONDS each, default 300)
+#   make format  clang-format every C file
+#
+# Variants live side by side: build/ (release), build/asan/ (tests), build/fuzz/ (clang).
+
+CC       ?= cc
+PKGS     := rdkafka openssl jansson libmicrohttpd zlib libzstd liblz4 yaml-0.1 sqlite3
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lsnappy -lpthread -lm
+WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wvla
+BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g $(WARN) -Isrc -I$(B)/gen $(PKG_CFLAGS) -MMD -MP
+GEN_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wno-unused-parameter -Isrc -I$(B)/gen $(PKG_CFLAGS) -MMD -MP
+
+B ?= build
+ifeq ($(B),build/asan)
+  OPT := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+else ifeq ($(B),build/fuzz)
+  CC := clang
+  OPT := -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -DKP_FUZZING
+else
+  OPT := -O2
+endif
+
+DEFS     := $(sort $(wildcard src/protocol/defs/*.def))
+LIB_SRCS := $(filter-out src/cli/main.c,$(shell find src -name '*.c' | sort))
+LIB_OBJS := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS)) $(B)/obj/gen/kp_msgs.o
+UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
+UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
+
+.PHONY: all build up test deps asan unit fuzz-build fuzz-smoke fuzz integration bench format \
+        format-check clean kpool-bin
+
+all: build
+
+deps:
+	@./scripts/install-deps.sh
+
+build: deps
+	@$(MAKE) --no-print-directory B=build kpool-bin
+
+kpool-bin: $(B)/kpool
+
+up: build
+	./build/kpool up --data-dir ./kpool-data
+
+$(B)/gen/kp_msgs.c $(B)/gen/kp_msgs.h: tools/kpgen.py $(DEFS)
+	@mkdir -p $(B)/gen
+	python3 tools/kpgen.py -o $(B)/gen $(DEFS)
+
+$(B)/obj/gen/kp_msgs.o: $(B)/gen/kp_msgs.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $(B) $<"
+	@$(CC) $(GEN_CFLAGS) $(OPT) -c $< -o $@
+
+$(B)/obj/%.o: src/%.c $(B)/gen/kp_msgs.h
+	@mkdir -p $(dir $@)
+	@echo "  CC $(B) $<"
+	@$(CC) $(BASE_CFLAGS) $(OPT) -c $< -o $@
+
+$(B)/libkpool.a: $(LIB_OBJS)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(B)/kpool: $(B)/obj/cli/main.o $(B)/libkpool.a
+	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+
+$(B)/tests/%: tests/unit/%.c $(B)/libkpool.a tests/unit/unit.h
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -Itests/unit $(OPT) -o $@ $< $(B)/libkpool.a $(PKG_LIBS) -lcmocka
+
+$(B)/fuzz/%: tests/fuzz/%.c $(B)/libkpool.a
+	@mkdir -p $(dir $@)
+	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(OPT) -fsanitize=fuzzer -o $@ $< $(B)/libkpool.a $(PKG_LIBS)
+
+unit-bins: $(UNIT_BINS)
+fuzz-bins: $(FUZZ_BINS)
+
+# Test build: ASan+UBSan binary, unit tests, a short fuzz run, integration tests with real
+# clients against the sanitizer build.
+test: deps
+	@$(MAKE) --no-print-directory B=build kpool-bin
+	@$(MAKE) --no-print-directory B=build/asan kpool-bin unit-bins
+	@$(MAKE) --no-print-directory unit
+	@$(MAKE) --no-print-directory fuzz-smoke
+	@$(MAKE) --no-print-directory integration
+	@echo "make test: all tests passed"
+
+unit:
+	@set -e; for t in $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS)); do \
+	  echo "== $$t"; $$t; done
+
+FUZZ_SMOKE_SECONDS ?= 20
+fuzz-smoke:
+	@$(MAKE) --no-print-directory B=build/fuzz fuzz-bins
+	@./scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
+
+FUZZ_SECONDS ?= 300
+fuzz:
+	@$(MAKE) --no-print-directory B=build/fuzz fuzz-bins
+	@./scripts/fuzz.sh $(FUZZ_SECONDS)
+
+PYTEST_ARGS ?=
+integration:
+	cd tests/integration && KPOOL_BIN=$(CURDIR)/build/asan/kpool /usr/bin/python3 -m pytest -x -q $(PYTEST_ARGS)
+
+bench: build
+	./bench/peers.sh
+
+format:
+	clang-format -i $$(find src tests bench -name '*.[ch]')
+
+format-check:
+	clang-format --dry-run -Werror $$(find src tests bench -name '*.[ch]')
+
+clean:
+	rm -rf build
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every libFuzzer target in build/fuzz for N seconds each (default 20), starting from the
+# committed seed corpus in tests/fuzz/corpus/<target>. A crash fails the run and leaves the
+# reproducer in build/fuzz/artifacts/.
+set -euo pipefail
+secs=${1:-20}
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+mkdir -p build/fuzz/artifacts
+shopt -s nullglob
+targets=(build/fuzz/fuzz_*)
+if [ ${#targets[@]} -eq 0 ]; then
+  echo "fuzz: no targets built"; exit 0
+fi
+for t in "${targets[@]}"; do
+  name=$(basename "$t")
+  seeds="tests/fuzz/corpus/$name"
+  work="build/fuzz/corpus-$name"
+  mkdir -p "$work"
+  echo "== fuzz $name for ${secs}s"
+  dirs=("$work")
+  [ -d "$seeds" ] && dirs+=("$seeds")
+  if ! "$t" -max_total_time="$secs" -print_final_stats=0 -timeout=10 -rss_limit_mb=2048 \
+       -artifact_prefix=build/fuzz/artifacts/"$name"- "${dirs[@]}" > "build/fuzz/$name.log" 2>&1; then
+    tail -n 60 "build/fuzz/$name.log"
+    echo "fuzz: $name found a failure (reproducer in build/fuzz/artifacts/)"
+    exit 1
+  fi
+  tail -n 2 "build/fuzz/$name.log"
+done

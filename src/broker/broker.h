@@ -1,0 +1,81 @@
+/*
+ * broker.h — a pool broker: configuration, loops, listeners, topics and the request path.
+ *
+ * One kp_broker_t per process (kpool broker / kpool up), passed explicitly — there is no
+ * global broker. Loops (num.network.threads, default one per core) each own the connections
+ * they accepted; topics, partitions and producer-id allocation are shared and locked.
+ */
+#ifndef KP_BROKER_H
+#define KP_BROKER_H
+
+#include "broker/topics.h"
+#include "core/limits.h"
+#include "core/props.h"
+#include "net/listener.h"
+#include "net/loop.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#define KP_LISTENERS_MAX 8
+
+typedef struct kp_listener_cfg {
+    char name[32];     /* PLAINTEXT, SSL, or any name mapped by listener.security.protocol.map */
+    char security[16]; /* PLAINTEXT or SSL */
+    char host[256];
+    int port;
+    char adv_host[256]; /* advertised (defaults to host, or the machine's name for 0.0.0.0) */
+    int adv_port;
+} kp_listener_cfg_t;
+
+typedef struct kp_broker_config {
+    int32_t node_id;
+    char log_dir[3072]; /* leaves room under PATH_MAX for the names below it */
+    kp_listener_cfg_t listeners[KP_LISTENERS_MAX];
+    int nlisteners;
+    int32_t num_partitions;
+    int16_t default_replication_factor;
+    int auto_create_topics;
+    int64_t socket_request_max_bytes;
+    int64_t max_connections;
+    int num_network_threads;
+    int num_flush_threads;
+    char admin_listener[300]; /* host:port of /livez /readyz /metrics; empty: off */
+    kp_props_t *props;        /* everything given, for topic-config defaults */
+} kp_broker_config_t;
+
+/* Fills cfg from props (Kafka property names). -1 with a message naming the bad key. */
+int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err, size_t errlen);
+
+typedef struct kp_broker kp_broker_t;
+typedef struct kp_loop_ctx kp_loop_ctx_t;
+
+struct kp_broker {
+    kp_broker_config_t cfg;
+    kp_topics_t *topics;
+    int nloops;
+    kp_loop_t *loops[KP_LOOPS_MAX];
+    kp_loop_ctx_t *loop_ctx[KP_LOOPS_MAX];
+    pthread_t threads[KP_LOOPS_MAX];
+    kp_listener_t *listeners[KP_LISTENERS_MAX];
+    int bound_ports[KP_LISTENERS_MAX];
+    char cluster_id[32];
+    pthread_mutex_t pid_lock;
+    int64_t pid_next, pid_block_end;
+    struct kp_admin_http *admin;
+    atomic_int ready;
+    atomic_int stopping;
+};
+
+/* Opens storage and binds every listener; serves after kp_broker_start. NULL + err. */
+kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen);
+int kp_broker_start(kp_broker_t *b);
+/* Blocks until SIGINT/SIGTERM, then stops. */
+void kp_broker_run_until_signal(kp_broker_t *b);
+void kp_broker_stop(kp_broker_t *b);
+void kp_broker_free(kp_broker_t *b);
+
+/* Next producer id (allocated in durable blocks). -1 on storage failure. */
+int64_t kp_broker_next_producer_id(kp_broker_t *b);
+
+#endif

@@ -1,0 +1,294 @@
+/*
+ * handle_admin.c — ApiVersions, Metadata, CreateTopics, DeleteTopics, InitProducerId.
+ */
+#include "broker/request.h"
+#include "broker/topic_config.h"
+#include "core/logging.h"
+#include "kp_msgs.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* ---- ApiVersions ---- */
+
+int kp_handle_api_versions(kp_req_t *req)
+{
+    ApiVersionsRequest in;
+    if (ApiVersionsRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
+    ApiVersionsResponse out;
+    ApiVersionsResponse_init(&out);
+    int n;
+    const kp_api_t *t = kp_api_table(&n);
+    out.ApiKeys.items = kp_req_alloc(req, (size_t)n * sizeof(*out.ApiKeys.items));
+    if (!out.ApiKeys.items) return -1;
+    out.ApiKeys.count = n;
+    for (int i = 0; i < n; i++) {
+        out.ApiKeys.items[i].ApiKey = t[i].key;
+        out.ApiKeys.items[i].MinVersion = t[i].min_version;
+        out.ApiKeys.items[i].MaxVersion = t[i].max_version;
+    }
+    kp_req_begin_response(req);
+    ApiVersionsResponse_encode(&req->resp, req->api_version, &out);
+    kp_req_finish(req);
+    return 0;
+}
+
+/* ---- Metadata ---- */
+
+static int fill_topic(kp_req_t *req, kp_topic_t *topic, MetadataResponse_MetadataResponseTopic *mt)
+{
+    kp_broker_t *b = req->sess->broker;
+    mt->Name = kp_str_c(topic->name);
+    mt->IsInternal = (int8_t)topic->internal;
+    mt->ErrorCode = 0;
+    int32_t n = topic->npartitions;
+    mt->Partitions.count = n;
+    mt->Partitions.items = kp_req_alloc(req, (size_t)n * sizeof(*mt->Partitions.items));
+    int32_t *node = kp_req_alloc(req, sizeof(int32_t));
+    if (!mt->Partitions.items || !node) return -1;
+    *node = b->cfg.node_id;
+    for (int32_t i = 0; i < n; i++) {
+        MetadataResponse_MetadataResponsePartition *mp = &mt->Partitions.items[i];
+        MetadataResponse_MetadataResponsePartition_init(mp);
+        mp->PartitionIndex = i;
+        mp->LeaderId = b->cfg.node_id;
+        mp->LeaderEpoch = topic->partitions[i]->log->leader_epoch;
+        mp->ReplicaNodes.items = node;
+        mp->ReplicaNodes.count = 1;
+        mp->IsrNodes.items = node;
+        mp->IsrNodes.count = 1;
+    }
+    return 0;
+}
+
+static kp_topic_t *auto_create(kp_req_t *req, kp_str_t name, int16_t *err)
+{
+    kp_broker_t *b = req->sess->broker;
+    char msg[256];
+    kp_topic_spec_t spec = {.name = name, .partitions = b->cfg.num_partitions};
+    int16_t rc = kp_topics_create(b->topics, &spec, 0, msg, sizeof(msg));
+    if (rc != 0 && rc != KERR_TOPIC_ALREADY_EXISTS) {
+        *err = rc;
+        return NULL;
+    }
+    kp_topic_t *t = kp_topics_get(b->topics, name);
+    *err = t ? 0 : KERR_LEADER_NOT_AVAILABLE;
+    return t;
+}
+
+int kp_handle_metadata(kp_req_t *req)
+{
+    MetadataRequest in;
+    if (MetadataRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
+    kp_broker_t *b = req->sess->broker;
+    const kp_listener_cfg_t *l = req->sess->listener;
+    MetadataResponse out;
+    MetadataResponse_init(&out);
+    MetadataResponse_MetadataResponseBroker *broker = kp_req_alloc(req, sizeof(*broker));
+    if (!broker) return -1;
+    MetadataResponse_MetadataResponseBroker_init(broker);
+    broker->NodeId = b->cfg.node_id;
+    broker->Host = kp_str_c(l->adv_host);
+    broker->Port = l->adv_port;
+    out.Brokers.items = broker;
+    out.Brokers.count = 1;
+    out.ClusterId = kp_str_c(b->cluster_id);
+    out.ControllerId = b->cfg.node_id;
+
+    /* v0: an empty array means all topics; v1+: null means all topics */
+    int all = in.Topics.count < 0 || (req->api_version == 0 && in.Topics.count == 0);
+    kp_topic_t **held = NULL;
+    int nheld = 0;
+    if (all) {
+        held = kp_topics_list(b->topics, &nheld);
+        out.Topics.items = kp_req_alloc(req, (size_t)(nheld + 1) * sizeof(*out.Topics.items));
+        if (!out.Topics.items) goto fail;
+        for (int i = 0; i < nheld; i++) {
+            MetadataResponse_MetadataResponseTopic_init(&out.Topics.items[i]);
+            if (fill_topic(req, held[i], &out.Topics.items[i]) < 0) goto fail;
+        }
+        out.Topics.count = nheld;
+    } else {
+        int32_t n = in.Topics.count;
+        held = kp_xcalloc((size_t)n + 1, sizeof(*held));
+        out.Topics.items = kp_req_alloc(req, (size_t)(n + 1) * sizeof(*out.Topics.items));
+        if (!out.Topics.items) goto fail;
+        out.Topics.count = n;
+        int allow_auto = b->cfg.auto_create_topics && (req->api_version < 4 || in.AllowAutoTopicCreation);
+        for (int32_t i = 0; i < n; i++) {
+            MetadataResponse_MetadataResponseTopic *mt = &out.Topics.items[i];
+            MetadataResponse_MetadataResponseTopic_init(mt);
+            kp_str_t name = in.Topics.items[i].Name;
+            mt->Name = name;
+            char msg[256];
+            if (kp_topic_name_check(name, msg, sizeof(msg)) < 0) {
+                mt->ErrorCode = KERR_INVALID_TOPIC_EXCEPTION;
+                continue;
+            }
+            kp_topic_t *t = kp_topics_get(b->topics, name);
+            int16_t err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            if (!t && allow_auto) t = auto_create(req, name, &err);
+            if (!t) {
+                mt->ErrorCode = err;
+                continue;
+            }
+            held[nheld++] = t;
+            if (fill_topic(req, t, mt) < 0) goto fail;
+        }
+    }
+    kp_req_begin_response(req);
+    MetadataResponse_encode(&req->resp, req->api_version, &out);
+    kp_topics_list_free(held, nheld);
+    kp_req_finish(req);
+    return 0;
+fail:
+    kp_topics_list_free(held, nheld);
+    return -1;
+}
+
+/* ---- CreateTopics ---- */
+
+int kp_handle_create_topics(kp_req_t *req)
+{
+    CreateTopicsRequest in;
+    if (CreateTopicsRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
+    kp_broker_t *b = req->sess->broker;
+    CreateTopicsResponse out;
+    CreateTopicsResponse_init(&out);
+    int32_t n = in.Topics.count > 0 ? in.Topics.count : 0;
+    out.Topics.count = n;
+    out.Topics.items = kp_req_alloc(req, (size_t)(n + 1) * sizeof(*out.Topics.items));
+    if (!out.Topics.items) return -1;
+    for (int32_t i = 0; i < n; i++) {
+        CreateTopicsRequest_CreatableTopic *t = &in.Topics.items[i];
+        CreateTopicsResponse_CreatableTopicResult *r = &out.Topics.items[i];
+        CreateTopicsResponse_CreatableTopicResult_init(r);
+        r->Name = t->Name;
+        char msg[512] = "";
+        int16_t err = 0;
+        for (int32_t j = 0; j < i && !err; j++) {
+            if (kp_str_eq(in.Topics.items[j].Name, t->Name)) {
+                err = KERR_INVALID_REQUEST;
+                snprintf(msg, sizeof(msg), "Topic appears more than once in the request");
+            }
+        }
+        int32_t partitions = t->NumPartitions;
+        int16_t rf = t->ReplicationFactor;
+        if (!err && t->Assignments.count > 0) {
+            if (partitions != -1 || rf != -1) {
+                err = KERR_INVALID_REQUEST;
+                snprintf(msg, sizeof(msg), "Both numPartitions or replicationFactor and "
+                                           "replicasAssignments were set");
+            }
+            partitions = t->Assignments.count;
+            for (int32_t a = 0; a < t->Assignments.count && !err; a++) {
+                const CreateTopicsRequest_CreatableReplicaAssignment *as = &t->Assignments.items[a];
+                if (as->PartitionIndex != a || as->BrokerIds.count != 1 ||
+                    as->BrokerIds.items[0] != b->cfg.node_id) {
+                    err = KERR_INVALID_REPLICA_ASSIGNMENT;
+                    snprintf(msg, sizeof(msg), "Replica assignment must place partitions 0..%d "
+                             "on broker %d, the only broker of this pool",
+                             t->Assignments.count - 1, b->cfg.node_id);
+                }
+            }
+        }
+        if (partitions == -1) partitions = b->cfg.num_partitions;
+        if (rf == -1) rf = b->cfg.default_replication_factor;
+        if (!err && rf != 1) {
+            err = KERR_INVALID_REPLICATION_FACTOR;
+            snprintf(msg, sizeof(msg), "Replication factor: %d larger than available brokers: 1.",
+                     rf);
+        }
+        if (!err && partitions < 1) {
+            err = KERR_INVALID_PARTITIONS;
+            snprintf(msg, sizeof(msg), "Number of partitions must be larger than 0.");
+        }
+        if (!err) {
+            int32_t nc = t->Configs.count > 0 ? t->Configs.count : 0;
+            const char **keys = kp_req_alloc(req, (size_t)(nc + 1) * sizeof(char *));
+            const char **vals = kp_req_alloc(req, (size_t)(nc + 1) * sizeof(char *));
+            if (!keys || !vals) return -1;
+            for (int32_t c = 0; c < nc; c++) {
+                kp_str_t k = t->Configs.items[c].Name, v = t->Configs.items[c].Value;
+                keys[c] = kp_arena_strndup(&req->arena, k.ptr, (size_t)(k.len > 0 ? k.len : 0));
+                vals[c] = v.len < 0 ? NULL
+                                    : kp_arena_strndup(&req->arena, v.ptr, (size_t)v.len);
+                if (!keys[c] || (v.len >= 0 && !vals[c])) return -1;
+            }
+            kp_topic_spec_t spec = {.name = t->Name, .partitions = partitions,
+                                    .config_keys = keys, .config_values = vals, .nconfigs = nc};
+            err = kp_topics_create(b->topics, &spec, in.ValidateOnly, msg, sizeof(msg));
+        }
+        r->ErrorCode = err;
+        if (err) {
+            size_t ml = strlen(msg);
+            char *m = kp_arena_strndup(&req->arena, msg, ml);
+            r->ErrorMessage = m ? (kp_str_t){m, (int32_t)ml} : KP_STR_NULL;
+        }
+    }
+    kp_req_begin_response(req);
+    CreateTopicsResponse_encode(&req->resp, req->api_version, &out);
+    kp_req_finish(req);
+    return 0;
+}
+
+/* ---- DeleteTopics ---- */
+
+int kp_handle_delete_topics(kp_req_t *req)
+{
+    DeleteTopicsRequest in;
+    if (DeleteTopicsRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
+    kp_broker_t *b = req->sess->broker;
+    DeleteTopicsResponse out;
+    DeleteTopicsResponse_init(&out);
+    int32_t n = in.TopicNames.count > 0 ? in.TopicNames.count : 0;
+    out.Responses.count = n;
+    out.Responses.items = kp_req_alloc(req, (size_t)(n + 1) * sizeof(*out.Responses.items));
+    if (!out.Responses.items) return -1;
+    for (int32_t i = 0; i < n; i++) {
+        DeleteTopicsResponse_DeletableTopicResult *r = &out.Responses.items[i];
+        DeleteTopicsResponse_DeletableTopicResult_init(r);
+        r->Name = in.TopicNames.items[i];
+        char msg[256];
+        kp_topic_t *t = kp_topics_get(b->topics, r->Name);
+        if (t && t->internal) {
+            r->ErrorCode = KERR_INVALID_REQUEST; /* internal topics are not deletable */
+        } else {
+            r->ErrorCode = kp_topics_delete(b->topics, r->Name, msg, sizeof(msg));
+        }
+        kp_topic_put(t);
+    }
+    kp_req_begin_response(req);
+    DeleteTopicsResponse_encode(&req->resp, req->api_version, &out);
+    kp_req_finish(req);
+    return 0;
+}
+
+/* ---- InitProducerId ---- */
+
+int kp_handle_init_producer_id(kp_req_t *req)
+{
+    InitProducerIdRequest in;
+    if (InitProducerIdRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0)
+        return -1;
+    InitProducerIdResponse out;
+    InitProducerIdResponse_init(&out);
+    if (in.TransactionalId.len >= 0) {
+        /* transactions are not offered by this pool (SPEC 9 lists no transactional APIs) */
+        kp_warn("request", "%s: InitProducerId with a transactional.id refused: transactions are "
+                           "not supported", req->sess->conn->peer);
+        out.ErrorCode = KERR_INVALID_REQUEST;
+    } else {
+        int64_t id = kp_broker_next_producer_id(req->sess->broker);
+        if (id < 0) {
+            out.ErrorCode = KERR_KAFKA_STORAGE_ERROR;
+        } else {
+            out.ProducerId = id;
+            out.ProducerEpoch = 0;
+        }
+    }
+    kp_req_begin_response(req);
+    InitProducerIdResponse_encode(&req->resp, req->api_version, &out);
+    kp_req_finish(req);
+    return 0;
+}

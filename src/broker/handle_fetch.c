@@ -1,0 +1,267 @@
+/*
+ * handle_fetch.c — Fetch v4–v11 with long polling, and the per-loop context that parks
+ * waiting fetches.
+ *
+ * A fetch reads every requested partition (bounded by partition and request max bytes, the
+ * first batch always whole — KIP-74). When it has at least min.bytes, or max.wait.ms is 0,
+ * it answers at once; otherwise it is parked on its loop with a timer. A partition whose
+ * high watermark moves wakes every loop with parked fetches (one coalesced task per loop),
+ * which re-runs them. Record data is never copied: the response splices segment file
+ * regions, sent with sendfile(2) on plaintext connections.
+ *
+ * Sessions (KIP-227) are not kept: every response carries SessionId 0, which tells the
+ * client to send full requests, the behaviour every client supports.
+ */
+#include "broker/loop_ctx.h"
+#include "broker/request.h"
+#include "core/logging.h"
+#include "core/metrics.h"
+#include "kp_msgs.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct kp_fetch_parked {
+    kp_req_t *req;
+    FetchRequest in;
+    kp_loop_ctx_t *ctx;
+    kp_timer_t *timer;
+    kp_fetch_parked_t *prev, *next;
+};
+
+typedef struct part_read {
+    int16_t err;
+    kp_log_read_t rd;
+} part_read_t;
+
+/* Reads all partitions. Returns total record bytes; reads[] holds segment references. */
+static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **reads_out)
+{
+    kp_broker_t *b = req->sess->broker;
+    int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0, total_parts = 0;
+    for (int32_t i = 0; i < nt; i++)
+        total_parts += in->Topics.items[i].Partitions.count > 0 ? in->Topics.items[i].Partitions.count : 0;
+    part_read_t *reads = kp_arena_calloc(&req->arena, (size_t)total_parts + 1, sizeof(*reads));
+    *reads_out = reads;
+    if (!reads) return -1;
+    int64_t budget = in->MaxBytes > 0 ? in->MaxBytes : 0, total = 0;
+    int k = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        const FetchRequest_FetchTopic *ft = &in->Topics.items[i];
+        kp_topic_t *topic = kp_topics_get(b->topics, ft->Topic);
+        int32_t np = ft->Partitions.count > 0 ? ft->Partitions.count : 0;
+        for (int32_t j = 0; j < np; j++, k++) {
+            const FetchRequest_FetchPartition *fp = &ft->Partitions.items[j];
+            part_read_t *r = &reads[k];
+            kp_partition_t *p = topic ? kp_topic_partition(topic, fp->Partition) : NULL;
+            if (!p) {
+                r->err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                r->rd.high_watermark = r->rd.log_start_offset = -1;
+                continue;
+            }
+            int64_t max = fp->PartitionMaxBytes > 0 ? fp->PartitionMaxBytes : 0;
+            if (max > budget) max = budget;
+            kp_log_read(p->log, fp->FetchOffset, max, total == 0, &r->rd);
+            if (r->rd.error == KP_READ_OUT_OF_RANGE)
+                r->err = KERR_OFFSET_OUT_OF_RANGE;
+            else if (r->rd.error)
+                r->err = KERR_KAFKA_STORAGE_ERROR;
+            total += r->rd.len;
+            budget = budget > r->rd.len ? budget - r->rd.len : 0;
+        }
+        kp_topic_put(topic);
+    }
+    return total;
+}
+
+static void release_reads(part_read_t *reads, int n)
+{
+    for (int i = 0; i < n; i++) {
+        if (reads[i].rd.seg) kp_segment_put(reads[i].rd.seg);
+        reads[i].rd.seg = NULL;
+    }
+}
+
+static int count_parts(const FetchRequest *in)
+{
+    int n = 0;
+    for (int32_t i = 0; i < in->Topics.count; i++)
+        n += in->Topics.items[i].Partitions.count > 0 ? in->Topics.items[i].Partitions.count : 0;
+    return n;
+}
+
+static int fetch_respond(kp_req_t *req, const FetchRequest *in, part_read_t *reads)
+{
+    FetchResponse out;
+    FetchResponse_init(&out);
+    int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0;
+    out.Responses.count = nt;
+    out.Responses.items = kp_arena_calloc(&req->arena, (size_t)nt + 1, sizeof(*out.Responses.items));
+    if (!out.Responses.items) return -1;
+    int k = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        const FetchRequest_FetchTopic *ft = &in->Topics.items[i];
+        FetchResponse_FetchableTopicResponse *tr = &out.Responses.items[i];
+        tr->Topic = ft->Topic;
+        int32_t np = ft->Partitions.count > 0 ? ft->Partitions.count : 0;
+        tr->Partitions.count = np;
+        tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+        if (!tr->Partitions.items) return -1;
+        for (int32_t j = 0; j < np; j++, k++) {
+            FetchResponse_PartitionData *pd = &tr->Partitions.items[j];
+            FetchResponse_PartitionData_init(pd);
+            part_read_t *r = &reads[k];
+            pd->PartitionIndex = ft->Partitions.items[j].Partition;
+            pd->ErrorCode = r->err;
+            pd->HighWatermark = r->err == KERR_UNKNOWN_TOPIC_OR_PARTITION ? -1 : r->rd.high_watermark;
+            /* no transactions: the last stable offset is the high watermark */
+            pd->LastStableOffset = pd->HighWatermark;
+            pd->LogStartOffset = r->err == KERR_UNKNOWN_TOPIC_OR_PARTITION ? -1 : r->rd.log_start_offset;
+            pd->AbortedTransactions.count = in->IsolationLevel == 1 ? 0 : -1;
+            pd->Records = (kp_records_t){(const uint8_t *)"", 0, NULL, -1, 0};
+            if (r->rd.seg) {
+                pd->Records.file_owner = &r->rd.seg->ref;
+                pd->Records.file_fd = r->rd.seg->fd;
+                pd->Records.file_pos = r->rd.pos;
+                pd->Records.len = (int32_t)r->rd.len;
+                kp_metric_add(&kp_metrics.fetch_bytes, r->rd.len);
+            }
+        }
+    }
+    kp_req_begin_response(req);
+    FetchResponse_encode(&req->resp, req->api_version, &out); /* takes its own references */
+    release_reads(reads, k);
+    kp_req_finish(req);
+    return 0;
+}
+
+/* Runs a fetch; answers when it has enough (or `final`). Returns 1 when answered. */
+static int fetch_try(kp_req_t *req, const FetchRequest *in, int final)
+{
+    part_read_t *reads;
+    int64_t total = fetch_read(req, in, &reads);
+    if (total < 0) {
+        /* arena exhausted: answer with what the request allows (nothing) rather than hang */
+        kp_conn_close(req->sess->conn, "fetch state allocation failed");
+        kp_req_finish_silent(req);
+        return 1;
+    }
+    int n = count_parts(in);
+    int any_error = 0;
+    for (int i = 0; i < n; i++) any_error |= reads[i].err != 0;
+    if (final || total >= in->MinBytes || in->MaxWaitMs <= 0 || any_error || req->sess->closed) {
+        if (fetch_respond(req, in, reads) < 0) {
+            release_reads(reads, n);
+            kp_conn_close(req->sess->conn, "fetch response allocation failed");
+            kp_req_finish_silent(req);
+        }
+        return 1;
+    }
+    release_reads(reads, n);
+    return 0;
+}
+
+static void unpark(kp_fetch_parked_t *fp)
+{
+    kp_loop_ctx_t *ctx = fp->ctx;
+    if (fp->prev)
+        fp->prev->next = fp->next;
+    else
+        ctx->parked = fp->next;
+    if (fp->next) fp->next->prev = fp->prev;
+    atomic_fetch_sub(&ctx->parked_count, 1);
+}
+
+static void park_timeout(kp_loop_t *loop, void *arg)
+{
+    kp_fetch_parked_t *fp = arg;
+    fp->timer = NULL;
+    unpark(fp);
+    fetch_try(fp->req, &fp->in, 1);
+}
+
+static void recheck(kp_loop_t *loop, void *arg)
+{
+    kp_loop_ctx_t *ctx = arg;
+    atomic_store(&ctx->recheck_posted, 0);
+    kp_fetch_parked_t *fp = ctx->parked;
+    while (fp) {
+        kp_fetch_parked_t *next = fp->next;
+        if (fetch_try(fp->req, &fp->in, 0)) {
+            kp_loop_timer_cancel(loop, fp->timer);
+            unpark(fp);
+        }
+        fp = next;
+    }
+}
+
+static void on_hwm(kp_log_t *log, void *arg)
+{
+    kp_broker_t *b = arg;
+    for (int i = 0; i < b->nloops; i++) {
+        kp_loop_ctx_t *ctx = b->loop_ctx[i];
+        if (atomic_load(&ctx->parked_count) > 0 && !atomic_exchange(&ctx->recheck_posted, 1))
+            kp_loop_post(ctx->loop, recheck, ctx);
+    }
+}
+
+void kp_fetch_wait_partition_hook(kp_partition_t *p, void *broker)
+{
+    kp_log_set_hwm_callback(p->log, on_hwm, broker);
+}
+
+void kp_fetch_wait_flush_all(kp_loop_ctx_t *ctx)
+{
+    while (ctx->parked) {
+        kp_fetch_parked_t *fp = ctx->parked;
+        kp_loop_timer_cancel(ctx->loop, fp->timer);
+        unpark(fp);
+        fetch_try(fp->req, &fp->in, 1);
+    }
+}
+
+int kp_handle_fetch(kp_req_t *req)
+{
+    kp_fetch_parked_t *fp = kp_arena_calloc(&req->arena, 1, sizeof(*fp));
+    if (!fp) return -1;
+    if (FetchRequest_decode(&req->body, req->api_version, &req->arena, &fp->in) < 0) return -1;
+    if (fetch_try(req, &fp->in, 0)) return 0;
+    kp_loop_ctx_t *ctx = req->sess->ctx;
+    fp->req = req;
+    fp->ctx = ctx;
+    fp->next = ctx->parked;
+    if (fp->next) fp->next->prev = fp;
+    ctx->parked = fp;
+    atomic_fetch_add(&ctx->parked_count, 1);
+    int64_t wait = fp->in.MaxWaitMs > KP_FETCH_WAIT_MS_MAX ? KP_FETCH_WAIT_MS_MAX : fp->in.MaxWaitMs;
+    fp->timer = kp_loop_timer(ctx->loop, wait, park_timeout, fp);
+    return 0;
+}
+
+/* ---- loop context ---- */
+
+kp_loop_ctx_t *kp_loop_ctx_new(kp_broker_t *b, kp_loop_t *loop)
+{
+    kp_loop_ctx_t *ctx = kp_xcalloc(1, sizeof(*ctx));
+    ctx->broker = b;
+    ctx->loop = loop;
+    return ctx;
+}
+
+void kp_loop_ctx_free(kp_loop_ctx_t *ctx)
+{
+    free(ctx);
+}
+
+kp_loop_ctx_t *kp_loop_ctx_of(kp_broker_t *b, kp_loop_t *loop)
+{
+    return b->loop_ctx[kp_loop_id(loop)];
+}
+
+void kp_loop_ctx_shutdown(kp_loop_t *loop, void *arg)
+{
+    kp_loop_ctx_t *ctx = arg;
+    kp_fetch_wait_flush_all(ctx);
+    while (ctx->sessions) kp_conn_close(ctx->sessions->conn, "broker shutting down");
+    kp_loop_stop(loop);
+}

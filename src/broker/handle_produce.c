@@ -1,0 +1,227 @@
+/*
+ * handle_produce.c — Produce v3–v7: validate each partition's record batch (CRC-32C, framing,
+ * size), append it (offsets patched in place in the receive buffer, then one write to the
+ * segment), and answer according to acks:
+ *   acks=0   no response;
+ *   acks=1   after the append (page cache);
+ *   acks=-1  after the batch is fsynced (durable partitions) — the flusher completes one
+ *            waiter per partition and posts it back to this loop.
+ */
+#include "broker/request.h"
+#include "broker/topic_config.h"
+#include "core/clock.h"
+#include "core/logging.h"
+#include "core/metrics.h"
+#include "kp_msgs.h"
+#include "storage/batch.h"
+
+#include <string.h>
+#include <strings.h>
+
+typedef struct produce_state produce_state_t;
+
+typedef struct produce_wait {
+    kp_flush_waiter_t w; /* first: the flusher hands us &w */
+    produce_state_t *st;
+    ProduceResponse_PartitionProduceResponse *out;
+    int err;
+} produce_wait_t;
+
+struct produce_state {
+    kp_req_t *req;
+    ProduceResponse resp;
+    int pending;
+};
+
+static void produce_respond(produce_state_t *st)
+{
+    kp_req_t *req = st->req;
+    kp_req_begin_response(req);
+    ProduceResponse_encode(&req->resp, req->api_version, &st->resp);
+    kp_req_finish(req);
+}
+
+/* Loop thread: one partition's flush completed. */
+static void wait_done_on_loop(kp_loop_t *loop, void *arg)
+{
+    produce_wait_t *pw = arg;
+    if (pw->err) {
+        pw->out->ErrorCode = KERR_KAFKA_STORAGE_ERROR;
+        pw->out->BaseOffset = -1;
+    }
+    if (--pw->st->pending == 0) produce_respond(pw->st);
+}
+
+/* Flusher (or any) thread. */
+static void wait_done(kp_flush_waiter_t *w, int err)
+{
+    produce_wait_t *pw = (produce_wait_t *)w;
+    pw->err = err;
+    kp_loop_post(pw->st->req->sess->loop, wait_done_on_loop, pw);
+}
+
+static int16_t batch_error(kp_batch_status_t st)
+{
+    switch (st) {
+    case KP_BATCH_OK: return 0;
+    case KP_BATCH_BAD_CRC:
+    case KP_BATCH_TRUNCATED:
+    case KP_BATCH_BAD_LENGTH: return KERR_CORRUPT_MESSAGE;
+    case KP_BATCH_BAD_CODEC: return KERR_UNSUPPORTED_COMPRESSION_TYPE;
+    default: return KERR_INVALID_RECORD;
+    }
+}
+
+/* Appends one partition's data; fills out. Returns 1 when the caller must wait for a flush
+ * (pw armed), else 0. */
+static int produce_partition(kp_req_t *req, kp_topic_t *topic,
+                             const ProduceRequest_PartitionProduceData *pd,
+                             ProduceResponse_PartitionProduceResponse *out, int16_t acks,
+                             produce_wait_t *pw)
+{
+    out->Index = pd->Index;
+    out->BaseOffset = -1;
+    kp_partition_t *p = kp_topic_partition(topic, pd->Index);
+    if (!p) {
+        out->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        return 0;
+    }
+    const kp_records_t *rec = &pd->Records;
+    if (rec->len <= 0 || kp_batch_total_size(rec->ptr, (size_t)rec->len) != rec->len) {
+        /* v3+ carries exactly one record batch per partition */
+        out->ErrorCode = rec->len <= 0 ? KERR_INVALID_RECORD
+                         : kp_batch_total_size(rec->ptr, (size_t)rec->len) < rec->len
+                             ? KERR_INVALID_RECORD
+                             : KERR_CORRUPT_MESSAGE;
+        return 0;
+    }
+    char buf[64];
+    int64_t max_bytes = 0;
+    kp_parse_i64(kp_topic_config_get(topic, "max.message.bytes", buf, sizeof(buf)), &max_bytes);
+    if (rec->len > max_bytes) {
+        out->ErrorCode = KERR_MESSAGE_TOO_LARGE;
+        return 0;
+    }
+    kp_batch_info_t info;
+    kp_batch_status_t st = kp_batch_validate(rec->ptr, (size_t)rec->len, &info);
+    if (st != KP_BATCH_OK) {
+        kp_debug("produce", "%s: %s-%d: %s", req->sess->conn->peer, topic->name, pd->Index,
+                 kp_batch_status_str(st));
+        out->ErrorCode = batch_error(st);
+        return 0;
+    }
+    if (info.attributes & (KP_BATCH_ATTR_TRANSACTIONAL | KP_BATCH_ATTR_CONTROL)) {
+        out->ErrorCode = KERR_INVALID_RECORD; /* no transactions in this pool */
+        return 0;
+    }
+    int64_t now = kp_wall_ms();
+    /* the batch lives in this request's receive chunk, which we own until the response */
+    uint8_t *data = (uint8_t *)rec->ptr;
+    int log_append_time =
+        strcasecmp(kp_topic_config_get(topic, "message.timestamp.type", buf, sizeof(buf)),
+                   "LogAppendTime") == 0;
+    if (log_append_time) kp_batch_set_log_append_time(data, (size_t)rec->len, now);
+
+    kp_append_result_t res;
+    kp_log_append(p->log, data, (size_t)rec->len, &info, now, &res);
+    out->LogStartOffset = res.log_start_offset;
+    switch (res.status) {
+    case KP_APPEND_OK:
+        kp_metric_add(&kp_metrics.produce_records, info.records_count);
+        kp_metric_add(&kp_metrics.produce_bytes, rec->len);
+        break;
+    case KP_APPEND_DUPLICATE: break;
+    case KP_APPEND_OUT_OF_ORDER: out->ErrorCode = KERR_OUT_OF_ORDER_SEQUENCE_NUMBER; return 0;
+    case KP_APPEND_INVALID_EPOCH: out->ErrorCode = KERR_INVALID_PRODUCER_EPOCH; return 0;
+    case KP_APPEND_STORAGE_ERROR: out->ErrorCode = KERR_KAFKA_STORAGE_ERROR; return 0;
+    }
+    out->BaseOffset = res.base_offset;
+    if (log_append_time) out->LogAppendTimeMs = now;
+    if (acks != -1 || !p->log->cfg.durable) return 0;
+    pw->w.offset = res.last_offset;
+    pw->w.done = wait_done;
+    pw->out = out;
+    kp_log_wait_flush(p->log, &pw->w);
+    return 1;
+}
+
+int kp_handle_produce(kp_req_t *req)
+{
+    ProduceRequest in;
+    if (ProduceRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
+    kp_broker_t *b = req->sess->broker;
+    produce_state_t *st = kp_req_alloc(req, sizeof(*st));
+    if (!st) return -1;
+    st->req = req;
+    ProduceResponse_init(&st->resp);
+    int32_t nt = in.TopicData.count > 0 ? in.TopicData.count : 0;
+    st->resp.Responses.count = nt;
+    st->resp.Responses.items = kp_req_alloc(req, (size_t)(nt + 1) * sizeof(*st->resp.Responses.items));
+    if (!st->resp.Responses.items) return -1;
+    /* allocate everything before touching any log: a failure below must not leave waiters */
+    for (int32_t i = 0; i < nt; i++) {
+        const ProduceRequest_TopicProduceData *td = &in.TopicData.items[i];
+        ProduceResponse_TopicProduceResponse *tr = &st->resp.Responses.items[i];
+        tr->Name = td->Name;
+        int32_t np = td->PartitionData.count > 0 ? td->PartitionData.count : 0;
+        tr->PartitionResponses.count = np;
+        tr->PartitionResponses.items = kp_req_alloc(req, (size_t)(np + 1) * sizeof(*tr->PartitionResponses.items));
+        if (!tr->PartitionResponses.items) return -1;
+        for (int32_t j = 0; j < np; j++)
+            ProduceResponse_PartitionProduceResponse_init(&tr->PartitionResponses.items[j]);
+    }
+    int16_t acks = in.Acks;
+    int waits = 0, errors = 0;
+    for (int32_t i = 0; i < nt; i++) {
+        const ProduceRequest_TopicProduceData *td = &in.TopicData.items[i];
+        ProduceResponse_TopicProduceResponse *tr = &st->resp.Responses.items[i];
+        int32_t np = tr->PartitionResponses.count;
+        kp_topic_t *topic = NULL;
+        int16_t topic_err = 0;
+        if (acks != 0 && acks != 1 && acks != -1)
+            topic_err = KERR_INVALID_REQUIRED_ACKS;
+        else if (!(topic = kp_topics_get(b->topics, td->Name)))
+            topic_err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        for (int32_t j = 0; j < np; j++) {
+            ProduceResponse_PartitionProduceResponse *out = &tr->PartitionResponses.items[j];
+            if (topic_err) {
+                out->Index = td->PartitionData.items[j].Index;
+                out->ErrorCode = topic_err;
+                out->BaseOffset = -1;
+                kp_metric_add(&kp_metrics.produce_errors, 1);
+                errors++;
+                continue;
+            }
+            produce_wait_t *pw = kp_arena_calloc(&req->arena, 1, sizeof(*pw));
+            if (!pw) { /* cannot happen within the arena limit after decode; stay safe */
+                out->ErrorCode = KERR_UNKNOWN_SERVER_ERROR;
+                continue;
+            }
+            pw->st = st;
+            waits += produce_partition(req, topic, &td->PartitionData.items[j], out, acks, pw);
+            if (out->ErrorCode) {
+                kp_metric_add(&kp_metrics.produce_errors, 1);
+                errors++;
+            }
+        }
+        kp_topic_put(topic);
+    }
+    if (acks == 0) {
+        kp_req_finish_silent(req);
+        if (errors) {
+            /* as Kafka: acks=0 has no response, so a failed produce closes the connection to
+             * tell the client something went wrong */
+            kp_warn("produce", "closing %s: acks=0 produce failed on %d partition(s)",
+                    req->sess->conn->peer, errors);
+            kp_conn_close(req->sess->conn, NULL);
+        }
+        return 0;
+    }
+    if (waits == 0) {
+        produce_respond(st);
+        return 0;
+    }
+    /* completions are always posted to this loop, so they cannot run before this line */
+    st->pending = waits;
+    return 0;
+}

@@ -1,0 +1,435 @@
+/*
+ * server.c — broker lifecycle: configuration, storage, loops and listeners, accept, the
+ * producer-id allocator, and orderly shutdown on SIGINT/SIGTERM.
+ *
+ * Shutdown order: stop accepting and stop the loops (no new requests), stop the flusher
+ * (drains pending fsyncs), close topics (fsync each active segment), free.
+ */
+#include "broker/broker.h"
+
+#include "broker/loop_ctx.h"
+#include "broker/topic_config.h"
+#include "broker/request.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/crc32c.h"
+#include "core/logging.h"
+#include "core/metrics.h"
+#include "http/admin.h"
+#include "storage/fs.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define PID_BLOCK 1000
+
+/* ---- configuration ---- */
+
+/* Bounded copy (snprintf would trip -Wrestrict on fields of the same struct). */
+static void copy_str(char *dst, size_t n, const char *src)
+{
+    size_t l = strlen(src);
+    if (l >= n) l = n - 1;
+    memmove(dst, src, l);
+    dst[l] = 0;
+}
+
+static int parse_listener(const char *s, kp_listener_cfg_t *l, char *err, size_t errlen)
+{
+    const char *sep = strstr(s, "://");
+    if (!sep || (size_t)(sep - s) >= sizeof(l->name)) {
+        snprintf(err, errlen, "listeners: '%s' is not NAME://host:port", s);
+        return -1;
+    }
+    memcpy(l->name, s, (size_t)(sep - s));
+    l->name[sep - s] = 0;
+    if (kp_parse_hostport(sep + 3, l->host, sizeof(l->host), &l->port) < 0) {
+        snprintf(err, errlen, "listeners: '%s' is not NAME://host:port", s);
+        return -1;
+    }
+    return 0;
+}
+
+static int parse_listener_list(const char *list, kp_listener_cfg_t *out, int *n, char *err,
+                               size_t errlen)
+{
+    char *copy = kp_xstrdup(list), *save = NULL;
+    *n = 0;
+    int rc = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        while (*tok == ' ') tok++;
+        if (!*tok) continue;
+        if (*n == KP_LISTENERS_MAX) {
+            snprintf(err, errlen, "listeners: at most %d", KP_LISTENERS_MAX);
+            rc = -1;
+            break;
+        }
+        if (parse_listener(tok, &out[*n], err, errlen) < 0) {
+            rc = -1;
+            break;
+        }
+        (*n)++;
+    }
+    free(copy);
+    return rc;
+}
+
+/* listener.security.protocol.map: NAME:PROTOCOL,... (defaults: PLAINTEXT and SSL map to
+ * themselves). */
+static int listener_security(const kp_props_t *p, const char *name, char *out, size_t n)
+{
+    const char *map = kp_props_get(p, "listener.security.protocol.map");
+    if (map) {
+        const char *s = map;
+        size_t nl = strlen(name);
+        while (*s) {
+            while (*s == ' ' || *s == ',') s++;
+            if (!strncmp(s, name, nl) && s[nl] == ':') {
+                const char *v = s + nl + 1, *e = v;
+                while (*e && *e != ',') e++;
+                snprintf(out, n, "%.*s", (int)(e - v), v);
+                return 0;
+            }
+            while (*s && *s != ',') s++;
+        }
+    }
+    if (!strcmp(name, "PLAINTEXT") || !strcmp(name, "SSL")) {
+        copy_str(out, n, name);
+        return 0;
+    }
+    return -1;
+}
+
+int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err, size_t errlen)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->props = props;
+    int64_t v;
+    const char *id = kp_props_get(props, "node.id") ? "node.id" : "broker.id";
+    if (kp_props_get_i64(props, id, 1, 0, INT32_MAX, &v, err, errlen) < 0) return -1;
+    cfg->node_id = (int32_t)v;
+    const char *dirs = kp_props_get_str(props, "log.dirs",
+                                        kp_props_get_str(props, "log.dir", "./kpool-data"));
+    const char *comma = strchr(dirs, ',');
+    size_t dl = comma ? (size_t)(comma - dirs) : strlen(dirs);
+    if (dl == 0 || dl >= sizeof(cfg->log_dir)) {
+        snprintf(err, errlen, "log.dirs: invalid value '%s'", dirs);
+        return -1;
+    }
+    memcpy(cfg->log_dir, dirs, dl);
+    if (comma) kp_warn("config", "log.dirs: several directories given; kpool uses the first");
+
+    const char *ls = kp_props_get_str(props, "listeners", "PLAINTEXT://127.0.0.1:9092");
+    if (parse_listener_list(ls, cfg->listeners, &cfg->nlisteners, err, errlen) < 0) return -1;
+    if (cfg->nlisteners == 0) {
+        snprintf(err, errlen, "listeners: no listener given");
+        return -1;
+    }
+    for (int i = 0; i < cfg->nlisteners; i++) {
+        kp_listener_cfg_t *l = &cfg->listeners[i];
+        if (listener_security(props, l->name, l->security, sizeof(l->security)) < 0) {
+            snprintf(err, errlen, "listeners: no security protocol for listener %s (set "
+                                  "listener.security.protocol.map)", l->name);
+            return -1;
+        }
+        if (strcmp(l->security, "PLAINTEXT") != 0) {
+            snprintf(err, errlen, "listeners: security protocol %s is not available yet",
+                     l->security);
+            return -1;
+        }
+        copy_str(l->adv_host, sizeof(l->adv_host), l->host);
+        if (!l->host[0] || !strcmp(l->host, "0.0.0.0") || !strcmp(l->host, "::"))
+            gethostname(l->adv_host, sizeof(l->adv_host) - 1);
+        l->adv_port = l->port;
+    }
+    const char *adv = kp_props_get(props, "advertised.listeners");
+    if (adv) {
+        kp_listener_cfg_t a[KP_LISTENERS_MAX];
+        int na;
+        if (parse_listener_list(adv, a, &na, err, errlen) < 0) return -1;
+        for (int j = 0; j < na; j++) {
+            int found = 0;
+            for (int i = 0; i < cfg->nlisteners; i++) {
+                if (strcmp(cfg->listeners[i].name, a[j].name) != 0) continue;
+                copy_str(cfg->listeners[i].adv_host, sizeof(cfg->listeners[i].adv_host), a[j].host);
+                cfg->listeners[i].adv_port = a[j].port;
+                found = 1;
+            }
+            if (!found) {
+                snprintf(err, errlen, "advertised.listeners: %s is not in listeners", a[j].name);
+                return -1;
+            }
+        }
+    }
+    if (kp_props_get_i64(props, "num.partitions", 1, 1, KP_TOPIC_PARTITIONS_MAX, &v, err, errlen) < 0)
+        return -1;
+    cfg->num_partitions = (int32_t)v;
+    if (kp_props_get_i64(props, "default.replication.factor", 1, 1, 1, &v, err, errlen) < 0)
+        return -1;
+    cfg->default_replication_factor = (int16_t)v;
+    if (kp_props_get_bool(props, "auto.create.topics.enable", 0, &cfg->auto_create_topics, err,
+                          errlen) < 0)
+        return -1;
+    if (kp_props_get_i64(props, "socket.request.max.bytes", KP_REQUEST_BYTES_MAX_DEFAULT, 1024,
+                         INT32_MAX, &cfg->socket_request_max_bytes, err, errlen) < 0)
+        return -1;
+    if (kp_props_get_i64(props, "max.connections", KP_CONNECTIONS_MAX_DEFAULT, 1, INT32_MAX,
+                         &cfg->max_connections, err, errlen) < 0)
+        return -1;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    if (kp_props_get_i64(props, "num.network.threads", ncpu > 0 ? ncpu : 2, 1, KP_LOOPS_MAX, &v,
+                         err, errlen) < 0)
+        return -1;
+    cfg->num_network_threads = (int)v;
+    if (kp_props_get_i64(props, "log.flush.threads", 2, 1, 64, &v, err, errlen) < 0) return -1;
+    cfg->num_flush_threads = (int)v;
+    snprintf(cfg->admin_listener, sizeof(cfg->admin_listener), "%s",
+             kp_props_get_str(props, "admin.listener", "127.0.0.1:9600"));
+
+    /* broker-level defaults of topic configs must be valid topic config values */
+    for (size_t i = 0; i < kp_topic_config_defs_count; i++) {
+        const kp_config_def_t *d = &kp_topic_config_defs[i];
+        const char *val = d->broker_name ? kp_props_get(props, d->broker_name) : NULL;
+        if (val && kp_topic_config_validate(d->name, val, err, errlen) < 0) {
+            char inner[512];
+            snprintf(inner, sizeof(inner), "%s (broker property %s)", err, d->broker_name);
+            snprintf(err, errlen, "%s", inner);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* ---- cluster id and producer ids ---- */
+
+static int load_cluster_id(kp_broker_t *b, char *err, size_t errlen)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/meta/cluster.json", b->cfg.log_dir);
+    json_error_t jerr;
+    json_t *o = json_load_file(path, 0, &jerr);
+    if (o) {
+        const char *id = json_string_value(json_object_get(o, "cluster_id"));
+        snprintf(b->cluster_id, sizeof(b->cluster_id), "%s", id ? id : "");
+        json_int_t blk = json_integer_value(json_object_get(o, "producer_id_block_end"));
+        b->pid_next = b->pid_block_end = blk;
+        json_decref(o);
+        if (b->cluster_id[0]) return 0;
+    }
+    /* first start: a random, base64url cluster id like Kafka's */
+    static const char alphabet[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t rnd[22];
+    if (getrandom(rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+        snprintf(err, errlen, "getrandom failed");
+        return -1;
+    }
+    for (int i = 0; i < 22; i++) b->cluster_id[i] = alphabet[rnd[i] & 63];
+    b->cluster_id[22] = 0;
+    return 0;
+}
+
+static int save_broker_meta(kp_broker_t *b, int64_t block_end)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/meta/cluster.json", b->cfg.log_dir);
+    json_t *o = json_object();
+    json_object_set_new(o, "cluster_id", json_string(b->cluster_id));
+    json_object_set_new(o, "node_id", json_integer(b->cfg.node_id));
+    json_object_set_new(o, "producer_id_block_end", json_integer(block_end));
+    char *text = json_dumps(o, JSON_INDENT(2));
+    json_decref(o);
+    int rc = kp_fs_write_atomic(path, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+int64_t kp_broker_next_producer_id(kp_broker_t *b)
+{
+    pthread_mutex_lock(&b->pid_lock);
+    if (b->pid_next >= b->pid_block_end) {
+        /* reserve the next block durably before handing out any id from it, so a restart can
+         * never give out an id twice */
+        int64_t end = b->pid_block_end + PID_BLOCK;
+        if (save_broker_meta(b, end) < 0) {
+            pthread_mutex_unlock(&b->pid_lock);
+            kp_error("broker", "cannot persist producer id block: %s", strerror(errno));
+            return -1;
+        }
+        b->pid_block_end = end;
+    }
+    int64_t id = b->pid_next++;
+    pthread_mutex_unlock(&b->pid_lock);
+    return id;
+}
+
+/* ---- accept ---- */
+
+typedef struct accept_arg {
+    kp_broker_t *broker;
+    const kp_listener_cfg_t *listener;
+} accept_arg_t;
+
+static accept_arg_t accept_args[KP_LISTENERS_MAX];
+
+static kp_conn_t *on_accept(kp_loop_t *loop, int fd, const char *ip, int port, void *arg)
+{
+    accept_arg_t *a = arg;
+    kp_session_t *s = kp_session_new(a->broker, loop, a->listener);
+    kp_conn_t *c = kp_conn_new(loop, fd, &kp_transport_tcp, NULL, &kp_session_ops, s,
+                               (size_t)a->broker->cfg.socket_request_max_bytes);
+    if (!c) {
+        kp_session_discard(s);
+        return NULL;
+    }
+    s->conn = c;
+    snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
+    snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", ip);
+    return c;
+}
+
+/* ---- lifecycle ---- */
+
+static void metrics_gauges(kp_buf_t *out, void *arg)
+{
+    kp_broker_t *b = arg;
+    int64_t partitions = 0;
+    int topics = kp_topics_count(b->topics, &partitions);
+    kp_buf_appendf(out, "# HELP kpool_topics Topics in this pool.\n# TYPE kpool_topics gauge\n"
+                        "kpool_topics %d\n", topics);
+    kp_buf_appendf(out, "# HELP kpool_partitions Partitions led by this broker.\n"
+                        "# TYPE kpool_partitions gauge\nkpool_partitions %" PRId64 "\n",
+                   partitions);
+}
+
+kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
+{
+    kp_crc32c_hw(); /* picks the CRC implementation before any thread uses it */
+    kp_broker_t *b = kp_xcalloc(1, sizeof(*b));
+    b->cfg = *cfg;
+    pthread_mutex_init(&b->pid_lock, NULL);
+    kp_connections_set_max(cfg->max_connections);
+    if (kp_fs_mkdirs(cfg->log_dir, 0755) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", cfg->log_dir, strerror(errno));
+        goto fail;
+    }
+    char meta[PATH_MAX];
+    snprintf(meta, sizeof(meta), "%s/meta", cfg->log_dir);
+    kp_fs_mkdirs(meta, 0755);
+    if (load_cluster_id(b, err, errlen) < 0) goto fail;
+    if (save_broker_meta(b, b->pid_block_end) < 0) {
+        snprintf(err, errlen, "cannot write %s/cluster.json: %s", meta, strerror(errno));
+        goto fail;
+    }
+    if (kp_flusher_start(cfg->num_flush_threads) < 0) {
+        snprintf(err, errlen, "cannot start flusher threads");
+        goto fail;
+    }
+    int64_t t0 = kp_mono_ms();
+    b->topics = kp_topics_open(cfg->log_dir, cfg->props, err, errlen);
+    if (!b->topics) goto fail;
+    int64_t partitions;
+    int ntopics = kp_topics_count(b->topics, &partitions);
+    kp_info("broker", "loaded %d topics (%" PRId64 " partitions) from %s in %" PRId64 " ms",
+            ntopics, partitions, cfg->log_dir, kp_mono_ms() - t0);
+
+    b->nloops = cfg->num_network_threads;
+    for (int i = 0; i < b->nloops; i++) {
+        b->loops[i] = kp_loop_new(i);
+        b->loop_ctx[i] = kp_loop_ctx_new(b, b->loops[i]);
+    }
+    kp_topics_set_partition_hook(b->topics, kp_fetch_wait_partition_hook, b);
+    for (int i = 0; i < cfg->nlisteners; i++) {
+        accept_args[i].broker = b;
+        accept_args[i].listener = &b->cfg.listeners[i];
+        b->listeners[i] = kp_listener_new(cfg->listeners[i].host, cfg->listeners[i].port,
+                                          b->loops, b->nloops, on_accept, &accept_args[i], err,
+                                          errlen);
+        if (!b->listeners[i]) goto fail;
+        b->bound_ports[i] = kp_listener_port(b->listeners[i]);
+        if (b->cfg.listeners[i].adv_port == 0) b->cfg.listeners[i].adv_port = b->bound_ports[i];
+    }
+    kp_metrics_set_gauges(metrics_gauges, b);
+    if (cfg->admin_listener[0]) {
+        b->admin = kp_admin_http_start(cfg->admin_listener, &b->ready, kp_api_name, err, errlen);
+        if (!b->admin) goto fail;
+    }
+    return b;
+fail:
+    kp_broker_free(b);
+    return NULL;
+}
+
+static void *loop_main(void *arg)
+{
+    kp_loop_run(arg);
+    return NULL;
+}
+
+int kp_broker_start(kp_broker_t *b)
+{
+    for (int i = 0; i < b->nloops; i++) {
+        if (pthread_create(&b->threads[i], NULL, loop_main, b->loops[i]) != 0) return -1;
+    }
+    atomic_store(&b->ready, 1);
+    for (int i = 0; i < b->cfg.nlisteners; i++) {
+        const kp_listener_cfg_t *l = &b->cfg.listeners[i];
+        kp_info("broker", "listening on %s://%s:%d (advertised %s:%d)", l->name, l->host,
+                b->bound_ports[i], l->adv_host, l->adv_port);
+    }
+    kp_info("broker", "ready: node %d, cluster %s, %d network threads, data in %s",
+            b->cfg.node_id, b->cluster_id, b->nloops, b->cfg.log_dir);
+    return 0;
+}
+
+void kp_broker_stop(kp_broker_t *b)
+{
+    if (atomic_exchange(&b->stopping, 1)) return;
+    atomic_store(&b->ready, 0);
+    for (int i = 0; i < b->nloops; i++) {
+        if (b->threads[i])
+            kp_loop_post(b->loops[i], kp_loop_ctx_shutdown, b->loop_ctx[i]);
+        else
+            kp_loop_stop(b->loops[i]);
+    }
+    for (int i = 0; i < b->nloops; i++)
+        if (b->threads[i]) pthread_join(b->threads[i], NULL);
+}
+
+void kp_broker_run_until_signal(kp_broker_t *b)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    sigwait(&set, &sig);
+    kp_info("broker", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    kp_broker_stop(b);
+}
+
+void kp_broker_free(kp_broker_t *b)
+{
+    if (!b) return;
+    kp_broker_stop(b);
+    kp_admin_http_stop(b->admin);
+    for (int i = 0; i < KP_LISTENERS_MAX; i++) kp_listener_free(b->listeners[i]);
+    kp_flusher_stop();
+    kp_topics_close(b->topics);
+    /* completions posted after the loops exited (flush waiters failed by the close above)
+     * still own requests and connections: run them here */
+    for (int i = 0; i < b->nloops; i++) kp_loop_drain(b->loops[i]);
+    for (int i = 0; i < b->nloops; i++) kp_loop_ctx_free(b->loop_ctx[i]);
+    for (int i = 0; i < b->nloops; i++) kp_loop_free(b->loops[i]);
+    pthread_mutex_destroy(&b->pid_lock);
+    kp_info("broker", "stopped");
+    free(b);
+}

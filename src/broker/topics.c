@@ -1,0 +1,546 @@
+/*
+ * topics.c — topic map, durable topic files and partition logs (see topics.h).
+ *
+ * Topic file (<log.dir>/meta/topics/<name>.json):
+ *   {"name": "...", "id": "<32 hex>", "partitions": N, "internal": false,
+ *    "created_ms": ..., "configs": {"key": "value", ...}}
+ */
+#include "broker/topics.h"
+
+#include "broker/topic_config.h"
+#include "protocol/errors.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/logging.h"
+#include "storage/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+struct kp_topics {
+    pthread_rwlock_t lock;
+    char *data_dir;
+    char *meta_dir;
+    const kp_props_t *broker_props;
+    kp_topic_t **buckets;
+    size_t nbuckets, count;
+    pthread_mutex_t create_lock; /* serializes create/delete (file system work) */
+    kp_partition_hook_fn hook;
+    void *hook_arg;
+};
+
+static uint64_t hash_name(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static void map_insert(kp_topics_t *t, kp_topic_t *topic)
+{
+    if ((t->count + 1) > t->nbuckets) {
+        size_t nb = t->nbuckets ? t->nbuckets * 2 : 64;
+        kp_topic_t **b = kp_xcalloc(nb, sizeof(*b));
+        for (size_t i = 0; i < t->nbuckets; i++) {
+            kp_topic_t *e = t->buckets[i];
+            while (e) {
+                kp_topic_t *next = e->hash_next;
+                size_t j = hash_name(e->name, strlen(e->name)) & (nb - 1);
+                e->hash_next = b[j];
+                b[j] = e;
+                e = next;
+            }
+        }
+        free(t->buckets);
+        t->buckets = b;
+        t->nbuckets = nb;
+    }
+    size_t i = hash_name(topic->name, strlen(topic->name)) & (t->nbuckets - 1);
+    topic->hash_next = t->buckets[i];
+    t->buckets[i] = topic;
+    t->count++;
+}
+
+static kp_topic_t *map_find(kp_topics_t *t, kp_str_t name)
+{
+    if (!t->nbuckets || name.len <= 0) return NULL;
+    size_t i = hash_name(name.ptr, (size_t)name.len) & (t->nbuckets - 1);
+    for (kp_topic_t *e = t->buckets[i]; e; e = e->hash_next)
+        if (strlen(e->name) == (size_t)name.len && !memcmp(e->name, name.ptr, (size_t)name.len))
+            return e;
+    return NULL;
+}
+
+static void map_remove(kp_topics_t *t, kp_topic_t *topic)
+{
+    size_t i = hash_name(topic->name, strlen(topic->name)) & (t->nbuckets - 1);
+    for (kp_topic_t **pp = &t->buckets[i]; *pp; pp = &(*pp)->hash_next) {
+        if (*pp == topic) {
+            *pp = topic->hash_next;
+            t->count--;
+            return;
+        }
+    }
+}
+
+int kp_topic_name_check(kp_str_t name, char *err, size_t errlen)
+{
+    if (name.len <= 0) {
+        snprintf(err, errlen, "Topic name is empty");
+        return -1;
+    }
+    if (name.len > KP_TOPIC_NAME_LEN_MAX) {
+        snprintf(err, errlen, "Topic name is longer than %d characters", KP_TOPIC_NAME_LEN_MAX);
+        return -1;
+    }
+    if ((name.len == 1 && name.ptr[0] == '.') ||
+        (name.len == 2 && name.ptr[0] == '.' && name.ptr[1] == '.')) {
+        snprintf(err, errlen, "Topic name cannot be \".\" or \"..\"");
+        return -1;
+    }
+    for (int32_t i = 0; i < name.len; i++) {
+        char c = name.ptr[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-')) {
+            snprintf(err, errlen, "Topic name is illegal: it contains a character other than "
+                                  "ASCII alphanumerics, '.', '_' and '-'");
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static void uuid_hex(const kp_uuid_t *u, char out[33])
+{
+    for (int i = 0; i < 16; i++) snprintf(out + 2 * i, 3, "%02x", u->b[i]);
+}
+
+static int uuid_parse(const char *s, kp_uuid_t *u)
+{
+    if (strlen(s) != 32) return -1;
+    for (int i = 0; i < 16; i++) {
+        unsigned v;
+        if (sscanf(s + 2 * i, "%2x", &v) != 1) return -1;
+        u->b[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+static void partition_dir(const kp_topics_t *t, const char *topic, int32_t p, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%s-%d", t->data_dir, topic, p);
+}
+
+static void topic_free(kp_topic_t *topic)
+{
+    for (int32_t i = 0; i < topic->npartitions; i++) {
+        kp_partition_t *p = topic->partitions[i];
+        if (!p) continue;
+        if (topic->deleted)
+            kp_log_destroy(p->log);
+        else
+            kp_log_close(p->log);
+        free(p);
+    }
+    free(topic->partitions);
+    kp_props_free(topic->configs);
+    free(topic->name);
+    free(topic);
+}
+
+void kp_topic_ref(kp_topic_t *topic)
+{
+    atomic_fetch_add(&topic->refs, 1);
+}
+
+void kp_topic_put(kp_topic_t *topic)
+{
+    if (topic && atomic_fetch_sub(&topic->refs, 1) == 1) topic_free(topic);
+}
+
+kp_partition_t *kp_topic_partition(kp_topic_t *topic, int32_t index)
+{
+    if (index < 0 || index >= topic->npartitions) return NULL;
+    return topic->partitions[index];
+}
+
+kp_topic_t *kp_topics_get(kp_topics_t *t, kp_str_t name)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    kp_topic_t *topic = map_find(t, name);
+    if (topic) kp_topic_ref(topic);
+    pthread_rwlock_unlock(&t->lock);
+    return topic;
+}
+
+static int cmp_topic(const void *a, const void *b)
+{
+    return strcmp((*(kp_topic_t *const *)a)->name, (*(kp_topic_t *const *)b)->name);
+}
+
+kp_topic_t **kp_topics_list(kp_topics_t *t, int *count)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    kp_topic_t **list = kp_xmalloc((t->count + 1) * sizeof(*list));
+    int n = 0;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (kp_topic_t *e = t->buckets[i]; e; e = e->hash_next) {
+            kp_topic_ref(e);
+            list[n++] = e;
+        }
+    pthread_rwlock_unlock(&t->lock);
+    qsort(list, (size_t)n, sizeof(*list), cmp_topic);
+    *count = n;
+    return list;
+}
+
+void kp_topics_list_free(kp_topic_t **list, int count)
+{
+    for (int i = 0; i < count; i++) kp_topic_put(list[i]);
+    free(list);
+}
+
+int kp_topics_count(kp_topics_t *t, int64_t *partitions)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    int n = (int)t->count;
+    int64_t p = 0;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (kp_topic_t *e = t->buckets[i]; e; e = e->hash_next) p += e->npartitions;
+    pthread_rwlock_unlock(&t->lock);
+    if (partitions) *partitions = p;
+    return n;
+}
+
+const kp_props_t *kp_topics_broker_props(kp_topics_t *t)
+{
+    return t->broker_props;
+}
+
+const char *kp_topic_config_get(kp_topic_t *topic, const char *name, char *buf, size_t buflen)
+{
+    const kp_config_def_t *d = kp_topic_config_find(name);
+    if (!d) return NULL;
+    kp_topics_t *t = topic->owner;
+    pthread_rwlock_rdlock(&t->lock);
+    snprintf(buf, buflen, "%s", kp_topic_config_value(d, topic->configs, t->broker_props, NULL));
+    pthread_rwlock_unlock(&t->lock);
+    return buf;
+}
+
+/* ---- persistence ---- */
+
+static int write_topic_file(kp_topics_t *t, const kp_topic_t *topic)
+{
+    json_t *o = json_object();
+    char id[33];
+    uuid_hex(&topic->id, id);
+    json_object_set_new(o, "name", json_string(topic->name));
+    json_object_set_new(o, "id", json_string(id));
+    json_object_set_new(o, "partitions", json_integer(topic->npartitions));
+    json_object_set_new(o, "internal", json_boolean(topic->internal));
+    json_object_set_new(o, "created_ms", json_integer(topic->created_ms));
+    json_t *cfg = json_object();
+    for (size_t i = 0; i < kp_props_count(topic->configs); i++) {
+        const char *k, *v;
+        kp_props_at(topic->configs, i, &k, &v);
+        json_object_set_new(cfg, k, json_string(v));
+    }
+    json_object_set_new(o, "configs", cfg);
+    char *text = json_dumps(o, JSON_INDENT(2) | JSON_SORT_KEYS);
+    json_decref(o);
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s.json", t->meta_dir, topic->name);
+    int rc = kp_fs_write_atomic(path, text, strlen(text));
+    free(text);
+    return rc;
+}
+
+static void partition_hook(kp_topics_t *t, kp_topic_t *topic)
+{
+    if (!t->hook) return;
+    for (int32_t i = 0; i < topic->npartitions; i++) t->hook(topic->partitions[i], t->hook_arg);
+}
+
+/* Opens the logs of a topic. 0 or -1 (partially opened logs are closed). */
+static int open_partitions(kp_topics_t *t, kp_topic_t *topic, int32_t from)
+{
+    kp_log_config_t cfg;
+    kp_topic_log_config(&cfg, topic->configs, t->broker_props);
+    int64_t now = kp_wall_ms();
+    for (int32_t i = from; i < topic->npartitions; i++) {
+        char dir[PATH_MAX];
+        partition_dir(t, topic->name, i, dir, sizeof(dir));
+        kp_log_t *log = kp_log_open(dir, &cfg, now);
+        if (!log) {
+            for (int32_t j = from; j < i; j++) {
+                kp_log_close(topic->partitions[j]->log);
+                free(topic->partitions[j]);
+                topic->partitions[j] = NULL;
+            }
+            return -1;
+        }
+        kp_partition_t *p = kp_xcalloc(1, sizeof(*p));
+        p->topic = topic;
+        p->index = i;
+        p->log = log;
+        topic->partitions[i] = p;
+    }
+    return 0;
+}
+
+static kp_topic_t *topic_new(kp_topics_t *t, const char *name, int32_t npartitions)
+{
+    kp_topic_t *topic = kp_xcalloc(1, sizeof(*topic));
+    atomic_init(&topic->refs, 1);
+    topic->name = kp_xstrdup(name);
+    topic->npartitions = npartitions;
+    topic->partitions = kp_xcalloc((size_t)npartitions, sizeof(kp_partition_t *));
+    topic->configs = kp_props_new();
+    topic->owner = t;
+    return topic;
+}
+
+static int load_topic_file(kp_topics_t *t, const char *path)
+{
+    json_error_t jerr;
+    json_t *o = json_load_file(path, 0, &jerr);
+    if (!o) {
+        kp_error("topics", "%s: %s (line %d)", path, jerr.text, jerr.line);
+        return -1;
+    }
+    const char *name = json_string_value(json_object_get(o, "name"));
+    json_int_t np = json_integer_value(json_object_get(o, "partitions"));
+    const char *id = json_string_value(json_object_get(o, "id"));
+    char err[256];
+    if (!name || kp_topic_name_check(kp_str_c(name), err, sizeof(err)) < 0 || np < 1 ||
+        np > KP_TOPIC_PARTITIONS_MAX) {
+        kp_error("topics", "%s: invalid topic file", path);
+        json_decref(o);
+        return -1;
+    }
+    kp_topic_t *topic = topic_new(t, name, (int32_t)np);
+    if (id) uuid_parse(id, &topic->id);
+    topic->internal = json_is_true(json_object_get(o, "internal"));
+    topic->created_ms = json_integer_value(json_object_get(o, "created_ms"));
+    const char *k;
+    json_t *v;
+    json_object_foreach(json_object_get(o, "configs"), k, v)
+    {
+        if (json_is_string(v)) kp_props_set(topic->configs, k, json_string_value(v));
+    }
+    json_decref(o);
+    if (open_partitions(t, topic, 0) < 0) {
+        topic_free(topic);
+        return -1;
+    }
+    map_insert(t, topic);
+    return 0;
+}
+
+/* Partition directories no topic claims (interrupted create/delete) are removed. */
+static void sweep_orphans(kp_topics_t *t)
+{
+    DIR *d = opendir(t->data_dir);
+    if (!d) return;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.' || !strcmp(e->d_name, "meta")) continue;
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", t->data_dir, e->d_name);
+        struct stat st;
+        if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode)) continue;
+        size_t n = strlen(e->d_name);
+        int orphan = n > 7 && !strcmp(e->d_name + n - 7, "-delete");
+        if (!orphan) {
+            char *dash = strrchr(e->d_name, '-');
+            char *end;
+            long p = dash ? strtol(dash + 1, &end, 10) : -1;
+            if (!dash || dash[1] == 0 || *end || p < 0) continue; /* not ours */
+            kp_topic_t *topic = map_find(t, (kp_str_t){e->d_name, (int32_t)(dash - e->d_name)});
+            orphan = !topic || p >= topic->npartitions;
+        }
+        if (orphan) {
+            kp_info("topics", "removing leftover partition directory %s", e->d_name);
+            kp_fs_remove_tree(path);
+        }
+    }
+    closedir(d);
+}
+
+kp_topics_t *kp_topics_open(const char *data_dir, const kp_props_t *broker_props, char *err,
+                            size_t errlen)
+{
+    kp_topics_t *t = kp_xcalloc(1, sizeof(*t));
+    pthread_rwlock_init(&t->lock, NULL);
+    pthread_mutex_init(&t->create_lock, NULL);
+    t->data_dir = kp_xstrdup(data_dir);
+    t->broker_props = broker_props;
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/meta/topics", data_dir);
+    t->meta_dir = kp_xstrdup(p);
+    if (kp_fs_mkdirs(t->meta_dir, 0755) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", t->meta_dir, strerror(errno));
+        kp_topics_close(t);
+        return NULL;
+    }
+    DIR *d = opendir(t->meta_dir);
+    struct dirent *e;
+    int failed = 0;
+    while (d && (e = readdir(d))) {
+        size_t n = strlen(e->d_name);
+        if (n > 4 && !strcmp(e->d_name + n - 4, ".tmp")) {
+            snprintf(p, sizeof(p), "%s/%s", t->meta_dir, e->d_name);
+            kp_fs->unlink(p);
+            continue;
+        }
+        if (n <= 5 || strcmp(e->d_name + n - 5, ".json") != 0) continue;
+        snprintf(p, sizeof(p), "%s/%s", t->meta_dir, e->d_name);
+        if (load_topic_file(t, p) < 0) failed = 1;
+    }
+    if (d) closedir(d);
+    if (failed) {
+        snprintf(err, errlen, "could not load every topic in %s (see the log above)", t->meta_dir);
+        kp_topics_close(t);
+        return NULL;
+    }
+    sweep_orphans(t);
+    return t;
+}
+
+void kp_topics_set_partition_hook(kp_topics_t *t, kp_partition_hook_fn fn, void *arg)
+{
+    pthread_rwlock_wrlock(&t->lock);
+    t->hook = fn;
+    t->hook_arg = arg;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (kp_topic_t *e = t->buckets[i]; e; e = e->hash_next) partition_hook(t, e);
+    pthread_rwlock_unlock(&t->lock);
+}
+
+void kp_topics_close(kp_topics_t *t)
+{
+    if (!t) return;
+    for (size_t i = 0; i < t->nbuckets; i++) {
+        kp_topic_t *e = t->buckets[i];
+        while (e) {
+            kp_topic_t *next = e->hash_next;
+            kp_topic_put(e);
+            e = next;
+        }
+    }
+    free(t->buckets);
+    free(t->data_dir);
+    free(t->meta_dir);
+    pthread_rwlock_destroy(&t->lock);
+    pthread_mutex_destroy(&t->create_lock);
+    free(t);
+}
+
+/* ---- create / delete ---- */
+
+int16_t kp_topics_create(kp_topics_t *t, const kp_topic_spec_t *spec, int validate_only,
+                         char *err, size_t errlen)
+{
+    if (kp_topic_name_check(spec->name, err, errlen) < 0) return KERR_INVALID_TOPIC_EXCEPTION;
+    if (spec->partitions < 1 || spec->partitions > KP_TOPIC_PARTITIONS_MAX) {
+        snprintf(err, errlen, "Number of partitions must be between 1 and %d, got %d",
+                 KP_TOPIC_PARTITIONS_MAX, spec->partitions);
+        return KERR_INVALID_PARTITIONS;
+    }
+    for (int i = 0; i < spec->nconfigs; i++) {
+        if (kp_topic_config_validate(spec->config_keys[i], spec->config_values[i], err, errlen) < 0)
+            return KERR_INVALID_CONFIG;
+    }
+    char name[KP_TOPIC_NAME_LEN_MAX + 1];
+    memcpy(name, spec->name.ptr, (size_t)spec->name.len);
+    name[spec->name.len] = 0;
+
+    pthread_mutex_lock(&t->create_lock);
+    kp_topic_t *existing = kp_topics_get(t, spec->name);
+    if (existing) {
+        kp_topic_put(existing);
+        pthread_mutex_unlock(&t->create_lock);
+        snprintf(err, errlen, "Topic '%s' already exists.", name);
+        return KERR_TOPIC_ALREADY_EXISTS;
+    }
+    if (validate_only) {
+        pthread_mutex_unlock(&t->create_lock);
+        return 0;
+    }
+    kp_topic_t *topic = topic_new(t, name, spec->partitions);
+    topic->internal = spec->internal;
+    topic->created_ms = kp_wall_ms();
+    if (getrandom(topic->id.b, sizeof(topic->id.b), 0) != sizeof(topic->id.b))
+        memset(topic->id.b, 0x5a, sizeof(topic->id.b));
+    for (int i = 0; i < spec->nconfigs; i++)
+        kp_props_set(topic->configs, spec->config_keys[i], spec->config_values[i]);
+    /* fresh directories: anything left under these names is an orphan of a crash */
+    for (int32_t i = 0; i < spec->partitions; i++) {
+        char dir[PATH_MAX];
+        partition_dir(t, name, i, dir, sizeof(dir));
+        kp_fs_remove_tree(dir);
+    }
+    if (open_partitions(t, topic, 0) < 0 || write_topic_file(t, topic) < 0) {
+        snprintf(err, errlen, "Could not create topic '%s': %s", name, strerror(errno));
+        kp_error("topics", "%s", err);
+        topic->deleted = 1; /* removes whatever was created */
+        topic_free(topic);
+        pthread_mutex_unlock(&t->create_lock);
+        return KERR_KAFKA_STORAGE_ERROR;
+    }
+    pthread_rwlock_wrlock(&t->lock);
+    map_insert(t, topic);
+    partition_hook(t, topic);
+    pthread_rwlock_unlock(&t->lock);
+    pthread_mutex_unlock(&t->create_lock);
+    kp_info("topics", "created topic %s with %d partitions", name, spec->partitions);
+    return 0;
+}
+
+int16_t kp_topics_delete(kp_topics_t *t, kp_str_t name, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&t->create_lock);
+    pthread_rwlock_wrlock(&t->lock);
+    kp_topic_t *topic = map_find(t, name);
+    if (!topic) {
+        pthread_rwlock_unlock(&t->lock);
+        pthread_mutex_unlock(&t->create_lock);
+        snprintf(err, errlen, "This server does not host this topic-partition.");
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    map_remove(t, topic);
+    topic->deleted = 1;
+    pthread_rwlock_unlock(&t->lock);
+
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/%s.json", t->meta_dir, topic->name);
+    if (kp_fs->unlink(path) < 0) kp_warn("topics", "unlink %s: %s", path, strerror(errno));
+    kp_fs_fsync_dir(t->meta_dir);
+    /* Move the partition directories aside at once so the name is free for a re-create; the
+     * moved directories are removed when the last reference goes (kp_log_destroy), and
+     * in-flight fetches keep reading their open segment files until then. A restart removes
+     * any leftovers (sweep_orphans). */
+    char id[33];
+    uuid_hex(&topic->id, id);
+    for (int32_t i = 0; i < topic->npartitions; i++) {
+        char dir[PATH_MAX];
+        partition_dir(t, topic->name, i, dir, sizeof(dir));
+        char moved[PATH_MAX + 64];
+        snprintf(moved, sizeof(moved), "%s.%s-delete", dir, id);
+        if (kp_log_rename_dir(topic->partitions[i]->log, moved) < 0)
+            kp_warn("topics", "rename %s: %s", dir, strerror(errno));
+    }
+    kp_fs_fsync_dir(t->data_dir);
+    kp_info("topics", "deleted topic %s", topic->name);
+    pthread_mutex_unlock(&t->create_lock);
+    kp_topic_put(topic);
+    return 0;
+}

@@ -1,0 +1,88 @@
+/*
+ * topics.h — the broker's topics: a name → topic map, partitions with their logs, and the
+ * durable metadata behind them (one JSON file per topic under <log.dir>/meta/topics).
+ *
+ * Create: partition directories first, then the topic file written atomically — the file is
+ * the commit point. Delete: the topic file is removed first, partition directories are
+ * renamed to `<name>-<p>.<id>-delete` and removed when the last reference goes. On start,
+ * partition directories that no topic file claims are leftovers of an interrupted create or
+ * delete and are removed.
+ *
+ * Topics are reference counted: lookups return a referenced topic that stays valid (even if
+ * deleted meanwhile) until kp_topic_put(). The map is guarded by a rwlock; partitions'
+ * logs have their own locks.
+ */
+#ifndef KP_TOPICS_H
+#define KP_TOPICS_H
+
+#include "core/props.h"
+#include "protocol/wire.h"
+#include "storage/log.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+typedef struct kp_topic kp_topic_t;
+typedef struct kp_topics kp_topics_t;
+
+typedef struct kp_partition {
+    kp_topic_t *topic;
+    int32_t index;
+    kp_log_t *log;
+} kp_partition_t;
+
+struct kp_topic {
+    atomic_int refs;
+    char *name;
+    kp_uuid_t id;
+    int32_t npartitions;
+    kp_partition_t **partitions;
+    kp_props_t *configs; /* overrides only; guarded by kp_topics' lock */
+    int internal;
+    int deleted;
+    int64_t created_ms;
+    kp_topics_t *owner;
+    kp_topic_t *hash_next;
+};
+
+typedef void (*kp_partition_hook_fn)(kp_partition_t *p, void *arg);
+
+kp_topics_t *kp_topics_open(const char *data_dir, const kp_props_t *broker_props, char *err,
+                            size_t errlen);
+void kp_topics_close(kp_topics_t *t);
+/* Called for each partition opened (now and later): the broker hooks HWM notifications. */
+void kp_topics_set_partition_hook(kp_topics_t *t, kp_partition_hook_fn fn, void *arg);
+
+kp_topic_t *kp_topics_get(kp_topics_t *t, kp_str_t name);
+void kp_topic_ref(kp_topic_t *topic);
+void kp_topic_put(kp_topic_t *topic);
+/* A referenced partition of a referenced topic, or NULL. */
+kp_partition_t *kp_topic_partition(kp_topic_t *topic, int32_t index);
+
+/* Snapshot of every topic (referenced), sorted by name. Free with kp_topics_list_free. */
+kp_topic_t **kp_topics_list(kp_topics_t *t, int *count);
+void kp_topics_list_free(kp_topic_t **list, int count);
+int kp_topics_count(kp_topics_t *t, int64_t *partitions);
+
+/* Kafka's topic name rule: 1..249 of [a-zA-Z0-9._-], not "." or "..". 0 when valid. */
+int kp_topic_name_check(kp_str_t name, char *err, size_t errlen);
+
+typedef struct kp_topic_spec {
+    kp_str_t name;
+    int32_t partitions;
+    const char **config_keys;
+    const char **config_values;
+    int nconfigs;
+    int internal;
+} kp_topic_spec_t;
+
+/* Creates a topic. Returns a Kafka error code; err gets a message for the client. */
+int16_t kp_topics_create(kp_topics_t *t, const kp_topic_spec_t *spec, int validate_only,
+                         char *err, size_t errlen);
+int16_t kp_topics_delete(kp_topics_t *t, kp_str_t name, char *err, size_t errlen);
+
+/* Reads an effective config under the topics lock (value copied into buf). */
+const char *kp_topic_config_get(kp_topic_t *topic, const char *name, char *buf, size_t buflen);
+const kp_props_t *kp_topics_broker_props(kp_topics_t *t);
+
+#endif

@@ -1,0 +1,50 @@
+/*
+ * main.c — the `kpool` binary: subcommand dispatch and the top-level help.
+ */
+#include "cli/cli.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define KPOOL_VERSION "0.1.0"
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "kpool " KPOOL_VERSION " — self-hosted Kafka as a managed service\n"
+            "\n"
+            "Usage: kpool <command> [options]\n"
+            "\n"
+            "Commands:\n"
+            "  up        run the pool broker (and, as they land, the control plane) with\n"
+            "            defaults for a workstation: PLAINTEXT on 127.0.0.1:9092, data in\n"
+            "            ./kpool-data, health and metrics on 127.0.0.1:9600\n"
+            "  broker    run a pool broker from Kafka-style properties\n"
+            "  bench     load generator (librdkafka): produce/consume throughput and latency\n"
+            "  version   print the version\n"
+            "\n"
+            "Run 'kpool <command> --help' for the options of a command.\n");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("kpool %s\n", KPOOL_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "broker")) return kp_cmd_broker(argc - 1, argv + 1);
+    if (!strcmp(cmd, "up")) return kp_cmd_up(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return kp_cmd_bench(argc - 1, argv + 1);
+    fprintf(stderr, "kpool: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

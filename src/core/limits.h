@@ -1,0 +1,63 @@
+/*
+ * limits.h — every fixed bound of kpool in one place, each with what it prevents.
+ *
+ * Bounds that users may tune are broker properties (Kafka names) whose *defaults* live here;
+ * the hard ceilings below are not configurable: they keep a hostile or buggy peer from making
+ * one connection cost unbounded memory or CPU.
+ */
+#ifndef KP_LIMITS_H
+#define KP_LIMITS_H
+
+/* Default socket.request.max.bytes: a larger frame closes the connection before any of it is
+ * buffered, so a forged 1 GiB length costs nothing. */
+#define KP_REQUEST_BYTES_MAX_DEFAULT (100 * 1024 * 1024)
+
+/* Default max.connections across all loops: beyond it new sockets are accepted and closed at
+ * once, so file descriptors cannot be exhausted by idle peers. */
+#define KP_CONNECTIONS_MAX_DEFAULT 10000
+
+/* Requests read but not yet answered on one connection. Past it the connection stops reading
+ * until responses drain: pipelining cannot queue unbounded work. */
+#define KP_CONN_INFLIGHT_MAX 256
+
+/* Response bytes queued on one connection before it stops reading (backpressure against a
+ * client that sends fetches but never reads the answers). */
+#define KP_CONN_SENDQ_BYTES_MAX (64 * 1024 * 1024)
+
+/* Receive chunk size: small pipelined requests share one chunk; a larger frame gets a chunk
+ * of its own size (bounded by socket.request.max.bytes). */
+#define KP_RECV_CHUNK_BYTES (64 * 1024)
+
+/* Array elements in one decoded request: with the per-element minimum encoded size checked
+ * against the remaining frame, this bounds the memory a request can make us allocate. */
+#define KP_ARRAY_COUNT_MAX (1 << 24)
+
+/* Bytes a single request may allocate while being decoded and answered (arena ceiling). */
+#define KP_REQUEST_ARENA_BYTES_MAX (256 * 1024 * 1024)
+
+/* Topic name length, as Kafka (249): keeps names valid as directory names with a suffix. */
+#define KP_TOPIC_NAME_LEN_MAX 249
+
+/* Partitions per topic accepted by CreateTopics / CreatePartitions (SPEC 2.1: 1..1,000,000);
+ * the broker refuses beyond what its file descriptors allow at create time. */
+#define KP_TOPIC_PARTITIONS_MAX 1000000
+
+/* Idempotent producer: batches remembered per (producer, partition), as Kafka. */
+#define KP_PRODUCER_BATCHES_MAX 5
+
+/* Loops (threads serving connections). One per core is the design; the cap prevents a typo
+ * in num.network.threads from spawning thousands of threads. */
+#define KP_LOOPS_MAX 64
+
+/* Length of a properties line / value; longer lines are configuration errors. */
+#define KP_PROPERTY_LEN_MAX 8192
+
+/* Records in one batch: Kafka's record count is int32, but a batch claiming more records
+ * than it has bytes is corrupt (each record is at least 7 bytes). */
+#define KP_BATCH_RECORD_MIN_BYTES 7
+
+/* Fetch long-poll ceiling: max.wait.ms beyond this is clamped, so a parked fetch always
+ * completes in bounded time. */
+#define KP_FETCH_WAIT_MS_MAX 30000
+
+#endif

@@ -1,0 +1,57 @@
+/*
+ * metrics.h — process-wide counters and histograms, rendered in Prometheus text format.
+ *
+ * Updates are relaxed atomic adds (no locks on the data path). Per-API request counters and
+ * latency histograms are indexed by ApiKey. Gauges that are cheaper to compute on scrape
+ * (partitions, topics) are supplied by a callback registered by the broker.
+ */
+#ifndef KP_METRICS_H
+#define KP_METRICS_H
+
+#include "core/buf.h"
+
+#include <stdatomic.h>
+#include <stdint.h>
+
+#define KP_METRICS_API_MAX 128
+#define KP_HIST_BUCKETS 14
+
+typedef struct kp_hist {
+    atomic_llong buckets[KP_HIST_BUCKETS]; /* cumulative on render, per bucket here */
+    atomic_llong count;
+    atomic_llong sum_us;
+} kp_hist_t;
+
+typedef struct kp_metrics {
+    atomic_llong connections_open;
+    atomic_llong connections_total;
+    atomic_llong connections_rejected;
+    atomic_llong bytes_in;
+    atomic_llong bytes_out;
+    atomic_llong requests[KP_METRICS_API_MAX];
+    kp_hist_t request_latency[KP_METRICS_API_MAX];
+    atomic_llong produce_records;
+    atomic_llong produce_bytes;
+    atomic_llong produce_errors;
+    atomic_llong fetch_bytes;
+    atomic_llong flushes;
+    kp_hist_t flush_latency;
+    atomic_llong malformed_requests;
+} kp_metrics_t;
+
+extern kp_metrics_t kp_metrics;
+
+static inline void kp_metric_add(atomic_llong *m, long long v)
+{
+    atomic_fetch_add_explicit(m, v, memory_order_relaxed);
+}
+
+void kp_hist_observe_us(kp_hist_t *h, int64_t us);
+
+/* Gauges computed at render time. */
+typedef void (*kp_metrics_gauge_fn)(kp_buf_t *out, void *arg);
+void kp_metrics_set_gauges(kp_metrics_gauge_fn fn, void *arg);
+/* Renders everything in Prometheus text exposition format. api_name(key) names ApiKeys. */
+void kp_metrics_render(kp_buf_t *out, const char *(*api_name)(int key));
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * fs.h — the file-system calls storage makes, through a table so tests can inject faults
+ * (a short write, a failed fsync, a full disk) the way SQLite's VFS does.
+ *
+ * kp_fs points at the real implementation; tests swap in kp_fs_faulty after arming it.
+ * Every call keeps the libc convention (-1 and errno).
+ */
+#ifndef KP_FS_H
+#define KP_FS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+typedef struct kp_fs {
+    int (*open)(const char *path, int flags, int mode);
+    int (*close)(int fd);
+    ssize_t (*pread)(int fd, void *buf, size_t len, int64_t pos);
+    ssize_t (*pwrite)(int fd, const void *buf, size_t len, int64_t pos);
+    int (*fdatasync)(int fd);
+    int (*fsync)(int fd);
+    int (*ftruncate)(int fd, int64_t len);
+    int64_t (*size)(int fd); /* -1 on error */
+    int (*rename)(const char *from, const char *to);
+    int (*unlink)(const char *path);
+    int (*mkdir)(const char *path, int mode);
+} kp_fs_t;
+
+extern const kp_fs_t kp_fs_posix;
+extern const kp_fs_t *kp_fs;
+
+/* Fault injection (tests): after `write_budget` more bytes, writes fail with ENOSPC (a write
+ * crossing the budget is short); fsync fails with EIO while fail_fsync is set. -1 disarms. */
+typedef struct kp_fs_faults {
+    int64_t write_budget;
+    int fail_fsync;
+} kp_fs_faults_t;
+extern kp_fs_faults_t kp_fs_faults;
+extern const kp_fs_t kp_fs_faulty;
+
+/* Helpers built on the table. */
+int kp_fs_fsync_dir(const char *dir);
+/* mkdir -p; 0 or -1 */
+int kp_fs_mkdirs(const char *path, int mode);
+/* rm -rf; 0 or -1 */
+int kp_fs_remove_tree(const char *path);
+/* Writes data to path atomically: temp file, fsync, rename, fsync of the directory. */
+int kp_fs_write_atomic(const char *path, const void *data, size_t len);
+/* Reads a whole file (at most max bytes) into a malloc'd buffer. */
+int kp_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen);
+/* Writes all of buf at pos, retrying short writes. */
+int kp_fs_pwrite_all(int fd, const void *buf, size_t len, int64_t pos);
+/* Reads exactly len bytes at pos; 0, or -1 on error or EOF. */
+int kp_fs_pread_all(int fd, void *buf, size_t len, int64_t pos);
+
+#endif

@@ -1,0 +1,756 @@
+/*
+ * log.c — a partition's log: recovery on open, append with idempotence checks and segment
+ * roll, group-commit flushing, reads for Fetch and ListOffsets.
+ *
+ * Recovery (kp_log_open):
+ *   1. Leftovers of interrupted work (*.tmp, *.deleted) are removed.
+ *   2. Sealed segments open from their index files; one without valid indexes is scanned
+ *      and CRC-checked, and a corruption there truncates it and drops every later segment
+ *      (offsets stay contiguous).
+ *   3. The last segment is always scanned and CRC-checked; a torn or corrupt tail is cut.
+ *   4. Producer state: the newest snapshot at or below the log end, then the batch headers
+ *      after it are replayed.
+ *   5. The active segment is fsynced: everything recovered counts as durable (HWM = LEO).
+ *
+ * Flushing: appends queue the log on a global queue served by flusher threads. A flush
+ * captures (LEO, active segment, its size) under the lock, fsyncs without it, then advances
+ * the flushed end and completes waiters — every append that arrived during an fsync rides on
+ * the next one (group commit).
+ */
+#include "storage/log.h"
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/logging.h"
+#include "core/metrics.h"
+#include "storage/fs.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- flusher queue ---- */
+
+static pthread_mutex_t fq_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t fq_cond = PTHREAD_COND_INITIALIZER;
+static pthread_cond_t fq_idle = PTHREAD_COND_INITIALIZER;
+static kp_log_t *fq_head, *fq_tail;
+static int fq_stop;
+static pthread_t *fq_threads;
+static int fq_nthreads;
+
+typedef struct log_private {
+    int flush_busy; /* flusher threads working on it (under fq_lock) */
+    int closing;
+} log_private_t;
+
+/* The private part lives right after the public struct. */
+typedef struct log_full {
+    kp_log_t log;
+    log_private_t priv;
+} log_full_t;
+
+static log_private_t *priv(kp_log_t *log)
+{
+    return &((log_full_t *)log)->priv;
+}
+
+/* @locks: log->lock held. */
+static void queue_flush(kp_log_t *log)
+{
+    if (log->flush_queued) return;
+    pthread_mutex_lock(&fq_lock);
+    if (!priv(log)->closing && fq_nthreads > 0) {
+        log->flush_queued = 1;
+        log->flush_next = NULL;
+        if (fq_tail)
+            fq_tail->flush_next = log;
+        else
+            fq_head = log;
+        fq_tail = log;
+        pthread_cond_signal(&fq_cond);
+    }
+    pthread_mutex_unlock(&fq_lock);
+}
+
+static void *flusher_main(void *arg)
+{
+    pthread_mutex_lock(&fq_lock);
+    for (;;) {
+        while (!fq_head && !fq_stop) pthread_cond_wait(&fq_cond, &fq_lock);
+        if (!fq_head && fq_stop) break;
+        kp_log_t *log = fq_head;
+        fq_head = log->flush_next;
+        if (!fq_head) fq_tail = NULL;
+        priv(log)->flush_busy++;
+        pthread_mutex_unlock(&fq_lock);
+        kp_log_flush(log);
+        pthread_mutex_lock(&fq_lock);
+        if (--priv(log)->flush_busy == 0) pthread_cond_broadcast(&fq_idle);
+    }
+    pthread_mutex_unlock(&fq_lock);
+    return NULL;
+}
+
+int kp_flusher_start(int nthreads)
+{
+    fq_stop = 0;
+    fq_threads = kp_xcalloc((size_t)nthreads, sizeof(pthread_t));
+    for (int i = 0; i < nthreads; i++) {
+        if (pthread_create(&fq_threads[i], NULL, flusher_main, NULL) != 0) return -1;
+        fq_nthreads = i + 1;
+    }
+    return 0;
+}
+
+void kp_flusher_stop(void)
+{
+    pthread_mutex_lock(&fq_lock);
+    fq_stop = 1;
+    pthread_cond_broadcast(&fq_cond);
+    pthread_mutex_unlock(&fq_lock);
+    for (int i = 0; i < fq_nthreads; i++) pthread_join(fq_threads[i], NULL);
+    free(fq_threads);
+    fq_threads = NULL;
+    fq_nthreads = 0;
+}
+
+/* Removes the log from the flusher queue and waits until no flusher works on it. */
+static void unqueue_flush(kp_log_t *log)
+{
+    pthread_mutex_lock(&fq_lock);
+    priv(log)->closing = 1;
+    if (log->flush_queued) {
+        kp_log_t **pp = &fq_head, *prev = NULL;
+        while (*pp && *pp != log) {
+            prev = *pp;
+            pp = &(*pp)->flush_next;
+        }
+        if (*pp) {
+            *pp = log->flush_next;
+            if (fq_tail == log) fq_tail = prev;
+        }
+        log->flush_queued = 0;
+    }
+    while (priv(log)->flush_busy > 0) pthread_cond_wait(&fq_idle, &fq_lock);
+    pthread_mutex_unlock(&fq_lock);
+}
+
+/* ---- config ---- */
+
+void kp_log_config_defaults(kp_log_config_t *cfg)
+{
+    cfg->segment_bytes = 1024 * 1024 * 1024;
+    cfg->segment_ms = 7LL * 24 * 3600 * 1000;
+    cfg->index_interval_bytes = 4096;
+    cfg->durable = 1;
+    cfg->producer_expiration_ms = 24LL * 3600 * 1000;
+}
+
+void kp_log_set_config(kp_log_t *log, const kp_log_config_t *cfg)
+{
+    pthread_mutex_lock(&log->lock);
+    log->cfg = *cfg;
+    pthread_mutex_unlock(&log->lock);
+}
+
+int kp_log_rename_dir(kp_log_t *log, const char *new_dir)
+{
+    pthread_mutex_lock(&log->lock);
+    int rc = kp_fs->rename(log->dir, new_dir);
+    if (rc == 0) {
+        free(log->dir);
+        log->dir = kp_xstrdup(new_dir);
+        for (int i = 0; i < log->nsegs; i++) {
+            char p[PATH_MAX];
+            snprintf(p, sizeof(p), "%s/%020" PRId64, new_dir, log->segs[i]->base_offset);
+            free(log->segs[i]->path);
+            log->segs[i]->path = kp_xstrdup(p);
+        }
+    }
+    pthread_mutex_unlock(&log->lock);
+    return rc;
+}
+
+/* ---- open / recovery ---- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Parses "<20 digits><ext>" into *base. */
+static int parse_name(const char *name, const char *ext, int64_t *base)
+{
+    size_t n = strlen(name), el = strlen(ext);
+    if (n != 20 + el || strcmp(name + 20, ext) != 0) return 0;
+    int64_t v = 0;
+    for (int i = 0; i < 20; i++) {
+        if (name[i] < '0' || name[i] > '9') return 0;
+        if (v > (INT64_MAX - 9) / 10) return 0;
+        v = v * 10 + (name[i] - '0');
+    }
+    *base = v;
+    return 1;
+}
+
+static void segs_push(kp_log_t *log, kp_segment_t *seg)
+{
+    if (log->nsegs == log->segs_cap) {
+        log->segs_cap = log->segs_cap ? log->segs_cap * 2 : 8;
+        log->segs = kp_xrealloc(log->segs, (size_t)log->segs_cap * sizeof(*log->segs));
+    }
+    log->segs[log->nsegs++] = seg;
+}
+
+static kp_segment_t *active(const kp_log_t *log)
+{
+    return log->segs[log->nsegs - 1];
+}
+
+static void set_hwm(kp_log_t *log, int64_t hwm, kp_segment_t *seg, int64_t pos)
+{
+    if (log->hwm_seg != seg) {
+        kp_ref_get(&seg->ref);
+        kp_segment_put(log->hwm_seg);
+        log->hwm_seg = seg;
+    }
+    log->high_watermark = hwm;
+    log->hwm_pos = pos;
+}
+
+static void read_log_start(kp_log_t *log)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/log-start-offset", log->dir);
+    uint8_t *data;
+    size_t len;
+    if (kp_fs_read_all(p, 64, &data, &len) < 0) return;
+    int64_t v;
+    if (sscanf((const char *)data, "%" SCNd64, &v) == 1 && v >= 0) log->log_start_offset = v;
+    free(data);
+}
+
+/* Replays batch headers in [from, LEO) into the producer state. */
+static int replay_producers(kp_log_t *log, int64_t from)
+{
+    for (int i = 0; i < log->nsegs; i++) {
+        kp_segment_t *seg = log->segs[i];
+        int64_t end_off = i + 1 < log->nsegs ? log->segs[i + 1]->base_offset : INT64_MAX;
+        if (end_off <= from) continue;
+        int64_t pos;
+        kp_segment_index_floor(seg, from, &pos);
+        while (pos + KP_BATCH_HEADER_BYTES <= seg->size) {
+            uint8_t head[KP_BATCH_HEADER_BYTES];
+            if (kp_fs_pread_all(seg->fd, head, sizeof(head), pos) < 0) return -1;
+            kp_batch_info_t b;
+            kp_batch_parse_header(head, &b);
+            if (b.base_offset >= from && b.producer_id >= 0)
+                kp_pstate_update(&log->pstate, &b, b.max_timestamp);
+            pos += (int64_t)b.batch_length + KP_BATCH_LOG_OVERHEAD;
+        }
+    }
+    return 0;
+}
+
+static void recover_producers(kp_log_t *log, const int64_t *snaps, int nsnaps)
+{
+    char p[PATH_MAX];
+    int64_t from = log->log_start_offset;
+    for (int i = nsnaps - 1; i >= 0; i--) {
+        snprintf(p, sizeof(p), "%s/%020" PRId64 ".snapshot", log->dir, snaps[i]);
+        if (snaps[i] > log->log_end_offset) {
+            kp_fs->unlink(p); /* describes offsets recovery truncated away */
+            continue;
+        }
+        if (kp_pstate_read_snapshot(&log->pstate, p) == 0) {
+            from = snaps[i];
+            break;
+        }
+        kp_warn("storage", "%s: unreadable producer snapshot, trying an older one", p);
+    }
+    if (replay_producers(log, from) < 0)
+        kp_warn("storage", "%s: producer state replay failed: %s", log->dir, strerror(errno));
+}
+
+static int list_dir(kp_log_t *log, int64_t **bases, int *nbases, int64_t **snaps, int *nsnaps)
+{
+    DIR *d = opendir(log->dir);
+    if (!d) return -1;
+    struct dirent *e;
+    int cb = 0, cs = 0;
+    while ((e = readdir(d))) {
+        int64_t v;
+        char p[PATH_MAX];
+        size_t n = strlen(e->d_name);
+        if ((n > 4 && !strcmp(e->d_name + n - 4, ".tmp")) ||
+            (n > 8 && !strcmp(e->d_name + n - 8, ".deleted"))) {
+            snprintf(p, sizeof(p), "%s/%s", log->dir, e->d_name);
+            kp_fs->unlink(p);
+        } else if (parse_name(e->d_name, ".log", &v)) {
+            if (*nbases == cb) *bases = kp_xrealloc(*bases, (size_t)(cb = cb * 2 + 8) * 8);
+            (*bases)[(*nbases)++] = v;
+        } else if (parse_name(e->d_name, ".snapshot", &v)) {
+            if (*nsnaps == cs) *snaps = kp_xrealloc(*snaps, (size_t)(cs = cs * 2 + 8) * 8);
+            (*snaps)[(*nsnaps)++] = v;
+        }
+    }
+    closedir(d);
+    if (*nbases) qsort(*bases, (size_t)*nbases, 8, cmp_i64);
+    if (*nsnaps) qsort(*snaps, (size_t)*nsnaps, 8, cmp_i64);
+    return 0;
+}
+
+static void drop_segment_files(const char *dir, int64_t base)
+{
+    char p[PATH_MAX];
+    static const char *exts[] = {".log", ".index", ".timeindex"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof(p), "%s/%020" PRId64 "%s", dir, base, exts[i]);
+        kp_fs->unlink(p);
+    }
+}
+
+kp_log_t *kp_log_open(const char *dir, const kp_log_config_t *cfg, int64_t now_ms)
+{
+    if (kp_fs_mkdirs(dir, 0755) < 0) {
+        kp_error("storage", "mkdir %s: %s", dir, strerror(errno));
+        return NULL;
+    }
+    log_full_t *full = kp_xcalloc(1, sizeof(*full));
+    kp_log_t *log = &full->log;
+    pthread_mutex_init(&log->lock, NULL);
+    log->dir = kp_xstrdup(dir);
+    log->cfg = *cfg;
+    kp_pstate_init(&log->pstate);
+
+    int64_t *bases = NULL, *snaps = NULL;
+    int nbases = 0, nsnaps = 0;
+    if (list_dir(log, &bases, &nbases, &snaps, &nsnaps) < 0) goto fail;
+    read_log_start(log);
+
+    for (int i = 0; i < nbases; i++) {
+        int last = i == nbases - 1;
+        kp_scan_result_t res;
+        kp_segment_t *seg =
+            kp_segment_open(dir, bases[i], last, cfg->index_interval_bytes, now_ms, &res);
+        if (!seg) goto fail;
+        if (log->nsegs > 0 && seg->base_offset < active(log)->next_offset) {
+            kp_warn("storage", "%s: segment %" PRId64 " overlaps its predecessor; dropping it "
+                               "and later segments", dir, bases[i]);
+            kp_segment_put(seg);
+            for (int j = i; j < nbases; j++) drop_segment_files(dir, bases[j]);
+            break;
+        }
+        segs_push(log, seg);
+        if (res.truncated) {
+            kp_warn("storage", "%s: recovered segment %" PRId64 ": %s; kept %" PRId64
+                               " valid bytes, truncated the rest",
+                    dir, bases[i], res.why ? res.why : "invalid data", res.valid_bytes);
+            for (int j = i + 1; j < nbases; j++) drop_segment_files(dir, bases[j]);
+            seg->sealed = 0; /* it is the active segment now */
+            break;
+        }
+    }
+    if (log->nsegs > 0 && active(log)->sealed) {
+        /* the last segment had index files: it must still be scanned like an active one */
+        kp_segment_t *seg = active(log);
+        kp_scan_result_t res;
+        log->nsegs--;
+        kp_segment_t *again = kp_segment_open(dir, seg->base_offset, 1,
+                                              cfg->index_interval_bytes, now_ms, &res);
+        kp_segment_put(seg);
+        if (!again) goto fail;
+        segs_push(log, again);
+    }
+    if (log->nsegs == 0) {
+        kp_segment_t *seg = kp_segment_create(dir, log->log_start_offset, now_ms);
+        if (!seg) goto fail;
+        segs_push(log, seg);
+    }
+    kp_segment_t *act = active(log);
+    log->log_end_offset = act->next_offset;
+    if (log->log_start_offset < log->segs[0]->base_offset)
+        log->log_start_offset = log->segs[0]->base_offset;
+    if (log->log_start_offset > log->log_end_offset) log->log_start_offset = log->log_end_offset;
+    recover_producers(log, snaps, nsnaps);
+    if (kp_segment_flush(act) < 0) goto fail;
+    kp_fs_fsync_dir(dir);
+    log->flushed_offset = log->log_end_offset;
+    set_hwm(log, log->log_end_offset, act, act->size);
+    free(bases);
+    free(snaps);
+    return log;
+fail:
+    kp_error("storage", "cannot open log %s: %s", dir, strerror(errno));
+    free(bases);
+    free(snaps);
+    for (int i = 0; i < log->nsegs; i++) kp_segment_put(log->segs[i]);
+    free(log->segs);
+    kp_pstate_free(&log->pstate);
+    free(log->dir);
+    pthread_mutex_destroy(&log->lock);
+    free(full);
+    return NULL;
+}
+
+static void fail_waiters(kp_log_t *log, int err)
+{
+    pthread_mutex_lock(&log->lock);
+    kp_flush_waiter_t *w = log->waiters;
+    log->waiters = NULL;
+    pthread_mutex_unlock(&log->lock);
+    while (w) {
+        kp_flush_waiter_t *next = w->next;
+        w->done(w, err);
+        w = next;
+    }
+}
+
+static void log_free(kp_log_t *log, int remove)
+{
+    unqueue_flush(log);
+    if (!remove && !log->offline) kp_segment_flush(active(log));
+    fail_waiters(log, ESHUTDOWN);
+    for (int i = 0; i < log->nsegs; i++) {
+        if (remove) log->segs[i]->deleted = 1;
+        kp_segment_put(log->segs[i]);
+    }
+    kp_segment_put(log->hwm_seg);
+    if (remove) kp_fs_remove_tree(log->dir);
+    free(log->segs);
+    kp_pstate_free(&log->pstate);
+    free(log->dir);
+    pthread_mutex_destroy(&log->lock);
+    free((log_full_t *)log);
+}
+
+void kp_log_close(kp_log_t *log)
+{
+    if (log) log_free(log, 0);
+}
+
+void kp_log_destroy(kp_log_t *log)
+{
+    if (log) log_free(log, 1);
+}
+
+/* ---- append ---- */
+
+static void snapshot_path(const kp_log_t *log, int64_t offset, char *p, size_t n)
+{
+    snprintf(p, n, "%s/%020" PRId64 ".snapshot", log->dir, offset);
+}
+
+/* Seals the active segment and starts a new one at the LEO. @locks: log->lock held. */
+static int roll(kp_log_t *log, int64_t now_ms)
+{
+    kp_segment_t *old = active(log);
+    if (kp_segment_seal(old) < 0) return -1;
+    char p[PATH_MAX];
+    kp_pstate_expire(&log->pstate, now_ms - log->cfg.producer_expiration_ms);
+    snapshot_path(log, log->log_end_offset, p, sizeof(p));
+    if (kp_pstate_write_snapshot(&log->pstate, p) < 0) return -1;
+    kp_segment_t *seg = kp_segment_create(log->dir, log->log_end_offset, now_ms);
+    if (!seg) return -1;
+    segs_push(log, seg);
+    kp_fs_fsync_dir(log->dir);
+    /* keep the two newest snapshots */
+    int seen = 0;
+    for (int i = log->nsegs - 1; i >= 1; i--) {
+        snapshot_path(log, log->segs[i]->base_offset, p, sizeof(p));
+        if (++seen > 2) kp_fs->unlink(p);
+    }
+    if (log->cfg.durable && log->flushed_offset < old->next_offset) {
+        log->flushed_offset = old->next_offset; /* sealing fsynced it */
+    }
+    return 0;
+}
+
+static int should_roll(const kp_log_t *log, size_t len, int64_t now_ms)
+{
+    const kp_segment_t *seg = active(log);
+    if (seg->size == 0) return 0;
+    if (seg->size + (int64_t)len > log->cfg.segment_bytes) return 1;
+    if (seg->size + (int64_t)len > (int64_t)UINT32_MAX) return 1;
+    int64_t since = seg->first_batch_timestamp > 0 ? seg->first_batch_timestamp : seg->created_ms;
+    return now_ms - since > log->cfg.segment_ms;
+}
+
+void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *info,
+                   int64_t now_ms, kp_append_result_t *res)
+{
+    int notify = 0;
+    pthread_mutex_lock(&log->lock);
+    res->log_start_offset = log->log_start_offset;
+    if (log->offline) {
+        res->status = KP_APPEND_STORAGE_ERROR;
+        goto out;
+    }
+    if (info->producer_id >= 0) {
+        int64_t dup;
+        switch (kp_pstate_check(&log->pstate, info, &dup)) {
+        case KP_SEQ_OK: break;
+        case KP_SEQ_DUPLICATE:
+            res->status = KP_APPEND_DUPLICATE;
+            res->base_offset = dup;
+            res->last_offset = dup + info->last_offset_delta;
+            goto out;
+        case KP_SEQ_OUT_OF_ORDER: res->status = KP_APPEND_OUT_OF_ORDER; goto out;
+        case KP_SEQ_INVALID_EPOCH: res->status = KP_APPEND_INVALID_EPOCH; goto out;
+        }
+    }
+    if (should_roll(log, len, now_ms) && roll(log, now_ms) < 0) {
+        kp_error("storage", "%s: segment roll failed: %s; partition offline", log->dir,
+                 strerror(errno));
+        log->offline = 1;
+        res->status = KP_APPEND_STORAGE_ERROR;
+        goto out;
+    }
+    int64_t base = log->log_end_offset;
+    kp_batch_set_base_offset(batch, base);
+    kp_batch_set_leader_epoch(batch, log->leader_epoch);
+    info->base_offset = base;
+    info->leader_epoch = log->leader_epoch;
+    kp_segment_t *seg = active(log);
+    int rc = kp_segment_append(seg, batch, len, info, log->cfg.index_interval_bytes);
+    if (rc < 0) {
+        kp_error("storage", "%s: append failed: %s%s", log->dir, strerror(errno),
+                 rc == -2 ? "; could not cut back the torn write, partition offline" : "");
+        if (rc == -2) log->offline = 1;
+        res->status = KP_APPEND_STORAGE_ERROR;
+        goto out;
+    }
+    log->log_end_offset = base + info->last_offset_delta + 1;
+    if (info->producer_id >= 0) kp_pstate_update(&log->pstate, info, now_ms);
+    res->status = KP_APPEND_OK;
+    res->base_offset = base;
+    res->last_offset = log->log_end_offset - 1;
+    if (log->cfg.durable) {
+        queue_flush(log);
+    } else {
+        set_hwm(log, log->log_end_offset, seg, seg->size);
+        notify = 1;
+    }
+out:
+    pthread_mutex_unlock(&log->lock);
+    if (notify && log->on_hwm) log->on_hwm(log, log->on_hwm_arg);
+}
+
+void kp_log_wait_flush(kp_log_t *log, kp_flush_waiter_t *w)
+{
+    pthread_mutex_lock(&log->lock);
+    if (log->offline) {
+        pthread_mutex_unlock(&log->lock);
+        w->done(w, EIO);
+        return;
+    }
+    if (!log->cfg.durable || log->flushed_offset > w->offset) {
+        pthread_mutex_unlock(&log->lock);
+        w->done(w, 0);
+        return;
+    }
+    w->next = log->waiters;
+    log->waiters = w;
+    queue_flush(log);
+    pthread_mutex_unlock(&log->lock);
+}
+
+void kp_log_flush(kp_log_t *log)
+{
+    pthread_mutex_lock(&log->lock);
+    log->flush_queued = 0;
+    if (log->offline || (log->flushed_offset >= log->log_end_offset && !log->waiters)) {
+        pthread_mutex_unlock(&log->lock);
+        return;
+    }
+    int64_t target = log->log_end_offset;
+    kp_segment_t *seg = active(log);
+    int64_t pos = seg->size;
+    kp_ref_get(&seg->ref);
+    pthread_mutex_unlock(&log->lock);
+
+    int64_t t0 = kp_mono_us();
+    int rc = kp_segment_flush(seg);
+    int err = rc < 0 ? errno : 0;
+    kp_hist_observe_us(&kp_metrics.flush_latency, kp_mono_us() - t0);
+    kp_metric_add(&kp_metrics.flushes, 1);
+
+    int advanced = 0;
+    kp_flush_waiter_t *done = NULL;
+    pthread_mutex_lock(&log->lock);
+    if (rc < 0) {
+        kp_error("storage", "%s: fsync failed: %s; partition offline", log->dir, strerror(err));
+        log->offline = 1;
+        done = log->waiters;
+        log->waiters = NULL;
+    } else {
+        if (target > log->flushed_offset) log->flushed_offset = target;
+        if (log->cfg.durable && target > log->high_watermark) {
+            set_hwm(log, target, seg, pos);
+            advanced = 1;
+        }
+        kp_flush_waiter_t **pp = &log->waiters;
+        while (*pp) {
+            kp_flush_waiter_t *w = *pp;
+            if (log->flushed_offset > w->offset) {
+                *pp = w->next;
+                w->next = done;
+                done = w;
+            } else {
+                pp = &w->next;
+            }
+        }
+        if (log->waiters || log->flushed_offset < log->log_end_offset) queue_flush(log);
+    }
+    pthread_mutex_unlock(&log->lock);
+    kp_segment_put(seg);
+    while (done) {
+        kp_flush_waiter_t *next = done->next;
+        done->done(done, err);
+        done = next;
+    }
+    if (advanced && log->on_hwm) log->on_hwm(log, log->on_hwm_arg);
+}
+
+/* ---- reads ---- */
+
+/* Index of the last segment with base_offset <= offset. @locks: log->lock held. */
+static int seg_for(const kp_log_t *log, int64_t offset)
+{
+    int lo = 0, hi = log->nsegs - 1, ans = 0;
+    while (lo <= hi) {
+        int mid = (lo + hi) / 2;
+        if (log->segs[mid]->base_offset <= offset) {
+            ans = mid;
+            lo = mid + 1;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    return ans;
+}
+
+void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one,
+                 kp_log_read_t *out)
+{
+    memset(out, 0, sizeof(*out));
+    pthread_mutex_lock(&log->lock);
+    out->high_watermark = log->high_watermark;
+    out->log_start_offset = log->log_start_offset;
+    out->log_end_offset = log->log_end_offset;
+    if (log->offline) {
+        out->error = KP_READ_STORAGE;
+        pthread_mutex_unlock(&log->lock);
+        return;
+    }
+    if (offset < log->log_start_offset || offset > log->log_end_offset) {
+        out->error = KP_READ_OUT_OF_RANGE;
+        pthread_mutex_unlock(&log->lock);
+        return;
+    }
+    if (offset >= log->high_watermark) {
+        pthread_mutex_unlock(&log->lock);
+        return;
+    }
+    int i = seg_for(log, offset);
+    for (;;) {
+        kp_segment_t *seg = log->segs[i];
+        int64_t limit;
+        if (seg == log->hwm_seg)
+            limit = log->hwm_pos;
+        else if (seg->base_offset < log->hwm_seg->base_offset)
+            limit = seg->size;
+        else
+            break;
+        int64_t from;
+        kp_segment_index_floor(seg, offset, &from);
+        kp_ref_get(&seg->ref);
+        pthread_mutex_unlock(&log->lock);
+
+        int64_t pos, blen, bbase;
+        int rc = kp_segment_find(seg, offset, from, limit, &pos, &blen, &bbase);
+        if (rc == 0) {
+            int64_t len = limit - pos;
+            if (len > max_bytes) len = max_bytes;
+            if (min_one && len < blen) len = blen < limit - pos ? blen : limit - pos;
+            if (len > 0) {
+                out->seg = seg;
+                out->pos = pos;
+                out->len = len;
+            } else {
+                kp_segment_put(seg);
+            }
+            return;
+        }
+        int64_t seg_base = seg->base_offset;
+        kp_segment_put(seg);
+        if (rc < 0) {
+            out->error = KP_READ_STORAGE;
+            return;
+        }
+        pthread_mutex_lock(&log->lock);
+        /* nothing at or after offset in this segment (a gap): continue in the next one */
+        i = seg_for(log, seg_base) + 1;
+        if (i >= log->nsegs) break;
+        offset = log->segs[i]->base_offset > offset ? log->segs[i]->base_offset : offset;
+    }
+    pthread_mutex_unlock(&log->lock);
+}
+
+int64_t kp_log_offset_for_time(kp_log_t *log, int64_t ts, int64_t *ts_out)
+{
+    *ts_out = -1;
+    pthread_mutex_lock(&log->lock);
+    if (ts == -2) {
+        int64_t v = log->log_start_offset;
+        pthread_mutex_unlock(&log->lock);
+        return v;
+    }
+    if (ts == -1) {
+        int64_t v = log->high_watermark;
+        pthread_mutex_unlock(&log->lock);
+        return v;
+    }
+    for (int i = 0; i < log->nsegs; i++) {
+        kp_segment_t *seg = log->segs[i];
+        if (seg->max_timestamp < ts) continue;
+        int64_t limit = seg == log->hwm_seg ? log->hwm_pos : seg->size;
+        if (seg->base_offset > log->hwm_seg->base_offset) break;
+        kp_ref_get(&seg->ref);
+        int64_t hwm = log->high_watermark, start = log->log_start_offset;
+        pthread_mutex_unlock(&log->lock);
+        int64_t off = kp_segment_offset_for_time(seg, ts, limit);
+        kp_segment_put(seg);
+        if (off >= 0 && off < hwm) {
+            *ts_out = ts;
+            return off < start ? start : off;
+        }
+        pthread_mutex_lock(&log->lock);
+    }
+    pthread_mutex_unlock(&log->lock);
+    return -1;
+}
+
+void kp_log_offsets(kp_log_t *log, int64_t *log_start, int64_t *hwm, int64_t *leo)
+{
+    pthread_mutex_lock(&log->lock);
+    *log_start = log->log_start_offset;
+    *hwm = log->high_watermark;
+    *leo = log->log_end_offset;
+    pthread_mutex_unlock(&log->lock);
+}
+
+void kp_log_set_hwm_callback(kp_log_t *log, kp_log_hwm_fn fn, void *arg)
+{
+    pthread_mutex_lock(&log->lock);
+    log->on_hwm = fn;
+    log->on_hwm_arg = arg;
+    pthread_mutex_unlock(&log->lock);
+}

@@ -1,0 +1,138 @@
+/*
+ * log.h — the log of one partition: ordered segments, offsets, idempotent-producer state,
+ * durability (flush waiters) and reads for Fetch.
+ *
+ * Offsets (all exclusive ends):
+ *   log_start_offset <= high_watermark <= log_end_offset
+ * log_end_offset (LEO) is the next offset to assign. In durable mode (log.flush.policy =
+ * durable, the default) the high watermark is the fsynced end: a consumer never sees a record
+ * that a power loss could take back, and acks=all is answered once the HWM covers the batch.
+ * In page-cache mode HWM = LEO at append and acks=all is answered at once.
+ *
+ * Threading: any loop thread may append or read; one mutex per log serializes mutation and is
+ * held only for in-memory work and the page-cache write of an append (no fsync under it).
+ * The flusher thread fsyncs outside the lock. Callbacks (flush waiters, on_hwm) run on the
+ * flusher thread or the appending thread, without the lock held; they must hand work to
+ * their own loop (kp_loop_post) rather than touch loop-owned state.
+ */
+#ifndef KP_LOG_H
+#define KP_LOG_H
+
+#include "storage/producer_state.h"
+#include "storage/segment.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+typedef struct kp_log_config {
+    int64_t segment_bytes;        /* segment.bytes */
+    int64_t segment_ms;           /* segment.ms */
+    int32_t index_interval_bytes; /* index.interval.bytes */
+    int durable;                  /* flush.policy: 1 durable, 0 page cache */
+    int64_t producer_expiration_ms;
+} kp_log_config_t;
+
+void kp_log_config_defaults(kp_log_config_t *cfg);
+
+typedef struct kp_flush_waiter kp_flush_waiter_t;
+struct kp_flush_waiter {
+    int64_t offset; /* satisfied when the flushed end > offset */
+    /* err 0 or an errno; called without the log lock, possibly on the flusher thread */
+    void (*done)(kp_flush_waiter_t *w, int err);
+    kp_flush_waiter_t *next;
+};
+
+typedef struct kp_log kp_log_t;
+typedef void (*kp_log_hwm_fn)(kp_log_t *log, void *arg);
+
+struct kp_log {
+    pthread_mutex_t lock;
+    char *dir;
+    kp_log_config_t cfg;
+    kp_segment_t **segs;
+    int nsegs, segs_cap;
+    int64_t log_start_offset;
+    int64_t log_end_offset;
+    int64_t high_watermark;
+    int64_t flushed_offset;
+    int32_t leader_epoch;
+    kp_segment_t *hwm_seg; /* segment holding the HWM position (referenced) */
+    int64_t hwm_pos;
+    kp_pstate_t pstate;
+    int offline;           /* a write or fsync failed: the partition refuses I/O */
+    int flush_queued;      /* on the flusher's queue */
+    kp_log_t *flush_next;
+    kp_flush_waiter_t *waiters;
+    kp_log_hwm_fn on_hwm;
+    void *on_hwm_arg;
+};
+
+/* Opens (creating if needed) the log in dir, recovering as described in log.c. */
+kp_log_t *kp_log_open(const char *dir, const kp_log_config_t *cfg, int64_t now_ms);
+/* Seals nothing, fsyncs the active segment, frees. Waiters still queued get ESHUTDOWN. */
+void kp_log_close(kp_log_t *log);
+/* Marks every segment for deletion and frees the log (topic deletion). */
+void kp_log_destroy(kp_log_t *log);
+void kp_log_set_config(kp_log_t *log, const kp_log_config_t *cfg);
+/* Renames the log's directory (topic deletion moves it aside). 0 or -1 (errno). */
+int kp_log_rename_dir(kp_log_t *log, const char *new_dir);
+
+typedef enum {
+    KP_APPEND_OK = 0,
+    KP_APPEND_DUPLICATE,        /* answered with the original offset */
+    KP_APPEND_OUT_OF_ORDER,     /* OUT_OF_ORDER_SEQUENCE_NUMBER */
+    KP_APPEND_INVALID_EPOCH,    /* INVALID_PRODUCER_EPOCH */
+    KP_APPEND_STORAGE_ERROR,    /* KAFKA_STORAGE_ERROR: the log went offline */
+} kp_append_status_t;
+
+typedef struct kp_append_result {
+    kp_append_status_t status;
+    int64_t base_offset;
+    int64_t last_offset;
+    int64_t log_start_offset;
+} kp_append_result_t;
+
+/* Appends one validated batch (info from kp_batch_validate), patching its base offset and
+ * leader epoch in place. Thread-safe. */
+void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *info,
+                   int64_t now_ms, kp_append_result_t *res);
+
+/* Calls w->done once the flushed end passes w->offset (at once, on this thread, when it
+ * already has or the log is in page-cache mode). */
+void kp_log_wait_flush(kp_log_t *log, kp_flush_waiter_t *w);
+
+/* The flusher: fsyncs the active segment up to the current LEO, advances the flushed end
+ * (and the HWM in durable mode), completes waiters. Called by the flusher threads. */
+void kp_log_flush(kp_log_t *log);
+
+typedef struct kp_log_read {
+    int error;          /* 0, or KP_READ_OUT_OF_RANGE / KP_READ_STORAGE */
+    kp_segment_t *seg;  /* referenced when len > 0: release with kp_segment_put */
+    int64_t pos, len;
+    int64_t high_watermark, log_start_offset, log_end_offset;
+} kp_log_read_t;
+
+#define KP_READ_OUT_OF_RANGE 1
+#define KP_READ_STORAGE 2
+
+/* Reads up to max_bytes of whole or partial batches starting at the batch holding offset,
+ * bounded by the HWM. With min_one, at least the first batch is returned whole even if larger
+ * than max_bytes (KIP-74). */
+void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one,
+                 kp_log_read_t *out);
+
+/* ListOffsets: earliest (-2), latest (-1) or first offset with timestamp >= ts. Returns the
+ * offset (with *ts_out the batch max timestamp, -1 when unknown) or -1 if none. */
+int64_t kp_log_offset_for_time(kp_log_t *log, int64_t ts, int64_t *ts_out);
+
+void kp_log_offsets(kp_log_t *log, int64_t *log_start, int64_t *hwm, int64_t *leo);
+
+/* Sets the callback invoked after the HWM advances (to wake long-polling fetches). */
+void kp_log_set_hwm_callback(kp_log_t *log, kp_log_hwm_fn fn, void *arg);
+
+/* Flusher threads (group commit): start n threads; logs are queued when they have data to
+ * fsync. kp_flusher_stop() drains the queue first. */
+int kp_flusher_start(int nthreads);
+void kp_flusher_stop(void);
+
+#endif
