@@ -9,6 +9,7 @@
 #
 # Variants live side by side: build/ (release), build/asan/ (tests), build/fuzz/ (clang).
 
+B        ?= build
 CC       ?= cc
 PKGS     := rdkafka openssl jansson libmicrohttpd zlib libzstd liblz4 yaml-0.1 sqlite3
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -18,10 +19,20 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-protot
 BASE_CFLAGS := -std=gnu11 -D_GNU_SOURCE -g $(WARN) -Isrc -I$(B)/gen $(PKG_CFLAGS) -MMD -MP
 GEN_CFLAGS  := -std=gnu11 -D_GNU_SOURCE -g -Wall -Wextra -Werror -Wno-unused-parameter -Isrc -I$(B)/gen $(PKG_CFLAGS) -MMD -MP
 
-B ?= build
-ifeq ($(B),build/asan)
+# VARIANT picks the flags, B the directory (so several builds can run side by side:
+# `make VARIANT=asan B=build/mine unit-bins`).
+ifeq ($(origin VARIANT),undefined)
+  ifeq ($(B),build/asan)
+    VARIANT := asan
+  else ifeq ($(B),build/fuzz)
+    VARIANT := fuzz
+  else
+    VARIANT := release
+  endif
+endif
+ifeq ($(VARIANT),asan)
   OPT := -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
-else ifeq ($(B),build/fuzz)
+else ifeq ($(VARIANT),fuzz)
   CC := clang
   OPT := -O1 -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -DKP_FUZZING
 else
@@ -81,6 +92,7 @@ $(B)/fuzz/%: tests/fuzz/%.c $(B)/libkpool.a
 	@mkdir -p $(dir $@)
 	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(OPT) -fsanitize=fuzzer -o $@ $< $(B)/libkpool.a $(PKG_LIBS)
 
+UB ?= build/asan
 unit-bins: $(UNIT_BINS)
 fuzz-bins: $(FUZZ_BINS)
 
@@ -95,7 +107,7 @@ test: deps
 	@echo "make test: all tests passed"
 
 unit:
-	@set -e; for t in $(patsubst tests/unit/%.c,build/asan/tests/%,$(UNIT_SRCS)); do \
+	@set -e; for t in $(patsubst tests/unit/%.c,$(UB)/tests/%,$(UNIT_SRCS)); do \
 	  echo "== $$t"; $$t; done
 
 FUZZ_SMOKE_SECONDS ?= 20
@@ -109,8 +121,9 @@ fuzz:
 	@./scripts/fuzz.sh $(FUZZ_SECONDS)
 
 PYTEST_ARGS ?=
+KPOOL_BIN ?= $(CURDIR)/build/asan/kpool
 integration:
-	cd tests/integration && KPOOL_BIN=$(CURDIR)/build/asan/kpool /usr/bin/python3 -m pytest -x -q $(PYTEST_ARGS)
+	cd tests/integration && KPOOL_BIN=$(KPOOL_BIN) /usr/bin/python3 -m pytest -x -q $(PYTEST_ARGS)
 
 bench: build
 	./bench/peers.sh
