@@ -63,6 +63,7 @@ struct kp_broker {
     pthread_mutex_t pid_lock;
     int64_t pid_next, pid_block_end;
     struct kp_admin_http *admin;
+    struct kp_coordinator *coordinator;
     atomic_int ready;
     atomic_int stopping;
 };

@@ -23,10 +23,21 @@ static const struct {
     {1, kp_handle_fetch},
     {2, kp_handle_list_offsets},
     {3, kp_handle_metadata},
+    {8, kp_handle_offset_commit},
+    {9, kp_handle_offset_fetch},
+    {10, kp_handle_find_coordinator},
+    {11, kp_handle_join_group},
+    {12, kp_handle_heartbeat},
+    {13, kp_handle_leave_group},
+    {14, kp_handle_sync_group},
+    {15, kp_handle_describe_groups},
+    {16, kp_handle_list_groups},
     {18, kp_handle_api_versions},
     {19, kp_handle_create_topics},
     {20, kp_handle_delete_topics},
     {22, kp_handle_init_producer_id},
+    {42, kp_handle_delete_groups},
+    {47, kp_handle_offset_delete},
 };
 
 static kp_api_t api_table[KP_API_DEFS_COUNT];

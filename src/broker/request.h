@@ -72,6 +72,17 @@ int kp_handle_list_offsets(kp_req_t *req);
 int kp_handle_create_topics(kp_req_t *req);
 int kp_handle_delete_topics(kp_req_t *req);
 int kp_handle_init_producer_id(kp_req_t *req);
+int kp_handle_find_coordinator(kp_req_t *req);
+int kp_handle_join_group(kp_req_t *req);
+int kp_handle_sync_group(kp_req_t *req);
+int kp_handle_heartbeat(kp_req_t *req);
+int kp_handle_leave_group(kp_req_t *req);
+int kp_handle_offset_commit(kp_req_t *req);
+int kp_handle_offset_fetch(kp_req_t *req);
+int kp_handle_list_groups(kp_req_t *req);
+int kp_handle_describe_groups(kp_req_t *req);
+int kp_handle_delete_groups(kp_req_t *req);
+int kp_handle_offset_delete(kp_req_t *req);
 
 /* The dispatch table entry for an ApiKey (NULL when not served). */
 typedef struct kp_api {

@@ -15,6 +15,7 @@
 #include "core/crc32c.h"
 #include "core/logging.h"
 #include "core/metrics.h"
+#include "group/coordinator.h"
 #include "http/admin.h"
 #include "storage/fs.h"
 
@@ -341,6 +342,12 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     kp_info("broker", "loaded %d topics (%" PRId64 " partitions) from %s in %" PRId64 " ms",
             ntopics, partitions, cfg->log_dir, kp_mono_ms() - t0);
 
+    kp_coord_config_t ccfg;
+    if (kp_coord_config_load(&ccfg, cfg->props, err, errlen) < 0) goto fail;
+    b->coordinator = kp_coordinator_start(b, &ccfg, err, errlen);
+    if (!b->coordinator) goto fail;
+    kp_api_table(&ntopics); /* builds the dispatch table before threads read it */
+
     b->nloops = cfg->num_network_threads;
     for (int i = 0; i < b->nloops; i++) {
         b->loops[i] = kp_loop_new(i);
@@ -422,6 +429,8 @@ void kp_broker_free(kp_broker_t *b)
     kp_broker_stop(b);
     kp_admin_http_stop(b->admin);
     for (int i = 0; i < KP_LISTENERS_MAX; i++) kp_listener_free(b->listeners[i]);
+    /* before the flusher stops: the coordinator waits for its commits' fsyncs */
+    kp_coordinator_stop(b->coordinator);
     kp_flusher_stop();
     kp_topics_close(b->topics);
     /* completions posted after the loops exited (flush waiters failed by the close above)

@@ -1,0 +1,300 @@
+/*
+ * coordinator.c — the coordinator's thread, request dispatch, periodic tick and group map.
+ * Membership logic lives in membership.c, committed offsets in offsets.c.
+ */
+#include "group/group_int.h"
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/logging.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define OFFSETS_TOPIC "__consumer_offsets"
+
+int kp_coord_config_load(kp_coord_config_t *cfg, const kp_props_t *p, char *err, size_t errlen)
+{
+    int64_t v;
+    if (kp_props_get_i64(p, "offsets.topic.num.partitions", 50, 1, 1000, &v, err, errlen) < 0)
+        return -1;
+    cfg->offsets_partitions = (int32_t)v;
+    if (kp_props_get_i64(p, "offsets.retention.minutes", 10080, 1, INT32_MAX, &v, err, errlen) < 0)
+        return -1;
+    cfg->offsets_retention_ms = v * 60000;
+    if (kp_props_get_i64(p, "offsets.retention.check.interval.ms", 600000, 1, INT32_MAX, &v, err,
+                         errlen) < 0)
+        return -1;
+    cfg->retention_check_ms = v;
+    if (kp_props_get_i64(p, "group.min.session.timeout.ms", 6000, 1, INT32_MAX, &v, err, errlen) < 0)
+        return -1;
+    cfg->min_session_timeout_ms = (int32_t)v;
+    if (kp_props_get_i64(p, "group.max.session.timeout.ms", 1800000, 1, INT32_MAX, &v, err,
+                         errlen) < 0)
+        return -1;
+    cfg->max_session_timeout_ms = (int32_t)v;
+    if (kp_props_get_i64(p, "group.initial.rebalance.delay.ms", 3000, 0, INT32_MAX, &v, err,
+                         errlen) < 0)
+        return -1;
+    cfg->initial_rebalance_delay_ms = (int32_t)v;
+    if (kp_props_get_i64(p, "group.max.size", INT32_MAX, 1, INT32_MAX, &v, err, errlen) < 0)
+        return -1;
+    cfg->max_group_size = (int32_t)v;
+    if (kp_props_get_i64(p, "offset.metadata.max.bytes", 4096, 0, INT32_MAX, &v, err, errlen) < 0)
+        return -1;
+    cfg->metadata_max_bytes = (int32_t)v;
+    if (cfg->min_session_timeout_ms > cfg->max_session_timeout_ms) {
+        snprintf(err, errlen, "group.min.session.timeout.ms exceeds group.max.session.timeout.ms");
+        return -1;
+    }
+    return 0;
+}
+
+const char *group_state_name(group_state_t s)
+{
+    switch (s) {
+    case GS_EMPTY: return "Empty";
+    case GS_PREPARING_REBALANCE: return "PreparingRebalance";
+    case GS_COMPLETING_REBALANCE: return "CompletingRebalance";
+    case GS_STABLE: return "Stable";
+    case GS_DEAD: return "Dead";
+    }
+    return "Unknown";
+}
+
+int64_t coord_now_ms(kp_coordinator_t *c)
+{
+    return kp_mono_ms();
+}
+
+char *coord_strdup(kp_str_t s)
+{
+    return s.len < 0 ? NULL : kp_xstrndup(s.ptr ? s.ptr : "", (size_t)s.len);
+}
+
+group_t *coord_group_get(kp_coordinator_t *c, kp_str_t id, int create)
+{
+    if (id.len < 0) return NULL;
+    group_t *g = kp_hmap_get(&c->groups, id.ptr, (size_t)id.len);
+    if (g || !create) return g;
+    g = kp_xcalloc(1, sizeof(*g));
+    g->id = coord_strdup(id);
+    g->state = GS_EMPTY;
+    g->state_since_ms = coord_now_ms(c);
+    kp_hmap_init(&g->pending);
+    kp_hmap_init(&g->offsets);
+    g->offsets_partition = offsets_partition_for(c, g->id, (size_t)id.len);
+    kp_hmap_put(&c->groups, id.ptr, (size_t)id.len, g);
+    return g;
+}
+
+static void group_free(group_t *g)
+{
+    member_t *m = g->members;
+    while (m) {
+        member_t *next = m->next;
+        member_free(m);
+        m = next;
+    }
+    offsets_clear(g);
+    kp_hmap_free(&g->offsets);
+    size_t it = 0;
+    void *v;
+    while (kp_hmap_next(&g->pending, &it, NULL, NULL, &v)) free(v);
+    kp_hmap_free(&g->pending);
+    free(g->id);
+    free(g->protocol_type);
+    free(g->protocol);
+    free(g->leader);
+    free(g);
+}
+
+void coord_group_remove(kp_coordinator_t *c, group_t *g)
+{
+    kp_hmap_del(&c->groups, g->id, strlen(g->id));
+    group_free(g);
+}
+
+static void finish_task(kp_loop_t *loop, void *arg)
+{
+    kp_req_finish(arg);
+}
+
+void coord_finish(kp_req_t *req)
+{
+    kp_loop_post(req->sess->loop, finish_task, req);
+}
+
+/* ---- dispatch ---- */
+
+typedef struct op {
+    kp_coordinator_t *c;
+    kp_req_t *req;
+    kp_group_op_t kind;
+    void *msg;
+} op_t;
+
+static void run_op(kp_loop_t *loop, void *arg)
+{
+    op_t *op = arg;
+    kp_coordinator_t *c = op->c;
+    kp_req_t *req = op->req;
+    switch (op->kind) {
+    case KP_GROUP_OP_JOIN: membership_join(c, req, op->msg); break;
+    case KP_GROUP_OP_SYNC: membership_sync(c, req, op->msg); break;
+    case KP_GROUP_OP_HEARTBEAT: membership_heartbeat(c, req, op->msg); break;
+    case KP_GROUP_OP_LEAVE: membership_leave(c, req, op->msg); break;
+    case KP_GROUP_OP_LIST: membership_list(c, req); break;
+    case KP_GROUP_OP_DESCRIBE: membership_describe(c, req, op->msg); break;
+    case KP_GROUP_OP_COMMIT: offsets_commit(c, req, op->msg); break;
+    case KP_GROUP_OP_FETCH: offsets_fetch(c, req, op->msg); break;
+    case KP_GROUP_OP_DELETE: offsets_delete_groups(c, req, op->msg); break;
+    case KP_GROUP_OP_OFFSET_DELETE: offsets_delete(c, req, op->msg); break;
+    }
+}
+
+void kp_coordinator_submit(kp_coordinator_t *c, kp_req_t *req, kp_group_op_t kind, void *msg)
+{
+    op_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
+    if (!op) {
+        /* the arena is bounded; a request that exhausted it gets no answer and its connection
+         * is closed by the caller's error path — but decode already succeeded, so this
+         * cannot happen within KP_REQUEST_ARENA_BYTES_MAX; stay safe anyway */
+        kp_req_finish_silent(req);
+        return;
+    }
+    op->c = c;
+    op->req = req;
+    op->kind = kind;
+    op->msg = msg;
+    kp_loop_post(c->loop, run_op, op);
+}
+
+/* ---- tick ---- */
+
+static void tick(kp_loop_t *loop, void *arg)
+{
+    kp_coordinator_t *c = arg;
+    int64_t now = coord_now_ms(c);
+    /* membership_tick may remove groups: collect first */
+    size_t n = kp_hmap_count(&c->groups), k = 0, it = 0;
+    group_t **list = kp_xmalloc((n + 1) * sizeof(*list));
+    void *v;
+    while (kp_hmap_next(&c->groups, &it, NULL, NULL, &v)) list[k++] = v;
+    for (size_t i = 0; i < k; i++) membership_tick(c, list[i], now);
+    free(list);
+    if (now >= c->next_retention_check_ms) {
+        offsets_expire(c, kp_wall_ms());
+        c->next_retention_check_ms = now + c->cfg.retention_check_ms;
+    }
+    c->tick = kp_loop_timer(loop, KP_COORD_TICK_MS, tick, c);
+}
+
+static void *coord_main(void *arg)
+{
+    kp_coordinator_t *c = arg;
+    c->tick = kp_loop_timer(c->loop, KP_COORD_TICK_MS, tick, c);
+    kp_loop_run(c->loop);
+    return NULL;
+}
+
+/* ---- lifecycle ---- */
+
+static int ensure_offsets_topic(kp_coordinator_t *c, char *err, size_t errlen)
+{
+    kp_topics_t *topics = c->broker->topics;
+    kp_str_t name = KP_STR_LIT(OFFSETS_TOPIC);
+    c->offsets_topic = kp_topics_get(topics, name);
+    if (!c->offsets_topic) {
+        const char *keys[] = {"cleanup.policy", "segment.bytes"};
+        const char *vals[] = {"compact", "104857600"};
+        kp_topic_spec_t spec = {.name = name,
+                                .partitions = c->cfg.offsets_partitions,
+                                .config_keys = keys,
+                                .config_values = vals,
+                                .nconfigs = 2,
+                                .internal = 1};
+        char msg[256];
+        if (kp_topics_create(topics, &spec, 0, msg, sizeof(msg)) != 0) {
+            snprintf(err, errlen, "cannot create %s: %s", OFFSETS_TOPIC, msg);
+            return -1;
+        }
+        c->offsets_topic = kp_topics_get(topics, name);
+    }
+    if (!c->offsets_topic) {
+        snprintf(err, errlen, "%s vanished", OFFSETS_TOPIC);
+        return -1;
+    }
+    if (c->offsets_topic->npartitions != c->cfg.offsets_partitions) {
+        /* like Kafka: the partition count is fixed once the topic exists */
+        c->cfg.offsets_partitions = c->offsets_topic->npartitions;
+    }
+    return 0;
+}
+
+kp_coordinator_t *kp_coordinator_start(kp_broker_t *b, const kp_coord_config_t *cfg, char *err,
+                                       size_t errlen)
+{
+    kp_coordinator_t *c = kp_xcalloc(1, sizeof(*c));
+    c->broker = b;
+    c->cfg = *cfg;
+    kp_hmap_init(&c->groups);
+    c->loop = kp_loop_new(-1);
+    c->next_retention_check_ms = coord_now_ms(c) + cfg->retention_check_ms;
+    int64_t t0 = kp_mono_ms();
+    if (ensure_offsets_topic(c, err, errlen) < 0 || offsets_load(c, err, errlen) < 0) {
+        kp_coordinator_stop(c);
+        return NULL;
+    }
+    kp_info("group", "loaded committed offsets of %zu groups in %lld ms",
+            kp_hmap_count(&c->groups), (long long)(kp_mono_ms() - t0));
+    if (pthread_create(&c->thread, NULL, coord_main, c) != 0) {
+        snprintf(err, errlen, "cannot start the group coordinator thread");
+        kp_coordinator_stop(c);
+        return NULL;
+    }
+    c->running = 1;
+    return c;
+}
+
+static void shutdown_task(kp_loop_t *loop, void *arg)
+{
+    kp_coordinator_t *c = arg;
+    size_t it = 0;
+    void *v;
+    while (kp_hmap_next(&c->groups, &it, NULL, NULL, &v))
+        membership_abort(c, v, KERR_COORDINATOR_NOT_AVAILABLE);
+    if (c->tick) kp_loop_timer_cancel(loop, c->tick);
+    c->tick = NULL;
+    kp_loop_stop(loop);
+}
+
+void kp_coordinator_stop(kp_coordinator_t *c)
+{
+    if (!c) return;
+    if (c->running) {
+        kp_loop_post(c->loop, shutdown_task, c);
+        pthread_join(c->thread, NULL);
+        c->running = 0;
+    }
+    /* commits whose flush completes during shutdown post here: run them now (the flusher is
+     * still running, so each one completes) */
+    kp_loop_drain(c->loop);
+    for (int i = 0; c->pending_commits > 0 && i < 10000; i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+        kp_loop_drain(c->loop);
+    }
+    size_t it = 0;
+    void *v;
+    while (kp_hmap_next(&c->groups, &it, NULL, NULL, &v)) {
+        membership_abort(c, v, KERR_COORDINATOR_NOT_AVAILABLE);
+        group_free(v);
+    }
+    kp_hmap_free(&c->groups);
+    kp_topic_put(c->offsets_topic);
+    kp_loop_free(c->loop);
+    free(c);
+}

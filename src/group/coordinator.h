@@ -1,0 +1,65 @@
+/*
+ * coordinator.h — the consumer group coordinator (classic protocol) and committed offsets.
+ *
+ * One coordinator per broker, running on its own thread and event loop, owns every group and
+ * every committed offset; nothing else touches them. A network loop decodes a group request
+ * and hands it over with kp_coordinator_submit(); the coordinator answers it (encoding the
+ * response into the request) and posts the completion back to the request's loop. Requests
+ * that must wait — JoinGroup until the rebalance completes, SyncGroup until the leader's
+ * assignment arrives, OffsetCommit until its records are fsynced — simply stay with the
+ * coordinator until then.
+ *
+ * Offsets live in the compacted internal topic __consumer_offsets (Kafka's record formats:
+ * offset commit key v1, value v3; tombstones on delete and expiry), replayed on start.
+ * Group membership is kept in memory only: after a broker restart members rejoin.
+ */
+#ifndef KP_COORDINATOR_H
+#define KP_COORDINATOR_H
+
+#include "broker/broker.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kp_coordinator kp_coordinator_t;
+typedef struct kp_req kp_req_t;
+
+typedef struct kp_coord_config {
+    int32_t offsets_partitions;          /* offsets.topic.num.partitions [50] */
+    int64_t offsets_retention_ms;        /* offsets.retention.minutes [10080] */
+    int64_t retention_check_ms;          /* offsets.retention.check.interval.ms [600000] */
+    int32_t min_session_timeout_ms;      /* group.min.session.timeout.ms [6000] */
+    int32_t max_session_timeout_ms;      /* group.max.session.timeout.ms [1800000] */
+    int32_t initial_rebalance_delay_ms;  /* group.initial.rebalance.delay.ms [3000] */
+    int32_t max_group_size;              /* group.max.size [2147483647] */
+    int32_t metadata_max_bytes;          /* offset.metadata.max.bytes [4096] */
+} kp_coord_config_t;
+
+/* Reads the group.* / offsets.* properties. -1 with a message on a bad value. */
+int kp_coord_config_load(kp_coord_config_t *cfg, const kp_props_t *props, char *err,
+                         size_t errlen);
+
+/* Creates __consumer_offsets if needed, replays it, starts the coordinator thread. */
+kp_coordinator_t *kp_coordinator_start(kp_broker_t *b, const kp_coord_config_t *cfg, char *err,
+                                       size_t errlen);
+/* Stops the thread; pending requests are answered with COORDINATOR_NOT_AVAILABLE. */
+void kp_coordinator_stop(kp_coordinator_t *c);
+
+typedef enum {
+    KP_GROUP_OP_JOIN,
+    KP_GROUP_OP_SYNC,
+    KP_GROUP_OP_HEARTBEAT,
+    KP_GROUP_OP_LEAVE,
+    KP_GROUP_OP_COMMIT,
+    KP_GROUP_OP_FETCH,
+    KP_GROUP_OP_LIST,
+    KP_GROUP_OP_DESCRIBE,
+    KP_GROUP_OP_DELETE,
+    KP_GROUP_OP_OFFSET_DELETE,
+} kp_group_op_t;
+
+/* Hands a decoded request (msg lives in the request's arena) to the coordinator. After this
+ * call the caller must not touch req again: it is finished on its loop by the coordinator. */
+void kp_coordinator_submit(kp_coordinator_t *c, kp_req_t *req, kp_group_op_t op, void *msg);
+
+#endif

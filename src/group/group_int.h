@@ -1,0 +1,133 @@
+/*
+ * group_int.h — the coordinator's internal state, shared by coordinator.c (thread, dispatch,
+ * ticks), membership.c (join/sync/heartbeat/leave) and offsets.c (commit/fetch/expiry).
+ *
+ * @locality: everything here is touched only on the coordinator's thread.
+ */
+#ifndef KP_GROUP_INT_H
+#define KP_GROUP_INT_H
+
+#include "broker/request.h"
+#include "core/hmap.h"
+#include "group/coordinator.h"
+#include "kp_msgs.h"
+#include "net/loop.h"
+
+#include <pthread.h>
+
+/* Kafka's new-member join timeout: a member that joined (v4+ MEMBER_ID_REQUIRED flow or
+ * awaiting its first generation) and never completes is dropped after this long. */
+#define KP_NEW_MEMBER_JOIN_TIMEOUT_MS 300000
+/* Coordinator tick: session expiry, rebalance deadlines (bounds their precision). */
+#define KP_COORD_TICK_MS 50
+
+typedef enum {
+    GS_EMPTY = 0,
+    GS_PREPARING_REBALANCE,
+    GS_COMPLETING_REBALANCE,
+    GS_STABLE,
+    GS_DEAD,
+} group_state_t;
+
+typedef struct protocol {
+    char *name;
+    uint8_t *metadata;
+    int32_t metadata_len;
+} protocol_t;
+
+typedef struct member {
+    char *id;
+    char *instance_id; /* static membership (group.instance.id), or NULL */
+    char *client_id;
+    char *client_host;
+    int32_t session_timeout_ms;
+    int32_t rebalance_timeout_ms;
+    protocol_t *protocols;
+    int nprotocols;
+    uint8_t *assignment;
+    int32_t assignment_len;
+    kp_req_t *join_req; /* awaiting the end of the join phase */
+    kp_req_t *sync_req; /* awaiting the leader's assignment */
+    int64_t last_heartbeat_ms;
+    int is_new;
+    struct member *next;
+} member_t;
+
+typedef struct offset_entry {
+    int64_t offset;
+    int32_t leader_epoch;
+    char *metadata; /* NULL: null metadata */
+    int64_t commit_ms;
+} offset_entry_t;
+
+typedef struct group {
+    char *id;
+    group_state_t state;
+    int32_t generation;
+    char *protocol_type; /* NULL while nobody ever joined (standalone commits) */
+    char *protocol;      /* selected protocol of the current generation */
+    char *leader;        /* member id */
+    member_t *members;
+    int nmembers;
+    kp_hmap_t pending;   /* member ids handed out with MEMBER_ID_REQUIRED → deadline */
+    int64_t state_since_ms;
+    int64_t join_deadline_ms;  /* PreparingRebalance completes by then */
+    int64_t join_started_ms;
+    int initial_join;          /* the rebalance started from Empty: group.initial.rebalance.delay */
+    int64_t sync_deadline_ms;  /* CompletingRebalance: members that never sync are dropped */
+    kp_hmap_t offsets;         /* "topic\0partition" → offset_entry_t */
+    int32_t offsets_partition;
+    int has_metadata; /* a group metadata record was replayed for it */
+} group_t;
+
+struct kp_coordinator {
+    kp_broker_t *broker;
+    kp_coord_config_t cfg;
+    kp_loop_t *loop;
+    pthread_t thread;
+    int running;
+    kp_hmap_t groups; /* id → group_t */
+    kp_topic_t *offsets_topic;
+    int64_t next_retention_check_ms;
+    kp_timer_t *tick;
+    int pending_commits; /* commits waiting for their flush: stop waits for them */
+};
+
+/* coordinator.c */
+group_t *coord_group_get(kp_coordinator_t *c, kp_str_t id, int create);
+void coord_group_remove(kp_coordinator_t *c, group_t *g);
+/* Finishes req on its own loop (the response must already be encoded). */
+void coord_finish(kp_req_t *req);
+const char *group_state_name(group_state_t s);
+int64_t coord_now_ms(kp_coordinator_t *c);
+char *coord_strdup(kp_str_t s); /* NULL for a null string */
+
+/* membership.c */
+void membership_join(kp_coordinator_t *c, kp_req_t *req, JoinGroupRequest *in);
+void membership_sync(kp_coordinator_t *c, kp_req_t *req, SyncGroupRequest *in);
+void membership_heartbeat(kp_coordinator_t *c, kp_req_t *req, HeartbeatRequest *in);
+void membership_leave(kp_coordinator_t *c, kp_req_t *req, LeaveGroupRequest *in);
+void membership_list(kp_coordinator_t *c, kp_req_t *req);
+void membership_describe(kp_coordinator_t *c, kp_req_t *req, DescribeGroupsRequest *in);
+void membership_tick(kp_coordinator_t *c, group_t *g, int64_t now);
+/* Answers every waiting request of the group with err (shutdown). */
+void membership_abort(kp_coordinator_t *c, group_t *g, int16_t err);
+void member_free(member_t *m);
+member_t *group_find_member(group_t *g, const char *id, size_t idlen);
+/* 1 when some current member's consumer subscription names the topic. */
+int group_subscribed_to(const group_t *g, const char *topic, size_t topiclen);
+
+/* offsets.c */
+void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in);
+void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in);
+void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in);
+void offsets_delete_groups(kp_coordinator_t *c, kp_req_t *req, DeleteGroupsRequest *in);
+void offsets_expire(kp_coordinator_t *c, int64_t now);
+int offsets_load(kp_coordinator_t *c, char *err, size_t errlen);
+void offsets_clear(group_t *g);
+int32_t offsets_partition_for(const kp_coordinator_t *c, const char *group, size_t len);
+/* Writes the group metadata record (protocol type, generation, protocol, leader) so a
+ * restarted broker knows the group; members rejoin. */
+void offsets_store_group(kp_coordinator_t *c, group_t *g);
+
+#endif

@@ -1,0 +1,674 @@
+/*
+ * offsets.c — committed offsets: OffsetCommit, OffsetFetch, OffsetDelete, DeleteGroups,
+ * retention, and replay of __consumer_offsets on start.
+ *
+ * Records use Kafka's formats so the internal topic reads like Kafka's:
+ *   key   (offset commit, version 1): int16 1 | string group | string topic | int32 partition
+ *   value (version 3): int16 3 | int64 offset | int32 leader epoch | string metadata |
+ *                      int64 commit timestamp
+ *   a null value is a tombstone (offset deleted or expired).
+ * A commit is applied to the in-memory cache only after its batch is fsynced (or written, in
+ * page-cache mode), so OffsetFetch never returns what a crash could take back.
+ */
+#include "group/group_int.h"
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/logging.h"
+#include "storage/log_scan.h"
+#include "storage/records.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Java's String.hashCode over the group id (ASCII), as Kafka partitions groups. */
+int32_t offsets_partition_for(const kp_coordinator_t *c, const char *group, size_t len)
+{
+    int32_t h = 0;
+    for (size_t i = 0; i < len; i++) h = (int32_t)((uint32_t)h * 31u + (uint8_t)group[i]);
+    int64_t a = h < 0 ? -(int64_t)h : h;
+    return (int32_t)(a % c->cfg.offsets_partitions);
+}
+
+static size_t offset_key(char *buf, size_t n, kp_str_t topic, int32_t partition)
+{
+    int len = snprintf(buf, n, "%.*s", topic.len, topic.ptr);
+    if (len < 0 || (size_t)len + 5 > n) return 0;
+    buf[len] = 0;
+    memcpy(buf + len + 1, &partition, 4);
+    return (size_t)len + 5;
+}
+
+static void entry_free(offset_entry_t *e)
+{
+    if (!e) return;
+    free(e->metadata);
+    free(e);
+}
+
+void offsets_clear(group_t *g)
+{
+    size_t it = 0;
+    void *v;
+    while (kp_hmap_next(&g->offsets, &it, NULL, NULL, &v)) entry_free(v);
+    kp_hmap_free(&g->offsets);
+    kp_hmap_init(&g->offsets);
+}
+
+static void put_str(kp_buf_t *b, const char *s, size_t n)
+{
+    uint8_t l[2] = {(uint8_t)(n >> 8), (uint8_t)n};
+    kp_buf_append(b, l, 2);
+    kp_buf_append(b, s, n);
+}
+static void put_i16(kp_buf_t *b, int16_t v)
+{
+    uint8_t t[2] = {(uint8_t)((uint16_t)v >> 8), (uint8_t)v};
+    kp_buf_append(b, t, 2);
+}
+static void put_i32(kp_buf_t *b, int32_t v)
+{
+    uint8_t t[4] = {(uint8_t)((uint32_t)v >> 24), (uint8_t)((uint32_t)v >> 16),
+                    (uint8_t)((uint32_t)v >> 8), (uint8_t)v};
+    kp_buf_append(b, t, 4);
+}
+static void put_i64(kp_buf_t *b, int64_t v)
+{
+    put_i32(b, (int32_t)((uint64_t)v >> 32));
+    put_i32(b, (int32_t)v);
+}
+
+static void encode_key(kp_buf_t *b, const char *group, kp_str_t topic, int32_t partition)
+{
+    b->len = 0;
+    put_i16(b, 1);
+    put_str(b, group, strlen(group));
+    put_str(b, topic.ptr, (size_t)topic.len);
+    put_i32(b, partition);
+}
+
+static void encode_value(kp_buf_t *b, int64_t offset, int32_t epoch, kp_str_t metadata, int64_t ts)
+{
+    b->len = 0;
+    put_i16(b, 3);
+    put_i64(b, offset);
+    put_i32(b, epoch);
+    put_str(b, metadata.len > 0 ? metadata.ptr : "", metadata.len > 0 ? (size_t)metadata.len : 0);
+    put_i64(b, ts);
+}
+
+/* Writes a batch to the group's offsets partition; waiter fires after it is durable. */
+static int append_batch(kp_coordinator_t *c, group_t *g, kp_batch_builder_t *bb,
+                        kp_flush_waiter_t *w)
+{
+    kp_partition_t *p = kp_topic_partition(c->offsets_topic, g->offsets_partition);
+    if (!p) return -1;
+    kp_batch_builder_finish(bb);
+    kp_batch_info_t info;
+    if (kp_batch_validate(bb->buf.data, bb->buf.len, &info) != KP_BATCH_OK) return -1;
+    kp_append_result_t res;
+    kp_log_append(p->log, bb->buf.data, bb->buf.len, &info, kp_wall_ms(), &res);
+    if (res.status != KP_APPEND_OK) return -1;
+    if (w) {
+        w->offset = res.last_offset;
+        kp_log_wait_flush(p->log, w);
+    }
+    return 0;
+}
+
+/* ---- OffsetCommit ---- */
+
+typedef struct commit_item {
+    kp_str_t topic;
+    int32_t partition;
+    int64_t offset;
+    int32_t epoch;
+    kp_str_t metadata;
+    int16_t *error;
+} commit_item_t;
+
+typedef struct commit_op {
+    kp_flush_waiter_t w; /* first */
+    kp_coordinator_t *c;
+    kp_req_t *req;
+    OffsetCommitResponse out;
+    commit_item_t *items;
+    int nitems;
+    int64_t commit_ms;
+    char *group_id;
+    int err;
+} commit_op_t;
+
+static void commit_respond(commit_op_t *op)
+{
+    kp_req_begin_response(op->req);
+    OffsetCommitResponse_encode(&op->req->resp, op->req->api_version, &op->out);
+    coord_finish(op->req);
+}
+
+static void commit_apply(kp_loop_t *loop, void *arg)
+{
+    commit_op_t *op = arg;
+    kp_coordinator_t *c = op->c;
+    c->pending_commits--;
+    group_t *g = coord_group_get(c, kp_str_c(op->group_id), 1);
+    for (int i = 0; i < op->nitems; i++) {
+        commit_item_t *it = &op->items[i];
+        if (op->err) {
+            *it->error = KERR_COORDINATOR_NOT_AVAILABLE;
+            continue;
+        }
+        char key[300];
+        size_t kl = offset_key(key, sizeof(key), it->topic, it->partition);
+        offset_entry_t *e = kp_xcalloc(1, sizeof(*e));
+        e->offset = it->offset;
+        e->leader_epoch = it->epoch;
+        e->metadata = coord_strdup(it->metadata);
+        e->commit_ms = op->commit_ms;
+        entry_free(kp_hmap_put(&g->offsets, key, kl, e));
+    }
+    free(op->group_id);
+    commit_respond(op);
+}
+
+static void commit_flushed(kp_flush_waiter_t *w, int err)
+{
+    commit_op_t *op = (commit_op_t *)w;
+    op->err = err;
+    kp_loop_post(op->c->loop, commit_apply, op);
+}
+
+void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
+{
+    commit_op_t *op = kp_arena_calloc(&req->arena, 1, sizeof(*op));
+    if (!op) {
+        kp_req_finish_silent(req);
+        return;
+    }
+    op->c = c;
+    op->req = req;
+    OffsetCommitResponse_init(&op->out);
+    int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0, total = 0;
+    op->out.Topics.count = nt;
+    op->out.Topics.items = kp_arena_calloc(&req->arena, (size_t)nt + 1, sizeof(*op->out.Topics.items));
+    for (int32_t i = 0; i < nt; i++) total += in->Topics.items[i].Partitions.count > 0 ? in->Topics.items[i].Partitions.count : 0;
+    op->items = kp_arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->items));
+    if (!op->out.Topics.items || !op->items) {
+        kp_req_finish_silent(req);
+        return;
+    }
+    /* group-level checks (Kafka's order): group id, membership, generation, state */
+    int16_t group_err = 0;
+    group_t *g = NULL;
+    if (in->GroupId.len <= 0) {
+        group_err = KERR_INVALID_GROUP_ID;
+    } else {
+        g = coord_group_get(c, in->GroupId, 0);
+        if (in->GenerationId < 0 && (!g || !g->members)) {
+            /* a commit outside group management (simple consumer) */
+        } else if (!g) {
+            group_err = KERR_UNKNOWN_MEMBER_ID;
+        } else {
+            member_t *m = group_find_member(g, in->MemberId.ptr, (size_t)(in->MemberId.len > 0 ? in->MemberId.len : 0));
+            if (in->GroupInstanceId.len >= 0 && m &&
+                (!m->instance_id || !kp_str_eq_c(in->GroupInstanceId, m->instance_id)))
+                group_err = KERR_FENCED_INSTANCE_ID;
+            else if (!m)
+                group_err = in->GenerationId < 0 ? KERR_ILLEGAL_GENERATION : KERR_UNKNOWN_MEMBER_ID;
+            else if (in->GenerationId != g->generation)
+                group_err = KERR_ILLEGAL_GENERATION;
+            else if (g->state == GS_PREPARING_REBALANCE || g->state == GS_COMPLETING_REBALANCE)
+                group_err = KERR_REBALANCE_IN_PROGRESS;
+            else
+                m->last_heartbeat_ms = coord_now_ms(c);
+        }
+    }
+    kp_batch_builder_t bb;
+    kp_batch_builder_init(&bb, kp_wall_ms());
+    kp_buf_t key, value;
+    kp_buf_init(&key);
+    kp_buf_init(&value);
+    int64_t now = kp_wall_ms();
+    char gid[512];
+    snprintf(gid, sizeof(gid), "%.*s", in->GroupId.len > 0 ? in->GroupId.len : 0, in->GroupId.ptr ? in->GroupId.ptr : "");
+    for (int32_t i = 0; i < nt; i++) {
+        const OffsetCommitRequest_OffsetCommitRequestTopic *t = &in->Topics.items[i];
+        OffsetCommitResponse_OffsetCommitResponseTopic *tr = &op->out.Topics.items[i];
+        tr->Name = t->Name;
+        int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
+        tr->Partitions.count = np;
+        tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+        if (!tr->Partitions.items) {
+            tr->Partitions.count = 0;
+            continue;
+        }
+        kp_topic_t *topic = group_err ? NULL : kp_topics_get(c->broker->topics, t->Name);
+        for (int32_t j = 0; j < np; j++) {
+            const OffsetCommitRequest_OffsetCommitRequestPartition *p = &t->Partitions.items[j];
+            OffsetCommitResponse_OffsetCommitResponsePartition *pr = &tr->Partitions.items[j];
+            pr->PartitionIndex = p->PartitionIndex;
+            if (group_err) {
+                pr->ErrorCode = group_err;
+                continue;
+            }
+            if (!topic || !kp_topic_partition(topic, p->PartitionIndex) || t->Name.len > 249) {
+                pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+                continue;
+            }
+            if (p->CommittedMetadata.len > c->cfg.metadata_max_bytes) {
+                pr->ErrorCode = 12; /* OFFSET_METADATA_TOO_LARGE */
+                continue;
+            }
+            commit_item_t *it = &op->items[op->nitems++];
+            it->topic = t->Name;
+            it->partition = p->PartitionIndex;
+            it->offset = p->CommittedOffset;
+            it->epoch = p->CommittedLeaderEpoch;
+            it->metadata = p->CommittedMetadata;
+            it->error = &pr->ErrorCode;
+            encode_key(&key, gid, t->Name, p->PartitionIndex);
+            encode_value(&value, p->CommittedOffset, p->CommittedLeaderEpoch, p->CommittedMetadata, now);
+            kp_batch_builder_add(&bb, key.data, (int32_t)key.len, value.data, (int32_t)value.len, now);
+        }
+        kp_topic_put(topic);
+    }
+    kp_buf_free(&key);
+    kp_buf_free(&value);
+    if (op->nitems == 0) {
+        kp_batch_builder_free(&bb);
+        commit_respond(op);
+        return;
+    }
+    if (!g) g = coord_group_get(c, in->GroupId, 1);
+    op->group_id = kp_xstrdup(gid);
+    op->commit_ms = now;
+    op->w.done = commit_flushed;
+    c->pending_commits++;
+    if (append_batch(c, g, &bb, &op->w) < 0) {
+        op->err = 1;
+        commit_apply(c->loop, op);
+    }
+    kp_batch_builder_free(&bb);
+}
+
+/* ---- OffsetFetch ---- */
+
+static void fetch_partition(group_t *g, kp_str_t topic, int32_t partition,
+                            OffsetFetchResponse_OffsetFetchResponsePartition *pr)
+{
+    OffsetFetchResponse_OffsetFetchResponsePartition_init(pr);
+    pr->PartitionIndex = partition;
+    pr->CommittedOffset = -1;
+    pr->Metadata = (kp_str_t){"", 0};
+    if (!g) return;
+    char key[300];
+    size_t kl = offset_key(key, sizeof(key), topic, partition);
+    offset_entry_t *e = kl ? kp_hmap_get(&g->offsets, key, kl) : NULL;
+    if (!e) return;
+    pr->CommittedOffset = e->offset;
+    pr->CommittedLeaderEpoch = e->leader_epoch;
+    pr->Metadata = e->metadata ? kp_str_c(e->metadata) : KP_STR_NULL;
+}
+
+void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
+{
+    OffsetFetchResponse out;
+    OffsetFetchResponse_init(&out);
+    group_t *g = coord_group_get(c, in->GroupId, 0);
+    if (in->Topics.count >= 0) {
+        int32_t nt = in->Topics.count;
+        out.Topics.count = nt;
+        out.Topics.items = kp_arena_calloc(&req->arena, (size_t)nt + 1, sizeof(*out.Topics.items));
+        for (int32_t i = 0; i < nt && out.Topics.items; i++) {
+            const OffsetFetchRequest_OffsetFetchRequestTopic *t = &in->Topics.items[i];
+            OffsetFetchResponse_OffsetFetchResponseTopic *tr = &out.Topics.items[i];
+            tr->Name = t->Name;
+            int32_t np = t->PartitionIndexes.count > 0 ? t->PartitionIndexes.count : 0;
+            tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+            tr->Partitions.count = tr->Partitions.items ? np : 0;
+            for (int32_t j = 0; j < tr->Partitions.count; j++)
+                fetch_partition(g, t->Name, t->PartitionIndexes.items[j], &tr->Partitions.items[j]);
+        }
+        if (!out.Topics.items) out.Topics.count = 0;
+    } else if (g) {
+        /* null topics: every committed offset of the group, grouped by topic */
+        size_t n = kp_hmap_count(&g->offsets), it = 0, k = 0;
+        out.Topics.items = kp_arena_calloc(&req->arena, n + 1, sizeof(*out.Topics.items));
+        const char *key;
+        size_t kl;
+        void *v;
+        while (out.Topics.items && kp_hmap_next(&g->offsets, &it, &key, &kl, &v)) {
+            kp_str_t topic = {key, (int32_t)strlen(key)};
+            int32_t partition;
+            memcpy(&partition, key + topic.len + 1, 4);
+            OffsetFetchResponse_OffsetFetchResponseTopic *tr = NULL;
+            for (size_t i = 0; i < k && !tr; i++)
+                if (kp_str_eq(out.Topics.items[i].Name, topic)) tr = &out.Topics.items[i];
+            if (!tr) {
+                tr = &out.Topics.items[k++];
+                tr->Name = topic;
+                tr->Partitions.items = kp_arena_calloc(&req->arena, n + 1, sizeof(*tr->Partitions.items));
+                if (!tr->Partitions.items) break;
+            }
+            fetch_partition(g, topic, partition, &tr->Partitions.items[tr->Partitions.count++]);
+        }
+        out.Topics.count = out.Topics.items ? (int32_t)k : 0;
+    }
+    kp_req_begin_response(req);
+    OffsetFetchResponse_encode(&req->resp, req->api_version, &out);
+    coord_finish(req);
+}
+
+/* ---- group metadata (key version 2, value version 3, Kafka's layout; no members) ---- */
+
+static void put_nstr(kp_buf_t *b, const char *s)
+{
+    if (!s) {
+        put_i16(b, -1);
+        return;
+    }
+    put_str(b, s, strlen(s));
+}
+
+void offsets_store_group(kp_coordinator_t *c, group_t *g)
+{
+    kp_buf_t key, value;
+    kp_buf_init(&key);
+    kp_buf_init(&value);
+    put_i16(&key, 2);
+    put_str(&key, g->id, strlen(g->id));
+    put_i16(&value, 3);
+    put_nstr(&value, g->protocol_type ? g->protocol_type : "");
+    put_i32(&value, g->generation);
+    put_nstr(&value, g->state == GS_EMPTY ? NULL : g->protocol);
+    put_nstr(&value, g->state == GS_EMPTY ? NULL : g->leader);
+    put_i64(&value, kp_wall_ms());
+    put_i32(&value, 0); /* members are not restored: they rejoin after a restart */
+    kp_batch_builder_t bb;
+    kp_batch_builder_init(&bb, kp_wall_ms());
+    kp_batch_builder_add(&bb, key.data, (int32_t)key.len, value.data, (int32_t)value.len,
+                         bb.base_timestamp);
+    if (append_batch(c, g, &bb, NULL) < 0)
+        kp_warn("group", "group %s: could not store group metadata", g->id);
+    kp_batch_builder_free(&bb);
+    kp_buf_free(&key);
+    kp_buf_free(&value);
+}
+
+static void tombstone_group(kp_coordinator_t *c, group_t *g)
+{
+    kp_buf_t key;
+    kp_buf_init(&key);
+    put_i16(&key, 2);
+    put_str(&key, g->id, strlen(g->id));
+    kp_batch_builder_t bb;
+    kp_batch_builder_init(&bb, kp_wall_ms());
+    kp_batch_builder_add(&bb, key.data, (int32_t)key.len, NULL, -1, bb.base_timestamp);
+    if (append_batch(c, g, &bb, NULL) < 0)
+        kp_warn("group", "group %s: could not write the group tombstone", g->id);
+    kp_batch_builder_free(&bb);
+    kp_buf_free(&key);
+}
+
+/* ---- deletion ---- */
+
+/* Writes tombstones for the given keys of g and drops them from the cache. No waiting: a
+ * tombstone lost to a crash only brings back an offset the user deleted. */
+static void tombstone(kp_coordinator_t *c, group_t *g, const char **keys, const size_t *lens, int n)
+{
+    if (n == 0) return;
+    kp_batch_builder_t bb;
+    int64_t now = kp_wall_ms();
+    kp_batch_builder_init(&bb, now);
+    kp_buf_t kb;
+    kp_buf_init(&kb);
+    for (int i = 0; i < n; i++) {
+        kp_str_t topic = {keys[i], (int32_t)strlen(keys[i])};
+        int32_t partition;
+        memcpy(&partition, keys[i] + topic.len + 1, 4);
+        encode_key(&kb, g->id, topic, partition);
+        kp_batch_builder_add(&bb, kb.data, (int32_t)kb.len, NULL, -1, now);
+    }
+    if (append_batch(c, g, &bb, NULL) < 0)
+        kp_warn("group", "group %s: could not write offset tombstones", g->id);
+    kp_buf_free(&kb);
+    kp_batch_builder_free(&bb);
+    for (int i = 0; i < n; i++) entry_free(kp_hmap_del(&g->offsets, keys[i], lens[i]));
+}
+
+static void tombstone_all(kp_coordinator_t *c, group_t *g)
+{
+    size_t n = kp_hmap_count(&g->offsets), it = 0;
+    const char **keys = kp_xcalloc(n + 1, sizeof(char *));
+    size_t *lens = kp_xcalloc(n + 1, sizeof(size_t));
+    char **copies = kp_xcalloc(n + 1, sizeof(char *));
+    const char *k;
+    size_t kl;
+    int i = 0;
+    while (kp_hmap_next(&g->offsets, &it, &k, &kl, NULL)) {
+        copies[i] = kp_xmalloc(kl);
+        memcpy(copies[i], k, kl);
+        keys[i] = copies[i];
+        lens[i++] = kl;
+    }
+    tombstone(c, g, keys, lens, i);
+    for (int j = 0; j < i; j++) free(copies[j]);
+    free(copies);
+    free(keys);
+    free(lens);
+}
+
+void offsets_delete_groups(kp_coordinator_t *c, kp_req_t *req, DeleteGroupsRequest *in)
+{
+    DeleteGroupsResponse out;
+    DeleteGroupsResponse_init(&out);
+    int32_t n = in->GroupsNames.count > 0 ? in->GroupsNames.count : 0;
+    out.Results.items = kp_arena_calloc(&req->arena, (size_t)n + 1, sizeof(*out.Results.items));
+    out.Results.count = out.Results.items ? n : 0;
+    for (int32_t i = 0; i < out.Results.count; i++) {
+        DeleteGroupsResponse_DeletableGroupResult *r = &out.Results.items[i];
+        r->GroupId = in->GroupsNames.items[i];
+        group_t *g = coord_group_get(c, r->GroupId, 0);
+        if (!g || g->state == GS_DEAD) {
+            r->ErrorCode = KERR_GROUP_ID_NOT_FOUND;
+        } else if (g->members || kp_hmap_count(&g->pending)) {
+            r->ErrorCode = KERR_NON_EMPTY_GROUP;
+        } else {
+            tombstone_all(c, g);
+            tombstone_group(c, g);
+            kp_info("group", "deleted group %s", g->id);
+            coord_group_remove(c, g);
+        }
+    }
+    kp_req_begin_response(req);
+    DeleteGroupsResponse_encode(&req->resp, req->api_version, &out);
+    coord_finish(req);
+}
+
+void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in)
+{
+    OffsetDeleteResponse out;
+    OffsetDeleteResponse_init(&out);
+    group_t *g = coord_group_get(c, in->GroupId, 0);
+    int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0;
+    if (!g || g->state == GS_DEAD) {
+        out.ErrorCode = KERR_GROUP_ID_NOT_FOUND;
+        nt = 0;
+    }
+    out.Topics.items = kp_arena_calloc(&req->arena, (size_t)nt + 1, sizeof(*out.Topics.items));
+    out.Topics.count = out.Topics.items ? nt : 0;
+    for (int32_t i = 0; i < out.Topics.count; i++) {
+        const OffsetDeleteRequest_OffsetDeleteRequestTopic *t = &in->Topics.items[i];
+        OffsetDeleteResponse_OffsetDeleteResponseTopic *tr = &out.Topics.items[i];
+        tr->Name = t->Name;
+        int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
+        tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+        tr->Partitions.count = tr->Partitions.items ? np : 0;
+        int subscribed = group_subscribed_to(g, t->Name.ptr, (size_t)(t->Name.len > 0 ? t->Name.len : 0));
+        for (int32_t j = 0; j < tr->Partitions.count; j++) {
+            OffsetDeleteResponse_OffsetDeleteResponsePartition *pr = &tr->Partitions.items[j];
+            pr->PartitionIndex = t->Partitions.items[j].PartitionIndex;
+            if (subscribed) {
+                pr->ErrorCode = KERR_GROUP_SUBSCRIBED_TO_TOPIC;
+                continue;
+            }
+            char key[300];
+            size_t kl = offset_key(key, sizeof(key), t->Name, pr->PartitionIndex);
+            if (kl && kp_hmap_get(&g->offsets, key, kl)) {
+                const char *keys[1] = {key};
+                size_t lens[1] = {kl};
+                tombstone(c, g, keys, lens, 1);
+            }
+        }
+    }
+    kp_req_begin_response(req);
+    OffsetDeleteResponse_encode(&req->resp, req->api_version, &out);
+    coord_finish(req);
+}
+
+/* ---- retention ---- */
+
+void offsets_expire(kp_coordinator_t *c, int64_t now)
+{
+    size_t n = kp_hmap_count(&c->groups), it = 0, k = 0;
+    group_t **list = kp_xmalloc((n + 1) * sizeof(*list));
+    void *v;
+    while (kp_hmap_next(&c->groups, &it, NULL, NULL, &v)) list[k++] = v;
+    int64_t retention = c->cfg.offsets_retention_ms;
+    for (size_t i = 0; i < k; i++) {
+        group_t *g = list[i];
+        if (g->members || kp_hmap_count(&g->pending)) continue;
+        /* Kafka (KIP-211): offsets of an empty group expire together, `retention` after its
+         * last commit; for standalone commits each offset expires on its own */
+        size_t cnt = kp_hmap_count(&g->offsets), oit = 0;
+        const char **keys = kp_xcalloc(cnt + 1, sizeof(char *));
+        size_t *lens = kp_xcalloc(cnt + 1, sizeof(size_t));
+        char **copies = kp_xcalloc(cnt + 1, sizeof(char *));
+        int64_t newest = 0;
+        const char *key;
+        size_t kl;
+        void *ev;
+        while (kp_hmap_next(&g->offsets, &oit, &key, &kl, &ev)) {
+            offset_entry_t *e = ev;
+            if (e->commit_ms > newest) newest = e->commit_ms;
+        }
+        int m = 0;
+        oit = 0;
+        while (kp_hmap_next(&g->offsets, &oit, &key, &kl, &ev)) {
+            offset_entry_t *e = ev;
+            int64_t basis = g->protocol_type ? newest : e->commit_ms;
+            if (basis + retention > now) continue;
+            copies[m] = kp_xmalloc(kl);
+            memcpy(copies[m], key, kl);
+            keys[m] = copies[m];
+            lens[m++] = kl;
+        }
+        if (m) {
+            kp_info("group", "group %s: expiring %d committed offsets (offsets.retention.minutes)",
+                    g->id, m);
+            tombstone(c, g, keys, lens, m);
+        }
+        for (int j = 0; j < m; j++) free(copies[j]);
+        free(copies);
+        free(keys);
+        free(lens);
+        if (kp_hmap_count(&g->offsets) == 0 && g->state == GS_EMPTY) {
+            tombstone_group(c, g);
+            coord_group_remove(c, g);
+        }
+    }
+    free(list);
+}
+
+/* ---- replay ---- */
+
+typedef struct load_ctx {
+    kp_coordinator_t *c;
+    int64_t records;
+} load_ctx_t;
+
+static int load_batch(const uint8_t *batch, size_t len, void *arg)
+{
+    load_ctx_t *lc = arg;
+    kp_records_iter_t it;
+    if (kp_records_begin(&it, batch, len) < 0) return 0; /* not ours (compressed): skip */
+    kp_record_t rec;
+    while (kp_records_next(&it, &rec) == 1) {
+        if (rec.keylen < 2) continue;
+        kp_rd_t r;
+        kp_rd_init(&r, rec.key, (size_t)rec.keylen);
+        int16_t kv = kp_rd_i16(&r);
+        kp_str_t group = kp_rd_string(&r, 0, 0);
+        if (r.err) continue;
+        if (kv == 2) { /* group metadata record: a tombstone deletes the group */
+            group_t *g = coord_group_get(lc->c, group, rec.valuelen >= 0);
+            if (g && rec.valuelen < 0) {
+                coord_group_remove(lc->c, g);
+            } else if (g) {
+                kp_rd_t v;
+                kp_rd_init(&v, rec.value, (size_t)rec.valuelen);
+                kp_rd_i16(&v);
+                kp_str_t ptype = kp_rd_string(&v, 0, 1);
+                int32_t gen = kp_rd_i32(&v);
+                if (!v.err) {
+                    free(g->protocol_type);
+                    g->protocol_type = ptype.len > 0 ? coord_strdup(ptype) : NULL;
+                    g->generation = gen;
+                    g->has_metadata = 1;
+                }
+            }
+            continue;
+        }
+        if (kv != 0 && kv != 1) continue;
+        kp_str_t topic = kp_rd_string(&r, 0, 0);
+        int32_t partition = kp_rd_i32(&r);
+        if (r.err || topic.len > 249) continue;
+        char key[300];
+        size_t kl = offset_key(key, sizeof(key), topic, partition);
+        if (!kl) continue;
+        group_t *g = coord_group_get(lc->c, group, rec.valuelen >= 0);
+        if (!g) continue;
+        if (rec.valuelen < 0) {
+            entry_free(kp_hmap_del(&g->offsets, key, kl));
+            continue;
+        }
+        kp_rd_t v;
+        kp_rd_init(&v, rec.value, (size_t)rec.valuelen);
+        int16_t vv = kp_rd_i16(&v);
+        offset_entry_t e = {.leader_epoch = -1};
+        e.offset = kp_rd_i64(&v);
+        if (vv >= 3) e.leader_epoch = kp_rd_i32(&v);
+        kp_str_t meta = kp_rd_string(&v, 0, 1);
+        e.commit_ms = kp_rd_i64(&v);
+        if (v.err || vv < 0 || vv > 3) continue;
+        offset_entry_t *ne = kp_xmalloc(sizeof(*ne));
+        *ne = e;
+        ne->metadata = coord_strdup(meta);
+        entry_free(kp_hmap_put(&g->offsets, key, kl, ne));
+        lc->records++;
+    }
+    return 0;
+}
+
+int offsets_load(kp_coordinator_t *c, char *err, size_t errlen)
+{
+    load_ctx_t lc = {c, 0};
+    for (int32_t p = 0; p < c->offsets_topic->npartitions; p++) {
+        kp_partition_t *part = kp_topic_partition(c->offsets_topic, p);
+        if (kp_log_scan(part->log, 0, load_batch, &lc) < 0) {
+            snprintf(err, errlen, "cannot read __consumer_offsets-%d", p);
+            return -1;
+        }
+    }
+    /* groups whose offsets were all deleted */
+    size_t n = kp_hmap_count(&c->groups), it = 0, k = 0;
+    group_t **list = kp_xmalloc((n + 1) * sizeof(*list));
+    void *v;
+    while (kp_hmap_next(&c->groups, &it, NULL, NULL, &v)) list[k++] = v;
+    for (size_t i = 0; i < k; i++)
+        if (kp_hmap_count(&list[i]->offsets) == 0 && !list[i]->has_metadata)
+            coord_group_remove(c, list[i]);
+    free(list);
+    return 0;
+}

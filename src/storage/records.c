@@ -1,0 +1,153 @@
+/* records.c — record encoding for internal topics and a walker for uncompressed batches. */
+#include "storage/records.h"
+
+#include "core/crc32c.h"
+#include "protocol/wire.h"
+
+#include <string.h>
+
+static void put_uvarint(kp_buf_t *b, uint64_t v)
+{
+    uint8_t tmp[10];
+    size_t n = 0;
+    while (v >= 0x80) {
+        tmp[n++] = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    tmp[n++] = (uint8_t)v;
+    kp_buf_append(b, tmp, n);
+}
+
+static void put_varlong(kp_buf_t *b, int64_t v)
+{
+    put_uvarint(b, ((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static size_t uvarint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) {
+        v >>= 7;
+        n++;
+    }
+    return n;
+}
+
+static size_t varlong_len(int64_t v)
+{
+    return uvarint_len(((uint64_t)v << 1) ^ (uint64_t)(v >> 63));
+}
+
+static void st16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)(v >> 8);
+    p[1] = (uint8_t)v;
+}
+static void st32(uint8_t *p, uint32_t v)
+{
+    p[0] = (uint8_t)(v >> 24);
+    p[1] = (uint8_t)(v >> 16);
+    p[2] = (uint8_t)(v >> 8);
+    p[3] = (uint8_t)v;
+}
+static void st64(uint8_t *p, uint64_t v)
+{
+    st32(p, (uint32_t)(v >> 32));
+    st32(p + 4, (uint32_t)v);
+}
+
+void kp_batch_builder_init(kp_batch_builder_t *b, int64_t base_timestamp)
+{
+    kp_buf_init(&b->buf);
+    kp_buf_extend(&b->buf, KP_BATCH_HEADER_BYTES);
+    b->count = 0;
+    b->base_timestamp = base_timestamp;
+    b->max_timestamp = base_timestamp;
+}
+
+void kp_batch_builder_free(kp_batch_builder_t *b)
+{
+    kp_buf_free(&b->buf);
+}
+
+void kp_batch_builder_add(kp_batch_builder_t *b, const void *key, int32_t keylen,
+                          const void *value, int32_t valuelen, int64_t timestamp)
+{
+    int64_t ts_delta = timestamp - b->base_timestamp;
+    size_t body = 1 + varlong_len(ts_delta) + varlong_len(b->count) + varlong_len(keylen) +
+                  (keylen > 0 ? (size_t)keylen : 0) + varlong_len(valuelen) +
+                  (valuelen > 0 ? (size_t)valuelen : 0) + 1;
+    put_varlong(&b->buf, (int64_t)body);
+    kp_buf_append(&b->buf, "\0", 1); /* attributes */
+    put_varlong(&b->buf, ts_delta);
+    put_varlong(&b->buf, b->count);
+    put_varlong(&b->buf, keylen);
+    if (keylen > 0) kp_buf_append(&b->buf, key, (size_t)keylen);
+    put_varlong(&b->buf, valuelen);
+    if (valuelen > 0) kp_buf_append(&b->buf, value, (size_t)valuelen);
+    put_varlong(&b->buf, 0); /* headers */
+    if (timestamp > b->max_timestamp) b->max_timestamp = timestamp;
+    b->count++;
+}
+
+void kp_batch_builder_finish(kp_batch_builder_t *b)
+{
+    uint8_t *p = b->buf.data;
+    st64(p, 0);                                    /* baseOffset: assigned on append */
+    st32(p + 8, (uint32_t)(b->buf.len - KP_BATCH_LOG_OVERHEAD));
+    st32(p + 12, 0);                               /* partitionLeaderEpoch */
+    p[16] = 2;                                     /* magic */
+    st16(p + 21, 0);                               /* attributes: no compression */
+    st32(p + 23, (uint32_t)(b->count > 0 ? b->count - 1 : 0));
+    st64(p + 27, (uint64_t)b->base_timestamp);
+    st64(p + 35, (uint64_t)b->max_timestamp);
+    st64(p + 43, (uint64_t)-1);                    /* producerId */
+    st16(p + 51, (uint16_t)-1);                    /* producerEpoch */
+    st32(p + 53, (uint32_t)-1);                    /* baseSequence */
+    st32(p + 57, (uint32_t)b->count);
+    st32(p + 17, kp_crc32c(0, p + 21, b->buf.len - 21));
+}
+
+int kp_records_begin(kp_records_iter_t *it, const uint8_t *batch, size_t len)
+{
+    memset(it, 0, sizeof(*it));
+    if (len < KP_BATCH_HEADER_BYTES) return -1;
+    kp_batch_parse_header(batch, &it->info);
+    if ((size_t)it->info.batch_length + KP_BATCH_LOG_OVERHEAD != len) return -1;
+    if (it->info.attributes & KP_BATCH_ATTR_COMPRESSION_MASK) return -1;
+    it->p = batch + KP_BATCH_HEADER_BYTES;
+    it->end = batch + len;
+    return 0;
+}
+
+int kp_records_next(kp_records_iter_t *it, kp_record_t *rec)
+{
+    if (it->err) return -1;
+    if (it->index >= it->info.records_count || it->p >= it->end) return 0;
+    kp_rd_t r;
+    kp_rd_init(&r, it->p, (size_t)(it->end - it->p));
+    int32_t rec_len = kp_rd_varint(&r);
+    if (r.err || rec_len < 0 || (size_t)rec_len > kp_rd_left(&r)) goto bad;
+    const uint8_t *next = r.p + rec_len;
+    kp_rd_t rr;
+    kp_rd_init(&rr, r.p, (size_t)rec_len);
+    kp_rd_i8(&rr);
+    rec->timestamp = it->info.base_timestamp + kp_rd_varlong(&rr);
+    rec->offset = it->info.base_offset + kp_rd_varint(&rr);
+    rec->keylen = kp_rd_varint(&rr);
+    rec->key = rr.p;
+    if (rec->keylen > 0) kp_rd_skip(&rr, (size_t)rec->keylen);
+    else if (rec->keylen < -1) goto bad;
+    rec->valuelen = kp_rd_varint(&rr);
+    rec->value = rr.p;
+    if (rec->valuelen > 0) kp_rd_skip(&rr, (size_t)rec->valuelen);
+    else if (rec->valuelen < -1) goto bad;
+    rec->nheaders = kp_rd_varint(&rr);
+    if (rr.err || rec->nheaders < 0) goto bad;
+    it->p = next;
+    it->index++;
+    return 1;
+bad:
+    it->err = 1;
+    return -1;
+}

@@ -1,0 +1,54 @@
+/*
+ * records.h — building and walking the records inside a v2 record batch.
+ *
+ * The broker normally never looks inside batches (they are stored as produced). It does for
+ * its own internal topics (committed offsets, later schemas and ACL changes), which it
+ * writes uncompressed with kp_batch_builder and reads back with kp_records_next.
+ */
+#ifndef KP_RECORDS_H
+#define KP_RECORDS_H
+
+#include "core/buf.h"
+#include "storage/batch.h"
+
+#include <stdint.h>
+
+typedef struct kp_batch_builder {
+    kp_buf_t buf;
+    int32_t count;
+    int64_t base_timestamp;
+    int64_t max_timestamp;
+} kp_batch_builder_t;
+
+/* A producer id/epoch/sequence of -1 makes a plain (non-idempotent) batch. */
+void kp_batch_builder_init(kp_batch_builder_t *b, int64_t base_timestamp);
+void kp_batch_builder_free(kp_batch_builder_t *b);
+/* key/value with len -1 are null (a null value is a tombstone). */
+void kp_batch_builder_add(kp_batch_builder_t *b, const void *key, int32_t keylen,
+                          const void *value, int32_t valuelen, int64_t timestamp);
+/* Writes the header and CRC; the batch is b->buf.data[0 .. b->buf.len). */
+void kp_batch_builder_finish(kp_batch_builder_t *b);
+
+typedef struct kp_record {
+    int64_t offset;
+    int64_t timestamp;
+    const uint8_t *key;
+    int32_t keylen; /* -1: null */
+    const uint8_t *value;
+    int32_t valuelen; /* -1: null */
+    int32_t nheaders;
+} kp_record_t;
+
+typedef struct kp_records_iter {
+    kp_batch_info_t info;
+    const uint8_t *p, *end;
+    int32_t index;
+    int err;
+} kp_records_iter_t;
+
+/* Starts walking an uncompressed batch of len bytes. -1 when compressed or malformed. */
+int kp_records_begin(kp_records_iter_t *it, const uint8_t *batch, size_t len);
+/* 1 with *rec filled, 0 at the end, -1 on malformed data. */
+int kp_records_next(kp_records_iter_t *it, kp_record_t *rec);
+
+#endif
