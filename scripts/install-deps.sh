@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   # build
   build-essential pkg-config python3 clang llvm libclang-rt-14-dev clang-format
-  libssl-dev librdkafka-dev libjansson-dev libyaml-dev libsqlite3-dev libmicrohttpd-dev
+  libssl-dev librdkafka-dev libjansson-dev libyaml-dev libsqlite3-dev libmicrohttpd-dev libpcre2-dev
   zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev libavro-dev libcmocka-dev
   # tests: real Kafka clients and their compression codecs
   kcat python3-pytest python3-confluent-kafka python3-kafka python3-lz4 python3-snappy

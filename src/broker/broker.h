@@ -41,6 +41,7 @@ typedef struct kp_broker_config {
     int num_network_threads;
     int num_flush_threads;
     char admin_listener[300]; /* host:port of /livez /readyz /metrics; empty: off */
+    int authorizer_enabled_default; /* `kpool up` turns the authorizer on by default */
     kp_props_t *props;        /* everything given, for topic-config defaults */
 } kp_broker_config_t;
 
@@ -64,6 +65,9 @@ struct kp_broker {
     int64_t pid_next, pid_block_end;
     struct kp_admin_http *admin;
     struct kp_coordinator *coordinator;
+    struct kp_tls_ctx *tls_ctx;                  /* shared by SSL listeners */
+    struct kp_principal_rules *principal_rules;  /* ssl.principal.mapping.rules */
+    struct kp_authorizer *authorizer;
     atomic_int ready;
     atomic_int stopping;
 };

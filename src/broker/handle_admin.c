@@ -1,6 +1,7 @@
 /*
  * handle_admin.c — ApiVersions, Metadata, CreateTopics, DeleteTopics, InitProducerId.
  */
+#include "auth/acl.h"
 #include "broker/request.h"
 #include "broker/topic_config.h"
 #include "core/logging.h"
@@ -103,11 +104,15 @@ int kp_handle_metadata(kp_req_t *req)
         held = kp_topics_list(b->topics, &nheld);
         out.Topics.items = kp_req_alloc(req, (size_t)(nheld + 1) * sizeof(*out.Topics.items));
         if (!out.Topics.items) goto fail;
+        int k = 0;
         for (int i = 0; i < nheld; i++) {
-            MetadataResponse_MetadataResponseTopic_init(&out.Topics.items[i]);
-            if (fill_topic(req, held[i], &out.Topics.items[i]) < 0) goto fail;
+            /* all-topics metadata lists only what the principal may describe */
+            if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, kp_str_c(held[i]->name)))
+                continue;
+            MetadataResponse_MetadataResponseTopic_init(&out.Topics.items[k]);
+            if (fill_topic(req, held[i], &out.Topics.items[k++]) < 0) goto fail;
         }
-        out.Topics.count = nheld;
+        out.Topics.count = k;
     } else {
         int32_t n = in.Topics.count;
         held = kp_xcalloc((size_t)n + 1, sizeof(*held));
@@ -125,8 +130,18 @@ int kp_handle_metadata(kp_req_t *req)
                 mt->ErrorCode = KERR_INVALID_TOPIC_EXCEPTION;
                 continue;
             }
+            if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, name)) {
+                mt->ErrorCode = KERR_TOPIC_AUTHORIZATION_FAILED; /* never "unknown" */
+                continue;
+            }
             kp_topic_t *t = kp_topics_get(b->topics, name);
             int16_t err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            if (!t && allow_auto &&
+                !kp_req_authorize(req, KP_OP_CREATE, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE)) &&
+                !kp_req_authorize(req, KP_OP_CREATE, KP_RES_TOPIC, name)) {
+                mt->ErrorCode = KERR_TOPIC_AUTHORIZATION_FAILED;
+                continue;
+            }
             if (!t && allow_auto) t = auto_create(req, name, &err);
             if (!t) {
                 mt->ErrorCode = err;
@@ -192,6 +207,12 @@ int kp_handle_create_topics(kp_req_t *req)
                 }
             }
         }
+        if (!err &&
+            !kp_req_authorize(req, KP_OP_CREATE, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE)) &&
+            !kp_req_authorize(req, KP_OP_CREATE, KP_RES_TOPIC, t->Name)) {
+            err = KERR_TOPIC_AUTHORIZATION_FAILED;
+            snprintf(msg, sizeof(msg), "Authorization failed.");
+        }
         if (partitions == -1) partitions = b->cfg.num_partitions;
         if (rf == -1) rf = b->cfg.default_replication_factor;
         if (!err && rf != 1) {
@@ -250,7 +271,12 @@ int kp_handle_delete_topics(kp_req_t *req)
         DeleteTopicsResponse_DeletableTopicResult_init(r);
         r->Name = in.TopicNames.items[i];
         char msg[256];
-        kp_topic_t *t = kp_topics_get(b->topics, r->Name);
+        kp_topic_t *t = NULL;
+        if (!kp_req_authorize(req, KP_OP_DELETE, KP_RES_TOPIC, r->Name)) {
+            r->ErrorCode = KERR_TOPIC_AUTHORIZATION_FAILED;
+            continue;
+        }
+        t = kp_topics_get(b->topics, r->Name);
         if (t && t->internal) {
             r->ErrorCode = KERR_INVALID_REQUEST; /* internal topics are not deletable */
         } else {
@@ -273,7 +299,10 @@ int kp_handle_init_producer_id(kp_req_t *req)
         return -1;
     InitProducerIdResponse out;
     InitProducerIdResponse_init(&out);
-    if (in.TransactionalId.len >= 0) {
+    if (!kp_req_authorize(req, KP_OP_IDEMPOTENT_WRITE, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE)) &&
+        !kp_req_authorize_any(req, KP_OP_WRITE, KP_RES_TOPIC)) {
+        out.ErrorCode = KERR_CLUSTER_AUTHORIZATION_FAILED;
+    } else if (in.TransactionalId.len >= 0) {
         /* transactions are not offered by this pool (SPEC 9 lists no transactional APIs) */
         kp_warn("request", "%s: InitProducerId with a transactional.id refused: transactions are "
                            "not supported", req->sess->conn->peer);

@@ -12,6 +12,7 @@
  * Sessions (KIP-227) are not kept: every response carries SessionId 0, which tells the
  * client to send full requests, the behaviour every client supports.
  */
+#include "auth/acl.h"
 #include "broker/loop_ctx.h"
 #include "broker/request.h"
 #include "core/logging.h"
@@ -48,12 +49,18 @@ static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **r
     int k = 0;
     for (int32_t i = 0; i < nt; i++) {
         const FetchRequest_FetchTopic *ft = &in->Topics.items[i];
-        kp_topic_t *topic = kp_topics_get(b->topics, ft->Topic);
+        int allowed = kp_req_authorize(req, KP_OP_READ, KP_RES_TOPIC, ft->Topic);
+        kp_topic_t *topic = allowed ? kp_topics_get(b->topics, ft->Topic) : NULL;
         int32_t np = ft->Partitions.count > 0 ? ft->Partitions.count : 0;
         for (int32_t j = 0; j < np; j++, k++) {
             const FetchRequest_FetchPartition *fp = &ft->Partitions.items[j];
             part_read_t *r = &reads[k];
             kp_partition_t *p = topic ? kp_topic_partition(topic, fp->Partition) : NULL;
+            if (!allowed) {
+                r->err = KERR_TOPIC_AUTHORIZATION_FAILED;
+                r->rd.high_watermark = r->rd.log_start_offset = -1;
+                continue;
+            }
             if (!p) {
                 r->err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 r->rd.high_watermark = r->rd.log_start_offset = -1;
@@ -113,10 +120,12 @@ static int fetch_respond(kp_req_t *req, const FetchRequest *in, part_read_t *rea
             part_read_t *r = &reads[k];
             pd->PartitionIndex = ft->Partitions.items[j].Partition;
             pd->ErrorCode = r->err;
-            pd->HighWatermark = r->err == KERR_UNKNOWN_TOPIC_OR_PARTITION ? -1 : r->rd.high_watermark;
+            int unknown = r->err == KERR_UNKNOWN_TOPIC_OR_PARTITION ||
+                          r->err == KERR_TOPIC_AUTHORIZATION_FAILED;
+            pd->HighWatermark = unknown ? -1 : r->rd.high_watermark;
             /* no transactions: the last stable offset is the high watermark */
             pd->LastStableOffset = pd->HighWatermark;
-            pd->LogStartOffset = r->err == KERR_UNKNOWN_TOPIC_OR_PARTITION ? -1 : r->rd.log_start_offset;
+            pd->LogStartOffset = unknown ? -1 : r->rd.log_start_offset;
             pd->AbortedTransactions.count = in->IsolationLevel == 1 ? 0 : -1;
             pd->Records = (kp_records_t){(const uint8_t *)"", 0, NULL, -1, 0};
             if (r->rd.seg) {

@@ -1,4 +1,5 @@
 /* handle_offsets.c — ListOffsets v0–v5: earliest (-2), latest (-1) and by timestamp. */
+#include "auth/acl.h"
 #include "broker/request.h"
 #include "kp_msgs.h"
 
@@ -21,13 +22,18 @@ int kp_handle_list_offsets(kp_req_t *req)
         tr->Partitions.count = np;
         tr->Partitions.items = kp_req_alloc(req, (size_t)(np + 1) * sizeof(*tr->Partitions.items));
         if (!tr->Partitions.items) return -1;
-        kp_topic_t *topic = kp_topics_get(b->topics, t->Name);
+        int allowed = kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, t->Name);
+        kp_topic_t *topic = allowed ? kp_topics_get(b->topics, t->Name) : NULL;
         for (int32_t j = 0; j < np; j++) {
             const ListOffsetsRequest_ListOffsetsPartition *p = &t->Partitions.items[j];
             ListOffsetsResponse_ListOffsetsPartitionResponse *pr = &tr->Partitions.items[j];
             ListOffsetsResponse_ListOffsetsPartitionResponse_init(pr);
             pr->PartitionIndex = p->PartitionIndex;
             kp_partition_t *part = topic ? kp_topic_partition(topic, p->PartitionIndex) : NULL;
+            if (!allowed) {
+                pr->ErrorCode = KERR_TOPIC_AUTHORIZATION_FAILED;
+                continue;
+            }
             if (!part) {
                 pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;

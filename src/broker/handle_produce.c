@@ -7,6 +7,7 @@
  *   acks=-1  after the batch is fsynced (durable partitions) — the flusher completes one
  *            waiter per partition and posts it back to this loop.
  */
+#include "auth/acl.h"
 #include "broker/request.h"
 #include "broker/topic_config.h"
 #include "core/clock.h"
@@ -180,8 +181,12 @@ int kp_handle_produce(kp_req_t *req)
         int16_t topic_err = 0;
         if (acks != 0 && acks != 1 && acks != -1)
             topic_err = KERR_INVALID_REQUIRED_ACKS;
+        else if (!kp_req_authorize(req, KP_OP_WRITE, KP_RES_TOPIC, td->Name))
+            topic_err = KERR_TOPIC_AUTHORIZATION_FAILED; /* checked first: never "unknown" */
         else if (!(topic = kp_topics_get(b->topics, td->Name)))
             topic_err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        else if (topic->internal) /* clients never write internal topics, as Kafka */
+            topic_err = KERR_INVALID_TOPIC_EXCEPTION;
         for (int32_t j = 0; j < np; j++) {
             ProduceResponse_PartitionProduceResponse *out = &tr->PartitionResponses.items[j];
             if (topic_err) {

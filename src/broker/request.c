@@ -6,12 +6,15 @@
 #include "broker/loop_ctx.h"
 #include <stddef.h>
 
+#include "auth/acl.h"
 #include "core/buf.h"
+#include "net/tls.h"
 #include "core/clock.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "kp_msgs.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +39,9 @@ static const struct {
     {19, kp_handle_create_topics},
     {20, kp_handle_delete_topics},
     {22, kp_handle_init_producer_id},
+    {29, kp_handle_describe_acls},
+    {30, kp_handle_create_acls},
+    {31, kp_handle_delete_acls},
     {42, kp_handle_delete_groups},
     {47, kp_handle_offset_delete},
 };
@@ -265,6 +271,39 @@ static void session_close(kp_conn_t *c)
     session_drain(s);
 }
 
+/* TLS handshake done: the verified certificate's subject becomes the principal. */
+static int session_ready(kp_conn_t *c)
+{
+    kp_session_t *s = c->user;
+    X509 *cert = kp_tls_peer_cert(c);
+    if (!cert) return 0; /* ssl.client.auth=requested/none without a certificate: anonymous */
+    char dn[KP_PRINCIPAL_LEN_MAX - 16], name[KP_PRINCIPAL_LEN_MAX - 16];
+    if (kp_cert_subject_rfc2253(cert, dn, sizeof(dn)) < 0) {
+        kp_warn("auth", "refused %s: cannot read the certificate subject", c->peer);
+        return -1;
+    }
+    if (kp_principal_rules_apply(s->broker->principal_rules, dn, name, sizeof(name)) < 0) {
+        kp_warn("auth", "refused %s: no ssl.principal.mapping.rules rule matches '%s'", c->peer, dn);
+        return -1;
+    }
+    snprintf(s->principal, sizeof(s->principal), "User:%s", name);
+    kp_debug("auth", "%s authenticated as %s", c->peer, s->principal);
+    return 0;
+}
+
+int kp_req_authorize(kp_req_t *req, int op, int type, kp_str_t name)
+{
+    kp_session_t *s = req->sess;
+    return kp_authorize(s->broker->authorizer, s->principal, s->conn->peer_ip, op, type,
+                        name.ptr, name.len > 0 ? (size_t)name.len : 0);
+}
+
+int kp_req_authorize_any(kp_req_t *req, int op, int type)
+{
+    kp_session_t *s = req->sess;
+    return kp_authorize_any(s->broker->authorizer, s->principal, s->conn->peer_ip, op, type);
+}
+
 static void session_free(kp_conn_t *c)
 {
     free(c->user);
@@ -273,7 +312,7 @@ static void session_free(kp_conn_t *c)
 const kp_conn_ops_t kp_session_ops = {
     .on_frame = session_frame,
     .can_read = session_can_read,
-    .on_ready = NULL,
+    .on_ready = session_ready,
     .on_close = session_close,
     .on_free = session_free,
 };
@@ -284,6 +323,7 @@ kp_session_t *kp_session_new(kp_broker_t *b, kp_loop_t *loop, const kp_listener_
     s->broker = b;
     s->loop = loop;
     s->listener = l;
+    snprintf(s->principal, sizeof(s->principal), "%s", KP_PRINCIPAL_ANONYMOUS);
     s->ctx = kp_loop_ctx_of(b, loop);
     s->ctx_next = s->ctx->sessions;
     if (s->ctx_next) s->ctx_next->ctx_prev = s;

@@ -13,6 +13,7 @@
 #ifndef KP_REQUEST_H
 #define KP_REQUEST_H
 
+#include "auth/principal.h"
 #include "broker/broker.h"
 #include "core/arena.h"
 #include "net/conn.h"
@@ -48,6 +49,7 @@ struct kp_session {
     kp_req_t *head, *tail;
     int inflight;
     int closed;
+    char principal[KP_PRINCIPAL_LEN_MAX]; /* "User:ANONYMOUS" until TLS says otherwise */
 };
 
 typedef int (*kp_handler_fn)(kp_req_t *req);
@@ -62,6 +64,11 @@ void kp_req_finish_silent(kp_req_t *req);
 /* Allocation from the request arena that aborts the request on exhaustion: handlers check
  * for NULL and return -1 (closing the connection as for a malformed request). */
 void *kp_req_alloc(kp_req_t *req, size_t n);
+
+/* Authorization of the request's principal (from its connection) for op on a resource;
+ * 1 allowed. Thread-safe: the group coordinator calls it too. */
+int kp_req_authorize(kp_req_t *req, int op, int resource_type, kp_str_t name);
+int kp_req_authorize_any(kp_req_t *req, int op, int resource_type);
 
 /* Per-API handlers; each returns 0, or -1 for a malformed request (connection closed). */
 int kp_handle_api_versions(kp_req_t *req);
@@ -83,6 +90,9 @@ int kp_handle_list_groups(kp_req_t *req);
 int kp_handle_describe_groups(kp_req_t *req);
 int kp_handle_delete_groups(kp_req_t *req);
 int kp_handle_offset_delete(kp_req_t *req);
+int kp_handle_describe_acls(kp_req_t *req);
+int kp_handle_create_acls(kp_req_t *req);
+int kp_handle_delete_acls(kp_req_t *req);
 
 /* The dispatch table entry for an ApiKey (NULL when not served). */
 typedef struct kp_api {

@@ -15,7 +15,10 @@
 #include "core/crc32c.h"
 #include "core/logging.h"
 #include "core/metrics.h"
+#include "auth/acl.h"
+#include "auth/principal.h"
 #include "group/coordinator.h"
+#include "net/tls.h"
 #include "http/admin.h"
 #include "storage/fs.h"
 
@@ -141,9 +144,9 @@ int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err,
                                   "listener.security.protocol.map)", l->name);
             return -1;
         }
-        if (strcmp(l->security, "PLAINTEXT") != 0) {
-            snprintf(err, errlen, "listeners: security protocol %s is not available yet",
-                     l->security);
+        if (strcmp(l->security, "PLAINTEXT") != 0 && strcmp(l->security, "SSL") != 0) {
+            snprintf(err, errlen, "listeners: security protocol %s of %s is not supported "
+                                  "(PLAINTEXT or SSL)", l->security, l->name);
             return -1;
         }
         copy_str(l->adv_host, sizeof(l->adv_host), l->host);
@@ -284,8 +287,19 @@ static accept_arg_t accept_args[KP_LISTENERS_MAX];
 static kp_conn_t *on_accept(kp_loop_t *loop, int fd, const char *ip, int port, void *arg)
 {
     accept_arg_t *a = arg;
+    const kp_transport_t *tp = &kp_transport_tcp;
+    void *tp_state = NULL;
+    if (!strcmp(a->listener->security, "SSL")) {
+        tp = &kp_transport_tls;
+        tp_state = kp_tls_conn_new(a->broker->tls_ctx, fd);
+        if (!tp_state) {
+            kp_warn("tls", "cannot create a TLS session for %s:%d", ip, port);
+            close(fd);
+            return NULL;
+        }
+    }
     kp_session_t *s = kp_session_new(a->broker, loop, a->listener);
-    kp_conn_t *c = kp_conn_new(loop, fd, &kp_transport_tcp, NULL, &kp_session_ops, s,
+    kp_conn_t *c = kp_conn_new(loop, fd, tp, tp_state, &kp_session_ops, s,
                                (size_t)a->broker->cfg.socket_request_max_bytes);
     if (!c) {
         kp_session_discard(s);
@@ -295,6 +309,38 @@ static kp_conn_t *on_accept(kp_loop_t *loop, int fd, const char *ip, int port, v
     snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
     snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", ip);
     return c;
+}
+
+/* ---- security ---- */
+
+static int setup_security(kp_broker_t *b, char *err, size_t errlen)
+{
+    const kp_props_t *p = b->cfg.props;
+    int need_tls = 0;
+    for (int i = 0; i < b->cfg.nlisteners; i++)
+        need_tls |= !strcmp(b->cfg.listeners[i].security, "SSL");
+    if (need_tls) {
+        kp_tls_config_t tc = {
+            .ca_path = kp_props_get(p, "ssl.ca.location"),
+            .cert_path = kp_props_get(p, "ssl.certificate.location"),
+            .key_path = kp_props_get(p, "ssl.key.location"),
+            .key_password = kp_props_get(p, "ssl.key.password"),
+        };
+        if (kp_tls_client_auth_parse(kp_props_get(p, "ssl.client.auth"), &tc.client_auth) < 0) {
+            snprintf(err, errlen, "ssl.client.auth: '%s' is not required, requested or none",
+                     kp_props_get(p, "ssl.client.auth"));
+            return -1;
+        }
+        b->tls_ctx = kp_tls_server_ctx_new(&tc, err, errlen);
+        if (!b->tls_ctx) return -1;
+    }
+    b->principal_rules =
+        kp_principal_rules_parse(kp_props_get(p, "ssl.principal.mapping.rules"), err, errlen);
+    if (!b->principal_rules) return -1;
+    char meta[PATH_MAX];
+    snprintf(meta, sizeof(meta), "%s/meta", b->cfg.log_dir);
+    b->authorizer = kp_authorizer_open(p, b->cfg.authorizer_enabled_default, meta, err, errlen);
+    return b->authorizer ? 0 : -1;
 }
 
 /* ---- lifecycle ---- */
@@ -342,6 +388,7 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     kp_info("broker", "loaded %d topics (%" PRId64 " partitions) from %s in %" PRId64 " ms",
             ntopics, partitions, cfg->log_dir, kp_mono_ms() - t0);
 
+    if (setup_security(b, err, errlen) < 0) goto fail;
     kp_coord_config_t ccfg;
     if (kp_coord_config_load(&ccfg, cfg->props, err, errlen) < 0) goto fail;
     b->coordinator = kp_coordinator_start(b, &ccfg, err, errlen);
@@ -433,6 +480,9 @@ void kp_broker_free(kp_broker_t *b)
     kp_coordinator_stop(b->coordinator);
     kp_flusher_stop();
     kp_topics_close(b->topics);
+    kp_authorizer_free(b->authorizer);
+    kp_principal_rules_free(b->principal_rules);
+    kp_tls_ctx_free(b->tls_ctx);
     /* completions posted after the loops exited (flush waiters failed by the close above)
      * still own requests and connections: run them here */
     for (int i = 0; i < b->nloops; i++) kp_loop_drain(b->loops[i]);

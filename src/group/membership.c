@@ -14,6 +14,8 @@
  */
 #include "group/group_int.h"
 
+#include "auth/acl.h"
+
 #include "core/buf.h"
 #include "core/logging.h"
 
@@ -684,9 +686,12 @@ void membership_list(kp_coordinator_t *c, kp_req_t *req)
     out.Groups.items = kp_arena_calloc(&req->arena, n + 1, sizeof(*out.Groups.items));
     void *v;
     int k = 0;
+    /* DESCRIBE on the cluster lists every group; otherwise only describable ones */
+    int all = kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE));
     while (out.Groups.items && kp_hmap_next(&c->groups, &it, NULL, NULL, &v)) {
         group_t *g = v;
         if (g->state == GS_DEAD) continue;
+        if (!all && !kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, kp_str_c(g->id))) continue;
         out.Groups.items[k].GroupId = kp_str_c(g->id);
         out.Groups.items[k].ProtocolType = kp_str_c(g->protocol_type ? g->protocol_type : "");
         k++;
@@ -708,6 +713,10 @@ void membership_describe(kp_coordinator_t *c, kp_req_t *req, DescribeGroupsReque
         DescribeGroupsResponse_DescribedGroup *dg = &out.Groups.items[i];
         DescribeGroupsResponse_DescribedGroup_init(dg);
         dg->GroupId = in->Groups.items[i];
+        if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, dg->GroupId)) {
+            dg->ErrorCode = KERR_GROUP_AUTHORIZATION_FAILED;
+            continue;
+        }
         group_t *g = coord_group_get(c, dg->GroupId, 0);
         if (!g) {
             dg->GroupState = kp_str_c("Dead");

@@ -12,6 +12,8 @@
  */
 #include "group/group_int.h"
 
+#include "auth/acl.h"
+
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
@@ -203,6 +205,8 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
     group_t *g = NULL;
     if (in->GroupId.len <= 0) {
         group_err = KERR_INVALID_GROUP_ID;
+    } else if (!kp_req_authorize(req, KP_OP_READ, KP_RES_GROUP, in->GroupId)) {
+        group_err = KERR_GROUP_AUTHORIZATION_FAILED;
     } else {
         g = coord_group_get(c, in->GroupId, 0);
         if (in->GenerationId < 0 && (!g || !g->members)) {
@@ -243,13 +247,16 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
             tr->Partitions.count = 0;
             continue;
         }
-        kp_topic_t *topic = group_err ? NULL : kp_topics_get(c->broker->topics, t->Name);
+        int16_t topic_err = group_err;
+        if (!topic_err && !kp_req_authorize(req, KP_OP_READ, KP_RES_TOPIC, t->Name))
+            topic_err = KERR_TOPIC_AUTHORIZATION_FAILED;
+        kp_topic_t *topic = topic_err ? NULL : kp_topics_get(c->broker->topics, t->Name);
         for (int32_t j = 0; j < np; j++) {
             const OffsetCommitRequest_OffsetCommitRequestPartition *p = &t->Partitions.items[j];
             OffsetCommitResponse_OffsetCommitResponsePartition *pr = &tr->Partitions.items[j];
             pr->PartitionIndex = p->PartitionIndex;
-            if (group_err) {
-                pr->ErrorCode = group_err;
+            if (topic_err) {
+                pr->ErrorCode = topic_err;
                 continue;
             }
             if (!topic || !kp_topic_partition(topic, p->PartitionIndex) || t->Name.len > 249) {
@@ -316,6 +323,11 @@ void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
     OffsetFetchResponse out;
     OffsetFetchResponse_init(&out);
     group_t *g = coord_group_get(c, in->GroupId, 0);
+    int16_t group_err = kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, in->GroupId)
+                            ? 0
+                            : KERR_GROUP_AUTHORIZATION_FAILED;
+    if (group_err) g = NULL;
+    out.ErrorCode = group_err;
     if (in->Topics.count >= 0) {
         int32_t nt = in->Topics.count;
         out.Topics.count = nt;
@@ -327,8 +339,14 @@ void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
             int32_t np = t->PartitionIndexes.count > 0 ? t->PartitionIndexes.count : 0;
             tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
             tr->Partitions.count = tr->Partitions.items ? np : 0;
-            for (int32_t j = 0; j < tr->Partitions.count; j++)
-                fetch_partition(g, t->Name, t->PartitionIndexes.items[j], &tr->Partitions.items[j]);
+            int16_t err = group_err;
+            if (!err && !kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, t->Name))
+                err = KERR_TOPIC_AUTHORIZATION_FAILED;
+            for (int32_t j = 0; j < tr->Partitions.count; j++) {
+                fetch_partition(err ? NULL : g, t->Name, t->PartitionIndexes.items[j],
+                                &tr->Partitions.items[j]);
+                tr->Partitions.items[j].ErrorCode = err;
+            }
         }
         if (!out.Topics.items) out.Topics.count = 0;
     } else if (g) {
@@ -342,6 +360,7 @@ void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
             kp_str_t topic = {key, (int32_t)strlen(key)};
             int32_t partition;
             memcpy(&partition, key + topic.len + 1, 4);
+            if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, topic)) continue;
             OffsetFetchResponse_OffsetFetchResponseTopic *tr = NULL;
             for (size_t i = 0; i < k && !tr; i++)
                 if (kp_str_eq(out.Topics.items[i].Name, topic)) tr = &out.Topics.items[i];
@@ -470,7 +489,9 @@ void offsets_delete_groups(kp_coordinator_t *c, kp_req_t *req, DeleteGroupsReque
         DeleteGroupsResponse_DeletableGroupResult *r = &out.Results.items[i];
         r->GroupId = in->GroupsNames.items[i];
         group_t *g = coord_group_get(c, r->GroupId, 0);
-        if (!g || g->state == GS_DEAD) {
+        if (!kp_req_authorize(req, KP_OP_DELETE, KP_RES_GROUP, r->GroupId)) {
+            r->ErrorCode = KERR_GROUP_AUTHORIZATION_FAILED;
+        } else if (!g || g->state == GS_DEAD) {
             r->ErrorCode = KERR_GROUP_ID_NOT_FOUND;
         } else if (g->members || kp_hmap_count(&g->pending)) {
             r->ErrorCode = KERR_NON_EMPTY_GROUP;
@@ -492,7 +513,10 @@ void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in)
     OffsetDeleteResponse_init(&out);
     group_t *g = coord_group_get(c, in->GroupId, 0);
     int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0;
-    if (!g || g->state == GS_DEAD) {
+    if (!kp_req_authorize(req, KP_OP_DELETE, KP_RES_GROUP, in->GroupId)) {
+        out.ErrorCode = KERR_GROUP_AUTHORIZATION_FAILED;
+        nt = 0;
+    } else if (!g || g->state == GS_DEAD) {
         out.ErrorCode = KERR_GROUP_ID_NOT_FOUND;
         nt = 0;
     }
@@ -506,9 +530,14 @@ void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in)
         tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
         tr->Partitions.count = tr->Partitions.items ? np : 0;
         int subscribed = group_subscribed_to(g, t->Name.ptr, (size_t)(t->Name.len > 0 ? t->Name.len : 0));
+        int allowed = kp_req_authorize(req, KP_OP_READ, KP_RES_TOPIC, t->Name);
         for (int32_t j = 0; j < tr->Partitions.count; j++) {
             OffsetDeleteResponse_OffsetDeleteResponsePartition *pr = &tr->Partitions.items[j];
             pr->PartitionIndex = t->Partitions.items[j].PartitionIndex;
+            if (!allowed) {
+                pr->ErrorCode = KERR_TOPIC_AUTHORIZATION_FAILED;
+                continue;
+            }
             if (subscribed) {
                 pr->ErrorCode = KERR_GROUP_SUBSCRIBED_TO_TOPIC;
                 continue;
