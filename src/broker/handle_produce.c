@@ -96,10 +96,7 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
                              : KERR_CORRUPT_MESSAGE;
         return 0;
     }
-    char buf[64];
-    int64_t max_bytes = 0;
-    kp_parse_i64(kp_topic_config_get(topic, "max.message.bytes", buf, sizeof(buf)), &max_bytes);
-    if (rec->len > max_bytes) {
+    if (rec->len > atomic_load_explicit(&topic->eff.max_message_bytes, memory_order_relaxed)) {
         out->ErrorCode = KERR_MESSAGE_TOO_LARGE;
         return 0;
     }
@@ -118,9 +115,7 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
     int64_t now = kp_wall_ms();
     /* the batch lives in this request's receive chunk, which we own until the response */
     uint8_t *data = (uint8_t *)rec->ptr;
-    int log_append_time =
-        strcasecmp(kp_topic_config_get(topic, "message.timestamp.type", buf, sizeof(buf)),
-                   "LogAppendTime") == 0;
+    int log_append_time = atomic_load_explicit(&topic->eff.log_append_time, memory_order_relaxed);
     if (log_append_time) kp_batch_set_log_append_time(data, (size_t)rec->len, now);
 
     kp_append_result_t res;
@@ -187,6 +182,9 @@ int kp_handle_produce(kp_req_t *req)
             topic_err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
         else if (topic->internal) /* clients never write internal topics, as Kafka */
             topic_err = KERR_INVALID_TOPIC_EXCEPTION;
+        else if (acks == -1 && atomic_load_explicit(&topic->eff.min_insync_replicas,
+                                                    memory_order_relaxed) > 1)
+            topic_err = KERR_NOT_ENOUGH_REPLICAS; /* one replica in this pool */
         for (int32_t j = 0; j < np; j++) {
             ProduceResponse_PartitionProduceResponse *out = &tr->PartitionResponses.items[j];
             if (topic_err) {

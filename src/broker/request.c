@@ -42,7 +42,11 @@ static const struct {
     {29, kp_handle_describe_acls},
     {30, kp_handle_create_acls},
     {31, kp_handle_delete_acls},
+    {32, kp_handle_describe_configs},
+    {33, kp_handle_alter_configs},
+    {37, kp_handle_create_partitions},
     {42, kp_handle_delete_groups},
+    {44, kp_handle_incremental_alter_configs},
     {47, kp_handle_offset_delete},
 };
 

@@ -91,6 +91,10 @@ int kp_handle_describe_groups(kp_req_t *req);
 int kp_handle_delete_groups(kp_req_t *req);
 int kp_handle_offset_delete(kp_req_t *req);
 int kp_handle_describe_acls(kp_req_t *req);
+int kp_handle_describe_configs(kp_req_t *req);
+int kp_handle_alter_configs(kp_req_t *req);
+int kp_handle_incremental_alter_configs(kp_req_t *req);
+int kp_handle_create_partitions(kp_req_t *req);
 int kp_handle_create_acls(kp_req_t *req);
 int kp_handle_delete_acls(kp_req_t *req);
 

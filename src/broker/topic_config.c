@@ -158,6 +158,14 @@ int kp_topic_config_validate(const char *name, const char *value, char *err, siz
         snprintf(err, errlen, "Null value for configuration %s", name);
         return -1;
     }
+    if (!strcmp(name, "compression.type") && strcmp(value, "producer") != 0 &&
+        validate_def(d, value, err, errlen) == 0) {
+        /* recompression on the broker is not implemented: refuse rather than ignore it */
+        snprintf(err, errlen, "Invalid value '%s' for configuration compression.type: this "
+                 "broker stores batches as the producer compressed them; only 'producer' is "
+                 "supported", value);
+        return -1;
+    }
     return validate_def(d, value, err, errlen);
 }
 

@@ -138,8 +138,18 @@ static void partition_dir(const kp_topics_t *t, const char *topic, int32_t p, ch
     snprintf(out, n, "%s/%s-%d", t->data_dir, topic, p);
 }
 
+typedef struct retired {
+    struct retired *next;
+    kp_partition_t **array;
+} retired_t;
+
 static void topic_free(kp_topic_t *topic)
 {
+    for (retired_t *r = topic->retired_arrays, *n; r; r = n) {
+        n = r->next;
+        free(r->array);
+        free(r);
+    }
     for (int32_t i = 0; i < topic->npartitions; i++) {
         kp_partition_t *p = topic->partitions[i];
         if (!p) continue;
@@ -167,8 +177,46 @@ void kp_topic_put(kp_topic_t *topic)
 
 kp_partition_t *kp_topic_partition(kp_topic_t *topic, int32_t index)
 {
-    if (index < 0 || index >= topic->npartitions) return NULL;
-    return topic->partitions[index];
+    int32_t n = atomic_load_explicit(&topic->npartitions, memory_order_acquire);
+    if (index < 0 || index >= n) return NULL;
+    return atomic_load_explicit(&topic->partitions, memory_order_acquire)[index];
+}
+
+static int64_t eff_i64(const kp_topic_t *topic, const kp_props_t *broker, const char *key)
+{
+    return kp_topic_config_i64(key, topic->configs, broker);
+}
+
+/* Recomputes the cached effective settings. @locks: topics lock (or sole owner). */
+static void settings_refresh(const kp_props_t *broker, kp_topic_t *topic)
+{
+    kp_topic_settings_t *e = &topic->eff;
+    atomic_store_explicit(&e->max_message_bytes, (int)eff_i64(topic, broker, "max.message.bytes"),
+                          memory_order_relaxed);
+    atomic_store_explicit(&e->min_insync_replicas, (int)eff_i64(topic, broker, "min.insync.replicas"),
+                          memory_order_relaxed);
+    const char *ts = kp_topic_config_value(kp_topic_config_find("message.timestamp.type"),
+                                           topic->configs, broker, NULL);
+    atomic_store_explicit(&e->log_append_time, !strcmp(ts, "LogAppendTime"), memory_order_relaxed);
+    const char *cp = kp_topic_config_value(kp_topic_config_find("cleanup.policy"), topic->configs,
+                                           broker, NULL);
+    atomic_store_explicit(&e->cleanup_delete, strstr(cp, "delete") != NULL, memory_order_relaxed);
+    atomic_store_explicit(&e->cleanup_compact, strstr(cp, "compact") != NULL, memory_order_relaxed);
+    atomic_store_explicit(&e->retention_ms, eff_i64(topic, broker, "retention.ms"), memory_order_relaxed);
+    atomic_store_explicit(&e->retention_bytes, eff_i64(topic, broker, "retention.bytes"),
+                          memory_order_relaxed);
+    atomic_store_explicit(&e->delete_retention_ms, eff_i64(topic, broker, "delete.retention.ms"),
+                          memory_order_relaxed);
+    atomic_store_explicit(&e->min_compaction_lag_ms, eff_i64(topic, broker, "min.compaction.lag.ms"),
+                          memory_order_relaxed);
+    atomic_store_explicit(&e->max_compaction_lag_ms, eff_i64(topic, broker, "max.compaction.lag.ms"),
+                          memory_order_relaxed);
+    atomic_store_explicit(&e->file_delete_delay_ms, eff_i64(topic, broker, "file.delete.delay.ms"),
+                          memory_order_relaxed);
+    const char *ratio = kp_topic_config_value(kp_topic_config_find("min.cleanable.dirty.ratio"),
+                                              topic->configs, broker, NULL);
+    atomic_store_explicit(&e->min_cleanable_ratio_ppm, (long long)(strtod(ratio, NULL) * 1e6),
+                          memory_order_relaxed);
 }
 
 kp_topic_t *kp_topics_get(kp_topics_t *t, kp_str_t name)
@@ -235,6 +283,18 @@ const char *kp_topic_config_get(kp_topic_t *topic, const char *name, char *buf, 
     return buf;
 }
 
+void kp_topic_overrides_copy(kp_topic_t *topic, kp_props_t *out)
+{
+    kp_topics_t *t = topic->owner;
+    pthread_rwlock_rdlock(&t->lock);
+    for (size_t i = 0; i < kp_props_count(topic->configs); i++) {
+        const char *k, *v;
+        kp_props_at(topic->configs, i, &k, &v);
+        kp_props_set(out, k, v);
+    }
+    pthread_rwlock_unlock(&t->lock);
+}
+
 /* ---- persistence ---- */
 
 static int write_topic_file(kp_topics_t *t, const kp_topic_t *topic)
@@ -269,13 +329,13 @@ static void partition_hook(kp_topics_t *t, kp_topic_t *topic)
     for (int32_t i = 0; i < topic->npartitions; i++) t->hook(topic->partitions[i], t->hook_arg);
 }
 
-/* Opens the logs of a topic. 0 or -1 (partially opened logs are closed). */
-static int open_partitions(kp_topics_t *t, kp_topic_t *topic, int32_t from)
+/* Opens the logs of partitions [from, to). 0 or -1 (partially opened logs are closed). */
+static int open_partitions(kp_topics_t *t, kp_topic_t *topic, int32_t from, int32_t to)
 {
     kp_log_config_t cfg;
     kp_topic_log_config(&cfg, topic->configs, t->broker_props);
     int64_t now = kp_wall_ms();
-    for (int32_t i = from; i < topic->npartitions; i++) {
+    for (int32_t i = from; i < to; i++) {
         char dir[PATH_MAX];
         partition_dir(t, topic->name, i, dir, sizeof(dir));
         kp_log_t *log = kp_log_open(dir, &cfg, now);
@@ -301,8 +361,8 @@ static kp_topic_t *topic_new(kp_topics_t *t, const char *name, int32_t npartitio
     kp_topic_t *topic = kp_xcalloc(1, sizeof(*topic));
     atomic_init(&topic->refs, 1);
     topic->name = kp_xstrdup(name);
-    topic->npartitions = npartitions;
-    topic->partitions = kp_xcalloc((size_t)npartitions, sizeof(kp_partition_t *));
+    atomic_init(&topic->npartitions, npartitions);
+    atomic_init(&topic->partitions, kp_xcalloc((size_t)npartitions, sizeof(kp_partition_t *)));
     topic->configs = kp_props_new();
     topic->owner = t;
     return topic;
@@ -337,7 +397,8 @@ static int load_topic_file(kp_topics_t *t, const char *path)
         if (json_is_string(v)) kp_props_set(topic->configs, k, json_string_value(v));
     }
     json_decref(o);
-    if (open_partitions(t, topic, 0) < 0) {
+    settings_refresh(t->broker_props, topic);
+    if (open_partitions(t, topic, 0, topic->npartitions) < 0) {
         topic_free(topic);
         return -1;
     }
@@ -482,13 +543,14 @@ int16_t kp_topics_create(kp_topics_t *t, const kp_topic_spec_t *spec, int valida
         memset(topic->id.b, 0x5a, sizeof(topic->id.b));
     for (int i = 0; i < spec->nconfigs; i++)
         kp_props_set(topic->configs, spec->config_keys[i], spec->config_values[i]);
+    settings_refresh(t->broker_props, topic);
     /* fresh directories: anything left under these names is an orphan of a crash */
     for (int32_t i = 0; i < spec->partitions; i++) {
         char dir[PATH_MAX];
         partition_dir(t, name, i, dir, sizeof(dir));
         kp_fs_remove_tree(dir);
     }
-    if (open_partitions(t, topic, 0) < 0 || write_topic_file(t, topic) < 0) {
+    if (open_partitions(t, topic, 0, topic->npartitions) < 0 || write_topic_file(t, topic) < 0) {
         snprintf(err, errlen, "Could not create topic '%s': %s", name, strerror(errno));
         kp_error("topics", "%s", err);
         topic->deleted = 1; /* removes whatever was created */
@@ -543,4 +605,207 @@ int16_t kp_topics_delete(kp_topics_t *t, kp_str_t name, char *err, size_t errlen
     pthread_mutex_unlock(&t->create_lock);
     kp_topic_put(topic);
     return 0;
+}
+
+/* ---- config changes and partition growth ---- */
+
+static int config_op_apply(kp_props_t *props, const kp_config_def_t *d, int8_t op,
+                           const char *value, char *err, size_t errlen)
+{
+    const char *cur = kp_props_get(props, d->name);
+    switch (op) {
+    case 0: /* SET */
+        kp_props_set(props, d->name, value);
+        return 0;
+    case 1: /* DELETE: back to the broker default */
+        kp_props_del(props, d->name);
+        return 0;
+    case 2:   /* APPEND */
+    case 3: { /* SUBTRACT */
+        if (d->type != KP_CT_LIST) {
+            snprintf(err, errlen, "Config %s is not a list: APPEND and SUBTRACT need a list "
+                                  "config such as cleanup.policy", d->name);
+            return -1;
+        }
+        const char *base = cur ? cur : d->default_value;
+        kp_buf_t out;
+        kp_buf_init(&out);
+        char *items = kp_xstrdup(base), *save = NULL;
+        for (char *it = strtok_r(items, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+            while (*it == ' ') it++;
+            if (!*it) continue;
+            int drop = 0;
+            if (op == 3) { /* remove every item listed in value */
+                char *vcopy = kp_xstrdup(value), *vs = NULL;
+                for (char *v = strtok_r(vcopy, ",", &vs); v && !drop; v = strtok_r(NULL, ",", &vs))
+                    drop = !strcmp(v, it);
+                free(vcopy);
+            }
+            if (!drop) kp_buf_appendf(&out, "%s%s", out.len ? "," : "", it);
+        }
+        free(items);
+        if (op == 2) {
+            char *vcopy = kp_xstrdup(value), *vs = NULL;
+            for (char *v = strtok_r(vcopy, ",", &vs); v; v = strtok_r(NULL, ",", &vs)) {
+                /* skip values already present */
+                char probe[512];
+                snprintf(probe, sizeof(probe), ",%.*s,", (int)out.len, out.len ? (char *)out.data : "");
+                char needle[256];
+                snprintf(needle, sizeof(needle), ",%s,", v);
+                if (!strstr(probe, needle)) kp_buf_appendf(&out, "%s%s", out.len ? "," : "", v);
+            }
+            free(vcopy);
+        }
+        kp_buf_append(&out, "", 1);
+        if (out.len <= 1) {
+            kp_props_del(props, d->name);
+        } else {
+            kp_props_set(props, d->name, (const char *)out.data);
+        }
+        kp_buf_free(&out);
+        return 0;
+    }
+    default:
+        snprintf(err, errlen, "Unknown config operation %d (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)",
+                 op);
+        return -1;
+    }
+}
+
+int16_t kp_topics_alter_configs(kp_topics_t *t, kp_str_t name, const char **keys,
+                                const char **values, const int8_t *ops, int n, int validate_only,
+                                char *err, size_t errlen)
+{
+    pthread_mutex_lock(&t->create_lock);
+    kp_topic_t *topic = kp_topics_get(t, name);
+    if (!topic) {
+        pthread_mutex_unlock(&t->create_lock);
+        snprintf(err, errlen, "Topic %.*s does not exist", name.len > 0 ? name.len : 0, name.ptr);
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    /* build the new override set on a copy; nothing changes unless all of it is valid */
+    kp_props_t *next = kp_props_new();
+    if (ops) {
+        pthread_rwlock_rdlock(&t->lock);
+        for (size_t i = 0; i < kp_props_count(topic->configs); i++) {
+            const char *k, *v;
+            kp_props_at(topic->configs, i, &k, &v);
+            kp_props_set(next, k, v);
+        }
+        pthread_rwlock_unlock(&t->lock);
+    }
+    int16_t rc = 0;
+    for (int i = 0; i < n && !rc; i++) {
+        const kp_config_def_t *d = kp_topic_config_find(keys[i]);
+        int8_t op = ops ? ops[i] : 0;
+        if (!d) {
+            snprintf(err, errlen, "Unknown topic config name: %s", keys[i]);
+            rc = KERR_INVALID_CONFIG;
+        } else if (op != 1 && (!values[i] || kp_topic_config_validate(keys[i], values[i], err, errlen) < 0)) {
+            if (!values[i]) snprintf(err, errlen, "Null value for configuration %s", keys[i]);
+            rc = KERR_INVALID_CONFIG;
+        } else if (config_op_apply(next, d, op, values[i], err, errlen) < 0) {
+            rc = KERR_INVALID_CONFIG;
+        }
+    }
+    if (!rc) {
+        /* the result of APPEND/SUBTRACT must itself be valid */
+        for (size_t i = 0; i < kp_props_count(next) && !rc; i++) {
+            const char *k, *v;
+            kp_props_at(next, i, &k, &v);
+            if (kp_topic_config_validate(k, v, err, errlen) < 0) rc = KERR_INVALID_CONFIG;
+        }
+    }
+    if (rc || validate_only) goto out;
+    pthread_rwlock_wrlock(&t->lock);
+    kp_props_t *old = topic->configs;
+    topic->configs = next;
+    next = old;
+    settings_refresh(t->broker_props, topic);
+    pthread_rwlock_unlock(&t->lock);
+    if (write_topic_file(t, topic) < 0) {
+        snprintf(err, errlen, "Could not store the configs of %s: %s", topic->name, strerror(errno));
+        rc = KERR_KAFKA_STORAGE_ERROR;
+    }
+    kp_log_config_t lc;
+    pthread_rwlock_rdlock(&t->lock);
+    kp_topic_log_config(&lc, topic->configs, t->broker_props);
+    pthread_rwlock_unlock(&t->lock);
+    for (int32_t i = 0; i < topic->npartitions; i++) kp_log_set_config(topic->partitions[i]->log, &lc);
+    kp_info("topics", "altered configs of topic %s", topic->name);
+out:
+    kp_props_free(next);
+    kp_topic_put(topic);
+    pthread_mutex_unlock(&t->create_lock);
+    return rc;
+}
+
+int16_t kp_topics_add_partitions(kp_topics_t *t, kp_str_t name, int32_t count, int validate_only,
+                                 char *err, size_t errlen)
+{
+    pthread_mutex_lock(&t->create_lock);
+    kp_topic_t *topic = kp_topics_get(t, name);
+    int16_t rc = 0;
+    if (!topic) {
+        snprintf(err, errlen, "Topic %.*s does not exist", name.len > 0 ? name.len : 0, name.ptr);
+        rc = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        goto out;
+    }
+    int32_t cur = topic->npartitions;
+    if (count <= cur) {
+        snprintf(err, errlen, "Topic currently has %d partitions, which is higher than the "
+                 "requested %d.", cur, count);
+        if (count == cur)
+            snprintf(err, errlen, "Topic already has %d partitions.", cur);
+        rc = KERR_INVALID_PARTITIONS;
+        goto out;
+    }
+    if (count > KP_TOPIC_PARTITIONS_MAX) {
+        snprintf(err, errlen, "Number of partitions must be at most %d", KP_TOPIC_PARTITIONS_MAX);
+        rc = KERR_INVALID_PARTITIONS;
+        goto out;
+    }
+    if (topic->internal) {
+        snprintf(err, errlen, "Cannot add partitions to internal topic %s", topic->name);
+        rc = KERR_INVALID_REQUEST;
+        goto out;
+    }
+    if (validate_only) goto out;
+    kp_partition_t **old = topic->partitions;
+    kp_partition_t **grown = kp_xcalloc((size_t)count, sizeof(*grown));
+    memcpy(grown, old, (size_t)cur * sizeof(*grown));
+    /* open the new logs in a scratch topic view so a failure leaves the topic as it was */
+    atomic_store_explicit(&topic->partitions, grown, memory_order_release);
+    int32_t saved = cur;
+    for (int32_t i = saved; i < count; i++) { /* new partitions start empty */
+        char dir[PATH_MAX];
+        partition_dir(t, topic->name, i, dir, sizeof(dir));
+        kp_fs_remove_tree(dir);
+    }
+    int orc = open_partitions(t, topic, saved, count);
+    if (orc < 0) {
+        atomic_store_explicit(&topic->partitions, old, memory_order_release);
+        free(grown);
+        snprintf(err, errlen, "Could not create the new partitions: %s", strerror(errno));
+        rc = KERR_KAFKA_STORAGE_ERROR;
+        goto out;
+    }
+    retired_t *r = kp_xmalloc(sizeof(*r));
+    r->array = old;
+    r->next = topic->retired_arrays;
+    topic->retired_arrays = r;
+    atomic_store_explicit(&topic->npartitions, count, memory_order_release);
+    if (write_topic_file(t, topic) < 0) {
+        snprintf(err, errlen, "Could not store topic %s: %s", topic->name, strerror(errno));
+        rc = KERR_KAFKA_STORAGE_ERROR;
+    }
+    pthread_rwlock_rdlock(&t->lock);
+    if (t->hook)
+        for (int32_t i = saved; i < count; i++) t->hook(topic->partitions[i], t->hook_arg);
+    pthread_rwlock_unlock(&t->lock);
+    kp_info("topics", "topic %s grew from %d to %d partitions", topic->name, saved, count);
+out:
+    kp_topic_put(topic);
+    pthread_mutex_unlock(&t->create_lock);
+    return rc;
 }

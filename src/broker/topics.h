@@ -31,12 +31,35 @@ typedef struct kp_partition {
     kp_log_t *log;
 } kp_partition_t;
 
+/* Effective values of the configs the data path reads, recomputed whenever the topic's
+ * configs change (so a produce never parses a string). Relaxed atomics: a request sees the
+ * old or the new value, never a torn one. */
+typedef struct kp_topic_settings {
+    atomic_int max_message_bytes;
+    atomic_int log_append_time; /* message.timestamp.type=LogAppendTime */
+    atomic_int min_insync_replicas;
+    atomic_int cleanup_delete;
+    atomic_int cleanup_compact;
+    atomic_llong retention_ms;
+    atomic_llong retention_bytes;
+    atomic_llong delete_retention_ms;
+    atomic_llong min_compaction_lag_ms;
+    atomic_llong max_compaction_lag_ms;
+    atomic_llong min_cleanable_ratio_ppm; /* min.cleanable.dirty.ratio x 1e6 */
+    atomic_llong file_delete_delay_ms;
+} kp_topic_settings_t;
+
 struct kp_topic {
     atomic_int refs;
     char *name;
     kp_uuid_t id;
-    int32_t npartitions;
-    kp_partition_t **partitions;
+    /* Partitions only grow (CreatePartitions): a bigger array is published before the count,
+     * and replaced arrays live until the topic is freed, so a reader that loaded the count
+     * and then the array always indexes a valid one. */
+    _Atomic int32_t npartitions;
+    kp_partition_t **_Atomic partitions;
+    void *retired_arrays; /* older partition arrays, freed with the topic */
+    kp_topic_settings_t eff;
     kp_props_t *configs; /* overrides only; guarded by kp_topics' lock */
     int internal;
     int deleted;
@@ -81,8 +104,22 @@ int16_t kp_topics_create(kp_topics_t *t, const kp_topic_spec_t *spec, int valida
                          char *err, size_t errlen);
 int16_t kp_topics_delete(kp_topics_t *t, kp_str_t name, char *err, size_t errlen);
 
+/* Replaces a topic's overrides (AlterConfigs: the given set becomes the whole set) or edits
+ * them (IncrementalAlterConfigs ops: 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT). Validates
+ * everything first; nothing changes on an error. Stored durably, applied live. Returns a
+ * Kafka error code with err filled. */
+#define KP_CONFIG_REPLACE -1
+int16_t kp_topics_alter_configs(kp_topics_t *t, kp_str_t name, const char **keys,
+                                const char **values, const int8_t *ops, int n, int validate_only,
+                                char *err, size_t errlen);
+/* Grows a topic to `count` partitions (never shrinks: INVALID_PARTITIONS). */
+int16_t kp_topics_add_partitions(kp_topics_t *t, kp_str_t name, int32_t count, int validate_only,
+                                 char *err, size_t errlen);
+
 /* Reads an effective config under the topics lock (value copied into buf). */
 const char *kp_topic_config_get(kp_topic_t *topic, const char *name, char *buf, size_t buflen);
 const kp_props_t *kp_topics_broker_props(kp_topics_t *t);
+/* Copies the topic's overrides into out (under the topics lock). */
+void kp_topic_overrides_copy(kp_topic_t *topic, kp_props_t *out);
 
 #endif

@@ -142,6 +142,19 @@ int kp_props_set_kv(kp_props_t *p, const char *kv, char *err, size_t errlen)
     return 0;
 }
 
+void kp_props_del(kp_props_t *p, const char *key)
+{
+    for (size_t i = 0; i < p->count; i++) {
+        if (strcmp(p->keys[i], key) != 0) continue;
+        free(p->keys[i]);
+        free(p->values[i]);
+        memmove(&p->keys[i], &p->keys[i + 1], (p->count - i - 1) * sizeof(char *));
+        memmove(&p->values[i], &p->values[i + 1], (p->count - i - 1) * sizeof(char *));
+        p->count--;
+        return;
+    }
+}
+
 const char *kp_props_get(const kp_props_t *p, const char *key)
 {
     for (size_t i = 0; i < p->count; i++)

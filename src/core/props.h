@@ -22,6 +22,7 @@ int kp_props_load_file(kp_props_t *p, const char *path, char *err, size_t errlen
 int kp_props_set_kv(kp_props_t *p, const char *kv, char *err, size_t errlen);
 void kp_props_set(kp_props_t *p, const char *key, const char *value);
 const char *kp_props_get(const kp_props_t *p, const char *key); /* NULL when unset */
+void kp_props_del(kp_props_t *p, const char *key);
 const char *kp_props_get_str(const kp_props_t *p, const char *key, const char *def);
 /* Return 0 with *out set (def when unset), -1 with err filled on a malformed value. */
 int kp_props_get_i64(const kp_props_t *p, const char *key, int64_t def, int64_t min, int64_t max,

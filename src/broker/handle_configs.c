@@ -1,0 +1,396 @@
+/*
+ * handle_configs.c — DescribeConfigs v0–2 (topics and this broker), AlterConfigs v0–1,
+ * IncrementalAlterConfigs v0 (topics; dynamic broker configs are refused with a message),
+ * CreatePartitions v0–1.
+ *
+ * Authorization as Kafka: DESCRIBE_CONFIGS / ALTER_CONFIGS on the topic or the cluster,
+ * ALTER on the topic for CreatePartitions.
+ */
+#include "auth/acl.h"
+#include "broker/request.h"
+#include "broker/topic_config.h"
+#include "kp_msgs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RES_TOPIC 2
+#define RES_BROKER 4
+
+/* Broker properties DescribeConfigs reports besides the topic-config defaults. */
+static const struct {
+    const char *name;
+    const char *default_value;
+    int sensitive;
+} broker_props[] = {
+    {"node.id", "1", 0},
+    {"listeners", "PLAINTEXT://127.0.0.1:9092", 0},
+    {"advertised.listeners", NULL, 0},
+    {"listener.security.protocol.map", NULL, 0},
+    {"log.dirs", "./kpool-data", 0},
+    {"num.partitions", "1", 0},
+    {"default.replication.factor", "1", 0},
+    {"auto.create.topics.enable", "false", 0},
+    {"socket.request.max.bytes", "104857600", 0},
+    {"max.connections", "10000", 0},
+    {"num.network.threads", NULL, 0},
+    {"log.flush.threads", "2", 0},
+    {"admin.listener", "127.0.0.1:9600", 0},
+    {"authorizer.enabled", "false", 0},
+    {"super.users", NULL, 0},
+    {"allow.everyone.if.no.acl.found", "false", 0},
+    {"ssl.client.auth", "none", 0},
+    {"ssl.ca.location", NULL, 0},
+    {"ssl.certificate.location", NULL, 0},
+    {"ssl.key.location", NULL, 0},
+    {"ssl.key.password", NULL, 1},
+    {"ssl.principal.mapping.rules", "DEFAULT", 0},
+    {"offsets.topic.num.partitions", "50", 0},
+    {"offsets.retention.minutes", "10080", 0},
+    {"group.min.session.timeout.ms", "6000", 0},
+    {"group.max.session.timeout.ms", "1800000", 0},
+    {"group.initial.rebalance.delay.ms", "3000", 0},
+};
+
+static int wanted(const DescribeConfigsRequest_DescribeConfigsResource *r, const char *name)
+{
+    if (r->ConfigurationKeys.count < 0) return 1;
+    for (int32_t i = 0; i < r->ConfigurationKeys.count; i++)
+        if (kp_str_eq_c(r->ConfigurationKeys.items[i], name)) return 1;
+    return 0;
+}
+
+typedef struct cfg_list {
+    DescribeConfigsResponse_DescribeConfigsResourceResult *items;
+    int n, cap;
+} cfg_list_t;
+
+static DescribeConfigsResponse_DescribeConfigsResourceResult *cfg_push(kp_req_t *req, cfg_list_t *l)
+{
+    if (l->n == l->cap) {
+        int cap = l->cap ? l->cap * 2 : 32;
+        void *n = kp_arena_alloc(&req->arena, (size_t)cap * sizeof(*l->items));
+        if (!n) return NULL;
+        if (l->n) memcpy(n, l->items, (size_t)l->n * sizeof(*l->items));
+        l->items = n;
+        l->cap = cap;
+    }
+    DescribeConfigsResponse_DescribeConfigsResourceResult *c = &l->items[l->n++];
+    DescribeConfigsResponse_DescribeConfigsResourceResult_init(c);
+    return c;
+}
+
+static kp_str_t adup(kp_req_t *req, const char *s)
+{
+    if (!s) return KP_STR_NULL;
+    char *d = kp_arena_strndup(&req->arena, s, strlen(s));
+    return d ? kp_str_c(d) : KP_STR_NULL;
+}
+
+/* Synonyms in precedence order: topic override, broker property, built-in default. */
+static int add_synonyms(kp_req_t *req, DescribeConfigsResponse_DescribeConfigsResourceResult *c,
+                        const kp_config_def_t *d, const kp_props_t *overrides,
+                        const kp_props_t *broker)
+{
+    DescribeConfigsResponse_DescribeConfigsSynonym *syn = kp_arena_calloc(&req->arena, 3, sizeof(*syn));
+    if (!syn) return -1;
+    int n = 0;
+    const char *v = overrides ? kp_props_get(overrides, d->name) : NULL;
+    if (v) syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){kp_str_c(d->name), adup(req, v), KP_CONFIG_SOURCE_TOPIC};
+    v = d->broker_name ? kp_props_get(broker, d->broker_name) : NULL;
+    if (v) syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){kp_str_c(d->broker_name), adup(req, v), KP_CONFIG_SOURCE_STATIC_BROKER};
+    syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){kp_str_c(d->broker_name ? d->broker_name : d->name), kp_str_c(d->default_value), KP_CONFIG_SOURCE_DEFAULT};
+    c->Synonyms.items = syn;
+    c->Synonyms.count = n;
+    return 0;
+}
+
+static int describe_topic(kp_req_t *req, const DescribeConfigsRequest *in,
+                          const DescribeConfigsRequest_DescribeConfigsResource *r,
+                          DescribeConfigsResponse_DescribeConfigsResult *out)
+{
+    kp_broker_t *b = req->sess->broker;
+    if (!kp_req_authorize(req, KP_OP_DESCRIBE_CONFIGS, KP_RES_TOPIC, r->ResourceName)) {
+        out->ErrorCode = KERR_TOPIC_AUTHORIZATION_FAILED;
+        return 0;
+    }
+    kp_topic_t *topic = kp_topics_get(b->topics, r->ResourceName);
+    if (!topic) {
+        out->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+        out->ErrorMessage = KP_STR_LIT("Topic does not exist");
+        return 0;
+    }
+    /* a copy of the overrides: an AlterConfigs on another loop may replace them meanwhile */
+    kp_props_t *ov = kp_props_new();
+    kp_topic_overrides_copy(topic, ov);
+    cfg_list_t l = {0};
+    int rc = 0;
+    for (size_t i = 0; i < kp_topic_config_defs_count && !rc; i++) {
+        const kp_config_def_t *d = &kp_topic_config_defs[i];
+        if (!wanted(r, d->name)) continue;
+        int source;
+        const char *v = kp_topic_config_value(d, ov, b->cfg.props, &source);
+        DescribeConfigsResponse_DescribeConfigsResourceResult *c = cfg_push(req, &l);
+        if (!c) {
+            rc = -1;
+            break;
+        }
+        c->Name = kp_str_c(d->name);
+        c->Value = adup(req, v);
+        c->ReadOnly = 0;
+        c->IsDefault = source == KP_CONFIG_SOURCE_DEFAULT;
+        c->ConfigSource = (int8_t)source;
+        if (in->IncludeSynonyms && add_synonyms(req, c, d, ov, b->cfg.props) < 0) rc = -1;
+    }
+    out->Configs.items = l.items;
+    out->Configs.count = l.n;
+    kp_props_free(ov);
+    kp_topic_put(topic);
+    return rc;
+}
+
+static int describe_broker(kp_req_t *req, const DescribeConfigsRequest *in,
+                           const DescribeConfigsRequest_DescribeConfigsResource *r,
+                           DescribeConfigsResponse_DescribeConfigsResult *out)
+{
+    kp_broker_t *b = req->sess->broker;
+    char id[16];
+    snprintf(id, sizeof(id), "%d", b->cfg.node_id);
+    if (!kp_req_authorize(req, KP_OP_DESCRIBE_CONFIGS, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE))) {
+        out->ErrorCode = KERR_CLUSTER_AUTHORIZATION_FAILED;
+        return 0;
+    }
+    if (r->ResourceName.len > 0 && !kp_str_eq_c(r->ResourceName, id)) {
+        out->ErrorCode = KERR_INVALID_REQUEST;
+        out->ErrorMessage = KP_STR_LIT("Unexpected broker id: this pool has one broker");
+        return 0;
+    }
+    const kp_props_t *p = b->cfg.props;
+    cfg_list_t l = {0};
+    for (size_t i = 0; i < sizeof(broker_props) / sizeof(broker_props[0]); i++) {
+        if (!wanted(r, broker_props[i].name)) continue;
+        const char *v = kp_props_get(p, broker_props[i].name);
+        DescribeConfigsResponse_DescribeConfigsResourceResult *c = cfg_push(req, &l);
+        if (!c) return -1;
+        c->Name = kp_str_c(broker_props[i].name);
+        c->IsSensitive = (int8_t)broker_props[i].sensitive;
+        c->Value = broker_props[i].sensitive ? KP_STR_NULL : adup(req, v ? v : broker_props[i].default_value);
+        c->ReadOnly = 1;
+        c->IsDefault = v == NULL;
+        c->ConfigSource = v ? KP_CONFIG_SOURCE_STATIC_BROKER : KP_CONFIG_SOURCE_DEFAULT;
+        if (in->IncludeSynonyms) c->Synonyms.count = 0;
+    }
+    for (size_t i = 0; i < kp_topic_config_defs_count; i++) {
+        const kp_config_def_t *d = &kp_topic_config_defs[i];
+        if (!d->broker_name || !wanted(r, d->broker_name)) continue;
+        const char *v = kp_props_get(p, d->broker_name);
+        DescribeConfigsResponse_DescribeConfigsResourceResult *c = cfg_push(req, &l);
+        if (!c) return -1;
+        c->Name = kp_str_c(d->broker_name);
+        c->Value = adup(req, v ? v : d->default_value);
+        c->ReadOnly = 1;
+        c->IsDefault = v == NULL;
+        c->ConfigSource = v ? KP_CONFIG_SOURCE_STATIC_BROKER : KP_CONFIG_SOURCE_DEFAULT;
+    }
+    out->Configs.items = l.items;
+    out->Configs.count = l.n;
+    return 0;
+}
+
+int kp_handle_describe_configs(kp_req_t *req)
+{
+    DescribeConfigsRequest in;
+    if (DescribeConfigsRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
+    DescribeConfigsResponse out;
+    DescribeConfigsResponse_init(&out);
+    int32_t n = in.Resources.count > 0 ? in.Resources.count : 0;
+    out.Results.items = kp_arena_calloc(&req->arena, (size_t)n + 1, sizeof(*out.Results.items));
+    if (!out.Results.items) return -1;
+    out.Results.count = n;
+    for (int32_t i = 0; i < n; i++) {
+        const DescribeConfigsRequest_DescribeConfigsResource *r = &in.Resources.items[i];
+        DescribeConfigsResponse_DescribeConfigsResult *o = &out.Results.items[i];
+        DescribeConfigsResponse_DescribeConfigsResult_init(o);
+        o->ResourceType = r->ResourceType;
+        o->ResourceName = r->ResourceName;
+        int rc = 0;
+        if (r->ResourceType == RES_TOPIC)
+            rc = describe_topic(req, &in, r, o);
+        else if (r->ResourceType == RES_BROKER)
+            rc = describe_broker(req, &in, r, o);
+        else {
+            o->ErrorCode = KERR_INVALID_REQUEST;
+            o->ErrorMessage = KP_STR_LIT("Unsupported resource type: only TOPIC and BROKER");
+        }
+        if (rc < 0) return -1;
+    }
+    kp_req_begin_response(req);
+    DescribeConfigsResponse_encode(&req->resp, req->api_version, &out);
+    kp_req_finish(req);
+    return 0;
+}
+
+/* ---- AlterConfigs / IncrementalAlterConfigs ---- */
+
+typedef struct alter_item {
+    int8_t type;
+    kp_str_t name;
+    int32_t n;
+    const char **keys, **values;
+    int8_t *ops;
+} alter_item_t;
+
+static int16_t alter_one(kp_req_t *req, const alter_item_t *a, int incremental, int validate,
+                         kp_str_t *msg)
+{
+    char err[512] = "";
+    int16_t rc;
+    if (a->type == RES_BROKER) {
+        if (!kp_req_authorize(req, KP_OP_ALTER_CONFIGS, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE))) {
+            rc = KERR_CLUSTER_AUTHORIZATION_FAILED;
+        } else {
+            rc = KERR_INVALID_REQUEST;
+            snprintf(err, sizeof(err), "Dynamic broker configs are not supported: set them in the "
+                                       "broker's properties and restart it");
+        }
+    } else if (a->type != RES_TOPIC) {
+        rc = KERR_INVALID_REQUEST;
+        snprintf(err, sizeof(err), "Unsupported resource type %d: only TOPIC and BROKER", a->type);
+    } else if (!kp_req_authorize(req, KP_OP_ALTER_CONFIGS, KP_RES_TOPIC, a->name)) {
+        rc = KERR_TOPIC_AUTHORIZATION_FAILED;
+    } else {
+        rc = kp_topics_alter_configs(req->sess->broker->topics, a->name, a->keys, a->values,
+                                     incremental ? a->ops : NULL, a->n, validate, err, sizeof(err));
+    }
+    if (rc && err[0]) {
+        char *m = kp_arena_strndup(&req->arena, err, strlen(err));
+        *msg = m ? kp_str_c(m) : KP_STR_NULL;
+    }
+    return rc;
+}
+
+static const char *cstr(kp_req_t *req, kp_str_t s)
+{
+    return s.len < 0 ? NULL : kp_arena_strndup(&req->arena, s.ptr ? s.ptr : "", (size_t)s.len);
+}
+
+int kp_handle_alter_configs(kp_req_t *req)
+{
+    AlterConfigsRequest in;
+    if (AlterConfigsRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
+    AlterConfigsResponse out;
+    AlterConfigsResponse_init(&out);
+    int32_t n = in.Resources.count > 0 ? in.Resources.count : 0;
+    out.Responses.items = kp_arena_calloc(&req->arena, (size_t)n + 1, sizeof(*out.Responses.items));
+    if (!out.Responses.items) return -1;
+    out.Responses.count = n;
+    for (int32_t i = 0; i < n; i++) {
+        const AlterConfigsRequest_AlterConfigsResource *r = &in.Resources.items[i];
+        alter_item_t a = {.type = r->ResourceType, .name = r->ResourceName,
+                          .n = r->Configs.count > 0 ? r->Configs.count : 0};
+        a.keys = kp_arena_calloc(&req->arena, (size_t)a.n + 1, sizeof(char *));
+        a.values = kp_arena_calloc(&req->arena, (size_t)a.n + 1, sizeof(char *));
+        if (!a.keys || !a.values) return -1;
+        for (int32_t k = 0; k < a.n; k++) {
+            a.keys[k] = cstr(req, r->Configs.items[k].Name);
+            a.values[k] = cstr(req, r->Configs.items[k].Value);
+        }
+        AlterConfigsResponse_AlterConfigsResourceResponse *o = &out.Responses.items[i];
+        AlterConfigsResponse_AlterConfigsResourceResponse_init(o);
+        o->ResourceType = r->ResourceType;
+        o->ResourceName = r->ResourceName;
+        o->ErrorCode = alter_one(req, &a, 0, in.ValidateOnly, &o->ErrorMessage);
+    }
+    kp_req_begin_response(req);
+    AlterConfigsResponse_encode(&req->resp, req->api_version, &out);
+    kp_req_finish(req);
+    return 0;
+}
+
+int kp_handle_incremental_alter_configs(kp_req_t *req)
+{
+    IncrementalAlterConfigsRequest in;
+    if (IncrementalAlterConfigsRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0)
+        return -1;
+    IncrementalAlterConfigsResponse out;
+    IncrementalAlterConfigsResponse_init(&out);
+    int32_t n = in.Resources.count > 0 ? in.Resources.count : 0;
+    out.Responses.items = kp_arena_calloc(&req->arena, (size_t)n + 1, sizeof(*out.Responses.items));
+    if (!out.Responses.items) return -1;
+    out.Responses.count = n;
+    for (int32_t i = 0; i < n; i++) {
+        const IncrementalAlterConfigsRequest_AlterConfigsResource *r = &in.Resources.items[i];
+        alter_item_t a = {.type = r->ResourceType, .name = r->ResourceName,
+                          .n = r->Configs.count > 0 ? r->Configs.count : 0};
+        a.keys = kp_arena_calloc(&req->arena, (size_t)a.n + 1, sizeof(char *));
+        a.values = kp_arena_calloc(&req->arena, (size_t)a.n + 1, sizeof(char *));
+        a.ops = kp_arena_calloc(&req->arena, (size_t)a.n + 1, 1);
+        if (!a.keys || !a.values || !a.ops) return -1;
+        for (int32_t k = 0; k < a.n; k++) {
+            a.keys[k] = cstr(req, r->Configs.items[k].Name);
+            a.values[k] = cstr(req, r->Configs.items[k].Value);
+            a.ops[k] = r->Configs.items[k].ConfigOperation;
+        }
+        IncrementalAlterConfigsResponse_AlterConfigsResourceResponse *o = &out.Responses.items[i];
+        IncrementalAlterConfigsResponse_AlterConfigsResourceResponse_init(o);
+        o->ResourceType = r->ResourceType;
+        o->ResourceName = r->ResourceName;
+        o->ErrorCode = alter_one(req, &a, 1, in.ValidateOnly, &o->ErrorMessage);
+    }
+    kp_req_begin_response(req);
+    IncrementalAlterConfigsResponse_encode(&req->resp, req->api_version, &out);
+    kp_req_finish(req);
+    return 0;
+}
+
+/* ---- CreatePartitions ---- */
+
+int kp_handle_create_partitions(kp_req_t *req)
+{
+    CreatePartitionsRequest in;
+    if (CreatePartitionsRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0)
+        return -1;
+    kp_broker_t *b = req->sess->broker;
+    CreatePartitionsResponse out;
+    CreatePartitionsResponse_init(&out);
+    int32_t n = in.Topics.count > 0 ? in.Topics.count : 0;
+    out.Results.items = kp_arena_calloc(&req->arena, (size_t)n + 1, sizeof(*out.Results.items));
+    if (!out.Results.items) return -1;
+    out.Results.count = n;
+    for (int32_t i = 0; i < n; i++) {
+        const CreatePartitionsRequest_CreatePartitionsTopic *t = &in.Topics.items[i];
+        CreatePartitionsResponse_CreatePartitionsTopicResult *o = &out.Results.items[i];
+        CreatePartitionsResponse_CreatePartitionsTopicResult_init(o);
+        o->Name = t->Name;
+        char err[512] = "";
+        for (int32_t j = 0; j < i && !o->ErrorCode; j++)
+            if (kp_str_eq(in.Topics.items[j].Name, t->Name)) {
+                o->ErrorCode = KERR_INVALID_REQUEST;
+                snprintf(err, sizeof(err), "Duplicate topic in request");
+            }
+        if (!o->ErrorCode && !kp_req_authorize(req, KP_OP_ALTER, KP_RES_TOPIC, t->Name))
+            o->ErrorCode = KERR_TOPIC_AUTHORIZATION_FAILED;
+        if (!o->ErrorCode && t->Assignments.count >= 0) {
+            for (int32_t a = 0; a < t->Assignments.count && !o->ErrorCode; a++) {
+                const CreatePartitionsRequest_CreatePartitionsAssignment *as = &t->Assignments.items[a];
+                if (as->BrokerIds.count != 1 || as->BrokerIds.items[0] != b->cfg.node_id) {
+                    o->ErrorCode = KERR_INVALID_REPLICA_ASSIGNMENT;
+                    snprintf(err, sizeof(err), "Every new partition must be assigned to broker %d, "
+                             "the only broker of this pool", b->cfg.node_id);
+                }
+            }
+        }
+        if (!o->ErrorCode)
+            o->ErrorCode = kp_topics_add_partitions(b->topics, t->Name, t->Count, in.ValidateOnly,
+                                                    err, sizeof(err));
+        if (o->ErrorCode && err[0]) {
+            char *m = kp_arena_strndup(&req->arena, err, strlen(err));
+            o->ErrorMessage = m ? kp_str_c(m) : KP_STR_NULL;
+        }
+    }
+    kp_req_begin_response(req);
+    CreatePartitionsResponse_encode(&req->resp, req->api_version, &out);
+    kp_req_finish(req);
+    return 0;
+}
