@@ -1,14 +1,20 @@
 #!/usr/bin/env bash
-# Runs every libFuzzer target in build/fuzz for N seconds each (default 20), starting from the
-# committed seed corpus in tests/fuzz/corpus/<target>. A crash fails the run and leaves the
-# reproducer in build/fuzz/artifacts/.
+# Runs every libFuzzer target in build/fuzz/fuzz (built by `make VARIANT=fuzz B=build/fuzz
+# fuzz-bins`) for N seconds each (default 20), starting from the committed seed corpus in
+# tests/fuzz/corpus/<target>. Any sanitizer report (UBSan included) or failed check is a
+# crash: the run fails and leaves the reproducer in build/fuzz/artifacts/.
 set -euo pipefail
 secs=${1:-20}
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
 mkdir -p build/fuzz/artifacts
+# UBSan findings are recoverable in the fuzz build; make them fatal so they count.
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-halt_on_error=1:print_stacktrace=1}
 shopt -s nullglob
-targets=(build/fuzz/fuzz_*)
+targets=()
+for t in build/fuzz/fuzz/fuzz_*; do
+  [ -x "$t" ] && [ -f "$t" ] && targets+=("$t")
+done
 if [ ${#targets[@]} -eq 0 ]; then
   echo "fuzz: no targets built"; exit 0
 fi

@@ -35,9 +35,11 @@ void kp_arena_free(kp_arena_t *a)
 
 void *kp_arena_alloc(kp_arena_t *a, size_t n)
 {
+    if (n > SIZE_MAX - 15) return NULL; /* rounding up would wrap to a tiny size */
     n = (n + 15) & ~(size_t)15;
+    /* the ceiling holds for every allocation, not only those that need a new block */
+    if (n > a->limit || a->used_total > a->limit - n) return NULL;
     if (n > a->cur_left) {
-        if (n > a->limit || a->used_total > a->limit - n) return NULL;
         size_t size = a->head ? a->head->size * 2 : 8192;
         if (size > 1024 * 1024) size = 1024 * 1024;
         if (size < n) size = n;

@@ -90,6 +90,7 @@ static int parse_line(kp_props_t *p, const char *s, const char *e, int lineno, c
 
 int kp_props_parse(kp_props_t *p, const char *text, size_t len, char *err, size_t errlen)
 {
+    if (len == 0) return 0; /* text may be NULL (an empty file): no arithmetic on it */
     const char *s = text, *end = text + len;
     int lineno = 0;
     while (s < end) {

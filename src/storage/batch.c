@@ -111,13 +111,15 @@ kp_batch_status_t kp_batch_validate(const uint8_t *p, size_t len, kp_batch_info_
                                                                       : KP_BATCH_BAD_LENGTH;
     if (kp_crc32c(0, p + 21, len - 21) != b->crc) return KP_BATCH_BAD_CRC;
     if (b->records_count < 0 || b->last_offset_delta < 0) return KP_BATCH_BAD_RECORDS;
+    /* compressed or not: the offsets a batch claims must match its record count, else one
+     * batch could make the log assign (and skip) any number of offsets */
+    if (b->records_count > 0 && b->last_offset_delta != b->records_count - 1)
+        return KP_BATCH_BAD_RECORDS;
     int codec = b->attributes & KP_BATCH_ATTR_COMPRESSION_MASK;
     if (codec > 4) return KP_BATCH_BAD_CODEC;
     size_t body = len - KP_BATCH_HEADER_BYTES;
     if (codec == 0) {
         if ((uint64_t)b->records_count * KP_BATCH_RECORD_MIN_BYTES > body)
-            return KP_BATCH_BAD_RECORDS;
-        if (b->records_count > 0 && b->last_offset_delta != b->records_count - 1)
             return KP_BATCH_BAD_RECORDS;
         if (!records_valid(p + KP_BATCH_HEADER_BYTES, body, b->records_count))
             return KP_BATCH_BAD_RECORDS;

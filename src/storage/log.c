@@ -726,10 +726,11 @@ int64_t kp_log_offset_for_time(kp_log_t *log, int64_t ts, int64_t *ts_out)
         kp_ref_get(&seg->ref);
         int64_t hwm = log->high_watermark, start = log->log_start_offset;
         pthread_mutex_unlock(&log->lock);
-        int64_t off = kp_segment_offset_for_time(seg, ts, limit);
+        int64_t found_ts = -1;
+        int64_t off = kp_segment_offset_for_time(seg, ts, limit, &found_ts);
         kp_segment_put(seg);
         if (off >= 0 && off < hwm) {
-            *ts_out = ts;
+            *ts_out = found_ts;
             return off < start ? start : off;
         }
         pthread_mutex_lock(&log->lock);

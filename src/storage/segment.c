@@ -199,6 +199,12 @@ static int scan(kp_segment_t *seg, int full, int32_t interval, kp_scan_result_t 
             res->why = "batch offsets go backwards";
             break;
         }
+        /* baseOffset is outside the CRC: a damaged one must not overflow next_offset or the
+         * 32-bit relative offsets of the index (Kafka's range check at recovery too) */
+        if (b.base_offset - seg->base_offset > (int64_t)INT32_MAX - b.last_offset_delta) {
+            res->why = "batch offsets beyond the segment's range";
+            break;
+        }
         if (full) {
             buf.len = 0;
             uint8_t *p = kp_buf_extend(&buf, (size_t)total);
@@ -272,7 +278,13 @@ static int tail_walk(kp_segment_t *seg, int64_t log_size)
         if (kp_fs_pread_all(seg->fd, head, sizeof(head), pos) < 0) return -1;
         int64_t total = (int64_t)(int32_t)ld32(head + 8) + KP_BATCH_LOG_OVERHEAD;
         if (total < KP_BATCH_HEADER_BYTES || total > log_size - pos) return -1;
-        seg->next_offset = (int64_t)ld64(head) + (int32_t)ld32(head + 23) + 1;
+        int64_t base = (int64_t)ld64(head);
+        int32_t delta = (int32_t)ld32(head + 23);
+        /* as in scan(): a damaged base offset sends the segment to a full scan */
+        if (base < seg->next_offset || delta < 0 ||
+            base - seg->base_offset > (int64_t)INT32_MAX - delta)
+            return -1;
+        seg->next_offset = base + delta + 1;
         pos += total;
     }
     seg->size = log_size;
@@ -343,7 +355,8 @@ int kp_segment_find(const kp_segment_t *seg, int64_t offset, int64_t from, int64
     return 1;
 }
 
-int64_t kp_segment_offset_for_time(const kp_segment_t *seg, int64_t ts, int64_t limit)
+int64_t kp_segment_offset_for_time(const kp_segment_t *seg, int64_t ts, int64_t limit,
+                                   int64_t *ts_out)
 {
     /* time index: largest entry with timestamp < ts gives a safe starting offset */
     int64_t start_offset = seg->base_offset;
@@ -358,7 +371,10 @@ int64_t kp_segment_offset_for_time(const kp_segment_t *seg, int64_t ts, int64_t 
         if (kp_fs_pread_all(seg->fd, head, sizeof(head), p) < 0) return -1;
         int64_t total = (int64_t)(int32_t)ld32(head + 8) + KP_BATCH_LOG_OVERHEAD;
         if (total < KP_BATCH_HEADER_BYTES) return -1;
-        if ((int64_t)ld64(head + 35) >= ts) return (int64_t)ld64(head);
+        if ((int64_t)ld64(head + 35) >= ts) {
+            *ts_out = (int64_t)ld64(head + 35);
+            return (int64_t)ld64(head);
+        }
         p += total;
     }
     return -1;
@@ -380,6 +396,10 @@ int kp_segment_seal(kp_segment_t *seg)
 {
     if (seg->sealed) return 0;
     if (kp_fs->fdatasync(seg->fd) < 0) return -1;
+    /* a final time-index entry for the segment's max timestamp (Kafka appends one at roll
+     * too): entries are only made every index.interval.bytes, and a sealed segment opened
+     * from its files takes max_timestamp from the last entry */
+    if (seg->max_timestamp >= 0) tidx_push(seg, seg->max_timestamp, seg->max_timestamp_offset);
     uint8_t *buf = kp_xmalloc((size_t)seg->nidx * 8 + (size_t)seg->ntidx * 12 + 1);
     for (uint32_t i = 0; i < seg->nidx; i++) {
         st32(buf + i * 8, seg->idx[i].rel_offset);

@@ -78,8 +78,10 @@ void kp_segment_index_floor(const kp_segment_t *seg, int64_t offset, int64_t *po
  * error. Safe without the log lock (reads below limit are immutable). */
 int kp_segment_find(const kp_segment_t *seg, int64_t offset, int64_t from, int64_t limit,
                     int64_t *pos, int64_t *batch_len, int64_t *batch_base);
-/* Offset of the first batch with max timestamp >= ts (time index, then scan); -1 if none. */
-int64_t kp_segment_offset_for_time(const kp_segment_t *seg, int64_t ts, int64_t limit);
+/* Offset of the first batch with max timestamp >= ts (time index, then scan), with *ts_out
+ * that batch's max timestamp; -1 if none. */
+int64_t kp_segment_offset_for_time(const kp_segment_t *seg, int64_t ts, int64_t limit,
+                                   int64_t *ts_out);
 /* Writes index files and fsyncs log and indexes; the segment becomes read-only. */
 int kp_segment_seal(kp_segment_t *seg);
 int kp_segment_flush(kp_segment_t *seg);
