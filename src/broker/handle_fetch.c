@@ -189,6 +189,15 @@ static void park_timeout(kp_loop_t *loop, void *arg)
     fetch_try(fp->req, &fp->in, 1);
 }
 
+static void park(kp_loop_ctx_t *ctx, kp_fetch_parked_t *fp)
+{
+    fp->prev = NULL;
+    fp->next = ctx->parked;
+    if (fp->next) fp->next->prev = fp;
+    ctx->parked = fp;
+    atomic_fetch_add(&ctx->parked_count, 1);
+}
+
 static void recheck(kp_loop_t *loop, void *arg)
 {
     kp_loop_ctx_t *ctx = arg;
@@ -196,10 +205,14 @@ static void recheck(kp_loop_t *loop, void *arg)
     kp_fetch_parked_t *fp = ctx->parked;
     while (fp) {
         kp_fetch_parked_t *next = fp->next;
-        if (fetch_try(fp->req, &fp->in, 0)) {
-            kp_loop_timer_cancel(loop, fp->timer);
-            unpark(fp);
-        }
+        /* fp lives in its request's arena: once fetch_try answers, both are gone, so take it
+         * off the list and keep what we need first */
+        kp_timer_t *timer = fp->timer;
+        unpark(fp);
+        if (fetch_try(fp->req, &fp->in, 0))
+            kp_loop_timer_cancel(loop, timer);
+        else
+            park(ctx, fp); /* still short of min.bytes: back on the list (ahead of `next`) */
         fp = next;
     }
 }
@@ -238,10 +251,7 @@ int kp_handle_fetch(kp_req_t *req)
     kp_loop_ctx_t *ctx = req->sess->ctx;
     fp->req = req;
     fp->ctx = ctx;
-    fp->next = ctx->parked;
-    if (fp->next) fp->next->prev = fp;
-    ctx->parked = fp;
-    atomic_fetch_add(&ctx->parked_count, 1);
+    park(ctx, fp);
     int64_t wait = fp->in.MaxWaitMs > KP_FETCH_WAIT_MS_MAX ? KP_FETCH_WAIT_MS_MAX : fp->in.MaxWaitMs;
     fp->timer = kp_loop_timer(ctx->loop, wait, park_timeout, fp);
     return 0;

@@ -196,7 +196,9 @@ static void join_error(kp_req_t *req, int16_t err, const char *member_id)
     coord_finish(req);
 }
 
-static void join_respond(group_t *g, member_t *m)
+/* `leader` is the leader id to report (normally g->leader); only a member told it leads gets
+ * the member list. */
+static void join_respond_as(group_t *g, member_t *m, const char *leader)
 {
     kp_req_t *req = m->join_req;
     m->join_req = NULL;
@@ -204,9 +206,9 @@ static void join_respond(group_t *g, member_t *m)
     JoinGroupResponse_init(&out);
     out.GenerationId = g->generation;
     out.ProtocolName = kp_str_c(g->protocol ? g->protocol : "");
-    out.Leader = kp_str_c(g->leader ? g->leader : "");
+    out.Leader = kp_str_c(leader ? leader : "");
     out.MemberId = kp_str_c(m->id);
-    if (g->leader && !strcmp(g->leader, m->id)) {
+    if (leader && !strcmp(leader, m->id)) {
         out.Members.items = kp_arena_calloc(&req->arena, (size_t)g->nmembers + 1,
                                             sizeof(*out.Members.items));
         int n = 0;
@@ -223,6 +225,11 @@ static void join_respond(group_t *g, member_t *m)
     kp_req_begin_response(req);
     JoinGroupResponse_encode(&req->resp, req->api_version, &out);
     coord_finish(req);
+}
+
+static void join_respond(group_t *g, member_t *m)
+{
+    join_respond_as(g, m, g->leader);
 }
 
 static void sync_respond(kp_req_t *req, int16_t err, const member_t *m)
@@ -409,7 +416,7 @@ static void join_unknown_member(kp_coordinator_t *c, group_t *g, kp_req_t *req, 
         if (stat->sync_req) sync_respond(stat->sync_req, KERR_FENCED_INSTANCE_ID, NULL);
         stat->join_req = stat->sync_req = NULL;
         int was_leader = g->leader && !strcmp(g->leader, stat->id);
-        free(stat->id);
+        char *old_id = stat->id;
         stat->id = id;
         if (was_leader) {
             free(g->leader);
@@ -423,9 +430,13 @@ static void join_unknown_member(kp_coordinator_t *c, group_t *g, kp_req_t *req, 
             kp_info("group", "group %s: static member %s rejoined without a rebalance", g->id,
                     stat->instance_id);
             stat->join_req = req;
-            join_respond(g, stat);
+            /* as Kafka (JoinGroup < v9): report the leader id from before the rejoin, so a
+             * rejoining leader does not run an assignment a Stable group would ignore */
+            join_respond_as(g, stat, was_leader ? old_id : g->leader);
+            free(old_id);
             return;
         }
+        free(old_id);
         set_protocols(stat, in);
         join_park(c, g, stat, req);
         return;

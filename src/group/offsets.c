@@ -222,7 +222,9 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
                 group_err = in->GenerationId < 0 ? KERR_ILLEGAL_GENERATION : KERR_UNKNOWN_MEMBER_ID;
             else if (in->GenerationId != g->generation)
                 group_err = KERR_ILLEGAL_GENERATION;
-            else if (g->state == GS_PREPARING_REBALANCE || g->state == GS_COMPLETING_REBALANCE)
+            else if (g->state == GS_COMPLETING_REBALANCE)
+                /* as Kafka: PreparingRebalance still takes commits (members commit what they
+                 * processed when their partitions are revoked, before rejoining) */
                 group_err = KERR_REBALANCE_IN_PROGRESS;
             else
                 m->last_heartbeat_ms = coord_now_ms(c);

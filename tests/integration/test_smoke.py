@@ -20,4 +20,6 @@ def test_health_endpoints(broker):
         with urllib.request.urlopen("http://127.0.0.1:%d%s" % (broker.admin_port, path)) as r:
             assert r.status == 200 and r.read().decode().strip() == body
     text = broker.metrics()
-    assert "kpool_connections" in text and "kpool_partitions 0" in text
+    # a fresh broker holds only the internal __consumer_offsets topic (50 partitions)
+    assert "kpool_connections" in text
+    assert "kpool_topics 1\n" in text and "kpool_partitions 50\n" in text, text
