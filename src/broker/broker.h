@@ -68,6 +68,7 @@ struct kp_broker {
     struct kp_tls_ctx *tls_ctx;                  /* shared by SSL listeners */
     struct kp_principal_rules *principal_rules;  /* ssl.principal.mapping.rules */
     struct kp_authorizer *authorizer;
+    struct kp_log_manager *log_manager;
     atomic_int ready;
     atomic_int stopping;
 };

@@ -15,6 +15,7 @@
 #include "core/metrics.h"
 #include "kp_msgs.h"
 #include "storage/batch.h"
+#include "storage/records.h"
 
 #include <string.h>
 #include <strings.h>
@@ -59,6 +60,26 @@ static void wait_done(kp_flush_waiter_t *w, int err)
     produce_wait_t *pw = (produce_wait_t *)w;
     pw->err = err;
     kp_loop_post(pw->st->req->sess->loop, wait_done_on_loop, pw);
+}
+
+static int null_key_seen(const kp_record_t *rec, void *arg)
+{
+    if (rec->keylen < 0) *(int *)arg = 1;
+    return 1;
+}
+
+/* A compacted topic cannot take a record without a key (Kafka: INVALID_RECORD). Compressed
+ * batches are decompressed for the check, bounded like the cleaner. */
+static int has_null_key(kp_req_t *req, const uint8_t *batch, size_t len)
+{
+    int seen = 0;
+    kp_buf_t scratch, out;
+    kp_buf_init(&scratch);
+    kp_buf_init(&out);
+    int r = kp_batch_filter(batch, len, null_key_seen, &seen, &scratch, &out, 64u << 20);
+    kp_buf_free(&scratch);
+    kp_buf_free(&out);
+    return r < 0 || seen;
 }
 
 static int16_t batch_error(kp_batch_status_t st)
@@ -110,6 +131,11 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
     }
     if (info.attributes & (KP_BATCH_ATTR_TRANSACTIONAL | KP_BATCH_ATTR_CONTROL)) {
         out->ErrorCode = KERR_INVALID_RECORD; /* no transactions in this pool */
+        return 0;
+    }
+    if (atomic_load_explicit(&topic->eff.cleanup_compact, memory_order_relaxed) &&
+        has_null_key(req, rec->ptr, (size_t)rec->len)) {
+        out->ErrorCode = KERR_INVALID_RECORD;
         return 0;
     }
     int64_t now = kp_wall_ms();

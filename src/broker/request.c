@@ -38,6 +38,7 @@ static const struct {
     {18, kp_handle_api_versions},
     {19, kp_handle_create_topics},
     {20, kp_handle_delete_topics},
+    {21, kp_handle_delete_records},
     {22, kp_handle_init_producer_id},
     {29, kp_handle_describe_acls},
     {30, kp_handle_create_acls},

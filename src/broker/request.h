@@ -95,6 +95,7 @@ int kp_handle_describe_configs(kp_req_t *req);
 int kp_handle_alter_configs(kp_req_t *req);
 int kp_handle_incremental_alter_configs(kp_req_t *req);
 int kp_handle_create_partitions(kp_req_t *req);
+int kp_handle_delete_records(kp_req_t *req);
 int kp_handle_create_acls(kp_req_t *req);
 int kp_handle_delete_acls(kp_req_t *req);
 

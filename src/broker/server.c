@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "auth/acl.h"
 #include "auth/principal.h"
+#include "broker/log_manager.h"
 #include "group/coordinator.h"
 #include "net/tls.h"
 #include "http/admin.h"
@@ -197,6 +198,26 @@ int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err,
     cfg->num_flush_threads = (int)v;
     snprintf(cfg->admin_listener, sizeof(cfg->admin_listener), "%s",
              kp_props_get_str(props, "admin.listener", "127.0.0.1:9600"));
+
+    /* Kafka's coarser synonyms: log.retention.ms > .minutes > .hours, log.roll.ms > .hours */
+    static const struct {
+        const char *ms, *coarse;
+        int64_t factor;
+    } syn[] = {{"log.retention.ms", "log.retention.minutes", 60000},
+               {"log.retention.ms", "log.retention.hours", 3600000},
+               {"log.roll.ms", "log.roll.hours", 3600000}};
+    for (size_t i = 0; i < sizeof(syn) / sizeof(syn[0]); i++) {
+        const char *cv = kp_props_get(props, syn[i].coarse);
+        if (!cv || kp_props_get(props, syn[i].ms)) continue;
+        int64_t x;
+        if (kp_parse_i64(cv, &x) < 0) {
+            snprintf(err, errlen, "%s: '%s' is not an integer", syn[i].coarse, cv);
+            return -1;
+        }
+        char buf[32];
+        snprintf(buf, sizeof(buf), "%lld", (long long)(x < 0 ? -1 : x * syn[i].factor));
+        kp_props_set(props, syn[i].ms, buf);
+    }
 
     /* broker-level defaults of topic configs must be valid topic config values */
     for (size_t i = 0; i < kp_topic_config_defs_count; i++) {
@@ -394,6 +415,8 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     b->coordinator = kp_coordinator_start(b, &ccfg, err, errlen);
     if (!b->coordinator) goto fail;
     kp_api_table(&ntopics); /* builds the dispatch table before threads read it */
+    b->log_manager = kp_log_manager_start(b, err, errlen);
+    if (!b->log_manager) goto fail;
 
     b->nloops = cfg->num_network_threads;
     for (int i = 0; i < b->nloops; i++) {
@@ -478,6 +501,7 @@ void kp_broker_free(kp_broker_t *b)
     for (int i = 0; i < KP_LISTENERS_MAX; i++) kp_listener_free(b->listeners[i]);
     /* before the flusher stops: the coordinator waits for its commits' fsyncs */
     kp_coordinator_stop(b->coordinator);
+    kp_log_manager_stop(b->log_manager);
     kp_flusher_stop();
     kp_topics_close(b->topics);
     kp_authorizer_free(b->authorizer);

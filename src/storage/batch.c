@@ -127,6 +127,19 @@ kp_batch_status_t kp_batch_validate(const uint8_t *p, size_t len, kp_batch_info_
     return KP_BATCH_OK;
 }
 
+kp_batch_status_t kp_batch_validate_stored(const uint8_t *p, size_t len, kp_batch_info_t *b)
+{
+    if (len < KP_BATCH_HEADER_BYTES) return KP_BATCH_TRUNCATED;
+    kp_batch_parse_header(p, b);
+    if (b->magic != 2) return KP_BATCH_BAD_MAGIC;
+    if (b->batch_length < KP_BATCH_HEADER_BYTES - KP_BATCH_LOG_OVERHEAD ||
+        (size_t)b->batch_length + KP_BATCH_LOG_OVERHEAD != len)
+        return KP_BATCH_BAD_LENGTH;
+    if (kp_crc32c(0, p + 21, len - 21) != b->crc) return KP_BATCH_BAD_CRC;
+    if (b->records_count < 0 || b->last_offset_delta < 0) return KP_BATCH_BAD_RECORDS;
+    return KP_BATCH_OK;
+}
+
 void kp_batch_set_base_offset(uint8_t *p, int64_t offset)
 {
     st64(p, (uint64_t)offset);

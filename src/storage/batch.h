@@ -59,6 +59,10 @@ void kp_batch_parse_header(const uint8_t *p, kp_batch_info_t *out);
  * uncompressed batches the framing of every record. */
 kp_batch_status_t kp_batch_validate(const uint8_t *p, size_t len, kp_batch_info_t *out);
 
+/* Validates a batch as stored: length, magic and CRC only. Recovery uses this, because
+ * compaction legitimately leaves batches with fewer records than their offset range. */
+kp_batch_status_t kp_batch_validate_stored(const uint8_t *p, size_t len, kp_batch_info_t *out);
+
 /* Size of the batch starting at p, from its length field, or -1 when fewer than 12 bytes. */
 int64_t kp_batch_total_size(const uint8_t *p, size_t avail);
 

@@ -755,3 +755,15 @@ void kp_log_set_hwm_callback(kp_log_t *log, kp_log_hwm_fn fn, void *arg)
     log->on_hwm_arg = arg;
     pthread_mutex_unlock(&log->lock);
 }
+
+int kp_log_roll_locked(kp_log_t *log, int64_t now_ms)
+{
+    if (active(log)->size == 0) return 0;
+    if (roll(log, now_ms) < 0) {
+        kp_error("storage", "%s: segment roll failed: %s; partition offline", log->dir,
+                 strerror(errno));
+        log->offline = 1;
+        return -1;
+    }
+    return 0;
+}

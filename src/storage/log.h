@@ -130,6 +130,10 @@ void kp_log_offsets(kp_log_t *log, int64_t *log_start, int64_t *hwm, int64_t *le
 /* Sets the callback invoked after the HWM advances (to wake long-polling fetches). */
 void kp_log_set_hwm_callback(kp_log_t *log, kp_log_hwm_fn fn, void *arg);
 
+/* Seals the active segment and starts a new one (retention rolls an expired active
+ * segment before deleting it). @locks: log->lock held. 0 or -1 (the log goes offline). */
+int kp_log_roll_locked(kp_log_t *log, int64_t now_ms);
+
 /* Flusher threads (group commit): start n threads; logs are queued when they have data to
  * fsync. kp_flusher_stop() drains the queue first. */
 int kp_flusher_start(int nthreads);

@@ -2,6 +2,7 @@
 #include "storage/records.h"
 
 #include "core/crc32c.h"
+#include "storage/compress.h"
 #include "protocol/wire.h"
 
 #include <string.h>
@@ -120,6 +121,15 @@ int kp_records_begin(kp_records_iter_t *it, const uint8_t *batch, size_t len)
     return 0;
 }
 
+void kp_records_begin_raw(kp_records_iter_t *it, const kp_batch_info_t *info, const uint8_t *p,
+                          size_t len)
+{
+    memset(it, 0, sizeof(*it));
+    it->info = *info;
+    it->p = p;
+    it->end = p + len;
+}
+
 int kp_records_next(kp_records_iter_t *it, kp_record_t *rec)
 {
     if (it->err) return -1;
@@ -129,6 +139,8 @@ int kp_records_next(kp_records_iter_t *it, kp_record_t *rec)
     int32_t rec_len = kp_rd_varint(&r);
     if (r.err || rec_len < 0 || (size_t)rec_len > kp_rd_left(&r)) goto bad;
     const uint8_t *next = r.p + rec_len;
+    rec->raw = it->p;
+    rec->rawlen = (size_t)(next - it->p);
     kp_rd_t rr;
     kp_rd_init(&rr, r.p, (size_t)rec_len);
     kp_rd_i8(&rr);
@@ -150,4 +162,57 @@ int kp_records_next(kp_records_iter_t *it, kp_record_t *rec)
 bad:
     it->err = 1;
     return -1;
+}
+
+int kp_batch_filter(const uint8_t *batch, size_t len, int (*keep)(const kp_record_t *rec, void *arg),
+                    void *arg, kp_buf_t *scratch, kp_buf_t *out, size_t max_bytes)
+{
+    if (len < KP_BATCH_HEADER_BYTES) return -1;
+    kp_batch_info_t info;
+    kp_batch_parse_header(batch, &info);
+    int codec = info.attributes & KP_BATCH_ATTR_COMPRESSION_MASK;
+    const uint8_t *body = batch + KP_BATCH_HEADER_BYTES;
+    size_t body_len = len - KP_BATCH_HEADER_BYTES;
+    scratch->len = 0;
+    if (codec != KP_CODEC_NONE) {
+        if (kp_decompress(codec, body, body_len, scratch, max_bytes) < 0) return -1;
+        body = scratch->data;
+        body_len = scratch->len;
+    }
+    kp_records_iter_t it;
+    kp_records_begin_raw(&it, &info, body, body_len);
+    kp_record_t rec;
+    int32_t kept = 0, seen = 0;
+    /* first pass: decide; the raw bytes of kept records are gathered in a second buffer */
+    kp_buf_t plain;
+    kp_buf_init(&plain);
+    int rc;
+    while ((rc = kp_records_next(&it, &rec)) == 1) {
+        seen++;
+        if (!keep(&rec, arg)) continue;
+        kept++;
+        kp_buf_append(&plain, rec.raw, rec.rawlen);
+    }
+    if (rc < 0 || seen != info.records_count) {
+        kp_buf_free(&plain);
+        return -1;
+    }
+    if (kept == seen) {
+        kp_buf_free(&plain);
+        return KP_FILTER_ALL;
+    }
+    if (kept == 0) {
+        kp_buf_free(&plain);
+        return KP_FILTER_NONE;
+    }
+    out->len = 0;
+    kp_buf_append(out, batch, KP_BATCH_HEADER_BYTES);
+    int ok = kp_compress(codec, plain.data, plain.len, out) == 0;
+    kp_buf_free(&plain);
+    if (!ok) return -1;
+    uint8_t *p = out->data;
+    st32(p + 8, (uint32_t)(out->len - KP_BATCH_LOG_OVERHEAD));
+    st32(p + 57, (uint32_t)kept);
+    st32(p + 17, kp_crc32c(0, p + 21, out->len - 21));
+    return KP_FILTER_SOME;
 }

@@ -30,6 +30,8 @@ void kp_batch_builder_add(kp_batch_builder_t *b, const void *key, int32_t keylen
 void kp_batch_builder_finish(kp_batch_builder_t *b);
 
 typedef struct kp_record {
+    const uint8_t *raw; /* the whole record, length prefix included */
+    size_t rawlen;
     int64_t offset;
     int64_t timestamp;
     const uint8_t *key;
@@ -48,7 +50,20 @@ typedef struct kp_records_iter {
 
 /* Starts walking an uncompressed batch of len bytes. -1 when compressed or malformed. */
 int kp_records_begin(kp_records_iter_t *it, const uint8_t *batch, size_t len);
+/* Walks records already decompressed (p..p+len) of the batch whose header is info. */
+void kp_records_begin_raw(kp_records_iter_t *it, const kp_batch_info_t *info, const uint8_t *p,
+                          size_t len);
 /* 1 with *rec filled, 0 at the end, -1 on malformed data. */
 int kp_records_next(kp_records_iter_t *it, kp_record_t *rec);
+
+/* Keeps the records for which keep() returns nonzero, decompressing if needed (at most
+ * max_bytes) and recompressing with the batch's codec. The result keeps the batch's base
+ * offset, last offset delta, timestamps and producer fields, so no offset changes; only
+ * recordsCount, length and CRC differ.
+ * Returns KP_FILTER_ALL (nothing removed: reuse the batch as is), KP_FILTER_NONE (nothing
+ * kept), KP_FILTER_SOME (the new batch is in out), or -1 (not decodable: keep as is). */
+enum { KP_FILTER_ALL = 1, KP_FILTER_SOME = 2, KP_FILTER_NONE = 3 };
+int kp_batch_filter(const uint8_t *batch, size_t len, int (*keep)(const kp_record_t *rec, void *arg),
+                    void *arg, kp_buf_t *scratch, kp_buf_t *out, size_t max_bytes);
 
 #endif

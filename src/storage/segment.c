@@ -209,7 +209,7 @@ static int scan(kp_segment_t *seg, int full, int32_t interval, kp_scan_result_t 
             buf.len = 0;
             uint8_t *p = kp_buf_extend(&buf, (size_t)total);
             if (kp_fs_pread_all(seg->fd, p, (size_t)total, pos) < 0) goto ioerr;
-            kp_batch_status_t st = kp_batch_validate(p, (size_t)total, &b);
+            kp_batch_status_t st = kp_batch_validate_stored(p, (size_t)total, &b);
             if (st != KP_BATCH_OK) {
                 res->why = kp_batch_status_str(st);
                 break;

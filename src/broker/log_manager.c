@@ -1,0 +1,155 @@
+/* log_manager.c — retention and cleaning passes over every partition (see log_manager.h). */
+#include "broker/log_manager.h"
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/logging.h"
+#include "storage/cleaner.h"
+#include "storage/retention.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct kp_log_manager {
+    kp_broker_t *broker;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stop;
+    int64_t retention_interval_ms;
+    int64_t cleaner_backoff_ms;
+    int cleaner_enabled;
+    kp_cleaner_t *cleaner;
+};
+
+static void retention_pass(kp_log_manager_t *m)
+{
+    int n;
+    kp_topic_t **topics = kp_topics_list(m->broker->topics, &n);
+    int64_t now = kp_wall_ms();
+    for (int i = 0; i < n; i++) {
+        kp_topic_t *t = topics[i];
+        if (!atomic_load_explicit(&t->eff.cleanup_delete, memory_order_relaxed)) continue;
+        kp_retention_t r = {
+            atomic_load_explicit(&t->eff.retention_ms, memory_order_relaxed),
+            atomic_load_explicit(&t->eff.retention_bytes, memory_order_relaxed),
+        };
+        for (int32_t p = 0; p < t->npartitions; p++) {
+            kp_partition_t *part = kp_topic_partition(t, p);
+            if (part) kp_log_enforce_retention(part->log, &r, now);
+        }
+    }
+    kp_topics_list_free(topics, n);
+}
+
+static void cleaner_pass(kp_log_manager_t *m)
+{
+    int n;
+    kp_topic_t **topics = kp_topics_list(m->broker->topics, &n);
+    for (int i = 0; i < n; i++) {
+        kp_topic_t *t = topics[i];
+        if (!atomic_load_explicit(&t->eff.cleanup_compact, memory_order_relaxed)) continue;
+        kp_compaction_t c = {
+            atomic_load_explicit(&t->eff.delete_retention_ms, memory_order_relaxed),
+            atomic_load_explicit(&t->eff.min_compaction_lag_ms, memory_order_relaxed),
+            atomic_load_explicit(&t->eff.max_compaction_lag_ms, memory_order_relaxed),
+            (double)atomic_load_explicit(&t->eff.min_cleanable_ratio_ppm, memory_order_relaxed) / 1e6,
+        };
+        for (int32_t p = 0; p < t->npartitions; p++) {
+            pthread_mutex_lock(&m->lock);
+            int stop = m->stop;
+            pthread_mutex_unlock(&m->lock);
+            if (stop) break;
+            kp_partition_t *part = kp_topic_partition(t, p);
+            kp_clean_stats_t st;
+            if (part) kp_cleaner_clean(m->cleaner, part->log, &c, kp_wall_ms(), &st);
+        }
+    }
+    kp_topics_list_free(topics, n);
+}
+
+static void *manager_main(void *arg)
+{
+    kp_log_manager_t *m = arg;
+    int64_t next_retention = kp_mono_ms() + m->retention_interval_ms;
+    int64_t next_clean = kp_mono_ms() + m->cleaner_backoff_ms;
+    pthread_mutex_lock(&m->lock);
+    while (!m->stop) {
+        int64_t now = kp_mono_ms();
+        int64_t wake = next_retention < next_clean || !m->cleaner_enabled ? next_retention : next_clean;
+        if (now < wake) {
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            int64_t ms = wake - now;
+            ts.tv_sec += ms / 1000;
+            ts.tv_nsec += (ms % 1000) * 1000000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&m->cond, &m->lock, &ts);
+            continue;
+        }
+        pthread_mutex_unlock(&m->lock);
+        if (now >= next_retention) {
+            retention_pass(m);
+            next_retention = kp_mono_ms() + m->retention_interval_ms;
+        }
+        if (m->cleaner_enabled && now >= next_clean) {
+            cleaner_pass(m);
+            next_clean = kp_mono_ms() + m->cleaner_backoff_ms;
+        }
+        pthread_mutex_lock(&m->lock);
+    }
+    pthread_mutex_unlock(&m->lock);
+    return NULL;
+}
+
+kp_log_manager_t *kp_log_manager_start(kp_broker_t *b, char *err, size_t errlen)
+{
+    const kp_props_t *p = b->cfg.props;
+    kp_log_manager_t *m = kp_xcalloc(1, sizeof(*m));
+    m->broker = b;
+    int64_t dedupe, io;
+    if (kp_props_get_i64(p, "log.retention.check.interval.ms", 300000, 1, INT32_MAX,
+                         &m->retention_interval_ms, err, errlen) < 0 ||
+        kp_props_get_i64(p, "log.cleaner.backoff.ms", 15000, 1, INT32_MAX, &m->cleaner_backoff_ms,
+                         err, errlen) < 0 ||
+        kp_props_get_bool(p, "log.cleaner.enable", 1, &m->cleaner_enabled, err, errlen) < 0 ||
+        kp_props_get_i64(p, "log.cleaner.dedupe.buffer.size", 32 << 20, 1 << 16, 1LL << 34,
+                         &dedupe, err, errlen) < 0 ||
+        kp_props_get_i64(p, "log.cleaner.io.max.bytes.per.second", 64 << 20, 0, INT64_MAX, &io,
+                         err, errlen) < 0) {
+        free(m);
+        return NULL;
+    }
+    kp_cleaner_config_t cc = {(size_t)dedupe, io, 64u << 20};
+    m->cleaner = kp_cleaner_new(&cc);
+    pthread_mutex_init(&m->lock, NULL);
+    pthread_cond_init(&m->cond, NULL);
+    if (pthread_create(&m->thread, NULL, manager_main, m) != 0) {
+        snprintf(err, errlen, "cannot start the log manager thread");
+        kp_cleaner_free(m->cleaner);
+        free(m);
+        return NULL;
+    }
+    return m;
+}
+
+void kp_log_manager_stop(kp_log_manager_t *m)
+{
+    if (!m) return;
+    pthread_mutex_lock(&m->lock);
+    m->stop = 1;
+    pthread_cond_signal(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    pthread_join(m->thread, NULL);
+    kp_cleaner_free(m->cleaner);
+    pthread_mutex_destroy(&m->lock);
+    pthread_cond_destroy(&m->cond);
+    free(m);
+}

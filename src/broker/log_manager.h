@@ -1,0 +1,16 @@
+/*
+ * log_manager.h — the broker's background storage work: retention (delete policy) every
+ * log.retention.check.interval.ms and compaction (compact policy) every
+ * log.cleaner.backoff.ms, on one thread of its own so neither touches the request path.
+ */
+#ifndef KP_LOG_MANAGER_H
+#define KP_LOG_MANAGER_H
+
+#include "broker/broker.h"
+
+typedef struct kp_log_manager kp_log_manager_t;
+
+kp_log_manager_t *kp_log_manager_start(kp_broker_t *b, char *err, size_t errlen);
+void kp_log_manager_stop(kp_log_manager_t *m);
+
+#endif

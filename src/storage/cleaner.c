@@ -1,0 +1,428 @@
+/*
+ * cleaner.c — log compaction (see cleaner.h).
+ *
+ * One pass over a log:
+ *   1. The cleanable range is [log start, end) where end is the first of: the active
+ *      segment, the high watermark, the first segment younger than min.compaction.lag.ms.
+ *      The dirty part starts at the checkpoint in <dir>/cleaner-offset-checkpoint.
+ *   2. Due when dirty/(clean+dirty) >= min.cleanable.dirty.ratio, or the oldest dirty data
+ *      is older than max.compaction.lag.ms.
+ *   3. The offset map learns the latest offset of every key in the dirty part (stopping
+ *      early, at a batch boundary, when the map is full: the rest stays dirty).
+ *   4. Each segment below that point is rewritten into <base>.log.cleaned.tmp keeping a
+ *      record when no later record has its key, dropping tombstones past
+ *      delete.retention.ms. Batches keep their base offset; untouched batches are copied
+ *      byte for byte; changed ones are rebuilt with the same codec.
+ *   5. Swap: the temp file is fsynced, the segment's index files removed, the temp file
+ *      renamed over <base>.log (atomic), the new segment opened, indexed and sealed, and
+ *      the log's segment list updated. A crash at any point leaves either the old or the
+ *      new file under the name, both valid; a missing index is rebuilt on start and temp
+ *      files are removed.
+ *   6. The checkpoint moves to the end of the map's range.
+ */
+#include "storage/cleaner.h"
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/logging.h"
+#include "storage/fs.h"
+#include "storage/offset_map.h"
+#include "storage/records.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define READ_CHUNK (1 << 20)
+
+struct kp_cleaner {
+    kp_cleaner_config_t cfg;
+    kp_offset_map_t map;
+    kp_buf_t read_buf, scratch, out_batch, write_buf;
+    int64_t throttle_start_us;
+    int64_t throttle_bytes;
+};
+
+kp_cleaner_t *kp_cleaner_new(const kp_cleaner_config_t *cfg)
+{
+    kp_cleaner_t *c = kp_xcalloc(1, sizeof(*c));
+    c->cfg = *cfg;
+    kp_offset_map_init(&c->map, cfg->dedupe_buffer_bytes);
+    kp_buf_init(&c->read_buf);
+    kp_buf_init(&c->scratch);
+    kp_buf_init(&c->out_batch);
+    kp_buf_init(&c->write_buf);
+    return c;
+}
+
+void kp_cleaner_free(kp_cleaner_t *c)
+{
+    if (!c) return;
+    kp_offset_map_free(&c->map);
+    kp_buf_free(&c->read_buf);
+    kp_buf_free(&c->scratch);
+    kp_buf_free(&c->out_batch);
+    kp_buf_free(&c->write_buf);
+    free(c);
+}
+
+/* Sleeps as needed to keep I/O under the configured rate. */
+static void throttle(kp_cleaner_t *c, int64_t bytes)
+{
+    if (c->cfg.io_bytes_per_second <= 0) return;
+    int64_t now = kp_mono_us();
+    if (now - c->throttle_start_us > 1000000) {
+        c->throttle_start_us = now;
+        c->throttle_bytes = 0;
+    }
+    c->throttle_bytes += bytes;
+    int64_t due_us = c->throttle_bytes * 1000000 / c->cfg.io_bytes_per_second;
+    int64_t ahead = due_us - (now - c->throttle_start_us);
+    if (ahead > 1000) {
+        struct timespec ts = {ahead / 1000000, (ahead % 1000000) * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* ---- checkpoint ---- */
+
+/* "<first dirty offset> <oldest retained tombstone timestamp or -1>" */
+static void read_checkpoint(const char *dir, int64_t *first_dirty, int64_t *oldest_tombstone)
+{
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/cleaner-offset-checkpoint", dir);
+    uint8_t *data;
+    size_t len;
+    *first_dirty = 0;
+    *oldest_tombstone = -1;
+    if (kp_fs_read_all(path, 128, &data, &len) == 0) {
+        int64_t a = 0, b = -1;
+        int n = sscanf((const char *)data, "%" SCNd64 " %" SCNd64, &a, &b);
+        if (n >= 1 && a >= 0) *first_dirty = a;
+        if (n == 2) *oldest_tombstone = b;
+        free(data);
+    }
+}
+
+static int write_checkpoint(const char *dir, int64_t first_dirty, int64_t oldest_tombstone)
+{
+    char path[PATH_MAX], text[64];
+    snprintf(path, sizeof(path), "%s/cleaner-offset-checkpoint", dir);
+    int n = snprintf(text, sizeof(text), "%" PRId64 " %" PRId64 "\n", first_dirty, oldest_tombstone);
+    return kp_fs_write_atomic(path, text, (size_t)n);
+}
+
+/* ---- batch iteration over a segment ---- */
+
+typedef int (*batch_cb)(kp_cleaner_t *c, const uint8_t *batch, size_t len, void *arg);
+
+/* Calls cb for each batch of seg in [0, limit). 0, cb's nonzero value, or -1 on I/O error. */
+static int for_each_batch(kp_cleaner_t *c, kp_segment_t *seg, int64_t limit, batch_cb cb, void *arg)
+{
+    int64_t pos = 0;
+    kp_buf_t *b = &c->read_buf;
+    while (pos + KP_BATCH_HEADER_BYTES <= limit) {
+        size_t want = (size_t)(limit - pos < READ_CHUNK ? limit - pos : READ_CHUNK);
+        b->len = 0;
+        uint8_t *p = kp_buf_extend(b, want);
+        if (kp_fs_pread_all(seg->fd, p, want, pos) < 0) return -1;
+        throttle(c, (int64_t)want);
+        size_t at = 0;
+        while (at + KP_BATCH_HEADER_BYTES <= want) {
+            int64_t total = kp_batch_total_size(b->data + at, want - at);
+            if (total < KP_BATCH_HEADER_BYTES) return -1;
+            if ((size_t)total > want - at) {
+                if (at > 0) break; /* read again from this batch */
+                /* a batch larger than the chunk: read it whole */
+                if (pos + total > limit) return -1;
+                b->len = 0;
+                p = kp_buf_extend(b, (size_t)total);
+                if (kp_fs_pread_all(seg->fd, p, (size_t)total, pos) < 0) return -1;
+                want = (size_t)total;
+            }
+            int r = cb(c, b->data + at, (size_t)total, arg);
+            if (r) return r;
+            at += (size_t)total;
+        }
+        pos += (int64_t)at;
+    }
+    return 0;
+}
+
+/* ---- pass 1: the offset map ---- */
+
+typedef struct map_ctx {
+    int64_t end;      /* stop at this offset (exclusive) */
+    int64_t mapped_to; /* offsets below this are in the map */
+    int full;
+} map_ctx_t;
+
+static int map_key(const kp_record_t *rec, void *arg)
+{
+    kp_offset_map_t *m = arg;
+    if (rec->keylen >= 0) kp_offset_map_put(m, kp_key_hash(rec->key, (size_t)rec->keylen), rec->offset);
+    return 1;
+}
+
+static int map_batch(kp_cleaner_t *c, const uint8_t *batch, size_t len, void *arg)
+{
+    map_ctx_t *mc = arg;
+    kp_batch_info_t info;
+    kp_batch_parse_header(batch, &info);
+    if (info.base_offset >= mc->end) return 1;
+    if (kp_batch_last_offset(&info) < mc->mapped_to) return 0; /* already mapped (clean) */
+    if (c->map.used + (size_t)info.records_count > c->map.limit) {
+        mc->full = 1;
+        return 1;
+    }
+    if (info.attributes & KP_BATCH_ATTR_CONTROL) {
+        mc->mapped_to = kp_batch_last_offset(&info) + 1;
+        return 0;
+    }
+    /* kp_batch_filter walks (and decompresses) the records; map_key keeps all of them */
+    int r = kp_batch_filter(batch, len, map_key, &c->map, &c->scratch, &c->out_batch,
+                            c->cfg.max_batch_bytes);
+    (void)r; /* an undecodable batch maps nothing: its records are all kept later */
+    mc->mapped_to = kp_batch_last_offset(&info) + 1;
+    return 0;
+}
+
+/* ---- pass 2: rewriting segments ---- */
+
+typedef struct clean_ctx {
+    kp_cleaner_t *c;
+    int64_t map_end;          /* records at or beyond it are always kept */
+    int64_t delete_horizon_ms; /* tombstones older than this go */
+    int fd;
+    int64_t written;
+    kp_clean_stats_t *st;
+    int64_t oldest_tombstone; /* of the tombstones kept, -1 when none */
+} clean_ctx_t;
+
+static int keep_record(const kp_record_t *rec, void *arg)
+{
+    clean_ctx_t *cc = arg;
+    if (rec->offset >= cc->map_end || rec->keylen < 0) return 1;
+    int64_t latest = kp_offset_map_get(&cc->c->map, kp_key_hash(rec->key, (size_t)rec->keylen));
+    if (latest > rec->offset) {
+        cc->st->records_removed++;
+        return 0; /* a later record has this key */
+    }
+    if (rec->valuelen < 0) {
+        if (rec->timestamp < cc->delete_horizon_ms) {
+            cc->st->tombstones_removed++;
+            return 0; /* a tombstone everyone had delete.retention.ms to see */
+        }
+        if (cc->oldest_tombstone < 0 || rec->timestamp < cc->oldest_tombstone)
+            cc->oldest_tombstone = rec->timestamp;
+    }
+    return 1;
+}
+
+static int write_out(clean_ctx_t *cc, const uint8_t *p, size_t len)
+{
+    if (kp_fs_pwrite_all(cc->fd, p, len, cc->written) < 0) return -1;
+    cc->written += (int64_t)len;
+    cc->st->bytes_written += (int64_t)len;
+    throttle(cc->c, (int64_t)len);
+    return 0;
+}
+
+static int clean_batch(kp_cleaner_t *c, const uint8_t *batch, size_t len, void *arg)
+{
+    clean_ctx_t *cc = arg;
+    kp_batch_info_t info;
+    kp_batch_parse_header(batch, &info);
+    if (info.attributes & KP_BATCH_ATTR_CONTROL || info.base_offset >= cc->map_end)
+        return write_out(cc, batch, len) < 0 ? -1 : 0;
+    int r = kp_batch_filter(batch, len, keep_record, cc, &c->scratch, &c->out_batch,
+                            c->cfg.max_batch_bytes);
+    switch (r) {
+    case KP_FILTER_NONE:
+        /* the batch vanishes; idempotent-producer state does not depend on it (it lives in
+         * memory, in snapshots, and in the active segment, which is never cleaned) */
+        return 0;
+    case KP_FILTER_SOME: return write_out(cc, c->out_batch.data, c->out_batch.len) < 0 ? -1 : 0;
+    default: return write_out(cc, batch, len) < 0 ? -1 : 0; /* all kept, or not decodable */
+    }
+}
+
+static void path_of(const kp_log_t *log, int64_t base, const char *ext, char *out, size_t n)
+{
+    snprintf(out, n, "%s/%020" PRId64 "%s", log->dir, base, ext);
+}
+
+/* Rewrites one segment and swaps it in. 1 when swapped, 0 when the segment went away
+ * meanwhile, -1 on I/O error. */
+static int clean_segment(kp_cleaner_t *c, kp_log_t *log, kp_segment_t *seg, int64_t map_end,
+                         int64_t delete_horizon_ms, kp_clean_stats_t *st, int64_t *oldest_tombstone)
+{
+    char tmp[PATH_MAX], final[PATH_MAX], idx[PATH_MAX], tidx[PATH_MAX];
+    path_of(log, seg->base_offset, ".log.cleaned.tmp", tmp, sizeof(tmp));
+    path_of(log, seg->base_offset, ".log", final, sizeof(final));
+    path_of(log, seg->base_offset, ".index", idx, sizeof(idx));
+    path_of(log, seg->base_offset, ".timeindex", tidx, sizeof(tidx));
+    clean_ctx_t cc = {c, map_end, delete_horizon_ms, -1, 0, st, -1};
+    cc.fd = kp_fs->open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    if (cc.fd < 0) return -1;
+    st->bytes_read += seg->size;
+    int rc = for_each_batch(c, seg, seg->size, clean_batch, &cc);
+    if (rc == 0 && kp_fs->fdatasync(cc.fd) < 0) rc = -1;
+    kp_fs->close(cc.fd);
+    if (cc.oldest_tombstone >= 0 && (*oldest_tombstone < 0 || cc.oldest_tombstone < *oldest_tombstone))
+        *oldest_tombstone = cc.oldest_tombstone;
+    if (rc != 0) {
+        kp_fs->unlink(tmp);
+        return -1;
+    }
+    /* swap the file under the log lock so retention cannot delete the segment meanwhile */
+    pthread_mutex_lock(&log->lock);
+    int present = 0;
+    for (int i = 0; i < log->nsegs - 1; i++) present |= log->segs[i] == seg;
+    if (!present) {
+        pthread_mutex_unlock(&log->lock);
+        kp_fs->unlink(tmp);
+        return 0;
+    }
+    kp_fs->unlink(idx);
+    kp_fs->unlink(tidx);
+    if (kp_fs->rename(tmp, final) < 0) {
+        pthread_mutex_unlock(&log->lock);
+        kp_fs->unlink(tmp);
+        return -1;
+    }
+    kp_fs_fsync_dir(log->dir);
+    pthread_mutex_unlock(&log->lock);
+
+    kp_scan_result_t res;
+    kp_segment_t *fresh = kp_segment_open(log->dir, seg->base_offset, 1,
+                                          log->cfg.index_interval_bytes, kp_wall_ms(), &res);
+    if (!fresh || kp_segment_seal(fresh) < 0) {
+        /* the file is in place and valid; the old segment object still serves reads
+         * until the next start rebuilds the index */
+        kp_segment_put(fresh);
+        return -1;
+    }
+    pthread_mutex_lock(&log->lock);
+    for (int i = 0; i < log->nsegs - 1; i++) {
+        if (log->segs[i] != seg) continue;
+        log->segs[i] = fresh;
+        fresh = NULL;
+        if (log->hwm_seg == seg) {
+            /* the HWM sat at the end of this segment: it is at the end of the new one */
+            kp_ref_get(&log->segs[i]->ref);
+            log->hwm_seg = log->segs[i];
+            log->hwm_pos = log->segs[i]->size;
+            kp_segment_put(seg); /* the HWM's reference */
+        }
+        kp_segment_put(seg); /* the log's reference; same path, so not marked deleted */
+        break;
+    }
+    pthread_mutex_unlock(&log->lock);
+    if (fresh) kp_segment_put(fresh); /* the segment was deleted meanwhile */
+    st->segments++;
+    return 1;
+}
+
+/* ---- one pass ---- */
+
+int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, int64_t now_ms,
+                     kp_clean_stats_t *st)
+{
+    memset(st, 0, sizeof(*st));
+    /* snapshot the cleanable segments (referenced) */
+    pthread_mutex_lock(&log->lock);
+    if (log->offline || log->nsegs < 2) {
+        pthread_mutex_unlock(&log->lock);
+        return 0;
+    }
+    int n = 0;
+    kp_segment_t **segs = kp_xmalloc((size_t)log->nsegs * sizeof(*segs));
+    for (int i = 0; i < log->nsegs - 1; i++) {
+        kp_segment_t *s = log->segs[i];
+        int64_t end = log->segs[i + 1]->base_offset;
+        if (end > log->high_watermark) break;
+        if (s->max_timestamp >= 0 && now_ms - s->max_timestamp < p->min_compaction_lag_ms) break;
+        kp_ref_get(&s->ref);
+        segs[n++] = s;
+    }
+    int64_t log_start = log->log_start_offset;
+    int64_t cleanable_end = n ? log->segs[n]->base_offset : 0;
+    pthread_mutex_unlock(&log->lock);
+
+    int rc = 0;
+    int64_t first_dirty, oldest_tombstone;
+    read_checkpoint(log->dir, &first_dirty, &oldest_tombstone);
+    if (first_dirty < log_start) first_dirty = log_start;
+    if (first_dirty > cleanable_end && n) first_dirty = cleanable_end;
+    st->first_dirty_before = st->first_dirty_after = first_dirty;
+    if (n == 0) goto out;
+
+    int64_t clean_bytes = 0, dirty_bytes = 0, oldest_dirty_ts = -1;
+    for (int i = 0; i < n; i++) {
+        int64_t seg_end = i + 1 < n ? segs[i + 1]->base_offset : cleanable_end;
+        if (seg_end <= first_dirty) {
+            clean_bytes += segs[i]->size;
+        } else {
+            dirty_bytes += segs[i]->size;
+            if (oldest_dirty_ts < 0) oldest_dirty_ts = segs[i]->first_batch_timestamp;
+        }
+    }
+    double ratio = dirty_bytes ? (double)dirty_bytes / (double)(clean_bytes + dirty_bytes) : 0;
+    int lagging = oldest_dirty_ts >= 0 && now_ms - oldest_dirty_ts > p->max_compaction_lag_ms;
+    int dirty_due = dirty_bytes > 0 && (ratio >= p->min_cleanable_ratio || lagging);
+    /* tombstones kept by an earlier pass whose delete.retention.ms has passed (KIP-534) */
+    int tombstones_due = oldest_tombstone >= 0 && now_ms - oldest_tombstone > p->delete_retention_ms;
+    if (!dirty_due && !tombstones_due) goto out;
+
+    int64_t map_end = first_dirty;
+    kp_offset_map_clear(&c->map);
+    if (dirty_due) {
+        /* pass 1: map the dirty part */
+        map_ctx_t mc = {cleanable_end, first_dirty, 0};
+        for (int i = 0; i < n && !mc.full; i++) {
+            int64_t seg_end = i + 1 < n ? segs[i + 1]->base_offset : cleanable_end;
+            if (seg_end <= first_dirty) continue;
+            st->bytes_read += segs[i]->size;
+            int r = for_each_batch(c, segs[i], segs[i]->size, map_batch, &mc);
+            if (r < 0) {
+                rc = -1;
+                goto out;
+            }
+            if (r == 1) break;
+        }
+        map_end = mc.mapped_to;
+    }
+    if (map_end <= log_start) goto out; /* not even one batch fitted */
+
+    /* pass 2: rewrite every segment that starts below map_end */
+    int64_t horizon = now_ms - p->delete_retention_ms, kept_tombstone = -1;
+    for (int i = 0; i < n; i++) {
+        if (segs[i]->base_offset >= map_end) break;
+        if (clean_segment(c, log, segs[i], map_end, horizon, st, &kept_tombstone) < 0) {
+            kp_warn("storage", "%s: cleaning segment %" PRId64 " failed: %s", log->dir,
+                    segs[i]->base_offset, strerror(errno));
+            rc = -1;
+            goto out;
+        }
+    }
+    if (write_checkpoint(log->dir, map_end, kept_tombstone) < 0) {
+        rc = -1;
+        goto out;
+    }
+    st->first_dirty_after = map_end;
+    rc = 1;
+    kp_info("storage", "%s: cleaned %d segment(s) up to offset %" PRId64 ": removed %" PRId64
+                       " records and %" PRId64 " tombstones, %" PRId64 " -> %" PRId64 " bytes",
+            log->dir, st->segments, map_end, st->records_removed, st->tombstones_removed,
+            st->bytes_read, st->bytes_written);
+out:
+    for (int i = 0; i < n; i++) kp_segment_put(segs[i]);
+    free(segs);
+    return rc;
+}
