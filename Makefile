@@ -79,18 +79,21 @@ $(B)/obj/%.o: src/%.c $(B)/gen/kp_msgs.h
 
 $(B)/libkpool.a: $(LIB_OBJS)
 	@rm -f $@
-	ar rcs $@ $^
+	@ar rcs $@ $^
 
 $(B)/kpool: $(B)/obj/cli/main.o $(B)/libkpool.a
-	$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
+	@echo "  LD $@"
+	@$(CC) $(OPT) -o $@ $^ $(PKG_LIBS)
 
 $(B)/tests/%: tests/unit/%.c $(B)/libkpool.a tests/unit/unit.h
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -Itests/unit $(OPT) -o $@ $< $(B)/libkpool.a $(PKG_LIBS) -lcmocka
+	@echo "  LD $@"
+	@$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes -Itests/unit $(OPT) -o $@ $< $(B)/libkpool.a $(PKG_LIBS) -lcmocka
 
 $(B)/fuzz/%: tests/fuzz/%.c $(B)/libkpool.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(OPT) -fsanitize=fuzzer -o $@ $< $(B)/libkpool.a $(PKG_LIBS)
+	@echo "  LD $@"
+	@$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(OPT) -fsanitize=fuzzer -o $@ $< $(B)/libkpool.a $(PKG_LIBS)
 
 UB ?= build/asan
 unit-bins: $(UNIT_BINS)

@@ -129,6 +129,10 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
         out->ErrorCode = batch_error(st);
         return 0;
     }
+    if (info.records_count <= 0) {
+        out->ErrorCode = KERR_INVALID_RECORD; /* as Kafka: an empty batch only burns offsets */
+        return 0;
+    }
     if (info.attributes & (KP_BATCH_ATTR_TRANSACTIONAL | KP_BATCH_ATTR_CONTROL)) {
         out->ErrorCode = KERR_INVALID_RECORD; /* no transactions in this pool */
         return 0;

@@ -99,7 +99,7 @@ static void read_all(kp_log_t *log)
             int64_t total = kp_batch_total_size(buf + pos, (size_t)(rd.len - pos));
             check(total > 0 && pos + total <= rd.len, "partial batch below the HWM");
             kp_batch_info_t info;
-            check(kp_batch_validate(buf + pos, (size_t)total, &info) == KP_BATCH_OK,
+            check(kp_batch_validate_stored(buf + pos, (size_t)total, &info) == KP_BATCH_OK,
                   "recovered batch does not validate");
             check(kp_batch_last_offset(&info) >= offset, "offsets go backwards");
             offset = kp_batch_last_offset(&info) + 1;
