@@ -1,0 +1,148 @@
+/* kinds.c — the kinds table, name rules and the unknown-field walk (see kinds.h). */
+#include "control/kinds.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+#define META_SCHEMA                                                                                \
+    "\"metadata\": {\"name\": \"*\", \"namespace\": \"*\", \"labels\": {}, \"annotations\": {},"   \
+    " \"uid\": \"*\", \"generation\": \"*\", \"resourceVersion\": \"*\","                          \
+    " \"creationTimestamp\": \"*\", \"deletionTimestamp\": \"*\", \"ownerReferences\": \"*\","      \
+    " \"finalizers\": \"*\", \"managedFields\": \"*\", \"generateName\": \"*\"},"                  \
+    " \"apiVersion\": \"*\", \"kind\": \"*\", \"status\": \"*\""
+
+const kp_kind_t kp_kinds[] = {
+    {"Topic", "kafka.nais.io", "v1", "topics", "topic", 1,
+     "{" META_SCHEMA ", \"spec\": {\"pool\": \"*\", \"acl\": [{\"team\": \"*\","
+     " \"application\": \"*\", \"access\": \"*\"}], \"config\": {\"cleanupPolicy\": \"*\","
+     " \"partitions\": \"*\", \"replication\": \"*\", \"minimumInSyncReplicas\": \"*\","
+     " \"retentionBytes\": \"*\", \"retentionHours\": \"*\", \"segmentHours\": \"*\","
+     " \"maxMessageBytes\": \"*\", \"deleteRetentionHours\": \"*\", \"minCompactionLagMs\": \"*\","
+     " \"maxCompactionLagMs\": \"*\", \"minCleanableDirtyRatioPercent\": \"*\","
+     " \"localRetentionBytes\": \"*\", \"localRetentionHours\": \"*\"}}}"},
+    {"Stream", "kafka.nais.io", "v1", "streams", "stream", 1,
+     "{" META_SCHEMA ", \"spec\": {\"pool\": \"*\", \"additionalUsers\": [{\"username\": \"*\"}]}}"},
+    {"AivenApplication", "aiven.nais.io", "v1", "aivenapplications", "aivenapplication,aivenapp", 1,
+     "{" META_SCHEMA ", \"spec\": {\"kafka\": {\"pool\": \"*\", \"secretName\": \"*\"},"
+     " \"secretName\": \"*\", \"protected\": \"*\", \"expiresAt\": \"*\"}}"},
+    /* Application models a NAIS deploy: only spec.kafka is acted upon, the rest is kept */
+    {"Application", "nais.io", "v1alpha1", "applications", "application,app", 1,
+     "{" META_SCHEMA ", \"spec\": {}}"},
+    {"Secret", "", "v1", "secrets", "secret", 1,
+     "{" META_SCHEMA ", \"type\": \"*\", \"data\": {}, \"stringData\": {}, \"immutable\": \"*\"}"},
+    {"Pool", "kpool.dev", "v1", "pools", "pool", 0,
+     "{" META_SCHEMA ", \"spec\": {\"bootstrapServers\": \"*\", \"embedded\": \"*\","
+     " \"replication\": {\"min\": \"*\", \"max\": \"*\", \"default\": \"*\"},"
+     " \"schemaRegistry\": \"*\", \"tls\": {\"caLocation\": \"*\", \"certificateLocation\": \"*\","
+     " \"keyLocation\": \"*\", \"caKeyLocation\": \"*\"}, \"principalMappingRules\": \"*\","
+     " \"consumerGroupPrefix\": \"*\"}}"},
+};
+const size_t kp_kinds_count = sizeof(kp_kinds) / sizeof(kp_kinds[0]);
+
+const kp_kind_t *kp_kind_by_plural(const char *group, const char *version, const char *plural)
+{
+    for (size_t i = 0; i < kp_kinds_count; i++) {
+        const kp_kind_t *k = &kp_kinds[i];
+        if (!strcmp(k->group, group) && !strcmp(k->version, version) && !strcmp(k->plural, plural))
+            return k;
+    }
+    return NULL;
+}
+
+const kp_kind_t *kp_kind_by_name(const char *kind)
+{
+    for (size_t i = 0; i < kp_kinds_count; i++)
+        if (!strcmp(kp_kinds[i].kind, kind)) return &kp_kinds[i];
+    return NULL;
+}
+
+const kp_kind_t *kp_kind_lookup(const char *any)
+{
+    for (size_t i = 0; i < kp_kinds_count; i++) {
+        const kp_kind_t *k = &kp_kinds[i];
+        if (!strcasecmp(k->plural, any) || !strcasecmp(k->kind, any)) return k;
+        const char *s = k->shortnames;
+        size_t n = strlen(any);
+        while (*s) {
+            const char *e = strchr(s, ',');
+            size_t l = e ? (size_t)(e - s) : strlen(s);
+            if (l == n && !strncasecmp(s, any, n)) return k;
+            s += l + (e ? 1 : 0);
+        }
+    }
+    return NULL;
+}
+
+void kp_kind_api_version(const kp_kind_t *k, char *out, size_t n)
+{
+    if (k->group[0])
+        snprintf(out, n, "%s/%s", k->group, k->version);
+    else
+        snprintf(out, n, "%s", k->version);
+}
+
+static void walk(const json_t *schema, const json_t *v, char *path, size_t plen, json_t *out)
+{
+    if (json_is_string(schema)) return; /* "*": anything goes */
+    if (json_is_object(schema)) {
+        if (!json_is_object(v)) return;
+        if (json_object_size(schema) == 0) return; /* {}: any keys */
+        const char *k;
+        json_t *c;
+        json_object_foreach((json_t *)v, k, c)
+        {
+            size_t n = strlen(path);
+            snprintf(path + n, plen - n, "%s%s", n ? "." : "", k);
+            const json_t *sub = json_object_get(schema, k);
+            if (!sub)
+                json_array_append_new(out, json_string(path));
+            else
+                walk(sub, c, path, plen, out);
+            path[n] = 0;
+        }
+    } else if (json_is_array(schema)) {
+        if (!json_is_array(v) || json_array_size(schema) == 0) return;
+        size_t i;
+        json_t *c;
+        json_array_foreach(v, i, c)
+        {
+            size_t n = strlen(path);
+            snprintf(path + n, plen - n, "[%zu]", i);
+            walk(json_array_get(schema, 0), c, path, plen, out);
+            path[n] = 0;
+        }
+    }
+}
+
+void kp_kind_unknown_fields(const kp_kind_t *k, const json_t *obj, json_t *paths)
+{
+    json_t *schema = json_loads(k->schema, 0, NULL);
+    if (!schema) return; /* a typo in the table above: no warnings rather than a crash */
+    char path[1024] = "";
+    walk(schema, obj, path, sizeof(path), paths);
+    json_decref(schema);
+}
+
+int kp_name_check(const char *name, int label, char *err, size_t errlen)
+{
+    size_t n = name ? strlen(name) : 0, max = label ? 63 : 253;
+    if (n == 0 || n > max) {
+        snprintf(err, errlen, "must be 1 to %zu characters", max);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        char c = name[i];
+        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (!label && c == '.');
+        if (!ok) {
+            snprintf(err, errlen, "must consist of lower case alphanumeric characters, '-'%s "
+                                  "(found '%c')", label ? "" : " or '.'", c);
+            return -1;
+        }
+    }
+    if (!isalnum((unsigned char)name[0]) || !isalnum((unsigned char)name[n - 1])) {
+        snprintf(err, errlen, "must start and end with an alphanumeric character");
+        return -1;
+    }
+    return 0;
+}

@@ -1,0 +1,448 @@
+/* pool_client.c — librdkafka admin calls behind a small synchronous API (see pool_client.h). */
+#include "control/pool_client.h"
+
+#include "core/buf.h"
+#include "core/logging.h"
+
+#include <librdkafka/rdkafka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct kp_pool_client {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *q;
+    int timeout_ms;
+    char *bootstrap;
+};
+
+kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t errlen)
+{
+    char es[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+#define SET(k, v)                                                                                  \
+    if (rd_kafka_conf_set(conf, k, v, es, sizeof(es)) != RD_KAFKA_CONF_OK) {                       \
+        snprintf(err, errlen, "%s: %s", k, es);                                                   \
+        rd_kafka_conf_destroy(conf);                                                               \
+        return NULL;                                                                               \
+    }
+    SET("bootstrap.servers", c->bootstrap);
+    SET("client.id", "kpool-control-plane");
+    SET("log_level", "3");
+    SET("reconnect.backoff.max.ms", "2000");
+    if (c->cert_path || c->ca_path) {
+        SET("security.protocol", "ssl");
+        if (c->ca_path) SET("ssl.ca.location", c->ca_path);
+        if (c->cert_path) SET("ssl.certificate.location", c->cert_path);
+        if (c->key_path) SET("ssl.key.location", c->key_path);
+    }
+#undef SET
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, es, sizeof(es));
+    if (!rk) {
+        snprintf(err, errlen, "cannot create a Kafka client: %s", es);
+        return NULL;
+    }
+    kp_pool_client_t *pc = kp_xcalloc(1, sizeof(*pc));
+    pc->rk = rk;
+    pc->q = rd_kafka_queue_new(rk);
+    pc->timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 10000;
+    pc->bootstrap = kp_xstrdup(c->bootstrap);
+    return pc;
+}
+
+void kp_pool_client_free(kp_pool_client_t *pc)
+{
+    if (!pc) return;
+    rd_kafka_queue_destroy(pc->q);
+    rd_kafka_destroy(pc->rk);
+    free(pc->bootstrap);
+    free(pc);
+}
+
+static rd_kafka_AdminOptions_t *options(kp_pool_client_t *pc, rd_kafka_admin_op_t op)
+{
+    char es[256];
+    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(pc->rk, op);
+    rd_kafka_AdminOptions_set_request_timeout(o, pc->timeout_ms, es, sizeof(es));
+    if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS || op == RD_KAFKA_ADMIN_OP_DELETETOPICS ||
+        op == RD_KAFKA_ADMIN_OP_CREATEPARTITIONS)
+        rd_kafka_AdminOptions_set_operation_timeout(o, pc->timeout_ms, es, sizeof(es));
+    return o;
+}
+
+/* Waits for the result event of the call just made. NULL with err filled on timeout. */
+static rd_kafka_event_t *wait_result(kp_pool_client_t *pc, const char *what, char *err, size_t errlen)
+{
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(pc->q, pc->timeout_ms + 2000);
+    if (!ev) {
+        snprintf(err, errlen, "%s: no answer from the pool at %s within %d ms", what,
+                 pc->bootstrap, pc->timeout_ms);
+        return NULL;
+    }
+    if (rd_kafka_event_error(ev)) {
+        snprintf(err, errlen, "%s: %s (pool at %s)", what, rd_kafka_event_error_string(ev),
+                 pc->bootstrap);
+        rd_kafka_event_destroy(ev);
+        return NULL;
+    }
+    return ev;
+}
+
+/* ---- topics ---- */
+
+void kp_pool_topic_free(kp_pool_topic_t *t)
+{
+    for (int i = 0; i < t->nconfigs; i++) {
+        free(t->config_keys[i]);
+        free(t->config_values[i]);
+    }
+    free(t->config_keys);
+    free(t->config_values);
+    memset(t, 0, sizeof(*t));
+}
+
+static int partition_count(kp_pool_client_t *pc, const char *name, int32_t *parts, int16_t *repl,
+                           char *err, size_t errlen)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(pc->rk, name, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(pc->rk, 0, rkt, &md, pc->timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    if (e) {
+        snprintf(err, errlen, "metadata of %s: %s (pool at %s)", name, rd_kafka_err2str(e), pc->bootstrap);
+        return -1;
+    }
+    int rc = -1;
+    for (int i = 0; i < md->topic_cnt; i++) {
+        if (strcmp(md->topics[i].topic, name) != 0) continue;
+        if (md->topics[i].err) {
+            snprintf(err, errlen, "metadata of %s: %s", name, rd_kafka_err2str(md->topics[i].err));
+            break;
+        }
+        *parts = md->topics[i].partition_cnt;
+        *repl = md->topics[i].partition_cnt ? (int16_t)md->topics[i].partitions[0].replica_cnt : 0;
+        rc = 0;
+    }
+    if (rc < 0 && !err[0]) snprintf(err, errlen, "metadata of %s: topic missing", name);
+    rd_kafka_metadata_destroy(md);
+    return rc;
+}
+
+int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic_t *out, char *err,
+                           size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    err[0] = 0;
+    /* DescribeConfigs first: it tells "missing" without asking the pool to auto-create it,
+     * which a Metadata request for one topic might */
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name);
+    rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_DescribeConfigs(pc->rk, &res, 1, o, pc->q);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_event_t *ev = wait_result(pc, "describe topic", err, errlen);
+    if (!ev) return -1;
+    size_t cnt;
+    const rd_kafka_ConfigResource_t **rs =
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &cnt);
+    int rc = 0;
+    if (cnt < 1) {
+        snprintf(err, errlen, "describe topic %s: empty answer", name);
+        rc = -1;
+    } else if (rd_kafka_ConfigResource_error(rs[0]) == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+        out->exists = 0;
+    } else if (rd_kafka_ConfigResource_error(rs[0])) {
+        snprintf(err, errlen, "describe topic %s: %s", name, rd_kafka_ConfigResource_error_string(rs[0])
+                                                                 ? rd_kafka_ConfigResource_error_string(rs[0])
+                                                                 : rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])));
+        rc = -1;
+    } else {
+        out->exists = 1;
+        size_t nc;
+        const rd_kafka_ConfigEntry_t **ce = rd_kafka_ConfigResource_configs(rs[0], &nc);
+        out->config_keys = kp_xcalloc(nc + 1, sizeof(char *));
+        out->config_values = kp_xcalloc(nc + 1, sizeof(char *));
+        for (size_t i = 0; i < nc; i++) {
+            if (rd_kafka_ConfigEntry_source(ce[i]) != RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG) continue;
+            const char *v = rd_kafka_ConfigEntry_value(ce[i]);
+            out->config_keys[out->nconfigs] = kp_xstrdup(rd_kafka_ConfigEntry_name(ce[i]));
+            out->config_values[out->nconfigs++] = kp_xstrdup(v ? v : "");
+        }
+    }
+    rd_kafka_event_destroy(ev);
+    if (rc == 0 && out->exists && partition_count(pc, name, &out->partitions, &out->replication, err, errlen) < 0) {
+        kp_pool_topic_free(out);
+        return -1;
+    }
+    return rc;
+}
+
+static int topic_result(const rd_kafka_topic_result_t **tr, size_t cnt, const char *what,
+                        const char *name, char *err, size_t errlen)
+{
+    if (cnt < 1) {
+        snprintf(err, errlen, "%s %s: empty answer", what, name);
+        return -1;
+    }
+    if (rd_kafka_topic_result_error(tr[0])) {
+        const char *m = rd_kafka_topic_result_error_string(tr[0]);
+        snprintf(err, errlen, "%s %s: %s", what, name, m ? m : rd_kafka_err2str(rd_kafka_topic_result_error(tr[0])));
+        return -1;
+    }
+    return 0;
+}
+
+int kp_pool_create_topic(kp_pool_client_t *pc, const char *name, int32_t partitions,
+                         int16_t replication, const char **keys, const char **values, int n,
+                         char *err, size_t errlen)
+{
+    char es[256];
+    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(name, partitions, replication, es, sizeof(es));
+    if (!nt) {
+        snprintf(err, errlen, "create topic %s: %s", name, es);
+        return -1;
+    }
+    for (int i = 0; i < n; i++) rd_kafka_NewTopic_set_config(nt, keys[i], values[i]);
+    rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_CreateTopics(pc->rk, &nt, 1, o, pc->q);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_NewTopic_destroy(nt);
+    rd_kafka_event_t *ev = wait_result(pc, "create topic", err, errlen);
+    if (!ev) return -1;
+    size_t cnt;
+    const rd_kafka_topic_result_t **tr =
+        rd_kafka_CreateTopics_result_topics(rd_kafka_event_CreateTopics_result(ev), &cnt);
+    int rc = topic_result(tr, cnt, "create topic", name, err, errlen);
+    rd_kafka_event_destroy(ev);
+    return rc;
+}
+
+int kp_pool_set_configs(kp_pool_client_t *pc, const char *name, const char **keys,
+                        const char **values, int n, char *err, size_t errlen)
+{
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name);
+    for (int i = 0; i < n; i++) rd_kafka_ConfigResource_set_config(res, keys[i], values[i]);
+    rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
+    rd_kafka_AlterConfigs(pc->rk, &res, 1, o, pc->q);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_ConfigResource_destroy(res);
+    rd_kafka_event_t *ev = wait_result(pc, "alter configs", err, errlen);
+    if (!ev) return -1;
+    size_t cnt;
+    const rd_kafka_ConfigResource_t **rs =
+        rd_kafka_AlterConfigs_result_resources(rd_kafka_event_AlterConfigs_result(ev), &cnt);
+    int rc = 0;
+    if (cnt < 1 || rd_kafka_ConfigResource_error(rs[0])) {
+        const char *m = cnt ? rd_kafka_ConfigResource_error_string(rs[0]) : NULL;
+        snprintf(err, errlen, "alter configs of %s: %s", name,
+                 m ? m : cnt ? rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])) : "empty answer");
+        rc = -1;
+    }
+    rd_kafka_event_destroy(ev);
+    return rc;
+}
+
+int kp_pool_add_partitions(kp_pool_client_t *pc, const char *name, int32_t total, char *err,
+                           size_t errlen)
+{
+    char es[256];
+    rd_kafka_NewPartitions_t *np = rd_kafka_NewPartitions_new(name, (size_t)total, es, sizeof(es));
+    if (!np) {
+        snprintf(err, errlen, "add partitions to %s: %s", name, es);
+        return -1;
+    }
+    rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS);
+    rd_kafka_CreatePartitions(pc->rk, &np, 1, o, pc->q);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_NewPartitions_destroy(np);
+    rd_kafka_event_t *ev = wait_result(pc, "add partitions", err, errlen);
+    if (!ev) return -1;
+    size_t cnt;
+    const rd_kafka_topic_result_t **tr =
+        rd_kafka_CreatePartitions_result_topics(rd_kafka_event_CreatePartitions_result(ev), &cnt);
+    int rc = topic_result(tr, cnt, "add partitions to", name, err, errlen);
+    rd_kafka_event_destroy(ev);
+    return rc;
+}
+
+int kp_pool_delete_topic(kp_pool_client_t *pc, const char *name, char *err, size_t errlen)
+{
+    rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(name);
+    rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_DELETETOPICS);
+    rd_kafka_DeleteTopics(pc->rk, &dt, 1, o, pc->q);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_DeleteTopic_destroy(dt);
+    rd_kafka_event_t *ev = wait_result(pc, "delete topic", err, errlen);
+    if (!ev) return -1;
+    size_t cnt;
+    const rd_kafka_topic_result_t **tr =
+        rd_kafka_DeleteTopics_result_topics(rd_kafka_event_DeleteTopics_result(ev), &cnt);
+    int rc = 0;
+    if (cnt >= 1 && rd_kafka_topic_result_error(tr[0]) == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+        rc = 0; /* already gone */
+    else
+        rc = topic_result(tr, cnt, "delete topic", name, err, errlen);
+    rd_kafka_event_destroy(ev);
+    return rc;
+}
+
+int kp_pool_list_topics(kp_pool_client_t *pc, char ***names, int *n, char *err, size_t errlen)
+{
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(pc->rk, 1, NULL, &md, pc->timeout_ms);
+    *names = NULL;
+    *n = 0;
+    if (e) {
+        snprintf(err, errlen, "list topics: %s (pool at %s)", rd_kafka_err2str(e), pc->bootstrap);
+        return -1;
+    }
+    *names = kp_xcalloc((size_t)md->topic_cnt + 1, sizeof(char *));
+    for (int i = 0; i < md->topic_cnt; i++) {
+        if (md->topics[i].topic[0] == '_' && md->topics[i].topic[1] == '_') continue;
+        (*names)[(*n)++] = kp_xstrdup(md->topics[i].topic);
+    }
+    rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
+/* ---- ACLs ---- */
+
+void kp_pool_acls_free(kp_pool_acl_t *a, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(a[i].resource_name);
+        free(a[i].principal);
+        free(a[i].host);
+    }
+    free(a);
+}
+
+int kp_pool_describe_acls(kp_pool_client_t *pc, int8_t resource_type, const char *name,
+                          int8_t pattern_type, kp_pool_acl_t **out, int *n, char *err, size_t errlen)
+{
+    char es[256];
+    *out = NULL;
+    *n = 0;
+    rd_kafka_AclBindingFilter_t *f = rd_kafka_AclBindingFilter_new(
+        (rd_kafka_ResourceType_t)resource_type, name, (rd_kafka_ResourcePatternType_t)pattern_type,
+        NULL, NULL, RD_KAFKA_ACL_OPERATION_ANY, RD_KAFKA_ACL_PERMISSION_TYPE_ANY, es, sizeof(es));
+    if (!f) {
+        snprintf(err, errlen, "describe ACLs: %s", es);
+        return -1;
+    }
+    rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_DESCRIBEACLS);
+    rd_kafka_DescribeAcls(pc->rk, f, o, pc->q);
+    rd_kafka_AdminOptions_destroy(o);
+    rd_kafka_AclBinding_destroy(f);
+    rd_kafka_event_t *ev = wait_result(pc, "describe ACLs", err, errlen);
+    if (!ev) return -1;
+    size_t cnt;
+    const rd_kafka_AclBinding_t **acls =
+        rd_kafka_DescribeAcls_result_acls(rd_kafka_event_DescribeAcls_result(ev), &cnt);
+    *out = kp_xcalloc(cnt + 1, sizeof(**out));
+    for (size_t i = 0; i < cnt; i++) {
+        kp_pool_acl_t *a = &(*out)[(*n)++];
+        a->resource_type = (int8_t)rd_kafka_AclBinding_restype(acls[i]);
+        a->pattern_type = (int8_t)rd_kafka_AclBinding_resource_pattern_type(acls[i]);
+        a->operation = (int8_t)rd_kafka_AclBinding_operation(acls[i]);
+        a->permission = (int8_t)rd_kafka_AclBinding_permission_type(acls[i]);
+        a->resource_name = kp_xstrdup(rd_kafka_AclBinding_name(acls[i]));
+        a->principal = kp_xstrdup(rd_kafka_AclBinding_principal(acls[i]));
+        a->host = kp_xstrdup(rd_kafka_AclBinding_host(acls[i]));
+    }
+    rd_kafka_event_destroy(ev);
+    return 0;
+}
+
+int kp_pool_create_acls(kp_pool_client_t *pc, const kp_pool_acl_t *acls, int n, char *err,
+                        size_t errlen)
+{
+    if (n == 0) return 0;
+    char es[256];
+    rd_kafka_AclBinding_t **b = kp_xcalloc((size_t)n, sizeof(*b));
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        b[i] = rd_kafka_AclBinding_new((rd_kafka_ResourceType_t)acls[i].resource_type,
+                                       acls[i].resource_name,
+                                       (rd_kafka_ResourcePatternType_t)acls[i].pattern_type,
+                                       acls[i].principal, acls[i].host,
+                                       (rd_kafka_AclOperation_t)acls[i].operation,
+                                       (rd_kafka_AclPermissionType_t)acls[i].permission, es, sizeof(es));
+        if (!b[i]) {
+            snprintf(err, errlen, "create ACL: %s", es);
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_CREATEACLS);
+        rd_kafka_CreateAcls(pc->rk, b, (size_t)n, o, pc->q);
+        rd_kafka_AdminOptions_destroy(o);
+        rd_kafka_event_t *ev = wait_result(pc, "create ACLs", err, errlen);
+        if (!ev) {
+            rc = -1;
+        } else {
+            size_t cnt;
+            const rd_kafka_acl_result_t **res =
+                rd_kafka_CreateAcls_result_acls(rd_kafka_event_CreateAcls_result(ev), &cnt);
+            for (size_t i = 0; i < cnt && rc == 0; i++) {
+                const rd_kafka_error_t *e = rd_kafka_acl_result_error(res[i]);
+                if (e) {
+                    snprintf(err, errlen, "create ACL: %s", rd_kafka_error_string(e));
+                    rc = -1;
+                }
+            }
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (b[i]) rd_kafka_AclBinding_destroy(b[i]);
+    free(b);
+    return rc;
+}
+
+int kp_pool_delete_acls(kp_pool_client_t *pc, const kp_pool_acl_t *acls, int n, char *err,
+                        size_t errlen)
+{
+    if (n == 0) return 0;
+    char es[256];
+    rd_kafka_AclBindingFilter_t **f = kp_xcalloc((size_t)n, sizeof(*f));
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        f[i] = rd_kafka_AclBindingFilter_new((rd_kafka_ResourceType_t)acls[i].resource_type,
+                                             acls[i].resource_name,
+                                             (rd_kafka_ResourcePatternType_t)acls[i].pattern_type,
+                                             acls[i].principal, acls[i].host,
+                                             (rd_kafka_AclOperation_t)acls[i].operation,
+                                             (rd_kafka_AclPermissionType_t)acls[i].permission, es,
+                                             sizeof(es));
+        if (!f[i]) {
+            snprintf(err, errlen, "delete ACL: %s", es);
+            rc = -1;
+        }
+    }
+    if (rc == 0) {
+        rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_DELETEACLS);
+        rd_kafka_DeleteAcls(pc->rk, f, (size_t)n, o, pc->q);
+        rd_kafka_AdminOptions_destroy(o);
+        rd_kafka_event_t *ev = wait_result(pc, "delete ACLs", err, errlen);
+        if (!ev) {
+            rc = -1;
+        } else {
+            size_t cnt;
+            const rd_kafka_DeleteAcls_result_response_t **res =
+                rd_kafka_DeleteAcls_result_responses(rd_kafka_event_DeleteAcls_result(ev), &cnt);
+            for (size_t i = 0; i < cnt && rc == 0; i++) {
+                const rd_kafka_error_t *e = rd_kafka_DeleteAcls_result_response_error(res[i]);
+                if (e) {
+                    snprintf(err, errlen, "delete ACL: %s", rd_kafka_error_string(e));
+                    rc = -1;
+                }
+            }
+            rd_kafka_event_destroy(ev);
+        }
+    }
+    for (int i = 0; i < n; i++)
+        if (f[i]) rd_kafka_AclBinding_destroy(f[i]);
+    free(f);
+    return rc;
+}

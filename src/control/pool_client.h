@@ -1,0 +1,71 @@
+/*
+ * pool_client.h — how the control plane talks to a pool: only the Kafka protocol, through
+ * librdkafka's admin API, over TLS as a super user. Nothing here knows the pool is kpool,
+ * so an Apache Kafka cluster works as a pool too.
+ *
+ * Every call blocks up to the client's timeout and returns 0, or -1 with a message a user
+ * can act on in err ("pool dev unreachable at 127.0.0.1:9093: ..."). One client per pool,
+ * used from the reconciler thread only.
+ */
+#ifndef KP_POOL_CLIENT_H
+#define KP_POOL_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kp_pool_client kp_pool_client_t;
+
+typedef struct kp_pool_conn {
+    const char *bootstrap;  /* host:port,... */
+    const char *ca_path;    /* PEM; NULL with cert/key NULL means PLAINTEXT */
+    const char *cert_path;
+    const char *key_path;
+    int timeout_ms;
+} kp_pool_conn_t;
+
+kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t errlen);
+void kp_pool_client_free(kp_pool_client_t *pc);
+
+/* A topic as the pool reports it. */
+typedef struct kp_pool_topic {
+    int exists;
+    int32_t partitions;
+    int16_t replication;
+    char **config_keys; /* overrides only (source TOPIC_CONFIG) */
+    char **config_values;
+    int nconfigs;
+} kp_pool_topic_t;
+
+void kp_pool_topic_free(kp_pool_topic_t *t);
+int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic_t *out,
+                           char *err, size_t errlen);
+int kp_pool_create_topic(kp_pool_client_t *pc, const char *name, int32_t partitions,
+                         int16_t replication, const char **keys, const char **values, int n,
+                         char *err, size_t errlen);
+/* Replaces the topic's overrides with exactly keys/values (AlterConfigs). */
+int kp_pool_set_configs(kp_pool_client_t *pc, const char *name, const char **keys,
+                        const char **values, int n, char *err, size_t errlen);
+int kp_pool_add_partitions(kp_pool_client_t *pc, const char *name, int32_t total, char *err,
+                           size_t errlen);
+int kp_pool_delete_topic(kp_pool_client_t *pc, const char *name, char *err, size_t errlen);
+/* Topic names of the pool (internal ones excluded). */
+int kp_pool_list_topics(kp_pool_client_t *pc, char ***names, int *n, char *err, size_t errlen);
+
+/* An ACL binding (Kafka's enums, see src/auth/acl.h). */
+typedef struct kp_pool_acl {
+    int8_t resource_type, pattern_type, operation, permission;
+    char *resource_name, *principal, *host;
+} kp_pool_acl_t;
+
+/* ACLs matching (resource_type, name, pattern) — name NULL: every name. */
+int kp_pool_describe_acls(kp_pool_client_t *pc, int8_t resource_type, const char *name,
+                          int8_t pattern_type, kp_pool_acl_t **out, int *n, char *err,
+                          size_t errlen);
+int kp_pool_create_acls(kp_pool_client_t *pc, const kp_pool_acl_t *acls, int n, char *err,
+                        size_t errlen);
+/* Deletes exactly these bindings. */
+int kp_pool_delete_acls(kp_pool_client_t *pc, const kp_pool_acl_t *acls, int n, char *err,
+                        size_t errlen);
+void kp_pool_acls_free(kp_pool_acl_t *a, int n);
+
+#endif

@@ -1,0 +1,628 @@
+/*
+ * store.c — SQLite persistence of the control plane (see store.h).
+ *
+ * Tables:
+ *   resources(kind, ns, name, rv, body)   body = the whole object as JSON text
+ *   meta(key, value)                      'rv' = the last resourceVersion handed out
+ *   tokens(hash, ns, description, created) hash = hex SHA-256 of the token
+ *   service_users(...)
+ * Every write runs in one transaction (BEGIN IMMEDIATE) and is durable when it returns
+ * (WAL with synchronous=FULL).
+ */
+#include "control/store.h"
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/logging.h"
+
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <pthread.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct kp_store {
+    sqlite3 *db;
+    pthread_mutex_t lock;
+    kp_store_change_fn on_change;
+    void *on_change_arg;
+};
+
+static const char *schema =
+    "PRAGMA journal_mode=WAL;"
+    "PRAGMA synchronous=FULL;"
+    "CREATE TABLE IF NOT EXISTS resources(kind TEXT NOT NULL, ns TEXT NOT NULL, name TEXT NOT NULL,"
+    "  rv INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY(kind, ns, name));"
+    "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS tokens(hash TEXT PRIMARY KEY, ns TEXT, description TEXT,"
+    "  created TEXT NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS service_users(name TEXT PRIMARY KEY, team TEXT NOT NULL,"
+    "  app TEXT NOT NULL, pool TEXT NOT NULL, principal TEXT NOT NULL, secret TEXT,"
+    "  generation INTEGER NOT NULL, created_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL"
+    "  DEFAULT 0);";
+
+kp_store_t *kp_store_open(const char *path, char *err, size_t errlen)
+{
+    kp_store_t *s = kp_xcalloc(1, sizeof(*s));
+    pthread_mutex_init(&s->lock, NULL);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                        NULL) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "?");
+        kp_store_close(s);
+        return NULL;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
+        snprintf(err, errlen, "cannot initialise %s: %s", path, msg ? msg : "?");
+        sqlite3_free(msg);
+        kp_store_close(s);
+        return NULL;
+    }
+    return s;
+}
+
+void kp_store_close(kp_store_t *s)
+{
+    if (!s) return;
+    if (s->db) sqlite3_close(s->db);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+void kp_store_on_change(kp_store_t *s, kp_store_change_fn fn, void *arg)
+{
+    pthread_mutex_lock(&s->lock);
+    s->on_change = fn;
+    s->on_change_arg = arg;
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void notify(kp_store_t *s, const char *kind, const char *ns, const char *name)
+{
+    if (s->on_change) s->on_change(kind, ns, name, s->on_change_arg);
+}
+
+/* ---- helpers ---- */
+
+static void rfc3339_now(char out[32])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void new_uid(char out[37])
+{
+    uint8_t r[16];
+    RAND_bytes(r, sizeof(r));
+    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
+    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
+             r[13], r[14], r[15]);
+}
+
+static int exec(kp_store_t *s, const char *sql)
+{
+    char *msg = NULL;
+    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
+    if (rc != SQLITE_OK) {
+        kp_error("store", "%s: %s", sql, msg ? msg : "?");
+        sqlite3_free(msg);
+        return -1;
+    }
+    return 0;
+}
+
+static int64_t next_rv(kp_store_t *s)
+{
+    sqlite3_stmt *st;
+    int64_t rv = 0;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='rv'", -1, &st, NULL) != SQLITE_OK)
+        return -1;
+    if (sqlite3_step(st) == SQLITE_ROW) rv = atoll((const char *)sqlite3_column_text(st, 0));
+    sqlite3_finalize(st);
+    rv++;
+    char buf[32];
+    snprintf(buf, sizeof(buf), "%lld", (long long)rv);
+    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(key, value) VALUES('rv', ?)", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, buf, -1, SQLITE_TRANSIENT);
+    int ok = sqlite3_step(st) == SQLITE_DONE;
+    sqlite3_finalize(st);
+    return ok ? rv : -1;
+}
+
+/* Reads one row. @locks: s->lock held. */
+static json_t *load(kp_store_t *s, const char *kind, const char *ns, const char *name)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT body FROM resources WHERE kind=? AND ns=? AND name=?",
+                           -1, &st, NULL) != SQLITE_OK)
+        return NULL;
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+    json_t *obj = NULL;
+    if (sqlite3_step(st) == SQLITE_ROW)
+        obj = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+    sqlite3_finalize(st);
+    return obj;
+}
+
+static int save(kp_store_t *s, const char *kind, const char *ns, const char *name, int64_t rv,
+                json_t *obj)
+{
+    char *body = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR REPLACE INTO resources(kind, ns, name, rv, body) VALUES(?,?,?,?,?)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, rv);
+        sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        sqlite3_finalize(st);
+    }
+    free(body);
+    return rc;
+}
+
+static const char *meta_str(json_t *obj, const char *key)
+{
+    return json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
+}
+
+/* The parts a user controls: everything but status and server-set metadata. */
+static json_t *user_view(json_t *obj)
+{
+    json_t *v = json_deep_copy(obj);
+    json_object_del(v, "status");
+    json_t *md = json_object_get(v, "metadata");
+    static const char *server[] = {"uid", "generation", "resourceVersion", "creationTimestamp",
+                                   "deletionTimestamp", "managedFields"};
+    for (size_t i = 0; md && i < sizeof(server) / sizeof(*server); i++) json_object_del(md, server[i]);
+    return v;
+}
+
+/* ---- resources ---- */
+
+int kp_store_get(kp_store_t *s, const char *kind, const char *ns, const char *name, json_t **out)
+{
+    pthread_mutex_lock(&s->lock);
+    *out = load(s, kind, ns ? ns : "", name);
+    pthread_mutex_unlock(&s->lock);
+    return *out ? KP_STORE_OK : KP_STORE_NOT_FOUND;
+}
+
+int kp_store_list(kp_store_t *s, const char *kind, const char *ns, json_t **items, int64_t *rv)
+{
+    sqlite3_stmt *st;
+    *items = json_array();
+    pthread_mutex_lock(&s->lock);
+    const char *sql = ns ? "SELECT body FROM resources WHERE kind=? AND ns=? ORDER BY ns, name"
+                         : "SELECT body FROM resources WHERE kind=? ORDER BY ns, name";
+    int rc = KP_STORE_ERROR;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        if (ns) sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            json_t *o = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
+            if (o) json_array_append_new(*items, o);
+        }
+        sqlite3_finalize(st);
+        rc = KP_STORE_OK;
+    }
+    if (rv) {
+        *rv = 0;
+        if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='rv'", -1, &st, NULL) == SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW) *rv = atoll((const char *)sqlite3_column_text(st, 0));
+            sqlite3_finalize(st);
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int kp_store_put(kp_store_t *s, json_t *obj, int64_t expected_rv, int create_only, json_t **out)
+{
+    const char *kind = json_string_value(json_object_get(obj, "kind"));
+    const char *name = meta_str(obj, "name");
+    const char *ns = meta_str(obj, "namespace");
+    if (!ns) ns = "";
+    *out = NULL;
+    if (!kind || !name) return KP_STORE_ERROR;
+    char *kind_c = kp_xstrdup(kind), *name_c = kp_xstrdup(name), *ns_c = kp_xstrdup(ns);
+    int rc;
+    pthread_mutex_lock(&s->lock);
+    if (exec(s, "BEGIN IMMEDIATE") < 0) {
+        rc = KP_STORE_ERROR;
+        goto unlock;
+    }
+    json_t *old = load(s, kind_c, ns_c, name_c);
+    if (old && create_only) {
+        rc = KP_STORE_EXISTS;
+        *out = old;
+        goto rollback;
+    }
+    if (expected_rv >= 0) {
+        const char *orv = old ? meta_str(old, "resourceVersion") : NULL;
+        if (!orv || atoll(orv) != expected_rv) {
+            rc = KP_STORE_CONFLICT;
+            json_decref(old);
+            goto rollback;
+        }
+    }
+    if (old && meta_str(old, "deletionTimestamp")) {
+        rc = KP_STORE_CONFLICT; /* being deleted: re-create once it is gone */
+        json_decref(old);
+        goto rollback;
+    }
+    json_t *nu = json_deep_copy(obj);
+    json_object_del(nu, "status");
+    json_t *md = json_object_get(nu, "metadata");
+    if (old) {
+        json_t *a = user_view(old), *b = user_view(nu);
+        int same = json_equal(a, b);
+        int spec_same = json_equal(json_object_get(a, "spec"), json_object_get(b, "spec"));
+        json_decref(a);
+        json_decref(b);
+        if (same) {
+            rc = KP_STORE_UNCHANGED;
+            *out = old;
+            json_decref(nu);
+            goto rollback;
+        }
+        json_t *omd = json_object_get(old, "metadata");
+        json_object_set(md, "uid", json_object_get(omd, "uid"));
+        json_object_set(md, "creationTimestamp", json_object_get(omd, "creationTimestamp"));
+        json_int_t gen = json_integer_value(json_object_get(omd, "generation"));
+        json_object_set_new(md, "generation", json_integer(spec_same ? gen : gen + 1));
+        json_t *status = json_object_get(old, "status");
+        if (status) json_object_set(nu, "status", status);
+        json_decref(old);
+        rc = KP_STORE_UPDATED;
+    } else {
+        char uid[37], ts[32];
+        new_uid(uid);
+        rfc3339_now(ts);
+        json_object_set_new(md, "uid", json_string(uid));
+        json_object_set_new(md, "creationTimestamp", json_string(ts));
+        json_object_set_new(md, "generation", json_integer(1));
+        rc = KP_STORE_CREATED;
+    }
+    json_object_del(md, "deletionTimestamp");
+    int64_t rv = next_rv(s);
+    char rvs[32];
+    snprintf(rvs, sizeof(rvs), "%lld", (long long)rv);
+    json_object_set_new(md, "resourceVersion", json_string(rvs));
+    if (rv < 0 || save(s, kind_c, ns_c, name_c, rv, nu) < 0 || exec(s, "COMMIT") < 0) {
+        json_decref(nu);
+        rc = KP_STORE_ERROR;
+        goto rollback;
+    }
+    *out = nu;
+    pthread_mutex_unlock(&s->lock);
+    notify(s, kind_c, ns_c, name_c);
+    goto done;
+rollback:
+    exec(s, "ROLLBACK");
+unlock:
+    pthread_mutex_unlock(&s->lock);
+done:
+    free(kind_c);
+    free(name_c);
+    free(ns_c);
+    return rc;
+}
+
+/* Common read-modify-write of one row. fn edits obj; returns 1 to save, 0 for no change. */
+static int modify(kp_store_t *s, const char *kind, const char *ns, const char *name,
+                  int (*fn)(json_t *obj, void *arg), void *arg, json_t **out, int do_notify)
+{
+    if (!ns) ns = "";
+    pthread_mutex_lock(&s->lock);
+    if (out) *out = NULL;
+    if (exec(s, "BEGIN IMMEDIATE") < 0) {
+        pthread_mutex_unlock(&s->lock);
+        return KP_STORE_ERROR;
+    }
+    json_t *obj = load(s, kind, ns, name);
+    if (!obj) {
+        exec(s, "ROLLBACK");
+        pthread_mutex_unlock(&s->lock);
+        return KP_STORE_NOT_FOUND;
+    }
+    if (!fn(obj, arg)) {
+        exec(s, "ROLLBACK");
+        pthread_mutex_unlock(&s->lock);
+        if (out)
+            *out = obj;
+        else
+            json_decref(obj);
+        return KP_STORE_UNCHANGED;
+    }
+    int64_t rv = next_rv(s);
+    char rvs[32];
+    snprintf(rvs, sizeof(rvs), "%lld", (long long)rv);
+    json_object_set_new(json_object_get(obj, "metadata"), "resourceVersion", json_string(rvs));
+    if (rv < 0 || save(s, kind, ns, name, rv, obj) < 0 || exec(s, "COMMIT") < 0) {
+        exec(s, "ROLLBACK");
+        pthread_mutex_unlock(&s->lock);
+        json_decref(obj);
+        return KP_STORE_ERROR;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (do_notify) notify(s, kind, ns, name);
+    if (out)
+        *out = obj;
+    else
+        json_decref(obj);
+    return KP_STORE_UPDATED;
+}
+
+static int set_status(json_t *obj, void *arg)
+{
+    json_t *status = arg;
+    if (json_equal(json_object_get(obj, "status"), status)) return 0;
+    json_object_set(obj, "status", status);
+    return 1;
+}
+
+int kp_store_put_status(kp_store_t *s, const char *kind, const char *ns, const char *name,
+                        json_t *status, json_t **out)
+{
+    /* status writes do not wake the reconciler: they are its own output */
+    return modify(s, kind, ns, name, set_status, status, out, 0);
+}
+
+static int set_deleted(json_t *obj, void *arg)
+{
+    json_t *md = json_object_get(obj, "metadata");
+    if (json_object_get(md, "deletionTimestamp")) return 0;
+    char ts[32];
+    rfc3339_now(ts);
+    json_object_set_new(md, "deletionTimestamp", json_string(ts));
+    return 1;
+}
+
+int kp_store_mark_deleted(kp_store_t *s, const char *kind, const char *ns, const char *name,
+                          json_t **out)
+{
+    return modify(s, kind, ns, name, set_deleted, NULL, out, 1);
+}
+
+int kp_store_remove(kp_store_t *s, const char *kind, const char *ns, const char *name)
+{
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st;
+    int rc = KP_STORE_ERROR;
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM resources WHERE kind=? AND ns=? AND name=?", -1,
+                           &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, ns ? ns : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(s->db) ? KP_STORE_OK : KP_STORE_NOT_FOUND)
+                                             : KP_STORE_ERROR;
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- tokens ---- */
+
+static void sha256_hex(const char *s, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(s, strlen(s), md, &n, EVP_sha256(), NULL);
+    for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+int kp_store_token_create(kp_store_t *s, const char *ns, const char *description, char token_out[65])
+{
+    uint8_t r[32];
+    if (RAND_bytes(r, sizeof(r)) != 1) return -1;
+    for (int i = 0; i < 32; i++) snprintf(token_out + 2 * i, 3, "%02x", r[i]);
+    char hash[65], ts[32];
+    sha256_hex(token_out, hash);
+    rfc3339_now(ts);
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(s->db, "INSERT INTO tokens(hash, ns, description, created) VALUES(?,?,?,?)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        if (ns)
+            sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(st, 2);
+        sqlite3_bind_text(st, 3, description ? description : "", -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int kp_store_token_lookup(kp_store_t *s, const char *token, int *is_admin, char **ns)
+{
+    if (!token || strlen(token) != 64) return -1;
+    char hash[65];
+    sha256_hex(token, hash);
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(s->db, "SELECT ns FROM tokens WHERE hash=?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            const unsigned char *v = sqlite3_column_text(st, 0);
+            *is_admin = v == NULL;
+            *ns = v ? kp_xstrdup((const char *)v) : NULL;
+            rc = 0;
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- meta ---- */
+
+int kp_store_meta_get(kp_store_t *s, const char *key, char **value)
+{
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st;
+    int rc = -1;
+    *value = NULL;
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *value = kp_xstrdup((const char *)sqlite3_column_text(st, 0));
+            rc = 0;
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int kp_store_meta_set(kp_store_t *s, const char *key, const char *value)
+{
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?,?)", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* ---- service users ---- */
+
+int kp_store_user_put(kp_store_t *s, const kp_service_user_t *u)
+{
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT OR REPLACE INTO service_users(name, team, app, pool, principal,"
+                           " secret, generation, created_ms, revoked_ms) VALUES(?,?,?,?,?,?,?,?,?)",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, u->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, u->team, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, u->app, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 4, u->pool, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 5, u->principal, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 6, u->secret ? u->secret : "", -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 7, u->generation);
+        sqlite3_bind_int64(st, 8, u->created_ms);
+        sqlite3_bind_int64(st, 9, u->revoked_ms);
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc == 0) notify(s, "ServiceUser", u->team, u->name);
+    return rc;
+}
+
+static char *col(sqlite3_stmt *st, int i)
+{
+    const unsigned char *v = sqlite3_column_text(st, i);
+    return kp_xstrdup(v ? (const char *)v : "");
+}
+
+int kp_store_users_list(kp_store_t *s, const char *pool, kp_service_user_t **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st;
+    int rc = -1, cap = 0;
+    const char *sql = pool ? "SELECT name, team, app, pool, principal, secret, generation, created_ms,"
+                             " revoked_ms FROM service_users WHERE revoked_ms=0 AND pool=? ORDER BY name"
+                           : "SELECT name, team, app, pool, principal, secret, generation, created_ms,"
+                             " revoked_ms FROM service_users WHERE revoked_ms=0 ORDER BY name";
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (pool) sqlite3_bind_text(st, 1, pool, -1, SQLITE_STATIC);
+        while (sqlite3_step(st) == SQLITE_ROW) {
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                *out = kp_xrealloc(*out, (size_t)cap * sizeof(**out));
+            }
+            kp_service_user_t *u = &(*out)[(*n)++];
+            u->name = col(st, 0);
+            u->team = col(st, 1);
+            u->app = col(st, 2);
+            u->pool = col(st, 3);
+            u->principal = col(st, 4);
+            u->secret = col(st, 5);
+            u->generation = sqlite3_column_int64(st, 6);
+            u->created_ms = sqlite3_column_int64(st, 7);
+            u->revoked_ms = sqlite3_column_int64(st, 8);
+        }
+        sqlite3_finalize(st);
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+static int user_exec(kp_store_t *s, const char *sql, const char *name, int64_t v, int bind_v)
+{
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+        if (bind_v) {
+            sqlite3_bind_int64(st, 1, v);
+            sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        } else {
+            sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        }
+        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc == 0) notify(s, "ServiceUser", "", name);
+    return rc;
+}
+
+int kp_store_user_revoke(kp_store_t *s, const char *name, int64_t now_ms)
+{
+    return user_exec(s, "UPDATE service_users SET revoked_ms=? WHERE name=?", name, now_ms, 1);
+}
+
+int kp_store_user_delete(kp_store_t *s, const char *name)
+{
+    return user_exec(s, "DELETE FROM service_users WHERE name=?", name, 0, 0);
+}
+
+void kp_store_users_free(kp_service_user_t *u, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(u[i].name);
+        free(u[i].team);
+        free(u[i].app);
+        free(u[i].pool);
+        free(u[i].principal);
+        free(u[i].secret);
+    }
+    free(u);
+}

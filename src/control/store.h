@@ -1,0 +1,84 @@
+/*
+ * store.h — the control plane's durable state in SQLite (WAL, synchronous=FULL): resources
+ * with Kubernetes-style metadata, the change counter (resourceVersion), API tokens (stored
+ * as SHA-256 hashes, never in clear) and service users.
+ *
+ * Objects go in and out as jansson values; the store assigns uid, generation,
+ * resourceVersion, creationTimestamp and deletionTimestamp. Thread-safe: one connection
+ * behind a mutex (the control plane's write rate is low; SQLite serializes writes anyway).
+ */
+#ifndef KP_STORE_H
+#define KP_STORE_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kp_store kp_store_t;
+
+kp_store_t *kp_store_open(const char *path, char *err, size_t errlen);
+void kp_store_close(kp_store_t *s);
+
+/* Called (on the writing thread, after commit) for every change: the reconciler wakes. */
+typedef void (*kp_store_change_fn)(const char *kind, const char *ns, const char *name, void *arg);
+void kp_store_on_change(kp_store_t *s, kp_store_change_fn fn, void *arg);
+
+enum {
+    KP_STORE_OK = 0,
+    KP_STORE_CREATED,
+    KP_STORE_UPDATED,
+    KP_STORE_UNCHANGED,
+    KP_STORE_NOT_FOUND,
+    KP_STORE_CONFLICT,       /* stale resourceVersion */
+    KP_STORE_EXISTS,         /* create-only and present */
+    KP_STORE_ERROR,
+};
+
+/* *out: a new reference (NULL when not found). ns "" for cluster-scoped kinds. */
+int kp_store_get(kp_store_t *s, const char *kind, const char *ns, const char *name, json_t **out);
+/* Every object of kind (in ns, or all when ns is NULL), sorted by namespace then name. */
+int kp_store_list(kp_store_t *s, const char *kind, const char *ns, json_t **items, int64_t *rv);
+/* Create or replace (PUT). obj must have kind and metadata.name/namespace. expected_rv < 0:
+ * unconditional. create_only: POST semantics. The stored object (with server metadata and
+ * the existing status preserved) is returned in *out. */
+int kp_store_put(kp_store_t *s, json_t *obj, int64_t expected_rv, int create_only, json_t **out);
+/* Replaces status only (control plane). No-op (KP_STORE_UNCHANGED) when equal. */
+int kp_store_put_status(kp_store_t *s, const char *kind, const char *ns, const char *name,
+                        json_t *status, json_t **out);
+/* Sets deletionTimestamp (the reconciler finishes the deletion). */
+int kp_store_mark_deleted(kp_store_t *s, const char *kind, const char *ns, const char *name,
+                          json_t **out);
+/* Removes the row for good. */
+int kp_store_remove(kp_store_t *s, const char *kind, const char *ns, const char *name);
+
+/* Tokens. A token is 32 random bytes, hex; only its SHA-256 is stored. ns NULL = admin. */
+int kp_store_token_create(kp_store_t *s, const char *ns, const char *description,
+                          char token_out[65]);
+/* 0 with *is_admin / ns (malloc'd, NULL for admin) filled, -1 when unknown. */
+int kp_store_token_lookup(kp_store_t *s, const char *token, int *is_admin, char **ns);
+
+/* Small key/value settings (e.g. the admin token's existence). */
+int kp_store_meta_get(kp_store_t *s, const char *key, char **value);
+int kp_store_meta_set(kp_store_t *s, const char *key, const char *value);
+
+/* Service users (one per AivenApplication generation; SPEC 3). */
+typedef struct kp_service_user {
+    char *name;      /* <team>_<app>_<crc>_<gen> */
+    char *team;      /* namespace */
+    char *app;       /* application name */
+    char *pool;
+    char *principal; /* as the pool sees it, e.g. "User:CN=<name>" */
+    char *secret;    /* secret name holding its credentials */
+    int64_t generation;
+    int64_t created_ms;
+    int64_t revoked_ms; /* 0 while active */
+} kp_service_user_t;
+
+int kp_store_user_put(kp_store_t *s, const kp_service_user_t *u);
+/* Active users of a pool (revoked_ms == 0). Free with kp_store_users_free. */
+int kp_store_users_list(kp_store_t *s, const char *pool, kp_service_user_t **out, int *n);
+int kp_store_user_revoke(kp_store_t *s, const char *name, int64_t now_ms);
+int kp_store_user_delete(kp_store_t *s, const char *name);
+void kp_store_users_free(kp_service_user_t *u, int n);
+
+#endif

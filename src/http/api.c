@@ -1,0 +1,596 @@
+/*
+ * api.c — routing, authentication and the resource handlers of the control plane API.
+ *
+ * Every request: read the body (bounded), authenticate the bearer token, route the path to
+ * a kind, check the token may touch that namespace/kind, then get/list/put/delete through
+ * the store. Errors are Kubernetes Status objects; unknown fields are kept and reported in
+ * Warning headers.
+ */
+#include "http/api.h"
+
+#include "control/kinds.h"
+#include "core/buf.h"
+#include "core/logging.h"
+#include "core/yamljson.h"
+#include "net/listener.h"
+#include "storage/fs.h"
+
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Request bodies above this are refused (413): resources are small documents. */
+#define API_BODY_MAX (4 * 1024 * 1024)
+
+struct kp_api {
+    struct MHD_Daemon *daemon;
+    kp_store_t *store;
+    int port;
+    char *tls_cert, *tls_key;
+};
+
+typedef struct req_state {
+    kp_buf_t body;
+    int too_large;
+} req_state_t;
+
+typedef struct caller {
+    int admin;
+    char *ns; /* the team token's namespace */
+} caller_t;
+
+/* ---- responses ---- */
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned code, json_t *body,
+                                 json_t *warnings)
+{
+    char *text = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    size_t n = strlen(text);
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    size_t i;
+    json_t *w;
+    json_array_foreach(warnings, i, w)
+    {
+        char hdr[1200];
+        snprintf(hdr, sizeof(hdr), "299 - \"unknown field \\\"%s\\\"\"", json_string_value(w));
+        MHD_add_response_header(r, "Warning", hdr);
+    }
+    enum MHD_Result rc = MHD_queue_response(conn, code, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
+static enum MHD_Result status_error(struct MHD_Connection *conn, unsigned code, const char *reason,
+                                    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static enum MHD_Result status_error(struct MHD_Connection *conn, unsigned code, const char *reason,
+                                    const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    json_t *s = json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status", "apiVersion",
+                          "v1", "metadata", "status", "Failure", "message", msg, "reason", reason,
+                          "code", (int)code);
+    enum MHD_Result rc = send_json(conn, code, s, NULL);
+    json_decref(s);
+    return rc;
+}
+
+/* ---- authentication ---- */
+
+static int authenticate(kp_api_t *api, struct MHD_Connection *conn, caller_t *who)
+{
+    const char *h = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization");
+    if (!h || strncmp(h, "Bearer ", 7) != 0) return -1;
+    return kp_store_token_lookup(api->store, h + 7, &who->admin, &who->ns);
+}
+
+static int may_touch(const caller_t *who, const kp_kind_t *k, const char *ns, int write)
+{
+    if (who->admin) return 1;
+    if (!k->namespaced) return !write; /* teams may read pools */
+    return ns && who->ns && !strcmp(ns, who->ns);
+}
+
+/* ---- path parsing ---- */
+
+typedef struct route {
+    const kp_kind_t *kind;
+    char ns[128];
+    char name[256];
+    int has_ns, has_name, status;
+    int teams;
+    int healthz;
+} route_t;
+
+/* Splits url into at most 10 segments (copied into buf). */
+static int split(const char *url, char *buf, size_t buflen, char **seg, int max)
+{
+    snprintf(buf, buflen, "%s", url);
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, "/", &save); t && n < max;
+         t = strtok_r(NULL, "/", &save))
+        seg[n++] = t;
+    return n;
+}
+
+static int parse_route(const char *url, route_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    char buf[1024];
+    char *seg[12];
+    int n = split(url, buf, sizeof(buf), seg, 12);
+    if (n == 1 && !strcmp(seg[0], "healthz")) {
+        r->healthz = 1;
+        return 0;
+    }
+    const char *group, *version;
+    int i;
+    if (n >= 2 && !strcmp(seg[0], "api")) {
+        group = "";
+        version = seg[1];
+        i = 2;
+    } else if (n >= 3 && !strcmp(seg[0], "apis")) {
+        group = seg[1];
+        version = seg[2];
+        i = 3;
+    } else {
+        return -1;
+    }
+    if (n - i >= 2 && !strcmp(seg[i], "namespaces")) {
+        if (strlen(seg[i + 1]) >= sizeof(r->ns)) return -1;
+        strcpy(r->ns, seg[i + 1]);
+        r->has_ns = 1;
+        i += 2;
+    }
+    if (i >= n) return -1;
+    if (!strcmp(group, "kpool.dev") && !strcmp(version, "v1") && !strcmp(seg[i], "teams") && i + 1 == n) {
+        r->teams = 1;
+        return 0;
+    }
+    r->kind = kp_kind_by_plural(group, version, seg[i]);
+    if (!r->kind) return -1;
+    i++;
+    if (i < n) {
+        if (strlen(seg[i]) >= sizeof(r->name)) return -1;
+        strcpy(r->name, seg[i]);
+        r->has_name = 1;
+        i++;
+    }
+    if (i < n) {
+        if (strcmp(seg[i], "status") != 0 || !r->has_name) return -1;
+        r->status = 1;
+        i++;
+    }
+    if (i != n) return -1;
+    if (r->kind->namespaced && r->has_name && !r->has_ns) return -1;
+    if (!r->kind->namespaced && r->has_ns) return -1;
+    return 0;
+}
+
+/* ---- handlers ---- */
+
+static int labels_match(json_t *obj, const char *selector)
+{
+    if (!selector || !*selector) return 1;
+    json_t *labels = json_object_get(json_object_get(obj, "metadata"), "labels");
+    char *copy = kp_xstrdup(selector), *save = NULL;
+    int ok = 1;
+    for (char *t = strtok_r(copy, ",", &save); t && ok; t = strtok_r(NULL, ",", &save)) {
+        char *eq = strchr(t, '=');
+        if (!eq) {
+            ok = json_object_get(labels, t) != NULL;
+            continue;
+        }
+        *eq = 0;
+        const char *v = eq + 1;
+        if (*v == '=') v++; /* "==" */
+        const char *have = json_string_value(json_object_get(labels, t));
+        ok = have && !strcmp(have, v);
+    }
+    free(copy);
+    return ok;
+}
+
+static enum MHD_Result do_list(kp_api_t *api, struct MHD_Connection *conn, const route_t *r,
+                               const caller_t *who)
+{
+    const char *ns = r->has_ns ? r->ns : NULL;
+    if (r->kind->namespaced && !ns && !who->admin) ns = who->ns; /* all namespaces it sees */
+    if (!may_touch(who, r->kind, r->kind->namespaced ? ns : NULL, 0))
+        return status_error(conn, 403, "Forbidden", "%s is forbidden in namespace \"%s\"",
+                            r->kind->plural, ns ? ns : "");
+    json_t *items;
+    int64_t rv;
+    if (kp_store_list(api->store, r->kind->kind, r->kind->namespaced ? ns : "", &items, &rv) != KP_STORE_OK) {
+        json_decref(items);
+        return status_error(conn, 500, "InternalError", "cannot read the store");
+    }
+    const char *sel = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "labelSelector");
+    json_t *kept = json_array();
+    size_t i;
+    json_t *o;
+    json_array_foreach(items, i, o) if (labels_match(o, sel)) json_array_append(kept, o);
+    json_decref(items);
+    char av[64], kind[80], rvs[32];
+    kp_kind_api_version(r->kind, av, sizeof(av));
+    snprintf(kind, sizeof(kind), "%sList", r->kind->kind);
+    snprintf(rvs, sizeof(rvs), "%lld", (long long)rv);
+    json_t *list = json_pack("{s:s, s:s, s:{s:s}, s:o}", "apiVersion", av, "kind", kind,
+                             "metadata", "resourceVersion", rvs, "items", kept);
+    enum MHD_Result rc = send_json(conn, 200, list, NULL);
+    json_decref(list);
+    return rc;
+}
+
+static enum MHD_Result not_found(struct MHD_Connection *conn, const route_t *r)
+{
+    return status_error(conn, 404, "NotFound", "%s \"%s\" not found", r->kind->plural, r->name);
+}
+
+static enum MHD_Result do_get(kp_api_t *api, struct MHD_Connection *conn, const route_t *r,
+                              const caller_t *who)
+{
+    if (!may_touch(who, r->kind, r->ns, 0))
+        return status_error(conn, 403, "Forbidden", "%s \"%s\" is forbidden in namespace \"%s\"",
+                            r->kind->plural, r->name, r->ns);
+    json_t *obj;
+    if (kp_store_get(api->store, r->kind->kind, r->kind->namespaced ? r->ns : "", r->name, &obj) != KP_STORE_OK)
+        return not_found(conn, r);
+    if (r->status) {
+        json_t *s = json_object_get(obj, "status");
+        json_t *view = json_pack("{s:O, s:O, s:O, s:O}", "apiVersion", json_object_get(obj, "apiVersion"),
+                                 "kind", json_object_get(obj, "kind"), "metadata",
+                                 json_object_get(obj, "metadata"), "status", s ? s : json_object());
+        json_decref(obj);
+        obj = view;
+    }
+    enum MHD_Result rc = send_json(conn, 200, obj, NULL);
+    json_decref(obj);
+    return rc;
+}
+
+static json_t *parse_body(struct MHD_Connection *conn, req_state_t *st, char *err, size_t errlen)
+{
+    if (st->body.len == 0) {
+        snprintf(err, errlen, "request body is empty");
+        return NULL;
+    }
+    /* JSON is YAML; the YAML parser takes both and reports line/column */
+    return kp_yaml_parse_one((const char *)st->body.data, st->body.len, err, errlen);
+}
+
+/* Fills in and checks apiVersion, kind, metadata.name/namespace against the route. */
+static int check_object(const route_t *r, json_t *obj, char *err, size_t errlen, int *code)
+{
+    char av[64];
+    kp_kind_api_version(r->kind, av, sizeof(av));
+    *code = 400;
+    if (!json_is_object(obj)) {
+        snprintf(err, errlen, "the body must be an object");
+        return -1;
+    }
+    const char *have_av = json_string_value(json_object_get(obj, "apiVersion"));
+    const char *have_kind = json_string_value(json_object_get(obj, "kind"));
+    if (have_av && strcmp(have_av, av) != 0) {
+        snprintf(err, errlen, "apiVersion %s does not match the path (%s)", have_av, av);
+        return -1;
+    }
+    if (have_kind && strcmp(have_kind, r->kind->kind) != 0) {
+        snprintf(err, errlen, "kind %s does not match the path (%s)", have_kind, r->kind->kind);
+        return -1;
+    }
+    json_object_set_new(obj, "apiVersion", json_string(av));
+    json_object_set_new(obj, "kind", json_string(r->kind->kind));
+    json_t *md = json_object_get(obj, "metadata");
+    if (!md) {
+        md = json_object();
+        json_object_set_new(obj, "metadata", md);
+    }
+    if (!json_is_object(md)) {
+        snprintf(err, errlen, "metadata must be an object");
+        return -1;
+    }
+    const char *name = json_string_value(json_object_get(md, "name"));
+    if (r->has_name) {
+        if (name && strcmp(name, r->name) != 0) {
+            snprintf(err, errlen, "metadata.name %s does not match the path (%s)", name, r->name);
+            return -1;
+        }
+        json_object_set_new(md, "name", json_string(r->name));
+        name = r->name;
+    }
+    if (r->kind->namespaced) {
+        const char *ns = json_string_value(json_object_get(md, "namespace"));
+        if (ns && strcmp(ns, r->ns) != 0) {
+            snprintf(err, errlen, "metadata.namespace %s does not match the path (%s)", ns, r->ns);
+            return -1;
+        }
+        json_object_set_new(md, "namespace", json_string(r->ns));
+    } else {
+        json_object_del(md, "namespace");
+    }
+    char why[256];
+    *code = 422;
+    if (!name || kp_name_check(name, 0, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "metadata.name: Invalid value \"%s\": %s", name ? name : "",
+                 name ? why : "required");
+        return -1;
+    }
+    if (r->kind->namespaced && kp_name_check(r->ns, 1, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "metadata.namespace: Invalid value \"%s\": %s", r->ns, why);
+        return -1;
+    }
+    json_t *labels = json_object_get(md, "labels"), *ann = json_object_get(md, "annotations");
+    if ((labels && !json_is_object(labels)) || (ann && !json_is_object(ann))) {
+        snprintf(err, errlen, "metadata.labels and metadata.annotations must be maps");
+        return -1;
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(labels, k, v) if (!json_is_string(v))
+    {
+        snprintf(err, errlen, "metadata.labels.%s: must be a string", k);
+        return -1;
+    }
+    json_object_foreach(ann, k, v) if (!json_is_string(v))
+    {
+        snprintf(err, errlen, "metadata.annotations.%s: must be a string", k);
+        return -1;
+    }
+    return 0;
+}
+
+static enum MHD_Result do_put(kp_api_t *api, struct MHD_Connection *conn, const route_t *r,
+                              const caller_t *who, req_state_t *st, int create_only)
+{
+    if (!may_touch(who, r->kind, r->ns, 1))
+        return status_error(conn, 403, "Forbidden", "%s is forbidden in namespace \"%s\"",
+                            r->kind->plural, r->ns);
+    char err[1024];
+    json_t *obj = parse_body(conn, st, err, sizeof(err));
+    if (!obj) return status_error(conn, 400, "BadRequest", "invalid body: %s", err);
+    int code;
+    if (check_object(r, obj, err, sizeof(err), &code) < 0) {
+        json_decref(obj);
+        return status_error(conn, code, code == 422 ? "Invalid" : "BadRequest", "%s", err);
+    }
+    json_t *warnings = json_array();
+    kp_kind_unknown_fields(r->kind, obj, warnings);
+    const char *rvs = json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+    int64_t expected = rvs && *rvs ? atoll(rvs) : -1;
+    json_t *out = NULL;
+    int rc = kp_store_put(api->store, obj, expected, create_only, &out);
+    const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
+    enum MHD_Result ret;
+    switch (rc) {
+    case KP_STORE_CREATED: ret = send_json(conn, 201, out, warnings); break;
+    case KP_STORE_UPDATED:
+    case KP_STORE_UNCHANGED: ret = send_json(conn, 200, out, warnings); break;
+    case KP_STORE_EXISTS:
+        ret = status_error(conn, 409, "AlreadyExists", "%s \"%s\" already exists", r->kind->plural, name);
+        break;
+    case KP_STORE_CONFLICT:
+        ret = status_error(conn, 409, "Conflict",
+                           "Operation cannot be fulfilled on %s \"%s\": the object has been "
+                           "modified or is being deleted; get it and try again",
+                           r->kind->plural, name);
+        break;
+    default: ret = status_error(conn, 500, "InternalError", "cannot write the store"); break;
+    }
+    json_decref(out);
+    json_decref(obj);
+    json_decref(warnings);
+    return ret;
+}
+
+static enum MHD_Result do_put_status(kp_api_t *api, struct MHD_Connection *conn, const route_t *r,
+                                     const caller_t *who, req_state_t *st)
+{
+    if (!who->admin) return status_error(conn, 403, "Forbidden", "only the control plane writes status");
+    char err[512];
+    json_t *obj = parse_body(conn, st, err, sizeof(err));
+    if (!obj) return status_error(conn, 400, "BadRequest", "invalid body: %s", err);
+    json_t *status = json_object_get(obj, "status");
+    json_t *out = NULL;
+    int rc = kp_store_put_status(api->store, r->kind->kind, r->kind->namespaced ? r->ns : "", r->name,
+                                 status ? status : json_object(), &out);
+    enum MHD_Result ret = rc == KP_STORE_NOT_FOUND ? not_found(conn, r)
+                          : out                    ? send_json(conn, 200, out, NULL)
+                                                   : status_error(conn, 500, "InternalError", "store");
+    json_decref(out);
+    json_decref(obj);
+    return ret;
+}
+
+static enum MHD_Result do_delete(kp_api_t *api, struct MHD_Connection *conn, const route_t *r,
+                                 const caller_t *who)
+{
+    if (!may_touch(who, r->kind, r->ns, 1))
+        return status_error(conn, 403, "Forbidden", "%s \"%s\" is forbidden in namespace \"%s\"",
+                            r->kind->plural, r->name, r->ns);
+    json_t *out = NULL;
+    int rc = kp_store_mark_deleted(api->store, r->kind->kind, r->kind->namespaced ? r->ns : "", r->name, &out);
+    if (rc == KP_STORE_NOT_FOUND) return not_found(conn, r);
+    if (!out) return status_error(conn, 500, "InternalError", "cannot write the store");
+    enum MHD_Result ret = send_json(conn, 200, out, NULL);
+    json_decref(out);
+    return ret;
+}
+
+static enum MHD_Result do_teams(kp_api_t *api, struct MHD_Connection *conn, const caller_t *who,
+                                req_state_t *st, const char *method)
+{
+    if (!who->admin) return status_error(conn, 403, "Forbidden", "only an admin token creates teams");
+    if (strcmp(method, "POST") != 0) return status_error(conn, 405, "MethodNotAllowed", "use POST");
+    char err[512];
+    json_t *obj = parse_body(conn, st, err, sizeof(err));
+    const char *name = obj ? json_string_value(json_object_get(obj, "name")) : NULL;
+    char why[256];
+    if (!name || kp_name_check(name, 1, why, sizeof(why)) < 0) {
+        json_decref(obj);
+        return status_error(conn, 422, "Invalid", "name: Invalid value \"%s\": %s", name ? name : "",
+                            name ? why : "required");
+    }
+    char token[65];
+    if (kp_store_token_create(api->store, name, "team token", token) < 0) {
+        json_decref(obj);
+        return status_error(conn, 500, "InternalError", "cannot create a token");
+    }
+    json_t *res = json_pack("{s:s, s:s, s:s, s:s}", "apiVersion", "kpool.dev/v1", "kind", "Team",
+                            "name", name, "token", token);
+    enum MHD_Result ret = send_json(conn, 201, res, NULL);
+    json_decref(res);
+    json_decref(obj);
+    kp_info("api", "created a token for team %s", name);
+    return ret;
+}
+
+static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, const char *upload,
+                              size_t *upload_len, void **con_cls)
+{
+    kp_api_t *api = cls;
+    req_state_t *st = *con_cls;
+    if (!st) {
+        st = kp_xcalloc(1, sizeof(*st));
+        kp_buf_init(&st->body);
+        *con_cls = st;
+        return MHD_YES;
+    }
+    if (*upload_len) {
+        if (st->body.len + *upload_len > API_BODY_MAX)
+            st->too_large = 1;
+        else
+            kp_buf_append(&st->body, upload, *upload_len);
+        *upload_len = 0;
+        return MHD_YES;
+    }
+    if (st->too_large)
+        return status_error(conn, 413, "RequestEntityTooLarge", "body larger than %d bytes", API_BODY_MAX);
+    route_t r;
+    if (parse_route(url, &r) < 0) return status_error(conn, 404, "NotFound", "the server could not find the requested resource");
+    if (r.healthz) {
+        struct MHD_Response *resp = MHD_create_response_from_buffer(3, (void *)"ok\n", MHD_RESPMEM_PERSISTENT);
+        enum MHD_Result rc = MHD_queue_response(conn, 200, resp);
+        MHD_destroy_response(resp);
+        return rc;
+    }
+    caller_t who = {0, NULL};
+    if (authenticate(api, conn, &who) < 0)
+        return status_error(conn, 401, "Unauthorized", "Unauthorized: a valid bearer token is required");
+    enum MHD_Result ret;
+    if (r.teams) {
+        ret = do_teams(api, conn, &who, st, method);
+    } else if (!strcmp(method, "GET")) {
+        ret = r.has_name ? do_get(api, conn, &r, &who) : do_list(api, conn, &r, &who);
+    } else if (!strcmp(method, "PUT") && r.has_name) {
+        ret = r.status ? do_put_status(api, conn, &r, &who, st) : do_put(api, conn, &r, &who, st, 0);
+    } else if (!strcmp(method, "POST") && !r.has_name && (r.has_ns || !r.kind->namespaced)) {
+        ret = do_put(api, conn, &r, &who, st, 1);
+    } else if (!strcmp(method, "DELETE") && r.has_name && !r.status) {
+        ret = do_delete(api, conn, &r, &who);
+    } else {
+        ret = status_error(conn, 405, "MethodNotAllowed", "%s is not supported on %s", method, url);
+    }
+    free(who.ns);
+    return ret;
+}
+
+static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                      enum MHD_RequestTerminationCode toe)
+{
+    req_state_t *st = *con_cls;
+    if (!st) return;
+    kp_buf_free(&st->body);
+    free(st);
+    *con_cls = NULL;
+}
+
+static int is_loopback(const char *host)
+{
+    return !strcmp(host, "127.0.0.1") || !strcmp(host, "::1") || !strcmp(host, "localhost") ||
+           !strncmp(host, "127.", 4);
+}
+
+kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    if (kp_parse_hostport(cfg->listen, host, sizeof(host), &port) < 0) {
+        snprintf(err, errlen, "control.listener: '%s' is not host:port", cfg->listen);
+        return NULL;
+    }
+    kp_api_t *api = kp_xcalloc(1, sizeof(*api));
+    api->store = store;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    if (!is_loopback(host)) {
+        size_t len;
+        if (!cfg->cert_path || !cfg->key_path ||
+            kp_fs_read_all(cfg->cert_path, 1 << 20, (uint8_t **)&api->tls_cert, &len) < 0 ||
+            kp_fs_read_all(cfg->key_path, 1 << 20, (uint8_t **)&api->tls_key, &len) < 0) {
+            snprintf(err, errlen, "control.listener %s is not loopback: TLS is required "
+                                  "(control.ssl.certificate.location and control.ssl.key.location)",
+                     cfg->listen);
+            kp_api_stop(api);
+            return NULL;
+        }
+        flags |= MHD_USE_TLS;
+    }
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    char ps[16];
+    snprintf(ps, sizeof(ps), "%d", port);
+    if (getaddrinfo(host[0] ? host : NULL, ps, &hints, &res) != 0 || !res) {
+        snprintf(err, errlen, "control.listener: cannot resolve %s", host);
+        kp_api_stop(api);
+        return NULL;
+    }
+    if (res->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
+    if (api->tls_cert)
+        api->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, api,
+                                       MHD_OPTION_SOCK_ADDR, res->ai_addr,
+                                       MHD_OPTION_THREAD_POOL_SIZE, 4u,
+                                       MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                                       MHD_OPTION_CONNECTION_TIMEOUT, 30u,
+                                       MHD_OPTION_HTTPS_MEM_CERT, api->tls_cert,
+                                       MHD_OPTION_HTTPS_MEM_KEY, api->tls_key, MHD_OPTION_END);
+    else
+        api->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, api,
+                                       MHD_OPTION_SOCK_ADDR, res->ai_addr,
+                                       MHD_OPTION_THREAD_POOL_SIZE, 4u,
+                                       MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+                                       MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+    freeaddrinfo(res);
+    if (!api->daemon) {
+        snprintf(err, errlen, "control.listener: cannot listen on %s (in use?)", cfg->listen);
+        kp_api_stop(api);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    api->port = info ? info->port : port;
+    kp_info("api", "control plane API on %s://%s:%d", api->tls_cert ? "https" : "http", host, api->port);
+    return api;
+}
+
+int kp_api_port(const kp_api_t *api)
+{
+    return api->port;
+}
+
+void kp_api_stop(kp_api_t *api)
+{
+    if (!api) return;
+    if (api->daemon) MHD_stop_daemon(api->daemon);
+    free(api->tls_cert);
+    free(api->tls_key);
+    free(api);
+}
