@@ -12,6 +12,8 @@ PACKAGES=(
   # tests: real Kafka clients and their compression codecs
   kcat python3-pytest python3-confluent-kafka python3-kafka python3-lz4 python3-snappy
   python3-zstandard python3-requests python3-pytest-timeout openssl curl procps
+  # bench/peers.sh: the peers kpool is compared with
+  redis-server nats-server libnats-dev
 )
 # Node.js: the machine may carry its own build (nodesource bundles npm, and conflicts with
 # Debian's npm package), so Debian's is installed only when no npm is on PATH.
