@@ -8,10 +8,13 @@ PACKAGES=(
   # build
   build-essential pkg-config python3 clang llvm libclang-rt-14-dev clang-format
   libssl-dev librdkafka-dev libjansson-dev libyaml-dev libsqlite3-dev libmicrohttpd-dev libpcre2-dev
+  libcurl4-openssl-dev
   zlib1g-dev libsnappy-dev liblz4-dev libzstd-dev libavro-dev libcmocka-dev
   # tests: real Kafka clients and their compression codecs
   kcat python3-pytest python3-confluent-kafka python3-kafka python3-lz4 python3-snappy
   python3-zstandard python3-requests python3-pytest-timeout openssl curl procps
+  # bench/peers.sh: the peers kpool is compared with
+  redis-server nats-server libnats-dev
 )
 # Node.js: the machine may carry its own build (nodesource bundles npm, and conflicts with
 # Debian's npm package), so Debian's is installed only when no npm is on PATH.
@@ -35,7 +38,12 @@ fi
 # JavaScript client (kafkajs) for the integration tests, pinned by package-lock.json.
 top=$(cd "$(dirname "$0")/.." && pwd)
 js="$top/tests/integration/js"
-if [ -f "$js/package.json" ] && [ ! -f "$js/node_modules/.kpool-installed" ]; then
-  echo "install-deps: npm ci in tests/integration/js"
-  (cd "$js" && npm ci --no-audit --no-fund --loglevel=error && touch node_modules/.kpool-installed)
+if [ -f "$js/package.json" ]; then
+  # the marker holds the lock file's hash, so a changed lock file is installed again
+  want=$(sha256sum "$js/package-lock.json" 2>/dev/null | cut -d' ' -f1)
+  have=$(cat "$js/node_modules/.kpool-installed" 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    echo "install-deps: npm ci in tests/integration/js"
+    (cd "$js" && npm ci --no-audit --no-fund --loglevel=error && echo "$want" > node_modules/.kpool-installed)
+  fi
 fi

@@ -198,13 +198,17 @@ int kp_handle_produce(kp_req_t *req)
     }
     int16_t acks = in.Acks;
     int waits = 0, errors = 0;
+    /* v0-2 carry message sets of magic 0/1: advertised for librdkafka, never served */
+    int16_t version_err = req->api_version < 3 ? KERR_UNSUPPORTED_VERSION : 0;
     for (int32_t i = 0; i < nt; i++) {
         const ProduceRequest_TopicProduceData *td = &in.TopicData.items[i];
         ProduceResponse_TopicProduceResponse *tr = &st->resp.Responses.items[i];
         int32_t np = tr->PartitionResponses.count;
         kp_topic_t *topic = NULL;
         int16_t topic_err = 0;
-        if (acks != 0 && acks != 1 && acks != -1)
+        if (version_err)
+            topic_err = version_err;
+        else if (acks != 0 && acks != 1 && acks != -1)
             topic_err = KERR_INVALID_REQUIRED_ACKS;
         else if (!kp_req_authorize(req, KP_OP_WRITE, KP_RES_TOPIC, td->Name))
             topic_err = KERR_TOPIC_AUTHORIZATION_FAILED; /* checked first: never "unknown" */

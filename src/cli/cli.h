@@ -6,5 +6,13 @@
 int kp_cmd_broker(int argc, char **argv);
 int kp_cmd_up(int argc, char **argv);
 int kp_cmd_bench(int argc, char **argv);
+/* resource commands, clients of the control plane API (cmd_resources.c) */
+int kp_cmd_apply(int argc, char **argv);
+int kp_cmd_get(int argc, char **argv);
+int kp_cmd_describe(int argc, char **argv);
+int kp_cmd_delete(int argc, char **argv);
+int kp_cmd_team(int argc, char **argv);
+/* Hidden (not in --help): writes a test CA, certificates and PKCS#12 stores (cmd_pki.c). */
+int kp_cmd_pki_selftest(int argc, char **argv);
 
 #endif

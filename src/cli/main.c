@@ -23,6 +23,13 @@ static void usage(FILE *f)
             "  bench     load generator (librdkafka): produce/consume throughput and latency\n"
             "  version   print the version\n"
             "\n"
+            "Resources (clients of the control plane API; see docs/api.md):\n"
+            "  apply     create or replace resources from YAML/JSON: apply -f FILE [-n NS]\n"
+            "  get       list or show resources: get KIND [NAME] [-n NS|-A] [-o yaml|json|wide]\n"
+            "  describe  show a resource and what its status says: describe KIND NAME [-n NS]\n"
+            "  delete    delete resources: delete KIND NAME [-n NS], or delete -f FILE\n"
+            "  team      create a team (namespace) and its API token: team create NAME\n"
+            "\n"
             "Run 'kpool <command> --help' for the options of a command.\n");
 }
 
@@ -44,6 +51,12 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "broker")) return kp_cmd_broker(argc - 1, argv + 1);
     if (!strcmp(cmd, "up")) return kp_cmd_up(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return kp_cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "apply")) return kp_cmd_apply(argc - 1, argv + 1);
+    if (!strcmp(cmd, "get")) return kp_cmd_get(argc - 1, argv + 1);
+    if (!strcmp(cmd, "describe")) return kp_cmd_describe(argc - 1, argv + 1);
+    if (!strcmp(cmd, "delete")) return kp_cmd_delete(argc - 1, argv + 1);
+    if (!strcmp(cmd, "team")) return kp_cmd_team(argc - 1, argv + 1);
+    if (!strcmp(cmd, "pki-selftest")) return kp_cmd_pki_selftest(argc - 1, argv + 1);
     fprintf(stderr, "kpool: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -284,7 +284,10 @@ static int needs_quotes(const char *s)
                                     "True", "False", "Null", "NULL", "Yes", "No", "TRUE", "FALSE"};
     for (size_t i = 0; i < sizeof(special) / sizeof(*special); i++)
         if (!strcmp(s, special[i])) return 1;
-    if (isdigit((unsigned char)s[0]) || s[0] == '-' || s[0] == '+' || s[0] == '.') {
+    /* anything starting like a number, date or timestamp is quoted: YAML 1.1 readers
+     * (PyYAML, kubectl's) turn 2026-11-27T07:00:00Z into a date, 0x10 into 16 */
+    if (isdigit((unsigned char)s[0])) return 1;
+    if (s[0] == '-' || s[0] == '+' || s[0] == '.') {
         char *end;
         strtod(s, &end);
         if (!*end) return 1;

@@ -117,6 +117,22 @@ static int write_checkpoint(const char *dir, int64_t first_dirty, int64_t oldest
     return kp_fs_write_atomic(path, text, (size_t)n);
 }
 
+static int raise_compacted_below(const char *dir, int64_t offset)
+{
+    char path[PATH_MAX], text[32];
+    snprintf(path, sizeof(path), "%s/compacted-below", dir);
+    uint8_t *data;
+    size_t len;
+    int64_t cur = 0;
+    if (kp_fs_read_all(path, 64, &data, &len) == 0) {
+        if (sscanf((const char *)data, "%" SCNd64, &cur) != 1) cur = 0;
+        free(data);
+    }
+    if (cur >= offset) return 0;
+    int n = snprintf(text, sizeof(text), "%" PRId64 "\n", offset);
+    return kp_fs_write_atomic(path, text, (size_t)n);
+}
+
 /* ---- batch iteration over a segment ---- */
 
 typedef int (*batch_cb)(kp_cleaner_t *c, const uint8_t *batch, size_t len, void *arg);
@@ -400,6 +416,12 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
     }
     if (map_end <= log_start) goto out; /* not even one batch fitted */
 
+    /* tell recovery, before anything is rewritten, that offsets below map_end may have gaps
+     * from now on (a crash mid-pass must not make it truncate a cleaned segment) */
+    if (raise_compacted_below(log->dir, map_end) < 0) {
+        rc = -1;
+        goto out;
+    }
     /* pass 2: rewrite every segment that starts below map_end */
     int64_t horizon = now_ms - p->delete_retention_ms, kept_tombstone = -1;
     for (int i = 0; i < n; i++) {

@@ -225,6 +225,21 @@ static void set_hwm(kp_log_t *log, int64_t hwm, kp_segment_t *seg, int64_t pos)
     log->hwm_pos = pos;
 }
 
+/* Offsets below this may have been compacted (gaps allowed); above it recovery requires
+ * contiguous batches. The cleaner raises it before it rewrites anything. */
+static int64_t read_compacted_below(const char *dir)
+{
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/compacted-below", dir);
+    uint8_t *data;
+    size_t len;
+    int64_t v = 0;
+    if (kp_fs_read_all(p, 64, &data, &len) < 0) return 0;
+    if (sscanf((const char *)data, "%" SCNd64, &v) != 1 || v < 0) v = INT64_MAX; /* unreadable: lenient */
+    free(data);
+    return v;
+}
+
 static void read_log_start(kp_log_t *log)
 {
     char p[PATH_MAX];
@@ -334,12 +349,13 @@ kp_log_t *kp_log_open(const char *dir, const kp_log_config_t *cfg, int64_t now_m
     int nbases = 0, nsnaps = 0;
     if (list_dir(log, &bases, &nbases, &snaps, &nsnaps) < 0) goto fail;
     read_log_start(log);
+    int64_t contiguous_from = read_compacted_below(dir);
 
     for (int i = 0; i < nbases; i++) {
         int last = i == nbases - 1;
         kp_scan_result_t res;
-        kp_segment_t *seg =
-            kp_segment_open(dir, bases[i], last, cfg->index_interval_bytes, now_ms, &res);
+        kp_segment_t *seg = kp_segment_open_strict(dir, bases[i], last, cfg->index_interval_bytes,
+                                                   now_ms, contiguous_from, &res);
         if (!seg) goto fail;
         if (log->nsegs > 0 && seg->base_offset < active(log)->next_offset) {
             kp_warn("storage", "%s: segment %" PRId64 " overlaps its predecessor; dropping it "
@@ -363,8 +379,9 @@ kp_log_t *kp_log_open(const char *dir, const kp_log_config_t *cfg, int64_t now_m
         kp_segment_t *seg = active(log);
         kp_scan_result_t res;
         log->nsegs--;
-        kp_segment_t *again = kp_segment_open(dir, seg->base_offset, 1,
-                                              cfg->index_interval_bytes, now_ms, &res);
+        kp_segment_t *again = kp_segment_open_strict(dir, seg->base_offset, 1,
+                                                     cfg->index_interval_bytes, now_ms,
+                                                     contiguous_from, &res);
         kp_segment_put(seg);
         if (!again) goto fail;
         segs_push(log, again);
@@ -679,7 +696,12 @@ void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one,
         if (rc == 0) {
             int64_t len = limit - pos;
             if (len > max_bytes) len = max_bytes;
-            if (min_one && len < blen) len = blen < limit - pos ? blen : limit - pos;
+            if (len < blen) {
+                /* the first batch does not fit: whole when this is the first data of the
+                 * response (KIP-74), otherwise none of it (as Kafka) — never a cut-off
+                 * first batch, which clients take for a batch too large to fetch */
+                len = min_one ? (blen < limit - pos ? blen : limit - pos) : 0;
+            }
             if (len > 0) {
                 out->seg = seg;
                 out->pos = pos;

@@ -161,7 +161,8 @@ int kp_segment_append(kp_segment_t *seg, const uint8_t *batch, size_t len,
 
 /* Scans [0, file size): validates every batch (CRC too when `full`), rebuilds the indexes and
  * truncates the file at the first invalid byte. */
-static int scan(kp_segment_t *seg, int full, int32_t interval, kp_scan_result_t *res)
+static int scan(kp_segment_t *seg, int full, int32_t interval, int64_t contiguous_from,
+                kp_scan_result_t *res)
 {
     int64_t fsize = kp_fs->size(seg->fd);
     if (fsize < 0) return -1;
@@ -197,6 +198,10 @@ static int scan(kp_segment_t *seg, int full, int32_t interval, kp_scan_result_t 
         }
         if (b.base_offset < seg->next_offset || b.last_offset_delta < 0) {
             res->why = "batch offsets go backwards";
+            break;
+        }
+        if (seg->next_offset >= contiguous_from && b.base_offset != seg->next_offset) {
+            res->why = "batch offsets are not contiguous (damaged base offset)";
             break;
         }
         /* baseOffset is outside the CRC: a damaged one must not overflow next_offset or the
@@ -297,8 +302,9 @@ static int tail_walk(kp_segment_t *seg, int64_t log_size)
     return 0;
 }
 
-kp_segment_t *kp_segment_open(const char *dir, int64_t base_offset, int full_scan,
-                              int32_t interval, int64_t now_ms, kp_scan_result_t *res)
+kp_segment_t *kp_segment_open_strict(const char *dir, int64_t base_offset, int full_scan,
+                                     int32_t interval, int64_t now_ms, int64_t contiguous_from,
+                                     kp_scan_result_t *res)
 {
     kp_segment_t *seg = seg_alloc(dir, base_offset, now_ms);
     res->truncated = 0;
@@ -309,12 +315,18 @@ kp_segment_t *kp_segment_open(const char *dir, int64_t base_offset, int full_sca
     if (size < 0) goto fail;
     res->valid_bytes = size;
     if (!full_scan && load_indexes(seg, size) == 0 && tail_walk(seg, size) == 0) return seg;
-    if (scan(seg, 1, interval, res) < 0) goto fail;
+    if (scan(seg, 1, interval, contiguous_from, res) < 0) goto fail;
     return seg;
 fail:
     kp_error("storage", "open %s.log: %s", seg->path, strerror(errno));
     kp_segment_put(seg);
     return NULL;
+}
+
+kp_segment_t *kp_segment_open(const char *dir, int64_t base_offset, int full_scan,
+                              int32_t interval, int64_t now_ms, kp_scan_result_t *res)
+{
+    return kp_segment_open_strict(dir, base_offset, full_scan, interval, now_ms, INT64_MAX, res);
 }
 
 void kp_segment_index_floor(const kp_segment_t *seg, int64_t offset, int64_t *pos)

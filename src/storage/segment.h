@@ -65,6 +65,13 @@ kp_segment_t *kp_segment_create(const char *dir, int64_t base_offset, int64_t no
 kp_segment_t *kp_segment_open(const char *dir, int64_t base_offset, int scan,
                               int32_t index_interval_bytes, int64_t now_ms,
                               kp_scan_result_t *res);
+/* As kp_segment_open, but a full scan also requires batches to be contiguous (each base
+ * offset = the previous batch's end, the first = the segment's base) wherever the previous
+ * end is >= contiguous_from. Below that offset compaction may have left gaps; above it a
+ * gap can only be damage to the base offset, which the CRC does not cover. */
+kp_segment_t *kp_segment_open_strict(const char *dir, int64_t base_offset, int scan,
+                                     int32_t index_interval_bytes, int64_t now_ms,
+                                     int64_t contiguous_from, kp_scan_result_t *res);
 void kp_segment_put(kp_segment_t *seg);
 
 /* Appends one batch (already validated, offsets assigned). 0 or -1 (errno); on -1 the file is

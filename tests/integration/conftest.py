@@ -55,6 +55,7 @@ class Broker:
         return a
 
     def start(self, timeout=20):
+        self.killed = False
         self.logf = open(self.log_path, "ab")
         env = dict(os.environ)
         env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
@@ -83,8 +84,17 @@ class Broker:
             return ""
 
     def stop(self, timeout=30):
-        """Clean shutdown (SIGTERM); asserts exit status 0 and no sanitizer report."""
-        if not self.proc or self.proc.poll() is not None:
+        """Clean shutdown (SIGTERM); asserts exit status 0 and no sanitizer report. A broker
+        that already exited on its own (not through kill9) crashed: that fails too."""
+        if not self.proc:
+            return
+        if self.proc.poll() is not None:
+            if not getattr(self, "killed", False):
+                self.logf.close()
+                text = self.log()
+                assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
+                assert self.proc.returncode == 0, "broker exited by itself with %d:\n%s" % (
+                    self.proc.returncode, text[-4000:])
             return
         self.proc.send_signal(signal.SIGTERM)
         try:
@@ -103,6 +113,7 @@ class Broker:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
             self.logf.close()
+            self.killed = True
 
     def restart(self):
         self.stop()
