@@ -15,4 +15,14 @@ int kp_cmd_team(int argc, char **argv);
 /* Hidden (not in --help): writes a test CA, certificates and PKCS#12 stores (cmd_pki.c). */
 int kp_cmd_pki_selftest(int argc, char **argv);
 
+/* Shared by broker, up and control (cmd_broker.c). */
+#include "broker/broker.h"
+void kp_cli_signals_setup(void);
+int kp_cli_log_level(const kp_props_t *props);
+kp_broker_t *kp_cli_broker_start(kp_props_t *props, int authorizer_default);
+/* --config/--set (and with allow_up_flags --data-dir/--port-offset); -1 usage, 1 --help. */
+int kp_cli_parse_common(int argc, char **argv, kp_props_t *props, int allow_up_flags,
+                        const char **data_dir, int *port_offset);
+int kp_cmd_control(int argc, char **argv);
+
 #endif

@@ -38,49 +38,66 @@ static void broker_usage(FILE *f)
             "  log.level                  [info] debug, info, warn or error\n");
 }
 
-static int run_broker(kp_props_t *props)
+void kp_cli_signals_setup(void)
 {
-    char err[1024];
-    const char *lvl = kp_props_get(props, "log.level");
-    kp_loglevel_t level;
-    if (lvl) {
-        if (kp_logging_level_parse(lvl, &level) < 0) {
-            fprintf(stderr, "kpool: log.level: '%s' is not debug, info, warn or error\n", lvl);
-            return 2;
-        }
-        kp_logging_set_level(level);
-    }
-    /* signals: SIGINT/SIGTERM are taken by sigwait in the main thread, so block them before
-     * any thread starts; a peer closing a socket must not kill us */
+    /* SIGINT/SIGTERM are taken by sigwait in the main thread, so block them before any
+     * thread starts; a peer closing a socket must not kill us */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
+}
 
+int kp_cli_log_level(const kp_props_t *props)
+{
+    const char *lvl = kp_props_get(props, "log.level");
+    kp_loglevel_t level;
+    if (!lvl) return 0;
+    if (kp_logging_level_parse(lvl, &level) < 0) {
+        fprintf(stderr, "kpool: log.level: '%s' is not debug, info, warn or error\n", lvl);
+        return -1;
+    }
+    kp_logging_set_level(level);
+    return 0;
+}
+
+kp_broker_t *kp_cli_broker_start(kp_props_t *props, int authorizer_default)
+{
+    char err[1024];
     kp_broker_config_t cfg;
     if (kp_broker_config_load(&cfg, props, err, sizeof(err)) < 0) {
         fprintf(stderr, "kpool: configuration error: %s\n", err);
-        return 2;
+        return NULL;
     }
+    cfg.authorizer_enabled_default = authorizer_default;
     kp_broker_t *b = kp_broker_new(&cfg, err, sizeof(err));
     if (!b) {
         fprintf(stderr, "kpool: cannot start broker: %s\n", err);
-        return 1;
+        return NULL;
     }
     if (kp_broker_start(b) < 0) {
         fprintf(stderr, "kpool: cannot start network threads\n");
         kp_broker_free(b);
-        return 1;
+        return NULL;
     }
+    return b;
+}
+
+static int run_broker(kp_props_t *props)
+{
+    if (kp_cli_log_level(props) < 0) return 2;
+    kp_cli_signals_setup();
+    kp_broker_t *b = kp_cli_broker_start(props, 0);
+    if (!b) return 1;
     kp_broker_run_until_signal(b);
     kp_broker_free(b);
     return 0;
 }
 
 /* Parses --config/--set into props; returns -1 on bad usage, 1 after --help. */
-static int parse_common(int argc, char **argv, kp_props_t *props, int allow_up_flags,
+int kp_cli_parse_common(int argc, char **argv, kp_props_t *props, int allow_up_flags,
                         const char **data_dir, int *port_offset)
 {
     char err[512];
@@ -118,52 +135,11 @@ static int parse_common(int argc, char **argv, kp_props_t *props, int allow_up_f
 int kp_cmd_broker(int argc, char **argv)
 {
     kp_props_t *props = kp_props_new();
-    int rc = parse_common(argc, argv, props, 0, NULL, NULL);
+    int rc = kp_cli_parse_common(argc, argv, props, 0, NULL, NULL);
     if (rc == 1) broker_usage(stdout);
     if (rc < 0) broker_usage(stderr);
     if (rc == 0) rc = run_broker(props);
     else rc = rc == 1 ? 0 : 2;
-    kp_props_free(props);
-    return rc;
-}
-
-int kp_cmd_up(int argc, char **argv)
-{
-    kp_props_t *props = kp_props_new();
-    const char *data_dir = "./kpool-data";
-    int offset = 0;
-    int rc = parse_common(argc, argv, props, 1, &data_dir, &offset);
-    if (rc != 0) {
-        FILE *f = rc == 1 ? stdout : stderr;
-        fprintf(f, "Usage: kpool up [--data-dir DIR] [--port-offset K] [--set key=value]...\n"
-                   "\n"
-                   "Runs the pool broker with workstation defaults: PLAINTEXT listener on\n"
-                   "127.0.0.1:%d, health/metrics on 127.0.0.1:%d, data in DIR\n"
-                   "(default ./kpool-data). --port-offset adds K to every port.\n",
-                9092, 9600);
-        kp_props_free(props);
-        return rc == 1 ? 0 : 2;
-    }
-    char buf[512];
-    if (!kp_props_get(props, "listeners")) {
-        snprintf(buf, sizeof(buf), "PLAINTEXT://127.0.0.1:%d", 9092 + offset);
-        kp_props_set(props, "listeners", buf);
-    }
-    if (!kp_props_get(props, "admin.listener")) {
-        snprintf(buf, sizeof(buf), "127.0.0.1:%d", 9600 + offset);
-        kp_props_set(props, "admin.listener", buf);
-    }
-    if (!kp_props_get(props, "log.dirs")) kp_props_set(props, "log.dirs", data_dir);
-    printf("kpool up: broker on %s, health/metrics on http://%s/metrics, data in %s\n"
-           "Next:\n"
-           "  kcat -b 127.0.0.1:%d -L                       # list topics\n"
-           "  echo hello | kcat -b 127.0.0.1:%d -t demo -P  # produce (create the topic first:\n"
-           "      kpool broker --help lists auto.create.topics.enable)\n"
-           "  kcat -b 127.0.0.1:%d -t demo -C -e            # consume\n",
-           kp_props_get(props, "listeners"), kp_props_get(props, "admin.listener"),
-           kp_props_get(props, "log.dirs"), 9092 + offset, 9092 + offset, 9092 + offset);
-    fflush(stdout);
-    rc = run_broker(props);
     kp_props_free(props);
     return rc;
 }

@@ -50,6 +50,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "broker")) return kp_cmd_broker(argc - 1, argv + 1);
     if (!strcmp(cmd, "up")) return kp_cmd_up(argc - 1, argv + 1);
+    if (!strcmp(cmd, "control")) return kp_cmd_control(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return kp_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "apply")) return kp_cmd_apply(argc - 1, argv + 1);
     if (!strcmp(cmd, "get")) return kp_cmd_get(argc - 1, argv + 1);

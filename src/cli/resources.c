@@ -16,16 +16,6 @@
 
 /* ---- kinds ---- */
 
-static const kp_kind_t kinds[] = {
-    {"Topic", "kafka.nais.io", "v1", "topics", "topic", NULL, 1},
-    {"Stream", "kafka.nais.io", "v1", "streams", "stream", NULL, 1},
-    {"AivenApplication", "aiven.nais.io", "v1", "aivenapplications", "aivenapplication", "aivenapp",
-     1},
-    {"Application", "nais.io", "v1alpha1", "applications", "application", "app", 1},
-    {"Secret", "", "v1", "secrets", "secret", NULL, 1},
-    {"Pool", "kpool.dev", "v1", "pools", "pool", NULL, 0},
-};
-#define NKINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 /* name matches k's plural, singular, Kind, short name or short name + "s" (n chars). */
 static int kind_matches(const kp_kind_t *k, const char *name, size_t n)
@@ -46,36 +36,28 @@ const kp_kind_t *kp_kind_find(const char *name)
     if (!name || !*name) return NULL;
     const char *dot = strchr(name, '.');
     size_t n = dot ? (size_t)(dot - name) : strlen(name);
-    for (size_t i = 0; i < NKINDS; i++) {
-        if (!kind_matches(&kinds[i], name, n)) continue;
-        if (dot && strcasecmp(dot + 1, kinds[i].group)) continue;
-        return &kinds[i];
+    for (size_t i = 0; i < kp_kinds_count; i++) {
+        if (!kind_matches(&kp_kinds[i], name, n)) continue;
+        if (dot && strcasecmp(dot + 1, kp_kinds[i].group)) continue;
+        return &kp_kinds[i];
     }
     return NULL;
 }
 
-void kp_kind_api_version(const kp_kind_t *k, char *out, size_t outlen)
-{
-    if (k->group[0])
-        snprintf(out, outlen, "%s/%s", k->group, k->version);
-    else
-        snprintf(out, outlen, "%s", k->version);
-}
-
 const kp_kind_t *kp_kind_for(const char *api_version, const char *kind, char *err, size_t errlen)
 {
-    for (size_t i = 0; i < NKINDS; i++) {
-        if (strcmp(kinds[i].kind, kind)) continue;
+    for (size_t i = 0; i < kp_kinds_count; i++) {
+        if (strcmp(kp_kinds[i].kind, kind)) continue;
         char want[128];
-        kp_kind_api_version(&kinds[i], want, sizeof(want));
-        if (!strcmp(want, api_version)) return &kinds[i];
+        kp_kind_api_version(&kp_kinds[i], want, sizeof(want));
+        if (!strcmp(want, api_version)) return &kp_kinds[i];
         snprintf(err, errlen, "no kind \"%s\" in version \"%s\" (kpool serves %s %s)", kind,
                  api_version, want, kind);
         return NULL;
     }
     kp_buf_t b;
     kp_buf_init(&b);
-    for (size_t i = 0; i < NKINDS; i++) kp_buf_appendf(&b, "%s%s", i ? ", " : "", kinds[i].kind);
+    for (size_t i = 0; i < kp_kinds_count; i++) kp_buf_appendf(&b, "%s%s", i ? ", " : "", kp_kinds[i].kind);
     snprintf(err, errlen, "unknown kind \"%s\" (apiVersion \"%s\"); kpool serves %.*s", kind,
              api_version, (int)b.len, (const char *)b.data);
     kp_buf_free(&b);
@@ -84,9 +66,9 @@ const kp_kind_t *kp_kind_for(const char *api_version, const char *kind, char *er
 
 void kp_kind_names(kp_buf_t *out)
 {
-    for (size_t i = 0; i < NKINDS; i++) {
-        kp_buf_appendf(out, "%s%s", i ? ", " : "", kinds[i].singular);
-        if (kinds[i].short_name) kp_buf_appendf(out, " (%s)", kinds[i].short_name);
+    for (size_t i = 0; i < kp_kinds_count; i++) {
+        kp_buf_appendf(out, "%s%s", i ? ", " : "", kp_kinds[i].singular);
+        if (kp_kinds[i].short_name) kp_buf_appendf(out, " (%s)", kp_kinds[i].short_name);
     }
 }
 

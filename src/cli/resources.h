@@ -14,6 +14,7 @@
 #ifndef KP_CLI_RESOURCES_H
 #define KP_CLI_RESOURCES_H
 
+#include "control/kinds.h"
 #include "core/buf.h"
 
 #include <jansson.h>
@@ -26,16 +27,7 @@
 /* Documents accepted by one command (every one is a request to the server). */
 #define KP_MANIFEST_DOCS_MAX 10000
 
-/* One row of the kinds table of docs/api.md. */
-typedef struct kp_kind {
-    const char *kind;       /* "Topic" */
-    const char *group;      /* "kafka.nais.io"; "" for the core group (Secret) */
-    const char *version;    /* "v1" */
-    const char *plural;     /* "topics" */
-    const char *singular;   /* "topic" */
-    const char *short_name; /* "aivenapp", or NULL */
-    int namespaced;         /* 0: cluster-scoped (Pool) */
-} kp_kind_t;
+/* The kinds table is control/kinds.c's, shared with the API server. */
 
 /* The kind a user typed: plural, singular, short name or Kind, any case, optionally
  * qualified with its group ("topics.kafka.nais.io"). NULL when unknown. */
@@ -45,8 +37,7 @@ const kp_kind_t *kp_kind_find(const char *name);
 const kp_kind_t *kp_kind_for(const char *api_version, const char *kind, char *err, size_t errlen);
 /* "topic, stream, aivenapplication (aivenapp), ..." for usage errors. */
 void kp_kind_names(kp_buf_t *out);
-/* "kafka.nais.io/v1", or "v1" for the core group. */
-void kp_kind_api_version(const kp_kind_t *k, char *out, size_t outlen);
+
 /* kubectl's resource reference: "topic.kafka.nais.io/orders", "secret/x"; with name NULL the
  * "topic.kafka.nais.io" part alone. */
 void kp_kind_ref(const kp_kind_t *k, const char *name, kp_buf_t *out);

@@ -13,7 +13,7 @@
     " \"apiVersion\": \"*\", \"kind\": \"*\", \"status\": \"*\""
 
 const kp_kind_t kp_kinds[] = {
-    {"Topic", "kafka.nais.io", "v1", "topics", "topic", 1,
+    {"Topic", "kafka.nais.io", "v1", "topics", "topic", NULL, 1,
      "{" META_SCHEMA ", \"spec\": {\"pool\": \"*\", \"acl\": [{\"team\": \"*\","
      " \"application\": \"*\", \"access\": \"*\"}], \"config\": {\"cleanupPolicy\": \"*\","
      " \"partitions\": \"*\", \"replication\": \"*\", \"minimumInSyncReplicas\": \"*\","
@@ -21,17 +21,17 @@ const kp_kind_t kp_kinds[] = {
      " \"maxMessageBytes\": \"*\", \"deleteRetentionHours\": \"*\", \"minCompactionLagMs\": \"*\","
      " \"maxCompactionLagMs\": \"*\", \"minCleanableDirtyRatioPercent\": \"*\","
      " \"localRetentionBytes\": \"*\", \"localRetentionHours\": \"*\"}}}"},
-    {"Stream", "kafka.nais.io", "v1", "streams", "stream", 1,
+    {"Stream", "kafka.nais.io", "v1", "streams", "stream", NULL, 1,
      "{" META_SCHEMA ", \"spec\": {\"pool\": \"*\", \"additionalUsers\": [{\"username\": \"*\"}]}}"},
-    {"AivenApplication", "aiven.nais.io", "v1", "aivenapplications", "aivenapplication,aivenapp", 1,
+    {"AivenApplication", "aiven.nais.io", "v1", "aivenapplications", "aivenapplication", "aivenapp", 1,
      "{" META_SCHEMA ", \"spec\": {\"kafka\": {\"pool\": \"*\", \"secretName\": \"*\"},"
      " \"secretName\": \"*\", \"protected\": \"*\", \"expiresAt\": \"*\"}}"},
     /* Application models a NAIS deploy: only spec.kafka is acted upon, the rest is kept */
-    {"Application", "nais.io", "v1alpha1", "applications", "application,app", 1,
+    {"Application", "nais.io", "v1alpha1", "applications", "application", "app", 1,
      "{" META_SCHEMA ", \"spec\": {}}"},
-    {"Secret", "", "v1", "secrets", "secret", 1,
+    {"Secret", "", "v1", "secrets", "secret", NULL, 1,
      "{" META_SCHEMA ", \"type\": \"*\", \"data\": {}, \"stringData\": {}, \"immutable\": \"*\"}"},
-    {"Pool", "kpool.dev", "v1", "pools", "pool", 0,
+    {"Pool", "kpool.dev", "v1", "pools", "pool", NULL, 0,
      "{" META_SCHEMA ", \"spec\": {\"bootstrapServers\": \"*\", \"embedded\": \"*\","
      " \"replication\": {\"min\": \"*\", \"max\": \"*\", \"default\": \"*\"},"
      " \"schemaRegistry\": \"*\", \"tls\": {\"caLocation\": \"*\", \"certificateLocation\": \"*\","
@@ -46,30 +46,6 @@ const kp_kind_t *kp_kind_by_plural(const char *group, const char *version, const
         const kp_kind_t *k = &kp_kinds[i];
         if (!strcmp(k->group, group) && !strcmp(k->version, version) && !strcmp(k->plural, plural))
             return k;
-    }
-    return NULL;
-}
-
-const kp_kind_t *kp_kind_by_name(const char *kind)
-{
-    for (size_t i = 0; i < kp_kinds_count; i++)
-        if (!strcmp(kp_kinds[i].kind, kind)) return &kp_kinds[i];
-    return NULL;
-}
-
-const kp_kind_t *kp_kind_lookup(const char *any)
-{
-    for (size_t i = 0; i < kp_kinds_count; i++) {
-        const kp_kind_t *k = &kp_kinds[i];
-        if (!strcasecmp(k->plural, any) || !strcasecmp(k->kind, any)) return k;
-        const char *s = k->shortnames;
-        size_t n = strlen(any);
-        while (*s) {
-            const char *e = strchr(s, ',');
-            size_t l = e ? (size_t)(e - s) : strlen(s);
-            if (l == n && !strncasecmp(s, any, n)) return k;
-            s += l + (e ? 1 : 0);
-        }
     }
     return NULL;
 }

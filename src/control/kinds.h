@@ -14,8 +14,9 @@ typedef struct kp_kind {
     const char *group;      /* kafka.nais.io, "" for the core group */
     const char *version;    /* v1 */
     const char *plural;     /* topics */
-    const char *shortnames; /* comma-separated, the singular first */
-    int namespaced;
+    const char *singular;   /* topic */
+    const char *short_name; /* aivenapp, or NULL */
+    int namespaced;         /* 0: cluster-scoped (Pool) */
     const char *schema;     /* JSON: known keys; {} = any keys; "*" = any value */
 } kp_kind_t;
 
@@ -23,9 +24,6 @@ extern const kp_kind_t kp_kinds[];
 extern const size_t kp_kinds_count;
 
 const kp_kind_t *kp_kind_by_plural(const char *group, const char *version, const char *plural);
-const kp_kind_t *kp_kind_by_name(const char *kind);
-/* plural, singular or short name (as the CLI accepts) */
-const kp_kind_t *kp_kind_lookup(const char *any);
 /* "kafka.nais.io/v1" or "v1" */
 void kp_kind_api_version(const kp_kind_t *k, char *out, size_t n);
 

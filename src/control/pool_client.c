@@ -16,6 +16,13 @@ struct kp_pool_client {
     char *bootstrap;
 };
 
+/* librdkafka's own log lines, in our format (its levels are syslog's). */
+static void rk_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    kp_logf(level <= 3 ? KP_LOG_WARN : level <= 6 ? KP_LOG_INFO : KP_LOG_DEBUG, "pool-client",
+            "%s: %s", fac, buf);
+}
+
 kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t errlen)
 {
     char es[512];
@@ -28,7 +35,8 @@ kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t 
     }
     SET("bootstrap.servers", c->bootstrap);
     SET("client.id", "kpool-control-plane");
-    SET("log_level", "3");
+    SET("log_level", "4");
+    rd_kafka_conf_set_log_cb(conf, rk_log);
     SET("reconnect.backoff.max.ms", "2000");
     if (c->cert_path || c->ca_path) {
         SET("security.protocol", "ssl");

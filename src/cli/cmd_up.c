@@ -1,0 +1,398 @@
+/*
+ * cmd_up.c — `kpool up` (an embedded pool and the control plane in one process, everything
+ * created on first start) and `kpool control` (the control plane alone).
+ *
+ * Data directory layout (`--data-dir`, default ./kpool-data):
+ *   pki/      ca.crt ca.key broker.crt broker.key admin.crt admin.key (keys 0600)
+ *   broker/   the pool's log.dirs
+ *   control/  kpool.db (SQLite)
+ */
+#include "cli/cli.h"
+#include "control/control.h"
+#include "core/buf.h"
+#include "core/logging.h"
+#include "core/props.h"
+#include "core/yamljson.h"
+#include "pki/pki.h"
+#include "storage/fs.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define PORT_KAFKA 9093
+#define PORT_API 8080
+#define PORT_REGISTRY 8081
+#define PORT_METRICS 9600
+
+/* snprintf for paths: a truncated path is an error, never a different file. */
+static int fmt_path(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fmt_path(char *out, size_t n, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vsnprintf(out, n, fmt, ap);
+    va_end(ap);
+    if (r < 0 || (size_t)r >= n) {
+        out[0] = 0;
+        return -1;
+    }
+    return 0;
+}
+
+static int file_exists(const char *p)
+{
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+static int write_file(const char *path, const char *data, int mode)
+{
+    char tmp[PATH_MAX];
+    fmt_path(tmp, sizeof(tmp), "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) return -1;
+    size_t n = strlen(data);
+    int ok = write(fd, data, n) == (ssize_t)n && fsync(fd) == 0;
+    close(fd);
+    if (!ok || rename(tmp, path) < 0) {
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+/* Creates the pool CA, the broker's server certificate and the control plane's admin client
+ * certificate on first start; later starts reuse them. */
+static int ensure_pki(const char *dir, char *err, size_t errlen)
+{
+    char ca_crt[PATH_MAX], ca_key[PATH_MAX], path[PATH_MAX];
+    fmt_path(ca_crt, sizeof(ca_crt), "%s/ca.crt", dir);
+    fmt_path(ca_key, sizeof(ca_key), "%s/ca.key", dir);
+    if (kp_fs_mkdirs(dir, 0700) < 0) {
+        snprintf(err, errlen, "cannot create the pki directory: %s", strerror(errno));
+        return -1;
+    }
+    kp_pki_ca_t *ca = NULL;
+    if (!file_exists(ca_crt)) {
+        ca = kp_pki_ca_create("kpool pool CA", 3650, KP_PKI_KEY_EC_P256, err, errlen);
+        if (!ca) return -1;
+        char *cert = kp_pki_ca_cert_pem(ca), *key = kp_pki_ca_key_pem(ca);
+        int rc = write_file(ca_key, key, 0600) | write_file(ca_crt, cert, 0644);
+        free(cert);
+        kp_pki_secret_free(key);
+        if (rc) {
+            snprintf(err, errlen, "cannot write the CA into the pki directory");
+            kp_pki_ca_free(ca);
+            return -1;
+        }
+        kp_info("up", "created the pool CA in %s", dir);
+    } else {
+        uint8_t *cert, *key;
+        size_t l;
+        if (kp_fs_read_all(ca_crt, 1 << 20, &cert, &l) < 0 || kp_fs_read_all(ca_key, 1 << 20, &key, &l) < 0) {
+            snprintf(err, errlen, "cannot read the CA in the pki directory");
+            return -1;
+        }
+        ca = kp_pki_ca_load((char *)cert, (char *)key, err, errlen);
+        free(cert);
+        kp_pki_secret_free((char *)key);
+        if (!ca) return -1;
+    }
+    static const char *const broker_sans[] = {"IP:127.0.0.1", "DNS:localhost"};
+    const struct {
+        const char *name, *subject;
+        kp_pki_usage_t usage;
+    } leaves[] = {{"broker", "CN=kpool-broker", KP_PKI_USAGE_SERVER},
+                  {"admin", "CN=kpool-admin", KP_PKI_USAGE_CLIENT}};
+    for (size_t i = 0; i < 2; i++) {
+        fmt_path(path, sizeof(path), "%s/%s.crt", dir, leaves[i].name);
+        if (file_exists(path)) continue;
+        kp_pki_issue_req_t req = {.subject = leaves[i].subject, .validity_days = 825,
+                                  .key_type = KP_PKI_KEY_EC_P256, .usage = leaves[i].usage};
+        if (leaves[i].usage == KP_PKI_USAGE_SERVER) {
+            req.sans = broker_sans;
+            req.nsans = 2;
+        }
+        kp_pki_issued_t out;
+        if (kp_pki_issue(ca, &req, &out, err, errlen) < 0) {
+            kp_pki_ca_free(ca);
+            return -1;
+        }
+        char keyp[PATH_MAX];
+        fmt_path(keyp, sizeof(keyp), "%s/%s.key", dir, leaves[i].name);
+        int rc = write_file(keyp, out.key_pem, 0600) | write_file(path, out.chain_pem, 0644);
+        kp_pki_issued_free(&out);
+        if (rc) {
+            snprintf(err, errlen, "cannot write the %s certificate", leaves[i].name);
+            kp_pki_ca_free(ca);
+            return -1;
+        }
+    }
+    kp_pki_ca_free(ca);
+    return 0;
+}
+
+static void config_path(char *out, size_t n)
+{
+    const char *env = getenv("KPOOL_CONFIG");
+    if (env && *env) {
+        snprintf(out, n, "%s", env);
+        return;
+    }
+    const char *home = getenv("HOME");
+    snprintf(out, n, "%s/.config/kpool/config.yaml", home ? home : ".");
+}
+
+/* Reuses the CLI config's admin token when it still works against this store; else
+ * creates a new admin token and (re)writes the config (0600). */
+static int ensure_cli_config(kp_store_t *store, const char *server, const char *ca, char *path,
+                             size_t pathlen, char *err, size_t errlen)
+{
+    config_path(path, pathlen);
+    uint8_t *text;
+    size_t len;
+    if (kp_fs_read_all(path, 1 << 20, &text, &len) == 0) {
+        char e[256];
+        json_t *cfg = kp_yaml_parse_one((char *)text, len, e, sizeof(e));
+        free(text);
+        const char *tok = cfg ? json_string_value(json_object_get(cfg, "token")) : NULL;
+        const char *srv = cfg ? json_string_value(json_object_get(cfg, "server")) : NULL;
+        int admin = 0;
+        char *ns = NULL;
+        int ok = tok && srv && !strcmp(srv, server) &&
+                 kp_store_token_lookup(store, tok, &admin, &ns) == 0 && admin;
+        free(ns);
+        json_decref(cfg);
+        if (ok) return 0;
+    }
+    char token[65];
+    if (kp_store_token_create(store, NULL, "admin (kpool up)", token) < 0) {
+        snprintf(err, errlen, "cannot create the admin token");
+        return -1;
+    }
+    char dir[PATH_MAX];
+    fmt_path(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = 0;
+        kp_fs_mkdirs(dir, 0700);
+    }
+    char body[PATH_MAX + 512];
+    int blen = snprintf(body, sizeof(body),
+                        "# written by kpool up: the control plane's address, an admin token, the "
+                        "pool CA\nserver: %s\ntoken: %s\nca: %s\nnamespace: default\n",
+                        server, token, ca);
+    memset(token, 0, sizeof(token));
+    if (blen < 0 || (size_t)blen >= sizeof(body) || write_file(path, body, 0600) < 0) {
+        snprintf(err, errlen, "cannot write the CLI configuration: %s", strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* The embedded pool `dev` (SPEC 2.5): replication 1 while pools have one broker. */
+static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki, const char *registry)
+{
+    char ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX], cakey[PATH_MAX];
+    fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
+    fmt_path(crt, sizeof(crt), "%s/admin.crt", pki);
+    fmt_path(key, sizeof(key), "%s/admin.key", pki);
+    fmt_path(cakey, sizeof(cakey), "%s/ca.key", pki);
+    json_t *pool = json_pack(
+        "{s:s, s:s, s:{s:s}, s:{s:s, s:b, s:{s:i, s:i, s:i}, s:s, s:{s:s, s:s, s:s, s:s}}}",
+        "apiVersion", "kpool.dev/v1", "kind", "Pool", "metadata", "name", "dev", "spec",
+        "bootstrapServers", bootstrap, "embedded", 1, "replication", "min", 1, "max", 1,
+        "default", 1, "schemaRegistry", registry, "tls", "caLocation", ca, "certificateLocation",
+        crt, "keyLocation", key, "caKeyLocation", cakey);
+    json_t *out = NULL;
+    int rc = kp_store_put(store, pool, -1, 0, &out);
+    json_decref(out);
+    json_decref(pool);
+    return rc == KP_STORE_CREATED || rc == KP_STORE_UPDATED || rc == KP_STORE_UNCHANGED ? 0 : -1;
+}
+
+static void up_usage(FILE *f)
+{
+    fprintf(f,
+            "Usage: kpool up [--data-dir DIR] [--port-offset K] [--set key=value]...\n"
+            "\n"
+            "Runs an embedded pool (`dev`) and the control plane in one process. On first start\n"
+            "it creates the pool CA, the broker and admin certificates, an admin token, and the\n"
+            "CLI configuration ($KPOOL_CONFIG or ~/.config/kpool/config.yaml).\n"
+            "\n"
+            "Endpoints (K = --port-offset, default 0):\n"
+            "  Kafka (TLS, client certificates required)  127.0.0.1:%d+K\n"
+            "  control plane API                          http://127.0.0.1:%d+K\n"
+            "  broker health and metrics                  http://127.0.0.1:%d+K/metrics\n"
+            "\n"
+            "--set passes broker properties (Kafka names, see `kpool broker --help`);\n"
+            "control.resync.interval.ms sets how often drift in the pool is checked.\n",
+            PORT_KAFKA, PORT_API, PORT_METRICS);
+}
+
+int kp_cmd_up(int argc, char **argv)
+{
+    kp_props_t *props = kp_props_new();
+    const char *data_dir = "./kpool-data";
+    int offset = 0;
+    int rc = kp_cli_parse_common(argc, argv, props, 1, &data_dir, &offset);
+    if (rc != 0) {
+        up_usage(rc == 1 ? stdout : stderr);
+        kp_props_free(props);
+        return rc == 1 ? 0 : 2;
+    }
+    if (kp_cli_log_level(props) < 0) {
+        kp_props_free(props);
+        return 2;
+    }
+    kp_cli_signals_setup();
+    char err[1024], pki[PATH_MAX], brokerdir[PATH_MAX], ctl[PATH_MAX], buf[PATH_MAX + 64];
+    char abs[PATH_MAX];
+    if (kp_fs_mkdirs(data_dir, 0700) < 0 || !realpath(data_dir, abs)) {
+        fprintf(stderr, "kpool: cannot use data directory %s: %s\n", data_dir, strerror(errno));
+        kp_props_free(props);
+        return 1;
+    }
+    fmt_path(pki, sizeof(pki), "%s/pki", abs);
+    fmt_path(brokerdir, sizeof(brokerdir), "%s/broker", abs);
+    fmt_path(ctl, sizeof(ctl), "%s/control", abs);
+    if (ensure_pki(pki, err, sizeof(err)) < 0) {
+        fprintf(stderr, "kpool: PKI setup failed: %s\n", err);
+        kp_props_free(props);
+        return 1;
+    }
+    int kafka_port = PORT_KAFKA + offset, api_port = PORT_API + offset;
+    int metrics_port = PORT_METRICS + offset, registry_port = PORT_REGISTRY + offset;
+#define DEFAULT(k, ...)                                                                            \
+    if (!kp_props_get(props, k)) {                                                                 \
+        snprintf(buf, sizeof(buf), __VA_ARGS__);                                                   \
+        kp_props_set(props, k, buf);                                                               \
+    }
+    DEFAULT("listeners", "SSL://127.0.0.1:%d", kafka_port);
+    DEFAULT("admin.listener", "127.0.0.1:%d", metrics_port);
+    DEFAULT("log.dirs", "%s", brokerdir);
+    DEFAULT("ssl.ca.location", "%s/ca.crt", pki);
+    DEFAULT("ssl.certificate.location", "%s/broker.crt", pki);
+    DEFAULT("ssl.key.location", "%s/broker.key", pki);
+    DEFAULT("ssl.client.auth", "required");
+    DEFAULT("super.users", "User:CN=kpool-admin");
+    DEFAULT("auto.create.topics.enable", "false");
+#undef DEFAULT
+    kp_broker_t *b = kp_cli_broker_start(props, 1);
+    if (!b) {
+        kp_props_free(props);
+        return 1;
+    }
+    int64_t resync = 60000;
+    char tmp[64];
+    fmt_path(tmp, sizeof(tmp), "127.0.0.1:%d", api_port);
+    kp_props_get_i64(props, "control.resync.interval.ms", 60000, 100, INT32_MAX, &resync, err, sizeof(err));
+    kp_control_config_t cc = {.state_dir = ctl, .listen = tmp, .resync_ms = resync, .retry_max_ms = 30000};
+    kp_control_t *c = kp_control_start(&cc, err, sizeof(err));
+    if (!c) {
+        fprintf(stderr, "kpool: cannot start the control plane: %s\n", err);
+        kp_broker_free(b);
+        kp_props_free(props);
+        return 1;
+    }
+    char bootstrap[64], registry[96], server[96], cfgpath[PATH_MAX], ca[PATH_MAX];
+    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", kafka_port);
+    snprintf(registry, sizeof(registry), "https://127.0.0.1:%d", registry_port);
+    snprintf(server, sizeof(server), "http://127.0.0.1:%d", kp_control_api_port(c));
+    fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
+    if (ensure_pool(kp_control_store(c), bootstrap, pki, registry) < 0 ||
+        ensure_cli_config(kp_control_store(c), server, ca, cfgpath, sizeof(cfgpath), err, sizeof(err)) < 0) {
+        fprintf(stderr, "kpool: %s\n", err[0] ? err : "cannot create the dev pool");
+        kp_control_stop(c);
+        kp_broker_free(b);
+        kp_props_free(props);
+        return 1;
+    }
+    printf("kpool is up.\n"
+           "  pool dev (Kafka, TLS + client certificates)  %s\n"
+           "  control plane API                            %s\n"
+           "  broker health and metrics                    http://127.0.0.1:%d/metrics\n"
+           "  data                                         %s\n"
+           "  CLI configuration                            %s\n"
+           "\n"
+           "Next:\n"
+           "  kpool apply -f examples/topic.yaml      # a topic for team myteam in pool dev\n"
+           "  kpool get topics -n myteam              # watch it reach RolloutComplete\n"
+           "  kpool describe topic mytopic -n myteam  # its status, in full\n"
+           "\nCtrl-C stops everything.\n",
+           bootstrap, server, metrics_port, abs, cfgpath);
+    fflush(stdout);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig = 0;
+    sigwait(&set, &sig);
+    kp_info("up", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    kp_control_stop(c); /* first: it talks to the pool */
+    kp_broker_free(b);
+    kp_props_free(props);
+    return 0;
+}
+
+int kp_cmd_control(int argc, char **argv)
+{
+    kp_props_t *props = kp_props_new();
+    const char *data_dir = "./kpool-control";
+    int offset = 0;
+    int rc = kp_cli_parse_common(argc, argv, props, 1, &data_dir, &offset);
+    if (rc != 0) {
+        fprintf(rc == 1 ? stdout : stderr,
+                "Usage: kpool control [--data-dir DIR] [--set key=value]...\n\n"
+                "Runs the control plane alone; pools are Pool resources (kpool apply -f pool.yaml)\n"
+                "pointing at kpool brokers or Apache Kafka clusters. Settings:\n"
+                "  control.listener             [127.0.0.1:8080] (TLS required elsewhere:\n"
+                "  control.ssl.certificate.location / control.ssl.key.location)\n"
+                "  control.resync.interval.ms   [60000]\n"
+                "An admin token is printed on first start.\n");
+        kp_props_free(props);
+        return rc == 1 ? 0 : 2;
+    }
+    kp_cli_signals_setup();
+    char err[1024];
+    int64_t resync = 60000;
+    kp_props_get_i64(props, "control.resync.interval.ms", 60000, 100, INT32_MAX, &resync, err, sizeof(err));
+    kp_control_config_t cc = {.state_dir = data_dir,
+                              .listen = kp_props_get_str(props, "control.listener", "127.0.0.1:8080"),
+                              .api_cert = kp_props_get(props, "control.ssl.certificate.location"),
+                              .api_key = kp_props_get(props, "control.ssl.key.location"),
+                              .resync_ms = resync};
+    kp_control_t *c = kp_control_start(&cc, err, sizeof(err));
+    if (!c) {
+        fprintf(stderr, "kpool: cannot start the control plane: %s\n", err);
+        kp_props_free(props);
+        return 1;
+    }
+    char *seen = NULL;
+    if (kp_store_meta_get(kp_control_store(c), "admin_token_issued", &seen) < 0) {
+        char token[65];
+        if (kp_store_token_create(kp_control_store(c), NULL, "admin (kpool control)", token) == 0) {
+            printf("admin token (shown once): %s\n", token);
+            kp_store_meta_set(kp_control_store(c), "admin_token_issued", "1");
+        }
+    }
+    free(seen);
+    fflush(stdout);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGTERM);
+    int sig;
+    sigwait(&set, &sig);
+    kp_control_stop(c);
+    kp_props_free(props);
+    return 0;
+}

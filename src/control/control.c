@@ -1,0 +1,416 @@
+/*
+ * control.c — control plane lifecycle and the reconciler.
+ *
+ * The reconciler is one thread with a work queue of objects ("Kind/ns/name"), each with a
+ * due time and a failure count. Store changes enqueue the object at once; a failed
+ * reconcile is retried with exponential backoff (1 s doubling up to retry_max_ms); every
+ * resync_ms all Topics, Streams and Pools are enqueued again, which is how drift made
+ * directly in a pool is found and repaired. One thread keeps per-object work ordered and
+ * the admin calls to each pool sequential.
+ */
+#include "control/control_int.h"
+
+#include "control/kinds.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/logging.h"
+#include "http/api.h"
+#include "storage/fs.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct queue_item {
+    char kind[64], ns[128], name[256];
+    int64_t due_ms;
+    int failures;
+} queue_item_t;
+
+static const char *reconciled_kinds[] = {"Pool", "Topic", "Stream"};
+
+/* ---- queue ---- */
+
+static void enqueue_locked(kp_control_t *c, const char *kind, const char *ns, const char *name,
+                           int64_t due_ms, int reset)
+{
+    char key[512];
+    snprintf(key, sizeof(key), "%s/%s/%s", kind, ns, name);
+    queue_item_t *it = kp_hmap_get(&c->queue, key, strlen(key));
+    if (!it) {
+        it = kp_xcalloc(1, sizeof(*it));
+        snprintf(it->kind, sizeof(it->kind), "%s", kind);
+        snprintf(it->ns, sizeof(it->ns), "%s", ns);
+        snprintf(it->name, sizeof(it->name), "%s", name);
+        it->due_ms = due_ms;
+        kp_hmap_put(&c->queue, key, strlen(key), it);
+    } else if (due_ms < it->due_ms) {
+        it->due_ms = due_ms;
+    }
+    if (reset) it->failures = 0;
+    pthread_cond_signal(&c->cond);
+}
+
+static int reconciled(const char *kind)
+{
+    for (size_t i = 0; i < sizeof(reconciled_kinds) / sizeof(*reconciled_kinds); i++)
+        if (!strcmp(kind, reconciled_kinds[i])) return 1;
+    return 0;
+}
+
+static void on_change(const char *kind, const char *ns, const char *name, void *arg)
+{
+    kp_control_t *c = arg;
+    pthread_mutex_lock(&c->lock);
+    if (reconciled(kind)) {
+        /* a changed Pool's client is rebuilt by kp_control_pool on the reconciler thread,
+         * the only thread that uses clients */
+        enqueue_locked(c, kind, ns, name, kp_mono_ms(), 1);
+    } else if (!strcmp(kind, "ServiceUser")) {
+        /* a user came or went: every topic's ACLs may change */
+        c->next_resync_ms = kp_mono_ms();
+        pthread_cond_signal(&c->cond);
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+static void enqueue_all(kp_control_t *c)
+{
+    for (size_t k = 0; k < sizeof(reconciled_kinds) / sizeof(*reconciled_kinds); k++) {
+        json_t *items;
+        if (kp_store_list(c->store, reconciled_kinds[k], NULL, &items, NULL) != KP_STORE_OK) {
+            json_decref(items);
+            continue;
+        }
+        size_t i;
+        json_t *o;
+        pthread_mutex_lock(&c->lock);
+        json_array_foreach(items, i, o)
+        {
+            json_t *md = json_object_get(o, "metadata");
+            const char *ns = json_string_value(json_object_get(md, "namespace"));
+            enqueue_locked(c, reconciled_kinds[k], ns ? ns : "",
+                           json_string_value(json_object_get(md, "name")), kp_mono_ms(), 0);
+        }
+        pthread_mutex_unlock(&c->lock);
+        json_decref(items);
+    }
+}
+
+void kp_control_resync(kp_control_t *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->next_resync_ms = 0;
+    pthread_cond_signal(&c->cond);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Takes the most overdue item (NULL when none is due); *wait_ms says how long to sleep. */
+static queue_item_t *take_due_locked(kp_control_t *c, int64_t now, int64_t *wait_ms)
+{
+    queue_item_t *best = NULL;
+    const char *best_key = NULL;
+    size_t best_keylen = 0;
+    size_t it = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    *wait_ms = 1000;
+    while (kp_hmap_next(&c->queue, &it, &k, &kl, &v)) {
+        queue_item_t *q = v;
+        if (q->due_ms <= now && (!best || q->due_ms < best->due_ms)) {
+            best = q;
+            best_key = k;
+            best_keylen = kl;
+        } else if (q->due_ms > now && q->due_ms - now < *wait_ms) {
+            *wait_ms = q->due_ms - now;
+        }
+    }
+    if (best) kp_hmap_del(&c->queue, best_key, best_keylen);
+    return best;
+}
+
+static void reconcile_one(kp_control_t *c, queue_item_t *q)
+{
+    json_t *obj = NULL;
+    kp_store_get(c->store, q->kind, q->ns, q->name, &obj);
+    if (!obj) {
+        free(q);
+        return; /* deleted meanwhile */
+    }
+    kp_reconcile_result_t res = {0, 0};
+    if (!strcmp(q->kind, "Topic"))
+        kp_topic_reconcile(c, obj, &res);
+    else if (!strcmp(q->kind, "Stream"))
+        kp_stream_reconcile(c, obj, &res);
+    else if (!strcmp(q->kind, "Pool"))
+        kp_pool_reconcile(c, obj, &res);
+    json_decref(obj);
+    if (!res.retry) {
+        free(q);
+        return;
+    }
+    int64_t backoff = res.retry_ms;
+    if (backoff <= 0) {
+        backoff = 1000;
+        for (int i = 0; i < q->failures && backoff < c->cfg.retry_max_ms; i++) backoff *= 2;
+        if (backoff > c->cfg.retry_max_ms) backoff = c->cfg.retry_max_ms;
+    }
+    pthread_mutex_lock(&c->lock);
+    int failures = q->failures + 1;
+    enqueue_locked(c, q->kind, q->ns, q->name, kp_mono_ms() + backoff, 0);
+    char key[512];
+    snprintf(key, sizeof(key), "%s/%s/%s", q->kind, q->ns, q->name);
+    queue_item_t *again = kp_hmap_get(&c->queue, key, strlen(key));
+    if (again && again->due_ms > kp_mono_ms()) again->failures = failures;
+    pthread_mutex_unlock(&c->lock);
+    free(q);
+}
+
+static void *reconciler_main(void *arg)
+{
+    kp_control_t *c = arg;
+    pthread_mutex_lock(&c->lock);
+    while (!c->stop) {
+        int64_t now = kp_mono_ms();
+        if (now >= c->next_resync_ms) {
+            c->next_resync_ms = now + c->cfg.resync_ms;
+            pthread_mutex_unlock(&c->lock);
+            enqueue_all(c);
+            pthread_mutex_lock(&c->lock);
+            continue;
+        }
+        int64_t wait;
+        queue_item_t *q = take_due_locked(c, now, &wait);
+        if (q) {
+            pthread_mutex_unlock(&c->lock);
+            reconcile_one(c, q);
+            pthread_mutex_lock(&c->lock);
+            continue;
+        }
+        if (c->next_resync_ms - now < wait) wait = c->next_resync_ms - now;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += wait / 1000;
+        ts.tv_nsec += (wait % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&c->cond, &c->lock, &ts);
+    }
+    pthread_mutex_unlock(&c->lock);
+    return NULL;
+}
+
+/* ---- pools ---- */
+
+static void pool_free(kp_pool_t *p)
+{
+    if (!p) return;
+    kp_pool_client_free(p->client);
+    free(p->name);
+    free(p->fingerprint);
+    free(p);
+}
+
+kp_pool_t *kp_control_pool(kp_control_t *c, const char *name, char *err, size_t errlen)
+{
+    json_t *obj = NULL;
+    if (!name || kp_store_get(c->store, "Pool", "", name, &obj) != KP_STORE_OK) {
+        char names[512];
+        kp_control_pool_names(c, names, sizeof(names));
+        snprintf(err, errlen, "pool \"%s\" does not exist (pools: %s)", name ? name : "",
+                 names[0] ? names : "none");
+        return NULL;
+    }
+    json_t *spec = json_object_get(obj, "spec");
+    json_t *tls = json_object_get(spec, "tls");
+    const char *bootstrap = json_string_value(json_object_get(spec, "bootstrapServers"));
+    const char *ca = json_string_value(json_object_get(tls, "caLocation"));
+    const char *cert = json_string_value(json_object_get(tls, "certificateLocation"));
+    const char *key = json_string_value(json_object_get(tls, "keyLocation"));
+    if (!bootstrap || !*bootstrap) {
+        snprintf(err, errlen, "pool \"%s\": spec.bootstrapServers is required", name);
+        json_decref(obj);
+        return NULL;
+    }
+    char fp[4096];
+    snprintf(fp, sizeof(fp), "%s|%s|%s|%s", bootstrap, ca ? ca : "", cert ? cert : "", key ? key : "");
+    pthread_mutex_lock(&c->lock);
+    kp_pool_t *p = kp_hmap_get(&c->pools, name, strlen(name));
+    if (p && strcmp(p->fingerprint, fp) != 0) {
+        kp_hmap_del(&c->pools, name, strlen(name));
+        pool_free(p);
+        p = NULL;
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!p) {
+        kp_pool_conn_t conn = {bootstrap, ca, cert, key, c->cfg.pool_timeout_ms};
+        kp_pool_client_t *client = kp_pool_client_new(&conn, err, errlen);
+        if (!client) {
+            json_decref(obj);
+            return NULL;
+        }
+        p = kp_xcalloc(1, sizeof(*p));
+        p->name = kp_xstrdup(name);
+        p->fingerprint = kp_xstrdup(fp);
+        p->client = client;
+        pthread_mutex_lock(&c->lock);
+        kp_hmap_put(&c->pools, name, strlen(name), p);
+        pthread_mutex_unlock(&c->lock);
+    }
+    json_t *repl = json_object_get(spec, "replication");
+    p->repl_min = json_is_integer(json_object_get(repl, "min")) ? (int32_t)json_integer_value(json_object_get(repl, "min")) : 1;
+    p->repl_max = json_is_integer(json_object_get(repl, "max")) ? (int32_t)json_integer_value(json_object_get(repl, "max")) : 1;
+    p->repl_default = json_is_integer(json_object_get(repl, "default"))
+                          ? (int32_t)json_integer_value(json_object_get(repl, "default"))
+                          : p->repl_min;
+    p->embedded = json_is_true(json_object_get(spec, "embedded"));
+    json_decref(obj);
+    return p;
+}
+
+void kp_control_pool_names(kp_control_t *c, char *out, size_t n)
+{
+    out[0] = 0;
+    json_t *items;
+    if (kp_store_list(c->store, "Pool", "", &items, NULL) == KP_STORE_OK) {
+        size_t i;
+        json_t *o;
+        json_array_foreach(items, i, o)
+        {
+            size_t l = strlen(out);
+            snprintf(out + l, n - l, "%s%s", l ? ", " : "",
+                     json_string_value(json_object_get(json_object_get(o, "metadata"), "name")));
+        }
+    }
+    json_decref(items);
+}
+
+/* ---- status helpers ---- */
+
+void kp_status_time(char out[32])
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static json_t *without_times(json_t *status)
+{
+    json_t *s = json_deep_copy(status);
+    json_object_del(s, "synchronizationTime");
+    json_object_del(s, "latestSyncFailure");
+    json_t *conds = json_object_get(s, "conditions");
+    size_t i;
+    json_t *cnd;
+    json_array_foreach(conds, i, cnd) json_object_del(cnd, "lastUpdateTime");
+    return s;
+}
+
+void kp_status_write(kp_control_t *c, json_t *obj, json_t *status)
+{
+    json_t *old = json_object_get(obj, "status");
+    json_t *a = old ? without_times(old) : json_object(), *b = without_times(status);
+    int same = old && json_equal(a, b);
+    json_decref(a);
+    json_decref(b);
+    if (same) return;
+    json_t *md = json_object_get(obj, "metadata");
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    kp_store_put_status(c->store, json_string_value(json_object_get(obj, "kind")), ns ? ns : "",
+                        json_string_value(json_object_get(md, "name")), status, NULL);
+}
+
+int kp_glob_match(const char *p, const char *s)
+{
+    if (!*p) return !*s;
+    if (*p == '*') {
+        for (const char *t = s;; t++) {
+            if (kp_glob_match(p + 1, t)) return 1;
+            if (!*t) return 0;
+        }
+    }
+    return *s && *p == *s && kp_glob_match(p + 1, s + 1);
+}
+
+/* ---- lifecycle ---- */
+
+kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t errlen)
+{
+    kp_control_t *c = kp_xcalloc(1, sizeof(*c));
+    c->cfg = *cfg;
+    if (c->cfg.resync_ms <= 0) c->cfg.resync_ms = 60000;
+    if (c->cfg.retry_max_ms <= 0) c->cfg.retry_max_ms = 60000;
+    if (c->cfg.pool_timeout_ms <= 0) c->cfg.pool_timeout_ms = 10000;
+    kp_hmap_init(&c->pools);
+    kp_hmap_init(&c->queue);
+    pthread_mutex_init(&c->lock, NULL);
+    pthread_cond_init(&c->cond, NULL);
+    if (kp_fs_mkdirs(cfg->state_dir, 0700) < 0) {
+        snprintf(err, errlen, "cannot create %s: %s", cfg->state_dir, strerror(errno));
+        free(c);
+        return NULL;
+    }
+    char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/kpool.db", cfg->state_dir);
+    c->store = kp_store_open(path, err, errlen);
+    if (!c->store) {
+        free(c);
+        return NULL;
+    }
+    kp_store_on_change(c->store, on_change, c);
+    kp_api_config_t acfg = {cfg->listen, cfg->api_cert, cfg->api_key};
+    c->api = kp_api_start(&acfg, c->store, err, errlen);
+    if (!c->api) {
+        kp_control_stop(c);
+        return NULL;
+    }
+    if (pthread_create(&c->thread, NULL, reconciler_main, c) != 0) {
+        snprintf(err, errlen, "cannot start the reconciler thread");
+        kp_control_stop(c);
+        return NULL;
+    }
+    return c;
+}
+
+kp_store_t *kp_control_store(kp_control_t *c)
+{
+    return c->store;
+}
+
+int kp_control_api_port(const kp_control_t *c)
+{
+    return kp_api_port(c->api);
+}
+
+void kp_control_stop(kp_control_t *c)
+{
+    if (!c) return;
+    kp_api_stop(c->api); /* no new writes */
+    if (c->thread) {
+        pthread_mutex_lock(&c->lock);
+        c->stop = 1;
+        pthread_cond_signal(&c->cond);
+        pthread_mutex_unlock(&c->lock);
+        pthread_join(c->thread, NULL);
+    }
+    size_t it = 0;
+    void *v;
+    while (kp_hmap_next(&c->queue, &it, NULL, NULL, &v)) free(v);
+    kp_hmap_free(&c->queue);
+    it = 0;
+    while (kp_hmap_next(&c->pools, &it, NULL, NULL, &v)) pool_free(v);
+    kp_hmap_free(&c->pools);
+    if (c->store) kp_store_on_change(c->store, NULL, NULL);
+    kp_store_close(c->store);
+    pthread_mutex_destroy(&c->lock);
+    pthread_cond_destroy(&c->cond);
+    free(c);
+}

@@ -1,0 +1,33 @@
+/*
+ * control.h — the control plane: store, API server and reconciler in one object.
+ *
+ * `kpool up` runs it next to an embedded pool broker; `kpool control` runs it alone against
+ * the pools listed as Pool resources (kpool brokers or Apache Kafka clusters).
+ */
+#ifndef KP_CONTROL_H
+#define KP_CONTROL_H
+
+#include "control/store.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kp_control kp_control_t;
+
+typedef struct kp_control_config {
+    const char *state_dir;   /* the SQLite store lives here */
+    const char *listen;      /* API listener host:port */
+    const char *api_cert, *api_key; /* needed when listen is not loopback */
+    int64_t resync_ms;       /* control.resync.interval.ms: drift check period */
+    int64_t retry_max_ms;    /* longest backoff after a failed reconcile */
+    int pool_timeout_ms;     /* per admin call */
+} kp_control_config_t;
+
+kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t errlen);
+void kp_control_stop(kp_control_t *c);
+kp_store_t *kp_control_store(kp_control_t *c);
+int kp_control_api_port(const kp_control_t *c);
+/* Reconciles everything now (tests, kpool up after creating the pool). Thread-safe. */
+void kp_control_resync(kp_control_t *c);
+
+#endif

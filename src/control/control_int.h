@@ -1,0 +1,62 @@
+/*
+ * control_int.h — shared between the reconciler (control.c) and the per-kind logic
+ * (topic.c, stream.c, pool.c). @locality: the reconcile functions run on the reconciler
+ * thread only; the store is thread-safe.
+ */
+#ifndef KP_CONTROL_INT_H
+#define KP_CONTROL_INT_H
+
+#include "control/control.h"
+#include "control/pool_client.h"
+#include "core/hmap.h"
+
+#include <jansson.h>
+
+typedef struct kp_reconcile_result {
+    int retry;          /* reconcile again after backoff (pool unreachable, transient error) */
+    int64_t retry_ms;   /* 0: use the queue's backoff */
+} kp_reconcile_result_t;
+
+/* A pool as the reconciler sees it: its spec and a connected client. */
+typedef struct kp_pool {
+    char *name;
+    char *fingerprint; /* bootstrap + TLS paths: the client is rebuilt when they change */
+    kp_pool_client_t *client;
+    int32_t repl_min, repl_max, repl_default;
+    int embedded;
+} kp_pool_t;
+
+struct kp_control {
+    kp_control_config_t cfg;
+    kp_store_t *store;
+    struct kp_api *api;
+    kp_hmap_t pools; /* name -> kp_pool_t */
+    /* reconciler */
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int stop;
+    kp_hmap_t queue; /* "Kind/ns/name" -> queue_item_t */
+    int64_t next_resync_ms;
+};
+
+/* Looks up a pool resource and returns its connected client (NULL with err when the pool
+ * does not exist or its spec is unusable). */
+kp_pool_t *kp_control_pool(kp_control_t *c, const char *name, char *err, size_t errlen);
+/* "dev, prod" — the pools that exist, for error messages. */
+void kp_control_pool_names(kp_control_t *c, char *out, size_t n);
+
+/* Status helpers. */
+void kp_status_time(char out[32]);
+/* Writes status if anything but the timestamps changed (keeps resourceVersion quiet). */
+void kp_status_write(kp_control_t *c, json_t *obj, json_t *status);
+
+/* Per-kind reconcile; obj is the stored object (a new reference owned by the caller). */
+void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
+void kp_stream_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
+void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
+
+/* Wildcard match for ACL team/application entries: '*' matches any run of characters. */
+int kp_glob_match(const char *pattern, const char *s);
+
+#endif
