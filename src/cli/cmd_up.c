@@ -24,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -219,6 +220,46 @@ static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki
     return rc == KP_STORE_CREATED || rc == KP_STORE_UPDATED || rc == KP_STORE_UNCHANGED ? 0 : -1;
 }
 
+/* The control.* settings shared by `kpool up` and `kpool control`. -1 with err filled. */
+static int control_settings(const kp_props_t *props, kp_control_config_t *cc, char *err, size_t errlen)
+{
+    int64_t resync, retry, validity, renew, grace;
+    if (kp_props_get_i64(props, "control.resync.interval.ms", 60000, 100, INT32_MAX, &resync, err, errlen) < 0 ||
+        kp_props_get_i64(props, "control.retry.max.ms", 30000, 100, INT32_MAX, &retry, err, errlen) < 0 ||
+        kp_props_get_i64(props, "control.cert.validity.days", 365, 1, 3650, &validity, err, errlen) < 0 ||
+        kp_props_get_i64(props, "control.cert.renew.before.days", 30, 0, 3649, &renew, err, errlen) < 0 ||
+        kp_props_get_i64(props, "control.janitor.grace.ms", 600000, 0, INT64_MAX / 2, &grace, err, errlen) < 0)
+        return -1;
+    if (renew >= validity) {
+        snprintf(err, errlen, "control.cert.renew.before.days (%lld) must be below control.cert.validity.days (%lld)",
+                 (long long)renew, (long long)validity);
+        return -1;
+    }
+    const char *kt = kp_props_get_str(props, "control.cert.key.type", "EC");
+    if (!strcasecmp(kt, "EC"))
+        cc->cert_key_type = KP_PKI_KEY_EC_P256;
+    else if (!strcasecmp(kt, "RSA"))
+        cc->cert_key_type = KP_PKI_KEY_RSA_2048;
+    else {
+        snprintf(err, errlen, "control.cert.key.type: '%s' is not EC (P-256) or RSA (2048 bits)", kt);
+        return -1;
+    }
+    cc->resync_ms = resync;
+    cc->retry_max_ms = retry;
+    cc->cert_validity_days = (int)validity;
+    cc->cert_renew_before_s = renew * 86400;
+    cc->janitor_grace_ms = grace ? grace : 1; /* 0: at the next pass */
+    return 0;
+}
+
+#define CONTROL_SETTINGS_HELP                                                                      \
+    "  control.resync.interval.ms      [60000]  drift check and janitor period\n"                  \
+    "  control.retry.max.ms            [30000]  longest backoff after a failed reconcile\n"       \
+    "  control.cert.validity.days      [365]    client certificates\n"                           \
+    "  control.cert.renew.before.days  [30]     reissue (same principal) when less is left\n"    \
+    "  control.cert.key.type           [EC]     EC (P-256) or RSA (2048 bits)\n"                 \
+    "  control.janitor.grace.ms        [600000] unused credentials live this long\n"
+
 static void up_usage(FILE *f)
 {
     fprintf(f,
@@ -233,8 +274,8 @@ static void up_usage(FILE *f)
             "  control plane API                          http://127.0.0.1:%d+K\n"
             "  broker health and metrics                  http://127.0.0.1:%d+K/metrics\n"
             "\n"
-            "--set passes broker properties (Kafka names, see `kpool broker --help`);\n"
-            "control.resync.interval.ms sets how often drift in the pool is checked.\n",
+            "--set passes broker properties (Kafka names, see `kpool broker --help`) and the\n"
+            "control plane's settings:\n" CONTROL_SETTINGS_HELP,
             PORT_KAFKA, PORT_API, PORT_METRICS);
 }
 
@@ -291,12 +332,11 @@ int kp_cmd_up(int argc, char **argv)
         kp_props_free(props);
         return 1;
     }
-    int64_t resync = 60000;
     char tmp[64];
     fmt_path(tmp, sizeof(tmp), "127.0.0.1:%d", api_port);
-    kp_props_get_i64(props, "control.resync.interval.ms", 60000, 100, INT32_MAX, &resync, err, sizeof(err));
-    kp_control_config_t cc = {.state_dir = ctl, .listen = tmp, .resync_ms = resync, .retry_max_ms = 30000};
-    kp_control_t *c = kp_control_start(&cc, err, sizeof(err));
+    kp_control_config_t cc = {.state_dir = ctl, .listen = tmp};
+    kp_control_t *c = NULL;
+    if (control_settings(props, &cc, err, sizeof(err)) == 0) c = kp_control_start(&cc, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "kpool: cannot start the control plane: %s\n", err);
         kp_broker_free(b);
@@ -326,7 +366,9 @@ int kp_cmd_up(int argc, char **argv)
            "Next:\n"
            "  kpool apply -f examples/topic.yaml      # a topic for team myteam in pool dev\n"
            "  kpool get topics -n myteam              # watch it reach RolloutComplete\n"
-           "  kpool describe topic mytopic -n myteam  # its status, in full\n"
+           "  kpool apply -f examples/app.yaml        # deploy an application: it gets credentials\n"
+           "  kpool secret env -n myteam --app myapp  # its KAFKA_* variables\n"
+           "  kpool run -n myteam --app myapp -- kcat -L  # a program with them injected\n"
            "\nCtrl-C stops everything.\n",
            bootstrap, server, metrics_port, abs, cfgpath);
     fflush(stdout);
@@ -356,21 +398,19 @@ int kp_cmd_control(int argc, char **argv)
                 "pointing at kpool brokers or Apache Kafka clusters. Settings:\n"
                 "  control.listener             [127.0.0.1:8080] (TLS required elsewhere:\n"
                 "  control.ssl.certificate.location / control.ssl.key.location)\n"
-                "  control.resync.interval.ms   [60000]\n"
+                CONTROL_SETTINGS_HELP
                 "An admin token is printed on first start.\n");
         kp_props_free(props);
         return rc == 1 ? 0 : 2;
     }
     kp_cli_signals_setup();
     char err[1024];
-    int64_t resync = 60000;
-    kp_props_get_i64(props, "control.resync.interval.ms", 60000, 100, INT32_MAX, &resync, err, sizeof(err));
     kp_control_config_t cc = {.state_dir = data_dir,
                               .listen = kp_props_get_str(props, "control.listener", "127.0.0.1:8080"),
                               .api_cert = kp_props_get(props, "control.ssl.certificate.location"),
-                              .api_key = kp_props_get(props, "control.ssl.key.location"),
-                              .resync_ms = resync};
-    kp_control_t *c = kp_control_start(&cc, err, sizeof(err));
+                              .api_key = kp_props_get(props, "control.ssl.key.location")};
+    kp_control_t *c = NULL;
+    if (control_settings(props, &cc, err, sizeof(err)) == 0) c = kp_control_start(&cc, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "kpool: cannot start the control plane: %s\n", err);
         kp_props_free(props);

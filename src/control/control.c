@@ -31,7 +31,10 @@ typedef struct queue_item {
     int failures;
 } queue_item_t;
 
-static const char *reconciled_kinds[] = {"Pool", "Topic", "Stream"};
+/* Order matters for a resync: pools first, then what needs them. Secret is here only to
+ * finish deletions (nothing else reconciles it). */
+static const char *reconciled_kinds[] = {"Pool", "Topic", "Stream", "Application",
+                                         "AivenApplication", "Secret"};
 
 /* ---- queue ---- */
 
@@ -70,6 +73,8 @@ static void on_change(const char *kind, const char *ns, const char *name, void *
         /* a changed Pool's client is rebuilt by kp_control_pool on the reconciler thread,
          * the only thread that uses clients */
         enqueue_locked(c, kind, ns, name, kp_mono_ms(), 1);
+        /* an Application mirrors its AivenApplication's status */
+        if (!strcmp(kind, "AivenApplication")) enqueue_locked(c, "Application", ns, name, kp_mono_ms(), 1);
     } else if (!strcmp(kind, "ServiceUser")) {
         /* a user came or went: every topic's ACLs may change */
         c->next_resync_ms = kp_mono_ms();
@@ -149,6 +154,12 @@ static void reconcile_one(kp_control_t *c, queue_item_t *q)
         kp_stream_reconcile(c, obj, &res);
     else if (!strcmp(q->kind, "Pool"))
         kp_pool_reconcile(c, obj, &res);
+    else if (!strcmp(q->kind, "Application"))
+        kp_application_reconcile(c, obj, &res);
+    else if (!strcmp(q->kind, "AivenApplication"))
+        kp_aivenapp_reconcile(c, obj, &res);
+    else if (!strcmp(q->kind, "Secret") && json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp"))
+        kp_store_remove(c->store, "Secret", q->ns, q->name);
     json_decref(obj);
     if (!res.retry) {
         free(q);
@@ -180,6 +191,7 @@ static void *reconciler_main(void *arg)
         if (now >= c->next_resync_ms) {
             c->next_resync_ms = now + c->cfg.resync_ms;
             pthread_mutex_unlock(&c->lock);
+            kp_janitor_pass(c);
             enqueue_all(c);
             pthread_mutex_lock(&c->lock);
             continue;
@@ -349,6 +361,9 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
     if (c->cfg.resync_ms <= 0) c->cfg.resync_ms = 60000;
     if (c->cfg.retry_max_ms <= 0) c->cfg.retry_max_ms = 60000;
     if (c->cfg.pool_timeout_ms <= 0) c->cfg.pool_timeout_ms = 10000;
+    if (c->cfg.cert_validity_days <= 0) c->cfg.cert_validity_days = 365;
+    if (c->cfg.cert_renew_before_s <= 0) c->cfg.cert_renew_before_s = 30 * 86400;
+    if (c->cfg.janitor_grace_ms <= 0) c->cfg.janitor_grace_ms = 10 * 60000;
     kp_hmap_init(&c->pools);
     kp_hmap_init(&c->queue);
     pthread_mutex_init(&c->lock, NULL);
@@ -359,14 +374,20 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
         return NULL;
     }
     char path[PATH_MAX];
+    snprintf(path, sizeof(path), "%s/master.key", cfg->state_dir);
+    if (kp_pki_master_key_load_or_create(path, &c->master_key, err, errlen) < 0) {
+        free(c);
+        return NULL;
+    }
     snprintf(path, sizeof(path), "%s/kpool.db", cfg->state_dir);
     c->store = kp_store_open(path, err, errlen);
     if (!c->store) {
+        kp_pki_master_key_wipe(&c->master_key);
         free(c);
         return NULL;
     }
     kp_store_on_change(c->store, on_change, c);
-    kp_api_config_t acfg = {cfg->listen, cfg->api_cert, cfg->api_key};
+    kp_api_config_t acfg = {cfg->listen, cfg->api_cert, cfg->api_key, &c->master_key};
     c->api = kp_api_start(&acfg, c->store, err, errlen);
     if (!c->api) {
         kp_control_stop(c);
@@ -412,5 +433,6 @@ void kp_control_stop(kp_control_t *c)
     kp_store_close(c->store);
     pthread_mutex_destroy(&c->lock);
     pthread_cond_destroy(&c->cond);
+    kp_pki_master_key_wipe(&c->master_key);
     free(c);
 }

@@ -8,6 +8,7 @@
 #define KP_CONTROL_H
 
 #include "control/store.h"
+#include "pki/pki.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -21,6 +22,11 @@ typedef struct kp_control_config {
     int64_t resync_ms;       /* control.resync.interval.ms: drift check period */
     int64_t retry_max_ms;    /* longest backoff after a failed reconcile */
     int pool_timeout_ms;     /* per admin call */
+    /* credentials (SPEC 3, 4) */
+    int cert_validity_days;          /* client certificates; default 365 */
+    int64_t cert_renew_before_s;     /* reissue when less is left; default 30 days */
+    kp_pki_key_type_t cert_key_type; /* EC P-256 (default) or RSA 2048 */
+    int64_t janitor_grace_ms;        /* unused secrets live this long; default 10 min */
 } kp_control_config_t;
 
 kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t errlen);

@@ -11,6 +11,7 @@
 #include "core/hmap.h"
 
 #include <jansson.h>
+#include <time.h>
 
 typedef struct kp_reconcile_result {
     int retry;          /* reconcile again after backoff (pool unreachable, transient error) */
@@ -29,6 +30,7 @@ typedef struct kp_pool {
 struct kp_control {
     kp_control_config_t cfg;
     kp_store_t *store;
+    kp_pki_master_key_t master_key; /* seals Secret data at rest (state_dir/master.key) */
     struct kp_api *api;
     kp_hmap_t pools; /* name -> kp_pool_t */
     /* reconciler */
@@ -55,6 +57,20 @@ void kp_status_write(kp_control_t *c, json_t *obj, json_t *status);
 void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
 void kp_stream_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
 void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
+void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
+void kp_application_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
+
+/* The NAIS secret name of an Application generation (application.c); n > 0 adds "-<n>". */
+void kp_application_secret_name(const char *ns, const char *app, const char *uid, int64_t generation,
+                                time_t now, int n, char *out, size_t outlen);
+
+/* Service users (credentials.c). */
+void kp_service_user_name(const char *team, const char *app, int64_t generation, char *out, size_t n);
+/* Removes the user's group ACL from its pool and marks it revoked; topic ACLs follow at the
+ * resync the store change triggers. */
+void kp_revoke_user(kp_control_t *c, const kp_service_user_t *u);
+/* Deletes unused credentials secrets past the grace period and revokes their users. */
+void kp_janitor_pass(kp_control_t *c);
 
 /* Wildcard match for ACL team/application entries: '*' matches any run of characters. */
 int kp_glob_match(const char *pattern, const char *s);

@@ -9,6 +9,7 @@
 #include "http/api.h"
 
 #include "control/kinds.h"
+#include "control/secrets.h"
 #include "core/buf.h"
 #include "core/logging.h"
 #include "core/yamljson.h"
@@ -17,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <microhttpd.h>
+#include <openssl/evp.h>
 #include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,9 +30,74 @@
 struct kp_api {
     struct MHD_Daemon *daemon;
     kp_store_t *store;
+    const kp_pki_master_key_t *master_key;
     int port;
     char *tls_cert, *tls_key;
 };
+
+static int is_secret(const kp_kind_t *k)
+{
+    return !strcmp(k->kind, "Secret");
+}
+
+/* A Secret as the store keeps it -> as clients see it (data in base64, never sealed). */
+static int reveal(kp_api_t *api, json_t *obj)
+{
+    char err[256];
+    if (kp_secret_open(api->master_key, obj, err, sizeof(err)) < 0) {
+        kp_error("api", "secret %s/%s: %s",
+                 json_string_value(json_object_get(json_object_get(obj, "metadata"), "namespace")),
+                 json_string_value(json_object_get(json_object_get(obj, "metadata"), "name")), err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Kubernetes' Secret write rules: stringData entries become base64 data (and win), every
+ * data value must be base64; then data is sealed. -1 with err (never naming values). */
+static int conceal(kp_api_t *api, json_t *obj, char *err, size_t errlen)
+{
+    json_t *data = json_object_get(obj, "data"), *sdata = json_object_get(obj, "stringData");
+    if ((data && !json_is_object(data)) || (sdata && !json_is_object(sdata))) {
+        snprintf(err, errlen, "data and stringData must be maps");
+        return -1;
+    }
+    if (!data) {
+        data = json_object();
+        json_object_set_new(obj, "data", data);
+    }
+    const char *k;
+    json_t *v;
+    json_object_foreach(data, k, v)
+    {
+        const char *s = json_string_value(v);
+        size_t n = s ? strlen(s) : 0;
+        int ok = s && n % 4 == 0;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= 'a' && s[i] <= 'z') ||
+                 (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '/' ||
+                 (s[i] == '=' && i >= n - 2);
+        if (!ok) {
+            snprintf(err, errlen, "data.%s: must be a base64 string (use stringData for plain text)", k);
+            return -1;
+        }
+    }
+    json_object_foreach(sdata, k, v)
+    {
+        const char *s = json_string_value(v);
+        if (!s) {
+            snprintf(err, errlen, "stringData.%s: must be a string", k);
+            return -1;
+        }
+        size_t n = strlen(s);
+        char *b = kp_xmalloc(4 * ((n + 2) / 3) + 1);
+        EVP_EncodeBlock((unsigned char *)b, (const unsigned char *)s, (int)n);
+        json_object_set_new(data, k, json_string(b));
+        free(b);
+    }
+    json_object_del(obj, "stringData");
+    return kp_secret_seal(api->master_key, obj, err, errlen);
+}
 
 typedef struct req_state {
     kp_buf_t body;
@@ -217,7 +284,15 @@ static enum MHD_Result do_list(kp_api_t *api, struct MHD_Connection *conn, const
     json_t *kept = json_array();
     size_t i;
     json_t *o;
-    json_array_foreach(items, i, o) if (labels_match(o, sel)) json_array_append(kept, o);
+    json_array_foreach(items, i, o) if (labels_match(o, sel))
+    {
+        if (is_secret(r->kind) && reveal(api, o) < 0) {
+            json_decref(items);
+            json_decref(kept);
+            return status_error(conn, 500, "InternalError", "cannot open a sealed secret");
+        }
+        json_array_append(kept, o);
+    }
     json_decref(items);
     char av[64], kind[80], rvs[32];
     kp_kind_api_version(r->kind, av, sizeof(av));
@@ -244,6 +319,10 @@ static enum MHD_Result do_get(kp_api_t *api, struct MHD_Connection *conn, const 
     json_t *obj;
     if (kp_store_get(api->store, r->kind->kind, r->kind->namespaced ? r->ns : "", r->name, &obj) != KP_STORE_OK)
         return not_found(conn, r);
+    if (is_secret(r->kind) && reveal(api, obj) < 0) {
+        json_decref(obj);
+        return status_error(conn, 500, "InternalError", "cannot open the sealed secret");
+    }
     if (r->status) {
         json_t *s = json_object_get(obj, "status");
         json_t *view = json_pack("{s:O, s:O, s:O, s:O}", "apiVersion", json_object_get(obj, "apiVersion"),
@@ -364,10 +443,20 @@ static enum MHD_Result do_put(kp_api_t *api, struct MHD_Connection *conn, const 
     }
     json_t *warnings = json_array();
     kp_kind_unknown_fields(r->kind, obj, warnings);
+    if (is_secret(r->kind) && conceal(api, obj, err, sizeof(err)) < 0) {
+        json_decref(obj);
+        json_decref(warnings);
+        return status_error(conn, 422, "Invalid", "%s", err);
+    }
     const char *rvs = json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
     int64_t expected = rvs && *rvs ? atoll(rvs) : -1;
     json_t *out = NULL;
     int rc = kp_store_put(api->store, obj, expected, create_only, &out);
+    if (out && is_secret(r->kind) && reveal(api, out) < 0) {
+        json_decref(out);
+        out = NULL;
+        if (rc == KP_STORE_CREATED || rc == KP_STORE_UPDATED || rc == KP_STORE_UNCHANGED) rc = KP_STORE_ERROR;
+    }
     const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
     enum MHD_Result ret;
     switch (rc) {
@@ -530,6 +619,7 @@ kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err,
     }
     kp_api_t *api = kp_xcalloc(1, sizeof(*api));
     api->store = store;
+    api->master_key = cfg->master_key;
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (!is_loopback(host)) {
         size_t len;

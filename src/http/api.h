@@ -6,6 +6,7 @@
 #define KP_API_H
 
 #include "control/store.h"
+#include "pki/pki.h"
 
 #include <stddef.h>
 
@@ -15,6 +16,7 @@ typedef struct kp_api_config {
     const char *listen;    /* host:port */
     const char *cert_path; /* PEM, required unless listen is loopback */
     const char *key_path;
+    const kp_pki_master_key_t *master_key; /* Secret data is sealed with it in the store */
 } kp_api_config_t;
 
 kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err, size_t errlen);

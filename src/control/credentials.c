@@ -1,0 +1,620 @@
+/*
+ * credentials.c — AivenApplication reconciler and the janitor (SPEC 2.3, 3, 4).
+ *
+ * One pass for an AivenApplication of generation G:
+ *   ValidatePool → CreateServiceUser (<team>_<app>_<crc>_<G>, principal User:CN=<user> or the
+ *   pool's mapping) → PropagateAcls (every Topic whose ACL entries match the team/app is
+ *   reconciled now, so the first connection with the new credentials succeeds) →
+ *   IssueCertificate (CN=<user>, signed by the pool CA) → BuildStores (PKCS#12 keystore and
+ *   truststore, random password) → CreateSecret (sealed at rest) → status Succeeded.
+ * A failing step sets RolloutFailed with a condition whose reason names the step: AivenFailure
+ * when the pool failed, LocalFailure when we did; it is retried with backoff. Messages never
+ * carry key material.
+ *
+ * Credentials of an existing secret are reused while its certificate has more than the
+ * renewal window left; then a new certificate is issued for the same service user (the
+ * principal, and so the ACLs, stay the same).
+ *
+ * Janitor: a credentials secret that is no AivenApplication's current secret (and not kept by
+ * a protected, unexpired AivenApplication) is deleted after a grace period, and its service
+ * user revoked (its ACLs go). AivenApplications past spec.expiresAt are deleted.
+ */
+#include "auth/acl.h"
+#include "auth/principal.h"
+#include "control/control_int.h"
+#include "control/secrets.h"
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/logging.h"
+#include "pki/pki.h"
+#include "storage/fs.h"
+
+#include <ctype.h>
+#include <openssl/evp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zlib.h>
+
+#define ANN_USER       "kpool.dev/service-user"
+#define ANN_POOL       "kpool.dev/pool"
+#define ANN_OWNER      "kpool.dev/aivenapplication"
+#define ANN_SUPERSEDED "kpool.dev/superseded-at"
+#define ANN_STREAMS    "kpool.dev/streams"
+#define SECRET_TYPE    "kpool.dev/kafka-credentials"
+
+/* ---- names ---- */
+
+void kp_service_user_name(const char *team, const char *app, int64_t generation, char *out,
+                          size_t n)
+{
+    char t[21], a[31];
+    const char *ts = team;
+    if (!strncmp(ts, "team-", 5))
+        ts += 5;
+    else if (!strncmp(ts, "team", 4) && ts[4])
+        ts += 4;
+    const char *as = app;
+    size_t tl = strlen(team);
+    if (!strncmp(as, team, tl) && as[tl]) {
+        as += tl;
+        while (*as == '-' || *as == '_') as++;
+        if (!*as) as = app;
+    }
+    char both[512], suffix[48];
+    snprintf(both, sizeof(both), "%s%s", team, app);
+    uLong crc = crc32(0L, (const Bytef *)both, (uInt)strlen(both));
+    snprintf(suffix, sizeof(suffix), "_%08lx_%lld", (unsigned long)crc, (long long)generation);
+    snprintf(t, sizeof(t), "%s", ts);
+    /* at most 64 characters: a very large generation shortens the app part */
+    size_t room = 64 - strlen(t) - 1 - strlen(suffix);
+    if (room > sizeof(a) - 1) room = sizeof(a) - 1;
+    snprintf(a, room + 1, "%s", as);
+    snprintf(out, n, "%s_%s%s", t, a, suffix);
+}
+
+/* ---- helpers ---- */
+
+static char *read_text(const char *path)
+{
+    uint8_t *data;
+    size_t len;
+    if (!path || kp_fs_read_all(path, 1 << 20, &data, &len) < 0) return NULL;
+    return (char *)data;
+}
+
+static char *b64(const void *p, size_t n)
+{
+    char *out = kp_xmalloc(4 * ((n + 2) / 3) + 1);
+    EVP_EncodeBlock((unsigned char *)out, p, (int)n);
+    return out;
+}
+
+static void put_b64(json_t *data, const char *key, const void *p, size_t n)
+{
+    char *v = b64(p, n);
+    json_object_set_new(data, key, json_string(v));
+    free(v);
+}
+
+static json_t *condition(const char *type, const char *status, const char *reason, const char *msg)
+{
+    char now[32];
+    kp_status_time(now);
+    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", type, "status", status, "reason", reason,
+                     "message", msg, "lastUpdateTime", now);
+}
+
+static void write_status(kp_control_t *c, json_t *obj, const char *state, const char *secret,
+                         const char *user, json_t *cond)
+{
+    char now[32];
+    kp_status_time(now);
+    json_t *s = json_pack("{s:s, s:s, s:O, s:[o]}", "synchronizationState", state,
+                          "synchronizationTime", now, "observedGeneration",
+                          json_object_get(json_object_get(obj, "metadata"), "generation"),
+                          "conditions", cond);
+    if (secret) json_object_set_new(s, "synchronizationSecretName", json_string(secret));
+    if (user) json_object_set_new(s, "serviceUser", json_string(user));
+    kp_status_write(c, obj, s);
+    json_decref(s);
+}
+
+static void fail(kp_control_t *c, json_t *obj, int pool_side, const char *reason, const char *msg,
+                 kp_reconcile_result_t *res)
+{
+    json_t *md = json_object_get(obj, "metadata");
+    kp_warn("control", "aivenapplication %s/%s: %s failed: %s",
+            json_string_value(json_object_get(md, "namespace")),
+            json_string_value(json_object_get(md, "name")), reason, msg);
+    write_status(c, obj, "RolloutFailed", NULL, NULL,
+                 condition(pool_side ? "AivenFailure" : "LocalFailure", "True", reason, msg));
+    res->retry = 1;
+}
+
+/* The principal the pool sees for a certificate with subject CN=<user>. */
+static int principal_for(json_t *pool_spec, const char *user, char *out, size_t n)
+{
+    const char *rules = json_string_value(json_object_get(pool_spec, "principalMappingRules"));
+    char err[256], dn[512], mapped[512];
+    snprintf(dn, sizeof(dn), "CN=%s", user);
+    kp_principal_rules_t *r = kp_principal_rules_parse(rules, err, sizeof(err));
+    if (!r) return -1;
+    int rc = kp_principal_rules_apply(r, dn, mapped, sizeof(mapped));
+    kp_principal_rules_free(r);
+    if (rc < 0) return -1;
+    snprintf(out, n, "User:%s", mapped);
+    return 0;
+}
+
+/* READ on consumer groups for a reader (SPEC 3: any group id, or the pool's prefix). */
+static void group_acl(json_t *pool_spec, const char *principal, kp_pool_acl_t *a)
+{
+    const char *prefix = json_string_value(json_object_get(pool_spec, "consumerGroupPrefix"));
+    *a = (kp_pool_acl_t){
+        KP_RES_GROUP,  prefix && *prefix ? KP_PAT_PREFIXED : KP_PAT_LITERAL, KP_OP_READ,
+        KP_PERM_ALLOW, (char *)(prefix && *prefix ? prefix : "*"),           (char *)principal,
+        (char *)"*"};
+}
+
+/* Reconciles now every Topic of the pool whose ACL entries match team/app. */
+static int propagate_acls(kp_control_t *c, const char *pool, const char *team, const char *app,
+                          char *err, size_t errlen)
+{
+    json_t *topics;
+    if (kp_store_list(c->store, "Topic", NULL, &topics, NULL) != KP_STORE_OK) {
+        json_decref(topics);
+        snprintf(err, errlen, "cannot read topics from the store");
+        return -1;
+    }
+    int rc = 0;
+    size_t i;
+    json_t *t;
+    json_array_foreach(topics, i, t)
+    {
+        json_t *spec = json_object_get(t, "spec");
+        const char *tp = json_string_value(json_object_get(spec, "pool"));
+        if (!tp || strcmp(tp, pool) != 0) continue;
+        int match = 0;
+        size_t k;
+        json_t *a;
+        json_array_foreach(json_object_get(spec, "acl"), k, a)
+        {
+            const char *at = json_string_value(json_object_get(a, "team"));
+            const char *aa = json_string_value(json_object_get(a, "application"));
+            if (at && aa && kp_glob_match(at, team) && kp_glob_match(aa, app)) match = 1;
+        }
+        if (!match) continue;
+        kp_reconcile_result_t r = {0, 0};
+        kp_topic_reconcile(c, t, &r);
+        if (r.retry) {
+            const char *m =
+                json_string_value(json_object_get(json_object_get(t, "status"), "message"));
+            snprintf(err, errlen, "could not grant topic ACLs: %s", m ? m : "pool error");
+            rc = -1;
+        }
+    }
+    json_decref(topics);
+    /* a Kafka Streams application: its prefixed ACLs too */
+    json_t *stream = NULL;
+    if (rc == 0 && kp_store_get(c->store, "Stream", team, app, &stream) == KP_STORE_OK) {
+        kp_reconcile_result_t r = {0, 0};
+        kp_stream_reconcile(c, stream, &r);
+        if (r.retry) {
+            snprintf(err, errlen, "could not grant the stream's ACLs");
+            rc = -1;
+        }
+    }
+    json_decref(stream);
+    return rc;
+}
+
+/* The current secret of (ns, name), opened; NULL when missing. */
+static json_t *load_secret(kp_control_t *c, const char *ns, const char *name)
+{
+    json_t *s = NULL;
+    if (kp_store_get(c->store, "Secret", ns, name, &s) != KP_STORE_OK) return NULL;
+    char err[256];
+    if (kp_secret_open(&c->master_key, s, err, sizeof(err)) < 0) {
+        json_decref(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Seconds of validity left in the secret's certificate, or -1 when unreadable. */
+static int64_t cert_left_s(json_t *secret)
+{
+    const char *v =
+        json_string_value(json_object_get(json_object_get(secret, "data"), "KAFKA_CERTIFICATE"));
+    if (!v) return -1;
+    size_t n = strlen(v);
+    unsigned char *pem = kp_xmalloc(n + 4);
+    int len = EVP_DecodeBlock(pem, (const unsigned char *)v, (int)n);
+    if (len < 0) {
+        free(pem);
+        return -1;
+    }
+    pem[len] = 0;
+    kp_pki_cert_info_t info;
+    char err[256];
+    int rc = kp_pki_cert_info((char *)pem, &info, err, sizeof(err));
+    free(pem);
+    if (rc < 0) return -1;
+    return info.not_after_s - (int64_t)time(NULL);
+}
+
+/* Builds and stores the credentials secret. */
+static int write_secret(kp_control_t *c, json_t *app_obj, json_t *pool_spec, const char *pool_name,
+                        const char *secret_name, const char *user, const kp_pki_issued_t *cert,
+                        const char *ca_pem, char *err, size_t errlen, const char **reason)
+{
+    json_t *md = json_object_get(app_obj, "metadata");
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    const char *name = json_string_value(json_object_get(md, "name"));
+    *reason = "BuildStores";
+    char *password = kp_pki_random_password(32);
+    char *registry_password = kp_pki_random_password(32);
+    kp_buf_t ks, ts;
+    kp_buf_init(&ks);
+    kp_buf_init(&ts);
+    int rc = -1;
+    if (!password || !registry_password ||
+        kp_pki_pkcs12_keystore(cert->cert_pem, cert->key_pem, cert->chain_pem, password, &ks, err,
+                               errlen) < 0 ||
+        kp_pki_pkcs12_truststore(ca_pem, password, &ts, err, errlen) < 0)
+        goto out;
+    *reason = "CreateSecret";
+    char now[32];
+    kp_status_time(now);
+    const char *bootstrap = json_string_value(json_object_get(pool_spec, "bootstrapServers"));
+    const char *registry = json_string_value(json_object_get(pool_spec, "schemaRegistry"));
+    json_t *data = json_object();
+#define PUT(k, v) put_b64(data, k, v, strlen(v))
+    PUT("KAFKA_BROKERS", bootstrap ? bootstrap : "");
+    PUT("KAFKA_CERTIFICATE", cert->cert_pem);
+    PUT("KAFKA_PRIVATE_KEY", cert->key_pem);
+    PUT("KAFKA_CA", ca_pem);
+    PUT("KAFKA_CREDSTORE_PASSWORD", password);
+    PUT("KAFKA_SCHEMA_REGISTRY", registry ? registry : "");
+    PUT("KAFKA_SCHEMA_REGISTRY_USER", user);
+    PUT("KAFKA_SCHEMA_REGISTRY_PASSWORD", registry_password);
+    PUT("KAFKA_SECRET_UPDATED", now);
+    const char *streams =
+        json_string_value(json_object_get(json_object_get(md, "annotations"), ANN_STREAMS));
+    if (streams && !strcmp(streams, "true")) {
+        char id[512];
+        snprintf(id, sizeof(id), "%s.%s_stream_", ns, name);
+        PUT("KAFKA_STREAMS_APPLICATION_ID", id);
+    }
+#undef PUT
+    put_b64(data, "client.keystore.p12", ks.data, ks.len);
+    put_b64(data, "client.truststore.jks", ts.data, ts.len);
+    json_t *secret = json_pack(
+        "{s:s, s:s, s:{s:s, s:s, s:{s:s, s:s, s:s}, s:{s:s, s:s, s:s}}, s:s, s:o}", "apiVersion",
+        "v1", "kind", "Secret", "metadata", "name", secret_name, "namespace", ns, "labels", "app",
+        name, "team", ns, "type", SECRET_TYPE, "annotations", ANN_USER, user, ANN_POOL, pool_name,
+        ANN_OWNER, name, "type", SECRET_TYPE, "data", data);
+    if (kp_secret_seal(&c->master_key, secret, err, errlen) == 0) {
+        json_t *out = NULL;
+        int prc = kp_store_put(c->store, secret, -1, 0, &out);
+        json_decref(out);
+        if (prc == KP_STORE_CREATED || prc == KP_STORE_UPDATED || prc == KP_STORE_UNCHANGED)
+            rc = 0;
+        else
+            snprintf(err, errlen, "cannot store secret %s", secret_name);
+    }
+    json_decref(secret);
+out:
+    kp_pki_secret_free(password);
+    kp_pki_secret_free(registry_password);
+    kp_pki_buf_wipe(&ks);
+    kp_pki_buf_wipe(&ts);
+    return rc;
+}
+
+/* ---- deletion ---- */
+
+/* Revokes every service user of (ns, app) in the store and removes their group ACL. */
+static void revoke_users(kp_control_t *c, const char *ns, const char *app, const char *keep_secret)
+{
+    kp_service_user_t *u;
+    int n;
+    if (kp_store_users_list(c->store, NULL, &u, &n) < 0) return;
+    for (int i = 0; i < n; i++) {
+        if (strcmp(u[i].team, ns) || strcmp(u[i].app, app)) continue;
+        if (keep_secret && !strcmp(u[i].secret, keep_secret)) continue;
+        kp_revoke_user(c, &u[i]);
+    }
+    kp_store_users_free(u, n);
+}
+
+void kp_revoke_user(kp_control_t *c, const kp_service_user_t *u)
+{
+    char err[512];
+    kp_pool_t *pool = kp_control_pool(c, u->pool, err, sizeof(err));
+    if (pool) {
+        json_t *pobj = NULL;
+        kp_store_get(c->store, "Pool", "", u->pool, &pobj);
+        kp_pool_acl_t g;
+        group_acl(json_object_get(pobj, "spec"), u->principal, &g);
+        if (kp_pool_delete_acls(pool->client, &g, 1, err, sizeof(err)) < 0)
+            kp_warn("control", "revoking %s: %s", u->name, err);
+        json_decref(pobj);
+    }
+    /* the topics' ACLs follow at the resync the store change triggers */
+    kp_store_user_revoke(c->store, u->name, kp_wall_ms());
+    kp_info("control", "revoked service user %s", u->name);
+}
+
+static void delete_app(kp_control_t *c, json_t *obj)
+{
+    json_t *md = json_object_get(obj, "metadata");
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    const char *name = json_string_value(json_object_get(md, "name"));
+    int protected = json_is_true(json_object_get(json_object_get(obj, "spec"), "protected"));
+    json_t *secrets;
+    if (kp_store_list(c->store, "Secret", ns, &secrets, NULL) == KP_STORE_OK) {
+        size_t i;
+        json_t *s;
+        json_array_foreach(secrets, i, s)
+        {
+            json_t *smd = json_object_get(s, "metadata");
+            const char *owner =
+                json_string_value(json_object_get(json_object_get(smd, "annotations"), ANN_OWNER));
+            if (!owner || strcmp(owner, name) != 0) continue;
+            if (protected && !json_object_get(md, "deletionTimestamp")) continue;
+            kp_store_remove(c->store, "Secret", ns,
+                            json_string_value(json_object_get(smd, "name")));
+        }
+    }
+    json_decref(secrets);
+    revoke_users(c, ns, name, NULL);
+    kp_store_remove(c->store, "AivenApplication", ns, name);
+    kp_info("control", "aivenapplication %s/%s removed with its credentials", ns, name);
+}
+
+/* ---- reconcile ---- */
+
+void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
+{
+    json_t *md = json_object_get(obj, "metadata");
+    const char *ns = json_string_value(json_object_get(md, "namespace"));
+    const char *name = json_string_value(json_object_get(md, "name"));
+    json_t *spec = json_object_get(obj, "spec");
+    if (json_object_get(md, "deletionTimestamp")) {
+        delete_app(c, obj);
+        return;
+    }
+    const char *expires = json_string_value(json_object_get(spec, "expiresAt"));
+    if (expires) {
+        struct tm tm = {0};
+        const char *end = strptime(expires, "%Y-%m-%dT%H:%M:%S", &tm);
+        if (!end) {
+            fail(c, obj, 0, "ValidateSpec", "spec.expiresAt: not an RFC 3339 time", res);
+            res->retry = 0;
+            return;
+        }
+        if (timegm(&tm) <= time(NULL)) {
+            kp_info("control", "aivenapplication %s/%s expired at %s", ns, name, expires);
+            json_object_set_new(md, "deletionTimestamp", json_string(expires));
+            delete_app(c, obj);
+            return;
+        }
+        res->retry = 1; /* come back to expire it */
+        res->retry_ms = (int64_t)(timegm(&tm) - time(NULL)) * 1000 + 1000;
+        if (res->retry_ms > 3600000) res->retry_ms = 3600000;
+    }
+    json_t *kafka = json_object_get(spec, "kafka");
+    const char *pool_name = json_string_value(json_object_get(kafka, "pool"));
+    const char *secret_name = json_string_value(json_object_get(kafka, "secretName"));
+    if (!secret_name) secret_name = json_string_value(json_object_get(spec, "secretName"));
+    char err[1024] = "";
+    if (!pool_name || !secret_name) {
+        fail(c, obj, 0, "ValidateSpec",
+             !pool_name ? "spec.kafka.pool: required" : "spec.kafka.secretName: required", res);
+        res->retry = 0;
+        return;
+    }
+    kp_pool_t *pool = kp_control_pool(c, pool_name, err, sizeof(err));
+    if (!pool) {
+        fail(c, obj, 0, "ValidatePool", err, res);
+        return;
+    }
+    json_t *pobj = NULL;
+    kp_store_get(c->store, "Pool", "", pool_name, &pobj);
+    json_t *pspec = json_object_get(pobj, "spec");
+    json_int_t gen = json_integer_value(json_object_get(md, "generation"));
+    char user[128], principal[600];
+    kp_service_user_name(ns, name, gen, user, sizeof(user));
+    if (principal_for(pspec, user, principal, sizeof(principal)) < 0) {
+        fail(c, obj, 0, "CreateServiceUser",
+             "the pool's principalMappingRules do not map CN=<user>", res);
+        json_decref(pobj);
+        return;
+    }
+    /* CreateServiceUser: the store first (ACLs follow from it), then the group ACL */
+    kp_service_user_t su = {user,      (char *)ns,          (char *)name, (char *)pool_name,
+                            principal, (char *)secret_name, gen,          kp_wall_ms(),
+                            0};
+    kp_pool_acl_t g;
+    group_acl(pspec, principal, &g);
+    if (kp_store_user_put(c->store, &su) < 0) {
+        fail(c, obj, 0, "CreateServiceUser", "cannot record the service user", res);
+        json_decref(pobj);
+        return;
+    }
+    if (kp_pool_create_acls(pool->client, &g, 1, err, sizeof(err)) < 0) {
+        fail(c, obj, 1, "CreateServiceUser", err, res);
+        json_decref(pobj);
+        return;
+    }
+    if (propagate_acls(c, pool_name, ns, name, err, sizeof(err)) < 0) {
+        fail(c, obj, 1, "PropagateAcls", err, res);
+        json_decref(pobj);
+        return;
+    }
+    /* reuse the current credentials while they are this user's and not due for renewal */
+    json_t *cur = load_secret(c, ns, secret_name);
+    const char *cur_user =
+        cur ? json_string_value(json_object_get(
+                  json_object_get(json_object_get(cur, "metadata"), "annotations"), ANN_USER))
+            : NULL;
+    int64_t left = cur ? cert_left_s(cur) : -1;
+    int fresh = cur_user && !strcmp(cur_user, user) && left > c->cfg.cert_renew_before_s;
+    json_decref(cur);
+    if (!fresh) {
+        const char *ca_path =
+            json_string_value(json_object_get(json_object_get(pspec, "tls"), "caLocation"));
+        const char *cakey_path =
+            json_string_value(json_object_get(json_object_get(pspec, "tls"), "caKeyLocation"));
+        char *ca_pem = read_text(ca_path), *cakey_pem = read_text(cakey_path);
+        kp_pki_ca_t *ca =
+            ca_pem && cakey_pem ? kp_pki_ca_load(ca_pem, cakey_pem, err, sizeof(err)) : NULL;
+        kp_pki_secret_free(cakey_pem);
+        if (!ca) {
+            if (!err[0])
+                snprintf(err, sizeof(err),
+                         "pool %s has no usable CA (spec.tls.caLocation and caKeyLocation)",
+                         pool_name);
+            free(ca_pem);
+            fail(c, obj, 0, "IssueCertificate", err, res);
+            json_decref(pobj);
+            return;
+        }
+        char subject[160];
+        snprintf(subject, sizeof(subject), "CN=%s", user);
+        kp_pki_issue_req_t req = {.subject = subject,
+                                  .validity_days = c->cfg.cert_validity_days,
+                                  .key_type = c->cfg.cert_key_type,
+                                  .usage = KP_PKI_USAGE_CLIENT};
+        kp_pki_issued_t cert;
+        int irc = kp_pki_issue(ca, &req, &cert, err, sizeof(err));
+        kp_pki_ca_free(ca);
+        if (irc < 0) {
+            free(ca_pem);
+            fail(c, obj, 0, "IssueCertificate", err, res);
+            json_decref(pobj);
+            return;
+        }
+        const char *reason = "CreateSecret";
+        int wrc = write_secret(c, obj, pspec, pool_name, secret_name, user, &cert, ca_pem, err,
+                               sizeof(err), &reason);
+        kp_pki_issued_free(&cert);
+        free(ca_pem);
+        if (wrc < 0) {
+            fail(c, obj, 0, reason, err, res);
+            json_decref(pobj);
+            return;
+        }
+        kp_info("control", "aivenapplication %s/%s: credentials for %s written to secret %s", ns,
+                name, user, secret_name);
+    }
+    json_decref(pobj);
+    char msg[512];
+    snprintf(msg, sizeof(msg), "credentials for service user %s are in secret %s", user,
+             secret_name);
+    write_status(c, obj, "RolloutComplete", secret_name, user,
+                 condition("Succeeded", "True", "Synchronized", msg));
+}
+
+/* ---- janitor ---- */
+
+static int is_current(json_t *apps, const char *ns, const char *secret, int64_t now_s,
+                      int *protected_owner)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(apps, i, a)
+    {
+        json_t *md = json_object_get(a, "metadata"), *spec = json_object_get(a, "spec");
+        if (strcmp(json_string_value(json_object_get(md, "namespace")), ns) != 0) continue;
+        const char *cur =
+            json_string_value(json_object_get(json_object_get(spec, "kafka"), "secretName"));
+        if (!cur) cur = json_string_value(json_object_get(spec, "secretName"));
+        if (cur && !strcmp(cur, secret)) return 1;
+        (void)now_s;
+        (void)protected_owner;
+    }
+    return 0;
+}
+
+static int owner_protected(json_t *apps, const char *ns, const char *owner, int64_t now_s)
+{
+    size_t i;
+    json_t *a;
+    json_array_foreach(apps, i, a)
+    {
+        json_t *md = json_object_get(a, "metadata"), *spec = json_object_get(a, "spec");
+        if (strcmp(json_string_value(json_object_get(md, "namespace")), ns) ||
+            strcmp(json_string_value(json_object_get(md, "name")), owner))
+            continue;
+        if (!json_is_true(json_object_get(spec, "protected"))) return 0;
+        const char *exp = json_string_value(json_object_get(spec, "expiresAt"));
+        if (!exp) return 1;
+        struct tm tm = {0};
+        return strptime(exp, "%Y-%m-%dT%H:%M:%S", &tm) && timegm(&tm) > now_s;
+    }
+    return 0;
+}
+
+void kp_janitor_pass(kp_control_t *c)
+{
+    json_t *apps, *secrets;
+    if (kp_store_list(c->store, "AivenApplication", NULL, &apps, NULL) != KP_STORE_OK) {
+        json_decref(apps);
+        return;
+    }
+    if (kp_store_list(c->store, "Secret", NULL, &secrets, NULL) != KP_STORE_OK) {
+        json_decref(apps);
+        json_decref(secrets);
+        return;
+    }
+    int64_t now_s = (int64_t)time(NULL);
+    size_t i;
+    json_t *s;
+    json_array_foreach(secrets, i, s)
+    {
+        json_t *md = json_object_get(s, "metadata");
+        json_t *ann = json_object_get(md, "annotations");
+        const char *type = json_string_value(json_object_get(s, "type"));
+        if (!type || strcmp(type, SECRET_TYPE) != 0) continue;
+        const char *ns = json_string_value(json_object_get(md, "namespace"));
+        const char *name = json_string_value(json_object_get(md, "name"));
+        const char *owner = json_string_value(json_object_get(ann, ANN_OWNER));
+        if (is_current(apps, ns, name, now_s, NULL)) continue;
+        if (owner && owner_protected(apps, ns, owner, now_s)) continue;
+        const char *since = json_string_value(json_object_get(ann, ANN_SUPERSEDED));
+        if (!since) {
+            /* first seen unused: start the grace period */
+            char ts[32];
+            snprintf(ts, sizeof(ts), "%lld", (long long)now_s);
+            json_t *copy = json_deep_copy(s);
+            json_object_set_new(json_object_get(json_object_get(copy, "metadata"), "annotations"),
+                                ANN_SUPERSEDED, json_string(ts));
+            json_object_del(json_object_get(copy, "metadata"), "resourceVersion");
+            json_t *out = NULL;
+            kp_store_put(c->store, copy, -1, 0, &out);
+            json_decref(out);
+            json_decref(copy);
+            continue;
+        }
+        if ((now_s - atoll(since)) * 1000 < c->cfg.janitor_grace_ms) continue;
+        const char *user = json_string_value(json_object_get(ann, ANN_USER));
+        kp_info("control", "janitor: secret %s/%s is no longer used; deleting it and revoking %s",
+                ns, name, user ? user : "its service user");
+        if (user) {
+            kp_service_user_t *u;
+            int n;
+            if (kp_store_users_list(c->store, NULL, &u, &n) == 0) {
+                for (int k = 0; k < n; k++)
+                    if (!strcmp(u[k].name, user)) kp_revoke_user(c, &u[k]);
+                kp_store_users_free(u, n);
+            }
+        }
+        kp_store_remove(c->store, "Secret", ns, name);
+    }
+    json_decref(secrets);
+    json_decref(apps);
+}
