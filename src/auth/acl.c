@@ -535,30 +535,64 @@ int kp_authorize(kp_authorizer_t *a, const char *principal, const char *host, in
     return !v.any && a->allow_if_no_acl;
 }
 
+/* An ALLOW or DENY (perm) of exactly op or ALL for the principal and host: the matching of
+ * Kafka's authorizeByResourceType (no implied operations). */
+static int list_has(const acl_list_t *l, const char *principal, const char *host, int op, int perm)
+{
+    if (!l) return 0;
+    for (int i = 0; i < l->n; i++) {
+        const kp_acl_t *acl = l->items[i];
+        if (acl->permission == perm && (acl->operation == op || acl->operation == KP_OP_ALL) &&
+            principal_matches(acl, principal) && host_matches(acl, host))
+            return 1;
+    }
+    return 0;
+}
+
+/* 1 when a DENY on a prefix of name (the whole name included) applies. @locks: read lock. */
+static int denied_by_prefix(kp_authorizer_t *a, int type, const char *name, size_t len,
+                            const char *principal, const char *host, int op)
+{
+    for (int i = 0; i < a->nplens[type]; i++) {
+        uint32_t pl = a->plens[type][i].len;
+        if (pl <= len &&
+            list_has(kp_hmap_get(&a->prefixed[type], name, pl), principal, host, op, KP_PERM_DENY))
+            return 1;
+    }
+    return 0;
+}
+
 int kp_authorize_any(kp_authorizer_t *a, const char *principal, const char *host, int op,
                      int type)
 {
     if (!a || !a->enabled) return 1;
-    if (is_super(a, principal)) return 1;
     if (type <= KP_RES_ANY || type >= KP_RES_TYPES) return 0;
+    /* As Kafka, first the decision for an arbitrary name: super users, and
+     * allow.everyone.if.no.acl.found when no ACL applies to such a name. */
+    if (kp_authorize(a, principal, host, op, type, "hardcode", 8)) return 1;
     int allowed = 0;
     pthread_rwlock_rdlock(&a->lock);
-    /* a DENY on every resource of the type (literal "*") rules it out */
-    verdict_t wild = {0, 0, 0};
-    judge(kp_hmap_get(&a->literal[type], "*", 1), principal, host, op, &wild);
-    if (!wild.deny) {
-        kp_hmap_t *maps[2] = {&a->literal[type], &a->prefixed[type]};
-        for (int k = 0; k < 2 && !allowed; k++) {
-            size_t it = 0;
-            void *vl;
-            while (!allowed && kp_hmap_next(maps[k], &it, NULL, NULL, &vl)) {
-                verdict_t v = {0, 0, 0};
-                judge(vl, principal, host, op, &v);
-                allowed = v.allow && !v.deny;
-            }
-        }
-        if (!allowed && a->count_by_type[type] == 0) allowed = a->allow_if_no_acl;
+    /* a DENY on every resource of the type (literal "*") rules it out, an ALLOW grants it */
+    const acl_list_t *wild = kp_hmap_get(&a->literal[type], "*", 1);
+    if (list_has(wild, principal, host, op, KP_PERM_DENY)) goto done;
+    if (list_has(wild, principal, host, op, KP_PERM_ALLOW)) {
+        allowed = 1;
+        goto done;
     }
+    /* an allowed literal counts unless that literal or a prefix of it is denied; an allowed
+     * prefix unless a prefix of it (itself included) is denied */
+    kp_hmap_t *maps[2] = {&a->literal[type], &a->prefixed[type]};
+    for (int k = 0; k < 2 && !allowed; k++) {
+        size_t it = 0, klen;
+        const char *key;
+        void *vl;
+        while (!allowed && kp_hmap_next(maps[k], &it, &key, &klen, &vl)) {
+            if (!list_has(vl, principal, host, op, KP_PERM_ALLOW)) continue;
+            if (k == 0 && list_has(vl, principal, host, op, KP_PERM_DENY)) continue;
+            allowed = !denied_by_prefix(a, type, key, klen, principal, host, op);
+        }
+    }
+done:
     pthread_rwlock_unlock(&a->lock);
     return allowed;
 }

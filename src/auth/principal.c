@@ -34,12 +34,17 @@ void kp_principal_rules_free(kp_principal_rules_t *r)
     free(r);
 }
 
-/* Reads up to an unescaped '/', turning "\/" into "/". */
+/* Reads up to an unescaped '/'. A backslash and the character after it are one unit, as in
+ * Kafka's rule syntax ((\\.|[^\\/])*): "\/" becomes "/", any other pair is kept as it is
+ * (so "\\" followed by "/" is an escaped backslash, then the delimiter). */
 static const char *read_part(const char *s, kp_buf_t *out)
 {
     while (*s && *s != '/') {
-        if (s[0] == '\\' && s[1] == '/') {
-            kp_buf_append(out, "/", 1);
+        if (s[0] == '\\' && s[1]) {
+            if (s[1] == '/')
+                kp_buf_append(out, "/", 1);
+            else
+                kp_buf_append(out, s, 2);
             s += 2;
             continue;
         }
@@ -50,8 +55,11 @@ static const char *read_part(const char *s, kp_buf_t *out)
     return s;
 }
 
-/* Java replacement syntax ($1, \$, \\) to PCRE2's ($1, $$, \). */
-static char *java_to_pcre2_replacement(const char *s)
+/* Java replacement syntax ($1, \$, \\) to PCRE2's (${1}, $$, \). Group references follow
+ * Kafka (SslPrincipalMapper) and Java: "$<digits>" takes the longest prefix of the digits
+ * that names an existing group ("$12" with one group is group 1 and "2"), and a reference
+ * whose first digit is already past the last group is literal text ("$2" with one group). */
+static char *java_to_pcre2_replacement(const char *s, uint32_t groups)
 {
     kp_buf_t b;
     kp_buf_init(&b);
@@ -62,6 +70,19 @@ static char *java_to_pcre2_replacement(const char *s)
             else
                 kp_buf_append(&b, s + 1, 1);
             s++;
+        } else if (s[0] == '$' && isdigit((unsigned char)s[1])) {
+            uint32_t ref = (uint32_t)(s[1] - '0');
+            if (ref > groups) {
+                kp_buf_append(&b, "$$", 2); /* literal; the digits follow as text */
+                continue;
+            }
+            s += 2;
+            while (isdigit((unsigned char)*s) && ref * 10 + (uint32_t)(*s - '0') <= groups)
+                ref = ref * 10 + (uint32_t)(*s++ - '0');
+            char t[24];
+            int n = snprintf(t, sizeof(t), "${%u}", ref);
+            kp_buf_append(&b, t, (size_t)n);
+            s--;
         } else {
             kp_buf_append(&b, s, 1);
         }
@@ -124,7 +145,9 @@ kp_principal_rules_t *kp_principal_rules_parse(const char *text, char *err, size
             kp_buf_free(&rep);
             goto fail;
         }
-        rule->replacement = java_to_pcre2_replacement((const char *)rep.data);
+        uint32_t groups = 0;
+        pcre2_pattern_info(rule->re, PCRE2_INFO_CAPTURECOUNT, &groups);
+        rule->replacement = java_to_pcre2_replacement((const char *)rep.data, groups);
         kp_buf_free(&pat);
         kp_buf_free(&rep);
         r->n++;

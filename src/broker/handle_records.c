@@ -1,5 +1,7 @@
 /* handle_records.c — DeleteRecords v0–1: moves partitions' log start offsets (DELETE on the
- * topic, as Kafka). */
+ * topic, as Kafka). As Kafka: internal topics are refused (INVALID_TOPIC_EXCEPTION), so are
+ * topics whose cleanup.policy lacks "delete" (POLICY_VIOLATION), and a failed partition
+ * reports low watermark -1. */
 #include "auth/acl.h"
 #include "broker/request.h"
 #include "kp_msgs.h"
@@ -33,12 +35,18 @@ int kp_handle_delete_records(kp_req_t *req)
             kp_partition_t *p = topic ? kp_topic_partition(topic, pr->PartitionIndex) : NULL;
             if (!allowed) {
                 pr->ErrorCode = KERR_TOPIC_AUTHORIZATION_FAILED;
+            } else if (topic && topic->internal) {
+                pr->ErrorCode = KERR_INVALID_TOPIC_EXCEPTION;
             } else if (!p) {
                 pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            } else if (!atomic_load_explicit(&topic->eff.cleanup_delete, memory_order_relaxed)) {
+                pr->ErrorCode = KERR_POLICY_VIOLATION;
             } else {
-                int rc = kp_log_delete_records(p->log, t->Partitions.items[j].Offset, &pr->LowWatermark);
+                int64_t low;
+                int rc = kp_log_delete_records(p->log, t->Partitions.items[j].Offset, &low);
                 pr->ErrorCode = rc == KP_RETENTION_OUT_OF_RANGE ? KERR_OFFSET_OUT_OF_RANGE
                                 : rc ? KERR_KAFKA_STORAGE_ERROR : 0;
+                if (!rc) pr->LowWatermark = low;
             }
         }
         kp_topic_put(topic);

@@ -64,10 +64,14 @@ const kp_config_def_t *kp_topic_config_find(const char *name)
     return NULL;
 }
 
+/* Kafka's validators compare enumerated values case-sensitively (ValidString/ValidList) and
+ * only booleans ignore case; the data path compares with the exact spelling, so accepting
+ * "COMPACT" would store a policy that nothing honours. */
 static int in_list(const char *const *allowed, const char *s, size_t n)
 {
+    int (*cmp)(const char *, const char *, size_t) = allowed == bool_values ? strncasecmp : strncmp;
     for (int i = 0; allowed[i]; i++)
-        if (strlen(allowed[i]) == n && strncasecmp(allowed[i], s, n) == 0) return 1;
+        if (strlen(allowed[i]) == n && cmp(allowed[i], s, n) == 0) return 1;
     return 0;
 }
 
@@ -103,7 +107,7 @@ static int validate_def(const kp_config_def_t *d, const char *value, char *err, 
     case KP_CT_DOUBLE: {
         char *end;
         double v = strtod(value, &end);
-        if (!*value || *end || v < (double)d->min || v > (double)d->max) {
+        if (!*value || *end || v != v /* NaN */ || v < (double)d->min || v > (double)d->max) {
             snprintf(err, errlen, "Invalid value '%s' for configuration %s: must be a number in "
                      "%lld..%lld", value, d->name, (long long)d->min, (long long)d->max);
             return -1;

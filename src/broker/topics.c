@@ -785,7 +785,12 @@ int16_t kp_topics_add_partitions(kp_topics_t *t, kp_str_t name, int32_t count, i
     int orc = open_partitions(t, topic, saved, count);
     if (orc < 0) {
         atomic_store_explicit(&topic->partitions, old, memory_order_release);
-        free(grown);
+        /* a reader may have loaded `grown` already (it indexes only the old count): keep it
+         * until the topic goes, like any replaced array */
+        retired_t *gone = kp_xmalloc(sizeof(*gone));
+        gone->array = grown;
+        gone->next = topic->retired_arrays;
+        topic->retired_arrays = gone;
         snprintf(err, errlen, "Could not create the new partitions: %s", strerror(errno));
         rc = KERR_KAFKA_STORAGE_ERROR;
         goto out;

@@ -316,6 +316,14 @@ static int conn_parse(kp_conn_t *c)
     return 0;
 }
 
+/* Bytes the transport holds that epoll cannot see (OpenSSL's decrypted records). */
+static int tls_buffered(kp_conn_t *c)
+{
+    return c->tp->pending && c->tp->pending(c) > 0;
+}
+
+static void read_task(kp_loop_t *loop, void *arg);
+
 static void conn_read(kp_conn_t *c)
 {
     for (int i = 0; i < READS_PER_EVENT; i++) {
@@ -348,8 +356,22 @@ static void conn_read(kp_conn_t *c)
         kp_metric_add(&kp_metrics.bytes_in, n);
         c->rend += (size_t)n;
         if (conn_parse(c) < 0 || c->paused) return;
-        if ((size_t)n < room && !(c->tp->pending && c->tp->pending(c))) return;
+        if ((size_t)n < room && !tls_buffered(c)) return;
     }
+    /* out of reads for this event: bytes the transport already holds (decrypted TLS
+     * records) never make the socket readable again, so come back for them */
+    if (tls_buffered(c)) {
+        kp_conn_ref(c);
+        kp_loop_defer(c->loop, read_task, c);
+    }
+}
+
+static void read_task(kp_loop_t *loop, void *arg)
+{
+    (void)loop;
+    kp_conn_t *c = arg;
+    if (!c->closed && !c->paused && !c->handshaking) conn_read(c);
+    kp_conn_unref(c);
 }
 
 static void conn_event(kp_loop_t *loop, kp_io_t *io, uint32_t events)
@@ -387,7 +409,8 @@ static void resume_task(kp_loop_t *loop, void *arg)
     if (!c->closed && c->paused && !should_pause(c)) {
         c->paused = 0;
         kp_loop_set(c->loop, &c->io, KP_READABLE | (c->sq_head ? KP_WRITABLE : 0));
-        conn_parse(c);
+        /* the pause may have left decrypted bytes in the transport: read them now */
+        if (conn_parse(c) == 0 && !c->closed && !c->paused && tls_buffered(c)) conn_read(c);
     }
     kp_conn_unref(c);
 }

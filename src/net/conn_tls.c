@@ -221,6 +221,14 @@ static ssize_t tls_sendfile(kp_conn_t *c, int fd, int64_t pos, size_t len)
     size_t n = 0;
     errno = 0;
     int ret = SSL_write_ex(tc->ssl, tc->stage + off, avail, &n);
+    /* The stage never extends past the region it was loaded for, so once its last byte is
+     * written the region is done and the file may be closed: forget the stage, or a file
+     * opened later under the same descriptor number would be served these bytes. (A retry
+     * after WANT_WRITE wrote nothing and keeps the stage, as OpenSSL requires.) */
+    if (ret == 1 && off + n >= tc->stage_len) {
+        tc->stage_fd = -1;
+        tc->stage_len = 0;
+    }
     return io_result(c, ret == 1, n, ret);
 }
 

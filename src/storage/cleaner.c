@@ -268,21 +268,23 @@ static int clean_batch(kp_cleaner_t *c, const uint8_t *batch, size_t len, void *
     }
 }
 
-static void path_of(const kp_log_t *log, int64_t base, const char *ext, char *out, size_t n)
+static void path_of(const char *dir, int64_t base, const char *ext, char *out, size_t n)
 {
-    snprintf(out, n, "%s/%020" PRId64 "%s", log->dir, base, ext);
+    snprintf(out, n, "%s/%020" PRId64 "%s", dir, base, ext);
 }
 
 /* Rewrites one segment and swaps it in. 1 when swapped, 0 when the segment went away
- * meanwhile, -1 on I/O error. */
-static int clean_segment(kp_cleaner_t *c, kp_log_t *log, kp_segment_t *seg, int64_t map_end,
-                         int64_t delete_horizon_ms, kp_clean_stats_t *st, int64_t *oldest_tombstone)
+ * meanwhile, -1 on I/O error. dir: the log's directory as copied under its lock (a topic
+ * deletion renames it and frees log->dir meanwhile; the old path then simply fails). */
+static int clean_segment(kp_cleaner_t *c, kp_log_t *log, const char *dir, int32_t interval,
+                         kp_segment_t *seg, int64_t map_end, int64_t delete_horizon_ms,
+                         kp_clean_stats_t *st, int64_t *oldest_tombstone)
 {
     char tmp[PATH_MAX], final[PATH_MAX], idx[PATH_MAX], tidx[PATH_MAX];
-    path_of(log, seg->base_offset, ".log.cleaned.tmp", tmp, sizeof(tmp));
-    path_of(log, seg->base_offset, ".log", final, sizeof(final));
-    path_of(log, seg->base_offset, ".index", idx, sizeof(idx));
-    path_of(log, seg->base_offset, ".timeindex", tidx, sizeof(tidx));
+    path_of(dir, seg->base_offset, ".log.cleaned.tmp", tmp, sizeof(tmp));
+    path_of(dir, seg->base_offset, ".log", final, sizeof(final));
+    path_of(dir, seg->base_offset, ".index", idx, sizeof(idx));
+    path_of(dir, seg->base_offset, ".timeindex", tidx, sizeof(tidx));
     clean_ctx_t cc = {c, map_end, delete_horizon_ms, -1, 0, st, -1};
     cc.fd = kp_fs->open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
     if (cc.fd < 0) return -1;
@@ -316,8 +318,7 @@ static int clean_segment(kp_cleaner_t *c, kp_log_t *log, kp_segment_t *seg, int6
     pthread_mutex_unlock(&log->lock);
 
     kp_scan_result_t res;
-    kp_segment_t *fresh = kp_segment_open(log->dir, seg->base_offset, 1,
-                                          log->cfg.index_interval_bytes, kp_wall_ms(), &res);
+    kp_segment_t *fresh = kp_segment_open(dir, seg->base_offset, 1, interval, kp_wall_ms(), &res);
     if (!fresh || kp_segment_seal(fresh) < 0) {
         /* the file is in place and valid; the old segment object still serves reads
          * until the next start rebuilds the index */
@@ -369,11 +370,13 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
     }
     int64_t log_start = log->log_start_offset;
     int64_t cleanable_end = n ? log->segs[n]->base_offset : 0;
+    char *dir = kp_xstrdup(log->dir); /* kp_log_rename_dir frees log->dir under the lock */
+    int32_t interval = log->cfg.index_interval_bytes;
     pthread_mutex_unlock(&log->lock);
 
     int rc = 0;
     int64_t first_dirty, oldest_tombstone;
-    read_checkpoint(log->dir, &first_dirty, &oldest_tombstone);
+    read_checkpoint(dir, &first_dirty, &oldest_tombstone);
     if (first_dirty < log_start) first_dirty = log_start;
     if (first_dirty > cleanable_end && n) first_dirty = cleanable_end;
     st->first_dirty_before = st->first_dirty_after = first_dirty;
@@ -418,7 +421,7 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
 
     /* tell recovery, before anything is rewritten, that offsets below map_end may have gaps
      * from now on (a crash mid-pass must not make it truncate a cleaned segment) */
-    if (raise_compacted_below(log->dir, map_end) < 0) {
+    if (raise_compacted_below(dir, map_end) < 0) {
         rc = -1;
         goto out;
     }
@@ -426,14 +429,15 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
     int64_t horizon = now_ms - p->delete_retention_ms, kept_tombstone = -1;
     for (int i = 0; i < n; i++) {
         if (segs[i]->base_offset >= map_end) break;
-        if (clean_segment(c, log, segs[i], map_end, horizon, st, &kept_tombstone) < 0) {
-            kp_warn("storage", "%s: cleaning segment %" PRId64 " failed: %s", log->dir,
+        if (clean_segment(c, log, dir, interval, segs[i], map_end, horizon, st,
+                          &kept_tombstone) < 0) {
+            kp_warn("storage", "%s: cleaning segment %" PRId64 " failed: %s", dir,
                     segs[i]->base_offset, strerror(errno));
             rc = -1;
             goto out;
         }
     }
-    if (write_checkpoint(log->dir, map_end, kept_tombstone) < 0) {
+    if (write_checkpoint(dir, map_end, kept_tombstone) < 0) {
         rc = -1;
         goto out;
     }
@@ -441,10 +445,11 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
     rc = 1;
     kp_info("storage", "%s: cleaned %d segment(s) up to offset %" PRId64 ": removed %" PRId64
                        " records and %" PRId64 " tombstones, %" PRId64 " -> %" PRId64 " bytes",
-            log->dir, st->segments, map_end, st->records_removed, st->tombstones_removed,
+            dir, st->segments, map_end, st->records_removed, st->tombstones_removed,
             st->bytes_read, st->bytes_written);
 out:
     for (int i = 0; i < n; i++) kp_segment_put(segs[i]);
     free(segs);
+    free(dir);
     return rc;
 }

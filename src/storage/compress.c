@@ -33,7 +33,7 @@ static int gzip_decompress(const uint8_t *in, size_t inlen, kp_buf_t *out, size_
     size_t start = out->len;
     int rc;
     do {
-        if (out->len - start >= max_out) {
+        if (out->len - start > max_out) {
             inflateEnd(&zs);
             return -1;
         }

@@ -145,6 +145,8 @@ int kp_records_next(kp_records_iter_t *it, kp_record_t *rec)
     kp_rd_init(&rr, r.p, (size_t)rec_len);
     kp_rd_i8(&rr);
     rec->timestamp = it->info.base_timestamp + kp_rd_varlong(&rr);
+    /* LogAppendTime: every record carries the batch's append time (as Kafka reports it) */
+    if (it->info.attributes & KP_BATCH_ATTR_LOG_APPEND_TIME) rec->timestamp = it->info.max_timestamp;
     rec->offset = it->info.base_offset + kp_rd_varint(&rr);
     rec->keylen = kp_rd_varint(&rr);
     rec->key = rr.p;

@@ -95,11 +95,21 @@ int kp_log_enforce_retention(kp_log_t *log, const kp_retention_t *r, int64_t now
     int64_t total = 0;
     for (int i = 0; i < log->nsegs; i++) total += log->segs[i]->size;
     int n = 0;
-    const char *why = NULL;
+    const char *why = "compaction (emptied segments)";
     while (n < log->nsegs) {
         kp_segment_t *seg = log->segs[n];
         if (seg_end(log, n) > log->high_watermark) break; /* not all of it is committed */
-        if (seg->size == 0) break;
+        if (seg->size == 0) {
+            if (n == log->nsegs - 1) break; /* an empty active segment: nothing to delete */
+            /* A sealed segment the cleaner emptied has no timestamp: its age is the time it
+             * was rewritten (Kafka: the file's mtime). Stopping at it for good would end time
+             * retention of a compact,delete topic. */
+            if (!(r->retention_ms >= 0 && now_ms - seg->created_ms > r->retention_ms) &&
+                !(r->retention_bytes >= 0 && total >= r->retention_bytes))
+                break;
+            n++;
+            continue;
+        }
         int by_time = r->retention_ms >= 0 && seg->max_timestamp >= 0 &&
                       now_ms - seg->max_timestamp > r->retention_ms;
         int by_size = r->retention_bytes >= 0 && total - seg->size >= r->retention_bytes;
