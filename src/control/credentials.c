@@ -266,6 +266,12 @@ static int write_secret(kp_control_t *c, json_t *app_obj, json_t *pool_spec, con
         kp_pki_pkcs12_truststore(ca_pem, password, &ts, err, errlen) < 0)
         goto out;
     *reason = "CreateSecret";
+    char verifier[KP_PKI_PASSWORD_HASH_LEN];
+    if (kp_pki_password_hash(registry_password, verifier) < 0 ||
+        kp_store_user_set_registry_hash(c->store, user, verifier) < 0) {
+        snprintf(err, errlen, "cannot record the schema registry credentials of %s", user);
+        goto out;
+    }
     char now[32];
     kp_status_time(now);
     const char *bootstrap = json_string_value(json_object_get(pool_spec, "bootstrapServers"));

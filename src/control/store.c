@@ -42,13 +42,14 @@ static const char *schema =
     "CREATE TABLE IF NOT EXISTS service_users(name TEXT PRIMARY KEY, team TEXT NOT NULL,"
     "  app TEXT NOT NULL, pool TEXT NOT NULL, principal TEXT NOT NULL, secret TEXT,"
     "  generation INTEGER NOT NULL, created_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL"
-    "  DEFAULT 0);";
+    "  DEFAULT 0, registry_hash TEXT);";
 
 kp_store_t *kp_store_open(const char *path, char *err, size_t errlen)
 {
     kp_store_t *s = kp_xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL) != SQLITE_OK) {
         snprintf(err, errlen, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "?");
         kp_store_close(s);
@@ -62,6 +63,10 @@ kp_store_t *kp_store_open(const char *path, char *err, size_t errlen)
         kp_store_close(s);
         return NULL;
     }
+    /* stores made before service users had registry credentials: add the column (an error
+     * here only means it is there already) */
+    sqlite3_exec(s->db, "ALTER TABLE service_users ADD COLUMN registry_hash TEXT", NULL, NULL,
+                 NULL);
     return s;
 }
 
@@ -102,9 +107,9 @@ static void new_uid(char out[37])
     RAND_bytes(r, sizeof(r));
     r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
     r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-             r[13], r[14], r[15]);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
+             r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
+             r[14], r[15]);
 }
 
 static int exec(kp_store_t *s, const char *sql)
@@ -123,7 +128,8 @@ static int64_t next_rv(kp_store_t *s)
 {
     sqlite3_stmt *st;
     int64_t rv = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='rv'", -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='rv'", -1, &st, NULL) !=
+        SQLITE_OK)
         return -1;
     if (sqlite3_step(st) == SQLITE_ROW) rv = atoll((const char *)sqlite3_column_text(st, 0));
     sqlite3_finalize(st);
@@ -143,8 +149,8 @@ static int64_t next_rv(kp_store_t *s)
 static json_t *load(kp_store_t *s, const char *kind, const char *ns, const char *name)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT body FROM resources WHERE kind=? AND ns=? AND name=?",
-                           -1, &st, NULL) != SQLITE_OK)
+    if (sqlite3_prepare_v2(s->db, "SELECT body FROM resources WHERE kind=? AND ns=? AND name=?", -1,
+                           &st, NULL) != SQLITE_OK)
         return NULL;
     sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
@@ -162,9 +168,9 @@ static int save(kp_store_t *s, const char *kind, const char *ns, const char *nam
     char *body = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT OR REPLACE INTO resources(kind, ns, name, rv, body) VALUES(?,?,?,?,?)",
-                           -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(
+            s->db, "INSERT OR REPLACE INTO resources(kind, ns, name, rv, body) VALUES(?,?,?,?,?)",
+            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
@@ -188,9 +194,11 @@ static json_t *user_view(json_t *obj)
     json_t *v = json_deep_copy(obj);
     json_object_del(v, "status");
     json_t *md = json_object_get(v, "metadata");
-    static const char *server[] = {"uid", "generation", "resourceVersion", "creationTimestamp",
-                                   "deletionTimestamp", "managedFields"};
-    for (size_t i = 0; md && i < sizeof(server) / sizeof(*server); i++) json_object_del(md, server[i]);
+    static const char *server[] = {
+        "uid",          "generation", "resourceVersion", "creationTimestamp", "deletionTimestamp",
+        "managedFields"};
+    for (size_t i = 0; md && i < sizeof(server) / sizeof(*server); i++)
+        json_object_del(md, server[i]);
     return v;
 }
 
@@ -224,8 +232,10 @@ int kp_store_list(kp_store_t *s, const char *kind, const char *ns, json_t **item
     }
     if (rv) {
         *rv = 0;
-        if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='rv'", -1, &st, NULL) == SQLITE_OK) {
-            if (sqlite3_step(st) == SQLITE_ROW) *rv = atoll((const char *)sqlite3_column_text(st, 0));
+        if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='rv'", -1, &st, NULL) ==
+            SQLITE_OK) {
+            if (sqlite3_step(st) == SQLITE_ROW)
+                *rv = atoll((const char *)sqlite3_column_text(st, 0));
             sqlite3_finalize(st);
         }
     }
@@ -406,13 +416,14 @@ int kp_store_remove(kp_store_t *s, const char *kind, const char *ns, const char 
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = KP_STORE_ERROR;
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM resources WHERE kind=? AND ns=? AND name=?", -1,
-                           &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(s->db, "DELETE FROM resources WHERE kind=? AND ns=? AND name=?", -1, &st,
+                           NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, ns ? ns : "", -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? (sqlite3_changes(s->db) ? KP_STORE_OK : KP_STORE_NOT_FOUND)
-                                             : KP_STORE_ERROR;
+        rc = sqlite3_step(st) == SQLITE_DONE
+                 ? (sqlite3_changes(s->db) ? KP_STORE_OK : KP_STORE_NOT_FOUND)
+                 : KP_STORE_ERROR;
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&s->lock);
@@ -429,7 +440,8 @@ static void sha256_hex(const char *s, char out[65])
     for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-int kp_store_token_create(kp_store_t *s, const char *ns, const char *description, char token_out[65])
+int kp_store_token_create(kp_store_t *s, const char *ns, const char *description,
+                          char token_out[65])
 {
     uint8_t r[32];
     if (RAND_bytes(r, sizeof(r)) != 1) return -1;
@@ -440,8 +452,9 @@ int kp_store_token_create(kp_store_t *s, const char *ns, const char *description
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(s->db, "INSERT INTO tokens(hash, ns, description, created) VALUES(?,?,?,?)",
-                           -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(s->db,
+                           "INSERT INTO tokens(hash, ns, description, created) VALUES(?,?,?,?)", -1,
+                           &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
         if (ns)
             sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
@@ -464,7 +477,8 @@ int kp_store_token_lookup(kp_store_t *s, const char *token, int *is_admin, char 
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(s->db, "SELECT ns FROM tokens WHERE hash=?", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(s->db, "SELECT ns FROM tokens WHERE hash=?", -1, &st, NULL) ==
+        SQLITE_OK) {
         sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             const unsigned char *v = sqlite3_column_text(st, 0);
@@ -486,7 +500,8 @@ int kp_store_meta_get(kp_store_t *s, const char *key, char **value)
     sqlite3_stmt *st;
     int rc = -1;
     *value = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) == SQLITE_OK) {
+    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) ==
+        SQLITE_OK) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             *value = kp_xstrdup((const char *)sqlite3_column_text(st, 0));
@@ -516,13 +531,19 @@ int kp_store_meta_set(kp_store_t *s, const char *key, const char *value)
 
 /* ---- service users ---- */
 
+static char *col(sqlite3_stmt *st, int i)
+{
+    const unsigned char *v = sqlite3_column_text(st, i);
+    return kp_xstrdup(v ? (const char *)v : "");
+}
+
 int kp_store_user_put(kp_store_t *s, const kp_service_user_t *u)
 {
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = -1;
     if (sqlite3_prepare_v2(s->db,
-                           "INSERT OR REPLACE INTO service_users(name, team, app, pool, principal,"
+                           "INSERT OR IGNORE INTO service_users(name, team, app, pool, principal,"
                            " secret, generation, created_ms, revoked_ms) VALUES(?,?,?,?,?,?,?,?,?)",
                            -1, &st, NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, u->name, -1, SQLITE_STATIC);
@@ -534,18 +555,52 @@ int kp_store_user_put(kp_store_t *s, const kp_service_user_t *u)
         sqlite3_bind_int64(st, 7, u->generation);
         sqlite3_bind_int64(st, 8, u->created_ms);
         sqlite3_bind_int64(st, 9, u->revoked_ms);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(s->db) == 1 : -1;
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&s->lock);
-    if (rc == 0) notify(s, "ServiceUser", u->team, u->name);
+    if (rc == 1) notify(s, "ServiceUser", u->team, u->name);
     return rc;
 }
 
-static char *col(sqlite3_stmt *st, int i)
+int kp_store_user_set_registry_hash(kp_store_t *s, const char *name, const char *hash)
 {
-    const unsigned char *v = sqlite3_column_text(st, i);
-    return kp_xstrdup(v ? (const char *)v : "");
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(s->db, "UPDATE service_users SET registry_hash=? WHERE name=?", -1, &st,
+                           NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
+        rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(s->db) == 1 ? 0 : -1;
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int kp_store_user_registry_auth(kp_store_t *s, const char *name, char **hash, char **team,
+                                char **pool)
+{
+    *hash = *team = *pool = NULL;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st;
+    int rc = -1;
+    if (sqlite3_prepare_v2(s->db,
+                           "SELECT registry_hash, team, pool FROM service_users WHERE name=? AND"
+                           " revoked_ms=0 AND registry_hash IS NOT NULL",
+                           -1, &st, NULL) == SQLITE_OK) {
+        sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+        if (sqlite3_step(st) == SQLITE_ROW) {
+            *hash = col(st, 0);
+            *team = col(st, 1);
+            *pool = col(st, 2);
+            rc = 0;
+        }
+        sqlite3_finalize(st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
 }
 
 int kp_store_users_list(kp_store_t *s, const char *pool, kp_service_user_t **out, int *n)
@@ -555,10 +610,11 @@ int kp_store_users_list(kp_store_t *s, const char *pool, kp_service_user_t **out
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = -1, cap = 0;
-    const char *sql = pool ? "SELECT name, team, app, pool, principal, secret, generation, created_ms,"
-                             " revoked_ms FROM service_users WHERE revoked_ms=0 AND pool=? ORDER BY name"
-                           : "SELECT name, team, app, pool, principal, secret, generation, created_ms,"
-                             " revoked_ms FROM service_users WHERE revoked_ms=0 ORDER BY name";
+    const char *sql =
+        pool ? "SELECT name, team, app, pool, principal, secret, generation, created_ms,"
+               " revoked_ms FROM service_users WHERE revoked_ms=0 AND pool=? ORDER BY name"
+             : "SELECT name, team, app, pool, principal, secret, generation, created_ms,"
+               " revoked_ms FROM service_users WHERE revoked_ms=0 ORDER BY name";
     if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
         if (pool) sqlite3_bind_text(st, 1, pool, -1, SQLITE_STATIC);
         while (sqlite3_step(st) == SQLITE_ROW) {

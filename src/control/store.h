@@ -74,7 +74,14 @@ typedef struct kp_service_user {
     int64_t revoked_ms; /* 0 while active */
 } kp_service_user_t;
 
+/* Records a new service user; an existing one (same name) is left as it is, revoked or
+ * not. 1 when created (watchers are told), 0 when it existed, -1 on error. */
 int kp_store_user_put(kp_store_t *s, const kp_service_user_t *u);
+/* The registry credentials' verifier (kp_pki_password_hash) of a user. 0 or -1. */
+int kp_store_user_set_registry_hash(kp_store_t *s, const char *name, const char *hash);
+/* An active user's verifier and team (malloc'd) for basic auth; -1 when unknown/revoked. */
+int kp_store_user_registry_auth(kp_store_t *s, const char *name, char **hash, char **team,
+                                char **pool);
 /* Active users of a pool (revoked_ms == 0). Free with kp_store_users_free. */
 int kp_store_users_list(kp_store_t *s, const char *pool, kp_service_user_t **out, int *n);
 int kp_store_user_revoke(kp_store_t *s, const char *name, int64_t now_ms);

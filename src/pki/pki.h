@@ -222,4 +222,13 @@ void kp_pki_buf_wipe(kp_buf_t *b);
  * string (kp_pki_secret_free), or NULL when length is out of range or the RNG failed. */
 char *kp_pki_random_password(size_t length);
 
+/* A stored verifier for a random password (the registry's basic-auth credentials):
+ * "sha256$<salt hex>$<digest hex>" with a 16-byte random salt. A salted SHA-256 suffices
+ * because the passwords are machine-made with >= 96 bits; a slow KDF would only slow every
+ * authenticated request. out must hold KP_PKI_PASSWORD_HASH_LEN bytes. 0 or -1. */
+#define KP_PKI_PASSWORD_HASH_LEN 112
+int kp_pki_password_hash(const char *password, char out[KP_PKI_PASSWORD_HASH_LEN]);
+/* 1 when password matches the verifier (constant time in the digest), else 0. */
+int kp_pki_password_verify(const char *password, const char *verifier);
+
 #endif

@@ -68,6 +68,62 @@ char *kp_pki_random_password(size_t length)
     return s;
 }
 
+static void pki_hex(const unsigned char *p, size_t n, char *out)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (size_t i = 0; i < n; i++) {
+        out[2 * i] = hx[p[i] >> 4];
+        out[2 * i + 1] = hx[p[i] & 15];
+    }
+    out[2 * n] = 0;
+}
+
+static int pki_salted_digest(const char *password, const char *salt_hex, unsigned char md[32])
+{
+    unsigned int mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    int ok = ctx && EVP_DigestInit_ex(ctx, EVP_sha256(), NULL) == 1 &&
+             EVP_DigestUpdate(ctx, salt_hex, strlen(salt_hex)) == 1 &&
+             EVP_DigestUpdate(ctx, "$", 1) == 1 &&
+             EVP_DigestUpdate(ctx, password, strlen(password)) == 1 &&
+             EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 32;
+    EVP_MD_CTX_free(ctx);
+    if (!ok) ERR_clear_error();
+    return ok ? 0 : -1;
+}
+
+int kp_pki_password_hash(const char *password, char out[KP_PKI_PASSWORD_HASH_LEN])
+{
+    unsigned char salt[16], md[32];
+    char salt_hex[33], md_hex[65];
+    if (RAND_bytes(salt, sizeof(salt)) != 1) {
+        ERR_clear_error();
+        return -1;
+    }
+    pki_hex(salt, sizeof(salt), salt_hex);
+    if (pki_salted_digest(password, salt_hex, md) < 0) return -1;
+    pki_hex(md, sizeof(md), md_hex);
+    snprintf(out, KP_PKI_PASSWORD_HASH_LEN, "sha256$%s$%s", salt_hex, md_hex);
+    OPENSSL_cleanse(md, sizeof(md));
+    return 0;
+}
+
+int kp_pki_password_verify(const char *password, const char *verifier)
+{
+    if (!password || !verifier || strncmp(verifier, "sha256$", 7) != 0) return 0;
+    const char *salt = verifier + 7, *dollar = strchr(salt, '$');
+    if (!dollar || dollar - salt != 32 || strlen(dollar + 1) != 64) return 0;
+    char salt_hex[33], md_hex[65];
+    memcpy(salt_hex, salt, 32);
+    salt_hex[32] = 0;
+    unsigned char md[32];
+    if (pki_salted_digest(password, salt_hex, md) < 0) return 0;
+    pki_hex(md, sizeof(md), md_hex);
+    int same = CRYPTO_memcmp(md_hex, dollar + 1, 64) == 0;
+    OPENSSL_cleanse(md, sizeof(md));
+    return same;
+}
+
 /* ------------------------------------------------------------------ seal and open */
 
 /* Sets up ctx for AES-256-GCM (encrypt or decrypt) with key and nonce and feeds the header

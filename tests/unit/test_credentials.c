@@ -3,7 +3,8 @@
  * (SPEC 3: prefixes dropped, lengths, CRC, generation), the NAIS secret name rule (SPEC 2.4:
  * ISO week, at most 63 characters, distinct per generation and per object, the -<n>
  * suffix), and sealing Secret data (round trip, bound to the secret's namespace and name,
- * tampering and the wrong key refused, no plaintext in the sealed form).
+ * tampering and the wrong key refused, no plaintext in the sealed form), and the registry
+ * password verifier.
  */
 #include "unit.h"
 
@@ -126,6 +127,26 @@ static void test_secret_seal_round_trip_and_binding(void **state)
     json_decref(s);
 }
 
+static void test_registry_password_verifier(void **state)
+{
+    (void)state;
+    char h1[KP_PKI_PASSWORD_HASH_LEN], h2[KP_PKI_PASSWORD_HASH_LEN];
+    assert_int_equal(kp_pki_password_hash("s3cret-Password_0123456789abcdef", h1), 0);
+    assert_int_equal(kp_pki_password_hash("s3cret-Password_0123456789abcdef", h2), 0);
+    assert_string_not_equal(h1, h2); /* salted */
+    assert_null(strstr(h1, "s3cret"));
+    assert_true(kp_pki_password_verify("s3cret-Password_0123456789abcdef", h1));
+    assert_true(kp_pki_password_verify("s3cret-Password_0123456789abcdef", h2));
+    assert_false(kp_pki_password_verify("s3cret-Password_0123456789abcdeF", h1));
+    assert_false(kp_pki_password_verify("", h1));
+    assert_false(kp_pki_password_verify(NULL, h1));
+    assert_false(kp_pki_password_verify("x", NULL));
+    assert_false(kp_pki_password_verify("x", "sha256$short$abc"));
+    assert_false(kp_pki_password_verify("x", "md5$whatever"));
+    h1[strlen(h1) - 1] ^= 1; /* a damaged digest */
+    assert_false(kp_pki_password_verify("s3cret-Password_0123456789abcdef", h1));
+}
+
 static void test_glob_match(void **state)
 {
     (void)state;
@@ -146,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_service_user_name_rule),
         cmocka_unit_test(test_secret_name_rule),
         cmocka_unit_test(test_secret_seal_round_trip_and_binding),
+        cmocka_unit_test(test_registry_password_verifier),
         cmocka_unit_test(test_glob_match),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
