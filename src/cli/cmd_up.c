@@ -364,11 +364,9 @@ int kp_cmd_up(int argc, char **argv)
            "  CLI configuration                            %s\n"
            "\n"
            "Next:\n"
-           "  kpool apply -f examples/topic.yaml      # a topic for team myteam in pool dev\n"
-           "  kpool get topics -n myteam              # watch it reach RolloutComplete\n"
-           "  kpool apply -f examples/app.yaml        # deploy an application: it gets credentials\n"
-           "  kpool secret env -n myteam --app myapp  # its KAFKA_* variables\n"
-           "  kpool run -n myteam --app myapp -- kcat -L  # a program with them injected\n"
+           "  kpool apply -f examples/topic.yaml -f examples/app.yaml  # a topic, and an app using it\n"
+           "  kpool get aivenapp -n myteam            # RolloutComplete: its credentials are ready\n"
+           "  echo hello | kpool produce -n myteam --app ownerapp --topic myteam.mytopic\n"
            "\nCtrl-C stops everything.\n",
            bootstrap, server, metrics_port, abs, cfgpath);
     fflush(stdout);
