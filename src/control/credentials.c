@@ -17,7 +17,9 @@
  *
  * Janitor: a credentials secret that is no AivenApplication's current secret (and not kept by
  * a protected, unexpired AivenApplication) is deleted after a grace period, and its service
- * user revoked (its ACLs go). AivenApplications past spec.expiresAt are deleted.
+ * user revoked (its ACLs go). A user whose secret was rewritten for a newer generation is
+ * revoked after the grace period too. AivenApplications past spec.expiresAt are deleted.
+ * A revoked service user's name is never given out again (user_create).
  */
 #include "auth/acl.h"
 #include "auth/principal.h"
@@ -43,11 +45,16 @@
 #define ANN_SUPERSEDED "kpool.dev/superseded-at"
 #define ANN_STREAMS    "kpool.dev/streams"
 #define SECRET_TYPE    "kpool.dev/kafka-credentials"
+/* Re-creations of an AivenApplication tried for a fresh service user name (user_create);
+ * bounds the store lookups of one reconcile. */
+#define USER_INCARNATIONS_MAX 100
 
 /* ---- names ---- */
 
-void kp_service_user_name(const char *team, const char *app, int64_t generation, char *out,
-                          size_t n)
+/* <team>_<app>_<crc>_<generation>, and for incarnation > 1 "-<incarnation>" after the
+ * generation (see user_create). */
+static void user_name(const char *team, const char *app, int64_t generation, int incarnation,
+                      char *out, size_t n)
 {
     char t[21], a[31];
     const char *ts = team;
@@ -65,13 +72,23 @@ void kp_service_user_name(const char *team, const char *app, int64_t generation,
     char both[512], suffix[48];
     snprintf(both, sizeof(both), "%s%s", team, app);
     uLong crc = crc32(0L, (const Bytef *)both, (uInt)strlen(both));
-    snprintf(suffix, sizeof(suffix), "_%08lx_%lld", (unsigned long)crc, (long long)generation);
+    if (incarnation > 1)
+        snprintf(suffix, sizeof(suffix), "_%08lx_%lld-%d", (unsigned long)crc,
+                 (long long)generation, incarnation);
+    else
+        snprintf(suffix, sizeof(suffix), "_%08lx_%lld", (unsigned long)crc, (long long)generation);
     snprintf(t, sizeof(t), "%s", ts);
     /* at most 64 characters: a very large generation shortens the app part */
     size_t room = 64 - strlen(t) - 1 - strlen(suffix);
     if (room > sizeof(a) - 1) room = sizeof(a) - 1;
     snprintf(a, room + 1, "%s", as);
     snprintf(out, n, "%s_%s%s", t, a, suffix);
+}
+
+void kp_service_user_name(const char *team, const char *app, int64_t generation, char *out,
+                          size_t n)
+{
+    user_name(team, app, generation, 1, out, n);
 }
 
 /* ---- helpers ---- */
@@ -383,6 +400,43 @@ static void delete_app(kp_control_t *c, json_t *obj)
 
 /* ---- reconcile ---- */
 
+/* Whether `user` is an active service user whose credentials go to secret `secret`. */
+static int user_active_for(kp_control_t *c, const char *user, const char *secret)
+{
+    kp_service_user_t *u;
+    int n, found = 0;
+    if (kp_store_users_list(c->store, NULL, &u, &n) < 0) return 0;
+    for (int i = 0; i < n && !found; i++)
+        found = !strcmp(u[i].name, user) && u[i].secret && !strcmp(u[i].secret, secret);
+    kp_store_users_free(u, n);
+    return found;
+}
+
+/* The service user of this AivenApplication generation, recorded in the store: the user an
+ * earlier pass created for it, or a new one. A name once revoked is never used again: a
+ * deleted AivenApplication created anew starts again at generation 1, and reusing
+ * <team>_<app>_<crc>_1 would make the revoked certificates of the old one valid again (they
+ * carry the same CN). Such a generation gets the next free "-<n>" suffix instead. Fills
+ * user and principal; NULL, or a message saying what failed. */
+static const char *user_create(kp_control_t *c, json_t *pspec, const char *ns, const char *app,
+                               const char *pool_name, const char *secret_name, int64_t gen,
+                               char *user, size_t user_len, char *principal, size_t principal_len)
+{
+    for (int incarnation = 1; incarnation <= USER_INCARNATIONS_MAX; incarnation++) {
+        user_name(ns, app, gen, incarnation, user, user_len);
+        if (principal_for(pspec, user, principal, principal_len) < 0)
+            return "the pool's principalMappingRules do not map CN=<user>";
+        kp_service_user_t su = {user,      (char *)ns,          (char *)app, (char *)pool_name,
+                                principal, (char *)secret_name, gen,         kp_wall_ms(),
+                                0};
+        int rc = kp_store_user_put(c->store, &su);
+        if (rc < 0) return "cannot record the service user";
+        if (rc == 1 || user_active_for(c, user, secret_name)) return NULL;
+        /* the name exists, revoked or another secret's: burnt */
+    }
+    return "no unused service user name left for this generation";
+}
+
 void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
 {
     json_t *md = json_object_get(obj, "metadata");
@@ -432,25 +486,17 @@ void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *
     kp_store_get(c->store, "Pool", "", pool_name, &pobj);
     json_t *pspec = json_object_get(pobj, "spec");
     json_int_t gen = json_integer_value(json_object_get(md, "generation"));
+    /* CreateServiceUser: the store first (ACLs follow from it), then the group ACL */
     char user[128], principal[600];
-    kp_service_user_name(ns, name, gen, user, sizeof(user));
-    if (principal_for(pspec, user, principal, sizeof(principal)) < 0) {
-        fail(c, obj, 0, "CreateServiceUser",
-             "the pool's principalMappingRules do not map CN=<user>", res);
+    const char *why = user_create(c, pspec, ns, name, pool_name, secret_name, gen, user,
+                                  sizeof(user), principal, sizeof(principal));
+    if (why) {
+        fail(c, obj, 0, "CreateServiceUser", why, res);
         json_decref(pobj);
         return;
     }
-    /* CreateServiceUser: the store first (ACLs follow from it), then the group ACL */
-    kp_service_user_t su = {user,      (char *)ns,          (char *)name, (char *)pool_name,
-                            principal, (char *)secret_name, gen,          kp_wall_ms(),
-                            0};
     kp_pool_acl_t g;
     group_acl(pspec, principal, &g);
-    if (kp_store_user_put(c->store, &su) < 0) {
-        fail(c, obj, 0, "CreateServiceUser", "cannot record the service user", res);
-        json_decref(pobj);
-        return;
-    }
     if (kp_pool_create_acls(pool->client, &g, 1, err, sizeof(err)) < 0) {
         fail(c, obj, 1, "CreateServiceUser", err, res);
         json_decref(pobj);
@@ -565,6 +611,52 @@ static int owner_protected(json_t *apps, const char *ns, const char *owner, int6
     return 0;
 }
 
+/* A change of an AivenApplication that keeps its secretName makes a new generation whose
+ * user's credentials overwrite that same secret: the replaced user is then in no secret,
+ * and no secret's cleanup would ever revoke it. It is revoked once the user that replaced it
+ * (same team, app and secret) is older than the grace period, the time running pods get to
+ * pick up the rewritten secret. A user whose secret is missing is left alone: the
+ * AivenApplication's next pass writes its secret again. */
+static void revoke_replaced(kp_control_t *c, json_t *secrets)
+{
+    kp_service_user_t *u;
+    int n;
+    if (kp_store_users_list(c->store, NULL, &u, &n) < 0) return;
+    kp_hmap_t holders; /* "ns/secret" -> the service user it holds (borrowed from secrets) */
+    kp_hmap_init(&holders);
+    char key[512];
+    size_t i;
+    json_t *s;
+    json_array_foreach(secrets, i, s)
+    {
+        json_t *md = json_object_get(s, "metadata");
+        const char *user =
+            json_string_value(json_object_get(json_object_get(md, "annotations"), ANN_USER));
+        int len =
+            snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(md, "namespace")),
+                     json_string_value(json_object_get(md, "name")));
+        if (user) kp_hmap_put(&holders, key, (size_t)len, (void *)user);
+    }
+    int64_t now_ms = kp_wall_ms();
+    for (int r = 0; r < n; r++) {
+        if (!u[r].secret) continue;
+        int len = snprintf(key, sizeof(key), "%s/%s", u[r].team, u[r].secret);
+        const char *holder = kp_hmap_get(&holders, key, (size_t)len);
+        if (!holder || !strcmp(holder, u[r].name)) continue;
+        for (int k = 0; k < n; k++) {
+            if (strcmp(u[k].name, holder) || strcmp(u[k].team, u[r].team) ||
+                strcmp(u[k].app, u[r].app) || now_ms - u[k].created_ms < c->cfg.janitor_grace_ms)
+                continue;
+            kp_info("control", "janitor: secret %s/%s holds %s now; revoking the replaced %s",
+                    u[r].team, u[r].secret, holder, u[r].name);
+            kp_revoke_user(c, &u[r]);
+            break;
+        }
+    }
+    kp_hmap_free(&holders);
+    kp_store_users_free(u, n);
+}
+
 void kp_janitor_pass(kp_control_t *c)
 {
     json_t *apps, *secrets;
@@ -621,6 +713,7 @@ void kp_janitor_pass(kp_control_t *c)
         }
         kp_store_remove(c->store, "Secret", ns, name);
     }
+    revoke_replaced(c, secrets);
     json_decref(secrets);
     json_decref(apps);
 }

@@ -17,11 +17,13 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
+#include <errno.h>
 #include <pthread.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 struct kp_store {
@@ -55,6 +57,9 @@ kp_store_t *kp_store_open(const char *path, char *err, size_t errlen)
         kp_store_close(s);
         return NULL;
     }
+    /* the store holds sealed secrets and token hashes: owner only (SQLite gives its -wal
+     * and -shm files the database file's mode) */
+    if (chmod(path, 0600) < 0) kp_warn("store", "cannot make %s private: %s", path, strerror(errno));
     sqlite3_busy_timeout(s->db, 5000);
     char *msg = NULL;
     if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {

@@ -524,9 +524,11 @@ static enum MHD_Result do_teams(kp_api_t *api, struct MHD_Connection *conn, cons
     const char *name = obj ? json_string_value(json_object_get(obj, "name")) : NULL;
     char why[256];
     if (!name || kp_name_check(name, 1, why, sizeof(why)) < 0) {
+        /* name is borrowed from obj: answer before letting go of it */
+        enum MHD_Result bad = status_error(conn, 422, "Invalid", "name: Invalid value \"%s\": %s",
+                                           name ? name : "", name ? why : "required");
         json_decref(obj);
-        return status_error(conn, 422, "Invalid", "name: Invalid value \"%s\": %s", name ? name : "",
-                            name ? why : "required");
+        return bad;
     }
     char token[65];
     if (kp_store_token_create(api->store, name, "team token", token) < 0) {
@@ -537,8 +539,8 @@ static enum MHD_Result do_teams(kp_api_t *api, struct MHD_Connection *conn, cons
                             "name", name, "token", token);
     enum MHD_Result ret = send_json(conn, 201, res, NULL);
     json_decref(res);
-    json_decref(obj);
     kp_info("api", "created a token for team %s", name);
+    json_decref(obj); /* owns name */
     return ret;
 }
 
