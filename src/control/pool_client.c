@@ -38,6 +38,9 @@ kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t 
     SET("log_level", "4");
     rd_kafka_conf_set_log_cb(conf, rk_log);
     SET("reconnect.backoff.max.ms", "2000");
+    /* admin requests are request/response: with Nagle, a request librdkafka writes in two
+     * TLS records waits for the pool's delayed ACK (~40 ms) before its tail is sent */
+    SET("socket.nagle.disable", "true");
     if (c->cert_path || c->ca_path) {
         SET("security.protocol", "ssl");
         if (c->ca_path) SET("ssl.ca.location", c->ca_path);

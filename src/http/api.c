@@ -448,8 +448,8 @@ static enum MHD_Result do_teams(kp_api_t *api, struct MHD_Connection *conn, cons
                             "name", name, "token", token);
     enum MHD_Result ret = send_json(conn, 201, res, NULL);
     json_decref(res);
+    kp_info("api", "created a token for team %s", name); /* name belongs to obj */
     json_decref(obj);
-    kp_info("api", "created a token for team %s", name);
     return ret;
 }
 
@@ -530,7 +530,10 @@ kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err,
     }
     kp_api_t *api = kp_xcalloc(1, sizeof(*api));
     api->store = store;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* epoll (MHD_USE_AUTO), not select(): the process also runs the pool broker, which keeps
+     * one descriptor per partition segment, and select() refuses every connection whose
+     * descriptor is >= FD_SETSIZE (1024) */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (!is_loopback(host)) {
         size_t len;
         if (!cfg->cert_path || !cfg->key_path ||
