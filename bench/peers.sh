@@ -5,6 +5,8 @@
 # Targets (PEERS_TARGETS, space separated, in this order by default):
 #   kpool-durable    build/kpool broker, log.flush.policy=durable (acks=all answered after fsync)
 #   kpool-pagecache  build/kpool broker, log.flush.policy=pagecache (Kafka's default behaviour)
+#   kpool-tls        kpool-durable behind an SSL:// listener with client certificates required
+#                    (certificates made here with openssl; the bench client presents one)
 #   mock             librdkafka's in-process mock cluster (`kpool bench --mock 1`): the same
 #                    client against a server that keeps data in memory only
 #   redis-always     Redis Streams (Debian redis-server), appendonly yes, appendfsync always
@@ -36,7 +38,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 KPOOL=${KPOOL_BIN:-$top/build/kpool}
 SCALE=${PEERS_SCALE:-1}
 REPS=${PEERS_REPS:-3}
-TARGETS=${PEERS_TARGETS:-"kpool-durable kpool-pagecache mock redis-always redis-no nats-js"}
+TARGETS=${PEERS_TARGETS:-"kpool-durable kpool-pagecache kpool-tls mock redis-always redis-no nats-js"}
 WORKLOADS=${PEERS_WORKLOADS:-"1024:1 1024:8 100:1 100:8"}
 RATE=${PEERS_RATE:-5000}
 COLD=${PEERS_COLD:-auto}
@@ -87,19 +89,49 @@ drop_caches() {
   fi
 }
 
-# Starts a kpool broker in the given flush mode on free ports; sets KP_ADDR, KP_PID, KP_DIR.
-# Retries with new ports: other programs on a shared machine may take a port in between.
+# A CA, a broker certificate (127.0.0.1) and a client certificate for kpool-tls, in $WORK/tls.
+make_tls() {
+  local d="$WORK/tls"
+  [ -f "$d/client.crt" ] && return 0
+  mkdir -p "$d"
+  (
+    cd "$d"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
+      -out ca.crt -days 2 -subj /CN=bench-ca
+    for who in broker client; do
+      openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$who.key" \
+        -out "$who.csr" -subj "/CN=bench-$who"
+      printf 'subjectAltName=IP:127.0.0.1\n' >"$who.ext"
+      openssl x509 -req -in "$who.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 \
+        -extfile "$who.ext" -out "$who.crt"
+    done
+  ) >>"$OUT/tls-setup.log" 2>&1 || { echo "peers.sh: openssl certificate setup failed" >&2; exit 1; }
+  TLS_ARGS=(--security-protocol ssl --ssl-ca "$d/ca.crt" --ssl-cert "$d/client.crt"
+    --ssl-key "$d/client.key")
+}
+TLS_ARGS=()
+
+# Starts a kpool broker in the given flush mode (or "tls": durable behind SSL://) on free
+# ports; sets KP_ADDR, KP_PID, KP_DIR. Retries with new ports: other programs on a shared
+# machine may take a port in between.
 start_kpool() {
-  local mode=$1 try port admin
+  local mode=$1 try port admin flush=$1 listener=PLAINTEXT extra=()
+  if [ "$mode" = tls ]; then
+    make_tls
+    flush=durable
+    listener=SSL
+    extra=(--set "ssl.ca.location=$WORK/tls/ca.crt" --set "ssl.certificate.location=$WORK/tls/broker.crt"
+      --set "ssl.key.location=$WORK/tls/broker.key" --set ssl.client.auth=required)
+  fi
   for try in 1 2 3 4 5; do
     port=$(free_port)
     admin=$(free_port)
     KP_DIR="$WORK/kpool-$mode"
     rm -rf "$KP_DIR"
     mkdir -p "$KP_DIR"
-    "$KPOOL" broker --set "listeners=PLAINTEXT://127.0.0.1:$port" \
+    "$KPOOL" broker --set "listeners=$listener://127.0.0.1:$port" \
       --set "admin.listener=127.0.0.1:$admin" --set "log.dirs=$KP_DIR/data" \
-      --set "log.flush.policy=$mode" --set log.level=warn >>"$OUT/kpool-$mode.log" 2>&1 &
+      --set "log.flush.policy=$flush" --set log.level=warn "${extra[@]}" >>"$OUT/kpool-$mode.log" 2>&1 &
     KP_PID=$!
     if wait_port "$port" 10 && kill -0 "$KP_PID" 2>/dev/null; then
       KP_ADDR="127.0.0.1:$port"
@@ -163,10 +195,12 @@ run_kpool() { # target rep size parts
   local target=$1 rep=$2 size=$3 parts=$4 n topic wl="$3:$4"
   n=$(count_for "$size")
   topic="w${size}p${parts}r${rep}"
+  local tls=()
+  [ "$target" = kpool-tls ] && tls=("${TLS_ARGS[@]}")
   bench_json "$target" "$wl" "$rep" produce -b "$KP_ADDR" --mode produce --topic "$topic" \
-    --partitions "$parts" --message-size "$size" --count "$n" --acks all --idempotence
+    --partitions "$parts" --message-size "$size" --count "$n" --acks all --idempotence "${tls[@]}"
   drop_caches
-  bench_json "$target" "$wl" "$rep" consume -b "$KP_ADDR" --mode consume --topic "$topic"
+  bench_json "$target" "$wl" "$rep" consume -b "$KP_ADDR" --mode consume --topic "$topic" "${tls[@]}"
 }
 
 run_mock() { # rep size parts
@@ -225,6 +259,7 @@ run_latency() { # target rep
   local args=(--mode both --partitions 1 --message-size 1024 --rate "$RATE"
     --duration "$LAT_SECONDS" --acks all --idempotence --linger-ms 0)
   case $target in
+  kpool-tls) bench_json "$target" "$wl" "$rep" both -b "$KP_ADDR" --topic "lat-r$rep" "${args[@]}" "${TLS_ARGS[@]}" ;;
   kpool-*) bench_json "$target" "$wl" "$rep" both -b "$KP_ADDR" --topic "lat-r$rep" "${args[@]}" ;;
   mock) bench_json mock "$wl" "$rep" both --mock 1 "${args[@]}" ;;
   esac
@@ -252,7 +287,7 @@ for ((rep = 1; rep <= REPS; rep++)); do
   for target in $TARGETS; do
     echo "peers.sh: rep $rep/$REPS: $target" >&2
     case $target in
-    kpool-durable | kpool-pagecache)
+    kpool-durable | kpool-pagecache | kpool-tls)
       start_kpool "${target#kpool-}"
       for wl in $WORKLOADS; do run_kpool "$target" "$rep" "${wl%:*}" "${wl#*:}"; done
       run_latency "$target" "$rep"

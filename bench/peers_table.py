@@ -14,7 +14,7 @@ import sys
 from collections import defaultdict
 
 KPOOL = ("kpool-durable", "kpool-pagecache")
-ORDER = ["kpool-durable", "kpool-pagecache", "mock", "redis-always", "redis-no", "nats-js"]
+ORDER = ["kpool-durable", "kpool-pagecache", "kpool-tls", "mock", "redis-always", "redis-no", "nats-js"]
 
 
 def load(path):
@@ -121,24 +121,24 @@ def print_workload(wl, runs, failed, args):
                 "%.0f..%.0f" % s["spread"]))
     # ratios: kpool / peer, on median msg/s (throughput) or median p50/p99 (latency)
     lines = []
-    for k in KPOOL:
-        for peer in targets:
-            if peer in KPOOL:
+    pairs = [(k, peer) for k in KPOOL for peer in targets if peer not in KPOOL and peer != "kpool-tls"]
+    # what TLS costs: the same durable broker behind SSL:// with client certificates
+    pairs.insert(0, ("kpool-tls", "kpool-durable"))
+    for k, peer in pairs:
+        parts = []
+        for side in ("produce", "consume"):
+            a, b = sums.get((k, side)), sums.get((peer, side))
+            if not a or not b:
                 continue
-            parts = []
-            for side in ("produce", "consume"):
-                a, b = sums.get((k, side)), sums.get((peer, side))
-                if not a or not b:
-                    continue
-                if wl == "lat":
-                    if a["p50"] and b["p50"] and a["p99"] and b["p99"]:
-                        parts.append("%s p50 x%.2f p99 x%.2f" % (
-                            "e2e" if side == "consume" else "ack", a["p50"] / b["p50"],
-                            a["p99"] / b["p99"]))
-                elif b["msg_per_s"]:
-                    parts.append("%s x%.2f" % (side, a["msg_per_s"] / b["msg_per_s"]))
-            if parts:
-                lines.append("  %s / %s: %s" % (k, peer, ", ".join(parts)))
+            if wl == "lat":
+                if a["p50"] and b["p50"] and a["p99"] and b["p99"]:
+                    parts.append("%s p50 x%.2f p99 x%.2f" % (
+                        "e2e" if side == "consume" else "ack", a["p50"] / b["p50"],
+                        a["p99"] / b["p99"]))
+            elif b["msg_per_s"]:
+                parts.append("%s x%.2f" % (side, a["msg_per_s"] / b["msg_per_s"]))
+        if parts:
+            lines.append("  %s / %s: %s" % (k, peer, ", ".join(parts)))
     if lines:
         print("ratios (%s):" % ("latency, lower is better" if wl == "lat"
                                 else "median msg/s, higher is better for kpool"))

@@ -12,6 +12,14 @@ int kp_cmd_get(int argc, char **argv);
 int kp_cmd_describe(int argc, char **argv);
 int kp_cmd_delete(int argc, char **argv);
 int kp_cmd_team(int argc, char **argv);
+/* application-facing commands: an app's credentials by name (cmd_secret.c, cmd_run.c,
+ * cmd_probe.c, cmd_doctor.c, cmd_produce.c, cmd_consume.c) */
+int kp_cmd_secret(int argc, char **argv);
+int kp_cmd_run(int argc, char **argv);
+int kp_cmd_probe(int argc, char **argv);
+int kp_cmd_doctor(int argc, char **argv);
+int kp_cmd_produce(int argc, char **argv);
+int kp_cmd_consume(int argc, char **argv);
 /* Hidden (not in --help): writes a test CA, certificates and PKCS#12 stores (cmd_pki.c). */
 int kp_cmd_pki_selftest(int argc, char **argv);
 

@@ -30,6 +30,16 @@ static void usage(FILE *f)
             "  delete    delete resources: delete KIND NAME [-n NS], or delete -f FILE\n"
             "  team      create a team (namespace) and its API token: team create NAME\n"
             "\n"
+            "Applications (an app's Kafka credentials by name):\n"
+            "  secret    show a credentials secret: secret get|env -n NS NAME,\n"
+            "            secret files -n NS NAME DIR (0700 directory, 0600 files)\n"
+            "  run       run a program with an app's credentials (KAFKA_* and *_PATH\n"
+            "            variables): run -n NS --app APP -- CMD...\n"
+            "  probe     readiness/liveness probe: probe -n NS --app APP\n"
+            "  doctor    diagnose and print the fix: doctor -n NS --app APP [--topic NAME]\n"
+            "  produce   stdin lines to a topic: produce -n NS --app APP --topic T\n"
+            "  consume   print a topic: consume -n NS --app APP --topic T [--group G]\n"
+            "\n"
             "Run 'kpool <command> --help' for the options of a command.\n");
 }
 
@@ -57,6 +67,12 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "describe")) return kp_cmd_describe(argc - 1, argv + 1);
     if (!strcmp(cmd, "delete")) return kp_cmd_delete(argc - 1, argv + 1);
     if (!strcmp(cmd, "team")) return kp_cmd_team(argc - 1, argv + 1);
+    if (!strcmp(cmd, "secret")) return kp_cmd_secret(argc - 1, argv + 1);
+    if (!strcmp(cmd, "run")) return kp_cmd_run(argc - 1, argv + 1);
+    if (!strcmp(cmd, "probe")) return kp_cmd_probe(argc - 1, argv + 1);
+    if (!strcmp(cmd, "doctor")) return kp_cmd_doctor(argc - 1, argv + 1);
+    if (!strcmp(cmd, "produce")) return kp_cmd_produce(argc - 1, argv + 1);
+    if (!strcmp(cmd, "consume")) return kp_cmd_consume(argc - 1, argv + 1);
     if (!strcmp(cmd, "pki-selftest")) return kp_cmd_pki_selftest(argc - 1, argv + 1);
     fprintf(stderr, "kpool: unknown command '%s'\n\n", cmd);
     usage(stderr);

@@ -2,6 +2,7 @@
 #include "control/pool_client.h"
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/logging.h"
 
 #include <librdkafka/rdkafka.h>
@@ -14,6 +15,7 @@ struct kp_pool_client {
     rd_kafka_queue_t *q;
     int timeout_ms;
     char *bootstrap;
+    uintptr_t call; /* sequence number of the latest call, its options' opaque */
 };
 
 /* librdkafka's own log lines, in our format (its levels are syslog's). */
@@ -38,6 +40,9 @@ kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t 
     SET("log_level", "4");
     rd_kafka_conf_set_log_cb(conf, rk_log);
     SET("reconnect.backoff.max.ms", "2000");
+    /* admin requests are request/response: with Nagle, a request librdkafka writes in two
+     * TLS records waits for the pool's delayed ACK (~40 ms) before its tail is sent */
+    SET("socket.nagle.disable", "true");
     if (c->cert_path || c->ca_path) {
         SET("security.protocol", "ssl");
         if (c->ca_path) SET("ssl.ca.location", c->ca_path);
@@ -72,6 +77,7 @@ static rd_kafka_AdminOptions_t *options(kp_pool_client_t *pc, rd_kafka_admin_op_
     char es[256];
     rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(pc->rk, op);
     rd_kafka_AdminOptions_set_request_timeout(o, pc->timeout_ms, es, sizeof(es));
+    rd_kafka_AdminOptions_set_opaque(o, (void *)++pc->call);
     if (op == RD_KAFKA_ADMIN_OP_CREATETOPICS || op == RD_KAFKA_ADMIN_OP_DELETETOPICS ||
         op == RD_KAFKA_ADMIN_OP_CREATEPARTITIONS)
         rd_kafka_AdminOptions_set_operation_timeout(o, pc->timeout_ms, es, sizeof(es));
@@ -81,7 +87,16 @@ static rd_kafka_AdminOptions_t *options(kp_pool_client_t *pc, rd_kafka_admin_op_
 /* Waits for the result event of the call just made. NULL with err filled on timeout. */
 static rd_kafka_event_t *wait_result(kp_pool_client_t *pc, const char *what, char *err, size_t errlen)
 {
-    rd_kafka_event_t *ev = rd_kafka_queue_poll(pc->q, pc->timeout_ms + 2000);
+    /* every call shares the one queue: a late result of an earlier call that we gave up on
+     * must not be taken for this call's (same type, another topic) — match the opaque */
+    int64_t deadline = kp_mono_ms() + pc->timeout_ms + 2000;
+    rd_kafka_event_t *ev = NULL;
+    for (;;) {
+        int64_t left = deadline - kp_mono_ms();
+        ev = left > 0 ? rd_kafka_queue_poll(pc->q, (int)left) : NULL;
+        if (!ev || (uintptr_t)rd_kafka_event_opaque(ev) == pc->call) break;
+        rd_kafka_event_destroy(ev); /* a stale answer */
+    }
     if (!ev) {
         snprintf(err, errlen, "%s: no answer from the pool at %s within %d ms", what,
                  pc->bootstrap, pc->timeout_ms);

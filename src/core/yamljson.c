@@ -341,7 +341,19 @@ static void emit_scalar(const json_t *v, kp_buf_t *out)
     switch (json_typeof(v)) {
     case JSON_STRING: emit_string(json_string_value(v), out); break;
     case JSON_INTEGER: kp_buf_appendf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
-    case JSON_REAL: kp_buf_appendf(out, "%.17g", json_real_value(v)); break;
+    case JSON_REAL: {
+        /* shortest form that reads back as the same double, and always as a float: "1500"
+         * would come back as an integer */
+        char num[40];
+        double d = json_real_value(v);
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(num, sizeof(num), "%.*g", prec, d);
+            if (strtod(num, NULL) == d) break;
+        }
+        if (!strpbrk(num, ".eEn")) strcat(num, ".0");
+        kp_buf_appendf(out, "%s", num);
+        break;
+    }
     case JSON_TRUE: kp_buf_append(out, "true", 4); break;
     case JSON_FALSE: kp_buf_append(out, "false", 5); break;
     case JSON_NULL: kp_buf_append(out, "null", 4); break;

@@ -75,7 +75,9 @@ kp_admin_http_t *kp_admin_http_start(const char *hostport, atomic_int *ready,
     kp_admin_http_t *h = kp_xcalloc(1, sizeof(*h));
     h->ready = ready;
     h->api_name = api_name;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* epoll, not select(): the broker in the same process holds one descriptor per segment,
+     * and select() refuses every connection whose descriptor is >= FD_SETSIZE (1024) */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (res->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     h->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
                                  res->ai_addr, MHD_OPTION_CONNECTION_LIMIT, 64u,

@@ -622,7 +622,10 @@ kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err,
     kp_api_t *api = kp_xcalloc(1, sizeof(*api));
     api->store = store;
     api->master_key = cfg->master_key;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
+    /* epoll (MHD_USE_AUTO), not select(): the process also runs the pool broker, which keeps
+     * one descriptor per partition segment, and select() refuses every connection whose
+     * descriptor is >= FD_SETSIZE (1024) */
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (!is_loopback(host)) {
         size_t len;
         if (!cfg->cert_path || !cfg->key_path ||

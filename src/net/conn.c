@@ -10,6 +10,8 @@
 #include "core/metrics.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -324,6 +326,19 @@ static int tls_buffered(kp_conn_t *c)
 
 static void read_task(kp_loop_t *loop, void *arg);
 
+/* The peer sent part of a request and is waiting: acknowledge now. A client with Nagle on
+ * (librdkafka's default, socket.nagle.disable=false) that writes one request in two pieces
+ * — as it does over TLS, one record per piece — holds the second until the first is acked,
+ * and Linux delays that ack by up to 40 ms: measured, p50 produce latency 23 ms over TLS
+ * against 1 ms with this. TCP_QUICKACK is not sticky, so it is set each time. */
+static void ack_partial_request(kp_conn_t *c)
+{
+    if (c->rchunk && c->rend > c->rstart) {
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &one, sizeof(one));
+    }
+}
+
 static void conn_read(kp_conn_t *c)
 {
     for (int i = 0; i < READS_PER_EVENT; i++) {
@@ -348,7 +363,10 @@ static void conn_read(kp_conn_t *c)
             return;
         }
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                ack_partial_request(c);
+                return;
+            }
             if (errno == EINTR) continue;
             kp_conn_close(c, strerror(errno));
             return;
@@ -356,7 +374,10 @@ static void conn_read(kp_conn_t *c)
         kp_metric_add(&kp_metrics.bytes_in, n);
         c->rend += (size_t)n;
         if (conn_parse(c) < 0 || c->paused) return;
-        if ((size_t)n < room && !tls_buffered(c)) return;
+        if ((size_t)n < room && !tls_buffered(c)) {
+            ack_partial_request(c);
+            return;
+        }
     }
     /* out of reads for this event: bytes the transport already holds (decrypted TLS
      * records) never make the socket readable again, so come back for them */

@@ -1,0 +1,176 @@
+/*
+ * app.h — what the application-facing commands (kpool secret, run, probe, doctor, produce,
+ * consume) share beyond the pure parts of app_creds.h:
+ *
+ *   app_session.c  options (one parser, so a flag means the same in every command), the API
+ *                  client, fetching an AivenApplication, its Secret and the visible Topics,
+ *                  resolving a topic name, and materializing a secret as private files;
+ *   app_kafka.c    librdkafka: a client configuration built from an app's credentials (PEM
+ *                  in memory, never on disk), the connection check that tells "pool
+ *                  unreachable" from "TLS refused", and per-topic metadata checks.
+ *
+ * Exit status of every command: 0 success; 1 the server, the pool or the system refused
+ * (one line on stderr says why); 2 invalid command line (nothing was done).
+ */
+#ifndef KP_CLI_APP_H
+#define KP_CLI_APP_H
+
+#include "cli/app_creds.h"
+#include "cli/client.h"
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define KP_APP_EXIT_FAIL  1
+#define KP_APP_EXIT_USAGE 2
+
+/* --timeout ceiling (seconds): a day is beyond any probe, flush or idle wait. */
+#define KP_APP_TIMEOUT_S_MAX 86400
+/* Default budget of a probe / doctor's live check (connect and every topic's metadata). */
+#define KP_APP_PROBE_TIMEOUT_MS_DEFAULT 10000
+
+/* ---- options ---- */
+
+/* Which commands accept an option (bits). */
+enum {
+    KP_APP_CMD_SECRET = 1,
+    KP_APP_CMD_RUN = 2,
+    KP_APP_CMD_PROBE = 4,
+    KP_APP_CMD_DOCTOR = 8,
+    KP_APP_CMD_PRODUCE = 16,
+    KP_APP_CMD_CONSUME = 32,
+};
+
+typedef struct kp_app_opts {
+    const char *cmd; /* "secret get", "probe": for messages */
+    const char *ns;
+    const char *app;
+    const char *topic;
+    const char *key;    /* produce -k */
+    int key_delim;      /* produce --key-delim, -1 when not given */
+    const char *group;  /* consume --group */
+    const char *format; /* consume -f */
+    const char *access; /* doctor --access */
+    int from_beginning;
+    int no_connect;  /* doctor --no-connect */
+    long count;      /* consume -c, -1 when not given */
+    long timeout_ms; /* --timeout, 0 when not given */
+    int help;
+    kp_client_opts_t client;
+    char **args; /* positional arguments (run: the command and its arguments) */
+    int nargs;
+} kp_app_opts_t;
+
+/* Parses argv (after the command name; argv[0] is skipped). With stop_at_arg, the first
+ * positional argument and everything after it are positional (run's CMD...); otherwise
+ * options and arguments mix. "--" ends the options. 0, or 2 after printing a usage error.
+ * kp_app_opts_free in both cases. */
+int kp_app_opts_parse(kp_app_opts_t *o, const char *cmd, unsigned cmd_bit, int argc, char **argv,
+                      int stop_at_arg);
+void kp_app_opts_free(kp_app_opts_t *o);
+/* Prints "kpool CMD: <message> (see 'kpool CMD --help')" and returns 2. */
+int kp_app_usage_error(const kp_app_opts_t *o, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* The "Connection:" part of every --help, and the exit statuses. */
+void kp_app_help_connection(FILE *f);
+
+/* ---- the API ---- */
+
+/* Opens the API client (config file, --server, --token). NULL after printing one line;
+ * *rc is then the exit code. */
+kp_client_t *kp_app_client_open(const kp_app_opts_t *o, int *rc);
+/* -n, else the config's namespace, else "default". */
+const char *kp_app_namespace(const kp_app_opts_t *o, const kp_client_t *c);
+
+/* GETs one object of kind (a name kp_kind_find knows). 0 found (*obj, a new reference),
+ * 1 not found (404), -1 any other failure with one line in err. */
+int kp_app_get(kp_client_t *c, const char *kind, const char *ns, const char *name, json_t **obj,
+               char *err, size_t errlen);
+
+/* The Topic objects the token can see: every namespace when allowed, else ns alone (a team
+ * token); *all_ns (may be NULL) says which. A new array, or NULL with one line in err. */
+json_t *kp_app_topics_list(kp_client_t *c, const char *ns, int *all_ns, char *err, size_t errlen);
+
+/* An application's credentials, as the control plane published them. */
+typedef struct kp_app_creds {
+    json_t *aivenapp; /* the AivenApplication (NULL when it does not exist) */
+    json_t *secret;   /* the Secret object (NULL when not loaded) */
+    const char *secret_name;
+    kp_app_secret_t data; /* the decoded data */
+} kp_app_creds_t;
+
+/* Loads AivenApplication ns/app, its status.synchronizationSecretName and that Secret.
+ * 0 on success; -1 with one line in err otherwise: "no secret: ..." (with the
+ * AivenApplication's failing condition) when the app has none yet or it was deleted,
+ * "no AivenApplication ns/app ..." when the app does not exist, or the API error. out is
+ * filled as far as it got (free it with kp_app_creds_free either way). */
+int kp_app_creds_load(kp_client_t *c, const char *ns, const char *app, kp_app_creds_t *out,
+                      char *err, size_t errlen);
+void kp_app_creds_free(kp_app_creds_t *cr);
+
+/* The Kafka topic name for what a user typed: the fully qualified name of Topic ns/name
+ * when that resource exists, else name itself (already qualified, or a topic kpool does
+ * not manage). Written into out. -1 with err only when the API cannot be reached. */
+int kp_app_topic_name(kp_client_t *c, const char *ns, const char *name, char *out, size_t outlen,
+                      char *err, size_t errlen);
+
+/* ---- files ---- */
+
+/* Makes dir private: creates it with mode 0700, or accepts an existing directory owned by
+ * the user and not accessible by group or others. -1 with err otherwise. */
+int kp_app_dir_prepare(const char *dir, char *err, size_t errlen);
+/* Writes each file of kp_app_files whose key s holds into dir, mode 0600, atomically (a
+ * temporary file renamed over the old one, so a running reader never sees half a key).
+ * Keys missing from s are listed in missing (", "-separated, may be NULL). -1 with err. */
+int kp_app_files_write(const kp_app_secret_t *s, const char *dir, kp_buf_t *missing, char *err,
+                       size_t errlen);
+
+/* ---- Kafka (app_kafka.c) ---- */
+
+/* What librdkafka's callbacks saw, for a one-line reason. */
+typedef struct kp_app_kafka_state {
+    rd_kafka_resp_err_t err; /* the last error_cb error (0: none) */
+    char errstr[512];
+    int tls_failed; /* an SSL / authentication error was seen */
+    int all_down;   /* every broker is down */
+    int fatal;      /* a fatal error (idempotent producer) */
+} kp_app_kafka_state_t;
+
+/* A librdkafka configuration for the credentials of s: bootstrap.servers = KAFKA_BROKERS,
+ * security.protocol ssl, ssl.certificate.pem / ssl.key.pem / ssl.ca.pem from the PEM keys,
+ * client.id, logging kept off stderr and errors recorded in st (which must outlive the
+ * handle). NULL with one line in err (a key missing, librdkafka refusing a value). */
+rd_kafka_conf_t *kp_app_kafka_conf(const kp_app_secret_t *s, const char *client_id,
+                                   kp_app_kafka_state_t *st, char *err, size_t errlen);
+/* Sets one property; -1 with err. */
+int kp_app_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
+                     size_t errlen);
+
+/* Waits (until deadline_ms, kp_mono_ms() time) for a Metadata answer from the pool.
+ * 0 when connected; -1 with err: "pool unreachable (<brokers>): ..." or "TLS refused by
+ * <brokers>: ...". Returns as soon as librdkafka reports every broker down or a TLS
+ * failure, not at the deadline. */
+int kp_app_kafka_connect(rd_kafka_t *rk, kp_app_kafka_state_t *st, const char *brokers,
+                         int64_t deadline_ms, char *err, size_t errlen);
+
+/* The metadata of one topic: its error code (0, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+ * RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, ...) or the request's (__TIMED_OUT, ...);
+ * *partitions (may be NULL) its partition count. The handle should be a consumer (which
+ * never asks the broker to create the topic). */
+rd_kafka_resp_err_t kp_app_kafka_topic(rd_kafka_t *rk, const char *topic, int64_t deadline_ms,
+                                       int *partitions);
+
+/* The live part of probe and doctor (cmd_probe.c): connects with s's credentials and asks
+ * for the metadata of each topic of granted (an array of {"fqn": ...}, as
+ * kp_app_topics_granted makes); errs[i] gets topic i's result. 0 when connected (errs
+ * filled), -1 with one line in err ("pool unreachable ...", "TLS refused ...", a key the
+ * secret lacks). */
+int kp_app_probe_live(const kp_app_secret_t *s, const char *client_id, const json_t *granted,
+                      long timeout_ms, rd_kafka_resp_err_t *errs, char *err, size_t errlen);
+
+/* "not authorized (TOPIC_AUTHORIZATION_FAILED)", "does not exist in the pool", ... */
+const char *kp_app_kafka_topic_problem(rd_kafka_resp_err_t err);
+
+#endif
