@@ -343,7 +343,11 @@ int kp_reg_apply(kp_reg_state_t *st, const char *key, size_t keylen, const char 
         rc = apply_config(st, k, v, err, errlen);
     } else if (!strcmp(kt, "DELETE_SUBJECT")) {
         rc = apply_delete_subject(st, k, v);
-    } /* NOOP, MODE, ...: nothing to do */
+    } else if (!strcmp(kt, "NOOP")) {
+        /* our id watermark (see id_watermark); Confluent's NOOPs have no value */
+        json_int_t max = json_integer_value(json_object_get(v, "maxId"));
+        if (max > st->max_id && max <= INT32_MAX) st->max_id = (int)max;
+    } /* MODE, ...: nothing to do */
     json_decref(k);
     json_decref(v);
     if (rc == 0)
@@ -602,6 +606,14 @@ int kp_reg_plan_register(const kp_reg_state_t *st, const char *subject, const kp
     return 0;
 }
 
+/* Before a permanent delete: compaction will drop the tombstoned records, and with them
+ * maybe the highest id; this record keeps it, so ids are never reused after a restart. */
+static void id_watermark(const kp_reg_state_t *st, kp_reg_batch_t *out)
+{
+    batch_add(out, dump_free(json_pack("{s:s, s:i}", "keytype", "NOOP", "magic", 0)),
+              dump_free(json_pack("{s:i}", "maxId", st->max_id)));
+}
+
 int kp_reg_plan_delete_subject(const kp_reg_state_t *st, const char *subject, int permanent,
                                kp_reg_batch_t *out, json_t **deleted, kp_reg_error_t *e)
 {
@@ -623,6 +635,7 @@ int kp_reg_plan_delete_subject(const kp_reg_state_t *st, const char *subject, in
         return -1;
     }
     *deleted = json_array();
+    if (permanent) id_watermark(st, out);
     for (int i = 0; i < s->nversions; i++) {
         const kp_reg_version_t *v = &s->versions[i];
         if (!permanent && v->deleted) continue;
@@ -665,6 +678,7 @@ int kp_reg_plan_delete_version(const kp_reg_state_t *st, const char *subject, in
                          "permanently deleted", subject, v->version);
         return -1;
     }
+    if (permanent) id_watermark(st, out);
     const kp_reg_schema_t *sc = kp_reg_schema_by_id(st, v->id);
     char *value = permanent || !sc ? NULL
                                    : kp_reg_value_schema(subject, v->version, v->id, sc->type, sc->text,

@@ -11,7 +11,9 @@
  *     value {"compatibilityLevel":LEVEL}; a tombstone removes the setting;
  *   DELETE_SUBJECT key {"keytype":"DELETE_SUBJECT","subject":S,"magic":0}
  *     value {"subject":S,"version":V}: versions up to V are soft-deleted;
- *   NOOP and other key types are ignored (Confluent writes NOOP and MODE records).
+ *   NOOP key {"keytype":"NOOP","magic":0} value {"maxId":N}: our id watermark, written
+ *     before permanent deletes so that compaction cannot make an id reusable (Confluent
+ *     writes NOOPs without value); MODE and other key types are ignored.
  * This is Confluent Schema Registry's format, so its tooling can read our topic.
  *
  * Writes are planned here (validation, compatibility, id and version assignment) as a
