@@ -529,6 +529,56 @@ def test_revoked_user_is_refused(up, creds):
     assert code == 401, up.log()[-3000:]
 
 
+def test_standalone_registry(up, creds):
+    """`kpool registry` alone, against the same pool (its own topic) and the control plane's
+    store: the admin and the pool's service users get in; SIGTERM stops it cleanly."""
+    d = creds["orders"]
+    pw = os.path.join(up.tmp, "alone.password")
+    with open(pw, "w") as f:
+        f.write("alone-admin-password\n")
+    port = None
+    for _ in range(50):
+        cand = random.randrange(30000, 32000)
+        if port_free(cand):
+            port = cand
+            break
+    pki = up.pki
+    log = open(os.path.join(up.tmp, "alone.log"), "wb")
+    props = {"bootstrap.servers": up.kafka, "ssl.ca.location": pki + "/ca.crt",
+             "ssl.certificate.location": pki + "/admin.crt", "ssl.key.location": pki + "/admin.key",
+             "registry.listener": "127.0.0.1:%d" % port,
+             "registry.ssl.certificate.location": pki + "/broker.crt",
+             "registry.ssl.key.location": pki + "/broker.key",
+             "registry.admin.password.file": pw, "registry.topic": "_schemas_alone",
+             "registry.store.path": os.path.join(up.data_dir, "control", "kpool.db")}
+    args = [KPOOL_BIN, "registry"]
+    for k, v in props.items():
+        args += ["--set", "%s=%s" % (k, v)]
+    p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = "https://127.0.0.1:%d" % port
+        admin = Registry(url, "kpool-admin", "alone-admin-password", creds["ca_file"])
+        deadline = time.time() + 30
+        code = None
+        while time.time() < deadline and code != 200:
+            try:
+                code = admin.call("GET", "/subjects")[0]
+            except requests.exceptions.ConnectionError:
+                time.sleep(0.1)
+        assert code == 200
+        user = Registry(url, d["KAFKA_SCHEMA_REGISTRY_USER"], d["KAFKA_SCHEMA_REGISTRY_PASSWORD"],
+                        creds["ca_file"])
+        code, body, _ = user.register("alone-value", V1)
+        assert (code, body) == (200, {"id": 1})  # its own topic, its own ids
+        assert Registry(url, "kpool-admin", "wrong", creds["ca_file"]).call("GET", "/")[0] == 401
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(30)
+        log.close()
+    text = open(os.path.join(up.tmp, "alone.log")).read()
+    assert rc == 0 and "Sanitizer" not in text, text[-4000:]
+
+
 def test_restart_replays_schemas(up, reg):
     before = {}
     for s in reg.call("GET", "/subjects")[1]:
