@@ -18,24 +18,25 @@
 
 static void registry_usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: kpool registry [--config FILE] [--set key=value]...\n"
-            "\n"
-            "Runs the schema registry of one pool (docs/registry.md). `kpool up` runs one for\n"
-            "its pool already; this is for pools run separately. Settings:\n"
-            "  bootstrap.servers                  the pool (required)\n"
-            "  ssl.ca.location, ssl.certificate.location, ssl.key.location\n"
-            "                                     TLS client settings for the pool (a super user)\n"
-            "  registry.listener                  [127.0.0.1:8081]\n"
-            "  registry.ssl.certificate.location  HTTPS certificate (chain) and key, PEM\n"
-            "  registry.ssl.key.location          (required)\n"
-            "  registry.admin.password.file       the admin's password, user kpool-admin (required)\n"
-            "  registry.pool                      [dev] whose service users are accepted\n"
-            "  registry.store.path                the control plane's kpool.db (service users);\n"
-            "                                     unset: the admin only\n"
-            "  registry.topic                     [_schemas]\n"
-            "  registry.topic.replication         [-1] when the topic is created (-1: pool default)\n"
-            "  registry.auth.cache.ms             [2000] a revoked user is refused after this\n");
+    fprintf(
+        f,
+        "Usage: kpool registry [--config FILE] [--set key=value]...\n"
+        "\n"
+        "Runs the schema registry of one pool (docs/registry.md). `kpool up` runs one for\n"
+        "its pool already; this is for pools run separately. Settings:\n"
+        "  bootstrap.servers                  the pool (required)\n"
+        "  ssl.ca.location, ssl.certificate.location, ssl.key.location\n"
+        "                                     TLS client settings for the pool (a super user)\n"
+        "  registry.listener                  [127.0.0.1:8081]\n"
+        "  registry.ssl.certificate.location  HTTPS certificate (chain) and key, PEM\n"
+        "  registry.ssl.key.location          (required)\n"
+        "  registry.admin.password.file       the admin's password, user kpool-admin (required)\n"
+        "  registry.pool                      [dev] whose service users are accepted\n"
+        "  registry.store.path                the control plane's kpool.db (service users);\n"
+        "                                     unset: the admin only\n"
+        "  registry.topic                     [_schemas]\n"
+        "  registry.topic.replication         [-1] when the topic is created (-1: pool default)\n"
+        "  registry.auth.cache.ms             [2000] a revoked user is refused after this\n");
 }
 
 int kp_cmd_registry(int argc, char **argv)
@@ -57,12 +58,16 @@ int kp_cmd_registry(int argc, char **argv)
     const char *pwfile = kp_props_get(props, "registry.admin.password.file");
     const char *storepath = kp_props_get(props, "registry.store.path");
     if (!bootstrap || !pwfile) {
-        fprintf(stderr, "kpool registry: bootstrap.servers and registry.admin.password.file are required\n");
+        fprintf(
+            stderr,
+            "kpool registry: bootstrap.servers and registry.admin.password.file are required\n");
         kp_props_free(props);
         return 2;
     }
-    if (kp_props_get_i64(props, "registry.auth.cache.ms", 2000, 1, 600000, &cache_ms, err, sizeof(err)) < 0 ||
-        kp_props_get_i64(props, "registry.topic.replication", -1, -1, 32767, &repl, err, sizeof(err)) < 0) {
+    if (kp_props_get_i64(props, "registry.auth.cache.ms", 2000, 1, 600000, &cache_ms, err,
+                         sizeof(err)) < 0 ||
+        kp_props_get_i64(props, "registry.topic.replication", -1, -1, 32767, &repl, err,
+                         sizeof(err)) < 0) {
         fprintf(stderr, "kpool registry: %s\n", err);
         kp_props_free(props);
         return 2;

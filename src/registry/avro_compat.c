@@ -36,8 +36,9 @@ static void report(cctx_t *c, int quiet, const char *type, const char *path, con
     va_start(ap, fmt);
     vsnprintf(desc, sizeof(desc), fmt, ap);
     va_end(ap);
-    snprintf(line, sizeof(line), "{errorType:'%s', description:'%s at path '%s'', additionalInfo:'%s'}",
-             type, desc, path[0] ? path : "/", info);
+    snprintf(line, sizeof(line),
+             "{errorType:'%s', description:'%s at path '%s'', additionalInfo:'%s'}", type, desc,
+             path[0] ? path : "/", info);
     json_array_append_new(c->msgs, json_string(line));
 }
 
@@ -53,12 +54,18 @@ static int names_match(const kp_avro_node_t *r, const kp_avro_node_t *w)
 static int promotes(kp_avro_type_t r, kp_avro_type_t w)
 {
     switch (w) {
-    case KP_AVRO_INT: return r == KP_AVRO_LONG || r == KP_AVRO_FLOAT || r == KP_AVRO_DOUBLE;
-    case KP_AVRO_LONG: return r == KP_AVRO_FLOAT || r == KP_AVRO_DOUBLE;
-    case KP_AVRO_FLOAT: return r == KP_AVRO_DOUBLE;
-    case KP_AVRO_STRING: return r == KP_AVRO_BYTES;
-    case KP_AVRO_BYTES: return r == KP_AVRO_STRING;
-    default: return 0;
+    case KP_AVRO_INT:
+        return r == KP_AVRO_LONG || r == KP_AVRO_FLOAT || r == KP_AVRO_DOUBLE;
+    case KP_AVRO_LONG:
+        return r == KP_AVRO_FLOAT || r == KP_AVRO_DOUBLE;
+    case KP_AVRO_FLOAT:
+        return r == KP_AVRO_DOUBLE;
+    case KP_AVRO_STRING:
+        return r == KP_AVRO_BYTES;
+    case KP_AVRO_BYTES:
+        return r == KP_AVRO_STRING;
+    default:
+        return 0;
     }
 }
 
@@ -99,7 +106,8 @@ static int check_record(cctx_t *c, const kp_avro_node_t *r, const kp_avro_node_t
             snprintf(sub, sizeof(sub), "%s/fields/%d", path, i);
             report(c, quiet, "READER_FIELD_MISSING_DEFAULT_VALUE", sub, rf->name,
                    "The field '%s' in the reader schema (record %s) has no default value and is "
-                   "missing in the writer schema", rf->name, r->fullname);
+                   "missing in the writer schema",
+                   rf->name, r->fullname);
             ok = 0;
         }
         if (!ok && quiet) return 0;
@@ -107,15 +115,16 @@ static int check_record(cctx_t *c, const kp_avro_node_t *r, const kp_avro_node_t
     return ok;
 }
 
-static int check_enum(cctx_t *c, const kp_avro_node_t *r, const kp_avro_node_t *w,
-                      const char *path, int quiet)
+static int check_enum(cctx_t *c, const kp_avro_node_t *r, const kp_avro_node_t *w, const char *path,
+                      int quiet)
 {
     if (r->enum_default) return 1;
     kp_buf_t missing;
     kp_buf_init(&missing);
     for (int i = 0; i < w->nsymbols; i++) {
         int found = 0;
-        for (int k = 0; k < r->nsymbols && !found; k++) found = !strcmp(r->symbols[k], w->symbols[i]);
+        for (int k = 0; k < r->nsymbols && !found; k++)
+            found = !strcmp(r->symbols[k], w->symbols[i]);
         if (!found) kp_buf_appendf(&missing, "%s%s", missing.len ? ", " : "", w->symbols[i]);
     }
     int ok = missing.len == 0;
@@ -159,7 +168,10 @@ static int check_named(cctx_t *c, const kp_avro_node_t *r, const kp_avro_node_t 
                    r->size, w->size);
         }
     }
-    kp_hmap_put(&c->pairs, key, sizeof(key), (void *)(intptr_t)(ok ? PAIR_OK : quiet ? PAIR_FAILED : PAIR_REPORTED));
+    kp_hmap_put(&c->pairs, key, sizeof(key),
+                (void *)(intptr_t)(ok      ? PAIR_OK
+                                   : quiet ? PAIR_FAILED
+                                           : PAIR_REPORTED));
     return ok;
 }
 
@@ -189,21 +201,25 @@ static int check(cctx_t *c, const kp_avro_node_t *r, const kp_avro_node_t *w, co
         switch (r->type) {
         case KP_AVRO_RECORD:
         case KP_AVRO_ENUM:
-        case KP_AVRO_FIXED: return check_named(c, r, w, path, quiet);
+        case KP_AVRO_FIXED:
+            return check_named(c, r, w, path, quiet);
         case KP_AVRO_ARRAY:
             snprintf(sub, sizeof(sub), "%s/items", path);
             return check(c, r->items, w->items, sub, quiet);
         case KP_AVRO_MAP:
             snprintf(sub, sizeof(sub), "%s/values", path);
             return check(c, r->items, w->items, sub, quiet);
-        default: return 1;
+        default:
+            return 1;
         }
     }
     if (promotes(r->type, w->type)) return 1;
     char info[300];
-    snprintf(info, sizeof(info), "reader type: %s not compatible with writer type: %s", label(r), label(w));
+    snprintf(info, sizeof(info), "reader type: %s not compatible with writer type: %s", label(r),
+             label(w));
     report(c, quiet, "TYPE_MISMATCH", path, info,
-           "The type of the reader (%s) cannot read the type of the writer (%s)", label(r), label(w));
+           "The type of the reader (%s) cannot read the type of the writer (%s)", label(r),
+           label(w));
     return 0;
 }
 

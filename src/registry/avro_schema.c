@@ -36,9 +36,9 @@ typedef struct pctx {
     int from_reference;
 } pctx_t;
 
-static const char *const type_names[] = {"null",  "boolean", "int",    "long",  "float",
-                                         "double", "bytes",  "string", "record", "enum",
-                                         "array", "map",     "union",  "fixed"};
+static const char *const type_names[] = {"null",   "boolean", "int",    "long",   "float",
+                                         "double", "bytes",   "string", "record", "enum",
+                                         "array",  "map",     "union",  "fixed"};
 
 const char *kp_avro_type_name(kp_avro_type_t t)
 {
@@ -166,14 +166,21 @@ static json_t *other_props(json_t *obj, const char *const *known)
 static const char *json_kind(const json_t *v)
 {
     switch (json_typeof(v)) {
-    case JSON_OBJECT: return "an object";
-    case JSON_ARRAY: return "an array";
-    case JSON_STRING: return "a string";
-    case JSON_INTEGER: return "an integer";
-    case JSON_REAL: return "a number";
+    case JSON_OBJECT:
+        return "an object";
+    case JSON_ARRAY:
+        return "an array";
+    case JSON_STRING:
+        return "a string";
+    case JSON_INTEGER:
+        return "an integer";
+    case JSON_REAL:
+        return "a number";
     case JSON_TRUE:
-    case JSON_FALSE: return "a boolean";
-    default: return "null";
+    case JSON_FALSE:
+        return "a boolean";
+    default:
+        return "null";
     }
 }
 
@@ -184,18 +191,28 @@ static int check_default(pctx_t *c, const kp_avro_node_t *n, const json_t *v, in
     if (depth > 4 * KP_AVRO_DEPTH_MAX) return fail(c, "default value nested too deeply");
     int ok = 1;
     switch (n->type) {
-    case KP_AVRO_NULL: ok = json_is_null(v); break;
-    case KP_AVRO_BOOLEAN: ok = json_is_boolean(v); break;
+    case KP_AVRO_NULL:
+        ok = json_is_null(v);
+        break;
+    case KP_AVRO_BOOLEAN:
+        ok = json_is_boolean(v);
+        break;
     case KP_AVRO_INT:
         ok = json_is_integer(v) && json_integer_value(v) >= INT32_MIN &&
              json_integer_value(v) <= INT32_MAX;
         break;
-    case KP_AVRO_LONG: ok = json_is_integer(v); break;
+    case KP_AVRO_LONG:
+        ok = json_is_integer(v);
+        break;
     case KP_AVRO_FLOAT:
-    case KP_AVRO_DOUBLE: ok = json_is_number(v); break;
+    case KP_AVRO_DOUBLE:
+        ok = json_is_number(v);
+        break;
     case KP_AVRO_BYTES:
     case KP_AVRO_STRING:
-    case KP_AVRO_FIXED: ok = json_is_string(v); break;
+    case KP_AVRO_FIXED:
+        ok = json_is_string(v);
+        break;
     case KP_AVRO_ENUM:
         ok = 0;
         for (int i = 0; json_is_string(v) && i < n->nsymbols && !ok; i++)
@@ -221,7 +238,8 @@ static int check_default(pctx_t *c, const kp_avro_node_t *n, const json_t *v, in
         }
         const char *k;
         json_t *e;
-        json_object_foreach((json_t *)v, k, e) if (check_default(c, n->items, e, depth + 1) < 0) return -1;
+        json_object_foreach((json_t *)v, k,
+                            e) if (check_default(c, n->items, e, depth + 1) < 0) return -1;
         break;
     }
     case KP_AVRO_RECORD:
@@ -239,12 +257,15 @@ static int check_default(pctx_t *c, const kp_avro_node_t *n, const json_t *v, in
             }
         }
         break;
-    case KP_AVRO_UNION: return check_default(c, n->branches[0], v, depth + 1);
+    case KP_AVRO_UNION:
+        return check_default(c, n->branches[0], v, depth + 1);
     }
     if (!ok)
         return fail(c, "default value must be %s%s, got %s",
                     n->type == KP_AVRO_INT ? "an int (32 bits)" : kp_avro_type_name(n->type),
-                    n->type == KP_AVRO_RECORD || n->type == KP_AVRO_ENUM || n->type == KP_AVRO_FIXED ? " value" : "",
+                    n->type == KP_AVRO_RECORD || n->type == KP_AVRO_ENUM || n->type == KP_AVRO_FIXED
+                        ? " value"
+                        : "",
                     json_kind(v));
     return 0;
 }
@@ -297,7 +318,8 @@ static kp_avro_node_t *parse_union(pctx_t *c, json_t *arr, const char *space)
         }
         for (int k = 0; k < u->nbranches; k++) {
             const kp_avro_node_t *o = u->branches[k];
-            if (same_unnamed(o, b) || (o->fullname && b->fullname && !strcmp(o->fullname, b->fullname))) {
+            if (same_unnamed(o, b) ||
+                (o->fullname && b->fullname && !strcmp(o->fullname, b->fullname))) {
                 fail(c, "the union already has a branch of type %s",
                      b->fullname ? b->fullname : kp_avro_type_name(b->type));
                 return NULL;
@@ -313,10 +335,12 @@ static kp_avro_node_t *parse_union(pctx_t *c, json_t *arr, const char *space)
 static int define_named(pctx_t *c, json_t *obj, const char *space, kp_avro_node_t *n)
 {
     json_t *jname = json_object_get(obj, "name");
-    if (!json_is_string(jname)) return fail(c, "a %s needs a \"name\" string", kp_avro_type_name(n->type));
+    if (!json_is_string(jname))
+        return fail(c, "a %s needs a \"name\" string", kp_avro_type_name(n->type));
     const char *name = json_string_value(jname);
     json_t *jns = json_object_get(obj, "namespace");
-    if (jns && !json_is_string(jns) && !json_is_null(jns)) return fail(c, "\"namespace\" must be a string");
+    if (jns && !json_is_string(jns) && !json_is_null(jns))
+        return fail(c, "\"namespace\" must be a string");
     const char *ns = json_is_string(jns) ? json_string_value(jns) : space;
     if (strchr(name, '.')) {
         if (!valid_dotted(name, 0)) return fail(c, "invalid name \"%s\"", name);
@@ -332,7 +356,8 @@ static int define_named(pctx_t *c, json_t *obj, const char *space, kp_avro_node_
         n->name = kp_xstrdup(name);
     }
     kp_avro_type_t t;
-    if (!n->space[0] && primitive(n->name, &t)) return fail(c, "\"%s\" is a primitive type and cannot be redefined", n->name);
+    if (!n->space[0] && primitive(n->name, &t))
+        return fail(c, "\"%s\" is a primitive type and cannot be redefined", n->name);
     if (kp_hmap_get(&c->names, n->fullname, strlen(n->fullname)))
         return fail(c, "type %s is defined twice", n->fullname);
     json_t *aliases = json_object_get(obj, "aliases");
@@ -361,11 +386,13 @@ static int parse_field(pctx_t *c, kp_avro_node_t *rec, json_t *jf, int idx)
     static const char *const known[] = {"name", "type", "default", "order", "doc", "aliases", NULL};
     if (!json_is_object(jf)) return fail(c, "a field must be an object");
     json_t *jname = json_object_get(jf, "name");
-    if (!json_is_string(jname) || !valid_ident(json_string_value(jname), strlen(json_string_value(jname))))
+    if (!json_is_string(jname) ||
+        !valid_ident(json_string_value(jname), strlen(json_string_value(jname))))
         return fail(c, "a field needs a valid \"name\"");
     const char *name = json_string_value(jname);
     for (int i = 0; i < rec->nfields; i++)
-        if (!strcmp(rec->fields[i].name, name)) return fail(c, "field \"%s\" is defined twice", name);
+        if (!strcmp(rec->fields[i].name, name))
+            return fail(c, "field \"%s\" is defined twice", name);
     json_t *jt = json_object_get(jf, "type");
     if (!jt) return fail(c, "field \"%s\" has no \"type\"", name);
     kp_avro_field_t *f = &rec->fields[idx];
@@ -387,9 +414,12 @@ static int parse_field(pctx_t *c, kp_avro_node_t *rec, json_t *jf, int idx)
         size_t i;
         json_t *a;
         if (!json_is_array(aliases)) return fail(c, "\"aliases\" must be an array of names");
-        json_array_foreach(aliases, i, a) if (!json_is_string(a) ||
-                                              !valid_ident(json_string_value(a), strlen(json_string_value(a))))
-            return fail(c, "aliases[%zu]: not a valid field name", i);
+        json_array_foreach(
+            aliases, i,
+            a) if (!json_is_string(a) ||
+                   !valid_ident(json_string_value(a),
+                                strlen(json_string_value(
+                                    a)))) return fail(c, "aliases[%zu]: not a valid field name", i);
         f->aliases = json_deep_copy(aliases);
     }
     json_t *doc = json_object_get(jf, "doc");
@@ -408,7 +438,8 @@ static int parse_field(pctx_t *c, kp_avro_node_t *rec, json_t *jf, int idx)
 
 static kp_avro_node_t *parse_record(pctx_t *c, json_t *obj, const char *space)
 {
-    static const char *const known[] = {"type", "name", "namespace", "doc", "aliases", "fields", NULL};
+    static const char *const known[] = {"type",    "name",   "namespace", "doc",
+                                        "aliases", "fields", NULL};
     kp_avro_node_t *n = node_new(c, KP_AVRO_RECORD);
     if (!n || define_named(c, obj, space, n) < 0) return NULL;
     json_t *fields = json_object_get(obj, "fields");
@@ -433,7 +464,8 @@ static kp_avro_node_t *parse_record(pctx_t *c, json_t *obj, const char *space)
 
 static kp_avro_node_t *parse_enum(pctx_t *c, json_t *obj, const char *space)
 {
-    static const char *const known[] = {"type", "name", "namespace", "doc", "aliases", "symbols", "default", NULL};
+    static const char *const known[] = {"type",    "name",    "namespace", "doc",
+                                        "aliases", "symbols", "default",   NULL};
     kp_avro_node_t *n = node_new(c, KP_AVRO_ENUM);
     if (!n || define_named(c, obj, space, n) < 0) return NULL;
     json_t *symbols = json_object_get(obj, "symbols");
@@ -467,11 +499,13 @@ static kp_avro_node_t *parse_enum(pctx_t *c, json_t *obj, const char *space)
 
 static kp_avro_node_t *parse_fixed(pctx_t *c, json_t *obj, const char *space)
 {
-    static const char *const known[] = {"type", "name", "namespace", "doc", "aliases", "size", NULL};
+    static const char *const known[] = {"type",    "name", "namespace", "doc",
+                                        "aliases", "size", NULL};
     kp_avro_node_t *n = node_new(c, KP_AVRO_FIXED);
     if (!n || define_named(c, obj, space, n) < 0) return NULL;
     json_t *size = json_object_get(obj, "size");
-    if (!json_is_integer(size) || json_integer_value(size) < 0 || json_integer_value(size) > INT32_MAX) {
+    if (!json_is_integer(size) || json_integer_value(size) < 0 ||
+        json_integer_value(size) > INT32_MAX) {
         fail(c, "fixed %s needs a \"size\" (a non-negative integer)", n->fullname);
         return NULL;
     }
@@ -493,7 +527,8 @@ static kp_avro_node_t *parse_object(pctx_t *c, json_t *obj, const char *space)
     if (!strcmp(t, "fixed")) return parse_fixed(c, obj, space);
     if (!strcmp(t, "array") || !strcmp(t, "map")) {
         int is_array = t[0] == 'a';
-        static const char *const known_a[] = {"type", "items", NULL}, *const known_m[] = {"type", "values", NULL};
+        static const char *const known_a[] = {"type", "items", NULL}, *const known_m[] = {
+                                                                          "type", "values", NULL};
         json_t *inner = json_object_get(obj, is_array ? "items" : "values");
         if (!inner) {
             fail(c, "%s needs \"%s\"", t, is_array ? "items" : "values");
@@ -776,7 +811,8 @@ kp_avro_schema_t *kp_avro_parse(const char *text, size_t len, const char *const 
     kp_hmap_init(&done);
     for (int i = 0; i < c.s->nnodes; i++) {
         kp_avro_node_t *n = c.s->nodes[i];
-        if (n->from_reference && n->fullname) kp_hmap_put(&done, n->fullname, strlen(n->fullname), n);
+        if (n->from_reference && n->fullname)
+            kp_hmap_put(&done, n->fullname, strlen(n->fullname), n);
     }
     kp_buf_t b;
     kp_buf_init(&b);

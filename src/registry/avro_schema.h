@@ -76,7 +76,7 @@ struct kp_avro_node {
     /* union */
     kp_avro_node_t **branches;
     int nbranches;
-    json_t *props; /* other attributes (logicalType, precision, ...), owned object or NULL */
+    json_t *props;      /* other attributes (logicalType, precision, ...), owned object or NULL */
     int from_reference; /* defined by a referenced schema, not this one */
 };
 
@@ -84,7 +84,7 @@ typedef struct kp_avro_schema {
     kp_avro_node_t *root;
     kp_avro_node_t **nodes; /* every node, for freeing */
     int nnodes, cap;
-    char *canonical;        /* canonical JSON text (malloc'd) */
+    char *canonical; /* canonical JSON text (malloc'd) */
 } kp_avro_schema_t;
 
 /*

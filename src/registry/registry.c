@@ -19,6 +19,7 @@
 #include "storage/fs.h"
 
 #include <netdb.h>
+#include <stdarg.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,7 +110,8 @@ int kp_registry_authenticate(kp_registry_t *r, const char *authorization, kp_reg
     dec[len] = 0;
     if (memchr(dec, 0, (size_t)len)) return -1;
     char *colon = strchr((char *)dec, ':');
-    if (!colon || colon == (char *)dec || (size_t)(colon - (char *)dec) >= sizeof(who->user)) return -1;
+    if (!colon || colon == (char *)dec || (size_t)(colon - (char *)dec) >= sizeof(who->user))
+        return -1;
     *colon = 0;
     const char *user = (char *)dec, *password = colon + 1;
     int ok = 0;
@@ -124,6 +126,16 @@ int kp_registry_authenticate(kp_registry_t *r, const char *authorization, kp_reg
     if (ok) memcpy(who->user, user, strlen(user) + 1); /* shorter than who->user: checked above */
     OPENSSL_cleanse(dec, sizeof(dec));
     return ok ? 0 : -1;
+}
+
+/* libmicrohttpd's own messages (TLS handshake failures of clients, ...) in our log format. */
+static void mhd_log(void *cls, const char *fmt, va_list ap)
+{
+    char msg[512];
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    size_t n = strlen(msg);
+    while (n > 0 && msg[n - 1] == '\n') msg[--n] = 0;
+    kp_debug("registry-http", "%s", msg);
 }
 
 /* Leaves URLs percent-encoded: registry_http.c decodes each path segment after splitting,
@@ -161,8 +173,9 @@ static int start_http(kp_registry_t *r, const kp_registry_config_t *cfg, char *e
     r->daemon = MHD_start_daemon(
         flags, (uint16_t)port, NULL, NULL, kp_registry_http_handle, r, MHD_OPTION_SOCK_ADDR,
         res->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_CONNECTION_LIMIT, 512u,
-        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_NOTIFY_COMPLETED,
-        kp_registry_http_completed, NULL, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
+        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_NOTIFY_COMPLETED, kp_registry_http_completed,
+        NULL, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
+        NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
     freeaddrinfo(res);
     if (!r->daemon) {
         snprintf(err, errlen, "registry listener: cannot listen on %s (in use?)", cfg->listen);
@@ -170,7 +183,8 @@ static int start_http(kp_registry_t *r, const kp_registry_config_t *cfg, char *e
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_BIND_PORT);
     r->port = info ? info->port : port;
-    kp_info("registry", "schema registry on %s://%s:%d", r->tls_cert ? "https" : "http", host, r->port);
+    kp_info("registry", "schema registry on %s://%s:%d", r->tls_cert ? "https" : "http", host,
+            r->port);
     return 0;
 }
 
@@ -201,7 +215,8 @@ kp_registry_t *kp_registry_start(const kp_registry_config_t *cfg, char *err, siz
             kp_fs_read_all(cfg->cert_path, 1 << 20, (uint8_t **)&r->tls_cert, &len) < 0 ||
             kp_fs_read_all(cfg->key_path, 1 << 20, (uint8_t **)&r->tls_key, &len) < 0) {
             snprintf(err, errlen, "the registry needs its HTTPS certificate and key (%s, %s)",
-                     cfg->cert_path ? cfg->cert_path : "unset", cfg->key_path ? cfg->key_path : "unset");
+                     cfg->cert_path ? cfg->cert_path : "unset",
+                     cfg->key_path ? cfg->key_path : "unset");
             kp_registry_stop(r);
             return NULL;
         }

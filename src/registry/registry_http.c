@@ -63,7 +63,8 @@ static enum MHD_Result send_json(req_t *q, unsigned status, json_t *body /* take
     return send_text(q->conn, status, CONTENT_TYPE, text ? text : kp_xstrdup("{}"), 0);
 }
 
-static enum MHD_Result send_error_conn(struct MHD_Connection *conn, int http, int code, const char *msg)
+static enum MHD_Result send_error_conn(struct MHD_Connection *conn, int http, int code,
+                                       const char *msg)
 {
     json_t *b = json_pack("{s:i, s:s}", "error_code", code, "message", msg);
     char *text = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
@@ -114,7 +115,8 @@ static enum MHD_Result bad_version(req_t *q, const char *s)
 {
     return fail(q, 422, 42202,
                 "The specified version '%s' is not a valid version id. Allowed values are between "
-                "[1, 2^31-1] and the string \"latest\"", s);
+                "[1, 2^31-1] and the string \"latest\"",
+                s);
 }
 
 static int valid_subject(const char *s)
@@ -159,8 +161,9 @@ static int body_candidate(req_t *q, kp_reg_candidate_t *c, enum MHD_Result *rc)
     }
     kp_reg_error_t e;
     pthread_rwlock_rdlock(&q->r->lock);
-    int ok = kp_reg_candidate_parse(&q->r->state, json_string_value(type), json_string_value(schema),
-                                    json_string_length(schema), json_object_get(b, "references"), c, &e);
+    int ok =
+        kp_reg_candidate_parse(&q->r->state, json_string_value(type), json_string_value(schema),
+                               json_string_length(schema), json_object_get(b, "references"), c, &e);
     pthread_rwlock_unlock(&q->r->lock);
     json_decref(b);
     if (ok < 0) {
@@ -171,10 +174,12 @@ static int body_candidate(req_t *q, kp_reg_candidate_t *c, enum MHD_Result *rc)
 }
 
 /* The standard version body: subject, version, id, schema (+ schemaType, references). */
-static json_t *version_json(const kp_reg_state_t *st, const char *subject, const kp_reg_version_t *v)
+static json_t *version_json(const kp_reg_state_t *st, const char *subject,
+                            const kp_reg_version_t *v)
 {
     const kp_reg_schema_t *sc = kp_reg_schema_by_id(st, v->id);
-    json_t *o = json_pack("{s:s, s:i, s:i}", "subject", subject, "version", v->version, "id", v->id);
+    json_t *o =
+        json_pack("{s:s, s:i, s:i}", "subject", subject, "version", v->version, "id", v->id);
     if (sc && strcmp(sc->type, "AVRO")) json_object_set_new(o, "schemaType", json_string(sc->type));
     if (sc && json_array_size(sc->references))
         json_object_set_new(o, "references", json_deep_copy(sc->references));
@@ -228,7 +233,8 @@ static enum MHD_Result get_versions(req_t *q, const char *subject)
     const kp_reg_subject_t *s = kp_reg_subject(&q->r->state, subject);
     json_t *out = json_array();
     for (int i = 0; s && i < s->nversions; i++)
-        if (deleted || !s->versions[i].deleted) json_array_append_new(out, json_integer(s->versions[i].version));
+        if (deleted || !s->versions[i].deleted)
+            json_array_append_new(out, json_integer(s->versions[i].version));
     pthread_rwlock_unlock(&q->r->lock);
     if (!json_array_size(out)) {
         json_decref(out);
@@ -284,7 +290,8 @@ static enum MHD_Result post_register(req_t *q, const char *subject)
         rc = send_json(q, 200, json_pack("{s:i}", "id", id));
     pthread_mutex_unlock(&r->write_mu);
     if (ok == 0 && version)
-        kp_info("registry", "%s registered %s version %d (id %d)", q->who.user, subject, version, id);
+        kp_info("registry", "%s registered %s version %d (id %d)", q->who.user, subject, version,
+                id);
     kp_reg_batch_free(&b);
     kp_reg_candidate_free(&c);
     return rc;
@@ -320,7 +327,8 @@ static enum MHD_Result delete_subject(req_t *q, const char *subject)
     enum MHD_Result rc;
     pthread_mutex_lock(&r->write_mu);
     pthread_rwlock_rdlock(&r->lock);
-    int ok = kp_reg_plan_delete_subject(&r->state, subject, query_true(q, "permanent"), &b, &deleted, &e);
+    int ok = kp_reg_plan_delete_subject(&r->state, subject, query_true(q, "permanent"), &b,
+                                        &deleted, &e);
     pthread_rwlock_unlock(&r->lock);
     if (ok < 0)
         rc = fail_e(q, &e);
@@ -346,7 +354,8 @@ static enum MHD_Result delete_version(req_t *q, const char *subject, const char 
     enum MHD_Result rc;
     pthread_mutex_lock(&r->write_mu);
     pthread_rwlock_rdlock(&r->lock);
-    int ok = kp_reg_plan_delete_version(&r->state, subject, v, query_true(q, "permanent"), &b, &deleted, &e);
+    int ok = kp_reg_plan_delete_version(&r->state, subject, v, query_true(q, "permanent"), &b,
+                                        &deleted, &e);
     pthread_rwlock_unlock(&r->lock);
     if (ok < 0)
         rc = fail_e(q, &e);
@@ -363,7 +372,8 @@ static enum MHD_Result get_schema_id(req_t *q, const char *ids, const char *what
 {
     char *end;
     long long id = strtoll(ids, &end, 10);
-    if (!*ids || *end || id < 1 || id > INT32_MAX) return fail(q, 404, 40403, "Schema %s not found", ids);
+    if (!*ids || *end || id < 1 || id > INT32_MAX)
+        return fail(q, 404, 40403, "Schema %s not found", ids);
     int deleted = query_true(q, "deleted");
     pthread_rwlock_rdlock(&q->r->lock);
     const kp_reg_schema_t *sc = kp_reg_schema_by_id(&q->r->state, (int)id);
@@ -373,7 +383,8 @@ static enum MHD_Result get_schema_id(req_t *q, const char *ids, const char *what
         out = json_object();
         if (strcmp(sc->type, "AVRO")) json_object_set_new(out, "schemaType", json_string(sc->type));
         json_object_set_new(out, "schema", json_string(sc->text));
-        if (json_array_size(sc->references)) json_object_set_new(out, "references", json_deep_copy(sc->references));
+        if (json_array_size(sc->references))
+            json_object_set_new(out, "references", json_deep_copy(sc->references));
     } else if (sc && !strcmp(what, "schema")) {
         raw = kp_xstrdup(sc->text);
     } else if (sc) { /* versions or subjects */
@@ -445,16 +456,20 @@ static enum MHD_Result config(req_t *q, const char *subject)
         pthread_rwlock_rdlock(&r->lock);
         const kp_reg_subject_t *s = subject ? kp_reg_subject(&r->state, subject) : NULL;
         kp_compat_t level = subject ? (s ? s->compat : KP_COMPAT_UNSET) : r->state.global;
-        if (subject && level == KP_COMPAT_UNSET && query_true(q, "defaultToGlobal")) level = r->state.global;
-        else if (subject && level == KP_COMPAT_UNSET) level = -2;
+        if (subject && level == KP_COMPAT_UNSET && query_true(q, "defaultToGlobal"))
+            level = r->state.global;
+        else if (subject && level == KP_COMPAT_UNSET)
+            level = -2;
         pthread_rwlock_unlock(&r->lock);
         if (level == -2)
-            return fail(q, 404, 40408, "Subject '%s' does not have subject-level compatibility configured",
+            return fail(q, 404, 40408,
+                        "Subject '%s' does not have subject-level compatibility configured",
                         subject);
         return send_json(q, 200, json_pack("{s:s}", "compatibilityLevel", kp_compat_name(level)));
     }
     if (!subject && !q->who.admin)
-        return fail(q, 403, 40301, "User %s may not change the global compatibility level", q->who.user);
+        return fail(q, 403, 40301, "User %s may not change the global compatibility level",
+                    q->who.user);
     if (subject && !valid_subject(subject)) return fail(q, 422, 42208, "Invalid subject name");
     enum MHD_Result rc;
     kp_compat_t level = KP_COMPAT_UNSET, before;
@@ -463,11 +478,14 @@ static enum MHD_Result config(req_t *q, const char *subject)
         if (!b) return rc;
         char up[64] = "";
         const char *given = json_string_value(json_object_get(b, "compatibility"));
-        for (size_t i = 0; given && given[i] && i < sizeof(up) - 1; i++) up[i] = (char)toupper((unsigned char)given[i]);
+        for (size_t i = 0; given && given[i] && i < sizeof(up) - 1; i++)
+            up[i] = (char)toupper((unsigned char)given[i]);
         json_decref(b);
         if (kp_compat_parse(up, &level) < 0)
-            return fail(q, 422, 42203, "Invalid compatibility level. Valid values are none, backward, "
-                        "forward, full, backward_transitive, forward_transitive, and full_transitive");
+            return fail(
+                q, 422, 42203,
+                "Invalid compatibility level. Valid values are none, backward, "
+                "forward, full, backward_transitive, forward_transitive, and full_transitive");
     } else if (strcmp(q->method, "DELETE")) {
         return fail(q, 405, 405, "HTTP 405 Method Not Allowed");
     }
@@ -485,12 +503,15 @@ static enum MHD_Result config(req_t *q, const char *subject)
         kp_reg_plan_config(subject, level, &b);
         if (commit(q, &b, &rc) == 0) {
             kp_info("registry", "%s set the compatibility of %s to %s", q->who.user,
-                    subject ? subject : "(global)", level == KP_COMPAT_UNSET ? "(default)" : kp_compat_name(level));
+                    subject ? subject : "(global)",
+                    level == KP_COMPAT_UNSET ? "(default)" : kp_compat_name(level));
             if (level != KP_COMPAT_UNSET)
                 rc = send_json(q, 200, json_pack("{s:s}", "compatibility", kp_compat_name(level)));
             else
-                rc = send_json(q, 200, json_pack("{s:s}", "compatibilityLevel",
-                                                 kp_compat_name(before != KP_COMPAT_UNSET ? before : global)));
+                rc = send_json(
+                    q, 200,
+                    json_pack("{s:s}", "compatibilityLevel",
+                              kp_compat_name(before != KP_COMPAT_UNSET ? before : global)));
         }
     }
     pthread_mutex_unlock(&r->write_mu);
@@ -505,7 +526,9 @@ static enum MHD_Result route(req_t *q)
     const char *m = q->method;
     char **s = q->seg;
     int n = q->nseg, get = !strcmp(m, "GET"), post = !strcmp(m, "POST"), del = !strcmp(m, "DELETE");
-    if (n == 0) return get ? send_json(q, 200, json_object()) : fail(q, 405, 405, "HTTP 405 Method Not Allowed");
+    if (n == 0)
+        return get ? send_json(q, 200, json_object())
+                   : fail(q, 405, 405, "HTTP 405 Method Not Allowed");
     if (!strcmp(s[0], "subjects")) {
         if (n == 1 && get) return get_subjects(q);
         if (n == 2 && post) return post_lookup(q, s[1]);
@@ -520,7 +543,8 @@ static enum MHD_Result route(req_t *q)
         if (n == 2 && !strcmp(s[1], "types") && get)
             return send_json(q, 200, json_pack("[s,s,s]", "JSON", "PROTOBUF", "AVRO"));
         if (n >= 3 && n <= 4 && !strcmp(s[1], "ids") && get &&
-            (n == 3 || !strcmp(s[3], "versions") || !strcmp(s[3], "subjects") || !strcmp(s[3], "schema")))
+            (n == 3 || !strcmp(s[3], "versions") || !strcmp(s[3], "subjects") ||
+             !strcmp(s[3], "schema")))
             return get_schema_id(q, s[2], n == 4 ? s[3] : NULL);
     } else if (!strcmp(s[0], "compatibility")) {
         if (n >= 4 && n <= 5 && !strcmp(s[1], "subjects") && !strcmp(s[3], "versions") && post)
@@ -546,8 +570,8 @@ static int split(char *path, req_t *q)
 }
 
 enum MHD_Result kp_registry_http_handle(void *cls, struct MHD_Connection *conn, const char *url,
-                                        const char *method, const char *version,
-                                        const char *upload, size_t *upload_len, void **state)
+                                        const char *method, const char *version, const char *upload,
+                                        size_t *upload_len, void **state)
 {
     kp_registry_t *r = cls;
     req_state_t *st = *state;
@@ -566,16 +590,18 @@ enum MHD_Result kp_registry_http_handle(void *cls, struct MHD_Connection *conn, 
         return MHD_YES;
     }
     if (!strcmp(url, "/readyz") && !strcmp(method, "GET")) /* unauthenticated, for probes */
-        return kp_registry_ready(r) ? send_text(conn, 200, "text/plain", kp_xstrdup("ready\n"), 0)
-                                    : send_text(conn, 503, "text/plain", kp_xstrdup("not ready\n"), 0);
+        return kp_registry_ready(r)
+                   ? send_text(conn, 200, "text/plain", kp_xstrdup("ready\n"), 0)
+                   : send_text(conn, 503, "text/plain", kp_xstrdup("not ready\n"), 0);
     req_t q = {.r = r, .conn = conn, .method = method, .body = &st->body};
-    if (kp_registry_authenticate(r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"),
-                                 &q.who) < 0)
+    if (kp_registry_authenticate(
+            r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), &q.who) < 0)
         return send_error_conn(conn, 401, 40101, "Unauthorized");
     if (st->too_large)
         return fail(&q, 413, 413, "Request body larger than %d bytes", KP_REG_BODY_BYTES_MAX);
     if (!kp_registry_ready(r))
-        return fail(&q, 503, 50003, "The schema registry is still reading its store (_schemas); retry shortly");
+        return fail(&q, 503, 50003,
+                    "The schema registry is still reading its store (_schemas); retry shortly");
     size_t ulen = strlen(url);
     if (ulen > 8 * KP_REG_SUBJECT_LEN_MAX) return fail(&q, 414, 414, "URI too long");
     char *path = kp_xstrndup(url, ulen);

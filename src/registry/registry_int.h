@@ -52,8 +52,8 @@ int kp_registry_authenticate(kp_registry_t *r, const char *authorization, kp_reg
 
 /* The MHD access handler and completion callback (registry_http.c). */
 enum MHD_Result kp_registry_http_handle(void *cls, struct MHD_Connection *conn, const char *url,
-                                        const char *method, const char *version,
-                                        const char *upload, size_t *upload_len, void **state);
+                                        const char *method, const char *version, const char *upload,
+                                        size_t *upload_len, void **state);
 void kp_registry_http_completed(void *cls, struct MHD_Connection *conn, void **state,
                                 enum MHD_RequestTerminationCode toe);
 

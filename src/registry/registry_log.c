@@ -40,8 +40,10 @@ struct kp_reg_log {
 
 static void rk_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    kp_logf(level <= 3 ? KP_LOG_WARN : level <= 6 ? KP_LOG_INFO : KP_LOG_DEBUG, "registry-kafka",
-            "%s: %s", fac, buf);
+    kp_logf(level <= 3   ? KP_LOG_WARN
+            : level <= 6 ? KP_LOG_INFO
+                         : KP_LOG_DEBUG,
+            "registry-kafka", "%s: %s", fac, buf);
 }
 
 typedef struct delivery {
@@ -78,15 +80,16 @@ static rd_kafka_t *client_new(const kp_reg_log_config_t *cfg, rd_kafka_type_t ty
                   {"ssl.key.location", cfg->key_path}},
       producer[] = {{"acks", "all"}, {"enable.idempotence", "true"}, {"linger.ms", "0"}},
       consumer[] = {{"group.id", "kpool-schema-registry"}, /* never joins: assign() only */
-                    {"enable.auto.commit", "false"},
-                    {"enable.auto.offset.store", "false"},
-                    {"enable.partition.eof", "false"},
-                    {"auto.offset.reset", "earliest"},
+                    {"enable.auto.commit", "false"},       {"enable.auto.offset.store", "false"},
+                    {"enable.partition.eof", "false"},     {"auto.offset.reset", "earliest"},
                     {"fetch.wait.max.ms", "100"}};
     int ok = 1;
     for (size_t i = 0; ok && i < sizeof(common) / sizeof(common[0]); i++)
-        if (common[i].v) ok = rd_kafka_conf_set(conf, common[i].k, common[i].v, es, sizeof(es)) == RD_KAFKA_CONF_OK;
-    size_t n = type == RD_KAFKA_PRODUCER ? sizeof(producer) / sizeof(producer[0]) : sizeof(consumer) / sizeof(consumer[0]);
+        if (common[i].v)
+            ok = rd_kafka_conf_set(conf, common[i].k, common[i].v, es, sizeof(es)) ==
+                 RD_KAFKA_CONF_OK;
+    size_t n = type == RD_KAFKA_PRODUCER ? sizeof(producer) / sizeof(producer[0])
+                                         : sizeof(consumer) / sizeof(consumer[0]);
     for (size_t i = 0; ok && i < n; i++) {
         const char *k = type == RD_KAFKA_PRODUCER ? producer[i].k : consumer[i].k;
         const char *v = type == RD_KAFKA_PRODUCER ? producer[i].v : consumer[i].v;
@@ -124,14 +127,16 @@ static int topic_ensure(kp_reg_log_t *log, char *err, size_t errlen)
     rd_kafka_metadata_destroy(md);
     if (exists) return 0;
     char es[256];
-    rd_kafka_NewTopic_t *nt = rd_kafka_NewTopic_new(log->topic, 1, log->replication, es, sizeof(es));
+    rd_kafka_NewTopic_t *nt =
+        rd_kafka_NewTopic_new(log->topic, 1, log->replication, es, sizeof(es));
     if (!nt) {
         snprintf(err, errlen, "create %s: %s", log->topic, es);
         return -1;
     }
     rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
     rd_kafka_queue_t *q = rd_kafka_queue_new(log->producer);
-    rd_kafka_AdminOptions_t *o = rd_kafka_AdminOptions_new(log->producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    rd_kafka_AdminOptions_t *o =
+        rd_kafka_AdminOptions_new(log->producer, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     rd_kafka_AdminOptions_set_operation_timeout(o, log->timeout_ms, es, sizeof(es));
     rd_kafka_CreateTopics(log->producer, &nt, 1, o, q);
     rd_kafka_event_t *ev = rd_kafka_queue_poll(q, log->timeout_ms + 2000);
@@ -147,7 +152,8 @@ static int topic_ensure(kp_reg_log_t *log, char *err, size_t errlen)
         rd_kafka_resp_err_t te = cnt ? rd_kafka_topic_result_error(tr[0]) : RD_KAFKA_RESP_ERR__FAIL;
         if (te == RD_KAFKA_RESP_ERR_NO_ERROR || te == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
             rc = 0;
-            if (te == RD_KAFKA_RESP_ERR_NO_ERROR) kp_info("registry", "created topic %s (compacted)", log->topic);
+            if (te == RD_KAFKA_RESP_ERR_NO_ERROR)
+                kp_info("registry", "created topic %s (compacted)", log->topic);
         } else {
             const char *m = cnt ? rd_kafka_topic_result_error_string(tr[0]) : NULL;
             snprintf(err, errlen, "create %s: %s", log->topic, m ? m : rd_kafka_err2str(te));
@@ -166,7 +172,8 @@ static void set_applied(kp_reg_log_t *log, int64_t next, int64_t target)
     if (next > log->applied_next) log->applied_next = next;
     if (!log->ready && log->applied_next >= target) {
         log->ready = 1;
-        kp_info("registry", "replayed %s up to offset %lld: serving", log->topic, (long long)target);
+        kp_info("registry", "replayed %s up to offset %lld: serving", log->topic,
+                (long long)target);
     }
     pthread_cond_broadcast(&log->cond);
     pthread_mutex_unlock(&log->mu);
@@ -181,8 +188,8 @@ static int consumer_begin(kp_reg_log_t *log, int64_t *target)
         int64_t low = 0, high = 0;
         err[0] = 0;
         if (topic_ensure(log, err, sizeof(err)) == 0) {
-            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(log->consumer, log->topic, REG_PARTITION,
-                                                                     &low, &high, log->timeout_ms);
+            rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(
+                log->consumer, log->topic, REG_PARTITION, &low, &high, log->timeout_ms);
             if (!e) {
                 *target = high;
                 break;
@@ -198,7 +205,8 @@ static int consumer_begin(kp_reg_log_t *log, int64_t *target)
         if (backoff_ms < 5000) backoff_ms *= 2;
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, log->topic, REG_PARTITION)->offset = RD_KAFKA_OFFSET_BEGINNING;
+    rd_kafka_topic_partition_list_add(l, log->topic, REG_PARTITION)->offset =
+        RD_KAFKA_OFFSET_BEGINNING;
     rd_kafka_resp_err_t e = rd_kafka_assign(log->consumer, l);
     rd_kafka_topic_partition_list_destroy(l);
     if (e) kp_error("registry", "assign %s: %s", log->topic, rd_kafka_err2str(e));
@@ -236,8 +244,8 @@ static void *consumer_main(void *p)
     return NULL;
 }
 
-kp_reg_log_t *kp_reg_log_start(const kp_reg_log_config_t *cfg, kp_reg_log_apply_fn apply,
-                               void *arg, char *err, size_t errlen)
+kp_reg_log_t *kp_reg_log_start(const kp_reg_log_config_t *cfg, kp_reg_log_apply_fn apply, void *arg,
+                               char *err, size_t errlen)
 {
     kp_reg_log_config_t c = *cfg;
     if (!c.topic) c.topic = "_schemas";
@@ -299,7 +307,8 @@ int kp_reg_log_write(kp_reg_log_t *log, const kp_reg_batch_t *b, char *err, size
     if (d.pending > 0 || d.err) {
         snprintf(err, errlen, "write to %s at %s: %s", log->topic, log->bootstrap,
                  d.pending ? "no acknowledgement in time" : rd_kafka_err2str(d.err));
-        if (d.pending) rd_kafka_purge(log->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        if (d.pending)
+            rd_kafka_purge(log->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         while (d.pending > 0) rd_kafka_poll(log->producer, 50); /* d must outlive its callbacks */
         return -1;
     }

@@ -21,17 +21,17 @@ typedef struct kp_reg_log kp_reg_log_t;
 typedef struct kp_reg_log_config {
     const char *bootstrap;
     const char *ca_path, *cert_path, *key_path; /* all NULL: PLAINTEXT */
-    const char *topic;        /* default "_schemas" */
-    int replication;          /* of the topic when created; -1: the pool's default */
-    int timeout_ms;           /* per write (produce + apply); default 10000 */
+    const char *topic;                          /* default "_schemas" */
+    int replication; /* of the topic when created; -1: the pool's default */
+    int timeout_ms;  /* per write (produce + apply); default 10000 */
 } kp_reg_log_config_t;
 
 /* Called on the consumer thread for each record (value NULL: tombstone). */
 typedef void (*kp_reg_log_apply_fn)(void *arg, const char *key, size_t keylen, const char *value,
                                     size_t valuelen, int64_t offset);
 
-kp_reg_log_t *kp_reg_log_start(const kp_reg_log_config_t *cfg, kp_reg_log_apply_fn apply,
-                               void *arg, char *err, size_t errlen);
+kp_reg_log_t *kp_reg_log_start(const kp_reg_log_config_t *cfg, kp_reg_log_apply_fn apply, void *arg,
+                               char *err, size_t errlen);
 /* 1 once the topic exists and its records up to the start have been applied. */
 int kp_reg_log_ready(kp_reg_log_t *log);
 /*

@@ -16,9 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const char *const level_names[] = {"NONE",    "BACKWARD",           "BACKWARD_TRANSITIVE",
-                                          "FORWARD", "FORWARD_TRANSITIVE", "FULL",
-                                          "FULL_TRANSITIVE"};
+static const char *const level_names[] = {
+    "NONE", "BACKWARD",       "BACKWARD_TRANSITIVE", "FORWARD", "FORWARD_TRANSITIVE",
+    "FULL", "FULL_TRANSITIVE"};
 
 const char *kp_compat_name(kp_compat_t c)
 {
@@ -128,7 +128,8 @@ static int resolve_refs(const kp_reg_state_t *st, const json_t *refs, int includ
     *lens = NULL;
     if (!n) return 0;
     if (n > KP_REG_REFERENCES_MAX) {
-        kp_reg_error_set(e, 422, 42201, "Invalid schema: more than %d references", KP_REG_REFERENCES_MAX);
+        kp_reg_error_set(e, 422, 42201, "Invalid schema: more than %d references",
+                         KP_REG_REFERENCES_MAX);
         return -1;
     }
     *texts = kp_xcalloc(n, sizeof(char *));
@@ -139,7 +140,8 @@ static int resolve_refs(const kp_reg_state_t *st, const json_t *refs, int includ
         const char *subject = json_string_value(json_object_get(r, "subject"));
         json_t *jv = json_object_get(r, "version");
         if (!name || !subject || !json_is_integer(jv)) {
-            kp_reg_error_set(e, 422, 42201, "Invalid schema: references[%zu] needs name, subject and version", i);
+            kp_reg_error_set(e, 422, 42201,
+                             "Invalid schema: references[%zu] needs name, subject and version", i);
             goto fail;
         }
         kp_reg_subject_t *s = kp_reg_subject(st, subject);
@@ -150,7 +152,8 @@ static int resolve_refs(const kp_reg_state_t *st, const json_t *refs, int includ
         kp_reg_version_t *v = kp_reg_version_find(s, (int)json_integer_value(jv), include_deleted);
         kp_reg_schema_t *sc = v ? kp_reg_schema_by_id(st, v->id) : NULL;
         if (!sc) {
-            kp_reg_error_set(e, 404, 40402, "Version %lld of subject '%s' not found (references[%zu])",
+            kp_reg_error_set(e, 404, 40402,
+                             "Version %lld of subject '%s' not found (references[%zu])",
                              (long long)json_integer_value(jv), subject, i);
             goto fail;
         }
@@ -186,8 +189,8 @@ static kp_reg_schema_t *schema_take(kp_reg_state_t *st, int id, const char *type
         kp_reg_error_t e;
         char err[256];
         if (resolve_refs(st, s->references, 1, &texts, &lens, &e) == 0) {
-            s->avro = kp_avro_parse(text, strlen(text), texts, lens, (int)json_array_size(s->references),
-                                    err, sizeof(err));
+            s->avro = kp_avro_parse(text, strlen(text), texts, lens,
+                                    (int)json_array_size(s->references), err, sizeof(err));
             free(texts);
             free(lens);
         }
@@ -256,7 +259,8 @@ static int apply_schema(kp_reg_state_t *st, json_t *key, json_t *val, char *err,
     if (!val) { /* permanent delete */
         if (!s || idx < 0) return 0;
         int id = s->versions[idx].id;
-        memmove(&s->versions[idx], &s->versions[idx + 1], (size_t)(s->nversions - idx - 1) * sizeof(*s->versions));
+        memmove(&s->versions[idx], &s->versions[idx + 1],
+                (size_t)(s->nversions - idx - 1) * sizeof(*s->versions));
         s->nversions--;
         schema_release(st, id);
         subject_drop_if_empty(st, s);
@@ -266,8 +270,10 @@ static int apply_schema(kp_reg_state_t *st, json_t *key, json_t *val, char *err,
     const char *text = json_string_value(json_object_get(val, "schema"));
     const char *type = json_string_value(json_object_get(val, "schemaType"));
     json_t *refs = json_object_get(val, "references");
-    if (id < 1 || id > INT32_MAX || !text || (refs && !json_is_array(refs) && !json_is_null(refs))) {
-        snprintf(err, errlen, "SCHEMA value of %s version %lld lacks id or schema", subject, (long long)version);
+    if (id < 1 || id > INT32_MAX || !text ||
+        (refs && !json_is_array(refs) && !json_is_null(refs))) {
+        snprintf(err, errlen, "SCHEMA value of %s version %lld lacks id or schema", subject,
+                 (long long)version);
         return -1;
     }
     if (!s) s = subject_get_or_add(st, subject);
@@ -275,7 +281,8 @@ static int apply_schema(kp_reg_state_t *st, json_t *key, json_t *val, char *err,
         snprintf(err, errlen, "subject %s has %d versions already", subject, KP_REG_VERSIONS_MAX);
         return -1;
     }
-    kp_reg_schema_t *sc = schema_take(st, (int)id, type ? type : "AVRO", text, json_is_array(refs) ? refs : NULL);
+    kp_reg_schema_t *sc =
+        schema_take(st, (int)id, type ? type : "AVRO", text, json_is_array(refs) ? refs : NULL);
     if (idx >= 0) {
         kp_reg_version_t *v = &s->versions[idx];
         int old = v->id;
@@ -289,8 +296,10 @@ static int apply_schema(kp_reg_state_t *st, json_t *key, json_t *val, char *err,
         s->cap = s->cap ? s->cap * 2 : 4;
         s->versions = kp_xrealloc(s->versions, (size_t)s->cap * sizeof(*s->versions));
     }
-    memmove(&s->versions[idx + 1], &s->versions[idx], (size_t)(s->nversions - idx) * sizeof(*s->versions));
-    s->versions[idx] = (kp_reg_version_t){.version = (int)version, .id = sc->id,
+    memmove(&s->versions[idx + 1], &s->versions[idx],
+            (size_t)(s->nversions - idx) * sizeof(*s->versions));
+    s->versions[idx] = (kp_reg_version_t){.version = (int)version,
+                                          .id = sc->id,
                                           .deleted = json_is_true(json_object_get(val, "deleted"))};
     s->nversions++;
     return 0;
@@ -300,7 +309,8 @@ static int apply_config(kp_reg_state_t *st, json_t *key, json_t *val, char *err,
 {
     json_t *jsub = json_object_get(key, "subject");
     kp_compat_t level = KP_COMPAT_UNSET;
-    if (val && kp_compat_parse(json_string_value(json_object_get(val, "compatibilityLevel")), &level) < 0) {
+    if (val && kp_compat_parse(json_string_value(json_object_get(val, "compatibilityLevel")),
+                               &level) < 0) {
         snprintf(err, errlen, "CONFIG value with an unknown compatibilityLevel");
         return -1;
     }
@@ -317,7 +327,8 @@ static int apply_config(kp_reg_state_t *st, json_t *key, json_t *val, char *err,
 static int apply_delete_subject(kp_reg_state_t *st, json_t *key, json_t *val)
 {
     if (!val) return 0;
-    kp_reg_subject_t *s = kp_reg_subject(st, json_string_value(json_object_get(key, "subject")) ?: "");
+    kp_reg_subject_t *s =
+        kp_reg_subject(st, json_string_value(json_object_get(key, "subject")) ?: "");
     json_int_t upto = json_integer_value(json_object_get(val, "version"));
     for (int i = 0; s && i < s->nversions; i++)
         if (s->versions[i].version <= upto) s->versions[i].deleted = 1;
@@ -401,14 +412,14 @@ static int blank(const char *s, size_t n)
     return 1;
 }
 
-int kp_reg_candidate_parse(const kp_reg_state_t *st, const char *type, const char *text,
-                           size_t len, const json_t *references, kp_reg_candidate_t *c,
-                           kp_reg_error_t *e)
+int kp_reg_candidate_parse(const kp_reg_state_t *st, const char *type, const char *text, size_t len,
+                           const json_t *references, kp_reg_candidate_t *c, kp_reg_error_t *e)
 {
     memset(c, 0, sizeof(*c));
     if (!type) type = "AVRO";
     if (strcmp(type, "AVRO") && strcmp(type, "JSON") && strcmp(type, "PROTOBUF")) {
-        kp_reg_error_set(e, 422, 42201, "Invalid schema type %s: expected AVRO, JSON or PROTOBUF", type);
+        kp_reg_error_set(e, 422, 42201, "Invalid schema type %s: expected AVRO, JSON or PROTOBUF",
+                         type);
         return -1;
     }
     if (references && !json_is_array(references) && !json_is_null(references)) {
@@ -422,14 +433,18 @@ int kp_reg_candidate_parse(const kp_reg_state_t *st, const char *type, const cha
     if (resolve_refs(st, c->references, 0, &texts, &lens, e) < 0) goto fail;
     if (!strcmp(type, "AVRO")) {
         char err[600];
-        c->avro = kp_avro_parse(text, len, texts, lens, (int)json_array_size(c->references), err, sizeof(err));
-        if (!c->avro) kp_reg_error_set(e, 422, 42201, "Invalid schema: %s", err);
-        else c->text = kp_xstrdup(c->avro->canonical);
+        c->avro = kp_avro_parse(text, len, texts, lens, (int)json_array_size(c->references), err,
+                                sizeof(err));
+        if (!c->avro)
+            kp_reg_error_set(e, 422, 42201, "Invalid schema: %s", err);
+        else
+            c->text = kp_xstrdup(c->avro->canonical);
     } else if (!strcmp(type, "JSON")) {
         json_error_t je;
         json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_REJECT_DUPLICATES, &je);
         if (!j || (!json_is_object(j) && !json_is_boolean(j)))
-            kp_reg_error_set(e, 422, 42201, "Invalid schema: a JSON schema must be a JSON object or boolean%s%s",
+            kp_reg_error_set(e, 422, 42201,
+                             "Invalid schema: a JSON schema must be a JSON object or boolean%s%s",
                              j ? "" : ": ", j ? "" : je.text);
         else
             c->text = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
@@ -463,7 +478,8 @@ kp_reg_version_t *kp_reg_candidate_in_subject(const kp_reg_state_t *st, const kp
     int id = kp_reg_candidate_known_id(st, c);
     if (!id || !s) return NULL;
     for (int i = s->nversions - 1; i >= 0; i--)
-        if (s->versions[i].id == id && (include_deleted || !s->versions[i].deleted)) return &s->versions[i];
+        if (s->versions[i].id == id && (include_deleted || !s->versions[i].deleted))
+            return &s->versions[i];
     return NULL;
 }
 
@@ -474,15 +490,18 @@ static int one_pair(const kp_reg_schema_t *old, int version, const kp_reg_candid
     int forward = level != KP_COMPAT_BACKWARD && level != KP_COMPAT_BACKWARD_TRANSITIVE;
     char line[200];
     if (strcmp(old->type, c->type)) {
-        snprintf(line, sizeof(line), "{errorType:'TYPE_MISMATCH', description:'The schema type %s "
-                 "differs from the type %s of version %d'}", c->type, old->type, version);
+        snprintf(line, sizeof(line),
+                 "{errorType:'TYPE_MISMATCH', description:'The schema type %s "
+                 "differs from the type %s of version %d'}",
+                 c->type, old->type, version);
         if (msgs) json_array_append_new(msgs, json_string(line));
         return 0;
     }
     int ok;
     if (!strcmp(c->type, "AVRO")) {
         if (!old->avro) {
-            snprintf(line, sizeof(line), "{description:'version %d cannot be parsed as Avro any more'}", version);
+            snprintf(line, sizeof(line),
+                     "{description:'version %d cannot be parsed as Avro any more'}", version);
             if (msgs) json_array_append_new(msgs, json_string(line));
             return 0;
         }
@@ -491,8 +510,10 @@ static int one_pair(const kp_reg_schema_t *old, int version, const kp_reg_candid
     } else {
         ok = !strcmp(old->text, c->text);
         if (!ok && msgs) {
-            snprintf(line, sizeof(line), "{description:'compatibility of %s schemas is not checked: "
-                     "set the subject's level to NONE to change them'}", c->type);
+            snprintf(line, sizeof(line),
+                     "{description:'compatibility of %s schemas is not checked: "
+                     "set the subject's level to NONE to change them'}",
+                     c->type);
             json_array_append_new(msgs, json_string(line));
         }
     }
@@ -509,8 +530,8 @@ int kp_reg_compatible(const kp_reg_state_t *st, const kp_reg_subject_t *s, kp_co
                       const kp_reg_candidate_t *c, int against_version, json_t *msgs)
 {
     if (level == KP_COMPAT_NONE || !s) return 1;
-    int transitive = level == KP_COMPAT_BACKWARD_TRANSITIVE || level == KP_COMPAT_FORWARD_TRANSITIVE ||
-                     level == KP_COMPAT_FULL_TRANSITIVE;
+    int transitive = level == KP_COMPAT_BACKWARD_TRANSITIVE ||
+                     level == KP_COMPAT_FORWARD_TRANSITIVE || level == KP_COMPAT_FULL_TRANSITIVE;
     int ok = 1;
     for (int i = s->nversions - 1; i >= 0; i--) {
         const kp_reg_version_t *v = &s->versions[i];
@@ -562,7 +583,8 @@ char *kp_reg_value_schema(const char *subject, int version, int id, const char *
     json_t *v = json_pack("{s:s, s:i, s:i, s:s}", "subject", subject, "version", version, "id", id,
                           "schema", text);
     if (strcmp(type, "AVRO")) json_object_set_new(v, "schemaType", json_string(type));
-    if (json_array_size(references)) json_object_set_new(v, "references", json_deep_copy(references));
+    if (json_array_size(references))
+        json_object_set_new(v, "references", json_deep_copy(references));
     json_object_set_new(v, "deleted", json_boolean(deleted));
     return dump_free(v);
 }
@@ -586,8 +608,10 @@ int kp_reg_plan_register(const kp_reg_state_t *st, const char *subject, const kp
     json_t *msgs = json_array();
     if (!kp_reg_compatible(st, s, kp_reg_level(st, s), c, 0, msgs)) {
         char *details = json_dumps(msgs, JSON_COMPACT);
-        kp_reg_error_set(e, 409, 409, "Schema being registered is incompatible with an earlier schema "
-                         "for subject \"%s\", details: %s", subject, details ? details : "[]");
+        kp_reg_error_set(e, 409, 409,
+                         "Schema being registered is incompatible with an earlier schema "
+                         "for subject \"%s\", details: %s",
+                         subject, details ? details : "[]");
         free(details);
         json_decref(msgs);
         return -1;
@@ -625,12 +649,14 @@ int kp_reg_plan_delete_subject(const kp_reg_state_t *st, const char *subject, in
     }
     int live = kp_reg_subject_live(s);
     if (!permanent && !live) {
-        kp_reg_error_set(e, 404, 40404, "Subject '%s' was soft deleted.Set permanent=true to delete permanently",
+        kp_reg_error_set(e, 404, 40404,
+                         "Subject '%s' was soft deleted.Set permanent=true to delete permanently",
                          subject);
         return -1;
     }
     if (permanent && live) {
-        kp_reg_error_set(e, 404, 40405, "Subject '%s' was not deleted first before being permanently deleted",
+        kp_reg_error_set(e, 404, 40405,
+                         "Subject '%s' was not deleted first before being permanently deleted",
                          subject);
         return -1;
     }
@@ -669,20 +695,24 @@ int kp_reg_plan_delete_version(const kp_reg_state_t *st, const char *subject, in
         return -1;
     }
     if (!permanent && v->deleted) {
-        kp_reg_error_set(e, 404, 40406, "Subject '%s' Version %d was soft deleted.Set permanent=true to "
-                         "delete permanently", subject, v->version);
+        kp_reg_error_set(e, 404, 40406,
+                         "Subject '%s' Version %d was soft deleted.Set permanent=true to "
+                         "delete permanently",
+                         subject, v->version);
         return -1;
     }
     if (permanent && !v->deleted) {
-        kp_reg_error_set(e, 404, 40407, "Subject '%s' Version %d was not deleted first before being "
-                         "permanently deleted", subject, v->version);
+        kp_reg_error_set(e, 404, 40407,
+                         "Subject '%s' Version %d was not deleted first before being "
+                         "permanently deleted",
+                         subject, v->version);
         return -1;
     }
     if (permanent) id_watermark(st, out);
     const kp_reg_schema_t *sc = kp_reg_schema_by_id(st, v->id);
     char *value = permanent || !sc ? NULL
-                                   : kp_reg_value_schema(subject, v->version, v->id, sc->type, sc->text,
-                                                         sc->references, 1);
+                                   : kp_reg_value_schema(subject, v->version, v->id, sc->type,
+                                                         sc->text, sc->references, 1);
     batch_add(out, kp_reg_key_schema(subject, v->version), value);
     *deleted_version = v->version;
     return 0;

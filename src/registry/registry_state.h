@@ -57,11 +57,11 @@ int kp_compat_parse(const char *name, kp_compat_t *out);
 /* One schema id: the canonical text, its type and references. */
 typedef struct kp_reg_schema {
     int id;
-    char *type; /* "AVRO", "JSON", "PROTOBUF" */
-    char *text; /* canonical */
-    json_t *references; /* array of {"name","subject","version"} (possibly empty) */
+    char *type;             /* "AVRO", "JSON", "PROTOBUF" */
+    char *text;             /* canonical */
+    json_t *references;     /* array of {"name","subject","version"} (possibly empty) */
     kp_avro_schema_t *avro; /* AVRO only; NULL when it cannot be parsed any more */
-    int uses;   /* versions (soft-deleted included) naming this id */
+    int uses;               /* versions (soft-deleted included) naming this id */
 } kp_reg_schema_t;
 
 typedef struct kp_reg_version {
@@ -141,9 +141,8 @@ typedef struct kp_reg_candidate {
 /* Parses a submitted schema of type ("AVRO" when NULL) with its references (a JSON array
  * of {name, subject, version}, or NULL), which must exist. 0, or -1 with e set (42201
  * invalid schema, 40402/40401 missing reference, 422 unknown type). */
-int kp_reg_candidate_parse(const kp_reg_state_t *st, const char *type, const char *text,
-                           size_t len, const json_t *references, kp_reg_candidate_t *c,
-                           kp_reg_error_t *e);
+int kp_reg_candidate_parse(const kp_reg_state_t *st, const char *type, const char *text, size_t len,
+                           const json_t *references, kp_reg_candidate_t *c, kp_reg_error_t *e);
 void kp_reg_candidate_free(kp_reg_candidate_t *c);
 
 /* The id this candidate already has anywhere (same type, text and references), or 0. */

@@ -36,8 +36,8 @@ static void avro(const char *text, size_t len)
         check(err[0] != 0, "refused without a message");
         return;
     }
-    kp_avro_schema_t *again = kp_avro_parse(s->canonical, strlen(s->canonical), NULL, NULL, 0, err,
-                                            sizeof(err));
+    kp_avro_schema_t *again =
+        kp_avro_parse(s->canonical, strlen(s->canonical), NULL, NULL, 0, err, sizeof(err));
     if (!again) fprintf(stderr, "canonical %s refused: %s\n", s->canonical, err);
     check(again != NULL, "the canonical form does not parse");
     check(!strcmp(again->canonical, s->canonical), "the canonical form is not a fixed point");
@@ -62,7 +62,8 @@ static void record(const char *data, size_t len)
     if (kp_reg_candidate_parse(&st, NULL, "\"long\"", 6, NULL, &c, &e) == 0) {
         kp_reg_batch_t b = {0};
         int id, version;
-        if (kp_reg_plan_register(&st, "s", &c, &b, &id, &version, &e) == 0) check(id >= 1, "id below 1");
+        if (kp_reg_plan_register(&st, "s", &c, &b, &id, &version, &e) == 0)
+            check(id >= 1, "id below 1");
         kp_reg_batch_free(&b);
         kp_reg_candidate_free(&c);
     }
@@ -82,7 +83,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         kp_reg_state_init(&st);
         kp_reg_candidate_t c;
         kp_reg_error_t e;
-        if (kp_reg_candidate_parse(&st, "JSON", text, len, NULL, &c, &e) == 0) kp_reg_candidate_free(&c);
+        if (kp_reg_candidate_parse(&st, "JSON", text, len, NULL, &c, &e) == 0)
+            kp_reg_candidate_free(&c);
         kp_reg_state_free(&st);
     } else {
         record(text, len);

@@ -22,7 +22,8 @@ static void refused(const char *text, const char *want)
 {
     char err[600];
     kp_avro_schema_t *s = kp_avro_parse(text, strlen(text), NULL, NULL, 0, err, sizeof(err));
-    if (s || !strstr(err, want)) fprintf(stderr, "for %s\n  got: %s\n  want: %s\n", text, s ? "accepted" : err, want);
+    if (s || !strstr(err, want))
+        fprintf(stderr, "for %s\n  got: %s\n  want: %s\n", text, s ? "accepted" : err, want);
     assert_null(s);
     assert_non_null(strstr(err, want));
 }
@@ -63,11 +64,13 @@ static void test_parse_refuses_invalid(void **state)
     refused("[\"int\",\"int\"]", "already has a branch of type int");
     refused("[\"int\",[\"long\"]]", "may not contain a union");
     refused("{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"A\"]}", "appears twice");
-    refused("{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\"],\"default\":\"B\"}", "not a symbol");
+    refused("{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\"],\"default\":\"B\"}",
+            "not a symbol");
     refused("{\"type\":\"fixed\",\"name\":\"F\",\"size\":-1}", "needs a \"size\"");
     refused("{\"type\":\"array\"}", "needs \"items\"");
     refused("{\"type\":\"record\",\"name\":\"int\",\"fields\":[]}", "cannot be redefined");
-    refused("[{\"type\":\"fixed\",\"name\":\"F\",\"size\":1},{\"type\":\"fixed\",\"name\":\"F\",\"size\":2}]",
+    refused("[{\"type\":\"fixed\",\"name\":\"F\",\"size\":1},{\"type\":\"fixed\",\"name\":\"F\","
+            "\"size\":2}]",
             "defined twice");
     refused("{\"type\":\"record\",\"name\":\"R\",\"fields\":[{\"name\":\"a\",\"type\":\"int\"}],"
             "\"fields\":[]}",
@@ -84,11 +87,11 @@ static void test_parse_names_and_references(void **state)
 {
     (void)state;
     /* namespaces: nested types inherit, references resolve relative, then absolute */
-    kp_avro_schema_t *s = parse(
-        "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"a.b\",\"fields\":["
-        "{\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"X\"]}},"
-        "{\"name\":\"e2\",\"type\":\"E\"},{\"name\":\"e3\",\"type\":\"a.b.E\"},"
-        "{\"name\":\"next\",\"type\":[\"null\",\"R\"],\"default\":null}]}");
+    kp_avro_schema_t *s =
+        parse("{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"a.b\",\"fields\":["
+              "{\"name\":\"e\",\"type\":{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"X\"]}},"
+              "{\"name\":\"e2\",\"type\":\"E\"},{\"name\":\"e3\",\"type\":\"a.b.E\"},"
+              "{\"name\":\"next\",\"type\":[\"null\",\"R\"],\"default\":null}]}");
     assert_non_null(s);
     assert_string_equal(s->root->fullname, "a.b.R");
     assert_string_equal(s->root->fields[0].type->fullname, "a.b.E");
@@ -100,18 +103,22 @@ static void test_parse_names_and_references(void **state)
 static void test_canonical_dedupes_spelling_not_meaning(void **state)
 {
     (void)state;
-    const char *a = "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"n\",\"fields\":"
-                    "[{\"name\":\"x\",\"type\":\"int\"},{\"name\":\"y\",\"type\":{\"type\":\"string\"}}]}";
-    const char *b = "  {\"fields\": [ {\"type\":\"int\", \"name\":\"x\"},\n {\"name\":\"y\",\"type\":\"string\"}],"
+    const char *a =
+        "{\"type\":\"record\",\"name\":\"R\",\"namespace\":\"n\",\"fields\":"
+        "[{\"name\":\"x\",\"type\":\"int\"},{\"name\":\"y\",\"type\":{\"type\":\"string\"}}]}";
+    const char *b = "  {\"fields\": [ {\"type\":\"int\", \"name\":\"x\"},\n "
+                    "{\"name\":\"y\",\"type\":\"string\"}],"
                     " \"name\": \"n.R\", \"type\": \"record\"}";
     const char *doc = "{\"type\":\"record\",\"name\":\"n.R\",\"doc\":\"hello\",\"fields\":"
                       "[{\"name\":\"x\",\"type\":\"int\"},{\"name\":\"y\",\"type\":\"string\"}]}";
-    const char *def = "{\"type\":\"record\",\"name\":\"n.R\",\"fields\":"
-                      "[{\"name\":\"x\",\"type\":\"int\",\"default\":1},{\"name\":\"y\",\"type\":\"string\"}]}";
+    const char *def =
+        "{\"type\":\"record\",\"name\":\"n.R\",\"fields\":"
+        "[{\"name\":\"x\",\"type\":\"int\",\"default\":1},{\"name\":\"y\",\"type\":\"string\"}]}";
     kp_avro_schema_t *sa = parse(a), *sb = parse(b), *sd = parse(doc), *sf = parse(def);
     assert_string_equal(sa->canonical, sb->canonical);
-    assert_string_equal(sa->canonical, "{\"type\":\"record\",\"name\":\"n.R\",\"fields\":[{\"name\":\"x\","
-                                       "\"type\":\"int\"},{\"name\":\"y\",\"type\":\"string\"}]}");
+    assert_string_equal(sa->canonical,
+                        "{\"type\":\"record\",\"name\":\"n.R\",\"fields\":[{\"name\":\"x\","
+                        "\"type\":\"int\"},{\"name\":\"y\",\"type\":\"string\"}]}");
     assert_string_not_equal(sa->canonical, sd->canonical);
     assert_string_not_equal(sa->canonical, sf->canonical);
     /* the canonical form parses to itself */
@@ -119,12 +126,15 @@ static void test_canonical_dedupes_spelling_not_meaning(void **state)
     assert_string_equal(again->canonical, sd->canonical);
     kp_avro_schema_free(again);
     /* logical types and custom attributes are kept, sorted */
-    kp_avro_schema_t *lt = parse("{\"type\":\"bytes\",\"scale\":2,\"precision\":4,\"logicalType\":\"decimal\"}");
-    assert_string_equal(lt->canonical,
-                        "{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":4,\"scale\":2}");
+    kp_avro_schema_t *lt =
+        parse("{\"type\":\"bytes\",\"scale\":2,\"precision\":4,\"logicalType\":\"decimal\"}");
+    assert_string_equal(
+        lt->canonical,
+        "{\"type\":\"bytes\",\"logicalType\":\"decimal\",\"precision\":4,\"scale\":2}");
     /* a null-namespace type inside a namespaced record keeps its namespace explicit */
-    kp_avro_schema_t *nn = parse("{\"type\":\"record\",\"name\":\"a.R\",\"fields\":[{\"name\":\"f\",\"type\":"
-                                 "{\"type\":\"fixed\",\"name\":\"F\",\"namespace\":\"\",\"size\":2}}]}");
+    kp_avro_schema_t *nn =
+        parse("{\"type\":\"record\",\"name\":\"a.R\",\"fields\":[{\"name\":\"f\",\"type\":"
+              "{\"type\":\"fixed\",\"name\":\"F\",\"namespace\":\"\",\"size\":2}}]}");
     assert_non_null(strstr(nn->canonical, "\"name\":\"F\",\"namespace\":\"\""));
     kp_avro_schema_t *nn2 = parse(nn->canonical);
     assert_string_equal(nn2->canonical, nn->canonical);
@@ -164,8 +174,10 @@ static void test_compat_records(void **state)
 {
     (void)state;
     const char *v1 = REC("{\"name\":\"a\",\"type\":\"int\"}");
-    const char *v2_nodefault = REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"string\"}");
-    const char *v2_default = REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"string\",\"default\":\"x\"}");
+    const char *v2_nodefault =
+        REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"string\"}");
+    const char *v2_default = REC(
+        "{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"string\",\"default\":\"x\"}");
     /* a new field without default: the new reader cannot read old data (not BACKWARD) */
     assert_false(reads(v2_nodefault, v1));
     /* but old readers skip it (FORWARD) */
@@ -179,16 +191,20 @@ static void test_compat_records(void **state)
     assert_true(reads(REC("{\"name\":\"a\",\"type\":\"long\"}"), v1));
     assert_false(reads(v1, REC("{\"name\":\"a\",\"type\":\"long\"}")));
     /* names must match (unqualified), or an alias */
-    assert_true(reads("{\"type\":\"record\",\"name\":\"x.R\",\"fields\":[]}", "{\"type\":\"record\",\"name\":\"y.R\",\"fields\":[]}"));
+    assert_true(reads("{\"type\":\"record\",\"name\":\"x.R\",\"fields\":[]}",
+                      "{\"type\":\"record\",\"name\":\"y.R\",\"fields\":[]}"));
     assert_false(reads("{\"type\":\"record\",\"name\":\"S\",\"fields\":[]}", REC("")));
-    assert_true(reads("{\"type\":\"record\",\"name\":\"S\",\"aliases\":[\"R\"],\"fields\":[]}", REC("")));
+    assert_true(
+        reads("{\"type\":\"record\",\"name\":\"S\",\"aliases\":[\"R\"],\"fields\":[]}", REC("")));
     /* field aliases rename */
     assert_true(reads(REC("{\"name\":\"b\",\"aliases\":[\"a\"],\"type\":\"int\"}"), v1));
     /* recursive records terminate */
-    const char *list = "{\"type\":\"record\",\"name\":\"L\",\"fields\":[{\"name\":\"v\",\"type\":\"int\"},"
-                       "{\"name\":\"next\",\"type\":[\"null\",\"L\"]}]}";
-    const char *list_long = "{\"type\":\"record\",\"name\":\"L\",\"fields\":[{\"name\":\"v\",\"type\":\"long\"},"
-                            "{\"name\":\"next\",\"type\":[\"null\",\"L\"]}]}";
+    const char *list =
+        "{\"type\":\"record\",\"name\":\"L\",\"fields\":[{\"name\":\"v\",\"type\":\"int\"},"
+        "{\"name\":\"next\",\"type\":[\"null\",\"L\"]}]}";
+    const char *list_long =
+        "{\"type\":\"record\",\"name\":\"L\",\"fields\":[{\"name\":\"v\",\"type\":\"long\"},"
+        "{\"name\":\"next\",\"type\":[\"null\",\"L\"]}]}";
     assert_true(reads(list_long, list));
     assert_false(reads(list, list_long));
 }
@@ -198,18 +214,26 @@ static void test_compat_enums_fixed_arrays_maps(void **state)
     (void)state;
     const char *e2 = "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\"]}";
     const char *e3 = "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\",\"C\"]}";
-    const char *e3d = "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\"],\"default\":\"A\"}";
+    const char *e3d =
+        "{\"type\":\"enum\",\"name\":\"E\",\"symbols\":[\"A\",\"B\"],\"default\":\"A\"}";
     assert_true(reads(e3, e2));  /* reader has every writer symbol */
     assert_false(reads(e2, e3)); /* C unknown to the reader */
     assert_true(reads(e3d, e3)); /* unless the reader has a default */
     assert_false(reads("{\"type\":\"enum\",\"name\":\"F\",\"symbols\":[\"A\",\"B\"]}", e2));
-    assert_true(reads("{\"type\":\"fixed\",\"name\":\"F\",\"size\":4}", "{\"type\":\"fixed\",\"name\":\"F\",\"size\":4}"));
-    assert_false(reads("{\"type\":\"fixed\",\"name\":\"F\",\"size\":4}", "{\"type\":\"fixed\",\"name\":\"F\",\"size\":8}"));
-    assert_false(reads("{\"type\":\"fixed\",\"name\":\"G\",\"size\":4}", "{\"type\":\"fixed\",\"name\":\"F\",\"size\":4}"));
-    assert_true(reads("{\"type\":\"array\",\"items\":\"long\"}", "{\"type\":\"array\",\"items\":\"int\"}"));
-    assert_false(reads("{\"type\":\"array\",\"items\":\"int\"}", "{\"type\":\"array\",\"items\":\"long\"}"));
-    assert_true(reads("{\"type\":\"map\",\"values\":\"double\"}", "{\"type\":\"map\",\"values\":\"float\"}"));
-    assert_false(reads("{\"type\":\"map\",\"values\":\"int\"}", "{\"type\":\"array\",\"items\":\"int\"}"));
+    assert_true(reads("{\"type\":\"fixed\",\"name\":\"F\",\"size\":4}",
+                      "{\"type\":\"fixed\",\"name\":\"F\",\"size\":4}"));
+    assert_false(reads("{\"type\":\"fixed\",\"name\":\"F\",\"size\":4}",
+                       "{\"type\":\"fixed\",\"name\":\"F\",\"size\":8}"));
+    assert_false(reads("{\"type\":\"fixed\",\"name\":\"G\",\"size\":4}",
+                       "{\"type\":\"fixed\",\"name\":\"F\",\"size\":4}"));
+    assert_true(
+        reads("{\"type\":\"array\",\"items\":\"long\"}", "{\"type\":\"array\",\"items\":\"int\"}"));
+    assert_false(
+        reads("{\"type\":\"array\",\"items\":\"int\"}", "{\"type\":\"array\",\"items\":\"long\"}"));
+    assert_true(reads("{\"type\":\"map\",\"values\":\"double\"}",
+                      "{\"type\":\"map\",\"values\":\"float\"}"));
+    assert_false(
+        reads("{\"type\":\"map\",\"values\":\"int\"}", "{\"type\":\"array\",\"items\":\"int\"}"));
 }
 
 static void test_compat_unions(void **state)
@@ -232,14 +256,16 @@ static void test_compat_unions(void **state)
 static void test_compat_messages(void **state)
 {
     (void)state;
-    kp_avro_schema_t *r = parse(REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"string\"}"));
+    kp_avro_schema_t *r =
+        parse(REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"string\"}"));
     kp_avro_schema_t *w = parse(REC("{\"name\":\"a\",\"type\":\"string\"}"));
     json_t *msgs = json_array();
     assert_false(kp_avro_can_read(r, w, msgs));
     assert_int_equal(json_array_size(msgs), 2); /* both problems, not just the first */
     assert_non_null(strstr(json_string_value(json_array_get(msgs, 0)), "TYPE_MISMATCH"));
     assert_non_null(strstr(json_string_value(json_array_get(msgs, 0)), "/fields/0/type"));
-    assert_non_null(strstr(json_string_value(json_array_get(msgs, 1)), "READER_FIELD_MISSING_DEFAULT_VALUE"));
+    assert_non_null(
+        strstr(json_string_value(json_array_get(msgs, 1)), "READER_FIELD_MISSING_DEFAULT_VALUE"));
     json_decref(msgs);
     kp_avro_schema_free(r);
     kp_avro_schema_free(w);
@@ -248,15 +274,20 @@ static void test_compat_messages(void **state)
 static void test_references(void **state)
 {
     (void)state;
-    const char *ref = "{\"type\":\"record\",\"name\":\"com.x.Address\",\"fields\":[{\"name\":\"city\",\"type\":\"string\"}]}";
-    const char *main_text = "{\"type\":\"record\",\"name\":\"com.x.Person\",\"fields\":[{\"name\":\"home\",\"type\":\"Address\"}]}";
+    const char *ref = "{\"type\":\"record\",\"name\":\"com.x.Address\",\"fields\":[{\"name\":"
+                      "\"city\",\"type\":\"string\"}]}";
+    const char *main_text = "{\"type\":\"record\",\"name\":\"com.x.Person\",\"fields\":[{\"name\":"
+                            "\"home\",\"type\":\"Address\"}]}";
     size_t len = strlen(ref);
     char err[400];
-    kp_avro_schema_t *s = kp_avro_parse(main_text, strlen(main_text), &ref, &len, 1, err, sizeof(err));
+    kp_avro_schema_t *s =
+        kp_avro_parse(main_text, strlen(main_text), &ref, &len, 1, err, sizeof(err));
     assert_non_null(s);
     /* the referenced type is named, not inlined */
-    assert_string_equal(s->canonical, "{\"type\":\"record\",\"name\":\"com.x.Person\",\"fields\":[{\"name\":\"home\","
-                                      "\"type\":\"com.x.Address\"}]}");
+    assert_string_equal(
+        s->canonical,
+        "{\"type\":\"record\",\"name\":\"com.x.Person\",\"fields\":[{\"name\":\"home\","
+        "\"type\":\"com.x.Address\"}]}");
     kp_avro_schema_free(s);
     assert_null(kp_avro_parse(main_text, strlen(main_text), NULL, NULL, 0, err, sizeof(err)));
 }

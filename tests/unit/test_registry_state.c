@@ -16,8 +16,8 @@ static void apply_batch(kp_reg_state_t *st, kp_reg_batch_t *b)
     char err[256];
     for (int i = 0; i < b->n; i++) {
         const kp_reg_record_t *r = &b->records[i];
-        assert_int_equal(kp_reg_apply(st, r->key, strlen(r->key), r->value, r->value ? strlen(r->value) : 0,
-                                      err, sizeof(err)),
+        assert_int_equal(kp_reg_apply(st, r->key, strlen(r->key), r->value,
+                                      r->value ? strlen(r->value) : 0, err, sizeof(err)),
                          0);
     }
     kp_reg_batch_free(b);
@@ -84,16 +84,20 @@ static void test_records_are_confluents(void **state)
     /* a record as Confluent writes it (its own spelling, a JSON type) applies, and the Avro
      * text becomes canonical so it dedupes with ours */
     const char *key = "{\"keytype\":\"SCHEMA\",\"subject\":\"other\",\"version\":1,\"magic\":1}";
-    const char *val = "{\"subject\":\"other\",\"version\":1,\"id\":7,\"schema\":\"{\\\"type\\\": \\\"record\\\", "
-                      "\\\"name\\\": \\\"R\\\", \\\"fields\\\": [{\\\"name\\\": \\\"a\\\", \\\"type\\\": \\\"int\\\"}]}\","
-                      "\"deleted\":false}";
+    const char *val =
+        "{\"subject\":\"other\",\"version\":1,\"id\":7,\"schema\":\"{\\\"type\\\": \\\"record\\\", "
+        "\\\"name\\\": \\\"R\\\", \\\"fields\\\": [{\\\"name\\\": \\\"a\\\", \\\"type\\\": "
+        "\\\"int\\\"}]}\","
+        "\"deleted\":false}";
     char err[256];
     assert_int_equal(kp_reg_apply(&st, key, strlen(key), val, strlen(val), err, sizeof(err)), 0);
     assert_int_equal(st.max_id, 7);
     assert_int_equal(reg(&st, "third", text), 1); /* lowest id of the identical text wins: ours */
     const char *jkey = "{\"keytype\":\"SCHEMA\",\"subject\":\"j\",\"version\":1,\"magic\":1}";
-    const char *jval = "{\"subject\":\"j\",\"version\":1,\"id\":8,\"schemaType\":\"JSON\",\"schema\":\"{}\"}";
-    assert_int_equal(kp_reg_apply(&st, jkey, strlen(jkey), jval, strlen(jval), err, sizeof(err)), 0);
+    const char *jval =
+        "{\"subject\":\"j\",\"version\":1,\"id\":8,\"schemaType\":\"JSON\",\"schema\":\"{}\"}";
+    assert_int_equal(kp_reg_apply(&st, jkey, strlen(jkey), jval, strlen(jval), err, sizeof(err)),
+                     0);
     assert_string_equal(kp_reg_schema_by_id(&st, 8)->type, "JSON");
     /* NOOP and unknown key types are skipped; garbage is reported and ignored */
     const char *noop = "{\"keytype\":\"NOOP\",\"magic\":0}";
@@ -101,7 +105,8 @@ static void test_records_are_confluents(void **state)
     assert_int_equal(kp_reg_apply(&st, "xx", 2, "yy", 2, err, sizeof(err)), -1);
     const char *badv = "{\"subject\":\"j\",\"version\":2,\"schema\":\"{}\"}"; /* no id */
     const char *badk = "{\"keytype\":\"SCHEMA\",\"subject\":\"j\",\"version\":2,\"magic\":1}";
-    assert_int_equal(kp_reg_apply(&st, badk, strlen(badk), badv, strlen(badv), err, sizeof(err)), -1);
+    assert_int_equal(kp_reg_apply(&st, badk, strlen(badk), badv, strlen(badv), err, sizeof(err)),
+                     -1);
     assert_int_equal(kp_reg_subject(&st, "j")->nversions, 1);
     kp_reg_state_free(&st);
 }
@@ -112,8 +117,10 @@ static void test_ids_versions_and_dedupe(void **state)
     kp_reg_state_t st;
     kp_reg_state_init(&st);
     const char *a = REC("{\"name\":\"a\",\"type\":\"int\"}");
-    const char *a2 = "{ \"fields\": [{\"type\": \"int\", \"name\": \"a\"}], \"name\": \"R\", \"type\": \"record\" }";
-    const char *ab = REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"int\",\"default\":0}");
+    const char *a2 = "{ \"fields\": [{\"type\": \"int\", \"name\": \"a\"}], \"name\": \"R\", "
+                     "\"type\": \"record\" }";
+    const char *ab =
+        REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"int\",\"default\":0}");
     assert_int_equal(reg(&st, "s", a), 1);
     assert_int_equal(reg(&st, "s", a2), 1); /* same schema: same id, no new version */
     assert_int_equal(kp_reg_subject(&st, "s")->nversions, 1);
@@ -157,8 +164,12 @@ static void test_every_level(void **state)
     const char *f_cand = REC("");
     assert_true(accepted(KP_COMPAT_FORWARD, f_hist, 2, f_cand));
     assert_false(accepted(KP_COMPAT_FORWARD_TRANSITIVE, f_hist, 2, f_cand)); /* v1 needs a */
-    assert_false(accepted(KP_COMPAT_BACKWARD, f_hist, 1, REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"int\"}")));
-    assert_true(accepted(KP_COMPAT_FORWARD, f_hist, 1, REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"int\"}")));
+    assert_false(
+        accepted(KP_COMPAT_BACKWARD, f_hist, 1,
+                 REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"int\"}")));
+    assert_true(
+        accepted(KP_COMPAT_FORWARD, f_hist, 1,
+                 REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"int\"}")));
     /* FULL: both directions against the latest; transitive: against all */
     const char *full_hist[] = {REC("{\"name\":\"a\",\"type\":\"int\"}"),
                                REC("{\"name\":\"a\",\"type\":\"int\",\"default\":0}")};
@@ -167,8 +178,10 @@ static void test_every_level(void **state)
     assert_false(accepted(KP_COMPAT_FULL_TRANSITIVE, full_hist, 2, full_cand));
     /* FULL refuses what only one direction allows */
     assert_false(accepted(KP_COMPAT_FULL, full_hist, 1, REC("{\"name\":\"a\",\"type\":\"long\"}")));
-    assert_true(accepted(KP_COMPAT_BACKWARD, full_hist, 1, REC("{\"name\":\"a\",\"type\":\"long\"}")));
-    assert_false(accepted(KP_COMPAT_FORWARD, full_hist, 1, REC("{\"name\":\"a\",\"type\":\"long\"}")));
+    assert_true(
+        accepted(KP_COMPAT_BACKWARD, full_hist, 1, REC("{\"name\":\"a\",\"type\":\"long\"}")));
+    assert_false(
+        accepted(KP_COMPAT_FORWARD, full_hist, 1, REC("{\"name\":\"a\",\"type\":\"long\"}")));
     /* soft-deleted versions do not count */
     kp_reg_state_t st;
     kp_reg_state_init(&st);
@@ -183,12 +196,14 @@ static void test_every_level(void **state)
     assert_int_equal(kp_reg_version_find(kp_reg_subject(&st, "s"), -1, 0)->version, 2);
     /* JSON schemas: only NONE accepts a change */
     kp_reg_candidate_t c;
-    assert_int_equal(kp_reg_candidate_parse(&st, "JSON", "{\"type\":\"object\"}", 17, NULL, &c, &e), 0);
+    assert_int_equal(kp_reg_candidate_parse(&st, "JSON", "{\"type\":\"object\"}", 17, NULL, &c, &e),
+                     0);
     int id, version;
     assert_int_equal(kp_reg_plan_register(&st, "j", &c, &b, &id, &version, &e), 0);
     apply_batch(&st, &b);
     kp_reg_candidate_free(&c);
-    assert_int_equal(kp_reg_candidate_parse(&st, "JSON", "{\"type\":\"string\"}", 17, NULL, &c, &e), 0);
+    assert_int_equal(kp_reg_candidate_parse(&st, "JSON", "{\"type\":\"string\"}", 17, NULL, &c, &e),
+                     0);
     assert_int_equal(kp_reg_plan_register(&st, "j", &c, &b, &id, &version, &e), -1);
     assert_int_equal(e.code, 409);
     set_level(&st, "j", KP_COMPAT_NONE);
@@ -204,7 +219,8 @@ static void test_deletes_and_config(void **state)
     kp_reg_state_t st;
     kp_reg_state_init(&st);
     const char *v1 = REC("{\"name\":\"a\",\"type\":\"int\"}");
-    const char *v2 = REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"int\",\"default\":0}");
+    const char *v2 =
+        REC("{\"name\":\"a\",\"type\":\"int\"},{\"name\":\"b\",\"type\":\"int\",\"default\":0}");
     assert_int_equal(reg(&st, "s", v1), 1);
     assert_int_equal(reg(&st, "s", v2), 2);
     kp_reg_batch_t b = {0};
@@ -277,10 +293,13 @@ static void test_references(void **state)
     (void)state;
     kp_reg_state_t st;
     kp_reg_state_init(&st);
-    const char *addr = "{\"type\":\"record\",\"name\":\"x.Address\",\"fields\":[{\"name\":\"city\",\"type\":\"string\"}]}";
+    const char *addr = "{\"type\":\"record\",\"name\":\"x.Address\",\"fields\":[{\"name\":\"city\","
+                       "\"type\":\"string\"}]}";
     assert_int_equal(reg(&st, "address", addr), 1);
-    const char *person = "{\"type\":\"record\",\"name\":\"x.Person\",\"fields\":[{\"name\":\"a\",\"type\":\"Address\"}]}";
-    json_t *refs = json_pack("[{s:s, s:s, s:i}]", "name", "x.Address", "subject", "address", "version", 1);
+    const char *person = "{\"type\":\"record\",\"name\":\"x.Person\",\"fields\":[{\"name\":\"a\","
+                         "\"type\":\"Address\"}]}";
+    json_t *refs =
+        json_pack("[{s:s, s:s, s:i}]", "name", "x.Address", "subject", "address", "version", 1);
     kp_reg_candidate_t c;
     kp_reg_error_t e;
     assert_int_equal(kp_reg_candidate_parse(&st, NULL, person, strlen(person), refs, &c, &e), 0);
