@@ -11,7 +11,7 @@
 
 B        ?= build
 CC       ?= cc
-PKGS     := rdkafka openssl jansson libmicrohttpd zlib libzstd liblz4 yaml-0.1 sqlite3 libpcre2-8 libcurl
+PKGS     := rdkafka openssl jansson libmicrohttpd zlib libzstd liblz4 yaml-0.1 sqlite3 libpcre2-8 libcurl avro-c
 PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lsnappy -lpthread -lm
 WARN     := -Wall -Wextra -Werror -Wshadow -Wno-unused-parameter -Wstrict-prototypes \

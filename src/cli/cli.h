@@ -32,5 +32,7 @@ kp_broker_t *kp_cli_broker_start(kp_props_t *props, int authorizer_default);
 int kp_cli_parse_common(int argc, char **argv, kp_props_t *props, int allow_up_flags,
                         const char **data_dir, int *port_offset);
 int kp_cmd_control(int argc, char **argv);
+/* The schema registry alone (cmd_registry.c). */
+int kp_cmd_registry(int argc, char **argv);
 
 #endif

@@ -3,7 +3,8 @@
  * created on first start) and `kpool control` (the control plane alone).
  *
  * Data directory layout (`--data-dir`, default ./kpool-data):
- *   pki/      ca.crt ca.key broker.crt broker.key admin.crt admin.key (keys 0600)
+ *   pki/      ca.crt ca.key broker.crt broker.key admin.crt admin.key (keys 0600),
+ *             registry-admin.password (0600: the schema registry's admin password)
  *   broker/   the pool's log.dirs
  *   control/  kpool.db (SQLite)
  */
@@ -14,6 +15,7 @@
 #include "core/props.h"
 #include "core/yamljson.h"
 #include "pki/pki.h"
+#include "registry/registry.h"
 #include "storage/fs.h"
 
 #include <errno.h>
@@ -260,6 +262,66 @@ static int control_settings(const kp_props_t *props, kp_control_config_t *cc, ch
     "  control.cert.key.type           [EC]     EC (P-256) or RSA (2048 bits)\n"                 \
     "  control.janitor.grace.ms        [600000] unused credentials live this long\n"
 
+/* The schema registry's admin password: made on first start, kept in pki/ (0600). The
+ * returned string is malloc'd (kp_pki_secret_free); NULL with err on failure. */
+static char *registry_admin_password(const char *pki, char *path, size_t pathlen, char *err,
+                                     size_t errlen)
+{
+    fmt_path(path, pathlen, "%s/registry-admin.password", pki);
+    uint8_t *text;
+    size_t len;
+    if (kp_fs_read_all(path, 4096, &text, &len) == 0) {
+        while (len > 0 && (text[len - 1] == '\n' || text[len - 1] == '\r')) text[--len] = 0;
+        if (len > 0) return (char *)text;
+        free(text);
+    }
+    char *pw = kp_pki_random_password(32);
+    if (!pw || write_file(path, pw, 0600) < 0) {
+        snprintf(err, errlen, "cannot write registry-admin.password in %.600s: %s", pki, strerror(errno));
+        kp_pki_secret_free(pw);
+        return NULL;
+    }
+    return pw;
+}
+
+/* Starts the pool's schema registry in this process (HTTPS with the broker's certificate,
+ * `_schemas` read and written as the admin client) and waits until it has replayed its
+ * topic. NULL with err on failure. */
+static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store, const char *pki,
+                                     const char *bootstrap, int port, char *pwpath, size_t pwlen,
+                                     char *err, size_t errlen)
+{
+    int64_t cache_ms, wait_ms;
+    if (kp_props_get_i64(props, "registry.auth.cache.ms", 2000, 1, 600000, &cache_ms, err, errlen) < 0 ||
+        kp_props_get_i64(props, "registry.start.timeout.ms", 60000, 1000, INT32_MAX, &wait_ms, err, errlen) < 0)
+        return NULL;
+    char *pw = registry_admin_password(pki, pwpath, pwlen, err, errlen);
+    if (!pw) return NULL;
+    char listen[64], crt[PATH_MAX], key[PATH_MAX], ca[PATH_MAX], acrt[PATH_MAX], akey[PATH_MAX];
+    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    fmt_path(crt, sizeof(crt), "%s/broker.crt", pki);
+    fmt_path(key, sizeof(key), "%s/broker.key", pki);
+    fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
+    fmt_path(acrt, sizeof(acrt), "%s/admin.crt", pki);
+    fmt_path(akey, sizeof(akey), "%s/admin.key", pki);
+    kp_registry_config_t rc = {.listen = listen, .cert_path = crt, .key_path = key, .pool = "dev",
+                               .store = store, .admin_password = pw, .auth_cache_ms = (int)cache_ms,
+                               .log = {.bootstrap = bootstrap, .ca_path = ca, .cert_path = acrt,
+                                       .key_path = akey, .replication = -1}};
+    kp_registry_t *r = kp_registry_start(&rc, err, errlen);
+    kp_pki_secret_free(pw);
+    for (int64_t waited = 0; r && !kp_registry_ready(r); waited += 50) {
+        if (waited >= wait_ms) {
+            snprintf(err, errlen, "the schema registry did not finish reading _schemas in %lld ms",
+                     (long long)wait_ms);
+            kp_registry_stop(r);
+            return NULL;
+        }
+        usleep(50 * 1000);
+    }
+    return r;
+}
+
 static void up_usage(FILE *f)
 {
     fprintf(f,
@@ -272,11 +334,13 @@ static void up_usage(FILE *f)
             "Endpoints (K = --port-offset, default 0):\n"
             "  Kafka (TLS, client certificates required)  127.0.0.1:%d+K\n"
             "  control plane API                          http://127.0.0.1:%d+K\n"
+            "  schema registry (HTTPS, basic auth)        https://127.0.0.1:%d+K\n"
             "  broker health and metrics                  http://127.0.0.1:%d+K/metrics\n"
             "\n"
             "--set passes broker properties (Kafka names, see `kpool broker --help`) and the\n"
-            "control plane's settings:\n" CONTROL_SETTINGS_HELP,
-            PORT_KAFKA, PORT_API, PORT_METRICS);
+            "control plane's settings:\n" CONTROL_SETTINGS_HELP
+            "  registry.auth.cache.ms          [2000]   a revoked user is refused after this\n",
+            PORT_KAFKA, PORT_API, PORT_REGISTRY, PORT_METRICS);
 }
 
 int kp_cmd_up(int argc, char **argv)
@@ -356,9 +420,21 @@ int kp_cmd_up(int argc, char **argv)
         kp_props_free(props);
         return 1;
     }
+    char pwpath[PATH_MAX];
+    kp_registry_t *reg = registry_start(props, kp_control_store(c), pki, bootstrap, registry_port,
+                                        pwpath, sizeof(pwpath), err, sizeof(err));
+    if (!reg) {
+        fprintf(stderr, "kpool: cannot start the schema registry: %s\n", err);
+        kp_control_stop(c);
+        kp_broker_free(b);
+        kp_props_free(props);
+        return 1;
+    }
     printf("kpool is up.\n"
            "  pool dev (Kafka, TLS + client certificates)  %s\n"
            "  control plane API                            %s\n"
+           "  schema registry (HTTPS, basic auth)          %s\n"
+           "    admin user kpool-admin, password in        %s\n"
            "  broker health and metrics                    http://127.0.0.1:%d/metrics\n"
            "  data                                         %s\n"
            "  CLI configuration                            %s\n"
@@ -368,7 +444,7 @@ int kp_cmd_up(int argc, char **argv)
            "  kpool get aivenapp -n myteam            # RolloutComplete: its credentials are ready\n"
            "  echo hello | kpool produce -n myteam --app ownerapp --topic myteam.mytopic\n"
            "\nCtrl-C stops everything.\n",
-           bootstrap, server, metrics_port, abs, cfgpath);
+           bootstrap, server, registry, pwpath, metrics_port, abs, cfgpath);
     fflush(stdout);
     sigset_t set;
     sigemptyset(&set);
@@ -377,7 +453,8 @@ int kp_cmd_up(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     kp_info("up", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    kp_control_stop(c); /* first: it talks to the pool */
+    kp_registry_stop(reg); /* first: it reads the store and talks to the pool */
+    kp_control_stop(c);    /* then the control plane, which talks to the pool */
     kp_broker_free(b);
     kp_props_free(props);
     return 0;

@@ -20,6 +20,7 @@ static void usage(FILE *f)
             "            defaults for a workstation: PLAINTEXT on 127.0.0.1:9092, data in\n"
             "            ./kpool-data, health and metrics on 127.0.0.1:9600\n"
             "  broker    run a pool broker from Kafka-style properties\n"
+            "  registry  run a pool's schema registry alone (kpool up runs one already)\n"
             "  bench     load generator (librdkafka): produce/consume throughput and latency\n"
             "  version   print the version\n"
             "\n"
@@ -61,6 +62,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "broker")) return kp_cmd_broker(argc - 1, argv + 1);
     if (!strcmp(cmd, "up")) return kp_cmd_up(argc - 1, argv + 1);
     if (!strcmp(cmd, "control")) return kp_cmd_control(argc - 1, argv + 1);
+    if (!strcmp(cmd, "registry")) return kp_cmd_registry(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return kp_cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "apply")) return kp_cmd_apply(argc - 1, argv + 1);
     if (!strcmp(cmd, "get")) return kp_cmd_get(argc - 1, argv + 1);

@@ -1,0 +1,598 @@
+"""The schema registry under `kpool up` (issue 8, SPEC 6): Confluent's REST API over HTTPS
+with the registry credentials of a real application secret.
+
+One `kpool up` per module (a temp data dir, a free --port-offset, $KPOOL_CONFIG in a temp
+dir, fast janitor and resync so revocation is quick). A Topic and two Applications are
+applied with `kpool apply -f`; their secrets are read with `kpool get secret -o json`, and
+the registry is called with the secret's KAFKA_SCHEMA_REGISTRY, _USER, _PASSWORD and
+KAFKA_CA — the way a deployed application does.
+
+Covered: register / fetch by id and subject/version / lookup / dedupe (same schema, same
+id, across subjects too); BACKWARD refuses a new field without default (409) and accepts
+one with a default; /compatibility (verbose); the subject level NONE allows anything;
+malformed schemas 422/42201 and the other Confluent error codes; 401 without or with a
+wrong password, and for a revoked service user (Application deleted, janitor ran); soft
+and permanent deletes; JSON schemas; confluent-kafka-python's SchemaRegistryClient (its
+Avro serializer needs fastavro, which Debian 12 does not package, so a record is framed in
+Confluent's wire format by hand, produced through the pool and decoded with the schema
+fetched by id); a restart replays `_schemas`: ids unchanged, new ids fresh.
+"""
+import base64
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KPOOL_BIN = os.environ.get("KPOOL_BIN") or os.path.join(HERE, "..", "..", "build", "asan", "kpool")
+BASE_PORTS = (9093, 8080, 8081, 9600)
+NS = "regteam"
+CT = "application/vnd.schemaregistry.v1+json"
+
+
+def port_free(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_offset():
+    for _ in range(200):
+        k = random.randrange(1000, 22000)
+        if all(port_free(p + k) for p in BASE_PORTS):
+            return k
+    raise RuntimeError("no free port offset found")
+
+
+class KpoolUp:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="kpool-reg-")
+        self.data_dir = os.path.join(self.tmp, "data")
+        self.config = os.path.join(self.tmp, "cli", "config.yaml")
+        self.log_path = os.path.join(self.tmp, "up.log")
+        self.proc = None
+        self.offset = None
+
+    def start(self, timeout=90):
+        for _ in range(3):
+            if self.offset is None or not all(port_free(p + self.offset) for p in BASE_PORTS):
+                self.offset = free_offset()
+            if self._start_once(timeout):
+                return self
+            self.offset = None
+        raise RuntimeError("kpool up did not start:\n" + self.log()[-4000:])
+
+    def _start_once(self, timeout):
+        self.kafka = "127.0.0.1:%d" % (9093 + self.offset)
+        self.api_url = "127.0.0.1:%d" % (8080 + self.offset)
+        self.registry = "https://127.0.0.1:%d" % (8081 + self.offset)
+        env = dict(os.environ, KPOOL_CONFIG=self.config)
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        start_len = len(self.log())
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [KPOOL_BIN, "up", "--data-dir", self.data_dir, "--port-offset", str(self.offset),
+             "--set", "control.resync.interval.ms=500", "--set", "control.janitor.grace.ms=1000",
+             "--set", "registry.auth.cache.ms=500"],
+            stdout=self.logf, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            text = self.log()[start_len:]
+            if self.proc.poll() is not None:
+                self.logf.close()
+                assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
+                if "in use" in text:
+                    return False
+                raise RuntimeError("kpool up exited with %s:\n%s" % (self.proc.returncode, text[-4000:]))
+            if "kpool is up." in text:
+                self.token = yaml.safe_load(open(self.config))["token"]
+                self.pki = os.path.join(self.data_dir, "pki")
+                with open(os.path.join(self.pki, "registry-admin.password")) as f:
+                    self.admin_password = f.read().strip()
+                return True
+            time.sleep(0.1)
+        raise RuntimeError("kpool up not ready in %ss:\n%s" % (timeout, self.log()[-4000:]))
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout=60):
+        if not self.proc:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("kpool up did not stop:\n" + self.log()[-4000:])
+        self.logf.close()
+        rc, self.proc = self.proc.returncode, None
+        text = self.log()
+        assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
+        assert rc == 0, "kpool up exited with %d:\n%s" % (rc, text[-4000:])
+
+    def kpool(self, *args, expect=0):
+        p = subprocess.run([KPOOL_BIN] + list(args), capture_output=True, text=True, timeout=120,
+                           env=dict(os.environ, KPOOL_CONFIG=self.config))
+        assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
+        if expect is not None:
+            assert p.returncode == expect, "kpool %s -> %d\n%s%s" % (" ".join(args), p.returncode,
+                                                                     p.stdout, p.stderr)
+        return p
+
+    def apply(self, *docs):
+        f = os.path.join(self.tmp, "apply-%d.yaml" % random.randrange(1 << 30))
+        with open(f, "w") as fh:
+            fh.write(yaml.safe_dump_all(list(docs), sort_keys=False))
+        return self.kpool("apply", "-f", f)
+
+    def api(self, method, path):
+        c = http.client.HTTPConnection(self.api_url, timeout=30)
+        c.request(method, path, headers={"Authorization": "Bearer " + self.token})
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, (json.loads(body) if body else None)
+
+    def secret(self, app, timeout=60):
+        """The app's current secret data (decoded), once its AivenApplication is synced."""
+        deadline = time.time() + timeout
+        name = None
+        while time.time() < deadline:
+            code, obj = self.api("GET", "/apis/aiven.nais.io/v1/namespaces/%s/aivenapplications/%s" % (NS, app))
+            st = (obj or {}).get("status") or {}
+            if code == 200 and st.get("synchronizationState") == "RolloutComplete":
+                name = st.get("synchronizationSecretName")
+                break
+            time.sleep(0.1)
+        assert name, "no secret for %s:\n%s" % (app, self.log()[-3000:])
+        out = self.kpool("get", "secret", name, "-n", NS, "-o", "json").stdout
+        data = json.loads(out)["data"]
+        return {k: base64.b64decode(v).decode("latin-1") for k, v in data.items()}
+
+
+class Registry:
+    """A registry client with one identity (requests, the pool CA as the only trust)."""
+
+    def __init__(self, url, user, password, ca_file):
+        self.url = url.rstrip("/")
+        self.s = requests.Session()
+        self.s.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+        self.s.verify = ca_file
+        self.s.auth = (user, password) if user is not None else None
+
+    def call(self, method, path, body=None, raw=None, headers=None):
+        h = {"Accept": CT}
+        h.update(headers or {})
+        data = raw
+        if body is not None:
+            data = json.dumps(body)
+            h.setdefault("Content-Type", CT)
+        r = self.s.request(method, self.url + path, data=data, headers=h, timeout=30)
+        try:
+            j = r.json()
+        except ValueError:
+            j = r.text
+        return r.status_code, j, r
+
+    def register(self, subject, schema, **extra):
+        body = {"schema": schema if isinstance(schema, str) else json.dumps(schema)}
+        body.update(extra)
+        return self.call("POST", "/subjects/%s/versions" % subject, body)
+
+
+def record(name, *fields):
+    return {"type": "record", "name": name, "namespace": "no.nav.reg",
+            "fields": [dict(f) for f in fields]}
+
+
+V1 = record("Order", {"name": "id", "type": "long"}, {"name": "amount", "type": "int"})
+V2_BAD = record("Order", {"name": "id", "type": "long"}, {"name": "amount", "type": "int"},
+                {"name": "currency", "type": "string"})
+V2_OK = record("Order", {"name": "id", "type": "long"}, {"name": "amount", "type": "int"},
+               {"name": "currency", "type": "string", "default": "NOK"})
+
+
+@pytest.fixture(scope="module")
+def up():
+    u = KpoolUp().start()
+    ok = False
+    try:
+        yield u
+        ok = True
+    finally:
+        try:
+            u.stop()
+        finally:
+            if ok:
+                shutil.rmtree(u.tmp, ignore_errors=True)
+
+
+def app_doc(name):
+    return {"apiVersion": "nais.io/v1alpha1", "kind": "Application",
+            "metadata": {"name": name, "namespace": NS, "labels": {"team": NS}},
+            "spec": {"image": "example/" + name, "kafka": {"pool": "dev"}}}
+
+
+@pytest.fixture(scope="module")
+def creds(up):
+    """Secret data of app `orders` (readwrite on regteam.orders) and `shortlived`."""
+    topic = {"apiVersion": "kafka.nais.io/v1", "kind": "Topic",
+             "metadata": {"name": "orders", "namespace": NS, "labels": {"team": NS}},
+             "spec": {"pool": "dev", "config": {"replication": 1, "minimumInSyncReplicas": 1},
+                      "acl": [{"team": NS, "application": "orders", "access": "readwrite"}]}}
+    up.apply(topic, app_doc("orders"), app_doc("shortlived"))
+    out = {"orders": up.secret("orders"), "shortlived": up.secret("shortlived")}
+    ca = os.path.join(up.tmp, "ca.crt")
+    with open(ca, "w") as f:
+        f.write(out["orders"]["KAFKA_CA"])
+    out["ca_file"] = ca
+    return out
+
+
+@pytest.fixture(scope="module")
+def reg(up, creds):
+    d = creds["orders"]
+    assert d["KAFKA_SCHEMA_REGISTRY"] == up.registry
+    return Registry(d["KAFKA_SCHEMA_REGISTRY"], d["KAFKA_SCHEMA_REGISTRY_USER"],
+                    d["KAFKA_SCHEMA_REGISTRY_PASSWORD"], creds["ca_file"])
+
+
+def test_register_fetch_lookup_dedupe(reg):
+    code, body, r = reg.register("orders-value", V1)
+    assert code == 200, body
+    assert r.headers["Content-Type"] == CT
+    sid = body["id"]
+    # by id: the canonical text, which parses to the same schema
+    code, body, _ = reg.call("GET", "/schemas/ids/%d" % sid)
+    assert code == 200 and "schemaType" not in body
+    assert json.loads(body["schema"])["name"] == "no.nav.reg.Order"
+    # by subject/version and latest
+    for v in ("1", "latest", "-1"):
+        code, body, _ = reg.call("GET", "/subjects/orders-value/versions/%s" % v)
+        assert code == 200, body
+        assert (body["subject"], body["version"], body["id"]) == ("orders-value", 1, sid)
+    code, raw, _ = reg.call("GET", "/subjects/orders-value/versions/1/schema")
+    assert code == 200 and raw["fields"][0]["name"] == "id"
+    # the same schema, spelled differently: same id, no new version
+    respelled = json.dumps(V1, indent=3, sort_keys=True)
+    code, body, _ = reg.register("orders-value", respelled)
+    assert (code, body) == (200, {"id": sid})
+    code, body, _ = reg.call("GET", "/subjects/orders-value/versions")
+    assert (code, body) == (200, [1])
+    # lookup (POST /subjects/{s})
+    code, body, _ = reg.call("POST", "/subjects/orders-value", {"schema": respelled})
+    assert code == 200 and body["id"] == sid and body["version"] == 1
+    code, body, _ = reg.call("POST", "/subjects/orders-value", {"schema": json.dumps(V2_OK)})
+    assert (code, body["error_code"]) == (404, 40403)
+    # the same schema under another subject reuses the id
+    code, body, _ = reg.register("orders-copy", V1)
+    assert (code, body) == (200, {"id": sid})
+    code, body, _ = reg.call("GET", "/schemas/ids/%d/versions" % sid)
+    assert sorted((x["subject"], x["version"]) for x in body) == [("orders-copy", 1), ("orders-value", 1)]
+    code, body, _ = reg.call("GET", "/subjects")
+    assert code == 200 and {"orders-value", "orders-copy"} <= set(body)
+    code, body, _ = reg.call("GET", "/schemas/types")
+    assert code == 200 and set(body) == {"AVRO", "JSON", "PROTOBUF"}
+    code, body, _ = reg.call("GET", "/")
+    assert (code, body) == (200, {})
+    # application/json is accepted as well
+    code, body, _ = reg.call("POST", "/subjects/orders-value", {"schema": json.dumps(V1)},
+                             headers={"Content-Type": "application/json"})
+    assert code == 200 and body["id"] == sid
+
+
+def test_backward_compatibility_and_levels(reg):
+    reg.register("compat-value", V1)
+    code, body, _ = reg.call("GET", "/config")
+    assert (code, body) == (200, {"compatibilityLevel": "BACKWARD"})
+    # a new field without default: new readers cannot read old data
+    code, body, _ = reg.call("POST", "/compatibility/subjects/compat-value/versions/latest?verbose=true",
+                             {"schema": json.dumps(V2_BAD)})
+    assert code == 200 and body["is_compatible"] is False
+    assert any("READER_FIELD_MISSING_DEFAULT_VALUE" in m for m in body["messages"]), body
+    code, body, _ = reg.register("compat-value", V2_BAD)
+    assert code == 409 and body["error_code"] == 409, body
+    assert "currency" in body["message"]
+    # with a default it is compatible
+    code, body, _ = reg.call("POST", "/compatibility/subjects/compat-value/versions/latest",
+                             {"schema": json.dumps(V2_OK)})
+    assert (code, body) == (200, {"is_compatible": True})
+    code, body, _ = reg.register("compat-value", V2_OK)
+    assert code == 200, body
+    v2_id = body["id"]
+    code, body, _ = reg.call("GET", "/subjects/compat-value/versions/latest")
+    assert (body["version"], body["id"]) == (2, v2_id)
+    # a type change is refused ... until the subject's level is NONE
+    incompatible = {"type": "record", "name": "Order", "namespace": "no.nav.reg",
+                    "fields": [{"name": "id", "type": "string"}]}
+    assert reg.register("compat-value", incompatible)[0] == 409
+    code, body, _ = reg.call("GET", "/config/compat-value")
+    assert (code, body["error_code"]) == (404, 40408)
+    code, body, _ = reg.call("GET", "/config/compat-value?defaultToGlobal=true")
+    assert (code, body) == (200, {"compatibilityLevel": "BACKWARD"})
+    code, body, _ = reg.call("PUT", "/config/compat-value", {"compatibility": "NONE"})
+    assert (code, body) == (200, {"compatibility": "NONE"})
+    code, body, _ = reg.call("GET", "/config/compat-value")
+    assert (code, body) == (200, {"compatibilityLevel": "NONE"})
+    code, body, _ = reg.register("compat-value", incompatible)
+    assert code == 200, body
+    code, body, _ = reg.call("PUT", "/config/compat-value", {"compatibility": "SIDEWAYS"})
+    assert (code, body["error_code"]) == (422, 42203)
+    # FORWARD on another subject: removing a field without default breaks old readers
+    reg.register("fwd-value", V2_OK)
+    assert reg.call("PUT", "/config/fwd-value", {"compatibility": "FORWARD"})[0] == 200
+    code, body, _ = reg.register("fwd-value", V1)  # drops 'currency' which had a default: fine
+    assert code == 200, body
+    only_id = record("Order", {"name": "id", "type": "long"})
+    code, body, _ = reg.register("fwd-value", only_id)  # drops 'amount' (no default in v2)
+    assert code == 409, body
+
+
+def test_error_codes(reg):
+    code, body, _ = reg.register("bad-value", "{\"type\": \"record\", \"name\": \"X\"}")
+    assert (code, body["error_code"]) == (422, 42201), body
+    code, body, _ = reg.register("bad-value", "{not json")
+    assert (code, body["error_code"]) == (422, 42201), body
+    code, body, _ = reg.register("bad-value", record("X", {"name": "a", "type": "int", "default": "x"}))
+    assert (code, body["error_code"]) == (422, 42201) and "default" in body["message"], body
+    code, body, _ = reg.call("POST", "/subjects/bad-value/versions", raw="nope",
+                             headers={"Content-Type": CT})
+    assert code == 422, body
+    code, body, _ = reg.call("GET", "/subjects/nosuch/versions")
+    assert (code, body["error_code"]) == (404, 40401)
+    code, body, _ = reg.call("GET", "/subjects/nosuch/versions/1")
+    assert (code, body["error_code"]) == (404, 40401)
+    reg.register("err-value", V1)
+    code, body, _ = reg.call("GET", "/subjects/err-value/versions/7")
+    assert (code, body["error_code"]) == (404, 40402)
+    code, body, _ = reg.call("GET", "/subjects/err-value/versions/zero")
+    assert (code, body["error_code"]) == (422, 42202)
+    code, body, _ = reg.call("GET", "/schemas/ids/999999")
+    assert (code, body["error_code"]) == (404, 40403)
+    code, body, _ = reg.call("GET", "/nothing/here")
+    assert (code, body["error_code"]) == (404, 404)
+    # JSON schemas: stored, syntax checked
+    code, body, _ = reg.register("json-value", json.dumps({"type": "object"}), schemaType="JSON")
+    assert code == 200, body
+    code, body, _ = reg.call("GET", "/schemas/ids/%d" % body["id"])
+    assert body["schemaType"] == "JSON"
+    code, body, _ = reg.register("json-value", "{\"type\": ", schemaType="JSON")
+    assert (code, body["error_code"]) == (422, 42201)
+    # a subject name with '/' (percent-encoded) stays one subject
+    code, body, _ = reg.register("a%2Fb", V1)
+    assert code == 200, body
+    assert "a/b" in reg.call("GET", "/subjects")[1]
+
+
+def test_authentication(up, reg, creds):
+    d = creds["orders"]
+    anon = Registry(reg.url, None, None, creds["ca_file"])
+    code, body, r = anon.call("GET", "/subjects")
+    assert (code, body["error_code"]) == (401, 40101)
+    assert r.headers["WWW-Authenticate"].startswith("Basic")
+    wrong = Registry(reg.url, d["KAFKA_SCHEMA_REGISTRY_USER"], "not-the-password", creds["ca_file"])
+    assert wrong.call("GET", "/subjects")[0] == 401
+    nobody = Registry(reg.url, "nobody", d["KAFKA_SCHEMA_REGISTRY_PASSWORD"], creds["ca_file"])
+    assert nobody.call("GET", "/subjects")[0] == 401
+    # service users may not change the global level; the admin may
+    code, body, _ = reg.call("PUT", "/config", {"compatibility": "FULL"})
+    assert (code, body["error_code"]) == (403, 40301)
+    admin = Registry(reg.url, "kpool-admin", up.admin_password, creds["ca_file"])
+    assert admin.call("PUT", "/config", {"compatibility": "BACKWARD"})[0] == 200
+    assert admin.call("GET", "/subjects")[0] == 200
+    # TLS: the pool CA verifies the registry; nothing else does
+    with pytest.raises(requests.exceptions.SSLError):
+        s = requests.Session()
+        s.trust_env = False
+        s.get(reg.url + "/subjects", verify="/etc/ssl/certs/ca-certificates.crt", timeout=10)
+
+
+def test_deletes(reg):
+    reg.register("del-value", V1)
+    reg.register("del-value", V2_OK)
+    code, body, _ = reg.call("DELETE", "/subjects/del-value/versions/1?permanent=true")
+    assert (code, body["error_code"]) == (404, 40407)
+    code, body, _ = reg.call("DELETE", "/subjects/del-value/versions/1")
+    assert (code, body) == (200, 1)
+    assert reg.call("GET", "/subjects/del-value/versions")[1] == [2]
+    assert reg.call("GET", "/subjects/del-value/versions?deleted=true")[1] == [1, 2]
+    assert reg.call("GET", "/subjects/del-value/versions/1")[1]["error_code"] == 40402
+    code, body, _ = reg.call("DELETE", "/subjects/del-value/versions/1")
+    assert (code, body["error_code"]) == (404, 40406)
+    code, body, _ = reg.call("DELETE", "/subjects/del-value/versions/1?permanent=true")
+    assert (code, body) == (200, 1)
+    code, body, _ = reg.call("DELETE", "/subjects/del-value?permanent=true")
+    assert (code, body["error_code"]) == (404, 40405)
+    code, body, _ = reg.call("DELETE", "/subjects/del-value")
+    assert (code, body) == (200, [2])
+    assert "del-value" not in reg.call("GET", "/subjects")[1]
+    assert "del-value" in reg.call("GET", "/subjects?deleted=true")[1]
+    code, body, _ = reg.call("DELETE", "/subjects/del-value")
+    assert (code, body["error_code"]) == (404, 40404)
+    code, body, _ = reg.call("DELETE", "/subjects/del-value?permanent=true")
+    assert (code, body) == (200, [2])
+    assert "del-value" not in reg.call("GET", "/subjects?deleted=true")[1]
+    assert reg.call("GET", "/subjects/del-value/versions")[1]["error_code"] == 40401
+
+
+def test_confluent_client_and_wire_format(up, reg, creds, monkeypatch):
+    # requests lets these override the client's ssl.ca.location
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    d = creds["orders"]
+    sr_conf = {"url": d["KAFKA_SCHEMA_REGISTRY"], "ssl.ca.location": creds["ca_file"],
+               "basic.auth.user.info": "%s:%s" % (d["KAFKA_SCHEMA_REGISTRY_USER"],
+                                                  d["KAFKA_SCHEMA_REGISTRY_PASSWORD"])}
+    client = SchemaRegistryClient(sr_conf)
+    schema = Schema(json.dumps(record("Payment", {"name": "id", "type": "long"},
+                                      {"name": "note", "type": "string"})), "AVRO")
+    sid = client.register_schema("regteam.orders-value", schema)
+    assert client.register_schema("regteam.orders-value", schema) == sid
+    fresh = SchemaRegistryClient(sr_conf)  # the first one caches what it registered
+    assert json.loads(fresh.get_schema(sid).schema_str)["name"] == "no.nav.reg.Payment"
+    found = client.lookup_schema("regteam.orders-value", schema)
+    assert (found.schema_id, found.version) == (sid, 1)
+    latest = client.get_latest_version("regteam.orders-value")
+    assert (latest.schema_id, latest.version) == (sid, 1)
+    assert "regteam.orders-value" in client.get_subjects()
+    assert client.get_versions("regteam.orders-value") == [1]
+    # Confluent's wire format by hand (magic 0, schema id, Avro binary): produce with the
+    # app's certificate, consume, resolve the writer schema by id, decode
+    files = {}
+    for key, fname in (("KAFKA_CERTIFICATE", "c.crt"), ("KAFKA_PRIVATE_KEY", "c.key")):
+        files[key] = os.path.join(up.tmp, fname)
+        with open(files[key], "w") as f:
+            f.write(d[key])
+    conf = {"bootstrap.servers": d["KAFKA_BROKERS"], "security.protocol": "ssl",
+            "ssl.ca.location": creds["ca_file"], "ssl.certificate.location": files["KAFKA_CERTIFICATE"],
+            "ssl.key.location": files["KAFKA_PRIVATE_KEY"]}
+
+    def zigzag(n):
+        n = (n << 1) ^ (n >> 63)
+        out = bytearray()
+        while n & ~0x7F:
+            out.append((n & 0x7F) | 0x80)
+            n >>= 7
+        out.append(n)
+        return bytes(out)
+
+    note = "betalt".encode()
+    payload = b"\x00" + sid.to_bytes(4, "big") + zigzag(42) + zigzag(len(note)) + note
+    p = Producer(dict(conf, acks="all"))
+    p.produce("regteam.orders", value=payload)
+    assert p.flush(30) == 0
+    c = Consumer(dict(conf, **{"group.id": "regtest", "auto.offset.reset": "earliest"}))
+    c.assign([TopicPartition("regteam.orders", 0, 0)])
+    m = None
+    deadline = time.time() + 30
+    while time.time() < deadline and m is None:
+        m = c.poll(1.0)
+        if m is not None and m.error():
+            m = None
+    c.close()
+    assert m is not None
+    v = m.value()
+    assert v[0] == 0
+    writer = json.loads(fresh.get_schema(int.from_bytes(v[1:5], "big")).schema_str)
+    assert [f["name"] for f in writer["fields"]] == ["id", "note"]
+
+    def varint(buf, i):
+        shift = n = 0
+        while True:
+            b = buf[i]
+            i += 1
+            n |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                return (n >> 1) ^ -(n & 1), i
+
+    ident, i = varint(v, 5)
+    ln, i = varint(v, i)
+    assert (ident, v[i:i + ln].decode()) == (42, "betalt")
+
+
+def test_revoked_user_is_refused(up, creds):
+    d = creds["shortlived"]
+    r = Registry(d["KAFKA_SCHEMA_REGISTRY"], d["KAFKA_SCHEMA_REGISTRY_USER"],
+                 d["KAFKA_SCHEMA_REGISTRY_PASSWORD"], creds["ca_file"])
+    assert r.call("GET", "/subjects")[0] == 200
+    up.kpool("delete", "application", "shortlived", "-n", NS)
+    deadline = time.time() + 60
+    code = 200
+    while time.time() < deadline and code == 200:
+        code = r.call("GET", "/subjects")[0]
+        time.sleep(0.2)
+    assert code == 401, up.log()[-3000:]
+
+
+def test_standalone_registry(up, creds):
+    """`kpool registry` alone, against the same pool (its own topic) and the control plane's
+    store: the admin and the pool's service users get in; SIGTERM stops it cleanly."""
+    d = creds["orders"]
+    pw = os.path.join(up.tmp, "alone.password")
+    with open(pw, "w") as f:
+        f.write("alone-admin-password\n")
+    port = None
+    for _ in range(50):
+        cand = random.randrange(30000, 32000)
+        if port_free(cand):
+            port = cand
+            break
+    pki = up.pki
+    log = open(os.path.join(up.tmp, "alone.log"), "wb")
+    props = {"bootstrap.servers": up.kafka, "ssl.ca.location": pki + "/ca.crt",
+             "ssl.certificate.location": pki + "/admin.crt", "ssl.key.location": pki + "/admin.key",
+             "registry.listener": "127.0.0.1:%d" % port,
+             "registry.ssl.certificate.location": pki + "/broker.crt",
+             "registry.ssl.key.location": pki + "/broker.key",
+             "registry.admin.password.file": pw, "registry.topic": "_schemas_alone",
+             "registry.store.path": os.path.join(up.data_dir, "control", "kpool.db")}
+    args = [KPOOL_BIN, "registry"]
+    for k, v in props.items():
+        args += ["--set", "%s=%s" % (k, v)]
+    p = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        url = "https://127.0.0.1:%d" % port
+        admin = Registry(url, "kpool-admin", "alone-admin-password", creds["ca_file"])
+        deadline = time.time() + 30
+        code = None
+        while time.time() < deadline and code != 200:
+            try:
+                code = admin.call("GET", "/subjects")[0]
+            except requests.exceptions.ConnectionError:
+                time.sleep(0.1)
+        assert code == 200
+        user = Registry(url, d["KAFKA_SCHEMA_REGISTRY_USER"], d["KAFKA_SCHEMA_REGISTRY_PASSWORD"],
+                        creds["ca_file"])
+        code, body, _ = user.register("alone-value", V1)
+        assert (code, body) == (200, {"id": 1})  # its own topic, its own ids
+        assert Registry(url, "kpool-admin", "wrong", creds["ca_file"]).call("GET", "/")[0] == 401
+    finally:
+        p.send_signal(signal.SIGTERM)
+        rc = p.wait(30)
+        log.close()
+    text = open(os.path.join(up.tmp, "alone.log")).read()
+    assert rc == 0 and "Sanitizer" not in text, text[-4000:]
+
+
+def test_restart_replays_schemas(up, reg):
+    before = {}
+    for s in reg.call("GET", "/subjects")[1]:
+        before[s] = reg.call("GET", "/subjects/%s/versions/latest" % requests.utils.quote(s, safe=""))[1]
+    code, body, _ = reg.call("GET", "/config/compat-value")
+    assert body == {"compatibilityLevel": "NONE"}
+    max_id = max(b["id"] for b in before.values())
+    up.stop()
+    up.start()
+    for s, b in before.items():
+        code, now, _ = reg.call("GET", "/subjects/%s/versions/latest" % requests.utils.quote(s, safe=""))
+        assert (code, now) == (200, b)
+    assert reg.call("GET", "/config/compat-value")[1] == {"compatibilityLevel": "NONE"}
+    assert "del-value" not in reg.call("GET", "/subjects?deleted=true")[1]
+    assert reg.call("GET", "/subjects/del-value/versions")[1]["error_code"] == 40401
+    code, body, _ = reg.register("after-restart-value", record("Fresh", {"name": "x", "type": "int"}))
+    assert code == 200 and body["id"] > max_id, (body, max_id)
