@@ -66,9 +66,9 @@ void kp_application_secret_name(const char *ns, const char *app, const char *uid
 
 /* Service users (credentials.c). */
 void kp_service_user_name(const char *team, const char *app, int64_t generation, char *out, size_t n);
-/* Removes the user's group ACL from its pool and marks it revoked; topic ACLs follow at the
- * resync the store change triggers. */
-void kp_revoke_user(kp_control_t *c, const kp_service_user_t *u);
+/* Deletes every ACL naming the user's principal in its pool, then marks it revoked.
+ * -1 (nothing marked) when the pool could not be reached: try again later. */
+int kp_revoke_user(kp_control_t *c, const kp_service_user_t *u);
 /* Deletes unused credentials secrets past the grace period and revokes their users. */
 void kp_janitor_pass(kp_control_t *c);
 

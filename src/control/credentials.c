@@ -339,39 +339,43 @@ out:
 
 /* ---- deletion ---- */
 
-/* Revokes every service user of (ns, app) in the store and removes their group ACL. */
-static void revoke_users(kp_control_t *c, const char *ns, const char *app, const char *keep_secret)
+/* Revokes every service user of (ns, app). 0, or -1 when one could not be revoked yet. */
+static int revoke_users(kp_control_t *c, const char *ns, const char *app)
 {
     kp_service_user_t *u;
-    int n;
-    if (kp_store_users_list(c->store, NULL, &u, &n) < 0) return;
+    int n, rc = 0;
+    if (kp_store_users_list(c->store, NULL, &u, &n) < 0) return -1;
     for (int i = 0; i < n; i++) {
         if (strcmp(u[i].team, ns) || strcmp(u[i].app, app)) continue;
-        if (keep_secret && !strcmp(u[i].secret, keep_secret)) continue;
-        kp_revoke_user(c, &u[i]);
+        if (kp_revoke_user(c, &u[i]) < 0) rc = -1;
     }
     kp_store_users_free(u, n);
+    return rc;
 }
 
-void kp_revoke_user(kp_control_t *c, const kp_service_user_t *u)
+int kp_revoke_user(kp_control_t *c, const kp_service_user_t *u)
 {
     char err[512];
     kp_pool_t *pool = kp_control_pool(c, u->pool, err, sizeof(err));
-    if (pool) {
-        json_t *pobj = NULL;
-        kp_store_get(c->store, "Pool", "", u->pool, &pobj);
-        kp_pool_acl_t g;
-        group_acl(json_object_get(pobj, "spec"), u->principal, &g);
-        if (kp_pool_delete_acls(pool->client, &g, 1, err, sizeof(err)) < 0)
-            kp_warn("control", "revoking %s: %s", u->name, err);
-        json_decref(pobj);
+    if (!pool && !strstr(err, "does not exist")) {
+        kp_warn("control", "revoking %s: %s; will retry", u->name, err);
+        return -1;
     }
-    /* the topics' ACLs follow at the resync the store change triggers */
+    /* every ACL naming the principal, whatever the resource: the user loses access now, also
+     * on topics whose own reconcile cannot run (an invalid spec changes nothing) */
+    kp_pool_acl_t all = {KP_RES_ANY, KP_PAT_ANY, KP_OP_ANY, KP_PERM_ANY, NULL, u->principal, NULL};
+    if (pool && kp_pool_delete_acls(pool->client, &all, 1, err, sizeof(err)) < 0) {
+        kp_warn("control", "revoking %s: %s; will retry", u->name, err);
+        return -1;
+    }
     kp_store_user_revoke(c->store, u->name, kp_wall_ms());
-    kp_info("control", "revoked service user %s", u->name);
+    kp_info("control", "revoked service user %s: its ACLs are removed", u->name);
+    return 0;
 }
 
-static void delete_app(kp_control_t *c, json_t *obj)
+/* Removes the secrets and users of an AivenApplication being deleted, then the object;
+ * -1 when a user could not be revoked (the caller retries). */
+static int delete_app(kp_control_t *c, json_t *obj)
 {
     json_t *md = json_object_get(obj, "metadata");
     const char *ns = json_string_value(json_object_get(md, "namespace"));
@@ -393,9 +397,10 @@ static void delete_app(kp_control_t *c, json_t *obj)
         }
     }
     json_decref(secrets);
-    revoke_users(c, ns, name, NULL);
+    if (revoke_users(c, ns, name) < 0) return -1; /* the pool is unreachable: retried */
     kp_store_remove(c->store, "AivenApplication", ns, name);
     kp_info("control", "aivenapplication %s/%s removed with its credentials", ns, name);
+    return 0;
 }
 
 /* ---- reconcile ---- */
@@ -444,7 +449,7 @@ void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *
     const char *name = json_string_value(json_object_get(md, "name"));
     json_t *spec = json_object_get(obj, "spec");
     if (json_object_get(md, "deletionTimestamp")) {
-        delete_app(c, obj);
+        if (delete_app(c, obj) < 0) res->retry = 1;
         return;
     }
     const char *expires = json_string_value(json_object_get(spec, "expiresAt"));
@@ -459,7 +464,7 @@ void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *
         if (timegm(&tm) <= time(NULL)) {
             kp_info("control", "aivenapplication %s/%s expired at %s", ns, name, expires);
             json_object_set_new(md, "deletionTimestamp", json_string(expires));
-            delete_app(c, obj);
+            if (delete_app(c, obj) < 0) res->retry = 1;
             return;
         }
         res->retry = 1; /* come back to expire it */
@@ -702,16 +707,18 @@ void kp_janitor_pass(kp_control_t *c)
         const char *user = json_string_value(json_object_get(ann, ANN_USER));
         kp_info("control", "janitor: secret %s/%s is no longer used; deleting it and revoking %s",
                 ns, name, user ? user : "its service user");
+        int revoked = 0;
         if (user) {
             kp_service_user_t *u;
             int n;
             if (kp_store_users_list(c->store, NULL, &u, &n) == 0) {
                 for (int k = 0; k < n; k++)
-                    if (!strcmp(u[k].name, user)) kp_revoke_user(c, &u[k]);
+                    if (!strcmp(u[k].name, user) && kp_revoke_user(c, &u[k]) < 0) revoked = -1;
                 kp_store_users_free(u, n);
             }
         }
-        kp_store_remove(c->store, "Secret", ns, name);
+        /* a user that could not be revoked keeps its secret: the next pass tries again */
+        if (revoked == 0) kp_store_remove(c->store, "Secret", ns, name);
     }
     revoke_replaced(c, secrets);
     json_decref(secrets);

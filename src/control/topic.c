@@ -111,9 +111,12 @@ static void validate_acl(json_t *acl, verrs_t *e)
             verr(e, "spec.acl[%zu].team: required; lower-case name, '*' as a wildcard (got %s)", i,
                  team ? team : "nothing");
         if (!valid_acl_pattern(app))
-            verr(e, "spec.acl[%zu].application: required; lower-case name, '*' as a wildcard "
-                    "(got %s)", i, app ? app : "nothing");
-        if (!access || (strcmp(access, "read") && strcmp(access, "write") && strcmp(access, "readwrite")))
+            verr(e,
+                 "spec.acl[%zu].application: required; lower-case name, '*' as a wildcard "
+                 "(got %s)",
+                 i, app ? app : "nothing");
+        if (!access ||
+            (strcmp(access, "read") && strcmp(access, "write") && strcmp(access, "readwrite")))
             verr(e, "spec.acl[%zu].access: must be one of read, write, readwrite (got %s)", i,
                  access ? access : "nothing");
     }
@@ -144,11 +147,14 @@ static int validate(kp_control_t *c, json_t *spec, topic_spec_t *t, kp_pool_t **
     kp_pool_t *p = *pool_out;
     long long v;
     const char *cp = json_string_value(json_object_get(cfg, "cleanupPolicy"));
-    if (json_object_get(cfg, "cleanupPolicy") && !cp) verr(e, "spec.config.cleanupPolicy: must be a string");
+    if (json_object_get(cfg, "cleanupPolicy") && !cp)
+        verr(e, "spec.config.cleanupPolicy: must be a string");
     if (!cp) cp = "delete";
     if (strcmp(cp, "delete") && strcmp(cp, "compact") && strcmp(cp, "compact,delete") &&
         strcmp(cp, "delete,compact"))
-        verr(e, "spec.config.cleanupPolicy: must be one of delete, compact, compact,delete (got %s)", cp);
+        verr(e,
+             "spec.config.cleanupPolicy: must be one of delete, compact, compact,delete (got %s)",
+             cp);
     /* Kafka's own spelling of the combined policy */
     snprintf(t->cleanup, sizeof(t->cleanup), "%s", strchr(cp, ',') ? "compact,delete" : cp);
     snprintf(t->keys[t->nconfigs], sizeof(t->keys[0]), "cleanup.policy");
@@ -189,7 +195,8 @@ static int validate(kp_control_t *c, json_t *spec, topic_spec_t *t, kp_pool_t **
     if (json_object_get(cfg, "maxCompactionLagMs") &&
         int_field(cfg, "maxCompactionLagMs", 1, INT64_MAX, 0, &v, e) == 0) {
         if (v < min_lag)
-            verr(e, "spec.config.maxCompactionLagMs: %lld is smaller than minCompactionLagMs (%lld)",
+            verr(e,
+                 "spec.config.maxCompactionLagMs: %lld is smaller than minCompactionLagMs (%lld)",
                  v, min_lag);
         add_cfg(t, "max.compaction.lag.ms", v);
     }
@@ -262,9 +269,10 @@ static int desired_acls(kp_control_t *c, const char *pool, const char *fqn, json
                 cap = cap ? cap * 2 : 16;
                 *out = kp_xrealloc(*out, (size_t)cap * sizeof(**out));
             }
-            (*out)[(*n)++] = (kp_pool_acl_t){KP_RES_TOPIC, KP_PAT_LITERAL, (int8_t)ops[k],
-                                             KP_PERM_ALLOW, kp_xstrdup(fqn),
-                                             kp_xstrdup(users[u].principal), kp_xstrdup("*")};
+            (*out)[(*n)++] =
+                (kp_pool_acl_t){KP_RES_TOPIC,   KP_PAT_LITERAL,  (int8_t)ops[k],
+                                KP_PERM_ALLOW,  kp_xstrdup(fqn), kp_xstrdup(users[u].principal),
+                                kp_xstrdup("*")};
         }
     }
     kp_store_users_free(users, nusers);
@@ -278,7 +286,8 @@ static int sync_acls(kp_pool_client_t *pc, const char *fqn, kp_pool_acl_t *want,
     kp_pool_acl_t *have;
     int nhave;
     *added = *removed = 0;
-    if (kp_pool_describe_acls(pc, KP_RES_TOPIC, fqn, KP_PAT_LITERAL, &have, &nhave, err, errlen) < 0)
+    if (kp_pool_describe_acls(pc, KP_RES_TOPIC, fqn, KP_PAT_LITERAL, &have, &nhave, err, errlen) <
+        0)
         return -1;
     kp_pool_acl_t *add = kp_xcalloc((size_t)nwant + 1, sizeof(*add));
     kp_pool_acl_t *del = kp_xcalloc((size_t)nhave + 1, sizeof(*del));
@@ -354,13 +363,16 @@ static void fail_sync(kp_control_t *c, json_t *obj, const char *fqn, const char 
 
 /* ---- deletion ---- */
 
-static void reconcile_delete(kp_control_t *c, json_t *obj, const char *fqn, kp_reconcile_result_t *res)
+static void reconcile_delete(kp_control_t *c, json_t *obj, const char *fqn,
+                             kp_reconcile_result_t *res)
 {
     json_t *md = json_object_get(obj, "metadata");
     const char *ns = json_string_value(json_object_get(md, "namespace"));
     const char *name = json_string_value(json_object_get(md, "name"));
-    const char *pool_name = json_string_value(json_object_get(json_object_get(obj, "spec"), "pool"));
-    const char *rm = json_string_value(json_object_get(json_object_get(md, "annotations"), REMOVE_DATA_ANNOTATION));
+    const char *pool_name =
+        json_string_value(json_object_get(json_object_get(obj, "spec"), "pool"));
+    const char *rm = json_string_value(
+        json_object_get(json_object_get(md, "annotations"), REMOVE_DATA_ANNOTATION));
     int remove_data = rm && !strcmp(rm, "true");
     char err[768] = "";
     kp_pool_t *pool = kp_control_pool(c, pool_name, err, sizeof(err));
@@ -431,28 +443,26 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
     json_t *old = json_object_get(obj, "status");
     const char *old_state = json_string_value(json_object_get(old, "synchronizationState"));
     const char *old_hash = json_string_value(json_object_get(old, "synchronizationHash"));
-    int was_synced = old_state && !strcmp(old_state, "RolloutComplete") && old_hash &&
-                     !strcmp(old_hash, hash);
+    int was_synced =
+        old_state && !strcmp(old_state, "RolloutComplete") && old_hash && !strcmp(old_hash, hash);
     kp_buf_t drift;
     kp_buf_init(&drift);
+    char part_err[512] = "";
     if (!have.exists) {
-        if (kp_pool_create_topic(pool->client, fqn, t.partitions, (int16_t)t.replication, keys, values,
-                                 t.nconfigs, err, sizeof(err)) < 0)
+        if (kp_pool_create_topic(pool->client, fqn, t.partitions, (int16_t)t.replication, keys,
+                                 values, t.nconfigs, err, sizeof(err)) < 0)
             goto sync_failed;
-        if (was_synced) kp_buf_appendf(&drift, "the topic was missing in the pool and was recreated");
+        if (was_synced)
+            kp_buf_appendf(&drift, "the topic was missing in the pool and was recreated");
     } else {
         if (have.partitions > t.partitions) {
-            char msg[512];
-            snprintf(msg, sizeof(msg), "spec.config.partitions: cannot decrease from %d to %d "
-                                       "(partitions can only grow)", have.partitions, t.partitions);
-            json_t *errs = json_pack("[s]", msg);
-            json_t *s = base_status(obj, fqn, "FailedPrepare", msg, errs, hash);
-            kp_status_write(c, obj, s);
-            json_decref(s);
-            json_decref(errs);
-            kp_pool_topic_free(&have);
-            kp_buf_free(&drift);
-            return;
+            /* partitions cannot be removed; configs and ACLs are still made right (a revoked
+             * user must lose access whatever the partition count) */
+            snprintf(part_err, sizeof(part_err),
+                     "spec.config.partitions: cannot decrease from %d to %d: the pool has %d "
+                     "partitions and partitions cannot be removed (if they were added directly "
+                     "in the pool, set it to %d or more)",
+                     have.partitions, t.partitions, have.partitions, have.partitions);
         }
         if (have.partitions < t.partitions &&
             kp_pool_add_partitions(pool->client, fqn, t.partitions, err, sizeof(err)) < 0)
@@ -461,14 +471,17 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
         for (int i = 0; i < t.nconfigs && same; i++) {
             int found = 0;
             for (int j = 0; j < have.nconfigs && !found; j++)
-                found = !strcmp(have.config_keys[j], t.keys[i]) && !strcmp(have.config_values[j], t.values[i]);
+                found = !strcmp(have.config_keys[j], t.keys[i]) &&
+                        !strcmp(have.config_values[j], t.values[i]);
             same = found;
         }
         if (!same) {
-            if (kp_pool_set_configs(pool->client, fqn, keys, values, t.nconfigs, err, sizeof(err)) < 0)
+            if (kp_pool_set_configs(pool->client, fqn, keys, values, t.nconfigs, err, sizeof(err)) <
+                0)
                 goto sync_failed;
-            if (was_synced) kp_buf_appendf(&drift, "%sconfigs changed in the pool were reverted",
-                                           drift.len ? "; " : "");
+            if (was_synced)
+                kp_buf_appendf(&drift, "%sconfigs changed in the pool were reverted",
+                               drift.len ? "; " : "");
         }
     }
     kp_pool_acl_t *want;
@@ -486,15 +499,29 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
     char msg[1024];
     char now[32];
     kp_status_time(now);
+    if (part_err[0]) {
+        snprintf(msg, sizeof(msg), "%s (configs and ACLs are synchronized)", part_err);
+        json_t *errs = json_pack("[s]", part_err);
+        json_t *s = base_status(obj, fqn, "FailedPrepare", msg, errs, hash);
+        kp_status_write(c, obj, s);
+        json_decref(s);
+        json_decref(errs);
+        kp_pool_topic_free(&have);
+        kp_buf_free(&drift);
+        return;
+    }
     if (drift.len) {
         snprintf(msg, sizeof(msg), "Topic synchronized to pool %s; drift repaired at %s: %.*s",
                  t.pool, now, (int)drift.len, (char *)drift.data);
-        kp_info("control", "topic %s: drift repaired: %.*s", fqn, (int)drift.len, (char *)drift.data);
+        kp_info("control", "topic %s: drift repaired: %.*s", fqn, (int)drift.len,
+                (char *)drift.data);
     } else if (was_synced && json_string_value(json_object_get(old, "message"))) {
         snprintf(msg, sizeof(msg), "%s", json_string_value(json_object_get(old, "message")));
     } else {
-        snprintf(msg, sizeof(msg), "Topic synchronized to pool %s (%d partitions, replication %d, "
-                 "%d ACL entries)", t.pool, t.partitions, t.replication, nwant);
+        snprintf(msg, sizeof(msg),
+                 "Topic synchronized to pool %s (%d partitions, replication %d, "
+                 "%d ACL entries)",
+                 t.pool, t.partitions, t.replication, nwant);
     }
     json_t *s = base_status(obj, fqn, "RolloutComplete", msg, NULL, hash);
     kp_status_write(c, obj, s);
