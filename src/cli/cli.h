@@ -12,6 +12,8 @@ int kp_cmd_get(int argc, char **argv);
 int kp_cmd_describe(int argc, char **argv);
 int kp_cmd_delete(int argc, char **argv);
 int kp_cmd_team(int argc, char **argv);
+/* kpool backup create|list|restore (cmd_backup.c) */
+int kp_cmd_backup(int argc, char **argv);
 /* Hidden (not in --help): writes a test CA, certificates and PKCS#12 stores (cmd_pki.c). */
 int kp_cmd_pki_selftest(int argc, char **argv);
 

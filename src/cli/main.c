@@ -29,6 +29,7 @@ static void usage(FILE *f)
             "  describe  show a resource and what its status says: describe KIND NAME [-n NS]\n"
             "  delete    delete resources: delete KIND NAME [-n NS], or delete -f FILE\n"
             "  team      create a team (namespace) and its API token: team create NAME\n"
+            "  backup    backups of pool configuration and schemas: backup create|list|restore\n"
             "\n"
             "Run 'kpool <command> --help' for the options of a command.\n");
 }
@@ -57,6 +58,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "describe")) return kp_cmd_describe(argc - 1, argv + 1);
     if (!strcmp(cmd, "delete")) return kp_cmd_delete(argc - 1, argv + 1);
     if (!strcmp(cmd, "team")) return kp_cmd_team(argc - 1, argv + 1);
+    if (!strcmp(cmd, "backup")) return kp_cmd_backup(argc - 1, argv + 1);
     if (!strcmp(cmd, "pki-selftest")) return kp_cmd_pki_selftest(argc - 1, argv + 1);
     fprintf(stderr, "kpool: unknown command '%s'\n\n", cmd);
     usage(stderr);
