@@ -112,7 +112,9 @@ static rd_kafka_t *consumer_new(const kp_pool_conn_t *c, char *err, size_t errle
 {
     rd_kafka_conf_t *conf = conf_new(c, err, errlen);
     if (!conf) return NULL;
-    if (conf_set(conf, "enable.auto.commit", "false", err, errlen) < 0 ||
+    /* librdkafka wants a group.id even for assign(); nothing joins it or commits to it */
+    if (conf_set(conf, "group.id", "kpool-backup", err, errlen) < 0 ||
+        conf_set(conf, "enable.auto.commit", "false", err, errlen) < 0 ||
         conf_set(conf, "enable.auto.offset.store", "false", err, errlen) < 0 ||
         conf_set(conf, "enable.partition.eof", "true", err, errlen) < 0) {
         rd_kafka_conf_destroy(conf);

@@ -541,8 +541,8 @@ static enum MHD_Result do_teams(kp_api_t *api, struct MHD_Connection *conn, cons
                             "name", name, "token", token);
     enum MHD_Result ret = send_json(conn, 201, res, NULL);
     json_decref(res);
+    kp_info("api", "created a token for team %s", name); /* name lives in obj */
     json_decref(obj);
-    kp_info("api", "created a token for team %s", name);
     return ret;
 }
 
