@@ -122,7 +122,10 @@ static rd_kafka_t *consumer_new(const kp_pool_conn_t *c, char *err, size_t errle
     }
     char es[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, es, sizeof(es));
-    if (!rk) snprintf(err, errlen, "cannot create a Kafka consumer: %s", es);
+    if (!rk) {
+        snprintf(err, errlen, "cannot create a Kafka consumer: %s", es);
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new takes it only on success */
+    }
     return rk;
 }
 
@@ -313,7 +316,10 @@ static rd_kafka_t *producer_new(const kp_pool_conn_t *c, writer_t *w, char *err,
     rd_kafka_conf_set_opaque(conf, w);
     char es[512];
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, es, sizeof(es));
-    if (!rk) snprintf(err, errlen, "cannot create a Kafka producer: %s", es);
+    if (!rk) {
+        snprintf(err, errlen, "cannot create a Kafka producer: %s", es);
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new takes it only on success */
+    }
     return rk;
 }
 

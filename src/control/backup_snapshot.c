@@ -26,6 +26,7 @@
 #include "core/buf.h"
 #include "core/logging.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,13 +68,24 @@ int kp_backup_pool_conn(kp_backup_t *b, const char *pool, kp_pool_conn_t *conn, 
     conn->cert_path = json_string_value(json_object_get(tls, "certificateLocation"));
     conn->key_path = json_string_value(json_object_get(tls, "keyLocation"));
     conn->timeout_ms = b->cfg.pool_timeout_ms;
-    if (!conn->bootstrap || !*conn->bootstrap) {
+    const char *bad = NULL;
+    if (!conn->bootstrap || !*conn->bootstrap)
         snprintf(err, errlen, "pool \"%s\": spec.bootstrapServers is required", pool);
-        json_decref(*pool_obj);
-        *pool_obj = NULL;
-        return KP_BACKUP_FAILED;
-    }
-    return 0;
+    /* librdkafka's message for an unreadable file does not name it: say which one */
+    else if (conn->ca_path && access(conn->ca_path, R_OK) < 0)
+        bad = "caLocation";
+    else if (conn->cert_path && access(conn->cert_path, R_OK) < 0)
+        bad = "certificateLocation";
+    else if (conn->key_path && access(conn->key_path, R_OK) < 0)
+        bad = "keyLocation";
+    else
+        return 0;
+    if (bad)
+        snprintf(err, errlen, "pool \"%s\": spec.tls.%s %s: %s", pool, bad,
+                 json_string_value(json_object_get(tls, bad)), strerror(errno));
+    json_decref(*pool_obj);
+    *pool_obj = NULL;
+    return KP_BACKUP_FAILED;
 }
 
 /* ---- the store's part ---- */

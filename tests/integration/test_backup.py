@@ -538,5 +538,23 @@ def test_scheduled_backups_and_retention(root):
         assert code == 200 and len(lst["items"]) <= 2 and lst["schedule"]["intervalMs"] == 1000
         assert lst["pools"][0]["state"] == "Succeeded" and lst["pools"][0]["nextScheduledTime"]
         assert all(i["state"] == "Verified" for i in lst["items"]), lst["items"]
+
+        # ---- a pool whose backup fails: an error, state Failed, the failure counted ----
+        up.apply(os.path.join(root, "pool.yaml"), {
+            "apiVersion": "kpool.dev/v1", "kind": "Pool", "metadata": {"name": "broken"},
+            "spec": {"bootstrapServers": up.kafka,
+                     "tls": {"caLocation": os.path.join(root, "missing-ca.crt"),
+                             "certificateLocation": os.path.join(up.pki, "admin.crt"),
+                             "keyLocation": os.path.join(up.pki, "admin.key")}}})
+        p = up.kpool("backup", "create", "--pool", "broken", expect=1)
+        assert "broken" in p.stderr and "missing-ca.crt" in p.stderr, p.stderr
+        p = up.kpool("backup", "create", "--pool", "nosuchpool", expect=1)
+        assert "does not exist" in p.stderr, p.stderr
+        code, lst = up.api("GET", BACKUPS)
+        broken = [x for x in lst["pools"] if x["pool"] == "broken"][0]
+        assert broken["state"] == "Failed" and "missing-ca.crt" in broken["lastError"], broken
+        assert not any(i["pool"] == "broken" for i in lst["items"])
+        assert 'kpool_backup_failures_total{pool="broken"}' in up.metrics()
+        assert not [f for f in os.listdir(bdir) if f.startswith(".") or "broken" in f]
     finally:
         up.stop()
