@@ -60,4 +60,9 @@ int kp_backup_pool_conn(kp_backup_t *b, const char *pool, kp_pool_conn_t *conn, 
 json_t *kp_backup_snapshot(kp_backup_t *b, const char *pool, int64_t now_ms, char *err,
                            size_t errlen);
 
+/* Checks every member a restore uses (types, ranges, ACL enum names, record bytes) so a
+ * restore fails before it changes anything. 0, or -1 with the member's path in err. Pure:
+ * the fuzz target calls it on arbitrary documents. */
+int kp_backup_validate(const json_t *doc, char *err, size_t errlen);
+
 #endif

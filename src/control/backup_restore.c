@@ -24,6 +24,7 @@
 #include "auth/acl.h"
 #include "control/backup_format.h"
 #include "control/backup_kafka.h"
+#include "control/kinds.h"
 #include "core/buf.h"
 #include "core/limits.h"
 #include "core/logging.h"
@@ -213,6 +214,13 @@ static int check_resources(json_t *resources, json_t *users, char *err, size_t e
                      i);
             return -1;
         }
+        char why[256];
+        if (kp_name_check(name, 0, why, sizeof(why)) < 0 ||
+            (strcmp(kind, "Pool") != 0 && kp_name_check(ns, 1, why, sizeof(why)) < 0)) {
+            snprintf(err, errlen, "resources[%zu] (%s %s): invalid name or namespace: %s", i, kind,
+                     name, why);
+            return -1;
+        }
     }
     json_array_foreach(users, i, o)
     {
@@ -230,7 +238,7 @@ static int check_resources(json_t *resources, json_t *users, char *err, size_t e
     return 0;
 }
 
-static int validate(const json_t *doc, char *err, size_t errlen)
+int kp_backup_validate(const json_t *doc, char *err, size_t errlen)
 {
     static const char *const arrays[] = {"topics", "acls", "serviceUsers", "resources"};
     for (size_t i = 0; i < 4; i++)
@@ -611,7 +619,8 @@ int kp_backup_restore(kp_backup_t *b, const json_t *doc, const kp_backup_restore
 {
     *report = NULL;
     char why[1024];
-    if (kp_backup_verify(doc, why, sizeof(why)) < 0 || validate(doc, why, sizeof(why)) < 0) {
+    if (kp_backup_verify(doc, why, sizeof(why)) < 0 ||
+        kp_backup_validate(doc, why, sizeof(why)) < 0) {
         snprintf(err, errlen, "invalid backup: %s; nothing was restored", why);
         return KP_BACKUP_INVALID;
     }
