@@ -403,7 +403,11 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
         kp_control_stop(c);
         return NULL;
     }
-    kp_api_config_t acfg = {cfg->listen, cfg->api_cert, cfg->api_key, &c->master_key, c->backup};
+    kp_api_config_t acfg = {.listen = cfg->listen,
+                            .cert_path = cfg->api_cert,
+                            .key_path = cfg->api_key,
+                            .master_key = &c->master_key,
+                            .backup = c->backup};
     c->api = kp_api_start(&acfg, c->store, err, errlen);
     if (!c->api) {
         kp_control_stop(c);
