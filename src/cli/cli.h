@@ -20,6 +20,8 @@ int kp_cmd_probe(int argc, char **argv);
 int kp_cmd_doctor(int argc, char **argv);
 int kp_cmd_produce(int argc, char **argv);
 int kp_cmd_consume(int argc, char **argv);
+/* kpool backup create|list|restore (cmd_backup.c) */
+int kp_cmd_backup(int argc, char **argv);
 /* Hidden (not in --help): writes a test CA, certificates and PKCS#12 stores (cmd_pki.c). */
 int kp_cmd_pki_selftest(int argc, char **argv);
 

@@ -222,11 +222,34 @@ static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki
     return rc == KP_STORE_CREATED || rc == KP_STORE_UPDATED || rc == KP_STORE_UNCHANGED ? 0 : -1;
 }
 
+/* control.backup.* (docs/backups.md); the directory defaults to <data dir>/backups. */
+static int backup_settings(const kp_props_t *props, kp_control_config_t *cc, char *err, size_t errlen)
+{
+    int64_t interval, count, days;
+    if (kp_props_get_i64(props, "control.backup.interval.ms", 3 * 3600 * 1000, 0, INT64_MAX / 2, &interval, err, errlen) < 0 ||
+        kp_props_get_i64(props, "control.backup.retention.count", 56, 0, 1000000, &count, err, errlen) < 0 ||
+        kp_props_get_i64(props, "control.backup.retention.days", 7, 0, 36500, &days, err, errlen) < 0)
+        return -1;
+    const char *comp = kp_props_get_str(props, "control.backup.compression", "gzip");
+    if (strcasecmp(comp, "gzip") != 0 && strcasecmp(comp, "none") != 0) {
+        snprintf(err, errlen, "control.backup.compression: '%s' is not gzip or none", comp);
+        return -1;
+    }
+    const char *dir = kp_props_get(props, "control.backup.dir");
+    if (dir && *dir) cc->backup_dir = dir;
+    cc->backup_interval_ms = interval;
+    cc->backup_retention_count = count;
+    cc->backup_retention_days = days;
+    cc->backup_gzip = !strcasecmp(comp, "gzip");
+    return 0;
+}
+
 /* The control.* settings shared by `kpool up` and `kpool control`. -1 with err filled. */
 static int control_settings(const kp_props_t *props, kp_control_config_t *cc, char *err, size_t errlen)
 {
     int64_t resync, retry, validity, renew, grace;
-    if (kp_props_get_i64(props, "control.resync.interval.ms", 60000, 100, INT32_MAX, &resync, err, errlen) < 0 ||
+    if (backup_settings(props, cc, err, errlen) < 0 ||
+        kp_props_get_i64(props, "control.resync.interval.ms", 60000, 100, INT32_MAX, &resync, err, errlen) < 0 ||
         kp_props_get_i64(props, "control.retry.max.ms", 30000, 100, INT32_MAX, &retry, err, errlen) < 0 ||
         kp_props_get_i64(props, "control.cert.validity.days", 365, 1, 3650, &validity, err, errlen) < 0 ||
         kp_props_get_i64(props, "control.cert.renew.before.days", 30, 0, 3649, &renew, err, errlen) < 0 ||
@@ -260,7 +283,13 @@ static int control_settings(const kp_props_t *props, kp_control_config_t *cc, ch
     "  control.cert.validity.days      [365]    client certificates\n"                           \
     "  control.cert.renew.before.days  [30]     reissue (same principal) when less is left\n"    \
     "  control.cert.key.type           [EC]     EC (P-256) or RSA (2048 bits)\n"                 \
-    "  control.janitor.grace.ms        [600000] unused credentials live this long\n"
+    "  control.janitor.grace.ms        [600000] unused credentials live this long\n"              \
+    "  control.backup.interval.ms      [10800000] backups of every pool (3 h; 0: on demand only)\n" \
+    "  control.backup.dir              [<data dir>/backups]\n"                                  \
+    "  control.backup.retention.count  [56]     backups kept per pool (0: no limit)\n"          \
+    "  control.backup.retention.days   [7]      older backups are removed (0: no limit); the\n" \
+    "                                           newest good backup is always kept\n"         \
+    "  control.backup.compression      [gzip]   gzip (.json.gz) or none (.json)\n"
 
 /* The schema registry's admin password: made on first start, kept in pki/ (0600). The
  * returned string is malloc'd (kp_pki_secret_free); NULL with err on failure. */
@@ -398,7 +427,9 @@ int kp_cmd_up(int argc, char **argv)
     }
     char tmp[64];
     fmt_path(tmp, sizeof(tmp), "127.0.0.1:%d", api_port);
-    kp_control_config_t cc = {.state_dir = ctl, .listen = tmp};
+    char backups[PATH_MAX];
+    fmt_path(backups, sizeof(backups), "%s/backups", abs);
+    kp_control_config_t cc = {.state_dir = ctl, .listen = tmp, .backup_dir = backups};
     kp_control_t *c = NULL;
     if (control_settings(props, &cc, err, sizeof(err)) == 0) c = kp_control_start(&cc, err, sizeof(err));
     if (!c) {

@@ -30,6 +30,7 @@ static void usage(FILE *f)
             "  describe  show a resource and what its status says: describe KIND NAME [-n NS]\n"
             "  delete    delete resources: delete KIND NAME [-n NS], or delete -f FILE\n"
             "  team      create a team (namespace) and its API token: team create NAME\n"
+            "  backup    backups of pool configuration and schemas: backup create|list|restore\n"
             "\n"
             "Applications (an app's Kafka credentials by name):\n"
             "  secret    show a credentials secret: secret get|env -n NS NAME,\n"
@@ -75,6 +76,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "doctor")) return kp_cmd_doctor(argc - 1, argv + 1);
     if (!strcmp(cmd, "produce")) return kp_cmd_produce(argc - 1, argv + 1);
     if (!strcmp(cmd, "consume")) return kp_cmd_consume(argc - 1, argv + 1);
+    if (!strcmp(cmd, "backup")) return kp_cmd_backup(argc - 1, argv + 1);
     if (!strcmp(cmd, "pki-selftest")) return kp_cmd_pki_selftest(argc - 1, argv + 1);
     fprintf(stderr, "kpool: unknown command '%s'\n\n", cmd);
     usage(stderr);

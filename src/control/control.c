@@ -10,6 +10,7 @@
  */
 #include "control/control_int.h"
 
+#include "control/backup.h"
 #include "control/kinds.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -387,7 +388,26 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
         return NULL;
     }
     kp_store_on_change(c->store, on_change, c);
-    kp_api_config_t acfg = {cfg->listen, cfg->api_cert, cfg->api_key, &c->master_key};
+    if (cfg->backup_dir)
+        snprintf(path, sizeof(path), "%s", cfg->backup_dir);
+    else
+        snprintf(path, sizeof(path), "%s/backups", cfg->state_dir);
+    kp_backup_config_t bcfg = {path,
+                               cfg->backup_interval_ms,
+                               cfg->backup_retention_count,
+                               cfg->backup_retention_days,
+                               cfg->backup_gzip,
+                               c->cfg.pool_timeout_ms};
+    c->backup = kp_backup_start(&bcfg, c->store, err, errlen);
+    if (!c->backup) {
+        kp_control_stop(c);
+        return NULL;
+    }
+    kp_api_config_t acfg = {.listen = cfg->listen,
+                            .cert_path = cfg->api_cert,
+                            .key_path = cfg->api_key,
+                            .master_key = &c->master_key,
+                            .backup = c->backup};
     c->api = kp_api_start(&acfg, c->store, err, errlen);
     if (!c->api) {
         kp_control_stop(c);
@@ -422,6 +442,7 @@ void kp_control_stop(kp_control_t *c)
         pthread_mutex_unlock(&c->lock);
         pthread_join(c->thread, NULL);
     }
+    kp_backup_stop(c->backup); /* waits for a backup in progress; before the store closes */
     size_t it = 0;
     void *v;
     while (kp_hmap_next(&c->queue, &it, NULL, NULL, &v)) free(v);

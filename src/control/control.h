@@ -27,6 +27,12 @@ typedef struct kp_control_config {
     int64_t cert_renew_before_s;     /* reissue when less is left; default 30 days */
     kp_pki_key_type_t cert_key_type; /* EC P-256 (default) or RSA 2048 */
     int64_t janitor_grace_ms;        /* unused secrets live this long; default 10 min */
+    /* backups (SPEC 7, docs/backups.md); a zeroed config backs up on demand only */
+    const char *backup_dir;         /* NULL: <state_dir>/backups */
+    int64_t backup_interval_ms;     /* 0: no scheduled backups */
+    int64_t backup_retention_count; /* 0: no count limit */
+    int64_t backup_retention_days;  /* 0: no age limit */
+    int backup_gzip;                /* write .json.gz (else .json) */
 } kp_control_config_t;
 
 kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t errlen);

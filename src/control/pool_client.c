@@ -53,6 +53,7 @@ kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t 
     rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, es, sizeof(es));
     if (!rk) {
         snprintf(err, errlen, "cannot create a Kafka client: %s", es);
+        rd_kafka_conf_destroy(conf); /* rd_kafka_new takes it only on success */
         return NULL;
     }
     kp_pool_client_t *pc = kp_xcalloc(1, sizeof(*pc));

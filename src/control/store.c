@@ -340,6 +340,64 @@ done:
     return rc;
 }
 
+int kp_store_restore(kp_store_t *s, const json_t *obj, int replace)
+{
+    const char *kind = json_string_value(json_object_get(obj, "kind"));
+    const char *name = meta_str((json_t *)obj, "name");
+    const char *ns = meta_str((json_t *)obj, "namespace");
+    if (!ns) ns = "";
+    if (!kind || !name) return KP_STORE_ERROR;
+    json_t *nu = json_deep_copy(obj);
+    json_object_del(nu, "status");
+    json_t *md = json_object_get(nu, "metadata");
+    json_object_del(md, "deletionTimestamp");
+    json_object_del(md, "managedFields");
+    if (!json_is_string(json_object_get(md, "uid"))) {
+        char uid[37];
+        new_uid(uid);
+        json_object_set_new(md, "uid", json_string(uid));
+    }
+    json_t *gen = json_object_get(md, "generation");
+    if (!json_is_integer(gen) || json_integer_value(gen) < 1)
+        json_object_set_new(md, "generation", json_integer(1));
+    if (!json_is_string(json_object_get(md, "creationTimestamp"))) {
+        char ts[32];
+        rfc3339_now(ts);
+        json_object_set_new(md, "creationTimestamp", json_string(ts));
+    }
+    char *kind_c = kp_xstrdup(kind), *name_c = kp_xstrdup(name), *ns_c = kp_xstrdup(ns);
+    int rc;
+    pthread_mutex_lock(&s->lock);
+    if (exec(s, "BEGIN IMMEDIATE") < 0) {
+        pthread_mutex_unlock(&s->lock);
+        rc = KP_STORE_ERROR;
+        goto done;
+    }
+    json_t *old = load(s, kind_c, ns_c, name_c);
+    rc = !old ? KP_STORE_CREATED
+         : meta_str(old, "deletionTimestamp") ? KP_STORE_CONFLICT
+         : replace                            ? KP_STORE_UPDATED
+                                              : KP_STORE_EXISTS;
+    json_decref(old);
+    if (rc == KP_STORE_CREATED || rc == KP_STORE_UPDATED) {
+        int64_t rv = next_rv(s);
+        char rvs[32];
+        snprintf(rvs, sizeof(rvs), "%lld", (long long)rv);
+        json_object_set_new(md, "resourceVersion", json_string(rvs));
+        if (rv < 0 || save(s, kind_c, ns_c, name_c, rv, nu) < 0 || exec(s, "COMMIT") < 0)
+            rc = KP_STORE_ERROR;
+    }
+    if (rc != KP_STORE_CREATED && rc != KP_STORE_UPDATED) exec(s, "ROLLBACK");
+    pthread_mutex_unlock(&s->lock);
+    if (rc == KP_STORE_CREATED || rc == KP_STORE_UPDATED) notify(s, kind_c, ns_c, name_c);
+done:
+    json_decref(nu);
+    free(kind_c);
+    free(name_c);
+    free(ns_c);
+    return rc;
+}
+
 /* Common read-modify-write of one row. fn edits obj; returns 1 to save, 0 for no change. */
 static int modify(kp_store_t *s, const char *kind, const char *ns, const char *name,
                   int (*fn)(json_t *obj, void *arg), void *arg, json_t **out, int do_notify)

@@ -42,6 +42,13 @@ int kp_store_list(kp_store_t *s, const char *kind, const char *ns, json_t **item
  * unconditional. create_only: POST semantics. The stored object (with server metadata and
  * the existing status preserved) is returned in *out. */
 int kp_store_put(kp_store_t *s, json_t *obj, int64_t expected_rv, int create_only, json_t **out);
+/* Writes an object taken from a backup: like kp_store_put, but keeps metadata.uid,
+ * generation and creationTimestamp as given (names derived from them, such as service users
+ * and secret names, come out as before) and drops status, resourceVersion and
+ * deletionTimestamp. replace 0: an existing object is left as it is (KP_STORE_EXISTS).
+ * KP_STORE_CREATED / KP_STORE_UPDATED / KP_STORE_CONFLICT (being deleted) / KP_STORE_ERROR.
+ * Watchers are told, so the reconciler takes the object up. */
+int kp_store_restore(kp_store_t *s, const json_t *obj, int replace);
 /* Replaces status only (control plane). No-op (KP_STORE_UNCHANGED) when equal. */
 int kp_store_put_status(kp_store_t *s, const char *kind, const char *ns, const char *name,
                         json_t *status, json_t **out);

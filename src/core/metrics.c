@@ -1,6 +1,7 @@
 /* metrics.c — Prometheus rendering of the counters in metrics.h. */
 #include "core/metrics.h"
 
+#include <pthread.h>
 #include <stdio.h>
 
 kp_metrics_t kp_metrics;
@@ -9,6 +10,11 @@ static const double bucket_le_ms[KP_HIST_BUCKETS - 1] = {0.1, 0.25, 0.5, 1,   2.
                                                          25,  50,   100, 250, 1000, 5000};
 static kp_metrics_gauge_fn gauge_fn;
 static void *gauge_arg;
+static pthread_mutex_t sources_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+    kp_metrics_gauge_fn fn;
+    void *arg;
+} sources[KP_METRICS_SOURCES_MAX];
 
 void kp_hist_observe_us(kp_hist_t *h, int64_t us)
 {
@@ -23,6 +29,28 @@ void kp_metrics_set_gauges(kp_metrics_gauge_fn fn, void *arg)
 {
     gauge_fn = fn;
     gauge_arg = arg;
+}
+
+int kp_metrics_add_source(kp_metrics_gauge_fn fn, void *arg)
+{
+    int rc = -1;
+    pthread_mutex_lock(&sources_lock);
+    for (int i = 0; i < KP_METRICS_SOURCES_MAX && rc < 0; i++) {
+        if (sources[i].fn) continue;
+        sources[i].fn = fn;
+        sources[i].arg = arg;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&sources_lock);
+    return rc;
+}
+
+void kp_metrics_remove_source(kp_metrics_gauge_fn fn, void *arg)
+{
+    pthread_mutex_lock(&sources_lock);
+    for (int i = 0; i < KP_METRICS_SOURCES_MAX; i++)
+        if (sources[i].fn == fn && sources[i].arg == arg) sources[i].fn = NULL;
+    pthread_mutex_unlock(&sources_lock);
 }
 
 static void render_hist(kp_buf_t *out, const char *name, const char *labels, kp_hist_t *h)
@@ -83,4 +111,8 @@ void kp_metrics_render(kp_buf_t *out, const char *(*api_name)(int key))
         render_hist(out, "kpool_request_seconds", labels, &kp_metrics.request_latency[k]);
     }
     if (gauge_fn) gauge_fn(out, gauge_arg);
+    pthread_mutex_lock(&sources_lock);
+    for (int i = 0; i < KP_METRICS_SOURCES_MAX; i++)
+        if (sources[i].fn) sources[i].fn(out, sources[i].arg);
+    pthread_mutex_unlock(&sources_lock);
 }

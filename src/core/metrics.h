@@ -51,6 +51,12 @@ void kp_hist_observe_us(kp_hist_t *h, int64_t us);
 /* Gauges computed at render time. */
 typedef void (*kp_metrics_gauge_fn)(kp_buf_t *out, void *arg);
 void kp_metrics_set_gauges(kp_metrics_gauge_fn fn, void *arg);
+/* More gauges from other subsystems (the control plane's backups), rendered after the
+ * broker's. At most KP_METRICS_SOURCES_MAX; remove waits for a render in progress, so arg
+ * may be freed once it returns. Thread-safe. */
+#define KP_METRICS_SOURCES_MAX 8
+int kp_metrics_add_source(kp_metrics_gauge_fn fn, void *arg);
+void kp_metrics_remove_source(kp_metrics_gauge_fn fn, void *arg);
 /* Renders everything in Prometheus text exposition format. api_name(key) names ApiKeys. */
 void kp_metrics_render(kp_buf_t *out, const char *(*api_name)(int key));
 

@@ -12,7 +12,9 @@
 #include "control/secrets.h"
 #include "core/buf.h"
 #include "core/logging.h"
+#include "control/backup_format.h"
 #include "core/yamljson.h"
+#include "http/api_backup.h"
 #include "net/listener.h"
 #include "storage/fs.h"
 
@@ -31,6 +33,7 @@ struct kp_api {
     struct MHD_Daemon *daemon;
     kp_store_t *store;
     const kp_pki_master_key_t *master_key;
+    struct kp_backup *backup;
     int port;
     char *tls_cert, *tls_key;
 };
@@ -101,6 +104,7 @@ static int conceal(kp_api_t *api, json_t *obj, char *err, size_t errlen)
 
 typedef struct req_state {
     kp_buf_t body;
+    size_t body_max; /* API_BODY_MAX, or a backup's bound for an admin's restore */
     int too_large;
 } req_state_t;
 
@@ -553,11 +557,19 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (!st) {
         st = kp_xcalloc(1, sizeof(*st));
         kp_buf_init(&st->body);
+        st->body_max = API_BODY_MAX;
+        /* a backup may be larger than any resource; only an admin may send one that large
+         * (the headers are here already, so this is decided before the body is buffered) */
+        caller_t who = {0, NULL};
+        if (kp_api_backup_route(url) == KP_API_BACKUP_RESTORE &&
+            authenticate(api, conn, &who) == 0 && who.admin)
+            st->body_max = KP_BACKUP_BYTES_MAX;
+        free(who.ns);
         *con_cls = st;
         return MHD_YES;
     }
     if (*upload_len) {
-        if (st->body.len + *upload_len > API_BODY_MAX)
+        if (st->body.len + *upload_len > st->body_max)
             st->too_large = 1;
         else
             kp_buf_append(&st->body, upload, *upload_len);
@@ -565,10 +577,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return MHD_YES;
     }
     if (st->too_large)
-        return status_error(conn, 413, "RequestEntityTooLarge", "body larger than %d bytes", API_BODY_MAX);
-    route_t r;
-    if (parse_route(url, &r) < 0) return status_error(conn, 404, "NotFound", "the server could not find the requested resource");
-    if (r.healthz) {
+        return status_error(conn, 413, "RequestEntityTooLarge", "body larger than %zu bytes", st->body_max);
+    int backup_route = kp_api_backup_route(url);
+    route_t r = {0};
+    if (!backup_route && parse_route(url, &r) < 0) return status_error(conn, 404, "NotFound", "the server could not find the requested resource");
+    if (!backup_route && r.healthz) {
         struct MHD_Response *resp = MHD_create_response_from_buffer(3, (void *)"ok\n", MHD_RESPMEM_PERSISTENT);
         enum MHD_Result rc = MHD_queue_response(conn, 200, resp);
         MHD_destroy_response(resp);
@@ -578,7 +591,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (authenticate(api, conn, &who) < 0)
         return status_error(conn, 401, "Unauthorized", "Unauthorized: a valid bearer token is required");
     enum MHD_Result ret;
-    if (r.teams) {
+    if (backup_route) {
+        ret = who.admin ? kp_api_backup_handle(api->backup, conn, url, method, st->body.data, st->body.len)
+                        : status_error(conn, 403, "Forbidden", "only an admin token may use backups");
+    } else if (r.teams) {
         ret = do_teams(api, conn, &who, st, method);
     } else if (!strcmp(method, "GET")) {
         ret = r.has_name ? do_get(api, conn, &r, &who) : do_list(api, conn, &r, &who);
@@ -622,6 +638,7 @@ kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err,
     kp_api_t *api = kp_xcalloc(1, sizeof(*api));
     api->store = store;
     api->master_key = cfg->master_key;
+    api->backup = cfg->backup;
     /* epoll (MHD_USE_AUTO), not select(): the process also runs the pool broker, which keeps
      * one descriptor per partition segment, and select() refuses every connection whose
      * descriptor is >= FD_SETSIZE (1024) */

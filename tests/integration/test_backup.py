@@ -1,0 +1,573 @@
+"""Backups of pool configuration and schemas (issue 8, SPEC 7) against real `kpool up`s.
+
+Acceptance covered:
+  * Topics (partitions 3, retentionHours 24; a compacted one with maxMessageBytes), an
+    Application (-> AivenApplication, service user, secret, ACLs) and Confluent-format
+    records in `_schemas` (CONFIG, SCHEMA versions, a NOOP, a permanent delete's tombstone),
+    produced with confluent-kafka as the pool's super user, are backed up with
+    `kpool backup create`: the file is a gzip'd JSON document whose SHA-256 checksum
+    (recomputed here independently) matches, holding topics, configs, ACLs, service users,
+    resources and every schema record in order, and no key material. `kpool backup list`,
+    GET /apis/kpool.dev/v1/backups (admin only) and /metrics report it.
+  * kpool up is stopped and its whole data directory wiped (a new CA on the next start);
+    in a fresh `kpool up` (with an empty `_schemas`, as a schema registry makes at start),
+    restore refuses a damaged backup (a flipped byte in the gzip file, an edited
+    plain JSON file) with a clear error, non-zero exit and nothing changed; then
+    `kpool backup restore FILE` brings back the topics with their partition counts and
+    configs (but not their data), the same ACLs, the `_schemas` records with identical keys
+    and values in the same order (so schema ids are the same), the resources; the
+    application's re-issued credentials (its new secret, signed by the new CA) produce and
+    consume on its topic. A second restore into the now non-empty pool is refused (409).
+  * Scheduled backups: control.backup.interval.ms=1000 writes files, retention.count=2
+    prunes them, /metrics shows the last success time and the success counter.
+"""
+import base64
+import gzip
+import hashlib
+import http.client
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import yaml
+from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KPOOL_BIN = os.environ.get("KPOOL_BIN") or os.path.join(HERE, "..", "..", "build", "asan", "kpool")
+BASE_PORTS = (9093, 8080, 8081, 9600)  # Kafka, API, schema registry, metrics
+TOPIC_CONFIG = ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+BACKUPS = "/apis/kpool.dev/v1/backups"
+
+# kafka-python 2.0.2 builds its SSL context with the deprecated ssl.PROTOCOL_TLS
+pytestmark = pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLS is deprecated")
+
+
+def port_free(port):
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def free_offset():
+    for _ in range(200):
+        k = random.randrange(1000, 22000)
+        if all(port_free(p + k) for p in BASE_PORTS):
+            return k
+    raise RuntimeError("no free port offset found")
+
+
+class KpoolUp:
+    """One `kpool up` on a data directory; stop() asserts a clean exit (0, no sanitizer)."""
+
+    def __init__(self, root, sets=()):
+        self.root = root
+        self.data_dir = os.path.join(root, "data")
+        self.config = os.path.join(root, "cli", "config.yaml")
+        self.log_path = os.path.join(root, "up-%d.log" % time.time_ns())
+        self.sets = list(sets)
+        self.proc = None
+        self._admin = self._kadmin = None
+
+    def start(self, timeout=60):
+        for _ in range(3):
+            self.offset = free_offset()
+            if self._start_once(timeout):
+                return self
+        raise RuntimeError("kpool up did not start:\n" + self.log()[-4000:])
+
+    def _start_once(self, timeout):
+        self.kafka = "127.0.0.1:%d" % (9093 + self.offset)
+        self.api_url = "127.0.0.1:%d" % (8080 + self.offset)
+        self.metrics_url = "127.0.0.1:%d" % (9600 + self.offset)
+        env = dict(os.environ, KPOOL_CONFIG=self.config)
+        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        args = [KPOOL_BIN, "up", "--data-dir", self.data_dir, "--port-offset", str(self.offset),
+                "--set", "control.resync.interval.ms=1000"]
+        for s in self.sets:
+            args += ["--set", s]
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                self.logf.close()
+                text = self.log()
+                assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
+                if "in use" in text:
+                    return False
+                raise RuntimeError("kpool up exited with %s:\n%s" % (self.proc.returncode,
+                                                                      text[-4000:]))
+            if "kpool is up." in self.log() and self._ready():
+                self.token = yaml.safe_load(open(self.config))["token"]
+                self.pki = os.path.join(self.data_dir, "pki")
+                return True
+            time.sleep(0.1)
+        raise RuntimeError("kpool up not ready in %ss:\n%s" % (timeout, self.log()[-4000:]))
+
+    def _ready(self):
+        try:
+            code, body = self.http("GET", "/healthz", raw=True)
+            if code != 200:
+                return False
+            c = http.client.HTTPConnection(self.metrics_url, timeout=2)
+            c.request("GET", "/readyz")
+            ok = c.getresponse().status == 200
+            c.close()
+            return ok
+        except OSError:
+            return False
+
+    def log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout=60):
+        if self._kadmin is not None:
+            self._kadmin.close()
+            self._kadmin = None
+        self._admin = None
+        if not self.proc:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("kpool up did not stop in %ss:\n%s"
+                                     % (timeout, self.log()[-4000:]))
+        self.logf.close()
+        text, rc = self.log(), self.proc.returncode
+        self.proc = None
+        assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
+        assert rc == 0, "kpool up exited with %d:\n%s" % (rc, text[-4000:])
+
+    # ---- control plane ----
+
+    def http(self, method, path, body=None, token=None, raw=False):
+        c = http.client.HTTPConnection(self.api_url, timeout=60)
+        h = {}
+        if token:
+            h["Authorization"] = "Bearer " + token
+        data = None
+        if body is not None:
+            data = json.dumps(body)
+            h["Content-Type"] = "application/json"
+        c.request(method, path, body=data, headers=h)
+        r = c.getresponse()
+        payload = r.read()
+        c.close()
+        if raw:
+            return r.status, payload
+        return r.status, json.loads(payload) if payload else None
+
+    def api(self, method, path, body=None):
+        return self.http(method, path, body, token=self.token)
+
+    def kpool(self, *args, expect=0, timeout=120):
+        p = subprocess.run([KPOOL_BIN] + list(args), capture_output=True, text=True,
+                           timeout=timeout, env=dict(os.environ, KPOOL_CONFIG=self.config))
+        assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
+        if expect is not None:
+            assert p.returncode == expect, "kpool %s -> %d\n%s%s" % (
+                " ".join(args), p.returncode, p.stdout, p.stderr)
+        return p
+
+    def apply(self, path, *docs):
+        with open(path, "w") as f:
+            yaml.safe_dump_all(list(docs), f, sort_keys=False)
+        return self.kpool("apply", "-f", path)
+
+    def wait_state(self, path, states, timeout=40, pred=None):
+        deadline = time.time() + timeout
+        obj = None
+        while time.time() < deadline:
+            code, obj = self.api("GET", path)
+            st = (obj or {}).get("status") or {} if code == 200 else {}
+            if st.get("synchronizationState") in states and (pred is None or pred(obj)):
+                return obj
+            time.sleep(0.1)
+        raise AssertionError("%s did not reach %s in %ss; last: %s\n%s" % (
+            path, states, timeout, json.dumps(obj, indent=1), self.log()[-3000:]))
+
+    def metrics(self):
+        c = http.client.HTTPConnection(self.metrics_url, timeout=5)
+        c.request("GET", "/metrics")
+        text = c.getresponse().read().decode()
+        c.close()
+        return text
+
+    # ---- the pool, as its super user ----
+
+    def ssl_conf(self):
+        return {"bootstrap.servers": self.kafka, "security.protocol": "ssl",
+                "ssl.ca.location": os.path.join(self.pki, "ca.crt"),
+                "ssl.certificate.location": os.path.join(self.pki, "admin.crt"),
+                "ssl.key.location": os.path.join(self.pki, "admin.key")}
+
+    @property
+    def admin(self):
+        if self._admin is None:
+            self._admin = AdminClient(self.ssl_conf())
+        return self._admin
+
+    def pool_topics(self):
+        md = self.admin.list_topics(timeout=20)
+        return {n: len(t.partitions) for n, t in md.topics.items()
+                if not n.startswith("__") and t.error is None}
+
+    def topic_overrides(self, topic):
+        (f,) = self.admin.describe_configs([ConfigResource("topic", topic)]).values()
+        return {k: e.value for k, e in f.result(timeout=20).items() if e.source == TOPIC_CONFIG}
+
+    def acls(self):
+        """Every ACL binding of the pool, as comparable tuples (kafka-python)."""
+        from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType,
+                                 ACLResourcePatternType, KafkaAdminClient,
+                                 ResourcePatternFilter, ResourceType)
+        if self._kadmin is None:
+            self._kadmin = KafkaAdminClient(
+                bootstrap_servers=self.kafka, security_protocol="SSL",
+                ssl_cafile=os.path.join(self.pki, "ca.crt"),
+                ssl_certfile=os.path.join(self.pki, "admin.crt"),
+                ssl_keyfile=os.path.join(self.pki, "admin.key"), request_timeout_ms=20000)
+        acls, err = self._kadmin.describe_acls(ACLFilter(
+            principal=None, host=None, operation=ACLOperation.ANY,
+            permission_type=ACLPermissionType.ANY,
+            resource_pattern=ResourcePatternFilter(ResourceType.ANY, None,
+                                                   ACLResourcePatternType.ANY)))
+        assert err.errno == 0, err
+        return sorted((a.resource_pattern.resource_type.name, a.resource_pattern.resource_name,
+                       a.resource_pattern.pattern_type.name, a.principal, a.host,
+                       a.operation.name, a.permission_type.name) for a in acls)
+
+    def records(self, topic, conf=None):
+        """[(key, value)] of partition 0 from the beginning to the high watermark."""
+        c = Consumer(dict(conf or self.ssl_conf(), **{"group.id": "t-%d" % time.time_ns(),
+                                                      "enable.auto.commit": False}))
+        lo, hi = c.get_watermark_offsets(TopicPartition(topic, 0), timeout=20)
+        out = []
+        if hi > lo:
+            c.assign([TopicPartition(topic, 0, lo)])
+            deadline = time.time() + 30
+            while time.time() < deadline:
+                m = c.poll(0.5)
+                if m is None or m.error():
+                    continue
+                out.append((m.key(), m.value()))
+                if m.offset() + 1 >= hi:
+                    break
+        c.close()
+        return out
+
+
+def topic_doc(name, config, acl):
+    return {"apiVersion": "kafka.nais.io/v1", "kind": "Topic",
+            "metadata": {"name": name, "namespace": "myteam"},
+            "spec": {"pool": "dev", "config": config, "acl": acl}}
+
+
+APP = {"apiVersion": "nais.io/v1alpha1", "kind": "Application",
+       "metadata": {"name": "ownerapp", "namespace": "myteam"},
+       "spec": {"image": "example/ownerapp:1", "kafka": {"pool": "dev"}}}
+
+AVRO_V1 = json.dumps({"type": "record", "name": "Order", "fields": [
+    {"name": "id", "type": "string"}]})
+AVRO_V2 = json.dumps({"type": "record", "name": "Order", "fields": [
+    {"name": "id", "type": "string"}, {"name": "note", "type": "string", "default": ""}]})
+
+
+def confluent_records():
+    """What a Confluent-compatible registry writes to `_schemas` (keys and values as bytes)."""
+    def k(**kv):
+        return json.dumps(kv, separators=(",", ":")).encode()
+
+    def schema(subject, version, sid, text, deleted=False):
+        return json.dumps({"subject": subject, "version": version, "id": sid, "schema": text,
+                           "schemaType": "AVRO", "deleted": deleted}).encode()
+    return [
+        (k(keytype="NOOP", magic=0), None),
+        (k(keytype="CONFIG", subject=None, magic=0), b'{"compatibilityLevel":"BACKWARD"}'),
+        (k(keytype="SCHEMA", subject="orders-value", version=1, magic=1),
+         schema("orders-value", 1, 1, AVRO_V1)),
+        (k(keytype="SCHEMA", subject="orders-value", version=2, magic=1),
+         schema("orders-value", 2, 2, AVRO_V2)),
+        (k(keytype="SCHEMA", subject="tmp-value", version=1, magic=1),
+         schema("tmp-value", 1, 3, '"string"')),
+        (k(keytype="CONFIG", subject="orders-value", magic=0), b'{"compatibilityLevel":"NONE"}'),
+        (k(keytype="SCHEMA", subject="tmp-value", version=1, magic=1), None),  # permanent delete
+    ]
+
+
+def canonical_sha256(doc):
+    """The backup checksum, computed independently: SHA-256 of the document without its
+    checksum member, keys sorted, no whitespace, UTF-8."""
+    body = {k: v for k, v in doc.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
+@pytest.fixture
+def root():
+    d = tempfile.mkdtemp(prefix="kpool-it8b-")
+    yield d
+    shutil.rmtree(d, ignore_errors=True)
+
+
+def ensure_schemas_topic(up):
+    """`_schemas`, compacted, as a schema registry creates it at start (a registry running in
+    kpool up may have made it already)."""
+    fs = up.admin.create_topics([NewTopic("_schemas", 1, 1, config={"cleanup.policy": "compact"})])
+    for f in fs.values():
+        try:
+            f.result(timeout=20)
+        except KafkaException as e:
+            assert e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS, e
+
+
+def setup_pool(up, root):
+    """Topics, an application with credentials, and schema records in the pool."""
+    up.apply(os.path.join(root, "r.yaml"),
+             topic_doc("orders", {"partitions": 3, "retentionHours": 24, "replication": 1,
+                                  "minimumInSyncReplicas": 1},
+                       [{"team": "myteam", "application": "ownerapp", "access": "readwrite"}]),
+             topic_doc("events", {"cleanupPolicy": "compact", "partitions": 2,
+                                  "maxMessageBytes": 2000000, "replication": 1,
+                                  "minimumInSyncReplicas": 1},
+                       [{"team": "*", "application": "*", "access": "read"}]),
+             APP)
+    for t in ("orders", "events"):
+        up.wait_state("/apis/kafka.nais.io/v1/namespaces/myteam/topics/" + t, ("RolloutComplete",))
+    up.wait_state("/apis/aiven.nais.io/v1/namespaces/myteam/aivenapplications/ownerapp",
+                  ("RolloutComplete",))
+    # the registry's topic, written the way a Confluent-compatible registry writes it
+    ensure_schemas_topic(up)
+    p = Producer(dict(up.ssl_conf(), **{"acks": "all", "enable.idempotence": True}))
+    for key, value in confluent_records():
+        p.produce("_schemas", key=key, value=value, partition=0)
+    assert p.flush(30) == 0
+    # data in a topic: a backup does not hold it
+    p.produce("myteam.orders", b"order-1", partition=0)
+    assert p.flush(30) == 0
+
+
+def wait_acls_settle(up, want=None, timeout=30):
+    """The pool's ACLs once they stop changing (and equal want, when given)."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        now = up.acls()
+        if now == last and (want is None or now == want):
+            return now
+        last = now
+        time.sleep(1.0)
+    raise AssertionError("ACLs did not settle%s: %s\nwanted %s" % (
+        "" if want is None else " to the backup's", last, want))
+
+
+def secret_files(up, root):
+    """The application's current secret as files (KAFKA_CERTIFICATE / _PRIVATE_KEY / _CA)."""
+    app = up.wait_state("/apis/aiven.nais.io/v1/namespaces/myteam/aivenapplications/ownerapp",
+                        ("RolloutComplete",),
+                        pred=lambda o: o["status"].get("synchronizationSecretName"))
+    name = app["status"]["synchronizationSecretName"]
+    code, secret = up.api("GET", "/api/v1/namespaces/myteam/secrets/" + name)
+    assert code == 200, secret
+    files = {}
+    for key, fname in (("KAFKA_CERTIFICATE", "kafka.crt"), ("KAFKA_PRIVATE_KEY", "kafka.key"),
+                       ("KAFKA_CA", "ca.crt")):
+        path = os.path.join(root, "app-" + fname)
+        with open(path, "wb") as f:
+            f.write(base64.b64decode(secret["data"][key]))
+        files[key] = path
+    return name, files
+
+
+def test_backup_wipe_restore(root):
+    up = KpoolUp(root, sets=["control.backup.interval.ms=0"]).start()
+    try:
+        setup_pool(up, root)
+        acls_before = wait_acls_settle(up)
+        assert any(a[1] == "myteam.orders" and a[5] == "WRITE" for a in acls_before), acls_before
+        app_before = up.api("GET", "/apis/aiven.nais.io/v1/namespaces/myteam/aivenapplications/"
+                                   "ownerapp")[1]
+
+        # ---- kpool backup create ----
+        out = up.kpool("backup", "create").stdout
+        files = os.listdir(os.path.join(up.data_dir, "backups"))
+        assert len(files) == 1 and files[0].startswith("dev-") and files[0].endswith(".json.gz"), files
+        assert files[0] in out, out
+        path = os.path.join(up.data_dir, "backups", files[0])
+        assert oct(os.stat(path).st_mode & 0o777) == "0o600"
+        raw = gzip.decompress(open(path, "rb").read())
+        doc = json.loads(raw)
+        assert doc["format"] == "kpool-backup" and doc["formatVersion"] == 1 and doc["pool"] == "dev"
+        assert doc["checksum"] == canonical_sha256(doc)
+        topics = {t["name"]: t for t in doc["topics"]}
+        assert topics["myteam.orders"]["partitions"] == 3
+        assert topics["myteam.orders"]["configs"]["retention.ms"] == "86400000"
+        assert topics["myteam.events"]["configs"]["cleanup.policy"] == "compact"
+        assert topics["_schemas"]["configs"]["cleanup.policy"] == "compact"
+        recs = [(r.get("key"), r.get("value")) for r in doc["schemas"]["records"]]
+        assert recs == [(k.decode(), v.decode() if v is not None else None)
+                        for k, v in confluent_records()]
+        kinds = sorted(r["kind"] for r in doc["resources"])
+        assert kinds == ["AivenApplication", "Application", "Pool", "Topic", "Topic"], kinds
+        assert all("status" not in r for r in doc["resources"])
+        assert [u["application"] for u in doc["serviceUsers"]] == ["ownerapp"]
+        assert sorted((a["resourceType"], a["resourceName"], a["patternType"], a["principal"],
+                       a["host"], a["operation"], a["permission"]) for a in doc["acls"]) == acls_before
+        assert b"PRIVATE KEY" not in raw and b"KAFKA_" not in raw and b'"Secret"' not in raw
+
+        # ---- list, API, metrics ----
+        out = up.kpool("backup", "list").stdout
+        assert files[0] in out and "Verified" in out and "pool dev: Succeeded" in out, out
+        code, lst = up.api("GET", BACKUPS)
+        assert code == 200 and lst["kind"] == "BackupList", lst
+        assert lst["items"][0]["name"] == files[0] and lst["items"][0]["state"] == "Verified"
+        assert lst["items"][0]["checksum"] == doc["checksum"]
+        assert lst["items"][0]["sizeBytes"] == os.path.getsize(path)
+        assert lst["pools"][0]["pool"] == "dev" and lst["pools"][0]["lastSuccessTime"]
+        assert up.http("GET", BACKUPS)[0] == 401
+        code, team = up.api("POST", "/apis/kpool.dev/v1/teams", {"name": "other"})
+        assert code == 201, team
+        assert up.http("GET", BACKUPS, token=team["token"])[0] == 403
+        assert up.http("POST", BACKUPS, {}, token=team["token"])[0] == 403
+        m = [l for l in up.metrics().splitlines()
+             if l.startswith('kpool_backup_last_success_timestamp_seconds{pool="dev"}')]
+        assert m and abs(float(m[0].split()[-1]) - time.time()) < 120, m
+        saved = os.path.join(root, "saved-" + files[0])
+        shutil.copy(path, saved)
+    finally:
+        up.stop()
+
+    # ---- wipe everything: store, broker data, PKI (a new CA), CLI config ----
+    shutil.rmtree(up.data_dir)
+    shutil.rmtree(os.path.dirname(up.config))
+    up2 = KpoolUp(root, sets=["control.backup.interval.ms=0"]).start()
+    try:
+        # a fresh pool whose schema registry has made its (empty) topic: still empty
+        ensure_schemas_topic(up2)
+        assert set(up2.pool_topics()) == {"_schemas"}
+
+        # ---- damaged files: refused before anything changes ----
+        data = bytearray(open(saved, "rb").read())
+        data[len(data) // 2] ^= 0x10
+        bad = os.path.join(root, "damaged.json.gz")
+        open(bad, "wb").write(bytes(data))
+        p = up2.kpool("backup", "restore", bad, expect=None)
+        assert p.returncode != 0 and "damaged" in p.stderr and "nothing was restored" in p.stderr, \
+            p.stderr
+        edited = os.path.join(root, "edited.json")
+        text = gzip.decompress(open(saved, "rb").read()).decode()
+        open(edited, "w").write(text.replace('"partitions": 3', '"partitions": 4', 1))
+        p = up2.kpool("backup", "restore", edited, expect=None)
+        assert p.returncode != 0 and "checksum mismatch" in p.stderr, p.stderr
+        # and the server refuses it too, if a client skips the check
+        code, st = up2.api("POST", BACKUPS + "/restore", json.loads(open(edited).read()))
+        assert code == 422 and "checksum mismatch" in st["message"], st
+        assert set(up2.pool_topics()) == {"_schemas"} and up2.records("_schemas") == []
+        assert up2.api("GET", "/apis/kafka.nais.io/v1/topics")[1]["items"] == []
+
+        # ---- restore ----
+        out = up2.kpool("backup", "restore", saved).stdout
+        assert "restored the backup of pool dev" in out, out
+        assert "topics: 2 created, 0 updated, 1 kept" in out and "schema records: 7" in out, out
+        topics = up2.pool_topics()
+        assert topics.get("myteam.orders") == 3 and topics.get("myteam.events") == 2, topics
+        cfg = up2.topic_overrides("myteam.orders")
+        assert cfg["retention.ms"] == "86400000", cfg
+        cfg = up2.topic_overrides("myteam.events")
+        assert cfg["cleanup.policy"] == "compact" and cfg["max.message.bytes"] == "2000000", cfg
+        assert up2.topic_overrides("_schemas")["cleanup.policy"] == "compact"
+        assert up2.records("myteam.orders") == []  # configuration, not data
+        assert up2.records("_schemas") == confluent_records()
+        for t in ("orders", "events"):
+            up2.wait_state("/apis/kafka.nais.io/v1/namespaces/myteam/topics/" + t,
+                           ("RolloutComplete",))
+        code, application = up2.api("GET", "/apis/nais.io/v1alpha1/namespaces/myteam/"
+                                           "applications/ownerapp")
+        assert code == 200 and application["spec"]["kafka"]["pool"] == "dev", application
+        secret, creds = secret_files(up2, root)
+        assert secret == app_before["status"]["synchronizationSecretName"]
+        assert wait_acls_settle(up2, want=acls_before) == acls_before
+
+        # ---- the application's new credentials work (signed by the new CA) ----
+        conf = {"bootstrap.servers": up2.kafka, "security.protocol": "ssl",
+                "ssl.ca.location": creds["KAFKA_CA"],
+                "ssl.certificate.location": creds["KAFKA_CERTIFICATE"],
+                "ssl.key.location": creds["KAFKA_PRIVATE_KEY"]}
+        assert open(creds["KAFKA_CA"]).read() == open(os.path.join(up2.pki, "ca.crt")).read()
+        p = Producer(dict(conf, acks="all"))
+        p.produce("myteam.orders", b"after-restore", partition=0)
+        assert p.flush(30) == 0
+        assert up2.records("myteam.orders", conf) == [(None, b"after-restore")]
+
+        # ---- the pool is not empty any more ----
+        p = up2.kpool("backup", "restore", saved, expect=1)
+        assert "not empty" in p.stderr and "--force" in p.stderr, p.stderr
+    finally:
+        up2.stop()
+
+
+def test_scheduled_backups_and_retention(root):
+    up = KpoolUp(root, sets=["control.backup.interval.ms=1000",
+                             "control.backup.retention.count=2"]).start()
+    try:
+        bdir = os.path.join(up.data_dir, "backups")
+        deadline = time.time() + 30
+        seen = set()
+        while time.time() < deadline and len(seen) < 4:
+            seen |= set(f for f in os.listdir(bdir) if f.endswith(".json.gz"))
+            time.sleep(0.2)
+        assert len(seen) >= 4, seen
+        time.sleep(1.5)
+        now = sorted(os.listdir(bdir))
+        assert 1 <= len(now) <= 2 and all(not f.startswith(".") for f in now), now
+        text = up.metrics()
+        vals = {l.split()[0]: float(l.split()[1]) for l in text.splitlines()
+                if l.startswith("kpool_backup_") and 'pool="dev"' in l}
+        assert vals['kpool_backup_success_total{pool="dev"}'] >= 4, vals
+        assert vals['kpool_backup_failures_total{pool="dev"}'] == 0, vals
+        assert time.time() - vals['kpool_backup_last_success_timestamp_seconds{pool="dev"}'] < 30
+        code, lst = up.api("GET", BACKUPS)
+        assert code == 200 and len(lst["items"]) <= 2 and lst["schedule"]["intervalMs"] == 1000
+        assert lst["pools"][0]["state"] == "Succeeded" and lst["pools"][0]["nextScheduledTime"]
+        assert all(i["state"] == "Verified" for i in lst["items"]), lst["items"]
+
+        # ---- a pool whose backup fails: an error, state Failed, the failure counted ----
+        up.apply(os.path.join(root, "pool.yaml"), {
+            "apiVersion": "kpool.dev/v1", "kind": "Pool", "metadata": {"name": "broken"},
+            "spec": {"bootstrapServers": up.kafka,
+                     "tls": {"caLocation": os.path.join(root, "missing-ca.crt"),
+                             "certificateLocation": os.path.join(up.pki, "admin.crt"),
+                             "keyLocation": os.path.join(up.pki, "admin.key")}}})
+        p = up.kpool("backup", "create", "--pool", "broken", expect=1)
+        assert "broken" in p.stderr and "missing-ca.crt" in p.stderr, p.stderr
+        p = up.kpool("backup", "create", "--pool", "nosuchpool", expect=1)
+        assert "does not exist" in p.stderr, p.stderr
+        code, lst = up.api("GET", BACKUPS)
+        broken = [x for x in lst["pools"] if x["pool"] == "broken"][0]
+        assert broken["state"] == "Failed" and "missing-ca.crt" in broken["lastError"], broken
+        assert not any(i["pool"] == "broken" for i in lst["items"])
+        assert 'kpool_backup_failures_total{pool="broken"}' in up.metrics()
+        assert not [f for f in os.listdir(bdir) if f.startswith(".") or "broken" in f]
+    finally:
+        up.stop()
