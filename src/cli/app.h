@@ -162,13 +162,21 @@ int kp_app_kafka_connect(rd_kafka_t *rk, kp_app_kafka_state_t *st, const char *b
 rd_kafka_resp_err_t kp_app_kafka_topic(rd_kafka_t *rk, const char *topic, int64_t deadline_ms,
                                        int *partitions);
 
+/* The names of the topics the pool lets the handle's credentials see: a Metadata request
+ * for every topic, which Kafka answers with the topics the principal may DESCRIBE. Appended
+ * to names; 0, or the request's error. */
+rd_kafka_resp_err_t kp_app_kafka_topics_visible(rd_kafka_t *rk, int64_t deadline_ms, json_t *names);
+
 /* The live part of probe and doctor (cmd_probe.c): connects with s's credentials and asks
  * for the metadata of each topic of granted (an array of {"fqn": ...}, as
- * kp_app_topics_granted makes); errs[i] gets topic i's result. 0 when connected (errs
- * filled), -1 with one line in err ("pool unreachable ...", "TLS refused ...", a key the
- * secret lacks). */
+ * kp_app_topics_granted makes); errs[i] gets topic i's result. With visible (may be NULL),
+ * the topics the pool lets the credentials see are appended to it as well (the check for an
+ * app no Topic visible to the caller grants anything). 0 when connected (errs filled), -1
+ * with one line in err ("pool unreachable ...", "TLS refused ...", a key the secret lacks,
+ * the pool not answering which topics are visible). */
 int kp_app_probe_live(const kp_app_secret_t *s, const char *client_id, const json_t *granted,
-                      long timeout_ms, rd_kafka_resp_err_t *errs, char *err, size_t errlen);
+                      long timeout_ms, rd_kafka_resp_err_t *errs, json_t *visible, char *err,
+                      size_t errlen);
 
 /* "not authorized (TOPIC_AUTHORIZATION_FAILED)", "does not exist in the pool", ... */
 const char *kp_app_kafka_topic_problem(rd_kafka_resp_err_t err);

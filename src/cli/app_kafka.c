@@ -145,6 +145,19 @@ rd_kafka_resp_err_t kp_app_kafka_topic(rd_kafka_t *rk, const char *topic, int64_
     return e;
 }
 
+rd_kafka_resp_err_t kp_app_kafka_topics_visible(rd_kafka_t *rk, int64_t deadline_ms, json_t *names)
+{
+    int64_t left = deadline_ms - kp_mono_ms();
+    if (left <= 0) return RD_KAFKA_RESP_ERR__TIMED_OUT;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, (int)left);
+    if (e) return e;
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (!md->topics[i].err) json_array_append_new(names, json_string(md->topics[i].topic));
+    rd_kafka_metadata_destroy(md);
+    return RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 const char *kp_app_kafka_topic_problem(rd_kafka_resp_err_t err)
 {
     switch (err) {

@@ -564,18 +564,43 @@ static void doctor_live(doctor_t *d, const json_t *live)
     char err[2048];
     const char *brokers = kp_app_secret_text(&d->cr.data, "KAFKA_BROKERS");
     long timeout_ms = d->o->timeout_ms ? d->o->timeout_ms : KP_APP_PROBE_TIMEOUT_MS_DEFAULT;
-    if (kp_app_probe_live(&d->cr.data, "kpool-doctor", live, timeout_ms, errs, err, sizeof(err)) <
-        0) {
+    /* no --topic and nothing granted (and no Kafka Streams app): does the pool authorize
+     * anything at all? */
+    json_t *visible =
+        !n && !d->o->topic && !kp_app_secret_text(&d->cr.data, "KAFKA_STREAMS_APPLICATION_ID")
+            ? json_array()
+            : NULL;
+    if (kp_app_probe_live(&d->cr.data, "kpool-doctor", live, timeout_ms, errs, visible, err,
+                          sizeof(err)) < 0) {
         problem(d, "%s", err);
         if (!strncmp(err, "TLS", 3))
             fix(d, "the pool did not accept these credentials (revoked, expired, or from another "
                    "CA): re-apply the Application for fresh ones");
         else
             fix(d, "is the pool running and reachable at %s? ('kpool get pools')", cl(brokers));
+        json_decref(visible);
         free(errs);
         return;
     }
     ok(d, "connected to %s over TLS", cl(brokers));
+    if (visible && !json_array_size(visible)) {
+        problem(d, "%s/%s is not authorized for any topic in the pool", d->ns, d->app);
+        fix(d,
+            "each Topic %s/%s uses must list it under spec.acl (its owning team applies it); "
+            "'kpool doctor -n %s --app %s --topic NAME' prints the entry to add",
+            d->ns, d->app, d->ns, d->app);
+    } else if (visible) {
+        kp_buf_t names;
+        kp_buf_init(&names);
+        for (size_t i = 0; i < json_array_size(visible); i++)
+            kp_buf_appendf(&names, "%s%s", i ? ", " : "",
+                           cl(json_string_value(json_array_get(visible, i))));
+        ok(d, "the pool authorizes %zu topic%s for these credentials (%.*s)",
+           json_array_size(visible), json_array_size(visible) == 1 ? "" : "s", (int)names.len,
+           (const char *)names.data);
+        kp_buf_free(&names);
+    }
+    json_decref(visible);
     for (size_t i = 0; i < n; i++) {
         const json_t *g = json_array_get(live, i);
         const char *fqn = json_string_value(json_object_get(g, "fqn"));

@@ -26,9 +26,14 @@ static void help_print(void)
            "that every topic the app is granted (Topics whose spec.acl matches team NS and\n"
            "application APP, wildcards included) exists and is authorized.\n"
            "\n"
+           "An app no Topic grants anything is not healthy, unless it is a Kafka Streams app\n"
+           "(its own topics) or the pool still authorizes it some topic (one granted in a\n"
+           "namespace this token cannot read).\n"
+           "\n"
            "Healthy: exit 0, one line on stdout. Otherwise exit 1 and one line on stderr:\n"
            "no secret (with the AivenApplication's condition), pool unreachable, TLS refused,\n"
-           "topic X not authorized, topic X does not exist in the pool.\n"
+           "topic X not authorized, topic X does not exist in the pool, not authorized for\n"
+           "any topic.\n"
            "'kpool doctor' explains a failure and prints the fix.\n"
            "\n"
            "Options:\n"
@@ -41,7 +46,8 @@ static void help_print(void)
 }
 
 int kp_app_probe_live(const kp_app_secret_t *s, const char *client_id, const json_t *granted,
-                      long timeout_ms, rd_kafka_resp_err_t *errs, char *err, size_t errlen)
+                      long timeout_ms, rd_kafka_resp_err_t *errs, json_t *visible, char *err,
+                      size_t errlen)
 {
     kp_app_kafka_state_t st;
     rd_kafka_conf_t *conf = kp_app_kafka_conf(s, client_id, &st, err, errlen);
@@ -60,8 +66,25 @@ int kp_app_probe_live(const kp_app_secret_t *s, const char *client_id, const jso
         const char *fqn = json_string_value(json_object_get(json_array_get(granted, i), "fqn"));
         errs[i] = kp_app_kafka_topic(rk, fqn, deadline, NULL);
     }
+    rd_kafka_resp_err_t ve;
+    if (rc == 0 && visible && (ve = kp_app_kafka_topics_visible(rk, deadline, visible))) {
+        snprintf(err, errlen, "no answer from the pool (%s) which topics are authorized: %s",
+                 kp_app_secret_text(s, "KAFKA_BROKERS"), rd_kafka_err2str(ve));
+        rc = -1;
+    }
     rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     return rc;
+}
+
+/* "a, b, c": the "fqn" members of the objects of arr, or arr's strings. */
+static void names_join(const json_t *arr, kp_buf_t *out)
+{
+    for (size_t i = 0; i < json_array_size(arr); i++) {
+        const json_t *v = json_array_get(arr, i);
+        if (i) kp_buf_append(out, ", ", 2);
+        kp_buf_appendf(out, "%s",
+                       json_string_value(json_is_object(v) ? json_object_get(v, "fqn") : v));
+    }
 }
 
 /* The probe after the credentials and Topics are known. */
@@ -72,37 +95,54 @@ static int probe_run(const kp_app_opts_t *o, const kp_app_creds_t *cr, const cha
         json_object_get(json_object_get(json_object_get(cr->aivenapp, "spec"), "kafka"), "pool"));
     json_t *granted = kp_app_topics_granted(topics, ns, o->app, pool);
     size_t n = json_array_size(granted);
+    /* No Topic the caller can see grants the app anything. Unless it is a Kafka Streams
+     * app (its own prefixed topics), that is only healthy when the pool still lets it see
+     * some topic (granted in a namespace a team token cannot read). */
+    int streams = kp_app_secret_text(&cr->data, "KAFKA_STREAMS_APPLICATION_ID") != NULL;
+    json_t *visible = !n && !streams ? json_array() : NULL;
     rd_kafka_resp_err_t *errs = kp_xcalloc(n + 1, sizeof(*errs));
     char err[2048];
     long timeout_ms = o->timeout_ms ? o->timeout_ms : KP_APP_PROBE_TIMEOUT_MS_DEFAULT;
     int rc = 0;
-    if (kp_app_probe_live(&cr->data, "kpool-probe", granted, timeout_ms, errs, err, sizeof(err)) <
-        0) {
+    if (kp_app_probe_live(&cr->data, "kpool-probe", granted, timeout_ms, errs, visible, err,
+                          sizeof(err)) < 0) {
         fprintf(stderr, "kpool probe: %s\n", err);
         rc = KP_APP_EXIT_FAIL;
     }
     size_t failing = 0, first = 0;
     for (size_t i = 0; rc == 0 && i < n; i++)
         if (errs[i] && !failing++) first = i;
+    const char *brokers = kp_app_secret_text(&cr->data, "KAFKA_BROKERS");
+    kp_buf_t names;
+    kp_buf_init(&names);
     if (failing) {
         const char *fqn = json_string_value(json_object_get(json_array_get(granted, first), "fqn"));
         fprintf(stderr, "kpool probe: topic %s %s", fqn, kp_app_kafka_topic_problem(errs[first]));
         if (failing > 1) fprintf(stderr, " (and %zu more topics failing)", failing - 1);
         fprintf(stderr, "\n");
         rc = KP_APP_EXIT_FAIL;
+    } else if (rc == 0 && visible && !json_array_size(visible)) {
+        fprintf(stderr,
+                "kpool probe: %s/%s is not authorized for any topic: no Topic's spec.acl grants "
+                "team %s, application %s access (see 'kpool doctor -n %s --app %s --topic "
+                "TOPIC')\n",
+                ns, o->app, ns, o->app, ns, o->app);
+        rc = KP_APP_EXIT_FAIL;
+    } else if (rc == 0 && visible) {
+        names_join(visible, &names);
+        printf("ok: %s/%s reached %s over TLS; no Topic this token can see grants it access, "
+               "the pool authorizes %zu topic%s (%.*s)\n",
+               ns, o->app, brokers, json_array_size(visible),
+               json_array_size(visible) == 1 ? "" : "s", (int)names.len, (const char *)names.data);
     } else if (rc == 0) {
-        kp_buf_t names;
-        kp_buf_init(&names);
-        for (size_t i = 0; i < n; i++) {
-            if (i) kp_buf_append(&names, ", ", 2);
-            kp_buf_appendf(&names, "%s",
-                           json_string_value(json_object_get(json_array_get(granted, i), "fqn")));
-        }
-        printf("ok: %s/%s reached %s over TLS; %zu topic%s authorized%s%.*s%s\n", ns, o->app,
-               kp_app_secret_text(&cr->data, "KAFKA_BROKERS"), n, n == 1 ? "" : "s", n ? " (" : "",
-               (int)names.len, names.len ? (const char *)names.data : "", n ? ")" : "");
-        kp_buf_free(&names);
+        names_join(granted, &names);
+        printf("ok: %s/%s reached %s over TLS; %zu topic%s authorized%s%.*s%s%s\n", ns, o->app,
+               brokers, n, n == 1 ? "" : "s", n ? " (" : "", (int)names.len,
+               names.len ? (const char *)names.data : "", n ? ")" : "",
+               streams && !n ? " (a Kafka Streams app: its own topics are not checked)" : "");
     }
+    kp_buf_free(&names);
+    json_decref(visible);
     free(errs);
     json_decref(granted);
     return rc;

@@ -102,9 +102,28 @@ static int line_read(FILE *in, kp_buf_t *line)
     return got && !produce_stop;
 }
 
+/* The one line for the producer's fatal error (the idempotent producer's: typically
+ * InitProducerId refused because the app may write to no topic). */
+static void fatal_print(const kp_app_opts_t *o, rd_kafka_t *rk, const char *topic)
+{
+    char why[512];
+    rd_kafka_resp_err_t e = rd_kafka_fatal_error(rk, why, sizeof(why));
+    for (char *p = why; *p; p++)
+        if ((unsigned char)*p < 0x20) *p = ' ';
+    if (e == RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED ||
+        e == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED)
+        fprintf(stderr,
+                "kpool produce: topic %s not authorized for writing (%s: an idempotent producer "
+                "needs write access to a topic): %s (see 'kpool doctor --app %s --topic %s "
+                "--access write')\n",
+                topic, rd_kafka_err2name(e), why, o->app, topic);
+    else
+        fprintf(stderr, "kpool produce: %s\n", e ? why : "fatal error");
+}
+
 /* Queues one message, waiting while the local queue is full. 0, or -1 (printed). */
-static int produce_one(rd_kafka_t *rk, const char *topic, const void *key, size_t key_len,
-                       const void *value, size_t value_len, produce_stats_t *stats)
+static int produce_one(const kp_app_opts_t *o, rd_kafka_t *rk, const char *topic, const void *key,
+                       size_t key_len, const void *value, size_t value_len, produce_stats_t *stats)
 {
     for (;;) {
         rd_kafka_resp_err_t e = rd_kafka_producev(
@@ -112,6 +131,10 @@ static int produce_one(rd_kafka_t *rk, const char *topic, const void *key, size_
             RD_KAFKA_V_KEY((void *)key, key_len), RD_KAFKA_V_VALUE((void *)value, value_len),
             RD_KAFKA_V_OPAQUE(stats), RD_KAFKA_V_END);
         if (!e) return 0;
+        if (e == RD_KAFKA_RESP_ERR__FATAL) {
+            fatal_print(o, rk, topic);
+            return -1;
+        }
         if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) {
             fprintf(stderr, "kpool produce: %s\n", rd_kafka_err2str(e));
             return -1;
@@ -138,7 +161,7 @@ static int produce_lines(const kp_app_opts_t *o, rd_kafka_t *rk, const char *top
             value = delim + 1;
             value_len = line.len - key_len - 1;
         }
-        if (produce_one(rk, topic, key, key_len, value, value_len, stats) < 0) {
+        if (produce_one(o, rk, topic, key, key_len, value, value_len, stats) < 0) {
             rc = -1;
             break;
         }
@@ -196,10 +219,7 @@ static int produce_run(const kp_app_opts_t *o, const kp_app_creds_t *cr, const c
     if (rc) {
         /* already explained in one line */
     } else if (st.fatal) {
-        fprintf(stderr, "kpool produce: %s%s\n", st.errstr,
-                strstr(st.errstr, "idempotence PID")
-                    ? " (an idempotent producer needs write access to a topic)"
-                    : "");
+        fatal_print(o, rk, topic);
         rc = KP_APP_EXIT_FAIL;
     } else if (stats.failed) {
         fprintf(stderr, "kpool produce: %ld of %ld messages not delivered to %s: %s\n",

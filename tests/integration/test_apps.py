@@ -114,7 +114,8 @@ def free_offset():
 class KpoolUp:
     """A `kpool up` process (pool `dev` + control plane) and the helpers tests use on it."""
 
-    def __init__(self):
+    def __init__(self, extra_args=()):
+        self.extra_args = list(extra_args)  # more `kpool up` arguments (a later --set wins)
         self.tmp = tempfile.mkdtemp(prefix="kpool-itapps-")
         self.data_dir = os.path.join(self.tmp, "data")
         self.config = os.path.join(self.tmp, "cli", "config.yaml")
@@ -141,7 +142,7 @@ class KpoolUp:
         self.proc = subprocess.Popen(
             [KPOOL_BIN, "up", "--data-dir", self.data_dir, "--port-offset", str(self.offset),
              "--set", "control.resync.interval.ms=%d" % RESYNC_MS,
-             "--set", "control.janitor.grace.ms=%d" % GRACE_MS],
+             "--set", "control.janitor.grace.ms=%d" % GRACE_MS] + self.extra_args,
             stdout=self.logf, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + timeout
         while time.time() < deadline:
