@@ -269,6 +269,7 @@ kp_pool_t *kp_control_pool(kp_control_t *c, const char *name, char *err, size_t 
             json_decref(obj);
             return NULL;
         }
+        kp_pool_client_set_cancel(client, &c->stop);
         p = kp_xcalloc(1, sizeof(*p));
         p->name = kp_xstrdup(name);
         p->fingerprint = kp_xstrdup(fp);
@@ -329,6 +330,8 @@ static json_t *without_times(json_t *status)
 
 void kp_status_write(kp_control_t *c, json_t *obj, json_t *status)
 {
+    /* a reconcile cut short by a stop says nothing: the next start does it again */
+    if (__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) return;
     json_t *old = json_object_get(obj, "status");
     json_t *a = old ? without_times(old) : json_object(), *b = without_times(status);
     int same = old && json_equal(a, b);
@@ -437,7 +440,7 @@ void kp_control_stop(kp_control_t *c)
     kp_api_stop(c->api); /* no new writes */
     if (c->thread) {
         pthread_mutex_lock(&c->lock);
-        c->stop = 1;
+        __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);
         pthread_cond_signal(&c->cond);
         pthread_mutex_unlock(&c->lock);
         pthread_join(c->thread, NULL);

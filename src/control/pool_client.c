@@ -15,14 +15,44 @@ struct kp_pool_client {
     rd_kafka_queue_t *q;
     int timeout_ms;
     char *bootstrap;
-    uintptr_t call; /* sequence number of the latest call, its options' opaque */
+    uintptr_t call;    /* sequence number of the latest call, its options' opaque */
+    const int *cancel; /* nonzero: give up waiting (the owner is stopping) */
 };
+
+void kp_pool_client_set_cancel(kp_pool_client_t *pc, const int *flag)
+{
+    pc->cancel = flag;
+}
+
+static int cancelled(const kp_pool_client_t *pc)
+{
+    return pc->cancel && __atomic_load_n(pc->cancel, __ATOMIC_RELAXED);
+}
+
+/* Waits are cut in slices this long so a stop is noticed. */
+#define WAIT_SLICE_MS 200
+
+/* rd_kafka_metadata in slices, so that a stop does not wait out a down pool. */
+static rd_kafka_resp_err_t metadata(kp_pool_client_t *pc, int all, rd_kafka_topic_t *rkt,
+                                    const struct rd_kafka_metadata **md)
+{
+    int64_t deadline = kp_mono_ms() + pc->timeout_ms;
+    for (;;) {
+        int64_t left = deadline - kp_mono_ms();
+        int slice = left < 500 ? (int)(left > 1 ? left : 1) : 500;
+        rd_kafka_resp_err_t e = rd_kafka_metadata(pc->rk, all, rkt, md, slice);
+        if (e != RD_KAFKA_RESP_ERR__TIMED_OUT || left <= 500) return e;
+        if (cancelled(pc)) return RD_KAFKA_RESP_ERR__DESTROY;
+    }
+}
 
 /* librdkafka's own log lines, in our format (its levels are syslog's). */
 static void rk_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    kp_logf(level <= 3 ? KP_LOG_WARN : level <= 6 ? KP_LOG_INFO : KP_LOG_DEBUG, "pool-client",
-            "%s: %s", fac, buf);
+    kp_logf(level <= 3   ? KP_LOG_WARN
+            : level <= 6 ? KP_LOG_INFO
+                         : KP_LOG_DEBUG,
+            "pool-client", "%s: %s", fac, buf);
 }
 
 kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t errlen)
@@ -31,7 +61,7 @@ kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t 
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
 #define SET(k, v)                                                                                  \
     if (rd_kafka_conf_set(conf, k, v, es, sizeof(es)) != RD_KAFKA_CONF_OK) {                       \
-        snprintf(err, errlen, "%s: %s", k, es);                                                   \
+        snprintf(err, errlen, "%s: %s", k, es);                                                    \
         rd_kafka_conf_destroy(conf);                                                               \
         return NULL;                                                                               \
     }
@@ -86,7 +116,8 @@ static rd_kafka_AdminOptions_t *options(kp_pool_client_t *pc, rd_kafka_admin_op_
 }
 
 /* Waits for the result event of the call just made. NULL with err filled on timeout. */
-static rd_kafka_event_t *wait_result(kp_pool_client_t *pc, const char *what, char *err, size_t errlen)
+static rd_kafka_event_t *wait_result(kp_pool_client_t *pc, const char *what, char *err,
+                                     size_t errlen)
 {
     /* every call shares the one queue: a late result of an earlier call that we gave up on
      * must not be taken for this call's (same type, another topic) — match the opaque */
@@ -94,13 +125,20 @@ static rd_kafka_event_t *wait_result(kp_pool_client_t *pc, const char *what, cha
     rd_kafka_event_t *ev = NULL;
     for (;;) {
         int64_t left = deadline - kp_mono_ms();
-        ev = left > 0 ? rd_kafka_queue_poll(pc->q, (int)left) : NULL;
-        if (!ev || (uintptr_t)rd_kafka_event_opaque(ev) == pc->call) break;
+        if (left <= 0) break;
+        if (cancelled(pc)) {
+            snprintf(err, errlen, "%s: the control plane is stopping", what);
+            return NULL;
+        }
+        ev = rd_kafka_queue_poll(pc->q, (int)(left < WAIT_SLICE_MS ? left : WAIT_SLICE_MS));
+        if (!ev) continue;
+        if ((uintptr_t)rd_kafka_event_opaque(ev) == pc->call) break;
         rd_kafka_event_destroy(ev); /* a stale answer */
+        ev = NULL;
     }
     if (!ev) {
-        snprintf(err, errlen, "%s: no answer from the pool at %s within %d ms", what,
-                 pc->bootstrap, pc->timeout_ms);
+        snprintf(err, errlen, "%s: no answer from the pool at %s within %d ms", what, pc->bootstrap,
+                 pc->timeout_ms);
         return NULL;
     }
     if (rd_kafka_event_error(ev)) {
@@ -130,10 +168,11 @@ static int partition_count(kp_pool_client_t *pc, const char *name, int32_t *part
 {
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(pc->rk, name, NULL);
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(pc->rk, 0, rkt, &md, pc->timeout_ms);
+    rd_kafka_resp_err_t e = metadata(pc, 0, rkt, &md);
     rd_kafka_topic_destroy(rkt);
     if (e) {
-        snprintf(err, errlen, "metadata of %s: %s (pool at %s)", name, rd_kafka_err2str(e), pc->bootstrap);
+        snprintf(err, errlen, "metadata of %s: %s (pool at %s)", name, rd_kafka_err2str(e),
+                 pc->bootstrap);
         return -1;
     }
     int rc = -1;
@@ -176,9 +215,10 @@ int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic
     } else if (rd_kafka_ConfigResource_error(rs[0]) == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
         out->exists = 0;
     } else if (rd_kafka_ConfigResource_error(rs[0])) {
-        snprintf(err, errlen, "describe topic %s: %s", name, rd_kafka_ConfigResource_error_string(rs[0])
-                                                                 ? rd_kafka_ConfigResource_error_string(rs[0])
-                                                                 : rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])));
+        snprintf(err, errlen, "describe topic %s: %s", name,
+                 rd_kafka_ConfigResource_error_string(rs[0])
+                     ? rd_kafka_ConfigResource_error_string(rs[0])
+                     : rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])));
         rc = -1;
     } else {
         out->exists = 1;
@@ -187,14 +227,16 @@ int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic
         out->config_keys = kp_xcalloc(nc + 1, sizeof(char *));
         out->config_values = kp_xcalloc(nc + 1, sizeof(char *));
         for (size_t i = 0; i < nc; i++) {
-            if (rd_kafka_ConfigEntry_source(ce[i]) != RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG) continue;
+            if (rd_kafka_ConfigEntry_source(ce[i]) != RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG)
+                continue;
             const char *v = rd_kafka_ConfigEntry_value(ce[i]);
             out->config_keys[out->nconfigs] = kp_xstrdup(rd_kafka_ConfigEntry_name(ce[i]));
             out->config_values[out->nconfigs++] = kp_xstrdup(v ? v : "");
         }
     }
     rd_kafka_event_destroy(ev);
-    if (rc == 0 && out->exists && partition_count(pc, name, &out->partitions, &out->replication, err, errlen) < 0) {
+    if (rc == 0 && out->exists &&
+        partition_count(pc, name, &out->partitions, &out->replication, err, errlen) < 0) {
         kp_pool_topic_free(out);
         return -1;
     }
@@ -210,7 +252,8 @@ static int topic_result(const rd_kafka_topic_result_t **tr, size_t cnt, const ch
     }
     if (rd_kafka_topic_result_error(tr[0])) {
         const char *m = rd_kafka_topic_result_error_string(tr[0]);
-        snprintf(err, errlen, "%s %s: %s", what, name, m ? m : rd_kafka_err2str(rd_kafka_topic_result_error(tr[0])));
+        snprintf(err, errlen, "%s %s: %s", what, name,
+                 m ? m : rd_kafka_err2str(rd_kafka_topic_result_error(tr[0])));
         return -1;
     }
     return 0;
@@ -259,7 +302,9 @@ int kp_pool_set_configs(kp_pool_client_t *pc, const char *name, const char **key
     if (cnt < 1 || rd_kafka_ConfigResource_error(rs[0])) {
         const char *m = cnt ? rd_kafka_ConfigResource_error_string(rs[0]) : NULL;
         snprintf(err, errlen, "alter configs of %s: %s", name,
-                 m ? m : cnt ? rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])) : "empty answer");
+                 m     ? m
+                 : cnt ? rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0]))
+                       : "empty answer");
         rc = -1;
     }
     rd_kafka_event_destroy(ev);
@@ -313,7 +358,7 @@ int kp_pool_delete_topic(kp_pool_client_t *pc, const char *name, char *err, size
 int kp_pool_list_topics(kp_pool_client_t *pc, char ***names, int *n, char *err, size_t errlen)
 {
     const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = rd_kafka_metadata(pc->rk, 1, NULL, &md, pc->timeout_ms);
+    rd_kafka_resp_err_t e = metadata(pc, 1, NULL, &md);
     *names = NULL;
     *n = 0;
     if (e) {
@@ -342,7 +387,8 @@ void kp_pool_acls_free(kp_pool_acl_t *a, int n)
 }
 
 int kp_pool_describe_acls(kp_pool_client_t *pc, int8_t resource_type, const char *name,
-                          int8_t pattern_type, kp_pool_acl_t **out, int *n, char *err, size_t errlen)
+                          int8_t pattern_type, kp_pool_acl_t **out, int *n, char *err,
+                          size_t errlen)
 {
     char es[256];
     *out = NULL;
@@ -386,12 +432,11 @@ int kp_pool_create_acls(kp_pool_client_t *pc, const kp_pool_acl_t *acls, int n, 
     rd_kafka_AclBinding_t **b = kp_xcalloc((size_t)n, sizeof(*b));
     int rc = 0;
     for (int i = 0; i < n; i++) {
-        b[i] = rd_kafka_AclBinding_new((rd_kafka_ResourceType_t)acls[i].resource_type,
-                                       acls[i].resource_name,
-                                       (rd_kafka_ResourcePatternType_t)acls[i].pattern_type,
-                                       acls[i].principal, acls[i].host,
-                                       (rd_kafka_AclOperation_t)acls[i].operation,
-                                       (rd_kafka_AclPermissionType_t)acls[i].permission, es, sizeof(es));
+        b[i] = rd_kafka_AclBinding_new(
+            (rd_kafka_ResourceType_t)acls[i].resource_type, acls[i].resource_name,
+            (rd_kafka_ResourcePatternType_t)acls[i].pattern_type, acls[i].principal, acls[i].host,
+            (rd_kafka_AclOperation_t)acls[i].operation,
+            (rd_kafka_AclPermissionType_t)acls[i].permission, es, sizeof(es));
         if (!b[i]) {
             snprintf(err, errlen, "create ACL: %s", es);
             rc = -1;
@@ -432,13 +477,11 @@ int kp_pool_delete_acls(kp_pool_client_t *pc, const kp_pool_acl_t *acls, int n, 
     rd_kafka_AclBindingFilter_t **f = kp_xcalloc((size_t)n, sizeof(*f));
     int rc = 0;
     for (int i = 0; i < n; i++) {
-        f[i] = rd_kafka_AclBindingFilter_new((rd_kafka_ResourceType_t)acls[i].resource_type,
-                                             acls[i].resource_name,
-                                             (rd_kafka_ResourcePatternType_t)acls[i].pattern_type,
-                                             acls[i].principal, acls[i].host,
-                                             (rd_kafka_AclOperation_t)acls[i].operation,
-                                             (rd_kafka_AclPermissionType_t)acls[i].permission, es,
-                                             sizeof(es));
+        f[i] = rd_kafka_AclBindingFilter_new(
+            (rd_kafka_ResourceType_t)acls[i].resource_type, acls[i].resource_name,
+            (rd_kafka_ResourcePatternType_t)acls[i].pattern_type, acls[i].principal, acls[i].host,
+            (rd_kafka_AclOperation_t)acls[i].operation,
+            (rd_kafka_AclPermissionType_t)acls[i].permission, es, sizeof(es));
         if (!f[i]) {
             snprintf(err, errlen, "delete ACL: %s", es);
             rc = -1;

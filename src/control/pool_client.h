@@ -25,6 +25,8 @@ typedef struct kp_pool_conn {
 
 kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t errlen);
 void kp_pool_client_free(kp_pool_client_t *pc);
+/* While *flag is nonzero, calls stop waiting for the pool and fail ("stopping"). */
+void kp_pool_client_set_cancel(kp_pool_client_t *pc, const int *flag);
 
 /* A topic as the pool reports it. */
 typedef struct kp_pool_topic {
