@@ -70,6 +70,7 @@ static void help_print(void)
 
 /* ---- output ---- */
 
+static void say(const char *tag, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void say(const char *tag, const char *fmt, va_list ap)
 {
     printf("  %s: ", tag);

@@ -303,14 +303,15 @@ static int needs_quotes(const char *s)
     return 0;
 }
 
-static void emit_string(const char *s, kp_buf_t *out)
+/* s holds n bytes and may contain NUL ("\0" is a valid YAML escape). */
+static void emit_string(const char *s, size_t n, kp_buf_t *out)
 {
-    if (!needs_quotes(s)) {
-        kp_buf_append(out, s, strlen(s));
+    if (strlen(s) == n && !needs_quotes(s)) {
+        kp_buf_append(out, s, n);
         return;
     }
     kp_buf_append(out, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
+    for (const unsigned char *c = (const unsigned char *)s; c < (const unsigned char *)s + n; c++) {
         if (*c == '"' || *c == '\\') {
             kp_buf_append(out, "\\", 1);
             kp_buf_append(out, c, 1);
@@ -339,7 +340,7 @@ static int is_empty_collection(const json_t *v)
 static void emit_scalar(const json_t *v, kp_buf_t *out)
 {
     switch (json_typeof(v)) {
-    case JSON_STRING: emit_string(json_string_value(v), out); break;
+    case JSON_STRING: emit_string(json_string_value(v), json_string_length(v), out); break;
     case JSON_INTEGER: kp_buf_appendf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
     case JSON_REAL: {
         /* shortest form that reads back as the same double, and always as a float: "1500"
@@ -371,7 +372,7 @@ static void emit_object(const json_t *v, kp_buf_t *out, int level)
     json_object_foreach((json_t *)v, k, c)
     {
         indent(out, level);
-        emit_string(k, out);
+        emit_string(k, strlen(k), out);
         kp_buf_append(out, ":", 1);
         if ((json_is_object(c) || json_is_array(c)) && !is_empty_collection(c)) {
             kp_buf_append(out, "\n", 1);
