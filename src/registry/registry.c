@@ -129,6 +129,7 @@ int kp_registry_authenticate(kp_registry_t *r, const char *authorization, kp_reg
 }
 
 /* libmicrohttpd's own messages (TLS handshake failures of clients, ...) in our log format. */
+static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     char msg[512];
