@@ -28,7 +28,7 @@
 #include <string.h>
 
 #define JOURNAL_RECORD_MAX (3 * 65536 + 64)
-#define PREFIX_LEN_MAX 65535
+#define PREFIX_LEN_MAX     65535
 
 typedef struct acl_list {
     kp_acl_t **items;
@@ -152,7 +152,8 @@ static void plen_adjust(kp_authorizer_t *a, int type, uint32_t len, int delta)
         return;
     }
     if (delta <= 0) return;
-    a->plens[type] = kp_xrealloc(a->plens[type], (size_t)(a->nplens[type] + 1) * sizeof(prefix_len_t));
+    a->plens[type] =
+        kp_xrealloc(a->plens[type], (size_t)(a->nplens[type] + 1) * sizeof(prefix_len_t));
     a->plens[type][a->nplens[type]++] = (prefix_len_t){len, (uint32_t)delta};
 }
 
@@ -270,8 +271,10 @@ static int64_t journal_replay(kp_authorizer_t *a, const uint8_t *data, size_t le
         if (plen < 11 || plen > JOURNAL_RECORD_MAX || plen > len - at - 8) break;
         const uint8_t *p = data + at + 8, *end = p + plen;
         if (kp_crc32c(0, p, plen) != crc) break;
-        kp_acl_t acl = {.resource_type = (int8_t)p[1], .pattern_type = (int8_t)p[2],
-                        .operation = (int8_t)p[3], .permission = (int8_t)p[4]};
+        kp_acl_t acl = {.resource_type = (int8_t)p[1],
+                        .pattern_type = (int8_t)p[2],
+                        .operation = (int8_t)p[3],
+                        .permission = (int8_t)p[4]};
         int op = p[0];
         p += 5;
         acl.resource_name = get_str(&p, end);
@@ -377,7 +380,8 @@ kp_authorizer_t *kp_authorizer_open(const kp_props_t *props, int enabled_default
         kp_hmap_init(&a->literal[t]);
         kp_hmap_init(&a->prefixed[t]);
     }
-    if (kp_props_get_bool(props, "authorizer.enabled", enabled_default, &a->enabled, err, errlen) < 0 ||
+    if (kp_props_get_bool(props, "authorizer.enabled", enabled_default, &a->enabled, err, errlen) <
+            0 ||
         kp_props_get_bool(props, "allow.everyone.if.no.acl.found", 0, &a->allow_if_no_acl, err,
                           errlen) < 0) {
         kp_authorizer_free(a);
@@ -490,7 +494,7 @@ static int is_super(const kp_authorizer_t *a, const char *principal)
 }
 
 typedef struct verdict {
-    int any;   /* some ACL applies to the resource */
+    int any; /* some ACL applies to the resource */
     int deny;
     int allow;
 } verdict_t;
@@ -527,7 +531,8 @@ int kp_authorize(kp_authorizer_t *a, const char *principal, const char *host, in
     judge(kp_hmap_get(&a->literal[type], "*", 1), principal, host, op, &v);
     for (int i = 0; i < a->nplens[type]; i++) {
         uint32_t pl = a->plens[type][i].len;
-        if (pl <= namelen) judge(kp_hmap_get(&a->prefixed[type], name, pl), principal, host, op, &v);
+        if (pl <= namelen)
+            judge(kp_hmap_get(&a->prefixed[type], name, pl), principal, host, op, &v);
     }
     pthread_rwlock_unlock(&a->lock);
     if (v.deny) return 0;
@@ -562,8 +567,7 @@ static int denied_by_prefix(kp_authorizer_t *a, int type, const char *name, size
     return 0;
 }
 
-int kp_authorize_any(kp_authorizer_t *a, const char *principal, const char *host, int op,
-                     int type)
+int kp_authorize_any(kp_authorizer_t *a, const char *principal, const char *host, int op, int type)
 {
     if (!a || !a->enabled) return 1;
     if (type <= KP_RES_ANY || type >= KP_RES_TYPES) return 0;
@@ -608,7 +612,8 @@ int kp_acl_filter_matches(const kp_acl_filter_t *f, const kp_acl_t *acl)
     if (f->host && strcmp(f->host, acl->host) != 0) return 0;
     const char *n = f->resource_name;
     switch (f->pattern_type) {
-    case KP_PAT_ANY: return !n || !strcmp(n, acl->resource_name);
+    case KP_PAT_ANY:
+        return !n || !strcmp(n, acl->resource_name);
     case KP_PAT_MATCH:
         if (!n) return 1;
         if (acl->pattern_type == KP_PAT_LITERAL)
@@ -617,7 +622,8 @@ int kp_acl_filter_matches(const kp_acl_filter_t *f, const kp_acl_t *acl)
     case KP_PAT_LITERAL:
     case KP_PAT_PREFIXED:
         return f->pattern_type == acl->pattern_type && (!n || !strcmp(n, acl->resource_name));
-    default: return 0;
+    default:
+        return 0;
     }
 }
 

@@ -25,48 +25,48 @@
 #include <stdint.h>
 
 enum { /* ResourceType */
-    KP_RES_UNKNOWN = 0,
-    KP_RES_ANY = 1,
-    KP_RES_TOPIC = 2,
-    KP_RES_GROUP = 3,
-    KP_RES_CLUSTER = 4,
-    KP_RES_TRANSACTIONAL_ID = 5,
-    KP_RES_DELEGATION_TOKEN = 6,
-    KP_RES_USER = 7,
-    KP_RES_TYPES = 8,
+       KP_RES_UNKNOWN = 0,
+       KP_RES_ANY = 1,
+       KP_RES_TOPIC = 2,
+       KP_RES_GROUP = 3,
+       KP_RES_CLUSTER = 4,
+       KP_RES_TRANSACTIONAL_ID = 5,
+       KP_RES_DELEGATION_TOKEN = 6,
+       KP_RES_USER = 7,
+       KP_RES_TYPES = 8,
 };
 
 enum { /* PatternType */
-    KP_PAT_UNKNOWN = 0,
-    KP_PAT_ANY = 1,
-    KP_PAT_MATCH = 2,
-    KP_PAT_LITERAL = 3,
-    KP_PAT_PREFIXED = 4,
+       KP_PAT_UNKNOWN = 0,
+       KP_PAT_ANY = 1,
+       KP_PAT_MATCH = 2,
+       KP_PAT_LITERAL = 3,
+       KP_PAT_PREFIXED = 4,
 };
 
 enum { /* AclOperation */
-    KP_OP_UNKNOWN = 0,
-    KP_OP_ANY = 1,
-    KP_OP_ALL = 2,
-    KP_OP_READ = 3,
-    KP_OP_WRITE = 4,
-    KP_OP_CREATE = 5,
-    KP_OP_DELETE = 6,
-    KP_OP_ALTER = 7,
-    KP_OP_DESCRIBE = 8,
-    KP_OP_CLUSTER_ACTION = 9,
-    KP_OP_DESCRIBE_CONFIGS = 10,
-    KP_OP_ALTER_CONFIGS = 11,
-    KP_OP_IDEMPOTENT_WRITE = 12,
-    KP_OP_CREATE_TOKENS = 13,
-    KP_OP_DESCRIBE_TOKENS = 14,
+       KP_OP_UNKNOWN = 0,
+       KP_OP_ANY = 1,
+       KP_OP_ALL = 2,
+       KP_OP_READ = 3,
+       KP_OP_WRITE = 4,
+       KP_OP_CREATE = 5,
+       KP_OP_DELETE = 6,
+       KP_OP_ALTER = 7,
+       KP_OP_DESCRIBE = 8,
+       KP_OP_CLUSTER_ACTION = 9,
+       KP_OP_DESCRIBE_CONFIGS = 10,
+       KP_OP_ALTER_CONFIGS = 11,
+       KP_OP_IDEMPOTENT_WRITE = 12,
+       KP_OP_CREATE_TOKENS = 13,
+       KP_OP_DESCRIBE_TOKENS = 14,
 };
 
 enum { /* AclPermissionType */
-    KP_PERM_UNKNOWN = 0,
-    KP_PERM_ANY = 1,
-    KP_PERM_DENY = 2,
-    KP_PERM_ALLOW = 3,
+       KP_PERM_UNKNOWN = 0,
+       KP_PERM_ANY = 1,
+       KP_PERM_DENY = 2,
+       KP_PERM_ALLOW = 3,
 };
 
 #define KP_CLUSTER_RESOURCE "kafka-cluster"

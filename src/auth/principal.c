@@ -109,7 +109,8 @@ kp_principal_rules_t *kp_principal_rules_parse(const char *text, char *err, size
             continue;
         }
         if (strncmp(s, "RULE:", 5) != 0) {
-            snprintf(err, errlen, "ssl.principal.mapping.rules: expected RULE: or DEFAULT at '%.20s'", s);
+            snprintf(err, errlen,
+                     "ssl.principal.mapping.rules: expected RULE: or DEFAULT at '%.20s'", s);
             goto fail;
         }
         s += 5;
@@ -120,14 +121,16 @@ kp_principal_rules_t *kp_principal_rules_parse(const char *text, char *err, size
         if (*s != '/') {
             kp_buf_free(&pat);
             kp_buf_free(&rep);
-            snprintf(err, errlen, "ssl.principal.mapping.rules: a rule needs /pattern/replacement/");
+            snprintf(err, errlen,
+                     "ssl.principal.mapping.rules: a rule needs /pattern/replacement/");
             goto fail;
         }
         s = read_part(s + 1, &rep);
         if (*s != '/') {
             kp_buf_free(&pat);
             kp_buf_free(&rep);
-            snprintf(err, errlen, "ssl.principal.mapping.rules: a rule needs /pattern/replacement/");
+            snprintf(err, errlen,
+                     "ssl.principal.mapping.rules: a rule needs /pattern/replacement/");
             goto fail;
         }
         s++;
@@ -175,8 +178,8 @@ int kp_principal_rules_apply(const kp_principal_rules_t *r, const char *dn, char
             continue;
         }
         PCRE2_SIZE n = outlen;
-        rc = pcre2_substitute(rule->re, (PCRE2_SPTR)dn, strlen(dn), 0, PCRE2_SUBSTITUTE_MATCHED,
-                              md, NULL, (PCRE2_SPTR)rule->replacement, PCRE2_ZERO_TERMINATED,
+        rc = pcre2_substitute(rule->re, (PCRE2_SPTR)dn, strlen(dn), 0, PCRE2_SUBSTITUTE_MATCHED, md,
+                              NULL, (PCRE2_SPTR)rule->replacement, PCRE2_ZERO_TERMINATED,
                               (PCRE2_UCHAR *)out, &n);
         pcre2_match_data_free(md);
         if (rc < 0) return -1;

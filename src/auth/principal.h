@@ -15,7 +15,7 @@
 #include <openssl/x509.h>
 #include <stddef.h>
 
-#define KP_PRINCIPAL_LEN_MAX 1024
+#define KP_PRINCIPAL_LEN_MAX   1024
 #define KP_PRINCIPAL_ANONYMOUS "User:ANONYMOUS"
 
 typedef struct kp_principal_rules kp_principal_rules_t;

@@ -40,9 +40,9 @@ typedef struct kp_broker_config {
     int64_t max_connections;
     int num_network_threads;
     int num_flush_threads;
-    char admin_listener[300]; /* host:port of /livez /readyz /metrics; empty: off */
+    char admin_listener[300];       /* host:port of /livez /readyz /metrics; empty: off */
     int authorizer_enabled_default; /* `kpool up` turns the authorizer on by default */
-    kp_props_t *props;        /* everything given, for topic-config defaults */
+    kp_props_t *props;              /* everything given, for topic-config defaults */
 } kp_broker_config_t;
 
 /* Fills cfg from props (Kafka property names). -1 with a message naming the bad key. */
@@ -65,8 +65,8 @@ struct kp_broker {
     int64_t pid_next, pid_block_end;
     struct kp_admin_http *admin;
     struct kp_coordinator *coordinator;
-    struct kp_tls_ctx *tls_ctx;                  /* shared by SSL listeners */
-    struct kp_principal_rules *principal_rules;  /* ssl.principal.mapping.rules */
+    struct kp_tls_ctx *tls_ctx;                 /* shared by SSL listeners */
+    struct kp_principal_rules *principal_rules; /* ssl.principal.mapping.rules */
     struct kp_authorizer *authorizer;
     struct kp_log_manager *log_manager;
     atomic_int ready;

@@ -107,9 +107,13 @@ int kp_handle_describe_acls(kp_req_t *req)
         out.ErrorCode = KERR_INVALID_REQUEST;
         out.ErrorMessage = KP_STR_LIT("The filter contains an UNKNOWN element");
     } else {
-        kp_acl_filter_t f = {in.ResourceTypeFilter, in.PatternTypeFilter, in.Operation,
-                             in.PermissionType, dup_str(req, in.ResourceNameFilter),
-                             dup_str(req, in.PrincipalFilter), dup_str(req, in.HostFilter)};
+        kp_acl_filter_t f = {in.ResourceTypeFilter,
+                             in.PatternTypeFilter,
+                             in.Operation,
+                             in.PermissionType,
+                             dup_str(req, in.ResourceNameFilter),
+                             dup_str(req, in.PrincipalFilter),
+                             dup_str(req, in.HostFilter)};
         describe_ctx_t d = {req, &out, 0, 0};
         kp_acl_list(req->sess->broker->authorizer, &f, describe_one, &d);
         if (d.failed) return -1;
@@ -145,9 +149,10 @@ int kp_handle_create_acls(kp_req_t *req)
             continue;
         }
         const CreateAclsRequest_AclCreation *c = &in.Creations.items[i];
-        kp_acl_t acl = {c->ResourceType, c->ResourcePatternType, c->Operation, c->PermissionType,
-                        dup_str(req, c->ResourceName), dup_str(req, c->Principal),
-                        dup_str(req, c->Host)};
+        kp_acl_t acl = {
+            c->ResourceType,      c->ResourcePatternType,        c->Operation,
+            c->PermissionType,    dup_str(req, c->ResourceName), dup_str(req, c->Principal),
+            dup_str(req, c->Host)};
         char msg[256];
         if (!acl.resource_name || !acl.principal || !acl.host ||
             kp_acl_validate(&acl, msg, sizeof(msg)) < 0) {
@@ -193,11 +198,13 @@ static void deleted_one(const kp_acl_t *acl, void *arg)
             return;
         }
         if (d->cap)
-            memcpy(n, d->fr->MatchingAcls.items, (size_t)d->cap * sizeof(*d->fr->MatchingAcls.items));
+            memcpy(n, d->fr->MatchingAcls.items,
+                   (size_t)d->cap * sizeof(*d->fr->MatchingAcls.items));
         d->fr->MatchingAcls.items = n;
         d->cap = cap;
     }
-    DeleteAclsResponse_DeleteAclsMatchingAcl *m = &d->fr->MatchingAcls.items[d->fr->MatchingAcls.count++];
+    DeleteAclsResponse_DeleteAclsMatchingAcl *m =
+        &d->fr->MatchingAcls.items[d->fr->MatchingAcls.count++];
     DeleteAclsResponse_DeleteAclsMatchingAcl_init(m);
     m->ResourceType = acl->resource_type;
     m->ResourceName = arena_msg(d->req, acl->resource_name);
@@ -215,7 +222,8 @@ int kp_handle_delete_acls(kp_req_t *req)
     DeleteAclsResponse out;
     DeleteAclsResponse_init(&out);
     int32_t n = in.Filters.count > 0 ? in.Filters.count : 0;
-    out.FilterResults.items = kp_arena_calloc(&req->arena, (size_t)n + 1, sizeof(*out.FilterResults.items));
+    out.FilterResults.items =
+        kp_arena_calloc(&req->arena, (size_t)n + 1, sizeof(*out.FilterResults.items));
     if (!out.FilterResults.items) return -1;
     out.FilterResults.count = n;
     int16_t err = gate(req, KP_OP_ALTER);
@@ -234,9 +242,13 @@ int kp_handle_delete_acls(kp_req_t *req)
             fr->ErrorMessage = KP_STR_LIT("The filter contains an UNKNOWN element");
             continue;
         }
-        kp_acl_filter_t filt = {f->ResourceTypeFilter, f->PatternTypeFilter, f->Operation,
-                                f->PermissionType, dup_str(req, f->ResourceNameFilter),
-                                dup_str(req, f->PrincipalFilter), dup_str(req, f->HostFilter)};
+        kp_acl_filter_t filt = {f->ResourceTypeFilter,
+                                f->PatternTypeFilter,
+                                f->Operation,
+                                f->PermissionType,
+                                dup_str(req, f->ResourceNameFilter),
+                                dup_str(req, f->PrincipalFilter),
+                                dup_str(req, f->HostFilter)};
         delete_ctx_t d = {req, fr, 0, 0};
         if (kp_acl_remove(req->sess->broker->authorizer, &filt, deleted_one, &d) < 0) {
             fr->ErrorCode = KERR_KAFKA_STORAGE_ERROR;

@@ -119,7 +119,8 @@ int kp_handle_metadata(kp_req_t *req)
         out.Topics.items = kp_req_alloc(req, (size_t)(n + 1) * sizeof(*out.Topics.items));
         if (!out.Topics.items) goto fail;
         out.Topics.count = n;
-        int allow_auto = b->cfg.auto_create_topics && (req->api_version < 4 || in.AllowAutoTopicCreation);
+        int allow_auto =
+            b->cfg.auto_create_topics && (req->api_version < 4 || in.AllowAutoTopicCreation);
         for (int32_t i = 0; i < n; i++) {
             MetadataResponse_MetadataResponseTopic *mt = &out.Topics.items[i];
             MetadataResponse_MetadataResponseTopic_init(mt);
@@ -137,7 +138,8 @@ int kp_handle_metadata(kp_req_t *req)
             kp_topic_t *t = kp_topics_get(b->topics, name);
             int16_t err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             if (!t && allow_auto &&
-                !kp_req_authorize(req, KP_OP_CREATE, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE)) &&
+                !kp_req_authorize(req, KP_OP_CREATE, KP_RES_CLUSTER,
+                                  KP_STR_LIT(KP_CLUSTER_RESOURCE)) &&
                 !kp_req_authorize(req, KP_OP_CREATE, KP_RES_TOPIC, name)) {
                 mt->ErrorCode = KERR_TOPIC_AUTHORIZATION_FAILED;
                 continue;
@@ -192,8 +194,9 @@ int kp_handle_create_topics(kp_req_t *req)
         if (!err && t->Assignments.count > 0) {
             if (partitions != -1 || rf != -1) {
                 err = KERR_INVALID_REQUEST;
-                snprintf(msg, sizeof(msg), "Both numPartitions or replicationFactor and "
-                                           "replicasAssignments were set");
+                snprintf(msg, sizeof(msg),
+                         "Both numPartitions or replicationFactor and "
+                         "replicasAssignments were set");
             }
             partitions = t->Assignments.count;
             for (int32_t a = 0; a < t->Assignments.count && !err; a++) {
@@ -201,7 +204,8 @@ int kp_handle_create_topics(kp_req_t *req)
                 if (as->PartitionIndex != a || as->BrokerIds.count != 1 ||
                     as->BrokerIds.items[0] != b->cfg.node_id) {
                     err = KERR_INVALID_REPLICA_ASSIGNMENT;
-                    snprintf(msg, sizeof(msg), "Replica assignment must place partitions 0..%d "
+                    snprintf(msg, sizeof(msg),
+                             "Replica assignment must place partitions 0..%d "
                              "on broker %d, the only broker of this pool",
                              t->Assignments.count - 1, b->cfg.node_id);
                 }
@@ -232,12 +236,14 @@ int kp_handle_create_topics(kp_req_t *req)
             for (int32_t c = 0; c < nc; c++) {
                 kp_str_t k = t->Configs.items[c].Name, v = t->Configs.items[c].Value;
                 keys[c] = kp_arena_strndup(&req->arena, k.ptr, (size_t)(k.len > 0 ? k.len : 0));
-                vals[c] = v.len < 0 ? NULL
-                                    : kp_arena_strndup(&req->arena, v.ptr, (size_t)v.len);
+                vals[c] = v.len < 0 ? NULL : kp_arena_strndup(&req->arena, v.ptr, (size_t)v.len);
                 if (!keys[c] || (v.len >= 0 && !vals[c])) return -1;
             }
-            kp_topic_spec_t spec = {.name = t->Name, .partitions = partitions,
-                                    .config_keys = keys, .config_values = vals, .nconfigs = nc};
+            kp_topic_spec_t spec = {.name = t->Name,
+                                    .partitions = partitions,
+                                    .config_keys = keys,
+                                    .config_values = vals,
+                                    .nconfigs = nc};
             err = kp_topics_create(b->topics, &spec, in.ValidateOnly, msg, sizeof(msg));
         }
         r->ErrorCode = err;
@@ -295,17 +301,19 @@ int kp_handle_delete_topics(kp_req_t *req)
 int kp_handle_init_producer_id(kp_req_t *req)
 {
     InitProducerIdRequest in;
-    if (InitProducerIdRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0)
-        return -1;
+    if (InitProducerIdRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
     InitProducerIdResponse out;
     InitProducerIdResponse_init(&out);
-    if (!kp_req_authorize(req, KP_OP_IDEMPOTENT_WRITE, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE)) &&
+    if (!kp_req_authorize(req, KP_OP_IDEMPOTENT_WRITE, KP_RES_CLUSTER,
+                          KP_STR_LIT(KP_CLUSTER_RESOURCE)) &&
         !kp_req_authorize_any(req, KP_OP_WRITE, KP_RES_TOPIC)) {
         out.ErrorCode = KERR_CLUSTER_AUTHORIZATION_FAILED;
     } else if (in.TransactionalId.len >= 0) {
         /* transactions are not offered by this pool (SPEC 9 lists no transactional APIs) */
-        kp_warn("request", "%s: InitProducerId with a transactional.id refused: transactions are "
-                           "not supported", req->sess->conn->peer);
+        kp_warn("request",
+                "%s: InitProducerId with a transactional.id refused: transactions are "
+                "not supported",
+                req->sess->conn->peer);
         out.ErrorCode = KERR_INVALID_REQUEST;
     } else {
         int64_t id = kp_broker_next_producer_id(req->sess->broker);

@@ -15,7 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define RES_TOPIC 2
+#define RES_TOPIC  2
 #define RES_BROKER 4
 
 /* Broker properties DescribeConfigs reports besides the topic-config defaults. */
@@ -93,14 +93,21 @@ static int add_synonyms(kp_req_t *req, DescribeConfigsResponse_DescribeConfigsRe
                         const kp_config_def_t *d, const kp_props_t *overrides,
                         const kp_props_t *broker)
 {
-    DescribeConfigsResponse_DescribeConfigsSynonym *syn = kp_arena_calloc(&req->arena, 3, sizeof(*syn));
+    DescribeConfigsResponse_DescribeConfigsSynonym *syn =
+        kp_arena_calloc(&req->arena, 3, sizeof(*syn));
     if (!syn) return -1;
     int n = 0;
     const char *v = overrides ? kp_props_get(overrides, d->name) : NULL;
-    if (v) syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){kp_str_c(d->name), adup(req, v), KP_CONFIG_SOURCE_TOPIC};
+    if (v)
+        syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){kp_str_c(d->name), adup(req, v),
+                                                                    KP_CONFIG_SOURCE_TOPIC};
     v = d->broker_name ? kp_props_get(broker, d->broker_name) : NULL;
-    if (v) syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){kp_str_c(d->broker_name), adup(req, v), KP_CONFIG_SOURCE_STATIC_BROKER};
-    syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){kp_str_c(d->broker_name ? d->broker_name : d->name), kp_str_c(d->default_value), KP_CONFIG_SOURCE_DEFAULT};
+    if (v)
+        syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){
+            kp_str_c(d->broker_name), adup(req, v), KP_CONFIG_SOURCE_STATIC_BROKER};
+    syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){
+        kp_str_c(d->broker_name ? d->broker_name : d->name), kp_str_c(d->default_value),
+        KP_CONFIG_SOURCE_DEFAULT};
     c->Synonyms.items = syn;
     c->Synonyms.count = n;
     return 0;
@@ -157,7 +164,8 @@ static int describe_broker(kp_req_t *req, const DescribeConfigsRequest *in,
     kp_broker_t *b = req->sess->broker;
     char id[16];
     snprintf(id, sizeof(id), "%d", b->cfg.node_id);
-    if (!kp_req_authorize(req, KP_OP_DESCRIBE_CONFIGS, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE))) {
+    if (!kp_req_authorize(req, KP_OP_DESCRIBE_CONFIGS, KP_RES_CLUSTER,
+                          KP_STR_LIT(KP_CLUSTER_RESOURCE))) {
         out->ErrorCode = KERR_CLUSTER_AUTHORIZATION_FAILED;
         return 0;
     }
@@ -175,7 +183,8 @@ static int describe_broker(kp_req_t *req, const DescribeConfigsRequest *in,
         if (!c) return -1;
         c->Name = kp_str_c(broker_props[i].name);
         c->IsSensitive = (int8_t)broker_props[i].sensitive;
-        c->Value = broker_props[i].sensitive ? KP_STR_NULL : adup(req, v ? v : broker_props[i].default_value);
+        c->Value = broker_props[i].sensitive ? KP_STR_NULL
+                                             : adup(req, v ? v : broker_props[i].default_value);
         c->ReadOnly = 1;
         c->IsDefault = v == NULL;
         c->ConfigSource = v ? KP_CONFIG_SOURCE_STATIC_BROKER : KP_CONFIG_SOURCE_DEFAULT;
@@ -201,7 +210,8 @@ static int describe_broker(kp_req_t *req, const DescribeConfigsRequest *in,
 int kp_handle_describe_configs(kp_req_t *req)
 {
     DescribeConfigsRequest in;
-    if (DescribeConfigsRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
+    if (DescribeConfigsRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0)
+        return -1;
     DescribeConfigsResponse out;
     DescribeConfigsResponse_init(&out);
     int32_t n = in.Resources.count > 0 ? in.Resources.count : 0;
@@ -247,12 +257,14 @@ static int16_t alter_one(kp_req_t *req, const alter_item_t *a, int incremental, 
     char err[512] = "";
     int16_t rc;
     if (a->type == RES_BROKER) {
-        if (!kp_req_authorize(req, KP_OP_ALTER_CONFIGS, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE))) {
+        if (!kp_req_authorize(req, KP_OP_ALTER_CONFIGS, KP_RES_CLUSTER,
+                              KP_STR_LIT(KP_CLUSTER_RESOURCE))) {
             rc = KERR_CLUSTER_AUTHORIZATION_FAILED;
         } else {
             rc = KERR_INVALID_REQUEST;
-            snprintf(err, sizeof(err), "Dynamic broker configs are not supported: set them in the "
-                                       "broker's properties and restart it");
+            snprintf(err, sizeof(err),
+                     "Dynamic broker configs are not supported: set them in the "
+                     "broker's properties and restart it");
         }
     } else if (a->type != RES_TOPIC) {
         rc = KERR_INVALID_REQUEST;
@@ -287,7 +299,8 @@ int kp_handle_alter_configs(kp_req_t *req)
     out.Responses.count = n;
     for (int32_t i = 0; i < n; i++) {
         const AlterConfigsRequest_AlterConfigsResource *r = &in.Resources.items[i];
-        alter_item_t a = {.type = r->ResourceType, .name = r->ResourceName,
+        alter_item_t a = {.type = r->ResourceType,
+                          .name = r->ResourceName,
                           .n = r->Configs.count > 0 ? r->Configs.count : 0};
         a.keys = kp_arena_calloc(&req->arena, (size_t)a.n + 1, sizeof(char *));
         a.values = kp_arena_calloc(&req->arena, (size_t)a.n + 1, sizeof(char *));
@@ -321,7 +334,8 @@ int kp_handle_incremental_alter_configs(kp_req_t *req)
     out.Responses.count = n;
     for (int32_t i = 0; i < n; i++) {
         const IncrementalAlterConfigsRequest_AlterConfigsResource *r = &in.Resources.items[i];
-        alter_item_t a = {.type = r->ResourceType, .name = r->ResourceName,
+        alter_item_t a = {.type = r->ResourceType,
+                          .name = r->ResourceName,
                           .n = r->Configs.count > 0 ? r->Configs.count : 0};
         a.keys = kp_arena_calloc(&req->arena, (size_t)a.n + 1, sizeof(char *));
         a.values = kp_arena_calloc(&req->arena, (size_t)a.n + 1, sizeof(char *));
@@ -373,11 +387,14 @@ int kp_handle_create_partitions(kp_req_t *req)
             o->ErrorCode = KERR_TOPIC_AUTHORIZATION_FAILED;
         if (!o->ErrorCode && t->Assignments.count >= 0) {
             for (int32_t a = 0; a < t->Assignments.count && !o->ErrorCode; a++) {
-                const CreatePartitionsRequest_CreatePartitionsAssignment *as = &t->Assignments.items[a];
+                const CreatePartitionsRequest_CreatePartitionsAssignment *as =
+                    &t->Assignments.items[a];
                 if (as->BrokerIds.count != 1 || as->BrokerIds.items[0] != b->cfg.node_id) {
                     o->ErrorCode = KERR_INVALID_REPLICA_ASSIGNMENT;
-                    snprintf(err, sizeof(err), "Every new partition must be assigned to broker %d, "
-                             "the only broker of this pool", b->cfg.node_id);
+                    snprintf(err, sizeof(err),
+                             "Every new partition must be assigned to broker %d, "
+                             "the only broker of this pool",
+                             b->cfg.node_id);
                 }
             }
         }

@@ -41,7 +41,8 @@ static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **r
     kp_broker_t *b = req->sess->broker;
     int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0, total_parts = 0;
     for (int32_t i = 0; i < nt; i++)
-        total_parts += in->Topics.items[i].Partitions.count > 0 ? in->Topics.items[i].Partitions.count : 0;
+        total_parts +=
+            in->Topics.items[i].Partitions.count > 0 ? in->Topics.items[i].Partitions.count : 0;
     part_read_t *reads = kp_arena_calloc(&req->arena, (size_t)total_parts + 1, sizeof(*reads));
     *reads_out = reads;
     if (!reads) return -1;
@@ -103,7 +104,8 @@ static int fetch_respond(kp_req_t *req, const FetchRequest *in, part_read_t *rea
     FetchResponse_init(&out);
     int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0;
     out.Responses.count = nt;
-    out.Responses.items = kp_arena_calloc(&req->arena, (size_t)nt + 1, sizeof(*out.Responses.items));
+    out.Responses.items =
+        kp_arena_calloc(&req->arena, (size_t)nt + 1, sizeof(*out.Responses.items));
     if (!out.Responses.items) return -1;
     int k = 0;
     for (int32_t i = 0; i < nt; i++) {
@@ -112,7 +114,8 @@ static int fetch_respond(kp_req_t *req, const FetchRequest *in, part_read_t *rea
         tr->Topic = ft->Topic;
         int32_t np = ft->Partitions.count > 0 ? ft->Partitions.count : 0;
         tr->Partitions.count = np;
-        tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+        tr->Partitions.items =
+            kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
         if (!tr->Partitions.items) return -1;
         for (int32_t j = 0; j < np; j++, k++) {
             FetchResponse_PartitionData *pd = &tr->Partitions.items[j];
@@ -252,7 +255,8 @@ int kp_handle_fetch(kp_req_t *req)
     fp->req = req;
     fp->ctx = ctx;
     park(ctx, fp);
-    int64_t wait = fp->in.MaxWaitMs > KP_FETCH_WAIT_MS_MAX ? KP_FETCH_WAIT_MS_MAX : fp->in.MaxWaitMs;
+    int64_t wait =
+        fp->in.MaxWaitMs > KP_FETCH_WAIT_MS_MAX ? KP_FETCH_WAIT_MS_MAX : fp->in.MaxWaitMs;
     fp->timer = kp_loop_timer(ctx->loop, wait, park_timeout, fp);
     return 0;
 }

@@ -85,12 +85,16 @@ static int has_null_key(kp_req_t *req, const uint8_t *batch, size_t len)
 static int16_t batch_error(kp_batch_status_t st)
 {
     switch (st) {
-    case KP_BATCH_OK: return 0;
+    case KP_BATCH_OK:
+        return 0;
     case KP_BATCH_BAD_CRC:
     case KP_BATCH_TRUNCATED:
-    case KP_BATCH_BAD_LENGTH: return KERR_CORRUPT_MESSAGE;
-    case KP_BATCH_BAD_CODEC: return KERR_UNSUPPORTED_COMPRESSION_TYPE;
-    default: return KERR_INVALID_RECORD;
+    case KP_BATCH_BAD_LENGTH:
+        return KERR_CORRUPT_MESSAGE;
+    case KP_BATCH_BAD_CODEC:
+        return KERR_UNSUPPORTED_COMPRESSION_TYPE;
+    default:
+        return KERR_INVALID_RECORD;
     }
 }
 
@@ -156,10 +160,17 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
         kp_metric_add(&kp_metrics.produce_records, info.records_count);
         kp_metric_add(&kp_metrics.produce_bytes, rec->len);
         break;
-    case KP_APPEND_DUPLICATE: break;
-    case KP_APPEND_OUT_OF_ORDER: out->ErrorCode = KERR_OUT_OF_ORDER_SEQUENCE_NUMBER; return 0;
-    case KP_APPEND_INVALID_EPOCH: out->ErrorCode = KERR_INVALID_PRODUCER_EPOCH; return 0;
-    case KP_APPEND_STORAGE_ERROR: out->ErrorCode = KERR_KAFKA_STORAGE_ERROR; return 0;
+    case KP_APPEND_DUPLICATE:
+        break;
+    case KP_APPEND_OUT_OF_ORDER:
+        out->ErrorCode = KERR_OUT_OF_ORDER_SEQUENCE_NUMBER;
+        return 0;
+    case KP_APPEND_INVALID_EPOCH:
+        out->ErrorCode = KERR_INVALID_PRODUCER_EPOCH;
+        return 0;
+    case KP_APPEND_STORAGE_ERROR:
+        out->ErrorCode = KERR_KAFKA_STORAGE_ERROR;
+        return 0;
     }
     out->BaseOffset = res.base_offset;
     if (log_append_time) out->LogAppendTimeMs = now;
@@ -182,7 +193,8 @@ int kp_handle_produce(kp_req_t *req)
     ProduceResponse_init(&st->resp);
     int32_t nt = in.TopicData.count > 0 ? in.TopicData.count : 0;
     st->resp.Responses.count = nt;
-    st->resp.Responses.items = kp_req_alloc(req, (size_t)(nt + 1) * sizeof(*st->resp.Responses.items));
+    st->resp.Responses.items =
+        kp_req_alloc(req, (size_t)(nt + 1) * sizeof(*st->resp.Responses.items));
     if (!st->resp.Responses.items) return -1;
     /* allocate everything before touching any log: a failure below must not leave waiters */
     for (int32_t i = 0; i < nt; i++) {
@@ -191,7 +203,8 @@ int kp_handle_produce(kp_req_t *req)
         tr->Name = td->Name;
         int32_t np = td->PartitionData.count > 0 ? td->PartitionData.count : 0;
         tr->PartitionResponses.count = np;
-        tr->PartitionResponses.items = kp_req_alloc(req, (size_t)(np + 1) * sizeof(*tr->PartitionResponses.items));
+        tr->PartitionResponses.items =
+            kp_req_alloc(req, (size_t)(np + 1) * sizeof(*tr->PartitionResponses.items));
         if (!tr->PartitionResponses.items) return -1;
         for (int32_t j = 0; j < np; j++)
             ProduceResponse_PartitionProduceResponse_init(&tr->PartitionResponses.items[j]);
@@ -216,8 +229,8 @@ int kp_handle_produce(kp_req_t *req)
             topic_err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
         else if (topic->internal) /* clients never write internal topics, as Kafka */
             topic_err = KERR_INVALID_TOPIC_EXCEPTION;
-        else if (acks == -1 && atomic_load_explicit(&topic->eff.min_insync_replicas,
-                                                    memory_order_relaxed) > 1)
+        else if (acks == -1 &&
+                 atomic_load_explicit(&topic->eff.min_insync_replicas, memory_order_relaxed) > 1)
             topic_err = KERR_NOT_ENOUGH_REPLICAS; /* one replica in this pool */
         for (int32_t j = 0; j < np; j++) {
             ProduceResponse_PartitionProduceResponse *out = &tr->PartitionResponses.items[j];

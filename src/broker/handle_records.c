@@ -23,7 +23,8 @@ int kp_handle_delete_records(kp_req_t *req)
         DeleteRecordsResponse_DeleteRecordsTopicResult *tr = &out.Topics.items[i];
         tr->Name = t->Name;
         int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
-        tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+        tr->Partitions.items =
+            kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
         if (!tr->Partitions.items) return -1;
         tr->Partitions.count = np;
         int allowed = kp_req_authorize(req, KP_OP_DELETE, KP_RES_TOPIC, t->Name);
@@ -45,7 +46,8 @@ int kp_handle_delete_records(kp_req_t *req)
                 int64_t low;
                 int rc = kp_log_delete_records(p->log, t->Partitions.items[j].Offset, &low);
                 pr->ErrorCode = rc == KP_RETENTION_OUT_OF_RANGE ? KERR_OFFSET_OUT_OF_RANGE
-                                : rc ? KERR_KAFKA_STORAGE_ERROR : 0;
+                                : rc                            ? KERR_KAFKA_STORAGE_ERROR
+                                                                : 0;
                 if (!rc) pr->LowWatermark = low;
             }
         }

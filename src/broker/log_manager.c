@@ -57,7 +57,8 @@ static void cleaner_pass(kp_log_manager_t *m)
             atomic_load_explicit(&t->eff.delete_retention_ms, memory_order_relaxed),
             atomic_load_explicit(&t->eff.min_compaction_lag_ms, memory_order_relaxed),
             atomic_load_explicit(&t->eff.max_compaction_lag_ms, memory_order_relaxed),
-            (double)atomic_load_explicit(&t->eff.min_cleanable_ratio_ppm, memory_order_relaxed) / 1e6,
+            (double)atomic_load_explicit(&t->eff.min_cleanable_ratio_ppm, memory_order_relaxed) /
+                1e6,
         };
         for (int32_t p = 0; p < t->npartitions; p++) {
             pthread_mutex_lock(&m->lock);
@@ -80,7 +81,8 @@ static void *manager_main(void *arg)
     pthread_mutex_lock(&m->lock);
     while (!m->stop) {
         int64_t now = kp_mono_ms();
-        int64_t wake = next_retention < next_clean || !m->cleaner_enabled ? next_retention : next_clean;
+        int64_t wake =
+            next_retention < next_clean || !m->cleaner_enabled ? next_retention : next_clean;
         if (now < wake) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
@@ -120,10 +122,10 @@ kp_log_manager_t *kp_log_manager_start(kp_broker_t *b, char *err, size_t errlen)
         kp_props_get_i64(p, "log.cleaner.backoff.ms", 15000, 1, INT32_MAX, &m->cleaner_backoff_ms,
                          err, errlen) < 0 ||
         kp_props_get_bool(p, "log.cleaner.enable", 1, &m->cleaner_enabled, err, errlen) < 0 ||
-        kp_props_get_i64(p, "log.cleaner.dedupe.buffer.size", 32 << 20, 1 << 16, 1LL << 34,
-                         &dedupe, err, errlen) < 0 ||
-        kp_props_get_i64(p, "log.cleaner.io.max.bytes.per.second", 64 << 20, 0, INT64_MAX, &io,
-                         err, errlen) < 0) {
+        kp_props_get_i64(p, "log.cleaner.dedupe.buffer.size", 32 << 20, 1 << 16, 1LL << 34, &dedupe,
+                         err, errlen) < 0 ||
+        kp_props_get_i64(p, "log.cleaner.io.max.bytes.per.second", 64 << 20, 0, INT64_MAX, &io, err,
+                         errlen) < 0) {
         free(m);
         return NULL;
     }

@@ -18,8 +18,8 @@ typedef struct kp_fetch_parked kp_fetch_parked_t;
 struct kp_loop_ctx {
     kp_broker_t *broker;
     kp_loop_t *loop;
-    kp_session_t *sessions;      /* intrusive list through kp_session.ctx_next */
-    kp_fetch_parked_t *parked;   /* intrusive doubly-linked list */
+    kp_session_t *sessions;    /* intrusive list through kp_session.ctx_next */
+    kp_fetch_parked_t *parked; /* intrusive doubly-linked list */
     atomic_int parked_count;
     atomic_int recheck_posted;
 };

@@ -22,32 +22,19 @@ static const struct {
     int16_t key;
     kp_handler_fn fn;
 } handlers[] = {
-    {0, kp_handle_produce},
-    {1, kp_handle_fetch},
-    {2, kp_handle_list_offsets},
-    {3, kp_handle_metadata},
-    {8, kp_handle_offset_commit},
-    {9, kp_handle_offset_fetch},
-    {10, kp_handle_find_coordinator},
-    {11, kp_handle_join_group},
-    {12, kp_handle_heartbeat},
-    {13, kp_handle_leave_group},
-    {14, kp_handle_sync_group},
-    {15, kp_handle_describe_groups},
-    {16, kp_handle_list_groups},
-    {18, kp_handle_api_versions},
-    {19, kp_handle_create_topics},
-    {20, kp_handle_delete_topics},
-    {21, kp_handle_delete_records},
-    {22, kp_handle_init_producer_id},
-    {29, kp_handle_describe_acls},
-    {30, kp_handle_create_acls},
-    {31, kp_handle_delete_acls},
-    {32, kp_handle_describe_configs},
-    {33, kp_handle_alter_configs},
-    {37, kp_handle_create_partitions},
-    {42, kp_handle_delete_groups},
-    {44, kp_handle_incremental_alter_configs},
+    {0, kp_handle_produce},           {1, kp_handle_fetch},
+    {2, kp_handle_list_offsets},      {3, kp_handle_metadata},
+    {8, kp_handle_offset_commit},     {9, kp_handle_offset_fetch},
+    {10, kp_handle_find_coordinator}, {11, kp_handle_join_group},
+    {12, kp_handle_heartbeat},        {13, kp_handle_leave_group},
+    {14, kp_handle_sync_group},       {15, kp_handle_describe_groups},
+    {16, kp_handle_list_groups},      {18, kp_handle_api_versions},
+    {19, kp_handle_create_topics},    {20, kp_handle_delete_topics},
+    {21, kp_handle_delete_records},   {22, kp_handle_init_producer_id},
+    {29, kp_handle_describe_acls},    {30, kp_handle_create_acls},
+    {31, kp_handle_delete_acls},      {32, kp_handle_describe_configs},
+    {33, kp_handle_alter_configs},    {37, kp_handle_create_partitions},
+    {42, kp_handle_delete_groups},    {44, kp_handle_incremental_alter_configs},
     {47, kp_handle_offset_delete},
 };
 
@@ -144,8 +131,7 @@ static void req_account(kp_req_t *req)
 {
     if (req->api_key >= 0 && req->api_key < KP_METRICS_API_MAX) {
         kp_metric_add(&kp_metrics.requests[req->api_key], 1);
-        kp_hist_observe_us(&kp_metrics.request_latency[req->api_key],
-                           kp_mono_us() - req->start_us);
+        kp_hist_observe_us(&kp_metrics.request_latency[req->api_key], kp_mono_us() - req->start_us);
     }
 }
 
@@ -288,7 +274,8 @@ static int session_ready(kp_conn_t *c)
         return -1;
     }
     if (kp_principal_rules_apply(s->broker->principal_rules, dn, name, sizeof(name)) < 0) {
-        kp_warn("auth", "refused %s: no ssl.principal.mapping.rules rule matches '%s'", c->peer, dn);
+        kp_warn("auth", "refused %s: no ssl.principal.mapping.rules rule matches '%s'", c->peer,
+                dn);
         return -1;
     }
     snprintf(s->principal, sizeof(s->principal), "User:%s", name);
@@ -299,8 +286,8 @@ static int session_ready(kp_conn_t *c)
 int kp_req_authorize(kp_req_t *req, int op, int type, kp_str_t name)
 {
     kp_session_t *s = req->sess;
-    return kp_authorize(s->broker->authorizer, s->principal, s->conn->peer_ip, op, type,
-                        name.ptr, name.len > 0 ? (size_t)name.len : 0);
+    return kp_authorize(s->broker->authorizer, s->principal, s->conn->peer_ip, op, type, name.ptr,
+                        name.len > 0 ? (size_t)name.len : 0);
 }
 
 int kp_req_authorize_any(kp_req_t *req, int op, int type)

@@ -121,8 +121,8 @@ int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err,
     const char *id = kp_props_get(props, "node.id") ? "node.id" : "broker.id";
     if (kp_props_get_i64(props, id, 1, 0, INT32_MAX, &v, err, errlen) < 0) return -1;
     cfg->node_id = (int32_t)v;
-    const char *dirs = kp_props_get_str(props, "log.dirs",
-                                        kp_props_get_str(props, "log.dir", "./kpool-data"));
+    const char *dirs =
+        kp_props_get_str(props, "log.dirs", kp_props_get_str(props, "log.dir", "./kpool-data"));
     const char *comma = strchr(dirs, ',');
     size_t dl = comma ? (size_t)(comma - dirs) : strlen(dirs);
     if (dl == 0 || dl >= sizeof(cfg->log_dir)) {
@@ -141,13 +141,17 @@ int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err,
     for (int i = 0; i < cfg->nlisteners; i++) {
         kp_listener_cfg_t *l = &cfg->listeners[i];
         if (listener_security(props, l->name, l->security, sizeof(l->security)) < 0) {
-            snprintf(err, errlen, "listeners: no security protocol for listener %s (set "
-                                  "listener.security.protocol.map)", l->name);
+            snprintf(err, errlen,
+                     "listeners: no security protocol for listener %s (set "
+                     "listener.security.protocol.map)",
+                     l->name);
             return -1;
         }
         if (strcmp(l->security, "PLAINTEXT") != 0 && strcmp(l->security, "SSL") != 0) {
-            snprintf(err, errlen, "listeners: security protocol %s of %s is not supported "
-                                  "(PLAINTEXT or SSL)", l->security, l->name);
+            snprintf(err, errlen,
+                     "listeners: security protocol %s of %s is not supported "
+                     "(PLAINTEXT or SSL)",
+                     l->security, l->name);
             return -1;
         }
         copy_str(l->adv_host, sizeof(l->adv_host), l->host);
@@ -174,7 +178,8 @@ int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err,
             }
         }
     }
-    if (kp_props_get_i64(props, "num.partitions", 1, 1, KP_TOPIC_PARTITIONS_MAX, &v, err, errlen) < 0)
+    if (kp_props_get_i64(props, "num.partitions", 1, 1, KP_TOPIC_PARTITIONS_MAX, &v, err, errlen) <
+        0)
         return -1;
     cfg->num_partitions = (int32_t)v;
     if (kp_props_get_i64(props, "default.replication.factor", 1, 1, 1, &v, err, errlen) < 0)
@@ -371,10 +376,13 @@ static void metrics_gauges(kp_buf_t *out, void *arg)
     kp_broker_t *b = arg;
     int64_t partitions = 0;
     int topics = kp_topics_count(b->topics, &partitions);
-    kp_buf_appendf(out, "# HELP kpool_topics Topics in this pool.\n# TYPE kpool_topics gauge\n"
-                        "kpool_topics %d\n", topics);
-    kp_buf_appendf(out, "# HELP kpool_partitions Partitions led by this broker.\n"
-                        "# TYPE kpool_partitions gauge\nkpool_partitions %" PRId64 "\n",
+    kp_buf_appendf(out,
+                   "# HELP kpool_topics Topics in this pool.\n# TYPE kpool_topics gauge\n"
+                   "kpool_topics %d\n",
+                   topics);
+    kp_buf_appendf(out,
+                   "# HELP kpool_partitions Partitions led by this broker.\n"
+                   "# TYPE kpool_partitions gauge\nkpool_partitions %" PRId64 "\n",
                    partitions);
 }
 
@@ -427,9 +435,8 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     for (int i = 0; i < cfg->nlisteners; i++) {
         accept_args[i].broker = b;
         accept_args[i].listener = &b->cfg.listeners[i];
-        b->listeners[i] = kp_listener_new(cfg->listeners[i].host, cfg->listeners[i].port,
-                                          b->loops, b->nloops, on_accept, &accept_args[i], err,
-                                          errlen);
+        b->listeners[i] = kp_listener_new(cfg->listeners[i].host, cfg->listeners[i].port, b->loops,
+                                          b->nloops, on_accept, &accept_args[i], err, errlen);
         if (!b->listeners[i]) goto fail;
         b->bound_ports[i] = kp_listener_port(b->listeners[i]);
         if (b->cfg.listeners[i].adv_port == 0) b->cfg.listeners[i].adv_port = b->bound_ports[i];
@@ -462,8 +469,8 @@ int kp_broker_start(kp_broker_t *b)
         kp_info("broker", "listening on %s://%s:%d (advertised %s:%d)", l->name, l->host,
                 b->bound_ports[i], l->adv_host, l->adv_port);
     }
-    kp_info("broker", "ready: node %d, cluster %s, %d network threads, data in %s",
-            b->cfg.node_id, b->cluster_id, b->nloops, b->cfg.log_dir);
+    kp_info("broker", "ready: node %d, cluster %s, %d network threads, data in %s", b->cfg.node_id,
+            b->cluster_id, b->nloops, b->cfg.log_dir);
     return 0;
 }
 

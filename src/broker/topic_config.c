@@ -7,8 +7,8 @@
 #include <strings.h>
 
 static const char *const cleanup_values[] = {"delete", "compact", NULL};
-static const char *const compression_values[] = {"uncompressed", "zstd", "lz4", "snappy",
-                                                 "gzip", "producer", NULL};
+static const char *const compression_values[] = {"uncompressed", "zstd",     "lz4", "snappy",
+                                                 "gzip",         "producer", NULL};
 static const char *const timestamp_values[] = {"CreateTime", "LogAppendTime", NULL};
 static const char *const flush_values[] = {"durable", "pagecache", NULL};
 static const char *const bool_values[] = {"true", "false", NULL};
@@ -19,9 +19,11 @@ static const char *const bool_values[] = {"true", "false", NULL};
 const kp_config_def_t kp_topic_config_defs[] = {
     {"cleanup.policy", "log.cleanup.policy", KP_CT_LIST, "delete", 0, 0, cleanup_values},
     {"compression.type", "compression.type", KP_CT_STRING, "producer", 0, 0, compression_values},
-    {"delete.retention.ms", "log.cleaner.delete.retention.ms", KP_CT_LONG, "86400000", 0, LMAX, NULL},
+    {"delete.retention.ms", "log.cleaner.delete.retention.ms", KP_CT_LONG, "86400000", 0, LMAX,
+     NULL},
     {"file.delete.delay.ms", "log.segment.delete.delay.ms", KP_CT_LONG, "60000", 0, LMAX, NULL},
-    {"flush.messages", "log.flush.interval.messages", KP_CT_LONG, "9223372036854775807", 1, LMAX, NULL},
+    {"flush.messages", "log.flush.interval.messages", KP_CT_LONG, "9223372036854775807", 1, LMAX,
+     NULL},
     {"flush.ms", "log.flush.interval.ms", KP_CT_LONG, "9223372036854775807", 0, LMAX, NULL},
     {"flush.policy", "log.flush.policy", KP_CT_STRING, "durable", 0, 0, flush_values},
     {"index.interval.bytes", "log.index.interval.bytes", KP_CT_INT, "4096", 0, IMAX, NULL},
@@ -30,14 +32,14 @@ const kp_config_def_t kp_topic_config_defs[] = {
     {"max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", KP_CT_LONG,
      "9223372036854775807", 1, LMAX, NULL},
     {"max.message.bytes", "message.max.bytes", KP_CT_INT, "1048588", 0, IMAX, NULL},
-    {"message.downconversion.enable", "log.message.downconversion.enable", KP_CT_STRING, "true",
-     0, 0, bool_values},
+    {"message.downconversion.enable", "log.message.downconversion.enable", KP_CT_STRING, "true", 0,
+     0, bool_values},
     {"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", KP_CT_LONG,
      "9223372036854775807", 0, LMAX, NULL},
     {"message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", KP_CT_LONG,
      "9223372036854775807", 0, LMAX, NULL},
-    {"message.timestamp.difference.max.ms", "log.message.timestamp.difference.max.ms",
-     KP_CT_LONG, "9223372036854775807", 0, LMAX, NULL},
+    {"message.timestamp.difference.max.ms", "log.message.timestamp.difference.max.ms", KP_CT_LONG,
+     "9223372036854775807", 0, LMAX, NULL},
     {"message.timestamp.type", "log.message.timestamp.type", KP_CT_STRING, "CreateTime", 0, 0,
      timestamp_values},
     {"min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", KP_CT_DOUBLE, "0.5", 0, 1,
@@ -52,10 +54,11 @@ const kp_config_def_t kp_topic_config_defs[] = {
     {"segment.index.bytes", "log.index.size.max.bytes", KP_CT_INT, "10485760", 4, IMAX, NULL},
     {"segment.jitter.ms", "log.roll.jitter.ms", KP_CT_LONG, "0", 0, LMAX, NULL},
     {"segment.ms", "log.roll.ms", KP_CT_LONG, "604800000", 1, LMAX, NULL},
-    {"unclean.leader.election.enable", "unclean.leader.election.enable", KP_CT_STRING, "false",
-     0, 0, bool_values},
+    {"unclean.leader.election.enable", "unclean.leader.election.enable", KP_CT_STRING, "false", 0,
+     0, bool_values},
 };
-const size_t kp_topic_config_defs_count = sizeof(kp_topic_config_defs) / sizeof(kp_topic_config_defs[0]);
+const size_t kp_topic_config_defs_count =
+    sizeof(kp_topic_config_defs) / sizeof(kp_topic_config_defs[0]);
 
 const kp_config_def_t *kp_topic_config_find(const char *name)
 {
@@ -108,8 +111,10 @@ static int validate_def(const kp_config_def_t *d, const char *value, char *err, 
         char *end;
         double v = strtod(value, &end);
         if (!*value || *end || v != v /* NaN */ || v < (double)d->min || v > (double)d->max) {
-            snprintf(err, errlen, "Invalid value '%s' for configuration %s: must be a number in "
-                     "%lld..%lld", value, d->name, (long long)d->min, (long long)d->max);
+            snprintf(err, errlen,
+                     "Invalid value '%s' for configuration %s: must be a number in "
+                     "%lld..%lld",
+                     value, d->name, (long long)d->min, (long long)d->max);
             return -1;
         }
         return 0;
@@ -134,8 +139,10 @@ static int validate_def(const kp_config_def_t *d, const char *value, char *err, 
             while (t > s && t[-1] == ' ') t--;
             if (t == s || !in_list(d->allowed, s, (size_t)(t - s))) {
                 allowed_str(d->allowed, allowed, sizeof(allowed));
-                snprintf(err, errlen, "Invalid value '%s' for configuration %s: each item must "
-                         "be one of %s", value, d->name, allowed);
+                snprintf(err, errlen,
+                         "Invalid value '%s' for configuration %s: each item must "
+                         "be one of %s",
+                         value, d->name, allowed);
                 return -1;
             }
             n++;
@@ -165,9 +172,11 @@ int kp_topic_config_validate(const char *name, const char *value, char *err, siz
     if (!strcmp(name, "compression.type") && strcmp(value, "producer") != 0 &&
         validate_def(d, value, err, errlen) == 0) {
         /* recompression on the broker is not implemented: refuse rather than ignore it */
-        snprintf(err, errlen, "Invalid value '%s' for configuration compression.type: this "
+        snprintf(err, errlen,
+                 "Invalid value '%s' for configuration compression.type: this "
                  "broker stores batches as the producer compressed them; only 'producer' is "
-                 "supported", value);
+                 "supported",
+                 value);
         return -1;
     }
     return validate_def(d, value, err, errlen);
@@ -206,7 +215,8 @@ void kp_topic_log_config(kp_log_config_t *out, const kp_props_t *overrides,
     kp_log_config_defaults(out);
     out->segment_bytes = kp_topic_config_i64("segment.bytes", overrides, broker);
     out->segment_ms = kp_topic_config_i64("segment.ms", overrides, broker);
-    out->index_interval_bytes = (int32_t)kp_topic_config_i64("index.interval.bytes", overrides, broker);
+    out->index_interval_bytes =
+        (int32_t)kp_topic_config_i64("index.interval.bytes", overrides, broker);
     const kp_config_def_t *d = kp_topic_config_find("flush.policy");
     out->durable = strcasecmp(kp_topic_config_value(d, overrides, broker, NULL), "pagecache") != 0;
 }

@@ -28,14 +28,14 @@ typedef struct kp_config_def {
     const char *broker_name; /* broker property giving the default (NULL: none) */
     kp_config_type_t type;
     const char *default_value;
-    int64_t min, max;        /* for LONG/INT; DOUBLE uses them as 0..1 bounds */
+    int64_t min, max; /* for LONG/INT; DOUBLE uses them as 0..1 bounds */
     const char *const *allowed;
 } kp_config_def_t;
 
 /* Config sources as DescribeConfigs reports them. */
-#define KP_CONFIG_SOURCE_TOPIC 1
+#define KP_CONFIG_SOURCE_TOPIC         1
 #define KP_CONFIG_SOURCE_STATIC_BROKER 4
-#define KP_CONFIG_SOURCE_DEFAULT 5
+#define KP_CONFIG_SOURCE_DEFAULT       5
 
 extern const kp_config_def_t kp_topic_config_defs[];
 extern const size_t kp_topic_config_defs_count;
@@ -46,7 +46,8 @@ int kp_topic_config_validate(const char *name, const char *value, char *err, siz
 /* Effective value and its source. */
 const char *kp_topic_config_value(const kp_config_def_t *def, const kp_props_t *overrides,
                                   const kp_props_t *broker, int *source);
-int64_t kp_topic_config_i64(const char *name, const kp_props_t *overrides, const kp_props_t *broker);
+int64_t kp_topic_config_i64(const char *name, const kp_props_t *overrides,
+                            const kp_props_t *broker);
 /* Fills the storage settings of a topic from its effective configs. */
 void kp_topic_log_config(kp_log_config_t *out, const kp_props_t *overrides,
                          const kp_props_t *broker);

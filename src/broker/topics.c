@@ -109,8 +109,9 @@ int kp_topic_name_check(kp_str_t name, char *err, size_t errlen)
         char c = name.ptr[i];
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '_' || c == '-')) {
-            snprintf(err, errlen, "Topic name is illegal: it contains a character other than "
-                                  "ASCII alphanumerics, '.', '_' and '-'");
+            snprintf(err, errlen,
+                     "Topic name is illegal: it contains a character other than "
+                     "ASCII alphanumerics, '.', '_' and '-'");
             return -1;
         }
     }
@@ -193,24 +194,25 @@ static void settings_refresh(const kp_props_t *broker, kp_topic_t *topic)
     kp_topic_settings_t *e = &topic->eff;
     atomic_store_explicit(&e->max_message_bytes, (int)eff_i64(topic, broker, "max.message.bytes"),
                           memory_order_relaxed);
-    atomic_store_explicit(&e->min_insync_replicas, (int)eff_i64(topic, broker, "min.insync.replicas"),
-                          memory_order_relaxed);
+    atomic_store_explicit(&e->min_insync_replicas,
+                          (int)eff_i64(topic, broker, "min.insync.replicas"), memory_order_relaxed);
     const char *ts = kp_topic_config_value(kp_topic_config_find("message.timestamp.type"),
                                            topic->configs, broker, NULL);
     atomic_store_explicit(&e->log_append_time, !strcmp(ts, "LogAppendTime"), memory_order_relaxed);
-    const char *cp = kp_topic_config_value(kp_topic_config_find("cleanup.policy"), topic->configs,
-                                           broker, NULL);
+    const char *cp =
+        kp_topic_config_value(kp_topic_config_find("cleanup.policy"), topic->configs, broker, NULL);
     atomic_store_explicit(&e->cleanup_delete, strstr(cp, "delete") != NULL, memory_order_relaxed);
     atomic_store_explicit(&e->cleanup_compact, strstr(cp, "compact") != NULL, memory_order_relaxed);
-    atomic_store_explicit(&e->retention_ms, eff_i64(topic, broker, "retention.ms"), memory_order_relaxed);
+    atomic_store_explicit(&e->retention_ms, eff_i64(topic, broker, "retention.ms"),
+                          memory_order_relaxed);
     atomic_store_explicit(&e->retention_bytes, eff_i64(topic, broker, "retention.bytes"),
                           memory_order_relaxed);
     atomic_store_explicit(&e->delete_retention_ms, eff_i64(topic, broker, "delete.retention.ms"),
                           memory_order_relaxed);
-    atomic_store_explicit(&e->min_compaction_lag_ms, eff_i64(topic, broker, "min.compaction.lag.ms"),
-                          memory_order_relaxed);
-    atomic_store_explicit(&e->max_compaction_lag_ms, eff_i64(topic, broker, "max.compaction.lag.ms"),
-                          memory_order_relaxed);
+    atomic_store_explicit(&e->min_compaction_lag_ms,
+                          eff_i64(topic, broker, "min.compaction.lag.ms"), memory_order_relaxed);
+    atomic_store_explicit(&e->max_compaction_lag_ms,
+                          eff_i64(topic, broker, "max.compaction.lag.ms"), memory_order_relaxed);
     atomic_store_explicit(&e->file_delete_delay_ms, eff_i64(topic, broker, "file.delete.delay.ms"),
                           memory_order_relaxed);
     const char *ratio = kp_topic_config_value(kp_topic_config_find("min.cleanable.dirty.ratio"),
@@ -507,8 +509,8 @@ void kp_topics_close(kp_topics_t *t)
 
 /* ---- create / delete ---- */
 
-int16_t kp_topics_create(kp_topics_t *t, const kp_topic_spec_t *spec, int validate_only,
-                         char *err, size_t errlen)
+int16_t kp_topics_create(kp_topics_t *t, const kp_topic_spec_t *spec, int validate_only, char *err,
+                         size_t errlen)
 {
     if (kp_topic_name_check(spec->name, err, errlen) < 0) return KERR_INVALID_TOPIC_EXCEPTION;
     if (spec->partitions < 1 || spec->partitions > KP_TOPIC_PARTITIONS_MAX) {
@@ -623,8 +625,10 @@ static int config_op_apply(kp_props_t *props, const kp_config_def_t *d, int8_t o
     case 2:   /* APPEND */
     case 3: { /* SUBTRACT */
         if (d->type != KP_CT_LIST) {
-            snprintf(err, errlen, "Config %s is not a list: APPEND and SUBTRACT need a list "
-                                  "config such as cleanup.policy", d->name);
+            snprintf(err, errlen,
+                     "Config %s is not a list: APPEND and SUBTRACT need a list "
+                     "config such as cleanup.policy",
+                     d->name);
             return -1;
         }
         const char *base = cur ? cur : d->default_value;
@@ -649,7 +653,8 @@ static int config_op_apply(kp_props_t *props, const kp_config_def_t *d, int8_t o
             for (char *v = strtok_r(vcopy, ",", &vs); v; v = strtok_r(NULL, ",", &vs)) {
                 /* skip values already present */
                 char probe[512];
-                snprintf(probe, sizeof(probe), ",%.*s,", (int)out.len, out.len ? (char *)out.data : "");
+                snprintf(probe, sizeof(probe), ",%.*s,", (int)out.len,
+                         out.len ? (char *)out.data : "");
                 char needle[256];
                 snprintf(needle, sizeof(needle), ",%s,", v);
                 if (!strstr(probe, needle)) kp_buf_appendf(&out, "%s%s", out.len ? "," : "", v);
@@ -701,7 +706,8 @@ int16_t kp_topics_alter_configs(kp_topics_t *t, kp_str_t name, const char **keys
         if (!d) {
             snprintf(err, errlen, "Unknown topic config name: %s", keys[i]);
             rc = KERR_INVALID_CONFIG;
-        } else if (op != 1 && (!values[i] || kp_topic_config_validate(keys[i], values[i], err, errlen) < 0)) {
+        } else if (op != 1 &&
+                   (!values[i] || kp_topic_config_validate(keys[i], values[i], err, errlen) < 0)) {
             if (!values[i]) snprintf(err, errlen, "Null value for configuration %s", keys[i]);
             rc = KERR_INVALID_CONFIG;
         } else if (config_op_apply(next, d, op, values[i], err, errlen) < 0) {
@@ -724,14 +730,16 @@ int16_t kp_topics_alter_configs(kp_topics_t *t, kp_str_t name, const char **keys
     settings_refresh(t->broker_props, topic);
     pthread_rwlock_unlock(&t->lock);
     if (write_topic_file(t, topic) < 0) {
-        snprintf(err, errlen, "Could not store the configs of %s: %s", topic->name, strerror(errno));
+        snprintf(err, errlen, "Could not store the configs of %s: %s", topic->name,
+                 strerror(errno));
         rc = KERR_KAFKA_STORAGE_ERROR;
     }
     kp_log_config_t lc;
     pthread_rwlock_rdlock(&t->lock);
     kp_topic_log_config(&lc, topic->configs, t->broker_props);
     pthread_rwlock_unlock(&t->lock);
-    for (int32_t i = 0; i < topic->npartitions; i++) kp_log_set_config(topic->partitions[i]->log, &lc);
+    for (int32_t i = 0; i < topic->npartitions; i++)
+        kp_log_set_config(topic->partitions[i]->log, &lc);
     kp_info("topics", "altered configs of topic %s", topic->name);
 out:
     kp_props_free(next);
@@ -753,10 +761,11 @@ int16_t kp_topics_add_partitions(kp_topics_t *t, kp_str_t name, int32_t count, i
     }
     int32_t cur = topic->npartitions;
     if (count <= cur) {
-        snprintf(err, errlen, "Topic currently has %d partitions, which is higher than the "
-                 "requested %d.", cur, count);
-        if (count == cur)
-            snprintf(err, errlen, "Topic already has %d partitions.", cur);
+        snprintf(err, errlen,
+                 "Topic currently has %d partitions, which is higher than the "
+                 "requested %d.",
+                 cur, count);
+        if (count == cur) snprintf(err, errlen, "Topic already has %d partitions.", cur);
         rc = KERR_INVALID_PARTITIONS;
         goto out;
     }

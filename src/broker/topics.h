@@ -100,8 +100,8 @@ typedef struct kp_topic_spec {
 } kp_topic_spec_t;
 
 /* Creates a topic. Returns a Kafka error code; err gets a message for the client. */
-int16_t kp_topics_create(kp_topics_t *t, const kp_topic_spec_t *spec, int validate_only,
-                         char *err, size_t errlen);
+int16_t kp_topics_create(kp_topics_t *t, const kp_topic_spec_t *spec, int validate_only, char *err,
+                         size_t errlen);
 int16_t kp_topics_delete(kp_topics_t *t, kp_str_t name, char *err, size_t errlen);
 
 /* Replaces a topic's overrides (AlterConfigs: the given set becomes the whole set) or edits

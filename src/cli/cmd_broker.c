@@ -120,7 +120,8 @@ int kp_cli_parse_common(int argc, char **argv, kp_props_t *props, int allow_up_f
             char *end;
             long v = strtol(argv[++i], &end, 10);
             if (*end || v < 0 || v > 50000) {
-                fprintf(stderr, "kpool: --port-offset: '%s' is not a number in 0..50000\n", argv[i]);
+                fprintf(stderr, "kpool: --port-offset: '%s' is not a number in 0..50000\n",
+                        argv[i]);
                 return -1;
             }
             *port_offset = (int)v;
@@ -138,8 +139,10 @@ int kp_cmd_broker(int argc, char **argv)
     int rc = kp_cli_parse_common(argc, argv, props, 0, NULL, NULL);
     if (rc == 1) broker_usage(stdout);
     if (rc < 0) broker_usage(stderr);
-    if (rc == 0) rc = run_broker(props);
-    else rc = rc == 1 ? 0 : 2;
+    if (rc == 0)
+        rc = run_broker(props);
+    else
+        rc = rc == 1 ? 0 : 2;
     kp_props_free(props);
     return rc;
 }

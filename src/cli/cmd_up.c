@@ -30,13 +30,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PORT_KAFKA 9093
-#define PORT_API 8080
+#define PORT_KAFKA    9093
+#define PORT_API      8080
 #define PORT_REGISTRY 8081
-#define PORT_METRICS 9600
+#define PORT_METRICS  9600
 
 /* snprintf for paths: a truncated path is an error, never a different file. */
-static int fmt_path(char *out, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fmt_path(char *out, size_t n, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int fmt_path(char *out, size_t n, const char *fmt, ...)
 {
     va_list ap;
@@ -100,7 +101,8 @@ static int ensure_pki(const char *dir, char *err, size_t errlen)
     } else {
         uint8_t *cert, *key;
         size_t l;
-        if (kp_fs_read_all(ca_crt, 1 << 20, &cert, &l) < 0 || kp_fs_read_all(ca_key, 1 << 20, &key, &l) < 0) {
+        if (kp_fs_read_all(ca_crt, 1 << 20, &cert, &l) < 0 ||
+            kp_fs_read_all(ca_key, 1 << 20, &key, &l) < 0) {
             snprintf(err, errlen, "cannot read the CA in the pki directory");
             return -1;
         }
@@ -118,8 +120,10 @@ static int ensure_pki(const char *dir, char *err, size_t errlen)
     for (size_t i = 0; i < 2; i++) {
         fmt_path(path, sizeof(path), "%s/%s.crt", dir, leaves[i].name);
         if (file_exists(path)) continue;
-        kp_pki_issue_req_t req = {.subject = leaves[i].subject, .validity_days = 825,
-                                  .key_type = KP_PKI_KEY_EC_P256, .usage = leaves[i].usage};
+        kp_pki_issue_req_t req = {.subject = leaves[i].subject,
+                                  .validity_days = 825,
+                                  .key_type = KP_PKI_KEY_EC_P256,
+                                  .usage = leaves[i].usage};
         if (leaves[i].usage == KP_PKI_USAGE_SERVER) {
             req.sans = broker_sans;
             req.nsans = 2;
@@ -202,7 +206,8 @@ static int ensure_cli_config(kp_store_t *store, const char *server, const char *
 }
 
 /* The embedded pool `dev` (SPEC 2.5): replication 1 while pools have one broker. */
-static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki, const char *registry)
+static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki,
+                       const char *registry)
 {
     char ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX], cakey[PATH_MAX];
     fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
@@ -212,9 +217,9 @@ static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki
     json_t *pool = json_pack(
         "{s:s, s:s, s:{s:s}, s:{s:s, s:b, s:{s:i, s:i, s:i}, s:s, s:{s:s, s:s, s:s, s:s}}}",
         "apiVersion", "kpool.dev/v1", "kind", "Pool", "metadata", "name", "dev", "spec",
-        "bootstrapServers", bootstrap, "embedded", 1, "replication", "min", 1, "max", 1,
-        "default", 1, "schemaRegistry", registry, "tls", "caLocation", ca, "certificateLocation",
-        crt, "keyLocation", key, "caKeyLocation", cakey);
+        "bootstrapServers", bootstrap, "embedded", 1, "replication", "min", 1, "max", 1, "default",
+        1, "schemaRegistry", registry, "tls", "caLocation", ca, "certificateLocation", crt,
+        "keyLocation", key, "caKeyLocation", cakey);
     json_t *out = NULL;
     int rc = kp_store_put(store, pool, -1, 0, &out);
     json_decref(out);
@@ -223,12 +228,16 @@ static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki
 }
 
 /* control.backup.* (docs/backups.md); the directory defaults to <data dir>/backups. */
-static int backup_settings(const kp_props_t *props, kp_control_config_t *cc, char *err, size_t errlen)
+static int backup_settings(const kp_props_t *props, kp_control_config_t *cc, char *err,
+                           size_t errlen)
 {
     int64_t interval, count, days;
-    if (kp_props_get_i64(props, "control.backup.interval.ms", 3 * 3600 * 1000, 0, INT64_MAX / 2, &interval, err, errlen) < 0 ||
-        kp_props_get_i64(props, "control.backup.retention.count", 56, 0, 1000000, &count, err, errlen) < 0 ||
-        kp_props_get_i64(props, "control.backup.retention.days", 7, 0, 36500, &days, err, errlen) < 0)
+    if (kp_props_get_i64(props, "control.backup.interval.ms", 3 * 3600 * 1000, 0, INT64_MAX / 2,
+                         &interval, err, errlen) < 0 ||
+        kp_props_get_i64(props, "control.backup.retention.count", 56, 0, 1000000, &count, err,
+                         errlen) < 0 ||
+        kp_props_get_i64(props, "control.backup.retention.days", 7, 0, 36500, &days, err, errlen) <
+            0)
         return -1;
     const char *comp = kp_props_get_str(props, "control.backup.compression", "gzip");
     if (strcasecmp(comp, "gzip") != 0 && strcasecmp(comp, "none") != 0) {
@@ -245,19 +254,27 @@ static int backup_settings(const kp_props_t *props, kp_control_config_t *cc, cha
 }
 
 /* The control.* settings shared by `kpool up` and `kpool control`. -1 with err filled. */
-static int control_settings(const kp_props_t *props, kp_control_config_t *cc, char *err, size_t errlen)
+static int control_settings(const kp_props_t *props, kp_control_config_t *cc, char *err,
+                            size_t errlen)
 {
     int64_t resync, retry, validity, renew, grace;
     if (backup_settings(props, cc, err, errlen) < 0 ||
-        kp_props_get_i64(props, "control.resync.interval.ms", 60000, 100, INT32_MAX, &resync, err, errlen) < 0 ||
-        kp_props_get_i64(props, "control.retry.max.ms", 30000, 100, INT32_MAX, &retry, err, errlen) < 0 ||
-        kp_props_get_i64(props, "control.cert.validity.days", 365, 1, 3650, &validity, err, errlen) < 0 ||
-        kp_props_get_i64(props, "control.cert.renew.before.days", 30, 0, 3649, &renew, err, errlen) < 0 ||
-        kp_props_get_i64(props, "control.janitor.grace.ms", 600000, 0, INT64_MAX / 2, &grace, err, errlen) < 0)
+        kp_props_get_i64(props, "control.resync.interval.ms", 60000, 100, INT32_MAX, &resync, err,
+                         errlen) < 0 ||
+        kp_props_get_i64(props, "control.retry.max.ms", 30000, 100, INT32_MAX, &retry, err,
+                         errlen) < 0 ||
+        kp_props_get_i64(props, "control.cert.validity.days", 365, 1, 3650, &validity, err,
+                         errlen) < 0 ||
+        kp_props_get_i64(props, "control.cert.renew.before.days", 30, 0, 3649, &renew, err,
+                         errlen) < 0 ||
+        kp_props_get_i64(props, "control.janitor.grace.ms", 600000, 0, INT64_MAX / 2, &grace, err,
+                         errlen) < 0)
         return -1;
     if (renew >= validity) {
-        snprintf(err, errlen, "control.cert.renew.before.days (%lld) must be below control.cert.validity.days (%lld)",
-                 (long long)renew, (long long)validity);
+        snprintf(
+            err, errlen,
+            "control.cert.renew.before.days (%lld) must be below control.cert.validity.days (%lld)",
+            (long long)renew, (long long)validity);
         return -1;
     }
     const char *kt = kp_props_get_str(props, "control.cert.key.type", "EC");
@@ -266,7 +283,8 @@ static int control_settings(const kp_props_t *props, kp_control_config_t *cc, ch
     else if (!strcasecmp(kt, "RSA"))
         cc->cert_key_type = KP_PKI_KEY_RSA_2048;
     else {
-        snprintf(err, errlen, "control.cert.key.type: '%s' is not EC (P-256) or RSA (2048 bits)", kt);
+        snprintf(err, errlen, "control.cert.key.type: '%s' is not EC (P-256) or RSA (2048 bits)",
+                 kt);
         return -1;
     }
     cc->resync_ms = resync;
@@ -279,16 +297,17 @@ static int control_settings(const kp_props_t *props, kp_control_config_t *cc, ch
 
 #define CONTROL_SETTINGS_HELP                                                                      \
     "  control.resync.interval.ms      [60000]  drift check and janitor period\n"                  \
-    "  control.retry.max.ms            [30000]  longest backoff after a failed reconcile\n"       \
-    "  control.cert.validity.days      [365]    client certificates\n"                           \
-    "  control.cert.renew.before.days  [30]     reissue (same principal) when less is left\n"    \
-    "  control.cert.key.type           [EC]     EC (P-256) or RSA (2048 bits)\n"                 \
-    "  control.janitor.grace.ms        [600000] unused credentials live this long\n"              \
-    "  control.backup.interval.ms      [10800000] backups of every pool (3 h; 0: on demand only)\n" \
-    "  control.backup.dir              [<data dir>/backups]\n"                                  \
-    "  control.backup.retention.count  [56]     backups kept per pool (0: no limit)\n"          \
-    "  control.backup.retention.days   [7]      older backups are removed (0: no limit); the\n" \
-    "                                           newest good backup is always kept\n"         \
+    "  control.retry.max.ms            [30000]  longest backoff after a failed reconcile\n"        \
+    "  control.cert.validity.days      [365]    client certificates\n"                             \
+    "  control.cert.renew.before.days  [30]     reissue (same principal) when less is left\n"      \
+    "  control.cert.key.type           [EC]     EC (P-256) or RSA (2048 bits)\n"                   \
+    "  control.janitor.grace.ms        [600000] unused credentials live this long\n"               \
+    "  control.backup.interval.ms      [10800000] backups of every pool (3 h; 0: on demand "       \
+    "only)\n"                                                                                      \
+    "  control.backup.dir              [<data dir>/backups]\n"                                     \
+    "  control.backup.retention.count  [56]     backups kept per pool (0: no limit)\n"             \
+    "  control.backup.retention.days   [7]      older backups are removed (0: no limit); the\n"    \
+    "                                           newest good backup is always kept\n"               \
     "  control.backup.compression      [gzip]   gzip (.json.gz) or none (.json)\n"
 
 /* The schema registry's admin password: made on first start, kept in pki/ (0600). The
@@ -306,7 +325,8 @@ static char *registry_admin_password(const char *pki, char *path, size_t pathlen
     }
     char *pw = kp_pki_random_password(32);
     if (!pw || write_file(path, pw, 0600) < 0) {
-        snprintf(err, errlen, "cannot write registry-admin.password in %.600s: %s", pki, strerror(errno));
+        snprintf(err, errlen, "cannot write registry-admin.password in %.600s: %s", pki,
+                 strerror(errno));
         kp_pki_secret_free(pw);
         return NULL;
     }
@@ -321,8 +341,10 @@ static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store,
                                      char *err, size_t errlen)
 {
     int64_t cache_ms, wait_ms;
-    if (kp_props_get_i64(props, "registry.auth.cache.ms", 2000, 1, 600000, &cache_ms, err, errlen) < 0 ||
-        kp_props_get_i64(props, "registry.start.timeout.ms", 60000, 1000, INT32_MAX, &wait_ms, err, errlen) < 0)
+    if (kp_props_get_i64(props, "registry.auth.cache.ms", 2000, 1, 600000, &cache_ms, err, errlen) <
+            0 ||
+        kp_props_get_i64(props, "registry.start.timeout.ms", 60000, 1000, INT32_MAX, &wait_ms, err,
+                         errlen) < 0)
         return NULL;
     char *pw = registry_admin_password(pki, pwpath, pwlen, err, errlen);
     if (!pw) return NULL;
@@ -333,10 +355,18 @@ static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store,
     fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
     fmt_path(acrt, sizeof(acrt), "%s/admin.crt", pki);
     fmt_path(akey, sizeof(akey), "%s/admin.key", pki);
-    kp_registry_config_t rc = {.listen = listen, .cert_path = crt, .key_path = key, .pool = "dev",
-                               .store = store, .admin_password = pw, .auth_cache_ms = (int)cache_ms,
-                               .log = {.bootstrap = bootstrap, .ca_path = ca, .cert_path = acrt,
-                                       .key_path = akey, .replication = -1}};
+    kp_registry_config_t rc = {.listen = listen,
+                               .cert_path = crt,
+                               .key_path = key,
+                               .pool = "dev",
+                               .store = store,
+                               .admin_password = pw,
+                               .auth_cache_ms = (int)cache_ms,
+                               .log = {.bootstrap = bootstrap,
+                                       .ca_path = ca,
+                                       .cert_path = acrt,
+                                       .key_path = akey,
+                                       .replication = -1}};
     kp_registry_t *r = kp_registry_start(&rc, err, errlen);
     kp_pki_secret_free(pw);
     for (int64_t waited = 0; r && !kp_registry_ready(r); waited += 50) {
@@ -431,7 +461,8 @@ int kp_cmd_up(int argc, char **argv)
     fmt_path(backups, sizeof(backups), "%s/backups", abs);
     kp_control_config_t cc = {.state_dir = ctl, .listen = tmp, .backup_dir = backups};
     kp_control_t *c = NULL;
-    if (control_settings(props, &cc, err, sizeof(err)) == 0) c = kp_control_start(&cc, err, sizeof(err));
+    if (control_settings(props, &cc, err, sizeof(err)) == 0)
+        c = kp_control_start(&cc, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "kpool: cannot start the control plane: %s\n", err);
         kp_broker_free(b);
@@ -444,7 +475,8 @@ int kp_cmd_up(int argc, char **argv)
     snprintf(server, sizeof(server), "http://127.0.0.1:%d", kp_control_api_port(c));
     fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
     if (ensure_pool(kp_control_store(c), bootstrap, pki, registry) < 0 ||
-        ensure_cli_config(kp_control_store(c), server, ca, cfgpath, sizeof(cfgpath), err, sizeof(err)) < 0) {
+        ensure_cli_config(kp_control_store(c), server, ca, cfgpath, sizeof(cfgpath), err,
+                          sizeof(err)) < 0) {
         fprintf(stderr, "kpool: %s\n", err[0] ? err : "cannot create the dev pool");
         kp_control_stop(c);
         kp_broker_free(b);
@@ -461,21 +493,23 @@ int kp_cmd_up(int argc, char **argv)
         kp_props_free(props);
         return 1;
     }
-    printf("kpool is up.\n"
-           "  pool dev (Kafka, TLS + client certificates)  %s\n"
-           "  control plane API                            %s\n"
-           "  schema registry (HTTPS, basic auth)          %s\n"
-           "    admin user kpool-admin, password in        %s\n"
-           "  broker health and metrics                    http://127.0.0.1:%d/metrics\n"
-           "  data                                         %s\n"
-           "  CLI configuration                            %s\n"
-           "\n"
-           "Next:\n"
-           "  kpool apply -f examples/topic.yaml -f examples/app.yaml  # a topic, and an app using it\n"
-           "  kpool get aivenapp -n myteam            # RolloutComplete: its credentials are ready\n"
-           "  echo hello | kpool produce -n myteam --app ownerapp --topic myteam.mytopic\n"
-           "\nCtrl-C stops everything.\n",
-           bootstrap, server, registry, pwpath, metrics_port, abs, cfgpath);
+    printf(
+        "kpool is up.\n"
+        "  pool dev (Kafka, TLS + client certificates)  %s\n"
+        "  control plane API                            %s\n"
+        "  schema registry (HTTPS, basic auth)          %s\n"
+        "    admin user kpool-admin, password in        %s\n"
+        "  broker health and metrics                    http://127.0.0.1:%d/metrics\n"
+        "  data                                         %s\n"
+        "  CLI configuration                            %s\n"
+        "\n"
+        "Next:\n"
+        "  kpool apply -f examples/topic.yaml -f examples/app.yaml  # a topic, and an app using "
+        "it\n"
+        "  kpool get aivenapp -n myteam            # RolloutComplete: its credentials are ready\n"
+        "  echo hello | kpool produce -n myteam --app ownerapp --topic myteam.mytopic\n"
+        "\nCtrl-C stops everything.\n",
+        bootstrap, server, registry, pwpath, metrics_port, abs, cfgpath);
     fflush(stdout);
     sigset_t set;
     sigemptyset(&set);
@@ -498,25 +532,27 @@ int kp_cmd_control(int argc, char **argv)
     int offset = 0;
     int rc = kp_cli_parse_common(argc, argv, props, 1, &data_dir, &offset);
     if (rc != 0) {
-        fprintf(rc == 1 ? stdout : stderr,
-                "Usage: kpool control [--data-dir DIR] [--set key=value]...\n\n"
-                "Runs the control plane alone; pools are Pool resources (kpool apply -f pool.yaml)\n"
-                "pointing at kpool brokers or Apache Kafka clusters. Settings:\n"
-                "  control.listener             [127.0.0.1:8080] (TLS required elsewhere:\n"
-                "  control.ssl.certificate.location / control.ssl.key.location)\n"
-                CONTROL_SETTINGS_HELP
-                "An admin token is printed on first start.\n");
+        fprintf(
+            rc == 1 ? stdout : stderr,
+            "Usage: kpool control [--data-dir DIR] [--set key=value]...\n\n"
+            "Runs the control plane alone; pools are Pool resources (kpool apply -f pool.yaml)\n"
+            "pointing at kpool brokers or Apache Kafka clusters. Settings:\n"
+            "  control.listener             [127.0.0.1:8080] (TLS required elsewhere:\n"
+            "  control.ssl.certificate.location / control.ssl.key.location)\n" CONTROL_SETTINGS_HELP
+            "An admin token is printed on first start.\n");
         kp_props_free(props);
         return rc == 1 ? 0 : 2;
     }
     kp_cli_signals_setup();
     char err[1024];
     kp_control_config_t cc = {.state_dir = data_dir,
-                              .listen = kp_props_get_str(props, "control.listener", "127.0.0.1:8080"),
+                              .listen =
+                                  kp_props_get_str(props, "control.listener", "127.0.0.1:8080"),
                               .api_cert = kp_props_get(props, "control.ssl.certificate.location"),
                               .api_key = kp_props_get(props, "control.ssl.key.location")};
     kp_control_t *c = NULL;
-    if (control_settings(props, &cc, err, sizeof(err)) == 0) c = kp_control_start(&cc, err, sizeof(err));
+    if (control_settings(props, &cc, err, sizeof(err)) == 0)
+        c = kp_control_start(&cc, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "kpool: cannot start the control plane: %s\n", err);
         kp_props_free(props);

@@ -16,7 +16,6 @@
 
 /* ---- kinds ---- */
 
-
 /* name matches k's plural, singular, Kind, short name or short name + "s" (n chars). */
 static int kind_matches(const kp_kind_t *k, const char *name, size_t n)
 {
@@ -57,7 +56,8 @@ const kp_kind_t *kp_kind_for(const char *api_version, const char *kind, char *er
     }
     kp_buf_t b;
     kp_buf_init(&b);
-    for (size_t i = 0; i < kp_kinds_count; i++) kp_buf_appendf(&b, "%s%s", i ? ", " : "", kp_kinds[i].kind);
+    for (size_t i = 0; i < kp_kinds_count; i++)
+        kp_buf_appendf(&b, "%s%s", i ? ", " : "", kp_kinds[i].kind);
     snprintf(err, errlen, "unknown kind \"%s\" (apiVersion \"%s\"); kpool serves %.*s", kind,
              api_version, (int)b.len, (const char *)b.data);
     kp_buf_free(&b);

@@ -34,8 +34,8 @@ typedef struct queue_item {
 
 /* Order matters for a resync: pools first, then what needs them. Secret is here only to
  * finish deletions (nothing else reconciles it). */
-static const char *reconciled_kinds[] = {"Pool", "Topic", "Stream", "Application",
-                                         "AivenApplication", "Secret"};
+static const char *reconciled_kinds[] = {
+    "Pool", "Topic", "Stream", "Application", "AivenApplication", "Secret"};
 
 /* ---- queue ---- */
 
@@ -75,7 +75,8 @@ static void on_change(const char *kind, const char *ns, const char *name, void *
          * the only thread that uses clients */
         enqueue_locked(c, kind, ns, name, kp_mono_ms(), 1);
         /* an Application mirrors its AivenApplication's status */
-        if (!strcmp(kind, "AivenApplication")) enqueue_locked(c, "Application", ns, name, kp_mono_ms(), 1);
+        if (!strcmp(kind, "AivenApplication"))
+            enqueue_locked(c, "Application", ns, name, kp_mono_ms(), 1);
     } else if (!strcmp(kind, "ServiceUser")) {
         /* a user came or went: every topic's ACLs may change */
         c->next_resync_ms = kp_mono_ms();
@@ -159,7 +160,8 @@ static void reconcile_one(kp_control_t *c, queue_item_t *q)
         kp_application_reconcile(c, obj, &res);
     else if (!strcmp(q->kind, "AivenApplication"))
         kp_aivenapp_reconcile(c, obj, &res);
-    else if (!strcmp(q->kind, "Secret") && json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp"))
+    else if (!strcmp(q->kind, "Secret") &&
+             json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp"))
         kp_store_remove(c->store, "Secret", q->ns, q->name);
     json_decref(obj);
     if (!res.retry) {
@@ -253,7 +255,8 @@ kp_pool_t *kp_control_pool(kp_control_t *c, const char *name, char *err, size_t 
         return NULL;
     }
     char fp[4096];
-    snprintf(fp, sizeof(fp), "%s|%s|%s|%s", bootstrap, ca ? ca : "", cert ? cert : "", key ? key : "");
+    snprintf(fp, sizeof(fp), "%s|%s|%s|%s", bootstrap, ca ? ca : "", cert ? cert : "",
+             key ? key : "");
     pthread_mutex_lock(&c->lock);
     kp_pool_t *p = kp_hmap_get(&c->pools, name, strlen(name));
     if (p && strcmp(p->fingerprint, fp) != 0) {
@@ -279,8 +282,12 @@ kp_pool_t *kp_control_pool(kp_control_t *c, const char *name, char *err, size_t 
         pthread_mutex_unlock(&c->lock);
     }
     json_t *repl = json_object_get(spec, "replication");
-    p->repl_min = json_is_integer(json_object_get(repl, "min")) ? (int32_t)json_integer_value(json_object_get(repl, "min")) : 1;
-    p->repl_max = json_is_integer(json_object_get(repl, "max")) ? (int32_t)json_integer_value(json_object_get(repl, "max")) : 1;
+    p->repl_min = json_is_integer(json_object_get(repl, "min"))
+                      ? (int32_t)json_integer_value(json_object_get(repl, "min"))
+                      : 1;
+    p->repl_max = json_is_integer(json_object_get(repl, "max"))
+                      ? (int32_t)json_integer_value(json_object_get(repl, "max"))
+                      : 1;
     p->repl_default = json_is_integer(json_object_get(repl, "default"))
                           ? (int32_t)json_integer_value(json_object_get(repl, "default"))
                           : p->repl_min;

@@ -16,12 +16,12 @@
 typedef struct kp_control kp_control_t;
 
 typedef struct kp_control_config {
-    const char *state_dir;   /* the SQLite store lives here */
-    const char *listen;      /* API listener host:port */
+    const char *state_dir;          /* the SQLite store lives here */
+    const char *listen;             /* API listener host:port */
     const char *api_cert, *api_key; /* needed when listen is not loopback */
-    int64_t resync_ms;       /* control.resync.interval.ms: drift check period */
-    int64_t retry_max_ms;    /* longest backoff after a failed reconcile */
-    int pool_timeout_ms;     /* per admin call */
+    int64_t resync_ms;              /* control.resync.interval.ms: drift check period */
+    int64_t retry_max_ms;           /* longest backoff after a failed reconcile */
+    int pool_timeout_ms;            /* per admin call */
     /* credentials (SPEC 3, 4) */
     int cert_validity_days;          /* client certificates; default 365 */
     int64_t cert_renew_before_s;     /* reissue when less is left; default 30 days */

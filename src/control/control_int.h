@@ -14,8 +14,8 @@
 #include <time.h>
 
 typedef struct kp_reconcile_result {
-    int retry;          /* reconcile again after backoff (pool unreachable, transient error) */
-    int64_t retry_ms;   /* 0: use the queue's backoff */
+    int retry;        /* reconcile again after backoff (pool unreachable, transient error) */
+    int64_t retry_ms; /* 0: use the queue's backoff */
 } kp_reconcile_result_t;
 
 /* A pool as the reconciler sees it: its spec and a connected client. */
@@ -33,7 +33,7 @@ struct kp_control {
     kp_pki_master_key_t master_key; /* seals Secret data at rest (state_dir/master.key) */
     struct kp_api *api;
     struct kp_backup *backup; /* scheduler and on-demand backups (backup.c) */
-    kp_hmap_t pools; /* name -> kp_pool_t */
+    kp_hmap_t pools;          /* name -> kp_pool_t */
     /* reconciler */
     pthread_t thread;
     pthread_mutex_t lock;
@@ -62,11 +62,12 @@ void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *
 void kp_application_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
 
 /* The NAIS secret name of an Application generation (application.c); n > 0 adds "-<n>". */
-void kp_application_secret_name(const char *ns, const char *app, const char *uid, int64_t generation,
-                                time_t now, int n, char *out, size_t outlen);
+void kp_application_secret_name(const char *ns, const char *app, const char *uid,
+                                int64_t generation, time_t now, int n, char *out, size_t outlen);
 
 /* Service users (credentials.c). */
-void kp_service_user_name(const char *team, const char *app, int64_t generation, char *out, size_t n);
+void kp_service_user_name(const char *team, const char *app, int64_t generation, char *out,
+                          size_t n);
 /* Deletes every ACL naming the user's principal in its pool, then marks it revoked.
  * -1 (nothing marked) when the pool could not be reached: try again later. */
 int kp_revoke_user(kp_control_t *c, const kp_service_user_t *u);

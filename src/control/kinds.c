@@ -8,7 +8,7 @@
 #define META_SCHEMA                                                                                \
     "\"metadata\": {\"name\": \"*\", \"namespace\": \"*\", \"labels\": {}, \"annotations\": {},"   \
     " \"uid\": \"*\", \"generation\": \"*\", \"resourceVersion\": \"*\","                          \
-    " \"creationTimestamp\": \"*\", \"deletionTimestamp\": \"*\", \"ownerReferences\": \"*\","      \
+    " \"creationTimestamp\": \"*\", \"deletionTimestamp\": \"*\", \"ownerReferences\": \"*\","     \
     " \"finalizers\": \"*\", \"managedFields\": \"*\", \"generateName\": \"*\"},"                  \
     " \"apiVersion\": \"*\", \"kind\": \"*\", \"status\": \"*\""
 
@@ -22,8 +22,10 @@ const kp_kind_t kp_kinds[] = {
      " \"maxCompactionLagMs\": \"*\", \"minCleanableDirtyRatioPercent\": \"*\","
      " \"localRetentionBytes\": \"*\", \"localRetentionHours\": \"*\"}}}"},
     {"Stream", "kafka.nais.io", "v1", "streams", "stream", NULL, 1,
-     "{" META_SCHEMA ", \"spec\": {\"pool\": \"*\", \"additionalUsers\": [{\"username\": \"*\"}]}}"},
-    {"AivenApplication", "aiven.nais.io", "v1", "aivenapplications", "aivenapplication", "aivenapp", 1,
+     "{" META_SCHEMA
+     ", \"spec\": {\"pool\": \"*\", \"additionalUsers\": [{\"username\": \"*\"}]}}"},
+    {"AivenApplication", "aiven.nais.io", "v1", "aivenapplications", "aivenapplication", "aivenapp",
+     1,
      "{" META_SCHEMA ", \"spec\": {\"kafka\": {\"pool\": \"*\", \"secretName\": \"*\"},"
      " \"secretName\": \"*\", \"protected\": \"*\", \"expiresAt\": \"*\"}}"},
     /* Application models a NAIS deploy: only spec.kafka is acted upon, the rest is kept */
@@ -109,10 +111,13 @@ int kp_name_check(const char *name, int label, char *err, size_t errlen)
     }
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
-        int ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (!label && c == '.');
+        int ok =
+            (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (!label && c == '.');
         if (!ok) {
-            snprintf(err, errlen, "must consist of lower case alphanumeric characters, '-'%s "
-                                  "(found '%c')", label ? "" : " or '.'", c);
+            snprintf(err, errlen,
+                     "must consist of lower case alphanumeric characters, '-'%s "
+                     "(found '%c')",
+                     label ? "" : " or '.'", c);
             return -1;
         }
     }

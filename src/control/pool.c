@@ -24,9 +24,12 @@ void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
     json_int_t rmax = json_integer_value(json_object_get(repl, "max"));
     json_int_t rdef = json_integer_value(json_object_get(repl, "default"));
     if (repl && (rmin < 1 || rmax < rmin || rdef < rmin || rdef > rmax)) {
-        snprintf(err, sizeof(err), "spec.replication: need 1 <= min <= default <= max (got %lld, "
-                 "%lld, %lld)", (long long)rmin, (long long)rdef, (long long)rmax);
-        json_t *s = json_pack("{s:s, s:s, s:s}", "state", "Invalid", "message", err, "lastUpdateTime", now);
+        snprintf(err, sizeof(err),
+                 "spec.replication: need 1 <= min <= default <= max (got %lld, "
+                 "%lld, %lld)",
+                 (long long)rmin, (long long)rdef, (long long)rmax);
+        json_t *s =
+            json_pack("{s:s, s:s, s:s}", "state", "Invalid", "message", err, "lastUpdateTime", now);
         kp_status_write(c, obj, s);
         json_decref(s);
         return;
@@ -39,7 +42,8 @@ void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
     free(names);
     char msg[900];
     if (ok)
-        snprintf(msg, sizeof(msg), "pool reachable at %s", json_string_value(json_object_get(spec, "bootstrapServers")));
+        snprintf(msg, sizeof(msg), "pool reachable at %s",
+                 json_string_value(json_object_get(spec, "bootstrapServers")));
     else
         snprintf(msg, sizeof(msg), "pool unreachable: %s", err);
     json_t *s = json_pack("{s:s, s:s, s:s}", "state", ok ? "Ready" : "Unreachable", "message", msg,

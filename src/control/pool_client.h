@@ -16,8 +16,8 @@
 typedef struct kp_pool_client kp_pool_client_t;
 
 typedef struct kp_pool_conn {
-    const char *bootstrap;  /* host:port,... */
-    const char *ca_path;    /* PEM; NULL with cert/key NULL means PLAINTEXT */
+    const char *bootstrap; /* host:port,... */
+    const char *ca_path;   /* PEM; NULL with cert/key NULL means PLAINTEXT */
     const char *cert_path;
     const char *key_path;
     int timeout_ms;
@@ -39,8 +39,8 @@ typedef struct kp_pool_topic {
 } kp_pool_topic_t;
 
 void kp_pool_topic_free(kp_pool_topic_t *t);
-int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic_t *out,
-                           char *err, size_t errlen);
+int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic_t *out, char *err,
+                           size_t errlen);
 int kp_pool_create_topic(kp_pool_client_t *pc, const char *name, int32_t partitions,
                          int16_t replication, const char **keys, const char **values, int n,
                          char *err, size_t errlen);

@@ -59,7 +59,8 @@ kp_store_t *kp_store_open(const char *path, char *err, size_t errlen)
     }
     /* the store holds sealed secrets and token hashes: owner only (SQLite gives its -wal
      * and -shm files the database file's mode) */
-    if (chmod(path, 0600) < 0) kp_warn("store", "cannot make %s private: %s", path, strerror(errno));
+    if (chmod(path, 0600) < 0)
+        kp_warn("store", "cannot make %s private: %s", path, strerror(errno));
     sqlite3_busy_timeout(s->db, 5000);
     char *msg = NULL;
     if (sqlite3_exec(s->db, schema, NULL, NULL, &msg) != SQLITE_OK) {
@@ -374,7 +375,7 @@ int kp_store_restore(kp_store_t *s, const json_t *obj, int replace)
         goto done;
     }
     json_t *old = load(s, kind_c, ns_c, name_c);
-    rc = !old ? KP_STORE_CREATED
+    rc = !old                                 ? KP_STORE_CREATED
          : meta_str(old, "deletionTimestamp") ? KP_STORE_CONFLICT
          : replace                            ? KP_STORE_UPDATED
                                               : KP_STORE_EXISTS;

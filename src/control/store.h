@@ -29,8 +29,8 @@ enum {
     KP_STORE_UPDATED,
     KP_STORE_UNCHANGED,
     KP_STORE_NOT_FOUND,
-    KP_STORE_CONFLICT,       /* stale resourceVersion */
-    KP_STORE_EXISTS,         /* create-only and present */
+    KP_STORE_CONFLICT, /* stale resourceVersion */
+    KP_STORE_EXISTS,   /* create-only and present */
     KP_STORE_ERROR,
 };
 
@@ -70,9 +70,9 @@ int kp_store_meta_set(kp_store_t *s, const char *key, const char *value);
 
 /* Service users (one per AivenApplication generation; SPEC 3). */
 typedef struct kp_service_user {
-    char *name;      /* <team>_<app>_<crc>_<gen> */
-    char *team;      /* namespace */
-    char *app;       /* application name */
+    char *name; /* <team>_<app>_<crc>_<gen> */
+    char *team; /* namespace */
+    char *app;  /* application name */
     char *pool;
     char *principal; /* as the pool sees it, e.g. "User:CN=<name>" */
     char *secret;    /* secret name holding its credentials */

@@ -28,8 +28,9 @@ static void push(kp_pool_acl_t **v, int *n, int *cap, int8_t type, const char *p
         *cap = *cap ? *cap * 2 : 8;
         *v = kp_xrealloc(*v, (size_t)*cap * sizeof(**v));
     }
-    (*v)[(*n)++] = (kp_pool_acl_t){type, KP_PAT_PREFIXED, KP_OP_ALL, KP_PERM_ALLOW,
-                                   kp_xstrdup(prefix), kp_xstrdup(principal), kp_xstrdup("*")};
+    (*v)[(*n)++] = (kp_pool_acl_t){type,           KP_PAT_PREFIXED,    KP_OP_ALL,
+                                   KP_PERM_ALLOW,  kp_xstrdup(prefix), kp_xstrdup(principal),
+                                   kp_xstrdup("*")};
 }
 
 /* Makes the prefixed ACLs of type on prefix exactly want. */
@@ -69,9 +70,10 @@ static void write_status(kp_control_t *c, json_t *obj, const char *prefix, const
     char now[32];
     kp_status_time(now);
     json_t *s = json_pack("{s:s, s:s, s:s, s:s, s:[]}", "fullyQualifiedTopicPrefix", prefix,
-                          "synchronizationState", state, "synchronizationTime", now, "message",
-                          msg, "errors");
-    if (strcmp(state, "RolloutComplete") != 0) json_array_append_new(json_object_get(s, "errors"), json_string(msg));
+                          "synchronizationState", state, "synchronizationTime", now, "message", msg,
+                          "errors");
+    if (strcmp(state, "RolloutComplete") != 0)
+        json_array_append_new(json_object_get(s, "errors"), json_string(msg));
     kp_status_write(c, obj, s);
     json_decref(s);
 }
@@ -135,7 +137,8 @@ void kp_stream_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *re
         for (int i = 0; i < n; i++) free(names[i]);
         free(names);
         if (!rc) {
-            kp_info("control", "stream %s/%s deleted with its ACLs and %s* topics", ns, name, prefix);
+            kp_info("control", "stream %s/%s deleted with its ACLs and %s* topics", ns, name,
+                    prefix);
             kp_store_remove(c->store, "Stream", ns, name);
             return;
         }

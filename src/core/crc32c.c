@@ -47,8 +47,8 @@ uint32_t kp_crc32c_sw(uint32_t crc, const void *buf, size_t len)
         memcpy(&w, p, 8);
         w ^= crc;
         crc = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^ table[5][(w >> 16) & 0xff] ^
-              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^
-              table[2][(w >> 40) & 0xff] ^ table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
+              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^ table[2][(w >> 40) & 0xff] ^
+              table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
         p += 8;
         len -= 8;
     }
@@ -82,8 +82,8 @@ static uint32_t x_pow_8n(size_t n)
     return result;
 }
 
-#define BLOCK 4096 /* bytes per chain per round: three chains cover 12 KiB */
-static uint32_t shift_block;     /* x^(8*BLOCK) */
+#define BLOCK 4096                   /* bytes per chain per round: three chains cover 12 KiB */
+static uint32_t shift_block;         /* x^(8*BLOCK) */
 static uint32_t shift_table[4][256]; /* crc * x^(8*BLOCK) split by byte */
 
 static void hw_init(void)
@@ -100,8 +100,7 @@ static inline uint32_t shift_crc(uint32_t crc)
            shift_table[2][(crc >> 16) & 0xff] ^ shift_table[3][crc >> 24];
 }
 
-__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p,
-                                                         size_t len)
+__attribute__((target("sse4.2"))) static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t len)
 {
     uint64_t c0 = ~crc;
     while (len && ((uintptr_t)p & 7)) {

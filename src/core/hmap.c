@@ -102,8 +102,7 @@ void *kp_hmap_del(kp_hmap_t *m, const void *key, size_t keylen)
     return value;
 }
 
-int kp_hmap_next(const kp_hmap_t *m, size_t *iter, const char **key, size_t *keylen,
-                 void **value)
+int kp_hmap_next(const kp_hmap_t *m, size_t *iter, const char **key, size_t *keylen, void **value)
 {
     while (*iter < m->cap) {
         kp_hmap_slot_t *s = &m->slots[(*iter)++];

@@ -32,8 +32,7 @@ void *kp_hmap_del(kp_hmap_t *m, const void *key, size_t keylen);
 
 /* Iteration: for (size_t i = 0; kp_hmap_next(m, &i, &k, &kl, &v);) — no inserts/deletes
  * while iterating. */
-int kp_hmap_next(const kp_hmap_t *m, size_t *iter, const char **key, size_t *keylen,
-                 void **value);
+int kp_hmap_next(const kp_hmap_t *m, size_t *iter, const char **key, size_t *keylen, void **value);
 
 static inline size_t kp_hmap_count(const kp_hmap_t *m)
 {

@@ -21,7 +21,7 @@ void kp_logf(kp_loglevel_t level, const char *comp, const char *fmt, ...)
 
 #define kp_debug(comp, ...)                                                                        \
     do {                                                                                           \
-        if (kp_logging_enabled(KP_LOG_DEBUG)) kp_logf(KP_LOG_DEBUG, comp, __VA_ARGS__);                 \
+        if (kp_logging_enabled(KP_LOG_DEBUG)) kp_logf(KP_LOG_DEBUG, comp, __VA_ARGS__);            \
     } while (0)
 #define kp_info(comp, ...)  kp_logf(KP_LOG_INFO, comp, __VA_ARGS__)
 #define kp_warn(comp, ...)  kp_logf(KP_LOG_WARN, comp, __VA_ARGS__)

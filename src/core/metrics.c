@@ -6,7 +6,7 @@
 
 kp_metrics_t kp_metrics;
 
-static const double bucket_le_ms[KP_HIST_BUCKETS - 1] = {0.1, 0.25, 0.5, 1,   2.5,  5,    10,
+static const double bucket_le_ms[KP_HIST_BUCKETS - 1] = {0.1, 0.25, 0.5, 1,   2.5,  5,   10,
                                                          25,  50,   100, 250, 1000, 5000};
 static kp_metrics_gauge_fn gauge_fn;
 static void *gauge_arg;
@@ -70,10 +70,10 @@ static void render_hist(kp_buf_t *out, const char *name, const char *labels, kp_
 }
 
 #define COUNTER(name, help, field)                                                                 \
-    kp_buf_appendf(out, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %lld\n",     \
+    kp_buf_appendf(out, "# HELP " name " " help "\n# TYPE " name " counter\n" name " %lld\n",      \
                    (long long)atomic_load(&kp_metrics.field))
 #define GAUGE(name, help, field)                                                                   \
-    kp_buf_appendf(out, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %lld\n",       \
+    kp_buf_appendf(out, "# HELP " name " " help "\n# TYPE " name " gauge\n" name " %lld\n",        \
                    (long long)atomic_load(&kp_metrics.field))
 
 void kp_metrics_render(kp_buf_t *out, const char *(*api_name)(int key))

@@ -14,7 +14,7 @@
 #include <stdint.h>
 
 #define KP_METRICS_API_MAX 128
-#define KP_HIST_BUCKETS 14
+#define KP_HIST_BUCKETS    14
 
 typedef struct kp_hist {
     atomic_llong buckets[KP_HIST_BUCKETS]; /* cumulative on render, per bucket here */

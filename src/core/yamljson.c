@@ -280,7 +280,7 @@ json_t *kp_yaml_parse_one(const char *text, size_t len, char *err, size_t errlen
 static int needs_quotes(const char *s)
 {
     if (!*s) return 1;
-    static const char *special[] = {"true", "false", "null", "~", "yes", "no", "on", "off",
+    static const char *special[] = {"true", "false", "null", "~",    "yes", "no", "on",   "off",
                                     "True", "False", "Null", "NULL", "Yes", "No", "TRUE", "FALSE"};
     for (size_t i = 0; i < sizeof(special) / sizeof(*special); i++)
         if (!strcmp(s, special[i])) return 1;
@@ -340,8 +340,12 @@ static int is_empty_collection(const json_t *v)
 static void emit_scalar(const json_t *v, kp_buf_t *out)
 {
     switch (json_typeof(v)) {
-    case JSON_STRING: emit_string(json_string_value(v), json_string_length(v), out); break;
-    case JSON_INTEGER: kp_buf_appendf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
+    case JSON_STRING:
+        emit_string(json_string_value(v), json_string_length(v), out);
+        break;
+    case JSON_INTEGER:
+        kp_buf_appendf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
     case JSON_REAL: {
         /* shortest form that reads back as the same double, and always as a float: "1500"
          * would come back as an integer */
@@ -355,11 +359,21 @@ static void emit_scalar(const json_t *v, kp_buf_t *out)
         kp_buf_appendf(out, "%s", num);
         break;
     }
-    case JSON_TRUE: kp_buf_append(out, "true", 4); break;
-    case JSON_FALSE: kp_buf_append(out, "false", 5); break;
-    case JSON_NULL: kp_buf_append(out, "null", 4); break;
-    case JSON_OBJECT: kp_buf_append(out, "{}", 2); break;
-    case JSON_ARRAY: kp_buf_append(out, "[]", 2); break;
+    case JSON_TRUE:
+        kp_buf_append(out, "true", 4);
+        break;
+    case JSON_FALSE:
+        kp_buf_append(out, "false", 5);
+        break;
+    case JSON_NULL:
+        kp_buf_append(out, "null", 4);
+        break;
+    case JSON_OBJECT:
+        kp_buf_append(out, "{}", 2);
+        break;
+    case JSON_ARRAY:
+        kp_buf_append(out, "[]", 2);
+        break;
     }
 }
 

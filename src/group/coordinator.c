@@ -28,7 +28,8 @@ int kp_coord_config_load(kp_coord_config_t *cfg, const kp_props_t *p, char *err,
                          errlen) < 0)
         return -1;
     cfg->retention_check_ms = v;
-    if (kp_props_get_i64(p, "group.min.session.timeout.ms", 6000, 1, INT32_MAX, &v, err, errlen) < 0)
+    if (kp_props_get_i64(p, "group.min.session.timeout.ms", 6000, 1, INT32_MAX, &v, err, errlen) <
+        0)
         return -1;
     cfg->min_session_timeout_ms = (int32_t)v;
     if (kp_props_get_i64(p, "group.max.session.timeout.ms", 1800000, 1, INT32_MAX, &v, err,
@@ -55,11 +56,16 @@ int kp_coord_config_load(kp_coord_config_t *cfg, const kp_props_t *p, char *err,
 const char *group_state_name(group_state_t s)
 {
     switch (s) {
-    case GS_EMPTY: return "Empty";
-    case GS_PREPARING_REBALANCE: return "PreparingRebalance";
-    case GS_COMPLETING_REBALANCE: return "CompletingRebalance";
-    case GS_STABLE: return "Stable";
-    case GS_DEAD: return "Dead";
+    case GS_EMPTY:
+        return "Empty";
+    case GS_PREPARING_REBALANCE:
+        return "PreparingRebalance";
+    case GS_COMPLETING_REBALANCE:
+        return "CompletingRebalance";
+    case GS_STABLE:
+        return "Stable";
+    case GS_DEAD:
+        return "Dead";
     }
     return "Unknown";
 }
@@ -142,16 +148,36 @@ static void run_op(kp_loop_t *loop, void *arg)
     kp_coordinator_t *c = op->c;
     kp_req_t *req = op->req;
     switch (op->kind) {
-    case KP_GROUP_OP_JOIN: membership_join(c, req, op->msg); break;
-    case KP_GROUP_OP_SYNC: membership_sync(c, req, op->msg); break;
-    case KP_GROUP_OP_HEARTBEAT: membership_heartbeat(c, req, op->msg); break;
-    case KP_GROUP_OP_LEAVE: membership_leave(c, req, op->msg); break;
-    case KP_GROUP_OP_LIST: membership_list(c, req); break;
-    case KP_GROUP_OP_DESCRIBE: membership_describe(c, req, op->msg); break;
-    case KP_GROUP_OP_COMMIT: offsets_commit(c, req, op->msg); break;
-    case KP_GROUP_OP_FETCH: offsets_fetch(c, req, op->msg); break;
-    case KP_GROUP_OP_DELETE: offsets_delete_groups(c, req, op->msg); break;
-    case KP_GROUP_OP_OFFSET_DELETE: offsets_delete(c, req, op->msg); break;
+    case KP_GROUP_OP_JOIN:
+        membership_join(c, req, op->msg);
+        break;
+    case KP_GROUP_OP_SYNC:
+        membership_sync(c, req, op->msg);
+        break;
+    case KP_GROUP_OP_HEARTBEAT:
+        membership_heartbeat(c, req, op->msg);
+        break;
+    case KP_GROUP_OP_LEAVE:
+        membership_leave(c, req, op->msg);
+        break;
+    case KP_GROUP_OP_LIST:
+        membership_list(c, req);
+        break;
+    case KP_GROUP_OP_DESCRIBE:
+        membership_describe(c, req, op->msg);
+        break;
+    case KP_GROUP_OP_COMMIT:
+        offsets_commit(c, req, op->msg);
+        break;
+    case KP_GROUP_OP_FETCH:
+        offsets_fetch(c, req, op->msg);
+        break;
+    case KP_GROUP_OP_DELETE:
+        offsets_delete_groups(c, req, op->msg);
+        break;
+    case KP_GROUP_OP_OFFSET_DELETE:
+        offsets_delete(c, req, op->msg);
+        break;
     }
 }
 
@@ -248,8 +274,8 @@ kp_coordinator_t *kp_coordinator_start(kp_broker_t *b, const kp_coord_config_t *
         kp_coordinator_stop(c);
         return NULL;
     }
-    kp_info("group", "loaded committed offsets of %zu groups in %lld ms",
-            kp_hmap_count(&c->groups), (long long)(kp_mono_ms() - t0));
+    kp_info("group", "loaded committed offsets of %zu groups in %lld ms", kp_hmap_count(&c->groups),
+            (long long)(kp_mono_ms() - t0));
     if (pthread_create(&c->thread, NULL, coord_main, c) != 0) {
         snprintf(err, errlen, "cannot start the group coordinator thread");
         kp_coordinator_stop(c);

@@ -25,19 +25,18 @@ typedef struct kp_coordinator kp_coordinator_t;
 typedef struct kp_req kp_req_t;
 
 typedef struct kp_coord_config {
-    int32_t offsets_partitions;          /* offsets.topic.num.partitions [50] */
-    int64_t offsets_retention_ms;        /* offsets.retention.minutes [10080] */
-    int64_t retention_check_ms;          /* offsets.retention.check.interval.ms [600000] */
-    int32_t min_session_timeout_ms;      /* group.min.session.timeout.ms [6000] */
-    int32_t max_session_timeout_ms;      /* group.max.session.timeout.ms [1800000] */
-    int32_t initial_rebalance_delay_ms;  /* group.initial.rebalance.delay.ms [3000] */
-    int32_t max_group_size;              /* group.max.size [2147483647] */
-    int32_t metadata_max_bytes;          /* offset.metadata.max.bytes [4096] */
+    int32_t offsets_partitions;         /* offsets.topic.num.partitions [50] */
+    int64_t offsets_retention_ms;       /* offsets.retention.minutes [10080] */
+    int64_t retention_check_ms;         /* offsets.retention.check.interval.ms [600000] */
+    int32_t min_session_timeout_ms;     /* group.min.session.timeout.ms [6000] */
+    int32_t max_session_timeout_ms;     /* group.max.session.timeout.ms [1800000] */
+    int32_t initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms [3000] */
+    int32_t max_group_size;             /* group.max.size [2147483647] */
+    int32_t metadata_max_bytes;         /* offset.metadata.max.bytes [4096] */
 } kp_coord_config_t;
 
 /* Reads the group.* / offsets.* properties. -1 with a message on a bad value. */
-int kp_coord_config_load(kp_coord_config_t *cfg, const kp_props_t *props, char *err,
-                         size_t errlen);
+int kp_coord_config_load(kp_coord_config_t *cfg, const kp_props_t *props, char *err, size_t errlen);
 
 /* Creates __consumer_offsets if needed, replays it, starts the coordinator thread. */
 kp_coordinator_t *kp_coordinator_start(kp_broker_t *b, const kp_coord_config_t *cfg, char *err,

@@ -69,13 +69,13 @@ typedef struct group {
     char *leader;        /* member id */
     member_t *members;
     int nmembers;
-    kp_hmap_t pending;   /* member ids handed out with MEMBER_ID_REQUIRED → deadline */
+    kp_hmap_t pending; /* member ids handed out with MEMBER_ID_REQUIRED → deadline */
     int64_t state_since_ms;
-    int64_t join_deadline_ms;  /* PreparingRebalance completes by then */
+    int64_t join_deadline_ms; /* PreparingRebalance completes by then */
     int64_t join_started_ms;
-    int initial_join;          /* the rebalance started from Empty: group.initial.rebalance.delay */
-    int64_t sync_deadline_ms;  /* CompletingRebalance: members that never sync are dropped */
-    kp_hmap_t offsets;         /* "topic\0partition" → offset_entry_t */
+    int initial_join;         /* the rebalance started from Empty: group.initial.rebalance.delay */
+    int64_t sync_deadline_ms; /* CompletingRebalance: members that never sync are dropped */
+    kp_hmap_t offsets;        /* "topic\0partition" → offset_entry_t */
     int32_t offsets_partition;
     int has_metadata; /* a group metadata record was replayed for it */
 } group_t;

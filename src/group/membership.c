@@ -61,7 +61,8 @@ static char *new_member_id(kp_str_t prefix)
     uint8_t r[16];
     if (getrandom(r, sizeof(r), 0) != sizeof(r)) memset(r, 0x42, sizeof(r));
     char buf[512];
-    int n = snprintf(buf, sizeof(buf), "%.*s-", prefix.len > 200 ? 200 : (prefix.len < 0 ? 0 : prefix.len),
+    int n = snprintf(buf, sizeof(buf), "%.*s-",
+                     prefix.len > 200 ? 200 : (prefix.len < 0 ? 0 : prefix.len),
                      prefix.ptr ? prefix.ptr : "");
     static const char *hex = "0123456789abcdef";
     int pos[] = {4, 6, 8, 10};
@@ -209,16 +210,16 @@ static void join_respond_as(group_t *g, member_t *m, const char *leader)
     out.Leader = kp_str_c(leader ? leader : "");
     out.MemberId = kp_str_c(m->id);
     if (leader && !strcmp(leader, m->id)) {
-        out.Members.items = kp_arena_calloc(&req->arena, (size_t)g->nmembers + 1,
-                                            sizeof(*out.Members.items));
+        out.Members.items =
+            kp_arena_calloc(&req->arena, (size_t)g->nmembers + 1, sizeof(*out.Members.items));
         int n = 0;
         for (member_t *o = g->members; o && out.Members.items; o = o->next) {
             const protocol_t *p = member_protocol(o, g->protocol);
             JoinGroupResponse_JoinGroupResponseMember *jm = &out.Members.items[n++];
             jm->MemberId = kp_str_c(o->id);
             jm->GroupInstanceId = o->instance_id ? kp_str_c(o->instance_id) : KP_STR_NULL;
-            jm->Metadata = p ? (kp_str_t){(const char *)p->metadata, p->metadata_len}
-                             : (kp_str_t){"", 0};
+            jm->Metadata =
+                p ? (kp_str_t){(const char *)p->metadata, p->metadata_len} : (kp_str_t){"", 0};
         }
         out.Members.count = out.Members.items ? n : 0;
     }
@@ -313,7 +314,8 @@ static void complete_join(kp_coordinator_t *c, group_t *g)
     while (m) {
         member_t *next = m->next;
         if (!m->join_req) {
-            kp_info("group", "group %s: member %s did not rejoin in time; removing it", g->id, m->id);
+            kp_info("group", "group %s: member %s did not rejoin in time; removing it", g->id,
+                    m->id);
             remove_member(c, g, m);
         }
         m = next;
@@ -377,7 +379,8 @@ static member_t *add_member(kp_coordinator_t *c, group_t *g, kp_req_t *req,
     m->client_id = coord_strdup(req->client_id.len >= 0 ? req->client_id : KP_STR_LIT(""));
     m->client_host = kp_xstrdup(req->sess->conn->peer_ip);
     m->session_timeout_ms = in->SessionTimeoutMs;
-    m->rebalance_timeout_ms = in->RebalanceTimeoutMs > 0 ? in->RebalanceTimeoutMs : in->SessionTimeoutMs;
+    m->rebalance_timeout_ms =
+        in->RebalanceTimeoutMs > 0 ? in->RebalanceTimeoutMs : in->SessionTimeoutMs;
     set_protocols(m, in);
     m->is_new = 1;
     m->last_heartbeat_ms = coord_now_ms(c);
@@ -405,7 +408,8 @@ static void join_park(kp_coordinator_t *c, group_t *g, member_t *m, kp_req_t *re
     maybe_complete_join(c, g, coord_now_ms(c));
 }
 
-static void join_unknown_member(kp_coordinator_t *c, group_t *g, kp_req_t *req, JoinGroupRequest *in)
+static void join_unknown_member(kp_coordinator_t *c, group_t *g, kp_req_t *req,
+                                JoinGroupRequest *in)
 {
     member_t *stat = find_static(g, in->GroupInstanceId);
     if (stat) {
@@ -423,7 +427,8 @@ static void join_unknown_member(kp_coordinator_t *c, group_t *g, kp_req_t *req, 
             g->leader = kp_xstrdup(id);
         }
         stat->session_timeout_ms = in->SessionTimeoutMs;
-        stat->rebalance_timeout_ms = in->RebalanceTimeoutMs > 0 ? in->RebalanceTimeoutMs : in->SessionTimeoutMs;
+        stat->rebalance_timeout_ms =
+            in->RebalanceTimeoutMs > 0 ? in->RebalanceTimeoutMs : in->SessionTimeoutMs;
         stat->last_heartbeat_ms = coord_now_ms(c);
         if (g->state == GS_STABLE && unchanged) {
             /* no rebalance: same generation, the assignment is returned by SyncGroup */
@@ -545,7 +550,8 @@ void membership_sync(kp_coordinator_t *c, kp_req_t *req, SyncGroupRequest *in)
         sync_respond(req, KERR_UNKNOWN_MEMBER_ID, NULL);
         return;
     }
-    member_t *m = group_find_member(g, in->MemberId.ptr, (size_t)(in->MemberId.len > 0 ? in->MemberId.len : 0));
+    member_t *m = group_find_member(g, in->MemberId.ptr,
+                                    (size_t)(in->MemberId.len > 0 ? in->MemberId.len : 0));
     member_t *stat = find_static(g, in->GroupInstanceId);
     if (stat && stat != m) {
         sync_respond(req, KERR_FENCED_INSTANCE_ID, NULL);
@@ -607,7 +613,8 @@ void membership_heartbeat(kp_coordinator_t *c, kp_req_t *req, HeartbeatRequest *
         simple_error(req, KERR_UNKNOWN_MEMBER_ID);
         return;
     }
-    member_t *m = group_find_member(g, in->MemberId.ptr, (size_t)(in->MemberId.len > 0 ? in->MemberId.len : 0));
+    member_t *m = group_find_member(g, in->MemberId.ptr,
+                                    (size_t)(in->MemberId.len > 0 ? in->MemberId.len : 0));
     member_t *stat = find_static(g, in->GroupInstanceId);
     if (stat && stat != m) {
         simple_error(req, KERR_FENCED_INSTANCE_ID);
@@ -639,8 +646,7 @@ static int16_t leave_one(kp_coordinator_t *c, group_t *g, kp_str_t member_id, kp
         if (!m) return KERR_UNKNOWN_MEMBER_ID;
         if (member_id.len > 0 && !kp_str_eq_c(member_id, m->id)) return KERR_FENCED_INSTANCE_ID;
     } else {
-        if (member_id.len > 0 &&
-            kp_hmap_get(&g->pending, member_id.ptr, (size_t)member_id.len)) {
+        if (member_id.len > 0 && kp_hmap_get(&g->pending, member_id.ptr, (size_t)member_id.len)) {
             free(kp_hmap_del(&g->pending, member_id.ptr, (size_t)member_id.len));
             maybe_complete_join(c, g, coord_now_ms(c));
             return 0;
@@ -676,8 +682,8 @@ void membership_leave(kp_coordinator_t *c, kp_req_t *req, LeaveGroupRequest *in)
             LeaveGroupResponse_MemberResponse *mr = &out.Members.items[i];
             mr->MemberId = mi->MemberId;
             mr->GroupInstanceId = mi->GroupInstanceId;
-            mr->ErrorCode = g ? leave_one(c, g, mi->MemberId, mi->GroupInstanceId)
-                              : KERR_UNKNOWN_MEMBER_ID;
+            mr->ErrorCode =
+                g ? leave_one(c, g, mi->MemberId, mi->GroupInstanceId) : KERR_UNKNOWN_MEMBER_ID;
         }
         if (!out.Members.items) out.Members.count = 0;
         if (!g) out.ErrorCode = KERR_UNKNOWN_MEMBER_ID;
@@ -698,7 +704,8 @@ void membership_list(kp_coordinator_t *c, kp_req_t *req)
     void *v;
     int k = 0;
     /* DESCRIBE on the cluster lists every group; otherwise only describable ones */
-    int all = kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE));
+    int all =
+        kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE));
     while (out.Groups.items && kp_hmap_next(&c->groups, &it, NULL, NULL, &v)) {
         group_t *g = v;
         if (g->state == GS_DEAD) continue;
@@ -738,8 +745,8 @@ void membership_describe(kp_coordinator_t *c, kp_req_t *req, DescribeGroupsReque
         /* the protocol is only meaningful once a generation has one */
         int show = g->state == GS_STABLE || g->state == GS_COMPLETING_REBALANCE;
         dg->ProtocolData = kp_str_c(show && g->protocol ? g->protocol : "");
-        dg->Members.items = kp_arena_calloc(&req->arena, (size_t)g->nmembers + 1,
-                                            sizeof(*dg->Members.items));
+        dg->Members.items =
+            kp_arena_calloc(&req->arena, (size_t)g->nmembers + 1, sizeof(*dg->Members.items));
         int k = 0;
         for (member_t *m = g->members; m && dg->Members.items; m = m->next) {
             DescribeGroupsResponse_DescribedGroupMember *dm = &dg->Members.items[k++];
@@ -749,8 +756,8 @@ void membership_describe(kp_coordinator_t *c, kp_req_t *req, DescribeGroupsReque
             dm->ClientId = kp_str_c(m->client_id ? m->client_id : "");
             dm->ClientHost = kp_str_c(m->client_host ? m->client_host : "");
             const protocol_t *p = show ? member_protocol(m, g->protocol) : NULL;
-            dm->MemberMetadata = p ? (kp_str_t){(const char *)p->metadata, p->metadata_len}
-                                   : (kp_str_t){"", 0};
+            dm->MemberMetadata =
+                p ? (kp_str_t){(const char *)p->metadata, p->metadata_len} : (kp_str_t){"", 0};
             dm->MemberAssignment = g->state == GS_STABLE && m->assignment
                                        ? (kp_str_t){(const char *)m->assignment, m->assignment_len}
                                        : (kp_str_t){"", 0};
@@ -791,8 +798,10 @@ void membership_tick(kp_coordinator_t *c, group_t *g, int64_t now)
         else
             alive = now - m->last_heartbeat_ms < m->session_timeout_ms;
         if (!alive) {
-            kp_info("group", "member %s in group %s has failed (session timeout %d ms); "
-                             "removing it", m->id, g->id, m->session_timeout_ms);
+            kp_info("group",
+                    "member %s in group %s has failed (session timeout %d ms); "
+                    "removing it",
+                    m->id, g->id, m->session_timeout_ms);
             remove_member(c, g, m);
             removed = 1;
         }

@@ -193,8 +193,11 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
     OffsetCommitResponse_init(&op->out);
     int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0, total = 0;
     op->out.Topics.count = nt;
-    op->out.Topics.items = kp_arena_calloc(&req->arena, (size_t)nt + 1, sizeof(*op->out.Topics.items));
-    for (int32_t i = 0; i < nt; i++) total += in->Topics.items[i].Partitions.count > 0 ? in->Topics.items[i].Partitions.count : 0;
+    op->out.Topics.items =
+        kp_arena_calloc(&req->arena, (size_t)nt + 1, sizeof(*op->out.Topics.items));
+    for (int32_t i = 0; i < nt; i++)
+        total +=
+            in->Topics.items[i].Partitions.count > 0 ? in->Topics.items[i].Partitions.count : 0;
     op->items = kp_arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->items));
     if (!op->out.Topics.items || !op->items) {
         kp_req_finish_silent(req);
@@ -214,7 +217,8 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
         } else if (!g) {
             group_err = KERR_UNKNOWN_MEMBER_ID;
         } else {
-            member_t *m = group_find_member(g, in->MemberId.ptr, (size_t)(in->MemberId.len > 0 ? in->MemberId.len : 0));
+            member_t *m = group_find_member(g, in->MemberId.ptr,
+                                            (size_t)(in->MemberId.len > 0 ? in->MemberId.len : 0));
             if (in->GroupInstanceId.len >= 0 && m &&
                 (!m->instance_id || !kp_str_eq_c(in->GroupInstanceId, m->instance_id)))
                 group_err = KERR_FENCED_INSTANCE_ID;
@@ -237,14 +241,16 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
     kp_buf_init(&value);
     int64_t now = kp_wall_ms();
     char gid[512];
-    snprintf(gid, sizeof(gid), "%.*s", in->GroupId.len > 0 ? in->GroupId.len : 0, in->GroupId.ptr ? in->GroupId.ptr : "");
+    snprintf(gid, sizeof(gid), "%.*s", in->GroupId.len > 0 ? in->GroupId.len : 0,
+             in->GroupId.ptr ? in->GroupId.ptr : "");
     for (int32_t i = 0; i < nt; i++) {
         const OffsetCommitRequest_OffsetCommitRequestTopic *t = &in->Topics.items[i];
         OffsetCommitResponse_OffsetCommitResponseTopic *tr = &op->out.Topics.items[i];
         tr->Name = t->Name;
         int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
         tr->Partitions.count = np;
-        tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+        tr->Partitions.items =
+            kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
         if (!tr->Partitions.items) {
             tr->Partitions.count = 0;
             continue;
@@ -277,8 +283,10 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
             it->metadata = p->CommittedMetadata;
             it->error = &pr->ErrorCode;
             encode_key(&key, gid, t->Name, p->PartitionIndex);
-            encode_value(&value, p->CommittedOffset, p->CommittedLeaderEpoch, p->CommittedMetadata, now);
-            kp_batch_builder_add(&bb, key.data, (int32_t)key.len, value.data, (int32_t)value.len, now);
+            encode_value(&value, p->CommittedOffset, p->CommittedLeaderEpoch, p->CommittedMetadata,
+                         now);
+            kp_batch_builder_add(&bb, key.data, (int32_t)key.len, value.data, (int32_t)value.len,
+                                 now);
         }
         kp_topic_put(topic);
     }
@@ -339,7 +347,8 @@ void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
             OffsetFetchResponse_OffsetFetchResponseTopic *tr = &out.Topics.items[i];
             tr->Name = t->Name;
             int32_t np = t->PartitionIndexes.count > 0 ? t->PartitionIndexes.count : 0;
-            tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+            tr->Partitions.items =
+                kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
             tr->Partitions.count = tr->Partitions.items ? np : 0;
             int16_t err = group_err;
             if (!err && !kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, t->Name))
@@ -369,7 +378,8 @@ void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
             if (!tr) {
                 tr = &out.Topics.items[k++];
                 tr->Name = topic;
-                tr->Partitions.items = kp_arena_calloc(&req->arena, n + 1, sizeof(*tr->Partitions.items));
+                tr->Partitions.items =
+                    kp_arena_calloc(&req->arena, n + 1, sizeof(*tr->Partitions.items));
                 if (!tr->Partitions.items) break;
             }
             fetch_partition(g, topic, partition, &tr->Partitions.items[tr->Partitions.count++]);
@@ -529,9 +539,11 @@ void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in)
         OffsetDeleteResponse_OffsetDeleteResponseTopic *tr = &out.Topics.items[i];
         tr->Name = t->Name;
         int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
-        tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+        tr->Partitions.items =
+            kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
         tr->Partitions.count = tr->Partitions.items ? np : 0;
-        int subscribed = group_subscribed_to(g, t->Name.ptr, (size_t)(t->Name.len > 0 ? t->Name.len : 0));
+        int subscribed =
+            group_subscribed_to(g, t->Name.ptr, (size_t)(t->Name.len > 0 ? t->Name.len : 0));
         int allowed = kp_req_authorize(req, KP_OP_READ, KP_RES_TOPIC, t->Name);
         for (int32_t j = 0; j < tr->Partitions.count; j++) {
             OffsetDeleteResponse_OffsetDeleteResponsePartition *pr = &tr->Partitions.items[j];

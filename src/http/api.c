@@ -81,7 +81,8 @@ static int conceal(kp_api_t *api, json_t *obj, char *err, size_t errlen)
                  (s[i] >= '0' && s[i] <= '9') || s[i] == '+' || s[i] == '/' ||
                  (s[i] == '=' && i >= n - 2);
         if (!ok) {
-            snprintf(err, errlen, "data.%s: must be a base64 string (use stringData for plain text)", k);
+            snprintf(err, errlen,
+                     "data.%s: must be a base64 string (use stringData for plain text)", k);
             return -1;
         }
     }
@@ -222,7 +223,8 @@ static int parse_route(const char *url, route_t *r)
         i += 2;
     }
     if (i >= n) return -1;
-    if (!strcmp(group, "kpool.dev") && !strcmp(version, "v1") && !strcmp(seg[i], "teams") && i + 1 == n) {
+    if (!strcmp(group, "kpool.dev") && !strcmp(version, "v1") && !strcmp(seg[i], "teams") &&
+        i + 1 == n) {
         r->teams = 1;
         return 0;
     }
@@ -280,7 +282,8 @@ static enum MHD_Result do_list(kp_api_t *api, struct MHD_Connection *conn, const
                             r->kind->plural, ns ? ns : "");
     json_t *items;
     int64_t rv;
-    if (kp_store_list(api->store, r->kind->kind, r->kind->namespaced ? ns : "", &items, &rv) != KP_STORE_OK) {
+    if (kp_store_list(api->store, r->kind->kind, r->kind->namespaced ? ns : "", &items, &rv) !=
+        KP_STORE_OK) {
         json_decref(items);
         return status_error(conn, 500, "InternalError", "cannot read the store");
     }
@@ -302,8 +305,8 @@ static enum MHD_Result do_list(kp_api_t *api, struct MHD_Connection *conn, const
     kp_kind_api_version(r->kind, av, sizeof(av));
     snprintf(kind, sizeof(kind), "%sList", r->kind->kind);
     snprintf(rvs, sizeof(rvs), "%lld", (long long)rv);
-    json_t *list = json_pack("{s:s, s:s, s:{s:s}, s:o}", "apiVersion", av, "kind", kind,
-                             "metadata", "resourceVersion", rvs, "items", kept);
+    json_t *list = json_pack("{s:s, s:s, s:{s:s}, s:o}", "apiVersion", av, "kind", kind, "metadata",
+                             "resourceVersion", rvs, "items", kept);
     enum MHD_Result rc = send_json(conn, 200, list, NULL);
     json_decref(list);
     return rc;
@@ -321,7 +324,8 @@ static enum MHD_Result do_get(kp_api_t *api, struct MHD_Connection *conn, const 
         return status_error(conn, 403, "Forbidden", "%s \"%s\" is forbidden in namespace \"%s\"",
                             r->kind->plural, r->name, r->ns);
     json_t *obj;
-    if (kp_store_get(api->store, r->kind->kind, r->kind->namespaced ? r->ns : "", r->name, &obj) != KP_STORE_OK)
+    if (kp_store_get(api->store, r->kind->kind, r->kind->namespaced ? r->ns : "", r->name, &obj) !=
+        KP_STORE_OK)
         return not_found(conn, r);
     if (is_secret(r->kind) && reveal(api, obj) < 0) {
         json_decref(obj);
@@ -329,9 +333,10 @@ static enum MHD_Result do_get(kp_api_t *api, struct MHD_Connection *conn, const 
     }
     if (r->status) {
         json_t *s = json_object_get(obj, "status");
-        json_t *view = json_pack("{s:O, s:O, s:O, s:O}", "apiVersion", json_object_get(obj, "apiVersion"),
-                                 "kind", json_object_get(obj, "kind"), "metadata",
-                                 json_object_get(obj, "metadata"), "status", s ? s : json_object());
+        json_t *view =
+            json_pack("{s:O, s:O, s:O, s:O}", "apiVersion", json_object_get(obj, "apiVersion"),
+                      "kind", json_object_get(obj, "kind"), "metadata",
+                      json_object_get(obj, "metadata"), "status", s ? s : json_object());
         json_decref(obj);
         obj = view;
     }
@@ -452,23 +457,30 @@ static enum MHD_Result do_put(kp_api_t *api, struct MHD_Connection *conn, const 
         json_decref(warnings);
         return status_error(conn, 422, "Invalid", "%s", err);
     }
-    const char *rvs = json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+    const char *rvs =
+        json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
     int64_t expected = rvs && *rvs ? atoll(rvs) : -1;
     json_t *out = NULL;
     int rc = kp_store_put(api->store, obj, expected, create_only, &out);
     if (out && is_secret(r->kind) && reveal(api, out) < 0) {
         json_decref(out);
         out = NULL;
-        if (rc == KP_STORE_CREATED || rc == KP_STORE_UPDATED || rc == KP_STORE_UNCHANGED) rc = KP_STORE_ERROR;
+        if (rc == KP_STORE_CREATED || rc == KP_STORE_UPDATED || rc == KP_STORE_UNCHANGED)
+            rc = KP_STORE_ERROR;
     }
     const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
     enum MHD_Result ret;
     switch (rc) {
-    case KP_STORE_CREATED: ret = send_json(conn, 201, out, warnings); break;
+    case KP_STORE_CREATED:
+        ret = send_json(conn, 201, out, warnings);
+        break;
     case KP_STORE_UPDATED:
-    case KP_STORE_UNCHANGED: ret = send_json(conn, 200, out, warnings); break;
+    case KP_STORE_UNCHANGED:
+        ret = send_json(conn, 200, out, warnings);
+        break;
     case KP_STORE_EXISTS:
-        ret = status_error(conn, 409, "AlreadyExists", "%s \"%s\" already exists", r->kind->plural, name);
+        ret = status_error(conn, 409, "AlreadyExists", "%s \"%s\" already exists", r->kind->plural,
+                           name);
         break;
     case KP_STORE_CONFLICT:
         ret = status_error(conn, 409, "Conflict",
@@ -476,7 +488,9 @@ static enum MHD_Result do_put(kp_api_t *api, struct MHD_Connection *conn, const 
                            "modified or is being deleted; get it and try again",
                            r->kind->plural, name);
         break;
-    default: ret = status_error(conn, 500, "InternalError", "cannot write the store"); break;
+    default:
+        ret = status_error(conn, 500, "InternalError", "cannot write the store");
+        break;
     }
     json_decref(out);
     json_decref(obj);
@@ -487,17 +501,18 @@ static enum MHD_Result do_put(kp_api_t *api, struct MHD_Connection *conn, const 
 static enum MHD_Result do_put_status(kp_api_t *api, struct MHD_Connection *conn, const route_t *r,
                                      const caller_t *who, req_state_t *st)
 {
-    if (!who->admin) return status_error(conn, 403, "Forbidden", "only the control plane writes status");
+    if (!who->admin)
+        return status_error(conn, 403, "Forbidden", "only the control plane writes status");
     char err[512];
     json_t *obj = parse_body(conn, st, err, sizeof(err));
     if (!obj) return status_error(conn, 400, "BadRequest", "invalid body: %s", err);
     json_t *status = json_object_get(obj, "status");
     json_t *out = NULL;
-    int rc = kp_store_put_status(api->store, r->kind->kind, r->kind->namespaced ? r->ns : "", r->name,
-                                 status ? status : json_object(), &out);
+    int rc = kp_store_put_status(api->store, r->kind->kind, r->kind->namespaced ? r->ns : "",
+                                 r->name, status ? status : json_object(), &out);
     enum MHD_Result ret = rc == KP_STORE_NOT_FOUND ? not_found(conn, r)
                           : out                    ? send_json(conn, 200, out, NULL)
-                                                   : status_error(conn, 500, "InternalError", "store");
+                                : status_error(conn, 500, "InternalError", "store");
     json_decref(out);
     json_decref(obj);
     return ret;
@@ -510,7 +525,8 @@ static enum MHD_Result do_delete(kp_api_t *api, struct MHD_Connection *conn, con
         return status_error(conn, 403, "Forbidden", "%s \"%s\" is forbidden in namespace \"%s\"",
                             r->kind->plural, r->name, r->ns);
     json_t *out = NULL;
-    int rc = kp_store_mark_deleted(api->store, r->kind->kind, r->kind->namespaced ? r->ns : "", r->name, &out);
+    int rc = kp_store_mark_deleted(api->store, r->kind->kind, r->kind->namespaced ? r->ns : "",
+                                   r->name, &out);
     if (rc == KP_STORE_NOT_FOUND) return not_found(conn, r);
     if (!out) return status_error(conn, 500, "InternalError", "cannot write the store");
     enum MHD_Result ret = send_json(conn, 200, out, NULL);
@@ -521,7 +537,8 @@ static enum MHD_Result do_delete(kp_api_t *api, struct MHD_Connection *conn, con
 static enum MHD_Result do_teams(kp_api_t *api, struct MHD_Connection *conn, const caller_t *who,
                                 req_state_t *st, const char *method)
 {
-    if (!who->admin) return status_error(conn, 403, "Forbidden", "only an admin token creates teams");
+    if (!who->admin)
+        return status_error(conn, 403, "Forbidden", "only an admin token creates teams");
     if (strcmp(method, "POST") != 0) return status_error(conn, 405, "MethodNotAllowed", "use POST");
     char err[512];
     json_t *obj = parse_body(conn, st, err, sizeof(err));
@@ -577,29 +594,37 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
         return MHD_YES;
     }
     if (st->too_large)
-        return status_error(conn, 413, "RequestEntityTooLarge", "body larger than %zu bytes", st->body_max);
+        return status_error(conn, 413, "RequestEntityTooLarge", "body larger than %zu bytes",
+                            st->body_max);
     int backup_route = kp_api_backup_route(url);
     route_t r = {0};
-    if (!backup_route && parse_route(url, &r) < 0) return status_error(conn, 404, "NotFound", "the server could not find the requested resource");
+    if (!backup_route && parse_route(url, &r) < 0)
+        return status_error(conn, 404, "NotFound",
+                            "the server could not find the requested resource");
     if (!backup_route && r.healthz) {
-        struct MHD_Response *resp = MHD_create_response_from_buffer(3, (void *)"ok\n", MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *resp =
+            MHD_create_response_from_buffer(3, (void *)"ok\n", MHD_RESPMEM_PERSISTENT);
         enum MHD_Result rc = MHD_queue_response(conn, 200, resp);
         MHD_destroy_response(resp);
         return rc;
     }
     caller_t who = {0, NULL};
     if (authenticate(api, conn, &who) < 0)
-        return status_error(conn, 401, "Unauthorized", "Unauthorized: a valid bearer token is required");
+        return status_error(conn, 401, "Unauthorized",
+                            "Unauthorized: a valid bearer token is required");
     enum MHD_Result ret;
     if (backup_route) {
-        ret = who.admin ? kp_api_backup_handle(api->backup, conn, url, method, st->body.data, st->body.len)
-                        : status_error(conn, 403, "Forbidden", "only an admin token may use backups");
+        ret =
+            who.admin
+                ? kp_api_backup_handle(api->backup, conn, url, method, st->body.data, st->body.len)
+                : status_error(conn, 403, "Forbidden", "only an admin token may use backups");
     } else if (r.teams) {
         ret = do_teams(api, conn, &who, st, method);
     } else if (!strcmp(method, "GET")) {
         ret = r.has_name ? do_get(api, conn, &r, &who) : do_list(api, conn, &r, &who);
     } else if (!strcmp(method, "PUT") && r.has_name) {
-        ret = r.status ? do_put_status(api, conn, &r, &who, st) : do_put(api, conn, &r, &who, st, 0);
+        ret =
+            r.status ? do_put_status(api, conn, &r, &who, st) : do_put(api, conn, &r, &who, st, 0);
     } else if (!strcmp(method, "POST") && !r.has_name && (r.has_ns || !r.kind->namespaced)) {
         ret = do_put(api, conn, &r, &who, st, 1);
     } else if (!strcmp(method, "DELETE") && r.has_name && !r.status) {
@@ -648,8 +673,9 @@ kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err,
         if (!cfg->cert_path || !cfg->key_path ||
             kp_fs_read_all(cfg->cert_path, 1 << 20, (uint8_t **)&api->tls_cert, &len) < 0 ||
             kp_fs_read_all(cfg->key_path, 1 << 20, (uint8_t **)&api->tls_key, &len) < 0) {
-            snprintf(err, errlen, "control.listener %s is not loopback: TLS is required "
-                                  "(control.ssl.certificate.location and control.ssl.key.location)",
+            snprintf(err, errlen,
+                     "control.listener %s is not loopback: TLS is required "
+                     "(control.ssl.certificate.location and control.ssl.key.location)",
                      cfg->listen);
             kp_api_stop(api);
             return NULL;
@@ -668,19 +694,16 @@ kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err,
     }
     if (res->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     if (api->tls_cert)
-        api->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, api,
-                                       MHD_OPTION_SOCK_ADDR, res->ai_addr,
-                                       MHD_OPTION_THREAD_POOL_SIZE, 4u,
-                                       MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                                       MHD_OPTION_CONNECTION_TIMEOUT, 30u,
-                                       MHD_OPTION_HTTPS_MEM_CERT, api->tls_cert,
-                                       MHD_OPTION_HTTPS_MEM_KEY, api->tls_key, MHD_OPTION_END);
+        api->daemon = MHD_start_daemon(
+            flags, (uint16_t)port, NULL, NULL, handle, api, MHD_OPTION_SOCK_ADDR, res->ai_addr,
+            MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_HTTPS_MEM_CERT, api->tls_cert,
+            MHD_OPTION_HTTPS_MEM_KEY, api->tls_key, MHD_OPTION_END);
     else
-        api->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, api,
-                                       MHD_OPTION_SOCK_ADDR, res->ai_addr,
-                                       MHD_OPTION_THREAD_POOL_SIZE, 4u,
-                                       MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-                                       MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
+        api->daemon = MHD_start_daemon(
+            flags, (uint16_t)port, NULL, NULL, handle, api, MHD_OPTION_SOCK_ADDR, res->ai_addr,
+            MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
+            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
     freeaddrinfo(res);
     if (!api->daemon) {
         snprintf(err, errlen, "control.listener: cannot listen on %s (in use?)", cfg->listen);
@@ -689,7 +712,8 @@ kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err,
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_BIND_PORT);
     api->port = info ? info->port : port;
-    kp_info("api", "control plane API on %s://%s:%d", api->tls_cert ? "https" : "http", host, api->port);
+    kp_info("api", "control plane API on %s://%s:%d", api->tls_cert ? "https" : "http", host,
+            api->port);
     return api;
 }
 

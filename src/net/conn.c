@@ -22,8 +22,8 @@
 
 struct kp_sendq_node {
     kp_wr_t wr;
-    int piece;      /* index: even = buffer span, odd = file region */
-    size_t offset;  /* bytes of the current piece already sent */
+    int piece;     /* index: even = buffer span, odd = file region */
+    size_t offset; /* bytes of the current piece already sent */
     kp_sendq_node_t *next;
 };
 
@@ -61,8 +61,8 @@ kp_conn_t *kp_conn_new(kp_loop_t *loop, int fd, const kp_transport_t *tp, void *
     c->frame_max = frame_max;
     c->handshaking = tp->handshake != NULL;
     c->hs_want = KP_READABLE;
-    if (kp_loop_add(loop, &c->io, fd, KP_READABLE | (c->handshaking ? KP_WRITABLE : 0),
-                    conn_event, c) < 0) {
+    if (kp_loop_add(loop, &c->io, fd, KP_READABLE | (c->handshaking ? KP_WRITABLE : 0), conn_event,
+                    c) < 0) {
         kp_error("net", "epoll add: %s", strerror(errno));
         close(fd);
         if (tp->destroy) tp->destroy(c);

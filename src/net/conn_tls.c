@@ -63,8 +63,9 @@ kp_tls_ctx_t *kp_tls_server_ctx_new(const kp_tls_config_t *cfg, char *err, size_
 {
     char detail[512];
     if (!cfg->cert_path || !cfg->key_path) {
-        snprintf(err, errlen, "an SSL listener needs ssl.certificate.location and "
-                              "ssl.key.location");
+        snprintf(err, errlen,
+                 "an SSL listener needs ssl.certificate.location and "
+                 "ssl.key.location");
         return NULL;
     }
     if (cfg->client_auth != KP_TLS_CLIENT_AUTH_NONE && !cfg->ca_path) {
@@ -93,8 +94,10 @@ kp_tls_ctx_t *kp_tls_server_ctx_new(const kp_tls_config_t *cfg, char *err, size_
     if (SSL_CTX_use_PrivateKey_file(ctx, cfg->key_path, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(ctx) != 1) {
         ERR_clear_error(); /* the details could describe the key; say only what failed */
-        snprintf(err, errlen, "ssl.key.location %s: cannot load the private key or it does not "
-                              "match the certificate", cfg->key_path);
+        snprintf(err, errlen,
+                 "ssl.key.location %s: cannot load the private key or it does not "
+                 "match the certificate",
+                 cfg->key_path);
         goto fail;
     }
     SSL_CTX_set_default_passwd_cb_userdata(ctx, NULL);
@@ -205,7 +208,8 @@ static ssize_t tls_sendfile(kp_conn_t *c, int fd, int64_t pos, size_t len)
 {
     tls_conn_t *tc = tls(c);
     if (!tc->stage) tc->stage = kp_xmalloc(STAGE_BYTES);
-    if (tc->stage_fd != fd || pos < tc->stage_pos || pos >= tc->stage_pos + (int64_t)tc->stage_len) {
+    if (tc->stage_fd != fd || pos < tc->stage_pos ||
+        pos >= tc->stage_pos + (int64_t)tc->stage_len) {
         size_t want = len < STAGE_BYTES ? len : STAGE_BYTES;
         if (kp_fs_pread_all(fd, tc->stage, want, pos) < 0) {
             if (!errno) errno = EIO;
@@ -293,9 +297,13 @@ X509 *kp_tls_peer_cert(kp_conn_t *c)
 
 int kp_tls_client_auth_parse(const char *s, kp_tls_client_auth_t *out)
 {
-    if (!s || !strcasecmp(s, "none")) *out = KP_TLS_CLIENT_AUTH_NONE;
-    else if (!strcasecmp(s, "requested")) *out = KP_TLS_CLIENT_AUTH_REQUESTED;
-    else if (!strcasecmp(s, "required")) *out = KP_TLS_CLIENT_AUTH_REQUIRED;
-    else return -1;
+    if (!s || !strcasecmp(s, "none"))
+        *out = KP_TLS_CLIENT_AUTH_NONE;
+    else if (!strcasecmp(s, "requested"))
+        *out = KP_TLS_CLIENT_AUTH_REQUESTED;
+    else if (!strcasecmp(s, "required"))
+        *out = KP_TLS_CLIENT_AUTH_REQUIRED;
+    else
+        return -1;
     return 0;
 }

@@ -133,8 +133,7 @@ void kp_loop_del(kp_loop_t *loop, kp_io_t *io)
 
 static int timer_less(const kp_timer_t *a, const kp_timer_t *b)
 {
-    return a->deadline_ms < b->deadline_ms ||
-           (a->deadline_ms == b->deadline_ms && a->seq < b->seq);
+    return a->deadline_ms < b->deadline_ms || (a->deadline_ms == b->deadline_ms && a->seq < b->seq);
 }
 
 static void heap_swap(kp_loop_t *loop, int i, int j)

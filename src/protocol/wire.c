@@ -157,7 +157,8 @@ int32_t kp_rd_array_len(kp_rd_t *r, int compact, int nullable, size_t elem_min_b
         if (n != -1 || !nullable) r->err = 1;
         return -1;
     }
-    if (n > KP_ARRAY_COUNT_MAX || (size_t)n * (elem_min_bytes ? elem_min_bytes : 1) > kp_rd_left(r)) {
+    if (n > KP_ARRAY_COUNT_MAX ||
+        (size_t)n * (elem_min_bytes ? elem_min_bytes : 1) > kp_rd_left(r)) {
         r->err = 1;
         return 0;
     }

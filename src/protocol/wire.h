@@ -26,7 +26,7 @@ typedef struct kp_str {
     int32_t len;
 } kp_str_t;
 
-#define KP_STR_NULL ((kp_str_t){NULL, -1})
+#define KP_STR_NULL   ((kp_str_t){NULL, -1})
 #define KP_STR_LIT(s) ((kp_str_t){(s), (int32_t)(sizeof(s) - 1)})
 static inline kp_str_t kp_str_c(const char *s)
 {
@@ -59,7 +59,7 @@ static inline void kp_ref_put(kp_ref_t *r)
 /* Record data in a message: inline bytes (ptr/len) or, for responses, a file region. */
 typedef struct kp_records {
     const uint8_t *ptr;
-    int32_t len; /* -1: null */
+    int32_t len;          /* -1: null */
     kp_ref_t *file_owner; /* non-NULL: bytes are [file_pos, file_pos+len) of file_fd */
     int file_fd;
     int64_t file_pos;

@@ -29,13 +29,20 @@ static inline void st64(uint8_t *p, uint64_t v)
 const char *kp_batch_status_str(kp_batch_status_t st)
 {
     switch (st) {
-    case KP_BATCH_OK: return "ok";
-    case KP_BATCH_TRUNCATED: return "truncated batch";
-    case KP_BATCH_BAD_MAGIC: return "record batch magic is not 2";
-    case KP_BATCH_BAD_CRC: return "record batch CRC-32C mismatch";
-    case KP_BATCH_BAD_LENGTH: return "record batch length inconsistent";
-    case KP_BATCH_BAD_RECORDS: return "records inconsistent with batch header";
-    case KP_BATCH_BAD_CODEC: return "unknown compression codec";
+    case KP_BATCH_OK:
+        return "ok";
+    case KP_BATCH_TRUNCATED:
+        return "truncated batch";
+    case KP_BATCH_BAD_MAGIC:
+        return "record batch magic is not 2";
+    case KP_BATCH_BAD_CRC:
+        return "record batch CRC-32C mismatch";
+    case KP_BATCH_BAD_LENGTH:
+        return "record batch length inconsistent";
+    case KP_BATCH_BAD_RECORDS:
+        return "records inconsistent with batch header";
+    case KP_BATCH_BAD_CODEC:
+        return "unknown compression codec";
     }
     return "?";
 }
@@ -80,11 +87,15 @@ static int records_valid(const uint8_t *p, size_t len, int32_t count)
         kp_rd_varlong(&rr); /* timestampDelta */
         if (kp_rd_varint(&rr) != i) return 0;
         int32_t klen = kp_rd_varint(&rr);
-        if (klen >= 0) kp_rd_skip(&rr, (size_t)klen);
-        else if (klen != -1) return 0;
+        if (klen >= 0)
+            kp_rd_skip(&rr, (size_t)klen);
+        else if (klen != -1)
+            return 0;
         int32_t vlen = kp_rd_varint(&rr);
-        if (vlen >= 0) kp_rd_skip(&rr, (size_t)vlen);
-        else if (vlen != -1) return 0;
+        if (vlen >= 0)
+            kp_rd_skip(&rr, (size_t)vlen);
+        else if (vlen != -1)
+            return 0;
         int32_t nh = kp_rd_varint(&rr);
         if (nh < 0) return 0;
         for (int32_t h = 0; h < nh && !rr.err; h++) {
@@ -92,8 +103,10 @@ static int records_valid(const uint8_t *p, size_t len, int32_t count)
             if (hk < 0) return 0;
             kp_rd_skip(&rr, (size_t)hk);
             int32_t hv = kp_rd_varint(&rr);
-            if (hv >= 0) kp_rd_skip(&rr, (size_t)hv);
-            else if (hv != -1) return 0;
+            if (hv >= 0)
+                kp_rd_skip(&rr, (size_t)hv);
+            else if (hv != -1)
+                return 0;
         }
         if (rr.err || kp_rd_left(&rr) != 0) return 0;
     }
@@ -108,7 +121,7 @@ kp_batch_status_t kp_batch_validate(const uint8_t *p, size_t len, kp_batch_info_
     if (b->batch_length < KP_BATCH_HEADER_BYTES - KP_BATCH_LOG_OVERHEAD ||
         (size_t)b->batch_length + KP_BATCH_LOG_OVERHEAD != len)
         return len < (size_t)b->batch_length + KP_BATCH_LOG_OVERHEAD ? KP_BATCH_TRUNCATED
-                                                                      : KP_BATCH_BAD_LENGTH;
+                                                                     : KP_BATCH_BAD_LENGTH;
     if (kp_crc32c(0, p + 21, len - 21) != b->crc) return KP_BATCH_BAD_CRC;
     if (b->records_count < 0 || b->last_offset_delta < 0) return KP_BATCH_BAD_RECORDS;
     /* compressed or not: the offsets a batch claims must match its record count, else one

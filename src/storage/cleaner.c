@@ -113,7 +113,8 @@ static int write_checkpoint(const char *dir, int64_t first_dirty, int64_t oldest
 {
     char path[PATH_MAX], text[64];
     snprintf(path, sizeof(path), "%s/cleaner-offset-checkpoint", dir);
-    int n = snprintf(text, sizeof(text), "%" PRId64 " %" PRId64 "\n", first_dirty, oldest_tombstone);
+    int n =
+        snprintf(text, sizeof(text), "%" PRId64 " %" PRId64 "\n", first_dirty, oldest_tombstone);
     return kp_fs_write_atomic(path, text, (size_t)n);
 }
 
@@ -173,7 +174,7 @@ static int for_each_batch(kp_cleaner_t *c, kp_segment_t *seg, int64_t limit, bat
 /* ---- pass 1: the offset map ---- */
 
 typedef struct map_ctx {
-    int64_t end;      /* stop at this offset (exclusive) */
+    int64_t end;       /* stop at this offset (exclusive) */
     int64_t mapped_to; /* offsets below this are in the map */
     int full;
 } map_ctx_t;
@@ -181,7 +182,8 @@ typedef struct map_ctx {
 static int map_key(const kp_record_t *rec, void *arg)
 {
     kp_offset_map_t *m = arg;
-    if (rec->keylen >= 0) kp_offset_map_put(m, kp_key_hash(rec->key, (size_t)rec->keylen), rec->offset);
+    if (rec->keylen >= 0)
+        kp_offset_map_put(m, kp_key_hash(rec->key, (size_t)rec->keylen), rec->offset);
     return 1;
 }
 
@@ -212,7 +214,7 @@ static int map_batch(kp_cleaner_t *c, const uint8_t *batch, size_t len, void *ar
 
 typedef struct clean_ctx {
     kp_cleaner_t *c;
-    int64_t map_end;          /* records at or beyond it are always kept */
+    int64_t map_end;           /* records at or beyond it are always kept */
     int64_t delete_horizon_ms; /* tombstones older than this go */
     int fd;
     int64_t written;
@@ -263,8 +265,10 @@ static int clean_batch(kp_cleaner_t *c, const uint8_t *batch, size_t len, void *
         /* the batch vanishes; idempotent-producer state does not depend on it (it lives in
          * memory, in snapshots, and in the active segment, which is never cleaned) */
         return 0;
-    case KP_FILTER_SOME: return write_out(cc, c->out_batch.data, c->out_batch.len) < 0 ? -1 : 0;
-    default: return write_out(cc, batch, len) < 0 ? -1 : 0; /* all kept, or not decodable */
+    case KP_FILTER_SOME:
+        return write_out(cc, c->out_batch.data, c->out_batch.len) < 0 ? -1 : 0;
+    default:
+        return write_out(cc, batch, len) < 0 ? -1 : 0; /* all kept, or not decodable */
     }
 }
 
@@ -292,7 +296,8 @@ static int clean_segment(kp_cleaner_t *c, kp_log_t *log, const char *dir, int32_
     int rc = for_each_batch(c, seg, seg->size, clean_batch, &cc);
     if (rc == 0 && kp_fs->fdatasync(cc.fd) < 0) rc = -1;
     kp_fs->close(cc.fd);
-    if (cc.oldest_tombstone >= 0 && (*oldest_tombstone < 0 || cc.oldest_tombstone < *oldest_tombstone))
+    if (cc.oldest_tombstone >= 0 &&
+        (*oldest_tombstone < 0 || cc.oldest_tombstone < *oldest_tombstone))
         *oldest_tombstone = cc.oldest_tombstone;
     if (rc != 0) {
         kp_fs->unlink(tmp);
@@ -396,7 +401,8 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
     int lagging = oldest_dirty_ts >= 0 && now_ms - oldest_dirty_ts > p->max_compaction_lag_ms;
     int dirty_due = dirty_bytes > 0 && (ratio >= p->min_cleanable_ratio || lagging);
     /* tombstones kept by an earlier pass whose delete.retention.ms has passed (KIP-534) */
-    int tombstones_due = oldest_tombstone >= 0 && now_ms - oldest_tombstone > p->delete_retention_ms;
+    int tombstones_due =
+        oldest_tombstone >= 0 && now_ms - oldest_tombstone > p->delete_retention_ms;
     if (!dirty_due && !tombstones_due) goto out;
 
     int64_t map_end = first_dirty;
@@ -429,8 +435,8 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
     int64_t horizon = now_ms - p->delete_retention_ms, kept_tombstone = -1;
     for (int i = 0; i < n; i++) {
         if (segs[i]->base_offset >= map_end) break;
-        if (clean_segment(c, log, dir, interval, segs[i], map_end, horizon, st,
-                          &kept_tombstone) < 0) {
+        if (clean_segment(c, log, dir, interval, segs[i], map_end, horizon, st, &kept_tombstone) <
+            0) {
             kp_warn("storage", "%s: cleaning segment %" PRId64 " failed: %s", dir,
                     segs[i]->base_offset, strerror(errno));
             rc = -1;
@@ -443,10 +449,11 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
     }
     st->first_dirty_after = map_end;
     rc = 1;
-    kp_info("storage", "%s: cleaned %d segment(s) up to offset %" PRId64 ": removed %" PRId64
-                       " records and %" PRId64 " tombstones, %" PRId64 " -> %" PRId64 " bytes",
-            dir, st->segments, map_end, st->records_removed, st->tombstones_removed,
-            st->bytes_read, st->bytes_written);
+    kp_info("storage",
+            "%s: cleaned %d segment(s) up to offset %" PRId64 ": removed %" PRId64
+            " records and %" PRId64 " tombstones, %" PRId64 " -> %" PRId64 " bytes",
+            dir, st->segments, map_end, st->records_removed, st->tombstones_removed, st->bytes_read,
+            st->bytes_written);
 out:
     for (int i = 0; i < n; i++) kp_segment_put(segs[i]);
     free(segs);

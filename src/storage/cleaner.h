@@ -12,9 +12,9 @@
 #include "storage/log.h"
 
 typedef struct kp_cleaner_config {
-    size_t dedupe_buffer_bytes;    /* log.cleaner.dedupe.buffer.size */
-    int64_t io_bytes_per_second;   /* log.cleaner.io.max.bytes.per.second (<= 0: unlimited) */
-    size_t max_batch_bytes;        /* decompressed size beyond which a batch is kept as is */
+    size_t dedupe_buffer_bytes;  /* log.cleaner.dedupe.buffer.size */
+    int64_t io_bytes_per_second; /* log.cleaner.io.max.bytes.per.second (<= 0: unlimited) */
+    size_t max_batch_bytes;      /* decompressed size beyond which a batch is kept as is */
 } kp_cleaner_config_t;
 
 typedef struct kp_compaction {

@@ -56,7 +56,8 @@ static int gzip_compress(const uint8_t *in, size_t inlen, kp_buf_t *out)
 {
     z_stream zs;
     memset(&zs, 0, sizeof(zs));
-    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
+    if (deflateInit2(&zs, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
+        Z_OK)
         return -1;
     size_t bound = deflateBound(&zs, (uLong)inlen) + 32;
     kp_buf_reserve(out, bound);
@@ -70,7 +71,8 @@ static int gzip_compress(const uint8_t *in, size_t inlen, kp_buf_t *out)
     return rc == Z_STREAM_END ? 0 : -1;
 }
 
-static int snappy_block(const uint8_t *in, size_t inlen, kp_buf_t *out, size_t max_out, size_t start)
+static int snappy_block(const uint8_t *in, size_t inlen, kp_buf_t *out, size_t max_out,
+                        size_t start)
 {
     size_t n;
     if (snappy_uncompressed_length((const char *)in, inlen, &n) != SNAPPY_OK) return -1;
@@ -113,7 +115,8 @@ static int snappy_compress_xerial(const uint8_t *in, size_t inlen, kp_buf_t *out
         kp_buf_extend(out, 4);
         kp_buf_reserve(out, max);
         size_t clen = max;
-        if (snappy_compress((const char *)in + at, n, (char *)out->data + out->len, &clen) != SNAPPY_OK)
+        if (snappy_compress((const char *)in + at, n, (char *)out->data + out->len, &clen) !=
+            SNAPPY_OK)
             return -1;
         out->len += clen;
         st32(out->data + len_at, (uint32_t)clen);
@@ -198,10 +201,14 @@ int kp_decompress(int codec, const uint8_t *in, size_t inlen, kp_buf_t *out, siz
         if (inlen > max_out) return -1;
         kp_buf_append(out, in, inlen);
         return 0;
-    case KP_CODEC_GZIP: return gzip_decompress(in, inlen, out, max_out);
-    case KP_CODEC_SNAPPY: return snappy_decompress_any(in, inlen, out, max_out);
-    case KP_CODEC_LZ4: return lz4_decompress(in, inlen, out, max_out);
-    case KP_CODEC_ZSTD: return zstd_decompress(in, inlen, out, max_out);
+    case KP_CODEC_GZIP:
+        return gzip_decompress(in, inlen, out, max_out);
+    case KP_CODEC_SNAPPY:
+        return snappy_decompress_any(in, inlen, out, max_out);
+    case KP_CODEC_LZ4:
+        return lz4_decompress(in, inlen, out, max_out);
+    case KP_CODEC_ZSTD:
+        return zstd_decompress(in, inlen, out, max_out);
     }
     return -1;
 }
@@ -209,11 +216,17 @@ int kp_decompress(int codec, const uint8_t *in, size_t inlen, kp_buf_t *out, siz
 int kp_compress(int codec, const uint8_t *in, size_t inlen, kp_buf_t *out)
 {
     switch (codec) {
-    case KP_CODEC_NONE: kp_buf_append(out, in, inlen); return 0;
-    case KP_CODEC_GZIP: return gzip_compress(in, inlen, out);
-    case KP_CODEC_SNAPPY: return snappy_compress_xerial(in, inlen, out);
-    case KP_CODEC_LZ4: return lz4_compress(in, inlen, out);
-    case KP_CODEC_ZSTD: return zstd_compress(in, inlen, out);
+    case KP_CODEC_NONE:
+        kp_buf_append(out, in, inlen);
+        return 0;
+    case KP_CODEC_GZIP:
+        return gzip_compress(in, inlen, out);
+    case KP_CODEC_SNAPPY:
+        return snappy_compress_xerial(in, inlen, out);
+    case KP_CODEC_LZ4:
+        return lz4_compress(in, inlen, out);
+    case KP_CODEC_ZSTD:
+        return zstd_compress(in, inlen, out);
     }
     return -1;
 }

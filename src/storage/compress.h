@@ -14,7 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum { KP_CODEC_NONE = 0, KP_CODEC_GZIP = 1, KP_CODEC_SNAPPY = 2, KP_CODEC_LZ4 = 3, KP_CODEC_ZSTD = 4 };
+enum {
+    KP_CODEC_NONE = 0,
+    KP_CODEC_GZIP = 1,
+    KP_CODEC_SNAPPY = 2,
+    KP_CODEC_LZ4 = 3,
+    KP_CODEC_ZSTD = 4
+};
 
 /* Appends the decompressed bytes to out. 0, or -1 on corrupt input or beyond max_out. */
 int kp_decompress(int codec, const uint8_t *in, size_t inlen, kp_buf_t *out, size_t max_out);

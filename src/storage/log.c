@@ -235,7 +235,8 @@ static int64_t read_compacted_below(const char *dir)
     size_t len;
     int64_t v = 0;
     if (kp_fs_read_all(p, 64, &data, &len) < 0) return 0;
-    if (sscanf((const char *)data, "%" SCNd64, &v) != 1 || v < 0) v = INT64_MAX; /* unreadable: lenient */
+    if (sscanf((const char *)data, "%" SCNd64, &v) != 1 || v < 0)
+        v = INT64_MAX; /* unreadable: lenient */
     free(data);
     return v;
 }
@@ -358,16 +359,19 @@ kp_log_t *kp_log_open(const char *dir, const kp_log_config_t *cfg, int64_t now_m
                                                    now_ms, contiguous_from, &res);
         if (!seg) goto fail;
         if (log->nsegs > 0 && seg->base_offset < active(log)->next_offset) {
-            kp_warn("storage", "%s: segment %" PRId64 " overlaps its predecessor; dropping it "
-                               "and later segments", dir, bases[i]);
+            kp_warn("storage",
+                    "%s: segment %" PRId64 " overlaps its predecessor; dropping it "
+                    "and later segments",
+                    dir, bases[i]);
             kp_segment_put(seg);
             for (int j = i; j < nbases; j++) drop_segment_files(dir, bases[j]);
             break;
         }
         segs_push(log, seg);
         if (res.truncated) {
-            kp_warn("storage", "%s: recovered segment %" PRId64 ": %s; kept %" PRId64
-                               " valid bytes, truncated the rest",
+            kp_warn("storage",
+                    "%s: recovered segment %" PRId64 ": %s; kept %" PRId64
+                    " valid bytes, truncated the rest",
                     dir, bases[i], res.why ? res.why : "invalid data", res.valid_bytes);
             for (int j = i + 1; j < nbases; j++) drop_segment_files(dir, bases[j]);
             seg->sealed = 0; /* it is the active segment now */
@@ -379,9 +383,8 @@ kp_log_t *kp_log_open(const char *dir, const kp_log_config_t *cfg, int64_t now_m
         kp_segment_t *seg = active(log);
         kp_scan_result_t res;
         log->nsegs--;
-        kp_segment_t *again = kp_segment_open_strict(dir, seg->base_offset, 1,
-                                                     cfg->index_interval_bytes, now_ms,
-                                                     contiguous_from, &res);
+        kp_segment_t *again = kp_segment_open_strict(
+            dir, seg->base_offset, 1, cfg->index_interval_bytes, now_ms, contiguous_from, &res);
         kp_segment_put(seg);
         if (!again) goto fail;
         segs_push(log, again);
@@ -500,8 +503,8 @@ static int should_roll(const kp_log_t *log, size_t len, int64_t now_ms)
     return now_ms - since > log->cfg.segment_ms;
 }
 
-void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *info,
-                   int64_t now_ms, kp_append_result_t *res)
+void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *info, int64_t now_ms,
+                   kp_append_result_t *res)
 {
     int notify = 0;
     pthread_mutex_lock(&log->lock);
@@ -513,14 +516,19 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
     if (info->producer_id >= 0) {
         int64_t dup;
         switch (kp_pstate_check(&log->pstate, info, &dup)) {
-        case KP_SEQ_OK: break;
+        case KP_SEQ_OK:
+            break;
         case KP_SEQ_DUPLICATE:
             res->status = KP_APPEND_DUPLICATE;
             res->base_offset = dup;
             res->last_offset = dup + info->last_offset_delta;
             goto out;
-        case KP_SEQ_OUT_OF_ORDER: res->status = KP_APPEND_OUT_OF_ORDER; goto out;
-        case KP_SEQ_INVALID_EPOCH: res->status = KP_APPEND_INVALID_EPOCH; goto out;
+        case KP_SEQ_OUT_OF_ORDER:
+            res->status = KP_APPEND_OUT_OF_ORDER;
+            goto out;
+        case KP_SEQ_INVALID_EPOCH:
+            res->status = KP_APPEND_INVALID_EPOCH;
+            goto out;
         }
     }
     if (should_roll(log, len, now_ms) && roll(log, now_ms) < 0) {
@@ -654,8 +662,7 @@ static int seg_for(const kp_log_t *log, int64_t offset)
     return ans;
 }
 
-void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one,
-                 kp_log_read_t *out)
+void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one, kp_log_read_t *out)
 {
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&log->lock);

@@ -59,8 +59,8 @@ struct kp_log {
     kp_segment_t *hwm_seg; /* segment holding the HWM position (referenced) */
     int64_t hwm_pos;
     kp_pstate_t pstate;
-    int offline;           /* a write or fsync failed: the partition refuses I/O */
-    int flush_queued;      /* on the flusher's queue */
+    int offline;      /* a write or fsync failed: the partition refuses I/O */
+    int flush_queued; /* on the flusher's queue */
     kp_log_t *flush_next;
     kp_flush_waiter_t *waiters;
     kp_log_hwm_fn on_hwm;
@@ -79,10 +79,10 @@ int kp_log_rename_dir(kp_log_t *log, const char *new_dir);
 
 typedef enum {
     KP_APPEND_OK = 0,
-    KP_APPEND_DUPLICATE,        /* answered with the original offset */
-    KP_APPEND_OUT_OF_ORDER,     /* OUT_OF_ORDER_SEQUENCE_NUMBER */
-    KP_APPEND_INVALID_EPOCH,    /* INVALID_PRODUCER_EPOCH */
-    KP_APPEND_STORAGE_ERROR,    /* KAFKA_STORAGE_ERROR: the log went offline */
+    KP_APPEND_DUPLICATE,     /* answered with the original offset */
+    KP_APPEND_OUT_OF_ORDER,  /* OUT_OF_ORDER_SEQUENCE_NUMBER */
+    KP_APPEND_INVALID_EPOCH, /* INVALID_PRODUCER_EPOCH */
+    KP_APPEND_STORAGE_ERROR, /* KAFKA_STORAGE_ERROR: the log went offline */
 } kp_append_status_t;
 
 typedef struct kp_append_result {
@@ -94,8 +94,8 @@ typedef struct kp_append_result {
 
 /* Appends one validated batch (info from kp_batch_validate), patching its base offset and
  * leader epoch in place. Thread-safe. */
-void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *info,
-                   int64_t now_ms, kp_append_result_t *res);
+void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *info, int64_t now_ms,
+                   kp_append_result_t *res);
 
 /* Calls w->done once the flushed end passes w->offset (at once, on this thread, when it
  * already has or the log is in page-cache mode). */
@@ -106,20 +106,19 @@ void kp_log_wait_flush(kp_log_t *log, kp_flush_waiter_t *w);
 void kp_log_flush(kp_log_t *log);
 
 typedef struct kp_log_read {
-    int error;          /* 0, or KP_READ_OUT_OF_RANGE / KP_READ_STORAGE */
-    kp_segment_t *seg;  /* referenced when len > 0: release with kp_segment_put */
+    int error;         /* 0, or KP_READ_OUT_OF_RANGE / KP_READ_STORAGE */
+    kp_segment_t *seg; /* referenced when len > 0: release with kp_segment_put */
     int64_t pos, len;
     int64_t high_watermark, log_start_offset, log_end_offset;
 } kp_log_read_t;
 
 #define KP_READ_OUT_OF_RANGE 1
-#define KP_READ_STORAGE 2
+#define KP_READ_STORAGE      2
 
 /* Reads up to max_bytes of whole or partial batches starting at the batch holding offset,
  * bounded by the HWM. With min_one, at least the first batch is returned whole even if larger
  * than max_bytes (KIP-74). */
-void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one,
-                 kp_log_read_t *out);
+void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one, kp_log_read_t *out);
 
 /* ListOffsets: earliest (-2), latest (-1) or first offset with timestamp >= ts. Returns the
  * offset (with *ts_out the batch max timestamp, -1 when unknown) or -1 if none. */

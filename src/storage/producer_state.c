@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_VERSION   1
 #define SNAPSHOT_MAX_BYTES (256u * 1024 * 1024)
 
 void kp_pstate_init(kp_pstate_t *ps)
@@ -174,8 +174,8 @@ static uint64_t get64(const uint8_t *p)
     return ((uint64_t)get32(p) << 32) | get32(p + 4);
 }
 
-#define ENTRY_HEAD 19                  /* pid 8, epoch 2, count 1, last ts 8 */
-#define ENTRY_BATCH 24                 /* first seq 4, last seq 4, first off 8, last off 8 */
+#define ENTRY_HEAD  19 /* pid 8, epoch 2, count 1, last ts 8 */
+#define ENTRY_BATCH 24 /* first seq 4, last seq 4, first off 8, last off 8 */
 
 int kp_pstate_write_snapshot(const kp_pstate_t *ps, const char *path)
 {

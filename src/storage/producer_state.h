@@ -28,7 +28,7 @@ typedef struct kp_pstate_batch {
 typedef struct kp_pstate_entry {
     int64_t producer_id; /* -1: empty slot */
     int16_t epoch;
-    uint8_t count;       /* batches remembered, newest last */
+    uint8_t count; /* batches remembered, newest last */
     kp_pstate_batch_t batches[KP_PRODUCER_BATCHES_MAX];
     int64_t last_timestamp_ms;
 } kp_pstate_entry_t;

@@ -71,8 +71,8 @@ void kp_batch_builder_free(kp_batch_builder_t *b)
     kp_buf_free(&b->buf);
 }
 
-void kp_batch_builder_add(kp_batch_builder_t *b, const void *key, int32_t keylen,
-                          const void *value, int32_t valuelen, int64_t timestamp)
+void kp_batch_builder_add(kp_batch_builder_t *b, const void *key, int32_t keylen, const void *value,
+                          int32_t valuelen, int64_t timestamp)
 {
     int64_t ts_delta = timestamp - b->base_timestamp;
     size_t body = 1 + varlong_len(ts_delta) + varlong_len(b->count) + varlong_len(keylen) +
@@ -94,17 +94,17 @@ void kp_batch_builder_add(kp_batch_builder_t *b, const void *key, int32_t keylen
 void kp_batch_builder_finish(kp_batch_builder_t *b)
 {
     uint8_t *p = b->buf.data;
-    st64(p, 0);                                    /* baseOffset: assigned on append */
+    st64(p, 0); /* baseOffset: assigned on append */
     st32(p + 8, (uint32_t)(b->buf.len - KP_BATCH_LOG_OVERHEAD));
-    st32(p + 12, 0);                               /* partitionLeaderEpoch */
-    p[16] = 2;                                     /* magic */
-    st16(p + 21, 0);                               /* attributes: no compression */
+    st32(p + 12, 0); /* partitionLeaderEpoch */
+    p[16] = 2;       /* magic */
+    st16(p + 21, 0); /* attributes: no compression */
     st32(p + 23, (uint32_t)(b->count > 0 ? b->count - 1 : 0));
     st64(p + 27, (uint64_t)b->base_timestamp);
     st64(p + 35, (uint64_t)b->max_timestamp);
-    st64(p + 43, (uint64_t)-1);                    /* producerId */
-    st16(p + 51, (uint16_t)-1);                    /* producerEpoch */
-    st32(p + 53, (uint32_t)-1);                    /* baseSequence */
+    st64(p + 43, (uint64_t)-1); /* producerId */
+    st16(p + 51, (uint16_t)-1); /* producerEpoch */
+    st32(p + 53, (uint32_t)-1); /* baseSequence */
     st32(p + 57, (uint32_t)b->count);
     st32(p + 17, kp_crc32c(0, p + 21, b->buf.len - 21));
 }
@@ -146,16 +146,21 @@ int kp_records_next(kp_records_iter_t *it, kp_record_t *rec)
     kp_rd_i8(&rr);
     rec->timestamp = it->info.base_timestamp + kp_rd_varlong(&rr);
     /* LogAppendTime: every record carries the batch's append time (as Kafka reports it) */
-    if (it->info.attributes & KP_BATCH_ATTR_LOG_APPEND_TIME) rec->timestamp = it->info.max_timestamp;
+    if (it->info.attributes & KP_BATCH_ATTR_LOG_APPEND_TIME)
+        rec->timestamp = it->info.max_timestamp;
     rec->offset = it->info.base_offset + kp_rd_varint(&rr);
     rec->keylen = kp_rd_varint(&rr);
     rec->key = rr.p;
-    if (rec->keylen > 0) kp_rd_skip(&rr, (size_t)rec->keylen);
-    else if (rec->keylen < -1) goto bad;
+    if (rec->keylen > 0)
+        kp_rd_skip(&rr, (size_t)rec->keylen);
+    else if (rec->keylen < -1)
+        goto bad;
     rec->valuelen = kp_rd_varint(&rr);
     rec->value = rr.p;
-    if (rec->valuelen > 0) kp_rd_skip(&rr, (size_t)rec->valuelen);
-    else if (rec->valuelen < -1) goto bad;
+    if (rec->valuelen > 0)
+        kp_rd_skip(&rr, (size_t)rec->valuelen);
+    else if (rec->valuelen < -1)
+        goto bad;
     rec->nheaders = kp_rd_varint(&rr);
     if (rr.err || rec->nheaders < 0) goto bad;
     it->p = next;
@@ -166,8 +171,9 @@ bad:
     return -1;
 }
 
-int kp_batch_filter(const uint8_t *batch, size_t len, int (*keep)(const kp_record_t *rec, void *arg),
-                    void *arg, kp_buf_t *scratch, kp_buf_t *out, size_t max_bytes)
+int kp_batch_filter(const uint8_t *batch, size_t len,
+                    int (*keep)(const kp_record_t *rec, void *arg), void *arg, kp_buf_t *scratch,
+                    kp_buf_t *out, size_t max_bytes)
 {
     if (len < KP_BATCH_HEADER_BYTES) return -1;
     kp_batch_info_t info;

@@ -24,8 +24,8 @@ typedef struct kp_batch_builder {
 void kp_batch_builder_init(kp_batch_builder_t *b, int64_t base_timestamp);
 void kp_batch_builder_free(kp_batch_builder_t *b);
 /* key/value with len -1 are null (a null value is a tombstone). */
-void kp_batch_builder_add(kp_batch_builder_t *b, const void *key, int32_t keylen,
-                          const void *value, int32_t valuelen, int64_t timestamp);
+void kp_batch_builder_add(kp_batch_builder_t *b, const void *key, int32_t keylen, const void *value,
+                          int32_t valuelen, int64_t timestamp);
 /* Writes the header and CRC; the batch is b->buf.data[0 .. b->buf.len). */
 void kp_batch_builder_finish(kp_batch_builder_t *b);
 
@@ -63,7 +63,8 @@ int kp_records_next(kp_records_iter_t *it, kp_record_t *rec);
  * Returns KP_FILTER_ALL (nothing removed: reuse the batch as is), KP_FILTER_NONE (nothing
  * kept), KP_FILTER_SOME (the new batch is in out), or -1 (not decodable: keep as is). */
 enum { KP_FILTER_ALL = 1, KP_FILTER_SOME = 2, KP_FILTER_NONE = 3 };
-int kp_batch_filter(const uint8_t *batch, size_t len, int (*keep)(const kp_record_t *rec, void *arg),
-                    void *arg, kp_buf_t *scratch, kp_buf_t *out, size_t max_bytes);
+int kp_batch_filter(const uint8_t *batch, size_t len,
+                    int (*keep)(const kp_record_t *rec, void *arg), void *arg, kp_buf_t *scratch,
+                    kp_buf_t *out, size_t max_bytes);
 
 #endif

@@ -12,7 +12,7 @@ typedef struct kp_retention {
 } kp_retention_t;
 
 #define KP_RETENTION_OUT_OF_RANGE 1
-#define KP_RETENTION_STORAGE 2
+#define KP_RETENTION_STORAGE      2
 
 /* Deletes whole segments beyond the limits; returns how many. Thread-safe. */
 int kp_log_enforce_retention(kp_log_t *log, const kp_retention_t *r, int64_t now_ms);

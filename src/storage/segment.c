@@ -107,7 +107,8 @@ static void idx_push(kp_segment_t *seg, int64_t offset, int64_t pos)
         seg->idx_cap = seg->idx_cap ? seg->idx_cap * 2 : 64;
         seg->idx = kp_xrealloc(seg->idx, seg->idx_cap * sizeof(*seg->idx));
     }
-    seg->idx[seg->nidx++] = (kp_index_entry_t){(uint32_t)(offset - seg->base_offset), (uint32_t)pos};
+    seg->idx[seg->nidx++] =
+        (kp_index_entry_t){(uint32_t)(offset - seg->base_offset), (uint32_t)pos};
 }
 
 static void tidx_push(kp_segment_t *seg, int64_t ts, int64_t offset)
@@ -246,8 +247,8 @@ static int load_indexes(kp_segment_t *seg, int64_t log_size)
     seg->nidx = 0;
     for (size_t i = 0; i < len; i += 8) {
         uint32_t rel = ld32(data + i), pos = ld32(data + i + 4);
-        if (seg->nidx && (rel <= seg->idx[seg->nidx - 1].rel_offset ||
-                          pos <= seg->idx[seg->nidx - 1].pos))
+        if (seg->nidx &&
+            (rel <= seg->idx[seg->nidx - 1].rel_offset || pos <= seg->idx[seg->nidx - 1].pos))
             goto bad;
         if ((int64_t)pos >= log_size) goto bad;
         idx_push(seg, seg->base_offset + rel, pos);
@@ -323,8 +324,8 @@ fail:
     return NULL;
 }
 
-kp_segment_t *kp_segment_open(const char *dir, int64_t base_offset, int full_scan,
-                              int32_t interval, int64_t now_ms, kp_scan_result_t *res)
+kp_segment_t *kp_segment_open(const char *dir, int64_t base_offset, int full_scan, int32_t interval,
+                              int64_t now_ms, kp_scan_result_t *res)
 {
     return kp_segment_open_strict(dir, base_offset, full_scan, interval, now_ms, INT64_MAX, res);
 }

@@ -36,7 +36,7 @@ typedef struct kp_segment {
     int64_t base_offset;
     int64_t next_offset; /* one past the last offset of the last batch */
     int fd;
-    int64_t size;        /* bytes of complete batches */
+    int64_t size; /* bytes of complete batches */
     kp_index_entry_t *idx;
     uint32_t nidx, idx_cap;
     kp_time_entry_t *tidx;
@@ -47,15 +47,15 @@ typedef struct kp_segment {
     int64_t first_batch_timestamp; /* -1 when empty: segment.ms counts from here */
     int64_t created_ms;
     int sealed;
-    int deleted;        /* when the last reference goes, unlink the files */
-    char *path;         /* directory + "/" + 20-digit base offset, no extension */
+    int deleted; /* when the last reference goes, unlink the files */
+    char *path;  /* directory + "/" + 20-digit base offset, no extension */
 } kp_segment_t;
 
 /* Result of scanning a segment's bytes. */
 typedef struct kp_scan_result {
-    int64_t valid_bytes;  /* bytes of complete, valid batches from the start */
-    int truncated;        /* bytes after valid_bytes were dropped */
-    const char *why;      /* reason for truncation */
+    int64_t valid_bytes; /* bytes of complete, valid batches from the start */
+    int truncated;       /* bytes after valid_bytes were dropped */
+    const char *why;     /* reason for truncation */
 } kp_scan_result_t;
 
 kp_segment_t *kp_segment_create(const char *dir, int64_t base_offset, int64_t now_ms);
@@ -63,8 +63,7 @@ kp_segment_t *kp_segment_create(const char *dir, int64_t base_offset, int64_t no
  * indexes are rebuilt and a torn or corrupt tail is truncated (reported in *res). Without,
  * index files are loaded (a missing or invalid one falls back to a scan). NULL on I/O error. */
 kp_segment_t *kp_segment_open(const char *dir, int64_t base_offset, int scan,
-                              int32_t index_interval_bytes, int64_t now_ms,
-                              kp_scan_result_t *res);
+                              int32_t index_interval_bytes, int64_t now_ms, kp_scan_result_t *res);
 /* As kp_segment_open, but a full scan also requires batches to be contiguous (each base
  * offset = the previous batch's end, the first = the segment's base) wherever the previous
  * end is >= contiguous_from. Below that offset compaction may have left gaps; above it a
