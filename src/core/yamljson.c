@@ -277,6 +277,26 @@ json_t *kp_yaml_parse_one(const char *text, size_t len, char *err, size_t errlen
 
 /* ---- emitter ---- */
 
+/* Decodes the UTF-8 character at c (strings here are valid UTF-8: jansson checks) into
+ * *cp and returns its length. */
+static int utf8_at(const unsigned char *c, const unsigned char *end, uint32_t *cp)
+{
+    int len = c[0] < 0x80 ? 1 : c[0] < 0xE0 ? 2 : c[0] < 0xF0 ? 3 : 4;
+    if (c + len > end) len = 1;
+    uint32_t v = len == 1 ? c[0] : c[0] & (0x7F >> len);
+    for (int i = 1; i < len; i++) v = (v << 6) | (c[i] & 0x3F);
+    *cp = v;
+    return len;
+}
+
+/* Characters a YAML reader would not take back as they are: C0 and C1 controls, DEL, the
+ * line breaks U+0085/U+2028/U+2029 (folded inside quotes), BOM and the non-characters. */
+static int must_escape(uint32_t cp)
+{
+    return cp < 0x20 || cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF;
+}
+
 static int needs_quotes(const char *s)
 {
     if (!*s) return 1;
@@ -295,8 +315,14 @@ static int needs_quotes(const char *s)
     if (strchr("!&*?|>'\"%@`{}[],#:- ", s[0])) return 1;
     size_t n = strlen(s);
     if (s[n - 1] == ' ' || s[n - 1] == ':') return 1;
+    const unsigned char *end = (const unsigned char *)s + n;
+    for (const unsigned char *u = (const unsigned char *)s; u < end;) {
+        uint32_t cp;
+        u += utf8_at(u, end, &cp);
+        if (must_escape(cp)) return 1;
+    }
     for (const char *c = s; *c; c++) {
-        if ((unsigned char)*c < 0x20 || *c == '"' || *c == '\\') return 1;
+        if (*c == '"' || *c == '\\') return 1;
         if (*c == ':' && c[1] == ' ') return 1;
         if (*c == ' ' && c[1] == '#') return 1;
     }
@@ -311,16 +337,23 @@ static void emit_string(const char *s, size_t n, kp_buf_t *out)
         return;
     }
     kp_buf_append(out, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; c < (const unsigned char *)s + n; c++) {
+    const unsigned char *end = (const unsigned char *)s + n;
+    for (const unsigned char *c = (const unsigned char *)s; c < end; c++) {
         if (*c == '"' || *c == '\\') {
             kp_buf_append(out, "\\", 1);
             kp_buf_append(out, c, 1);
         } else if (*c == '\n') {
             kp_buf_append(out, "\\n", 2);
-        } else if (*c < 0x20) {
-            kp_buf_appendf(out, "\\x%02x", *c);
         } else {
-            kp_buf_append(out, c, 1);
+            uint32_t cp;
+            int len = utf8_at(c, end, &cp);
+            if (!must_escape(cp))
+                kp_buf_append(out, c, (size_t)len);
+            else if (cp <= 0xFF)
+                kp_buf_appendf(out, "\\x%02x", (unsigned)cp);
+            else
+                kp_buf_appendf(out, "\\u%04x", (unsigned)cp);
+            c += len - 1;
         }
     }
     kp_buf_append(out, "\"", 1);
@@ -385,12 +418,24 @@ static void emit_object(const json_t *v, kp_buf_t *out, int level)
     json_t *c;
     json_object_foreach((json_t *)v, k, c)
     {
+        kp_buf_t key;
+        kp_buf_init(&key);
+        emit_string(k, strlen(k), &key);
+        /* YAML limits an implicit key to 1024 characters: longer ones take the explicit
+         * "? key" / ": value" form */
+        int explicit = key.len > 1000;
         indent(out, level);
-        emit_string(k, strlen(k), out);
+        if (explicit) kp_buf_append(out, "? ", 2);
+        kp_buf_append(out, key.data, key.len);
+        kp_buf_free(&key);
+        if (explicit) {
+            kp_buf_append(out, "\n", 1);
+            indent(out, level);
+        }
         kp_buf_append(out, ":", 1);
         if ((json_is_object(c) || json_is_array(c)) && !is_empty_collection(c)) {
             kp_buf_append(out, "\n", 1);
-            emit_node(c, out, json_is_array(c) ? level : level + 2);
+            emit_node(c, out, json_is_array(c) && !explicit ? level : level + 2);
         } else {
             kp_buf_append(out, " ", 1);
             emit_scalar(c, out);
