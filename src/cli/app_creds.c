@@ -288,6 +288,10 @@ typedef struct env_parse {
     const char *from[ENV_PEMS];
 } env_parse_t;
 
+/* Characters of a path shown in a message: enough for any real one, and a hostile value
+ * cannot push the rest of the line out. */
+#define ENV_PATH_SHOWN_MAX 256
+
 /* "VAR", or "VAR (<path>)" for a *_PATH variable (the path cleaned and cut), into buf. */
 static const char *env_source(const env_parse_t *p, const char *var, char *buf, size_t buflen)
 {
@@ -299,8 +303,9 @@ static const char *env_source(const env_parse_t *p, const char *var, char *buf, 
     kp_buf_t b;
     kp_buf_init(&b);
     kp_app_text_clean(v, &b);
-    snprintf(buf, buflen, "%s (%.*s%s)", var, (int)(b.len > 256 ? 256 : b.len),
-             (const char *)b.data, b.len > 256 ? "..." : "");
+    int cut = b.len > ENV_PATH_SHOWN_MAX;
+    snprintf(buf, buflen, "%s (%.*s%s)", var, cut ? ENV_PATH_SHOWN_MAX : (int)b.len,
+             (const char *)b.data, cut ? "..." : "");
     kp_buf_free(&b);
     return buf;
 }

@@ -649,6 +649,23 @@ static void test_env_creds_errors(void **state)
         assert_null(c.data.entries);
         fake_env_free(&e);
     }
+    /* a path is shown cut at 256 characters */
+    char path[400], want[400];
+    memset(path, 'a', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = 0;
+    snprintf(want, sizeof(want), "cannot read KAFKA_CA_PATH (%.256s...): No such file or directory",
+             path);
+    fake_env_t e = {0};
+    fake_env_set(&e, "KAFKA_BROKERS", "127.0.0.1:9093");
+    fake_env_set(&e, "KAFKA_CERTIFICATE", w.app.cert_pem);
+    fake_env_set(&e, "KAFKA_PRIVATE_KEY", w.app.key_pem);
+    fake_env_set(&e, "KAFKA_CA_PATH", path);
+    kp_app_env_creds_t c;
+    char err[1024];
+    assert_int_equal(kp_app_env_creds_parse(e.vars, fake_read, &fs, &c, err, sizeof(err)), -1);
+    assert_string_equal(err, want);
+    fake_env_free(&e);
     env_world_free(&w);
 }
 
