@@ -4,7 +4,8 @@
  *
  *   app_session.c  options (one parser, so a flag means the same in every command), the API
  *                  client, fetching an AivenApplication, its Secret and the visible Topics,
- *                  resolving a topic name, and materializing a secret as private files;
+ *                  resolving a topic name, materializing a secret as private files, and
+ *                  reading a credentials file (probe --from-env);
  *   app_kafka.c    librdkafka: a client configuration built from an app's credentials (PEM
  *                  in memory, never on disk), the connection check that tells "pool
  *                  unreachable" from "TLS refused", and per-topic metadata checks.
@@ -47,7 +48,9 @@ typedef struct kp_app_opts {
     const char *cmd; /* "secret get", "probe": for messages */
     const char *ns;
     const char *app;
-    const char *topic;
+    const char *topic;   /* the last --topic */
+    const char **topics; /* every --topic, in order (probe --from-env checks each) */
+    int ntopics;
     const char *key;    /* produce -k */
     int key_delim;      /* produce --key-delim, -1 when not given */
     const char *group;  /* consume --group */
@@ -55,6 +58,7 @@ typedef struct kp_app_opts {
     const char *access; /* doctor --access */
     int from_beginning;
     int no_connect;  /* doctor --no-connect */
+    int from_env;    /* probe --from-env */
     long count;      /* consume -c, -1 when not given */
     long timeout_ms; /* --timeout, 0 when not given */
     int help;
@@ -126,6 +130,11 @@ int kp_app_dir_prepare(const char *dir, char *err, size_t errlen);
  * Keys missing from s are listed in missing (", "-separated, may be NULL). -1 with err. */
 int kp_app_files_write(const kp_app_secret_t *s, const char *dir, kp_buf_t *missing, char *err,
                        size_t errlen);
+/* The kp_app_file_read_fn of kp_app_env_creds_parse (ctx unused): reads a regular file
+ * (following symbolic links, as a mounted Kubernetes secret has them) of at most max bytes.
+ * Anything else (a directory, a FIFO that could block a probe forever) is refused. */
+int kp_app_file_read(void *ctx, const char *path, size_t max, kp_buf_t *out, char *err,
+                     size_t errlen);
 
 /* ---- Kafka (app_kafka.c) ---- */
 

@@ -1,9 +1,11 @@
 /*
  * app_creds.c — the pure parts of the application-facing commands (see app_creds.h):
- * base64 and secrets · shell quoting and the environment · ACLs and topic names · text
- * from the server.
+ * base64 and secrets · shell quoting and the environment · credentials from the
+ * environment · ACLs and topic names · consume -f · text from the server.
  */
 #include "cli/app_creds.h"
+
+#include "pki/pki.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +248,239 @@ void kp_app_env_render(const kp_app_env_t *env, kp_buf_t *out)
         kp_app_shell_quote(env->values[i], strlen(env->values[i]), out);
         kp_buf_append(out, "\n", 1);
     }
+}
+
+/* ---- credentials from the environment ---- */
+
+/* The value of name in envp; NULL when it is unset or empty (the same thing to a probe). */
+static const char *env_lookup(char *const *envp, const char *name)
+{
+    size_t n = strlen(name);
+    for (char *const *e = envp; e && *e; e++)
+        if (!strncmp(*e, name, n) && (*e)[n] == '=') return (*e)[n + 1] ? *e + n + 1 : NULL;
+    return NULL;
+}
+
+/* Where one PEM of the credentials may come from, in the order tried. */
+typedef struct env_pem {
+    const char *key;       /* the variable holding the PEM itself (and the secret's key) */
+    const char *path_var;  /* the variable naming a PEM file */
+    const char *store_var; /* the variable naming a PKCS#12 store */
+    const char *what;      /* for messages */
+} env_pem_t;
+
+enum { ENV_CERT, ENV_KEY, ENV_CA, ENV_PEMS };
+
+static const env_pem_t env_pems[ENV_PEMS] = {
+    {"KAFKA_CERTIFICATE", "KAFKA_CERTIFICATE_PATH", "KAFKA_KEYSTORE_PATH", "client certificate"},
+    {"KAFKA_PRIVATE_KEY", "KAFKA_PRIVATE_KEY_PATH", "KAFKA_KEYSTORE_PATH", "private key"},
+    {"KAFKA_CA", "KAFKA_CA_PATH", "KAFKA_TRUSTSTORE_PATH", "CA certificate"},
+};
+
+/* A parse in progress. */
+typedef struct env_parse {
+    char *const *envp;
+    kp_app_file_read_fn read_file;
+    void *ctx;
+    kp_pki_p12_contents_t stores[2]; /* [0] the keystore, [1] the truststore, once opened */
+    int opened[2];
+    char *pem[ENV_PEMS]; /* owned; wiped when freed */
+    const char *from[ENV_PEMS];
+} env_parse_t;
+
+/* Characters of a path shown in a message: enough for any real one, and a hostile value
+ * cannot push the rest of the line out. */
+#define ENV_PATH_SHOWN_MAX 256
+
+/* "VAR", or "VAR (<path>)" for a *_PATH variable (the path cleaned and cut), into buf. */
+static const char *env_source(const env_parse_t *p, const char *var, char *buf, size_t buflen)
+{
+    const char *v = env_lookup(p->envp, var);
+    if (!v || !strstr(var, "_PATH")) {
+        snprintf(buf, buflen, "%s", var);
+        return buf;
+    }
+    kp_buf_t b;
+    kp_buf_init(&b);
+    kp_app_text_clean(v, &b);
+    int cut = b.len > ENV_PATH_SHOWN_MAX;
+    snprintf(buf, buflen, "%s (%.*s%s)", var, cut ? ENV_PATH_SHOWN_MAX : (int)b.len,
+             (const char *)b.data, cut ? "..." : "");
+    kp_buf_free(&b);
+    return buf;
+}
+
+/* The file named by var into out. -1 with err. */
+static int env_file_read(env_parse_t *p, const char *var, kp_buf_t *out, char *err, size_t errlen)
+{
+    char why[256], src[512];
+    if (p->read_file(p->ctx, env_lookup(p->envp, var), KP_APP_VALUE_BYTES_MAX, out, why,
+                     sizeof(why)) < 0) {
+        snprintf(err, errlen, "cannot read %s: %s", env_source(p, var, src, sizeof(src)), why);
+        return -1;
+    }
+    return 0;
+}
+
+/* The store var names (which: 0 keystore, 1 truststore), opened once. NULL with err. */
+static const kp_pki_p12_contents_t *env_store(env_parse_t *p, int which, const char *var, char *err,
+                                              size_t errlen)
+{
+    if (p->opened[which]) return &p->stores[which];
+    char src[512], why[512];
+    env_source(p, var, src, sizeof(src));
+    const char *password = env_lookup(p->envp, "KAFKA_CREDSTORE_PASSWORD");
+    if (!password) {
+        snprintf(err, errlen, "%s is set but KAFKA_CREDSTORE_PASSWORD, its password, is not", src);
+        return NULL;
+    }
+    kp_buf_t der;
+    kp_buf_init(&der);
+    int rc = env_file_read(p, var, &der, err, errlen);
+    if (rc == 0 && (rc = kp_pki_pkcs12_open(der.data, der.len, password, &p->stores[which], why,
+                                            sizeof(why))) < 0)
+        snprintf(err, errlen, "%s with KAFKA_CREDSTORE_PASSWORD: %s", src, why);
+    kp_pki_buf_wipe(&der);
+    if (rc < 0) return NULL;
+    p->opened[which] = 1;
+    return &p->stores[which];
+}
+
+/* PEM i from the first of its sources that is set. -1 with err. */
+static int env_pem_take(env_parse_t *p, int i, char *err, size_t errlen)
+{
+    const env_pem_t *d = &env_pems[i];
+    const char *v = env_lookup(p->envp, d->key);
+    char src[512];
+    if (v) {
+        if (strlen(v) > KP_APP_VALUE_BYTES_MAX) {
+            snprintf(err, errlen, "%s is larger than %d bytes", d->key, KP_APP_VALUE_BYTES_MAX);
+            return -1;
+        }
+        p->pem[i] = kp_xstrdup(v);
+        p->from[i] = d->key;
+        return 0;
+    }
+    if (env_lookup(p->envp, d->path_var)) {
+        kp_buf_t b;
+        kp_buf_init(&b);
+        int rc = env_file_read(p, d->path_var, &b, err, errlen);
+        if (rc == 0 && !kp_app_value_is_text(b.data, b.len)) {
+            snprintf(err, errlen, "%s: not a PEM file (it holds binary data)",
+                     env_source(p, d->path_var, src, sizeof(src)));
+            rc = -1;
+        }
+        if (rc == 0) {
+            p->pem[i] = kp_xstrndup((const char *)b.data, b.len);
+            p->from[i] = d->path_var;
+        }
+        kp_pki_buf_wipe(&b);
+        return rc;
+    }
+    if (env_lookup(p->envp, d->store_var)) {
+        const kp_pki_p12_contents_t *st = env_store(p, i == ENV_CA, d->store_var, err, errlen);
+        if (!st) return -1;
+        const char *pem = i == ENV_CERT  ? st->cert_pem
+                          : i == ENV_KEY ? st->key_pem
+                                         : st->others_pem;
+        if (!pem) {
+            snprintf(err, errlen, "%s holds no %s", env_source(p, d->store_var, src, sizeof(src)),
+                     d->what);
+            return -1;
+        }
+        p->pem[i] = kp_xstrdup(pem);
+        p->from[i] = d->store_var;
+        return 0;
+    }
+    snprintf(err, errlen, "no %s in the environment: none of %s, %s and %s is set", d->what, d->key,
+             d->path_var, d->store_var);
+    return -1;
+}
+
+/* The certificates parse and the key is the client certificate's; subject filled. */
+static int env_pems_check(env_parse_t *p, char *subject, size_t subject_len, char *err,
+                          size_t errlen)
+{
+    kp_pki_cert_info_t info[2];
+    char why[512], src[512];
+    static const int certs[2] = {ENV_CERT, ENV_CA};
+    for (int j = 0; j < 2; j++) {
+        if (kp_pki_cert_info(p->pem[certs[j]], &info[j], why, sizeof(why)) < 0) {
+            snprintf(err, errlen, "%s: %s", env_source(p, p->from[certs[j]], src, sizeof(src)),
+                     why);
+            return -1;
+        }
+    }
+    snprintf(subject, subject_len, "%s", info[0].subject);
+    if (kp_pki_key_matches(p->pem[ENV_CERT], p->pem[ENV_KEY], why, sizeof(why)) < 0) {
+        env_source(p, p->from[ENV_KEY], src, sizeof(src));
+        if (strstr(why, "does not belong")) /* (OpenSSL's reason adds nothing here) */
+            snprintf(err, errlen, "%s: the private key does not belong to the certificate (%s)",
+                     src, p->from[ENV_CERT]);
+        else
+            snprintf(err, errlen, "%s: %s", src, why);
+        return -1;
+    }
+    return 0;
+}
+
+static void env_put(kp_app_secret_t *s, const char *key, const char *value)
+{
+    kp_app_entry_t *e = &s->entries[s->n++];
+    e->key = kp_xstrdup(key);
+    e->len = strlen(value);
+    e->value = (uint8_t *)kp_xstrdup(value);
+}
+
+int kp_app_env_creds_parse(char *const *envp, kp_app_file_read_fn read_file, void *ctx,
+                           kp_app_env_creds_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    env_parse_t p = {.envp = envp, .read_file = read_file, .ctx = ctx};
+    int rc = -1;
+    const char *brokers = env_lookup(envp, "KAFKA_BROKERS");
+    if (!brokers) {
+        snprintf(err, errlen,
+                 "KAFKA_BROKERS is not set: this environment holds no Kafka "
+                 "credentials (the platform sets them in the application's pod, "
+                 "'kpool run' for its command)");
+        goto done;
+    }
+    size_t brokers_len = strlen(brokers);
+    if (brokers_len > KP_APP_VALUE_BYTES_MAX ||
+        !kp_app_value_is_text((const uint8_t *)brokers, brokers_len) ||
+        strpbrk(brokers, "\t\r\n")) {
+        snprintf(err, errlen, "KAFKA_BROKERS is not a list of host:port");
+        goto done;
+    }
+    for (int i = 0; i < ENV_PEMS; i++)
+        if (env_pem_take(&p, i, err, errlen) < 0) goto done;
+    if (env_pems_check(&p, out->subject, sizeof(out->subject), err, errlen) < 0) goto done;
+    const char *streams = env_lookup(envp, "KAFKA_STREAMS_APPLICATION_ID");
+    out->data.entries = kp_xcalloc(ENV_PEMS + 2, sizeof(*out->data.entries));
+    env_put(&out->data, "KAFKA_BROKERS", brokers);
+    for (int i = 0; i < ENV_PEMS; i++) env_put(&out->data, env_pems[i].key, p.pem[i]);
+    if (streams) env_put(&out->data, "KAFKA_STREAMS_APPLICATION_ID", streams);
+    qsort(out->data.entries, out->data.n, sizeof(*out->data.entries), entry_cmp);
+    out->cert_from = p.from[ENV_CERT];
+    out->key_from = p.from[ENV_KEY];
+    out->ca_from = p.from[ENV_CA];
+    rc = 0;
+done:
+    for (int i = 0; i < ENV_PEMS; i++) kp_pki_secret_free(p.pem[i]);
+    for (int i = 0; i < 2; i++) kp_pki_p12_contents_free(&p.stores[i]);
+    if (rc < 0) {
+        kp_app_env_creds_free(out);
+        for (char *c = err; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f) *c = ' ';
+    }
+    return rc;
+}
+
+void kp_app_env_creds_free(kp_app_env_creds_t *c)
+{
+    kp_app_secret_free(&c->data);
+    memset(c, 0, sizeof(*c));
 }
 
 /* ---- ACLs and topics ---- */

@@ -1,11 +1,13 @@
 /*
  * app_creds.h — the pure parts of the application-facing commands (kpool secret, run, probe,
  * doctor, produce, consume): decoding a credentials Secret (SPEC §4), shell quoting and the
- * environment an application gets, the files a secret materializes as, Topic ACL matching
- * with NAIS wildcards, fully-qualified topic names, the YAML a missing ACL entry needs and
- * AivenApplication conditions as text.
+ * environment an application gets, the credentials such an environment holds (probe
+ * --from-env), the files a secret materializes as, Topic ACL matching with NAIS wildcards,
+ * fully-qualified topic names, the YAML a missing ACL entry needs and AivenApplication
+ * conditions as text.
  *
- * Nothing here does I/O: every function is deterministic and unit-tested
+ * Nothing here does I/O (files are read through a callback the caller passes): every
+ * function is deterministic and unit-tested
  * (tests/unit/test_cli_app.c). The API and file side is app_session.c, the Kafka side
  * app_kafka.c, the commands cmd_secret.c, cmd_run.c, cmd_probe.c, cmd_doctor.c,
  * cmd_produce.c and cmd_consume.c.
@@ -18,6 +20,7 @@
 #define KP_CLI_APP_CREDS_H
 
 #include "core/buf.h"
+#include "pki/pki.h"
 
 #include <jansson.h>
 #include <stddef.h>
@@ -104,6 +107,42 @@ void kp_app_env_build(const kp_app_secret_t *s, const char *dir, kp_app_env_t *e
 void kp_app_env_free(kp_app_env_t *env);
 /* Appends one `export NAME='value'` line per variable. */
 void kp_app_env_render(const kp_app_env_t *env, kp_buf_t *out);
+
+/* ---- credentials from the environment (probe --from-env) ---- */
+
+/* Reads the file at path into out (replacing its contents), at most max bytes. 0, or -1
+ * with the reason alone in err ("No such file or directory", "larger than N bytes"): the
+ * caller names the variable. The real one is kp_app_file_read (app_session.c); the unit
+ * tests pass a fake. */
+typedef int (*kp_app_file_read_fn)(void *ctx, const char *path, size_t max, kp_buf_t *out,
+                                   char *err, size_t errlen);
+
+/* The credentials an application's environment holds (what the platform or `kpool run`
+ * injects, SPEC §4), checked. */
+typedef struct kp_app_env_creds {
+    /* KAFKA_BROKERS, KAFKA_CERTIFICATE, KAFKA_PRIVATE_KEY, KAFKA_CA as PEM text, and
+     * KAFKA_STREAMS_APPLICATION_ID when set: what kp_app_kafka_conf needs */
+    kp_app_secret_t data;
+    /* the variable each PEM was taken from ("KAFKA_CERTIFICATE_PATH", ...; static) */
+    const char *cert_from, *key_from, *ca_from;
+    /* the client certificate's subject (RFC 2253): the principal the pool sees */
+    char subject[KP_PKI_SUBJECT_LEN_MAX];
+} kp_app_env_creds_t;
+
+/* Takes the credentials from envp ("NAME=VALUE" strings, NULL-terminated: environ). Each
+ * PEM comes from the first of these that is set and not empty:
+ *   client certificate  KAFKA_CERTIFICATE, the file KAFKA_CERTIFICATE_PATH, the keystore
+ *   private key         KAFKA_PRIVATE_KEY, the file KAFKA_PRIVATE_KEY_PATH, the keystore
+ *   CA                  KAFKA_CA, the file KAFKA_CA_PATH, the truststore
+ * where the stores are the PKCS#12 files KAFKA_KEYSTORE_PATH / KAFKA_TRUSTSTORE_PATH, opened
+ * with KAFKA_CREDSTORE_PASSWORD. KAFKA_BROKERS is required. The certificates must parse and
+ * the key must belong to the client certificate, so that a wrong file is named here rather
+ * than reported later as a TLS failure. Files are read with read_file (ctx passed along).
+ * 0, or -1 with one line in err naming the variable (and file) at fault — never a value;
+ * out is then empty. Free with kp_app_env_creds_free (which wipes the key). */
+int kp_app_env_creds_parse(char *const *envp, kp_app_file_read_fn read_file, void *ctx,
+                           kp_app_env_creds_t *out, char *err, size_t errlen);
+void kp_app_env_creds_free(kp_app_env_creds_t *c);
 
 /* ---- ACLs and topics ---- */
 

@@ -1,7 +1,7 @@
 /*
  * app_session.c — the shared steps of the application-facing commands (see app.h):
  * options · the API (client, objects, Topics, an app's credentials, topic names) · private
- * directories and files.
+ * directories and files (writing a secret's, reading a credentials file).
  */
 #include "cli/app.h"
 #include "cli/resources.h"
@@ -29,6 +29,7 @@ enum {
     OPT_FORMAT,
     OPT_ACCESS,
     OPT_NO_CONNECT,
+    OPT_FROM_ENV,
     OPT_SERVER,
     OPT_TOKEN,
     OPT_REQUEST_TIMEOUT,
@@ -52,7 +53,7 @@ typedef struct optdef {
 static const optdef_t optdefs[] = {
     {'n', "namespace", 1, OPT_NS, CMDS_ALL},
     {'a', "app", 1, OPT_APP, CMDS_APP},
-    {'t', "topic", 1, OPT_TOPIC, CMDS_KAFKA | KP_APP_CMD_DOCTOR},
+    {'t', "topic", 1, OPT_TOPIC, CMDS_KAFKA | KP_APP_CMD_DOCTOR | KP_APP_CMD_PROBE},
     {'k', "key", 1, OPT_KEY, KP_APP_CMD_PRODUCE},
     {'K', "key-delim", 1, OPT_KEY_DELIM, KP_APP_CMD_PRODUCE},
     {'g', "group", 1, OPT_GROUP, KP_APP_CMD_CONSUME},
@@ -63,6 +64,7 @@ static const optdef_t optdefs[] = {
     {'f', "format", 1, OPT_FORMAT, KP_APP_CMD_CONSUME},
     {0, "access", 1, OPT_ACCESS, KP_APP_CMD_DOCTOR},
     {0, "no-connect", 0, OPT_NO_CONNECT, KP_APP_CMD_DOCTOR},
+    {0, "from-env", 0, OPT_FROM_ENV, KP_APP_CMD_PROBE},
     {0, "server", 1, OPT_SERVER, CMDS_ALL},
     {0, "token", 1, OPT_TOKEN, CMDS_ALL},
     {0, "request-timeout", 1, OPT_REQUEST_TIMEOUT, CMDS_ALL},
@@ -115,6 +117,7 @@ static int opt_apply(kp_app_opts_t *o, const optdef_t *d, const char *val)
     case OPT_TOPIC:
         if (!*val) return kp_app_usage_error(o, "--topic needs a topic name");
         o->topic = val;
+        o->topics[o->ntopics++] = val;
         break;
     case OPT_KEY:
         o->key = val;
@@ -152,6 +155,9 @@ static int opt_apply(kp_app_opts_t *o, const optdef_t *d, const char *val)
         break;
     case OPT_NO_CONNECT:
         o->no_connect = 1;
+        break;
+    case OPT_FROM_ENV:
+        o->from_env = 1;
         break;
     case OPT_SERVER:
         o->client.server = val;
@@ -204,6 +210,7 @@ int kp_app_opts_parse(kp_app_opts_t *o, const char *cmd, unsigned cmd_bit, int a
     o->key_delim = -1;
     o->count = -1;
     o->args = kp_xcalloc((size_t)argc + 1, sizeof(char *));
+    o->topics = kp_xcalloc((size_t)argc + 1, sizeof(char *));
     int only_args = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -232,7 +239,9 @@ int kp_app_opts_parse(kp_app_opts_t *o, const char *cmd, unsigned cmd_bit, int a
 void kp_app_opts_free(kp_app_opts_t *o)
 {
     free(o->args);
+    free(o->topics);
     o->args = NULL;
+    o->topics = NULL;
 }
 
 void kp_app_help_connection(FILE *f)
@@ -556,4 +565,55 @@ int kp_app_files_write(const kp_app_secret_t *s, const char *dir, kp_buf_t *miss
         close(fd);
     }
     return 0;
+}
+
+/* Growth of kp_app_file_read's buffer when a file is longer than fstat said. */
+#define FILE_READ_CHUNK_BYTES 4096
+
+int kp_app_file_read(void *ctx, const char *path, size_t max, kp_buf_t *out, char *err,
+                     size_t errlen)
+{
+    kp_buf_reset(out);
+    /* O_NONBLOCK: opening a FIFO must not wait for a writer (it is refused below) */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+    if (fd < 0) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) < 0) {
+        snprintf(err, errlen, "%s", strerror(errno));
+        rc = -1;
+    } else if (!S_ISREG(st.st_mode)) {
+        snprintf(err, errlen, "not a regular file");
+        rc = -1;
+    } else if ((uint64_t)st.st_size > max) {
+        snprintf(err, errlen, "larger than %zu bytes", max);
+        rc = -1;
+    } else {
+        /* room for all of it up front: no realloc leaves a copy of a key behind */
+        kp_buf_reserve(out, (size_t)st.st_size + 1);
+    }
+    while (rc == 0) {
+        if (out->len == out->cap) kp_buf_reserve(out, FILE_READ_CHUNK_BYTES);
+        ssize_t n = read(fd, out->data + out->len, out->cap - out->len);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            snprintf(err, errlen, "%s", strerror(errno));
+            rc = -1;
+        } else if (n == 0) {
+            break;
+        } else if ((out->len += (size_t)n) > max) { /* it grew while being read */
+            snprintf(err, errlen, "larger than %zu bytes", max);
+            rc = -1;
+        }
+    }
+    close(fd);
+    if (rc < 0) {
+        /* what was read may be a key */
+        if (out->data) memset(out->data, 0, out->cap);
+        kp_buf_reset(out);
+    }
+    return rc;
 }

@@ -8,7 +8,7 @@
  *
  * Files:
  *   pki_cert.c  key generation, CA create/load, issuing, certificate information
- *   pki_p12.c   PKCS#12 keystore and truststore
+ *   pki_p12.c   PKCS#12 keystore and truststore (making and opening them)
  *   pki_seal.c  AES-256-GCM sealing, the master key file, random passwords
  *
  * Conventions:
@@ -159,6 +159,11 @@ void kp_pki_issued_free(kp_pki_issued_t *out);
 /* Reads the first certificate of pem. 0, or -1 with err filled. */
 int kp_pki_cert_info(const char *pem, kp_pki_cert_info_t *out, char *err, size_t errlen);
 
+/* 0 when key_pem is an unencrypted private key that belongs to the first certificate of
+ * cert_pem; -1 with err otherwise (which input does not parse, or "the private key does not
+ * belong to the certificate"). */
+int kp_pki_key_matches(const char *cert_pem, const char *key_pem, char *err, size_t errlen);
+
 /* Overwrites a secret string (a key PEM, a password) and frees it. NULL is a no-op. */
 void kp_pki_secret_free(char *s);
 
@@ -182,6 +187,22 @@ int kp_pki_pkcs12_keystore(const char *cert_pem, const char *key_pem, const char
  * `pkcs12 -jdktrust anyExtendedKeyUsage` does). 0, or -1 with err filled. */
 int kp_pki_pkcs12_truststore(const char *ca_pem, const char *password, kp_buf_t *out, char *err,
                              size_t errlen);
+
+/* What a PKCS#12 store holds, as PEM; each NULL when the store has none. */
+typedef struct kp_pki_p12_contents {
+    char *key_pem;    /* the private key, unencrypted PKCS#8 (wiped by the free) */
+    char *cert_pem;   /* the certificate that belongs to the key */
+    char *others_pem; /* every other certificate: a keystore's chain, a truststore's CAs */
+} kp_pki_p12_contents_t;
+
+/* Opens a PKCS#12 store of len bytes (DER, at most KP_PKI_INPUT_BYTES_MAX) with password:
+ * the reverse of the two functions above, for whoever is handed only the stores (`kpool
+ * probe --from-env` in a Java application's environment). 0 with out filled (release it
+ * with kp_pki_p12_contents_free), or -1 with err and out empty: not PKCS#12, the password
+ * does not open it (the MAC does not verify), a bag that cannot be decrypted. */
+int kp_pki_pkcs12_open(const uint8_t *der, size_t len, const char *password,
+                       kp_pki_p12_contents_t *out, char *err, size_t errlen);
+void kp_pki_p12_contents_free(kp_pki_p12_contents_t *c);
 
 /* ---- sealing, master key, passwords (pki_seal.c) ---- */
 

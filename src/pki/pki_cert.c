@@ -5,7 +5,7 @@
  * key generation, subject and SAN parsing (user input: checked, never passed to OpenSSL's
  * config-string parser, so "DNS:a,email:b" cannot smuggle in a second name), certificate
  * construction (one path for the CA and for leaves: serial, names, validity, key, then the
- * profile's extensions, then the signature), and kp_pki_cert_info.
+ * profile's extensions, then the signature), kp_pki_cert_info and kp_pki_key_matches.
  *
  * The certificate profile is described in pki.h.
  */
@@ -158,9 +158,7 @@ char *kp_pki_cert_to_pem(X509 *x)
     return s;
 }
 
-/* The key as unencrypted PKCS#8 PEM. The BIO is a secure-memory one, so the intermediate
- * copy is wiped when freed; the returned string is the caller's to wipe. */
-static char *pki_key_to_pem(EVP_PKEY *key)
+char *kp_pki_key_to_pem(EVP_PKEY *key)
 {
     BIO *bio = BIO_new(BIO_s_secmem());
     char *s = NULL;
@@ -550,7 +548,7 @@ char *kp_pki_ca_cert_pem(const kp_pki_ca_t *ca)
 
 char *kp_pki_ca_key_pem(const kp_pki_ca_t *ca)
 {
-    return pki_key_to_pem(ca->key);
+    return kp_pki_key_to_pem(ca->key);
 }
 
 /* ------------------------------------------------------------------ issuing */
@@ -612,7 +610,7 @@ int kp_pki_issue(const kp_pki_ca_t *ca, const kp_pki_issue_req_t *req, kp_pki_is
         pki_sign(x, ca->key, err, errlen) < 0)
         goto done;
     out->cert_pem = kp_pki_cert_to_pem(x);
-    out->key_pem = pki_key_to_pem(key);
+    out->key_pem = kp_pki_key_to_pem(key);
     char *ca_pem = kp_pki_cert_to_pem(ca->cert);
     if (!out->cert_pem || !out->key_pem || !ca_pem) {
         free(ca_pem);
@@ -701,6 +699,24 @@ int kp_pki_cert_info(const char *pem, kp_pki_cert_info_t *out, char *err, size_t
 done:
     OPENSSL_free(hex);
     BN_free(bn);
+    X509_free(x);
+    ERR_clear_error();
+    return rc;
+}
+
+int kp_pki_key_matches(const char *cert_pem, const char *key_pem, char *err, size_t errlen)
+{
+    int rc = -1;
+    EVP_PKEY *key = NULL;
+    X509 *x = kp_pki_cert_parse(cert_pem, "certificate", err, errlen);
+    if (!x || !(key = kp_pki_key_parse(key_pem, "private key", err, errlen))) goto done;
+    if (X509_check_private_key(x, key) != 1) {
+        kp_pki_fail(err, errlen, "the private key does not belong to the certificate");
+        goto done;
+    }
+    rc = 0;
+done:
+    EVP_PKEY_free(key);
     X509_free(x);
     ERR_clear_error();
     return rc;

@@ -43,4 +43,8 @@ EVP_PKEY *kp_pki_key_parse(const char *pem, const char *what, char *err, size_t 
 /* x as PEM, malloc'd. NULL only when out of memory. */
 char *kp_pki_cert_to_pem(X509 *x);
 
+/* key as unencrypted PKCS#8 PEM, malloc'd (kp_pki_secret_free). The intermediate copy lives
+ * in a secure-memory BIO, wiped when freed. NULL only when out of memory. */
+char *kp_pki_key_to_pem(EVP_PKEY *key);
+
 #endif

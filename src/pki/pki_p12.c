@@ -155,3 +155,79 @@ done:
     ERR_clear_error();
     return rc;
 }
+
+/* ------------------------------------------------------------------ opening a store */
+
+/* The certificates of certs as one PEM bundle, in order, into *out (NULL when there are
+ * none). 0, or -1 when out of memory. */
+static int pki_certs_to_pem(kp_pki_certs_t *certs, char **out)
+{
+    *out = NULL;
+    kp_buf_t b;
+    kp_buf_init(&b);
+    for (int i = 0; i < sk_X509_num(certs); i++) {
+        char *pem = kp_pki_cert_to_pem(sk_X509_value(certs, i));
+        if (!pem) {
+            kp_buf_free(&b);
+            return -1;
+        }
+        kp_buf_append(&b, pem, strlen(pem));
+        free(pem);
+    }
+    if (!b.len) return 0;
+    kp_buf_append(&b, "", 1);
+    *out = (char *)b.data; /* the buffer's storage becomes the caller's string */
+    return 0;
+}
+
+void kp_pki_p12_contents_free(kp_pki_p12_contents_t *c)
+{
+    kp_pki_secret_free(c->key_pem);
+    free(c->cert_pem);
+    free(c->others_pem);
+    memset(c, 0, sizeof(*c));
+}
+
+int kp_pki_pkcs12_open(const uint8_t *der, size_t len, const char *password,
+                       kp_pki_p12_contents_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    if (!der || !len) return kp_pki_fail(err, errlen, "PKCS#12: empty");
+    if (len > KP_PKI_INPUT_BYTES_MAX)
+        return kp_pki_fail(err, errlen, "PKCS#12: larger than %d bytes", KP_PKI_INPUT_BYTES_MAX);
+    if (!password) password = "";
+    int rc = -1;
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    STACK_OF(X509) *others = NULL;
+    const unsigned char *p = der;
+    PKCS12 *p12 = d2i_PKCS12(NULL, &p, (long)len);
+    if (!p12) {
+        kp_pki_fail(err, errlen, "not a PKCS#12 store");
+        goto done;
+    }
+    /* checked first for its own message: PKCS12_parse says the same, less plainly */
+    if (PKCS12_mac_present(p12) && PKCS12_verify_mac(p12, password, -1) != 1) {
+        kp_pki_fail(err, errlen, "PKCS#12: the password does not open the store");
+        goto done;
+    }
+    if (PKCS12_parse(p12, password, &key, &cert, &others) != 1) {
+        kp_pki_fail(err, errlen, "PKCS#12: cannot open the store");
+        goto done;
+    }
+    if ((key && !(out->key_pem = kp_pki_key_to_pem(key))) ||
+        (cert && !(out->cert_pem = kp_pki_cert_to_pem(cert))) ||
+        pki_certs_to_pem(others, &out->others_pem) < 0) {
+        kp_pki_p12_contents_free(out);
+        kp_pki_fail(err, errlen, "PKCS#12: out of memory");
+        goto done;
+    }
+    rc = 0;
+done:
+    sk_X509_pop_free(others, X509_free);
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    PKCS12_free(p12);
+    ERR_clear_error();
+    return rc;
+}

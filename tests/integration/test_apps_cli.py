@@ -12,11 +12,13 @@ Tests that change ACLs use namespaces of their own, so the order of the tests do
 
 "Pool down" means what an application sees: its secret exists, the brokers do not answer.
 `kpool up` runs the embedded pool and the API in one process, so stopping it takes the API too
-(probe reads the credentials through the API, so it then fails on that, in one line naming the
-API: test_probe_acl_missing_in_the_pool_then_control_plane_down). The pool-down case proper uses a second pool: a bare `kpool broker` (TLS, client
-certificates required, authorizer on, the dev pool's CA and admin as super user) declared as
-Pool `ext` to the same control plane; an application on it gets credentials, then the broker
-is killed while the API stays up, then restarted.
+(probe -n/--app reads the credentials through the API, so it then fails on that, in one line
+naming the API: test_probe_acl_missing_in_the_pool_then_control_plane_down). The pool-down case
+proper uses a second pool: a bare `kpool broker` (TLS, client certificates required, authorizer
+on, the dev pool's CA and admin as super user) declared as Pool `ext` to the same control
+plane; an application on it gets credentials, then the broker is killed while the API stays
+up, then restarted. "API down, pool up" (what `probe --from-env` is for) is the same pool with
+the probe's config pointing at a closed port.
 
 "ACL missing" is tested three ways: an application no Topic grants anything (intruder), an
 entry removed from a Topic (the control plane revokes the ACLs), and the ACLs deleted in the
@@ -33,6 +35,11 @@ Acceptance criteria covered (issue 7, "kpool run/probe/doctor" and "team A / tea
      another team's namespace, probed with its team's token, and a Kafka Streams app); exit 1
      with one line for the pool down (and 0 again once it is back), no ACL entry, a removed
      entry, ACLs missing in the pool, no secret, and the control plane down.
+  2b. `kpool probe --from-env` inside `kpool run` (as a pod runs it): the credentials of the
+     environment only (PEM values, *_PATH files or the PKCS#12 stores), each --topic checked;
+     it passes while the control plane is unreachable (where -n/--app fails), fails in one
+     line naming a missing variable, an unreadable file, a topic not authorized, the pool
+     down (and passes again once it is back).
   3. `kpool doctor`: the short name (prints team.orders), not authorized (the missing entry
      as YAML; applying exactly that YAML fixes it), the missing secret (conditions and the
      ValidatePool reason), the pool down, ACLs missing in the pool, an app granted nothing;
@@ -58,7 +65,7 @@ import pytest
 import yaml
 
 import test_apps as A
-from conftest import Broker
+from conftest import Broker, free_port
 
 # kafka-python 2.0.2 (the ACL drift test deletes ACLs with it) builds its SSL context with the
 # deprecated ssl.PROTOCOL_TLS
@@ -472,6 +479,128 @@ def test_probe_no_secret(up, team):
                         r'pool "nosuch" does not exist \(pools: dev(, ext)?\)', one_line(p)), p.stderr
     p = kpool(up, "probe", "-n", NS, "--app", "nobody", expect=1)
     assert "no AivenApplication team/nobody" in one_line(p)
+
+
+# ------------------------------------------------------ 2b. kpool probe --from-env (in the pod)
+
+def run_env(up, tmp_path, ns, app):
+    """The KAFKA_* variables `kpool run -n NS --app APP` gives its command (its files stay in
+    tmp_path/xdg)."""
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o700, exist_ok=True)
+    p = kpool(up, "run", "-n", ns, "--app", app, "--", "/usr/bin/env", "-0",
+              env={"XDG_RUNTIME_DIR": str(xdg)})
+    pairs = (v.split("=", 1) for v in p.stdout.split("\0") if v)
+    return {k: v for k, v in pairs if k.startswith("KAFKA_")}
+
+
+def service_user(up, ns, app):
+    return up.app_secret(ns, app)["metadata"]["annotations"]["kpool.dev/service-user"]
+
+
+def env_ok(user, brokers, rest):
+    """The line a healthy `kpool probe --from-env` prints."""
+    return "ok: CN=%s reached %s over TLS (credentials from the environment); %s\n" % (
+        user, brokers, rest)
+
+
+def in_run(up, tmp_path, app, *probe_args, expect=0):
+    """`kpool run -n team --app APP -- kpool probe PROBE_ARGS`: the probe as a pod runs it."""
+    xdg = tmp_path / "xdg"
+    xdg.mkdir(mode=0o700, exist_ok=True)
+    p = kpool(up, "run", "-n", NS, "--app", app, "--", A.KPOOL_BIN, "probe", *probe_args,
+              expect=expect, env={"XDG_RUNTIME_DIR": str(xdg)})
+    _, data = secret_data(up, NS, app)
+    for m in key_material(data):
+        assert m not in p.stdout and m not in p.stderr
+    return p
+
+
+def test_probe_from_env_inside_kpool_run(up, team, tmp_path):
+    p = in_run(up, tmp_path, "orders-api", "--from-env", "--topic", ORDERS)
+    assert (p.stdout, p.stderr) == (env_ok(service_user(up, NS, "orders-api"), up.kafka,
+                                           "1 topic authorized (team.orders)"), "")
+    # billing reads team.orders; a topic of another team it may not even describe
+    up.apply(tmp_path, A.topic_doc("team-env", "vault", [
+        {"team": "team-env", "application": "keeper", "access": "readwrite"}]))
+    up.topic_ready("team-env", "vault")
+    p = in_run(up, tmp_path, "billing", "--from-env", "--topic", ORDERS, "--topic",
+               "team-env.vault", expect=1)
+    assert one_line(p) == ("kpool probe: topic team-env.vault not authorized "
+                           "(TOPIC_AUTHORIZATION_FAILED)")
+    # neither --from-env nor --app under `kpool run` (KAFKA_BROKERS set): --from-env; without
+    # --topic it lists what the pool lets the credentials see
+    p = in_run(up, tmp_path, "billing")
+    m = re.fullmatch(re.escape(env_ok(service_user(up, NS, "billing"), up.kafka, "@"))
+                     .replace("@", r"the pool authorizes 2 topics \((.*)\)"), p.stdout)
+    assert m and sorted(m.group(1).split(", ")) == [LEDGER, ORDERS], p.stdout
+    # an application no Topic grants anything: not healthy
+    p = in_run(up, tmp_path, "intruder", "--from-env", expect=1)
+    assert one_line(p) == ("kpool probe: CN=%s is not authorized for any topic in the pool at %s: "
+                           "no Topic's spec.acl grants this application access (see 'kpool "
+                           "doctor -n TEAM --app APP')" % (service_user(up, NS, "intruder"),
+                                                           up.kafka))
+
+
+def test_probe_from_env_without_the_control_plane(up, ext, tmp_path):
+    """The probe a pod runs needs the pool, not the control plane. `kpool up` runs both in one
+    process, so the API is made unreachable for the probe instead: a config whose server is a
+    closed port. The pool is `ext`, a broker of its own, so it can then go down alone."""
+    env = run_env(up, tmp_path, "team-ext", "ext-app")
+    _, data = secret_data(up, "team-ext", "ext-app")
+    secrets = key_material(data)
+    dead = "127.0.0.1:%d" % free_port()
+    cfg = yaml.safe_load(open(up.config))
+    cfg["server"] = "http://" + dead
+    config = tmp_path / "api-down.yaml"
+    config.write_text(yaml.safe_dump(cfg))
+
+    def probe(*args, env=env, expect=0):
+        p = kpool(up, "probe", *args, config=str(config), env=env, expect=expect)
+        for m in secrets:
+            assert m not in p.stdout and m not in p.stderr
+        return p
+
+    # the control plane's view fails: it cannot be asked
+    p = probe("-n", "team-ext", "--app", "ext-app", env={}, expect=1)
+    assert one_line(p).startswith("kpool probe: ") and dead in one_line(p), p.stderr
+    # the application's view passes, in every form it may have its credentials
+    want = env_ok(service_user(up, "team-ext", "ext-app"), ext.bootstrap,
+                  "1 topic authorized (team-ext.events)")
+    for args in (("--from-env", "--topic", "team-ext.events"), ("-t", "team-ext.events")):
+        p = probe(*args)
+        assert (p.stdout, p.stderr) == (want, ""), args
+    for keep in ({"KAFKA_CERTIFICATE_PATH", "KAFKA_PRIVATE_KEY_PATH", "KAFKA_CA_PATH"},
+                 {"KAFKA_KEYSTORE_PATH", "KAFKA_TRUSTSTORE_PATH", "KAFKA_CREDSTORE_PASSWORD"}):
+        p = probe("--from-env", "-t", "team-ext.events",
+                  env={k: v for k, v in env.items() if k in keep | {"KAFKA_BROKERS"}})
+        assert p.stdout == want, keep
+    p = probe("--from-env")
+    assert p.stdout == env_ok(service_user(up, "team-ext", "ext-app"), ext.bootstrap,
+                              "the pool authorizes 1 topic (team-ext.events)"), p.stdout
+    # what is wrong with the environment is named
+    p = probe("--from-env", env={k: v for k, v in env.items() if k != "KAFKA_BROKERS"}, expect=1)
+    assert one_line(p).startswith("kpool probe: KAFKA_BROKERS is not set"), p.stderr
+    gone = str(tmp_path / "gone" / "ca.crt")
+    p = probe("--from-env", env={k: v for k, v in dict(env, KAFKA_CA_PATH=gone).items()
+                                 if k != "KAFKA_CA"}, expect=1)
+    assert one_line(p) == ("kpool probe: cannot read KAFKA_CA_PATH (%s): No such file or "
+                           "directory" % gone), p.stderr
+    # the pool down: said at once, and healthy again once it is back
+    ext.kill9()
+    try:
+        t0 = time.monotonic()
+        p = probe("--from-env", "-t", "team-ext.events", expect=1)
+        took = time.monotonic() - t0
+        line = one_line(p)
+        assert line.startswith("kpool probe: pool unreachable (%s): " % ext.bootstrap), line
+        assert "Connection refused" in line, line
+        assert took < 5, "a refused connection is reported at once: %.1fs" % took
+    finally:
+        ext.start()
+    up.wait("probe --from-env healthy again", lambda: probe(
+        "--from-env", "-t", "team-ext.events", expect=None).returncode == 0, timeout=20,
+        interval=0.2)
 
 
 @pytest.fixture

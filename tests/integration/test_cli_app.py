@@ -410,9 +410,11 @@ def kpool(world, tmp_path):
                  world.secrets[app]["KAFKA_PRIVATE_KEY"].splitlines() if "-----" not in ln]
 
     def run(*args, stdin=None, expect=None, team=False, shows_keys=False, timeout=90,
-            binary=False):
-        e = dict(os.environ, KPOOL_CONFIG=cfgs[team], HOME=str(tmp_path),
-                 XDG_RUNTIME_DIR=str(xdg))
+            binary=False, env=None):
+        # no KAFKA_* variables but those of env: the tests decide what `probe` finds there
+        e = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
+        e.update(KPOOL_CONFIG=cfgs[team], HOME=str(tmp_path), XDG_RUNTIME_DIR=str(xdg))
+        e.update(env or {})
         e.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
         p = subprocess.run([KPOOL_BIN] + list(args), input=stdin, capture_output=True,
@@ -660,6 +662,145 @@ def test_probe_failures_are_one_line(kpool, world):
     assert time.time() - t0 < 30
     kpool("probe", "-n", "team-a", expect=2)
     kpool("probe", "-n", "team-a", "--app", "shop", "--timeout", "0", expect=2)
+
+
+def run_env(kpool, app):
+    """The KAFKA_* variables `kpool run` gives app's command (its files stay in the fixture's
+    $XDG_RUNTIME_DIR)."""
+    p = kpool("run", "-n", "team-a", "--app", app, "--", "/usr/bin/env", "-0", expect=0,
+              shows_keys=True)
+    pairs = (v.split("=", 1) for v in p.stdout.split("\0") if v)
+    return {k: v for k, v in pairs if k.startswith("KAFKA_")}
+
+
+# Which variables an application may have: the PEM values (kpool secret env), the files
+# (*_PATH), the PKCS#12 stores only (what a Java application reads), or everything kpool run
+# sets.
+ENV_VARIANTS = {
+    "pem": {"KAFKA_CERTIFICATE", "KAFKA_PRIVATE_KEY", "KAFKA_CA"},
+    "files": {"KAFKA_CERTIFICATE_PATH", "KAFKA_PRIVATE_KEY_PATH", "KAFKA_CA_PATH"},
+    "stores": {"KAFKA_KEYSTORE_PATH", "KAFKA_TRUSTSTORE_PATH", "KAFKA_CREDSTORE_PASSWORD"},
+}
+
+
+def env_variant(env, which):
+    if which == "all":
+        return dict(env)
+    return {k: v for k, v in env.items() if k in ENV_VARIANTS[which] | {"KAFKA_BROKERS"}}
+
+
+def probe_ok_line(app, brokers, rest):
+    return "ok: CN=%s reached %s over TLS (credentials from the environment); %s\n" % (
+        USERS[app], brokers, rest)
+
+
+def test_probe_from_env(kpool, world):
+    """--from-env: the credentials of the environment, in each form an application has them;
+    the control plane is not asked."""
+    env = run_env(kpool, "shop")
+    assert {"KAFKA_BROKERS", "KAFKA_CA", "KAFKA_CA_PATH", "KAFKA_KEYSTORE_PATH"} <= set(env)
+    asked = len(world.api.requests)
+    want = probe_ok_line("shop", world.broker.bootstrap,
+                         "2 topics authorized (team-a.orders, team-b.payments)")
+    for which in ("all", "pem", "files", "stores"):
+        p = kpool("probe", "--from-env", "--topic", "team-a.orders", "-t", "team-b.payments",
+                  env=env_variant(env, which), expect=0)
+        assert (p.stdout, p.stderr) == (want, ""), which
+        assert PASSWORD not in p.stdout + p.stderr
+    # no --topic: the topics the pool authorizes these credentials
+    p = kpool("probe", "--from-env", "--timeout", "20", env=env, expect=0)
+    m = re.fullmatch(re.escape(probe_ok_line("shop", world.broker.bootstrap, "@")).replace(
+        "@", r"the pool authorizes 3 topics \((.*)\)"), p.stdout)
+    assert m, p.stdout
+    assert sorted(m.group(1).split(", ")) == ["team-a.events", "team-a.orders",
+                                              "team-b.payments"], p.stdout
+    # neither -n/--app nor --from-env, KAFKA_BROKERS set: --from-env (the config file's
+    # namespace does not count as -n)
+    p = kpool("probe", "-t", "team-a.events", env=env, expect=0)
+    assert p.stdout == probe_ok_line("shop", world.broker.bootstrap,
+                                     "1 topic authorized (team-a.events)"), p.stdout
+    assert len(world.api.requests) == asked, world.api.requests[asked:]
+
+
+def test_probe_from_env_failures(kpool, world, tmp_path):
+    shop, cart = run_env(kpool, "shop"), run_env(kpool, "cart")
+    gone, rogue = run_env(kpool, "gone"), run_env(kpool, "rogue")
+    t0 = time.time()
+    p = kpool("probe", "--from-env", "-t", "team-a.carts", env=cart, expect=1)
+    assert one_line(p) == ("kpool probe: topic team-a.carts not authorized "
+                           "(TOPIC_AUTHORIZATION_FAILED)")
+    assert p.stdout == ""
+    # cart may describe no topic at all
+    p = kpool("probe", "--from-env", env=cart, expect=1)
+    assert one_line(p) == ("kpool probe: CN=%s is not authorized for any topic in the pool at "
+                           "%s: no Topic's spec.acl grants this application access (see "
+                           "'kpool doctor -n TEAM --app APP')"
+                           % (USERS["cart"], world.broker.bootstrap))
+    # the first failing topic, and how many more
+    p = kpool("probe", "--from-env", "-t", "team-a.orders", "-t", "team-a.carts", "-t",
+              "team-a.nope", env=shop, expect=1)
+    assert one_line(p) == ("kpool probe: topic team-a.carts not authorized "
+                           "(TOPIC_AUTHORIZATION_FAILED) (and 1 more topics failing)")
+    # a short name: Kafka knows the topic by its fully qualified name
+    p = kpool("probe", "--from-env", "-t", "orders", env=shop, expect=1)
+    assert one_line(p) == ("kpool probe: topic orders not authorized (TOPIC_AUTHORIZATION_FAILED)"
+                           " (a topic is known by its fully qualified name, <namespace>.<name>)")
+    p = kpool("probe", "--from-env", env=gone, expect=1)
+    assert one_line(p).startswith("kpool probe: pool unreachable (%s): "
+                                  % gone["KAFKA_BROKERS"]), p.stderr
+    p = kpool("probe", "--from-env", "--timeout", "8", env=rogue, expect=1)
+    assert one_line(p).startswith("kpool probe: TLS refused by %s: " % world.broker.bootstrap), \
+        p.stderr
+    assert time.time() - t0 < 30, "failures are reported when known, not at the deadline"
+
+    # what is wrong in the environment itself: named, never shown
+    def fails(env, want, *args):
+        p = kpool("probe", "--from-env", *args, env=env, expect=1)
+        line = one_line(p)
+        assert line.startswith("kpool probe: " + want), (line, want)
+        assert p.stdout == "" and PASSWORD not in line and "-----" not in line
+        return line
+
+    fails({k: v for k, v in shop.items() if k != "KAFKA_BROKERS"},
+          "KAFKA_BROKERS is not set: this environment holds no Kafka credentials")
+    fails({k: v for k, v in shop.items() if not k.startswith("KAFKA_CA")
+           and k != "KAFKA_TRUSTSTORE_PATH"},
+          "no CA certificate in the environment: none of KAFKA_CA, KAFKA_CA_PATH and "
+          "KAFKA_TRUSTSTORE_PATH is set")
+    files = env_variant(shop, "files")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for path, why in ((tmp_path / "nope.key", "No such file or directory"),
+                      (tmp_path, "not a regular file"), (fifo, "not a regular file")):
+        fails(dict(files, KAFKA_PRIVATE_KEY_PATH=str(path)),
+              "cannot read KAFKA_PRIVATE_KEY_PATH (%s): %s" % (path, why))
+    fails(dict(files, KAFKA_PRIVATE_KEY_PATH=cart["KAFKA_PRIVATE_KEY_PATH"]),
+          "KAFKA_PRIVATE_KEY_PATH (%s): the private key does not belong to the certificate "
+          "(KAFKA_CERTIFICATE_PATH)" % cart["KAFKA_PRIVATE_KEY_PATH"])
+    fails(dict(files, KAFKA_CA_PATH=files["KAFKA_PRIVATE_KEY_PATH"]),
+          "KAFKA_CA_PATH (%s): certificate: not a PEM certificate"
+          % files["KAFKA_PRIVATE_KEY_PATH"])
+    stores = env_variant(shop, "stores")
+    fails(dict(stores, KAFKA_CREDSTORE_PASSWORD="wrong"),
+          "KAFKA_KEYSTORE_PATH (%s) with KAFKA_CREDSTORE_PASSWORD: PKCS#12: the password does "
+          "not open the store" % stores["KAFKA_KEYSTORE_PATH"])
+    fails({k: v for k, v in stores.items() if k != "KAFKA_CREDSTORE_PASSWORD"},
+          "KAFKA_KEYSTORE_PATH (%s) is set but KAFKA_CREDSTORE_PASSWORD, its password, is not"
+          % stores["KAFKA_KEYSTORE_PATH"])
+
+    # invalid command lines: nothing is tried
+    for args, env, why in (
+            (("--from-env", "--app", "shop"), shop, "--app does not go with --from-env"),
+            (("--from-env", "-n", "team-a"), shop, "-n/--namespace does not go with --from-env"),
+            (("--from-env", "--server", world.url), shop, "--server does not go with --from-env"),
+            (("-n", "team-a", "--app", "shop", "-t", "team-a.orders"), {},
+             "--topic goes with --from-env"),
+            ((), {}, "--app APP is required (or --from-env"),
+            # an option of the -n/--app mode: no silent switch to the environment
+            (("-n", "team-a"), shop, "--app APP is required"),
+            (("--from-env", "-t", ""), shop, "--topic needs a topic name")):
+        p = kpool("probe", *args, env=env, expect=2)
+        assert one_line(p).startswith("kpool probe: " + why), (args, p.stderr)
 
 
 # --------------------------------------------------------------------------- doctor

@@ -1,7 +1,9 @@
 /*
  * test_cli_app.c — the pure parts of the application-facing commands (src/cli/app_creds.c):
  * base64 and secret decoding, shell quoting (round-tripped through a POSIX single-quote
- * reader), the environment `kpool run` / `secret env` build, NAIS ACL wildcards, fully
+ * reader), the environment `kpool run` / `secret env` build, the credentials `probe
+ * --from-env` takes from such an environment (values, files and PKCS#12 stores, through a
+ * fake file reader; every error names the variable and never a value), NAIS ACL wildcards, fully
  * qualified topic names and their resolution, the YAML `kpool doctor` suggests (parsed back
  * with the project's YAML reader), AivenApplication conditions and the consume format.
  * The commands themselves run against a fake API and a real TLS broker in
@@ -11,6 +13,7 @@
 
 #include "cli/app_creds.h"
 #include "core/yamljson.h"
+#include "pki/pki.h"
 
 #include <jansson.h>
 
@@ -323,6 +326,347 @@ static void test_env_build(void **state)
     assert_string_equal(kp_app_files[0].file, "kafka.crt");
     assert_string_equal(kp_app_files[1].file, "kafka.key");
     assert_string_equal(kp_app_files[2].file, "ca.crt");
+}
+
+/* ---- credentials from the environment ---- */
+
+/* A fake file system for kp_app_env_creds_parse: path -> bytes, and which paths were read. */
+typedef struct fake_file {
+    const char *path;
+    const void *data; /* NULL: the file does not exist */
+    size_t len;
+} fake_file_t;
+
+typedef struct fake_fs {
+    fake_file_t files[8];
+    size_t n;
+    char reads[512]; /* "path;path;" in the order read */
+} fake_fs_t;
+
+static void fake_fs_add(fake_fs_t *fs, const char *path, const void *data, size_t len)
+{
+    assert_true(fs->n < sizeof(fs->files) / sizeof(*fs->files));
+    fs->files[fs->n++] = (fake_file_t){path, data, len};
+}
+
+static int fake_read(void *ctx, const char *path, size_t max, kp_buf_t *out, char *err,
+                     size_t errlen)
+{
+    fake_fs_t *fs = ctx;
+    size_t used = strlen(fs->reads);
+    snprintf(fs->reads + used, sizeof(fs->reads) - used, "%s;", path);
+    kp_buf_reset(out);
+    for (size_t i = 0; i < fs->n; i++) {
+        if (strcmp(fs->files[i].path, path) || !fs->files[i].data) continue;
+        if (fs->files[i].len > max) {
+            snprintf(err, errlen, "larger than %zu bytes", max);
+            return -1;
+        }
+        kp_buf_append(out, fs->files[i].data, fs->files[i].len);
+        return 0;
+    }
+    snprintf(err, errlen, "No such file or directory");
+    return -1;
+}
+
+/* An environment being built: "NAME=VALUE" strings, NULL-terminated. */
+typedef struct fake_env {
+    char *vars[16];
+    size_t n;
+} fake_env_t;
+
+static void fake_env_set(fake_env_t *e, const char *name, const char *value)
+{
+    assert_true(e->n + 1 < sizeof(e->vars) / sizeof(*e->vars));
+    size_t len = strlen(name) + strlen(value) + 2;
+    e->vars[e->n] = kp_xmalloc(len);
+    snprintf(e->vars[e->n++], len, "%s=%s", name, value);
+    e->vars[e->n] = NULL;
+}
+
+static void fake_env_free(fake_env_t *e)
+{
+    for (size_t i = 0; i < e->n; i++) free(e->vars[i]);
+    memset(e, 0, sizeof(*e));
+}
+
+/* Credentials made with the project's CA code, as the control plane makes them. */
+typedef struct env_world {
+    kp_pki_ca_t *ca;
+    char *ca_pem;
+    kp_pki_issued_t app, other;
+    const char *password;
+    kp_buf_t keystore, truststore;
+} env_world_t;
+
+static void env_world_make(env_world_t *w)
+{
+    char err[512];
+    memset(w, 0, sizeof(*w));
+    w->ca = kp_pki_ca_create("kpool test CA", 30, KP_PKI_KEY_EC_P256, err, sizeof(err));
+    assert_non_null(w->ca);
+    w->ca_pem = kp_pki_ca_cert_pem(w->ca);
+    kp_pki_issue_req_t r = {.subject = "CN=team_orders-api_0123abcd_1", .validity_days = 30};
+    assert_int_equal(kp_pki_issue(w->ca, &r, &w->app, err, sizeof(err)), 0);
+    r.subject = "CN=team_other_0123abcd_1";
+    assert_int_equal(kp_pki_issue(w->ca, &r, &w->other, err, sizeof(err)), 0);
+    w->password = "pa'ss $word\"`x`";
+    kp_buf_init(&w->keystore);
+    kp_buf_init(&w->truststore);
+    assert_int_equal(kp_pki_pkcs12_keystore(w->app.cert_pem, w->app.key_pem, w->app.chain_pem,
+                                            w->password, &w->keystore, err, sizeof(err)),
+                     0);
+    assert_int_equal(
+        kp_pki_pkcs12_truststore(w->ca_pem, w->password, &w->truststore, err, sizeof(err)), 0);
+}
+
+static void env_world_free(env_world_t *w)
+{
+    kp_buf_free(&w->keystore);
+    kp_buf_free(&w->truststore);
+    kp_pki_issued_free(&w->app);
+    kp_pki_issued_free(&w->other);
+    free(w->ca_pem);
+    kp_pki_ca_free(w->ca);
+}
+
+/* The files of a `kpool run` directory at /creds, plus a few wrong ones. */
+static void env_world_files(const env_world_t *w, fake_fs_t *fs)
+{
+    memset(fs, 0, sizeof(*fs));
+    fake_fs_add(fs, "/creds/kafka.crt", w->app.cert_pem, strlen(w->app.cert_pem));
+    fake_fs_add(fs, "/creds/kafka.key", w->app.key_pem, strlen(w->app.key_pem));
+    fake_fs_add(fs, "/creds/ca.crt", w->ca_pem, strlen(w->ca_pem));
+    fake_fs_add(fs, "/creds/client.keystore.p12", w->keystore.data, w->keystore.len);
+    fake_fs_add(fs, "/creds/client.truststore.jks", w->truststore.data, w->truststore.len);
+    fake_fs_add(fs, "/creds/other.key", w->other.key_pem, strlen(w->other.key_pem));
+}
+
+/* Parses e, expects success, and checks the PEMs are w's app and CA. */
+static void env_parse_ok(const env_world_t *w, fake_env_t *e, fake_fs_t *fs, kp_app_env_creds_t *c)
+{
+    char err[1024] = "";
+    if (kp_app_env_creds_parse(e->vars, fake_read, fs, c, err, sizeof(err)) < 0)
+        fail_msg("parse: %s", err);
+    assert_string_equal(kp_app_secret_text(&c->data, "KAFKA_BROKERS"), "127.0.0.1:9093");
+    assert_string_equal(kp_app_secret_text(&c->data, "KAFKA_CERTIFICATE"), w->app.cert_pem);
+    assert_string_equal(kp_app_secret_text(&c->data, "KAFKA_CA"), w->ca_pem);
+    const char *key = kp_app_secret_text(&c->data, "KAFKA_PRIVATE_KEY");
+    assert_non_null(key);
+    assert_int_equal(kp_pki_key_matches(w->app.cert_pem, key, err, sizeof(err)), 0);
+    assert_string_equal(c->subject, "CN=team_orders-api_0123abcd_1");
+    /* in key order, as a decoded secret */
+    for (size_t i = 1; i < c->data.n; i++)
+        assert_true(strcmp(c->data.entries[i - 1].key, c->data.entries[i].key) < 0);
+}
+
+static void test_env_creds_sources(void **state)
+{
+    env_world_t w;
+    env_world_make(&w);
+    fake_fs_t fs;
+    fake_env_t e = {0};
+    kp_app_env_creds_t c;
+
+    /* the PEM values alone (what `kpool secret env` exports): no file is read */
+    env_world_files(&w, &fs);
+    fake_env_set(&e, "HOME", "/home/app");
+    fake_env_set(&e, "KAFKA_BROKERS", "127.0.0.1:9093");
+    fake_env_set(&e, "KAFKA_CERTIFICATE", w.app.cert_pem);
+    fake_env_set(&e, "KAFKA_PRIVATE_KEY", w.app.key_pem);
+    fake_env_set(&e, "KAFKA_CA", w.ca_pem);
+    /* a *_PATH naming a file that does not exist is not looked at: the value comes first */
+    fake_env_set(&e, "KAFKA_CA_PATH", "/nonexistent/ca.crt");
+    env_parse_ok(&w, &e, &fs, &c);
+    assert_int_equal(c.data.n, 4);
+    assert_string_equal(c.cert_from, "KAFKA_CERTIFICATE");
+    assert_string_equal(c.key_from, "KAFKA_PRIVATE_KEY");
+    assert_string_equal(c.ca_from, "KAFKA_CA");
+    assert_string_equal(fs.reads, "");
+    kp_app_env_creds_free(&c);
+    assert_int_equal(c.data.n, 0);
+    fake_env_free(&e);
+
+    /* the *_PATH files alone; an empty variable counts as unset */
+    env_world_files(&w, &fs);
+    fake_env_set(&e, "KAFKA_BROKERS", "127.0.0.1:9093");
+    fake_env_set(&e, "KAFKA_CERTIFICATE", "");
+    fake_env_set(&e, "KAFKA_CERTIFICATE_PATH", "/creds/kafka.crt");
+    fake_env_set(&e, "KAFKA_PRIVATE_KEY_PATH", "/creds/kafka.key");
+    fake_env_set(&e, "KAFKA_CA_PATH", "/creds/ca.crt");
+    fake_env_set(&e, "KAFKA_STREAMS_APPLICATION_ID", "team_counter_");
+    env_parse_ok(&w, &e, &fs, &c);
+    assert_string_equal(c.cert_from, "KAFKA_CERTIFICATE_PATH");
+    assert_string_equal(c.key_from, "KAFKA_PRIVATE_KEY_PATH");
+    assert_string_equal(c.ca_from, "KAFKA_CA_PATH");
+    assert_string_equal(fs.reads, "/creds/kafka.crt;/creds/kafka.key;/creds/ca.crt;");
+    assert_int_equal(c.data.n, 5);
+    assert_string_equal(kp_app_secret_text(&c.data, "KAFKA_STREAMS_APPLICATION_ID"),
+                        "team_counter_");
+    kp_app_env_creds_free(&c);
+    fake_env_free(&e);
+
+    /* the PKCS#12 stores alone (a Java application's variables): the keystore is read once
+     * for the certificate and the key */
+    env_world_files(&w, &fs);
+    fake_env_set(&e, "KAFKA_BROKERS", "127.0.0.1:9093");
+    fake_env_set(&e, "KAFKA_KEYSTORE_PATH", "/creds/client.keystore.p12");
+    fake_env_set(&e, "KAFKA_TRUSTSTORE_PATH", "/creds/client.truststore.jks");
+    fake_env_set(&e, "KAFKA_CREDSTORE_PASSWORD", w.password);
+    env_parse_ok(&w, &e, &fs, &c);
+    assert_string_equal(c.cert_from, "KAFKA_KEYSTORE_PATH");
+    assert_string_equal(c.key_from, "KAFKA_KEYSTORE_PATH");
+    assert_string_equal(c.ca_from, "KAFKA_TRUSTSTORE_PATH");
+    assert_string_equal(fs.reads, "/creds/client.keystore.p12;/creds/client.truststore.jks;");
+    kp_app_env_creds_free(&c);
+    fake_env_free(&e);
+
+    /* all of `kpool run`'s variables: the values win, nothing is read */
+    env_world_files(&w, &fs);
+    fake_env_set(&e, "KAFKA_BROKERS", "127.0.0.1:9093");
+    fake_env_set(&e, "KAFKA_CERTIFICATE", w.app.cert_pem);
+    fake_env_set(&e, "KAFKA_PRIVATE_KEY", w.app.key_pem);
+    fake_env_set(&e, "KAFKA_CA", w.ca_pem);
+    fake_env_set(&e, "KAFKA_CERTIFICATE_PATH", "/creds/kafka.crt");
+    fake_env_set(&e, "KAFKA_PRIVATE_KEY_PATH", "/creds/other.key");
+    fake_env_set(&e, "KAFKA_CA_PATH", "/creds/ca.crt");
+    fake_env_set(&e, "KAFKA_KEYSTORE_PATH", "/creds/client.keystore.p12");
+    fake_env_set(&e, "KAFKA_CREDSTORE_PASSWORD", "wrong");
+    env_parse_ok(&w, &e, &fs, &c);
+    assert_string_equal(fs.reads, "");
+    kp_app_env_creds_free(&c);
+    fake_env_free(&e);
+
+    /* mixed: the value of one, the file of another, the store of the third */
+    env_world_files(&w, &fs);
+    fake_env_set(&e, "KAFKA_BROKERS", "127.0.0.1:9093");
+    fake_env_set(&e, "KAFKA_CERTIFICATE", w.app.cert_pem);
+    fake_env_set(&e, "KAFKA_PRIVATE_KEY_PATH", "/creds/kafka.key");
+    fake_env_set(&e, "KAFKA_TRUSTSTORE_PATH", "/creds/client.truststore.jks");
+    fake_env_set(&e, "KAFKA_CREDSTORE_PASSWORD", w.password);
+    env_parse_ok(&w, &e, &fs, &c);
+    assert_string_equal(c.cert_from, "KAFKA_CERTIFICATE");
+    assert_string_equal(c.key_from, "KAFKA_PRIVATE_KEY_PATH");
+    assert_string_equal(c.ca_from, "KAFKA_TRUSTSTORE_PATH");
+    kp_app_env_creds_free(&c);
+    fake_env_free(&e);
+    env_world_free(&w);
+}
+
+static void test_env_creds_errors(void **state)
+{
+    env_world_t w;
+    env_world_make(&w);
+    fake_fs_t fs;
+    env_world_files(&w, &fs);
+    static const uint8_t binary[] = {0x30, 0x82, 0x00, 0x10, 0x01};
+    fake_fs_add(&fs, "/creds/binary.crt", binary, sizeof(binary));
+    fake_fs_add(&fs, "/creds/big.crt", w.ca_pem, KP_APP_VALUE_BYTES_MAX + 1); /* never read */
+    /* Each case: the variables set on top of a complete PEM environment ("-NAME" unsets
+     * NAME), and what the one line must say. */
+    struct {
+        const char *set[6][2];
+        const char *want;
+    } cases[] = {
+        {{{"-KAFKA_BROKERS", ""}},
+         "KAFKA_BROKERS is not set: this environment holds no Kafka "
+         "credentials"},
+        {{{"KAFKA_BROKERS", ""}}, "KAFKA_BROKERS is not set"},
+        {{{"KAFKA_BROKERS", "a:1\nb:2"}}, "KAFKA_BROKERS is not a list of host:port"},
+        {{{"-KAFKA_CERTIFICATE", ""}},
+         "no client certificate in the environment: none of KAFKA_CERTIFICATE, "
+         "KAFKA_CERTIFICATE_PATH and KAFKA_KEYSTORE_PATH is set"},
+        {{{"-KAFKA_PRIVATE_KEY", ""}},
+         "no private key in the environment: none of KAFKA_PRIVATE_KEY, KAFKA_PRIVATE_KEY_PATH "
+         "and KAFKA_KEYSTORE_PATH is set"},
+        {{{"-KAFKA_CA", ""}},
+         "no CA certificate in the environment: none of KAFKA_CA, "
+         "KAFKA_CA_PATH and KAFKA_TRUSTSTORE_PATH is set"},
+        {{{"-KAFKA_CA", ""}, {"KAFKA_CA_PATH", "/creds/missing.crt"}},
+         "cannot read KAFKA_CA_PATH (/creds/missing.crt): No such file or directory"},
+        {{{"-KAFKA_CA", ""}, {"KAFKA_CA_PATH", "/creds/big.crt"}},
+         "cannot read KAFKA_CA_PATH (/creds/big.crt): larger than 1048576 bytes"},
+        {{{"-KAFKA_CA", ""}, {"KAFKA_CA_PATH", "/creds/\x1b[31mca\n.crt"}},
+         "cannot read KAFKA_CA_PATH (/creds/ [31mca .crt): No such file or directory"},
+        {{{"-KAFKA_CERTIFICATE", ""}, {"KAFKA_CERTIFICATE_PATH", "/creds/binary.crt"}},
+         "KAFKA_CERTIFICATE_PATH (/creds/binary.crt): not a PEM file (it holds binary data)"},
+        {{{"KAFKA_CERTIFICATE", "hello"}}, "KAFKA_CERTIFICATE: certificate: not a PEM certificate"},
+        {{{"KAFKA_CA", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"}},
+         "KAFKA_CA: certificate: not a PEM certificate"},
+        /* a key where the certificate belongs: named, never shown */
+        {{{"-KAFKA_CERTIFICATE", ""}, {"KAFKA_CERTIFICATE_PATH", "/creds/kafka.key"}},
+         "KAFKA_CERTIFICATE_PATH (/creds/kafka.key): certificate: not a PEM certificate"},
+        {{{"-KAFKA_PRIVATE_KEY", ""}, {"KAFKA_PRIVATE_KEY_PATH", "/creds/other.key"}},
+         "KAFKA_PRIVATE_KEY_PATH (/creds/other.key): the private key does not belong to the "
+         "certificate (KAFKA_CERTIFICATE)"},
+        {{{"KAFKA_PRIVATE_KEY", "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"}},
+         "KAFKA_PRIVATE_KEY: private key: not an unencrypted PEM private key"},
+        {{{"-KAFKA_CERTIFICATE", ""}, {"KAFKA_KEYSTORE_PATH", "/creds/client.keystore.p12"}},
+         "KAFKA_KEYSTORE_PATH (/creds/client.keystore.p12) is set but KAFKA_CREDSTORE_PASSWORD, "
+         "its password, is not"},
+        {{{"-KAFKA_CERTIFICATE", ""},
+          {"KAFKA_KEYSTORE_PATH", "/creds/client.keystore.p12"},
+          {"KAFKA_CREDSTORE_PASSWORD", "wrong"}},
+         "KAFKA_KEYSTORE_PATH (/creds/client.keystore.p12) with KAFKA_CREDSTORE_PASSWORD: "
+         "PKCS#12: the password does not open the store"},
+        {{{"-KAFKA_CERTIFICATE", ""},
+          {"KAFKA_KEYSTORE_PATH", "/creds/client.truststore.jks"},
+          {"KAFKA_CREDSTORE_PASSWORD", w.password}},
+         "KAFKA_KEYSTORE_PATH (/creds/client.truststore.jks) holds no client certificate"},
+        {{{"-KAFKA_CA", ""},
+          {"KAFKA_TRUSTSTORE_PATH", "/creds/ca.crt"},
+          {"KAFKA_CREDSTORE_PASSWORD", w.password}},
+         "KAFKA_TRUSTSTORE_PATH (/creds/ca.crt) with KAFKA_CREDSTORE_PASSWORD: not a PKCS#12 "
+         "store"},
+    };
+    static const char *const names[] = {"KAFKA_BROKERS", "KAFKA_CERTIFICATE", "KAFKA_PRIVATE_KEY",
+                                        "KAFKA_CA"};
+    const char *values[] = {"127.0.0.1:9093", w.app.cert_pem, w.app.key_pem, w.ca_pem};
+    for (size_t i = 0; i < sizeof(cases) / sizeof(*cases); i++) {
+        fake_env_t e = {0};
+        for (size_t v = 0; v < 4; v++) {
+            int unset = 0, replaced = 0;
+            for (size_t j = 0; j < 6 && cases[i].set[j][0]; j++) {
+                unset |= cases[i].set[j][0][0] == '-' && !strcmp(cases[i].set[j][0] + 1, names[v]);
+                replaced |= !strcmp(cases[i].set[j][0], names[v]);
+            }
+            if (!unset && !replaced) fake_env_set(&e, names[v], values[v]);
+        }
+        for (size_t j = 0; j < 6 && cases[i].set[j][0]; j++)
+            if (cases[i].set[j][0][0] != '-')
+                fake_env_set(&e, cases[i].set[j][0], cases[i].set[j][1]);
+        kp_app_env_creds_t c;
+        char err[1024] = "";
+        memset(&c, 0xff, sizeof(c));
+        assert_int_equal(kp_app_env_creds_parse(e.vars, fake_read, &fs, &c, err, sizeof(err)), -1);
+        if (strncmp(err, cases[i].want, strlen(cases[i].want)))
+            fail_msg("case %zu: '%s'\n  want '%s...'", i, err, cases[i].want);
+        /* one line, no key material, nothing left in out */
+        assert_null(strchr(err, '\n'));
+        assert_null(strstr(err, "-----"));
+        assert_null(strstr(err, w.password));
+        assert_int_equal(c.data.n, 0);
+        assert_null(c.data.entries);
+        fake_env_free(&e);
+    }
+    /* a path is shown cut at 256 characters */
+    char path[400], want[400];
+    memset(path, 'a', sizeof(path) - 1);
+    path[0] = '/';
+    path[sizeof(path) - 1] = 0;
+    snprintf(want, sizeof(want), "cannot read KAFKA_CA_PATH (%.256s...): No such file or directory",
+             path);
+    fake_env_t e = {0};
+    fake_env_set(&e, "KAFKA_BROKERS", "127.0.0.1:9093");
+    fake_env_set(&e, "KAFKA_CERTIFICATE", w.app.cert_pem);
+    fake_env_set(&e, "KAFKA_PRIVATE_KEY", w.app.key_pem);
+    fake_env_set(&e, "KAFKA_CA_PATH", path);
+    kp_app_env_creds_t c;
+    char err[1024];
+    assert_int_equal(kp_app_env_creds_parse(e.vars, fake_read, &fs, &c, err, sizeof(err)), -1);
+    assert_string_equal(err, want);
+    fake_env_free(&e);
+    env_world_free(&w);
 }
 
 /* ---- ACLs ---- */
@@ -672,14 +1016,24 @@ static void test_text_clean(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_base64),         cmocka_unit_test(test_secret_decode),
-        cmocka_unit_test(test_value_is_text),  cmocka_unit_test(test_shell_quote),
-        cmocka_unit_test(test_env_name_valid), cmocka_unit_test(test_env_build),
-        cmocka_unit_test(test_glob),           cmocka_unit_test(test_acl_access),
-        cmocka_unit_test(test_topic_fqn),      cmocka_unit_test(test_topic_resolve),
-        cmocka_unit_test(test_topics_granted), cmocka_unit_test(test_acl_suggest),
-        cmocka_unit_test(test_topic_suggest),  cmocka_unit_test(test_conditions),
-        cmocka_unit_test(test_format),         cmocka_unit_test(test_text_clean),
+        cmocka_unit_test(test_base64),
+        cmocka_unit_test(test_secret_decode),
+        cmocka_unit_test(test_value_is_text),
+        cmocka_unit_test(test_shell_quote),
+        cmocka_unit_test(test_env_name_valid),
+        cmocka_unit_test(test_env_build),
+        cmocka_unit_test(test_glob),
+        cmocka_unit_test(test_acl_access),
+        cmocka_unit_test(test_topic_fqn),
+        cmocka_unit_test(test_topic_resolve),
+        cmocka_unit_test(test_topics_granted),
+        cmocka_unit_test(test_acl_suggest),
+        cmocka_unit_test(test_topic_suggest),
+        cmocka_unit_test(test_conditions),
+        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_text_clean),
+        cmocka_unit_test(test_env_creds_sources),
+        cmocka_unit_test(test_env_creds_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -3,7 +3,8 @@
  * both key types verified with X509_verify_cert (purpose = EKU, expiry, not-yet-valid,
  * another CA, clamping to the CA's notAfter), subjects and SANs (parsing, escaping, every
  * rejection), PKCS#8 keys, PKCS#12 keystore and truststore (PKCS12_parse with the right and a
- * wrong password, algorithms, Java's trust attribute), certificate information, sealing
+ * wrong password, algorithms, Java's trust attribute) and opening them again, whether a key
+ * belongs to a certificate, certificate information, sealing
  * (round trip, every tampered byte, wrong key/aad/version, truncation), the master key file
  * (creation mode, refusal of group/other access, wrong size, fsync failure), random
  * passwords, and that no error message carries key material or leaves OpenSSL errors queued.
@@ -850,6 +851,114 @@ static void test_pkcs12_truststore(void **state)
     kp_pki_ca_free(ca2);
 }
 
+/* Opening the stores gives back what went in; a wrong password, junk or a damaged store
+ * gives an error without key material. */
+static void test_pkcs12_open(void **state)
+{
+    char err[512];
+    kp_pki_ca_t *ca = make_ca(KP_PKI_KEY_EC_P256, 30);
+    char *ca_pem = kp_pki_ca_cert_pem(ca);
+    kp_pki_issue_req_t r = client_req(KP_PKI_KEY_RSA_2048);
+    kp_pki_issued_t c;
+    issue_ok(ca, &r, &c);
+    char *pw = kp_pki_random_password(20);
+    kp_buf_t ks, ts;
+    kp_buf_init(&ks);
+    kp_buf_init(&ts);
+    assert_int_equal(
+        kp_pki_pkcs12_keystore(c.cert_pem, c.key_pem, c.chain_pem, pw, &ks, err, sizeof(err)), 0);
+    assert_int_equal(kp_pki_pkcs12_truststore(ca_pem, pw, &ts, err, sizeof(err)), 0);
+
+    kp_pki_p12_contents_t got;
+    if (kp_pki_pkcs12_open(ks.data, ks.len, pw, &got, err, sizeof(err)) < 0)
+        fail_msg("open keystore: %s", err);
+    assert_string_equal(got.cert_pem, c.cert_pem);
+    assert_string_equal(got.others_pem, ca_pem);
+    EVP_PKEY *want_key = pem_pkcs8_key(c.key_pem), *got_key = pem_pkcs8_key(got.key_pem);
+    assert_int_equal(EVP_PKEY_eq(want_key, got_key), 1);
+    EVP_PKEY_free(want_key);
+    EVP_PKEY_free(got_key);
+    assert_int_equal(kp_pki_key_matches(got.cert_pem, got.key_pem, err, sizeof(err)), 0);
+    kp_pki_p12_contents_free(&got);
+    assert_null(got.key_pem);
+
+    if (kp_pki_pkcs12_open(ts.data, ts.len, pw, &got, err, sizeof(err)) < 0)
+        fail_msg("open truststore: %s", err);
+    assert_null(got.key_pem);
+    assert_null(got.cert_pem);
+    assert_string_equal(got.others_pem, ca_pem);
+    kp_pki_p12_contents_free(&got);
+
+    /* failures: the message says what is wrong, out stays empty */
+    uint8_t junk[64];
+    memset(junk, 0x30, sizeof(junk));
+    kp_buf_t damaged;
+    kp_buf_init(&damaged);
+    kp_buf_append(&damaged, ks.data, ks.len);
+    damaged.data[damaged.len / 2] ^= 0x5a;
+    struct {
+        const uint8_t *der;
+        size_t len;
+        const char *pw, *want;
+    } bad[] = {
+        {ks.data, ks.len, "wrong", "password does not open"},
+        {ts.data, ts.len, "", "password does not open"},
+        {ks.data, ks.len, NULL, "password does not open"},
+        {junk, sizeof(junk), pw, "not a PKCS#12 store"},
+        {ks.data, 0, pw, "empty"},
+        {ks.data, KP_PKI_INPUT_BYTES_MAX + 1, pw, "larger than"},
+        {damaged.data, damaged.len, pw, ""},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        err[0] = 0;
+        memset(&got, 0xff, sizeof(got));
+        assert_int_equal(
+            kp_pki_pkcs12_open(bad[i].der, bad[i].len, bad[i].pw, &got, err, sizeof(err)), -1);
+        assert_null(got.key_pem);
+        assert_null(got.cert_pem);
+        assert_null(got.others_pem);
+        expect_clean_error(err);
+        if (!strstr(err, bad[i].want)) fail_msg("case %zu: '%s'", i, err);
+    }
+    kp_buf_free(&damaged);
+    kp_buf_free(&ks);
+    kp_buf_free(&ts);
+    kp_pki_secret_free(pw);
+    kp_pki_issued_free(&c);
+    free(ca_pem);
+    kp_pki_ca_free(ca);
+}
+
+static void test_key_matches(void **state)
+{
+    char err[512];
+    kp_pki_ca_t *ca = make_ca(KP_PKI_KEY_EC_P256, 30);
+    kp_pki_issue_req_t r = client_req(KP_PKI_KEY_EC_P256);
+    kp_pki_issued_t a, b;
+    issue_ok(ca, &r, &a);
+    issue_ok(ca, &r, &b);
+    assert_int_equal(kp_pki_key_matches(a.cert_pem, a.key_pem, err, sizeof(err)), 0);
+    /* a chain: the first certificate counts */
+    assert_int_equal(kp_pki_key_matches(a.chain_pem, a.key_pem, err, sizeof(err)), 0);
+    struct {
+        const char *cert, *key, *want;
+    } bad[] = {
+        {a.cert_pem, b.key_pem, "does not belong to the certificate"},
+        {a.key_pem, a.key_pem, "certificate: not a PEM certificate"},
+        {a.cert_pem, a.cert_pem, "private key: not an unencrypted PEM private key"},
+        {"", a.key_pem, "certificate: empty"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+        err[0] = 0;
+        assert_int_equal(kp_pki_key_matches(bad[i].cert, bad[i].key, err, sizeof(err)), -1);
+        expect_clean_error(err);
+        if (!strstr(err, bad[i].want)) fail_msg("case %zu: '%s'", i, err);
+    }
+    kp_pki_issued_free(&a);
+    kp_pki_issued_free(&b);
+    kp_pki_ca_free(ca);
+}
+
 /* ---- sealing ---- */
 
 static void test_seal_roundtrip(void **state)
@@ -1064,6 +1173,8 @@ int main(void)
         cmocka_unit_test(test_pkcs12_keystore),
         cmocka_unit_test(test_pkcs12_keystore_errors),
         cmocka_unit_test(test_pkcs12_truststore),
+        cmocka_unit_test(test_pkcs12_open),
+        cmocka_unit_test(test_key_matches),
         cmocka_unit_test(test_seal_roundtrip),
         cmocka_unit_test(test_master_key_file),
         cmocka_unit_test(test_random_password),
