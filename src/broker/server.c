@@ -504,6 +504,10 @@ void kp_broker_free(kp_broker_t *b)
 {
     if (!b) return;
     kp_broker_stop(b);
+    /* a connection accepted after its loop's shutdown task ran is still open: close it here,
+     * on this thread, now that the loop threads are gone */
+    for (int i = 0; i < b->nloops; i++)
+        if (b->loop_ctx[i]) kp_loop_ctx_shutdown(b->loops[i], b->loop_ctx[i]);
     kp_admin_http_stop(b->admin);
     for (int i = 0; i < KP_LISTENERS_MAX; i++) kp_listener_free(b->listeners[i]);
     /* before the flusher stops: the coordinator waits for its commits' fsyncs */

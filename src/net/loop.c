@@ -320,6 +320,9 @@ void kp_loop_run(kp_loop_t *loop)
         }
         loop->now_ms = kp_mono_ms();
         for (int i = 0; i < n; i++) {
+            /* stopped by an earlier event of this batch (shutdown): nothing after it may run,
+             * an accept here would create a connection no one closes */
+            if (atomic_load(&loop->stop)) break;
             kp_io_t *io = events[i].data.ptr;
             uint32_t e = events[i].events, mask = 0;
             if (e & (EPOLLIN | EPOLLHUP | EPOLLERR)) mask |= KP_READABLE;
