@@ -159,6 +159,16 @@ static const col_t secret_cols[] = {
     {"AGE", "@age", "", 0},
     {NULL, NULL, NULL, 0},
 };
+/* Teams are not a stored kind (api_teams.c): kp_teams_table_render */
+static const col_t team_cols[] = {
+    {"NAME", "@name", "", 0},
+    {"TOKENS", "status.tokens", "0", 0},     /* valid ones */
+    {"CREATED", "@age", "", 0},
+    {"RESOURCES", "status.resources", "0", 0},
+    {"TOKEN AGE", "@tokenage", "<none>", 1}, /* the newest valid token's */
+    {"REVOKED", "status.revokedTokens", "0", 1},
+    {NULL, NULL, NULL, 0},
+};
 static const col_t generic_cols[] = {
     {"NAME", "@name", "", 0},
     {"AGE", "@age", "", 0},
@@ -191,6 +201,15 @@ static int cell_computed(const col_t *c, const json_t *obj, time_t now, kp_buf_t
     if (!strcmp(c->path, "@age")) {
         char age[32];
         kp_age_of(obj, now, age, sizeof(age));
+        kp_buf_appendf(out, "%s", age);
+        return 1;
+    }
+    if (!strcmp(c->path, "@tokenage")) {
+        const json_t *v = path_get(obj, "status.tokenCreationTimestamp", 29);
+        time_t t;
+        if (!json_is_string(v) || kp_time_parse(json_string_value(v), &t) < 0) return 0;
+        char age[32];
+        kp_age_format((long long)(now - t), age, sizeof(age));
         kp_buf_appendf(out, "%s", age);
         return 1;
     }
@@ -277,14 +296,14 @@ static void table_emit(table_t *t, size_t nrows, kp_buf_t *out)
     }
 }
 
-void kp_table_render(const kp_kind_t *k, const json_t *items, int wide, int with_ns, time_t now,
-                     kp_buf_t *out)
+static void table_render(const col_t *cols, const json_t *items, int wide, int with_ns, time_t now,
+                         kp_buf_t *out)
 {
     table_t t;
     memset(&t, 0, sizeof(t));
     kp_buf_init(&t.cells);
-    t.with_ns = with_ns && k->namespaced;
-    for (const col_t *c = columns_for(k); c->header && t.ncols < TABLE_COLS_MAX; c++)
+    t.with_ns = with_ns;
+    for (const col_t *c = cols; c->header && t.ncols < TABLE_COLS_MAX; c++)
         if (wide || !c->wide) t.cols[t.ncols++] = c;
     if (t.with_ns) table_add(&t, 0, "NAMESPACE", 9);
     for (int c = 0; c < t.ncols; c++)
@@ -311,6 +330,17 @@ void kp_table_render(const kp_kind_t *k, const json_t *items, int wide, int with
     table_emit(&t, json_array_size(items) + 1, out);
     kp_buf_free(&cell);
     kp_buf_free(&t.cells);
+}
+
+void kp_table_render(const kp_kind_t *k, const json_t *items, int wide, int with_ns, time_t now,
+                     kp_buf_t *out)
+{
+    table_render(columns_for(k), items, wide, with_ns && k->namespaced, now, out);
+}
+
+void kp_teams_table_render(const json_t *items, int wide, time_t now, kp_buf_t *out)
+{
+    table_render(team_cols, items, wide, 0, now, out);
 }
 
 /* ---- describe ---- */

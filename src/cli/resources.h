@@ -78,6 +78,11 @@ const kp_kind_t *kp_manifest_prepare(json_t *doc, const char *flag_ns, const cha
 void kp_table_render(const kp_kind_t *k, const json_t *items, int wide, int with_ns, time_t now,
                      kp_buf_t *out);
 
+/* Appends the table of `kpool team list` (items: Team objects, docs/api.md): NAME, TOKENS
+ * (valid), CREATED (age), RESOURCES; -o wide adds TOKEN AGE (the newest valid token's) and
+ * REVOKED (how many tokens were revoked). */
+void kp_teams_table_render(const json_t *items, int wide, time_t now, kp_buf_t *out);
+
 /* Appends the `kpool describe` summary of obj: metadata, spec (YAML), and a status that
  * explains itself (synchronizationState, message, errors[], conditions[]). A Secret's data
  * is shown as key names and sizes, never values. */

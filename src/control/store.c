@@ -4,7 +4,9 @@
  * Tables:
  *   resources(kind, ns, name, rv, body)   body = the whole object as JSON text
  *   meta(key, value)                      'rv' = the last resourceVersion handed out
- *   tokens(hash, ns, description, created) hash = hex SHA-256 of the token
+ *   tokens(hash, ns, description, created, revoked)
+ *                                         hash = hex SHA-256 of the token; revoked = when
+ *                                         (RFC 3339), NULL while the token is valid
  *   service_users(...)
  * Every write runs in one transaction (BEGIN IMMEDIATE) and is durable when it returns
  * (WAL with synchronous=FULL).
@@ -40,7 +42,7 @@ static const char *schema =
     "  rv INTEGER NOT NULL, body TEXT NOT NULL, PRIMARY KEY(kind, ns, name));"
     "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "CREATE TABLE IF NOT EXISTS tokens(hash TEXT PRIMARY KEY, ns TEXT, description TEXT,"
-    "  created TEXT NOT NULL);"
+    "  created TEXT NOT NULL, revoked TEXT);"
     "CREATE TABLE IF NOT EXISTS service_users(name TEXT PRIMARY KEY, team TEXT NOT NULL,"
     "  app TEXT NOT NULL, pool TEXT NOT NULL, principal TEXT NOT NULL, secret TEXT,"
     "  generation INTEGER NOT NULL, created_ms INTEGER NOT NULL, revoked_ms INTEGER NOT NULL"
@@ -73,6 +75,8 @@ kp_store_t *kp_store_open(const char *path, char *err, size_t errlen)
      * here only means it is there already) */
     sqlite3_exec(s->db, "ALTER TABLE service_users ADD COLUMN registry_hash TEXT", NULL, NULL,
                  NULL);
+    /* stores made before tokens could be revoked: every token in them is valid */
+    sqlite3_exec(s->db, "ALTER TABLE tokens ADD COLUMN revoked TEXT", NULL, NULL, NULL);
     return s;
 }
 
@@ -116,6 +120,13 @@ static void new_uid(char out[37])
     snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", r[0],
              r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12], r[13],
              r[14], r[15]);
+}
+
+/* Column i as a malloc'd string, "" for NULL. */
+static char *col(sqlite3_stmt *st, int i)
+{
+    const unsigned char *v = sqlite3_column_text(st, i);
+    return kp_xstrdup(v ? (const char *)v : "");
 }
 
 static int exec(kp_store_t *s, const char *sql)
@@ -504,31 +515,45 @@ static void sha256_hex(const char *s, char out[65])
     for (int i = 0; i < 32; i++) snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-int kp_store_token_create(kp_store_t *s, const char *ns, const char *description,
-                          char token_out[65])
+/* A fresh token (32 random bytes, hex) and its hash. -1 when there is no randomness. */
+static int token_new(char token_out[65], char hash[65])
 {
     uint8_t r[32];
     if (RAND_bytes(r, sizeof(r)) != 1) return -1;
     for (int i = 0; i < 32; i++) snprintf(token_out + 2 * i, 3, "%02x", r[i]);
-    char hash[65], ts[32];
     sha256_hex(token_out, hash);
-    rfc3339_now(ts);
-    pthread_mutex_lock(&s->lock);
+    return 0;
+}
+
+/* @locks: s->lock held. 0 or -1. */
+static int token_insert(kp_store_t *s, const char *hash, const char *ns, const char *description,
+                        const char *ts)
+{
     sqlite3_stmt *st;
-    int rc = -1;
     if (sqlite3_prepare_v2(s->db,
                            "INSERT INTO tokens(hash, ns, description, created) VALUES(?,?,?,?)", -1,
-                           &st, NULL) == SQLITE_OK) {
-        sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
-        if (ns)
-            sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(st, 2);
-        sqlite3_bind_text(st, 3, description ? description : "", -1, SQLITE_STATIC);
-        sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-        sqlite3_finalize(st);
-    }
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
+    if (ns)
+        sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 2);
+    sqlite3_bind_text(st, 3, description ? description : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    sqlite3_finalize(st);
+    return rc;
+}
+
+int kp_store_token_create(kp_store_t *s, const char *ns, const char *description,
+                          char token_out[65])
+{
+    char hash[65], ts[32];
+    if (token_new(token_out, hash) < 0) return -1;
+    rfc3339_now(ts);
+    pthread_mutex_lock(&s->lock);
+    int rc = token_insert(s, hash, ns, description, ts);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
@@ -541,8 +566,8 @@ int kp_store_token_lookup(kp_store_t *s, const char *token, int *is_admin, char 
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(s->db, "SELECT ns FROM tokens WHERE hash=?", -1, &st, NULL) ==
-        SQLITE_OK) {
+    if (sqlite3_prepare_v2(s->db, "SELECT ns FROM tokens WHERE hash=? AND revoked IS NULL", -1, &st,
+                           NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             const unsigned char *v = sqlite3_column_text(st, 0);
@@ -554,6 +579,157 @@ int kp_store_token_lookup(kp_store_t *s, const char *token, int *is_admin, char 
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+/* ---- team tokens ---- */
+
+/* The team's valid tokens, or -1. @locks: s->lock held. */
+static int team_tokens_valid(kp_store_t *s, const char *team)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM tokens WHERE ns=? AND revoked IS NULL", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, team, -1, SQLITE_STATIC);
+    int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* Marks the team's valid tokens revoked at ts: how many, or -1. @locks: s->lock held. */
+static int team_tokens_mark_revoked(kp_store_t *s, const char *team, const char *ts)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "UPDATE tokens SET revoked=? WHERE ns=? AND revoked IS NULL", -1,
+                           &st, NULL) != SQLITE_OK)
+        return -1;
+    sqlite3_bind_text(st, 1, ts, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, team, -1, SQLITE_STATIC);
+    int n = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
+    sqlite3_finalize(st);
+    return n;
+}
+
+/* The three team operations share one shape: in a transaction, count the valid tokens, then
+ * revoke them (revoke) and/or insert a new one (issue). need_valid: the count must be > 0
+ * (rotate, revoke), else 0 (create). Returns a KP_STORE_* code. */
+static int team_tokens_change(kp_store_t *s, const char *team, int need_valid, int revoke,
+                              const char *issue_description, char token_out[65], int *revoked_n)
+{
+    char hash[65], ts[32];
+    if (issue_description && token_new(token_out, hash) < 0) return KP_STORE_ERROR;
+    rfc3339_now(ts);
+    if (revoked_n) *revoked_n = 0;
+    pthread_mutex_lock(&s->lock);
+    if (exec(s, "BEGIN IMMEDIATE") < 0) {
+        pthread_mutex_unlock(&s->lock);
+        return KP_STORE_ERROR;
+    }
+    int rc = KP_STORE_ERROR;
+    int valid = team_tokens_valid(s, team);
+    if (valid < 0) goto rollback;
+    if (need_valid && valid == 0) {
+        rc = KP_STORE_NOT_FOUND;
+        goto rollback;
+    }
+    if (!need_valid && valid > 0) {
+        rc = KP_STORE_EXISTS;
+        goto rollback;
+    }
+    int revoked = revoke ? team_tokens_mark_revoked(s, team, ts) : 0;
+    if (revoked < 0) goto rollback;
+    if (issue_description && token_insert(s, hash, team, issue_description, ts) < 0) goto rollback;
+    if (exec(s, "COMMIT") < 0) goto rollback;
+    pthread_mutex_unlock(&s->lock);
+    if (revoked_n) *revoked_n = revoked;
+    return issue_description && !revoke ? KP_STORE_CREATED : KP_STORE_UPDATED;
+rollback:
+    exec(s, "ROLLBACK");
+    pthread_mutex_unlock(&s->lock);
+    if (issue_description) memset(token_out, 0, 65); /* never issued */
+    return rc;
+}
+
+int kp_store_team_token_create(kp_store_t *s, const char *team, char token_out[65])
+{
+    return team_tokens_change(s, team, 0, 0, "team token", token_out, NULL);
+}
+
+int kp_store_team_token_rotate(kp_store_t *s, const char *team, char token_out[65], int *revoked_n)
+{
+    return team_tokens_change(s, team, 1, 1, "team token (rotated)", token_out, revoked_n);
+}
+
+int kp_store_team_tokens_revoke(kp_store_t *s, const char *team, int *revoked_n)
+{
+    return team_tokens_change(s, team, 1, 1, NULL, NULL, revoked_n);
+}
+
+/* One row per team: its tokens (t) and its namespace's resources (r), joined on the name.
+ * Timestamps are RFC 3339 in UTC, so text order is time order. */
+static const char teams_sql[] =
+    "WITH t AS (SELECT ns AS name, sum(revoked IS NULL) AS valid, sum(revoked IS NOT NULL) AS rev,"
+    "    min(created) AS first, max(CASE WHEN revoked IS NULL THEN created END) AS newest,"
+    "    max(revoked) AS last_rev FROM tokens WHERE ns IS NOT NULL GROUP BY ns),"
+    "  r AS (SELECT ns AS name, count(*) AS n,"
+    "    min(json_extract(body, '$.metadata.creationTimestamp')) AS first"
+    "    FROM resources WHERE ns <> '' GROUP BY ns),"
+    "  names AS (SELECT name FROM t UNION SELECT name FROM r)"
+    " SELECT names.name, coalesce(t.valid, 0), coalesce(t.rev, 0), coalesce(r.n, 0),"
+    "   coalesce(min(t.first, r.first), t.first, r.first), t.newest, t.last_rev"
+    " FROM names LEFT JOIN t ON t.name = names.name LEFT JOIN r ON r.name = names.name"
+    " WHERE ?1 IS NULL OR names.name = ?1 ORDER BY names.name";
+
+int kp_store_teams_list(kp_store_t *s, const char *team, kp_store_team_t **out, int *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, teams_sql, -1, &st, NULL) != SQLITE_OK) {
+        kp_error("store", "teams: %s", sqlite3_errmsg(s->db));
+        pthread_mutex_unlock(&s->lock);
+        return -1;
+    }
+    if (team)
+        sqlite3_bind_text(st, 1, team, -1, SQLITE_STATIC);
+    else
+        sqlite3_bind_null(st, 1);
+    int cap = 0, rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 8;
+            *out = kp_xrealloc(*out, (size_t)cap * sizeof(**out));
+        }
+        kp_store_team_t *t = &(*out)[(*n)++];
+        t->name = col(st, 0);
+        t->tokens = sqlite3_column_int(st, 1);
+        t->tokens_revoked = sqlite3_column_int(st, 2);
+        t->resources = sqlite3_column_int(st, 3);
+        t->created = col(st, 4);
+        t->token_created = col(st, 5);
+        t->last_revoked = col(st, 6);
+    }
+    sqlite3_finalize(st);
+    pthread_mutex_unlock(&s->lock);
+    if (rc != SQLITE_DONE) {
+        kp_store_teams_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+        return -1;
+    }
+    return 0;
+}
+
+void kp_store_teams_free(kp_store_team_t *t, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(t[i].name);
+        free(t[i].created);
+        free(t[i].token_created);
+        free(t[i].last_revoked);
+    }
+    free(t);
 }
 
 /* ---- meta ---- */
@@ -594,12 +770,6 @@ int kp_store_meta_set(kp_store_t *s, const char *key, const char *value)
 }
 
 /* ---- service users ---- */
-
-static char *col(sqlite3_stmt *st, int i)
-{
-    const unsigned char *v = sqlite3_column_text(st, i);
-    return kp_xstrdup(v ? (const char *)v : "");
-}
 
 int kp_store_user_put(kp_store_t *s, const kp_service_user_t *u)
 {

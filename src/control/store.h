@@ -58,11 +58,45 @@ int kp_store_mark_deleted(kp_store_t *s, const char *kind, const char *ns, const
 /* Removes the row for good. */
 int kp_store_remove(kp_store_t *s, const char *kind, const char *ns, const char *name);
 
-/* Tokens. A token is 32 random bytes, hex; only its SHA-256 is stored. ns NULL = admin. */
+/* Tokens. A token is 32 random bytes, hex; only its SHA-256 is stored. ns NULL = admin.
+ * Adds a token unconditionally: teams get theirs through kp_store_team_token_create. */
 int kp_store_token_create(kp_store_t *s, const char *ns, const char *description,
                           char token_out[65]);
-/* 0 with *is_admin / ns (malloc'd, NULL for admin) filled, -1 when unknown. */
+/* 0 with *is_admin / ns (malloc'd, NULL for admin) filled, -1 when unknown or revoked. Reads
+ * the store every time, so a revocation holds from the next lookup on. */
 int kp_store_token_lookup(kp_store_t *s, const char *token, int *is_admin, char **ns);
+
+/* Team tokens. A team is a namespace; it "has a token" while one of its tokens is not
+ * revoked. Revoked tokens keep their row (hash and times) so an admin can see when they went;
+ * they never authenticate again. Each call below is one transaction. */
+
+/* Issues the team's first (or, after a revocation, next) token. KP_STORE_CREATED with the
+ * token in token_out; KP_STORE_EXISTS when the team already has a valid token (nothing is
+ * written: use rotate); KP_STORE_ERROR. */
+int kp_store_team_token_create(kp_store_t *s, const char *team, char token_out[65]);
+/* Revokes every valid token of the team and issues a new one, atomically: no moment with
+ * both or neither. KP_STORE_UPDATED with the token and *revoked_n; KP_STORE_NOT_FOUND when
+ * the team has no valid token (nothing is written); KP_STORE_ERROR (nothing changed). */
+int kp_store_team_token_rotate(kp_store_t *s, const char *team, char token_out[65], int *revoked_n);
+/* Revokes every valid token of the team; its resources are not touched. KP_STORE_UPDATED
+ * with *revoked_n, KP_STORE_NOT_FOUND when it had none, KP_STORE_ERROR. */
+int kp_store_team_tokens_revoke(kp_store_t *s, const char *team, int *revoked_n);
+
+typedef struct kp_store_team {
+    char *name;
+    int tokens;          /* valid */
+    int tokens_revoked;  /* revoked, kept for the record */
+    int resources;       /* stored objects in the namespace (any kind) */
+    char *created;       /* RFC 3339: its first token or resource, whichever came first */
+    char *token_created; /* RFC 3339: its newest valid token, "" when none */
+    char *last_revoked;  /* RFC 3339: its latest revocation, "" when none */
+} kp_store_team_t;
+
+/* Teams known by a token (valid or revoked) or by resources in their namespace, sorted by
+ * name; only the one named when team is not NULL (*n is then 0 or 1). 0 or -1. Free with
+ * kp_store_teams_free. */
+int kp_store_teams_list(kp_store_t *s, const char *team, kp_store_team_t **out, int *n);
+void kp_store_teams_free(kp_store_team_t *t, int n);
 
 /* Small key/value settings (e.g. the admin token's existence). */
 int kp_store_meta_get(kp_store_t *s, const char *key, char **value);

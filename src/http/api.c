@@ -15,6 +15,7 @@
 #include "control/backup_format.h"
 #include "core/yamljson.h"
 #include "http/api_backup.h"
+#include "http/api_teams.h"
 #include "net/listener.h"
 #include "storage/fs.h"
 
@@ -178,7 +179,7 @@ typedef struct route {
     char ns[128];
     char name[256];
     int has_ns, has_name, status;
-    int teams;
+    int teams, teams_rotate; /* /apis/kpool.dev/v1/teams[/NAME[/rotate]] (api_teams.c) */
     int healthz;
 } route_t;
 
@@ -224,7 +225,14 @@ static int parse_route(const char *url, route_t *r)
     }
     if (i >= n) return -1;
     if (!strcmp(group, "kpool.dev") && !strcmp(version, "v1") && !strcmp(seg[i], "teams") &&
-        i + 1 == n) {
+        !r->has_ns) {
+        if (i + 1 < n) {
+            if (strlen(seg[i + 1]) >= sizeof(r->name)) return -1;
+            strcpy(r->name, seg[i + 1]);
+            r->has_name = 1;
+        }
+        r->teams_rotate = i + 3 == n && !strcmp(seg[i + 2], "rotate");
+        if (i + 2 < n && !r->teams_rotate) return -1;
         r->teams = 1;
         return 0;
     }
@@ -534,34 +542,21 @@ static enum MHD_Result do_delete(kp_api_t *api, struct MHD_Connection *conn, con
     return ret;
 }
 
-static enum MHD_Result do_teams(kp_api_t *api, struct MHD_Connection *conn, const caller_t *who,
-                                req_state_t *st, const char *method)
+static enum MHD_Result do_teams(kp_api_t *api, struct MHD_Connection *conn, const route_t *r,
+                                const caller_t *who, req_state_t *st, const char *method)
 {
-    if (!who->admin)
-        return status_error(conn, 403, "Forbidden", "only an admin token creates teams");
-    if (strcmp(method, "POST") != 0) return status_error(conn, 405, "MethodNotAllowed", "use POST");
-    char err[512];
-    json_t *obj = parse_body(conn, st, err, sizeof(err));
-    const char *name = obj ? json_string_value(json_object_get(obj, "name")) : NULL;
-    char why[256];
-    if (!name || kp_name_check(name, 1, why, sizeof(why)) < 0) {
-        /* name is borrowed from obj: answer before letting go of it */
-        enum MHD_Result bad = status_error(conn, 422, "Invalid", "name: Invalid value \"%s\": %s",
-                                           name ? name : "", name ? why : "required");
-        json_decref(obj);
-        return bad;
-    }
-    char token[65];
-    if (kp_store_token_create(api->store, name, "team token", token) < 0) {
-        json_decref(obj);
-        return status_error(conn, 500, "InternalError", "cannot create a token");
-    }
-    json_t *res = json_pack("{s:s, s:s, s:s, s:s}", "apiVersion", "kpool.dev/v1", "kind", "Team",
-                            "name", name, "token", token);
-    enum MHD_Result ret = send_json(conn, 201, res, NULL);
-    json_decref(res);
-    kp_info("api", "created a token for team %s", name);
-    json_decref(obj); /* owns name */
+    kp_api_teams_req_t req = {
+        .method = method,
+        .name = r->has_name ? r->name : NULL,
+        .rotate = r->teams_rotate,
+        .admin = who->admin,
+        .body = st->body.data,
+        .len = st->body.len,
+    };
+    unsigned code;
+    json_t *answer = kp_api_teams_answer(api->store, &req, &code);
+    enum MHD_Result ret = send_json(conn, code, answer, NULL);
+    json_decref(answer);
     return ret;
 }
 
@@ -619,7 +614,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
                 ? kp_api_backup_handle(api->backup, conn, url, method, st->body.data, st->body.len)
                 : status_error(conn, 403, "Forbidden", "only an admin token may use backups");
     } else if (r.teams) {
-        ret = do_teams(api, conn, &who, st, method);
+        ret = do_teams(api, conn, &r, &who, st, method);
     } else if (!strcmp(method, "GET")) {
         ret = r.has_name ? do_get(api, conn, &r, &who) : do_list(api, conn, &r, &who);
     } else if (!strcmp(method, "PUT") && r.has_name) {

@@ -427,6 +427,37 @@ static void test_table_secrets_hide_values(void **state)
     free(t);
 }
 
+static void test_table_teams(void **state)
+{
+    json_t *items =
+        fixture("[{\"metadata\": {\"name\": \"team-a\", \"creationTimestamp\": "
+                "\"2026-11-24T07:00:00Z\"}, \"status\": {\"tokens\": 1, \"revokedTokens\": 2, "
+                "\"resources\": 4, \"tokenCreationTimestamp\": \"2026-11-27T06:00:00Z\"}},"
+                "{\"metadata\": {\"name\": \"quiet\", \"creationTimestamp\": "
+                "\"2026-11-27T06:59:00Z\"}, \"status\": {\"tokens\": 0, \"revokedTokens\": 1, "
+                "\"resources\": 0}},"
+                "{\"metadata\": {\"name\": \"odd\"}}]");
+    kp_buf_t b;
+    kp_buf_init(&b);
+    kp_teams_table_render(items, 0, NOW, &b);
+    kp_buf_append(&b, "", 1);
+    assert_string_equal((char *)b.data, "NAME     TOKENS   CREATED     RESOURCES\n"
+                                        "team-a   1        3d          4\n"
+                                        "quiet    0        60s         0\n"
+                                        "odd      0        <unknown>   0\n");
+    kp_buf_reset(&b);
+    kp_teams_table_render(items, 1, NOW, &b);
+    kp_buf_append(&b, "", 1);
+    /* wide: the newest valid token's age ("<none>" after a revocation) and the revoked count */
+    assert_string_equal((char *)b.data,
+                        "NAME     TOKENS   CREATED     RESOURCES   TOKEN AGE   REVOKED\n"
+                        "team-a   1        3d          4           60m         2\n"
+                        "quiet    0        60s         0           <none>      1\n"
+                        "odd      0        <unknown>   0           <none>      0\n");
+    kp_buf_free(&b);
+    json_decref(items);
+}
+
 /* ---- describe ---- */
 
 static char *describe_of(const char *kind, const char *obj_json)
@@ -636,6 +667,7 @@ int main(void)
         cmocka_unit_test(test_table_topics),
         cmocka_unit_test(test_table_other_kinds),
         cmocka_unit_test(test_table_secrets_hide_values),
+        cmocka_unit_test(test_table_teams),
         cmocka_unit_test(test_describe_status),
         cmocka_unit_test(test_describe_secret_sizes_only),
         cmocka_unit_test(test_warning_decode),
