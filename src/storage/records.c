@@ -171,6 +171,35 @@ bad:
     return -1;
 }
 
+int kp_batch_first_at_or_after(const uint8_t *batch, size_t len, int64_t ts, int64_t *offset,
+                               int64_t *timestamp, kp_buf_t *scratch, size_t max_bytes)
+{
+    if (len < KP_BATCH_HEADER_BYTES) return -1;
+    kp_batch_info_t info;
+    kp_batch_parse_header(batch, &info);
+    const uint8_t *body = batch + KP_BATCH_HEADER_BYTES;
+    size_t body_len = len - KP_BATCH_HEADER_BYTES;
+    int codec = info.attributes & KP_BATCH_ATTR_COMPRESSION_MASK;
+    if (codec != KP_CODEC_NONE) {
+        scratch->len = 0;
+        if (kp_decompress(codec, body, body_len, scratch, max_bytes) < 0) return -1;
+        body = scratch->data;
+        body_len = scratch->len;
+    }
+    kp_records_iter_t it;
+    kp_records_begin_raw(&it, &info, body, body_len);
+    kp_record_t rec;
+    int rc;
+    while ((rc = kp_records_next(&it, &rec)) == 1) {
+        if (rec.timestamp >= ts) {
+            *offset = rec.offset;
+            *timestamp = rec.timestamp;
+            return 1;
+        }
+    }
+    return rc < 0 ? -1 : 0;
+}
+
 int kp_batch_filter(const uint8_t *batch, size_t len,
                     int (*keep)(const kp_record_t *rec, void *arg), void *arg, kp_buf_t *scratch,
                     kp_buf_t *out, size_t max_bytes)

@@ -56,6 +56,12 @@ void kp_records_begin_raw(kp_records_iter_t *it, const kp_batch_info_t *info, co
 /* 1 with *rec filled, 0 at the end, -1 on malformed data. */
 int kp_records_next(kp_records_iter_t *it, kp_record_t *rec);
 
+/* The first record of a stored batch (len bytes, header included) whose timestamp is at
+ * least ts, decompressing if needed (at most max_bytes, into scratch): 1 with *offset and
+ * *timestamp set, 0 when no record qualifies, -1 when the batch cannot be decoded. */
+int kp_batch_first_at_or_after(const uint8_t *batch, size_t len, int64_t ts, int64_t *offset,
+                               int64_t *timestamp, kp_buf_t *scratch, size_t max_bytes);
+
 /* Keeps the records for which keep() returns nonzero, decompressing if needed (at most
  * max_bytes) and recompressing with the batch's codec. The result keeps the batch's base
  * offset, last offset delta, timestamps and producer fields, so no offset changes; only

@@ -7,6 +7,7 @@
 #include "core/buf.h"
 #include "core/logging.h"
 #include "storage/fs.h"
+#include "storage/records.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -368,6 +369,10 @@ int kp_segment_find(const kp_segment_t *seg, int64_t offset, int64_t from, int64
     return 1;
 }
 
+/* batches are read whole to find the record; larger ones (never written by a producer within
+ * message.max.bytes) answer with their base offset */
+#define OFFSET_FOR_TIME_BATCH_MAX (64LL << 20)
+
 int64_t kp_segment_offset_for_time(const kp_segment_t *seg, int64_t ts, int64_t limit,
                                    int64_t *ts_out)
 {
@@ -385,8 +390,25 @@ int64_t kp_segment_offset_for_time(const kp_segment_t *seg, int64_t ts, int64_t 
         int64_t total = (int64_t)(int32_t)ld32(head + 8) + KP_BATCH_LOG_OVERHEAD;
         if (total < KP_BATCH_HEADER_BYTES) return -1;
         if ((int64_t)ld64(head + 35) >= ts) {
-            *ts_out = (int64_t)ld64(head + 35);
-            return (int64_t)ld64(head);
+            /* this batch holds the answer: the first of its records at or after ts, as
+             * Kafka answers (not the batch's base offset, which may be earlier) */
+            int64_t off = (int64_t)ld64(head), found_ts = (int64_t)ld64(head + 35);
+            if (p + total <= limit && total <= OFFSET_FOR_TIME_BATCH_MAX) {
+                uint8_t *batch = kp_xmalloc((size_t)total);
+                kp_buf_t scratch;
+                kp_buf_init(&scratch);
+                int64_t o, t;
+                if (kp_fs_pread_all(seg->fd, batch, (size_t)total, p) == 0 &&
+                    kp_batch_first_at_or_after(batch, (size_t)total, ts, &o, &t, &scratch,
+                                               OFFSET_FOR_TIME_BATCH_MAX * 8) == 1) {
+                    off = o;
+                    found_ts = t;
+                }
+                kp_buf_free(&scratch);
+                free(batch);
+            }
+            *ts_out = found_ts;
+            return off;
         }
         p += total;
     }

@@ -188,3 +188,37 @@ def test_consumer_tails_live_production(broker_factory):
                 C.broker_death(broker))
     finally:
         cons.close()
+
+
+@pytest.mark.parametrize("codec", ["none", "lz4"])
+def test_offsets_for_times_finds_the_record_inside_a_batch(broker_factory, codec):
+    """offsetsForTimes (ListOffsets by timestamp) answers with the first *record* at or after
+    the time, as Kafka does, also in the middle of a (compressed) batch — not with the base
+    offset of the batch that holds it, which would replay earlier records."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from kafka import KafkaConsumer, TopicPartition as KTP
+    broker = broker_factory()
+    topic = "by-time-" + codec
+    C.create_topics(broker.bootstrap, [topic], partitions=1)
+    t0 = int(time.time() * 1000) - 60_000
+    prod = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 200,
+                     "compression.type": codec})
+    for i in range(10):  # one batch: timestamps t0, t0+10, ..., t0+90
+        prod.produce(topic, value=b"v%d" % i, partition=0, timestamp=t0 + 10 * i)
+    assert prod.flush(10) == 0
+    cons = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "kpool-it-bytime"})
+    kc = KafkaConsumer(bootstrap_servers=broker.bootstrap)
+    try:
+        for want_ts, want_off in [(t0 - 5, 0), (t0, 0), (t0 + 45, 5), (t0 + 50, 5),
+                                  (t0 + 90, 9), (t0 + 91, -1)]:
+            got = cons.offsets_for_times([TopicPartition(topic, 0, want_ts)], timeout=10)[0]
+            assert got.error is None, got.error
+            assert got.offset == want_off, (want_ts - t0, got.offset)
+            kg = kc.offsets_for_times({KTP(topic, 0): want_ts})[KTP(topic, 0)]
+            if want_off < 0:
+                assert kg is None
+            else:
+                assert (kg.offset, kg.timestamp) == (want_off, t0 + 10 * want_off), kg
+    finally:
+        cons.close()
+        kc.close()

@@ -365,13 +365,17 @@ static void check_times(kp_log_t *log, const rec_t *recs, int n)
 {
     int64_t ts;
     for (int i = 0; i < n; i++) {
-        int64_t max_ts = recs[i].opts.base_timestamp + recs[i].opts.nrecords - 1;
-        /* exactly the batch's max timestamp, and just after the previous batch's */
-        assert_int_equal(kp_log_offset_for_time(log, max_ts, &ts), recs[i].base);
-        assert_int_equal(ts, max_ts);
+        /* record k of a batch has timestamp base_timestamp + k: each one is found exactly,
+         * not its batch's base offset (Kafka answers per record) */
+        for (int k = 0; k < recs[i].opts.nrecords; k++) {
+            int64_t t = recs[i].opts.base_timestamp + k;
+            assert_int_equal(kp_log_offset_for_time(log, t, &ts), recs[i].base + k);
+            assert_int_equal(ts, t);
+        }
+        /* just after the previous batch's timestamps: this batch's first record */
         assert_int_equal(kp_log_offset_for_time(log, recs[i].opts.base_timestamp - 500, &ts),
                          recs[i].base);
-        assert_int_equal(ts, max_ts); /* the timestamp of the batch found */
+        assert_int_equal(ts, recs[i].opts.base_timestamp);
     }
     assert_int_equal(kp_log_offset_for_time(log, 0, &ts), 0);
     assert_int_equal(kp_log_offset_for_time(log, NOW + 1000 * (int64_t)n, &ts), -1);
@@ -409,6 +413,19 @@ static void test_list_offsets_by_time(void **state)
     assert_int_equal(kp_log_offset_for_time(log, -1, &ts), recs[1].last + 1);
     kp_log_flush(log);
     assert_int_equal(kp_log_offset_for_time(log, recs[2].opts.base_timestamp, &ts), recs[2].base);
+    kp_log_close(log);
+
+    /* LogAppendTime: every record carries the batch's time, so the first record answers */
+    teardown(state);
+    setup(state);
+    cfg = small_config(0);
+    log = kp_log_open(dir, &cfg, NOW);
+    ut_batch_opts_t o = ut_batch_defaults(5, NOW);
+    o.attributes = KP_BATCH_ATTR_LOG_APPEND_TIME;
+    kp_append_result_t res = append_opts(log, &o);
+    assert_int_equal(res.status, KP_APPEND_OK);
+    assert_int_equal(kp_log_offset_for_time(log, NOW + 2, &ts), 0);
+    assert_int_equal(ts, NOW + 4);
     kp_log_close(log);
 }
 
