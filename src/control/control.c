@@ -108,6 +108,13 @@ static void enqueue_all(kp_control_t *c)
     }
 }
 
+void kp_control_enqueue(kp_control_t *c, const char *kind, const char *ns, const char *name)
+{
+    pthread_mutex_lock(&c->lock);
+    enqueue_locked(c, kind, ns, name, kp_mono_ms(), 0);
+    pthread_mutex_unlock(&c->lock);
+}
+
 void kp_control_resync(kp_control_t *c)
 {
     pthread_mutex_lock(&c->lock);

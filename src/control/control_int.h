@@ -53,6 +53,9 @@ void kp_control_pool_names(kp_control_t *c, char *out, size_t n);
 void kp_status_time(char out[32]);
 /* Writes status if anything but the timestamps changed (keeps resourceVersion quiet). */
 void kp_status_write(kp_control_t *c, json_t *obj, json_t *status);
+/* Queues kind/ns/name for a reconcile (ns "" for cluster-scoped kinds); queued items are
+ * merged, so a burst of calls costs one reconcile. */
+void kp_control_enqueue(kp_control_t *c, const char *kind, const char *ns, const char *name);
 
 /* Per-kind reconcile; obj is the stored object (a new reference owned by the caller). */
 void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);

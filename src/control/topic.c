@@ -385,6 +385,8 @@ static void reconcile_delete(kp_control_t *c, json_t *obj, const char *fqn,
         }
         kp_info("control", "topic %s/%s deleted: ACLs removed, %s", ns, name,
                 remove_data ? "topic and data deleted" : "data kept in the pool");
+        /* the pool's status lists topics no resource owns: this one, if its data stays */
+        kp_control_enqueue(c, "Pool", "", pool_name);
     } else if (!strstr(err, "does not exist")) {
         fail_sync(c, obj, fqn, NULL, err, res);
         return;
@@ -517,6 +519,15 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
                 (char *)drift.data);
     } else if (was_synced && json_string_value(json_object_get(old, "message"))) {
         snprintf(msg, sizeof(msg), "%s", json_string_value(json_object_get(old, "message")));
+    } else if (have.exists && !old_state) {
+        /* kept when an earlier Topic was deleted without removing data, or made directly
+         * in the pool: this resource owns it (and its records) from now on */
+        snprintf(msg, sizeof(msg),
+                 "Topic synchronized to pool %s: adopted the existing topic and its data "
+                 "(%d partitions, replication %d, %d ACL entries)",
+                 t.pool, t.partitions > have.partitions ? t.partitions : have.partitions,
+                 t.replication, nwant);
+        kp_control_enqueue(c, "Pool", "", t.pool);
     } else {
         snprintf(msg, sizeof(msg),
                  "Topic synchronized to pool %s (%d partitions, replication %d, "

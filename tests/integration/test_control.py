@@ -558,6 +558,19 @@ def test_drift_in_the_pool_is_repaired_by_resync(up, tmp_path):
 # --------------------------------------------------------------------------- deletion
 
 
+def wait_pool_status(up, pred, timeout=20):
+    deadline = time.time() + timeout
+    st = None
+    while time.time() < deadline:
+        code, _, pool = up.api("GET", "/apis/kpool.dev/v1/pools/dev")
+        assert code == 200, pool
+        st = pool.get("status") or {}
+        if pred(st):
+            return st
+        time.sleep(0.1)
+    raise AssertionError("pool status: %s" % json.dumps(st, indent=1))
+
+
 def test_delete_keeps_data_unless_annotated(up, tmp_path):
     ns, fqn = "team-keep", "team-keep.kept"
     doc = topic_doc(ns, "kept", {"partitions": 1})
@@ -573,14 +586,21 @@ def test_delete_keeps_data_unless_annotated(up, tmp_path):
     up.kpool("get", "topic", "kept", "-n", ns, expect=1)
     assert up.pool_topics().get(fqn) == 1
     assert up.consume_all(fqn, 10) == values
+    # where the kept data shows: the pool's status lists topics no resource owns
+    pool = wait_pool_status(up, lambda st: fqn in st.get("unmanagedTopics", []))
+    assert not any(t.startswith("_") for t in pool["unmanagedTopics"]), pool
+    assert pool["unmanagedTopicCount"] == len(pool["unmanagedTopics"])
+    assert fqn in up.kpool("describe", "pool", "dev").stdout
 
-    # re-applying re-attaches the data
+    # re-applying re-attaches the data, and says so
     p = up.apply(tmp_path, doc)
     assert p.stdout == "topic.kafka.nais.io/kept created\n"
     st = up.wait_status(ns, "kept", "RolloutComplete")["status"]
     assert st["fullyQualifiedName"] == fqn
+    assert "adopted the existing topic and its data" in st["message"], st
     assert up.consume_all(fqn, 10) == values
     assert up.pool_topics().get(fqn) == 1
+    wait_pool_status(up, lambda st: fqn not in st.get("unmanagedTopics", []))
 
     # with the annotation the topic and its data go
     gone = topic_doc(ns, "doomed", {"partitions": 2},
