@@ -1,0 +1,189 @@
+"""Consumer group membership survives a broker restart (as Kafka's GroupMetadataManager).
+
+Acceptance criteria covered here:
+  * two confluent-kafka consumers share a 4-partition topic; the broker restarts (SIGTERM,
+    and SIGKILL) while they keep running: right after the restart the group is Stable with
+    the same members and assignments, the consumers keep their partitions with no revoke,
+    assign or lost callback, the broker logs no rebalance and no new generation, and records
+    produced after the restart are consumed exactly once across both consumers.
+  * a member that is gone after the restart (its process killed while the broker was down,
+    so no LeaveGroup) is expired only after its session timeout, counted from the broker's
+    start, and its partitions move to the surviving consumer.
+
+The generation is not visible to confluent-kafka's Python API (consumer_group_metadata() is
+opaque in this version), so "same generation" is read from the broker's 'stabilized group'
+log lines, which the broker writes for every generation it completes.
+"""
+import re
+import time
+
+import pytest
+from confluent_kafka import KafkaError
+from confluent_kafka.admin import AdminClient
+
+import kwire
+from test_groups import (ChildMember, Member, disjoint_cover, poll_for, poll_until, produce,
+                         rebalances, stabilized)
+
+PARTS = [0, 1, 2, 3]
+# client-side errors librdkafka reports while the broker is down
+DOWN_ERRORS = (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN, KafkaError._RESOLVE)
+
+
+class RestartMember(Member):
+    """A Member that tolerates the connection errors of a broker restart."""
+
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.down_errors = 0
+
+    def poll(self, timeout=0.05):
+        m = self.c.poll(timeout)
+        if m is None:
+            return
+        if m.error():
+            if m.error().code() in DOWN_ERRORS:
+                self.down_errors += 1
+                return
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                return
+            raise AssertionError("%s: consumer error %s" % (self.name, m.error()))
+        self.msgs.append((m.partition(), m.offset(), m.value()))
+
+
+@pytest.fixture
+def members():
+    made = []
+    yield made
+    for m in made:
+        try:
+            m.close()
+        except Exception:
+            pass
+
+
+def describe(bootstrap, group):
+    """(state, protocol, {member_id: (client_id, assignment bytes)}) from ListGroups +
+    DescribeGroups (AdminClient.list_groups)."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    [g] = admin.list_groups(group, timeout=10)
+    assert g.error is None, g.error
+    return g.state, g.protocol, {m.id: (m.client_id, m.assignment) for m in g.members}
+
+
+def restart(b, how):
+    if how == "kill9":
+        b.kill9()
+        b.start()
+    else:
+        b.restart()
+
+
+@pytest.mark.parametrize("how", ["sigterm", "kill9"])
+def test_group_survives_broker_restart(broker_factory, members, how):
+    """Members and assignments are restored: no rebalance, every record read exactly once."""
+    b = broker_factory(group_initial_rebalance_delay_ms=1000)
+    topic, group = "grp-restart", "g-restart-" + how
+    kwire.create_topic(b.bootstrap, topic, len(PARTS))
+    produce(b.bootstrap, topic, PARTS, 10)
+    # a session long enough to outlast the restart of the ASan broker
+    conf = {"session.timeout.ms": 30000}
+    a = RestartMember("a", b.bootstrap, group, [topic], **conf)
+    c = RestartMember("c", b.bootstrap, group, [topic], **conf)
+    members += [a, c]
+    poll_until([a, c], lambda: disjoint_cover([a.assignment(), c.assignment()], PARTS), 60,
+               "a and c to share the partitions")
+    poll_until([a, c], lambda: len(a.msgs) + len(c.msgs) >= 40, 30, "the first 40 records")
+    poll_for([a, c], 1.0)  # a few heartbeats of the settled generation
+
+    owned = {"a": a.assignment(), "c": c.assignment()}
+    marks = {"a": len(a.events), "c": len(c.events)}
+    gens, nreb = stabilized(b, group), rebalances(b, group)
+    assert len(gens) >= 1 and gens[-1][1] == 2, gens
+    state, proto, before = describe(b.bootstrap, group)
+    assert state == "Stable" and len(before) == 2, (state, before)
+
+    restart(b, how)
+
+    # right after the restart, before any member could have rejoined: restored as it was
+    state, proto2, after = describe(b.bootstrap, group)
+    assert (state, proto2, after) == ("Stable", proto, before), (state, after, before)
+    loads = re.findall(r"loaded \d+ groups \((\d+) members\)", b.log())
+    assert loads[-1] == "2", loads
+
+    # the members keep heartbeating on the same generation and member ids
+    poll_for([a, c], 3.0)
+    produce(b.bootstrap, topic, PARTS, 25, start=10)
+    want = {(p, o) for p in PARTS for o in range(35)}
+    poll_until([a, c], lambda: {(p, o) for x in (a, c) for p, o, _ in x.msgs} >= want, 60,
+               "the records produced after the restart")
+    poll_for([a, c], 1.5)  # nothing more (no duplicates) may arrive
+
+    got = [(p, o) for x in (a, c) for p, o, _ in x.msgs]
+    assert sorted(got) == sorted(want), "duplicates or gaps: %d read, %d distinct" % (
+        len(got), len(set(got)))
+    assert all(v == b"p%d-%d" % (p, o) for x in (a, c) for p, o, v in x.msgs)
+    for x in (a, c):
+        assert x.events[marks[x.name]:] == [], (x.name, x.events)
+        assert x.assignment() == owned[x.name]
+        # each consumer read its own partitions only
+        assert {p for p, _, _ in x.msgs} == set(owned[x.name]), (x.name, owned)
+    assert stabilized(b, group) == gens and rebalances(b, group) == nreb, (
+        "the group rebalanced after the restart:\n" + b.log()[-4000:])
+    state, _, final = describe(b.bootstrap, group)
+    assert state == "Stable" and final == before
+
+
+def test_gone_member_expires_after_restart(broker_factory, members):
+    """A member that does not come back after the restart is expired after its session
+    timeout (counted from the broker's start, not earlier) and its partitions move."""
+    b = broker_factory(group_initial_rebalance_delay_ms=1000)
+    topic, group = "grp-restart-gone", "g-restart-gone"
+    kwire.create_topic(b.bootstrap, topic, len(PARTS))
+    child_session_ms = 8000
+    child = ChildMember(b.bootstrap, group, topic, child_session_ms)
+    try:
+        deadline = time.time() + 30
+        while '{"event": "started"}' not in child.lines:
+            assert time.time() < deadline and child.proc.poll() is None, child.output()
+            time.sleep(0.05)
+        a = RestartMember("a", b.bootstrap, group, [topic], **{"session.timeout.ms": 30000})
+        members.append(a)
+        poll_until([a], lambda: disjoint_cover([a.assignment(), child.current], PARTS), 60,
+                   "a and the child to share the partitions")
+        poll_for([a], 1.0)
+        mine, theirs = a.assignment(), list(child.current)
+        mark, nreb = len(a.events), rebalances(b, group)
+        _, _, before = describe(b.bootstrap, group)
+        assert len(before) == 2
+
+        b.stop()
+        child.kill()  # gone while the broker is down: it never sends LeaveGroup
+        t_start = time.time()
+        b.start()
+        _, _, after = describe(b.bootstrap, group)
+        assert after == before, (after, before)  # the gone member is restored, for now
+
+        t_moved = poll_until([a], lambda: a.assignment() == PARTS, child_session_ms / 1000 + 20,
+                             "a to take over the gone member's partitions")
+        first_change = min(t for _, t, _ in a.events[mark:])
+        # the session of the restored member starts when the broker starts, not before
+        assert first_change - t_start >= child_session_ms / 1000 - 1.0, (
+            "rebalanced %.2fs after the restart, before the %d ms session timeout" % (
+                first_change - t_start, child_session_ms))
+        assert t_moved - t_start < child_session_ms / 1000 + 15
+        log = b.log()
+        assert "has failed (session timeout %d ms)" % child_session_ms in log, log[-3000:]
+        assert rebalances(b, group) == nreb + 1, log[-3000:]
+        assert stabilized(b, group)[-1][1] == 1
+        # the moved partitions are read by a (nothing was committed: from the start)
+        produce(b.bootstrap, topic, PARTS, 3)
+        poll_until([a], lambda: {(p, o) for p, o, _ in a.msgs} >= {
+            (p, o) for p in theirs for o in range(3)}, 30, "a to read the moved partitions")
+        assert set(mine) | set(theirs) == set(PARTS)
+        state, _, final = describe(b.bootstrap, group)
+        assert state == "Stable" and len(final) == 1
+    except AssertionError as e:
+        raise AssertionError("%s\nchild output:\n%s" % (e, child.output()))
+    finally:
+        child.kill()
