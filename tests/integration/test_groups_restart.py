@@ -9,11 +9,16 @@ Acceptance criteria covered here:
   * a member that is gone after the restart (its process killed while the broker was down,
     so no LeaveGroup) is expired only after its session timeout, counted from the broker's
     start, and its partitions move to the surviving consumer.
+  * group metadata records the broker cannot read (an unknown value version, a value torn
+    inside its members; appended to the segment while the broker is down) are skipped with
+    a warning: the broker starts and the group is as its last readable record says.
 
 The generation is not visible to confluent-kafka's Python API (consumer_group_metadata() is
 opaque in this version), so "same generation" is read from the broker's 'stabilized group'
 log lines, which the broker writes for every generation it completes.
 """
+import glob
+import os
 import re
 import time
 
@@ -187,3 +192,86 @@ def test_gone_member_expires_after_restart(broker_factory, members):
         raise AssertionError("%s\nchild output:\n%s" % (e, child.output()))
     finally:
         child.kill()
+
+
+# --------------------------------------------------------------------------- damaged records
+
+def offsets_partition(group, partitions=50):
+    """Kafka's partition of a group in __consumer_offsets: Java's String.hashCode."""
+    h = 0
+    for ch in group.encode():
+        h = (h * 31 + ch) & 0xFFFFFFFF
+    h = h - (1 << 32) if h >= 1 << 31 else h
+    return abs(h) % partitions
+
+
+def keyed_batch(records, base_offset):
+    """A magic-v2 batch (uncompressed) of (key, value) records, value None = tombstone."""
+    ts = int(time.time() * 1000)
+    recs = b""
+    for i, (k, v) in enumerate(records):
+        body = kwire.i8(0) + kwire.varint(0) + kwire.varint(i)
+        body += kwire.varint(len(k)) + k
+        body += kwire.varint(-1) if v is None else kwire.varint(len(v)) + v
+        body += kwire.uvarint(0)
+        recs += kwire.varint(len(body)) + body
+    after_crc = (kwire.i16(0) + kwire.i32(len(records) - 1) + kwire.i64(ts) + kwire.i64(ts) +
+                 kwire.i64(-1) + kwire.i16(-1) + kwire.i32(-1) + kwire.i32(len(records)) + recs)
+    tail = kwire.i32(-1) + kwire.i8(2) + kwire.u32(kwire.crc32c(after_crc)) + after_crc
+    return kwire.i64(base_offset) + kwire.i32(len(tail)) + tail
+
+
+def group_key(group):
+    return kwire.i16(2) + kwire.string(group)
+
+
+def test_unreadable_group_records_skipped(broker_factory):
+    """Group metadata records a broker cannot read — a value version it does not know, a
+    value torn inside its members — are skipped with a warning on start; the group keeps what
+    the last readable record said and the broker runs on."""
+    from test_groups import Wire
+    b = broker_factory(group_initial_rebalance_delay_ms=0)
+    kwire.create_topic(b.bootstrap, "grp-torn", 2)
+    group, other = "g-torn", "g-torn-other"
+    w = Wire(b.port)
+    try:
+        j = w.join(group, session_ms=30000, version=1)
+        gen, me = j["generation"], j["member"]
+        assignment = kwire.i16(0) + kwire.array([kwire.string("grp-torn") + kwire.array(
+            [kwire.i32(0), kwire.i32(1)])]) + kwire.bytes_(b"")
+        assert j["error"] == 0 and w.sync(group, gen, me, [(me, assignment)]) == (0, assignment)
+    finally:
+        w.close()
+    state, proto, before = describe(b.bootstrap, group)
+    assert state == "Stable" and list(before) == [me], before
+
+    b.stop()
+    # a valid v3 value of one member, cut inside the member: what a torn write leaves
+    good = (kwire.i16(3) + kwire.string("consumer") + kwire.i32(gen + 1) + kwire.string("range") +
+            kwire.string("x-1") + kwire.i64(0) + kwire.i32(1) + kwire.string("x-1") +
+            kwire.string(None) + kwire.string("x") + kwire.string("h") + kwire.i32(1000) +
+            kwire.i32(1000) + kwire.bytes_(b"sub") + kwire.bytes_(b"asg"))
+    torn = good[:-5]
+    newer = kwire.i16(4) + b"\x09consumer\x00\x00\x00\x09"  # a flexible v4 value
+    for g, values in ((group, [newer, torn]), (other, [torn])):
+        d = os.path.join(b.data_dir, "__consumer_offsets-%d" % offsets_partition(g))
+        seg = sorted(glob.glob(os.path.join(d, "*.log")))[-1]
+        with open(seg, "rb") as f:
+            data = f.read()
+        batches = kwire.parse_batches(data)
+        assert sum(n for _, n, _, _ in batches) == len(data), seg
+        next_offset = batches[-1][3] + 1 if batches else 0
+        with open(seg, "ab") as f:
+            f.write(keyed_batch([(group_key(g), v) for v in values], next_offset))
+    b.start()
+
+    log = b.log()
+    assert re.search(r"group %s: skipping the group metadata record at offset \d+ of "
+                     r"__consumer_offsets-\d+ \(unknown value version\)" % group, log), log[-3000:]
+    assert re.search(r"group %s: skipping the group metadata record at offset \d+ of "
+                     r"__consumer_offsets-\d+ \(truncated\)" % group, log), log[-3000:]
+    assert "group %s: skipping" % other in log
+    # the last readable record holds: Stable, the same member and assignment
+    assert describe(b.bootstrap, group) == (state, proto, before)
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    assert other not in [g.id for g in admin.list_groups(timeout=10)]
