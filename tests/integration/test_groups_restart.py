@@ -12,6 +12,9 @@ Acceptance criteria covered here:
   * group metadata records the broker cannot read (an unknown value version, a value torn
     inside its members; appended to the segment while the broker is down) are skipped with
     a warning: the broker starts and the group is as its last readable record says.
+  * raw wire: a static member's new member id (rejoin without rebalance) is stored before it
+    is answered, so it is not fenced after a kill -9; a record with more members than
+    group.max.size restores the group Empty (offsets kept, members must rejoin).
 
 The generation is not visible to confluent-kafka's Python API (consumer_group_metadata() is
 opaque in this version), so "same generation" is read from the broker's 'stabilized group'
@@ -275,3 +278,87 @@ def test_unreadable_group_records_skipped(broker_factory):
     assert describe(b.bootstrap, group) == (state, proto, before)
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
     assert other not in [g.id for g in admin.list_groups(timeout=10)]
+
+
+# --------------------------------------------------------------------------- raw wire
+
+ASSIGNMENT = kwire.i16(0) + kwire.array([kwire.string("grp-wire") + kwire.array(
+    [kwire.i32(0), kwire.i32(1)])]) + kwire.bytes_(b"")
+
+
+def test_static_member_new_id_survives_restart(broker_factory):
+    """A static member that rejoined a Stable group under a new member id (no rebalance) keeps
+    that id across a broker restart: its record is stored before its JoinGroup is answered,
+    so the restarted broker does not fence it (FENCED_INSTANCE_ID) for the old id."""
+    from test_groups import Wire
+    b = broker_factory(group_initial_rebalance_delay_ms=0)
+    kwire.create_topic(b.bootstrap, "grp-wire", 2)
+    group = "g-static-restart"
+    w = Wire(b.port)
+    try:
+        j = w.join(group, session_ms=30000, version=5, instance="inst-1")
+        gen, old = j["generation"], j["member"]
+        assert j["error"] == 0 and w.sync(group, gen, old, [(old, ASSIGNMENT)])[0] == 0
+        r = w.join(group, session_ms=30000, version=5, instance="inst-1")  # restarted member
+        new = r["member"]
+        assert r["error"] == 0 and r["generation"] == gen and new != old, r
+        assert w.sync(group, gen, new) == (0, ASSIGNMENT)
+    finally:
+        w.close()
+    b.kill9()
+    b.start()
+    w = Wire(b.port)
+    try:
+        assert w.heartbeat(group, gen, new, "inst-1", version=3) == 0
+        assert w.heartbeat(group, gen, old, "inst-1", version=3) == 82  # FENCED_INSTANCE_ID
+        assert w.sync(group, gen, new) == (0, ASSIGNMENT)
+    finally:
+        w.close()
+    assert stabilized(b, group) == [(gen, 1, "range")]
+
+
+def test_restored_group_over_max_size_comes_back_empty(broker_factory):
+    """A record with more members than group.max.size (lowered before the restart) restores
+    the group Empty with a warning; its committed offsets stay, its members rejoin."""
+    import threading
+    from test_groups import Wire
+    b = broker_factory(group_initial_rebalance_delay_ms=0)
+    kwire.create_topic(b.bootstrap, "grp-wire", 2)
+    group = "g-max-restart"
+    w1, w2 = Wire(b.port), Wire(b.port)
+    try:
+        j = w1.join(group, session_ms=30000, version=1)
+        gen, m1 = j["generation"], j["member"]
+        assert j["error"] == 0 and w1.sync(group, gen, m1, [(m1, ASSIGNMENT)])[0] == 0
+        assert w1.commit(group, gen, m1, {("grp-wire", 0): 7}) == {("grp-wire", 0): 0}
+        second = {}
+        t = threading.Thread(target=lambda: second.update(
+            w2.join(group, session_ms=30000, version=1)))
+        t.start()
+        deadline = time.time() + 10
+        while "preparing to rebalance group %s in state Stable" % group not in b.log():
+            assert time.time() < deadline, b.log()[-2000:]
+            time.sleep(0.05)
+        j = w1.join(group, member=m1, session_ms=30000, version=1)
+        t.join(10)
+        gen2, m2 = j["generation"], second["member"]
+        assert j["error"] == 0 and second["error"] == 0 and gen2 == gen + 1
+        assert w1.sync(group, gen2, m1, [(m1, ASSIGNMENT), (m2, b"")])[0] == 0
+        assert w2.sync(group, gen2, m2)[0] == 0
+    finally:
+        w1.close()
+        w2.close()
+    assert describe(b.bootstrap, group)[0] == "Stable"
+    b.stop()
+    b.extra["group.max.size"] = "1"
+    b.start()
+    assert "group %s: not restoring 2 members (more members than group.max.size" % group in (
+        b.log())
+    state, _, members = describe(b.bootstrap, group)
+    assert (state, members) == ("Empty", {}), (state, members)
+    w = Wire(b.port)
+    try:
+        assert w.fetch_offsets(group, "grp-wire", [0]) == {0: (7, 0)}
+        assert w.heartbeat(group, gen2, m1) == 25  # UNKNOWN_MEMBER_ID: it must rejoin
+    finally:
+        w.close()
