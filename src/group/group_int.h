@@ -143,8 +143,8 @@ void offsets_expire(kp_coordinator_t *c, int64_t now);
 int offsets_load(kp_coordinator_t *c, char *err, size_t errlen);
 void offsets_clear(group_t *g);
 int32_t offsets_partition_for(const kp_coordinator_t *c, const char *group, size_t len);
-/* Appends a finished-by-this-call batch to g's __consumer_offsets partition; w (may be NULL)
- * fires once it is durable. 0, or -1 when nothing was written (w is not called). */
+/* Finishes bb and appends it to g's __consumer_offsets partition; w (may be NULL) fires once
+ * the batch is durable. 0, or -1 when nothing was written (w is then not called). */
 int offsets_append(kp_coordinator_t *c, group_t *g, kp_batch_builder_t *bb, kp_flush_waiter_t *w);
 
 /* group_store.c — the group metadata record (group_record.h) */
@@ -152,11 +152,12 @@ int offsets_append(kp_coordinator_t *c, group_t *g, kp_batch_builder_t *bb, kp_f
  * only brings back the members of the previous record, who then expire. */
 void group_store_write(kp_coordinator_t *c, group_t *g);
 /* Writes the generation with the members' assignments (already in g's members, not yet
- * visible); membership_assignment_stored runs on the coordinator loop once it is durable. */
+ * visible); membership_assignment_stored runs on the coordinator loop once it is durable —
+ * or before this returns, with an error, when the write failed at once. */
 void group_store_assignment(kp_coordinator_t *c, group_t *g);
 /* Writes g after static member m took a new member id in a Stable group; m->join_req is
- * answered by membership_static_join_stored once durable. reported_leader (owned, may be
- * NULL) is the leader id that JoinGroup response names. */
+ * answered by membership_static_join_stored once durable (or at once on a failed write).
+ * Takes reported_leader (may be NULL): the leader id that JoinGroup response names. */
 void group_store_static_join(kp_coordinator_t *c, group_t *g, member_t *m, char *reported_leader);
 /* Replay: applies one group metadata record (value NULL: tombstone) at offset. */
 void group_store_replay(kp_coordinator_t *c, kp_str_t group_id, const uint8_t *value,
