@@ -1,6 +1,7 @@
 /*
  * coordinator.c — the coordinator's thread, request dispatch, periodic tick and group map.
- * Membership logic lives in membership.c, committed offsets in offsets.c.
+ * Membership logic lives in membership.c, committed offsets in offsets.c, the group metadata
+ * record (what a restarted broker knows of each group) in group_store.c.
  */
 #include "group/group_int.h"
 
@@ -274,8 +275,10 @@ kp_coordinator_t *kp_coordinator_start(kp_broker_t *b, const kp_coord_config_t *
         kp_coordinator_stop(c);
         return NULL;
     }
-    kp_info("group", "loaded committed offsets of %zu groups in %lld ms", kp_hmap_count(&c->groups),
-            (long long)(kp_mono_ms() - t0));
+    /* restored members' sessions start now: those that do not heartbeat expire as usual */
+    size_t nmembers = group_store_restart_sessions(c);
+    kp_info("group", "loaded %zu groups (%zu members) and their committed offsets in %lld ms",
+            kp_hmap_count(&c->groups), nmembers, (long long)(kp_mono_ms() - t0));
     if (pthread_create(&c->thread, NULL, coord_main, c) != 0) {
         snprintf(err, errlen, "cannot start the group coordinator thread");
         kp_coordinator_stop(c);
@@ -308,7 +311,7 @@ void kp_coordinator_stop(kp_coordinator_t *c)
     /* commits whose flush completes during shutdown post here: run them now (the flusher is
      * still running, so each one completes) */
     kp_loop_drain(c->loop);
-    for (int i = 0; c->pending_commits > 0 && i < 10000; i++) {
+    for (int i = 0; c->pending_writes > 0 && i < 10000; i++) {
         struct timespec ts = {0, 1000000};
         nanosleep(&ts, NULL);
         kp_loop_drain(c->loop);

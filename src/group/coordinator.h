@@ -9,9 +9,11 @@
  * assignment arrives, OffsetCommit until its records are fsynced — simply stay with the
  * coordinator until then.
  *
- * Offsets live in the compacted internal topic __consumer_offsets (Kafka's record formats:
- * offset commit key v1, value v3; tombstones on delete and expiry), replayed on start.
- * Group membership is kept in memory only: after a broker restart members rejoin.
+ * Offsets and group metadata live in the compacted internal topic __consumer_offsets (Kafka's
+ * record formats: offset commit key v1, value v3; group metadata key v2, value v3 with members
+ * and assignments; tombstones on delete and expiry), replayed on start: a restarted broker
+ * knows each group's generation, members and assignments, so members that keep heartbeating
+ * continue without a rebalance.
  */
 #ifndef KP_COORDINATOR_H
 #define KP_COORDINATOR_H

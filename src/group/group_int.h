@@ -1,6 +1,7 @@
 /*
  * group_int.h — the coordinator's internal state, shared by coordinator.c (thread, dispatch,
- * ticks), membership.c (join/sync/heartbeat/leave) and offsets.c (commit/fetch/expiry).
+ * ticks), membership.c (join/sync/heartbeat/leave), offsets.c (commit/fetch/expiry) and
+ * group_store.c (the group metadata record: writing it, restoring groups from it).
  *
  * @locality: everything here is touched only on the coordinator's thread.
  */
@@ -12,6 +13,8 @@
 #include "group/coordinator.h"
 #include "kp_msgs.h"
 #include "net/loop.h"
+#include "storage/log.h"
+#include "storage/records.h"
 
 #include <pthread.h>
 
@@ -50,6 +53,9 @@ typedef struct member {
     kp_req_t *sync_req; /* awaiting the leader's assignment */
     int64_t last_heartbeat_ms;
     int is_new;
+    /* nonzero: join_req is a static member's rejoin answered once the group metadata record
+     * naming its new member id is durable (the store's sequence number) */
+    uint64_t join_store_seq;
     struct member *next;
 } member_t;
 
@@ -78,6 +84,9 @@ typedef struct group {
     kp_hmap_t offsets;        /* "topic\0partition" → offset_entry_t */
     int32_t offsets_partition;
     int has_metadata; /* a group metadata record was replayed for it */
+    /* nonzero: the leader's assignment of this generation is being written; the group turns
+     * Stable (and SyncGroups are answered) when that store completes */
+    uint64_t sync_store_seq;
 } group_t;
 
 struct kp_coordinator {
@@ -90,7 +99,8 @@ struct kp_coordinator {
     kp_topic_t *offsets_topic;
     int64_t next_retention_check_ms;
     kp_timer_t *tick;
-    int pending_commits; /* commits waiting for their flush: stop waits for them */
+    int pending_writes;      /* commits and group stores waiting for their flush: stop waits */
+    uint64_t next_store_seq; /* numbers group stores, so a late completion is recognised */
 };
 
 /* coordinator.c */
@@ -114,6 +124,13 @@ void membership_tick(kp_coordinator_t *c, group_t *g, int64_t now);
 void membership_abort(kp_coordinator_t *c, group_t *g, int16_t err);
 void member_free(member_t *m);
 member_t *group_find_member(group_t *g, const char *id, size_t idlen);
+/* The member's metadata for protocol `name`, or NULL. */
+const protocol_t *member_protocol(const member_t *m, const char *name);
+/* Completions of group_store_assignment / group_store_static_join (err 0: durable). */
+void membership_assignment_stored(kp_coordinator_t *c, group_t *g, int32_t generation, uint64_t seq,
+                                  int err);
+void membership_static_join_stored(kp_coordinator_t *c, group_t *g, const char *member_id,
+                                   uint64_t seq, const char *reported_leader, int err);
 /* 1 when some current member's consumer subscription names the topic. */
 int group_subscribed_to(const group_t *g, const char *topic, size_t topiclen);
 
@@ -126,8 +143,26 @@ void offsets_expire(kp_coordinator_t *c, int64_t now);
 int offsets_load(kp_coordinator_t *c, char *err, size_t errlen);
 void offsets_clear(group_t *g);
 int32_t offsets_partition_for(const kp_coordinator_t *c, const char *group, size_t len);
-/* Writes the group metadata record (protocol type, generation, protocol, leader) so a
- * restarted broker knows the group; members rejoin. */
-void offsets_store_group(kp_coordinator_t *c, group_t *g);
+/* Finishes bb and appends it to g's __consumer_offsets partition; w (may be NULL) fires once
+ * the batch is durable. 0, or -1 when nothing was written (w is then not called). */
+int offsets_append(kp_coordinator_t *c, group_t *g, kp_batch_builder_t *bb, kp_flush_waiter_t *w);
+
+/* group_store.c — the group metadata record (group_record.h) */
+/* Writes g's metadata without waiting (the group became Empty): a record lost to a crash
+ * only brings back the members of the previous record, who then expire. */
+void group_store_write(kp_coordinator_t *c, group_t *g);
+/* Writes the generation with the members' assignments (already in g's members, not yet
+ * visible); membership_assignment_stored runs on the coordinator loop once it is durable —
+ * or before this returns, with an error, when the write failed at once. */
+void group_store_assignment(kp_coordinator_t *c, group_t *g);
+/* Writes g after static member m took a new member id in a Stable group; m->join_req is
+ * answered by membership_static_join_stored once durable (or at once on a failed write).
+ * Takes reported_leader (may be NULL): the leader id that JoinGroup response names. */
+void group_store_static_join(kp_coordinator_t *c, group_t *g, member_t *m, char *reported_leader);
+/* Replay: applies one group metadata record (value NULL: tombstone) at offset. */
+void group_store_replay(kp_coordinator_t *c, kp_str_t group_id, const uint8_t *value,
+                        int32_t valuelen, int64_t offset);
+/* After replay: restored members' sessions start now. Returns how many members there are. */
+size_t group_store_restart_sessions(kp_coordinator_t *c);
 
 #endif

@@ -3,8 +3,12 @@
  * LeaveGroup, ListGroups, DescribeGroups) and the group state machine:
  *
  *   Empty ──join──▶ PreparingRebalance ──all joined / timeout──▶ CompletingRebalance
- *     ▲                    ▲   │                                      │ leader's SyncGroup
+ *     ▲                    ▲   │                                      │ leader's SyncGroup,
+ *     │                    │   │                                      │ record durable
  *     └── last member ─────┴───┴──── member joins/leaves/expires ◀── Stable
+ *
+ * Every completed generation and every Empty group is written as a group metadata record
+ * (group_store.c); a restarted broker restores the groups Stable with their members.
  *
  * As Kafka: v4+ joins without a member id get MEMBER_ID_REQUIRED and a fresh id; the first
  * rebalance of an empty group waits group.initial.rebalance.delay.ms for more members; a
@@ -111,7 +115,7 @@ static int same_protocols(const member_t *m, const JoinGroupRequest *in)
     return 1;
 }
 
-static const protocol_t *member_protocol(const member_t *m, const char *name)
+const protocol_t *member_protocol(const member_t *m, const char *name)
 {
     for (int i = 0; i < m->nprotocols; i++)
         if (name && !strcmp(m->protocols[i].name, name)) return &m->protocols[i];
@@ -179,8 +183,9 @@ static void set_state(kp_coordinator_t *c, group_t *g, group_state_t s)
                  group_state_name(s), g->generation);
         g->state = s;
         g->state_since_ms = coord_now_ms(c);
-        /* a new generation settled, or the group emptied: remember it across restarts */
-        if (s == GS_STABLE || s == GS_EMPTY) offsets_store_group(c, g);
+        /* the group emptied: remember it across restarts (a new generation is stored before
+         * it turns Stable: membership_sync) */
+        if (s == GS_EMPTY) group_store_write(c, g);
     }
 }
 
@@ -203,6 +208,7 @@ static void join_respond_as(group_t *g, member_t *m, const char *leader)
 {
     kp_req_t *req = m->join_req;
     m->join_req = NULL;
+    m->join_store_seq = 0;
     JoinGroupResponse out;
     JoinGroupResponse_init(&out);
     out.GenerationId = g->generation;
@@ -326,6 +332,7 @@ static void complete_join(kp_coordinator_t *c, group_t *g)
     kp_hmap_free(&g->pending);
     kp_hmap_init(&g->pending);
     g->generation++;
+    g->sync_store_seq = 0; /* a store of the previous generation no longer matters */
     if (!g->members) {
         free(g->protocol);
         g->protocol = NULL;
@@ -397,6 +404,7 @@ static void join_park(kp_coordinator_t *c, group_t *g, member_t *m, kp_req_t *re
 {
     if (m->join_req) join_error(m->join_req, KERR_UNKNOWN_MEMBER_ID, m->id); /* superseded */
     m->join_req = req;
+    m->join_store_seq = 0;
     if (g->state != GS_PREPARING_REBALANCE) prepare_rebalance(c, g, "member joined");
     if (g->initial_join) {
         /* each new member extends the initial delay, up to the rebalance timeout */
@@ -431,14 +439,16 @@ static void join_unknown_member(kp_coordinator_t *c, group_t *g, kp_req_t *req,
             in->RebalanceTimeoutMs > 0 ? in->RebalanceTimeoutMs : in->SessionTimeoutMs;
         stat->last_heartbeat_ms = coord_now_ms(c);
         if (g->state == GS_STABLE && unchanged) {
-            /* no rebalance: same generation, the assignment is returned by SyncGroup */
+            /* no rebalance: same generation, the assignment is returned by SyncGroup. The new
+             * member id is answered once the record naming it is durable, so a restarted
+             * broker never fences the member it just handed that id to. */
             kp_info("group", "group %s: static member %s rejoined without a rebalance", g->id,
                     stat->instance_id);
             stat->join_req = req;
             /* as Kafka (JoinGroup < v9): report the leader id from before the rejoin, so a
              * rejoining leader does not run an assignment a Stable group would ignore */
-            join_respond_as(g, stat, was_leader ? old_id : g->leader);
-            free(old_id);
+            group_store_static_join(c, g, stat, was_leader ? old_id : NULL);
+            if (!was_leader) free(old_id);
             return;
         }
         free(old_id);
@@ -582,7 +592,9 @@ void membership_sync(kp_coordinator_t *c, kp_req_t *req, SyncGroupRequest *in)
     if (m->sync_req) sync_respond(m->sync_req, KERR_REBALANCE_IN_PROGRESS, NULL);
     m->sync_req = req;
     if (!g->leader || strcmp(g->leader, m->id) != 0) return;
-    /* the leader's assignment: store it for everyone and answer all waiting members */
+    if (g->sync_store_seq) return; /* a retried SyncGroup: the assignment is being stored */
+    /* the leader's assignment: kept in the members (not visible before Stable), written
+     * with the generation; the group turns Stable once that is durable */
     for (member_t *o = g->members; o; o = o->next) {
         free(o->assignment);
         o->assignment = NULL;
@@ -596,12 +608,57 @@ void membership_sync(kp_coordinator_t *c, kp_req_t *req, SyncGroupRequest *in)
             o->assignment_len = len;
         }
     }
+    group_store_assignment(c, g);
+}
+
+void membership_assignment_stored(kp_coordinator_t *c, group_t *g, int32_t generation, uint64_t seq,
+                                  int err)
+{
+    /* a rebalance since (members left or joined) made this store moot */
+    if (g->sync_store_seq != seq || g->generation != generation ||
+        g->state != GS_COMPLETING_REBALANCE)
+        return;
+    g->sync_store_seq = 0;
+    if (err) {
+        /* as Kafka: the members learn the error and the group rebalances */
+        kp_warn("group", "group %s: storing generation %d failed; rebalancing", g->id,
+                g->generation);
+        for (member_t *o = g->members; o; o = o->next) {
+            if (o->sync_req) sync_respond(o->sync_req, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
+            o->sync_req = NULL;
+            free(o->assignment);
+            o->assignment = NULL;
+            o->assignment_len = 0;
+        }
+        prepare_rebalance(c, g, "could not store the group's assignment");
+        return;
+    }
     set_state(c, g, GS_STABLE);
     for (member_t *o = g->members; o; o = o->next) {
         if (!o->sync_req) continue;
         sync_respond(o->sync_req, 0, o);
         o->sync_req = NULL;
     }
+}
+
+void membership_static_join_stored(kp_coordinator_t *c, group_t *g, const char *member_id,
+                                   uint64_t seq, const char *reported_leader, int err)
+{
+    member_t *m = group_find_member(g, member_id, strlen(member_id));
+    /* fenced by a newer rejoin, answered by a rebalance, or aborted meanwhile */
+    if (!m || m->join_store_seq != seq || !m->join_req) return;
+    m->join_store_seq = 0;
+    if (err) {
+        kp_warn("group", "group %s: storing static member %s's new member id failed", g->id,
+                m->instance_id ? m->instance_id : "-");
+        join_error(m->join_req, KERR_COORDINATOR_NOT_AVAILABLE, NULL);
+        m->join_req = NULL;
+        return;
+    }
+    /* a rebalance started meanwhile: the pending JoinGroup counts as this member's rejoin
+     * and is answered when the join phase completes */
+    if (g->state != GS_STABLE) return;
+    join_respond_as(g, m, reported_leader ? reported_leader : g->leader);
 }
 
 /* ---- Heartbeat ---- */

@@ -7,10 +7,13 @@
  *   value (version 3): int16 3 | int64 offset | int32 leader epoch | string metadata |
  *                      int64 commit timestamp
  *   a null value is a tombstone (offset deleted or expired).
+ * Group metadata records (key version 2) share the topic; group_store.c writes and replays
+ * them, this file only routes them there and writes their tombstones.
  * A commit is applied to the in-memory cache only after its batch is fsynced (or written, in
  * page-cache mode), so OffsetFetch never returns what a crash could take back.
  */
 #include "group/group_int.h"
+#include "group/group_record.h"
 
 #include "auth/acl.h"
 
@@ -100,9 +103,7 @@ static void encode_value(kp_buf_t *b, int64_t offset, int32_t epoch, kp_str_t me
     put_i64(b, ts);
 }
 
-/* Writes a batch to the group's offsets partition; waiter fires after it is durable. */
-static int append_batch(kp_coordinator_t *c, group_t *g, kp_batch_builder_t *bb,
-                        kp_flush_waiter_t *w)
+int offsets_append(kp_coordinator_t *c, group_t *g, kp_batch_builder_t *bb, kp_flush_waiter_t *w)
 {
     kp_partition_t *p = kp_topic_partition(c->offsets_topic, g->offsets_partition);
     if (!p) return -1;
@@ -153,7 +154,7 @@ static void commit_apply(kp_loop_t *loop, void *arg)
 {
     commit_op_t *op = arg;
     kp_coordinator_t *c = op->c;
-    c->pending_commits--;
+    c->pending_writes--;
     group_t *g = coord_group_get(c, kp_str_c(op->group_id), 1);
     for (int i = 0; i < op->nitems; i++) {
         commit_item_t *it = &op->items[i];
@@ -301,8 +302,8 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
     op->group_id = kp_xstrdup(gid);
     op->commit_ms = now;
     op->w.done = commit_flushed;
-    c->pending_commits++;
-    if (append_batch(c, g, &bb, &op->w) < 0) {
+    c->pending_writes++;
+    if (offsets_append(c, g, &bb, &op->w) < 0) {
         op->err = 1;
         commit_apply(c->loop, op);
     }
@@ -391,52 +392,17 @@ void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
     coord_finish(req);
 }
 
-/* ---- group metadata (key version 2, value version 3, Kafka's layout; no members) ---- */
-
-static void put_nstr(kp_buf_t *b, const char *s)
-{
-    if (!s) {
-        put_i16(b, -1);
-        return;
-    }
-    put_str(b, s, strlen(s));
-}
-
-void offsets_store_group(kp_coordinator_t *c, group_t *g)
-{
-    kp_buf_t key, value;
-    kp_buf_init(&key);
-    kp_buf_init(&value);
-    put_i16(&key, 2);
-    put_str(&key, g->id, strlen(g->id));
-    put_i16(&value, 3);
-    put_nstr(&value, g->protocol_type ? g->protocol_type : "");
-    put_i32(&value, g->generation);
-    put_nstr(&value, g->state == GS_EMPTY ? NULL : g->protocol);
-    put_nstr(&value, g->state == GS_EMPTY ? NULL : g->leader);
-    put_i64(&value, kp_wall_ms());
-    put_i32(&value, 0); /* members are not restored: they rejoin after a restart */
-    kp_batch_builder_t bb;
-    kp_batch_builder_init(&bb, kp_wall_ms());
-    kp_batch_builder_add(&bb, key.data, (int32_t)key.len, value.data, (int32_t)value.len,
-                         bb.base_timestamp);
-    if (append_batch(c, g, &bb, NULL) < 0)
-        kp_warn("group", "group %s: could not store group metadata", g->id);
-    kp_batch_builder_free(&bb);
-    kp_buf_free(&key);
-    kp_buf_free(&value);
-}
+/* ---- group metadata tombstone (the record itself: group_store.c) ---- */
 
 static void tombstone_group(kp_coordinator_t *c, group_t *g)
 {
     kp_buf_t key;
     kp_buf_init(&key);
-    put_i16(&key, 2);
-    put_str(&key, g->id, strlen(g->id));
+    kp_group_record_key_encode(&key, g->id);
     kp_batch_builder_t bb;
     kp_batch_builder_init(&bb, kp_wall_ms());
     kp_batch_builder_add(&bb, key.data, (int32_t)key.len, NULL, -1, bb.base_timestamp);
-    if (append_batch(c, g, &bb, NULL) < 0)
+    if (offsets_append(c, g, &bb, NULL) < 0)
         kp_warn("group", "group %s: could not write the group tombstone", g->id);
     kp_batch_builder_free(&bb);
     kp_buf_free(&key);
@@ -461,7 +427,7 @@ static void tombstone(kp_coordinator_t *c, group_t *g, const char **keys, const 
         encode_key(&kb, g->id, topic, partition);
         kp_batch_builder_add(&bb, kb.data, (int32_t)kb.len, NULL, -1, now);
     }
-    if (append_batch(c, g, &bb, NULL) < 0)
+    if (offsets_append(c, g, &bb, NULL) < 0)
         kp_warn("group", "group %s: could not write offset tombstones", g->id);
     kp_buf_free(&kb);
     kp_batch_builder_free(&bb);
@@ -629,6 +595,7 @@ void offsets_expire(kp_coordinator_t *c, int64_t now)
 typedef struct load_ctx {
     kp_coordinator_t *c;
     int64_t records;
+    int64_t skipped; /* records this broker cannot read: one warning for all of them */
 } load_ctx_t;
 
 static int load_batch(const uint8_t *batch, size_t len, void *arg)
@@ -638,35 +605,29 @@ static int load_batch(const uint8_t *batch, size_t len, void *arg)
     if (kp_records_begin(&it, batch, len) < 0) return 0; /* not ours (compressed): skip */
     kp_record_t rec;
     while (kp_records_next(&it, &rec) == 1) {
-        if (rec.keylen < 2) continue;
         kp_rd_t r;
-        kp_rd_init(&r, rec.key, (size_t)rec.keylen);
+        kp_rd_init(&r, rec.key, (size_t)(rec.keylen > 0 ? rec.keylen : 0));
         int16_t kv = kp_rd_i16(&r);
         kp_str_t group = kp_rd_string(&r, 0, 0);
-        if (r.err) continue;
-        if (kv == 2) { /* group metadata record: a tombstone deletes the group */
-            group_t *g = coord_group_get(lc->c, group, rec.valuelen >= 0);
-            if (g && rec.valuelen < 0) {
-                coord_group_remove(lc->c, g);
-            } else if (g) {
-                kp_rd_t v;
-                kp_rd_init(&v, rec.value, (size_t)rec.valuelen);
-                kp_rd_i16(&v);
-                kp_str_t ptype = kp_rd_string(&v, 0, 1);
-                int32_t gen = kp_rd_i32(&v);
-                if (!v.err) {
-                    free(g->protocol_type);
-                    g->protocol_type = ptype.len > 0 ? coord_strdup(ptype) : NULL;
-                    g->generation = gen;
-                    g->has_metadata = 1;
-                }
-            }
+        if (r.err) {
+            lc->skipped++;
             continue;
         }
-        if (kv != 0 && kv != 1) continue;
+        if (kv == KP_GROUP_RECORD_KEY_VERSION) {
+            group_store_replay(lc->c, group, rec.valuelen >= 0 ? rec.value : NULL, rec.valuelen,
+                               rec.offset);
+            continue;
+        }
+        if (kv != 0 && kv != 1) {
+            lc->skipped++;
+            continue;
+        }
         kp_str_t topic = kp_rd_string(&r, 0, 0);
         int32_t partition = kp_rd_i32(&r);
-        if (r.err || topic.len > 249) continue;
+        if (r.err || topic.len > 249) {
+            lc->skipped++;
+            continue;
+        }
         char key[300];
         size_t kl = offset_key(key, sizeof(key), topic, partition);
         if (!kl) continue;
@@ -684,7 +645,10 @@ static int load_batch(const uint8_t *batch, size_t len, void *arg)
         if (vv >= 3) e.leader_epoch = kp_rd_i32(&v);
         kp_str_t meta = kp_rd_string(&v, 0, 1);
         e.commit_ms = kp_rd_i64(&v);
-        if (v.err || vv < 0 || vv > 3) continue;
+        if (v.err || vv < 0 || vv > 3) {
+            lc->skipped++;
+            continue;
+        }
         offset_entry_t *ne = kp_xmalloc(sizeof(*ne));
         *ne = e;
         ne->metadata = coord_strdup(meta);
@@ -696,7 +660,7 @@ static int load_batch(const uint8_t *batch, size_t len, void *arg)
 
 int offsets_load(kp_coordinator_t *c, char *err, size_t errlen)
 {
-    load_ctx_t lc = {c, 0};
+    load_ctx_t lc = {c, 0, 0};
     for (int32_t p = 0; p < c->offsets_topic->npartitions; p++) {
         kp_partition_t *part = kp_topic_partition(c->offsets_topic, p);
         if (kp_log_scan(part->log, 0, load_batch, &lc) < 0) {
@@ -704,6 +668,9 @@ int offsets_load(kp_coordinator_t *c, char *err, size_t errlen)
             return -1;
         }
     }
+    if (lc.skipped)
+        kp_warn("group", "skipped %lld records of __consumer_offsets this broker cannot read",
+                (long long)lc.skipped);
     /* groups whose offsets were all deleted */
     size_t n = kp_hmap_count(&c->groups), it = 0, k = 0;
     group_t **list = kp_xmalloc((n + 1) * sizeof(*list));
