@@ -113,7 +113,8 @@ unit:
 	@set -e; for t in $(patsubst tests/unit/%.c,$(UB)/tests/%,$(UNIT_SRCS)); do \
 	  echo "== $$t"; $$t; done
 
-FUZZ_SMOKE_SECONDS ?= 20
+# every target replays its seed corpus and explores briefly; `make fuzz` is the long run
+FUZZ_SMOKE_SECONDS ?= 10
 fuzz-smoke:
 	@$(MAKE) --no-print-directory B=build/fuzz fuzz-bins
 	@./scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
