@@ -1,6 +1,8 @@
 /* topic_config.c — the topic config table and its validation (see topic_config.h). */
 #include "broker/topic_config.h"
 
+#include "storage/compress.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,16 +171,6 @@ int kp_topic_config_validate(const char *name, const char *value, char *err, siz
         snprintf(err, errlen, "Null value for configuration %s", name);
         return -1;
     }
-    if (!strcmp(name, "compression.type") && strcmp(value, "producer") != 0 &&
-        validate_def(d, value, err, errlen) == 0) {
-        /* recompression on the broker is not implemented: refuse rather than ignore it */
-        snprintf(err, errlen,
-                 "Invalid value '%s' for configuration compression.type: this "
-                 "broker stores batches as the producer compressed them; only 'producer' is "
-                 "supported",
-                 value);
-        return -1;
-    }
     return validate_def(d, value, err, errlen);
 }
 
@@ -207,6 +199,31 @@ int64_t kp_topic_config_i64(const char *name, const kp_props_t *overrides, const
     if (kp_parse_i64(kp_topic_config_value(d, overrides, broker, NULL), &v) < 0)
         kp_parse_i64(d->default_value, &v);
     return v;
+}
+
+int kp_topic_config_codec(const char *value)
+{
+    static const struct {
+        const char *name;
+        int codec;
+    } map[] = {{"uncompressed", KP_CODEC_NONE},
+               {"gzip", KP_CODEC_GZIP},
+               {"snappy", KP_CODEC_SNAPPY},
+               {"lz4", KP_CODEC_LZ4},
+               {"zstd", KP_CODEC_ZSTD}};
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (!strcmp(value, map[i].name)) return map[i].codec;
+    return -1;
+}
+
+void kp_topic_timestamp_bounds(const kp_props_t *overrides, const kp_props_t *broker,
+                               int64_t *before_ms, int64_t *after_ms)
+{
+    int64_t diff = kp_topic_config_i64("message.timestamp.difference.max.ms", overrides, broker);
+    *before_ms = kp_topic_config_i64("message.timestamp.before.max.ms", overrides, broker);
+    *after_ms = kp_topic_config_i64("message.timestamp.after.max.ms", overrides, broker);
+    if (*before_ms == INT64_MAX) *before_ms = diff;
+    if (*after_ms == INT64_MAX) *after_ms = diff;
 }
 
 void kp_topic_log_config(kp_log_config_t *out, const kp_props_t *overrides,
