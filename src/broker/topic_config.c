@@ -232,6 +232,10 @@ void kp_topic_log_config(kp_log_config_t *out, const kp_props_t *overrides,
     kp_log_config_defaults(out);
     out->segment_bytes = kp_topic_config_i64("segment.bytes", overrides, broker);
     out->segment_ms = kp_topic_config_i64("segment.ms", overrides, broker);
+    out->segment_jitter_ms = kp_topic_config_i64("segment.jitter.ms", overrides, broker);
+    out->segment_index_bytes = kp_topic_config_i64("segment.index.bytes", overrides, broker);
+    out->flush_messages = kp_topic_config_i64("flush.messages", overrides, broker);
+    out->flush_ms = kp_topic_config_i64("flush.ms", overrides, broker);
     out->index_interval_bytes =
         (int32_t)kp_topic_config_i64("index.interval.bytes", overrides, broker);
     const kp_config_def_t *d = kp_topic_config_find("flush.policy");
