@@ -171,7 +171,17 @@ int kp_topic_config_validate(const char *name, const char *value, char *err, siz
         snprintf(err, errlen, "Null value for configuration %s", name);
         return -1;
     }
-    return validate_def(d, value, err, errlen);
+    if (validate_def(d, value, err, errlen) < 0) return -1;
+    if (!strcmp(name, "remote.storage.enable") && !strcasecmp(value, "true")) {
+        /* Kafka's answer when the broker has no tiered storage (its default): refuse rather
+         * than accept a promise nothing keeps */
+        snprintf(err, errlen,
+                 "Invalid value true for configuration remote.storage.enable: tiered storage "
+                 "is not available in this broker; topics cannot be configured with remote "
+                 "log storage");
+        return -1;
+    }
+    return 0;
 }
 
 const char *kp_topic_config_value(const kp_config_def_t *def, const kp_props_t *overrides,
@@ -232,6 +242,12 @@ void kp_topic_log_config(kp_log_config_t *out, const kp_props_t *overrides,
     kp_log_config_defaults(out);
     out->segment_bytes = kp_topic_config_i64("segment.bytes", overrides, broker);
     out->segment_ms = kp_topic_config_i64("segment.ms", overrides, broker);
+    /* as Kafka (LogConfig.maxSegmentMs): on a compacted topic the active segment, which the
+     * cleaner never touches, rolls by max.compaction.lag.ms so that lag can be kept */
+    const char *cp =
+        kp_topic_config_value(kp_topic_config_find("cleanup.policy"), overrides, broker, NULL);
+    int64_t lag = kp_topic_config_i64("max.compaction.lag.ms", overrides, broker);
+    if (strstr(cp, "compact") && lag > 0 && lag < out->segment_ms) out->segment_ms = lag;
     out->segment_jitter_ms = kp_topic_config_i64("segment.jitter.ms", overrides, broker);
     out->segment_index_bytes = kp_topic_config_i64("segment.index.bytes", overrides, broker);
     out->flush_messages = kp_topic_config_i64("flush.messages", overrides, broker);

@@ -310,6 +310,7 @@ INVALID = [
     ("compression.type", "bogus"),
     ("compression.type", "ZSTD"),      # case-sensitive, as Kafka's ValidString
     ("compression.type", "none"),      # the producer's spelling; the topic's is uncompressed
+    ("remote.storage.enable", "true"),  # no tiered storage, as Kafka's broker without it
 ]
 
 
