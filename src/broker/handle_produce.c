@@ -6,6 +6,9 @@
  *   acks=1   after the append (page cache);
  *   acks=-1  after the batch is fsynced (durable partitions) — the flusher completes one
  *            waiter per partition and posts it back to this loop.
+ * Topic configs that need it look inside a batch before the append (a compacted topic's
+ * keys, message.timestamp.*.max.ms) or replace it with a re-encoded copy (compression.type
+ * other than producer); at their defaults the batch is stored exactly as received.
  */
 #include "auth/acl.h"
 #include "broker/request.h"
@@ -85,10 +88,11 @@ static int has_null_key(kp_req_t *req, const uint8_t *batch, size_t len)
     return r < 0 || seen;
 }
 
-/* message.timestamp.before/after.max.ms (CreateTime topics): 1 when a record's timestamp
- * is earlier than now - before or later than now + after, or the batch cannot be decoded
- * to tell. Records are walked only when a bound is set, so the default costs two loads. */
-static int out_of_time_bounds(kp_topic_t *topic, const uint8_t *batch, size_t len, int64_t now)
+/* message.timestamp.before/after.max.ms (CreateTime topics): 0, INVALID_TIMESTAMP when a
+ * record's timestamp is earlier than now - before or later than now + after, or
+ * CORRUPT_MESSAGE when the batch cannot be decoded to tell. Records are walked only when a
+ * bound is set, so the default costs two loads. */
+static int16_t check_time_bounds(kp_topic_t *topic, const uint8_t *batch, size_t len, int64_t now)
 {
     int64_t before =
         atomic_load_explicit(&topic->eff.timestamp_before_max_ms, memory_order_relaxed);
@@ -103,7 +107,7 @@ static int out_of_time_bounds(kp_topic_t *topic, const uint8_t *batch, size_t le
     int r =
         kp_batch_timestamps_check(batch, len, min_ts, max_ts, &scratch, KP_BATCH_INFLATE_BYTES_MAX);
     kp_buf_free(&scratch);
-    return r != 0;
+    return r < 0 ? KERR_CORRUPT_MESSAGE : r ? KERR_INVALID_TIMESTAMP : 0;
 }
 
 /* compression.type other than producer: stores the batch with the topic's codec, as Kafka
@@ -198,9 +202,9 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
     }
     int64_t now = kp_wall_ms();
     int log_append_time = atomic_load_explicit(&topic->eff.log_append_time, memory_order_relaxed);
-    if (!log_append_time && out_of_time_bounds(topic, rec->ptr, (size_t)rec->len, now)) {
-        out->ErrorCode = KERR_INVALID_TIMESTAMP;
-        return 0;
+    if (!log_append_time) {
+        out->ErrorCode = check_time_bounds(topic, rec->ptr, (size_t)rec->len, now);
+        if (out->ErrorCode) return 0;
     }
     /* the batch lives in this request's receive chunk, which we own until the response */
     uint8_t *data = (uint8_t *)rec->ptr;

@@ -225,6 +225,11 @@ def test_timestamp_bounds(broker_factory):
         # one old record spoils a whole batch
         t = now()
         assert c.produce("ts", 0, cfgwire.keyed_batch([(b"a", b"1")], t - two_hours))[0] == 32
+        # a compressed batch that cannot be decoded to check is corrupt, not out of bounds
+        bad = bytearray(cfgwire.keyed_batch([(b"a", b"1" * 50)], t))
+        bad[22] |= 4  # claims zstd; the body is plain records
+        bad[17:21] = kwire.u32(kwire.crc32c(bytes(bad[21:])))
+        assert c.produce("ts", 0, bytes(bad))[0] == 2  # CORRUPT_MESSAGE
         assert c.list_offset("ts", 0, -1) == (0, 4)
 
         # live, through IncrementalAlterConfigs: an upper bound
