@@ -6,15 +6,20 @@
  *   acks=1   after the append (page cache);
  *   acks=-1  after the batch is fsynced (durable partitions) — the flusher completes one
  *            waiter per partition and posts it back to this loop.
+ * Topic configs that need it look inside a batch before the append (a compacted topic's
+ * keys, message.timestamp.*.max.ms) or replace it with a re-encoded copy (compression.type
+ * other than producer); at their defaults the batch is stored exactly as received.
  */
 #include "auth/acl.h"
 #include "broker/request.h"
 #include "broker/topic_config.h"
 #include "core/clock.h"
+#include "core/limits.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "kp_msgs.h"
 #include "storage/batch.h"
+#include "storage/compress.h"
 #include "storage/records.h"
 
 #include <string.h>
@@ -76,10 +81,59 @@ static int has_null_key(kp_req_t *req, const uint8_t *batch, size_t len)
     kp_buf_t scratch, out;
     kp_buf_init(&scratch);
     kp_buf_init(&out);
-    int r = kp_batch_filter(batch, len, null_key_seen, &seen, &scratch, &out, 64u << 20);
+    int r = kp_batch_filter(batch, len, null_key_seen, &seen, &scratch, &out,
+                            KP_BATCH_INFLATE_BYTES_MAX);
     kp_buf_free(&scratch);
     kp_buf_free(&out);
     return r < 0 || seen;
+}
+
+/* message.timestamp.before/after.max.ms (CreateTime topics): 0, INVALID_TIMESTAMP when a
+ * record's timestamp is earlier than now - before or later than now + after, or
+ * CORRUPT_MESSAGE when the batch cannot be decoded to tell. Records are walked only when a
+ * bound is set, so the default costs two loads. */
+static int16_t check_time_bounds(kp_topic_t *topic, const uint8_t *batch, size_t len, int64_t now)
+{
+    int64_t before =
+        atomic_load_explicit(&topic->eff.timestamp_before_max_ms, memory_order_relaxed);
+    int64_t after = atomic_load_explicit(&topic->eff.timestamp_after_max_ms, memory_order_relaxed);
+    if (before == INT64_MAX && after == INT64_MAX) return 0;
+    int64_t min_ts, max_ts;
+    /* Kafka compares now - ts > before; saturate instead of overflowing */
+    if (__builtin_sub_overflow(now, before, &min_ts)) min_ts = INT64_MIN;
+    if (__builtin_add_overflow(now, after, &max_ts)) max_ts = INT64_MAX;
+    kp_buf_t scratch;
+    kp_buf_init(&scratch);
+    int r =
+        kp_batch_timestamps_check(batch, len, min_ts, max_ts, &scratch, KP_BATCH_INFLATE_BYTES_MAX);
+    kp_buf_free(&scratch);
+    return r < 0 ? KERR_CORRUPT_MESSAGE : r ? KERR_INVALID_TIMESTAMP : 0;
+}
+
+/* compression.type other than producer: stores the batch with the topic's codec, as Kafka
+ * does (decompress, check every record, recompress; offsets, timestamps and producer fields
+ * unchanged). On success *data and *len name the batch to store — the original when it
+ * already has that codec (zero copy), else the new one in `buf` (the caller frees it).
+ * Returns 0 or the Kafka error: CORRUPT_MESSAGE when the batch cannot be decoded,
+ * MESSAGE_TOO_LARGE when the stored batch exceeds max.message.bytes (Kafka checks the size
+ * again after recompression). */
+static int16_t recompress(kp_topic_t *topic, int codec, uint8_t **data, size_t *len,
+                          kp_batch_info_t *info, kp_buf_t *buf)
+{
+    kp_buf_t scratch;
+    kp_buf_init(&scratch);
+    int r = kp_batch_recompress(*data, *len, codec, &scratch, buf, KP_BATCH_INFLATE_BYTES_MAX);
+    kp_buf_free(&scratch);
+    if (r < 0) return KERR_CORRUPT_MESSAGE;
+    if (r == KP_RECOMPRESS_SAME) return 0;
+    if (buf->len >
+        (size_t)atomic_load_explicit(&topic->eff.max_message_bytes, memory_order_relaxed))
+        return KERR_MESSAGE_TOO_LARGE;
+    kp_metric_add(&kp_metrics.produce_recompressed, 1);
+    *data = buf->data;
+    *len = buf->len;
+    kp_batch_parse_header(*data, info); /* same offsets and timestamps; length and CRC new */
+    return 0;
 }
 
 static int16_t batch_error(kp_batch_status_t st)
@@ -147,18 +201,37 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
         return 0;
     }
     int64_t now = kp_wall_ms();
+    int log_append_time = atomic_load_explicit(&topic->eff.log_append_time, memory_order_relaxed);
+    if (!log_append_time) {
+        out->ErrorCode = check_time_bounds(topic, rec->ptr, (size_t)rec->len, now);
+        if (out->ErrorCode) return 0;
+    }
     /* the batch lives in this request's receive chunk, which we own until the response */
     uint8_t *data = (uint8_t *)rec->ptr;
-    int log_append_time = atomic_load_explicit(&topic->eff.log_append_time, memory_order_relaxed);
-    if (log_append_time) kp_batch_set_log_append_time(data, (size_t)rec->len, now);
+    size_t len = (size_t)rec->len;
+    kp_buf_t recompressed;
+    kp_buf_init(&recompressed);
+    int codec = atomic_load_explicit(&topic->eff.compression_codec, memory_order_relaxed);
+    if (codec >= 0) {
+        out->ErrorCode = recompress(topic, codec, &data, &len, &info, &recompressed);
+        if (out->ErrorCode) {
+            kp_debug("produce", "%s: %s-%d: cannot store the batch as %s (error %d)",
+                     req->sess->conn->peer, topic->name, pd->Index, kp_codec_name(codec),
+                     out->ErrorCode);
+            kp_buf_free(&recompressed);
+            return 0;
+        }
+    }
+    if (log_append_time) kp_batch_set_log_append_time(data, len, now);
 
     kp_append_result_t res;
-    kp_log_append(p->log, data, (size_t)rec->len, &info, now, &res);
+    kp_log_append(p->log, data, len, &info, now, &res);
+    kp_buf_free(&recompressed); /* written (or refused): the log keeps no pointer to it */
     out->LogStartOffset = res.log_start_offset;
     switch (res.status) {
     case KP_APPEND_OK:
         kp_metric_add(&kp_metrics.produce_records, info.records_count);
-        kp_metric_add(&kp_metrics.produce_bytes, rec->len);
+        kp_metric_add(&kp_metrics.produce_bytes, (int64_t)len);
         break;
     case KP_APPEND_DUPLICATE:
         break;

@@ -1,6 +1,8 @@
 /* topic_config.c — the topic config table and its validation (see topic_config.h). */
 #include "broker/topic_config.h"
 
+#include "storage/compress.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -169,17 +171,17 @@ int kp_topic_config_validate(const char *name, const char *value, char *err, siz
         snprintf(err, errlen, "Null value for configuration %s", name);
         return -1;
     }
-    if (!strcmp(name, "compression.type") && strcmp(value, "producer") != 0 &&
-        validate_def(d, value, err, errlen) == 0) {
-        /* recompression on the broker is not implemented: refuse rather than ignore it */
+    if (validate_def(d, value, err, errlen) < 0) return -1;
+    if (!strcmp(name, "remote.storage.enable") && !strcasecmp(value, "true")) {
+        /* Kafka's answer when the broker has no tiered storage (its default): refuse rather
+         * than accept a promise nothing keeps */
         snprintf(err, errlen,
-                 "Invalid value '%s' for configuration compression.type: this "
-                 "broker stores batches as the producer compressed them; only 'producer' is "
-                 "supported",
-                 value);
+                 "Invalid value true for configuration remote.storage.enable: tiered storage "
+                 "is not available in this broker; topics cannot be configured with remote "
+                 "log storage");
         return -1;
     }
-    return validate_def(d, value, err, errlen);
+    return 0;
 }
 
 const char *kp_topic_config_value(const kp_config_def_t *def, const kp_props_t *overrides,
@@ -209,12 +211,47 @@ int64_t kp_topic_config_i64(const char *name, const kp_props_t *overrides, const
     return v;
 }
 
+int kp_topic_config_codec(const char *value)
+{
+    static const struct {
+        const char *name;
+        int codec;
+    } map[] = {{"uncompressed", KP_CODEC_NONE},
+               {"gzip", KP_CODEC_GZIP},
+               {"snappy", KP_CODEC_SNAPPY},
+               {"lz4", KP_CODEC_LZ4},
+               {"zstd", KP_CODEC_ZSTD}};
+    for (size_t i = 0; i < sizeof(map) / sizeof(map[0]); i++)
+        if (!strcmp(value, map[i].name)) return map[i].codec;
+    return -1;
+}
+
+void kp_topic_timestamp_bounds(const kp_props_t *overrides, const kp_props_t *broker,
+                               int64_t *before_ms, int64_t *after_ms)
+{
+    int64_t diff = kp_topic_config_i64("message.timestamp.difference.max.ms", overrides, broker);
+    *before_ms = kp_topic_config_i64("message.timestamp.before.max.ms", overrides, broker);
+    *after_ms = kp_topic_config_i64("message.timestamp.after.max.ms", overrides, broker);
+    if (*before_ms == INT64_MAX) *before_ms = diff;
+    if (*after_ms == INT64_MAX) *after_ms = diff;
+}
+
 void kp_topic_log_config(kp_log_config_t *out, const kp_props_t *overrides,
                          const kp_props_t *broker)
 {
     kp_log_config_defaults(out);
     out->segment_bytes = kp_topic_config_i64("segment.bytes", overrides, broker);
     out->segment_ms = kp_topic_config_i64("segment.ms", overrides, broker);
+    /* as Kafka (LogConfig.maxSegmentMs): on a compacted topic the active segment, which the
+     * cleaner never touches, rolls by max.compaction.lag.ms so that lag can be kept */
+    const char *cp =
+        kp_topic_config_value(kp_topic_config_find("cleanup.policy"), overrides, broker, NULL);
+    int64_t lag = kp_topic_config_i64("max.compaction.lag.ms", overrides, broker);
+    if (strstr(cp, "compact") && lag > 0 && lag < out->segment_ms) out->segment_ms = lag;
+    out->segment_jitter_ms = kp_topic_config_i64("segment.jitter.ms", overrides, broker);
+    out->segment_index_bytes = kp_topic_config_i64("segment.index.bytes", overrides, broker);
+    out->flush_messages = kp_topic_config_i64("flush.messages", overrides, broker);
+    out->flush_ms = kp_topic_config_i64("flush.ms", overrides, broker);
     out->index_interval_bytes =
         (int32_t)kp_topic_config_i64("index.interval.bytes", overrides, broker);
     const kp_config_def_t *d = kp_topic_config_find("flush.policy");

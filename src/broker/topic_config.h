@@ -48,6 +48,13 @@ const char *kp_topic_config_value(const kp_config_def_t *def, const kp_props_t *
                                   const kp_props_t *broker, int *source);
 int64_t kp_topic_config_i64(const char *name, const kp_props_t *overrides,
                             const kp_props_t *broker);
+/* compression.type value → KP_CODEC_* (storage/compress.h), or -1 for "producer" (store as
+ * produced) and anything unknown. */
+int kp_topic_config_codec(const char *value);
+/* Effective message.timestamp.before.max.ms / after.max.ms: each one, when set (not
+ * INT64_MAX), else message.timestamp.difference.max.ms, as Kafka 3.6+ resolves them. */
+void kp_topic_timestamp_bounds(const kp_props_t *overrides, const kp_props_t *broker,
+                               int64_t *before_ms, int64_t *after_ms);
 /* Fills the storage settings of a topic from its effective configs. */
 void kp_topic_log_config(kp_log_config_t *out, const kp_props_t *overrides,
                          const kp_props_t *broker);

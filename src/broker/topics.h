@@ -47,6 +47,12 @@ typedef struct kp_topic_settings {
     atomic_llong max_compaction_lag_ms;
     atomic_llong min_cleanable_ratio_ppm; /* min.cleanable.dirty.ratio x 1e6 */
     atomic_llong file_delete_delay_ms;
+    atomic_int compression_codec; /* compression.type: KP_CODEC_*, -1 for producer */
+    /* message.timestamp.before/after.max.ms (or the deprecated difference.max.ms);
+     * INT64_MAX: no bound, and no record is looked at */
+    atomic_llong timestamp_before_max_ms;
+    atomic_llong timestamp_after_max_ms;
+    atomic_llong flush_ms; /* flush.ms: the log manager skips topics at INT64_MAX */
 } kp_topic_settings_t;
 
 struct kp_topic {

@@ -60,4 +60,9 @@
  * completes in bounded time. */
 #define KP_FETCH_WAIT_MS_MAX 30000
 
+/* Decompressed size of one produced batch that the broker looks inside (compacted topics'
+ * key check, timestamp bounds, broker-side recompression): a small compressed batch could
+ * otherwise inflate to gigabytes on the network thread (a compression bomb). */
+#define KP_BATCH_INFLATE_BYTES_MAX (64u << 20)
+
 #endif

@@ -88,10 +88,15 @@ void kp_metrics_render(kp_buf_t *out, const char *(*api_name)(int key))
     COUNTER("kpool_produce_bytes_total", "Record batch bytes appended by Produce.", produce_bytes);
     COUNTER("kpool_produce_partition_errors_total", "Produce partitions answered with an error.",
             produce_errors);
+    COUNTER("kpool_produce_recompressed_batches_total",
+            "Produced batches re-encoded with the topic's compression.type.", produce_recompressed);
     COUNTER("kpool_fetch_bytes_total", "Record bytes returned by Fetch.", fetch_bytes);
     COUNTER("kpool_malformed_requests_total", "Connections closed for malformed requests.",
             malformed_requests);
     COUNTER("kpool_log_flushes_total", "fsync calls by the group-commit flusher.", flushes);
+    COUNTER("kpool_log_interval_flushes_total",
+            "Page-cache partition fsyncs queued by flush.messages or flush.ms.",
+            flushes_by_interval);
     kp_buf_appendf(out, "# HELP kpool_log_flush_seconds Latency of one group-commit fsync.\n"
                         "# TYPE kpool_log_flush_seconds histogram\n");
     render_hist(out, "kpool_log_flush_seconds", "", &kp_metrics.flush_latency);

@@ -33,8 +33,10 @@ typedef struct kp_metrics {
     atomic_llong produce_records;
     atomic_llong produce_bytes;
     atomic_llong produce_errors;
+    atomic_llong produce_recompressed; /* batches stored with the topic's compression.type */
     atomic_llong fetch_bytes;
     atomic_llong flushes;
+    atomic_llong flushes_by_interval; /* page-cache fsyncs asked by flush.messages/flush.ms */
     kp_hist_t flush_latency;
     atomic_llong malformed_requests;
 } kp_metrics_t;

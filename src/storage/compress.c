@@ -194,6 +194,12 @@ static int zstd_compress(const uint8_t *in, size_t inlen, kp_buf_t *out)
     return 0;
 }
 
+const char *kp_codec_name(int codec)
+{
+    static const char *const names[] = {"uncompressed", "gzip", "snappy", "lz4", "zstd"};
+    return codec >= 0 && codec <= KP_CODEC_ZSTD ? names[codec] : "unknown";
+}
+
 int kp_decompress(int codec, const uint8_t *in, size_t inlen, kp_buf_t *out, size_t max_out)
 {
     switch (codec) {

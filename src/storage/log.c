@@ -147,15 +147,35 @@ void kp_log_config_defaults(kp_log_config_t *cfg)
 {
     cfg->segment_bytes = 1024 * 1024 * 1024;
     cfg->segment_ms = 7LL * 24 * 3600 * 1000;
+    cfg->segment_jitter_ms = 0;
+    cfg->segment_index_bytes = 10 * 1024 * 1024;
     cfg->index_interval_bytes = 4096;
     cfg->durable = 1;
+    cfg->flush_messages = INT64_MAX;
+    cfg->flush_ms = INT64_MAX;
     cfg->producer_expiration_ms = 24LL * 3600 * 1000;
+}
+
+/* segment.jitter.ms as Kafka draws it, once per segment: uniform in [0, min(jitter,
+ * segment.ms)), so a segment rolls after segment.ms - jitter and segments created together
+ * (many partitions, one restart) do not all roll at the same moment. */
+static int64_t draw_roll_jitter(const kp_log_config_t *cfg)
+{
+    if (cfg->segment_jitter_ms <= 0) return 0;
+    int64_t bound =
+        cfg->segment_jitter_ms < cfg->segment_ms ? cfg->segment_jitter_ms : cfg->segment_ms;
+    if (bound <= 0) return 0;
+    uint64_t r = ((uint64_t)arc4random() << 32) | arc4random();
+    return (int64_t)(r % (uint64_t)bound);
 }
 
 void kp_log_set_config(kp_log_t *log, const kp_log_config_t *cfg)
 {
     pthread_mutex_lock(&log->lock);
+    int redraw = cfg->segment_jitter_ms != log->cfg.segment_jitter_ms ||
+                 cfg->segment_ms != log->cfg.segment_ms;
     log->cfg = *cfg;
+    if (redraw) log->roll_jitter_ms = draw_roll_jitter(cfg);
     pthread_mutex_unlock(&log->lock);
 }
 
@@ -403,6 +423,8 @@ kp_log_t *kp_log_open(const char *dir, const kp_log_config_t *cfg, int64_t now_m
     if (kp_segment_flush(act) < 0) goto fail;
     kp_fs_fsync_dir(dir);
     log->flushed_offset = log->log_end_offset;
+    log->last_flush_mono_ms = kp_mono_ms();
+    log->roll_jitter_ms = draw_roll_jitter(cfg);
     set_hwm(log, log->log_end_offset, act, act->size);
     free(bases);
     free(snaps);
@@ -487,9 +509,11 @@ static int roll(kp_log_t *log, int64_t now_ms)
         snapshot_path(log, log->segs[i]->base_offset, p, sizeof(p));
         if (++seen > 2) kp_fs->unlink(p);
     }
-    if (log->cfg.durable && log->flushed_offset < old->next_offset) {
+    if (log->flushed_offset < old->next_offset) {
         log->flushed_offset = old->next_offset; /* sealing fsynced it */
+        log->last_flush_mono_ms = kp_mono_ms();
     }
+    log->roll_jitter_ms = draw_roll_jitter(&log->cfg);
     return 0;
 }
 
@@ -499,8 +523,13 @@ static int should_roll(const kp_log_t *log, size_t len, int64_t now_ms)
     if (seg->size == 0) return 0;
     if (seg->size + (int64_t)len > log->cfg.segment_bytes) return 1;
     if (seg->size + (int64_t)len > (int64_t)UINT32_MAX) return 1;
+    /* segment.index.bytes bounds Kafka's index files: 8-byte offset entries, 12-byte time
+     * entries; a full index rolls the segment even if this batch would add no entry */
+    if ((int64_t)seg->nidx >= log->cfg.segment_index_bytes / 8 ||
+        (int64_t)seg->ntidx >= log->cfg.segment_index_bytes / 12)
+        return 1;
     int64_t since = seg->first_batch_timestamp > 0 ? seg->first_batch_timestamp : seg->created_ms;
-    return now_ms - since > log->cfg.segment_ms;
+    return now_ms - since > log->cfg.segment_ms - log->roll_jitter_ms;
 }
 
 void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *info, int64_t now_ms,
@@ -562,6 +591,12 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
     } else {
         set_hwm(log, log->log_end_offset, seg, seg->size);
         notify = 1;
+        /* flush.messages: INT64_MAX by default, so this compare never fires */
+        if (log->log_end_offset - log->flushed_offset >= log->cfg.flush_messages &&
+            !log->flush_queued) {
+            queue_flush(log);
+            kp_metric_add(&kp_metrics.flushes_by_interval, 1);
+        }
     }
 out:
     pthread_mutex_unlock(&log->lock);
@@ -617,6 +652,7 @@ void kp_log_flush(kp_log_t *log)
         log->waiters = NULL;
     } else {
         if (target > log->flushed_offset) log->flushed_offset = target;
+        log->last_flush_mono_ms = kp_mono_ms();
         if (log->cfg.durable && target > log->high_watermark) {
             set_hwm(log, target, seg, pos);
             advanced = 1;
@@ -632,7 +668,12 @@ void kp_log_flush(kp_log_t *log)
                 pp = &w->next;
             }
         }
-        if (log->waiters || log->flushed_offset < log->log_end_offset) queue_flush(log);
+        /* durable: everything appended meanwhile rides on the next fsync; page cache: only
+         * what flush.messages still asks for (else every append would keep fsyncing) */
+        int64_t unflushed = log->log_end_offset - log->flushed_offset;
+        if (log->waiters ||
+            (unflushed > 0 && (log->cfg.durable || unflushed >= log->cfg.flush_messages)))
+            queue_flush(log);
     }
     pthread_mutex_unlock(&log->lock);
     kp_segment_put(seg);
@@ -642,6 +683,21 @@ void kp_log_flush(kp_log_t *log)
         done = next;
     }
     if (advanced && log->on_hwm) log->on_hwm(log, log->on_hwm_arg);
+}
+
+int kp_log_flush_if_due(kp_log_t *log, int64_t now_mono_ms)
+{
+    int queued = 0;
+    pthread_mutex_lock(&log->lock);
+    if (!log->cfg.durable && !log->offline && log->cfg.flush_ms != INT64_MAX &&
+        log->flushed_offset < log->log_end_offset && !log->flush_queued &&
+        now_mono_ms - log->last_flush_mono_ms >= log->cfg.flush_ms) {
+        queue_flush(log);
+        queued = log->flush_queued;
+    }
+    pthread_mutex_unlock(&log->lock);
+    if (queued) kp_metric_add(&kp_metrics.flushes_by_interval, 1);
+    return queued;
 }
 
 /* ---- reads ---- */

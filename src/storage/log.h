@@ -27,8 +27,15 @@
 typedef struct kp_log_config {
     int64_t segment_bytes;        /* segment.bytes */
     int64_t segment_ms;           /* segment.ms */
+    int64_t segment_jitter_ms;    /* segment.jitter.ms: each segment rolls up to this early */
+    int64_t segment_index_bytes;  /* segment.index.bytes: roll when an index would pass it */
     int32_t index_interval_bytes; /* index.interval.bytes */
     int durable;                  /* flush.policy: 1 durable, 0 page cache */
+    /* Page-cache mode only (durable mode fsyncs before every ack anyway): queue an fsync
+     * once this many messages are unflushed / this long after the last flush. INT64_MAX:
+     * never (the defaults). */
+    int64_t flush_messages; /* flush.messages */
+    int64_t flush_ms;       /* flush.ms */
     int64_t producer_expiration_ms;
 } kp_log_config_t;
 
@@ -55,6 +62,8 @@ struct kp_log {
     int64_t log_end_offset;
     int64_t high_watermark;
     int64_t flushed_offset;
+    int64_t last_flush_mono_ms; /* when flushed_offset last advanced (flush.ms) */
+    int64_t roll_jitter_ms;     /* segment.jitter.ms drawn for the active segment */
     int32_t leader_epoch;
     kp_segment_t *hwm_seg; /* segment holding the HWM position (referenced) */
     int64_t hwm_pos;
@@ -132,6 +141,11 @@ void kp_log_set_hwm_callback(kp_log_t *log, kp_log_hwm_fn fn, void *arg);
 /* Seals the active segment and starts a new one (retention rolls an expired active
  * segment before deleting it). @locks: log->lock held. 0 or -1 (the log goes offline). */
 int kp_log_roll_locked(kp_log_t *log, int64_t now_ms);
+
+/* flush.ms (page-cache mode): queues an fsync for the flusher when the log has unflushed
+ * data and its last flush is at least cfg.flush_ms old (now_mono_ms from kp_mono_ms).
+ * Never blocks on I/O. Returns 1 when it queued one. Thread-safe. */
+int kp_log_flush_if_due(kp_log_t *log, int64_t now_mono_ms);
 
 /* Flusher threads (group commit): start n threads; logs are queued when they have data to
  * fsync. kp_flusher_stop() drains the queue first. */

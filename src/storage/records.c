@@ -171,21 +171,51 @@ bad:
     return -1;
 }
 
+/* The records of a stored or produced batch (len bytes, header included): *body points into
+ * the batch when it is uncompressed, else into scratch (decompressed, at most max_bytes).
+ * 0, or -1 when the batch is too short or cannot be decompressed. */
+static int batch_records(const uint8_t *batch, size_t len, kp_batch_info_t *info, kp_buf_t *scratch,
+                         size_t max_bytes, const uint8_t **body, size_t *body_len)
+{
+    if (len < KP_BATCH_HEADER_BYTES) return -1;
+    kp_batch_parse_header(batch, info);
+    *body = batch + KP_BATCH_HEADER_BYTES;
+    *body_len = len - KP_BATCH_HEADER_BYTES;
+    int codec = info->attributes & KP_BATCH_ATTR_COMPRESSION_MASK;
+    if (codec == KP_CODEC_NONE) return 0;
+    scratch->len = 0;
+    if (kp_decompress(codec, *body, *body_len, scratch, max_bytes) < 0) return -1;
+    *body = scratch->data;
+    *body_len = scratch->len;
+    return 0;
+}
+
+/* Writes into out (replaced) a batch with the header of `batch` (base offset, last offset
+ * delta, timestamps, producer fields, other attribute bits), codec `codec` and the records
+ * plain[0..plain_len), `count` of them; length and CRC are recomputed. 0 or -1. */
+static int batch_encode(const uint8_t *batch, int codec, const uint8_t *plain, size_t plain_len,
+                        int32_t count, kp_buf_t *out)
+{
+    out->len = 0;
+    kp_buf_append(out, batch, KP_BATCH_HEADER_BYTES);
+    if (kp_compress(codec, plain, plain_len, out) < 0) return -1;
+    uint8_t *p = out->data;
+    uint16_t attributes = (uint16_t)((p[21] << 8) | p[22]);
+    attributes = (uint16_t)((attributes & ~KP_BATCH_ATTR_COMPRESSION_MASK) | codec);
+    st16(p + 21, attributes);
+    st32(p + 8, (uint32_t)(out->len - KP_BATCH_LOG_OVERHEAD));
+    st32(p + 57, (uint32_t)count);
+    st32(p + 17, kp_crc32c(0, p + 21, out->len - 21));
+    return 0;
+}
+
 int kp_batch_first_at_or_after(const uint8_t *batch, size_t len, int64_t ts, int64_t *offset,
                                int64_t *timestamp, kp_buf_t *scratch, size_t max_bytes)
 {
-    if (len < KP_BATCH_HEADER_BYTES) return -1;
     kp_batch_info_t info;
-    kp_batch_parse_header(batch, &info);
-    const uint8_t *body = batch + KP_BATCH_HEADER_BYTES;
-    size_t body_len = len - KP_BATCH_HEADER_BYTES;
-    int codec = info.attributes & KP_BATCH_ATTR_COMPRESSION_MASK;
-    if (codec != KP_CODEC_NONE) {
-        scratch->len = 0;
-        if (kp_decompress(codec, body, body_len, scratch, max_bytes) < 0) return -1;
-        body = scratch->data;
-        body_len = scratch->len;
-    }
+    const uint8_t *body;
+    size_t body_len;
+    if (batch_records(batch, len, &info, scratch, max_bytes, &body, &body_len) < 0) return -1;
     kp_records_iter_t it;
     kp_records_begin_raw(&it, &info, body, body_len);
     kp_record_t rec;
@@ -204,18 +234,10 @@ int kp_batch_filter(const uint8_t *batch, size_t len,
                     int (*keep)(const kp_record_t *rec, void *arg), void *arg, kp_buf_t *scratch,
                     kp_buf_t *out, size_t max_bytes)
 {
-    if (len < KP_BATCH_HEADER_BYTES) return -1;
     kp_batch_info_t info;
-    kp_batch_parse_header(batch, &info);
-    int codec = info.attributes & KP_BATCH_ATTR_COMPRESSION_MASK;
-    const uint8_t *body = batch + KP_BATCH_HEADER_BYTES;
-    size_t body_len = len - KP_BATCH_HEADER_BYTES;
-    scratch->len = 0;
-    if (codec != KP_CODEC_NONE) {
-        if (kp_decompress(codec, body, body_len, scratch, max_bytes) < 0) return -1;
-        body = scratch->data;
-        body_len = scratch->len;
-    }
+    const uint8_t *body;
+    size_t body_len;
+    if (batch_records(batch, len, &info, scratch, max_bytes, &body, &body_len) < 0) return -1;
     kp_records_iter_t it;
     kp_records_begin_raw(&it, &info, body, body_len);
     kp_record_t rec;
@@ -242,14 +264,51 @@ int kp_batch_filter(const uint8_t *batch, size_t len,
         kp_buf_free(&plain);
         return KP_FILTER_NONE;
     }
-    out->len = 0;
-    kp_buf_append(out, batch, KP_BATCH_HEADER_BYTES);
-    int ok = kp_compress(codec, plain.data, plain.len, out) == 0;
+    int codec = info.attributes & KP_BATCH_ATTR_COMPRESSION_MASK;
+    int ok = batch_encode(batch, codec, plain.data, plain.len, kept, out) == 0;
     kp_buf_free(&plain);
-    if (!ok) return -1;
-    uint8_t *p = out->data;
-    st32(p + 8, (uint32_t)(out->len - KP_BATCH_LOG_OVERHEAD));
-    st32(p + 57, (uint32_t)kept);
-    st32(p + 17, kp_crc32c(0, p + 21, out->len - 21));
-    return KP_FILTER_SOME;
+    return ok ? KP_FILTER_SOME : -1;
+}
+
+int kp_batch_recompress(const uint8_t *batch, size_t len, int codec, kp_buf_t *scratch,
+                        kp_buf_t *out, size_t max_bytes)
+{
+    kp_batch_info_t info;
+    const uint8_t *body;
+    size_t body_len;
+    if (codec < KP_CODEC_NONE || codec > KP_CODEC_ZSTD) return -1;
+    if (len < KP_BATCH_HEADER_BYTES) return -1;
+    kp_batch_parse_header(batch, &info);
+    if ((info.attributes & KP_BATCH_ATTR_COMPRESSION_MASK) == codec) return KP_RECOMPRESS_SAME;
+    if (batch_records(batch, len, &info, scratch, max_bytes, &body, &body_len) < 0) return -1;
+    /* every record must decode and the records must fill the body exactly: what is stored
+     * has to be what a consumer can read back */
+    kp_records_iter_t it;
+    kp_records_begin_raw(&it, &info, body, body_len);
+    kp_record_t rec;
+    int32_t seen = 0;
+    int rc;
+    while ((rc = kp_records_next(&it, &rec)) == 1) seen++;
+    if (rc < 0 || seen != info.records_count || it.p != it.end) return -1;
+    return batch_encode(batch, codec, body, body_len, seen, out) == 0 ? KP_RECOMPRESS_DONE : -1;
+}
+
+int kp_batch_timestamps_check(const uint8_t *batch, size_t len, int64_t min_ts, int64_t max_ts,
+                              kp_buf_t *scratch, size_t max_bytes)
+{
+    kp_batch_info_t info;
+    const uint8_t *body;
+    size_t body_len;
+    if (batch_records(batch, len, &info, scratch, max_bytes, &body, &body_len) < 0) return -1;
+    kp_records_iter_t it;
+    kp_records_begin_raw(&it, &info, body, body_len);
+    /* the raw timestamps: the iterator reports LogAppendTime batches' append time instead */
+    it.info.attributes &= (int16_t)~KP_BATCH_ATTR_LOG_APPEND_TIME;
+    kp_record_t rec;
+    int rc, outside = 0;
+    while ((rc = kp_records_next(&it, &rec)) == 1) {
+        if (rec.timestamp == -1) continue; /* NO_TIMESTAMP: Kafka skips the check */
+        if (rec.timestamp < min_ts || rec.timestamp > max_ts) outside = 1;
+    }
+    return rc < 0 ? -1 : outside;
 }

@@ -3,7 +3,9 @@
  *
  * The broker normally never looks inside batches (they are stored as produced). It does for
  * its own internal topics (committed offsets, later schemas and ACL changes), which it
- * writes uncompressed with kp_batch_builder and reads back with kp_records_next.
+ * writes uncompressed with kp_batch_builder and reads back with kp_records_next; for the
+ * cleaner (kp_batch_filter); and on produce only when a topic config asks for it (a
+ * compacted topic's key check, timestamp bounds, compression.type other than producer).
  */
 #ifndef KP_RECORDS_H
 #define KP_RECORDS_H
@@ -72,5 +74,24 @@ enum { KP_FILTER_ALL = 1, KP_FILTER_SOME = 2, KP_FILTER_NONE = 3 };
 int kp_batch_filter(const uint8_t *batch, size_t len,
                     int (*keep)(const kp_record_t *rec, void *arg), void *arg, kp_buf_t *scratch,
                     kp_buf_t *out, size_t max_bytes);
+
+/* Re-encodes a batch with `codec` (KP_CODEC_*), as a broker with compression.type set does:
+ * decompresses (at most max_bytes, into scratch), checks that every record decodes, and
+ * writes into out the same records compressed with codec. The header keeps base offset,
+ * last offset delta, base and max timestamps, producer id/epoch/base sequence, records count
+ * and the other attribute bits; only the codec bits, batchLength and CRC change, so the raw
+ * record bytes (offset and timestamp deltas) stay valid.
+ * Returns KP_RECOMPRESS_SAME (already in codec: store the batch as is), KP_RECOMPRESS_DONE
+ * (the new batch is in out), or -1 (cannot be decoded: CORRUPT_MESSAGE). */
+enum { KP_RECOMPRESS_SAME = 0, KP_RECOMPRESS_DONE = 1 };
+int kp_batch_recompress(const uint8_t *batch, size_t len, int codec, kp_buf_t *scratch,
+                        kp_buf_t *out, size_t max_bytes);
+
+/* message.timestamp.before/after.max.ms: 0 when every record's timestamp (as the producer
+ * set it; NO_TIMESTAMP (-1) skipped, as Kafka does) lies in [min_ts, max_ts], 1 when one
+ * does not, -1 when the batch cannot be decoded. Compressed batches are decompressed (at
+ * most max_bytes, into scratch). */
+int kp_batch_timestamps_check(const uint8_t *batch, size_t len, int64_t min_ts, int64_t max_ts,
+                              kp_buf_t *scratch, size_t max_bytes);
 
 #endif

@@ -11,13 +11,18 @@
  *     earlier batch intact; corruption in a sealed segment drops it and everything after;
  *   - idempotent producers: duplicates are detected after a restart, across a roll, and with
  *     the newest producer snapshot damaged;
+ *   - segment.jitter.ms (drawn per segment, bounded by segment.ms), segment.index.bytes
+ *     (roll when the offset or the time index is full), flush.messages / flush.ms in
+ *     page-cache mode (an fsync queued when due, and only then; nothing in durable mode);
  *   - fault injection (storage/fs.h): a failed write returns KP_APPEND_STORAGE_ERROR and
  *     leaves the log consistent; a failed fsync takes the partition offline and fails the
  *     flush waiters.
  */
 #include "unit.h"
 
+#include "core/clock.h"
 #include "core/logging.h"
+#include "core/metrics.h"
 #include "storage/log.h"
 
 #include <dirent.h>
@@ -1096,6 +1101,126 @@ static void test_roll_by_time(void **state)
     kp_log_close(log);
 }
 
+/* segment.jitter.ms: each segment draws a jitter in [0, min(jitter, segment.ms)) and rolls
+ * once older than segment.ms - jitter; the draws differ. */
+static void test_roll_jitter(void **state)
+{
+    kp_log_config_t cfg = small_config(0);
+    cfg.segment_bytes = 1 << 20;
+    cfg.segment_ms = 60000;
+    cfg.segment_jitter_ms = 1000000; /* above segment.ms: bounded by segment.ms */
+    kp_log_t *log = kp_log_open(dir, &cfg, NOW);
+    int64_t first = log->roll_jitter_ms, t = NOW;
+    int differ = 0;
+    ut_batch_opts_t o = ut_batch_defaults(1, t);
+    assert_int_equal(append_opts(log, &o).status, KP_APPEND_OK);
+    for (int i = 0; i < 20; i++) {
+        int64_t j = log->roll_jitter_ms;
+        assert_true(j >= 0 && j < cfg.segment_ms);
+        if (j != first) differ = 1;
+        int nsegs = log->nsegs;
+        /* exactly at segment.ms - jitter: not yet; one ms later: rolls */
+        o.base_timestamp = t + cfg.segment_ms - j;
+        assert_int_equal(append_opts(log, &o).status, KP_APPEND_OK);
+        assert_int_equal(log->nsegs, nsegs);
+        o.base_timestamp = t = t + cfg.segment_ms - j + 1;
+        assert_int_equal(append_opts(log, &o).status, KP_APPEND_OK);
+        assert_int_equal(log->nsegs, nsegs + 1);
+    }
+    assert_true(differ);
+    /* no jitter configured: exactly segment.ms */
+    cfg.segment_jitter_ms = 0;
+    kp_log_set_config(log, &cfg);
+    assert_int_equal(log->roll_jitter_ms, 0);
+    kp_log_close(log);
+}
+
+/* segment.index.bytes: a segment rolls once its offset index (8-byte entries) or its time
+ * index (12-byte entries) is full. */
+static void test_roll_by_index_size(void **state)
+{
+    kp_log_config_t cfg = small_config(0);
+    cfg.segment_bytes = 1 << 20;
+    cfg.index_interval_bytes = 0; /* an index entry per batch */
+    cfg.segment_index_bytes = 36; /* 4 offset entries, 3 time entries */
+    kp_log_t *log = kp_log_open(dir, &cfg, NOW);
+    /* rising timestamps: a time entry per batch too, so the time index fills first */
+    ut_batch_opts_t o = ut_batch_defaults(1, NOW);
+    for (int i = 0; i < 7; i++) {
+        o.base_timestamp = NOW + i;
+        assert_int_equal(append_opts(log, &o).status, KP_APPEND_OK);
+    }
+    assert_int_equal(log->nsegs, 3);
+    assert_int_equal(log->segs[1]->base_offset, 3);
+    assert_int_equal(log->segs[2]->base_offset, 6);
+    /* equal timestamps add no time entry: the offset index fills first, after 4 batches
+     * (offsets 6..9 in the segment at 6, 10..13, then 14) */
+    for (int i = 0; i < 8; i++) assert_int_equal(append_opts(log, &o).status, KP_APPEND_OK);
+    assert_int_equal(log->nsegs, 5);
+    assert_int_equal(log->segs[3]->base_offset, 10);
+    assert_int_equal(log->segs[4]->base_offset, 14);
+    kp_log_close(log);
+}
+
+static int wait_flushed(kp_log_t *log, int64_t offset)
+{
+    for (int ms = 0; ms < 10000; ms += 2) {
+        pthread_mutex_lock(&log->lock);
+        int64_t f = log->flushed_offset;
+        pthread_mutex_unlock(&log->lock);
+        if (f >= offset) return 1;
+        usleep(2000);
+    }
+    return 0;
+}
+
+/* flush.messages / flush.ms in page-cache mode: an fsync is queued once that many messages
+ * are unflushed or the last flush is that old, and only then. */
+static void test_page_cache_flush_intervals(void **state)
+{
+    kp_log_config_t cfg = small_config(0);
+    cfg.segment_bytes = 1 << 20;
+    cfg.flush_messages = 5;
+    kp_log_t *log = kp_log_open(dir, &cfg, NOW);
+    assert_int_equal(kp_flusher_start(1), 0);
+    long long before = atomic_load(&kp_metrics.flushes);
+    long long by_interval = atomic_load(&kp_metrics.flushes_by_interval);
+    ut_batch_opts_t o = ut_batch_defaults(2, NOW);
+    assert_int_equal(append_opts(log, &o).status, KP_APPEND_OK);
+    assert_int_equal(append_opts(log, &o).status, KP_APPEND_OK); /* 4 unflushed */
+    usleep(50000);
+    assert_int_equal(log->flushed_offset, 0);
+    assert_int_equal(atomic_load(&kp_metrics.flushes), before);
+    assert_int_equal(append_opts(log, &o).status, KP_APPEND_OK); /* 6: due */
+    assert_true(wait_flushed(log, 6));
+    assert_int_equal(atomic_load(&kp_metrics.flushes_by_interval), by_interval + 1);
+    /* a flush does not keep re-queueing itself in page-cache mode */
+    long long after = atomic_load(&kp_metrics.flushes);
+    assert_int_equal(append_opts(log, &o).status, KP_APPEND_OK); /* 2 unflushed */
+    usleep(50000);
+    assert_int_equal(atomic_load(&kp_metrics.flushes), after);
+    assert_int_equal(log->flushed_offset, 6);
+
+    /* flush.ms: not before it is due, then once; nothing when nothing is unflushed */
+    cfg.flush_messages = INT64_MAX;
+    cfg.flush_ms = 100000;
+    kp_log_set_config(log, &cfg);
+    int64_t last = log->last_flush_mono_ms;
+    assert_int_equal(kp_log_flush_if_due(log, last + 99999), 0);
+    assert_int_equal(kp_log_flush_if_due(log, last + 100000), 1);
+    assert_true(wait_flushed(log, 8));
+    assert_int_equal(kp_log_flush_if_due(log, kp_mono_ms() + 200000), 0); /* clean */
+    assert_int_equal(atomic_load(&kp_metrics.flushes_by_interval), by_interval + 2);
+    /* durable mode: these settings change nothing (every ack is fsynced anyway) */
+    cfg.durable = 1;
+    cfg.flush_ms = 0;
+    kp_log_set_config(log, &cfg);
+    assert_int_equal(append_opts(log, &o).status, KP_APPEND_OK);
+    assert_int_equal(kp_log_flush_if_due(log, kp_mono_ms() + 200000), 0);
+    kp_flusher_stop();
+    kp_log_close(log);
+}
+
 /* ---- lifecycle ---- */
 
 static void test_rename_and_destroy(void **state)
@@ -1140,6 +1265,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_fsync_failure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flusher_threads, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roll_by_time, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roll_jitter, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_roll_by_index_size, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_page_cache_flush_intervals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_and_destroy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
