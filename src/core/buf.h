@@ -35,6 +35,30 @@ static inline void kp_buf_reset(kp_buf_t *b)
     b->len = 0;
 }
 
+/* Big-endian integers, as Kafka's own record formats (keys and values of internal topics)
+ * write them. */
+static inline void kp_buf_put_i16(kp_buf_t *b, int16_t v)
+{
+    uint8_t *p = kp_buf_extend(b, 2);
+    p[0] = (uint8_t)((uint16_t)v >> 8);
+    p[1] = (uint8_t)v;
+}
+
+static inline void kp_buf_put_i32(kp_buf_t *b, int32_t v)
+{
+    uint8_t *p = kp_buf_extend(b, 4);
+    p[0] = (uint8_t)((uint32_t)v >> 24);
+    p[1] = (uint8_t)((uint32_t)v >> 16);
+    p[2] = (uint8_t)((uint32_t)v >> 8);
+    p[3] = (uint8_t)v;
+}
+
+static inline void kp_buf_put_i64(kp_buf_t *b, int64_t v)
+{
+    kp_buf_put_i32(b, (int32_t)((uint64_t)v >> 32));
+    kp_buf_put_i32(b, (int32_t)v);
+}
+
 void *kp_xmalloc(size_t n);
 void *kp_xcalloc(size_t n, size_t size);
 void *kp_xrealloc(void *p, size_t n);

@@ -22,68 +22,49 @@ static size_t member_min_bytes(int16_t version)
     return n;
 }
 
-static void put_i16(kp_buf_t *b, int16_t v)
-{
-    uint8_t t[2] = {(uint8_t)((uint16_t)v >> 8), (uint8_t)v};
-    kp_buf_append(b, t, 2);
-}
-
-static void put_i32(kp_buf_t *b, int32_t v)
-{
-    uint8_t t[4] = {(uint8_t)((uint32_t)v >> 24), (uint8_t)((uint32_t)v >> 16),
-                    (uint8_t)((uint32_t)v >> 8), (uint8_t)v};
-    kp_buf_append(b, t, 4);
-}
-
-static void put_i64(kp_buf_t *b, int64_t v)
-{
-    put_i32(b, (int32_t)((uint64_t)v >> 32));
-    put_i32(b, (int32_t)v);
-}
-
 /* Every string written here arrived in an int16-length wire field, so it fits; the clamp
  * only keeps a broken caller from writing a length that disagrees with the bytes. */
 static void put_string(kp_buf_t *b, kp_str_t s, int nullable)
 {
     if (s.len < 0) {
-        put_i16(b, nullable ? -1 : 0);
+        kp_buf_put_i16(b, nullable ? -1 : 0);
         return;
     }
     int32_t n = s.len > INT16_MAX ? INT16_MAX : s.len;
-    put_i16(b, (int16_t)n);
+    kp_buf_put_i16(b, (int16_t)n);
     if (n) kp_buf_append(b, s.ptr, (size_t)n);
 }
 
 static void put_bytes(kp_buf_t *b, kp_str_t s)
 {
     int32_t n = s.len > 0 && s.ptr ? s.len : 0;
-    put_i32(b, n);
+    kp_buf_put_i32(b, n);
     if (n) kp_buf_append(b, s.ptr, (size_t)n);
 }
 
 void kp_group_record_key_encode(kp_buf_t *b, const char *group_id)
 {
-    put_i16(b, KP_GROUP_RECORD_KEY_VERSION);
+    kp_buf_put_i16(b, KP_GROUP_RECORD_KEY_VERSION);
     put_string(b, kp_str_c(group_id), 0);
 }
 
 void kp_group_record_encode(kp_buf_t *b, const kp_group_record_t *rec)
 {
-    put_i16(b, KP_GROUP_RECORD_VALUE_VERSION);
+    kp_buf_put_i16(b, KP_GROUP_RECORD_VALUE_VERSION);
     put_string(b, rec->protocol_type, 0);
-    put_i32(b, rec->generation);
+    kp_buf_put_i32(b, rec->generation);
     put_string(b, rec->protocol, 1);
     put_string(b, rec->leader, 1);
-    put_i64(b, rec->current_state_timestamp_ms);
-    put_i32(b, rec->nmembers > 0 ? rec->nmembers : 0);
+    kp_buf_put_i64(b, rec->current_state_timestamp_ms);
+    kp_buf_put_i32(b, rec->nmembers > 0 ? rec->nmembers : 0);
     for (int32_t i = 0; i < rec->nmembers; i++) {
         const kp_group_record_member_t *m = &rec->members[i];
         put_string(b, m->member_id, 0);
         put_string(b, m->group_instance_id, 1);
         put_string(b, m->client_id, 0);
         put_string(b, m->client_host, 0);
-        put_i32(b, m->rebalance_timeout_ms);
-        put_i32(b, m->session_timeout_ms);
+        kp_buf_put_i32(b, m->rebalance_timeout_ms);
+        kp_buf_put_i32(b, m->session_timeout_ms);
         put_bytes(b, m->subscription);
         put_bytes(b, m->assignment);
     }

@@ -67,40 +67,23 @@ static void put_str(kp_buf_t *b, const char *s, size_t n)
     kp_buf_append(b, l, 2);
     kp_buf_append(b, s, n);
 }
-static void put_i16(kp_buf_t *b, int16_t v)
-{
-    uint8_t t[2] = {(uint8_t)((uint16_t)v >> 8), (uint8_t)v};
-    kp_buf_append(b, t, 2);
-}
-static void put_i32(kp_buf_t *b, int32_t v)
-{
-    uint8_t t[4] = {(uint8_t)((uint32_t)v >> 24), (uint8_t)((uint32_t)v >> 16),
-                    (uint8_t)((uint32_t)v >> 8), (uint8_t)v};
-    kp_buf_append(b, t, 4);
-}
-static void put_i64(kp_buf_t *b, int64_t v)
-{
-    put_i32(b, (int32_t)((uint64_t)v >> 32));
-    put_i32(b, (int32_t)v);
-}
-
 static void encode_key(kp_buf_t *b, const char *group, kp_str_t topic, int32_t partition)
 {
     b->len = 0;
-    put_i16(b, 1);
+    kp_buf_put_i16(b, 1);
     put_str(b, group, strlen(group));
     put_str(b, topic.ptr, (size_t)topic.len);
-    put_i32(b, partition);
+    kp_buf_put_i32(b, partition);
 }
 
 static void encode_value(kp_buf_t *b, int64_t offset, int32_t epoch, kp_str_t metadata, int64_t ts)
 {
     b->len = 0;
-    put_i16(b, 3);
-    put_i64(b, offset);
-    put_i32(b, epoch);
+    kp_buf_put_i16(b, 3);
+    kp_buf_put_i64(b, offset);
+    kp_buf_put_i32(b, epoch);
     put_str(b, metadata.len > 0 ? metadata.ptr : "", metadata.len > 0 ? (size_t)metadata.len : 0);
-    put_i64(b, ts);
+    kp_buf_put_i64(b, ts);
 }
 
 int offsets_append(kp_coordinator_t *c, group_t *g, kp_batch_builder_t *bb, kp_flush_waiter_t *w)
