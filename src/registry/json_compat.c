@@ -412,8 +412,8 @@ static int value_type(json_t *v)
         return T_ARRAY;
     case JSON_INTEGER:
         return T_INTEGER;
-    case JSON_REAL:
-        return T_NUMBER;
+    case JSON_REAL: /* 1.0 is an integer too (draft 6 on) */
+        return json_real_value(v) == nearbyint(json_real_value(v)) ? T_INTEGER : T_NUMBER;
     default:
         return T_STRING;
     }

@@ -45,7 +45,7 @@
 /* Messages kept per check: the first ones tell the user what to fix. */
 #define KP_JSON_COMPAT_MESSAGES_MAX 32
 /* Nested subschemas (and $ref hops) followed: bounds the recursion on hostile schemas. */
-#define KP_JSON_COMPAT_DEPTH_MAX 64
+#define KP_JSON_COMPAT_DEPTH_MAX 128
 /* Subschema pairs compared in one check: combinators multiply the work (anyOf against anyOf
  * at every level), so a budget keeps a hostile pair from taking minutes. */
 #define KP_JSON_COMPAT_STEPS_MAX 200000

@@ -92,6 +92,9 @@ static void test_booleans_and_types(void **state)
         /* the writer's values narrow its types */
         {"{'enum':[1,2]}", "{'type':'integer'}", 1, 0},
         {"{'type':'number','enum':[1,2]}", "{'type':'integer'}", 1, 0},
+        {"{'type':'number','enum':[1.0,2.5]}", "{'type':'integer'}", 0, 0},
+        /* 1.0 is an integer: a string reader cannot read it */
+        {"{'type':'integer','enum':[1.0]}", "{'type':'string'}", 0, 0},
         {"{'const':'a'}", "{'type':'string'}", 1, 0},
     };
     TABLE(t);
@@ -466,12 +469,12 @@ static void test_hostile(void **state)
         json_decref(d);
     }
     free(deep);
-    /* a nest of 100 levels that is not trivial: refused as too deep with its message */
+    /* a nest of 200 levels that is not trivial: refused as too deep with its message */
     char buf[8192];
     p = buf;
-    for (int i = 0; i < 100; i++) p += sprintf(p, "{'items':");
+    for (int i = 0; i < 200; i++) p += sprintf(p, "{'items':");
     p += sprintf(p, "{'type':'string'}");
-    for (int i = 0; i < 100; i++) *p++ = '}';
+    for (int i = 0; i < 200; i++) *p++ = '}';
     *p = 0;
     expect_message(buf, buf, "TOO_DEEP", "items/items");
     /* $ref cycles: a reference to itself, and two references to each other */
