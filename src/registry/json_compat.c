@@ -17,6 +17,7 @@
 #include "core/hmap.h"
 
 #include <math.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -25,6 +26,12 @@
 
 /* Longest path kept in messages; deeper paths are cut (the check itself goes on). */
 #define PATH_MAX_LEN 1024
+/* Longest property-name pattern matched (longer ones: "cannot tell"); bounds regcomp. */
+#define PATTERN_LEN_MAX 256
+/* Quantifiers (*, +, ?) in one such pattern: each one adds to regcomp's automaton. */
+#define PATTERN_QUANTIFIERS_MAX 16
+/* Longest property name matched against a pattern: bounds each regexec. */
+#define PATTERN_NAME_LEN_MAX 1024
 
 typedef struct jctx {
     json_t *rroot, *wroot; /* for "#/..." references */
@@ -751,19 +758,6 @@ static int check_array(jctx_t *c, json_t *r, json_t *w)
 
 /* ---- objects ---- */
 
-/* 1 when s has patternProperties; with constraining_only, patterns whose schema accepts
- * anything do not count. */
-static int has_patterns(json_t *s, int constraining_only)
-{
-    const char *pat;
-    json_t *ps;
-    json_object_foreach(get(s, "patternProperties"), pat, ps)
-    {
-        if (!constraining_only || !accepts_all(ps)) return 1;
-    }
-    return 0;
-}
-
 /* The schema s gives to property names not in its properties (nor its patterns). */
 static json_t *additional(json_t *s)
 {
@@ -771,43 +765,126 @@ static json_t *additional(json_t *s)
     return a ? a : json_true();
 }
 
-/* A property the reader lists and the writer does not. */
+/*
+ * Property-name patterns are ECMA-262 regular expressions. They are matched here as POSIX
+ * extended ones, and only within a subset both read alike: printable ASCII; escapes only
+ * of metacharacters; no bracket escapes or classes ([:alpha:]), no (?...) groups, no
+ * intervals ({n,m}: they also bound regcomp's work); names of printable ASCII. Anything
+ * else is "cannot tell", which the callers treat conservatively.
+ */
+static int pattern_in_subset(const char *p)
+{
+    if (strlen(p) > PATTERN_LEN_MAX) return 0;
+    int in_bracket = 0, quantifiers = 0, after_quantifier = 0;
+    for (size_t i = 0; p[i]; i++) {
+        unsigned char ch = (unsigned char)p[i];
+        if (ch < 0x20 || ch >= 0x7f || ch == '{' || ch == '}') return 0;
+        /* stacked quantifiers ("a+++") make regcomp's work explode; ECMA's lazy "*?" is
+         * the only pair kept, and a pattern has few quantifiers */
+        int quantifier = !in_bracket && strchr("*+?", ch) && (i == 0 || p[i - 1] != '\\');
+        if (quantifier && (after_quantifier > 1 || (after_quantifier && ch != '?') ||
+                           ++quantifiers > PATTERN_QUANTIFIERS_MAX))
+            return 0;
+        after_quantifier = quantifier ? after_quantifier + 1 : 0;
+        if (in_bracket) {
+            if (ch == '\\' || (ch == '[' && strchr(":=.", p[i + 1]))) return 0;
+            if (ch == ']') in_bracket = 0;
+        } else if (ch == '\\') {
+            if (!p[i + 1] || !strchr(".^$*+?()[]|\\", p[i + 1])) return 0;
+            i++;
+        } else if (ch == '[') {
+            in_bracket = 1;
+            if (p[i + 1] == '^') i++;
+            if (p[i + 1] == ']') return 0; /* "[]" differs between the two */
+        } else if (ch == '(' && p[i + 1] == '?') {
+            return 0;
+        }
+    }
+    return !in_bracket;
+}
+
+/* 1 when the property name matches pattern, 0 when it does not, -1 when we cannot tell. */
+static int pattern_matches(jctx_t *c, const char *pattern, const char *name)
+{
+    if (strlen(name) > PATTERN_NAME_LEN_MAX) return -1;
+    for (const char *q = name; *q; q++)
+        if ((unsigned char)*q < 0x20 || (unsigned char)*q >= 0x7f) return -1;
+    if (!pattern_in_subset(pattern)) return -1;
+    regex_t re;
+    if (regcomp(&re, pattern, REG_EXTENDED | REG_NOSUB)) return -1;
+    c->steps += 64; /* a compile costs more than a comparison */
+    int rc = regexec(&re, name, 0, NULL, 0);
+    regfree(&re);
+    return rc == 0 ? 1 : rc == REG_NOMATCH ? 0 : -1;
+}
+
+/* 1 when patterns a and b cannot match the same name: both "^" and a literal of letters,
+ * digits, '_' or '-', neither literal a prefix of the other. */
+static int patterns_disjoint(const char *a, const char *b)
+{
+    static const char lit[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-";
+    if (a[0] != '^' || b[0] != '^') return 0;
+    size_t la = strspn(a + 1, lit), lb = strspn(b + 1, lit);
+    if (a[1 + la] || b[1 + lb]) return 0;
+    return strncmp(a + 1, b + 1, la < lb ? la : lb) != 0;
+}
+
+/* A property the reader lists and the writer does not. The writer's documents may hold
+ * the name under one of its patterns (each one that matches holds: reading one suffices)
+ * or, when none matches, under its additionalProperties. */
 static int check_added_property(jctx_t *c, const char *name, json_t *rs, json_t *w)
 {
-    /* The writer's documents may hold this name under its patterns (not matched here: any
-     * value, to be safe) or its additionalProperties. */
-    json_t *ws = has_patterns(w, 0) ? json_true() : additional(w);
+    int matched = 0, unknown = 0, ok = 0;
+    const char *pat;
+    json_t *ps;
     c->quiet++;
-    int ok = check_sub(c, rs, ws);
+    json_object_foreach(get(w, "patternProperties"), pat, ps)
+    {
+        int m = pattern_matches(c, pat, name);
+        if (m < 0) unknown = 1;
+        if (m > 0) matched = 1;
+        if (m > 0 && !ok) ok = check_sub(c, rs, ps);
+    }
+    json_t *ws = unknown ? json_true() : additional(w); /* unknown: anything, to be safe */
+    if (!ok && !matched) ok = check_sub(c, rs, ws);
     c->quiet--;
     if (ok) return 1;
-    if (!c->quiet) {
-        if (json_is_true(ws) || accepts_all(ws))
-            report(c, "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
-                   "The reader adds the property '%s' with a schema, but the writer's content "
-                   "model is open: its documents may already hold '%s' with any value. Close "
-                   "the writer (additionalProperties: false) first, or accept any value",
-                   name, name);
-        else
-            report(c, "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
-                   "The reader adds the property '%s', whose schema does not read what the "
-                   "writer's additionalProperties/patternProperties allow for it",
-                   name);
-    }
+    if (!matched && (json_is_true(ws) || accepts_all(ws)))
+        report(c, "PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL",
+               "The reader adds the property '%s' with a schema, but the writer's content "
+               "model is open: its documents may already hold '%s' with any value. Close "
+               "the writer (additionalProperties: false) first, or accept any value",
+               name, name);
+    else
+        report(c, "PROPERTY_ADDED_NOT_COVERED_BY_PARTIALLY_OPEN_CONTENT_MODEL",
+               "The reader adds the property '%s', whose schema does not read what the "
+               "writer's additionalProperties/patternProperties allow for it",
+               name);
     return 0;
 }
 
-/* A property the writer lists and the reader does not. */
+/* A property the writer lists and the reader does not: the reader gives it its matching
+ * patterns (checked against the writer's properties in check_patterns_additional), or
+ * else its additionalProperties. */
 static int check_removed_property(jctx_t *c, const char *name, json_t *r, json_t *ws)
 {
     if (json_is_false(ws)) return 1;
-    if (has_patterns(r, 1)) {
-        report(c, "UNSUPPORTED_KEYWORD",
-               "The writer's property '%s' is not in the reader's properties, and the reader "
-               "has patternProperties: whether '%s' matches them is not checked",
-               name, name);
-        return 0;
+    const char *pat;
+    json_t *ps;
+    int matched = 0;
+    json_object_foreach(get(r, "patternProperties"), pat, ps)
+    {
+        int m = pattern_matches(c, pat, name);
+        if (m > 0) matched = 1;
+        if (m < 0 && !accepts_all(ps)) {
+            report(c, "UNSUPPORTED_KEYWORD",
+                   "The writer's property '%s' is not in the reader's properties, and whether "
+                   "it matches the reader's pattern %.100s cannot be told",
+                   name, pat);
+            return 0;
+        }
     }
+    if (matched) return 1;
     json_t *rs = additional(r);
     c->quiet++;
     int ok = check_sub(c, rs, ws);
@@ -852,34 +929,65 @@ static int check_properties(jctx_t *c, json_t *r, json_t *w)
     return ok;
 }
 
+/* One reader pattern k (schema rs): every name the writer may give a value and k matches. */
+static int check_reader_pattern(jctx_t *c, const char *k, json_t *rs, json_t *w)
+{
+    int ok = 1;
+    const char *name, *j;
+    json_t *ws;
+    /* The writer has the same pattern: every name k matches holds a value the writer's k
+     * accepts, whatever its properties or additionalProperties say. */
+    json_t *same = get(get(w, "patternProperties"), k);
+    if (same) return check_sub(c, rs, same);
+    json_object_foreach(get(w, "properties"), name, ws)
+    {
+        int m = pattern_matches(c, k, name);
+        if (m < 0) {
+            report(c, "UNSUPPORTED_KEYWORD",
+                   "Whether the writer's property '%s' matches the reader's pattern cannot be "
+                   "told",
+                   name);
+            ok = 0;
+        } else if (m > 0 && !check_sub(c, rs, ws)) {
+            ok = 0;
+        }
+        if (!ok && c->quiet) return 0;
+    }
+    /* names under the writer's patterns: the same pattern, or one that may overlap */
+    json_object_foreach(get(w, "patternProperties"), j, ws)
+    {
+        if (strcmp(j, k) && patterns_disjoint(j, k)) continue;
+        if (!check_sub(c, rs, ws)) ok = 0;
+        if (!ok && c->quiet) return 0;
+    }
+    /* and any other name, under the writer's additionalProperties */
+    if (!check_sub(c, rs, additional(w))) ok = 0;
+    return ok;
+}
+
 static int check_patterns_additional(jctx_t *c, json_t *r, json_t *w)
 {
     int ok = 1;
     json_t *rpp = get(r, "patternProperties"), *wpp = get(w, "patternProperties");
     const char *pat;
-    json_t *rs;
-    if (has_patterns(r, 1)) {
-        size_t old = path_push(c, "patternProperties");
-        json_object_foreach(rpp, pat, rs)
-        {
-            json_t *ws = json_object_get(wpp, pat);
-            if (accepts_all(rs)) continue;
-            if (!ws || json_object_size(rpp) != json_object_size(wpp)) {
-                report(c, "UNSUPPORTED_KEYWORD",
-                       "The reader's patternProperties differ from the writer's in their "
-                       "patterns: only the same patterns are compared");
-                ok = 0;
-                break;
-            }
-            if (!check_sub(c, rs, ws)) ok = 0;
-        }
+    json_t *ps;
+    json_object_foreach(rpp, pat, ps)
+    {
+        if (accepts_all(ps)) continue;
+        size_t old = path_push(c, "patternProperties/%s", pat);
+        if (!check_reader_pattern(c, pat, ps, w)) ok = 0;
         path_pop(c, old);
-    } else if (json_object_size(wpp)) {
-        /* names matching the writer's patterns (and not the reader's properties) meet
-         * the reader's additionalProperties */
+        if (!ok && c->quiet) return 0;
+    }
+    /* names under a writer pattern the reader does not have may meet the reader's
+     * additionalProperties */
+    json_object_foreach(wpp, pat, ps)
+    {
+        if (json_object_get(rpp, pat)) continue;
         size_t old = path_push(c, "additionalProperties");
-        json_object_foreach(wpp, pat, rs) if (!check_sub(c, additional(r), rs)) ok = 0;
+        if (!check_sub(c, additional(r), ps)) ok = 0;
         path_pop(c, old);
+        if (!ok && c->quiet) return 0;
     }
     if (!ok && c->quiet) return 0;
     size_t old = path_push(c, "additionalProperties");

@@ -22,8 +22,9 @@
  *     a closed reader model is refused, and one added to a closed writer model is free.
  *     required: R may not require what W does not (unless R gives the property a default,
  *     as Confluent allows); minProperties/maxProperties; dependencies, dependentRequired,
- *     dependentSchemas; propertyNames; patternProperties only when both sides name the
- *     same patterns (property names are not matched against patterns);
+ *     dependentSchemas; propertyNames; patternProperties, with property names matched
+ *     against the patterns (a subset of ECMA-262 read as POSIX regexes; outside it, the
+ *     answer is "cannot tell", never "compatible");
  *   - W's anyOf/oneOf: every branch is read by R (or R reads W without them); R's
  *     anyOf/oneOf: some branch reads W (oneOf is treated as anyOf, as Confluent does);
  *     R's allOf: every branch reads W; W's allOf: R reads some branch (or W without it);

@@ -229,10 +229,41 @@ static void test_object_content_models(void **state)
          "{'type':'object','patternProperties':{'^y':{'type':'integer'}}}", 0, 0},
         {"{'type':'object','properties':{'a':{}}}",
          "{'type':'object','properties':{'a':{}},'patternProperties':{'^x':{}}}", 1, 1},
-        /* a removed property against the reader's patterns is not decided */
+        /* property names are matched against the patterns: 'a' is not under '^x' */
         {"{'type':'object','properties':{'a':{'type':'string'}},"
          "'patternProperties':{'^x':{'type':'string'}}}",
-         "{'type':'object','patternProperties':{'^x':{'type':'string'}}}", 0, 0},
+         "{'type':'object','patternProperties':{'^x':{'type':'string'}}}", 1, 0},
+        /* a property added to a closed model under a writer pattern must read it (the other
+         * way, the pattern still holds for I_1 next to its own schema) */
+        {"{'properties':{'f':{}},'additionalProperties':false,"
+         "'patternProperties':{'^S_':{'type':'string'},'^I_':{'type':'integer'}}}",
+         "{'properties':{'f':{},'I_1':{'type':'number'}},'additionalProperties':false,"
+         "'patternProperties':{'^S_':{'type':'string'},'^I_':{'type':'integer'}}}",
+         1, 1},
+        {"{'properties':{'f':{}},'additionalProperties':false,"
+         "'patternProperties':{'^I_':{'type':'integer'}}}",
+         "{'properties':{'f':{},'I_1':{'type':'string'}},'additionalProperties':false,"
+         "'patternProperties':{'^I_':{'type':'integer'}}}",
+         0, 1},
+        /* a removed property now under a reader pattern; the patterns read the writer's */
+        {"{'properties':{'f':{},'I_1':{'type':'integer'}},'additionalProperties':false}",
+         "{'properties':{'f':{}},'additionalProperties':false,"
+         "'patternProperties':{'^S_':{'type':'string'},'^I_':{'type':'number'}}}",
+         1, 0},
+        {"{'properties':{'f':{},'I_1':{'type':'string'}},'additionalProperties':false}",
+         "{'properties':{'f':{}},'additionalProperties':false,"
+         "'patternProperties':{'^I_':{'type':'number'}}}",
+         0, 0},
+        /* a new reader pattern over an open writer: its documents may hold anything there */
+        {"{'type':'object'}", "{'type':'object','patternProperties':{'^x':{'type':'string'}}}", 0,
+         1},
+        /* disjoint literal prefixes do not meet; patterns we cannot read are not matched */
+        {"{'additionalProperties':false,'patternProperties':{'^a_':{'type':'string'}}}",
+         "{'additionalProperties':false,'patternProperties':{'^a_':{'type':'string'},"
+         "'^b_':{'type':'integer'}}}",
+         1, 0},
+        {"{'properties':{'n1':{'type':'string'}},'additionalProperties':false}",
+         "{'additionalProperties':false,'patternProperties':{'^n\\\\d$':{'type':'string'}}}", 0, 0},
         /* property names */
         {"{'type':'object'}", "{'type':'object','propertyNames':{'maxLength':3}}", 0, 1},
         {"{'type':'object','propertyNames':{'maxLength':3}}",
@@ -502,6 +533,12 @@ static void test_hostile(void **state)
     expect_message(buf, other, "TOO_COMPLEX", "comparisons");
     /* identical documents need no work at all */
     assert_int_equal(reads(buf, buf), 1);
+    /* a pattern whose compilation could explode (stacked quantifiers) is not compiled: the
+     * removed property cannot be placed under it, which is refused, not guessed */
+    expect_message(
+        "{'additionalProperties':false,'patternProperties':{'0++++++++++x.*y':{'type':'string'}}}",
+        "{'properties':{'000x':{'type':'string'}},'additionalProperties':false}",
+        "UNSUPPORTED_KEYWORD", "properties/000x");
     /* a cycle through allOf never reaches a value */
     expect_message("{'allOf':[{'$ref':'#'}],'type':'string'}",
                    "{'allOf':[{'$ref':'#'}],'type':'string','maxLength':1}", "REFERENCE_CYCLE",
