@@ -10,6 +10,7 @@
 
 #include "core/buf.h"
 #include "registry/avro_compat.h"
+#include "registry/json_compat.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -483,6 +484,29 @@ kp_reg_version_t *kp_reg_candidate_in_subject(const kp_reg_state_t *st, const kp
     return NULL;
 }
 
+/* JSON Schema: the stored texts are parsed for each check (they were valid JSON when
+ * registered; a text that no longer parses is incompatible). */
+static int json_pair(const char *old_text, const char *new_text, int version, int backward,
+                     int forward, json_t *msgs)
+{
+    json_t *old = json_loads(old_text, JSON_DECODE_ANY, NULL);
+    json_t *cand = json_loads(new_text, JSON_DECODE_ANY, NULL);
+    int ok;
+    if (!old || !cand) {
+        char line[120];
+        snprintf(line, sizeof(line), "{description:'version %d cannot be parsed as JSON'}",
+                 version);
+        if (msgs) json_array_append_new(msgs, json_string(line));
+        ok = 0;
+    } else {
+        ok = (!backward || kp_json_can_read(cand, old, msgs)) &&
+             (!forward || kp_json_can_read(old, cand, msgs));
+    }
+    json_decref(old);
+    json_decref(cand);
+    return ok;
+}
+
 static int one_pair(const kp_reg_schema_t *old, int version, const kp_reg_candidate_t *c,
                     kp_compat_t level, json_t *msgs)
 {
@@ -507,6 +531,8 @@ static int one_pair(const kp_reg_schema_t *old, int version, const kp_reg_candid
         }
         ok = (!backward || kp_avro_can_read(c->avro, old->avro, msgs)) &&
              (!forward || kp_avro_can_read(old->avro, c->avro, msgs));
+    } else if (!strcmp(c->type, "JSON")) {
+        ok = json_pair(old->text, c->text, version, backward, forward, msgs);
     } else {
         ok = !strcmp(old->text, c->text);
         if (!ok && msgs) {

@@ -155,8 +155,8 @@ kp_reg_version_t *kp_reg_candidate_in_subject(const kp_reg_state_t *st, const kp
  * Compatibility of c against subject s at level (transitive levels check every live
  * version, the others the latest live one). against_version > 0 checks that one version
  * only (the /compatibility endpoint). 1 compatible, 0 not (messages appended to msgs when
- * given). JSON and PROTOBUF schemas are compatible only under NONE... unless identical:
- * see docs/registry.md.
+ * given). AVRO schemas are checked by avro_compat, JSON ones by json_compat; PROTOBUF
+ * schemas are compatible only under NONE... unless identical: see docs/registry.md.
  */
 int kp_reg_compatible(const kp_reg_state_t *st, const kp_reg_subject_t *s, kp_compat_t level,
                       const kp_reg_candidate_t *c, int against_version, json_t *msgs);

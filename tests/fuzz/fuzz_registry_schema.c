@@ -7,12 +7,17 @@
  *   0..127   an Avro schema. Checked: no crash; an accepted schema's canonical form parses
  *            again to the same canonical form (it is a fixed point, or dedupe would split);
  *            every schema can read its own data (resolution is reflexive).
- *   128..191 a JSON schema through kp_reg_candidate_parse.
+ *   128..191 a JSON schema through kp_reg_candidate_parse; when the text holds a NUL, the
+ *            two parts are a pair of JSON schemas for the compatibility checker, run in
+ *            both directions. Checked: no crash, no endless work; an answer of "no" always
+ *            comes with a message and "yes" with none; true reads anything and anything
+ *            reads false.
  *   192..255 a `_schemas` record: key and value split at the first NUL; applied to a
  *            state that already holds a subject, then a schema is registered on top.
  */
 #include "registry/avro_compat.h"
 #include "registry/avro_schema.h"
+#include "registry/json_compat.h"
 #include "registry/registry_state.h"
 
 #include <stdint.h>
@@ -44,6 +49,34 @@ static void avro(const char *text, size_t len)
     check(kp_avro_can_read(s, again, NULL) == 1, "a schema cannot read its own data");
     kp_avro_schema_free(again);
     kp_avro_schema_free(s);
+}
+
+static int json_reads(json_t *reader, json_t *writer)
+{
+    json_t *msgs = json_array();
+    int ok = kp_json_can_read(reader, writer, msgs);
+    check(ok == (json_array_size(msgs) == 0), "the messages do not match the answer");
+    check(kp_json_can_read(reader, writer, NULL) == ok, "the quiet answer differs");
+    json_decref(msgs);
+    return ok;
+}
+
+static void json_pair(const char *text, size_t len, const char *nul)
+{
+    size_t alen = (size_t)(nul - text);
+    json_t *a = json_loadb(text, alen, JSON_DECODE_ANY, NULL);
+    json_t *b = json_loadb(nul + 1, len - alen - 1, JSON_DECODE_ANY, NULL);
+    if (a && b) {
+        json_reads(a, b);
+        json_reads(b, a);
+        json_reads(a, a);
+        if (json_is_object(a) || json_is_boolean(a)) {
+            check(json_reads(json_true(), a) == 1, "true does not read everything");
+            check(json_reads(a, json_false()) == 1, "false is not read by everything");
+        }
+    }
+    json_decref(a);
+    json_decref(b);
 }
 
 static void record(const char *data, size_t len)
@@ -78,6 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t len = size - 1;
     if (data[0] < 128) {
         avro(text, len);
+    } else if (data[0] < 192 && memchr(text, 0, len)) {
+        json_pair(text, len, memchr(text, 0, len));
     } else if (data[0] < 192) {
         kp_reg_state_t st;
         kp_reg_state_init(&st);

@@ -12,7 +12,9 @@ id, across subjects too); BACKWARD refuses a new field without default (409) and
 one with a default; /compatibility (verbose); the subject level NONE allows anything;
 malformed schemas 422/42201 and the other Confluent error codes; 401 without or with a
 wrong password, and for a revoked service user (Application deleted, janitor ran); soft
-and permanent deletes; JSON schemas; confluent-kafka-python's SchemaRegistryClient (its
+and permanent deletes; JSON schemas and their compatibility (BACKWARD with open and
+closed content models, FORWARD, FULL_TRANSITIVE, verbose messages; PROTOBUF still only
+identical); confluent-kafka-python's SchemaRegistryClient (its
 Avro serializer needs fastavro, which Debian 12 does not package, so a record is framed in
 Confluent's wire format by hand, produced through the pool and decoded with the schema
 fetched by id); a restart replays `_schemas`: ids unchanged, new ids fresh.
@@ -348,6 +350,93 @@ def test_backward_compatibility_and_levels(reg):
     only_id = record("Order", {"name": "id", "type": "long"})
     code, body, _ = reg.register("fwd-value", only_id)  # drops 'amount' (no default in v2)
     assert code == 409, body
+
+
+def jschema(props, required=(), closed=False):
+    s = {"type": "object", "properties": props}
+    if required:
+        s["required"] = list(required)
+    if closed:
+        s["additionalProperties"] = False
+    return json.dumps(s)
+
+
+def test_json_schema_compatibility(reg, creds, monkeypatch):
+    def reg_json(subject, schema):
+        return reg.register(subject, schema, schemaType="JSON")
+
+    def check(subject, schema, version="latest"):
+        return reg.call("POST", "/compatibility/subjects/%s/versions/%s?verbose=true"
+                        % (subject, version), {"schema": schema, "schemaType": "JSON"})
+
+    # BACKWARD (the default): a closed model may gain an optional property ...
+    s = "json-compat-value"
+    v1 = jschema({"id": {"type": "integer"}}, required=["id"], closed=True)
+    v2 = jschema({"id": {"type": "number"}, "note": {"type": "string"}}, required=["id"],
+                 closed=True)
+    assert reg_json(s, v1)[0] == 200
+    code, body, _ = reg_json(s, v2)  # integer -> number widens; note is optional
+    assert code == 200, body
+    # ... but not a required one, and not lose one
+    bad = jschema({"id": {"type": "number"}, "note": {"type": "string"}, "qty": {"type": "integer"}},
+                  required=["id", "qty"], closed=True)
+    code, body, _ = reg_json(s, bad)
+    assert (code, body["error_code"]) == (409, 409), body
+    assert "REQUIRED_PROPERTY_ADDED_TO_UNOPEN_CONTENT_MODEL" in body["message"], body
+    assert "#/required/1" in body["message"] and "qty" in body["message"], body
+    code, body, _ = reg_json(s, jschema({"id": {"type": "number"}}, required=["id"], closed=True))
+    assert code == 409 and "PROPERTY_REMOVED_FROM_CLOSED_CONTENT_MODEL" in body["message"], body
+    assert "#/properties/note" in body["message"], body
+    # the verbose compatibility endpoint lists each problem, against the version asked for
+    code, body, _ = check(s, jschema({"id": {"type": "string"}}, closed=True), version=1)
+    assert code == 200 and body["is_compatible"] is False, body
+    assert any("TYPE_CHANGED" in m and "#/properties/id" in m for m in body["messages"]), body
+    code, body, _ = check(s, v2, version=1)
+    assert (code, body["is_compatible"]) == (200, True), body
+    # an open model: adding a typed property is refused (old documents may hold anything)
+    o = "json-open-value"
+    assert reg_json(o, jschema({"id": {"type": "integer"}}))[0] == 200
+    code, body, _ = check(o, jschema({"id": {"type": "integer"}, "x": {"type": "string"}}))
+    assert body["is_compatible"] is False, body
+    assert any("PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL" in m for m in body["messages"]), body
+    # FORWARD: old schemas read the new one, so number -> integer narrows fine, widening not
+    f = "json-fwd-value"
+    assert reg_json(f, jschema({"n": {"type": "number"}}, closed=True))[0] == 200
+    assert reg.call("PUT", "/config/%s" % f, {"compatibility": "FORWARD"})[0] == 200
+    code, body, _ = reg_json(f, jschema({"n": {"type": "integer"}}, closed=True))
+    assert code == 200, body
+    code, body, _ = reg_json(f, jschema({"n": {"type": ["integer", "null"]}}, closed=True))
+    assert code == 409 and "TYPE_NARROWED" in body["message"], body
+    # FULL_TRANSITIVE: every version must read and be read (enums can neither grow nor
+    # shrink); version 2 was registered under NONE, so only version 1 stands in the way
+    t = "json-full-value"
+    assert reg_json(t, json.dumps({"enum": ["a", "b"]}))[0] == 200
+    assert reg.call("PUT", "/config/%s" % t, {"compatibility": "NONE"})[0] == 200
+    assert reg_json(t, json.dumps({"enum": ["a", "b", "c"]}))[0] == 200
+    assert reg.call("PUT", "/config/%s" % t, {"compatibility": "FULL_TRANSITIVE"})[0] == 200
+    e3 = json.dumps({"enum": ["c", "b", "a"], "description": "the set of version 2"})
+    code, body, _ = reg_json(t, e3)
+    assert code == 409 and "ENUM_NARROWED" in body["message"], body
+    assert "oldSchemaVersion: 1" in body["message"], body
+    assert reg.call("PUT", "/config/%s" % t, {"compatibility": "FULL"})[0] == 200
+    code, body, _ = reg_json(t, e3)
+    assert code == 200, body
+    # PROTOBUF is still not analysed: only identical or NONE
+    p = "proto-value"
+    assert reg.register(p, 'syntax = "proto3"; message A {}', schemaType="PROTOBUF")[0] == 200
+    code, body, _ = reg.register(p, 'syntax = "proto3"; message B {}', schemaType="PROTOBUF")
+    assert code == 409 and "PROTOBUF schemas is not checked" in body["message"], body
+    # confluent-kafka-python's client sees the same answers
+    monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
+    monkeypatch.delenv("CURL_CA_BUNDLE", raising=False)
+    from confluent_kafka.schema_registry import Schema, SchemaRegistryClient
+    d = creds["orders"]
+    client = SchemaRegistryClient({
+        "url": d["KAFKA_SCHEMA_REGISTRY"], "ssl.ca.location": creds["ca_file"],
+        "basic.auth.user.info": "%s:%s" % (d["KAFKA_SCHEMA_REGISTRY_USER"],
+                                           d["KAFKA_SCHEMA_REGISTRY_PASSWORD"])})
+    assert client.test_compatibility(s, Schema(v2, "JSON")) is True
+    assert client.test_compatibility(s, Schema(bad, "JSON")) is False
 
 
 def test_error_codes(reg):
