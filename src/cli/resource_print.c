@@ -528,8 +528,12 @@ static void describe_status(const json_t *obj, kp_buf_t *out)
                  {"synchronizationSecretName", "Secret:"},
                  {"synchronizationTime", "Synchronization Time:"},
                  {"observedGeneration", "Observed Generation:"},
+                 {"state", "State:"},
                  {"message", "Message:"},
-                 {"latestSyncFailure", "Latest Sync Failure:"}};
+                 {"latestSyncFailure", "Latest Sync Failure:"},
+                 {"topics", "Topics:"},
+                 {"unmanagedTopicCount", "Unmanaged Topics:"},
+                 {"lastUpdateTime", "Last Update Time:"}};
     kp_buf_appendf(out, "Status:\n");
     json_t *rest = json_deep_copy(st);
     for (size_t i = 0; i < sizeof(known) / sizeof(*known); i++) {
@@ -555,6 +559,20 @@ static void describe_status(const json_t *obj, kp_buf_t *out)
         }
     }
     json_object_del(rest, "errors");
+    json_t *unmanaged = json_object_get(st, "unmanagedTopics");
+    if (json_array_size(unmanaged)) {
+        /* a Pool's topics no resource owns (kept after a Topic was deleted, or made directly) */
+        kp_buf_appendf(out, "  Not Owned By A Resource:\n");
+        size_t i;
+        json_t *e;
+        json_array_foreach(unmanaged, i, e)
+        {
+            size_t at = out->len;
+            field_json(out, 6, 0, "", e, 1);
+            out->data[at + 4] = '-';
+        }
+    }
+    json_object_del(rest, "unmanagedTopics");
     json_t *conds = json_object_get(st, "conditions");
     if (json_array_size(conds)) describe_conditions(conds, out);
     json_object_del(rest, "conditions");

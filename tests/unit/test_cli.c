@@ -518,6 +518,22 @@ static void test_describe_status(void **state)
                               "    - e1\n"
                               "    - e2\n"));
     free(d);
+    d = describe_of("pool", "{\"metadata\": {\"name\": \"dev\"}, \"spec\": {\"embedded\": "
+                            "true}, \"status\": {\"state\": \"Ready\", \"message\": \"ok\", "
+                            "\"lastUpdateTime\": \"2026-11-27T06:59:00Z\", \"topics\": 4, "
+                            "\"unmanagedTopicCount\": 2, \"unmanagedTopics\": [\"a.kept\", "
+                            "\"b.made-directly\"]}}");
+    assert_non_null(strstr(d, "Status:\n"
+                              "  State:                  Ready\n"
+                              "  Message:                ok\n"
+                              "  Topics:                 4\n"
+                              "  Unmanaged Topics:       2\n"
+                              "  Last Update Time:       2026-11-27T06:59:00Z\n"
+                              "  Not Owned By A Resource:\n"
+                              "    - a.kept\n"
+                              "    - b.made-directly\n"));
+    assert_null(strstr(d, "unmanagedTopics"));
+    free(d);
     d = describe_of("pool", "{\"metadata\": {\"name\": \"dev\"}}");
     assert_null(strstr(d, "Namespace:"));
     assert_non_null(strstr(d, "Spec:              <none>\n"));
