@@ -71,6 +71,8 @@ KEEP = os.environ.get("SOAK_KEEP", "") not in ("", "0")
 RATE = int(os.environ.get("SOAK_RATE", "300"))
 # a TLS listener (client certificates) and the ACL authorizer next to the plaintext listener
 TLS = os.environ.get("SOAK_TLS", "1") not in ("", "0")
+# seconds between chaos events ("min,max"; a calm stretch of 2-3 min now and then)
+CHAOS_S = tuple(float(x) for x in os.environ.get("SOAK_CHAOS_S", "15,60").split(","))
 
 SEQ_BITS = 40  # a message's code: producer index << SEQ_BITS | seq
 SESSION_MS = 10000
@@ -1028,7 +1030,7 @@ def chaos(soak, members, end_time):
         if rng.random() < 0.2:
             wait = rng.uniform(120, 200)  # a calm stretch: the broker's memory over time
         else:
-            wait = rng.uniform(15, 60)
+            wait = rng.uniform(*CHAOS_S)
         if soak.stop.wait(min(wait, max(0, end_time - time.time()))):
             return
         if time.time() >= end_time:
@@ -1258,6 +1260,8 @@ def main():
             soak.broker.kill9()
 
     peak, rss_lines = rss_report(soak)
+    with open(os.path.join(workdir, "rss.json"), "w") as f:
+        json.dump(soak.rss, f)
     c = soak.counts
     print("\n==== kpool soak summary (seed %d, %.1f minutes wall clock)" % (
         SEED, soak.elapsed() / 60))
