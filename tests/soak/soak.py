@@ -72,6 +72,9 @@ RATE = int(os.environ.get("SOAK_RATE", "300"))
 # a TLS listener (client certificates) and the ACL authorizer next to the plaintext listener
 TLS = os.environ.get("SOAK_TLS", "1") not in ("", "0")
 # seconds between chaos events ("min,max"; a calm stretch of 2-3 min now and then)
+# harness self-check: at the first kill -9, cut the tail off a soak-p4 segment as if the
+# broker had lost acknowledged data; the run must then report violations
+SELFTEST_LOSS = os.environ.get("SOAK_SELFTEST_LOSS", "") not in ("", "0")
 CHAOS_S = tuple(float(x) for x in os.environ.get("SOAK_CHAOS_S", "15,60").split(","))
 
 SEQ_BITS = 40  # a message's code: producer index << SEQ_BITS | seq
@@ -301,6 +304,8 @@ class Soak:
             if how == "kill9":
                 self.count("kill9")
                 self.broker_kill9()
+                if SELFTEST_LOSS and self.counts["kill9"] == 1:
+                    self.selftest_cut_tail()
                 time.sleep(self.rng.uniform(0, 2))
             else:
                 self.count("sigterm")
@@ -312,6 +317,13 @@ class Soak:
                 self.violation("restart-failed", str(e)[-4000:])
                 raise
         self.note("broker restarted after %s (incarnation %d)" % (how, self.incarnation))
+
+    def selftest_cut_tail(self):
+        d = os.path.join(self.broker.data_dir, "soak-p4-0")
+        seg = os.path.join(d, sorted(f for f in os.listdir(d) if f.endswith(".log"))[-1])
+        size = os.path.getsize(seg)
+        os.truncate(seg, max(0, size - 20000))
+        self.note("self-test: cut %d bytes off %s" % (min(size, 20000), seg))
 
     def scan_log(self):
         """New broker log output: sanitizer reports are violations; errors are counted."""
@@ -518,6 +530,7 @@ class SoakProducer(threading.Thread):
         self.soak.count("produced")
 
     def run(self):
+        from confluent_kafka import KafkaException
         try:
             burst = max(1, RATE // 50)
             while not self.soak.stop.is_set():
@@ -528,16 +541,24 @@ class SoakProducer(threading.Thread):
                 while len(self.p) > 3000 and not self.soak.stop.is_set():
                     self.p.poll(0.05)
                 time.sleep(max(0, 0.02 - (time.time() - t)))
+        except KafkaException as e:
+            # a fatal error (e.g. an idempotence violation): this producer is done
+            self.soak.violation("producer-fatal", "producer %d stopped: %s" % (self.idx, e))
         except Exception:
             self.soak.violation("harness", "producer %d: %s" % (self.idx, traceback.format_exc()))
 
     def finish(self, timeout):
-        left = self.p.flush(timeout)
+        from confluent_kafka import KafkaException
+        try:
+            left = self.p.flush(timeout)
+        except KafkaException as e:
+            self.soak.violation("producer-fatal", "producer %d flush: %s" % (self.idx, e))
+            left = len(self.p)
         if left:
             with self.lock:
                 sample = sorted(self.outstanding)[:5]
-            self.soak.violation("unacked", "producer %d: %d messages not acknowledged %d s "
-                                "after the end, e.g. %s" % (self.idx, left, timeout, sample),
+            self.soak.violation("unacked", "producer %d: %d messages not acknowledged by the "
+                                "end (flush of up to %d s), e.g. %s" % (self.idx, left, timeout, sample),
                                 log_tail=True)
 
 
