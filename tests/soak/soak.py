@@ -1197,7 +1197,13 @@ def rss_report(soak):
         peak = max(peak, max(kb for _, kb in samples))
         life = samples[-1][0] - samples[0][0]
         tail = [(t, kb) for t, kb in samples if t - samples[0][0] >= 30]
-        if life >= 90 and len(tail) >= 10:
+        if life < 90 and len(tail) < 10:
+            incs = getattr(soak, "incarnations", [])
+            if i + 1 < len(incs) and incs[i + 1][0] - incs[i][0] >= 90:
+                # a long life with few samples: the monitor was held up; say so
+                lines.append("  incarnation %d: lived %.0f s but only %d VmRSS samples over "
+                             "%.0f s" % (i + 1, incs[i + 1][0] - incs[i][0], len(samples), life))
+        elif life >= 90 and len(tail) >= 10:
             n = len(tail)
             mt = sum(t for t, _ in tail) / n
             mk = sum(kb for _, kb in tail) / n
