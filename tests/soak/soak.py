@@ -1212,6 +1212,9 @@ def rss_report(soak):
             lines.append("  incarnation %d: %.0f s, RSS %d -> %d MB, growth after the first "
                          "30 s %+.1f MB/hour" % (i + 1, life, samples[0][1] // 1024,
                                                  samples[-1][1] // 1024, slope * 3600 / 1024))
+    lines.append("  VmRSS samples (incarnation: samples/seconds covered): " + " ".join(
+        "%d:%d/%.0fs" % (i + 1, len(x), x[-1][0] - x[0][0] if x else 0)
+        for i, x in enumerate(soak.rss)))
     return peak, lines
 
 
