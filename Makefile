@@ -5,6 +5,7 @@
 #   make build   build/kpool (optimised)
 #   make bench   the benchmark suite (bench/peers.sh), not part of `make test`
 #   make fuzz    longer libFuzzer runs (FUZZ_SECONDS each, default 300)
+#   make soak    a soak test with chaos (SOAK_MINUTES, default 10), not part of `make test`
 #   make format  clang-format every C file
 #
 # Variants live side by side: build/ (release), build/asan/ (tests), build/fuzz/ (clang).
@@ -48,7 +49,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
 .PHONY: all build up test deps asan unit fuzz-build fuzz-smoke fuzz integration bench format \
-        format-check clean kpool-bin
+        format-check clean kpool-bin soak
 
 all: build
 
@@ -128,6 +129,14 @@ PYTEST_ARGS ?=
 KPOOL_BIN ?= $(CURDIR)/build/asan/kpool
 integration:
 	cd tests/integration && KPOOL_BIN=$(KPOOL_BIN) /usr/bin/python3 -m pytest -x -q $(PYTEST_ARGS)
+
+# Soak: one broker (KPOOL_BIN, the ASan+UBSan build by default) under load from real clients
+# while it and its consumers are killed and restarted; invariants checked throughout
+# (tests/soak/soak.py, docs/testing.md). SOAK_SEED repeats a run's random choices.
+SOAK_MINUTES ?= 10
+soak: deps
+	@$(MAKE) --no-print-directory B=build/asan kpool-bin
+	KPOOL_BIN=$(KPOOL_BIN) SOAK_MINUTES=$(SOAK_MINUTES) /usr/bin/python3 tests/soak/soak.py
 
 bench: build
 	./bench/peers.sh
