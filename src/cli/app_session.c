@@ -4,6 +4,7 @@
  * directories and files (writing a secret's, reading a credentials file).
  */
 #include "cli/app.h"
+#include "cli/opts.h"
 #include "cli/resources.h"
 
 #include <errno.h>
@@ -36,21 +37,13 @@ enum {
     OPT_HELP
 };
 
-typedef struct optdef {
-    char short_name; /* 0: none */
-    const char *long_name;
-    int has_arg;
-    int id;
-    unsigned cmds;
-} optdef_t;
-
 #define CMDS_ALL                                                                                   \
     (KP_APP_CMD_SECRET | KP_APP_CMD_RUN | KP_APP_CMD_PROBE | KP_APP_CMD_DOCTOR |                   \
      KP_APP_CMD_PRODUCE | KP_APP_CMD_CONSUME)
 #define CMDS_APP   (CMDS_ALL & ~KP_APP_CMD_SECRET)
 #define CMDS_KAFKA (KP_APP_CMD_PRODUCE | KP_APP_CMD_CONSUME)
 
-static const optdef_t optdefs[] = {
+static const kp_optdef_t optdefs[] = {
     {'n', "namespace", 1, OPT_NS, CMDS_ALL},
     {'a', "app", 1, OPT_APP, CMDS_APP},
     {'t', "topic", 1, OPT_TOPIC, CMDS_KAFKA | KP_APP_CMD_DOCTOR | KP_APP_CMD_PROBE},
@@ -83,17 +76,6 @@ int kp_app_usage_error(const kp_app_opts_t *o, const char *fmt, ...)
 }
 
 /* Seconds, optionally with an "s" suffix ("30", "30s"). */
-static int parse_seconds(const char *s, long *ms)
-{
-    char *end;
-    errno = 0;
-    long v = strtol(s, &end, 10);
-    if (errno || end == s || (*end && strcmp(end, "s")) || v <= 0 || v > KP_APP_TIMEOUT_S_MAX)
-        return -1;
-    *ms = v * 1000;
-    return 0;
-}
-
 /* One delimiter character: "x", or the escapes "\t" and "\n". */
 static int parse_delim(const char *s)
 {
@@ -102,7 +84,7 @@ static int parse_delim(const char *s)
     return -1;
 }
 
-static int opt_apply(kp_app_opts_t *o, const optdef_t *d, const char *val)
+static int opt_apply(kp_app_opts_t *o, const kp_optdef_t *d, const char *val)
 {
     char *end;
     switch (d->id) {
@@ -141,7 +123,7 @@ static int opt_apply(kp_app_opts_t *o, const optdef_t *d, const char *val)
             return kp_app_usage_error(o, "-c '%s' is not a positive number of messages", val);
         break;
     case OPT_TIMEOUT:
-        if (parse_seconds(val, &o->timeout_ms) < 0)
+        if (kp_opt_seconds(val, KP_APP_TIMEOUT_S_MAX, &o->timeout_ms) < 0)
             return kp_app_usage_error(o, "--timeout '%s' is not a number of seconds (1-%d)", val,
                                       KP_APP_TIMEOUT_S_MAX);
         break;
@@ -166,7 +148,7 @@ static int opt_apply(kp_app_opts_t *o, const optdef_t *d, const char *val)
         o->client.token = val;
         break;
     case OPT_REQUEST_TIMEOUT:
-        if (parse_seconds(val, &o->client.timeout_ms) < 0)
+        if (kp_opt_seconds(val, KP_APP_TIMEOUT_S_MAX, &o->client.timeout_ms) < 0)
             return kp_app_usage_error(o, "--request-timeout '%s' is not a number of seconds (1-%d)",
                                       val, KP_APP_TIMEOUT_S_MAX);
         break;
@@ -175,31 +157,6 @@ static int opt_apply(kp_app_opts_t *o, const optdef_t *d, const char *val)
         break;
     }
     return 0;
-}
-
-/* The option of arg ("-n", "-nteam", "--namespace", "--namespace=x"); *inline_val points at
- * a value given in the same argument. */
-static const optdef_t *opt_lookup(const char *arg, const char **inline_val)
-{
-    *inline_val = NULL;
-    for (size_t i = 0; i < sizeof(optdefs) / sizeof(*optdefs); i++) {
-        const optdef_t *d = &optdefs[i];
-        if (arg[1] == '-') {
-            size_t n = strlen(d->long_name);
-            if (strncmp(arg + 2, d->long_name, n)) continue;
-            if (arg[2 + n] == '=' && d->has_arg)
-                *inline_val = arg + 3 + n;
-            else if (arg[2 + n])
-                continue;
-            return d;
-        }
-        if (d->short_name && arg[1] == d->short_name) {
-            if (arg[2] && !d->has_arg) return NULL;
-            if (arg[2]) *inline_val = arg + 2 + (arg[2] == '=');
-            return d;
-        }
-    }
-    return NULL;
 }
 
 int kp_app_opts_parse(kp_app_opts_t *o, const char *cmd, unsigned cmd_bit, int argc, char **argv,
@@ -224,7 +181,7 @@ int kp_app_opts_parse(kp_app_opts_t *o, const char *cmd, unsigned cmd_bit, int a
             continue;
         }
         const char *val;
-        const optdef_t *d = opt_lookup(a, &val);
+        const kp_optdef_t *d = kp_opt_lookup(optdefs, sizeof(optdefs) / sizeof(*optdefs), a, &val);
         if (!d || !(d->cmds & cmd_bit)) return kp_app_usage_error(o, "unknown option '%s'", a);
         if (d->has_arg && !val) {
             if (i + 1 >= argc) return kp_app_usage_error(o, "option '%s' needs a value", a);

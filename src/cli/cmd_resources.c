@@ -11,6 +11,7 @@
  */
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/opts.h"
 #include "cli/resources.h"
 
 #include "core/yamljson.h"
@@ -48,16 +49,8 @@ enum {
     OPT_HELP
 };
 
-typedef struct optdef {
-    char short_name; /* 0: none */
-    const char *long_name;
-    int has_arg;
-    int id;
-    unsigned cmds; /* commands that accept it */
-} optdef_t;
-
 #define ALL_CMDS (CMD_APPLY | CMD_GET | CMD_DESCRIBE | CMD_DELETE | CMD_TEAM)
-static const optdef_t optdefs[] = {
+static const kp_optdef_t optdefs[] = {
     {'n', "namespace", 1, OPT_NS, CMD_APPLY | CMD_GET | CMD_DESCRIBE | CMD_DELETE},
     {'A', "all-namespaces", 0, OPT_ALL_NS, CMD_GET | CMD_DESCRIBE},
     {'o', "output", 1, OPT_OUTPUT, CMD_GET | CMD_TEAM},
@@ -100,16 +93,7 @@ static int usage_error(const res_opts_t *o, const char *fmt, ...)
 }
 
 /* Seconds, optionally with an "s" suffix ("30", "30s"). */
-static int parse_timeout(const char *s, long *ms)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (end == s || (*end && strcmp(end, "s")) || v <= 0 || v > REQUEST_TIMEOUT_S_MAX) return -1;
-    *ms = v * 1000;
-    return 0;
-}
-
-static int opt_apply(res_opts_t *o, const optdef_t *d, const char *val)
+static int opt_apply(res_opts_t *o, const kp_optdef_t *d, const char *val)
 {
     switch (d->id) {
     case OPT_NS:
@@ -139,7 +123,7 @@ static int opt_apply(res_opts_t *o, const optdef_t *d, const char *val)
         o->client.token = val;
         break;
     case OPT_TIMEOUT:
-        if (parse_timeout(val, &o->client.timeout_ms) < 0)
+        if (kp_opt_seconds(val, REQUEST_TIMEOUT_S_MAX, &o->client.timeout_ms) < 0)
             return usage_error(o, "--request-timeout '%s' is not a number of seconds (1-%d)", val,
                                REQUEST_TIMEOUT_S_MAX);
         break;
@@ -148,31 +132,6 @@ static int opt_apply(res_opts_t *o, const optdef_t *d, const char *val)
         break;
     }
     return 0;
-}
-
-/* Finds the option of arg ("-n", "-nteam", "--namespace", "--namespace=x"); *inline_val
- * points at a value given in the same argument. */
-static const optdef_t *opt_lookup(const char *arg, const char **inline_val)
-{
-    *inline_val = NULL;
-    for (size_t i = 0; i < sizeof(optdefs) / sizeof(*optdefs); i++) {
-        const optdef_t *d = &optdefs[i];
-        if (arg[1] == '-') {
-            size_t n = strlen(d->long_name);
-            if (strncmp(arg + 2, d->long_name, n)) continue;
-            if (arg[2 + n] == '=' && d->has_arg)
-                *inline_val = arg + 3 + n;
-            else if (arg[2 + n])
-                continue;
-            return d;
-        }
-        if (d->short_name && arg[1] == d->short_name) {
-            if (arg[2] && !d->has_arg) return NULL;
-            if (arg[2]) *inline_val = arg + 2 + (arg[2] == '=');
-            return d;
-        }
-    }
-    return NULL;
 }
 
 /* Parses argv (after the command name). 0, or the exit code of a usage error (printed).
@@ -194,7 +153,7 @@ static int opts_parse(res_opts_t *o, const char *cmd, unsigned cmd_bit, int argc
             continue;
         }
         const char *val;
-        const optdef_t *d = opt_lookup(a, &val);
+        const kp_optdef_t *d = kp_opt_lookup(optdefs, sizeof(optdefs) / sizeof(*optdefs), a, &val);
         if (!d || !(d->cmds & cmd_bit)) return usage_error(o, "unknown option '%s'", a);
         if (d->has_arg && !val) {
             if (i + 1 >= argc) return usage_error(o, "option '%s' needs a value", a);
