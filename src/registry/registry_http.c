@@ -655,6 +655,20 @@ static enum MHD_Result config(req_t *q, const char *subject)
     return rc;
 }
 
+/* ---- mode ---- */
+
+/* PUT/DELETE /mode[/{s}]: who may ask is checked as for the level (the global one is the
+ * admin's, a subject's its team's); then refused, as Confluent refuses mode changes when
+ * they are disabled: this registry is READWRITE only. */
+static enum MHD_Result mode_change(req_t *q, const char *subject)
+{
+    enum MHD_Result rc;
+    if (!subject && !q->who.admin)
+        return fail(q, 403, 40301, "User %s may not change the global mode", q->who.user);
+    if (subject && !may_write(q, subject, &rc)) return rc;
+    return fail(q, 422, 42205, "Mode changes are not allowed: this registry is READWRITE only");
+}
+
 /* ---- routing ---- */
 
 static enum MHD_Result route(req_t *q)
@@ -697,6 +711,7 @@ static enum MHD_Result route(req_t *q)
         if (n <= 2) return config(q, n == 2 ? s[1] : NULL);
     } else if (!strcmp(s[0], "mode")) {
         if (n <= 2 && get) return send_json(q, 200, json_pack("{s:s}", "mode", "READWRITE"));
+        if (n <= 2 && (!strcmp(m, "PUT") || del)) return mode_change(q, n == 2 ? s[1] : NULL);
     }
     return fail(q, 404, 404, "HTTP 404 Not Found");
 }

@@ -173,6 +173,9 @@ static void test_team_changes_only_its_subjects(void **s)
         {"POST", "/subjects/orders-value/versions", NULL, SCHEMA_BODY},
         {"PUT", "/config/unowned", NULL, "{\"compatibility\":\"NONE\"}"},
         {"PUT", "/config", NULL, "{\"compatibility\":\"NONE\"}"},
+        {"PUT", "/mode/alpha.orders-value", NULL, "{\"mode\":\"READONLY\"}"},
+        {"DELETE", "/mode/alpha.orders-value", NULL, NULL},
+        {"PUT", "/mode", NULL, "{\"mode\":\"IMPORT\"}"},
     };
     for (size_t i = 0; i < sizeof(writes) / sizeof(*writes); i++) {
         unsigned st = call(r, &beta, writes[i].method, writes[i].url, writes[i].query,
@@ -206,6 +209,14 @@ static void test_team_changes_only_its_subjects(void **s)
         call(r, &admin, "DELETE", "/subjects/alpha.orders-value", NULL, NULL, &code, NULL), 200);
     assert_int_equal(
         call(r, &admin, "PUT", "/config", NULL, "{\"compatibility\":\"FULL\"}", &code, NULL), 200);
+    /* modes cannot be changed, by anyone: READWRITE only */
+    assert_int_equal(call(r, &alpha, "PUT", "/mode/alpha.orders-value", NULL,
+                          "{\"mode\":\"READONLY\"}", &code, NULL),
+                     422);
+    assert_int_equal(code, 42205);
+    assert_int_equal(call(r, &admin, "PUT", "/mode", NULL, "{\"mode\":\"IMPORT\"}", &code, NULL),
+                     422);
+    assert_int_equal(code, 42205);
     kp_registry_stop(r);
 }
 
