@@ -669,8 +669,12 @@ def test_disaster_recovery_recipe_as_documented(root):
     # `kpool up ... &` outlives the recipe's shell: adopt it (PR_SET_CHILD_SUBREAPER) so it
     # can be stopped and waited for like a child
     import ctypes
-    assert ctypes.CDLL(None, use_errno=True).prctl(36, 1, 0, 0, 0) == 0
-    p = run_recipe(root, new_part, safe, config, offset)
+    libc = ctypes.CDLL(None, use_errno=True)
+    assert libc.prctl(36, 1, 0, 0, 0) == 0
+    try:
+        p = run_recipe(root, new_part, safe, config, offset)
+    finally:
+        libc.prctl(36, 0, 0, 0, 0)  # the adopted process stays our child
     pid = int(open(os.path.join(root, "up.pid")).read()) if os.path.exists(
         os.path.join(root, "up.pid")) else None
     try:
