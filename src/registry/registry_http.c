@@ -44,6 +44,9 @@ typedef struct req_state {
 
 /* Bytes of a client-given text (a version, an id) quoted in an error message. */
 #define ECHO_BYTES_MAX 128
+/* How long a read that found nothing waits for `_schemas` records written meanwhile by
+ * someone else (a restore) before it answers 404 (see serve()). */
+#define CATCH_UP_MS 2000
 
 typedef struct req {
     kp_registry_t *r;
@@ -108,7 +111,7 @@ static enum MHD_Result send_text(req_t *q, unsigned status, const char *type,
                                  char *text /* taken */, int auth_challenge)
 {
     free(q->out->body);
-    *q->out = (kp_reg_reply_t){status, text, type, auth_challenge};
+    *q->out = (kp_reg_reply_t){status, text, type, auth_challenge, 0};
     return MHD_YES;
 }
 
@@ -132,6 +135,7 @@ static enum MHD_Result send_error(req_t *q, int http, int code, const char *msg)
         send_json(q, (unsigned)http, json_pack("{s:i, s:s}", "error_code", code, "message", clean));
     free(clean);
     if (http == 401) q->out->auth_challenge = 1;
+    q->out->error_code = code;
     return rc;
 }
 
@@ -742,10 +746,24 @@ static void serve(req_t *q, const char *url)
         return;
     }
     char *path = kp_xstrndup(url, ulen);
-    if (split(path, q) < 0)
+    int64_t seen = q->r->log ? kp_reg_log_applied(q->r->log) : 0;
+    if (split(path, q) < 0) {
         fail(q, 404, 404, "HTTP 404 Not Found");
-    else
+    } else {
         route(q);
+        /* A read that found nothing (no subject, version, schema or level): records that
+         * someone else wrote to `_schemas` just now (a restore, another tool; our own
+         * writes are applied before they are answered) may not be applied yet. Wait until
+         * everything the topic holds now is applied and, if anything was, ask again:
+         * restored schemas are served as soon as the restore has answered. A 404 wrote
+         * nothing, so asking again is safe. */
+        int code = q->out->error_code;
+        if (q->r->log && q->out->status == 404 && code >= 40401 && code <= 40408 &&
+            (!strcmp(q->method, "GET") || !strcmp(q->method, "POST"))) {
+            kp_reg_log_catch_up(q->r->log, CATCH_UP_MS);
+            if (kp_reg_log_applied(q->r->log) > seen) route(q);
+        }
+    }
     free(path);
 }
 

@@ -65,6 +65,7 @@ typedef struct kp_reg_reply {
     char *body;
     const char *type;
     int auth_challenge;
+    int error_code; /* Confluent's error_code of an error reply, else 0 */
 } kp_reg_reply_t;
 
 /*

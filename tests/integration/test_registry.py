@@ -615,6 +615,35 @@ def test_teams_change_only_their_subjects(up, reg, creds):
     assert admin.register("unprefixed-value", V1)[0] == 200
 
 
+def test_records_written_by_others_are_served_at_once(up, reg):
+    """Issue 12 item 14: after `kpool backup restore` wrote the backup's records into
+    `_schemas`, a restored id could answer 404 (the registry had not read them yet). A read
+    that finds nothing now first catches up with everything the topic holds, so records
+    another writer has just produced (here: the pool's admin, as a restore does) are served
+    on the first request."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": up.kafka, "security.protocol": "ssl",
+                  "ssl.ca.location": os.path.join(up.pki, "ca.crt"),
+                  "ssl.certificate.location": os.path.join(up.pki, "admin.crt"),
+                  "ssl.key.location": os.path.join(up.pki, "admin.key"),
+                  "acks": "all", "linger.ms": 0})
+    for n in range(10):
+        subject, sid = "regteam.external%d-value" % n, 900000 + n
+        key = {"keytype": "SCHEMA", "subject": subject, "version": 1, "magic": 1}
+        value = {"subject": subject, "version": 1, "id": sid,
+                 "schema": json.dumps({"type": "fixed", "name": "F%d" % n, "size": n + 1}),
+                 "deleted": False}
+        p.produce("_schemas", key=json.dumps(key), value=json.dumps(value), partition=0)
+        assert p.flush(30) == 0
+        code, body, _ = reg.call("GET", "/schemas/ids/%d" % sid)  # at once, no retry
+        assert code == 200 and json.loads(body["schema"])["size"] == n + 1, (n, code, body)
+        code, body, _ = reg.call("GET", "/subjects/%s/versions/1" % subject)
+        assert code == 200 and body["id"] == sid, body
+    # a miss that stays a miss is still answered, as 404
+    code, body, _ = reg.call("GET", "/schemas/ids/999998")
+    assert (code, body["error_code"]) == (404, 40403)
+
+
 def test_confluent_client_and_wire_format(up, reg, creds, monkeypatch):
     # requests lets these override the client's ssl.ca.location
     monkeypatch.delenv("REQUESTS_CA_BUNDLE", raising=False)
