@@ -17,7 +17,7 @@
  * through reply_text_clean() (invalid UTF-8 replaced), so building a reply cannot fail.
  *
  * Tenancy (docs/registry.md "Authorization"): reads are open to every authenticated user
- * of the pool; changing a subject (register, delete, its compatibility level) is for the
+ * of the pool; changing a subject (register, delete, its level; a mode change) is for the
  * admin and for service users of the team whose prefix ("<team>.") the subject starts
  * with — the prefix of every topic the team owns.
  */
