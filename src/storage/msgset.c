@@ -218,7 +218,7 @@ static kp_msgset_status_t up_wrapper(up_state_t *u, const legacy_msg_t *w, kp_bu
 {
     int codec = w->attributes & KP_BATCH_ATTR_COMPRESSION_MASK;
     if (codec > KP_CODEC_LZ4) return KP_MSGSET_BAD_CODEC;
-    if (w->valuelen < 0) return KP_MSGSET_CORRUPT; /* a wrapper without a payload */
+    if (w->valuelen <= 0) return KP_MSGSET_CORRUPT; /* a wrapper without a payload */
     if (!u->src_codec) u->src_codec = codec;
     const uint8_t *z = w->value;
     if (codec == KP_CODEC_LZ4 && w->magic == 0) {
@@ -375,12 +375,13 @@ kp_msgset_status_t kp_msgset_from_batches(const uint8_t *p, size_t len, int magi
         pos += (size_t)total;
         kp_batch_info_t info;
         kp_batch_parse_header(bp, &info);
-        if (info.magic != 2) {
+        int64_t last;
+        if (info.magic != 2 ||
+            __builtin_add_overflow(info.base_offset, info.last_offset_delta, &last)) {
             st = KP_MSGSET_CORRUPT;
             break;
         }
-        if ((info.attributes & KP_BATCH_ATTR_CONTROL) || kp_batch_last_offset(&info) < first_offset)
-            continue;
+        if ((info.attributes & KP_BATCH_ATTR_CONTROL) || last < first_offset) continue;
         int codec = info.attributes & KP_BATCH_ATTR_COMPRESSION_MASK;
         if (codec > KP_CODEC_LZ4) {
             st = KP_MSGSET_BAD_CODEC;
@@ -396,6 +397,7 @@ kp_msgset_status_t kp_msgset_from_batches(const uint8_t *p, size_t len, int magi
             }
             body = scratch->data;
             body_len = scratch->len;
+            if (body_len == 0) continue; /* no records (and maybe no buffer) */
         }
         int r = down_batch(&d, &info, body, body_len, out);
         if (r < 0) st = (kp_msgset_status_t)-r;
