@@ -292,6 +292,27 @@ static int16_t produce_upconvert(kp_req_t *req, kp_topic_t *topic,
     return 0;
 }
 
+/* Produce v0–2: produce_partition on the up-converted data. Same contract. */
+static int produce_partition_v0_2(kp_req_t *req, kp_topic_t *topic,
+                                  const ProduceRequest_PartitionProduceData *pd,
+                                  ProduceResponse_PartitionProduceResponse *out, int16_t acks,
+                                  produce_wait_t *pw)
+{
+    ProduceRequest_PartitionProduceData conv;
+    kp_buf_t upconverted;
+    kp_buf_init(&upconverted);
+    int waits = 0;
+    out->ErrorCode = produce_upconvert(req, topic, pd, &conv, &upconverted);
+    if (out->ErrorCode) {
+        out->Index = pd->Index;
+        out->BaseOffset = -1;
+    } else {
+        waits = produce_partition(req, topic, &conv, out, acks, pw);
+    }
+    kp_buf_free(&upconverted); /* appended or refused: the log keeps no pointer to it */
+    return waits;
+}
+
 int kp_handle_produce(kp_req_t *req)
 {
     ProduceRequest in;
@@ -355,20 +376,10 @@ int kp_handle_produce(kp_req_t *req)
             }
             pw->st = st;
             const ProduceRequest_PartitionProduceData *pd = &td->PartitionData.items[j];
-            ProduceRequest_PartitionProduceData conv;
-            kp_buf_t upconverted;
-            kp_buf_init(&upconverted);
-            if (req->api_version < 3) { /* magic 0/1 message sets: off the v3+ path */
-                out->ErrorCode = produce_upconvert(req, topic, pd, &conv, &upconverted);
-                pd = &conv;
-            }
-            if (!out->ErrorCode)
+            if (req->api_version < 3) /* magic 0/1 message sets: off the v3+ path */
+                waits += produce_partition_v0_2(req, topic, pd, out, acks, pw);
+            else
                 waits += produce_partition(req, topic, pd, out, acks, pw);
-            else {
-                out->Index = pd->Index;
-                out->BaseOffset = -1;
-            }
-            kp_buf_free(&upconverted); /* appended or refused: the log keeps no pointer */
             if (out->ErrorCode) {
                 kp_metric_add(&kp_metrics.produce_errors, 1);
                 errors++;
