@@ -5,6 +5,12 @@
  * a kind, check the token may touch that namespace/kind, then get/list/put/delete through
  * the store. Errors are Kubernetes Status objects; unknown fields are kept and reported in
  * Warning headers.
+ *
+ * Two layers: handle() is the HTTP side (libmicrohttpd: body buffering and its limit, the
+ * health check, the backup routes); kp_api_answer() decides everything else from plain
+ * strings and returns a reply, which api_reply.c serializes. Any byte may come in through
+ * the path, headers or body; replies never fail to build (api_reply.h), and
+ * tests/fuzz/fuzz_api.c drives kp_api_answer directly.
  */
 #include "http/api.h"
 
@@ -50,9 +56,10 @@ static int reveal(kp_api_t *api, json_t *obj)
 {
     char err[256];
     if (kp_secret_open(api->master_key, obj, err, sizeof(err)) < 0) {
+        json_t *md = json_object_get(obj, "metadata");
         kp_error("api", "secret %s/%s: %s",
-                 json_string_value(json_object_get(json_object_get(obj, "metadata"), "namespace")),
-                 json_string_value(json_object_get(json_object_get(obj, "metadata"), "name")), err);
+                 json_string_value(json_object_get(md, "namespace")) ?: "?",
+                 json_string_value(json_object_get(md, "name")) ?: "?", err);
         return -1;
     }
     return 0;
