@@ -22,18 +22,25 @@
      repaired ... ACLs repaired (3 added, 0 removed)"; an ACL deleted directly in the pool
      afterwards is still reported as drift.
 
+  7'. (only with KPOOL_OLD_BIN, an older kpool) an application deployed by the older kpool
+     keeps its user, secret and certificate after the upgrade; its next deploy gets a
+     new-style name.
+
 Uses the `kpool up` harness of test_apps.py (its own instance for this module).
 """
 import http.client
 import json
+import os
+import shutil
+import signal
 import sys
 import time
 
 import pytest
 
-from test_apps import (AAPPS, AUTHZ, GRACE_MS, NONE, RESYNC_MS, SECRETS,  # noqa: F401
-                       TOPIC_AUTHORIZATION_FAILED, TOPICS, app_doc, produce, raw_metadata,
-                       topic_doc, up)
+from test_apps import (AAPPS, AUTHZ, GRACE_MS, KPOOL_BIN, NONE, RESYNC_MS,  # noqa: F401
+                       SECRETS, TOPIC_AUTHORIZATION_FAILED, TOPICS, KpoolUp, app_doc, produce,
+                       raw_metadata, topic_doc, up)
 
 TEAMS = "/apis/kpool.dev/v1/teams"
 
@@ -311,3 +318,51 @@ def test_creation_with_its_applications_is_not_reported_as_drift(up, tmp_path):
     up.wait("ACL drift reported", lambda: "ACLs repaired (1 added, 0 removed)" in (
         (up.get(TOPICS, ns, "fresh") or {}).get("status") or {}).get("message", ""), timeout=10)
     assert produce(writer.conf(), fqn, ["two"]) is None
+
+
+@pytest.mark.skipif(not os.environ.get("KPOOL_OLD_BIN"),
+                    reason="set KPOOL_OLD_BIN to a kpool built before uid-derived user names")
+def test_users_issued_by_an_older_kpool_keep_working(tmp_path):
+    """Upgrade: an application deployed by an older kpool (user <team>_<app>_<crc32>_<gen>)
+    keeps its user, secret and certificate under this one; its next deploy gets a new-style
+    name. Needs the older binary, e.g. built from main before this change:
+        git worktree add /tmp/old <commit> && make -C /tmp/old B=build/asan kpool-bin
+        KPOOL_OLD_BIN=/tmp/old/build/asan/kpool python3 -m pytest -q test_api_safety.py -k older
+    """
+    import test_apps
+    ns, fqn = "team-a", "team-a.orders"
+    test_apps.KPOOL_BIN = os.environ["KPOOL_OLD_BIN"]
+    try:
+        old = KpoolUp().start()
+    finally:
+        test_apps.KPOOL_BIN = KPOOL_BIN
+    try:
+        old.apply(tmp_path, topic_doc(ns, "orders", [{"team": ns, "application": "api",
+                                                      "access": "readwrite"}]),
+                  app_doc(ns, "api"))
+        old.topic_ready(ns, "orders")
+        first = old.creds(old.app_secret(ns, "api"))
+        assert produce(first.conf(), fqn, ["old"]) is None
+    finally:
+        old.proc.send_signal(signal.SIGINT)
+        old.proc.wait(60)
+        old.logf.close()
+    new = KpoolUp()
+    shutil.rmtree(new.tmp)
+    new.tmp, new.data_dir, new.config = old.tmp, old.data_dir, old.config
+    new.log_path, new._ncreds, new.offset = old.log_path + ".new", 100, old.offset
+    assert new._start_once(60)
+    try:
+        time.sleep(3 * RESYNC_MS / 1000 + 2 * GRACE_MS / 1000)  # resyncs and janitor passes
+        a = new.get(AAPPS, ns, "api")
+        assert a["status"]["synchronizationState"] == "RolloutComplete"
+        assert a["status"]["serviceUser"] == first.user
+        s = new.get(SECRETS, ns, first.name)
+        assert s["data"]["KAFKA_CERTIFICATE"] == first.secret["data"]["KAFKA_CERTIFICATE"]
+        assert produce(first.conf(), fqn, ["after the upgrade"]) is None
+        new.apply(tmp_path, app_doc(ns, "api", image="ghcr.io/navikt/app:2"))
+        second = new.creds(new.app_secret(ns, "api", not_name=first.name))
+        assert second.user != first.user and second.user.endswith("_2")
+        assert produce(second.conf(), fqn, ["new"]) is None
+    finally:
+        new.stop()
