@@ -752,19 +752,27 @@ void kp_janitor_pass(kp_control_t *c)
         }
         if ((now_s - atoll(since)) * 1000 < c->cfg.janitor_grace_ms) continue;
         const char *user = json_string_value(json_object_get(ann, ANN_USER));
-        kp_info("control", "janitor: secret %s/%s is no longer used; deleting it and revoking %s",
-                ns, name, user ? user : "its service user");
-        int revoked = 0;
+        int revoked = 0, issued = 0;
         if (user) {
             kp_service_user_t *u;
             int n;
             if (kp_store_users_list(c->store, NULL, &u, &n) == 0) {
-                for (int k = 0; k < n; k++)
-                    if (issued_in(&u[k], user, ns, name) && kp_revoke_user(c, &u[k]) < 0)
-                        revoked = -1;
+                for (int k = 0; k < n; k++) {
+                    if (!issued_in(&u[k], user, ns, name)) continue;
+                    issued = 1;
+                    kp_info("control",
+                            "janitor: secret %s/%s is no longer used; deleting it and revoking %s",
+                            ns, name, user);
+                    if (kp_revoke_user(c, &u[k]) < 0) revoked = -1;
+                }
                 kp_store_users_free(u, n);
             }
         }
+        if (!issued)
+            kp_info("control",
+                    "janitor: secret %s/%s is no longer used; deleting it (it holds no active "
+                    "service user the control plane issued into it: nobody is revoked)",
+                    ns, name);
         /* a user that could not be revoked keeps its secret: the next pass tries again */
         if (revoked == 0) kp_store_remove(c->store, "Secret", ns, name);
     }
