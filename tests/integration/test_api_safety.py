@@ -33,6 +33,7 @@ import json
 import os
 import shutil
 import signal
+import sqlite3
 import sys
 import time
 
@@ -185,6 +186,30 @@ def test_a_body_at_the_nesting_limit_can_be_read_listed_and_deleted(up):
     code, _, payload = raw(up, "DELETE", path, token=tok)
     assert code == 200, payload[:300]
     up.wait("deep topic gone", lambda: raw(up, "GET", path, token=tok)[0] == 404, timeout=15)
+    alive(up)
+
+
+def test_a_row_stored_too_deep_by_an_older_kpool_can_be_deleted(up):
+    """An older kpool stored bodies nested 20,000 deep that nothing can read back (jansson
+    stops at 2,048): GET is 404, and DELETE removes the row (the old code answered 404 to
+    DELETE too, so the row stayed for ever)."""
+    tok = team_token(up, "team-u")
+    body = json.loads(nested(10).replace('"name":"deep"', '"name":"old-deep","namespace":"team-u"'))
+    text = json.dumps(body).replace("[" * 10 + "]" * 10, "[" * 20000 + "]" * 20000)
+    db = sqlite3.connect(os.path.join(up.data_dir, "control", "kpool.db"), timeout=30)
+    with db:
+        db.execute("INSERT INTO resources(kind, ns, name, rv, body) VALUES(?,?,?,?,?)",
+                   ("Topic", "team-u", "old-deep", 1, text))
+    path = (TOPICS % "team-u") + "/old-deep"
+    assert raw(up, "GET", path, token=tok)[0] == 404
+    code, _, payload = raw(up, "DELETE", path, token=tok)
+    assert code == 200, payload
+    st = json.loads(payload)
+    assert st["kind"] == "Status" and st["status"] == "Success", st
+    assert st["details"] == {"kind": "topics", "group": "kafka.nais.io", "name": "old-deep"}, st
+    assert db.execute("SELECT count(*) FROM resources WHERE name='old-deep'").fetchone()[0] == 0
+    db.close()
+    assert raw(up, "DELETE", path, token=tok)[0] == 404
     alive(up)
 
 
