@@ -28,6 +28,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
+#include "core/utf8.h"
 #include "pki/pki.h"
 #include "storage/fs.h"
 
@@ -127,8 +128,9 @@ static json_t *condition(const char *type, const char *status, const char *reaso
 {
     char now[32];
     kp_status_time(now);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", type, "status", status, "reason", reason,
-                     "message", msg, "lastUpdateTime", now);
+    /* msg may be cut inside a character (it embeds spec values): kp_json_text copes */
+    return json_pack("{s:s, s:s, s:s, s:o, s:s}", "type", type, "status", status, "reason", reason,
+                     "message", kp_json_text(msg), "lastUpdateTime", now);
 }
 
 static void write_status(kp_control_t *c, json_t *obj, const char *state, const char *secret,

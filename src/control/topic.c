@@ -17,6 +17,7 @@
 #include "core/buf.h"
 #include "core/crc32c.h"
 #include "core/logging.h"
+#include "core/utf8.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -57,7 +58,7 @@ static void verr(verrs_t *e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    json_array_append_new(e->list, json_string(msg));
+    json_array_append_new(e->list, kp_json_text(msg)); /* a value cut inside a character */
 }
 
 /* Reads an integer field (also accepts an integer string, as YAML users write "3"). */
@@ -329,7 +330,7 @@ static json_t *base_status(json_t *obj, const char *fqn, const char *state, cons
     json_object_set_new(s, "synchronizationState", json_string(state));
     json_object_set_new(s, "synchronizationTime", json_string(now));
     if (hash) json_object_set_new(s, "synchronizationHash", json_string(hash));
-    json_object_set_new(s, "message", json_string(message));
+    json_object_set_new(s, "message", kp_json_text(message)); /* may be cut in a character */
     json_object_set_new(s, "errors", errors ? json_incref(errors) : json_array());
     json_object_set(s, "observedGeneration",
                     json_object_get(json_object_get(obj, "metadata"), "generation"));
@@ -369,7 +370,7 @@ static void acls_hash(const kp_pool_acl_t *a, int n, char out[17])
 static void fail_sync(kp_control_t *c, json_t *obj, const char *fqn, const char *hash,
                       const char *why, kp_reconcile_result_t *res)
 {
-    json_t *errs = json_pack("[s]", why);
+    json_t *errs = json_pack("[o]", kp_json_text(why));
     char msg[768];
     snprintf(msg, sizeof(msg), "%s; retrying with backoff", why);
     json_t *s = base_status(obj, fqn, "FailedSynchronization", msg, errs, hash);
@@ -529,7 +530,7 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
     kp_status_time(now);
     if (part_err[0]) {
         snprintf(msg, sizeof(msg), "%s (configs and ACLs are synchronized)", part_err);
-        json_t *errs = json_pack("[s]", part_err);
+        json_t *errs = json_pack("[o]", kp_json_text(part_err));
         json_t *s = base_status(obj, fqn, "FailedPrepare", msg, errs, hash);
         json_object_set_new(s, "synchronizationAclHash", json_string(acl_hash));
         kp_status_write(c, obj, s);

@@ -130,6 +130,33 @@ def test_non_utf8_and_non_ascii_names_get_a_status_and_the_process_stays_up(up):
         alive(up)
 
 
+def test_status_messages_cut_inside_a_character_are_kept(up, tmp_path):
+    """Status messages embed spec values and are cut to a buffer's size: a cut inside a
+    multi-byte character must still give a (UTF-8) message, not a NULL status."""
+    ns = "team-cut"
+    for cut in range(4):  # shift where the 1,024-byte buffers end
+        pool = "x" * cut + "\u00e9" * 600
+        name = "cut%d" % cut
+        up.apply(tmp_path, {"apiVersion": "aiven.nais.io/v1", "kind": "AivenApplication",
+                            "metadata": {"name": name, "namespace": ns},
+                            "spec": {"kafka": {"pool": pool, "secretName": name}}},
+                 dict(topic_doc(ns, name, [{"team": ns, "application": "*", "access": "read"}]),
+                      spec={"pool": pool, "config": {"retentionHours": "\u00e9" * 600},
+                            "acl": [{"team": ns, "application": "*", "access": "read"}]}))
+
+        def failed():
+            a = up.get(AAPPS, ns, name)
+            t = up.get(TOPICS, ns, name)
+            sa = (a or {}).get("status") or {}
+            st = (t or {}).get("status") or {}
+            return sa.get("synchronizationState") == "RolloutFailed" and st.get("message") and \
+                (sa, st)
+        sa, st = up.wait("failed statuses of %s" % name, failed, timeout=15)
+        assert sa["conditions"][0]["message"].startswith('pool "' + pool[:100]), sa
+        assert st["synchronizationState"] in ("FailedPrepare", "FailedSynchronization"), st
+        alive(up)
+
+
 def test_unknown_field_warnings_are_ascii(up):
     tok = team_token(up, "team-u")
     body = topic_body("warned", {"x\u00e9\"y\\": 1})
