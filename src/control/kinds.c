@@ -76,7 +76,7 @@ static void walk(const json_t *schema, const json_t *v, char *path, size_t plen,
             snprintf(path + n, plen - n, "%s%s", n ? "." : "", k);
             const json_t *sub = json_object_get(schema, k);
             if (!sub)
-                json_array_append_new(out, json_string(path));
+                json_array_append_new(out, kp_json_text(path));
             else
                 walk(sub, c, path, plen, out);
             path[n] = 0;
