@@ -67,8 +67,14 @@ static void flush_pass(kp_log_manager_t *m)
     kp_topics_list_free(topics, n);
 }
 
-static void cleaner_pass(kp_log_manager_t *m)
+/* Cleans every compacted partition that is due. Returns how many moved their first dirty
+ * offset forward: such a log may still be dirty (its offset map filled up, or segments
+ * rolled while the pass ran), so the caller runs another pass at once rather than after
+ * log.cleaner.backoff.ms, as Kafka's cleaner threads do. A pass that only dropped expired
+ * tombstones does not count: it leaves nothing due behind it. */
+static int cleaner_pass(kp_log_manager_t *m)
 {
+    int progressed = 0;
     int n;
     kp_topic_t **topics = kp_topics_list(m->broker->topics, &n);
     for (int i = 0; i < n; i++) {
@@ -88,10 +94,13 @@ static void cleaner_pass(kp_log_manager_t *m)
             if (stop) break;
             kp_partition_t *part = kp_topic_partition(t, p);
             kp_clean_stats_t st;
-            if (part) kp_cleaner_clean(m->cleaner, part->log, &c, kp_wall_ms(), &st);
+            if (part && kp_cleaner_clean(m->cleaner, part->log, &c, kp_wall_ms(), &st) > 0 &&
+                st.first_dirty_after > st.first_dirty_before)
+                progressed++;
         }
     }
     kp_topics_list_free(topics, n);
+    return progressed;
 }
 
 static void *manager_main(void *arg)
@@ -129,8 +138,11 @@ static void *manager_main(void *arg)
             next_retention = kp_mono_ms() + m->retention_interval_ms;
         }
         if (m->cleaner_enabled && now >= next_clean) {
-            cleaner_pass(m);
-            next_clean = kp_mono_ms() + m->cleaner_backoff_ms;
+            /* back off only when nothing was cleanable; each pass with progress moves some
+             * log's first dirty offset up towards its (finite) cleanable end, so this ends
+             * once the logs are clean and no new segments roll */
+            int progressed = cleaner_pass(m);
+            next_clean = kp_mono_ms() + (progressed ? 0 : m->cleaner_backoff_ms);
         }
         pthread_mutex_lock(&m->lock);
     }

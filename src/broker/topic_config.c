@@ -36,6 +36,8 @@ const kp_config_def_t kp_topic_config_defs[] = {
     {"max.message.bytes", "message.max.bytes", KP_CT_INT, "1048588", 0, IMAX, NULL},
     {"message.downconversion.enable", "log.message.downconversion.enable", KP_CT_STRING, "true", 0,
      0, bool_values},
+    /* deprecated in Kafka 3.0 and inert with record batch v2, the only format here */
+    {"message.format.version", "log.message.format.version", KP_CT_STRING, "3.0-IV1", 0, 0, NULL},
     {"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", KP_CT_LONG,
      "9223372036854775807", 0, LMAX, NULL},
     {"message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", KP_CT_LONG,
@@ -160,6 +162,28 @@ static int validate_def(const kp_config_def_t *d, const char *value, char *err, 
     return 0;
 }
 
+/* A Kafka version as message.format.version takes it: "0.10.2", "2.8", "3.0-IV1" (Kafka's
+ * MetadataVersionValidator accepts release and inter-broker-protocol names). */
+static int version_valid(const char *v)
+{
+    int parts = 0;
+    const char *s = v;
+    for (;;) {
+        if (*s < '0' || *s > '9') return 0;
+        while (*s >= '0' && *s <= '9') s++;
+        parts++;
+        if (*s != '.') break;
+        s++;
+    }
+    if (parts < 2 || parts > 3) return 0;
+    if (!strncmp(s, "-IV", 3)) {
+        s += 3;
+        if (*s < '0' || *s > '9') return 0;
+        while (*s >= '0' && *s <= '9') s++;
+    }
+    return *s == 0;
+}
+
 int kp_topic_config_validate(const char *name, const char *value, char *err, size_t errlen)
 {
     const kp_config_def_t *d = kp_topic_config_find(name);
@@ -172,6 +196,13 @@ int kp_topic_config_validate(const char *name, const char *value, char *err, siz
         return -1;
     }
     if (validate_def(d, value, err, errlen) < 0) return -1;
+    if (!strcmp(name, "message.format.version") && !version_valid(value)) {
+        snprintf(err, errlen,
+                 "Invalid value '%s' for configuration message.format.version: not a Kafka "
+                 "version such as 2.8 or 3.0-IV1",
+                 value);
+        return -1;
+    }
     if (!strcmp(name, "remote.storage.enable") && !strcasecmp(value, "true")) {
         /* Kafka's answer when the broker has no tiered storage (its default): refuse rather
          * than accept a promise nothing keeps */

@@ -6,7 +6,8 @@
  *   log_start_offset <= high_watermark <= log_end_offset
  * log_end_offset (LEO) is the next offset to assign. In durable mode (log.flush.policy =
  * durable, the default) the high watermark is the fsynced end: a consumer never sees a record
- * that a power loss could take back, and acks=all is answered once the HWM covers the batch.
+ * that a power loss could take back, and acks=1 and acks=all are answered once the HWM covers
+ * the batch (read-your-writes).
  * In page-cache mode HWM = LEO at append and acks=all is answered at once.
  *
  * Threading: any loop thread may append or read; one mutex per log serializes mutation and is

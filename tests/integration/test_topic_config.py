@@ -36,7 +36,7 @@ ALL_TOPIC_CONFIGS = {
     "min.compaction.lag.ms", "min.insync.replicas", "retention.bytes", "retention.ms",
     "segment.bytes", "segment.ms", "segment.jitter.ms", "segment.index.bytes", "preallocate",
     "unclean.leader.election.enable", "message.downconversion.enable",
-    "local.retention.bytes", "local.retention.ms",
+    "local.retention.bytes", "local.retention.ms", "message.format.version",
 }
 
 
@@ -311,7 +311,42 @@ INVALID = [
     ("compression.type", "ZSTD"),      # case-sensitive, as Kafka's ValidString
     ("compression.type", "none"),      # the producer's spelling; the topic's is uncompressed
     ("remote.storage.enable", "true"),  # no tiered storage, as Kafka's broker without it
+    ("message.format.version", "latest"),  # not a Kafka version
+    ("message.format.version", "3"),
 ]
+
+
+def test_message_format_version_accepted_and_inert(broker_factory):
+    """message.format.version (deprecated in Kafka 3.0, inert with record batch v2) is a
+    valid topic config and broker property: CreateTopics and AlterConfigs take it from
+    confluent-kafka and kafka-python, DescribeConfigs shows it, and records still go through
+    as v2 batches. Before: INVALID_CONFIG "Unknown topic config name"."""
+    b = broker_factory(log_message_format_version="2.8")
+    with kwire.broker_log_on_failure(b):
+        kwire.create_topic(b.bootstrap, "mfv", 1, {"message.format.version": "0.10.2"})
+        a = admin(b)
+        e = describe_topic(a, "mfv")["message.format.version"]
+        assert (e.value, e.source) == ("0.10.2", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+        alter_topic(a, "mfv", {"message.format.version": "3.0-IV1"})
+        assert describe_topic(a, "mfv")["message.format.version"].value == "3.0-IV1"
+        kwire.create_topic(b.bootstrap, "mfv2", 1)
+        e = describe_topic(a, "mfv2")["message.format.version"]
+        assert (e.value, e.source) == ("2.8", ConfigSource.STATIC_BROKER_CONFIG.value)
+        from kafka.admin import KafkaAdminClient, ConfigResource as KConfigResource, \
+            ConfigResourceType, NewTopic as KNewTopic
+        ka = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+        try:
+            ka.create_topics([KNewTopic("mfv3", 1, 1,
+                                        topic_configs={"message.format.version": "2.1"})])
+            ka.alter_configs([KConfigResource(ConfigResourceType.TOPIC, "mfv3",
+                                              configs={"message.format.version": "0.9.0"})])
+        finally:
+            ka.close()
+        assert describe_topic(a, "mfv3")["message.format.version"].value == "0.9.0"
+        err, msg = produce_one(b, "mfv", b"v2")
+        assert err is None, err
+        got = kwire.consume_all(b.bootstrap, "mfv", [0])
+        assert got[0] == [(0, b"v2")]
 
 
 def test_invalid_values_refused(b):
