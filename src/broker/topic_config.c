@@ -1,6 +1,7 @@
 /* topic_config.c — the topic config table and its validation (see topic_config.h). */
 #include "broker/topic_config.h"
 
+#include "core/buf.h"
 #include "storage/compress.h"
 
 #include <stdio.h>
@@ -287,4 +288,69 @@ void kp_topic_log_config(kp_log_config_t *out, const kp_props_t *overrides,
         (int32_t)kp_topic_config_i64("index.interval.bytes", overrides, broker);
     const kp_config_def_t *d = kp_topic_config_find("flush.policy");
     out->durable = strcasecmp(kp_topic_config_value(d, overrides, broker, NULL), "pagecache") != 0;
+}
+
+int kp_config_op_apply(kp_props_t *props, const char *key, int is_list, int8_t op,
+                       const char *value, const char *base, char *err, size_t errlen)
+{
+    const char *cur = kp_props_get(props, key);
+    switch (op) {
+    case 0: /* SET */
+        kp_props_set(props, key, value);
+        return 0;
+    case 1: /* DELETE: back to the next layer's value */
+        kp_props_del(props, key);
+        return 0;
+    case 2:   /* APPEND */
+    case 3: { /* SUBTRACT */
+        if (!is_list) {
+            snprintf(err, errlen,
+                     "Config %s is not a list: APPEND and SUBTRACT need a list "
+                     "config such as cleanup.policy",
+                     key);
+            return -1;
+        }
+        kp_buf_t out;
+        kp_buf_init(&out);
+        char *items = kp_xstrdup(cur ? cur : base), *save = NULL;
+        for (char *it = strtok_r(items, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+            while (*it == ' ') it++;
+            if (!*it) continue;
+            int drop = 0;
+            if (op == 3) { /* remove every item listed in value */
+                char *vcopy = kp_xstrdup(value), *vs = NULL;
+                for (char *v = strtok_r(vcopy, ",", &vs); v && !drop; v = strtok_r(NULL, ",", &vs))
+                    drop = !strcmp(v, it);
+                free(vcopy);
+            }
+            if (!drop) kp_buf_appendf(&out, "%s%s", out.len ? "," : "", it);
+        }
+        free(items);
+        if (op == 2) {
+            char *vcopy = kp_xstrdup(value), *vs = NULL;
+            for (char *v = strtok_r(vcopy, ",", &vs); v; v = strtok_r(NULL, ",", &vs)) {
+                /* skip values already present */
+                char probe[512];
+                snprintf(probe, sizeof(probe), ",%.*s,", (int)out.len,
+                         out.len ? (char *)out.data : "");
+                char needle[256];
+                snprintf(needle, sizeof(needle), ",%s,", v);
+                if (!strstr(probe, needle)) kp_buf_appendf(&out, "%s%s", out.len ? "," : "", v);
+            }
+            free(vcopy);
+        }
+        kp_buf_append(&out, "", 1);
+        if (out.len <= 1) {
+            kp_props_del(props, key);
+        } else {
+            kp_props_set(props, key, (const char *)out.data);
+        }
+        kp_buf_free(&out);
+        return 0;
+    }
+    default:
+        snprintf(err, errlen, "Unknown config operation %d (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)",
+                 op);
+        return -1;
+    }
 }

@@ -151,6 +151,10 @@ int kp_log_flush_if_due(kp_log_t *log, int64_t now_mono_ms);
 /* Flusher threads (group commit): start n threads; logs are queued when they have data to
  * fsync. kp_flusher_stop() drains the queue first. */
 int kp_flusher_start(int nthreads);
+/* Grows or shrinks the pool to n >= 1 threads (log.flush.threads changed at run time); a
+ * leaving thread finishes its fsync first, and queued logs go to the others. 0 or -1 (a
+ * thread could not start; the pool keeps the ones that did). */
+int kp_flusher_resize(int nthreads);
 void kp_flusher_stop(void);
 
 #endif

@@ -128,7 +128,8 @@ def test_confluent_describe_and_alter(b):
         expect_kafka_error(lambda: alter_topic(a, "nope", {"retention.ms": "1"}),
                            KafkaError.UNKNOWN_TOPIC_OR_PART)
 
-        # the broker resource: static properties and defaults, read-only
+        # the broker resource: static properties and defaults; topic-config defaults are
+        # dynamic broker configs (test_broker_config.py), the rest read-only
         fs = a.describe_configs([ConfigResource("broker", "1")])
         (f,) = fs.values()
         d = f.result(20)
@@ -136,7 +137,8 @@ def test_confluent_describe_and_alter(b):
             "987654321", ConfigSource.STATIC_BROKER_CONFIG.value)
         assert (d["log.retention.ms"].value, d["log.retention.ms"].source) == (
             "604800000", ConfigSource.DEFAULT_CONFIG.value)
-        assert d["log.retention.bytes"].is_read_only
+        assert not d["log.retention.bytes"].is_read_only
+        assert d["listeners"].is_read_only
 
 
 def test_kafka_python_describe_and_alter(b):
@@ -218,7 +220,8 @@ def test_describe_configs_raw_versions(b):
         assert res[0]["configs"]["log.retention.bytes"]["source"] == cfgwire.SOURCE_STATIC_BROKER
         assert res[0]["configs"]["log.retention.ms"]["source"] == cfgwire.SOURCE_DEFAULT
         assert res[0]["configs"]["node.id"]["value"] == "1"
-        assert all(x["read_only"] for x in res[0]["configs"].values())
+        assert [res[0]["configs"][k]["read_only"] for k in (
+            "log.retention.bytes", "log.retention.ms", "node.id")] == [False, False, True]
         assert res[1]["error"] != 0
         assert res[2]["error"] == cfgwire.UNKNOWN_TOPIC_OR_PARTITION
 
@@ -284,7 +287,7 @@ def test_incremental_alter_configs(b):
         kwire.create_topic(b.bootstrap, "inc2", 1)
         res = c.incremental_alter([(RES_TOPIC, "inc2", [("retention.ms", OP_SET, "999")]),
                                    (RES_TOPIC, "missing", [("retention.ms", OP_SET, "1")]),
-                                   (RES_BROKER, "1", [("log.retention.ms", OP_SET, "1")])])
+                                   (RES_BROKER, "7", [("log.retention.ms", OP_SET, "1")])])
         assert [x["error"] for x in res] == [0, cfgwire.UNKNOWN_TOPIC_OR_PARTITION,
                                             cfgwire.INVALID_REQUEST], res
         assert res[2]["message"]
