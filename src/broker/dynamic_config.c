@@ -302,9 +302,7 @@ const char *kp_broker_layers_get(const kp_broker_layers_t *l, const char *key, i
 
 /* ---- validation ---- */
 
-/* 0 when `name` may be set to `value` at this level; else -1 with a message naming the
- * property, the rule and the value. */
-static int validate(const char *name, const char *value, int per_broker, char *err, size_t n)
+int kp_dynconf_validate(const char *name, const char *value, int per_broker, char *err, size_t n)
 {
     for (size_t i = 0; i < sizeof(unsupported) / sizeof(unsupported[0]); i++)
         if (!strcmp(unsupported[i].name, name)) {
@@ -412,7 +410,7 @@ static void load_layer(json_t *o, kp_props_t *out, int per_broker, const char *p
         const char *s = json_string_value(v);
         if (!s) {
             kp_warn("config", "%s: %s is not a string; ignored", path, k);
-        } else if (validate(k, s, per_broker, err, sizeof(err)) < 0) {
+        } else if (kp_dynconf_validate(k, s, per_broker, err, sizeof(err)) < 0) {
             kp_warn("config", "%s: ignoring %s: %s", path, k, err);
         } else {
             kp_props_set(out, k, s);
@@ -512,8 +510,8 @@ int16_t kp_dynconf_alter(kp_broker_t *b, int per_broker, const char **keys, cons
         /* DELETE needs a dynamic name too, so a typo is not silently "deleted" (validate
          * then explains what is wrong with the name) */
         if (op == 1 ? !kp_dynconf_is_dynamic(keys[i]) &&
-                          validate(keys[i], "", per_broker, err, errlen) < 0
-                    : validate(keys[i], values[i], per_broker, err, errlen) < 0) {
+                          kp_dynconf_validate(keys[i], "", per_broker, err, errlen) < 0
+                    : kp_dynconf_validate(keys[i], values[i], per_broker, err, errlen) < 0) {
             rc = KERR_INVALID_CONFIG;
             break;
         }
@@ -530,7 +528,8 @@ int16_t kp_dynconf_alter(kp_broker_t *b, int per_broker, const char **keys, cons
      * left alone: a key file removed since it was set must not block other changes) */
     for (int i = 0; !rc && ops && i < n; i++) {
         const char *v = kp_props_get(next, keys[i]);
-        if ((ops[i] == 2 || ops[i] == 3) && v && validate(keys[i], v, per_broker, err, errlen) < 0)
+        if ((ops[i] == 2 || ops[i] == 3) && v &&
+            kp_dynconf_validate(keys[i], v, per_broker, err, errlen) < 0)
             rc = KERR_INVALID_CONFIG;
     }
     kp_props_t *eff = NULL;

@@ -89,6 +89,11 @@ const kp_broker_prop_def_t *kp_broker_prop_find(const char *name);
  * the table's dynamic rows and every broker-level default of a topic config. */
 int kp_dynconf_is_dynamic(const char *name);
 
+/* 0 when broker property `name` may be set to `value` (per broker, or as the cluster-wide
+ * default); else -1 with a message naming the property, the rule and the value. Never
+ * changes anything. */
+int kp_dynconf_validate(const char *name, const char *value, int per_broker, char *err, size_t n);
+
 /* AlterConfigs (ops NULL: the given set replaces the layer) or IncrementalAlterConfigs
  * (ops: 0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT) on the per-broker layer (per_broker) or the
  * cluster-wide default. All keys are validated first; nothing changes on an error. Then the
