@@ -562,8 +562,13 @@ int16_t kp_dynconf_alter(kp_broker_t *b, int per_broker, const char **keys, cons
                 hooks[h].apply(b, eff, state[h]);
                 prepared[h] = 0; /* the hook owns its state now */
             }
-            kp_info("config", "altered dynamic broker configs (%s)",
-                    per_broker ? "this broker" : "cluster-wide default");
+            /* names only: a value may be a password */
+            char names[400] = "";
+            for (int i = 0; i < n; i++)
+                snprintf(names + strlen(names), sizeof(names) - strlen(names), "%s%s", i ? "," : "",
+                         keys[i]);
+            kp_info("config", "altered dynamic broker configs (%s): %s",
+                    per_broker ? "this broker" : "cluster-wide default", n ? names : "(none)");
         }
     }
     for (int h = 1; h < HOOK_COUNT; h++)
