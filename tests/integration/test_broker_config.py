@@ -387,3 +387,42 @@ def test_ssl_reload_and_alter_configs_acl(broker_factory, pki):
     b.restart()
     with kwire.broker_log_on_failure(b):
         assert peer_cn(b, pki) == "broker-next"
+
+
+def test_persisted_file_entries_checked_on_start(broker_factory):
+    """A stored entry that is no longer valid (hand-edited file, a property that became
+    static) is logged and skipped on start; the valid ones apply. A file that is not JSON
+    stops the start with a message naming it."""
+    import json
+    b = broker_factory()
+    with cfgwire.Conn(b.port) as c:
+        r = c.incremental_alter([(RES_BROKER, "1", [("log.retention.ms", OP_SET, "5000")])])
+        assert r[0]["error"] == 0, r
+    b.stop()
+    path = os.path.join(b.data_dir, "meta", "broker-configs.json")
+    with open(path) as f:
+        doc = json.load(f)
+    assert doc == {"broker": {"log.retention.ms": "5000"}, "default": {}}, doc
+    doc["default"] = {"log.segment.bytes": "5", "listeners": "PLAINTEXT://x:1",
+                      "log.roll.ms": "600000"}
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    b.start()
+    with kwire.broker_log_on_failure(b), cfgwire.Conn(b.port) as c:
+        res = c.describe_configs([(RES_BROKER, "1", ["log.retention.ms", "log.segment.bytes",
+                                                     "log.roll.ms"])])[0]["configs"]
+        assert (res["log.retention.ms"]["value"], res["log.retention.ms"]["source"]) == (
+            "5000", DYN_BROKER)
+        assert res["log.segment.bytes"]["source"] == DEFAULT
+        assert (res["log.roll.ms"]["value"], res["log.roll.ms"]["source"]) == (
+            "600000", DYN_DEFAULT)
+        log = b.log()
+        assert "ignoring log.segment.bytes" in log and "ignoring listeners" in log
+    b.stop()
+    with open(path, "w") as f:
+        f.write("{not json")
+    with pytest.raises(RuntimeError) as ei:
+        b.start(timeout=10)
+    assert "broker-configs.json" in str(ei.value)
+    os.unlink(path)
+    b.start()
