@@ -8,6 +8,8 @@
     offsets strictly increasing. Filler records with other keys come last so the tombstones
     are in a rolled segment (the active segment is never cleaned, as in Kafka). Cleaning is
     awaited by polling the broker log for its "cleaned N segment(s) up to offset X" lines;
+  - cleaner pacing (issue 20 item 8): after a burst that needs a dozen passes (small dedupe
+    buffer) they run back to back, not one per log.cleaner.backoff.ms;
   - retention by time and by size: old segments go (only a prefix), ListOffsets earliest and
     a consumer starting at the beginning (or at an offset that is gone) begin at the new log
     start offset, the files are removed;
@@ -431,16 +433,17 @@ def test_cleaner_catches_up_after_burst_without_backoff(broker_factory):
         total = BURST_ROUNDS * BURST_KEYS
         active_base = int(os.path.basename(segment_files(b, topic)[-1])[:20])
         assert 0 < active_base < total
-        # the first pass comes within one backoff of the broker's start ...
-        wait_for(lambda: cleaned_lines(b, pdir), BURST_BACKOFF_MS / 1000 + 10,
-                 "a first cleaning pass")
-        first = time.time()
+        backoff = BURST_BACKOFF_MS / 1000
+        # normally the burst ends before the first pass (one backoff after the broker's
+        # start); on a slow machine a pass may have caught up with the burst and backed off
+        # once, so allow one more backoff then (still far too little for one pass per
+        # backoff: that needs about a dozen)
+        window = backoff * 0.6 + (backoff if cleaned_lines(b, pdir) else 0)
+        wait_for(lambda: cleaned_lines(b, pdir), backoff + 10, "a first cleaning pass")
         # ... and the log is clean up to the active segment well before the next backoff
         wait_for(lambda: max(up for _, up, _, _ in cleaned_lines(b, pdir)) >= active_base,
-                 BURST_BACKOFF_MS / 1000 * 0.6,
-                 lambda: "cleaning up to the active segment at %d; passes: %s" % (
+                 window, lambda: "cleaning up to the active segment at %d; passes: %s" % (
                      active_base, cleaned_lines(b, pdir)))
-        assert time.time() - first < BURST_BACKOFF_MS / 1000
         assert len(cleaned_lines(b, pdir)) > 2  # the map really was too small for one pass
         records = cfgwire.read_partition(b.bootstrap, topic, 0)
         in_active = total - active_base
