@@ -102,6 +102,12 @@ const kp_broker_prop_def_t kp_broker_prop_defs[] = {
     {"ssl.key.location", NULL, DYN | PB, KP_BPROP_FILE, 0, 0, HOOK_TLS, NULL},
     {"ssl.key.password", NULL, DYN | PB | SENS, KP_BPROP_PASSWORD, 0, 0, HOOK_TLS, NULL},
     {"ssl.ca.location", NULL, DYN | PB, KP_BPROP_FILE, 0, 0, HOOK_TLS, NULL},
+    /* Kafka's names for the same with PEM stores (KIP-651): one file with the key and the
+     * chain; when set, they take the place of the two above */
+    {"ssl.keystore.type", "PEM", DYN | PB, KP_BPROP_PEM, 0, 0, HOOK_TLS, NULL},
+    {"ssl.keystore.location", NULL, DYN | PB, KP_BPROP_FILE, 0, 0, HOOK_TLS, NULL},
+    {"ssl.truststore.type", "PEM", DYN | PB, KP_BPROP_PEM, 0, 0, HOOK_TLS, NULL},
+    {"ssl.truststore.location", NULL, DYN | PB, KP_BPROP_FILE, 0, 0, HOOK_TLS, NULL},
 };
 const size_t kp_broker_prop_defs_count =
     sizeof(kp_broker_prop_defs) / sizeof(kp_broker_prop_defs[0]);
@@ -110,13 +116,9 @@ const size_t kp_broker_prop_defs_count =
 static const struct {
     const char *name, *why;
 } unsupported[] = {
-    {"ssl.keystore.location", "the TLS listener takes PEM files: set ssl.certificate.location "
-                              "and ssl.key.location (per broker)"},
-    {"ssl.keystore.password", "the TLS listener takes PEM files: set ssl.key.password"},
-    {"ssl.keystore.type", "the TLS listener takes PEM files only"},
-    {"ssl.truststore.location", "the TLS listener takes PEM files: set ssl.ca.location"},
-    {"ssl.truststore.type", "the TLS listener takes PEM files only"},
-    {"ssl.truststore.password", "the TLS listener takes PEM files: set ssl.ca.location"},
+    {"ssl.keystore.password", "the TLS listener reads PEM stores: an encrypted key's password "
+                              "is ssl.key.password"},
+    {"ssl.truststore.password", "the TLS listener reads PEM stores, which have no password"},
     {"log.retention.hours", "set log.retention.ms instead"},
     {"log.retention.minutes", "set log.retention.ms instead"},
     {"log.roll.hours", "set log.roll.ms instead"},
@@ -363,6 +365,15 @@ int kp_dynconf_validate(const char *name, const char *value, int per_broker, cha
         if (!*value || access(value, R_OK) < 0) {
             snprintf(err, n, "Invalid value '%s' for configuration %s: cannot read the file: %s",
                      value, name, *value ? strerror(errno) : "empty path");
+            return -1;
+        }
+        return 0;
+    case KP_BPROP_PEM:
+        if (strcasecmp(value, "PEM") != 0) {
+            snprintf(err, n,
+                     "Invalid value '%s' for configuration %s: only PEM stores are supported "
+                     "(JKS and PKCS12 are not)",
+                     value, name);
             return -1;
         }
         return 0;

@@ -68,6 +68,7 @@ typedef enum {
     KP_BPROP_STRING,   /* any */
     KP_BPROP_FILE,     /* a readable file */
     KP_BPROP_PASSWORD, /* any, sensitive */
+    KP_BPROP_PEM,      /* a store type: PEM is the only one the TLS listener reads */
 } kp_bprop_type_t;
 
 typedef struct kp_broker_prop_def {

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -356,6 +357,21 @@ int kp_broker_tls_build(kp_broker_t *b, const kp_props_t *p, struct kp_tls_ctx *
         .key_path = kp_props_get(p, "ssl.key.location"),
         .key_password = kp_props_get(p, "ssl.key.password"),
     };
+    /* Kafka's PEM stores (ssl.keystore.type=PEM): one file holding the key and the chain,
+     * and a truststore of CA certificates; when given they take the place of the above */
+    static const char *const types[] = {"ssl.keystore.type", "ssl.truststore.type"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *t = kp_props_get(p, types[i]);
+        if (t && strcasecmp(t, "PEM") != 0) {
+            snprintf(err, errlen, "%s: '%s' is not supported: the TLS listener reads PEM stores",
+                     types[i], t);
+            return -1;
+        }
+    }
+    const char *keystore = kp_props_get(p, "ssl.keystore.location");
+    if (keystore) tc.cert_path = tc.key_path = keystore;
+    const char *truststore = kp_props_get(p, "ssl.truststore.location");
+    if (truststore) tc.ca_path = truststore;
     if (kp_tls_client_auth_parse(kp_props_get(p, "ssl.client.auth"), &tc.client_auth) < 0) {
         snprintf(err, errlen, "ssl.client.auth: '%s' is not required, requested or none",
                  kp_props_get(p, "ssl.client.auth"));

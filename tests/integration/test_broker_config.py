@@ -13,8 +13,9 @@ BROKER resource, with real admin clients.
     properties at the default level: INVALID_CONFIG with a message naming the property;
   - applied live: log.cleaner.backoff.ms (a waiting cleaner runs), max.connections (new
     connections refused / accepted), log.flush.threads (the flusher pool grows and shrinks),
-    ssl.certificate.location / ssl.key.location (new TLS connections get the new
-    certificate, open ones keep working);
+    ssl.certificate.location / ssl.key.location and Kafka's PEM ssl.keystore.location (new
+    TLS connections get the new certificate, open ones keep working; a key that does not
+    match is refused and the old pair stays);
   - only principals with ALTER_CONFIGS on the CLUSTER may alter (DESCRIBE_CONFIGS to read).
 
 Every test here failed before: broker resources were refused with INVALID_REQUEST ("Dynamic
@@ -215,7 +216,9 @@ INVALID = [
     ("", "ssl.certificate.location", "/etc/hostname", ["per broker"]),
     ("1", "ssl.certificate.location", "/no/such/file.pem", ["ssl.certificate.location",
                                                             "cannot read"]),
-    ("1", "ssl.keystore.location", "/x.jks", ["ssl.certificate.location"]),
+    ("1", "ssl.keystore.type", "JKS", ["ssl.keystore.type", "PEM"]),
+    ("1", "ssl.keystore.location", "/x.jks", ["ssl.keystore.location", "cannot read"]),
+    ("1", "ssl.keystore.password", "x", ["ssl.key.password"]),
     ("1", "log.retention.hours", "1", ["log.retention.ms"]),
 ]
 
@@ -383,10 +386,20 @@ def test_ssl_reload_and_alter_configs_acl(broker_factory, pki):
                        "log.retention.ms": "1000"})
         assert peer_cn(b, pki) == "broker-next"
         assert describe(a, "broker", "1")["ssl.certificate.location"].value == cert2
+        # Kafka's names for a PEM keystore (one file: key and chain) work too
+        cert3, key3 = pki._leaf("broker-pem", "/O=kpool/CN=broker-pem", "server")
+        store = os.path.join(pki.dir, "broker-pem-store.pem")
+        with open(store, "w") as out:
+            for part in (key3, cert3):
+                with open(part) as f:
+                    out.write(f.read())
+        alter(a, "1", {"ssl.keystore.type": "PEM", "ssl.keystore.location": store,
+                       "ssl.truststore.location": pki.ca})
+        assert peer_cn(b, pki) == "broker-pem"
         assert "BEGIN" not in b.log()
     b.restart()
     with kwire.broker_log_on_failure(b):
-        assert peer_cn(b, pki) == "broker-next"
+        assert peer_cn(b, pki) == "broker-pem"
 
 
 def test_persisted_file_entries_checked_on_start(broker_factory):
