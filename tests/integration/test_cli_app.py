@@ -539,6 +539,48 @@ def test_secret_files_modes(kpool, world, tmp_path):
     kpool("secret", "files", "-n", "team-a", secret_name("shop"), expect=2)
 
 
+def test_secret_by_app(kpool, world, tmp_path):
+    """--app APP names the app's current secret, as run, probe and doctor take it (issue 12
+    item 16); the NAME form keeps working."""
+    data = world.secrets["shop"]
+    name = secret_name("shop")
+    for sub in (("get",), ("get", "KAFKA_CA"), ("env",)):
+        by_name = kpool("secret", sub[0], "-n", "team-a", name, *sub[1:], expect=0,
+                        shows_keys=True)
+        by_app = kpool("secret", sub[0], "-n", "team-a", "--app", "shop", *sub[1:], expect=0,
+                       shows_keys=True)
+        assert by_app.stdout == by_name.stdout and by_app.stderr == "", sub
+    p = kpool("secret", "get", "-a", "shop", "client.keystore.p12", binary=True, expect=0)
+    assert p.stdout == data["client.keystore.p12"]
+    # the team token, its own namespace
+    p = kpool("secret", "get", "--app=shop", "KAFKA_BROKERS", team=True, expect=0)
+    assert p.stdout == world.broker.bootstrap
+    d = tmp_path / "by-app"
+    p = kpool("secret", "files", "--app", "shop", "-n", "team-a", str(d), expect=0)
+    assert read_bytes(d / "kafka.key") == data["KAFKA_PRIVATE_KEY"].encode()
+    assert "export KAFKA_CA_PATH='%s'\n" % (d / "ca.crt") in p.stdout
+    p = kpool("secret", "get", "--app", "shop", "NOPE", expect=1)
+    assert one_line(p).startswith("kpool secret get: secret %s has no key NOPE" % name)
+    # an app without a (current) secret: the same one-line reasons as run
+    p = kpool("secret", "env", "-n", "team-a", "--app", "broken", expect=1)
+    assert one_line(p).startswith("kpool secret env: no secret: AivenApplication team-a/broken "
+                                  "has no synchronized secret (RolloutFailed)")
+    p = kpool("secret", "get", "-n", "team-a", "--app", "nope", expect=1)
+    assert "no AivenApplication team-a/nope" in one_line(p)
+    p = kpool("secret", "get", "-n", "team-a", "--app", "stale", expect=1)
+    assert "names secret %s, which does not exist" % secret_name("stale") in one_line(p)
+    # usage
+    p = kpool("secret", "get", "-n", "team-a", expect=2)
+    assert "give its NAME, or --app APP" in one_line(p)
+    p = kpool("secret", "files", "--app", "shop", expect=2)
+    assert "secret files --app APP DIR" in one_line(p)
+    p = kpool("secret", "env", "--app", "shop", "extra", expect=2)
+    assert "unexpected argument 'extra'" in one_line(p)
+    p = kpool("secret", "get", "--app", "shop", "KAFKA_CA", "extra", expect=2)
+    assert "unexpected argument 'extra'" in one_line(p)
+    assert "--app APP" in kpool("secret", "--help", expect=0).stdout
+
+
 # --------------------------------------------------------------------------- run
 
 CONSUMER_PY = r"""
