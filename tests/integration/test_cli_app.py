@@ -34,6 +34,7 @@ import os
 import random
 import re
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -409,14 +410,18 @@ def kpool(world, tmp_path):
     key_lines = [ln for app in world.secrets for ln in
                  world.secrets[app]["KAFKA_PRIVATE_KEY"].splitlines() if "-----" not in ln]
 
-    def run(*args, stdin=None, expect=None, team=False, shows_keys=False, timeout=90,
-            binary=False, env=None):
+    def environ(team=False, env=None):
         # no KAFKA_* variables but those of env: the tests decide what `probe` finds there
         e = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
         e.update(KPOOL_CONFIG=cfgs[team], HOME=str(tmp_path), XDG_RUNTIME_DIR=str(xdg))
         e.update(env or {})
         e.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        return e
+
+    def run(*args, stdin=None, expect=None, team=False, shows_keys=False, timeout=90,
+            binary=False, env=None):
+        e = environ(team, env)
         p = subprocess.run([KPOOL_BIN] + list(args), input=stdin, capture_output=True,
                            text=not binary, env=e, timeout=timeout, cwd=str(tmp_path))
         stderr = p.stderr.decode(errors="replace") if binary else p.stderr
@@ -427,7 +432,15 @@ def kpool(world, tmp_path):
         leaked = [ln for ln in key_lines if ln in stderr or (not shows_keys and ln in stdout)]
         assert not leaked, "private key material in the output of %s" % (args,)
         return p
+    def popen(*args, env=None):
+        """kpool in the background (stdout a pipe of text lines, stderr a file)."""
+        errf = tempfile.TemporaryFile()
+        p = subprocess.Popen([KPOOL_BIN] + list(args), stdout=subprocess.PIPE, stderr=errf,
+                             text=True, env=environ(False, env), cwd=str(tmp_path))
+        p.errf = errf
+        return p
     run.xdg = str(xdg)
+    run.popen = popen
     return run
 
 
@@ -634,23 +647,28 @@ def test_run_materializes_and_execs(kpool, world, tmp_path):
                           "KAFKA_SCHEMA_REGISTRY": "https://127.0.0.1:8081",
                           "KAFKA_SECRET_UPDATED": NOW}
     assert out["binary_in_env"] == [] and out["ld_preload"] is None
-    # a private directory under $XDG_RUNTIME_DIR, which outlives the program (documented)
-    assert os.path.dirname(out["dir"]) == kpool.xdg
-    assert os.path.basename(out["dir"]).startswith("kpool-team-a-shop-")
-    assert read_bytes(os.path.join(out["dir"], "kafka.key")) == \
-        world.secrets["shop"]["KAFKA_PRIVATE_KEY"].encode()
-    # each run gets its own directory
+    # a private directory in the user's private base under $XDG_RUNTIME_DIR, gone once the
+    # program has ended (issue 12 item 8: the private key stayed there for ever)
+    base = os.path.join(kpool.xdg, "kpool-run")
+    assert os.path.dirname(out["dir"]) == base
+    assert stat.S_IMODE(os.stat(base).st_mode) == 0o700
+    assert os.path.basename(out["dir"]).startswith("team-a-shop-")
+    assert not os.path.exists(out["dir"])
+    # each run gets its own directory; CMD's exit status is kpool's
     p = kpool("run", "-n", "team-a", "--app", "shop", "/bin/sh", "-c",
-              'echo "$KAFKA_BROKERS"; dirname "$KAFKA_CA_PATH"; exit 7', expect=7)
+              'echo "$KAFKA_BROKERS"; dirname "$KAFKA_CA_PATH"; '
+              'cat "$KAFKA_PRIVATE_KEY_PATH" > /dev/null || exit 9; exit 7', expect=7)
     brokers, d2 = p.stdout.splitlines()
     assert brokers == world.broker.bootstrap and d2 != out["dir"]
+    assert not os.path.exists(d2)
+    assert os.listdir(base) == []
     # options after CMD are CMD's
     p = kpool("run", "--app", "shop", "-n", "team-a", "/bin/echo", "-n", "--app", expect=0)
     assert p.stdout == "--app"
 
 
 def test_run_failures(kpool, world):
-    n_before = len(os.listdir(kpool.xdg))
+    n_before = len([n for n in os.listdir(kpool.xdg) if n != "kpool-run"])
     p = kpool("run", "-n", "team-a", "--app", "broken", "--", "/bin/true", expect=1)
     assert one_line(p) == ('kpool run: no secret: AivenApplication team-a/broken has no '
                            'synchronized secret (RolloutFailed): AivenFailure/ValidatePool: '
@@ -663,9 +681,130 @@ def test_run_failures(kpool, world):
     p = kpool("run", "-n", "team-a", "--app", "shop", "--", "/no/such/program", expect=127)
     assert "cannot run /no/such/program" in one_line(p)
     # nothing left behind by runs that never started their program
-    assert len(os.listdir(kpool.xdg)) == n_before
+    base = os.path.join(kpool.xdg, "kpool-run")
+    assert not os.path.exists(base) or os.listdir(base) == []
+    assert len([n for n in os.listdir(kpool.xdg) if n != "kpool-run"]) == n_before
     kpool("run", "-n", "team-a", "--", "/bin/true", expect=2)
     kpool("run", "-n", "team-a", "--app", "shop", expect=2)
+
+
+# `kpool run` is CMD's parent (issue 12 item 8): it passes signals on, returns CMD's status
+# (128+N for signal N) and removes the credentials directory however CMD ends.
+
+SIGNALS_PY = r"""
+import os, signal, sys, time
+got = []
+def on(sig, frame):
+    got.append(signal.Signals(sig).name)
+    print(signal.Signals(sig).name, flush=True)
+    if sig == signal.SIGTERM:
+        sys.exit(42)
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+          signal.SIGUSR2, signal.SIGWINCH):
+    signal.signal(s, on)
+print("ready", os.getppid(), os.path.dirname(os.environ["KAFKA_CA_PATH"]), flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def run_bg(kpool, *cmd):
+    """kpool run in the background; returns (process, the first line CMD printed)."""
+    p = kpool.popen("run", "-n", "team-a", "--app", "shop", "--", *cmd)
+    line = p.stdout.readline()
+    assert line, "no output from CMD: %r" % read_errf(p)
+    return p, line.split()
+
+
+def read_errf(p):
+    p.errf.seek(0)
+    return p.errf.read().decode(errors="replace")
+
+
+def finish(p, timeout=30, read=True):
+    """Waits for kpool; (exit status, what CMD printed after its first line). read=False
+    when CMD outlives kpool (its stdout stays open)."""
+    rc = p.wait(timeout)
+    rest = p.stdout.read() if read else None
+    p.stdout.close()
+    err = read_errf(p)
+    assert "Sanitizer" not in err and "runtime error" not in err, err
+    return rc, rest
+
+
+def test_run_forwards_signals(kpool, tmp_path):
+    script = tmp_path / "signals.py"
+    script.write_text(SIGNALS_PY)
+    p, (ready, ppid, d) = run_bg(kpool, "/usr/bin/python3", str(script))
+    assert ready == "ready" and int(ppid) == p.pid  # a child of kpool, not kpool itself
+    assert os.path.exists(os.path.join(d, "kafka.key"))
+    for sig in (signal.SIGUSR1, signal.SIGHUP, signal.SIGINT, signal.SIGUSR2, signal.SIGQUIT,
+                signal.SIGWINCH):
+        os.kill(p.pid, sig)
+        assert p.stdout.readline().strip() == sig.name  # passed on, once
+    os.kill(p.pid, signal.SIGTERM)
+    rc, rest = finish(p)
+    assert (rc, rest) == (42, "SIGTERM\n")
+    assert not os.path.exists(d)
+
+
+def test_run_killed_by_signal(kpool):
+    # CMD killed by a signal it does not handle (passed on by kpool): 128+N, directory gone
+    p, (pid, d) = run_bg(kpool, "/bin/sh", "-c", 'echo $$ "${KAFKA_CA_PATH%/*}"; exec sleep 60')
+    os.kill(p.pid, signal.SIGTERM)
+    assert finish(p) == (128 + signal.SIGTERM, "")
+    assert not os.path.exists(d)
+    # CMD SIGKILLed (from outside, not through kpool): 137, directory gone
+    p, (pid, d) = run_bg(kpool, "/bin/sh", "-c", 'echo $$ "${KAFKA_CA_PATH%/*}"; exec sleep 60')
+    os.kill(int(pid), signal.SIGKILL)
+    assert finish(p) == (128 + signal.SIGKILL, "")
+    assert not os.path.exists(d)
+    # CMD killing itself
+    p = kpool("run", "-n", "team-a", "--app", "shop", "/bin/sh", "-c", 'kill -9 $$', expect=137)
+    assert os.listdir(os.path.join(kpool.xdg, "kpool-run")) == []
+
+
+def test_run_itself_sigkilled(kpool):
+    """kpool run cannot clean up after a SIGKILL of its own: CMD keeps its directory while
+    it lives, and the next kpool run removes it once CMD is gone too (documented)."""
+    base = os.path.join(kpool.xdg, "kpool-run")
+    p, (pid, d) = run_bg(kpool, "/bin/sh", "-c", 'echo $$ "${KAFKA_CA_PATH%/*}"; exec sleep 60')
+    os.kill(p.pid, signal.SIGKILL)
+    assert finish(p, read=False)[0] == -signal.SIGKILL
+    assert os.path.exists(os.path.join(d, "kafka.key"))
+    # CMD still runs: another run leaves the directory alone
+    kpool("run", "-n", "team-a", "--app", "shop", "/bin/true", expect=0)
+    assert os.listdir(base) == [os.path.basename(d)]
+    os.kill(int(pid), signal.SIGKILL)
+    deadline = time.time() + 10
+    while time.time() < deadline:  # the orphan is reaped by init
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    kpool("run", "-n", "team-a", "--app", "shop", "/bin/true", expect=0)
+    assert os.listdir(base) == []
+
+
+def test_run_base_must_be_private(kpool, tmp_path):
+    """The per-user base directory must be the user's own and private: a shared one (e.g.
+    made by someone else in /tmp) is refused, nothing written."""
+    xdg = tmp_path / "xdg2"
+    (xdg / "kpool-run").mkdir(parents=True)
+    os.chmod(xdg / "kpool-run", 0o755)
+    p = kpool("run", "-n", "team-a", "--app", "shop", "/bin/true", expect=1,
+              env={"XDG_RUNTIME_DIR": str(xdg)})
+    assert "is not a private directory of yours" in one_line(p)
+    assert os.listdir(xdg / "kpool-run") == []
+    # without $XDG_RUNTIME_DIR: $TMPDIR/kpool-run-UID
+    tmpd = tmp_path / "tmpd"
+    tmpd.mkdir()
+    env = {"XDG_RUNTIME_DIR": "", "TMPDIR": str(tmpd)}
+    p = kpool("run", "-n", "team-a", "--app", "shop", "/bin/sh", "-c",
+              'dirname "$KAFKA_CA_PATH"', expect=0, env=env)
+    assert os.path.dirname(p.stdout.strip()) == str(tmpd / ("kpool-run-%d" % os.geteuid()))
+    assert os.listdir(tmpd / ("kpool-run-%d" % os.geteuid())) == []
 
 
 # --------------------------------------------------------------------------- probe
@@ -1018,4 +1157,4 @@ def test_help_and_usage(kpool):
     top = kpool("--help", expect=0).stdout
     for cmd in ("secret", "run", "probe", "doctor", "produce", "consume", "apply", "get"):
         assert "\n  %s " % cmd in top
-    assert "outlives" in kpool("run", "--help", expect=0).stdout
+    assert "SIGKILL" in kpool("run", "--help", expect=0).stdout
