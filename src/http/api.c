@@ -444,6 +444,17 @@ static int check_object(const route_t *r, json_t *obj, char *err, size_t errlen,
     return 0;
 }
 
+/* A write the store refused: 507 while its disk is full (the operator must free space), else
+ * 500. */
+static enum MHD_Result store_write_error(kp_api_t *api, struct MHD_Connection *conn)
+{
+    if (kp_store_disk_full(api->store))
+        return status_error(conn, 507, "InsufficientStorage",
+                            "disk full: the control plane cannot write its store until space is "
+                            "freed; retry then");
+    return status_error(conn, 500, "InternalError", "cannot write the store");
+}
+
 static enum MHD_Result do_put(kp_api_t *api, struct MHD_Connection *conn, const route_t *r,
                               const caller_t *who, req_state_t *st, int create_only)
 {
@@ -497,7 +508,7 @@ static enum MHD_Result do_put(kp_api_t *api, struct MHD_Connection *conn, const 
                            r->kind->plural, name);
         break;
     default:
-        ret = status_error(conn, 500, "InternalError", "cannot write the store");
+        ret = store_write_error(api, conn);
         break;
     }
     json_decref(out);
@@ -520,7 +531,7 @@ static enum MHD_Result do_put_status(kp_api_t *api, struct MHD_Connection *conn,
                                  r->name, status ? status : json_object(), &out);
     enum MHD_Result ret = rc == KP_STORE_NOT_FOUND ? not_found(conn, r)
                           : out                    ? send_json(conn, 200, out, NULL)
-                                : status_error(conn, 500, "InternalError", "store");
+                                                   : store_write_error(api, conn);
     json_decref(out);
     json_decref(obj);
     return ret;
@@ -536,7 +547,7 @@ static enum MHD_Result do_delete(kp_api_t *api, struct MHD_Connection *conn, con
     int rc = kp_store_mark_deleted(api->store, r->kind->kind, r->kind->namespaced ? r->ns : "",
                                    r->name, &out);
     if (rc == KP_STORE_NOT_FOUND) return not_found(conn, r);
-    if (!out) return status_error(conn, 500, "InternalError", "cannot write the store");
+    if (!out) return store_write_error(api, conn);
     enum MHD_Result ret = send_json(conn, 200, out, NULL);
     json_decref(out);
     return ret;
