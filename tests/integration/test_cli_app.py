@@ -846,12 +846,20 @@ def test_probe_failures_are_one_line(kpool, world):
 
 
 def run_env(kpool, app):
-    """The KAFKA_* variables `kpool run` gives app's command (its files stay in the fixture's
-    $XDG_RUNTIME_DIR)."""
-    p = kpool("run", "-n", "team-a", "--app", app, "--", "/usr/bin/env", "-0", expect=0,
+    """The KAFKA_* variables `kpool run` gives app's command. kpool removes the files when the
+    command ends, so the command copies them first (to a private directory next to the
+    fixture's $XDG_RUNTIME_DIR) and the *_PATH variables are pointed at the copies."""
+    keep = tempfile.mkdtemp(prefix="creds-%s-" % app, dir=os.path.dirname(kpool.xdg))
+    p = kpool("run", "-n", "team-a", "--app", app, "--", "/bin/sh", "-c",
+              'cp -p "${KAFKA_CA_PATH%/*}"/* "$0" && exec /usr/bin/env -0', keep, expect=0,
               shows_keys=True)
     pairs = (v.split("=", 1) for v in p.stdout.split("\0") if v)
-    return {k: v for k, v in pairs if k.startswith("KAFKA_")}
+    env = {k: v for k, v in pairs if k.startswith("KAFKA_")}
+    for k, v in env.items():
+        if k.endswith("_PATH"):
+            assert not os.path.exists(v), v  # removed by kpool run
+            env[k] = os.path.join(keep, os.path.basename(v))
+    return env
 
 
 # Which variables an application may have: the PEM values (kpool secret env), the files
