@@ -441,6 +441,7 @@ def kpool(world, tmp_path):
         return p
     run.xdg = str(xdg)
     run.popen = popen
+    run.environ = environ
     return run
 
 
@@ -746,6 +747,98 @@ def test_run_forwards_signals(kpool, tmp_path):
     rc, rest = finish(p)
     assert (rc, rest) == (42, "SIGTERM\n")
     assert not os.path.exists(d)
+
+
+# CMD for the terminal test: takes its signals with sigwaitinfo, so each delivery is seen
+# with its origin (si_code: SI_KERNEL from the terminal, SI_USER from kill) as soon as it comes.
+SIGWAIT_PY = r"""
+import os, signal, sys
+sigs = {signal.SIGINT, signal.SIGQUIT, signal.SIGTERM}
+signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+print("ready", flush=True)
+while True:
+    si = signal.sigwaitinfo(sigs)
+    print(signal.Signals(si.si_signo).name, "code=%d" % si.si_code, "from=%d" % si.si_pid,
+          flush=True)
+    if si.si_signo == signal.SIGTERM:
+        sys.exit(42)
+"""
+
+
+def test_run_terminal_signals_not_doubled(kpool, tmp_path):
+    """Ctrl-C on a terminal reaches kpool run and CMD both (one process group): kpool must not
+    pass it on a second time, or CMD sees two SIGINTs (many programs quit hard on the
+    second). Driven through a pseudo-terminal whose foreground group is kpool's."""
+    import pty
+    script = tmp_path / "sigwait.py"
+    script.write_text(SIGWAIT_PY)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session leader with the pty as its controlling terminal
+        try:
+            import termios
+            attrs = termios.tcgetattr(0)
+            attrs[3] &= ~termios.ECHO  # no ^C echoed into CMD's lines
+            termios.tcsetattr(0, termios.TCSANOW, attrs)
+            env = kpool.environ()
+            os.execve(KPOOL_BIN, [KPOOL_BIN, "run", "-n", "team-a", "--app", "shop", "--",
+                                  "/usr/bin/python3", str(script)], env)
+        finally:
+            os._exit(99)
+    out = b""
+
+    def read_until(what, timeout=60):
+        nonlocal out
+        deadline = time.time() + timeout
+        while what not in out:
+            assert time.time() < deadline, out
+            try:
+                out += os.read(fd, 4096)
+            except OSError:  # EIO: every process of the pty is gone
+                break
+        return out
+    try:
+        read_until(b"ready")
+        # kpool is stopped while the terminal signals: CMD takes its copy first, so a copy
+        # kpool passed on once continued could not merge with it (standard signals pending
+        # twice are delivered once)
+        os.kill(pid, signal.SIGSTOP)
+        _, st = os.waitpid(pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(st)
+        os.write(fd, b"\x03")  # Ctrl-C: SIGINT to the foreground process group
+        read_until(b"SIGINT")
+        os.write(fd, b"\x1c")  # Ctrl-\: SIGQUIT likewise
+        read_until(b"SIGQUIT")
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.5)  # a second delivery, if any, comes now
+        os.kill(pid, signal.SIGTERM)  # from a process: passed on
+        read_until(b"SIGTERM")
+        time.sleep(0.2)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        try:
+            while True:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                out += chunk
+        except OSError:
+            pass
+        os.close(fd)
+    text = out.decode(errors="replace")
+    assert "Sanitizer" not in text and "runtime error" not in text, text
+    # once each, from the terminal (si_code SI_KERNEL), not a second time from kpool
+    # (SI_USER); SIGTERM from kpool
+    got = re.findall(r"(SIG[A-Z]+) code=(-?\d+) from=(\d+)", text)
+    assert [(g[0], int(g[1])) for g in got] == [("SIGINT", 0x80), ("SIGQUIT", 0x80),
+                                                ("SIGTERM", 0)], text
+    assert int(got[2][2]) == pid, text
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 42, (status, text)
+    assert os.listdir(os.path.join(kpool.xdg, "kpool-run")) == []
 
 
 def test_run_killed_by_signal(kpool):
