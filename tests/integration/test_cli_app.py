@@ -33,6 +33,7 @@ import json
 import os
 import random
 import re
+import select
 import shutil
 import signal
 import socket
@@ -432,17 +433,25 @@ def kpool(world, tmp_path):
         leaked = [ln for ln in key_lines if ln in stderr or (not shows_keys and ln in stdout)]
         assert not leaked, "private key material in the output of %s" % (args,)
         return p
+    started = []
+
     def popen(*args, env=None):
-        """kpool in the background (stdout a pipe of text lines, stderr a file)."""
+        """kpool in the background (stdout a pipe of text lines, stderr a file); killed at
+        the end of the test if still running."""
         errf = tempfile.TemporaryFile()
         p = subprocess.Popen([KPOOL_BIN] + list(args), stdout=subprocess.PIPE, stderr=errf,
                              text=True, env=environ(False, env), cwd=str(tmp_path))
         p.errf = errf
+        started.append(p)
         return p
     run.xdg = str(xdg)
     run.popen = popen
     run.environ = environ
-    return run
+    yield run
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def one_line(p):
@@ -703,9 +712,10 @@ def on(sig, frame):
 for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
           signal.SIGUSR2, signal.SIGWINCH):
     signal.signal(s, on)
-print("ready", os.getppid(), os.path.dirname(os.environ["KAFKA_CA_PATH"]), flush=True)
-while True:
-    time.sleep(1)
+parent = os.getppid()
+print("ready", parent, os.path.dirname(os.environ["KAFKA_CA_PATH"]), flush=True)
+while os.getppid() == parent:  # orphaned (a failed test killed kpool): gone too
+    time.sleep(0.2)
 """
 
 
@@ -786,11 +796,14 @@ def test_run_terminal_signals_not_doubled(kpool, tmp_path):
             os._exit(99)
     out = b""
 
-    def read_until(what, timeout=60):
+    def read_until(what, timeout=30):
         nonlocal out
         deadline = time.time() + timeout
         while what not in out:
-            assert time.time() < deadline, out
+            left = deadline - time.time()
+            assert left > 0, out
+            if not select.select([fd], [], [], left)[0]:
+                continue
             try:
                 out += os.read(fd, 4096)
             except OSError:  # EIO: every process of the pty is gone
@@ -821,7 +834,7 @@ def test_run_terminal_signals_not_doubled(kpool, tmp_path):
         except (ProcessLookupError, ChildProcessError):
             pass
         try:
-            while True:
+            while select.select([fd], [], [], 1)[0]:
                 chunk = os.read(fd, 4096)
                 if not chunk:
                     break
