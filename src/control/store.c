@@ -146,6 +146,27 @@ static void write_failed(kp_store_t *s, const char *what, int rc, const char *ms
         kp_error("store", "%s: %s", what, msg ? msg : "?");
 }
 
+/* A write went through: a disk-full episode, if any, is over. */
+static void write_ok(kp_store_t *s)
+{
+    if (kp_log_limit_active(&s->full_log))
+        kp_log_limit_clear(&s->full_log, kp_mono_ms(), KP_LOG_INFO, "store",
+                           "the control plane's store is writable again");
+}
+
+/* Steps a write statement. A failure is logged (write_failed); a success outside a
+ * transaction is durable, so it ends a disk-full episode (inside one, COMMIT does). The
+ * step's result. */
+static int step_write(kp_store_t *s, sqlite3_stmt *st, const char *what)
+{
+    int r = sqlite3_step(st);
+    if (r != SQLITE_DONE)
+        write_failed(s, what, r, sqlite3_errmsg(s->db));
+    else if (sqlite3_get_autocommit(s->db))
+        write_ok(s);
+    return r;
+}
+
 static int exec(kp_store_t *s, const char *sql)
 {
     /* a COMMIT that failed (disk full, I/O error) has rolled the transaction back already:
@@ -158,9 +179,7 @@ static int exec(kp_store_t *s, const char *sql)
         sqlite3_free(msg);
         return -1;
     }
-    if (!strcmp(sql, "COMMIT"))
-        kp_log_limit_clear(&s->full_log, kp_mono_ms(), KP_LOG_INFO, "store",
-                           "the control plane's store is writable again");
+    if (!strcmp(sql, "COMMIT")) write_ok(s);
     return 0;
 }
 
@@ -185,8 +204,7 @@ static int64_t next_rv(kp_store_t *s)
                            &st, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_text(st, 1, buf, -1, SQLITE_TRANSIENT);
-    int r = sqlite3_step(st);
-    if (r != SQLITE_DONE) write_failed(s, "INSERT INTO meta", r, sqlite3_errmsg(s->db));
+    int r = step_write(s, st, "INSERT INTO meta");
     sqlite3_finalize(st);
     return r == SQLITE_DONE ? rv : -1;
 }
@@ -222,9 +240,7 @@ static int save(kp_store_t *s, const char *kind, const char *ns, const char *nam
         sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, rv);
         sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
-        int r = sqlite3_step(st);
-        rc = r == SQLITE_DONE ? 0 : -1;
-        if (rc < 0) write_failed(s, "INSERT INTO resources", r, sqlite3_errmsg(s->db));
+        rc = step_write(s, st, "INSERT INTO resources") == SQLITE_DONE ? 0 : -1;
         sqlite3_finalize(st);
     }
     free(body);
@@ -527,7 +543,7 @@ int kp_store_remove(kp_store_t *s, const char *kind, const char *ns, const char 
         sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, ns ? ns : "", -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE
+        rc = step_write(s, st, "DELETE FROM resources") == SQLITE_DONE
                  ? (sqlite3_changes(s->db) ? KP_STORE_OK : KP_STORE_NOT_FOUND)
                  : KP_STORE_ERROR;
         sqlite3_finalize(st);
@@ -572,7 +588,7 @@ static int token_insert(kp_store_t *s, const char *hash, const char *ns, const c
         sqlite3_bind_null(st, 2);
     sqlite3_bind_text(st, 3, description ? description : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    int rc = step_write(s, st, "INSERT INTO tokens") == SQLITE_DONE ? 0 : -1;
     sqlite3_finalize(st);
     return rc;
 }
@@ -793,7 +809,7 @@ int kp_store_meta_set(kp_store_t *s, const char *key, const char *value)
                            NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        rc = step_write(s, st, "INSERT INTO meta") == SQLITE_DONE ? 0 : -1;
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&s->lock);

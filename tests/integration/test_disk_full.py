@@ -110,6 +110,16 @@ def test_control_store_disk_full(tiny_fs):
                 assert code == 507 and obj["reason"] == "InsufficientStorage", (code, obj)
                 assert "disk full" in obj["message"]
         assert codes.get(507, 0) >= WRITES - 5, codes  # a few may fit in freed pages
+        # a DELETE is a write too; reads still work
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        auth = {"Authorization": "Bearer " + token}
+        c.request("DELETE", "/apis/kafka.nais.io/v1/namespaces/team/topics/t0", headers=auth)
+        r = c.getresponse()
+        assert r.status == 507 and "disk full" in json.loads(r.read())["message"]
+        c.request("GET", "/apis/kafka.nais.io/v1/namespaces/team/topics/t0", headers=auth)
+        r = c.getresponse()
+        assert r.status == 200 and json.loads(r.read())["metadata"]["name"] == "t0"
+        c.close()
         assert p.poll() is None
         text = log()
         full = log_lines(text, r"disk is full|disk full")
