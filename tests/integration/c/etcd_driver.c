@@ -18,7 +18,7 @@
  *                                 stdin says "revoke" (revokes the session) or EOF
  *   controller PREFIX             -> "controller ID EPOCH" | "none"
  *   claim PREFIX LOCAL_ID         -> "cluster ID" (exit 0) | "mismatch MESSAGE" (exit 3)
- *   watch PREFIX                  prints "reset N REV", "put KEY VALUE REV", "delete KEY REV"
+ *   watch PREFIX [START_REV]      prints "reset N REV", "put KEY VALUE REV", "delete KEY REV"
  *                                 as they come, until stdin closes; then "stats RECONNECTS
  *                                 RESETS"
  *   meta-selftest PREFIX          topics, partition CAS (conflict and fencing), ACLs,
@@ -350,8 +350,9 @@ int main(int argc, char **argv)
             die(rc);
         else
             printf("ttl %lld\n", (long long)ttl);
-    } else if (!strcmp(cmd, "watch") && argc == 4) {
-        kp_etcd_watch_t *w = kp_etcd_watch_start(e, argv[3], 0, on_event, NULL, err, sizeof(err));
+    } else if (!strcmp(cmd, "watch") && (argc == 4 || argc == 5)) {
+        kp_etcd_watch_t *w = kp_etcd_watch_start(e, argv[3], argc == 5 ? atoll(argv[4]) : 0,
+                                                 on_event, NULL, err, sizeof(err));
         if (!w) die(-100);
         while (stdin_line(line, sizeof(line), 200) >= 0) {
         }
