@@ -362,6 +362,8 @@ int kp_meta_topic_decode(const char *name, const char *json, size_t len, kp_meta
         if (!json_is_string(v) || strlen(json_string_value(v)) != json_string_length(v) ||
             json_string_length(v) > 65536)
             goto bad;
+        for (int j = 0; j < out->nconfigs; j++) /* "a\u0000x" and "a\u0000y" both read "a" */
+            if (!strcmp(out->config_keys[j], k)) goto bad;
         out->config_keys[out->nconfigs] = strdup(k);
         out->config_values[out->nconfigs] = strdup(json_string_value(v));
         out->nconfigs++;
