@@ -240,7 +240,8 @@ typedef struct kp_etcd_watch kp_etcd_watch_t;
 
 kp_etcd_watch_t *kp_etcd_watch_start(kp_etcd_t *e, const char *prefix, int64_t start_revision,
                                      kp_etcd_watch_fn fn, void *arg, char *err, size_t errlen);
-/* Stops the watch and joins its thread (returns within about a second). */
+/* Stops the watch and joins its thread: within about a second, or the client's timeout when
+ * a re-read of the prefix is under way. */
 void kp_etcd_watch_stop(kp_etcd_watch_t *w);
 
 typedef struct kp_etcd_watch_stats {

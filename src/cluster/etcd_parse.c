@@ -214,11 +214,13 @@ int kp_etcd__reply_error(json_t *o, char *err, size_t errlen)
     if (!msg) msg = "(no message)";
     json_int_t code = json_integer_value(json_object_get(o, "code"));
     kp_etcd__quote(err, errlen, "etcd", msg);
-    /* gRPC status codes, as the gateway passes them on */
-    if (code == 5 || strstr(msg, "no leader") || strstr(msg, "not found")) return KP_ETCD_ENOTFOUND;
+    /* gRPC status codes, as the gateway passes them on. 14 (UNAVAILABLE) is a member that
+     * cannot serve ("etcdserver: no leader", "leader changed"): another endpoint may; the
+     * election service's "election: no leader" (code 2) means nobody campaigns. */
+    if (code == 14) return KP_ETCD_EUNAVAILABLE;
+    if (code == 5 || !strncmp(msg, "election: no leader", 19)) return KP_ETCD_ENOTFOUND;
     if (code == 11 && strstr(msg, "compacted")) return KP_ETCD_ECOMPACTED;
     if (code == 4) return KP_ETCD_ETIMEDOUT;
-    if (code == 14) return KP_ETCD_EUNAVAILABLE;
     return KP_ETCD_ESERVER;
 }
 

@@ -249,3 +249,108 @@ def test_cluster_id_mismatch_refused(etcd):
 
 def test_meta_store_rules(etcd):
     assert run(etcd.url, "meta-selftest", "/kpool/self") == "ok"
+
+
+class HostileEtcd:
+    """An HTTP server on a free loopback port that answers the etcd gateway's paths the way
+    a broken or hostile server would: mode 'garbage' (well-formed JSON of the wrong shape),
+    'notjson', 'huge' (a body past KP_ETCD_REPLY_BYTES_MAX), 'hang' (never answers),
+    'watchjunk' (a watch stream that turns into junk)."""
+
+    def __init__(self, mode):
+        import http.server
+        import socketserver
+        outer = self
+        self.mode = mode
+
+        class H(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *a):
+                pass
+
+            def do_POST(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(n)
+                m = outer.mode
+                if m == "hang":
+                    time.sleep(6)
+                    return
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                if m == "huge":
+                    self.send_header("Content-Length", str(80 << 20))
+                    self.end_headers()
+                    chunk = b" " * (1 << 20)
+                    try:
+                        for _ in range(80):
+                            self.wfile.write(chunk)
+                    except OSError:
+                        pass
+                    return
+                if m == "watchjunk" and self.path == "/v3/watch":
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    self.wfile.write(b'{"result":{"header":{"revision":"3"},"created":true}}\n'
+                                     b'{"result":{"events":[{"kv":{"key":"!!"}}]}}\n')
+                    self.wfile.flush()
+                    return
+                body = {"garbage": b'{"header":{"revision":"2"},"kvs":[{"key":5}]}',
+                        "notjson": b"<html>502 Bad Gateway</html>",
+                        "watchjunk": b'{"header":{"revision":"2"}}'}[m]
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        class S(socketserver.ThreadingMixIn, http.server.HTTPServer):
+            daemon_threads = True
+
+        self.server = S(("127.0.0.1", 0), H)
+        self.url = "http://127.0.0.1:%d" % self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.parametrize("mode,want", [
+    ("garbage", "error -2 etcd range reply is malformed"),
+    ("notjson", "error -2 etcd reply is not a JSON object"),
+    ("huge", "error -2 "),
+])
+def test_hostile_server_replies_are_errors(mode, want):
+    h = HostileEtcd(mode)
+    try:
+        out = run(h.url, "get", "/k", rc=2)
+        assert out.startswith(want), out
+        if mode == "huge":
+            assert "larger than" in out
+    finally:
+        h.close()
+
+
+def test_timeout_is_not_retried_elsewhere(etcd):
+    """A request that timed out may have been applied: the client says so instead of sending
+    it to the next endpoint; the next call starts at the next endpoint."""
+    h = HostileEtcd("hang")
+    try:
+        run(etcd.url, "put", "/k", "v")
+        t0 = time.time()
+        lines = run(h.url + "," + etcd.url, "getn", "/k", 2).splitlines()
+        assert lines[0].startswith("error -7 ") and "no answer within 3000 ms" in lines[0], lines
+        assert lines[1].startswith("value v "), lines
+        assert time.time() - t0 < 6
+    finally:
+        h.close()
+
+
+def test_hostile_watch_stream_is_dropped_and_retried():
+    h = HostileEtcd("watchjunk")
+    try:
+        stats = run(h.url, "watchn", "/w/", 2).splitlines()[-1].split()
+        assert stats[0] == "stats"
+        assert int(stats[1]) >= 2  # the bad stream was dropped and opened again (with backoff)
+        assert stats[3] == "0"     # nothing from the bad stream was delivered
+    finally:
+        h.close()

@@ -6,6 +6,9 @@
  * Usage: etcd_driver ENDPOINTS COMMAND ARGS...
  *   put KEY VALUE                 -> "ok REV"
  *   get KEY                       -> "value VALUE MOD_REV" | "notfound"
+ *   getn KEY N                    N gets on one client, one line each as get (an error as
+ *                                 "error RC MESSAGE", without exiting)
+ *   watchn PREFIX SECONDS         a watch for SECONDS, then "stats RECONNECTS RESETS EVENTS"
  *   cas KEY VALUE EXPECTED_MOD    -> "ok REV" | "conflict MOD_REV"
  *   lease TTL                     -> "lease ID TTL"          (hex id)
  *   keepalive ID                  -> "ttl N" | "expired"
@@ -324,6 +327,27 @@ int main(int argc, char **argv)
         else
             printf("value %s %lld\n", kv.value, (long long)kv.mod_revision);
         kp_etcd_kv_free(&kv);
+    } else if (!strcmp(cmd, "getn") && argc == 5) {
+        for (int i = 0; i < atoi(argv[4]); i++) {
+            kp_etcd_kv_t kv;
+            rc = kp_etcd_get(e, argv[3], &kv, err, sizeof(err));
+            if (rc == KP_ETCD_ENOTFOUND)
+                printf("notfound\n");
+            else if (rc)
+                printf("error %d %s\n", rc, err);
+            else
+                printf("value %s %lld\n", kv.value, (long long)kv.mod_revision);
+            kp_etcd_kv_free(&kv);
+        }
+    } else if (!strcmp(cmd, "watchn") && argc == 5) {
+        kp_etcd_watch_t *w = kp_etcd_watch_start(e, argv[3], 0, on_event, NULL, err, sizeof(err));
+        if (!w) die(-100);
+        sleep((unsigned)atoi(argv[4]));
+        kp_etcd_watch_stats_t st;
+        kp_etcd_watch_stats(w, &st);
+        kp_etcd_watch_stop(w);
+        printf("stats %lld %lld %lld\n", (long long)st.reconnects, (long long)st.resets,
+               (long long)st.events);
     } else if (!strcmp(cmd, "cas") && argc == 6) {
         int64_t rev;
         kp_etcd_kv_t cur;
