@@ -195,7 +195,8 @@ void kp_etcd_leader_key_free(kp_etcd_leader_key_t *lk);
 
 /* Campaigns in election `name` with a key under `lease` holding value. Blocks until this
  * campaigner leads (0, *out filled) or timeout_ms passes (KP_ETCD_ETIMEDOUT: etcd then
- * withdraws the candidacy, and the caller may simply campaign again). The lease is what
+ * withdraws the candidacy, and the caller may simply campaign again; timeout_ms <= 0: the
+ * client's timeout). The lease is what
  * ends a leadership: when it expires or is revoked, the next campaigner wins. */
 int kp_etcd_campaign(kp_etcd_t *e, const char *name, int64_t lease, const void *value,
                      size_t value_len, int timeout_ms, kp_etcd_leader_key_t *out, char *err,
