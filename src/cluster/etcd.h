@@ -98,6 +98,7 @@ void kp_etcd_range_free(kp_etcd_range_t *r);
  * is made. timeout_ms <= 0 means KP_ETCD_TIMEOUT_MS_DEFAULT. NULL with err on a bad list
  * (empty, not http://, too many). */
 kp_etcd_t *kp_etcd_open(const char *endpoints, int timeout_ms, char *err, size_t errlen);
+/* Every watch on the client must have been stopped. */
 void kp_etcd_close(kp_etcd_t *e);
 /* The endpoint calls start at now (for messages). */
 const char *kp_etcd_endpoint(kp_etcd_t *e);
@@ -246,7 +247,7 @@ kp_etcd_watch_t *kp_etcd_watch_start(kp_etcd_t *e, const char *prefix, int64_t s
 void kp_etcd_watch_stop(kp_etcd_watch_t *w);
 
 typedef struct kp_etcd_watch_stats {
-    int64_t reconnects; /* streams opened after the first */
+    int64_t reconnects; /* streams opened (or attempted) after the first */
     int64_t resets;     /* KP_ETCD_WATCH_RESET deliveries (the first read included) */
     int64_t events;     /* events delivered */
     int64_t next_revision;

@@ -120,9 +120,39 @@ static void *pid_thread(void *arg)
     return NULL;
 }
 
+/* What the store's watch reported during the selftest (kinds seen, in order of arrival). */
+static pthread_mutex_t seen_lock = PTHREAD_MUTEX_INITIALIZER;
+static int seen_kind[4096], seen_deleted[4096], seen_partition[4096], nseen;
+static char seen_topic[4096][32];
+
+static void on_change(void *arg, const kp_meta_change_t *c, int n)
+{
+    pthread_mutex_lock(&seen_lock);
+    for (int i = 0; i < n && nseen < 4096; i++, nseen++) {
+        seen_kind[nseen] = c[i].kind;
+        seen_deleted[nseen] = c[i].deleted;
+        seen_partition[nseen] = c[i].partition;
+        snprintf(seen_topic[nseen], sizeof(seen_topic[nseen]), "%s", c[i].topic ? c[i].topic : "");
+    }
+    pthread_mutex_unlock(&seen_lock);
+}
+
+static int seen(int kind, const char *topic, int partition, int deleted)
+{
+    pthread_mutex_lock(&seen_lock);
+    int found = 0;
+    for (int i = 0; i < nseen && !found; i++)
+        found = seen_kind[i] == kind && seen_deleted[i] == deleted &&
+                (!topic || !strcmp(seen_topic[i], topic)) &&
+                (partition < 0 || seen_partition[i] == partition);
+    pthread_mutex_unlock(&seen_lock);
+    return found;
+}
+
 static int selftest(const char *ep, const char *prefix)
 {
     kp_meta_store_t *s = meta(ep, prefix, 1);
+    CHECK(kp_meta_watch_start(s, on_change, NULL, err, sizeof(err)) == 0);
     int32_t replicas[6] = {1, 2, 2, 3, 3, 1};
     char *ck[1] = {"retention.ms"}, *cv[1] = {"1000"};
     kp_meta_topic_t t = {.name = "orders",
@@ -228,6 +258,20 @@ static int selftest(const char *ep, const char *prefix)
         for (int j = 0; j < i; j++) CHECK(pid_firsts[j / 50][j % 50] != a);
     }
     CHECK(kp_meta_broker_unregister(s, err, sizeof(err)) == 0);
+    /* the watch saw every kind of record change, starting with a resync */
+    for (int i = 0; i < 100 && !seen(KP_META_CH_BROKER, NULL, -1, 1); i++) usleep(50000);
+    CHECK(nseen > 0 && seen_kind[0] == KP_META_CH_RESYNC);
+    CHECK(seen(KP_META_CH_TOPIC, "orders", -1, 0));
+    CHECK(seen(KP_META_CH_PARTITION, "orders", 4, 0));
+    CHECK(seen(KP_META_CH_PARTITION, "big", 299, 0));
+    CHECK(seen(KP_META_CH_TOPIC, "orders", -1, 1));
+    CHECK(seen(KP_META_CH_PARTITION, "orders", 1, 1));
+    CHECK(seen(KP_META_CH_BROKER, NULL, -1, 0));
+    CHECK(seen(KP_META_CH_BROKER, NULL, -1, 1)); /* the session ended */
+    CHECK(seen(KP_META_CH_CONTROLLER, NULL, -1, 0));
+    CHECK(seen(KP_META_CH_ACL, NULL, -1, 0));
+    CHECK(seen(KP_META_CH_ACL, NULL, -1, 1));
+    CHECK(seen(KP_META_CH_PRODUCER_IDS, NULL, -1, 0));
     kp_meta_close(s);
     printf("ok\n");
     return 0;
