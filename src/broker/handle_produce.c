@@ -226,7 +226,11 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
             return 0;
         }
     }
-    if (log_append_time) kp_batch_set_log_append_time(data, len, now);
+    if (log_append_time) { /* the stored batch's times, and so the indexes', are the broker's */
+        kp_batch_set_log_append_time(data, len, now);
+        info.max_timestamp = now;
+        info.attributes |= KP_BATCH_ATTR_LOG_APPEND_TIME;
+    }
 
     kp_append_result_t res;
     kp_log_append(p->log, data, len, &info, now, &res);

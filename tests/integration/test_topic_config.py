@@ -469,6 +469,20 @@ def test_log_append_time(b):
         assert got[1][3][0] == TIMESTAMP_LOG_APPEND_TIME and got[1][3][1] >= t2 - 5, got[1]
 
 
+def test_log_append_time_indexes_the_append_time(b):
+    """On a LogAppendTime topic the time index and the segment's times hold the broker's
+    append time, not the producer's: a ListOffsets by a time just before the append finds
+    the record (it answered no offset when the index kept the producer's 2009 timestamp)."""
+    with kwire.broker_log_on_failure(b), cfgwire.Conn(b.port) as c:
+        kwire.create_topic(b.bootstrap, "lat-idx", 1, {"message.timestamp.type": "LogAppendTime"})
+        t0 = int(time.time() * 1000)
+        for i in range(3):
+            err, _ = produce_one(b, "lat-idx", b"v%d" % i, timestamp=1234567890000)
+            assert err is None, err
+        assert c.list_offset("lat-idx", 0, t0 - 1000) == (0, 0)
+        assert c.list_offset("lat-idx", 0, t0 + 60000) == (0, -1)
+
+
 def test_min_insync_replicas(b):
     with kwire.broker_log_on_failure(b), cfgwire.Conn(b.port) as c:
         kwire.create_topic(b.bootstrap, "isr", 1, {"min.insync.replicas": "2"})
