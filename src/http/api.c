@@ -15,6 +15,8 @@
 #include "control/backup_format.h"
 #include "core/yamljson.h"
 #include "http/api_backup.h"
+#include "http/api_console.h"
+#include "http/console.h"
 #include "http/api_teams.h"
 #include "net/listener.h"
 #include "storage/fs.h"
@@ -591,9 +593,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (st->too_large)
         return status_error(conn, 413, "RequestEntityTooLarge", "body larger than %zu bytes",
                             st->body_max);
-    int backup_route = kp_api_backup_route(url);
+    if (kp_console_route(url)) return kp_console_serve(conn, url, method); /* no auth: app */
+    int backup_route = kp_api_backup_route(url), console_route = kp_api_console_route(url);
     route_t r = {0};
-    if (!backup_route && parse_route(url, &r) < 0)
+    if (!backup_route && !console_route && parse_route(url, &r) < 0)
         return status_error(conn, 404, "NotFound",
                             "the server could not find the requested resource");
     if (!backup_route && r.healthz) {
@@ -613,6 +616,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             who.admin
                 ? kp_api_backup_handle(api->backup, conn, url, method, st->body.data, st->body.len)
                 : status_error(conn, 403, "Forbidden", "only an admin token may use backups");
+    } else if (console_route) {
+        ret = kp_api_console_handle(api->store, conn, url, method, who.admin, who.ns);
     } else if (r.teams) {
         ret = do_teams(api, conn, &r, &who, st, method);
     } else if (!strcmp(method, "GET")) {

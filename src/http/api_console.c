@@ -1,0 +1,219 @@
+/* api_console.c — the console's endpoints (see api_console.h). */
+#include "http/api_console.h"
+
+#include "control/pool_browse.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define WHOAMI "/apis/kpool.dev/v1/whoami"
+#define NS_PREFIX "/apis/kpool.dev/v1/namespaces/"
+/* Per call to the pool: a console request must answer while someone is looking at it. */
+#define CONSOLE_POOL_TIMEOUT_MS 10000
+#define BROWSE_LIMIT_DEFAULT 20
+
+enum { EP_NONE, EP_WHOAMI, EP_PARTITIONS, EP_GROUPS, EP_MESSAGES };
+
+typedef struct console_route {
+    int endpoint;
+    char ns[128], topic[256];
+} console_route_t;
+
+static int parse(const char *url, console_route_t *r)
+{
+    memset(r, 0, sizeof(*r));
+    if (!strcmp(url, WHOAMI)) return r->endpoint = EP_WHOAMI;
+    if (strncmp(url, NS_PREFIX, strlen(NS_PREFIX)) != 0) return EP_NONE;
+    /* NS/topics/T/what: exactly four non-empty segments */
+    char buf[512], *seg[5];
+    if (snprintf(buf, sizeof(buf), "%s", url + strlen(NS_PREFIX)) >= (int)sizeof(buf))
+        return EP_NONE;
+    int n = 0;
+    for (char *save = NULL, *t = strtok_r(buf, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
+        if (n == 5) return EP_NONE;
+        seg[n++] = t;
+    }
+    if (n != 4 || strcmp(seg[1], "topics") != 0) return EP_NONE;
+    if (strlen(seg[0]) >= sizeof(r->ns) || strlen(seg[2]) >= sizeof(r->topic)) return EP_NONE;
+    int ep = !strcmp(seg[3], "partitions")       ? EP_PARTITIONS
+             : !strcmp(seg[3], "consumergroups") ? EP_GROUPS
+             : !strcmp(seg[3], "messages")       ? EP_MESSAGES
+                                                 : EP_NONE;
+    if (ep == EP_NONE) return EP_NONE;
+    strcpy(r->ns, seg[0]);
+    strcpy(r->topic, seg[2]);
+    return r->endpoint = ep;
+}
+
+int kp_api_console_route(const char *url)
+{
+    console_route_t r;
+    return parse(url, &r) != EP_NONE;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned code, json_t *body)
+{
+    char *text = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    /* records and offsets change all the time, and a token-bound answer is nobody else's */
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    enum MHD_Result rc = MHD_queue_response(conn, code, r);
+    MHD_destroy_response(r);
+    json_decref(body);
+    return rc;
+}
+
+static enum MHD_Result status(struct MHD_Connection *conn, unsigned code, const char *reason,
+                              const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static enum MHD_Result status(struct MHD_Connection *conn, unsigned code, const char *reason,
+                              const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    return send_json(conn, code,
+                     json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status",
+                               "apiVersion", "v1", "metadata", "status", "Failure", "message", msg,
+                               "reason", reason, "code", (int)code));
+}
+
+/* A query argument as an integer in [min, max]; def when absent. -1 with msg when bad. */
+static int query_int(struct MHD_Connection *conn, const char *name, int64_t min, int64_t max,
+                     int64_t def, int64_t *out, char *msg, size_t msglen)
+{
+    const char *s = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, name);
+    *out = def;
+    if (!s) return 0;
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (!*s || *end || errno || v < min || v > max) {
+        snprintf(msg, msglen, "%s: must be an integer from %lld to %lld, got \"%.40s\"", name,
+                 (long long)min, (long long)max, s);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_query(struct MHD_Connection *conn, kp_browse_query_t *q, char *msg,
+                       size_t msglen)
+{
+    int64_t limit, partition, offset, ts;
+    if (query_int(conn, "limit", 1, KP_BROWSE_LIMIT_MAX, BROWSE_LIMIT_DEFAULT, &limit, msg,
+                  msglen) < 0 ||
+        query_int(conn, "partition", 0, INT32_MAX, -1, &partition, msg, msglen) < 0 ||
+        query_int(conn, "offset", 0, INT64_MAX, -1, &offset, msg, msglen) < 0 ||
+        query_int(conn, "timestamp", 0, INT64_MAX, -1, &ts, msg, msglen) < 0)
+        return -1;
+    if (offset >= 0 && ts >= 0) {
+        snprintf(msg, msglen, "give offset or timestamp, not both");
+        return -1;
+    }
+    q->limit = (int)limit;
+    q->partition = (int32_t)partition;
+    q->offset = offset;
+    q->timestamp_ms = ts;
+    return 0;
+}
+
+/* The pool connection of the Topic ns/name (strings borrowed from *pool_obj, which the
+ * caller releases); *fqn set to the topic's name in the pool. An HTTP code on failure. */
+static unsigned topic_pool(kp_store_t *store, const console_route_t *r, kp_pool_conn_t *conn,
+                           json_t **pool_obj, char *fqn, size_t fqnlen, char *msg, size_t msglen)
+{
+    json_t *topic = NULL;
+    *pool_obj = NULL;
+    if (kp_store_get(store, "Topic", r->ns, r->topic, &topic) != KP_STORE_OK) {
+        snprintf(msg, msglen, "topics \"%s\" not found", r->topic);
+        return 404;
+    }
+    const char *pool = json_string_value(json_object_get(json_object_get(topic, "spec"), "pool"));
+    snprintf(fqn, fqnlen, "%s.%s", r->ns, r->topic); /* what topic.c names it in the pool */
+    unsigned code = 0;
+    if (!pool || kp_store_get(store, "Pool", "", pool, pool_obj) != KP_STORE_OK) {
+        snprintf(msg, msglen, "topics \"%s\": pool \"%s\" does not exist", r->topic,
+                 pool ? pool : "");
+        code = 404;
+    } else {
+        json_t *spec = json_object_get(*pool_obj, "spec"), *tls = json_object_get(spec, "tls");
+        memset(conn, 0, sizeof(*conn));
+        conn->bootstrap = json_string_value(json_object_get(spec, "bootstrapServers"));
+        conn->ca_path = json_string_value(json_object_get(tls, "caLocation"));
+        conn->cert_path = json_string_value(json_object_get(tls, "certificateLocation"));
+        conn->key_path = json_string_value(json_object_get(tls, "keyLocation"));
+        conn->timeout_ms = CONSOLE_POOL_TIMEOUT_MS;
+        if (!conn->bootstrap || !*conn->bootstrap) {
+            snprintf(msg, msglen, "pool \"%s\" has no spec.bootstrapServers", pool);
+            code = 503;
+        }
+    }
+    json_decref(topic);
+    return code;
+}
+
+static enum MHD_Result topic_endpoint(kp_store_t *store, struct MHD_Connection *conn,
+                                      const console_route_t *r)
+{
+    char msg[1024], fqn[512];
+    kp_browse_query_t q = {0};
+    if (r->endpoint == EP_MESSAGES && parse_query(conn, &q, msg, sizeof(msg)) < 0)
+        return status(conn, 400, "BadRequest", "%s", msg);
+    kp_pool_conn_t pc;
+    json_t *pool_obj;
+    unsigned code = topic_pool(store, r, &pc, &pool_obj, fqn, sizeof(fqn), msg, sizeof(msg));
+    if (code) {
+        json_decref(pool_obj);
+        return status(conn, code, code == 404 ? "NotFound" : "ServiceUnavailable", "%s", msg);
+    }
+    int missing = 0;
+    json_t *body = r->endpoint == EP_PARTITIONS
+                       ? kp_pool_browse_partitions(&pc, fqn, &missing, msg, sizeof(msg))
+                   : r->endpoint == EP_GROUPS
+                       ? kp_pool_browse_groups(&pc, fqn, &missing, msg, sizeof(msg))
+                       : kp_pool_browse_messages(&pc, fqn, &q, &missing, msg, sizeof(msg));
+    const char *pool = json_string_value(json_object_get(json_object_get(pool_obj, "metadata"), "name"));
+    char pool_name[256];
+    snprintf(pool_name, sizeof(pool_name), "%s", pool ? pool : "");
+    json_decref(pool_obj);
+    if (!body)
+        return missing ? status(conn, 404, "NotFound", "%s", msg)
+                       : status(conn, 503, "ServiceUnavailable", "%s", msg);
+    static const char *const kinds[] = {[EP_PARTITIONS] = "TopicPartitions",
+                                        [EP_GROUPS] = "ConsumerGroupList",
+                                        [EP_MESSAGES] = "MessageList"};
+    json_t *doc = json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:s}", "apiVersion", "kpool.dev/v1",
+                            "kind", kinds[r->endpoint], "metadata", "name", r->topic,
+                            "namespace", r->ns, "pool", pool_name, "topic", fqn);
+    json_object_update(doc, body);
+    json_decref(body);
+    return send_json(conn, 200, doc);
+}
+
+enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *conn,
+                                      const char *url, const char *method, int admin,
+                                      const char *ns)
+{
+    console_route_t r;
+    parse(url, &r);
+    if (strcmp(method, "GET") != 0)
+        return status(conn, 405, "MethodNotAllowed", "%s is not supported on %s", method, url);
+    if (r.endpoint == EP_WHOAMI)
+        return send_json(conn, 200,
+                         json_pack("{s:s, s:s, s:b, s:o}", "apiVersion", "kpool.dev/v1", "kind",
+                                   "WhoAmI", "admin", admin, "namespace",
+                                   ns && !admin ? json_string(ns) : json_null()));
+    if (!admin && (!ns || strcmp(ns, r.ns) != 0))
+        return status(conn, 403, "Forbidden", "topics \"%s\" is forbidden in namespace \"%s\"",
+                      r.topic, r.ns);
+    return topic_endpoint(store, conn, &r);
+}
