@@ -308,8 +308,11 @@ async function groupsSection(ns, name) {
         String(x.endOffset), String(x.lag)]), "")));
 }
 
-function shownBytes(v, enc) {
+// Key, value or header bytes as the API gives them (utf8 text, hex, or null); JSON objects
+// are pretty-printed. inline: a short one-line form (keys, headers).
+function shownBytes(v, enc, inline) {
   if (enc === "null") return h("span", { class: "muted" }, "null");
+  if (inline && enc === "utf8" && !v.includes("\n")) return h("code", {}, v);
   if (enc === "hex") return h("span", {}, badge("hex"), " ", h("code", { class: "hex" },
     v.replace(/(.{2})/g, "$1 ").trim()));
   try {
@@ -326,14 +329,16 @@ function messageRow(m) {
       h("span", {}, "partition ", h("strong", {}, m.partition)),
       h("span", {}, "offset ", h("strong", {}, m.offset)),
       h("span", { title: m.timestampType }, when(m.timestamp)),
-      m.schemaId !== undefined ? badge("schema id " + m.schemaId) : null,
+      m.schemaId !== undefined ? h("span", { class: "badge", title: "The value starts like " +
+        "the schema registry's wire format (a zero byte, then a schema id); it may also " +
+        "just be binary." }, "schema id " + m.schemaId + "?") : null,
       m.truncated ? badge("truncated", "warn") : null),
     h("dl", {},
-      h("dt", {}, "Key"), h("dd", {}, shownBytes(m.key, m.keyEncoding)),
+      h("dt", {}, "Key"), h("dd", {}, shownBytes(m.key, m.keyEncoding, true)),
       h("dt", {}, "Value"), h("dd", {}, shownBytes(m.value, m.valueEncoding)),
       m.headers.length ? [h("dt", {}, "Headers"), h("dd", {}, h("ul", { class: "headers" },
         m.headers.map((x) => h("li", {}, h("code", {}, x.key), ": ",
-          shownBytes(x.value, x.valueEncoding)))))] : null));
+          shownBytes(x.value, x.valueEncoding, true)))))] : null));
 }
 
 function browser(ns, name, partitions) {
@@ -427,6 +432,15 @@ async function route() {
   if (!me) return;
   const ns = currentNs();
   renderNav();
+  const asked = /^#\/ns\/([^/]+)/.exec(location.hash);
+  if (asked && !me.admin && decodeURIComponent(asked[1]) !== me.namespace) {
+    const other = decodeURIComponent(asked[1]);
+    show("Not your team", h("h1", {}, "Not your team"), errorBox("This token belongs to team " +
+      me.namespace + "; it cannot see team " + other + ".", false),
+    h("p", {}, h("a", { href: "#/ns/" + encodeURIComponent(me.namespace) }, "Back to team " +
+      me.namespace)));
+    return;
+  }
   const m = /^#\/ns\/[^/]+\/topics\/([^/]+)$/.exec(location.hash);
   if (m && ns) {
     const name = decodeURIComponent(m[1]);

@@ -1,0 +1,102 @@
+"""The web console end to end (SPEC §14, docs/console.md): `kpool up` serves it at `/` of the
+API address; Debian's headless Chromium, driven by playwright-core (web/console_e2e.js), signs
+in and reads what real Kafka clients wrote.
+
+Covered (each a step of console_e2e.js): only the sign-in page without a token; a bad token
+is refused with a message; team A sees its topics (RolloutComplete, and a failing Topic's
+FailedPrepare message) and not team B's; the token is in sessionStorage and never in a URL;
+the topic page shows the ACL, the partitions, a consumer group's lag and the messages a
+producer wrote (JSON pretty-printed, binary as hex), also from an offset; Tab reaches the
+controls; no horizontal scrolling at phone width; team B's namespace is refused; sign out;
+a token revoked while signed in sends the user back to sign-in with a message; the admin
+picks any team; an unreachable control plane is said so; no request leaves the origin.
+Screenshots land in $KPOOL_ARTIFACTS/console (default build/artifacts/console).
+"""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+
+import test_control as T
+from test_control import TOPICS_PATH, topic_doc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+WEB = os.path.join(HERE, "web")
+ROOT = os.path.dirname(os.path.dirname(HERE))
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM) or not os.path.isdir(os.path.join(WEB, "node_modules")),
+    reason="needs Debian's chromium and `npm ci` in tests/integration/web "
+           "(scripts/install-deps.sh installs both)")
+
+
+@pytest.fixture(scope="module")
+def up():
+    k = T.KpoolUp().start()
+    try:
+        yield k
+    finally:
+        k.stop()
+
+
+def team(up, name):
+    code, _, body = up.api("POST", "/apis/kpool.dev/v1/teams", {"name": name})
+    assert code == 201, body
+    return body["token"]
+
+
+def test_console_end_to_end(up, tmp_path):
+    tok_a, tok_c = team(up, "web-a"), team(up, "web-c")
+    team(up, "web-b")
+    for ns, name, cfg in (("web-a", "orders", {"partitions": 2}), ("web-b", "payroll", None),
+                          ("web-a", "broken", {"replication": 3})):
+        code, _, body = up.api("PUT", TOPICS_PATH % ns + "/" + name, topic_doc(ns, name, cfg))
+        assert code == 201, body
+    up.wait_status("web-a", "orders", "RolloutComplete")
+    up.wait_status("web-b", "payroll", "RolloutComplete")
+    broken = up.wait_status("web-a", "broken", "FailedPrepare")
+    # a real client writes what the browser must show: JSON, text with headers, binary
+    p = Producer(dict(up.ssl_conf(), acks="all"))
+    p.produce("web-a.orders", b'{"order": 41, "item": "tea"}', key=b"k-41", partition=0,
+              headers=[("source", b"e2e")])
+    p.produce("web-a.orders", b"plain text order 42", key=b"k-42", partition=0)
+    p.produce("web-a.orders", b"\x00\x01\xfe\xff binary", partition=0)
+    p.produce("web-b.payroll", b"salary of team b", partition=0)
+    assert p.flush(30) == 0
+    # a consumer group reads one record and commits: lag 2 on partition 0
+    c = Consumer(dict(up.ssl_conf(), **{"group.id": "web-a-reader", "enable.auto.commit": False}))
+    c.assign([TopicPartition("web-a.orders", 0, 0)])
+    deadline = time.time() + 20
+    m = None
+    while time.time() < deadline and (m is None or m.error()):
+        m = c.poll(0.5)
+    assert m is not None and not m.error()
+    c.commit(message=m, asynchronous=False)
+    c.close()
+
+    shots = os.path.join(os.environ.get("KPOOL_ARTIFACTS", os.path.join(ROOT, "build",
+                                                                         "artifacts")), "console")
+    os.makedirs(shots, exist_ok=True)
+    env = dict(os.environ, BASE_URL="http://" + up.api_url, ADMIN_TOKEN=up.token, TOKEN_A=tok_a,
+               NS_A="web-a", TOPIC_A="orders", VALUE_A="plain text order 42",
+               GROUP_A="web-a-reader", FAILING_TOPIC="broken",
+               FAILING_MESSAGE=broken["status"]["message"], NS_B="web-b", TOPIC_B="payroll",
+               VALUE_B="salary of team b", TOKEN_C=tok_c, NS_C="web-c", SHOTS=shots,
+               CHROMIUM=CHROMIUM)
+    t0 = time.time()
+    r = subprocess.run(["node", os.path.join(WEB, "console_e2e.js")], env=env, cwd=WEB,
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("ok"), \
+        "console e2e failed after %.1fs:\n%s\n%s\n%s" % (time.time() - t0, r.stdout, r.stderr,
+                                                          up.log()[-3000:])
+    for name in ("console-signin.png", "console-team.png", "console-topic.png",
+                 "console-topic-phone.png"):
+        assert os.path.getsize(os.path.join(shots, name)) > 1000, name
+    # no token reached the control plane's log
+    log = up.log()
+    assert tok_a not in log and tok_c not in log and up.token not in log
