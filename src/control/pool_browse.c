@@ -112,8 +112,7 @@ static const rd_kafka_metadata_partition_t **sorted_partitions(const rd_kafka_me
 {
     *n = t->partition_cnt < KP_BROWSE_PARTITIONS_MAX ? t->partition_cnt : KP_BROWSE_PARTITIONS_MAX;
     const rd_kafka_metadata_partition_t **v = kp_xcalloc((size_t)*n + 1, sizeof(*v));
-    for (int i = 0; i < *n; i++)
-        v[i] = &t->partitions[i];
+    for (int i = 0; i < *n; i++) v[i] = &t->partitions[i];
     qsort(v, (size_t)*n, sizeof(*v), cmp_partition);
     return v;
 }
@@ -123,16 +122,15 @@ static int watermarks(rd_kafka_t *rk, const kp_pool_conn_t *c, const char *topic
 {
     rd_kafka_resp_err_t e = rd_kafka_query_watermark_offsets(rk, topic, p, lo, hi, timeout_of(c));
     if (!e) return 0;
-    snprintf(err, errlen, "offsets of %s[%d]: %s (pool at %s)", topic, (int)p,
-             rd_kafka_err2str(e), c->bootstrap);
+    snprintf(err, errlen, "offsets of %s[%d]: %s (pool at %s)", topic, (int)p, rd_kafka_err2str(e),
+             c->bootstrap);
     return -1;
 }
 
 static json_t *int_array(const int32_t *v, int n)
 {
     json_t *a = json_array();
-    for (int i = 0; i < n; i++)
-        json_array_append_new(a, json_integer(v[i]));
+    for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(v[i]));
     return a;
 }
 
@@ -156,13 +154,13 @@ json_t *kp_pool_browse_partitions(const kp_pool_conn_t *c, const char *topic, in
             ok = watermarks(rk, c, topic, ps[i]->id, &lo, &hi, err, errlen) == 0;
             if (!ok) break;
             total += hi - lo;
-            json_array_append_new(
-                parts, json_pack("{s:i, s:i, s:o, s:o, s:I, s:I, s:I}", "partition", ps[i]->id,
-                                 "leader", ps[i]->leader, "replicas",
-                                 int_array(ps[i]->replicas, ps[i]->replica_cnt), "isr",
-                                 int_array(ps[i]->isrs, ps[i]->isr_cnt), "startOffset",
-                                 (json_int_t)lo, "endOffset", (json_int_t)hi, "records",
-                                 (json_int_t)(hi - lo)));
+            json_array_append_new(parts,
+                                  json_pack("{s:i, s:i, s:o, s:o, s:I, s:I, s:I}", "partition",
+                                            ps[i]->id, "leader", ps[i]->leader, "replicas",
+                                            int_array(ps[i]->replicas, ps[i]->replica_cnt), "isr",
+                                            int_array(ps[i]->isrs, ps[i]->isr_cnt), "startOffset",
+                                            (json_int_t)lo, "endOffset", (json_int_t)hi, "records",
+                                            (json_int_t)(hi - lo)));
         }
         free(ps);
         if (ok)
@@ -183,8 +181,7 @@ static int group_offsets(rd_kafka_t *rk, const kp_pool_conn_t *c, const char *gr
                          int64_t *offsets, char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *parts = rd_kafka_topic_partition_list_new(n);
-    for (int i = 0; i < n; i++)
-        rd_kafka_topic_partition_list_add(parts, topic, ps[i]->id);
+    for (int i = 0; i < n; i++) rd_kafka_topic_partition_list_add(parts, topic, ps[i]->id);
     rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, parts);
     rd_kafka_topic_partition_list_destroy(parts);
     char es[256];
@@ -205,7 +202,8 @@ static int group_offsets(rd_kafka_t *rk, const kp_pool_conn_t *c, const char *gr
         snprintf(err, errlen, "offsets of group %s: %s", group, rd_kafka_event_error_string(ev));
     } else if (res) {
         size_t cnt = 0;
-        const rd_kafka_group_result_t **gr = rd_kafka_ListConsumerGroupOffsets_result_groups(res, &cnt);
+        const rd_kafka_group_result_t **gr =
+            rd_kafka_ListConsumerGroupOffsets_result_groups(res, &cnt);
         const rd_kafka_error_t *ge = cnt ? rd_kafka_group_result_error(gr[0]) : NULL;
         if (!cnt || ge) {
             snprintf(err, errlen, "offsets of group %s: %s", group,
@@ -240,10 +238,10 @@ static json_t *group_entry(const struct rd_kafka_group_info *g,
         any = 1;
         int64_t l = ends[i] > offsets[i] ? ends[i] - offsets[i] : 0;
         lag += l;
-        json_array_append_new(parts, json_pack("{s:i, s:I, s:I, s:I}", "partition", ps[i]->id,
-                                               "committedOffset", (json_int_t)offsets[i],
-                                               "endOffset", (json_int_t)ends[i], "lag",
-                                               (json_int_t)l));
+        json_array_append_new(parts,
+                              json_pack("{s:i, s:I, s:I, s:I}", "partition", ps[i]->id,
+                                        "committedOffset", (json_int_t)offsets[i], "endOffset",
+                                        (json_int_t)ends[i], "lag", (json_int_t)l));
     }
     if (!any) {
         json_decref(parts);
@@ -357,13 +355,12 @@ static json_t *record_json(const rd_kafka_message_t *m)
     int truncated = 0;
     json_t *key = bytes_json(m->key, m->key_len, &kenc, &truncated);
     json_t *value = bytes_json(m->payload, m->len, &venc, &truncated);
-    json_t *r = json_pack("{s:i, s:I, s:I, s:s, s:o, s:s, s:o, s:s, s:I}", "partition",
-                          (int)m->partition, "offset", (json_int_t)m->offset, "timestamp",
-                          (json_int_t)ts, "timestampType",
-                          tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "LogAppendTime"
-                                                                       : "CreateTime",
-                          "key", key, "keyEncoding", kenc, "value", value, "valueEncoding", venc,
-                          "valueBytes", (json_int_t)m->len);
+    json_t *r =
+        json_pack("{s:i, s:I, s:I, s:s, s:o, s:s, s:o, s:s, s:I}", "partition", (int)m->partition,
+                  "offset", (json_int_t)m->offset, "timestamp", (json_int_t)ts, "timestampType",
+                  tstype == RD_KAFKA_TIMESTAMP_LOG_APPEND_TIME ? "LogAppendTime" : "CreateTime",
+                  "key", key, "keyEncoding", kenc, "value", value, "valueEncoding", venc,
+                  "valueBytes", (json_int_t)m->len);
     /* Confluent's wire format: magic 0, then the registry's schema id (big endian) */
     const unsigned char *v = m->payload;
     if (v && m->len >= 5 && v[0] == 0)
@@ -463,8 +460,7 @@ static int read_records(rd_kafka_t *rk, const kp_pool_conn_t *c, const char *top
         rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 200);
         if (!m) continue;
         int i = 0;
-        while (i < n && ps[i]->id != m->partition)
-            i++;
+        while (i < n && ps[i]->id != m->partition) i++;
         if (i == n || done[i]) {
             rd_kafka_message_destroy(m);
             continue;
@@ -495,8 +491,7 @@ static int read_records(rd_kafka_t *rk, const kp_pool_conn_t *c, const char *top
 }
 
 json_t *kp_pool_browse_messages(const kp_pool_conn_t *c, const char *topic,
-                                const kp_browse_query_t *q, int *missing, char *err,
-                                size_t errlen)
+                                const kp_browse_query_t *q, int *missing, char *err, size_t errlen)
 {
     *missing = 0;
     rd_kafka_t *rk = client_new(c, err, errlen);
@@ -507,8 +502,7 @@ json_t *kp_pool_browse_messages(const kp_pool_conn_t *c, const char *topic,
     const rd_kafka_metadata_partition_t **ps = t ? sorted_partitions(t, &n) : NULL;
     if (t && q->partition >= 0) { /* only that partition */
         int i = 0;
-        while (i < n && ps[i]->id != q->partition)
-            i++;
+        while (i < n && ps[i]->id != q->partition) i++;
         if (i == n) {
             *missing = 1;
             snprintf(err, errlen, "partition %d of %s does not exist (it has %d)",
@@ -539,8 +533,7 @@ json_t *kp_pool_browse_messages(const kp_pool_conn_t *c, const char *topic,
         for (int k = 0; k < take; k++)
             json_array_append(items, out[newest ? nout - 1 - k : k].json);
     }
-    for (int k = 0; k < nout; k++)
-        json_decref(out[k].json);
+    for (int k = 0; k < nout; k++) json_decref(out[k].json);
     free(out);
     free(start);
     free(stop);

@@ -29,10 +29,10 @@
 #define KP_BROWSE_PARTITIONS_MAX 1024
 
 typedef struct kp_browse_query {
-    int limit;             /* 1..KP_BROWSE_LIMIT_MAX */
-    int32_t partition;     /* -1: every partition */
-    int64_t offset;        /* >= 0: from this offset on (per partition read); -1: unset */
-    int64_t timestamp_ms;  /* >= 0: from the first record at or after this time; -1: unset */
+    int limit;            /* 1..KP_BROWSE_LIMIT_MAX */
+    int32_t partition;    /* -1: every partition */
+    int64_t offset;       /* >= 0: from this offset on (per partition read); -1: unset */
+    int64_t timestamp_ms; /* >= 0: from the first record at or after this time; -1: unset */
 } kp_browse_query_t;
 
 /* {"partitions": [{partition, leader, replicas, isr, startOffset, endOffset, records}],
@@ -50,7 +50,6 @@ json_t *kp_pool_browse_groups(const kp_pool_conn_t *c, const char *topic, int *m
  * records from there (oldest first). Bytes are shown as text when they are valid UTF-8
  * ("keyEncoding"/"valueEncoding": "utf8"), else as hex ("hex"); null stays null. */
 json_t *kp_pool_browse_messages(const kp_pool_conn_t *c, const char *topic,
-                                const kp_browse_query_t *q, int *missing, char *err,
-                                size_t errlen);
+                                const kp_browse_query_t *q, int *missing, char *err, size_t errlen);
 
 #endif

@@ -10,11 +10,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WHOAMI "/apis/kpool.dev/v1/whoami"
+#define WHOAMI    "/apis/kpool.dev/v1/whoami"
 #define NS_PREFIX "/apis/kpool.dev/v1/namespaces/"
 /* Per call to the pool: a console request must answer while someone is looking at it. */
 #define CONSOLE_POOL_TIMEOUT_MS 10000
-#define BROWSE_LIMIT_DEFAULT 20
+#define BROWSE_LIMIT_DEFAULT    20
 
 enum { EP_NONE, EP_WHOAMI, EP_PARTITIONS, EP_GROUPS, EP_MESSAGES };
 
@@ -105,8 +105,7 @@ static int query_int(struct MHD_Connection *conn, const char *name, int64_t min,
     return 0;
 }
 
-static int parse_query(struct MHD_Connection *conn, kp_browse_query_t *q, char *msg,
-                       size_t msglen)
+static int parse_query(struct MHD_Connection *conn, kp_browse_query_t *q, char *msg, size_t msglen)
 {
     int64_t limit, partition, offset, ts;
     if (query_int(conn, "limit", 1, KP_BROWSE_LIMIT_MAX, BROWSE_LIMIT_DEFAULT, &limit, msg,
@@ -181,7 +180,8 @@ static enum MHD_Result topic_endpoint(kp_store_t *store, struct MHD_Connection *
                    : r->endpoint == EP_GROUPS
                        ? kp_pool_browse_groups(&pc, fqn, &missing, msg, sizeof(msg))
                        : kp_pool_browse_messages(&pc, fqn, &q, &missing, msg, sizeof(msg));
-    const char *pool = json_string_value(json_object_get(json_object_get(pool_obj, "metadata"), "name"));
+    const char *pool =
+        json_string_value(json_object_get(json_object_get(pool_obj, "metadata"), "name"));
     char pool_name[256];
     snprintf(pool_name, sizeof(pool_name), "%s", pool ? pool : "");
     json_decref(pool_obj);
@@ -192,8 +192,8 @@ static enum MHD_Result topic_endpoint(kp_store_t *store, struct MHD_Connection *
                                         [EP_GROUPS] = "ConsumerGroupList",
                                         [EP_MESSAGES] = "MessageList"};
     json_t *doc = json_pack("{s:s, s:s, s:{s:s, s:s}, s:s, s:s}", "apiVersion", "kpool.dev/v1",
-                            "kind", kinds[r->endpoint], "metadata", "name", r->topic,
-                            "namespace", r->ns, "pool", pool_name, "topic", fqn);
+                            "kind", kinds[r->endpoint], "metadata", "name", r->topic, "namespace",
+                            r->ns, "pool", pool_name, "topic", fqn);
     json_object_update(doc, body);
     json_decref(body);
     return send_json(conn, 200, doc);

@@ -25,8 +25,8 @@ int kp_console_route(const char *url)
     return url && lookup(url) != NULL;
 }
 
-static enum MHD_Result answer(struct MHD_Connection *conn, unsigned code,
-                              struct MHD_Response *r, const kp_web_asset_t *a)
+static enum MHD_Result answer(struct MHD_Connection *conn, unsigned code, struct MHD_Response *r,
+                              const kp_web_asset_t *a)
 {
     if (a) {
         MHD_add_response_header(r, "Content-Type", a->content_type);
@@ -47,8 +47,8 @@ enum MHD_Result kp_console_serve(struct MHD_Connection *conn, const char *url, c
     const kp_web_asset_t *a = lookup(url);
     if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
         static const char msg[] = "method not allowed\n";
-        struct MHD_Response *r = MHD_create_response_from_buffer(
-            sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
+        struct MHD_Response *r =
+            MHD_create_response_from_buffer(sizeof(msg) - 1, (void *)msg, MHD_RESPMEM_PERSISTENT);
         MHD_add_response_header(r, "Allow", "GET, HEAD");
         return answer(conn, MHD_HTTP_METHOD_NOT_ALLOWED, r, NULL);
     }
