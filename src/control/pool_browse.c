@@ -309,10 +309,8 @@ out:
 
 /* ---- the message browser ---- */
 
-/* Bytes as JSON: text when valid UTF-8 without control characters (other than tab and
- * newlines), else hex; null stays null. Longer than KP_BROWSE_VALUE_BYTES_MAX: cut, and
- * *truncated set. */
-static json_t *bytes_json(const void *ptr, size_t len, const char **encoding, int *truncated)
+json_t *kp_pool_browse_bytes_json(const void *ptr, size_t len, const char **encoding,
+                                  int *truncated)
 {
     if (!ptr) {
         *encoding = "null";
@@ -353,8 +351,8 @@ static json_t *record_json(const rd_kafka_message_t *m)
     int64_t ts = rd_kafka_message_timestamp(m, &tstype);
     const char *kenc, *venc;
     int truncated = 0;
-    json_t *key = bytes_json(m->key, m->key_len, &kenc, &truncated);
-    json_t *value = bytes_json(m->payload, m->len, &venc, &truncated);
+    json_t *key = kp_pool_browse_bytes_json(m->key, m->key_len, &kenc, &truncated);
+    json_t *value = kp_pool_browse_bytes_json(m->payload, m->len, &venc, &truncated);
     json_t *r =
         json_pack("{s:i, s:I, s:I, s:s, s:o, s:s, s:o, s:s, s:I}", "partition", (int)m->partition,
                   "offset", (json_int_t)m->offset, "timestamp", (json_int_t)ts, "timestampType",
@@ -375,7 +373,7 @@ static json_t *record_json(const rd_kafka_message_t *m)
         size_t hlen;
         for (size_t i = 0; !rd_kafka_header_get_all(hdrs, i, &name, &hv, &hlen); i++) {
             const char *henc;
-            json_t *val = bytes_json(hv, hlen, &henc, &truncated);
+            json_t *val = kp_pool_browse_bytes_json(hv, hlen, &henc, &truncated);
             json_array_append_new(headers, json_pack("{s:s, s:o, s:s}", "key", name, "value", val,
                                                      "valueEncoding", henc));
         }
