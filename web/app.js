@@ -116,6 +116,13 @@ function renderNav() {
   } else {
     items.push(h("span", { class: "who" }, "Team ", h("strong", { id: "whoami" }, me.namespace)));
   }
+  const here = location.hash;
+  const page = here === "#/pools" || here === "#/backups" ? here : "overview";
+  const link = (href, text, key) => h("a", { href, class: "navlink",
+    "aria-current": page === (key || href) ? "page" : null }, text);
+  items.push(link(ns ? "#/ns/" + encodeURIComponent(ns) : "#/", "Overview", "overview"),
+    link("#/pools", "Pools"));
+  if (me.admin) items.push(link("#/backups", "Backups"));
   items.push(h("button", { type: "button", id: "signout", class: "secondary",
     onclick: () => signOut("You signed out.") }, "Sign out"));
   nav.replaceChildren(...items);
@@ -222,6 +229,20 @@ async function certExpiry(ns, secretName) {
   }
 }
 
+// The number of records a topic holds (end minus start offsets), filled in when it comes.
+function recordsCell(ns, t) {
+  const cell = h("span", { class: "muted" }, "…");
+  if (syncState(t) !== "RolloutComplete") {
+    cell.textContent = "—";
+    return cell;
+  }
+  api(paths.console(ns, t.metadata.name, "partitions")).then((p) => {
+    cell.className = "";
+    cell.textContent = p.records.toLocaleString("en");
+  }).catch(() => { cell.textContent = "—"; });
+  return cell;
+}
+
 async function overview(ns) {
   if (!ns) {
     show("Teams", h("h1", {}, "Teams"), h("p", { class: "empty" },
@@ -236,7 +257,8 @@ async function overview(ns) {
     const cfg = t.spec.config || {};
     return [topicLink(ns, t.metadata.name), stateCell(t),
       h("code", {}, (t.status || {}).fullyQualifiedName || ns + "." + t.metadata.name),
-      t.spec.pool || "—", cfg.partitions ?? 1, cfg.replication ?? "default", retention(cfg)];
+      t.spec.pool || "—", cfg.partitions ?? 1, cfg.replication ?? "default", retention(cfg),
+      recordsCell(ns, t)];
   });
   const appRows = await Promise.all(apps.items.map(async (a) => {
     const name = a.metadata.name;
@@ -256,7 +278,7 @@ async function overview(ns) {
       h("h2", { id: "topics-h" }, "Topics ", h("span", { class: "count" }, topics.items.length)),
       table("Topics of " + ns,
         ["Name", "State", "Name in the pool", "Pool", "Partitions", "Replication",
-          "Retention (time / size)"], topicRows,
+          "Retention (time / size)", "Records"], topicRows,
         "No topics yet. Apply a Topic (see examples/topic.yaml) with kpool apply -f.")),
     h("section", { id: "applications", "aria-labelledby": "apps-h" },
       h("h2", { id: "apps-h" }, "Applications ", h("span", { class: "count" }, apps.items.length)),
@@ -426,6 +448,52 @@ async function topicPage(ns, name) {
         : h("p", { class: "empty" }, "The topic is not in the pool yet.")));
 }
 
+// ---- pools and backups ----
+
+async function poolsPage() {
+  const pools = await api(paths.pools());
+  const rows = pools.items.map((p) => {
+    const st = p.status || {};
+    const r = (p.spec || {}).replication || {};
+    return [p.metadata.name, h("div", {}, stateBadge(st.state),
+      st.state !== "Ready" && st.message ? h("div", { class: "status-msg" }, st.message) : null),
+    h("code", {}, (p.spec || {}).bootstrapServers || "—"),
+    st.topics ?? "—", st.unmanagedTopicCount ?? "—",
+    [r.min ?? 1, r.max ?? 1, r.default ?? r.min ?? 1].join(" / ")];
+  });
+  show("Pools", h("h1", {}, "Pools"),
+    h("section", { id: "pools", "aria-labelledby": "pools-h" }, h("h2", { id: "pools-h" },
+      "Kafka pools"),
+    table("Pools", ["Name", "State", "Bootstrap servers", "Topics", "Unmanaged topics",
+      "Replication (min / max / default)"], rows, "No pools.")));
+}
+
+async function backupsPage() {
+  const b = await api(paths.backups());
+  const pools = (b.pools || []).map((p) => [p.pool, h("div", {}, stateBadge(p.state),
+    p.lastError ? h("div", { class: "status-msg" }, p.lastError) : null),
+  when(p.lastSuccessTime), when(p.nextScheduledTime), String(p.successesTotal ?? 0),
+  String(p.failuresTotal ?? 0)]);
+  const files = (b.items || []).map((f) => [h("code", {}, f.name), f.pool, when(f.time),
+    bytes(f.sizeBytes), h("div", {}, stateBadge(f.state),
+      f.error ? h("div", { class: "status-msg" }, f.error) : null),
+    f.summary ? `${f.summary.topics} topics, ${f.summary.acls} ACLs, ` +
+      `${f.summary.resources} resources` : "—"]);
+  const sch = b.schedule || {};
+  show("Backups", h("h1", {}, "Backups"),
+    h("p", { class: "summary" }, "Every " + ms(sch.intervalMs) + " into ",
+      h("code", {}, sch.directory || "—"), ", keeping " + (sch.retentionCount ?? "—") +
+      " files per pool. Back up now with ", h("code", {}, "kpool backup create"), "."),
+    h("section", { id: "backup-pools", "aria-labelledby": "bp-h" },
+      h("h2", { id: "bp-h" }, "Per pool"),
+      table("Backups per pool", ["Pool", "State", "Last success", "Next", "Succeeded", "Failed"],
+        pools, "No pool has been backed up yet.")),
+    h("section", { id: "backup-files", "aria-labelledby": "bf-h" },
+      h("h2", { id: "bf-h" }, "Files"),
+      table("Backup files", ["File", "Pool", "Time", "Size", "State", "Holds"], files,
+        "No backup files yet.")));
+}
+
 // ---- routing ----
 
 async function route() {
@@ -441,6 +509,8 @@ async function route() {
       me.namespace)));
     return;
   }
+  if (location.hash === "#/pools") return guarded("Pools", poolsPage);
+  if (location.hash === "#/backups") return guarded("Backups", backupsPage);
   const m = /^#\/ns\/[^/]+\/topics\/([^/]+)$/.exec(location.hash);
   if (m && ns) {
     const name = decodeURIComponent(m[1]);

@@ -4,12 +4,13 @@ in and reads what real Kafka clients wrote.
 
 Covered (each a step of console_e2e.js): only the sign-in page without a token; a bad token
 is refused with a message; team A sees its topics (RolloutComplete, and a failing Topic's
-FailedPrepare message) and not team B's; the token is in sessionStorage and never in a URL;
+FailedPrepare message) and its application (service user, certificate expiry, topics
+granted), and not team B's; the token is in sessionStorage and never in a URL;
 the topic page shows the ACL, the partitions, a consumer group's lag and the messages a
 producer wrote (JSON pretty-printed, binary as hex), also from an offset; Tab reaches the
 controls; no horizontal scrolling at phone width; team B's namespace is refused; sign out;
 a token revoked while signed in sends the user back to sign-in with a message; the admin
-picks any team; an unreachable control plane is said so; no request leaves the origin.
+picks any team and sees the pools and backups; an unreachable control plane is said so; no request leaves the origin.
 Screenshots land in $KPOOL_ARTIFACTS/console (default build/artifacts/console).
 """
 import json
@@ -28,6 +29,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 WEB = os.path.join(HERE, "web")
 ROOT = os.path.dirname(os.path.dirname(HERE))
 CHROMIUM = "/usr/bin/chromium"
+APPS = "/apis/nais.io/v1alpha1/namespaces/%s/applications"
+AAPPS = "/apis/aiven.nais.io/v1/namespaces/%s/aivenapplications"
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM) or not os.path.isdir(os.path.join(WEB, "node_modules")),
@@ -57,7 +60,15 @@ def test_console_end_to_end(up, tmp_path):
                           ("web-a", "broken", {"replication": 3})):
         code, _, body = up.api("PUT", TOPICS_PATH % ns + "/" + name, topic_doc(ns, name, cfg))
         assert code == 201, body
+    # an application granted readwrite on orders (topic_doc's ACL names application "app")
+    code, _, body = up.api("PUT", APPS % "web-a" + "/app", {
+        "apiVersion": "nais.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "app", "namespace": "web-a"},
+        "spec": {"image": "ghcr.io/navikt/app:1", "kafka": {"pool": "dev"}}})
+    assert code == 201, body
     up.wait_status("web-a", "orders", "RolloutComplete")
+    up.wait_status("web-a", "app", "RolloutComplete", path=APPS, timeout=60)
+    user = up.get(AAPPS, "web-a", "app")["status"]["serviceUser"]
     up.wait_status("web-b", "payroll", "RolloutComplete")
     broken = up.wait_status("web-a", "broken", "FailedPrepare")
     # a real client writes what the browser must show: JSON, text with headers, binary
@@ -84,7 +95,7 @@ def test_console_end_to_end(up, tmp_path):
     os.makedirs(shots, exist_ok=True)
     env = dict(os.environ, BASE_URL="http://" + up.api_url, ADMIN_TOKEN=up.token, TOKEN_A=tok_a,
                NS_A="web-a", TOPIC_A="orders", VALUE_A="plain text order 42",
-               GROUP_A="web-a-reader", FAILING_TOPIC="broken",
+               GROUP_A="web-a-reader", APP_A="app", USER_A=user, RECORDS_A="3", FAILING_TOPIC="broken",
                FAILING_MESSAGE=broken["status"]["message"], NS_B="web-b", TOPIC_B="payroll",
                VALUE_B="salary of team b", TOKEN_C=tok_c, NS_C="web-c", SHOTS=shots,
                CHROMIUM=CHROMIUM)

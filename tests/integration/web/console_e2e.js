@@ -1,8 +1,8 @@
 // console_e2e.js — the web console end to end in Debian's headless Chromium, driven by
 // playwright-core (no browser download). Run by test_console_web.py, which starts `kpool up`,
 // creates the teams, topics and messages and passes them in the environment:
-//   BASE_URL, ADMIN_TOKEN, TOKEN_A, NS_A, TOPIC_A, VALUE_A, GROUP_A, FAILING_TOPIC,
-//   FAILING_MESSAGE, NS_B, TOPIC_B, VALUE_B, TOKEN_C, NS_C, SHOTS (a directory)
+//   BASE_URL, ADMIN_TOKEN, TOKEN_A, NS_A, TOPIC_A, VALUE_A, GROUP_A, APP_A, USER_A, FAILING_TOPIC,
+//   RECORDS_A, FAILING_MESSAGE, NS_B, TOPIC_B, VALUE_B, TOKEN_C, NS_C, SHOTS (a directory)
 // Prints one line per step; exits 1 with the failed step's reason.
 "use strict";
 const { chromium } = require("playwright-core");
@@ -66,18 +66,26 @@ async function main() {
     await page.getByRole("heading", { name: "Team " + E.NS_A }).waitFor(WAIT);
     const topics = page.locator("#topics");
     await topics.getByRole("link", { name: E.TOPIC_A, exact: true }).waitFor(WAIT);
-    const row = topics.locator("tr", { hasText: E.TOPIC_A + " " }).first();
     await topics.getByText("RolloutComplete").first().waitFor(WAIT);
     const failing = topics.locator("tr", { hasText: E.FAILING_TOPIC });
     await failing.getByText("FailedPrepare").waitFor(WAIT);
     await failing.getByText(E.FAILING_MESSAGE).waitFor(WAIT);
-    check((await row.count()) >= 0, "row");
+    const records = topics.locator("tr", { hasText: E.NS_A + "." + E.TOPIC_A }).locator("td").last();
+    await page.waitForFunction((el) => /^\d+$/.test(el.textContent), await records.elementHandle(), WAIT);
+    check(await records.innerText() === E.RECORDS_A, "records of " + E.TOPIC_A + ": " +
+      await records.innerText());
+    check(await page.locator("#nav").getByRole("link", { name: "Backups" }).count() === 0,
+      "no Backups link for a team");
     const overview = await text(page);
     check(!overview.includes(E.TOPIC_B), "team B's topic is not shown to team A");
     check(await page.evaluate(() => sessionStorage.getItem("kpool.token")) === E.TOKEN_A,
       "the token is in sessionStorage");
     check(await page.evaluate(() => localStorage.length) === 0, "nothing in localStorage");
-    await page.locator("#applications").getByText("No applications yet.").waitFor(WAIT);
+    const app = page.locator("#applications tr", { hasText: E.USER_A });
+    await app.getByText("RolloutComplete").waitFor(WAIT);
+    await app.getByRole("link", { name: E.TOPIC_A, exact: true }).waitFor(WAIT); // granted, with its access
+    await app.getByText("readwrite").first().waitFor(WAIT);
+    await app.getByText(/\(\d+ d\)/).waitFor(WAIT); // certificate expiry, days left
     await page.screenshot({ path: path.join(E.SHOTS, "console-team.png"), fullPage: true });
 
     step("the topic page: partitions, ACL, consumer group lag, the message browser");
@@ -150,6 +158,14 @@ async function main() {
     await page.locator("#team").selectOption(E.NS_B);
     await page.getByRole("heading", { name: "Team " + E.NS_B }).waitFor(WAIT);
     await page.locator("#topics").getByRole("link", { name: E.TOPIC_B, exact: true }).waitFor(WAIT);
+
+    step("pools and backups");
+    await page.locator("#nav").getByRole("link", { name: "Pools" }).click();
+    await page.getByRole("heading", { name: "Pools", exact: true }).waitFor(WAIT);
+    await page.locator("#pools tr", { hasText: "dev" }).getByText("Ready").waitFor(WAIT);
+    await page.locator("#nav").getByRole("link", { name: "Backups" }).click();
+    await page.getByRole("heading", { name: "Backups", exact: true }).waitFor(WAIT);
+    await page.locator("#backup-files").waitFor(WAIT);
 
     step("an unreachable control plane is said so");
     await page.route("**/apis/**", (r) => r.abort("connectionrefused"));
