@@ -24,6 +24,7 @@ export const token = {
 };
 
 export async function api(path, { tok = token.get(), signal } = {}) {
+  if (!tok) throw new AuthError(401, "Unauthorized", "Signed out.");
   let res;
   try {
     res = await fetch(path, {
@@ -62,6 +63,7 @@ export const paths = {
   streams: (ns) => `/apis/kafka.nais.io/v1/namespaces/${enc(ns)}/streams`,
   apps: (ns) => `/apis/nais.io/v1alpha1/namespaces/${enc(ns)}/applications`,
   aivenapps: (ns) => `/apis/aiven.nais.io/v1/namespaces/${enc(ns)}/aivenapplications`,
+  subjects: (ns) => `/apis/kpool.dev/v1/namespaces/${enc(ns)}/subjects`,
   secret: (ns, n) => `/api/v1/namespaces/${enc(ns)}/secrets/${enc(n)}`,
   console: (ns, n, what, q) =>
     `/apis/kpool.dev/v1/namespaces/${enc(ns)}/topics/${enc(n)}/${what}` +

@@ -12,6 +12,9 @@ const live = document.getElementById("live");
 
 let me = null; // {admin, namespace} of the signed-in token
 let teams = []; // namespaces an admin may pick from
+// Bumped by every navigation and sign-out: a load that finishes after the user moved on
+// (or signed out) sees a newer generation and must not touch the page.
+let gen = 0;
 
 function say(text) {
   live.textContent = text;
@@ -79,6 +82,7 @@ function signInPage(message) {
 }
 
 function signOut(message) {
+  gen++;
   token.clear();
   me = null;
   teams = [];
@@ -131,13 +135,16 @@ function renderNav() {
 
 // ---- loading with error states ----
 
-// Runs load(); on 401 signs out, on a dead control plane shows how to retry.
+// Runs load(ticket) for the navigation ticket; on 401 signs out, on a dead control plane
+// shows how to retry. Nothing happens once a newer navigation has started.
 async function guarded(title, load) {
+  const ticket = ++gen;
   show(title, h("p", { class: "loading", role: "status" }, "Loading…"));
   try {
     setBanner("");
-    await load();
+    await load(ticket);
   } catch (e) {
+    if (ticket !== gen) return;
     if (e instanceof AuthError) {
       signOut("Your session ended: the token is no longer valid (revoked or rotated). " +
         "Sign in with a current token.");
@@ -158,11 +165,14 @@ function errorBox(text, retry) {
 
 // A part of a page that loads on its own: its error does not hide the rest.
 function section(id, title, load) {
+  const ticket = gen;
   const body = h("div", { class: "section-body" }, h("p", { class: "loading" }, "Loading…"));
   const sec = h("section", { id, "aria-labelledby": id + "-h" }, h("h2", { id: id + "-h" }, title),
     body);
-  Promise.resolve().then(load).then((content) => body.replaceChildren(...[].concat(content)))
-    .catch((e) => {
+  Promise.resolve().then(load).then((content) => {
+    if (ticket === gen) body.replaceChildren(...[].concat(content));
+  }).catch((e) => {
+      if (ticket !== gen) return;
       if (e instanceof AuthError) return signOut(
         "Your session ended: the token is no longer valid (revoked or rotated).");
       body.replaceChildren(errorBox(e.message, false));
@@ -243,7 +253,7 @@ function recordsCell(ns, t) {
   return cell;
 }
 
-async function overview(ns) {
+async function overview(ns, ticket) {
   if (!ns) {
     show("Teams", h("h1", {}, "Teams"), h("p", { class: "empty" },
       "No team has a token or resources yet. Create one with ", h("code", {},
@@ -270,6 +280,7 @@ async function overview(ns) {
       await certExpiry(ns, secret), h("div", {}, grantsFor(ns, name, topics.items)),
       when((a.status || {}).synchronizationTime || avs.synchronizationTime)];
   }));
+  if (ticket !== gen) return;
   const streamRows = streams.items.map((s) => [s.metadata.name, stateCell(s),
     h("code", {}, (s.status || {}).fullyQualifiedName || "—"), s.spec.pool || "—"]);
   show("Team " + ns,
@@ -285,12 +296,101 @@ async function overview(ns) {
       table("Applications of " + ns,
         ["Name", "State", "Secret", "Service user", "Certificate expires", "Topics granted",
           "Last deploy"], appRows, "No applications yet.")),
+    section("schemas", "Schemas", () => schemasSection(ns)),
     h("section", { id: "streams", "aria-labelledby": "streams-h" },
       h("h2", { id: "streams-h" }, "Streams ", h("span", { class: "count" }, streams.items.length)),
       table("Streams of " + ns, ["Name", "State", "Prefix in the pool", "Pool"], streamRows,
         "No streams.")));
   say("Team " + ns + ": " + topics.items.length + " topics, " + apps.items.length +
     " applications");
+}
+
+// ---- schemas ----
+
+function pretty(text) {
+  try {
+    return JSON.stringify(JSON.parse(text), null, 2);
+  } catch (e) {
+    return text;
+  }
+}
+
+// Line diff (longest common subsequence): [[" " | "-" | "+", line], ...].
+function diffLines(a, b) {
+  const x = a.split("\n").slice(0, 2000), y = b.split("\n").slice(0, 2000);
+  const n = x.length, m = y.length;
+  const L = Array.from({ length: n + 1 }, () => new Uint16Array(m + 1));
+  for (let i = n - 1; i >= 0; i--)
+    for (let j = m - 1; j >= 0; j--)
+      L[i][j] = x[i] === y[j] ? L[i + 1][j + 1] + 1 : Math.max(L[i + 1][j], L[i][j + 1]);
+  const out = [];
+  let i = 0, j = 0;
+  while (i < n && j < m) {
+    if (x[i] === y[j]) { out.push([" ", x[i]]); i++; j++; }
+    else if (L[i + 1][j] >= L[i][j + 1]) out.push(["-", x[i++]]);
+    else out.push(["+", y[j++]]);
+  }
+  while (i < n) out.push(["-", x[i++]]);
+  while (j < m) out.push(["+", y[j++]]);
+  return out;
+}
+
+// Long runs of unchanged lines shrink to their first and last 3 lines.
+function folded(diff) {
+  const out = [];
+  for (let i = 0; i < diff.length;) {
+    let j = i;
+    while (j < diff.length && diff[j][0] === " ") j++;
+    if (j - i > 8) {
+      out.push(...diff.slice(i, i + 3), ["~", "⋯ " + (j - i - 6) + " unchanged lines"],
+        ...diff.slice(j - 3, j));
+    } else {
+      out.push(...diff.slice(i, j));
+    }
+    if (j < diff.length) out.push(diff[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+function subjectView(sub) {
+  const versions = sub.versions;
+  const latest = versions[versions.length - 1];
+  const id = "subj-" + sub.pool + "-" + sub.subject;
+  const pick = (which, v) => h("select", { id: id + "-" + which, "aria-label":
+    (which === "a" ? "Compare version" : "with version") + " of " + sub.subject },
+  versions.map((x) => h("option", { value: String(x.version), selected: x.version === v },
+    "version " + x.version + " (id " + x.id + ")")));
+  const a = pick("a", versions.length > 1 ? versions[versions.length - 2].version : latest.version);
+  const b = pick("b", latest.version);
+  const out = h("pre", { class: "diff", "aria-live": "polite" });
+  const render = () => {
+    const va = versions.find((x) => String(x.version) === a.value);
+    const vb = versions.find((x) => String(x.version) === b.value);
+    out.replaceChildren(...folded(diffLines(pretty(va.schema), pretty(vb.schema))).map(
+      ([k, line]) => h("span", { class: k === "+" ? "add" : k === "-" ? "del" :
+        k === "~" ? "fold" : "" }, k === "~" ? line : k + " " + line)));
+  };
+  a.addEventListener("change", render);
+  b.addEventListener("change", render);
+  render();
+  return h("div", { class: "subject" },
+    h("h3", {}, h("code", {}, sub.subject), badge(latest.schemaType), badge(sub.compatibilityLevel),
+      h("span", { class: "muted" }, versions.length + " version" +
+        (versions.length === 1 ? "" : "s") + " · pool " + sub.pool)),
+    h("div", { class: "browse" }, h("div", { class: "field" },
+      h("label", { for: id + "-a" }, "Compare"), a),
+    h("div", { class: "field" }, h("label", { for: id + "-b" }, "with"), b)),
+    out);
+}
+
+async function schemasSection(ns) {
+  const list = await api(paths.subjects(ns));
+  const errors = list.errors.map((e) => errorBox("Pool " + e.pool + ": " + e.message, false));
+  if (!list.items.length)
+    return errors.concat(h("p", { class: "empty" }, "No schema subjects named " + ns +
+      ".… in the registry."));
+  return errors.concat(list.items.map(subjectView));
 }
 
 // ---- topic page ----
@@ -345,19 +445,30 @@ function shownBytes(v, enc, inline) {
   return h("pre", { class: "text" }, v);
 }
 
+// A key or value with what the registry says about it: decoded (Avro, JSON Schema) when it
+// was framed in the registry's wire format, else its bytes.
+function shownField(m, field) {
+  const decoded = m[field + "Decoded"], schema = m[field + "Schema"];
+  const error = m[field + "SchemaError"];
+  const raw = shownBytes(m[field], m[field + "Encoding"], field === "key");
+  if (decoded !== undefined)
+    return h("div", {}, badge(schema.type + " · schema " + schema.id, "ok"),
+      h("pre", { class: "json" }, JSON.stringify(decoded, null, 2)));
+  if (error) return h("div", {}, badge("not decoded: " + error, "warn"), raw);
+  return raw;
+}
+
 function messageRow(m) {
   return h("li", { class: "message" },
     h("div", { class: "meta" },
       h("span", {}, "partition ", h("strong", {}, m.partition)),
       h("span", {}, "offset ", h("strong", {}, m.offset)),
       h("span", { title: m.timestampType }, when(m.timestamp)),
-      m.schemaId !== undefined ? h("span", { class: "badge", title: "The value starts like " +
-        "the schema registry's wire format (a zero byte, then a schema id); it may also " +
-        "just be binary." }, "schema id " + m.schemaId + "?") : null,
+
       m.truncated ? badge("truncated", "warn") : null),
     h("dl", {},
-      h("dt", {}, "Key"), h("dd", {}, shownBytes(m.key, m.keyEncoding, true)),
-      h("dt", {}, "Value"), h("dd", {}, shownBytes(m.value, m.valueEncoding)),
+      h("dt", {}, "Key"), h("dd", {}, shownField(m, "key")),
+      h("dt", {}, "Value"), h("dd", {}, shownField(m, "value")),
       m.headers.length ? [h("dt", {}, "Headers"), h("dd", {}, h("ul", { class: "headers" },
         m.headers.map((x) => h("li", {}, h("code", {}, x.key), ": ",
           shownBytes(x.value, x.valueEncoding, true)))))] : null));
@@ -398,13 +509,16 @@ function browser(ns, name, partitions) {
       q.timestamp = String(t);
     }
     results.replaceChildren(h("p", { class: "loading" }, "Reading…"));
+    const ticket = gen;
     try {
       const r = await api(paths.console(ns, name, "messages", q));
+      if (ticket !== gen) return;
       results.replaceChildren(r.items.length
         ? h("ol", { class: "messages" }, r.items.map(messageRow))
         : h("p", { class: "empty" }, "No messages there."));
       say(r.items.length + " messages shown");
     } catch (e) {
+      if (ticket !== gen) return;
       if (e instanceof AuthError) return signOut(
         "Your session ended: the token is no longer valid (revoked or rotated).");
       results.replaceChildren(errorBox(e.message, false));
@@ -420,8 +534,9 @@ function browser(ns, name, partitions) {
   return [form, results];
 }
 
-async function topicPage(ns, name) {
+async function topicPage(ns, name, ticket) {
   const t = await api(paths.topic(ns, name));
+  if (ticket !== gen) return;
   const cfg = t.spec.config || {};
   const fqn = (t.status || {}).fullyQualifiedName || ns + "." + name;
   show("Topic " + name,
@@ -450,8 +565,9 @@ async function topicPage(ns, name) {
 
 // ---- pools and backups ----
 
-async function poolsPage() {
+async function poolsPage(ticket) {
   const pools = await api(paths.pools());
+  if (ticket !== gen) return;
   const rows = pools.items.map((p) => {
     const st = p.status || {};
     const r = (p.spec || {}).replication || {};
@@ -468,8 +584,9 @@ async function poolsPage() {
       "Replication (min / max / default)"], rows, "No pools.")));
 }
 
-async function backupsPage() {
+async function backupsPage(ticket) {
   const b = await api(paths.backups());
+  if (ticket !== gen) return;
   const pools = (b.pools || []).map((p) => [p.pool, h("div", {}, stateBadge(p.state),
     p.lastError ? h("div", { class: "status-msg" }, p.lastError) : null),
   when(p.lastSuccessTime), when(p.nextScheduledTime), String(p.successesTotal ?? 0),
@@ -514,9 +631,9 @@ async function route() {
   const m = /^#\/ns\/[^/]+\/topics\/([^/]+)$/.exec(location.hash);
   if (m && ns) {
     const name = decodeURIComponent(m[1]);
-    return guarded("Topic " + name, () => topicPage(ns, name));
+    return guarded("Topic " + name, (ticket) => topicPage(ns, name, ticket));
   }
-  return guarded("Team " + (ns || ""), () => overview(ns));
+  return guarded("Team " + (ns || ""), (ticket) => overview(ns, ticket));
 }
 
 window.addEventListener("hashchange", route);

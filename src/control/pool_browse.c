@@ -6,6 +6,7 @@
  */
 #include "control/pool_browse.h"
 
+#include "control/pool_registry.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
@@ -345,7 +346,36 @@ json_t *kp_pool_browse_bytes_json(const void *ptr, size_t len, const char **enco
     return s;
 }
 
-static json_t *record_json(const rd_kafka_message_t *m)
+/* The registry's state, read from `_schemas` the first time a record in its wire format is
+ * met (most topics have none, and then nothing is read). */
+typedef struct lazy_registry {
+    const kp_pool_conn_t *conn;
+    int loaded; /* 0 not yet, 1 loaded, -1 failed (err says why) */
+    kp_reg_state_t st;
+    char err[256];
+} lazy_registry_t;
+
+static void decode_framed(lazy_registry_t *reg, const void *data, size_t len, json_t *obj,
+                          const char *field)
+{
+    const uint8_t *p = data;
+    if (!p || len < 5 || p[0] != 0) return;
+    if (!reg->loaded) {
+        kp_reg_state_init(&reg->st);
+        reg->loaded =
+            kp_pool_registry_load(reg->conn, &reg->st, reg->err, sizeof(reg->err)) == 0 ? 1 : -1;
+    }
+    if (reg->loaded > 0) {
+        kp_pool_registry_decode(&reg->st, p, len, obj, field);
+        return;
+    }
+    char name[64], msg[320];
+    snprintf(name, sizeof(name), "%sSchemaError", field);
+    snprintf(msg, sizeof(msg), "cannot read the registry's schemas: %s", reg->err);
+    json_object_set_new(obj, name, json_string(msg));
+}
+
+static json_t *record_json(const rd_kafka_message_t *m, lazy_registry_t *reg)
 {
     rd_kafka_timestamp_type_t tstype;
     int64_t ts = rd_kafka_message_timestamp(m, &tstype);
@@ -380,6 +410,8 @@ static json_t *record_json(const rd_kafka_message_t *m)
     }
     json_object_set_new(r, "headers", headers);
     if (truncated) json_object_set_new(r, "truncated", json_true());
+    decode_framed(reg, m->key, m->key_len, r, "key");
+    decode_framed(reg, m->payload, m->len, r, "value");
     return r;
 }
 
@@ -431,7 +463,8 @@ static int read_range(rd_kafka_t *rk, const kp_pool_conn_t *c, const char *topic
 /* Reads [start, stop) of every partition in ps into out (at most q->limit each). */
 static int read_records(rd_kafka_t *rk, const kp_pool_conn_t *c, const char *topic,
                         const rd_kafka_metadata_partition_t **ps, int n, const int64_t *start,
-                        const int64_t *stop, browsed_t *out, int *nout, char *err, size_t errlen)
+                        const int64_t *stop, lazy_registry_t *reg, browsed_t *out, int *nout,
+                        char *err, size_t errlen)
 {
     rd_kafka_topic_partition_list_t *assign = rd_kafka_topic_partition_list_new(n);
     int open = 0;
@@ -472,7 +505,7 @@ static int read_records(rd_kafka_t *rk, const kp_pool_conn_t *c, const char *top
         }
         if (!m->err && m->offset < stop[i]) {
             browsed_t *b = &out[(*nout)++];
-            b->json = record_json(m);
+            b->json = record_json(m, reg);
             b->timestamp = rd_kafka_message_timestamp(m, NULL);
             b->partition = m->partition;
             b->offset = m->offset;
@@ -515,12 +548,14 @@ json_t *kp_pool_browse_messages(const kp_pool_conn_t *c, const char *topic,
     int64_t *start = kp_xcalloc((size_t)n + 1, sizeof(int64_t));
     int64_t *stop = kp_xcalloc((size_t)n + 1, sizeof(int64_t));
     browsed_t *out = NULL;
+    lazy_registry_t reg = {.conn = c};
     if (t) {
         ok = 1;
         for (int i = 0; i < n && ok; i++)
             ok = read_range(rk, c, topic, q, ps[i]->id, &start[i], &stop[i], err, errlen) == 0;
         out = kp_xcalloc((size_t)n * (size_t)q->limit + 1, sizeof(*out));
-        if (ok) ok = read_records(rk, c, topic, ps, n, start, stop, out, &nout, err, errlen) == 0;
+        if (ok)
+            ok = read_records(rk, c, topic, ps, n, start, stop, &reg, out, &nout, err, errlen) == 0;
     }
     json_t *items = NULL;
     if (ok) {
@@ -531,6 +566,7 @@ json_t *kp_pool_browse_messages(const kp_pool_conn_t *c, const char *topic,
         for (int k = 0; k < take; k++)
             json_array_append(items, out[newest ? nout - 1 - k : k].json);
     }
+    if (reg.loaded) kp_reg_state_free(&reg.st);
     for (int k = 0; k < nout; k++) json_decref(out[k].json);
     free(out);
     free(start);

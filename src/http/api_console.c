@@ -2,6 +2,7 @@
 #include "http/api_console.h"
 
 #include "control/pool_browse.h"
+#include "control/pool_registry.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -16,7 +17,7 @@
 #define CONSOLE_POOL_TIMEOUT_MS 10000
 #define BROWSE_LIMIT_DEFAULT    20
 
-enum { EP_NONE, EP_WHOAMI, EP_PARTITIONS, EP_GROUPS, EP_MESSAGES };
+enum { EP_NONE, EP_WHOAMI, EP_PARTITIONS, EP_GROUPS, EP_MESSAGES, EP_SUBJECTS };
 
 typedef struct console_route {
     int endpoint;
@@ -36,6 +37,10 @@ static int parse(const char *url, console_route_t *r)
     for (char *save = NULL, *t = strtok_r(buf, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
         if (n == 5) return EP_NONE;
         seg[n++] = t;
+    }
+    if (n == 2 && !strcmp(seg[1], "subjects") && strlen(seg[0]) < sizeof(r->ns)) {
+        strcpy(r->ns, seg[0]);
+        return r->endpoint = EP_SUBJECTS;
     }
     if (n != 4 || strcmp(seg[1], "topics") != 0) return EP_NONE;
     if (strlen(seg[0]) >= sizeof(r->ns) || strlen(seg[2]) >= sizeof(r->topic)) return EP_NONE;
@@ -125,6 +130,67 @@ static int parse_query(struct MHD_Connection *conn, kp_browse_query_t *q, char *
     return 0;
 }
 
+/* How to reach a Pool resource's pool (strings borrowed from pool_obj). -1 without
+ * bootstrap servers. */
+static int pool_conn(json_t *pool_obj, kp_pool_conn_t *conn)
+{
+    json_t *spec = json_object_get(pool_obj, "spec"), *tls = json_object_get(spec, "tls");
+    memset(conn, 0, sizeof(*conn));
+    conn->bootstrap = json_string_value(json_object_get(spec, "bootstrapServers"));
+    conn->ca_path = json_string_value(json_object_get(tls, "caLocation"));
+    conn->cert_path = json_string_value(json_object_get(tls, "certificateLocation"));
+    conn->key_path = json_string_value(json_object_get(tls, "keyLocation"));
+    conn->timeout_ms = CONSOLE_POOL_TIMEOUT_MS;
+    return conn->bootstrap && *conn->bootstrap ? 0 : -1;
+}
+
+/* The schema subjects of namespace ns in every pool: those named "<ns>.…" (the registry's
+ * default TopicNameStrategy names them after the topic, "<ns>.<topic>-value"). A pool that
+ * cannot be read is reported in "errors" and the others still answered. */
+static enum MHD_Result subjects_endpoint(kp_store_t *store, struct MHD_Connection *conn,
+                                         const console_route_t *r)
+{
+    json_t *pools;
+    int64_t rv;
+    if (kp_store_list(store, "Pool", "", &pools, &rv) != KP_STORE_OK) {
+        json_decref(pools);
+        return status(conn, 500, "InternalError", "cannot read the store");
+    }
+    char prefix[160];
+    snprintf(prefix, sizeof(prefix), "%s.", r->ns);
+    json_t *items = json_array(), *errors = json_array();
+    size_t i;
+    json_t *p;
+    json_array_foreach(pools, i, p)
+    {
+        const char *name =
+            json_string_value(json_object_get(json_object_get(p, "metadata"), "name"));
+        kp_pool_conn_t pc;
+        char err[512] = "spec.bootstrapServers is missing";
+        kp_reg_state_t st;
+        kp_reg_state_init(&st);
+        if (pool_conn(p, &pc) == 0 && kp_pool_registry_load(&pc, &st, err, sizeof(err)) == 0) {
+            json_t *subs = kp_pool_registry_subjects(&st, prefix), *s;
+            size_t j;
+            json_array_foreach(subs, j, s)
+            {
+                json_object_set_new(s, "pool", json_string(name ? name : ""));
+                json_array_append(items, s);
+            }
+            json_decref(subs);
+        } else {
+            json_array_append_new(
+                errors, json_pack("{s:s, s:s}", "pool", name ? name : "", "message", err));
+        }
+        kp_reg_state_free(&st);
+    }
+    json_decref(pools);
+    return send_json(conn, 200,
+                     json_pack("{s:s, s:s, s:{s:s}, s:o, s:o}", "apiVersion", "kpool.dev/v1",
+                               "kind", "SubjectList", "metadata", "namespace", r->ns, "items",
+                               items, "errors", errors));
+}
+
 /* The pool connection of the Topic ns/name (strings borrowed from *pool_obj, which the
  * caller releases); *fqn set to the topic's name in the pool. An HTTP code on failure. */
 static unsigned topic_pool(kp_store_t *store, const console_route_t *r, kp_pool_conn_t *conn,
@@ -144,14 +210,7 @@ static unsigned topic_pool(kp_store_t *store, const console_route_t *r, kp_pool_
                  pool ? pool : "");
         code = 404;
     } else {
-        json_t *spec = json_object_get(*pool_obj, "spec"), *tls = json_object_get(spec, "tls");
-        memset(conn, 0, sizeof(*conn));
-        conn->bootstrap = json_string_value(json_object_get(spec, "bootstrapServers"));
-        conn->ca_path = json_string_value(json_object_get(tls, "caLocation"));
-        conn->cert_path = json_string_value(json_object_get(tls, "certificateLocation"));
-        conn->key_path = json_string_value(json_object_get(tls, "keyLocation"));
-        conn->timeout_ms = CONSOLE_POOL_TIMEOUT_MS;
-        if (!conn->bootstrap || !*conn->bootstrap) {
+        if (pool_conn(*pool_obj, conn) < 0) {
             snprintf(msg, msglen, "pool \"%s\" has no spec.bootstrapServers", pool);
             code = 503;
         }
@@ -212,8 +271,13 @@ enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *
                          json_pack("{s:s, s:s, s:b, s:o}", "apiVersion", "kpool.dev/v1", "kind",
                                    "WhoAmI", "admin", admin, "namespace",
                                    ns && !admin ? json_string(ns) : json_null()));
-    if (!admin && (!ns || strcmp(ns, r.ns) != 0))
+    if (!admin && (!ns || strcmp(ns, r.ns) != 0)) {
+        if (r.endpoint == EP_SUBJECTS)
+            return status(conn, 403, "Forbidden", "subjects are forbidden in namespace \"%s\"",
+                          r.ns);
         return status(conn, 403, "Forbidden", "topics \"%s\" is forbidden in namespace \"%s\"",
                       r.topic, r.ns);
+    }
+    if (r.endpoint == EP_SUBJECTS) return subjects_endpoint(store, conn, &r);
     return topic_endpoint(store, conn, &r);
 }

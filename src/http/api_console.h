@@ -8,6 +8,8 @@
  *   GET /apis/kpool.dev/v1/namespaces/NS/topics/T/consumergroups  committed offsets, lag
  *   GET /apis/kpool.dev/v1/namespaces/NS/topics/T/messages        the message browser:
  *        ?limit=N (1..500, default 20) [&partition=P] [&offset=O | &timestamp=MS]
+ *   GET /apis/kpool.dev/v1/namespaces/NS/subjects                 schema subjects "NS.…"
+ *        with their versions, read from the pools' `_schemas` (pool_registry.h)
  *
  * T is the Topic resource's name in NS; its pool and fully qualified name come from the
  * store, so a team can only ever name its own topics. The pool is read with the control

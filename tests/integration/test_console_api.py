@@ -12,13 +12,20 @@ Covered:
   * partitions: leader, ISR, start/end offsets of each partition as the producer left them;
   * consumer groups: a group's committed offsets and lag per partition;
   * messages: newest N (newest first), from an offset of one partition, from a time; key,
-    value, headers, timestamps; binary as hex, null as null; bad queries are 400.
+    value, headers, timestamps; binary as hex, null as null; bad queries are 400;
+  * records in the registry's wire format are decoded through the registry's schemas (Avro
+    and JSON Schema), with a clear error for an unknown id or bytes that do not fit;
+  * subjects: the team's schema subjects with every version's schema, never another team's
+    (403 for its token, its subjects not listed).
 """
 import http.client
+import json
 import os
+import struct
 import time
 
 import pytest
+import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import test_control as T
@@ -230,3 +237,113 @@ def test_messages_bad_queries(up, world, query, status):
     assert code == status, (query, body)
     if status != 200:
         assert body["kind"] == "Status" and body["message"], body
+
+
+# ---- the schema registry ----
+
+ORDER_V1 = {"type": "record", "name": "Order", "namespace": "no.nav.ca",
+            "fields": [{"name": "id", "type": "long"}, {"name": "item", "type": "string"},
+                       {"name": "tags", "type": {"type": "array", "items": "string"}},
+                       {"name": "note", "type": ["null", "string"], "default": None},
+                       {"name": "kind", "type": {"type": "enum", "name": "Kind",
+                                                 "symbols": ["A", "B"]}}]}
+ORDER_V2 = dict(ORDER_V1, fields=ORDER_V1["fields"] + [
+    {"name": "qty", "type": "int", "default": 1}])
+
+
+def zigzag(n):
+    n = (n << 1) ^ (n >> 63)
+    out = b""
+    while True:
+        b = n & 0x7f
+        n >>= 7
+        if n:
+            out += bytes([b | 0x80])
+        else:
+            return out + bytes([b])
+
+
+def avro_string(s):
+    b = s.encode()
+    return zigzag(len(b)) + b
+
+
+def framed(schema_id, body):
+    return b"\x00" + struct.pack(">I", schema_id) + body
+
+
+def register(up, subject, schema, schema_type=None):
+    body = {"schema": json.dumps(schema)}
+    if schema_type:
+        body["schemaType"] = schema_type
+    r = requests.post("https://127.0.0.1:%d/subjects/%s/versions" % (
+        int(up.api_url.rsplit(":", 1)[1]) + 1, subject), json=body,
+        auth=("kpool-admin", open(os.path.join(up.pki, "registry-admin.password")).read().strip()),
+        verify=os.path.join(up.pki, "ca.crt"), timeout=20)
+    assert r.status_code == 200, r.text
+    return r.json()["id"]
+
+
+@pytest.fixture(scope="module")
+def schemas(up, world):
+    """Subjects ca-a.events-value (Avro, two versions), ca-a.events-key (JSON Schema) and
+    ca-b.payroll-value; topic ca-a/events holds framed records."""
+    code, _, body = up.api("PUT", TOPICS_PATH % "ca-a" + "/events", topic_doc("ca-a", "events"))
+    assert code == 201, body
+    up.wait_status("ca-a", "events", "RolloutComplete")
+    v1 = register(up, "ca-a.events-value", ORDER_V1)
+    v2 = register(up, "ca-a.events-value", ORDER_V2)
+    k = register(up, "ca-a.events-key", {"type": "object"}, "JSON")
+    register(up, "ca-b.payroll-value", {"type": "record", "name": "Pay", "fields": []})
+    body1 = zigzag(7) + avro_string("tea") + zigzag(2) + avro_string("hot") + \
+        avro_string("green") + zigzag(0) + zigzag(0) + zigzag(1)  # note null, kind B
+    body2 = zigzag(8) + avro_string("cake") + zigzag(0) + zigzag(1) + avro_string("big") + \
+        zigzag(0) + zigzag(-2)
+    p = Producer(dict(up.ssl_conf(), acks="all"))
+    for key, value in ((framed(k, b'{"customer": 5}'), framed(v1, body1)),
+                       (None, framed(v2, body2)),
+                       (None, framed(99999, b"\x02")),
+                       (None, framed(v1, body1[:3]))):
+        p.produce("ca-a.events", value, key=key, partition=0)
+    assert p.flush(30) == 0
+    return {"v1": v1, "v2": v2, "key": k}
+
+
+def test_messages_decoded_through_the_registry(up, world, schemas):
+    code, _, body = get(up, "ca-a", "events", "messages", world["ca-a"], "?offset=0")
+    assert code == 200, body
+    a, b, unknown, short = body["items"]
+    assert a["valueSchema"] == {"id": schemas["v1"], "type": "AVRO"}
+    assert a["valueDecoded"] == {"id": 7, "item": "tea", "tags": ["hot", "green"], "note": None,
+                                 "kind": "B"}, a
+    assert a["keySchema"] == {"id": schemas["key"], "type": "JSON"}
+    assert a["keyDecoded"] == {"customer": 5}
+    assert a["valueEncoding"] == "hex" and a["schemaId"] == schemas["v1"]  # the bytes stay
+    assert b["valueDecoded"] == {"id": 8, "item": "cake", "tags": [], "note": "big",
+                                 "kind": "A", "qty": -2}, b
+    assert "valueDecoded" not in unknown
+    assert unknown["valueSchemaError"] == "schema id 99999 is not in the registry"
+    assert "valueDecoded" not in short and "at byte" in short["valueSchemaError"], short
+    # records without the framing are not touched
+    items = get(up, "ca-a", "orders", "messages", world["ca-a"])[2]["items"]
+    assert not any(k.endswith(("Decoded", "Schema", "SchemaError")) for m in items for k in m)
+
+
+def test_subjects_per_team(up, world, schemas):
+    code, h, body = up.http("GET", "/apis/kpool.dev/v1/namespaces/ca-a/subjects",
+                            token=world["ca-a"])
+    assert code == 200 and body["kind"] == "SubjectList" and body["errors"] == [], body
+    assert [s["subject"] for s in body["items"]] == ["ca-a.events-key", "ca-a.events-value"]
+    ev = body["items"][1]
+    assert ev["pool"] == "dev" and ev["compatibilityLevel"] == "BACKWARD"
+    assert [(v["version"], v["id"], v["schemaType"]) for v in ev["versions"]] == [
+        (1, schemas["v1"], "AVRO"), (2, schemas["v2"], "AVRO")]
+    assert json.loads(ev["versions"][1]["schema"])["fields"][-1]["name"] == "qty"
+    # another team's subjects: not listed for ca-a, and its token cannot ask for ca-a's
+    code, _, body = up.http("GET", "/apis/kpool.dev/v1/namespaces/ca-b/subjects",
+                            token=world["ca-a"])
+    assert code == 403 and body["reason"] == "Forbidden", body
+    body = up.http("GET", "/apis/kpool.dev/v1/namespaces/ca-b/subjects", token=world["ca-b"])[2]
+    assert [s["subject"] for s in body["items"]] == ["ca-b.payroll-value"]
+    assert up.http("GET", "/apis/kpool.dev/v1/namespaces/ca-a/subjects")[0] == 401
+    assert up.api("GET", "/apis/kpool.dev/v1/namespaces/ca-a/subjects")[0] == 200

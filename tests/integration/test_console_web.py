@@ -7,7 +7,8 @@ is refused with a message; team A sees its topics (RolloutComplete, and a failin
 FailedPrepare message) and its application (service user, certificate expiry, topics
 granted), and not team B's; the token is in sessionStorage and never in a URL;
 the topic page shows the ACL, the partitions, a consumer group's lag and the messages a
-producer wrote (JSON pretty-printed, binary as hex), also from an offset; Tab reaches the
+producer wrote (JSON pretty-printed, binary as hex, an Avro record decoded through the
+registry), also from an offset; the team's schema subjects with a diff between versions; Tab reaches the
 controls; no horizontal scrolling at phone width; team B's namespace is refused; sign out;
 a token revoked while signed in sends the user back to sign-in with a message; the admin
 picks any team and sees the pools and backups; an unreachable control plane is said so; no request leaves the origin.
@@ -23,6 +24,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import test_control as T
+from test_console_api import ORDER_V1, ORDER_V2, avro_string, framed, register, zigzag
 from test_control import TOPICS_PATH, topic_doc
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,6 +80,11 @@ def test_console_end_to_end(up, tmp_path):
     p.produce("web-a.orders", b"plain text order 42", key=b"k-42", partition=0)
     p.produce("web-a.orders", b"\x00\x01\xfe\xff binary", partition=0)
     p.produce("web-b.payroll", b"salary of team b", partition=0)
+    # an Avro record in the registry's wire format, and a second version of its schema
+    v1 = register(up, "web-a.orders-value", ORDER_V1)
+    register(up, "web-a.orders-value", ORDER_V2)
+    p.produce("web-a.orders", framed(v1, zigzag(43) + avro_string("avro-coffee") + zigzag(0) +
+                                     zigzag(0) + zigzag(0)), partition=1)
     assert p.flush(30) == 0
     # a consumer group reads one record and commits: lag 2 on partition 0
     c = Consumer(dict(up.ssl_conf(), **{"group.id": "web-a-reader", "enable.auto.commit": False}))
@@ -95,7 +102,7 @@ def test_console_end_to_end(up, tmp_path):
     os.makedirs(shots, exist_ok=True)
     env = dict(os.environ, BASE_URL="http://" + up.api_url, ADMIN_TOKEN=up.token, TOKEN_A=tok_a,
                NS_A="web-a", TOPIC_A="orders", VALUE_A="plain text order 42",
-               GROUP_A="web-a-reader", APP_A="app", USER_A=user, RECORDS_A="3", FAILING_TOPIC="broken",
+               GROUP_A="web-a-reader", APP_A="app", USER_A=user, RECORDS_A="4", AVRO_A="avro-coffee", SUBJECT_A="web-a.orders-value", FAILING_TOPIC="broken",
                FAILING_MESSAGE=broken["status"]["message"], NS_B="web-b", TOPIC_B="payroll",
                VALUE_B="salary of team b", TOKEN_C=tok_c, NS_C="web-c", SHOTS=shots,
                CHROMIUM=CHROMIUM)

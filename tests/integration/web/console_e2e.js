@@ -2,7 +2,7 @@
 // playwright-core (no browser download). Run by test_console_web.py, which starts `kpool up`,
 // creates the teams, topics and messages and passes them in the environment:
 //   BASE_URL, ADMIN_TOKEN, TOKEN_A, NS_A, TOPIC_A, VALUE_A, GROUP_A, APP_A, USER_A, FAILING_TOPIC,
-//   RECORDS_A, FAILING_MESSAGE, NS_B, TOPIC_B, VALUE_B, TOKEN_C, NS_C, SHOTS (a directory)
+//   RECORDS_A, AVRO_A, SUBJECT_A, FAILING_MESSAGE, NS_B, TOPIC_B, VALUE_B, TOKEN_C, NS_C, SHOTS (a directory)
 // Prints one line per step; exits 1 with the failed step's reason.
 "use strict";
 const { chromium } = require("playwright-core");
@@ -81,6 +81,9 @@ async function main() {
     check(await page.evaluate(() => sessionStorage.getItem("kpool.token")) === E.TOKEN_A,
       "the token is in sessionStorage");
     check(await page.evaluate(() => localStorage.length) === 0, "nothing in localStorage");
+    const subject = page.locator("#schemas .subject", { hasText: E.SUBJECT_A });
+    await subject.getByText("BACKWARD").waitFor(WAIT);
+    await subject.locator(".diff .add", { hasText: '"qty"' }).waitFor(WAIT); // v1 -> v2
     const app = page.locator("#applications tr", { hasText: E.USER_A });
     await app.getByText("RolloutComplete").waitFor(WAIT);
     await app.getByRole("link", { name: E.TOPIC_A, exact: true }).waitFor(WAIT); // granted, with its access
@@ -100,6 +103,9 @@ async function main() {
     await msg.first().waitFor(WAIT);
     await page.locator("#messages pre.json").first().waitFor(WAIT); // JSON pretty-printed
     await page.locator("#messages").getByText("hex").first().waitFor(WAIT); // binary as hex
+    const avro = page.locator("#messages li.message", { hasText: E.AVRO_A });
+    await avro.getByText(/^AVRO · schema \d+$/).waitFor(WAIT); // decoded through the registry
+    check(/"item": "avro-coffee"/.test(await avro.locator("pre.json").innerText()), "Avro as JSON");
     await page.screenshot({ path: path.join(E.SHOTS, "console-topic.png"), fullPage: true });
 
     step("the browser reads from an offset");
@@ -180,6 +186,15 @@ async function main() {
       urls.filter((u) => !u.startsWith(E.BASE_URL)).join(" "));
     check(errors.length === 0, "no page errors: " + errors.join("; "));
     console.log("ok");
+  } catch (e) {
+    // what the page showed when it failed, for the report
+    for (const p of context.pages()) {
+      await p.screenshot({ path: path.join(E.SHOTS, "console-failure.png"), fullPage: true })
+        .catch(() => {});
+      console.log("page " + p.url() + ":\n" + (await p.locator("body").innerText().catch(() => "")));
+    }
+    if (errors.length) console.log("page errors: " + errors.join("; "));
+    throw e;
   } finally {
     await context.close();
     fs.rmSync(profile, { recursive: true, force: true });
