@@ -22,7 +22,6 @@ import http.client
 import json
 import os
 import struct
-import time
 
 import pytest
 import requests
