@@ -57,6 +57,7 @@ export const paths = {
   whoami: () => "/apis/kpool.dev/v1/whoami",
   teams: () => "/apis/kpool.dev/v1/teams",
   pools: () => "/apis/kpool.dev/v1/pools",
+  health: (pool) => `/apis/kpool.dev/v1/pools/${enc(pool)}/health`,
   backups: () => "/apis/kpool.dev/v1/backups",
   topics: (ns) => `/apis/kafka.nais.io/v1/namespaces/${enc(ns)}/topics`,
   topic: (ns, n) => `/apis/kafka.nais.io/v1/namespaces/${enc(ns)}/topics/${enc(n)}`,

@@ -22,7 +22,8 @@ function say(text) {
 
 function show(title, ...content) {
   document.title = title + " · kpool console";
-  main.replaceChildren(...content);
+  main.replaceChildren(...content.flat(Infinity).filter((c) => c !== null &&
+    c !== undefined));
   const heading = main.querySelector("h1");
   if (heading) {
     heading.tabIndex = -1;
@@ -581,7 +582,24 @@ async function poolsPage(ticket) {
     h("section", { id: "pools", "aria-labelledby": "pools-h" }, h("h2", { id: "pools-h" },
       "Kafka pools"),
     table("Pools", ["Name", "State", "Bootstrap servers", "Topics", "Unmanaged topics",
-      "Replication (min / max / default)"], rows, "No pools.")));
+      "Replication (min / max / default)"], rows, "No pools.")),
+    pools.items.map((p) => section("health-" + p.metadata.name, "Health of " + p.metadata.name,
+      () => healthSection(p.metadata.name))));
+}
+
+async function healthSection(pool) {
+  const x = await api(paths.health(pool));
+  const bad = (n) => h("strong", { class: n > 0 ? "soon" : "" }, String(n));
+  return [
+    h("dl", { class: "facts" },
+      h("dt", {}, "Brokers"), h("dd", {}, String(x.brokers.length)),
+      h("dt", {}, "Topics (internal ones too)"), h("dd", {}, String(x.topics)),
+      h("dt", {}, "Partitions (internal ones too)"), h("dd", {}, String(x.partitions)),
+      h("dt", {}, "Under-replicated partitions"), h("dd", {}, bad(x.underReplicatedPartitions)),
+      h("dt", {}, "Offline partitions"), h("dd", {}, bad(x.offlinePartitions))),
+    table("Brokers of " + pool, ["Id", "Host", "Port"], x.brokers.map((b) =>
+      [String(b.id), b.host, String(b.port)]), "No brokers answered."),
+  ];
 }
 
 async function backupsPage(ticket) {

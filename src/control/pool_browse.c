@@ -174,6 +174,38 @@ json_t *kp_pool_browse_partitions(const kp_pool_conn_t *c, const char *topic, in
     return out;
 }
 
+json_t *kp_pool_browse_health(const kp_pool_conn_t *c, char *err, size_t errlen)
+{
+    rd_kafka_t *rk = client_new(c, err, errlen);
+    if (!rk) return NULL;
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 1, NULL, &md, timeout_of(c));
+    json_t *out = NULL;
+    if (e) {
+        snprintf(err, errlen, "pool unreachable at %s: %s", c->bootstrap, rd_kafka_err2str(e));
+    } else {
+        json_t *brokers = json_array();
+        for (int i = 0; i < md->broker_cnt; i++)
+            json_array_append_new(brokers,
+                                  json_pack("{s:i, s:s, s:i}", "id", md->brokers[i].id, "host",
+                                            md->brokers[i].host, "port", md->brokers[i].port));
+        long long partitions = 0, under = 0, offline = 0;
+        for (int t = 0; t < md->topic_cnt; t++)
+            for (int p = 0; p < md->topics[t].partition_cnt; p++) {
+                const rd_kafka_metadata_partition_t *mp = &md->topics[t].partitions[p];
+                partitions++;
+                under += mp->isr_cnt < mp->replica_cnt;
+                offline += mp->leader < 0;
+            }
+        out = json_pack("{s:o, s:i, s:I, s:I, s:I}", "brokers", brokers, "topics", md->topic_cnt,
+                        "partitions", (json_int_t)partitions, "underReplicatedPartitions",
+                        (json_int_t)under, "offlinePartitions", (json_int_t)offline);
+    }
+    if (md) rd_kafka_metadata_destroy(md);
+    client_free(rk);
+    return out;
+}
+
 /* ---- consumer groups ---- */
 
 /* The committed offsets of group on every partition of ps (offsets[i], -1 when none). */

@@ -52,6 +52,11 @@ json_t *kp_pool_browse_groups(const kp_pool_conn_t *c, const char *topic, int *m
 json_t *kp_pool_browse_messages(const kp_pool_conn_t *c, const char *topic,
                                 const kp_browse_query_t *q, int *missing, char *err, size_t errlen);
 
+/* The pool's health as its metadata tells it: {"brokers": [{id, host, port}], "topics",
+ * "partitions", "underReplicatedPartitions" (fewer in-sync
+ * replicas than replicas), "offlinePartitions" (no leader)}; internal topics included. */
+json_t *kp_pool_browse_health(const kp_pool_conn_t *c, char *err, size_t errlen);
+
 /* Record bytes as JSON (a new reference): text when valid UTF-8 without control characters
  * other than tab and newlines (*encoding "utf8"), else lowercase hex ("hex"); NULL ptr is
  * null ("null"). Beyond KP_BROWSE_VALUE_BYTES_MAX bytes it is cut (at a character boundary

@@ -11,13 +11,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define WHOAMI    "/apis/kpool.dev/v1/whoami"
-#define NS_PREFIX "/apis/kpool.dev/v1/namespaces/"
+#define WHOAMI       "/apis/kpool.dev/v1/whoami"
+#define NS_PREFIX    "/apis/kpool.dev/v1/namespaces/"
+#define POOLS_PREFIX "/apis/kpool.dev/v1/pools/"
 /* Per call to the pool: a console request must answer while someone is looking at it. */
 #define CONSOLE_POOL_TIMEOUT_MS 10000
 #define BROWSE_LIMIT_DEFAULT    20
 
-enum { EP_NONE, EP_WHOAMI, EP_PARTITIONS, EP_GROUPS, EP_MESSAGES, EP_SUBJECTS };
+enum { EP_NONE, EP_WHOAMI, EP_PARTITIONS, EP_GROUPS, EP_MESSAGES, EP_SUBJECTS, EP_HEALTH };
 
 typedef struct console_route {
     int endpoint;
@@ -28,6 +29,14 @@ static int parse(const char *url, console_route_t *r)
 {
     memset(r, 0, sizeof(*r));
     if (!strcmp(url, WHOAMI)) return r->endpoint = EP_WHOAMI;
+    if (!strncmp(url, POOLS_PREFIX, strlen(POOLS_PREFIX))) { /* POOL/health */
+        const char *pool = url + strlen(POOLS_PREFIX), *slash = strchr(pool, '/');
+        if (!slash || slash == pool || strcmp(slash, "/health") != 0 ||
+            (size_t)(slash - pool) >= sizeof(r->topic))
+            return EP_NONE;
+        memcpy(r->topic, pool, (size_t)(slash - pool)); /* the pool's name */
+        return r->endpoint = EP_HEALTH;
+    }
     if (strncmp(url, NS_PREFIX, strlen(NS_PREFIX)) != 0) return EP_NONE;
     /* NS/topics/T/what: exactly four non-empty segments */
     char buf[512], *seg[5];
@@ -191,6 +200,30 @@ static enum MHD_Result subjects_endpoint(kp_store_t *store, struct MHD_Connectio
                                items, "errors", errors));
 }
 
+/* GET /apis/kpool.dev/v1/pools/P/health: any valid token, as teams may read Pools (the
+ * answer holds counts, not other teams' topic names). */
+static enum MHD_Result health_endpoint(kp_store_t *store, struct MHD_Connection *conn,
+                                       const console_route_t *r)
+{
+    json_t *pool_obj = NULL;
+    if (kp_store_get(store, "Pool", "", r->topic, &pool_obj) != KP_STORE_OK)
+        return status(conn, 404, "NotFound", "pools \"%s\" not found", r->topic);
+    kp_pool_conn_t pc;
+    char err[512];
+    json_t *body = NULL;
+    if (pool_conn(pool_obj, &pc) < 0)
+        snprintf(err, sizeof(err), "pool \"%s\" has no spec.bootstrapServers", r->topic);
+    else
+        body = kp_pool_browse_health(&pc, err, sizeof(err));
+    json_decref(pool_obj);
+    if (!body) return status(conn, 503, "ServiceUnavailable", "%s", err);
+    json_t *doc = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "kpool.dev/v1", "kind",
+                            "PoolHealth", "metadata", "name", r->topic);
+    json_object_update(doc, body);
+    json_decref(body);
+    return send_json(conn, 200, doc);
+}
+
 /* The pool connection of the Topic ns/name (strings borrowed from *pool_obj, which the
  * caller releases); *fqn set to the topic's name in the pool. An HTTP code on failure. */
 static unsigned topic_pool(kp_store_t *store, const console_route_t *r, kp_pool_conn_t *conn,
@@ -271,6 +304,7 @@ enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *
                          json_pack("{s:s, s:s, s:b, s:o}", "apiVersion", "kpool.dev/v1", "kind",
                                    "WhoAmI", "admin", admin, "namespace",
                                    ns && !admin ? json_string(ns) : json_null()));
+    if (r.endpoint == EP_HEALTH) return health_endpoint(store, conn, &r);
     if (!admin && (!ns || strcmp(ns, r.ns) != 0)) {
         if (r.endpoint == EP_SUBJECTS)
             return status(conn, 403, "Forbidden", "subjects are forbidden in namespace \"%s\"",

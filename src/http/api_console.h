@@ -10,6 +10,8 @@
  *        ?limit=N (1..500, default 20) [&partition=P] [&offset=O | &timestamp=MS]
  *   GET /apis/kpool.dev/v1/namespaces/NS/subjects                 schema subjects "NS.…"
  *        with their versions, read from the pools' `_schemas` (pool_registry.h)
+ *   GET /apis/kpool.dev/v1/pools/P/health                        brokers, partitions,
+ *        under-replicated and offline ones (any valid token: teams may read Pools)
  *
  * T is the Topic resource's name in NS; its pool and fully qualified name come from the
  * store, so a team can only ever name its own topics. The pool is read with the control

@@ -15,6 +15,7 @@ Covered:
     value, headers, timestamps; binary as hex, null as null; bad queries are 400;
   * records in the registry's wire format are decoded through the registry's schemas (Avro
     and JSON Schema), with a clear error for an unknown id or bytes that do not fit;
+  * pool health: brokers and partition counts for any valid token, 404 for an unknown pool;
   * subjects: the team's schema subjects with every version's schema, never another team's
     (403 for its token, its subjects not listed).
 """
@@ -346,3 +347,19 @@ def test_subjects_per_team(up, world, schemas):
     assert [s["subject"] for s in body["items"]] == ["ca-b.payroll-value"]
     assert up.http("GET", "/apis/kpool.dev/v1/namespaces/ca-a/subjects")[0] == 401
     assert up.api("GET", "/apis/kpool.dev/v1/namespaces/ca-a/subjects")[0] == 200
+
+
+def test_pool_health(up, world):
+    for tok in (world["ca-a"], up.token):
+        code, _, body = up.http("GET", "/apis/kpool.dev/v1/pools/dev/health", token=tok)
+        assert code == 200 and body["kind"] == "PoolHealth", body
+        (b,) = body["brokers"]
+        assert b["id"] == 1 and "%s:%d" % (b["host"], b["port"]) == up.kafka
+        assert body["offlinePartitions"] == 0 and body["underReplicatedPartitions"] == 0
+        assert body["partitions"] >= 5 and body["topics"] >= 3  # ca-a.orders, ca-b.payroll...
+        # counts only: no topic names of other teams
+        assert "ca-b" not in json.dumps(body)
+    assert up.http("GET", "/apis/kpool.dev/v1/pools/dev/health")[0] == 401
+    code, _, body = up.http("GET", "/apis/kpool.dev/v1/pools/nope/health", token=world["ca-a"])
+    assert code == 404 and body["reason"] == "NotFound"
+    assert up.http("GET", "/apis/kpool.dev/v1/pools/dev/healthz", token=up.token)[0] == 404

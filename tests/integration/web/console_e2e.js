@@ -169,6 +169,10 @@ async function main() {
     await page.locator("#nav").getByRole("link", { name: "Pools" }).click();
     await page.getByRole("heading", { name: "Pools", exact: true }).waitFor(WAIT);
     await page.locator("#pools tr", { hasText: "dev" }).getByText("Ready").waitFor(WAIT);
+    const health = page.locator("#health-dev");
+    await health.getByRole("table").waitFor(WAIT); // its brokers
+    check(/Offline partitions\s*0/.test(await health.innerText()), "no offline partitions");
+    await page.screenshot({ path: path.join(E.SHOTS, "console-pools.png"), fullPage: true });
     await page.locator("#nav").getByRole("link", { name: "Backups" }).click();
     await page.getByRole("heading", { name: "Backups", exact: true }).waitFor(WAIT);
     await page.locator("#backup-files").waitFor(WAIT);
