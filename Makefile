@@ -76,7 +76,8 @@ $(B)/obj/gen/kp_msgs.o: $(B)/gen/kp_msgs.c
 	@echo "  CC $(B) $<"
 	@$(CC) $(GEN_CFLAGS) $(OPT) -c $< -o $@
 
-$(B)/gen/web_assets.c: tools/embed_web.py $(WEB_FILES)
+# web itself: a file removed changes the directory, not any listed file
+$(B)/gen/web_assets.c: tools/embed_web.py web $(WEB_FILES)
 	@mkdir -p $(B)/gen
 	python3 tools/embed_web.py -o $@ web
 
