@@ -23,12 +23,16 @@ export const token = {
   clear: () => sessionStorage.removeItem(TOKEN_KEY),
 };
 
-export async function api(path, { tok = token.get(), signal } = {}) {
+export async function api(path, { tok = token.get(), signal, method = "GET", body } = {}) {
   if (!tok) throw new AuthError(401, "Unauthorized", "Signed out.");
   let res;
+  const headers = { Authorization: "Bearer " + tok, Accept: "application/json" };
+  if (body !== undefined) headers["Content-Type"] = "application/json";
   try {
     res = await fetch(path, {
-      headers: { Authorization: "Bearer " + tok, Accept: "application/json" },
+      method,
+      headers,
+      body: body === undefined ? undefined : JSON.stringify(body),
       cache: "no-store",
       credentials: "omit",
       signal,
@@ -37,15 +41,15 @@ export async function api(path, { tok = token.get(), signal } = {}) {
     if (e.name === "AbortError") throw e;
     throw new UnreachableError("The control plane at " + location.host + " did not answer.");
   }
-  let body = null;
+  let answer = null;
   try {
-    body = await res.json();
+    answer = await res.json();
   } catch (e) {
-    body = null;
+    answer = null;
   }
-  if (res.ok) return body;
-  const msg = (body && body.message) || res.status + " " + res.statusText;
-  const reason = (body && body.reason) || "";
+  if (res.ok) return answer;
+  const msg = (answer && answer.message) || res.status + " " + res.statusText;
+  const reason = (answer && answer.reason) || "";
   if (res.status === 401) throw new AuthError(401, reason, msg);
   if (res.status === 502 || res.status === 504) throw new UnreachableError(msg);
   throw new ApiError(res.status, reason, msg);

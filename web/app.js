@@ -615,10 +615,26 @@ async function backupsPage(ticket) {
     f.summary ? `${f.summary.topics} topics, ${f.summary.acls} ACLs, ` +
       `${f.summary.resources} resources` : "—"]);
   const sch = b.schedule || {};
+  const outcome = h("div", { role: "status" });
+  const now = h("button", { type: "button", id: "backup-now", onclick: async () => {
+    now.disabled = true;
+    outcome.replaceChildren(h("p", { class: "loading" }, "Backing up every pool…"));
+    try {
+      const r = await api(paths.backups(), { method: "POST", body: {} });
+      say("Backed up: " + r.items.map((f) => f.name).join(", "));
+      route();
+    } catch (e) {
+      if (e instanceof AuthError) return signOut(
+        "Your session ended: the token is no longer valid (revoked or rotated).");
+      outcome.replaceChildren(errorBox(e.message, false));
+      now.disabled = false;
+    }
+  } }, "Back up now");
   show("Backups", h("h1", {}, "Backups"),
     h("p", { class: "summary" }, "Every " + ms(sch.intervalMs) + " into ",
       h("code", {}, sch.directory || "—"), ", keeping " + (sch.retentionCount ?? "—") +
-      " files per pool. Back up now with ", h("code", {}, "kpool backup create"), "."),
+      " files per pool (", h("code", {}, "kpool backup"), " restores one)."),
+    h("div", { class: "browse" }, now), outcome,
     h("section", { id: "backup-pools", "aria-labelledby": "bp-h" },
       h("h2", { id: "bp-h" }, "Per pool"),
       table("Backups per pool", ["Pool", "State", "Last success", "Next", "Succeeded", "Failed"],

@@ -175,7 +175,10 @@ async function main() {
     await page.screenshot({ path: path.join(E.SHOTS, "console-pools.png"), fullPage: true });
     await page.locator("#nav").getByRole("link", { name: "Backups" }).click();
     await page.getByRole("heading", { name: "Backups", exact: true }).waitFor(WAIT);
-    await page.locator("#backup-files").waitFor(WAIT);
+    await page.locator("#backup-files").getByText("No backup files yet.").waitFor(WAIT);
+    await page.locator("#backup-now").click();
+    await page.locator("#backup-files tr", { hasText: "dev-" }).getByText("Verified")
+      .waitFor({ timeout: 30000 });
 
     step("an unreachable control plane is said so");
     await page.route("**/apis/**", (r) => r.abort("connectionrefused"));
