@@ -4,6 +4,7 @@
 import { api, paths, token, AuthError, UnreachableError } from "./api.js";
 import { h, table, badge, stateBadge, ms, bytes, when } from "./dom.js";
 import { certificateExpiry } from "./cert.js";
+import { lineChart } from "./chart.js";
 
 const main = document.getElementById("main");
 const nav = document.getElementById("nav");
@@ -535,11 +536,60 @@ function browser(ns, name, partitions) {
   return [form, results];
 }
 
+// Samples per topic page: the produce rate (from the end offsets) and each group's lag,
+// every SAMPLE_MS while the page is open (the first two 1 s apart, so a rate shows at once).
+const SAMPLE_MS = 5000;
+const SAMPLES_MAX = 120; // 10 minutes
+
+function sampler(ns, name, ticket, box) {
+  const samples = [];
+  const tick = async () => {
+    if (ticket !== gen) return;
+    try {
+      const [p, g] = await Promise.all([api(paths.console(ns, name, "partitions")),
+        api(paths.console(ns, name, "consumergroups"))]);
+      if (ticket !== gen) return;
+      const end = p.partitions.reduce((a, x) => a + x.endOffset, 0);
+      samples.push({ t: Date.now(), end, lag: Object.fromEntries(g.items.map((x) => [x.group, x.lag])) });
+      if (samples.length > SAMPLES_MAX) samples.shift();
+      drawCharts(box, samples);
+    } catch (e) {
+      if (ticket !== gen) return;
+      if (e instanceof AuthError) return signOut(
+        "Your session ended: the token is no longer valid (revoked or rotated).");
+      box.replaceChildren(errorBox(e.message, false));
+    }
+    setTimeout(tick, samples.length === 1 ? 1000 : SAMPLE_MS);
+  };
+  tick();
+}
+
+function drawCharts(box, samples) {
+  if (samples.length < 2) {
+    box.replaceChildren(h("p", { class: "loading" }, "Sampling…"));
+    return;
+  }
+  const rate = samples.slice(1).map((s, i) => [s.t,
+    Math.max(0, (s.end - samples[i].end) * 1000 / (s.t - samples[i].t))]);
+  const groups = [...new Set(samples.flatMap((s) => Object.keys(s.lag)))].sort().slice(0, 6);
+  const charts = [lineChart({ title: "Produce rate", yLabel: "records/s",
+    series: [{ name: "all partitions", points: rate }] })];
+  if (groups.length)
+    charts.push(lineChart({ title: "Consumer lag", yLabel: "records",
+      series: groups.map((gname) => ({ name: gname, points: samples.filter((s) =>
+        gname in s.lag).map((s) => [s.t, s.lag[gname]]) })) }));
+  box.replaceChildren(h("p", { class: "help" }, "Sampled by this page every " +
+    SAMPLE_MS / 1000 + " s while it is open."), h("div", { class: "charts" }, charts));
+}
+
 async function topicPage(ns, name, ticket) {
   const t = await api(paths.topic(ns, name));
   if (ticket !== gen) return;
   const cfg = t.spec.config || {};
   const fqn = (t.status || {}).fullyQualifiedName || ns + "." + name;
+  const charts = h("div", {}, h("p", { class: "loading" }, "Sampling…"));
+  if (syncState(t) === "RolloutComplete") sampler(ns, name, ticket, charts);
+  else charts.replaceChildren(h("p", { class: "empty" }, "The topic is not in the pool yet."));
   show("Topic " + name,
     h("p", { class: "crumbs" }, h("a", { href: "#/ns/" + encodeURIComponent(ns) }, "Team " + ns),
       " / topics"),
@@ -558,6 +608,8 @@ async function topicPage(ns, name, ticket) {
       h("h2", { id: "config-h" }, "Configuration"), configTable(t)),
     section("partitions", "Partitions", () => partitionsSection(ns, name)),
     section("groups", "Consumer groups", () => groupsSection(ns, name)),
+    h("section", { id: "rates", "aria-labelledby": "rates-h" },
+      h("h2", { id: "rates-h" }, "Rates and lag"), charts),
     h("section", { id: "browser", "aria-labelledby": "browser-h" },
       h("h2", { id: "browser-h" }, "Messages"),
       syncState(t) === "RolloutComplete" ? browser(ns, name, cfg.partitions ?? 1)

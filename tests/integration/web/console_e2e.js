@@ -106,6 +106,12 @@ async function main() {
     const avro = page.locator("#messages li.message", { hasText: E.AVRO_A });
     await avro.getByText(/^AVRO · schema \d+$/).waitFor(WAIT); // decoded through the registry
     check(/"item": "avro-coffee"/.test(await avro.locator("pre.json").innerText()), "Avro as JSON");
+    // charts sampled by the page: produce rate and the group's lag, with labelled axes
+    const rates = page.locator("#rates");
+    await rates.locator("figure", { hasText: "Consumer lag" }).locator("svg").waitFor(WAIT);
+    check((await rates.locator("svg text.label").allTextContents()).includes("records/s"),
+      "the rate chart's y axis says records/s");
+    await rates.locator(".legend", { hasText: E.GROUP_A + ": 2 records" }).waitFor(WAIT);
     await page.screenshot({ path: path.join(E.SHOTS, "console-topic.png"), fullPage: true });
 
     step("the browser reads from an offset");
