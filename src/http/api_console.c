@@ -17,6 +17,26 @@
 /* Per call to the pool: a console request must answer while someone is looking at it. */
 #define CONSOLE_POOL_TIMEOUT_MS 10000
 #define BROWSE_LIMIT_DEFAULT    20
+/* Console requests waiting for a pool at once. The API has a few threads (api.c) and a pool
+ * that is down makes each such request wait out the timeout: beyond this many, the next one
+ * is refused at once (503, Retry-After) so the rest of the API keeps answering. */
+#define CONSOLE_POOL_REQUESTS_MAX 2
+
+static int pool_requests; /* in flight, across the API's threads */
+
+/* A slot for a request to a pool; 0 when all are taken. */
+static int pool_slot_take(void)
+{
+    if (__atomic_add_fetch(&pool_requests, 1, __ATOMIC_ACQ_REL) <= CONSOLE_POOL_REQUESTS_MAX)
+        return 1;
+    __atomic_sub_fetch(&pool_requests, 1, __ATOMIC_ACQ_REL);
+    return 0;
+}
+
+static void pool_slot_give(void)
+{
+    __atomic_sub_fetch(&pool_requests, 1, __ATOMIC_ACQ_REL);
+}
 
 enum { EP_NONE, EP_WHOAMI, EP_PARTITIONS, EP_GROUPS, EP_MESSAGES, EP_SUBJECTS, EP_HEALTH };
 
@@ -98,6 +118,25 @@ static enum MHD_Result status(struct MHD_Connection *conn, unsigned code, const 
                      json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status",
                                "apiVersion", "v1", "metadata", "status", "Failure", "message", msg,
                                "reason", reason, "code", (int)code));
+}
+
+/* 503 with Retry-After: every pool slot is taken. */
+static enum MHD_Result busy(struct MHD_Connection *conn)
+{
+    json_t *body = json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status", "apiVersion",
+                             "v1", "metadata", "status", "Failure", "message",
+                             "the console's requests to the pools are all waiting (is a pool "
+                             "down?): try again shortly",
+                             "reason", "ServiceUnavailable", "code", 503);
+    char *text = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    json_decref(body);
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Retry-After", "2");
+    enum MHD_Result rc = MHD_queue_response(conn, 503, r);
+    MHD_destroy_response(r);
+    return rc;
 }
 
 /* A query argument as an integer in [min, max]; def when absent. -1 with msg when bad. */
@@ -304,14 +343,17 @@ enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *
                          json_pack("{s:s, s:s, s:b, s:o}", "apiVersion", "kpool.dev/v1", "kind",
                                    "WhoAmI", "admin", admin, "namespace",
                                    ns && !admin ? json_string(ns) : json_null()));
-    if (r.endpoint == EP_HEALTH) return health_endpoint(store, conn, &r);
-    if (!admin && (!ns || strcmp(ns, r.ns) != 0)) {
+    if (r.endpoint != EP_HEALTH && !admin && (!ns || strcmp(ns, r.ns) != 0)) {
         if (r.endpoint == EP_SUBJECTS)
             return status(conn, 403, "Forbidden", "subjects are forbidden in namespace \"%s\"",
                           r.ns);
         return status(conn, 403, "Forbidden", "topics \"%s\" is forbidden in namespace \"%s\"",
                       r.topic, r.ns);
     }
-    if (r.endpoint == EP_SUBJECTS) return subjects_endpoint(store, conn, &r);
-    return topic_endpoint(store, conn, &r);
+    if (!pool_slot_take()) return busy(conn);
+    enum MHD_Result rc = r.endpoint == EP_HEALTH     ? health_endpoint(store, conn, &r)
+                         : r.endpoint == EP_SUBJECTS ? subjects_endpoint(store, conn, &r)
+                                                     : topic_endpoint(store, conn, &r);
+    pool_slot_give();
+    return rc;
 }

@@ -23,6 +23,7 @@ import http.client
 import json
 import os
 import struct
+import time
 
 import pytest
 import requests
@@ -363,3 +364,44 @@ def test_pool_health(up, world):
     code, _, body = up.http("GET", "/apis/kpool.dev/v1/pools/nope/health", token=world["ca-a"])
     assert code == 404 and body["reason"] == "NotFound"
     assert up.http("GET", "/apis/kpool.dev/v1/pools/dev/healthz", token=up.token)[0] == 404
+
+
+# last in this file: the unreachable pool would slow every later subjects request down
+
+def test_pool_down_is_503_and_the_api_keeps_answering(up, world):
+    """A pool that does not answer: each console request waits the 10 s timeout and is 503
+    naming the pool; at most two wait at once, a third is refused at once (503, Retry-After)
+    and the rest of the API answers meanwhile."""
+    import threading
+    code, _, body = up.api("PUT", "/apis/kpool.dev/v1/pools/ghost", {
+        "apiVersion": "kpool.dev/v1", "kind": "Pool", "metadata": {"name": "ghost"},
+        "spec": {"bootstrapServers": "127.0.0.1:1"}})
+    assert code == 201, body
+    code, _, body = up.api("PUT", TOPICS_PATH % "ca-a" + "/lost",
+                           topic_doc("ca-a", "lost", pool="ghost"))
+    assert code == 201, body
+    try:
+        results = []
+
+        def slow():
+            results.append(get(up, "ca-a", "lost", "partitions", world["ca-a"]))
+
+        waiting = [threading.Thread(target=slow) for _ in range(2)]
+        t0 = time.time()
+        for t in waiting:
+            t.start()
+        time.sleep(1)
+        code, h, body = get(up, "ca-a", "lost", "messages", world["ca-a"])
+        assert code == 503 and h["Retry-After"] == "2" and "all waiting" in body["message"], body
+        assert time.time() - t0 < 5
+        code, _, _ = up.http("GET", TOPICS_PATH % "ca-a", token=world["ca-a"])
+        assert code == 200 and time.time() - t0 < 5  # the API still answers
+        for t in waiting:
+            t.join(30)
+        assert [r[0] for r in results] == [503, 503], results
+        for _, _, body in results:
+            assert body["reason"] == "ServiceUnavailable"
+            assert "pool unreachable at 127.0.0.1:1" in body["message"], body
+    finally:
+        up.api("DELETE", TOPICS_PATH % "ca-a" + "/lost")
+        up.api("DELETE", "/apis/kpool.dev/v1/pools/ghost")
