@@ -23,7 +23,18 @@ export const token = {
   clear: () => sessionStorage.removeItem(TOKEN_KEY),
 };
 
-export async function api(path, { tok = token.get(), signal, method = "GET", body } = {}) {
+export async function api(path, opts = {}) {
+  try {
+    return await call(path, opts);
+  } catch (e) {
+    // the console's pool requests were all busy: once more, after the wait it asked for
+    if (!(e instanceof ApiError) || e.code !== 503 || !e.retryAfter || opts.method) throw e;
+    await new Promise((r) => setTimeout(r, Math.min(e.retryAfter, 10) * 1000));
+    return call(path, opts);
+  }
+}
+
+async function call(path, { tok = token.get(), signal, method = "GET", body } = {}) {
   if (!tok) throw new AuthError(401, "Unauthorized", "Signed out.");
   let res;
   const headers = { Authorization: "Bearer " + tok, Accept: "application/json" };
@@ -52,7 +63,9 @@ export async function api(path, { tok = token.get(), signal, method = "GET", bod
   const reason = (answer && answer.reason) || "";
   if (res.status === 401) throw new AuthError(401, reason, msg);
   if (res.status === 502 || res.status === 504) throw new UnreachableError(msg);
-  throw new ApiError(res.status, reason, msg);
+  const err = new ApiError(res.status, reason, msg);
+  err.retryAfter = Number(res.headers.get("Retry-After")) || 0;
+  throw err;
 }
 
 // Paths of the public API (docs/api.md).

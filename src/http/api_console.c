@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define WHOAMI       "/apis/kpool.dev/v1/whoami"
 #define NS_PREFIX    "/apis/kpool.dev/v1/namespaces/"
@@ -17,20 +18,29 @@
 /* Per call to the pool: a console request must answer while someone is looking at it. */
 #define CONSOLE_POOL_TIMEOUT_MS 10000
 #define BROWSE_LIMIT_DEFAULT    20
-/* Console requests waiting for a pool at once. The API has a few threads (api.c) and a pool
+/* Console requests talking to a pool at once. The API has a few threads (api.c) and a pool
  * that is down makes each such request wait out the timeout: beyond this many, the next one
- * is refused at once (503, Retry-After) so the rest of the API keeps answering. */
+ * waits a moment for a slot and is then refused (503, Retry-After), so the rest of the API
+ * keeps answering. */
 #define CONSOLE_POOL_REQUESTS_MAX 2
 
 static int pool_requests; /* in flight, across the API's threads */
 
-/* A slot for a request to a pool; 0 when all are taken. */
+/* How long a request waits for a slot: a page opening sends a burst of short requests,
+ * which queue here for a moment instead of being refused. */
+#define CONSOLE_POOL_SLOT_WAIT_MS 1000
+
+/* A slot for a request to a pool; 0 when none came free in time. */
 static int pool_slot_take(void)
 {
-    if (__atomic_add_fetch(&pool_requests, 1, __ATOMIC_ACQ_REL) <= CONSOLE_POOL_REQUESTS_MAX)
-        return 1;
-    __atomic_sub_fetch(&pool_requests, 1, __ATOMIC_ACQ_REL);
-    return 0;
+    for (int waited_ms = 0;; waited_ms += 10) {
+        if (__atomic_add_fetch(&pool_requests, 1, __ATOMIC_ACQ_REL) <= CONSOLE_POOL_REQUESTS_MAX)
+            return 1;
+        __atomic_sub_fetch(&pool_requests, 1, __ATOMIC_ACQ_REL);
+        if (waited_ms >= CONSOLE_POOL_SLOT_WAIT_MS) return 0;
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
 }
 
 static void pool_slot_give(void)
