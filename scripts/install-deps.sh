@@ -15,6 +15,10 @@ PACKAGES=(
   python3-zstandard python3-requests python3-pytest-timeout openssl curl procps
   # tests: the web console end to end (tests/integration/test_console_web.py)
   chromium
+  # tests: Go clients (Sarama, kafka-go), built in GOPATH mode from Debian's sources
+  golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev
+  # kafka-python: lz4 in message format v0 (the pre-0.10 frame checksum needs xxhash)
+  python3-xxhash
   # bench/peers.sh: the peers kpool is compared with
   redis-server nats-server libnats-dev
 )

@@ -2,7 +2,9 @@
 #include "http/api_console.h"
 
 #include "control/pool_browse.h"
+#include "control/kinds.h"
 #include "control/pool_registry.h"
+#include "http/api_reply.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -99,18 +101,31 @@ int kp_api_console_route(const char *url)
     return parse(url, &r) != EP_NONE;
 }
 
-static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned code, json_t *body)
+/* Sends body (taken; NULL or unserializable: a 500 Status, see api_reply.h). retry_after_s
+ * > 0 adds Retry-After. */
+static enum MHD_Result send_reply(struct MHD_Connection *conn, unsigned code, json_t *body,
+                                  int retry_after_s)
 {
-    char *text = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
+    size_t n;
+    char *text = kp_api_reply_text(body, &code, &n);
+    json_decref(body);
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
     MHD_add_response_header(r, "Content-Type", "application/json");
     /* records and offsets change all the time, and a token-bound answer is nobody else's */
     MHD_add_response_header(r, "Cache-Control", "no-store");
+    if (retry_after_s > 0) {
+        char v[16];
+        snprintf(v, sizeof(v), "%d", retry_after_s);
+        MHD_add_response_header(r, "Retry-After", v);
+    }
     enum MHD_Result rc = MHD_queue_response(conn, code, r);
     MHD_destroy_response(r);
-    json_decref(body);
     return rc;
+}
+
+static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned code, json_t *body)
+{
+    return send_reply(conn, code, body, 0);
 }
 
 static enum MHD_Result status(struct MHD_Connection *conn, unsigned code, const char *reason,
@@ -124,29 +139,18 @@ static enum MHD_Result status(struct MHD_Connection *conn, unsigned code, const 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return send_json(conn, code,
-                     json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status",
-                               "apiVersion", "v1", "metadata", "status", "Failure", "message", msg,
-                               "reason", reason, "code", (int)code));
+    /* the message may hold URL bytes: kp_api_status takes any (api_reply.h) */
+    return send_json(conn, code, kp_api_status(code, reason, msg));
 }
 
 /* 503 with Retry-After: every pool slot is taken. */
 static enum MHD_Result busy(struct MHD_Connection *conn)
 {
-    json_t *body = json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status", "apiVersion",
-                             "v1", "metadata", "status", "Failure", "message",
-                             "the console's requests to the pools are all waiting (is a pool "
-                             "down?): try again shortly",
-                             "reason", "ServiceUnavailable", "code", 503);
-    char *text = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    json_decref(body);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    MHD_add_response_header(r, "Retry-After", "2");
-    enum MHD_Result rc = MHD_queue_response(conn, 503, r);
-    MHD_destroy_response(r);
-    return rc;
+    return send_reply(conn, 503,
+                      kp_api_status(503, "ServiceUnavailable",
+                                    "the console's requests to the pools are all waiting (is a "
+                                    "pool down?): try again shortly"),
+                      2);
 }
 
 /* A query argument as an integer in [min, max]; def when absent. -1 with msg when bad. */
@@ -348,6 +352,14 @@ enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *
     parse(url, &r);
     if (strcmp(method, "GET") != 0)
         return status(conn, 405, "MethodNotAllowed", "%s is not supported on %s", method, url);
+    char why[256];
+    if (r.endpoint != EP_WHOAMI && r.endpoint != EP_HEALTH &&
+        kp_name_check(r.ns, 1, why, sizeof(why)) < 0)
+        return status(conn, 404, "NotFound", "namespace \"%s\": %s", r.ns, why);
+    if ((r.endpoint == EP_HEALTH || r.endpoint == EP_PARTITIONS || r.endpoint == EP_GROUPS ||
+         r.endpoint == EP_MESSAGES) &&
+        kp_name_check(r.topic, 0, why, sizeof(why)) < 0)
+        return status(conn, 404, "NotFound", "\"%s\" not found: %s", r.topic, why);
     if (r.endpoint == EP_WHOAMI)
         return send_json(conn, 200,
                          json_pack("{s:s, s:s, s:b, s:o}", "apiVersion", "kpool.dev/v1", "kind",

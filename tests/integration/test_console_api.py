@@ -407,3 +407,15 @@ def test_pool_down_is_503_and_the_api_keeps_answering(up, world):
     finally:
         up.api("DELETE", TOPICS_PATH % "ca-a" + "/lost")
         up.api("DELETE", "/apis/kpool.dev/v1/pools/ghost")
+
+
+@pytest.mark.parametrize("path", [
+    "/apis/kpool.dev/v1/namespaces/%ff%fe/subjects",
+    "/apis/kpool.dev/v1/namespaces/ca-a/topics/%c3%28/messages",
+    "/apis/kpool.dev/v1/namespaces/Bad_NS/topics/orders/partitions",
+    "/apis/kpool.dev/v1/pools/%ff/health"])
+def test_bad_names_in_the_url_are_404(up, path):
+    """Names that cannot exist (not UTF-8, not a Kubernetes name) are 404 with a readable
+    Status, for the admin too (who passes every namespace check)."""
+    code, _, body = up.api("GET", path)
+    assert code == 404 and body["reason"] == "NotFound" and body["message"], body
