@@ -545,6 +545,10 @@ function sampler(ns, name, ticket, box) {
   const samples = [];
   const tick = async () => {
     if (ticket !== gen) return;
+    if (document.hidden && samples.length > 1) { // a background tab asks the pool nothing
+      setTimeout(tick, SAMPLE_MS);
+      return;
+    }
     try {
       const [p, g] = await Promise.all([api(paths.console(ns, name, "partitions")),
         api(paths.console(ns, name, "consumergroups"))]);
