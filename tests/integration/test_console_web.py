@@ -16,6 +16,7 @@ Screenshots land in $KPOOL_ARTIFACTS/console (default build/artifacts/console).
 """
 import os
 import subprocess
+import threading
 import time
 
 import pytest
@@ -47,6 +48,41 @@ def team(up, name):
     code, _, body = up.api("POST", "/apis/kpool.dev/v1/teams", {"name": name})
     assert code == 201, body
     return body["token"]
+
+
+def produce_more(up):
+    """Five more records on partition 0 while the browser watches: the group's lag grows."""
+    p = Producer(dict(up.ssl_conf(), acks="all"))
+    for i in range(5):
+        p.produce("web-a.orders", b"more %d" % i, partition=0)
+    assert p.flush(30) == 0
+
+
+def run_e2e(env, answers, timeout=120):
+    """Runs console_e2e.js; a line "ask: X" on its stdout runs answers[X]() and then writes
+    "ok" to its stdin (how the browser test asks for something only a Kafka client does).
+    Returns (stdout, stderr, exit status); killed after timeout seconds."""
+    proc = subprocess.Popen(["node", os.path.join(WEB, "console_e2e.js")], env=env, cwd=WEB,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    killer = threading.Timer(timeout, proc.kill)
+    killer.start()
+    out = []
+    try:
+        for line in proc.stdout:
+            out.append(line)
+            if line.startswith("ask: "):
+                answers[line[5:].strip()]()
+                proc.stdin.write("ok\n")
+                proc.stdin.flush()
+        err = proc.stderr.read()
+        proc.wait()
+    finally:
+        killer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    return "".join(out), err, proc.returncode
 
 
 def test_console_end_to_end(up, tmp_path):
@@ -104,10 +140,9 @@ def test_console_end_to_end(up, tmp_path):
                VALUE_B="salary of team b", TOKEN_C=tok_c, NS_C="web-c", SHOTS=shots,
                CHROMIUM=CHROMIUM)
     t0 = time.time()
-    r = subprocess.run(["node", os.path.join(WEB, "console_e2e.js")], env=env, cwd=WEB,
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0 and r.stdout.rstrip().endswith("ok"), \
-        "console e2e failed after %.1fs:\n%s\n%s\n%s" % (time.time() - t0, r.stdout, r.stderr,
+    stdout, stderr, rc = run_e2e(env, {"produce": lambda: produce_more(up)})
+    assert rc == 0 and stdout.rstrip().endswith("ok"), \
+        "console e2e failed after %.1fs:\n%s\n%s\n%s" % (time.time() - t0, stdout, stderr,
                                                           up.log()[-3000:])
     for name in ("console-signin.png", "console-team.png", "console-topic.png",
                  "console-topic-phone.png"):

@@ -13,6 +13,20 @@ const path = require("path");
 const E = process.env;
 const WAIT = { timeout: 15000 };
 
+// Asks the Python side (test_console_web.py) to do something only a Kafka client can.
+const stdinLines = [];
+let stdinWaiter = null;
+const stdinReader = require("readline").createInterface({ input: process.stdin });
+stdinReader.on("line", (l) => {
+  if (stdinWaiter) { const w = stdinWaiter; stdinWaiter = null; w(l); } else stdinLines.push(l);
+});
+function ask(what) {
+  console.log("ask: " + what);
+  return new Promise((resolve) => {
+    if (stdinLines.length) resolve(stdinLines.shift()); else stdinWaiter = resolve;
+  });
+}
+
 function step(name) {
   console.log("step: " + name);
 }
@@ -112,6 +126,10 @@ async function main() {
     check((await rates.locator("svg text.label").allTextContents()).includes("records/s"),
       "the rate chart's y axis says records/s");
     await rates.locator(".legend", { hasText: E.GROUP_A + ": 2 records" }).waitFor(WAIT);
+    check(await ask("produce") === "ok", "the producer wrote");
+    // the next samples (every 5 s) show the lag the new records make: 2 + 5
+    await rates.locator(".legend", { hasText: E.GROUP_A + ": 7 records" })
+      .waitFor({ timeout: 20000 });
     await page.screenshot({ path: path.join(E.SHOTS, "console-topic.png"), fullPage: true });
 
     step("the browser reads from an offset");
@@ -214,7 +232,7 @@ async function main() {
   }
 }
 
-main().catch((e) => {
+main().then(() => stdinReader.close(), (e) => {
   console.error(e.stack || String(e));
   process.exit(1);
 });
