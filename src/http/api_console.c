@@ -4,9 +4,12 @@
 #include "control/pool_browse.h"
 #include "control/kinds.h"
 #include "control/pool_registry.h"
+#include "core/buf.h"
+#include "core/logging.h"
 #include "http/api_reply.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -20,35 +23,14 @@
 /* Per call to the pool: a console request must answer while someone is looking at it. */
 #define CONSOLE_POOL_TIMEOUT_MS 10000
 #define BROWSE_LIMIT_DEFAULT    20
-/* Console requests talking to a pool at once. The API has a few threads (api.c) and a pool
- * that is down makes each such request wait out the timeout: beyond this many, the next one
- * waits a moment for a slot and is then refused (503, Retry-After), so the rest of the API
- * keeps answering. */
-#define CONSOLE_POOL_REQUESTS_MAX 2
-
-static int pool_requests; /* in flight, across the API's threads */
-
-/* How long a request waits for a slot: a page opening sends a burst of short requests,
- * which queue here for a moment instead of being refused. */
-#define CONSOLE_POOL_SLOT_WAIT_MS 1000
-
-/* A slot for a request to a pool; 0 when none came free in time. */
-static int pool_slot_take(void)
-{
-    for (int waited_ms = 0;; waited_ms += 10) {
-        if (__atomic_add_fetch(&pool_requests, 1, __ATOMIC_ACQ_REL) <= CONSOLE_POOL_REQUESTS_MAX)
-            return 1;
-        __atomic_sub_fetch(&pool_requests, 1, __ATOMIC_ACQ_REL);
-        if (waited_ms >= CONSOLE_POOL_SLOT_WAIT_MS) return 0;
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
-}
-
-static void pool_slot_give(void)
-{
-    __atomic_sub_fetch(&pool_requests, 1, __ATOMIC_ACQ_REL);
-}
+/* Console requests talking to a pool at once, each on its own thread with its own Kafka
+ * client. They do not hold the API's threads (the connection is suspended meanwhile, see
+ * below), but a pool that is down makes each wait out the timeout: beyond this many the
+ * next is refused at once (503, Retry-After). A page opening sends about five. */
+#define CONSOLE_POOL_REQUESTS_MAX 8
+/* How long stopping waits for them: past a pool request's timeout, so it is only reached
+ * when something is stuck (and a stop must not hang for ever). */
+#define CONSOLE_DRAIN_S (CONSOLE_POOL_TIMEOUT_MS / 1000 + 20)
 
 enum { EP_NONE, EP_WHOAMI, EP_PARTITIONS, EP_GROUPS, EP_MESSAGES, EP_SUBJECTS, EP_HEALTH };
 
@@ -56,6 +38,49 @@ typedef struct console_route {
     int endpoint;
     char ns[128], topic[256];
 } console_route_t;
+
+/*
+ * A request answered on its own thread. libmicrohttpd serves many connections per API
+ * thread, so a handler that waited for a pool would also stall the connections that thread
+ * holds; instead the connection is suspended, a worker computes the answer, links it here
+ * and resumes the connection, and the handler, called again, sends it. The list is keyed by
+ * connection; kp_api_console_forget drops an entry whose client went away meanwhile, and
+ * kp_api_console_drain waits for the workers before the daemon stops.
+ */
+typedef struct pending {
+    struct MHD_Connection *conn;
+    kp_store_t *store;
+    console_route_t r;
+    kp_browse_query_t q;
+    unsigned code;
+    json_t *body; /* the answer, once done */
+    int done;
+    struct pending *next;
+} pending_t;
+
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pending_idle = PTHREAD_COND_INITIALIZER;
+static pending_t *pending_list;
+static int pending_workers;  /* running; also the slots taken */
+static int pending_draining; /* the daemon is stopping: no more suspensions */
+
+static void pending_free(pending_t *p)
+{
+    json_decref(p->body);
+    free(p);
+}
+
+/* Unlinks and returns the entry of conn, or NULL. Caller holds pending_lock. */
+static pending_t *pending_take(struct MHD_Connection *conn)
+{
+    for (pending_t **pp = &pending_list; *pp; pp = &(*pp)->next)
+        if ((*pp)->conn == conn) {
+            pending_t *p = *pp;
+            *pp = p->next;
+            return p;
+        }
+    return NULL;
+}
 
 static int parse(const char *url, console_route_t *r)
 {
@@ -209,14 +234,14 @@ static int pool_conn(json_t *pool_obj, kp_pool_conn_t *conn)
 /* The schema subjects of namespace ns in every pool: those named "<ns>.…" (the registry's
  * default TopicNameStrategy names them after the topic, "<ns>.<topic>-value"). A pool that
  * cannot be read is reported in "errors" and the others still answered. */
-static enum MHD_Result subjects_endpoint(kp_store_t *store, struct MHD_Connection *conn,
-                                         const console_route_t *r)
+static json_t *subjects_answer(kp_store_t *store, const console_route_t *r, unsigned *code)
 {
     json_t *pools;
     int64_t rv;
     if (kp_store_list(store, "Pool", "", &pools, &rv) != KP_STORE_OK) {
         json_decref(pools);
-        return status(conn, 500, "InternalError", "cannot read the store");
+        *code = 500;
+        return kp_api_status(500, "InternalError", "cannot read the store");
     }
     char prefix[160];
     snprintf(prefix, sizeof(prefix), "%s.", r->ns);
@@ -247,20 +272,21 @@ static enum MHD_Result subjects_endpoint(kp_store_t *store, struct MHD_Connectio
         kp_reg_state_free(&st);
     }
     json_decref(pools);
-    return send_json(conn, 200,
-                     json_pack("{s:s, s:s, s:{s:s}, s:o, s:o}", "apiVersion", "kpool.dev/v1",
-                               "kind", "SubjectList", "metadata", "namespace", r->ns, "items",
-                               items, "errors", errors));
+    *code = 200;
+    return json_pack("{s:s, s:s, s:{s:s}, s:o, s:o}", "apiVersion", "kpool.dev/v1", "kind",
+                     "SubjectList", "metadata", "namespace", r->ns, "items", items, "errors",
+                     errors);
 }
 
 /* GET /apis/kpool.dev/v1/pools/P/health: any valid token, as teams may read Pools (the
  * answer holds counts, not other teams' topic names). */
-static enum MHD_Result health_endpoint(kp_store_t *store, struct MHD_Connection *conn,
-                                       const console_route_t *r)
+static json_t *health_answer(kp_store_t *store, const console_route_t *r, unsigned *code)
 {
     json_t *pool_obj = NULL;
-    if (kp_store_get(store, "Pool", "", r->topic, &pool_obj) != KP_STORE_OK)
-        return status(conn, 404, "NotFound", "pools \"%s\" not found", r->topic);
+    if (kp_store_get(store, "Pool", "", r->topic, &pool_obj) != KP_STORE_OK) {
+        *code = 404;
+        return kp_api_statusf(404, "NotFound", "pools \"%s\" not found", r->topic);
+    }
     kp_pool_conn_t pc;
     char err[512];
     json_t *body = NULL;
@@ -269,12 +295,16 @@ static enum MHD_Result health_endpoint(kp_store_t *store, struct MHD_Connection 
     else
         body = kp_pool_browse_health(&pc, err, sizeof(err));
     json_decref(pool_obj);
-    if (!body) return status(conn, 503, "ServiceUnavailable", "%s", err);
+    if (!body) {
+        *code = 503;
+        return kp_api_status(503, "ServiceUnavailable", err);
+    }
     json_t *doc = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "kpool.dev/v1", "kind",
                             "PoolHealth", "metadata", "name", r->topic);
     json_object_update(doc, body);
     json_decref(body);
-    return send_json(conn, 200, doc);
+    *code = 200;
+    return doc;
 }
 
 /* The pool connection of the Topic ns/name (strings borrowed from *pool_obj, which the
@@ -305,34 +335,32 @@ static unsigned topic_pool(kp_store_t *store, const console_route_t *r, kp_pool_
     return code;
 }
 
-static enum MHD_Result topic_endpoint(kp_store_t *store, struct MHD_Connection *conn,
-                                      const console_route_t *r)
+static json_t *topic_answer(kp_store_t *store, const console_route_t *r, const kp_browse_query_t *q,
+                            unsigned *code)
 {
     char msg[1024], fqn[512];
-    kp_browse_query_t q = {0};
-    if (r->endpoint == EP_MESSAGES && parse_query(conn, &q, msg, sizeof(msg)) < 0)
-        return status(conn, 400, "BadRequest", "%s", msg);
     kp_pool_conn_t pc;
     json_t *pool_obj;
-    unsigned code = topic_pool(store, r, &pc, &pool_obj, fqn, sizeof(fqn), msg, sizeof(msg));
-    if (code) {
+    *code = topic_pool(store, r, &pc, &pool_obj, fqn, sizeof(fqn), msg, sizeof(msg));
+    if (*code) {
         json_decref(pool_obj);
-        return status(conn, code, code == 404 ? "NotFound" : "ServiceUnavailable", "%s", msg);
+        return kp_api_status(*code, *code == 404 ? "NotFound" : "ServiceUnavailable", msg);
     }
     int missing = 0;
     json_t *body = r->endpoint == EP_PARTITIONS
                        ? kp_pool_browse_partitions(&pc, fqn, &missing, msg, sizeof(msg))
                    : r->endpoint == EP_GROUPS
                        ? kp_pool_browse_groups(&pc, fqn, &missing, msg, sizeof(msg))
-                       : kp_pool_browse_messages(&pc, fqn, &q, &missing, msg, sizeof(msg));
+                       : kp_pool_browse_messages(&pc, fqn, q, &missing, msg, sizeof(msg));
     const char *pool =
         json_string_value(json_object_get(json_object_get(pool_obj, "metadata"), "name"));
     char pool_name[256];
     snprintf(pool_name, sizeof(pool_name), "%s", pool ? pool : "");
     json_decref(pool_obj);
-    if (!body)
-        return missing ? status(conn, 404, "NotFound", "%s", msg)
-                       : status(conn, 503, "ServiceUnavailable", "%s", msg);
+    if (!body) {
+        *code = missing ? 404 : 503;
+        return kp_api_status(*code, missing ? "NotFound" : "ServiceUnavailable", msg);
+    }
     static const char *const kinds[] = {[EP_PARTITIONS] = "TopicPartitions",
                                         [EP_GROUPS] = "ConsumerGroupList",
                                         [EP_MESSAGES] = "MessageList"};
@@ -341,13 +369,108 @@ static enum MHD_Result topic_endpoint(kp_store_t *store, struct MHD_Connection *
                             r->ns, "pool", pool_name, "topic", fqn);
     json_object_update(doc, body);
     json_decref(body);
-    return send_json(conn, 200, doc);
+    *code = 200;
+    return doc;
+}
+
+static json_t *answer(pending_t *p)
+{
+    return p->r.endpoint == EP_HEALTH     ? health_answer(p->store, &p->r, &p->code)
+           : p->r.endpoint == EP_SUBJECTS ? subjects_answer(p->store, &p->r, &p->code)
+                                          : topic_answer(p->store, &p->r, &p->q, &p->code);
+}
+
+static void *worker_main(void *arg)
+{
+    pending_t *p = arg;
+    json_t *body = answer(p);
+    pthread_mutex_lock(&pending_lock);
+    p->body = body;
+    p->done = 1;
+    /* the connection is resumed under the lock, so drain cannot return before it is */
+    MHD_resume_connection(p->conn);
+    pending_workers--;
+    pthread_cond_broadcast(&pending_idle);
+    pthread_mutex_unlock(&pending_lock);
+    return NULL;
+}
+
+void kp_api_console_forget(struct MHD_Connection *conn)
+{
+    pthread_mutex_lock(&pending_lock);
+    pending_t *p = pending_take(conn);
+    pthread_cond_broadcast(&pending_idle);
+    pthread_mutex_unlock(&pending_lock);
+    if (p) pending_free(p); /* done: a running worker's connection is still suspended */
+}
+
+void kp_api_console_drain(void)
+{
+    pthread_mutex_lock(&pending_lock);
+    pending_draining = 1;
+    /* every worker done, and every answer sent (or its connection ended): a resumed
+     * connection is only off libmicrohttpd's suspended list once its thread has run it */
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += CONSOLE_DRAIN_S;
+    while ((pending_workers > 0 || pending_list) &&
+           pthread_cond_timedwait(&pending_idle, &pending_lock, &until) == 0) {
+    }
+    if (pending_workers > 0 || pending_list)
+        kp_warn("api", "console: %d requests still waiting for a pool at shutdown",
+                pending_workers);
+    pthread_mutex_unlock(&pending_lock);
+}
+
+/* Starts p's worker and suspends the connection; without a thread, answers in place. */
+static enum MHD_Result start_worker(pending_t *p)
+{
+    pthread_mutex_lock(&pending_lock);
+    if (pending_workers >= CONSOLE_POOL_REQUESTS_MAX || pending_draining) {
+        pthread_mutex_unlock(&pending_lock);
+        struct MHD_Connection *conn = p->conn;
+        free(p);
+        return busy(conn);
+    }
+    pending_workers++;
+    p->next = pending_list;
+    pending_list = p;
+    MHD_suspend_connection(p->conn); /* before the worker can resume it */
+    pthread_attr_t attr;
+    pthread_t t;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    int rc = pthread_create(&t, &attr, worker_main, p);
+    pthread_attr_destroy(&attr);
+    pthread_mutex_unlock(&pending_lock);
+    if (rc != 0) { /* no thread: the answer is computed on this one */
+        json_t *body = answer(p);
+        pthread_mutex_lock(&pending_lock);
+        p->body = body;
+        p->done = 1;
+        MHD_resume_connection(p->conn);
+        pending_workers--;
+        pthread_cond_broadcast(&pending_idle);
+        pthread_mutex_unlock(&pending_lock);
+    }
+    return MHD_YES;
 }
 
 enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *conn,
                                       const char *url, const char *method, int admin,
                                       const char *ns)
 {
+    pthread_mutex_lock(&pending_lock);
+    pending_t *done = pending_take(conn);
+    pthread_cond_broadcast(&pending_idle);
+    pthread_mutex_unlock(&pending_lock);
+    if (done) { /* called again after the worker resumed the connection */
+        unsigned code = done->code;
+        json_t *body = done->body;
+        done->body = NULL;
+        pending_free(done);
+        return send_json(conn, code, body);
+    }
     console_route_t r;
     parse(url, &r);
     if (strcmp(method, "GET") != 0)
@@ -372,10 +495,14 @@ enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *
         return status(conn, 403, "Forbidden", "topics \"%s\" is forbidden in namespace \"%s\"",
                       r.topic, r.ns);
     }
-    if (!pool_slot_take()) return busy(conn);
-    enum MHD_Result rc = r.endpoint == EP_HEALTH     ? health_endpoint(store, conn, &r)
-                         : r.endpoint == EP_SUBJECTS ? subjects_endpoint(store, conn, &r)
-                                                     : topic_endpoint(store, conn, &r);
-    pool_slot_give();
-    return rc;
+    pending_t *p = kp_xcalloc(1, sizeof(*p));
+    p->conn = conn;
+    p->store = store;
+    p->r = r;
+    char msg[1024];
+    if (r.endpoint == EP_MESSAGES && parse_query(conn, &p->q, msg, sizeof(msg)) < 0) {
+        free(p);
+        return status(conn, 400, "BadRequest", "%s", msg);
+    }
+    return start_worker(p);
 }

@@ -35,4 +35,12 @@ enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *
                                       const char *url, const char *method, int admin,
                                       const char *ns);
 
+/* Drops the answer kept for conn, if any: api.c calls it when a connection ends (a client
+ * that went away while its answer was being computed). Any thread. */
+void kp_api_console_forget(struct MHD_Connection *conn);
+
+/* Waits until no console request is being computed (each one's connection resumed): api.c
+ * calls it before stopping the daemon, which must not stop with suspended connections. */
+void kp_api_console_drain(void);
+
 #endif
