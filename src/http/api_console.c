@@ -380,18 +380,28 @@ static json_t *answer(pending_t *p)
                                           : topic_answer(p->store, &p->r, &p->q, &p->code);
 }
 
-static void *worker_main(void *arg)
+/* Stores p's answer and resumes its connection. No libmicrohttpd call is made under
+ * pending_lock (its handler takes that lock, so the order would invert). p may be freed by
+ * the handler as soon as the connection is resumed; the worker count drops only after that,
+ * so drain cannot let the daemon stop with the connection still suspended. */
+static void finish(pending_t *p, json_t *body)
 {
-    pending_t *p = arg;
-    json_t *body = answer(p);
+    struct MHD_Connection *conn = p->conn;
     pthread_mutex_lock(&pending_lock);
     p->body = body;
     p->done = 1;
-    /* the connection is resumed under the lock, so drain cannot return before it is */
-    MHD_resume_connection(p->conn);
+    pthread_mutex_unlock(&pending_lock);
+    MHD_resume_connection(conn);
+    pthread_mutex_lock(&pending_lock);
     pending_workers--;
     pthread_cond_broadcast(&pending_idle);
     pthread_mutex_unlock(&pending_lock);
+}
+
+static void *worker_main(void *arg)
+{
+    pending_t *p = arg;
+    finish(p, answer(p));
     return NULL;
 }
 
@@ -435,6 +445,7 @@ static enum MHD_Result start_worker(pending_t *p)
     pending_workers++;
     p->next = pending_list;
     pending_list = p;
+    pthread_mutex_unlock(&pending_lock);
     MHD_suspend_connection(p->conn); /* before the worker can resume it */
     pthread_attr_t attr;
     pthread_t t;
@@ -442,17 +453,7 @@ static enum MHD_Result start_worker(pending_t *p)
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
     int rc = pthread_create(&t, &attr, worker_main, p);
     pthread_attr_destroy(&attr);
-    pthread_mutex_unlock(&pending_lock);
-    if (rc != 0) { /* no thread: the answer is computed on this one */
-        json_t *body = answer(p);
-        pthread_mutex_lock(&pending_lock);
-        p->body = body;
-        p->done = 1;
-        MHD_resume_connection(p->conn);
-        pending_workers--;
-        pthread_cond_broadcast(&pending_idle);
-        pthread_mutex_unlock(&pending_lock);
-    }
+    if (rc != 0) finish(p, answer(p)); /* no thread: the answer is computed on this one */
     return MHD_YES;
 }
 
