@@ -42,7 +42,10 @@ endif
 
 DEFS     := $(sort $(wildcard src/protocol/defs/*.def))
 LIB_SRCS := $(filter-out src/cli/main.c,$(shell find src -name '*.c' | sort))
-LIB_OBJS := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS)) $(B)/obj/gen/kp_msgs.o
+LIB_OBJS := $(patsubst src/%.c,$(B)/obj/%.o,$(LIB_SRCS)) $(B)/obj/gen/kp_msgs.o \
+            $(B)/obj/gen/web_assets.o
+# the web console (web/), compiled into the binary by tools/embed_web.py
+WEB_FILES := $(sort $(shell find web -type f -not -name '.*' 2>/dev/null))
 UNIT_SRCS := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
@@ -69,6 +72,16 @@ $(B)/gen/kp_msgs.c $(B)/gen/kp_msgs.h: tools/kpgen.py $(DEFS)
 	python3 tools/kpgen.py -o $(B)/gen $(DEFS)
 
 $(B)/obj/gen/kp_msgs.o: $(B)/gen/kp_msgs.c
+	@mkdir -p $(dir $@)
+	@echo "  CC $(B) $<"
+	@$(CC) $(GEN_CFLAGS) $(OPT) -c $< -o $@
+
+# web itself: a file removed changes the directory, not any listed file
+$(B)/gen/web_assets.c: tools/embed_web.py web $(WEB_FILES)
+	@mkdir -p $(B)/gen
+	python3 tools/embed_web.py -o $@ web
+
+$(B)/obj/gen/web_assets.o: $(B)/gen/web_assets.c src/http/web_assets.h
 	@mkdir -p $(dir $@)
 	@echo "  CC $(B) $<"
 	@$(CC) $(GEN_CFLAGS) $(OPT) -c $< -o $@

@@ -13,6 +13,8 @@ PACKAGES=(
   # tests: real Kafka clients and their compression codecs
   kcat python3-pytest python3-confluent-kafka python3-kafka python3-lz4 python3-snappy
   python3-zstandard python3-requests python3-pytest-timeout openssl curl procps
+  # tests: the web console end to end (tests/integration/test_console_web.py)
+  chromium
   # tests: Go clients (Sarama, kafka-go), built in GOPATH mode from Debian's sources
   golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev
   # kafka-python: lz4 in message format v0 (the pre-0.10 frame checksum needs xxhash)
@@ -41,15 +43,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 fi
 
-# JavaScript client (kafkajs) for the integration tests, pinned by package-lock.json.
+# npm packages of the tests, each pinned by its package-lock.json: the kafkajs client
+# (tests/integration/js) and Playwright for the web console (tests/integration/web, which
+# drives Debian's chromium: playwright-core downloads no browser).
 top=$(cd "$(dirname "$0")/.." && pwd)
-js="$top/tests/integration/js"
-if [ -f "$js/package.json" ]; then
+for js in "$top/tests/integration/js" "$top/tests/integration/web"; do
+  [ -f "$js/package.json" ] || continue
   # the marker holds the lock file's hash, so a changed lock file is installed again
   want=$(sha256sum "$js/package-lock.json" 2>/dev/null | cut -d' ' -f1)
   have=$(cat "$js/node_modules/.kpool-installed" 2>/dev/null || true)
   if [ "$want" != "$have" ]; then
-    echo "install-deps: npm ci in tests/integration/js"
+    echo "install-deps: npm ci in ${js#$top/}"
     (cd "$js" && npm ci --no-audit --no-fund --loglevel=error && echo "$want" > node_modules/.kpool-installed)
   fi
-fi
+done

@@ -22,6 +22,8 @@
 #include "control/backup_format.h"
 #include "core/yamljson.h"
 #include "http/api_backup.h"
+#include "http/api_console.h"
+#include "http/console.h"
 #include "http/api_reply.h"
 #include "http/api_teams.h"
 #include "net/listener.h"
@@ -669,6 +671,17 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     if (st->too_large) {
         status_error(&out, 413, "RequestEntityTooLarge", "body larger than %zu bytes",
                      st->body_max);
+    } else if (kp_console_route(url)) {
+        return kp_console_serve(conn, url, method); /* the console's files: no token */
+    } else if (kp_api_console_route(url)) {         /* api_console.c */
+        caller_t who = {0, NULL};
+        if (authenticate(api, authorization, &who) == 0) {
+            enum MHD_Result rc =
+                kp_api_console_handle(api->store, conn, url, method, who.admin, who.ns);
+            free(who.ns);
+            return rc;
+        }
+        status_error(&out, 401, "Unauthorized", "Unauthorized: a valid bearer token is required");
     } else if (kp_api_backup_route(url)) {
         caller_t who = {0, NULL};
         if (authenticate(api, authorization, &who) < 0) {
@@ -710,6 +723,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 static void completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                       enum MHD_RequestTerminationCode toe)
 {
+    kp_api_console_forget(conn); /* an answer its client did not wait for */
     req_state_t *st = *con_cls;
     if (!st) return;
     kp_buf_free(&st->body);
@@ -738,7 +752,8 @@ kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err,
     /* epoll (MHD_USE_AUTO), not select(): the process also runs the pool broker, which keeps
      * one descriptor per partition segment, and select() refuses every connection whose
      * descriptor is >= FD_SETSIZE (1024) */
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME; /* console requests wait for pools off-thread */
     if (!is_loopback(host)) {
         size_t len;
         if (!cfg->cert_path || !cfg->key_path ||
@@ -804,7 +819,10 @@ int kp_api_port(const kp_api_t *api)
 void kp_api_stop(kp_api_t *api)
 {
     if (!api) return;
-    if (api->daemon) MHD_stop_daemon(api->daemon);
+    if (api->daemon) {
+        kp_api_console_drain(); /* no connection may stay suspended */
+        MHD_stop_daemon(api->daemon);
+    }
     free(api->tls_cert);
     free(api->tls_key);
     free(api);
