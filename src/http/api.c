@@ -458,6 +458,17 @@ static int check_reserved(const route_t *r, json_t *obj, char *err, size_t errle
     return 0;
 }
 
+/* A write the store refused: 507 while its disk is full (the operator must free space), else
+ * 500. */
+static void store_write_error(kp_api_t *api, kp_api_reply_t *out)
+{
+    if (kp_store_disk_full(api->store))
+        return status_error(out, 507, "InsufficientStorage",
+                            "disk full: the control plane cannot write its store until space is "
+                            "freed; retry then");
+    status_error(out, 500, "InternalError", "cannot write the store");
+}
+
 static void do_put(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
                    const caller_t *who, int create_only, kp_api_reply_t *out)
 {
@@ -515,7 +526,7 @@ static void do_put(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
                      r->kind->plural, name);
         break;
     default:
-        status_error(out, 500, "InternalError", "cannot write the store");
+        store_write_error(api, out);
         break;
     }
     json_decref(stored);
@@ -540,7 +551,7 @@ static void do_put_status(kp_api_t *api, const kp_api_request_t *req, const rout
     else if (stored)
         reply(out, 200, json_incref(stored), NULL);
     else
-        status_error(out, 500, "InternalError", "store");
+        store_write_error(api, out);
     json_decref(stored);
     json_decref(obj);
 }
@@ -566,7 +577,7 @@ static void do_delete(kp_api_t *api, const route_t *r, const caller_t *who, kp_a
         json_object_set_new(json_object_get(st, "details"), "name", kp_json_text(r->name));
         return reply(out, 200, st, NULL);
     }
-    if (!stored) return status_error(out, 500, "InternalError", "cannot write the store");
+    if (!stored) return store_write_error(api, out);
     reply(out, 200, stored, NULL);
 }
 

@@ -26,6 +26,7 @@
 #include "core/utf8.h"
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/logging.h"
 
 #include <ctype.h>
@@ -290,6 +291,10 @@ static json_t *version_json(const kp_reg_state_t *st, const char *subject,
     return o;
 }
 
+/* Failing _schemas writes (the pool's disk full, the pool down) fail every registration a
+ * client retries: logged once, then once a minute with a count, then when writes succeed. */
+static kp_log_limit_t commit_failed_log = KP_LOG_LIMIT_INIT(KP_LOG_LIMIT_INTERVAL_MS_DEFAULT);
+
 /* Produces a planned batch and waits for it to be applied. 0, or -1 after answering 500. */
 static int commit(req_t *q, kp_reg_batch_t *b, enum MHD_Result *rc)
 {
@@ -304,8 +309,13 @@ static int commit(req_t *q, kp_reg_batch_t *b, enum MHD_Result *rc)
         pthread_rwlock_unlock(&q->r->lock);
         return 0;
     }
-    if (kp_reg_log_write(q->r->log, b, err, sizeof(err)) == 0) return 0;
-    kp_error("registry", "store write failed: %s", err);
+    if (kp_reg_log_write(q->r->log, b, err, sizeof(err)) == 0) {
+        kp_log_limit_clear(&commit_failed_log, kp_mono_ms(), KP_LOG_INFO, "registry",
+                           "writes to the schemas topic succeed again");
+        return 0;
+    }
+    kp_log_limit_hit(&commit_failed_log, kp_mono_ms(), KP_LOG_ERROR, "registry",
+                     "store write failed: %s", err);
     *rc = fail(q, 500, 50001, "Error in the backend data store: %s", err);
     return -1;
 }

@@ -532,6 +532,11 @@ static int should_roll(const kp_log_t *log, size_t len, int64_t now_ms)
     return now_ms - since > log->cfg.segment_ms - log->roll_jitter_ms;
 }
 
+/* Appends failing because the disk (or quota) is full fail every produce a client retries,
+ * on every partition of that disk: logged once, then once a minute with a count, then when an
+ * append succeeds again. */
+static kp_log_limit_t append_full_log = KP_LOG_LIMIT_INIT(KP_LOG_LIMIT_INTERVAL_MS_DEFAULT);
+
 void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *info, int64_t now_ms,
                    kp_append_result_t *res)
 {
@@ -574,6 +579,14 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
     info->leader_epoch = log->leader_epoch;
     kp_segment_t *seg = active(log);
     int rc = kp_segment_append(seg, batch, len, info, log->cfg.index_interval_bytes);
+    if (rc == -1 && (errno == ENOSPC || errno == EDQUOT)) {
+        kp_log_limit_hit(&append_full_log, kp_mono_ms(), KP_LOG_ERROR, "storage",
+                         "%s: append failed: %s: produce requests fail with "
+                         "KAFKA_STORAGE_ERROR until space is freed",
+                         log->dir, strerror(errno));
+        res->status = KP_APPEND_STORAGE_ERROR;
+        goto out;
+    }
     if (rc < 0) {
         kp_error("storage", "%s: append failed: %s%s", log->dir, strerror(errno),
                  rc == -2 ? "; could not cut back the torn write, partition offline" : "");
@@ -581,6 +594,9 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
+    if (kp_log_limit_active(&append_full_log))
+        kp_log_limit_clear(&append_full_log, kp_mono_ms(), KP_LOG_INFO, "storage",
+                           "appends succeed again (%s)", log->dir);
     log->log_end_offset = base + info->last_offset_delta + 1;
     if (info->producer_id >= 0) kp_pstate_update(&log->pstate, info, now_ms);
     res->status = KP_APPEND_OK;
