@@ -43,6 +43,8 @@ static kp_log_t *fq_head, *fq_tail;
 static int fq_stop;
 static pthread_t *fq_threads;
 static int fq_nthreads;
+static int fq_target; /* flusher threads with an index at or above it leave (resize) */
+static pthread_mutex_t fq_resize_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct log_private {
     int flush_busy; /* flusher threads working on it (under fq_lock) */
@@ -80,9 +82,15 @@ static void queue_flush(kp_log_t *log)
 
 static void *flusher_main(void *arg)
 {
+    int index = (int)(intptr_t)arg;
     pthread_mutex_lock(&fq_lock);
     for (;;) {
-        while (!fq_head && !fq_stop) pthread_cond_wait(&fq_cond, &fq_lock);
+        while (!fq_head && !fq_stop && index < fq_target) pthread_cond_wait(&fq_cond, &fq_lock);
+        if (index >= fq_target) {
+            /* shrinking: a queued log whose signal woke this thread goes to another one */
+            if (fq_head) pthread_cond_signal(&fq_cond);
+            break;
+        }
         if (!fq_head && fq_stop) break;
         kp_log_t *log = fq_head;
         fq_head = log->flush_next;
@@ -100,16 +108,50 @@ static void *flusher_main(void *arg)
 int kp_flusher_start(int nthreads)
 {
     fq_stop = 0;
-    fq_threads = kp_xcalloc((size_t)nthreads, sizeof(pthread_t));
-    for (int i = 0; i < nthreads; i++) {
-        if (pthread_create(&fq_threads[i], NULL, flusher_main, NULL) != 0) return -1;
-        fq_nthreads = i + 1;
+    fq_nthreads = 0;
+    fq_threads = NULL;
+    return kp_flusher_resize(nthreads);
+}
+
+int kp_flusher_resize(int nthreads)
+{
+    if (nthreads < 1) return -1;
+    pthread_mutex_lock(&fq_resize_lock);
+    int rc = 0, old = fq_nthreads;
+    if (nthreads > old) {
+        pthread_t *grown = kp_xcalloc((size_t)nthreads, sizeof(pthread_t));
+        if (old) memcpy(grown, fq_threads, (size_t)old * sizeof(pthread_t));
+        pthread_mutex_lock(&fq_lock);
+        free(fq_threads);
+        fq_threads = grown;
+        fq_target = nthreads;
+        pthread_mutex_unlock(&fq_lock);
+        for (int i = old; i < nthreads; i++) {
+            if (pthread_create(&fq_threads[i], NULL, flusher_main, (void *)(intptr_t)i) != 0) {
+                pthread_mutex_lock(&fq_lock);
+                fq_target = i;
+                pthread_mutex_unlock(&fq_lock);
+                rc = -1;
+                break;
+            }
+            fq_nthreads = i + 1;
+        }
+    } else if (nthreads < old) {
+        pthread_mutex_lock(&fq_lock);
+        fq_target = nthreads;
+        pthread_cond_broadcast(&fq_cond);
+        pthread_mutex_unlock(&fq_lock);
+        /* a leaving thread finishes the fsync it is in first */
+        for (int i = nthreads; i < old; i++) pthread_join(fq_threads[i], NULL);
+        fq_nthreads = nthreads;
     }
-    return 0;
+    pthread_mutex_unlock(&fq_resize_lock);
+    return rc;
 }
 
 void kp_flusher_stop(void)
 {
+    pthread_mutex_lock(&fq_resize_lock);
     pthread_mutex_lock(&fq_lock);
     fq_stop = 1;
     pthread_cond_broadcast(&fq_cond);
@@ -118,6 +160,8 @@ void kp_flusher_stop(void)
     free(fq_threads);
     fq_threads = NULL;
     fq_nthreads = 0;
+    fq_target = 0;
+    pthread_mutex_unlock(&fq_resize_lock);
 }
 
 /* Removes the log from the flusher queue and waits until no flusher works on it. */
