@@ -21,9 +21,7 @@ int kp_app_usage_error(const kp_app_opts_t *o, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "kpool %s: ", o->cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see 'kpool %s --help')\n", o->cmd);
+    kp_opts_verror(o->cmd, fmt, ap);
     va_end(ap);
     return KP_APP_EXIT_USAGE;
 }

@@ -86,9 +86,7 @@ static int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "kpool backup: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see 'kpool backup --help')\n");
+    kp_opts_verror("backup", fmt, ap);
     va_end(ap);
     return EXIT_USAGE;
 }

@@ -11,13 +11,19 @@
 /* Where an option's help starts in --help ("  -x, --long ARG" is padded to it). */
 #define HELP_COLUMN 31
 
+int kp_opts_verror(const char *cmd, const char *fmt, va_list ap)
+{
+    fprintf(stderr, "kpool %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'kpool %s --help')\n", cmd);
+    return KP_OPTS_EXIT_USAGE;
+}
+
 int kp_opts_error(const char *cmd, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "kpool %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see 'kpool %s --help')\n", cmd);
+    kp_opts_verror(cmd, fmt, ap);
     va_end(ap);
     return KP_OPTS_EXIT_USAGE;
 }

@@ -17,6 +17,7 @@
 
 #include "cli/client.h"
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -162,6 +163,8 @@ void kp_opts_help(const kp_opts_cmd_t *cmd, FILE *f);
 
 /* Prints "kpool CMD: MESSAGE (see 'kpool CMD --help')"; returns KP_OPTS_EXIT_USAGE. */
 int kp_opts_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int kp_opts_verror(const char *cmd, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 
 /* "N" or "Ns" with 1 <= N <= max_s, as milliseconds; -1 otherwise. */
 int kp_opt_seconds(const char *s, long max_s, long *ms);

@@ -33,9 +33,7 @@ int kp_res_usage_error(const kp_res_opts_t *o, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "kpool %s: ", o->cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see 'kpool %s --help')\n", o->cmd);
+    kp_opts_verror(o->cmd, fmt, ap);
     va_end(ap);
     return KP_RES_EXIT_USAGE;
 }
