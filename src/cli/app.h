@@ -2,7 +2,7 @@
  * app.h — what the application-facing commands (kpool secret, run, probe, doctor, produce,
  * consume) share beyond the pure parts of app_creds.h:
  *
- *   app_session.c  options (one parser, so a flag means the same in every command), the API
+ *   app_session.c  the options every command declares the same way (opts.h parses), the API
  *                  client, fetching an AivenApplication, its Secret and the visible Topics,
  *                  resolving a topic name, materializing a secret as private files, and
  *                  reading a credentials file (probe --from-env);
@@ -18,6 +18,7 @@
 
 #include "cli/app_creds.h"
 #include "cli/client.h"
+#include "cli/opts.h"
 
 #include <jansson.h>
 #include <librdkafka/rdkafka.h>
@@ -33,16 +34,6 @@
 #define KP_APP_PROBE_TIMEOUT_MS_DEFAULT 10000
 
 /* ---- options ---- */
-
-/* Which commands accept an option (bits). */
-enum {
-    KP_APP_CMD_SECRET = 1,
-    KP_APP_CMD_RUN = 2,
-    KP_APP_CMD_PROBE = 4,
-    KP_APP_CMD_DOCTOR = 8,
-    KP_APP_CMD_PRODUCE = 16,
-    KP_APP_CMD_CONSUME = 32,
-};
 
 typedef struct kp_app_opts {
     const char *cmd; /* "secret get", "probe": for messages */
@@ -67,18 +58,27 @@ typedef struct kp_app_opts {
     int nargs;
 } kp_app_opts_t;
 
-/* Parses argv (after the command name; argv[0] is skipped). With stop_at_arg, the first
- * positional argument and everything after it are positional (run's CMD...); otherwise
- * options and arguments mix. "--" ends the options. 0, or 2 after printing a usage error.
- * kp_app_opts_free in both cases. */
-int kp_app_opts_parse(kp_app_opts_t *o, const char *cmd, unsigned cmd_bit, int argc, char **argv,
-                      int stop_at_arg);
+/* Parses argv for cmd (its table, opts.h) into o. 0 (o->help set when --help was printed),
+ * or 2 after printing a usage error. kp_app_opts_free in both cases. */
+int kp_app_opts_parse(kp_app_opts_t *o, const kp_opts_cmd_t *cmd, int argc, char **argv);
 void kp_app_opts_free(kp_app_opts_t *o);
 /* Prints "kpool CMD: <message> (see 'kpool CMD --help')" and returns 2. */
 int kp_app_usage_error(const kp_app_opts_t *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
-/* The "Connection:" part of every --help, and the exit statuses. */
-void kp_app_help_connection(FILE *f);
+/* Callbacks of --topic (the last one, and every one in order), --key-delim and --access. */
+int kp_app_opt_topic(void *o, const kp_option_t *opt, const char *value, const char *cmd);
+int kp_app_opt_key_delim(void *o, const kp_option_t *opt, const char *value, const char *cmd);
+int kp_app_opt_access(void *o, const kp_option_t *opt, const char *value, const char *cmd);
+
+/* The options the application commands declare the same way. */
+#define KP_APP_OPT_NAMESPACE                                                                       \
+    KP_OPT_NAMESPACE(kp_app_opts_t, ns, "namespace (the team) [the config's 'namespace']")
+#define KP_APP_OPT_APP(h)                                                                          \
+    KP_OPT_NONEMPTY('a', "app", kp_app_opts_t, app, "APP", h, "--app needs an application name")
+#define KP_APP_OPT_TOPIC(argh, h) KP_OPT_CALLBACK('t', "topic", argh, h, kp_app_opt_topic)
+#define KP_APP_OPT_TIMEOUT(h)                                                                      \
+    KP_OPT_SECONDS(0, "timeout", kp_app_opts_t, timeout_ms, "SECS", h, KP_APP_TIMEOUT_S_MAX)
+#define KP_APP_OPT_CONNECTION KP_OPT_CONNECTION(kp_app_opts_t, client)
 
 /* ---- the API ---- */
 

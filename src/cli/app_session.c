@@ -17,64 +17,15 @@
 
 /* ---- options ---- */
 
-enum {
-    OPT_NS,
-    OPT_APP,
-    OPT_TOPIC,
-    OPT_KEY,
-    OPT_KEY_DELIM,
-    OPT_GROUP,
-    OPT_FROM_BEGINNING,
-    OPT_COUNT,
-    OPT_TIMEOUT,
-    OPT_FORMAT,
-    OPT_ACCESS,
-    OPT_NO_CONNECT,
-    OPT_FROM_ENV,
-    OPT_SERVER,
-    OPT_TOKEN,
-    OPT_REQUEST_TIMEOUT,
-    OPT_HELP
-};
-
-#define CMDS_ALL                                                                                   \
-    (KP_APP_CMD_SECRET | KP_APP_CMD_RUN | KP_APP_CMD_PROBE | KP_APP_CMD_DOCTOR |                   \
-     KP_APP_CMD_PRODUCE | KP_APP_CMD_CONSUME)
-#define CMDS_KAFKA (KP_APP_CMD_PRODUCE | KP_APP_CMD_CONSUME)
-
-static const kp_optdef_t optdefs[] = {
-    {'n', "namespace", 1, OPT_NS, CMDS_ALL},
-    {'a', "app", 1, OPT_APP, CMDS_ALL},
-    {'t', "topic", 1, OPT_TOPIC, CMDS_KAFKA | KP_APP_CMD_DOCTOR | KP_APP_CMD_PROBE},
-    {'k', "key", 1, OPT_KEY, KP_APP_CMD_PRODUCE},
-    {'K', "key-delim", 1, OPT_KEY_DELIM, KP_APP_CMD_PRODUCE},
-    {'g', "group", 1, OPT_GROUP, KP_APP_CMD_CONSUME},
-    {0, "from-beginning", 0, OPT_FROM_BEGINNING, KP_APP_CMD_CONSUME},
-    {'c', "count", 1, OPT_COUNT, KP_APP_CMD_CONSUME},
-    {0, "timeout", 1, OPT_TIMEOUT,
-     KP_APP_CMD_PROBE | KP_APP_CMD_DOCTOR | KP_APP_CMD_PRODUCE | KP_APP_CMD_CONSUME},
-    {'f', "format", 1, OPT_FORMAT, KP_APP_CMD_CONSUME},
-    {0, "access", 1, OPT_ACCESS, KP_APP_CMD_DOCTOR},
-    {0, "no-connect", 0, OPT_NO_CONNECT, KP_APP_CMD_DOCTOR},
-    {0, "from-env", 0, OPT_FROM_ENV, KP_APP_CMD_PROBE},
-    {0, "server", 1, OPT_SERVER, CMDS_ALL},
-    {0, "token", 1, OPT_TOKEN, CMDS_ALL},
-    {0, "request-timeout", 1, OPT_REQUEST_TIMEOUT, CMDS_ALL},
-    {'h', "help", 0, OPT_HELP, CMDS_ALL},
-};
-
 int kp_app_usage_error(const kp_app_opts_t *o, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "kpool %s: ", o->cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see 'kpool %s --help')\n", o->cmd);
+    kp_opts_verror(o->cmd, fmt, ap);
     va_end(ap);
     return KP_APP_EXIT_USAGE;
 }
 
-/* Seconds, optionally with an "s" suffix ("30", "30s"). */
 /* One delimiter character: "x", or the escapes "\t" and "\n". */
 static int parse_delim(const char *s)
 {
@@ -83,113 +34,49 @@ static int parse_delim(const char *s)
     return -1;
 }
 
-static int opt_apply(kp_app_opts_t *o, const kp_optdef_t *d, const char *val)
+int kp_app_opt_topic(void *base, const kp_option_t *opt, const char *val, const char *cmd)
 {
-    char *end;
-    switch (d->id) {
-    case OPT_NS:
-        if (!*val) return kp_app_usage_error(o, "-n needs a namespace");
-        o->ns = val;
-        break;
-    case OPT_APP:
-        if (!*val) return kp_app_usage_error(o, "--app needs an application name");
-        o->app = val;
-        break;
-    case OPT_TOPIC:
-        if (!*val) return kp_app_usage_error(o, "--topic needs a topic name");
-        o->topic = val;
-        o->topics[o->ntopics++] = val;
-        break;
-    case OPT_KEY:
-        o->key = val;
-        break;
-    case OPT_KEY_DELIM:
-        o->key_delim = parse_delim(val);
-        if (o->key_delim < 0)
-            return kp_app_usage_error(o, "--key-delim takes one character (or \\t), not '%s'", val);
-        break;
-    case OPT_GROUP:
-        if (!*val) return kp_app_usage_error(o, "--group needs a group id");
-        o->group = val;
-        break;
-    case OPT_FROM_BEGINNING:
-        o->from_beginning = 1;
-        break;
-    case OPT_COUNT:
-        errno = 0;
-        o->count = strtol(val, &end, 10);
-        if (errno || end == val || *end || o->count <= 0)
-            return kp_app_usage_error(o, "-c '%s' is not a positive number of messages", val);
-        break;
-    case OPT_TIMEOUT:
-        if (kp_opt_seconds(val, KP_APP_TIMEOUT_S_MAX, &o->timeout_ms) < 0)
-            return kp_app_usage_error(o, "--timeout '%s' is not a number of seconds (1-%d)", val,
-                                      KP_APP_TIMEOUT_S_MAX);
-        break;
-    case OPT_FORMAT:
-        o->format = val;
-        break;
-    case OPT_ACCESS:
-        if (!kp_app_access_parse(val))
-            return kp_app_usage_error(o, "--access '%s': read, write or readwrite", val);
-        o->access = val;
-        break;
-    case OPT_NO_CONNECT:
-        o->no_connect = 1;
-        break;
-    case OPT_FROM_ENV:
-        o->from_env = 1;
-        break;
-    case OPT_SERVER:
-        o->client.server = val;
-        break;
-    case OPT_TOKEN:
-        o->client.token = val;
-        break;
-    case OPT_REQUEST_TIMEOUT:
-        if (kp_opt_seconds(val, KP_APP_TIMEOUT_S_MAX, &o->client.timeout_ms) < 0)
-            return kp_app_usage_error(o, "--request-timeout '%s' is not a number of seconds (1-%d)",
-                                      val, KP_APP_TIMEOUT_S_MAX);
-        break;
-    case OPT_HELP:
-        o->help = 1;
-        break;
-    }
+    (void)opt;
+    kp_app_opts_t *o = base;
+    if (!*val) return kp_opts_error(cmd, "--topic needs a topic name");
+    o->topic = val;
+    o->topics[o->ntopics++] = val;
     return 0;
 }
 
-int kp_app_opts_parse(kp_app_opts_t *o, const char *cmd, unsigned cmd_bit, int argc, char **argv,
-                      int stop_at_arg)
+int kp_app_opt_key_delim(void *base, const kp_option_t *opt, const char *val, const char *cmd)
+{
+    (void)opt;
+    kp_app_opts_t *o = base;
+    o->key_delim = parse_delim(val);
+    if (o->key_delim < 0)
+        return kp_opts_error(cmd, "--key-delim takes one character (or \\t), not '%s'", val);
+    return 0;
+}
+
+int kp_app_opt_access(void *base, const kp_option_t *opt, const char *val, const char *cmd)
+{
+    (void)opt;
+    kp_app_opts_t *o = base;
+    if (!kp_app_access_parse(val))
+        return kp_opts_error(cmd, "--access '%s': read, write or readwrite", val);
+    o->access = val;
+    return 0;
+}
+
+int kp_app_opts_parse(kp_app_opts_t *o, const kp_opts_cmd_t *cmd, int argc, char **argv)
 {
     memset(o, 0, sizeof(*o));
-    o->cmd = cmd;
+    o->cmd = cmd->name;
     o->key_delim = -1;
     o->count = -1;
-    o->args = kp_xcalloc((size_t)argc + 1, sizeof(char *));
     o->topics = kp_xcalloc((size_t)argc + 1, sizeof(char *));
-    int only_args = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (only_args || a[0] != '-' || !a[1]) {
-            o->args[o->nargs++] = argv[i];
-            if (stop_at_arg) only_args = 1;
-            continue;
-        }
-        if (!strcmp(a, "--")) {
-            only_args = 1;
-            continue;
-        }
-        const char *val;
-        const kp_optdef_t *d = kp_opt_lookup(optdefs, sizeof(optdefs) / sizeof(*optdefs), a, &val);
-        if (!d || !(d->cmds & cmd_bit)) return kp_app_usage_error(o, "unknown option '%s'", a);
-        if (d->has_arg && !val) {
-            if (i + 1 >= argc) return kp_app_usage_error(o, "option '%s' needs a value", a);
-            val = argv[++i];
-        }
-        int rc = opt_apply(o, d, val);
-        if (rc) return rc;
+    int rc = kp_opts_parse(cmd, o, argc, argv, &o->args, &o->nargs);
+    if (rc == KP_OPTS_HELP) {
+        o->help = 1;
+        rc = 0;
     }
-    return 0;
+    return rc;
 }
 
 void kp_app_opts_free(kp_app_opts_t *o)
@@ -198,21 +85,6 @@ void kp_app_opts_free(kp_app_opts_t *o)
     free(o->topics);
     o->args = NULL;
     o->topics = NULL;
-}
-
-void kp_app_help_connection(FILE *f)
-{
-    fputs("\n"
-          "Connection to the control plane:\n"
-          "      --server URL             control plane API [the config's 'server', else\n"
-          "                               " KP_CLIENT_SERVER_DEFAULT "]\n"
-          "      --token TOKEN            bearer token [the config's 'token']\n"
-          "      --request-timeout SECS   give up on an API request after SECS seconds [30]\n"
-          "  -h, --help                   this help\n"
-          "\n"
-          "The config file is $KPOOL_CONFIG, else ~/.config/kpool/config.yaml ('kpool up'\n"
-          "writes it): server, token, ca (verifies https servers), namespace (the default -n).\n",
-          f);
 }
 
 /* ---- the API ---- */

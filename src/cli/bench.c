@@ -9,6 +9,7 @@
  */
 #include "cli/bench.h"
 #include "cli/cli.h"
+#include "cli/opts.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -21,62 +22,6 @@
 #define BYTES_PER_MB 1048576.0
 
 static kp_bench_shared_t *g_shared; /* for the SIGINT handler only */
-
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: kpool bench (--bootstrap HOST:PORT | --mock N) [options]\n"
-            "\n"
-            "Load generator built on librdkafka: produces and/or consumes and reports msg/s,\n"
-            "MB/s (MB = 2^20 bytes of payload) and latency p50/p99/p99.9/max in microseconds.\n"
-            "\n"
-            "Target:\n"
-            "  -b, --bootstrap HOST:PORT  the cluster (bootstrap.servers)\n"
-            "  --mock N                   librdkafka's in-process mock cluster with N brokers\n"
-            "                             instead of --bootstrap (test.mock.num.brokers; needs\n"
-            "                             --mode produce, both or sequential)\n"
-            "  --security-protocol P      plaintext | ssl (security.protocol)\n"
-            "  --ssl-ca FILE  --ssl-cert FILE  --ssl-key FILE   ssl.*.location (PEM)\n"
-            "  --set key=value            any librdkafka property (repeatable; applied last,\n"
-            "                             to producer and consumer)\n"
-            "\n"
-            "Workload:\n"
-            "  --mode M          produce | consume | both | sequential   [produce]\n"
-            "                    both: producer and consumer run concurrently; the consumer\n"
-            "                      reads from the end offsets taken before the first send and\n"
-            "                      reports end-to-end latency (send time is in the payload)\n"
-            "                    sequential: produce, then consume those messages back from the\n"
-            "                      log (read throughput; no end-to-end latency)\n"
-            "                    consume: read the topic from the beginning (throughput from\n"
-            "                      disk); --count limits it, default everything present\n"
-            "  --topic NAME      [kpool-bench]; created if missing (Admin API, replication 1)\n"
-            "  --partitions N    partitions when creating the topic   [1]\n"
-            "  --message-size B  payload bytes per message (>= 16 for end-to-end latency) [1024]\n"
-            "  --count N         messages to produce   [100000]\n"
-            "  --duration S      produce for S seconds instead of --count\n"
-            "  --rate R          fixed rate of R msgs/s; latency counts from each message's\n"
-            "                    scheduled send time (no coordinated omission)  [max]\n"
-            "  --acks A          0 | 1 | all   [all]\n"
-            "  --idempotence     enable.idempotence=true (needs --acks all)\n"
-            "  --compression C   none | gzip | snappy | lz4 | zstd   [none]\n"
-            "  --linger-ms MS    linger.ms   [librdkafka's default]\n"
-            "  --batch-size B    batch.size in bytes   [librdkafka's default]\n"
-            "\n"
-            "Output and limits:\n"
-            "  --timeout S       fail when no progress for S seconds (also the connect and\n"
-            "                    metadata timeout)   [30]\n"
-            "  --json            print one JSON object instead of the human report\n"
-            "  -q, --quiet       no progress lines on stderr\n"
-            "\n"
-            "Messages go round-robin over the partitions. Produce latency is send -> delivery\n"
-            "report. Exit status: 0 ok, 1 run failed (unreachable cluster, delivery or consume\n"
-            "errors, timeout), 2 bad usage.\n"
-            "\n"
-            "Examples:\n"
-            "  kpool bench -b 127.0.0.1:9092 --partitions 8 --acks all --idempotence\n"
-            "  kpool bench -b 127.0.0.1:9092 --mode both --rate 20000 --duration 30\n"
-            "  kpool bench --mock 1 --mode sequential --message-size 100 --json\n");
-}
 
 static int parse_num(const char *opt, const char *s, double min, double max, double *out)
 {
@@ -179,6 +124,86 @@ static int parse_value_opt(kp_bench_opts_t *o, const char *a, const char *v, int
     return 0;
 }
 
+/* The value options: parse_value_opt under the option's long name. */
+static int bench_value(void *base, const kp_option_t *opt, const char *value, const char *cmd)
+{
+    (void)cmd;
+    kp_bench_opts_t *o = base;
+    char name[64];
+    snprintf(name, sizeof(name), "--%s", opt->long_name);
+    return parse_value_opt(o, name, value, &o->count_given) ? KP_OPTS_EXIT_USAGE : 0;
+}
+
+#define VALUE(s, l, a, h) KP_OPT_CALLBACK(s, l, a, h, bench_value)
+static const kp_option_t bench_options[] = {
+    KP_OPT_GROUP("Target:"),
+    VALUE('b', "bootstrap", "HOST:PORT", "the cluster (bootstrap.servers)"),
+    VALUE(0, "mock", "N",
+          "librdkafka's in-process mock cluster with N brokers\n"
+          "instead of --bootstrap (test.mock.num.brokers; needs\n"
+          "--mode produce, both or sequential)"),
+    VALUE(0, "security-protocol", "P", "plaintext | ssl (security.protocol)"),
+    VALUE(0, "ssl-ca", "FILE", "ssl.ca.location (PEM)"),
+    VALUE(0, "ssl-cert", "FILE", "ssl.certificate.location (PEM)"),
+    VALUE(0, "ssl-key", "FILE", "ssl.key.location (PEM)"),
+    VALUE(0, "set", "key=value",
+          "any librdkafka property (repeatable; applied last,\n"
+          "to producer and consumer)"),
+    KP_OPT_GROUP("Workload:"),
+    VALUE(0, "mode", "M",
+          "produce | consume | both | sequential   [produce]\n"
+          "both: producer and consumer run concurrently; the consumer\n"
+          "  reads from the end offsets taken before the first send and\n"
+          "  reports end-to-end latency (send time is in the payload)\n"
+          "sequential: produce, then consume those messages back from the\n"
+          "  log (read throughput; no end-to-end latency)\n"
+          "consume: read the topic from the beginning (throughput from\n"
+          "  disk); --count limits it, default everything present"),
+    VALUE(0, "topic", "NAME", "[kpool-bench]; created if missing (Admin API, replication 1)"),
+    VALUE(0, "partitions", "N", "partitions when creating the topic   [1]"),
+    VALUE(0, "message-size", "B",
+          "payload bytes per message (>= 16 for end-to-end latency)\n"
+          "[1024]"),
+    VALUE(0, "count", "N", "messages to produce   [100000]"),
+    VALUE(0, "duration", "S", "produce for S seconds instead of --count"),
+    VALUE(0, "rate", "R",
+          "fixed rate of R msgs/s; latency counts from each message's\n"
+          "scheduled send time (no coordinated omission)  [max]"),
+    VALUE(0, "acks", "A", "0 | 1 | all   [all]"),
+    KP_OPT_BOOL(0, "idempotence", kp_bench_opts_t, idempotence,
+                "enable.idempotence=true (needs --acks all)"),
+    VALUE(0, "compression", "C", "none | gzip | snappy | lz4 | zstd   [none]"),
+    VALUE(0, "linger-ms", "MS", "linger.ms   [librdkafka's default]"),
+    VALUE(0, "batch-size", "B", "batch.size in bytes   [librdkafka's default]"),
+    KP_OPT_GROUP("Output and limits:"),
+    VALUE(0, "timeout", "S",
+          "fail when no progress for S seconds (also the connect and\n"
+          "metadata timeout)   [30]"),
+    KP_OPT_BOOL(0, "json", kp_bench_opts_t, json,
+                "print one JSON object instead of the human report"),
+    KP_OPT_BOOL('q', "quiet", kp_bench_opts_t, quiet, "no progress lines on stderr"),
+    KP_OPT_END(),
+};
+#undef VALUE
+
+const kp_opts_cmd_t kp_bench_cmd = {
+    .name = "bench",
+    .usage = "bench (--bootstrap HOST:PORT | --mock N) [options]",
+    .description =
+        "Load generator built on librdkafka: produces and/or consumes and reports msg/s,\n"
+        "MB/s (MB = 2^20 bytes of payload) and latency p50/p99/p99.9/max in microseconds.\n",
+    .options = bench_options,
+    .footer = "Messages go round-robin over the partitions. Produce latency is send -> delivery\n"
+              "report. Exit status: 0 ok, 1 run failed (unreachable cluster, delivery or consume\n"
+              "errors, timeout), 2 bad usage.\n"
+              "\n"
+              "Examples:\n"
+              "  kpool bench -b 127.0.0.1:9092 --partitions 8 --acks all --idempotence\n"
+              "  kpool bench -b 127.0.0.1:9092 --mode both --rate 20000 --duration 30\n"
+              "  kpool bench --mock 1 --mode sequential --message-size 100 --json\n",
+    .flags = KP_OPTS_NO_ARGS,
+};
+
 /* 0 ok, 1 after --help, -1 bad usage (message printed). */
 static int parse_args(int argc, char **argv, kp_bench_opts_t *o)
 {
@@ -190,42 +215,8 @@ static int parse_args(int argc, char **argv, kp_bench_opts_t *o)
                            .acks = "all",
                            .compression = "none",
                            .timeout_s = 30};
-    int count_given = 0;
-    for (int i = 1; i < argc; i++) {
-        char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return 1;
-        if (!strcmp(a, "--json")) {
-            o->json = 1;
-            continue;
-        }
-        if (!strcmp(a, "--idempotence")) {
-            o->idempotence = 1;
-            continue;
-        }
-        if (!strcmp(a, "--quiet") || !strcmp(a, "-q")) {
-            o->quiet = 1;
-            continue;
-        }
-        /* --opt=value or --opt value */
-        const char *v = NULL;
-        char name[64];
-        const char *eq = strncmp(a, "--", 2) == 0 ? strchr(a, '=') : NULL;
-        if (eq && (size_t)(eq - a) < sizeof(name)) {
-            snprintf(name, sizeof(name), "%.*s", (int)(eq - a), a);
-            v = eq + 1;
-        } else {
-            snprintf(name, sizeof(name), "%s", a);
-            if (i + 1 < argc) v = argv[i + 1];
-        }
-        int rc = v ? parse_value_opt(o, name, v, &count_given) : 1;
-        if (rc < 0) return -1;
-        if (rc > 0) {
-            fprintf(stderr, "kpool bench: unexpected argument '%s'%s (see --help)\n", a,
-                    v ? "" : " or missing value");
-            return -1;
-        }
-        if (!eq) i++;
-    }
+    int rc = kp_opts_parse(&kp_bench_cmd, o, argc, argv, NULL, NULL);
+    if (rc) return rc == KP_OPTS_HELP ? 1 : -1;
     if (!o->bootstrap == !o->mock_brokers) {
         fprintf(stderr, "kpool bench: give exactly one of --bootstrap and --mock\n");
         return -1;
@@ -239,7 +230,7 @@ static int parse_args(int argc, char **argv, kp_bench_opts_t *o)
         fprintf(stderr, "kpool bench: --idempotence needs --acks all\n");
         return -1;
     }
-    if (o->mode == KP_BENCH_CONSUME && !count_given) o->count = 0; /* everything present */
+    if (o->mode == KP_BENCH_CONSUME && !o->count_given) o->count = 0; /* everything present */
     if (o->duration_s > 0 && o->mode != KP_BENCH_CONSUME) o->count = 0;
     return 0;
 }
@@ -429,10 +420,7 @@ int kp_cmd_bench(int argc, char **argv)
 {
     kp_bench_opts_t o;
     int rc = parse_args(argc, argv, &o);
-    if (rc == 1) {
-        usage(stdout);
-        return 0;
-    }
+    if (rc == 1) return 0; /* the help was printed */
     if (rc < 0) return 2;
 
     char bootstrap[1024];

@@ -84,6 +84,7 @@ typedef struct kp_bench_opts {
     int nsets;
     double timeout_s; /* no progress for this long = failure */
     int json;
+    int count_given; /* --count was given (consume reads everything without it) */
     int quiet;
 } kp_bench_opts_t;
 

@@ -12,6 +12,7 @@
  */
 #include "cli/cli.h"
 #include "cli/client.h"
+#include "cli/opts.h"
 #include "cli/resources.h"
 
 #include "control/backup_format.h"
@@ -36,107 +37,72 @@ typedef struct backup_opts {
     const char *pool;
     const char *output; /* NULL, json, yaml */
     const char *file;
-    int force, help;
+    int force;
     kp_client_opts_t client;
 } backup_opts_t;
 
-static void usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: kpool backup create [--pool POOL]\n"
-            "       kpool backup list [-o json|yaml]\n"
-            "       kpool backup restore [--pool POOL] [--force] FILE\n"
-            "\n"
-            "Backups of pool configuration and schemas (docs/backups.md). The control plane\n"
-            "also takes them on a schedule (control.backup.interval.ms, default every 3 hours)\n"
-            "into control.backup.dir (default <data dir>/backups), keeping\n"
-            "control.backup.retention.count per pool and control.backup.retention.days.\n"
-            "\n"
-            "A backup holds the pool's topics (partitions, replication factor, non-default\n"
-            "configs), ACLs, service users (names and principals, never keys), the Pool,\n"
-            "Topic, Stream, AivenApplication and Application resources, and every record of\n"
-            "the schema registry's _schemas topic (schemas, ids, config). Not topic data, not\n"
-            "Secrets or private keys: after a restore the control plane issues new credentials.\n"
-            "\n"
-            "  create    back up POOL (default: every pool) now; prints the files written\n"
-            "  list      the backups with their verification state, and each pool's last\n"
-            "            successful backup, last error and next scheduled time\n"
-            "  restore   check FILE's checksum, then rebuild its configuration and schemas in\n"
-            "            POOL (default: the pool it was taken from). The pool must be empty:\n"
-            "            no user topics, no schema records, no resources in the control plane\n"
-            "\n"
-            "Options:\n"
-            "      --pool POOL              the pool to back up / restore into\n"
-            "      --force                  restore into a pool that is not empty (existing\n"
-            "                               topics keep their data and get the backup's configs;\n"
-            "                               existing resources are replaced)\n"
-            "  -o, --output FORMAT          list as json or yaml\n"
-            "      --server URL             control plane API [the config's 'server']\n"
-            "      --token TOKEN            an admin token [the config's 'token']\n"
-            "      --request-timeout SECS   give up after SECS seconds [900]\n"
-            "  -h, --help                   this help\n"
-            "\n"
-            "Exit status: 0 success, 1 the control plane refused or failed (or could not be\n"
-            "reached), 2 invalid command line or backup file (nothing was sent).\n");
-}
+static const kp_option_t backup_options[] = {
+    KP_OPT_STRING(0, "pool", backup_opts_t, pool, "POOL", "the pool to back up / restore into"),
+    KP_OPT_BOOL(0, "force", backup_opts_t, force,
+                "restore into a pool that is not empty (existing\n"
+                "topics keep their data and get the backup's configs;\n"
+                "existing resources are replaced)"),
+    KP_OPT_STRING('o', "output", backup_opts_t, output, "FORMAT", "list as json or yaml"),
+    KP_OPT_CONNECTION_T(backup_opts_t, client, "give up after SECS seconds [900]"),
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_backup_cmd = {
+    .name = "backup",
+    .usage = "backup create [--pool POOL]\n"
+             "backup list [-o json|yaml]\n"
+             "backup restore [--pool POOL] [--force] FILE",
+    .description =
+        "Backups of pool configuration and schemas (docs/backups.md). The control plane\n"
+        "also takes them on a schedule (control.backup.interval.ms, default every 3 hours)\n"
+        "into control.backup.dir (default <data dir>/backups), keeping\n"
+        "control.backup.retention.count per pool and control.backup.retention.days.\n"
+        "\n"
+        "A backup holds the pool's topics (partitions, replication factor, non-default\n"
+        "configs), ACLs, service users (names and principals, never keys), the Pool,\n"
+        "Topic, Stream, AivenApplication and Application resources, and every record of\n"
+        "the schema registry's _schemas topic (schemas, ids, config). Not topic data, not\n"
+        "Secrets or private keys: after a restore the control plane issues new credentials.\n"
+        "\n"
+        "  create    back up POOL (default: every pool) now; prints the files written\n"
+        "  list      the backups with their verification state, and each pool's last\n"
+        "            successful backup, last error and next scheduled time\n"
+        "  restore   check FILE's checksum, then rebuild its configuration and schemas in\n"
+        "            POOL (default: the pool it was taken from). The pool must be empty:\n"
+        "            no user topics, no schema records, no resources in the control plane\n",
+    .options = backup_options,
+    .footer = "Backups need the admin token ('kpool up' wrote it).\n"
+              "Exit status: 0 success, 1 the control plane refused or failed (or could not be\n"
+              "reached), 2 invalid command line or backup file (nothing was sent).\n",
+};
 
 static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static int usage_error(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "kpool backup: ");
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see 'kpool backup --help')\n");
+    kp_opts_verror("backup", fmt, ap);
     va_end(ap);
     return EXIT_USAGE;
 }
 
-/* Parses argv (argv[0] is "backup"). 0 or an exit code (printed). */
+/* Parses argv (argv[0] is "backup"). 0, KP_OPTS_HELP, or an exit code (printed). */
 static int opts_parse(backup_opts_t *o, int argc, char **argv)
 {
     memset(o, 0, sizeof(*o));
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *next = i + 1 < argc ? argv[i + 1] : NULL;
-#define VALUE(opt)                                                                                 \
-    (!next ? (usage_error("option '%s' needs a value", opt), (const char *)NULL) : argv[++i])
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
-            o->help = 1;
-        } else if (!strcmp(a, "--force")) {
-            o->force = 1;
-        } else if (!strcmp(a, "--pool")) {
-            if (!(o->pool = VALUE(a))) return EXIT_USAGE;
-        } else if (!strncmp(a, "--pool=", 7)) {
-            o->pool = a + 7;
-        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (!(o->output = VALUE(a))) return EXIT_USAGE;
-        } else if (!strncmp(a, "--output=", 9)) {
-            o->output = a + 9;
-        } else if (!strcmp(a, "--server")) {
-            if (!(o->client.server = VALUE(a))) return EXIT_USAGE;
-        } else if (!strcmp(a, "--token")) {
-            if (!(o->client.token = VALUE(a))) return EXIT_USAGE;
-        } else if (!strcmp(a, "--request-timeout")) {
-            const char *v = VALUE(a);
-            if (!v) return EXIT_USAGE;
-            char *end;
-            long s = strtol(v, &end, 10);
-            if (end == v || (*end && strcmp(end, "s")) || s <= 0 || s > 86400)
-                return usage_error("--request-timeout '%s' is not a number of seconds", v);
-            o->client.timeout_ms = s * 1000;
-        } else if (a[0] == '-' && a[1]) {
-            return usage_error("unknown option '%s'", a);
-        } else if (!o->sub) {
-            o->sub = a;
-        } else if (!o->file) {
-            o->file = a;
-        } else {
-            return usage_error("unexpected argument '%s'", a);
-        }
-#undef VALUE
-    }
-    if (o->help) return 0;
+    char **args;
+    int nargs;
+    int rc = kp_opts_parse(&kp_backup_cmd, o, argc, argv, &args, &nargs);
+    if (!rc && nargs > 2) rc = usage_error("unexpected argument '%s'", args[2]);
+    o->sub = nargs > 0 ? args[0] : NULL;
+    o->file = nargs > 1 ? args[1] : NULL;
+    free(args);
+    if (rc) return rc;
     if (!o->sub) return usage_error("which subcommand? create, list or restore");
     if (strcmp(o->sub, "create") && strcmp(o->sub, "list") && strcmp(o->sub, "restore"))
         return usage_error("unknown subcommand '%s' (create, list, restore)", o->sub);
@@ -383,11 +349,7 @@ int kp_cmd_backup(int argc, char **argv)
 {
     backup_opts_t o;
     int rc = opts_parse(&o, argc, argv);
-    if (rc) return rc;
-    if (o.help) {
-        usage(stdout);
-        return 0;
-    }
+    if (rc) return rc == KP_OPTS_HELP ? 0 : rc;
     json_t *doc = NULL;
     if (!strcmp(o.sub, "restore")) { /* the file is checked before anything is sent */
         char err[1536], why[1024];

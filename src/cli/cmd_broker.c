@@ -11,32 +11,39 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void broker_usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: kpool broker [--config FILE] [--set key=value]...\n"
-            "\n"
-            "Runs one pool broker. Configuration uses Kafka's property names; --set overrides\n"
-            "the file. The main ones (defaults in brackets):\n"
-            "  listeners                  [PLAINTEXT://127.0.0.1:9092]\n"
-            "  advertised.listeners       [the listeners]\n"
-            "  log.dirs                   [./kpool-data]\n"
-            "  node.id                    [1]\n"
-            "  num.partitions             [1]\n"
-            "  auto.create.topics.enable  [false]\n"
-            "  log.flush.policy           [durable] durable: acks=all is answered after fsync\n"
-            "                             and consumers only see fsynced data; pagecache: Kafka's\n"
-            "                             default behaviour (no fsync before the ack)\n"
-            "  log.segment.bytes          [1073741824]\n"
-            "  log.roll.ms                [604800000]\n"
-            "  message.max.bytes          [1048588]\n"
-            "  socket.request.max.bytes   [104857600]\n"
-            "  max.connections            [10000]\n"
-            "  num.network.threads        [number of CPUs]\n"
-            "  log.flush.threads          [2]\n"
-            "  admin.listener             [127.0.0.1:9600] /livez /readyz /metrics\n"
-            "  log.level                  [info] debug, info, warn or error\n");
-}
+static const kp_option_t broker_options[] = {
+    KP_DAEMON_OPT_CONFIG,
+    KP_DAEMON_OPT_SET,
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_broker_cmd = {
+    .name = "broker",
+    .usage = "broker [--config FILE] [--set key=value]...",
+    .description =
+        "Runs one pool broker. Configuration uses Kafka's property names; --set overrides\n"
+        "the file. The main ones (defaults in brackets):\n"
+        "  listeners                  [PLAINTEXT://127.0.0.1:9092]\n"
+        "  advertised.listeners       [the listeners]\n"
+        "  log.dirs                   [./kpool-data]\n"
+        "  node.id                    [1]\n"
+        "  num.partitions             [1]\n"
+        "  auto.create.topics.enable  [false]\n"
+        "  log.flush.policy           [durable] durable: acks=all is answered after fsync\n"
+        "                             and consumers only see fsynced data; pagecache: Kafka's\n"
+        "                             default behaviour (no fsync before the ack)\n"
+        "  log.segment.bytes          [1073741824]\n"
+        "  log.roll.ms                [604800000]\n"
+        "  message.max.bytes          [1048588]\n"
+        "  socket.request.max.bytes   [104857600]\n"
+        "  max.connections            [10000]\n"
+        "  num.network.threads        [number of CPUs]\n"
+        "  log.flush.threads          [2]\n"
+        "  admin.listener             [127.0.0.1:9600] /livez /readyz /metrics\n"
+        "  log.level                  [info] debug, info, warn or error\n",
+    .options = broker_options,
+    .flags = KP_OPTS_NO_ARGS,
+};
 
 void kp_cli_signals_setup(void)
 {
@@ -96,53 +103,39 @@ static int run_broker(kp_props_t *props)
     return 0;
 }
 
-/* Parses --config/--set into props; returns -1 on bad usage, 1 after --help. */
-int kp_cli_parse_common(int argc, char **argv, kp_props_t *props, int allow_up_flags,
-                        const char **data_dir, int *port_offset)
+int kp_cli_opt_config(void *base, const kp_option_t *opt, const char *value, const char *cmd)
 {
+    (void)opt, (void)cmd;
     char err[512];
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) return 1;
-        if ((!strcmp(a, "--config") || !strcmp(a, "-c")) && i + 1 < argc) {
-            if (kp_props_load_file(props, argv[++i], err, sizeof(err)) < 0) {
-                fprintf(stderr, "kpool: %s\n", err);
-                return -1;
-            }
-        } else if (!strcmp(a, "--set") && i + 1 < argc) {
-            if (kp_props_set_kv(props, argv[++i], err, sizeof(err)) < 0) {
-                fprintf(stderr, "kpool: %s\n", err);
-                return -1;
-            }
-        } else if (allow_up_flags && !strcmp(a, "--data-dir") && i + 1 < argc) {
-            *data_dir = argv[++i];
-        } else if (allow_up_flags && !strcmp(a, "--port-offset") && i + 1 < argc) {
-            char *end;
-            long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 0 || v > 50000) {
-                fprintf(stderr, "kpool: --port-offset: '%s' is not a number in 0..50000\n",
-                        argv[i]);
-                return -1;
-            }
-            *port_offset = (int)v;
-        } else {
-            fprintf(stderr, "kpool: unexpected argument '%s' (see --help)\n", a);
-            return -1;
-        }
+    if (kp_props_load_file(((kp_daemon_opts_t *)base)->props, value, err, sizeof(err)) < 0) {
+        fprintf(stderr, "kpool: %s\n", err);
+        return KP_OPTS_EXIT_USAGE;
     }
     return 0;
 }
 
+int kp_cli_opt_set(void *base, const kp_option_t *opt, const char *value, const char *cmd)
+{
+    (void)opt, (void)cmd;
+    char err[512];
+    if (kp_props_set_kv(((kp_daemon_opts_t *)base)->props, value, err, sizeof(err)) < 0) {
+        fprintf(stderr, "kpool: %s\n", err);
+        return KP_OPTS_EXIT_USAGE;
+    }
+    return 0;
+}
+
+int kp_cli_daemon_parse(const kp_opts_cmd_t *cmd, kp_daemon_opts_t *o, int argc, char **argv)
+{
+    o->props = kp_props_new();
+    return kp_opts_parse(cmd, o, argc, argv, NULL, NULL);
+}
+
 int kp_cmd_broker(int argc, char **argv)
 {
-    kp_props_t *props = kp_props_new();
-    int rc = kp_cli_parse_common(argc, argv, props, 0, NULL, NULL);
-    if (rc == 1) broker_usage(stdout);
-    if (rc < 0) broker_usage(stderr);
-    if (rc == 0)
-        rc = run_broker(props);
-    else
-        rc = rc == 1 ? 0 : 2;
-    kp_props_free(props);
-    return rc;
+    kp_daemon_opts_t o = {0};
+    int rc = kp_cli_daemon_parse(&kp_broker_cmd, &o, argc, argv);
+    if (rc == 0) rc = run_broker(o.props);
+    kp_props_free(o.props);
+    return rc == KP_OPTS_HELP ? 0 : rc;
 }

@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 
+#include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,36 +30,45 @@ static void on_signal(int sig)
     consume_stop = 1;
 }
 
-static void help_print(void)
-{
-    printf("Usage: kpool consume -n NS --app APP --topic TOPIC [--group G] [--from-beginning]\n"
-           "                     [-c COUNT] [--timeout SECS] [-f FORMAT]\n"
-           "\n"
-           "Prints the messages of TOPIC, read with the credentials of application APP (its\n"
-           "current secret). TOPIC is the Kafka name (<namespace>.<name>); a Topic resource\n"
-           "name of namespace NS is accepted and resolved to its fully qualified name.\n"
-           "Without --group every partition is read directly and no offset is committed;\n"
-           "with --group the consumer joins group G and commits its offsets.\n"
-           "\n"
-           "Options:\n"
-           "  -n, --namespace NS       namespace (the team) [the config's 'namespace']\n"
-           "  -a, --app APP            the application whose credentials are used\n"
-           "  -t, --topic TOPIC        the topic\n"
-           "  -g, --group G            consumer group id [none: read partitions directly]\n"
-           "      --from-beginning     start at the oldest message (with --group: when the\n"
-           "                           group has no committed offset) [newest]\n"
-           "  -c, --count COUNT        exit after COUNT messages\n"
-           "      --timeout SECS       exit after SECS without a new message [wait forever]\n"
-           "  -f, --format FORMAT      how a message is printed [%%s]: %%s value, %%k key,\n"
-           "                           %%t topic, %%p partition, %%o offset, %%T timestamp\n"
-           "                           (ms), %%S value size, %%K key size, %%%% a percent; \\n\n"
-           "                           \\t \\r \\\\ escapes; a newline is added unless FORMAT\n"
-           "                           ends with \\n. Example: -f '%%k %%s'\n");
-    kp_app_help_connection(stdout);
-    printf("\nExit status: 0 done (COUNT messages, the idle timeout, or Ctrl-C), 1 fewer than\n"
-           "COUNT messages before the timeout, or the credentials/topic/pool failed (one line\n"
-           "says why), 2 invalid command line.\n");
-}
+static const kp_option_t consume_options[] = {
+    KP_APP_OPT_NAMESPACE,
+    KP_APP_OPT_APP("the application whose credentials are used"),
+    KP_APP_OPT_TOPIC("TOPIC", "the topic"),
+    KP_OPT_NONEMPTY('g', "group", kp_app_opts_t, group, "G",
+                    "consumer group id [none: read partitions directly]",
+                    "--group needs a group id"),
+    KP_OPT_BOOL(0, "from-beginning", kp_app_opts_t, from_beginning,
+                "start at the oldest message (with --group: when the\n"
+                "group has no committed offset) [newest]"),
+    KP_OPT_INT('c', "count", kp_app_opts_t, count, "COUNT", "exit after COUNT messages", 1,
+               LONG_MAX, "-c '%s' is not a positive number of messages"),
+    KP_APP_OPT_TIMEOUT("exit after SECS without a new message [wait forever]"),
+    KP_OPT_STRING('f', "format", kp_app_opts_t, format, "FORMAT",
+                  "how a message is printed [%s]: %s value, %k key,\n"
+                  "%t topic, %p partition, %o offset, %T timestamp\n"
+                  "(ms), %S value size, %K key size, %% a percent; \\n\n"
+                  "\\t \\r \\\\ escapes; a newline is added unless FORMAT\n"
+                  "ends with \\n. Example: -f '%k %s'"),
+    KP_APP_OPT_CONNECTION,
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_consume_cmd = {
+    .name = "consume",
+    .usage = "consume -n NS --app APP --topic TOPIC [--group G] [--from-beginning]\n"
+             "              [-c COUNT] [--timeout SECS] [-f FORMAT]",
+    .description =
+        "Prints the messages of TOPIC, read with the credentials of application APP (its\n"
+        "current secret). TOPIC is the Kafka name (<namespace>.<name>); a Topic resource\n"
+        "name of namespace NS is accepted and resolved to its fully qualified name.\n"
+        "Without --group every partition is read directly and no offset is committed;\n"
+        "with --group the consumer joins group G and commits its offsets.\n",
+    .options = consume_options,
+    .footer = KP_OPTS_CONFIG_HELP
+    "\nExit status: 0 done (COUNT messages, the idle timeout, or Ctrl-C), 1 fewer than\n"
+    "COUNT messages before the timeout, or the credentials/topic/pool failed (one line\n"
+    "says why), 2 invalid command line.\n",
+};
 
 /* The group.id of a consumer without --group: librdkafka 2.0 wants one even to assign
  * partitions; it is never joined and nothing is committed under it. */
@@ -221,9 +231,9 @@ int kp_cmd_consume(int argc, char **argv)
 {
     kp_app_opts_t o;
     char err[4096];
-    int rc = kp_app_opts_parse(&o, "consume", KP_APP_CMD_CONSUME, argc, argv, 0);
-    if (!rc && o.help)
-        help_print();
+    int rc = kp_app_opts_parse(&o, &kp_consume_cmd, argc, argv);
+    if (o.help)
+        rc = 0; /* the parser printed it */
     else if (!rc && !o.app)
         rc = kp_app_usage_error(&o, "--app APP is required");
     else if (!rc && !o.topic)

@@ -37,36 +37,43 @@ typedef struct doctor {
     int have_secret; /* cr.data holds the secret */
 } doctor_t;
 
-static void help_print(void)
-{
-    printf("Usage: kpool doctor -n NS --app APP [--topic NAME] [--access read|write|readwrite]\n"
-           "                    [--no-connect] [--timeout SECS]\n"
-           "\n"
-           "Diagnoses why application APP cannot use Kafka and prints the fix:\n"
-           "  - its AivenApplication and secret: when the secret is missing, the status\n"
-           "    conditions (type, status, reason, message) and the reason;\n"
-           "  - with --topic NAME: whether NAME is what Kafka calls the topic (a Topic is\n"
-           "    known to Kafka by its fully qualified name <namespace>.<name>; a short name\n"
-           "    gives \"topic not found\"), whether the Topic is synchronized, and whether its\n"
-           "    spec.acl grants team NS, application APP access; a missing entry is printed as\n"
-           "    the YAML to add under spec.acl;\n"
-           "  - without --topic: every Topic granting APP access;\n"
-           "  - then, with APP's own credentials, what the pool says: reachable over TLS, each\n"
-           "    topic authorized and present.\n"
-           "What is fine is printed too.\n"
-           "\n"
-           "Options:\n"
-           "  -n, --namespace NS       namespace (the team) [the config's 'namespace']\n"
-           "  -a, --app APP            the application\n"
-           "  -t, --topic NAME         the topic APP fails to use (short or fully qualified)\n"
-           "      --access ACCESS      what APP needs on it: read, write or readwrite [any;\n"
-           "                           a missing entry is suggested as readwrite]\n"
-           "      --no-connect         only ask the control plane, not the pool\n"
-           "      --timeout SECS       budget of the pool check [10]\n");
-    kp_app_help_connection(stdout);
-    printf("\nExit status: 0 no problem found, 1 problems found (or the control plane could not\n"
-           "be asked), 2 invalid command line.\n");
-}
+static const kp_option_t doctor_options[] = {
+    KP_APP_OPT_NAMESPACE,
+    KP_APP_OPT_APP("the application"),
+    KP_APP_OPT_TOPIC("NAME", "the topic APP fails to use (short or fully qualified)"),
+    KP_OPT_CALLBACK(0, "access", "ACCESS",
+                    "what APP needs on it: read, write or readwrite [any;\n"
+                    "a missing entry is suggested as readwrite]",
+                    kp_app_opt_access),
+    KP_OPT_BOOL(0, "no-connect", kp_app_opts_t, no_connect,
+                "only ask the control plane, not the pool"),
+    KP_APP_OPT_TIMEOUT("budget of the pool check [10]"),
+    KP_APP_OPT_CONNECTION,
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_doctor_cmd = {
+    .name = "doctor",
+    .usage = "doctor -n NS --app APP [--topic NAME] [--access read|write|readwrite]\n"
+             "             [--no-connect] [--timeout SECS]",
+    .description =
+        "Diagnoses why application APP cannot use Kafka and prints the fix:\n"
+        "  - its AivenApplication and secret: when the secret is missing, the status\n"
+        "    conditions (type, status, reason, message) and the reason;\n"
+        "  - with --topic NAME: whether NAME is what Kafka calls the topic (a Topic is\n"
+        "    known to Kafka by its fully qualified name <namespace>.<name>; a short name\n"
+        "    gives \"topic not found\"), whether the Topic is synchronized, and whether its\n"
+        "    spec.acl grants team NS, application APP access; a missing entry is printed as\n"
+        "    the YAML to add under spec.acl;\n"
+        "  - without --topic: every Topic granting APP access;\n"
+        "  - then, with APP's own credentials, what the pool says: reachable over TLS, each\n"
+        "    topic authorized and present.\n"
+        "What is fine is printed too.\n",
+    .options = doctor_options,
+    .footer = KP_OPTS_CONFIG_HELP
+    "\nExit status: 0 no problem found, 1 problems found (or the control plane could not\n"
+    "be asked), 2 invalid command line.\n",
+};
 
 /* ---- output ---- */
 
@@ -653,9 +660,9 @@ static int doctor_run(doctor_t *d)
 int kp_cmd_doctor(int argc, char **argv)
 {
     kp_app_opts_t o;
-    int rc = kp_app_opts_parse(&o, "doctor", KP_APP_CMD_DOCTOR, argc, argv, 0);
-    if (!rc && o.help)
-        help_print();
+    int rc = kp_app_opts_parse(&o, &kp_doctor_cmd, argc, argv);
+    if (o.help)
+        rc = 0; /* the parser printed it */
     else if (!rc && !o.app)
         rc = kp_app_usage_error(&o, "--app APP is required");
     else if (!rc && o.nargs)

@@ -37,13 +37,26 @@
 #define SELFTEST_CLIENT_SUBJECT "CN=selftest_app_0123abcd_1"
 #define SELFTEST_SEAL_AAD       "pki-selftest/client.key"
 
-static void pki_selftest_usage(FILE *f)
-{
-    fprintf(f, "Usage: kpool pki-selftest --out DIR [--key-type ec|rsa]\n"
-               "\n"
-               "Creates a CA, a server certificate for 127.0.0.1/localhost, client certificates,\n"
-               "a PKCS#12 keystore and truststore, and writes them into DIR (a test helper).\n");
-}
+typedef struct selftest_opts {
+    const char *out;
+    const char *key_type;
+} selftest_opts_t;
+
+static const kp_option_t selftest_options[] = {
+    KP_OPT_STRING(0, "out", selftest_opts_t, out, "DIR", "where the files go (required)"),
+    KP_OPT_STRING(0, "key-type", selftest_opts_t, key_type, "ec|rsa", "the keys' type [ec]"),
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_pki_selftest_cmd = {
+    .name = "pki-selftest",
+    .usage = "pki-selftest --out DIR [--key-type ec|rsa]",
+    .description =
+        "Creates a CA, a server certificate for 127.0.0.1/localhost, client certificates,\n"
+        "a PKCS#12 keystore and truststore, and writes them into DIR (a test helper).\n",
+    .options = selftest_options,
+    .flags = KP_OPTS_NO_ARGS,
+};
 
 /* Writes data to dir/name with the given mode (also when the file existed). 0 or -1. */
 static int selftest_write(const char *dir, const char *name, const void *data, size_t len, int mode)
@@ -195,28 +208,14 @@ done:
 
 int kp_cmd_pki_selftest(int argc, char **argv)
 {
-    const char *out = NULL;
+    selftest_opts_t o = {0};
     kp_pki_key_type_t key_type = KP_PKI_KEY_EC_P256;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            pki_selftest_usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--out") && i + 1 < argc) {
-            out = argv[++i];
-        } else if (!strcmp(argv[i], "--key-type") && i + 1 < argc) {
-            if (kp_pki_key_type_parse(argv[++i], &key_type) < 0) {
-                fprintf(stderr, "kpool: --key-type: '%s' is not ec or rsa\n", argv[i]);
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "kpool: pki-selftest: unexpected argument '%s'\n", argv[i]);
-            pki_selftest_usage(stderr);
-            return 2;
-        }
-    }
-    if (!out) {
-        pki_selftest_usage(stderr);
+    int rc = kp_opts_parse(&kp_pki_selftest_cmd, &o, argc, argv, NULL, NULL);
+    if (rc) return rc == KP_OPTS_HELP ? 0 : rc;
+    if (o.key_type && kp_pki_key_type_parse(o.key_type, &key_type) < 0) {
+        fprintf(stderr, "kpool: --key-type: '%s' is not ec or rsa\n", o.key_type);
         return 2;
     }
-    return selftest_run(out, key_type);
+    if (!o.out) return kp_opts_error("pki-selftest", "--out DIR is required");
+    return selftest_run(o.out, key_type);
 }

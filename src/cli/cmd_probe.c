@@ -30,58 +30,63 @@
 #include <string.h>
 #include <unistd.h> /* environ (_GNU_SOURCE) */
 
-static void help_print(void)
-{
-    printf("Usage: kpool probe -n NS --app APP [--timeout SECS]\n"
-           "       kpool probe [--from-env] [--topic TOPIC]... [--timeout SECS]\n"
-           "\n"
-           "Readiness/liveness probe of an application's access to Kafka. Healthy: exit 0,\n"
-           "one line on stdout. Otherwise exit 1 and one line on stderr naming what is\n"
-           "wrong. 'kpool doctor' explains a failure and prints the fix.\n"
-           "\n"
-           "With -n/--app (asks the control plane): with the app's current credentials (the\n"
-           "secret its AivenApplication names), connects to the pool over TLS and checks\n"
-           "that every topic the app is granted (Topics whose spec.acl matches team NS and\n"
-           "application APP, wildcards included) exists and is authorized. An app no Topic\n"
-           "grants anything is not healthy, unless it is a Kafka Streams app (its own\n"
-           "topics) or the pool still authorizes it some topic (one granted in a namespace\n"
-           "this token cannot read). Fails on: no secret (with the AivenApplication's\n"
-           "condition), the control plane unreachable, pool unreachable, TLS refused, topic\n"
-           "X not authorized, topic X does not exist in the pool, not authorized for any\n"
-           "topic.\n"
-           "\n"
-           "With --from-env (no control plane needed): takes the credentials from the\n"
-           "environment the platform injects into the application's pod ('kpool run' gives\n"
-           "its command the same), connects to KAFKA_BROKERS over TLS and checks that each\n"
-           "--topic exists and is authorized; without --topic, that the pool authorizes\n"
-           "these credentials some topic (for a Kafka Streams app,\n"
-           "KAFKA_STREAMS_APPLICATION_ID set, the connection alone). The probe to run in\n"
-           "the pod: it keeps passing while the control plane is down, so a liveness probe\n"
-           "does not restart healthy applications. Each credential comes from the first of\n"
-           "its variables that is set:\n"
-           "  certificate  KAFKA_CERTIFICATE, KAFKA_CERTIFICATE_PATH, KAFKA_KEYSTORE_PATH\n"
-           "  key          KAFKA_PRIVATE_KEY, KAFKA_PRIVATE_KEY_PATH, KAFKA_KEYSTORE_PATH\n"
-           "  CA           KAFKA_CA, KAFKA_CA_PATH, KAFKA_TRUSTSTORE_PATH\n"
-           "(the PKCS#12 stores are opened with KAFKA_CREDSTORE_PASSWORD). Fails on: a\n"
-           "variable missing, a file unreadable or not what it should be, a key that does\n"
-           "not belong to the certificate, pool unreachable, TLS refused, topic X not\n"
-           "authorized, topic X does not exist in the pool, not authorized for any topic.\n"
-           "\n"
-           "Neither -n/--app nor --from-env: --from-env when KAFKA_BROKERS is set (in the\n"
-           "pod, under 'kpool run') and no option of the -n/--app mode is given.\n"
-           "\n"
-           "Options:\n"
-           "  -n, --namespace NS       namespace (the team) [the config's 'namespace']\n"
-           "  -a, --app APP            the application\n"
-           "      --from-env           the credentials from the environment (see above)\n"
-           "  -t, --topic TOPIC        with --from-env: a topic to check, by its fully\n"
-           "                           qualified name (team.orders); repeat for more\n"
-           "      --timeout SECS       budget for connecting and every topic [10]\n");
-    kp_app_help_connection(stdout);
-    printf("(With --from-env the control plane is not asked: these options do not apply.)\n"
-           "\nExit status: 0 healthy, 1 not healthy or the control plane could not be asked,\n"
-           "2 invalid command line.\n");
-}
+static const kp_option_t probe_options[] = {
+    KP_APP_OPT_NAMESPACE,
+    KP_APP_OPT_APP("the application"),
+    KP_OPT_BOOL(0, "from-env", kp_app_opts_t, from_env,
+                "the credentials from the environment (see above)"),
+    KP_APP_OPT_TOPIC("TOPIC", "with --from-env: a topic to check, by its fully\n"
+                              "qualified name (team.orders); repeat for more"),
+    KP_APP_OPT_TIMEOUT("budget for connecting and every topic [10]"),
+    KP_APP_OPT_CONNECTION,
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_probe_cmd = {
+    .name = "probe",
+    .usage = "probe -n NS --app APP [--timeout SECS]\n"
+             "probe [--from-env] [--topic TOPIC]... [--timeout SECS]",
+    .description =
+        "Readiness/liveness probe of an application's access to Kafka. Healthy: exit 0,\n"
+        "one line on stdout. Otherwise exit 1 and one line on stderr naming what is\n"
+        "wrong. 'kpool doctor' explains a failure and prints the fix.\n"
+        "\n"
+        "With -n/--app (asks the control plane): with the app's current credentials (the\n"
+        "secret its AivenApplication names), connects to the pool over TLS and checks\n"
+        "that every topic the app is granted (Topics whose spec.acl matches team NS and\n"
+        "application APP, wildcards included) exists and is authorized. An app no Topic\n"
+        "grants anything is not healthy, unless it is a Kafka Streams app (its own\n"
+        "topics) or the pool still authorizes it some topic (one granted in a namespace\n"
+        "this token cannot read). Fails on: no secret (with the AivenApplication's\n"
+        "condition), the control plane unreachable, pool unreachable, TLS refused, topic\n"
+        "X not authorized, topic X does not exist in the pool, not authorized for any\n"
+        "topic.\n"
+        "\n"
+        "With --from-env (no control plane needed): takes the credentials from the\n"
+        "environment the platform injects into the application's pod ('kpool run' gives\n"
+        "its command the same), connects to KAFKA_BROKERS over TLS and checks that each\n"
+        "--topic exists and is authorized; without --topic, that the pool authorizes\n"
+        "these credentials some topic (for a Kafka Streams app,\n"
+        "KAFKA_STREAMS_APPLICATION_ID set, the connection alone). The probe to run in\n"
+        "the pod: it keeps passing while the control plane is down, so a liveness probe\n"
+        "does not restart healthy applications. Each credential comes from the first of\n"
+        "its variables that is set:\n"
+        "  certificate  KAFKA_CERTIFICATE, KAFKA_CERTIFICATE_PATH, KAFKA_KEYSTORE_PATH\n"
+        "  key          KAFKA_PRIVATE_KEY, KAFKA_PRIVATE_KEY_PATH, KAFKA_KEYSTORE_PATH\n"
+        "  CA           KAFKA_CA, KAFKA_CA_PATH, KAFKA_TRUSTSTORE_PATH\n"
+        "(the PKCS#12 stores are opened with KAFKA_CREDSTORE_PASSWORD). Fails on: a\n"
+        "variable missing, a file unreadable or not what it should be, a key that does\n"
+        "not belong to the certificate, pool unreachable, TLS refused, topic X not\n"
+        "authorized, topic X does not exist in the pool, not authorized for any topic.\n"
+        "\n"
+        "Neither -n/--app nor --from-env: --from-env when KAFKA_BROKERS is set (in the\n"
+        "pod, under 'kpool run') and no option of the -n/--app mode is given.\n",
+    .options = probe_options,
+    .footer = "(With --from-env the control plane is not asked: the connection options do not\n"
+              "apply.)\n" KP_OPTS_CONFIG_HELP
+              "\nExit status: 0 healthy, 1 not healthy or the control plane could not be asked,\n"
+              "2 invalid command line.\n",
+};
 
 int kp_app_probe_live(const kp_app_secret_t *s, const char *client_id, const json_t *granted,
                       long timeout_ms, rd_kafka_resp_err_t *errs, json_t *visible, char *err,
@@ -324,9 +329,9 @@ static int probe_mode(kp_app_opts_t *o)
 int kp_cmd_probe(int argc, char **argv)
 {
     kp_app_opts_t o;
-    int rc = kp_app_opts_parse(&o, "probe", KP_APP_CMD_PROBE, argc, argv, 0);
-    if (!rc && o.help)
-        help_print();
+    int rc = kp_app_opts_parse(&o, &kp_probe_cmd, argc, argv);
+    if (o.help)
+        rc = 0; /* the parser printed it */
     else if (!rc && o.nargs)
         rc = kp_app_usage_error(&o, "unexpected argument '%s'", o.args[0]);
     else if (!rc)

@@ -38,29 +38,35 @@ static void on_signal(int sig)
     produce_stop = 1;
 }
 
-static void help_print(void)
-{
-    printf("Usage: kpool produce -n NS --app APP --topic TOPIC [-k KEY | --key-delim C]\n"
-           "                     [--timeout SECS] < messages.txt\n"
-           "\n"
-           "Produces each line of stdin as one message to TOPIC, with the credentials of\n"
-           "application APP (its current secret). TOPIC is the Kafka name (<namespace>.<name>);\n"
-           "a Topic resource name of namespace NS is accepted and resolved to its fully\n"
-           "qualified name. acks=all with idempotence: a delivered message is on disk, once.\n"
-           "Prints how many messages were delivered (stderr).\n"
-           "\n"
-           "Options:\n"
-           "  -n, --namespace NS       namespace (the team) [the config's 'namespace']\n"
-           "  -a, --app APP            the application whose credentials are used\n"
-           "  -t, --topic TOPIC        the topic\n"
-           "  -k, --key KEY            the key of every message [none]\n"
-           "  -K, --key-delim C        split each line at the first C into key and value (a\n"
-           "                           line without C is a message without key); \\t for tab\n"
-           "      --timeout SECS       give up delivering a message after SECS [30]\n");
-    kp_app_help_connection(stdout);
-    printf("\nExit status: 0 every message delivered, 1 a message was not delivered or the\n"
-           "credentials/topic/pool failed (one line says why), 2 invalid command line.\n");
-}
+static const kp_option_t produce_options[] = {
+    KP_APP_OPT_NAMESPACE,
+    KP_APP_OPT_APP("the application whose credentials are used"),
+    KP_APP_OPT_TOPIC("TOPIC", "the topic"),
+    KP_OPT_STRING('k', "key", kp_app_opts_t, key, "KEY", "the key of every message [none]"),
+    KP_OPT_CALLBACK('K', "key-delim", "C",
+                    "split each line at the first C into key and value (a\n"
+                    "line without C is a message without key); \\t for tab",
+                    kp_app_opt_key_delim),
+    KP_APP_OPT_TIMEOUT("give up delivering a message after SECS [30]"),
+    KP_APP_OPT_CONNECTION,
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_produce_cmd = {
+    .name = "produce",
+    .usage = "produce -n NS --app APP --topic TOPIC [-k KEY | --key-delim C]\n"
+             "              [--timeout SECS] < messages.txt",
+    .description =
+        "Produces each line of stdin as one message to TOPIC, with the credentials of\n"
+        "application APP (its current secret). TOPIC is the Kafka name (<namespace>.<name>);\n"
+        "a Topic resource name of namespace NS is accepted and resolved to its fully\n"
+        "qualified name. acks=all with idempotence: a delivered message is on disk, once.\n"
+        "Prints how many messages were delivered (stderr).\n",
+    .options = produce_options,
+    .footer = KP_OPTS_CONFIG_HELP
+    "\nExit status: 0 every message delivered, 1 a message was not delivered or the\n"
+    "credentials/topic/pool failed (one line says why), 2 invalid command line.\n",
+};
 
 /* The per-message opaque is the stats (the conf opaque is the error state). */
 static void on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
@@ -237,9 +243,9 @@ static int produce_run(const kp_app_opts_t *o, const kp_app_creds_t *cr, const c
 int kp_cmd_produce(int argc, char **argv)
 {
     kp_app_opts_t o;
-    int rc = kp_app_opts_parse(&o, "produce", KP_APP_CMD_PRODUCE, argc, argv, 0);
-    if (!rc && o.help)
-        help_print();
+    int rc = kp_app_opts_parse(&o, &kp_produce_cmd, argc, argv);
+    if (o.help)
+        rc = 0; /* the parser printed it */
     else if (!rc && !o.app)
         rc = kp_app_usage_error(&o, "--app APP is required");
     else if (!rc && !o.topic)

@@ -16,12 +16,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void registry_usage(FILE *f)
-{
-    fprintf(
-        f,
-        "Usage: kpool registry [--config FILE] [--set key=value]...\n"
-        "\n"
+static const kp_option_t registry_options[] = {
+    KP_DAEMON_OPT_CONFIG,
+    KP_DAEMON_OPT_SET,
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_registry_cmd = {
+    .name = "registry",
+    .usage = "registry [--config FILE] [--set key=value]...",
+    .description =
         "Runs the schema registry of one pool (docs/registry.md). `kpool up` runs one for\n"
         "its pool already; this is for pools run separately. Settings:\n"
         "  bootstrap.servers                  the pool (required)\n"
@@ -36,17 +40,19 @@ static void registry_usage(FILE *f)
         "                                     unset: the admin only\n"
         "  registry.topic                     [_schemas]\n"
         "  registry.topic.replication         [-1] when the topic is created (-1: pool default)\n"
-        "  registry.auth.cache.ms             [2000] a revoked user is refused after this\n");
-}
+        "  registry.auth.cache.ms             [2000] a revoked user is refused after this\n",
+    .options = registry_options,
+    .flags = KP_OPTS_NO_ARGS,
+};
 
 int kp_cmd_registry(int argc, char **argv)
 {
-    kp_props_t *props = kp_props_new();
-    int rc = kp_cli_parse_common(argc, argv, props, 0, NULL, NULL);
+    kp_daemon_opts_t o = {0};
+    int rc = kp_cli_daemon_parse(&kp_registry_cmd, &o, argc, argv);
+    kp_props_t *props = o.props;
     if (rc != 0) {
-        registry_usage(rc == 1 ? stdout : stderr);
         kp_props_free(props);
-        return rc == 1 ? 0 : 2;
+        return rc == KP_OPTS_HELP ? 0 : rc;
     }
     if (kp_cli_log_level(props) < 0) {
         kp_props_free(props);

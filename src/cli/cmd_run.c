@@ -52,44 +52,49 @@
 static const int run_forwarded[] = {SIGHUP,  SIGINT,  SIGQUIT,  SIGTERM,
                                     SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM};
 
-static void help_print(void)
-{
-    printf("Usage: kpool run -n NS --app APP [--] CMD [ARG...]\n"
-           "\n"
-           "Runs CMD with the Kafka credentials of application APP, as the platform runs a\n"
-           "deployed application:\n"
-           "  1. finds AivenApplication APP in NS and its current secret\n"
-           "     (status.synchronizationSecretName; when there is none, the status conditions\n"
-           "     say why);\n"
-           "  2. writes the secret into a new private directory (mode 0700, files 0600):\n"
-           "     kafka.crt, kafka.key, ca.crt, client.keystore.p12, client.truststore.jks,\n"
-           "     under $XDG_RUNTIME_DIR/kpool-run when set, else $TMPDIR/kpool-run-UID (or\n"
-           "     /tmp/kpool-run-UID);\n"
-           "  3. sets every KAFKA_* text key of the secret as an environment variable\n"
-           "     (KAFKA_BROKERS, KAFKA_CERTIFICATE, KAFKA_PRIVATE_KEY, KAFKA_CA,\n"
-           "     KAFKA_CREDSTORE_PASSWORD, KAFKA_SCHEMA_REGISTRY*, ...; other keys are left\n"
-           "     out, so a secret cannot set PATH or LD_PRELOAD) and KAFKA_CERTIFICATE_PATH,\n"
-           "     KAFKA_PRIVATE_KEY_PATH, KAFKA_CA_PATH, KAFKA_KEYSTORE_PATH,\n"
-           "     KAFKA_TRUSTSTORE_PATH;\n"
-           "  4. runs CMD (looked up in $PATH) and waits for it; signals sent to kpool\n"
-           "     (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM) are\n"
-           "     passed on to CMD;\n"
-           "  5. removes the directory when CMD ends, however it ends.\n"
-           "\n"
-           "If kpool run itself is killed with SIGKILL it cannot remove the directory: CMD\n"
-           "keeps running with its files, and the next 'kpool run' of the same user removes\n"
-           "the directory once CMD is gone too. CMD inherits one open descriptor (the locked\n"
-           "directory) that marks it in use.\n"
-           "Options after CMD belong to CMD; '--' before CMD is optional.\n"
-           "\n"
-           "Options:\n"
-           "  -n, --namespace NS       namespace (the team) [the config's 'namespace']\n"
-           "  -a, --app APP            the application whose credentials CMD gets\n");
-    kp_app_help_connection(stdout);
-    printf("\nExit status: CMD's, 128+N when signal N ended it; before CMD runs: 1 no\n"
-           "credentials (the reason is printed), 2 invalid command line, 126 CMD cannot be\n"
-           "executed, 127 CMD not found.\n");
-}
+static const kp_option_t run_options[] = {
+    KP_APP_OPT_NAMESPACE,
+    KP_APP_OPT_APP("the application whose credentials CMD gets"),
+    KP_APP_OPT_CONNECTION,
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_run_cmd = {
+    .name = "run",
+    .usage = "run -n NS --app APP [--] CMD [ARG...]",
+    .description =
+        "Runs CMD with the Kafka credentials of application APP, as the platform runs a\n"
+        "deployed application:\n"
+        "  1. finds AivenApplication APP in NS and its current secret\n"
+        "     (status.synchronizationSecretName; when there is none, the status conditions\n"
+        "     say why);\n"
+        "  2. writes the secret into a new private directory (mode 0700, files 0600):\n"
+        "     kafka.crt, kafka.key, ca.crt, client.keystore.p12, client.truststore.jks,\n"
+        "     under $XDG_RUNTIME_DIR/kpool-run when set, else $TMPDIR/kpool-run-UID (or\n"
+        "     /tmp/kpool-run-UID);\n"
+        "  3. sets every KAFKA_* text key of the secret as an environment variable\n"
+        "     (KAFKA_BROKERS, KAFKA_CERTIFICATE, KAFKA_PRIVATE_KEY, KAFKA_CA,\n"
+        "     KAFKA_CREDSTORE_PASSWORD, KAFKA_SCHEMA_REGISTRY*, ...; other keys are left\n"
+        "     out, so a secret cannot set PATH or LD_PRELOAD) and KAFKA_CERTIFICATE_PATH,\n"
+        "     KAFKA_PRIVATE_KEY_PATH, KAFKA_CA_PATH, KAFKA_KEYSTORE_PATH,\n"
+        "     KAFKA_TRUSTSTORE_PATH;\n"
+        "  4. runs CMD (looked up in $PATH) and waits for it; signals sent to kpool\n"
+        "     (SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH, SIGALRM) are\n"
+        "     passed on to CMD;\n"
+        "  5. removes the directory when CMD ends, however it ends.\n"
+        "\n"
+        "If kpool run itself is killed with SIGKILL it cannot remove the directory: CMD\n"
+        "keeps running with its files, and the next 'kpool run' of the same user removes\n"
+        "the directory once CMD is gone too. CMD inherits one open descriptor (the locked\n"
+        "directory) that marks it in use.\n"
+        "Options after CMD belong to CMD; '--' before CMD is optional.\n",
+    .options = run_options,
+    .footer = KP_OPTS_CONFIG_HELP
+    "\nExit status: CMD's, 128+N when signal N ended it; before CMD runs: 1 no\n"
+    "credentials (the reason is printed), 2 invalid command line, 126 CMD cannot be\n"
+    "executed, 127 CMD not found.\n",
+    .flags = KP_OPTS_STOP_AT_ARG,
+};
 
 /* ---- the private directories ---- */
 
@@ -321,9 +326,9 @@ static int run_child(char **args)
 int kp_cmd_run(int argc, char **argv)
 {
     kp_app_opts_t o;
-    int rc = kp_app_opts_parse(&o, "run", KP_APP_CMD_RUN, argc, argv, 1);
-    if (!rc && o.help)
-        help_print();
+    int rc = kp_app_opts_parse(&o, &kp_run_cmd, argc, argv);
+    if (o.help)
+        rc = 0; /* the parser printed it */
     else if (!rc && !o.app)
         rc = kp_app_usage_error(&o, "--app APP is required");
     else if (!rc && !o.nargs)

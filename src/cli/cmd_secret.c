@@ -14,13 +14,19 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void help_print(void)
-{
-    printf(
-        "Usage: kpool secret get -n NS (NAME | --app APP) [KEY]\n"
-        "       kpool secret env -n NS (NAME | --app APP)\n"
-        "       kpool secret files -n NS (NAME | --app APP) DIR\n"
-        "\n"
+static const kp_option_t secret_options[] = {
+    KP_APP_OPT_NAMESPACE,
+    KP_APP_OPT_APP("the application whose current secret to show"),
+    KP_APP_OPT_CONNECTION,
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_secret_cmd = {
+    .name = "secret",
+    .usage = "secret get -n NS (NAME | --app APP) [KEY]\n"
+             "secret env -n NS (NAME | --app APP)\n"
+             "secret files -n NS (NAME | --app APP) DIR",
+    .description =
         "Shows a Secret's decoded data: the credentials the control plane issued to an\n"
         "application. Name the Secret, or give --app APP for that application's current\n"
         "secret (the one its AivenApplication's status names, as run, probe and doctor\n"
@@ -44,15 +50,12 @@ static void help_print(void)
         "          KAFKA_TRUSTSTORE_PATH (absolute paths). Files are replaced atomically.\n"
         "\n"
         "'get' and 'env' print private keys and passwords: they are meant for your terminal\n"
-        "or an eval, not for logs.\n"
-        "\n"
-        "Options:\n"
-        "  -n, --namespace NS       namespace [the config's 'namespace', else default]\n"
-        "  -a, --app APP            the application whose current secret to show\n");
-    kp_app_help_connection(stdout);
-    printf("\nExit status: 0 success, 1 the server refused or the files could not be written,\n"
-           "2 invalid command line.\n");
-}
+        "or an eval, not for logs.\n",
+    .options = secret_options,
+    .footer = KP_OPTS_CONFIG_HELP
+    "\nExit status: 0 success, 1 the server refused or the files could not be written,\n"
+    "2 invalid command line.\n",
+};
 
 /* Fetches and decodes Secret ns/name. -1 after printing one line. */
 static int secret_load(kp_client_t *c, const kp_app_opts_t *o, const char *ns, const char *name,
@@ -235,7 +238,7 @@ static int secret_do(kp_client_t *c, const kp_app_opts_t *o, const char *sub)
 int kp_cmd_secret(int argc, char **argv)
 {
     kp_app_opts_t o;
-    int rc = kp_app_opts_parse(&o, "secret", KP_APP_CMD_SECRET, argc, argv, 0);
+    int rc = kp_app_opts_parse(&o, &kp_secret_cmd, argc, argv);
     const char *sub = o.nargs ? o.args[0] : NULL;
     static char cmd[32];
     if (!rc && sub && (!strcmp(sub, "get") || !strcmp(sub, "env") || !strcmp(sub, "files"))) {
@@ -243,7 +246,6 @@ int kp_cmd_secret(int argc, char **argv)
         o.cmd = cmd;
     }
     if (rc || o.help) {
-        if (!rc) help_print();
         goto out;
     }
     if (!sub)

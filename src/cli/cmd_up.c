@@ -456,31 +456,90 @@ static void metrics_url(const kp_broker_t *b, char *out, size_t n)
     snprintf(out, n, "http://%s:%d/metrics", h, port);
 }
 
-static void up_usage(FILE *f)
-{
-    fprintf(f,
-            "Usage: kpool up [--data-dir DIR] [--port-offset K] [--set key=value]...\n"
-            "\n"
-            "Runs an embedded pool (`dev`) and the control plane in one process. On first start\n"
-            "it creates the pool CA, the broker and admin certificates, an admin token, and the\n"
-            "CLI configuration ($KPOOL_CONFIG or ~/.config/kpool/config.yaml).\n"
-            "\n"
-            "Endpoints (K = --port-offset, default 0):\n"
-            "  Kafka (TLS, client certificates required)  127.0.0.1:%d+K\n"
-            "  control plane API                          http://127.0.0.1:%d+K\n"
-            "  schema registry (HTTPS, basic auth)        https://127.0.0.1:%d+K\n"
-            "  broker health and metrics                  http://127.0.0.1:%d+K/metrics\n"
-            "\n"
-            "--set passes broker properties (Kafka names, see `kpool broker --help`; `listeners`\n"
-            "and `admin.listener` move the pool and the health endpoint) and the control\n"
-            "plane's settings:\n"
-            "  control.listener                [127.0.0.1:8080+K] the API (host:port)\n"
-            "  registry.listener               [127.0.0.1:8081+K] the schema "
-            "registry\n" CONTROL_SETTINGS_HELP
-            "  registry.auth.cache.ms          [2000]   a revoked user is refused after this\n"
-            "The addresses printed once everything is up are the ones in use.\n",
-            PORT_KAFKA, PORT_API, PORT_REGISTRY, PORT_METRICS);
-}
+#define UP_STR_(x) #x
+#define UP_STR(x)  UP_STR_(x)
+
+static const kp_option_t up_options[] = {
+    KP_DAEMON_OPT_DATA_DIR("./kpool-data"),
+    KP_DAEMON_OPT_PORT_OFFSET("add K to every default port (several pools on one host)"),
+    KP_DAEMON_OPT_CONFIG,
+    KP_DAEMON_OPT_SET,
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_up_cmd = {
+    .name = "up",
+    .usage = "up [--data-dir DIR] [--port-offset K] [--set key=value]...",
+    .description =
+        "Runs an embedded pool (`dev`) and the control plane in one process. On first start\n"
+        "it creates the pool CA, the broker and admin certificates, an admin token, and the\n"
+        "CLI configuration ($KPOOL_CONFIG or ~/.config/kpool/config.yaml).\n"
+        "\n"
+        "Endpoints (K = --port-offset, default 0):\n"
+        "  Kafka (TLS, client certificates required)  127.0.0.1:" UP_STR(
+            PORT_KAFKA) "+K\n"
+                        "  control plane API                          http://127.0.0.1:" UP_STR(
+                            PORT_API) "+K\n"
+                                      "  schema registry (HTTPS, basic auth)        "
+                                      "https://127.0.0.1:" UP_STR(
+                                          PORT_REGISTRY) "+K\n"
+                                                         "  broker health and metrics              "
+                                                         "    http://127.0.0.1:" UP_STR(
+                                                             PORT_METRICS) "+K/metrics\n"
+                                                                           "\n"
+                                                                           "--set passes broker "
+                                                                           "properties (Kafka "
+                                                                           "names, see `kpool "
+                                                                           "broker --help`; "
+                                                                           "`listeners`\n"
+                                                                           "and `admin.listener` "
+                                                                           "move the pool and the "
+                                                                           "health endpoint) and "
+                                                                           "the control\n"
+                                                                           "plane's settings:\n"
+                                                                           "  control.listener     "
+                                                                           "           "
+                                                                           "[127.0.0.1:8080+K] the "
+                                                                           "API (host:port)\n"
+                                                                           "  registry.listener    "
+                                                                           "           "
+                                                                           "[127.0.0.1:8081+K] the "
+                                                                           "schema "
+                                                                           "registry"
+                                                                           "\n" CONTROL_SETTINGS_HELP
+                                                                           "  "
+                                                                           "registry.auth.cache.ms "
+                                                                           "         [2000]   a "
+                                                                           "revoked user is "
+                                                                           "refused after this\n"
+                                                                           "The addresses printed "
+                                                                           "once everything is up "
+                                                                           "are the ones in use.\n",
+    .options = up_options,
+    .flags = KP_OPTS_NO_ARGS,
+};
+
+static const kp_option_t control_options[] = {
+    KP_DAEMON_OPT_DATA_DIR("./kpool-control"),
+    KP_DAEMON_OPT_PORT_OFFSET("accepted as by kpool up; the control plane alone\n"
+                              "takes its address from control.listener"),
+    KP_DAEMON_OPT_CONFIG,
+    KP_DAEMON_OPT_SET,
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_control_cmd = {
+    .name = "control",
+    .usage = "control [--data-dir DIR] [--set key=value]...",
+    .description =
+        "Runs the control plane alone; pools are Pool resources (kpool apply -f pool.yaml)\n"
+        "pointing at kpool brokers or Apache Kafka clusters. Settings:\n"
+        "  control.listener             [127.0.0.1:8080] (TLS required elsewhere:\n"
+        "  control.ssl.certificate.location / control.ssl.key.location)\n" CONTROL_SETTINGS_HELP
+        "An admin token is printed on first start.\n",
+    .options = control_options,
+    .flags = KP_OPTS_NO_ARGS,
+};
 
 /* What the banner prints: every address as the running servers use it. */
 typedef struct up_addrs {
@@ -549,14 +608,14 @@ static int up_broker_defaults(kp_props_t *props, const char *pki, const char *br
 
 int kp_cmd_up(int argc, char **argv)
 {
-    kp_props_t *props = kp_props_new();
-    const char *data_dir = "./kpool-data";
-    int offset = 0;
-    int rc = kp_cli_parse_common(argc, argv, props, 1, &data_dir, &offset);
+    kp_daemon_opts_t o = {.data_dir = "./kpool-data"};
+    int rc = kp_cli_daemon_parse(&kp_up_cmd, &o, argc, argv);
+    kp_props_t *props = o.props;
+    const char *data_dir = o.data_dir;
+    int offset = (int)o.port_offset;
     if (rc != 0) {
-        up_usage(rc == 1 ? stdout : stderr);
         kp_props_free(props);
-        return rc == 1 ? 0 : 2;
+        return rc == KP_OPTS_HELP ? 0 : rc;
     }
     if (kp_cli_log_level(props) < 0) {
         kp_props_free(props);
@@ -657,21 +716,13 @@ int kp_cmd_up(int argc, char **argv)
 
 int kp_cmd_control(int argc, char **argv)
 {
-    kp_props_t *props = kp_props_new();
-    const char *data_dir = "./kpool-control";
-    int offset = 0;
-    int rc = kp_cli_parse_common(argc, argv, props, 1, &data_dir, &offset);
+    kp_daemon_opts_t o = {.data_dir = "./kpool-control"};
+    int rc = kp_cli_daemon_parse(&kp_control_cmd, &o, argc, argv);
+    kp_props_t *props = o.props;
+    const char *data_dir = o.data_dir;
     if (rc != 0) {
-        fprintf(
-            rc == 1 ? stdout : stderr,
-            "Usage: kpool control [--data-dir DIR] [--set key=value]...\n\n"
-            "Runs the control plane alone; pools are Pool resources (kpool apply -f pool.yaml)\n"
-            "pointing at kpool brokers or Apache Kafka clusters. Settings:\n"
-            "  control.listener             [127.0.0.1:8080] (TLS required elsewhere:\n"
-            "  control.ssl.certificate.location / control.ssl.key.location)\n" CONTROL_SETTINGS_HELP
-            "An admin token is printed on first start.\n");
         kp_props_free(props);
-        return rc == 1 ? 0 : 2;
+        return rc == KP_OPTS_HELP ? 0 : rc;
     }
     kp_cli_signals_setup();
     char err[1024];

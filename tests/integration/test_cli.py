@@ -563,6 +563,24 @@ def test_help_for_every_command(kpool):
         assert "\n  %s " % cmd in p.stdout
 
 
+def test_top_help_lists_every_command_and_each_help_is_generated(kpool):
+    """kpool --help is generated from the command table: every command is there (control
+    was missing from the hand-written one), and each command's --help comes from its option
+    table, ends with -h/--help and lists the options the command takes."""
+    top = kpool("--help", expect=0).stdout
+    cmds = [ln.split()[0] for ln in top.splitlines()
+            if ln.startswith("  ") and not ln.startswith("   ")]
+    assert "control" in cmds and "version" in cmds and "pki-selftest" not in cmds
+    for cmd in cmds:
+        p = kpool(cmd, "--help", expect=0)
+        assert p.stdout.startswith("Usage: kpool " + cmd), cmd
+        assert "  -h, --help " in p.stdout, cmd
+        p = kpool(cmd, "--no-such-option", expect=2)
+        assert p.stderr == ("kpool %s: unknown option '--no-such-option' (see 'kpool %s --help')\n"
+                            % (cmd, cmd)), p.stderr
+    assert "      --request-timeout SECS" in kpool("backup", "--help", expect=0).stdout
+    assert "      --port-offset K" in kpool("up", "--help", expect=0).stdout
+
 def make_ca(d, name):
     """A CA and a server certificate for 127.0.0.1 signed by it (EC keys: fast)."""
     def ossl(*a):
