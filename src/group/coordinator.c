@@ -162,7 +162,7 @@ static void run_op(kp_loop_t *loop, void *arg)
         membership_leave(c, req, op->msg);
         break;
     case KP_GROUP_OP_LIST:
-        membership_list(c, req);
+        membership_list(c, req, op->msg);
         break;
     case KP_GROUP_OP_DESCRIBE:
         membership_describe(c, req, op->msg);

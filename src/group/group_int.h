@@ -21,7 +21,8 @@
 /* Kafka's new-member join timeout: a member that joined (v4+ MEMBER_ID_REQUIRED flow or
  * awaiting its first generation) and never completes is dropped after this long. */
 #define KP_NEW_MEMBER_JOIN_TIMEOUT_MS 300000
-/* Coordinator tick: session expiry, rebalance deadlines (bounds their precision). */
+/* Coordinator tick: rebalance deadlines and expiry of pending member ids (bounds their
+ * precision). Sessions have their own timers (member_touch). */
 #define KP_COORD_TICK_MS 50
 
 typedef enum {
@@ -52,6 +53,11 @@ typedef struct member {
     kp_req_t *join_req; /* awaiting the end of the join phase */
     kp_req_t *sync_req; /* awaiting the leader's assignment */
     int64_t last_heartbeat_ms;
+    /* fires at last_heartbeat_ms + session_timeout_ms, so a member expires at its deadline
+     * (not at the next tick); armed by member_touch, cancelled by member_free */
+    kp_timer_t *session_timer;
+    kp_coordinator_t *coord;
+    struct group *group;
     int is_new;
     /* nonzero: join_req is a static member's rejoin answered once the group metadata record
      * naming its new member id is durable (the store's sequence number) */
@@ -112,17 +118,26 @@ const char *group_state_name(group_state_t s);
 int64_t coord_now_ms(kp_coordinator_t *c);
 char *coord_strdup(kp_str_t s); /* NULL for a null string */
 
+/* group_owner.c — which team owns each group (docs/groups.md "Ownership") */
+/* The ACL check (op on the group) and, unless group.ownership=shared or the caller
+ * administers the cluster, the team check: a group owned by another team is refused. With
+ * claim, an unowned group becomes the caller's team's (durably, before this returns).
+ * 0, KERR_GROUP_AUTHORIZATION_FAILED, or KERR_COORDINATOR_NOT_AVAILABLE (claim not stored). */
+int16_t group_access(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id, int op, int claim);
+
 /* membership.c */
 void membership_join(kp_coordinator_t *c, kp_req_t *req, JoinGroupRequest *in);
 void membership_sync(kp_coordinator_t *c, kp_req_t *req, SyncGroupRequest *in);
 void membership_heartbeat(kp_coordinator_t *c, kp_req_t *req, HeartbeatRequest *in);
 void membership_leave(kp_coordinator_t *c, kp_req_t *req, LeaveGroupRequest *in);
-void membership_list(kp_coordinator_t *c, kp_req_t *req);
+void membership_list(kp_coordinator_t *c, kp_req_t *req, ListGroupsRequest *in);
 void membership_describe(kp_coordinator_t *c, kp_req_t *req, DescribeGroupsRequest *in);
 void membership_tick(kp_coordinator_t *c, group_t *g, int64_t now);
 /* Answers every waiting request of the group with err (shutdown). */
 void membership_abort(kp_coordinator_t *c, group_t *g, int16_t err);
 void member_free(member_t *m);
+/* The member was heard from now: its session restarts (its expiry timer is re-armed). */
+void member_touch(kp_coordinator_t *c, group_t *g, member_t *m);
 member_t *group_find_member(group_t *g, const char *id, size_t idlen);
 /* The member's metadata for protocol `name`, or NULL. */
 const protocol_t *member_protocol(const member_t *m, const char *name);

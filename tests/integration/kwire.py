@@ -186,10 +186,10 @@ API_API_VERSIONS, API_CREATE_TOPICS, API_DELETE_TOPICS, API_INIT_PRODUCER_ID = 1
 # What kpool advertises (SPEC section 9 subset it implements today).
 # Every API the broker advertises (SPEC 9; Produce 0-2 advertised and refused, as Kafka 4.0).
 ADVERTISED = {
-    0: (0, 7), 1: (4, 11), 2: (0, 5), 3: (0, 7), 8: (0, 7), 9: (0, 5), 10: (0, 2), 11: (0, 5),
-    12: (0, 3), 13: (0, 3), 14: (0, 3), 15: (0, 4), 16: (0, 2), 18: (0, 3), 19: (0, 4),
+    0: (0, 7), 1: (4, 11), 2: (0, 5), 3: (0, 7), 8: (0, 8), 9: (0, 8), 10: (0, 4), 11: (0, 9),
+    12: (0, 4), 13: (0, 5), 14: (0, 5), 15: (0, 5), 16: (0, 4), 18: (0, 3), 19: (0, 4),
     20: (0, 3), 21: (0, 1), 22: (0, 1), 29: (0, 1), 30: (0, 1), 31: (0, 1), 32: (0, 2),
-    33: (0, 1), 37: (0, 1), 42: (0, 1), 44: (0, 0), 47: (0, 0),
+    33: (0, 1), 37: (0, 1), 42: (0, 2), 44: (0, 0), 47: (0, 0),
 }
 
 # The APIs this module builds bodies for (valid_body), with the versions it builds.
