@@ -107,6 +107,13 @@ struct kp_coordinator {
     kp_timer_t *tick;
     int pending_writes;      /* commits and group stores waiting for their flush: stop waits */
     uint64_t next_store_seq; /* numbers group stores, so a late completion is recognised */
+    /* group_owner.c: group id → owning team (malloc'd), and its journal */
+    kp_hmap_t owners;
+    struct kp_principal_rules *team_rules; /* group.ownership.team.rules */
+    char *owners_path;
+    int owners_fd; /* -1: in memory only */
+    int64_t owners_size;
+    size_t owners_records;
 };
 
 /* coordinator.c */
@@ -124,6 +131,14 @@ char *coord_strdup(kp_str_t s); /* NULL for a null string */
  * claim, an unowned group becomes the caller's team's (durably, before this returns).
  * 0, KERR_GROUP_AUTHORIZATION_FAILED, or KERR_COORDINATOR_NOT_AVAILABLE (claim not stored). */
 int16_t group_access(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id, int op, int claim);
+/* 0 when the group is owned by a team other than the caller's (ListGroups leaves it out). */
+int group_visible(kp_coordinator_t *c, kp_req_t *req, const char *group_id);
+/* Forgets the group's owner (DeleteGroups). 1 released, 0 it had none, -1 write failed. */
+int group_owner_release(kp_coordinator_t *c, kp_str_t group_id);
+/* Parses the team rules and replays <meta_dir>/group_owners.journal (meta_dir NULL: in
+ * memory only). -1 with a message. group_owners_close frees everything (also after -1). */
+int group_owners_open(kp_coordinator_t *c, const char *meta_dir, char *err, size_t errlen);
+void group_owners_close(kp_coordinator_t *c);
 
 /* membership.c */
 void membership_join(kp_coordinator_t *c, kp_req_t *req, JoinGroupRequest *in);

@@ -521,6 +521,12 @@ void membership_join(kp_coordinator_t *c, kp_req_t *req, JoinGroupRequest *in)
         join_error(req, KERR_INVALID_SESSION_TIMEOUT, NULL);
         return;
     }
+    /* the first team to join an unowned group owns it */
+    int16_t access_err = group_access(c, req, in->GroupId, KP_OP_READ, 1);
+    if (access_err) {
+        join_error(req, access_err, NULL);
+        return;
+    }
     group_t *g = coord_group_get(c, in->GroupId, in->MemberId.len == 0);
     if (!g) {
         join_error(req, KERR_UNKNOWN_MEMBER_ID, NULL);
@@ -589,6 +595,11 @@ void membership_join(kp_coordinator_t *c, kp_req_t *req, JoinGroupRequest *in)
 
 void membership_sync(kp_coordinator_t *c, kp_req_t *req, SyncGroupRequest *in)
 {
+    int16_t access_err = group_access(c, req, in->GroupId, KP_OP_READ, 0);
+    if (access_err) {
+        sync_respond(req, access_err, NULL);
+        return;
+    }
     group_t *g = coord_group_get(c, in->GroupId, 0);
     if (!g) {
         sync_respond(req, KERR_UNKNOWN_MEMBER_ID, NULL);
@@ -709,6 +720,11 @@ void membership_static_join_stored(kp_coordinator_t *c, group_t *g, const char *
 
 void membership_heartbeat(kp_coordinator_t *c, kp_req_t *req, HeartbeatRequest *in)
 {
+    int16_t access_err = group_access(c, req, in->GroupId, KP_OP_READ, 0);
+    if (access_err) {
+        simple_error(req, access_err);
+        return;
+    }
     group_t *g = coord_group_get(c, in->GroupId, 0);
     if (!g) {
         simple_error(req, KERR_UNKNOWN_MEMBER_ID);
@@ -772,7 +788,10 @@ void membership_leave(kp_coordinator_t *c, kp_req_t *req, LeaveGroupRequest *in)
     LeaveGroupResponse out;
     LeaveGroupResponse_init(&out);
     group_t *g = coord_group_get(c, in->GroupId, 0);
-    if (req->api_version < 3) {
+    int16_t access_err = group_access(c, req, in->GroupId, KP_OP_READ, 0);
+    if (access_err) {
+        out.ErrorCode = access_err;
+    } else if (req->api_version < 3) {
         out.ErrorCode = g ? leave_one(c, g, in->MemberId, KP_STR_NULL) : KERR_UNKNOWN_MEMBER_ID;
     } else {
         int32_t n = in->Members.count > 0 ? in->Members.count : 0;
@@ -824,6 +843,7 @@ void membership_list(kp_coordinator_t *c, kp_req_t *req, ListGroupsRequest *in)
         group_t *g = v;
         if (g->state == GS_DEAD || !state_admitted(in, g->state)) continue;
         if (!all && !kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, kp_str_c(g->id))) continue;
+        if (!group_visible(c, req, g->id)) continue; /* another team's */
         out.Groups.items[k].GroupId = kp_str_c(g->id);
         out.Groups.items[k].ProtocolType = kp_str_c(g->protocol_type ? g->protocol_type : "");
         out.Groups.items[k].GroupState = kp_str_c(group_state_name(g->state));
@@ -846,10 +866,8 @@ void membership_describe(kp_coordinator_t *c, kp_req_t *req, DescribeGroupsReque
         DescribeGroupsResponse_DescribedGroup *dg = &out.Groups.items[i];
         DescribeGroupsResponse_DescribedGroup_init(dg);
         dg->GroupId = in->Groups.items[i];
-        if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, dg->GroupId)) {
-            dg->ErrorCode = KERR_GROUP_AUTHORIZATION_FAILED;
-            continue;
-        }
+        dg->ErrorCode = group_access(c, req, dg->GroupId, KP_OP_DESCRIBE, 0);
+        if (dg->ErrorCode) continue;
         group_t *g = coord_group_get(c, dg->GroupId, 0);
         if (!g) {
             dg->GroupState = kp_str_c("Dead");

@@ -192,8 +192,8 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
     group_t *g = NULL;
     if (in->GroupId.len <= 0) {
         group_err = KERR_INVALID_GROUP_ID;
-    } else if (!kp_req_authorize(req, KP_OP_READ, KP_RES_GROUP, in->GroupId)) {
-        group_err = KERR_GROUP_AUTHORIZATION_FAILED;
+    } else if ((group_err = group_access(c, req, in->GroupId, KP_OP_READ, 1)) != 0) {
+        /* refused, or another team's group (the first team to commit owns it) */
     } else {
         g = coord_group_get(c, in->GroupId, 0);
         if (in->GenerationId < 0 && (!g || !g->members)) {
@@ -527,12 +527,19 @@ void offsets_delete_groups(kp_coordinator_t *c, kp_req_t *req, DeleteGroupsReque
         DeleteGroupsResponse_DeletableGroupResult *r = &out.Results.items[i];
         r->GroupId = in->GroupsNames.items[i];
         group_t *g = coord_group_get(c, r->GroupId, 0);
-        if (!kp_req_authorize(req, KP_OP_DELETE, KP_RES_GROUP, r->GroupId)) {
-            r->ErrorCode = KERR_GROUP_AUTHORIZATION_FAILED;
-        } else if (!g || g->state == GS_DEAD) {
-            r->ErrorCode = KERR_GROUP_ID_NOT_FOUND;
-        } else if (g->members || kp_hmap_count(&g->pending)) {
+        r->ErrorCode = group_access(c, req, r->GroupId, KP_OP_DELETE, 0);
+        if (r->ErrorCode) continue;
+        if (g && g->state != GS_DEAD && (g->members || kp_hmap_count(&g->pending))) {
             r->ErrorCode = KERR_NON_EMPTY_GROUP;
+            continue;
+        }
+        /* deleting a group releases its name: the next team to use it owns it */
+        int released = group_owner_release(c, r->GroupId);
+        if (released < 0) {
+            r->ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+        } else if (!g || g->state == GS_DEAD) {
+            /* gone already (its offsets expired): releasing its owner is what was asked */
+            r->ErrorCode = released ? 0 : KERR_GROUP_ID_NOT_FOUND;
         } else {
             tombstone_all(c, g);
             tombstone_group(c, g);
@@ -551,8 +558,7 @@ void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in)
     OffsetDeleteResponse_init(&out);
     group_t *g = coord_group_get(c, in->GroupId, 0);
     int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0;
-    if (!kp_req_authorize(req, KP_OP_DELETE, KP_RES_GROUP, in->GroupId)) {
-        out.ErrorCode = KERR_GROUP_AUTHORIZATION_FAILED;
+    if ((out.ErrorCode = group_access(c, req, in->GroupId, KP_OP_DELETE, 0)) != 0) {
         nt = 0;
     } else if (!g || g->state == GS_DEAD) {
         out.ErrorCode = KERR_GROUP_ID_NOT_FOUND;

@@ -1,0 +1,166 @@
+"""Consumer groups belong to the first team that uses them (issue 12, item 6).
+
+Two teams' service users (certificates named as kpool names them, CN=<team>_<app>_<crc>_<gen>)
+on a TLS broker with the authorizer and the control plane's default group ACL (READ on every
+group id, "*"):
+  * the first team to join a group owns it; another app of the same team (another generation,
+    another incarnation) uses it too; the other team is refused with
+    GROUP_AUTHORIZATION_FAILED when it joins (librdkafka), commits or fetches offsets, describes
+    or deletes the group (kafka-python), and ListGroups does not show it the group; a group of
+    its own still works, under any name;
+  * the owner is durable: after a restart the other team is still refused;
+  * the admin releases a group with DeleteGroups (kafka-python, as the super user); the next
+    team to use it owns it;
+  * group.ownership=shared keeps the previous behaviour (any team may use any group its ACLs
+    allow), and a bad value stops the broker with a message;
+  * group.ownership.team.rules maps principals to teams (here: the OU of the subject).
+Every assertion about the other team's refusal fails on the code before ownership existed.
+"""
+import os
+
+import pytest
+from confluent_kafka import Producer
+
+from test_tls_acl import (GROUP_AUTHZ, Ident, acl, consume_group, create_topics, grant,  # noqa
+                          kpy, kpy_admin, pki, rdk, tls_broker)
+
+pytestmark = pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLS is deprecated")
+
+SERVICE_USERS = {
+    "a1": "teama_shop_1a2b3c4d_1",
+    "a2": "teama_billing_0badc0de_3-2",
+    "b1": "teamb_shop_deadbeef_1",
+}
+
+
+@pytest.fixture(scope="module")
+def users(pki):
+    out = {}
+    for name, cn in SERVICE_USERS.items():
+        cert, key = pki._leaf("su-" + name, "/CN=" + cn, "client")
+        out[name] = Ident(name, cert, key, "User:CN=" + cn)
+    return out
+
+
+def prepare(b, pki, users, topic="orders", n=3):
+    admin = kpy_admin(b, pki)
+    create_topics(admin, topic)
+    p = Producer(rdk(b, pki, pki["admin"]))
+    for i in range(n):
+        p.produce(topic, b"r%d" % i)
+    assert p.flush(20) == 0
+    for u in users.values():
+        # what the control plane grants a reader: READ on the topic and on every group id
+        grant(admin, acl(u.principal, "TOPIC", topic, "READ"),
+              acl(u.principal, "GROUP", "*", "READ"), acl(u.principal, "GROUP", "*", "DELETE"))
+    return admin
+
+
+def kpy_commit(b, pki, ident, group, topic="orders", offset=1):
+    """Commits offset for partition 0 with kafka-python; the exception's name or None."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+    c = KafkaConsumer(**kpy(b, pki, ident, group_id=group, enable_auto_commit=False,
+                            request_timeout_ms=15000))
+    try:
+        tp = TopicPartition(topic, 0)
+        c.assign([tp])
+        c.commit({tp: OffsetAndMetadata(offset, "")})
+        return None
+    except Exception as e:
+        return type(e).__name__
+    finally:
+        c.close()
+
+
+def kpy_admin_call(b, pki, ident, fn):
+    a = kpy_admin(b, pki, ident)
+    try:
+        return fn(a)
+    except Exception as e:
+        return type(e).__name__
+    finally:
+        a.close()
+
+
+def listed(b, pki, ident):
+    return sorted(g for g, _ in kpy_admin_call(b, pki, ident, lambda a: a.list_consumer_groups()))
+
+
+def test_first_team_owns_the_group(broker_factory, pki, users):
+    b = tls_broker(broker_factory, pki, group_initial_rebalance_delay_ms=0)
+    prepare(b, pki, users)
+    a1, a2, b1 = users["a1"], users["a2"], users["b1"]
+    assert consume_group(rdk(b, pki, a1), "orders", "shop", 3) == [b"r0", b"r1", b"r2"]
+
+    # the same team, another application: the group is its team's
+    assert kpy_commit(b, pki, a2, "shop", offset=1) is None
+    assert consume_group(rdk(b, pki, a2), "orders", "shop", 2) == [b"r1", b"r2"]
+
+    # the other team: joining, committing, fetching, describing, deleting, listing
+    assert consume_group(rdk(b, pki, b1), "orders", "shop", 1) == GROUP_AUTHZ
+    assert kpy_commit(b, pki, b1, "shop") == "GroupAuthorizationFailedError"
+    assert kpy_admin_call(b, pki, b1, lambda a: a.list_consumer_group_offsets("shop")) == \
+        "GroupAuthorizationFailedError"
+    assert kpy_admin_call(b, pki, b1, lambda a: a.describe_consumer_groups(["shop"])) == \
+        "GroupAuthorizationFailedError"
+    deleted = kpy_admin_call(b, pki, b1, lambda a: a.delete_consumer_groups(["shop"]))
+    assert [(g, e.__name__) for g, e in deleted] == [("shop", "GroupAuthorizationFailedError")]
+    assert "shop" not in listed(b, pki, b1)
+    assert "shop" in listed(b, pki, a1) and "shop" in listed(b, pki, pki["admin"])
+
+    # any other name is free: teamb's own group works
+    assert consume_group(rdk(b, pki, b1), "orders", "shop-b", 3) == [b"r0", b"r1", b"r2"]
+    assert consume_group(rdk(b, pki, a1), "orders", "shop-b", 1) == GROUP_AUTHZ
+    assert listed(b, pki, b1) == ["shop-b"]
+    assert "group shop is now owned by team teama" in b.log()
+    assert "group shop-b is now owned by team teamb" in b.log()
+
+
+def test_owner_survives_restart_and_admin_releases(broker_factory, pki, users):
+    b = tls_broker(broker_factory, pki, group_initial_rebalance_delay_ms=0)
+    prepare(b, pki, users)
+    a1, b1 = users["a1"], users["b1"]
+    assert kpy_commit(b, pki, a1, "g", offset=1) is None
+    b.restart()
+    assert kpy_commit(b, pki, b1, "g") == "GroupAuthorizationFailedError"
+    assert consume_group(rdk(b, pki, b1), "orders", "g", 1) == GROUP_AUTHZ
+    assert consume_group(rdk(b, pki, a1), "orders", "g", 2) == [b"r1", b"r2"]
+
+    # the admin (a super user) deletes the group: released, the next team to use it owns it
+    deleted = kpy_admin_call(b, pki, pki["admin"], lambda a: a.delete_consumer_groups(["g"]))
+    assert [(g, e.__name__) for g, e in deleted] == [("g", "NoError")]
+    assert "group g released" in b.log()
+    assert consume_group(rdk(b, pki, b1), "orders", "g", 3) == [b"r0", b"r1", b"r2"]
+    b.restart()
+    assert consume_group(rdk(b, pki, a1), "orders", "g", 1) == GROUP_AUTHZ
+    assert kpy_commit(b, pki, b1, "g", offset=0) is None
+
+
+def test_shared_keeps_the_old_behaviour(broker_factory, pki, users):
+    b = tls_broker(broker_factory, pki, group_initial_rebalance_delay_ms=0,
+                   **{"group.ownership": "shared"})
+    prepare(b, pki, users)
+    a1, b1 = users["a1"], users["b1"]
+    assert consume_group(rdk(b, pki, a1), "orders", "shop", 3) == [b"r0", b"r1", b"r2"]
+    assert kpy_commit(b, pki, b1, "shop", offset=1) is None
+    assert consume_group(rdk(b, pki, b1), "orders", "shop", 2) == [b"r1", b"r2"]
+    assert "shop" in listed(b, pki, b1)
+
+    bad = tls_broker(broker_factory, pki, start=False, **{"group.ownership": "mine"})
+    with pytest.raises(RuntimeError):
+        bad.start(timeout=10)
+    bad.killed = True  # it exited on purpose: teardown must not count it as a crash
+    assert "group.ownership must be team or shared" in bad.log()
+
+
+def test_team_rules(broker_factory, pki):
+    # the team is the OU of the subject: alice and bob (OU=team) share, svc does not
+    b = tls_broker(broker_factory, pki, group_initial_rebalance_delay_ms=0, **{
+        "group.ownership.team.rules": "RULE:^CN=[^,]+,OU=([^,]+),O=kpool$/$1/L"})
+    idents = {n: pki[n] for n in ("alice", "bob", "svc")}
+    prepare(b, pki, idents)
+    assert kpy_commit(b, pki, pki["alice"], "g-team", offset=1) is None
+    assert consume_group(rdk(b, pki, pki["svc"]), "orders", "g-team", 1) == GROUP_AUTHZ
+    assert consume_group(rdk(b, pki, pki["bob"]), "orders", "g-team", 2) == [b"r1", b"r2"]
+    assert "group g-team is now owned by team team " in b.log()
