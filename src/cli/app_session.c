@@ -49,7 +49,7 @@ static const kp_optdef_t optdefs[] = {
     {'t', "topic", 1, OPT_TOPIC, CMDS_KAFKA | KP_APP_CMD_DOCTOR | KP_APP_CMD_PROBE},
     {'k', "key", 1, OPT_KEY, KP_APP_CMD_PRODUCE},
     {'K', "key-delim", 1, OPT_KEY_DELIM, KP_APP_CMD_PRODUCE},
-    {'g', "group", 1, OPT_GROUP, KP_APP_CMD_CONSUME},
+    {'g', "group", 1, OPT_GROUP, KP_APP_CMD_CONSUME | KP_APP_CMD_DOCTOR},
     {0, "from-beginning", 0, OPT_FROM_BEGINNING, KP_APP_CMD_CONSUME},
     {'c', "count", 1, OPT_COUNT, KP_APP_CMD_CONSUME},
     {0, "timeout", 1, OPT_TIMEOUT,
