@@ -843,7 +843,7 @@ void membership_list(kp_coordinator_t *c, kp_req_t *req, ListGroupsRequest *in)
         group_t *g = v;
         if (g->state == GS_DEAD || !state_admitted(in, g->state)) continue;
         if (!all && !kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, kp_str_c(g->id))) continue;
-        if (!group_visible(c, req, g->id)) continue; /* another team's */
+        if (!all && !group_visible(c, req, g->id)) continue; /* another team's */
         out.Groups.items[k].GroupId = kp_str_c(g->id);
         out.Groups.items[k].ProtocolType = kp_str_c(g->protocol_type ? g->protocol_type : "");
         out.Groups.items[k].GroupState = kp_str_c(group_state_name(g->state));
