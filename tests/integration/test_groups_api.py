@@ -217,8 +217,8 @@ class Flex:
         self.s.close()
 
 
-def join(f, group, member, version):
-    body = (cstr(group) + kwire.i32(6000) + kwire.i32(10000) + cstr(member) + cstr(None) +
+def join(f, group, member, version, instance=None):
+    body = (cstr(group) + kwire.i32(6000) + kwire.i32(10000) + cstr(member) + cstr(instance) +
             cstr("consumer") + carr([cstr("range") + cbytes(SUBSCRIPTION) + TAGS]))
     if version >= 8:
         body += cstr("testing")
@@ -377,6 +377,28 @@ def test_flexible_group_versions(broker_factory):
         results = r.arr(lambda: (r.str(), r.i16(), r.tags())[:2])
         r.end()
         assert results == [(group, 0), ("g-never", 69)]  # GROUP_ID_NOT_FOUND
+    finally:
+        f.close()
+
+
+def test_static_leader_rejoin_v9_skips_assignment(broker_factory):
+    # KIP-814: a static leader that restarts into a Stable group is told it leads (under its new
+    # member id) with SkipAssignment, instead of being told someone else leads (v < 9)
+    b = broker_factory(group_initial_rebalance_delay_ms=0)
+    kwire.create_topic(b.bootstrap, "fx", 1)
+    f = Flex(b.port)
+    try:
+        j = join(f, "g-static", "", 9, instance="i-1")
+        assert j["error"] == 0 and j["leader"] == j["member"] and j["skip"] == 0, j
+        old = j["member"]
+        body = (cstr("g-static") + kwire.i32(1) + cstr(old) + cstr("i-1") + cstr("consumer") +
+                cstr("range") + carr([cstr(old) + cbytes(b"\x01") + TAGS]) + TAGS)
+        r = f.call(API_SYNC, 5, body)
+        assert (r.i32(), r.i16()) == (0, 0)
+        again = join(f, "g-static", "", 9, instance="i-1")
+        assert again["error"] == 0 and again["member"] != old, again
+        assert (again["generation"], again["leader"], again["skip"]) == (1, again["member"], 1)
+        assert again["members"] == [(again["member"], "i-1", SUBSCRIPTION)], again
     finally:
         f.close()
 
