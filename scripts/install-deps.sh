@@ -13,6 +13,10 @@ PACKAGES=(
   # tests: real Kafka clients and their compression codecs
   kcat python3-pytest python3-confluent-kafka python3-kafka python3-lz4 python3-snappy
   python3-zstandard python3-requests python3-pytest-timeout openssl curl procps
+  # tests: Go clients (Sarama, kafka-go), built in GOPATH mode from Debian's sources
+  golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev
+  # kafka-python: lz4 in message format v0 (the pre-0.10 frame checksum needs xxhash)
+  python3-xxhash
   # bench/peers.sh: the peers kpool is compared with
   redis-server nats-server libnats-dev
 )

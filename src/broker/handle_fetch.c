@@ -1,5 +1,5 @@
 /*
- * handle_fetch.c — Fetch v4–v11 with long polling, and the per-loop context that parks
+ * handle_fetch.c — Fetch v0–v11 with long polling, and the per-loop context that parks
  * waiting fetches.
  *
  * A fetch reads every requested partition (bounded by partition and request max bytes, the
@@ -11,6 +11,11 @@
  *
  * Sessions (KIP-227) are not kept: every response carries SessionId 0, which tells the
  * client to send full requests, the behaviour every client supports.
+ *
+ * Fetch v0–3 (clients that read message format v0/v1) is answered as Kafka 3.x does: each
+ * partition's read is down-converted (storage/msgset.h) into an in-memory message set of
+ * magic 0 (v0–1) or 1 (v2–3), bounded by the partition's and the request's max bytes; only
+ * these versions copy, v4+ keeps the zero-copy path.
  */
 #include "auth/acl.h"
 #include "broker/loop_ctx.h"
@@ -18,6 +23,8 @@
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "kp_msgs.h"
+#include "storage/fs.h"
+#include "storage/msgset.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +40,7 @@ struct kp_fetch_parked {
 typedef struct part_read {
     int16_t err;
     kp_log_read_t rd;
+    kp_buf_t conv; /* Fetch v0-3: the down-converted message set */
 } part_read_t;
 
 /* Reads all partitions. Returns total record bytes; reads[] holds segment references. */
@@ -69,7 +77,9 @@ static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **r
             }
             int64_t max = fp->PartitionMaxBytes > 0 ? fp->PartitionMaxBytes : 0;
             if (max > budget) max = budget;
-            kp_log_read(p->log, fp->FetchOffset, max, total == 0, &r->rd);
+            /* v0-2: the first batch whole, so that down-conversion has a message to give (or
+             * to cut at the limit, the partial message that makes an old client grow) */
+            kp_log_read(p->log, fp->FetchOffset, max, total == 0 || req->api_version < 3, &r->rd);
             if (r->rd.error == KP_READ_OUT_OF_RANGE)
                 r->err = KERR_OFFSET_OUT_OF_RANGE;
             else if (r->rd.error)
@@ -87,6 +97,59 @@ static void release_reads(part_read_t *reads, int n)
     for (int i = 0; i < n; i++) {
         if (reads[i].rd.seg) kp_segment_put(reads[i].rd.seg);
         reads[i].rd.seg = NULL;
+        kp_buf_free(&reads[i].conv);
+    }
+}
+
+/* Fetch v0–3: replaces one partition's segment region with its message set in r->conv, at
+ * most limit bytes (the first message whole when min_one). The region is read into memory
+ * once (it is already bounded by the max bytes, or is the first batch: at most
+ * max.message.bytes); the segment reference is dropped. */
+static void fetch_downconvert(part_read_t *r, int magic, int64_t fetch_offset, int64_t limit,
+                              int min_one)
+{
+    kp_buf_t raw, scratch;
+    kp_buf_init(&raw);
+    kp_buf_init(&scratch);
+    uint8_t *p = kp_buf_extend(&raw, (size_t)r->rd.len);
+    if (kp_fs_pread_all(r->rd.seg->fd, p, (size_t)r->rd.len, r->rd.pos) < 0) {
+        r->err = KERR_KAFKA_STORAGE_ERROR;
+    } else {
+        kp_msgset_status_t st =
+            kp_msgset_from_batches(p, raw.len, magic, fetch_offset, limit, min_one, &scratch,
+                                   &r->conv, KP_BATCH_INFLATE_BYTES_MAX);
+        if (st == KP_MSGSET_BAD_CODEC)
+            r->err = KERR_UNSUPPORTED_COMPRESSION_TYPE; /* zstd needs Fetch v10, as Kafka */
+        else if (st != KP_MSGSET_OK)
+            r->err = KERR_CORRUPT_MESSAGE;
+        kp_metric_add(&kp_metrics.fetch_downconverted, 1);
+    }
+    kp_buf_free(&raw);
+    kp_buf_free(&scratch);
+    kp_segment_put(r->rd.seg);
+    r->rd.seg = NULL;
+    r->rd.len = 0;
+}
+
+/* Down-converts every partition read of a Fetch v0–3 in request order, sharing the
+ * request's MaxBytes (v3) among the converted sizes. */
+static void fetch_downconvert_all(const FetchRequest *in, int16_t version, part_read_t *reads)
+{
+    int magic = version <= 1 ? 0 : 1;
+    int64_t budget = in->MaxBytes > 0 ? in->MaxBytes : 0, total = 0;
+    int k = 0;
+    for (int32_t i = 0; i < in->Topics.count; i++) {
+        const FetchRequest_FetchTopic *ft = &in->Topics.items[i];
+        for (int32_t j = 0; j < ft->Partitions.count; j++, k++) {
+            part_read_t *r = &reads[k];
+            if (!r->rd.seg || r->rd.len <= 0) continue;
+            const FetchRequest_FetchPartition *fp = &ft->Partitions.items[j];
+            int64_t limit = fp->PartitionMaxBytes > 0 ? fp->PartitionMaxBytes : 0;
+            if (limit > budget - total) limit = budget - total;
+            /* v3 returns the first message whole (KIP-74); v0-2 had a hard limit */
+            fetch_downconvert(r, magic, fp->FetchOffset, limit, version == 3 && total == 0);
+            total += (int64_t)r->conv.len;
+        }
     }
 }
 
@@ -100,6 +163,7 @@ static int count_parts(const FetchRequest *in)
 
 static int fetch_respond(kp_req_t *req, const FetchRequest *in, part_read_t *reads)
 {
+    if (req->api_version < 4) fetch_downconvert_all(in, req->api_version, reads);
     FetchResponse out;
     FetchResponse_init(&out);
     int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0;
@@ -131,7 +195,10 @@ static int fetch_respond(kp_req_t *req, const FetchRequest *in, part_read_t *rea
             pd->LogStartOffset = unknown ? -1 : r->rd.log_start_offset;
             pd->AbortedTransactions.count = in->IsolationLevel == 1 ? 0 : -1;
             pd->Records = (kp_records_t){(const uint8_t *)"", 0, NULL, -1, 0};
-            if (r->rd.seg) {
+            if (r->conv.len > 0) {
+                pd->Records = (kp_records_t){r->conv.data, (int32_t)r->conv.len, NULL, -1, 0};
+                kp_metric_add(&kp_metrics.fetch_bytes, (int64_t)r->conv.len);
+            } else if (r->rd.seg) {
                 pd->Records.file_owner = &r->rd.seg->ref;
                 pd->Records.file_fd = r->rd.seg->fd;
                 pd->Records.file_pos = r->rd.pos;

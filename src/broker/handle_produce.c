@@ -9,6 +9,8 @@
  * Topic configs that need it look inside a batch before the append (a compacted topic's
  * keys, message.timestamp.*.max.ms) or replace it with a re-encoded copy (compression.type
  * other than producer); at their defaults the batch is stored exactly as received.
+ * Produce v0–2 may carry message sets of magic 0/1 instead: produce_upconvert turns each
+ * partition's set into one v2 batch first (storage/msgset.h), which then takes the v3 path.
  */
 #include "auth/acl.h"
 #include "broker/request.h"
@@ -20,6 +22,7 @@
 #include "kp_msgs.h"
 #include "storage/batch.h"
 #include "storage/compress.h"
+#include "storage/msgset.h"
 #include "storage/records.h"
 
 #include <string.h>
@@ -255,6 +258,61 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
     return 1;
 }
 
+/* Produce v0–2: a partition's message set of magic 0/1 becomes one v2 batch in `buf` (the
+ * caller frees it) and *conv a copy of pd pointing at it, as Kafka's LogValidator
+ * up-converts (same codec, or the topic's compression.type). Data already in magic 2 (which
+ * Kafka also takes at these versions) is left alone. Returns 0 or the Kafka error code. */
+static int16_t produce_upconvert(kp_req_t *req, kp_topic_t *topic,
+                                 const ProduceRequest_PartitionProduceData *pd,
+                                 ProduceRequest_PartitionProduceData *conv, kp_buf_t *buf)
+{
+    const kp_records_t *rec = &pd->Records;
+    *conv = *pd;
+    int magic = rec->len > 0 ? kp_msgset_magic(rec->ptr, (size_t)rec->len) : -1;
+    if (magic == 2 || !kp_topic_partition(topic, pd->Index)) return 0; /* the v3 path says */
+    if (rec->len > atomic_load_explicit(&topic->eff.max_message_bytes, memory_order_relaxed))
+        return KERR_MESSAGE_TOO_LARGE;
+    int codec = atomic_load_explicit(&topic->eff.compression_codec, memory_order_relaxed);
+    kp_buf_t scratch;
+    kp_buf_init(&scratch);
+    kp_msgset_status_t st = rec->len > 0
+                                ? kp_msgset_to_batch(rec->ptr, (size_t)rec->len, codec, &scratch,
+                                                     buf, KP_BATCH_INFLATE_BYTES_MAX)
+                                : KP_MSGSET_INVALID;
+    kp_buf_free(&scratch);
+    if (st != KP_MSGSET_OK) {
+        kp_debug("produce", "%s: %s-%d: v%d message set: %s", req->sess->conn->peer, topic->name,
+                 pd->Index, req->api_version, kp_msgset_status_str(st));
+        return st == KP_MSGSET_CORRUPT     ? KERR_CORRUPT_MESSAGE
+               : st == KP_MSGSET_BAD_CODEC ? KERR_UNSUPPORTED_COMPRESSION_TYPE
+                                           : KERR_INVALID_RECORD;
+    }
+    kp_metric_add(&kp_metrics.produce_upconverted, 1);
+    conv->Records = (kp_records_t){buf->data, (int32_t)buf->len, NULL, -1, 0};
+    return 0;
+}
+
+/* Produce v0–2: produce_partition on the up-converted data. Same contract. */
+static int produce_partition_v0_2(kp_req_t *req, kp_topic_t *topic,
+                                  const ProduceRequest_PartitionProduceData *pd,
+                                  ProduceResponse_PartitionProduceResponse *out, int16_t acks,
+                                  produce_wait_t *pw)
+{
+    ProduceRequest_PartitionProduceData conv;
+    kp_buf_t upconverted;
+    kp_buf_init(&upconverted);
+    int waits = 0;
+    out->ErrorCode = produce_upconvert(req, topic, pd, &conv, &upconverted);
+    if (out->ErrorCode) {
+        out->Index = pd->Index;
+        out->BaseOffset = -1;
+    } else {
+        waits = produce_partition(req, topic, &conv, out, acks, pw);
+    }
+    kp_buf_free(&upconverted); /* appended or refused: the log keeps no pointer to it */
+    return waits;
+}
+
 int kp_handle_produce(kp_req_t *req)
 {
     ProduceRequest in;
@@ -284,17 +342,13 @@ int kp_handle_produce(kp_req_t *req)
     }
     int16_t acks = in.Acks;
     int waits = 0, errors = 0;
-    /* v0-2 carry message sets of magic 0/1: advertised for librdkafka, never served */
-    int16_t version_err = req->api_version < 3 ? KERR_UNSUPPORTED_VERSION : 0;
     for (int32_t i = 0; i < nt; i++) {
         const ProduceRequest_TopicProduceData *td = &in.TopicData.items[i];
         ProduceResponse_TopicProduceResponse *tr = &st->resp.Responses.items[i];
         int32_t np = tr->PartitionResponses.count;
         kp_topic_t *topic = NULL;
         int16_t topic_err = 0;
-        if (version_err)
-            topic_err = version_err;
-        else if (acks != 0 && acks != 1 && acks != -1)
+        if (acks != 0 && acks != 1 && acks != -1)
             topic_err = KERR_INVALID_REQUIRED_ACKS;
         else if (!kp_req_authorize(req, KP_OP_WRITE, KP_RES_TOPIC, td->Name))
             topic_err = KERR_TOPIC_AUTHORIZATION_FAILED; /* checked first: never "unknown" */
@@ -321,7 +375,11 @@ int kp_handle_produce(kp_req_t *req)
                 continue;
             }
             pw->st = st;
-            waits += produce_partition(req, topic, &td->PartitionData.items[j], out, acks, pw);
+            const ProduceRequest_PartitionProduceData *pd = &td->PartitionData.items[j];
+            if (req->api_version < 3) /* magic 0/1 message sets: off the v3+ path */
+                waits += produce_partition_v0_2(req, topic, pd, out, acks, pw);
+            else
+                waits += produce_partition(req, topic, pd, out, acks, pw);
             if (out->ErrorCode) {
                 kp_metric_add(&kp_metrics.produce_errors, 1);
                 errors++;

@@ -90,6 +90,11 @@ void kp_metrics_render(kp_buf_t *out, const char *(*api_name)(int key))
             produce_errors);
     COUNTER("kpool_produce_recompressed_batches_total",
             "Produced batches re-encoded with the topic's compression.type.", produce_recompressed);
+    COUNTER("kpool_produce_upconverted_total",
+            "Produce v0-2 message sets (magic 0/1) converted to record batches v2.",
+            produce_upconverted);
+    COUNTER("kpool_fetch_downconverted_total",
+            "Fetch v0-3 partition reads converted to message format v0/v1.", fetch_downconverted);
     COUNTER("kpool_fetch_bytes_total", "Record bytes returned by Fetch.", fetch_bytes);
     COUNTER("kpool_malformed_requests_total", "Connections closed for malformed requests.",
             malformed_requests);

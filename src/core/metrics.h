@@ -34,6 +34,8 @@ typedef struct kp_metrics {
     atomic_llong produce_bytes;
     atomic_llong produce_errors;
     atomic_llong produce_recompressed; /* batches stored with the topic's compression.type */
+    atomic_llong produce_upconverted;  /* Produce v0-2 message sets converted to v2 batches */
+    atomic_llong fetch_downconverted;  /* Fetch v0-3 partitions converted to magic 0/1 */
     atomic_llong fetch_bytes;
     atomic_llong flushes;
     atomic_llong flushes_by_interval; /* page-cache fsyncs asked by flush.messages/flush.ms */

@@ -27,8 +27,17 @@
 
 typedef struct reg_auth_entry {
     char *verifier;
+    char *team; /* the service user's team (namespace): what it may change */
     int64_t expires_ms;
 } reg_auth_entry_t;
+
+static void auth_entry_free(reg_auth_entry_t *e)
+{
+    if (!e) return;
+    free(e->verifier);
+    free(e->team);
+    free(e);
+}
 
 static void apply_record(void *arg, const char *key, size_t keylen, const char *value,
                          size_t valuelen, int64_t offset)
@@ -48,45 +57,48 @@ static void auth_cache_clear(kp_registry_t *r)
     size_t kl;
     void *v;
     while (kp_hmap_next(&r->auth_cache, &it, &k, &kl, &v)) {
-        reg_auth_entry_t *e = v;
-        free(e->verifier);
-        free(e);
+        auth_entry_free(v);
     }
     kp_hmap_free(&r->auth_cache);
     kp_hmap_init(&r->auth_cache);
 }
 
-/* The user's current verifier (malloc'd), from the cache or the store; NULL when the user
- * is unknown, revoked, or of another pool. */
-static char *user_verifier(kp_registry_t *r, const char *user)
+/* The user's current verifier (malloc'd) and team (*team, malloc'd), from the cache or the
+ * store (the service user's row: the control plane's mapping of user -> team and app);
+ * NULL when the user is unknown, revoked, or of another pool. */
+static char *user_verifier(kp_registry_t *r, const char *user, char **team_out)
 {
     int64_t now = kp_mono_ms();
     size_t ulen = strlen(user);
+    *team_out = NULL;
     pthread_mutex_lock(&r->auth_mu);
     reg_auth_entry_t *e = kp_hmap_get(&r->auth_cache, user, ulen);
-    char *out = e && e->expires_ms > now ? kp_xstrdup(e->verifier) : NULL;
+    char *out = NULL;
+    if (e && e->expires_ms > now) {
+        out = kp_xstrdup(e->verifier);
+        *team_out = kp_xstrdup(e->team);
+    }
     pthread_mutex_unlock(&r->auth_mu);
     if (out || !r->store) return out;
     char *hash = NULL, *team = NULL, *pool = NULL;
-    if (kp_store_user_registry_auth(r->store, user, &hash, &team, &pool) == 0 &&
+    if (kp_store_user_registry_auth(r->store, user, &hash, &team, &pool) == 0 && team &&
         (!r->pool || (pool && !strcmp(pool, r->pool))))
         out = hash;
     else
         free(hash);
-    free(team);
     free(pool);
     pthread_mutex_lock(&r->auth_mu);
-    e = kp_hmap_del(&r->auth_cache, user, ulen);
-    if (e) {
-        free(e->verifier);
-        free(e);
-    }
+    auth_entry_free(kp_hmap_del(&r->auth_cache, user, ulen));
     if (out) {
         if (kp_hmap_count(&r->auth_cache) >= KP_REG_AUTH_CACHE_MAX) auth_cache_clear(r);
         e = kp_xcalloc(1, sizeof(*e));
         e->verifier = kp_xstrdup(out);
+        e->team = kp_xstrdup(team);
         e->expires_ms = now + r->auth_cache_ms;
         kp_hmap_put(&r->auth_cache, user, ulen, e);
+        *team_out = team;
+    } else {
+        free(team);
     }
     pthread_mutex_unlock(&r->auth_mu);
     return out;
@@ -119,9 +131,13 @@ int kp_registry_authenticate(kp_registry_t *r, const char *authorization, kp_reg
         ok = kp_pki_password_verify(password, r->admin_verifier);
         who->admin = ok;
     } else {
-        char *verifier = user_verifier(r, user);
-        ok = verifier && kp_pki_password_verify(password, verifier);
+        char *team = NULL;
+        char *verifier = user_verifier(r, user, &team);
+        ok = verifier && kp_pki_password_verify(password, verifier) &&
+             strlen(team) < sizeof(who->team);
+        if (ok) memcpy(who->team, team, strlen(team) + 1);
         free(verifier);
+        free(team);
     }
     if (ok) memcpy(who->user, user, strlen(user) + 1); /* shorter than who->user: checked above */
     OPENSSL_cleanse(dec, sizeof(dec));
@@ -237,7 +253,20 @@ int kp_registry_port(const kp_registry_t *r)
 
 int kp_registry_ready(kp_registry_t *r)
 {
-    return r->log && kp_reg_log_ready(r->log);
+    return r->offline || (r->log && kp_reg_log_ready(r->log));
+}
+
+kp_registry_t *kp_registry_new_offline(void)
+{
+    kp_registry_t *r = kp_xcalloc(1, sizeof(*r));
+    kp_reg_state_init(&r->state);
+    pthread_rwlock_init(&r->lock, NULL);
+    pthread_mutex_init(&r->write_mu, NULL);
+    pthread_mutex_init(&r->auth_mu, NULL);
+    kp_hmap_init(&r->auth_cache);
+    r->admin_user = kp_xstrdup("kpool-admin");
+    r->offline = 1;
+    return r;
 }
 
 void kp_registry_stop(kp_registry_t *r)

@@ -9,6 +9,17 @@
  *
  * Reads take the state's read lock; writes go through write(): plan under the read lock,
  * produce, wait until the consumer applied the records, answer — one writer at a time.
+ *
+ * Replies are built into a kp_reg_reply_t (kp_registry_http_serve) and queued by the MHD
+ * handler, so the fuzz target and unit tests drive the whole request -> reply path without
+ * sockets. Every text that goes into a reply or a log line and came from the client is
+ * either a validated subject name (UTF-8, no control characters, <= 1024 bytes) or goes
+ * through reply_text_clean() (invalid UTF-8 replaced), so building a reply cannot fail.
+ *
+ * Tenancy (docs/registry.md "Authorization"): reads are open to every authenticated user
+ * of the pool; changing a subject (register, delete, its level; a mode change) is for the
+ * admin and for service users of the team whose prefix ("<team>.") the subject starts
+ * with — the prefix of every topic the team owns.
  */
 #include "registry/registry_int.h"
 
@@ -31,45 +42,101 @@ typedef struct req_state {
     int too_large;
 } req_state_t;
 
+/* Bytes of a client-given text (a version, an id) quoted in an error message. */
+#define ECHO_BYTES_MAX 128
+/* How long a read that found nothing waits for `_schemas` records written meanwhile by
+ * someone else (a restore) before it answers 404 (see serve()). */
+#define CATCH_UP_MS 2000
+
 typedef struct req {
     kp_registry_t *r;
-    struct MHD_Connection *conn;
+    struct MHD_Connection *conn; /* NULL when served without HTTP */
+    const char *query;           /* the query string when conn is NULL */
     const char *method;
     char *seg[SEGMENTS_MAX];
+    size_t seglen[SEGMENTS_MAX]; /* decoded length: more than strlen when it holds a NUL */
     int nseg;
-    kp_buf_t *body;
+    const kp_buf_t *body;
     kp_reg_caller_t who;
+    kp_reg_reply_t *out;
 } req_t;
+
+/* ---- text ---- */
+
+/* Length (1..4) of the well-formed UTF-8 sequence at s[0..n), or 0 (RFC 3629: no overlong
+ * forms, no surrogates, nothing above U+10FFFF). */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    size_t len = c >= 0xc2 && c <= 0xdf   ? 2
+                 : c >= 0xe0 && c <= 0xef ? 3
+                 : c >= 0xf0 && c <= 0xf4 ? 4
+                                          : 0;
+    if (!len || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80) return 0;
+    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
+        (c == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return len;
+}
+
+/* A copy of s that is valid UTF-8 (each byte that is not replaced by U+FFFD), at most
+ * max_bytes of the original (cut on a character boundary, "..." appended). */
+static char *reply_text_clean(const char *s, size_t max_bytes)
+{
+    kp_buf_t b;
+    kp_buf_init(&b);
+    size_t n = strlen(s), i = 0;
+    while (i < n) {
+        if (i >= max_bytes) {
+            kp_buf_append(&b, "...", 3);
+            break;
+        }
+        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
+        if (k)
+            kp_buf_append(&b, s + i, k);
+        else
+            kp_buf_append(&b, "\xef\xbf\xbd", 3);
+        i += k ? k : 1;
+    }
+    kp_buf_append(&b, "", 1);
+    return (char *)b.data;
+}
 
 /* ---- responses ---- */
 
-static enum MHD_Result send_text(struct MHD_Connection *conn, unsigned status, const char *type,
+static enum MHD_Result send_text(req_t *q, unsigned status, const char *type,
                                  char *text /* taken */, int auth_challenge)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, "Content-Type", type);
-    if (auth_challenge)
-        MHD_add_response_header(resp, "WWW-Authenticate", "Basic realm=\"kpool schema registry\"");
-    enum MHD_Result rc = MHD_queue_response(conn, status, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    free(q->out->body);
+    *q->out = (kp_reg_reply_t){status, text, type, auth_challenge, 0};
+    return MHD_YES;
 }
 
 static enum MHD_Result send_json(req_t *q, unsigned status, json_t *body /* taken */)
 {
-    char *text = json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY);
+    char *text =
+        body ? json_dumps(body, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_ENCODE_ANY) : NULL;
     json_decref(body);
-    return send_text(q->conn, status, CONTENT_TYPE, text ? text : kp_xstrdup("{}"), 0);
+    if (!text) { /* a bug, not input: every text put in a reply is valid UTF-8 */
+        kp_error("registry", "cannot encode a reply of status %u", status);
+        return send_text(q, 500, CONTENT_TYPE,
+                         kp_xstrdup("{\"error_code\":50001,\"message\":\"Internal error\"}"), 0);
+    }
+    return send_text(q, status, CONTENT_TYPE, text, 0);
 }
 
-static enum MHD_Result send_error_conn(struct MHD_Connection *conn, int http, int code,
-                                       const char *msg)
+static enum MHD_Result send_error(req_t *q, int http, int code, const char *msg)
 {
-    json_t *b = json_pack("{s:i, s:s}", "error_code", code, "message", msg);
-    char *text = json_dumps(b, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(b);
-    return send_text(conn, (unsigned)http, CONTENT_TYPE, text, http == 401);
+    char *clean = reply_text_clean(msg, SIZE_MAX);
+    enum MHD_Result rc =
+        send_json(q, (unsigned)http, json_pack("{s:i, s:s}", "error_code", code, "message", clean));
+    free(clean);
+    if (http == 401) q->out->auth_challenge = 1;
+    q->out->error_code = code;
+    return rc;
 }
 
 static enum MHD_Result fail(req_t *q, int http, int code, const char *fmt, ...)
@@ -81,20 +148,30 @@ static enum MHD_Result fail(req_t *q, int http, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    return send_error_conn(q->conn, http, code, msg);
+    return send_error(q, http, code, msg);
 }
 
 static enum MHD_Result fail_e(req_t *q, const kp_reg_error_t *e)
 {
-    return send_error_conn(q->conn, e->http, e->code, e->message);
+    return send_error(q, e->http, e->code, e->message);
 }
 
 /* ---- request helpers ---- */
 
 static int query_true(req_t *q, const char *name)
 {
-    const char *v = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, name);
-    return v && !strcasecmp(v, "true");
+    if (q->conn) {
+        const char *v = MHD_lookup_connection_value(q->conn, MHD_GET_ARGUMENT_KIND, name);
+        return v && !strcasecmp(v, "true");
+    }
+    size_t n = strlen(name);
+    for (const char *p = q->query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len == n + 5 && !strncmp(p, name, n) && !strncasecmp(p + n, "=true", 5)) return 1;
+        p = amp ? amp + 1 : NULL;
+    }
+    return 0;
 }
 
 /* "latest", -1 or 1..2^31-1. 0, or -1 when invalid. */
@@ -113,25 +190,72 @@ static int parse_version(const char *s, int *out)
 
 static enum MHD_Result bad_version(req_t *q, const char *s)
 {
-    return fail(q, 422, 42202,
-                "The specified version '%s' is not a valid version id. Allowed values are between "
-                "[1, 2^31-1] and the string \"latest\"",
-                s);
+    char *echo = reply_text_clean(s, ECHO_BYTES_MAX);
+    enum MHD_Result rc =
+        fail(q, 422, 42202,
+             "The specified version '%s' is not a valid version id. Allowed values are between "
+             "[1, 2^31-1] and the string \"latest\"",
+             echo);
+    free(echo);
+    return rc;
 }
 
-static int valid_subject(const char *s)
+/*
+ * Why path segment i cannot be a subject name, or NULL when it can: 1..1024 bytes of UTF-8
+ * without control characters (so no subject can hold a NUL, and every reply or log line
+ * quoting one is valid text). Such names can never be in `_schemas` (its records are JSON),
+ * so every endpoint refuses them with 42208 instead of looking them up.
+ */
+static const char *subject_invalid(const req_t *q, int i)
 {
-    size_t n = strlen(s);
-    if (n == 0 || n > KP_REG_SUBJECT_LEN_MAX) return 0;
-    for (size_t i = 0; i < n; i++)
-        if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) return 0;
-    return 1;
+    const char *s = q->seg[i];
+    size_t n = q->seglen[i];
+    if (n == 0) return "it is empty";
+    if (n > KP_REG_SUBJECT_LEN_MAX) return "it is longer than 1024 bytes";
+    if (strlen(s) != n) return "it holds a NUL byte (%00)";
+    for (size_t k = 0; k < n;) {
+        unsigned char c = (unsigned char)s[k];
+        if (c < 0x20 || c == 0x7f) return "it holds a control character";
+        size_t len = utf8_seq((const unsigned char *)s + k, n - k);
+        if (!len) return "it is not valid UTF-8";
+        k += len;
+    }
+    return NULL;
+}
+
+static enum MHD_Result bad_subject(req_t *q, const char *why)
+{
+    return fail(q, 422, 42208,
+                "Invalid subject name: %s (a subject is 1 to %d bytes of UTF-8 without "
+                "control characters)",
+                why, KP_REG_SUBJECT_LEN_MAX);
+}
+
+/*
+ * May the caller change this subject (register, delete, set or reset its level)? The admin
+ * may change any; a service user only subjects under its team's prefix "<team>." — the
+ * prefix of every topic its team owns (TopicNameStrategy "<team>.<topic>-key|-value",
+ * TopicRecordNameStrategy "<team>.<topic>-<record>", RecordNameStrategy with records in
+ * namespace "<team>." or below). 1, or 0 after answering 403.
+ */
+static int may_write(req_t *q, const char *subject, enum MHD_Result *rc)
+{
+    if (q->who.admin) return 1;
+    size_t tl = strlen(q->who.team);
+    if (tl && !strncmp(subject, q->who.team, tl) && subject[tl] == '.' && subject[tl + 1]) return 1;
+    *rc = fail(q, 403, 40301,
+               "User %s of team %s may not change subject '%s': a team changes only the "
+               "subjects of its own topics, named '%s.<topic>-key', '%s.<topic>-value' or "
+               "otherwise starting with '%s.' (the pool admin may change any)",
+               q->who.user, tl ? q->who.team : "(none)", subject, q->who.team, q->who.team,
+               q->who.team);
+    return 0;
 }
 
 /* The request body as a JSON object, or NULL after answering 422/400. */
 static json_t *body_object(req_t *q, enum MHD_Result *rc)
 {
-    json_error_t je;
+    json_error_t je = {.text = ""};
     json_t *j = q->body->len ? json_loadb((const char *)q->body->data, q->body->len, 0, &je) : NULL;
     if (!json_is_object(j)) {
         json_decref(j);
@@ -191,6 +315,16 @@ static json_t *version_json(const kp_reg_state_t *st, const char *subject,
 static int commit(req_t *q, kp_reg_batch_t *b, enum MHD_Result *rc)
 {
     char err[512];
+    if (!q->r->log) { /* offline (tests, fuzzing): the records are applied at once */
+        pthread_rwlock_wrlock(&q->r->lock);
+        for (int i = 0; i < b->n; i++) {
+            const kp_reg_record_t *rec = &b->records[i];
+            kp_reg_apply(&q->r->state, rec->key, strlen(rec->key), rec->value,
+                         rec->value ? strlen(rec->value) : 0, err, sizeof(err));
+        }
+        pthread_rwlock_unlock(&q->r->lock);
+        return 0;
+    }
     if (kp_reg_log_write(q->r->log, b, err, sizeof(err)) == 0) return 0;
     kp_error("registry", "store write failed: %s", err);
     *rc = fail(q, 500, 50001, "Error in the backend data store: %s", err);
@@ -263,7 +397,7 @@ static enum MHD_Result get_version(req_t *q, const char *subject, const char *vs
         const kp_reg_schema_t *sc = kp_reg_schema_by_id(&q->r->state, ver->id);
         char *text = kp_xstrdup(sc ? sc->text : "");
         pthread_rwlock_unlock(&q->r->lock);
-        return send_text(q->conn, 200, CONTENT_TYPE, text, 0);
+        return send_text(q, 200, CONTENT_TYPE, text, 0);
     }
     json_t *out = version_json(&q->r->state, subject, ver);
     pthread_rwlock_unlock(&q->r->lock);
@@ -273,7 +407,7 @@ static enum MHD_Result get_version(req_t *q, const char *subject, const char *vs
 static enum MHD_Result post_register(req_t *q, const char *subject)
 {
     enum MHD_Result rc;
-    if (!valid_subject(subject)) return fail(q, 422, 42208, "Invalid subject name");
+    if (!may_write(q, subject, &rc)) return rc;
     kp_reg_candidate_t c;
     if (body_candidate(q, &c, &rc) < 0) return rc;
     kp_registry_t *r = q->r;
@@ -325,6 +459,7 @@ static enum MHD_Result delete_subject(req_t *q, const char *subject)
     kp_reg_error_t e;
     json_t *deleted = NULL;
     enum MHD_Result rc;
+    if (!may_write(q, subject, &rc)) return rc;
     pthread_mutex_lock(&r->write_mu);
     pthread_rwlock_rdlock(&r->lock);
     int ok = kp_reg_plan_delete_subject(&r->state, subject, query_true(q, "permanent"), &b,
@@ -352,6 +487,7 @@ static enum MHD_Result delete_version(req_t *q, const char *subject, const char 
     kp_reg_error_t e;
     int deleted = 0;
     enum MHD_Result rc;
+    if (!may_write(q, subject, &rc)) return rc;
     pthread_mutex_lock(&r->write_mu);
     pthread_rwlock_rdlock(&r->lock);
     int ok = kp_reg_plan_delete_version(&r->state, subject, v, query_true(q, "permanent"), &b,
@@ -372,8 +508,12 @@ static enum MHD_Result get_schema_id(req_t *q, const char *ids, const char *what
 {
     char *end;
     long long id = strtoll(ids, &end, 10);
-    if (!*ids || *end || id < 1 || id > INT32_MAX)
-        return fail(q, 404, 40403, "Schema %s not found", ids);
+    if (!*ids || *end || id < 1 || id > INT32_MAX) {
+        char *echo = reply_text_clean(ids, ECHO_BYTES_MAX);
+        enum MHD_Result rc = fail(q, 404, 40403, "Schema %s not found", echo);
+        free(echo);
+        return rc;
+    }
     int deleted = query_true(q, "deleted");
     pthread_rwlock_rdlock(&q->r->lock);
     const kp_reg_schema_t *sc = kp_reg_schema_by_id(&q->r->state, (int)id);
@@ -406,7 +546,7 @@ static enum MHD_Result get_schema_id(req_t *q, const char *ids, const char *what
         }
     }
     pthread_rwlock_unlock(&q->r->lock);
-    if (raw) return send_text(q->conn, 200, CONTENT_TYPE, raw, 0);
+    if (raw) return send_text(q, 200, CONTENT_TYPE, raw, 0);
     if (!out) return fail(q, 404, 40403, "Schema %lld not found", id);
     return send_json(q, 200, out);
 }
@@ -470,8 +610,8 @@ static enum MHD_Result config(req_t *q, const char *subject)
     if (!subject && !q->who.admin)
         return fail(q, 403, 40301, "User %s may not change the global compatibility level",
                     q->who.user);
-    if (subject && !valid_subject(subject)) return fail(q, 422, 42208, "Invalid subject name");
     enum MHD_Result rc;
+    if (subject && !may_write(q, subject, &rc)) return rc;
     kp_compat_t level = KP_COMPAT_UNSET, before;
     if (!strcmp(q->method, "PUT")) {
         json_t *b = body_object(q, &rc);
@@ -519,6 +659,20 @@ static enum MHD_Result config(req_t *q, const char *subject)
     return rc;
 }
 
+/* ---- mode ---- */
+
+/* PUT/DELETE /mode[/{s}]: who may ask is checked as for the level (the global one is the
+ * admin's, a subject's its team's); then refused, as Confluent refuses mode changes when
+ * they are disabled: this registry is READWRITE only. */
+static enum MHD_Result mode_change(req_t *q, const char *subject)
+{
+    enum MHD_Result rc;
+    if (!subject && !q->who.admin)
+        return fail(q, 403, 40301, "User %s may not change the global mode", q->who.user);
+    if (subject && !may_write(q, subject, &rc)) return rc;
+    return fail(q, 422, 42205, "Mode changes are not allowed: this registry is READWRITE only");
+}
+
 /* ---- routing ---- */
 
 static enum MHD_Result route(req_t *q)
@@ -529,6 +683,14 @@ static enum MHD_Result route(req_t *q)
     if (n == 0)
         return get ? send_json(q, 200, json_object())
                    : fail(q, 405, 405, "HTTP 405 Method Not Allowed");
+    /* the segment that names a subject, on every endpoint that has one */
+    int subj = -1;
+    if ((!strcmp(s[0], "subjects") || !strcmp(s[0], "config") || !strcmp(s[0], "mode")) && n >= 2)
+        subj = 1;
+    else if (!strcmp(s[0], "compatibility") && n >= 3 && !strcmp(s[1], "subjects"))
+        subj = 2;
+    const char *why = subj >= 0 ? subject_invalid(q, subj) : NULL;
+    if (why) return bad_subject(q, why);
     if (!strcmp(s[0], "subjects")) {
         if (n == 1 && get) return get_subjects(q);
         if (n == 2 && post) return post_lookup(q, s[1]);
@@ -553,6 +715,7 @@ static enum MHD_Result route(req_t *q)
         if (n <= 2) return config(q, n == 2 ? s[1] : NULL);
     } else if (!strcmp(s[0], "mode")) {
         if (n <= 2 && get) return send_json(q, 200, json_pack("{s:s}", "mode", "READWRITE"));
+        if (n <= 2 && (!strcmp(m, "PUT") || del)) return mode_change(q, n == 2 ? s[1] : NULL);
     }
     return fail(q, 404, 404, "HTTP 404 Not Found");
 }
@@ -563,10 +726,67 @@ static int split(char *path, req_t *q)
     q->nseg = 0;
     for (char *save = NULL, *t = strtok_r(path, "/", &save); t; t = strtok_r(NULL, "/", &save)) {
         if (q->nseg == SEGMENTS_MAX) return -1;
-        MHD_http_unescape(t);
+        q->seglen[q->nseg] = MHD_http_unescape(t);
         q->seg[q->nseg++] = t;
     }
     return 0;
+}
+
+/* Routes an authenticated request whose body is complete; q->out receives the reply. */
+static void serve(req_t *q, const char *url)
+{
+    if (!kp_registry_ready(q->r)) {
+        fail(q, 503, 50003,
+             "The schema registry is still reading its store (_schemas); retry shortly");
+        return;
+    }
+    size_t ulen = strlen(url);
+    if (ulen > 8 * KP_REG_SUBJECT_LEN_MAX) {
+        fail(q, 414, 414, "URI too long");
+        return;
+    }
+    char *path = kp_xstrndup(url, ulen);
+    int64_t seen = q->r->log ? kp_reg_log_applied(q->r->log) : 0;
+    if (split(path, q) < 0) {
+        fail(q, 404, 404, "HTTP 404 Not Found");
+    } else {
+        route(q);
+        /* A read that found nothing (no subject, version, schema or level): records that
+         * someone else wrote to `_schemas` just now (a restore, another tool; our own
+         * writes are applied before they are answered) may not be applied yet. Wait until
+         * everything the topic holds now is applied and, if anything was, ask again:
+         * restored schemas are served as soon as the restore has answered. A 404 wrote
+         * nothing, so asking again is safe. */
+        int code = q->out->error_code;
+        if (q->r->log && q->out->status == 404 && code >= 40401 && code <= 40408 &&
+            (!strcmp(q->method, "GET") || !strcmp(q->method, "POST"))) {
+            kp_reg_log_catch_up(q->r->log, CATCH_UP_MS);
+            if (kp_reg_log_applied(q->r->log) > seen) route(q);
+        }
+    }
+    free(path);
+}
+
+void kp_registry_http_serve(kp_registry_t *r, const kp_reg_caller_t *who, const char *method,
+                            const char *url, const char *query, const char *body, size_t body_len,
+                            kp_reg_reply_t *out)
+{
+    kp_buf_t b = {.data = (uint8_t *)body, .len = body_len, .cap = body_len};
+    memset(out, 0, sizeof(*out));
+    req_t q = {.r = r, .query = query, .method = method, .body = &b, .who = *who, .out = out};
+    serve(&q, url);
+}
+
+static enum MHD_Result queue_reply(struct MHD_Connection *conn, kp_reg_reply_t *out)
+{
+    struct MHD_Response *resp =
+        MHD_create_response_from_buffer(strlen(out->body), out->body, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(resp, "Content-Type", out->type);
+    if (out->auth_challenge)
+        MHD_add_response_header(resp, "WWW-Authenticate", "Basic realm=\"kpool schema registry\"");
+    enum MHD_Result rc = MHD_queue_response(conn, out->status, resp);
+    MHD_destroy_response(resp);
+    return rc;
 }
 
 enum MHD_Result kp_registry_http_handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -589,25 +809,20 @@ enum MHD_Result kp_registry_http_handle(void *cls, struct MHD_Connection *conn, 
         *upload_len = 0;
         return MHD_YES;
     }
+    kp_reg_reply_t out = {0};
+    req_t q = {.r = r, .conn = conn, .method = method, .body = &st->body, .out = &out};
     if (!strcmp(url, "/readyz") && !strcmp(method, "GET")) /* unauthenticated, for probes */
-        return kp_registry_ready(r)
-                   ? send_text(conn, 200, "text/plain", kp_xstrdup("ready\n"), 0)
-                   : send_text(conn, 503, "text/plain", kp_xstrdup("not ready\n"), 0);
-    req_t q = {.r = r, .conn = conn, .method = method, .body = &st->body};
-    if (kp_registry_authenticate(
-            r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), &q.who) < 0)
-        return send_error_conn(conn, 401, 40101, "Unauthorized");
-    if (st->too_large)
-        return fail(&q, 413, 413, "Request body larger than %d bytes", KP_REG_BODY_BYTES_MAX);
-    if (!kp_registry_ready(r))
-        return fail(&q, 503, 50003,
-                    "The schema registry is still reading its store (_schemas); retry shortly");
-    size_t ulen = strlen(url);
-    if (ulen > 8 * KP_REG_SUBJECT_LEN_MAX) return fail(&q, 414, 414, "URI too long");
-    char *path = kp_xstrndup(url, ulen);
-    enum MHD_Result rc = split(path, &q) < 0 ? fail(&q, 404, 404, "HTTP 404 Not Found") : route(&q);
-    free(path);
-    return rc;
+        kp_registry_ready(r) ? send_text(&q, 200, "text/plain", kp_xstrdup("ready\n"), 0)
+                             : send_text(&q, 503, "text/plain", kp_xstrdup("not ready\n"), 0);
+    else if (kp_registry_authenticate(
+                 r, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"), &q.who) <
+             0)
+        send_error(&q, 401, 40101, "Unauthorized");
+    else if (st->too_large)
+        fail(&q, 413, 413, "Request body larger than %d bytes", KP_REG_BODY_BYTES_MAX);
+    else
+        serve(&q, url);
+    return queue_reply(conn, &out);
 }
 
 void kp_registry_http_completed(void *cls, struct MHD_Connection *conn, void **state,

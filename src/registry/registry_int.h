@@ -39,12 +39,14 @@ struct kp_registry {
     int auth_cache_ms;
     pthread_mutex_t auth_mu;
     kp_hmap_t auth_cache; /* user -> reg_auth_entry_t */
+    int offline;          /* kp_registry_new_offline: no log, writes applied directly */
 };
 
-/* Who is calling. */
+/* Who is calling: the admin, or a service user and the team (namespace) it belongs to. */
 typedef struct kp_reg_caller {
     int admin;
     char user[128];
+    char team[128]; /* "" for the admin */
 } kp_reg_caller_t;
 
 /* 0 with who filled, -1 when the credentials are missing or wrong. Thread-safe. */
@@ -54,6 +56,31 @@ int kp_registry_authenticate(kp_registry_t *r, const char *authorization, kp_reg
 enum MHD_Result kp_registry_http_handle(void *cls, struct MHD_Connection *conn, const char *url,
                                         const char *method, const char *version, const char *upload,
                                         size_t *upload_len, void **state);
+/*
+ * A reply built without HTTP: what kp_registry_http_handle queues, and what the fuzz target
+ * and unit tests look at. body is malloc'd (never NULL once built), type static.
+ */
+typedef struct kp_reg_reply {
+    unsigned status;
+    char *body;
+    const char *type;
+    int auth_challenge;
+    int error_code; /* Confluent's error_code of an error reply, else 0 */
+} kp_reg_reply_t;
+
+/*
+ * Routes one authenticated request and builds its reply: method, url (still
+ * percent-encoded, without the query), query ("a=b&c=d", NULL for none; only "name=true"
+ * flags are read), the body. The caller frees out->body.
+ */
+void kp_registry_http_serve(kp_registry_t *r, const kp_reg_caller_t *who, const char *method,
+                            const char *url, const char *query, const char *body, size_t body_len,
+                            kp_reg_reply_t *out);
+
+/* A registry without Kafka or HTTP for tests and fuzzing: writes are applied to the state
+ * directly. Freed with kp_registry_stop. */
+kp_registry_t *kp_registry_new_offline(void);
+
 void kp_registry_http_completed(void *cls, struct MHD_Connection *conn, void **state,
                                 enum MHD_RequestTerminationCode toe);
 

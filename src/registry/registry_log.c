@@ -285,6 +285,21 @@ int kp_reg_log_ready(kp_reg_log_t *log)
     return r;
 }
 
+/* Waits on cond until applied_next >= target or the deadline; call with mu held. */
+static void wait_applied(kp_reg_log_t *log, int64_t target, int64_t deadline_ms)
+{
+    while (log->applied_next < target && !atomic_load(&log->stop) && kp_mono_ms() < deadline_ms) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20 * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&log->cond, &log->mu, &ts);
+    }
+}
+
 int kp_reg_log_write(kp_reg_log_t *log, const kp_reg_batch_t *b, char *err, size_t errlen)
 {
     if (b->n == 0) return 0;
@@ -313,17 +328,7 @@ int kp_reg_log_write(kp_reg_log_t *log, const kp_reg_batch_t *b, char *err, size
         return -1;
     }
     pthread_mutex_lock(&log->mu);
-    while (log->applied_next <= d.last_offset && !atomic_load(&log->stop) &&
-           kp_mono_ms() < deadline) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 20 * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&log->cond, &log->mu, &ts);
-    }
+    wait_applied(log, d.last_offset + 1, deadline);
     int ok = log->applied_next > d.last_offset;
     pthread_mutex_unlock(&log->mu);
     if (!ok) {
@@ -331,6 +336,25 @@ int kp_reg_log_write(kp_reg_log_t *log, const kp_reg_batch_t *b, char *err, size
         return -1;
     }
     return 0;
+}
+
+int64_t kp_reg_log_applied(kp_reg_log_t *log)
+{
+    pthread_mutex_lock(&log->mu);
+    int64_t n = log->applied_next;
+    pthread_mutex_unlock(&log->mu);
+    return n;
+}
+
+void kp_reg_log_catch_up(kp_reg_log_t *log, int timeout_ms)
+{
+    int64_t deadline = kp_mono_ms() + timeout_ms, low = 0, high = 0;
+    if (rd_kafka_query_watermark_offsets(log->consumer, log->topic, REG_PARTITION, &low, &high,
+                                         timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    pthread_mutex_lock(&log->mu);
+    wait_applied(log, high, deadline);
+    pthread_mutex_unlock(&log->mu);
 }
 
 void kp_reg_log_stop(kp_reg_log_t *log)

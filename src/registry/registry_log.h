@@ -40,6 +40,15 @@ int kp_reg_log_ready(kp_reg_log_t *log);
  * the batch may have been written). One caller at a time (the registry's write lock).
  */
 int kp_reg_log_write(kp_reg_log_t *log, const kp_reg_batch_t *b, char *err, size_t errlen);
+/* The offset after the last record applied (grows as the consumer applies records). */
+int64_t kp_reg_log_applied(kp_reg_log_t *log);
+/*
+ * Waits (at most timeout_ms) until the consumer has applied everything `_schemas` holds
+ * now (its high watermark, asked of the pool). For a read that found nothing: records
+ * written by someone else (a restore, another tool) a moment ago are then served at once
+ * instead of after the consumer's next fetch. Thread-safe; any thread.
+ */
+void kp_reg_log_catch_up(kp_reg_log_t *log, int timeout_ms);
 void kp_reg_log_stop(kp_reg_log_t *log);
 
 #endif

@@ -77,6 +77,7 @@ static int snappy_block(const uint8_t *in, size_t inlen, kp_buf_t *out, size_t m
     size_t n;
     if (snappy_uncompressed_length((const char *)in, inlen, &n) != SNAPPY_OK) return -1;
     if (out->len - start + n > max_out) return -1;
+    if (n == 0) return 0; /* an empty block: out may still have no memory to point into */
     kp_buf_reserve(out, n);
     if (snappy_uncompress((const char *)in, inlen, (char *)out->data + out->len, &n) != SNAPPY_OK)
         return -1;

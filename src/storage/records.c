@@ -74,7 +74,8 @@ void kp_batch_builder_free(kp_batch_builder_t *b)
 void kp_batch_builder_add(kp_batch_builder_t *b, const void *key, int32_t keylen, const void *value,
                           int32_t valuelen, int64_t timestamp)
 {
-    int64_t ts_delta = timestamp - b->base_timestamp;
+    /* wraps as Kafka's (Java) arithmetic does: client timestamps may be anything */
+    int64_t ts_delta = (int64_t)((uint64_t)timestamp - (uint64_t)b->base_timestamp);
     size_t body = 1 + varlong_len(ts_delta) + varlong_len(b->count) + varlong_len(keylen) +
                   (keylen > 0 ? (size_t)keylen : 0) + varlong_len(valuelen) +
                   (valuelen > 0 ? (size_t)valuelen : 0) + 1;
@@ -144,11 +145,11 @@ int kp_records_next(kp_records_iter_t *it, kp_record_t *rec)
     kp_rd_t rr;
     kp_rd_init(&rr, r.p, (size_t)rec_len);
     kp_rd_i8(&rr);
-    rec->timestamp = it->info.base_timestamp + kp_rd_varlong(&rr);
+    rec->timestamp = (int64_t)((uint64_t)it->info.base_timestamp + (uint64_t)kp_rd_varlong(&rr));
     /* LogAppendTime: every record carries the batch's append time (as Kafka reports it) */
     if (it->info.attributes & KP_BATCH_ATTR_LOG_APPEND_TIME)
         rec->timestamp = it->info.max_timestamp;
-    rec->offset = it->info.base_offset + kp_rd_varint(&rr);
+    rec->offset = (int64_t)((uint64_t)it->info.base_offset + (uint64_t)(int64_t)kp_rd_varint(&rr));
     rec->keylen = kp_rd_varint(&rr);
     rec->key = rr.p;
     if (rec->keylen > 0)

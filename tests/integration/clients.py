@@ -243,8 +243,8 @@ def librdkafka_can_compress(bootstrap, codec):
     and zstd Produce v7 and Fetch v10 (feature ZSTD); otherwise it *silently* sends the batch
     uncompressed ("Broker does not support compression type gzip: not compressing batch").
     A broker that advertises Produce from v3 only hits this (librdkafka issue #4956), which is
-    why Apache Kafka 4.0 advertises Produce v0-v2 in ApiVersions but rejects them when used
-    (KAFKA-18659)."""
+    why Apache Kafka 4.0 advertises Produce v0-v2 even though it rejects them (KAFKA-18659);
+    kpool advertises and serves them, as Kafka 3.x."""
     av = api_versions(bootstrap)
 
     def overlaps(key, lo, hi):

@@ -115,6 +115,50 @@ def record_batch(values, base_offset=0, timestamp=None, producer_id=-1, producer
     return i64(base_offset) + i32(len(tail)) + tail
 
 
+def message_set(values, magic=1, timestamp=None, keys=None):
+    """A legacy message set (magic 0 or 1, uncompressed; Produce v0-2), one message per value,
+    CRC-32 as Kafka computes it."""
+    import zlib
+    ts = int(time.time() * 1000) if timestamp is None else timestamp
+    out = b""
+    for i, v in enumerate(values):
+        k = keys[i] if keys else None
+        body = i8(magic) + i8(0) + (i64(ts) if magic else b"") + bytes_(k) + bytes_(v)
+        msg = u32(zlib.crc32(body)) + body
+        out += i64(i) + i32(len(msg)) + msg
+    return out
+
+
+def parse_message_set(data):
+    """[(offset, magic, attributes, timestamp, key, value)] of a legacy message set (Fetch
+    v0-3); checks every CRC-32; a trailing partial message is dropped, as clients do."""
+    import zlib
+    out, pos = [], 0
+    while pos + 12 <= len(data):
+        off, size = struct.unpack_from(">qi", data, pos)
+        if pos + 12 + size > len(data):
+            break
+        m = data[pos + 12:pos + 12 + size]
+        crc, magic, attrs = struct.unpack_from(">Ibb", m, 0)
+        assert crc == zlib.crc32(m[4:]), "bad CRC-32 at offset %d" % off
+        q = 6
+        ts = None
+        if magic == 1:
+            ts = struct.unpack_from(">q", m, q)[0]
+            q += 8
+        kl = struct.unpack_from(">i", m, q)[0]
+        q += 4
+        k = None if kl < 0 else m[q:q + kl]
+        q += max(kl, 0)
+        vl = struct.unpack_from(">i", m, q)[0]
+        q += 4
+        v = None if vl < 0 else m[q:q + vl]
+        assert q + max(vl, 0) == len(m), "message framing at offset %d" % off
+        out.append((off, magic, attrs, ts, k, v))
+        pos += 12 + size
+    return out
+
+
 BATCH_HEADER_BYTES = 61
 
 
@@ -183,10 +227,9 @@ def batch_values(data):
 API_PRODUCE, API_FETCH, API_LIST_OFFSETS, API_METADATA = 0, 1, 2, 3
 API_API_VERSIONS, API_CREATE_TOPICS, API_DELETE_TOPICS, API_INIT_PRODUCER_ID = 18, 19, 20, 22
 
-# What kpool advertises (SPEC section 9 subset it implements today).
-# Every API the broker advertises (SPEC 9; Produce 0-2 advertised and refused, as Kafka 4.0).
+# Every API the broker advertises (SPEC 9), each version served (test_api_versions.py).
 ADVERTISED = {
-    0: (0, 7), 1: (4, 11), 2: (0, 5), 3: (0, 7), 8: (0, 8), 9: (0, 8), 10: (0, 4), 11: (0, 9),
+    0: (0, 7), 1: (0, 11), 2: (0, 5), 3: (0, 7), 8: (0, 8), 9: (0, 8), 10: (0, 4), 11: (0, 9),
     12: (0, 4), 13: (0, 5), 14: (0, 5), 15: (0, 5), 16: (0, 4), 18: (0, 3), 19: (0, 4),
     20: (0, 3), 21: (0, 1), 22: (0, 1), 29: (0, 1), 30: (0, 1), 31: (0, 1), 32: (0, 2),
     33: (0, 1), 37: (0, 1), 42: (0, 2), 44: (0, 0), 47: (0, 0),
@@ -195,7 +238,7 @@ ADVERTISED = {
 # The APIs this module builds bodies for (valid_body), with the versions it builds.
 SUPPORTED = {
     API_PRODUCE: (3, 7),
-    API_FETCH: (4, 11),
+    API_FETCH: (0, 11),
     API_LIST_OFFSETS: (0, 5),
     API_METADATA: (0, 7),
     API_API_VERSIONS: (0, 3),
@@ -245,7 +288,11 @@ def body_produce(v, topic, partition, batch, acks=-1, timeout=5000):
 
 
 def body_fetch(v, topic, partition, offset, max_wait=0, min_bytes=1, max_bytes=1 << 20):
-    b = i32(-1) + i32(max_wait) + i32(min_bytes) + i32(max_bytes) + i8(0)
+    b = i32(-1) + i32(max_wait) + i32(min_bytes)
+    if v >= 3:
+        b += i32(max_bytes)
+    if v >= 4:
+        b += i8(0)
     if v >= 7:
         b += i32(0) + i32(-1)
     p = i32(partition)

@@ -201,7 +201,7 @@ def test_truncated_frames(broker, healthy):
 
 
 @pytest.mark.parametrize("key,version", [(9999, 0), (-1, 0), (4, 0), (32767, 32767),
-                                         (API_PRODUCE, 99), (API_PRODUCE, 2), (API_FETCH, 12),
+                                         (API_PRODUCE, 99), (API_PRODUCE, 8), (API_FETCH, 12),
                                          (API_FETCH, -1), (API_METADATA, 8),
                                          (API_CREATE_TOPICS, 5)])
 def test_unknown_key_or_unsupported_version_closes(broker, healthy, key, version):

@@ -39,6 +39,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 KPOOL_BIN = os.environ.get("KPOOL_BIN") or os.path.join(HERE, "..", "..", "build", "asan", "kpool")
 BASE_PORTS = (9093, 8080, 8081, 9600)
 NS = "regteam"
+OTHER = "otherteam"
 CT = "application/vnd.schemaregistry.v1+json"
 
 
@@ -157,19 +158,19 @@ class KpoolUp:
         c.close()
         return r.status, (json.loads(body) if body else None)
 
-    def secret(self, app, timeout=60):
+    def secret(self, app, timeout=60, ns=NS):
         """The app's current secret data (decoded), once its AivenApplication is synced."""
         deadline = time.time() + timeout
         name = None
         while time.time() < deadline:
-            code, obj = self.api("GET", "/apis/aiven.nais.io/v1/namespaces/%s/aivenapplications/%s" % (NS, app))
+            code, obj = self.api("GET", "/apis/aiven.nais.io/v1/namespaces/%s/aivenapplications/%s" % (ns, app))
             st = (obj or {}).get("status") or {}
             if code == 200 and st.get("synchronizationState") == "RolloutComplete":
                 name = st.get("synchronizationSecretName")
                 break
             time.sleep(0.1)
         assert name, "no secret for %s:\n%s" % (app, self.log()[-3000:])
-        out = self.kpool("get", "secret", name, "-n", NS, "-o", "json").stdout
+        out = self.kpool("get", "secret", name, "-n", ns, "-o", "json").stdout
         data = json.loads(out)["data"]
         return {k: base64.b64decode(v).decode("latin-1") for k, v in data.items()}
 
@@ -231,21 +232,23 @@ def up():
                 shutil.rmtree(u.tmp, ignore_errors=True)
 
 
-def app_doc(name):
+def app_doc(name, ns=NS):
     return {"apiVersion": "nais.io/v1alpha1", "kind": "Application",
-            "metadata": {"name": name, "namespace": NS, "labels": {"team": NS}},
+            "metadata": {"name": name, "namespace": ns, "labels": {"team": ns}},
             "spec": {"image": "example/" + name, "kafka": {"pool": "dev"}}}
 
 
 @pytest.fixture(scope="module")
 def creds(up):
-    """Secret data of app `orders` (readwrite on regteam.orders) and `shortlived`."""
+    """Secret data of app `orders` (readwrite on regteam.orders), `shortlived`, and
+    `intruder` of another team (OTHER)."""
     topic = {"apiVersion": "kafka.nais.io/v1", "kind": "Topic",
              "metadata": {"name": "orders", "namespace": NS, "labels": {"team": NS}},
              "spec": {"pool": "dev", "config": {"replication": 1, "minimumInSyncReplicas": 1},
                       "acl": [{"team": NS, "application": "orders", "access": "readwrite"}]}}
-    up.apply(topic, app_doc("orders"), app_doc("shortlived"))
-    out = {"orders": up.secret("orders"), "shortlived": up.secret("shortlived")}
+    up.apply(topic, app_doc("orders"), app_doc("shortlived"), app_doc("intruder", OTHER))
+    out = {"orders": up.secret("orders"), "shortlived": up.secret("shortlived"),
+           "intruder": up.secret("intruder", ns=OTHER)}
     ca = os.path.join(up.tmp, "ca.crt")
     with open(ca, "w") as f:
         f.write(out["orders"]["KAFKA_CA"])
@@ -262,7 +265,7 @@ def reg(up, creds):
 
 
 def test_register_fetch_lookup_dedupe(reg):
-    code, body, r = reg.register("orders-value", V1)
+    code, body, r = reg.register("regteam.basic-value", V1)
     assert code == 200, body
     assert r.headers["Content-Type"] == CT
     sid = body["id"]
@@ -272,83 +275,83 @@ def test_register_fetch_lookup_dedupe(reg):
     assert json.loads(body["schema"])["name"] == "no.nav.reg.Order"
     # by subject/version and latest
     for v in ("1", "latest", "-1"):
-        code, body, _ = reg.call("GET", "/subjects/orders-value/versions/%s" % v)
+        code, body, _ = reg.call("GET", "/subjects/regteam.basic-value/versions/%s" % v)
         assert code == 200, body
-        assert (body["subject"], body["version"], body["id"]) == ("orders-value", 1, sid)
-    code, raw, _ = reg.call("GET", "/subjects/orders-value/versions/1/schema")
+        assert (body["subject"], body["version"], body["id"]) == ("regteam.basic-value", 1, sid)
+    code, raw, _ = reg.call("GET", "/subjects/regteam.basic-value/versions/1/schema")
     assert code == 200 and raw["fields"][0]["name"] == "id"
     # the same schema, spelled differently: same id, no new version
     respelled = json.dumps(V1, indent=3, sort_keys=True)
-    code, body, _ = reg.register("orders-value", respelled)
+    code, body, _ = reg.register("regteam.basic-value", respelled)
     assert (code, body) == (200, {"id": sid})
-    code, body, _ = reg.call("GET", "/subjects/orders-value/versions")
+    code, body, _ = reg.call("GET", "/subjects/regteam.basic-value/versions")
     assert (code, body) == (200, [1])
     # lookup (POST /subjects/{s})
-    code, body, _ = reg.call("POST", "/subjects/orders-value", {"schema": respelled})
+    code, body, _ = reg.call("POST", "/subjects/regteam.basic-value", {"schema": respelled})
     assert code == 200 and body["id"] == sid and body["version"] == 1
-    code, body, _ = reg.call("POST", "/subjects/orders-value", {"schema": json.dumps(V2_OK)})
+    code, body, _ = reg.call("POST", "/subjects/regteam.basic-value", {"schema": json.dumps(V2_OK)})
     assert (code, body["error_code"]) == (404, 40403)
     # the same schema under another subject reuses the id
-    code, body, _ = reg.register("orders-copy", V1)
+    code, body, _ = reg.register("regteam.orders-copy", V1)
     assert (code, body) == (200, {"id": sid})
     code, body, _ = reg.call("GET", "/schemas/ids/%d/versions" % sid)
-    assert sorted((x["subject"], x["version"]) for x in body) == [("orders-copy", 1), ("orders-value", 1)]
+    assert sorted((x["subject"], x["version"]) for x in body) == [("regteam.basic-value", 1), ("regteam.orders-copy", 1)]
     code, body, _ = reg.call("GET", "/subjects")
-    assert code == 200 and {"orders-value", "orders-copy"} <= set(body)
+    assert code == 200 and {"regteam.basic-value", "regteam.orders-copy"} <= set(body)
     code, body, _ = reg.call("GET", "/schemas/types")
     assert code == 200 and set(body) == {"AVRO", "JSON", "PROTOBUF"}
     code, body, _ = reg.call("GET", "/")
     assert (code, body) == (200, {})
     # application/json is accepted as well
-    code, body, _ = reg.call("POST", "/subjects/orders-value", {"schema": json.dumps(V1)},
+    code, body, _ = reg.call("POST", "/subjects/regteam.basic-value", {"schema": json.dumps(V1)},
                              headers={"Content-Type": "application/json"})
     assert code == 200 and body["id"] == sid
 
 
 def test_backward_compatibility_and_levels(reg):
-    reg.register("compat-value", V1)
+    reg.register("regteam.compat-value", V1)
     code, body, _ = reg.call("GET", "/config")
     assert (code, body) == (200, {"compatibilityLevel": "BACKWARD"})
     # a new field without default: new readers cannot read old data
-    code, body, _ = reg.call("POST", "/compatibility/subjects/compat-value/versions/latest?verbose=true",
+    code, body, _ = reg.call("POST", "/compatibility/subjects/regteam.compat-value/versions/latest?verbose=true",
                              {"schema": json.dumps(V2_BAD)})
     assert code == 200 and body["is_compatible"] is False
     assert any("READER_FIELD_MISSING_DEFAULT_VALUE" in m for m in body["messages"]), body
-    code, body, _ = reg.register("compat-value", V2_BAD)
+    code, body, _ = reg.register("regteam.compat-value", V2_BAD)
     assert code == 409 and body["error_code"] == 409, body
     assert "currency" in body["message"]
     # with a default it is compatible
-    code, body, _ = reg.call("POST", "/compatibility/subjects/compat-value/versions/latest",
+    code, body, _ = reg.call("POST", "/compatibility/subjects/regteam.compat-value/versions/latest",
                              {"schema": json.dumps(V2_OK)})
     assert (code, body) == (200, {"is_compatible": True})
-    code, body, _ = reg.register("compat-value", V2_OK)
+    code, body, _ = reg.register("regteam.compat-value", V2_OK)
     assert code == 200, body
     v2_id = body["id"]
-    code, body, _ = reg.call("GET", "/subjects/compat-value/versions/latest")
+    code, body, _ = reg.call("GET", "/subjects/regteam.compat-value/versions/latest")
     assert (body["version"], body["id"]) == (2, v2_id)
     # a type change is refused ... until the subject's level is NONE
     incompatible = {"type": "record", "name": "Order", "namespace": "no.nav.reg",
                     "fields": [{"name": "id", "type": "string"}]}
-    assert reg.register("compat-value", incompatible)[0] == 409
-    code, body, _ = reg.call("GET", "/config/compat-value")
+    assert reg.register("regteam.compat-value", incompatible)[0] == 409
+    code, body, _ = reg.call("GET", "/config/regteam.compat-value")
     assert (code, body["error_code"]) == (404, 40408)
-    code, body, _ = reg.call("GET", "/config/compat-value?defaultToGlobal=true")
+    code, body, _ = reg.call("GET", "/config/regteam.compat-value?defaultToGlobal=true")
     assert (code, body) == (200, {"compatibilityLevel": "BACKWARD"})
-    code, body, _ = reg.call("PUT", "/config/compat-value", {"compatibility": "NONE"})
+    code, body, _ = reg.call("PUT", "/config/regteam.compat-value", {"compatibility": "NONE"})
     assert (code, body) == (200, {"compatibility": "NONE"})
-    code, body, _ = reg.call("GET", "/config/compat-value")
+    code, body, _ = reg.call("GET", "/config/regteam.compat-value")
     assert (code, body) == (200, {"compatibilityLevel": "NONE"})
-    code, body, _ = reg.register("compat-value", incompatible)
+    code, body, _ = reg.register("regteam.compat-value", incompatible)
     assert code == 200, body
-    code, body, _ = reg.call("PUT", "/config/compat-value", {"compatibility": "SIDEWAYS"})
+    code, body, _ = reg.call("PUT", "/config/regteam.compat-value", {"compatibility": "SIDEWAYS"})
     assert (code, body["error_code"]) == (422, 42203)
     # FORWARD on another subject: removing a field without default breaks old readers
-    reg.register("fwd-value", V2_OK)
-    assert reg.call("PUT", "/config/fwd-value", {"compatibility": "FORWARD"})[0] == 200
-    code, body, _ = reg.register("fwd-value", V1)  # drops 'currency' which had a default: fine
+    reg.register("regteam.fwd-value", V2_OK)
+    assert reg.call("PUT", "/config/regteam.fwd-value", {"compatibility": "FORWARD"})[0] == 200
+    code, body, _ = reg.register("regteam.fwd-value", V1)  # drops 'currency' which had a default: fine
     assert code == 200, body
     only_id = record("Order", {"name": "id", "type": "long"})
-    code, body, _ = reg.register("fwd-value", only_id)  # drops 'amount' (no default in v2)
+    code, body, _ = reg.register("regteam.fwd-value", only_id)  # drops 'amount' (no default in v2)
     assert code == 409, body
 
 
@@ -370,7 +373,7 @@ def test_json_schema_compatibility(reg, creds, monkeypatch):
                         % (subject, version), {"schema": schema, "schemaType": "JSON"})
 
     # BACKWARD (the default): a closed model may gain an optional property ...
-    s = "json-compat-value"
+    s = "regteam.json-compat-value"
     v1 = jschema({"id": {"type": "integer"}}, required=["id"], closed=True)
     v2 = jschema({"id": {"type": "number"}, "note": {"type": "string"}}, required=["id"],
                  closed=True)
@@ -394,13 +397,13 @@ def test_json_schema_compatibility(reg, creds, monkeypatch):
     code, body, _ = check(s, v2, version=1)
     assert (code, body["is_compatible"]) == (200, True), body
     # an open model: adding a typed property is refused (old documents may hold anything)
-    o = "json-open-value"
+    o = "regteam.json-open-value"
     assert reg_json(o, jschema({"id": {"type": "integer"}}))[0] == 200
     code, body, _ = check(o, jschema({"id": {"type": "integer"}, "x": {"type": "string"}}))
     assert body["is_compatible"] is False, body
     assert any("PROPERTY_ADDED_TO_OPEN_CONTENT_MODEL" in m for m in body["messages"]), body
     # FORWARD: old schemas read the new one, so number -> integer narrows fine, widening not
-    f = "json-fwd-value"
+    f = "regteam.json-fwd-value"
     assert reg_json(f, jschema({"n": {"type": "number"}}, closed=True))[0] == 200
     assert reg.call("PUT", "/config/%s" % f, {"compatibility": "FORWARD"})[0] == 200
     code, body, _ = reg_json(f, jschema({"n": {"type": "integer"}}, closed=True))
@@ -409,7 +412,7 @@ def test_json_schema_compatibility(reg, creds, monkeypatch):
     assert code == 409 and "TYPE_NARROWED" in body["message"], body
     # FULL_TRANSITIVE: every version must read and be read (enums can neither grow nor
     # shrink); version 2 was registered under NONE, so only version 1 stands in the way
-    t = "json-full-value"
+    t = "regteam.json-full-value"
     assert reg_json(t, json.dumps({"enum": ["a", "b"]}))[0] == 200
     assert reg.call("PUT", "/config/%s" % t, {"compatibility": "NONE"})[0] == 200
     assert reg_json(t, json.dumps({"enum": ["a", "b", "c"]}))[0] == 200
@@ -422,7 +425,7 @@ def test_json_schema_compatibility(reg, creds, monkeypatch):
     code, body, _ = reg_json(t, e3)
     assert code == 200, body
     # PROTOBUF is still not analysed: only identical or NONE
-    p = "proto-value"
+    p = "regteam.proto-value"
     assert reg.register(p, 'syntax = "proto3"; message A {}', schemaType="PROTOBUF")[0] == 200
     code, body, _ = reg.register(p, 'syntax = "proto3"; message B {}', schemaType="PROTOBUF")
     assert code == 409 and "PROTOBUF schemas is not checked" in body["message"], body
@@ -440,39 +443,39 @@ def test_json_schema_compatibility(reg, creds, monkeypatch):
 
 
 def test_error_codes(reg):
-    code, body, _ = reg.register("bad-value", "{\"type\": \"record\", \"name\": \"X\"}")
+    code, body, _ = reg.register("regteam.bad-value", "{\"type\": \"record\", \"name\": \"X\"}")
     assert (code, body["error_code"]) == (422, 42201), body
-    code, body, _ = reg.register("bad-value", "{not json")
+    code, body, _ = reg.register("regteam.bad-value", "{not json")
     assert (code, body["error_code"]) == (422, 42201), body
-    code, body, _ = reg.register("bad-value", record("X", {"name": "a", "type": "int", "default": "x"}))
+    code, body, _ = reg.register("regteam.bad-value", record("X", {"name": "a", "type": "int", "default": "x"}))
     assert (code, body["error_code"]) == (422, 42201) and "default" in body["message"], body
-    code, body, _ = reg.call("POST", "/subjects/bad-value/versions", raw="nope",
+    code, body, _ = reg.call("POST", "/subjects/regteam.bad-value/versions", raw="nope",
                              headers={"Content-Type": CT})
     assert code == 422, body
-    code, body, _ = reg.call("GET", "/subjects/nosuch/versions")
+    code, body, _ = reg.call("GET", "/subjects/regteam.nosuch/versions")
     assert (code, body["error_code"]) == (404, 40401)
-    code, body, _ = reg.call("GET", "/subjects/nosuch/versions/1")
+    code, body, _ = reg.call("GET", "/subjects/regteam.nosuch/versions/1")
     assert (code, body["error_code"]) == (404, 40401)
-    reg.register("err-value", V1)
-    code, body, _ = reg.call("GET", "/subjects/err-value/versions/7")
+    reg.register("regteam.err-value", V1)
+    code, body, _ = reg.call("GET", "/subjects/regteam.err-value/versions/7")
     assert (code, body["error_code"]) == (404, 40402)
-    code, body, _ = reg.call("GET", "/subjects/err-value/versions/zero")
+    code, body, _ = reg.call("GET", "/subjects/regteam.err-value/versions/zero")
     assert (code, body["error_code"]) == (422, 42202)
     code, body, _ = reg.call("GET", "/schemas/ids/999999")
     assert (code, body["error_code"]) == (404, 40403)
     code, body, _ = reg.call("GET", "/nothing/here")
     assert (code, body["error_code"]) == (404, 404)
     # JSON schemas: stored, syntax checked
-    code, body, _ = reg.register("json-value", json.dumps({"type": "object"}), schemaType="JSON")
+    code, body, _ = reg.register("regteam.json-value", json.dumps({"type": "object"}), schemaType="JSON")
     assert code == 200, body
     code, body, _ = reg.call("GET", "/schemas/ids/%d" % body["id"])
     assert body["schemaType"] == "JSON"
-    code, body, _ = reg.register("json-value", "{\"type\": ", schemaType="JSON")
+    code, body, _ = reg.register("regteam.json-value", "{\"type\": ", schemaType="JSON")
     assert (code, body["error_code"]) == (422, 42201)
     # a subject name with '/' (percent-encoded) stays one subject
-    code, body, _ = reg.register("a%2Fb", V1)
+    code, body, _ = reg.register("regteam.a%2Fb", V1)
     assert code == 200, body
-    assert "a/b" in reg.call("GET", "/subjects")[1]
+    assert "regteam.a/b" in reg.call("GET", "/subjects")[1]
 
 
 def test_authentication(up, reg, creds):
@@ -499,31 +502,146 @@ def test_authentication(up, reg, creds):
 
 
 def test_deletes(reg):
-    reg.register("del-value", V1)
-    reg.register("del-value", V2_OK)
-    code, body, _ = reg.call("DELETE", "/subjects/del-value/versions/1?permanent=true")
+    reg.register("regteam.del-value", V1)
+    reg.register("regteam.del-value", V2_OK)
+    code, body, _ = reg.call("DELETE", "/subjects/regteam.del-value/versions/1?permanent=true")
     assert (code, body["error_code"]) == (404, 40407)
-    code, body, _ = reg.call("DELETE", "/subjects/del-value/versions/1")
+    code, body, _ = reg.call("DELETE", "/subjects/regteam.del-value/versions/1")
     assert (code, body) == (200, 1)
-    assert reg.call("GET", "/subjects/del-value/versions")[1] == [2]
-    assert reg.call("GET", "/subjects/del-value/versions?deleted=true")[1] == [1, 2]
-    assert reg.call("GET", "/subjects/del-value/versions/1")[1]["error_code"] == 40402
-    code, body, _ = reg.call("DELETE", "/subjects/del-value/versions/1")
+    assert reg.call("GET", "/subjects/regteam.del-value/versions")[1] == [2]
+    assert reg.call("GET", "/subjects/regteam.del-value/versions?deleted=true")[1] == [1, 2]
+    assert reg.call("GET", "/subjects/regteam.del-value/versions/1")[1]["error_code"] == 40402
+    code, body, _ = reg.call("DELETE", "/subjects/regteam.del-value/versions/1")
     assert (code, body["error_code"]) == (404, 40406)
-    code, body, _ = reg.call("DELETE", "/subjects/del-value/versions/1?permanent=true")
+    code, body, _ = reg.call("DELETE", "/subjects/regteam.del-value/versions/1?permanent=true")
     assert (code, body) == (200, 1)
-    code, body, _ = reg.call("DELETE", "/subjects/del-value?permanent=true")
+    code, body, _ = reg.call("DELETE", "/subjects/regteam.del-value?permanent=true")
     assert (code, body["error_code"]) == (404, 40405)
-    code, body, _ = reg.call("DELETE", "/subjects/del-value")
+    code, body, _ = reg.call("DELETE", "/subjects/regteam.del-value")
     assert (code, body) == (200, [2])
-    assert "del-value" not in reg.call("GET", "/subjects")[1]
-    assert "del-value" in reg.call("GET", "/subjects?deleted=true")[1]
-    code, body, _ = reg.call("DELETE", "/subjects/del-value")
+    assert "regteam.del-value" not in reg.call("GET", "/subjects")[1]
+    assert "regteam.del-value" in reg.call("GET", "/subjects?deleted=true")[1]
+    code, body, _ = reg.call("DELETE", "/subjects/regteam.del-value")
     assert (code, body["error_code"]) == (404, 40404)
-    code, body, _ = reg.call("DELETE", "/subjects/del-value?permanent=true")
+    code, body, _ = reg.call("DELETE", "/subjects/regteam.del-value?permanent=true")
     assert (code, body) == (200, [2])
-    assert "del-value" not in reg.call("GET", "/subjects?deleted=true")[1]
-    assert reg.call("GET", "/subjects/del-value/versions")[1]["error_code"] == 40401
+    assert "regteam.del-value" not in reg.call("GET", "/subjects?deleted=true")[1]
+    assert reg.call("GET", "/subjects/regteam.del-value/versions")[1]["error_code"] == 40401
+
+
+def test_invalid_subject_names(up, reg):
+    """Issue 12 items 2 and 15: a subject of invalid UTF-8 crashed the whole process (the
+    error message could not be encoded), a%00b was taken for `a`, and a 1,025-byte name
+    answered 40401 where the docs say 42208. Every endpoint naming a subject now answers
+    422/42208 for a name that cannot be a subject, and the process stays up."""
+    assert reg.register("regteam.nul", V1)[0] == 200
+    long_name = "regteam." + "x" * 1017
+    assert len(long_name) == 1025
+    for method, path, body in (
+            ("GET", "/subjects/%FF/versions", None),
+            ("GET", "/subjects/%FF/versions/1", None),
+            ("POST", "/subjects/%FF/versions", {"schema": json.dumps(V1)}),
+            ("POST", "/subjects/%C3%28", {"schema": json.dumps(V1)}),
+            ("DELETE", "/subjects/%FF", None),
+            ("GET", "/config/%FF", None),
+            ("PUT", "/config/%FF", {"compatibility": "NONE"}),
+            ("POST", "/compatibility/subjects/%FF/versions/latest", {"schema": json.dumps(V1)}),
+            ("GET", "/subjects/regteam.nul%00b/versions", None),
+            ("GET", "/subjects/regteam.nul%00b/versions/1", None),
+            ("POST", "/subjects/regteam.nul%00b/versions", {"schema": json.dumps(V1)}),
+            ("GET", "/subjects/regteam.a%0Ab/versions", None),
+            ("GET", "/subjects/%s/versions" % long_name, None),
+            ("POST", "/subjects/%s/versions" % long_name, {"schema": json.dumps(V1)})):
+        code, body, _ = reg.call(method, path, body)
+        assert (code, body["error_code"]) == (422, 42208), (method, path, code, body)
+        assert "Invalid subject name" in body["message"], body
+    assert up.proc.poll() is None, up.log()[-3000:]
+    # error messages quoting other client text stay valid JSON
+    code, body, _ = reg.call("GET", "/subjects/regteam.nul/versions/%FF")
+    assert (code, body["error_code"]) == (422, 42202), body
+    code, body, _ = reg.call("GET", "/schemas/ids/%FF")
+    assert (code, body["error_code"]) == (404, 40403), body
+    code, body, _ = reg.call("POST", "/subjects/regteam.nul/versions", raw=b"\xff{",
+                             headers={"Content-Type": CT})
+    assert code == 422, body
+    # 1,024 bytes is still a name; the subject "regteam.nul" is intact
+    code, body, _ = reg.call("GET", "/subjects/%s/versions" % long_name[:-1])
+    assert (code, body["error_code"]) == (404, 40401), body
+    assert reg.call("GET", "/subjects/regteam.nul/versions")[1] == [1]
+    assert up.proc.poll() is None, up.log()[-3000:]
+
+
+def test_teams_change_only_their_subjects(up, reg, creds):
+    """Issue 12 item 5: any application's registry user could set another team's subject to
+    NONE, register into it and permanently delete it. Now a team's service users change
+    only subjects under "<team>." (its topics' prefix); reads stay open; the admin may do
+    everything."""
+    d = creds["intruder"]
+    other = Registry(d["KAFKA_SCHEMA_REGISTRY"], d["KAFKA_SCHEMA_REGISTRY_USER"],
+                     d["KAFKA_SCHEMA_REGISTRY_PASSWORD"], creds["ca_file"])
+    code, body, _ = reg.register("regteam.victim-value", V1)
+    assert code == 200, body
+    sid = body["id"]
+    # the other team reads everything it needs to deserialize
+    assert other.call("GET", "/schemas/ids/%d" % sid)[0] == 200
+    assert other.call("GET", "/subjects/regteam.victim-value/versions/latest")[0] == 200
+    assert "regteam.victim-value" in other.call("GET", "/subjects")[1]
+    assert other.call("POST", "/compatibility/subjects/regteam.victim-value/versions/latest",
+                      {"schema": json.dumps(V2_OK)})[0] == 200
+    # ... and changes nothing
+    for method, path, body in (
+            ("PUT", "/config/regteam.victim-value", {"compatibility": "NONE"}),
+            ("DELETE", "/config/regteam.victim-value", None),
+            ("POST", "/subjects/regteam.victim-value/versions", {"schema": json.dumps(V2_BAD)}),
+            ("DELETE", "/subjects/regteam.victim-value/versions/1", None),
+            ("DELETE", "/subjects/regteam.victim-value", None),
+            ("DELETE", "/subjects/regteam.victim-value?permanent=true", None),
+            ("POST", "/subjects/regteam.new-value/versions", {"schema": json.dumps(V1)}),
+            ("POST", "/subjects/unprefixed-value/versions", {"schema": json.dumps(V1)})):
+        code, out, _ = other.call(method, path, body)
+        assert (code, out["error_code"]) == (403, 40301), (method, path, code, out)
+        assert OTHER in out["message"], out
+    assert reg.call("GET", "/subjects/regteam.victim-value/versions")[1] == [1]
+    assert reg.call("GET", "/config/regteam.victim-value")[1]["error_code"] == 40408
+    assert reg.call("GET", "/schemas/ids/%d" % sid)[0] == 200
+    # its own subjects it changes freely
+    assert other.register(OTHER + ".things-value", V1)[0] == 200
+    assert other.call("PUT", "/config/%s.things-value" % OTHER, {"compatibility": "NONE"})[0] == 200
+    assert other.call("DELETE", "/subjects/%s.things-value" % OTHER)[0] == 200
+    # the owner, and the admin
+    assert reg.call("PUT", "/config/regteam.victim-value", {"compatibility": "FULL"})[0] == 200
+    admin = Registry(reg.url, "kpool-admin", up.admin_password, creds["ca_file"])
+    assert admin.call("DELETE", "/config/regteam.victim-value")[0] == 200
+    assert admin.register("unprefixed-value", V1)[0] == 200
+
+
+def test_records_written_by_others_are_served_at_once(up, reg):
+    """Issue 12 item 14: after `kpool backup restore` wrote the backup's records into
+    `_schemas`, a restored id could answer 404 (the registry had not read them yet). A read
+    that finds nothing now first catches up with everything the topic holds, so records
+    another writer has just produced (here: the pool's admin, as a restore does) are served
+    on the first request."""
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": up.kafka, "security.protocol": "ssl",
+                  "ssl.ca.location": os.path.join(up.pki, "ca.crt"),
+                  "ssl.certificate.location": os.path.join(up.pki, "admin.crt"),
+                  "ssl.key.location": os.path.join(up.pki, "admin.key"),
+                  "acks": "all", "linger.ms": 0})
+    for n in range(10):
+        subject, sid = "regteam.external%d-value" % n, 900000 + n
+        key = {"keytype": "SCHEMA", "subject": subject, "version": 1, "magic": 1}
+        value = {"subject": subject, "version": 1, "id": sid,
+                 "schema": json.dumps({"type": "fixed", "name": "F%d" % n, "size": n + 1}),
+                 "deleted": False}
+        p.produce("_schemas", key=json.dumps(key), value=json.dumps(value), partition=0)
+        assert p.flush(30) == 0
+        code, body, _ = reg.call("GET", "/schemas/ids/%d" % sid)  # at once, no retry
+        assert code == 200 and json.loads(body["schema"])["size"] == n + 1, (n, code, body)
+        code, body, _ = reg.call("GET", "/subjects/%s/versions/1" % subject)
+        assert code == 200 and body["id"] == sid, body
+    # a miss that stays a miss is still answered, as 404
+    code, body, _ = reg.call("GET", "/schemas/ids/999998")
+    assert (code, body["error_code"]) == (404, 40403)
 
 
 def test_confluent_client_and_wire_format(up, reg, creds, monkeypatch):
@@ -657,7 +775,7 @@ def test_standalone_registry(up, creds):
         assert code == 200
         user = Registry(url, d["KAFKA_SCHEMA_REGISTRY_USER"], d["KAFKA_SCHEMA_REGISTRY_PASSWORD"],
                         creds["ca_file"])
-        code, body, _ = user.register("alone-value", V1)
+        code, body, _ = user.register("regteam.alone-value", V1)
         assert (code, body) == (200, {"id": 1})  # its own topic, its own ids
         assert Registry(url, "kpool-admin", "wrong", creds["ca_file"]).call("GET", "/")[0] == 401
     finally:
@@ -672,7 +790,7 @@ def test_restart_replays_schemas(up, reg):
     before = {}
     for s in reg.call("GET", "/subjects")[1]:
         before[s] = reg.call("GET", "/subjects/%s/versions/latest" % requests.utils.quote(s, safe=""))[1]
-    code, body, _ = reg.call("GET", "/config/compat-value")
+    code, body, _ = reg.call("GET", "/config/regteam.compat-value")
     assert body == {"compatibilityLevel": "NONE"}
     max_id = max(b["id"] for b in before.values())
     up.stop()
@@ -680,8 +798,8 @@ def test_restart_replays_schemas(up, reg):
     for s, b in before.items():
         code, now, _ = reg.call("GET", "/subjects/%s/versions/latest" % requests.utils.quote(s, safe=""))
         assert (code, now) == (200, b)
-    assert reg.call("GET", "/config/compat-value")[1] == {"compatibilityLevel": "NONE"}
-    assert "del-value" not in reg.call("GET", "/subjects?deleted=true")[1]
-    assert reg.call("GET", "/subjects/del-value/versions")[1]["error_code"] == 40401
-    code, body, _ = reg.register("after-restart-value", record("Fresh", {"name": "x", "type": "int"}))
+    assert reg.call("GET", "/config/regteam.compat-value")[1] == {"compatibilityLevel": "NONE"}
+    assert "regteam.del-value" not in reg.call("GET", "/subjects?deleted=true")[1]
+    assert reg.call("GET", "/subjects/regteam.del-value/versions")[1]["error_code"] == 40401
+    code, body, _ = reg.register("regteam.after-restart-value", record("Fresh", {"name": "x", "type": "int"}))
     assert code == 200 and body["id"] > max_id, (body, max_id)
