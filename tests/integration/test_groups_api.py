@@ -9,7 +9,8 @@ Acceptance criteria covered (issue 20, items 5-7):
     altered and ListConsumerGroupOffsets reads them back, for named partitions and for "all
     topics";
   * every flexible version kpool now advertises for the group APIs, on the wire, encoded
-    from Kafka's message specs: FindCoordinator v3 and v4 (batched keys), JoinGroup v6-v9,
+    from Kafka's message specs (also an array of flexible elements smaller than their
+    non-flexible form, which the decoder's size bound used to refuse): FindCoordinator v3 and v4 (batched keys), JoinGroup v6-v9,
     SyncGroup v4-v5 (protocol type/name checked: INCONSISTENT_GROUP_PROTOCOL), Heartbeat v4,
     OffsetCommit v8, OffsetFetch v6-v8 (v8: several groups in one request), DescribeGroups
     v5, ListGroups v3-v4, LeaveGroup v4-v5, DeleteGroups v2;
@@ -306,6 +307,16 @@ def test_flexible_group_versions(broker_factory):
                                 r.tags())[:2])
         r.end()
         assert topics == [("fx", [(0, 0)])]
+        # a flexible array whose elements are smaller than their non-flexible form (a topic
+        # without partitions at the end of the request) is read, not refused
+        body = (cstr(group) + kwire.i32(1) + cstr(me) + cstr(None) +
+                carr([cstr("fx") + carr([]) + TAGS]) + TAGS)
+        r = f.call(API_OFFSET_COMMIT, 8, body)
+        r.i32()
+        topics = r.arr(lambda: (r.str(), r.arr(lambda: (r.i32(), r.i16(), r.tags())[:2]),
+                                r.tags())[:2])
+        r.end()
+        assert topics == [("fx", [])]
 
         # OffsetFetch v6 and v7 (one group), v8 (several groups, null topics = all)
         def parts():
