@@ -14,6 +14,10 @@
  * and assignments; tombstones on delete and expiry), replayed on start: a restarted broker
  * knows each group's generation, members and assignments, so members that keep heartbeating
  * continue without a rebalance.
+ *
+ * A group id belongs to the first team that uses it (group.ownership, docs/groups.md): the
+ * owners are kept in <log.dir>/meta/group_owners.journal, and every group request of another
+ * team is refused with GROUP_AUTHORIZATION_FAILED.
  */
 #ifndef KP_COORDINATOR_H
 #define KP_COORDINATOR_H

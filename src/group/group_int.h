@@ -1,7 +1,8 @@
 /*
  * group_int.h — the coordinator's internal state, shared by coordinator.c (thread, dispatch,
- * ticks), membership.c (join/sync/heartbeat/leave), offsets.c (commit/fetch/expiry) and
- * group_store.c (the group metadata record: writing it, restoring groups from it).
+ * ticks), membership.c (join/sync/heartbeat/leave), offsets.c (commit/fetch/expiry),
+ * group_store.c (the group metadata record: writing it, restoring groups from it) and
+ * group_owner.c (which team owns each group, and the access check every handler makes).
  *
  * @locality: everything here is touched only on the coordinator's thread.
  */
