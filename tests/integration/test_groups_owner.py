@@ -12,18 +12,23 @@ group id, "*"):
     is still refused;
   * the admin releases a group with DeleteGroups (kafka-python, as the super user); the next
     team to use it owns it;
+  * a member id and generation learned by another team do not let it heartbeat, sync, leave
+    or commit in the group (raw wire over TLS): GROUP_AUTHORIZATION_FAILED, the owner's
+    member unaffected;
   * group.ownership=shared keeps the previous behaviour (any team may use any group its ACLs
     allow), and a bad value stops the broker with a message;
   * group.ownership.team.rules maps principals to teams (here: the OU of the subject).
 Every assertion about the other team's refusal fails on the code before ownership existed.
 """
 import os
+import socket
 
 import pytest
 from confluent_kafka import Producer
 
+import test_groups
 from test_tls_acl import (GROUP_AUTHZ, Ident, acl, consume_group, create_topics, grant,  # noqa
-                          kpy, kpy_admin, pki, rdk, tls_broker)
+                          kpy, kpy_admin, pki, rdk, tls_broker, tls_context)
 
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLS is deprecated")
 
@@ -116,6 +121,38 @@ def test_first_team_owns_the_group(broker_factory, pki, users):
     assert listed(b, pki, b1) == ["shop-b"]
     assert "group shop is now owned by team teama" in b.log()
     assert "group shop-b is now owned by team teamb" in b.log()
+
+
+class TlsWire(test_groups.Wire):
+    """test_groups.Wire (raw group requests) over TLS as ident."""
+
+    def __init__(self, b, pki, ident):
+        s = socket.create_connection(("127.0.0.1", b.port), timeout=15)
+        self.s = tls_context(pki, ident, None).wrap_socket(s, server_hostname="127.0.0.1")
+        self.corr = 0
+
+
+def test_other_team_cannot_use_a_member_it_learned(broker_factory, pki, users):
+    b = tls_broker(broker_factory, pki, group_initial_rebalance_delay_ms=0)
+    prepare(b, pki, users)
+    owner, other = TlsWire(b, pki, users["a1"]), TlsWire(b, pki, users["b1"])
+    try:
+        j = owner.join("raw")
+        assert j["error"] == 0, j
+        gen, me = j["generation"], j["member"]
+        assert owner.sync("raw", gen, me, [(me, b"")])[0] == 0
+        assert other.heartbeat("raw", gen, me) == GROUP_AUTHZ
+        assert other.sync("raw", gen, me, [(me, b"")])[0] == GROUP_AUTHZ
+        assert other.commit("raw", gen, me, {("orders", 0): 1}) == {("orders", 0): GROUP_AUTHZ}
+        assert other.fetch_offsets("raw", "orders", [0]) == {0: (-1, GROUP_AUTHZ)}
+        assert other.leave("raw", me) == GROUP_AUTHZ
+        assert other.join("raw", member=me)["error"] == GROUP_AUTHZ
+        assert owner.heartbeat("raw", gen, me) == 0  # still a member, nothing happened
+        assert owner.commit("raw", gen, me, {("orders", 0): 2}) == {("orders", 0): 0}
+        assert owner.leave("raw", me) == 0
+    finally:
+        owner.close()
+        other.close()
 
 
 def test_owner_survives_restart_and_admin_releases(broker_factory, pki, users):
