@@ -691,6 +691,7 @@ void membership_assignment_stored(kp_coordinator_t *c, group_t *g, int32_t gener
         if (!o->sync_req) continue;
         sync_respond_full(o->sync_req, 0, g, o);
         o->sync_req = NULL;
+        member_touch(c, g, o); /* as Kafka: its session restarts with the assignment */
     }
 }
 
