@@ -62,8 +62,14 @@ int kp_coord_config_load(kp_coord_config_t *cfg, const kp_props_t *p, char *err,
         return -1;
     }
     snprintf(cfg->team_rules, sizeof(cfg->team_rules), "%s", rules);
-    struct kp_principal_rules *r = kp_principal_rules_parse(rules, err, errlen);
-    if (!r) return -1;
+    char perr[512];
+    struct kp_principal_rules *r = kp_principal_rules_parse(rules, perr, sizeof(perr));
+    if (!r) { /* the parser names ssl.principal.mapping.rules: name the setting at fault */
+        const char *m = perr, *own_key = "ssl.principal.mapping.rules: ";
+        if (!strncmp(m, own_key, strlen(own_key))) m += strlen(own_key);
+        snprintf(err, errlen, "group.ownership.team.rules: %s", m);
+        return -1;
+    }
     kp_principal_rules_free(r);
     if (cfg->min_session_timeout_ms > cfg->max_session_timeout_ms) {
         snprintf(err, errlen, "group.min.session.timeout.ms exceeds group.max.session.timeout.ms");

@@ -16,7 +16,7 @@ group id, "*"):
     or commit in the group (raw wire over TLS): GROUP_AUTHORIZATION_FAILED, the owner's
     member unaffected;
   * group.ownership=shared keeps the previous behaviour (any team may use any group its ACLs
-    allow), and a bad value stops the broker with a message;
+    allow), and a bad value (or bad team rules) stops the broker with a message;
   * group.ownership.team.rules maps principals to teams (here: the OU of the subject).
 Every assertion about the other team's refusal fails on the code before ownership existed.
 """
@@ -195,6 +195,12 @@ def test_shared_keeps_the_old_behaviour(broker_factory, pki, users):
         bad.start(timeout=10)
     bad.killed = True  # it exited on purpose: teardown must not count it as a crash
     assert "group.ownership must be team or shared" in bad.log()
+    bad = tls_broker(broker_factory, pki, start=False,
+                     **{"group.ownership.team.rules": "RULE:^(x/y/"})
+    with pytest.raises(RuntimeError):
+        bad.start(timeout=10)
+    bad.killed = True
+    assert "group.ownership.team.rules: pattern '^(x': missing closing parenthesis" in bad.log()
 
 
 def test_team_rules(broker_factory, pki):
