@@ -17,6 +17,8 @@ group id, "*"):
     member unaffected;
   * group.ownership=shared keeps the previous behaviour (any team may use any group its ACLs
     allow), and a bad value (or bad team rules) stops the broker with a message;
+  * the owner journal is rewritten when mostly releases (600 claims, 600 releases): small
+    again, and what it says survives a restart;
   * group.ownership.team.rules maps principals to teams (here: the OU of the subject).
 Every assertion about the other team's refusal fails on the code before ownership existed.
 """
@@ -178,6 +180,32 @@ def test_owner_survives_restart_and_admin_releases(broker_factory, pki, users):
     b.restart()
     assert consume_group(rdk(b, pki, a1), "orders", "g", 1) == GROUP_AUTHZ
     assert kpy_commit(b, pki, b1, "g", offset=0) is None
+
+
+def test_owner_journal_compaction(broker_factory, pki, users):
+    import kwire
+    b = tls_broker(broker_factory, pki, group_initial_rebalance_delay_ms=0)
+    prepare(b, pki, users)
+    a1, admin = TlsWire(b, pki, users["a1"]), TlsWire(b, pki, pki["admin"])
+    journal = os.path.join(b.data_dir, "meta", "group_owners.journal")
+    try:
+        groups = ["churn-%d" % i for i in range(600)]
+        for g in groups + ["kept"]:
+            assert a1.commit(g, -1, "", {("orders", 0): 1}) == {("orders", 0): 0}
+        grown = os.path.getsize(journal)
+        # DeleteGroups v0 of every churn group at once, as the admin: 600 releases
+        r = admin.call(42, 0, kwire.array([kwire.string(g) for g in groups]))
+        r.i32()
+        results = [(r.string(), r.i16()) for _ in range(r.i32())]
+        assert results == [(g, 0) for g in groups]
+    finally:
+        a1.close()
+        admin.close()
+    # without the rewrite it would have grown by 600 release records
+    assert os.path.getsize(journal) < grown // 4, (grown, os.path.getsize(journal))
+    b.restart()
+    assert kpy_commit(b, pki, users["b1"], "kept") == "GroupAuthorizationFailedError"
+    assert kpy_commit(b, pki, users["b1"], "churn-7") is None  # released: teamb's now
 
 
 def test_shared_keeps_the_old_behaviour(broker_factory, pki, users):
