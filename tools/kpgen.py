@@ -276,7 +276,10 @@ class Gen:
         if f.is_array:
             if f.struct_name:
                 et = f"{self.root}_{f.struct_name}"
-                msz = min_size(f.children, False)
+                # a flexible element is smaller (compact lengths): bounding it by its
+                # non-flexible size would refuse a valid flexible array near the end
+                lo, hi = min_size(f.children, True), min_size(f.children, False)
+                msz = str(hi) if lo == hi else f"(flex ? {lo} : {hi})"
             else:
                 et = SCALARS[f.elem][0] if f.elem in SCALARS else BLOBS[f.elem]
                 msz = SCALARS[f.elem][1] if f.elem in SCALARS else 1

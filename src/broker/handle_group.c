@@ -8,28 +8,55 @@
 #include "group/coordinator.h"
 #include "kp_msgs.h"
 
+/* One key's answer: this node for an authorized group key, an error otherwise. */
+static int16_t find_coordinator_one(kp_req_t *req, int8_t key_type, kp_str_t key, kp_str_t *message)
+{
+    *message = KP_STR_NULL;
+    if (key_type == 1) {
+        *message = KP_STR_LIT("transactions are not supported by this pool");
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    }
+    if (key_type != 0) return KERR_INVALID_REQUEST;
+    if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, key))
+        return KERR_GROUP_AUTHORIZATION_FAILED;
+    return 0;
+}
+
+/* v0-3 ask for one key; v4 (KIP-699) for several (CoordinatorKeys), answered one by one. */
 int kp_handle_find_coordinator(kp_req_t *req)
 {
     FindCoordinatorRequest in;
     if (FindCoordinatorRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0)
         return -1;
     kp_broker_t *b = req->sess->broker;
+    kp_str_t host = kp_str_c(req->sess->listener->adv_host);
+    int32_t port = req->sess->listener->adv_port;
     FindCoordinatorResponse out;
     FindCoordinatorResponse_init(&out);
-    if (in.KeyType == 1) {
-        out.ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
-        out.ErrorMessage = KP_STR_LIT("transactions are not supported by this pool");
-        out.NodeId = -1;
-    } else if (in.KeyType != 0) {
-        out.ErrorCode = KERR_INVALID_REQUEST;
-        out.NodeId = -1;
-    } else if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, in.Key)) {
-        out.ErrorCode = KERR_GROUP_AUTHORIZATION_FAILED;
-        out.NodeId = -1;
+    if (req->api_version < 4) {
+        out.ErrorCode = find_coordinator_one(req, in.KeyType, in.Key, &out.ErrorMessage);
+        out.NodeId = out.ErrorCode ? -1 : b->cfg.node_id;
+        if (!out.ErrorCode) {
+            out.Host = host;
+            out.Port = port;
+        }
     } else {
-        out.NodeId = b->cfg.node_id;
-        out.Host = kp_str_c(req->sess->listener->adv_host);
-        out.Port = req->sess->listener->adv_port;
+        int32_t n = in.CoordinatorKeys.count > 0 ? in.CoordinatorKeys.count : 0;
+        out.Coordinators.items =
+            kp_arena_calloc(&req->arena, (size_t)n + 1, sizeof(*out.Coordinators.items));
+        if (!out.Coordinators.items) return -1;
+        out.Coordinators.count = n;
+        for (int32_t i = 0; i < n; i++) {
+            FindCoordinatorResponse_Coordinator *co = &out.Coordinators.items[i];
+            FindCoordinatorResponse_Coordinator_init(co);
+            co->Key = in.CoordinatorKeys.items[i];
+            co->ErrorCode = find_coordinator_one(req, in.KeyType, co->Key, &co->ErrorMessage);
+            co->NodeId = co->ErrorCode ? -1 : b->cfg.node_id;
+            if (!co->ErrorCode) {
+                co->Host = host;
+                co->Port = port;
+            }
+        }
     }
     kp_req_begin_response(req);
     FindCoordinatorResponse_encode(&req->resp, req->api_version, &out);

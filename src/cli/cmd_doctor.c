@@ -8,7 +8,9 @@
  *     Topic's status.fullyQualifiedName); a qualified name no Topic has: the Topics that do
  *     exist and a manifest declaring the missing one;
  *   - "not authorized": which spec.acl entry is missing and the exact YAML to add;
- *   - secret missing: the AivenApplication's status conditions and the reason.
+ *   - secret missing: the AivenApplication's status conditions and the reason;
+ *   - with --group G: whether the pool lets the app use consumer group G; a group owned by
+ *     another team (the first team that uses a group id owns it, docs/groups.md) is said so.
  *
  * Output: sections ("AivenApplication team-a/shop:") of lines "  ok: ...", "  problem:
  * ...", "  fix: ...", "  note: ...", then a summary. Exit 0 when no problem was found, 1
@@ -45,6 +47,8 @@ static const kp_option_t doctor_options[] = {
                     "what APP needs on it: read, write or readwrite [any;\n"
                     "a missing entry is suggested as readwrite]",
                     kp_app_opt_access),
+    KP_OPT_NONEMPTY('g', "group", kp_app_opts_t, group, "G",
+                    "the consumer group id APP fails to use", "--group needs a group id"),
     KP_OPT_BOOL(0, "no-connect", kp_app_opts_t, no_connect,
                 "only ask the control plane, not the pool"),
     KP_APP_OPT_TIMEOUT("budget of the pool check [10]"),
@@ -55,7 +59,7 @@ static const kp_option_t doctor_options[] = {
 const kp_opts_cmd_t kp_doctor_cmd = {
     .name = "doctor",
     .usage = "doctor -n NS --app APP [--topic NAME] [--access read|write|readwrite]\n"
-             "             [--no-connect] [--timeout SECS]",
+             "             [--group G] [--no-connect] [--timeout SECS]",
     .description =
         "Diagnoses why application APP cannot use Kafka and prints the fix:\n"
         "  - its AivenApplication and secret: when the secret is missing, the status\n"
@@ -67,7 +71,8 @@ const kp_opts_cmd_t kp_doctor_cmd = {
         "    the YAML to add under spec.acl;\n"
         "  - without --topic: every Topic granting APP access;\n"
         "  - then, with APP's own credentials, what the pool says: reachable over TLS, each\n"
-        "    topic authorized and present.\n"
+        "    topic authorized and present; with --group G, whether APP may use consumer\n"
+        "    group G (a group id belongs to the first team that used it).\n"
         "What is fine is printed too.\n",
     .options = doctor_options,
     .footer = KP_OPTS_CONFIG_HELP
@@ -635,6 +640,95 @@ static void doctor_live(doctor_t *d, const json_t *live)
     free(errs);
 }
 
+/* The pool's answer to OffsetFetch of group (every topic) with the app's credentials: its
+ * group-level error, or -1 with err when the pool gave no answer. */
+static int doctor_group_error(doctor_t *d, const char *group, long timeout_ms,
+                              rd_kafka_resp_err_t *out, char *err, size_t errlen)
+{
+    kp_app_kafka_state_t st;
+    char errstr[512];
+    rd_kafka_conf_t *conf = kp_app_kafka_conf(&d->cr.data, "kpool-doctor", &st, err, errlen);
+    if (!conf) return -1;
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof(errstr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "librdkafka: %s", errstr);
+        return -1;
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_ANY);
+    rd_kafka_AdminOptions_set_request_timeout(opts, (int)timeout_ms, errstr, sizeof(errstr));
+    rd_kafka_ListConsumerGroupOffsets_t *req = rd_kafka_ListConsumerGroupOffsets_new(group, NULL);
+    rd_kafka_ListConsumerGroupOffsets(rk, &req, 1, opts, q);
+    rd_kafka_ListConsumerGroupOffsets_destroy(req);
+    rd_kafka_event_t *ev = rd_kafka_queue_poll(q, (int)timeout_ms + 1000);
+    int rc = -1;
+    if (!ev) {
+        snprintf(err, errlen, "the pool did not answer in time");
+    } else if (rd_kafka_event_error(ev)) {
+        *out = rd_kafka_event_error(ev);
+        rc = 0;
+    } else {
+        size_t n = 0;
+        const rd_kafka_group_result_t **gr = rd_kafka_ListConsumerGroupOffsets_result_groups(
+            rd_kafka_event_ListConsumerGroupOffsets_result(ev), &n);
+        const rd_kafka_error_t *e = n ? rd_kafka_group_result_error(gr[0]) : NULL;
+        *out = e ? rd_kafka_error_code(e) : RD_KAFKA_RESP_ERR_NO_ERROR;
+        /* librdkafka may put the group's error on its partitions instead */
+        const rd_kafka_topic_partition_list_t *l =
+            n ? rd_kafka_group_result_partitions(gr[0]) : NULL;
+        for (int i = 0; l && !*out && i < l->cnt; i++) *out = l->elems[i].err;
+        rc = 0;
+    }
+    if (ev) rd_kafka_event_destroy(ev);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* --group: may the app use the consumer group? A refusal under the default group ACL (READ
+ * on every group id) means another team owns the group. */
+static void doctor_group(doctor_t *d, const char *group)
+{
+    printf("Consumer group %s:\n", cl(group));
+    char err[1024];
+    long timeout_ms = d->o->timeout_ms ? d->o->timeout_ms : KP_APP_PROBE_TIMEOUT_MS_DEFAULT;
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    if (doctor_group_error(d, group, timeout_ms, &e, err, sizeof(err)) < 0) {
+        problem(d, "cannot ask the pool about group %s: %s", cl(group), err);
+        return;
+    }
+    if (!e) {
+        ok(d, "%s/%s may use group %s (unused, or its team's)", d->ns, d->app, cl(group));
+        return;
+    }
+    if (e != RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED) {
+        problem(d, "group %s: the pool answers %s", cl(group), rd_kafka_err2str(e));
+        return;
+    }
+    json_t *pool = NULL;
+    const char *prefix = NULL;
+    if (d->pool && kp_app_get(d->c, "pool", NULL, d->pool, &pool, err, sizeof(err)) == 0)
+        prefix = json_string_value(
+            json_object_get(json_object_get(pool, "spec"), "consumerGroupPrefix"));
+    if (prefix && *prefix && strncmp(group, prefix, strlen(prefix)) != 0) {
+        problem(d, "group %s: not authorized: pool %s allows only group ids starting with '%s'",
+                cl(group), cl(d->pool), cl(prefix));
+        fix(d, "use a group id starting with '%s'", cl(prefix));
+    } else {
+        problem(d,
+                "group %s is owned by another team: the first team that uses a group id owns "
+                "it, and the pool refuses it to every other team (GROUP_AUTHORIZATION_FAILED)",
+                cl(group));
+        fix(d,
+            "use a group id of your own (for example '%s.%s'), or ask the pool's admin to "
+            "release %s (an admin's DeleteGroups: see docs/groups.md)",
+            d->ns, d->app, cl(group));
+    }
+    json_decref(pool);
+}
+
 /* ---- the command ---- */
 
 static int doctor_run(doctor_t *d)
@@ -648,6 +742,7 @@ static int doctor_run(doctor_t *d)
     }
     json_t *live = d->o->topic ? doctor_topic(d, topics, d->o->topic) : doctor_granted(d, topics);
     if (d->have_secret && !d->o->no_connect) doctor_live(d, live);
+    if (d->have_secret && !d->o->no_connect && d->o->group) doctor_group(d, d->o->group);
     json_decref(live);
     json_decref(topics);
     if (d->problems)

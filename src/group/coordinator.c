@@ -5,10 +5,12 @@
  */
 #include "group/group_int.h"
 
+#include "auth/principal.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +49,28 @@ int kp_coord_config_load(kp_coord_config_t *cfg, const kp_props_t *p, char *err,
     if (kp_props_get_i64(p, "offset.metadata.max.bytes", 4096, 0, INT32_MAX, &v, err, errlen) < 0)
         return -1;
     cfg->metadata_max_bytes = (int32_t)v;
+    const char *own = kp_props_get_str(p, "group.ownership", "team");
+    if (strcmp(own, "team") != 0 && strcmp(own, "shared") != 0) {
+        snprintf(err, errlen, "group.ownership must be team or shared, not '%s'", own);
+        return -1;
+    }
+    cfg->ownership_shared = !strcmp(own, "shared");
+    const char *rules = kp_props_get_str(p, "group.ownership.team.rules", KP_TEAM_RULES_DEFAULT);
+    if (strlen(rules) >= sizeof(cfg->team_rules)) {
+        snprintf(err, errlen, "group.ownership.team.rules is longer than %zu bytes",
+                 sizeof(cfg->team_rules) - 1);
+        return -1;
+    }
+    snprintf(cfg->team_rules, sizeof(cfg->team_rules), "%s", rules);
+    char perr[512];
+    struct kp_principal_rules *r = kp_principal_rules_parse(rules, perr, sizeof(perr));
+    if (!r) { /* the parser names ssl.principal.mapping.rules: name the setting at fault */
+        const char *m = perr, *own_key = "ssl.principal.mapping.rules: ";
+        if (!strncmp(m, own_key, strlen(own_key))) m += strlen(own_key);
+        snprintf(err, errlen, "group.ownership.team.rules: %s", m);
+        return -1;
+    }
+    kp_principal_rules_free(r);
     if (cfg->min_session_timeout_ms > cfg->max_session_timeout_ms) {
         snprintf(err, errlen, "group.min.session.timeout.ms exceeds group.max.session.timeout.ms");
         return -1;
@@ -162,7 +186,7 @@ static void run_op(kp_loop_t *loop, void *arg)
         membership_leave(c, req, op->msg);
         break;
     case KP_GROUP_OP_LIST:
-        membership_list(c, req);
+        membership_list(c, req, op->msg);
         break;
     case KP_GROUP_OP_DESCRIBE:
         membership_describe(c, req, op->msg);
@@ -271,14 +295,20 @@ kp_coordinator_t *kp_coordinator_start(kp_broker_t *b, const kp_coord_config_t *
     c->loop = kp_loop_new(-1);
     c->next_retention_check_ms = coord_now_ms(c) + cfg->retention_check_ms;
     int64_t t0 = kp_mono_ms();
-    if (ensure_offsets_topic(c, err, errlen) < 0 || offsets_load(c, err, errlen) < 0) {
+    char meta[PATH_MAX];
+    snprintf(meta, sizeof(meta), "%s/meta", b->cfg.log_dir);
+    if (group_owners_open(c, meta, err, errlen) < 0 || ensure_offsets_topic(c, err, errlen) < 0 ||
+        offsets_load(c, err, errlen) < 0) {
         kp_coordinator_stop(c);
         return NULL;
     }
     /* restored members' sessions start now: those that do not heartbeat expire as usual */
     size_t nmembers = group_store_restart_sessions(c);
-    kp_info("group", "loaded %zu groups (%zu members) and their committed offsets in %lld ms",
-            kp_hmap_count(&c->groups), nmembers, (long long)(kp_mono_ms() - t0));
+    kp_info("group",
+            "loaded %zu groups (%zu members) and their committed offsets in %lld ms; "
+            "group.ownership=%s (%zu groups owned)",
+            kp_hmap_count(&c->groups), nmembers, (long long)(kp_mono_ms() - t0),
+            c->cfg.ownership_shared ? "shared" : "team", kp_hmap_count(&c->owners));
     if (pthread_create(&c->thread, NULL, coord_main, c) != 0) {
         snprintf(err, errlen, "cannot start the group coordinator thread");
         kp_coordinator_stop(c);
@@ -323,6 +353,7 @@ void kp_coordinator_stop(kp_coordinator_t *c)
         group_free(v);
     }
     kp_hmap_free(&c->groups);
+    group_owners_close(c);
     kp_topic_put(c->offsets_topic);
     kp_loop_free(c->loop);
     free(c);

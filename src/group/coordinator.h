@@ -14,6 +14,10 @@
  * and assignments; tombstones on delete and expiry), replayed on start: a restarted broker
  * knows each group's generation, members and assignments, so members that keep heartbeating
  * continue without a rebalance.
+ *
+ * A group id belongs to the first team that uses it (group.ownership, docs/groups.md): the
+ * owners are kept in <log.dir>/meta/group_owners.journal, and every group request of another
+ * team is refused with GROUP_AUTHORIZATION_FAILED.
  */
 #ifndef KP_COORDINATOR_H
 #define KP_COORDINATOR_H
@@ -26,6 +30,12 @@
 typedef struct kp_coordinator kp_coordinator_t;
 typedef struct kp_req kp_req_t;
 
+/* The team of a kpool service user (docs/groups.md): its name is
+ * <team>_<app>_<8 hex digits>_<generation>[-<n>] (team: the namespace without a leading
+ * "team-"), seen as "CN=<name>" with the default ssl.principal.mapping.rules. */
+#define KP_TEAM_RULES_DEFAULT                                                                      \
+    "RULE:^(?:CN=)?([a-z0-9-]+)_[a-z0-9-]*_[0-9a-f]{8}_[0-9]+(?:-[0-9]+)?$/$1/"
+
 typedef struct kp_coord_config {
     int32_t offsets_partitions;         /* offsets.topic.num.partitions [50] */
     int64_t offsets_retention_ms;       /* offsets.retention.minutes [10080] */
@@ -35,6 +45,8 @@ typedef struct kp_coord_config {
     int32_t initial_rebalance_delay_ms; /* group.initial.rebalance.delay.ms [3000] */
     int32_t max_group_size;             /* group.max.size [2147483647] */
     int32_t metadata_max_bytes;         /* offset.metadata.max.bytes [4096] */
+    int ownership_shared;               /* group.ownership [team]: shared turns it off */
+    char team_rules[2048];              /* group.ownership.team.rules */
 } kp_coord_config_t;
 
 /* Reads the group.* / offsets.* properties. -1 with a message on a bad value. */

@@ -1,7 +1,8 @@
 /*
  * group_int.h — the coordinator's internal state, shared by coordinator.c (thread, dispatch,
- * ticks), membership.c (join/sync/heartbeat/leave), offsets.c (commit/fetch/expiry) and
- * group_store.c (the group metadata record: writing it, restoring groups from it).
+ * ticks), membership.c (join/sync/heartbeat/leave), offsets.c (commit/fetch/expiry),
+ * group_store.c (the group metadata record: writing it, restoring groups from it) and
+ * group_owner.c (which team owns each group, and the access check every handler makes).
  *
  * @locality: everything here is touched only on the coordinator's thread.
  */
@@ -21,7 +22,8 @@
 /* Kafka's new-member join timeout: a member that joined (v4+ MEMBER_ID_REQUIRED flow or
  * awaiting its first generation) and never completes is dropped after this long. */
 #define KP_NEW_MEMBER_JOIN_TIMEOUT_MS 300000
-/* Coordinator tick: session expiry, rebalance deadlines (bounds their precision). */
+/* Coordinator tick: rebalance deadlines and expiry of pending member ids (bounds their
+ * precision). Sessions have their own timers (member_touch). */
 #define KP_COORD_TICK_MS 50
 
 typedef enum {
@@ -52,6 +54,11 @@ typedef struct member {
     kp_req_t *join_req; /* awaiting the end of the join phase */
     kp_req_t *sync_req; /* awaiting the leader's assignment */
     int64_t last_heartbeat_ms;
+    /* fires at last_heartbeat_ms + session_timeout_ms, so a member expires at its deadline
+     * (not at the next tick); armed by member_touch, cancelled by member_free */
+    kp_timer_t *session_timer;
+    kp_coordinator_t *coord;
+    struct group *group;
     int is_new;
     /* nonzero: join_req is a static member's rejoin answered once the group metadata record
      * naming its new member id is durable (the store's sequence number) */
@@ -101,6 +108,13 @@ struct kp_coordinator {
     kp_timer_t *tick;
     int pending_writes;      /* commits and group stores waiting for their flush: stop waits */
     uint64_t next_store_seq; /* numbers group stores, so a late completion is recognised */
+    /* group_owner.c: group id → owning team (malloc'd), and its journal */
+    kp_hmap_t owners;
+    struct kp_principal_rules *team_rules; /* group.ownership.team.rules */
+    char *owners_path;
+    int owners_fd; /* -1: in memory only */
+    int64_t owners_size;
+    size_t owners_records;
 };
 
 /* coordinator.c */
@@ -112,17 +126,34 @@ const char *group_state_name(group_state_t s);
 int64_t coord_now_ms(kp_coordinator_t *c);
 char *coord_strdup(kp_str_t s); /* NULL for a null string */
 
+/* group_owner.c — which team owns each group (docs/groups.md "Ownership") */
+/* The ACL check (op on the group) and, unless group.ownership=shared or the caller
+ * administers the cluster, the team check: a group owned by another team is refused. With
+ * claim, an unowned group becomes the caller's team's (durably, before this returns).
+ * 0, KERR_GROUP_AUTHORIZATION_FAILED, or KERR_COORDINATOR_NOT_AVAILABLE (claim not stored). */
+int16_t group_access(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id, int op, int claim);
+/* 0 when the group is owned by a team other than the caller's (ListGroups leaves it out). */
+int group_visible(kp_coordinator_t *c, kp_req_t *req, const char *group_id);
+/* Forgets the group's owner (DeleteGroups). 1 released, 0 it had none, -1 write failed. */
+int group_owner_release(kp_coordinator_t *c, kp_str_t group_id);
+/* Parses the team rules and replays <meta_dir>/group_owners.journal (meta_dir NULL: in
+ * memory only). -1 with a message. group_owners_close frees everything (also after -1). */
+int group_owners_open(kp_coordinator_t *c, const char *meta_dir, char *err, size_t errlen);
+void group_owners_close(kp_coordinator_t *c);
+
 /* membership.c */
 void membership_join(kp_coordinator_t *c, kp_req_t *req, JoinGroupRequest *in);
 void membership_sync(kp_coordinator_t *c, kp_req_t *req, SyncGroupRequest *in);
 void membership_heartbeat(kp_coordinator_t *c, kp_req_t *req, HeartbeatRequest *in);
 void membership_leave(kp_coordinator_t *c, kp_req_t *req, LeaveGroupRequest *in);
-void membership_list(kp_coordinator_t *c, kp_req_t *req);
+void membership_list(kp_coordinator_t *c, kp_req_t *req, ListGroupsRequest *in);
 void membership_describe(kp_coordinator_t *c, kp_req_t *req, DescribeGroupsRequest *in);
 void membership_tick(kp_coordinator_t *c, group_t *g, int64_t now);
 /* Answers every waiting request of the group with err (shutdown). */
 void membership_abort(kp_coordinator_t *c, group_t *g, int16_t err);
 void member_free(member_t *m);
+/* The member was heard from now: its session restarts (its expiry timer is re-armed). */
+void member_touch(kp_coordinator_t *c, group_t *g, member_t *m);
 member_t *group_find_member(group_t *g, const char *id, size_t idlen);
 /* The member's metadata for protocol `name`, or NULL. */
 const protocol_t *member_protocol(const member_t *m, const char *name);

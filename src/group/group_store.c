@@ -279,12 +279,11 @@ void group_store_replay(kp_coordinator_t *c, kp_str_t group_id, const uint8_t *v
 
 size_t group_store_restart_sessions(kp_coordinator_t *c)
 {
-    int64_t now = coord_now_ms(c);
     size_t n = 0, it = 0;
     void *v;
     while (kp_hmap_next(&c->groups, &it, NULL, NULL, &v)) {
         group_t *g = v;
-        for (member_t *m = g->members; m; m = m->next, n++) m->last_heartbeat_ms = now;
+        for (member_t *m = g->members; m; m = m->next, n++) member_touch(c, g, m);
     }
     return n;
 }

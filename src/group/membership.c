@@ -26,12 +26,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 
 /* ---- members ---- */
 
 void member_free(member_t *m)
 {
+    if (m->session_timer) kp_loop_timer_cancel(m->coord->loop, m->session_timer);
     free(m->id);
     free(m->instance_id);
     free(m->client_id);
@@ -43,6 +45,24 @@ void member_free(member_t *m)
     free(m->protocols);
     free(m->assignment);
     free(m);
+}
+
+/* The member's session deadline passed (it may have rejoined or synced meanwhile, which
+ * keeps it alive: membership_tick decides). */
+static void session_expired(kp_loop_t *loop, void *arg)
+{
+    member_t *m = arg;
+    m->session_timer = NULL; /* freed by the loop */
+    membership_tick(m->coord, m->group, coord_now_ms(m->coord));
+}
+
+void member_touch(kp_coordinator_t *c, group_t *g, member_t *m)
+{
+    m->last_heartbeat_ms = coord_now_ms(c);
+    m->coord = c;
+    m->group = g;
+    if (m->session_timer) kp_loop_timer_cancel(c->loop, m->session_timer);
+    m->session_timer = kp_loop_timer(c->loop, m->session_timeout_ms, session_expired, m);
 }
 
 member_t *group_find_member(group_t *g, const char *id, size_t idlen)
@@ -203,8 +223,9 @@ static void join_error(kp_req_t *req, int16_t err, const char *member_id)
 }
 
 /* `leader` is the leader id to report (normally g->leader); only a member told it leads gets
- * the member list. */
-static void join_respond_as(group_t *g, member_t *m, const char *leader)
+ * the member list. skip_assignment (v9+, KIP-814): a static leader rejoined a Stable group and
+ * must not compute a new assignment. */
+static void join_respond_as(group_t *g, member_t *m, const char *leader, int skip_assignment)
 {
     kp_req_t *req = m->join_req;
     m->join_req = NULL;
@@ -212,7 +233,9 @@ static void join_respond_as(group_t *g, member_t *m, const char *leader)
     JoinGroupResponse out;
     JoinGroupResponse_init(&out);
     out.GenerationId = g->generation;
+    out.ProtocolType = g->protocol_type ? kp_str_c(g->protocol_type) : KP_STR_NULL;
     out.ProtocolName = kp_str_c(g->protocol ? g->protocol : "");
+    out.SkipAssignment = (int8_t)(skip_assignment != 0);
     out.Leader = kp_str_c(leader ? leader : "");
     out.MemberId = kp_str_c(m->id);
     if (leader && !strcmp(leader, m->id)) {
@@ -236,19 +259,29 @@ static void join_respond_as(group_t *g, member_t *m, const char *leader)
 
 static void join_respond(group_t *g, member_t *m)
 {
-    join_respond_as(g, m, g->leader);
+    join_respond_as(g, m, g->leader, 0);
 }
 
-static void sync_respond(kp_req_t *req, int16_t err, const member_t *m)
+static void sync_respond_full(kp_req_t *req, int16_t err, const group_t *g, const member_t *m)
 {
     SyncGroupResponse out;
     SyncGroupResponse_init(&out);
     out.ErrorCode = err;
     if (!err && m && m->assignment)
         out.Assignment = (kp_str_t){(const char *)m->assignment, m->assignment_len};
+    if (!err && g) { /* v5+ */
+        out.ProtocolType = g->protocol_type ? kp_str_c(g->protocol_type) : KP_STR_NULL;
+        out.ProtocolName = g->protocol ? kp_str_c(g->protocol) : KP_STR_NULL;
+    }
     kp_req_begin_response(req);
     SyncGroupResponse_encode(&req->resp, req->api_version, &out);
     coord_finish(req);
+}
+
+/* An error answer (m NULL). */
+static void sync_respond(kp_req_t *req, int16_t err, const member_t *m)
+{
+    sync_respond_full(req, err, NULL, m);
 }
 
 static void simple_error(kp_req_t *req, int16_t err)
@@ -347,10 +380,9 @@ static void complete_join(kp_coordinator_t *c, group_t *g)
     g->sync_deadline_ms = coord_now_ms(c) + max_rebalance_timeout(g);
     kp_info("group", "stabilized group %s generation %d (%d members, protocol %s)", g->id,
             g->generation, g->nmembers, g->protocol ? g->protocol : "-");
-    int64_t now = coord_now_ms(c);
     for (member_t *o = g->members; o; o = o->next) {
         o->is_new = 0;
-        o->last_heartbeat_ms = now;
+        member_touch(c, g, o);
         free(o->assignment);
         o->assignment = NULL;
         o->assignment_len = 0;
@@ -390,7 +422,7 @@ static member_t *add_member(kp_coordinator_t *c, group_t *g, kp_req_t *req,
         in->RebalanceTimeoutMs > 0 ? in->RebalanceTimeoutMs : in->SessionTimeoutMs;
     set_protocols(m, in);
     m->is_new = 1;
-    m->last_heartbeat_ms = coord_now_ms(c);
+    member_touch(c, g, m);
     /* keep join order: the first member becomes leader when none is left */
     member_t **pp = &g->members;
     while (*pp) pp = &(*pp)->next;
@@ -437,7 +469,7 @@ static void join_unknown_member(kp_coordinator_t *c, group_t *g, kp_req_t *req,
         stat->session_timeout_ms = in->SessionTimeoutMs;
         stat->rebalance_timeout_ms =
             in->RebalanceTimeoutMs > 0 ? in->RebalanceTimeoutMs : in->SessionTimeoutMs;
-        stat->last_heartbeat_ms = coord_now_ms(c);
+        member_touch(c, g, stat);
         if (g->state == GS_STABLE && unchanged) {
             /* no rebalance: same generation, the assignment is returned by SyncGroup. The new
              * member id is answered once the record naming it is durable, so a restarted
@@ -445,10 +477,12 @@ static void join_unknown_member(kp_coordinator_t *c, group_t *g, kp_req_t *req,
             kp_info("group", "group %s: static member %s rejoined without a rebalance", g->id,
                     stat->instance_id);
             stat->join_req = req;
-            /* as Kafka (JoinGroup < v9): report the leader id from before the rejoin, so a
-             * rejoining leader does not run an assignment a Stable group would ignore */
-            group_store_static_join(c, g, stat, was_leader ? old_id : NULL);
-            if (!was_leader) free(old_id);
+            /* as Kafka: JoinGroup < v9 reports the leader id from before the rejoin, so a
+             * rejoining leader does not run an assignment a Stable group would ignore; v9+
+             * names the new id as leader with SkipAssignment (KIP-814) */
+            int report_old = was_leader && req->api_version < 9;
+            group_store_static_join(c, g, stat, report_old ? old_id : NULL);
+            if (!report_old) free(old_id);
             return;
         }
         free(old_id);
@@ -487,6 +521,12 @@ void membership_join(kp_coordinator_t *c, kp_req_t *req, JoinGroupRequest *in)
         join_error(req, KERR_INVALID_SESSION_TIMEOUT, NULL);
         return;
     }
+    /* the first team to join an unowned group owns it */
+    int16_t access_err = group_access(c, req, in->GroupId, KP_OP_READ, 1);
+    if (access_err) {
+        join_error(req, access_err, NULL);
+        return;
+    }
     group_t *g = coord_group_get(c, in->GroupId, in->MemberId.len == 0);
     if (!g) {
         join_error(req, KERR_UNKNOWN_MEMBER_ID, NULL);
@@ -521,7 +561,7 @@ void membership_join(kp_coordinator_t *c, kp_req_t *req, JoinGroupRequest *in)
         join_error(req, KERR_UNKNOWN_MEMBER_ID, NULL);
         return;
     }
-    m->last_heartbeat_ms = coord_now_ms(c);
+    member_touch(c, g, m);
     switch (g->state) {
     case GS_PREPARING_REBALANCE:
         set_protocols(m, in);
@@ -555,6 +595,11 @@ void membership_join(kp_coordinator_t *c, kp_req_t *req, JoinGroupRequest *in)
 
 void membership_sync(kp_coordinator_t *c, kp_req_t *req, SyncGroupRequest *in)
 {
+    int16_t access_err = group_access(c, req, in->GroupId, KP_OP_READ, 0);
+    if (access_err) {
+        sync_respond(req, access_err, NULL);
+        return;
+    }
     group_t *g = coord_group_get(c, in->GroupId, 0);
     if (!g) {
         sync_respond(req, KERR_UNKNOWN_MEMBER_ID, NULL);
@@ -575,13 +620,21 @@ void membership_sync(kp_coordinator_t *c, kp_req_t *req, SyncGroupRequest *in)
         sync_respond(req, KERR_ILLEGAL_GENERATION, NULL);
         return;
     }
-    m->last_heartbeat_ms = coord_now_ms(c);
+    /* v5+ (KIP-559): the client's view of the protocol must be the group's */
+    if ((in->ProtocolType.len >= 0 &&
+         (!g->protocol_type || !kp_str_eq_c(in->ProtocolType, g->protocol_type))) ||
+        (in->ProtocolName.len >= 0 &&
+         (!g->protocol || !kp_str_eq_c(in->ProtocolName, g->protocol)))) {
+        sync_respond(req, KERR_INCONSISTENT_GROUP_PROTOCOL, NULL);
+        return;
+    }
+    member_touch(c, g, m);
     switch (g->state) {
     case GS_PREPARING_REBALANCE:
         sync_respond(req, KERR_REBALANCE_IN_PROGRESS, NULL);
         return;
     case GS_STABLE:
-        sync_respond(req, 0, m);
+        sync_respond_full(req, 0, g, m);
         return;
     case GS_COMPLETING_REBALANCE:
         break;
@@ -636,8 +689,9 @@ void membership_assignment_stored(kp_coordinator_t *c, group_t *g, int32_t gener
     set_state(c, g, GS_STABLE);
     for (member_t *o = g->members; o; o = o->next) {
         if (!o->sync_req) continue;
-        sync_respond(o->sync_req, 0, o);
+        sync_respond_full(o->sync_req, 0, g, o);
         o->sync_req = NULL;
+        member_touch(c, g, o); /* as Kafka: its session restarts with the assignment */
     }
 }
 
@@ -658,13 +712,20 @@ void membership_static_join_stored(kp_coordinator_t *c, group_t *g, const char *
     /* a rebalance started meanwhile: the pending JoinGroup counts as this member's rejoin
      * and is answered when the join phase completes */
     if (g->state != GS_STABLE) return;
-    join_respond_as(g, m, reported_leader ? reported_leader : g->leader);
+    /* v9+: the rejoined leader is told it leads, with SkipAssignment (KIP-814) */
+    int skip = !reported_leader && g->leader && !strcmp(g->leader, m->id);
+    join_respond_as(g, m, reported_leader ? reported_leader : g->leader, skip);
 }
 
 /* ---- Heartbeat ---- */
 
 void membership_heartbeat(kp_coordinator_t *c, kp_req_t *req, HeartbeatRequest *in)
 {
+    int16_t access_err = group_access(c, req, in->GroupId, KP_OP_READ, 0);
+    if (access_err) {
+        simple_error(req, access_err);
+        return;
+    }
     group_t *g = coord_group_get(c, in->GroupId, 0);
     if (!g) {
         simple_error(req, KERR_UNKNOWN_MEMBER_ID);
@@ -689,7 +750,7 @@ void membership_heartbeat(kp_coordinator_t *c, kp_req_t *req, HeartbeatRequest *
         simple_error(req, KERR_ILLEGAL_GENERATION);
         return;
     }
-    m->last_heartbeat_ms = coord_now_ms(c);
+    member_touch(c, g, m);
     simple_error(req, g->state == GS_PREPARING_REBALANCE ? KERR_REBALANCE_IN_PROGRESS : 0);
 }
 
@@ -728,7 +789,10 @@ void membership_leave(kp_coordinator_t *c, kp_req_t *req, LeaveGroupRequest *in)
     LeaveGroupResponse out;
     LeaveGroupResponse_init(&out);
     group_t *g = coord_group_get(c, in->GroupId, 0);
-    if (req->api_version < 3) {
+    int16_t access_err = group_access(c, req, in->GroupId, KP_OP_READ, 0);
+    if (access_err) {
+        out.ErrorCode = access_err;
+    } else if (req->api_version < 3) {
         out.ErrorCode = g ? leave_one(c, g, in->MemberId, KP_STR_NULL) : KERR_UNKNOWN_MEMBER_ID;
     } else {
         int32_t n = in->Members.count > 0 ? in->Members.count : 0;
@@ -752,7 +816,20 @@ void membership_leave(kp_coordinator_t *c, kp_req_t *req, LeaveGroupRequest *in)
 
 /* ---- ListGroups / DescribeGroups ---- */
 
-void membership_list(kp_coordinator_t *c, kp_req_t *req)
+/* 1 when the v4+ states filter (KIP-518; empty: every state) admits s. Kafka compares the
+ * names case-insensitively. */
+static int state_admitted(const ListGroupsRequest *in, group_state_t s)
+{
+    if (in->StatesFilter.count <= 0) return 1;
+    const char *name = group_state_name(s);
+    for (int32_t i = 0; i < in->StatesFilter.count; i++) {
+        kp_str_t f = in->StatesFilter.items[i];
+        if (f.len == (int32_t)strlen(name) && !strncasecmp(f.ptr, name, (size_t)f.len)) return 1;
+    }
+    return 0;
+}
+
+void membership_list(kp_coordinator_t *c, kp_req_t *req, ListGroupsRequest *in)
 {
     ListGroupsResponse out;
     ListGroupsResponse_init(&out);
@@ -765,10 +842,12 @@ void membership_list(kp_coordinator_t *c, kp_req_t *req)
         kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE));
     while (out.Groups.items && kp_hmap_next(&c->groups, &it, NULL, NULL, &v)) {
         group_t *g = v;
-        if (g->state == GS_DEAD) continue;
+        if (g->state == GS_DEAD || !state_admitted(in, g->state)) continue;
         if (!all && !kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, kp_str_c(g->id))) continue;
+        if (!all && !group_visible(c, req, g->id)) continue; /* another team's */
         out.Groups.items[k].GroupId = kp_str_c(g->id);
         out.Groups.items[k].ProtocolType = kp_str_c(g->protocol_type ? g->protocol_type : "");
+        out.Groups.items[k].GroupState = kp_str_c(group_state_name(g->state));
         k++;
     }
     out.Groups.count = k;
@@ -788,10 +867,8 @@ void membership_describe(kp_coordinator_t *c, kp_req_t *req, DescribeGroupsReque
         DescribeGroupsResponse_DescribedGroup *dg = &out.Groups.items[i];
         DescribeGroupsResponse_DescribedGroup_init(dg);
         dg->GroupId = in->Groups.items[i];
-        if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, dg->GroupId)) {
-            dg->ErrorCode = KERR_GROUP_AUTHORIZATION_FAILED;
-            continue;
-        }
+        dg->ErrorCode = group_access(c, req, dg->GroupId, KP_OP_DESCRIBE, 0);
+        if (dg->ErrorCode) continue;
         group_t *g = coord_group_get(c, dg->GroupId, 0);
         if (!g) {
             dg->GroupState = kp_str_c("Dead");

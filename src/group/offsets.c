@@ -192,8 +192,8 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
     group_t *g = NULL;
     if (in->GroupId.len <= 0) {
         group_err = KERR_INVALID_GROUP_ID;
-    } else if (!kp_req_authorize(req, KP_OP_READ, KP_RES_GROUP, in->GroupId)) {
-        group_err = KERR_GROUP_AUTHORIZATION_FAILED;
+    } else if ((group_err = group_access(c, req, in->GroupId, KP_OP_READ, 1)) != 0) {
+        /* refused, or another team's group (the first team to commit owns it) */
     } else {
         g = coord_group_get(c, in->GroupId, 0);
         if (in->GenerationId < 0 && (!g || !g->members)) {
@@ -207,7 +207,9 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
                 (!m->instance_id || !kp_str_eq_c(in->GroupInstanceId, m->instance_id)))
                 group_err = KERR_FENCED_INSTANCE_ID;
             else if (!m)
-                group_err = in->GenerationId < 0 ? KERR_ILLEGAL_GENERATION : KERR_UNKNOWN_MEMBER_ID;
+                /* as Kafka, also for generation -1 with no member id: what an admin client's
+                 * AlterConsumerGroupOffsets sends while the group has members */
+                group_err = KERR_UNKNOWN_MEMBER_ID;
             else if (in->GenerationId != g->generation)
                 group_err = KERR_ILLEGAL_GENERATION;
             else if (g->state == GS_COMPLETING_REBALANCE)
@@ -215,7 +217,7 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
                  * processed when their partitions are revoked, before rejoining) */
                 group_err = KERR_REBALANCE_IN_PROGRESS;
             else
-                m->last_heartbeat_ms = coord_now_ms(c);
+                member_touch(c, g, m);
         }
     }
     kp_batch_builder_t bb;
@@ -295,10 +297,20 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
 
 /* ---- OffsetFetch ---- */
 
-static void fetch_partition(group_t *g, kp_str_t topic, int32_t partition,
-                            OffsetFetchResponse_OffsetFetchResponsePartition *pr)
+typedef OffsetFetchResponse_OffsetFetchResponseGroup fetch_group_t;
+typedef OffsetFetchResponse_OffsetFetchResponseTopics fetch_topic_t;
+typedef OffsetFetchResponse_OffsetFetchResponsePartitions fetch_partition_t;
+
+/* The topics a request asks for, whichever version's structs hold them. */
+typedef struct fetch_want {
+    kp_str_t name;
+    const int32_t *partitions;
+    int32_t npartitions;
+} fetch_want_t;
+
+static void fetch_partition(group_t *g, kp_str_t topic, int32_t partition, fetch_partition_t *pr)
 {
-    OffsetFetchResponse_OffsetFetchResponsePartition_init(pr);
+    OffsetFetchResponse_OffsetFetchResponsePartitions_init(pr);
     pr->PartitionIndex = partition;
     pr->CommittedOffset = -1;
     pr->Metadata = (kp_str_t){"", 0};
@@ -312,63 +324,128 @@ static void fetch_partition(group_t *g, kp_str_t topic, int32_t partition,
     pr->Metadata = e->metadata ? kp_str_c(e->metadata) : KP_STR_NULL;
 }
 
+/* Every committed offset of g the caller may describe, grouped by topic. */
+static void fetch_all(kp_req_t *req, group_t *g, fetch_group_t *out)
+{
+    size_t n = kp_hmap_count(&g->offsets), it = 0, k = 0;
+    out->Topics.items = kp_arena_calloc(&req->arena, n + 1, sizeof(*out->Topics.items));
+    const char *key;
+    size_t kl;
+    void *v;
+    while (out->Topics.items && kp_hmap_next(&g->offsets, &it, &key, &kl, &v)) {
+        kp_str_t topic = {key, (int32_t)strlen(key)};
+        int32_t partition;
+        memcpy(&partition, key + topic.len + 1, 4);
+        if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, topic)) continue;
+        fetch_topic_t *tr = NULL;
+        for (size_t i = 0; i < k && !tr; i++)
+            if (kp_str_eq(out->Topics.items[i].Name, topic)) tr = &out->Topics.items[i];
+        if (!tr) {
+            tr = &out->Topics.items[k++];
+            tr->Name = topic;
+            tr->Partitions.items =
+                kp_arena_calloc(&req->arena, n + 1, sizeof(*tr->Partitions.items));
+            if (!tr->Partitions.items) break;
+        }
+        fetch_partition(g, topic, partition, &tr->Partitions.items[tr->Partitions.count++]);
+    }
+    out->Topics.count = out->Topics.items ? (int32_t)k : 0;
+}
+
+/* One group's offsets: the wanted topics (nwant -1: every topic the group committed). */
+static void fetch_group(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id,
+                        const fetch_want_t *want, int32_t nwant, fetch_group_t *out)
+{
+    OffsetFetchResponse_OffsetFetchResponseGroup_init(out);
+    out->GroupId = group_id;
+    group_t *g = coord_group_get(c, group_id, 0);
+    int16_t group_err = group_access(c, req, group_id, KP_OP_DESCRIBE, 0);
+    if (group_err) g = NULL;
+    out->ErrorCode = group_err;
+    if (nwant < 0) {
+        if (g) fetch_all(req, g, out);
+        return;
+    }
+    out->Topics.items = kp_arena_calloc(&req->arena, (size_t)nwant + 1, sizeof(*out->Topics.items));
+    out->Topics.count = out->Topics.items ? nwant : 0;
+    for (int32_t i = 0; i < out->Topics.count; i++) {
+        fetch_topic_t *tr = &out->Topics.items[i];
+        tr->Name = want[i].name;
+        int32_t np = want[i].npartitions > 0 ? want[i].npartitions : 0;
+        tr->Partitions.items =
+            kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+        tr->Partitions.count = tr->Partitions.items ? np : 0;
+        int16_t err = group_err;
+        if (!err && !kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, tr->Name))
+            err = KERR_TOPIC_AUTHORIZATION_FAILED;
+        for (int32_t j = 0; j < tr->Partitions.count; j++) {
+            fetch_partition(err ? NULL : g, tr->Name, want[i].partitions[j],
+                            &tr->Partitions.items[j]);
+            tr->Partitions.items[j].ErrorCode = err;
+        }
+    }
+}
+
+/* v0-7 carry one group's answer at the top level. */
+static void fetch_to_single(kp_req_t *req, const fetch_group_t *gr, OffsetFetchResponse *out)
+{
+    out->ErrorCode = gr->ErrorCode;
+    out->Topics.items =
+        kp_arena_calloc(&req->arena, (size_t)gr->Topics.count + 1, sizeof(*out->Topics.items));
+    out->Topics.count = out->Topics.items ? gr->Topics.count : 0;
+    for (int32_t i = 0; i < out->Topics.count; i++) {
+        const fetch_topic_t *t = &gr->Topics.items[i];
+        OffsetFetchResponse_OffsetFetchResponseTopic *tr = &out->Topics.items[i];
+        tr->Name = t->Name;
+        tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)t->Partitions.count + 1,
+                                               sizeof(*tr->Partitions.items));
+        tr->Partitions.count = tr->Partitions.items ? t->Partitions.count : 0;
+        for (int32_t j = 0; j < tr->Partitions.count; j++) {
+            const fetch_partition_t *p = &t->Partitions.items[j];
+            OffsetFetchResponse_OffsetFetchResponsePartition *pr = &tr->Partitions.items[j];
+            pr->PartitionIndex = p->PartitionIndex;
+            pr->CommittedOffset = p->CommittedOffset;
+            pr->CommittedLeaderEpoch = p->CommittedLeaderEpoch;
+            pr->Metadata = p->Metadata;
+            pr->ErrorCode = p->ErrorCode;
+        }
+    }
+}
+
+/* v0-7: one group (GroupId, Topics); v8 (KIP-709): several (Groups). RequireStable (v7+)
+ * changes nothing: without transactions no offset is ever pending. */
 void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
 {
     OffsetFetchResponse out;
     OffsetFetchResponse_init(&out);
-    group_t *g = coord_group_get(c, in->GroupId, 0);
-    int16_t group_err = kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, in->GroupId)
-                            ? 0
-                            : KERR_GROUP_AUTHORIZATION_FAILED;
-    if (group_err) g = NULL;
-    out.ErrorCode = group_err;
-    if (in->Topics.count >= 0) {
+    if (req->api_version < 8) {
         int32_t nt = in->Topics.count;
-        out.Topics.count = nt;
-        out.Topics.items = kp_arena_calloc(&req->arena, (size_t)nt + 1, sizeof(*out.Topics.items));
-        for (int32_t i = 0; i < nt && out.Topics.items; i++) {
-            const OffsetFetchRequest_OffsetFetchRequestTopic *t = &in->Topics.items[i];
-            OffsetFetchResponse_OffsetFetchResponseTopic *tr = &out.Topics.items[i];
-            tr->Name = t->Name;
-            int32_t np = t->PartitionIndexes.count > 0 ? t->PartitionIndexes.count : 0;
-            tr->Partitions.items =
-                kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
-            tr->Partitions.count = tr->Partitions.items ? np : 0;
-            int16_t err = group_err;
-            if (!err && !kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, t->Name))
-                err = KERR_TOPIC_AUTHORIZATION_FAILED;
-            for (int32_t j = 0; j < tr->Partitions.count; j++) {
-                fetch_partition(err ? NULL : g, t->Name, t->PartitionIndexes.items[j],
-                                &tr->Partitions.items[j]);
-                tr->Partitions.items[j].ErrorCode = err;
-            }
+        fetch_want_t *want =
+            kp_arena_calloc(&req->arena, (size_t)(nt > 0 ? nt : 0) + 1, sizeof(*want));
+        for (int32_t i = 0; i < nt && want; i++) {
+            want[i].name = in->Topics.items[i].Name;
+            want[i].partitions = in->Topics.items[i].PartitionIndexes.items;
+            want[i].npartitions = in->Topics.items[i].PartitionIndexes.count;
         }
-        if (!out.Topics.items) out.Topics.count = 0;
-    } else if (g) {
-        /* null topics: every committed offset of the group, grouped by topic */
-        size_t n = kp_hmap_count(&g->offsets), it = 0, k = 0;
-        out.Topics.items = kp_arena_calloc(&req->arena, n + 1, sizeof(*out.Topics.items));
-        const char *key;
-        size_t kl;
-        void *v;
-        while (out.Topics.items && kp_hmap_next(&g->offsets, &it, &key, &kl, &v)) {
-            kp_str_t topic = {key, (int32_t)strlen(key)};
-            int32_t partition;
-            memcpy(&partition, key + topic.len + 1, 4);
-            if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, topic)) continue;
-            OffsetFetchResponse_OffsetFetchResponseTopic *tr = NULL;
-            for (size_t i = 0; i < k && !tr; i++)
-                if (kp_str_eq(out.Topics.items[i].Name, topic)) tr = &out.Topics.items[i];
-            if (!tr) {
-                tr = &out.Topics.items[k++];
-                tr->Name = topic;
-                tr->Partitions.items =
-                    kp_arena_calloc(&req->arena, n + 1, sizeof(*tr->Partitions.items));
-                if (!tr->Partitions.items) break;
+        fetch_group_t gr;
+        fetch_group(c, req, in->GroupId, want, want ? nt : 0, &gr);
+        fetch_to_single(req, &gr, &out);
+    } else {
+        int32_t ng = in->Groups.count > 0 ? in->Groups.count : 0;
+        out.Groups.items = kp_arena_calloc(&req->arena, (size_t)ng + 1, sizeof(*out.Groups.items));
+        out.Groups.count = out.Groups.items ? ng : 0;
+        for (int32_t i = 0; i < out.Groups.count; i++) {
+            const OffsetFetchRequest_OffsetFetchRequestGroup *rg = &in->Groups.items[i];
+            int32_t nt = rg->Topics.count;
+            fetch_want_t *want =
+                kp_arena_calloc(&req->arena, (size_t)(nt > 0 ? nt : 0) + 1, sizeof(*want));
+            for (int32_t j = 0; j < nt && want; j++) {
+                want[j].name = rg->Topics.items[j].Name;
+                want[j].partitions = rg->Topics.items[j].PartitionIndexes.items;
+                want[j].npartitions = rg->Topics.items[j].PartitionIndexes.count;
             }
-            fetch_partition(g, topic, partition, &tr->Partitions.items[tr->Partitions.count++]);
+            fetch_group(c, req, rg->GroupId, want, want ? nt : 0, &out.Groups.items[i]);
         }
-        out.Topics.count = out.Topics.items ? (int32_t)k : 0;
     }
     kp_req_begin_response(req);
     OffsetFetchResponse_encode(&req->resp, req->api_version, &out);
@@ -450,12 +527,19 @@ void offsets_delete_groups(kp_coordinator_t *c, kp_req_t *req, DeleteGroupsReque
         DeleteGroupsResponse_DeletableGroupResult *r = &out.Results.items[i];
         r->GroupId = in->GroupsNames.items[i];
         group_t *g = coord_group_get(c, r->GroupId, 0);
-        if (!kp_req_authorize(req, KP_OP_DELETE, KP_RES_GROUP, r->GroupId)) {
-            r->ErrorCode = KERR_GROUP_AUTHORIZATION_FAILED;
-        } else if (!g || g->state == GS_DEAD) {
-            r->ErrorCode = KERR_GROUP_ID_NOT_FOUND;
-        } else if (g->members || kp_hmap_count(&g->pending)) {
+        r->ErrorCode = group_access(c, req, r->GroupId, KP_OP_DELETE, 0);
+        if (r->ErrorCode) continue;
+        if (g && g->state != GS_DEAD && (g->members || kp_hmap_count(&g->pending))) {
             r->ErrorCode = KERR_NON_EMPTY_GROUP;
+            continue;
+        }
+        /* deleting a group releases its name: the next team to use it owns it */
+        int released = group_owner_release(c, r->GroupId);
+        if (released < 0) {
+            r->ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+        } else if (!g || g->state == GS_DEAD) {
+            /* gone already (its offsets expired): releasing its owner is what was asked */
+            r->ErrorCode = released ? 0 : KERR_GROUP_ID_NOT_FOUND;
         } else {
             tombstone_all(c, g);
             tombstone_group(c, g);
@@ -474,8 +558,7 @@ void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in)
     OffsetDeleteResponse_init(&out);
     group_t *g = coord_group_get(c, in->GroupId, 0);
     int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0;
-    if (!kp_req_authorize(req, KP_OP_DELETE, KP_RES_GROUP, in->GroupId)) {
-        out.ErrorCode = KERR_GROUP_AUTHORIZATION_FAILED;
+    if ((out.ErrorCode = group_access(c, req, in->GroupId, KP_OP_DELETE, 0)) != 0) {
         nt = 0;
     } else if (!g || g->state == GS_DEAD) {
         out.ErrorCode = KERR_GROUP_ID_NOT_FOUND;

@@ -881,6 +881,31 @@ def test_acl_entry_grants_and_revokes_without_redeploy(up, tmp_path):
     assert raw_metadata(up.kafka, billing.files(), [first]) == {first: NONE}
 
 
+def test_consumer_group_belongs_to_the_first_team(up, tmp_path):
+    # issue 12: with the default group ACL (READ on every group id), a group id is the team's
+    # that used it first, for every app and generation of that team (docs/groups.md)
+    ns, other = "team-h", "team-i"
+    topic = ns + ".events"
+    up.apply(tmp_path, topic_doc(ns, "events", [
+        {"team": ns, "application": "*", "access": "read"},
+        {"team": other, "application": "spy", "access": "read"}]),
+        app_doc(ns, "first"), app_doc(ns, "second"), app_doc(other, "spy"))
+    up.topic_ready(ns, "events")
+    first = up.creds(up.app_secret(ns, "first"))
+    second = up.creds(up.app_secret(ns, "second"))
+    spy = up.creds(up.app_secret(other, "spy"))
+    assert produce(up.admin_conf(), topic, ["e1", "e2"]) is None
+    got, err = consume_group(first.conf(), topic, "events-reader", ["e1", "e2"])
+    assert err is None, (got, err)
+    assert produce(up.admin_conf(), topic, ["e3"]) is None
+    got, err = consume_group(second.conf(), topic, "events-reader", ["e3"])
+    assert err is None and "e1" not in got, (got, err)  # the group's committed offsets
+    got, err = consume_group(spy.conf(), topic, "events-reader", ["e1"], timeout=10)
+    assert err == "GROUP_AUTHORIZATION_FAILED", (got, err)
+    got, err = consume_group(spy.conf(), topic, "spy-reader", ["e1", "e2"])
+    assert err is None, (got, err)
+
+
 # --------------------------------------------------------------------------- 7. failures, streams
 
 

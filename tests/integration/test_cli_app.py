@@ -1206,6 +1206,33 @@ def test_doctor_secret_missing(kpool, world):
     kpool("doctor", "-n", "team-a", "--app", "x", "--access", "all", expect=2)
 
 
+def test_doctor_group_owned_by_another_team(kpool, world):
+    # a team-b service user uses group "taken" first: it is team-b's (docs/groups.md)
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.structs import OffsetAndMetadata
+    cert, key = world.pki._leaf("teamb-pay", "/CN=team-b_pay_0a0b0c0d_1", "client")
+    admin = admin_client(world.pki, world.broker)
+    principal = "User:CN=team-b_pay_0a0b0c0d_1"
+    grant(admin, [acl(principal, "GROUP", "*", "READ"),
+                  acl(principal, "TOPIC", "team-b.payments", "READ")])
+    admin.close()
+    c = KafkaConsumer(bootstrap_servers=world.broker.bootstrap, security_protocol="SSL",
+                      ssl_cafile=world.pki.ca, ssl_certfile=cert, ssl_keyfile=key,
+                      group_id="taken", enable_auto_commit=False, request_timeout_ms=15000)
+    tp = TopicPartition("team-b.payments", 0)
+    c.assign([tp])
+    c.commit({tp: OffsetAndMetadata(0, "")})
+    c.close()
+    p = kpool("doctor", "-n", "team-a", "--app", "shop", "--group", "taken", expect=1)
+    assert "Consumer group taken:\n" in p.stdout
+    assert ("  problem: group taken is owned by another team: the first team that uses a group "
+            "id owns it, and the pool refuses it to every other team "
+            "(GROUP_AUTHORIZATION_FAILED)\n") in p.stdout, p.stdout
+    assert "  fix: use a group id of your own (for example 'team-a.shop')" in p.stdout
+    p = kpool("doctor", "-n", "team-a", "--app", "shop", "-g", "team-a.shop", expect=0)
+    assert "  ok: team-a/shop may use group team-a.shop (unused, or its team's)" in p.stdout
+
+
 # --------------------------------------------------------------------------- produce/consume
 
 def test_produce_consume_round_trip(kpool, world):

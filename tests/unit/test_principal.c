@@ -9,6 +9,7 @@
 #include "unit.h"
 
 #include "auth/principal.h"
+#include "group/coordinator.h"
 
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -241,6 +242,20 @@ static void test_rfc2253_then_rules(void **state)
     X509_free(x);
 }
 
+/* group.ownership.team.rules' default (docs/groups.md): the team part of kpool's service
+ * user names, with or without the CN= that the default mapping rules keep. */
+static void test_group_team_rule_default(void **state)
+{
+    const char *r = KP_TEAM_RULES_DEFAULT;
+    assert_string_equal(map(r, "CN=team-a_shop_1a2b3c4d_1"), "team-a");
+    assert_string_equal(map(r, "a_orders-api_0badc0de_12-3"), "a");
+    assert_string_equal(map(r, "CN=b__deadbeef_7"), "b"); /* an app part cut to nothing */
+    assert_string_equal(map(r, "CN=alice,OU=team,O=kpool"), NO_MATCH);
+    assert_string_equal(map(r, "CN=team-a_shop_XYZ_1"), NO_MATCH);
+    assert_string_equal(map(r, "CN=team-a_shop_1a2b3c4d_1,O=x"), NO_MATCH);
+    assert_string_equal(map(r, "ANONYMOUS"), NO_MATCH);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -255,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_rfc2253_order),
         cmocka_unit_test(test_rfc2253_escaping),
         cmocka_unit_test(test_rfc2253_then_rules),
+        cmocka_unit_test(test_group_team_rule_default),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
