@@ -393,13 +393,22 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     b->cfg = *cfg;
     pthread_mutex_init(&b->pid_lock, NULL);
     kp_connections_set_max(cfg->max_connections);
-    if (kp_fs_mkdirs(cfg->log_dir, 0755) < 0) {
+    if (kp_fs_mkdirs(cfg->log_dir, KP_FS_DIR_MODE) < 0) {
         snprintf(err, errlen, "cannot create %s: %s", cfg->log_dir, strerror(errno));
         goto fail;
     }
+    /* A data directory made by an older kpool (0755 directories, 0644 files) becomes
+     * private at its root: that alone shuts other accounts out of everything beneath it, and
+     * costs one chmod however many topics there are. New files and directories are created
+     * private (KP_FS_DIR_MODE, KP_FS_FILE_MODE). */
+    int tightened = kp_fs_dir_make_private(cfg->log_dir);
+    if (tightened < 0)
+        kp_warn("broker", "cannot make %s private: %s", cfg->log_dir, strerror(errno));
+    else if (tightened > 0)
+        kp_info("broker", "%s was readable by other users: now mode 0700", cfg->log_dir);
     char meta[PATH_MAX];
     snprintf(meta, sizeof(meta), "%s/meta", cfg->log_dir);
-    kp_fs_mkdirs(meta, 0755);
+    kp_fs_mkdirs(meta, KP_FS_DIR_MODE);
     if (load_cluster_id(b, err, errlen) < 0) goto fail;
     if (save_broker_meta(b, b->pid_block_end) < 0) {
         snprintf(err, errlen, "cannot write %s/cluster.json: %s", meta, strerror(errno));

@@ -457,7 +457,7 @@ kp_topics_t *kp_topics_open(const char *data_dir, const kp_props_t *broker_props
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%s/meta/topics", data_dir);
     t->meta_dir = kp_xstrdup(p);
-    if (kp_fs_mkdirs(t->meta_dir, 0755) < 0) {
+    if (kp_fs_mkdirs(t->meta_dir, KP_FS_DIR_MODE) < 0) {
         snprintf(err, errlen, "cannot create %s: %s", t->meta_dir, strerror(errno));
         kp_topics_close(t);
         return NULL;

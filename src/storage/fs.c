@@ -130,6 +130,19 @@ int kp_fs_mkdirs(const char *path, int mode)
     return 0;
 }
 
+int kp_fs_dir_make_private(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    if ((st.st_mode & 077) == 0) return 0;
+    if (chmod(path, KP_FS_DIR_MODE) < 0) return -1;
+    return 1;
+}
+
 int kp_fs_remove_tree(const char *path)
 {
     DIR *d = opendir(path);
@@ -195,7 +208,7 @@ int kp_fs_write_atomic(const char *path, const void *data, size_t len)
         errno = ENAMETOOLONG;
         return -1;
     }
-    int fd = kp_fs->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int fd = kp_fs->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, KP_FS_FILE_MODE);
     if (fd < 0) return -1;
     if (kp_fs_pwrite_all(fd, data, len, 0) < 0 || kp_fs->fsync(fd) < 0) {
         int e = errno;
