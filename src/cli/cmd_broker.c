@@ -13,29 +13,34 @@
 
 static void broker_usage(FILE *f)
 {
-    fprintf(f,
-            "Usage: kpool broker [--config FILE] [--set key=value]...\n"
-            "\n"
-            "Runs one pool broker. Configuration uses Kafka's property names; --set overrides\n"
-            "the file. The main ones (defaults in brackets):\n"
-            "  listeners                  [PLAINTEXT://127.0.0.1:9092]\n"
-            "  advertised.listeners       [the listeners]\n"
-            "  log.dirs                   [./kpool-data]\n"
-            "  node.id                    [1]\n"
-            "  num.partitions             [1]\n"
-            "  auto.create.topics.enable  [false]\n"
-            "  log.flush.policy           [durable] durable: acks=all is answered after fsync\n"
-            "                             and consumers only see fsynced data; pagecache: Kafka's\n"
-            "                             default behaviour (no fsync before the ack)\n"
-            "  log.segment.bytes          [1073741824]\n"
-            "  log.roll.ms                [604800000]\n"
-            "  message.max.bytes          [1048588]\n"
-            "  socket.request.max.bytes   [104857600]\n"
-            "  max.connections            [10000]\n"
-            "  num.network.threads        [number of CPUs]\n"
-            "  log.flush.threads          [2]\n"
-            "  admin.listener             [127.0.0.1:9600] /livez /readyz /metrics\n"
-            "  log.level                  [info] debug, info, warn or error\n");
+    fprintf(
+        f, "Usage: kpool broker [--config FILE] [--set key=value]...\n"
+           "\n"
+           "Runs one pool broker. Configuration uses Kafka's property names; --set overrides\n"
+           "the file. The main ones (defaults in brackets):\n"
+           "  listeners                  [PLAINTEXT://127.0.0.1:9092]\n"
+           "  advertised.listeners       [the listeners]\n"
+           "  log.dirs                   [./kpool-data]\n"
+           "  node.id                    [1]\n"
+           "  num.partitions             [1]\n"
+           "  auto.create.topics.enable  [false]\n"
+           "  log.flush.policy           [durable] durable: acks=all is answered after fsync\n"
+           "                             and consumers only see fsynced data; pagecache: Kafka's\n"
+           "                             default behaviour (no fsync before the ack)\n"
+           "  log.segment.bytes          [1073741824]\n"
+           "  log.roll.ms                [604800000]\n"
+           "  message.max.bytes          [1048588]\n"
+           "  socket.request.max.bytes   [104857600]\n"
+           "  max.connections            [10000]\n"
+           "  max.connections.per.ip     [2147483647] overrides: max.connections.per.ip.overrides\n"
+           "                             (host:count,...)\n"
+           "  connections.max.idle.ms    [600000] close a connection silent this long\n"
+           "  connections.setup.timeout.ms [10000] close one without a first request (TLS\n"
+           "                             handshake included) by then\n"
+           "  num.network.threads        [number of CPUs]\n"
+           "  log.flush.threads          [2]\n"
+           "  admin.listener             [127.0.0.1:9600] /livez /readyz /metrics\n"
+           "  log.level                  [info] debug, info, warn or error\n");
 }
 
 void kp_cli_signals_setup(void)

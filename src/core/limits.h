@@ -16,6 +16,16 @@
  * once, so file descriptors cannot be exhausted by idle peers. */
 #define KP_CONNECTIONS_MAX_DEFAULT 10000
 
+/* Default connections.max.idle.ms (Kafka's default): a connection that moved no byte for this
+ * long is closed, so forgotten or half-open sockets cannot hold max.connections slots and
+ * memory forever. */
+#define KP_CONN_IDLE_MS_DEFAULT 600000
+
+/* Default connections.setup.timeout.ms: accept to the first complete request, TLS handshake
+ * included. Real clients send ApiVersions at once; a socket that connects and says nothing
+ * (or stalls its handshake) is closed after this instead of after the idle timeout. */
+#define KP_CONN_SETUP_MS_DEFAULT 10000
+
 /* Requests read but not yet answered on one connection. Past it the connection stops reading
  * until responses drain: pipelining cannot queue unbounded work. */
 #define KP_CONN_INFLIGHT_MAX 256

@@ -1,0 +1,132 @@
+"""Idle, half-open and per-address connection limits (issue 12 item 10).
+
+Before: a socket that connected and never spoke, or spoke once and went quiet, stayed open
+forever, so max.connections of them locked every real client out. Now:
+  * connections.setup.timeout.ms closes a connection that has not sent a complete first
+    request (TLS handshake included) in time;
+  * connections.max.idle.ms (Kafka's) closes one that moved no byte for that long, unless
+    the broker still owes it a response (a long-poll Fetch);
+  * max.connections.per.ip and max.connections.per.ip.overrides (Kafka's) bound what one
+    address may hold.
+The clients that must still get through are real ones (confluent-kafka / librdkafka).
+"""
+import socket
+import subprocess
+import time
+
+from confluent_kafka import Producer
+from confluent_kafka.admin import AdminClient
+
+import kwire
+
+
+def _metric(b, name):
+    for line in b.metrics().splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError("no metric %s" % name)
+
+
+def _raw(port, source="127.0.0.1"):
+    s = socket.socket()
+    s.bind((source, 0))
+    s.settimeout(10)
+    s.connect(("127.0.0.1", port))
+    return s
+
+
+def _closed_soon(s, timeout=1.0):
+    closed, _ = kwire.wait_closed(s, timeout)
+    return closed
+
+
+def test_silent_sockets_expire_and_a_real_client_gets_through(broker_factory):
+    b = broker_factory(max_connections=20, connections_setup_timeout_ms=1500)
+    t0 = time.time()
+    hogs = [_raw(b.port) for _ in range(20)]
+    time.sleep(0.3)
+    # the limit is really reached: one more is refused at once
+    extra = _raw(b.port)
+    assert _closed_soon(extra, 2), "max.connections not reached: the test proves nothing"
+    # a real client gets through once the silent sockets' setup time is over
+    admin = AdminClient({"bootstrap.servers": b.bootstrap})
+    md = admin.list_topics(timeout=15)
+    assert md.brokers, md
+    # every hog was closed by the broker, and not before its setup timeout
+    for s in hogs:
+        assert _closed_soon(s, 5), "a silent socket was never closed"
+    assert time.time() - t0 >= 1.4
+    assert _metric(b, "kpool_connections_expired_total") >= 20
+    for s in hogs + [extra]:
+        s.close()
+
+
+def test_idle_connection_is_closed_and_an_active_one_is_not(broker_factory):
+    b = broker_factory(connections_max_idle_ms=1500)
+    idle = kwire.connect(b.port)
+    busy = kwire.connect(b.port)
+    kwire.api_versions(idle)
+    # `busy` talks every 400 ms for 3.5 s: activity keeps it open
+    deadline = time.time() + 3.5
+    corr = 1
+    while time.time() < deadline:
+        kwire.api_versions(busy, corr=corr)
+        corr += 1
+        time.sleep(0.4)
+    assert _closed_soon(idle, 2), "an idle connection outlived connections.max.idle.ms"
+    kwire.api_versions(busy, corr=corr)  # still open
+    busy.close()
+    idle.close()
+
+
+def test_long_poll_fetch_is_not_idle(broker_factory):
+    """A parked Fetch longer than connections.max.idle.ms is answered, not cut off."""
+    b = broker_factory(connections_max_idle_ms=1000)
+    kwire.create_topic(b.bootstrap, "lp")
+    s = kwire.connect(b.port)
+    v = 4
+    s.sendall(kwire.request(1, v, 7, kwire.body_fetch(v, "lp", 0, 0, max_wait=2500)))
+    t0 = time.time()
+    payload = kwire.recv_frame(s, timeout=10)
+    assert time.time() - t0 >= 2.0  # it really waited, past the idle timeout
+    assert payload[:4] == b"\x00\x00\x00\x07"
+    s.close()
+
+
+def test_max_connections_per_ip_and_overrides(broker_factory):
+    b = broker_factory(max_connections_per_ip=3,
+                       max_connections_per_ip_overrides="127.0.0.3:5")
+    held = [_raw(b.port, "127.0.0.2") for _ in range(3)]
+    time.sleep(0.2)
+    fourth = _raw(b.port, "127.0.0.2")
+    assert _closed_soon(fourth), "a 4th connection from one address was accepted"
+    for s in held:
+        assert not _closed_soon(s, 0.1)
+    # the override gives 127.0.0.3 five
+    more = [_raw(b.port, "127.0.0.3") for _ in range(5)]
+    time.sleep(0.2)
+    for s in more:
+        assert not _closed_soon(s, 0.1)
+    sixth = _raw(b.port, "127.0.0.3")
+    assert _closed_soon(sixth)
+    # another address (a real client on 127.0.0.1) is not affected
+    kwire.create_topic(b.bootstrap, "per-ip")
+    p = Producer({"bootstrap.servers": b.bootstrap})
+    p.produce("per-ip", b"x")
+    assert p.flush(20) == 0
+    # a slot comes back when a connection closes
+    held[0].close()
+    time.sleep(0.3)
+    again = _raw(b.port, "127.0.0.2")
+    assert not _closed_soon(again, 0.3)
+    assert _metric(b, "kpool_connections_rejected_total") >= 2
+    for s in held[1:] + more + [fourth, sixth, again]:
+        s.close()
+
+
+def test_bad_per_ip_override_is_refused(workdir):
+    from conftest import Broker
+    b = Broker(workdir + "/data", {"max.connections.per.ip.overrides": "127.0.0.1:lots"})
+    r = subprocess.run(b.args(), capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert "max.connections.per.ip.overrides" in r.stdout + r.stderr, r.stdout + r.stderr
