@@ -27,6 +27,7 @@ typedef struct lsock {
     int fd;
     kp_loop_t *loop;
     kp_listener_t *owner;
+    kp_timer_t *pause_timer; /* accepting paused after a failure (accept_pause) */
 } lsock_t;
 
 struct kp_listener {
@@ -182,6 +183,34 @@ int kp_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
     return 0;
 }
 
+static void accept_resume(kp_loop_t *loop, void *arg)
+{
+    lsock_t *ls = arg;
+    ls->pause_timer = NULL;
+    kp_loop_set(loop, &ls->io, KP_READABLE);
+}
+
+/* accept() failed with the connection still queued (out of descriptors: EMFILE/ENFILE, or
+ * memory): the listening socket stays readable, and retrying at once spun a loop thread at
+ * 100 % and wrote millions of identical log lines. Stop watching the socket for
+ * ACCEPT_PAUSE_MS (connections wait in the backlog meanwhile, or are served by another
+ * loop) and say so at most once per 10 s. */
+#define ACCEPT_PAUSE_MS 100
+
+static void accept_pause(kp_loop_t *loop, lsock_t *ls, int err)
+{
+    static atomic_llong last_warn_ms;
+    int64_t now = kp_mono_ms(), last = atomic_load(&last_warn_ms);
+    if (now - last >= 10000 && atomic_compare_exchange_strong(&last_warn_ms, &last, now))
+        kp_warn("net",
+                "accept: %s; pausing accepts for %d ms (raise the open files limit or "
+                "lower max.connections)",
+                strerror(err), ACCEPT_PAUSE_MS);
+    if (ls->pause_timer) return;
+    kp_loop_set(loop, &ls->io, 0);
+    ls->pause_timer = kp_loop_timer(loop, ACCEPT_PAUSE_MS, accept_resume, ls);
+}
+
 static void on_accept(kp_loop_t *loop, kp_io_t *io, uint32_t events)
 {
     lsock_t *ls = io->data;
@@ -190,8 +219,8 @@ static void on_accept(kp_loop_t *loop, kp_io_t *io, uint32_t events)
         socklen_t sl = sizeof(ss);
         int fd = accept4(ls->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                kp_warn("net", "accept: %s", strerror(errno));
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+            accept_pause(loop, ls, errno);
             return;
         }
         char ip[INET6_ADDRSTRLEN] = "?";
@@ -300,6 +329,8 @@ void kp_listener_free(kp_listener_t *l)
 {
     if (!l) return;
     for (int i = 0; i < l->n; i++) {
+        if (l->socks[i].pause_timer)
+            kp_loop_timer_cancel(l->socks[i].loop, l->socks[i].pause_timer);
         if (l->socks[i].io.fn) kp_loop_del(l->socks[i].loop, &l->socks[i].io);
         close(l->socks[i].fd);
     }

@@ -10,6 +10,7 @@ forever, so max.connections of them locked every real client out. Now:
     address may hold.
 The clients that must still get through are real ones (confluent-kafka / librdkafka).
 """
+import os
 import socket
 import subprocess
 import time
@@ -130,3 +131,39 @@ def test_bad_per_ip_override_is_refused(workdir):
     r = subprocess.run(b.args(), capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
     assert "max.connections.per.ip.overrides" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_out_of_descriptors_pauses_accepting_instead_of_spinning(workdir):
+    """accept() failing with EMFILE left the listening socket readable: the loop retried at
+    once, forever, at 100 % CPU, logging every failure (13 million lines in a minute)."""
+    from conftest import Broker
+
+    class Limited(Broker):
+        def args(self):
+            return ["prlimit", "--nofile=200:200"] + super().args()
+
+    b = Limited(workdir + "/data", {"num.network.threads": "1"})
+    b.start()
+    try:
+        socks = []
+        for _ in range(260):  # more than the broker has descriptors for
+            try:
+                socks.append(_raw(b.port))
+            except OSError:
+                break
+        time.sleep(0.5)
+        with open("/proc/%d/stat" % b.proc.pid) as f:
+            t0 = sum(int(x) for x in f.read().split()[13:15])
+        time.sleep(2)
+        with open("/proc/%d/stat" % b.proc.pid) as f:
+            t1 = sum(int(x) for x in f.read().split()[13:15])
+        lines = b.log().count("Too many open files")
+        assert lines <= 3, "%d log lines about EMFILE" % lines
+        assert (t1 - t0) / os.sysconf("SC_CLK_TCK") < 1.0, "the broker spun while out of fds"
+        for s in socks:
+            s.close()
+        # descriptors are back: a real client gets through
+        md = AdminClient({"bootstrap.servers": b.bootstrap}).list_topics(timeout=20)
+        assert md.brokers
+    finally:
+        b.stop()
