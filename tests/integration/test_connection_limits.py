@@ -19,6 +19,7 @@ from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient
 
 import kwire
+from test_tls_acl import pki, rdk, tls_broker  # noqa: F401 (pki is a fixture)
 
 
 def _metric(b, name):
@@ -167,3 +168,21 @@ def test_out_of_descriptors_pauses_accepting_instead_of_spinning(workdir):
         assert md.brokers
     finally:
         b.stop()
+
+
+def test_stalled_tls_handshake_expires_and_a_tls_client_gets_through(broker_factory, pki):
+    """Half a TLS handshake holds a slot only for connections.setup.timeout.ms."""
+    b = tls_broker(broker_factory, pki, **{"max.connections": "10",
+                                           "connections.setup.timeout.ms": "1500"})
+    # TLS record header of a ClientHello, then nothing: the handshake never completes
+    stalled = []
+    for _ in range(10):
+        s = _raw(b.port)
+        s.sendall(b"\x16\x03\x01\x00\xc8\x01\x00")
+        stalled.append(s)
+    time.sleep(0.3)
+    md = AdminClient(rdk(b, pki, pki["admin"])).list_topics(timeout=15)
+    assert md.brokers
+    for i, s in enumerate(stalled):
+        assert _closed_soon(s, 5), "stalled handshake %d was never closed\n%s" % (i, b.log()[-3000:])
+        s.close()
