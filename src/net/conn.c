@@ -93,7 +93,9 @@ void kp_conn_ref(kp_conn_t *c)
 #define TRIM_DELAY_MS     1000
 
 static atomic_int closes_since_trim;
-static atomic_int trim_pending;
+/* When the pending trim was scheduled (0: none). A trim whose loop was freed before it ran
+ * never clears it, so one older than 10 s no longer counts as pending. */
+static atomic_llong trim_scheduled_ms;
 
 static void trim_task(kp_loop_t *loop, void *arg)
 {
@@ -101,7 +103,7 @@ static void trim_task(kp_loop_t *loop, void *arg)
     (void)arg;
     atomic_store(&closes_since_trim, 0);
     malloc_trim(0);
-    atomic_store(&trim_pending, 0);
+    atomic_store(&trim_scheduled_ms, 0);
 }
 
 static void conn_free(kp_loop_t *loop, void *arg)
@@ -109,8 +111,10 @@ static void conn_free(kp_loop_t *loop, void *arg)
     kp_conn_t *c = arg;
     if (c->ops->on_free) c->ops->on_free(c);
     free(c);
-    if (atomic_fetch_add(&closes_since_trim, 1) + 1 >= TRIM_AFTER_CLOSES &&
-        !atomic_exchange(&trim_pending, 1))
+    if (atomic_fetch_add(&closes_since_trim, 1) + 1 < TRIM_AFTER_CLOSES) return;
+    long long now = kp_loop_now_ms(loop), at = atomic_load(&trim_scheduled_ms);
+    if ((at == 0 || now - at > 10 * TRIM_DELAY_MS) &&
+        atomic_compare_exchange_strong(&trim_scheduled_ms, &at, now))
         kp_loop_timer(loop, TRIM_DELAY_MS, trim_task, NULL);
 }
 
