@@ -64,18 +64,18 @@ def test_silent_sockets_expire_and_a_real_client_gets_through(broker_factory):
 
 
 def test_idle_connection_is_closed_and_an_active_one_is_not(broker_factory):
-    b = broker_factory(connections_max_idle_ms=1500)
+    b = broker_factory(connections_max_idle_ms=2500)
     idle = kwire.connect(b.port)
     busy = kwire.connect(b.port)
     kwire.api_versions(idle)
-    # `busy` talks every 400 ms for 3.5 s: activity keeps it open
-    deadline = time.time() + 3.5
+    # `busy` talks every 300 ms for 4 s: activity keeps it open
+    deadline = time.time() + 4
     corr = 1
     while time.time() < deadline:
         kwire.api_versions(busy, corr=corr)
         corr += 1
-        time.sleep(0.4)
-    assert _closed_soon(idle, 2), "an idle connection outlived connections.max.idle.ms"
+        time.sleep(0.3)
+    assert _closed_soon(idle, 3), "an idle connection outlived connections.max.idle.ms"
     kwire.api_versions(busy, corr=corr)  # still open
     busy.close()
     idle.close()
