@@ -284,6 +284,14 @@ void kp_topics_list_free(kp_topic_t **list, int count)
     free(list);
 }
 
+void kp_topics_foreach(kp_topics_t *t, void (*fn)(kp_topic_t *topic, void *arg), void *arg)
+{
+    pthread_rwlock_rdlock(&t->lock);
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (kp_topic_t *e = t->buckets[i]; e; e = e->hash_next) fn(e, arg);
+    pthread_rwlock_unlock(&t->lock);
+}
+
 int kp_topics_count(kp_topics_t *t, int64_t *partitions)
 {
     pthread_rwlock_rdlock(&t->lock);
