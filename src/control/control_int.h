@@ -39,7 +39,9 @@ struct kp_control {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int stop;
-    kp_hmap_t queue; /* "Kind/ns/name" -> queue_item_t */
+    kp_hmap_t queue;    /* "Kind/ns/name" -> queue_item_t */
+    uint64_t queue_seq; /* enqueue order (ties of due_ms) */
+    uint64_t queue_now; /* items made due at once: tells a running batch that work came */
     int64_t next_resync_ms;
 };
 
