@@ -9,6 +9,7 @@
  *   control/  kpool.db (SQLite)
  */
 #include "cli/cli.h"
+#include "cli/kubeconfig.h"
 #include "control/control.h"
 #include "core/buf.h"
 #include "core/logging.h"
@@ -34,6 +35,7 @@
 #define PORT_API      8080
 #define PORT_REGISTRY 8081
 #define PORT_METRICS  9600
+#define PORT_KUBE     6443 /* the control plane API over HTTPS, for kubectl */
 
 /* snprintf for paths: a truncated path is an error, never a different file. */
 static int fmt_path(char *out, size_t n, const char *fmt, ...)
@@ -459,7 +461,17 @@ int kp_cmd_up(int argc, char **argv)
     fmt_path(tmp, sizeof(tmp), "127.0.0.1:%d", api_port);
     char backups[PATH_MAX];
     fmt_path(backups, sizeof(backups), "%s/backups", abs);
-    kp_control_config_t cc = {.state_dir = ctl, .listen = tmp, .backup_dir = backups};
+    char kube_listen[64], kube_crt[PATH_MAX], kube_key[PATH_MAX];
+    fmt_path(kube_listen, sizeof(kube_listen), "127.0.0.1:%d", PORT_KUBE + offset);
+    fmt_path(kube_crt, sizeof(kube_crt), "%s/broker.crt", pki); /* 127.0.0.1 and localhost */
+    fmt_path(kube_key, sizeof(kube_key), "%s/broker.key", pki);
+    kp_control_config_t cc = {
+        .state_dir = ctl,
+        .listen = tmp,
+        .backup_dir = backups,
+        .kube_listen = kp_props_get_str(props, "control.kubernetes.listener", kube_listen),
+        .kube_cert = kube_crt,
+        .kube_key = kube_key};
     kp_control_t *c = NULL;
     if (control_settings(props, &cc, err, sizeof(err)) == 0)
         c = kp_control_start(&cc, err, sizeof(err));
@@ -482,6 +494,16 @@ int kp_cmd_up(int argc, char **argv)
         kp_broker_free(b);
         kp_props_free(props);
         return 1;
+    }
+    char kubeconfig[PATH_MAX];
+    fmt_path(kubeconfig, sizeof(kubeconfig), "%s/kubeconfig", abs);
+    char kube_server[96];
+    snprintf(kube_server, sizeof(kube_server), "https://127.0.0.1:%d", kp_control_kube_port(c));
+    if (!kp_control_kube_port(c) ||
+        kp_kubeconfig_write(kubeconfig, cfgpath, kube_server, err, sizeof(err)) < 0) {
+        kp_warn("up", "no kubeconfig written%s%s", kp_control_kube_port(c) ? ": " : "",
+                kp_control_kube_port(c) ? err : "");
+        kubeconfig[0] = 0;
     }
     char pwpath[PATH_MAX];
     kp_registry_t *reg = registry_start(props, kp_control_store(c), pki, bootstrap, registry_port,
@@ -510,6 +532,7 @@ int kp_cmd_up(int argc, char **argv)
         "  echo hello | kpool produce -n myteam --app ownerapp --topic myteam.mytopic\n"
         "\nCtrl-C stops everything.\n",
         bootstrap, server, registry, pwpath, metrics_port, abs, cfgpath);
+    if (kubeconfig[0]) printf("\nkubectl (docs/kubectl.md):\n  export KUBECONFIG=%s\n", kubeconfig);
     fflush(stdout);
     sigset_t set;
     sigemptyset(&set);
