@@ -33,8 +33,8 @@ static void patches(int which, const char *text, size_t len)
 {
     const char *nl = memchr(text, '\n', len);
     json_error_t e;
-    json_t *target = nl ? json_loadb(text, (size_t)(nl - text), JSON_DECODE_ANY, &e)
-                        : json_loads(OBJ, 0, &e);
+    json_t *target =
+        nl ? json_loadb(text, (size_t)(nl - text), JSON_DECODE_ANY, &e) : json_loads(OBJ, 0, &e);
     const char *p = nl ? nl + 1 : text;
     json_t *patch = json_loadb(p, len - (size_t)(p - text), JSON_DECODE_ANY, &e);
     if (!target || !patch) goto out;
@@ -54,8 +54,8 @@ static void patches(int which, const char *text, size_t len)
         check(r || err[0], "a failed strategic patch without a message");
     } else if (json_is_object(patch)) {
         json_t *conflicts = NULL;
-        r = kp_k8s_apply(json_is_object(target) ? target : NULL, patch, "fuzz", which == 4,
-                         "v1", &conflicts);
+        r = kp_k8s_apply(json_is_object(target) ? target : NULL, patch, "fuzz", which == 4, "v1",
+                         &conflicts);
         check((r != NULL) != (conflicts != NULL), "apply: neither a result nor conflicts");
         check(which != 4 || r, "a forced apply with conflicts");
         json_decref(conflicts);
