@@ -325,8 +325,8 @@ static void do_list(kp_api_t *api, const kp_api_request_t *req, const route_t *r
     long remaining = 0;
     if (kp_k8s_page(kept, limit, req->continue_token, &next, &remaining) < 0) {
         json_decref(kept);
-        return status_error(out, 410, "Expired",
-                            "the provided continue parameter is not valid: list again");
+        return status_error(out, 400, "BadRequest",
+                            "invalid continue token: list again without it");
     }
     char av[64], kind[80], rvs[32];
     kp_kind_api_version(r->kind, av, sizeof(av));
@@ -779,16 +779,17 @@ static void do_put_status(kp_api_t *api, const kp_api_request_t *req, const rout
     char err[512];
     json_t *obj = parse_body(req, err, sizeof(err));
     if (!obj) return status_error(out, 400, "BadRequest", "invalid body: %s", err);
-    json_t *status = json_object_get(obj, "status");
+    json_t *status = json_object_get(obj, "status"), *none = status ? NULL : json_object();
     json_t *stored = NULL;
     int rc = kp_store_put_status(api->store, r->kind->kind, r->kind->namespaced ? r->ns : "",
-                                 r->name, status ? status : json_object(), &stored);
+                                 r->name, status ? status : none, &stored);
     if (rc == KP_STORE_NOT_FOUND)
         not_found(r, out);
     else if (stored)
         reply(out, 200, json_incref(stored), NULL);
     else
         status_error(out, 500, "InternalError", "store");
+    json_decref(none);
     json_decref(stored);
     json_decref(obj);
 }
@@ -945,10 +946,21 @@ static void do_access_review(const kp_api_request_t *req, const caller_t *who, k
     }
     json_t *st = json_pack("{s:b, s:s}", "allowed", allowed, "reason", reason);
     if (!allowed) json_object_set_new(st, "denied", json_true());
-    json_object_set_new(body, "status", st);
-    json_object_set_new(body, "apiVersion", json_string("authorization.k8s.io/v1"));
-    json_object_set_new(body, "kind", json_string("SelfSubjectAccessReview"));
-    reply(out, 201, body, NULL);
+    /* the answer repeats what was understood, never the body as sent (any bytes, any
+     * shape) */
+    json_t *echo = json_object();
+    static const char *keys[] = {"namespace", "verb",        "group", "version",
+                                 "resource",  "subresource", "name"};
+    for (size_t i = 0; i < sizeof(keys) / sizeof(*keys); i++) {
+        const char *v = json_string_value(json_object_get(ra, keys[i]));
+        if (v) json_object_set_new(echo, keys[i], kp_json_text(v));
+    }
+    json_decref(body);
+    reply(out, 201,
+          json_pack("{s:s, s:s, s:{}, s:{s:o}, s:o}", "apiVersion", "authorization.k8s.io/v1",
+                    "kind", "SelfSubjectAccessReview", "metadata", "spec", "resourceAttributes",
+                    echo, "status", st),
+          NULL);
 }
 
 void kp_api_answer(kp_api_t *api, const kp_api_request_t *req, kp_api_reply_t *out)

@@ -12,6 +12,8 @@
  */
 #include "http/k8s.h"
 
+#include "core/utf8.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -275,8 +277,9 @@ static void find_conflicts(json_t *const *path, int n, void *arg)
         }
         char field[1024];
         path_text(path, n, field, sizeof(field));
-        json_array_append_new(w->conflicts, json_pack("{s:s, s:O}", "field", field, "manager",
-                                                      json_object_get(e, "manager")));
+        /* the path may be cut mid-character: kp_json_text keeps it valid */
+        json_array_append_new(w->conflicts, json_pack("{s:o, s:O}", "field", kp_json_text(field),
+                                                      "manager", json_object_get(e, "manager")));
     }
 }
 
