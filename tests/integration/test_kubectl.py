@@ -463,6 +463,10 @@ def test_watch_from_before_the_history_is_410(up):
     assert up.proc.wait(60) == 0
     up.logf.close()
     up.start()
+    # start() sees "kpool is up." from the first run in the same log: wait for the second
+    deadline = time.time() + 60
+    while up.log().count("export KUBECONFIG=") < 2 and time.time() < deadline:
+        time.sleep(0.1)
     code, body = kube_http(up, "GET", "/apis/kafka.nais.io/v1/topics?watch=true&"
                            "resourceVersion=%d" % (rv - 2))
     assert code == 410 and body["reason"] == "Expired", body
