@@ -584,9 +584,17 @@ static void write_object(kp_api_t *api, const kp_api_request_t *req, const route
     }
     json_t *stored = NULL;
     int rc;
-    if (dry_run(req)) { /* what would be stored: nothing is written */
+    if (dry_run(req)) { /* what would be stored (kubectl diff): nothing is written */
         rc = old && create_only ? KP_STORE_EXISTS : old ? KP_STORE_UPDATED : KP_STORE_CREATED;
-        stored = json_incref(obj);
+        stored = json_deep_copy(obj);
+        json_t *md = json_object_get(stored, "metadata"), *omd = json_object_get(old, "metadata");
+        static const char *server[] = {"uid", "creationTimestamp", "generation", "resourceVersion"};
+        for (size_t i = 0; old && i < sizeof(server) / sizeof(*server); i++)
+            if (json_object_get(omd, server[i]))
+                json_object_set(md, server[i], json_object_get(omd, server[i]));
+        json_object_del(stored, "status");
+        if (old && json_object_get(old, "status"))
+            json_object_set(stored, "status", json_object_get(old, "status"));
     } else {
         rc = kp_store_put(api->store, obj, expected, create_only, &stored);
     }

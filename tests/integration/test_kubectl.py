@@ -381,6 +381,25 @@ def test_namespaces_paging_and_selectors(up):
     assert "topic.kafka.nais.io/t0" in p.stdout.split()
 
 
+def test_diff_label_annotate_create(up):
+    p = kubectl(up, "create", "-f", "-", stdin=topic_yaml("d1", "diffs"))
+    assert p.stdout.strip() == "topic.kafka.nais.io/d1 created"
+    wait_ready(up, "diffs", "d1")
+    kubectl(up, "label", "topic", "d1", "-n", "diffs", "tier=gold")
+    kubectl(up, "annotate", "topic", "d1", "-n", "diffs", "note=hello")
+    obj = json.loads(kubectl(up, "get", "topic", "d1", "-n", "diffs", "-o", "json").stdout)
+    assert obj["metadata"]["labels"]["tier"] == "gold"
+    assert obj["metadata"]["annotations"]["note"] == "hello"
+    # kubectl diff: a dry run (server-side apply with dryRun=All): only the change shows
+    p = kubectl(up, "diff", "-f", "-", stdin=topic_yaml("d1", "diffs", 100), expect=1)
+    assert "-    retentionHours: 168" in p.stdout and "+    retentionHours: 100" in p.stdout
+    changed = [l for l in p.stdout.splitlines()
+               if l[:1] in "+-" and not l.startswith(("+++", "---"))]
+    assert changed == ["-    retentionHours: 168", "+    retentionHours: 100"], p.stdout
+    assert kubectl(up, "get", "topic", "d1", "-n", "diffs", "-o",
+                   "jsonpath={.spec.config.retentionHours}").stdout == "168"
+
+
 # ---- teams ----
 
 
