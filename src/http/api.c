@@ -388,6 +388,12 @@ static void do_get(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
     reply(out, 200, obj, NULL);
 }
 
+static int is_protobuf(const kp_api_request_t *req)
+{
+    return req->content_type &&
+           !strncmp(req->content_type, "application/vnd.kubernetes.protobuf", 35);
+}
+
 static json_t *parse_body(const kp_api_request_t *req, char *err, size_t errlen)
 {
     if (req->len == 0) {
@@ -569,6 +575,9 @@ static void write_object(kp_api_t *api, const kp_api_request_t *req, const route
     }
     if (req->field_validation && !strcmp(req->field_validation, "Ignore"))
         json_array_clear(warnings);
+    const char *stype = json_string_value(json_object_get(obj, "type"));
+    if (is_secret(r->kind) && (!stype || !*stype)) /* Kubernetes' default */
+        json_object_set_new(obj, "type", json_string("Opaque"));
     if (is_secret(r->kind) && conceal(api, obj, err, sizeof(err)) < 0) {
         json_decref(obj);
         json_decref(warnings);
@@ -639,7 +648,13 @@ static void do_put(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
     if (!may_touch(who, r->kind, r->ns, 1))
         return forbidden(out, r, create_only ? "create" : "update", r->ns);
     char err[1024];
-    json_t *obj = parse_body(req, err, sizeof(err));
+    if (is_protobuf(req) && !is_secret(r->kind)) /* only kubectl's typed client sends it */
+        return status_error(out, 415, "UnsupportedMediaType",
+                            "protobuf is accepted for Secrets only: send JSON or YAML");
+    json_t *obj = is_protobuf(req) ? kp_k8s_secret_from_protobuf(req->body, req->len)
+                                   : parse_body(req, err, sizeof(err));
+    if (!obj && is_protobuf(req))
+        return status_error(out, 400, "BadRequest", "invalid body: not a Secret in protobuf");
     if (!obj) return status_error(out, 400, "BadRequest", "invalid body: %s", err);
     const char *rvs =
         json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));

@@ -11,7 +11,8 @@
  *                    patch (the directives kubectl sends for built-in kinds)
  *   k8s_fields.c     managedFields and server-side apply (field managers, conflicts)
  *   k8s_watch.c      watch streams: a change feed of the store (k8s_watch.h)
- *   k8s_proto.c      the protobuf SelfSubjectAccessReview of `kubectl auth can-i`
+ *   k8s_proto.c      the protobuf bodies of kubectl's typed client (auth can-i, create
+ *                    secret)
  *
  * Every function takes any input: errors come back as messages, never as crashes.
  */
@@ -41,6 +42,10 @@ json_t *kp_k8s_namespace(const char *name, const char *created);
  * object {"spec": {"resourceAttributes": {...}}}; NULL when body is not one
  * (k8s_proto.c). */
 json_t *kp_k8s_access_review_from_protobuf(const uint8_t *body, size_t len);
+/* A Secret sent as Kubernetes protobuf (kubectl create secret) as its JSON form (data in
+ * base64), NULL when body is not one. Only what a Secret's writer sets is read: name,
+ * generateName, namespace, labels, annotations, data, stringData, type. */
+json_t *kp_k8s_secret_from_protobuf(const uint8_t *body, size_t len);
 
 /* ---- Table output (k8s_table.c) ---- */
 

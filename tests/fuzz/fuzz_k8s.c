@@ -1,8 +1,8 @@
 /*
  * fuzz_k8s.c — libFuzzer target for what the Kubernetes API surface parses from outside
  * (src/http/k8s_*.c): label and field selectors, continue tokens, JSON merge / JSON /
- * strategic merge patches, server-side apply configurations and the protobuf access
- * review of `kubectl auth can-i`.
+ * strategic merge patches, server-side apply configurations and the protobuf bodies of
+ * kubectl's typed client (access reviews; Secrets when byte 0 has bit 7 set).
  *
  * Input: byte 0 picks the parser, the rest is its input (for patches: "target\npatch",
  * both JSON). Checked: no crash, leak or sanitizer report; a patch that succeeds yields
@@ -109,7 +109,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     }
     default: {
-        json_t *r = kp_k8s_access_review_from_protobuf(data + 1, size - 1);
+        json_t *r = data[0] & 128 ? kp_k8s_secret_from_protobuf(data + 1, size - 1)
+                                  : kp_k8s_access_review_from_protobuf(data + 1, size - 1);
         if (r) {
             char *s = json_dumps(r, 0);
             check(s != NULL, "an access review that does not serialize");

@@ -28,10 +28,11 @@ import http.client
 import json
 import os
 import re
-import select
+import queue
 import ssl
 import stat
 import subprocess
+import threading
 import time
 
 import pytest
@@ -286,6 +287,21 @@ def test_application_secret_gives_working_pem_files(up, tmp_path):
     data = kubectl(up, "get", "secret", "mysecret", "-n", "myteam", "-o",
                    "jsonpath={.data.password}").stdout
     assert base64.b64decode(data) == b"hunter3"
+    # kubectl create secret and describe use the typed client: a protobuf body
+    blob = tmp_path / "blob.bin"
+    blob.write_bytes(bytes(range(256)))
+    p = kubectl(up, "create", "secret", "generic", "typed", "-n", "myteam",
+                "--from-literal=user=me", "--from-file=blob=%s" % blob)
+    assert p.stdout.strip() == "secret/typed created"
+    data = json.loads(kubectl(up, "get", "secret", "typed", "-n", "myteam", "-o",
+                              "json").stdout)
+    assert data["type"] == "Opaque"
+    assert base64.b64decode(data["data"]["blob"]) == bytes(range(256))
+    d = kubectl(up, "describe", "secret", "typed", "-n", "myteam").stdout
+    assert re.search(r"Type:\s+Opaque", d) and re.search(r"blob:\s+256 bytes", d), d
+    p = kubectl(up, "create", "secret", "generic", "typed", "-n", "myteam",
+                "--from-literal=user=me", expect=1)
+    assert 'secrets "typed" already exists' in p.stderr
 
 
 # ---- watch ----
@@ -297,18 +313,19 @@ def test_watch_sees_another_process_apply_and_delete(up):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                          env=dict(os.environ, KUBECONFIG=up.kubeconfig))
     seen = []
+    lines = queue.Queue()  # a thread reads: select() cannot see lines already buffered
+    threading.Thread(target=lambda: [lines.put(l) for l in w.stdout], daemon=True).start()
 
     def read_until(pred, timeout=30):
         deadline = time.time() + timeout
         while time.time() < deadline:
-            r, _, _ = select.select([w.stdout], [], [], 0.5)
-            if r:
-                line = w.stdout.readline()
-                if not line:
-                    break
-                seen.append(line.split())
-                if pred(seen[-1]):
-                    return
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            seen.append(line.split())
+            if pred(seen[-1]):
+                return
         raise AssertionError("not seen; got %s" % seen)
 
     try:

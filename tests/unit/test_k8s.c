@@ -340,6 +340,46 @@ static void test_access_review_protobuf(void **state)
     assert_null(kp_k8s_access_review_from_protobuf(bad, sizeof(bad)));
 }
 
+/* A map entry {key = 1, value = 2}. */
+static size_t pb_entry(uint8_t *out, int num, const char *k, const uint8_t *v, size_t vn)
+{
+    uint8_t e[64];
+    size_t n = pb_field(e, 1, (const uint8_t *)k, strlen(k));
+    n += pb_field(e + n, 2, v, vn);
+    return pb_field(out, num, e, n);
+}
+
+static void test_secret_protobuf(void **state)
+{
+    (void)state;
+    uint8_t md[96], raw[200], env[240];
+    size_t m = 0;
+    m += pb_field(md + m, 1, (const uint8_t *)"s1", 2);
+    m += pb_field(md + m, 3, (const uint8_t *)"team-a", 6);
+    m += pb_entry(md + m, 11, "app", (const uint8_t *)"x", 1);
+    size_t r = pb_field(raw, 1, md, m);
+    r += pb_entry(raw + r, 2, "bin", (const uint8_t *)"a\0\xff", 3); /* bytes: base64 */
+    r += pb_entry(raw + r, 4, "plain", (const uint8_t *)"hello", 5);
+    r += pb_field(raw + r, 3, (const uint8_t *)"Opaque", 6);
+    raw[r++] = 5 << 3; /* immutable: a varint, skipped */
+    raw[r++] = 1;
+    memcpy(env, "k8s\0", 4);
+    size_t e = 4 + pb_field(env + 4, 2, raw, r);
+    json_t *obj = kp_k8s_secret_from_protobuf(env, e);
+    assert_json(obj, "{\"apiVersion\":\"v1\",\"kind\":\"Secret\",\"metadata\":{\"name\":\"s1\","
+                     "\"namespace\":\"team-a\",\"labels\":{\"app\":\"x\"}},\"data\":{\"bin\":"
+                     "\"YQD/\"},\"stringData\":{\"plain\":\"hello\"},\"type\":\"Opaque\"}");
+    json_decref(obj);
+    for (size_t cut = 0; cut < e; cut++) json_decref(kp_k8s_secret_from_protobuf(env, cut));
+    /* a NUL inside a name is not a Kubernetes string */
+    uint8_t bad_md[16], bad_raw[32], bad[48];
+    size_t bm = pb_field(bad_md, 1, (const uint8_t *)"a\0b", 3);
+    size_t br = pb_field(bad_raw, 1, bad_md, bm);
+    memcpy(bad, "k8s\0", 4);
+    size_t be = 4 + pb_field(bad + 4, 2, bad_raw, br);
+    assert_null(kp_k8s_secret_from_protobuf(bad, be));
+}
+
 static void test_discovery_documents(void **state)
 {
     (void)state;
@@ -384,6 +424,7 @@ int main(void)
         cmocka_unit_test(test_managed_fields_and_apply),
         cmocka_unit_test(test_table_has_the_kinds_columns),
         cmocka_unit_test(test_access_review_protobuf),
+        cmocka_unit_test(test_secret_protobuf),
         cmocka_unit_test(test_discovery_documents),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
