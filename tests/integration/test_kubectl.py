@@ -492,6 +492,8 @@ def test_conflicts_and_bad_input(up, tmp_path):
 def test_watch_from_before_the_history_is_410(up):
     """The server keeps the changes since it started: after a restart, a watch from an
     older resourceVersion is 410 Expired (a client lists again)."""
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("old1", "history"))
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("old2", "history"))
     code, lst = kube_http(up, "GET", "/apis/kafka.nais.io/v1/topics")
     rv = int(lst["metadata"]["resourceVersion"])
     assert rv > 2
@@ -508,7 +510,7 @@ def test_watch_from_before_the_history_is_410(up):
     assert code == 410 and body["reason"] == "Expired", body
     assert "too old resource version" in body["message"]
     p = kubectl(up, "get", "topics", "-A", "-w", "--request-timeout=2s", expect=None)
-    assert "mytopic" in p.stdout  # list, then watch from the list: no 410
+    assert "old2" in p.stdout  # list, then watch from the list: no 410
 
 
 # ---- the documentation ----
