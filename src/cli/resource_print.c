@@ -1,10 +1,10 @@
 /*
  * resource_print.c — tables (`kpool get`) and summaries (`kpool describe`) of API objects.
  *
- * Columns are data: one table per kind of {header, JSON path, default, wide-only}, so the
- * columns users know from kubectl and the NAIS CRDs are visible in one place. Every string
- * taken from an object passes through clean_append (control characters replaced), and a
- * Secret's data values are never read beyond their length.
+ * Columns are data: each kind's entry in the kinds table (control/kinds_columns.c) lists
+ * {header, JSON path, default, wide-only}, the same columns the API's Table output gives
+ * kubectl. Every string taken from an object passes through clean_append (control
+ * characters replaced), and a Secret's data values are never read beyond their length.
  */
 #include "cli/resources.h"
 
@@ -125,7 +125,7 @@ static void table_render(const col_t *cols, const json_t *items, int wide, int w
 void kp_table_render(const kp_kind_t *k, const json_t *items, int wide, int with_ns, time_t now,
                      kp_buf_t *out)
 {
-    table_render(k->columns, items, wide, with_ns && k->namespaced, now, out);
+    table_render(KP_KIND_COLUMNS(k), items, wide, with_ns && k->namespaced, now, out);
 }
 
 void kp_teams_table_render(const json_t *items, int wide, time_t now, kp_buf_t *out)

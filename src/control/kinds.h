@@ -34,7 +34,7 @@ typedef struct kp_kind {
      * "integer", "boolean", "number"; "*" = any type). Drives unknown-field warnings and the
      * OpenAPI documents (k8s_openapi.c). */
     const char *schema;
-    const kp_kind_column_t *columns; /* NULL-header terminated */
+    const kp_kind_column_t *columns; /* NULL-header terminated; NULL: KP_KIND_COLUMNS */
     const char *description;         /* one sentence: kubectl explain shows it */
 } kp_kind_t;
 
@@ -54,6 +54,9 @@ void kp_kind_cell(const kp_kind_column_t *c, const json_t *obj, time_t now, stru
 int kp_kind_value_append(struct kp_buf *out, const json_t *v);
 /* The columns of teams (not a stored kind: api_teams.c). */
 extern const kp_kind_column_t kp_team_columns[];
+/* NAME and AGE: the columns of a kind whose entry has none. */
+extern const kp_kind_column_t kp_generic_columns[];
+#define KP_KIND_COLUMNS(k) ((k)->columns ? (k)->columns : kp_generic_columns)
 
 /* Parses "2026-11-27T07:00:00Z" (fraction and +-hh:mm offsets accepted). 0 or -1. */
 int kp_time_parse(const char *s, time_t *out);

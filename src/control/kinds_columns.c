@@ -67,6 +67,12 @@ const kp_kind_column_t kp_secret_columns[] = {
     {"AGE", "@age", "", 0, "date"},
     {NULL, NULL, NULL, 0, NULL},
 };
+/* a kind whose table entry names no columns */
+const kp_kind_column_t kp_generic_columns[] = {
+    {"NAME", "@name", "", 0, "string"},
+    {"AGE", "@age", "", 0, "date"},
+    {NULL, NULL, NULL, 0, NULL},
+};
 const kp_kind_column_t kp_team_columns[] = {
     {"NAME", "@name", "", 0, "string"},
     {"TOKENS", "status.tokens", "0", 0, "integer"},     /* valid ones */

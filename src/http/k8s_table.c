@@ -38,7 +38,7 @@ json_t *kp_k8s_table(const kp_kind_t *k, const json_t *items, const char *resour
                      const char *include_object)
 {
     json_t *defs = json_array();
-    for (const kp_kind_column_t *c = k->columns; c && c->header; c++) {
+    for (const kp_kind_column_t *c = KP_KIND_COLUMNS(k); c->header; c++) {
         json_t *d = json_pack("{s:s, s:s, s:s, s:s, s:i}", "name", c->header, "type",
                               !strcmp(c->type, "date") ? "string" : c->type, "format",
                               !strcmp(c->path, "@name") ? "name" : "", "description", c->path,
@@ -54,7 +54,7 @@ json_t *kp_k8s_table(const kp_kind_t *k, const json_t *items, const char *resour
     json_array_foreach(items, i, obj)
     {
         json_t *cells = json_array();
-        for (const kp_kind_column_t *c = k->columns; c && c->header; c++) {
+        for (const kp_kind_column_t *c = KP_KIND_COLUMNS(k); c->header; c++) {
             kp_buf_reset(&cell);
             kp_kind_cell(c, obj, now, &cell);
             kp_buf_append(&cell, "", 1);

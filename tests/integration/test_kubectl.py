@@ -415,6 +415,10 @@ def test_diff_label_annotate_create(up):
     assert changed == ["-    retentionHours: 168", "+    retentionHours: 100"], p.stdout
     assert kubectl(up, "get", "topic", "d1", "-n", "diffs", "-o",
                    "jsonpath={.spec.config.retentionHours}").stdout == "168"
+    # propagationPolicy (in a DeleteOptions body) is accepted; the delete waits until gone
+    p = kubectl(up, "delete", "topic", "d1", "-n", "diffs", "--cascade=foreground")
+    assert p.stdout.strip() == 'topic.kafka.nais.io "d1" deleted'
+    kubectl(up, "get", "topic", "d1", "-n", "diffs", expect=1)
 
 
 # ---- teams ----
