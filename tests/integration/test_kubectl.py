@@ -302,6 +302,23 @@ def test_application_secret_gives_working_pem_files(up, tmp_path):
     p = kubectl(up, "create", "secret", "generic", "typed", "-n", "myteam",
                 "--from-literal=user=me", expect=1)
     assert 'secrets "typed" already exists' in p.stderr
+    # the Application: re-apply unchanged, change it client- and server-side, delete it
+    assert kubectl(up, "apply", "-f", APP_YAML).stdout.strip() == \
+        "application.nais.io/ownerapp unchanged"
+    app = yaml.safe_load(open(APP_YAML))
+    app["spec"]["image"] = "ghcr.io/navikt/ownerapp:2"
+    assert kubectl(up, "apply", "-f", "-", stdin=yaml.safe_dump(app)).stdout.strip() == \
+        "application.nais.io/ownerapp configured"
+    app["spec"]["image"] = "ghcr.io/navikt/ownerapp:3"
+    p = kubectl(up, "apply", "--server-side", "-f", "-", stdin=yaml.safe_dump(app), expect=1)
+    assert ".spec.image" in p.stderr
+    kubectl(up, "apply", "--server-side", "--force-conflicts", "-f", "-",
+            stdin=yaml.safe_dump(app))
+    assert kubectl(up, "get", "app", "ownerapp", "-n", "myteam", "-o",
+                   "jsonpath={.spec.image}").stdout == "ghcr.io/navikt/ownerapp:3"
+    wait_ready(up, "myteam", "ownerapp", kind="app")
+    p = kubectl(up, "delete", "-f", APP_YAML)
+    assert p.stdout.strip() == 'application.nais.io "ownerapp" deleted'
 
 
 # ---- watch ----
