@@ -543,19 +543,20 @@ static int strict_fields(const kp_api_request_t *req)
 
 /* Checks obj (stolen) for the route and writes it: create_only for POST, expected_rv >= 0
  * for a precondition. manager NULL: obj's managedFields are already set (apply). */
-static void write_object(kp_api_t *api, const kp_api_request_t *req, const route_t *r, json_t *obj,
-                         int64_t expected, int create_only, const char *manager,
-                         kp_api_reply_t *out)
+static int write_object(kp_api_t *api, const kp_api_request_t *req, const route_t *r, json_t *obj,
+                        int64_t expected, int create_only, const char *manager, kp_api_reply_t *out)
 {
     char err[1024];
     int code;
     if (check_object(r, obj, err, sizeof(err), &code) < 0) {
         json_decref(obj);
-        return status_error(out, (unsigned)code, code == 422 ? "Invalid" : "BadRequest", "%s", err);
+        status_error(out, (unsigned)code, code == 422 ? "Invalid" : "BadRequest", "%s", err);
+        return KP_STORE_ERROR;
     }
     if (check_reserved(r, obj, err, sizeof(err)) < 0) {
         json_decref(obj);
-        return status_error(out, 403, "Forbidden", "%s", err);
+        status_error(out, 403, "Forbidden", "%s", err);
+        return KP_STORE_ERROR;
     }
     json_t *warnings = json_array();
     kp_kind_unknown_fields(r->kind, obj, warnings);
@@ -571,7 +572,7 @@ static void write_object(kp_api_t *api, const kp_api_request_t *req, const route
         kp_buf_free(&b);
         json_decref(obj);
         json_decref(warnings);
-        return;
+        return KP_STORE_ERROR;
     }
     if (req->field_validation && !strcmp(req->field_validation, "Ignore"))
         json_array_clear(warnings);
@@ -581,7 +582,8 @@ static void write_object(kp_api_t *api, const kp_api_request_t *req, const route
     if (is_secret(r->kind) && conceal(api, obj, err, sizeof(err)) < 0) {
         json_decref(obj);
         json_decref(warnings);
-        return status_error(out, 422, "Invalid", "%s", err);
+        status_error(out, 422, "Invalid", "%s", err);
+        return KP_STORE_ERROR;
     }
     const char *name = json_string_value(json_object_get(json_object_get(obj, "metadata"), "name"));
     json_t *old = NULL;
@@ -640,6 +642,7 @@ static void write_object(kp_api_t *api, const kp_api_request_t *req, const route
     json_decref(stored);
     json_decref(obj);
     json_decref(warnings);
+    return rc;
 }
 
 static void do_put(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
@@ -712,6 +715,83 @@ static void apply_conflict(kp_api_reply_t *out, const route_t *r, json_t *confli
     kp_buf_free(&msg);
 }
 
+/* The patched object (a new reference), or NULL with err (or *conflicts, apply only). */
+static json_t *patched(const kp_api_request_t *req, const route_t *r, int type, const json_t *live,
+                       const json_t *patch, const char *manager, json_t **conflicts, char *err,
+                       size_t errlen)
+{
+    *conflicts = NULL;
+    if (type == PATCH_JSON) return kp_k8s_json_patch(live, patch, err, errlen);
+    if (!json_is_object(patch)) {
+        snprintf(err, errlen, "the patch must be an object");
+        return NULL;
+    }
+    if (type == PATCH_MERGE) return kp_k8s_merge_patch(live, patch);
+    if (type == PATCH_STRATEGIC) return kp_k8s_strategic_patch(live, patch, err, errlen);
+    char av[64];
+    kp_kind_api_version(r->kind, av, sizeof(av));
+    json_t *cfg = json_deep_copy(patch), *result = NULL;
+    int code;
+    /* the configuration names the object: checked as a whole object would be */
+    if (check_object(r, cfg, err, errlen, &code) == 0)
+        result = kp_k8s_apply(live, cfg, manager, req->force && !strcmp(req->force, "true"), av,
+                              conflicts);
+    json_decref(cfg);
+    return result;
+}
+
+/* Reads the object, patches it and writes it with the version it read as a precondition.
+ * Returns the store's answer: KP_STORE_CONFLICT when that version moved on (the caller
+ * tries again) and the patch itself named no resourceVersion; else the reply is final. */
+static int patch_once(kp_api_t *api, const kp_api_request_t *req, const route_t *r, int type,
+                      const json_t *patch, const char *manager, kp_api_reply_t *out)
+{
+    char err[1024];
+    json_t *live = NULL;
+    const char *ns = r->kind->namespaced ? r->ns : "";
+    if (kp_store_get(api->store, r->kind->kind, ns, r->name, &live) != KP_STORE_OK &&
+        type != PATCH_APPLY) {
+        not_found(r, out);
+        return KP_STORE_NOT_FOUND;
+    }
+    if (live && is_secret(r->kind) && reveal(api, live) < 0) {
+        json_decref(live);
+        status_error(out, 500, "InternalError", "cannot open the sealed secret");
+        return KP_STORE_ERROR;
+    }
+    if (live) json_object_del(live, "status");
+    const char *rvs =
+        json_string_value(json_object_get(json_object_get(live, "metadata"), "resourceVersion"));
+    int64_t expected = rvs ? atoll(rvs) : -1;
+    json_t *conflicts;
+    json_t *result = patched(req, r, type, live, patch, manager, &conflicts, err, sizeof(err));
+    if (conflicts) {
+        apply_conflict(out, r, conflicts);
+        json_decref(conflicts);
+        json_decref(live);
+        return KP_STORE_ERROR;
+    }
+    if (!result) {
+        json_decref(live);
+        status_error(out, 422, "Invalid", "%s", err);
+        return KP_STORE_ERROR;
+    }
+    /* a patch may carry metadata.resourceVersion: a precondition, as in Kubernetes */
+    const char *want =
+        json_string_value(json_object_get(json_object_get(result, "metadata"), "resourceVersion"));
+    int precondition = want && *want && rvs && strcmp(want, rvs) != 0;
+    if (precondition) expected = atoll(want);
+    int create = live == NULL;
+    json_decref(live);
+    int rc = write_object(api, req, r, result, create ? -1 : expected, create,
+                          type == PATCH_APPLY ? NULL : manager, out);
+    return rc == KP_STORE_CONFLICT && !precondition && !create ? KP_STORE_CONFLICT : rc;
+}
+
+/* A patch without a resourceVersion of its own is tried again this often when the object
+ * changed between read and write (the control plane writes status meanwhile). */
+#define PATCH_ATTEMPTS_MAX 5
+
 static void do_patch(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
                      const caller_t *who, kp_api_reply_t *out)
 {
@@ -729,69 +809,14 @@ static void do_patch(kp_api_t *api, const kp_api_request_t *req, const route_t *
                             "PATCH of type application/apply-patch+yaml requires fieldManager");
     json_t *patch = parse_body(req, err, sizeof(err));
     if (!patch) return status_error(out, 400, "BadRequest", "invalid patch: %s", err);
-    json_t *live = NULL;
-    const char *ns = r->kind->namespaced ? r->ns : "";
-    if (kp_store_get(api->store, r->kind->kind, ns, r->name, &live) != KP_STORE_OK &&
-        type != PATCH_APPLY) {
-        json_decref(patch);
-        return not_found(r, out);
-    }
-    if (live && is_secret(r->kind) && reveal(api, live) < 0) {
-        json_decref(live);
-        json_decref(patch);
-        return status_error(out, 500, "InternalError", "cannot open the sealed secret");
-    }
-    if (live) json_object_del(live, "status");
-    const char *rvs =
-        json_string_value(json_object_get(json_object_get(live, "metadata"), "resourceVersion"));
-    int64_t expected = rvs ? atoll(rvs) : -1;
-    json_t *result = NULL;
-    if (type == PATCH_MERGE) {
-        result = json_is_object(patch) ? kp_k8s_merge_patch(live, patch) : NULL;
-        if (!result) snprintf(err, sizeof(err), "a merge patch must be an object");
-    } else if (type == PATCH_STRATEGIC) {
-        result =
-            json_is_object(patch) ? kp_k8s_strategic_patch(live, patch, err, sizeof(err)) : NULL;
-        if (!json_is_object(patch))
-            snprintf(err, sizeof(err), "a strategic merge patch must be an object");
-    } else if (type == PATCH_JSON) {
-        result = kp_k8s_json_patch(live, patch, err, sizeof(err));
-    } else {
-        char av[64];
-        kp_kind_api_version(r->kind, av, sizeof(av));
-        json_t *conflicts = NULL;
-        if (!json_is_object(patch)) {
-            snprintf(err, sizeof(err), "an apply configuration must be an object");
-        } else {
-            json_t *cfg = json_deep_copy(patch);
-            int code;
-            /* the configuration names the object: checked as a whole object would be */
-            if (check_object(r, cfg, err, sizeof(err), &code) == 0)
-                result = kp_k8s_apply(live, cfg, manager, req->force && !strcmp(req->force, "true"),
-                                      av, &conflicts);
-            json_decref(cfg);
-        }
-        if (conflicts) {
-            apply_conflict(out, r, conflicts);
-            json_decref(conflicts);
-            json_decref(live);
-            json_decref(patch);
-            return;
-        }
+    for (int attempt = 1;; attempt++) {
+        if (patch_once(api, req, r, type, patch, manager, out) != KP_STORE_CONFLICT ||
+            attempt == PATCH_ATTEMPTS_MAX)
+            break;
+        kp_api_reply_free(out);
+        memset(out, 0, sizeof(*out));
     }
     json_decref(patch);
-    if (!result) {
-        json_decref(live);
-        return status_error(out, 422, "Invalid", "%s", err);
-    }
-    /* a patch may carry metadata.resourceVersion: a precondition, as in Kubernetes */
-    const char *want =
-        json_string_value(json_object_get(json_object_get(result, "metadata"), "resourceVersion"));
-    if (want && *want && live) expected = atoll(want);
-    int create = live == NULL;
-    json_decref(live);
-    write_object(api, req, r, result, create ? -1 : expected, create,
-                 type == PATCH_APPLY ? NULL : manager, out);
 }
 
 static void do_put_status(kp_api_t *api, const kp_api_request_t *req, const route_t *r,

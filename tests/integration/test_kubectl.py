@@ -510,6 +510,35 @@ def test_conflicts_and_bad_input(up, tmp_path):
     assert code == 400 and "fieldManager" in body["message"]
 
 
+def test_concurrent_patches_all_land(up):
+    """Patches without a resourceVersion of their own are retried when the object moved
+    between read and write (as Kubernetes does): concurrent label patches all land."""
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("busy", "conc"))
+    path = "/apis/kafka.nais.io/v1/namespaces/conc/topics/busy?fieldManager=t"
+    results = []
+
+    def patch(i, rnd):
+        body = json.dumps({"metadata": {"labels": {"l%d-%d" % (rnd, i): "x"}}})
+        results.append(kube_http(up, "PATCH", path, body=body,
+                                 headers={"Content-Type": "application/merge-patch+json"})[0])
+
+    for rnd in range(5):
+        threads = [threading.Thread(target=patch, args=(i, rnd)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    assert results == [200] * 20, results
+    labels = json.loads(kubectl(up, "get", "topic", "busy", "-n", "conc", "-o",
+                                "json").stdout)["metadata"]["labels"]
+    assert all("l%d-%d" % (r, i) in labels for r in range(5) for i in range(4)), labels
+    # a patch that names a resourceVersion is a precondition: no retry, 409
+    code, body = kube_http(up, "PATCH", path, body=json.dumps(
+        {"metadata": {"resourceVersion": "1", "labels": {"z": "1"}}}),
+        headers={"Content-Type": "application/merge-patch+json"})
+    assert code == 409 and body["reason"] == "Conflict", body
+
+
 def test_watch_from_before_the_history_is_410(up):
     """The server keeps the changes since it started: after a restart, a watch from an
     older resourceVersion is 410 Expired (a client lists again)."""
