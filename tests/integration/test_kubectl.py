@@ -381,6 +381,17 @@ def test_watch_raw_events_and_bookmarks(up):
     assert events and events[0]["type"] == "ADDED", events
     assert {e["object"]["metadata"]["name"] for e in events} == {"one"}  # the field selector
     assert all(int(e["object"]["metadata"]["resourceVersion"]) > int(rv) for e in events)
+    # sendInitialEvents (the watch-list protocol): the current state, then a bookmark
+    c = http.client.HTTPSConnection(host, timeout=30, context=ctx)
+    c.request("GET", "/apis/kafka.nais.io/v1/namespaces/rawteam/topics?watch=true&"
+              "sendInitialEvents=true&allowWatchBookmarks=true&"
+              "resourceVersionMatch=NotOlderThan&timeoutSeconds=1",
+              headers={"Authorization": "Bearer " + up.token})
+    events = [json.loads(l) for l in c.getresponse().read().decode().splitlines() if l.strip()]
+    c.close()
+    assert sorted(e["object"]["metadata"]["name"] for e in events[:2]) == ["one", "two"]
+    assert [e["type"] for e in events] == ["ADDED", "ADDED", "BOOKMARK"], events
+    assert events[2]["object"]["metadata"]["annotations"] == {"k8s.io/initial-events-end": "true"}
 
 
 # ---- namespaces, paging, selectors ----
