@@ -482,6 +482,17 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
         kp_control_stop(c);
         return NULL;
     }
+    if (cfg->kube_listen) {
+        kp_api_config_t kcfg = acfg;
+        kcfg.listen = cfg->kube_listen;
+        kcfg.cert_path = cfg->kube_cert;
+        kcfg.key_path = cfg->kube_key;
+        kcfg.tls = 1;
+        /* kubectl's door is a convenience: without it (a busy port) the API still serves */
+        char kerr[512];
+        c->kube_api = kp_api_start(&kcfg, c->store, kerr, sizeof(kerr));
+        if (!c->kube_api) kp_warn("control", "no kubectl listener: %s", kerr);
+    }
     if (pthread_create(&c->thread, NULL, reconciler_main, c) != 0) {
         snprintf(err, errlen, "cannot start the reconciler thread");
         kp_control_stop(c);
@@ -500,10 +511,16 @@ int kp_control_api_port(const kp_control_t *c)
     return kp_api_port(c->api);
 }
 
+int kp_control_kube_port(const kp_control_t *c)
+{
+    return c->kube_api ? kp_api_port(c->kube_api) : 0;
+}
+
 void kp_control_stop(kp_control_t *c)
 {
     if (!c) return;
     kp_api_stop(c->api); /* no new writes */
+    kp_api_stop(c->kube_api);
     if (c->thread) {
         pthread_mutex_lock(&c->lock);
         __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);

@@ -32,6 +32,7 @@ struct kp_control {
     kp_store_t *store;
     kp_pki_master_key_t master_key; /* seals Secret data at rest (state_dir/master.key) */
     struct kp_api *api;
+    struct kp_api *kube_api;  /* the same API over HTTPS for kubectl, or NULL */
     struct kp_backup *backup; /* scheduler and on-demand backups (backup.c) */
     kp_hmap_t pools;          /* name -> kp_pool_t */
     /* reconciler */

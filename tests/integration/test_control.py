@@ -68,7 +68,7 @@ STREAMS_PATH = "/apis/kafka.nais.io/v1/namespaces/%s/streams"
 # kafka-python 2.0.2 builds its SSL context with the deprecated ssl.PROTOCOL_TLS
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLS is deprecated")
 
-BASE_PORTS = (9093, 8080, 8081, 9600)  # Kafka, API, schema registry, metrics
+BASE_PORTS = (9093, 8080, 8081, 9600, 6443)  # Kafka, API, schema registry, metrics, kubectl
 
 
 def port_free(port):
