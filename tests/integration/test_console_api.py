@@ -17,7 +17,9 @@ Covered:
     and JSON Schema), with a clear error for an unknown id or bytes that do not fit;
   * pool health: brokers and partition counts for any valid token, 404 for an unknown pool;
   * subjects: the team's schema subjects with every version's schema, never another team's
-    (403 for its token, its subjects not listed).
+    (403 for its token, its subjects not listed);
+  * backup download: an admin gets exactly the bytes of a file the backup list names, as an
+    attachment; teams 403; names the list does not hold (traversal included) 404.
 """
 import http.client
 import json
@@ -364,6 +366,37 @@ def test_pool_health(up, world):
     code, _, body = up.http("GET", "/apis/kpool.dev/v1/pools/nope/health", token=world["ca-a"])
     assert code == 404 and body["reason"] == "NotFound"
     assert up.http("GET", "/apis/kpool.dev/v1/pools/dev/healthz", token=up.token)[0] == 404
+
+
+def test_backup_download(up, world):
+    code, _, body = up.api("POST", "/apis/kpool.dev/v1/backups")
+    assert code == 201, body
+    code, _, body = up.api("GET", "/apis/kpool.dev/v1/backups")
+    assert code == 200 and body["items"], body
+    f = body["items"][0]
+    url = "/apis/kpool.dev/v1/backups/files/" + f["name"]
+    c = http.client.HTTPConnection(up.api_url, timeout=10)
+    c.request("GET", url, headers={"Authorization": "Bearer " + up.token})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    assert r.status == 200, data
+    assert data == open(f["path"], "rb").read() and len(data) == f["sizeBytes"]
+    assert r.headers["Content-Disposition"] == 'attachment; filename="%s"' % f["name"]
+    assert r.headers["Content-Type"] in ("application/gzip", "application/json")
+    # teams may not, nobody without a token may
+    assert up.http("GET", url, token=world["ca-a"], raw=True)[0] == 403
+    assert up.http("GET", url, raw=True)[0] == 401
+    # only what the list names: no other file of the directory, no path outside it
+    bdir = os.path.dirname(f["path"])
+    with open(os.path.join(bdir, "notes.txt"), "w") as fh:
+        fh.write("not a backup")
+    for bad in ("notes.txt", "..%2fcontrol%2fstore.json", "../control", "%2e%2e",
+                "dev-20990101T000000.000Z.json", "", f["name"] + "/x"):
+        code, _, body = up.http("GET", "/apis/kpool.dev/v1/backups/files/" + bad,
+                                token=up.token, raw=True)
+        assert code == 404, (bad, body)
+    assert up.http("POST", url, token=up.token, raw=True)[0] == 405
 
 
 # last in this file: the unreachable pool would slow every later subjects request down
