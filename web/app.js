@@ -1,7 +1,7 @@
 // app.js — the kpool web console (docs/console.md): a static app that signs in with a team
 // token and shows the team's topics, applications and streams through the public API only.
 // Routes live in the URL fragment (#/ns/team-a/topics/orders), the token never does.
-import { api, paths, token, AuthError, UnreachableError } from "./api.js";
+import { api, download, paths, token, AuthError, UnreachableError } from "./api.js";
 import { h, table, badge, stateBadge, ms, bytes, when } from "./dom.js";
 import { certificateExpiry } from "./cert.js";
 import { lineChart } from "./chart.js";
@@ -669,7 +669,17 @@ async function backupsPage(ticket) {
     bytes(f.sizeBytes), h("div", {}, stateBadge(f.state),
       f.error ? h("div", { class: "status-msg" }, f.error) : null),
     f.summary ? `${f.summary.topics} topics, ${f.summary.acls} ACLs, ` +
-      `${f.summary.resources} resources` : "—"]);
+      `${f.summary.resources} resources` : "—",
+    h("button", { type: "button", class: "download", "aria-label": "Download " + f.name,
+      onclick: async () => {
+        try {
+          await download(paths.backupFile(f.name), f.name);
+        } catch (e) {
+          if (e instanceof AuthError) return signOut(
+            "Your session ended: the token is no longer valid (revoked or rotated).");
+          say("Download failed: " + e.message);
+        }
+      } }, "Download")]);
   const sch = b.schedule || {};
   const outcome = h("div", { role: "status" });
   const now = h("button", { type: "button", id: "backup-now", onclick: async () => {
@@ -697,7 +707,7 @@ async function backupsPage(ticket) {
         pools, "No pool has been backed up yet.")),
     h("section", { id: "backup-files", "aria-labelledby": "bf-h" },
       h("h2", { id: "bf-h" }, "Files"),
-      table("Backup files", ["File", "Pool", "Time", "Size", "State", "Holds"], files,
+      table("Backup files", ["File", "Pool", "Time", "Size", "State", "Holds", "Download"], files,
         "No backup files yet.")));
 }
 

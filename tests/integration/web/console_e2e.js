@@ -53,6 +53,7 @@ async function main() {
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
     viewport: { width: 1280, height: 800 },
+    acceptDownloads: true,
   });
   const errors = [];
   try {
@@ -203,6 +204,13 @@ async function main() {
     await page.locator("#backup-now").click();
     await page.locator("#backup-files tr", { hasText: "dev-" }).getByText("Verified")
       .waitFor({ timeout: 30000 });
+    step("a backup file downloaded");
+    const [dl] = await Promise.all([page.waitForEvent("download", WAIT),
+      page.locator("#backup-files tr", { hasText: "dev-" }).getByRole("button",
+        { name: /^Download / }).first().click()]);
+    const saved = path.join(E.SHOTS, "downloaded-backup");
+    await dl.saveAs(saved);
+    console.log("downloaded: " + dl.suggestedFilename() + " " + saved);
 
     step("an unreachable control plane is said so");
     await page.route("**/apis/**", (r) => r.abort("connectionrefused"));
