@@ -40,7 +40,7 @@ const kp_kind_t kp_kinds[] = {
      " \"replication\": {\"min\": \"*\", \"max\": \"*\", \"default\": \"*\"},"
      " \"schemaRegistry\": \"*\", \"tls\": {\"caLocation\": \"*\", \"certificateLocation\": \"*\","
      " \"keyLocation\": \"*\", \"caKeyLocation\": \"*\"}, \"principalMappingRules\": \"*\","
-     " \"consumerGroupPrefix\": \"*\"}}"},
+     " \"consumerGroupPrefix\": \"*\", \"metricsUrl\": \"*\"}}"},
 };
 const size_t kp_kinds_count = sizeof(kp_kinds) / sizeof(kp_kinds[0]);
 

@@ -38,9 +38,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONSOLE = "/apis/kpool.dev/v1/namespaces/%s/topics/%s/%s"
 
 
+# the console's pool history is sampled this often here (default 10 s)
+SAMPLE_MS = 300
+
+
 @pytest.fixture(scope="module")
 def up():
-    k = T.KpoolUp().start()
+    k = T.KpoolUp(settings={"control.console.metrics.interval.ms": SAMPLE_MS}).start()
     try:
         yield k
     finally:
@@ -366,6 +370,109 @@ def test_pool_health(up, world):
     code, _, body = up.http("GET", "/apis/kpool.dev/v1/pools/nope/health", token=world["ca-a"])
     assert code == 404 and body["reason"] == "NotFound"
     assert up.http("GET", "/apis/kpool.dev/v1/pools/dev/healthz", token=up.token)[0] == 404
+
+
+def wait_for(what, fn, timeout=15):
+    deadline = time.time() + timeout
+    while True:
+        got = fn()
+        if got or time.time() > deadline:
+            assert got, what
+            return got
+        time.sleep(0.1)
+
+
+def test_partition_sizes_and_produce_rate(up, world):
+    """Each partition's size in bytes (the broker's log segments, as DescribeLogDirs
+    answers) and the topic's total and produce rate, from the pool's /metrics."""
+    def sized():
+        code, _, body = get(up, "ca-a", "orders", "partitions", world["ca-a"])
+        assert code == 200, body
+        return body if "sizeBytes" in body and body.get("recordsPerSecond") is not None \
+            else None
+    body = wait_for("sizes in the partitions answer", sized)
+    sizes = {p["partition"]: p["sizeBytes"] for p in body["partitions"]}
+    c = http.client.HTTPConnection(up.metrics, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    import re
+    for p, size in sizes.items():
+        m = re.search(r'^kpool_partition_size_bytes\{topic="ca-a.orders",partition="%d"\} (\d+)$'
+                      % p, text, re.M)
+        assert m and int(m.group(1)) == size and size > 0, (p, size)
+    assert body["sizeBytes"] == sum(sizes.values())
+    # quiet once the samples are past the world's records
+    wait_for("a zero rate", lambda: get(up, "ca-a", "orders", "partitions",
+                                        world["ca-a"])[2]["recordsPerSecond"] == 0)
+    # records now: the rate turns positive in the next samples
+    p = Producer(dict(up.ssl_conf(), acks="all"))
+    for i in range(200):
+        p.produce("ca-a.orders", b"rate %d" % i, partition=1)
+    assert p.flush(30) == 0
+    body = wait_for("a produce rate", lambda: (lambda b: b if b[2].get("recordsPerSecond")
+                                               else None)(get(up, "ca-a", "orders",
+                                                              "partitions", world["ca-a"])))[2]
+    assert body["recordsPerSecond"] > 0
+    assert body["sizeBytes"] > sum(sizes.values())
+    # another team's topic: still 403, sizes or not
+    assert get(up, "ca-a", "orders", "partitions", world["ca-b"])[0] == 403
+
+
+def test_pool_metrics_history(up, world):
+    """The pool's history, sampled by the control plane from the broker's /metrics: request
+    rate, latency, bytes and records per second, disk use, for any valid token."""
+    def history():
+        code, _, body = up.http("GET", "/apis/kpool.dev/v1/pools/dev/metrics",
+                                token=world["ca-b"])
+        assert code == 200 and body["kind"] == "PoolMetrics", body
+        return body if len(body["samples"]) >= 3 and any(
+            s["requestsPerSecond"] for s in body["samples"]) else None
+    body = wait_for("three samples with requests", history)
+    assert body["intervalMs"] == SAMPLE_MS and body["samplesMax"] == 360
+    assert body["metricsUrl"] == "http://%s/metrics" % up.metrics and body["lastError"] is None
+    times = [s["time"] for s in body["samples"]]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    for s in body["samples"]:
+        assert set(s) == {"time", "requestsPerSecond", "latencyMeanMs", "latencyP99Ms",
+                          "bytesInPerSecond", "bytesOutPerSecond", "recordsInPerSecond",
+                          "diskUsedBytes"}, s
+        assert s["requestsPerSecond"] >= 0 and s["diskUsedBytes"] > 0
+    busy = [s for s in body["samples"] if s["requestsPerSecond"]]
+    assert all(s["latencyMeanMs"] is not None and s["latencyP99Ms"] >= 0 for s in busy)
+    assert any(s["bytesInPerSecond"] > 0 and s["bytesOutPerSecond"] > 0 for s in busy)
+    (b,) = body["brokers"]
+    assert b["diskUsedBytes"] > 0 and b["diskCapacityBytes"] >= b["diskFreeBytes"] > 0
+    # no topic names in it (any team may read it)
+    assert "ca-a" not in json.dumps(body)
+    assert up.http("GET", "/apis/kpool.dev/v1/pools/dev/metrics")[0] == 401
+    code, _, body = up.http("GET", "/apis/kpool.dev/v1/pools/nope/metrics", token=world["ca-a"])
+    assert code == 404 and body["reason"] == "NotFound"
+    assert up.http("POST", "/apis/kpool.dev/v1/pools/dev/metrics", token=up.token)[0] == 405
+
+
+def test_pool_metrics_without_metrics_url(up, world):
+    """A pool without spec.metricsUrl has an empty history that says why; one whose broker
+    does not answer says that."""
+    for name, spec in (("quiet", {"bootstrapServers": "127.0.0.1:1"}),
+                       ("deaf", {"bootstrapServers": "127.0.0.1:1",
+                                 "metricsUrl": "http://127.0.0.1:1/metrics"})):
+        code, _, body = up.api("PUT", "/apis/kpool.dev/v1/pools/" + name, {
+            "apiVersion": "kpool.dev/v1", "kind": "Pool", "metadata": {"name": name},
+            "spec": spec})
+        assert code == 201, body
+    try:
+        code, _, body = up.api("GET", "/apis/kpool.dev/v1/pools/quiet/metrics")
+        assert code == 200 and body["samples"] == [] and "metricsUrl" in body["message"], body
+
+        def failed():
+            body = up.api("GET", "/apis/kpool.dev/v1/pools/deaf/metrics")[2]
+            return body if body.get("lastError") else None
+        body = wait_for("the scrape's error", failed)
+        assert "127.0.0.1:1" in body["lastError"] and body["samples"] == [], body
+    finally:
+        up.api("DELETE", "/apis/kpool.dev/v1/pools/quiet")
+        up.api("DELETE", "/apis/kpool.dev/v1/pools/deaf")
 
 
 def test_backup_download(up, world):
