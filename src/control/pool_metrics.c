@@ -485,12 +485,13 @@ static json_t *num_or_null(int ok, double v)
  * the upper bound of the bucket holding it (the largest finite bound when beyond). */
 static double p99_ms(const sample_t *a, const sample_t *b, double count)
 {
-    if (count <= 0 || a->nle != b->nle) return NAN;
+    /* a has no buckets when no request had been made yet: all zero then */
+    if (count <= 0 || (a->nle != b->nle && a->nle != 0)) return NAN;
     double want = 0.99 * count, last_finite = NAN;
     for (int i = 0; i < b->nle; i++) {
-        if (a->le[i] != b->le[i]) return NAN;
+        if (a->nle && a->le[i] != b->le[i]) return NAN;
         if (isfinite(b->le[i])) last_finite = b->le[i];
-        if (b->bucket[i] - a->bucket[i] >= want)
+        if (b->bucket[i] - (a->nle ? a->bucket[i] : 0) >= want)
             return (isfinite(b->le[i]) ? b->le[i] : last_finite) * 1000;
     }
     return last_finite * 1000;

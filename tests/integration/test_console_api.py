@@ -174,6 +174,9 @@ def test_partitions(up, world):
     code, _, body = get(up, "ca-a", "orders", "partitions", world["ca-a"])
     assert code == 200 and body["kind"] == "TopicPartitions"
     assert body["records"] == 7
+    # sizes come from the pool's /metrics once sampled (test_partition_sizes_and_produce_rate)
+    for p in body["partitions"]:
+        assert p.pop("sizeBytes", 1) > 0
     assert body["partitions"] == [
         {"partition": 0, "leader": 1, "replicas": [1], "isr": [1], "startOffset": 0,
          "endOffset": 5, "records": 5},
@@ -385,38 +388,47 @@ def wait_for(what, fn, timeout=15):
 def test_partition_sizes_and_produce_rate(up, world):
     """Each partition's size in bytes (the broker's log segments, as DescribeLogDirs
     answers) and the topic's total and produce rate, from the pool's /metrics."""
+    import re
+    code, _, body = up.api("PUT", TOPICS_PATH % "ca-a" + "/sized",
+                           topic_doc("ca-a", "sized", {"partitions": 2}))
+    assert code == 201, body
+    up.wait_status("ca-a", "sized", "RolloutComplete")
+    p = Producer(dict(up.ssl_conf(), acks="all"))
+    for i in range(20):
+        p.produce("ca-a.sized", b"x" * 100, partition=0)
+    assert p.flush(30) == 0
+
     def sized():
-        code, _, body = get(up, "ca-a", "orders", "partitions", world["ca-a"])
+        code, _, body = get(up, "ca-a", "sized", "partitions", world["ca-a"])
         assert code == 200, body
-        return body if "sizeBytes" in body and body.get("recordsPerSecond") is not None \
+        return body if body.get("sizeBytes", 0) > 2000 and body.get("recordsPerSecond") == 0 \
             else None
-    body = wait_for("sizes in the partitions answer", sized)
+    # quiet once the samples are past the records: a zero rate
+    body = wait_for("sizes and a zero rate in the partitions answer", sized)
     sizes = {p["partition"]: p["sizeBytes"] for p in body["partitions"]}
+    assert sizes[0] > 2000 and sizes[1] == 0, sizes
     c = http.client.HTTPConnection(up.metrics, timeout=10)
     c.request("GET", "/metrics")
     text = c.getresponse().read().decode()
     c.close()
-    import re
     for p, size in sizes.items():
-        m = re.search(r'^kpool_partition_size_bytes\{topic="ca-a.orders",partition="%d"\} (\d+)$'
+        m = re.search(r'^kpool_partition_size_bytes\{topic="ca-a.sized",partition="%d"\} (\d+)$'
                       % p, text, re.M)
-        assert m and int(m.group(1)) == size and size > 0, (p, size)
+        assert m and int(m.group(1)) == size, (p, size)
     assert body["sizeBytes"] == sum(sizes.values())
-    # quiet once the samples are past the world's records
-    wait_for("a zero rate", lambda: get(up, "ca-a", "orders", "partitions",
-                                        world["ca-a"])[2]["recordsPerSecond"] == 0)
     # records now: the rate turns positive in the next samples
     p = Producer(dict(up.ssl_conf(), acks="all"))
     for i in range(200):
-        p.produce("ca-a.orders", b"rate %d" % i, partition=1)
+        p.produce("ca-a.sized", b"rate %d" % i, partition=1)
     assert p.flush(30) == 0
     body = wait_for("a produce rate", lambda: (lambda b: b if b[2].get("recordsPerSecond")
-                                               else None)(get(up, "ca-a", "orders",
+                                               else None)(get(up, "ca-a", "sized",
                                                               "partitions", world["ca-a"])))[2]
     assert body["recordsPerSecond"] > 0
     assert body["sizeBytes"] > sum(sizes.values())
     # another team's topic: still 403, sizes or not
-    assert get(up, "ca-a", "orders", "partitions", world["ca-b"])[0] == 403
+    assert get(up, "ca-a", "sized", "partitions", world["ca-b"])[0] == 403
+    up.api("DELETE", TOPICS_PATH % "ca-a" + "/sized")
 
 
 def test_pool_metrics_history(up, world):
@@ -437,9 +449,11 @@ def test_pool_metrics_history(up, world):
         assert set(s) == {"time", "requestsPerSecond", "latencyMeanMs", "latencyP99Ms",
                           "bytesInPerSecond", "bytesOutPerSecond", "recordsInPerSecond",
                           "diskUsedBytes"}, s
-        assert s["requestsPerSecond"] >= 0 and s["diskUsedBytes"] > 0
+        assert s["requestsPerSecond"] >= 0 and s["diskUsedBytes"] >= 0
+    assert body["samples"][-1]["diskUsedBytes"] > 0  # the world's records
     busy = [s for s in body["samples"] if s["requestsPerSecond"]]
-    assert all(s["latencyMeanMs"] is not None and s["latencyP99Ms"] >= 0 for s in busy)
+    timed = [s for s in busy if s["latencyMeanMs"] is not None]
+    assert timed and all(s["latencyMeanMs"] >= 0 and s["latencyP99Ms"] >= 0 for s in timed)
     assert any(s["bytesInPerSecond"] > 0 and s["bytesOutPerSecond"] > 0 for s in busy)
     (b,) = body["brokers"]
     assert b["diskUsedBytes"] > 0 and b["diskCapacityBytes"] >= b["diskFreeBytes"] > 0
