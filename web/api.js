@@ -103,6 +103,7 @@ export const paths = {
   teams: () => "/apis/kpool.dev/v1/teams",
   pools: () => "/apis/kpool.dev/v1/pools",
   health: (pool) => `/apis/kpool.dev/v1/pools/${enc(pool)}/health`,
+  poolMetrics: (pool) => `/apis/kpool.dev/v1/pools/${enc(pool)}/metrics`,
   backups: () => "/apis/kpool.dev/v1/backups",
   backupFile: (name) => `/apis/kpool.dev/v1/backups/files/${enc(name)}`,
   topics: (ns) => `/apis/kafka.nais.io/v1/namespaces/${enc(ns)}/topics`,

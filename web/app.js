@@ -241,18 +241,30 @@ async function certExpiry(ns, secretName) {
   }
 }
 
-// The number of records a topic holds (end minus start offsets), filled in when it comes.
-function recordsCell(ns, t) {
-  const cell = h("span", { class: "muted" }, "…");
+// A produce rate for people: "12.5 records/s".
+function perSecond(v, unit) {
+  if (v === undefined || v === null) return "—";
+  return (v >= 100 || Number.isInteger(v) ? Math.round(v).toLocaleString("en") : v.toFixed(1)) +
+    " " + unit + "/s";
+}
+
+// The records a topic holds (end minus start offsets), its size in bytes and its produce
+// rate (both from the control plane's samples of the pool's metrics), filled in when they
+// come: three cells from one request.
+function figureCells(ns, t) {
+  const cells = ["records", "size", "rate"].map((k) =>
+    h("span", { class: "muted", "data-figure": k }, "…"));
   if (syncState(t) !== "RolloutComplete") {
-    cell.textContent = "—";
-    return cell;
+    for (const c of cells) c.textContent = "—";
+    return cells;
   }
   api(paths.console(ns, t.metadata.name, "partitions")).then((p) => {
-    cell.className = "";
-    cell.textContent = p.records.toLocaleString("en");
-  }).catch(() => { cell.textContent = "—"; });
-  return cell;
+    for (const c of cells) c.className = "";
+    cells[0].textContent = p.records.toLocaleString("en");
+    cells[1].textContent = bytes(p.sizeBytes);
+    cells[2].textContent = perSecond(p.recordsPerSecond, "records");
+  }).catch(() => { for (const c of cells) c.textContent = "—"; });
+  return cells;
 }
 
 async function overview(ns, ticket) {
@@ -270,7 +282,7 @@ async function overview(ns, ticket) {
     return [topicLink(ns, t.metadata.name), stateCell(t),
       h("code", {}, (t.status || {}).fullyQualifiedName || ns + "." + t.metadata.name),
       t.spec.pool || "—", cfg.partitions ?? 1, cfg.replication ?? "default", retention(cfg),
-      recordsCell(ns, t)];
+      ...figureCells(ns, t)];
   });
   const appRows = await Promise.all(apps.items.map(async (a) => {
     const name = a.metadata.name;
@@ -291,7 +303,7 @@ async function overview(ns, ticket) {
       h("h2", { id: "topics-h" }, "Topics ", h("span", { class: "count" }, topics.items.length)),
       table("Topics of " + ns,
         ["Name", "State", "Name in the pool", "Pool", "Partitions", "Replication",
-          "Retention (time / size)", "Records"], topicRows,
+          "Retention (time / size)", "Records", "Size", "Produce rate"], topicRows,
         "No topics yet. Apply a Topic (see examples/topic.yaml) with kpool apply -f.")),
     h("section", { id: "applications", "aria-labelledby": "apps-h" },
       h("h2", { id: "apps-h" }, "Applications ", h("span", { class: "count" }, apps.items.length)),
@@ -413,11 +425,12 @@ function aclTable(t) {
 async function partitionsSection(ns, name) {
   const p = await api(paths.console(ns, name, "partitions"));
   return [h("p", { class: "summary" }, p.records + " records in " + p.partitions.length +
-    " partitions"),
+    " partitions, " + bytes(p.sizeBytes) + " on disk, produce rate " +
+    perSecond(p.recordsPerSecond, "records")),
   table("Partitions", ["Partition", "Leader", "Replicas", "In sync", "Start offset", "End offset",
-    "Records"], p.partitions.map((x) => [String(x.partition), String(x.leader),
+    "Records", "Size"], p.partitions.map((x) => [String(x.partition), String(x.leader),
     x.replicas.join(", "), x.isr.join(", "), String(x.startOffset), String(x.endOffset),
-    String(x.records)]), "No partitions.")];
+    String(x.records), bytes(x.sizeBytes)]), "No partitions.")];
 }
 
 async function groupsSection(ns, name) {
@@ -639,8 +652,78 @@ async function poolsPage(ticket) {
       "Kafka pools"),
     table("Pools", ["Name", "State", "Bootstrap servers", "Topics", "Unmanaged topics",
       "Replication (min / max / default)"], rows, "No pools.")),
-    pools.items.map((p) => section("health-" + p.metadata.name, "Health of " + p.metadata.name,
-      () => healthSection(p.metadata.name))));
+    pools.items.map((p) => [section("health-" + p.metadata.name, "Health of " + p.metadata.name,
+      () => healthSection(p.metadata.name)), historySection(p.metadata.name, ticket)]));
+}
+
+const MiB = 1024 * 1024;
+
+// The pool's history as the control plane sampled it from the brokers' metrics: redrawn
+// every sampling interval while the page is open.
+function historySection(pool, ticket) {
+  const box = h("div", {}, h("p", { class: "loading" }, "Loading…"));
+  const draw = async () => {
+    if (ticket !== gen) return;
+    if (document.hidden && box.querySelector("figure")) { // a background tab asks nothing
+      setTimeout(draw, 10000);
+      return;
+    }
+    let m;
+    try {
+      m = await api(paths.poolMetrics(pool));
+    } catch (e) {
+      if (ticket !== gen) return;
+      if (e instanceof AuthError) return signOut(
+        "Your session ended: the token is no longer valid (revoked or rotated).");
+      box.replaceChildren(errorBox(e.message, false));
+      setTimeout(draw, 10000);
+      return;
+    }
+    if (ticket !== gen) return;
+    const s = m.samples || [];
+    const pts = (k, scale = 1) => s.filter((x) => x[k] !== null && x[k] !== undefined)
+      .map((x) => [Date.parse(x.time), x[k] / scale]);
+    const chart = (title, yLabel, series) => {
+      const have = series.filter((x) => x.points.length);
+      return have.length ? lineChart({ title, yLabel, series: have }) : null;
+    };
+    // bytes in the unit their largest value reads best in
+    const unitOf = (keys, suffix) => {
+      const max = Math.max(0, ...s.flatMap((x) => keys.map((k) => x[k] || 0)));
+      const u = [["B", 1], ["KiB", 1024], ["MiB", MiB], ["GiB", 1024 * MiB]];
+      const [name, div] = u.filter(([, d]) => max >= d).pop() || u[0];
+      return [name + suffix, div];
+    };
+    const [netUnit, netDiv] = unitOf(["bytesInPerSecond", "bytesOutPerSecond"], "/s");
+    const [diskUnit, diskDiv] = unitOf(["diskUsedBytes"], "");
+    const charts = [
+      chart("Requests", "requests/s", [{ name: "all APIs", points: pts("requestsPerSecond") }]),
+      chart("Request latency", "ms", [{ name: "mean", points: pts("latencyMeanMs") },
+        { name: "99th percentile", points: pts("latencyP99Ms") }]),
+      chart("Network", netUnit, [{ name: "in", points: pts("bytesInPerSecond", netDiv) },
+        { name: "out", points: pts("bytesOutPerSecond", netDiv) }]),
+      chart("Records produced", "records/s", [{ name: "all topics",
+        points: pts("recordsInPerSecond") }]),
+      chart("Disk used by logs", diskUnit, [{ name: "all brokers",
+        points: pts("diskUsedBytes", diskDiv) }]),
+    ].filter(Boolean);
+    const brokers = table("Disk use per broker of " + pool, ["Broker metrics", "Logs", "Free",
+      "File system"], (m.brokers || []).map((b) => [h("code", {}, b.metricsUrl), bytes(b.diskUsedBytes),
+      bytes(b.diskFreeBytes), bytes(b.diskCapacityBytes)]), "No broker metrics.");
+    const every = m.intervalMs ? m.intervalMs / 1000 + " s" : "—";
+    box.replaceChildren(...[
+      m.lastError ? errorBox("The last sample failed: " + m.lastError, false) : null,
+      m.message ? h("p", { class: "empty" }, m.message) : null,
+      h("p", { class: "help" }, "Sampled by the control plane every " + every + " from " +
+        "the brokers' metrics; the last " + (m.samplesMax || 0) + " samples are kept."),
+      charts.length ? h("div", { class: "charts" }, charts)
+        : h("p", { class: "empty" }, "Not enough samples yet."),
+      brokers].filter(Boolean));
+    setTimeout(draw, Math.max(m.intervalMs || 10000, 1000));
+  };
+  draw();
+  return h("section", { id: "history-" + pool, "aria-labelledby": "history-h-" + pool },
+    h("h2", { id: "history-h-" + pool }, "Over time: " + pool), box);
 }
 
 async function healthSection(pool) {

@@ -37,7 +37,8 @@ AAPPS = "/apis/aiven.nais.io/v1/namespaces/%s/aivenapplications"
 
 @pytest.fixture(scope="module")
 def up():
-    k = T.KpoolUp().start()
+    # the pools' history sampled every second (default 10 s), so charts fill within the test
+    k = T.KpoolUp(settings={"control.console.metrics.interval.ms": 1000}).start()
     try:
         yield k
     finally:
