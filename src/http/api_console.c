@@ -7,6 +7,7 @@
 #include "control/pool_registry.h"
 #include "core/buf.h"
 #include "core/logging.h"
+#include "http/api_doctor.h"
 #include "http/api_reply.h"
 
 #include <errno.h>
@@ -41,7 +42,8 @@ enum {
     EP_MESSAGES,
     EP_SUBJECTS,
     EP_HEALTH,
-    EP_POOL_METRICS
+    EP_POOL_METRICS,
+    EP_DOCTOR
 };
 
 typedef struct console_route {
@@ -117,6 +119,12 @@ static int parse(const char *url, console_route_t *r)
     if (n == 2 && !strcmp(seg[1], "subjects") && strlen(seg[0]) < sizeof(r->ns)) {
         strcpy(r->ns, seg[0]);
         return r->endpoint = EP_SUBJECTS;
+    }
+    if (n == 4 && !strcmp(seg[1], "applications") && !strcmp(seg[3], "doctor") &&
+        strlen(seg[0]) < sizeof(r->ns) && strlen(seg[2]) < sizeof(r->topic)) {
+        strcpy(r->ns, seg[0]);
+        strcpy(r->topic, seg[2]); /* the application's name */
+        return r->endpoint = EP_DOCTOR;
     }
     if (n != 4 || strcmp(seg[1], "topics") != 0) return EP_NONE;
     if (strlen(seg[0]) >= sizeof(r->ns) || strlen(seg[2]) >= sizeof(r->topic)) return EP_NONE;
@@ -514,8 +522,8 @@ enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *
     if (r.endpoint != EP_WHOAMI && r.endpoint != EP_HEALTH && r.endpoint != EP_POOL_METRICS &&
         kp_name_check(r.ns, 1, why, sizeof(why)) < 0)
         return status(conn, 404, "NotFound", "namespace \"%s\": %s", r.ns, why);
-    if ((r.endpoint == EP_HEALTH || r.endpoint == EP_POOL_METRICS || r.endpoint == EP_PARTITIONS ||
-         r.endpoint == EP_GROUPS || r.endpoint == EP_MESSAGES) &&
+    if ((r.endpoint == EP_HEALTH || r.endpoint == EP_POOL_METRICS || r.endpoint == EP_DOCTOR ||
+         r.endpoint == EP_PARTITIONS || r.endpoint == EP_GROUPS || r.endpoint == EP_MESSAGES) &&
         kp_name_check(r.topic, 0, why, sizeof(why)) < 0)
         return status(conn, 404, "NotFound", "\"%s\" not found: %s", r.topic, why);
     if (r.endpoint == EP_WHOAMI)
@@ -529,9 +537,14 @@ enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *
         if (r.endpoint == EP_SUBJECTS)
             return status(conn, 403, "Forbidden", "subjects are forbidden in namespace \"%s\"",
                           r.ns);
+        if (r.endpoint == EP_DOCTOR)
+            return status(conn, 403, "Forbidden",
+                          "applications \"%s\" is forbidden in namespace \"%s\"", r.topic, r.ns);
         return status(conn, 403, "Forbidden", "topics \"%s\" is forbidden in namespace \"%s\"",
                       r.topic, r.ns);
     }
+    if (r.endpoint == EP_DOCTOR) /* the store only: answered here */
+        return send_json(conn, 200, kp_api_doctor(store, r.ns, r.topic));
     pending_t *p = kp_xcalloc(1, sizeof(*p));
     p->conn = conn;
     p->store = store;
