@@ -241,6 +241,21 @@ async function certExpiry(ns, secretName) {
   }
 }
 
+// `kpool doctor`'s findings for an application (the control plane computes them): a badge
+// with the number of problems that opens the list, filled in when it comes.
+function doctorCell(ns, app) {
+  const cell = h("div", { class: "doctor" }, h("span", { class: "muted" }, "…"));
+  api(paths.doctor(ns, app)).then((r) => {
+    const summary = h("summary", {}, r.problems ?
+      badge(r.problems + (r.problems === 1 ? " problem" : " problems"), "bad") :
+      badge("No problems", "ok"));
+    const list = h("ul", { class: "findings" }, r.findings.map((f) =>
+      h("li", { class: "finding " + f.level }, h("strong", {}, f.level + ": "), f.message)));
+    cell.replaceChildren(h("details", r.problems ? { open: "" } : {}, summary, list));
+  }).catch((e) => { cell.replaceChildren(h("span", { class: "muted" }, "— " + e.message)); });
+  return cell;
+}
+
 // A produce rate for people: "12.5 records/s".
 function perSecond(v, unit) {
   if (v === undefined || v === null) return "—";
@@ -292,7 +307,8 @@ async function overview(ns, ticket) {
     return [name, stateBadge((a.status || {}).synchronizationState),
       secret ? h("code", {}, secret) : "—", avs.serviceUser ? h("code", {}, avs.serviceUser) : "—",
       await certExpiry(ns, secret), h("div", {}, grantsFor(ns, name, topics.items)),
-      when((a.status || {}).synchronizationTime || avs.synchronizationTime)];
+      when((a.status || {}).synchronizationTime || avs.synchronizationTime),
+      doctorCell(ns, name)];
   }));
   if (ticket !== gen) return;
   const streamRows = streams.items.map((s) => [s.metadata.name, stateCell(s),
@@ -309,7 +325,7 @@ async function overview(ns, ticket) {
       h("h2", { id: "apps-h" }, "Applications ", h("span", { class: "count" }, apps.items.length)),
       table("Applications of " + ns,
         ["Name", "State", "Secret", "Service user", "Certificate expires", "Topics granted",
-          "Last deploy"], appRows, "No applications yet.")),
+          "Last deploy", "Doctor"], appRows, "No applications yet.")),
     section("schemas", "Schemas", () => schemasSection(ns)),
     h("section", { id: "streams", "aria-labelledby": "streams-h" },
       h("h2", { id: "streams-h" }, "Streams ", h("span", { class: "count" }, streams.items.length)),

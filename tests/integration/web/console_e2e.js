@@ -107,10 +107,16 @@ async function main() {
     await subject.getByText("BACKWARD").waitFor(WAIT);
     await subject.locator(".diff .add", { hasText: '"qty"' }).waitFor(WAIT); // v1 -> v2
     const app = page.locator("#applications tr", { hasText: E.USER_A });
-    await app.getByText("RolloutComplete").waitFor(WAIT);
+    await app.getByText("RolloutComplete", { exact: true }).waitFor(WAIT);
     await app.getByRole("link", { name: E.TOPIC_A, exact: true }).waitFor(WAIT); // granted, with its access
     await app.getByText("readwrite").first().waitFor(WAIT);
     await app.getByText(/\(\d+ d\)/).waitFor(WAIT); // certificate expiry, days left
+    // kpool doctor's findings: the failing Topic granting the app access is its one problem
+    await app.locator(".doctor summary").getByText("1 problem").waitFor(WAIT);
+    await app.locator(".finding.problem", { hasText: "Topic " + E.NS_A + "/" + E.FAILING_TOPIC +
+      " is FailedPrepare" }).waitFor(WAIT);
+    await app.locator(".finding.ok", { hasText: E.NS_A + "." + E.TOPIC_A + ": readwrite" })
+      .waitFor(WAIT);
     await page.screenshot({ path: path.join(E.SHOTS, "console-team.png"), fullPage: true });
 
     step("the topic page: partitions, ACL, consumer group lag, the message browser");
