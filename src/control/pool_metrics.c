@@ -1,6 +1,7 @@
 /* pool_metrics.c — the pools' history from their brokers' /metrics (see pool_metrics.h). */
 #include "control/pool_metrics.h"
 
+#include "control/backup_format.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
@@ -499,12 +500,8 @@ static double p99_ms(const sample_t *a, const sample_t *b, double count)
 
 static json_t *time_json(int64_t ms)
 {
-    time_t s = (time_t)(ms / 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
-    char t[40];
-    snprintf(t, sizeof(t), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ms % 1000));
+    char t[32];
+    kp_backup_time_format(ms, t); /* RFC 3339 UTC with milliseconds, as the backups' times */
     return json_string(t);
 }
 
