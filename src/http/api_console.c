@@ -544,7 +544,7 @@ enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *
                       r.topic, r.ns);
     }
     if (r.endpoint == EP_DOCTOR) /* the store only: answered here */
-        return send_json(conn, 200, kp_api_doctor(store, r.ns, r.topic));
+        return send_json(conn, 200, kp_api_doctor(store, r.ns, r.topic, admin));
     pending_t *p = kp_xcalloc(1, sizeof(*p));
     p->conn = conn;
     p->store = store;

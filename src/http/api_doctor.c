@@ -147,11 +147,11 @@ static int check_app(doc_t *d, kp_store_t *store, const json_t *a)
     return 1;
 }
 
-static void check_topics(doc_t *d, kp_store_t *store)
+static void check_topics(doc_t *d, kp_store_t *store, int all_ns)
 {
     json_t *topics = NULL;
     int64_t rv;
-    if (kp_store_list(store, "Topic", NULL, &topics, &rv) != KP_STORE_OK) {
+    if (kp_store_list(store, "Topic", all_ns ? NULL : d->ns, &topics, &rv) != KP_STORE_OK) {
         json_decref(topics);
         add(d, "problem", "cannot read the Topics");
         return;
@@ -191,14 +191,14 @@ static void check_topics(doc_t *d, kp_store_t *store)
     json_decref(topics);
 }
 
-json_t *kp_api_doctor(kp_store_t *store, const char *ns, const char *app)
+json_t *kp_api_doctor(kp_store_t *store, const char *ns, const char *app, int all_ns)
 {
     doc_t d = {json_array(), ns, app, NULL, 0};
     json_t *a = NULL;
     if (kp_store_get(store, "AivenApplication", ns, app, &a) != KP_STORE_OK) a = NULL;
     d.pool = jstr(json_object_get(a, "spec"), "kafka", "pool");
     check_app(&d, store, a);
-    check_topics(&d, store);
+    check_topics(&d, store, all_ns);
     json_t *doc = json_pack("{s:s, s:s, s:{s:s, s:s}, s:i, s:o}", "apiVersion", "kpool.dev/v1",
                             "kind", "DoctorReport", "metadata", "name", app, "namespace", ns,
                             "problems", d.problems, "findings", d.findings);

@@ -11,7 +11,9 @@
 
 /* {"kind": "DoctorReport", "metadata": {name, namespace}, "problems": n, "findings":
  * [{"level": "ok"|"problem"|"fix"|"note", "message"}]} for application app of namespace ns
- * (a new reference). The caller has authorized the request. */
-json_t *kp_api_doctor(kp_store_t *store, const char *ns, const char *app);
+ * (a new reference). The caller has authorized the request. Topics of every namespace are
+ * looked at when all_ns (an admin's token), else only ns's — what the token may read, as
+ * the CLI does with it. */
+json_t *kp_api_doctor(kp_store_t *store, const char *ns, const char *app, int all_ns);
 
 #endif

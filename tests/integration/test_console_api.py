@@ -499,16 +499,28 @@ def test_doctor_findings_match_the_cli(up, world):
         "metadata": {"name": "app", "namespace": "ca-a"},
         "spec": {"image": "x", "kafka": {"pool": "dev"}}})
     assert code in (200, 201), body
+    # team ca-b grants ca-a's app access to a Topic of its own: the admin's report names it,
+    # ca-a's token may not read ca-b's Topics, so its report does not (as the CLI with it)
+    code, _, body = up.api("PUT", TOPICS_PATH % "ca-b" + "/shared", topic_doc(
+        "ca-b", "shared", acl=[{"team": "ca-a", "application": "app", "access": "read"}]))
+    assert code == 201, body
+    up.wait_status("ca-b", "shared", "RolloutComplete")
     up.wait_status("ca-a", "app", "RolloutComplete", path=apps, timeout=60)
     path = "/apis/kpool.dev/v1/namespaces/ca-a/applications/app/doctor"
+    code, _, rep = up.http("GET", path, token=up.token)
+    assert code == 200 and any(f["message"].startswith("ca-b.shared: read")
+                               for f in rep["findings"]), rep
     code, _, rep = up.http("GET", path, token=world["ca-a"])
     assert code == 200 and rep["kind"] == "DoctorReport", rep
     levels = [f["level"] for f in rep["findings"]]
     text = [f["message"] for f in rep["findings"]]
     assert rep["problems"] == levels.count("problem") == 1, rep
+    assert "ca-b" not in json.dumps(rep), rep
     assert any(m.startswith("ca-a.orders: readwrite") for m in text), text
     assert any("Topic ca-a/broken is FailedPrepare" in m for m in text), text
-    # the CLI says the same (its pool check aside, which the API does not make)
+    # the CLI says the same (its pool check aside, which the API does not make), here with the
+    # admin token of the CLI's configuration: the admin's report
+    code, _, rep = up.http("GET", path, token=up.token)
     out = up.kpool("doctor", "-n", "ca-a", "--app", "app", "--no-connect", expect=1).stdout
     cli = [l.strip().split(": ", 1) for l in out.splitlines()
            if l.startswith("  ") and l.strip().split(":")[0] in ("ok", "problem", "fix")]
@@ -529,6 +541,7 @@ def test_doctor_findings_match_the_cli(up, world):
     assert up.http("GET", path)[0] == 401
     assert up.http("DELETE", path, token=up.token)[0] == 405
     up.api("DELETE", apps % "ca-a" + "/app")
+    up.api("DELETE", TOPICS_PATH % "ca-b" + "/shared")
 
 
 def test_backup_download(up, world):
