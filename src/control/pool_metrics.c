@@ -2,6 +2,7 @@
 #include "control/pool_metrics.h"
 
 #include "control/backup_format.h"
+#include "control/pool_browse.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
@@ -19,8 +20,12 @@
 #define LE_MAX 24
 /* Per request to a broker's /metrics. */
 #define SCRAPE_TIMEOUT_MS 3000
+/* Lag samples (a Kafka client per watched topic) are at least this far apart. */
+#define LAG_INTERVAL_MIN_MS 1000
 /* Partitions per topic taken from a page (bounds what a hostile page can make us keep). */
 #define PARTITION_INDEX_MAX 100000
+
+static json_t *time_json(int64_t ms);
 
 /* ---- the exposition format ---- */
 
@@ -277,6 +282,19 @@ typedef struct pool_hist {
     struct pool_hist *next;
 } pool_hist_t;
 
+/* A topic whose lag the console looks at (kp_pool_metrics_lag). */
+typedef struct lag_watch {
+    char *pool, *topic;
+    int64_t watched_ms;                    /* monotonic: the last console request */
+    int64_t t_ms[KP_POOL_METRICS_SAMPLES]; /* wall time of each sample */
+    json_t *lags[KP_POOL_METRICS_SAMPLES]; /* {group: lag} */
+    int head, n;
+    struct lag_watch *next;
+} lag_watch_t;
+
+static lag_watch_t *watches;
+static int nwatches;
+
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t wake = PTHREAD_COND_INITIALIZER;
 static pool_hist_t *pools;
@@ -284,6 +302,33 @@ static int running, stopping;
 static int64_t interval;
 static kp_store_t *the_store;
 static pthread_t thread;
+
+static void watch_free(lag_watch_t *w)
+{
+    for (int i = 0; i < KP_POOL_METRICS_SAMPLES; i++) json_decref(w->lags[i]);
+    free(w->pool);
+    free(w->topic);
+    free(w);
+}
+
+/* Records groups (kp_pool_browse_groups' document) as w's newest sample. Caller holds lock. */
+static void watch_record(lag_watch_t *w, const json_t *groups)
+{
+    json_t *lag = json_object();
+    size_t i;
+    json_t *g;
+    json_array_foreach(json_object_get(groups, "items"), i, g)
+    {
+        const char *name = json_string_value(json_object_get(g, "group"));
+        json_t *l = json_object_get(g, "lag");
+        if (name && json_is_integer(l)) json_object_set(lag, name, l);
+    }
+    json_decref(w->lags[w->head]);
+    w->lags[w->head] = lag;
+    w->t_ms[w->head] = kp_wall_ms();
+    w->head = (w->head + 1) % KP_POOL_METRICS_SAMPLES;
+    if (w->n < KP_POOL_METRICS_SAMPLES) w->n++;
+}
 
 static void hist_free(pool_hist_t *h)
 {
@@ -412,6 +457,117 @@ static void sample_all(void)
     pthread_mutex_unlock(&lock);
 }
 
+/* How to reach pool p (strings borrowed from p). -1 without bootstrap servers. */
+static int conn_of(const json_t *p, kp_pool_conn_t *c)
+{
+    const json_t *spec = json_object_get(p, "spec"), *tls = json_object_get(spec, "tls");
+    memset(c, 0, sizeof(*c));
+    c->bootstrap = json_string_value(json_object_get(spec, "bootstrapServers"));
+    c->ca_path = json_string_value(json_object_get(tls, "caLocation"));
+    c->cert_path = json_string_value(json_object_get(tls, "certificateLocation"));
+    c->key_path = json_string_value(json_object_get(tls, "keyLocation"));
+    c->timeout_ms = SCRAPE_TIMEOUT_MS;
+    return c->bootstrap && *c->bootstrap ? 0 : -1;
+}
+
+/* One lag sample of every watched topic; watches past KP_POOL_METRICS_LAG_WATCH_MS go. */
+static void sample_lag(void)
+{
+    static int64_t last_ms; /* the sampler's thread only */
+    int64_t now = kp_mono_ms();
+    /* each sample opens a Kafka client per topic: never more often than once a second */
+    if (last_ms &&
+        now - last_ms < (interval > LAG_INTERVAL_MIN_MS ? interval : LAG_INTERVAL_MIN_MS))
+        return;
+    last_ms = now;
+    char *todo[KP_POOL_METRICS_LAG_TOPICS_MAX][2];
+    int n = 0;
+    pthread_mutex_lock(&lock);
+    for (lag_watch_t **wp = &watches; *wp;) {
+        lag_watch_t *w = *wp;
+        if (now - w->watched_ms > KP_POOL_METRICS_LAG_WATCH_MS) {
+            *wp = w->next;
+            watch_free(w);
+            nwatches--;
+            continue;
+        }
+        if (n < KP_POOL_METRICS_LAG_TOPICS_MAX) {
+            todo[n][0] = kp_xstrdup(w->pool);
+            todo[n++][1] = kp_xstrdup(w->topic);
+        }
+        wp = &w->next;
+    }
+    pthread_mutex_unlock(&lock);
+    for (int i = 0; i < n; i++) {
+        json_t *pool = NULL, *groups = NULL;
+        kp_pool_conn_t c;
+        char err[512];
+        int missing = 0;
+        pthread_mutex_lock(&lock);
+        int stop = stopping;
+        pthread_mutex_unlock(&lock);
+        if (!stop && kp_store_get(the_store, "Pool", "", todo[i][0], &pool) == KP_STORE_OK &&
+            conn_of(pool, &c) == 0)
+            groups = kp_pool_browse_groups(&c, todo[i][1], &missing, err, sizeof(err));
+        if (groups) {
+            pthread_mutex_lock(&lock);
+            for (lag_watch_t *w = watches; w; w = w->next)
+                if (!strcmp(w->pool, todo[i][0]) && !strcmp(w->topic, todo[i][1]))
+                    watch_record(w, groups);
+            pthread_mutex_unlock(&lock);
+        }
+        json_decref(groups);
+        json_decref(pool);
+        free(todo[i][0]);
+        free(todo[i][1]);
+    }
+}
+
+void kp_pool_metrics_lag(const char *pool, const char *topic, json_t *groups_doc)
+{
+    pthread_mutex_lock(&lock);
+    if (!running) {
+        pthread_mutex_unlock(&lock);
+        return;
+    }
+    lag_watch_t *w = watches, *oldest = NULL;
+    for (; w; w = w->next) {
+        if (!strcmp(w->pool, pool) && !strcmp(w->topic, topic)) break;
+        if (!oldest || w->watched_ms < oldest->watched_ms) oldest = w;
+    }
+    if (!w) {
+        if (nwatches >= KP_POOL_METRICS_LAG_TOPICS_MAX && oldest) { /* reuse the oldest */
+            for (lag_watch_t **wp = &watches; *wp; wp = &(*wp)->next)
+                if (*wp == oldest) {
+                    *wp = oldest->next;
+                    break;
+                }
+            watch_free(oldest);
+            nwatches--;
+        }
+        w = kp_xcalloc(1, sizeof(*w));
+        w->pool = kp_xstrdup(pool);
+        w->topic = kp_xstrdup(topic);
+        w->next = watches;
+        watches = w;
+        nwatches++;
+    }
+    w->watched_ms = kp_mono_ms();
+    /* this answer is a sample too, unless the sampler took one a moment ago */
+    int64_t last =
+        w->n ? w->t_ms[(w->head + KP_POOL_METRICS_SAMPLES - 1) % KP_POOL_METRICS_SAMPLES] : 0;
+    if (!w->n || kp_wall_ms() - last >= interval / 2) watch_record(w, groups_doc);
+    json_t *hist = json_array();
+    int first = (w->head - w->n + KP_POOL_METRICS_SAMPLES) % KP_POOL_METRICS_SAMPLES;
+    for (int k = 0; k < w->n; k++) {
+        int i = (first + k) % KP_POOL_METRICS_SAMPLES;
+        json_array_append_new(
+            hist, json_pack("{s:o, s:O}", "time", time_json(w->t_ms[i]), "lag", w->lags[i]));
+    }
+    json_object_set_new(groups_doc, "lagHistory", hist);
+    pthread_mutex_unlock(&lock);
+}
+
 static void *sampler_main(void *arg)
 {
     (void)arg;
@@ -419,6 +575,7 @@ static void *sampler_main(void *arg)
     while (!stopping) {
         pthread_mutex_unlock(&lock);
         sample_all();
+        sample_lag();
         pthread_mutex_lock(&lock);
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
@@ -473,6 +630,12 @@ void kp_pool_metrics_stop(void)
         pools = h->next;
         hist_free(h);
     }
+    while (watches) {
+        lag_watch_t *w = watches;
+        watches = w->next;
+        watch_free(w);
+    }
+    nwatches = 0;
     running = 0;
     pthread_mutex_unlock(&lock);
 }

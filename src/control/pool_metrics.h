@@ -43,6 +43,17 @@ json_t *kp_pool_metrics_history(const char *pool);
  * when the pool or topic has not been scraped. */
 void kp_pool_metrics_annotate(const char *pool, const char *topic, json_t *doc, json_t *partitions);
 
+/* Consumer-group lag over time, for the topic pages people look at: the consumergroups answer
+ * (kp_pool_browse_groups' document) of topic in pool is recorded, and for
+ * KP_POOL_METRICS_LAG_WATCH_MS after the last such request the sampler asks the pool for it
+ * each interval too (one Kafka client per watched topic and interval: only watched topics
+ * cost anything). Adds "lagHistory": [{"time", "lag": {group: records}}] (oldest first, at
+ * most KP_POOL_METRICS_SAMPLES) to groups_doc. */
+#define KP_POOL_METRICS_LAG_WATCH_MS (10 * 60 * 1000)
+/* Topics watched at once (the oldest watch is dropped beyond). */
+#define KP_POOL_METRICS_LAG_TOPICS_MAX 64
+void kp_pool_metrics_lag(const char *pool, const char *topic, json_t *groups_doc);
+
 /* Prometheus text exposition parser: calls fn for each sample line "name{labels} value"
  * (labels without the braces, possibly empty; the timestamp, if any, ignored). Comment and
  * blank lines are skipped; a malformed line is skipped too. Returns the samples reported. */

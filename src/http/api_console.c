@@ -399,6 +399,8 @@ static json_t *topic_answer(kp_store_t *store, const console_route_t *r, const k
     json_decref(pool_obj);
     if (body && r->endpoint == EP_PARTITIONS) /* sizes and rate from the pool's /metrics */
         kp_pool_metrics_annotate(pool_name, fqn, body, json_object_get(body, "partitions"));
+    if (body && r->endpoint == EP_GROUPS) /* the lag over time, sampled while looked at */
+        kp_pool_metrics_lag(pool_name, fqn, body);
     if (!body) {
         *code = missing ? 404 : 503;
         return kp_api_status(*code, missing ? "NotFound" : "ServiceUnavailable", msg);

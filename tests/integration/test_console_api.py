@@ -431,6 +431,27 @@ def test_partition_sizes_and_produce_rate(up, world):
     up.api("DELETE", TOPICS_PATH % "ca-a" + "/sized")
 
 
+def test_lag_history_sampled_by_the_control_plane(up, world):
+    """Once a topic's consumer groups are asked for, the control plane samples their lag on
+    its own (at least a second apart): the history grows with no further request and shows
+    the lag as it was (2 before test_consumer_group_lag's commit, 1 since). Another team:
+    403."""
+    code, _, body = get(up, "ca-a", "orders", "consumergroups", world["ca-a"])
+    assert code == 200 and body["lagHistory"], body
+    assert body["lagHistory"][-1]["lag"] == {"ca-a-g": 1}, body["lagHistory"]
+    assert {"ca-a-g": 2} in [h["lag"] for h in body["lagHistory"]]  # the earlier requests'
+    before = body["lagHistory"][-1]["time"]
+    time.sleep(3.5)  # no request meanwhile
+    code, _, body = get(up, "ca-a", "orders", "consumergroups", world["ca-a"])
+    hist = body["lagHistory"]
+    times = [h["time"] for h in hist]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    since = [h for h in hist if h["time"] > before]
+    assert len(since) >= 3, hist  # the sampler's (about one a second) and this request's
+    assert all(h["lag"] == {"ca-a-g": 1} for h in since), since
+    assert get(up, "ca-a", "orders", "consumergroups", world["ca-b"])[0] == 403
+
+
 def test_pool_metrics_history(up, world):
     """The pool's history, sampled by the control plane from the broker's /metrics: request
     rate, latency, bytes and records per second, disk use, for any valid token."""
