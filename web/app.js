@@ -585,7 +585,7 @@ function sampler(ns, name, ticket, box) {
       const end = p.partitions.reduce((a, x) => a + x.endOffset, 0);
       samples.push({ t: Date.now(), end, lag: Object.fromEntries(g.items.map((x) => [x.group, x.lag])) });
       if (samples.length > SAMPLES_MAX) samples.shift();
-      drawCharts(box, samples);
+      drawCharts(box, samples, g.lagHistory);
     } catch (e) {
       if (ticket !== gen) return;
       if (e instanceof AuthError) return signOut(
@@ -597,22 +597,29 @@ function sampler(ns, name, ticket, box) {
   tick();
 }
 
-function drawCharts(box, samples) {
+// lagHistory: the control plane's samples of the groups' lag ([{time, lag: {group: n}}]),
+// which go back past this page's opening; without it, the page's own samples.
+function drawCharts(box, samples, lagHistory) {
   if (samples.length < 2) {
     box.replaceChildren(h("p", { class: "loading" }, "Sampling…"));
     return;
   }
   const rate = samples.slice(1).map((s, i) => [s.t,
     Math.max(0, (s.end - samples[i].end) * 1000 / (s.t - samples[i].t))]);
-  const groups = [...new Set(samples.flatMap((s) => Object.keys(s.lag)))].sort().slice(0, 6);
+  const server = (lagHistory || []).length > 1;
+  const lagSamples = server ? lagHistory.map((x) => ({ t: Date.parse(x.time), lag: x.lag }))
+    : samples;
+  const groups = [...new Set(lagSamples.flatMap((s) => Object.keys(s.lag)))].sort().slice(0, 6);
   const charts = [lineChart({ title: "Produce rate", yLabel: "records/s",
     series: [{ name: "all partitions", points: rate }] })];
   if (groups.length)
     charts.push(lineChart({ title: "Consumer lag", yLabel: "records",
-      series: groups.map((gname) => ({ name: gname, points: samples.filter((s) =>
+      series: groups.map((gname) => ({ name: gname, points: lagSamples.filter((s) =>
         gname in s.lag).map((s) => [s.t, s.lag[gname]]) })) }));
-  box.replaceChildren(h("p", { class: "help" }, "Sampled by this page every " +
-    SAMPLE_MS / 1000 + " s while it is open."), h("div", { class: "charts" }, charts));
+  box.replaceChildren(h("p", { class: "help" }, "The produce rate is sampled by this page every " +
+    SAMPLE_MS / 1000 + " s while it is open; " + (server ? "the lag by the control plane " +
+    "while the topic is looked at (up to an hour back)." : "the lag too.")),
+  h("div", { class: "charts" }, charts));
 }
 
 async function topicPage(ns, name, ticket) {

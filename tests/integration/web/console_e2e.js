@@ -149,6 +149,8 @@ async function main() {
     // the next samples (every 5 s) show the lag the new records make: 2 + 5
     await rates.locator(".legend", { hasText: E.GROUP_A + ": 7 records" })
       .waitFor({ timeout: 20000 });
+    // the lag chart is drawn from the history the control plane keeps
+    await rates.getByText(/the lag by the control plane/).waitFor(WAIT);
     await page.screenshot({ path: path.join(E.SHOTS, "console-topic.png"), fullPage: true });
 
     step("the browser reads from an offset");
