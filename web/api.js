@@ -68,6 +68,34 @@ async function call(path, { tok = token.get(), signal, method = "GET", body } = 
   throw err;
 }
 
+// Downloads path as a file called name: fetched with the token (a plain link could not send
+// it), then handed to the browser as a blob URL.
+export async function download(path, name) {
+  const tok = token.get();
+  if (!tok) throw new AuthError(401, "Unauthorized", "Signed out.");
+  let res;
+  try {
+    res = await fetch(path, { headers: { Authorization: "Bearer " + tok }, cache: "no-store",
+      credentials: "omit" });
+  } catch (e) {
+    throw new UnreachableError("The control plane at " + location.host + " did not answer.");
+  }
+  if (!res.ok) {
+    let msg = res.status + " " + res.statusText;
+    try { msg = (await res.json()).message || msg; } catch (e) { /* not JSON */ }
+    if (res.status === 401) throw new AuthError(401, "Unauthorized", msg);
+    throw new ApiError(res.status, "", msg);
+  }
+  const url = URL.createObjectURL(await res.blob());
+  const a = document.createElement("a");
+  a.href = url;
+  a.download = name;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60000);
+}
+
 // Paths of the public API (docs/api.md).
 const enc = encodeURIComponent;
 export const paths = {
@@ -75,13 +103,17 @@ export const paths = {
   teams: () => "/apis/kpool.dev/v1/teams",
   pools: () => "/apis/kpool.dev/v1/pools",
   health: (pool) => `/apis/kpool.dev/v1/pools/${enc(pool)}/health`,
+  poolMetrics: (pool) => `/apis/kpool.dev/v1/pools/${enc(pool)}/metrics`,
   backups: () => "/apis/kpool.dev/v1/backups",
+  backupFile: (name) => `/apis/kpool.dev/v1/backups/files/${enc(name)}`,
   topics: (ns) => `/apis/kafka.nais.io/v1/namespaces/${enc(ns)}/topics`,
   topic: (ns, n) => `/apis/kafka.nais.io/v1/namespaces/${enc(ns)}/topics/${enc(n)}`,
   streams: (ns) => `/apis/kafka.nais.io/v1/namespaces/${enc(ns)}/streams`,
   apps: (ns) => `/apis/nais.io/v1alpha1/namespaces/${enc(ns)}/applications`,
   aivenapps: (ns) => `/apis/aiven.nais.io/v1/namespaces/${enc(ns)}/aivenapplications`,
   subjects: (ns) => `/apis/kpool.dev/v1/namespaces/${enc(ns)}/subjects`,
+  doctor: (ns, app) =>
+    `/apis/kpool.dev/v1/namespaces/${enc(ns)}/applications/${enc(app)}/doctor`,
   secret: (ns, n) => `/api/v1/namespaces/${enc(ns)}/secrets/${enc(n)}`,
   console: (ns, n, what, q) =>
     `/apis/kpool.dev/v1/namespaces/${enc(ns)}/topics/${enc(n)}/${what}` +

@@ -1,7 +1,7 @@
 // app.js — the kpool web console (docs/console.md): a static app that signs in with a team
 // token and shows the team's topics, applications and streams through the public API only.
 // Routes live in the URL fragment (#/ns/team-a/topics/orders), the token never does.
-import { api, paths, token, AuthError, UnreachableError } from "./api.js";
+import { api, download, paths, token, AuthError, UnreachableError } from "./api.js";
 import { h, table, badge, stateBadge, ms, bytes, when } from "./dom.js";
 import { certificateExpiry } from "./cert.js";
 import { lineChart } from "./chart.js";
@@ -241,18 +241,45 @@ async function certExpiry(ns, secretName) {
   }
 }
 
-// The number of records a topic holds (end minus start offsets), filled in when it comes.
-function recordsCell(ns, t) {
-  const cell = h("span", { class: "muted" }, "…");
+// `kpool doctor`'s findings for an application (the control plane computes them): a badge
+// with the number of problems that opens the list, filled in when it comes.
+function doctorCell(ns, app) {
+  const cell = h("div", { class: "doctor" }, h("span", { class: "muted" }, "…"));
+  api(paths.doctor(ns, app)).then((r) => {
+    const summary = h("summary", {}, r.problems ?
+      badge(r.problems + (r.problems === 1 ? " problem" : " problems"), "bad") :
+      badge("No problems", "ok"));
+    const list = h("ul", { class: "findings" }, r.findings.map((f) =>
+      h("li", { class: "finding " + f.level }, h("strong", {}, f.level + ": "), f.message)));
+    cell.replaceChildren(h("details", r.problems ? { open: "" } : {}, summary, list));
+  }).catch((e) => { cell.replaceChildren(h("span", { class: "muted" }, "— " + e.message)); });
+  return cell;
+}
+
+// A produce rate for people: "12.5 records/s".
+function perSecond(v, unit) {
+  if (v === undefined || v === null) return "—";
+  return (v >= 100 || Number.isInteger(v) ? Math.round(v).toLocaleString("en") : v.toFixed(1)) +
+    " " + unit + "/s";
+}
+
+// The records a topic holds (end minus start offsets), its size in bytes and its produce
+// rate (both from the control plane's samples of the pool's metrics), filled in when they
+// come: three cells from one request.
+function figureCells(ns, t) {
+  const cells = ["records", "size", "rate"].map((k) =>
+    h("span", { class: "muted", "data-figure": k }, "…"));
   if (syncState(t) !== "RolloutComplete") {
-    cell.textContent = "—";
-    return cell;
+    for (const c of cells) c.textContent = "—";
+    return cells;
   }
   api(paths.console(ns, t.metadata.name, "partitions")).then((p) => {
-    cell.className = "";
-    cell.textContent = p.records.toLocaleString("en");
-  }).catch(() => { cell.textContent = "—"; });
-  return cell;
+    for (const c of cells) c.className = "";
+    cells[0].textContent = p.records.toLocaleString("en");
+    cells[1].textContent = bytes(p.sizeBytes);
+    cells[2].textContent = perSecond(p.recordsPerSecond, "records");
+  }).catch(() => { for (const c of cells) c.textContent = "—"; });
+  return cells;
 }
 
 async function overview(ns, ticket) {
@@ -270,7 +297,7 @@ async function overview(ns, ticket) {
     return [topicLink(ns, t.metadata.name), stateCell(t),
       h("code", {}, (t.status || {}).fullyQualifiedName || ns + "." + t.metadata.name),
       t.spec.pool || "—", cfg.partitions ?? 1, cfg.replication ?? "default", retention(cfg),
-      recordsCell(ns, t)];
+      ...figureCells(ns, t)];
   });
   const appRows = await Promise.all(apps.items.map(async (a) => {
     const name = a.metadata.name;
@@ -280,7 +307,8 @@ async function overview(ns, ticket) {
     return [name, stateBadge((a.status || {}).synchronizationState),
       secret ? h("code", {}, secret) : "—", avs.serviceUser ? h("code", {}, avs.serviceUser) : "—",
       await certExpiry(ns, secret), h("div", {}, grantsFor(ns, name, topics.items)),
-      when((a.status || {}).synchronizationTime || avs.synchronizationTime)];
+      when((a.status || {}).synchronizationTime || avs.synchronizationTime),
+      doctorCell(ns, name)];
   }));
   if (ticket !== gen) return;
   const streamRows = streams.items.map((s) => [s.metadata.name, stateCell(s),
@@ -291,13 +319,13 @@ async function overview(ns, ticket) {
       h("h2", { id: "topics-h" }, "Topics ", h("span", { class: "count" }, topics.items.length)),
       table("Topics of " + ns,
         ["Name", "State", "Name in the pool", "Pool", "Partitions", "Replication",
-          "Retention (time / size)", "Records"], topicRows,
+          "Retention (time / size)", "Records", "Size", "Produce rate"], topicRows,
         "No topics yet. Apply a Topic (see examples/topic.yaml) with kpool apply -f.")),
     h("section", { id: "applications", "aria-labelledby": "apps-h" },
       h("h2", { id: "apps-h" }, "Applications ", h("span", { class: "count" }, apps.items.length)),
       table("Applications of " + ns,
         ["Name", "State", "Secret", "Service user", "Certificate expires", "Topics granted",
-          "Last deploy"], appRows, "No applications yet.")),
+          "Last deploy", "Doctor"], appRows, "No applications yet.")),
     section("schemas", "Schemas", () => schemasSection(ns)),
     h("section", { id: "streams", "aria-labelledby": "streams-h" },
       h("h2", { id: "streams-h" }, "Streams ", h("span", { class: "count" }, streams.items.length)),
@@ -413,11 +441,12 @@ function aclTable(t) {
 async function partitionsSection(ns, name) {
   const p = await api(paths.console(ns, name, "partitions"));
   return [h("p", { class: "summary" }, p.records + " records in " + p.partitions.length +
-    " partitions"),
+    " partitions, " + bytes(p.sizeBytes) + " on disk, produce rate " +
+    perSecond(p.recordsPerSecond, "records")),
   table("Partitions", ["Partition", "Leader", "Replicas", "In sync", "Start offset", "End offset",
-    "Records"], p.partitions.map((x) => [String(x.partition), String(x.leader),
+    "Records", "Size"], p.partitions.map((x) => [String(x.partition), String(x.leader),
     x.replicas.join(", "), x.isr.join(", "), String(x.startOffset), String(x.endOffset),
-    String(x.records)]), "No partitions.")];
+    String(x.records), bytes(x.sizeBytes)]), "No partitions.")];
 }
 
 async function groupsSection(ns, name) {
@@ -556,7 +585,7 @@ function sampler(ns, name, ticket, box) {
       const end = p.partitions.reduce((a, x) => a + x.endOffset, 0);
       samples.push({ t: Date.now(), end, lag: Object.fromEntries(g.items.map((x) => [x.group, x.lag])) });
       if (samples.length > SAMPLES_MAX) samples.shift();
-      drawCharts(box, samples);
+      drawCharts(box, samples, g.lagHistory);
     } catch (e) {
       if (ticket !== gen) return;
       if (e instanceof AuthError) return signOut(
@@ -568,22 +597,29 @@ function sampler(ns, name, ticket, box) {
   tick();
 }
 
-function drawCharts(box, samples) {
+// lagHistory: the control plane's samples of the groups' lag ([{time, lag: {group: n}}]),
+// which go back past this page's opening; without it, the page's own samples.
+function drawCharts(box, samples, lagHistory) {
   if (samples.length < 2) {
     box.replaceChildren(h("p", { class: "loading" }, "Sampling…"));
     return;
   }
   const rate = samples.slice(1).map((s, i) => [s.t,
     Math.max(0, (s.end - samples[i].end) * 1000 / (s.t - samples[i].t))]);
-  const groups = [...new Set(samples.flatMap((s) => Object.keys(s.lag)))].sort().slice(0, 6);
+  const server = (lagHistory || []).length > 1;
+  const lagSamples = server ? lagHistory.map((x) => ({ t: Date.parse(x.time), lag: x.lag }))
+    : samples;
+  const groups = [...new Set(lagSamples.flatMap((s) => Object.keys(s.lag)))].sort().slice(0, 6);
   const charts = [lineChart({ title: "Produce rate", yLabel: "records/s",
     series: [{ name: "all partitions", points: rate }] })];
   if (groups.length)
     charts.push(lineChart({ title: "Consumer lag", yLabel: "records",
-      series: groups.map((gname) => ({ name: gname, points: samples.filter((s) =>
+      series: groups.map((gname) => ({ name: gname, points: lagSamples.filter((s) =>
         gname in s.lag).map((s) => [s.t, s.lag[gname]]) })) }));
-  box.replaceChildren(h("p", { class: "help" }, "Sampled by this page every " +
-    SAMPLE_MS / 1000 + " s while it is open."), h("div", { class: "charts" }, charts));
+  box.replaceChildren(h("p", { class: "help" }, "The produce rate is sampled by this page every " +
+    SAMPLE_MS / 1000 + " s while it is open; " + (server ? "the lag by the control plane " +
+    "while the topic is looked at (up to an hour back)." : "the lag too.")),
+  h("div", { class: "charts" }, charts));
 }
 
 async function topicPage(ns, name, ticket) {
@@ -639,8 +675,78 @@ async function poolsPage(ticket) {
       "Kafka pools"),
     table("Pools", ["Name", "State", "Bootstrap servers", "Topics", "Unmanaged topics",
       "Replication (min / max / default)"], rows, "No pools.")),
-    pools.items.map((p) => section("health-" + p.metadata.name, "Health of " + p.metadata.name,
-      () => healthSection(p.metadata.name))));
+    pools.items.map((p) => [section("health-" + p.metadata.name, "Health of " + p.metadata.name,
+      () => healthSection(p.metadata.name)), historySection(p.metadata.name, ticket)]));
+}
+
+const MiB = 1024 * 1024;
+
+// The pool's history as the control plane sampled it from the brokers' metrics: redrawn
+// every sampling interval while the page is open.
+function historySection(pool, ticket) {
+  const box = h("div", {}, h("p", { class: "loading" }, "Loading…"));
+  const draw = async () => {
+    if (ticket !== gen) return;
+    if (document.hidden && box.querySelector("figure")) { // a background tab asks nothing
+      setTimeout(draw, 10000);
+      return;
+    }
+    let m;
+    try {
+      m = await api(paths.poolMetrics(pool));
+    } catch (e) {
+      if (ticket !== gen) return;
+      if (e instanceof AuthError) return signOut(
+        "Your session ended: the token is no longer valid (revoked or rotated).");
+      box.replaceChildren(errorBox(e.message, false));
+      setTimeout(draw, 10000);
+      return;
+    }
+    if (ticket !== gen) return;
+    const s = m.samples || [];
+    const pts = (k, scale = 1) => s.filter((x) => x[k] !== null && x[k] !== undefined)
+      .map((x) => [Date.parse(x.time), x[k] / scale]);
+    const chart = (title, yLabel, series) => {
+      const have = series.filter((x) => x.points.length);
+      return have.length ? lineChart({ title, yLabel, series: have }) : null;
+    };
+    // bytes in the unit their largest value reads best in
+    const unitOf = (keys, suffix) => {
+      const max = Math.max(0, ...s.flatMap((x) => keys.map((k) => x[k] || 0)));
+      const u = [["B", 1], ["KiB", 1024], ["MiB", MiB], ["GiB", 1024 * MiB]];
+      const [name, div] = u.filter(([, d]) => max >= d).pop() || u[0];
+      return [name + suffix, div];
+    };
+    const [netUnit, netDiv] = unitOf(["bytesInPerSecond", "bytesOutPerSecond"], "/s");
+    const [diskUnit, diskDiv] = unitOf(["diskUsedBytes"], "");
+    const charts = [
+      chart("Requests", "requests/s", [{ name: "all APIs", points: pts("requestsPerSecond") }]),
+      chart("Request latency", "ms", [{ name: "mean", points: pts("latencyMeanMs") },
+        { name: "99th percentile", points: pts("latencyP99Ms") }]),
+      chart("Network", netUnit, [{ name: "in", points: pts("bytesInPerSecond", netDiv) },
+        { name: "out", points: pts("bytesOutPerSecond", netDiv) }]),
+      chart("Records produced", "records/s", [{ name: "all topics",
+        points: pts("recordsInPerSecond") }]),
+      chart("Disk used by logs", diskUnit, [{ name: "all brokers",
+        points: pts("diskUsedBytes", diskDiv) }]),
+    ].filter(Boolean);
+    const brokers = table("Disk use per broker of " + pool, ["Broker metrics", "Logs", "Free",
+      "File system"], (m.brokers || []).map((b) => [h("code", {}, b.metricsUrl), bytes(b.diskUsedBytes),
+      bytes(b.diskFreeBytes), bytes(b.diskCapacityBytes)]), "No broker metrics.");
+    const every = m.intervalMs ? m.intervalMs / 1000 + " s" : "—";
+    box.replaceChildren(...[
+      m.lastError ? errorBox("The last sample failed: " + m.lastError, false) : null,
+      m.message ? h("p", { class: "empty" }, m.message) : null,
+      h("p", { class: "help" }, "Sampled by the control plane every " + every + " from " +
+        "the brokers' metrics; the last " + (m.samplesMax || 0) + " samples are kept."),
+      charts.length ? h("div", { class: "charts" }, charts)
+        : h("p", { class: "empty" }, "Not enough samples yet."),
+      brokers].filter(Boolean));
+    setTimeout(draw, Math.max(m.intervalMs || 10000, 1000));
+  };
+  draw();
+  return h("section", { id: "history-" + pool, "aria-labelledby": "history-h-" + pool },
+    h("h2", { id: "history-h-" + pool }, "Over time: " + pool), box);
 }
 
 async function healthSection(pool) {
@@ -669,7 +775,17 @@ async function backupsPage(ticket) {
     bytes(f.sizeBytes), h("div", {}, stateBadge(f.state),
       f.error ? h("div", { class: "status-msg" }, f.error) : null),
     f.summary ? `${f.summary.topics} topics, ${f.summary.acls} ACLs, ` +
-      `${f.summary.resources} resources` : "—"]);
+      `${f.summary.resources} resources` : "—",
+    h("button", { type: "button", class: "download", "aria-label": "Download " + f.name,
+      onclick: async () => {
+        try {
+          await download(paths.backupFile(f.name), f.name);
+        } catch (e) {
+          if (e instanceof AuthError) return signOut(
+            "Your session ended: the token is no longer valid (revoked or rotated).");
+          say("Download failed: " + e.message);
+        }
+      } }, "Download")]);
   const sch = b.schedule || {};
   const outcome = h("div", { role: "status" });
   const now = h("button", { type: "button", id: "backup-now", onclick: async () => {
@@ -697,7 +813,7 @@ async function backupsPage(ticket) {
         pools, "No pool has been backed up yet.")),
     h("section", { id: "backup-files", "aria-labelledby": "bf-h" },
       h("h2", { id: "bf-h" }, "Files"),
-      table("Backup files", ["File", "Pool", "Time", "Size", "State", "Holds"], files,
+      table("Backup files", ["File", "Pool", "Time", "Size", "State", "Holds", "Download"], files,
         "No backup files yet.")));
 }
 

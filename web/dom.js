@@ -62,7 +62,7 @@ export function bytes(v) {
   const u = ["B", "KiB", "MiB", "GiB", "TiB"];
   let i = 0, x = n;
   while (x >= 1024 && i < u.length - 1) { x /= 1024; i++; }
-  return (i ? x.toFixed(1) : x) + " " + u[i];
+  return (i ? x.toFixed(1) : x) + "\u00a0" + u[i]; // one unbreakable figure
 }
 
 export function when(t) {

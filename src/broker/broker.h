@@ -97,5 +97,9 @@ void kp_broker_tls_swap(kp_broker_t *b, struct kp_tls_ctx *ctx);
 
 /* Next producer id (allocated in durable blocks). -1 on storage failure. */
 int64_t kp_broker_next_producer_id(kp_broker_t *b);
+/* Appends each partition's log size and end offset and the log directory's use to a /metrics
+ * page (handle_log_dirs.c). */
+struct kp_buf;
+void kp_broker_render_log_dirs(struct kp_buf *out, kp_broker_t *b);
 
 #endif

@@ -90,6 +90,7 @@ int kp_handle_list_groups(kp_req_t *req);
 int kp_handle_describe_groups(kp_req_t *req);
 int kp_handle_delete_groups(kp_req_t *req);
 int kp_handle_offset_delete(kp_req_t *req);
+int kp_handle_describe_log_dirs(kp_req_t *req);
 int kp_handle_describe_acls(kp_req_t *req);
 int kp_handle_describe_configs(kp_req_t *req);
 int kp_handle_alter_configs(kp_req_t *req);

@@ -431,6 +431,7 @@ static void metrics_gauges(kp_buf_t *out, void *arg)
                    "# HELP kpool_partitions Partitions led by this broker.\n"
                    "# TYPE kpool_partitions gauge\nkpool_partitions %" PRId64 "\n",
                    partitions);
+    kp_broker_render_log_dirs(out, b); /* handle_log_dirs.c */
 }
 
 kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)

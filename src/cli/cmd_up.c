@@ -210,7 +210,7 @@ static int ensure_cli_config(kp_store_t *store, const char *server, const char *
 
 /* The embedded pool `dev` (SPEC 2.5): replication 1 while pools have one broker. */
 static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki,
-                       const char *registry)
+                       const char *registry, const char *metrics_url)
 {
     char ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX], cakey[PATH_MAX];
     fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
@@ -218,11 +218,11 @@ static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki
     fmt_path(key, sizeof(key), "%s/admin.key", pki);
     fmt_path(cakey, sizeof(cakey), "%s/ca.key", pki);
     json_t *pool = json_pack(
-        "{s:s, s:s, s:{s:s}, s:{s:s, s:b, s:{s:i, s:i, s:i}, s:s, s:{s:s, s:s, s:s, s:s}}}",
+        "{s:s, s:s, s:{s:s}, s:{s:s, s:b, s:{s:i, s:i, s:i}, s:s, s:{s:s, s:s, s:s, s:s}, s:s}}",
         "apiVersion", "kpool.dev/v1", "kind", "Pool", "metadata", "name", "dev", "spec",
         "bootstrapServers", bootstrap, "embedded", 1, "replication", "min", 1, "max", 1, "default",
         1, "schemaRegistry", registry, "tls", "caLocation", ca, "certificateLocation", crt,
-        "keyLocation", key, "caKeyLocation", cakey);
+        "keyLocation", key, "caKeyLocation", cakey, "metricsUrl", metrics_url);
     json_t *out = NULL;
     int rc = kp_store_put(store, pool, -1, 0, &out);
     json_decref(out);
@@ -260,8 +260,10 @@ static int backup_settings(const kp_props_t *props, kp_control_config_t *cc, cha
 static int control_settings(const kp_props_t *props, kp_control_config_t *cc, char *err,
                             size_t errlen)
 {
-    int64_t resync, retry, validity, renew, grace;
+    int64_t resync, retry, validity, renew, grace, console_ms;
     if (backup_settings(props, cc, err, errlen) < 0 ||
+        kp_props_get_i64(props, "control.console.metrics.interval.ms", 10000, 100, 3600000,
+                         &console_ms, err, errlen) < 0 ||
         kp_props_get_i64(props, "control.resync.interval.ms", 60000, 100, INT32_MAX, &resync, err,
                          errlen) < 0 ||
         kp_props_get_i64(props, "control.retry.max.ms", 30000, 100, INT32_MAX, &retry, err,
@@ -295,6 +297,7 @@ static int control_settings(const kp_props_t *props, kp_control_config_t *cc, ch
     cc->cert_validity_days = (int)validity;
     cc->cert_renew_before_s = renew * 86400;
     cc->janitor_grace_ms = grace ? grace : 1; /* 0: at the next pass */
+    cc->console_metrics_interval_ms = console_ms;
     return 0;
 }
 
@@ -311,7 +314,9 @@ static int control_settings(const kp_props_t *props, kp_control_config_t *cc, ch
     "  control.backup.retention.count  [56]     backups kept per pool (0: no limit)\n"             \
     "  control.backup.retention.days   [7]      older backups are removed (0: no limit); the\n"    \
     "                                           newest good backup is always kept\n"               \
-    "  control.backup.compression      [gzip]   gzip (.json.gz) or none (.json)\n"
+    "  control.backup.compression      [gzip]   gzip (.json.gz) or none (.json)\n"                 \
+    "  control.console.metrics.interval.ms [10000] the console's pool history: each Pool's\n"      \
+    "                                           spec.metricsUrl sampled this often (360 kept)\n"
 
 /* The schema registry's admin password: made on first start, kept in pki/ (0600). The
  * returned string is malloc'd (kp_pki_secret_free); NULL with err on failure. */
@@ -701,7 +706,10 @@ int kp_cmd_up(int argc, char **argv)
                sizeof(addrs.registry));
     fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
     err[0] = 0;
-    if (ensure_pool(kp_control_store(c), addrs.bootstrap, pki, addrs.registry) < 0 ||
+    /* the console's pool history reads the broker's /metrics (pool_metrics.h); none when
+     * admin.listener is off */
+    const char *metrics_at = strncmp(addrs.metrics, "http", 4) ? "" : addrs.metrics;
+    if (ensure_pool(kp_control_store(c), addrs.bootstrap, pki, addrs.registry, metrics_at) < 0 ||
         ensure_cli_config(kp_control_store(c), addrs.api, ca, cfgpath, sizeof(cfgpath), err,
                           sizeof(err)) < 0) {
         fprintf(stderr, "kpool: %s\n", err[0] ? err : "cannot create the dev pool");

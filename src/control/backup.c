@@ -21,12 +21,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* A pool with no backup yet is first backed up this long after it is seen (or after one
  * interval, when that is shorter): a pool just created by `kpool up` is up by then. */
@@ -445,6 +447,31 @@ json_t *kp_backup_list(kp_backup_t *b)
                   (json_int_t)b->cfg.retention_days, "compression", b->cfg.gzip ? "gzip" : "none");
     return json_pack("{s:s, s:s, s:o, s:o, s:o}", "apiVersion", "kpool.dev/v1", "kind",
                      "BackupList", "schedule", sched, "pools", pools_json(b), "items", items);
+}
+
+int kp_backup_open_file(kp_backup_t *b, const char *name, int *fd, int64_t *size)
+{
+    file_entry_t *f;
+    int n, found = -1;
+    *fd = -1;
+    if (dir_scan(b->cfg.dir, NULL, &f, &n) < 0) return -1;
+    for (int i = 0; i < n && found < 0; i++)
+        if (!strcmp(f[i].name, name)) found = i;
+    if (found >= 0) {
+        char path[PATH_MAX];
+        snprintf(path, sizeof(path), "%s/%s", b->cfg.dir, f[found].name);
+        struct stat st;
+        *fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (*fd >= 0 && (fstat(*fd, &st) < 0 || !S_ISREG(st.st_mode))) {
+            close(*fd);
+            *fd = -1;
+        } else if (*fd >= 0) {
+            *size = (int64_t)st.st_size;
+        }
+    }
+    free(f);
+    if (*fd < 0 && found < 0) errno = ENOENT;
+    return *fd >= 0 ? 0 : -1;
 }
 
 /* ---- metrics ---- */

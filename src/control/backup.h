@@ -54,6 +54,12 @@ int kp_backup_create(kp_backup_t *b, const char *pool, json_t **created, char *e
  * (docs/backups.md). Files are verified once and the result cached by name, size and mtime. */
 json_t *kp_backup_list(kp_backup_t *b);
 
+/* Opens the backup file called name for reading, only if kp_backup_list would list it: a
+ * name the directory scan accepts (a backup file name, a regular file in the directory), so no
+ * other path can be reached. The descriptor in *fd (the caller closes it), its size in *size.
+ * 0, or -1 (errno ENOENT: no such backup). */
+int kp_backup_open_file(kp_backup_t *b, const char *name, int *fd, int64_t *size);
+
 typedef struct kp_backup_restore_opts {
     const char *pool; /* target pool; NULL: the backup's pool */
     int force;        /* restore into a pool that is not empty */

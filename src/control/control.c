@@ -12,6 +12,7 @@
 
 #include "control/backup.h"
 #include "control/kinds.h"
+#include "control/pool_metrics.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
@@ -472,6 +473,10 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
         kp_control_stop(c);
         return NULL;
     }
+    char merr[128];
+    c->metrics_sampler =
+        kp_pool_metrics_start(c->store, cfg->console_metrics_interval_ms, merr, sizeof(merr)) == 0;
+    if (!c->metrics_sampler) kp_warn("control", "no pool history for the console: %s", merr);
     kp_api_config_t acfg = {.listen = cfg->listen,
                             .cert_path = cfg->api_cert,
                             .key_path = cfg->api_key,
@@ -528,6 +533,7 @@ void kp_control_stop(kp_control_t *c)
         pthread_mutex_unlock(&c->lock);
         pthread_join(c->thread, NULL);
     }
+    if (c->metrics_sampler) kp_pool_metrics_stop(); /* before the store closes */
     kp_backup_stop(c->backup); /* waits for a backup in progress; before the store closes */
     size_t it = 0;
     void *v;

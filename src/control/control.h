@@ -36,6 +36,9 @@ typedef struct kp_control_config {
     int64_t backup_retention_count; /* 0: no count limit */
     int64_t backup_retention_days;  /* 0: no age limit */
     int backup_gzip;                /* write .json.gz (else .json) */
+    /* control.console.metrics.interval.ms: how often the pools' /metrics are sampled for the
+     * console's history (pool_metrics.h); 0: the default, 10 s */
+    int64_t console_metrics_interval_ms;
 } kp_control_config_t;
 
 kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t errlen);

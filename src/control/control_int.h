@@ -34,6 +34,7 @@ struct kp_control {
     struct kp_api *api;
     struct kp_api *kube_api;  /* the same API over HTTPS for kubectl, or NULL */
     struct kp_backup *backup; /* scheduler and on-demand backups (backup.c) */
+    int metrics_sampler;      /* this control plane runs pool_metrics' sampler */
     kp_hmap_t pools;          /* name -> kp_pool_t */
     /* reconciler */
     pthread_t thread;

@@ -55,7 +55,7 @@ const kp_kind_t kp_kinds[] = {
      " \"schemaRegistry\": \"string\", \"tls\": {\"caLocation\": \"string\","
      " \"certificateLocation\": \"string\", \"keyLocation\": \"string\","
      " \"caKeyLocation\": \"string\"}, \"principalMappingRules\": \"*\","
-     " \"consumerGroupPrefix\": \"string\"}}",
+     " \"consumerGroupPrefix\": \"string\", \"metricsUrl\": \"string\"}}",
      kp_pool_columns, "A Kafka cluster (kpool's own or Apache Kafka) that topics live in."},
 };
 const size_t kp_kinds_count = sizeof(kp_kinds) / sizeof(kp_kinds[0]);

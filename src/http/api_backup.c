@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PREFIX "/apis/kpool.dev/v1/backups"
 
@@ -21,6 +22,7 @@ int kp_api_backup_route(const char *url)
     const char *rest = url + n;
     if (!*rest || !strcmp(rest, "/")) return KP_API_BACKUP_COLLECTION;
     if (!strcmp(rest, "/restore")) return KP_API_BACKUP_RESTORE;
+    if (!strncmp(rest, "/files/", 7)) return KP_API_BACKUP_FILE;
     return KP_API_BACKUP_NONE;
 }
 
@@ -126,6 +128,44 @@ static enum MHD_Result do_restore(struct kp_backup *b, struct MHD_Connection *co
     return ret;
 }
 
+/* GET backups/files/NAME: the file itself, only one that the list names (the directory
+ * scan decides, so "..", slashes or any other file of the directory are 404). */
+static enum MHD_Result do_download(struct kp_backup *b, struct MHD_Connection *conn,
+                                   const char *url)
+{
+    const char *name = url + strlen(PREFIX "/files/");
+    int fd;
+    int64_t size;
+    if (!*name || strchr(name, '/') || strlen(name) > 255 ||
+        kp_backup_open_file(b, name, &fd, &size) < 0)
+        return status(conn, 404, "NotFound", NULL, "backup file \"%.255s\" not found", name);
+    struct MHD_Response *r = MHD_create_response_from_fd64((uint64_t)size, fd);
+    if (!r) {
+        close(fd);
+        return status(conn, 500, "InternalError", NULL, "cannot send the file");
+    }
+    size_t n = strlen(name);
+    int gz = n > 3 && !strcmp(name + n - 3, ".gz");
+    /* the list's names are a pool's name and a time; any other byte of a file someone put
+     * in the directory becomes '_' so the header stays one quoted token */
+    char safe[256], disp[320];
+    for (size_t i = 0; i <= n; i++) {
+        char ch = name[i];
+        safe[i] = !ch || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                          (ch >= '0' && ch <= '9') || ch == '.' || ch == '-'
+                      ? ch
+                      : '_';
+    }
+    snprintf(disp, sizeof(disp), "attachment; filename=\"%s\"", safe);
+    MHD_add_response_header(r, "Content-Type", gz ? "application/gzip" : "application/json");
+    MHD_add_response_header(r, "Content-Disposition", disp);
+    MHD_add_response_header(r, "Cache-Control", "no-store");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result rc = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
 enum MHD_Result kp_api_backup_handle(struct kp_backup *b, struct MHD_Connection *conn,
                                      const char *url, const char *method, const uint8_t *body,
                                      size_t len)
@@ -140,6 +180,8 @@ enum MHD_Result kp_api_backup_handle(struct kp_backup *b, struct MHD_Connection 
     }
     if (route == KP_API_BACKUP_COLLECTION && !strcmp(method, "POST"))
         return do_create(b, conn, body, len);
+    if (route == KP_API_BACKUP_FILE && (!strcmp(method, "GET") || !strcmp(method, "HEAD")))
+        return do_download(b, conn, url);
     if (route == KP_API_BACKUP_RESTORE && !strcmp(method, "POST"))
         return do_restore(b, conn, body, len);
     return status(conn, 405, "MethodNotAllowed", NULL, "%s is not supported on %s", method, url);

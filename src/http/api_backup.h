@@ -5,6 +5,8 @@
  *   GET  /apis/kpool.dev/v1/backups            BackupList: files, per-pool status, schedule
  *   POST /apis/kpool.dev/v1/backups            back up now; body {"pool": "dev"} or ?pool=
  *                                              (none: every pool) -> 201 with the new files
+ *   GET  /apis/kpool.dev/v1/backups/files/NAME the bytes of backup file NAME (one the list
+ *                                              names; anything else 404), as an attachment
  *   POST /apis/kpool.dev/v1/backups/restore    body: a backup (JSON, or the .gz bytes);
  *                                              ?pool=P (default: the backup's) &force=true
  *
@@ -22,7 +24,12 @@
 
 struct kp_backup;
 
-enum { KP_API_BACKUP_NONE = 0, KP_API_BACKUP_COLLECTION = 1, KP_API_BACKUP_RESTORE = 2 };
+enum {
+    KP_API_BACKUP_NONE = 0,
+    KP_API_BACKUP_COLLECTION = 1,
+    KP_API_BACKUP_RESTORE = 2,
+    KP_API_BACKUP_FILE = 3
+};
 
 /* Which backups endpoint url is (KP_API_BACKUP_NONE: not one). */
 int kp_api_backup_route(const char *url);

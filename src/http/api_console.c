@@ -3,9 +3,11 @@
 
 #include "control/pool_browse.h"
 #include "control/kinds.h"
+#include "control/pool_metrics.h"
 #include "control/pool_registry.h"
 #include "core/buf.h"
 #include "core/logging.h"
+#include "http/api_doctor.h"
 #include "http/api_reply.h"
 
 #include <errno.h>
@@ -32,7 +34,17 @@
  * when something is stuck (and a stop must not hang for ever). */
 #define CONSOLE_DRAIN_S (CONSOLE_POOL_TIMEOUT_MS / 1000 + 20)
 
-enum { EP_NONE, EP_WHOAMI, EP_PARTITIONS, EP_GROUPS, EP_MESSAGES, EP_SUBJECTS, EP_HEALTH };
+enum {
+    EP_NONE,
+    EP_WHOAMI,
+    EP_PARTITIONS,
+    EP_GROUPS,
+    EP_MESSAGES,
+    EP_SUBJECTS,
+    EP_HEALTH,
+    EP_POOL_METRICS,
+    EP_DOCTOR
+};
 
 typedef struct console_route {
     int endpoint;
@@ -86,13 +98,13 @@ static int parse(const char *url, console_route_t *r)
 {
     memset(r, 0, sizeof(*r));
     if (!strcmp(url, WHOAMI)) return r->endpoint = EP_WHOAMI;
-    if (!strncmp(url, POOLS_PREFIX, strlen(POOLS_PREFIX))) { /* POOL/health */
+    if (!strncmp(url, POOLS_PREFIX, strlen(POOLS_PREFIX))) { /* POOL/health, POOL/metrics */
         const char *pool = url + strlen(POOLS_PREFIX), *slash = strchr(pool, '/');
-        if (!slash || slash == pool || strcmp(slash, "/health") != 0 ||
-            (size_t)(slash - pool) >= sizeof(r->topic))
+        if (!slash || slash == pool || (size_t)(slash - pool) >= sizeof(r->topic) ||
+            (strcmp(slash, "/health") != 0 && strcmp(slash, "/metrics") != 0))
             return EP_NONE;
         memcpy(r->topic, pool, (size_t)(slash - pool)); /* the pool's name */
-        return r->endpoint = EP_HEALTH;
+        return r->endpoint = !strcmp(slash, "/health") ? EP_HEALTH : EP_POOL_METRICS;
     }
     if (strncmp(url, NS_PREFIX, strlen(NS_PREFIX)) != 0) return EP_NONE;
     /* NS/topics/T/what: exactly four non-empty segments */
@@ -107,6 +119,12 @@ static int parse(const char *url, console_route_t *r)
     if (n == 2 && !strcmp(seg[1], "subjects") && strlen(seg[0]) < sizeof(r->ns)) {
         strcpy(r->ns, seg[0]);
         return r->endpoint = EP_SUBJECTS;
+    }
+    if (n == 4 && !strcmp(seg[1], "applications") && !strcmp(seg[3], "doctor") &&
+        strlen(seg[0]) < sizeof(r->ns) && strlen(seg[2]) < sizeof(r->topic)) {
+        strcpy(r->ns, seg[0]);
+        strcpy(r->topic, seg[2]); /* the application's name */
+        return r->endpoint = EP_DOCTOR;
     }
     if (n != 4 || strcmp(seg[1], "topics") != 0) return EP_NONE;
     if (strlen(seg[0]) >= sizeof(r->ns) || strlen(seg[2]) >= sizeof(r->topic)) return EP_NONE;
@@ -307,6 +325,28 @@ static json_t *health_answer(kp_store_t *store, const console_route_t *r, unsign
     return doc;
 }
 
+/* GET /apis/kpool.dev/v1/pools/P/metrics: the pool's history (pool_metrics.h), for any valid
+ * token like health (rates and sizes of the whole pool, no topic names). 404 for an unknown
+ * pool; a pool without spec.metricsUrl (or not sampled yet) answers an empty history. */
+static enum MHD_Result pool_metrics_reply(kp_store_t *store, struct MHD_Connection *conn,
+                                          const char *pool)
+{
+    json_t *pool_obj = NULL;
+    if (kp_store_get(store, "Pool", "", pool, &pool_obj) != KP_STORE_OK)
+        return send_json(conn, 404,
+                         kp_api_statusf(404, "NotFound", "pools \"%s\" not found", pool));
+    json_decref(pool_obj);
+    json_t *h = kp_pool_metrics_history(pool);
+    if (!h)
+        h = json_pack("{s:[], s:[], s:n, s:s}", "samples", "brokers", "lastError", "message",
+                      "no history: the pool has no spec.metricsUrl, or was not sampled yet");
+    json_t *doc = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "kpool.dev/v1", "kind",
+                            "PoolMetrics", "metadata", "name", pool);
+    json_object_update(doc, h);
+    json_decref(h);
+    return send_json(conn, 200, doc);
+}
+
 /* The pool connection of the Topic ns/name (strings borrowed from *pool_obj, which the
  * caller releases); *fqn set to the topic's name in the pool. An HTTP code on failure. */
 static unsigned topic_pool(kp_store_t *store, const console_route_t *r, kp_pool_conn_t *conn,
@@ -347,16 +387,20 @@ static json_t *topic_answer(kp_store_t *store, const console_route_t *r, const k
         return kp_api_status(*code, *code == 404 ? "NotFound" : "ServiceUnavailable", msg);
     }
     int missing = 0;
+    const char *pool =
+        json_string_value(json_object_get(json_object_get(pool_obj, "metadata"), "name"));
+    char pool_name[256];
+    snprintf(pool_name, sizeof(pool_name), "%s", pool ? pool : "");
     json_t *body = r->endpoint == EP_PARTITIONS
                        ? kp_pool_browse_partitions(&pc, fqn, &missing, msg, sizeof(msg))
                    : r->endpoint == EP_GROUPS
                        ? kp_pool_browse_groups(&pc, fqn, &missing, msg, sizeof(msg))
                        : kp_pool_browse_messages(&pc, fqn, q, &missing, msg, sizeof(msg));
-    const char *pool =
-        json_string_value(json_object_get(json_object_get(pool_obj, "metadata"), "name"));
-    char pool_name[256];
-    snprintf(pool_name, sizeof(pool_name), "%s", pool ? pool : "");
     json_decref(pool_obj);
+    if (body && r->endpoint == EP_PARTITIONS) /* sizes and rate from the pool's /metrics */
+        kp_pool_metrics_annotate(pool_name, fqn, body, json_object_get(body, "partitions"));
+    if (body && r->endpoint == EP_GROUPS) /* the lag over time, sampled while looked at */
+        kp_pool_metrics_lag(pool_name, fqn, body);
     if (!body) {
         *code = missing ? 404 : 503;
         return kp_api_status(*code, missing ? "NotFound" : "ServiceUnavailable", msg);
@@ -477,11 +521,11 @@ enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *
     if (strcmp(method, "GET") != 0)
         return status(conn, 405, "MethodNotAllowed", "%s is not supported on %s", method, url);
     char why[256];
-    if (r.endpoint != EP_WHOAMI && r.endpoint != EP_HEALTH &&
+    if (r.endpoint != EP_WHOAMI && r.endpoint != EP_HEALTH && r.endpoint != EP_POOL_METRICS &&
         kp_name_check(r.ns, 1, why, sizeof(why)) < 0)
         return status(conn, 404, "NotFound", "namespace \"%s\": %s", r.ns, why);
-    if ((r.endpoint == EP_HEALTH || r.endpoint == EP_PARTITIONS || r.endpoint == EP_GROUPS ||
-         r.endpoint == EP_MESSAGES) &&
+    if ((r.endpoint == EP_HEALTH || r.endpoint == EP_POOL_METRICS || r.endpoint == EP_DOCTOR ||
+         r.endpoint == EP_PARTITIONS || r.endpoint == EP_GROUPS || r.endpoint == EP_MESSAGES) &&
         kp_name_check(r.topic, 0, why, sizeof(why)) < 0)
         return status(conn, 404, "NotFound", "\"%s\" not found: %s", r.topic, why);
     if (r.endpoint == EP_WHOAMI)
@@ -489,13 +533,20 @@ enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *
                          json_pack("{s:s, s:s, s:b, s:o}", "apiVersion", "kpool.dev/v1", "kind",
                                    "WhoAmI", "admin", admin, "namespace",
                                    ns && !admin ? json_string(ns) : json_null()));
+    if (r.endpoint == EP_POOL_METRICS) /* in memory: answered here, no pool is asked */
+        return pool_metrics_reply(store, conn, r.topic);
     if (r.endpoint != EP_HEALTH && !admin && (!ns || strcmp(ns, r.ns) != 0)) {
         if (r.endpoint == EP_SUBJECTS)
             return status(conn, 403, "Forbidden", "subjects are forbidden in namespace \"%s\"",
                           r.ns);
+        if (r.endpoint == EP_DOCTOR)
+            return status(conn, 403, "Forbidden",
+                          "applications \"%s\" is forbidden in namespace \"%s\"", r.topic, r.ns);
         return status(conn, 403, "Forbidden", "topics \"%s\" is forbidden in namespace \"%s\"",
                       r.topic, r.ns);
     }
+    if (r.endpoint == EP_DOCTOR) /* the store only: answered here */
+        return send_json(conn, 200, kp_api_doctor(store, r.ns, r.topic, admin));
     pending_t *p = kp_xcalloc(1, sizeof(*p));
     p->conn = conn;
     p->store = store;

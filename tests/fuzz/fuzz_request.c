@@ -142,6 +142,9 @@ ROUNDTRIP(IncrementalAlterConfigsRequest)
 #ifdef KP_API_OFFSET_DELETE
 ROUNDTRIP(OffsetDeleteRequest)
 #endif
+#ifdef KP_API_DESCRIBE_LOG_DIRS
+ROUNDTRIP(DescribeLogDirsRequest)
+#endif
 
 static const struct {
     int16_t key;
@@ -233,6 +236,9 @@ static const struct {
 #endif
 #ifdef KP_API_OFFSET_DELETE
     {KP_API_OFFSET_DELETE, roundtrip_OffsetDeleteRequest},
+#endif
+#ifdef KP_API_DESCRIBE_LOG_DIRS
+    {KP_API_DESCRIBE_LOG_DIRS, roundtrip_DescribeLogDirsRequest},
 #endif
 };
 

@@ -17,7 +17,9 @@ Covered:
     and JSON Schema), with a clear error for an unknown id or bytes that do not fit;
   * pool health: brokers and partition counts for any valid token, 404 for an unknown pool;
   * subjects: the team's schema subjects with every version's schema, never another team's
-    (403 for its token, its subjects not listed).
+    (403 for its token, its subjects not listed);
+  * backup download: an admin gets exactly the bytes of a file the backup list names, as an
+    attachment; teams 403; names the list does not hold (traversal included) 404.
 """
 import http.client
 import json
@@ -36,9 +38,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONSOLE = "/apis/kpool.dev/v1/namespaces/%s/topics/%s/%s"
 
 
+# the console's pool history is sampled this often here (default 10 s)
+SAMPLE_MS = 300
+
+
 @pytest.fixture(scope="module")
 def up():
-    k = T.KpoolUp().start()
+    k = T.KpoolUp(settings={"control.console.metrics.interval.ms": SAMPLE_MS}).start()
     try:
         yield k
     finally:
@@ -168,6 +174,9 @@ def test_partitions(up, world):
     code, _, body = get(up, "ca-a", "orders", "partitions", world["ca-a"])
     assert code == 200 and body["kind"] == "TopicPartitions"
     assert body["records"] == 7
+    # sizes come from the pool's /metrics once sampled (test_partition_sizes_and_produce_rate)
+    for p in body["partitions"]:
+        assert p.pop("sizeBytes", 1) > 0
     assert body["partitions"] == [
         {"partition": 0, "leader": 1, "replicas": [1], "isr": [1], "startOffset": 0,
          "endOffset": 5, "records": 5},
@@ -364,6 +373,227 @@ def test_pool_health(up, world):
     code, _, body = up.http("GET", "/apis/kpool.dev/v1/pools/nope/health", token=world["ca-a"])
     assert code == 404 and body["reason"] == "NotFound"
     assert up.http("GET", "/apis/kpool.dev/v1/pools/dev/healthz", token=up.token)[0] == 404
+
+
+def wait_for(what, fn, timeout=15):
+    deadline = time.time() + timeout
+    while True:
+        got = fn()
+        if got or time.time() > deadline:
+            assert got, what
+            return got
+        time.sleep(0.1)
+
+
+def test_partition_sizes_and_produce_rate(up, world):
+    """Each partition's size in bytes (the broker's log segments, as DescribeLogDirs
+    answers) and the topic's total and produce rate, from the pool's /metrics."""
+    import re
+    code, _, body = up.api("PUT", TOPICS_PATH % "ca-a" + "/sized",
+                           topic_doc("ca-a", "sized", {"partitions": 2}))
+    assert code == 201, body
+    up.wait_status("ca-a", "sized", "RolloutComplete")
+    p = Producer(dict(up.ssl_conf(), acks="all"))
+    for i in range(20):
+        p.produce("ca-a.sized", b"x" * 100, partition=0)
+    assert p.flush(30) == 0
+
+    def sized():
+        code, _, body = get(up, "ca-a", "sized", "partitions", world["ca-a"])
+        assert code == 200, body
+        return body if body.get("sizeBytes", 0) > 2000 and body.get("recordsPerSecond") == 0 \
+            else None
+    # quiet once the samples are past the records: a zero rate
+    body = wait_for("sizes and a zero rate in the partitions answer", sized)
+    sizes = {p["partition"]: p["sizeBytes"] for p in body["partitions"]}
+    assert sizes[0] > 2000 and sizes[1] == 0, sizes
+    c = http.client.HTTPConnection(up.metrics, timeout=10)
+    c.request("GET", "/metrics")
+    text = c.getresponse().read().decode()
+    c.close()
+    for p, size in sizes.items():
+        m = re.search(r'^kpool_partition_size_bytes\{topic="ca-a.sized",partition="%d"\} (\d+)$'
+                      % p, text, re.M)
+        assert m and int(m.group(1)) == size, (p, size)
+    assert body["sizeBytes"] == sum(sizes.values())
+    # records now: the rate turns positive in the next samples
+    p = Producer(dict(up.ssl_conf(), acks="all"))
+    for i in range(200):
+        p.produce("ca-a.sized", b"rate %d" % i, partition=1)
+    assert p.flush(30) == 0
+    body = wait_for("a produce rate", lambda: (lambda b: b if b[2].get("recordsPerSecond")
+                                               else None)(get(up, "ca-a", "sized",
+                                                              "partitions", world["ca-a"])))[2]
+    assert body["recordsPerSecond"] > 0
+    assert body["sizeBytes"] > sum(sizes.values())
+    # another team's topic: still 403, sizes or not
+    assert get(up, "ca-a", "sized", "partitions", world["ca-b"])[0] == 403
+    up.api("DELETE", TOPICS_PATH % "ca-a" + "/sized")
+
+
+def test_lag_history_sampled_by_the_control_plane(up, world):
+    """Once a topic's consumer groups are asked for, the control plane samples their lag on
+    its own (at least a second apart): the history grows with no further request and shows
+    the lag as it was (2 before test_consumer_group_lag's commit, 1 since). Another team:
+    403."""
+    code, _, body = get(up, "ca-a", "orders", "consumergroups", world["ca-a"])
+    assert code == 200 and body["lagHistory"], body
+    assert body["lagHistory"][-1]["lag"] == {"ca-a-g": 1}, body["lagHistory"]
+    assert {"ca-a-g": 2} in [h["lag"] for h in body["lagHistory"]]  # the earlier requests'
+    before = body["lagHistory"][-1]["time"]
+    time.sleep(3.5)  # no request meanwhile
+    code, _, body = get(up, "ca-a", "orders", "consumergroups", world["ca-a"])
+    hist = body["lagHistory"]
+    times = [h["time"] for h in hist]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    since = [h for h in hist if h["time"] > before]
+    assert len(since) >= 3, hist  # the sampler's (about one a second) and this request's
+    assert all(h["lag"] == {"ca-a-g": 1} for h in since), since
+    assert get(up, "ca-a", "orders", "consumergroups", world["ca-b"])[0] == 403
+
+
+def test_pool_metrics_history(up, world):
+    """The pool's history, sampled by the control plane from the broker's /metrics: request
+    rate, latency, bytes and records per second, disk use, for any valid token."""
+    def history():
+        code, _, body = up.http("GET", "/apis/kpool.dev/v1/pools/dev/metrics",
+                                token=world["ca-b"])
+        assert code == 200 and body["kind"] == "PoolMetrics", body
+        return body if len(body["samples"]) >= 3 and any(
+            s["requestsPerSecond"] for s in body["samples"]) else None
+    body = wait_for("three samples with requests", history)
+    assert body["intervalMs"] == SAMPLE_MS and body["samplesMax"] == 360
+    assert body["metricsUrl"] == "http://%s/metrics" % up.metrics and body["lastError"] is None
+    times = [s["time"] for s in body["samples"]]
+    assert times == sorted(times) and len(set(times)) == len(times)
+    for s in body["samples"]:
+        assert set(s) == {"time", "requestsPerSecond", "latencyMeanMs", "latencyP99Ms",
+                          "bytesInPerSecond", "bytesOutPerSecond", "recordsInPerSecond",
+                          "diskUsedBytes"}, s
+        assert s["requestsPerSecond"] >= 0 and s["diskUsedBytes"] >= 0
+    assert body["samples"][-1]["diskUsedBytes"] > 0  # the world's records
+    busy = [s for s in body["samples"] if s["requestsPerSecond"]]
+    timed = [s for s in busy if s["latencyMeanMs"] is not None]
+    assert timed and all(s["latencyMeanMs"] >= 0 and s["latencyP99Ms"] >= 0 for s in timed)
+    assert any(s["bytesInPerSecond"] > 0 and s["bytesOutPerSecond"] > 0 for s in busy)
+    (b,) = body["brokers"]
+    assert b["diskUsedBytes"] > 0 and b["diskCapacityBytes"] >= b["diskFreeBytes"] > 0
+    # no topic names in it (any team may read it)
+    assert "ca-a" not in json.dumps(body)
+    assert up.http("GET", "/apis/kpool.dev/v1/pools/dev/metrics")[0] == 401
+    code, _, body = up.http("GET", "/apis/kpool.dev/v1/pools/nope/metrics", token=world["ca-a"])
+    assert code == 404 and body["reason"] == "NotFound"
+    assert up.http("POST", "/apis/kpool.dev/v1/pools/dev/metrics", token=up.token)[0] == 405
+
+
+def test_pool_metrics_without_metrics_url(up, world):
+    """A pool without spec.metricsUrl has an empty history that says why; one whose broker
+    does not answer says that."""
+    for name, spec in (("quiet", {"bootstrapServers": "127.0.0.1:1"}),
+                       ("deaf", {"bootstrapServers": "127.0.0.1:1",
+                                 "metricsUrl": "http://127.0.0.1:1/metrics"})):
+        code, _, body = up.api("PUT", "/apis/kpool.dev/v1/pools/" + name, {
+            "apiVersion": "kpool.dev/v1", "kind": "Pool", "metadata": {"name": name},
+            "spec": spec})
+        assert code == 201, body
+    try:
+        code, _, body = up.api("GET", "/apis/kpool.dev/v1/pools/quiet/metrics")
+        assert code == 200 and body["samples"] == [] and "metricsUrl" in body["message"], body
+
+        def failed():
+            body = up.api("GET", "/apis/kpool.dev/v1/pools/deaf/metrics")[2]
+            return body if body.get("lastError") else None
+        body = wait_for("the scrape's error", failed)
+        assert "127.0.0.1:1" in body["lastError"] and body["samples"] == [], body
+    finally:
+        up.api("DELETE", "/apis/kpool.dev/v1/pools/quiet")
+        up.api("DELETE", "/apis/kpool.dev/v1/pools/deaf")
+
+
+def test_doctor_findings_match_the_cli(up, world):
+    """An application's `kpool doctor` findings from the API: the same problems, fixes and
+    oks the CLI prints with --no-connect (ca-a's Topics grant application "app": orders is
+    fine, broken is FailedPrepare); a missing application; cross-team 403."""
+    apps = "/apis/nais.io/v1alpha1/namespaces/%s/applications"
+    code, _, body = up.api("PUT", apps % "ca-a" + "/app", {
+        "apiVersion": "nais.io/v1alpha1", "kind": "Application",
+        "metadata": {"name": "app", "namespace": "ca-a"},
+        "spec": {"image": "x", "kafka": {"pool": "dev"}}})
+    assert code in (200, 201), body
+    # team ca-b grants ca-a's app access to a Topic of its own: the admin's report names it,
+    # ca-a's token may not read ca-b's Topics, so its report does not (as the CLI with it)
+    code, _, body = up.api("PUT", TOPICS_PATH % "ca-b" + "/shared", topic_doc(
+        "ca-b", "shared", acl=[{"team": "ca-a", "application": "app", "access": "read"}]))
+    assert code == 201, body
+    up.wait_status("ca-b", "shared", "RolloutComplete")
+    up.wait_status("ca-a", "app", "RolloutComplete", path=apps, timeout=60)
+    path = "/apis/kpool.dev/v1/namespaces/ca-a/applications/app/doctor"
+    code, _, rep = up.http("GET", path, token=up.token)
+    assert code == 200 and any(f["message"].startswith("ca-b.shared: read")
+                               for f in rep["findings"]), rep
+    code, _, rep = up.http("GET", path, token=world["ca-a"])
+    assert code == 200 and rep["kind"] == "DoctorReport", rep
+    levels = [f["level"] for f in rep["findings"]]
+    text = [f["message"] for f in rep["findings"]]
+    assert rep["problems"] == levels.count("problem") == 1, rep
+    assert "ca-b" not in json.dumps(rep), rep
+    assert any(m.startswith("ca-a.orders: readwrite") for m in text), text
+    assert any("Topic ca-a/broken is FailedPrepare" in m for m in text), text
+    # the CLI says the same (its pool check aside, which the API does not make), here with the
+    # admin token of the CLI's configuration: the admin's report
+    code, _, rep = up.http("GET", path, token=up.token)
+    out = up.kpool("doctor", "-n", "ca-a", "--app", "app", "--no-connect", expect=1).stdout
+    cli = [l.strip().split(": ", 1) for l in out.splitlines()
+           if l.startswith("  ") and l.strip().split(":")[0] in ("ok", "problem", "fix")]
+    assert len(cli) >= 4 and [l for l, _ in cli].count("problem") == 1, out
+    api = {(f["level"], f["message"]) for f in rep["findings"]}
+    for level, msg in cli:
+        if msg.startswith("Secret ") or "keys; brokers" in msg:
+            continue  # the secret's keys: the CLI opens it, the console only sees it exists
+        assert (level, msg) in api, (level, msg, rep["findings"])
+    # an application that does not exist
+    code, _, rep = up.http("GET", "/apis/kpool.dev/v1/namespaces/ca-a/applications/nope/doctor",
+                           token=up.token)
+    assert code == 200 and rep["problems"] == 1, rep
+    assert "AivenApplication ca-a/nope does not exist" in rep["findings"][0]["message"]
+    # another team's token may not; nobody without a token
+    code, _, body = up.http("GET", path, token=world["ca-b"])
+    assert code == 403 and body["reason"] == "Forbidden", body
+    assert up.http("GET", path)[0] == 401
+    assert up.http("DELETE", path, token=up.token)[0] == 405
+    up.api("DELETE", apps % "ca-a" + "/app")
+    up.api("DELETE", TOPICS_PATH % "ca-b" + "/shared")
+
+
+def test_backup_download(up, world):
+    code, _, body = up.api("POST", "/apis/kpool.dev/v1/backups")
+    assert code == 201, body
+    code, _, body = up.api("GET", "/apis/kpool.dev/v1/backups")
+    assert code == 200 and body["items"], body
+    f = body["items"][0]
+    url = "/apis/kpool.dev/v1/backups/files/" + f["name"]
+    c = http.client.HTTPConnection(up.api_url, timeout=10)
+    c.request("GET", url, headers={"Authorization": "Bearer " + up.token})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    assert r.status == 200, data
+    assert data == open(f["path"], "rb").read() and len(data) == f["sizeBytes"]
+    assert r.headers["Content-Disposition"] == 'attachment; filename="%s"' % f["name"]
+    assert r.headers["Content-Type"] in ("application/gzip", "application/json")
+    # teams may not, nobody without a token may
+    assert up.http("GET", url, token=world["ca-a"], raw=True)[0] == 403
+    assert up.http("GET", url, raw=True)[0] == 401
+    # only what the list names: no other file of the directory, no path outside it
+    bdir = os.path.dirname(f["path"])
+    with open(os.path.join(bdir, "notes.txt"), "w") as fh:
+        fh.write("not a backup")
+    for bad in ("notes.txt", "..%2fcontrol%2fstore.json", "../control", "%2e%2e",
+                "dev-20990101T000000.000Z.json", "", f["name"] + "/x"):
+        code, _, body = up.http("GET", "/apis/kpool.dev/v1/backups/files/" + bad,
+                                token=up.token, raw=True)
+        assert code == 404, (bad, body)
+    assert up.http("POST", url, token=up.token, raw=True)[0] == 405
 
 
 # last in this file: the unreachable pool would slow every later subjects request down

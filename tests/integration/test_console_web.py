@@ -37,7 +37,8 @@ AAPPS = "/apis/aiven.nais.io/v1/namespaces/%s/aivenapplications"
 
 @pytest.fixture(scope="module")
 def up():
-    k = T.KpoolUp().start()
+    # the pools' history sampled every second (default 10 s), so charts fill within the test
+    k = T.KpoolUp(settings={"control.console.metrics.interval.ms": 1000}).start()
     try:
         yield k
     finally:
@@ -144,6 +145,14 @@ def test_console_end_to_end(up, tmp_path):
     assert rc == 0 and stdout.rstrip().endswith("ok"), \
         "console e2e failed after %.1fs:\n%s\n%s\n%s" % (time.time() - t0, stdout, stderr,
                                                           up.log()[-3000:])
+    # the backup file the browser downloaded is the file, byte for byte, under its name
+    (line,) = [l for l in stdout.splitlines() if l.startswith("downloaded: ")]
+    name, saved = line.split()[1:3]
+    bdir = os.path.join(up.data_dir, "backups")
+    assert name in os.listdir(bdir), (name, os.listdir(bdir))
+    with open(saved, "rb") as a, open(os.path.join(bdir, name), "rb") as b:
+        assert a.read() == b.read()
+    os.unlink(saved)
     for name in ("console-signin.png", "console-team.png", "console-topic.png",
                  "console-topic-phone.png"):
         assert os.path.getsize(os.path.join(shots, name)) > 1000, name

@@ -94,12 +94,13 @@ def free_offset():
 class KpoolUp:
     """A `kpool up` process: the embedded pool `dev` plus the control plane API."""
 
-    def __init__(self, resync_ms=RESYNC_MS):
+    def __init__(self, resync_ms=RESYNC_MS, settings=None):
         self.tmp = tempfile.mkdtemp(prefix="kpool-it6-")
         self.data_dir = os.path.join(self.tmp, "data")
         self.config = os.path.join(self.tmp, "cli", "config.yaml")
         self.log_path = os.path.join(self.tmp, "up.log")
         self.resync_ms = resync_ms
+        self.settings = dict(settings or {})  # more --set key=value
         self.proc = None
         self._admin = self._kadmin = None
 
@@ -122,7 +123,8 @@ class KpoolUp:
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [KPOOL_BIN, "up", "--data-dir", self.data_dir, "--port-offset", str(self.offset),
-             "--set", "control.resync.interval.ms=%d" % self.resync_ms],
+             "--set", "control.resync.interval.ms=%d" % self.resync_ms] +
+            [a for k, v in self.settings.items() for a in ("--set", "%s=%s" % (k, v))],
             stdout=self.logf, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + timeout
         while time.time() < deadline:

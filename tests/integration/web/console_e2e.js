@@ -53,6 +53,7 @@ async function main() {
     args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
       "--disable-background-networking", "--disable-component-update", "--disable-sync"],
     viewport: { width: 1280, height: 800 },
+    acceptDownloads: true,
   });
   const errors = [];
   try {
@@ -84,10 +85,17 @@ async function main() {
     const failing = topics.locator("tr", { hasText: E.FAILING_TOPIC });
     await failing.getByText("FailedPrepare").waitFor(WAIT);
     await failing.getByText(E.FAILING_MESSAGE).waitFor(WAIT);
-    const records = topics.locator("tr", { hasText: E.NS_A + "." + E.TOPIC_A }).locator("td").last();
+    const topicRow = topics.locator("tr", { hasText: E.NS_A + "." + E.TOPIC_A });
+    const records = topicRow.locator("[data-figure=records]");
     await page.waitForFunction((el) => /^\d+$/.test(el.textContent), await records.elementHandle(), WAIT);
     check(await records.innerText() === E.RECORDS_A, "records of " + E.TOPIC_A + ": " +
       await records.innerText());
+    // size in bytes and produce rate, from the control plane's samples of the pool's metrics
+    const size = topicRow.locator("[data-figure=size]");
+    await page.waitForFunction((el) => /^\d+(\.\d)?\s(B|KiB)$/.test(el.textContent),
+      await size.elementHandle(), WAIT);
+    check(await topicRow.locator("[data-figure=rate]").innerText() === "0 records/s",
+      "produce rate of " + E.TOPIC_A + ": " + await topicRow.locator("[data-figure=rate]").innerText());
     check(await page.locator("#nav").getByRole("link", { name: "Backups" }).count() === 0,
       "no Backups link for a team");
     const overview = await text(page);
@@ -99,10 +107,16 @@ async function main() {
     await subject.getByText("BACKWARD").waitFor(WAIT);
     await subject.locator(".diff .add", { hasText: '"qty"' }).waitFor(WAIT); // v1 -> v2
     const app = page.locator("#applications tr", { hasText: E.USER_A });
-    await app.getByText("RolloutComplete").waitFor(WAIT);
+    await app.getByText("RolloutComplete", { exact: true }).waitFor(WAIT);
     await app.getByRole("link", { name: E.TOPIC_A, exact: true }).waitFor(WAIT); // granted, with its access
     await app.getByText("readwrite").first().waitFor(WAIT);
     await app.getByText(/\(\d+ d\)/).waitFor(WAIT); // certificate expiry, days left
+    // kpool doctor's findings: the failing Topic granting the app access is its one problem
+    await app.locator(".doctor summary").getByText("1 problem").waitFor(WAIT);
+    await app.locator(".finding.problem", { hasText: "Topic " + E.NS_A + "/" + E.FAILING_TOPIC +
+      " is FailedPrepare" }).waitFor(WAIT);
+    await app.locator(".finding.ok", { hasText: E.NS_A + "." + E.TOPIC_A + ": readwrite" })
+      .waitFor(WAIT);
     await page.screenshot({ path: path.join(E.SHOTS, "console-team.png"), fullPage: true });
 
     step("the topic page: partitions, ACL, consumer group lag, the message browser");
@@ -110,6 +124,11 @@ async function main() {
     await page.getByRole("heading", { name: "Topic " + E.TOPIC_A }).waitFor(WAIT);
     await page.locator("#acl").getByText("readwrite").first().waitFor(WAIT);
     await page.locator("#partitions table").waitFor(WAIT);
+    check(/on disk, produce rate/.test(await page.locator("#partitions .summary").innerText()),
+      "the topic's size and rate");
+    const p0 = page.locator("#partitions tbody tr").first().locator("td").last();
+    check(/^\d+(\.\d)?\s(B|KiB)$/.test(await p0.innerText()), "partition 0's size: " +
+      await p0.innerText());
     const group = page.locator("#groups .group", { hasText: E.GROUP_A });
     await group.waitFor(WAIT);
     check(/lag [1-9]/.test(await group.locator("h3").innerText()), "the group shows its lag");
@@ -130,6 +149,8 @@ async function main() {
     // the next samples (every 5 s) show the lag the new records make: 2 + 5
     await rates.locator(".legend", { hasText: E.GROUP_A + ": 7 records" })
       .waitFor({ timeout: 20000 });
+    // the lag chart is drawn from the history the control plane keeps
+    await rates.getByText(/the lag by the control plane/).waitFor(WAIT);
     await page.screenshot({ path: path.join(E.SHOTS, "console-topic.png"), fullPage: true });
 
     step("the browser reads from an offset");
@@ -173,6 +194,8 @@ async function main() {
     step("a revoked token sends the user back to sign-in with a message");
     await signIn(page, E.TOKEN_C);
     await page.getByRole("heading", { name: "Team " + E.NS_C }).waitFor(WAIT);
+    // every part of the page loaded (its schemas too), so no request of it races the revoke
+    await page.waitForFunction(() => !document.querySelector(".loading, .muted"), null, WAIT);
     const res = await fetch(E.BASE_URL + "/apis/kpool.dev/v1/teams/" + E.NS_C, {
       method: "DELETE", headers: { Authorization: "Bearer " + E.ADMIN_TOKEN } });
     check(res.status === 200, "revoke answered " + res.status);
@@ -196,6 +219,21 @@ async function main() {
     const health = page.locator("#health-dev");
     await health.getByRole("table").waitFor(WAIT); // its brokers
     check(/Offline partitions\s*0/.test(await health.innerText()), "no offline partitions");
+    // the pool over time, from the control plane's samples of the broker's metrics
+    const hist = page.locator("#history-dev");
+    for (const [title, unit] of [["Requests", /^requests\/s$/], ["Request latency", /^ms$/],
+      ["Network", /^(B|KiB|MiB)\/s$/], ["Disk used by logs", /^(B|KiB|MiB)$/]]) {
+      const fig = hist.locator("figure", { hasText: title });
+      await fig.locator("svg").waitFor(WAIT);
+      const labels = await fig.locator("svg text.label").allTextContents();
+      check(labels.some((l) => unit.test(l)) && labels.includes("time (UTC)"),
+        title + " axes: " + labels);
+    }
+    await hist.locator("figure", { hasText: "Request latency" }).locator(".legend",
+      { hasText: "99th percentile" }).waitFor(WAIT);
+    const disk = hist.locator("table tbody tr").first();
+    check(/\/metrics/.test(await disk.innerText()) && /(KiB|MiB|GiB|TiB)/.test(await disk.innerText()),
+      "disk use per broker: " + await disk.innerText());
     await page.screenshot({ path: path.join(E.SHOTS, "console-pools.png"), fullPage: true });
     await page.locator("#nav").getByRole("link", { name: "Backups" }).click();
     await page.getByRole("heading", { name: "Backups", exact: true }).waitFor(WAIT);
@@ -203,6 +241,13 @@ async function main() {
     await page.locator("#backup-now").click();
     await page.locator("#backup-files tr", { hasText: "dev-" }).getByText("Verified")
       .waitFor({ timeout: 30000 });
+    step("a backup file downloaded");
+    const [dl] = await Promise.all([page.waitForEvent("download", WAIT),
+      page.locator("#backup-files tr", { hasText: "dev-" }).getByRole("button",
+        { name: /^Download / }).first().click()]);
+    const saved = path.join(E.SHOTS, "downloaded-backup");
+    await dl.saveAs(saved);
+    console.log("downloaded: " + dl.suggestedFilename() + " " + saved);
 
     step("an unreachable control plane is said so");
     await page.route("**/apis/**", (r) => r.abort("connectionrefused"));

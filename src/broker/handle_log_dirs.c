@@ -1,0 +1,145 @@
+/*
+ * handle_log_dirs.c — DescribeLogDirs (v0-1) and the per-partition log sizes in /metrics.
+ *
+ * The broker has one log directory (log.dirs); every partition's log is in it. Each
+ * partition's size is the sum of its segments' bytes (kp_log_size_bytes), as Kafka reports
+ * it. Authorization as Kafka 3.x: DESCRIBE on CLUSTER; a caller without it gets an empty
+ * result list (v0-1 have no top-level error code).
+ */
+#include "auth/acl.h"
+#include "broker/broker.h"
+#include "broker/request.h"
+#include "broker/topics.h"
+#include "core/buf.h"
+#include "kp_msgs.h"
+#include "storage/retention.h"
+
+#include <inttypes.h>
+#include <string.h>
+#include <sys/statvfs.h>
+
+/* The requested partitions of topic (all when r is NULL) into t; -1 on allocation failure. */
+static int describe_topic(kp_req_t *req, kp_topic_t *topic,
+                          const DescribeLogDirsRequest_DescribableLogDirTopic *r,
+                          DescribeLogDirsResponse_DescribeLogDirsTopic *t)
+{
+    DescribeLogDirsResponse_DescribeLogDirsTopic_init(t);
+    t->Name = kp_str_c(topic->name);
+    int32_t n = atomic_load_explicit(&topic->npartitions, memory_order_acquire);
+    int32_t want = r ? (r->Partitions.count > 0 ? r->Partitions.count : 0) : n;
+    t->Partitions.items = kp_req_alloc(req, ((size_t)want + 1) * sizeof(*t->Partitions.items));
+    if (!t->Partitions.items) return -1;
+    for (int32_t i = 0; i < want; i++) {
+        kp_partition_t *p = kp_topic_partition(topic, r ? r->Partitions.items[i] : i);
+        if (!p) continue; /* as Kafka: a partition this broker does not have is left out */
+        DescribeLogDirsResponse_DescribeLogDirsPartition *o =
+            &t->Partitions.items[t->Partitions.count++];
+        DescribeLogDirsResponse_DescribeLogDirsPartition_init(o);
+        o->PartitionIndex = p->index;
+        o->PartitionSize = kp_log_size_bytes(p->log);
+        o->OffsetLag = 0;
+        o->IsFutureKey = 0;
+    }
+    return 0;
+}
+
+int kp_handle_describe_log_dirs(kp_req_t *req)
+{
+    DescribeLogDirsRequest in;
+    if (DescribeLogDirsRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0)
+        return -1;
+    DescribeLogDirsResponse out;
+    DescribeLogDirsResponse_init(&out);
+    kp_broker_t *b = req->sess->broker;
+    int failed = 0;
+    if (kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE))) {
+        DescribeLogDirsResponse_DescribeLogDirsResult *d = kp_req_alloc(req, sizeof(*d));
+        if (!d) return -1;
+        DescribeLogDirsResponse_DescribeLogDirsResult_init(d);
+        d->ErrorCode = 0;
+        d->LogDir = kp_str_c(b->cfg.log_dir);
+        out.Results.items = d;
+        out.Results.count = 1;
+        if (in.Topics.count < 0) { /* null: every topic */
+            int n;
+            kp_topic_t **list = kp_topics_list(b->topics, &n);
+            d->Topics.items = kp_req_alloc(req, ((size_t)n + 1) * sizeof(*d->Topics.items));
+            for (int i = 0; i < n && d->Topics.items && !failed; i++)
+                failed = describe_topic(req, list[i], NULL, &d->Topics.items[d->Topics.count++]);
+            if (!d->Topics.items) failed = 1;
+            kp_topics_list_free(list, n);
+        } else {
+            d->Topics.items =
+                kp_req_alloc(req, ((size_t)in.Topics.count + 1) * sizeof(*d->Topics.items));
+            if (!d->Topics.items) return -1;
+            for (int32_t i = 0; i < in.Topics.count && !failed; i++) {
+                const DescribeLogDirsRequest_DescribableLogDirTopic *r = &in.Topics.items[i];
+                kp_topic_t *topic = kp_topics_get(b->topics, r->Topic);
+                if (!topic) continue; /* as Kafka: unknown topics are left out */
+                failed = describe_topic(req, topic, r, &d->Topics.items[d->Topics.count++]);
+                kp_topic_put(topic);
+            }
+        }
+    }
+    if (failed) return -1;
+    kp_req_begin_response(req);
+    DescribeLogDirsResponse_encode(&req->resp, req->api_version, &out);
+    kp_req_finish(req);
+    return 0;
+}
+
+void kp_broker_render_log_dirs(kp_buf_t *out, kp_broker_t *b)
+{
+    int n;
+    kp_topic_t **list = kp_topics_list(b->topics, &n);
+    int64_t total = 0;
+    kp_buf_appendf(out, "# HELP kpool_partition_size_bytes Bytes of a partition's log segments "
+                        "(as DescribeLogDirs reports).\n"
+                        "# TYPE kpool_partition_size_bytes gauge\n");
+    for (int i = 0; i < n; i++) {
+        int32_t np = atomic_load_explicit(&list[i]->npartitions, memory_order_acquire);
+        for (int32_t j = 0; j < np; j++) {
+            kp_partition_t *p = kp_topic_partition(list[i], j);
+            if (!p) continue;
+            int64_t size = kp_log_size_bytes(p->log);
+            total += size;
+            /* topic names are [a-zA-Z0-9._-]: nothing to escape in a label */
+            kp_buf_appendf(
+                out, "kpool_partition_size_bytes{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
+                list[i]->name, (int)j, size);
+        }
+    }
+    kp_buf_appendf(out, "# HELP kpool_partition_end_offset The next offset a partition assigns.\n"
+                        "# TYPE kpool_partition_end_offset gauge\n");
+    for (int i = 0; i < n; i++) {
+        int32_t np = atomic_load_explicit(&list[i]->npartitions, memory_order_acquire);
+        for (int32_t j = 0; j < np; j++) {
+            kp_partition_t *p = kp_topic_partition(list[i], j);
+            if (!p) continue;
+            pthread_mutex_lock(&p->log->lock);
+            int64_t end = p->log->high_watermark;
+            pthread_mutex_unlock(&p->log->lock);
+            kp_buf_appendf(
+                out, "kpool_partition_end_offset{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
+                list[i]->name, (int)j, end);
+        }
+    }
+    kp_topics_list_free(list, n);
+    kp_buf_appendf(out,
+                   "# HELP kpool_log_dir_size_bytes Bytes of every partition's log.\n"
+                   "# TYPE kpool_log_dir_size_bytes gauge\n"
+                   "kpool_log_dir_size_bytes %" PRId64 "\n",
+                   total);
+    struct statvfs vfs;
+    if (statvfs(b->cfg.log_dir, &vfs) == 0) {
+        kp_buf_appendf(out,
+                       "# HELP kpool_log_dir_free_bytes Free bytes of the log directory's file "
+                       "system (for unprivileged users).\n# TYPE kpool_log_dir_free_bytes gauge\n"
+                       "kpool_log_dir_free_bytes %" PRIu64 "\n"
+                       "# HELP kpool_log_dir_capacity_bytes Size of the log directory's file "
+                       "system.\n# TYPE kpool_log_dir_capacity_bytes gauge\n"
+                       "kpool_log_dir_capacity_bytes %" PRIu64 "\n",
+                       (uint64_t)vfs.f_bavail * vfs.f_frsize,
+                       (uint64_t)vfs.f_blocks * vfs.f_frsize);
+    }
+}

@@ -1,0 +1,67 @@
+/*
+ * pool_metrics.h — the console's view of each pool over time, read from the brokers' own
+ * Prometheus text (/metrics on the broker's admin.listener; the Pool's spec.metricsUrl,
+ * which `kpool up` sets for its embedded pool).
+ *
+ * One sampler thread per control plane scrapes every Pool that has a metricsUrl each
+ * interval (control.console.metrics.interval.ms, default 10 s) and keeps the last
+ * KP_POOL_METRICS_SAMPLES samples per pool in a ring (one hour at the default), in memory
+ * only: request rate and latency (mean and 99th percentile, from the request histogram),
+ * bytes in and out, records produced, the log directory's use; and the latest size and
+ * produce rate of each partition (kpool_partition_size_bytes — the figures DescribeLogDirs
+ * answers — and kpool_partition_end_offset). A pool without metricsUrl has no history.
+ *
+ * The API reads it from any thread (docs/api.md, "Console").
+ */
+#ifndef KP_POOL_METRICS_H
+#define KP_POOL_METRICS_H
+
+#include "control/store.h"
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define KP_POOL_METRICS_SAMPLES 360
+/* A /metrics page larger than this is not read (a broker's is some kB per 100 partitions). */
+#define KP_POOL_METRICS_PAGE_MAX (16 * 1024 * 1024)
+
+/* Starts the sampler (one per process; a second start fails). 0, or -1 with err. */
+int kp_pool_metrics_start(kp_store_t *store, int64_t interval_ms, char *err, size_t errlen);
+/* Stops and forgets everything; safe when not started. */
+void kp_pool_metrics_stop(void);
+
+/* {"intervalMs", "metricsUrl", "lastScrapeTime", "lastError", "samples": [{time,
+ * requestsPerSecond, latencyMeanMs, latencyP99Ms, bytesInPerSecond, bytesOutPerSecond,
+ * recordsInPerSecond, diskUsedBytes}], "brokers": [{metricsUrl, diskUsedBytes, diskFreeBytes,
+ * diskCapacityBytes}]} for pool, oldest sample first (a new reference); NULL when the sampler
+ * does not run or the pool has no metricsUrl. */
+json_t *kp_pool_metrics_history(const char *pool);
+
+/* Adds the latest scrape's "sizeBytes" to each element of partitions (an array of objects
+ * with "partition") of topic in pool, and "sizeBytes" and "recordsPerSecond" to doc. Nothing
+ * when the pool or topic has not been scraped. */
+void kp_pool_metrics_annotate(const char *pool, const char *topic, json_t *doc, json_t *partitions);
+
+/* Consumer-group lag over time, for the topic pages people look at: the consumergroups answer
+ * (kp_pool_browse_groups' document) of topic in pool is recorded, and for
+ * KP_POOL_METRICS_LAG_WATCH_MS after the last such request the sampler asks the pool for it
+ * each interval too (one Kafka client per watched topic and interval: only watched topics
+ * cost anything). Adds "lagHistory": [{"time", "lag": {group: records}}] (oldest first, at
+ * most KP_POOL_METRICS_SAMPLES) to groups_doc. */
+#define KP_POOL_METRICS_LAG_WATCH_MS (10 * 60 * 1000)
+/* Topics watched at once (the oldest watch is dropped beyond). */
+#define KP_POOL_METRICS_LAG_TOPICS_MAX 64
+void kp_pool_metrics_lag(const char *pool, const char *topic, json_t *groups_doc);
+
+/* Prometheus text exposition parser: calls fn for each sample line "name{labels} value"
+ * (labels without the braces, possibly empty; the timestamp, if any, ignored). Comment and
+ * blank lines are skipped; a malformed line is skipped too. Returns the samples reported. */
+typedef void (*kp_prom_fn)(const char *name, size_t namelen, const char *labels, size_t labelslen,
+                           double value, void *arg);
+int kp_prom_parse(const char *text, size_t len, kp_prom_fn fn, void *arg);
+/* The value of label key in labels (as kp_prom_parse passes them), unescaped into out. 0, or
+ * -1 when absent or longer than outlen - 1. */
+int kp_prom_label(const char *labels, size_t len, const char *key, char *out, size_t outlen);
+
+#endif

@@ -1,0 +1,207 @@
+/*
+ * api_doctor.c — `kpool doctor`'s findings for an application, computed by the control plane
+ * for the console (GET .../namespaces/NS/applications/APP/doctor, see api_console.h).
+ *
+ * The checks are those `kpool doctor -n NS --app APP --no-connect` makes (cli/cmd_doctor.c),
+ * read from the store instead of through the API, with the same helpers (cli/app_creds.h)
+ * and the same wording: the AivenApplication (missing, not reconciled, no secret, a failed
+ * rollout and the fix for its reason), its Secret (present), and every Topic granting it
+ * access (synchronized, in the application's pool). What the pool says with the app's own
+ * credentials (the CLI's last section) is not checked here: it would open a Kafka client per
+ * application on every page view.
+ */
+#include "http/api_doctor.h"
+
+#include "cli/app_creds.h"
+#include "core/buf.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+typedef struct doc {
+    json_t *findings;
+    const char *ns, *app, *pool;
+    int problems;
+} doc_t;
+
+static void add(doc_t *d, const char *level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void add(doc_t *d, const char *level, const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (!strcmp(level, "problem")) d->problems++;
+    json_array_append_new(d->findings, json_pack("{s:s, s:s}", "level", level, "message", msg));
+}
+
+static const char *jstr(const json_t *obj, const char *a, const char *b)
+{
+    const json_t *v = json_object_get(obj, a);
+    if (b) v = json_object_get(v, b);
+    return json_string_value(v);
+}
+
+static const char *or_none(const char *s)
+{
+    return s ? s : "<none>";
+}
+
+static void fix_for_reason(doc_t *d, const json_t *aivenapp)
+{
+    kp_buf_t why;
+    kp_buf_init(&why);
+    kp_app_condition_reason(aivenapp, &why);
+    kp_buf_append(&why, "", 1);
+    const char *w = (const char *)why.data;
+    if (strstr(w, "ValidatePool"))
+        add(d, "fix",
+            "set spec.kafka.pool of Application %s/%s to a pool that exists ('kpool get "
+            "pools'), then apply it again",
+            d->ns, d->app);
+    else if (strstr(w, "AivenFailure"))
+        add(d, "fix",
+            "the pool refused the control plane (see the message); it retries with backoff. "
+            "Once the pool is back, 'kpool describe aivenapp %s -n %s' shows RolloutComplete",
+            d->app, d->ns);
+    else
+        add(d, "fix",
+            "the control plane failed at the step the reason names (see the message); it "
+            "retries. Re-apply the Application to force a new deploy; 'kpool describe "
+            "aivenapp %s -n %s' shows the status",
+            d->app, d->ns);
+    if (why.len > 1) add(d, "note", "reason: %s", w);
+    kp_buf_free(&why);
+}
+
+/* 1 when the app has a secret to check, 0 when a problem ends the section. */
+static int check_app(doc_t *d, kp_store_t *store, const json_t *a)
+{
+    if (!a) {
+        add(d, "problem", "AivenApplication %s/%s does not exist, so the app has no credentials",
+            d->ns, d->app);
+        json_t *app = NULL;
+        if (kp_store_get(store, "Application", d->ns, d->app, &app) == KP_STORE_OK) {
+            const char *pool = jstr(json_object_get(app, "spec"), "kafka", "pool");
+            if (pool)
+                add(d, "fix",
+                    "Application %s/%s has spec.kafka.pool %s: the control plane creates the "
+                    "AivenApplication when it reconciles it; see 'kpool describe app %s -n %s'",
+                    d->ns, d->app, pool, d->app, d->ns);
+            else
+                add(d, "fix",
+                    "Application %s/%s has no spec.kafka.pool: add 'kafka: {pool: dev}' under "
+                    "its spec and apply it",
+                    d->ns, d->app);
+        }
+        json_decref(app);
+        return 0;
+    }
+    const json_t *status = json_object_get(a, "status");
+    const char *state = jstr(status, "synchronizationState", NULL);
+    const char *secret = jstr(status, "synchronizationSecretName", NULL);
+    json_t *gen = json_object_get(json_object_get(a, "metadata"), "generation");
+    json_t *observed = json_object_get(status, "observedGeneration");
+    if (json_is_integer(gen) && json_is_integer(observed) &&
+        json_integer_value(observed) < json_integer_value(gen))
+        add(d, "note",
+            "the status describes generation %lld; generation %lld is not reconciled yet",
+            (long long)json_integer_value(observed), (long long)json_integer_value(gen));
+    if (!status) {
+        add(d, "problem",
+            "no secret: the control plane has not reconciled the AivenApplication yet (no "
+            "status)");
+        return 0;
+    }
+    if (!secret || !*secret) {
+        add(d, "problem", "no secret: the AivenApplication has no synchronized secret (%s)",
+            state ? state : "no synchronizationState");
+        fix_for_reason(d, a);
+        return 0;
+    }
+    if (state && !strcmp(state, "RolloutFailed")) {
+        add(d, "problem",
+            "the last rollout failed (RolloutFailed); the app still has its previous secret %s",
+            secret);
+        fix_for_reason(d, a);
+    } else {
+        const char *user = jstr(status, "serviceUser", NULL);
+        add(d, "ok", "%s; current secret %s%s%s%s; pool %s", state ? state : "no state", secret,
+            user ? " (service user " : "", user ? user : "", user ? ")" : "", or_none(d->pool));
+    }
+    json_t *s = NULL;
+    if (kp_store_get(store, "Secret", d->ns, secret, &s) != KP_STORE_OK) {
+        add(d, "problem",
+            "no secret: %s, named by status.synchronizationSecretName, does not exist", secret);
+        add(d, "fix",
+            "the control plane writes it again on its next reconcile; re-apply the "
+            "Application to force a new deploy with fresh credentials");
+    } else {
+        add(d, "ok", "Secret %s/%s exists", d->ns, secret);
+    }
+    json_decref(s);
+    return 1;
+}
+
+static void check_topics(doc_t *d, kp_store_t *store, int all_ns)
+{
+    json_t *topics = NULL;
+    int64_t rv;
+    if (kp_store_list(store, "Topic", all_ns ? NULL : d->ns, &topics, &rv) != KP_STORE_OK) {
+        json_decref(topics);
+        add(d, "problem", "cannot read the Topics");
+        return;
+    }
+    json_t *granted = kp_app_topics_granted(topics, d->ns, d->app, d->pool);
+    if (!json_array_size(granted))
+        add(d, "note",
+            "no Topic grants team %s, application %s access (a Topic lists the apps that may "
+            "use it under spec.acl; 'kpool doctor --topic NAME' shows what to add)",
+            d->ns, d->app);
+    size_t i;
+    json_t *g;
+    json_array_foreach(granted, i, g)
+    {
+        const json_t *t = json_object_get(g, "topic");
+        const char *fqn = json_string_value(json_object_get(g, "fqn"));
+        const char *tns = jstr(t, "metadata", "namespace"), *tname = jstr(t, "metadata", "name");
+        const json_t *st = json_object_get(t, "status");
+        const char *state = jstr(st, "synchronizationState", NULL);
+        if (state && !strcmp(state, "RolloutComplete")) {
+            add(d, "ok", "%s: %s (Topic %s/%s)", or_none(fqn),
+                kp_app_access_name((int)json_integer_value(json_object_get(g, "access"))),
+                or_none(tns), or_none(tname));
+            continue;
+        }
+        add(d, "problem", "Topic %s/%s is %s: %s", or_none(tns), or_none(tname),
+            state ? state : "not synchronized yet", or_none(jstr(st, "message", NULL)));
+        if (state && !strcmp(state, "FailedPrepare"))
+            add(d, "fix", "correct the spec as the message says and apply the Topic again");
+        else
+            add(d, "fix",
+                "the control plane retries with backoff; 'kpool describe topic %s -n %s' shows "
+                "its progress",
+                or_none(tname), or_none(tns));
+    }
+    json_decref(granted);
+    json_decref(topics);
+}
+
+json_t *kp_api_doctor(kp_store_t *store, const char *ns, const char *app, int all_ns)
+{
+    doc_t d = {json_array(), ns, app, NULL, 0};
+    json_t *a = NULL;
+    if (kp_store_get(store, "AivenApplication", ns, app, &a) != KP_STORE_OK) a = NULL;
+    d.pool = jstr(json_object_get(a, "spec"), "kafka", "pool");
+    check_app(&d, store, a);
+    check_topics(&d, store, all_ns);
+    json_t *doc = json_pack("{s:s, s:s, s:{s:s, s:s}, s:i, s:o}", "apiVersion", "kpool.dev/v1",
+                            "kind", "DoctorReport", "metadata", "name", app, "namespace", ns,
+                            "problems", d.problems, "findings", d.findings);
+    json_decref(a);
+    return doc;
+}
