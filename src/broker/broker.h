@@ -65,6 +65,7 @@ struct kp_broker {
     int64_t pid_next, pid_block_end;
     struct kp_admin_http *admin;
     struct kp_coordinator *coordinator;
+    struct kp_txn_coord *txn_coordinator;
     struct kp_tls_ctx *tls_ctx;                 /* shared by SSL listeners */
     struct kp_principal_rules *principal_rules; /* ssl.principal.mapping.rules */
     struct kp_authorizer *authorizer;

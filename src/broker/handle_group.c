@@ -1,7 +1,7 @@
 /*
  * handle_group.c — the network side of the group APIs: decode on the connection's loop,
- * answer FindCoordinator here (this broker coordinates every group), and hand everything else
- * to the group coordinator (group/coordinator.h), which finishes the request later.
+ * answer FindCoordinator here (this broker coordinates every group and transactional id), and hand
+ * everything else to the group coordinator (group/coordinator.h), which finishes the request later.
  */
 #include "auth/acl.h"
 #include "broker/request.h"
@@ -16,10 +16,14 @@ int kp_handle_find_coordinator(kp_req_t *req)
     kp_broker_t *b = req->sess->broker;
     FindCoordinatorResponse out;
     FindCoordinatorResponse_init(&out);
-    if (in.KeyType == 1) {
-        out.ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
-        out.ErrorMessage = KP_STR_LIT("transactions are not supported by this pool");
+    if (in.KeyType == 1 &&
+        !kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TRANSACTIONAL_ID, in.Key)) {
+        out.ErrorCode = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
         out.NodeId = -1;
+    } else if (in.KeyType == 1) { /* this broker coordinates every transactional id too */
+        out.NodeId = b->cfg.node_id;
+        out.Host = kp_str_c(req->sess->listener->adv_host);
+        out.Port = req->sess->listener->adv_port;
     } else if (in.KeyType != 0) {
         out.ErrorCode = KERR_INVALID_REQUEST;
         out.NodeId = -1;

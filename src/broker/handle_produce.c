@@ -194,8 +194,12 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
         out->ErrorCode = KERR_INVALID_RECORD; /* as Kafka: an empty batch only burns offsets */
         return 0;
     }
-    if (info.attributes & (KP_BATCH_ATTR_TRANSACTIONAL | KP_BATCH_ATTR_CONTROL)) {
-        out->ErrorCode = KERR_INVALID_RECORD; /* no transactions in this pool */
+    if ((info.attributes & KP_BATCH_ATTR_CONTROL) ||
+        ((info.attributes & KP_BATCH_ATTR_TRANSACTIONAL) && info.producer_id < 0) ||
+        (info.producer_id >= 0 && info.base_sequence < 0)) {
+        /* as Kafka: only coordinators write markers; a transactional batch has a producer,
+         * and a producer's batch a sequence */
+        out->ErrorCode = KERR_INVALID_RECORD;
         return 0;
     }
     if (atomic_load_explicit(&topic->eff.cleanup_compact, memory_order_relaxed) &&
@@ -246,6 +250,9 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
         return 0;
     case KP_APPEND_STORAGE_ERROR:
         out->ErrorCode = KERR_KAFKA_STORAGE_ERROR;
+        return 0;
+    case KP_APPEND_INVALID_RECORD:
+        out->ErrorCode = KERR_INVALID_RECORD;
         return 0;
     }
     out->BaseOffset = res.base_offset;

@@ -1,0 +1,254 @@
+"""Transactions and exactly-once (issue 16, SPEC 12), with real clients.
+
+  * confluent-kafka-python transactional producer: init / begin / produce to several
+    partitions and topics / send_offsets_to_transaction with a consumer group / commit, and
+    abort; a read_committed consumer sees exactly the committed records, in order, and the
+    group's offsets only after the commit; a read_uncommitted one sees everything.
+  * ListOffsets with read_committed answers the last stable offset.
+  * zombie fencing: a second producer with the same transactional.id fences the first.
+  * transaction.timeout.ms: a producer that hangs mid-transaction is aborted by the broker;
+    the LSO moves on and read_committed consumers are not blocked.
+  * kill -9 of the broker: a committed transaction stays committed, an open one is aborted
+    after restart (its timeout), and a transaction prepared-commit completes.
+
+Fails on the old code: InitProducerId with a transactional.id was refused (INVALID_REQUEST)
+and FindCoordinator(TRANSACTION) answered COORDINATOR_NOT_AVAILABLE.
+"""
+import time
+import uuid
+
+import pytest
+from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer, TopicPartition)
+from confluent_kafka.admin import AdminClient, NewTopic
+
+
+def create_topics(broker, *names, partitions=3):
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    fs = admin.create_topics([NewTopic(n, num_partitions=partitions, replication_factor=1)
+                              for n in names])
+    for f in fs.values():
+        f.result(15)
+
+
+def txn_producer(broker, txn_id, **extra):
+    conf = {"bootstrap.servers": broker.bootstrap, "transactional.id": txn_id,
+            "linger.ms": 5}
+    conf.update(extra)
+    p = Producer(conf)
+    p.init_transactions(15)
+    return p
+
+
+def consume_all(broker, topics, isolation, expect=None, timeout=10.0, group=None):
+    c = Consumer({"bootstrap.servers": broker.bootstrap,
+                  "group.id": group or "reader-" + uuid.uuid4().hex[:8],
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "isolation.level": isolation})
+    md = c.list_topics(timeout=10)
+    c.assign([TopicPartition(t, pt, 0) for t in topics for pt in md.topics[t].partitions])
+    got = []
+    deadline = time.time() + timeout
+    idle_since = None
+    while time.time() < deadline:
+        m = c.poll(0.2)
+        if m is None:
+            if expect is not None and len(got) >= expect:
+                if idle_since is None:
+                    idle_since = time.time()
+                elif time.time() - idle_since > 0.5:
+                    break
+            continue
+        idle_since = None
+        if m.error():
+            if m.error().code() == KafkaError._PARTITION_EOF:
+                continue
+            raise KafkaException(m.error())
+        got.append((m.topic(), m.partition(), m.value().decode()))
+    c.close()
+    return got
+
+
+def values(records):
+    return sorted(v for _, _, v in records)
+
+
+def test_commit_abort_read_committed(broker):
+    create_topics(broker, "tx-a", "tx-b")
+    p = txn_producer(broker, "app-1")
+    # committed: several partitions of two topics
+    p.begin_transaction()
+    for i in range(30):
+        p.produce("tx-a", ("c1-%02d" % i).encode(), partition=i % 3)
+        p.produce("tx-b", ("c1b-%02d" % i).encode(), partition=i % 3)
+    p.commit_transaction(15)
+    # aborted
+    p.begin_transaction()
+    for i in range(20):
+        p.produce("tx-a", ("ab-%02d" % i).encode(), partition=i % 3)
+    p.flush(10)
+    p.abort_transaction(15)
+    # committed again after the abort
+    p.begin_transaction()
+    for i in range(10):
+        p.produce("tx-a", ("c2-%02d" % i).encode(), partition=i % 3)
+    p.commit_transaction(15)
+
+    committed = ["c1-%02d" % i for i in range(30)] + ["c2-%02d" % i for i in range(10)]
+    got = consume_all(broker, ["tx-a"], "read_committed", expect=len(committed))
+    assert values(got) == sorted(committed)
+    # in order per partition: every c1 before every c2
+    for part in range(3):
+        seq = [v for _, pt, v in got if pt == part]
+        assert seq == sorted(seq), seq
+    got_b = consume_all(broker, ["tx-b"], "read_committed", expect=30)
+    assert values(got_b) == sorted("c1b-%02d" % i for i in range(30))
+    # read_uncommitted sees the aborted records too
+    every = consume_all(broker, ["tx-a"], "read_uncommitted", expect=60)
+    assert values(every) == sorted(committed + ["ab-%02d" % i for i in range(20)])
+
+
+def test_open_transaction_holds_lso(broker):
+    create_topics(broker, "tx-open", partitions=1)
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    plain.produce("tx-open", b"before")
+    plain.flush(10)
+    p = txn_producer(broker, "app-open")
+    p.begin_transaction()
+    p.produce("tx-open", b"inside")
+    p.flush(10)
+    plain.produce("tx-open", b"after")  # not transactional, but after the open one
+    plain.flush(10)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "lso",
+                  "isolation.level": "read_committed"})
+    lo, hi = c.get_watermark_offsets(TopicPartition("tx-open", 0), timeout=10, cached=False)
+    assert hi == 1  # ListOffsets(read_committed, latest) = the LSO, the open txn's first offset
+    got = consume_all(broker, ["tx-open"], "read_committed", expect=1, timeout=4)
+    assert values(got) == ["before"]
+    p.commit_transaction(15)
+    lo, hi = c.get_watermark_offsets(TopicPartition("tx-open", 0), timeout=10, cached=False)
+    assert hi == 4  # three records and the commit marker
+    c.close()
+    got = consume_all(broker, ["tx-open"], "read_committed", expect=3)
+    assert [v for _, _, v in got] == ["before", "inside", "after"]
+
+
+def test_send_offsets_to_transaction(broker):
+    create_topics(broker, "eos-in", "eos-out", partitions=2)
+    src = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(40):
+        src.produce("eos-in", ("in-%02d" % i).encode(), partition=i % 2)
+    src.flush(10)
+    group = "eos-group"
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False,
+                  "isolation.level": "read_committed"})
+    c.subscribe(["eos-in"])
+    p = txn_producer(broker, "eos-app")
+    # first batch: aborted, offsets must not be committed
+    batch = []
+    deadline = time.time() + 20
+    while len(batch) < 20 and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is not None and not m.error():
+            batch.append(m)
+    assert len(batch) == 20
+    # the offsets after what was processed, per partition
+    nexts = {}
+    for m in batch:
+        nexts[m.partition()] = max(nexts.get(m.partition(), 0), m.offset() + 1)
+    offsets = [TopicPartition("eos-in", pt, off) for pt, off in nexts.items()]
+    p.begin_transaction()
+    for m in batch:
+        p.produce("eos-out", m.value().upper(), partition=m.partition())
+    p.send_offsets_to_transaction(offsets, c.consumer_group_metadata(), 15)
+    p.abort_transaction(15)
+    committed = c.committed([TopicPartition("eos-in", 0), TopicPartition("eos-in", 1)], 10)
+    assert all(tp.offset < 0 for tp in committed), committed
+    # the same records again, committed with their offsets
+    p.begin_transaction()
+    for m in batch:
+        p.produce("eos-out", m.value().upper(), partition=m.partition())
+    p.send_offsets_to_transaction(offsets, c.consumer_group_metadata(), 15)
+    p.commit_transaction(15)
+    committed = c.committed([TopicPartition("eos-in", pt) for pt in nexts], 10)
+    assert {tp.partition: tp.offset for tp in committed} == nexts, committed
+    c.close()
+    out = consume_all(broker, ["eos-out"], "read_committed", expect=20)
+    assert values(out) == sorted(m.value().upper().decode() for m in batch)
+
+
+def test_zombie_fenced(broker):
+    create_topics(broker, "tx-z", partitions=1)
+    zombie = txn_producer(broker, "app-z")
+    zombie.begin_transaction()
+    zombie.produce("tx-z", b"zombie")
+    zombie.flush(10)
+    fresh = txn_producer(broker, "app-z")  # fences the first, aborting its transaction
+    fresh.begin_transaction()
+    fresh.produce("tx-z", b"fresh")
+    fresh.commit_transaction(15)
+    with pytest.raises(KafkaException) as e:
+        zombie.produce("tx-z", b"late")
+        zombie.commit_transaction(10)
+    err = e.value.args[0]
+    assert err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                                          KafkaError.INVALID_PRODUCER_EPOCH), err
+    got = consume_all(broker, ["tx-z"], "read_committed", expect=1)
+    assert values(got) == ["fresh"]
+
+
+def test_transaction_timeout_aborts(broker_factory):
+    broker = broker_factory(**{
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": 200})
+    create_topics(broker, "tx-t", partitions=1)
+    p = txn_producer(broker, "app-t", **{"transaction.timeout.ms": 1500})
+    p.begin_transaction()
+    p.produce("tx-t", b"hung")
+    p.flush(10)
+    time.sleep(3)  # the producer "hangs": the broker aborts it
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    plain.produce("tx-t", b"later")
+    plain.flush(10)
+    got = consume_all(broker, ["tx-t"], "read_committed", expect=1, timeout=6)
+    assert values(got) == ["later"]
+    with pytest.raises(KafkaException):
+        p.commit_transaction(10)
+
+
+def test_max_timeout_refused(broker_factory):
+    broker = broker_factory(**{"transaction.max.timeout.ms": 5000})
+    p = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": "app-max",
+                  "transaction.timeout.ms": 60000})
+    with pytest.raises(KafkaException) as e:
+        p.init_transactions(10)
+    assert e.value.args[0].code() == KafkaError.INVALID_TRANSACTION_TIMEOUT
+
+
+def test_kill9_recovery(broker_factory):
+    broker = broker_factory(**{
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": 200})
+    create_topics(broker, "tx-k", partitions=2)
+    p = txn_producer(broker, "app-k", **{"transaction.timeout.ms": 3000})
+    p.begin_transaction()
+    for i in range(10):
+        p.produce("tx-k", ("ok-%d" % i).encode(), partition=i % 2)
+    p.commit_transaction(15)
+    p.begin_transaction()
+    for i in range(10):
+        p.produce("tx-k", ("open-%d" % i).encode(), partition=i % 2)
+    p.flush(10)
+    broker.kill9()
+    broker.start()
+    # the open transaction is aborted at its timeout; the committed one stays
+    plain = Producer({"bootstrap.servers": broker.bootstrap})
+    plain.produce("tx-k", b"after", partition=0)
+    plain.flush(10)
+    got = consume_all(broker, ["tx-k"], "read_committed", expect=11, timeout=15)
+    assert values(got) == sorted(["ok-%d" % i for i in range(10)] + ["after"])
+    # a new incarnation of the producer works
+    p2 = txn_producer(broker, "app-k")
+    p2.begin_transaction()
+    p2.produce("tx-k", b"new", partition=1)
+    p2.commit_transaction(15)
+    got = consume_all(broker, ["tx-k"], "read_committed", expect=12)
+    assert "new" in values(got)
