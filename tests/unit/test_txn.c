@@ -8,13 +8,17 @@
  *   - a partition's log: an open transaction holds the last stable offset at its first offset
  *     and bounds read_committed reads; a commit moves the LSO to the HWM; an abort records
  *     the aborted range; a fenced (lower-epoch) marker is refused; everything is rebuilt on
- *     reopen, from the active segment's replay and from a sealed segment's .txnindex.
+ *     reopen, from the active segment's replay and from a sealed segment's .txnindex;
+ *   - the cleaner: an aborted transaction's records are removed and do not shadow the
+ *     committed record of the same key; markers stay; nothing at or past the LSO is cleaned.
  */
 #include "unit.h"
 
 #include "core/logging.h"
 #include "storage/fs.h"
+#include "storage/cleaner.h"
 #include "storage/log.h"
+#include "storage/log_scan.h"
 #include "storage/records.h"
 #include "storage/txn_index.h"
 #include "txn/txn_record.h"
@@ -312,6 +316,59 @@ static void test_log_txnindex_survives_roll(void **state)
     kp_log_close(log);
 }
 
+static int collect_offsets(const uint8_t *batch, size_t len, void *arg)
+{
+    kp_batch_info_t b;
+    kp_batch_parse_header(batch, &b);
+    int64_t *offs = arg;
+    offs[++offs[0]] = b.base_offset;
+    return offs[0] >= 255;
+}
+
+static kp_append_result_t append_filler(kp_log_t *log)
+{
+    ut_batch_opts_t o = ut_batch_defaults(1, NOW);
+    o.null_keys = 1;
+    o.value_len = 400;
+    kp_buf_t b;
+    kp_buf_init(&b);
+    size_t len = ut_batch_build(&b, &o);
+    kp_batch_info_t info;
+    assert_int_equal(kp_batch_validate(b.data, len, &info), KP_BATCH_OK);
+    kp_append_result_t res;
+    kp_log_append(log, b.data, len, &info, NOW, &res);
+    kp_buf_free(&b);
+    return res;
+}
+
+static void test_cleaner_removes_aborted(void **state)
+{
+    kp_log_t *log = open_log(2048);
+    assert_int_equal(append_plain(log).base_offset, 0);           /* key-0 */
+    assert_int_equal(append_txn(log, 5, 0, 0, 1).base_offset, 1); /* key-0 */
+    assert_int_equal(append_marker(log, 5, 0, KP_CONTROL_ABORT).base_offset, 2);
+    int64_t open_at = -1;
+    for (int i = 0; i < 20; i++) assert_int_equal(append_filler(log).status, KP_APPEND_OK);
+    open_at = append_txn(log, 6, 0, 0, 1).base_offset; /* open: the cleaner stops below */
+    for (int i = 0; i < 20; i++) assert_int_equal(append_filler(log).status, KP_APPEND_OK);
+    kp_cleaner_config_t cc = {1 << 20, 0, 64u << 20};
+    kp_cleaner_t *c = kp_cleaner_new(&cc);
+    kp_compaction_t p = {1000000000LL, 0, INT64_MAX, 0.0};
+    kp_clean_stats_t st;
+    assert_int_equal(kp_cleaner_clean(c, log, &p, NOW, &st), 1);
+    assert_true(st.first_dirty_after <= open_at);
+    int64_t offs[256] = {0};
+    assert_int_equal(kp_log_scan(log, 0, collect_offsets, offs) >= 0, 1);
+    assert_true(offs[0] > 3);
+    assert_int_equal(offs[1], 0); /* the committed key-0 record stays */
+    assert_int_equal(offs[2], 2); /* the aborted batch is gone, its marker stays */
+    int seen_open = 0;
+    for (int64_t i = 1; i <= offs[0]; i++) seen_open |= offs[i] == open_at;
+    assert_true(seen_open);
+    kp_cleaner_free(c);
+    kp_log_close(log);
+}
+
 int main(void)
 {
     kp_logging_set_level((kp_loglevel_t)(KP_LOG_ERROR + 1));
@@ -321,6 +378,7 @@ int main(void)
         cmocka_unit_test(test_txn_record),
         cmocka_unit_test_setup_teardown(test_log_lso_and_aborts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_txnindex_survives_roll, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cleaner_removes_aborted, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
