@@ -307,3 +307,96 @@ def test_kcat_read_committed(broker):
     assert kcat("read_uncommitted") == (["c-%d" % i for i in range(5)] +
                                         ["a-%d" % i for i in range(5)] + ["c-5", "open"])
     p.abort_transaction(15)
+
+
+def test_exactly_once_loop_survives_kill9(broker_factory):
+    """A consume-transform-produce loop (offsets committed inside each transaction) runs
+    while the broker is kill -9'ed three times: the output holds every input record exactly
+    once. On any error the loop does what an EOS application does: drop its producer and
+    consumer, init a new producer (which fences the old one and completes or aborts its
+    transaction), then resume from the group's committed offsets."""
+    import threading
+
+    broker = broker_factory(**{
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": 200})
+    create_topics(broker, "eos-src", "eos-dst", partitions=2)
+    n = 600
+    src = Producer({"bootstrap.servers": broker.bootstrap, "enable.idempotence": True})
+    for i in range(n):
+        src.produce("eos-src", ("r-%04d" % i).encode(), partition=i % 2)
+    src.flush(15)
+    kills = []
+    progress = [0]
+
+    def killer():
+        limit = time.time() + 30
+        while progress[0] == 0 and time.time() < limit:
+            time.sleep(0.05)
+        for _ in range(3):
+            time.sleep(1.2)
+            broker.kill9()
+            kills.append(progress[0])  # how far the loop was when the broker died
+            broker.start()
+    t = threading.Thread(target=killer)
+    t.start()
+    group = "eos-loop"
+    parts = [TopicPartition("eos-src", 0), TopicPartition("eos-src", 1)]
+    p = c = None
+    done = 0
+    restarts = 0
+    deadline = time.time() + 120
+    try:
+        while time.time() < deadline:
+            try:
+                if p is None:
+                    p = Producer({"bootstrap.servers": broker.bootstrap,
+                                  "transactional.id": "eos-loop-app",
+                                  "transaction.timeout.ms": 5000, "linger.ms": 5})
+                    p.init_transactions(10)
+                    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                                  "enable.auto.commit": False,
+                                  "isolation.level": "read_committed"})
+                    committed = c.committed(parts, 10)
+                    c.assign([TopicPartition(tp.topic, tp.partition,
+                                             tp.offset if tp.offset >= 0 else 0)
+                              for tp in committed])
+                    done = sum(max(tp.offset, 0) for tp in committed)
+                if done >= n and not t.is_alive():
+                    break
+                msgs = [m for m in c.consume(20, timeout=0.3) if not m.error()]
+                if not msgs:
+                    continue
+                time.sleep(0.2)  # "processing": spreads the run over the kills
+                p.begin_transaction()
+                nexts = {}
+                for m in msgs:
+                    p.produce("eos-dst", m.value().upper(), partition=m.partition())
+                    nexts[m.partition()] = m.offset() + 1
+                p.send_offsets_to_transaction(
+                    [TopicPartition("eos-src", pt, off) for pt, off in nexts.items()],
+                    c.consumer_group_metadata(), 10)
+                p.commit_transaction(10)
+                done += len(msgs)
+                progress[0] = done
+            except KafkaException:
+                restarts += 1
+                if c is not None:
+                    try:
+                        c.close()
+                    except Exception:
+                        pass
+                p = c = None
+                time.sleep(0.2)
+    finally:
+        t.join()
+        if c is not None:
+            c.close()
+    assert len(kills) == 3
+    print("\nkilled at %s of %d records; the loop restarted %d times" % (kills, n, restarts))
+    assert all(0 < k < n for k in kills), kills  # killed mid-run, not before or after
+    assert done >= n, "processed %d of %d" % (done, n)
+    out = consume_all(broker, ["eos-dst"], "read_committed", expect=n, timeout=30)
+    got = values(out)
+    dups = len(got) - len(set(got))
+    assert dups == 0, "%d duplicates" % dups
+    assert got == sorted(("R-%04d" % i) for i in range(n)), len(got)
