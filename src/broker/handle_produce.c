@@ -349,6 +349,10 @@ int kp_handle_produce(kp_req_t *req)
     }
     int16_t acks = in.Acks;
     int waits = 0, errors = 0;
+    /* as Kafka: a transactional produce needs WRITE on its transactional id */
+    int txn_denied =
+        in.TransactionalId.len > 0 &&
+        !kp_req_authorize(req, KP_OP_WRITE, KP_RES_TRANSACTIONAL_ID, in.TransactionalId);
     for (int32_t i = 0; i < nt; i++) {
         const ProduceRequest_TopicProduceData *td = &in.TopicData.items[i];
         ProduceResponse_TopicProduceResponse *tr = &st->resp.Responses.items[i];
@@ -357,6 +361,8 @@ int kp_handle_produce(kp_req_t *req)
         int16_t topic_err = 0;
         if (acks != 0 && acks != 1 && acks != -1)
             topic_err = KERR_INVALID_REQUIRED_ACKS;
+        else if (txn_denied)
+            topic_err = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
         else if (!kp_req_authorize(req, KP_OP_WRITE, KP_RES_TOPIC, td->Name))
             topic_err = KERR_TOPIC_AUTHORIZATION_FAILED; /* checked first: never "unknown" */
         else if (!(topic = kp_topics_get(b->topics, td->Name)))
