@@ -446,10 +446,18 @@ static void init_continue(kp_txn_coord_t *c, txn_t *t)
     txn_write(c, t, init_written);
 }
 
+static int ensure_log_topic(kp_txn_coord_t *c, char *err, size_t errlen);
+
 static void op_init(kp_txn_coord_t *c, kp_txn_op_t *op)
 {
     if (op->timeout_ms <= 0 || op->timeout_ms > c->cfg.max_timeout_ms) {
         answer(op, KERR_INVALID_TRANSACTION_TIMEOUT);
+        return;
+    }
+    char err[300];
+    if (!c->log_topic && ensure_log_topic(c, err, sizeof(err)) < 0) {
+        kp_error("txn", "%s", err);
+        answer(op, KERR_COORDINATOR_NOT_AVAILABLE);
         return;
     }
     txn_t *t = txn_get(c, op->id);
@@ -788,24 +796,25 @@ kp_txn_coord_t *kp_txn_coord_start(kp_broker_t *b, const kp_txn_config_t *cfg, c
     kp_hmap_init(&c->txns);
     c->loop = kp_loop_new(-1);
     int64_t t0 = kp_mono_ms();
-    if (ensure_log_topic(c, err, errlen) < 0) {
-        kp_txn_coord_stop(c);
-        return NULL;
-    }
-    load_ctx_t lc = {c, 0, 0};
-    for (int32_t p = 0; p < c->log_topic->npartitions; p++) {
-        kp_partition_t *part = kp_topic_partition(c->log_topic, p);
-        if (!part || kp_log_scan(part->log, 0, load_batch, &lc) < 0) {
-            snprintf(err, errlen, "cannot read %s-%d", KP_TXN_STATE_TOPIC, p);
-            kp_txn_coord_stop(c);
-            return NULL;
+    /* as Kafka, the topic is created on first use (a pool without transactions has none) */
+    c->log_topic = kp_topics_get(b->topics, KP_STR_LIT(KP_TXN_STATE_TOPIC));
+    if (c->log_topic) {
+        c->cfg.partitions = c->log_topic->npartitions; /* fixed once the topic exists */
+        load_ctx_t lc = {c, 0, 0};
+        for (int32_t p = 0; p < c->log_topic->npartitions; p++) {
+            kp_partition_t *part = kp_topic_partition(c->log_topic, p);
+            if (!part || kp_log_scan(part->log, 0, load_batch, &lc) < 0) {
+                snprintf(err, errlen, "cannot read %s-%d", KP_TXN_STATE_TOPIC, p);
+                kp_txn_coord_stop(c);
+                return NULL;
+            }
         }
+        if (lc.skipped)
+            kp_warn("txn", "skipped %lld records of %s this broker cannot read",
+                    (long long)lc.skipped, KP_TXN_STATE_TOPIC);
+        kp_info("txn", "loaded %zu transactional ids in %lld ms", kp_hmap_count(&c->txns),
+                (long long)(kp_mono_ms() - t0));
     }
-    if (lc.skipped)
-        kp_warn("txn", "skipped %lld records of %s this broker cannot read", (long long)lc.skipped,
-                KP_TXN_STATE_TOPIC);
-    kp_info("txn", "loaded %zu transactional ids in %lld ms", kp_hmap_count(&c->txns),
-            (long long)(kp_mono_ms() - t0));
     if (pthread_create(&c->thread, NULL, coord_main, c) != 0) {
         snprintf(err, errlen, "cannot start the transaction coordinator thread");
         kp_txn_coord_stop(c);

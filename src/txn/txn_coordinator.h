@@ -44,7 +44,8 @@ typedef struct kp_txn_config {
 
 int kp_txn_config_load(kp_txn_config_t *cfg, const kp_props_t *props, char *err, size_t errlen);
 
-/* Creates __transaction_state if needed, replays it, starts the thread; in-doubt
+/* Replays __transaction_state when it exists (it is created by the first InitProducerId
+ * with a transactional id, as Kafka creates it on first use), starts the thread; in-doubt
  * transactions are completed on the coordinator's loop right after. NULL + err. */
 kp_txn_coord_t *kp_txn_coord_start(kp_broker_t *b, const kp_txn_config_t *cfg, char *err,
                                    size_t errlen);

@@ -400,3 +400,56 @@ def test_exactly_once_loop_survives_kill9(broker_factory):
     dups = len(got) - len(set(got))
     assert dups == 0, "%d duplicates" % dups
     assert got == sorted(("R-%04d" % i) for i in range(n)), len(got)
+
+
+def kcall(broker, key, v, values):
+    """One request encoded from kpool's message definitions; the decoded response body."""
+    import kdefs
+    import kwire
+    s = kwire.connect(broker.port)
+    try:
+        s.sendall(kdefs.encode_request(key, v, 7, values))
+        corr, body = kdefs.decode_response(key, v, kwire.recv_frame(s))
+        assert corr == 7
+        return body
+    finally:
+        s.close()
+
+
+def test_describe_list_transactions_and_producers(broker):
+    """DescribeTransactions, ListTransactions (with filters) and DescribeProducers show an
+    open transaction, then its completion; WriteTxnMarkers writes a marker by hand."""
+    create_topics(broker, "tx-d", partitions=1)
+    p = txn_producer(broker, "app-d", **{"transaction.timeout.ms": 45000})
+    p.begin_transaction()
+    p.produce("tx-d", b"x", partition=0)
+    p.flush(10)
+    d = kcall(broker, 65, 0, {"TransactionalIds": ["app-d", "nope"]})
+    st, missing = d["TransactionStates"]
+    assert st["ErrorCode"] == 0 and st["TransactionState"] == b"Ongoing"
+    assert st["TransactionTimeoutMs"] == 45000 and st["ProducerEpoch"] == 0
+    assert st["Topics"] == [{"Topic": b"tx-d", "Partitions": [0]}]
+    assert missing["ErrorCode"] == 105  # TRANSACTIONAL_ID_NOT_FOUND
+    pid = st["ProducerId"]
+    ls = kcall(broker, 66, 0, {"StateFilters": ["Ongoing", "Bogus"], "ProducerIdFilters": []})
+    assert ls["UnknownStateFilters"] == [b"Bogus"]
+    assert [(t["TransactionalId"], t["ProducerId"]) for t in ls["TransactionStates"]] == \
+        [(b"app-d", pid)]
+    dp = kcall(broker, 61, 0, {"Topics": [{"Name": "tx-d", "PartitionIndexes": [0]}]})
+    (prod,) = dp["Topics"][0]["Partitions"][0]["ActiveProducers"]
+    assert prod["ProducerId"] == pid and prod["CurrentTxnStartOffset"] == 0
+    p.commit_transaction(15)
+    d = kcall(broker, 65, 0, {"TransactionalIds": ["app-d"]})
+    assert d["TransactionStates"][0]["TransactionState"] == b"CompleteCommit"
+    assert kcall(broker, 66, 0, {"StateFilters": ["Ongoing"], "ProducerIdFilters": []})[
+        "TransactionStates"] == []
+    dp = kcall(broker, 61, 0, {"Topics": [{"Name": "tx-d", "PartitionIndexes": [0]}]})
+    assert dp["Topics"][0]["Partitions"][0]["ActiveProducers"][0]["CurrentTxnStartOffset"] == -1
+    # WriteTxnMarkers: an abort marker for a producer with nothing open changes nothing
+    w = kcall(broker, 27, 0, {"Markers": [{"ProducerId": pid, "ProducerEpoch": 0,
+                                           "TransactionResult": False, "CoordinatorEpoch": 0,
+                                           "Topics": [{"Name": "tx-d",
+                                                       "PartitionIndexes": [0, 9]}]}]})
+    res = w["Markers"][0]["Topics"][0]["Partitions"]
+    assert [(r["PartitionIndex"], r["ErrorCode"]) for r in res] == [(0, 0), (9, 3)]
+    assert values(consume_all(broker, ["tx-d"], "read_committed", expect=1)) == ["x"]
