@@ -453,3 +453,60 @@ def test_describe_list_transactions_and_producers(broker):
     res = w["Markers"][0]["Topics"][0]["Partitions"]
     assert [(r["PartitionIndex"], r["ErrorCode"]) for r in res] == [(0, 0), (9, 3)]
     assert values(consume_all(broker, ["tx-d"], "read_committed", expect=1)) == ["x"]
+
+
+def java_hash_partition(s, n):
+    h = 0
+    for ch in s.encode():
+        h = (h * 31 + ch) & 0xffffffff
+    if h >= 1 << 31:
+        h -= 1 << 32
+    return abs(h) % n
+
+
+def test_prepared_commit_completes_after_kill9(broker_factory):
+    """A transaction whose PrepareCommit reached __transaction_state when the broker died
+    (the markers not yet written) is committed after the restart: the coordinator replays
+    the log, writes the markers, and read_committed consumers see the records. The
+    PrepareCommit record is appended to the log while the broker is down, in Kafka's
+    TransactionLogValue v0 format, exactly as the coordinator writes it before the markers."""
+    import glob
+    import os
+    import struct
+
+    import kwire
+    broker = broker_factory()
+    create_topics(broker, "tx-pc", partitions=1)
+    p = txn_producer(broker, "app-pc", **{"transaction.timeout.ms": 60000})
+    p.begin_transaction()
+    for i in range(5):
+        p.produce("tx-pc", ("pc-%d" % i).encode(), partition=0)
+    p.flush(10)
+    st = kcall(broker, 65, 0, {"TransactionalIds": ["app-pc"]})["TransactionStates"][0]
+    assert st["TransactionState"] == b"Ongoing"
+    broker.kill9()
+    # the coordinator's next write would have been this one
+    part = java_hash_partition("app-pc", 50)
+    seg = sorted(glob.glob(os.path.join(broker.data_dir, "__transaction_state-%d" % part,
+                                        "*.log")))[-1]
+    with open(seg, "rb") as f:
+        data = f.read()
+    next_offset = kwire.parse_batches(data)[-1][3] + 1
+    key = struct.pack(">h", 0) + kwire.string("app-pc")
+    now = int(time.time() * 1000)
+    value = (struct.pack(">hqhib", 0, st["ProducerId"], st["ProducerEpoch"], 60000, 2) +
+             kwire.array([kwire.string("tx-pc") + kwire.array([kwire.i32(0)])]) +
+             struct.pack(">qq", now, st["TransactionStartTimeMs"]))
+    body = (kwire.i8(0) + kwire.varint(0) + kwire.varint(0) + kwire.varint(len(key)) + key +
+            kwire.varint(len(value)) + value + kwire.uvarint(0))
+    rec = kwire.varint(len(body)) + body
+    after_crc = (kwire.i16(0) + kwire.i32(0) + kwire.i64(now) + kwire.i64(now) + kwire.i64(-1) +
+                 kwire.i16(-1) + kwire.i32(-1) + kwire.i32(1) + rec)
+    tail = kwire.i32(0) + kwire.i8(2) + kwire.u32(kwire.crc32c(after_crc)) + after_crc
+    with open(seg, "ab") as f:
+        f.write(kwire.i64(next_offset) + kwire.i32(len(tail)) + tail)
+    broker.start()
+    got = consume_all(broker, ["tx-pc"], "read_committed", expect=5, timeout=15)
+    assert values(got) == ["pc-%d" % i for i in range(5)]
+    st = kcall(broker, 65, 0, {"TransactionalIds": ["app-pc"]})["TransactionStates"][0]
+    assert st["TransactionState"] == b"CompleteCommit"
