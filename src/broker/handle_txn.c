@@ -585,8 +585,9 @@ static void respond_list(kp_req_t *req, ListTransactionsRequest *in, kp_txn_op_t
     for (int32_t i = 0; i < op->nlisted; i++) {
         const kp_txn_listed_t *l = &op->listed[i];
         if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TRANSACTIONAL_ID, l->id)) continue;
-        int ok = nf == 0 || nknown == 0 ? nf == 0 : 0;
+        int ok = nknown == 0; /* as Kafka: only the known states filter */
         for (int k = 0; k < nknown; k++) ok |= states[k] == l->status;
+        ok &= l->status != KP_TXN_DEAD;
         if (in->ProducerIdFilters.count > 0) {
             int pid_ok = 0;
             for (int32_t k = 0; k < in->ProducerIdFilters.count; k++)

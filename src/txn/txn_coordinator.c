@@ -197,8 +197,11 @@ static void write_flushed(kp_flush_waiter_t *w, int err)
 }
 
 /* Appends t's state to its log partition; then(c, t, err) runs on the loop once durable
- * (or at once with an error). */
-static void txn_write(kp_txn_coord_t *c, txn_t *t, txn_then_fn then)
+ * (or at once with an error). With durable 0 it runs right after the append: for a record
+ * whose loss a restart repairs (Complete*: the Prepare* before it is durable and completes
+ * again), and which any later durable record of the id makes durable too (one log, fsynced
+ * in order). */
+static void txn_write_ex(kp_txn_coord_t *c, txn_t *t, txn_then_fn then, int durable)
 {
     t->last_update_ms = kp_wall_ms();
     kp_txn_record_topic_t *topics = kp_xcalloc((size_t)t->nparts + 1, sizeof(*topics));
@@ -233,6 +236,11 @@ static void txn_write(kp_txn_coord_t *c, txn_t *t, txn_then_fn then)
         then(c, t, 1);
         return;
     }
+    if (!durable) {
+        t->then = NULL;
+        then(c, t, 0);
+        return;
+    }
     write_op_t *op = kp_xcalloc(1, sizeof(*op));
     op->c = c;
     op->id = kp_xstrdup(t->id);
@@ -240,6 +248,11 @@ static void txn_write(kp_txn_coord_t *c, txn_t *t, txn_then_fn then)
     op->w.done = write_flushed;
     c->pending++;
     kp_log_wait_flush(p->log, &op->w);
+}
+
+static void txn_write(kp_txn_coord_t *c, txn_t *t, txn_then_fn then)
+{
+    txn_write_ex(c, t, then, 1);
 }
 
 static void answer(kp_txn_op_t *op, int16_t err)
@@ -372,7 +385,8 @@ static void markers_done(kp_txn_coord_t *c, txn_t *t)
     }
     t->status = t->status == KP_TXN_PREPARE_COMMIT ? KP_TXN_COMPLETE_COMMIT : KP_TXN_COMPLETE_ABORT;
     parts_clear(t);
-    txn_write(c, t, end_completed);
+    /* the markers are durable: the outcome is decided and survives a crash from here */
+    txn_write_ex(c, t, end_completed, 0);
 }
 
 static void end_completed(kp_txn_coord_t *c, txn_t *t, int err)

@@ -16,8 +16,9 @@
  *   InitProducerId   Empty (epoch bumped; an Ongoing transaction is aborted first)
  *   AddPartitions    Ongoing with the partitions
  *   EndTxn           PrepareCommit|PrepareAbort → markers written and fsynced into every
- *                    partition (group offsets applied) → CompleteCommit|CompleteAbort,
- *                    then answered.
+ *                    partition (group offsets applied) → CompleteCommit|CompleteAbort
+ *                    appended, then answered (not waiting for its fsync: a crash before it
+ *                    leaves Prepare*, which the restart completes again, the same way).
  * A transaction Ongoing past its transaction.timeout.ms is aborted by the coordinator with the
  * epoch bumped, fencing its producer (PRODUCER_FENCED on its next request). On start the log
  * is replayed: a Prepare* transaction is completed (its markers written again), an Ongoing

@@ -443,6 +443,11 @@ def test_describe_list_transactions_and_producers(broker):
     assert d["TransactionStates"][0]["TransactionState"] == b"CompleteCommit"
     assert kcall(broker, 66, 0, {"StateFilters": ["Ongoing"], "ProducerIdFilters": []})[
         "TransactionStates"] == []
+    # only unknown states: no state filter at all (as Kafka); a producer id filter applies
+    ls = kcall(broker, 66, 0, {"StateFilters": ["Bogus"], "ProducerIdFilters": [pid + 1]})
+    assert ls["UnknownStateFilters"] == [b"Bogus"] and ls["TransactionStates"] == []
+    ls = kcall(broker, 66, 0, {"StateFilters": ["Bogus"], "ProducerIdFilters": [pid]})
+    assert [t["TransactionState"] for t in ls["TransactionStates"]] == [b"CompleteCommit"]
     dp = kcall(broker, 61, 0, {"Topics": [{"Name": "tx-d", "PartitionIndexes": [0]}]})
     assert dp["Topics"][0]["Partitions"][0]["ActiveProducers"][0]["CurrentTxnStartOffset"] == -1
     # WriteTxnMarkers: an abort marker for a producer with nothing open changes nothing
