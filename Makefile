@@ -96,8 +96,14 @@ $(B)/fuzz/%: tests/fuzz/%.c $(B)/libkpool.a
 	@echo "  LD $@"
 	@$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(OPT) -fsanitize=fuzzer -o $@ $< $(B)/libkpool.a $(PKG_LIBS)
 
+# the driver of tests/integration/test_etcd.py (src/cluster against a real etcd)
+$(B)/tests/etcd_driver: tests/integration/c/etcd_driver.c $(B)/libkpool.a
+	@mkdir -p $(dir $@)
+	@echo "  LD $@"
+	@$(CC) $(BASE_CFLAGS) -Wno-missing-prototypes $(OPT) -o $@ $< $(B)/libkpool.a $(PKG_LIBS)
+
 UB ?= build/asan
-unit-bins: $(UNIT_BINS)
+unit-bins: $(UNIT_BINS) $(B)/tests/etcd_driver
 fuzz-bins: $(FUZZ_BINS)
 
 # Test build: ASan+UBSan binary, unit tests, a short fuzz run, integration tests with real

@@ -17,6 +17,8 @@ PACKAGES=(
   golang-go golang-github-shopify-sarama-dev golang-github-segmentio-kafka-go-dev
   # kafka-python: lz4 in message format v0 (the pre-0.10 frame checksum needs xxhash)
   python3-xxhash
+  # replicated pools: cluster metadata in etcd (docs/replication.md)
+  etcd-server etcd-client
   # bench/peers.sh: the peers kpool is compared with
   redis-server nats-server libnats-dev
 )

@@ -66,7 +66,9 @@ struct kp_broker {
     struct kp_admin_http *admin;
     struct kp_coordinator *coordinator;
     struct kp_txn_coord *txn_coordinator;
-    struct kp_tls_ctx *tls_ctx;                 /* shared by SSL listeners */
+    struct kp_tls_ctx *tls_ctx; /* shared by SSL listeners; replaced under tls_lock */
+    pthread_rwlock_t tls_lock;  /* accept reads tls_ctx under it; a reload swaps it */
+    struct kp_dynconf *dynconf; /* dynamic broker configs (dynamic_config.h) */
     struct kp_principal_rules *principal_rules; /* ssl.principal.mapping.rules */
     struct kp_authorizer *authorizer;
     struct kp_log_manager *log_manager;
@@ -81,6 +83,13 @@ int kp_broker_start(kp_broker_t *b);
 void kp_broker_run_until_signal(kp_broker_t *b);
 void kp_broker_stop(kp_broker_t *b);
 void kp_broker_free(kp_broker_t *b);
+
+/* A TLS server context from the (effective) broker properties ssl.*: *out NULL when no
+ * listener is SSL. 0, or -1 with err naming the file and what failed. */
+int kp_broker_tls_build(kp_broker_t *b, const kp_props_t *props, struct kp_tls_ctx **out, char *err,
+                        size_t errlen);
+/* Makes ctx the context of new TLS connections (open ones keep theirs) and frees the old. */
+void kp_broker_tls_swap(kp_broker_t *b, struct kp_tls_ctx *ctx);
 
 /* Next producer id (allocated in durable blocks). -1 on storage failure. */
 int64_t kp_broker_next_producer_id(kp_broker_t *b);

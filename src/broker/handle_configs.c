@@ -1,12 +1,13 @@
 /*
- * handle_configs.c — DescribeConfigs v0–2 (topics and this broker), AlterConfigs v0–1,
- * IncrementalAlterConfigs v0 (topics; dynamic broker configs are refused with a message),
- * CreatePartitions v0–1.
+ * handle_configs.c — DescribeConfigs v0–2 (topics, this broker, the cluster-wide broker
+ * default), AlterConfigs v0–1 and IncrementalAlterConfigs v0 (topics, and dynamic broker
+ * configs through dynamic_config.c), CreatePartitions v0–1.
  *
  * Authorization as Kafka: DESCRIBE_CONFIGS / ALTER_CONFIGS on the topic or the cluster,
  * ALTER on the topic for CreatePartitions.
  */
 #include "auth/acl.h"
+#include "broker/dynamic_config.h"
 #include "broker/request.h"
 #include "broker/topic_config.h"
 #include "kp_msgs.h"
@@ -17,41 +18,6 @@
 
 #define RES_TOPIC  2
 #define RES_BROKER 4
-
-/* Broker properties DescribeConfigs reports besides the topic-config defaults. */
-static const struct {
-    const char *name;
-    const char *default_value;
-    int sensitive;
-} broker_props[] = {
-    {"node.id", "1", 0},
-    {"listeners", "PLAINTEXT://127.0.0.1:9092", 0},
-    {"advertised.listeners", NULL, 0},
-    {"listener.security.protocol.map", NULL, 0},
-    {"log.dirs", "./kpool-data", 0},
-    {"num.partitions", "1", 0},
-    {"default.replication.factor", "1", 0},
-    {"auto.create.topics.enable", "false", 0},
-    {"socket.request.max.bytes", "104857600", 0},
-    {"max.connections", "10000", 0},
-    {"num.network.threads", NULL, 0},
-    {"log.flush.threads", "2", 0},
-    {"admin.listener", "127.0.0.1:9600", 0},
-    {"authorizer.enabled", "false", 0},
-    {"super.users", NULL, 0},
-    {"allow.everyone.if.no.acl.found", "false", 0},
-    {"ssl.client.auth", "none", 0},
-    {"ssl.ca.location", NULL, 0},
-    {"ssl.certificate.location", NULL, 0},
-    {"ssl.key.location", NULL, 0},
-    {"ssl.key.password", NULL, 1},
-    {"ssl.principal.mapping.rules", "DEFAULT", 0},
-    {"offsets.topic.num.partitions", "50", 0},
-    {"offsets.retention.minutes", "10080", 0},
-    {"group.min.session.timeout.ms", "6000", 0},
-    {"group.max.session.timeout.ms", "1800000", 0},
-    {"group.initial.rebalance.delay.ms", "3000", 0},
-};
 
 static int wanted(const DescribeConfigsRequest_DescribeConfigsResource *r, const char *name)
 {
@@ -88,26 +54,38 @@ static kp_str_t adup(kp_req_t *req, const char *s)
     return d ? kp_str_c(d) : KP_STR_NULL;
 }
 
-/* Synonyms in precedence order: topic override, broker property, built-in default. */
+/* Synonyms in precedence order, as Kafka lists them: the topic override (when topic_name),
+ * then the broker property in each layer that sets it (this broker, the cluster-wide
+ * default, the static properties), then the built-in default. sensitive: values hidden. */
 static int add_synonyms(kp_req_t *req, DescribeConfigsResponse_DescribeConfigsResourceResult *c,
-                        const kp_config_def_t *d, const kp_props_t *overrides,
-                        const kp_props_t *broker)
+                        const char *topic_name, const kp_props_t *overrides,
+                        const char *broker_name, const char *default_value,
+                        const kp_broker_layers_t *l, int sensitive)
 {
     DescribeConfigsResponse_DescribeConfigsSynonym *syn =
-        kp_arena_calloc(&req->arena, 3, sizeof(*syn));
+        kp_arena_calloc(&req->arena, 5, sizeof(*syn));
     if (!syn) return -1;
     int n = 0;
-    const char *v = overrides ? kp_props_get(overrides, d->name) : NULL;
-    if (v)
-        syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){kp_str_c(d->name), adup(req, v),
-                                                                    KP_CONFIG_SOURCE_TOPIC};
-    v = d->broker_name ? kp_props_get(broker, d->broker_name) : NULL;
+    const char *v = topic_name && overrides ? kp_props_get(overrides, topic_name) : NULL;
     if (v)
         syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){
-            kp_str_c(d->broker_name), adup(req, v), KP_CONFIG_SOURCE_STATIC_BROKER};
-    syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){
-        kp_str_c(d->broker_name ? d->broker_name : d->name), kp_str_c(d->default_value),
-        KP_CONFIG_SOURCE_DEFAULT};
+            kp_str_c(topic_name), adup(req, v), KP_CONFIG_SOURCE_TOPIC};
+    const struct {
+        const kp_props_t *p;
+        int8_t source;
+    } layers[] = {{l->dyn_broker, KP_CONFIG_SOURCE_DYNAMIC_BROKER},
+                  {l->dyn_default, KP_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER},
+                  {l->statics, KP_CONFIG_SOURCE_STATIC_BROKER}};
+    for (size_t i = 0; broker_name && i < sizeof(layers) / sizeof(layers[0]); i++) {
+        v = kp_props_get(layers[i].p, broker_name);
+        if (v)
+            syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){
+                kp_str_c(broker_name), sensitive ? KP_STR_NULL : adup(req, v), layers[i].source};
+    }
+    if (default_value)
+        syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){
+            kp_str_c(broker_name ? broker_name : topic_name), kp_str_c(default_value),
+            KP_CONFIG_SOURCE_DEFAULT};
     c->Synonyms.items = syn;
     c->Synonyms.count = n;
     return 0;
@@ -128,16 +106,24 @@ static int describe_topic(kp_req_t *req, const DescribeConfigsRequest *in,
         out->ErrorMessage = KP_STR_LIT("Topic does not exist");
         return 0;
     }
-    /* a copy of the overrides: an AlterConfigs on another loop may replace them meanwhile */
+    /* copies of the overrides and the broker layers: an AlterConfigs on another loop may
+     * replace them meanwhile */
     kp_props_t *ov = kp_props_new();
     kp_topic_overrides_copy(topic, ov);
+    kp_broker_layers_t layers;
+    kp_dynconf_layers(b->dynconf, &layers);
     cfg_list_t l = {0};
     int rc = 0;
     for (size_t i = 0; i < kp_topic_config_defs_count && !rc; i++) {
         const kp_config_def_t *d = &kp_topic_config_defs[i];
         if (!wanted(r, d->name)) continue;
-        int source;
-        const char *v = kp_topic_config_value(d, ov, b->cfg.props, &source);
+        int source = KP_CONFIG_SOURCE_TOPIC;
+        const char *v = kp_props_get(ov, d->name);
+        if (!v && d->broker_name) v = kp_broker_layers_get(&layers, d->broker_name, &source);
+        if (!v) {
+            v = d->default_value;
+            source = KP_CONFIG_SOURCE_DEFAULT;
+        }
         DescribeConfigsResponse_DescribeConfigsResourceResult *c = cfg_push(req, &l);
         if (!c) {
             rc = -1;
@@ -148,12 +134,55 @@ static int describe_topic(kp_req_t *req, const DescribeConfigsRequest *in,
         c->ReadOnly = 0;
         c->IsDefault = source == KP_CONFIG_SOURCE_DEFAULT;
         c->ConfigSource = (int8_t)source;
-        if (in->IncludeSynonyms && add_synonyms(req, c, d, ov, b->cfg.props) < 0) rc = -1;
+        if (in->IncludeSynonyms &&
+            add_synonyms(req, c, d->name, ov, d->broker_name, d->default_value, &layers, 0) < 0)
+            rc = -1;
     }
     out->Configs.items = l.items;
     out->Configs.count = l.n;
+    kp_broker_layers_free(&layers);
     kp_props_free(ov);
     kp_topic_put(topic);
+    return rc;
+}
+
+/* One broker property: its effective value and source across the layers. */
+static int broker_entry(kp_req_t *req, const DescribeConfigsRequest *in, cfg_list_t *l,
+                        const kp_broker_layers_t *layers, const char *name,
+                        const char *default_value, int dynamic, int sensitive)
+{
+    int source;
+    const char *v = kp_broker_layers_get(layers, name, &source);
+    DescribeConfigsResponse_DescribeConfigsResourceResult *c = cfg_push(req, l);
+    if (!c) return -1;
+    c->Name = kp_str_c(name);
+    c->IsSensitive = (int8_t)sensitive;
+    c->Value = sensitive ? KP_STR_NULL : adup(req, v ? v : default_value);
+    c->ReadOnly = (int8_t)!dynamic;
+    c->IsDefault = v == NULL;
+    c->ConfigSource = (int8_t)source;
+    if (in->IncludeSynonyms)
+        return add_synonyms(req, c, NULL, NULL, name, default_value, layers, sensitive);
+    return 0;
+}
+
+/* The cluster-wide default (resource name ""): only what is set there, as Kafka. */
+static int describe_broker_default(kp_req_t *req, const DescribeConfigsRequest *in,
+                                   const DescribeConfigsRequest_DescribeConfigsResource *r,
+                                   const kp_broker_layers_t *layers, cfg_list_t *l)
+{
+    kp_props_t *none = kp_props_new();
+    kp_broker_layers_t only = {none, layers->dyn_default, none};
+    int rc = 0;
+    for (size_t i = 0; i < kp_props_count(layers->dyn_default) && !rc; i++) {
+        const char *k, *v;
+        kp_props_at(layers->dyn_default, i, &k, &v);
+        if (!wanted(r, k)) continue;
+        const kp_broker_prop_def_t *p = kp_broker_prop_find(k);
+        rc = broker_entry(req, in, l, &only, kp_arena_strndup(&req->arena, k, strlen(k)), NULL, 1,
+                          p && (p->flags & KP_BPROP_SENSITIVE));
+    }
+    kp_props_free(none);
     return rc;
 }
 
@@ -174,37 +203,30 @@ static int describe_broker(kp_req_t *req, const DescribeConfigsRequest *in,
         out->ErrorMessage = KP_STR_LIT("Unexpected broker id: this pool has one broker");
         return 0;
     }
-    const kp_props_t *p = b->cfg.props;
+    kp_broker_layers_t layers;
+    kp_dynconf_layers(b->dynconf, &layers);
     cfg_list_t l = {0};
-    for (size_t i = 0; i < sizeof(broker_props) / sizeof(broker_props[0]); i++) {
-        if (!wanted(r, broker_props[i].name)) continue;
-        const char *v = kp_props_get(p, broker_props[i].name);
-        DescribeConfigsResponse_DescribeConfigsResourceResult *c = cfg_push(req, &l);
-        if (!c) return -1;
-        c->Name = kp_str_c(broker_props[i].name);
-        c->IsSensitive = (int8_t)broker_props[i].sensitive;
-        c->Value = broker_props[i].sensitive ? KP_STR_NULL
-                                             : adup(req, v ? v : broker_props[i].default_value);
-        c->ReadOnly = 1;
-        c->IsDefault = v == NULL;
-        c->ConfigSource = v ? KP_CONFIG_SOURCE_STATIC_BROKER : KP_CONFIG_SOURCE_DEFAULT;
-        if (in->IncludeSynonyms) c->Synonyms.count = 0;
+    int rc = 0;
+    if (r->ResourceName.len <= 0) {
+        rc = describe_broker_default(req, in, r, &layers, &l);
+    } else {
+        for (size_t i = 0; i < kp_broker_prop_defs_count && !rc; i++) {
+            const kp_broker_prop_def_t *p = &kp_broker_prop_defs[i];
+            if (!wanted(r, p->name)) continue;
+            rc = broker_entry(req, in, &l, &layers, p->name, p->default_value,
+                              (p->flags & KP_BPROP_DYNAMIC) != 0,
+                              (p->flags & KP_BPROP_SENSITIVE) != 0);
+        }
+        for (size_t i = 0; i < kp_topic_config_defs_count && !rc; i++) {
+            const kp_config_def_t *d = &kp_topic_config_defs[i];
+            if (!d->broker_name || !wanted(r, d->broker_name)) continue;
+            rc = broker_entry(req, in, &l, &layers, d->broker_name, d->default_value, 1, 0);
+        }
     }
-    for (size_t i = 0; i < kp_topic_config_defs_count; i++) {
-        const kp_config_def_t *d = &kp_topic_config_defs[i];
-        if (!d->broker_name || !wanted(r, d->broker_name)) continue;
-        const char *v = kp_props_get(p, d->broker_name);
-        DescribeConfigsResponse_DescribeConfigsResourceResult *c = cfg_push(req, &l);
-        if (!c) return -1;
-        c->Name = kp_str_c(d->broker_name);
-        c->Value = adup(req, v ? v : d->default_value);
-        c->ReadOnly = 1;
-        c->IsDefault = v == NULL;
-        c->ConfigSource = v ? KP_CONFIG_SOURCE_STATIC_BROKER : KP_CONFIG_SOURCE_DEFAULT;
-    }
+    kp_broker_layers_free(&layers);
     out->Configs.items = l.items;
     out->Configs.count = l.n;
-    return 0;
+    return rc;
 }
 
 int kp_handle_describe_configs(kp_req_t *req)
@@ -257,14 +279,21 @@ static int16_t alter_one(kp_req_t *req, const alter_item_t *a, int incremental, 
     char err[512] = "";
     int16_t rc;
     if (a->type == RES_BROKER) {
+        kp_broker_t *b = req->sess->broker;
+        char id[16];
+        snprintf(id, sizeof(id), "%d", b->cfg.node_id);
         if (!kp_req_authorize(req, KP_OP_ALTER_CONFIGS, KP_RES_CLUSTER,
                               KP_STR_LIT(KP_CLUSTER_RESOURCE))) {
             rc = KERR_CLUSTER_AUTHORIZATION_FAILED;
-        } else {
+        } else if (a->name.len > 0 && !kp_str_eq_c(a->name, id)) {
             rc = KERR_INVALID_REQUEST;
             snprintf(err, sizeof(err),
-                     "Dynamic broker configs are not supported: set them in the "
-                     "broker's properties and restart it");
+                     "Unexpected broker id %.*s: this pool has one broker, %d (an empty name "
+                     "is the cluster-wide default)",
+                     a->name.len, a->name.ptr, b->cfg.node_id);
+        } else {
+            rc = kp_dynconf_alter(b, a->name.len > 0, a->keys, a->values,
+                                  incremental ? a->ops : NULL, a->n, validate, err, sizeof(err));
         }
     } else if (a->type != RES_TOPIC) {
         rc = KERR_INVALID_REQUEST;

@@ -2,10 +2,11 @@
  * handle_produce.c — Produce v3–v7: validate each partition's record batch (CRC-32C, framing,
  * size), append it (offsets patched in place in the receive buffer, then one write to the
  * segment), and answer according to acks:
- *   acks=0   no response;
- *   acks=1   after the append (page cache);
- *   acks=-1  after the batch is fsynced (durable partitions) — the flusher completes one
- *            waiter per partition and posts it back to this loop.
+ *   acks=0   no response (fire and forget: the batch may not be visible yet);
+ *   acks=1, acks=-1  once the batch is visible (read-your-writes): at once in page-cache
+ *            mode (HWM = log end), after the batch is fsynced in durable mode (HWM = fsynced
+ *            end) — the flusher completes one waiter per partition and posts it back to this
+ *            loop. With one replica, acks=1 and acks=all differ only in min.insync.replicas.
  * Topic configs that need it look inside a batch before the append (a compacted topic's
  * keys, message.timestamp.*.max.ms) or replace it with a re-encoded copy (compression.type
  * other than producer); at their defaults the batch is stored exactly as received.
@@ -229,7 +230,11 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
             return 0;
         }
     }
-    if (log_append_time) kp_batch_set_log_append_time(data, len, now);
+    if (log_append_time) { /* the stored batch's times, and so the indexes', are the broker's */
+        kp_batch_set_log_append_time(data, len, now);
+        info.max_timestamp = now;
+        info.attributes |= KP_BATCH_ATTR_LOG_APPEND_TIME;
+    }
 
     kp_append_result_t res;
     kp_log_append(p->log, data, len, &info, now, &res);
@@ -257,7 +262,10 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
     }
     out->BaseOffset = res.base_offset;
     if (log_append_time) out->LogAppendTimeMs = now;
-    if (acks != -1 || !p->log->cfg.durable) return 0;
+    /* durable mode: the HWM is the fsynced end, so acks=1 waits for the group-commit fsync
+     * like acks=all (one replica: they mean the same here); answering earlier would
+     * acknowledge a record the next ListOffsets or Fetch cannot see yet */
+    if (acks == 0 || !p->log->cfg.durable) return 0;
     pw->w.offset = res.last_offset;
     pw->w.done = wait_done;
     pw->out = out;

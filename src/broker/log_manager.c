@@ -26,6 +26,10 @@ struct kp_log_manager {
     int64_t flush_check_interval_ms; /* log.flush.scheduler.interval.ms */
     int cleaner_enabled;
     kp_cleaner_t *cleaner;
+    /* dynamic log.cleaner.* (kp_log_manager_reconfigure), under lock; the manager thread
+     * applies them before its next pass */
+    int reconfigured;
+    kp_cleaner_config_t cleaner_cfg;
 };
 
 static void retention_pass(kp_log_manager_t *m)
@@ -67,8 +71,14 @@ static void flush_pass(kp_log_manager_t *m)
     kp_topics_list_free(topics, n);
 }
 
-static void cleaner_pass(kp_log_manager_t *m)
+/* Cleans every compacted partition that is due. Returns how many moved their first dirty
+ * offset forward: such a log may still be dirty (its offset map filled up, or segments
+ * rolled while the pass ran), so the caller runs another pass at once rather than after
+ * log.cleaner.backoff.ms, as Kafka's cleaner threads do. A pass that only dropped expired
+ * tombstones does not count: it leaves nothing due behind it. */
+static int cleaner_pass(kp_log_manager_t *m)
 {
+    int progressed = 0;
     int n;
     kp_topic_t **topics = kp_topics_list(m->broker->topics, &n);
     for (int i = 0; i < n; i++) {
@@ -88,25 +98,28 @@ static void cleaner_pass(kp_log_manager_t *m)
             if (stop) break;
             kp_partition_t *part = kp_topic_partition(t, p);
             kp_clean_stats_t st;
-            if (part) kp_cleaner_clean(m->cleaner, part->log, &c, kp_wall_ms(), &st);
+            if (part && kp_cleaner_clean(m->cleaner, part->log, &c, kp_wall_ms(), &st) > 0 &&
+                st.first_dirty_after > st.first_dirty_before)
+                progressed++;
         }
     }
     kp_topics_list_free(topics, n);
+    return progressed;
 }
 
 static void *manager_main(void *arg)
 {
     kp_log_manager_t *m = arg;
+    pthread_mutex_lock(&m->lock);
     int64_t next_retention = kp_mono_ms() + m->retention_interval_ms;
     int64_t next_clean = kp_mono_ms() + m->cleaner_backoff_ms;
     int64_t next_flush = kp_mono_ms() + m->flush_check_interval_ms;
-    pthread_mutex_lock(&m->lock);
     while (!m->stop) {
         int64_t now = kp_mono_ms();
         int64_t wake =
             next_retention < next_clean || !m->cleaner_enabled ? next_retention : next_clean;
         if (next_flush < wake) wake = next_flush;
-        if (now < wake) {
+        if (now < wake && !m->reconfigured) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             int64_t ms = wake - now;
@@ -119,6 +132,19 @@ static void *manager_main(void *arg)
             pthread_cond_timedwait(&m->cond, &m->lock, &ts);
             continue;
         }
+        int64_t backoff_ms = m->cleaner_backoff_ms;
+        if (m->reconfigured) {
+            /* a shorter backoff counts from now; a new dedupe buffer or I/O rate takes a new
+             * cleaner (between passes: nothing holds the old one) */
+            kp_cleaner_config_t cc = m->cleaner_cfg;
+            m->reconfigured = 0;
+            pthread_mutex_unlock(&m->lock);
+            if (next_clean > now + backoff_ms) next_clean = now + backoff_ms;
+            kp_cleaner_free(m->cleaner);
+            m->cleaner = kp_cleaner_new(&cc);
+            pthread_mutex_lock(&m->lock);
+            continue;
+        }
         pthread_mutex_unlock(&m->lock);
         if (now >= next_flush) {
             flush_pass(m);
@@ -129,8 +155,11 @@ static void *manager_main(void *arg)
             next_retention = kp_mono_ms() + m->retention_interval_ms;
         }
         if (m->cleaner_enabled && now >= next_clean) {
-            cleaner_pass(m);
-            next_clean = kp_mono_ms() + m->cleaner_backoff_ms;
+            /* back off only when nothing was cleanable; each pass with progress moves some
+             * log's first dirty offset up towards its (finite) cleanable end, so this ends
+             * once the logs are clean and no new segments roll */
+            int progressed = cleaner_pass(m);
+            next_clean = kp_mono_ms() + (progressed ? 0 : backoff_ms);
         }
         pthread_mutex_lock(&m->lock);
     }
@@ -138,30 +167,56 @@ static void *manager_main(void *arg)
     return NULL;
 }
 
-kp_log_manager_t *kp_log_manager_start(kp_broker_t *b, char *err, size_t errlen)
+/* The cleaner's settings from the (effective) broker properties. -1 with err. */
+static int cleaner_settings(const kp_props_t *p, int64_t *backoff_ms, kp_cleaner_config_t *cc,
+                            char *err, size_t errlen)
 {
-    const kp_props_t *p = b->cfg.props;
+    int64_t dedupe, io;
+    if (kp_props_get_i64(p, "log.cleaner.backoff.ms", 15000, 1, INT32_MAX, backoff_ms, err,
+                         errlen) < 0 ||
+        kp_props_get_i64(p, "log.cleaner.dedupe.buffer.size", 32 << 20, 1 << 16, 1LL << 34, &dedupe,
+                         err, errlen) < 0 ||
+        kp_props_get_i64(p, "log.cleaner.io.max.bytes.per.second", 64 << 20, 0, INT64_MAX, &io, err,
+                         errlen) < 0)
+        return -1;
+    *cc = (kp_cleaner_config_t){(size_t)dedupe, io, 64u << 20};
+    return 0;
+}
+
+void kp_log_manager_reconfigure(kp_log_manager_t *m, const kp_props_t *props)
+{
+    int64_t backoff;
+    kp_cleaner_config_t cc;
+    char err[256];
+    if (cleaner_settings(props, &backoff, &cc, err, sizeof(err)) < 0) {
+        kp_warn("config", "log manager: %s; keeping the current settings", err);
+        return;
+    }
+    pthread_mutex_lock(&m->lock);
+    m->cleaner_backoff_ms = backoff;
+    m->cleaner_cfg = cc;
+    m->reconfigured = 1;
+    pthread_cond_signal(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+}
+
+kp_log_manager_t *kp_log_manager_start(kp_broker_t *b, const kp_props_t *p, char *err,
+                                       size_t errlen)
+{
     kp_log_manager_t *m = kp_xcalloc(1, sizeof(*m));
     m->broker = b;
-    int64_t dedupe, io;
     if (kp_props_get_i64(p, "log.retention.check.interval.ms", 300000, 1, INT32_MAX,
                          &m->retention_interval_ms, err, errlen) < 0 ||
-        kp_props_get_i64(p, "log.cleaner.backoff.ms", 15000, 1, INT32_MAX, &m->cleaner_backoff_ms,
-                         err, errlen) < 0 ||
+        cleaner_settings(p, &m->cleaner_backoff_ms, &m->cleaner_cfg, err, errlen) < 0 ||
         /* Kafka's default is Long.MAX (flush.ms then only acts at roll); ours checks every
          * second so that a topic's flush.ms works without a second setting */
         kp_props_get_i64(p, "log.flush.scheduler.interval.ms", 1000, 1, INT32_MAX,
                          &m->flush_check_interval_ms, err, errlen) < 0 ||
-        kp_props_get_bool(p, "log.cleaner.enable", 1, &m->cleaner_enabled, err, errlen) < 0 ||
-        kp_props_get_i64(p, "log.cleaner.dedupe.buffer.size", 32 << 20, 1 << 16, 1LL << 34, &dedupe,
-                         err, errlen) < 0 ||
-        kp_props_get_i64(p, "log.cleaner.io.max.bytes.per.second", 64 << 20, 0, INT64_MAX, &io, err,
-                         errlen) < 0) {
+        kp_props_get_bool(p, "log.cleaner.enable", 1, &m->cleaner_enabled, err, errlen) < 0) {
         free(m);
         return NULL;
     }
-    kp_cleaner_config_t cc = {(size_t)dedupe, io, 64u << 20};
-    m->cleaner = kp_cleaner_new(&cc);
+    m->cleaner = kp_cleaner_new(&m->cleaner_cfg);
     pthread_mutex_init(&m->lock, NULL);
     pthread_cond_init(&m->cond, NULL);
     if (pthread_create(&m->thread, NULL, manager_main, m) != 0) {

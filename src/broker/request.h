@@ -6,7 +6,7 @@
  *   frame → kp_req_t (header parsed, body a checked reader over the frame, borrowed from the
  *   receive chunk) → handler → kp_req_begin_response / encode / kp_req_finish → the session
  *   sends every finished response at the head of its FIFO.
- * A handler that must wait (acks=all flush, Fetch long poll) returns without finishing and
+ * A handler that must wait (acks=1/all flush, Fetch long poll) returns without finishing and
  * calls kp_req_finish later on the same loop. A request holds a reference on its connection,
  * so the connection's memory outlives a close until the request is done.
  */

@@ -17,6 +17,7 @@
 #include "core/metrics.h"
 #include "auth/acl.h"
 #include "auth/principal.h"
+#include "broker/dynamic_config.h"
 #include "broker/log_manager.h"
 #include "group/coordinator.h"
 #include "txn/txn_coordinator.h"
@@ -32,6 +33,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
 
@@ -318,7 +320,9 @@ static kp_conn_t *on_accept(kp_loop_t *loop, int fd, const char *ip, int port, v
     void *tp_state = NULL;
     if (!strcmp(a->listener->security, "SSL")) {
         tp = &kp_transport_tls;
-        tp_state = kp_tls_conn_new(a->broker->tls_ctx, fd);
+        pthread_rwlock_rdlock(&a->broker->tls_lock);
+        tp_state = kp_tls_conn_new(a->broker->tls_ctx, fd); /* the session refs the context */
+        pthread_rwlock_unlock(&a->broker->tls_lock);
         if (!tp_state) {
             kp_warn("tls", "cannot create a TLS session for %s:%d", ip, port);
             close(fd);
@@ -340,27 +344,58 @@ static kp_conn_t *on_accept(kp_loop_t *loop, int fd, const char *ip, int port, v
 
 /* ---- security ---- */
 
-static int setup_security(kp_broker_t *b, char *err, size_t errlen)
+int kp_broker_tls_build(kp_broker_t *b, const kp_props_t *p, struct kp_tls_ctx **out, char *err,
+                        size_t errlen)
 {
-    const kp_props_t *p = b->cfg.props;
+    *out = NULL;
     int need_tls = 0;
     for (int i = 0; i < b->cfg.nlisteners; i++)
         need_tls |= !strcmp(b->cfg.listeners[i].security, "SSL");
-    if (need_tls) {
-        kp_tls_config_t tc = {
-            .ca_path = kp_props_get(p, "ssl.ca.location"),
-            .cert_path = kp_props_get(p, "ssl.certificate.location"),
-            .key_path = kp_props_get(p, "ssl.key.location"),
-            .key_password = kp_props_get(p, "ssl.key.password"),
-        };
-        if (kp_tls_client_auth_parse(kp_props_get(p, "ssl.client.auth"), &tc.client_auth) < 0) {
-            snprintf(err, errlen, "ssl.client.auth: '%s' is not required, requested or none",
-                     kp_props_get(p, "ssl.client.auth"));
+    if (!need_tls) return 0;
+    kp_tls_config_t tc = {
+        .ca_path = kp_props_get(p, "ssl.ca.location"),
+        .cert_path = kp_props_get(p, "ssl.certificate.location"),
+        .key_path = kp_props_get(p, "ssl.key.location"),
+        .key_password = kp_props_get(p, "ssl.key.password"),
+    };
+    /* Kafka's PEM stores (ssl.keystore.type=PEM): one file holding the key and the chain,
+     * and a truststore of CA certificates; when given they take the place of the above */
+    static const char *const types[] = {"ssl.keystore.type", "ssl.truststore.type"};
+    for (size_t i = 0; i < 2; i++) {
+        const char *t = kp_props_get(p, types[i]);
+        if (t && strcasecmp(t, "PEM") != 0) {
+            snprintf(err, errlen, "%s: '%s' is not supported: the TLS listener reads PEM stores",
+                     types[i], t);
             return -1;
         }
-        b->tls_ctx = kp_tls_server_ctx_new(&tc, err, errlen);
-        if (!b->tls_ctx) return -1;
     }
+    const char *keystore = kp_props_get(p, "ssl.keystore.location");
+    if (keystore) tc.cert_path = tc.key_path = keystore;
+    const char *truststore = kp_props_get(p, "ssl.truststore.location");
+    if (truststore) tc.ca_path = truststore;
+    if (kp_tls_client_auth_parse(kp_props_get(p, "ssl.client.auth"), &tc.client_auth) < 0) {
+        snprintf(err, errlen, "ssl.client.auth: '%s' is not required, requested or none",
+                 kp_props_get(p, "ssl.client.auth"));
+        return -1;
+    }
+    *out = kp_tls_server_ctx_new(&tc, err, errlen);
+    return *out ? 0 : -1;
+}
+
+void kp_broker_tls_swap(kp_broker_t *b, struct kp_tls_ctx *ctx)
+{
+    pthread_rwlock_wrlock(&b->tls_lock);
+    kp_tls_ctx_t *old = b->tls_ctx;
+    b->tls_ctx = ctx;
+    pthread_rwlock_unlock(&b->tls_lock);
+    kp_tls_ctx_free(old); /* open sessions hold their own reference to the SSL_CTX */
+    kp_info("tls", "reloaded the TLS certificate and key for new connections");
+}
+
+/* p: the effective broker properties (static + dynamic). */
+static int setup_security(kp_broker_t *b, const kp_props_t *p, char *err, size_t errlen)
+{
+    if (kp_broker_tls_build(b, p, &b->tls_ctx, err, errlen) < 0) return -1;
     b->principal_rules =
         kp_principal_rules_parse(kp_props_get(p, "ssl.principal.mapping.rules"), err, errlen);
     if (!b->principal_rules) return -1;
@@ -393,6 +428,8 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     kp_broker_t *b = kp_xcalloc(1, sizeof(*b));
     b->cfg = *cfg;
     pthread_mutex_init(&b->pid_lock, NULL);
+    pthread_rwlock_init(&b->tls_lock, NULL);
+    kp_props_t *eff = NULL; /* effective broker properties: static + dynamic */
     kp_connections_set_max(cfg->max_connections);
     if (kp_fs_mkdirs(cfg->log_dir, 0755) < 0) {
         snprintf(err, errlen, "cannot create %s: %s", cfg->log_dir, strerror(errno));
@@ -406,19 +443,22 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "cannot write %s/cluster.json: %s", meta, strerror(errno));
         goto fail;
     }
+    b->dynconf = kp_dynconf_open(meta, cfg->props, err, errlen);
+    if (!b->dynconf) goto fail;
+    eff = kp_dynconf_effective(b->dynconf);
     if (kp_flusher_start(cfg->num_flush_threads) < 0) {
         snprintf(err, errlen, "cannot start flusher threads");
         goto fail;
     }
     int64_t t0 = kp_mono_ms();
-    b->topics = kp_topics_open(cfg->log_dir, cfg->props, err, errlen);
+    b->topics = kp_topics_open(cfg->log_dir, eff, err, errlen);
     if (!b->topics) goto fail;
     int64_t partitions;
     int ntopics = kp_topics_count(b->topics, &partitions);
     kp_info("broker", "loaded %d topics (%" PRId64 " partitions) from %s in %" PRId64 " ms",
             ntopics, partitions, cfg->log_dir, kp_mono_ms() - t0);
 
-    if (setup_security(b, err, errlen) < 0) goto fail;
+    if (setup_security(b, eff, err, errlen) < 0) goto fail;
     kp_coord_config_t ccfg;
     if (kp_coord_config_load(&ccfg, cfg->props, err, errlen) < 0) goto fail;
     b->coordinator = kp_coordinator_start(b, &ccfg, err, errlen);
@@ -428,8 +468,9 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     b->txn_coordinator = kp_txn_coord_start(b, &tcfg, err, errlen);
     if (!b->txn_coordinator) goto fail;
     kp_api_table(&ntopics); /* builds the dispatch table before threads read it */
-    b->log_manager = kp_log_manager_start(b, err, errlen);
+    b->log_manager = kp_log_manager_start(b, eff, err, errlen);
     if (!b->log_manager) goto fail;
+    kp_dynconf_apply_all(b); /* max.connections, log.flush.threads */
 
     b->nloops = cfg->num_network_threads;
     for (int i = 0; i < b->nloops; i++) {
@@ -451,8 +492,10 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
         b->admin = kp_admin_http_start(cfg->admin_listener, &b->ready, kp_api_name, err, errlen);
         if (!b->admin) goto fail;
     }
+    kp_props_free(eff);
     return b;
 fail:
+    kp_props_free(eff);
     kp_broker_free(b);
     return NULL;
 }
@@ -525,12 +568,14 @@ void kp_broker_free(kp_broker_t *b)
     kp_authorizer_free(b->authorizer);
     kp_principal_rules_free(b->principal_rules);
     kp_tls_ctx_free(b->tls_ctx);
+    kp_dynconf_free(b->dynconf);
     /* completions posted after the loops exited (flush waiters failed by the close above)
      * still own requests and connections: run them here */
     for (int i = 0; i < b->nloops; i++) kp_loop_drain(b->loops[i]);
     for (int i = 0; i < b->nloops; i++) kp_loop_ctx_free(b->loop_ctx[i]);
     for (int i = 0; i < b->nloops; i++) kp_loop_free(b->loops[i]);
     pthread_mutex_destroy(&b->pid_lock);
+    pthread_rwlock_destroy(&b->tls_lock);
     kp_info("broker", "stopped");
     free(b);
 }

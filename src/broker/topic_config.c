@@ -1,6 +1,7 @@
 /* topic_config.c — the topic config table and its validation (see topic_config.h). */
 #include "broker/topic_config.h"
 
+#include "core/buf.h"
 #include "storage/compress.h"
 
 #include <stdio.h>
@@ -36,6 +37,8 @@ const kp_config_def_t kp_topic_config_defs[] = {
     {"max.message.bytes", "message.max.bytes", KP_CT_INT, "1048588", 0, IMAX, NULL},
     {"message.downconversion.enable", "log.message.downconversion.enable", KP_CT_STRING, "true", 0,
      0, bool_values},
+    /* deprecated in Kafka 3.0 and inert with record batch v2, the only format here */
+    {"message.format.version", "log.message.format.version", KP_CT_STRING, "3.0-IV1", 0, 0, NULL},
     {"message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", KP_CT_LONG,
      "9223372036854775807", 0, LMAX, NULL},
     {"message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", KP_CT_LONG,
@@ -160,6 +163,28 @@ static int validate_def(const kp_config_def_t *d, const char *value, char *err, 
     return 0;
 }
 
+/* A Kafka version as message.format.version takes it: "0.10.2", "2.8", "3.0-IV1" (Kafka's
+ * MetadataVersionValidator accepts release and inter-broker-protocol names). */
+static int version_valid(const char *v)
+{
+    int parts = 0;
+    const char *s = v;
+    for (;;) {
+        if (*s < '0' || *s > '9') return 0;
+        while (*s >= '0' && *s <= '9') s++;
+        parts++;
+        if (*s != '.') break;
+        s++;
+    }
+    if (parts < 2 || parts > 3) return 0;
+    if (!strncmp(s, "-IV", 3)) {
+        s += 3;
+        if (*s < '0' || *s > '9') return 0;
+        while (*s >= '0' && *s <= '9') s++;
+    }
+    return *s == 0;
+}
+
 int kp_topic_config_validate(const char *name, const char *value, char *err, size_t errlen)
 {
     const kp_config_def_t *d = kp_topic_config_find(name);
@@ -172,6 +197,13 @@ int kp_topic_config_validate(const char *name, const char *value, char *err, siz
         return -1;
     }
     if (validate_def(d, value, err, errlen) < 0) return -1;
+    if (!strcmp(name, "message.format.version") && !version_valid(value)) {
+        snprintf(err, errlen,
+                 "Invalid value '%s' for configuration message.format.version: not a Kafka "
+                 "version such as 2.8 or 3.0-IV1",
+                 value);
+        return -1;
+    }
     if (!strcmp(name, "remote.storage.enable") && !strcasecmp(value, "true")) {
         /* Kafka's answer when the broker has no tiered storage (its default): refuse rather
          * than accept a promise nothing keeps */
@@ -256,4 +288,69 @@ void kp_topic_log_config(kp_log_config_t *out, const kp_props_t *overrides,
         (int32_t)kp_topic_config_i64("index.interval.bytes", overrides, broker);
     const kp_config_def_t *d = kp_topic_config_find("flush.policy");
     out->durable = strcasecmp(kp_topic_config_value(d, overrides, broker, NULL), "pagecache") != 0;
+}
+
+int kp_config_op_apply(kp_props_t *props, const char *key, int is_list, int8_t op,
+                       const char *value, const char *base, char *err, size_t errlen)
+{
+    const char *cur = kp_props_get(props, key);
+    switch (op) {
+    case 0: /* SET */
+        kp_props_set(props, key, value);
+        return 0;
+    case 1: /* DELETE: back to the next layer's value */
+        kp_props_del(props, key);
+        return 0;
+    case 2:   /* APPEND */
+    case 3: { /* SUBTRACT */
+        if (!is_list) {
+            snprintf(err, errlen,
+                     "Config %s is not a list: APPEND and SUBTRACT need a list "
+                     "config such as cleanup.policy",
+                     key);
+            return -1;
+        }
+        kp_buf_t out;
+        kp_buf_init(&out);
+        char *items = kp_xstrdup(cur ? cur : base), *save = NULL;
+        for (char *it = strtok_r(items, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
+            while (*it == ' ') it++;
+            if (!*it) continue;
+            int drop = 0;
+            if (op == 3) { /* remove every item listed in value */
+                char *vcopy = kp_xstrdup(value), *vs = NULL;
+                for (char *v = strtok_r(vcopy, ",", &vs); v && !drop; v = strtok_r(NULL, ",", &vs))
+                    drop = !strcmp(v, it);
+                free(vcopy);
+            }
+            if (!drop) kp_buf_appendf(&out, "%s%s", out.len ? "," : "", it);
+        }
+        free(items);
+        if (op == 2) {
+            char *vcopy = kp_xstrdup(value), *vs = NULL;
+            for (char *v = strtok_r(vcopy, ",", &vs); v; v = strtok_r(NULL, ",", &vs)) {
+                /* skip values already present */
+                char probe[512];
+                snprintf(probe, sizeof(probe), ",%.*s,", (int)out.len,
+                         out.len ? (char *)out.data : "");
+                char needle[256];
+                snprintf(needle, sizeof(needle), ",%s,", v);
+                if (!strstr(probe, needle)) kp_buf_appendf(&out, "%s%s", out.len ? "," : "", v);
+            }
+            free(vcopy);
+        }
+        kp_buf_append(&out, "", 1);
+        if (out.len <= 1) {
+            kp_props_del(props, key);
+        } else {
+            kp_props_set(props, key, (const char *)out.data);
+        }
+        kp_buf_free(&out);
+        return 0;
+    }
+    default:
+        snprintf(err, errlen, "Unknown config operation %d (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)",
+                 op);
+        return -1;
+    }
 }

@@ -33,9 +33,11 @@ typedef struct kp_config_def {
 } kp_config_def_t;
 
 /* Config sources as DescribeConfigs reports them. */
-#define KP_CONFIG_SOURCE_TOPIC         1
-#define KP_CONFIG_SOURCE_STATIC_BROKER 4
-#define KP_CONFIG_SOURCE_DEFAULT       5
+#define KP_CONFIG_SOURCE_TOPIC                  1
+#define KP_CONFIG_SOURCE_DYNAMIC_BROKER         2 /* AlterConfigs on this broker's id */
+#define KP_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER 3 /* AlterConfigs on the default ("") */
+#define KP_CONFIG_SOURCE_STATIC_BROKER          4
+#define KP_CONFIG_SOURCE_DEFAULT                5
 
 extern const kp_config_def_t kp_topic_config_defs[];
 extern const size_t kp_topic_config_defs_count;
@@ -55,6 +57,11 @@ int kp_topic_config_codec(const char *value);
  * INT64_MAX), else message.timestamp.difference.max.ms, as Kafka 3.6+ resolves them. */
 void kp_topic_timestamp_bounds(const kp_props_t *overrides, const kp_props_t *broker,
                                int64_t *before_ms, int64_t *after_ms);
+/* One IncrementalAlterConfigs operation on a set of configs: 0 SET, 1 DELETE, 2 APPEND,
+ * 3 SUBTRACT (the last two only when is_list; they start from `base` when props has no
+ * value for key). 0, or -1 with err filled. The caller validates the result. */
+int kp_config_op_apply(kp_props_t *props, const char *key, int is_list, int8_t op,
+                       const char *value, const char *base, char *err, size_t errlen);
 /* Fills the storage settings of a topic from its effective configs. */
 void kp_topic_log_config(kp_log_config_t *out, const kp_props_t *overrides,
                          const kp_props_t *broker);

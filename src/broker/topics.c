@@ -28,7 +28,10 @@ struct kp_topics {
     pthread_rwlock_t lock;
     char *data_dir;
     char *meta_dir;
-    const kp_props_t *broker_props;
+    /* effective broker properties (static + dynamic), owned; replaced by
+     * kp_topics_set_broker_props under create_lock and the write lock, so a reader holding
+     * either lock sees one stable object */
+    kp_props_t *broker_props;
     kp_topic_t **buckets;
     size_t nbuckets, count;
     pthread_mutex_t create_lock; /* serializes create/delete (file system work) */
@@ -277,9 +280,36 @@ int kp_topics_count(kp_topics_t *t, int64_t *partitions)
     return n;
 }
 
-const kp_props_t *kp_topics_broker_props(kp_topics_t *t)
+void kp_topics_set_broker_props(kp_topics_t *t, const kp_props_t *broker_props)
 {
-    return t->broker_props;
+    kp_props_t *fresh = kp_props_new();
+    for (size_t i = 0; i < kp_props_count(broker_props); i++) {
+        const char *k, *v;
+        kp_props_at(broker_props, i, &k, &v);
+        kp_props_set(fresh, k, v);
+    }
+    pthread_mutex_lock(&t->create_lock);
+    pthread_rwlock_wrlock(&t->lock);
+    kp_props_t *old = t->broker_props;
+    t->broker_props = fresh;
+    for (size_t i = 0; i < t->nbuckets; i++)
+        for (kp_topic_t *e = t->buckets[i]; e; e = e->hash_next) settings_refresh(fresh, e);
+    pthread_rwlock_unlock(&t->lock);
+    kp_props_free(old);
+    /* storage settings (segment.bytes, segment.ms, flush.*) of every partition; the topic
+     * map cannot change meanwhile: creates and deletes take create_lock */
+    int n;
+    kp_topic_t **topics = kp_topics_list(t, &n);
+    for (int i = 0; i < n; i++) {
+        kp_log_config_t lc;
+        pthread_rwlock_rdlock(&t->lock);
+        kp_topic_log_config(&lc, topics[i]->configs, t->broker_props);
+        pthread_rwlock_unlock(&t->lock);
+        for (int32_t p = 0; p < topics[i]->npartitions; p++)
+            kp_log_set_config(topics[i]->partitions[p]->log, &lc);
+    }
+    kp_topics_list_free(topics, n);
+    pthread_mutex_unlock(&t->create_lock);
 }
 
 const char *kp_topic_config_get(kp_topic_t *topic, const char *name, char *buf, size_t buflen)
@@ -453,7 +483,12 @@ kp_topics_t *kp_topics_open(const char *data_dir, const kp_props_t *broker_props
     pthread_rwlock_init(&t->lock, NULL);
     pthread_mutex_init(&t->create_lock, NULL);
     t->data_dir = kp_xstrdup(data_dir);
-    t->broker_props = broker_props;
+    t->broker_props = kp_props_new();
+    for (size_t i = 0; i < kp_props_count(broker_props); i++) {
+        const char *k, *v;
+        kp_props_at(broker_props, i, &k, &v);
+        kp_props_set(t->broker_props, k, v);
+    }
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%s/meta/topics", data_dir);
     t->meta_dir = kp_xstrdup(p);
@@ -510,6 +545,7 @@ void kp_topics_close(kp_topics_t *t)
     free(t->buckets);
     free(t->data_dir);
     free(t->meta_dir);
+    kp_props_free(t->broker_props);
     pthread_rwlock_destroy(&t->lock);
     pthread_mutex_destroy(&t->create_lock);
     free(t);
@@ -619,72 +655,6 @@ int16_t kp_topics_delete(kp_topics_t *t, kp_str_t name, char *err, size_t errlen
 
 /* ---- config changes and partition growth ---- */
 
-static int config_op_apply(kp_props_t *props, const kp_config_def_t *d, int8_t op,
-                           const char *value, char *err, size_t errlen)
-{
-    const char *cur = kp_props_get(props, d->name);
-    switch (op) {
-    case 0: /* SET */
-        kp_props_set(props, d->name, value);
-        return 0;
-    case 1: /* DELETE: back to the broker default */
-        kp_props_del(props, d->name);
-        return 0;
-    case 2:   /* APPEND */
-    case 3: { /* SUBTRACT */
-        if (d->type != KP_CT_LIST) {
-            snprintf(err, errlen,
-                     "Config %s is not a list: APPEND and SUBTRACT need a list "
-                     "config such as cleanup.policy",
-                     d->name);
-            return -1;
-        }
-        const char *base = cur ? cur : d->default_value;
-        kp_buf_t out;
-        kp_buf_init(&out);
-        char *items = kp_xstrdup(base), *save = NULL;
-        for (char *it = strtok_r(items, ",", &save); it; it = strtok_r(NULL, ",", &save)) {
-            while (*it == ' ') it++;
-            if (!*it) continue;
-            int drop = 0;
-            if (op == 3) { /* remove every item listed in value */
-                char *vcopy = kp_xstrdup(value), *vs = NULL;
-                for (char *v = strtok_r(vcopy, ",", &vs); v && !drop; v = strtok_r(NULL, ",", &vs))
-                    drop = !strcmp(v, it);
-                free(vcopy);
-            }
-            if (!drop) kp_buf_appendf(&out, "%s%s", out.len ? "," : "", it);
-        }
-        free(items);
-        if (op == 2) {
-            char *vcopy = kp_xstrdup(value), *vs = NULL;
-            for (char *v = strtok_r(vcopy, ",", &vs); v; v = strtok_r(NULL, ",", &vs)) {
-                /* skip values already present */
-                char probe[512];
-                snprintf(probe, sizeof(probe), ",%.*s,", (int)out.len,
-                         out.len ? (char *)out.data : "");
-                char needle[256];
-                snprintf(needle, sizeof(needle), ",%s,", v);
-                if (!strstr(probe, needle)) kp_buf_appendf(&out, "%s%s", out.len ? "," : "", v);
-            }
-            free(vcopy);
-        }
-        kp_buf_append(&out, "", 1);
-        if (out.len <= 1) {
-            kp_props_del(props, d->name);
-        } else {
-            kp_props_set(props, d->name, (const char *)out.data);
-        }
-        kp_buf_free(&out);
-        return 0;
-    }
-    default:
-        snprintf(err, errlen, "Unknown config operation %d (0 SET, 1 DELETE, 2 APPEND, 3 SUBTRACT)",
-                 op);
-        return -1;
-    }
-}
-
 int16_t kp_topics_alter_configs(kp_topics_t *t, kp_str_t name, const char **keys,
                                 const char **values, const int8_t *ops, int n, int validate_only,
                                 char *err, size_t errlen)
@@ -718,7 +688,8 @@ int16_t kp_topics_alter_configs(kp_topics_t *t, kp_str_t name, const char **keys
                    (!values[i] || kp_topic_config_validate(keys[i], values[i], err, errlen) < 0)) {
             if (!values[i]) snprintf(err, errlen, "Null value for configuration %s", keys[i]);
             rc = KERR_INVALID_CONFIG;
-        } else if (config_op_apply(next, d, op, values[i], err, errlen) < 0) {
+        } else if (kp_config_op_apply(next, d->name, d->type == KP_CT_LIST, op, values[i],
+                                      d->default_value, err, errlen) < 0) {
             rc = KERR_INVALID_CONFIG;
         }
     }

@@ -76,6 +76,7 @@ struct kp_topic {
 
 typedef void (*kp_partition_hook_fn)(kp_partition_t *p, void *arg);
 
+/* broker_props: the effective broker properties (copied). */
 kp_topics_t *kp_topics_open(const char *data_dir, const kp_props_t *broker_props, char *err,
                             size_t errlen);
 void kp_topics_close(kp_topics_t *t);
@@ -124,7 +125,10 @@ int16_t kp_topics_add_partitions(kp_topics_t *t, kp_str_t name, int32_t count, i
 
 /* Reads an effective config under the topics lock (value copied into buf). */
 const char *kp_topic_config_get(kp_topic_t *topic, const char *name, char *buf, size_t buflen);
-const kp_props_t *kp_topics_broker_props(kp_topics_t *t);
+/* Replaces the broker properties topics inherit their defaults from (a dynamic broker
+ * config changed): every topic's effective settings and every partition's storage settings
+ * are recomputed before this returns. Thread-safe. */
+void kp_topics_set_broker_props(kp_topics_t *t, const kp_props_t *broker_props);
 /* Copies the topic's overrides into out (under the topics lock). */
 void kp_topic_overrides_copy(kp_topic_t *topic, kp_props_t *out);
 

@@ -40,12 +40,11 @@ enum {
 #define CMDS_ALL                                                                                   \
     (KP_APP_CMD_SECRET | KP_APP_CMD_RUN | KP_APP_CMD_PROBE | KP_APP_CMD_DOCTOR |                   \
      KP_APP_CMD_PRODUCE | KP_APP_CMD_CONSUME)
-#define CMDS_APP   (CMDS_ALL & ~KP_APP_CMD_SECRET)
 #define CMDS_KAFKA (KP_APP_CMD_PRODUCE | KP_APP_CMD_CONSUME)
 
 static const kp_optdef_t optdefs[] = {
     {'n', "namespace", 1, OPT_NS, CMDS_ALL},
-    {'a', "app", 1, OPT_APP, CMDS_APP},
+    {'a', "app", 1, OPT_APP, CMDS_ALL},
     {'t', "topic", 1, OPT_TOPIC, CMDS_KAFKA | KP_APP_CMD_DOCTOR | KP_APP_CMD_PROBE},
     {'k', "key", 1, OPT_KEY, KP_APP_CMD_PRODUCE},
     {'K', "key-delim", 1, OPT_KEY_DELIM, KP_APP_CMD_PRODUCE},

@@ -1,6 +1,7 @@
 /*
- * cmd_secret.c — `kpool secret get|env|files`: a credentials Secret (SPEC §4) printed,
- * as shell `export` lines, or written as private files.
+ * cmd_secret.c — `kpool secret get|env|files`: a credentials Secret (SPEC §4), named or an
+ * application's current one (--app), printed, as shell `export` lines, or written as
+ * private files.
  *
  * These are the commands that exist to show key material: `get` and `env` print private
  * keys and passwords to stdout (never to stderr, never in an error); `files` writes them
@@ -15,35 +16,39 @@
 
 static void help_print(void)
 {
-    printf("Usage: kpool secret get -n NS NAME [KEY]\n"
-           "       kpool secret env -n NS NAME\n"
-           "       kpool secret files -n NS NAME DIR\n"
-           "\n"
-           "Shows a Secret's decoded data (the credentials the control plane issued to an\n"
-           "application; 'kpool get aivenapp APP -n NS' names its current secret).\n"
-           "\n"
-           "  get     every key with its value; multi-line values (PEM) as an indented block,\n"
-           "          binary keys (*.p12, *.jks) as <N bytes>. With KEY: that value alone,\n"
-           "          raw (binary included), e.g. > client.keystore.p12.\n"
-           "  env     one export KEY='value' line per KAFKA_* text key, single-quoted for a\n"
-           "          POSIX shell (multi-line PEMs included):\n"
-           "          eval \"$(kpool secret env -n NS NAME)\". Binary keys, and keys that are\n"
-           "          not KAFKA_* (a secret must not set PATH or LD_PRELOAD), are left out; a\n"
-           "          comment names them.\n"
-           "  files   writes DIR (created with mode 0700; an existing DIR must be yours and\n"
-           "          private) with mode 0600 files:\n"
-           "            kafka.crt (KAFKA_CERTIFICATE)   kafka.key (KAFKA_PRIVATE_KEY)\n"
-           "            ca.crt (KAFKA_CA)               client.keystore.p12\n"
-           "            client.truststore.jks\n"
-           "          and prints export lines for KAFKA_CERTIFICATE_PATH,\n"
-           "          KAFKA_PRIVATE_KEY_PATH, KAFKA_CA_PATH, KAFKA_KEYSTORE_PATH and\n"
-           "          KAFKA_TRUSTSTORE_PATH (absolute paths). Files are replaced atomically.\n"
-           "\n"
-           "'get' and 'env' print private keys and passwords: they are meant for your terminal\n"
-           "or an eval, not for logs.\n"
-           "\n"
-           "Options:\n"
-           "  -n, --namespace NS       namespace [the config's 'namespace', else default]\n");
+    printf(
+        "Usage: kpool secret get -n NS (NAME | --app APP) [KEY]\n"
+        "       kpool secret env -n NS (NAME | --app APP)\n"
+        "       kpool secret files -n NS (NAME | --app APP) DIR\n"
+        "\n"
+        "Shows a Secret's decoded data: the credentials the control plane issued to an\n"
+        "application. Name the Secret, or give --app APP for that application's current\n"
+        "secret (the one its AivenApplication's status names, as run, probe and doctor\n"
+        "use it; 'kpool get aivenapp APP -n NS' shows it too).\n"
+        "\n"
+        "  get     every key with its value; multi-line values (PEM) as an indented block,\n"
+        "          binary keys (*.p12, *.jks) as <N bytes>. With KEY: that value alone,\n"
+        "          raw (binary included), e.g. > client.keystore.p12.\n"
+        "  env     one export KEY='value' line per KAFKA_* text key, single-quoted for a\n"
+        "          POSIX shell (multi-line PEMs included):\n"
+        "          eval \"$(kpool secret env -n NS --app APP)\". Binary keys, and keys that are\n"
+        "          not KAFKA_* (a secret must not set PATH or LD_PRELOAD), are left out; a\n"
+        "          comment names them.\n"
+        "  files   writes DIR (created with mode 0700; an existing DIR must be yours and\n"
+        "          private) with mode 0600 files:\n"
+        "            kafka.crt (KAFKA_CERTIFICATE)   kafka.key (KAFKA_PRIVATE_KEY)\n"
+        "            ca.crt (KAFKA_CA)               client.keystore.p12\n"
+        "            client.truststore.jks\n"
+        "          and prints export lines for KAFKA_CERTIFICATE_PATH,\n"
+        "          KAFKA_PRIVATE_KEY_PATH, KAFKA_CA_PATH, KAFKA_KEYSTORE_PATH and\n"
+        "          KAFKA_TRUSTSTORE_PATH (absolute paths). Files are replaced atomically.\n"
+        "\n"
+        "'get' and 'env' print private keys and passwords: they are meant for your terminal\n"
+        "or an eval, not for logs.\n"
+        "\n"
+        "Options:\n"
+        "  -n, --namespace NS       namespace [the config's 'namespace', else default]\n"
+        "  -a, --app APP            the application whose current secret to show\n");
     kp_app_help_connection(stdout);
     printf("\nExit status: 0 success, 1 the server refused or the files could not be written,\n"
            "2 invalid command line.\n");
@@ -175,6 +180,58 @@ static int secret_files(const kp_app_secret_t *s, const kp_app_opts_t *o, const 
     return rc;
 }
 
+/* Checks the positional arguments after the subcommand: [NAME] then get's [KEY] or files'
+ * DIR (NAME absent with --app). 0, or 2 after a usage error. */
+static int secret_args_check(const kp_app_opts_t *o, const char *sub)
+{
+    int first = o->app ? 1 : 2; /* index of KEY / DIR */
+    int n = o->nargs;
+    if (!o->app && n < 2) return kp_app_usage_error(o, "which secret? give its NAME, or --app APP");
+    if (!strcmp(sub, "files") && n < first + 1)
+        return kp_app_usage_error(o, "give the directory: secret files %s DIR",
+                                  o->app ? "--app APP" : "NAME");
+    int max = !strcmp(sub, "env") ? first : first + 1;
+    if (n > max) return kp_app_usage_error(o, "unexpected argument '%s'", o->args[max]);
+    return 0;
+}
+
+/* Runs sub on the secret: NAME's, or with --app the app's current one. */
+static int secret_do(kp_client_t *c, const kp_app_opts_t *o, const char *sub)
+{
+    const char *ns = kp_app_namespace(o, c), *name;
+    const char *arg = NULL; /* KEY or DIR */
+    kp_app_secret_t s;
+    kp_app_creds_t cr;
+    memset(&cr, 0, sizeof(cr));
+    if (o->app) {
+        char err[4096];
+        if (kp_app_creds_load(c, ns, o->app, &cr, err, sizeof(err)) < 0) {
+            fprintf(stderr, "kpool %s: %s\n", o->cmd, err);
+            kp_app_creds_free(&cr);
+            return KP_APP_EXIT_FAIL;
+        }
+        name = cr.secret_name;
+        s = cr.data;
+        if (o->nargs > 1) arg = o->args[1];
+    } else {
+        name = o->args[1];
+        if (secret_load(c, o, ns, name, &s) < 0) return KP_APP_EXIT_FAIL;
+        if (o->nargs > 2) arg = o->args[2];
+    }
+    int rc;
+    if (!strcmp(sub, "get"))
+        rc = secret_get(&s, o, name, arg);
+    else if (!strcmp(sub, "env"))
+        rc = secret_env(&s);
+    else
+        rc = secret_files(&s, o, arg);
+    if (o->app)
+        kp_app_creds_free(&cr); /* frees (and wipes) s */
+    else
+        kp_app_secret_free(&s);
+    return rc;
+}
+
 int kp_cmd_secret(int argc, char **argv)
 {
     kp_app_opts_t o;
@@ -189,37 +246,16 @@ int kp_cmd_secret(int argc, char **argv)
         if (!rc) help_print();
         goto out;
     }
-    if (!sub) {
+    if (!sub)
         rc = kp_app_usage_error(&o, "which subcommand? get, env or files");
-    } else if (strcmp(sub, "get") && strcmp(sub, "env") && strcmp(sub, "files")) {
+    else if (strcmp(sub, "get") && strcmp(sub, "env") && strcmp(sub, "files"))
         rc = kp_app_usage_error(&o, "unknown subcommand '%s' (get, env, files)", sub);
-    } else if (o.nargs < 2) {
-        rc = kp_app_usage_error(&o, "which secret? give its NAME");
-    } else if (!strcmp(sub, "files") && o.nargs < 3) {
-        rc = kp_app_usage_error(&o, "give the directory: secret files NAME DIR");
-    } else if (!strcmp(sub, "files") && o.nargs > 3) {
-        rc = kp_app_usage_error(&o, "unexpected argument '%s'", o.args[3]);
-    } else if (!strcmp(sub, "env") && o.nargs != 2) {
-        rc = kp_app_usage_error(&o, "unexpected argument '%s'", o.args[2]);
-    } else if (!strcmp(sub, "get") && o.nargs > 3) {
-        rc = kp_app_usage_error(&o, "unexpected argument '%s'", o.args[3]);
-    }
+    else
+        rc = secret_args_check(&o, sub);
     if (rc) goto out;
     kp_client_t *c = kp_app_client_open(&o, &rc);
     if (!c) goto out;
-    kp_app_secret_t s;
-    const char *ns = kp_app_namespace(&o, c), *name = o.args[1];
-    if (secret_load(c, &o, ns, name, &s) < 0) {
-        rc = KP_APP_EXIT_FAIL;
-    } else {
-        if (!strcmp(sub, "get"))
-            rc = secret_get(&s, &o, name, o.nargs == 3 ? o.args[2] : NULL);
-        else if (!strcmp(sub, "env"))
-            rc = secret_env(&s);
-        else
-            rc = secret_files(&s, &o, o.args[2]);
-        kp_app_secret_free(&s);
-    }
+    rc = secret_do(c, &o, sub);
     kp_client_free(c);
 out:
     kp_app_opts_free(&o);

@@ -14,6 +14,7 @@
 #include "core/logging.h"
 #include "core/props.h"
 #include "core/yamljson.h"
+#include "net/listener.h"
 #include "pki/pki.h"
 #include "registry/registry.h"
 #include "storage/fs.h"
@@ -337,8 +338,8 @@ static char *registry_admin_password(const char *pki, char *path, size_t pathlen
  * `_schemas` read and written as the admin client) and waits until it has replayed its
  * topic. NULL with err on failure. */
 static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store, const char *pki,
-                                     const char *bootstrap, int port, char *pwpath, size_t pwlen,
-                                     char *err, size_t errlen)
+                                     const char *bootstrap, const char *listen, char *pwpath,
+                                     size_t pwlen, char *err, size_t errlen)
 {
     int64_t cache_ms, wait_ms;
     if (kp_props_get_i64(props, "registry.auth.cache.ms", 2000, 1, 600000, &cache_ms, err, errlen) <
@@ -348,8 +349,7 @@ static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store,
         return NULL;
     char *pw = registry_admin_password(pki, pwpath, pwlen, err, errlen);
     if (!pw) return NULL;
-    char listen[64], crt[PATH_MAX], key[PATH_MAX], ca[PATH_MAX], acrt[PATH_MAX], akey[PATH_MAX];
-    snprintf(listen, sizeof(listen), "127.0.0.1:%d", port);
+    char crt[PATH_MAX], key[PATH_MAX], ca[PATH_MAX], acrt[PATH_MAX], akey[PATH_MAX];
     fmt_path(crt, sizeof(crt), "%s/broker.crt", pki);
     fmt_path(key, sizeof(key), "%s/broker.key", pki);
     fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
@@ -381,6 +381,81 @@ static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store,
     return r;
 }
 
+/* The host part of a URL that reaches a server listening on host (a wildcard address is
+ * reached on loopback; an IPv6 literal is bracketed). */
+static void url_host(const char *host, char *out, size_t n)
+{
+    if (!host[0] || !strcmp(host, "0.0.0.0") || !strcmp(host, "::"))
+        snprintf(out, n, "127.0.0.1");
+    else if (strchr(host, ':'))
+        snprintf(out, n, "[%s]", host);
+    else
+        snprintf(out, n, "%s", host);
+}
+
+/* A listen address from --set key (default host:default_port), checked. -1 with err. */
+static int listen_setting(const kp_props_t *props, const char *key, int default_port, char *out,
+                          size_t n, char *err, size_t errlen)
+{
+    char host[256];
+    int port;
+    const char *v = kp_props_get(props, key);
+    if (!v) {
+        snprintf(out, n, "127.0.0.1:%d", default_port);
+        return 0;
+    }
+    if (kp_parse_hostport(v, host, sizeof(host), &port) < 0 || port < 0 || port > 65535 ||
+        (size_t)snprintf(out, n, "%s", v) >= n) {
+        snprintf(err, errlen, "%s: '%s' is not host:port", key, v);
+        return -1;
+    }
+    return 0;
+}
+
+/* The address (URL host:port) of a server listening on listen whose bound port is port. */
+static void listen_url(const char *scheme, const char *listen, int port, char *out, size_t n)
+{
+    char host[256], h[260];
+    int p;
+    if (kp_parse_hostport(listen, host, sizeof(host), &p) < 0) host[0] = 0;
+    url_host(host, h, sizeof(h));
+    snprintf(out, n, "%s%s:%d", scheme, h, port);
+}
+
+/* The pool's bootstrap address as clients use it: the first SSL listener of the running
+ * broker, as advertised (with the port it bound when it asked for 0). -1 when the broker has
+ * no SSL listener (the control plane and applications connect with TLS). */
+static int pool_bootstrap(const kp_broker_t *b, char *out, size_t n)
+{
+    for (int i = 0; i < b->cfg.nlisteners; i++) {
+        const kp_listener_cfg_t *l = &b->cfg.listeners[i];
+        if (strcmp(l->security, "SSL") != 0) continue;
+        char h[260];
+        url_host(l->adv_host, h, sizeof(h));
+        snprintf(out, n, "%s:%d", h, l->adv_port);
+        return 0;
+    }
+    return -1;
+}
+
+/* The health and metrics URL (admin.listener), or "off" when it is empty. The port is the
+ * configured one: the endpoint does not report another, so port 0 is refused before start. */
+static void metrics_url(const kp_broker_t *b, char *out, size_t n)
+{
+    if (!b->cfg.admin_listener[0]) {
+        snprintf(out, n, "off (admin.listener is empty)");
+        return;
+    }
+    char host[256], h[260];
+    int port;
+    if (kp_parse_hostport(b->cfg.admin_listener, host, sizeof(host), &port) < 0) {
+        snprintf(out, n, "%s", b->cfg.admin_listener);
+        return;
+    }
+    url_host(host, h, sizeof(h));
+    snprintf(out, n, "http://%s:%d/metrics", h, port);
+}
+
 static void up_usage(FILE *f)
 {
     fprintf(f,
@@ -396,10 +471,80 @@ static void up_usage(FILE *f)
             "  schema registry (HTTPS, basic auth)        https://127.0.0.1:%d+K\n"
             "  broker health and metrics                  http://127.0.0.1:%d+K/metrics\n"
             "\n"
-            "--set passes broker properties (Kafka names, see `kpool broker --help`) and the\n"
-            "control plane's settings:\n" CONTROL_SETTINGS_HELP
-            "  registry.auth.cache.ms          [2000]   a revoked user is refused after this\n",
+            "--set passes broker properties (Kafka names, see `kpool broker --help`; `listeners`\n"
+            "and `admin.listener` move the pool and the health endpoint) and the control\n"
+            "plane's settings:\n"
+            "  control.listener                [127.0.0.1:8080+K] the API (host:port)\n"
+            "  registry.listener               [127.0.0.1:8081+K] the schema "
+            "registry\n" CONTROL_SETTINGS_HELP
+            "  registry.auth.cache.ms          [2000]   a revoked user is refused after this\n"
+            "The addresses printed once everything is up are the ones in use.\n",
             PORT_KAFKA, PORT_API, PORT_REGISTRY, PORT_METRICS);
+}
+
+/* What the banner prints: every address as the running servers use it. */
+typedef struct up_addrs {
+    char bootstrap[300]; /* the pool (first SSL listener, advertised) */
+    char api[300];       /* http://host:port of the control plane API */
+    char registry[300];  /* https://host:port of the schema registry */
+    char metrics[320];   /* http://host:port/metrics, or "off ..." */
+} up_addrs_t;
+
+static void up_banner_print(const up_addrs_t *a, const char *pwpath, const char *data,
+                            const char *cfgpath)
+{
+    printf(
+        "kpool is up.\n"
+        "  pool dev (Kafka, TLS + client certificates)  %s\n"
+        "  control plane API                            %s\n"
+        "  schema registry (HTTPS, basic auth)          %s\n"
+        "    admin user kpool-admin, password in        %s\n"
+        "  broker health and metrics                    %s\n"
+        "  data                                         %s\n"
+        "  CLI configuration                            %s\n"
+        "\n"
+        "Next:\n"
+        "  kpool apply -f examples/topic.yaml -f examples/app.yaml  # a topic, and an app using "
+        "it\n"
+        "  kpool get aivenapp -n myteam            # RolloutComplete: its credentials are ready\n"
+        "  echo hello | kpool produce -n myteam --app ownerapp --topic myteam.mytopic\n"
+        "\nCtrl-C stops everything.\n",
+        a->bootstrap, a->api, a->registry, pwpath, a->metrics, data, cfgpath);
+    fflush(stdout);
+}
+
+/* The broker properties `kpool up` sets unless --set gave them. -1 with err (a setting the
+ * banner could not report truthfully). */
+static int up_broker_defaults(kp_props_t *props, const char *pki, const char *brokerdir, int offset,
+                              char *err, size_t errlen)
+{
+    char buf[PATH_MAX + 64];
+#define DEFAULT(k, ...)                                                                            \
+    if (!kp_props_get(props, k)) {                                                                 \
+        snprintf(buf, sizeof(buf), __VA_ARGS__);                                                   \
+        kp_props_set(props, k, buf);                                                               \
+    }
+    DEFAULT("listeners", "SSL://127.0.0.1:%d", PORT_KAFKA + offset);
+    DEFAULT("admin.listener", "127.0.0.1:%d", PORT_METRICS + offset);
+    DEFAULT("log.dirs", "%s", brokerdir);
+    DEFAULT("ssl.ca.location", "%s/ca.crt", pki);
+    DEFAULT("ssl.certificate.location", "%s/broker.crt", pki);
+    DEFAULT("ssl.key.location", "%s/broker.key", pki);
+    DEFAULT("ssl.client.auth", "required");
+    DEFAULT("super.users", "User:CN=kpool-admin");
+    DEFAULT("auto.create.topics.enable", "false");
+#undef DEFAULT
+    /* the health endpoint does not report the port it bound: port 0 would be unknowable */
+    const char *admin = kp_props_get(props, "admin.listener");
+    char host[256];
+    int port;
+    if (admin[0] && kp_parse_hostport(admin, host, sizeof(host), &port) == 0 && port == 0) {
+        snprintf(err, errlen,
+                 "admin.listener: give a port (0, any free port, is not supported "
+                 "by kpool up)");
+        return -1;
+    }
+    return 0;
 }
 
 int kp_cmd_up(int argc, char **argv)
@@ -418,8 +563,8 @@ int kp_cmd_up(int argc, char **argv)
         return 2;
     }
     kp_cli_signals_setup();
-    char err[1024], pki[PATH_MAX], brokerdir[PATH_MAX], ctl[PATH_MAX], buf[PATH_MAX + 64];
-    char abs[PATH_MAX];
+    char err[1024], pki[PATH_MAX], brokerdir[PATH_MAX], ctl[PATH_MAX];
+    char abs[PATH_MAX], api_listen[300], reg_listen[300];
     if (kp_fs_mkdirs(data_dir, 0700) < 0 || !realpath(data_dir, abs)) {
         fprintf(stderr, "kpool: cannot use data directory %s: %s\n", data_dir, strerror(errno));
         kp_props_free(props);
@@ -428,38 +573,37 @@ int kp_cmd_up(int argc, char **argv)
     fmt_path(pki, sizeof(pki), "%s/pki", abs);
     fmt_path(brokerdir, sizeof(brokerdir), "%s/broker", abs);
     fmt_path(ctl, sizeof(ctl), "%s/control", abs);
+    if (up_broker_defaults(props, pki, brokerdir, offset, err, sizeof(err)) < 0 ||
+        listen_setting(props, "control.listener", PORT_API + offset, api_listen, sizeof(api_listen),
+                       err, sizeof(err)) < 0 ||
+        listen_setting(props, "registry.listener", PORT_REGISTRY + offset, reg_listen,
+                       sizeof(reg_listen), err, sizeof(err)) < 0) {
+        fprintf(stderr, "kpool: configuration error: %s\n", err);
+        kp_props_free(props);
+        return 2;
+    }
     if (ensure_pki(pki, err, sizeof(err)) < 0) {
         fprintf(stderr, "kpool: PKI setup failed: %s\n", err);
         kp_props_free(props);
         return 1;
     }
-    int kafka_port = PORT_KAFKA + offset, api_port = PORT_API + offset;
-    int metrics_port = PORT_METRICS + offset, registry_port = PORT_REGISTRY + offset;
-#define DEFAULT(k, ...)                                                                            \
-    if (!kp_props_get(props, k)) {                                                                 \
-        snprintf(buf, sizeof(buf), __VA_ARGS__);                                                   \
-        kp_props_set(props, k, buf);                                                               \
-    }
-    DEFAULT("listeners", "SSL://127.0.0.1:%d", kafka_port);
-    DEFAULT("admin.listener", "127.0.0.1:%d", metrics_port);
-    DEFAULT("log.dirs", "%s", brokerdir);
-    DEFAULT("ssl.ca.location", "%s/ca.crt", pki);
-    DEFAULT("ssl.certificate.location", "%s/broker.crt", pki);
-    DEFAULT("ssl.key.location", "%s/broker.key", pki);
-    DEFAULT("ssl.client.auth", "required");
-    DEFAULT("super.users", "User:CN=kpool-admin");
-    DEFAULT("auto.create.topics.enable", "false");
-#undef DEFAULT
     kp_broker_t *b = kp_cli_broker_start(props, 1);
     if (!b) {
         kp_props_free(props);
         return 1;
     }
-    char tmp[64];
-    fmt_path(tmp, sizeof(tmp), "127.0.0.1:%d", api_port);
+    up_addrs_t addrs;
+    if (pool_bootstrap(b, addrs.bootstrap, sizeof(addrs.bootstrap)) < 0) {
+        fprintf(stderr, "kpool: listeners: kpool up needs an SSL listener (the control plane, the "
+                        "registry and applications connect with TLS)\n");
+        kp_broker_free(b);
+        kp_props_free(props);
+        return 2;
+    }
+    metrics_url(b, addrs.metrics, sizeof(addrs.metrics));
     char backups[PATH_MAX];
     fmt_path(backups, sizeof(backups), "%s/backups", abs);
-    kp_control_config_t cc = {.state_dir = ctl, .listen = tmp, .backup_dir = backups};
+    kp_control_config_t cc = {.state_dir = ctl, .listen = api_listen, .backup_dir = backups};
     kp_control_t *c = NULL;
     if (control_settings(props, &cc, err, sizeof(err)) == 0)
         c = kp_control_start(&cc, err, sizeof(err));
@@ -469,23 +613,12 @@ int kp_cmd_up(int argc, char **argv)
         kp_props_free(props);
         return 1;
     }
-    char bootstrap[64], registry[96], server[96], cfgpath[PATH_MAX], ca[PATH_MAX];
-    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", kafka_port);
-    snprintf(registry, sizeof(registry), "https://127.0.0.1:%d", registry_port);
-    snprintf(server, sizeof(server), "http://127.0.0.1:%d", kp_control_api_port(c));
-    fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
-    if (ensure_pool(kp_control_store(c), bootstrap, pki, registry) < 0 ||
-        ensure_cli_config(kp_control_store(c), server, ca, cfgpath, sizeof(cfgpath), err,
-                          sizeof(err)) < 0) {
-        fprintf(stderr, "kpool: %s\n", err[0] ? err : "cannot create the dev pool");
-        kp_control_stop(c);
-        kp_broker_free(b);
-        kp_props_free(props);
-        return 1;
-    }
-    char pwpath[PATH_MAX];
-    kp_registry_t *reg = registry_start(props, kp_control_store(c), pki, bootstrap, registry_port,
-                                        pwpath, sizeof(pwpath), err, sizeof(err));
+    listen_url("http://", api_listen, kp_control_api_port(c), addrs.api, sizeof(addrs.api));
+    /* the registry first: the Pool names its real address (registry.listener may ask for
+     * port 0) */
+    char pwpath[PATH_MAX], cfgpath[PATH_MAX], ca[PATH_MAX];
+    kp_registry_t *reg = registry_start(props, kp_control_store(c), pki, addrs.bootstrap,
+                                        reg_listen, pwpath, sizeof(pwpath), err, sizeof(err));
     if (!reg) {
         fprintf(stderr, "kpool: cannot start the schema registry: %s\n", err);
         kp_control_stop(c);
@@ -493,24 +626,21 @@ int kp_cmd_up(int argc, char **argv)
         kp_props_free(props);
         return 1;
     }
-    printf(
-        "kpool is up.\n"
-        "  pool dev (Kafka, TLS + client certificates)  %s\n"
-        "  control plane API                            %s\n"
-        "  schema registry (HTTPS, basic auth)          %s\n"
-        "    admin user kpool-admin, password in        %s\n"
-        "  broker health and metrics                    http://127.0.0.1:%d/metrics\n"
-        "  data                                         %s\n"
-        "  CLI configuration                            %s\n"
-        "\n"
-        "Next:\n"
-        "  kpool apply -f examples/topic.yaml -f examples/app.yaml  # a topic, and an app using "
-        "it\n"
-        "  kpool get aivenapp -n myteam            # RolloutComplete: its credentials are ready\n"
-        "  echo hello | kpool produce -n myteam --app ownerapp --topic myteam.mytopic\n"
-        "\nCtrl-C stops everything.\n",
-        bootstrap, server, registry, pwpath, metrics_port, abs, cfgpath);
-    fflush(stdout);
+    listen_url("https://", reg_listen, kp_registry_port(reg), addrs.registry,
+               sizeof(addrs.registry));
+    fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
+    err[0] = 0;
+    if (ensure_pool(kp_control_store(c), addrs.bootstrap, pki, addrs.registry) < 0 ||
+        ensure_cli_config(kp_control_store(c), addrs.api, ca, cfgpath, sizeof(cfgpath), err,
+                          sizeof(err)) < 0) {
+        fprintf(stderr, "kpool: %s\n", err[0] ? err : "cannot create the dev pool");
+        kp_registry_stop(reg);
+        kp_control_stop(c);
+        kp_broker_free(b);
+        kp_props_free(props);
+        return 1;
+    }
+    up_banner_print(&addrs, pwpath, abs, cfgpath);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);

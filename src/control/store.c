@@ -31,6 +31,9 @@
 struct kp_store {
     sqlite3 *db;
     pthread_mutex_t lock;
+    /* writes failing because the disk is full: logged once, then once a minute, then when a
+     * write succeeds again (a full disk fails every write, many a second) */
+    kp_log_limit_t full_log;
     kp_store_change_fn on_change;
     void *on_change_arg;
 };
@@ -52,6 +55,7 @@ kp_store_t *kp_store_open(const char *path, char *err, size_t errlen)
 {
     kp_store_t *s = kp_xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
+    kp_log_limit_init(&s->full_log, KP_LOG_LIMIT_INTERVAL_MS_DEFAULT);
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
                         NULL) != SQLITE_OK) {
@@ -85,6 +89,7 @@ void kp_store_close(kp_store_t *s)
     if (!s) return;
     if (s->db) sqlite3_close(s->db);
     pthread_mutex_destroy(&s->lock);
+    kp_log_limit_destroy(&s->full_log);
     free(s);
 }
 
@@ -129,16 +134,58 @@ static char *col(sqlite3_stmt *st, int i)
     return kp_xstrdup(v ? (const char *)v : "");
 }
 
+/* Logs a failed write: a full disk through full_log (rate-limited), anything else at once. */
+static void write_failed(kp_store_t *s, const char *what, int rc, const char *msg)
+{
+    if ((rc & 0xff) == SQLITE_FULL)
+        kp_log_limit_hit(&s->full_log, kp_mono_ms(), KP_LOG_ERROR, "store",
+                         "%s: %s: the disk under the control plane's store is full; writes fail "
+                         "until space is freed",
+                         what, msg ? msg : "?");
+    else
+        kp_error("store", "%s: %s", what, msg ? msg : "?");
+}
+
+/* A write went through: a disk-full episode, if any, is over. */
+static void write_ok(kp_store_t *s)
+{
+    if (kp_log_limit_active(&s->full_log))
+        kp_log_limit_clear(&s->full_log, kp_mono_ms(), KP_LOG_INFO, "store",
+                           "the control plane's store is writable again");
+}
+
+/* Steps a write statement. A failure is logged (write_failed); a success outside a
+ * transaction is durable, so it ends a disk-full episode (inside one, COMMIT does). The
+ * step's result. */
+static int step_write(kp_store_t *s, sqlite3_stmt *st, const char *what)
+{
+    int r = sqlite3_step(st);
+    if (r != SQLITE_DONE)
+        write_failed(s, what, r, sqlite3_errmsg(s->db));
+    else if (sqlite3_get_autocommit(s->db))
+        write_ok(s);
+    return r;
+}
+
 static int exec(kp_store_t *s, const char *sql)
 {
+    /* a COMMIT that failed (disk full, I/O error) has rolled the transaction back already:
+     * a ROLLBACK then would only fail with "no transaction is active" */
+    if (!strcmp(sql, "ROLLBACK") && sqlite3_get_autocommit(s->db)) return 0;
     char *msg = NULL;
     int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
     if (rc != SQLITE_OK) {
-        kp_error("store", "%s: %s", sql, msg ? msg : "?");
+        write_failed(s, sql, rc, msg);
         sqlite3_free(msg);
         return -1;
     }
+    if (!strcmp(sql, "COMMIT")) write_ok(s);
     return 0;
+}
+
+int kp_store_disk_full(kp_store_t *s)
+{
+    return kp_log_limit_active(&s->full_log);
 }
 
 static int64_t next_rv(kp_store_t *s)
@@ -157,9 +204,9 @@ static int64_t next_rv(kp_store_t *s)
                            &st, NULL) != SQLITE_OK)
         return -1;
     sqlite3_bind_text(st, 1, buf, -1, SQLITE_TRANSIENT);
-    int ok = sqlite3_step(st) == SQLITE_DONE;
+    int r = step_write(s, st, "INSERT INTO meta");
     sqlite3_finalize(st);
-    return ok ? rv : -1;
+    return r == SQLITE_DONE ? rv : -1;
 }
 
 /* Reads one row. @locks: s->lock held. */
@@ -193,7 +240,7 @@ static int save(kp_store_t *s, const char *kind, const char *ns, const char *nam
         sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, rv);
         sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        rc = step_write(s, st, "INSERT INTO resources") == SQLITE_DONE ? 0 : -1;
         sqlite3_finalize(st);
     }
     free(body);
@@ -496,7 +543,7 @@ int kp_store_remove(kp_store_t *s, const char *kind, const char *ns, const char 
         sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, ns ? ns : "", -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE
+        rc = step_write(s, st, "DELETE FROM resources") == SQLITE_DONE
                  ? (sqlite3_changes(s->db) ? KP_STORE_OK : KP_STORE_NOT_FOUND)
                  : KP_STORE_ERROR;
         sqlite3_finalize(st);
@@ -541,7 +588,7 @@ static int token_insert(kp_store_t *s, const char *hash, const char *ns, const c
         sqlite3_bind_null(st, 2);
     sqlite3_bind_text(st, 3, description ? description : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+    int rc = step_write(s, st, "INSERT INTO tokens") == SQLITE_DONE ? 0 : -1;
     sqlite3_finalize(st);
     return rc;
 }
@@ -762,7 +809,7 @@ int kp_store_meta_set(kp_store_t *s, const char *key, const char *value)
                            NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
-        rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
+        rc = step_write(s, st, "INSERT INTO meta") == SQLITE_DONE ? 0 : -1;
         sqlite3_finalize(st);
     }
     pthread_mutex_unlock(&s->lock);

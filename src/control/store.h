@@ -34,6 +34,11 @@ enum {
     KP_STORE_ERROR,
 };
 
+/* 1 while writes fail because the disk under the store is full: from the first such failure
+ * until a transaction commits again. The API answers 507 then. The condition is logged once,
+ * then once a minute with the number of failures, and when it clears. */
+int kp_store_disk_full(kp_store_t *s);
+
 /* *out: a new reference (NULL when not found). ns "" for cluster-scoped kinds. */
 int kp_store_get(kp_store_t *s, const char *kind, const char *ns, const char *name, json_t **out);
 /* Every object of kind (in ns, or all when ns is NULL), sorted by namespace then name. */

@@ -31,7 +31,8 @@ struct kp_listener {
     void *arg;
 };
 
-static long long connections_max = 10000;
+/* atomic: max.connections is a dynamic broker config, set while loops accept */
+static _Atomic long long connections_max = 10000;
 
 void kp_connections_set_max(long long max)
 {

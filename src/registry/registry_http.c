@@ -23,7 +23,10 @@
  */
 #include "registry/registry_int.h"
 
+#include "core/utf8.h"
+
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/logging.h"
 
 #include <ctype.h>
@@ -63,44 +66,21 @@ typedef struct req {
 
 /* ---- text ---- */
 
-/* Length (1..4) of the well-formed UTF-8 sequence at s[0..n), or 0 (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len = c >= 0xc2 && c <= 0xdf   ? 2
-                 : c >= 0xe0 && c <= 0xef ? 3
-                 : c >= 0xf0 && c <= 0xf4 ? 4
-                                          : 0;
-    if (!len || len > n) return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
-        (c == 0xf4 && s[1] > 0x8f))
-        return 0;
-    return len;
-}
-
 /* A copy of s that is valid UTF-8 (each byte that is not replaced by U+FFFD), at most
  * max_bytes of the original (cut on a character boundary, "..." appended). */
 static char *reply_text_clean(const char *s, size_t max_bytes)
 {
+    size_t n = strlen(s), cut = 0;
+    while (cut < n && cut < max_bytes) { /* the last character boundary within max_bytes */
+        size_t k = kp_utf8_char_len((const unsigned char *)s + cut, n - cut);
+        cut += k ? k : 1;
+    }
+    char *head = kp_xstrndup(s, cut);
     kp_buf_t b;
     kp_buf_init(&b);
-    size_t n = strlen(s), i = 0;
-    while (i < n) {
-        if (i >= max_bytes) {
-            kp_buf_append(&b, "...", 3);
-            break;
-        }
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-        if (k)
-            kp_buf_append(&b, s + i, k);
-        else
-            kp_buf_append(&b, "\xef\xbf\xbd", 3);
-        i += k ? k : 1;
-    }
+    kp_utf8_lossy(head, &b);
+    free(head);
+    if (cut < n) kp_buf_append(&b, "...", 3);
     kp_buf_append(&b, "", 1);
     return (char *)b.data;
 }
@@ -216,7 +196,7 @@ static const char *subject_invalid(const req_t *q, int i)
     for (size_t k = 0; k < n;) {
         unsigned char c = (unsigned char)s[k];
         if (c < 0x20 || c == 0x7f) return "it holds a control character";
-        size_t len = utf8_seq((const unsigned char *)s + k, n - k);
+        size_t len = kp_utf8_char_len((const unsigned char *)s + k, n - k);
         if (!len) return "it is not valid UTF-8";
         k += len;
     }
@@ -311,6 +291,10 @@ static json_t *version_json(const kp_reg_state_t *st, const char *subject,
     return o;
 }
 
+/* Failing _schemas writes (the pool's disk full, the pool down) fail every registration a
+ * client retries: logged once, then once a minute with a count, then when writes succeed. */
+static kp_log_limit_t commit_failed_log = KP_LOG_LIMIT_INIT(KP_LOG_LIMIT_INTERVAL_MS_DEFAULT);
+
 /* Produces a planned batch and waits for it to be applied. 0, or -1 after answering 500. */
 static int commit(req_t *q, kp_reg_batch_t *b, enum MHD_Result *rc)
 {
@@ -325,8 +309,13 @@ static int commit(req_t *q, kp_reg_batch_t *b, enum MHD_Result *rc)
         pthread_rwlock_unlock(&q->r->lock);
         return 0;
     }
-    if (kp_reg_log_write(q->r->log, b, err, sizeof(err)) == 0) return 0;
-    kp_error("registry", "store write failed: %s", err);
+    if (kp_reg_log_write(q->r->log, b, err, sizeof(err)) == 0) {
+        kp_log_limit_clear(&commit_failed_log, kp_mono_ms(), KP_LOG_INFO, "registry",
+                           "writes to the schemas topic succeed again");
+        return 0;
+    }
+    kp_log_limit_hit(&commit_failed_log, kp_mono_ms(), KP_LOG_ERROR, "registry",
+                     "store write failed: %s", err);
     *rc = fail(q, 500, 50001, "Error in the backend data store: %s", err);
     return -1;
 }

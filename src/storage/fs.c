@@ -190,12 +190,18 @@ int kp_fs_pread_all(int fd, void *buf, size_t len, int64_t pos)
 
 int kp_fs_write_atomic(const char *path, const void *data, size_t len)
 {
+    return kp_fs_write_atomic_mode(path, data, len, 0644);
+}
+
+int kp_fs_write_atomic_mode(const char *path, const void *data, size_t len, int mode)
+{
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    int fd = kp_fs->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (mode != 0644) kp_fs->unlink(tmp); /* a leftover keeps its old mode through O_TRUNC */
+    int fd = kp_fs->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
     if (fd < 0) return -1;
     if (kp_fs_pwrite_all(fd, data, len, 0) < 0 || kp_fs->fsync(fd) < 0) {
         int e = errno;

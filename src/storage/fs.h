@@ -46,6 +46,8 @@ int kp_fs_mkdirs(const char *path, int mode);
 int kp_fs_remove_tree(const char *path);
 /* Writes data to path atomically: temp file, fsync, rename, fsync of the directory. */
 int kp_fs_write_atomic(const char *path, const void *data, size_t len);
+/* The same with the file's permission bits (0600 for files holding secrets). */
+int kp_fs_write_atomic_mode(const char *path, const void *data, size_t len, int mode);
 /* Reads a whole file (at most max bytes) into a malloc'd buffer. */
 int kp_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen);
 /* Writes all of buf at pos, retrying short writes. */

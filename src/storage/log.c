@@ -45,6 +45,8 @@ static kp_log_t *fq_head, *fq_tail;
 static int fq_stop;
 static pthread_t *fq_threads;
 static int fq_nthreads;
+static int fq_target; /* flusher threads with an index at or above it leave (resize) */
+static pthread_mutex_t fq_resize_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct log_private {
     int flush_busy; /* flusher threads working on it (under fq_lock) */
@@ -82,9 +84,15 @@ static void queue_flush(kp_log_t *log)
 
 static void *flusher_main(void *arg)
 {
+    int index = (int)(intptr_t)arg;
     pthread_mutex_lock(&fq_lock);
     for (;;) {
-        while (!fq_head && !fq_stop) pthread_cond_wait(&fq_cond, &fq_lock);
+        while (!fq_head && !fq_stop && index < fq_target) pthread_cond_wait(&fq_cond, &fq_lock);
+        if (index >= fq_target) {
+            /* shrinking: a queued log whose signal woke this thread goes to another one */
+            if (fq_head) pthread_cond_signal(&fq_cond);
+            break;
+        }
         if (!fq_head && fq_stop) break;
         kp_log_t *log = fq_head;
         fq_head = log->flush_next;
@@ -102,16 +110,50 @@ static void *flusher_main(void *arg)
 int kp_flusher_start(int nthreads)
 {
     fq_stop = 0;
-    fq_threads = kp_xcalloc((size_t)nthreads, sizeof(pthread_t));
-    for (int i = 0; i < nthreads; i++) {
-        if (pthread_create(&fq_threads[i], NULL, flusher_main, NULL) != 0) return -1;
-        fq_nthreads = i + 1;
+    fq_nthreads = 0;
+    fq_threads = NULL;
+    return kp_flusher_resize(nthreads);
+}
+
+int kp_flusher_resize(int nthreads)
+{
+    if (nthreads < 1) return -1;
+    pthread_mutex_lock(&fq_resize_lock);
+    int rc = 0, old = fq_nthreads;
+    if (nthreads > old) {
+        pthread_t *grown = kp_xcalloc((size_t)nthreads, sizeof(pthread_t));
+        if (old) memcpy(grown, fq_threads, (size_t)old * sizeof(pthread_t));
+        pthread_mutex_lock(&fq_lock);
+        free(fq_threads);
+        fq_threads = grown;
+        fq_target = nthreads;
+        pthread_mutex_unlock(&fq_lock);
+        for (int i = old; i < nthreads; i++) {
+            if (pthread_create(&fq_threads[i], NULL, flusher_main, (void *)(intptr_t)i) != 0) {
+                pthread_mutex_lock(&fq_lock);
+                fq_target = i;
+                pthread_mutex_unlock(&fq_lock);
+                rc = -1;
+                break;
+            }
+            fq_nthreads = i + 1;
+        }
+    } else if (nthreads < old) {
+        pthread_mutex_lock(&fq_lock);
+        fq_target = nthreads;
+        pthread_cond_broadcast(&fq_cond);
+        pthread_mutex_unlock(&fq_lock);
+        /* a leaving thread finishes the fsync it is in first */
+        for (int i = nthreads; i < old; i++) pthread_join(fq_threads[i], NULL);
+        fq_nthreads = nthreads;
     }
-    return 0;
+    pthread_mutex_unlock(&fq_resize_lock);
+    return rc;
 }
 
 void kp_flusher_stop(void)
 {
+    pthread_mutex_lock(&fq_resize_lock);
     pthread_mutex_lock(&fq_lock);
     fq_stop = 1;
     pthread_cond_broadcast(&fq_cond);
@@ -120,6 +162,8 @@ void kp_flusher_stop(void)
     free(fq_threads);
     fq_threads = NULL;
     fq_nthreads = 0;
+    fq_target = 0;
+    pthread_mutex_unlock(&fq_resize_lock);
 }
 
 /* Removes the log from the flusher queue and waits until no flusher works on it. */
@@ -621,6 +665,11 @@ static int should_roll(const kp_log_t *log, size_t len, int64_t now_ms)
     return now_ms - since > log->cfg.segment_ms - log->roll_jitter_ms;
 }
 
+/* Appends failing because the disk (or quota) is full fail every produce a client retries,
+ * on every partition of that disk: logged once, then once a minute with a count, then when an
+ * append succeeds again. */
+static kp_log_limit_t append_full_log = KP_LOG_LIMIT_INIT(KP_LOG_LIMIT_INTERVAL_MS_DEFAULT);
+
 void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *info, int64_t now_ms,
                    kp_append_result_t *res)
 {
@@ -670,6 +719,14 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
     info->leader_epoch = log->leader_epoch;
     kp_segment_t *seg = active(log);
     int rc = kp_segment_append(seg, batch, len, info, log->cfg.index_interval_bytes);
+    if (rc == -1 && (errno == ENOSPC || errno == EDQUOT)) {
+        kp_log_limit_hit(&append_full_log, kp_mono_ms(), KP_LOG_ERROR, "storage",
+                         "%s: append failed: %s: produce requests fail with "
+                         "KAFKA_STORAGE_ERROR until space is freed",
+                         log->dir, strerror(errno));
+        res->status = KP_APPEND_STORAGE_ERROR;
+        goto out;
+    }
     if (rc < 0) {
         kp_error("storage", "%s: append failed: %s%s", log->dir, strerror(errno),
                  rc == -2 ? "; could not cut back the torn write, partition offline" : "");
@@ -677,6 +734,9 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
+    if (kp_log_limit_active(&append_full_log))
+        kp_log_limit_clear(&append_full_log, kp_mono_ms(), KP_LOG_INFO, "storage",
+                           "appends succeed again (%s)", log->dir);
     log->log_end_offset = base + info->last_offset_delta + 1;
     if (info->attributes & KP_BATCH_ATTR_CONTROL) {
         apply_marker(log, info, marker_type,

@@ -6,7 +6,8 @@
  *   log_start_offset <= high_watermark <= log_end_offset
  * log_end_offset (LEO) is the next offset to assign. In durable mode (log.flush.policy =
  * durable, the default) the high watermark is the fsynced end: a consumer never sees a record
- * that a power loss could take back, and acks=all is answered once the HWM covers the batch.
+ * that a power loss could take back, and acks=1 and acks=all are answered once the HWM covers
+ * the batch (read-your-writes).
  * In page-cache mode HWM = LEO at append and acks=all is answered at once.
  *
  * Threading: any loop thread may append or read; one mutex per log serializes mutation and is
@@ -170,6 +171,10 @@ int kp_log_flush_if_due(kp_log_t *log, int64_t now_mono_ms);
 /* Flusher threads (group commit): start n threads; logs are queued when they have data to
  * fsync. kp_flusher_stop() drains the queue first. */
 int kp_flusher_start(int nthreads);
+/* Grows or shrinks the pool to n >= 1 threads (log.flush.threads changed at run time); a
+ * leaving thread finishes its fsync first, and queued logs go to the others. 0 or -1 (a
+ * thread could not start; the pool keeps the ones that did). */
+int kp_flusher_resize(int nthreads);
 void kp_flusher_stop(void);
 
 #endif

@@ -136,6 +136,7 @@ for var in ("KAFKA_CERTIFICATE_PATH", "KAFKA_PRIVATE_KEY_PATH", "KAFKA_CA_PATH",
     out.setdefault("modes", {})[var] = os.stat(env[var]).st_mode & 0o7777
 out["dir"] = os.path.dirname(env["KAFKA_CA_PATH"])
 out["dir_mode"] = os.stat(out["dir"]).st_mode & 0o7777
+out["dir_files"] = sorted(os.listdir(out["dir"]))
 out["pid"] = os.getpid()
 print(json.dumps(out))
 sys.exit(0 if error is None and stop in got else 1)
@@ -333,9 +334,9 @@ def test_run_consumer_with_only_the_injected_variables(up, team, tmp_path):
             assert out["files"][var] == sha(data[key]), var
             assert out["modes"][var] == 0o600, (var, oct(out["modes"][var]))
         assert out["dir_mode"] == 0o700
-        assert os.path.dirname(out["dir"]) == str(tmp_path / "xdg")
-        assert sorted(os.listdir(out["dir"])) == sorted(FILES)
-        shutil.rmtree(out["dir"])
+        assert os.path.dirname(out["dir"]) == str(tmp_path / "xdg" / "kpool-run")
+        assert out["dir_files"] == sorted(FILES)
+        assert not os.path.exists(out["dir"])  # removed when the program ended
     # the group committed its offsets: the next run of the same group reads only what is new
     more = ["run-%d-more-%d" % (os.getpid(), i) for i in range(2)]
     kpool(up, "produce", "-n", NS, "--app", "orders-api", "--topic", ORDERS,
@@ -343,7 +344,7 @@ def test_run_consumer_with_only_the_injected_variables(up, team, tmp_path):
     p, out = run_script(up, tmp_path, "billing", ("consumer.py", CONSUMER_PY), ORDERS,
                         "billing-run-pem", more[-1], "pem")
     assert out["got"] == more, out
-    shutil.rmtree(out["dir"])
+    assert not os.path.exists(out["dir"])
 
 
 def test_run_producer_script_as_writer_and_as_reader(up, team, tmp_path):
@@ -367,8 +368,10 @@ def test_run_producer_script_as_writer_and_as_reader(up, team, tmp_path):
               env={"XDG_RUNTIME_DIR": str(tmp_path / "xdg")})
     assert "ran" not in p.stdout
     assert "ValidatePool" in one_line(p)
-    leftovers = [d for d in os.listdir(tmp_path / "xdg")]
-    assert len(leftovers) == 3, leftovers  # the three runs that did start their program
+    # nothing left behind: the runs that started their program removed their directories
+    # when it ended, the one that did not never made one
+    assert os.listdir(tmp_path / "xdg") == ["kpool-run"]
+    assert os.listdir(tmp_path / "xdg" / "kpool-run") == []
 
 
 # --------------------------------------------------------------------------- 2. kpool probe
@@ -484,14 +487,23 @@ def test_probe_no_secret(up, team):
 # ------------------------------------------------------ 2b. kpool probe --from-env (in the pod)
 
 def run_env(up, tmp_path, ns, app):
-    """The KAFKA_* variables `kpool run -n NS --app APP` gives its command (its files stay in
-    tmp_path/xdg)."""
+    """The KAFKA_* variables `kpool run -n NS --app APP` gives its command. kpool removes the
+    files when the command ends, so the command copies them (to tmp_path/creds-APP) first and
+    the *_PATH variables are pointed at the copies."""
     xdg = tmp_path / "xdg"
     xdg.mkdir(mode=0o700, exist_ok=True)
-    p = kpool(up, "run", "-n", ns, "--app", app, "--", "/usr/bin/env", "-0",
+    keep = tmp_path / ("creds-" + app)
+    keep.mkdir(mode=0o700)
+    p = kpool(up, "run", "-n", ns, "--app", app, "--", "/bin/sh", "-c",
+              'cp -p "${KAFKA_CA_PATH%/*}"/* "$0" && exec /usr/bin/env -0', str(keep),
               env={"XDG_RUNTIME_DIR": str(xdg)})
     pairs = (v.split("=", 1) for v in p.stdout.split("\0") if v)
-    return {k: v for k, v in pairs if k.startswith("KAFKA_")}
+    env = {k: v for k, v in pairs if k.startswith("KAFKA_")}
+    for k, v in env.items():
+        if k.endswith("_PATH"):
+            assert not os.path.exists(v), v  # removed by kpool run
+            env[k] = str(keep / os.path.basename(v))
+    return env
 
 
 def service_user(up, ns, app):

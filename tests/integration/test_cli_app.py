@@ -33,7 +33,9 @@ import json
 import os
 import random
 import re
+import select
 import shutil
+import signal
 import socket
 import stat
 import subprocess
@@ -409,14 +411,18 @@ def kpool(world, tmp_path):
     key_lines = [ln for app in world.secrets for ln in
                  world.secrets[app]["KAFKA_PRIVATE_KEY"].splitlines() if "-----" not in ln]
 
-    def run(*args, stdin=None, expect=None, team=False, shows_keys=False, timeout=90,
-            binary=False, env=None):
+    def environ(team=False, env=None):
         # no KAFKA_* variables but those of env: the tests decide what `probe` finds there
         e = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
         e.update(KPOOL_CONFIG=cfgs[team], HOME=str(tmp_path), XDG_RUNTIME_DIR=str(xdg))
         e.update(env or {})
         e.setdefault("ASAN_OPTIONS", "detect_leaks=1")
         e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        return e
+
+    def run(*args, stdin=None, expect=None, team=False, shows_keys=False, timeout=90,
+            binary=False, env=None):
+        e = environ(team, env)
         p = subprocess.run([KPOOL_BIN] + list(args), input=stdin, capture_output=True,
                            text=not binary, env=e, timeout=timeout, cwd=str(tmp_path))
         stderr = p.stderr.decode(errors="replace") if binary else p.stderr
@@ -427,8 +433,25 @@ def kpool(world, tmp_path):
         leaked = [ln for ln in key_lines if ln in stderr or (not shows_keys and ln in stdout)]
         assert not leaked, "private key material in the output of %s" % (args,)
         return p
+    started = []
+
+    def popen(*args, env=None):
+        """kpool in the background (stdout a pipe of text lines, stderr a file); killed at
+        the end of the test if still running."""
+        errf = tempfile.TemporaryFile()
+        p = subprocess.Popen([KPOOL_BIN] + list(args), stdout=subprocess.PIPE, stderr=errf,
+                             text=True, env=environ(False, env), cwd=str(tmp_path))
+        p.errf = errf
+        started.append(p)
+        return p
     run.xdg = str(xdg)
-    return run
+    run.popen = popen
+    run.environ = environ
+    yield run
+    for p in started:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def one_line(p):
@@ -539,6 +562,48 @@ def test_secret_files_modes(kpool, world, tmp_path):
     kpool("secret", "files", "-n", "team-a", secret_name("shop"), expect=2)
 
 
+def test_secret_by_app(kpool, world, tmp_path):
+    """--app APP names the app's current secret, as run, probe and doctor take it (issue 12
+    item 16); the NAME form keeps working."""
+    data = world.secrets["shop"]
+    name = secret_name("shop")
+    for sub in (("get",), ("get", "KAFKA_CA"), ("env",)):
+        by_name = kpool("secret", sub[0], "-n", "team-a", name, *sub[1:], expect=0,
+                        shows_keys=True)
+        by_app = kpool("secret", sub[0], "-n", "team-a", "--app", "shop", *sub[1:], expect=0,
+                       shows_keys=True)
+        assert by_app.stdout == by_name.stdout and by_app.stderr == "", sub
+    p = kpool("secret", "get", "-a", "shop", "client.keystore.p12", binary=True, expect=0)
+    assert p.stdout == data["client.keystore.p12"]
+    # the team token, its own namespace
+    p = kpool("secret", "get", "--app=shop", "KAFKA_BROKERS", team=True, expect=0)
+    assert p.stdout == world.broker.bootstrap
+    d = tmp_path / "by-app"
+    p = kpool("secret", "files", "--app", "shop", "-n", "team-a", str(d), expect=0)
+    assert read_bytes(d / "kafka.key") == data["KAFKA_PRIVATE_KEY"].encode()
+    assert "export KAFKA_CA_PATH='%s'\n" % (d / "ca.crt") in p.stdout
+    p = kpool("secret", "get", "--app", "shop", "NOPE", expect=1)
+    assert one_line(p).startswith("kpool secret get: secret %s has no key NOPE" % name)
+    # an app without a (current) secret: the same one-line reasons as run
+    p = kpool("secret", "env", "-n", "team-a", "--app", "broken", expect=1)
+    assert one_line(p).startswith("kpool secret env: no secret: AivenApplication team-a/broken "
+                                  "has no synchronized secret (RolloutFailed)")
+    p = kpool("secret", "get", "-n", "team-a", "--app", "nope", expect=1)
+    assert "no AivenApplication team-a/nope" in one_line(p)
+    p = kpool("secret", "get", "-n", "team-a", "--app", "stale", expect=1)
+    assert "names secret %s, which does not exist" % secret_name("stale") in one_line(p)
+    # usage
+    p = kpool("secret", "get", "-n", "team-a", expect=2)
+    assert "give its NAME, or --app APP" in one_line(p)
+    p = kpool("secret", "files", "--app", "shop", expect=2)
+    assert "secret files --app APP DIR" in one_line(p)
+    p = kpool("secret", "env", "--app", "shop", "extra", expect=2)
+    assert "unexpected argument 'extra'" in one_line(p)
+    p = kpool("secret", "get", "--app", "shop", "KAFKA_CA", "extra", expect=2)
+    assert "unexpected argument 'extra'" in one_line(p)
+    assert "--app APP" in kpool("secret", "--help", expect=0).stdout
+
+
 # --------------------------------------------------------------------------- run
 
 CONSUMER_PY = r"""
@@ -592,23 +657,28 @@ def test_run_materializes_and_execs(kpool, world, tmp_path):
                           "KAFKA_SCHEMA_REGISTRY": "https://127.0.0.1:8081",
                           "KAFKA_SECRET_UPDATED": NOW}
     assert out["binary_in_env"] == [] and out["ld_preload"] is None
-    # a private directory under $XDG_RUNTIME_DIR, which outlives the program (documented)
-    assert os.path.dirname(out["dir"]) == kpool.xdg
-    assert os.path.basename(out["dir"]).startswith("kpool-team-a-shop-")
-    assert read_bytes(os.path.join(out["dir"], "kafka.key")) == \
-        world.secrets["shop"]["KAFKA_PRIVATE_KEY"].encode()
-    # each run gets its own directory
+    # a private directory in the user's private base under $XDG_RUNTIME_DIR, gone once the
+    # program has ended (issue 12 item 8: the private key stayed there for ever)
+    base = os.path.join(kpool.xdg, "kpool-run")
+    assert os.path.dirname(out["dir"]) == base
+    assert stat.S_IMODE(os.stat(base).st_mode) == 0o700
+    assert os.path.basename(out["dir"]).startswith("team-a-shop-")
+    assert not os.path.exists(out["dir"])
+    # each run gets its own directory; CMD's exit status is kpool's
     p = kpool("run", "-n", "team-a", "--app", "shop", "/bin/sh", "-c",
-              'echo "$KAFKA_BROKERS"; dirname "$KAFKA_CA_PATH"; exit 7', expect=7)
+              'echo "$KAFKA_BROKERS"; dirname "$KAFKA_CA_PATH"; '
+              'cat "$KAFKA_PRIVATE_KEY_PATH" > /dev/null || exit 9; exit 7', expect=7)
     brokers, d2 = p.stdout.splitlines()
     assert brokers == world.broker.bootstrap and d2 != out["dir"]
+    assert not os.path.exists(d2)
+    assert os.listdir(base) == []
     # options after CMD are CMD's
     p = kpool("run", "--app", "shop", "-n", "team-a", "/bin/echo", "-n", "--app", expect=0)
     assert p.stdout == "--app"
 
 
 def test_run_failures(kpool, world):
-    n_before = len(os.listdir(kpool.xdg))
+    n_before = len([n for n in os.listdir(kpool.xdg) if n != "kpool-run"])
     p = kpool("run", "-n", "team-a", "--app", "broken", "--", "/bin/true", expect=1)
     assert one_line(p) == ('kpool run: no secret: AivenApplication team-a/broken has no '
                            'synchronized secret (RolloutFailed): AivenFailure/ValidatePool: '
@@ -621,9 +691,226 @@ def test_run_failures(kpool, world):
     p = kpool("run", "-n", "team-a", "--app", "shop", "--", "/no/such/program", expect=127)
     assert "cannot run /no/such/program" in one_line(p)
     # nothing left behind by runs that never started their program
-    assert len(os.listdir(kpool.xdg)) == n_before
+    base = os.path.join(kpool.xdg, "kpool-run")
+    assert not os.path.exists(base) or os.listdir(base) == []
+    assert len([n for n in os.listdir(kpool.xdg) if n != "kpool-run"]) == n_before
     kpool("run", "-n", "team-a", "--", "/bin/true", expect=2)
     kpool("run", "-n", "team-a", "--app", "shop", expect=2)
+
+
+# `kpool run` is CMD's parent (issue 12 item 8): it passes signals on, returns CMD's status
+# (128+N for signal N) and removes the credentials directory however CMD ends.
+
+SIGNALS_PY = r"""
+import os, signal, sys, time
+got = []
+def on(sig, frame):
+    got.append(signal.Signals(sig).name)
+    print(signal.Signals(sig).name, flush=True)
+    if sig == signal.SIGTERM:
+        sys.exit(42)
+for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+          signal.SIGUSR2, signal.SIGWINCH):
+    signal.signal(s, on)
+parent = os.getppid()
+print("ready", parent, os.path.dirname(os.environ["KAFKA_CA_PATH"]), flush=True)
+while os.getppid() == parent:  # orphaned (a failed test killed kpool): gone too
+    time.sleep(0.2)
+"""
+
+
+def run_bg(kpool, *cmd):
+    """kpool run in the background; returns (process, the first line CMD printed)."""
+    p = kpool.popen("run", "-n", "team-a", "--app", "shop", "--", *cmd)
+    line = p.stdout.readline()
+    assert line, "no output from CMD: %r" % read_errf(p)
+    return p, line.split()
+
+
+def read_errf(p):
+    p.errf.seek(0)
+    return p.errf.read().decode(errors="replace")
+
+
+def finish(p, timeout=30, read=True):
+    """Waits for kpool; (exit status, what CMD printed after its first line). read=False
+    when CMD outlives kpool (its stdout stays open)."""
+    rc = p.wait(timeout)
+    rest = p.stdout.read() if read else None
+    p.stdout.close()
+    err = read_errf(p)
+    assert "Sanitizer" not in err and "runtime error" not in err, err
+    return rc, rest
+
+
+def test_run_forwards_signals(kpool, tmp_path):
+    script = tmp_path / "signals.py"
+    script.write_text(SIGNALS_PY)
+    p, (ready, ppid, d) = run_bg(kpool, "/usr/bin/python3", str(script))
+    assert ready == "ready" and int(ppid) == p.pid  # a child of kpool, not kpool itself
+    assert os.path.exists(os.path.join(d, "kafka.key"))
+    for sig in (signal.SIGUSR1, signal.SIGHUP, signal.SIGINT, signal.SIGUSR2, signal.SIGQUIT,
+                signal.SIGWINCH):
+        os.kill(p.pid, sig)
+        assert p.stdout.readline().strip() == sig.name  # passed on, once
+    os.kill(p.pid, signal.SIGTERM)
+    rc, rest = finish(p)
+    assert (rc, rest) == (42, "SIGTERM\n")
+    assert not os.path.exists(d)
+
+
+# CMD for the terminal test: takes its signals with sigwaitinfo, so each delivery is seen
+# with its origin (si_code: SI_KERNEL from the terminal, SI_USER from kill) as soon as it comes.
+SIGWAIT_PY = r"""
+import os, signal, sys
+sigs = {signal.SIGINT, signal.SIGQUIT, signal.SIGTERM}
+signal.pthread_sigmask(signal.SIG_BLOCK, sigs)
+print("ready", flush=True)
+while True:
+    si = signal.sigwaitinfo(sigs)
+    print(signal.Signals(si.si_signo).name, "code=%d" % si.si_code, "from=%d" % si.si_pid,
+          flush=True)
+    if si.si_signo == signal.SIGTERM:
+        sys.exit(42)
+"""
+
+
+def test_run_terminal_signals_not_doubled(kpool, tmp_path):
+    """Ctrl-C on a terminal reaches kpool run and CMD both (one process group): kpool must not
+    pass it on a second time, or CMD sees two SIGINTs (many programs quit hard on the
+    second). Driven through a pseudo-terminal whose foreground group is kpool's."""
+    import pty
+    script = tmp_path / "sigwait.py"
+    script.write_text(SIGWAIT_PY)
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a session leader with the pty as its controlling terminal
+        try:
+            import termios
+            attrs = termios.tcgetattr(0)
+            attrs[3] &= ~termios.ECHO  # no ^C echoed into CMD's lines
+            termios.tcsetattr(0, termios.TCSANOW, attrs)
+            env = kpool.environ()
+            os.execve(KPOOL_BIN, [KPOOL_BIN, "run", "-n", "team-a", "--app", "shop", "--",
+                                  "/usr/bin/python3", str(script)], env)
+        finally:
+            os._exit(99)
+    out = b""
+
+    def read_until(what, timeout=30):
+        nonlocal out
+        deadline = time.time() + timeout
+        while what not in out:
+            left = deadline - time.time()
+            assert left > 0, out
+            if not select.select([fd], [], [], left)[0]:
+                continue
+            try:
+                out += os.read(fd, 4096)
+            except OSError:  # EIO: every process of the pty is gone
+                break
+        return out
+    try:
+        read_until(b"ready")
+        # kpool is stopped while the terminal signals: CMD takes its copy first, so a copy
+        # kpool passed on once continued could not merge with it (standard signals pending
+        # twice are delivered once)
+        os.kill(pid, signal.SIGSTOP)
+        _, st = os.waitpid(pid, os.WUNTRACED)
+        assert os.WIFSTOPPED(st)
+        os.write(fd, b"\x03")  # Ctrl-C: SIGINT to the foreground process group
+        read_until(b"SIGINT")
+        os.write(fd, b"\x1c")  # Ctrl-\: SIGQUIT likewise
+        read_until(b"SIGQUIT")
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(0.5)  # a second delivery, if any, comes now
+        os.kill(pid, signal.SIGTERM)  # from a process: passed on
+        read_until(b"SIGTERM")
+        time.sleep(0.2)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+        try:
+            while select.select([fd], [], [], 1)[0]:
+                chunk = os.read(fd, 4096)
+                if not chunk:
+                    break
+                out += chunk
+        except OSError:
+            pass
+        os.close(fd)
+    text = out.decode(errors="replace")
+    assert "Sanitizer" not in text and "runtime error" not in text, text
+    # once each, from the terminal (si_code SI_KERNEL), not a second time from kpool
+    # (SI_USER); SIGTERM from kpool
+    got = re.findall(r"(SIG[A-Z]+) code=(-?\d+) from=(\d+)", text)
+    assert [(g[0], int(g[1])) for g in got] == [("SIGINT", 0x80), ("SIGQUIT", 0x80),
+                                                ("SIGTERM", 0)], text
+    assert int(got[2][2]) == pid, text
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 42, (status, text)
+    assert os.listdir(os.path.join(kpool.xdg, "kpool-run")) == []
+
+
+def test_run_killed_by_signal(kpool):
+    # CMD killed by a signal it does not handle (passed on by kpool): 128+N, directory gone
+    p, (pid, d) = run_bg(kpool, "/bin/sh", "-c", 'echo $$ "${KAFKA_CA_PATH%/*}"; exec sleep 60')
+    os.kill(p.pid, signal.SIGTERM)
+    assert finish(p) == (128 + signal.SIGTERM, "")
+    assert not os.path.exists(d)
+    # CMD SIGKILLed (from outside, not through kpool): 137, directory gone
+    p, (pid, d) = run_bg(kpool, "/bin/sh", "-c", 'echo $$ "${KAFKA_CA_PATH%/*}"; exec sleep 60')
+    os.kill(int(pid), signal.SIGKILL)
+    assert finish(p) == (128 + signal.SIGKILL, "")
+    assert not os.path.exists(d)
+    # CMD killing itself
+    p = kpool("run", "-n", "team-a", "--app", "shop", "/bin/sh", "-c", 'kill -9 $$', expect=137)
+    assert os.listdir(os.path.join(kpool.xdg, "kpool-run")) == []
+
+
+def test_run_itself_sigkilled(kpool):
+    """kpool run cannot clean up after a SIGKILL of its own: CMD keeps its directory while
+    it lives, and the next kpool run removes it once CMD is gone too (documented)."""
+    base = os.path.join(kpool.xdg, "kpool-run")
+    p, (pid, d) = run_bg(kpool, "/bin/sh", "-c", 'echo $$ "${KAFKA_CA_PATH%/*}"; exec sleep 60')
+    os.kill(p.pid, signal.SIGKILL)
+    assert finish(p, read=False)[0] == -signal.SIGKILL
+    assert os.path.exists(os.path.join(d, "kafka.key"))
+    # CMD still runs: another run leaves the directory alone
+    kpool("run", "-n", "team-a", "--app", "shop", "/bin/true", expect=0)
+    assert os.listdir(base) == [os.path.basename(d)]
+    os.kill(int(pid), signal.SIGKILL)
+    deadline = time.time() + 10
+    while time.time() < deadline:  # the orphan is reaped by init
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.05)
+    kpool("run", "-n", "team-a", "--app", "shop", "/bin/true", expect=0)
+    assert os.listdir(base) == []
+
+
+def test_run_base_must_be_private(kpool, tmp_path):
+    """The per-user base directory must be the user's own and private: a shared one (e.g.
+    made by someone else in /tmp) is refused, nothing written."""
+    xdg = tmp_path / "xdg2"
+    (xdg / "kpool-run").mkdir(parents=True)
+    os.chmod(xdg / "kpool-run", 0o755)
+    p = kpool("run", "-n", "team-a", "--app", "shop", "/bin/true", expect=1,
+              env={"XDG_RUNTIME_DIR": str(xdg)})
+    assert "is not a private directory of yours" in one_line(p)
+    assert os.listdir(xdg / "kpool-run") == []
+    # without $XDG_RUNTIME_DIR: $TMPDIR/kpool-run-UID
+    tmpd = tmp_path / "tmpd"
+    tmpd.mkdir()
+    env = {"XDG_RUNTIME_DIR": "", "TMPDIR": str(tmpd)}
+    p = kpool("run", "-n", "team-a", "--app", "shop", "/bin/sh", "-c",
+              'dirname "$KAFKA_CA_PATH"', expect=0, env=env)
+    assert os.path.dirname(p.stdout.strip()) == str(tmpd / ("kpool-run-%d" % os.geteuid()))
+    assert os.listdir(tmpd / ("kpool-run-%d" % os.geteuid())) == []
 
 
 # --------------------------------------------------------------------------- probe
@@ -665,12 +952,20 @@ def test_probe_failures_are_one_line(kpool, world):
 
 
 def run_env(kpool, app):
-    """The KAFKA_* variables `kpool run` gives app's command (its files stay in the fixture's
-    $XDG_RUNTIME_DIR)."""
-    p = kpool("run", "-n", "team-a", "--app", app, "--", "/usr/bin/env", "-0", expect=0,
+    """The KAFKA_* variables `kpool run` gives app's command. kpool removes the files when the
+    command ends, so the command copies them first (to a private directory next to the
+    fixture's $XDG_RUNTIME_DIR) and the *_PATH variables are pointed at the copies."""
+    keep = tempfile.mkdtemp(prefix="creds-%s-" % app, dir=os.path.dirname(kpool.xdg))
+    p = kpool("run", "-n", "team-a", "--app", app, "--", "/bin/sh", "-c",
+              'cp -p "${KAFKA_CA_PATH%/*}"/* "$0" && exec /usr/bin/env -0', keep, expect=0,
               shows_keys=True)
     pairs = (v.split("=", 1) for v in p.stdout.split("\0") if v)
-    return {k: v for k, v in pairs if k.startswith("KAFKA_")}
+    env = {k: v for k, v in pairs if k.startswith("KAFKA_")}
+    for k, v in env.items():
+        if k.endswith("_PATH"):
+            assert not os.path.exists(v), v  # removed by kpool run
+            env[k] = os.path.join(keep, os.path.basename(v))
+    return env
 
 
 # Which variables an application may have: the PEM values (kpool secret env), the files
@@ -976,4 +1271,4 @@ def test_help_and_usage(kpool):
     top = kpool("--help", expect=0).stdout
     for cmd in ("secret", "run", "probe", "doctor", "produce", "consume", "apply", "get"):
         assert "\n  %s " % cmd in top
-    assert "outlives" in kpool("run", "--help", expect=0).stdout
+    assert "SIGKILL" in kpool("run", "--help", expect=0).stdout

@@ -36,7 +36,7 @@ ALL_TOPIC_CONFIGS = {
     "min.compaction.lag.ms", "min.insync.replicas", "retention.bytes", "retention.ms",
     "segment.bytes", "segment.ms", "segment.jitter.ms", "segment.index.bytes", "preallocate",
     "unclean.leader.election.enable", "message.downconversion.enable",
-    "local.retention.bytes", "local.retention.ms",
+    "local.retention.bytes", "local.retention.ms", "message.format.version",
 }
 
 
@@ -128,7 +128,8 @@ def test_confluent_describe_and_alter(b):
         expect_kafka_error(lambda: alter_topic(a, "nope", {"retention.ms": "1"}),
                            KafkaError.UNKNOWN_TOPIC_OR_PART)
 
-        # the broker resource: static properties and defaults, read-only
+        # the broker resource: static properties and defaults; topic-config defaults are
+        # dynamic broker configs (test_broker_config.py), the rest read-only
         fs = a.describe_configs([ConfigResource("broker", "1")])
         (f,) = fs.values()
         d = f.result(20)
@@ -136,7 +137,8 @@ def test_confluent_describe_and_alter(b):
             "987654321", ConfigSource.STATIC_BROKER_CONFIG.value)
         assert (d["log.retention.ms"].value, d["log.retention.ms"].source) == (
             "604800000", ConfigSource.DEFAULT_CONFIG.value)
-        assert d["log.retention.bytes"].is_read_only
+        assert not d["log.retention.bytes"].is_read_only
+        assert d["listeners"].is_read_only
 
 
 def test_kafka_python_describe_and_alter(b):
@@ -218,7 +220,8 @@ def test_describe_configs_raw_versions(b):
         assert res[0]["configs"]["log.retention.bytes"]["source"] == cfgwire.SOURCE_STATIC_BROKER
         assert res[0]["configs"]["log.retention.ms"]["source"] == cfgwire.SOURCE_DEFAULT
         assert res[0]["configs"]["node.id"]["value"] == "1"
-        assert all(x["read_only"] for x in res[0]["configs"].values())
+        assert [res[0]["configs"][k]["read_only"] for k in (
+            "log.retention.bytes", "log.retention.ms", "node.id")] == [False, False, True]
         assert res[1]["error"] != 0
         assert res[2]["error"] == cfgwire.UNKNOWN_TOPIC_OR_PARTITION
 
@@ -284,7 +287,7 @@ def test_incremental_alter_configs(b):
         kwire.create_topic(b.bootstrap, "inc2", 1)
         res = c.incremental_alter([(RES_TOPIC, "inc2", [("retention.ms", OP_SET, "999")]),
                                    (RES_TOPIC, "missing", [("retention.ms", OP_SET, "1")]),
-                                   (RES_BROKER, "1", [("log.retention.ms", OP_SET, "1")])])
+                                   (RES_BROKER, "7", [("log.retention.ms", OP_SET, "1")])])
         assert [x["error"] for x in res] == [0, cfgwire.UNKNOWN_TOPIC_OR_PARTITION,
                                             cfgwire.INVALID_REQUEST], res
         assert res[2]["message"]
@@ -311,7 +314,42 @@ INVALID = [
     ("compression.type", "ZSTD"),      # case-sensitive, as Kafka's ValidString
     ("compression.type", "none"),      # the producer's spelling; the topic's is uncompressed
     ("remote.storage.enable", "true"),  # no tiered storage, as Kafka's broker without it
+    ("message.format.version", "latest"),  # not a Kafka version
+    ("message.format.version", "3"),
 ]
+
+
+def test_message_format_version_accepted_and_inert(broker_factory):
+    """message.format.version (deprecated in Kafka 3.0, inert with record batch v2) is a
+    valid topic config and broker property: CreateTopics and AlterConfigs take it from
+    confluent-kafka and kafka-python, DescribeConfigs shows it, and records still go through
+    as v2 batches. Before: INVALID_CONFIG "Unknown topic config name"."""
+    b = broker_factory(log_message_format_version="2.8")
+    with kwire.broker_log_on_failure(b):
+        kwire.create_topic(b.bootstrap, "mfv", 1, {"message.format.version": "0.10.2"})
+        a = admin(b)
+        e = describe_topic(a, "mfv")["message.format.version"]
+        assert (e.value, e.source) == ("0.10.2", ConfigSource.DYNAMIC_TOPIC_CONFIG.value)
+        alter_topic(a, "mfv", {"message.format.version": "3.0-IV1"})
+        assert describe_topic(a, "mfv")["message.format.version"].value == "3.0-IV1"
+        kwire.create_topic(b.bootstrap, "mfv2", 1)
+        e = describe_topic(a, "mfv2")["message.format.version"]
+        assert (e.value, e.source) == ("2.8", ConfigSource.STATIC_BROKER_CONFIG.value)
+        from kafka.admin import KafkaAdminClient, ConfigResource as KConfigResource, \
+            ConfigResourceType, NewTopic as KNewTopic
+        ka = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+        try:
+            ka.create_topics([KNewTopic("mfv3", 1, 1,
+                                        topic_configs={"message.format.version": "2.1"})])
+            ka.alter_configs([KConfigResource(ConfigResourceType.TOPIC, "mfv3",
+                                              configs={"message.format.version": "0.9.0"})])
+        finally:
+            ka.close()
+        assert describe_topic(a, "mfv3")["message.format.version"].value == "0.9.0"
+        err, msg = produce_one(b, "mfv", b"v2")
+        assert err is None, err
+        got = kwire.consume_all(b.bootstrap, "mfv", [0])
+        assert got[0] == [(0, b"v2")]
 
 
 def test_invalid_values_refused(b):
@@ -429,6 +467,20 @@ def test_log_append_time(b):
         got = cfgwire.read_partition(b.bootstrap, "ct", 0)
         assert got[0][3] == (TIMESTAMP_CREATE_TIME, old)
         assert got[1][3][0] == TIMESTAMP_LOG_APPEND_TIME and got[1][3][1] >= t2 - 5, got[1]
+
+
+def test_log_append_time_indexes_the_append_time(b):
+    """On a LogAppendTime topic the time index and the segment's times hold the broker's
+    append time, not the producer's: a ListOffsets by a time just before the append finds
+    the record (it answered no offset when the index kept the producer's 2009 timestamp)."""
+    with kwire.broker_log_on_failure(b), cfgwire.Conn(b.port) as c:
+        kwire.create_topic(b.bootstrap, "lat-idx", 1, {"message.timestamp.type": "LogAppendTime"})
+        t0 = int(time.time() * 1000)
+        for i in range(3):
+            err, _ = produce_one(b, "lat-idx", b"v%d" % i, timestamp=1234567890000)
+            assert err is None, err
+        assert c.list_offset("lat-idx", 0, t0 - 1000) == (0, 0)
+        assert c.list_offset("lat-idx", 0, t0 + 60000) == (0, -1)
 
 
 def test_min_insync_replicas(b):

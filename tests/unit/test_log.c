@@ -14,6 +14,7 @@
  *   - segment.jitter.ms (drawn per segment, bounded by segment.ms), segment.index.bytes
  *     (roll when the offset or the time index is full), flush.messages / flush.ms in
  *     page-cache mode (an fsync queued when due, and only then; nothing in durable mode);
+ *   - the flusher pool resized while appends wait (log.flush.threads changed live);
  *   - fault injection (storage/fs.h): a failed write returns KP_APPEND_STORAGE_ERROR and
  *     leaves the log consistent; a failed fsync takes the partition offline and fails the
  *     flush waiters.
@@ -1162,6 +1163,43 @@ static void test_roll_by_index_size(void **state)
     kp_log_close(log);
 }
 
+/* log.flush.threads changed while appends wait for fsyncs: the pool grows and shrinks, a
+ * leaving thread hands queued logs to the others, and every waiter completes. */
+static void test_flusher_resize(void **state)
+{
+    static worker_t wk[WORKERS];
+    kp_log_config_t cfg = small_config(1);
+    cfg.segment_bytes = 64 * 1024;
+    kp_log_t *log = kp_log_open(dir, &cfg, NOW);
+    atomic_store(&flushed_ok, 0);
+    atomic_store(&flushed_err, 0);
+    assert_int_equal(kp_flusher_start(1), 0);
+    for (int t = 0; t < WORKERS; t++) {
+        memset(&wk[t], 0, sizeof(wk[t]));
+        wk[t].log = log;
+        wk[t].id = t;
+        assert_int_equal(pthread_create(&wk[t].thread, NULL, worker_main, &wk[t]), 0);
+    }
+    static const int sizes[] = {4, 1, 3, 2, 1, 5};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        assert_int_equal(kp_flusher_resize(sizes[i]), 0);
+        usleep(2000);
+    }
+    assert_int_equal(kp_flusher_resize(0), -1);
+    for (int t = 0; t < WORKERS; t++) pthread_join(wk[t].thread, NULL);
+    assert_int_equal(kp_flusher_resize(1), 0); /* shrinking after the last append */
+    for (int ms = 0; ms < 20000 && atomic_load(&flushed_ok) < WORKERS * PER_WORKER; ms += 5)
+        usleep(5000);
+    kp_flusher_stop();
+    assert_int_equal(atomic_load(&flushed_err), 0);
+    assert_int_equal(atomic_load(&flushed_ok), WORKERS * PER_WORKER);
+    for (int t = 0; t < WORKERS; t++) assert_int_equal(wk[t].failures, 0);
+    int64_t start, hwm, leo;
+    kp_log_offsets(log, &start, &hwm, &leo);
+    assert_int_equal(hwm, leo);
+    kp_log_close(log);
+}
+
 static int wait_flushed(kp_log_t *log, int64_t offset)
 {
     for (int ms = 0; ms < 10000; ms += 2) {
@@ -1268,6 +1306,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roll_jitter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roll_by_index_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_cache_flush_intervals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flusher_resize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_and_destroy, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

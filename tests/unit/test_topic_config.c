@@ -9,7 +9,10 @@
  *   - kp_topic_log_config: flush.messages, flush.ms, segment.index.bytes, segment.jitter.ms
  *     reach the log config (topic over broker over default); a compacted topic's segments
  *     roll by max.compaction.lag.ms when it is below segment.ms;
- *   - remote.storage.enable=true is refused (no tiered storage), false accepted.
+ *   - remote.storage.enable=true is refused (no tiered storage), false accepted;
+ *   - message.format.version takes Kafka version names only;
+ *   - kp_config_op_apply (IncrementalAlterConfigs, topic and broker): SET, DELETE, APPEND
+ *     and SUBTRACT on a list starting from the layer below, refusals for non-lists.
  */
 #include "unit.h"
 
@@ -104,6 +107,54 @@ static void test_remote_storage_refused(void **state)
                      0);
 }
 
+static void test_message_format_version(void **state)
+{
+    char err[256];
+    static const char *const ok[] = {"0.8.2", "0.10.2", "0.10.0-IV1", "2.8", "3.0-IV1", "3.6"};
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_int_equal(
+            kp_topic_config_validate("message.format.version", ok[i], err, sizeof(err)), 0);
+    static const char *const bad[] = {"", "3", "latest", "3.0-IV", "3.0-", "1.2.3.4", ".1", "3.x"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(
+            kp_topic_config_validate("message.format.version", bad[i], err, sizeof(err)), -1);
+        assert_non_null(strstr(err, "message.format.version"));
+    }
+}
+
+static void test_config_op_apply(void **state)
+{
+    char err[256];
+    kp_props_t *p = kp_props_new();
+    assert_int_equal(
+        kp_config_op_apply(p, "log.cleanup.policy", 1, 2, "compact", "delete", err, sizeof(err)),
+        0);
+    assert_string_equal(kp_props_get(p, "log.cleanup.policy"), "delete,compact");
+    assert_int_equal(
+        kp_config_op_apply(p, "log.cleanup.policy", 1, 2, "compact", "delete", err, sizeof(err)),
+        0); /* already there */
+    assert_string_equal(kp_props_get(p, "log.cleanup.policy"), "delete,compact");
+    assert_int_equal(
+        kp_config_op_apply(p, "log.cleanup.policy", 1, 3, "delete", "x", err, sizeof(err)), 0);
+    assert_string_equal(kp_props_get(p, "log.cleanup.policy"), "compact");
+    assert_int_equal(
+        kp_config_op_apply(p, "log.cleanup.policy", 1, 3, "compact", "x", err, sizeof(err)), 0);
+    assert_null(kp_props_get(p, "log.cleanup.policy")); /* empty list: back to the default */
+    assert_int_equal(kp_config_op_apply(p, "log.retention.ms", 0, 0, "5", NULL, err, sizeof(err)),
+                     0);
+    assert_string_equal(kp_props_get(p, "log.retention.ms"), "5");
+    assert_int_equal(kp_config_op_apply(p, "log.retention.ms", 0, 2, "5", "1", err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "not a list"));
+    assert_int_equal(kp_config_op_apply(p, "log.retention.ms", 0, 9, "5", "1", err, sizeof(err)),
+                     -1);
+    assert_non_null(strstr(err, "Unknown config operation 9"));
+    assert_int_equal(kp_config_op_apply(p, "log.retention.ms", 0, 1, NULL, NULL, err, sizeof(err)),
+                     0);
+    assert_null(kp_props_get(p, "log.retention.ms"));
+    kp_props_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -111,6 +162,8 @@ int main(void)
         cmocka_unit_test(test_timestamp_bounds),
         cmocka_unit_test(test_log_config),
         cmocka_unit_test(test_remote_storage_refused),
+        cmocka_unit_test(test_message_format_version),
+        cmocka_unit_test(test_config_op_apply),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
