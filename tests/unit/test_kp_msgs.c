@@ -512,8 +512,10 @@ static void test_forged_counts(void **state)
 }
 
 /* The API table: sorted unique keys, sane ranges, only ApiVersions flexible (SPEC section 9:
- * "non-flexible except ApiVersions v3"), and for every API SPEC lists that is defined, exactly
- * the versions SPEC requires. The first eight must be there. */
+ * "non-flexible except ApiVersions v3") — and the transaction APIs Kafka defines flexible from
+ * their first version (DescribeProducers, DescribeTransactions, ListTransactions, SPEC section
+ * 12), served at v0 only — and for every API SPEC lists that is defined, exactly the versions
+ * SPEC requires. The first eight and the transaction APIs must be there. */
 static void test_api_table(void **state)
 {
     static const struct {
@@ -521,17 +523,48 @@ static void test_api_table(void **state)
         int required;
     } spec[] = {
         /* Produce 0-2 and Fetch 0-3 are served with message format conversion, as Kafka 3.x */
-        {0, 0, 7, 1},  {1, 0, 11, 1}, {2, 0, 5, 1},  {3, 0, 7, 1},  {18, 0, 3, 1}, {19, 0, 4, 1},
-        {20, 0, 3, 1}, {22, 0, 1, 1}, {8, 0, 7, 0},  {9, 0, 5, 0},  {10, 0, 2, 0}, {11, 0, 5, 0},
-        {12, 0, 3, 0}, {13, 0, 3, 0}, {14, 0, 3, 0}, {15, 0, 4, 0}, {16, 0, 2, 0}, {21, 0, 1, 0},
-        {29, 0, 1, 0}, {30, 0, 1, 0}, {31, 0, 1, 0}, {32, 0, 2, 0}, {33, 0, 1, 0}, {37, 0, 1, 0},
-        {42, 0, 1, 0}, {44, 0, 0, 0},
+        {0, 0, 7, 1},
+        {1, 0, 11, 1},
+        {2, 0, 5, 1},
+        {3, 0, 7, 1},
+        {18, 0, 3, 1},
+        {19, 0, 4, 1},
+        {20, 0, 3, 1},
+        {22, 0, 1, 1},
+        {8, 0, 7, 0},
+        {9, 0, 5, 0},
+        {10, 0, 2, 0},
+        {11, 0, 5, 0},
+        {12, 0, 3, 0},
+        {13, 0, 3, 0},
+        {14, 0, 3, 0},
+        {15, 0, 4, 0},
+        {16, 0, 2, 0},
+        {21, 0, 1, 0},
+        {29, 0, 1, 0},
+        {30, 0, 1, 0},
+        {31, 0, 1, 0},
+        {32, 0, 2, 0},
+        {33, 0, 1, 0},
+        {37, 0, 1, 0},
+        {42, 0, 1, 0},
+        {44, 0, 0, 0},
+        /* transactions: the non-flexible versions, and v0 of the flexible-only ones */
+        {24, 0, 2, 1},
+        {25, 0, 2, 1},
+        {26, 0, 2, 1},
+        {27, 0, 0, 1},
+        {28, 0, 2, 1},
+        {61, 0, 0, 1},
+        {65, 0, 0, 1},
+        {66, 0, 0, 1},
     };
     for (int i = 0; i < KP_API_DEFS_COUNT; i++) {
         const kp_api_def_t *d = &kp_api_defs[i];
         if (i > 0) assert_true(d->key > kp_api_defs[i - 1].key);
         assert_true(d->min_version >= 0 && d->min_version <= d->max_version);
-        assert_int_equal(d->flexible_min, d->key == 18 ? 3 : -1);
+        int flex_only = d->key == 61 || d->key == 65 || d->key == 66;
+        assert_int_equal(d->flexible_min, d->key == 18 ? 3 : flex_only ? 0 : -1);
         assert_non_null(d->name);
     }
     for (size_t k = 0; k < sizeof(spec) / sizeof(spec[0]); k++) {
