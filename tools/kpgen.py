@@ -276,7 +276,8 @@ class Gen:
         if f.is_array:
             if f.struct_name:
                 et = f"{self.root}_{f.struct_name}"
-                msz = min_size(f.children, False)
+                # a lower bound in the version's encoding (compact lengths when flexible)
+                msz = f"(flex ? {min_size(f.children, True)} : {min_size(f.children, False)})"
             else:
                 et = SCALARS[f.elem][0] if f.elem in SCALARS else BLOBS[f.elem]
                 msz = SCALARS[f.elem][1] if f.elem in SCALARS else 1

@@ -462,6 +462,20 @@ static void test_responses(void **state)
     }
 }
 
+/* Flexible versions bound array counts by the compact sizes: two empty topics (3 bytes each:
+ * name, partitions, tags) decode — the old bound used the classic sizes (6 bytes each) and
+ * refused this valid request. */
+static void test_flexible_array_bound(void **state)
+{
+    static const uint8_t body[] = {0x03, 0x01, 0x01, 0x00, 0x01, 0x01, 0x00, 0x00};
+    kp_rd_t r;
+    kp_rd_init(&r, body, sizeof(body));
+    DescribeProducersRequest d;
+    assert_int_equal(DescribeProducersRequest_decode(&r, 0, &arena, &d), 0);
+    assert_int_equal(d.Topics.count, 2);
+    assert_int_equal(kp_rd_left(&r), 0);
+}
+
 /* Forged counts fail before the decoder allocates anything sized by them. */
 static void test_forged_counts(void **state)
 {
@@ -594,6 +608,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_responses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flexible_array_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_table, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
