@@ -302,7 +302,7 @@ int kp_handle_init_producer_id(kp_req_t *req)
 {
     InitProducerIdRequest in;
     if (InitProducerIdRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
-    if (in.TransactionalId.len > 0) { /* transactional: the coordinator (handle_txn.c) */
+    if (in.TransactionalId.len >= 0) { /* transactional: the coordinator (handle_txn.c) */
         InitProducerIdRequest *copy = kp_req_alloc(req, sizeof(*copy));
         if (!copy) return -1;
         *copy = in;

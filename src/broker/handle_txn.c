@@ -154,8 +154,11 @@ int kp_handle_init_producer_id_txn(kp_req_t *req, InitProducerIdRequest *in)
 {
     txn_call_t *call = call_new(req, KP_TXN_OP_INIT, in);
     if (!call) return -1;
-    if (!kp_req_authorize(req, KP_OP_WRITE, KP_RES_TRANSACTIONAL_ID, in->TransactionalId)) {
+    if (!kp_req_authorize(req, KP_OP_WRITE, KP_RES_TRANSACTIONAL_ID, in->TransactionalId))
         call->op.error = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    else if (in->TransactionalId.len == 0) /* as Kafka: an empty id is not a null one */
+        call->op.error = KERR_INVALID_REQUEST;
+    if (call->op.error) {
         respond_on_loop(req->sess->loop, call);
         return 0;
     }

@@ -458,6 +458,11 @@ def test_describe_list_transactions_and_producers(broker):
     res = w["Markers"][0]["Topics"][0]["Partitions"]
     assert [(r["PartitionIndex"], r["ErrorCode"]) for r in res] == [(0, 0), (9, 3)]
     assert values(consume_all(broker, ["tx-d"], "read_committed", expect=1)) == ["x"]
+    # InitProducerId: an empty transactional id is not a null one (INVALID_REQUEST, as Kafka)
+    assert kcall(broker, 22, 1, {"TransactionalId": "", "TransactionTimeoutMs": 1000})[
+        "ErrorCode"] == 42
+    assert kcall(broker, 22, 1, {"TransactionalId": None, "TransactionTimeoutMs": 1000})[
+        "ErrorCode"] == 0
 
 
 def java_hash_partition(s, n):
