@@ -680,7 +680,35 @@ void kp_txn_submit(kp_txn_coord_t *c, kp_txn_op_t *op)
     kp_loop_post(c->loop, run_submit, s);
 }
 
-/* ---- tick: timeouts, retries ---- */
+/* ---- tick: timeouts, retries, expiry ---- */
+
+/* transactional.id.expiration.ms: an id idle (Empty or Complete*) that long is forgotten: a
+ * tombstone in its log partition (compaction removes it and its history), then the map. A
+ * lost tombstone only brings the id back idle, to expire again. */
+static void txn_expire(kp_txn_coord_t *c, txn_t *t)
+{
+    kp_buf_t key;
+    kp_buf_init(&key);
+    kp_txn_record_key_encode(&key, kp_str_c(t->id));
+    int64_t now = kp_wall_ms();
+    kp_batch_builder_t bb;
+    kp_batch_builder_init(&bb, now);
+    kp_batch_builder_add(&bb, key.data, (int32_t)key.len, NULL, -1, now);
+    kp_batch_builder_finish(&bb);
+    kp_buf_free(&key);
+    kp_partition_t *p = kp_topic_partition(c->log_topic, t->log_partition);
+    kp_batch_info_t info;
+    kp_append_result_t res;
+    res.status = KP_APPEND_STORAGE_ERROR;
+    if (p && kp_batch_validate(bb.buf.data, bb.buf.len, &info) == KP_BATCH_OK)
+        kp_log_append(p->log, bb.buf.data, bb.buf.len, &info, now, &res);
+    kp_batch_builder_free(&bb);
+    if (res.status != KP_APPEND_OK) return; /* tried again at the next tick */
+    kp_info("txn", "%s: idle for more than %lld ms: expired", t->id,
+            (long long)c->cfg.id_expiration_ms);
+    kp_hmap_del(&c->txns, t->id, strlen(t->id));
+    txn_free(t);
+}
 
 static void tick(kp_loop_t *loop, void *arg)
 {
@@ -702,6 +730,10 @@ static void tick(kp_loop_t *loop, void *arg)
         } else if (t->status == KP_TXN_PREPARE_COMMIT || t->status == KP_TXN_PREPARE_ABORT) {
             t->busy = 1; /* in doubt (restart, or failed markers): complete it */
             write_markers(c, t);
+        } else if ((t->status == KP_TXN_EMPTY || t->status == KP_TXN_COMPLETE_COMMIT ||
+                    t->status == KP_TXN_COMPLETE_ABORT) &&
+                   !t->waiting && now - t->last_update_ms > c->cfg.id_expiration_ms) {
+            txn_expire(c, t);
         }
     }
     free(list);

@@ -22,7 +22,8 @@
  * A transaction Ongoing past its transaction.timeout.ms is aborted by the coordinator with the
  * epoch bumped, fencing its producer (PRODUCER_FENCED on its next request). On start the log
  * is replayed: a Prepare* transaction is completed (its markers written again), an Ongoing
- * one keeps its start time and is aborted at its timeout unless its producer ends it.
+ * one keeps its start time and is aborted at its timeout unless its producer ends it. An id
+ * idle (Empty, Complete*) for transactional.id.expiration.ms is forgotten (a tombstone).
  */
 #ifndef KP_TXN_COORDINATOR_H
 #define KP_TXN_COORDINATOR_H

@@ -520,3 +520,43 @@ def test_prepared_commit_completes_after_kill9(broker_factory):
     assert values(got) == ["pc-%d" % i for i in range(5)]
     st = kcall(broker, 65, 0, {"TransactionalIds": ["app-pc"]})["TransactionStates"][0]
     assert st["TransactionState"] == b"CompleteCommit"
+
+
+def test_transactional_id_expires(broker_factory):
+    """transactional.id.expiration.ms: an id idle that long is forgotten (DescribeTransactions:
+    TRANSACTIONAL_ID_NOT_FOUND), also after a restart (its tombstone is replayed); the next
+    InitProducerId starts afresh with a new producer id. An open transaction never expires."""
+    broker = broker_factory(**{
+        "transactional.id.expiration.ms": 1500,
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms": 200})
+    create_topics(broker, "tx-e", partitions=1)
+    p = txn_producer(broker, "app-e")
+    p.begin_transaction()
+    p.produce("tx-e", b"e1", partition=0)
+    p.commit_transaction(15)
+    first = kcall(broker, 65, 0, {"TransactionalIds": ["app-e"]})["TransactionStates"][0]
+    assert first["ErrorCode"] == 0
+    keep = txn_producer(broker, "app-keep", **{"transaction.timeout.ms": 60000})
+    keep.begin_transaction()
+    keep.produce("tx-e", b"open", partition=0)
+    keep.flush(10)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        st = kcall(broker, 65, 0, {"TransactionalIds": ["app-e"]})["TransactionStates"][0]
+        if st["ErrorCode"] == 105:
+            break
+        time.sleep(0.2)
+    assert st["ErrorCode"] == 105, st
+    assert kcall(broker, 65, 0, {"TransactionalIds": ["app-keep"]})[
+        "TransactionStates"][0]["TransactionState"] == b"Ongoing"
+    keep.abort_transaction(15)
+    broker.restart()
+    st = kcall(broker, 65, 0, {"TransactionalIds": ["app-e"]})["TransactionStates"][0]
+    assert st["ErrorCode"] == 105
+    again = txn_producer(broker, "app-e")
+    st = kcall(broker, 65, 0, {"TransactionalIds": ["app-e"]})["TransactionStates"][0]
+    assert st["ErrorCode"] == 0 and st["ProducerId"] != first["ProducerId"]
+    again.begin_transaction()
+    again.produce("tx-e", b"e2", partition=0)
+    again.commit_transaction(15)
+    assert values(consume_all(broker, ["tx-e"], "read_committed", expect=2)) == ["e1", "e2"]
