@@ -70,6 +70,7 @@ struct kp_broker {
     int64_t pid_next, pid_block_end;
     struct kp_admin_http *admin;
     struct kp_coordinator *coordinator;
+    struct kp_txn_coord *txn_coordinator;
     struct kp_tls_ctx *tls_ctx; /* shared by SSL listeners; replaced under tls_lock */
     pthread_rwlock_t tls_lock;  /* accept reads tls_ctx under it; a reload swaps it */
     struct kp_dynconf *dynconf; /* dynamic broker configs (dynamic_config.h) */

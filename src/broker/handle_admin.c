@@ -302,19 +302,18 @@ int kp_handle_init_producer_id(kp_req_t *req)
 {
     InitProducerIdRequest in;
     if (InitProducerIdRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
+    if (in.TransactionalId.len >= 0) { /* transactional: the coordinator (handle_txn.c) */
+        InitProducerIdRequest *copy = kp_req_alloc(req, sizeof(*copy));
+        if (!copy) return -1;
+        *copy = in;
+        return kp_handle_init_producer_id_txn(req, copy);
+    }
     InitProducerIdResponse out;
     InitProducerIdResponse_init(&out);
     if (!kp_req_authorize(req, KP_OP_IDEMPOTENT_WRITE, KP_RES_CLUSTER,
                           KP_STR_LIT(KP_CLUSTER_RESOURCE)) &&
         !kp_req_authorize_any(req, KP_OP_WRITE, KP_RES_TOPIC)) {
         out.ErrorCode = KERR_CLUSTER_AUTHORIZATION_FAILED;
-    } else if (in.TransactionalId.len >= 0) {
-        /* transactions are not offered by this pool (SPEC 9 lists no transactional APIs) */
-        kp_warn("request",
-                "%s: InitProducerId with a transactional.id refused: transactions are "
-                "not supported",
-                req->sess->conn->peer);
-        out.ErrorCode = KERR_INVALID_REQUEST;
     } else {
         int64_t id = kp_broker_next_producer_id(req->sess->broker);
         if (id < 0) {

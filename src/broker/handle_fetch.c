@@ -40,6 +40,8 @@ struct kp_fetch_parked {
 typedef struct part_read {
     int16_t err;
     kp_log_read_t rd;
+    kp_aborted_txn_t *aborted; /* read_committed: transactions aborted in the range read */
+    size_t naborted;
     kp_buf_t conv; /* Fetch v0-3: the down-converted message set */
 } part_read_t;
 
@@ -79,7 +81,12 @@ static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **r
             if (max > budget) max = budget;
             /* v0-2: the first batch whole, so that down-conversion has a message to give (or
              * to cut at the limit, the partial message that makes an old client grow) */
-            kp_log_read(p->log, fp->FetchOffset, max, total == 0 || req->api_version < 3, &r->rd);
+            int committed = in->IsolationLevel == 1 && req->api_version >= 4;
+            kp_log_read_isolated(p->log, fp->FetchOffset, max, total == 0 || req->api_version < 3,
+                                 committed, &r->rd);
+            if (committed && r->rd.len > 0)
+                r->naborted = kp_log_aborted_txns(p->log, fp->FetchOffset, r->rd.last_stable_offset,
+                                                  &r->aborted);
             if (r->rd.error == KP_READ_OUT_OF_RANGE)
                 r->err = KERR_OFFSET_OUT_OF_RANGE;
             else if (r->rd.error)
@@ -97,6 +104,9 @@ static void release_reads(part_read_t *reads, int n)
     for (int i = 0; i < n; i++) {
         if (reads[i].rd.seg) kp_segment_put(reads[i].rd.seg);
         reads[i].rd.seg = NULL;
+        free(reads[i].aborted);
+        reads[i].aborted = NULL;
+        reads[i].naborted = 0;
         kp_buf_free(&reads[i].conv);
     }
 }
@@ -190,10 +200,19 @@ static int fetch_respond(kp_req_t *req, const FetchRequest *in, part_read_t *rea
             int unknown = r->err == KERR_UNKNOWN_TOPIC_OR_PARTITION ||
                           r->err == KERR_TOPIC_AUTHORIZATION_FAILED;
             pd->HighWatermark = unknown ? -1 : r->rd.high_watermark;
-            /* no transactions: the last stable offset is the high watermark */
-            pd->LastStableOffset = pd->HighWatermark;
+            pd->LastStableOffset = unknown ? -1 : r->rd.last_stable_offset;
             pd->LogStartOffset = unknown ? -1 : r->rd.log_start_offset;
             pd->AbortedTransactions.count = in->IsolationLevel == 1 ? 0 : -1;
+            if (r->naborted > 0) {
+                pd->AbortedTransactions.items = kp_arena_calloc(
+                    &req->arena, r->naborted, sizeof(*pd->AbortedTransactions.items));
+                if (!pd->AbortedTransactions.items) return -1;
+                for (size_t a = 0; a < r->naborted; a++) {
+                    pd->AbortedTransactions.items[a].ProducerId = r->aborted[a].producer_id;
+                    pd->AbortedTransactions.items[a].FirstOffset = r->aborted[a].first_offset;
+                }
+                pd->AbortedTransactions.count = (int32_t)r->naborted;
+            }
             pd->Records = (kp_records_t){(const uint8_t *)"", 0, NULL, -1, 0};
             if (r->conv.len > 0) {
                 pd->Records = (kp_records_t){r->conv.data, (int32_t)r->conv.len, NULL, -1, 0};

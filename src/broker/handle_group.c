@@ -1,7 +1,7 @@
 /*
  * handle_group.c — the network side of the group APIs: decode on the connection's loop,
- * answer FindCoordinator here (this broker coordinates every group), and hand everything else
- * to the group coordinator (group/coordinator.h), which finishes the request later.
+ * answer FindCoordinator here (this broker coordinates every group and transactional id), and hand
+ * everything else to the group coordinator (group/coordinator.h), which finishes the request later.
  */
 #include "auth/acl.h"
 #include "broker/request.h"
@@ -12,10 +12,10 @@
 static int16_t find_coordinator_one(kp_req_t *req, int8_t key_type, kp_str_t key, kp_str_t *message)
 {
     *message = KP_STR_NULL;
-    if (key_type == 1) {
-        *message = KP_STR_LIT("transactions are not supported by this pool");
-        return KERR_COORDINATOR_NOT_AVAILABLE;
-    }
+    if (key_type == 1) /* this broker coordinates every transactional id too */
+        return kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TRANSACTIONAL_ID, key)
+                   ? 0
+                   : KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
     if (key_type != 0) return KERR_INVALID_REQUEST;
     if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, key))
         return KERR_GROUP_AUTHORIZATION_FAILED;

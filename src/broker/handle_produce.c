@@ -195,8 +195,12 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
         out->ErrorCode = KERR_INVALID_RECORD; /* as Kafka: an empty batch only burns offsets */
         return 0;
     }
-    if (info.attributes & (KP_BATCH_ATTR_TRANSACTIONAL | KP_BATCH_ATTR_CONTROL)) {
-        out->ErrorCode = KERR_INVALID_RECORD; /* no transactions in this pool */
+    if ((info.attributes & KP_BATCH_ATTR_CONTROL) ||
+        ((info.attributes & KP_BATCH_ATTR_TRANSACTIONAL) && info.producer_id < 0) ||
+        (info.producer_id >= 0 && info.base_sequence < 0)) {
+        /* as Kafka: only coordinators write markers; a transactional batch has a producer,
+         * and a producer's batch a sequence */
+        out->ErrorCode = KERR_INVALID_RECORD;
         return 0;
     }
     if (atomic_load_explicit(&topic->eff.cleanup_compact, memory_order_relaxed) &&
@@ -251,6 +255,9 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
         return 0;
     case KP_APPEND_STORAGE_ERROR:
         out->ErrorCode = KERR_KAFKA_STORAGE_ERROR;
+        return 0;
+    case KP_APPEND_INVALID_RECORD:
+        out->ErrorCode = KERR_INVALID_RECORD;
         return 0;
     }
     out->BaseOffset = res.base_offset;
@@ -350,6 +357,10 @@ int kp_handle_produce(kp_req_t *req)
     }
     int16_t acks = in.Acks;
     int waits = 0, errors = 0;
+    /* as Kafka: a transactional produce needs WRITE on its transactional id */
+    int txn_denied =
+        in.TransactionalId.len > 0 &&
+        !kp_req_authorize(req, KP_OP_WRITE, KP_RES_TRANSACTIONAL_ID, in.TransactionalId);
     for (int32_t i = 0; i < nt; i++) {
         const ProduceRequest_TopicProduceData *td = &in.TopicData.items[i];
         ProduceResponse_TopicProduceResponse *tr = &st->resp.Responses.items[i];
@@ -358,6 +369,8 @@ int kp_handle_produce(kp_req_t *req)
         int16_t topic_err = 0;
         if (acks != 0 && acks != 1 && acks != -1)
             topic_err = KERR_INVALID_REQUIRED_ACKS;
+        else if (txn_denied)
+            topic_err = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
         else if (!kp_req_authorize(req, KP_OP_WRITE, KP_RES_TOPIC, td->Name))
             topic_err = KERR_TOPIC_AUTHORIZATION_FAILED; /* checked first: never "unknown" */
         else if (!(topic = kp_topics_get(b->topics, td->Name)))

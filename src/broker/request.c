@@ -38,6 +38,30 @@ static const struct {
     {47, kp_handle_offset_delete},    {35, kp_handle_describe_log_dirs},
 };
 
+/* transactions (handle_txn.c) */
+static const struct {
+    int16_t key;
+    kp_handler_fn fn;
+} txn_handlers[] = {
+    {24, kp_handle_add_partitions_to_txn},
+    {25, kp_handle_add_offsets_to_txn},
+    {26, kp_handle_end_txn},
+    {27, kp_handle_write_txn_markers},
+    {28, kp_handle_txn_offset_commit},
+    {61, kp_handle_describe_producers},
+    {65, kp_handle_describe_transactions},
+    {66, kp_handle_list_transactions},
+};
+
+static kp_handler_fn handler_for(int16_t key)
+{
+    for (size_t h = 0; h < sizeof(handlers) / sizeof(handlers[0]); h++)
+        if (handlers[h].key == key) return handlers[h].fn;
+    for (size_t h = 0; h < sizeof(txn_handlers) / sizeof(txn_handlers[0]); h++)
+        if (txn_handlers[h].key == key) return txn_handlers[h].fn;
+    return NULL;
+}
+
 static kp_api_t api_table[KP_API_DEFS_COUNT];
 static int api_count = -1;
 static const kp_api_t *api_by_key[KP_METRICS_API_MAX];
@@ -47,15 +71,15 @@ static void api_init(void)
     api_count = 0;
     for (int i = 0; i < KP_API_DEFS_COUNT; i++) {
         const kp_api_def_t *d = &kp_api_defs[i];
-        for (size_t h = 0; h < sizeof(handlers) / sizeof(handlers[0]); h++) {
-            if (handlers[h].key != d->key) continue;
+        kp_handler_fn fn = handler_for(d->key);
+        if (fn) {
             kp_api_t *a = &api_table[api_count++];
             a->key = d->key;
             a->name = d->name;
             a->min_version = d->min_version;
             a->max_version = d->max_version;
             a->flexible_min = d->flexible_min;
-            a->handler = handlers[h].fn;
+            a->handler = fn;
             if (a->key >= 0 && a->key < KP_METRICS_API_MAX) api_by_key[a->key] = a;
         }
     }

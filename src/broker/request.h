@@ -99,6 +99,17 @@ int kp_handle_create_partitions(kp_req_t *req);
 int kp_handle_delete_records(kp_req_t *req);
 int kp_handle_create_acls(kp_req_t *req);
 int kp_handle_delete_acls(kp_req_t *req);
+/* handle_txn.c */
+int kp_handle_add_partitions_to_txn(kp_req_t *req);
+int kp_handle_add_offsets_to_txn(kp_req_t *req);
+int kp_handle_end_txn(kp_req_t *req);
+int kp_handle_write_txn_markers(kp_req_t *req);
+int kp_handle_txn_offset_commit(kp_req_t *req);
+int kp_handle_describe_producers(kp_req_t *req);
+int kp_handle_describe_transactions(kp_req_t *req);
+int kp_handle_list_transactions(kp_req_t *req);
+struct InitProducerIdRequest;
+int kp_handle_init_producer_id_txn(kp_req_t *req, struct InitProducerIdRequest *in);
 
 /* The dispatch table entry for an ApiKey (NULL when not served). */
 typedef struct kp_api {

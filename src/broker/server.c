@@ -21,6 +21,7 @@
 #include "broker/log_manager.h"
 #include "group/coordinator.h"
 #include "net/conn_watch.h"
+#include "txn/txn_coordinator.h"
 #include "net/tls.h"
 #include "http/admin.h"
 #include "storage/fs.h"
@@ -489,6 +490,10 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     if (kp_coord_config_load(&ccfg, cfg->props, err, errlen) < 0) goto fail;
     b->coordinator = kp_coordinator_start(b, &ccfg, err, errlen);
     if (!b->coordinator) goto fail;
+    kp_txn_config_t tcfg; /* after the group coordinator: in-doubt commits apply offsets */
+    if (kp_txn_config_load(&tcfg, cfg->props, err, errlen) < 0) goto fail;
+    b->txn_coordinator = kp_txn_coord_start(b, &tcfg, err, errlen);
+    if (!b->txn_coordinator) goto fail;
     kp_api_table(&ntopics); /* builds the dispatch table before threads read it */
     b->log_manager = kp_log_manager_start(b, eff, err, errlen);
     if (!b->log_manager) goto fail;
@@ -581,7 +586,9 @@ void kp_broker_free(kp_broker_t *b)
         if (b->loop_ctx[i]) kp_loop_ctx_shutdown(b->loops[i], b->loop_ctx[i]);
     kp_admin_http_stop(b->admin);
     for (int i = 0; i < KP_LISTENERS_MAX; i++) kp_listener_free(b->listeners[i]);
-    /* before the flusher stops: the coordinator waits for its commits' fsyncs */
+    /* before the flusher stops: the coordinators wait for their writes' fsyncs; the
+     * transaction coordinator first, as it calls into the group coordinator */
+    kp_txn_coord_stop(b->txn_coordinator);
     kp_coordinator_stop(b->coordinator);
     kp_log_manager_stop(b->log_manager);
     kp_flusher_stop();

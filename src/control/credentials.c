@@ -539,9 +539,20 @@ void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *
         json_decref(pobj);
         return;
     }
-    kp_pool_acl_t g;
-    group_acl(pspec, principal, &g);
-    if (kp_pool_create_acls(pool->client, &g, 1, err, sizeof(err)) < 0) {
+    kp_pool_acl_t g[3];
+    group_acl(pspec, principal, &g[0]);
+    /* SPEC 12: transactional ids prefixed with the user's own <namespace>.<application> */
+    char txn_prefix[300];
+    snprintf(txn_prefix, sizeof(txn_prefix), "%s.%s", ns, name);
+    for (int k = 1; k < 3; k++)
+        g[k] = (kp_pool_acl_t){KP_RES_TRANSACTIONAL_ID,
+                               KP_PAT_PREFIXED,
+                               k == 1 ? KP_OP_WRITE : KP_OP_DESCRIBE,
+                               KP_PERM_ALLOW,
+                               txn_prefix,
+                               principal,
+                               (char *)"*"};
+    if (kp_pool_create_acls(pool->client, g, 3, err, sizeof(err)) < 0) {
         fail(c, obj, 1, "CreateServiceUser", err, res);
         json_decref(pobj);
         return;

@@ -2,6 +2,8 @@
 #include "control/pool_client.h"
 
 #include "auth/acl.h"
+#include "control/pool_acl_raw.h"
+
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/hmap.h"
@@ -18,7 +20,10 @@ struct kp_pool_client {
     rd_kafka_queue_t *q;
     int timeout_ms;
     char *bootstrap;
-    uintptr_t call;    /* sequence number of the latest call, its options' opaque */
+    uintptr_t call; /* sequence number of the latest call, its options' opaque */
+    /* for ACLs librdkafka cannot express (pool_acl_raw.h) */
+    kp_pool_raw_t *raw;
+    char *ca_path, *cert_path, *key_path;
     const int *cancel; /* nonzero: give up waiting (the owner is stopping) */
     /* Partition counts from one all-topics Metadata request (see partition_count): name ->
      * PARTS_PACK(partitions, replication). parts_at_ms 0: stale. */
@@ -130,6 +135,11 @@ kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t 
     pc->q = rd_kafka_queue_new(rk);
     pc->timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 10000;
     pc->bootstrap = kp_xstrdup(c->bootstrap);
+    pc->ca_path = c->ca_path ? kp_xstrdup(c->ca_path) : NULL;
+    pc->cert_path = c->cert_path ? kp_xstrdup(c->cert_path) : NULL;
+    pc->key_path = c->key_path ? kp_xstrdup(c->key_path) : NULL;
+    kp_pool_conn_t raw = {pc->bootstrap, pc->ca_path, pc->cert_path, pc->key_path, pc->timeout_ms};
+    pc->raw = kp_pool_raw_new(&raw);
     return pc;
 }
 
@@ -143,7 +153,11 @@ void kp_pool_client_free(kp_pool_client_t *pc)
     cfgs_clear(pc);
     kp_hmap_free(&pc->cfgs);
     acls_clear(pc);
+    kp_pool_raw_free(pc->raw);
     free(pc->bootstrap);
+    free(pc->ca_path);
+    free(pc->cert_path);
+    free(pc->key_path);
     free(pc);
 }
 
@@ -582,6 +596,9 @@ static int describe_acls_call(kp_pool_client_t *pc, int8_t resource_type, const 
     char es[256];
     *out = NULL;
     *n = 0;
+    if (resource_type == KP_RES_TRANSACTIONAL_ID)
+        return kp_pool_raw_describe_acls(pc->raw, resource_type, name, pattern_type, out, n, err,
+                                         errlen);
     rd_kafka_AclBindingFilter_t *f = rd_kafka_AclBindingFilter_new(
         (rd_kafka_ResourceType_t)resource_type, name, (rd_kafka_ResourcePatternType_t)pattern_type,
         NULL, NULL, RD_KAFKA_ACL_OPERATION_ANY, RD_KAFKA_ACL_PERMISSION_TYPE_ANY, es, sizeof(es));
@@ -608,8 +625,29 @@ static int describe_acls_call(kp_pool_client_t *pc, int8_t resource_type, const 
         a->resource_name = kp_xstrdup(rd_kafka_AclBinding_name(acls[i]));
         a->principal = kp_xstrdup(rd_kafka_AclBinding_principal(acls[i]));
         a->host = kp_xstrdup(rd_kafka_AclBinding_host(acls[i]));
+        if (a->resource_type == 0) { /* a type librdkafka does not know: asked for below */
+            free(a->resource_name);
+            free(a->principal);
+            free(a->host);
+            (*n)--;
+        }
     }
     rd_kafka_event_destroy(ev);
+    if (resource_type == KP_RES_ANY) { /* TransactionalId ACLs too, which librdkafka drops */
+        kp_pool_acl_t *more;
+        int nmore;
+        if (kp_pool_raw_describe_acls(pc->raw, KP_RES_TRANSACTIONAL_ID, name, pattern_type, &more,
+                                      &nmore, err, errlen) < 0) {
+            kp_pool_acls_free(*out, *n);
+            *out = NULL;
+            *n = 0;
+            return -1;
+        }
+        *out = kp_xrealloc(*out, (size_t)(*n + nmore + 1) * sizeof(**out));
+        memcpy(*out + *n, more, (size_t)nmore * sizeof(*more));
+        *n += nmore;
+        free(more);
+    }
     return 0;
 }
 
@@ -671,6 +709,9 @@ int kp_pool_create_acls(kp_pool_client_t *pc, const kp_pool_acl_t *acls, int n, 
 {
     if (n == 0) return 0;
     caches_invalidate(pc);
+    for (int i = 0; i < n; i++)
+        if (acls[i].resource_type == KP_RES_TRANSACTIONAL_ID)
+            return kp_pool_raw_create_acls(pc->raw, acls, n, err, errlen); /* all, at once */
     char es[256];
     rd_kafka_AclBinding_t **b = kp_xcalloc((size_t)n, sizeof(*b));
     int rc = 0;
@@ -717,6 +758,9 @@ int kp_pool_delete_acls(kp_pool_client_t *pc, const kp_pool_acl_t *acls, int n, 
 {
     if (n == 0) return 0;
     caches_invalidate(pc);
+    for (int i = 0; i < n; i++)
+        if (acls[i].resource_type == KP_RES_TRANSACTIONAL_ID)
+            return kp_pool_raw_delete_acls(pc->raw, acls, n, err, errlen);
     char es[256];
     rd_kafka_AclBindingFilter_t **f = kp_xcalloc((size_t)n, sizeof(*f));
     int rc = 0;

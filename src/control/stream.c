@@ -121,12 +121,17 @@ void kp_stream_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *re
                 if (!match) continue;
                 push(&want, &nwant, &cap, KP_RES_TOPIC, prefix, users[u].principal);
                 push(&want, &nwant, &cap, KP_RES_GROUP, prefix, users[u].principal);
+                /* exactly_once_v2: transactional ids start with the application id */
+                push(&want, &nwant, &cap, KP_RES_TRANSACTIONAL_ID, prefix, users[u].principal);
             }
             kp_store_users_free(users, nusers);
         }
     }
     int rc = sync_prefix(pool->client, KP_RES_TOPIC, prefix, want, nwant, err, sizeof(err));
     if (!rc) rc = sync_prefix(pool->client, KP_RES_GROUP, prefix, want, nwant, err, sizeof(err));
+    if (!rc)
+        rc = sync_prefix(pool->client, KP_RES_TRANSACTIONAL_ID, prefix, want, nwant, err,
+                         sizeof(err));
     kp_pool_acls_free(want, nwant);
     if (!rc && deleting) {
         char **names;

@@ -203,6 +203,9 @@ static void run_op(kp_loop_t *loop, void *arg)
     case KP_GROUP_OP_OFFSET_DELETE:
         offsets_delete(c, req, op->msg);
         break;
+    case KP_GROUP_OP_TXN_COMMIT:
+        txn_offsets_commit(c, req, op->msg);
+        break;
     }
 }
 
@@ -292,6 +295,7 @@ kp_coordinator_t *kp_coordinator_start(kp_broker_t *b, const kp_coord_config_t *
     c->broker = b;
     c->cfg = *cfg;
     kp_hmap_init(&c->groups);
+    kp_hmap_init(&c->txn_pending);
     c->loop = kp_loop_new(-1);
     c->next_retention_check_ms = coord_now_ms(c) + cfg->retention_check_ms;
     int64_t t0 = kp_mono_ms();
@@ -354,6 +358,7 @@ void kp_coordinator_stop(kp_coordinator_t *c)
     }
     kp_hmap_free(&c->groups);
     group_owners_close(c);
+    txn_offsets_free(c);
     kp_topic_put(c->offsets_topic);
     kp_loop_free(c->loop);
     free(c);

@@ -69,10 +69,18 @@ typedef enum {
     KP_GROUP_OP_DESCRIBE,
     KP_GROUP_OP_DELETE,
     KP_GROUP_OP_OFFSET_DELETE,
+    KP_GROUP_OP_TXN_COMMIT, /* TxnOffsetCommit */
 } kp_group_op_t;
 
 /* Hands a decoded request (msg lives in the request's arena) to the coordinator. After this
  * call the caller must not touch req again: it is finished on its loop by the coordinator. */
 void kp_coordinator_submit(kp_coordinator_t *c, kp_req_t *req, kp_group_op_t op, void *msg);
+
+/* The transaction coordinator's entry point: the COMMIT (commit=1) or ABORT marker of
+ * producer_id's transaction is durable in __consumer_offsets; its pending transactional
+ * offsets are applied or dropped on the coordinator's thread, then done(arg) is called
+ * there. Any thread. */
+void kp_coordinator_txn_complete(kp_coordinator_t *c, int64_t producer_id, int commit,
+                                 void (*done)(void *arg), void *arg);
 
 #endif

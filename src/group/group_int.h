@@ -108,6 +108,7 @@ struct kp_coordinator {
     kp_timer_t *tick;
     int pending_writes;      /* commits and group stores waiting for their flush: stop waits */
     uint64_t next_store_seq; /* numbers group stores, so a late completion is recognised */
+    kp_hmap_t txn_pending;   /* producer id → its transactional offsets (txn_offsets.c) */
     /* group_owner.c: group id → owning team (malloc'd), and its journal */
     kp_hmap_t owners;
     struct kp_principal_rules *team_rules; /* group.ownership.team.rules */
@@ -177,6 +178,20 @@ int32_t offsets_partition_for(const kp_coordinator_t *c, const char *group, size
 /* Finishes bb and appends it to g's __consumer_offsets partition; w (may be NULL) fires once
  * the batch is durable. 0, or -1 when nothing was written (w is then not called). */
 int offsets_append(kp_coordinator_t *c, group_t *g, kp_batch_builder_t *bb, kp_flush_waiter_t *w);
+
+/* offsets.c helpers shared with txn_offsets.c */
+size_t offset_key(char *buf, size_t n, kp_str_t topic, int32_t partition);
+void entry_free(offset_entry_t *e);
+void encode_key(kp_buf_t *b, const char *group, kp_str_t topic, int32_t partition);
+void encode_value(kp_buf_t *b, int64_t offset, int32_t epoch, kp_str_t metadata, int64_t ts);
+
+/* txn_offsets.c — TxnOffsetCommit: offsets written as a transactional batch, pending per
+ * producer until its transaction's marker applies or drops them */
+void txn_offsets_commit(kp_coordinator_t *c, kp_req_t *req, TxnOffsetCommitRequest *in);
+/* Replay: takes a transactional or control batch of __consumer_offsets (returns 1), else 0. */
+int txn_offsets_replay(kp_coordinator_t *c, const uint8_t *batch, size_t len);
+void txn_offsets_complete(kp_coordinator_t *c, int64_t producer_id, int commit);
+void txn_offsets_free(kp_coordinator_t *c);
 
 /* group_store.c — the group metadata record (group_record.h) */
 /* Writes g's metadata without waiting (the group became Empty): a record lost to a crash

@@ -36,7 +36,7 @@ int32_t offsets_partition_for(const kp_coordinator_t *c, const char *group, size
     return (int32_t)(a % c->cfg.offsets_partitions);
 }
 
-static size_t offset_key(char *buf, size_t n, kp_str_t topic, int32_t partition)
+size_t offset_key(char *buf, size_t n, kp_str_t topic, int32_t partition)
 {
     int len = snprintf(buf, n, "%.*s", topic.len, topic.ptr);
     if (len < 0 || (size_t)len + 5 > n) return 0;
@@ -45,7 +45,7 @@ static size_t offset_key(char *buf, size_t n, kp_str_t topic, int32_t partition)
     return (size_t)len + 5;
 }
 
-static void entry_free(offset_entry_t *e)
+void entry_free(offset_entry_t *e)
 {
     if (!e) return;
     free(e->metadata);
@@ -67,7 +67,7 @@ static void put_str(kp_buf_t *b, const char *s, size_t n)
     kp_buf_append(b, l, 2);
     kp_buf_append(b, s, n);
 }
-static void encode_key(kp_buf_t *b, const char *group, kp_str_t topic, int32_t partition)
+void encode_key(kp_buf_t *b, const char *group, kp_str_t topic, int32_t partition)
 {
     b->len = 0;
     kp_buf_put_i16(b, 1);
@@ -76,7 +76,7 @@ static void encode_key(kp_buf_t *b, const char *group, kp_str_t topic, int32_t p
     kp_buf_put_i32(b, partition);
 }
 
-static void encode_value(kp_buf_t *b, int64_t offset, int32_t epoch, kp_str_t metadata, int64_t ts)
+void encode_value(kp_buf_t *b, int64_t offset, int32_t epoch, kp_str_t metadata, int64_t ts)
 {
     b->len = 0;
     kp_buf_put_i16(b, 3);
@@ -667,6 +667,7 @@ typedef struct load_ctx {
 static int load_batch(const uint8_t *batch, size_t len, void *arg)
 {
     load_ctx_t *lc = arg;
+    if (txn_offsets_replay(lc->c, batch, len)) return 0; /* transactional (txn_offsets.c) */
     kp_records_iter_t it;
     if (kp_records_begin(&it, batch, len) < 0) return 0; /* not ours (compressed): skip */
     kp_record_t rec;

@@ -172,3 +172,15 @@ void kp_batch_set_log_append_time(uint8_t *p, size_t len, int64_t ts)
     st64(p + 35, (uint64_t)ts);
     st32(p + 17, kp_crc32c(0, p + 21, len - 21));
 }
+
+void kp_batch_set_producer(uint8_t *p, size_t len, int16_t attrs, int64_t producer_id,
+                           int16_t epoch, int32_t base_sequence)
+{
+    p[21] = (uint8_t)((uint16_t)attrs >> 8);
+    p[22] = (uint8_t)attrs;
+    st64(p + 43, (uint64_t)producer_id);
+    p[51] = (uint8_t)((uint16_t)epoch >> 8);
+    p[52] = (uint8_t)epoch;
+    st32(p + 53, (uint32_t)base_sequence);
+    st32(p + 17, kp_crc32c(0, p + 21, len - 21));
+}

@@ -70,6 +70,9 @@ void kp_batch_set_base_offset(uint8_t *p, int64_t offset);
 void kp_batch_set_leader_epoch(uint8_t *p, int32_t epoch);
 /* Sets LogAppendTime: maxTimestamp = ts, attribute bit 3, and recomputes the CRC. */
 void kp_batch_set_log_append_time(uint8_t *p, size_t len, int64_t ts);
+/* Sets attributes and the producer fields, and recomputes the CRC (control batches). */
+void kp_batch_set_producer(uint8_t *p, size_t len, int16_t attrs, int64_t producer_id,
+                           int16_t epoch, int32_t base_sequence);
 
 static inline int64_t kp_batch_last_offset(const kp_batch_info_t *b)
 {

@@ -19,6 +19,10 @@
  *      new file under the name, both valid; a missing index is rebuilt on start and temp
  *      files are removed.
  *   6. The checkpoint moves to the end of the map's range.
+ * Transactions, as Kafka's cleaner: nothing at or above the last stable offset is cleaned;
+ * records of aborted transactions (the log's aborted-transaction index) are removed and never
+ * enter the offset map, so they cannot shadow a committed record of the same key; control
+ * batches (markers) are kept.
  */
 #include "storage/cleaner.h"
 
@@ -46,7 +50,21 @@ struct kp_cleaner {
     kp_buf_t read_buf, scratch, out_batch, write_buf;
     int64_t throttle_start_us;
     int64_t throttle_bytes;
+    kp_aborted_txn_t *aborted; /* this pass's copy of the log's aborted transactions */
+    size_t naborted;
 };
+
+/* 1 when the batch belongs to an aborted transaction. */
+static int batch_aborted(const kp_cleaner_t *c, const kp_batch_info_t *b)
+{
+    if (!(b->attributes & KP_BATCH_ATTR_TRANSACTIONAL) || b->producer_id < 0) return 0;
+    for (size_t i = 0; i < c->naborted; i++)
+        if (c->aborted[i].producer_id == b->producer_id &&
+            c->aborted[i].first_offset <= b->base_offset &&
+            b->base_offset < c->aborted[i].last_offset)
+            return 1;
+    return 0;
+}
 
 kp_cleaner_t *kp_cleaner_new(const kp_cleaner_config_t *cfg)
 {
@@ -68,6 +86,7 @@ void kp_cleaner_free(kp_cleaner_t *c)
     kp_buf_free(&c->scratch);
     kp_buf_free(&c->out_batch);
     kp_buf_free(&c->write_buf);
+    free(c->aborted);
     free(c);
 }
 
@@ -198,7 +217,7 @@ static int map_batch(kp_cleaner_t *c, const uint8_t *batch, size_t len, void *ar
         mc->full = 1;
         return 1;
     }
-    if (info.attributes & KP_BATCH_ATTR_CONTROL) {
+    if ((info.attributes & KP_BATCH_ATTR_CONTROL) || batch_aborted(c, &info)) {
         mc->mapped_to = kp_batch_last_offset(&info) + 1;
         return 0;
     }
@@ -258,6 +277,10 @@ static int clean_batch(kp_cleaner_t *c, const uint8_t *batch, size_t len, void *
     kp_batch_parse_header(batch, &info);
     if (info.attributes & KP_BATCH_ATTR_CONTROL || info.base_offset >= cc->map_end)
         return write_out(cc, batch, len) < 0 ? -1 : 0;
+    if (batch_aborted(c, &info)) {
+        cc->st->records_removed += info.records_count;
+        return 0;
+    }
     int r = kp_batch_filter(batch, len, keep_record, cc, &c->scratch, &c->out_batch,
                             c->cfg.max_batch_bytes);
     switch (r) {
@@ -368,7 +391,7 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
     for (int i = 0; i < log->nsegs - 1; i++) {
         kp_segment_t *s = log->segs[i];
         int64_t end = log->segs[i + 1]->base_offset;
-        if (end > log->high_watermark) break;
+        if (end > log->high_watermark || end > log->first_unstable) break;
         if (s->max_timestamp >= 0 && now_ms - s->max_timestamp < p->min_compaction_lag_ms) break;
         kp_ref_get(&s->ref);
         segs[n++] = s;
@@ -380,6 +403,8 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
     pthread_mutex_unlock(&log->lock);
 
     int rc = 0;
+    free(c->aborted);
+    c->naborted = kp_log_aborted_txns(log, log_start, cleanable_end, &c->aborted);
     int64_t first_dirty, oldest_tombstone;
     read_checkpoint(dir, &first_dirty, &oldest_tombstone);
     if (first_dirty < log_start) first_dirty = log_start;

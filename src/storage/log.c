@@ -9,7 +9,9 @@
  *      (offsets stay contiguous).
  *   3. The last segment is always scanned and CRC-checked; a torn or corrupt tail is cut.
  *   4. Producer state: the newest snapshot at or below the log end, then the batch headers
- *      after it are replayed.
+ *      after it are replayed. Transactions come back with it: the open ones from the
+ *      snapshot and the replay, the aborted ones from each sealed segment's .txnindex plus
+ *      the markers replayed (txn_index.h).
  *   5. The active segment is fsynced: everything recovered counts as durable (HWM = LEO).
  *
  * Flushing: appends queue the log on a global queue served by flusher threads. A flush
@@ -317,6 +319,80 @@ static void read_log_start(kp_log_t *log)
     free(data);
 }
 
+/* A marker closes its producer's transaction; an ABORT records the aborted range. The
+ * last stable offset an entry carries is only informative: recovery records the marker's. */
+static void apply_marker(kp_log_t *log, const kp_batch_info_t *b, int16_t type, int64_t lso)
+{
+    const kp_pstate_entry_t *e = kp_pstate_find(&log->pstate, b->producer_id);
+    int64_t first = e ? e->txn_first_offset : -1;
+    kp_pstate_update(&log->pstate, b, b->max_timestamp);
+    if (type == KP_CONTROL_ABORT && first >= 0) {
+        kp_aborted_txn_t a = {b->producer_id, first, b->base_offset, lso};
+        kp_aborted_list_add(&log->aborted, &a);
+    }
+    log->first_unstable = kp_pstate_first_unstable(&log->pstate);
+}
+
+static int replay_marker(kp_log_t *log, kp_segment_t *seg, int64_t pos, const kp_batch_info_t *b)
+{
+    uint8_t buf[256];
+    size_t len = (size_t)b->batch_length + KP_BATCH_LOG_OVERHEAD;
+    int16_t type;
+    int32_t cepoch;
+    if (len > sizeof(buf) || kp_fs_pread_all(seg->fd, buf, len, pos) < 0 ||
+        kp_control_batch_parse(buf, len, &type, &cepoch) < 0) {
+        kp_warn("storage", "%s: unreadable control batch at offset %" PRId64, log->dir,
+                b->base_offset);
+        return 0;
+    }
+    apply_marker(log, b, type, b->base_offset);
+    return 0;
+}
+
+static void txnindex_path(const kp_log_t *log, int64_t base, char *p, size_t n)
+{
+    snprintf(p, n, "%s/%020" PRId64 ".txnindex", log->dir, base);
+}
+
+/* Loads the aborted transactions of the sealed segments (all but the active one). */
+static void load_txnindexes(kp_log_t *log)
+{
+    for (int i = 0; i + 1 < log->nsegs; i++) {
+        char p[PATH_MAX];
+        txnindex_path(log, log->segs[i]->base_offset, p, sizeof(p));
+        uint8_t *data;
+        size_t len;
+        if (kp_fs_read_all(p, 64u << 20, &data, &len) < 0) continue; /* none: no aborts */
+        kp_aborted_txn_t *a;
+        size_t n;
+        if (kp_txnindex_parse(data, len, &a, &n) < 0)
+            kp_warn("storage", "%s: unreadable transaction index, ignored", p);
+        for (size_t k = 0; k < n; k++) kp_aborted_list_add(&log->aborted, &a[k]);
+        free(a);
+        free(data);
+    }
+}
+
+/* Seals seg's aborted transactions into its .txnindex. @locks: log->lock held. */
+static int write_txnindex(kp_log_t *log, const kp_segment_t *seg)
+{
+    kp_buf_t b;
+    kp_buf_init(&b);
+    for (size_t i = 0; i < log->aborted.n; i++) {
+        const kp_aborted_txn_t *a = &log->aborted.items[i];
+        if (a->last_offset >= seg->base_offset && a->last_offset < seg->next_offset)
+            kp_txnindex_encode(&b, a);
+    }
+    int rc = 0;
+    if (b.len) {
+        char p[PATH_MAX];
+        txnindex_path(log, seg->base_offset, p, sizeof(p));
+        rc = kp_fs_write_atomic(p, b.data, b.len);
+    }
+    kp_buf_free(&b);
+    return rc;
+}
+
 /* Replays batch headers in [from, LEO) into the producer state. */
 static int replay_producers(kp_log_t *log, int64_t from)
 {
@@ -331,8 +407,13 @@ static int replay_producers(kp_log_t *log, int64_t from)
             if (kp_fs_pread_all(seg->fd, head, sizeof(head), pos) < 0) return -1;
             kp_batch_info_t b;
             kp_batch_parse_header(head, &b);
-            if (b.base_offset >= from && b.producer_id >= 0)
-                kp_pstate_update(&log->pstate, &b, b.max_timestamp);
+            if (b.base_offset >= from && b.producer_id >= 0) {
+                if (b.attributes & KP_BATCH_ATTR_CONTROL) {
+                    if (replay_marker(log, seg, pos, &b) < 0) return -1;
+                } else {
+                    kp_pstate_update(&log->pstate, &b, b.max_timestamp);
+                }
+            }
             pos += (int64_t)b.batch_length + KP_BATCH_LOG_OVERHEAD;
         }
     }
@@ -390,8 +471,8 @@ static int list_dir(kp_log_t *log, int64_t **bases, int *nbases, int64_t **snaps
 static void drop_segment_files(const char *dir, int64_t base)
 {
     char p[PATH_MAX];
-    static const char *exts[] = {".log", ".index", ".timeindex"};
-    for (int i = 0; i < 3; i++) {
+    static const char *exts[] = {".log", ".index", ".timeindex", ".txnindex"};
+    for (int i = 0; i < 4; i++) {
         snprintf(p, sizeof(p), "%s/%020" PRId64 "%s", dir, base, exts[i]);
         kp_fs->unlink(p);
     }
@@ -409,6 +490,7 @@ kp_log_t *kp_log_open(const char *dir, const kp_log_config_t *cfg, int64_t now_m
     log->dir = kp_xstrdup(dir);
     log->cfg = *cfg;
     kp_pstate_init(&log->pstate);
+    log->first_unstable = INT64_MAX;
 
     int64_t *bases = NULL, *snaps = NULL;
     int nbases = 0, nsnaps = 0;
@@ -463,7 +545,10 @@ kp_log_t *kp_log_open(const char *dir, const kp_log_config_t *cfg, int64_t now_m
     if (log->log_start_offset < log->segs[0]->base_offset)
         log->log_start_offset = log->segs[0]->base_offset;
     if (log->log_start_offset > log->log_end_offset) log->log_start_offset = log->log_end_offset;
+    load_txnindexes(log);
     recover_producers(log, snaps, nsnaps);
+    kp_aborted_list_trim(&log->aborted, log->log_start_offset, log->log_end_offset);
+    log->first_unstable = kp_pstate_first_unstable(&log->pstate);
     if (kp_segment_flush(act) < 0) goto fail;
     kp_fs_fsync_dir(dir);
     log->flushed_offset = log->log_end_offset;
@@ -480,6 +565,7 @@ fail:
     for (int i = 0; i < log->nsegs; i++) kp_segment_put(log->segs[i]);
     free(log->segs);
     kp_pstate_free(&log->pstate);
+    kp_aborted_list_free(&log->aborted);
     free(log->dir);
     pthread_mutex_destroy(&log->lock);
     free(full);
@@ -512,6 +598,7 @@ static void log_free(kp_log_t *log, int remove)
     if (remove) kp_fs_remove_tree(log->dir);
     free(log->segs);
     kp_pstate_free(&log->pstate);
+    kp_aborted_list_free(&log->aborted);
     free(log->dir);
     pthread_mutex_destroy(&log->lock);
     free((log_full_t *)log);
@@ -539,6 +626,8 @@ static int roll(kp_log_t *log, int64_t now_ms)
 {
     kp_segment_t *old = active(log);
     if (kp_segment_seal(old) < 0) return -1;
+    kp_aborted_list_trim(&log->aborted, log->log_start_offset, INT64_MAX);
+    if (write_txnindex(log, old) < 0) return -1;
     char p[PATH_MAX];
     kp_pstate_expire(&log->pstate, now_ms - log->cfg.producer_expiration_ms);
     snapshot_path(log, log->log_end_offset, p, sizeof(p));
@@ -589,6 +678,13 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
     res->log_start_offset = log->log_start_offset;
     if (log->offline) {
         res->status = KP_APPEND_STORAGE_ERROR;
+        goto out;
+    }
+    int32_t cepoch;
+    int16_t marker_type = -1;
+    if ((info->attributes & KP_BATCH_ATTR_CONTROL) &&
+        (info->producer_id < 0 || kp_control_batch_parse(batch, len, &marker_type, &cepoch) < 0)) {
+        res->status = KP_APPEND_INVALID_RECORD;
         goto out;
     }
     if (info->producer_id >= 0) {
@@ -642,7 +738,16 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
         kp_log_limit_clear(&append_full_log, kp_mono_ms(), KP_LOG_INFO, "storage",
                            "appends succeed again (%s)", log->dir);
     log->log_end_offset = base + info->last_offset_delta + 1;
-    if (info->producer_id >= 0) kp_pstate_update(&log->pstate, info, now_ms);
+    if (info->attributes & KP_BATCH_ATTR_CONTROL) {
+        apply_marker(log, info, marker_type,
+                     log->first_unstable < log->high_watermark ? log->first_unstable
+                                                               : log->high_watermark);
+    } else if (info->producer_id >= 0) {
+        kp_pstate_update(&log->pstate, info, now_ms);
+        if ((info->attributes & KP_BATCH_ATTR_TRANSACTIONAL) && base < log->first_unstable &&
+            kp_pstate_find(&log->pstate, info->producer_id)->txn_first_offset == base)
+            log->first_unstable = base;
+    }
     res->status = KP_APPEND_OK;
     res->base_offset = base;
     res->last_offset = log->log_end_offset - 1;
@@ -778,11 +883,28 @@ static int seg_for(const kp_log_t *log, int64_t offset)
     return ans;
 }
 
+static int64_t lso_locked(const kp_log_t *log)
+{
+    return log->first_unstable < log->high_watermark ? log->first_unstable : log->high_watermark;
+}
+
 void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one, kp_log_read_t *out)
+{
+    kp_log_read_isolated(log, offset, max_bytes, min_one, 0, out);
+}
+
+void kp_log_read_isolated(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one,
+                          int committed, kp_log_read_t *out)
 {
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&log->lock);
     out->high_watermark = log->high_watermark;
+    out->last_stable_offset = lso_locked(log);
+    /* read_committed: the stable end bounds the read; its batch starts there (an open
+     * transaction's first batch), found in its segment below */
+    int64_t end = committed ? out->last_stable_offset : log->high_watermark;
+    kp_segment_t *end_seg = NULL;
+    if (committed && end < log->high_watermark) end_seg = log->segs[seg_for(log, end)];
     out->log_start_offset = log->log_start_offset;
     out->log_end_offset = log->log_end_offset;
     if (log->offline) {
@@ -795,7 +917,7 @@ void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one, 
         pthread_mutex_unlock(&log->lock);
         return;
     }
-    if (offset >= log->high_watermark) {
+    if (offset >= end) {
         pthread_mutex_unlock(&log->lock);
         return;
     }
@@ -803,7 +925,9 @@ void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one, 
     for (;;) {
         kp_segment_t *seg = log->segs[i];
         int64_t limit;
-        if (seg == log->hwm_seg)
+        if (end_seg && seg->base_offset > end_seg->base_offset)
+            break;
+        else if (seg == log->hwm_seg)
             limit = log->hwm_pos;
         else if (seg->base_offset < log->hwm_seg->base_offset)
             limit = seg->size;
@@ -815,6 +939,13 @@ void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one, 
         pthread_mutex_unlock(&log->lock);
 
         int64_t pos, blen, bbase;
+        if (seg == end_seg) {
+            /* the read stops where the batch at the stable end starts */
+            int64_t efrom, epos, eblen, ebase;
+            kp_segment_index_floor(seg, end, &efrom);
+            if (kp_segment_find(seg, end, efrom, limit, &epos, &eblen, &ebase) == 0 && ebase == end)
+                limit = epos;
+        }
         int rc = kp_segment_find(seg, offset, from, limit, &pos, &blen, &bbase);
         if (rc == 0) {
             int64_t len = limit - pos;
@@ -859,7 +990,7 @@ int64_t kp_log_offset_for_time(kp_log_t *log, int64_t ts, int64_t *ts_out)
         return v;
     }
     if (ts == -1) {
-        int64_t v = log->high_watermark;
+        int64_t v = log->high_watermark; /* read_committed asks kp_log_last_stable_offset */
         pthread_mutex_unlock(&log->lock);
         return v;
     }
@@ -882,6 +1013,49 @@ int64_t kp_log_offset_for_time(kp_log_t *log, int64_t ts, int64_t *ts_out)
     }
     pthread_mutex_unlock(&log->lock);
     return -1;
+}
+
+int64_t kp_log_last_stable_offset(kp_log_t *log)
+{
+    pthread_mutex_lock(&log->lock);
+    int64_t v = lso_locked(log);
+    pthread_mutex_unlock(&log->lock);
+    return v;
+}
+
+size_t kp_log_aborted_txns(kp_log_t *log, int64_t from, int64_t upto, kp_aborted_txn_t **out)
+{
+    *out = NULL;
+    size_t n = 0, cap = 0;
+    pthread_mutex_lock(&log->lock);
+    /* ordered by marker: skip those that ended before from with a binary search */
+    size_t lo = 0, hi = log->aborted.n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (log->aborted.items[mid].last_offset < from)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < log->aborted.n; i++) {
+        const kp_aborted_txn_t *a = &log->aborted.items[i];
+        if (a->first_offset >= upto) continue;
+        if (n == cap) *out = kp_xrealloc(*out, (cap = cap * 2 + 4) * sizeof(**out));
+        (*out)[n++] = *a;
+    }
+    pthread_mutex_unlock(&log->lock);
+    return n;
+}
+
+size_t kp_log_producers(kp_log_t *log, kp_pstate_entry_t **out)
+{
+    pthread_mutex_lock(&log->lock);
+    size_t n = 0;
+    *out = kp_xmalloc((log->pstate.count + 1) * sizeof(**out));
+    for (size_t i = 0; i < log->pstate.cap; i++)
+        if (log->pstate.slots[i].producer_id >= 0) (*out)[n++] = log->pstate.slots[i];
+    pthread_mutex_unlock(&log->lock);
+    return n;
 }
 
 void kp_log_offsets(kp_log_t *log, int64_t *log_start, int64_t *hwm, int64_t *leo)

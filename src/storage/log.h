@@ -21,6 +21,7 @@
 
 #include "storage/producer_state.h"
 #include "storage/segment.h"
+#include "storage/txn_index.h"
 
 #include <pthread.h>
 #include <stdint.h>
@@ -69,6 +70,10 @@ struct kp_log {
     kp_segment_t *hwm_seg; /* segment holding the HWM position (referenced) */
     int64_t hwm_pos;
     kp_pstate_t pstate;
+    /* transactions: the lowest first offset of an open one (INT64_MAX: none), so the last
+     * stable offset is min(first_unstable, HWM); and the aborted ones, in marker order */
+    int64_t first_unstable;
+    kp_aborted_list_t aborted;
     int offline;      /* a write or fsync failed: the partition refuses I/O */
     int flush_queued; /* on the flusher's queue */
     kp_log_t *flush_next;
@@ -89,10 +94,11 @@ int kp_log_rename_dir(kp_log_t *log, const char *new_dir);
 
 typedef enum {
     KP_APPEND_OK = 0,
-    KP_APPEND_DUPLICATE,     /* answered with the original offset */
-    KP_APPEND_OUT_OF_ORDER,  /* OUT_OF_ORDER_SEQUENCE_NUMBER */
-    KP_APPEND_INVALID_EPOCH, /* INVALID_PRODUCER_EPOCH */
-    KP_APPEND_STORAGE_ERROR, /* KAFKA_STORAGE_ERROR: the log went offline */
+    KP_APPEND_DUPLICATE,      /* answered with the original offset */
+    KP_APPEND_OUT_OF_ORDER,   /* OUT_OF_ORDER_SEQUENCE_NUMBER */
+    KP_APPEND_INVALID_EPOCH,  /* INVALID_PRODUCER_EPOCH */
+    KP_APPEND_STORAGE_ERROR,  /* KAFKA_STORAGE_ERROR: the log went offline */
+    KP_APPEND_INVALID_RECORD, /* a control batch without a readable marker */
 } kp_append_status_t;
 
 typedef struct kp_append_result {
@@ -120,6 +126,7 @@ typedef struct kp_log_read {
     kp_segment_t *seg; /* referenced when len > 0: release with kp_segment_put */
     int64_t pos, len;
     int64_t high_watermark, log_start_offset, log_end_offset;
+    int64_t last_stable_offset;
 } kp_log_read_t;
 
 #define KP_READ_OUT_OF_RANGE 1
@@ -129,6 +136,19 @@ typedef struct kp_log_read {
  * bounded by the HWM. With min_one, at least the first batch is returned whole even if larger
  * than max_bytes (KIP-74). */
 void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one, kp_log_read_t *out);
+/* The same, bounded by the last stable offset when committed (isolation_level=1:
+ * read_committed); out->last_stable_offset is set either way. */
+void kp_log_read_isolated(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one,
+                          int committed, kp_log_read_t *out);
+/* Aborted transactions overlapping [from, upto): their marker at or after from and their
+ * first offset below upto (what a read_committed Fetch returns with its data). A malloc'd
+ * array in *out (NULL when none); returns the count. */
+size_t kp_log_aborted_txns(kp_log_t *log, int64_t from, int64_t upto, kp_aborted_txn_t **out);
+/* The last stable offset: below it every transaction is decided. */
+int64_t kp_log_last_stable_offset(kp_log_t *log);
+/* The producers of this partition (DescribeProducers): a malloc'd copy of the entries in
+ * *out; returns the count. */
+size_t kp_log_producers(kp_log_t *log, kp_pstate_entry_t **out);
 
 /* ListOffsets: earliest (-2), latest (-1) or first offset with timestamp >= ts. Returns the
  * offset (with *ts_out the batch max timestamp, -1 when unknown) or -1 if none. */

@@ -1,6 +1,8 @@
 /*
  * producer_state.c — an open-addressing map from producer id to its recent batches, plus a
  * snapshot format:  "KPPS" u32 version | u32 count | entries | u32 crc32c(all before).
+ * Version 2 adds each producer's open transaction's first offset (i64, -1 none) after its
+ * last timestamp; version 1 files (written before transactions) still load.
  */
 #include "storage/producer_state.h"
 
@@ -11,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SNAPSHOT_VERSION   1
+#define SNAPSHOT_VERSION   2
 #define SNAPSHOT_MAX_BYTES (256u * 1024 * 1024)
 
 void kp_pstate_init(kp_pstate_t *ps)
@@ -82,6 +84,7 @@ static kp_pstate_entry_t *insert(kp_pstate_t *ps, int64_t pid)
     memset(e, 0, sizeof(*e));
     e->producer_id = pid;
     e->epoch = -1;
+    e->txn_first_offset = -1;
     ps->count++;
     return e;
 }
@@ -91,6 +94,8 @@ kp_seq_result_t kp_pstate_check(const kp_pstate_t *ps, const kp_batch_info_t *b,
 {
     const kp_pstate_entry_t *e = find(ps, b->producer_id);
     if (!e) return KP_SEQ_OK;
+    if ((b->attributes & KP_BATCH_ATTR_CONTROL) || b->base_sequence < 0)
+        return b->producer_epoch < e->epoch ? KP_SEQ_INVALID_EPOCH : KP_SEQ_OK;
     int32_t first = b->base_sequence;
     int32_t last = kp_seq_add(first, b->last_offset_delta);
     if (b->producer_epoch == e->epoch) {
@@ -116,6 +121,17 @@ void kp_pstate_update(kp_pstate_t *ps, const kp_batch_info_t *b, int64_t now_ms)
         e->epoch = b->producer_epoch;
         e->count = 0;
     }
+    if (b->attributes & KP_BATCH_ATTR_CONTROL) {
+        e->txn_first_offset = -1;
+        e->last_timestamp_ms = b->max_timestamp > 0 ? b->max_timestamp : now_ms;
+        return;
+    }
+    if ((b->attributes & KP_BATCH_ATTR_TRANSACTIONAL) && e->txn_first_offset < 0)
+        e->txn_first_offset = b->base_offset;
+    if (b->base_sequence < 0) { /* a coordinator's write (transactional offsets): no sequence */
+        e->last_timestamp_ms = b->max_timestamp > 0 ? b->max_timestamp : now_ms;
+        return;
+    }
     if (e->count == KP_PRODUCER_BATCHES_MAX) {
         memmove(&e->batches[0], &e->batches[1],
                 (KP_PRODUCER_BATCHES_MAX - 1) * sizeof(kp_pstate_batch_t));
@@ -129,11 +145,28 @@ void kp_pstate_update(kp_pstate_t *ps, const kp_batch_info_t *b, int64_t now_ms)
     e->last_timestamp_ms = b->max_timestamp > 0 ? b->max_timestamp : now_ms;
 }
 
+const kp_pstate_entry_t *kp_pstate_find(const kp_pstate_t *ps, int64_t producer_id)
+{
+    return find(ps, producer_id);
+}
+
+int64_t kp_pstate_first_unstable(const kp_pstate_t *ps)
+{
+    int64_t min = INT64_MAX;
+    for (size_t i = 0; i < ps->cap; i++) {
+        const kp_pstate_entry_t *e = &ps->slots[i];
+        if (e->producer_id >= 0 && e->txn_first_offset >= 0 && e->txn_first_offset < min)
+            min = e->txn_first_offset;
+    }
+    return min;
+}
+
 void kp_pstate_expire(kp_pstate_t *ps, int64_t cutoff_ms)
 {
     int any = 0;
     for (size_t i = 0; i < ps->cap; i++) {
-        if (ps->slots[i].producer_id >= 0 && ps->slots[i].last_timestamp_ms < cutoff_ms) {
+        if (ps->slots[i].producer_id >= 0 && ps->slots[i].txn_first_offset < 0 &&
+            ps->slots[i].last_timestamp_ms < cutoff_ms) {
             ps->slots[i].producer_id = -2; /* tombstone, rebuilt below */
             any = 1;
         }
@@ -191,6 +224,7 @@ int kp_pstate_write_snapshot(const kp_pstate_t *ps, const char *path)
         uint8_t ep[3] = {(uint8_t)((uint16_t)e->epoch >> 8), (uint8_t)e->epoch, e->count};
         kp_buf_append(&b, ep, 3);
         put64(&b, (uint64_t)e->last_timestamp_ms);
+        put64(&b, (uint64_t)e->txn_first_offset);
         for (int k = 0; k < e->count; k++) {
             put32(&b, (uint32_t)e->batches[k].first_seq);
             put32(&b, (uint32_t)e->batches[k].last_seq);
@@ -211,22 +245,27 @@ int kp_pstate_read_snapshot(kp_pstate_t *ps, const char *path)
     kp_pstate_clear(ps);
     if (kp_fs_read_all(path, SNAPSHOT_MAX_BYTES, &data, &len) < 0) return -1;
     int rc = -1;
-    if (len < 16 || memcmp(data, "KPPS", 4) != 0 || get32(data + 4) != SNAPSHOT_VERSION) goto out;
+    if (len < 16 || memcmp(data, "KPPS", 4) != 0) goto out;
+    uint32_t version = get32(data + 4);
+    if (version != 1 && version != SNAPSHOT_VERSION) goto out;
+    size_t head = ENTRY_HEAD + (version >= 2 ? 8 : 0);
     if (kp_crc32c(0, data, len - 4) != get32(data + len - 4)) goto out;
     uint32_t count = get32(data + 8);
     const uint8_t *p = data + 12, *end = data + len - 4;
     for (uint32_t i = 0; i < count; i++) {
-        if ((size_t)(end - p) < ENTRY_HEAD) goto out;
+        if ((size_t)(end - p) < head) goto out;
         int64_t pid = (int64_t)get64(p);
         uint8_t n = p[10];
         if (pid < 0 || n > KP_PRODUCER_BATCHES_MAX ||
-            (size_t)(end - p) < (size_t)ENTRY_HEAD + (size_t)n * ENTRY_BATCH)
+            (size_t)(end - p) < head + (size_t)n * ENTRY_BATCH)
             goto out;
         kp_pstate_entry_t *e = insert(ps, pid);
         e->epoch = (int16_t)((p[8] << 8) | p[9]);
         e->count = n;
         e->last_timestamp_ms = (int64_t)get64(p + 11);
-        p += ENTRY_HEAD;
+        e->txn_first_offset = version >= 2 ? (int64_t)get64(p + 19) : -1;
+        if (e->txn_first_offset < -1) goto out;
+        p += head;
         for (int k = 0; k < n; k++, p += ENTRY_BATCH) {
             e->batches[k].first_seq = (int32_t)get32(p);
             e->batches[k].last_seq = (int32_t)get32(p + 4);

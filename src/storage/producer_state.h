@@ -8,6 +8,12 @@
  * must continue the sequence exactly (OUT_OF_ORDER_SEQUENCE_NUMBER). An unknown producer is
  * accepted at any sequence (KIP-360: its state may have expired).
  *
+ * Transactions: a transactional batch opens the producer's transaction in this partition
+ * (txn_first_offset) unless one is open; a control batch (commit/abort marker) closes it. A
+ * marker carries no sequence: only its epoch is checked (a lower one is fenced), and a higher
+ * one (the coordinator bumped the epoch to abort) becomes the producer's epoch. A batch with
+ * base sequence -1 (the group coordinator's transactional offsets) is checked the same way.
+ *
  * Persistence: snapshots (written at segment roll) plus replay of the batch headers after the
  * snapshot rebuild the state on start. Not thread-safe: the owning log's lock covers it.
  */
@@ -31,6 +37,7 @@ typedef struct kp_pstate_entry {
     uint8_t count; /* batches remembered, newest last */
     kp_pstate_batch_t batches[KP_PRODUCER_BATCHES_MAX];
     int64_t last_timestamp_ms;
+    int64_t txn_first_offset; /* first offset of its open transaction here, -1: none */
 } kp_pstate_entry_t;
 
 typedef struct kp_pstate {
@@ -55,7 +62,12 @@ kp_seq_result_t kp_pstate_check(const kp_pstate_t *ps, const kp_batch_info_t *b,
                                 int64_t *dup_offset);
 /* Records an appended batch (b->base_offset is the assigned offset). */
 void kp_pstate_update(kp_pstate_t *ps, const kp_batch_info_t *b, int64_t now_ms);
-/* Drops producers idle since before cutoff_ms (producer.id.expiration.ms). */
+/* The lowest first offset of an open transaction, INT64_MAX when none is open. */
+int64_t kp_pstate_first_unstable(const kp_pstate_t *ps);
+/* The entry of a producer id, or NULL. */
+const kp_pstate_entry_t *kp_pstate_find(const kp_pstate_t *ps, int64_t producer_id);
+/* Drops producers idle since before cutoff_ms (producer.id.expiration.ms), except those with
+ * an open transaction (Kafka keeps them until the transaction ends). */
 void kp_pstate_expire(kp_pstate_t *ps, int64_t cutoff_ms);
 
 /* Snapshot: a checksummed binary file written atomically. */

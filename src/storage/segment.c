@@ -40,8 +40,8 @@ static void seg_release(kp_ref_t *ref)
     if (seg->fd >= 0) kp_fs->close(seg->fd);
     if (seg->deleted) {
         char p[PATH_MAX];
-        static const char *exts[] = {".log", ".index", ".timeindex", ".snapshot"};
-        for (int i = 0; i < 4; i++) {
+        static const char *exts[] = {".log", ".index", ".timeindex", ".snapshot", ".txnindex"};
+        for (int i = 0; i < 5; i++) {
             snprintf(p, sizeof(p), "%s%s", seg->path, exts[i]);
             kp_fs->unlink(p);
         }

@@ -112,6 +112,21 @@ ROUNDTRIP(DeleteRecordsRequest)
 #ifdef KP_API_INIT_PRODUCER_ID
 ROUNDTRIP(InitProducerIdRequest)
 #endif
+#ifdef KP_API_ADD_PARTITIONS_TO_TXN
+ROUNDTRIP(AddPartitionsToTxnRequest)
+#endif
+#ifdef KP_API_ADD_OFFSETS_TO_TXN
+ROUNDTRIP(AddOffsetsToTxnRequest)
+#endif
+#ifdef KP_API_END_TXN
+ROUNDTRIP(EndTxnRequest)
+#endif
+#ifdef KP_API_WRITE_TXN_MARKERS
+ROUNDTRIP(WriteTxnMarkersRequest)
+#endif
+#ifdef KP_API_TXN_OFFSET_COMMIT
+ROUNDTRIP(TxnOffsetCommitRequest)
+#endif
 #ifdef KP_API_DESCRIBE_ACLS
 ROUNDTRIP(DescribeAclsRequest)
 #endif
@@ -144,6 +159,15 @@ ROUNDTRIP(OffsetDeleteRequest)
 #endif
 #ifdef KP_API_DESCRIBE_LOG_DIRS
 ROUNDTRIP(DescribeLogDirsRequest)
+#endif
+#ifdef KP_API_DESCRIBE_PRODUCERS
+ROUNDTRIP(DescribeProducersRequest)
+#endif
+#ifdef KP_API_DESCRIBE_TRANSACTIONS
+ROUNDTRIP(DescribeTransactionsRequest)
+#endif
+#ifdef KP_API_LIST_TRANSACTIONS
+ROUNDTRIP(ListTransactionsRequest)
 #endif
 
 static const struct {
@@ -207,6 +231,21 @@ static const struct {
 #ifdef KP_API_INIT_PRODUCER_ID
     {KP_API_INIT_PRODUCER_ID, roundtrip_InitProducerIdRequest},
 #endif
+#ifdef KP_API_ADD_PARTITIONS_TO_TXN
+    {KP_API_ADD_PARTITIONS_TO_TXN, roundtrip_AddPartitionsToTxnRequest},
+#endif
+#ifdef KP_API_ADD_OFFSETS_TO_TXN
+    {KP_API_ADD_OFFSETS_TO_TXN, roundtrip_AddOffsetsToTxnRequest},
+#endif
+#ifdef KP_API_END_TXN
+    {KP_API_END_TXN, roundtrip_EndTxnRequest},
+#endif
+#ifdef KP_API_WRITE_TXN_MARKERS
+    {KP_API_WRITE_TXN_MARKERS, roundtrip_WriteTxnMarkersRequest},
+#endif
+#ifdef KP_API_TXN_OFFSET_COMMIT
+    {KP_API_TXN_OFFSET_COMMIT, roundtrip_TxnOffsetCommitRequest},
+#endif
 #ifdef KP_API_DESCRIBE_ACLS
     {KP_API_DESCRIBE_ACLS, roundtrip_DescribeAclsRequest},
 #endif
@@ -239,6 +278,15 @@ static const struct {
 #endif
 #ifdef KP_API_DESCRIBE_LOG_DIRS
     {KP_API_DESCRIBE_LOG_DIRS, roundtrip_DescribeLogDirsRequest},
+#endif
+#ifdef KP_API_DESCRIBE_PRODUCERS
+    {KP_API_DESCRIBE_PRODUCERS, roundtrip_DescribeProducersRequest},
+#endif
+#ifdef KP_API_DESCRIBE_TRANSACTIONS
+    {KP_API_DESCRIBE_TRANSACTIONS, roundtrip_DescribeTransactionsRequest},
+#endif
+#ifdef KP_API_LIST_TRANSACTIONS
+    {KP_API_LIST_TRANSACTIONS, roundtrip_ListTransactionsRequest},
 #endif
 };
 

@@ -241,3 +241,35 @@ def test_team_rules(broker_factory, pki):
     assert consume_group(rdk(b, pki, pki["svc"]), "orders", "g-team", 1) == GROUP_AUTHZ
     assert consume_group(rdk(b, pki, pki["bob"]), "orders", "g-team", 2) == [b"r1", b"r2"]
     assert "group g-team is now owned by team team " in b.log()
+
+
+def test_transactional_offsets_respect_the_owner(broker_factory, pki, users):
+    """TxnOffsetCommit (send_offsets_to_transaction) is a commit like any other: another team's
+    transactional producer cannot move the offsets of a group the first team owns."""
+    from confluent_kafka import Consumer, KafkaException, TopicPartition
+    b = tls_broker(broker_factory, pki, group_initial_rebalance_delay_ms=0)
+    admin = prepare(b, pki, users)
+    a1, b1 = users["a1"], users["b1"]
+    for u in (a1, b1):
+        grant(admin, acl(u.principal, "TRANSACTIONAL_ID", u.name + "-", "WRITE", pattern="PREFIXED"),
+              acl(u.principal, "TRANSACTIONAL_ID", u.name + "-", "DESCRIBE", pattern="PREFIXED"),
+              acl(u.principal, "TOPIC", "orders", "WRITE"))
+    assert consume_group(rdk(b, pki, a1), "orders", "shop", 3) == [b"r0", b"r1", b"r2"]
+
+    def send_offsets(ident, group):
+        p = Producer(rdk(b, pki, ident, **{"transactional.id": ident.name + "-t"}))
+        p.init_transactions(20)
+        p.begin_transaction()
+        c = Consumer(rdk(b, pki, ident, **{"group.id": group}))
+        try:
+            p.send_offsets_to_transaction([TopicPartition("orders", 0, 1)],
+                                          c.consumer_group_metadata(), 20)
+            p.commit_transaction(20)
+            return None
+        except KafkaException as e:
+            return e.args[0].name()
+        finally:
+            c.close()
+
+    assert send_offsets(b1, "shop") == "GROUP_AUTHORIZATION_FAILED"
+    assert send_offsets(a1, "shop") is None  # the owner's own transactional commit works

@@ -462,6 +462,20 @@ static void test_responses(void **state)
     }
 }
 
+/* Flexible versions bound array counts by the compact sizes: two empty topics (3 bytes each:
+ * name, partitions, tags) decode — the old bound used the classic sizes (6 bytes each) and
+ * refused this valid request. */
+static void test_flexible_array_bound(void **state)
+{
+    static const uint8_t body[] = {0x03, 0x01, 0x01, 0x00, 0x01, 0x01, 0x00, 0x00};
+    kp_rd_t r;
+    kp_rd_init(&r, body, sizeof(body));
+    DescribeProducersRequest d;
+    assert_int_equal(DescribeProducersRequest_decode(&r, 0, &arena, &d), 0);
+    assert_int_equal(d.Topics.count, 2);
+    assert_int_equal(kp_rd_left(&r), 0);
+}
+
 /* Forged counts fail before the decoder allocates anything sized by them. */
 static void test_forged_counts(void **state)
 {
@@ -513,13 +527,15 @@ static void test_forged_counts(void **state)
 
 /* The API table: sorted unique keys, sane ranges, the first flexible version Kafka's message
  * specs give (ApiVersions v3; the group APIs at the versions Kafka 3.6 serves, issue 20; the
- * rest non-flexible), and for every API SPEC lists that is defined, exactly the versions
+ * transaction APIs Kafka defines flexible from v0, served at v0 only; the rest
+ * non-flexible), and for every API SPEC lists that is defined, exactly the versions
  * served (SPEC section 9's minimum, more where Kafka 3.x serves more). The first eight must be
  * there. */
 static int16_t flexible_min_of(int16_t key)
 {
-    static const int16_t flex[][2] = {{8, 8},  {9, 6},  {10, 3}, {11, 6}, {12, 4}, {13, 4},
-                                      {14, 4}, {15, 5}, {16, 3}, {18, 3}, {42, 2}};
+    static const int16_t flex[][2] = {{8, 8},  {9, 6},  {10, 3}, {11, 6}, {12, 4},
+                                      {13, 4}, {14, 4}, {15, 5}, {16, 3}, {18, 3},
+                                      {42, 2}, {61, 0}, {65, 0}, {66, 0}};
     for (size_t i = 0; i < sizeof(flex) / sizeof(flex[0]); i++)
         if (flex[i][0] == key) return flex[i][1];
     return -1;
@@ -532,11 +548,41 @@ static void test_api_table(void **state)
         int required;
     } spec[] = {
         /* Produce 0-2 and Fetch 0-3 are served with message format conversion, as Kafka 3.x */
-        {0, 0, 7, 1},  {1, 0, 11, 1}, {2, 0, 5, 1},  {3, 0, 7, 1},  {18, 0, 3, 1}, {19, 0, 4, 1},
-        {20, 0, 3, 1}, {22, 0, 1, 1}, {8, 0, 8, 0},  {9, 0, 8, 0},  {10, 0, 4, 0}, {11, 0, 9, 0},
-        {12, 0, 4, 0}, {13, 0, 5, 0}, {14, 0, 5, 0}, {15, 0, 5, 0}, {16, 0, 4, 0}, {21, 0, 1, 0},
-        {29, 0, 1, 0}, {30, 0, 1, 0}, {31, 0, 1, 0}, {32, 0, 2, 0}, {33, 0, 1, 0}, {37, 0, 1, 0},
-        {42, 0, 2, 0}, {44, 0, 0, 0},
+        {0, 0, 7, 1},
+        {1, 0, 11, 1},
+        {2, 0, 5, 1},
+        {3, 0, 7, 1},
+        {18, 0, 3, 1},
+        {19, 0, 4, 1},
+        {20, 0, 3, 1},
+        {22, 0, 1, 1},
+        {8, 0, 8, 0},
+        {9, 0, 8, 0},
+        {10, 0, 4, 0},
+        {11, 0, 9, 0},
+        {12, 0, 4, 0},
+        {13, 0, 5, 0},
+        {14, 0, 5, 0},
+        {15, 0, 5, 0},
+        {16, 0, 4, 0},
+        {21, 0, 1, 0},
+        {29, 0, 1, 0},
+        {30, 0, 1, 0},
+        {31, 0, 1, 0},
+        {32, 0, 2, 0},
+        {33, 0, 1, 0},
+        {37, 0, 1, 0},
+        {42, 0, 2, 0},
+        {44, 0, 0, 0},
+        /* transactions: the non-flexible versions, and v0 of the flexible-only ones */
+        {24, 0, 2, 1},
+        {25, 0, 2, 1},
+        {26, 0, 2, 1},
+        {27, 0, 0, 1},
+        {28, 0, 2, 1},
+        {61, 0, 0, 1},
+        {65, 0, 0, 1},
+        {66, 0, 0, 1},
     };
     for (int i = 0; i < KP_API_DEFS_COUNT; i++) {
         const kp_api_def_t *d = &kp_api_defs[i];
@@ -572,6 +618,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_other_requests, setup, teardown),
         cmocka_unit_test_setup_teardown(test_responses, setup, teardown),
         cmocka_unit_test_setup_teardown(test_forged_counts, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flexible_array_bound, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_table, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

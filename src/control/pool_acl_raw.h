@@ -1,0 +1,29 @@
+/*
+ * pool_acl_raw.h — ACL requests sent without librdkafka, for the resource types its admin API
+ * lacks (TransactionalId, librdkafka 2.0). pool_client.c routes such ACLs here; the calls
+ * have kp_pool_*_acls' contracts.
+ */
+#ifndef KP_POOL_ACL_RAW_H
+#define KP_POOL_ACL_RAW_H
+
+#include "control/pool_client.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct kp_pool_raw kp_pool_raw_t;
+
+/* A handle keeping one connection to the pool (opened on first use). conf's strings must
+ * outlive it. */
+kp_pool_raw_t *kp_pool_raw_new(const kp_pool_conn_t *conf);
+void kp_pool_raw_free(kp_pool_raw_t *r);
+
+int kp_pool_raw_create_acls(kp_pool_raw_t *c, const kp_pool_acl_t *acls, int n, char *err,
+                            size_t errlen);
+int kp_pool_raw_describe_acls(kp_pool_raw_t *c, int8_t resource_type, const char *name,
+                              int8_t pattern_type, kp_pool_acl_t **out, int *n, char *err,
+                              size_t errlen);
+int kp_pool_raw_delete_acls(kp_pool_raw_t *c, const kp_pool_acl_t *acls, int n, char *err,
+                            size_t errlen);
+
+#endif

@@ -1,0 +1,98 @@
+/*
+ * txn_coordinator.h — the transaction coordinator (SPEC 12): transactional ids, their
+ * producer ids and epochs, the partitions of each open transaction, and the two-phase end
+ * (prepare, markers into every partition, complete).
+ *
+ * One coordinator per broker, on its own thread and event loop, owns every transactional id;
+ * nothing else touches them. A handler decodes and authorizes, fills a typed kp_txn_op_t and
+ * submits it; the coordinator decides and calls op->done on its own thread (the handler then
+ * posts the encoding of its response back to the request's loop). The coordinator never sees
+ * a connection.
+ *
+ * State lives in the compacted internal topic __transaction_state (Kafka's record formats,
+ * txn_record.h), partitioned like __consumer_offsets: a transactional id belongs to
+ * partition abs(javaHashCode(id)) % transaction.state.log.num.partitions. Every transition
+ * is written before it is acted on or answered:
+ *   InitProducerId   Empty (epoch bumped; an Ongoing transaction is aborted first)
+ *   AddPartitions    Ongoing with the partitions
+ *   EndTxn           PrepareCommit|PrepareAbort → markers written and fsynced into every
+ *                    partition (group offsets applied) → CompleteCommit|CompleteAbort
+ *                    appended, then answered (not waiting for its fsync: a crash before it
+ *                    leaves Prepare*, which the restart completes again, the same way).
+ * A transaction Ongoing past its transaction.timeout.ms is aborted by the coordinator with the
+ * epoch bumped, fencing its producer (PRODUCER_FENCED on its next request). On start the log
+ * is replayed: a Prepare* transaction is completed (its markers written again), an Ongoing
+ * one keeps its start time and is aborted at its timeout unless its producer ends it. An id
+ * idle (Empty, Complete*) for transactional.id.expiration.ms is forgotten (a tombstone).
+ */
+#ifndef KP_TXN_COORDINATOR_H
+#define KP_TXN_COORDINATOR_H
+
+#include "broker/broker.h"
+#include "txn/txn_record.h"
+
+#include <stdint.h>
+
+#define KP_TXN_STATE_TOPIC "__transaction_state"
+
+typedef struct kp_txn_coord kp_txn_coord_t;
+
+typedef struct kp_txn_config {
+    int32_t partitions;        /* transaction.state.log.num.partitions [50] */
+    int32_t max_timeout_ms;    /* transaction.max.timeout.ms [900000] */
+    int64_t abort_interval_ms; /* transaction.abort.timed.out.transaction.cleanup.interval.ms */
+    int64_t id_expiration_ms;  /* transactional.id.expiration.ms [604800000] */
+} kp_txn_config_t;
+
+int kp_txn_config_load(kp_txn_config_t *cfg, const kp_props_t *props, char *err, size_t errlen);
+
+/* Replays __transaction_state when it exists (it is created by the first InitProducerId
+ * with a transactional id, as Kafka creates it on first use), starts the thread; in-doubt
+ * transactions are completed on the coordinator's loop right after. NULL + err. */
+kp_txn_coord_t *kp_txn_coord_start(kp_broker_t *b, const kp_txn_config_t *cfg, char *err,
+                                   size_t errlen);
+void kp_txn_coord_stop(kp_txn_coord_t *c);
+
+typedef enum {
+    KP_TXN_OP_INIT,           /* in: id, timeout_ms; out: producer_id, epoch */
+    KP_TXN_OP_ADD_PARTITIONS, /* in: id, producer_id, epoch, topics */
+    KP_TXN_OP_ADD_OFFSETS,    /* in: id, producer_id, epoch, group_id */
+    KP_TXN_OP_END,            /* in: id, producer_id, epoch, commit */
+    KP_TXN_OP_DESCRIBE,       /* in: id; out: record (arena), status */
+    KP_TXN_OP_LIST,           /* out: list (arena) */
+} kp_txn_op_kind_t;
+
+typedef struct kp_txn_listed {
+    kp_str_t id;
+    int64_t producer_id;
+    int status;
+} kp_txn_listed_t;
+
+typedef struct kp_txn_op kp_txn_op_t;
+struct kp_txn_op {
+    kp_txn_op_kind_t kind;
+    kp_str_t id;
+    int64_t producer_id;
+    int16_t epoch;
+    int32_t timeout_ms;
+    int commit;
+    const kp_txn_record_topic_t *topics;
+    int32_t ntopics;
+    kp_str_t group_id;
+    kp_arena_t *arena; /* where DESCRIBE/LIST results are allocated */
+    /* results (error is a Kafka code; PRODUCER_FENCED is for the handler to map per version) */
+    int16_t error;
+    kp_txn_record_t record; /* DESCRIBE, and INIT's producer id/epoch */
+    kp_txn_listed_t *listed;
+    int32_t nlisted;
+    /* called on the coordinator's thread once the op is decided */
+    void (*done)(kp_txn_op_t *op);
+    void *arg;
+};
+
+void kp_txn_submit(kp_txn_coord_t *c, kp_txn_op_t *op);
+
+/* Partition of __transaction_state for a transactional id (Java's String.hashCode). */
+int32_t kp_txn_partition_for(kp_str_t id, int32_t partitions);
+
+#endif
