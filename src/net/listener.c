@@ -149,7 +149,7 @@ void kp_connections_ip_release(const char *ip)
 /* A flood of refused connections must not flood the log: one line per 10 s at most. */
 static void refuse(int fd, const char *what, const char *ip, long long limit)
 {
-    static atomic_llong last_warn_ms;
+    static _Atomic int64_t last_warn_ms;
     kp_metric_add(&kp_metrics.connections_rejected, 1);
     close(fd);
     int64_t now = kp_mono_ms(), last = atomic_load(&last_warn_ms);
@@ -199,7 +199,7 @@ static void accept_resume(kp_loop_t *loop, void *arg)
 
 static void accept_pause(kp_loop_t *loop, lsock_t *ls, int err)
 {
-    static atomic_llong last_warn_ms;
+    static _Atomic int64_t last_warn_ms;
     int64_t now = kp_mono_ms(), last = atomic_load(&last_warn_ms);
     if (now - last >= 10000 && atomic_compare_exchange_strong(&last_warn_ms, &last, now))
         kp_warn("net",
