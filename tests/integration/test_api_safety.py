@@ -31,6 +31,7 @@ Uses the `kpool up` harness of test_apps.py (its own instance for this module).
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -330,8 +331,11 @@ def test_teams_with_colliding_short_names_never_share_a_service_user(up, tmp_pat
     assert produce(first.conf(), fqn, ["mine"]) is None
     assert raw_metadata(up.kafka, second.files(), [fqn])[fqn] == TOPIC_AUTHORIZATION_FAILED
     assert produce(second.conf(), fqn, ["not mine"]) == AUTHZ
-    # the readable parts are still there
-    assert first.user.startswith("x" * 20 + "_" + "y" * 30 + "_"), first.user
+    # the readable parts are still there; the team parts are the namespaces' own (a namespace
+    # longer than 20 characters: its first 8, '~', 16 hex digits of a hash of all of it)
+    assert re.match(r"^x{8}~[0-9a-f]{16}_y{27}_[0-9a-f]{8}_1$", first.user), first.user
+    assert re.match(r"^x{8}~[0-9a-f]{16}_y{27}_[0-9a-f]{8}_1$", second.user), second.user
+    assert first.user.split("_")[0] != second.user.split("_")[0], (first.user, second.user)
     assert first.user.endswith("_1") and second.user.endswith("_1")
 
 
