@@ -123,10 +123,13 @@ static void test_service_user_team_is_unique(void **state)
     assert_non_null(strchr(e, '~'));
     assert_null(strchr(e, '_'));
     /* deterministic: the same namespace, the same team for every app and generation */
+    /* the last: what docs/groups.md's `printf 'kpool team/%s' team-x | sha256sum | cut -c1-16`
+     * gives */
     char t1[64], t2[64];
     kp_service_user_team("team-x", t1, sizeof(t1));
     kp_service_user_team("team-x", t2, sizeof(t2));
     assert_string_equal(t1, t2);
+    assert_string_equal(t1, "x~aed156a58c23ea97");
 }
 
 static void test_secret_name_rule(void **state)

@@ -265,6 +265,12 @@ static void test_group_team_rule_default(void **state)
     assert_string_equal(map(r, "CN=x~0123_shop_1a2b3c4d_1"), NO_MATCH);
     assert_string_equal(map(r, "CN=x~0123456789abcdef0_shop_1a2b3c4d_1"), NO_MATCH);
     assert_string_equal(map(r, "CN=x~~0123456789abcdef_shop_1a2b3c4d_1"), NO_MATCH);
+    /* docs/groups.md's transition rule: team-x's new users keep team-x's old team "x" */
+    char keep[4096];
+    snprintf(keep, sizeof(keep), "RULE:^(?:CN=)?x~aed156a58c23ea97_.*$/x/,%s", r);
+    assert_string_equal(map(keep, "CN=x~aed156a58c23ea97_shop_1a2b3c4d_2"), "x");
+    assert_string_equal(map(keep, "CN=x_shop_1a2b3c4d_1"), "x");
+    assert_string_equal(map(keep, "CN=y~0123456789abcdef_shop_1a2b3c4d_1"), "y~0123456789abcdef");
 }
 
 int main(void)
