@@ -2,7 +2,7 @@
  * credentials.c — AivenApplication reconciler and the janitor (SPEC 2.3, 3, 4).
  *
  * One pass for an AivenApplication of generation G:
- *   ValidatePool → CreateServiceUser (<team>_<app>_<crc>_<G>, principal User:CN=<user> or the
+ *   ValidatePool → CreateServiceUser (<team>_<app>_<id>_<G>, principal User:CN=<user> or the
  *   pool's mapping) → PropagateAcls (every Topic whose ACL entries match the team/app is
  *   reconciled now, so the first connection with the new credentials succeeds) →
  *   IssueCertificate (CN=<user>, signed by the pool CA) → BuildStores (PKCS#12 keystore and
