@@ -723,7 +723,9 @@ static void doctor_group(doctor_t *d, const char *group)
                 cl(group));
         fix(d,
             "use a group id of your own (for example '%s.%s'), or ask the pool's admin to "
-            "release %s (an admin's DeleteGroups: see docs/groups.md)",
+            "release %s (an admin's DeleteGroups: see docs/groups.md; if your namespace used "
+            "it before a redeploy, it may have been claimed under the team part of an older "
+            "kpool's service user names, see \"Users named by an older kpool\" there)",
             d->ns, d->app, cl(group));
     }
     json_decref(pool);

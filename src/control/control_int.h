@@ -73,6 +73,9 @@ void kp_application_secret_name(const char *ns, const char *app, const char *uid
                                 int64_t generation, time_t now, int n, char *out, size_t outlen);
 
 /* Service users (credentials.c). */
+/* The team part of a service user name for namespace ns (at most 25 characters): ns itself
+ * or <short>~<16 hex digits>, never the same for two namespaces (credentials.c). */
+void kp_service_user_team(const char *ns, char *out, size_t n);
 /* The name of an AivenApplication's service user (credentials.c, user_name): uid is the
  * AivenApplication's metadata.uid. */
 void kp_service_user_name(const char *team, const char *app, const char *uid, int64_t generation,

@@ -2,7 +2,7 @@
  * credentials.c — AivenApplication reconciler and the janitor (SPEC 2.3, 3, 4).
  *
  * One pass for an AivenApplication of generation G:
- *   ValidatePool → CreateServiceUser (<team>_<app>_<crc>_<G>, principal User:CN=<user> or the
+ *   ValidatePool → CreateServiceUser (<team>_<app>_<id>_<G>, principal User:CN=<user> or the
  *   pool's mapping) → PropagateAcls (every Topic whose ACL entries match the team/app is
  *   reconciled now, so the first connection with the new credentials succeeds) →
  *   IssueCertificate (CN=<user>, signed by the pool CA) → BuildStores (PKCS#12 keystore and
@@ -51,22 +51,62 @@
 
 /* ---- names ---- */
 
-/* <team>_<app>_<id>_<generation>, and for incarnation > 1 "-<incarnation>" after the
- * generation (see user_create). team and app are shortened (a "team-"/"team" prefix and the
- * team's name at the start of the app dropped, then cut to 20 and at most 30 characters) so
- * the name stays readable and at most 64 characters; <id> is 8 hex digits of SHA-256 of the
- * AivenApplication's uid, which the store draws at random and nobody can choose. So the
- * shortened parts may coincide for two teams and the id cannot be forged to match; and
- * user_create never hands out a name recorded for another team, application or secret. */
-static void user_name(const char *team, const char *app, const char *uid, int64_t generation,
-                      int incarnation, char *out, size_t n)
+/* The team part of a service user name: one string per namespace, never the same for two
+ * (docs/applications.md "Service user names"), since group ownership reads a principal's team
+ * from it (docs/groups.md). A namespace that an older kpool wrote out unchanged (a DNS label
+ * of at most 20 characters that does not start with "team") is itself: those namespaces keep
+ * the team they had. Any other (longer, "team"/"team-" in front, or characters a DNS label
+ * cannot hold) is <short>~<16 hex digits of SHA-256 of the whole namespace>: <short> the
+ * readable rest (the "team-"/"team" prefix dropped, at most 8 characters) and '~', which no
+ * namespace holds, so it never equals a plain one. At most 25 characters. */
+#define TEAM_PLAIN_MAX  20
+#define TEAM_SHORT_MAX  8
+#define TEAM_HASH_BYTES 8
+
+void kp_service_user_team(const char *ns, char *out, size_t n)
 {
-    char t[21], a[31];
-    const char *ts = team;
+    const char *ts = ns;
     if (!strncmp(ts, "team-", 5))
         ts += 5;
     else if (!strncmp(ts, "team", 4) && ts[4])
         ts += 4;
+    size_t len = strlen(ns);
+    int plain = ts == ns && len > 0 && len <= TEAM_PLAIN_MAX &&
+                strspn(ns, "abcdefghijklmnopqrstuvwxyz0123456789-") == len;
+    if (plain) {
+        snprintf(out, n, "%s", ns);
+        return;
+    }
+    char s[TEAM_SHORT_MAX + 1];
+    size_t sl = 0;
+    for (const char *p = ts; *p && sl < TEAM_SHORT_MAX; p++)
+        if ((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-') s[sl++] = *p;
+    s[sl] = 0;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, "kpool team/", 11);
+    EVP_DigestUpdate(ctx, ns, len);
+    EVP_DigestFinal_ex(ctx, md, &mdlen);
+    EVP_MD_CTX_free(ctx);
+    char hex[2 * TEAM_HASH_BYTES + 1];
+    for (int i = 0; i < TEAM_HASH_BYTES; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    snprintf(out, n, "%s~%s", s, hex);
+}
+
+/* <team>_<app>_<id>_<generation>, and for incarnation > 1 "-<incarnation>" after the
+ * generation (see user_create). <team> is kp_service_user_team: exact or unique per
+ * namespace. The app is shortened (the namespace at its start dropped, then cut to at most
+ * 30 characters) so the name stays readable and at most 64 characters; <id> is 8 hex digits
+ * of SHA-256 of the AivenApplication's uid, which the store draws at random and nobody can
+ * choose. So the shortened app parts may coincide and the id cannot be forged to match; and
+ * user_create never hands out a name recorded for another team, application or secret. */
+static void user_name(const char *team, const char *app, const char *uid, int64_t generation,
+                      int incarnation, char *out, size_t n)
+{
+    char t[32], a[31];
+    kp_service_user_team(team, t, sizeof(t));
     const char *as = app;
     size_t tl = strlen(team);
     if (!strncmp(as, team, tl) && as[tl]) {
@@ -86,7 +126,6 @@ static void user_name(const char *team, const char *app, const char *uid, int64_
     else
         snprintf(suffix, sizeof(suffix), "_%02x%02x%02x%02x_%lld", md[0], md[1], md[2], md[3],
                  (long long)generation);
-    snprintf(t, sizeof(t), "%s", ts);
     /* at most 64 characters: a very large generation shortens the app part */
     size_t room = 64 - strlen(t) - 1 - strlen(suffix);
     if (room > sizeof(a) - 1) room = sizeof(a) - 1;

@@ -31,10 +31,15 @@ typedef struct kp_coordinator kp_coordinator_t;
 typedef struct kp_req kp_req_t;
 
 /* The team of a kpool service user (docs/groups.md): its name is
- * <team>_<app>_<8 hex digits>_<generation>[-<n>] (team: the namespace without a leading
- * "team-"), seen as "CN=<name>" with the default ssl.principal.mapping.rules. */
+ * <team>_<app>_<8 hex digits>_<generation>[-<n>], seen as "CN=<name>" with the default
+ * ssl.principal.mapping.rules; <team> is the namespace, or <short>~<16 hex digits> for one
+ * not written out whole (credentials.c, kp_service_user_team), never the same for two
+ * namespaces. Names issued by older kpools (<team> the namespace without a leading "team-",
+ * cut at 20) match the second branch, as before. */
 #define KP_TEAM_RULES_DEFAULT                                                                      \
-    "RULE:^(?:CN=)?([a-z0-9-]+)_[a-z0-9-]*_[0-9a-f]{8}_[0-9]+(?:-[0-9]+)?$/$1/"
+    "RULE:^(?:CN=)?([a-z0-9-]*~[0-9a-f]{16}|[a-z0-9-]+)_[a-z0-9-]*_[0-9a-f]{8}_[0-9]+(?:-[0-9]+)?" \
+    "$/"                                                                                           \
+    "$1/"
 
 typedef struct kp_coord_config {
     int32_t offsets_partitions;         /* offsets.topic.num.partitions [50] */

@@ -31,6 +31,7 @@ Uses the `kpool up` harness of test_apps.py (its own instance for this module).
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
@@ -330,8 +331,11 @@ def test_teams_with_colliding_short_names_never_share_a_service_user(up, tmp_pat
     assert produce(first.conf(), fqn, ["mine"]) is None
     assert raw_metadata(up.kafka, second.files(), [fqn])[fqn] == TOPIC_AUTHORIZATION_FAILED
     assert produce(second.conf(), fqn, ["not mine"]) == AUTHZ
-    # the readable parts are still there
-    assert first.user.startswith("x" * 20 + "_" + "y" * 30 + "_"), first.user
+    # the readable parts are still there; the team parts are the namespaces' own (a namespace
+    # longer than 20 characters: its first 8, '~', 16 hex digits of a hash of all of it)
+    assert re.match(r"^x{8}~[0-9a-f]{16}_y{27}_[0-9a-f]{8}_1$", first.user), first.user
+    assert re.match(r"^x{8}~[0-9a-f]{16}_y{27}_[0-9a-f]{8}_1$", second.user), second.user
+    assert first.user.split("_")[0] != second.user.split("_")[0], (first.user, second.user)
     assert first.user.endswith("_1") and second.user.endswith("_1")
 
 
@@ -375,9 +379,9 @@ def test_creation_with_its_applications_is_not_reported_as_drift(up, tmp_path):
 @pytest.mark.skipif(not os.environ.get("KPOOL_OLD_BIN"),
                     reason="set KPOOL_OLD_BIN to a kpool built before uid-derived user names")
 def test_users_issued_by_an_older_kpool_keep_working(tmp_path):
-    """Upgrade: an application deployed by an older kpool (user <team>_<app>_<crc32>_<gen>)
-    keeps its user, secret and certificate under this one; its next deploy gets a new-style
-    name. Needs the older binary, e.g. built from main before this change:
+    """Upgrade: an application deployed by an older kpool (user <team>_<app>_<crc32>_<gen>,
+    or <team>_<app>_<id>_<gen> with <team> cut) keeps its user, secret and certificate under
+    this one, and its old team for group ownership; its next deploy gets a new-style name. Needs the older binary, e.g. built from main before this change:
         git worktree add /tmp/old <commit> && make -C /tmp/old B=build/asan kpool-bin
         KPOOL_OLD_BIN=/tmp/old/build/asan/kpool python3 -m pytest -q test_api_safety.py -k older
     """
@@ -395,6 +399,9 @@ def test_users_issued_by_an_older_kpool_keep_working(tmp_path):
         old.topic_ready(ns, "orders")
         first = old.creds(old.app_secret(ns, "api"))
         assert produce(first.conf(), fqn, ["old"]) is None
+        # the old user's team part (team-a without "team-": "a") claims a group
+        got, err = test_apps.consume_group(first.conf(), fqn, "api-reader", ["old"])
+        assert err is None, (got, err)
     finally:
         old.proc.send_signal(signal.SIGINT)
         old.proc.wait(60)
@@ -412,9 +419,20 @@ def test_users_issued_by_an_older_kpool_keep_working(tmp_path):
         s = new.get(SECRETS, ns, first.name)
         assert s["data"]["KAFKA_CERTIFICATE"] == first.secret["data"]["KAFKA_CERTIFICATE"]
         assert produce(first.conf(), fqn, ["after the upgrade"]) is None
+        # the old user keeps its old team, so its group too
+        got, err = test_apps.consume_group(first.conf(), fqn, "api-reader", ["after the upgrade"])
+        assert err is None, (got, err)
         new.apply(tmp_path, app_doc(ns, "api", image="ghcr.io/navikt/app:2"))
         second = new.creds(new.app_secret(ns, "api", not_name=first.name))
         assert second.user != first.user and second.user.endswith("_2")
         assert produce(second.conf(), fqn, ["new"]) is None
+        # the new user's team part is team-a's own ("a~<hash>"): the group claimed as "a" is
+        # not its (docs/groups.md "Users named by an older kpool": release it or keep the
+        # old team with a rule); a new group is
+        assert re.match(r"^a~[0-9a-f]{16}_api_", second.user), second.user
+        got, err = test_apps.consume_group(second.conf(), fqn, "api-reader", ["new"], timeout=10)
+        assert err == "GROUP_AUTHORIZATION_FAILED", (got, err)
+        got, err = test_apps.consume_group(second.conf(), fqn, "api-reader-2", ["new"])
+        assert err is None, (got, err)
     finally:
         new.stop()

@@ -906,6 +906,33 @@ def test_consumer_group_belongs_to_the_first_team(up, tmp_path):
     assert err is None, (got, err)
 
 
+def test_consumer_group_teams_are_namespaces_not_name_prefixes(up, tmp_path):
+    # issue 12 (6, 7): a principal's team is read from its service user name; that name used
+    # to hold only the namespace without "team-", cut at 20 characters, so team-x and x (and
+    # two namespaces sharing their first 20 characters) were one team and could join, commit
+    # in and read each other's groups. Now each namespace is its own team.
+    pairs = [("team-xj", "xj"), ("longnamespace-shared-a", "longnamespace-shared-b")]
+    docs = []
+    for owner, other in pairs:
+        docs += [topic_doc(owner, "events", [
+            {"team": owner, "application": "*", "access": "read"},
+            {"team": other, "application": "*", "access": "read"}]),
+            app_doc(owner, "reader"), app_doc(other, "reader")]
+    up.apply(tmp_path, *docs)
+    for owner, other in pairs:
+        topic = owner + ".events"
+        up.topic_ready(owner, "events")
+        mine = up.creds(up.app_secret(owner, "reader"))
+        theirs = up.creds(up.app_secret(other, "reader"))
+        assert produce(up.admin_conf(), topic, ["e1", "e2"]) is None
+        got, err = consume_group(mine.conf(), topic, owner + "-reader", ["e1", "e2"])
+        assert err is None, (owner, got, err)
+        got, err = consume_group(theirs.conf(), topic, owner + "-reader", ["e1"], timeout=10)
+        assert err == "GROUP_AUTHORIZATION_FAILED", (other, got, err)
+        got, err = consume_group(theirs.conf(), topic, other + "-reader", ["e1", "e2"])
+        assert err is None, (other, got, err)
+
+
 # --------------------------------------------------------------------------- 7. failures, streams
 
 

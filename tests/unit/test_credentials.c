@@ -15,38 +15,68 @@
 #include <time.h>
 #include <openssl/evp.h>
 
+/* The team part for namespace ns: what a service user name holds before its first '_'. */
+static void team_part(const char *ns, char *out, size_t n)
+{
+    char name[128];
+    kp_service_user_name(ns, "app", "u", 1, name, sizeof(name));
+    size_t l = (size_t)(strchr(name, '_') - name);
+    snprintf(out, n, "%.*s", (int)l, name);
+    char t[64];
+    kp_service_user_team(ns, t, sizeof(t));
+    assert_string_equal(t, out);
+}
+
+/* "<short>~" + the first 8 bytes of SHA-256("kpool team/" + ns), in hex */
+static void hashed_team(const char *shortname, const char *ns, char *out, size_t n)
+{
+    char seed[128];
+    int sl = snprintf(seed, sizeof(seed), "kpool team/%s", ns);
+    unsigned char md[32];
+    unsigned mdlen;
+    EVP_Digest(seed, (size_t)sl, md, &mdlen, EVP_sha256(), NULL);
+    int at = snprintf(out, n, "%s~", shortname);
+    for (int i = 0; i < 8; i++) at += snprintf(out + at, n - (size_t)at, "%02x", md[i]);
+}
+
 static void test_service_user_name_rule(void **state)
 {
     (void)state;
-    char out[128], want[128];
+    char out[128], want[128], team[64];
     kp_service_user_name("team-orders", "team-orders-api", "uid-1", 3, out, sizeof(out));
-    /* the id: the first 4 bytes of SHA-256("kpool service user/" + uid), in hex */
+    /* the id: the first 4 bytes of SHA-256("kpool service user/" + uid), in hex; a namespace
+     * starting with "team-" is <rest, at most 8>~<hash of the namespace> */
     unsigned char md[32];
     unsigned mdlen;
     EVP_Digest("kpool service user/uid-1", 24, md, &mdlen, EVP_sha256(), NULL);
-    snprintf(want, sizeof(want), "orders_api_%02x%02x%02x%02x_3", md[0], md[1], md[2], md[3]);
+    hashed_team("orders", "team-orders", team, sizeof(team));
+    snprintf(want, sizeof(want), "%s_api_%02x%02x%02x%02x_3", team, md[0], md[1], md[2], md[3]);
     assert_string_equal(out, want);
-    /* "team" without a dash, app without the team prefix */
+    /* "team" without a dash: hashed too; app without the namespace in front */
     kp_service_user_name("teamx", "billing", "u", 1, out, sizeof(out));
-    assert_true(!strncmp(out, "x_billing_", 10));
+    hashed_team("x", "teamx", team, sizeof(team));
+    snprintf(want, sizeof(want), "%s_billing_", team);
+    assert_true(!strncmp(out, want, strlen(want)));
     /* an app that is only the team name keeps its name */
     kp_service_user_name("myteam", "myteam", "u", 1, out, sizeof(out));
     assert_true(!strncmp(out, "myteam_myteam_", 14));
-    /* the longest parts are cut to 20 and 30 characters: <= 64 with the suffix */
-    char team[64], app[80];
-    memset(team, 't', 63), team[63] = 0;
+    /* the longest: team part 8 + 1 + 16 = 25, app cut: <= 64 with the suffix */
+    char longteam[64], app[80];
+    memset(longteam, 't', 63), longteam[63] = 0;
     memset(app, 'a', 79), app[79] = 0;
-    kp_service_user_name(team, app, "u", 999999, out, sizeof(out));
+    kp_service_user_name(longteam, app, "u", 999999, out, sizeof(out));
     assert_true(strlen(out) <= 64);
-    assert_int_equal(strchr(out, '_') - out, 20);
+    assert_int_equal(strchr(out, '_') - out, 25);
+    kp_service_user_name(longteam, app, "u", INT64_MAX, out, sizeof(out));
+    assert_true(strlen(out) <= 64);
     /* generations differ only in the suffix */
     char g1[128], g2[128];
     kp_service_user_name("a", "b", "u", 1, g1, sizeof(g1));
     kp_service_user_name("a", "b", "u", 2, g2, sizeof(g2));
     assert_memory_equal(g1, g2, strlen(g1) - 1);
     assert_string_not_equal(g1, g2);
-    /* two teams whose shortened parts coincide (and whose team+app concatenations are equal,
-     * which gave the same CRC-32 under the old rule) differ by their objects' uids */
+    /* two teams whose readable parts coincide (and whose team+app concatenations are equal,
+     * which gave the same CRC-32 under the old rule) differ by their team parts and uids */
     char x[32], xy[40], y31[40], y32[40];
     memset(x, 'x', 21), x[21] = 0;
     snprintf(xy, sizeof(xy), "%sy", x);
@@ -55,7 +85,51 @@ static void test_service_user_name_rule(void **state)
     kp_service_user_name(x, y32, "5b0e4c52-0000-4000-8000-000000000001", 1, g1, sizeof(g1));
     kp_service_user_name(xy, y31, "5b0e4c52-0000-4000-8000-000000000002", 1, g2, sizeof(g2));
     assert_string_not_equal(g1, g2);
-    assert_memory_equal(g1, g2, 20 + 1 + 30); /* the readable parts are the same */
+    assert_memory_equal(g1, g2, 8 + 1); /* the readable "xxxxxxxx~" */
+    assert_memory_not_equal(g1, g2, 25);
+}
+
+/* The team part is exact or unique: two namespaces never share one, although the old rule
+ * (drop "team-"/"team", cut at 20) gave x, team-x and teamx one team, and every namespace
+ * sharing its first 20 characters one more. Namespaces the old rule wrote out whole keep
+ * their team (the owners recorded for them stay theirs). */
+static void test_service_user_team_is_unique(void **state)
+{
+    (void)state;
+    char a[64], b[64], c[64], d[64], e[64];
+    team_part("x", a, sizeof(a));
+    team_part("team-x", b, sizeof(b));
+    team_part("teamx", c, sizeof(c));
+    assert_string_equal(a, "x"); /* unchanged from the old rule */
+    assert_string_not_equal(a, b);
+    assert_string_not_equal(a, c);
+    assert_string_not_equal(b, c);
+    assert_non_null(strchr(b, '~'));
+    assert_true(!strncmp(b, "x~", 2)); /* still readable */
+    /* 20 characters: whole; 21 sharing those 20: hashed, and two such differ */
+    team_part("abcdefghij-klmnopqrs", a, sizeof(a));
+    assert_string_equal(a, "abcdefghij-klmnopqrs");
+    team_part("abcdefghij-klmnopqrst", b, sizeof(b));
+    team_part("abcdefghij-klmnopqrsu", c, sizeof(c));
+    assert_string_not_equal(a, b);
+    assert_string_not_equal(b, c);
+    assert_true(!strncmp(b, "abcdefgh~", 9));
+    assert_int_equal(strlen(b), 25);
+    /* "team" alone, a namespace the old rule kept whole */
+    team_part("team", d, sizeof(d));
+    assert_string_equal(d, "team");
+    /* characters a DNS label cannot hold (never a namespace, but never a plain team either) */
+    team_part("A_b", e, sizeof(e));
+    assert_non_null(strchr(e, '~'));
+    assert_null(strchr(e, '_'));
+    /* deterministic: the same namespace, the same team for every app and generation */
+    /* the last: what docs/groups.md's `printf 'kpool team/%s' team-x | sha256sum | cut -c1-16`
+     * gives */
+    char t1[64], t2[64];
+    kp_service_user_team("team-x", t1, sizeof(t1));
+    kp_service_user_team("team-x", t2, sizeof(t2));
+    assert_string_equal(t1, t2);
+    assert_string_equal(t1, "x~aed156a58c23ea97");
 }
 
 static void test_secret_name_rule(void **state)
@@ -179,6 +253,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_service_user_name_rule),
+        cmocka_unit_test(test_service_user_team_is_unique),
         cmocka_unit_test(test_secret_name_rule),
         cmocka_unit_test(test_secret_seal_round_trip_and_binding),
         cmocka_unit_test(test_registry_password_verifier),

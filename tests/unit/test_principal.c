@@ -254,6 +254,23 @@ static void test_group_team_rule_default(void **state)
     assert_string_equal(map(r, "CN=team-a_shop_XYZ_1"), NO_MATCH);
     assert_string_equal(map(r, "CN=team-a_shop_1a2b3c4d_1,O=x"), NO_MATCH);
     assert_string_equal(map(r, "ANONYMOUS"), NO_MATCH);
+    /* a hashed team part (credentials.c kp_service_user_team) is the team whole, so team-x
+     * and x (or two long namespaces sharing 20 characters) are two teams */
+    assert_string_equal(map(r, "CN=x~0123456789abcdef_shop_1a2b3c4d_1"), "x~0123456789abcdef");
+    assert_string_equal(map(r, "CN=x_shop_1a2b3c4d_1"), "x");
+    assert_string_equal(map(r, "CN=abcdefgh~fedcba9876543210_a_1a2b3c4d_2-2"),
+                        "abcdefgh~fedcba9876543210");
+    assert_string_equal(map(r, "CN=~fedcba9876543210_a_1a2b3c4d_2"), "~fedcba9876543210");
+    /* only a '~' followed by exactly 16 hex digits */
+    assert_string_equal(map(r, "CN=x~0123_shop_1a2b3c4d_1"), NO_MATCH);
+    assert_string_equal(map(r, "CN=x~0123456789abcdef0_shop_1a2b3c4d_1"), NO_MATCH);
+    assert_string_equal(map(r, "CN=x~~0123456789abcdef_shop_1a2b3c4d_1"), NO_MATCH);
+    /* docs/groups.md's transition rule: team-x's new users keep team-x's old team "x" */
+    char keep[4096];
+    snprintf(keep, sizeof(keep), "RULE:^(?:CN=)?x~aed156a58c23ea97_.*$/x/,%s", r);
+    assert_string_equal(map(keep, "CN=x~aed156a58c23ea97_shop_1a2b3c4d_2"), "x");
+    assert_string_equal(map(keep, "CN=x_shop_1a2b3c4d_1"), "x");
+    assert_string_equal(map(keep, "CN=y~0123456789abcdef_shop_1a2b3c4d_1"), "y~0123456789abcdef");
 }
 
 int main(void)
