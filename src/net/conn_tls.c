@@ -6,7 +6,7 @@
  * file regions are pread straight into it — and the buffer goes out as full 16 KiB records;
  * what is left when the connection's queue is empty goes out at flush(). So a fetch
  * response's headers and its partitions' data share records instead of each header costing
- * a record and a write(2), and pipelined small responses share one record. The buffer is ours
+ * a record and a write(2), and responses queued together share records. The buffer is ours
  * and never changes under a pending write: a write that returned WANT_WRITE is retried with
  * the same bytes (OpenSSL keeps the encrypted record and only finishes writing it, nothing is
  * encrypted twice). The bytes writev/sendfile report are the bytes they buffered.
