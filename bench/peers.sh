@@ -41,6 +41,7 @@ REPS=${PEERS_REPS:-3}
 TARGETS=${PEERS_TARGETS:-"kpool-durable kpool-pagecache kpool-tls mock redis-always redis-no nats-js"}
 WORKLOADS=${PEERS_WORKLOADS:-"1024:1 1024:8 100:1 100:8"}
 RATE=${PEERS_RATE:-5000}
+LATENCY=${PEERS_LATENCY:-1} # 0: skip the fixed-rate latency workload
 COLD=${PEERS_COLD:-auto}
 OUT=${PEERS_OUT:-$(mktemp -d /tmp/kpool-peers.XXXXXX)}
 mkdir -p "$OUT"
@@ -172,23 +173,33 @@ start_redis() {
   exit 1
 }
 
-# record TARGET WORKLOAD REP PHASE JSON: one line in results.jsonl.
+# record TARGET WORKLOAD REP PHASE JSON [BROKER_CPU_S]: one line in results.jsonl.
 record() {
-  printf '{"target":"%s","workload":"%s","rep":%s,"phase":"%s","result":%s}\n' \
-    "$1" "$2" "$3" "$4" "$5" >>"$RESULTS"
+  printf '{"target":"%s","workload":"%s","rep":%s,"phase":"%s","broker_cpu_s":%s,"result":%s}\n' \
+    "$1" "$2" "$3" "$4" "${6:-null}" "$5" >>"$RESULTS"
+}
+
+# CPU seconds (user + system) the kpool broker has used so far, from /proc; empty if gone.
+kpool_cpu() {
+  [ "${1:-}" = kpool ] && [ -r "/proc/${KP_PID:-0}/stat" ] || return 0
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.3f", ($12 + $13) / hz }' \
+    "/proc/$KP_PID/stat"
 }
 
 # bench_json TARGET WORKLOAD REP PHASE ARGS...: runs kpool bench --json, records its line.
 # A failed run is recorded too (ok=false) and reported; the script goes on.
 bench_json() {
-  local target=$1 wl=$2 rep=$3 phase=$4 line rc=0
+  local target=$1 wl=$2 rep=$3 phase=$4 line rc=0 cpu0 cpu1 cpu=
   shift 4
+  cpu0=$(kpool_cpu "${target%%-*}")
   line=$("$KPOOL" bench --json -q "$@" 2>>"$OUT/bench-stderr.log") || rc=$?
+  cpu1=$(kpool_cpu "${target%%-*}")
+  [ -n "$cpu0" ] && [ -n "$cpu1" ] && cpu=$(awk "BEGIN { printf \"%.3f\", $cpu1 - $cpu0 }")
   if [ -z "$line" ]; then
     line='{"ok":false}'
   fi
   [ $rc -eq 0 ] || echo "peers.sh: $target $wl rep $rep $phase failed (exit $rc), see $OUT/bench-stderr.log" >&2
-  record "$target" "$wl" "$rep" "$phase" "$line"
+  record "$target" "$wl" "$rep" "$phase" "$line" "$cpu"
 }
 
 run_kpool() { # target rep size parts
@@ -290,13 +301,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
     kpool-durable | kpool-pagecache | kpool-tls)
       start_kpool "${target#kpool-}"
       for wl in $WORKLOADS; do run_kpool "$target" "$rep" "${wl%:*}" "${wl#*:}"; done
-      run_latency "$target" "$rep"
+      [ "$LATENCY" = 0 ] || run_latency "$target" "$rep"
       stop_pid "$KP_PID"
       rm -rf "$KP_DIR"
       ;;
     mock)
       for wl in $WORKLOADS; do run_mock "$rep" "${wl%:*}" "${wl#*:}"; done
-      run_latency mock "$rep"
+      [ "$LATENCY" = 0 ] || run_latency mock "$rep"
       ;;
     redis-always | redis-no)
       start_redis "${target#redis-}"

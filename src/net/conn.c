@@ -268,6 +268,14 @@ static int conn_flush(kp_conn_t *c)
         if (c->watch) kp_conn_watch_touch(c);
         sendq_advance(c, (size_t)n);
     }
+    if (c->tp->flush && c->tp->flush(c) < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            kp_loop_set(c->loop, &c->io, (c->paused ? 0 : KP_READABLE) | KP_WRITABLE);
+            return 0;
+        }
+        kp_conn_close(c, strerror(errno));
+        return -1;
+    }
     if (c->corked) {
         c->tp->cork(c, 0);
         c->corked = 0;
@@ -469,7 +477,7 @@ static void conn_event(kp_loop_t *loop, kp_io_t *io, uint32_t events)
         events = KP_READABLE | KP_WRITABLE;
     }
     kp_conn_ref(c);
-    if ((events & KP_WRITABLE) && c->sq_head) conn_flush(c);
+    if ((events & KP_WRITABLE) && (c->sq_head || c->tp->flush)) conn_flush(c);
     if (!c->closed && (events & KP_READABLE) && !c->paused) conn_read(c);
     if (!c->closed && c->paused && !should_pause(c)) kp_conn_resume(c);
     kp_conn_unref(c);

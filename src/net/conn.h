@@ -55,6 +55,10 @@ typedef struct kp_transport {
     size_t (*pending)(kp_conn_t *c);
     /* Optional: TCP_CORK around a response that mixes memory and file regions. */
     void (*cork)(kp_conn_t *c, int on);
+    /* Optional, for a transport that buffers what writev/sendfile accepted (TLS gathers
+     * responses into full records): writes out what it holds. 0 when nothing is left,
+     * -1 with errno (EAGAIN: call again when writable). Called when the queue is empty. */
+    int (*flush)(kp_conn_t *c);
     /* Frees transport state; the fd is closed by the connection. */
     void (*destroy)(kp_conn_t *c);
 } kp_transport_t;

@@ -1,12 +1,24 @@
 /*
  * conn_tls.c — the TLS transport (OpenSSL 3): non-blocking handshake, reads and writes
- * through SSL, and "sendfile" as pread into a per-connection staging buffer + SSL_write.
+ * through SSL.
  *
- * Retry contract: OpenSSL requires a write that returned WANT_WRITE to be retried with the
- * same bytes. The connection layer guarantees that (it only advances by what we report),
- * and file regions are staged per connection and reused for the same file position, so a
- * retried sendfile presents the same bytes. SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER lets the
- * retry come from another address.
+ * Sending (issue 19): writev and "sendfile" copy into one per-connection plaintext buffer —
+ * file regions are pread straight into it — and the buffer goes out as full 16 KiB records;
+ * what is left when the connection's queue is empty goes out at flush(). So a fetch
+ * response's headers and its partitions' data share records instead of each header costing
+ * a record and a write(2), and responses queued together share records. The buffer is ours
+ * and never changes under a pending write: a write that returned WANT_WRITE is retried with
+ * the same bytes (OpenSSL keeps the encrypted record and only finishes writing it, nothing is
+ * encrypted twice). The bytes writev/sendfile report are the bytes they buffered.
+ *
+ * Kernel TLS: where the kernel has the `tls` module (probed once with TCP_ULP at start),
+ * OpenSSL is asked to hand the keys to the kernel and file regions go out with SSL_sendfile;
+ * otherwise (this development machine) the path above. Which one is used is logged at start.
+ *
+ * Receiving: read-ahead, so one read(2) brings in what has arrived instead of two reads
+ * (header, body) per record; SSL_read_ex decrypts into the connection's receive chunk (OpenSSL
+ * decrypts in place in its read buffer and copies out: the one copy plaintext does not have).
+ * Bytes OpenSSL holds (decrypted or not) are reported by pending().
  */
 #include "net/tls.h"
 
@@ -15,6 +27,8 @@
 #include "storage/fs.h"
 
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -22,19 +36,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
-#define STAGE_BYTES (64 * 1024)
+/* Plaintext buffered for sending: four full records. */
+#define WBUF_BYTES (4 * SSL3_RT_MAX_PLAIN_LENGTH)
+/* Resumed sessions (TLS 1.3 tickets) are accepted for this long after the full handshake. */
+#define SESSION_SECONDS 3600
 
 struct kp_tls_ctx {
     SSL_CTX *ctx;
+    int ktls; /* the kernel has TLS offload and OpenSSL was asked to use it */
 };
 
 typedef struct tls_conn {
     SSL *ssl;
-    uint8_t *stage; /* file bytes [stage_pos, stage_pos + stage_len) of stage_fd */
-    int stage_fd;
-    int64_t stage_pos;
-    size_t stage_len;
+    int ktls;
+    uint8_t *wbuf; /* plaintext accepted, not yet written: [woff, wlen) */
+    size_t woff, wlen;
 } tls_conn_t;
 
 static void ssl_errors(char *out, size_t n)
@@ -59,6 +78,29 @@ static int key_password_cb(char *buf, int size, int rwflag, void *userdata)
     return n;
 }
 
+/* Whether the kernel can take TLS keys: TCP_ULP "tls" on an unconnected TCP socket fails with
+ * ENOTCONN when the module is there and ENOENT when it is not (no module, no /proc/modules
+ * needed). why says what failed. */
+static int ktls_probe(char *why, size_t n)
+{
+#ifdef TCP_ULP
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    if (fd < 0) {
+        snprintf(why, n, "socket: %s", strerror(errno));
+        return 0;
+    }
+    int rc = setsockopt(fd, IPPROTO_TCP, TCP_ULP, "tls", sizeof("tls"));
+    int e = errno;
+    close(fd);
+    if (rc == 0 || e == ENOTCONN) return 1;
+    snprintf(why, n, "TCP_ULP tls: %s", strerror(e));
+    return 0;
+#else
+    snprintf(why, n, "built without TCP_ULP");
+    return 0;
+#endif
+}
+
 kp_tls_ctx_t *kp_tls_server_ctx_new(const kp_tls_config_t *cfg, char *err, size_t errlen)
 {
     char detail[512];
@@ -77,11 +119,33 @@ kp_tls_ctx_t *kp_tls_server_ctx_new(const kp_tls_config_t *cfg, char *err, size_
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
-    /* every connection presents and verifies a certificate: no resumption that would skip a
-     * revoked or expired client certificate */
+    /* Read-ahead: one read(2) takes whatever has arrived (up to a record's worth of buffer)
+     * instead of two reads per record. Measured (docs/performance.md): broker CPU for 200 MB
+     * produced over TLS -15 %; a 64 KiB read buffer saved no more CPU and costs OpenSSL 3.0
+     * a memmove of the buffered bytes per record (callgrind: 2x the instructions). */
+    SSL_CTX_set_read_ahead(ctx, 1);
+    /* AES-128-GCM first (server preference): with AES-NI it costs ~30 % less than AES-256
+     * on both ends, and both ends of every connection encrypt everything. ChaCha20 stays for
+     * clients without AES hardware. */
+    /* the TLS 1.2 list is OpenSSL's DEFAULT set, AES-128-GCM moved to the front */
+    if (SSL_CTX_set_ciphersuites(ctx, "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:"
+                                      "TLS_CHACHA20_POLY1305_SHA256") != 1 ||
+        SSL_CTX_set_cipher_list(ctx, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                     "ALL:!COMPLEMENTOFDEFAULT:!eNULL") != 1)
+        goto ssl_fail;
+    /* Resumption (stateless tickets, keys in memory: a restarted broker does full handshakes)
+     * lets a reconnecting client skip the certificate exchange and signatures. A resumed
+     * session carries the client certificate verified at the full handshake; tls_handshake()
+     * refuses it once that certificate has expired, and tickets expire after SESSION_SECONDS. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-    SSL_CTX_set_num_tickets(ctx, 0);
+    SSL_CTX_set_num_tickets(ctx, 1);
+    SSL_CTX_set_timeout(ctx, SESSION_SECONDS);
+    static const unsigned char sid_ctx[] = "kpool";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    char ktls_why[128];
+    int ktls = ktls_probe(ktls_why, sizeof(ktls_why));
+    if (ktls) SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
     if (cfg->key_password) {
         SSL_CTX_set_default_passwd_cb(ctx, key_password_cb);
         SSL_CTX_set_default_passwd_cb_userdata(ctx, (void *)cfg->key_password);
@@ -119,6 +183,15 @@ kp_tls_ctx_t *kp_tls_server_ctx_new(const kp_tls_config_t *cfg, char *err, size_
     SSL_CTX_set_verify_depth(ctx, 10);
     kp_tls_ctx_t *t = kp_xcalloc(1, sizeof(*t));
     t->ctx = ctx;
+    t->ktls = ktls;
+    if (ktls)
+        kp_info("tls", "kernel TLS available: fetched file data goes out with SSL_sendfile "
+                       "where the negotiated cipher allows it");
+    else
+        kp_info("tls",
+                "kernel TLS unavailable (%s): encrypting in user space, file data read "
+                "into full 16 KiB records",
+                ktls_why);
     return t;
 ssl_fail:
     ssl_errors(detail, sizeof(detail));
@@ -146,7 +219,7 @@ void *kp_tls_conn_new(kp_tls_ctx_t *t, int fd)
     SSL_set_accept_state(ssl);
     tls_conn_t *tc = kp_xcalloc(1, sizeof(*tc));
     tc->ssl = ssl;
-    tc->stage_fd = -1;
+    tc->ktls = t->ktls;
     return tc;
 }
 
@@ -187,53 +260,92 @@ static ssize_t tls_read(kp_conn_t *c, void *buf, size_t len)
     return r;
 }
 
-static ssize_t tls_writev(kp_conn_t *c, const struct iovec *iov, int iovcnt)
+/* Writes buffered plaintext while at least min bytes are buffered (min 1: everything), full
+ * records first. 0, or -1 with errno (EAGAIN: the socket is full). */
+static int wbuf_write(kp_conn_t *c, size_t min)
 {
-    ssize_t total = 0;
-    for (int i = 0; i < iovcnt; i++) {
+    tls_conn_t *tc = tls(c);
+    while (tc->wlen - tc->woff >= min && tc->wlen > tc->woff) {
         size_t n = 0;
         errno = 0;
-        int ret = SSL_write_ex(tls(c)->ssl, iov[i].iov_base, iov[i].iov_len, &n);
-        if (ret != 1) {
-            ssize_t r = io_result(c, 0, 0, ret);
-            return total > 0 ? total : r;
-        }
-        total += (ssize_t)n;
-        if (n < iov[i].iov_len) break;
+        int ret = SSL_write_ex(tc->ssl, tc->wbuf + tc->woff, tc->wlen - tc->woff, &n);
+        if (ret != 1) return (int)io_result(c, 0, 0, ret);
+        tc->woff += n;
     }
-    return total;
+    if (tc->woff == tc->wlen) tc->woff = tc->wlen = 0;
+    return 0;
+}
+
+/* Room for more plaintext: compacts (allowed between retries thanks to
+ * SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER) and writes out full records when the buffer is full.
+ * Returns the room, 0 with errno set when there is none. */
+static size_t wbuf_room(kp_conn_t *c)
+{
+    tls_conn_t *tc = tls(c);
+    if (!tc->wbuf) tc->wbuf = kp_xmalloc(WBUF_BYTES);
+    if (tc->wlen == WBUF_BYTES && wbuf_write(c, SSL3_RT_MAX_PLAIN_LENGTH) < 0 &&
+        (errno != EAGAIN || tc->woff == 0))
+        return 0; /* errno says why */
+    if (tc->woff > 0 && WBUF_BYTES - tc->wlen < SSL3_RT_MAX_PLAIN_LENGTH) {
+        memmove(tc->wbuf, tc->wbuf + tc->woff, tc->wlen - tc->woff);
+        tc->wlen -= tc->woff;
+        tc->woff = 0;
+    }
+    return WBUF_BYTES - tc->wlen;
+}
+
+/* After accepting n bytes: writes the full records; a full socket is not an error here (the
+ * bytes are accepted, flush() or the next call writes them). */
+static ssize_t accepted(kp_conn_t *c, size_t n)
+{
+    if (wbuf_write(c, SSL3_RT_MAX_PLAIN_LENGTH) < 0 && errno != EAGAIN) return -1;
+    return (ssize_t)n;
+}
+
+static ssize_t tls_writev(kp_conn_t *c, const struct iovec *iov, int iovcnt)
+{
+    tls_conn_t *tc = tls(c);
+    size_t room = wbuf_room(c), total = 0;
+    if (room == 0) return -1;
+    for (int i = 0; i < iovcnt && total < room; i++) {
+        size_t n = iov[i].iov_len < room - total ? iov[i].iov_len : room - total;
+        memcpy(tc->wbuf + tc->wlen, iov[i].iov_base, n);
+        tc->wlen += n;
+        total += n;
+    }
+    return accepted(c, total);
 }
 
 static ssize_t tls_sendfile(kp_conn_t *c, int fd, int64_t pos, size_t len)
 {
     tls_conn_t *tc = tls(c);
-    if (!tc->stage) tc->stage = kp_xmalloc(STAGE_BYTES);
-    if (tc->stage_fd != fd || pos < tc->stage_pos ||
-        pos >= tc->stage_pos + (int64_t)tc->stage_len) {
-        size_t want = len < STAGE_BYTES ? len : STAGE_BYTES;
-        if (kp_fs_pread_all(fd, tc->stage, want, pos) < 0) {
-            if (!errno) errno = EIO;
-            return -1;
-        }
-        tc->stage_fd = fd;
-        tc->stage_pos = pos;
-        tc->stage_len = want;
+    if (tc->ktls && tc->wlen == tc->woff && BIO_get_ktls_send(SSL_get_wbio(tc->ssl))) {
+        errno = 0;
+        ossl_ssize_t n = SSL_sendfile(tc->ssl, fd, (off_t)pos, len, 0);
+        if (n >= 0) return (ssize_t)n;
+        return io_result(c, 0, 0, (int)n);
     }
-    size_t off = (size_t)(pos - tc->stage_pos);
-    size_t avail = tc->stage_len - off;
-    if (avail > len) avail = len;
-    size_t n = 0;
-    errno = 0;
-    int ret = SSL_write_ex(tc->ssl, tc->stage + off, avail, &n);
-    /* The stage never extends past the region it was loaded for, so once its last byte is
-     * written the region is done and the file may be closed: forget the stage, or a file
-     * opened later under the same descriptor number would be served these bytes. (A retry
-     * after WANT_WRITE wrote nothing and keeps the stage, as OpenSSL requires.) */
-    if (ret == 1 && off + n >= tc->stage_len) {
-        tc->stage_fd = -1;
-        tc->stage_len = 0;
+    size_t room = wbuf_room(c);
+    if (room == 0) return -1;
+    size_t n = len < room ? len : room;
+    /* the file may be closed once the region is reported sent: copy now */
+    if (kp_fs_pread_all(fd, tc->wbuf + tc->wlen, n, pos) < 0) {
+        if (!errno) errno = EIO;
+        return -1;
     }
-    return io_result(c, ret == 1, n, ret);
+    tc->wlen += n;
+    return accepted(c, n);
+}
+
+static int tls_flush(kp_conn_t *c)
+{
+    tls_conn_t *tc = tls(c);
+    if (!tc->wbuf) return 0;
+    if (wbuf_write(c, 1) < 0) return -1;
+    /* an idle connection holds no send buffer */
+    free(tc->wbuf);
+    tc->wbuf = NULL;
+    return 0;
 }
 
 static int tls_handshake(kp_conn_t *c)
@@ -241,7 +353,15 @@ static int tls_handshake(kp_conn_t *c)
     tls_conn_t *tc = tls(c);
     ERR_clear_error();
     int ret = SSL_do_handshake(tc->ssl);
-    if (ret == 1) return 1;
+    if (ret == 1) {
+        X509 *peer = SSL_get0_peer_certificate(tc->ssl);
+        if (SSL_session_reused(tc->ssl) && peer &&
+            X509_cmp_current_time(X509_get0_notAfter(peer)) <= 0) {
+            kp_warn("tls", "refused %s: resumed session's client certificate has expired", c->peer);
+            return -1;
+        }
+        return 1;
+    }
     int e = SSL_get_error(tc->ssl, ret);
     if (e == SSL_ERROR_WANT_READ) {
         c->hs_want = KP_READABLE;
@@ -263,9 +383,13 @@ static int tls_handshake(kp_conn_t *c)
     return -1;
 }
 
+/* With read-ahead OpenSSL may hold whole records it has not decrypted yet, which
+ * SSL_pending() does not count: SSL_has_pending() does. */
 static size_t tls_pending(kp_conn_t *c)
 {
-    return (size_t)SSL_pending(tls(c)->ssl);
+    SSL *ssl = tls(c)->ssl;
+    size_t n = (size_t)SSL_pending(ssl);
+    return n > 0 ? n : (size_t)SSL_has_pending(ssl);
 }
 
 static void tls_destroy(kp_conn_t *c)
@@ -273,7 +397,7 @@ static void tls_destroy(kp_conn_t *c)
     tls_conn_t *tc = tls(c);
     if (!tc) return;
     SSL_free(tc->ssl);
-    free(tc->stage);
+    free(tc->wbuf);
     free(tc);
     c->tp_state = NULL;
 }
@@ -286,6 +410,7 @@ const kp_transport_t kp_transport_tls = {
     .handshake = tls_handshake,
     .pending = tls_pending,
     .cork = NULL,
+    .flush = tls_flush,
     .destroy = tls_destroy,
 };
 

@@ -28,7 +28,8 @@ typedef struct kp_tls_config {
 
 typedef struct kp_tls_ctx kp_tls_ctx_t;
 
-/* TLS 1.2 and 1.3, no session resumption. NULL with err filled. */
+/* TLS 1.2 and 1.3, AES-128-GCM first, session tickets (see conn_tls.c), kernel TLS probed and
+ * logged. NULL with err filled. */
 kp_tls_ctx_t *kp_tls_server_ctx_new(const kp_tls_config_t *cfg, char *err, size_t errlen);
 void kp_tls_ctx_free(kp_tls_ctx_t *t);
 /* Transport state for an accepted socket (pass as tp_state with kp_transport_tls). */

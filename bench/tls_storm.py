@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""tls_storm.py — a reconnect storm against a TLS listener (issue 19).
+
+Opens N mutual-TLS connections at once (asyncio, one process), each sends one ApiVersions
+request and waits for the answer, as every client of a pool does after a restart. Prints one
+JSON line: connections that succeeded, failed, the time until the last one was answered, and
+handshakes per second. The client's own handshake work (one process, one core) is included:
+on a 2-core machine the figure bounds the broker's rate from below.
+
+    python3 bench/tls_storm.py --port 9093 --ca ca.crt --cert client.crt --key client.key -n 2000
+    python3 bench/tls_storm.py ... --resume   # each connection resumes a session first made
+"""
+import argparse
+import asyncio
+import json
+import resource
+import ssl
+import struct
+import time
+
+API_VERSIONS_V0 = struct.pack(">hhi", 18, 0, 1) + struct.pack(">h", 5) + b"storm"
+REQUEST = struct.pack(">i", len(API_VERSIONS_V0)) + API_VERSIONS_V0
+
+
+async def one(args, ctx, session, sem, out):
+    async with sem:
+        t0 = time.monotonic()
+        try:
+            kw = {"session": session} if session is not None else {}
+            r, w = await asyncio.wait_for(asyncio.open_connection(
+                "127.0.0.1", args.port, ssl=ctx, server_hostname="127.0.0.1", **kw), args.timeout)
+            w.write(REQUEST)
+            n = struct.unpack(">i", await asyncio.wait_for(r.readexactly(4), args.timeout))[0]
+            await asyncio.wait_for(r.readexactly(n), args.timeout)
+            reused = w.get_extra_info("ssl_object").session_reused
+            w.close()
+            out.append((time.monotonic() - t0, reused))
+        except Exception as e:  # noqa: BLE001 - counted and reported
+            out.append((None, repr(e)))
+
+
+async def main(args):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, max(soft, args.n + 100)), hard))
+    ctx = ssl.create_default_context(cafile=args.ca)
+    ctx.load_cert_chain(args.cert, args.key)
+    if args.tls12:
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    session = None
+    if args.resume:
+        r, w = await asyncio.open_connection("127.0.0.1", args.port, ssl=ctx,
+                                             server_hostname="127.0.0.1")
+        w.write(REQUEST)
+        n = struct.unpack(">i", await r.readexactly(4))[0]
+        await r.readexactly(n)
+        session = w.get_extra_info("ssl_object").session
+        w.close()
+    sem = asyncio.Semaphore(args.concurrency or args.n)
+    out = []
+    t0 = time.monotonic()
+    await asyncio.gather(*(one(args, ctx, session, sem, out) for _ in range(args.n)))
+    elapsed = time.monotonic() - t0
+    ok = sorted(t for t, _ in out if t is not None)
+    errors = [e for t, e in out if t is None]
+    print(json.dumps({
+        "connections": args.n, "ok": len(ok), "failed": len(errors),
+        "first_error": errors[0] if errors else None,
+        "reused": sum(1 for t, e in out if t is not None and e is True),
+        "seconds": round(elapsed, 3), "handshakes_per_s": round(len(ok) / elapsed, 1),
+        "p50_ms": round(1000 * ok[len(ok) // 2], 1) if ok else None,
+        "max_ms": round(1000 * ok[-1], 1) if ok else None}))
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--ca", required=True)
+    ap.add_argument("--cert", required=True)
+    ap.add_argument("--key", required=True)
+    ap.add_argument("-n", type=int, default=2000)
+    ap.add_argument("--concurrency", type=int, default=0, help="at most this many at once (0: all)")
+    ap.add_argument("--timeout", type=float, default=30)
+    ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--tls12", action="store_true")
+    asyncio.run(main(ap.parse_args()))
