@@ -29,6 +29,7 @@ import pytest
 import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+import harness
 import test_control as T
 from test_control import TOPICS_PATH, topic_doc
 
@@ -36,13 +37,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 CONSOLE = "/apis/kpool.dev/v1/namespaces/%s/topics/%s/%s"
 
 
-@pytest.fixture(scope="module")
-def up():
-    k = T.KpoolUp().start()
-    try:
-        yield k
-    finally:
-        k.stop()
+up = harness.up_fixture(T.KpoolUp)
 
 
 @pytest.fixture(scope="module")

@@ -19,9 +19,9 @@ import subprocess
 import threading
 import time
 
-import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+import harness
 import test_control as T
 from test_console_api import ORDER_V1, ORDER_V2, avro_string, framed, register, zigzag
 from test_control import TOPICS_PATH, topic_doc
@@ -35,13 +35,7 @@ AAPPS = "/apis/aiven.nais.io/v1/namespaces/%s/aivenapplications"
 
 
 
-@pytest.fixture(scope="module")
-def up():
-    k = T.KpoolUp().start()
-    try:
-        yield k
-    finally:
-        k.stop()
+up = harness.up_fixture(T.KpoolUp)
 
 
 def team(up, name):

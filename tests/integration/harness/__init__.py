@@ -12,4 +12,4 @@ docs/testing.md ("The test harness").
 """
 from .env import HERE, KPOOL_BIN, PYTHON, TOP, assert_clean, sanitizer_env  # noqa: F401
 from .ports import UP_BASE_PORTS, distinct_ports, free_offset, free_port, port_free  # noqa: F401
-from .procs import Broker, KpoolUp  # noqa: F401
+from .procs import Broker, KpoolUp, up_fixture  # noqa: F401

@@ -143,6 +143,7 @@ class KpoolUp:
         self.extra_args = list(args)
         self.proc = None
         self.offset = None
+        self._admin = self._kadmin = None
 
     # ---- lifecycle ----
 
@@ -165,10 +166,7 @@ class KpoolUp:
         for s in self.sets:
             args += ["--set", s]
         start_len = len(self.log())
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args + self.extra_args, stdout=self.logf,
-                                     stderr=subprocess.STDOUT,
-                                     env=sanitizer_env(KPOOL_CONFIG=self.config))
+        self.launch(args + self.extra_args)
         deadline = time.time() + timeout
         while time.time() < deadline:
             text = self.log()[start_len:]
@@ -215,10 +213,22 @@ class KpoolUp:
         except OSError:
             return ""
 
-    def stop(self, timeout=60):
-        """SIGINT (Ctrl-C); asserts exit status 0 and no sanitizer report."""
+    def launch(self, args):
+        """Starts args (a `kpool up` command line) with this one's log and KPOOL_CONFIG;
+        start() does it on a free port offset and waits until the pool is up."""
+        self.logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT,
+                                     env=sanitizer_env(KPOOL_CONFIG=self.config))
+
+    def halt(self, timeout=60):
+        """SIGINT (Ctrl-C) and wait; asserts no sanitizer report; returns the exit status
+        (None when nothing ran)."""
+        if self._kadmin is not None:
+            self._kadmin.close()
+            self._kadmin = None
+        self._admin = None
         if not self.proc:
-            return
+            return None
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -232,7 +242,14 @@ class KpoolUp:
         text = self.log()
         rc, self.proc = self.proc.returncode, None
         assert_clean(text)
-        assert rc == 0, "kpool up exited with %d:\n%s" % (rc, text[-4000:])
+        return rc
+
+    def stop(self, timeout=60):
+        """SIGINT (Ctrl-C); asserts exit status 0 and no sanitizer report."""
+        rc = self.halt(timeout)
+        if rc is None:
+            return
+        assert rc == 0, "kpool up exited with %d:\n%s" % (rc, self.log()[-4000:])
         if self.remove_on_stop and self.own_root:
             shutil.rmtree(self.root, ignore_errors=True)
 
@@ -286,3 +303,37 @@ class KpoolUp:
         return {"bootstrap.servers": self.kafka, "security.protocol": "ssl",
                 "ssl.ca.location": ca, "ssl.certificate.location": cert,
                 "ssl.key.location": key}
+
+    @property
+    def admin(self):
+        """confluent-kafka's AdminClient as the super user (until stop())."""
+        if self._admin is None:
+            from confluent_kafka.admin import AdminClient
+            self._admin = AdminClient(self.admin_conf())
+        return self._admin
+
+    @property
+    def kadmin(self):
+        """kafka-python's KafkaAdminClient as the super user (for ACLs; until stop())."""
+        if self._kadmin is None:
+            from kafka.admin import KafkaAdminClient
+            ca, cert, key = self.admin_files()
+            self._kadmin = KafkaAdminClient(
+                bootstrap_servers=self.kafka, security_protocol="SSL", ssl_cafile=ca,
+                ssl_certfile=cert, ssl_keyfile=key, request_timeout_ms=20000)
+        return self._kadmin
+
+
+def up_fixture(make, scope="module"):
+    """A pytest fixture that starts make() (a KpoolUp or subclass, not started) for the
+    scope and stop()s it after: `up = up_fixture(KpoolUp)` at a test module's top level."""
+    import pytest
+
+    @pytest.fixture(scope=scope)
+    def up():
+        k = make().start()
+        try:
+            yield k
+        finally:
+            k.stop()
+    return up
