@@ -90,14 +90,6 @@ class KpoolUp(harness.KpoolUp):
 
     # ---- the pool, as its super user ----
 
-    def ssl_conf(self):
-        return self.admin_conf()
-
-    def pool_topics(self):
-        md = self.admin.list_topics(timeout=20)
-        return {n: len(t.partitions) for n, t in md.topics.items()
-                if not n.startswith("__") and t.error is None}
-
     def topic_overrides(self, topic):
         (f,) = self.admin.describe_configs([ConfigResource("topic", topic)]).values()
         return {k: e.value for k, e in f.result(timeout=20).items() if e.source == TOPIC_CONFIG}

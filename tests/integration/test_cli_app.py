@@ -56,26 +56,6 @@ TEAM_TOKEN = "team-a-token-cliapp-abcdef"
 PASSWORD = "pa'ss $word\"`x`"  # every shell metacharacter a quoting bug would trip on
 NOW = "2026-11-27T07:00:00Z"
 
-OPENSSL_CNF = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[v3_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1
-[client]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-"""
 
 USERS = {"shop": "team-a_shop_1a2b3c4d_1", "cart": "team-a_cart_5e6f7a8b_1",
          "gone": "team-a_gone_0badf00d_1", "rogue": "team-a_rogue_deadbeef_1"}
@@ -85,7 +65,7 @@ USERS = {"shop": "team-a_shop_1a2b3c4d_1", "cart": "team-a_cart_5e6f7a8b_1",
 
 class Pki(OpensslPki):
     def __init__(self, d):
-        super().__init__(d, OPENSSL_CNF)
+        super().__init__(d)
         self.ca, self.ca_key = self._ca("ca", "/O=kpool/CN=kpool test CA")
         self.other_ca, self.other_ca_key = self._ca("other-ca", "/CN=another CA")
         self.broker_cert, self.broker_key = self._leaf("broker", "/CN=broker", "server")

@@ -119,15 +119,6 @@ class KpoolUp(harness.KpoolUp):
 
     # ---- the pool, through Kafka admin clients as the super user ----
 
-    def ssl_conf(self):
-        return self.admin_conf()
-
-    def pool_topics(self):
-        """{name: partition count} of the pool's (non-internal) topics."""
-        md = self.admin.list_topics(timeout=20)
-        return {n: len(t.partitions) for n, t in md.topics.items()
-                if not n.startswith("__") and t.error is None}
-
     def topic_configs(self, topic):
         """{key: (value, source)} of the topic as the pool describes it."""
         fs = self.admin.describe_configs([ConfigResource("topic", topic)])

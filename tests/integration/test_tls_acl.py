@@ -52,6 +52,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 import kwire
+from harness.ctools import c_tool
 from harness.pki import OpensslPki
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -70,27 +71,6 @@ API_FIND_COORDINATOR, API_JOIN_GROUP, API_INIT_PRODUCER_ID = 10, 11, 22
 
 # --------------------------------------------------------------------------- PKI
 
-OPENSSL_CNF = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[v3_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1
-[client]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-"""
-
 
 class Ident:
     """A client identity: certificate and key files and the principal the broker derives."""
@@ -107,7 +87,7 @@ ALICE_RDNS = (("O", "kpool"), ("OU", "team"), ("CN", "alice"))
 
 class Pki(OpensslPki):
     def __init__(self, d):
-        super().__init__(d, OPENSSL_CNF)
+        super().__init__(d)
         self.ca, self.ca_key = self._ca("ca", "/O=kpool/CN=kpool test CA")
         self.other_ca, self.other_ca_key = self._ca("other-ca", "/O=elsewhere/CN=another CA")
         self.broker_cert, self.broker_key = self._leaf("broker", "/O=kpool/CN=broker", "server")
@@ -196,14 +176,7 @@ def pki():
 @pytest.fixture(scope="module")
 def acl_tool():
     """c/acl_tool.c built against librdkafka (librdkafka-dev)."""
-    d = tempfile.mkdtemp(prefix="kpool-acltool-")
-    exe = os.path.join(d, "acl_tool")
-    r = subprocess.run(["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1", "-o", exe,
-                        os.path.join(HERE, "c", "acl_tool.c"), "-lrdkafka"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    yield exe
-    subprocess.run(["rm", "-rf", d])
+    yield from c_tool("acl_tool")
 
 
 # --------------------------------------------------------------------------- brokers

@@ -8,12 +8,34 @@ import os
 import random
 import subprocess
 
+# CAs (v3_ca), server certificates for 127.0.0.1 (server) and client certificates (client)
+OPENSSL_CNF = """\
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[v3_ca]
+basicConstraints = critical,CA:TRUE
+keyUsage = critical,keyCertSign,cRLSign
+subjectKeyIdentifier = hash
+[server]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1
+[client]
+basicConstraints = critical,CA:FALSE
+keyUsage = critical,digitalSignature
+extendedKeyUsage = clientAuth
+"""
+
 
 class OpensslPki:
     """Certificates in directory d, from the openssl.cnf text cnf_text (which names the
     extensions sections: v3_ca for CAs, the leaf's own, e.g. server or client)."""
 
-    def __init__(self, d, cnf_text):
+    def __init__(self, d, cnf_text=OPENSSL_CNF):
         self.dir = d
         self.cnf = os.path.join(d, "openssl.cnf")
         with open(self.cnf, "w") as f:

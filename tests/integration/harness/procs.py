@@ -20,6 +20,15 @@ from .env import KPOOL_BIN, assert_clean, sanitizer_env
 from .ports import free_offset, free_port, offset_free
 
 
+def read_log(path):
+    """A process log as text ("" before it exists)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode(errors="replace")
+    except OSError:
+        return ""
+
+
 class Broker:
     """A kpool broker process. restart() keeps the data directory; kill9() crashes it.
 
@@ -72,11 +81,7 @@ class Broker:
         raise RuntimeError("broker not ready in %ss:\n%s" % (timeout, self.log()))
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
     def stop(self, timeout=30):
         """Clean shutdown (SIGTERM); asserts exit status 0 and no sanitizer report. A broker
@@ -207,11 +212,7 @@ class KpoolUp:
             return False
 
     def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
+        return read_log(self.log_path)
 
     def launch(self, args):
         """Starts args (a `kpool up` command line) with this one's log and KPOOL_CONFIG;
@@ -303,6 +304,14 @@ class KpoolUp:
         return {"bootstrap.servers": self.kafka, "security.protocol": "ssl",
                 "ssl.ca.location": ca, "ssl.certificate.location": cert,
                 "ssl.key.location": key}
+
+    ssl_conf = admin_conf
+
+    def pool_topics(self):
+        """{name: partition count} of the pool's (non-internal) topics."""
+        md = self.admin.list_topics(timeout=20)
+        return {n: len(t.partitions) for n, t in md.topics.items()
+                if not n.startswith("__") and t.error is None}
 
     @property
     def admin(self):
