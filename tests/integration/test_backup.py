@@ -96,14 +96,7 @@ class KpoolUp(harness.KpoolUp):
 
     def acls(self):
         """Every ACL binding of the pool, as comparable tuples (kafka-python)."""
-        from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType,
-                                 ACLResourcePatternType, ResourcePatternFilter, ResourceType)
-        acls, err = self.kadmin.describe_acls(ACLFilter(
-            principal=None, host=None, operation=ACLOperation.ANY,
-            permission_type=ACLPermissionType.ANY,
-            resource_pattern=ResourcePatternFilter(ResourceType.ANY, None,
-                                                   ACLResourcePatternType.ANY)))
-        assert err.errno == 0, err
+        acls = self.describe_acls()
         return sorted((a.resource_pattern.resource_type.name, a.resource_pattern.resource_name,
                        a.resource_pattern.pattern_type.name, a.principal, a.host,
                        a.operation.name, a.permission_type.name) for a in acls)

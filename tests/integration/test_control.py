@@ -130,15 +130,7 @@ class KpoolUp(harness.KpoolUp):
         return {p: len(pm.replicas) for p, pm in md.topics[topic].partitions.items()}
 
     def topic_acls(self, topic):
-        from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType,
-                                 ACLResourcePatternType, ResourcePatternFilter, ResourceType)
-        acls, err = self.kadmin.describe_acls(ACLFilter(
-            principal=None, host=None, operation=ACLOperation.ANY,
-            permission_type=ACLPermissionType.ANY,
-            resource_pattern=ResourcePatternFilter(ResourceType.TOPIC, topic,
-                                                   ACLResourcePatternType.LITERAL)))
-        assert err.errno == 0, err
-        return acls
+        return self.describe_acls("TOPIC", topic, "LITERAL")
 
     def wait_pool(self, pred, what, timeout=20):
         deadline = time.time() + timeout

@@ -332,6 +332,18 @@ class KpoolUp:
                 ssl_certfile=cert, ssl_keyfile=key, request_timeout_ms=20000)
         return self._kadmin
 
+    def describe_acls(self, resource_type="ANY", name=None, pattern_type="ANY"):
+        """The pool's ACL bindings that match (kafka-python objects, as the super user)."""
+        from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType,
+                                 ACLResourcePatternType, ResourcePatternFilter, ResourceType)
+        acls, err = self.kadmin.describe_acls(ACLFilter(
+            principal=None, host=None, operation=ACLOperation.ANY,
+            permission_type=ACLPermissionType.ANY,
+            resource_pattern=ResourcePatternFilter(ResourceType[resource_type], name,
+                                                   ACLResourcePatternType[pattern_type])))
+        assert err.errno == 0, err
+        return acls
+
 
 def up_fixture(make, scope="module"):
     """A pytest fixture that starts make() (a KpoolUp or subclass, not started) for the
