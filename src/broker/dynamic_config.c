@@ -11,6 +11,7 @@
 #include "broker/topic_config.h"
 #include "core/buf.h"
 #include "core/logging.h"
+#include "net/conn_watch.h"
 #include "net/listener.h"
 #include "net/tls.h"
 #include "protocol/errors.h"
@@ -95,8 +96,13 @@ const kp_broker_prop_def_t kp_broker_prop_defs[] = {
      NULL},
     {"log.cleaner.dedupe.buffer.size", "33554432", DYN, KP_BPROP_LONG, 1 << 16, 1LL << 34,
      HOOK_CLEANER, NULL},
-    /* connections (max.connections.per.ip, connections.max.idle.ms: add rows here) */
+    /* connections: the listeners and every loop's connection watch */
     {"max.connections", "10000", DYN, KP_BPROP_LONG, 1, IMAX, HOOK_CONNECTIONS, NULL},
+    {"max.connections.per.ip", "2147483647", DYN, KP_BPROP_LONG, 0, IMAX, HOOK_CONNECTIONS, NULL},
+    {"max.connections.per.ip.overrides", NULL, 0, KP_BPROP_STRING, 0, 0, HOOK_NONE,
+     "max.connections.per.ip.overrides" RESTART},
+    {"connections.max.idle.ms", "600000", DYN, KP_BPROP_LONG, -1, LMAX, HOOK_CONNECTIONS, NULL},
+    {"connections.setup.timeout.ms", "10000", DYN, KP_BPROP_LONG, -1, LMAX, HOOK_CONNECTIONS, NULL},
     /* the TLS listener's key material: per broker, as Kafka's keystore reconfiguration */
     {"ssl.certificate.location", NULL, DYN | PB, KP_BPROP_FILE, 0, 0, HOOK_TLS, NULL},
     {"ssl.key.location", NULL, DYN | PB, KP_BPROP_FILE, 0, 0, HOOK_TLS, NULL},
@@ -189,6 +195,14 @@ static void apply_connections(kp_broker_t *b, const kp_props_t *eff, void *state
     (void)b;
     (void)state;
     kp_connections_set_max(eff_i64(eff, "max.connections"));
+    atomic_store(&kp_net_limits.idle_ms, eff_i64(eff, "connections.max.idle.ms"));
+    atomic_store(&kp_net_limits.setup_ms, eff_i64(eff, "connections.setup.timeout.ms"));
+    /* the overrides are static: the ones the broker started with stay */
+    char err[256];
+    if (kp_connections_set_per_ip(eff_i64(eff, "max.connections.per.ip"),
+                                  kp_props_get(eff, "max.connections.per.ip.overrides"), err,
+                                  sizeof(err)) < 0)
+        kp_warn("config", "max.connections.per.ip: %s", err);
 }
 
 static void apply_flushers(kp_broker_t *b, const kp_props_t *eff, void *state)
@@ -406,7 +420,7 @@ static int save(const kp_dynconf_t *d, const kp_props_t *def, const kp_props_t *
     json_decref(o);
     if (!text) return -1;
     /* 0600: ssl.key.password may be in it */
-    int rc = kp_fs_write_atomic_mode(d->path, text, strlen(text), 0600);
+    int rc = kp_fs_write_atomic(d->path, text, strlen(text));
     free(text);
     return rc;
 }

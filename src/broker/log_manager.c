@@ -52,23 +52,23 @@ static void retention_pass(kp_log_manager_t *m)
     kp_topics_list_free(topics, n);
 }
 
+static void flush_topic(kp_topic_t *t, void *now_ms)
+{
+    if (atomic_load_explicit(&t->eff.flush_ms, memory_order_relaxed) == INT64_MAX) return;
+    for (int32_t p = 0; p < t->npartitions; p++) {
+        kp_partition_t *part = kp_topic_partition(t, p);
+        if (part) kp_log_flush_if_due(part->log, *(int64_t *)now_ms);
+    }
+}
+
 /* flush.ms in page-cache mode: queues an fsync (on the flusher threads, never here) for each
- * partition whose last flush is older than its topic's flush.ms. Topics without flush.ms
- * cost one load. */
+ * partition whose last flush is older than its topic's flush.ms. Runs every second, so it
+ * walks the topic map in place: a sorted, referenced copy of 10,000 topics each second was
+ * a visible part of an idle broker's CPU. Topics without flush.ms cost one load. */
 static void flush_pass(kp_log_manager_t *m)
 {
-    int n;
-    kp_topic_t **topics = kp_topics_list(m->broker->topics, &n);
     int64_t now = kp_mono_ms();
-    for (int i = 0; i < n; i++) {
-        kp_topic_t *t = topics[i];
-        if (atomic_load_explicit(&t->eff.flush_ms, memory_order_relaxed) == INT64_MAX) continue;
-        for (int32_t p = 0; p < t->npartitions; p++) {
-            kp_partition_t *part = kp_topic_partition(t, p);
-            if (part) kp_log_flush_if_due(part->log, now);
-        }
-    }
-    kp_topics_list_free(topics, n);
+    kp_topics_foreach(m->broker->topics, flush_topic, &now);
 }
 
 /* Cleans every compacted partition that is due. Returns how many moved their first dirty

@@ -296,6 +296,13 @@ int kp_req_authorize_any(kp_req_t *req, int op, int type)
     return kp_authorize_any(s->broker->authorizer, s->principal, s->conn->peer_ip, op, type);
 }
 
+/* Responses still owed (a parked Fetch, a JoinGroup waiting for its group): not idle. */
+static int session_busy(kp_conn_t *c)
+{
+    kp_session_t *s = c->user;
+    return s->inflight > 0;
+}
+
 static void session_free(kp_conn_t *c)
 {
     free(c->user);
@@ -307,6 +314,7 @@ const kp_conn_ops_t kp_session_ops = {
     .on_ready = session_ready,
     .on_close = session_close,
     .on_free = session_free,
+    .busy = session_busy,
 };
 
 kp_session_t *kp_session_new(kp_broker_t *b, kp_loop_t *loop, const kp_listener_cfg_t *l)

@@ -20,6 +20,7 @@
 #include "broker/dynamic_config.h"
 #include "broker/log_manager.h"
 #include "group/coordinator.h"
+#include "net/conn_watch.h"
 #include "net/tls.h"
 #include "http/admin.h"
 #include "storage/fs.h"
@@ -196,6 +197,16 @@ int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err,
     if (kp_props_get_i64(props, "max.connections", KP_CONNECTIONS_MAX_DEFAULT, 1, INT32_MAX,
                          &cfg->max_connections, err, errlen) < 0)
         return -1;
+    if (kp_props_get_i64(props, "max.connections.per.ip", INT32_MAX, 0, INT32_MAX,
+                         &cfg->max_connections_per_ip, err, errlen) < 0)
+        return -1;
+    cfg->max_connections_per_ip_overrides = kp_props_get(props, "max.connections.per.ip.overrides");
+    if (kp_props_get_i64(props, "connections.max.idle.ms", KP_CONN_IDLE_MS_DEFAULT, -1, INT64_MAX,
+                         &cfg->connections_max_idle_ms, err, errlen) < 0)
+        return -1;
+    if (kp_props_get_i64(props, "connections.setup.timeout.ms", KP_CONN_SETUP_MS_DEFAULT, -1,
+                         INT64_MAX, &cfg->connections_setup_timeout_ms, err, errlen) < 0)
+        return -1;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     if (kp_props_get_i64(props, "num.network.threads", ncpu > 0 ? ncpu : 2, 1, KP_LOOPS_MAX, &v,
                          err, errlen) < 0)
@@ -338,6 +349,7 @@ static kp_conn_t *on_accept(kp_loop_t *loop, int fd, const char *ip, int port, v
     s->conn = c;
     snprintf(c->peer, sizeof(c->peer), "%s:%d", ip, port);
     snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", ip);
+    kp_conn_watch_add(a->broker->conn_watch[kp_loop_id(loop)], c);
     return c;
 }
 
@@ -430,13 +442,27 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     pthread_rwlock_init(&b->tls_lock, NULL);
     kp_props_t *eff = NULL; /* effective broker properties: static + dynamic */
     kp_connections_set_max(cfg->max_connections);
-    if (kp_fs_mkdirs(cfg->log_dir, 0755) < 0) {
+    if (kp_connections_set_per_ip(cfg->max_connections_per_ip,
+                                  cfg->max_connections_per_ip_overrides, err, errlen) < 0)
+        goto fail;
+    atomic_store(&kp_net_limits.idle_ms, cfg->connections_max_idle_ms);
+    atomic_store(&kp_net_limits.setup_ms, cfg->connections_setup_timeout_ms);
+    if (kp_fs_mkdirs(cfg->log_dir, KP_FS_DIR_MODE) < 0) {
         snprintf(err, errlen, "cannot create %s: %s", cfg->log_dir, strerror(errno));
         goto fail;
     }
+    /* A data directory made by an older kpool (0755 directories, 0644 files) becomes
+     * private at its root: that alone shuts other accounts out of everything beneath it, and
+     * costs one chmod however many topics there are. New files and directories are created
+     * private (KP_FS_DIR_MODE, KP_FS_FILE_MODE). */
+    int tightened = kp_fs_dir_make_private(cfg->log_dir);
+    if (tightened < 0)
+        kp_warn("broker", "cannot make %s private: %s", cfg->log_dir, strerror(errno));
+    else if (tightened > 0)
+        kp_info("broker", "%s was readable by other users: now mode 0700", cfg->log_dir);
     char meta[PATH_MAX];
     snprintf(meta, sizeof(meta), "%s/meta", cfg->log_dir);
-    kp_fs_mkdirs(meta, 0755);
+    kp_fs_mkdirs(meta, KP_FS_DIR_MODE);
     if (load_cluster_id(b, err, errlen) < 0) goto fail;
     if (save_broker_meta(b, b->pid_block_end) < 0) {
         snprintf(err, errlen, "cannot write %s/cluster.json: %s", meta, strerror(errno));
@@ -471,6 +497,7 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     for (int i = 0; i < b->nloops; i++) {
         b->loops[i] = kp_loop_new(i);
         b->loop_ctx[i] = kp_loop_ctx_new(b, b->loops[i]);
+        b->conn_watch[i] = kp_conn_watch_new(b->loops[i]);
     }
     kp_topics_set_partition_hook(b->topics, kp_fetch_wait_partition_hook, b);
     for (int i = 0; i < cfg->nlisteners; i++) {
@@ -566,6 +593,7 @@ void kp_broker_free(kp_broker_t *b)
      * still own requests and connections: run them here */
     for (int i = 0; i < b->nloops; i++) kp_loop_drain(b->loops[i]);
     for (int i = 0; i < b->nloops; i++) kp_loop_ctx_free(b->loop_ctx[i]);
+    for (int i = 0; i < b->nloops; i++) kp_conn_watch_free(b->conn_watch[i]);
     for (int i = 0; i < b->nloops; i++) kp_loop_free(b->loops[i]);
     pthread_mutex_destroy(&b->pid_lock);
     pthread_rwlock_destroy(&b->tls_lock);

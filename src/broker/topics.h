@@ -93,6 +93,9 @@ kp_partition_t *kp_topic_partition(kp_topic_t *topic, int32_t index);
 kp_topic_t **kp_topics_list(kp_topics_t *t, int *count);
 void kp_topics_list_free(kp_topic_t **list, int count);
 int kp_topics_count(kp_topics_t *t, int64_t *partitions);
+/* Calls fn for every topic under the map's read lock, in no order: for short passes over
+ * every topic (no copy, no references). fn must not create or delete topics. */
+void kp_topics_foreach(kp_topics_t *t, void (*fn)(kp_topic_t *topic, void *arg), void *arg);
 
 /* Kafka's topic name rule: 1..249 of [a-zA-Z0-9._-], not "." or "..". 0 when valid. */
 int kp_topic_name_check(kp_str_t name, char *err, size_t errlen);

@@ -9,6 +9,7 @@
  *   control/  kpool.db (SQLite)
  */
 #include "cli/cli.h"
+#include "cli/kubeconfig.h"
 #include "control/control.h"
 #include "core/buf.h"
 #include "core/logging.h"
@@ -35,6 +36,7 @@
 #define PORT_API      8080
 #define PORT_REGISTRY 8081
 #define PORT_METRICS  9600
+#define PORT_KUBE     6443 /* the control plane API over HTTPS, for kubectl */
 
 /* snprintf for paths: a truncated path is an error, never a different file. */
 static int fmt_path(char *out, size_t n, const char *fmt, ...)
@@ -623,7 +625,7 @@ int kp_cmd_up(int argc, char **argv)
     }
     kp_cli_signals_setup();
     char err[1024], pki[PATH_MAX], brokerdir[PATH_MAX], ctl[PATH_MAX];
-    char abs[PATH_MAX], api_listen[300], reg_listen[300];
+    char abs[PATH_MAX], api_listen[300], reg_listen[300], kube_listen[300];
     if (kp_fs_mkdirs(data_dir, 0700) < 0 || !realpath(data_dir, abs)) {
         fprintf(stderr, "kpool: cannot use data directory %s: %s\n", data_dir, strerror(errno));
         kp_props_free(props);
@@ -636,7 +638,9 @@ int kp_cmd_up(int argc, char **argv)
         listen_setting(props, "control.listener", PORT_API + offset, api_listen, sizeof(api_listen),
                        err, sizeof(err)) < 0 ||
         listen_setting(props, "registry.listener", PORT_REGISTRY + offset, reg_listen,
-                       sizeof(reg_listen), err, sizeof(err)) < 0) {
+                       sizeof(reg_listen), err, sizeof(err)) < 0 ||
+        listen_setting(props, "control.kubernetes.listener", PORT_KUBE + offset, kube_listen,
+                       sizeof(kube_listen), err, sizeof(err)) < 0) {
         fprintf(stderr, "kpool: configuration error: %s\n", err);
         kp_props_free(props);
         return 2;
@@ -662,7 +666,15 @@ int kp_cmd_up(int argc, char **argv)
     metrics_url(b, addrs.metrics, sizeof(addrs.metrics));
     char backups[PATH_MAX];
     fmt_path(backups, sizeof(backups), "%s/backups", abs);
-    kp_control_config_t cc = {.state_dir = ctl, .listen = api_listen, .backup_dir = backups};
+    char kube_crt[PATH_MAX], kube_key[PATH_MAX];
+    fmt_path(kube_crt, sizeof(kube_crt), "%s/broker.crt", pki); /* 127.0.0.1 and localhost */
+    fmt_path(kube_key, sizeof(kube_key), "%s/broker.key", pki);
+    kp_control_config_t cc = {.state_dir = ctl,
+                              .listen = api_listen,
+                              .backup_dir = backups,
+                              .kube_listen = kube_listen,
+                              .kube_cert = kube_crt,
+                              .kube_key = kube_key};
     kp_control_t *c = NULL;
     if (control_settings(props, &cc, err, sizeof(err)) == 0)
         c = kp_control_start(&cc, err, sizeof(err));
@@ -699,7 +711,18 @@ int kp_cmd_up(int argc, char **argv)
         kp_props_free(props);
         return 1;
     }
+    char kubeconfig[PATH_MAX], kube_server[320];
+    fmt_path(kubeconfig, sizeof(kubeconfig), "%s/kubeconfig", abs);
+    listen_url("https://", kube_listen, kp_control_kube_port(c), kube_server, sizeof(kube_server));
+    if (!kp_control_kube_port(c) ||
+        kp_kubeconfig_write(kubeconfig, cfgpath, kube_server, err, sizeof(err)) < 0) {
+        kp_warn("up", "no kubeconfig written%s%s", kp_control_kube_port(c) ? ": " : "",
+                kp_control_kube_port(c) ? err : "");
+        kubeconfig[0] = 0;
+    }
     up_banner_print(&addrs, pwpath, abs, cfgpath);
+    if (kubeconfig[0]) printf("\nkubectl (docs/kubectl.md):\n  export KUBECONFIG=%s\n", kubeconfig);
+    fflush(stdout);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGINT);

@@ -1,10 +1,10 @@
 /*
  * resource_print.c — tables (`kpool get`) and summaries (`kpool describe`) of API objects.
  *
- * Columns are data: one table per kind of {header, JSON path, default, wide-only}, so the
- * columns users know from kubectl and the NAIS CRDs are visible in one place. Every string
- * taken from an object passes through clean_append (control characters replaced), and a
- * Secret's data values are never read beyond their length.
+ * Columns are data: each kind's entry in the kinds table (control/kinds_columns.c) lists
+ * {header, JSON path, default, wide-only}, the same columns the API's Table output gives
+ * kubectl. Every string taken from an object passes through clean_append (control
+ * characters replaced), and a Secret's data values are never read beyond their length.
  */
 #include "cli/resources.h"
 
@@ -30,66 +30,6 @@ static void clean_appends(kp_buf_t *out, const char *s)
     clean_append(out, s, strlen(s));
 }
 
-/* The value at a dot path ("spec.config.partitions"), NULL when absent. */
-static const json_t *path_get(const json_t *obj, const char *path, size_t len)
-{
-    const json_t *v = obj;
-    while (len && v) {
-        const char *dot = memchr(path, '.', len);
-        size_t n = dot ? (size_t)(dot - path) : len;
-        char key[128];
-        if (n >= sizeof(key)) return NULL;
-        memcpy(key, path, n);
-        key[n] = '\0';
-        v = json_object_get(v, key);
-        path += dot ? n + 1 : n;
-        len -= dot ? n + 1 : n;
-    }
-    return v;
-}
-
-/* Appends a scalar (or an array of scalars, comma-separated) as text. 0 when v is absent,
- * null or an empty string. */
-static int value_append(kp_buf_t *out, const json_t *v)
-{
-    switch (v ? json_typeof(v) : JSON_NULL) {
-    case JSON_STRING:
-        if (!json_string_length(v)) return 0;
-        clean_append(out, json_string_value(v), json_string_length(v));
-        return 1;
-    case JSON_INTEGER:
-        kp_buf_appendf(out, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
-        return 1;
-    case JSON_REAL:
-        kp_buf_appendf(out, "%g", json_real_value(v));
-        return 1;
-    case JSON_TRUE:
-        kp_buf_append(out, "true", 4);
-        return 1;
-    case JSON_FALSE:
-        kp_buf_append(out, "false", 5);
-        return 1;
-    case JSON_ARRAY: {
-        size_t i, before = out->len;
-        json_t *e;
-        json_array_foreach(v, i, e)
-        {
-            if (out->len > before) kp_buf_append(out, ",", 1);
-            value_append(out, e);
-        }
-        return out->len > before;
-    }
-    case JSON_OBJECT: {
-        char *s = json_dumps(v, JSON_COMPACT);
-        clean_appends(out, s);
-        free(s);
-        return 1;
-    }
-    default:
-        return 0;
-    }
-}
-
 static const char *meta_str(const json_t *obj, const char *key)
 {
     return json_string_value(json_object_get(json_object_get(obj, "metadata"), key));
@@ -97,157 +37,7 @@ static const char *meta_str(const json_t *obj, const char *key)
 
 /* ---- tables ---- */
 
-typedef struct col {
-    const char *header;
-    const char *path; /* dot paths, alternatives separated by '|'; '@' for computed values */
-    const char *dflt; /* shown when every alternative is absent */
-    int wide;         /* only with -o wide */
-} col_t;
-
-/* one column per line reads as the table it describes */
-/* clang-format off */
-static const col_t topic_cols[] = {
-    {"NAME", "@name", "", 0},
-    {"POOL", "spec.pool", "<none>", 0},
-    {"STATE", "status.synchronizationState", "<none>", 0},
-    {"FULLY QUALIFIED NAME", "status.fullyQualifiedName", "<none>", 0},
-    {"AGE", "@age", "", 0},
-    {"PARTITIONS", "spec.config.partitions", "1", 1},
-    {"REPLICATION", "spec.config.replication", "<default>", 1},
-    {"MESSAGE", "status.message", "<none>", 1},
-    {NULL, NULL, NULL, 0},
-};
-static const col_t aivenapp_cols[] = {
-    {"NAME", "@name", "", 0},
-    {"POOL", "spec.kafka.pool", "<none>", 0},
-    {"SECRET", "spec.kafka.secretName|spec.secretName|status.synchronizationSecretName", "<none>",
-     0},
-    {"STATE", "status.synchronizationState", "<none>", 0},
-    {"AGE", "@age", "", 0},
-    {"PROTECTED", "spec.protected", "false", 1},
-    {"EXPIRES", "spec.expiresAt", "<none>", 1},
-    {NULL, NULL, NULL, 0},
-};
-static const col_t app_cols[] = {
-    {"NAME", "@name", "", 0},
-    {"POOL", "spec.kafka.pool", "<none>", 0},
-    {"AGE", "@age", "", 0},
-    {"STREAMS", "spec.kafka.streams", "false", 1},
-    {NULL, NULL, NULL, 0},
-};
-static const col_t stream_cols[] = {
-    {"NAME", "@name", "", 0},
-    {"POOL", "spec.pool", "<none>", 0},
-    {"STATE", "status.synchronizationState", "<none>", 0},
-    {"AGE", "@age", "", 0},
-    {"TOPIC PREFIX", "status.fullyQualifiedTopicPrefix", "<none>", 1},
-    {NULL, NULL, NULL, 0},
-};
-static const col_t pool_cols[] = {
-    {"NAME", "@name", "", 0},
-    {"BOOTSTRAP", "spec.bootstrapServers", "<none>", 0},
-    {"EMBEDDED", "spec.embedded", "false", 0},
-    {"AGE", "@age", "", 0},
-    {"REPLICATION", "@replication", "<none>", 1},
-    {"SCHEMA REGISTRY", "spec.schemaRegistry", "<none>", 1},
-    {NULL, NULL, NULL, 0},
-};
-static const col_t secret_cols[] = {
-    {"NAME", "@name", "", 0},
-    {"TYPE", "type|metadata.labels.type", "Opaque", 0},
-    {"DATA", "@datacount", "0", 0}, /* the number of keys: values never reach a table */
-    {"AGE", "@age", "", 0},
-    {NULL, NULL, NULL, 0},
-};
-/* Teams are not a stored kind (api_teams.c): kp_teams_table_render */
-static const col_t team_cols[] = {
-    {"NAME", "@name", "", 0},
-    {"TOKENS", "status.tokens", "0", 0},     /* valid ones */
-    {"CREATED", "@age", "", 0},
-    {"RESOURCES", "status.resources", "0", 0},
-    {"TOKEN AGE", "@tokenage", "<none>", 1}, /* the newest valid token's */
-    {"REVOKED", "status.revokedTokens", "0", 1},
-    {NULL, NULL, NULL, 0},
-};
-static const col_t generic_cols[] = {
-    {"NAME", "@name", "", 0},
-    {"AGE", "@age", "", 0},
-    {NULL, NULL, NULL, 0},
-};
-/* clang-format on */
-
-static const col_t *columns_for(const kp_kind_t *k)
-{
-    static const struct {
-        const char *kind;
-        const col_t *cols;
-    } map[] = {{"Topic", topic_cols},     {"AivenApplication", aivenapp_cols},
-               {"Application", app_cols}, {"Stream", stream_cols},
-               {"Pool", pool_cols},       {"Secret", secret_cols}};
-    for (size_t i = 0; i < sizeof(map) / sizeof(*map); i++)
-        if (!strcmp(map[i].kind, k->kind)) return map[i].cols;
-    return generic_cols;
-}
-
-/* Computed cells ("@..."). 0 when there is nothing to show. */
-static int cell_computed(const col_t *c, const json_t *obj, time_t now, kp_buf_t *out)
-{
-    if (!strcmp(c->path, "@name")) {
-        const char *s = meta_str(obj, "name");
-        if (!s || !*s) return 0;
-        clean_appends(out, s);
-        return 1;
-    }
-    if (!strcmp(c->path, "@age")) {
-        char age[32];
-        kp_age_of(obj, now, age, sizeof(age));
-        kp_buf_appendf(out, "%s", age);
-        return 1;
-    }
-    if (!strcmp(c->path, "@tokenage")) {
-        const json_t *v = path_get(obj, "status.tokenCreationTimestamp", 29);
-        time_t t;
-        if (!json_is_string(v) || kp_time_parse(json_string_value(v), &t) < 0) return 0;
-        char age[32];
-        kp_age_format((long long)(now - t), age, sizeof(age));
-        kp_buf_appendf(out, "%s", age);
-        return 1;
-    }
-    if (!strcmp(c->path, "@datacount")) {
-        /* the number of keys only: values never reach a table */
-        json_t *data = json_object_get(obj, "data");
-        kp_buf_appendf(out, "%zu", json_is_object(data) ? json_object_size(data) : 0);
-        return 1;
-    }
-    if (!strcmp(c->path, "@replication")) {
-        const json_t *r = path_get(obj, "spec.replication", 16);
-        if (!json_is_object(r)) return 0;
-        kp_buf_append(out, "min=", 4);
-        if (!value_append(out, json_object_get(r, "min"))) kp_buf_append(out, "?", 1);
-        kp_buf_append(out, ",default=", 9);
-        if (!value_append(out, json_object_get(r, "default"))) kp_buf_append(out, "?", 1);
-        kp_buf_append(out, ",max=", 5);
-        if (!value_append(out, json_object_get(r, "max"))) kp_buf_append(out, "?", 1);
-        return 1;
-    }
-    return 0;
-}
-
-static void cell_render(const col_t *c, const json_t *obj, time_t now, kp_buf_t *out)
-{
-    size_t before = out->len;
-    if (c->path[0] == '@') {
-        if (!cell_computed(c, obj, now, out)) kp_buf_appendf(out, "%s", c->dflt);
-        return;
-    }
-    for (const char *alt = c->path; *alt;) {
-        size_t n = strcspn(alt, "|");
-        if (value_append(out, path_get(obj, alt, n))) return;
-        out->len = before;
-        alt += n + (alt[n] == '|');
-    }
-    kp_buf_appendf(out, "%s", c->dflt);
-}
+typedef kp_kind_column_t col_t;
 
 /* Display width of UTF-8 text: code points (continuation bytes do not count). */
 static size_t text_width(const char *s, size_t n)
@@ -323,7 +113,7 @@ static void table_render(const col_t *cols, const json_t *items, int wide, int w
         }
         for (int c = 0; c < t.ncols; c++) {
             kp_buf_reset(&cell);
-            cell_render(t.cols[c], obj, now, &cell);
+            kp_kind_cell(t.cols[c], obj, now, &cell);
             table_add(&t, c + t.with_ns, cell.len ? (const char *)cell.data : "", cell.len);
         }
     }
@@ -335,12 +125,12 @@ static void table_render(const col_t *cols, const json_t *items, int wide, int w
 void kp_table_render(const kp_kind_t *k, const json_t *items, int wide, int with_ns, time_t now,
                      kp_buf_t *out)
 {
-    table_render(columns_for(k), items, wide, with_ns && k->namespaced, now, out);
+    table_render(KP_KIND_COLUMNS(k), items, wide, with_ns && k->namespaced, now, out);
 }
 
 void kp_teams_table_render(const json_t *items, int wide, time_t now, kp_buf_t *out)
 {
-    table_render(team_cols, items, wide, 0, now, out);
+    table_render(kp_team_columns, items, wide, 0, now, out);
 }
 
 /* ---- describe ---- */
@@ -371,7 +161,7 @@ static void field_json(kp_buf_t *out, int indent, int width, const char *label, 
     }
     kp_buf_t b;
     kp_buf_init(&b);
-    if (!value_append(&b, v)) {
+    if (!kp_kind_value_append(&b, v)) {
         kp_buf_free(&b);
         if (always) field(out, indent, width, label, "<none>");
         return;
@@ -413,7 +203,7 @@ static void field_map(kp_buf_t *out, int width, const char *label, const json_t 
         kp_buf_t line;
         kp_buf_init(&line);
         kp_buf_appendf(&line, "%s=", k);
-        value_append(&line, v);
+        kp_kind_value_append(&line, v);
         kp_buf_append(&line, "", 1);
         kp_buf_appendf(out, "%-*s", width, first ? label : "");
         clean_appends(out, (const char *)line.data);
@@ -458,8 +248,8 @@ static void describe_secret_data(const json_t *obj, kp_buf_t *out)
 {
     kp_buf_t type;
     kp_buf_init(&type);
-    col_t c = {"TYPE", "type|metadata.labels.type", "Opaque", 0};
-    cell_render(&c, obj, 0, &type);
+    col_t c = {"TYPE", "type|metadata.labels.type", "Opaque", 0, "string"};
+    kp_kind_cell(&c, obj, 0, &type);
     kp_buf_append(&type, "", 1);
     field(out, 0, TOP_WIDTH, "Type:", (const char *)type.data);
     kp_buf_free(&type);

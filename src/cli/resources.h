@@ -50,13 +50,6 @@ void kp_kind_ref(const kp_kind_t *k, const char *name, kp_buf_t *out);
 int kp_resource_path(const kp_kind_t *k, const char *ns, const char *name,
                      const char *label_selector, kp_buf_t *out, char *err, size_t errlen);
 
-/* Parses "2026-11-27T07:00:00Z" (fraction and ±hh:mm offsets accepted). 0 or -1. */
-int kp_time_parse(const char *s, time_t *out);
-/* kubectl's age ("45s", "3m20s", "3h", "5d", "2y"), for a duration in seconds. */
-void kp_age_format(long long seconds, char *out, size_t outlen);
-/* The age of obj (metadata.creationTimestamp) at now, "<unknown>" when it has none. */
-void kp_age_of(const json_t *obj, time_t now, char *out, size_t outlen);
-
 /* Appends every document of a manifest (YAML, multi-document, or JSON) to docs. A `List` or
  * `<Kind>List` document contributes its items. Each document must be a mapping with string
  * apiVersion, kind and metadata.name. source names the file in errors ("orders.yaml:

@@ -29,6 +29,7 @@
 typedef struct queue_item {
     char kind[64], ns[128], name[256];
     int64_t due_ms;
+    uint64_t seq;
     int failures;
 } queue_item_t;
 
@@ -51,11 +52,14 @@ static void enqueue_locked(kp_control_t *c, const char *kind, const char *ns, co
         snprintf(it->ns, sizeof(it->ns), "%s", ns);
         snprintf(it->name, sizeof(it->name), "%s", name);
         it->due_ms = due_ms;
+        it->seq = ++c->queue_seq;
         kp_hmap_put(&c->queue, key, strlen(key), it);
     } else if (due_ms < it->due_ms) {
         it->due_ms = due_ms;
+        it->seq = ++c->queue_seq;
     }
     if (reset) it->failures = 0;
+    if (due_ms <= kp_mono_ms()) c->queue_now++;
     pthread_cond_signal(&c->cond);
 }
 
@@ -123,29 +127,67 @@ void kp_control_resync(kp_control_t *c)
     pthread_mutex_unlock(&c->lock);
 }
 
-/* Takes the most overdue item (NULL when none is due); *wait_ms says how long to sleep. */
-static queue_item_t *take_due_locked(kp_control_t *c, int64_t now, int64_t *wait_ms)
+static int due_cmp(const void *a, const void *b)
 {
-    queue_item_t *best = NULL;
-    const char *best_key = NULL;
-    size_t best_keylen = 0;
+    const queue_item_t *x = *(queue_item_t *const *)a, *y = *(queue_item_t *const *)b;
+    if (x->due_ms != y->due_ms) return x->due_ms < y->due_ms ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void item_key(const queue_item_t *q, char *key, size_t n)
+{
+    snprintf(key, n, "%s/%s/%s", q->kind, q->ns, q->name);
+}
+
+/* Takes every due item out of the queue, most overdue first (ties: enqueue order), in one
+ * pass: taking them one pass each made a resync of N objects cost N*N/2 steps (10,000
+ * Topics: 50 million). *wait_ms says how long to sleep when none is due. */
+static queue_item_t **take_due_locked(kp_control_t *c, int64_t now, int64_t *wait_ms, size_t *n)
+{
+    queue_item_t **due = NULL;
+    size_t cap = 0;
     size_t it = 0;
     const char *k;
     size_t kl;
     void *v;
+    *n = 0;
     *wait_ms = 1000;
     while (kp_hmap_next(&c->queue, &it, &k, &kl, &v)) {
         queue_item_t *q = v;
-        if (q->due_ms <= now && (!best || q->due_ms < best->due_ms)) {
-            best = q;
-            best_key = k;
-            best_keylen = kl;
-        } else if (q->due_ms > now && q->due_ms - now < *wait_ms) {
+        if (q->due_ms <= now) {
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                due = kp_xrealloc(due, cap * sizeof(*due));
+            }
+            due[(*n)++] = q;
+        } else if (q->due_ms - now < *wait_ms) {
             *wait_ms = q->due_ms - now;
         }
     }
-    if (best) kp_hmap_del(&c->queue, best_key, best_keylen);
-    return best;
+    for (size_t i = 0; i < *n; i++) {
+        char key[512];
+        item_key(due[i], key, sizeof(key));
+        kp_hmap_del(&c->queue, key, strlen(key));
+    }
+    if (*n > 1) qsort(due, *n, sizeof(*due), due_cmp);
+    return due;
+}
+
+/* Puts a taken item back (a batch was cut short); merges with one queued since. */
+static void requeue_locked(kp_control_t *c, queue_item_t *q)
+{
+    char key[512];
+    item_key(q, key, sizeof(key));
+    queue_item_t *have = kp_hmap_get(&c->queue, key, strlen(key));
+    if (!have) {
+        kp_hmap_put(&c->queue, key, strlen(key), q);
+        return;
+    }
+    if (q->due_ms < have->due_ms) {
+        have->due_ms = q->due_ms;
+        have->seq = q->seq;
+    }
+    free(q);
 }
 
 static void reconcile_one(kp_control_t *c, queue_item_t *q)
@@ -207,13 +249,23 @@ static void *reconciler_main(void *arg)
             continue;
         }
         int64_t wait;
-        queue_item_t *q = take_due_locked(c, now, &wait);
-        if (q) {
-            pthread_mutex_unlock(&c->lock);
-            reconcile_one(c, q);
-            pthread_mutex_lock(&c->lock);
+        size_t n;
+        queue_item_t **due = take_due_locked(c, now, &wait, &n);
+        if (n) {
+            /* new work (an API change) cuts the batch short so that it is not queued behind a
+             * whole resync: the rest goes back and is sorted in with it */
+            uint64_t now_seen = c->queue_now;
+            size_t i = 0;
+            while (i < n && !c->stop && c->queue_now == now_seen) {
+                pthread_mutex_unlock(&c->lock);
+                reconcile_one(c, due[i++]);
+                pthread_mutex_lock(&c->lock);
+            }
+            for (; i < n; i++) requeue_locked(c, due[i]);
+            free(due);
             continue;
         }
+        free(due);
         if (c->next_resync_ms - now < wait) wait = c->next_resync_ms - now;
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -430,6 +482,17 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
         kp_control_stop(c);
         return NULL;
     }
+    if (cfg->kube_listen) {
+        kp_api_config_t kcfg = acfg;
+        kcfg.listen = cfg->kube_listen;
+        kcfg.cert_path = cfg->kube_cert;
+        kcfg.key_path = cfg->kube_key;
+        kcfg.tls = 1;
+        /* kubectl's door is a convenience: without it (a busy port) the API still serves */
+        char kerr[512];
+        c->kube_api = kp_api_start(&kcfg, c->store, kerr, sizeof(kerr));
+        if (!c->kube_api) kp_warn("control", "no kubectl listener: %s", kerr);
+    }
     if (pthread_create(&c->thread, NULL, reconciler_main, c) != 0) {
         snprintf(err, errlen, "cannot start the reconciler thread");
         kp_control_stop(c);
@@ -448,10 +511,16 @@ int kp_control_api_port(const kp_control_t *c)
     return kp_api_port(c->api);
 }
 
+int kp_control_kube_port(const kp_control_t *c)
+{
+    return c->kube_api ? kp_api_port(c->kube_api) : 0;
+}
+
 void kp_control_stop(kp_control_t *c)
 {
     if (!c) return;
     kp_api_stop(c->api); /* no new writes */
+    kp_api_stop(c->kube_api);
     if (c->thread) {
         pthread_mutex_lock(&c->lock);
         __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);

@@ -19,9 +19,12 @@ typedef struct kp_control_config {
     const char *state_dir;          /* the SQLite store lives here */
     const char *listen;             /* API listener host:port */
     const char *api_cert, *api_key; /* needed when listen is not loopback */
-    int64_t resync_ms;              /* control.resync.interval.ms: drift check period */
-    int64_t retry_max_ms;           /* longest backoff after a failed reconcile */
-    int pool_timeout_ms;            /* per admin call */
+    /* The same API over HTTPS for kubectl (docs/kubectl.md), which sends tokens only over
+     * TLS: host:port and the server certificate; NULL: none. */
+    const char *kube_listen, *kube_cert, *kube_key;
+    int64_t resync_ms;    /* control.resync.interval.ms: drift check period */
+    int64_t retry_max_ms; /* longest backoff after a failed reconcile */
+    int pool_timeout_ms;  /* per admin call */
     /* credentials (SPEC 3, 4) */
     int cert_validity_days;          /* client certificates; default 365 */
     int64_t cert_renew_before_s;     /* reissue when less is left; default 30 days */
@@ -39,6 +42,8 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
 void kp_control_stop(kp_control_t *c);
 kp_store_t *kp_control_store(kp_control_t *c);
 int kp_control_api_port(const kp_control_t *c);
+/* The port of the kubectl (HTTPS) listener, 0 when there is none. */
+int kp_control_kube_port(const kp_control_t *c);
 /* Reconciles everything now (tests, kpool up after creating the pool). Thread-safe. */
 void kp_control_resync(kp_control_t *c);
 

@@ -32,6 +32,7 @@ struct kp_control {
     kp_store_t *store;
     kp_pki_master_key_t master_key; /* seals Secret data at rest (state_dir/master.key) */
     struct kp_api *api;
+    struct kp_api *kube_api;  /* the same API over HTTPS for kubectl, or NULL */
     struct kp_backup *backup; /* scheduler and on-demand backups (backup.c) */
     kp_hmap_t pools;          /* name -> kp_pool_t */
     /* reconciler */
@@ -39,7 +40,9 @@ struct kp_control {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int stop;
-    kp_hmap_t queue; /* "Kind/ns/name" -> queue_item_t */
+    kp_hmap_t queue;    /* "Kind/ns/name" -> queue_item_t */
+    uint64_t queue_seq; /* enqueue order (ties of due_ms) */
+    uint64_t queue_now; /* items made due at once: tells a running batch that work came */
     int64_t next_resync_ms;
 };
 

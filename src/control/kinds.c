@@ -7,40 +7,56 @@
 #include <stdio.h>
 #include <string.h>
 
+/* Types are OpenAPI's ("string", "integer", ...); "*" is any value. */
 #define META_SCHEMA                                                                                \
-    "\"metadata\": {\"name\": \"*\", \"namespace\": \"*\", \"labels\": {}, \"annotations\": {},"   \
-    " \"uid\": \"*\", \"generation\": \"*\", \"resourceVersion\": \"*\","                          \
-    " \"creationTimestamp\": \"*\", \"deletionTimestamp\": \"*\", \"ownerReferences\": \"*\","     \
-    " \"finalizers\": \"*\", \"managedFields\": \"*\", \"generateName\": \"*\"},"                  \
-    " \"apiVersion\": \"*\", \"kind\": \"*\", \"status\": \"*\""
+    "\"metadata\": {\"name\": \"string\", \"namespace\": \"string\", \"labels\": {},"              \
+    " \"annotations\": {}, \"uid\": \"string\", \"generation\": \"integer\","                      \
+    " \"resourceVersion\": \"string\", \"creationTimestamp\": \"string\","                         \
+    " \"deletionTimestamp\": \"string\", \"ownerReferences\": \"*\", \"finalizers\": \"*\","       \
+    " \"managedFields\": \"*\", \"generateName\": \"string\"},"                                    \
+    " \"apiVersion\": \"string\", \"kind\": \"string\", \"status\": \"*\""
+
+/* kinds_columns.c */
+extern const kp_kind_column_t kp_topic_columns[], kp_stream_columns[], kp_aivenapp_columns[],
+    kp_app_columns[], kp_secret_columns[], kp_pool_columns[];
 
 const kp_kind_t kp_kinds[] = {
     {"Topic", "kafka.nais.io", "v1", "topics", "topic", NULL, 1,
-     "{" META_SCHEMA ", \"spec\": {\"pool\": \"*\", \"acl\": [{\"team\": \"*\","
-     " \"application\": \"*\", \"access\": \"*\"}], \"config\": {\"cleanupPolicy\": \"*\","
-     " \"partitions\": \"*\", \"replication\": \"*\", \"minimumInSyncReplicas\": \"*\","
-     " \"retentionBytes\": \"*\", \"retentionHours\": \"*\", \"segmentHours\": \"*\","
-     " \"maxMessageBytes\": \"*\", \"deleteRetentionHours\": \"*\", \"minCompactionLagMs\": \"*\","
-     " \"maxCompactionLagMs\": \"*\", \"minCleanableDirtyRatioPercent\": \"*\","
-     " \"localRetentionBytes\": \"*\", \"localRetentionHours\": \"*\"}}}"},
+     "{" META_SCHEMA ", \"spec\": {\"pool\": \"string\", \"acl\": [{\"team\": \"string\","
+     " \"application\": \"string\", \"access\": \"string\"}], \"config\": {"
+     " \"cleanupPolicy\": \"string\", \"partitions\": \"integer\", \"replication\": \"integer\","
+     " \"minimumInSyncReplicas\": \"integer\", \"retentionBytes\": \"integer\","
+     " \"retentionHours\": \"integer\", \"segmentHours\": \"integer\","
+     " \"maxMessageBytes\": \"integer\", \"deleteRetentionHours\": \"integer\","
+     " \"minCompactionLagMs\": \"integer\", \"maxCompactionLagMs\": \"integer\","
+     " \"minCleanableDirtyRatioPercent\": \"integer\", \"localRetentionBytes\": \"integer\","
+     " \"localRetentionHours\": \"integer\"}}}",
+     kp_topic_columns, "A Kafka topic in a pool, with the access of teams' applications (NAIS)."},
     {"Stream", "kafka.nais.io", "v1", "streams", "stream", NULL, 1,
      "{" META_SCHEMA
-     ", \"spec\": {\"pool\": \"*\", \"additionalUsers\": [{\"username\": \"*\"}]}}"},
+     ", \"spec\": {\"pool\": \"string\", \"additionalUsers\": [{\"username\": \"string\"}]}}",
+     kp_stream_columns, "The topics of a Kafka Streams application: every topic with its prefix."},
     {"AivenApplication", "aiven.nais.io", "v1", "aivenapplications", "aivenapplication", "aivenapp",
      1,
-     "{" META_SCHEMA ", \"spec\": {\"kafka\": {\"pool\": \"*\", \"secretName\": \"*\"},"
-     " \"secretName\": \"*\", \"protected\": \"*\", \"expiresAt\": \"*\"}}"},
+     "{" META_SCHEMA ", \"spec\": {\"kafka\": {\"pool\": \"string\", \"secretName\": \"string\"},"
+     " \"secretName\": \"string\", \"protected\": \"boolean\", \"expiresAt\": \"string\"}}",
+     kp_aivenapp_columns, "Kafka credentials of an application: a service user and a Secret."},
     /* Application models a NAIS deploy: only spec.kafka is acted upon, the rest is kept */
     {"Application", "nais.io", "v1alpha1", "applications", "application", "app", 1,
-     "{" META_SCHEMA ", \"spec\": {}}"},
+     "{" META_SCHEMA ", \"spec\": {}}", kp_app_columns,
+     "A NAIS application; spec.kafka.pool gives it Kafka credentials."},
     {"Secret", "", "v1", "secrets", "secret", NULL, 1,
-     "{" META_SCHEMA ", \"type\": \"*\", \"data\": {}, \"stringData\": {}, \"immutable\": \"*\"}"},
+     "{" META_SCHEMA ", \"type\": \"string\", \"data\": {}, \"stringData\": {},"
+     " \"immutable\": \"boolean\"}",
+     kp_secret_columns, "Secret data (base64 in data, plain text in stringData)."},
     {"Pool", "kpool.dev", "v1", "pools", "pool", NULL, 0,
-     "{" META_SCHEMA ", \"spec\": {\"bootstrapServers\": \"*\", \"embedded\": \"*\","
-     " \"replication\": {\"min\": \"*\", \"max\": \"*\", \"default\": \"*\"},"
-     " \"schemaRegistry\": \"*\", \"tls\": {\"caLocation\": \"*\", \"certificateLocation\": \"*\","
-     " \"keyLocation\": \"*\", \"caKeyLocation\": \"*\"}, \"principalMappingRules\": \"*\","
-     " \"consumerGroupPrefix\": \"*\"}}"},
+     "{" META_SCHEMA ", \"spec\": {\"bootstrapServers\": \"string\", \"embedded\": \"boolean\","
+     " \"replication\": {\"min\": \"integer\", \"max\": \"integer\", \"default\": \"integer\"},"
+     " \"schemaRegistry\": \"string\", \"tls\": {\"caLocation\": \"string\","
+     " \"certificateLocation\": \"string\", \"keyLocation\": \"string\","
+     " \"caKeyLocation\": \"string\"}, \"principalMappingRules\": \"*\","
+     " \"consumerGroupPrefix\": \"string\"}}",
+     kp_pool_columns, "A Kafka cluster (kpool's own or Apache Kafka) that topics live in."},
 };
 const size_t kp_kinds_count = sizeof(kp_kinds) / sizeof(kp_kinds[0]);
 

@@ -8,6 +8,19 @@
 
 #include <jansson.h>
 #include <stddef.h>
+#include <time.h>
+
+/* One printer column: what `kpool get` prints and what the API's Table output
+ * (Accept: application/json;as=Table;g=meta.k8s.io;v=v1, what kubectl asks for) carries.
+ * path: dot paths, alternatives separated by '|'; "@name", "@age", "@datacount",
+ * "@replication", "@tokenage" are computed (kp_kind_cell). */
+typedef struct kp_kind_column {
+    const char *header; /* "FULLY QUALIFIED NAME" (kubectl shows headers upper-cased) */
+    const char *path;
+    const char *dflt; /* shown when every alternative is absent */
+    int wide;         /* only with -o wide (Table: priority 1) */
+    const char *type; /* OpenAPI type of the cell: string, integer, boolean, date */
+} kp_kind_column_t;
 
 typedef struct kp_kind {
     const char *kind;       /* Topic */
@@ -17,7 +30,12 @@ typedef struct kp_kind {
     const char *singular;   /* topic */
     const char *short_name; /* aivenapp, or NULL */
     int namespaced;         /* 0: cluster-scoped (Pool) */
-    const char *schema;     /* JSON: known keys; {} = any keys; "*" = any value */
+    /* JSON: known keys; {} = any keys; a string = any value of that OpenAPI type ("string",
+     * "integer", "boolean", "number"; "*" = any type). Drives unknown-field warnings and the
+     * OpenAPI documents (k8s_openapi.c). */
+    const char *schema;
+    const kp_kind_column_t *columns; /* NULL-header terminated; NULL: KP_KIND_COLUMNS */
+    const char *description;         /* one sentence: kubectl explain shows it */
 } kp_kind_t;
 
 extern const kp_kind_t kp_kinds[];
@@ -26,6 +44,26 @@ extern const size_t kp_kinds_count;
 const kp_kind_t *kp_kind_by_plural(const char *group, const char *version, const char *plural);
 /* "kafka.nais.io/v1" or "v1" */
 void kp_kind_api_version(const kp_kind_t *k, char *out, size_t n);
+
+/* Appends the text of column c for obj (creation time relative to now for "@age"): the
+ * value, or c->dflt. Control characters become spaces; a Secret's values are never read. */
+struct kp_buf;
+void kp_kind_cell(const kp_kind_column_t *c, const json_t *obj, time_t now, struct kp_buf *out);
+/* Appends a scalar (or an array of scalars, comma-separated; an object as compact JSON) as
+ * text. 0 when v is absent, null or an empty string. */
+int kp_kind_value_append(struct kp_buf *out, const json_t *v);
+/* The columns of teams (not a stored kind: api_teams.c). */
+extern const kp_kind_column_t kp_team_columns[];
+/* NAME and AGE: the columns of a kind whose entry has none. */
+extern const kp_kind_column_t kp_generic_columns[];
+#define KP_KIND_COLUMNS(k) ((k)->columns ? (k)->columns : kp_generic_columns)
+
+/* Parses "2026-11-27T07:00:00Z" (fraction and +-hh:mm offsets accepted). 0 or -1. */
+int kp_time_parse(const char *s, time_t *out);
+/* kubectl's age ("45s", "3m20s", "3h", "5d", "2y"), for a duration in seconds. */
+void kp_age_format(long long seconds, char *out, size_t outlen);
+/* The age of obj (metadata.creationTimestamp) at now, "<unknown>" when it has none. */
+void kp_age_of(const json_t *obj, time_t now, char *out, size_t outlen);
 
 /* Appends to `paths` (a JSON array of strings) every field of obj the schema does not know,
  * as dotted paths ("spec.foo", "spec.acl[1].bar"). */

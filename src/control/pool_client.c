@@ -1,11 +1,14 @@
 /* pool_client.c — librdkafka admin calls behind a small synchronous API (see pool_client.h). */
 #include "control/pool_client.h"
 
+#include "auth/acl.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/hmap.h"
 #include "core/logging.h"
 
 #include <librdkafka/rdkafka.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +20,41 @@ struct kp_pool_client {
     char *bootstrap;
     uintptr_t call;    /* sequence number of the latest call, its options' opaque */
     const int *cancel; /* nonzero: give up waiting (the owner is stopping) */
+    /* Partition counts from one all-topics Metadata request (see partition_count): name ->
+     * PARTS_PACK(partitions, replication). parts_at_ms 0: stale. */
+    kp_hmap_t parts;
+    int64_t parts_at_ms;
+    char **names; /* the same answer's topic names, sorted: what to describe ahead */
+    size_t nnames;
+    /* Topic overrides from batched DescribeConfigs (see kp_pool_describe_topic): name ->
+     * topic_cfg_t, valid while cfgs_at_ms is within PARTS_CACHE_MS. */
+    kp_hmap_t cfgs;
+    int64_t cfgs_at_ms;
+    /* Every literal topic ACL binding, sorted by resource name (see kp_pool_describe_acls),
+     * valid while acls_at_ms is within PARTS_CACHE_MS. */
+    kp_pool_acl_t *acls;
+    int nacls;
+    int64_t acls_at_ms;
 };
+
+typedef struct topic_cfg {
+    int nconfigs;
+    char **keys, **values;
+} topic_cfg_t;
+
+/* Topics described per DescribeConfigs request during a drift check. */
+#define DESCRIBE_BATCH 100
+
+static void names_free(kp_pool_client_t *pc);
+static void cfgs_clear(kp_pool_client_t *pc);
+static void acls_clear(kp_pool_client_t *pc);
+
+/* How long one all-topics Metadata answer serves partition counts. A drift check of every
+ * Topic (control.resync.interval.ms) then costs one Metadata request, not one per topic;
+ * what this client changes itself (create, partitions, delete) is never served stale. */
+#define PARTS_CACHE_MS 5000
+#define PARTS_PACK(p, r)                                                                           \
+    ((void *)(uintptr_t)((1ull << 63) | ((uint64_t)(uint32_t)(p) << 16) | (uint16_t)(r)))
 
 void kp_pool_client_set_cancel(kp_pool_client_t *pc, const int *flag)
 {
@@ -87,6 +124,8 @@ kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t 
         return NULL;
     }
     kp_pool_client_t *pc = kp_xcalloc(1, sizeof(*pc));
+    kp_hmap_init(&pc->parts);
+    kp_hmap_init(&pc->cfgs);
     pc->rk = rk;
     pc->q = rd_kafka_queue_new(rk);
     pc->timeout_ms = c->timeout_ms > 0 ? c->timeout_ms : 10000;
@@ -99,6 +138,11 @@ void kp_pool_client_free(kp_pool_client_t *pc)
     if (!pc) return;
     rd_kafka_queue_destroy(pc->q);
     rd_kafka_destroy(pc->rk);
+    kp_hmap_free(&pc->parts);
+    names_free(pc);
+    cfgs_clear(pc);
+    kp_hmap_free(&pc->cfgs);
+    acls_clear(pc);
     free(pc->bootstrap);
     free(pc);
 }
@@ -163,34 +207,192 @@ void kp_pool_topic_free(kp_pool_topic_t *t)
     memset(t, 0, sizeof(*t));
 }
 
+static int cmp_name(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static void names_free(kp_pool_client_t *pc)
+{
+    for (size_t i = 0; i < pc->nnames; i++) free(pc->names[i]);
+    free(pc->names);
+    pc->names = NULL;
+    pc->nnames = 0;
+}
+
+static void parts_fill(kp_pool_client_t *pc, const struct rd_kafka_metadata *md)
+{
+    kp_hmap_free(&pc->parts);
+    kp_hmap_init(&pc->parts);
+    names_free(pc);
+    pc->names = kp_xcalloc((size_t)md->topic_cnt + 1, sizeof(char *));
+    for (int i = 0; i < md->topic_cnt; i++) {
+        const struct rd_kafka_metadata_topic *t = &md->topics[i];
+        if (t->err) continue;
+        int16_t repl = t->partition_cnt ? (int16_t)t->partitions[0].replica_cnt : 0;
+        kp_hmap_put(&pc->parts, t->topic, strlen(t->topic), PARTS_PACK(t->partition_cnt, repl));
+        pc->names[pc->nnames++] = kp_xstrdup(t->topic);
+    }
+    qsort(pc->names, pc->nnames, sizeof(char *), cmp_name);
+    pc->parts_at_ms = kp_mono_ms();
+}
+
+static void cfgs_clear(kp_pool_client_t *pc)
+{
+    size_t it = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (kp_hmap_next(&pc->cfgs, &it, &k, &kl, &v)) {
+        topic_cfg_t *tc = v;
+        for (int i = 0; i < tc->nconfigs; i++) {
+            free(tc->keys[i]);
+            free(tc->values[i]);
+        }
+        free(tc->keys);
+        free(tc->values);
+        free(tc);
+    }
+    kp_hmap_free(&pc->cfgs);
+    kp_hmap_init(&pc->cfgs);
+    pc->cfgs_at_ms = 0;
+}
+
+/* What this client is about to change makes both caches wrong. */
+static void caches_invalidate(kp_pool_client_t *pc)
+{
+    pc->parts_at_ms = 0;
+    cfgs_clear(pc);
+    acls_clear(pc);
+}
+
+/* Partitions and replication factor of one topic.
+ *
+ * Not through a Metadata request for that topic: librdkafka needs a topic handle for it
+ * (rd_kafka_topic_new), keeps every topic it ever had a handle for until the client is
+ * destroyed, and then scans all of them, and all their partitions, every second on its
+ * own threads — with 5,000 Topics that was most of an idle `kpool up`'s CPU. One
+ * all-topics Metadata answer instead serves every topic for PARTS_CACHE_MS and leaves the
+ * client with no topic handles at all. A topic missing from a cached answer asks again
+ * once (it may have been created since). */
 static int partition_count(kp_pool_client_t *pc, const char *name, int32_t *parts, int16_t *repl,
                            char *err, size_t errlen)
 {
-    rd_kafka_topic_t *rkt = rd_kafka_topic_new(pc->rk, name, NULL);
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t e = metadata(pc, 0, rkt, &md);
-    rd_kafka_topic_destroy(rkt);
-    if (e) {
-        snprintf(err, errlen, "metadata of %s: %s (pool at %s)", name, rd_kafka_err2str(e),
-                 pc->bootstrap);
-        return -1;
-    }
-    int rc = -1;
-    for (int i = 0; i < md->topic_cnt; i++) {
-        if (strcmp(md->topics[i].topic, name) != 0) continue;
-        if (md->topics[i].err) {
-            snprintf(err, errlen, "metadata of %s: %s", name, rd_kafka_err2str(md->topics[i].err));
-            break;
+    size_t nl = strlen(name);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        int fresh = pc->parts_at_ms && kp_mono_ms() - pc->parts_at_ms < PARTS_CACHE_MS;
+        if (fresh) {
+            uintptr_t v = (uintptr_t)kp_hmap_get(&pc->parts, name, nl);
+            if (v) {
+                *parts = (int32_t)(uint32_t)((v >> 16) & 0xffffffffu);
+                *repl = (int16_t)(v & 0xffff);
+                return 0;
+            }
+            if (attempt > 0) break;
         }
-        *parts = md->topics[i].partition_cnt;
-        *repl = md->topics[i].partition_cnt ? (int16_t)md->topics[i].partitions[0].replica_cnt : 0;
-        rc = 0;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t e = metadata(pc, 1, NULL, &md);
+        if (e) {
+            snprintf(err, errlen, "metadata of %s: %s (pool at %s)", name, rd_kafka_err2str(e),
+                     pc->bootstrap);
+            return -1;
+        }
+        parts_fill(pc, md);
+        rd_kafka_metadata_destroy(md);
     }
-    if (rc < 0 && !err[0]) snprintf(err, errlen, "metadata of %s: topic missing", name);
-    rd_kafka_metadata_destroy(md);
+    snprintf(err, errlen, "metadata of %s: topic missing", name);
+    return -1;
+}
+
+/* Up to DESCRIBE_BATCH names: `name`, then the topics after it in name order (the order a
+ * drift check goes through them), as far as the last Metadata answer knows them. */
+static int describe_batch_names(kp_pool_client_t *pc, const char *name, const char **out)
+{
+    int n = 0;
+    out[n++] = name;
+    if (!pc->parts_at_ms || kp_mono_ms() - pc->parts_at_ms >= PARTS_CACHE_MS) return n;
+    size_t lo = 0, hi = pc->nnames;
+    while (lo < hi) { /* first name > `name` */
+        size_t mid = (lo + hi) / 2;
+        if (strcmp(pc->names[mid], name) <= 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = lo; i < pc->nnames && n < DESCRIBE_BATCH; i++)
+        if (!kp_hmap_get(&pc->cfgs, pc->names[i], strlen(pc->names[i]))) out[n++] = pc->names[i];
+    return n;
+}
+
+static topic_cfg_t *cfg_from_resource(const rd_kafka_ConfigResource_t *r)
+{
+    size_t nc;
+    const rd_kafka_ConfigEntry_t **ce = rd_kafka_ConfigResource_configs(r, &nc);
+    topic_cfg_t *tc = kp_xcalloc(1, sizeof(*tc));
+    tc->keys = kp_xcalloc(nc + 1, sizeof(char *));
+    tc->values = kp_xcalloc(nc + 1, sizeof(char *));
+    for (size_t i = 0; i < nc; i++) {
+        if (rd_kafka_ConfigEntry_source(ce[i]) != RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG)
+            continue;
+        const char *v = rd_kafka_ConfigEntry_value(ce[i]);
+        tc->keys[tc->nconfigs] = kp_xstrdup(rd_kafka_ConfigEntry_name(ce[i]));
+        tc->values[tc->nconfigs++] = kp_xstrdup(v ? v : "");
+    }
+    return tc;
+}
+
+/* One DescribeConfigs for `name` and the topics likely asked next; their overrides go to
+ * the cache. Returns 0 with *exists, or -1 with err (about `name` only). */
+static int describe_configs(kp_pool_client_t *pc, const char *name, int *exists, char *err,
+                            size_t errlen)
+{
+    if (!pc->cfgs_at_ms || kp_mono_ms() - pc->cfgs_at_ms >= PARTS_CACHE_MS) {
+        cfgs_clear(pc);
+        pc->cfgs_at_ms = kp_mono_ms();
+    }
+    const char *names[DESCRIBE_BATCH];
+    int n = describe_batch_names(pc, name, names);
+    rd_kafka_ConfigResource_t *res[DESCRIBE_BATCH];
+    for (int i = 0; i < n; i++)
+        res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, names[i]);
+    rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_DescribeConfigs(pc->rk, res, (size_t)n, o, pc->q);
+    rd_kafka_AdminOptions_destroy(o);
+    for (int i = 0; i < n; i++) rd_kafka_ConfigResource_destroy(res[i]);
+    rd_kafka_event_t *ev = wait_result(pc, "describe topic", err, errlen);
+    if (!ev) return -1;
+    size_t cnt;
+    const rd_kafka_ConfigResource_t **rs =
+        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &cnt);
+    int rc = -1;
+    snprintf(err, errlen, "describe topic %s: no answer for it", name);
+    for (size_t i = 0; i < cnt; i++) {
+        const char *rn = rd_kafka_ConfigResource_name(rs[i]);
+        rd_kafka_resp_err_t e = rd_kafka_ConfigResource_error(rs[i]);
+        int mine = !strcmp(rn, name);
+        if (!e && !kp_hmap_get(&pc->cfgs, rn, strlen(rn)))
+            kp_hmap_put(&pc->cfgs, rn, strlen(rn), cfg_from_resource(rs[i]));
+        if (!mine) continue;
+        if (!e || e == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+            *exists = !e;
+            err[0] = 0;
+            rc = 0;
+        } else {
+            const char *m = rd_kafka_ConfigResource_error_string(rs[i]);
+            snprintf(err, errlen, "describe topic %s: %s", name, m ? m : rd_kafka_err2str(e));
+        }
+    }
+    rd_kafka_event_destroy(ev);
     return rc;
 }
 
+/* A drift check describes every topic of the pool. One DescribeConfigs request per topic
+ * cost ~0.4 ms of CPU each (thread hand-offs inside librdkafka, the round trip): 10,000
+ * Topics every control.resync.interval.ms kept an idle `kpool up` at ~10 % of a core. So
+ * configs are asked DESCRIBE_BATCH topics at a time (the one wanted and those after it in
+ * name order) and partition counts come from one all-topics Metadata answer; both serve
+ * for PARTS_CACHE_MS. What this client changes itself invalidates them, so only changes
+ * made by others (through Kafka's admin API) may be seen up to PARTS_CACHE_MS late. */
 int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic_t *out, char *err,
                            size_t errlen)
 {
@@ -198,49 +400,31 @@ int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic
     err[0] = 0;
     /* DescribeConfigs first: it tells "missing" without asking the pool to auto-create it,
      * which a Metadata request for one topic might */
-    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name);
-    rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
-    rd_kafka_DescribeConfigs(pc->rk, &res, 1, o, pc->q);
-    rd_kafka_AdminOptions_destroy(o);
-    rd_kafka_ConfigResource_destroy(res);
-    rd_kafka_event_t *ev = wait_result(pc, "describe topic", err, errlen);
-    if (!ev) return -1;
-    size_t cnt;
-    const rd_kafka_ConfigResource_t **rs =
-        rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &cnt);
-    int rc = 0;
-    if (cnt < 1) {
-        snprintf(err, errlen, "describe topic %s: empty answer", name);
-        rc = -1;
-    } else if (rd_kafka_ConfigResource_error(rs[0]) == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
-        out->exists = 0;
-    } else if (rd_kafka_ConfigResource_error(rs[0])) {
-        snprintf(err, errlen, "describe topic %s: %s", name,
-                 rd_kafka_ConfigResource_error_string(rs[0])
-                     ? rd_kafka_ConfigResource_error_string(rs[0])
-                     : rd_kafka_err2str(rd_kafka_ConfigResource_error(rs[0])));
-        rc = -1;
-    } else {
-        out->exists = 1;
-        size_t nc;
-        const rd_kafka_ConfigEntry_t **ce = rd_kafka_ConfigResource_configs(rs[0], &nc);
-        out->config_keys = kp_xcalloc(nc + 1, sizeof(char *));
-        out->config_values = kp_xcalloc(nc + 1, sizeof(char *));
-        for (size_t i = 0; i < nc; i++) {
-            if (rd_kafka_ConfigEntry_source(ce[i]) != RD_KAFKA_CONFIG_SOURCE_DYNAMIC_TOPIC_CONFIG)
-                continue;
-            const char *v = rd_kafka_ConfigEntry_value(ce[i]);
-            out->config_keys[out->nconfigs] = kp_xstrdup(rd_kafka_ConfigEntry_name(ce[i]));
-            out->config_values[out->nconfigs++] = kp_xstrdup(v ? v : "");
+    int fresh = pc->cfgs_at_ms && kp_mono_ms() - pc->cfgs_at_ms < PARTS_CACHE_MS;
+    topic_cfg_t *tc = fresh ? kp_hmap_get(&pc->cfgs, name, strlen(name)) : NULL;
+    if (!tc) {
+        int exists = 0;
+        if (describe_configs(pc, name, &exists, err, errlen) < 0) return -1;
+        if (!exists) return 0;
+        tc = kp_hmap_get(&pc->cfgs, name, strlen(name));
+        if (!tc) {
+            snprintf(err, errlen, "describe topic %s: no answer for it", name);
+            return -1;
         }
     }
-    rd_kafka_event_destroy(ev);
-    if (rc == 0 && out->exists &&
-        partition_count(pc, name, &out->partitions, &out->replication, err, errlen) < 0) {
+    out->exists = 1;
+    out->config_keys = kp_xcalloc((size_t)tc->nconfigs + 1, sizeof(char *));
+    out->config_values = kp_xcalloc((size_t)tc->nconfigs + 1, sizeof(char *));
+    for (int i = 0; i < tc->nconfigs; i++) {
+        out->config_keys[i] = kp_xstrdup(tc->keys[i]);
+        out->config_values[i] = kp_xstrdup(tc->values[i]);
+    }
+    out->nconfigs = tc->nconfigs;
+    if (partition_count(pc, name, &out->partitions, &out->replication, err, errlen) < 0) {
         kp_pool_topic_free(out);
         return -1;
     }
-    return rc;
+    return 0;
 }
 
 static int topic_result(const rd_kafka_topic_result_t **tr, size_t cnt, const char *what,
@@ -271,6 +455,7 @@ int kp_pool_create_topic(kp_pool_client_t *pc, const char *name, int32_t partiti
     }
     for (int i = 0; i < n; i++) rd_kafka_NewTopic_set_config(nt, keys[i], values[i]);
     rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+    caches_invalidate(pc);
     rd_kafka_CreateTopics(pc->rk, &nt, 1, o, pc->q);
     rd_kafka_AdminOptions_destroy(o);
     rd_kafka_NewTopic_destroy(nt);
@@ -290,6 +475,7 @@ int kp_pool_set_configs(kp_pool_client_t *pc, const char *name, const char **key
     rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, name);
     for (int i = 0; i < n; i++) rd_kafka_ConfigResource_set_config(res, keys[i], values[i]);
     rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_ALTERCONFIGS);
+    caches_invalidate(pc);
     rd_kafka_AlterConfigs(pc->rk, &res, 1, o, pc->q);
     rd_kafka_AdminOptions_destroy(o);
     rd_kafka_ConfigResource_destroy(res);
@@ -321,6 +507,7 @@ int kp_pool_add_partitions(kp_pool_client_t *pc, const char *name, int32_t total
         return -1;
     }
     rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_CREATEPARTITIONS);
+    caches_invalidate(pc);
     rd_kafka_CreatePartitions(pc->rk, &np, 1, o, pc->q);
     rd_kafka_AdminOptions_destroy(o);
     rd_kafka_NewPartitions_destroy(np);
@@ -338,6 +525,7 @@ int kp_pool_delete_topic(kp_pool_client_t *pc, const char *name, char *err, size
 {
     rd_kafka_DeleteTopic_t *dt = rd_kafka_DeleteTopic_new(name);
     rd_kafka_AdminOptions_t *o = options(pc, RD_KAFKA_ADMIN_OP_DELETETOPICS);
+    caches_invalidate(pc);
     rd_kafka_DeleteTopics(pc->rk, &dt, 1, o, pc->q);
     rd_kafka_AdminOptions_destroy(o);
     rd_kafka_DeleteTopic_destroy(dt);
@@ -365,6 +553,7 @@ int kp_pool_list_topics(kp_pool_client_t *pc, char ***names, int *n, char *err, 
         snprintf(err, errlen, "list topics: %s (pool at %s)", rd_kafka_err2str(e), pc->bootstrap);
         return -1;
     }
+    parts_fill(pc, md);
     *names = kp_xcalloc((size_t)md->topic_cnt + 1, sizeof(char *));
     for (int i = 0; i < md->topic_cnt; i++) {
         if (md->topics[i].topic[0] == '_' && md->topics[i].topic[1] == '_') continue;
@@ -386,9 +575,9 @@ void kp_pool_acls_free(kp_pool_acl_t *a, int n)
     free(a);
 }
 
-int kp_pool_describe_acls(kp_pool_client_t *pc, int8_t resource_type, const char *name,
-                          int8_t pattern_type, kp_pool_acl_t **out, int *n, char *err,
-                          size_t errlen)
+static int describe_acls_call(kp_pool_client_t *pc, int8_t resource_type, const char *name,
+                              int8_t pattern_type, kp_pool_acl_t **out, int *n, char *err,
+                              size_t errlen)
 {
     char es[256];
     *out = NULL;
@@ -424,10 +613,64 @@ int kp_pool_describe_acls(kp_pool_client_t *pc, int8_t resource_type, const char
     return 0;
 }
 
+static void acls_clear(kp_pool_client_t *pc)
+{
+    kp_pool_acls_free(pc->acls, pc->nacls);
+    pc->acls = NULL;
+    pc->nacls = 0;
+    pc->acls_at_ms = 0;
+}
+
+static int cmp_acl_name(const void *a, const void *b)
+{
+    return strcmp(((const kp_pool_acl_t *)a)->resource_name,
+                  ((const kp_pool_acl_t *)b)->resource_name);
+}
+
+/* ACLs of one topic (literal): a drift check asks this for every Topic, so one DescribeAcls
+ * for all literal topic bindings serves every topic for PARTS_CACHE_MS (as partition counts
+ * and configs do, see kp_pool_describe_topic); other filters go to the pool each time. */
+int kp_pool_describe_acls(kp_pool_client_t *pc, int8_t resource_type, const char *name,
+                          int8_t pattern_type, kp_pool_acl_t **out, int *n, char *err,
+                          size_t errlen)
+{
+    if (!name || resource_type != KP_RES_TOPIC || pattern_type != KP_PAT_LITERAL)
+        return describe_acls_call(pc, resource_type, name, pattern_type, out, n, err, errlen);
+    if (!pc->acls_at_ms || kp_mono_ms() - pc->acls_at_ms >= PARTS_CACHE_MS) {
+        acls_clear(pc);
+        if (describe_acls_call(pc, KP_RES_TOPIC, NULL, KP_PAT_LITERAL, &pc->acls, &pc->nacls, err,
+                               errlen) < 0)
+            return -1;
+        qsort(pc->acls, (size_t)pc->nacls, sizeof(*pc->acls), cmp_acl_name);
+        pc->acls_at_ms = kp_mono_ms();
+    }
+    int lo = 0, hi = pc->nacls;
+    while (lo < hi) { /* first binding with resource_name >= name */
+        int mid = (lo + hi) / 2;
+        if (strcmp(pc->acls[mid].resource_name, name) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    int end = lo;
+    while (end < pc->nacls && !strcmp(pc->acls[end].resource_name, name)) end++;
+    *n = 0;
+    *out = kp_xcalloc((size_t)(end - lo) + 1, sizeof(**out));
+    for (int i = lo; i < end; i++) {
+        kp_pool_acl_t *a = &(*out)[(*n)++];
+        *a = pc->acls[i];
+        a->resource_name = kp_xstrdup(pc->acls[i].resource_name);
+        a->principal = kp_xstrdup(pc->acls[i].principal);
+        a->host = kp_xstrdup(pc->acls[i].host);
+    }
+    return 0;
+}
+
 int kp_pool_create_acls(kp_pool_client_t *pc, const kp_pool_acl_t *acls, int n, char *err,
                         size_t errlen)
 {
     if (n == 0) return 0;
+    caches_invalidate(pc);
     char es[256];
     rd_kafka_AclBinding_t **b = kp_xcalloc((size_t)n, sizeof(*b));
     int rc = 0;
@@ -473,6 +716,7 @@ int kp_pool_delete_acls(kp_pool_client_t *pc, const kp_pool_acl_t *acls, int n, 
                         size_t errlen)
 {
     if (n == 0) return 0;
+    caches_invalidate(pc);
     char es[256];
     rd_kafka_AclBindingFilter_t **f = kp_xcalloc((size_t)n, sizeof(*f));
     int rc = 0;

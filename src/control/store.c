@@ -538,6 +538,10 @@ int kp_store_remove(kp_store_t *s, const char *kind, const char *ns, const char 
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = KP_STORE_ERROR;
+    if (exec(s, "BEGIN IMMEDIATE") < 0) {
+        pthread_mutex_unlock(&s->lock);
+        return rc;
+    }
     if (sqlite3_prepare_v2(s->db, "DELETE FROM resources WHERE kind=? AND ns=? AND name=?", -1, &st,
                            NULL) == SQLITE_OK) {
         sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
@@ -548,6 +552,10 @@ int kp_store_remove(kp_store_t *s, const char *kind, const char *ns, const char 
                  : KP_STORE_ERROR;
         sqlite3_finalize(st);
     }
+    /* a removal is a change: it takes a resourceVersion, as in Kubernetes, so a watch
+     * (http/k8s_watch.c) sees it */
+    if (rc == KP_STORE_OK && next_rv(s) < 0) rc = KP_STORE_ERROR;
+    if (exec(s, rc == KP_STORE_ERROR ? "ROLLBACK" : "COMMIT") < 0) rc = KP_STORE_ERROR;
     pthread_mutex_unlock(&s->lock);
     return rc;
 }

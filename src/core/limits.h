@@ -16,6 +16,25 @@
  * once, so file descriptors cannot be exhausted by idle peers. */
 #define KP_CONNECTIONS_MAX_DEFAULT 10000
 
+/* Default connections.max.idle.ms (Kafka's default): a connection that moved no byte for this
+ * long is closed, so forgotten or half-open sockets cannot hold max.connections slots and
+ * memory forever. */
+#define KP_CONN_IDLE_MS_DEFAULT 600000
+
+/* Default connections.setup.timeout.ms: accept to the first complete request, TLS handshake
+ * included. Real clients send ApiVersions at once; a socket that connects and says nothing
+ * (or stalls its handshake) is closed after this instead of after the idle timeout. */
+#define KP_CONN_SETUP_MS_DEFAULT 10000
+
+/* The health and metrics port (admin.listener): connections served at once, seconds a
+ * connection may go without progress, and the memory each may use (requests are one GET
+ * line; /metrics answers are not counted here). 300 slow clients once filled the old 64
+ * slots for 10 s each and /livez stopped answering; with these, 1,000 cost ~16 MiB at most
+ * and a probe still finds a slot. */
+#define KP_ADMIN_HTTP_CONNECTIONS_MAX   1000
+#define KP_ADMIN_HTTP_TIMEOUT_S         3
+#define KP_ADMIN_HTTP_CONN_MEMORY_BYTES (16 * 1024)
+
 /* Requests read but not yet answered on one connection. Past it the connection stops reading
  * until responses drain: pipelining cannot queue unbounded work. */
 #define KP_CONN_INFLIGHT_MAX 256

@@ -80,8 +80,12 @@ void kp_metrics_render(kp_buf_t *out, const char *(*api_name)(int key))
 {
     GAUGE("kpool_connections", "Open client connections.", connections_open);
     COUNTER("kpool_connections_accepted_total", "Connections accepted.", connections_total);
-    COUNTER("kpool_connections_rejected_total", "Connections refused (max.connections).",
-            connections_rejected);
+    COUNTER("kpool_connections_rejected_total",
+            "Connections refused (max.connections, max.connections.per.ip).", connections_rejected);
+    COUNTER("kpool_connections_expired_total",
+            "Connections closed idle (connections.max.idle.ms) or unfinished "
+            "(connections.setup.timeout.ms).",
+            connections_expired);
     COUNTER("kpool_network_bytes_in_total", "Bytes received from clients.", bytes_in);
     COUNTER("kpool_network_bytes_out_total", "Bytes sent to clients.", bytes_out);
     COUNTER("kpool_produce_records_total", "Records appended by Produce.", produce_records);

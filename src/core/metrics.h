@@ -26,6 +26,7 @@ typedef struct kp_metrics {
     atomic_llong connections_open;
     atomic_llong connections_total;
     atomic_llong connections_rejected;
+    atomic_llong connections_expired;
     atomic_llong bytes_in;
     atomic_llong bytes_out;
     atomic_llong requests[KP_METRICS_API_MAX];

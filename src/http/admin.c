@@ -2,6 +2,7 @@
 #include "http/admin.h"
 
 #include "core/buf.h"
+#include "core/limits.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "net/listener.h"
@@ -76,12 +77,20 @@ kp_admin_http_t *kp_admin_http_start(const char *hostport, atomic_int *ready,
     h->ready = ready;
     h->api_name = api_name;
     /* epoll, not select(): the broker in the same process holds one descriptor per segment,
-     * and select() refuses every connection whose descriptor is >= FD_SETSIZE (1024) */
+     * and select() refuses every connection whose descriptor is >= FD_SETSIZE (1024).
+     * The limits keep /livez and /readyz answering while slow or idle clients hold
+     * connections (a liveness probe that times out restarts a healthy pool): epoll serves
+     * every connection as its bytes arrive, so a probe only needs a free slot — many of
+     * them, each small (a probe's request is one line), and slots held without progress
+     * are taken back after KP_ADMIN_HTTP_TIMEOUT_S. */
     unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
     if (res->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    h->daemon = MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR,
-                                 res->ai_addr, MHD_OPTION_CONNECTION_LIMIT, 64u,
-                                 MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
+    h->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, res->ai_addr,
+        MHD_OPTION_CONNECTION_LIMIT, (unsigned)KP_ADMIN_HTTP_CONNECTIONS_MAX,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)KP_ADMIN_HTTP_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)KP_ADMIN_HTTP_CONN_MEMORY_BYTES,
+        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)KP_ADMIN_HTTP_CONNECTIONS_MAX, MHD_OPTION_END);
     freeaddrinfo(res);
     if (!h->daemon) {
         snprintf(err, errlen, "admin.listener: cannot listen on %s (in use?)", hostport);

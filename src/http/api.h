@@ -21,6 +21,7 @@ typedef struct kp_api_config {
     const char *key_path;
     const kp_pki_master_key_t *master_key; /* Secret data is sealed with it in the store */
     struct kp_backup *backup;              /* /apis/kpool.dev/v1/backups (api_backup.c) */
+    int tls;                               /* TLS on loopback too (kubectl's listener) */
 } kp_api_config_t;
 
 kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err, size_t errlen);
@@ -35,6 +36,12 @@ typedef struct kp_api_request {
     const char *url; /* the path, percent-decoded */
     const char *authorization;
     const char *label_selector;
+    /* Kubernetes API parameters (docs/kubectl.md); NULL when absent */
+    const char *accept;       /* a Table is asked for with as=Table;g=meta.k8s.io */
+    const char *content_type; /* PATCH: which patch format */
+    const char *user_agent;   /* the field manager when fieldManager is absent */
+    const char *field_selector, *limit, *continue_token, *field_manager, *force;
+    const char *field_validation, *include_object, *dry_run;
     const uint8_t *body;
     size_t len;
 } kp_api_request_t;

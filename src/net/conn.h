@@ -72,7 +72,12 @@ typedef struct kp_conn_ops {
     void (*on_close)(kp_conn_t *c);
     /* The last reference is gone: free c->user. */
     void (*on_free)(kp_conn_t *c);
+    /* Optional: nonzero while the layer still owes responses (a parked long poll), so the
+     * connection is not idle however long it has been silent (conn_watch.h). */
+    int (*busy)(kp_conn_t *c);
 } kp_conn_ops_t;
+
+typedef struct kp_conn_watch kp_conn_watch_t;
 
 typedef struct kp_sendq_node kp_sendq_node_t;
 
@@ -99,6 +104,13 @@ struct kp_conn {
 
     kp_sendq_node_t *sq_head, *sq_tail;
     size_t sq_bytes;
+
+    /* conn_watch.c: setup/idle deadlines (NULL watch: none) */
+    kp_conn_watch_t *watch;
+    kp_conn_t *watch_prev, *watch_next;
+    int watch_list;
+    int64_t watch_since_ms;
+    int ip_counted; /* holds a max.connections.per.ip slot (listener.c) */
 };
 
 /* Creates a connection on an accepted, non-blocking socket and registers it with the loop.

@@ -2,14 +2,20 @@
 #include "net/listener.h"
 
 #include "core/buf.h"
+#include "core/clock.h"
+#include "core/hmap.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +27,7 @@ typedef struct lsock {
     int fd;
     kp_loop_t *loop;
     kp_listener_t *owner;
+    kp_timer_t *pause_timer; /* accepting paused after a failure (accept_pause) */
 } lsock_t;
 
 struct kp_listener {
@@ -31,12 +38,126 @@ struct kp_listener {
     void *arg;
 };
 
-/* atomic: max.connections is a dynamic broker config, set while loops accept */
-static _Atomic long long connections_max = 10000;
+/* Limits shared by every listener and loop; atomics so that they can change at runtime. */
+static atomic_llong connections_max = 10000;
+static atomic_llong connections_max_per_ip = LLONG_MAX;
+
+/* Open connections per peer address, and max.connections.per.ip.overrides, both keyed by
+ * the address as inet_ntop prints it. Values are counts (overrides: limit + 1, so that a
+ * limit of 0 is not NULL). Taken once per accept and once per close: never on the data
+ * path. */
+static pthread_mutex_t ip_lock = PTHREAD_MUTEX_INITIALIZER;
+static kp_hmap_t ip_counts;
+static kp_hmap_t ip_overrides;
 
 void kp_connections_set_max(long long max)
 {
-    connections_max = max;
+    atomic_store(&connections_max, max);
+}
+
+/* "addr:N" with the address as a literal or a host name (every address it resolves to). */
+static int override_add(kp_hmap_t *m, const char *item, char *err, size_t errlen)
+{
+    const char *colon = strrchr(item, ':');
+    char host[256];
+    if (!colon || colon == item || (size_t)(colon - item) >= sizeof(host)) goto bad;
+    memcpy(host, item, (size_t)(colon - item));
+    host[colon - item] = 0;
+    char *end;
+    errno = 0;
+    long long n = strtoll(colon + 1, &end, 10);
+    if (errno || *end || colon[1] == 0 || n < 0 || n > INT32_MAX) goto bad;
+    struct addrinfo hints = {0}, *res = NULL;
+    hints.ai_socktype = SOCK_STREAM;
+    if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res) {
+        snprintf(err, errlen, "max.connections.per.ip.overrides: cannot resolve '%s'", host);
+        return -1;
+    }
+    for (struct addrinfo *a = res; a; a = a->ai_next) {
+        char ip[INET6_ADDRSTRLEN];
+        const void *addr = a->ai_family == AF_INET
+                               ? (const void *)&((struct sockaddr_in *)a->ai_addr)->sin_addr
+                               : (const void *)&((struct sockaddr_in6 *)a->ai_addr)->sin6_addr;
+        if (inet_ntop(a->ai_family, addr, ip, sizeof(ip)))
+            kp_hmap_put(m, ip, strlen(ip), (void *)(uintptr_t)(n + 1));
+    }
+    freeaddrinfo(res);
+    return 0;
+bad:
+    snprintf(err, errlen, "max.connections.per.ip.overrides: '%s' is not host:count (count 0..%d)",
+             item, INT32_MAX);
+    return -1;
+}
+
+int kp_connections_set_per_ip(long long max, const char *overrides, char *err, size_t errlen)
+{
+    kp_hmap_t m;
+    kp_hmap_init(&m);
+    if (overrides) {
+        char *copy = kp_xstrdup(overrides), *save = NULL;
+        for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            while (*tok == ' ') tok++;
+            size_t l = strlen(tok);
+            while (l > 0 && tok[l - 1] == ' ') tok[--l] = 0;
+            if (!*tok) continue;
+            if (override_add(&m, tok, err, errlen) < 0) {
+                free(copy);
+                kp_hmap_free(&m);
+                return -1;
+            }
+        }
+        free(copy);
+    }
+    pthread_mutex_lock(&ip_lock);
+    kp_hmap_t old = ip_overrides;
+    ip_overrides = m;
+    atomic_store(&connections_max_per_ip, max);
+    pthread_mutex_unlock(&ip_lock);
+    kp_hmap_free(&old);
+    return 0;
+}
+
+/* Takes a connection slot for ip; -1 (and the limit in *limit) when it has none left. */
+static int ip_acquire(const char *ip, long long *limit)
+{
+    size_t l = strlen(ip);
+    pthread_mutex_lock(&ip_lock);
+    uintptr_t o = (uintptr_t)kp_hmap_get(&ip_overrides, ip, l);
+    *limit = o ? (long long)(o - 1) : atomic_load(&connections_max_per_ip);
+    uintptr_t n = (uintptr_t)kp_hmap_get(&ip_counts, ip, l);
+    int rc = -1;
+    if ((long long)n < *limit) {
+        kp_hmap_put(&ip_counts, ip, l, (void *)(n + 1));
+        rc = 0;
+    }
+    pthread_mutex_unlock(&ip_lock);
+    return rc;
+}
+
+void kp_connections_ip_release(const char *ip)
+{
+    size_t l = strlen(ip);
+    pthread_mutex_lock(&ip_lock);
+    uintptr_t n = (uintptr_t)kp_hmap_get(&ip_counts, ip, l);
+    if (n <= 1)
+        kp_hmap_del(&ip_counts, ip, l);
+    else
+        kp_hmap_put(&ip_counts, ip, l, (void *)(n - 1));
+    pthread_mutex_unlock(&ip_lock);
+}
+
+/* A flood of refused connections must not flood the log: one line per 10 s at most. */
+static void refuse(int fd, const char *what, const char *ip, long long limit)
+{
+    static atomic_llong last_warn_ms;
+    kp_metric_add(&kp_metrics.connections_rejected, 1);
+    close(fd);
+    int64_t now = kp_mono_ms(), last = atomic_load(&last_warn_ms);
+    if (now - last < 10000 || !atomic_compare_exchange_strong(&last_warn_ms, &last, now)) return;
+    kp_warn("net",
+            "refusing connections from %s (and maybe others): %s (%lld) reached; %lld refused "
+            "since start",
+            ip, what, limit, (long long)atomic_load(&kp_metrics.connections_rejected));
 }
 
 int kp_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
@@ -62,6 +183,34 @@ int kp_parse_hostport(const char *s, char *host, size_t hostlen, int *port)
     return 0;
 }
 
+static void accept_resume(kp_loop_t *loop, void *arg)
+{
+    lsock_t *ls = arg;
+    ls->pause_timer = NULL;
+    kp_loop_set(loop, &ls->io, KP_READABLE);
+}
+
+/* accept() failed with the connection still queued (out of descriptors: EMFILE/ENFILE, or
+ * memory): the listening socket stays readable, and retrying at once spun a loop thread at
+ * 100 % and wrote millions of identical log lines. Stop watching the socket for
+ * ACCEPT_PAUSE_MS (connections wait in the backlog meanwhile, or are served by another
+ * loop) and say so at most once per 10 s. */
+#define ACCEPT_PAUSE_MS 100
+
+static void accept_pause(kp_loop_t *loop, lsock_t *ls, int err)
+{
+    static atomic_llong last_warn_ms;
+    int64_t now = kp_mono_ms(), last = atomic_load(&last_warn_ms);
+    if (now - last >= 10000 && atomic_compare_exchange_strong(&last_warn_ms, &last, now))
+        kp_warn("net",
+                "accept: %s; pausing accepts for %d ms (raise the open files limit or "
+                "lower max.connections)",
+                strerror(err), ACCEPT_PAUSE_MS);
+    if (ls->pause_timer) return;
+    kp_loop_set(loop, &ls->io, 0);
+    ls->pause_timer = kp_loop_timer(loop, ACCEPT_PAUSE_MS, accept_resume, ls);
+}
+
 static void on_accept(kp_loop_t *loop, kp_io_t *io, uint32_t events)
 {
     lsock_t *ls = io->data;
@@ -70,18 +219,10 @@ static void on_accept(kp_loop_t *loop, kp_io_t *io, uint32_t events)
         socklen_t sl = sizeof(ss);
         int fd = accept4(ls->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-                kp_warn("net", "accept: %s", strerror(errno));
+            if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) return;
+            accept_pause(loop, ls, errno);
             return;
         }
-        if (atomic_load(&kp_metrics.connections_open) >= connections_max) {
-            kp_metric_add(&kp_metrics.connections_rejected, 1);
-            kp_warn("net", "refusing connection: max.connections (%lld) reached", connections_max);
-            close(fd);
-            continue;
-        }
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         char ip[INET6_ADDRSTRLEN] = "?";
         int port = 0;
         if (ss.ss_family == AF_INET) {
@@ -93,7 +234,24 @@ static void on_accept(kp_loop_t *loop, kp_io_t *io, uint32_t events)
             inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
             port = ntohs(sin6->sin6_port);
         }
-        ls->owner->fn(loop, fd, ip, port, ls->owner->arg);
+        long long limit = atomic_load(&connections_max);
+        if (atomic_load(&kp_metrics.connections_open) >= limit) {
+            refuse(fd, "max.connections", ip, limit);
+            continue;
+        }
+        if (ip_acquire(ip, &limit) < 0) {
+            refuse(fd, "max.connections.per.ip", ip, limit);
+            continue;
+        }
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        kp_conn_t *c = ls->owner->fn(loop, fd, ip, port, ls->owner->arg);
+        if (!c) {
+            kp_connections_ip_release(ip);
+            continue;
+        }
+        snprintf(c->peer_ip, sizeof(c->peer_ip), "%s", ip);
+        c->ip_counted = 1;
     }
 }
 
@@ -171,6 +329,8 @@ void kp_listener_free(kp_listener_t *l)
 {
     if (!l) return;
     for (int i = 0; i < l->n; i++) {
+        if (l->socks[i].pause_timer)
+            kp_loop_timer_cancel(l->socks[i].loop, l->socks[i].pause_timer);
         if (l->socks[i].io.fn) kp_loop_del(l->socks[i].loop, &l->socks[i].io);
         close(l->socks[i].fd);
     }

@@ -290,7 +290,7 @@ static int clean_segment(kp_cleaner_t *c, kp_log_t *log, const char *dir, int32_
     path_of(dir, seg->base_offset, ".index", idx, sizeof(idx));
     path_of(dir, seg->base_offset, ".timeindex", tidx, sizeof(tidx));
     clean_ctx_t cc = {c, map_end, delete_horizon_ms, -1, 0, st, -1};
-    cc.fd = kp_fs->open(tmp, O_RDWR | O_CREAT | O_TRUNC, 0644);
+    cc.fd = kp_fs->open(tmp, O_RDWR | O_CREAT | O_TRUNC, KP_FS_FILE_MODE);
     if (cc.fd < 0) return -1;
     st->bytes_read += seg->size;
     int rc = for_each_batch(c, seg, seg->size, clean_batch, &cc);

@@ -130,6 +130,19 @@ int kp_fs_mkdirs(const char *path, int mode)
     return 0;
 }
 
+int kp_fs_dir_make_private(const char *path)
+{
+    struct stat st;
+    if (stat(path, &st) < 0) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    if ((st.st_mode & 077) == 0) return 0;
+    if (chmod(path, KP_FS_DIR_MODE) < 0) return -1;
+    return 1;
+}
+
 int kp_fs_remove_tree(const char *path)
 {
     DIR *d = opendir(path);
@@ -190,18 +203,13 @@ int kp_fs_pread_all(int fd, void *buf, size_t len, int64_t pos)
 
 int kp_fs_write_atomic(const char *path, const void *data, size_t len)
 {
-    return kp_fs_write_atomic_mode(path, data, len, 0644);
-}
-
-int kp_fs_write_atomic_mode(const char *path, const void *data, size_t len, int mode)
-{
     char tmp[PATH_MAX];
     if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
         errno = ENAMETOOLONG;
         return -1;
     }
-    if (mode != 0644) kp_fs->unlink(tmp); /* a leftover keeps its old mode through O_TRUNC */
-    int fd = kp_fs->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
+    kp_fs->unlink(tmp); /* a leftover keeps its old mode through O_TRUNC */
+    int fd = kp_fs->open(tmp, O_WRONLY | O_CREAT | O_TRUNC, KP_FS_FILE_MODE);
     if (fd < 0) return -1;
     if (kp_fs_pwrite_all(fd, data, len, 0) < 0 || kp_fs->fsync(fd) < 0) {
         int e = errno;

@@ -38,16 +38,25 @@ typedef struct kp_fs_faults {
 extern kp_fs_faults_t kp_fs_faults;
 extern const kp_fs_t kp_fs_faulty;
 
+/* Modes of everything the broker creates under log.dirs: topic data is private to the user
+ * the broker runs as (like control/ and pki/), so another local account cannot read any
+ * team's records. The umask can only narrow these further. */
+#define KP_FS_DIR_MODE  0700
+#define KP_FS_FILE_MODE 0600
+
 /* Helpers built on the table. */
 int kp_fs_fsync_dir(const char *dir);
 /* mkdir -p; 0 or -1 */
 int kp_fs_mkdirs(const char *path, int mode);
 /* rm -rf; 0 or -1 */
 int kp_fs_remove_tree(const char *path);
-/* Writes data to path atomically: temp file, fsync, rename, fsync of the directory. */
+/* Makes an existing directory private (KP_FS_DIR_MODE) when it grants any group or other
+ * access; 1 if it changed the mode, 0 if already private, -1 with errno. Only the directory
+ * itself: without search permission on it nothing beneath can be reached. */
+int kp_fs_dir_make_private(const char *path);
+/* Writes data to path atomically (mode KP_FS_FILE_MODE): temp file, fsync, rename, fsync of
+ * the directory. */
 int kp_fs_write_atomic(const char *path, const void *data, size_t len);
-/* The same with the file's permission bits (0600 for files holding secrets). */
-int kp_fs_write_atomic_mode(const char *path, const void *data, size_t len, int mode);
 /* Reads a whole file (at most max bytes) into a malloc'd buffer. */
 int kp_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen);
 /* Writes all of buf at pos, retrying short writes. */

@@ -399,7 +399,7 @@ static void drop_segment_files(const char *dir, int64_t base)
 
 kp_log_t *kp_log_open(const char *dir, const kp_log_config_t *cfg, int64_t now_ms)
 {
-    if (kp_fs_mkdirs(dir, 0755) < 0) {
+    if (kp_fs_mkdirs(dir, KP_FS_DIR_MODE) < 0) {
         kp_error("storage", "mkdir %s: %s", dir, strerror(errno));
         return NULL;
     }

@@ -79,7 +79,7 @@ static int open_file(const kp_segment_t *seg, const char *ext, int flags)
 {
     char p[PATH_MAX];
     snprintf(p, sizeof(p), "%s%s", seg->path, ext);
-    return kp_fs->open(p, flags, 0644);
+    return kp_fs->open(p, flags, KP_FS_FILE_MODE);
 }
 
 kp_segment_t *kp_segment_create(const char *dir, int64_t base_offset, int64_t now_ms)

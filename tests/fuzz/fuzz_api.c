@@ -5,7 +5,10 @@
  *
  * Input: byte 0 picks the caller (bits 0-1: none, admin, team-a, team-b) and whether line 2
  * is a labelSelector (bit 2); line 1 is "METHOD PATH" (the path as the HTTP layer hands it
- * over: percent-decoded, so any bytes); the rest is the body. Seeds in
+ * over: percent-decoded, so any bytes); bit 3: a line with the Content-Type (PATCH formats,
+ * protobuf); bit 4: a line of Kubernetes parameters "fieldSelector|limit|continue|
+ * fieldManager|force|fieldValidation|Accept" ('|'-separated, kubectl's); the rest is the
+ * body. Seeds in
  * tests/fuzz/corpus/fuzz_api (non-UTF-8 names, deep nesting, reserved secrets).
  *
  * Checked: no crash, leak or sanitizer report for any request; every reply has a body and a
@@ -80,6 +83,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *p = data + 1, *end = data + size;
     char *first = line(&p, end);
     char *selector = data[0] & 4 ? line(&p, end) : NULL;
+    char *ctype = data[0] & 8 ? line(&p, end) : NULL;
+    char *params_line = data[0] & 16 ? line(&p, end) : NULL, *params = params_line;
+    const char *kv[7] = {0};
+    for (int i = 0; params && i < 7; i++) { /* fields in order, '|'-separated */
+        kv[i] = params;
+        char *bar = strchr(params, '|');
+        if (bar) *bar = 0;
+        params = bar ? bar + 1 : NULL;
+    }
     char *sp = strchr(first, ' ');
     const char *method = "GET", *url = first;
     if (sp) {
@@ -93,6 +105,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         .url = url,
         .authorization = who ? tokens[who - 1] : NULL,
         .label_selector = selector,
+        .content_type = ctype,
+        .user_agent = "fuzz/1",
+        .field_selector = kv[0],
+        .limit = kv[1],
+        .continue_token = kv[2],
+        .field_manager = kv[3],
+        .force = kv[4],
+        .field_validation = kv[5],
+        .accept = kv[6],
         .body = p,
         .len = (size_t)(end - p),
     };
@@ -128,5 +149,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     kp_api_reply_free(&out);
     free(first);
     free(selector);
+    free(ctype);
+    free(params_line);
     return 0;
 }

@@ -270,6 +270,32 @@ static void test_store_without_revoked_column(void **state)
     assert_false(token_is(f->s, token, "old-team"));
 }
 
+/* Removing an object is a change: it takes a resourceVersion, so a watch (k8s_watch.c),
+ * which follows the store's resourceVersion, sees the removal. */
+static void test_remove_takes_a_resource_version(void **state)
+{
+    fixture_t *f = *state;
+    json_t *obj = json_pack("{s:s, s:{s:s, s:s}}", "kind", "Topic", "metadata", "name", "t",
+                            "namespace", "team-a"),
+           *out = NULL, *items;
+    assert_int_equal(kp_store_put(f->s, obj, -1, 0, &out), KP_STORE_CREATED);
+    json_decref(out);
+    json_decref(obj);
+    int64_t before, after;
+    assert_int_equal(kp_store_list(f->s, "Topic", NULL, &items, &before), KP_STORE_OK);
+    json_decref(items);
+    assert_int_equal(kp_store_remove(f->s, "Topic", "team-a", "t"), KP_STORE_OK);
+    assert_int_equal(kp_store_list(f->s, "Topic", NULL, &items, &after), KP_STORE_OK);
+    assert_int_equal(json_array_size(items), 0);
+    json_decref(items);
+    assert_true(after == before + 1);
+    /* removing what is not there changes nothing */
+    assert_int_equal(kp_store_remove(f->s, "Topic", "team-a", "t"), KP_STORE_NOT_FOUND);
+    assert_int_equal(kp_store_list(f->s, "Topic", NULL, &items, &after), KP_STORE_OK);
+    json_decref(items);
+    assert_true(after == before + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -279,6 +305,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_joins_tokens_and_namespaces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_revocation_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_without_revoked_column, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_remove_takes_a_resource_version, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -2,8 +2,9 @@
 import random
 import socket
 
-# `kpool up` listens on these plus --port-offset K: Kafka, API, schema registry, metrics
-UP_BASE_PORTS = (9093, 8080, 8081, 9600)
+# `kpool up` listens on these plus --port-offset K: Kafka, API, schema registry, metrics,
+# the Kubernetes API (kubectl)
+UP_BASE_PORTS = (9093, 8080, 8081, 9600, 6443)
 
 
 def free_port():

@@ -1,0 +1,465 @@
+/*
+ * k8s_watch.c — the watch hub and its streams (see k8s_watch.h): the hub's thread and the
+ * event ring first, then one stream's reader callback, then queueing a stream.
+ */
+#include "http/k8s_watch.h"
+
+#include "core/buf.h"
+#include "core/logging.h"
+#include "http/api_reply.h"
+#include "http/k8s.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* How often the hub looks at the store: the latency of an event. */
+#define WATCH_TICK_MS 100
+/* Events kept for watches that start from an older resourceVersion (and for slow readers:
+ * one that falls further behind gets 410 and lists again). */
+#define WATCH_EVENTS_MAX 4096
+/* A watch without timeoutSeconds ends after this (clients watch again), bounding what a
+ * vanished client holds; timeoutSeconds is capped at WATCH_TIMEOUT_MAX_S. */
+#define WATCH_TIMEOUT_DEFAULT_S 1800
+#define WATCH_TIMEOUT_MAX_S     3600
+/* An idle stream writes a bookmark (or a newline) this often, so a vanished client is
+ * noticed and the connection freed. */
+#define WATCH_HEARTBEAT_S 10
+
+enum { EV_ADDED, EV_MODIFIED, EV_DELETED };
+static const char *event_names[] = {"ADDED", "MODIFIED", "DELETED"};
+
+typedef struct event {
+    int64_t rv;
+    int type;
+    json_t *obj; /* as stored (a Secret sealed) */
+} event_t;
+
+typedef struct watcher watcher_t;
+
+struct kp_k8s_watch_hub {
+    kp_store_t *store;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    int stop, started;
+    event_t ring[WATCH_EVENTS_MAX];
+    uint64_t seq_first, seq_next; /* ring holds [seq_first, seq_next) */
+    int64_t floor_rv;             /* a watch from an older resourceVersion is 410 */
+    int64_t store_rv;             /* the store's resourceVersion at the last tick */
+    json_t *snapshot;             /* "kind/ns/name" -> object */
+    watcher_t *watchers;
+};
+
+struct watcher {
+    kp_k8s_watch_hub_t *hub;
+    const kp_kind_t *kind;
+    char *ns, *labels, *fields, include_object[16];
+    int table, bookmarks;
+    int (*reveal)(void *arg, json_t *obj);
+    void *reveal_arg;
+    int64_t min_rv;  /* events at or below are not sent */
+    uint64_t cursor; /* next ring sequence to look at */
+    kp_buf_t pending;
+    size_t pending_off;
+    struct MHD_Connection *conn;
+    int suspended, done;
+    time_t deadline, last_write;
+    watcher_t *next;
+};
+
+/* ---- the hub ---- */
+
+static int64_t store_rv(kp_store_t *store)
+{
+    json_t *none = NULL;
+    int64_t rv = -1;
+    /* no kind is named "": an empty list and the current resourceVersion */
+    if (kp_store_list(store, "", NULL, &none, &rv) != KP_STORE_OK) rv = -1;
+    json_decref(none);
+    return rv;
+}
+
+static void key_of(const kp_kind_t *k, const json_t *obj, char *out, size_t n)
+{
+    json_t *md = json_object_get(obj, "metadata");
+    snprintf(out, n, "%s/%s/%s", k->kind, json_string_value(json_object_get(md, "namespace")) ?: "",
+             json_string_value(json_object_get(md, "name")) ?: "");
+}
+
+static int64_t rv_of(const json_t *obj)
+{
+    const char *s =
+        json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+    return s ? atoll(s) : 0;
+}
+
+/* Appends an event (obj stolen); the oldest goes when the ring is full. Hub locked. */
+static void ring_push(kp_k8s_watch_hub_t *h, int type, int64_t rv, json_t *obj)
+{
+    if (h->seq_next - h->seq_first == WATCH_EVENTS_MAX) {
+        event_t *old = &h->ring[h->seq_first % WATCH_EVENTS_MAX];
+        h->floor_rv = old->rv;
+        json_decref(old->obj);
+        h->seq_first++;
+    }
+    event_t *e = &h->ring[h->seq_next % WATCH_EVENTS_MAX];
+    e->rv = rv;
+    e->type = type;
+    e->obj = obj;
+    h->seq_next++;
+}
+
+/* Reads every kind and records what changed since the last snapshot. Hub locked. */
+static void hub_diff(kp_k8s_watch_hub_t *h, int64_t rv, int record)
+{
+    json_t *snap = json_object();
+    json_t *changes = json_array(); /* {rv, type, obj}, sorted by rv below */
+    for (size_t i = 0; i < kp_kinds_count; i++) {
+        const kp_kind_t *k = &kp_kinds[i];
+        json_t *items = NULL;
+        int64_t ignored;
+        if (kp_store_list(h->store, k->kind, NULL, &items, &ignored) != KP_STORE_OK) {
+            json_decref(items);
+            json_decref(snap);
+            json_decref(changes);
+            return; /* try again at the next tick */
+        }
+        size_t j;
+        json_t *o;
+        json_array_foreach(items, j, o)
+        {
+            char key[700];
+            key_of(k, o, key, sizeof(key));
+            json_object_set(snap, key, o);
+            json_t *before = json_object_get(h->snapshot, key);
+            if (!before || rv_of(before) != rv_of(o))
+                json_array_append_new(changes,
+                                      json_pack("{s:I, s:i, s:O}", "rv", rv_of(o), "type",
+                                                before ? EV_MODIFIED : EV_ADDED, "obj", o));
+        }
+        json_decref(items);
+    }
+    const char *key;
+    json_t *o;
+    json_object_foreach(h->snapshot, key, o) if (!json_object_get(snap, key))
+    {
+        json_t *gone = json_deep_copy(o);
+        char rvs[32];
+        snprintf(rvs, sizeof(rvs), "%lld", (long long)rv);
+        json_object_set_new(json_object_get(gone, "metadata"), "resourceVersion", json_string(rvs));
+        json_array_append_new(
+            changes, json_pack("{s:I, s:i, s:o}", "rv", rv, "type", EV_DELETED, "obj", gone));
+    }
+    /* in resourceVersion order (a few changes per tick: insertion sort) */
+    size_t n = json_array_size(changes);
+    for (size_t a = 1; a < n; a++)
+        for (size_t b = a; b > 0; b--) {
+            json_t *x = json_array_get(changes, b - 1), *y = json_array_get(changes, b);
+            if (json_integer_value(json_object_get(x, "rv")) <=
+                json_integer_value(json_object_get(y, "rv")))
+                break;
+            json_incref(x);
+            json_array_set(changes, b - 1, y);
+            json_array_set_new(changes, b, x);
+        }
+    size_t i;
+    json_t *c;
+    if (record)
+        json_array_foreach(changes, i, c) ring_push(
+            h, (int)json_integer_value(json_object_get(c, "type")),
+            json_integer_value(json_object_get(c, "rv")), json_incref(json_object_get(c, "obj")));
+    json_decref(changes);
+    json_decref(h->snapshot);
+    h->snapshot = snap;
+    h->store_rv = rv;
+}
+
+static int due(const watcher_t *w, time_t now)
+{
+    return w->done || now >= w->deadline || now - w->last_write >= WATCH_HEARTBEAT_S ||
+           w->cursor < w->hub->seq_next;
+}
+
+static void *hub_main(void *arg)
+{
+    kp_k8s_watch_hub_t *h = arg;
+    for (;;) {
+        usleep(WATCH_TICK_MS * 1000);
+        int64_t rv = store_rv(h->store);
+        pthread_mutex_lock(&h->lock);
+        if (h->stop) {
+            pthread_mutex_unlock(&h->lock);
+            return NULL;
+        }
+        if (rv >= 0 && rv != h->store_rv) hub_diff(h, rv, 1);
+        time_t now = time(NULL);
+        for (watcher_t *w = h->watchers; w; w = w->next)
+            if (w->suspended && due(w, now)) {
+                w->suspended = 0;
+                MHD_resume_connection(w->conn);
+            }
+        pthread_mutex_unlock(&h->lock);
+    }
+}
+
+kp_k8s_watch_hub_t *kp_k8s_watch_hub_start(kp_store_t *store)
+{
+    kp_k8s_watch_hub_t *h = calloc(1, sizeof(*h));
+    if (!h) return NULL;
+    h->store = store;
+    pthread_mutex_init(&h->lock, NULL);
+    h->snapshot = json_object();
+    h->store_rv = -1;
+    int64_t rv = store_rv(store);
+    hub_diff(h, rv < 0 ? 0 : rv, 0);
+    h->floor_rv = h->store_rv;
+    if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
+        kp_error("api", "cannot start the watch thread: watches are refused");
+        kp_k8s_watch_hub_free(h);
+        return NULL;
+    }
+    h->started = 1;
+    return h;
+}
+
+void kp_k8s_watch_hub_shutdown(kp_k8s_watch_hub_t *h)
+{
+    if (!h) return;
+    pthread_mutex_lock(&h->lock);
+    h->stop = 1;
+    for (watcher_t *w = h->watchers; w; w = w->next) {
+        w->done = 1;
+        if (w->suspended) {
+            w->suspended = 0;
+            MHD_resume_connection(w->conn);
+        }
+    }
+    pthread_mutex_unlock(&h->lock);
+}
+
+void kp_k8s_watch_hub_free(kp_k8s_watch_hub_t *h)
+{
+    if (!h) return;
+    kp_k8s_watch_hub_shutdown(h);
+    if (h->started) pthread_join(h->thread, NULL);
+    for (uint64_t s = h->seq_first; s < h->seq_next; s++)
+        json_decref(h->ring[s % WATCH_EVENTS_MAX].obj);
+    json_decref(h->snapshot);
+    pthread_mutex_destroy(&h->lock);
+    free(h);
+}
+
+/* ---- one stream ---- */
+
+static int matches(const watcher_t *w, const json_t *obj)
+{
+    if (strcmp(json_string_value(json_object_get(obj, "kind")) ?: "", w->kind->kind) != 0) return 0;
+    if (w->ns && w->kind->namespaced) {
+        const char *ns =
+            json_string_value(json_object_get(json_object_get(obj, "metadata"), "namespace"));
+        if (!ns || strcmp(ns, w->ns) != 0) return 0;
+    }
+    char err[256];
+    return kp_k8s_label_match(obj, w->labels, err, sizeof(err)) == 1 &&
+           kp_k8s_field_match(obj, w->fields, err, sizeof(err)) == 1;
+}
+
+/* Appends one event line to the pending output. */
+static void emit(watcher_t *w, const char *type, const json_t *obj)
+{
+    json_t *o = json_deep_copy(obj);
+    if (w->reveal && w->reveal(w->reveal_arg, o) < 0) {
+        json_decref(o);
+        return;
+    }
+    if (w->table && strcmp(type, "BOOKMARK") != 0 && strcmp(type, "ERROR") != 0) {
+        json_t *items = json_pack("[o]", o);
+        char rvs[32];
+        snprintf(rvs, sizeof(rvs), "%lld", (long long)rv_of(json_array_get(items, 0)));
+        o = kp_k8s_table(w->kind, items, rvs, w->include_object);
+        json_decref(items);
+    }
+    json_t *ev = json_pack("{s:s, s:o}", "type", type, "object", o);
+    char *text = json_dumps(ev, JSON_COMPACT);
+    json_decref(ev);
+    if (!text) return; /* not UTF-8: kpool never stores such text, so never here */
+    kp_buf_appendf(&w->pending, "%s\n", text);
+    free(text);
+}
+
+static void emit_bookmark(watcher_t *w, int64_t rv, int initial_end)
+{
+    char av[64], rvs[32];
+    kp_kind_api_version(w->kind, av, sizeof(av));
+    snprintf(rvs, sizeof(rvs), "%lld", (long long)rv);
+    json_t *o = json_pack("{s:s, s:s, s:{s:s}}", "kind", w->kind->kind, "apiVersion", av,
+                          "metadata", "resourceVersion", rvs);
+    if (initial_end)
+        json_object_set_new(json_object_get(o, "metadata"), "annotations",
+                            json_pack("{s:s}", "k8s.io/initial-events-end", "true"));
+    int table = w->table;
+    w->table = 0;
+    emit(w, "BOOKMARK", o);
+    w->table = table;
+    json_decref(o);
+}
+
+/* Collects what is due into pending. Hub locked. 0, or -1 when the stream is over. */
+static int collect(watcher_t *w, time_t now)
+{
+    kp_k8s_watch_hub_t *h = w->hub;
+    if (w->cursor < h->seq_first) { /* fell out of the ring: start over, as after 410 */
+        json_t *st =
+            kp_api_status(410, "Expired", "the watch fell behind the server's history: list again");
+        int table = w->table;
+        w->table = 0;
+        emit(w, "ERROR", st);
+        w->table = table;
+        json_decref(st);
+        return -1;
+    }
+    for (; w->cursor < h->seq_next; w->cursor++) {
+        event_t *e = &h->ring[w->cursor % WATCH_EVENTS_MAX];
+        if (e->rv > w->min_rv && matches(w, e->obj)) emit(w, event_names[e->type], e->obj);
+    }
+    if (w->pending.len == w->pending_off && now - w->last_write >= WATCH_HEARTBEAT_S) {
+        if (w->bookmarks)
+            emit_bookmark(w, h->store_rv, 0);
+        else
+            kp_buf_append(&w->pending, "\n", 1); /* whitespace between events: ignored */
+    }
+    return 0;
+}
+
+static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    watcher_t *w = cls;
+    kp_k8s_watch_hub_t *h = w->hub;
+    pthread_mutex_lock(&h->lock);
+    time_t now = time(NULL);
+    if (w->pending.len == w->pending_off) {
+        kp_buf_reset(&w->pending);
+        w->pending_off = 0;
+        if (w->done || h->stop || now >= w->deadline) {
+            pthread_mutex_unlock(&h->lock);
+            return MHD_CONTENT_READER_END_OF_STREAM;
+        }
+        if (collect(w, now) < 0) w->done = 1;
+    }
+    size_t n = w->pending.len - w->pending_off;
+    if (n == 0) {
+        w->suspended = 1; /* the hub resumes it when something is due */
+        MHD_suspend_connection(w->conn);
+        pthread_mutex_unlock(&h->lock);
+        return 0;
+    }
+    if (n > max) n = max;
+    memcpy(buf, w->pending.data + w->pending_off, n);
+    w->pending_off += n;
+    w->last_write = now;
+    pthread_mutex_unlock(&h->lock);
+    return (ssize_t)n;
+}
+
+static void watcher_free(void *cls)
+{
+    watcher_t *w = cls;
+    kp_k8s_watch_hub_t *h = w->hub;
+    pthread_mutex_lock(&h->lock);
+    for (watcher_t **p = &h->watchers; *p; p = &(*p)->next)
+        if (*p == w) {
+            *p = w->next;
+            break;
+        }
+    pthread_mutex_unlock(&h->lock);
+    kp_buf_free(&w->pending);
+    free(w->ns);
+    free(w->labels);
+    free(w->fields);
+    free(w);
+}
+
+static enum MHD_Result send_status(struct MHD_Connection *conn, unsigned code, const char *reason,
+                                   const char *msg)
+{
+    json_t *st = kp_api_status(code, reason, msg);
+    enum MHD_Result rc = kp_api_send(conn, code, st, NULL);
+    json_decref(st);
+    return rc;
+}
+
+enum MHD_Result kp_k8s_watch_queue(kp_k8s_watch_hub_t *h, struct MHD_Connection *conn,
+                                   const kp_k8s_watch_spec_t *spec)
+{
+    if (!h) return send_status(conn, 503, "ServiceUnavailable", "watches are not available");
+    const char *rvs = spec->resource_version;
+    int initial = !rvs || !*rvs || !strcmp(rvs, "0") || spec->send_initial_events;
+    int64_t rv = 0;
+    if (rvs && *rvs) {
+        char *end;
+        long long v = strtoll(rvs, &end, 10);
+        if (*end || v < 0)
+            return send_status(conn, 400, "BadRequest", "resourceVersion: not a version");
+        rv = v;
+    }
+    watcher_t *w = calloc(1, sizeof(*w));
+    if (!w) return MHD_NO;
+    w->hub = h;
+    w->kind = spec->kind;
+    w->ns = spec->ns && *spec->ns ? strdup(spec->ns) : NULL;
+    w->labels = spec->label_selector ? strdup(spec->label_selector) : NULL;
+    w->fields = spec->field_selector ? strdup(spec->field_selector) : NULL;
+    snprintf(w->include_object, sizeof(w->include_object), "%s",
+             spec->include_object ? spec->include_object : "");
+    w->table = spec->table;
+    w->bookmarks = spec->bookmarks;
+    w->reveal = spec->reveal;
+    w->reveal_arg = spec->reveal_arg;
+    w->conn = conn;
+    kp_buf_init(&w->pending);
+    time_t now = time(NULL);
+    long t = spec->timeout_seconds > 0 ? spec->timeout_seconds : WATCH_TIMEOUT_DEFAULT_S;
+    w->deadline = now + (t > WATCH_TIMEOUT_MAX_S ? WATCH_TIMEOUT_MAX_S : t);
+    w->last_write = now;
+    pthread_mutex_lock(&h->lock);
+    if (!initial && rv < h->floor_rv) {
+        int64_t floor = h->floor_rv;
+        pthread_mutex_unlock(&h->lock);
+        free(w->ns);
+        free(w->labels);
+        free(w->fields);
+        free(w);
+        char msg[160];
+        snprintf(msg, sizeof(msg), "too old resource version: %lld (%lld)", (long long)rv,
+                 (long long)floor);
+        return send_status(conn, 410, "Expired", msg);
+    }
+    if (initial) { /* the current state as ADDED events, then what follows */
+        const char *key;
+        json_t *o;
+        json_object_foreach(h->snapshot, key, o) if (matches(w, o)) emit(w, "ADDED", o);
+        w->min_rv = h->store_rv;
+        if (spec->send_initial_events) emit_bookmark(w, h->store_rv, 1);
+    } else {
+        w->min_rv = rv;
+    }
+    w->cursor = h->seq_first;
+    if (initial) w->cursor = h->seq_next;
+    w->next = h->watchers;
+    h->watchers = w;
+    pthread_mutex_unlock(&h->lock);
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, reader, w, watcher_free);
+    if (!r) {
+        watcher_free(w);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    MHD_add_response_header(r, "Cache-Control", "no-cache, private");
+    enum MHD_Result rc = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return rc;
+}

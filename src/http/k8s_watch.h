@@ -1,0 +1,58 @@
+/*
+ * k8s_watch.h — watch streams (`kubectl get -w`, `kubectl wait`, `kubectl delete`'s wait):
+ * GET ...?watch=true answers a chunked stream of WatchEvents, one JSON object per line:
+ * {"type": "ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK"|"ERROR", "object": {...}}.
+ *
+ * A hub per API follows the store: every WATCH_TICK_MS it reads the store's resourceVersion
+ * and, when it moved, diffs every kind against its last snapshot into a ring of the last
+ * WATCH_EVENTS_MAX events. A watch from resourceVersion R replays the ring's events newer
+ * than R, then follows; R older than the ring's history is 410 Gone (Expired), so a client
+ * lists again, as with Kubernetes after a compaction. Changes that land between two ticks
+ * are seen as one (the newest object), as a Kubernetes watch cache may coalesce.
+ *
+ * Streams do not hold a server thread: between events the connection is suspended
+ * (MHD_suspend_connection) and the hub resumes it when there is something to send.
+ */
+#ifndef KP_K8S_WATCH_H
+#define KP_K8S_WATCH_H
+
+#include "control/kinds.h"
+#include "control/store.h"
+
+#include <jansson.h>
+#include <microhttpd.h>
+#include <stdint.h>
+
+typedef struct kp_k8s_watch_hub kp_k8s_watch_hub_t;
+
+typedef struct kp_k8s_watch_spec {
+    const kp_kind_t *kind;
+    const char *ns;             /* NULL or "": every namespace (the caller authorized it) */
+    const char *label_selector; /* validated by the caller; copied */
+    const char *field_selector;
+    const char *resource_version; /* NULL, "" or "0": current state first (ADDED events) */
+    int send_initial_events;      /* sendInitialEvents=true: ADDED events, then a bookmark */
+    int bookmarks;                /* allowWatchBookmarks=true */
+    int table;                    /* objects as meta.k8s.io Tables (kubectl get -w) */
+    const char *include_object;
+    long timeout_seconds; /* 0: the default (WATCH_TIMEOUT_DEFAULT_S) */
+    /* Secrets: decrypt a copy of each object before it is sent; -1 skips the object */
+    int (*reveal)(void *arg, json_t *obj);
+    void *reveal_arg;
+} kp_k8s_watch_spec_t;
+
+/* Starts following store (a thread). NULL on failure. */
+kp_k8s_watch_hub_t *kp_k8s_watch_hub_start(kp_store_t *store);
+/* Ends every stream (they finish their current event) and resumes the suspended ones: call
+ * before MHD_stop_daemon, which may not be called with suspended connections. */
+void kp_k8s_watch_hub_shutdown(kp_k8s_watch_hub_t *h);
+/* Stops the thread and frees the hub: after MHD_stop_daemon. NULL is a no-op. */
+void kp_k8s_watch_hub_free(kp_k8s_watch_hub_t *h);
+
+/* Queues the stream for spec on conn (the API's access handler calls it with the request
+ * authorized). A too-old resourceVersion gets a 410 Status instead; *code is the HTTP
+ * status sent. */
+enum MHD_Result kp_k8s_watch_queue(kp_k8s_watch_hub_t *h, struct MHD_Connection *conn,
+                                   const kp_k8s_watch_spec_t *spec);
+
+#endif
