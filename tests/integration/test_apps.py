@@ -68,6 +68,8 @@ from confluent_kafka.admin import AdminClient, NewTopic
 import harness
 import kwire
 from harness.pki import openssl_pkcs12
+# test_apps.KPOOL_BIN: tests of branches not merged yet (txn) use it; new code: harness
+from harness import KPOOL_BIN  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JS_CLIENT = os.path.join(HERE, "js", "apps_client.js")
