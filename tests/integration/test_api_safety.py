@@ -40,7 +40,7 @@ import time
 
 import pytest
 
-from test_apps import (AAPPS, AUTHZ, GRACE_MS, KPOOL_BIN, NONE, RESYNC_MS,  # noqa: F401
+from test_apps import (AAPPS, AUTHZ, GRACE_MS, NONE, RESYNC_MS,  # noqa: F401
                        SECRETS, TOPIC_AUTHORIZATION_FAILED, TOPICS, KpoolUp, app_doc, produce,
                        raw_metadata, topic_doc, up)
 
@@ -385,13 +385,8 @@ def test_users_issued_by_an_older_kpool_keep_working(tmp_path):
         git worktree add /tmp/old <commit> && make -C /tmp/old B=build/asan kpool-bin
         KPOOL_OLD_BIN=/tmp/old/build/asan/kpool python3 -m pytest -q test_api_safety.py -k older
     """
-    import test_apps
     ns, fqn = "team-a", "team-a.orders"
-    test_apps.KPOOL_BIN = os.environ["KPOOL_OLD_BIN"]
-    try:
-        old = KpoolUp().start()
-    finally:
-        test_apps.KPOOL_BIN = KPOOL_BIN
+    old = KpoolUp().start(binary=os.environ["KPOOL_OLD_BIN"])
     try:
         old.apply(tmp_path, topic_doc(ns, "orders", [{"team": ns, "application": "api",
                                                       "access": "readwrite"}]),

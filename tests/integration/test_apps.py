@@ -50,18 +50,14 @@ Acceptance criteria covered (issue 7):
 """
 import base64
 import datetime
-import http.client
 import json
 import os
 import random
-import shutil
-import signal
 import socket
 import ssl
 import statistics
 import struct
 import subprocess
-import tempfile
 import time
 
 import pytest
@@ -69,14 +65,16 @@ import yaml
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
+import harness
 import kwire
+from harness.pki import openssl_pkcs12
+# test_apps.KPOOL_BIN: tests of branches not merged yet (txn) use it; new code: harness
+from harness import KPOOL_BIN  # noqa: F401
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 JS_CLIENT = os.path.join(HERE, "js", "apps_client.js")
-KPOOL_BIN = os.environ.get("KPOOL_BIN") or os.path.join(HERE, "..", "..", "build", "asan", "kpool")
 RESYNC_MS = 500
 GRACE_MS = 1500
-BASE_PORTS = (9093, 8080, 8081, 9600)  # Kafka, API, schema registry, metrics
 
 TOPICS = "/apis/kafka.nais.io/v1/namespaces/%s/topics"
 STREAMS = "/apis/kafka.nais.io/v1/namespaces/%s/streams"
@@ -91,136 +89,22 @@ AUTHZ = "TOPIC_AUTHORIZATION_FAILED"
 
 # --------------------------------------------------------------------------- kpool up
 
-def port_free(port):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_offset():
-    """A --port-offset K whose four ports are free (and below the ephemeral range, so
-    outgoing connections do not take them meanwhile)."""
-    for _ in range(200):
-        k = random.randrange(1000, 22000)
-        if all(port_free(p + k) for p in BASE_PORTS):
-            return k
-    raise RuntimeError("no free port offset found")
-
-
-class KpoolUp:
+class KpoolUp(harness.KpoolUp):
     """A `kpool up` process (pool `dev` + control plane) and the helpers tests use on it."""
 
+    remove_on_stop = True
+
     def __init__(self, extra_args=()):
-        self.extra_args = list(extra_args)  # more `kpool up` arguments (a later --set wins)
-        self.tmp = tempfile.mkdtemp(prefix="kpool-itapps-")
-        self.data_dir = os.path.join(self.tmp, "data")
-        self.config = os.path.join(self.tmp, "cli", "config.yaml")
-        self.log_path = os.path.join(self.tmp, "up.log")
-        self.proc = None
+        # extra_args: more `kpool up` arguments (a later --set wins)
+        super().__init__(sets=["control.resync.interval.ms=%d" % RESYNC_MS,
+                               "control.janitor.grace.ms=%d" % GRACE_MS],
+                         args=extra_args, prefix="kpool-itapps-")
         self.seen = []  # every Creds a test materialized (for the at-rest/log checks)
         self._ncreds = 0
 
-    def start(self, timeout=60):
-        for _ in range(3):
-            self.offset = free_offset()
-            if self._start_once(timeout):
-                return self
-        raise RuntimeError("kpool up did not start:\n" + self.log()[-4000:])
-
-    def _start_once(self, timeout):
-        self.kafka = "127.0.0.1:%d" % (9093 + self.offset)
-        self.api_url = "127.0.0.1:%d" % (8080 + self.offset)
-        self.metrics = "127.0.0.1:%d" % (9600 + self.offset)
-        env = dict(os.environ, KPOOL_CONFIG=self.config)
-        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [KPOOL_BIN, "up", "--data-dir", self.data_dir, "--port-offset", str(self.offset),
-             "--set", "control.resync.interval.ms=%d" % RESYNC_MS,
-             "--set", "control.janitor.grace.ms=%d" % GRACE_MS] + self.extra_args,
-            stdout=self.logf, stderr=subprocess.STDOUT, env=env)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                self.logf.close()
-                text = self.log()
-                assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
-                if "in use" in text:  # lost a race for a port: another offset
-                    return False
-                raise RuntimeError("kpool up exited with %s:\n%s" % (self.proc.returncode,
-                                                                      text[-4000:]))
-            if "kpool is up." in self.log() and self._ready():
-                self.token = yaml.safe_load(open(self.config))["token"]
-                self.pki = os.path.join(self.data_dir, "pki")
-                return True
-            time.sleep(0.1)
-        raise RuntimeError("kpool up not ready in %ss:\n%s" % (timeout, self.log()[-4000:]))
-
-    def _ready(self):
-        try:
-            code, _, body = self.http("GET", "/healthz", raw=True)
-            if code != 200:
-                return False
-            c = http.client.HTTPConnection(self.metrics, timeout=2)
-            c.request("GET", "/readyz")
-            ok = c.getresponse().status == 200
-            c.close()
-            return ok
-        except OSError:
-            return False
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self, timeout=60):
-        """SIGINT (Ctrl-C); asserts exit status 0 and no sanitizer report."""
-        if not self.proc:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("kpool up did not stop in %ss:\n%s"
-                                     % (timeout, self.log()[-4000:]))
-        self.logf.close()
-        text = self.log()
-        rc = self.proc.returncode
-        self.proc = None
-        assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
-        assert rc == 0, "kpool up exited with %d:\n%s" % (rc, text[-4000:])
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    # ---- the control plane ----
-
-    def http(self, method, path, body=None, token=None, raw=False):
-        """One request; returns (status, headers, parsed JSON body (bytes when raw))."""
-        c = http.client.HTTPConnection(self.api_url, timeout=30)
-        h = {}
-        if token:
-            h["Authorization"] = "Bearer " + token
-        data = None
-        if body is not None:
-            data = json.dumps(body)
-            h["Content-Type"] = "application/json"
-        c.request(method, path, body=data, headers=h)
-        r = c.getresponse()
-        payload = r.read()
-        c.close()
-        if raw:
-            return r.status, r.headers, payload
-        return r.status, r.headers, json.loads(payload) if payload else None
+    @property
+    def metrics(self):
+        return self.metrics_url
 
     def get(self, path, ns, name, token=None):
         code, _, obj = self.http("GET", (path % ns) + "/" + name, token=token or self.token)
@@ -232,15 +116,6 @@ class KpoolUp:
                                  token=self.token)
         assert code == 200, (code, lst)
         return lst["items"]
-
-    def kpool(self, *args, expect=0, timeout=60):
-        p = subprocess.run([KPOOL_BIN] + list(args), capture_output=True, text=True,
-                           timeout=timeout, env=dict(os.environ, KPOOL_CONFIG=self.config))
-        assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-        if expect is not None:
-            assert p.returncode == expect, "kpool %s -> %d\n%s%s" % (
-                " ".join(args), p.returncode, p.stdout, p.stderr)
-        return p
 
     def apply(self, tmp_path, *docs):
         """`kpool apply -f` of the documents (one multi-document YAML file)."""
@@ -295,18 +170,6 @@ class KpoolUp:
         c = Creds(secret, os.path.join(self.tmp, "creds-%d" % self._ncreds))
         self.seen.append(c)
         return c
-
-    # ---- the pool as the super user ----
-
-    def admin_conf(self):
-        return {"bootstrap.servers": self.kafka, "security.protocol": "ssl",
-                "ssl.ca.location": os.path.join(self.pki, "ca.crt"),
-                "ssl.certificate.location": os.path.join(self.pki, "admin.crt"),
-                "ssl.key.location": os.path.join(self.pki, "admin.key")}
-
-    def admin_files(self):
-        return (os.path.join(self.pki, "ca.crt"), os.path.join(self.pki, "admin.crt"),
-                os.path.join(self.pki, "admin.key"))
 
 
 class Creds:
@@ -483,13 +346,7 @@ def rfc3339(t):
 
 # --------------------------------------------------------------------------- fixtures
 
-@pytest.fixture(scope="module")
-def up():
-    k = KpoolUp().start()
-    try:
-        yield k
-    finally:
-        k.stop()
+up = harness.up_fixture(KpoolUp)
 
 
 TEAM_A = "team-a"
@@ -652,11 +509,6 @@ def test_kafkajs_with_the_secret_only(up, team_a):
 
 
 # --------------------------------------------------------------------------- 3. stores
-
-
-def openssl_pkcs12(path, password, *flags):
-    return subprocess.run(["openssl", "pkcs12", "-in", path, "-passin", "pass:" + password,
-                           "-nodes"] + list(flags), capture_output=True, text=True)
 
 
 def pem_blocks(text, kind):

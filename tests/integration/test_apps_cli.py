@@ -64,8 +64,10 @@ import time
 import pytest
 import yaml
 
+import harness
 import test_apps as A
-from conftest import Broker, free_port
+from harness import KPOOL_BIN, Broker, free_port
+from harness.pki import openssl_pkcs12
 
 # kafka-python 2.0.2 (the ACL drift test deletes ACLs with it) builds its SSL context with the
 # deprecated ssl.PROTOCOL_TLS
@@ -188,7 +190,7 @@ def kpool(up, *args, expect=0, config=None, env=None, input=None, timeout=60, bi
     e = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
     e["KPOOL_CONFIG"] = config or up.config
     e.update(env or {})
-    p = subprocess.run([A.KPOOL_BIN] + list(args), capture_output=True, timeout=timeout, env=e,
+    p = subprocess.run([KPOOL_BIN] + list(args), capture_output=True, timeout=timeout, env=e,
                        input=input.encode() if isinstance(input, str) else input)
     if not binary:
         p.stdout, p.stderr = p.stdout.decode(), p.stderr.decode()
@@ -241,13 +243,7 @@ def run_script(up, tmp_path, app, script, *args, expect=0):
 
 # --------------------------------------------------------------------------- fixtures
 
-@pytest.fixture(scope="module")
-def up():
-    k = A.KpoolUp().start()
-    try:
-        yield k
-    finally:
-        k.stop()
+up = harness.up_fixture(A.KpoolUp)
 
 
 @pytest.fixture(scope="module")
@@ -520,7 +516,7 @@ def in_run(up, tmp_path, app, *probe_args, expect=0):
     """`kpool run -n team --app APP -- kpool probe PROBE_ARGS`: the probe as a pod runs it."""
     xdg = tmp_path / "xdg"
     xdg.mkdir(mode=0o700, exist_ok=True)
-    p = kpool(up, "run", "-n", NS, "--app", app, "--", A.KPOOL_BIN, "probe", *probe_args,
+    p = kpool(up, "run", "-n", NS, "--app", app, "--", KPOOL_BIN, "probe", *probe_args,
               expect=expect, env={"XDG_RUNTIME_DIR": str(xdg)})
     _, data = secret_data(up, NS, app)
     for m in key_material(data):
@@ -848,7 +844,7 @@ def test_secret_env_evaluated_by_bash(up, team):
     name, data = secret_data(up, NS, "billing")
     script = ('eval "$(%s secret env -n %s %s)" || exit 9; exec %s -c '
               '"import json, os; print(json.dumps({k: v for k, v in os.environ.items() '
-              'if k.startswith(\'KAFKA_\')}))"' % (A.KPOOL_BIN, NS, name, PY))
+              'if k.startswith(\'KAFKA_\')}))"' % (KPOOL_BIN, NS, name, PY))
     env = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
     env["KPOOL_CONFIG"] = up.config
     p = subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=env,
@@ -862,11 +858,6 @@ def test_secret_env_evaluated_by_bash(up, team):
     p = kpool(up, "secret", "env", "-n", NS, name)
     comments = [l for l in p.stdout.splitlines() if l.startswith("#")]
     assert len(comments) == 1 and "client.keystore.p12" in comments[0], comments
-
-
-def openssl_pkcs12(path, password, *flags):
-    return subprocess.run(["openssl", "pkcs12", "-in", path, "-passin", "pass:" + password,
-                           "-nodes"] + list(flags), capture_output=True, text=True)
 
 
 def test_secret_files(up, team, tmp_path):

@@ -27,10 +27,8 @@ import hashlib
 import http.client
 import json
 import os
-import random
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -38,11 +36,12 @@ import time
 import pytest
 import yaml
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource, NewTopic
+from confluent_kafka.admin import ConfigResource, ConfigSource, NewTopic
+
+import harness
+from harness import KPOOL_BIN, free_offset, sanitizer_env
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KPOOL_BIN = os.environ.get("KPOOL_BIN") or os.path.join(HERE, "..", "..", "build", "asan", "kpool")
-BASE_PORTS = (9093, 8080, 8081, 9600)  # Kafka, API, schema registry, metrics
 TOPIC_CONFIG = ConfigSource.DYNAMIC_TOPIC_CONFIG.value
 BACKUPS = "/apis/kpool.dev/v1/backups"
 
@@ -50,145 +49,20 @@ BACKUPS = "/apis/kpool.dev/v1/backups"
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLS is deprecated")
 
 
-def port_free(port):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_offset():
-    for _ in range(200):
-        k = random.randrange(1000, 22000)
-        if all(port_free(p + k) for p in BASE_PORTS):
-            return k
-    raise RuntimeError("no free port offset found")
-
-
-class KpoolUp:
+class KpoolUp(harness.KpoolUp):
     """One `kpool up` on a data directory; stop() asserts a clean exit (0, no sanitizer)."""
 
     def __init__(self, root, sets=()):
-        self.root = root
-        self.data_dir = os.path.join(root, "data")
-        self.config = os.path.join(root, "cli", "config.yaml")
+        super().__init__(root, sets=["control.resync.interval.ms=1000"] + list(sets))
         self.log_path = os.path.join(root, "up-%d.log" % time.time_ns())
-        self.sets = list(sets)
-        self.proc = None
-        self._admin = self._kadmin = None
-
-    def start(self, timeout=60):
-        for _ in range(3):
-            self.offset = free_offset()
-            if self._start_once(timeout):
-                return self
-        raise RuntimeError("kpool up did not start:\n" + self.log()[-4000:])
-
-    def _start_once(self, timeout):
-        self.kafka = "127.0.0.1:%d" % (9093 + self.offset)
-        self.api_url = "127.0.0.1:%d" % (8080 + self.offset)
-        self.metrics_url = "127.0.0.1:%d" % (9600 + self.offset)
-        env = dict(os.environ, KPOOL_CONFIG=self.config)
-        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        args = [KPOOL_BIN, "up", "--data-dir", self.data_dir, "--port-offset", str(self.offset),
-                "--set", "control.resync.interval.ms=1000"]
-        for s in self.sets:
-            args += ["--set", s]
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, env=env)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                self.logf.close()
-                text = self.log()
-                assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
-                if "in use" in text:
-                    return False
-                raise RuntimeError("kpool up exited with %s:\n%s" % (self.proc.returncode,
-                                                                      text[-4000:]))
-            if "kpool is up." in self.log() and self._ready():
-                self.token = yaml.safe_load(open(self.config))["token"]
-                self.pki = os.path.join(self.data_dir, "pki")
-                return True
-            time.sleep(0.1)
-        raise RuntimeError("kpool up not ready in %ss:\n%s" % (timeout, self.log()[-4000:]))
-
-    def _ready(self):
-        try:
-            code, body = self.http("GET", "/healthz", raw=True)
-            if code != 200:
-                return False
-            c = http.client.HTTPConnection(self.metrics_url, timeout=2)
-            c.request("GET", "/readyz")
-            ok = c.getresponse().status == 200
-            c.close()
-            return ok
-        except OSError:
-            return False
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self, timeout=60):
-        if self._kadmin is not None:
-            self._kadmin.close()
-            self._kadmin = None
-        self._admin = None
-        if not self.proc:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("kpool up did not stop in %ss:\n%s"
-                                     % (timeout, self.log()[-4000:]))
-        self.logf.close()
-        text, rc = self.log(), self.proc.returncode
-        self.proc = None
-        assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
-        assert rc == 0, "kpool up exited with %d:\n%s" % (rc, text[-4000:])
-
-    # ---- control plane ----
 
     def http(self, method, path, body=None, token=None, raw=False):
-        c = http.client.HTTPConnection(self.api_url, timeout=60)
-        h = {}
-        if token:
-            h["Authorization"] = "Bearer " + token
-        data = None
-        if body is not None:
-            data = json.dumps(body)
-            h["Content-Type"] = "application/json"
-        c.request(method, path, body=data, headers=h)
-        r = c.getresponse()
-        payload = r.read()
-        c.close()
-        if raw:
-            return r.status, payload
-        return r.status, json.loads(payload) if payload else None
+        """(status, parsed JSON body (bytes when raw))."""
+        code, _, payload = super().http(method, path, body, token=token, raw=raw, timeout=60)
+        return code, payload
 
     def api(self, method, path, body=None):
         return self.http(method, path, body, token=self.token)
-
-    def kpool(self, *args, expect=0, timeout=120):
-        p = subprocess.run([KPOOL_BIN] + list(args), capture_output=True, text=True,
-                           timeout=timeout, env=dict(os.environ, KPOOL_CONFIG=self.config))
-        assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-        if expect is not None:
-            assert p.returncode == expect, "kpool %s -> %d\n%s%s" % (
-                " ".join(args), p.returncode, p.stdout, p.stderr)
-        return p
 
     def apply(self, path, *docs):
         with open(path, "w") as f:
@@ -216,44 +90,13 @@ class KpoolUp:
 
     # ---- the pool, as its super user ----
 
-    def ssl_conf(self):
-        return {"bootstrap.servers": self.kafka, "security.protocol": "ssl",
-                "ssl.ca.location": os.path.join(self.pki, "ca.crt"),
-                "ssl.certificate.location": os.path.join(self.pki, "admin.crt"),
-                "ssl.key.location": os.path.join(self.pki, "admin.key")}
-
-    @property
-    def admin(self):
-        if self._admin is None:
-            self._admin = AdminClient(self.ssl_conf())
-        return self._admin
-
-    def pool_topics(self):
-        md = self.admin.list_topics(timeout=20)
-        return {n: len(t.partitions) for n, t in md.topics.items()
-                if not n.startswith("__") and t.error is None}
-
     def topic_overrides(self, topic):
         (f,) = self.admin.describe_configs([ConfigResource("topic", topic)]).values()
         return {k: e.value for k, e in f.result(timeout=20).items() if e.source == TOPIC_CONFIG}
 
     def acls(self):
         """Every ACL binding of the pool, as comparable tuples (kafka-python)."""
-        from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType,
-                                 ACLResourcePatternType, KafkaAdminClient,
-                                 ResourcePatternFilter, ResourceType)
-        if self._kadmin is None:
-            self._kadmin = KafkaAdminClient(
-                bootstrap_servers=self.kafka, security_protocol="SSL",
-                ssl_cafile=os.path.join(self.pki, "ca.crt"),
-                ssl_certfile=os.path.join(self.pki, "admin.crt"),
-                ssl_keyfile=os.path.join(self.pki, "admin.key"), request_timeout_ms=20000)
-        acls, err = self._kadmin.describe_acls(ACLFilter(
-            principal=None, host=None, operation=ACLOperation.ANY,
-            permission_type=ACLPermissionType.ANY,
-            resource_pattern=ResourcePatternFilter(ResourceType.ANY, None,
-                                                   ACLResourcePatternType.ANY)))
-        assert err.errno == 0, err
+        acls = self.describe_acls()
         return sorted((a.resource_pattern.resource_type.name, a.resource_pattern.resource_name,
                        a.resource_pattern.pattern_type.name, a.principal, a.host,
                        a.operation.name, a.permission_type.name) for a in acls)
@@ -606,9 +449,7 @@ def run_recipe(root, script, safe, config, offset, timeout=300):
                 % (KPOOL_BIN, offset, KPOOL_BIN))
     os.chmod(wrapper, 0o755)
     text = script.replace("/somewhere/safe", safe)
-    env = dict(os.environ, KPOOL_CONFIG=config, PATH=bindir + ":" + os.environ["PATH"])
-    env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
-    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    env = sanitizer_env(KPOOL_CONFIG=config, PATH=bindir + ":" + os.environ["PATH"])
     return subprocess.run(["timeout", str(timeout), "bash", "-e", "-c",
                            text + 'if [ -n "$!" ]; then echo "$!" > up.pid; fi\n'],
                           cwd=root, env=env, capture_output=True, text=True)

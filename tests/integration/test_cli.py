@@ -9,9 +9,7 @@ request, so the tests can check what the CLI sent. Timestamps are fixed relative
 ages are deterministic.
 """
 import datetime
-import http.server
 import json
-import os
 import ssl
 import subprocess
 import threading
@@ -20,8 +18,11 @@ import urllib.parse
 import pytest
 import yaml
 
-KPOOL_BIN = os.environ.get("KPOOL_BIN") or os.path.join(
-    os.path.dirname(__file__), "..", "..", "build", "asan", "kpool")
+from harness import KPOOL_BIN, sanitizer_env
+from harness.fakes import FakeHandler
+from harness.fakes import serve as harness_serve
+from harness.pki import server_ca
+
 ADMIN_TOKEN = "admin-secret-token-0123456789"
 
 # plural -> (group, version, Kind, namespaced, known spec fields)
@@ -230,41 +231,18 @@ class FakeAPI:
         return 201, {"name": name, "token": token}, []
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    api = None
-
-    def log_message(self, *a):
-        pass
-
+class Handler(FakeHandler):
     def serve(self):
-        n = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(n) if n else b""
         status, obj, warnings = self.api.handle(self.command, self.path,
-                                                self.headers.get("Authorization"), body)
-        if isinstance(obj, str):
-            data, ctype = obj.encode(), "text/plain"
-        else:
-            data, ctype = json.dumps(obj).encode(), "application/json"
-        self.send_response(status)
-        self.send_header("Content-Type", ctype)
-        self.send_header("Content-Length", str(len(data)))
-        for w in warnings:
-            self.send_header("Warning", '299 - "%s"' % w.replace('"', '\\"'))
-        self.end_headers()
-        self.wfile.write(data)
+                                                self.headers.get("Authorization"), self.body())
+        self.reply(status, obj, [("Warning", '299 - "%s"' % w.replace('"', '\\"'))
+                                 for w in warnings])
 
     do_GET = do_PUT = do_POST = do_DELETE = serve
 
 
 def serve(fake, tls=None):
-    handler = type("H", (Handler,), {"api": fake})
-    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    if tls:
-        srv.socket = tls.wrap_socket(srv.socket, server_side=True)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    fake.url = "%s://127.0.0.1:%d" % ("https" if tls else "http", srv.server_address[1])
-    return srv
+    return harness_serve(fake, Handler, tls)
 
 
 @pytest.fixture
@@ -282,9 +260,7 @@ def kpool(api, tmp_path):
     cfg.write_text("server: %s\ntoken: %s\nnamespace: team-a\n" % (api.url, ADMIN_TOKEN))
 
     def run(*args, stdin=None, config=str(cfg), expect=None):
-        env = dict(os.environ, KPOOL_CONFIG=config, HOME=str(tmp_path))
-        env.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+        env = sanitizer_env(KPOOL_CONFIG=config, HOME=str(tmp_path))
         p = subprocess.run([KPOOL_BIN] + list(args), input=stdin, capture_output=True,
                            text=True, env=env, timeout=60, cwd=str(tmp_path))
         assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
@@ -581,23 +557,9 @@ def test_top_help_lists_every_command_and_each_help_is_generated(kpool):
     assert "      --request-timeout SECS" in kpool("backup", "--help", expect=0).stdout
     assert "      --port-offset K" in kpool("up", "--help", expect=0).stdout
 
-def make_ca(d, name):
-    """A CA and a server certificate for 127.0.0.1 signed by it (EC keys: fast)."""
-    def ossl(*a):
-        subprocess.run(["openssl"] + list(a), cwd=str(d), check=True, capture_output=True)
-    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
-    ossl("req", "-x509", *ec, "-keyout", name + "-ca.key", "-out", name + "-ca.crt",
-         "-subj", "/CN=" + name, "-days", "2", "-addext", "basicConstraints=critical,CA:TRUE")
-    ossl("req", *ec, "-keyout", name + ".key", "-out", name + ".csr", "-subj", "/CN=127.0.0.1")
-    (d / "san.ext").write_text("subjectAltName=IP:127.0.0.1\n")
-    ossl("x509", "-req", "-in", name + ".csr", "-CA", name + "-ca.crt", "-CAkey",
-         name + "-ca.key", "-CAcreateserial", "-out", name + ".crt", "-days", "2",
-         "-extfile", "san.ext")
-
-
 def test_https_verified_against_configured_ca(kpool, tmp_path):
-    make_ca(tmp_path, "good")
-    make_ca(tmp_path, "other")
+    server_ca(tmp_path, "good")
+    server_ca(tmp_path, "other")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(str(tmp_path / "good.crt"), str(tmp_path / "good.key"))
     fake = FakeAPI()

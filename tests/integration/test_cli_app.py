@@ -28,10 +28,8 @@ Applications:
   stale   status names a secret that does not exist.
 """
 import base64
-import http.server
 import json
 import os
-import random
 import re
 import select
 import shutil
@@ -46,7 +44,9 @@ import urllib.parse
 
 import pytest
 
-from conftest import KPOOL_BIN, Broker, free_port
+from harness import KPOOL_BIN, Broker, free_port, sanitizer_env
+from harness.fakes import FakeHandler, serve
+from harness.pki import OpensslPki
 
 # kafka-python 2.0.2 builds its SSL context with the deprecated ssl.PROTOCOL_TLS
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLS is deprecated")
@@ -56,26 +56,6 @@ TEAM_TOKEN = "team-a-token-cliapp-abcdef"
 PASSWORD = "pa'ss $word\"`x`"  # every shell metacharacter a quoting bug would trip on
 NOW = "2026-11-27T07:00:00Z"
 
-OPENSSL_CNF = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[v3_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1
-[client]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-"""
 
 USERS = {"shop": "team-a_shop_1a2b3c4d_1", "cart": "team-a_cart_5e6f7a8b_1",
          "gone": "team-a_gone_0badf00d_1", "rogue": "team-a_rogue_deadbeef_1"}
@@ -83,12 +63,9 @@ USERS = {"shop": "team-a_shop_1a2b3c4d_1", "cart": "team-a_cart_5e6f7a8b_1",
 
 # --------------------------------------------------------------------------- PKI
 
-class Pki:
+class Pki(OpensslPki):
     def __init__(self, d):
-        self.dir = d
-        self.cnf = os.path.join(d, "openssl.cnf")
-        with open(self.cnf, "w") as f:
-            f.write(OPENSSL_CNF)
+        super().__init__(d)
         self.ca, self.ca_key = self._ca("ca", "/O=kpool/CN=kpool test CA")
         self.other_ca, self.other_ca_key = self._ca("other-ca", "/CN=another CA")
         self.broker_cert, self.broker_key = self._leaf("broker", "/CN=broker", "server")
@@ -97,29 +74,6 @@ class Pki:
         for app, user in USERS.items():
             ca = (self.other_ca, self.other_ca_key) if app == "rogue" else (self.ca, self.ca_key)
             self.users[app] = self._leaf(app, "/CN=" + user, "client", *ca)
-
-    def _run(self, *args):
-        r = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, cwd=self.dir)
-        assert r.returncode == 0, "openssl %s: %s" % (" ".join(args), r.stderr)
-
-    def _ca(self, name, subject):
-        cert, key = os.path.join(self.dir, name + ".pem"), os.path.join(self.dir, name + ".key")
-        self._run("req", "-config", self.cnf, "-x509", "-new", "-newkey", "ec", "-pkeyopt",
-                  "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                  "-days", "3", "-subj", subject, "-extensions", "v3_ca")
-        return cert, key
-
-    def _leaf(self, name, subject, ext, ca=None, ca_key=None):
-        ca, ca_key = ca or self.ca, ca_key or self.ca_key
-        cert, key = os.path.join(self.dir, name + ".pem"), os.path.join(self.dir, name + ".key")
-        csr = os.path.join(self.dir, name + ".csr")
-        self._run("req", "-config", self.cnf, "-new", "-newkey", "ec", "-pkeyopt",
-                  "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr,
-                  "-subj", subject)
-        self._run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-set_serial",
-                  str(random.randrange(1, 1 << 62)), "-days", "2", "-sha256", "-extfile",
-                  self.cnf, "-extensions", ext, "-out", cert)
-        return cert, key
 
     def stores(self, app):
         """(keystore, truststore) bytes: PKCS#12, as the control plane makes them."""
@@ -214,21 +168,10 @@ class FakeAPI:
             return 200, obj
 
 
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    api = None
-
-    def log_message(self, *a):
-        pass
-
+class Handler(FakeHandler):
     def do_GET(self):
         status, obj = self.api.handle(self.command, self.path, self.headers.get("Authorization"))
-        data = json.dumps(obj).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
+        self.reply(status, obj)
 
     do_PUT = do_POST = do_DELETE = do_GET
 
@@ -351,10 +294,8 @@ def world():
         admin.close()
 
         api = FakeAPI()
-        handler = type("H", (Handler,), {"api": api})
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        threading.Thread(target=srv.serve_forever, daemon=True).start()
-        w = World(pki, b, api, "http://127.0.0.1:%d" % srv.server_address[1])
+        srv = serve(api, Handler)
+        w = World(pki, b, api, api.url)
 
         closed = "127.0.0.1:%d" % free_port()
         for app, brokers in (("shop", b.bootstrap), ("cart", b.bootstrap), ("gone", closed),
@@ -416,9 +357,7 @@ def kpool(world, tmp_path):
         e = {k: v for k, v in os.environ.items() if not k.startswith("KAFKA_")}
         e.update(KPOOL_CONFIG=cfgs[team], HOME=str(tmp_path), XDG_RUNTIME_DIR=str(xdg))
         e.update(env or {})
-        e.setdefault("ASAN_OPTIONS", "detect_leaks=1")
-        e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        return e
+        return sanitizer_env(e)
 
     def run(*args, stdin=None, expect=None, team=False, shows_keys=False, timeout=90,
             binary=False, env=None):

@@ -127,7 +127,7 @@ def test_max_connections_per_ip_and_overrides(broker_factory):
 
 
 def test_bad_per_ip_override_is_refused(workdir):
-    from conftest import Broker
+    from harness import Broker
     b = Broker(workdir + "/data", {"max.connections.per.ip.overrides": "127.0.0.1:lots"})
     r = subprocess.run(b.args(), capture_output=True, text=True, timeout=60)
     assert r.returncode != 0
@@ -137,7 +137,7 @@ def test_bad_per_ip_override_is_refused(workdir):
 def test_out_of_descriptors_pauses_accepting_instead_of_spinning(workdir):
     """accept() failing with EMFILE left the listening socket readable: the loop retried at
     once, forever, at 100 % CPU, logging every failure (13 million lines in a minute)."""
-    from conftest import Broker
+    from harness import Broker
 
     class Limited(Broker):
         def args(self):

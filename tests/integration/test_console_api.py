@@ -31,6 +31,7 @@ import pytest
 import requests
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+import harness
 import test_control as T
 from test_control import TOPICS_PATH, topic_doc
 
@@ -41,14 +42,7 @@ CONSOLE = "/apis/kpool.dev/v1/namespaces/%s/topics/%s/%s"
 # the console's pool history is sampled this often here (default 10 s)
 SAMPLE_MS = 300
 
-
-@pytest.fixture(scope="module")
-def up():
-    k = T.KpoolUp(settings={"control.console.metrics.interval.ms": SAMPLE_MS}).start()
-    try:
-        yield k
-    finally:
-        k.stop()
+up = harness.up_fixture(lambda: T.KpoolUp(settings={"control.console.metrics.interval.ms": SAMPLE_MS}))
 
 
 @pytest.fixture(scope="module")

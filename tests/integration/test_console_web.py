@@ -19,9 +19,9 @@ import subprocess
 import threading
 import time
 
-import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
+import harness
 import test_control as T
 from test_console_api import ORDER_V1, ORDER_V2, avro_string, framed, register, zigzag
 from test_control import TOPICS_PATH, topic_doc
@@ -35,14 +35,8 @@ AAPPS = "/apis/aiven.nais.io/v1/namespaces/%s/aivenapplications"
 
 
 
-@pytest.fixture(scope="module")
-def up():
-    # the pools' history sampled every second (default 10 s), so charts fill within the test
-    k = T.KpoolUp(settings={"control.console.metrics.interval.ms": 1000}).start()
-    try:
-        yield k
-    finally:
-        k.stop()
+# the pools' history sampled every second (default 10 s), so charts fill within the test
+up = harness.up_fixture(lambda: T.KpoolUp(settings={"control.console.metrics.interval.ms": 1000}))
 
 
 def team(up, name):

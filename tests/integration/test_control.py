@@ -43,22 +43,17 @@ Acceptance criteria covered:
 import http.client
 import json
 import os
-import random
-import signal
-import socket
 import statistics
-import subprocess
-import shutil
-import tempfile
 import time
 
 import pytest
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, ConfigSource
+from confluent_kafka.admin import ConfigResource, ConfigSource
+
+import harness
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-KPOOL_BIN = os.environ.get("KPOOL_BIN") or os.path.join(HERE, "..", "..", "build", "asan", "kpool")
 EXAMPLE_TOPIC = os.path.join(HERE, "..", "..", "examples", "topic.yaml")
 RESYNC_MS = 1000
 TOPIC_CONFIG = ConfigSource.DYNAMIC_TOPIC_CONFIG.value
@@ -68,159 +63,24 @@ STREAMS_PATH = "/apis/kafka.nais.io/v1/namespaces/%s/streams"
 # kafka-python 2.0.2 builds its SSL context with the deprecated ssl.PROTOCOL_TLS
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.PROTOCOL_TLS is deprecated")
 
-BASE_PORTS = (9093, 8080, 8081, 9600, 6443)  # Kafka, API, schema registry, metrics, kubectl
 
-
-def port_free(port):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def free_offset():
-    """A --port-offset K with 9093+K, 8080+K, 8081+K and 9600+K all free (and below the
-    ephemeral port range, so outgoing connections do not take them meanwhile)."""
-    for _ in range(200):
-        k = random.randrange(1000, 22000)
-        if all(port_free(p + k) for p in BASE_PORTS):
-            return k
-    raise RuntimeError("no free port offset found")
-
-
-class KpoolUp:
+class KpoolUp(harness.KpoolUp):
     """A `kpool up` process: the embedded pool `dev` plus the control plane API."""
 
+    remove_on_stop = True
+
     def __init__(self, resync_ms=RESYNC_MS, settings=None):
-        self.tmp = tempfile.mkdtemp(prefix="kpool-it6-")
-        self.data_dir = os.path.join(self.tmp, "data")
-        self.config = os.path.join(self.tmp, "cli", "config.yaml")
-        self.log_path = os.path.join(self.tmp, "up.log")
-        self.resync_ms = resync_ms
-        self.settings = dict(settings or {})  # more --set key=value
-        self.proc = None
-        self._admin = self._kadmin = None
+        sets = ["control.resync.interval.ms=%d" % resync_ms]
+        sets += ["%s=%s" % kv for kv in (settings or {}).items()]  # more --set key=value
+        super().__init__(sets=sets, prefix="kpool-it6-")
 
-    # ---- lifecycle ----
-
-    def start(self, timeout=60):
-        for attempt in range(3):
-            self.offset = free_offset()
-            if self._start_once(timeout):
-                return self
-        raise RuntimeError("kpool up did not start:\n" + self.log()[-4000:])
-
-    def _start_once(self, timeout):
-        self.kafka = "127.0.0.1:%d" % (9093 + self.offset)
-        self.api_url = "127.0.0.1:%d" % (8080 + self.offset)
-        self.metrics = "127.0.0.1:%d" % (9600 + self.offset)
-        env = dict(os.environ, KPOOL_CONFIG=self.config)
-        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [KPOOL_BIN, "up", "--data-dir", self.data_dir, "--port-offset", str(self.offset),
-             "--set", "control.resync.interval.ms=%d" % self.resync_ms] +
-            [a for k, v in self.settings.items() for a in ("--set", "%s=%s" % (k, v))],
-            stdout=self.logf, stderr=subprocess.STDOUT, env=env)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if self.proc.poll() is not None:
-                self.logf.close()
-                text = self.log()
-                assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
-                if "in use" in text:  # lost a race for a port: another offset
-                    return False
-                raise RuntimeError("kpool up exited with %s:\n%s" % (self.proc.returncode,
-                                                                      text[-4000:]))
-            if "kpool is up." in self.log() and self._ready():
-                self.token = yaml.safe_load(open(self.config))["token"]
-                self.pki = os.path.join(self.data_dir, "pki")
-                return True
-            time.sleep(0.1)
-        raise RuntimeError("kpool up not ready in %ss:\n%s" % (timeout, self.log()[-4000:]))
-
-    def _ready(self):
-        try:
-            code, _, body = self.http("GET", "/healthz", raw=True)
-            if code != 200 or body.strip() != b"ok":
-                return False
-            c = http.client.HTTPConnection(self.metrics, timeout=2)
-            c.request("GET", "/readyz")
-            ok = c.getresponse().status == 200
-            c.close()
-            return ok
-        except OSError:
-            return False
-
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self, timeout=60):
-        """SIGINT (Ctrl-C); asserts exit status 0 and no sanitizer report."""
-        if self._kadmin is not None:
-            self._kadmin.close()
-            self._kadmin = None
-        self._admin = None
-        if not self.proc:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("kpool up did not stop in %ss:\n%s"
-                                     % (timeout, self.log()[-4000:]))
-        self.logf.close()
-        text = self.log()
-        rc = self.proc.returncode
-        self.proc = None
-        assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
-        assert rc == 0, "kpool up exited with %d:\n%s" % (rc, text[-4000:])
-        shutil.rmtree(self.tmp, ignore_errors=True)
-
-    # ---- the control plane ----
-
-    def http(self, method, path, body=None, token=None, raw=False, headers=None):
-        """One request; returns (status, headers, parsed JSON body (bytes when raw))."""
-        c = http.client.HTTPConnection(self.api_url, timeout=30)
-        h = dict(headers or {})
-        if token:
-            h["Authorization"] = "Bearer " + token
-        data = None
-        if body is not None:
-            data = body if isinstance(body, (bytes, str)) else json.dumps(body)
-            h["Content-Type"] = "application/json"
-        c.request(method, path, body=data, headers=h)
-        r = c.getresponse()
-        payload = r.read()
-        c.close()
-        if raw:
-            return r.status, r.headers, payload
-        return r.status, r.headers, json.loads(payload) if payload else None
+    @property
+    def metrics(self):
+        return self.metrics_url
 
     def api(self, method, path, body=None):
         """As the admin."""
         return self.http(method, path, body, token=self.token)
-
-    def kpool(self, *args, expect=0, stdin=None, timeout=120):
-        p = subprocess.run([KPOOL_BIN] + list(args), input=stdin, capture_output=True,
-                           text=True, timeout=timeout,
-                           env=dict(os.environ, KPOOL_CONFIG=self.config))
-        assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-        if expect is not None:
-            assert p.returncode == expect, "kpool %s -> %d\n%s%s" % (
-                " ".join(args), p.returncode, p.stdout, p.stderr)
-        return p
 
     def apply(self, tmp_path, *docs, name="r.yaml"):
         """`kpool apply -f` of the documents (dicts, as one multi-document YAML file)."""
@@ -261,36 +121,6 @@ class KpoolUp:
 
     # ---- the pool, through Kafka admin clients as the super user ----
 
-    def ssl_conf(self):
-        return {"bootstrap.servers": self.kafka, "security.protocol": "ssl",
-                "ssl.ca.location": os.path.join(self.pki, "ca.crt"),
-                "ssl.certificate.location": os.path.join(self.pki, "admin.crt"),
-                "ssl.key.location": os.path.join(self.pki, "admin.key")}
-
-    @property
-    def admin(self):
-        if self._admin is None:
-            self._admin = AdminClient(self.ssl_conf())
-        return self._admin
-
-    @property
-    def kadmin(self):
-        """kafka-python's admin client (for ACLs)."""
-        if self._kadmin is None:
-            from kafka.admin import KafkaAdminClient
-            self._kadmin = KafkaAdminClient(
-                bootstrap_servers=self.kafka, security_protocol="SSL",
-                ssl_cafile=os.path.join(self.pki, "ca.crt"),
-                ssl_certfile=os.path.join(self.pki, "admin.crt"),
-                ssl_keyfile=os.path.join(self.pki, "admin.key"), request_timeout_ms=20000)
-        return self._kadmin
-
-    def pool_topics(self):
-        """{name: partition count} of the pool's (non-internal) topics."""
-        md = self.admin.list_topics(timeout=20)
-        return {n: len(t.partitions) for n, t in md.topics.items()
-                if not n.startswith("__") and t.error is None}
-
     def topic_configs(self, topic):
         """{key: (value, source)} of the topic as the pool describes it."""
         fs = self.admin.describe_configs([ConfigResource("topic", topic)])
@@ -302,15 +132,7 @@ class KpoolUp:
         return {p: len(pm.replicas) for p, pm in md.topics[topic].partitions.items()}
 
     def topic_acls(self, topic):
-        from kafka.admin import (ACLFilter, ACLOperation, ACLPermissionType,
-                                 ACLResourcePatternType, ResourcePatternFilter, ResourceType)
-        acls, err = self.kadmin.describe_acls(ACLFilter(
-            principal=None, host=None, operation=ACLOperation.ANY,
-            permission_type=ACLPermissionType.ANY,
-            resource_pattern=ResourcePatternFilter(ResourceType.TOPIC, topic,
-                                                   ACLResourcePatternType.LITERAL)))
-        assert err.errno == 0, err
-        return acls
+        return self.describe_acls("TOPIC", topic, "LITERAL")
 
     def wait_pool(self, pred, what, timeout=20):
         deadline = time.time() + timeout
@@ -346,13 +168,7 @@ class KpoolUp:
         return out
 
 
-@pytest.fixture(scope="module")
-def up():
-    k = KpoolUp().start()
-    try:
-        yield k
-    finally:
-        k.stop()
+up = harness.up_fixture(KpoolUp)
 
 
 def topic_doc(ns, name, config=None, acl=None, pool="dev", annotations=None, **spec_extra):

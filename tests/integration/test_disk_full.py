@@ -21,7 +21,7 @@ import time
 
 import pytest
 
-from conftest import KPOOL_BIN, Broker, free_port
+from harness import KPOOL_BIN, Broker, free_port, sanitizer_env
 import kwire
 
 WRITES = 200
@@ -84,8 +84,7 @@ def test_control_store_disk_full(tiny_fs):
     port = free_port()
     log_path = os.path.join(os.path.dirname(tiny_fs), os.path.basename(tiny_fs) + ".log")
     logf = open(log_path, "wb")
-    env = dict(os.environ)
-    env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    env = sanitizer_env()
     p = subprocess.Popen([KPOOL_BIN, "control", "--data-dir", os.path.join(tiny_fs, "ctl"),
                           "--set", "control.listener=127.0.0.1:%d" % port,
                           "--set", "control.backup.interval.ms=0"],

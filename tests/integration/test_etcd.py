@@ -1,6 +1,6 @@
 """src/cluster against a real etcd (the foundation of replicated pools, issue 14 item 1).
 
-Every test starts its own etcd (etcd_harness.Etcd) on free loopback ports and drives the
+Every test starts its own etcd (harness.etcd.Etcd) on free loopback ports and drives the
 client and the etcd metadata store through c/etcd_driver.c ($(B)/tests/etcd_driver, built
 by `make unit-bins` next to $KPOOL_BIN):
 
@@ -16,7 +16,6 @@ by `make unit-bins` next to $KPOOL_BIN):
   - the metadata store's topic / partition-state CAS and fencing / ACL / producer-id rules
     (meta-selftest, checks in the driver).
 """
-import os
 import queue
 import subprocess
 import threading
@@ -24,19 +23,9 @@ import time
 
 import pytest
 
-from etcd_harness import Etcd
+from harness.etcd import ETCD_DRIVER as DRIVER, Etcd
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-KPOOL_BIN = os.environ.get("KPOOL_BIN") or os.path.join(HERE, "..", "..", "build", "asan", "kpool")
-DRIVER = os.environ.get("ETCD_DRIVER") or os.path.join(
-    os.path.dirname(os.path.abspath(KPOOL_BIN)), "tests", "etcd_driver")
-
-
-@pytest.fixture
-def etcd(tmp_path):
-    e = Etcd(str(tmp_path)).start()
-    yield e
-    e.stop()
+# the `etcd` fixture (a running member) is in conftest.py
 
 
 def run(etcd_url, *args, rc=0):

@@ -15,15 +15,14 @@ Fetch v0-3 closed the connection.
 """
 import os
 import subprocess
-import tempfile
 
 import pytest
 
 import kwire
-from test_tls_acl import Pki, tls_broker
+from harness import TOP
+from test_tls_acl import pki, tls_broker  # noqa: F401 (pki: the module's test CA fixture)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-TOP = os.path.dirname(os.path.dirname(HERE))
 SRC = os.path.join(HERE, "go", "kpclient")
 BIN = os.path.join(TOP, "build", "kpclient")
 GOPATH = "/usr/share/gocode"
@@ -51,15 +50,6 @@ def kpclient():
                            capture_output=True, text=True, timeout=600)
         assert r.returncode == 0, r.stderr
     return BIN
-
-
-@pytest.fixture(scope="module")
-def pki():
-    d = tempfile.mkdtemp(prefix="kpool-pki-go-")
-    try:
-        yield Pki(d)
-    finally:
-        subprocess.run(["rm", "-rf", d])
 
 
 def run(kpclient, broker, *args, pki=None, timeout=120):

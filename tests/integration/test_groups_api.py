@@ -21,7 +21,6 @@ Acceptance criteria covered (issue 20, items 5-7):
 import os
 import struct
 import subprocess
-import tempfile
 import threading
 import time
 
@@ -29,6 +28,7 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 
 import kwire
+from harness.ctools import c_tool
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -43,14 +43,7 @@ SUBSCRIPTION = struct.pack(">hi", 0, 1) + kwire.string("fx") + struct.pack(">i",
 @pytest.fixture(scope="module")
 def group_tool():
     """c/group_tool.c built against librdkafka (librdkafka-dev)."""
-    d = tempfile.mkdtemp(prefix="kpool-grouptool-")
-    exe = os.path.join(d, "group_tool")
-    r = subprocess.run(["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1", "-o", exe,
-                        os.path.join(HERE, "c", "group_tool.c"), "-lrdkafka"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    yield exe
-    subprocess.run(["rm", "-rf", d])
+    yield from c_tool("group_tool")
 
 
 def run_tool(tool, b, *args, conf=None, expect_rc=0):

@@ -558,9 +558,7 @@ def test_watch_from_before_the_history_is_410(up):
     code, lst = kube_http(up, "GET", "/apis/kafka.nais.io/v1/topics")
     rv = int(lst["metadata"]["resourceVersion"])
     assert rv > 2
-    up.proc.send_signal(T.signal.SIGINT)
-    assert up.proc.wait(60) == 0
-    up.logf.close()
+    assert up.halt(60) == 0  # SIGINT, keeping the data directory
     up.start()
     # start() sees "kpool is up." from the first run in the same log: wait for the second
     deadline = time.time() + 60

@@ -34,7 +34,7 @@ import pytest
 from confluent_kafka import Consumer, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import KPOOL_BIN
+from harness import KPOOL_BIN
 
 CLIENT_SUBJECT = "CN=selftest_app_0123abcd_1"
 SERVER_SUBJECT = "CN=localhost,O=kpool"

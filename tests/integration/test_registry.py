@@ -20,129 +20,44 @@ Confluent's wire format by hand, produced through the pool and decoded with the 
 fetched by id); a restart replays `_schemas`: ids unchanged, new ids fresh.
 """
 import base64
-import http.client
 import json
 import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
-import tempfile
 import time
 
 import pytest
 import requests
 import yaml
 
+import harness
+from harness import KPOOL_BIN, port_free
+
 HERE = os.path.dirname(os.path.abspath(__file__))
-KPOOL_BIN = os.environ.get("KPOOL_BIN") or os.path.join(HERE, "..", "..", "build", "asan", "kpool")
-BASE_PORTS = (9093, 8080, 8081, 9600)
 NS = "regteam"
 OTHER = "otherteam"
 CT = "application/vnd.schemaregistry.v1+json"
 
 
-def port_free(port):
-    with socket.socket() as s:
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
+class KpoolUp(harness.KpoolUp):
+    keep_offset = True  # a restart keeps the registry's address (clients hold it)
 
-
-def free_offset():
-    for _ in range(200):
-        k = random.randrange(1000, 22000)
-        if all(port_free(p + k) for p in BASE_PORTS):
-            return k
-    raise RuntimeError("no free port offset found")
-
-
-class KpoolUp:
     def __init__(self):
-        self.tmp = tempfile.mkdtemp(prefix="kpool-reg-")
-        self.data_dir = os.path.join(self.tmp, "data")
-        self.config = os.path.join(self.tmp, "cli", "config.yaml")
-        self.log_path = os.path.join(self.tmp, "up.log")
-        self.proc = None
-        self.offset = None
+        super().__init__(sets=["control.resync.interval.ms=500", "control.janitor.grace.ms=1000",
+                               "registry.auth.cache.ms=500"], prefix="kpool-reg-")
 
-    def start(self, timeout=90):
-        for _ in range(3):
-            if self.offset is None or not all(port_free(p + self.offset) for p in BASE_PORTS):
-                self.offset = free_offset()
-            if self._start_once(timeout):
-                return self
-            self.offset = None
-        raise RuntimeError("kpool up did not start:\n" + self.log()[-4000:])
+    def start(self, timeout=90, **kw):
+        return super().start(timeout, **kw)
 
-    def _start_once(self, timeout):
-        self.kafka = "127.0.0.1:%d" % (9093 + self.offset)
-        self.api_url = "127.0.0.1:%d" % (8080 + self.offset)
-        self.registry = "https://127.0.0.1:%d" % (8081 + self.offset)
-        env = dict(os.environ, KPOOL_CONFIG=self.config)
-        env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        start_len = len(self.log())
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [KPOOL_BIN, "up", "--data-dir", self.data_dir, "--port-offset", str(self.offset),
-             "--set", "control.resync.interval.ms=500", "--set", "control.janitor.grace.ms=1000",
-             "--set", "registry.auth.cache.ms=500"],
-            stdout=self.logf, stderr=subprocess.STDOUT, env=env)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            text = self.log()[start_len:]
-            if self.proc.poll() is not None:
-                self.logf.close()
-                assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
-                if "in use" in text:
-                    return False
-                raise RuntimeError("kpool up exited with %s:\n%s" % (self.proc.returncode, text[-4000:]))
-            if "kpool is up." in text:
-                self.token = yaml.safe_load(open(self.config))["token"]
-                self.pki = os.path.join(self.data_dir, "pki")
-                with open(os.path.join(self.pki, "registry-admin.password")) as f:
-                    self.admin_password = f.read().strip()
-                return True
-            time.sleep(0.1)
-        raise RuntimeError("kpool up not ready in %ss:\n%s" % (timeout, self.log()[-4000:]))
+    def on_up(self):
+        with open(os.path.join(self.pki, "registry-admin.password")) as f:
+            self.admin_password = f.read().strip()
 
-    def log(self):
-        try:
-            with open(self.log_path, "rb") as f:
-                return f.read().decode(errors="replace")
-        except OSError:
-            return ""
-
-    def stop(self, timeout=60):
-        if not self.proc:
-            return
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError("kpool up did not stop:\n" + self.log()[-4000:])
-        self.logf.close()
-        rc, self.proc = self.proc.returncode, None
-        text = self.log()
-        assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
-        assert rc == 0, "kpool up exited with %d:\n%s" % (rc, text[-4000:])
-
-    def kpool(self, *args, expect=0):
-        p = subprocess.run([KPOOL_BIN] + list(args), capture_output=True, text=True, timeout=120,
-                           env=dict(os.environ, KPOOL_CONFIG=self.config))
-        assert "Sanitizer" not in p.stderr and "runtime error" not in p.stderr, p.stderr
-        if expect is not None:
-            assert p.returncode == expect, "kpool %s -> %d\n%s%s" % (" ".join(args), p.returncode,
-                                                                     p.stdout, p.stderr)
-        return p
+    @property
+    def registry(self):
+        return self.registry_url
 
     def apply(self, *docs):
         f = os.path.join(self.tmp, "apply-%d.yaml" % random.randrange(1 << 30))
@@ -151,12 +66,8 @@ class KpoolUp:
         return self.kpool("apply", "-f", f)
 
     def api(self, method, path):
-        c = http.client.HTTPConnection(self.api_url, timeout=30)
-        c.request(method, path, headers={"Authorization": "Bearer " + self.token})
-        r = c.getresponse()
-        body = r.read()
-        c.close()
-        return r.status, (json.loads(body) if body else None)
+        code, _, obj = self.http(method, path, token=self.token)
+        return code, obj
 
     def secret(self, app, timeout=60, ns=NS):
         """The app's current secret data (decoded), once its AivenApplication is synced."""

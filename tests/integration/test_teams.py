@@ -18,22 +18,16 @@ Covered:
 import json
 import re
 
-import pytest
 import yaml
 
+import harness
 import test_control as T
 from test_control import TOPICS_PATH, topic_doc
 
 TEAMS = "/apis/kpool.dev/v1/teams"
 
 
-@pytest.fixture(scope="module")
-def up():
-    k = T.KpoolUp().start()
-    try:
-        yield k
-    finally:
-        k.stop()
+up = harness.up_fixture(T.KpoolUp)
 
 
 ISSUED = []  # every token a test saw issued: none may reach the log

@@ -52,6 +52,8 @@ import pytest
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
 
 import kwire
+from harness.ctools import c_tool
+from harness.pki import OpensslPki
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -69,27 +71,6 @@ API_FIND_COORDINATOR, API_JOIN_GROUP, API_INIT_PRODUCER_ID = 10, 11, 22
 
 # --------------------------------------------------------------------------- PKI
 
-OPENSSL_CNF = """\
-[req]
-distinguished_name = dn
-prompt = no
-[dn]
-CN = unused
-[v3_ca]
-basicConstraints = critical,CA:TRUE
-keyUsage = critical,keyCertSign,cRLSign
-subjectKeyIdentifier = hash
-[server]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = serverAuth
-subjectAltName = IP:127.0.0.1
-[client]
-basicConstraints = critical,CA:FALSE
-keyUsage = critical,digitalSignature
-extendedKeyUsage = clientAuth
-"""
-
 
 class Ident:
     """A client identity: certificate and key files and the principal the broker derives."""
@@ -104,12 +85,9 @@ class Ident:
 ALICE_RDNS = (("O", "kpool"), ("OU", "team"), ("CN", "alice"))
 
 
-class Pki:
+class Pki(OpensslPki):
     def __init__(self, d):
-        self.dir = d
-        self.cnf = os.path.join(d, "openssl.cnf")
-        with open(self.cnf, "w") as f:
-            f.write(OPENSSL_CNF)
+        super().__init__(d)
         self.ca, self.ca_key = self._ca("ca", "/O=kpool/CN=kpool test CA")
         self.other_ca, self.other_ca_key = self._ca("other-ca", "/O=elsewhere/CN=another CA")
         self.broker_cert, self.broker_key = self._leaf("broker", "/O=kpool/CN=broker", "server")
@@ -131,29 +109,6 @@ class Pki:
 
     def __getitem__(self, name):
         return self.idents[name]
-
-    def _run(self, *args):
-        r = subprocess.run(["openssl"] + list(args), capture_output=True, text=True, cwd=self.dir)
-        assert r.returncode == 0, "openssl %s: %s" % (" ".join(args), r.stderr)
-
-    def _ca(self, name, subject):
-        cert, key = os.path.join(self.dir, name + ".pem"), os.path.join(self.dir, name + ".key")
-        self._run("req", "-config", self.cnf, "-x509", "-new", "-newkey", "ec", "-pkeyopt",
-                  "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
-                  "-days", "3", "-subj", subject, "-extensions", "v3_ca")
-        return cert, key
-
-    def _leaf(self, name, subject, ext, ca=None, ca_key=None):
-        ca, ca_key = ca or self.ca, ca_key or self.ca_key
-        cert, key = os.path.join(self.dir, name + ".pem"), os.path.join(self.dir, name + ".key")
-        csr = os.path.join(self.dir, name + ".csr")
-        self._run("req", "-config", self.cnf, "-new", "-newkey", "ec", "-pkeyopt",
-                  "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", csr,
-                  "-subj", subject)
-        self._run("x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-set_serial",
-                  str(random.randrange(1, 1 << 62)), "-days", "2", "-sha256", "-extfile",
-                  self.cnf, "-extensions", ext, "-out", cert)
-        return cert, key
 
     def _expired(self, name, like):
         """A client certificate of the real CA, valid from 30 days ago until yesterday, with
@@ -221,14 +176,7 @@ def pki():
 @pytest.fixture(scope="module")
 def acl_tool():
     """c/acl_tool.c built against librdkafka (librdkafka-dev)."""
-    d = tempfile.mkdtemp(prefix="kpool-acltool-")
-    exe = os.path.join(d, "acl_tool")
-    r = subprocess.run(["gcc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", "-O1", "-o", exe,
-                        os.path.join(HERE, "c", "acl_tool.c"), "-lrdkafka"],
-                       capture_output=True, text=True)
-    assert r.returncode == 0, r.stderr
-    yield exe
-    subprocess.run(["rm", "-rf", d])
+    yield from c_tool("acl_tool")
 
 
 # --------------------------------------------------------------------------- brokers

@@ -14,43 +14,26 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
-import tempfile
 import time
 
 import pytest
 import yaml
 
-from conftest import KPOOL_BIN, free_port
+import harness
+from harness import KPOOL_BIN, distinct_ports
 
 
-def distinct_ports(n):
-    ports = set()
-    while len(ports) < n:
-        ports.add(free_port())
-    return sorted(ports)
+class Up(harness.KpoolUp):
+    """`kpool up` on the listeners its --set moved (no port offset), from the start."""
 
-
-class Up:
     def __init__(self, sets):
-        self.tmp = tempfile.mkdtemp(prefix="kpool-banner-")
-        self.config = os.path.join(self.tmp, "cli", "config.yaml")
-        self.data = os.path.join(self.tmp, "data")
-        self.log_path = os.path.join(self.tmp, "up.log")
-        args = [KPOOL_BIN, "up", "--data-dir", self.data]
-        for kv in sets:
-            args += ["--set", kv]
-        env = dict(os.environ, KPOOL_CONFIG=self.config)
-        env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
-        self.logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=self.logf, stderr=subprocess.STDOUT, env=env)
-
-    def log(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode(errors="replace")
+        super().__init__(sets=sets, prefix="kpool-banner-")
+        self.data = self.data_dir
+        self.launch([KPOOL_BIN, "up", "--data-dir", self.data] +
+                    [a for kv in sets for a in ("--set", kv)])
 
     def wait_banner(self, timeout=90):
         deadline = time.time() + timeout
@@ -64,18 +47,10 @@ class Up:
         raise AssertionError("no banner in %ss:\n%s" % (timeout, self.log()[-4000:]))
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.logf.close()
-        text = self.log()
+        """The exit status (asserts no sanitizer report)."""
+        rc = self.halt()
         shutil.rmtree(self.tmp, ignore_errors=True)
-        assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
-        return self.proc.returncode
+        return rc
 
 
 def banner_lines(text):
