@@ -415,6 +415,9 @@ void kp_status_time(char out[32])
 static json_t *without_times(json_t *status)
 {
     json_t *s = json_deep_copy(status);
+    /* a Pool's lastUpdateTime too: rewriting it alone each resync moved the store's
+     * resourceVersion on an idle pool, and every watch hub then read every object again */
+    json_object_del(s, "lastUpdateTime");
     json_object_del(s, "synchronizationTime");
     json_object_del(s, "latestSyncFailure");
     json_t *conds = json_object_get(s, "conditions");
