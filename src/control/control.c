@@ -84,33 +84,48 @@ static void on_change(const char *kind, const char *ns, const char *name, void *
             enqueue_locked(c, "Application", ns, name, kp_mono_ms(), 1);
     } else if (!strcmp(kind, "ServiceUser")) {
         /* a user came or went: every topic's ACLs may change */
+        c->users_gen++;
         c->next_resync_ms = kp_mono_ms();
         pthread_cond_signal(&c->cond);
     }
     pthread_mutex_unlock(&c->lock);
 }
 
+/* A resync: every object of the reconciled kinds, by key only (no body is read here; the
+ * reconcile reads what it needs). */
 static void enqueue_all(kp_control_t *c)
 {
     for (size_t k = 0; k < sizeof(reconciled_kinds) / sizeof(*reconciled_kinds); k++) {
-        json_t *items;
-        if (kp_store_list(c->store, reconciled_kinds[k], NULL, &items, NULL) != KP_STORE_OK) {
-            json_decref(items);
-            continue;
-        }
-        size_t i;
-        json_t *o;
+        kp_store_key_t *keys;
+        size_t n;
+        if (kp_store_keys(c->store, reconciled_kinds[k], &keys, &n) < 0) continue;
         pthread_mutex_lock(&c->lock);
-        json_array_foreach(items, i, o)
-        {
-            json_t *md = json_object_get(o, "metadata");
-            const char *ns = json_string_value(json_object_get(md, "namespace"));
-            enqueue_locked(c, reconciled_kinds[k], ns ? ns : "",
-                           json_string_value(json_object_get(md, "name")), kp_mono_ms(), 0);
-        }
+        for (size_t i = 0; i < n; i++)
+            enqueue_locked(c, reconciled_kinds[k], keys[i].ns, keys[i].name, kp_mono_ms(), 0);
         pthread_mutex_unlock(&c->lock);
-        json_decref(items);
+        kp_store_keys_free(keys, n);
     }
+}
+
+int kp_control_users(kp_control_t *c, const kp_service_user_t **out, int *n)
+{
+    pthread_mutex_lock(&c->lock);
+    uint64_t gen = c->users_gen;
+    pthread_mutex_unlock(&c->lock);
+    /* read after taking gen: a change committed meanwhile bumps it again, so the next call
+     * reads once more */
+    if (c->users_loaded != gen || !c->users_loaded) {
+        kp_service_user_t *u;
+        int nu;
+        if (kp_store_users_list(c->store, NULL, &u, &nu) < 0) return -1;
+        kp_store_users_free(c->users, c->nusers);
+        c->users = u;
+        c->nusers = nu;
+        c->users_loaded = gen;
+    }
+    *out = c->users;
+    *n = c->nusers;
+    return 0;
 }
 
 void kp_control_enqueue(kp_control_t *c, const char *kind, const char *ns, const char *name)
@@ -243,6 +258,7 @@ static void *reconciler_main(void *arg)
         int64_t now = kp_mono_ms();
         if (now >= c->next_resync_ms) {
             c->next_resync_ms = now + c->cfg.resync_ms;
+            c->users_gen++; /* users are read again once per pass */
             pthread_mutex_unlock(&c->lock);
             kp_janitor_pass(c);
             enqueue_all(c);
@@ -296,7 +312,20 @@ static void pool_free(kp_pool_t *p)
 kp_pool_t *kp_control_pool(kp_control_t *c, const char *name, char *err, size_t errlen)
 {
     json_t *obj = NULL;
-    if (!name || kp_store_get(c->store, "Pool", "", name, &obj) != KP_STORE_OK) {
+    /* every Topic asks for its pool: the Pool's body is read and parsed again only when its
+     * resourceVersion moved (a client built from a spec whose rv is unchanged is current) */
+    kp_pool_t *have = NULL;
+    int64_t rv = 0;
+    if (name) {
+        pthread_mutex_lock(&c->lock);
+        have = kp_hmap_get(&c->pools, name, strlen(name));
+        pthread_mutex_unlock(&c->lock);
+    }
+    int rc =
+        name ? kp_store_get_if_changed(c->store, "Pool", "", name, have ? have->rv : -1, &obj, &rv)
+             : KP_STORE_NOT_FOUND;
+    if (rc == KP_STORE_UNCHANGED) return have;
+    if (rc != KP_STORE_OK) {
         char names[512];
         kp_control_pool_names(c, names, sizeof(names));
         snprintf(err, errlen, "pool \"%s\" does not exist (pools: %s)", name ? name : "",
@@ -352,6 +381,7 @@ kp_pool_t *kp_control_pool(kp_control_t *c, const char *name, char *err, size_t 
                           ? (int32_t)json_integer_value(json_object_get(repl, "default"))
                           : p->repl_min;
     p->embedded = json_is_true(json_object_get(spec, "embedded"));
+    p->rv = rv;
     json_decref(obj);
     return p;
 }
@@ -386,6 +416,9 @@ void kp_status_time(char out[32])
 static json_t *without_times(json_t *status)
 {
     json_t *s = json_deep_copy(status);
+    /* a Pool's lastUpdateTime too: rewriting it alone each resync moved the store's
+     * resourceVersion on an idle pool, and every watch hub then read every object again */
+    json_object_del(s, "lastUpdateTime");
     json_object_del(s, "synchronizationTime");
     json_object_del(s, "latestSyncFailure");
     json_t *conds = json_object_get(s, "conditions");
@@ -437,6 +470,7 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
     if (c->cfg.janitor_grace_ms <= 0) c->cfg.janitor_grace_ms = 10 * 60000;
     kp_hmap_init(&c->pools);
     kp_hmap_init(&c->queue);
+    c->users_gen = 1;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
     if (kp_fs_mkdirs(cfg->state_dir, 0700) < 0) {
@@ -542,6 +576,7 @@ void kp_control_stop(kp_control_t *c)
     it = 0;
     while (kp_hmap_next(&c->pools, &it, NULL, NULL, &v)) pool_free(v);
     kp_hmap_free(&c->pools);
+    kp_store_users_free(c->users, c->nusers);
     if (c->store) kp_store_on_change(c->store, NULL, NULL);
     kp_store_close(c->store);
     pthread_mutex_destroy(&c->lock);

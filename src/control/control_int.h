@@ -25,6 +25,7 @@ typedef struct kp_pool {
     kp_pool_client_t *client;
     int32_t repl_min, repl_max, repl_default;
     int embedded;
+    int64_t rv; /* the Pool's resourceVersion the fields above come from */
 } kp_pool_t;
 
 struct kp_control {
@@ -45,6 +46,13 @@ struct kp_control {
     uint64_t queue_seq; /* enqueue order (ties of due_ms) */
     uint64_t queue_now; /* items made due at once: tells a running batch that work came */
     int64_t next_resync_ms;
+    /* the active service users of every pool, as kp_control_users hands them out: read once
+     * per resync and again after a ServiceUser change (users_gen, bumped under lock), not
+     * once per Topic. users and users_loaded: the reconciler thread only. */
+    kp_service_user_t *users;
+    int nusers;
+    uint64_t users_gen;
+    uint64_t users_loaded; /* users_gen when users was read; 0: never */
 };
 
 /* Looks up a pool resource and returns its connected client (NULL with err when the pool
@@ -52,6 +60,11 @@ struct kp_control {
 kp_pool_t *kp_control_pool(kp_control_t *c, const char *name, char *err, size_t errlen);
 /* "dev, prod" — the pools that exist, for error messages. */
 void kp_control_pool_names(kp_control_t *c, char *out, size_t n);
+
+/* The active service users of every pool (revoked_ms == 0), read from the store at most once
+ * per resync or ServiceUser change. Owned by c: valid until the next call. 0 or -1.
+ * @locality: the reconciler thread. */
+int kp_control_users(kp_control_t *c, const kp_service_user_t **out, int *n);
 
 /* Status helpers. */
 void kp_status_time(char out[32]);

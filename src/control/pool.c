@@ -16,63 +16,73 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Adds to owned the fully qualified names (Topics) or name prefixes (Streams, value true)
- * of the objects of this pool. */
-static void add_owned(json_t *items, const char *pool, const char *suffix, json_t *owned)
+/* The topics the Topics and Streams of a pool own: fully qualified names of Topics in a hash
+ * map, and the Streams' name prefixes (few) in a list. */
+typedef struct owned {
+    kp_hmap_t topics; /* fqn -> (void *)1 */
+    char **prefixes;
+    size_t nprefixes;
+} owned_t;
+
+/* Adds the objects of kind (their spec.pool read by the store, bodies not parsed) that belong
+ * to pool. 0 or -1. */
+static int add_owned(kp_control_t *c, const char *kind, const char *pool, owned_t *o)
 {
-    size_t i;
-    json_t *o;
-    json_array_foreach(items, i, o)
-    {
-        const char *p = json_string_value(json_object_get(json_object_get(o, "spec"), "pool"));
-        json_t *md = json_object_get(o, "metadata");
-        if (!p || strcmp(p, pool) != 0) continue;
+    kp_store_field_t *f;
+    size_t n;
+    if (kp_store_fields(c->store, kind, "$.spec.pool", &f, &n) < 0) return -1;
+    int stream = !strcmp(kind, "Stream");
+    for (size_t i = 0; i < n; i++) {
+        if (!f[i].value || strcmp(f[i].value, pool) != 0) continue;
         char fqn[512];
-        snprintf(fqn, sizeof(fqn), "%s.%s%s", json_string_value(json_object_get(md, "namespace")),
-                 json_string_value(json_object_get(md, "name")), suffix);
-        json_object_set_new(owned, fqn, json_boolean(suffix[0] != 0));
+        snprintf(fqn, sizeof(fqn), "%s.%s%s", f[i].key.ns, f[i].key.name, stream ? "_stream_" : "");
+        if (stream) {
+            o->prefixes = kp_xrealloc(o->prefixes, (o->nprefixes + 1) * sizeof(*o->prefixes));
+            o->prefixes[o->nprefixes++] = kp_xstrdup(fqn);
+        } else {
+            kp_hmap_put(&o->topics, fqn, strlen(fqn), (void *)1);
+        }
     }
+    kp_store_fields_free(f, n);
+    return 0;
 }
 
-static int is_owned(json_t *owned, const char *topic)
+static int is_owned(const owned_t *o, const char *topic)
 {
-    if (json_object_get(owned, topic)) return 1;
-    const char *k;
-    json_t *v;
-    json_object_foreach(owned, k, v)
-    {
-        if (json_is_true(v) && !strncmp(topic, k, strlen(k))) return 1;
-    }
+    if (kp_hmap_get(&o->topics, topic, strlen(topic))) return 1;
+    for (size_t i = 0; i < o->nprefixes; i++)
+        if (!strncmp(topic, o->prefixes[i], strlen(o->prefixes[i]))) return 1;
     return 0;
+}
+
+static void owned_free(owned_t *o)
+{
+    kp_hmap_free(&o->topics);
+    for (size_t i = 0; i < o->nprefixes; i++) free(o->prefixes[i]);
+    free(o->prefixes);
 }
 
 /* status.topics and status.unmanagedTopics: the pool's topics that no Topic or Stream of
  * this pool owns — kept after their Topic was deleted without
  * kafka.nais.io/removeDataWhenResourceIsDeleted, or made directly in the pool. Names
- * starting with '_' are the system's own (__consumer_offsets, _schemas) and not listed. */
+ * starting with '_' are the system's own (__consumer_offsets, _schemas) and not listed. One
+ * pass over the pool's names, each looked up in a hash map of the owned ones. */
 static void unmanaged_topics(kp_control_t *c, const char *pool, char **names, int n, json_t *st)
 {
-    json_t *topics = NULL, *streams = NULL;
-    int64_t rv;
-    if (kp_store_list(c->store, "Topic", NULL, &topics, &rv) < 0 ||
-        kp_store_list(c->store, "Stream", NULL, &streams, &rv) < 0) {
-        json_decref(topics);
-        json_decref(streams);
+    owned_t owned = {0};
+    kp_hmap_init(&owned.topics);
+    if (add_owned(c, "Topic", pool, &owned) < 0 || add_owned(c, "Stream", pool, &owned) < 0) {
+        owned_free(&owned);
         return;
     }
-    json_t *owned = json_object();
-    add_owned(topics, pool, "", owned);
-    add_owned(streams, pool, "_stream_", owned);
-    json_decref(topics);
-    json_decref(streams);
     qsort(names, (size_t)n, sizeof(*names), cmp_names);
     json_t *list = json_array();
     int count = 0;
     for (int i = 0; i < n; i++) {
-        if (names[i][0] == '_' || is_owned(owned, names[i])) continue;
+        if (names[i][0] == '_' || is_owned(&owned, names[i])) continue;
         if (count++ < UNMANAGED_LISTED_MAX) json_array_append_new(list, json_string(names[i]));
     }
-    json_decref(owned);
+    owned_free(&owned);
     json_object_set_new(st, "topics", json_integer(n));
     json_object_set_new(st, "unmanagedTopicCount", json_integer(count));
     if (count)

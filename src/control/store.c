@@ -28,9 +28,21 @@
 #include <sys/stat.h>
 #include <time.h>
 
+/* Prepared statements kept for the connection's life: preparing one costs more than most of
+ * the queries run here (a drift check reads every Topic). One entry per distinct SQL text
+ * used by this file; past the limit a statement is prepared and finalized per call. */
+#define STMT_CACHE_MAX 48
+
+typedef struct stmt_slot {
+    const char *sql; /* a string literal of this file */
+    sqlite3_stmt *st;
+} stmt_slot_t;
+
 struct kp_store {
     sqlite3 *db;
-    pthread_mutex_t lock;
+    pthread_mutex_t lock; /* covers db and stmts: the connection is used by one thread at once */
+    stmt_slot_t stmts[STMT_CACHE_MAX];
+    int nstmts;
     /* writes failing because the disk is full: logged once, then once a minute, then when a
      * write succeeds again (a full disk fails every write, many a second) */
     kp_log_limit_t full_log;
@@ -87,6 +99,7 @@ kp_store_t *kp_store_open(const char *path, char *err, size_t errlen)
 void kp_store_close(kp_store_t *s)
 {
     if (!s) return;
+    for (int i = 0; i < s->nstmts; i++) sqlite3_finalize(s->stmts[i].st);
     if (s->db) sqlite3_close(s->db);
     pthread_mutex_destroy(&s->lock);
     kp_log_limit_destroy(&s->full_log);
@@ -107,6 +120,43 @@ static void notify(kp_store_t *s, const char *kind, const char *ns, const char *
 }
 
 /* ---- helpers ---- */
+
+/* The prepared statement for sql (a string literal), ready to bind: from the cache, or
+ * prepared now (and kept while there is room). NULL on error. Give it back with stmt_done.
+ * @locks: s->lock held. */
+static sqlite3_stmt *stmt(kp_store_t *s, const char *sql)
+{
+    for (int i = 0; i < s->nstmts; i++) {
+        if (s->stmts[i].sql == sql || !strcmp(s->stmts[i].sql, sql)) {
+            sqlite3_reset(s->stmts[i].st); /* a no-op after stmt_done */
+            return s->stmts[i].st;
+        }
+    }
+    sqlite3_stmt *st = NULL;
+    int keep = s->nstmts < STMT_CACHE_MAX;
+    if (sqlite3_prepare_v3(s->db, sql, -1, keep ? SQLITE_PREPARE_PERSISTENT : 0, &st, NULL) !=
+        SQLITE_OK) {
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    if (keep) s->stmts[s->nstmts++] = (stmt_slot_t){sql, st};
+    return st;
+}
+
+/* Ends a use of a statement from stmt(): reset (ending its read of the database) with its
+ * parameters cleared (they may point at the caller's strings), or finalized when it was
+ * not kept. @locks: s->lock held. */
+static void stmt_done(kp_store_t *s, sqlite3_stmt *st)
+{
+    for (int i = 0; i < s->nstmts; i++) {
+        if (s->stmts[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    }
+    sqlite3_finalize(st);
+}
 
 static void rfc3339_now(char out[32])
 {
@@ -167,18 +217,20 @@ static int step_write(kp_store_t *s, sqlite3_stmt *st, const char *what)
     return r;
 }
 
+/* Runs BEGIN IMMEDIATE, COMMIT or ROLLBACK (kept prepared, as every write runs them). */
 static int exec(kp_store_t *s, const char *sql)
 {
     /* a COMMIT that failed (disk full, I/O error) has rolled the transaction back already:
      * a ROLLBACK then would only fail with "no transaction is active" */
     if (!strcmp(sql, "ROLLBACK") && sqlite3_get_autocommit(s->db)) return 0;
-    char *msg = NULL;
-    int rc = sqlite3_exec(s->db, sql, NULL, NULL, &msg);
-    if (rc != SQLITE_OK) {
-        write_failed(s, sql, rc, msg);
-        sqlite3_free(msg);
+    sqlite3_stmt *st = stmt(s, sql);
+    int rc = st ? sqlite3_step(st) : sqlite3_errcode(s->db);
+    if (rc != SQLITE_DONE) {
+        write_failed(s, sql, rc, sqlite3_errmsg(s->db));
+        if (st) stmt_done(s, st);
         return -1;
     }
+    stmt_done(s, st);
     if (!strcmp(sql, "COMMIT")) write_ok(s);
     return 0;
 }
@@ -192,20 +244,17 @@ static int64_t next_rv(kp_store_t *s)
 {
     sqlite3_stmt *st;
     int64_t rv = 0;
-    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='rv'", -1, &st, NULL) !=
-        SQLITE_OK)
-        return -1;
+    if ((st = stmt(s, "SELECT value FROM meta WHERE key='rv'")) == NULL) return -1;
     if (sqlite3_step(st) == SQLITE_ROW) rv = atoll((const char *)sqlite3_column_text(st, 0));
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     rv++;
     char buf[32];
     snprintf(buf, sizeof(buf), "%lld", (long long)rv);
-    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(key, value) VALUES('rv', ?)", -1,
-                           &st, NULL) != SQLITE_OK)
+    if ((st = stmt(s, "INSERT OR REPLACE INTO meta(key, value) VALUES('rv', ?)")) == NULL)
         return -1;
     sqlite3_bind_text(st, 1, buf, -1, SQLITE_TRANSIENT);
     int r = step_write(s, st, "INSERT INTO meta");
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return r == SQLITE_DONE ? rv : -1;
 }
 
@@ -213,8 +262,7 @@ static int64_t next_rv(kp_store_t *s)
 static json_t *load(kp_store_t *s, const char *kind, const char *ns, const char *name)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT body FROM resources WHERE kind=? AND ns=? AND name=?", -1,
-                           &st, NULL) != SQLITE_OK)
+    if ((st = stmt(s, "SELECT body FROM resources WHERE kind=? AND ns=? AND name=?")) == NULL)
         return NULL;
     sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
@@ -222,7 +270,7 @@ static json_t *load(kp_store_t *s, const char *kind, const char *ns, const char 
     json_t *obj = NULL;
     if (sqlite3_step(st) == SQLITE_ROW)
         obj = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return obj;
 }
 
@@ -232,16 +280,16 @@ static int save(kp_store_t *s, const char *kind, const char *ns, const char *nam
     char *body = json_dumps(obj, JSON_COMPACT | JSON_PRESERVE_ORDER);
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(
-            s->db, "INSERT OR REPLACE INTO resources(kind, ns, name, rv, body) VALUES(?,?,?,?,?)",
-            -1, &st, NULL) == SQLITE_OK) {
+    if ((st = stmt(
+             s, "INSERT OR REPLACE INTO resources(kind, ns, name, rv, body) VALUES(?,?,?,?,?)")) !=
+        NULL) {
         sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, rv);
         sqlite3_bind_text(st, 5, body, -1, SQLITE_STATIC);
         rc = step_write(s, st, "INSERT INTO resources") == SQLITE_DONE ? 0 : -1;
-        sqlite3_finalize(st);
+        stmt_done(s, st);
     }
     free(body);
     return rc;
@@ -276,6 +324,126 @@ int kp_store_get(kp_store_t *s, const char *kind, const char *ns, const char *na
     return *out ? KP_STORE_OK : KP_STORE_NOT_FOUND;
 }
 
+int kp_store_get_if_changed(kp_store_t *s, const char *kind, const char *ns, const char *name,
+                            int64_t known_rv, json_t **out, int64_t *rv)
+{
+    *out = NULL;
+    *rv = 0;
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt(s, "SELECT rv FROM resources WHERE kind=? AND ns=? AND name=?");
+    if (!st) {
+        pthread_mutex_unlock(&s->lock);
+        return KP_STORE_ERROR;
+    }
+    sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, ns ? ns : "", -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) *rv = sqlite3_column_int64(st, 0);
+    stmt_done(s, st);
+    int rc = KP_STORE_NOT_FOUND;
+    if (*rv && *rv == known_rv) {
+        rc = KP_STORE_UNCHANGED;
+    } else if (*rv) {
+        /* same transaction-less read as kp_store_get; under the lock nothing wrote since */
+        *out = load(s, kind, ns ? ns : "", name);
+        rc = *out ? KP_STORE_OK : KP_STORE_NOT_FOUND;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+/* Rows of (ns, name, rv[, value]) of a kind into *out (elem bytes each, a kp_store_key_t
+ * first). @locks: s->lock held. */
+static int keys_read(kp_store_t *s, sqlite3_stmt *st, size_t elem, void **out, size_t *n)
+{
+    size_t cap = 0;
+    int r;
+    *out = NULL;
+    *n = 0;
+    while ((r = sqlite3_step(st)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 64;
+            *out = kp_xrealloc(*out, cap * elem);
+        }
+        char *row = (char *)*out + (*n)++ * elem;
+        memset(row, 0, elem);
+        kp_store_key_t *k = (kp_store_key_t *)row;
+        k->ns = col(st, 0);
+        k->name = col(st, 1);
+        k->rv = sqlite3_column_int64(st, 2);
+        if (elem == sizeof(kp_store_field_t)) {
+            const unsigned char *v = sqlite3_column_text(st, 3);
+            ((kp_store_field_t *)row)->value = v ? kp_xstrdup((const char *)v) : NULL;
+        }
+    }
+    stmt_done(s, st);
+    return r == SQLITE_DONE ? 0 : -1;
+}
+
+int kp_store_keys(kp_store_t *s, const char *kind, kp_store_key_t **out, size_t *n)
+{
+    pthread_mutex_lock(&s->lock);
+    sqlite3_stmt *st = stmt(s, "SELECT ns, name, rv FROM resources WHERE kind=? ORDER BY ns, name");
+    int rc = -1;
+    *out = NULL;
+    *n = 0;
+    if (st) {
+        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        rc = keys_read(s, st, sizeof(**out), (void **)out, n);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc < 0) {
+        kp_store_keys_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+void kp_store_keys_free(kp_store_key_t *k, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(k[i].ns);
+        free(k[i].name);
+    }
+    free(k);
+}
+
+int kp_store_fields(kp_store_t *s, const char *kind, const char *path, kp_store_field_t **out,
+                    size_t *n)
+{
+    pthread_mutex_lock(&s->lock);
+    /* json_extract answers NULL for a missing path; CASE keeps only strings */
+    sqlite3_stmt *st =
+        stmt(s, "SELECT ns, name, rv, CASE WHEN json_type(body, ?2) = 'text'"
+                " THEN json_extract(body, ?2) END FROM resources WHERE kind=?1 ORDER BY ns, name");
+    int rc = -1;
+    *out = NULL;
+    *n = 0;
+    if (st) {
+        sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, path, -1, SQLITE_STATIC);
+        rc = keys_read(s, st, sizeof(**out), (void **)out, n);
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (rc < 0) {
+        kp_store_fields_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+void kp_store_fields_free(kp_store_field_t *f, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(f[i].key.ns);
+        free(f[i].key.name);
+        free(f[i].value);
+    }
+    free(f);
+}
+
 int kp_store_list(kp_store_t *s, const char *kind, const char *ns, json_t **items, int64_t *rv)
 {
     sqlite3_stmt *st;
@@ -284,23 +452,22 @@ int kp_store_list(kp_store_t *s, const char *kind, const char *ns, json_t **item
     const char *sql = ns ? "SELECT body FROM resources WHERE kind=? AND ns=? ORDER BY ns, name"
                          : "SELECT body FROM resources WHERE kind=? ORDER BY ns, name";
     int rc = KP_STORE_ERROR;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+    if ((st = stmt(s, sql)) != NULL) {
         sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
         if (ns) sqlite3_bind_text(st, 2, ns, -1, SQLITE_STATIC);
         while (sqlite3_step(st) == SQLITE_ROW) {
             json_t *o = json_loads((const char *)sqlite3_column_text(st, 0), 0, NULL);
             if (o) json_array_append_new(*items, o);
         }
-        sqlite3_finalize(st);
+        stmt_done(s, st);
         rc = KP_STORE_OK;
     }
     if (rv) {
         *rv = 0;
-        if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key='rv'", -1, &st, NULL) ==
-            SQLITE_OK) {
+        if ((st = stmt(s, "SELECT value FROM meta WHERE key='rv'")) != NULL) {
             if (sqlite3_step(st) == SQLITE_ROW)
                 *rv = atoll((const char *)sqlite3_column_text(st, 0));
-            sqlite3_finalize(st);
+            stmt_done(s, st);
         }
     }
     pthread_mutex_unlock(&s->lock);
@@ -542,15 +709,14 @@ int kp_store_remove(kp_store_t *s, const char *kind, const char *ns, const char 
         pthread_mutex_unlock(&s->lock);
         return rc;
     }
-    if (sqlite3_prepare_v2(s->db, "DELETE FROM resources WHERE kind=? AND ns=? AND name=?", -1, &st,
-                           NULL) == SQLITE_OK) {
+    if ((st = stmt(s, "DELETE FROM resources WHERE kind=? AND ns=? AND name=?")) != NULL) {
         sqlite3_bind_text(st, 1, kind, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, ns ? ns : "", -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, name, -1, SQLITE_STATIC);
         rc = step_write(s, st, "DELETE FROM resources") == SQLITE_DONE
                  ? (sqlite3_changes(s->db) ? KP_STORE_OK : KP_STORE_NOT_FOUND)
                  : KP_STORE_ERROR;
-        sqlite3_finalize(st);
+        stmt_done(s, st);
     }
     /* a removal is a change: it takes a resourceVersion, as in Kubernetes, so a watch
      * (http/k8s_watch.c) sees it */
@@ -585,9 +751,8 @@ static int token_insert(kp_store_t *s, const char *hash, const char *ns, const c
                         const char *ts)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT INTO tokens(hash, ns, description, created) VALUES(?,?,?,?)", -1,
-                           &st, NULL) != SQLITE_OK)
+    if ((st = stmt(s, "INSERT INTO tokens(hash, ns, description, created) VALUES(?,?,?,?)")) ==
+        NULL)
         return -1;
     sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
     if (ns)
@@ -597,7 +762,7 @@ static int token_insert(kp_store_t *s, const char *hash, const char *ns, const c
     sqlite3_bind_text(st, 3, description ? description : "", -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 4, ts, -1, SQLITE_STATIC);
     int rc = step_write(s, st, "INSERT INTO tokens") == SQLITE_DONE ? 0 : -1;
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return rc;
 }
 
@@ -621,8 +786,7 @@ int kp_store_token_lookup(kp_store_t *s, const char *token, int *is_admin, char 
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(s->db, "SELECT ns FROM tokens WHERE hash=? AND revoked IS NULL", -1, &st,
-                           NULL) == SQLITE_OK) {
+    if ((st = stmt(s, "SELECT ns FROM tokens WHERE hash=? AND revoked IS NULL")) != NULL) {
         sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             const unsigned char *v = sqlite3_column_text(st, 0);
@@ -630,7 +794,7 @@ int kp_store_token_lookup(kp_store_t *s, const char *token, int *is_admin, char 
             *ns = v ? kp_xstrdup((const char *)v) : NULL;
             rc = 0;
         }
-        sqlite3_finalize(st);
+        stmt_done(s, st);
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -642,12 +806,11 @@ int kp_store_token_lookup(kp_store_t *s, const char *token, int *is_admin, char 
 static int team_tokens_valid(kp_store_t *s, const char *team)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "SELECT count(*) FROM tokens WHERE ns=? AND revoked IS NULL", -1,
-                           &st, NULL) != SQLITE_OK)
+    if ((st = stmt(s, "SELECT count(*) FROM tokens WHERE ns=? AND revoked IS NULL")) == NULL)
         return -1;
     sqlite3_bind_text(st, 1, team, -1, SQLITE_STATIC);
     int n = sqlite3_step(st) == SQLITE_ROW ? sqlite3_column_int(st, 0) : -1;
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return n;
 }
 
@@ -655,13 +818,12 @@ static int team_tokens_valid(kp_store_t *s, const char *team)
 static int team_tokens_mark_revoked(kp_store_t *s, const char *team, const char *ts)
 {
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, "UPDATE tokens SET revoked=? WHERE ns=? AND revoked IS NULL", -1,
-                           &st, NULL) != SQLITE_OK)
+    if ((st = stmt(s, "UPDATE tokens SET revoked=? WHERE ns=? AND revoked IS NULL")) == NULL)
         return -1;
     sqlite3_bind_text(st, 1, ts, -1, SQLITE_STATIC);
     sqlite3_bind_text(st, 2, team, -1, SQLITE_STATIC);
     int n = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(s->db) : -1;
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return n;
 }
 
@@ -741,7 +903,7 @@ int kp_store_teams_list(kp_store_t *s, const char *team, kp_store_team_t **out, 
     *n = 0;
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
-    if (sqlite3_prepare_v2(s->db, teams_sql, -1, &st, NULL) != SQLITE_OK) {
+    if ((st = stmt(s, teams_sql)) == NULL) {
         kp_error("store", "teams: %s", sqlite3_errmsg(s->db));
         pthread_mutex_unlock(&s->lock);
         return -1;
@@ -765,7 +927,7 @@ int kp_store_teams_list(kp_store_t *s, const char *team, kp_store_team_t **out, 
         t->token_created = col(st, 5);
         t->last_revoked = col(st, 6);
     }
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     pthread_mutex_unlock(&s->lock);
     if (rc != SQLITE_DONE) {
         kp_store_teams_free(*out, *n);
@@ -795,14 +957,13 @@ int kp_store_meta_get(kp_store_t *s, const char *key, char **value)
     sqlite3_stmt *st;
     int rc = -1;
     *value = NULL;
-    if (sqlite3_prepare_v2(s->db, "SELECT value FROM meta WHERE key=?", -1, &st, NULL) ==
-        SQLITE_OK) {
+    if ((st = stmt(s, "SELECT value FROM meta WHERE key=?")) != NULL) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             *value = kp_xstrdup((const char *)sqlite3_column_text(st, 0));
             rc = 0;
         }
-        sqlite3_finalize(st);
+        stmt_done(s, st);
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -813,12 +974,11 @@ int kp_store_meta_set(kp_store_t *s, const char *key, const char *value)
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(s->db, "INSERT OR REPLACE INTO meta(key, value) VALUES(?,?)", -1, &st,
-                           NULL) == SQLITE_OK) {
+    if ((st = stmt(s, "INSERT OR REPLACE INTO meta(key, value) VALUES(?,?)")) != NULL) {
         sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, value, -1, SQLITE_STATIC);
         rc = step_write(s, st, "INSERT INTO meta") == SQLITE_DONE ? 0 : -1;
-        sqlite3_finalize(st);
+        stmt_done(s, st);
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -831,10 +991,9 @@ int kp_store_user_put(kp_store_t *s, const kp_service_user_t *u)
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(s->db,
-                           "INSERT OR IGNORE INTO service_users(name, team, app, pool, principal,"
-                           " secret, generation, created_ms, revoked_ms) VALUES(?,?,?,?,?,?,?,?,?)",
-                           -1, &st, NULL) == SQLITE_OK) {
+    if ((st = stmt(s, "INSERT OR IGNORE INTO service_users(name, team, app, pool, principal,"
+                      " secret, generation, created_ms, revoked_ms) VALUES(?,?,?,?,?,?,?,?,?)")) !=
+        NULL) {
         sqlite3_bind_text(st, 1, u->name, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, u->team, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 3, u->app, -1, SQLITE_STATIC);
@@ -845,7 +1004,7 @@ int kp_store_user_put(kp_store_t *s, const kp_service_user_t *u)
         sqlite3_bind_int64(st, 8, u->created_ms);
         sqlite3_bind_int64(st, 9, u->revoked_ms);
         rc = sqlite3_step(st) == SQLITE_DONE ? sqlite3_changes(s->db) == 1 : -1;
-        sqlite3_finalize(st);
+        stmt_done(s, st);
     }
     pthread_mutex_unlock(&s->lock);
     if (rc == 1) notify(s, "ServiceUser", u->team, u->name);
@@ -857,12 +1016,11 @@ int kp_store_user_set_registry_hash(kp_store_t *s, const char *name, const char 
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(s->db, "UPDATE service_users SET registry_hash=? WHERE name=?", -1, &st,
-                           NULL) == SQLITE_OK) {
+    if ((st = stmt(s, "UPDATE service_users SET registry_hash=? WHERE name=?")) != NULL) {
         sqlite3_bind_text(st, 1, hash, -1, SQLITE_STATIC);
         sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
         rc = sqlite3_step(st) == SQLITE_DONE && sqlite3_changes(s->db) == 1 ? 0 : -1;
-        sqlite3_finalize(st);
+        stmt_done(s, st);
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -875,10 +1033,8 @@ int kp_store_user_registry_auth(kp_store_t *s, const char *name, char **hash, ch
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(s->db,
-                           "SELECT registry_hash, team, pool FROM service_users WHERE name=? AND"
-                           " revoked_ms=0 AND registry_hash IS NOT NULL",
-                           -1, &st, NULL) == SQLITE_OK) {
+    if ((st = stmt(s, "SELECT registry_hash, team, pool FROM service_users WHERE name=? AND"
+                      " revoked_ms=0 AND registry_hash IS NOT NULL")) != NULL) {
         sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
         if (sqlite3_step(st) == SQLITE_ROW) {
             *hash = col(st, 0);
@@ -886,7 +1042,7 @@ int kp_store_user_registry_auth(kp_store_t *s, const char *name, char **hash, ch
             *pool = col(st, 2);
             rc = 0;
         }
-        sqlite3_finalize(st);
+        stmt_done(s, st);
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -904,7 +1060,7 @@ int kp_store_users_list(kp_store_t *s, const char *pool, kp_service_user_t **out
                " revoked_ms FROM service_users WHERE revoked_ms=0 AND pool=? ORDER BY name"
              : "SELECT name, team, app, pool, principal, secret, generation, created_ms,"
                " revoked_ms FROM service_users WHERE revoked_ms=0 ORDER BY name";
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+    if ((st = stmt(s, sql)) != NULL) {
         if (pool) sqlite3_bind_text(st, 1, pool, -1, SQLITE_STATIC);
         while (sqlite3_step(st) == SQLITE_ROW) {
             if (*n == cap) {
@@ -922,7 +1078,7 @@ int kp_store_users_list(kp_store_t *s, const char *pool, kp_service_user_t **out
             u->created_ms = sqlite3_column_int64(st, 7);
             u->revoked_ms = sqlite3_column_int64(st, 8);
         }
-        sqlite3_finalize(st);
+        stmt_done(s, st);
         rc = 0;
     }
     pthread_mutex_unlock(&s->lock);
@@ -934,7 +1090,7 @@ static int user_exec(kp_store_t *s, const char *sql, const char *name, int64_t v
     pthread_mutex_lock(&s->lock);
     sqlite3_stmt *st;
     int rc = -1;
-    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) == SQLITE_OK) {
+    if ((st = stmt(s, sql)) != NULL) {
         if (bind_v) {
             sqlite3_bind_int64(st, 1, v);
             sqlite3_bind_text(st, 2, name, -1, SQLITE_STATIC);
@@ -942,7 +1098,7 @@ static int user_exec(kp_store_t *s, const char *sql, const char *name, int64_t v
             sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
         }
         rc = sqlite3_step(st) == SQLITE_DONE ? 0 : -1;
-        sqlite3_finalize(st);
+        stmt_done(s, st);
     }
     pthread_mutex_unlock(&s->lock);
     if (rc == 0) notify(s, "ServiceUser", "", name);

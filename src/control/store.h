@@ -43,6 +43,35 @@ int kp_store_disk_full(kp_store_t *s);
 int kp_store_get(kp_store_t *s, const char *kind, const char *ns, const char *name, json_t **out);
 /* Every object of kind (in ns, or all when ns is NULL), sorted by namespace then name. */
 int kp_store_list(kp_store_t *s, const char *kind, const char *ns, json_t **items, int64_t *rv);
+/* Reads one object only when its resourceVersion is not known_rv: KP_STORE_UNCHANGED (and
+ * *out NULL) when it is, so a caller that kept the object parsed skips reading and parsing
+ * its body; else as kp_store_get. *rv: the stored resourceVersion (0 when not found). */
+int kp_store_get_if_changed(kp_store_t *s, const char *kind, const char *ns, const char *name,
+                            int64_t known_rv, json_t **out, int64_t *rv);
+
+/* One object of a kind as kp_store_keys lists it: no body is read. */
+typedef struct kp_store_key {
+    char *ns; /* "" for cluster-scoped kinds */
+    char *name;
+    int64_t rv; /* resourceVersion */
+} kp_store_key_t;
+
+/* The keys of every object of kind, sorted by namespace then name, without reading bodies.
+ * 0 or -1. Free with kp_store_keys_free. */
+int kp_store_keys(kp_store_t *s, const char *kind, kp_store_key_t **out, size_t *n);
+void kp_store_keys_free(kp_store_key_t *k, size_t n);
+
+/* One string field (a JSON path such as "$.spec.pool", read by SQLite without building the
+ * object) of every object of kind, with its key, sorted by namespace then name; value NULL
+ * when the object has no such string. 0 or -1. Free with kp_store_fields_free. */
+typedef struct kp_store_field {
+    kp_store_key_t key;
+    char *value;
+} kp_store_field_t;
+int kp_store_fields(kp_store_t *s, const char *kind, const char *path, kp_store_field_t **out,
+                    size_t *n);
+void kp_store_fields_free(kp_store_field_t *f, size_t n);
+
 /* Create or replace (PUT). obj must have kind and metadata.name/namespace. expected_rv < 0:
  * unconditional. create_only: POST semantics. The stored object (with server metadata and
  * the existing status preserved) is returned in *out. */

@@ -241,13 +241,14 @@ static int acl_equal(const kp_pool_acl_t *a, const kp_pool_acl_t *b)
 static int desired_acls(kp_control_t *c, const char *pool, const char *fqn, json_t *acl,
                         kp_pool_acl_t **out, int *n)
 {
-    kp_service_user_t *users;
+    const kp_service_user_t *users;
     int nusers;
     *out = NULL;
     *n = 0;
-    if (kp_store_users_list(c->store, pool, &users, &nusers) < 0) return -1;
+    if (kp_control_users(c, &users, &nusers) < 0) return -1;
     int cap = 0;
     for (int u = 0; u < nusers; u++) {
+        if (strcmp(users[u].pool, pool) != 0) continue;
         int read = 0, write = 0;
         size_t i;
         json_t *a;
@@ -276,7 +277,6 @@ static int desired_acls(kp_control_t *c, const char *pool, const char *fqn, json
                                 kp_xstrdup("*")};
         }
     }
-    kp_store_users_free(users, nusers);
     return 0;
 }
 

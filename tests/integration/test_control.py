@@ -389,6 +389,34 @@ def wait_pool_status(up, pred, timeout=20):
     raise AssertionError("pool status: %s" % json.dumps(st, indent=1))
 
 
+def test_idle_resyncs_write_nothing(tmp_path):
+    """A resync that finds the pool as the resources say writes nothing: the store's
+    resourceVersion, which watches follow (kubectl get -w reads every changed object), stays
+    where it is. Before, each resync rewrote the Pool's status for its lastUpdateTime alone."""
+    k = KpoolUp(resync_ms=300).start()
+    try:
+        k.apply(tmp_path, topic_doc("team-idle", "quiet"))
+        k.wait_status("team-idle", "quiet", "RolloutComplete")
+        wait_pool_status(k, lambda st: st.get("state") == "Ready" and st.get("topics"))
+        time.sleep(1)  # the resync that follows the first status writes
+
+        def rv():
+            code, _, lst = k.api("GET", TOPICS_PATH % "team-idle")
+            assert code == 200, lst
+            return lst["metadata"]["resourceVersion"]
+
+        before = rv()
+        time.sleep(2.5)  # eight resyncs, over more than one second of lastUpdateTime
+        assert rv() == before
+        # a change still moves it, and the Topic is still reconciled
+        k.apply(tmp_path, topic_doc("team-idle", "quiet", config={"partitions": 2}))
+        k.wait_status("team-idle", "quiet", "RolloutComplete",
+                      pred=lambda o: o["status"].get("observedGeneration") == 2)
+        assert rv() != before
+    finally:
+        k.stop()
+
+
 def test_delete_keeps_data_unless_annotated(up, tmp_path):
     ns, fqn = "team-keep", "team-keep.kept"
     doc = topic_doc(ns, "kept", {"partitions": 1})

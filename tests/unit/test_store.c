@@ -2,7 +2,9 @@
  * test_store.c — the control plane store's tokens (src/control/store.c): admin and team
  * tokens, a team's token created once, rotated and revoked in one transaction each, the
  * teams list built from tokens and namespaces, revocations surviving a reopen, and a store
- * made before tokens could be revoked.
+ * made before tokens could be revoked; reads that skip bodies (keys, one field, a get that
+ * answers "unchanged" for a known resourceVersion) and kept prepared statements seeing every
+ * write.
  */
 #include "unit.h"
 
@@ -296,6 +298,117 @@ static void test_remove_takes_a_resource_version(void **state)
     assert_true(after == before + 1);
 }
 
+static json_t *topic_obj(const char *ns, const char *name, const char *pool)
+{
+    return json_pack("{s:s, s:{s:s, s:s}, s:{s:s}}", "kind", "Topic", "metadata", "name", name,
+                     "namespace", ns, "spec", "pool", pool);
+}
+
+static int64_t rv_of(json_t *obj)
+{
+    return atoll(
+        json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion")));
+}
+
+/* A get for a known resourceVersion answers UNCHANGED without the object until the object
+ * changes (a put, a status write), then the new object; NOT_FOUND once removed. */
+static void test_get_if_changed(void **state)
+{
+    fixture_t *f = *state;
+    json_t *obj = topic_obj("team-a", "t", "dev"), *out = NULL, *got = NULL;
+    assert_int_equal(kp_store_put(f->s, obj, -1, 0, &out), KP_STORE_CREATED);
+    int64_t rv0 = rv_of(out), rv = -1;
+    json_decref(out);
+    assert_int_equal(kp_store_get_if_changed(f->s, "Topic", "team-a", "t", -1, &got, &rv),
+                     KP_STORE_OK);
+    assert_non_null(got);
+    assert_true(rv == rv0);
+    json_decref(got);
+    got = NULL;
+    assert_int_equal(kp_store_get_if_changed(f->s, "Topic", "team-a", "t", rv0, &got, &rv),
+                     KP_STORE_UNCHANGED);
+    assert_null(got);
+    assert_true(rv == rv0);
+    json_t *status = json_pack("{s:s}", "synchronizationState", "RolloutComplete");
+    assert_int_equal(kp_store_put_status(f->s, "Topic", "team-a", "t", status, NULL),
+                     KP_STORE_UPDATED);
+    json_decref(status);
+    assert_int_equal(kp_store_get_if_changed(f->s, "Topic", "team-a", "t", rv0, &got, &rv),
+                     KP_STORE_OK);
+    assert_true(rv > rv0);
+    assert_true(rv_of(got) == rv);
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(got, "status"), "synchronizationState")),
+        "RolloutComplete");
+    json_decref(got);
+    assert_int_equal(kp_store_remove(f->s, "Topic", "team-a", "t"), KP_STORE_OK);
+    got = NULL;
+    assert_int_equal(kp_store_get_if_changed(f->s, "Topic", "team-a", "t", rv, &got, &rv),
+                     KP_STORE_NOT_FOUND);
+    assert_null(got);
+    json_decref(obj);
+}
+
+/* Keys and one field of every object of a kind, sorted, without the bodies; each read sees
+ * the writes before it (the statements are kept prepared between calls). */
+static void test_keys_and_fields(void **state)
+{
+    fixture_t *f = *state;
+    const char *names[][3] = {
+        {"team-b", "x", "prod"}, {"team-a", "z", "dev"}, {"team-a", "a", "dev"}};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *obj = topic_obj(names[i][0], names[i][1], names[i][2]), *out = NULL;
+        assert_int_equal(kp_store_put(f->s, obj, -1, 0, &out), KP_STORE_CREATED);
+        json_decref(out);
+        json_decref(obj);
+    }
+    /* a Topic without a string spec.pool, and another kind that must not show */
+    json_t *obj = json_pack("{s:s, s:{s:s, s:s}, s:{s:i}}", "kind", "Topic", "metadata", "name",
+                            "n", "namespace", "team-c", "spec", "pool", 3),
+           *out = NULL;
+    assert_int_equal(kp_store_put(f->s, obj, -1, 0, &out), KP_STORE_CREATED);
+    json_decref(out);
+    json_decref(obj);
+    obj = json_pack("{s:s, s:{s:s, s:s}, s:{s:s}}", "kind", "Stream", "metadata", "name", "s",
+                    "namespace", "team-a", "spec", "pool", "dev");
+    assert_int_equal(kp_store_put(f->s, obj, -1, 0, &out), KP_STORE_CREATED);
+    json_decref(out);
+    json_decref(obj);
+
+    kp_store_key_t *k;
+    size_t n;
+    for (int round = 0; round < 2; round++) {
+        assert_int_equal(kp_store_keys(f->s, "Topic", &k, &n), 0);
+        assert_int_equal(n, 4 - round);
+        assert_string_equal(k[0].ns, "team-a");
+        assert_string_equal(k[0].name, "a");
+        assert_string_equal(k[1].name, "z");
+        assert_string_equal(k[2].ns, "team-b");
+        json_t *got = NULL;
+        assert_int_equal(kp_store_get(f->s, "Topic", k[1].ns, k[1].name, &got), KP_STORE_OK);
+        assert_true(rv_of(got) == k[1].rv);
+        json_decref(got);
+        kp_store_keys_free(k, n);
+        assert_int_equal(kp_store_remove(f->s, "Topic", "team-c", "n"),
+                         round ? KP_STORE_NOT_FOUND : KP_STORE_OK);
+    }
+    kp_store_field_t *fl;
+    assert_int_equal(kp_store_fields(f->s, "Topic", "$.spec.pool", &fl, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(fl[0].value, "dev");
+    assert_string_equal(fl[1].value, "dev");
+    assert_string_equal(fl[2].key.name, "x");
+    assert_string_equal(fl[2].value, "prod");
+    kp_store_fields_free(fl, n);
+    assert_int_equal(kp_store_fields(f->s, "Topic", "$.spec.missing", &fl, &n), 0);
+    assert_int_equal(n, 3);
+    assert_null(fl[0].value);
+    kp_store_fields_free(fl, n);
+    assert_int_equal(kp_store_keys(f->s, "Nothing", &k, &n), 0);
+    assert_int_equal(n, 0);
+    kp_store_keys_free(k, n);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -306,6 +419,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_revocation_survives_reopen, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_without_revoked_column, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_takes_a_resource_version, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_get_if_changed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keys_and_fields, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
