@@ -14,6 +14,7 @@
  */
 #include "control/control_int.h"
 #include "core/logging.h"
+#include "core/utf8.h"
 
 #include <openssl/evp.h>
 #include <stdio.h>
@@ -78,10 +79,10 @@ static void app_status(kp_control_t *c, json_t *obj, const char *state, const ch
 {
     char now[32];
     kp_status_time(now);
-    json_t *s = json_pack("{s:s, s:s, s:O, s:s}", "synchronizationState", state,
+    json_t *s = json_pack("{s:s, s:s, s:O, s:o}", "synchronizationState", state,
                           "synchronizationTime", now, "observedGeneration",
                           json_object_get(json_object_get(obj, "metadata"), "generation"),
-                          "message", message);
+                          "message", kp_json_text(message));
     if (secret) json_object_set_new(s, "kafkaSecretName", json_string(secret));
     kp_status_write(c, obj, s);
     json_decref(s);

@@ -28,6 +28,7 @@
 #include "core/buf.h"
 #include "core/limits.h"
 #include "core/logging.h"
+#include "core/utf8.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -62,7 +63,7 @@ static void warn(restore_t *r, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     kp_warn("backup", "restore into pool %s: %s", r->pool, msg);
-    json_array_append_new(r->warnings, json_string(msg));
+    json_array_append_new(r->warnings, kp_json_text(msg));
 }
 
 static void count(restore_t *r, const char *section, const char *what, json_int_t n)

@@ -69,8 +69,10 @@ void kp_application_secret_name(const char *ns, const char *app, const char *uid
                                 int64_t generation, time_t now, int n, char *out, size_t outlen);
 
 /* Service users (credentials.c). */
-void kp_service_user_name(const char *team, const char *app, int64_t generation, char *out,
-                          size_t n);
+/* The name of an AivenApplication's service user (credentials.c, user_name): uid is the
+ * AivenApplication's metadata.uid. */
+void kp_service_user_name(const char *team, const char *app, const char *uid, int64_t generation,
+                          char *out, size_t n);
 /* Deletes every ACL naming the user's principal in its pool, then marks it revoked.
  * -1 (nothing marked) when the pool could not be reached: try again later. */
 int kp_revoke_user(kp_control_t *c, const kp_service_user_t *u);

@@ -28,6 +28,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
+#include "core/utf8.h"
 #include "pki/pki.h"
 #include "storage/fs.h"
 
@@ -37,24 +38,28 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
 
-#define ANN_USER       "kpool.dev/service-user"
-#define ANN_POOL       "kpool.dev/pool"
-#define ANN_OWNER      "kpool.dev/aivenapplication"
-#define ANN_SUPERSEDED "kpool.dev/superseded-at"
+#define ANN_USER       KP_ANN_SERVICE_USER
+#define ANN_POOL       KP_ANN_POOL
+#define ANN_OWNER      KP_ANN_OWNER
+#define ANN_SUPERSEDED KP_ANN_SUPERSEDED
 #define ANN_STREAMS    "kpool.dev/streams"
-#define SECRET_TYPE    "kpool.dev/kafka-credentials"
+#define SECRET_TYPE    KP_CREDENTIALS_SECRET_TYPE
 /* Re-creations of an AivenApplication tried for a fresh service user name (user_create);
  * bounds the store lookups of one reconcile. */
 #define USER_INCARNATIONS_MAX 100
 
 /* ---- names ---- */
 
-/* <team>_<app>_<crc>_<generation>, and for incarnation > 1 "-<incarnation>" after the
- * generation (see user_create). */
-static void user_name(const char *team, const char *app, int64_t generation, int incarnation,
-                      char *out, size_t n)
+/* <team>_<app>_<id>_<generation>, and for incarnation > 1 "-<incarnation>" after the
+ * generation (see user_create). team and app are shortened (a "team-"/"team" prefix and the
+ * team's name at the start of the app dropped, then cut to 20 and at most 30 characters) so
+ * the name stays readable and at most 64 characters; <id> is 8 hex digits of SHA-256 of the
+ * AivenApplication's uid, which the store draws at random and nobody can choose. So the
+ * shortened parts may coincide for two teams and the id cannot be forged to match; and
+ * user_create never hands out a name recorded for another team, application or secret. */
+static void user_name(const char *team, const char *app, const char *uid, int64_t generation,
+                      int incarnation, char *out, size_t n)
 {
     char t[21], a[31];
     const char *ts = team;
@@ -69,14 +74,18 @@ static void user_name(const char *team, const char *app, int64_t generation, int
         while (*as == '-' || *as == '_') as++;
         if (!*as) as = app;
     }
-    char both[512], suffix[48];
-    snprintf(both, sizeof(both), "%s%s", team, app);
-    uLong crc = crc32(0L, (const Bytef *)both, (uInt)strlen(both));
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned mdlen = 0;
+    char seed[128];
+    int seedlen = snprintf(seed, sizeof(seed), "kpool service user/%s", uid ? uid : "");
+    EVP_Digest(seed, (size_t)seedlen, md, &mdlen, EVP_sha256(), NULL);
+    char suffix[48];
     if (incarnation > 1)
-        snprintf(suffix, sizeof(suffix), "_%08lx_%lld-%d", (unsigned long)crc,
+        snprintf(suffix, sizeof(suffix), "_%02x%02x%02x%02x_%lld-%d", md[0], md[1], md[2], md[3],
                  (long long)generation, incarnation);
     else
-        snprintf(suffix, sizeof(suffix), "_%08lx_%lld", (unsigned long)crc, (long long)generation);
+        snprintf(suffix, sizeof(suffix), "_%02x%02x%02x%02x_%lld", md[0], md[1], md[2], md[3],
+                 (long long)generation);
     snprintf(t, sizeof(t), "%s", ts);
     /* at most 64 characters: a very large generation shortens the app part */
     size_t room = 64 - strlen(t) - 1 - strlen(suffix);
@@ -85,10 +94,10 @@ static void user_name(const char *team, const char *app, int64_t generation, int
     snprintf(out, n, "%s_%s%s", t, a, suffix);
 }
 
-void kp_service_user_name(const char *team, const char *app, int64_t generation, char *out,
-                          size_t n)
+void kp_service_user_name(const char *team, const char *app, const char *uid, int64_t generation,
+                          char *out, size_t n)
 {
-    user_name(team, app, generation, 1, out, n);
+    user_name(team, app, uid, generation, 1, out, n);
 }
 
 /* ---- helpers ---- */
@@ -119,8 +128,9 @@ static json_t *condition(const char *type, const char *status, const char *reaso
 {
     char now[32];
     kp_status_time(now);
-    return json_pack("{s:s, s:s, s:s, s:s, s:s}", "type", type, "status", status, "reason", reason,
-                     "message", msg, "lastUpdateTime", now);
+    /* msg may be cut inside a character (it embeds spec values): kp_json_text copes */
+    return json_pack("{s:s, s:s, s:s, s:o, s:s}", "type", type, "status", status, "reason", reason,
+                     "message", kp_json_text(msg), "lastUpdateTime", now);
 }
 
 static void write_status(kp_control_t *c, json_t *obj, const char *state, const char *secret,
@@ -405,39 +415,67 @@ static int delete_app(kp_control_t *c, json_t *obj)
 
 /* ---- reconcile ---- */
 
-/* Whether `user` is an active service user whose credentials go to secret `secret`. */
-static int user_active_for(kp_control_t *c, const char *user, const char *secret)
+/* The active user an earlier pass recorded for this AivenApplication generation (same team,
+ * application, pool and secret), copied into user; 0 when there is none. It keeps its name
+ * whatever rule made it: users issued under an older naming rule (<team>_<app>_<crc32>_<gen>)
+ * go on working, with their certificates and ACLs, until a new generation replaces them. */
+static int user_recorded(kp_control_t *c, const char *ns, const char *app, const char *pool,
+                         const char *secret, int64_t gen, char *user, size_t user_len)
 {
     kp_service_user_t *u;
     int n, found = 0;
     if (kp_store_users_list(c->store, NULL, &u, &n) < 0) return 0;
-    for (int i = 0; i < n && !found; i++)
-        found = !strcmp(u[i].name, user) && u[i].secret && !strcmp(u[i].secret, secret);
+    for (int i = 0; i < n && !found; i++) {
+        found = !strcmp(u[i].team, ns) && !strcmp(u[i].app, app) && !strcmp(u[i].pool, pool) &&
+                u[i].secret && !strcmp(u[i].secret, secret) && u[i].generation == gen;
+        if (found) snprintf(user, user_len, "%s", u[i].name);
+    }
     kp_store_users_free(u, n);
     return found;
 }
 
+/* Whether an active user other than `user` has `principal` (principal mapping rules may map
+ * two CNs to one principal: ACLs and revocations of one would then hit the other). */
+static int principal_taken(kp_control_t *c, const char *user, const char *principal)
+{
+    kp_service_user_t *u;
+    int n, taken = 0;
+    if (kp_store_users_list(c->store, NULL, &u, &n) < 0) return 1;
+    for (int i = 0; i < n && !taken; i++)
+        taken = strcmp(u[i].name, user) != 0 && !strcmp(u[i].principal, principal);
+    kp_store_users_free(u, n);
+    return taken;
+}
+
 /* The service user of this AivenApplication generation, recorded in the store: the user an
- * earlier pass created for it, or a new one. A name once revoked is never used again: a
- * deleted AivenApplication created anew starts again at generation 1, and reusing
- * <team>_<app>_<crc>_1 would make the revoked certificates of the old one valid again (they
+ * earlier pass created for it, or a new one. A name is never handed out twice: one already
+ * in the store (revoked, or another team's, application's or secret's) is burnt. A revoked
+ * name in particular: a deleted AivenApplication created anew starts again at generation 1,
+ * and reusing a name would make the revoked certificates of the old one valid again (they
  * carry the same CN). Such a generation gets the next free "-<n>" suffix instead. Fills
  * user and principal; NULL, or a message saying what failed. */
 static const char *user_create(kp_control_t *c, json_t *pspec, const char *ns, const char *app,
-                               const char *pool_name, const char *secret_name, int64_t gen,
-                               char *user, size_t user_len, char *principal, size_t principal_len)
+                               const char *uid, const char *pool_name, const char *secret_name,
+                               int64_t gen, char *user, size_t user_len, char *principal,
+                               size_t principal_len)
 {
-    for (int incarnation = 1; incarnation <= USER_INCARNATIONS_MAX; incarnation++) {
-        user_name(ns, app, gen, incarnation, user, user_len);
+    if (user_recorded(c, ns, app, pool_name, secret_name, gen, user, user_len)) {
         if (principal_for(pspec, user, principal, principal_len) < 0)
             return "the pool's principalMappingRules do not map CN=<user>";
+        return NULL;
+    }
+    for (int incarnation = 1; incarnation <= USER_INCARNATIONS_MAX; incarnation++) {
+        user_name(ns, app, uid, gen, incarnation, user, user_len);
+        if (principal_for(pspec, user, principal, principal_len) < 0)
+            return "the pool's principalMappingRules do not map CN=<user>";
+        if (principal_taken(c, user, principal)) continue;
         kp_service_user_t su = {user,      (char *)ns,          (char *)app, (char *)pool_name,
                                 principal, (char *)secret_name, gen,         kp_wall_ms(),
                                 0};
         int rc = kp_store_user_put(c->store, &su);
         if (rc < 0) return "cannot record the service user";
-        if (rc == 1 || user_active_for(c, user, secret_name)) return NULL;
-        /* the name exists, revoked or another secret's: burnt */
+        if (rc == 1) return NULL;
+        /* the name exists, and it is not this generation's (user_recorded): burnt */
     }
     return "no unused service user name left for this generation";
 }
@@ -493,7 +531,8 @@ void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *
     json_int_t gen = json_integer_value(json_object_get(md, "generation"));
     /* CreateServiceUser: the store first (ACLs follow from it), then the group ACL */
     char user[128], principal[600];
-    const char *why = user_create(c, pspec, ns, name, pool_name, secret_name, gen, user,
+    const char *uid = json_string_value(json_object_get(md, "uid"));
+    const char *why = user_create(c, pspec, ns, name, uid, pool_name, secret_name, gen, user,
                                   sizeof(user), principal, sizeof(principal));
     if (why) {
         fail(c, obj, 0, "CreateServiceUser", why, res);
@@ -662,6 +701,16 @@ static void revoke_replaced(kp_control_t *c, json_t *secrets)
     kp_store_users_free(u, n);
 }
 
+/* Whether u is the user named `user` whose credentials the control plane wrote to secret
+ * ns/name. The service user's row (team, secret) is written by the control plane only; a
+ * secret's annotations are what a client sent, so they alone never decide whose user is
+ * revoked: a secret naming another team's user, or a user issued into another secret, is
+ * not acted on. */
+static int issued_in(const kp_service_user_t *u, const char *user, const char *ns, const char *name)
+{
+    return !strcmp(u->name, user) && !strcmp(u->team, ns) && u->secret && !strcmp(u->secret, name);
+}
+
 void kp_janitor_pass(kp_control_t *c)
 {
     json_t *apps, *secrets;
@@ -705,18 +754,27 @@ void kp_janitor_pass(kp_control_t *c)
         }
         if ((now_s - atoll(since)) * 1000 < c->cfg.janitor_grace_ms) continue;
         const char *user = json_string_value(json_object_get(ann, ANN_USER));
-        kp_info("control", "janitor: secret %s/%s is no longer used; deleting it and revoking %s",
-                ns, name, user ? user : "its service user");
-        int revoked = 0;
+        int revoked = 0, issued = 0;
         if (user) {
             kp_service_user_t *u;
             int n;
             if (kp_store_users_list(c->store, NULL, &u, &n) == 0) {
-                for (int k = 0; k < n; k++)
-                    if (!strcmp(u[k].name, user) && kp_revoke_user(c, &u[k]) < 0) revoked = -1;
+                for (int k = 0; k < n; k++) {
+                    if (!issued_in(&u[k], user, ns, name)) continue;
+                    issued = 1;
+                    kp_info("control",
+                            "janitor: secret %s/%s is no longer used; deleting it and revoking %s",
+                            ns, name, user);
+                    if (kp_revoke_user(c, &u[k]) < 0) revoked = -1;
+                }
                 kp_store_users_free(u, n);
             }
         }
+        if (!issued)
+            kp_info("control",
+                    "janitor: secret %s/%s is no longer used; deleting it (it holds no active "
+                    "service user the control plane issued into it: nobody is revoked)",
+                    ns, name);
         /* a user that could not be revoked keeps its secret: the next pass tries again */
         if (revoked == 0) kp_store_remove(c->store, "Secret", ns, name);
     }

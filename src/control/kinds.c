@@ -1,6 +1,8 @@
 /* kinds.c — the kinds table, name rules and the unknown-field walk (see kinds.h). */
 #include "control/kinds.h"
 
+#include "core/utf8.h"
+
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
@@ -74,7 +76,7 @@ static void walk(const json_t *schema, const json_t *v, char *path, size_t plen,
             snprintf(path + n, plen - n, "%s%s", n ? "." : "", k);
             const json_t *sub = json_object_get(schema, k);
             if (!sub)
-                json_array_append_new(out, json_string(path));
+                json_array_append_new(out, kp_json_text(path));
             else
                 walk(sub, c, path, plen, out);
             path[n] = 0;
@@ -114,10 +116,19 @@ int kp_name_check(const char *name, int label, char *err, size_t errlen)
         int ok =
             (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || (!label && c == '.');
         if (!ok) {
+            /* the whole character, never one byte of it: the message goes into JSON */
+            size_t len = kp_utf8_char_len((const unsigned char *)name + i, n - i);
+            char found[16];
+            if ((unsigned char)c >= 0x20 && (unsigned char)c < 0x7F)
+                snprintf(found, sizeof(found), "'%c'", c);
+            else if (len > 1)
+                snprintf(found, sizeof(found), "'%.*s'", (int)len, name + i);
+            else
+                snprintf(found, sizeof(found), "byte 0x%02x", (unsigned char)c);
             snprintf(err, errlen,
                      "must consist of lower case alphanumeric characters, '-'%s "
-                     "(found '%c')",
-                     label ? "" : " or '.'", c);
+                     "(found %s)",
+                     label ? "" : " or '.'", found);
             return -1;
         }
     }

@@ -3,6 +3,7 @@
  * protocol with the configured credentials; the status says whether it is reachable.
  */
 #include "control/control_int.h"
+#include "core/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,8 +101,8 @@ void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
                  "spec.replication: need 1 <= min <= default <= max (got %lld, "
                  "%lld, %lld)",
                  (long long)rmin, (long long)rdef, (long long)rmax);
-        json_t *s =
-            json_pack("{s:s, s:s, s:s}", "state", "Invalid", "message", err, "lastUpdateTime", now);
+        json_t *s = json_pack("{s:s, s:o, s:s}", "state", "Invalid", "message", kp_json_text(err),
+                              "lastUpdateTime", now);
         kp_status_write(c, obj, s);
         json_decref(s);
         return;
@@ -116,8 +117,8 @@ void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
                  json_string_value(json_object_get(spec, "bootstrapServers")));
     else
         snprintf(msg, sizeof(msg), "pool unreachable: %s", err);
-    json_t *s = json_pack("{s:s, s:s, s:s}", "state", ok ? "Ready" : "Unreachable", "message", msg,
-                          "lastUpdateTime", now);
+    json_t *s = json_pack("{s:s, s:o, s:s}", "state", ok ? "Ready" : "Unreachable", "message",
+                          kp_json_text(msg), "lastUpdateTime", now);
     if (ok) unmanaged_topics(c, name, names, n, s);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);

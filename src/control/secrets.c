@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+const char *const kp_credentials_annotations[] = {KP_ANN_SERVICE_USER, KP_ANN_POOL, KP_ANN_OWNER,
+                                                  KP_ANN_SUPERSEDED, NULL};
+
 static void aad_of(const json_t *secret, char *out, size_t n)
 {
     json_t *md = json_object_get(secret, "metadata");

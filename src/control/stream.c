@@ -8,6 +8,7 @@
 #include "control/control_int.h"
 #include "core/buf.h"
 #include "core/logging.h"
+#include "core/utf8.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -69,11 +70,11 @@ static void write_status(kp_control_t *c, json_t *obj, const char *prefix, const
 {
     char now[32];
     kp_status_time(now);
-    json_t *s = json_pack("{s:s, s:s, s:s, s:s, s:[]}", "fullyQualifiedTopicPrefix", prefix,
-                          "synchronizationState", state, "synchronizationTime", now, "message", msg,
-                          "errors");
+    json_t *s = json_pack("{s:s, s:s, s:s, s:o, s:[]}", "fullyQualifiedTopicPrefix", prefix,
+                          "synchronizationState", state, "synchronizationTime", now, "message",
+                          kp_json_text(msg), "errors");
     if (strcmp(state, "RolloutComplete") != 0)
-        json_array_append_new(json_object_get(s, "errors"), json_string(msg));
+        json_array_append_new(json_object_get(s, "errors"), kp_json_text(msg));
     kp_status_write(c, obj, s);
     json_decref(s);
 }

@@ -17,6 +17,7 @@
 #include "core/buf.h"
 #include "core/crc32c.h"
 #include "core/logging.h"
+#include "core/utf8.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -57,7 +58,7 @@ static void verr(verrs_t *e, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    json_array_append_new(e->list, json_string(msg));
+    json_array_append_new(e->list, kp_json_text(msg)); /* a value cut inside a character */
 }
 
 /* Reads an integer field (also accepts an integer string, as YAML users write "3"). */
@@ -329,7 +330,7 @@ static json_t *base_status(json_t *obj, const char *fqn, const char *state, cons
     json_object_set_new(s, "synchronizationState", json_string(state));
     json_object_set_new(s, "synchronizationTime", json_string(now));
     if (hash) json_object_set_new(s, "synchronizationHash", json_string(hash));
-    json_object_set_new(s, "message", json_string(message));
+    json_object_set_new(s, "message", kp_json_text(message)); /* may be cut in a character */
     json_object_set_new(s, "errors", errors ? json_incref(errors) : json_array());
     json_object_set(s, "observedGeneration",
                     json_object_get(json_object_get(obj, "metadata"), "generation"));
@@ -348,10 +349,28 @@ static void spec_hash(json_t *spec, char out[17])
     free(text);
 }
 
+/* A fingerprint of the ACL bindings a topic should have (desired_acls' order is stable: the
+ * spec's entries, then users by name). It changes when a service user comes or goes. */
+static void acls_hash(const kp_pool_acl_t *a, int n, char out[17])
+{
+    uint32_t h1 = 0, h2 = 0x6b706f6f;
+    for (int i = 0; i < n; i++) {
+        char row[1024];
+        int len = snprintf(row, sizeof(row), "%d/%d/%d/%d/%s/%s/%s;", a[i].resource_type,
+                           a[i].pattern_type, a[i].operation, a[i].permission,
+                           a[i].resource_name ? a[i].resource_name : "",
+                           a[i].principal ? a[i].principal : "", a[i].host ? a[i].host : "");
+        if (len > (int)sizeof(row) - 1) len = (int)sizeof(row) - 1;
+        h1 = kp_crc32c(h1, row, (size_t)len);
+        h2 = kp_crc32c(h2 ^ h1, row, (size_t)len);
+    }
+    snprintf(out, 17, "%08x%08x", h1, h2);
+}
+
 static void fail_sync(kp_control_t *c, json_t *obj, const char *fqn, const char *hash,
                       const char *why, kp_reconcile_result_t *res)
 {
-    json_t *errs = json_pack("[s]", why);
+    json_t *errs = json_pack("[o]", kp_json_text(why));
     char msg[768];
     snprintf(msg, sizeof(msg), "%s; retrying with backoff", why);
     json_t *s = base_status(obj, fqn, "FailedSynchronization", msg, errs, hash);
@@ -441,7 +460,8 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
         keys[i] = t.keys[i];
         values[i] = t.values[i];
     }
-    /* was this topic in sync before? then anything we must fix now is drift */
+    /* was this topic in sync before? then anything we must fix now is drift (for ACLs: only
+     * while the bindings it should have are the ones it had then; see below) */
     json_t *old = json_object_get(obj, "status");
     const char *old_state = json_string_value(json_object_get(old, "synchronizationState"));
     const char *old_hash = json_string_value(json_object_get(old, "synchronizationHash"));
@@ -492,10 +512,17 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
         snprintf(err, sizeof(err), "cannot read service users from the store");
         goto sync_failed;
     }
+    char acl_hash[17];
+    acls_hash(want, nwant, acl_hash);
     int arc = sync_acls(pool->client, fqn, want, nwant, &added, &removed, err, sizeof(err));
     kp_pool_acls_free(want, nwant);
     if (arc < 0) goto sync_failed;
-    if (was_synced && (added || removed))
+    /* bindings granted to a service user created since the last pass (the topic applied
+     * together with its applications), or taken from a revoked one, are the control plane's
+     * own changes, not drift: only a pool that differs from the same desired set is */
+    const char *old_acl_hash = json_string_value(json_object_get(old, "synchronizationAclHash"));
+    int same_acls = old_acl_hash && !strcmp(old_acl_hash, acl_hash);
+    if (was_synced && same_acls && (added || removed))
         kp_buf_appendf(&drift, "%sACLs repaired (%d added, %d removed)", drift.len ? "; " : "",
                        added, removed);
     char msg[1024];
@@ -503,8 +530,9 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
     kp_status_time(now);
     if (part_err[0]) {
         snprintf(msg, sizeof(msg), "%s (configs and ACLs are synchronized)", part_err);
-        json_t *errs = json_pack("[s]", part_err);
+        json_t *errs = json_pack("[o]", kp_json_text(part_err));
         json_t *s = base_status(obj, fqn, "FailedPrepare", msg, errs, hash);
+        json_object_set_new(s, "synchronizationAclHash", json_string(acl_hash));
         kp_status_write(c, obj, s);
         json_decref(s);
         json_decref(errs);
@@ -517,7 +545,7 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
                  t.pool, now, (int)drift.len, (char *)drift.data);
         kp_info("control", "topic %s: drift repaired: %.*s", fqn, (int)drift.len,
                 (char *)drift.data);
-    } else if (was_synced && json_string_value(json_object_get(old, "message"))) {
+    } else if (was_synced && same_acls && json_string_value(json_object_get(old, "message"))) {
         snprintf(msg, sizeof(msg), "%s", json_string_value(json_object_get(old, "message")));
     } else if (have.exists && !old_state) {
         /* kept when an earlier Topic was deleted without removing data, or made directly
@@ -535,6 +563,7 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
                  t.pool, t.partitions, t.replication, nwant);
     }
     json_t *s = base_status(obj, fqn, "RolloutComplete", msg, NULL, hash);
+    json_object_set_new(s, "synchronizationAclHash", json_string(acl_hash));
     kp_status_write(c, obj, s);
     json_decref(s);
     kp_pool_topic_free(&have);

@@ -1,8 +1,11 @@
 /*
  * log.c — logfmt lines on stderr. The message is escaped so a quote or newline coming from
- * a peer (a client id, a topic name) cannot forge a second log line.
+ * a peer (a client id, a topic name) cannot forge a second log line, and bytes that are not
+ * UTF-8 (a name from a URL) are shown as \xNN so every line stays valid UTF-8.
  */
 #include "core/logging.h"
+
+#include "core/utf8.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -59,6 +62,15 @@ void kp_logf(kp_loglevel_t level, const char *comp, const char *fmt, ...)
             line[len++] = (char)c;
         } else if (c < 0x20 || c == 0x7f) {
             len += (size_t)snprintf(line + len, sizeof(line) - len, "\\x%02x", c);
+        } else if (c >= 0x80) {
+            size_t clen = kp_utf8_char_len((const unsigned char *)p, strnlen(p, 4));
+            if (!clen) {
+                len += (size_t)snprintf(line + len, sizeof(line) - len, "\\x%02x", c);
+            } else {
+                memcpy(line + len, p, clen);
+                len += clen;
+                p += clen - 1;
+            }
         } else {
             line[len++] = (char)c;
         }

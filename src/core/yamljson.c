@@ -21,6 +21,7 @@ typedef struct parser {
     anchor_t anchors[ANCHORS_MAX];
     int nanchors;
     size_t nodes;
+    int depth; /* collections open around the node being read */
     char *err;
     size_t errlen;
 } parser_t;
@@ -32,17 +33,22 @@ static void fail(parser_t *p, const char *why, const yaml_mark_t *m)
              m ? m->column + 1 : 0, why);
 }
 
-static int count_nodes(parser_t *p, const json_t *v)
+/* Counts the nodes of an alias's copy placed at depth (its collections' levels added to
+ * those around it); -1 past either limit. */
+static int count_nodes(parser_t *p, const json_t *v, int depth)
 {
     p->nodes++;
+    if (json_is_object(v) || json_is_array(v)) {
+        if (++depth > KP_YAML_DEPTH_MAX) return -1;
+    }
     if (json_is_object(v)) {
         const char *k;
         json_t *c;
-        json_object_foreach((json_t *)v, k, c) if (count_nodes(p, c) < 0) return -1;
+        json_object_foreach((json_t *)v, k, c) if (count_nodes(p, c, depth) < 0) return -1;
     } else if (json_is_array(v)) {
         size_t i;
         json_t *c;
-        json_array_foreach(v, i, c) if (count_nodes(p, c) < 0) return -1;
+        json_array_foreach(v, i, c) if (count_nodes(p, c, depth) < 0) return -1;
     }
     return p->nodes > KP_YAML_NODES_MAX ? -1 : 0;
 }
@@ -172,19 +178,25 @@ static json_t *parse_node(parser_t *p, yaml_event_t *ev)
         remember(p, ev->data.scalar.anchor, v);
         return v;
     case YAML_MAPPING_START_EVENT:
+        if (p->depth == KP_YAML_DEPTH_MAX) break;
+        p->depth++;
         v = parse_mapping(p, ev);
+        p->depth--;
         remember(p, ev->data.mapping_start.anchor, v);
         return v;
     case YAML_SEQUENCE_START_EVENT:
+        if (p->depth == KP_YAML_DEPTH_MAX) break;
+        p->depth++;
         v = parse_sequence(p);
+        p->depth--;
         remember(p, ev->data.sequence_start.anchor, v);
         return v;
     case YAML_ALIAS_EVENT:
         for (int i = p->nanchors - 1; i >= 0; i--) {
             if (strcmp(p->anchors[i].name, (const char *)ev->data.alias.anchor) != 0) continue;
             v = json_deep_copy(p->anchors[i].value);
-            if (count_nodes(p, v) < 0) {
-                fail(p, "aliases expand to too many nodes", &ev->start_mark);
+            if (count_nodes(p, v, p->depth) < 0) {
+                fail(p, "aliases expand to too many nodes or nest too deeply", &ev->start_mark);
                 json_decref(v);
                 return NULL;
             }
@@ -196,6 +208,10 @@ static json_t *parse_node(parser_t *p, yaml_event_t *ev)
         fail(p, "unexpected YAML event", &ev->start_mark);
         return NULL;
     }
+    char why[96];
+    snprintf(why, sizeof(why), "collections nest deeper than %d levels", KP_YAML_DEPTH_MAX);
+    fail(p, why, &ev->start_mark);
+    return NULL;
 }
 
 static void parser_done(parser_t *p)

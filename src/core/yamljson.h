@@ -15,6 +15,13 @@
 #include <jansson.h>
 #include <stddef.h>
 
+/* How deeply collections may nest in a document, aliases expanded: deeper input is an
+ * error, not a stack overflow in the recursive reader. It is also below jansson's reading
+ * limit (2048), with room for the envelopes around a resource (a List's items, a backup),
+ * so what the API accepts the store and every client can read back. (Kubernetes allows
+ * 10,000; resources never come near either.) */
+#define KP_YAML_DEPTH_MAX 1000
+
 /* Every node a document may expand to, aliases included. */
 #define KP_YAML_NODES_MAX 1000000
 

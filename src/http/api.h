@@ -8,7 +8,9 @@
 #include "control/store.h"
 #include "pki/pki.h"
 
+#include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct kp_api kp_api_t;
 struct kp_backup;
@@ -24,5 +26,33 @@ typedef struct kp_api_config {
 kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err, size_t errlen);
 int kp_api_port(const kp_api_t *api);
 void kp_api_stop(kp_api_t *api);
+
+/* One request of the resource API (everything but /apis/kpool.dev/v1/backups and the body
+ * size limit, which the HTTP layer handles). All fields are borrowed; any may hold any bytes
+ * (NULL for absent headers and query arguments). */
+typedef struct kp_api_request {
+    const char *method;
+    const char *url; /* the path, percent-decoded */
+    const char *authorization;
+    const char *label_selector;
+    const uint8_t *body;
+    size_t len;
+} kp_api_request_t;
+
+/* The answer: an HTTP status code, a JSON body (always set: a resource, a list or a
+ * Status) and the unknown fields to report in Warning headers (NULL when none). */
+typedef struct kp_api_reply {
+    unsigned code;
+    json_t *body;
+    json_t *warnings;
+} kp_api_reply_t;
+
+/* Answers req: the API minus HTTP (tests/fuzz/fuzz_api.c drives it directly). Thread-safe
+ * as the store is. Free the reply with kp_api_reply_free; serialize it with
+ * kp_api_reply_text (api_reply.h). */
+void kp_api_answer(kp_api_t *api, const kp_api_request_t *req, kp_api_reply_t *out);
+void kp_api_reply_free(kp_api_reply_t *out);
+/* An API over store with no listener (for kp_api_answer); free with kp_api_stop. */
+kp_api_t *kp_api_new_unlistened(kp_store_t *store, const kp_pki_master_key_t *master_key);
 
 #endif

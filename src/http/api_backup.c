@@ -4,6 +4,7 @@
 #include "control/backup.h"
 #include "control/backup_format.h"
 #include "core/logging.h"
+#include "http/api_reply.h"
 
 #include <jansson.h>
 #include <stdarg.h>
@@ -25,13 +26,7 @@ int kp_api_backup_route(const char *url)
 
 static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned code, json_t *body)
 {
-    char *text = json_dumps(body, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(strlen(text), text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    enum MHD_Result rc = MHD_queue_response(conn, code, r);
-    MHD_destroy_response(r);
-    return rc;
+    return kp_api_send(conn, code, body, NULL);
 }
 
 /* A Kubernetes Status; details (may be NULL) is stolen. */
@@ -47,9 +42,7 @@ static enum MHD_Result status(struct MHD_Connection *conn, unsigned code, const 
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    json_t *s = json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status", "apiVersion",
-                          "v1", "metadata", "status", "Failure", "message", msg, "reason", reason,
-                          "code", (int)code);
+    json_t *s = kp_api_status(code, reason, msg);
     if (details) json_object_set_new(s, "details", details);
     enum MHD_Result rc = send_json(conn, code, s);
     json_decref(s);

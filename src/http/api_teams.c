@@ -5,6 +5,7 @@
 #include "control/kinds.h"
 #include "core/logging.h"
 #include "core/yamljson.h"
+#include "http/api_reply.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,9 +23,7 @@ static json_t *failure(unsigned *code, unsigned status, const char *reason, cons
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     *code = status;
-    return json_pack("{s:s, s:s, s:{}, s:s, s:s, s:s, s:i}", "kind", "Status", "apiVersion", "v1",
-                     "metadata", "status", "Failure", "message", msg, "reason", reason, "code",
-                     (int)status);
+    return kp_api_status(status, reason, msg); /* msg may hold any bytes of a name */
 }
 
 static json_t *team_object(const kp_store_team_t *t)

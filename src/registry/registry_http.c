@@ -23,6 +23,8 @@
  */
 #include "registry/registry_int.h"
 
+#include "core/utf8.h"
+
 #include "core/buf.h"
 #include "core/logging.h"
 
@@ -63,44 +65,21 @@ typedef struct req {
 
 /* ---- text ---- */
 
-/* Length (1..4) of the well-formed UTF-8 sequence at s[0..n), or 0 (RFC 3629: no overlong
- * forms, no surrogates, nothing above U+10FFFF). */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    if (c < 0x80) return 1;
-    size_t len = c >= 0xc2 && c <= 0xdf   ? 2
-                 : c >= 0xe0 && c <= 0xef ? 3
-                 : c >= 0xf0 && c <= 0xf4 ? 4
-                                          : 0;
-    if (!len || len > n) return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xc0) != 0x80) return 0;
-    if ((c == 0xe0 && s[1] < 0xa0) || (c == 0xed && s[1] > 0x9f) || (c == 0xf0 && s[1] < 0x90) ||
-        (c == 0xf4 && s[1] > 0x8f))
-        return 0;
-    return len;
-}
-
 /* A copy of s that is valid UTF-8 (each byte that is not replaced by U+FFFD), at most
  * max_bytes of the original (cut on a character boundary, "..." appended). */
 static char *reply_text_clean(const char *s, size_t max_bytes)
 {
+    size_t n = strlen(s), cut = 0;
+    while (cut < n && cut < max_bytes) { /* the last character boundary within max_bytes */
+        size_t k = kp_utf8_char_len((const unsigned char *)s + cut, n - cut);
+        cut += k ? k : 1;
+    }
+    char *head = kp_xstrndup(s, cut);
     kp_buf_t b;
     kp_buf_init(&b);
-    size_t n = strlen(s), i = 0;
-    while (i < n) {
-        if (i >= max_bytes) {
-            kp_buf_append(&b, "...", 3);
-            break;
-        }
-        size_t k = utf8_seq((const unsigned char *)s + i, n - i);
-        if (k)
-            kp_buf_append(&b, s + i, k);
-        else
-            kp_buf_append(&b, "\xef\xbf\xbd", 3);
-        i += k ? k : 1;
-    }
+    kp_utf8_lossy(head, &b);
+    free(head);
+    if (cut < n) kp_buf_append(&b, "...", 3);
     kp_buf_append(&b, "", 1);
     return (char *)b.data;
 }
@@ -216,7 +195,7 @@ static const char *subject_invalid(const req_t *q, int i)
     for (size_t k = 0; k < n;) {
         unsigned char c = (unsigned char)s[k];
         if (c < 0x20 || c == 0x7f) return "it holds a control character";
-        size_t len = utf8_seq((const unsigned char *)s + k, n - k);
+        size_t len = kp_utf8_char_len((const unsigned char *)s + k, n - k);
         if (!len) return "it is not valid UTF-8";
         k += len;
     }

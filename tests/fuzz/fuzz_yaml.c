@@ -4,7 +4,9 @@
  *
  * Checked: no crash, leak or runaway memory for any input (aliases are bounded); an error
  * says where ("line L, column C"); a parsed document emitted as YAML and parsed again gives
- * the same value (what `kpool get -o yaml` prints, `kpool apply -f` must read back).
+ * the same value (what `kpool get -o yaml` prints, `kpool apply -f` must read back); no
+ * document nests deeper than KP_YAML_DEPTH_MAX (aliases expanded), so jansson (2048 levels)
+ * reads back whatever the API stored.
  */
 #include "core/buf.h"
 #include "core/yamljson.h"
@@ -22,6 +24,27 @@ static void check(int ok, const char *what)
     }
 }
 
+/* Levels of collections in v (a scalar is 0). */
+static int depth_of(const json_t *v)
+{
+    if (!json_is_array(v) && !json_is_object(v)) return 0;
+    int max = 0;
+    size_t i;
+    const char *k;
+    json_t *c;
+    json_array_foreach(v, i, c) /* nothing for an object */
+    {
+        int d = depth_of(c);
+        if (d > max) max = d;
+    }
+    json_object_foreach((json_t *)v, k, c) /* nothing for an array */
+    {
+        int d = depth_of(c);
+        if (d > max) max = d;
+    }
+    return max + 1;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -37,6 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     json_t *d;
     json_array_foreach(docs, i, d)
     {
+        check(depth_of(d) <= KP_YAML_DEPTH_MAX, "a document nested deeper than the limit");
         kp_buf_t out;
         kp_buf_init(&out);
         kp_yaml_emit(d, &out);

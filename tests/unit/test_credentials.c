@@ -1,7 +1,7 @@
 /*
  * test_credentials.c — control/ naming and secrets at rest: the service user name rule
- * (SPEC 3: prefixes dropped, lengths, CRC, generation), the NAIS secret name rule (SPEC 2.4:
- * ISO week, at most 63 characters, distinct per generation and per object, the -<n>
+ * (SPEC 3: prefixes dropped, lengths, the uid-derived id, generation), the NAIS secret name rule
+ * (SPEC 2.4: ISO week, at most 63 characters, distinct per generation and per object, the -<n>
  * suffix), and sealing Secret data (round trip, bound to the secret's namespace and name,
  * tampering and the wrong key refused, no plaintext in the sealed form), and the registry
  * password verifier.
@@ -13,35 +13,49 @@
 #include "control/secrets.h"
 
 #include <time.h>
-#include <zlib.h>
+#include <openssl/evp.h>
 
 static void test_service_user_name_rule(void **state)
 {
     (void)state;
     char out[128], want[128];
-    kp_service_user_name("team-orders", "team-orders-api", 3, out, sizeof(out));
-    uLong crc = crc32(0L, (const Bytef *)"team-ordersteam-orders-api", 26);
-    snprintf(want, sizeof(want), "orders_api_%08lx_3", (unsigned long)crc);
+    kp_service_user_name("team-orders", "team-orders-api", "uid-1", 3, out, sizeof(out));
+    /* the id: the first 4 bytes of SHA-256("kpool service user/" + uid), in hex */
+    unsigned char md[32];
+    unsigned mdlen;
+    EVP_Digest("kpool service user/uid-1", 24, md, &mdlen, EVP_sha256(), NULL);
+    snprintf(want, sizeof(want), "orders_api_%02x%02x%02x%02x_3", md[0], md[1], md[2], md[3]);
     assert_string_equal(out, want);
     /* "team" without a dash, app without the team prefix */
-    kp_service_user_name("teamx", "billing", 1, out, sizeof(out));
+    kp_service_user_name("teamx", "billing", "u", 1, out, sizeof(out));
     assert_true(!strncmp(out, "x_billing_", 10));
     /* an app that is only the team name keeps its name */
-    kp_service_user_name("myteam", "myteam", 1, out, sizeof(out));
+    kp_service_user_name("myteam", "myteam", "u", 1, out, sizeof(out));
     assert_true(!strncmp(out, "myteam_myteam_", 14));
     /* the longest parts are cut to 20 and 30 characters: <= 64 with the suffix */
     char team[64], app[80];
     memset(team, 't', 63), team[63] = 0;
     memset(app, 'a', 79), app[79] = 0;
-    kp_service_user_name(team, app, 999999, out, sizeof(out));
+    kp_service_user_name(team, app, "u", 999999, out, sizeof(out));
     assert_true(strlen(out) <= 64);
     assert_int_equal(strchr(out, '_') - out, 20);
     /* generations differ only in the suffix */
     char g1[128], g2[128];
-    kp_service_user_name("a", "b", 1, g1, sizeof(g1));
-    kp_service_user_name("a", "b", 2, g2, sizeof(g2));
+    kp_service_user_name("a", "b", "u", 1, g1, sizeof(g1));
+    kp_service_user_name("a", "b", "u", 2, g2, sizeof(g2));
     assert_memory_equal(g1, g2, strlen(g1) - 1);
     assert_string_not_equal(g1, g2);
+    /* two teams whose shortened parts coincide (and whose team+app concatenations are equal,
+     * which gave the same CRC-32 under the old rule) differ by their objects' uids */
+    char x[32], xy[40], y31[40], y32[40];
+    memset(x, 'x', 21), x[21] = 0;
+    snprintf(xy, sizeof(xy), "%sy", x);
+    memset(y31, 'y', 31), y31[31] = 0;
+    memset(y32, 'y', 32), y32[32] = 0;
+    kp_service_user_name(x, y32, "5b0e4c52-0000-4000-8000-000000000001", 1, g1, sizeof(g1));
+    kp_service_user_name(xy, y31, "5b0e4c52-0000-4000-8000-000000000002", 1, g2, sizeof(g2));
+    assert_string_not_equal(g1, g2);
+    assert_memory_equal(g1, g2, 20 + 1 + 30); /* the readable parts are the same */
 }
 
 static void test_secret_name_rule(void **state)
