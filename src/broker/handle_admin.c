@@ -53,7 +53,7 @@ static int fill_topic(kp_req_t *req, kp_topic_t *topic, MetadataResponse_Metadat
         MetadataResponse_MetadataResponsePartition_init(mp);
         mp->PartitionIndex = i;
         mp->LeaderId = b->cfg.node_id;
-        mp->LeaderEpoch = topic->partitions[i]->log->leader_epoch;
+        mp->LeaderEpoch = kp_partition_leader_epoch(topic->partitions[i]);
         mp->ReplicaNodes.items = node;
         mp->ReplicaNodes.count = 1;
         mp->IsrNodes.items = node;

@@ -79,7 +79,7 @@ static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **r
             if (max > budget) max = budget;
             /* v0-2: the first batch whole, so that down-conversion has a message to give (or
              * to cut at the limit, the partial message that makes an old client grow) */
-            kp_log_read(p->log, fp->FetchOffset, max, total == 0 || req->api_version < 3, &r->rd);
+            kp_partition_read(p, fp->FetchOffset, max, total == 0 || req->api_version < 3, &r->rd);
             if (r->rd.error == KP_READ_OUT_OF_RANGE)
                 r->err = KERR_OFFSET_OUT_OF_RANGE;
             else if (r->rd.error)
@@ -299,7 +299,7 @@ static void on_hwm(kp_log_t *log, void *arg)
 
 void kp_fetch_wait_partition_hook(kp_partition_t *p, void *broker)
 {
-    kp_log_set_hwm_callback(p->log, on_hwm, broker);
+    kp_partition_set_hwm_callback(p, on_hwm, broker);
 }
 
 void kp_fetch_wait_flush_all(kp_loop_ctx_t *ctx)

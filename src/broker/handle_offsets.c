@@ -39,8 +39,8 @@ int kp_handle_list_offsets(kp_req_t *req)
                 continue;
             }
             int64_t ts_out = -1;
-            int64_t off = kp_log_offset_for_time(part->log, p->Timestamp, &ts_out);
-            pr->LeaderEpoch = part->log->leader_epoch;
+            int64_t off = kp_partition_offset_for_time(part, p->Timestamp, &ts_out);
+            pr->LeaderEpoch = kp_partition_leader_epoch(part);
             if (p->Timestamp >= 0) pr->Timestamp = off >= 0 ? ts_out : -1;
             pr->Offset = off;
             if (req->api_version == 0) {

@@ -4,8 +4,9 @@
  * segment), and answer according to acks:
  *   acks=0   no response;
  *   acks=1   after the append (page cache);
- *   acks=-1  after the batch is fsynced (durable partitions) — the flusher completes one
- *            waiter per partition and posts it back to this loop.
+ *   acks=-1  after the partition layer says the batch is committed (replication/partition.h:
+ *            standalone durable = fsynced) — one waiter per partition, posted back to this
+ *            loop; the partition layer also says whether enough replicas are in sync.
  * Topic configs that need it look inside a batch before the append (a compacted topic's
  * keys, message.timestamp.*.max.ms) or replace it with a re-encoded copy (compression.type
  * other than producer); at their defaults the batch is stored exactly as received.
@@ -169,6 +170,9 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
         out->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
         return 0;
     }
+    out->ErrorCode = kp_partition_check_produce(
+        p, acks, atomic_load_explicit(&topic->eff.min_insync_replicas, memory_order_relaxed));
+    if (out->ErrorCode) return 0;
     const kp_records_t *rec = &pd->Records;
     if (rec->len <= 0 || kp_batch_total_size(rec->ptr, (size_t)rec->len) != rec->len) {
         /* v3+ carries exactly one record batch per partition */
@@ -228,7 +232,7 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
     if (log_append_time) kp_batch_set_log_append_time(data, len, now);
 
     kp_append_result_t res;
-    kp_log_append(p->log, data, len, &info, now, &res);
+    kp_partition_append(p, data, len, &info, now, &res);
     kp_buf_free(&recompressed); /* written (or refused): the log keeps no pointer to it */
     out->LogStartOffset = res.log_start_offset;
     switch (res.status) {
@@ -250,12 +254,10 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
     }
     out->BaseOffset = res.base_offset;
     if (log_append_time) out->LogAppendTimeMs = now;
-    if (acks != -1 || !p->log->cfg.durable) return 0;
-    pw->w.offset = res.last_offset;
+    if (acks != -1) return 0;
     pw->w.done = wait_done;
     pw->out = out;
-    kp_log_wait_flush(p->log, &pw->w);
-    return 1;
+    return kp_partition_wait_committed(p, res.last_offset, &pw->w);
 }
 
 /* Produce v0–2: a partition's message set of magic 0/1 becomes one v2 batch in `buf` (the
@@ -356,9 +358,6 @@ int kp_handle_produce(kp_req_t *req)
             topic_err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
         else if (topic->internal) /* clients never write internal topics, as Kafka */
             topic_err = KERR_INVALID_TOPIC_EXCEPTION;
-        else if (acks == -1 &&
-                 atomic_load_explicit(&topic->eff.min_insync_replicas, memory_order_relaxed) > 1)
-            topic_err = KERR_NOT_ENOUGH_REPLICAS; /* one replica in this pool */
         for (int32_t j = 0; j < np; j++) {
             ProduceResponse_PartitionProduceResponse *out = &tr->PartitionResponses.items[j];
             if (topic_err) {

@@ -44,7 +44,7 @@ int kp_handle_delete_records(kp_req_t *req)
                 pr->ErrorCode = KERR_POLICY_VIOLATION;
             } else {
                 int64_t low;
-                int rc = kp_log_delete_records(p->log, t->Partitions.items[j].Offset, &low);
+                int rc = kp_partition_delete_records(p, t->Partitions.items[j].Offset, &low);
                 pr->ErrorCode = rc == KP_RETENTION_OUT_OF_RANGE ? KERR_OFFSET_OUT_OF_RANGE
                                 : rc                            ? KERR_KAFKA_STORAGE_ERROR
                                                                 : 0;
