@@ -4,6 +4,7 @@
 #include "auth/acl.h"
 #include "broker/request.h"
 #include "broker/topic_config.h"
+#include "cluster/member.h"
 #include "core/logging.h"
 #include "kp_msgs.h"
 
@@ -62,6 +63,43 @@ static int fill_topic(kp_req_t *req, kp_topic_t *topic, MetadataResponse_Metadat
     return 0;
 }
 
+static kp_str_t arena_str(kp_req_t *req, const char *s)
+{
+    if (!s) return KP_STR_NULL;
+    size_t n = strlen(s);
+    char *p = kp_req_alloc(req, n + 1);
+    if (!p) return KP_STR_NULL;
+    memcpy(p, s, n + 1);
+    return (kp_str_t){p, (int32_t)n};
+}
+
+/* A replicated pool: every live broker that has this request's listener, and the
+ * controller, as the pool last told this broker. */
+static int fill_pool_brokers(kp_req_t *req, MetadataResponse *out)
+{
+    kp_broker_t *b = req->sess->broker;
+    kp_member_view_t *v = kp_member_view(b->member);
+    MetadataResponse_MetadataResponseBroker *list =
+        kp_req_alloc(req, (size_t)(v->nbrokers + 1) * sizeof(*list));
+    int k = 0;
+    for (int i = 0; list && i < v->nbrokers; i++) {
+        const kp_meta_endpoint_t *ep =
+            kp_member_endpoint(&v->brokers[i], req->sess->listener->name);
+        if (!ep) continue;
+        MetadataResponse_MetadataResponseBroker *mb = &list[k++];
+        MetadataResponse_MetadataResponseBroker_init(mb);
+        mb->NodeId = v->brokers[i].id;
+        mb->Host = arena_str(req, ep->host);
+        mb->Port = ep->port;
+        mb->Rack = arena_str(req, v->brokers[i].rack);
+    }
+    out->Brokers.items = list;
+    out->Brokers.count = k;
+    out->ControllerId = v->controller_id;
+    kp_member_view_put(v);
+    return list ? 0 : -1;
+}
+
 static kp_topic_t *auto_create(kp_req_t *req, kp_str_t name, int16_t *err)
 {
     kp_broker_t *b = req->sess->broker;
@@ -95,6 +133,7 @@ int kp_handle_metadata(kp_req_t *req)
     out.Brokers.count = 1;
     out.ClusterId = kp_str_c(b->cluster_id);
     out.ControllerId = b->cfg.node_id;
+    if (b->member && fill_pool_brokers(req, &out) < 0) return -1;
 
     /* v0: an empty array means all topics; v1+: null means all topics */
     int all = in.Topics.count < 0 || (req->api_version == 0 && in.Topics.count == 0);
