@@ -34,7 +34,7 @@ typedef struct kp_broker_config {
     kp_listener_cfg_t listeners[KP_LISTENERS_MAX];
     int nlisteners;
     int32_t num_partitions;
-    int16_t default_replication_factor;
+    int16_t default_replication_factor; /* 0: min(3, live brokers) (a pool's default) */
     int auto_create_topics;
     int64_t socket_request_max_bytes;
     int64_t max_connections;
@@ -75,6 +75,7 @@ struct kp_broker {
     struct kp_authorizer *authorizer;
     struct kp_log_manager *log_manager;
     struct kp_member *member; /* NULL: standalone */
+    struct kp_rpool *pool;    /* the replicated pool's topics and partitions (broker/pool.h) */
     atomic_int ready;
     atomic_int stopping;
 };

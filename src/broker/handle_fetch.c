@@ -20,6 +20,7 @@
 #include "auth/acl.h"
 #include "broker/loop_ctx.h"
 #include "broker/request.h"
+#include "core/clock.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "kp_msgs.h"
@@ -58,7 +59,12 @@ static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **r
     int k = 0;
     for (int32_t i = 0; i < nt; i++) {
         const FetchRequest_FetchTopic *ft = &in->Topics.items[i];
-        int allowed = kp_req_authorize(req, KP_OP_READ, KP_RES_TOPIC, ft->Topic);
+        /* a follower (replica id set) needs ClusterAction, as in Kafka: its fetch advances
+         * the high watermark */
+        int allowed = in->ReplicaId >= 0
+                          ? kp_req_authorize(req, KP_OP_CLUSTER_ACTION, KP_RES_CLUSTER,
+                                             KP_STR_LIT(KP_CLUSTER_RESOURCE))
+                          : kp_req_authorize(req, KP_OP_READ, KP_RES_TOPIC, ft->Topic);
         kp_topic_t *topic = allowed ? kp_topics_get(b->topics, ft->Topic) : NULL;
         int32_t np = ft->Partitions.count > 0 ? ft->Partitions.count : 0;
         for (int32_t j = 0; j < np; j++, k++) {
@@ -79,6 +85,18 @@ static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **r
             if (max > budget) max = budget;
             /* v0-2: the first batch whole, so that down-conversion has a message to give (or
              * to cut at the limit, the partial message that makes an old client grow) */
+            if (in->ReplicaId >= 0) {
+                r->err = kp_partition_replica_fetch(p, in->ReplicaId, fp->CurrentLeaderEpoch,
+                                                    fp->FetchOffset, max, kp_wall_ms(), &r->rd);
+                total += r->rd.len;
+                budget = budget > r->rd.len ? budget - r->rd.len : 0;
+                continue;
+            }
+            r->err = kp_partition_check_leader(p, fp->CurrentLeaderEpoch);
+            if (r->err) {
+                r->rd.high_watermark = r->rd.log_start_offset = -1;
+                continue;
+            }
             kp_partition_read(p, fp->FetchOffset, max, total == 0 || req->api_version < 3, &r->rd);
             if (r->rd.error == KP_READ_OUT_OF_RANGE)
                 r->err = KERR_OFFSET_OUT_OF_RANGE;

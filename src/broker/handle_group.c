@@ -4,6 +4,7 @@
  * to the group coordinator (group/coordinator.h), which finishes the request later.
  */
 #include "auth/acl.h"
+#include "broker/replicated_pool.h"
 #include "broker/request.h"
 #include "group/coordinator.h"
 #include "kp_msgs.h"
@@ -26,6 +27,17 @@ int kp_handle_find_coordinator(kp_req_t *req)
     } else if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, in.Key)) {
         out.ErrorCode = KERR_GROUP_AUTHORIZATION_FAILED;
         out.NodeId = -1;
+    } else if (b->pool) {
+        char *host = kp_req_alloc(req, 256);
+        int port = 0;
+        if (!host || kp_rpool_group_coordinator(b->pool, req->sess->listener->name, &out.NodeId,
+                                                host, 256, &port) < 0) {
+            out.ErrorCode = KERR_COORDINATOR_NOT_AVAILABLE;
+            out.NodeId = -1;
+        } else {
+            out.Host = kp_str_c(host);
+            out.Port = port;
+        }
     } else {
         out.NodeId = b->cfg.node_id;
         out.Host = kp_str_c(req->sess->listener->adv_host);

@@ -38,6 +38,8 @@ int kp_handle_list_offsets(kp_req_t *req)
                 pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
+            pr->ErrorCode = kp_partition_check_leader(part, p->CurrentLeaderEpoch);
+            if (pr->ErrorCode) continue;
             int64_t ts_out = -1;
             int64_t off = kp_partition_offset_for_time(part, p->Timestamp, &ts_out);
             pr->LeaderEpoch = kp_partition_leader_epoch(part);

@@ -57,8 +57,9 @@ static void wait_done_on_loop(kp_loop_t *loop, void *arg)
 {
     produce_wait_t *pw = arg;
     if (pw->err) {
-        pw->out->ErrorCode = KERR_KAFKA_STORAGE_ERROR;
-        pw->out->BaseOffset = -1;
+        pw->out->ErrorCode = kp_partition_commit_error(pw->err);
+        /* after-append: the record is in the log, so its offset stands (as Kafka) */
+        if (pw->out->ErrorCode != KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND) pw->out->BaseOffset = -1;
     }
     if (--pw->st->pending == 0) produce_respond(pw->st);
 }

@@ -35,7 +35,7 @@ static const struct {
     {31, kp_handle_delete_acls},      {32, kp_handle_describe_configs},
     {33, kp_handle_alter_configs},    {37, kp_handle_create_partitions},
     {42, kp_handle_delete_groups},    {44, kp_handle_incremental_alter_configs},
-    {47, kp_handle_offset_delete},
+    {47, kp_handle_offset_delete},    {23, kp_handle_offsets_for_leader_epoch},
 };
 
 static kp_api_t api_table[KP_API_DEFS_COUNT];

@@ -18,6 +18,7 @@
 #include "auth/acl.h"
 #include "auth/principal.h"
 #include "broker/log_manager.h"
+#include "broker/replicated_pool.h"
 #include "cluster/member.h"
 #include "group/coordinator.h"
 #include "net/tls.h"
@@ -142,7 +143,7 @@ static int cluster_config_load(kp_broker_config_t *cfg, kp_props_t *props, char 
         return -1;
     }
     int64_t v;
-    if (kp_props_get_i64(props, "broker.session.timeout.ms", 6000, 2000, 300000, &v, err, errlen) <
+    if (kp_props_get_i64(props, "broker.session.timeout.ms", 3000, 2000, 300000, &v, err, errlen) <
         0)
         return -1;
     cfg->session_timeout_ms = (int)v;
@@ -218,9 +219,14 @@ int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err,
         0)
         return -1;
     cfg->num_partitions = (int32_t)v;
-    if (kp_props_get_i64(props, "default.replication.factor", 1, 1, 1, &v, err, errlen) < 0)
+    /* more than one replica needs a replicated pool (metadata.etcd.endpoints) */
+    int pool = kp_props_get(props, "metadata.etcd.endpoints") != NULL;
+    if (kp_props_get_i64(props, "default.replication.factor", 1, 1, pool ? KP_REPLICAS_MAX : 1, &v,
+                         err, errlen) < 0)
         return -1;
-    cfg->default_replication_factor = (int16_t)v;
+    /* 0 in a pool without the setting: min(3, live brokers) when a topic is created */
+    cfg->default_replication_factor =
+        (int16_t)(pool && !kp_props_get(props, "default.replication.factor") ? 0 : v);
     if (kp_props_get_bool(props, "auto.create.topics.enable", 0, &cfg->auto_create_topics, err,
                           errlen) < 0)
         return -1;
@@ -514,7 +520,13 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
         b->loops[i] = kp_loop_new(i);
         b->loop_ctx[i] = kp_loop_ctx_new(b, b->loops[i]);
     }
-    kp_topics_set_partition_hook(b->topics, kp_fetch_wait_partition_hook, b);
+    if (b->member) {
+        b->pool = kp_rpool_new(b, err, errlen);
+        if (!b->pool) goto fail;
+        kp_topics_set_partition_hook(b->topics, kp_rpool_partition_hook, b);
+    } else {
+        kp_topics_set_partition_hook(b->topics, kp_fetch_wait_partition_hook, b);
+    }
     for (int i = 0; i < cfg->nlisteners; i++) {
         accept_args[i].broker = b;
         accept_args[i].listener = &b->cfg.listeners[i];
@@ -548,7 +560,8 @@ int kp_broker_start(kp_broker_t *b)
     }
     if (b->member) {
         char err[1024];
-        if (cluster_register(b, err, sizeof(err)) < 0) {
+        if (cluster_register(b, err, sizeof(err)) < 0 ||
+            kp_rpool_start(b->pool, err, sizeof(err))) {
             kp_error("broker", "cannot join the pool: %s", err);
             return -1;
         }
@@ -568,7 +581,10 @@ void kp_broker_stop(kp_broker_t *b)
 {
     if (atomic_exchange(&b->stopping, 1)) return;
     atomic_store(&b->ready, 0);
-    kp_member_stop(b->member); /* leave the pool first: clients stop being sent here */
+    /* a pool member hands its leaderships over, then leaves: clients move elsewhere while
+     * this broker still answers them (NOT_LEADER_OR_FOLLOWER) */
+    kp_rpool_shutdown(b->pool);
+    kp_member_stop(b->member);
     for (int i = 0; i < b->nloops; i++) {
         if (b->threads[i])
             kp_loop_post(b->loops[i], kp_loop_ctx_shutdown, b->loop_ctx[i]);
@@ -605,6 +621,7 @@ void kp_broker_free(kp_broker_t *b)
     kp_coordinator_stop(b->coordinator);
     kp_log_manager_stop(b->log_manager);
     kp_flusher_stop();
+    kp_rpool_free(b->pool);
     kp_topics_close(b->topics);
     kp_authorizer_free(b->authorizer);
     kp_principal_rules_free(b->principal_rules);

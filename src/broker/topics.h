@@ -98,6 +98,7 @@ typedef struct kp_topic_spec {
     const char **config_values;
     int nconfigs;
     int internal;
+    const uint8_t *id; /* 16 bytes (a replicated pool's topic id), or NULL: a random one */
 } kp_topic_spec_t;
 
 /* Creates a topic. Returns a Kafka error code; err gets a message for the client. */

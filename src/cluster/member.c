@@ -35,6 +35,8 @@ struct kp_member {
     int started;
     atomic_int controller;
     pthread_t session_thread, controller_thread;
+    kp_meta_watch_fn listener;
+    void *listener_arg;
 };
 
 /* ---- the view ---- */
@@ -119,9 +121,16 @@ static void refresh_view(kp_member_t *m)
     kp_member_view_put(old);
 }
 
+void kp_member_set_listener(kp_member_t *m, kp_meta_watch_fn fn, void *arg)
+{
+    m->listener = fn;
+    m->listener_arg = arg;
+}
+
 static void on_watch(void *arg, const kp_meta_change_t *changes, int n)
 {
     kp_member_t *m = arg;
+    if (m->listener) m->listener(m->listener_arg, changes, n);
     int wake = 0;
     for (int i = 0; i < n; i++)
         wake |= changes[i].kind == KP_META_CH_RESYNC || changes[i].kind == KP_META_CH_BROKER ||

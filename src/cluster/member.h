@@ -69,6 +69,9 @@ void kp_member_view_put(kp_member_view_t *v);
 const kp_meta_endpoint_t *kp_member_endpoint(const kp_meta_broker_t *b, const char *listener);
 
 int kp_member_is_controller(kp_member_t *m);
+/* Also hands every change the watch reports to fn (on the watch thread); set before
+ * kp_member_start. */
+void kp_member_set_listener(kp_member_t *m, kp_meta_watch_fn fn, void *arg);
 kp_meta_store_t *kp_member_store(kp_member_t *m);
 
 #endif

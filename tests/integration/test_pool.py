@@ -113,3 +113,202 @@ def test_bad_cluster_settings_are_refused(workdir):
     b.extra["metadata.etcd.prefix"] = "/kpool/x"
     proc = subprocess.run(b.args(), capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "metadata.etcd.endpoints" in proc.stdout + proc.stderr
+
+
+# ---- replication ----
+
+import threading  # noqa: E402
+
+import cfgwire  # noqa: E402
+from confluent_kafka import Consumer, Producer  # noqa: E402
+from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
+
+
+def create_topic(bootstrap, name, partitions, rf, configs=None):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    for f in a.create_topics([NewTopic(name, partitions, rf, config=configs or {})]).values():
+        f.result(30)
+
+
+def topic_md(bootstrap, name):
+    for t in kcat_metadata(bootstrap)["topics"]:
+        if t["topic"] == name:
+            return t
+    return None
+
+
+def wait_isr(bootstrap, name, n, timeout=30):
+    def ok():
+        t = topic_md(bootstrap, name)
+        if not t or t.get("error"):
+            return None
+        return t if all(len(p["isrs"]) == n and p["leader"] >= 0 and not p.get("error")
+                        for p in t["partitions"]) else None
+    return wait_for(ok, timeout=timeout, interval=0.2, what="ISR of %d on %s" % (n, name))
+
+
+def consume_all(bootstrap, topic, expect, timeout=60):
+    """Every record of topic from the start (a consumer without a group): (partition,
+    offset) -> value."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "chk-%d" % time.time_ns(),
+                  "enable.auto.commit": False, "auto.offset.reset": "earliest",
+                  "isolation.level": "read_uncommitted"})
+    c.subscribe([topic])
+    got = {}
+    deadline = time.time() + timeout
+    while len(got) < expect and time.time() < deadline:
+        m = c.poll(0.5)
+        if m is None or m.error():
+            continue
+        key = (m.partition(), m.offset())
+        assert key not in got or got[key] == m.value(), "offset %r read twice with different " \
+            "data" % (key,)
+        got[key] = m.value()
+    c.close()
+    return got
+
+
+def check_acked(acked, stored):
+    """The checker (Jepsen's Kafka workload, reduced): every acknowledged record is stored
+    exactly once, at the offset its acknowledgement named; per partition, values appear in
+    the order they were produced; no offset holds two different values."""
+    by_value = {}
+    for (p, off), v in stored.items():
+        assert v not in by_value, "duplicate record %r at %r and %r" % (v, by_value[v], (p, off))
+        by_value[v] = (p, off)
+    for v, (p, off) in acked.items():
+        assert v in by_value, "acknowledged record %r (partition %d offset %d) lost" % (v, p, off)
+        assert by_value[v] == (p, off), "record %r acked at %r, stored at %r" % (
+            v, (p, off), by_value[v])
+    per_part = {}
+    for (p, off), v in sorted(stored.items()):
+        seq = int(v.split(b"-")[1])
+        assert seq > per_part.get(p, -1), "partition %d out of order at offset %d" % (p, off)
+        per_part[p] = seq
+
+
+def test_replicated_produce_consume_every_client(pool3):
+    """RF 3: kcat -L shows 3 replicas and ISR 3 for every partition (through any broker);
+    confluent-kafka (acks=all, idempotent) and kafka-python produce, consumers on another
+    broker read everything exactly once; each broker's copy is the same. (Fails on the old
+    code: topics had one replica, no ISR of 3.)"""
+    from kafka import KafkaConsumer, KafkaProducer
+    create_topic(pool3.bootstrap, "rf3", 3, 3)
+    for b in pool3.brokers:
+        t = wait_isr(b.bootstrap, "rf3", 3)
+        assert sorted(len(p["replicas"]) for p in t["partitions"]) == [3, 3, 3]
+        assert sorted(p["leader"] for p in t["partitions"]) == [1, 2, 3]  # leaders spread
+    acked = {}
+    p = Producer({"bootstrap.servers": pool3.brokers[0].bootstrap, "acks": "all",
+                  "enable.idempotence": True})
+
+    def report(err, m):
+        assert err is None, err
+        acked[m.value()] = (m.partition(), m.offset())
+    for i in range(300):
+        p.produce("rf3", key=b"%d" % i, value=b"c-%06d" % i, on_delivery=report)
+    assert p.flush(30) == 0
+    kp = KafkaProducer(bootstrap_servers=pool3.brokers[1].bootstrap, acks="all")
+    futs = [(b"k-%06d" % (1000 + i), kp.send("rf3", key=b"%d" % i, value=b"k-%06d" % (1000 + i)))
+            for i in range(100)]
+    for v, f in futs:
+        md = f.get(timeout=30)
+        acked[v] = (md.partition, md.offset)
+    kp.close()
+    stored = consume_all(pool3.brokers[2].bootstrap, "rf3", 400)
+    check_acked(acked, stored)
+    assert len(stored) == 400
+    kc = KafkaConsumer("rf3", bootstrap_servers=pool3.brokers[2].bootstrap,
+                       auto_offset_reset="earliest", consumer_timeout_ms=5000)
+    assert len({(m.partition, m.offset) for m in kc}) == 400
+    kc.close()
+
+
+def test_leader_kill_idempotent_producer(pool3):
+    """kill -9 of the partition leader under an idempotent acks=all producer: every
+    acknowledged record is present exactly once, in order, at its acknowledged offset; the
+    producer carries on once a new leader is elected (the failover time is printed)."""
+    create_topic(pool3.bootstrap, "fo", 1, 3, {"min.insync.replicas": "2"})
+    wait_isr(pool3.bootstrap, "fo", 3)
+    acked = {}
+    ack_times = []
+    stop = threading.Event()
+    errors = []
+    p = Producer({"bootstrap.servers": pool3.bootstrap, "acks": "all",
+                  "enable.idempotence": True, "linger.ms": 5, "message.timeout.ms": 60000})
+
+    def report(err, m):
+        if err is not None:
+            errors.append(err)
+            return
+        acked[m.value()] = (m.partition(), m.offset())
+        ack_times.append(time.time())
+
+    def run():
+        i = 0
+        while not stop.is_set():
+            try:
+                p.produce("fo", value=b"v-%08d" % i, on_delivery=report)
+                i += 1
+            except BufferError:
+                pass
+            p.poll(0.002)
+        p.flush(60)
+    th = threading.Thread(target=run)
+    th.start()
+    try:
+        wait_for(lambda: len(acked) > 200, what="acks before the kill")
+        leader = topic_md(pool3.bootstrap, "fo")["partitions"][0]["leader"]
+        victim = next(b for b in pool3.brokers if int(b.extra["broker.id"]) == leader)
+        others = [b for b in pool3.brokers if b is not victim]
+        t_kill = time.time()
+        victim.kill9()
+        wait_for(lambda: ack_times and ack_times[-1] > t_kill + 0.05 and
+                 len([t for t in ack_times if t > t_kill]) > 50, timeout=30,
+                 what="writes resuming after the leader's kill")
+        resumed = min(t for t in ack_times if t > t_kill + 0.05) - t_kill
+        print("failover: writes resumed %.2f s after kill -9 of the leader" % resumed)
+        time.sleep(0.5)
+    finally:
+        stop.set()
+        th.join(90)
+    assert not errors, errors[:3]
+    victim.start(timeout=30)
+    wait_isr(others[0].bootstrap, "fo", 3, timeout=40)
+    stored = consume_all(others[0].bootstrap, "fo", len(acked))
+    check_acked(acked, stored)
+    assert resumed < 10, resumed
+
+
+def test_min_insync_with_two_brokers_down(workdir):
+    """min.insync.replicas=2: with one of three brokers down writes go on; with two down
+    acks=all fails with NOT_ENOUGH_REPLICAS while reads are still served. (Fails on the old
+    code: one replica, so min.insync 2 always refused acks=all.)"""
+    pool = Pool(workdir, 3).start()
+    try:
+        create_topic(pool.bootstrap, "mi", 1, 3, {"min.insync.replicas": "2"})
+        t = wait_isr(pool.bootstrap, "mi", 3)
+        leader = t["partitions"][0]["leader"]
+        keep = next(b for b in pool.brokers if int(b.extra["broker.id"]) == leader)
+        down = [b for b in pool.brokers if b is not keep]
+        batch = cfgwire.keyed_batch([(b"k", b"v")])
+        with cfgwire.Conn(keep.port) as c:
+            assert c.produce("mi", 0, batch, acks=-1) == (0, 0)
+        down[0].kill9()
+        wait_isr(keep.bootstrap, "mi", 2, timeout=15)
+        with cfgwire.Conn(keep.port) as c:
+            assert c.produce("mi", 0, batch, acks=-1) == (0, 1)
+        down[1].kill9()
+        wait_isr(keep.bootstrap, "mi", 1, timeout=15)
+        with cfgwire.Conn(keep.port) as c:
+            assert c.produce("mi", 0, batch, acks=-1)[0] == cfgwire.NOT_ENOUGH_REPLICAS
+            assert c.produce("mi", 0, batch, acks=1)[0] == 0
+        got = cfgwire.read_partition(keep.bootstrap, "mi", 0)
+        assert len(got) == 3
+        for b in down:
+            b.start(timeout=30)
+        wait_isr(keep.bootstrap, "mi", 3, timeout=40)
+        with cfgwire.Conn(keep.port) as c:
+            assert c.produce("mi", 0, batch, acks=-1)[0] == 0
+    finally:
+        pool.stop()
