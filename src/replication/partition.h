@@ -65,9 +65,10 @@ typedef struct kp_partition {
 } kp_partition_t;
 
 /* Errors a commit waiter may get besides errno values. */
-#define KP_COMMIT_NOT_LEADER   (-1001) /* leadership moved: NOT_LEADER_OR_FOLLOWER */
-#define KP_COMMIT_AFTER_APPEND (-1002) /* ISR below min.insync: NOT_ENOUGH_REPLICAS_AFTER_APPEND   \
-                                        */
+/* leadership moved: NOT_LEADER_OR_FOLLOWER */
+#define KP_COMMIT_NOT_LEADER (-1001)
+/* the ISR fell below min.insync.replicas: NOT_ENOUGH_REPLICAS_AFTER_APPEND */
+#define KP_COMMIT_AFTER_APPEND (-1002)
 /* The Kafka error for a commit waiter's err (0 for 0). */
 int16_t kp_partition_commit_error(int err);
 
