@@ -10,6 +10,9 @@
 #include "storage/batch.h"
 
 #include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
@@ -35,6 +38,8 @@ typedef struct leader_thread {
 
 struct kp_fetcher {
     kp_broker_t *b;
+    const kp_listener_cfg_t *listener; /* the inter-broker listener (ours, by name) */
+    SSL_CTX *tls;                      /* when it is SSL */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int stopping;
@@ -44,6 +49,7 @@ struct kp_fetcher {
 
 typedef struct conn {
     int fd;
+    SSL *ssl;
     int32_t corr;
     char host[256];
     int port;
@@ -77,13 +83,12 @@ static void pause_ms(kp_fetcher_t *f, int ms)
     pthread_mutex_unlock(&f->lock);
 }
 
-/* The leader's inter-broker endpoint (the listener named as our first PLAINTEXT one). */
-static int leader_endpoint(kp_broker_t *b, int32_t leader, char *host, size_t hlen, int *port)
+/* The leader's inter-broker endpoint (the listener named as ours). */
+static int leader_endpoint(kp_fetcher_t *f, int32_t leader, char *host, size_t hlen, int *port)
 {
-    const char *name = NULL;
-    for (int i = 0; i < b->cfg.nlisteners && !name; i++)
-        if (!strcmp(b->cfg.listeners[i].security, "PLAINTEXT")) name = b->cfg.listeners[i].name;
-    if (!name) return -1;
+    kp_broker_t *b = f->b;
+    if (!f->listener) return -1;
+    const char *name = f->listener->name;
     kp_member_view_t *v = kp_member_view(b->member);
     int rc = -1;
     for (int i = 0; i < v->nbrokers; i++) {
@@ -101,11 +106,35 @@ static int leader_endpoint(kp_broker_t *b, int32_t leader, char *host, size_t hl
 
 static void conn_close(conn_t *c)
 {
+    if (c->ssl) SSL_free(c->ssl);
+    c->ssl = NULL;
     if (c->fd >= 0) close(c->fd);
     c->fd = -1;
 }
 
-static int conn_open(conn_t *c, const char *host, int port)
+/* TLS on a connected socket, verifying the leader's certificate against ssl.ca.location
+ * and its address. */
+static int tls_start(conn_t *c, SSL_CTX *ctx, const char *host)
+{
+    c->ssl = SSL_new(ctx);
+    if (!c->ssl) return -1;
+    SSL_set_fd(c->ssl, c->fd);
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)
+        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
+    else
+        SSL_set1_host(c->ssl, host);
+    if (SSL_connect(c->ssl) != 1) {
+        char e[256];
+        ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+        kp_warn("replication", "TLS to %s: %s", host, e);
+        return -1;
+    }
+    return 0;
+}
+
+static int conn_open(conn_t *c, SSL_CTX *tls, const char *host, int port)
 {
     conn_close(c);
     char ps[16];
@@ -129,15 +158,19 @@ static int conn_open(conn_t *c, const char *host, int port)
         return -1;
     }
     c->fd = fd;
+    if (tls && tls_start(c, tls, host) < 0) {
+        conn_close(c);
+        return -1;
+    }
     snprintf(c->host, sizeof(c->host), "%s", host);
     c->port = port;
     return 0;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n)
+static int write_all(conn_t *c, const uint8_t *p, size_t n)
 {
     while (n > 0) {
-        ssize_t w = send(fd, p, n, MSG_NOSIGNAL);
+        ssize_t w = c->ssl ? SSL_write(c->ssl, p, (int)n) : send(c->fd, p, n, MSG_NOSIGNAL);
         if (w < 0 && errno == EINTR) continue;
         if (w <= 0) return -1;
         p += w;
@@ -146,10 +179,11 @@ static int write_all(int fd, const uint8_t *p, size_t n)
     return 0;
 }
 
-static int read_all(int fd, uint8_t *p, size_t n)
+static int read_all(conn_t *c, uint8_t *p, size_t n)
 {
     while (n > 0) {
-        ssize_t r = recv(fd, p, n, 0);
+        ssize_t r =
+            c->ssl ? SSL_read(c->ssl, p, n > INT32_MAX ? INT32_MAX : (int)n) : recv(c->fd, p, n, 0);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return -1;
         p += r;
@@ -175,15 +209,15 @@ static int roundtrip(conn_t *c, int16_t key, int16_t version, kp_wr_t *body, int
     kp_wr_string(&w, 0, kp_str_c(client));
     kp_wr_raw(&w, body->buf.data, body->buf.len);
     kp_wr_patch_i32(&w, 0, (int32_t)(w.buf.len - 4));
-    int rc = write_all(c->fd, w.buf.data, w.buf.len);
+    int rc = write_all(c, w.buf.data, w.buf.len);
     kp_wr_free(&w);
     uint8_t hdr[8];
-    if (rc < 0 || read_all(c->fd, hdr, sizeof(hdr)) < 0) goto fail;
+    if (rc < 0 || read_all(c, hdr, sizeof(hdr)) < 0) goto fail;
     int32_t size = (int32_t)ntohl(*(uint32_t *)hdr), got = (int32_t)ntohl(*(uint32_t *)(hdr + 4));
     if (size < 4 || size > FETCH_BYTES + (1 << 20) || got != corr) goto fail;
     *outlen = (size_t)size - 4;
     *out = malloc(*outlen + 1);
-    if (!*out || read_all(c->fd, *out, *outlen) < 0) {
+    if (!*out || read_all(c, *out, *outlen) < 0) {
         free(*out);
         *out = NULL;
         goto fail;
@@ -474,12 +508,13 @@ static void *leader_main(void *arg)
         }
         char host[256];
         int port;
-        if (leader_endpoint(b, leader, host, sizeof(host), &port) < 0) {
+        if (leader_endpoint(f, leader, host, sizeof(host), &port) < 0) {
             release(v, n);
             pause_ms(f, 200);
             continue;
         }
-        if ((c.fd < 0 || strcmp(c.host, host) || c.port != port) && conn_open(&c, host, port) < 0) {
+        if ((c.fd < 0 || strcmp(c.host, host) || c.port != port) &&
+            conn_open(&c, f->tls, host, port) < 0) {
             kp_debug("replication", "cannot connect to leader %d at %s:%d", leader, host, port);
             release(v, n);
             pause_ms(f, 200);
@@ -500,10 +535,55 @@ static void *leader_main(void *arg)
     return NULL;
 }
 
-kp_fetcher_t *kp_fetcher_new(kp_broker_t *b)
+/* The client side of an SSL inter-broker listener: ssl.ca.location to verify leaders,
+ * replica.ssl.certificate.location / replica.ssl.key.location (default: the broker's own
+ * ssl.certificate.location / ssl.key.location) to be one. */
+static SSL_CTX *tls_client(const kp_props_t *p, char *err, size_t errlen)
+{
+    const char *ca = kp_props_get(p, "ssl.ca.location");
+    const char *crt = kp_props_get_str(p, "replica.ssl.certificate.location",
+                                       kp_props_get_str(p, "ssl.certificate.location", ""));
+    const char *key = kp_props_get_str(p, "replica.ssl.key.location",
+                                       kp_props_get_str(p, "ssl.key.location", ""));
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        snprintf(err, errlen, "cannot create a TLS context");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    SSL_CTX_set_mode(ctx, SSL_MODE_AUTO_RETRY);
+    if (!ca || SSL_CTX_load_verify_locations(ctx, ca, NULL) != 1 ||
+        (*crt && SSL_CTX_use_certificate_chain_file(ctx, crt) != 1) ||
+        (*key && SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM) != 1)) {
+        const char *why = ERR_reason_error_string(ERR_get_error());
+        snprintf(err, errlen,
+                 "the SSL inter-broker listener needs ssl.ca.location and a client certificate "
+                 "(replica.ssl.certificate.location / replica.ssl.key.location): %s",
+                 why ? why : "not readable");
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    return ctx;
+}
+
+kp_fetcher_t *kp_fetcher_new(kp_broker_t *b, char *err, size_t errlen)
 {
     kp_fetcher_t *f = kp_xcalloc(1, sizeof(*f));
     f->b = b;
+    const char *name = kp_props_get(b->cfg.props, "inter.broker.listener.name");
+    for (int i = 0; i < b->cfg.nlisteners && !f->listener; i++)
+        if (!name || !strcmp(b->cfg.listeners[i].name, name)) f->listener = &b->cfg.listeners[i];
+    if (!f->listener) {
+        snprintf(err, errlen, "inter.broker.listener.name: %s is not in listeners", name);
+        free(f);
+        return NULL;
+    }
+    if (!strcmp(f->listener->security, "SSL") &&
+        !(f->tls = tls_client(b->cfg.props, err, errlen))) {
+        free(f);
+        return NULL;
+    }
     pthread_mutex_init(&f->lock, NULL);
     pthread_cond_init(&f->cond, NULL);
     return f;
@@ -536,5 +616,6 @@ void kp_fetcher_free(kp_fetcher_t *f)
     for (int i = 0; i < f->nthreads; i++) pthread_join(f->threads[i].thread, NULL);
     pthread_cond_destroy(&f->cond);
     pthread_mutex_destroy(&f->lock);
+    if (f->tls) SSL_CTX_free(f->tls);
     free(f);
 }

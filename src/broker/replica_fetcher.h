@@ -7,7 +7,10 @@
  * replica is) waits until what was appended is fsynced, so the leader counts only fsynced
  * records toward the high watermark.
  *
- * The inter-broker listener is the first PLAINTEXT listener (by name, on both sides).
+ * The inter-broker listener is inter.broker.listener.name (default: the first listener),
+ * found by name on the leader; over SSL the follower presents
+ * replica.ssl.certificate.location (default: its ssl.certificate.location), which needs
+ * ClusterAction when the authorizer is on (kpool up: a super user).
  */
 #ifndef KP_REPLICA_FETCHER_H
 #define KP_REPLICA_FETCHER_H
@@ -16,7 +19,8 @@
 
 typedef struct kp_fetcher kp_fetcher_t;
 
-kp_fetcher_t *kp_fetcher_new(kp_broker_t *b);
+/* NULL with err: the inter-broker listener is unknown, or its TLS client cannot be set up. */
+kp_fetcher_t *kp_fetcher_new(kp_broker_t *b, char *err, size_t errlen);
 /* Makes sure a thread fetches from leader (idempotent). Any thread. */
 void kp_fetcher_follow(kp_fetcher_t *f, int32_t leader);
 /* Stops and joins every thread. */

@@ -427,7 +427,11 @@ kp_rpool_t *kp_rpool_new(kp_broker_t *b, char *err, size_t errlen)
         kp_rpool_free(p);
         return NULL;
     }
-    p->fetcher = kp_fetcher_new(b);
+    p->fetcher = kp_fetcher_new(b, err, errlen);
+    if (!p->fetcher) {
+        kp_rpool_free(p);
+        return NULL;
+    }
     p->resync = 1;
     kp_member_set_listener(b->member, on_change, p);
     return p;
