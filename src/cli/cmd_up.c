@@ -9,6 +9,7 @@
  *   control/  kpool.db (SQLite)
  */
 #include "cli/cli.h"
+#include "cli/up_pool.h"
 #include "control/control.h"
 #include "core/buf.h"
 #include "core/logging.h"
@@ -116,8 +117,10 @@ static int ensure_pki(const char *dir, char *err, size_t errlen)
         const char *name, *subject;
         kp_pki_usage_t usage;
     } leaves[] = {{"broker", "CN=kpool-broker", KP_PKI_USAGE_SERVER},
-                  {"admin", "CN=kpool-admin", KP_PKI_USAGE_CLIENT}};
-    for (size_t i = 0; i < 2; i++) {
+                  {"admin", "CN=kpool-admin", KP_PKI_USAGE_CLIENT},
+                  /* followers of a replicated pool (`kpool up --brokers N`) */
+                  {"replica", "CN=kpool-replica", KP_PKI_USAGE_CLIENT}};
+    for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++) {
         fmt_path(path, sizeof(path), "%s/%s.crt", dir, leaves[i].name);
         if (file_exists(path)) continue;
         kp_pki_issue_req_t req = {.subject = leaves[i].subject,
@@ -205,10 +208,12 @@ static int ensure_cli_config(kp_store_t *store, const char *server, const char *
     return 0;
 }
 
-/* The embedded pool `dev` (SPEC 2.5): replication 1 while pools have one broker. */
-static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki,
-                       const char *registry)
+/* The embedded pool (SPEC 2.5): replication 1 with one broker; with N brokers 1..N, default
+ * min(3, N) (the control plane's minimumInSyncReplicas default is then 2). */
+static int ensure_pool(kp_store_t *store, const char *name, int nbrokers, const char *bootstrap,
+                       const char *pki, const char *registry)
 {
+    int max = nbrokers > 1 ? nbrokers : 1, def = max < 3 ? max : 3;
     char ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX], cakey[PATH_MAX];
     fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
     fmt_path(crt, sizeof(crt), "%s/admin.crt", pki);
@@ -216,10 +221,10 @@ static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki
     fmt_path(cakey, sizeof(cakey), "%s/ca.key", pki);
     json_t *pool = json_pack(
         "{s:s, s:s, s:{s:s}, s:{s:s, s:b, s:{s:i, s:i, s:i}, s:s, s:{s:s, s:s, s:s, s:s}}}",
-        "apiVersion", "kpool.dev/v1", "kind", "Pool", "metadata", "name", "dev", "spec",
-        "bootstrapServers", bootstrap, "embedded", 1, "replication", "min", 1, "max", 1, "default",
-        1, "schemaRegistry", registry, "tls", "caLocation", ca, "certificateLocation", crt,
-        "keyLocation", key, "caKeyLocation", cakey);
+        "apiVersion", "kpool.dev/v1", "kind", "Pool", "metadata", "name", name, "spec",
+        "bootstrapServers", bootstrap, "embedded", 1, "replication", "min", 1, "max", max,
+        "default", def, "schemaRegistry", registry, "tls", "caLocation", ca, "certificateLocation",
+        crt, "keyLocation", key, "caKeyLocation", cakey);
     json_t *out = NULL;
     int rc = kp_store_put(store, pool, -1, 0, &out);
     json_decref(out);
@@ -337,8 +342,8 @@ static char *registry_admin_password(const char *pki, char *path, size_t pathlen
  * `_schemas` read and written as the admin client) and waits until it has replayed its
  * topic. NULL with err on failure. */
 static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store, const char *pki,
-                                     const char *bootstrap, int port, char *pwpath, size_t pwlen,
-                                     char *err, size_t errlen)
+                                     const char *pool, const char *bootstrap, int port,
+                                     char *pwpath, size_t pwlen, char *err, size_t errlen)
 {
     int64_t cache_ms, wait_ms;
     if (kp_props_get_i64(props, "registry.auth.cache.ms", 2000, 1, 600000, &cache_ms, err, errlen) <
@@ -358,7 +363,7 @@ static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store,
     kp_registry_config_t rc = {.listen = listen,
                                .cert_path = crt,
                                .key_path = key,
-                               .pool = "dev",
+                               .pool = pool,
                                .store = store,
                                .admin_password = pw,
                                .auth_cache_ms = (int)cache_ms,
@@ -384,7 +389,8 @@ static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store,
 static void up_usage(FILE *f)
 {
     fprintf(f,
-            "Usage: kpool up [--data-dir DIR] [--port-offset K] [--set key=value]...\n"
+            "Usage: kpool up [--data-dir DIR] [--port-offset K] [--brokers N] [--pool NAME]\n"
+            "                [--set key=value]...\n"
             "\n"
             "Runs an embedded pool (`dev`) and the control plane in one process. On first start\n"
             "it creates the pool CA, the broker and admin certificates, an admin token, and the\n"
@@ -396,6 +402,11 @@ static void up_usage(FILE *f)
             "  schema registry (HTTPS, basic auth)        https://127.0.0.1:%d+K\n"
             "  broker health and metrics                  http://127.0.0.1:%d+K/metrics\n"
             "\n"
+            "--brokers N runs a replicated pool (docs/replication.md): etcd (127.0.0.1:2379+K,\n"
+            "data in DIR/etcd) and N brokers, broker B on Kafka port 9093+K+10(B-1) and\n"
+            "metrics port 9600+K+10(B-1) (broker 1 in this process, the others as children\n"
+            "logging to DIR/broker-B.log). --pool names the Pool resource (default dev).\n"
+            "\n"
             "--set passes broker properties (Kafka names, see `kpool broker --help`) and the\n"
             "control plane's settings:\n" CONTROL_SETTINGS_HELP
             "  registry.auth.cache.ms          [2000]   a revoked user is refused after this\n",
@@ -405,8 +416,27 @@ static void up_usage(FILE *f)
 int kp_cmd_up(int argc, char **argv)
 {
     kp_props_t *props = kp_props_new();
-    const char *data_dir = "./kpool-data";
-    int offset = 0;
+    const char *data_dir = "./kpool-data", *pool_name = "dev";
+    int offset = 0, nbrokers = 0;
+    /* --brokers and --pool are kpool up's own; the rest is common */
+    int kept = 1;
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--brokers") && i + 1 < argc) {
+            char *end;
+            long v = strtol(argv[++i], &end, 10);
+            if (*end || v < 1 || v > 9) {
+                fprintf(stderr, "kpool: --brokers: '%s' is not a number in 1..9\n", argv[i]);
+                kp_props_free(props);
+                return 2;
+            }
+            nbrokers = (int)v;
+        } else if (!strcmp(argv[i], "--pool") && i + 1 < argc) {
+            pool_name = argv[++i];
+        } else {
+            argv[kept++] = argv[i];
+        }
+    }
+    argc = kept;
     int rc = kp_cli_parse_common(argc, argv, props, 1, &data_dir, &offset);
     if (rc != 0) {
         up_usage(rc == 1 ? stdout : stderr);
@@ -449,9 +479,35 @@ int kp_cmd_up(int argc, char **argv)
     DEFAULT("ssl.client.auth", "required");
     DEFAULT("super.users", "User:CN=kpool-admin");
     DEFAULT("auto.create.topics.enable", "false");
+    kp_up_pool_t *up = NULL;
+    char bootstrap[1024];
+    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", kafka_port);
+    if (nbrokers > 0) { /* a replicated pool: etcd first, then the brokers */
+        char endpoint[128];
+        up = kp_up_pool_new();
+        if (!up ||
+            kp_up_pool_etcd(up, abs, offset, endpoint, sizeof(endpoint), err, sizeof(err)) < 0) {
+            fprintf(stderr, "kpool: %s\n", up ? err : "out of memory");
+            kp_up_pool_free(up);
+            kp_props_free(props);
+            return 1;
+        }
+        DEFAULT("metadata.etcd.endpoints", "%s", endpoint);
+        DEFAULT("metadata.etcd.prefix", "/kpool/%s", pool_name);
+        DEFAULT("broker.id", "1");
+        DEFAULT("replica.ssl.certificate.location", "%s/replica.crt", pki);
+        DEFAULT("replica.ssl.key.location", "%s/replica.key", pki);
+        snprintf(buf, sizeof(buf), "%s;User:CN=kpool-replica", kp_props_get(props, "super.users"));
+        kp_props_set(props, "super.users", buf);
+    }
 #undef DEFAULT
     kp_broker_t *b = kp_cli_broker_start(props, 1);
-    if (!b) {
+    if (!b || (up && kp_up_pool_brokers(up, abs, offset, nbrokers, props, bootstrap,
+                                        sizeof(bootstrap), err, sizeof(err)) < 0)) {
+        if (b) fprintf(stderr, "kpool: %s\n", err);
+        kp_up_pool_stop_brokers(up);
+        kp_broker_free(b);
+        kp_up_pool_free(up);
         kp_props_free(props);
         return 1;
     }
@@ -465,37 +521,43 @@ int kp_cmd_up(int argc, char **argv)
         c = kp_control_start(&cc, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "kpool: cannot start the control plane: %s\n", err);
+        kp_up_pool_stop_brokers(up);
         kp_broker_free(b);
+        kp_up_pool_free(up);
         kp_props_free(props);
         return 1;
     }
-    char bootstrap[64], registry[96], server[96], cfgpath[PATH_MAX], ca[PATH_MAX];
-    snprintf(bootstrap, sizeof(bootstrap), "127.0.0.1:%d", kafka_port);
+    char registry[96], server[96], cfgpath[PATH_MAX], ca[PATH_MAX];
     snprintf(registry, sizeof(registry), "https://127.0.0.1:%d", registry_port);
     snprintf(server, sizeof(server), "http://127.0.0.1:%d", kp_control_api_port(c));
     fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
-    if (ensure_pool(kp_control_store(c), bootstrap, pki, registry) < 0 ||
+    if (ensure_pool(kp_control_store(c), pool_name, nbrokers, bootstrap, pki, registry) < 0 ||
         ensure_cli_config(kp_control_store(c), server, ca, cfgpath, sizeof(cfgpath), err,
                           sizeof(err)) < 0) {
-        fprintf(stderr, "kpool: %s\n", err[0] ? err : "cannot create the dev pool");
+        fprintf(stderr, "kpool: %s\n", err[0] ? err : "cannot create the pool resource");
         kp_control_stop(c);
+        kp_up_pool_stop_brokers(up);
         kp_broker_free(b);
+        kp_up_pool_free(up);
         kp_props_free(props);
         return 1;
     }
     char pwpath[PATH_MAX];
-    kp_registry_t *reg = registry_start(props, kp_control_store(c), pki, bootstrap, registry_port,
-                                        pwpath, sizeof(pwpath), err, sizeof(err));
+    kp_registry_t *reg = registry_start(props, kp_control_store(c), pki, pool_name, bootstrap,
+                                        registry_port, pwpath, sizeof(pwpath), err, sizeof(err));
     if (!reg) {
         fprintf(stderr, "kpool: cannot start the schema registry: %s\n", err);
         kp_control_stop(c);
+        kp_up_pool_stop_brokers(up);
         kp_broker_free(b);
+        kp_up_pool_free(up);
         kp_props_free(props);
         return 1;
     }
     printf(
         "kpool is up.\n"
-        "  pool dev (Kafka, TLS + client certificates)  %s\n"
+        "  pool %s, %d broker(s) (Kafka, TLS + client certificates)\n"
+        "                                               %s\n"
         "  control plane API                            %s\n"
         "  schema registry (HTTPS, basic auth)          %s\n"
         "    admin user kpool-admin, password in        %s\n"
@@ -509,7 +571,8 @@ int kp_cmd_up(int argc, char **argv)
         "  kpool get aivenapp -n myteam            # RolloutComplete: its credentials are ready\n"
         "  echo hello | kpool produce -n myteam --app ownerapp --topic myteam.mytopic\n"
         "\nCtrl-C stops everything.\n",
-        bootstrap, server, registry, pwpath, metrics_port, abs, cfgpath);
+        pool_name, nbrokers > 0 ? nbrokers : 1, bootstrap, server, registry, pwpath, metrics_port,
+        abs, cfgpath);
     fflush(stdout);
     sigset_t set;
     sigemptyset(&set);
@@ -518,9 +581,11 @@ int kp_cmd_up(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     kp_info("up", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    kp_registry_stop(reg); /* first: it reads the store and talks to the pool */
-    kp_control_stop(c);    /* then the control plane, which talks to the pool */
+    kp_registry_stop(reg);       /* first: it reads the store and talks to the pool */
+    kp_control_stop(c);          /* then the control plane, which talks to the pool */
+    kp_up_pool_stop_brokers(up); /* the other brokers (each a controlled shutdown) */
     kp_broker_free(b);
+    kp_up_pool_free(up); /* etcd last */
     kp_props_free(props);
     return 0;
 }

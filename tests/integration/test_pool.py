@@ -2,21 +2,33 @@
 etcd (pool_harness.Pool: a real etcd and real brokers on loopback ports).
 
   - membership: every broker registers under its session; Metadata (kcat -L) from any
-    broker lists every live broker and one controller that all agree on;
-  - a SIGTERM'ed broker leaves at once (controlled shutdown), a kill -9'ed one when its
-    session expires, and a restarted one joins again; the controller moves when its broker
-    goes;
+    broker lists every live broker and one controller that all agree on; a SIGTERM'ed
+    broker leaves at once (controlled shutdown), a kill -9'ed one when its session expires,
+    a restarted one joins again; the controller moves when its broker goes;
   - identity: a data directory of another cluster is refused with a message naming both
-    cluster ids, and a new data directory adopts the pool's id.
+    cluster ids, and a new data directory adopts the pool's id; bad settings are refused;
+  - replication: RF 3 with confluent-kafka, kafka-python and kcat (ISR 3 everywhere); kill -9
+    of the leader under an idempotent acks=all producer, checked record by record (nothing
+    acknowledged lost, no duplicate, in order, at its acknowledged offset) with the
+    failover time printed; min.insync.replicas=2 with one and two brokers down;
+  - `kpool up --brokers 3 --pool nav-dev` applies the NAIS example Topic unchanged.
 """
 import json
 import os
+import random
+import signal
+import socket
 import subprocess
+import threading
 import time
 
 import pytest
+import yaml
+from confluent_kafka import Consumer, Producer
+from confluent_kafka.admin import AdminClient, NewTopic
 
-from conftest import Broker
+import cfgwire
+from conftest import KPOOL_BIN, Broker
 from pool_harness import Pool, kcat_metadata, wait_for
 
 
@@ -117,11 +129,7 @@ def test_bad_cluster_settings_are_refused(workdir):
 
 # ---- replication ----
 
-import threading  # noqa: E402
 
-import cfgwire  # noqa: E402
-from confluent_kafka import Consumer, Producer  # noqa: E402
-from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 
 def create_topic(bootstrap, name, partitions, rf, configs=None):
@@ -312,3 +320,98 @@ def test_min_insync_with_two_brokers_down(workdir):
             assert c.produce("mi", 0, batch, acks=-1)[0] == 0
     finally:
         pool.stop()
+
+
+# ---- kpool up --brokers N ----
+
+
+
+EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
+
+
+def _ports_free(ports):
+    for p in ports:
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", p))
+            except OSError:
+                return False
+    return True
+
+
+def _up_offset(n):
+    for _ in range(200):
+        o = random.randrange(2000, 40000, 10)
+        ports = [2379 + o, 2380 + o, 8080 + o, 8081 + o]
+        ports += [9093 + o + 10 * k for k in range(n)] + [9600 + o + 10 * k for k in range(n)]
+        if _ports_free(ports):
+            return o
+    raise RuntimeError("no free port offset")
+
+
+def test_kpool_up_three_brokers_applies_the_nais_example(workdir):
+    """`kpool up --brokers 3 --pool nav-dev` runs etcd, three brokers and the control plane;
+    the NAIS documentation's example Topic (replication 3, minimumInSyncReplicas 2, pool
+    nav-dev) applies unchanged and ends with 3 in-sync replicas; SIGTERM stops everything.
+    (Fails on the old code: --brokers was an unknown argument, and the dev pool allowed
+    replication 1 only.)"""
+    data = os.path.join(workdir, "up")
+    cfg = os.path.join(workdir, "cli.yaml")
+    env = dict(os.environ, KPOOL_CONFIG=cfg)
+    env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+    off = _up_offset(3)
+    log_path = os.path.join(workdir, "up.log")
+    logf = open(log_path, "ab")
+    proc = subprocess.Popen([KPOOL_BIN, "up", "--data-dir", data, "--port-offset", str(off),
+                             "--brokers", "3", "--pool", "nav-dev"],
+                            stdout=logf, stderr=subprocess.STDOUT, env=env)
+
+    def log():
+        with open(log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+    try:
+        wait_for(lambda: "kpool is up." in log() or proc.poll() is not None, timeout=90,
+                 what="kpool up")
+        assert proc.poll() is None, log()[-4000:]
+        out = subprocess.run([KPOOL_BIN, "apply", "-f",
+                              os.path.join(EXAMPLES, "topic-replicated.yaml")],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert out.returncode == 0, out.stdout + out.stderr
+        wait_for(lambda: "RolloutComplete" in subprocess.run(
+            [KPOOL_BIN, "get", "topic", "-n", "myteam"], capture_output=True, text=True,
+            env=env, timeout=30).stdout, timeout=60, what="the topic rolled out")
+        pki = os.path.join(data, "pki")
+        tls = ["-X", "security.protocol=ssl", "-X", "ssl.ca.location=%s/ca.crt" % pki,
+               "-X", "ssl.certificate.location=%s/admin.crt" % pki,
+               "-X", "ssl.key.location=%s/admin.key" % pki]
+
+        def isr3():
+            r = subprocess.run(["kcat", "-b", "127.0.0.1:%d" % (9103 + off), "-L", "-J",
+                                "-t", "myteam.mytopic"] + tls,
+                               capture_output=True, text=True, timeout=30)
+            if r.returncode:
+                return None
+            md = json.loads(r.stdout)
+            parts = md["topics"][0]["partitions"] if md["topics"] else []
+            return md if len(md["brokers"]) == 3 and parts and all(
+                len(p["isrs"]) == 3 for p in parts) else None
+        wait_for(isr3, timeout=30, what="3 brokers, ISR 3")
+        pool = yaml.safe_load(subprocess.run([KPOOL_BIN, "get", "pool", "nav-dev", "-o", "yaml"],
+                                             capture_output=True, text=True, env=env,
+                                             timeout=30).stdout)
+        assert pool["spec"]["replication"] == {"min": 1, "max": 3, "default": 3}, pool
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        logf.close()
+    text = log()
+    assert rc == 0, text[-4000:]
+    for name in ("broker-2.log", "broker-3.log"):
+        with open(os.path.join(data, name), errors="replace") as f:
+            b = f.read()
+        assert "Sanitizer" not in b and "runtime error" not in b and '"stopped"' in b, b[-3000:]
+    assert "Sanitizer" not in text and "runtime error" not in text, text[-6000:]
