@@ -372,7 +372,20 @@ static int save_broker_meta(kp_broker_t *b, int64_t block_end)
 int64_t kp_broker_next_producer_id(kp_broker_t *b)
 {
     pthread_mutex_lock(&b->pid_lock);
-    if (b->pid_next >= b->pid_block_end) {
+    if (b->member && b->pid_next >= b->pid_block_end) {
+        /* a pool: blocks are cluster-wide, reserved in the metadata store (one round trip
+         * per PID_BLOCK ids) */
+        int64_t first;
+        char err[512];
+        if (kp_meta_producer_ids_alloc(kp_member_store(b->member), PID_BLOCK, &first, err,
+                                       sizeof(err)) != 0) {
+            pthread_mutex_unlock(&b->pid_lock);
+            kp_error("broker", "cannot reserve producer ids: %s", err);
+            return -1;
+        }
+        b->pid_next = first;
+        b->pid_block_end = first + PID_BLOCK;
+    } else if (b->pid_next >= b->pid_block_end) {
         /* reserve the next block durably before handing out any id from it, so a restart can
          * never give out an id twice */
         int64_t end = b->pid_block_end + PID_BLOCK;
