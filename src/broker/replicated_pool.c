@@ -96,6 +96,16 @@ static kp_meta_topic_t *cached(kp_rpool_t *p, const char *name)
     return NULL;
 }
 
+/* Asks for a full re-read on the next round, a little later (the store may be away). */
+static void resync_later(kp_rpool_t *p)
+{
+    struct timespec ts = {0, 300 * 1000000};
+    nanosleep(&ts, NULL);
+    pthread_mutex_lock(&p->lock);
+    p->resync = 1;
+    pthread_mutex_unlock(&p->lock);
+}
+
 static void cache_put(kp_rpool_t *p, kp_meta_topic_t *t) /* takes t's contents */
 {
     kp_meta_topic_t *c = cached(p, t->name);
@@ -188,11 +198,32 @@ static kp_topic_t *ensure_local(kp_rpool_t *p, const kp_meta_topic_t *t)
     return lt;
 }
 
+static int cas(kp_rpool_t *p, const char *topic, int32_t i, const kp_partition_state_t *next,
+               int64_t version, int fence, const char *why);
+
 static void apply_one(kp_rpool_t *p, const kp_meta_topic_t *t, kp_topic_t *lt, int32_t i,
-                      const kp_meta_pstate_t *ps)
+                      const kp_meta_pstate_t *ps_in)
 {
     kp_partition_t *part = kp_topic_partition(lt, i);
     if (!part) return;
+    kp_meta_pstate_t bumped, *ps = (kp_meta_pstate_t *)ps_in;
+    kp_repl_view_t v;
+    kp_partition_view(part, &v);
+    if (v.role == KP_ROLE_NONE && v.leader_epoch < 0 && ps->state.leader == p->b->cfg.node_id) {
+        /* this process restarted while the store still names it leader: lead under a new
+         * epoch, so that a follower that copied records this log lost in the crash finds
+         * the divergence (OffsetsForLeaderEpoch) instead of keeping them under the old one */
+        kp_partition_state_t next;
+        kp_partition_state_elect(&ps->state, ps->state.leader, ps->state.isr, ps->state.nisr,
+                                 &next);
+        char err[256];
+        if (cas(p, t->name, i, &next, ps->version, 0, "leader restarted") != 0 ||
+            kp_meta_partition_get(p->store, t->name, i, &bumped, err, sizeof(err)) != 0) {
+            resync_later(p); /* decided again on the next round */
+            return;
+        }
+        ps = &bumped;
+    }
     kp_partition_apply_state(part, &t->replicas[(size_t)i * (size_t)t->replication_factor],
                              t->replication_factor, &ps->state, ps->version, kp_wall_ms());
     if (ps->state.leader >= 0 && ps->state.leader != p->b->cfg.node_id)
@@ -258,9 +289,7 @@ static void resync(kp_rpool_t *p)
     char err[512];
     if (kp_meta_topics_list(p->store, &list, &n, err, sizeof(err)) != 0) {
         kp_warn("pool", "cannot list the pool's topics: %s", err);
-        pthread_mutex_lock(&p->lock);
-        p->resync = 1; /* again on the next round */
-        pthread_mutex_unlock(&p->lock);
+        resync_later(p);
         return;
     }
     for (int i = 0; i < p->ntopics; i++) kp_meta_topic_free(&p->topics[i]);
