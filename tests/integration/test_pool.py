@@ -29,6 +29,7 @@ from confluent_kafka import Consumer, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import cfgwire
+import clients
 import kwire
 from conftest import KPOOL_BIN, Broker
 from pool_harness import Pool, kcat_metadata, wait_for
@@ -232,6 +233,25 @@ def test_replicated_produce_consume_every_client(pool3):
                        auto_offset_reset="earliest", consumer_timeout_ms=5000)
     assert len({(m.partition, m.offset) for m in kc}) == 400
     kc.close()
+    # kafkajs (acks=all) produces and consumes in a group on the pool too
+    if clients.node_available():
+        recs = [(b"%d" % i, b"j-%06d" % i, ()) for i in range(200)]
+        src = os.path.join(pool3.workdir, "js-in.bin")
+        out = os.path.join(pool3.workdir, "js-out.bin")
+        clients.write_records_file(src, recs)
+        jobs = os.path.join(pool3.workdir, "jobs.json")
+        with open(jobs, "w") as f:
+            json.dump([{"topic": "rf3", "codec": "none", "file": src}], f)
+        assert json.loads(clients.run_node(["produce", pool3.brokers[0].bootstrap, jobs], 120)) == \
+            {"rf3": 200}
+        with open(jobs, "w") as f:
+            json.dump([{"topic": "rf3", "expected": 600, "file": out}], f)
+        clients.run_node(["consume", pool3.brokers[1].bootstrap, jobs, "js-group", "60000"],
+                         120)
+        got = clients.read_records_file(out, "rf3")
+        values = [r[1] for _, recs_ in got.values() for r in recs_]
+        assert len(values) == 600 and len(set(values)) == 600
+        assert {b"j-%06d" % i for i in range(200)} <= set(values)
 
 
 def test_leader_kill_idempotent_producer(pool3):
@@ -434,3 +454,50 @@ def test_producer_ids_unique_across_the_pool(pool3):
     etcd). (Fails on the old code: every broker counted from 0 on its own.)"""
     pids = [_init_producer_id(b.port) for b in pool3.brokers for _ in range(3)]
     assert len(set(pids)) == len(pids), pids
+
+
+def test_rolling_restart_under_load(pool3):
+    """SIGTERM each broker in turn (controlled shutdown: its leaderships move first), wait
+    until it is back in every ISR, next one — under a continuous idempotent acks=all
+    producer: no error reaches the producer, and the checker finds every acknowledged
+    record exactly once, in order, at its offset."""
+    create_topic(pool3.bootstrap, "roll", 3, 3, {"min.insync.replicas": "2"})
+    wait_isr(pool3.bootstrap, "roll", 3)
+    acked, errors = {}, []
+    stop = threading.Event()
+    p = Producer({"bootstrap.servers": pool3.bootstrap, "acks": "all",
+                  "enable.idempotence": True, "linger.ms": 5, "message.timeout.ms": 60000})
+
+    def report(err, m):
+        if err is not None:
+            errors.append(err)
+        else:
+            acked[m.value()] = (m.partition(), m.offset())
+
+    def run():
+        i = 0
+        while not stop.is_set():
+            try:
+                p.produce("roll", key=b"%d" % (i % 3), value=b"r-%08d" % i, on_delivery=report)
+                i += 1
+            except BufferError:
+                pass
+            p.poll(0.002)
+        p.flush(60)
+    th = threading.Thread(target=run)
+    th.start()
+    try:
+        for b in pool3.brokers:
+            wait_for(lambda: len(acked) > 100, what="acks")
+            before = len(acked)
+            b.stop()
+            b.start(timeout=30)
+            other = next(x for x in pool3.brokers if x is not b)
+            wait_isr(other.bootstrap, "roll", 3, timeout=40)
+            wait_for(lambda: len(acked) > before + 100, timeout=30, what="writes going on")
+    finally:
+        stop.set()
+        th.join(90)
+    assert not errors, errors[:3]
+    stored = consume_all(pool3.brokers[0].bootstrap, "roll", len(acked))
+    check_acked(acked, stored)
