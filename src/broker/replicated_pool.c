@@ -16,12 +16,14 @@
 #include "broker/loop_ctx.h"
 #include "broker/replica_fetcher.h"
 #include "cluster/member.h"
+#include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
 #include "protocol/errors.h"
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +52,7 @@ struct kp_rpool {
     int resync, brokers_changed;
     dirty_part_t *dirty;
     int ndirty, dirty_cap;
+    atomic_llong isr_shrinks, isr_expands;
     /* the store's topics as last read (thread only) */
     kp_meta_topic_t *topics;
     int ntopics;
@@ -133,6 +136,50 @@ static int live_ids(kp_rpool_t *p, int32_t *out, int max)
     for (int i = 0; i < v->nbrokers && n < max; i++) out[n++] = v->brokers[i].id;
     kp_member_view_put(v);
     return n;
+}
+
+void kp_rpool_metrics(kp_rpool_t *p, kp_buf_t *out)
+{
+    int ntopics;
+    int64_t under = 0, under_min = 0, offline = 0;
+    kp_topic_t **list = kp_topics_list(p->b->topics, &ntopics);
+    for (int i = 0; i < ntopics; i++) {
+        int min_isr = atomic_load_explicit(&list[i]->eff.min_insync_replicas, memory_order_relaxed);
+        for (int32_t k = 0; k < list[i]->npartitions; k++) {
+            kp_partition_t *part = kp_topic_partition(list[i], k);
+            kp_repl_view_t v;
+            if (!part) continue;
+            kp_partition_view(part, &v);
+            if (v.role == KP_ROLE_OFFLINE) offline++;
+            if (v.role != KP_ROLE_LEADER) continue;
+            under += v.nisr < v.nreplicas;
+            under_min += v.nisr < min_isr;
+        }
+    }
+    kp_topics_list_free(list, ntopics);
+    kp_member_view_t *mv = kp_member_view(p->b->member);
+    int32_t controller = mv->controller_id;
+    kp_member_view_put(mv);
+    kp_buf_appendf(out,
+                   "# HELP kpool_under_replicated_partitions Partitions led here whose ISR is "
+                   "smaller than their replicas.\n# TYPE kpool_under_replicated_partitions gauge\n"
+                   "kpool_under_replicated_partitions %" PRId64 "\n"
+                   "# HELP kpool_under_min_isr_partitions Partitions led here whose ISR is "
+                   "below min.insync.replicas.\n# TYPE kpool_under_min_isr_partitions gauge\n"
+                   "kpool_under_min_isr_partitions %" PRId64 "\n"
+                   "# HELP kpool_offline_partitions Partitions held here that have no leader.\n"
+                   "# TYPE kpool_offline_partitions gauge\nkpool_offline_partitions %" PRId64 "\n"
+                   "# HELP kpool_isr_shrinks_total ISR shrinks made by this broker as leader.\n"
+                   "# TYPE kpool_isr_shrinks_total counter\nkpool_isr_shrinks_total %lld\n"
+                   "# HELP kpool_isr_expands_total ISR expands made by this broker as leader.\n"
+                   "# TYPE kpool_isr_expands_total counter\nkpool_isr_expands_total %lld\n"
+                   "# HELP kpool_active_controller 1 on the pool's controller.\n"
+                   "# TYPE kpool_active_controller gauge\nkpool_active_controller %d\n"
+                   "# HELP kpool_controller_id The controller's broker id (-1: none known).\n"
+                   "# TYPE kpool_controller_id gauge\nkpool_controller_id %d\n",
+                   under, under_min, offline, (long long)atomic_load(&p->isr_shrinks),
+                   (long long)atomic_load(&p->isr_expands), kp_member_is_controller(p->b->member),
+                   controller);
 }
 
 int kp_rpool_live_brokers(kp_rpool_t *p)
@@ -378,7 +425,10 @@ static void leader_isr_pass(kp_rpool_t *p)
             int64_t version;
             if (!part || !kp_partition_isr_update(part, now, p->lag_max_ms, &next, &version))
                 continue;
+            kp_repl_view_t before;
+            kp_partition_view(part, &before);
             if (cas(p, list[i]->name, k, &next, version, 0, "ISR change") == 0) {
+                atomic_fetch_add(next.nisr < before.nisr ? &p->isr_shrinks : &p->isr_expands, 1);
                 kp_meta_topic_t *t = cached(p, list[i]->name);
                 kp_meta_pstate_t ps;
                 char err[256];

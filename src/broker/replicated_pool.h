@@ -43,6 +43,10 @@ int kp_rpool_group_coordinator(kp_rpool_t *p, const char *listener, int32_t *id,
 /* Whether a topic is one of the pool's (in its metadata store): local-only topics (the
  * group coordinator's __consumer_offsets) are not shown to clients. */
 int kp_rpool_topic_known(kp_topic_t *t);
+/* Prometheus lines for /metrics: partitions this broker leads that are under-replicated or
+ * under min.insync.replicas, partitions it holds without a leader, ISR shrinks/expands it
+ * made, whether it is the controller, the controller's id. */
+void kp_rpool_metrics(kp_rpool_t *p, struct kp_buf *out);
 /* The number of live brokers (for default replication factors). */
 int kp_rpool_live_brokers(kp_rpool_t *p);
 

@@ -484,6 +484,7 @@ static void metrics_gauges(kp_buf_t *out, void *arg)
                    "# HELP kpool_partitions Partitions led by this broker.\n"
                    "# TYPE kpool_partitions gauge\nkpool_partitions %" PRId64 "\n",
                    partitions);
+    if (b->pool) kp_rpool_metrics(b->pool, out);
 }
 
 kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)

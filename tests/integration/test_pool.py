@@ -310,9 +310,17 @@ def test_leader_kill_idempotent_producer(pool3):
     assert resumed < 10, resumed
 
 
+def metric(b, name):
+    import re
+    m = re.search(r"^%s (-?\d+)$" % re.escape(name), b.metrics(), re.M)
+    assert m, name
+    return int(m.group(1))
+
+
 def test_min_insync_with_two_brokers_down(workdir):
     """min.insync.replicas=2: with one of three brokers down writes go on; with two down
-    acks=all fails with NOT_ENOUGH_REPLICAS while reads are still served. (Fails on the old
+    acks=all fails with NOT_ENOUGH_REPLICAS while reads are still served; the leader's
+    metrics count the partition under-replicated, then under min ISR. (Fails on the old
     code: one replica, so min.insync 2 always refused acks=all.)"""
     pool = Pool(workdir, 3).start()
     try:
@@ -324,15 +332,20 @@ def test_min_insync_with_two_brokers_down(workdir):
         batch = cfgwire.keyed_batch([(b"k", b"v")])
         with cfgwire.Conn(keep.port) as c:
             assert c.produce("mi", 0, batch, acks=-1) == (0, 0)
+        assert metric(keep, "kpool_under_replicated_partitions") == 0
         down[0].kill9()
         wait_isr(keep.bootstrap, "mi", 2, timeout=15)
         with cfgwire.Conn(keep.port) as c:
             assert c.produce("mi", 0, batch, acks=-1) == (0, 1)
+        assert metric(keep, "kpool_under_replicated_partitions") == 1
+        assert metric(keep, "kpool_under_min_isr_partitions") == 0
         down[1].kill9()
         wait_isr(keep.bootstrap, "mi", 1, timeout=15)
         with cfgwire.Conn(keep.port) as c:
             assert c.produce("mi", 0, batch, acks=-1)[0] == cfgwire.NOT_ENOUGH_REPLICAS
             assert c.produce("mi", 0, batch, acks=1)[0] == 0
+        assert metric(keep, "kpool_under_min_isr_partitions") == 1
+        assert metric(keep, "kpool_active_controller") == 1  # the only broker left
         # reads are still served (the acks=1 record shows once it is committed here)
         wait_for(lambda: len(cfgwire.read_partition(keep.bootstrap, "mi", 0)) == 3,
                  timeout=15, what="three records readable")
