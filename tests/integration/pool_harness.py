@@ -44,7 +44,16 @@ class Pool:
         for b in self.brokers:
             b.extra["metadata.etcd.endpoints"] = self.etcd.url
             b.start()
+        self.wait_all_seen()
         return self
+
+    def wait_all_seen(self, timeout=20):
+        """Until every broker's Metadata lists every broker of the pool (a broker learns of
+        the others through the etcd watch, a moment after they registered)."""
+        want = sorted(int(b.extra["broker.id"]) for b in self.brokers)
+        for b in self.brokers:
+            wait_for(lambda: sorted(x["id"] for x in kcat_metadata(b.bootstrap)["brokers"]) ==
+                     want, timeout=timeout, what="all brokers seen by %s" % b.bootstrap)
 
     def stop(self):
         failures = []
