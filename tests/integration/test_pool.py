@@ -514,3 +514,51 @@ def test_rolling_restart_under_load(pool3):
     assert not errors, errors[:3]
     stored = consume_all(pool3.brokers[0].bootstrap, "roll", len(acked))
     check_acked(acked, stored)
+
+
+def test_etcd_restart_under_load(pool3):
+    """etcd stopped for a few seconds under an idempotent acks=all producer: the leaders keep
+    serving (no election without etcd, no error to the producer), and once etcd is back the
+    pool takes metadata changes again (a new topic)."""
+    create_topic(pool3.bootstrap, "et", 3, 3)
+    wait_isr(pool3.bootstrap, "et", 3)
+    acked, errors = {}, []
+    stop = threading.Event()
+    p = Producer({"bootstrap.servers": pool3.bootstrap, "acks": "all",
+                  "enable.idempotence": True, "linger.ms": 5})
+
+    def report(err, m):
+        if err is not None:
+            errors.append(err)
+        else:
+            acked[m.value()] = (m.partition(), m.offset())
+
+    def run():
+        i = 0
+        while not stop.is_set():
+            try:
+                p.produce("et", key=b"%d" % (i % 3), value=b"e-%08d" % i, on_delivery=report)
+                i += 1
+            except BufferError:
+                pass
+            p.poll(0.002)
+        p.flush(60)
+    th = threading.Thread(target=run)
+    th.start()
+    try:
+        wait_for(lambda: len(acked) > 100, what="acks")
+        pool3.etcd.stop()
+        during = len(acked)
+        time.sleep(4)
+        assert len(acked) > during + 100, "writes stopped while etcd was away"
+        pool3.etcd.start()
+        time.sleep(1)
+    finally:
+        stop.set()
+        th.join(90)
+    assert not errors, errors[:3]
+    stored = consume_all(pool3.brokers[0].bootstrap, "et", len(acked))
+    check_acked(acked, stored)
+    pool3.wait_all_seen(timeout=30)
+    create_topic(pool3.bootstrap, "after-etcd", 1, 3)
+    wait_isr(pool3.bootstrap, "after-etcd", 3)
