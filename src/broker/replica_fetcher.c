@@ -319,7 +319,7 @@ static int truncate_divergent(conn_t *c, kp_broker_t *b, follow_t *fw)
                     "%s: the leader's epoch %d ends at %" PRId64 ", ours at %" PRId64
                     ": truncating the divergent tail",
                     fw->p->log->dir, end_epoch, to, leo);
-            if (kp_log_truncate(fw->p->log, to, kp_wall_ms()) < 0) return -1;
+            if (kp_partition_truncate(fw->p, fw->epoch, to, kp_wall_ms()) < 0) return -1;
         }
     }
     pthread_mutex_lock(&r->lock);
@@ -386,7 +386,8 @@ static int append_records(follow_t *fw, const kp_records_t *rec)
             continue;
         }
         kp_append_result_t res;
-        kp_log_append_replica(fw->p->log, p, (size_t)total, &info, kp_wall_ms(), &res);
+        kp_partition_append_replica(fw->p, fw->epoch, p, (size_t)total, &info, kp_wall_ms(), &res);
+        if (res.status == KP_APPEND_OUT_OF_ORDER) break; /* no longer following that epoch */
         if (res.status != KP_APPEND_OK) {
             kp_warn("replication", "%s: replica append at %" PRId64 " failed (%d)", fw->p->log->dir,
                     info.base_offset, res.status);

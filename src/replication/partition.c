@@ -448,3 +448,30 @@ void kp_partition_follower_progress(kp_partition_t *p, int32_t leader_epoch, int
     }
     pthread_mutex_unlock(&r->lock);
 }
+
+void kp_partition_append_replica(kp_partition_t *p, int32_t leader_epoch, const uint8_t *batch,
+                                 size_t len, const kp_batch_info_t *info, int64_t now_ms,
+                                 kp_append_result_t *res)
+{
+    kp_repl_t *r = p->repl;
+    memset(res, 0, sizeof(*res));
+    res->status = KP_APPEND_OUT_OF_ORDER;
+    if (!r) return;
+    pthread_mutex_lock(&r->lock);
+    if (r->role == KP_ROLE_FOLLOWER && r->leader_epoch == leader_epoch)
+        kp_log_append_replica(p->log, batch, len, info, now_ms, res);
+    pthread_mutex_unlock(&r->lock);
+}
+
+int64_t kp_partition_truncate(kp_partition_t *p, int32_t leader_epoch, int64_t offset,
+                              int64_t now_ms)
+{
+    kp_repl_t *r = p->repl;
+    if (!r) return -1;
+    int64_t leo = -1;
+    pthread_mutex_lock(&r->lock);
+    if (r->role == KP_ROLE_FOLLOWER && r->leader_epoch == leader_epoch)
+        leo = kp_log_truncate(p->log, offset, now_ms);
+    pthread_mutex_unlock(&r->lock);
+    return leo;
+}

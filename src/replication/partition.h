@@ -139,6 +139,18 @@ int16_t kp_partition_epoch_end(kp_partition_t *p, int32_t current_epoch, int32_t
 int kp_partition_isr_update(kp_partition_t *p, int64_t now_ms, int64_t lag_max_ms,
                             kp_partition_state_t *next, int64_t *version);
 
+/* A follower's append of a batch fetched from the leader of leader_epoch: refused
+ * (KP_APPEND_OUT_OF_ORDER, nothing written) unless this broker still follows that epoch, so
+ * a fetch that was in flight across a leader change cannot add the old leader's records. */
+void kp_partition_append_replica(kp_partition_t *p, int32_t leader_epoch, const uint8_t *batch,
+                                 size_t len, const kp_batch_info_t *info, int64_t now_ms,
+                                 kp_append_result_t *res);
+
+/* A follower cuts its divergent tail (kp_log_truncate) — only while it still follows
+ * leader_epoch. The new LEO, or -1 (storage failure or no longer that epoch's follower). */
+int64_t kp_partition_truncate(kp_partition_t *p, int32_t leader_epoch, int64_t offset,
+                              int64_t now_ms);
+
 /* A follower learned the leader's high watermark (kept, capped at its own committed end, as
  * where it starts should it become leader). */
 void kp_partition_follower_progress(kp_partition_t *p, int32_t leader_epoch, int64_t leader_hwm);
