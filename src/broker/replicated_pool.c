@@ -220,7 +220,30 @@ void kp_rpool_partition_hook(kp_partition_t *part, void *broker)
     kp_fetch_wait_partition_hook(part, broker);
 }
 
-/* Makes the local topic match the store's record (create, grow). */
+/* The store's config overrides become the local topic's (when they differ). */
+static void sync_configs(kp_rpool_t *p, const kp_meta_topic_t *t, kp_topic_t *lt)
+{
+    kp_props_t *have = kp_props_new();
+    kp_topic_overrides_copy(lt, have);
+    int same = kp_props_count(have) == (size_t)t->nconfigs;
+    for (int i = 0; same && i < t->nconfigs; i++) {
+        const char *v = kp_props_get(have, t->config_keys[i]);
+        same = v && t->config_values[i] && !strcmp(v, t->config_values[i]);
+    }
+    kp_props_free(have);
+    if (same) return;
+    char msg[512];
+    int16_t rc = kp_topics_alter_configs(
+        p->b->topics, kp_str_c(t->name), (const char **)t->config_keys,
+        (const char **)t->config_values, NULL, t->nconfigs, 0, msg, sizeof(msg));
+    if (rc)
+        kp_warn("pool", "cannot apply the pool's configs of %s here: %s", t->name, msg);
+    else
+        kp_info("pool", "topic %s: configs of the pool applied (%d overrides)", t->name,
+                t->nconfigs);
+}
+
+/* Makes the local topic match the store's record (create, grow, configs). */
 static kp_topic_t *ensure_local(kp_rpool_t *p, const kp_meta_topic_t *t)
 {
     kp_topic_t *lt = kp_topics_get(p->b->topics, kp_str_c(t->name));
@@ -237,10 +260,12 @@ static kp_topic_t *ensure_local(kp_rpool_t *p, const kp_meta_topic_t *t)
         if (rc && rc != KERR_TOPIC_ALREADY_EXISTS)
             kp_warn("pool", "cannot create topic %s here: %s", t->name, msg);
         lt = kp_topics_get(p->b->topics, kp_str_c(t->name));
-    } else if (lt->npartitions < t->partitions) {
-        if (kp_topics_add_partitions(p->b->topics, kp_str_c(t->name), t->partitions, 0, msg,
+    } else {
+        if (lt->npartitions < t->partitions &&
+            kp_topics_add_partitions(p->b->topics, kp_str_c(t->name), t->partitions, 0, msg,
                                      sizeof(msg)))
             kp_warn("pool", "cannot add partitions to %s here: %s", t->name, msg);
+        sync_configs(p, t, lt);
     }
     return lt;
 }
@@ -691,6 +716,105 @@ int16_t kp_rpool_delete_topic(kp_rpool_t *p, kp_str_t name, char *msg, size_t ms
         kp_topic_t *lt = kp_topics_get(p->b->topics, name);
         if (!lt) break;
         kp_topic_put(lt);
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+int16_t kp_rpool_publish_configs(kp_rpool_t *p, kp_str_t name, char *msg, size_t msglen)
+{
+    char n[KP_TOPIC_NAME_LEN_MAX + 1], err[512];
+    snprintf(n, sizeof(n), "%.*s", name.len > 0 ? name.len : 0, name.ptr);
+    kp_topic_t *lt = kp_topics_get(p->b->topics, name);
+    if (!lt) {
+        snprintf(msg, msglen, "Topic %s does not exist", n);
+        return KERR_UNKNOWN_TOPIC_OR_PARTITION;
+    }
+    kp_props_t *now = kp_props_new();
+    kp_topic_overrides_copy(lt, now);
+    kp_topic_put(lt);
+    size_t nc = kp_props_count(now);
+    const char **keys = kp_xcalloc(nc + 1, sizeof(*keys)),
+               **vals = kp_xcalloc(nc + 1, sizeof(*vals));
+    for (size_t i = 0; i < nc; i++) kp_props_at(now, i, &keys[i], &vals[i]);
+    int rc = KP_META_ECONFLICT;
+    for (int attempt = 0; attempt < 5 && rc == KP_META_ECONFLICT; attempt++) {
+        kp_meta_topic_t t;
+        rc = kp_meta_topic_get(p->store, n, &t, err, sizeof(err));
+        if (rc) break;
+        char **ok = t.config_keys, **ov = t.config_values;
+        int on = t.nconfigs;
+        t.config_keys = (char **)keys;
+        t.config_values = (char **)vals;
+        t.nconfigs = (int)nc;
+        int64_t version;
+        rc = kp_meta_topic_update(p->store, &t, &version, err, sizeof(err));
+        t.config_keys = ok;
+        t.config_values = ov;
+        t.nconfigs = on;
+        kp_meta_topic_free(&t);
+    }
+    free(keys);
+    free(vals);
+    kp_props_free(now);
+    if (rc == 0) return 0;
+    snprintf(msg, msglen, "the pool's metadata store: %s", err);
+    return rc == KP_META_ENOTFOUND ? KERR_UNKNOWN_TOPIC_OR_PARTITION : KERR_REQUEST_TIMED_OUT;
+}
+
+int16_t kp_rpool_add_partitions(kp_rpool_t *p, kp_str_t name, int32_t count, int validate_only,
+                                char *msg, size_t msglen)
+{
+    int16_t krc = kp_topics_add_partitions(p->b->topics, name, count, 1, msg, msglen);
+    if (krc || validate_only) return krc;
+    char n[KP_TOPIC_NAME_LEN_MAX + 1], err[512];
+    snprintf(n, sizeof(n), "%.*s", name.len > 0 ? name.len : 0, name.ptr);
+    kp_meta_topic_t t;
+    int rc = kp_meta_topic_get(p->store, n, &t, err, sizeof(err));
+    if (rc == 0 && count > t.partitions) {
+        kp_member_view_t *v = kp_member_view(p->b->member);
+        int nb = v->nbrokers;
+        kp_place_broker_t *pb = kp_xcalloc((size_t)nb + 1, sizeof(*pb));
+        for (int i = 0; i < nb; i++)
+            pb[i] = (kp_place_broker_t){v->brokers[i].id, v->brokers[i].rack};
+        int32_t *rows = kp_xcalloc((size_t)count * (size_t)t.replication_factor, sizeof(int32_t));
+        memcpy(rows, t.replicas,
+               (size_t)t.partitions * (size_t)t.replication_factor * sizeof(int32_t));
+        uint32_t rnd = 0;
+        if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd)) rnd = (uint32_t)kp_wall_ms();
+        int start = nb > 0 ? (int)(rnd % (uint32_t)nb) : 0;
+        int prc = kp_placement_assign(
+            pb, nb, count - t.partitions, t.replication_factor, t.partitions, start, start, 0,
+            rows + (size_t)t.partitions * (size_t)t.replication_factor, msg, msglen);
+        free(pb);
+        kp_member_view_put(v);
+        if (prc < 0) {
+            free(rows);
+            kp_meta_topic_free(&t);
+            return KERR_INVALID_REPLICATION_FACTOR;
+        }
+        free(t.replicas);
+        t.replicas = rows;
+        t.partitions = count;
+        int64_t version;
+        rc = kp_meta_topic_update(p->store, &t, &version, err, sizeof(err));
+    }
+    kp_meta_topic_free(&t);
+    if (rc) {
+        snprintf(msg, msglen, "the pool's metadata store: %s", err);
+        return rc == KP_META_ECONFLICT ? KERR_REASSIGNMENT_IN_PROGRESS : KERR_REQUEST_TIMED_OUT;
+    }
+    for (int64_t until = kp_mono_ms() + 5000; kp_mono_ms() < until;) {
+        kp_topic_t *lt = kp_topics_get(p->b->topics, name);
+        int ready = lt && lt->npartitions >= count;
+        for (int32_t i = 0; ready && i < count; i++) {
+            kp_repl_view_t rv;
+            kp_partition_view(lt->partitions[i], &rv);
+            ready = rv.leader >= 0;
+        }
+        kp_topic_put(lt);
+        if (ready) break;
         struct timespec ts = {0, 10 * 1000000};
         nanosleep(&ts, NULL);
     }

@@ -47,6 +47,14 @@ int kp_rpool_topic_known(kp_topic_t *t);
  * under min.insync.replicas, partitions it holds without a leader, ISR shrinks/expands it
  * made, whether it is the controller, the controller's id. */
 void kp_rpool_metrics(kp_rpool_t *p, struct kp_buf *out);
+/* AlterConfigs / IncrementalAlterConfigs in a pool, after they were applied here: the
+ * topic's resulting overrides are written to its record in the store (CAS), from where
+ * every other broker applies them. A Kafka error with msg. Blocks on the store. */
+int16_t kp_rpool_publish_configs(kp_rpool_t *p, kp_str_t name, char *msg, size_t msglen);
+/* CreatePartitions in a pool: new partitions placed over the live brokers with the topic's
+ * replication factor, written to the store, answered once they are served here. */
+int16_t kp_rpool_add_partitions(kp_rpool_t *p, kp_str_t name, int32_t count, int validate_only,
+                                char *msg, size_t msglen);
 /* The number of live brokers (for default replication factors). */
 int kp_rpool_live_brokers(kp_rpool_t *p);
 

@@ -10,7 +10,9 @@ etcd (pool_harness.Pool: a real etcd and real brokers on loopback ports).
   - replication: RF 3 with confluent-kafka, kafka-python and kcat (ISR 3 everywhere); kill -9
     of the leader under an idempotent acks=all producer, checked record by record (nothing
     acknowledged lost, no duplicate, in order, at its acknowledged offset) with the
-    failover time printed; min.insync.replicas=2 with one and two brokers down;
+    failover time printed; min.insync.replicas=2 with one and two brokers down; a rolling
+    restart and an etcd restart under load; configs and partition counts pool-wide;
+    producer ids unique across brokers;
   - `kpool up --brokers 3 --pool nav-dev` applies the NAIS example Topic unchanged.
 """
 import json
@@ -563,3 +565,35 @@ def test_etcd_restart_under_load(pool3):
     pool3.wait_all_seen(timeout=30)
     create_topic(pool3.bootstrap, "after-etcd", 1, 3)
     wait_isr(pool3.bootstrap, "after-etcd", 3)
+
+
+def test_configs_and_partitions_are_pool_wide(pool3):
+    """IncrementalAlterConfigs and AlterConfigs on one broker reach every broker (through the
+    topic's record in etcd); CreatePartitions on one broker gives every broker the new
+    partitions, replicated (ISR 3). (Fails on the old code: each broker kept its own.)"""
+    create_topic(pool3.bootstrap, "cfg", 1, 3)
+    wait_isr(pool3.bootstrap, "cfg", 3)
+    with cfgwire.Conn(pool3.brokers[0].port) as c:
+        r = c.incremental_topic("cfg", [("retention.ms", cfgwire.OP_SET, "123456"),
+                                        ("cleanup.policy", cfgwire.OP_SET, "compact")])
+        assert r["error"] == 0, r
+    for b in pool3.brokers:
+        def seen(b=b):
+            with cfgwire.Conn(b.port) as c:
+                cfg = c.topic_configs("cfg")
+            return (cfg["retention.ms"]["value"] == "123456" and
+                    cfg["cleanup.policy"]["value"] == "compact")
+        wait_for(seen, timeout=15, what="the configs on broker %s" % b.extra["broker.id"])
+    with cfgwire.Conn(pool3.brokers[1].port) as c:
+        r = c.incremental_topic("cfg", [("retention.ms", cfgwire.OP_DELETE, None)])
+        assert r["error"] == 0, r
+    for b in pool3.brokers:
+        def gone(b=b):
+            with cfgwire.Conn(b.port) as c:
+                return c.topic_configs("cfg")["retention.ms"]["value"] != "123456"
+        wait_for(gone, timeout=15, what="the config deleted on broker %s" % b.extra["broker.id"])
+    with cfgwire.Conn(pool3.brokers[2].port) as c:
+        assert c.create_partitions([("cfg", 3, None)])[0][1] == 0
+    for b in pool3.brokers:
+        t = wait_isr(b.bootstrap, "cfg", 3)
+        assert len(t["partitions"]) == 3
