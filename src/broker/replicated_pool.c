@@ -49,7 +49,7 @@ struct kp_rpool {
     pthread_mutex_t lock; /* guards the queue and flags below */
     pthread_cond_t cond;
     int stopping;
-    int resync, brokers_changed;
+    int resync, brokers_changed, acls_changed;
     dirty_part_t *dirty;
     int ndirty, dirty_cap;
     atomic_llong isr_shrinks, isr_expands;
@@ -72,6 +72,9 @@ static void on_change(void *arg, const kp_meta_change_t *c, int n)
         case KP_META_CH_BROKER:
         case KP_META_CH_CONTROLLER:
             p->brokers_changed = 1;
+            break;
+        case KP_META_CH_ACL:
+            p->acls_changed = 1;
             break;
         case KP_META_CH_TOPIC:
         case KP_META_CH_PARTITION:
@@ -371,6 +374,94 @@ static void resync(kp_rpool_t *p)
     for (int i = 0; i < n; i++) apply_partitions(p, &p->topics[i], -1);
 }
 
+/* ---- ACLs ---- */
+
+static int acl_eq(const kp_acl_t *a, const kp_acl_t *b)
+{
+    return a->resource_type == b->resource_type && a->pattern_type == b->pattern_type &&
+           a->operation == b->operation && a->permission == b->permission &&
+           !strcmp(a->resource_name, b->resource_name) && !strcmp(a->principal, b->principal) &&
+           !strcmp(a->host, b->host);
+}
+
+typedef struct acl_vec {
+    kp_acl_t *v;
+    int n, cap;
+} acl_vec_t;
+
+static void collect_acl(const kp_acl_t *acl, void *arg)
+{
+    acl_vec_t *c = arg;
+    if (c->n == c->cap)
+        c->v = kp_xrealloc(c->v, (size_t)(c->cap = c->cap * 2 + 16) * sizeof(*c->v));
+    c->v[c->n++] = (kp_acl_t){acl->resource_type,
+                              acl->pattern_type,
+                              acl->operation,
+                              acl->permission,
+                              kp_xstrdup(acl->resource_name),
+                              kp_xstrdup(acl->principal),
+                              kp_xstrdup(acl->host)};
+}
+
+/* The store's bindings become this broker's: missing ones added, others removed. */
+static void sync_acls(kp_rpool_t *p)
+{
+    kp_acl_t *want;
+    int nwant;
+    char err[512];
+    if (kp_meta_acls_list(p->store, &want, &nwant, err, sizeof(err)) != 0) {
+        kp_warn("pool", "cannot read the pool's ACLs: %s", err);
+        pthread_mutex_lock(&p->lock);
+        p->acls_changed = 1;
+        pthread_mutex_unlock(&p->lock);
+        return;
+    }
+    acl_vec_t have = {0};
+    kp_acl_filter_t all = {KP_RES_ANY, KP_PAT_ANY, KP_OP_ANY, KP_PERM_ANY, NULL, NULL, NULL};
+    kp_acl_list(p->b->authorizer, &all, collect_acl, &have);
+    int added = 0, removed = 0;
+    for (int i = 0; i < nwant; i++) {
+        int found = 0;
+        for (int j = 0; j < have.n && !found; j++) found = acl_eq(&want[i], &have.v[j]);
+        if (!found && kp_acl_add(p->b->authorizer, &want[i], 1) == 0) added++;
+    }
+    for (int j = 0; j < have.n; j++) {
+        int found = 0;
+        for (int i = 0; i < nwant && !found; i++) found = acl_eq(&want[i], &have.v[j]);
+        if (found) continue;
+        const kp_acl_t *a = &have.v[j];
+        kp_acl_filter_t exact = {a->resource_type, a->pattern_type, a->operation, a->permission,
+                                 a->resource_name, a->principal,    a->host};
+        if (kp_acl_remove(p->b->authorizer, &exact, NULL, NULL) > 0) removed++;
+    }
+    if (added || removed)
+        kp_info("pool", "ACLs of the pool applied: %d added, %d removed", added, removed);
+    kp_meta_acls_free(want, nwant);
+    for (int j = 0; j < have.n; j++) {
+        free(have.v[j].resource_name);
+        free(have.v[j].principal);
+        free(have.v[j].host);
+    }
+    free(have.v);
+}
+
+int kp_rpool_acls_added(kp_rpool_t *p, const kp_acl_t *acls, int n, char *msg, size_t msglen)
+{
+    char err[512];
+    if (kp_meta_acls_add(p->store, acls, n, err, sizeof(err)) == 0) return 0;
+    snprintf(msg, msglen, "the pool's metadata store: %s", err);
+    return -1;
+}
+
+int kp_rpool_acl_removed(kp_rpool_t *p, const kp_acl_t *acl, char *msg, size_t msglen)
+{
+    char err[512];
+    int rc = kp_meta_acl_remove(p->store, acl, err, sizeof(err));
+    if (rc == 0 || rc == KP_META_ENOTFOUND) return 0;
+    snprintf(msg, msglen, "the pool's metadata store: %s", err);
+    return -1;
+}
+
 /* ---- controller ---- */
 
 static int cas(kp_rpool_t *p, const char *topic, int32_t i, const kp_partition_state_t *next,
@@ -475,7 +566,7 @@ static void *pool_main(void *arg)
     pthread_mutex_lock(&p->lock);
     for (;;) {
         if (p->stopping) break;
-        if (!p->resync && !p->brokers_changed && p->ndirty == 0) {
+        if (!p->resync && !p->brokers_changed && !p->acls_changed && p->ndirty == 0) {
             struct timespec ts;
             clock_gettime(CLOCK_REALTIME, &ts);
             ts.tv_nsec += 100 * 1000000;
@@ -486,15 +577,16 @@ static void *pool_main(void *arg)
             pthread_cond_timedwait(&p->cond, &p->lock, &ts);
             if (p->stopping) break;
         }
-        int rs = p->resync, bc = p->brokers_changed;
+        int rs = p->resync, bc = p->brokers_changed, ac = p->acls_changed;
         dirty_part_t *dirty = p->dirty;
         int nd = p->ndirty;
-        p->resync = p->brokers_changed = 0;
+        p->resync = p->brokers_changed = p->acls_changed = 0;
         p->dirty = NULL;
         p->ndirty = p->dirty_cap = 0;
         pthread_mutex_unlock(&p->lock);
 
         if (rs) resync(p);
+        if (rs || ac) sync_acls(p);
         for (int i = 0; i < nd; i++) {
             if (!rs) apply_topic(p, dirty[i].topic, dirty[i].partition);
             free(dirty[i].topic);

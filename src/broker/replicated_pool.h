@@ -12,6 +12,7 @@
 #ifndef KP_REPLICATED_POOL_H
 #define KP_REPLICATED_POOL_H
 
+#include "auth/acl.h"
 #include "broker/broker.h"
 
 typedef struct kp_rpool kp_rpool_t;
@@ -55,6 +56,11 @@ int16_t kp_rpool_publish_configs(kp_rpool_t *p, kp_str_t name, char *msg, size_t
  * replication factor, written to the store, answered once they are served here. */
 int16_t kp_rpool_add_partitions(kp_rpool_t *p, kp_str_t name, int32_t count, int validate_only,
                                 char *msg, size_t msglen);
+/* CreateAcls / DeleteAcls in a pool, after they were applied here: the bindings are added
+ * to (removed from) the store, from where every other broker applies them. 0 or -1 with
+ * msg. Blocks on the store. */
+int kp_rpool_acls_added(kp_rpool_t *p, const kp_acl_t *acls, int n, char *msg, size_t msglen);
+int kp_rpool_acl_removed(kp_rpool_t *p, const kp_acl_t *acl, char *msg, size_t msglen);
 /* The number of live brokers (for default replication factors). */
 int kp_rpool_live_brokers(kp_rpool_t *p);
 

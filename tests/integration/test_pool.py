@@ -597,3 +597,35 @@ def test_configs_and_partitions_are_pool_wide(pool3):
     for b in pool3.brokers:
         t = wait_isr(b.bootstrap, "cfg", 3)
         assert len(t["partitions"]) == 3
+
+
+def test_acls_are_pool_wide(workdir):
+    """CreateAcls on one broker: every broker's DescribeAcls shows the binding; DeleteAcls
+    on another: gone everywhere (kafka-python's admin client). (Fails on the old code: each
+    broker had its own ACL journal.)"""
+    from kafka.admin import KafkaAdminClient
+    from test_tls_acl import acl, acl_filter
+    pool = Pool(workdir, 3, extra={"authorizer.enabled": "true",
+                                   "super.users": "User:ANONYMOUS"}).start()
+    admins = [KafkaAdminClient(bootstrap_servers=b.bootstrap, request_timeout_ms=20000)
+              for b in pool.brokers]
+    try:
+        res = admins[0].create_acls([acl("User:CN=alice", "TOPIC", "acl-t", "READ")])
+        assert not res["failed"], res
+
+        def count(adm):
+            acls, err = adm.describe_acls(acl_filter())
+            assert err.errno == 0, err
+            return len(acls)
+        for k, adm in enumerate(admins):
+            wait_for(lambda adm=adm: count(adm) == 1, timeout=15,
+                     what="the ACL on broker %d" % (k + 1))
+        out = admins[1].delete_acls([acl_filter()])
+        assert sum(len(m) for _, m, _ in out) == 1, out
+        for k, adm in enumerate(admins):
+            wait_for(lambda adm=adm: count(adm) == 0, timeout=15,
+                     what="the ACL gone on broker %d" % (k + 1))
+    finally:
+        for adm in admins:
+            adm.close()
+        pool.stop()
