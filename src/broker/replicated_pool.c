@@ -649,10 +649,11 @@ static void hand_over(kp_rpool_t *p)
     int32_t ids[KP_PLACEMENT_BROKERS_MAX], self = p->b->cfg.node_id;
     int n = live_ids(p, ids, KP_PLACEMENT_BROKERS_MAX);
     kp_id_set_t live = {ids, n}, going = {&self, 1};
-    int ntopics, moved = 0;
+    int ntopics, moved = 0, away = 0;
+    int64_t until = kp_mono_ms() + 5000; /* a shutdown is not held up long by a slow store */
     kp_topic_t **list = kp_topics_list(p->b->topics, &ntopics);
-    for (int i = 0; i < ntopics; i++) {
-        for (int32_t k = 0; k < list[i]->npartitions; k++) {
+    for (int i = 0; i < ntopics && !away; i++) {
+        for (int32_t k = 0; k < list[i]->npartitions && !away; k++) {
             kp_partition_t *part = kp_topic_partition(list[i], k);
             kp_repl_view_t v;
             if (!part) continue;
@@ -660,9 +661,16 @@ static void hand_over(kp_rpool_t *p)
             if (v.role != KP_ROLE_LEADER) continue;
             kp_meta_pstate_t ps;
             char err[256];
-            if (kp_meta_partition_get(p->store, list[i]->name, k, &ps, err, sizeof(err)) != 0 ||
-                ps.state.leader != self)
+            int rc = kp_meta_partition_get(p->store, list[i]->name, k, &ps, err, sizeof(err));
+            if (rc == KP_META_EUNAVAILABLE || rc == KP_META_ETIMEDOUT || kp_mono_ms() > until) {
+                kp_warn("pool",
+                        "controlled shutdown cut short (%s): the controller moves the "
+                        "remaining leaderships when this broker's session ends",
+                        rc ? err : "out of time");
+                away = 1;
                 continue;
+            }
+            if (rc != 0 || ps.state.leader != self) continue;
             kp_id_set_t replicas = {v.replicas, v.nreplicas}, isr = {ps.state.isr, ps.state.nisr};
             int32_t leader = kp_elect_leader_shutdown(replicas, isr, live, going);
             if (leader < 0) continue;
