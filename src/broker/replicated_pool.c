@@ -50,6 +50,9 @@ struct kp_rpool {
     pthread_cond_t cond;
     int stopping;
     int resync, brokers_changed, acls_changed;
+    _Atomic int serving;     /* the broker is started: readiness is ours to say */
+    _Atomic int catching_up; /* as last computed by the thread (1 until the first resync) */
+    int synced;              /* the first full read of the store was applied */
     dirty_part_t *dirty;
     int ndirty, dirty_cap;
     atomic_llong isr_shrinks, isr_expands;
@@ -372,6 +375,7 @@ static void resync(kp_rpool_t *p)
     p->topics = list;
     p->ntopics = n;
     for (int i = 0; i < n; i++) apply_partitions(p, &p->topics[i], -1);
+    p->synced = 1;
 }
 
 /* ---- ACLs ---- */
@@ -556,6 +560,35 @@ static void leader_isr_pass(kp_rpool_t *p)
     kp_topics_list_free(list, ntopics);
 }
 
+/* ---- readiness ---- */
+
+/* Whether a partition this broker follows does not list it in its ISR (catching up). */
+static int followers_behind(kp_rpool_t *p)
+{
+    int ntopics, behind = 0;
+    kp_topic_t **list = kp_topics_list(p->b->topics, &ntopics);
+    for (int i = 0; i < ntopics && !behind; i++) {
+        for (int32_t k = 0; k < list[i]->npartitions && !behind; k++) {
+            kp_partition_t *part = kp_topic_partition(list[i], k);
+            kp_repl_view_t v;
+            if (!part) continue;
+            kp_partition_view(part, &v);
+            if (v.role != KP_ROLE_FOLLOWER) continue;
+            behind = 1;
+            for (int j = 0; j < v.nisr; j++)
+                if (v.isr[j] == p->b->cfg.node_id) behind = 0;
+        }
+    }
+    kp_topics_list_free(list, ntopics);
+    return behind;
+}
+
+void kp_rpool_serving(kp_rpool_t *p)
+{
+    p->serving = 1;
+    atomic_store(&p->b->ready, !p->catching_up);
+}
+
 /* ---- the thread ---- */
 
 static void *pool_main(void *arg)
@@ -603,6 +636,9 @@ static void *pool_main(void *arg)
             leader_isr_pass(p);
             next_isr = now + ISR_MS;
         }
+        /* /readyz: not while a partition this broker replicates has it outside the ISR */
+        int catching_up = p->catching_up = !p->synced || followers_behind(p);
+        if (p->serving && !atomic_load(&p->b->stopping)) atomic_store(&p->b->ready, !catching_up);
         pthread_mutex_lock(&p->lock);
     }
     pthread_mutex_unlock(&p->lock);
@@ -623,6 +659,7 @@ kp_rpool_t *kp_rpool_new(kp_broker_t *b, char *err, size_t errlen)
         kp_rpool_free(p);
         return NULL;
     }
+    p->catching_up = 1;
     p->fetcher = kp_fetcher_new(b, err, errlen);
     if (!p->fetcher) {
         kp_rpool_free(p);
@@ -705,6 +742,7 @@ void kp_rpool_shutdown(kp_rpool_t *p)
         pthread_join(p->thread, NULL);
         p->started = 0;
     }
+    atomic_store(&p->b->ready, 0);
     hand_over(p);
     kp_fetcher_free(p->fetcher);
     p->fetcher = NULL;

@@ -21,6 +21,9 @@ typedef struct kp_rpool kp_rpool_t;
 kp_rpool_t *kp_rpool_new(kp_broker_t *b, char *err, size_t errlen);
 /* After the broker registered: reads everything and starts the thread. */
 int kp_rpool_start(kp_rpool_t *p, char *err, size_t errlen);
+/* The broker serves: from now on /readyz is true only while no partition it follows lists
+ * it outside the ISR (it is catching up). */
+void kp_rpool_serving(kp_rpool_t *p);
 /* Controlled shutdown: hands the leadership of every partition this broker leads to another
  * in-sync replica, then stops the thread and the fetchers. Idempotent. */
 void kp_rpool_shutdown(kp_rpool_t *p);

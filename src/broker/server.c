@@ -580,7 +580,10 @@ int kp_broker_start(kp_broker_t *b)
             return -1;
         }
     }
-    atomic_store(&b->ready, 1);
+    if (b->pool)
+        kp_rpool_serving(b->pool); /* ready once caught up */
+    else
+        atomic_store(&b->ready, 1);
     for (int i = 0; i < b->cfg.nlisteners; i++) {
         const kp_listener_cfg_t *l = &b->cfg.listeners[i];
         kp_info("broker", "listening on %s://%s:%d (advertised %s:%d)", l->name, l->host,

@@ -629,3 +629,30 @@ def test_acls_are_pool_wide(workdir):
         for adm in admins:
             adm.close()
         pool.stop()
+
+
+def test_readyz_waits_until_caught_up(pool3):
+    """A follower restarted behind the leader answers /readyz 200 only once it is back in the
+    ISR of what it replicates. (Fails on the old code: ready as soon as it listened.)"""
+    create_topic(pool3.bootstrap, "rz", 1, 3)
+    t = wait_isr(pool3.bootstrap, "rz", 3)
+    leader = t["partitions"][0]["leader"]
+    follower = next(b for b in pool3.brokers if int(b.extra["broker.id"]) != leader)
+    fid = int(follower.extra["broker.id"])
+    follower.stop()
+    other = next(b for b in pool3.brokers if b is not follower)
+    wait_isr(other.bootstrap, "rz", 2)
+    p = Producer({"bootstrap.servers": other.bootstrap, "acks": "all", "linger.ms": 20,
+                  "compression.type": "none"})
+    payload = os.urandom(10000)
+    for i in range(3000):  # 30 MB to catch up on
+        while True:
+            try:
+                p.produce("rz", value=payload)
+                break
+            except BufferError:
+                p.poll(0.05)
+    assert p.flush(60) == 0
+    follower.start(timeout=60)
+    isr = [x["id"] for x in topic_md(follower.bootstrap, "rz")["partitions"][0]["isrs"]]
+    assert fid in isr, isr
