@@ -637,7 +637,8 @@ static void *pool_main(void *arg)
             next_isr = now + ISR_MS;
         }
         /* /readyz: not while a partition this broker replicates has it outside the ISR */
-        int catching_up = p->catching_up = !p->synced || followers_behind(p);
+        int catching_up = !p->synced || followers_behind(p);
+        atomic_store(&p->catching_up, catching_up);
         if (p->serving && !atomic_load(&p->b->stopping)) atomic_store(&p->b->ready, !catching_up);
         pthread_mutex_lock(&p->lock);
     }
