@@ -508,7 +508,7 @@ static void *leader_main(void *arg)
             continue;
         }
         char host[256];
-        int port;
+        int port = 0;
         if (leader_endpoint(f, leader, host, sizeof(host), &port) < 0) {
             release(v, n);
             pause_ms(f, 200);
