@@ -34,7 +34,7 @@ typedef struct kp_broker_config {
     kp_listener_cfg_t listeners[KP_LISTENERS_MAX];
     int nlisteners;
     int32_t num_partitions;
-    int16_t default_replication_factor;
+    int16_t default_replication_factor; /* 0: min(3, live brokers) (a pool's default) */
     int auto_create_topics;
     int64_t socket_request_max_bytes;
     int64_t max_connections;
@@ -47,6 +47,11 @@ typedef struct kp_broker_config {
     char admin_listener[300];       /* host:port of /livez /readyz /metrics; empty: off */
     int authorizer_enabled_default; /* `kpool up` turns the authorizer on by default */
     kp_props_t *props;              /* everything given, for topic-config defaults */
+    /* replicated pool (SPEC §11): empty endpoints = standalone */
+    char etcd_endpoints[1024]; /* metadata.etcd.endpoints */
+    char etcd_prefix[256];     /* metadata.etcd.prefix */
+    char rack[256];            /* broker.rack */
+    int session_timeout_ms;    /* broker.session.timeout.ms */
 } kp_broker_config_t;
 
 /* Fills cfg from props (Kafka property names). -1 with a message naming the bad key. */
@@ -77,6 +82,8 @@ struct kp_broker {
     struct kp_principal_rules *principal_rules; /* ssl.principal.mapping.rules */
     struct kp_authorizer *authorizer;
     struct kp_log_manager *log_manager;
+    struct kp_member *member; /* NULL: standalone */
+    struct kp_rpool *pool;    /* the replicated pool's topics and partitions (broker/pool.h) */
     atomic_int ready;
     atomic_int stopping;
 };

@@ -4,6 +4,7 @@
  * the authorizer disabled they answer SECURITY_DISABLED.
  */
 #include "auth/acl.h"
+#include "broker/replicated_pool.h"
 #include "broker/request.h"
 #include "kp_msgs.h"
 
@@ -165,10 +166,17 @@ int kp_handle_create_acls(kp_req_t *req)
         slot[nacls] = i;
         acls[nacls++] = acl;
     }
+    char perr[512];
     if (nacls && kp_acl_add(req->sess->broker->authorizer, acls, nacls) < 0) {
         for (int k = 0; k < nacls; k++) {
             out.Results.items[slot[k]].ErrorCode = KERR_KAFKA_STORAGE_ERROR;
             out.Results.items[slot[k]].ErrorMessage = KP_STR_LIT("Could not store the ACLs");
+        }
+    } else if (nacls && req->sess->broker->pool && /* a pool: every broker takes them */
+               kp_rpool_acls_added(req->sess->broker->pool, acls, nacls, perr, sizeof(perr)) < 0) {
+        for (int k = 0; k < nacls; k++) {
+            out.Results.items[slot[k]].ErrorCode = KERR_REQUEST_TIMED_OUT;
+            out.Results.items[slot[k]].ErrorMessage = arena_msg(req, perr);
         }
     }
     kp_req_begin_response(req);
@@ -255,6 +263,23 @@ int kp_handle_delete_acls(kp_req_t *req)
             fr->ErrorMessage = KP_STR_LIT("Could not store the ACL change");
         }
         if (d.failed) return -1;
+        for (int32_t k = 0; req->sess->broker->pool && !fr->ErrorCode && k < fr->MatchingAcls.count;
+             k++) { /* a pool: gone from every broker */
+            const DeleteAclsResponse_DeleteAclsMatchingAcl *m = &fr->MatchingAcls.items[k];
+            kp_acl_t gone = {m->ResourceType,
+                             m->PatternType,
+                             m->Operation,
+                             m->PermissionType,
+                             dup_str(req, m->ResourceName),
+                             dup_str(req, m->Principal),
+                             dup_str(req, m->Host)};
+            char perr[512];
+            if (gone.resource_name && gone.principal && gone.host &&
+                kp_rpool_acl_removed(req->sess->broker->pool, &gone, perr, sizeof(perr)) < 0) {
+                fr->ErrorCode = KERR_REQUEST_TIMED_OUT;
+                fr->ErrorMessage = arena_msg(req, perr);
+            }
+        }
     }
     kp_req_begin_response(req);
     DeleteAclsResponse_encode(&req->resp, req->api_version, &out);

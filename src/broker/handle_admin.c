@@ -3,7 +3,9 @@
  */
 #include "auth/acl.h"
 #include "broker/request.h"
+#include "broker/replicated_pool.h"
 #include "broker/topic_config.h"
+#include "cluster/member.h"
 #include "core/logging.h"
 #include "kp_msgs.h"
 
@@ -36,9 +38,60 @@ int kp_handle_api_versions(kp_req_t *req)
 
 /* ---- Metadata ---- */
 
+static int32_t *arena_ids(kp_req_t *req, const int32_t *ids, int n)
+{
+    int32_t *a = kp_req_alloc(req, (size_t)(n + 1) * sizeof(*a));
+    if (a && n > 0) memcpy(a, ids, (size_t)n * sizeof(*a));
+    return a;
+}
+
+/* A replicated pool: leader, replicas, ISR and offline replicas as this broker knows them. */
+static int fill_pool_partition(kp_req_t *req, kp_partition_t *p, const kp_member_view_t *live,
+                               MetadataResponse_MetadataResponsePartition *mp)
+{
+    kp_repl_view_t v;
+    kp_partition_view(p, &v);
+    int32_t offline[KP_REPLICAS_MAX];
+    int noff = 0;
+    for (int i = 0; i < v.nreplicas; i++) {
+        int alive = 0;
+        for (int j = 0; j < live->nbrokers && !alive; j++)
+            alive = live->brokers[j].id == v.replicas[i];
+        if (!alive) offline[noff++] = v.replicas[i];
+    }
+    mp->LeaderId = v.leader;
+    mp->LeaderEpoch = v.leader_epoch;
+    mp->ErrorCode = v.leader < 0 ? KERR_LEADER_NOT_AVAILABLE : 0;
+    mp->ReplicaNodes.items = arena_ids(req, v.replicas, v.nreplicas);
+    mp->ReplicaNodes.count = v.nreplicas;
+    mp->IsrNodes.items = arena_ids(req, v.isr, v.nisr);
+    mp->IsrNodes.count = v.nisr;
+    mp->OfflineReplicas.items = arena_ids(req, offline, noff);
+    mp->OfflineReplicas.count = noff;
+    return mp->ReplicaNodes.items && mp->IsrNodes.items && mp->OfflineReplicas.items ? 0 : -1;
+}
+
 static int fill_topic(kp_req_t *req, kp_topic_t *topic, MetadataResponse_MetadataResponseTopic *mt)
 {
     kp_broker_t *b = req->sess->broker;
+    if (b->member) {
+        mt->Name = kp_str_c(topic->name);
+        mt->IsInternal = (int8_t)topic->internal;
+        int32_t n = topic->npartitions;
+        mt->Partitions.count = n;
+        mt->Partitions.items = kp_req_alloc(req, (size_t)(n + 1) * sizeof(*mt->Partitions.items));
+        if (!mt->Partitions.items) return -1;
+        kp_member_view_t *live = kp_member_view(b->member);
+        int rc = 0;
+        for (int32_t i = 0; i < n && rc == 0; i++) {
+            MetadataResponse_MetadataResponsePartition *mp = &mt->Partitions.items[i];
+            MetadataResponse_MetadataResponsePartition_init(mp);
+            mp->PartitionIndex = i;
+            rc = fill_pool_partition(req, topic->partitions[i], live, mp);
+        }
+        kp_member_view_put(live);
+        return rc;
+    }
     mt->Name = kp_str_c(topic->name);
     mt->IsInternal = (int8_t)topic->internal;
     mt->ErrorCode = 0;
@@ -53,7 +106,7 @@ static int fill_topic(kp_req_t *req, kp_topic_t *topic, MetadataResponse_Metadat
         MetadataResponse_MetadataResponsePartition_init(mp);
         mp->PartitionIndex = i;
         mp->LeaderId = b->cfg.node_id;
-        mp->LeaderEpoch = topic->partitions[i]->log->leader_epoch;
+        mp->LeaderEpoch = kp_partition_leader_epoch(topic->partitions[i]);
         mp->ReplicaNodes.items = node;
         mp->ReplicaNodes.count = 1;
         mp->IsrNodes.items = node;
@@ -62,12 +115,59 @@ static int fill_topic(kp_req_t *req, kp_topic_t *topic, MetadataResponse_Metadat
     return 0;
 }
 
+/* default.replication.factor, or in a pool without it min(3, live brokers). */
+static int pool_default_rf(kp_broker_t *b)
+{
+    if (b->cfg.default_replication_factor > 0) return b->cfg.default_replication_factor;
+    int live = kp_rpool_live_brokers(b->pool);
+    return live < 3 ? (live > 0 ? live : 1) : 3;
+}
+
+static kp_str_t arena_str(kp_req_t *req, const char *s)
+{
+    if (!s) return KP_STR_NULL;
+    size_t n = strlen(s);
+    char *p = kp_req_alloc(req, n + 1);
+    if (!p) return KP_STR_NULL;
+    memcpy(p, s, n + 1);
+    return (kp_str_t){p, (int32_t)n};
+}
+
+/* A replicated pool: every live broker that has this request's listener, and the
+ * controller, as the pool last told this broker. */
+static int fill_pool_brokers(kp_req_t *req, MetadataResponse *out)
+{
+    kp_broker_t *b = req->sess->broker;
+    kp_member_view_t *v = kp_member_view(b->member);
+    MetadataResponse_MetadataResponseBroker *list =
+        kp_req_alloc(req, (size_t)(v->nbrokers + 1) * sizeof(*list));
+    int k = 0;
+    for (int i = 0; list && i < v->nbrokers; i++) {
+        const kp_meta_endpoint_t *ep =
+            kp_member_endpoint(&v->brokers[i], req->sess->listener->name);
+        if (!ep) continue;
+        MetadataResponse_MetadataResponseBroker *mb = &list[k++];
+        MetadataResponse_MetadataResponseBroker_init(mb);
+        mb->NodeId = v->brokers[i].id;
+        mb->Host = arena_str(req, ep->host);
+        mb->Port = ep->port;
+        mb->Rack = arena_str(req, v->brokers[i].rack);
+    }
+    out->Brokers.items = list;
+    out->Brokers.count = k;
+    out->ControllerId = v->controller_id;
+    kp_member_view_put(v);
+    return list ? 0 : -1;
+}
+
 static kp_topic_t *auto_create(kp_req_t *req, kp_str_t name, int16_t *err)
 {
     kp_broker_t *b = req->sess->broker;
     char msg[256];
     kp_topic_spec_t spec = {.name = name, .partitions = b->cfg.num_partitions};
-    int16_t rc = kp_topics_create(b->topics, &spec, 0, msg, sizeof(msg));
+    int16_t rc =
+        b->pool ? kp_rpool_create_topic(b->pool, &spec, pool_default_rf(b), 0, msg, sizeof(msg))
+                : kp_topics_create(b->topics, &spec, 0, msg, sizeof(msg));
     if (rc != 0 && rc != KERR_TOPIC_ALREADY_EXISTS) {
         *err = rc;
         return NULL;
@@ -95,6 +195,7 @@ int kp_handle_metadata(kp_req_t *req)
     out.Brokers.count = 1;
     out.ClusterId = kp_str_c(b->cluster_id);
     out.ControllerId = b->cfg.node_id;
+    if (b->member && fill_pool_brokers(req, &out) < 0) return -1;
 
     /* v0: an empty array means all topics; v1+: null means all topics */
     int all = in.Topics.count < 0 || (req->api_version == 0 && in.Topics.count == 0);
@@ -109,6 +210,7 @@ int kp_handle_metadata(kp_req_t *req)
             /* all-topics metadata lists only what the principal may describe */
             if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, kp_str_c(held[i]->name)))
                 continue;
+            if (b->pool && !kp_rpool_topic_known(held[i])) continue; /* local-only */
             MetadataResponse_MetadataResponseTopic_init(&out.Topics.items[k]);
             if (fill_topic(req, held[i], &out.Topics.items[k++]) < 0) goto fail;
         }
@@ -143,6 +245,10 @@ int kp_handle_metadata(kp_req_t *req)
                 !kp_req_authorize(req, KP_OP_CREATE, KP_RES_TOPIC, name)) {
                 mt->ErrorCode = KERR_TOPIC_AUTHORIZATION_FAILED;
                 continue;
+            }
+            if (t && b->pool && !kp_rpool_topic_known(t)) { /* local-only: not the pool's */
+                kp_topic_put(t);
+                t = NULL;
             }
             if (!t && allow_auto) t = auto_create(req, name, &err);
             if (!t) {
@@ -201,8 +307,13 @@ int kp_handle_create_topics(kp_req_t *req)
             partitions = t->Assignments.count;
             for (int32_t a = 0; a < t->Assignments.count && !err; a++) {
                 const CreateTopicsRequest_CreatableReplicaAssignment *as = &t->Assignments.items[a];
-                if (as->PartitionIndex != a || as->BrokerIds.count != 1 ||
-                    as->BrokerIds.items[0] != b->cfg.node_id) {
+                if (b->pool) { /* explicit assignments are not taken in a pool (yet) */
+                    err = KERR_INVALID_REPLICA_ASSIGNMENT;
+                    snprintf(msg, sizeof(msg),
+                             "Replica assignments are not supported in a replicated pool yet: "
+                             "give numPartitions and replicationFactor");
+                } else if (as->PartitionIndex != a || as->BrokerIds.count != 1 ||
+                           as->BrokerIds.items[0] != b->cfg.node_id) {
                     err = KERR_INVALID_REPLICA_ASSIGNMENT;
                     snprintf(msg, sizeof(msg),
                              "Replica assignment must place partitions 0..%d "
@@ -218,8 +329,8 @@ int kp_handle_create_topics(kp_req_t *req)
             snprintf(msg, sizeof(msg), "Authorization failed.");
         }
         if (partitions == -1) partitions = b->cfg.num_partitions;
-        if (rf == -1) rf = b->cfg.default_replication_factor;
-        if (!err && rf != 1) {
+        if (rf == -1) rf = b->pool ? pool_default_rf(b) : b->cfg.default_replication_factor;
+        if (!err && !b->pool && rf != 1) {
             err = KERR_INVALID_REPLICATION_FACTOR;
             snprintf(msg, sizeof(msg), "Replication factor: %d larger than available brokers: 1.",
                      rf);
@@ -244,7 +355,9 @@ int kp_handle_create_topics(kp_req_t *req)
                                     .config_keys = keys,
                                     .config_values = vals,
                                     .nconfigs = nc};
-            err = kp_topics_create(b->topics, &spec, in.ValidateOnly, msg, sizeof(msg));
+            err = b->pool
+                      ? kp_rpool_create_topic(b->pool, &spec, rf, in.ValidateOnly, msg, sizeof(msg))
+                      : kp_topics_create(b->topics, &spec, in.ValidateOnly, msg, sizeof(msg));
         }
         r->ErrorCode = err;
         if (err) {
@@ -286,7 +399,8 @@ int kp_handle_delete_topics(kp_req_t *req)
         if (t && t->internal) {
             r->ErrorCode = KERR_INVALID_REQUEST; /* internal topics are not deletable */
         } else {
-            r->ErrorCode = kp_topics_delete(b->topics, r->Name, msg, sizeof(msg));
+            r->ErrorCode = b->pool ? kp_rpool_delete_topic(b->pool, r->Name, msg, sizeof(msg))
+                                   : kp_topics_delete(b->topics, r->Name, msg, sizeof(msg));
         }
         kp_topic_put(t);
     }

@@ -8,6 +8,7 @@
  */
 #include "auth/acl.h"
 #include "broker/dynamic_config.h"
+#include "broker/replicated_pool.h"
 #include "broker/request.h"
 #include "broker/topic_config.h"
 #include "kp_msgs.h"
@@ -303,6 +304,8 @@ static int16_t alter_one(kp_req_t *req, const alter_item_t *a, int incremental, 
     } else {
         rc = kp_topics_alter_configs(req->sess->broker->topics, a->name, a->keys, a->values,
                                      incremental ? a->ops : NULL, a->n, validate, err, sizeof(err));
+        if (!rc && !validate && req->sess->broker->pool) /* the whole pool takes them */
+            rc = kp_rpool_publish_configs(req->sess->broker->pool, a->name, err, sizeof(err));
     }
     if (rc && err[0]) {
         char *m = kp_arena_strndup(&req->arena, err, strlen(err));
@@ -414,7 +417,7 @@ int kp_handle_create_partitions(kp_req_t *req)
             }
         if (!o->ErrorCode && !kp_req_authorize(req, KP_OP_ALTER, KP_RES_TOPIC, t->Name))
             o->ErrorCode = KERR_TOPIC_AUTHORIZATION_FAILED;
-        if (!o->ErrorCode && t->Assignments.count >= 0) {
+        if (!o->ErrorCode && !b->pool && t->Assignments.count >= 0) {
             for (int32_t a = 0; a < t->Assignments.count && !o->ErrorCode; a++) {
                 const CreatePartitionsRequest_CreatePartitionsAssignment *as =
                     &t->Assignments.items[a];
@@ -427,9 +430,16 @@ int kp_handle_create_partitions(kp_req_t *req)
                 }
             }
         }
+        if (!o->ErrorCode && b->pool && t->Assignments.count > 0) {
+            o->ErrorCode = KERR_INVALID_REPLICA_ASSIGNMENT;
+            snprintf(err, sizeof(err),
+                     "Replica assignments are not supported in a replicated pool yet");
+        }
         if (!o->ErrorCode)
-            o->ErrorCode = kp_topics_add_partitions(b->topics, t->Name, t->Count, in.ValidateOnly,
-                                                    err, sizeof(err));
+            o->ErrorCode = b->pool ? kp_rpool_add_partitions(b->pool, t->Name, t->Count,
+                                                             in.ValidateOnly, err, sizeof(err))
+                                   : kp_topics_add_partitions(b->topics, t->Name, t->Count,
+                                                              in.ValidateOnly, err, sizeof(err));
         if (o->ErrorCode && err[0]) {
             char *m = kp_arena_strndup(&req->arena, err, strlen(err));
             o->ErrorMessage = m ? kp_str_c(m) : KP_STR_NULL;

@@ -20,6 +20,7 @@
 #include "auth/acl.h"
 #include "broker/loop_ctx.h"
 #include "broker/request.h"
+#include "core/clock.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "kp_msgs.h"
@@ -60,7 +61,12 @@ static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **r
     int k = 0;
     for (int32_t i = 0; i < nt; i++) {
         const FetchRequest_FetchTopic *ft = &in->Topics.items[i];
-        int allowed = kp_req_authorize(req, KP_OP_READ, KP_RES_TOPIC, ft->Topic);
+        /* a follower (replica id set) needs ClusterAction, as in Kafka: its fetch advances
+         * the high watermark */
+        int allowed = in->ReplicaId >= 0
+                          ? kp_req_authorize(req, KP_OP_CLUSTER_ACTION, KP_RES_CLUSTER,
+                                             KP_STR_LIT(KP_CLUSTER_RESOURCE))
+                          : kp_req_authorize(req, KP_OP_READ, KP_RES_TOPIC, ft->Topic);
         kp_topic_t *topic = allowed ? kp_topics_get(b->topics, ft->Topic) : NULL;
         int32_t np = ft->Partitions.count > 0 ? ft->Partitions.count : 0;
         for (int32_t j = 0; j < np; j++, k++) {
@@ -81,12 +87,24 @@ static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **r
             if (max > budget) max = budget;
             /* v0-2: the first batch whole, so that down-conversion has a message to give (or
              * to cut at the limit, the partial message that makes an old client grow) */
+            if (in->ReplicaId >= 0) {
+                r->err = kp_partition_replica_fetch(p, in->ReplicaId, fp->CurrentLeaderEpoch,
+                                                    fp->FetchOffset, max, kp_wall_ms(), &r->rd);
+                total += r->rd.len;
+                budget = budget > r->rd.len ? budget - r->rd.len : 0;
+                continue;
+            }
+            r->err = kp_partition_check_leader(p, fp->CurrentLeaderEpoch);
+            if (r->err) {
+                r->rd.high_watermark = r->rd.log_start_offset = -1;
+                continue;
+            }
             int committed = in->IsolationLevel == 1 && req->api_version >= 4;
-            kp_log_read_isolated(p->log, fp->FetchOffset, max, total == 0 || req->api_version < 3,
-                                 committed, &r->rd);
+            kp_partition_read_isolated(p, fp->FetchOffset, max, total == 0 || req->api_version < 3,
+                                       committed, &r->rd);
             if (committed && r->rd.len > 0)
-                r->naborted = kp_log_aborted_txns(p->log, fp->FetchOffset, r->rd.last_stable_offset,
-                                                  &r->aborted);
+                r->naborted = kp_partition_aborted_txns(p, fp->FetchOffset,
+                                                        r->rd.last_stable_offset, &r->aborted);
             if (r->rd.error == KP_READ_OUT_OF_RANGE)
                 r->err = KERR_OFFSET_OUT_OF_RANGE;
             else if (r->rd.error)
@@ -318,7 +336,7 @@ static void on_hwm(kp_log_t *log, void *arg)
 
 void kp_fetch_wait_partition_hook(kp_partition_t *p, void *broker)
 {
-    kp_log_set_hwm_callback(p->log, on_hwm, broker);
+    kp_partition_set_hwm_callback(p, on_hwm, broker);
 }
 
 void kp_fetch_wait_flush_all(kp_loop_ctx_t *ctx)

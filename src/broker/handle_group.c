@@ -1,9 +1,11 @@
 /*
  * handle_group.c — the network side of the group APIs: decode on the connection's loop,
- * answer FindCoordinator here (this broker coordinates every group and transactional id), and hand
- * everything else to the group coordinator (group/coordinator.h), which finishes the request later.
+ * answer FindCoordinator here (this broker coordinates every group and transactional id; in a
+ * replicated pool, the broker the pool chose does), and hand everything else to the group
+ * coordinator (group/coordinator.h), which finishes the request later.
  */
 #include "auth/acl.h"
+#include "broker/replicated_pool.h"
 #include "broker/request.h"
 #include "group/coordinator.h"
 #include "kp_msgs.h"
@@ -29,13 +31,29 @@ int kp_handle_find_coordinator(kp_req_t *req)
     if (FindCoordinatorRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0)
         return -1;
     kp_broker_t *b = req->sess->broker;
+    /* standalone: this broker; a replicated pool: the one repl chose (the lowest live id),
+     * for groups and transactional ids alike, at its endpoint on this listener */
+    int32_t node = b->cfg.node_id;
     kp_str_t host = kp_str_c(req->sess->listener->adv_host);
     int32_t port = req->sess->listener->adv_port;
+    int16_t unavailable = 0;
+    if (b->pool) {
+        char *h = kp_req_alloc(req, 256);
+        int pport = 0;
+        if (!h || kp_rpool_group_coordinator(b->pool, req->sess->listener->name, &node, h, 256,
+                                             &pport) < 0) {
+            unavailable = KERR_COORDINATOR_NOT_AVAILABLE;
+        } else {
+            host = kp_str_c(h);
+            port = pport;
+        }
+    }
     FindCoordinatorResponse out;
     FindCoordinatorResponse_init(&out);
     if (req->api_version < 4) {
         out.ErrorCode = find_coordinator_one(req, in.KeyType, in.Key, &out.ErrorMessage);
-        out.NodeId = out.ErrorCode ? -1 : b->cfg.node_id;
+        if (!out.ErrorCode) out.ErrorCode = unavailable;
+        out.NodeId = out.ErrorCode ? -1 : node;
         if (!out.ErrorCode) {
             out.Host = host;
             out.Port = port;
@@ -51,7 +69,8 @@ int kp_handle_find_coordinator(kp_req_t *req)
             FindCoordinatorResponse_Coordinator_init(co);
             co->Key = in.CoordinatorKeys.items[i];
             co->ErrorCode = find_coordinator_one(req, in.KeyType, co->Key, &co->ErrorMessage);
-            co->NodeId = co->ErrorCode ? -1 : b->cfg.node_id;
+            if (!co->ErrorCode) co->ErrorCode = unavailable;
+            co->NodeId = co->ErrorCode ? -1 : node;
             if (!co->ErrorCode) {
                 co->Host = host;
                 co->Port = port;

@@ -38,14 +38,16 @@ int kp_handle_list_offsets(kp_req_t *req)
                 pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
+            pr->ErrorCode = kp_partition_check_leader(part, p->CurrentLeaderEpoch);
+            if (pr->ErrorCode) continue;
             int64_t ts_out = -1;
-            int64_t off = kp_log_offset_for_time(part->log, p->Timestamp, &ts_out);
+            int64_t off = kp_partition_offset_for_time(part, p->Timestamp, &ts_out);
             if (p->Timestamp == -1 && in.IsolationLevel == 1) /* read_committed: the LSO */
-                off = kp_log_last_stable_offset(part->log);
+                off = kp_partition_last_stable_offset(part);
             else if (p->Timestamp >= 0 && in.IsolationLevel == 1 && off >= 0 &&
-                     off >= kp_log_last_stable_offset(part->log))
+                     off >= kp_partition_last_stable_offset(part))
                 off = -1; /* as Kafka: no unstable offset is given to a read_committed reader */
-            pr->LeaderEpoch = part->log->leader_epoch;
+            pr->LeaderEpoch = kp_partition_leader_epoch(part);
             if (p->Timestamp >= 0) pr->Timestamp = off >= 0 ? ts_out : -1;
             pr->Offset = off;
             if (req->api_version == 0) {

@@ -3,10 +3,14 @@
  * size), append it (offsets patched in place in the receive buffer, then one write to the
  * segment), and answer according to acks:
  *   acks=0   no response (fire and forget: the batch may not be visible yet);
- *   acks=1, acks=-1  once the batch is visible (read-your-writes): at once in page-cache
- *            mode (HWM = log end), after the batch is fsynced in durable mode (HWM = fsynced
- *            end) — the flusher completes one waiter per partition and posts it back to this
- *            loop. With one replica, acks=1 and acks=all differ only in min.insync.replicas.
+ *   acks=1   once this broker's copy is visible (read-your-writes on a standalone broker): at
+ *            once in page-cache mode (HWM = log end), after the batch is fsynced in durable
+ *            mode (HWM = fsynced end) — the flusher completes one waiter per partition and
+ *            posts it back to this loop;
+ *   acks=-1  after the partition layer says the batch is committed (replication/partition.h:
+ *            standalone = as acks=1; a replicated pool = the HWM, min over the ISR, passed
+ *            it) — one waiter per partition, posted back to this loop; the partition layer
+ *            also says whether enough replicas are in sync.
  * Topic configs that need it look inside a batch before the append (a compacted topic's
  * keys, message.timestamp.*.max.ms) or replace it with a re-encoded copy (compression.type
  * other than producer); at their defaults the batch is stored exactly as received.
@@ -57,8 +61,9 @@ static void wait_done_on_loop(kp_loop_t *loop, void *arg)
 {
     produce_wait_t *pw = arg;
     if (pw->err) {
-        pw->out->ErrorCode = KERR_KAFKA_STORAGE_ERROR;
-        pw->out->BaseOffset = -1;
+        pw->out->ErrorCode = kp_partition_commit_error(pw->err);
+        /* after-append: the record is in the log, so its offset stands (as Kafka) */
+        if (pw->out->ErrorCode != KERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND) pw->out->BaseOffset = -1;
     }
     if (--pw->st->pending == 0) produce_respond(pw->st);
 }
@@ -170,6 +175,9 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
         out->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
         return 0;
     }
+    out->ErrorCode = kp_partition_check_produce(
+        p, acks, atomic_load_explicit(&topic->eff.min_insync_replicas, memory_order_relaxed));
+    if (out->ErrorCode) return 0;
     const kp_records_t *rec = &pd->Records;
     if (rec->len <= 0 || kp_batch_total_size(rec->ptr, (size_t)rec->len) != rec->len) {
         /* v3+ carries exactly one record batch per partition */
@@ -237,7 +245,7 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
     }
 
     kp_append_result_t res;
-    kp_log_append(p->log, data, len, &info, now, &res);
+    kp_partition_append(p, data, len, &info, now, &res);
     kp_buf_free(&recompressed); /* written (or refused): the log keeps no pointer to it */
     out->LogStartOffset = res.log_start_offset;
     switch (res.status) {
@@ -262,15 +270,14 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
     }
     out->BaseOffset = res.base_offset;
     if (log_append_time) out->LogAppendTimeMs = now;
-    /* durable mode: the HWM is the fsynced end, so acks=1 waits for the group-commit fsync
-     * like acks=all (one replica: they mean the same here); answering earlier would
-     * acknowledge a record the next ListOffsets or Fetch cannot see yet */
-    if (acks == 0 || !p->log->cfg.durable) return 0;
-    pw->w.offset = res.last_offset;
+    /* durable mode: the local HWM is the fsynced end, so acks=1 waits for the group-commit
+     * fsync; answering earlier would acknowledge a record the next ListOffsets or Fetch on a
+     * standalone broker cannot see yet. acks=all waits for the partition's commit. */
+    if (acks == 0) return 0;
     pw->w.done = wait_done;
     pw->out = out;
-    kp_log_wait_flush(p->log, &pw->w);
-    return 1;
+    if (acks == 1) return kp_partition_wait_local(p, res.last_offset, &pw->w);
+    return kp_partition_wait_committed(p, res.last_offset, &pw->w);
 }
 
 /* Produce v0–2: a partition's message set of magic 0/1 becomes one v2 batch in `buf` (the
@@ -377,9 +384,6 @@ int kp_handle_produce(kp_req_t *req)
             topic_err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
         else if (topic->internal) /* clients never write internal topics, as Kafka */
             topic_err = KERR_INVALID_TOPIC_EXCEPTION;
-        else if (acks == -1 &&
-                 atomic_load_explicit(&topic->eff.min_insync_replicas, memory_order_relaxed) > 1)
-            topic_err = KERR_NOT_ENOUGH_REPLICAS; /* one replica in this pool */
         for (int32_t j = 0; j < np; j++) {
             ProduceResponse_PartitionProduceResponse *out = &tr->PartitionResponses.items[j];
             if (topic_err) {

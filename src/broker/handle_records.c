@@ -42,9 +42,11 @@ int kp_handle_delete_records(kp_req_t *req)
                 pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
             } else if (!atomic_load_explicit(&topic->eff.cleanup_delete, memory_order_relaxed)) {
                 pr->ErrorCode = KERR_POLICY_VIOLATION;
+            } else if ((pr->ErrorCode = kp_partition_check_leader(p, -1)) != 0) {
+                /* a pool: the leader's log only (followers keep theirs: docs/replication.md) */
             } else {
                 int64_t low;
-                int rc = kp_log_delete_records(p->log, t->Partitions.items[j].Offset, &low);
+                int rc = kp_partition_delete_records(p, t->Partitions.items[j].Offset, &low);
                 pr->ErrorCode = rc == KP_RETENTION_OUT_OF_RANGE ? KERR_OFFSET_OUT_OF_RANGE
                                 : rc                            ? KERR_KAFKA_STORAGE_ERROR
                                                                 : 0;

@@ -384,8 +384,14 @@ int kp_handle_write_txn_markers(kp_req_t *req)
                 kp_batch_info_t info;
                 kp_append_result_t res;
                 res.status = KP_APPEND_STORAGE_ERROR;
+                /* a replicated pool: only the leader takes a marker */
+                int16_t lerr = kp_partition_check_leader(p, -1);
+                if (lerr) {
+                    tr->Partitions.items[j].ErrorCode = lerr;
+                    continue;
+                }
                 if (kp_batch_validate(batch.data, batch.len, &info) == KP_BATCH_OK)
-                    kp_log_append(p->log, batch.data, batch.len, &info, now, &res);
+                    kp_partition_append(p, batch.data, batch.len, &info, now, &res);
                 tr->Partitions.items[j].ErrorCode = res.status == KP_APPEND_OK ? 0
                                                     : res.status == KP_APPEND_INVALID_EPOCH
                                                         ? KERR_INVALID_PRODUCER_EPOCH

@@ -19,6 +19,8 @@
 #include "auth/principal.h"
 #include "broker/dynamic_config.h"
 #include "broker/log_manager.h"
+#include "broker/replicated_pool.h"
+#include "cluster/member.h"
 #include "group/coordinator.h"
 #include "net/conn_watch.h"
 #include "txn/txn_coordinator.h"
@@ -117,6 +119,41 @@ static int listener_security(const kp_props_t *p, const char *name, char *out, s
     return -1;
 }
 
+/* metadata.etcd.*, broker.rack, broker.session.timeout.ms (SPEC §11). */
+static int cluster_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err, size_t errlen)
+{
+    static const struct {
+        const char *key;
+        size_t off, size;
+    } strs[] = {
+        {"metadata.etcd.endpoints", offsetof(kp_broker_config_t, etcd_endpoints),
+         sizeof(cfg->etcd_endpoints)},
+        {"metadata.etcd.prefix", offsetof(kp_broker_config_t, etcd_prefix),
+         sizeof(cfg->etcd_prefix)},
+        {"broker.rack", offsetof(kp_broker_config_t, rack), sizeof(cfg->rack)},
+    };
+    for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+        const char *v = kp_props_get_str(props, strs[i].key, "");
+        if (strlen(v) >= strs[i].size) {
+            snprintf(err, errlen, "%s: longer than %zu characters", strs[i].key, strs[i].size - 1);
+            return -1;
+        }
+        memcpy((char *)cfg + strs[i].off, v, strlen(v) + 1);
+    }
+    if (!cfg->etcd_prefix[0])
+        copy_str(cfg->etcd_prefix, sizeof(cfg->etcd_prefix), "/kpool/default");
+    if (cfg->etcd_prefix[0] != '/') {
+        snprintf(err, errlen, "metadata.etcd.prefix: '%s' must start with '/'", cfg->etcd_prefix);
+        return -1;
+    }
+    int64_t v;
+    if (kp_props_get_i64(props, "broker.session.timeout.ms", 3000, 2000, 300000, &v, err, errlen) <
+        0)
+        return -1;
+    cfg->session_timeout_ms = (int)v;
+    return 0;
+}
+
 int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err, size_t errlen)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -186,9 +223,14 @@ int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err,
         0)
         return -1;
     cfg->num_partitions = (int32_t)v;
-    if (kp_props_get_i64(props, "default.replication.factor", 1, 1, 1, &v, err, errlen) < 0)
+    /* more than one replica needs a replicated pool (metadata.etcd.endpoints) */
+    int pool = kp_props_get(props, "metadata.etcd.endpoints") != NULL;
+    if (kp_props_get_i64(props, "default.replication.factor", 1, 1, pool ? KP_REPLICAS_MAX : 1, &v,
+                         err, errlen) < 0)
         return -1;
-    cfg->default_replication_factor = (int16_t)v;
+    /* 0 in a pool without the setting: min(3, live brokers) when a topic is created */
+    cfg->default_replication_factor =
+        (int16_t)(pool && !kp_props_get(props, "default.replication.factor") ? 0 : v);
     if (kp_props_get_bool(props, "auto.create.topics.enable", 0, &cfg->auto_create_topics, err,
                           errlen) < 0)
         return -1;
@@ -217,6 +259,7 @@ int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err,
     cfg->num_flush_threads = (int)v;
     snprintf(cfg->admin_listener, sizeof(cfg->admin_listener), "%s",
              kp_props_get_str(props, "admin.listener", "127.0.0.1:9600"));
+    if (cluster_config_load(cfg, props, err, errlen) < 0) return -1;
 
     /* Kafka's coarser synonyms: log.retention.ms > .minutes > .hours, log.roll.ms > .hours */
     static const struct {
@@ -254,6 +297,7 @@ int kp_broker_config_load(kp_broker_config_t *cfg, kp_props_t *props, char *err,
 
 /* ---- cluster id and producer ids ---- */
 
+/* 0, or 1 when the data directory had no cluster id (a fresh one was drawn); -1 on error. */
 static int load_cluster_id(kp_broker_t *b, char *err, size_t errlen)
 {
     char path[PATH_MAX];
@@ -278,7 +322,50 @@ static int load_cluster_id(kp_broker_t *b, char *err, size_t errlen)
     }
     for (int i = 0; i < 22; i++) b->cluster_id[i] = alphabet[rnd[i] & 63];
     b->cluster_id[22] = 0;
+    return 1;
+}
+
+/* A replicated pool: binds to the store's cluster (refusing another cluster's metadata)
+ * before this data directory's cluster id is written. */
+static int cluster_open(kp_broker_t *b, int fresh, char *err, size_t errlen)
+{
+    const kp_broker_config_t *cfg = &b->cfg;
+    kp_member_config_t mc = {
+        .endpoints = cfg->etcd_endpoints,
+        .prefix = cfg->etcd_prefix,
+        .broker_id = cfg->node_id,
+        .rack = cfg->rack[0] ? cfg->rack : NULL,
+        .session_timeout_ms = cfg->session_timeout_ms,
+        .request_timeout_ms = 5000,
+    };
+    char id[KP_META_CLUSTER_ID_MAX + 1], e[1024];
+    b->member = kp_member_open(&mc, fresh ? "" : b->cluster_id, b->cluster_id, id, sizeof(id), e,
+                               sizeof(e));
+    if (!b->member) {
+        snprintf(err, errlen, "metadata.etcd.endpoints %s: %s", cfg->etcd_endpoints, e);
+        return -1;
+    }
+    if (strlen(id) >= sizeof(b->cluster_id)) {
+        snprintf(err, errlen, "the pool's cluster id '%s' is too long", id);
+        return -1;
+    }
+    copy_str(b->cluster_id, sizeof(b->cluster_id), id);
     return 0;
+}
+
+/* Registers this broker with its advertised listeners (after they are bound). */
+static int cluster_register(kp_broker_t *b, char *err, size_t errlen)
+{
+    kp_meta_endpoint_t eps[KP_LISTENERS_MAX];
+    kp_meta_broker_t self = {.id = b->cfg.node_id,
+                             .rack = b->cfg.rack[0] ? b->cfg.rack : NULL,
+                             .endpoints = eps,
+                             .nendpoints = b->cfg.nlisteners};
+    for (int i = 0; i < b->cfg.nlisteners; i++) {
+        kp_listener_cfg_t *l = &b->cfg.listeners[i];
+        eps[i] = (kp_meta_endpoint_t){l->name, l->adv_host, l->adv_port, l->security};
+    }
+    return kp_member_start(b->member, &self, err, errlen);
 }
 
 static int save_broker_meta(kp_broker_t *b, int64_t block_end)
@@ -299,7 +386,20 @@ static int save_broker_meta(kp_broker_t *b, int64_t block_end)
 int64_t kp_broker_next_producer_id(kp_broker_t *b)
 {
     pthread_mutex_lock(&b->pid_lock);
-    if (b->pid_next >= b->pid_block_end) {
+    if (b->member && b->pid_next >= b->pid_block_end) {
+        /* a pool: blocks are cluster-wide, reserved in the metadata store (one round trip
+         * per PID_BLOCK ids) */
+        int64_t first;
+        char err[512];
+        if (kp_meta_producer_ids_alloc(kp_member_store(b->member), PID_BLOCK, &first, err,
+                                       sizeof(err)) != 0) {
+            pthread_mutex_unlock(&b->pid_lock);
+            kp_error("broker", "cannot reserve producer ids: %s", err);
+            return -1;
+        }
+        b->pid_next = first;
+        b->pid_block_end = first + PID_BLOCK;
+    } else if (b->pid_next >= b->pid_block_end) {
         /* reserve the next block durably before handing out any id from it, so a restart can
          * never give out an id twice */
         int64_t end = b->pid_block_end + PID_BLOCK;
@@ -433,6 +533,7 @@ static void metrics_gauges(kp_buf_t *out, void *arg)
                    "# TYPE kpool_partitions gauge\nkpool_partitions %" PRId64 "\n",
                    partitions);
     kp_broker_render_log_dirs(out, b); /* handle_log_dirs.c */
+    if (b->pool) kp_rpool_metrics(b->pool, out);
 }
 
 kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
@@ -465,7 +566,9 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     char meta[PATH_MAX];
     snprintf(meta, sizeof(meta), "%s/meta", cfg->log_dir);
     kp_fs_mkdirs(meta, KP_FS_DIR_MODE);
-    if (load_cluster_id(b, err, errlen) < 0) goto fail;
+    int fresh = load_cluster_id(b, err, errlen);
+    if (fresh < 0) goto fail;
+    if (cfg->etcd_endpoints[0] && cluster_open(b, fresh, err, errlen) < 0) goto fail;
     if (save_broker_meta(b, b->pid_block_end) < 0) {
         snprintf(err, errlen, "cannot write %s/cluster.json: %s", meta, strerror(errno));
         goto fail;
@@ -505,7 +608,13 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
         b->loop_ctx[i] = kp_loop_ctx_new(b, b->loops[i]);
         b->conn_watch[i] = kp_conn_watch_new(b->loops[i]);
     }
-    kp_topics_set_partition_hook(b->topics, kp_fetch_wait_partition_hook, b);
+    if (b->member) {
+        b->pool = kp_rpool_new(b, err, errlen);
+        if (!b->pool) goto fail;
+        kp_topics_set_partition_hook(b->topics, kp_rpool_partition_hook, b);
+    } else {
+        kp_topics_set_partition_hook(b->topics, kp_fetch_wait_partition_hook, b);
+    }
     for (int i = 0; i < cfg->nlisteners; i++) {
         accept_args[i].broker = b;
         accept_args[i].listener = &b->cfg.listeners[i];
@@ -539,7 +648,18 @@ int kp_broker_start(kp_broker_t *b)
     for (int i = 0; i < b->nloops; i++) {
         if (pthread_create(&b->threads[i], NULL, loop_main, b->loops[i]) != 0) return -1;
     }
-    atomic_store(&b->ready, 1);
+    if (b->member) {
+        char err[1024];
+        if (cluster_register(b, err, sizeof(err)) < 0 ||
+            kp_rpool_start(b->pool, err, sizeof(err))) {
+            kp_error("broker", "cannot join the pool: %s", err);
+            return -1;
+        }
+    }
+    if (b->pool)
+        kp_rpool_serving(b->pool); /* ready once caught up */
+    else
+        atomic_store(&b->ready, 1);
     for (int i = 0; i < b->cfg.nlisteners; i++) {
         const kp_listener_cfg_t *l = &b->cfg.listeners[i];
         kp_info("broker", "listening on %s://%s:%d (advertised %s:%d)", l->name, l->host,
@@ -554,6 +674,10 @@ void kp_broker_stop(kp_broker_t *b)
 {
     if (atomic_exchange(&b->stopping, 1)) return;
     atomic_store(&b->ready, 0);
+    /* a pool member hands its leaderships over, then leaves: clients move elsewhere while
+     * this broker still answers them (NOT_LEADER_OR_FOLLOWER) */
+    kp_rpool_shutdown(b->pool);
+    kp_member_stop(b->member);
     for (int i = 0; i < b->nloops; i++) {
         if (b->threads[i])
             kp_loop_post(b->loops[i], kp_loop_ctx_shutdown, b->loop_ctx[i]);
@@ -592,11 +716,13 @@ void kp_broker_free(kp_broker_t *b)
     kp_coordinator_stop(b->coordinator);
     kp_log_manager_stop(b->log_manager);
     kp_flusher_stop();
+    kp_rpool_free(b->pool);
     kp_topics_close(b->topics);
     kp_authorizer_free(b->authorizer);
     kp_principal_rules_free(b->principal_rules);
     kp_tls_ctx_free(b->tls_ctx);
     kp_dynconf_free(b->dynconf);
+    kp_member_free(b->member);
     /* completions posted after the loops exited (flush waiters failed by the close above)
      * still own requests and connections: run them here */
     for (int i = 0; i < b->nloops; i++) kp_loop_drain(b->loops[i]);

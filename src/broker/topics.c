@@ -172,6 +172,7 @@ static void topic_free(kp_topic_t *topic)
             kp_log_destroy(p->log);
         else
             kp_log_close(p->log);
+        kp_partition_repl_free(p);
         free(p);
     }
     free(topic->partitions);
@@ -615,7 +616,9 @@ int16_t kp_topics_create(kp_topics_t *t, const kp_topic_spec_t *spec, int valida
     kp_topic_t *topic = topic_new(t, name, spec->partitions);
     topic->internal = spec->internal;
     topic->created_ms = kp_wall_ms();
-    if (getrandom(topic->id.b, sizeof(topic->id.b), 0) != sizeof(topic->id.b))
+    if (spec->id)
+        memcpy(topic->id.b, spec->id, sizeof(topic->id.b));
+    else if (getrandom(topic->id.b, sizeof(topic->id.b), 0) != sizeof(topic->id.b))
         memset(topic->id.b, 0x5a, sizeof(topic->id.b));
     for (int i = 0; i < spec->nconfigs; i++)
         kp_props_set(topic->configs, spec->config_keys[i], spec->config_values[i]);

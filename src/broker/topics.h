@@ -17,6 +17,7 @@
 
 #include "core/props.h"
 #include "protocol/wire.h"
+#include "replication/partition.h"
 #include "storage/log.h"
 
 #include <pthread.h>
@@ -24,12 +25,6 @@
 
 typedef struct kp_topic kp_topic_t;
 typedef struct kp_topics kp_topics_t;
-
-typedef struct kp_partition {
-    kp_topic_t *topic;
-    int32_t index;
-    kp_log_t *log;
-} kp_partition_t;
 
 /* Effective values of the configs the data path reads, recomputed whenever the topic's
  * configs change (so a produce never parses a string). Relaxed atomics: a request sees the
@@ -107,6 +102,7 @@ typedef struct kp_topic_spec {
     const char **config_values;
     int nconfigs;
     int internal;
+    const uint8_t *id; /* 16 bytes (a replicated pool's topic id), or NULL: a random one */
 } kp_topic_spec_t;
 
 /* Creates a topic. Returns a Kafka error code; err gets a message for the client. */

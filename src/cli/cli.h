@@ -41,6 +41,8 @@ typedef struct kp_daemon_opts {
     kp_props_t *props;    /* --config and --set, in order (a later one wins) */
     const char *data_dir; /* up, control: --data-dir */
     long port_offset;     /* up: --port-offset */
+    long brokers;         /* up: --brokers (0: a standalone broker) */
+    const char *pool;     /* up: --pool (NULL: dev) */
 } kp_daemon_opts_t;
 int kp_cli_opt_config(void *base, const kp_option_t *opt, const char *value, const char *cmd);
 int kp_cli_opt_set(void *base, const kp_option_t *opt, const char *value, const char *cmd);

@@ -90,7 +90,7 @@ kp_broker_t *kp_cli_broker_start(kp_props_t *props, int authorizer_default)
         return NULL;
     }
     if (kp_broker_start(b) < 0) {
-        fprintf(stderr, "kpool: cannot start network threads\n");
+        fprintf(stderr, "kpool: cannot start the broker (see the log above)\n");
         kp_broker_free(b);
         return NULL;
     }

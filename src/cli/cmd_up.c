@@ -10,6 +10,7 @@
  */
 #include "cli/cli.h"
 #include "cli/kubeconfig.h"
+#include "cli/up_pool.h"
 #include "control/control.h"
 #include "core/buf.h"
 #include "core/logging.h"
@@ -119,8 +120,10 @@ static int ensure_pki(const char *dir, char *err, size_t errlen)
         const char *name, *subject;
         kp_pki_usage_t usage;
     } leaves[] = {{"broker", "CN=kpool-broker", KP_PKI_USAGE_SERVER},
-                  {"admin", "CN=kpool-admin", KP_PKI_USAGE_CLIENT}};
-    for (size_t i = 0; i < 2; i++) {
+                  {"admin", "CN=kpool-admin", KP_PKI_USAGE_CLIENT},
+                  /* followers of a replicated pool (`kpool up --brokers N`) */
+                  {"replica", "CN=kpool-replica", KP_PKI_USAGE_CLIENT}};
+    for (size_t i = 0; i < sizeof(leaves) / sizeof(leaves[0]); i++) {
         fmt_path(path, sizeof(path), "%s/%s.crt", dir, leaves[i].name);
         if (file_exists(path)) continue;
         kp_pki_issue_req_t req = {.subject = leaves[i].subject,
@@ -208,10 +211,12 @@ static int ensure_cli_config(kp_store_t *store, const char *server, const char *
     return 0;
 }
 
-/* The embedded pool `dev` (SPEC 2.5): replication 1 while pools have one broker. */
-static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki,
-                       const char *registry, const char *metrics_url)
+/* The embedded pool (SPEC 2.5): replication 1 with one broker; with N brokers 1..N, default
+ * min(3, N) (the control plane's minimumInSyncReplicas default is then 2). */
+static int ensure_pool(kp_store_t *store, const char *name, int nbrokers, const char *bootstrap,
+                       const char *pki, const char *registry, const char *metrics_url)
 {
+    int max = nbrokers > 1 ? nbrokers : 1, def = max < 3 ? max : 3;
     char ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX], cakey[PATH_MAX];
     fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
     fmt_path(crt, sizeof(crt), "%s/admin.crt", pki);
@@ -219,10 +224,10 @@ static int ensure_pool(kp_store_t *store, const char *bootstrap, const char *pki
     fmt_path(cakey, sizeof(cakey), "%s/ca.key", pki);
     json_t *pool = json_pack(
         "{s:s, s:s, s:{s:s}, s:{s:s, s:b, s:{s:i, s:i, s:i}, s:s, s:{s:s, s:s, s:s, s:s}, s:s}}",
-        "apiVersion", "kpool.dev/v1", "kind", "Pool", "metadata", "name", "dev", "spec",
-        "bootstrapServers", bootstrap, "embedded", 1, "replication", "min", 1, "max", 1, "default",
-        1, "schemaRegistry", registry, "tls", "caLocation", ca, "certificateLocation", crt,
-        "keyLocation", key, "caKeyLocation", cakey, "metricsUrl", metrics_url);
+        "apiVersion", "kpool.dev/v1", "kind", "Pool", "metadata", "name", name, "spec",
+        "bootstrapServers", bootstrap, "embedded", 1, "replication", "min", 1, "max", max,
+        "default", def, "schemaRegistry", registry, "tls", "caLocation", ca, "certificateLocation",
+        crt, "keyLocation", key, "caKeyLocation", cakey, "metricsUrl", metrics_url);
     json_t *out = NULL;
     int rc = kp_store_put(store, pool, -1, 0, &out);
     json_decref(out);
@@ -345,8 +350,8 @@ static char *registry_admin_password(const char *pki, char *path, size_t pathlen
  * `_schemas` read and written as the admin client) and waits until it has replayed its
  * topic. NULL with err on failure. */
 static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store, const char *pki,
-                                     const char *bootstrap, const char *listen, char *pwpath,
-                                     size_t pwlen, char *err, size_t errlen)
+                                     const char *pool, const char *bootstrap, const char *listen,
+                                     char *pwpath, size_t pwlen, char *err, size_t errlen)
 {
     int64_t cache_ms, wait_ms;
     if (kp_props_get_i64(props, "registry.auth.cache.ms", 2000, 1, 600000, &cache_ms, err, errlen) <
@@ -365,7 +370,7 @@ static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store,
     kp_registry_config_t rc = {.listen = listen,
                                .cert_path = crt,
                                .key_path = key,
-                               .pool = "dev",
+                               .pool = pool,
                                .store = store,
                                .admin_password = pw,
                                .auth_cache_ms = (int)cache_ms,
@@ -469,6 +474,10 @@ static void metrics_url(const kp_broker_t *b, char *out, size_t n)
 static const kp_option_t up_options[] = {
     KP_DAEMON_OPT_DATA_DIR("./kpool-data"),
     KP_DAEMON_OPT_PORT_OFFSET("add K to every default port (several pools on one host)"),
+    KP_OPT_INT(0, "brokers", kp_daemon_opts_t, brokers, "N",
+               "a replicated pool of N brokers with etcd (docs/replication.md)", 1, 9,
+               "--brokers: '%s' is not a number in 1..9"),
+    KP_OPT_STRING(0, "pool", kp_daemon_opts_t, pool, "NAME", "the Pool resource's name [dev]"),
     KP_DAEMON_OPT_CONFIG,
     KP_DAEMON_OPT_SET,
     KP_OPT_END(),
@@ -476,11 +485,17 @@ static const kp_option_t up_options[] = {
 
 const kp_opts_cmd_t kp_up_cmd = {
     .name = "up",
-    .usage = "up [--data-dir DIR] [--port-offset K] [--set key=value]...",
+    .usage =
+        "up [--data-dir DIR] [--port-offset K] [--brokers N] [--pool NAME] [--set key=value]...",
     .description =
         "Runs an embedded pool (`dev`) and the control plane in one process. On first start\n"
         "it creates the pool CA, the broker and admin certificates, an admin token, and the\n"
         "CLI configuration ($KPOOL_CONFIG or ~/.config/kpool/config.yaml).\n"
+        "\n"
+        "--brokers N runs a replicated pool (docs/replication.md): etcd (127.0.0.1:2379+K,\n"
+        "data in DIR/etcd) and N brokers, broker B on Kafka port 9093+K+10(B-1) and\n"
+        "metrics port 9600+K+10(B-1) (broker 1 in this process, the others as children\n"
+        "logging to DIR/broker-B.log). --pool names the Pool resource (default dev).\n"
         "\n"
         "Endpoints (K = --port-offset, default 0):\n"
         "  Kafka (TLS, client certificates required)  127.0.0.1:" UP_STR(
@@ -556,12 +571,18 @@ typedef struct up_addrs {
     char metrics[320];   /* http://host:port/metrics, or "off ..." */
 } up_addrs_t;
 
-static void up_banner_print(const up_addrs_t *a, const char *pwpath, const char *data,
-                            const char *cfgpath)
+static void up_banner_print(const up_addrs_t *a, const char *pool, int nbrokers, const char *pwpath,
+                            const char *data, const char *cfgpath)
 {
+    char label[160];
+    if (nbrokers > 1)
+        snprintf(label, sizeof(label), "pool %s, %d brokers (Kafka, TLS + client certificates)",
+                 pool, nbrokers);
+    else
+        snprintf(label, sizeof(label), "pool %s (Kafka, TLS + client certificates)", pool);
     printf(
         "kpool is up.\n"
-        "  pool dev (Kafka, TLS + client certificates)  %s\n"
+        "  %-43s  %s\n"
         "  control plane API                            %s\n"
         "  schema registry (HTTPS, basic auth)          %s\n"
         "    admin user kpool-admin, password in        %s\n"
@@ -575,7 +596,7 @@ static void up_banner_print(const up_addrs_t *a, const char *pwpath, const char 
         "  kpool get aivenapp -n myteam            # RolloutComplete: its credentials are ready\n"
         "  echo hello | kpool produce -n myteam --app ownerapp --topic myteam.mytopic\n"
         "\nCtrl-C stops everything.\n",
-        a->bootstrap, a->api, a->registry, pwpath, a->metrics, data, cfgpath);
+        label, a->bootstrap, a->api, a->registry, pwpath, a->metrics, data, cfgpath);
     fflush(stdout);
 }
 
@@ -619,7 +640,8 @@ int kp_cmd_up(int argc, char **argv)
     int rc = kp_cli_daemon_parse(&kp_up_cmd, &o, argc, argv);
     kp_props_t *props = o.props;
     const char *data_dir = o.data_dir;
-    int offset = (int)o.port_offset;
+    int offset = (int)o.port_offset, nbrokers = (int)o.brokers;
+    const char *pool_name = o.pool && o.pool[0] ? o.pool : "dev";
     if (rc != 0) {
         kp_props_free(props);
         return rc == KP_OPTS_HELP ? 0 : rc;
@@ -655,8 +677,35 @@ int kp_cmd_up(int argc, char **argv)
         kp_props_free(props);
         return 1;
     }
+    kp_up_pool_t *up = NULL;
+    if (nbrokers > 0) { /* a replicated pool: etcd first, then the brokers */
+        char endpoint[128], buf[PATH_MAX + 64];
+        up = kp_up_pool_new();
+        if (!up ||
+            kp_up_pool_etcd(up, abs, offset, endpoint, sizeof(endpoint), err, sizeof(err)) < 0) {
+            fprintf(stderr, "kpool: %s\n", up ? err : "out of memory");
+            kp_up_pool_free(up);
+            kp_props_free(props);
+            return 1;
+        }
+#define DEFAULT(k, ...)                                                                            \
+    if (!kp_props_get(props, k)) {                                                                 \
+        snprintf(buf, sizeof(buf), __VA_ARGS__);                                                   \
+        kp_props_set(props, k, buf);                                                               \
+    }
+        DEFAULT("metadata.etcd.endpoints", "%s", endpoint);
+        DEFAULT("metadata.etcd.prefix", "/kpool/%s", pool_name);
+        DEFAULT("broker.id", "1");
+        DEFAULT("replica.ssl.certificate.location", "%s/replica.crt", pki);
+        DEFAULT("replica.ssl.key.location", "%s/replica.key", pki);
+#undef DEFAULT
+        snprintf(buf, sizeof(buf), "%s;User:CN=kpool-replica",
+                 kp_props_get_str(props, "super.users", "User:CN=kpool-admin"));
+        kp_props_set(props, "super.users", buf);
+    }
     kp_broker_t *b = kp_cli_broker_start(props, 1);
     if (!b) {
+        kp_up_pool_free(up);
         kp_props_free(props);
         return 1;
     }
@@ -665,8 +714,26 @@ int kp_cmd_up(int argc, char **argv)
         fprintf(stderr, "kpool: listeners: kpool up needs an SSL listener (the control plane, the "
                         "registry and applications connect with TLS)\n");
         kp_broker_free(b);
+        kp_up_pool_free(up);
         kp_props_free(props);
         return 2;
+    }
+    if (up) {
+        /* brokers 2..N; the bootstrap list is broker 1 as it listens, then the others */
+        char all[1024];
+        if (kp_up_pool_brokers(up, abs, offset, nbrokers, props, all, sizeof(all), err,
+                               sizeof(err)) < 0) {
+            fprintf(stderr, "kpool: %s\n", err);
+            kp_up_pool_stop_brokers(up);
+            kp_broker_free(b);
+            kp_up_pool_free(up);
+            kp_props_free(props);
+            return 1;
+        }
+        const char *rest = strchr(all, ',');
+        size_t have = strlen(addrs.bootstrap);
+        if (rest && have < sizeof(addrs.bootstrap))
+            snprintf(addrs.bootstrap + have, sizeof(addrs.bootstrap) - have, "%s", rest);
     }
     metrics_url(b, addrs.metrics, sizeof(addrs.metrics));
     char backups[PATH_MAX];
@@ -685,7 +752,9 @@ int kp_cmd_up(int argc, char **argv)
         c = kp_control_start(&cc, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "kpool: cannot start the control plane: %s\n", err);
+        kp_up_pool_stop_brokers(up);
         kp_broker_free(b);
+        kp_up_pool_free(up);
         kp_props_free(props);
         return 1;
     }
@@ -693,12 +762,14 @@ int kp_cmd_up(int argc, char **argv)
     /* the registry first: the Pool names its real address (registry.listener may ask for
      * port 0) */
     char pwpath[PATH_MAX], cfgpath[PATH_MAX], ca[PATH_MAX];
-    kp_registry_t *reg = registry_start(props, kp_control_store(c), pki, addrs.bootstrap,
+    kp_registry_t *reg = registry_start(props, kp_control_store(c), pki, pool_name, addrs.bootstrap,
                                         reg_listen, pwpath, sizeof(pwpath), err, sizeof(err));
     if (!reg) {
         fprintf(stderr, "kpool: cannot start the schema registry: %s\n", err);
         kp_control_stop(c);
+        kp_up_pool_stop_brokers(up);
         kp_broker_free(b);
+        kp_up_pool_free(up);
         kp_props_free(props);
         return 1;
     }
@@ -709,13 +780,16 @@ int kp_cmd_up(int argc, char **argv)
     /* the console's pool history reads the broker's /metrics (pool_metrics.h); none when
      * admin.listener is off */
     const char *metrics_at = strncmp(addrs.metrics, "http", 4) ? "" : addrs.metrics;
-    if (ensure_pool(kp_control_store(c), addrs.bootstrap, pki, addrs.registry, metrics_at) < 0 ||
+    if (ensure_pool(kp_control_store(c), pool_name, nbrokers, addrs.bootstrap, pki, addrs.registry,
+                    metrics_at) < 0 ||
         ensure_cli_config(kp_control_store(c), addrs.api, ca, cfgpath, sizeof(cfgpath), err,
                           sizeof(err)) < 0) {
-        fprintf(stderr, "kpool: %s\n", err[0] ? err : "cannot create the dev pool");
+        fprintf(stderr, "kpool: %s\n", err[0] ? err : "cannot create the pool resource");
         kp_registry_stop(reg);
         kp_control_stop(c);
+        kp_up_pool_stop_brokers(up);
         kp_broker_free(b);
+        kp_up_pool_free(up);
         kp_props_free(props);
         return 1;
     }
@@ -728,7 +802,7 @@ int kp_cmd_up(int argc, char **argv)
                 kp_control_kube_port(c) ? err : "");
         kubeconfig[0] = 0;
     }
-    up_banner_print(&addrs, pwpath, abs, cfgpath);
+    up_banner_print(&addrs, pool_name, nbrokers, pwpath, abs, cfgpath);
     if (kubeconfig[0]) printf("\nkubectl (docs/kubectl.md):\n  export KUBECONFIG=%s\n", kubeconfig);
     fflush(stdout);
     sigset_t set;
@@ -738,9 +812,11 @@ int kp_cmd_up(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     kp_info("up", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    kp_registry_stop(reg); /* first: it reads the store and talks to the pool */
-    kp_control_stop(c);    /* then the control plane, which talks to the pool */
+    kp_registry_stop(reg);       /* first: it reads the store and talks to the pool */
+    kp_control_stop(c);          /* then the control plane, which talks to the pool */
+    kp_up_pool_stop_brokers(up); /* the other brokers (each a controlled shutdown) */
     kp_broker_free(b);
+    kp_up_pool_free(up); /* etcd last */
     kp_props_free(props);
     return 0;
 }

@@ -59,6 +59,9 @@ typedef struct log_full {
     log_private_t priv;
 } log_full_t;
 
+static void epoch_note(kp_log_t *log, int32_t epoch, int64_t start);
+static int epochs_rebuild(kp_log_t *log);
+
 static log_private_t *priv(kp_log_t *log)
 {
     return &((log_full_t *)log)->priv;
@@ -555,6 +558,7 @@ kp_log_t *kp_log_open(const char *dir, const kp_log_config_t *cfg, int64_t now_m
     log->last_flush_mono_ms = kp_mono_ms();
     log->roll_jitter_ms = draw_roll_jitter(cfg);
     set_hwm(log, log->log_end_offset, act, act->size);
+    if (epochs_rebuild(log) < 0) goto fail;
     free(bases);
     free(snaps);
     return log;
@@ -563,7 +567,10 @@ fail:
     free(bases);
     free(snaps);
     for (int i = 0; i < log->nsegs; i++) kp_segment_put(log->segs[i]);
+    kp_segment_put(log->hwm_seg);
     free(log->segs);
+    free(log->epochs);
+    free(log->epoch_starts);
     kp_pstate_free(&log->pstate);
     kp_aborted_list_free(&log->aborted);
     free(log->dir);
@@ -597,6 +604,8 @@ static void log_free(kp_log_t *log, int remove)
     kp_segment_put(log->hwm_seg);
     if (remove) kp_fs_remove_tree(log->dir);
     free(log->segs);
+    free(log->epochs);
+    free(log->epoch_starts);
     kp_pstate_free(&log->pstate);
     kp_aborted_list_free(&log->aborted);
     free(log->dir);
@@ -748,6 +757,7 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
             kp_pstate_find(&log->pstate, info->producer_id)->txn_first_offset == base)
             log->first_unstable = base;
     }
+    epoch_note(log, log->leader_epoch, base);
     res->status = KP_APPEND_OK;
     res->base_offset = base;
     res->last_offset = log->log_end_offset - 1;
@@ -1085,4 +1095,235 @@ int kp_log_roll_locked(kp_log_t *log, int64_t now_ms)
         return -1;
     }
     return 0;
+}
+
+/* ---- replication: epoch cache, follower appends, truncation ---- */
+
+/* Records that epoch starts at start (ignored unless newer than the last). @locks */
+static void epoch_note(kp_log_t *log, int32_t epoch, int64_t start)
+{
+    if (epoch < 0 || (log->nepochs > 0 && log->epochs[log->nepochs - 1] >= epoch)) return;
+    if (log->nepochs == log->epochs_cap) {
+        log->epochs_cap = log->epochs_cap * 2 + 4;
+        log->epochs = kp_xrealloc(log->epochs, (size_t)log->epochs_cap * sizeof(*log->epochs));
+        log->epoch_starts =
+            kp_xrealloc(log->epoch_starts, (size_t)log->epochs_cap * sizeof(*log->epoch_starts));
+    }
+    log->epochs[log->nepochs] = epoch;
+    log->epoch_starts[log->nepochs++] = start;
+}
+
+/* Rebuilds the epoch cache from the batch headers. @locks (or not yet shared) */
+static int epochs_rebuild(kp_log_t *log)
+{
+    log->nepochs = 0;
+    for (int i = 0; i < log->nsegs; i++) {
+        kp_segment_t *seg = log->segs[i];
+        int64_t pos = 0;
+        while (pos + KP_BATCH_HEADER_BYTES <= seg->size) {
+            uint8_t head[KP_BATCH_HEADER_BYTES];
+            if (kp_fs_pread_all(seg->fd, head, sizeof(head), pos) < 0) return -1;
+            kp_batch_info_t b;
+            kp_batch_parse_header(head, &b);
+            epoch_note(log, b.leader_epoch, b.base_offset);
+            pos += (int64_t)b.batch_length + KP_BATCH_LOG_OVERHEAD;
+        }
+    }
+    return 0;
+}
+
+void kp_log_read_upto(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one, int64_t upto,
+                      kp_log_read_t *out)
+{
+    kp_log_read(log, offset, max_bytes, min_one, out);
+    if (out->high_watermark > upto) out->high_watermark = upto;
+    if (out->error || !out->seg) return;
+    int64_t cut = out->pos + out->len;
+    if (offset >= upto) {
+        cut = out->pos;
+    } else {
+        int64_t p, blen, bbase;
+        /* the first batch at or above upto ends the region (upto is a batch boundary; a
+         * batch straddling it would not be committed whole, so it is left out too) */
+        int rc = kp_segment_find(out->seg, upto, out->pos, out->pos + out->len, &p, &blen, &bbase);
+        if (rc == 0) cut = p;
+    }
+    out->len = cut - out->pos;
+    if (out->len <= 0) {
+        kp_segment_put(out->seg);
+        out->seg = NULL;
+        out->len = 0;
+    }
+}
+
+void kp_log_append_replica(kp_log_t *log, const uint8_t *batch, size_t len,
+                           const kp_batch_info_t *info, int64_t now_ms, kp_append_result_t *res)
+{
+    int notify = 0;
+    pthread_mutex_lock(&log->lock);
+    res->log_start_offset = log->log_start_offset;
+    if (log->offline) {
+        res->status = KP_APPEND_STORAGE_ERROR;
+        goto out;
+    }
+    if (info->base_offset != log->log_end_offset) {
+        res->status = KP_APPEND_OUT_OF_ORDER;
+        goto out;
+    }
+    int16_t marker_type = -1;
+    int32_t cepoch;
+    if ((info->attributes & KP_BATCH_ATTR_CONTROL) &&
+        (info->producer_id < 0 || kp_control_batch_parse(batch, len, &marker_type, &cepoch) < 0)) {
+        res->status = KP_APPEND_INVALID_RECORD;
+        goto out;
+    }
+    if (should_roll(log, len, now_ms) && roll(log, now_ms) < 0) {
+        kp_error("storage", "%s: segment roll failed: %s; partition offline", log->dir,
+                 strerror(errno));
+        log->offline = 1;
+        res->status = KP_APPEND_STORAGE_ERROR;
+        goto out;
+    }
+    kp_segment_t *seg = active(log);
+    int rc = kp_segment_append(seg, batch, len, info, log->cfg.index_interval_bytes);
+    if (rc < 0) {
+        kp_error("storage", "%s: replica append failed: %s", log->dir, strerror(errno));
+        if (rc == -2) log->offline = 1;
+        res->status = KP_APPEND_STORAGE_ERROR;
+        goto out;
+    }
+    int64_t base = log->log_end_offset;
+    log->log_end_offset = base + info->last_offset_delta + 1;
+    /* the leader's transactions as the leader tracks them: a follower that takes over
+     * serves the same last stable offset and aborted transactions (read_committed) */
+    if (marker_type >= 0) {
+        apply_marker(log, info, marker_type,
+                     log->first_unstable < log->high_watermark ? log->first_unstable
+                                                               : log->high_watermark);
+    } else if (info->producer_id >= 0) {
+        kp_pstate_update(&log->pstate, info, now_ms);
+        if ((info->attributes & KP_BATCH_ATTR_TRANSACTIONAL) && base < log->first_unstable &&
+            kp_pstate_find(&log->pstate, info->producer_id)->txn_first_offset == base)
+            log->first_unstable = base;
+    }
+    epoch_note(log, info->leader_epoch, base);
+    res->status = KP_APPEND_OK;
+    res->base_offset = base;
+    res->last_offset = log->log_end_offset - 1;
+    if (log->cfg.durable) {
+        queue_flush(log);
+    } else {
+        set_hwm(log, log->log_end_offset, seg, seg->size);
+        notify = 1;
+    }
+out:
+    pthread_mutex_unlock(&log->lock);
+    if (notify && log->on_hwm) log->on_hwm(log, log->on_hwm_arg);
+}
+
+void kp_log_set_leader_epoch(kp_log_t *log, int32_t epoch)
+{
+    pthread_mutex_lock(&log->lock);
+    log->leader_epoch = epoch;
+    epoch_note(log, epoch, log->log_end_offset);
+    pthread_mutex_unlock(&log->lock);
+}
+
+void kp_log_epoch_end(kp_log_t *log, int32_t epoch, int32_t *end_epoch, int64_t *end_offset)
+{
+    pthread_mutex_lock(&log->lock);
+    int i = log->nepochs - 1;
+    while (i >= 0 && log->epochs[i] > epoch) i--;
+    if (i < 0) {
+        *end_epoch = -1;
+        *end_offset = -1;
+    } else {
+        *end_epoch = log->epochs[i];
+        *end_offset = i + 1 < log->nepochs ? log->epoch_starts[i + 1] : log->log_end_offset;
+    }
+    pthread_mutex_unlock(&log->lock);
+}
+
+int32_t kp_log_last_epoch(kp_log_t *log)
+{
+    pthread_mutex_lock(&log->lock);
+    int32_t e = log->nepochs > 0 ? log->epochs[log->nepochs - 1] : -1;
+    pthread_mutex_unlock(&log->lock);
+    return e;
+}
+
+int64_t kp_log_truncate(kp_log_t *log, int64_t offset, int64_t now_ms)
+{
+    pthread_mutex_lock(&log->lock);
+    if (log->offline) {
+        pthread_mutex_unlock(&log->lock);
+        return -1;
+    }
+    if (offset >= log->log_end_offset) {
+        int64_t leo = log->log_end_offset;
+        pthread_mutex_unlock(&log->lock);
+        return leo;
+    }
+    if (offset < log->log_start_offset) offset = log->log_start_offset;
+    kp_info("storage", "%s: truncating from %" PRId64 " to %" PRId64, log->dir, log->log_end_offset,
+            offset);
+    while (log->nsegs > 1 && active(log)->base_offset >= offset) {
+        kp_segment_t *gone = log->segs[--log->nsegs];
+        gone->deleted = 1;
+        kp_segment_put(gone);
+    }
+    kp_segment_t *seg = active(log);
+    int64_t pos = 0;
+    if (offset > seg->base_offset) {
+        int64_t from, blen, bbase;
+        kp_segment_index_floor(seg, offset, &from);
+        int rc = kp_segment_find(seg, offset, from, seg->size, &pos, &blen, &bbase);
+        if (rc > 0) pos = seg->size;
+        if (rc < 0) goto fail;
+    }
+    if (kp_fs->ftruncate(seg->fd, pos) < 0) goto fail;
+    char p[PATH_MAX];
+    snprintf(p, sizeof(p), "%s/%020" PRId64 ".index", log->dir, seg->base_offset);
+    kp_fs->unlink(p);
+    snprintf(p, sizeof(p), "%s/%020" PRId64 ".timeindex", log->dir, seg->base_offset);
+    kp_fs->unlink(p);
+    kp_scan_result_t res;
+    kp_segment_t *again =
+        kp_segment_open_strict(log->dir, seg->base_offset, 1, log->cfg.index_interval_bytes, now_ms,
+                               read_compacted_below(log->dir), &res);
+    if (!again) goto fail;
+    again->sealed = 0;
+    log->segs[log->nsegs - 1] = again;
+    if (kp_segment_flush(again) < 0) {
+        kp_segment_put(seg);
+        goto fail;
+    }
+    log->log_end_offset = again->next_offset;
+    if (log->flushed_offset > log->log_end_offset) log->flushed_offset = log->log_end_offset;
+    if (log->high_watermark >= log->log_end_offset)
+        set_hwm(log, log->log_end_offset, again, again->size);
+    else if (log->hwm_seg == seg)
+        set_hwm(log, log->high_watermark, again, log->hwm_pos);
+    kp_segment_put(seg);
+    int64_t *bases = NULL, *snaps = NULL;
+    int nbases = 0, nsnaps = 0;
+    /* the cut-off tail's aborted transactions go; the replay below redoes the open ones */
+    kp_aborted_list_trim(&log->aborted, INT64_MIN, log->log_end_offset);
+    if (list_dir(log, &bases, &nbases, &snaps, &nsnaps) == 0) {
+        kp_pstate_clear(&log->pstate);
+        recover_producers(log, snaps, nsnaps);
+    }
+    log->first_unstable = kp_pstate_first_unstable(&log->pstate);
+    free(bases);
+    free(snaps);
+    while (log->nepochs > 0 && log->epoch_starts[log->nepochs - 1] >= log->log_end_offset)
+        log->nepochs--;
+    int64_t leo = log->log_end_offset;
+    pthread_mutex_unlock(&log->lock);
+    return leo;
+fail:
+    kp_error("storage", "%s: truncation failed: %s; partition offline", log->dir, strerror(errno));
+    log->offline = 1;
+    pthread_mutex_unlock(&log->lock);
+    return -1;
 }

@@ -80,6 +80,11 @@ struct kp_log {
     kp_flush_waiter_t *waiters;
     kp_log_hwm_fn on_hwm;
     void *on_hwm_arg;
+    /* leader-epoch cache (Kafka's leader-epoch-checkpoint, kept in memory and rebuilt from
+     * the batch headers on open): epoch_starts[i] is the first offset of epochs[i] */
+    int32_t *epochs;
+    int64_t *epoch_starts;
+    int nepochs, epochs_cap;
 };
 
 /* Opens (creating if needed) the log in dir, recovering as described in log.c. */
@@ -167,6 +172,36 @@ int kp_log_roll_locked(kp_log_t *log, int64_t now_ms);
  * data and its last flush is at least cfg.flush_ms old (now_mono_ms from kp_mono_ms).
  * Never blocks on I/O. Returns 1 when it queued one. Thread-safe. */
 int kp_log_flush_if_due(kp_log_t *log, int64_t now_mono_ms);
+
+/* ---- replication (replication/partition.c) ---- */
+
+/* As kp_log_read, but also bounded by `upto` (exclusive; a batch boundary at or below the
+ * HWM): a leader serves consumers up to the replicated high watermark. */
+void kp_log_read_upto(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one, int64_t upto,
+                      kp_log_read_t *out);
+
+/* A follower's append: the batch keeps the offsets and leader epoch the leader gave it and
+ * must start at the LEO (KP_APPEND_OUT_OF_ORDER otherwise); producer state and the epoch
+ * cache follow it without checks (the leader made them). Thread-safe. */
+void kp_log_append_replica(kp_log_t *log, const uint8_t *batch, size_t len,
+                           const kp_batch_info_t *info, int64_t now_ms, kp_append_result_t *res);
+
+/* Becoming leader of epoch: later appends carry it, and the epoch cache records that it
+ * starts at the current LEO. */
+void kp_log_set_leader_epoch(kp_log_t *log, int32_t epoch);
+
+/* OffsetsForLeaderEpoch: the largest epoch <= epoch this log knows and the offset where it
+ * ends (the next epoch's start, or the LEO for the latest). -1 / -1 when the log knows no
+ * epoch that old. */
+void kp_log_epoch_end(kp_log_t *log, int32_t epoch, int32_t *end_epoch, int64_t *end_offset);
+/* The epoch of the last batch (or -1 for an empty log). */
+int32_t kp_log_last_epoch(kp_log_t *log);
+
+/* Cuts the log back to `offset` (a follower's divergent tail after a leader change):
+ * segments above it are deleted, the one holding it is cut at the batch boundary at or
+ * below it and rescanned, producer state and epoch cache rebuilt. Returns the new LEO, or
+ * -1 (the log goes offline). Rare; does its I/O under the log lock. */
+int64_t kp_log_truncate(kp_log_t *log, int64_t offset, int64_t now_ms);
 
 /* Flusher threads (group commit): start n threads; logs are queued when they have data to
  * fsync. kp_flusher_stop() drains the queue first. */

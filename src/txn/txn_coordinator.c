@@ -14,6 +14,7 @@
 #include "core/logging.h"
 #include "group/coordinator.h"
 #include "protocol/errors.h"
+#include "replication/partition.h"
 #include "storage/log_scan.h"
 #include "storage/records.h"
 #include "storage/txn_index.h"
@@ -342,8 +343,14 @@ static void write_markers(kp_txn_coord_t *c, txn_t *t)
         kp_batch_info_t info;
         kp_append_result_t res;
         res.status = KP_APPEND_STORAGE_ERROR;
-        if (kp_batch_validate(batch.data, batch.len, &info) == KP_BATCH_OK)
-            kp_log_append(p->log, batch.data, batch.len, &info, now, &res);
+        /* a replicated pool: a marker goes into a partition this broker leads, never into a
+         * follower's copy (it would diverge from its leader's log) */
+        int16_t lerr = kp_partition_check_leader(p, -1);
+        if (!lerr && kp_batch_validate(batch.data, batch.len, &info) == KP_BATCH_OK)
+            kp_partition_append(p, batch.data, batch.len, &info, now, &res);
+        if (lerr)
+            kp_error("txn", "%s: %s-%d is led by another broker: its marker is not written", t->id,
+                     t->parts[i].topic, t->parts[i].partition);
         if (res.status == KP_APPEND_INVALID_EPOCH) {
             /* the partition already saw a newer epoch of this producer: nothing open here */
             kp_topic_put(topic);

@@ -106,6 +106,9 @@ ROUNDTRIP(CreateTopicsRequest)
 #ifdef KP_API_DELETE_TOPICS
 ROUNDTRIP(DeleteTopicsRequest)
 #endif
+#ifdef KP_API_OFFSET_FOR_LEADER_EPOCH
+ROUNDTRIP(OffsetForLeaderEpochRequest)
+#endif
 #ifdef KP_API_DELETE_RECORDS
 ROUNDTRIP(DeleteRecordsRequest)
 #endif
@@ -224,6 +227,9 @@ static const struct {
 #endif
 #ifdef KP_API_DELETE_TOPICS
     {KP_API_DELETE_TOPICS, roundtrip_DeleteTopicsRequest},
+#endif
+#ifdef KP_API_OFFSET_FOR_LEADER_EPOCH
+    {KP_API_OFFSET_FOR_LEADER_EPOCH, roundtrip_OffsetForLeaderEpochRequest},
 #endif
 #ifdef KP_API_DELETE_RECORDS
     {KP_API_DELETE_RECORDS, roundtrip_DeleteRecordsRequest},

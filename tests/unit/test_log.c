@@ -1280,6 +1280,133 @@ static void test_rename_and_destroy(void **state)
     assert_int_equal(stat(moved, &st), -1);
 }
 
+/* Replication primitives: a follower copies the leader's batches with their offsets and
+ * epochs (kp_log_append_replica), the epoch cache answers OffsetsForLeaderEpoch, a read can
+ * be bounded below the HWM (kp_log_read_upto), and a divergent tail is truncated across
+ * segments — all surviving a reopen. */
+static void copy_batch(kp_log_t *from, kp_log_t *to, int64_t offset)
+{
+    kp_log_read_t rd;
+    kp_log_read(from, offset, 1, 1, &rd);
+    assert_int_equal(rd.error, 0);
+    assert_non_null(rd.seg);
+    uint8_t *buf = malloc((size_t)rd.len);
+    read_bytes(&rd, buf);
+    kp_segment_put(rd.seg);
+    kp_batch_info_t info;
+    assert_int_equal(kp_batch_validate(buf, (size_t)rd.len, &info), KP_BATCH_OK);
+    kp_append_result_t res;
+    kp_log_append_replica(to, buf, (size_t)rd.len, &info, NOW, &res);
+    assert_int_equal(res.status, KP_APPEND_OK);
+    assert_int_equal(res.base_offset, info.base_offset);
+    free(buf);
+}
+
+/* The batches of recs[0..n) read the same, byte for byte, from both logs. */
+static void same_batches(kp_log_t *a, kp_log_t *b, const rec_t *recs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        kp_log_read_t ra, rb;
+        kp_log_read(a, recs[i].base, 1, 1, &ra);
+        kp_log_read(b, recs[i].base, 1, 1, &rb);
+        assert_non_null(ra.seg);
+        assert_non_null(rb.seg);
+        assert_int_equal(ra.len, rb.len);
+        uint8_t *x = malloc((size_t)ra.len), *y = malloc((size_t)rb.len);
+        read_bytes(&ra, x);
+        read_bytes(&rb, y);
+        assert_memory_equal(x, y, (size_t)ra.len);
+        free(x);
+        free(y);
+        kp_segment_put(ra.seg);
+        kp_segment_put(rb.seg);
+    }
+}
+
+static void test_replica_primitives(void **state)
+{
+    char ldir[PATH_MAX + 16], fdir[PATH_MAX + 16];
+    snprintf(ldir, sizeof(ldir), "%s/leader", dir);
+    snprintf(fdir, sizeof(fdir), "%s/follower", dir);
+    kp_log_config_t cfg = small_config(0);
+    kp_log_t *leader = kp_log_open(ldir, &cfg, NOW);
+    kp_log_t *follower = kp_log_open(fdir, &cfg, NOW);
+    rec_t recs[40];
+    kp_log_set_leader_epoch(leader, 1);
+    append_many(leader, recs, 0, 20);
+    kp_log_set_leader_epoch(leader, 4);
+    append_many(leader, recs, 20, 20);
+    assert_true(leader->nsegs > 2);
+    /* the follower copies everything, same offsets */
+    for (int i = 0; i < 40; i++) copy_batch(leader, follower, recs[i].base);
+    int64_t s1, h1, l1, s2, h2, l2;
+    kp_log_offsets(leader, &s1, &h1, &l1);
+    kp_log_offsets(follower, &s2, &h2, &l2);
+    assert_int_equal(l1, l2);
+    same_batches(leader, follower, recs, 40);
+    /* a batch not at the LEO is refused */
+    {
+        kp_log_read_t rd;
+        kp_log_read(leader, recs[3].base, 1, 1, &rd);
+        uint8_t *buf = malloc((size_t)rd.len);
+        read_bytes(&rd, buf);
+        kp_segment_put(rd.seg);
+        kp_batch_info_t info;
+        kp_batch_validate(buf, (size_t)rd.len, &info);
+        kp_append_result_t res;
+        kp_log_append_replica(follower, buf, (size_t)rd.len, &info, NOW, &res);
+        assert_int_equal(res.status, KP_APPEND_OUT_OF_ORDER);
+        free(buf);
+    }
+    /* epochs: 1 from 0, 4 from recs[20].base; asking for 2 or 3 answers epoch 1 ending there */
+    int32_t e;
+    int64_t end;
+    kp_log_epoch_end(follower, 3, &e, &end);
+    assert_int_equal(e, 1);
+    assert_int_equal(end, recs[20].base);
+    kp_log_epoch_end(follower, 4, &e, &end);
+    assert_int_equal(e, 4);
+    assert_int_equal(end, l2);
+    kp_log_epoch_end(follower, 0, &e, &end);
+    assert_int_equal(e, -1);
+    assert_int_equal(end, -1);
+    assert_int_equal(kp_log_last_epoch(follower), 4);
+    /* a read bounded at a batch boundary stops there */
+    kp_log_read_t rd;
+    kp_log_read_upto(follower, recs[2].base, 1 << 20, 1, recs[5].base, &rd);
+    assert_int_equal(rd.high_watermark, recs[5].base);
+    assert_non_null(rd.seg);
+    int64_t p, blen, bbase;
+    assert_int_equal(kp_segment_find(rd.seg, recs[5].base, rd.pos, INT64_MAX, &p, &blen, &bbase),
+                     0);
+    assert_int_equal(rd.pos + rd.len, p);
+    kp_segment_put(rd.seg);
+    kp_log_read_upto(follower, recs[5].base, 1 << 20, 1, recs[5].base, &rd);
+    assert_null(rd.seg);
+    /* truncate into an earlier segment: later segments go, the rest stays intact */
+    int64_t leo = kp_log_truncate(follower, recs[12].base, NOW);
+    assert_int_equal(leo, recs[12].base);
+    kp_log_offsets(follower, &s2, &h2, &l2);
+    assert_int_equal(l2, recs[12].base);
+    assert_true(h2 <= l2);
+    same_batches(leader, follower, recs, 12);
+    assert_int_equal(kp_log_last_epoch(follower), 1);
+    /* and it continues from there */
+    for (int i = 12; i < 40; i++) copy_batch(leader, follower, recs[i].base);
+    same_batches(leader, follower, recs, 40);
+    kp_log_close(follower);
+    follower = kp_log_open(fdir, &cfg, NOW);
+    kp_log_offsets(follower, &s2, &h2, &l2);
+    assert_int_equal(l2, l1);
+    same_batches(leader, follower, recs, 40);
+    kp_log_epoch_end(follower, 3, &e, &end);
+    assert_int_equal(end, recs[20].base);
+    /* truncating to the start leaves an empty log at the start offset */
+    assert_int_equal(kp_log_truncate(follower, 0, NOW), 0);
+    kp_log_close(follower);
+    kp_log_close(leader);
+}
+
 int main(void)
 {
     /* recovery warnings and injected I/O errors are expected here */
@@ -1308,6 +1435,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_page_cache_flush_intervals, setup, teardown),
         cmocka_unit_test_setup_teardown(test_flusher_resize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_and_destroy, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_replica_primitives, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,26 @@
+/* up_pool.h — the child processes of `kpool up --brokers N` (see up_pool.c). */
+#ifndef KP_UP_POOL_H
+#define KP_UP_POOL_H
+
+#include "core/props.h"
+
+#include <stddef.h>
+
+typedef struct kp_up_pool kp_up_pool_t;
+
+kp_up_pool_t *kp_up_pool_new(void);
+/* Starts etcd with its data under abs/etcd and waits until it answers; endpoint gets its
+ * client URL. -1 with err. */
+int kp_up_pool_etcd(kp_up_pool_t *up, const char *abs, int offset, char *endpoint, size_t n,
+                    char *err, size_t errlen);
+/* Starts brokers 2..n with props (broker 1's, with their own id, ports and data directory)
+ * and waits for their Kafka ports; bootstrap gets every broker's address. -1 with err. */
+int kp_up_pool_brokers(kp_up_pool_t *up, const char *abs, int offset, int n,
+                       const kp_props_t *props, char *bootstrap, size_t blen, char *err,
+                       size_t errlen);
+/* SIGTERM to brokers 2..n (controlled shutdown), waiting for them. */
+void kp_up_pool_stop_brokers(kp_up_pool_t *up);
+/* Stops whatever still runs (brokers, then etcd) and frees. */
+void kp_up_pool_free(kp_up_pool_t *up);
+
+#endif

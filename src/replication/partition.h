@@ -1,0 +1,182 @@
+/*
+ * partition.h — the partition layer between the request handlers and storage (issue 13
+ * item 1; redpanda's partition_proxy): the handlers append, wait for a commit and read
+ * through it, never through kp_log_* directly.
+ *
+ * Storage (storage/log.h) knows offsets and fsync: the log end offset and the flushed
+ * offset. This layer decides what is *committed* — the high watermark a consumer may read
+ * up to and an acks=all producer waits for — and how many replicas are in sync:
+ *   - standalone (today's only mode): this broker is the only replica; HWM = the fsynced end
+ *     in durable mode (log.flush.policy=durable), the log end in page-cache mode; the ISR is
+ *     {this broker}, so acks=all with min.insync.replicas > 1 is NOT_ENOUGH_REPLICAS;
+ *   - replicated (SPEC §11, docs/replication.md): HWM = min over the ISR — to come here,
+ *     behind the same calls.
+ *
+ * Threading: as storage/log.h — any loop thread may call; waiters' done callbacks run on
+ * the flusher thread or the calling thread and must post to their own loop.
+ */
+#ifndef KP_PARTITION_H
+#define KP_PARTITION_H
+
+#include "cluster/placement.h"
+#include "storage/log.h"
+
+#include <pthread.h>
+#include <stdint.h>
+
+struct kp_topic;
+
+enum {
+    KP_ROLE_NONE = 0, /* not a replica, or no state known yet */
+    KP_ROLE_LEADER,
+    KP_ROLE_FOLLOWER,
+    KP_ROLE_OFFLINE, /* a replica of a partition without a leader */
+};
+
+/* A partition's replication state in a replicated pool (NULL in a standalone broker).
+ * Guarded by lock; the log has its own. */
+typedef struct kp_repl {
+    pthread_mutex_t lock;
+    int32_t self;
+    int role;
+    int32_t leader, leader_epoch, partition_epoch;
+    int64_t version; /* the metadata store's version of the state applied */
+    int32_t replicas[KP_REPLICAS_MAX];
+    int nreplicas;
+    int32_t isr[KP_REPLICAS_MAX];
+    int nisr;
+    /* leader: what it knows of each replica (itself included: its committed local end) */
+    kp_replica_state_t rs[KP_REPLICAS_MAX];
+    int64_t epoch_start;        /* leader: the LEO when it took over (ISR expand needs it) */
+    int64_t hwm;                /* the replicated high watermark (follower: the leader's) */
+    int min_insync;             /* the topic's min.insync.replicas, as last seen by a produce */
+    kp_flush_waiter_t *waiters; /* acks=all waiting for hwm > offset (leader) */
+    int64_t last_isr_attempt_ms;
+    int32_t fetch_epoch; /* follower: the leader epoch it last truncated for */
+} kp_repl_t;
+
+typedef struct kp_partition {
+    struct kp_topic *topic;
+    int32_t index;
+    kp_log_t *log;
+    kp_repl_t *repl; /* NULL: standalone */
+    kp_log_hwm_fn hwm_fn;
+    void *hwm_arg;
+} kp_partition_t;
+
+/* Errors a commit waiter may get besides errno values. */
+/* leadership moved: NOT_LEADER_OR_FOLLOWER */
+#define KP_COMMIT_NOT_LEADER (-1001)
+/* the ISR fell below min.insync.replicas: NOT_ENOUGH_REPLICAS_AFTER_APPEND */
+#define KP_COMMIT_AFTER_APPEND (-1002)
+/* The Kafka error for a commit waiter's err (0 for 0). */
+int16_t kp_partition_commit_error(int err);
+
+/* What a produce with these acks may do here: 0, or the Kafka error to answer with
+ * (NOT_ENOUGH_REPLICAS when acks=all and fewer than min_insync replicas are in sync). */
+int16_t kp_partition_check_produce(kp_partition_t *p, int16_t acks, int min_insync);
+
+/* The number of replicas in sync (standalone: 1). */
+int kp_partition_isr_size(kp_partition_t *p);
+
+/* Appends one validated batch as leader (offsets and leader epoch patched in place; the
+ * idempotent-producer checks of storage/log.h apply). */
+void kp_partition_append(kp_partition_t *p, uint8_t *batch, size_t len, kp_batch_info_t *info,
+                         int64_t now_ms, kp_append_result_t *res);
+
+/* acks=all: arms w to be called once every offset up to last_offset is committed (err 0)
+ * or can no longer be (an errno). Returns 1 when w will be called, 0 when the offset is
+ * committed as soon as appended (page-cache mode) and w is left alone. */
+int kp_partition_wait_committed(kp_partition_t *p, int64_t last_offset, kp_flush_waiter_t *w);
+/* acks=1: the same for this broker's own copy only — once it is fsynced in durable mode
+ * (returns 1, w called later), at once in page-cache mode (returns 0, w left alone). */
+int kp_partition_wait_local(kp_partition_t *p, int64_t last_offset, kp_flush_waiter_t *w);
+
+/* A consumer's read: whole batches from the one holding offset, bounded by the high
+ * watermark and max_bytes (the first batch whole with min_one, KIP-74). Leaders only in a
+ * pool (kp_partition_check_leader first). */
+void kp_partition_read(kp_partition_t *p, int64_t offset, int64_t max_bytes, int min_one,
+                       kp_log_read_t *out);
+
+/* The same bounded by the last stable offset when committed (isolation_level=1:
+ * read_committed); out->last_stable_offset is set either way, never above the HWM. */
+void kp_partition_read_isolated(kp_partition_t *p, int64_t offset, int64_t max_bytes, int min_one,
+                                int committed, kp_log_read_t *out);
+/* Aborted transactions overlapping [from, upto) (storage/log.h kp_log_aborted_txns). */
+size_t kp_partition_aborted_txns(kp_partition_t *p, int64_t from, int64_t upto,
+                                 kp_aborted_txn_t **out);
+/* The last stable offset: min(first unstable offset, high watermark). */
+int64_t kp_partition_last_stable_offset(kp_partition_t *p);
+
+int64_t kp_partition_high_watermark(kp_partition_t *p);
+void kp_partition_offsets(kp_partition_t *p, int64_t *log_start, int64_t *hwm, int64_t *leo);
+/* ListOffsets: earliest (-2), latest (-1: the high watermark) or by timestamp. */
+int64_t kp_partition_offset_for_time(kp_partition_t *p, int64_t ts, int64_t *ts_out);
+/* The leader epoch clients see (ListOffsets, Metadata). */
+int32_t kp_partition_leader_epoch(kp_partition_t *p);
+/* DeleteRecords: 0, or KP_RETENTION_OUT_OF_RANGE / -1 (storage/retention.h). */
+int kp_partition_delete_records(kp_partition_t *p, int64_t offset, int64_t *low_watermark);
+
+/* Called after the high watermark advances (to wake long-polling fetches). */
+void kp_partition_set_hwm_callback(kp_partition_t *p, kp_log_hwm_fn fn, void *arg);
+
+/* ---- replicated pools ---- */
+
+/* Makes p a replicated partition of broker self (no role until a state is applied). */
+void kp_partition_repl_init(kp_partition_t *p, int32_t self);
+void kp_partition_repl_free(kp_partition_t *p);
+
+/* Applies the partition's state from the metadata store: becomes leader (new epoch: the
+ * log stamps it, followers' progress is reset), follower (pending acks=all fail with
+ * NOT_LEADER_OR_FOLLOWER) or neither. replicas: the assignment. */
+void kp_partition_apply_state(kp_partition_t *p, const int32_t *replicas, int nreplicas,
+                              const kp_partition_state_t *st, int64_t version, int64_t now_ms);
+
+/* A consumer's fetch or ListOffsets here: 0, NOT_LEADER_OR_FOLLOWER, or (current_epoch >= 0)
+ * FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH. Standalone: 0. */
+int16_t kp_partition_check_leader(kp_partition_t *p, int32_t current_epoch);
+
+/* A follower's fetch (Fetch with replica_id): records its progress (fetch_offset is its
+ * committed end), advances the high watermark, then reads from the leader's committed
+ * local end. Returns a Kafka error (the read is left empty then). */
+int16_t kp_partition_replica_fetch(kp_partition_t *p, int32_t replica, int32_t current_epoch,
+                                   int64_t fetch_offset, int64_t max_bytes, int64_t now_ms,
+                                   kp_log_read_t *out);
+
+/* OffsetsForLeaderEpoch as the leader answers it. 0 or a Kafka error. */
+int16_t kp_partition_epoch_end(kp_partition_t *p, int32_t current_epoch, int32_t epoch,
+                               int32_t *end_epoch, int64_t *end_offset);
+
+/* The leader's periodic ISR check: fills next and returns 1 when the ISR should change
+ * (shrink: a follower lagging more than lag_max_ms; expand: a replica caught up). */
+int kp_partition_isr_update(kp_partition_t *p, int64_t now_ms, int64_t lag_max_ms,
+                            kp_partition_state_t *next, int64_t *version);
+
+/* A follower's append of a batch fetched from the leader of leader_epoch: refused
+ * (KP_APPEND_OUT_OF_ORDER, nothing written) unless this broker still follows that epoch, so
+ * a fetch that was in flight across a leader change cannot add the old leader's records. */
+void kp_partition_append_replica(kp_partition_t *p, int32_t leader_epoch, const uint8_t *batch,
+                                 size_t len, const kp_batch_info_t *info, int64_t now_ms,
+                                 kp_append_result_t *res);
+
+/* A follower cuts its divergent tail (kp_log_truncate) — only while it still follows
+ * leader_epoch. The new LEO, or -1 (storage failure or no longer that epoch's follower). */
+int64_t kp_partition_truncate(kp_partition_t *p, int32_t leader_epoch, int64_t offset,
+                              int64_t now_ms);
+
+/* A follower learned the leader's high watermark (kept, capped at its own committed end, as
+ * where it starts should it become leader). */
+void kp_partition_follower_progress(kp_partition_t *p, int32_t leader_epoch, int64_t leader_hwm);
+
+/* A snapshot of the state for Metadata. */
+typedef struct kp_repl_view {
+    int role;
+    int32_t leader, leader_epoch;
+    int32_t replicas[KP_REPLICAS_MAX];
+    int nreplicas;
+    int32_t isr[KP_REPLICAS_MAX];
+    int nisr;
+} kp_repl_view_t;
+void kp_partition_view(kp_partition_t *p, kp_repl_view_t *v);
+
+#endif
