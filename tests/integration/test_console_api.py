@@ -165,10 +165,16 @@ def test_console_endpoints_authorized_per_team(up, world, what):
 # ---- what the pool holds ----
 
 def test_partitions(up, world):
-    code, _, body = get(up, "ca-a", "orders", "partitions", world["ca-a"])
-    assert code == 200 and body["kind"] == "TopicPartitions"
+    # sizes come from the pool's /metrics once sampled (test_partition_sizes_and_produce_rate):
+    # a sample taken before the records were written says 0 until the next one
+    deadline = time.time() + 20
+    while True:
+        code, _, body = get(up, "ca-a", "orders", "partitions", world["ca-a"])
+        assert code == 200 and body["kind"] == "TopicPartitions"
+        if all(p.get("sizeBytes", 1) > 0 for p in body["partitions"]) or time.time() > deadline:
+            break
+        time.sleep(0.2)
     assert body["records"] == 7
-    # sizes come from the pool's /metrics once sampled (test_partition_sizes_and_produce_rate)
     for p in body["partitions"]:
         assert p.pop("sizeBytes", 1) > 0
     assert body["partitions"] == [
