@@ -147,7 +147,7 @@ fuzz:
 PYTEST_ARGS ?=
 KPOOL_BIN ?= $(CURDIR)/build/asan/kpool
 integration:
-	cd tests/integration && KPOOL_BIN=$(KPOOL_BIN) /usr/bin/python3 -m pytest -x -q $(PYTEST_ARGS)
+	cd tests/integration && KPOOL_BIN=$(KPOOL_BIN) /usr/bin/python3 -m pytest -q $(PYTEST_ARGS)
 
 # Soak: one broker (KPOOL_BIN, the ASan+UBSan build by default) under load from real clients
 # while it and its consumers are killed and restarted; invariants checked throughout

@@ -73,8 +73,7 @@ kp_conn_t *kp_conn_new(kp_loop_t *loop, int fd, const kp_transport_t *tp, void *
         free(c);
         return NULL;
     }
-    kp_metric_add(&kp_metrics.connections_open, 1);
-    kp_metric_add(&kp_metrics.connections_total, 1);
+    kp_metric_add(&kp_metrics.connections_total, 1); /* connections_open: the listener's */
     return c;
 }
 

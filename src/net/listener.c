@@ -234,12 +234,17 @@ static void on_accept(kp_loop_t *loop, kp_io_t *io, uint32_t events)
             inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
             port = ntohs(sin6->sin6_port);
         }
+        /* Reserve the slot before the connection exists: with one accepting loop per
+         * network thread, a load-then-check let two loops both take the last slot. The
+         * connection gives it back when it closes (kp_conn_close). */
         long long limit = atomic_load(&connections_max);
-        if (atomic_load(&kp_metrics.connections_open) >= limit) {
+        if (atomic_fetch_add(&kp_metrics.connections_open, 1) >= limit) {
+            atomic_fetch_sub(&kp_metrics.connections_open, 1);
             refuse(fd, "max.connections", ip, limit);
             continue;
         }
         if (ip_acquire(ip, &limit) < 0) {
+            atomic_fetch_sub(&kp_metrics.connections_open, 1);
             refuse(fd, "max.connections.per.ip", ip, limit);
             continue;
         }
@@ -247,6 +252,7 @@ static void on_accept(kp_loop_t *loop, kp_io_t *io, uint32_t events)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         kp_conn_t *c = ls->owner->fn(loop, fd, ip, port, ls->owner->arg);
         if (!c) {
+            atomic_fetch_sub(&kp_metrics.connections_open, 1);
             kp_connections_ip_release(ip);
             continue;
         }
