@@ -17,7 +17,7 @@
 #include "core/crc32c.h"
 #include "core/hmap.h"
 #include "core/logging.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -15,7 +15,7 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "protocol/errors.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -24,7 +24,7 @@
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "kp_msgs.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 #include "storage/msgset.h"
 
 #include <stdlib.h>

@@ -26,7 +26,7 @@
 #include "txn/txn_coordinator.h"
 #include "net/tls.h"
 #include "http/admin.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <inttypes.h>

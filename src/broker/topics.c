@@ -12,7 +12,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -21,7 +21,7 @@
 #include "cli/cli.h"
 #include "core/buf.h"
 #include "pki/pki.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -9,7 +9,7 @@
 #include "core/logging.h"
 #include "core/props.h"
 #include "registry/registry.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <signal.h>
 #include <stdio.h>

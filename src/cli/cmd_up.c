@@ -19,7 +19,7 @@
 #include "net/listener.h"
 #include "pki/pki.h"
 #include "registry/registry.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <stdarg.h>

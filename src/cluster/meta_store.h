@@ -124,7 +124,7 @@ typedef void (*kp_meta_watch_fn)(void *arg, const kp_meta_change_t *changes, int
 
 typedef struct kp_meta_store kp_meta_store_t;
 
-/* The implementation table (as storage/fs.h): one instance per backend. */
+/* The implementation table (as core/fs.h): one instance per backend. */
 typedef struct kp_meta_ops {
     const char *name;
     void (*close)(kp_meta_store_t *s);

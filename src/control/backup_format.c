@@ -6,7 +6,7 @@
  */
 #include "control/backup_format.h"
 
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -13,7 +13,7 @@
  * (jansson's JSON_COMPACT | JSON_SORT_KEYS). Formatting of the file itself (indentation,
  * member order, gzip) does not matter: a document re-serialized any way verifies.
  *
- * Everything here is pure or goes through the kp_fs table (storage/fs.h), so unit tests can
+ * Everything here is pure or goes through the kp_fs table (core/fs.h), so unit tests can
  * check it and inject faults. Thread-safe (no shared state).
  */
 #ifndef KP_BACKUP_FORMAT_H

@@ -17,7 +17,7 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "http/api.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <limits.h>

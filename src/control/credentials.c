@@ -30,7 +30,7 @@
 #include "core/logging.h"
 #include "core/utf8.h"
 #include "pki/pki.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <ctype.h>
 #include <openssl/evp.h>

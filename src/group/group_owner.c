@@ -28,7 +28,7 @@
 #include "auth/principal.h"
 #include "core/crc32c.h"
 #include "core/logging.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -29,7 +29,7 @@
 #include "http/k8s.h"
 #include "http/k8s_watch.h"
 #include "net/listener.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <arpa/inet.h>
 #include <microhttpd.h>

@@ -19,7 +19,7 @@
 #include "pki/pki_int.h"
 
 #include "core/logging.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -16,7 +16,7 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "net/listener.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <netdb.h>
 #include <stdarg.h>

@@ -29,7 +29,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 #include "storage/offset_map.h"
 #include "storage/records.h"
 

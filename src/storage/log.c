@@ -25,7 +25,7 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "core/metrics.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <dirent.h>
 #include <errno.h>

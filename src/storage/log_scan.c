@@ -2,7 +2,7 @@
 #include "storage/log_scan.h"
 
 #include "core/buf.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #define SCAN_READ_BYTES (1 << 20)
 

@@ -8,7 +8,7 @@
 
 #include "core/buf.h"
 #include "core/crc32c.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -14,7 +14,7 @@
 
 #include "core/buf.h"
 #include "core/logging.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -6,7 +6,7 @@
 
 #include "core/buf.h"
 #include "core/logging.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 #include "storage/records.h"
 
 #include <errno.h>

@@ -12,7 +12,7 @@
 #include "core/crc32c.h"
 #include "core/logging.h"
 #include "storage/batch.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 #include "storage/log.h"
 
 #include <limits.h>

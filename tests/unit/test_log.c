@@ -15,7 +15,7 @@
  *     (roll when the offset or the time index is full), flush.messages / flush.ms in
  *     page-cache mode (an fsync queued when due, and only then; nothing in durable mode);
  *   - the flusher pool resized while appends wait (log.flush.threads changed live);
- *   - fault injection (storage/fs.h): a failed write returns KP_APPEND_STORAGE_ERROR and
+ *   - fault injection (core/fs.h): a failed write returns KP_APPEND_STORAGE_ERROR and
  *     leaves the log consistent; a failed fsync takes the partition offline and fails the
  *     flush waiters.
  */

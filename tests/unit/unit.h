@@ -30,7 +30,7 @@
 #include "core/crc32c.h"
 #include "protocol/wire.h"
 #include "storage/batch.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 /* ---- deterministic randomness ---- */
 

@@ -1,5 +1,5 @@
 /* fs.c — the POSIX implementation of kp_fs_t, a fault-injecting wrapper, and helpers. */
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include "core/buf.h"
 

@@ -1,6 +1,7 @@
 /*
- * fs.h — the file-system calls storage makes, through a table so tests can inject faults
- * (a short write, a failed fsync, a full disk) the way SQLite's VFS does.
+ * fs.h — the file-system calls kpool makes (storage, metadata journals, control-plane and
+ * registry files), through a table so tests can inject faults (a short write, a failed fsync,
+ * a full disk) the way SQLite's VFS does. It lives in core/ because every layer uses it.
  *
  * kp_fs points at the real implementation; tests swap in kp_fs_faulty after arming it.
  * Every call keeps the libc convention (-1 and errno).
