@@ -1,6 +1,6 @@
 /*
- * handle_fetch.c — Fetch v0–v11 with long polling, and the per-loop context that parks
- * waiting fetches.
+ * handle_fetch.c — Fetch v0–v11 with long polling: waiting fetches park on their loop's
+ * context (loop_ctx.h).
  *
  * A fetch reads every requested partition (bounded by partition and request max bytes, the
  * first batch always whole — KIP-74). When it has at least min.bytes, or max.wait.ms is 0,
@@ -363,32 +363,4 @@ int kp_handle_fetch(kp_req_t *req)
         fp->in.MaxWaitMs > KP_FETCH_WAIT_MS_MAX ? KP_FETCH_WAIT_MS_MAX : fp->in.MaxWaitMs;
     fp->timer = kp_loop_timer(ctx->loop, wait, park_timeout, fp);
     return 0;
-}
-
-/* ---- loop context ---- */
-
-kp_loop_ctx_t *kp_loop_ctx_new(kp_broker_t *b, kp_loop_t *loop)
-{
-    kp_loop_ctx_t *ctx = kp_xcalloc(1, sizeof(*ctx));
-    ctx->broker = b;
-    ctx->loop = loop;
-    return ctx;
-}
-
-void kp_loop_ctx_free(kp_loop_ctx_t *ctx)
-{
-    free(ctx);
-}
-
-kp_loop_ctx_t *kp_loop_ctx_of(kp_broker_t *b, kp_loop_t *loop)
-{
-    return b->loop_ctx[kp_loop_id(loop)];
-}
-
-void kp_loop_ctx_shutdown(kp_loop_t *loop, void *arg)
-{
-    kp_loop_ctx_t *ctx = arg;
-    kp_fetch_wait_flush_all(ctx);
-    while (ctx->sessions) kp_conn_close(ctx->sessions->conn, "broker shutting down");
-    kp_loop_stop(loop);
 }
