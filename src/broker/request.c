@@ -18,64 +18,49 @@
 #include <stdlib.h>
 #include <string.h>
 
-static const struct {
-    int16_t key;
-    kp_handler_fn fn;
-} handlers[] = {
-    {0, kp_handle_produce},
-    {1, kp_handle_fetch},
-    {2, kp_handle_list_offsets},
-    {3, kp_handle_metadata},
-    {8, kp_handle_offset_commit},
-    {9, kp_handle_offset_fetch},
-    {10, kp_handle_find_coordinator},
-    {11, kp_handle_join_group},
-    {12, kp_handle_heartbeat},
-    {13, kp_handle_leave_group},
-    {14, kp_handle_sync_group},
-    {15, kp_handle_describe_groups},
-    {16, kp_handle_list_groups},
-    {18, kp_handle_api_versions},
-    {19, kp_handle_create_topics},
-    {20, kp_handle_delete_topics},
-    {21, kp_handle_delete_records},
-    {22, kp_handle_init_producer_id},
-    {29, kp_handle_describe_acls},
-    {30, kp_handle_create_acls},
-    {31, kp_handle_delete_acls},
-    {32, kp_handle_describe_configs},
-    {33, kp_handle_alter_configs},
-    {37, kp_handle_create_partitions},
-    {42, kp_handle_delete_groups},
-    {44, kp_handle_incremental_alter_configs},
-    {47, kp_handle_offset_delete},
-    {35, kp_handle_describe_log_dirs},
-    {23, kp_handle_offsets_for_leader_epoch},
+/* The handler of each served ApiKey, keyed by the generated KP_API_* constants; the versions
+ * come from the protocol definitions (kp_api_defs). An API without a handler is not served
+ * (nor advertised by ApiVersions). */
+static const kp_handler_fn handlers[KP_METRICS_API_MAX] = {
+    [KP_API_PRODUCE] = kp_handle_produce,
+    [KP_API_FETCH] = kp_handle_fetch,
+    [KP_API_LIST_OFFSETS] = kp_handle_list_offsets,
+    [KP_API_METADATA] = kp_handle_metadata,
+    [KP_API_OFFSET_COMMIT] = kp_handle_offset_commit,
+    [KP_API_OFFSET_FETCH] = kp_handle_offset_fetch,
+    [KP_API_FIND_COORDINATOR] = kp_handle_find_coordinator,
+    [KP_API_JOIN_GROUP] = kp_handle_join_group,
+    [KP_API_HEARTBEAT] = kp_handle_heartbeat,
+    [KP_API_LEAVE_GROUP] = kp_handle_leave_group,
+    [KP_API_SYNC_GROUP] = kp_handle_sync_group,
+    [KP_API_DESCRIBE_GROUPS] = kp_handle_describe_groups,
+    [KP_API_LIST_GROUPS] = kp_handle_list_groups,
+    [KP_API_API_VERSIONS] = kp_handle_api_versions,
+    [KP_API_CREATE_TOPICS] = kp_handle_create_topics,
+    [KP_API_DELETE_TOPICS] = kp_handle_delete_topics,
+    [KP_API_DELETE_RECORDS] = kp_handle_delete_records,
+    [KP_API_INIT_PRODUCER_ID] = kp_handle_init_producer_id,
+    [KP_API_DESCRIBE_ACLS] = kp_handle_describe_acls,
+    [KP_API_CREATE_ACLS] = kp_handle_create_acls,
+    [KP_API_DELETE_ACLS] = kp_handle_delete_acls,
+    [KP_API_DESCRIBE_CONFIGS] = kp_handle_describe_configs,
+    [KP_API_ALTER_CONFIGS] = kp_handle_alter_configs,
+    [KP_API_CREATE_PARTITIONS] = kp_handle_create_partitions,
+    [KP_API_DELETE_GROUPS] = kp_handle_delete_groups,
+    [KP_API_INCREMENTAL_ALTER_CONFIGS] = kp_handle_incremental_alter_configs,
+    [KP_API_OFFSET_DELETE] = kp_handle_offset_delete,
+    [KP_API_DESCRIBE_LOG_DIRS] = kp_handle_describe_log_dirs,
+    [KP_API_OFFSET_FOR_LEADER_EPOCH] = kp_handle_offsets_for_leader_epoch,
+    /* transactions (handle_txn.c) */
+    [KP_API_ADD_PARTITIONS_TO_TXN] = kp_handle_add_partitions_to_txn,
+    [KP_API_ADD_OFFSETS_TO_TXN] = kp_handle_add_offsets_to_txn,
+    [KP_API_END_TXN] = kp_handle_end_txn,
+    [KP_API_WRITE_TXN_MARKERS] = kp_handle_write_txn_markers,
+    [KP_API_TXN_OFFSET_COMMIT] = kp_handle_txn_offset_commit,
+    [KP_API_DESCRIBE_PRODUCERS] = kp_handle_describe_producers,
+    [KP_API_DESCRIBE_TRANSACTIONS] = kp_handle_describe_transactions,
+    [KP_API_LIST_TRANSACTIONS] = kp_handle_list_transactions,
 };
-
-/* transactions (handle_txn.c) */
-static const struct {
-    int16_t key;
-    kp_handler_fn fn;
-} txn_handlers[] = {
-    {24, kp_handle_add_partitions_to_txn},
-    {25, kp_handle_add_offsets_to_txn},
-    {26, kp_handle_end_txn},
-    {27, kp_handle_write_txn_markers},
-    {28, kp_handle_txn_offset_commit},
-    {61, kp_handle_describe_producers},
-    {65, kp_handle_describe_transactions},
-    {66, kp_handle_list_transactions},
-};
-
-static kp_handler_fn handler_for(int16_t key)
-{
-    for (size_t h = 0; h < sizeof(handlers) / sizeof(handlers[0]); h++)
-        if (handlers[h].key == key) return handlers[h].fn;
-    for (size_t h = 0; h < sizeof(txn_handlers) / sizeof(txn_handlers[0]); h++)
-        if (txn_handlers[h].key == key) return txn_handlers[h].fn;
-    return NULL;
-}
 
 static kp_api_t api_table[KP_API_DEFS_COUNT];
 static int api_count = -1;
@@ -86,17 +71,15 @@ static void api_init(void)
     api_count = 0;
     for (int i = 0; i < KP_API_DEFS_COUNT; i++) {
         const kp_api_def_t *d = &kp_api_defs[i];
-        kp_handler_fn fn = handler_for(d->key);
-        if (fn) {
-            kp_api_t *a = &api_table[api_count++];
-            a->key = d->key;
-            a->name = d->name;
-            a->min_version = d->min_version;
-            a->max_version = d->max_version;
-            a->flexible_min = d->flexible_min;
-            a->handler = fn;
-            if (a->key >= 0 && a->key < KP_METRICS_API_MAX) api_by_key[a->key] = a;
-        }
+        if (d->key < 0 || d->key >= KP_METRICS_API_MAX || !handlers[d->key]) continue;
+        kp_api_t *a = &api_table[api_count++];
+        a->key = d->key;
+        a->name = d->name;
+        a->min_version = d->min_version;
+        a->max_version = d->max_version;
+        a->flexible_min = d->flexible_min;
+        a->handler = handlers[d->key];
+        api_by_key[a->key] = a;
     }
 }
 
@@ -132,7 +115,8 @@ void kp_req_begin_response(kp_req_t *req)
     /* ApiVersions answers with header v0 always, so clients can read it before they know
      * which header versions we speak (KIP-511). */
     const kp_api_t *api = kp_api_lookup(req->api_key);
-    if (api && req->api_key != 18 && flexible(api, req->api_version)) kp_wr_uvarint(&req->resp, 0);
+    if (api && req->api_key != KP_API_API_VERSIONS && flexible(api, req->api_version))
+        kp_wr_uvarint(&req->resp, 0);
 }
 
 void *kp_req_alloc(kp_req_t *req, size_t n)
@@ -219,7 +203,7 @@ static int session_frame(kp_conn_t *c, kp_chunk_t *chunk, const uint8_t *frame, 
         goto malformed;
     }
     int unsupported = version < api->min_version || version > api->max_version;
-    if (unsupported && key != 18) {
+    if (unsupported && key != KP_API_API_VERSIONS) {
         kp_warn("request", "closing %s: %s v%d is not supported (%d..%d)", c->peer, api->name,
                 version, api->min_version, api->max_version);
         goto malformed;
