@@ -132,6 +132,9 @@ test: deps
 unit:
 	@set -e; for t in $(patsubst tests/unit/%.c,$(UB)/tests/%,$(UNIT_SRCS)); do \
 	  echo "== $$t"; $$t; done
+	@echo "== layers (docs/architecture.md)"
+	@python3 tests/tools/test_check_layers.py -q
+	@python3 tools/check_layers.py
 
 # every target replays its seed corpus and explores briefly; `make fuzz` is the long run
 FUZZ_SMOKE_SECONDS ?= 10

@@ -1,0 +1,85 @@
+#!/usr/bin/env python3
+"""Self-test of tools/check_layers.py: fake source trees with a violation of each kind must
+fail, a clean one must pass, and the real src/ must pass. Run by `make unit`."""
+import atexit
+import contextlib
+import io
+import os
+import shutil
+import sys
+import tempfile
+import unittest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import check_layers  # noqa: E402
+
+
+def tree(files):
+    """A temporary src/ holding {path: text}; returns its path (removed at exit)."""
+    d = tempfile.mkdtemp(prefix="layers-")
+    atexit.register(shutil.rmtree, d, True)
+    src = os.path.join(d, "src")
+    for path, text in files.items():
+        p = os.path.join(src, path)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        with open(p, "w") as f:
+            f.write(text)
+    return src
+
+
+class CheckLayers(unittest.TestCase):
+    def test_clean_tree_passes(self):
+        src = tree({"core/buf.h": "#include <stdint.h>\n",
+                    "storage/log.c": '#include "core/buf.h"\n#include "storage/log.h"\n',
+                    "storage/log.h": '#include "kp_msgs.h"\n',
+                    "broker/request.c": '#include "storage/log.h"\n#include "group/c.h"\n'})
+        self.assertEqual(check_layers.check(src, allowed={}), [])
+
+    def test_lower_includes_higher_fails(self):
+        src = tree({"storage/log.c": '#include "broker/request.h"\n'})
+        errors = check_layers.check(src, allowed={})
+        self.assertEqual(len(errors), 1, errors)
+        self.assertIn("src/storage/log.c: storage/ (layer 3) includes broker/request.h", errors[0])
+
+    def test_generated_codec_is_protocol(self):
+        src = tree({"core/x.c": '#include "kp_msgs.h"\n'})
+        self.assertIn("includes kp_msgs.h of higher protocol/", check_layers.check(src, {})[0])
+
+    def test_peers_do_not_include_each_other(self):
+        src = tree({"group/a.c": '#include "registry/r.h"\n'})
+        self.assertIn("peer registry/", check_layers.check(src, allowed={})[0])
+
+    def test_cycle_is_reported(self):
+        src = tree({"core/a.c": '#include "net/b.h"\n', "net/b.c": '#include "core/a.h"\n'})
+        errors = check_layers.check(src, allowed={})
+        self.assertTrue(any("include cycle between folders: core -> net -> core" in e
+                            for e in errors), errors)
+
+    def test_unknown_folder_fails(self):
+        src = tree({"daemon/up.c": '#include "core/buf.h"\n'})
+        self.assertIn("folder daemon/ has no layer", check_layers.check(src, allowed={})[0])
+
+    def test_allow_list_admits_and_must_stay_used(self):
+        src = tree({"storage/log.c": '#include "broker/request.h"\n'})
+        allowed = {("src/storage/log.c", "broker/request.h"): "why"}
+        self.assertEqual(check_layers.check(src, allowed=allowed), [])
+        stale = dict(allowed)
+        stale[("src/net/x.c", "cli/y.h")] = "gone"
+        self.assertEqual(check_layers.check(src, allowed=stale),
+                         ["stale allow-list entry (remove it): src/net/x.c -> cli/y.h"])
+
+    def test_main_exit_status(self):
+        bad = tree({"core/a.c": '#include "cli/main.h"\n'})
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err):
+            self.assertEqual(check_layers.main(["check_layers", bad]), 1)
+        self.assertIn("includes cli/main.h of higher cli/", err.getvalue())
+
+    def test_real_tree_passes(self):
+        self.assertEqual(check_layers.check(os.path.join(ROOT, "src")), [])
+
+
+if __name__ == "__main__":
+    unittest.main()
