@@ -16,7 +16,7 @@
 #ifndef KP_CLI_APP_H
 #define KP_CLI_APP_H
 
-#include "cli/app_creds.h"
+#include "pki/app_creds.h"
 #include "cli/client.h"
 #include "cli/opts.h"
 

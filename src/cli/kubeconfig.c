@@ -3,7 +3,7 @@
 
 #include "core/buf.h"
 #include "core/yamljson.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -3,7 +3,7 @@
  * for the console (GET .../namespaces/NS/applications/APP/doctor, see api_console.h).
  *
  * The checks are those `kpool doctor -n NS --app APP --no-connect` makes (cli/cmd_doctor.c),
- * read from the store instead of through the API, with the same helpers (cli/app_creds.h)
+ * read from the store instead of through the API, with the same helpers (pki/app_creds.h)
  * and the same wording: the AivenApplication (missing, not reconciled, no secret, a failed
  * rollout and the fix for its reason), its Secret (present), and every Topic granting it
  * access (synchronized, in the application's pool). What the pool says with the app's own
@@ -12,7 +12,7 @@
  */
 #include "http/api_doctor.h"
 
-#include "cli/app_creds.h"
+#include "pki/app_creds.h"
 #include "core/buf.h"
 
 #include <stdarg.h>

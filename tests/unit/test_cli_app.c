@@ -1,5 +1,5 @@
 /*
- * test_cli_app.c — the pure parts of the application-facing commands (src/cli/app_creds.c):
+ * test_cli_app.c — the pure parts of the application-facing commands (src/pki/app_creds.c):
  * base64 and secret decoding, shell quoting (round-tripped through a POSIX single-quote
  * reader), the environment `kpool run` / `secret env` build, the credentials `probe
  * --from-env` takes from such an environment (values, files and PKCS#12 stores, through a
@@ -11,7 +11,7 @@
  */
 #include "unit.h"
 
-#include "cli/app_creds.h"
+#include "pki/app_creds.h"
 #include "core/yamljson.h"
 #include "pki/pki.h"
 

@@ -15,7 +15,7 @@
 #include "unit.h"
 
 #include "core/logging.h"
-#include "storage/fs.h"
+#include "core/fs.h"
 #include "storage/cleaner.h"
 #include "storage/log.h"
 #include "storage/log_scan.h"

@@ -3,7 +3,7 @@
  * base64 and secrets · shell quoting and the environment · credentials from the
  * environment · ACLs and topic names · consume -f · text from the server.
  */
-#include "cli/app_creds.h"
+#include "pki/app_creds.h"
 
 #include "pki/pki.h"
 
