@@ -191,6 +191,9 @@ void txn_offsets_commit(kp_coordinator_t *c, kp_req_t *req, TxnOffsetCommitReque
 /* Replay: takes a transactional or control batch of __consumer_offsets (returns 1), else 0. */
 int txn_offsets_replay(kp_coordinator_t *c, const uint8_t *batch, size_t len);
 void txn_offsets_complete(kp_coordinator_t *c, int64_t producer_id, int commit);
+/* 1 when an open transaction holds an offset of group for topic-partition (KIP-447: an
+ * OffsetFetch with RequireStable answers UNSTABLE_OFFSET_COMMIT for it). */
+int txn_offsets_pending(kp_coordinator_t *c, kp_str_t group, kp_str_t topic, int32_t partition);
 void txn_offsets_free(kp_coordinator_t *c);
 
 /* group_store.c — the group metadata record (group_record.h) */

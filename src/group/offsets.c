@@ -324,8 +324,21 @@ static void fetch_partition(group_t *g, kp_str_t topic, int32_t partition, fetch
     pr->Metadata = e->metadata ? kp_str_c(e->metadata) : KP_STR_NULL;
 }
 
+/* RequireStable (v7+, KIP-447): an offset an open transaction is about to replace is not
+ * answered; the consumer retries until the transaction completes. */
+static void fetch_stable(kp_coordinator_t *c, kp_str_t group_id, kp_str_t topic,
+                         fetch_partition_t *pr)
+{
+    if (!txn_offsets_pending(c, group_id, topic, pr->PartitionIndex)) return;
+    pr->ErrorCode = KERR_UNSTABLE_OFFSET_COMMIT;
+    pr->CommittedOffset = -1;
+    pr->CommittedLeaderEpoch = -1;
+    pr->Metadata = (kp_str_t){"", 0};
+}
+
 /* Every committed offset of g the caller may describe, grouped by topic. */
-static void fetch_all(kp_req_t *req, group_t *g, fetch_group_t *out)
+static void fetch_all(kp_coordinator_t *c, kp_req_t *req, group_t *g, kp_str_t group_id,
+                      int require_stable, fetch_group_t *out)
 {
     size_t n = kp_hmap_count(&g->offsets), it = 0, k = 0;
     out->Topics.items = kp_arena_calloc(&req->arena, n + 1, sizeof(*out->Topics.items));
@@ -347,14 +360,17 @@ static void fetch_all(kp_req_t *req, group_t *g, fetch_group_t *out)
                 kp_arena_calloc(&req->arena, n + 1, sizeof(*tr->Partitions.items));
             if (!tr->Partitions.items) break;
         }
-        fetch_partition(g, topic, partition, &tr->Partitions.items[tr->Partitions.count++]);
+        fetch_partition_t *pr = &tr->Partitions.items[tr->Partitions.count++];
+        fetch_partition(g, topic, partition, pr);
+        if (require_stable) fetch_stable(c, group_id, topic, pr);
     }
     out->Topics.count = out->Topics.items ? (int32_t)k : 0;
 }
 
 /* One group's offsets: the wanted topics (nwant -1: every topic the group committed). */
 static void fetch_group(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id,
-                        const fetch_want_t *want, int32_t nwant, fetch_group_t *out)
+                        const fetch_want_t *want, int32_t nwant, int require_stable,
+                        fetch_group_t *out)
 {
     OffsetFetchResponse_OffsetFetchResponseGroup_init(out);
     out->GroupId = group_id;
@@ -363,7 +379,7 @@ static void fetch_group(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id,
     if (group_err) g = NULL;
     out->ErrorCode = group_err;
     if (nwant < 0) {
-        if (g) fetch_all(req, g, out);
+        if (g) fetch_all(c, req, g, group_id, require_stable, out);
         return;
     }
     out->Topics.items = kp_arena_calloc(&req->arena, (size_t)nwant + 1, sizeof(*out->Topics.items));
@@ -379,9 +395,10 @@ static void fetch_group(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id,
         if (!err && !kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, tr->Name))
             err = KERR_TOPIC_AUTHORIZATION_FAILED;
         for (int32_t j = 0; j < tr->Partitions.count; j++) {
-            fetch_partition(err ? NULL : g, tr->Name, want[i].partitions[j],
-                            &tr->Partitions.items[j]);
-            tr->Partitions.items[j].ErrorCode = err;
+            fetch_partition_t *pr = &tr->Partitions.items[j];
+            fetch_partition(err ? NULL : g, tr->Name, want[i].partitions[j], pr);
+            pr->ErrorCode = err;
+            if (!err && require_stable) fetch_stable(c, group_id, tr->Name, pr);
         }
     }
 }
@@ -412,8 +429,8 @@ static void fetch_to_single(kp_req_t *req, const fetch_group_t *gr, OffsetFetchR
     }
 }
 
-/* v0-7: one group (GroupId, Topics); v8 (KIP-709): several (Groups). RequireStable (v7+)
- * changes nothing: without transactions no offset is ever pending. */
+/* v0-7: one group (GroupId, Topics); v8 (KIP-709): several (Groups). RequireStable (v7+):
+ * fetch_stable. */
 void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
 {
     OffsetFetchResponse out;
@@ -428,7 +445,7 @@ void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
             want[i].npartitions = in->Topics.items[i].PartitionIndexes.count;
         }
         fetch_group_t gr;
-        fetch_group(c, req, in->GroupId, want, want ? nt : 0, &gr);
+        fetch_group(c, req, in->GroupId, want, want ? nt : 0, in->RequireStable, &gr);
         fetch_to_single(req, &gr, &out);
     } else {
         int32_t ng = in->Groups.count > 0 ? in->Groups.count : 0;
@@ -444,7 +461,8 @@ void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
                 want[j].partitions = rg->Topics.items[j].PartitionIndexes.items;
                 want[j].npartitions = rg->Topics.items[j].PartitionIndexes.count;
             }
-            fetch_group(c, req, rg->GroupId, want, want ? nt : 0, &out.Groups.items[i]);
+            fetch_group(c, req, rg->GroupId, want, want ? nt : 0, in->RequireStable,
+                        &out.Groups.items[i]);
         }
     }
     kp_req_begin_response(req);

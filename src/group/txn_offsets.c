@@ -58,6 +58,27 @@ static void pending_add(kp_coordinator_t *c, int64_t pid, const char *group, kp_
     l->n++;
 }
 
+int txn_offsets_pending(kp_coordinator_t *c, kp_str_t group, kp_str_t topic, int32_t partition)
+{
+    char key[300];
+    size_t kl = offset_key(key, sizeof(key), topic, partition);
+    if (!kl) return 0;
+    size_t it = 0;
+    const char *pid;
+    size_t pidlen;
+    void *v;
+    while (kp_hmap_next(&c->txn_pending, &it, &pid, &pidlen, &v)) {
+        const pending_list_t *l = v;
+        for (int i = 0; i < l->n; i++) {
+            const pending_offset_t *po = &l->items[i];
+            if (po->keylen == kl && !memcmp(po->key, key, kl) &&
+                kp_str_eq(kp_str_c(po->group), group))
+                return 1;
+        }
+    }
+    return 0;
+}
+
 void txn_offsets_complete(kp_coordinator_t *c, int64_t pid, int commit)
 {
     pending_list_t *l = kp_hmap_del(&c->txn_pending, &pid, sizeof(pid));

@@ -560,3 +560,46 @@ def test_transactional_id_expires(broker_factory):
     again.produce("tx-e", b"e2", partition=0)
     again.commit_transaction(15)
     assert values(consume_all(broker, ["tx-e"], "read_committed", expect=2)) == ["e1", "e2"]
+
+
+def test_offset_fetch_require_stable(broker):
+    """KIP-447: while a transaction holds a group's offset, OffsetFetch with RequireStable
+    answers UNSTABLE_OFFSET_COMMIT (88) for that partition (the consumer retries) and without
+    it the last committed offset; after the commit both answer the new offset. Failed before
+    the fix: RequireStable was ignored, so a read_committed consumer starting while the
+    transaction was open resumed from the old offset and processed the records twice."""
+    create_topics(broker, "stable-in", partitions=2)
+    group = "stable-group"
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                  "enable.auto.commit": False})
+    c.commit(offsets=[TopicPartition("stable-in", 0, 3)], asynchronous=False)
+    p = txn_producer(broker, "stable-app")
+    p.begin_transaction()
+    p.produce("stable-in", b"x", partition=1)
+    p.send_offsets_to_transaction([TopicPartition("stable-in", 0, 7)],
+                                  c.consumer_group_metadata(), 15)
+
+    def fetch(stable, version=7):
+        body = kcall(broker, 9, version, {
+            "GroupId": group, "RequireStable": stable,
+            "Topics": [{"Name": "stable-in", "PartitionIndexes": [0, 1]}]})
+        parts = body["Topics"][0]["Partitions"]
+        return {q["PartitionIndex"]: (q["ErrorCode"], q["CommittedOffset"]) for q in parts}
+
+    def fetch_v8(stable):
+        body = kcall(broker, 9, 8, {"Groups": [{
+            "GroupId": group, "Topics": [{"Name": "stable-in", "PartitionIndexes": [0]}]}],
+            "RequireStable": stable})
+        q = body["Groups"][0]["Topics"][0]["Partitions"][0]
+        return q["ErrorCode"], q["CommittedOffset"]
+
+    assert fetch(True) == {0: (88, -1), 1: (0, -1)}
+    assert fetch(False) == {0: (0, 3), 1: (0, -1)}
+    assert fetch_v8(True) == (88, -1)
+    assert fetch_v8(False) == (0, 3)
+    p.commit_transaction(15)
+    assert fetch(True) == {0: (0, 7), 1: (0, -1)}
+    assert fetch_v8(True) == (0, 7)
+    # a read_committed consumer (librdkafka asks with RequireStable) resumes after the commit
+    assert c.committed([TopicPartition("stable-in", 0)], 10)[0].offset == 7
+    c.close()
