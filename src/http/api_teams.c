@@ -110,6 +110,17 @@ static json_t *create_name(const kp_api_teams_req_t *req, char *name, size_t nam
     return bad;
 }
 
+/* A token write the store refused: 507 while its disk is full (as the other API writes),
+ * else 500. */
+static json_t *store_failure(kp_store_t *store, unsigned *code, const char *what)
+{
+    if (kp_store_disk_full(store))
+        return failure(code, 507, "InsufficientStorage",
+                       "disk full: the control plane cannot %s until space is freed; retry then",
+                       what);
+    return failure(code, 500, "InternalError", "cannot %s", what);
+}
+
 static json_t *do_create(kp_store_t *store, const kp_api_teams_req_t *req, unsigned *code)
 {
     char name[64];
@@ -126,7 +137,7 @@ static json_t *do_create(kp_store_t *store, const kp_api_teams_req_t *req, unsig
                        "%s' (POST /apis/kpool.dev/v1/teams/%s/rotate)",
                        name, name, name);
     default:
-        return failure(code, 500, "InternalError", "cannot create a token");
+        return store_failure(store, code, "create a token");
     }
 }
 
@@ -144,7 +155,7 @@ static json_t *do_rotate(kp_store_t *store, const char *name, unsigned *code)
                        "one",
                        name, name);
     default:
-        return failure(code, 500, "InternalError", "cannot rotate the token");
+        return store_failure(store, code, "rotate the token");
     }
 }
 
@@ -158,7 +169,7 @@ static json_t *do_revoke(kp_store_t *store, const char *name, unsigned *code)
     case KP_STORE_NOT_FOUND:
         return failure(code, 404, "NotFound", "team \"%s\" has no valid token to revoke", name);
     default:
-        return failure(code, 500, "InternalError", "cannot revoke the tokens");
+        return store_failure(store, code, "revoke the tokens");
     }
 }
 

@@ -118,6 +118,12 @@ def test_control_store_disk_full(tiny_fs):
         c.request("GET", "/apis/kafka.nais.io/v1/namespaces/team/topics/t0", headers=auth)
         r = c.getresponse()
         assert r.status == 200 and json.loads(r.read())["metadata"]["name"] == "t0"
+        # team tokens are store writes too (answered 500 before)
+        c.request("POST", "/apis/kpool.dev/v1/teams", body=json.dumps({"name": "full"}),
+                  headers=dict(auth, **{"Content-Type": "application/json"}))
+        r = c.getresponse()
+        obj = json.loads(r.read())
+        assert r.status == 507 and obj["reason"] == "InsufficientStorage", (r.status, obj)
         c.close()
         assert p.poll() is None
         text = log()
