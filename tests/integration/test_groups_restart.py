@@ -172,14 +172,15 @@ def test_gone_member_expires_after_restart(broker_factory, members):
         _, _, after = describe(b.bootstrap, group)
         assert after == before, (after, before)  # the gone member is restored, for now
 
-        t_moved = poll_until([a], lambda: a.assignment() == PARTS, child_session_ms / 1000 + 20,
+        t_moved = poll_until([a], lambda: a.assignment() == PARTS, child_session_ms / 1000 + 60,
                              "a to take over the gone member's partitions")
         first_change = min(t for _, t, _ in a.events[mark:])
         # the session of the restored member starts when the broker starts, not before
         assert first_change - t_start >= child_session_ms / 1000 - 1.0, (
             "rebalanced %.2fs after the restart, before the %d ms session timeout" % (
                 first_change - t_start, child_session_ms))
-        assert t_moved - t_start < child_session_ms / 1000 + 15
+        # (t_start is before the broker's start, which takes seconds on a loaded machine)
+        assert t_moved - t_start < child_session_ms / 1000 + 20
         log = b.log()
         assert "has failed (session timeout %d ms)" % child_session_ms in log, log[-3000:]
         assert rebalances(b, group) == nreb + 1, log[-3000:]
