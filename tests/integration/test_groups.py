@@ -593,7 +593,7 @@ class Wire:
         self.s = kwire.connect(port)
         self.corr = 0
 
-    def call(self, key, version, body, timeout=15):
+    def call(self, key, version, body, timeout=30):
         self.corr += 1
         self.s.sendall(kwire.request(key, version, self.corr, body))
         r = Rd(kwire.recv_frame(self.s, timeout))
@@ -811,7 +811,7 @@ def test_wire_commit_during_rebalance(broker_factory):
         second = {}
         t = threading.Thread(target=lambda: second.update(w2.join("g-reb", version=1)))
         t.start()
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while "preparing to rebalance group g-reb in state Stable" not in b.log():
             assert time.time() < deadline, b.log()[-2000:]
             time.sleep(0.05)
@@ -819,7 +819,7 @@ def test_wire_commit_during_rebalance(broker_factory):
         assert w1.commit("g-reb", gen, m1, {("grp-raw", 0): 11}) == {("grp-raw", 0): 0}
         assert w1.commit("g-reb", gen + 1, m1, {("grp-raw", 0): 12}) == {("grp-raw", 0): 22}
         j = w1.join("g-reb", member=m1, version=1)  # m1 rejoins: the join phase completes
-        t.join(10)
+        t.join(60)
         assert j["error"] == 0 and second.get("error") == 0, (j, second)
         assert j["generation"] == second["generation"] == gen + 1
         # CompletingRebalance: the new generation is known but not yet synced

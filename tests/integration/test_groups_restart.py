@@ -336,12 +336,12 @@ def test_restored_group_over_max_size_comes_back_empty(broker_factory):
         t = threading.Thread(target=lambda: second.update(
             w2.join(group, session_ms=30000, version=1)))
         t.start()
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while "preparing to rebalance group %s in state Stable" % group not in b.log():
             assert time.time() < deadline, b.log()[-2000:]
             time.sleep(0.05)
         j = w1.join(group, member=m1, session_ms=30000, version=1)
-        t.join(10)
+        t.join(60)
         gen2, m2 = j["generation"], second["member"]
         assert j["error"] == 0 and second["error"] == 0 and gen2 == gen + 1
         assert w1.sync(group, gen2, m1, [(m1, ASSIGNMENT), (m2, b"")])[0] == 0

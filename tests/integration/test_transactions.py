@@ -542,7 +542,7 @@ def test_transactional_id_expires(broker_factory):
     keep.begin_transaction()
     keep.produce("tx-e", b"open", partition=0)
     keep.flush(10)
-    deadline = time.time() + 10
+    deadline = time.time() + 30
     while time.time() < deadline:
         st = kcall(broker, 65, 0, {"TransactionalIds": ["app-e"]})["TransactionStates"][0]
         if st["ErrorCode"] == 105:
