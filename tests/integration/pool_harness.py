@@ -47,7 +47,7 @@ class Pool:
         self.wait_all_seen()
         return self
 
-    def wait_all_seen(self, timeout=20):
+    def wait_all_seen(self, timeout=60):
         """Until every broker's Metadata lists every broker of the pool (a broker learns of
         the others through the etcd watch, a moment after they registered)."""
         want = sorted(int(b.extra["broker.id"]) for b in self.brokers)
@@ -74,7 +74,7 @@ def kcat_metadata(bootstrap, timeout=20):
     return json.loads(out.stdout)
 
 
-def wait_for(pred, timeout=20, interval=0.1, what="condition"):
+def wait_for(pred, timeout=60, interval=0.1, what="condition"):
     deadline = time.time() + timeout
     last = None
     while time.time() < deadline:

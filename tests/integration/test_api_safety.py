@@ -372,7 +372,7 @@ def test_creation_with_its_applications_is_not_reported_as_drift(up, tmp_path):
     finally:
         admin.close()
     up.wait("ACL drift reported", lambda: "ACLs repaired (1 added, 0 removed)" in (
-        (up.get(TOPICS, ns, "fresh") or {}).get("status") or {}).get("message", ""), timeout=10)
+        (up.get(TOPICS, ns, "fresh") or {}).get("status") or {}).get("message", ""), timeout=30)
     assert produce(writer.conf(), fqn, ["two"]) is None
 
 
@@ -425,7 +425,7 @@ def test_users_issued_by_an_older_kpool_keep_working(tmp_path):
         # not its (docs/groups.md "Users named by an older kpool": release it or keep the
         # old team with a rule); a new group is
         assert re.match(r"^a~[0-9a-f]{16}_api_", second.user), second.user
-        got, err = test_apps.consume_group(second.conf(), fqn, "api-reader", ["new"], timeout=10)
+        got, err = test_apps.consume_group(second.conf(), fqn, "api-reader", ["new"], timeout=30)
         assert err == "GROUP_AUTHORIZATION_FAILED", (got, err)
         got, err = test_apps.consume_group(second.conf(), fqn, "api-reader-2", ["new"])
         assert err is None, (got, err)

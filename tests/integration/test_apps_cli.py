@@ -450,13 +450,15 @@ def test_probe_pool_down_and_back(up, ext):
                        "(team-ext.events)\n" % ext.bootstrap, p.stdout
     ext.kill9()
     try:
+        # a deadline far above the bound, so that a slow machine cannot blur "at once" and
+        # "at the deadline" (it was the default 10 s against a 5 s bound)
         t0 = time.monotonic()
-        p = kpool(up, "probe", "-n", "team-ext", "--app", "ext-app", expect=1)
+        p = kpool(up, "probe", "-n", "team-ext", "--app", "ext-app", "--timeout", "60", expect=1)
         took = time.monotonic() - t0
         line = one_line(p)
         assert line.startswith("kpool probe: pool unreachable (%s)" % ext.bootstrap), line
         assert "Connection refused" in line, line
-        assert took < 5, "a refused connection is reported at once, not at the deadline: %.1fs" % took
+        assert took < 30, "a refused connection is reported at once, not at the deadline: %.1fs" % took
         # doctor says the same and what to check
         d = kpool(up, "doctor", "-n", "team-ext", "--app", "ext-app", expect=1)
         assert "  problem: pool unreachable (%s)" % ext.bootstrap in d.stdout, d.stdout
@@ -467,7 +469,7 @@ def test_probe_pool_down_and_back(up, ext):
     # back: healthy again with the same credentials (the broker kept its ACLs and topics)
     up.wait("probe healthy again", lambda: kpool(
         up, "probe", "-n", "team-ext", "--app", "ext-app", expect=None).returncode == 0,
-        timeout=20, interval=0.2)
+        timeout=60, interval=0.2)
 
 
 def test_probe_no_secret(up, team):
@@ -598,16 +600,16 @@ def test_probe_from_env_without_the_control_plane(up, ext, tmp_path):
     ext.kill9()
     try:
         t0 = time.monotonic()
-        p = probe("--from-env", "-t", "team-ext.events", expect=1)
+        p = probe("--from-env", "-t", "team-ext.events", "--timeout", "60", expect=1)
         took = time.monotonic() - t0
         line = one_line(p)
         assert line.startswith("kpool probe: pool unreachable (%s): " % ext.bootstrap), line
         assert "Connection refused" in line, line
-        assert took < 5, "a refused connection is reported at once: %.1fs" % took
+        assert took < 30, "a refused connection is reported at once (deadline 60 s): %.1fs" % took
     finally:
         ext.start()
     up.wait("probe --from-env healthy again", lambda: probe(
-        "--from-env", "-t", "team-ext.events", expect=None).returncode == 0, timeout=20,
+        "--from-env", "-t", "team-ext.events", expect=None).returncode == 0, timeout=60,
         interval=0.2)
 
 

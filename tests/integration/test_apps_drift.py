@@ -36,7 +36,7 @@ def test_partitions_added_in_the_pool_do_not_stop_acl_sync(up, tmp_path):
     fut = admin.create_partitions([NewPartitions(fqn, 3)])[fqn]
     fut.result(timeout=15)
     state = up.wait("drift reported", lambda: topic_state(up, ns, "parts")[0] == "FailedPrepare"
-                    and topic_state(up, ns, "parts"), timeout=10)
+                    and topic_state(up, ns, "parts"), timeout=30)
     assert "cannot decrease from 3 to 1" in state[1], state
     assert "set it to 3 or more" in state[1], state
 
@@ -46,7 +46,7 @@ def test_partitions_added_in_the_pool_do_not_stop_acl_sync(up, tmp_path):
              app_doc(ns, "late"))
     late = up.creds(up.app_secret(ns, "late"))
     up.wait("late may describe the topic",
-            lambda: raw_metadata(up.kafka, late.files(), [fqn])[fqn] == NONE, timeout=10)
+            lambda: raw_metadata(up.kafka, late.files(), [fqn])[fqn] == NONE, timeout=30)
     st, msg, _ = topic_state(up, ns, "parts")
     assert st == "FailedPrepare" and "partitions cannot be removed" in msg, (st, msg)
     assert "ACLs are synchronized" in msg
@@ -55,7 +55,7 @@ def test_partitions_added_in_the_pool_do_not_stop_acl_sync(up, tmp_path):
     up.kpool("delete", "app", "reader", "-n", ns)
     up.wait("reader's certificate refused",
             lambda: raw_metadata(up.kafka, reader.files(), [fqn])[fqn] == TOPIC_AUTHORIZATION_FAILED,
-            timeout=10)
+            timeout=30)
     assert produce(reader.conf(), fqn, ["after"]) == AUTHZ
 
 
@@ -72,12 +72,12 @@ def test_revocation_reaches_a_topic_with_an_invalid_spec(up, tmp_path):
     bad["spec"]["config"]["retentionHours"] = "forever"
     up.apply(tmp_path, bad)
     up.wait("invalid spec reported",
-            lambda: topic_state(up, ns, "broken")[0] == "FailedPrepare", timeout=10)
+            lambda: topic_state(up, ns, "broken")[0] == "FailedPrepare", timeout=30)
     # an invalid spec changes nothing in the pool: the app still works
     assert produce(victim.conf(), fqn, ["still"]) is None
 
     up.kpool("delete", "app", "victim", "-n", ns)
-    up.wait("AivenApplication removed", lambda: up.get(AAPPS, ns, "victim") is None, timeout=10)
+    up.wait("AivenApplication removed", lambda: up.get(AAPPS, ns, "victim") is None, timeout=30)
     t0 = time.monotonic()
     up.wait("victim's certificate refused",
             lambda: raw_metadata(up.kafka, victim.files(), [fqn])[fqn] == TOPIC_AUTHORIZATION_FAILED,

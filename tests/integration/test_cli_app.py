@@ -821,7 +821,7 @@ def test_run_itself_sigkilled(kpool):
     kpool("run", "-n", "team-a", "--app", "shop", "/bin/true", expect=0)
     assert os.listdir(base) == [os.path.basename(d)]
     os.kill(int(pid), signal.SIGKILL)
-    deadline = time.time() + 10
+    deadline = time.time() + 30
     while time.time() < deadline:  # the orphan is reaped by init
         try:
             os.kill(int(pid), 0)

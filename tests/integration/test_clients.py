@@ -176,8 +176,8 @@ def test_consumer_tails_live_production(broker_factory):
                 v = b"%d-%d-" % (rnd, i) + os.urandom(16)
                 sent[i % 3].append(v)
                 prod.produce(topic, value=v, partition=i % 3)
-            prod.flush(10)
-            deadline = time.time() + 10
+            assert prod.flush(30) == 0
+            deadline = time.time() + 30
             while sum(map(len, got.values())) < 30 * (rnd + 1) and time.time() < deadline \
                     and broker.proc.poll() is None:
                 for m in cons.consume(num_messages=100, timeout=0.2):

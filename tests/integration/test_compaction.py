@@ -300,13 +300,13 @@ def test_retention_by_time(broker_factory):
         assert c.list_offset("rt", 0, -2) == (0, 0)
 
         assert c.incremental_topic("rt", [("retention.ms", OP_SET, str(hour))])["error"] == 0
-        wait_for(lambda: c.list_offset("rt", 0, -2) == (0, expect_start), 20,
+        wait_for(lambda: c.list_offset("rt", 0, -2) == (0, expect_start), 60,
                  lambda: "log start %d (now %s)" % (expect_start, c.list_offset("rt", 0, -2)))
         assert re.search(r"rt-0: deleted %d segment\(s\) by retention.ms; log start offset is "
                          r"now %d" % (first_new, expect_start), b.log())
         # only the prefix went: old segments after the new ones stay
         wait_for(lambda: [s[0] for s in disk_segments(b, "rt")] == [s[0] for s in segs[first_new:]],
-                 10, "the deleted segment files to go")
+                 60, "the deleted segment files to go")
         check_log_start(b, "rt", expect_start, hwm)
     b.restart()
     with kwire.broker_log_on_failure(b):
@@ -331,10 +331,10 @@ def test_retention_by_size(broker_factory):
         assert n == len(segs) - 3
         expect_start = segs[n][0]
         assert c.incremental_topic("rs", [("retention.bytes", OP_SET, str(limit))])["error"] == 0
-        wait_for(lambda: c.list_offset("rs", 0, -2) == (0, expect_start), 20,
+        wait_for(lambda: c.list_offset("rs", 0, -2) == (0, expect_start), 60,
                  lambda: "log start %d (now %s)" % (expect_start, c.list_offset("rs", 0, -2)))
         assert "rs-0: deleted %d segment(s) by retention.bytes" % n in b.log()
-        wait_for(lambda: len(disk_segments(b, "rs")) == 3, 10, "the deleted segment files to go")
+        wait_for(lambda: len(disk_segments(b, "rs")) == 3, 60, "the deleted segment files to go")
         check_log_start(b, "rs", expect_start, hwm)
         # a compacted topic is not subject to retention
         kwire.create_topic(b.bootstrap, "rs-compact", 1, {"segment.bytes": "4096",
@@ -361,7 +361,7 @@ def test_delete_records(broker_factory):
         check_log_start(b, "dr", 37, hwm)
         # segments entirely below 37 are gone from disk, the one holding 37 stays
         keep = [s[0] for i, s in enumerate(segs) if i + 1 == len(segs) or segs[i + 1][0] > 37]
-        wait_for(lambda: [s[0] for s in disk_segments(b, "dr")] == keep, 10,
+        wait_for(lambda: [s[0] for s in disk_segments(b, "dr")] == keep, 60,
                  "segment files below 37 to go")
         # lower than the log start: nothing moves, the low watermark is reported (v0 too)
         assert c.delete_records("dr", {0: 20}, version=0) == {0: (0, 37)}

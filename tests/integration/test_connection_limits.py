@@ -37,26 +37,46 @@ def _raw(port, source="127.0.0.1"):
     return s
 
 
-def _closed_soon(s, timeout=1.0):
+def _closed_soon(s, timeout=30):
+    """Whether the broker closes s within timeout (generous: a refusal is at once, but an ASan
+    broker on a loaded machine may take seconds to get to it). A short timeout is only for
+    checking that a connection stays open."""
     closed, _ = kwire.wait_closed(s, timeout)
     return closed
+
+
+def _served(s):
+    """s is a connection the broker accepted: it answers ApiVersions."""
+    kwire.api_versions(s)
+    return s
+
+
+def _wait_metric(b, name, at_least, timeout=30):
+    deadline = time.time() + timeout
+    while True:
+        v = _metric(b, name)
+        if v >= at_least:
+            return v
+        assert time.time() < deadline, "%s is %s after %ss, want >= %s" % (name, v, timeout,
+                                                                        at_least)
+        time.sleep(0.1)
 
 
 def test_silent_sockets_expire_and_a_real_client_gets_through(broker_factory):
     b = broker_factory(max_connections=20, connections_setup_timeout_ms=1500)
     t0 = time.time()
     hogs = [_raw(b.port) for _ in range(20)]
-    time.sleep(0.3)
-    # the limit is really reached: one more is refused at once
+    # the limit is really reached: one more is refused (which one of the 21 depends on the
+    # loop that accepts it, so the refusal is counted rather than looked for on `extra`)
     extra = _raw(b.port)
-    assert _closed_soon(extra, 2), "max.connections not reached: the test proves nothing"
+    _wait_metric(b, "kpool_connections_rejected_total", 1)
     # a real client gets through once the silent sockets' setup time is over
     admin = AdminClient({"bootstrap.servers": b.bootstrap})
-    md = admin.list_topics(timeout=15)
+    md = admin.list_topics(timeout=30)
     assert md.brokers, md
     # every hog was closed by the broker, and not before its setup timeout
     for s in hogs:
-        assert _closed_soon(s, 5), "a silent socket was never closed"
+        assert _closed_soon(s), "a silent socket was never closed"
     assert time.time() - t0 >= 1.4
     assert _metric(b, "kpool_connections_expired_total") >= 20
     for s in hogs + [extra]:
@@ -75,7 +95,7 @@ def test_idle_connection_is_closed_and_an_active_one_is_not(broker_factory):
         kwire.api_versions(busy, corr=corr)
         corr += 1
         time.sleep(0.3)
-    assert _closed_soon(idle, 3), "an idle connection outlived connections.max.idle.ms"
+    assert _closed_soon(idle), "an idle connection outlived connections.max.idle.ms"
     kwire.api_versions(busy, corr=corr)  # still open
     busy.close()
     idle.close()
@@ -89,7 +109,7 @@ def test_long_poll_fetch_is_not_idle(broker_factory):
     v = 4
     s.sendall(kwire.request(1, v, 7, kwire.body_fetch(v, "lp", 0, 0, max_wait=2500)))
     t0 = time.time()
-    payload = kwire.recv_frame(s, timeout=10)
+    payload = kwire.recv_frame(s, timeout=60)
     assert time.time() - t0 >= 2.0  # it really waited, past the idle timeout
     assert payload[:4] == b"\x00\x00\x00\x07"
     s.close()
@@ -98,15 +118,16 @@ def test_long_poll_fetch_is_not_idle(broker_factory):
 def test_max_connections_per_ip_and_overrides(broker_factory):
     b = broker_factory(max_connections_per_ip=3,
                        max_connections_per_ip_overrides="127.0.0.3:5")
-    held = [_raw(b.port, "127.0.0.2") for _ in range(3)]
-    time.sleep(0.2)
+    # each held connection is served (so the broker has accepted and counted it) before the
+    # next one opens: with several accepting loops, "sleep and hope" let a later connection
+    # be counted first
+    held = [_served(_raw(b.port, "127.0.0.2")) for _ in range(3)]
     fourth = _raw(b.port, "127.0.0.2")
     assert _closed_soon(fourth), "a 4th connection from one address was accepted"
     for s in held:
         assert not _closed_soon(s, 0.1)
     # the override gives 127.0.0.3 five
-    more = [_raw(b.port, "127.0.0.3") for _ in range(5)]
-    time.sleep(0.2)
+    more = [_served(_raw(b.port, "127.0.0.3")) for _ in range(5)]
     for s in more:
         assert not _closed_soon(s, 0.1)
     sixth = _raw(b.port, "127.0.0.3")
@@ -116,10 +137,18 @@ def test_max_connections_per_ip_and_overrides(broker_factory):
     p = Producer({"bootstrap.servers": b.bootstrap})
     p.produce("per-ip", b"x")
     assert p.flush(20) == 0
-    # a slot comes back when a connection closes
+    # a slot comes back when a connection closes (once the broker has seen the close)
     held[0].close()
-    time.sleep(0.3)
-    again = _raw(b.port, "127.0.0.2")
+    deadline = time.time() + 30
+    while True:
+        again = _raw(b.port, "127.0.0.2")
+        try:
+            _served(again)
+            break
+        except OSError:
+            again.close()
+            assert time.time() < deadline, "the closed connection's slot never came back"
+            time.sleep(0.1)
     assert not _closed_soon(again, 0.3)
     assert _metric(b, "kpool_connections_rejected_total") >= 2
     for s in held[1:] + more + [fourth, sixth, again]:
@@ -181,8 +210,8 @@ def test_stalled_tls_handshake_expires_and_a_tls_client_gets_through(broker_fact
         s.sendall(b"\x16\x03\x01\x00\xc8\x01\x00")
         stalled.append(s)
     time.sleep(0.3)
-    md = AdminClient(rdk(b, pki, pki["admin"])).list_topics(timeout=15)
+    md = AdminClient(rdk(b, pki, pki["admin"])).list_topics(timeout=30)
     assert md.brokers
     for i, s in enumerate(stalled):
-        assert _closed_soon(s, 5), "stalled handshake %d was never closed\n%s" % (i, b.log()[-3000:])
+        assert _closed_soon(s), "stalled handshake %d was never closed\n%s" % (i, b.log()[-3000:])
         s.close()

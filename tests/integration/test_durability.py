@@ -257,7 +257,7 @@ def run_delete_then_recreate(b):
         produce_sync(b.bootstrap, "phoenix", [b"old-%d" % i * 20 for i in range(30)], partition=p)
     kwire.delete_topic(b.bootstrap, "phoenix")
     # gone (Metadata may need a moment in the client cache: poll)
-    deadline = time.time() + 10
+    deadline = time.time() + 30
     while "phoenix" in kwire.list_topics(b.bootstrap):
         assert time.time() < deadline, "deleted topic still listed"
         time.sleep(0.2)

@@ -230,7 +230,7 @@ def test_confluent_group_split_failover_and_leave(broker_factory, members):
         # a and b read their partitions (5 messages each)
         mine = set(a.assignment() + bb.assignment())
         poll_until([a, bb], lambda: {(p, o) for x in (a, bb) for p, o, _ in x.msgs if p in mine}
-                   == {(p, o) for p in mine for o in range(5)}, 20, "a and b to read theirs")
+                   == {(p, o) for p in mine for o in range(5)}, 60, "a and b to read theirs")
         before = {"a": a.assignment(), "b": bb.assignment(), "child": child.current}
         marks = {"a": len(a.events), "b": len(bb.events)}
 
@@ -239,26 +239,29 @@ def test_confluent_group_split_failover_and_leave(broker_factory, members):
         child.kill()
         t_handover = poll_until([a, bb], lambda: disjoint_cover([a.assignment(), bb.assignment()],
                                                                 parts),
-                                child_session_ms / 1000 + 20, "the killed member's partitions")
+                                child_session_ms / 1000 + 60, "the killed member's partitions")
         first_change = min(t for _, t, _ in a.events[marks["a"]:] + bb.events[marks["b"]:])
         # last heartbeat at most HEARTBEAT_MS before the kill, plus scheduling slack
         assert first_change - t_kill >= (child_session_ms - HEARTBEAT_MS) / 1000 - 1.0, (
             "rebalanced %.2fs after SIGKILL, before the %d ms session timeout" % (
                 first_change - t_kill, child_session_ms))
-        assert t_handover - t_kill < child_session_ms / 1000 + 10
+        # well before the survivors' 20 s sessions (the slack is for a loaded machine)
+        assert t_handover - t_kill < child_session_ms / 1000 + 12
         assert "has failed (session timeout %d ms)" % child_session_ms in b.log()
         assert set(a.assignment()) | set(bb.assignment()) == set(parts), before
         gen2, n2, _ = stabilized(b, group)[-1]
         assert gen2 > gen and n2 == 2
         # the dead member's partitions are read by the survivors (nothing was committed)
         poll_until([a, bb], lambda: {(p, o) for x in (a, bb) for p, o, _ in x.msgs} == {
-            (p, o) for p in parts for o in range(5)}, 20, "the survivors to read everything")
+            (p, o) for p in parts for o in range(5)}, 60, "the survivors to read everything")
 
-        # clean close: LeaveGroup, the remaining member takes everything at once
+        # clean close: LeaveGroup, the remaining member takes everything at once: well before
+        # b's 20 s session would have expired (5 s left little room on a loaded machine; the
+        # bound only has to tell LeaveGroup from a session timeout)
         t_close = time.time()
         bb.close()
-        t_all = poll_until([a], lambda: a.assignment() == parts, 15, "a to own all partitions")
-        assert t_all - t_close < 5.0, "LeaveGroup rebalance took %.2fs (session 20s)" % (
+        t_all = poll_until([a], lambda: a.assignment() == parts, 30, "a to own all partitions")
+        assert t_all - t_close < 12.0, "LeaveGroup rebalance took %.2fs (session 20s)" % (
             t_all - t_close)
         assert stabilized(b, group)[-1][1] == 1
         assert re.search(r"member b-\S+ left group %s" % group, b.log()), b.log()[-3000:]
@@ -590,7 +593,7 @@ class Wire:
         self.s = kwire.connect(port)
         self.corr = 0
 
-    def call(self, key, version, body, timeout=15):
+    def call(self, key, version, body, timeout=30):
         self.corr += 1
         self.s.sendall(kwire.request(key, version, self.corr, body))
         r = Rd(kwire.recv_frame(self.s, timeout))
@@ -808,7 +811,7 @@ def test_wire_commit_during_rebalance(broker_factory):
         second = {}
         t = threading.Thread(target=lambda: second.update(w2.join("g-reb", version=1)))
         t.start()
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while "preparing to rebalance group g-reb in state Stable" not in b.log():
             assert time.time() < deadline, b.log()[-2000:]
             time.sleep(0.05)
@@ -816,7 +819,7 @@ def test_wire_commit_during_rebalance(broker_factory):
         assert w1.commit("g-reb", gen, m1, {("grp-raw", 0): 11}) == {("grp-raw", 0): 0}
         assert w1.commit("g-reb", gen + 1, m1, {("grp-raw", 0): 12}) == {("grp-raw", 0): 22}
         j = w1.join("g-reb", member=m1, version=1)  # m1 rejoins: the join phase completes
-        t.join(10)
+        t.join(60)
         assert j["error"] == 0 and second.get("error") == 0, (j, second)
         assert j["generation"] == second["generation"] == gen + 1
         # CompletingRebalance: the new generation is known but not yet synced

@@ -220,13 +220,13 @@ def test_shared_keeps_the_old_behaviour(broker_factory, pki, users):
 
     bad = tls_broker(broker_factory, pki, start=False, **{"group.ownership": "mine"})
     with pytest.raises(RuntimeError):
-        bad.start(timeout=10)
+        bad.start(timeout=60)
     bad.killed = True  # it exited on purpose: teardown must not count it as a crash
     assert "group.ownership must be team or shared" in bad.log()
     bad = tls_broker(broker_factory, pki, start=False,
                      **{"group.ownership.team.rules": "RULE:^(x/y/"})
     with pytest.raises(RuntimeError):
-        bad.start(timeout=10)
+        bad.start(timeout=60)
     bad.killed = True
     assert "group.ownership.team.rules: pattern '^(x': missing closing parenthesis" in bad.log()
 

@@ -172,14 +172,15 @@ def test_gone_member_expires_after_restart(broker_factory, members):
         _, _, after = describe(b.bootstrap, group)
         assert after == before, (after, before)  # the gone member is restored, for now
 
-        t_moved = poll_until([a], lambda: a.assignment() == PARTS, child_session_ms / 1000 + 20,
+        t_moved = poll_until([a], lambda: a.assignment() == PARTS, child_session_ms / 1000 + 60,
                              "a to take over the gone member's partitions")
         first_change = min(t for _, t, _ in a.events[mark:])
         # the session of the restored member starts when the broker starts, not before
         assert first_change - t_start >= child_session_ms / 1000 - 1.0, (
             "rebalanced %.2fs after the restart, before the %d ms session timeout" % (
                 first_change - t_start, child_session_ms))
-        assert t_moved - t_start < child_session_ms / 1000 + 15
+        # (t_start is before the broker's start, which takes seconds on a loaded machine)
+        assert t_moved - t_start < child_session_ms / 1000 + 20
         log = b.log()
         assert "has failed (session timeout %d ms)" % child_session_ms in log, log[-3000:]
         assert rebalances(b, group) == nreb + 1, log[-3000:]
@@ -335,12 +336,12 @@ def test_restored_group_over_max_size_comes_back_empty(broker_factory):
         t = threading.Thread(target=lambda: second.update(
             w2.join(group, session_ms=30000, version=1)))
         t.start()
-        deadline = time.time() + 10
+        deadline = time.time() + 30
         while "preparing to rebalance group %s in state Stable" % group not in b.log():
             assert time.time() < deadline, b.log()[-2000:]
             time.sleep(0.05)
         j = w1.join(group, member=m1, session_ms=30000, version=1)
-        t.join(10)
+        t.join(60)
         gen2, m2 = j["generation"], second["member"]
         assert j["error"] == 0 and second["error"] == 0 and gen2 == gen + 1
         assert w1.sync(group, gen2, m1, [(m1, ASSIGNMENT), (m2, b"")])[0] == 0

@@ -86,13 +86,14 @@ def test_brokers_leave_and_rejoin(pool3):
     detect = time.time() - t0
     assert detect < 8, detect
     assert len(md["brokers"]) == 2
-    # controlled shutdown: gone at once
+    # controlled shutdown: gone at once (the 2 s session is as short, so the deadline does
+    # not tell the two apart; 3 s left no room for slow kcat runs on a loaded machine)
     other = next(b for b in pool3.brokers if b is not dead and b is not survivor)
     other.stop()
     wait_for(lambda: broker_ids(kcat_metadata(survivor.bootstrap)) ==
-             [int(survivor.extra["broker.id"])], timeout=3, what="the stopped broker gone")
+             [int(survivor.extra["broker.id"])], timeout=30, what="the stopped broker gone")
     # both come back (the killed one waits out its old session if it still lives)
-    dead.start(timeout=30)
+    dead.start(timeout=60)
     other.start()
     wait_for(lambda: broker_ids(kcat_metadata(survivor.bootstrap)) == [1, 2, 3],
              what="all three back")
@@ -304,7 +305,7 @@ def test_leader_kill_idempotent_producer(pool3):
                      what="writes resuming after the leader's kill")
             resumed.append(min(t for t in ack_times if t > t_kill + 0.05) - t_kill)
             print("failover: writes resumed %.2f s after kill -9 of the leader" % resumed[-1])
-            victim.start(timeout=30)
+            victim.start(timeout=60)
     finally:
         stop.set()
         th.join(90)
@@ -339,13 +340,13 @@ def test_min_insync_with_two_brokers_down(workdir):
             assert c.produce("mi", 0, batch, acks=-1) == (0, 0)
         assert metric(keep, "kpool_under_replicated_partitions") == 0
         down[0].kill9()
-        wait_isr(keep.bootstrap, "mi", 2, timeout=15)
+        wait_isr(keep.bootstrap, "mi", 2, timeout=60)
         with cfgwire.Conn(keep.port) as c:
             assert c.produce("mi", 0, batch, acks=-1) == (0, 1)
         assert metric(keep, "kpool_under_replicated_partitions") == 1
         assert metric(keep, "kpool_under_min_isr_partitions") == 0
         down[1].kill9()
-        wait_isr(keep.bootstrap, "mi", 1, timeout=15)
+        wait_isr(keep.bootstrap, "mi", 1, timeout=60)
         with cfgwire.Conn(keep.port) as c:
             assert c.produce("mi", 0, batch, acks=-1)[0] == cfgwire.NOT_ENOUGH_REPLICAS
             assert c.produce("mi", 0, batch, acks=1)[0] == 0
@@ -353,9 +354,9 @@ def test_min_insync_with_two_brokers_down(workdir):
         assert metric(keep, "kpool_active_controller") == 1  # the only broker left
         # reads are still served (the acks=1 record shows once it is committed here)
         wait_for(lambda: len(cfgwire.read_partition(keep.bootstrap, "mi", 0)) == 3,
-                 timeout=15, what="three records readable")
+                 timeout=60, what="three records readable")
         for b in down:
-            b.start(timeout=30)
+            b.start(timeout=60)
         wait_isr(keep.bootstrap, "mi", 3, timeout=40)
         with cfgwire.Conn(keep.port) as c:
             assert c.produce("mi", 0, batch, acks=-1)[0] == 0
@@ -509,7 +510,7 @@ def test_rolling_restart_under_load(pool3):
             wait_for(lambda: len(acked) > 100, what="acks")
             before = len(acked)
             b.stop()
-            b.start(timeout=30)
+            b.start(timeout=60)
             other = next(x for x in pool3.brokers if x is not b)
             wait_isr(other.bootstrap, "roll", 3, timeout=40)
             wait_for(lambda: len(acked) > before + 100, timeout=30, what="writes going on")
@@ -585,7 +586,7 @@ def test_configs_and_partitions_are_pool_wide(pool3):
                 cfg = c.topic_configs("cfg")
             return (cfg["retention.ms"]["value"] == "123456" and
                     cfg["cleanup.policy"]["value"] == "compact")
-        wait_for(seen, timeout=15, what="the configs on broker %s" % b.extra["broker.id"])
+        wait_for(seen, timeout=60, what="the configs on broker %s" % b.extra["broker.id"])
     with cfgwire.Conn(pool3.brokers[1].port) as c:
         r = c.incremental_topic("cfg", [("retention.ms", cfgwire.OP_DELETE, None)])
         assert r["error"] == 0, r
@@ -593,7 +594,7 @@ def test_configs_and_partitions_are_pool_wide(pool3):
         def gone(b=b):
             with cfgwire.Conn(b.port) as c:
                 return c.topic_configs("cfg")["retention.ms"]["value"] != "123456"
-        wait_for(gone, timeout=15, what="the config deleted on broker %s" % b.extra["broker.id"])
+        wait_for(gone, timeout=60, what="the config deleted on broker %s" % b.extra["broker.id"])
     with cfgwire.Conn(pool3.brokers[2].port) as c:
         assert c.create_partitions([("cfg", 3, None)])[0][1] == 0
     for b in pool3.brokers:
@@ -620,12 +621,12 @@ def test_acls_are_pool_wide(workdir):
             assert err.errno == 0, err
             return len(acls)
         for k, adm in enumerate(admins):
-            wait_for(lambda adm=adm: count(adm) == 1, timeout=15,
+            wait_for(lambda adm=adm: count(adm) == 1, timeout=60,
                      what="the ACL on broker %d" % (k + 1))
         out = admins[1].delete_acls([acl_filter()])
         assert sum(len(m) for _, m, _ in out) == 1, out
         for k, adm in enumerate(admins):
-            wait_for(lambda adm=adm: count(adm) == 0, timeout=15,
+            wait_for(lambda adm=adm: count(adm) == 0, timeout=60,
                      what="the ACL gone on broker %d" % (k + 1))
     finally:
         for adm in admins:
@@ -710,7 +711,7 @@ def test_transactions_in_a_pool(pool3):
     try:
         # 5 records + commit marker + 3 records + abort marker, all replicated
         lo, hi = wait_for(lambda: (lambda w: w if w[1] == 10 else None)(
-            c.get_watermark_offsets(TopicPartition("txp", part), timeout=5)),
+            c.get_watermark_offsets(TopicPartition("txp", part), timeout=30)),
             what="LSO 10 on txp-%d" % part)
         assert lo == 0
         c.assign([TopicPartition("txp", part, 0)])

@@ -286,7 +286,7 @@ def test_flush_intervals_in_page_cache_mode(broker_factory):
                 assert c.produce("fm", 0, cfgwire.keyed_batch([(b"k", b"v")]), acks=1)[0] == 0
 
         def wait_fsyncs(n):
-            deadline = time.time() + 5
+            deadline = time.time() + 30
             while metric(b, "kpool_log_flushes_total") < fsyncs + n and time.time() < deadline:
                 time.sleep(0.05)
             time.sleep(0.2)  # and no more than that

@@ -42,6 +42,7 @@ class Broker:
         self.admin_port = free_port()
         self.extra = dict(extra or {})
         self.proc = None
+        self.started = False  # readyz answered once (a restart keeps its ports)
         self.log_path = os.path.join(os.path.dirname(data_dir), "broker-%d.log" % self.port)
         self.logs = []
 
@@ -61,20 +62,39 @@ class Broker:
             a += ["--set", "%s=%s" % (k, v)]
         return a
 
-    def start(self, timeout=20):
+    def start(self, timeout=60):
+        """Starts the broker and waits until /readyz answers. On its first start, a broker
+        whose ports were chosen here and lost a race for one of them (another process took
+        it between free_port() and the broker's bind) is started again on new ports."""
+        for _ in range(3):
+            if self._start_once(timeout):
+                return self
+            self.port, self.admin_port = free_port(), free_port()
+        raise RuntimeError("broker did not start (ports in use):\n%s" % self.log()[-4000:])
+
+    def _start_once(self, timeout):
         self.killed = False
+        first = not self.started
+        start_len = len(self.log())
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args(), stdout=self.logf, stderr=subprocess.STDOUT,
                                      env=sanitizer_env())
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
+                text = self.log()[start_len:]
+                if (first and "in use" in text and "listeners" not in self.extra
+                        and "admin.listener" not in self.extra):
+                    self.logf.close()
+                    assert_clean(text)
+                    return False
                 raise RuntimeError("broker exited with %s:\n%s" % (self.proc.returncode, self.log()))
             try:
                 with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % self.admin_port,
                                             timeout=1) as r:
                     if r.status == 200:
-                        return self
+                        self.started = True
+                        return True
             except Exception:
                 pass
             time.sleep(0.05)
