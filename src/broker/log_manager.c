@@ -52,23 +52,15 @@ static void retention_pass(kp_log_manager_t *m)
     kp_topics_list_free(topics, n);
 }
 
-static void flush_topic(kp_topic_t *t, void *now_ms)
-{
-    if (atomic_load_explicit(&t->eff.flush_ms, memory_order_relaxed) == INT64_MAX) return;
-    for (int32_t p = 0; p < t->npartitions; p++) {
-        kp_partition_t *part = kp_topic_partition(t, p);
-        if (part) kp_log_flush_if_due(part->log, *(int64_t *)now_ms);
-    }
-}
-
 /* flush.ms in page-cache mode: queues an fsync (on the flusher threads, never here) for each
- * partition whose last flush is older than its topic's flush.ms. Runs every second, so it
- * walks the topic map in place: a sorted, referenced copy of 10,000 topics each second was
- * a visible part of an idle broker's CPU. Topics without flush.ms cost one load. */
-static void flush_pass(kp_log_manager_t *m)
+ * partition whose last flush is older than its topic's flush.ms. Runs every second; it visits
+ * only the partitions appends left with unflushed data under a finite flush.ms (storage/log.c
+ * keeps that list), so an idle broker's pass costs nothing however many topics it holds. It
+ * used to walk every topic each second (kpool_log_flush_pass_partitions_total counts what it
+ * visits now). */
+static void flush_pass(void)
 {
-    int64_t now = kp_mono_ms();
-    kp_topics_foreach(m->broker->topics, flush_topic, &now);
+    kp_log_flush_interval_pass(kp_mono_ms(), NULL);
 }
 
 /* Cleans every compacted partition that is due. Returns how many moved their first dirty
@@ -147,7 +139,7 @@ static void *manager_main(void *arg)
         }
         pthread_mutex_unlock(&m->lock);
         if (now >= next_flush) {
-            flush_pass(m);
+            flush_pass();
             next_flush = kp_mono_ms() + m->flush_check_interval_ms;
         }
         if (now >= next_retention) {

@@ -237,7 +237,6 @@ static void settings_refresh(const kp_props_t *broker, kp_topic_t *topic)
     kp_topic_timestamp_bounds(topic->configs, broker, &before, &after);
     atomic_store_explicit(&e->timestamp_before_max_ms, before, memory_order_relaxed);
     atomic_store_explicit(&e->timestamp_after_max_ms, after, memory_order_relaxed);
-    atomic_store_explicit(&e->flush_ms, eff_i64(topic, broker, "flush.ms"), memory_order_relaxed);
     const char *ratio = kp_topic_config_value(kp_topic_config_find("min.cleanable.dirty.ratio"),
                                               topic->configs, broker, NULL);
     atomic_store_explicit(&e->min_cleanable_ratio_ppm, (long long)(strtod(ratio, NULL) * 1e6),

@@ -47,7 +47,6 @@ typedef struct kp_topic_settings {
      * INT64_MAX: no bound, and no record is looked at */
     atomic_llong timestamp_before_max_ms;
     atomic_llong timestamp_after_max_ms;
-    atomic_llong flush_ms; /* flush.ms: the log manager skips topics at INT64_MAX */
 } kp_topic_settings_t;
 
 struct kp_topic {

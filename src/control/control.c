@@ -15,7 +15,9 @@
 #include "control/pool_metrics.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/crc32c.h"
 #include "core/logging.h"
+#include "core/metrics.h"
 #include "http/api.h"
 #include "core/fs.h"
 
@@ -32,6 +34,9 @@ typedef struct queue_item {
     int64_t due_ms;
     uint64_t seq;
     int failures;
+    /* the object's resourceVersion when a resync queued it; 0 when a change (or a retry)
+     * queued it: only a resync's item may be found unchanged without reading its body */
+    int64_t rv;
 } queue_item_t;
 
 /* Order matters for a resync: pools first, then what needs them. Secret is here only to
@@ -42,7 +47,7 @@ static const char *reconciled_kinds[] = {
 /* ---- queue ---- */
 
 static void enqueue_locked(kp_control_t *c, const char *kind, const char *ns, const char *name,
-                           int64_t due_ms, int reset)
+                           int64_t due_ms, int reset, int64_t rv)
 {
     char key[512];
     snprintf(key, sizeof(key), "%s/%s/%s", kind, ns, name);
@@ -54,10 +59,14 @@ static void enqueue_locked(kp_control_t *c, const char *kind, const char *ns, co
         snprintf(it->name, sizeof(it->name), "%s", name);
         it->due_ms = due_ms;
         it->seq = ++c->queue_seq;
+        it->rv = rv;
         kp_hmap_put(&c->queue, key, strlen(key), it);
-    } else if (due_ms < it->due_ms) {
-        it->due_ms = due_ms;
-        it->seq = ++c->queue_seq;
+    } else {
+        if (due_ms < it->due_ms) {
+            it->due_ms = due_ms;
+            it->seq = ++c->queue_seq;
+        }
+        if (it->rv != rv) it->rv = 0; /* merged with a change: read it */
     }
     if (reset) it->failures = 0;
     if (due_ms <= kp_mono_ms()) c->queue_now++;
@@ -78,10 +87,10 @@ static void on_change(const char *kind, const char *ns, const char *name, void *
     if (reconciled(kind)) {
         /* a changed Pool's client is rebuilt by kp_control_pool on the reconciler thread,
          * the only thread that uses clients */
-        enqueue_locked(c, kind, ns, name, kp_mono_ms(), 1);
+        enqueue_locked(c, kind, ns, name, kp_mono_ms(), 1, 0);
         /* an Application mirrors its AivenApplication's status */
         if (!strcmp(kind, "AivenApplication"))
-            enqueue_locked(c, "Application", ns, name, kp_mono_ms(), 1);
+            enqueue_locked(c, "Application", ns, name, kp_mono_ms(), 1, 0);
     } else if (!strcmp(kind, "ServiceUser")) {
         /* a user came or went: every topic's ACLs may change */
         c->users_gen++;
@@ -101,7 +110,8 @@ static void enqueue_all(kp_control_t *c)
         if (kp_store_keys(c->store, reconciled_kinds[k], &keys, &n) < 0) continue;
         pthread_mutex_lock(&c->lock);
         for (size_t i = 0; i < n; i++)
-            enqueue_locked(c, reconciled_kinds[k], keys[i].ns, keys[i].name, kp_mono_ms(), 0);
+            enqueue_locked(c, reconciled_kinds[k], keys[i].ns, keys[i].name, kp_mono_ms(), 0,
+                           keys[i].rv);
         pthread_mutex_unlock(&c->lock);
         kp_store_keys_free(keys, n);
     }
@@ -122,6 +132,17 @@ int kp_control_users(kp_control_t *c, const kp_service_user_t **out, int *n)
         c->users = u;
         c->nusers = nu;
         c->users_loaded = gen;
+        /* what desired ACLs read of each user, in the order they are read */
+        uint32_t h1 = (uint32_t)nu, h2 = 0x75736572;
+        for (int i = 0; i < nu; i++) {
+            const char *f[] = {u[i].name, u[i].team, u[i].app, u[i].pool, u[i].principal};
+            for (size_t k = 0; k < sizeof(f) / sizeof(*f); k++) {
+                const char *p = f[k] ? f[k] : "";
+                h1 = kp_crc32c(h1, p, strlen(p) + 1);
+                h2 = kp_crc32c(h2 ^ h1, p, strlen(p) + 1);
+            }
+        }
+        c->users_fp = (uint64_t)h1 << 32 | h2;
     }
     *out = c->users;
     *n = c->nusers;
@@ -131,7 +152,7 @@ int kp_control_users(kp_control_t *c, const kp_service_user_t **out, int *n)
 void kp_control_enqueue(kp_control_t *c, const char *kind, const char *ns, const char *name)
 {
     pthread_mutex_lock(&c->lock);
-    enqueue_locked(c, kind, ns, name, kp_mono_ms(), 0);
+    enqueue_locked(c, kind, ns, name, kp_mono_ms(), 0, 0);
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -203,14 +224,27 @@ static void requeue_locked(kp_control_t *c, queue_item_t *q)
         have->due_ms = q->due_ms;
         have->seq = q->seq;
     }
+    if (have->rv != q->rv) have->rv = 0;
     free(q);
 }
 
 static void reconcile_one(kp_control_t *c, queue_item_t *q)
 {
+    /* a drift check of a Topic that nothing changed since it was last found in sync, in the
+     * store or in the pool, reads no body and writes nothing */
+    int topic = !strcmp(q->kind, "Topic");
+    if (topic && q->rv > 0) {
+        if (kp_topic_unchanged(c, q->ns, q->name, q->rv)) {
+            kp_metric_add(&c->topic_checks_unchanged, 1);
+            free(q);
+            return;
+        }
+        kp_metric_add(&c->topic_checks_full, 1);
+    }
     json_t *obj = NULL;
     kp_store_get(c->store, q->kind, q->ns, q->name, &obj);
     if (!obj) {
+        if (topic) kp_topic_memo_forget(c, q->ns, q->name);
         free(q);
         return; /* deleted meanwhile */
     }
@@ -241,7 +275,7 @@ static void reconcile_one(kp_control_t *c, queue_item_t *q)
     }
     pthread_mutex_lock(&c->lock);
     int failures = q->failures + 1;
-    enqueue_locked(c, q->kind, q->ns, q->name, kp_mono_ms() + backoff, 0);
+    enqueue_locked(c, q->kind, q->ns, q->name, kp_mono_ms() + backoff, 0, 0);
     char key[512];
     snprintf(key, sizeof(key), "%s/%s/%s", q->kind, q->ns, q->name);
     queue_item_t *again = kp_hmap_get(&c->queue, key, strlen(key));
@@ -428,20 +462,38 @@ static json_t *without_times(json_t *status)
     return s;
 }
 
-void kp_status_write(kp_control_t *c, json_t *obj, json_t *status)
+int kp_status_write(kp_control_t *c, json_t *obj, json_t *status)
 {
     /* a reconcile cut short by a stop says nothing: the next start does it again */
-    if (__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) return;
+    if (__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) return 1;
     json_t *old = json_object_get(obj, "status");
     json_t *a = old ? without_times(old) : json_object(), *b = without_times(status);
     int same = old && json_equal(a, b);
     json_decref(a);
     json_decref(b);
-    if (same) return;
+    if (same) return 0;
     json_t *md = json_object_get(obj, "metadata");
     const char *ns = json_string_value(json_object_get(md, "namespace"));
     kp_store_put_status(c->store, json_string_value(json_object_get(obj, "kind")), ns ? ns : "",
                         json_string_value(json_object_get(md, "name")), status, NULL);
+    return 1;
+}
+
+/* kpool up's /metrics: how drift checks of Topics went */
+static void render_metrics(kp_buf_t *out, void *arg)
+{
+    kp_control_t *c = arg;
+    kp_buf_appendf(
+        out,
+        "# HELP kpool_control_topic_checks_total Drift checks of Topics "
+        "(control.resync.interval.ms): unchanged = nothing moved in the store or the "
+        "pool since the Topic was last found in sync (no body read, nothing "
+        "written); full = reconciled.\n"
+        "# TYPE kpool_control_topic_checks_total counter\n"
+        "kpool_control_topic_checks_total{result=\"unchanged\"} %lld\n"
+        "kpool_control_topic_checks_total{result=\"full\"} %lld\n",
+        (long long)atomic_load_explicit(&c->topic_checks_unchanged, memory_order_relaxed),
+        (long long)atomic_load_explicit(&c->topic_checks_full, memory_order_relaxed));
 }
 
 int kp_glob_match(const char *p, const char *s)
@@ -470,6 +522,7 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
     if (c->cfg.janitor_grace_ms <= 0) c->cfg.janitor_grace_ms = 10 * 60000;
     kp_hmap_init(&c->pools);
     kp_hmap_init(&c->queue);
+    kp_hmap_init(&c->topic_memo);
     c->users_gen = 1;
     pthread_mutex_init(&c->lock, NULL);
     pthread_cond_init(&c->cond, NULL);
@@ -537,6 +590,7 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
         kp_control_stop(c);
         return NULL;
     }
+    c->metrics_source = kp_metrics_add_source(render_metrics, c) == 0;
     return c;
 }
 
@@ -558,6 +612,7 @@ int kp_control_kube_port(const kp_control_t *c)
 void kp_control_stop(kp_control_t *c)
 {
     if (!c) return;
+    if (c->metrics_source) kp_metrics_remove_source(render_metrics, c);
     kp_api_stop(c->api); /* no new writes */
     kp_api_stop(c->kube_api);
     if (c->thread) {
@@ -577,6 +632,7 @@ void kp_control_stop(kp_control_t *c)
     while (kp_hmap_next(&c->pools, &it, NULL, NULL, &v)) pool_free(v);
     kp_hmap_free(&c->pools);
     kp_store_users_free(c->users, c->nusers);
+    kp_topic_memo_clear(c);
     if (c->store) kp_store_on_change(c->store, NULL, NULL);
     kp_store_close(c->store);
     pthread_mutex_destroy(&c->lock);

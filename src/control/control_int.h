@@ -11,6 +11,7 @@
 #include "core/hmap.h"
 
 #include <jansson.h>
+#include <stdatomic.h>
 #include <time.h>
 
 typedef struct kp_reconcile_result {
@@ -53,6 +54,15 @@ struct kp_control {
     int nusers;
     uint64_t users_gen;
     uint64_t users_loaded; /* users_gen when users was read; 0: never */
+    uint64_t users_fp;     /* a fingerprint of users' contents (changes when one comes or goes) */
+    /* Topics last found in sync with nothing to write (topic.c): "ns/name" -> memo of what
+     * that reconcile read, so that a drift check of a Topic unchanged in the store and in
+     * the pool reads no body. The reconciler thread only. */
+    kp_hmap_t topic_memo;
+    /* drift checks (resync items) of Topics: found unchanged without reading the body, and
+     * reconciled in full (kpool_control_topic_checks_total); relaxed atomics (/metrics) */
+    atomic_llong topic_checks_unchanged, topic_checks_full;
+    int metrics_source; /* render_metrics is a kp_metrics source */
 };
 
 /* Looks up a pool resource and returns its connected client (NULL with err when the pool
@@ -68,14 +78,23 @@ int kp_control_users(kp_control_t *c, const kp_service_user_t **out, int *n);
 
 /* Status helpers. */
 void kp_status_time(char out[32]);
-/* Writes status if anything but the timestamps changed (keeps resourceVersion quiet). */
-void kp_status_write(kp_control_t *c, json_t *obj, json_t *status);
+/* Writes status if anything but the timestamps changed (keeps resourceVersion quiet).
+ * Returns 1 when it wrote, 0 when it did not. */
+int kp_status_write(kp_control_t *c, json_t *obj, json_t *status);
 /* Queues kind/ns/name for a reconcile (ns "" for cluster-scoped kinds); queued items are
  * merged, so a burst of calls costs one reconcile. */
 void kp_control_enqueue(kp_control_t *c, const char *kind, const char *ns, const char *name);
 
 /* Per-kind reconcile; obj is the stored object (a new reference owned by the caller). */
 void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
+/* A drift check's shortcut: 1 when the Topic ns/name is at resourceVersion rv as it was when
+ * a reconcile last found it in sync, and its pool, the service users and what the pool holds
+ * for it (kp_pool_topic_fingerprint) are as they were then: a full reconcile would change
+ * nothing and write nothing. 0: reconcile it. */
+int kp_topic_unchanged(kp_control_t *c, const char *ns, const char *name, int64_t rv);
+/* Forgets what kp_topic_unchanged knows of one Topic (it is gone), or of all (stop). */
+void kp_topic_memo_forget(kp_control_t *c, const char *ns, const char *name);
+void kp_topic_memo_clear(kp_control_t *c);
 void kp_stream_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
 void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
 void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);

@@ -6,6 +6,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/crc32c.h"
 #include "core/hmap.h"
 #include "core/logging.h"
 
@@ -407,25 +408,35 @@ static int describe_configs(kp_pool_client_t *pc, const char *name, int *exists,
  * name order) and partition counts come from one all-topics Metadata answer; both serve
  * for PARTS_CACHE_MS. What this client changes itself invalidates them, so only changes
  * made by others (through Kafka's admin API) may be seen up to PARTS_CACHE_MS late. */
+/* The topic's cached overrides (asked DESCRIBE_BATCH at a time when stale): 0 with *tc (NULL
+ * when the topic does not exist), or -1 with err. */
+static int topic_cfg(kp_pool_client_t *pc, const char *name, topic_cfg_t **tc, char *err,
+                     size_t errlen)
+{
+    /* DescribeConfigs first: it tells "missing" without asking the pool to auto-create it,
+     * which a Metadata request for one topic might */
+    int fresh = pc->cfgs_at_ms && kp_mono_ms() - pc->cfgs_at_ms < PARTS_CACHE_MS;
+    *tc = fresh ? kp_hmap_get(&pc->cfgs, name, strlen(name)) : NULL;
+    if (*tc) return 0;
+    int exists = 0;
+    if (describe_configs(pc, name, &exists, err, errlen) < 0) return -1;
+    if (!exists) return 0;
+    *tc = kp_hmap_get(&pc->cfgs, name, strlen(name));
+    if (!*tc) {
+        snprintf(err, errlen, "describe topic %s: no answer for it", name);
+        return -1;
+    }
+    return 0;
+}
+
 int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic_t *out, char *err,
                            size_t errlen)
 {
     memset(out, 0, sizeof(*out));
     err[0] = 0;
-    /* DescribeConfigs first: it tells "missing" without asking the pool to auto-create it,
-     * which a Metadata request for one topic might */
-    int fresh = pc->cfgs_at_ms && kp_mono_ms() - pc->cfgs_at_ms < PARTS_CACHE_MS;
-    topic_cfg_t *tc = fresh ? kp_hmap_get(&pc->cfgs, name, strlen(name)) : NULL;
-    if (!tc) {
-        int exists = 0;
-        if (describe_configs(pc, name, &exists, err, errlen) < 0) return -1;
-        if (!exists) return 0;
-        tc = kp_hmap_get(&pc->cfgs, name, strlen(name));
-        if (!tc) {
-            snprintf(err, errlen, "describe topic %s: no answer for it", name);
-            return -1;
-        }
-    }
+    topic_cfg_t *tc;
+    if (topic_cfg(pc, name, &tc, err, errlen) < 0) return -1;
+    if (!tc) return 0;
     out->exists = 1;
     out->config_keys = kp_xcalloc((size_t)tc->nconfigs + 1, sizeof(char *));
     out->config_values = kp_xcalloc((size_t)tc->nconfigs + 1, sizeof(char *));
@@ -438,6 +449,53 @@ int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic
         kp_pool_topic_free(out);
         return -1;
     }
+    return 0;
+}
+
+/* 64 bits of one item (two CRC-32Cs, mixed): items are summed, so order does not matter. */
+static uint64_t item_hash(const char *a, const char *b, const char *c, uint64_t n)
+{
+    uint32_t h1 = kp_crc32c(0, &n, sizeof(n)), h2 = kp_crc32c(0x6b706f6f, &n, sizeof(n));
+    const char *parts[3] = {a, b, c};
+    for (int i = 0; i < 3; i++) {
+        const char *p = parts[i] ? parts[i] : "";
+        size_t len = strlen(p) + 1; /* the NUL separates the parts */
+        h1 = kp_crc32c(h1, p, len);
+        h2 = kp_crc32c(h2 ^ h1, p, len);
+    }
+    uint64_t x = ((uint64_t)h1 << 32 | h2) + 0x9e3779b97f4a7c15ull; /* splitmix64's finalizer */
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+    return x ^ (x >> 31);
+}
+
+int kp_pool_topic_fingerprint(kp_pool_client_t *pc, const char *name, uint64_t *fp, char *err,
+                              size_t errlen)
+{
+    err[0] = 0;
+    topic_cfg_t *tc;
+    if (topic_cfg(pc, name, &tc, err, errlen) < 0) return -1;
+    uint64_t h = item_hash("exists", NULL, NULL, tc != NULL);
+    if (tc) {
+        int32_t parts;
+        int16_t repl;
+        if (partition_count(pc, name, &parts, &repl, err, errlen) < 0) return -1;
+        h += item_hash("partitions", NULL, NULL, (uint64_t)(uint32_t)parts << 16 | (uint16_t)repl);
+        for (int i = 0; i < tc->nconfigs; i++)
+            h += item_hash("config", tc->keys[i], tc->values[i], 0);
+    }
+    kp_pool_acl_t *acls;
+    int nacls;
+    if (kp_pool_describe_acls(pc, KP_RES_TOPIC, name, KP_PAT_LITERAL, &acls, &nacls, err, errlen) <
+        0)
+        return -1;
+    for (int i = 0; i < nacls; i++)
+        h += item_hash(acls[i].principal, acls[i].host, acls[i].resource_name,
+                       (uint64_t)(uint8_t)acls[i].resource_type << 24 |
+                           (uint64_t)(uint8_t)acls[i].pattern_type << 16 |
+                           (uint64_t)(uint8_t)acls[i].operation << 8 | (uint8_t)acls[i].permission);
+    kp_pool_acls_free(acls, nacls);
+    *fp = h;
     return 0;
 }
 

@@ -41,6 +41,12 @@ typedef struct kp_pool_topic {
 void kp_pool_topic_free(kp_pool_topic_t *t);
 int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic_t *out, char *err,
                            size_t errlen);
+/* A 64-bit fingerprint of what the pool holds for the topic: whether it exists, partitions,
+ * replication, overrides and its literal ACL bindings, from the same cached answers as
+ * kp_pool_describe_topic and kp_pool_describe_acls. Equal fingerprints: nothing a Topic
+ * reconcile compares has moved (a drift check skips what did not change). 0 or -1. */
+int kp_pool_topic_fingerprint(kp_pool_client_t *pc, const char *name, uint64_t *fp, char *err,
+                              size_t errlen);
 int kp_pool_create_topic(kp_pool_client_t *pc, const char *name, int32_t partitions,
                          int16_t replication, const char **keys, const char **values, int n,
                          char *err, size_t errlen);

@@ -413,6 +413,107 @@ static void reconcile_delete(kp_control_t *c, json_t *obj, const char *fqn,
     kp_store_remove(c->store, "Topic", ns, name);
 }
 
+/* ---- drift checks of unchanged Topics ----
+ *
+ * A drift check (control.resync.interval.ms) used to read, parse and reconcile every Topic:
+ * ~0.9 s of CPU per check at 10,000 Topics, most of an idle `kpool up`'s CPU. A reconcile
+ * that finds a Topic in sync and writes nothing now leaves a memo of everything it read:
+ * the Topic's resourceVersion, its pool's, a fingerprint of the service users and one of
+ * what the pool holds for the topic (existence, partitions, replication, overrides, ACL
+ * bindings: kp_pool_topic_fingerprint, from the pool client's cached bulk answers). The
+ * next check compares those and reconciles in full only when one moved: drift in the pool
+ * is still found by the check that follows it, as before. */
+
+typedef struct topic_memo {
+    int64_t rv;      /* the Topic's resourceVersion */
+    char *pool;      /* spec.pool */
+    int64_t pool_rv; /* the Pool's resourceVersion */
+    uint64_t users_fp, pool_fp;
+} topic_memo_t;
+
+static size_t memo_key(const char *ns, const char *name, char *key, size_t n)
+{
+    int len = snprintf(key, n, "%s/%s", ns, name);
+    return len < 0 ? 0 : (size_t)len < n ? (size_t)len : n - 1;
+}
+
+static void memo_free(topic_memo_t *m)
+{
+    if (!m) return;
+    free(m->pool);
+    free(m);
+}
+
+void kp_topic_memo_forget(kp_control_t *c, const char *ns, const char *name)
+{
+    char key[512];
+    size_t kl = memo_key(ns, name, key, sizeof(key));
+    memo_free(kp_hmap_del(&c->topic_memo, key, kl));
+}
+
+void kp_topic_memo_clear(kp_control_t *c)
+{
+    size_t it = 0;
+    void *v;
+    while (kp_hmap_next(&c->topic_memo, &it, NULL, NULL, &v)) memo_free(v);
+    kp_hmap_free(&c->topic_memo);
+    kp_hmap_init(&c->topic_memo);
+}
+
+int kp_topic_unchanged(kp_control_t *c, const char *ns, const char *name, int64_t rv)
+{
+    char key[512], err[768];
+    topic_memo_t *m = kp_hmap_get(&c->topic_memo, key, memo_key(ns, name, key, sizeof(key)));
+    if (!m || m->rv != rv) return 0;
+    const kp_service_user_t *users;
+    int nusers;
+    if (kp_control_users(c, &users, &nusers) < 0 || c->users_fp != m->users_fp) return 0;
+    kp_pool_t *pool = kp_control_pool(c, m->pool, err, sizeof(err));
+    if (!pool || pool->rv != m->pool_rv) return 0;
+    char fqn[512];
+    snprintf(fqn, sizeof(fqn), "%s.%s", ns, name);
+    uint64_t fp;
+    return kp_pool_topic_fingerprint(pool->client, fqn, &fp, err, sizeof(err)) == 0 &&
+           fp == m->pool_fp;
+}
+
+/* After a reconcile: remembers a Topic found in sync with nothing changed or written (its
+ * resourceVersion is then still the one read), forgets any other. */
+static void memo_note(kp_control_t *c, json_t *obj, const char *ns, const char *name,
+                      const char *fqn, const kp_pool_t *pool, int in_sync)
+{
+    char key[512];
+    size_t kl = memo_key(ns, name, key, sizeof(key));
+    const char *rvs =
+        json_string_value(json_object_get(json_object_get(obj, "metadata"), "resourceVersion"));
+    int64_t rv = 0;
+    uint64_t fp;
+    char err[768];
+    const kp_service_user_t *users;
+    int nusers;
+    const char *pool_name =
+        json_string_value(json_object_get(json_object_get(obj, "spec"), "pool"));
+    if (!in_sync || !pool || !pool_name || !rvs || kp_parse_i64(rvs, &rv) < 0 || rv <= 0 ||
+        kp_control_users(c, &users, &nusers) < 0 ||
+        kp_pool_topic_fingerprint(pool->client, fqn, &fp, err, sizeof(err)) < 0) {
+        memo_free(kp_hmap_del(&c->topic_memo, key, kl));
+        return;
+    }
+    topic_memo_t *m = kp_hmap_get(&c->topic_memo, key, kl);
+    if (!m) {
+        m = kp_xcalloc(1, sizeof(*m));
+        kp_hmap_put(&c->topic_memo, key, kl, m);
+    }
+    if (!m->pool || strcmp(m->pool, pool_name) != 0) {
+        free(m->pool);
+        m->pool = kp_xstrdup(pool_name);
+    }
+    m->rv = rv;
+    m->pool_rv = pool->rv;
+    m->users_fp = c->users_fp;
+    m->pool_fp = fp;
+}
+
 /* ---- reconcile ---- */
 
 void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
@@ -422,6 +523,8 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
     const char *name = json_string_value(json_object_get(md, "name"));
     char fqn[512];
     snprintf(fqn, sizeof(fqn), "%s.%s", ns, name);
+    /* forgotten unless this reconcile ends in sync having changed and written nothing */
+    kp_topic_memo_forget(c, ns, name);
     if (json_object_get(md, "deletionTimestamp")) {
         reconcile_delete(c, obj, fqn, res);
         return;
@@ -470,7 +573,9 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
     kp_buf_t drift;
     kp_buf_init(&drift);
     char part_err[512] = "";
+    int changed = 0; /* anything done to the pool */
     if (!have.exists) {
+        changed = 1;
         if (kp_pool_create_topic(pool->client, fqn, t.partitions, (int16_t)t.replication, keys,
                                  values, t.nconfigs, err, sizeof(err)) < 0)
             goto sync_failed;
@@ -486,6 +591,7 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
                      "in the pool, set it to %d or more)",
                      have.partitions, t.partitions, have.partitions, have.partitions);
         }
+        changed |= have.partitions < t.partitions;
         if (have.partitions < t.partitions &&
             kp_pool_add_partitions(pool->client, fqn, t.partitions, err, sizeof(err)) < 0)
             goto sync_failed;
@@ -498,6 +604,7 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
             same = found;
         }
         if (!same) {
+            changed = 1;
             if (kp_pool_set_configs(pool->client, fqn, keys, values, t.nconfigs, err, sizeof(err)) <
                 0)
                 goto sync_failed;
@@ -564,8 +671,9 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
     }
     json_t *s = base_status(obj, fqn, "RolloutComplete", msg, NULL, hash);
     json_object_set_new(s, "synchronizationAclHash", json_string(acl_hash));
-    kp_status_write(c, obj, s);
+    int wrote = kp_status_write(c, obj, s);
     json_decref(s);
+    memo_note(c, obj, ns, name, fqn, pool, !wrote && !changed && !added && !removed && !drift.len);
     kp_pool_topic_free(&have);
     kp_buf_free(&drift);
     return;

@@ -106,6 +106,12 @@ void kp_metrics_render(kp_buf_t *out, const char *(*api_name)(int key))
     COUNTER("kpool_log_interval_flushes_total",
             "Page-cache partition fsyncs queued by flush.messages or flush.ms.",
             flushes_by_interval);
+    COUNTER("kpool_log_flush_passes_total",
+            "flush.ms passes (one per log.flush.scheduler.interval.ms).", flush_passes);
+    COUNTER("kpool_log_flush_pass_partitions_total",
+            "Partitions visited by flush.ms passes: only those with unflushed data and a "
+            "finite flush.ms, not every partition.",
+            flush_pass_partitions);
     kp_buf_appendf(out, "# HELP kpool_log_flush_seconds Latency of one group-commit fsync.\n"
                         "# TYPE kpool_log_flush_seconds histogram\n");
     render_hist(out, "kpool_log_flush_seconds", "", &kp_metrics.flush_latency);

@@ -39,7 +39,9 @@ typedef struct kp_metrics {
     atomic_llong fetch_downconverted;  /* Fetch v0-3 partitions converted to magic 0/1 */
     atomic_llong fetch_bytes;
     atomic_llong flushes;
-    atomic_llong flushes_by_interval; /* page-cache fsyncs asked by flush.messages/flush.ms */
+    atomic_llong flushes_by_interval;   /* page-cache fsyncs asked by flush.messages/flush.ms */
+    atomic_llong flush_passes;          /* flush.ms passes (log.flush.scheduler.interval.ms) */
+    atomic_llong flush_pass_partitions; /* partitions those passes visited */
     kp_hist_t flush_latency;
     atomic_llong malformed_requests;
 } kp_metrics_t;

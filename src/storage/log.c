@@ -49,8 +49,12 @@ static int fq_target; /* flusher threads with an index at or above it leave (res
 static pthread_mutex_t fq_resize_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct log_private {
-    int flush_busy; /* flusher threads working on it (under fq_lock) */
+    int flush_busy; /* flusher threads or a flush.ms pass working on it (under fq_lock) */
     int closing;
+    /* on the flush.ms list (iv_head) or held by a pass: set and cleared with log->lock held
+     * (and fq_lock for the list itself) */
+    int iv_listed;
+    kp_log_t *iv_prev, *iv_next;
 } log_private_t;
 
 /* The private part lives right after the public struct. */
@@ -83,6 +87,96 @@ static void queue_flush(kp_log_t *log)
         pthread_cond_signal(&fq_cond);
     }
     pthread_mutex_unlock(&fq_lock);
+}
+
+/* ---- flush.ms: the logs that may come due ----
+ *
+ * Page-cache logs with a finite flush.ms and unflushed data. The flush.ms pass
+ * (kp_log_flush_interval_pass, once per log.flush.scheduler.interval.ms) visits these and
+ * no other: it used to walk every topic of the broker each second, which with 10,000 idle
+ * topics was most of an idle broker's CPU. An append (or a config change) that leaves such
+ * a log with unflushed data puts it on the list; the pass takes off the ones that have
+ * nothing left to flush. Doubly linked, under fq_lock (taken inside log->lock, as for the
+ * flusher queue). */
+static kp_log_t *iv_head;
+
+static void iv_push_locked(kp_log_t *log)
+{
+    priv(log)->iv_prev = NULL;
+    priv(log)->iv_next = iv_head;
+    if (iv_head) priv(iv_head)->iv_prev = log;
+    iv_head = log;
+}
+
+static void iv_unlink_locked(kp_log_t *log)
+{
+    log_private_t *p = priv(log);
+    if (p->iv_prev)
+        priv(p->iv_prev)->iv_next = p->iv_next;
+    else if (iv_head == log)
+        iv_head = p->iv_next;
+    if (p->iv_next) priv(p->iv_next)->iv_prev = p->iv_prev;
+    p->iv_prev = p->iv_next = NULL;
+}
+
+/* Whether flush.ms may ever queue an fsync for the log as it is now. @locks: log->lock. */
+static int iv_wanted(const kp_log_t *log)
+{
+    return !log->cfg.durable && log->cfg.flush_ms != INT64_MAX && !log->offline &&
+           log->flushed_offset < log->log_end_offset;
+}
+
+/* After an append or a config change: lists the log when flush.ms may come due for it.
+ * Costs one compare when it is listed already (a busy log) or flush.ms is unset (the
+ * default). @locks: log->lock held. */
+static void iv_watch(kp_log_t *log)
+{
+    if (priv(log)->iv_listed || !iv_wanted(log)) return;
+    pthread_mutex_lock(&fq_lock);
+    if (!priv(log)->closing) {
+        priv(log)->iv_listed = 1;
+        iv_push_locked(log);
+    }
+    pthread_mutex_unlock(&fq_lock);
+}
+
+int kp_log_flush_interval_pass(int64_t now_mono_ms, int *queued)
+{
+    /* the listed logs are taken off the list and held (flush_busy: a close waits for the
+     * pass to be done with them); appends meanwhile see them listed and do not push */
+    pthread_mutex_lock(&fq_lock);
+    kp_log_t *batch = iv_head;
+    iv_head = NULL;
+    for (kp_log_t *l = batch; l; l = priv(l)->iv_next) priv(l)->flush_busy++;
+    pthread_mutex_unlock(&fq_lock);
+    int visited = 0, nq = 0;
+    for (kp_log_t *l = batch, *next; l; l = next) {
+        next = priv(l)->iv_next;
+        visited++;
+        pthread_mutex_lock(&l->lock);
+        int keep = iv_wanted(l);
+        if (keep && !l->flush_queued && now_mono_ms - l->last_flush_mono_ms >= l->cfg.flush_ms) {
+            queue_flush(l);
+            nq += l->flush_queued;
+        }
+        /* decided under log->lock, as appends decide to push: an append after this sees
+         * iv_listed as left here */
+        pthread_mutex_lock(&fq_lock);
+        if (keep && !priv(l)->closing) {
+            iv_push_locked(l);
+        } else {
+            priv(l)->iv_listed = 0;
+            priv(l)->iv_prev = priv(l)->iv_next = NULL;
+        }
+        if (--priv(l)->flush_busy == 0) pthread_cond_broadcast(&fq_idle);
+        pthread_mutex_unlock(&fq_lock);
+        pthread_mutex_unlock(&l->lock);
+    }
+    if (nq) kp_metric_add(&kp_metrics.flushes_by_interval, nq);
+    kp_metric_add(&kp_metrics.flush_passes, 1);
+    kp_metric_add(&kp_metrics.flush_pass_partitions, visited);
+    if (queued) *queued = nq;
+    return visited;
 }
 
 static void *flusher_main(void *arg)
@@ -187,6 +281,11 @@ static void unqueue_flush(kp_log_t *log)
         log->flush_queued = 0;
     }
     while (priv(log)->flush_busy > 0) pthread_cond_wait(&fq_idle, &fq_lock);
+    /* no pass holds it now (closing: none will list it again) */
+    if (priv(log)->iv_listed) {
+        iv_unlink_locked(log);
+        priv(log)->iv_listed = 0;
+    }
     pthread_mutex_unlock(&fq_lock);
 }
 
@@ -225,6 +324,7 @@ void kp_log_set_config(kp_log_t *log, const kp_log_config_t *cfg)
                  cfg->segment_ms != log->cfg.segment_ms;
     log->cfg = *cfg;
     if (redraw) log->roll_jitter_ms = draw_roll_jitter(cfg);
+    iv_watch(log); /* flush.ms set, or page-cache mode, with data unflushed */
     pthread_mutex_unlock(&log->lock);
 }
 
@@ -772,6 +872,7 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
             queue_flush(log);
             kp_metric_add(&kp_metrics.flushes_by_interval, 1);
         }
+        iv_watch(log);
     }
 out:
     pthread_mutex_unlock(&log->lock);
@@ -858,21 +959,6 @@ void kp_log_flush(kp_log_t *log)
         done = next;
     }
     if (advanced && log->on_hwm) log->on_hwm(log, log->on_hwm_arg);
-}
-
-int kp_log_flush_if_due(kp_log_t *log, int64_t now_mono_ms)
-{
-    int queued = 0;
-    pthread_mutex_lock(&log->lock);
-    if (!log->cfg.durable && !log->offline && log->cfg.flush_ms != INT64_MAX &&
-        log->flushed_offset < log->log_end_offset && !log->flush_queued &&
-        now_mono_ms - log->last_flush_mono_ms >= log->cfg.flush_ms) {
-        queue_flush(log);
-        queued = log->flush_queued;
-    }
-    pthread_mutex_unlock(&log->lock);
-    if (queued) kp_metric_add(&kp_metrics.flushes_by_interval, 1);
-    return queued;
 }
 
 /* ---- reads ---- */
@@ -1215,6 +1301,7 @@ void kp_log_append_replica(kp_log_t *log, const uint8_t *batch, size_t len,
     } else {
         set_hwm(log, log->log_end_offset, seg, seg->size);
         notify = 1;
+        iv_watch(log); /* flush.ms holds for a follower's copy too */
     }
 out:
     pthread_mutex_unlock(&log->lock);

@@ -168,10 +168,13 @@ void kp_log_set_hwm_callback(kp_log_t *log, kp_log_hwm_fn fn, void *arg);
  * segment before deleting it). @locks: log->lock held. 0 or -1 (the log goes offline). */
 int kp_log_roll_locked(kp_log_t *log, int64_t now_ms);
 
-/* flush.ms (page-cache mode): queues an fsync for the flusher when the log has unflushed
- * data and its last flush is at least cfg.flush_ms old (now_mono_ms from kp_mono_ms).
- * Never blocks on I/O. Returns 1 when it queued one. Thread-safe. */
-int kp_log_flush_if_due(kp_log_t *log, int64_t now_mono_ms);
+/* The flush.ms pass (page-cache mode), run every log.flush.scheduler.interval.ms by the
+ * log manager: queues an fsync for the flusher for each log whose last flush is at least
+ * its flush.ms old and that has unflushed data. It visits only the logs that have unflushed
+ * data and a finite flush.ms (appends list them), never every partition of the broker.
+ * Never blocks on I/O. Returns how many logs it visited; *queued (may be NULL) how many
+ * fsyncs it queued. Thread-safe; all logs of the process. */
+int kp_log_flush_interval_pass(int64_t now_mono_ms, int *queued);
 
 /* ---- replication (replication/partition.c) ---- */
 

@@ -1239,24 +1239,87 @@ static void test_page_cache_flush_intervals(void **state)
     assert_int_equal(atomic_load(&kp_metrics.flushes), after);
     assert_int_equal(log->flushed_offset, 6);
 
-    /* flush.ms: not before it is due, then once; nothing when nothing is unflushed */
+    /* flush.ms: not before it is due, then once; nothing when nothing is unflushed. The
+     * config change lists the log (2 messages unflushed) for the flush.ms pass. */
     cfg.flush_messages = INT64_MAX;
     cfg.flush_ms = 100000;
     kp_log_set_config(log, &cfg);
     int64_t last = log->last_flush_mono_ms;
-    assert_int_equal(kp_log_flush_if_due(log, last + 99999), 0);
-    assert_int_equal(kp_log_flush_if_due(log, last + 100000), 1);
+    int queued = -1;
+    assert_int_equal(kp_log_flush_interval_pass(last + 99999, &queued), 1);
+    assert_int_equal(queued, 0);
+    assert_int_equal(kp_log_flush_interval_pass(last + 100000, &queued), 1);
+    assert_int_equal(queued, 1);
     assert_true(wait_flushed(log, 8));
-    assert_int_equal(kp_log_flush_if_due(log, kp_mono_ms() + 200000), 0); /* clean */
+    /* clean: visited once more, queues nothing and leaves the list */
+    assert_int_equal(kp_log_flush_interval_pass(kp_mono_ms() + 200000, &queued), 1);
+    assert_int_equal(queued, 0);
+    assert_int_equal(kp_log_flush_interval_pass(kp_mono_ms() + 200000, &queued), 0);
     assert_int_equal(atomic_load(&kp_metrics.flushes_by_interval), by_interval + 2);
     /* durable mode: these settings change nothing (every ack is fsynced anyway) */
     cfg.durable = 1;
     cfg.flush_ms = 0;
     kp_log_set_config(log, &cfg);
     assert_int_equal(append_opts(log, &o).status, KP_APPEND_OK);
-    assert_int_equal(kp_log_flush_if_due(log, kp_mono_ms() + 200000), 0);
+    assert_int_equal(kp_log_flush_interval_pass(kp_mono_ms() + 200000, &queued), 0);
     kp_flusher_stop();
     kp_log_close(log);
+}
+
+/* The flush.ms pass visits the partitions with unflushed data under a finite flush.ms, not
+ * every open one: with 10,000 idle topics a pass over all of them each second was most of
+ * an idle broker's CPU. A closed log leaves the list whatever state it was in. */
+static void test_flush_pass_visits_only_unflushed_logs(void **state)
+{
+    enum { NLOGS = 40 };
+    kp_log_config_t cfg = small_config(0);
+    cfg.segment_bytes = 1 << 20;
+    cfg.flush_ms = 1000;
+    kp_log_t *logs[NLOGS];
+    for (int i = 0; i < NLOGS; i++) {
+        char sub[PATH_MAX + 16];
+        snprintf(sub, sizeof(sub), "%s/p-%d", dir, i);
+        logs[i] = kp_log_open(sub, &cfg, NOW);
+        assert_non_null(logs[i]);
+    }
+    assert_int_equal(kp_flusher_start(1), 0);
+    long long passes = atomic_load(&kp_metrics.flush_passes);
+    long long visits = atomic_load(&kp_metrics.flush_pass_partitions);
+    int queued = -1;
+    /* all flushed at open: nothing to visit */
+    assert_int_equal(kp_log_flush_interval_pass(kp_mono_ms(), &queued), 0);
+    ut_batch_opts_t o = ut_batch_defaults(3, NOW);
+    assert_int_equal(append_opts(logs[7], &o).status, KP_APPEND_OK);
+    assert_int_equal(append_opts(logs[23], &o).status, KP_APPEND_OK);
+    assert_int_equal(append_opts(logs[23], &o).status, KP_APPEND_OK); /* listed once */
+    assert_int_equal(append_opts(logs[31], &o).status, KP_APPEND_OK);
+    kp_log_close(logs[31]); /* listed, then closed: off the list */
+    logs[31] = NULL;
+    /* not due yet: visited, kept */
+    assert_int_equal(kp_log_flush_interval_pass(kp_mono_ms(), &queued), 2);
+    assert_int_equal(queued, 0);
+    assert_int_equal(kp_log_flush_interval_pass(kp_mono_ms(), &queued), 2);
+    /* due: both fsynced, then dropped by the next pass */
+    assert_int_equal(kp_log_flush_interval_pass(kp_mono_ms() + 2000, &queued), 2);
+    assert_int_equal(queued, 2);
+    assert_true(wait_flushed(logs[7], 3));
+    assert_true(wait_flushed(logs[23], 6));
+    assert_int_equal(kp_log_flush_interval_pass(kp_mono_ms() + 4000, &queued), 2);
+    assert_int_equal(queued, 0);
+    assert_int_equal(kp_log_flush_interval_pass(kp_mono_ms() + 4000, &queued), 0);
+    assert_int_equal(atomic_load(&kp_metrics.flush_passes), passes + 6);
+    assert_int_equal(atomic_load(&kp_metrics.flush_pass_partitions), visits + 8);
+    /* an append lists it again */
+    assert_int_equal(append_opts(logs[7], &o).status, KP_APPEND_OK);
+    assert_int_equal(kp_log_flush_interval_pass(kp_mono_ms(), &queued), 1);
+    /* flush.ms back to unset: dropped at the next pass */
+    cfg.flush_ms = INT64_MAX;
+    kp_log_set_config(logs[7], &cfg);
+    assert_int_equal(kp_log_flush_interval_pass(kp_mono_ms() + 4000, &queued), 1);
+    assert_int_equal(queued, 0);
+    assert_int_equal(kp_log_flush_interval_pass(kp_mono_ms() + 4000, &queued), 0);
+    kp_flusher_stop();
+    for (int i = 0; i < NLOGS; i++) kp_log_close(logs[i]);
 }
 
 /* ---- lifecycle ---- */
@@ -1433,6 +1496,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roll_jitter, setup, teardown),
         cmocka_unit_test_setup_teardown(test_roll_by_index_size, setup, teardown),
         cmocka_unit_test_setup_teardown(test_page_cache_flush_intervals, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_flush_pass_visits_only_unflushed_logs, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_flusher_resize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_and_destroy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replica_primitives, setup, teardown),
