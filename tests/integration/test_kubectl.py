@@ -487,6 +487,61 @@ def test_team_token_sees_only_its_namespace(up):
     assert code == 401 and body["reason"] == "Unauthorized"
 
 
+def test_team_kubeconfig(up, tmp_path, monkeypatch):
+    """`kpool team create NAME --kubeconfig FILE`: a team member's kubectl sees only the
+    team's namespace with it; the token is in the file (0600) and nowhere else."""
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("notyours", "kcother"))
+    monkeypatch.setenv("KUBECONFIG", up.kubeconfig)  # the cluster: the one `kpool up` wrote
+    team_cfg = tmp_path / "team.yaml"
+    p = up.kpool("team", "create", "kcteam", "--kubeconfig", str(team_cfg))
+    assert p.stdout.startswith("team/kcteam created\n"), p.stdout
+    assert stat.S_IMODE(os.stat(team_cfg).st_mode) == 0o600
+    cfg = yaml.safe_load(team_cfg.read_text())
+    token = cfg["users"][0]["user"]["token"]
+    assert len(token) >= 32 and token not in p.stdout + p.stderr and token not in up.log()
+    assert cfg["current-context"] == "kpool-kcteam"
+    assert cfg["contexts"][0]["context"]["namespace"] == "kcteam"
+    admin = yaml.safe_load(open(up.kubeconfig))["clusters"][0]["cluster"]
+    assert cfg["clusters"][0]["cluster"] == admin  # same server and CA
+    member = {"KUBECONFIG": str(team_cfg)}
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("ours", "kcteam"), env=member)
+    assert kubectl(up, "get", "topics", "-o", "name", env=member).stdout.split() == \
+        ["topic.kafka.nais.io/ours"]
+    assert kubectl(up, "get", "topics", "-A", "-o", "name", env=member).stdout.split() == \
+        ["topic.kafka.nais.io/ours"]
+    assert kubectl(up, "get", "ns", "-o", "name", env=member).stdout.split() == \
+        ["namespace/kcteam"]
+    p = kubectl(up, "get", "topics", "-n", "kcother", env=member, expect=1)
+    assert "Error from server (Forbidden)" in p.stderr
+    assert kubectl(up, "auth", "can-i", "create", "topics", "-n", "kcother", env=member,
+                   expect=1).stdout.strip().startswith("no")
+    # rotate into the same file: the old token is refused, the new one works
+    p = up.kpool("team", "rotate", "kcteam", "--kubeconfig", str(team_cfg))
+    assert p.stdout.startswith("team/kcteam token rotated\n"), p.stdout
+    new = yaml.safe_load(team_cfg.read_text())["users"][0]["user"]["token"]
+    assert new != token and new not in p.stdout + up.log()
+    assert kube_http(up, "GET", "/api/v1/namespaces", token=token)[0] == 401
+    kubectl(up, "get", "topic", "ours", env=member)
+    # --kube-server names the listener instead (the CA: the CLI config's)
+    server = admin["server"]
+    monkeypatch.delenv("KUBECONFIG")
+    other = tmp_path / "other.yaml"
+    up.kpool("team", "create", "kcsecond", "--kubeconfig", str(other), "--kube-server", server)
+    assert yaml.safe_load(other.read_text())["clusters"][0]["cluster"]["server"] == server
+    assert kubectl(up, "get", "ns", "-o", "name", env={"KUBECONFIG": str(other)}
+                   ).stdout.split() == ["namespace/kcsecond"]
+    # no cluster known: refused before a token is issued
+    p = up.kpool("team", "create", "kcthird", "--kubeconfig", str(tmp_path / "x"), expect=2)
+    assert "Set KUBECONFIG" in p.stderr and not (tmp_path / "x").exists()
+    code, _, _ = up.api("GET", "/apis/kpool.dev/v1/teams/kcthird")
+    assert code == 404
+    p = up.kpool("team", "create", "kcthird", "--kubeconfig", str(tmp_path / "x"),
+                 "--kube-server", "http://127.0.0.1:1", expect=2)
+    assert "only over https://" in p.stderr
+    p = up.kpool("team", "revoke", "kcteam", "--kubeconfig", str(team_cfg), expect=2)
+    assert "go with create and rotate" in p.stderr
+
+
 # ---- conflicts and bad input ----
 
 
