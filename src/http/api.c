@@ -878,6 +878,69 @@ static void do_delete(kp_api_t *api, const route_t *r, const caller_t *who, kp_a
     reply(out, 200, stored, NULL);
 }
 
+/* DELETE on a collection (deletecollection): every object the selectors match, each deleted
+ * as a DELETE of it would (a team token: only in its own namespace). The answer is the list
+ * of the objects as marked for deletion; dryRun=All deletes nothing and lists them. */
+static void do_delete_collection(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
+                                 const caller_t *who, kp_api_reply_t *out)
+{
+    const char *ns = r->has_ns ? r->ns : NULL;
+    if (r->kind->namespaced && !ns && !who->admin) ns = who->ns; /* all namespaces it sees */
+    if (!may_touch(who, r->kind, r->kind->namespaced ? ns : NULL, 1))
+        return forbidden(out, r, "deletecollection", ns);
+    json_t *items;
+    int64_t rv;
+    if (kp_store_list(api->store, r->kind->kind, r->kind->namespaced ? ns : "", &items, &rv) !=
+        KP_STORE_OK) {
+        json_decref(items);
+        return status_error(out, 500, "InternalError", "cannot read the store");
+    }
+    char err[512];
+    json_t *o, *deleted = json_array();
+    size_t i;
+    int failed = 0;
+    json_array_foreach(items, i, o)
+    {
+        int lm = kp_k8s_label_match(o, req->label_selector, err, sizeof(err));
+        int fm = lm < 0 ? 0 : kp_k8s_field_match(o, req->field_selector, err, sizeof(err));
+        if (lm < 0 || fm < 0) {
+            json_decref(items);
+            json_decref(deleted);
+            return status_error(out, 400, "BadRequest", "%s", err);
+        }
+        if (!lm || !fm) continue;
+        json_t *md = json_object_get(o, "metadata"), *stored = NULL;
+        const char *ons = json_string_value(json_object_get(md, "namespace"));
+        const char *name = json_string_value(json_object_get(md, "name"));
+        if (!dry_run(req)) {
+            int rc =
+                kp_store_mark_deleted(api->store, r->kind->kind, ons ? ons : "", name, &stored);
+            if (rc == KP_STORE_NOT_FOUND) continue; /* gone meanwhile */
+            if (!stored) {
+                failed = 1;
+                break;
+            }
+        } else {
+            stored = json_incref(o);
+        }
+        if (is_secret(r->kind) && reveal(api, stored) < 0) json_object_del(stored, "data");
+        json_array_append_new(deleted, stored);
+    }
+    json_decref(items);
+    if (failed) {
+        json_decref(deleted);
+        return store_write_error(api, out);
+    }
+    char av[64], kind[80], rvs[32];
+    kp_kind_api_version(r->kind, av, sizeof(av));
+    snprintf(kind, sizeof(kind), "%sList", r->kind->kind);
+    snprintf(rvs, sizeof(rvs), "%lld", (long long)rv);
+    reply(out, 200,
+          json_pack("{s:s, s:s, s:{s:s}, s:o}", "apiVersion", av, "kind", kind, "metadata",
+                    "resourceVersion", rvs, "items", deleted),
+          NULL);
+}
+
 static void do_teams(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
                      const caller_t *who, kp_api_reply_t *out)
 {
@@ -1082,6 +1145,8 @@ void kp_api_answer(kp_api_t *api, const kp_api_request_t *req, kp_api_reply_t *o
         do_put(api, req, &r, &who, 1, out);
     else if (!strcmp(m, "DELETE") && r.has_name && !r.status)
         do_delete(api, &r, &who, out);
+    else if (!strcmp(m, "DELETE") && !r.has_name)
+        do_delete_collection(api, req, &r, &who, out);
     else
         status_error(out, 405, "MethodNotAllowed", "%s is not supported on %s", m, req->url);
     free(who.ns);

@@ -40,7 +40,8 @@ static json_t *kind_resources(const char *group, const char *version)
         const kp_kind_t *k = &kp_kinds[i];
         if (strcmp(k->group, group) != 0 || strcmp(k->version, version) != 0) continue;
         json_t *r = resource_entry(k->plural, k->singular, k->namespaced, k->kind,
-                                   "create,delete,get,list,patch,update,watch", k->short_name);
+                                   "create,delete,deletecollection,get,list,patch,update,watch",
+                                   k->short_name);
         /* `kubectl get all`-style groups: kpool's kinds answer to `kubectl get kpool` */
         if (strcmp(k->kind, "Secret") != 0)
             json_object_set_new(r, "categories", json_pack("[s]", "kpool"));

@@ -449,6 +449,64 @@ def test_diff_label_annotate_create(up):
     kubectl(up, "get", "topic", "d1", "-n", "diffs", expect=1)
 
 
+def test_delete_collection(up):
+    """kubectl delete --all / -l, and DELETE on the collection (the deletecollection verb,
+    `kubectl delete --raw`) with label and field selectors."""
+    for i in range(6):
+        kubectl(up, "apply", "-f", "-", stdin=topic_yaml("dc%d" % i, "dcol",
+                                                         labels={"tier": "ab"[i % 2]}))
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("dc9", "dcolkeep"))
+    p = kubectl(up, "get", "--raw", "/apis/kafka.nais.io/v1")
+    res = {r["name"]: r for r in json.loads(p.stdout)["resources"]}
+    assert "deletecollection" in res["topics"]["verbs"]
+
+    def names(ns):
+        return kubectl(up, "get", "topics", "-n", ns, "-o", "name").stdout.split()
+
+    def wait_names(ns, want):
+        deadline = time.time() + 60
+        while names(ns) != want and time.time() < deadline:
+            time.sleep(0.2)
+        assert names(ns) == want
+
+    # a dry run deletes nothing
+    p = kubectl(up, "delete", "--raw",
+                "/apis/kafka.nais.io/v1/namespaces/dcol/topics?labelSelector=tier%3Db&dryRun=All")
+    assert sorted(o["metadata"]["name"] for o in json.loads(p.stdout)["items"]) == \
+        ["dc1", "dc3", "dc5"]
+    assert len(names("dcol")) == 6
+    p = kubectl(up, "delete", "--raw",
+                "/apis/kafka.nais.io/v1/namespaces/dcol/topics?labelSelector=tier%3Db")
+    lst = json.loads(p.stdout)
+    assert lst["kind"] == "TopicList"
+    assert sorted(o["metadata"]["name"] for o in lst["items"]) == ["dc1", "dc3", "dc5"]
+    assert all(o["metadata"].get("deletionTimestamp") for o in lst["items"])
+    wait_names("dcol", ["topic.kafka.nais.io/dc%d" % i for i in (0, 2, 4)])
+    code, body = kube_http(up, "DELETE", "/apis/kafka.nais.io/v1/namespaces/dcol/topics?"
+                           "fieldSelector=metadata.name%3Ddc2")
+    assert code == 200 and [o["metadata"]["name"] for o in body["items"]] == ["dc2"]
+    code, body = kube_http(up, "DELETE", "/apis/kafka.nais.io/v1/namespaces/dcol/topics?"
+                           "labelSelector=in%20(")
+    assert code == 400 and body["kind"] == "Status"
+    # a team token: its own namespace only
+    tok = team_token(up, "dcteam")
+    code, body = kube_http(up, "DELETE", "/apis/kafka.nais.io/v1/namespaces/dcol/topics",
+                           token=tok)
+    assert code == 403 and body["reason"] == "Forbidden"
+    code, body = kube_http(up, "DELETE", "/apis/kafka.nais.io/v1/topics", token=tok)
+    assert code == 200 and body["items"] == []  # all namespaces it sees: none of these
+    assert len(names("dcol")) == 2
+    # kubectl's own ways: -l and --all
+    p = kubectl(up, "delete", "topics", "-n", "dcol", "-l", "tier=a", "--wait=false")
+    assert sorted(p.stdout.split("\n")[:-1]) == [
+        'topic.kafka.nais.io "dc0" deleted', 'topic.kafka.nais.io "dc4" deleted']
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("dc7", "dcol"))
+    p = kubectl(up, "delete", "topics", "--all", "-n", "dcol")
+    assert 'topic.kafka.nais.io "dc7" deleted' in p.stdout
+    wait_names("dcol", [])
+    assert names("dcolkeep") == ["topic.kafka.nais.io/dc9"]
+
+
 # ---- teams ----
 
 
