@@ -1033,6 +1033,41 @@ static int do_namespaces(kp_api_t *api, const kp_api_request_t *req, const calle
     return 1;
 }
 
+/* /api/v1/events, /api/v1/namespaces/NS/events[/NAME] (k8s_events.c): read-only; a team
+ * token reads its own namespace's. 1 when path is one of them. */
+static int do_events(const kp_api_request_t *req, const caller_t *who, kp_api_reply_t *out)
+{
+    char ns[128], name[256];
+    if (!kp_k8s_events_route(req->url, ns, sizeof(ns), name, sizeof(name))) return 0;
+    if (strcmp(req->method, "GET") != 0) {
+        status_error(out, 405, "MethodNotAllowed",
+                     "events are written by the control plane only: %s is not supported",
+                     req->method);
+        return 1;
+    }
+    if (!who->admin && ns[0] && strcmp(ns, who->ns) != 0) {
+        status_error(out, 403, "Forbidden",
+                     "events is forbidden: this token may not list events in namespace \"%s\"", ns);
+        return 1;
+    }
+    kp_k8s_events_req_t q = {
+        .ns = ns[0]        ? ns
+              : who->admin ? NULL
+                           : who->ns,
+        .name = name,
+        .label_selector = req->label_selector,
+        .field_selector = req->field_selector,
+        .limit = req->limit,
+        .continue_token = req->continue_token,
+        .table = kp_k8s_wants_table(req->accept),
+        .include_object = req->include_object,
+    };
+    unsigned code;
+    json_t *body = kp_k8s_events_answer(&q, &code);
+    reply(out, code, body, NULL);
+    return 1;
+}
+
 /* POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews (kubectl auth can-i): the
  * same rule every request is checked with (may_touch). */
 static void do_access_review(const kp_api_request_t *req, const caller_t *who, kp_api_reply_t *out)
@@ -1120,7 +1155,7 @@ void kp_api_answer(kp_api_t *api, const kp_api_request_t *req, kp_api_reply_t *o
                             "Unauthorized: a valid bearer token is required");
     const char *m = req->method;
     if (!routed) {
-        if (do_namespaces(api, req, &who, out)) {
+        if (do_events(req, &who, out) || do_namespaces(api, req, &who, out)) {
         } else if (!strcmp(m, "POST") &&
                    !strcmp(req->url, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")) {
             do_access_review(req, &who, out);

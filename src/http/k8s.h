@@ -11,6 +11,7 @@
  *                    patch (the directives kubectl sends for built-in kinds)
  *   k8s_fields.c     managedFields and server-side apply (field managers, conflicts)
  *   k8s_watch.c      watch streams: a change feed of the store (k8s_watch.h)
+ *   k8s_events.c     Events (core/v1, read-only) from the recorder (control/events.h)
  *   k8s_proto.c      the protobuf bodies of kubectl's typed client (auth can-i, create
  *                    secret)
  *
@@ -64,6 +65,10 @@ json_t *kp_k8s_table(const kp_kind_t *k, const json_t *items, const char *resour
 int kp_k8s_label_match(const json_t *obj, const char *selector, char *err, size_t errlen);
 /* Field selectors: metadata.name and metadata.namespace with =, == or !=. Same returns. */
 int kp_k8s_field_match(const json_t *obj, const char *selector, char *err, size_t errlen);
+/* The same with more fields: pairs of {field label, dotted path of obj}, NULL-terminated
+ * ({"source", "source.component", NULL}). An absent field equals "". */
+int kp_k8s_field_match_in(const json_t *obj, const char *selector, const char *const *fields,
+                          char *err, size_t errlen);
 /* Paging: keeps at most limit items of list (sorted by namespace, name) after the continue
  * token; *next is the token for the rest (malloc'd, NULL when none) and *remaining how many
  * items follow. limit 0 = no limit. -1 for a malformed token. */
@@ -81,6 +86,25 @@ json_t *kp_k8s_json_patch(const json_t *target, const json_t *ops, char *err, si
  * kinds have no lists with merge keys, so lists are replaced). NULL with err when a
  * directive is malformed. */
 json_t *kp_k8s_strategic_patch(const json_t *target, const json_t *patch, char *err, size_t errlen);
+
+/* ---- Events (k8s_events.c) ---- */
+
+/* /api/v1/events or /api/v1/namespaces/NS/events[/NAME]: 1 (ns and name set, "" when
+ * absent), else 0. */
+int kp_k8s_events_route(const char *url, char *ns, size_t nslen, char *name, size_t namelen);
+
+typedef struct kp_k8s_events_req {
+    const char *ns; /* NULL or "": every namespace (the caller has checked the token may) */
+    const char *name;
+    const char *label_selector, *field_selector, *limit, *continue_token;
+    int table; /* Accept asked for a Table */
+    const char *include_object;
+} kp_k8s_events_req_t;
+
+/* The answer to a GET of events (control/events.h): one, an EventList (field selectors on
+ * involvedObject.*, reason, type, source, reportingComponent; paging), or a Table with
+ * Kubernetes' columns. Never NULL; *code is the HTTP status. */
+json_t *kp_k8s_events_answer(const kp_k8s_events_req_t *q, unsigned *code);
 
 /* ---- managedFields and server-side apply (k8s_fields.c) ---- */
 

@@ -507,6 +507,63 @@ def test_delete_collection(up):
     assert names("dcolkeep") == ["topic.kafka.nais.io/dc9"]
 
 
+def test_events_in_describe_and_get_events(up):
+    """Events: the reconcile history (state changes, credentials issued) in `kubectl
+    describe`, `kubectl get events` (Kubernetes' columns) and field selectors on
+    involvedObject, as kubectl sends them."""
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("evt", "evns"))
+    wait_ready(up, "evns", "evt")
+    d = kubectl(up, "describe", "topic", "evt", "-n", "evns").stdout
+    events = d[d.index("\nEvents:"):]
+    assert re.search(r"Normal\s+RolloutComplete\s+\S+\s+kpool-controller\s+\S", events), d
+    # a spec the reconciler refuses: a Warning, and its message
+    bad = yaml.safe_load(topic_yaml("evbad", "evns"))
+    bad["spec"]["config"]["partitions"] = -3
+    kubectl(up, "apply", "-f", "-", stdin=yaml.safe_dump(bad))
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        d = kubectl(up, "describe", "topic", "evbad", "-n", "evns").stdout
+        if "Warning" in d[d.index("\nEvents:"):]:
+            break
+        time.sleep(0.3)
+    events = d[d.index("\nEvents:"):]
+    assert re.search(r"Warning\s+FailedPrepare\s+.*kpool-controller\s+.*partitions", events), d
+    assert "evt" not in events  # only the described object's
+    # kubectl get events: the server's Table
+    lines = kubectl(up, "get", "events", "-n", "evns").stdout.splitlines()
+    assert lines[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], lines
+    assert any(l.split()[1:4] == ["Normal", "RolloutComplete", "topic/evt"] for l in lines[1:])
+    assert any(l.split()[1:4] == ["Warning", "FailedPrepare", "topic/evbad"] for l in lines[1:])
+    js = json.loads(kubectl(up, "get", "events", "-n", "evns", "-o", "json").stdout)
+    ev = [e for e in js["items"] if e["involvedObject"]["name"] == "evt"][0]
+    topic = json.loads(kubectl(up, "get", "topic", "evt", "-n", "evns", "-o", "json").stdout)
+    assert ev["involvedObject"]["uid"] == topic["metadata"]["uid"]
+    assert ev["involvedObject"]["kind"] == "Topic" and ev["count"] >= 1
+    p = kubectl(up, "get", "events", "-n", "evns", "--field-selector",
+                "involvedObject.name=evbad,type=Warning", "-o", "name")
+    assert p.stdout.split() and all(n.startswith("event/evbad.") for n in p.stdout.split())
+    name = p.stdout.split()[0][len("event/"):]
+    assert json.loads(kubectl(up, "get", "event", name, "-n", "evns", "-o", "json").stdout
+                      )["reason"] == "FailedPrepare"
+    p = kubectl(up, "get", "events", "-n", "evns", "--field-selector", "spec.x=1", expect=1)
+    assert "field label not supported: spec.x" in p.stderr
+    assert "evt" in kubectl(up, "get", "ev", "-A").stdout
+    # an application's credentials
+    kubectl(up, "apply", "-f", TOPIC_YAML, "-f", APP_YAML)
+    kubectl(up, "wait", "aivenapp/ownerapp", "-n", "myteam", "--for=condition=Succeeded",
+            "--timeout=60s")
+    d = kubectl(up, "describe", "aivenapp", "ownerapp", "-n", "myteam").stdout
+    assert re.search(r"Normal\s+CredentialsIssued\s+.*service user", d), d
+    assert re.search(r"Normal\s+RolloutComplete", d[d.index("\nEvents:"):]), d
+    # teams read their own namespace's events only; nobody writes them
+    tok = team_token(up, "evteam")
+    p = kubectl(up, "get", "events", "-n", "evns", token=tok, expect=1)
+    assert "Error from server (Forbidden)" in p.stderr
+    assert kubectl(up, "get", "events", "-A", "-o", "name", token=tok).stdout.split() == []
+    code, body = kube_http(up, "DELETE", "/api/v1/namespaces/evns/events/" + name)
+    assert code == 405 and body["kind"] == "Status"
+
+
 # ---- teams ----
 
 
