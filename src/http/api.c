@@ -1262,6 +1262,19 @@ static enum MHD_Result watch(kp_api_t *api, struct MHD_Connection *conn, const c
     return rc;
 }
 
+/* The OpenAPI v2 document as protobuf (kubectl's Accept); out is freed. */
+static enum MHD_Result send_openapi_v2_protobuf(struct MHD_Connection *conn, kp_api_reply_t *out)
+{
+    size_t n;
+    uint8_t *pb = kp_k8s_openapi_v2_protobuf(out->body, &n);
+    kp_api_reply_free(out);
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, pb, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", KP_K8S_OPENAPI_V2_PROTOBUF);
+    enum MHD_Result rc = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, const char *upload,
                               size_t *upload_len, void **con_cls)
@@ -1350,6 +1363,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             .len = st->body.len,
         };
         kp_api_answer(api, &req, &out);
+        if (out.code == 200 && !strcmp(url, "/openapi/v2") && req.accept &&
+            strstr(req.accept, "application/com.github.proto-openapi.spec.v2"))
+            return send_openapi_v2_protobuf(conn, &out);
     }
     enum MHD_Result rc = kp_api_send(conn, out.code, out.body, out.warnings);
     kp_api_reply_free(&out);

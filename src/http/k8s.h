@@ -4,7 +4,8 @@
  * here are pure functions of their inputs (JSON in, JSON out), each in its own file:
  *
  *   k8s_discovery.c  /version, /api, /apis[/<group>[/<version>]], namespaces as teams,
- *                    SelfSubjectAccessReview, and the OpenAPI v3 documents
+ *                    SelfSubjectAccessReview, and the OpenAPI v2 and v3 documents
+ *   k8s_openapi_v2.c the OpenAPI v2 document as protobuf
  *   k8s_table.c      server-side printing: meta.k8s.io/v1 Table from the kinds' columns
  *   k8s_select.c     label and field selectors, list paging (limit/continue)
  *   k8s_patch.c      JSON merge patch (RFC 7386), JSON patch (RFC 6902), strategic merge
@@ -33,11 +34,19 @@
 /* ---- discovery (k8s_discovery.c) ---- */
 
 /* Answers the discovery and OpenAPI paths (GET only): /version, /api, /api/v1, /apis,
- * /apis/<group>, /apis/<group>/<version>, /openapi/v3[/<api|apis>/...]. 1 when path is
+ * /apis/<group>, /apis/<group>/<version>, /openapi/v2, /openapi/v3[/<api|apis>/...]. 1 when path is
  * one of them (*body and *code set), 0 otherwise. */
 int kp_k8s_discovery(const char *path, json_t **body, unsigned *code);
 /* The v1 Namespace object of a team (name, creationTimestamp may be NULL). */
 json_t *kp_k8s_namespace(const char *name, const char *created);
+
+/* The OpenAPI v2 document (kp_k8s_discovery("/openapi/v2")) as gnostic's protobuf
+ * (k8s_openapi_v2.c), which kubectl asks for with Accept:
+ * application/com.github.proto-openapi.spec.v2@v1.0+protobuf; the answer's Content-Type is
+ * KP_K8S_OPENAPI_V2_PROTOBUF, as Kubernetes sends it ('@' is not valid in a media type: Go's
+ * parser refuses it). malloc'd, *len bytes. */
+#define KP_K8S_OPENAPI_V2_PROTOBUF "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+uint8_t *kp_k8s_openapi_v2_protobuf(const json_t *doc, size_t *len);
 
 /* A SelfSubjectAccessReview sent as Kubernetes protobuf (kubectl auth can-i), as the JSON
  * object {"spec": {"resourceAttributes": {...}}}; NULL when body is not one

@@ -147,6 +147,17 @@ def test_discovery_version_and_explain(up):
     p = kubectl(up, "explain", "topic.spec.config")
     assert re.search(r"partitions\s+<integer>", p.stdout), p.stdout
     assert re.search(r"cleanupPolicy\s+<string>", p.stdout), p.stdout
+    p = kubectl(up, "explain", "topic.spec")
+    assert re.search(r"acl\s+<\[\]Object>", p.stdout) and re.search(r"pool\s+<string>", p.stdout)
+    # OpenAPI v2, as protobuf (what kubectl before 1.27 reads) and as JSON
+    p = kubectl(up, "explain", "topic.spec.config", "--output=plaintext-openapiv2")
+    assert re.search(r"partitions\s+<integer>", p.stdout), p.stdout
+    p = kubectl(up, "explain", "secret", "--output=plaintext-openapiv2")
+    assert re.search(r"data\s+<map\[string\]string>", p.stdout), p.stdout
+    v2 = json.loads(kubectl(up, "get", "--raw", "/openapi/v2").stdout)
+    assert v2["swagger"] == "2.0"
+    assert v2["definitions"]["io.nais.kafka.v1.Topic"]["x-kubernetes-group-version-kind"] == [
+        {"group": "kafka.nais.io", "version": "v1", "kind": "Topic"}]
     # unknown kinds and versions
     p = kubectl(up, "get", "nopes", expect=1)
     assert "the server doesn't have a resource type \"nopes\"" in p.stderr
@@ -674,8 +685,13 @@ def test_conflicts_and_bad_input(up, tmp_path):
     doc["spec"]["nope"] = 1
     p = kubectl(up, "apply", "-f", "-", stdin=yaml.safe_dump(doc), expect=1)
     assert 'strict decoding error: unknown field "spec.nope"' in p.stderr, p.stderr
+    p = kubectl(up, "apply", "--validate=strict", "-f", "-", stdin=yaml.safe_dump(doc), expect=1)
+    assert 'strict decoding error: unknown field "spec.nope"' in p.stderr, p.stderr
     p = kubectl(up, "apply", "--validate=false", "-f", "-", stdin=yaml.safe_dump(doc))
     assert "created" in p.stdout
+    doc["metadata"]["name"] = "c3"
+    p = kubectl(up, "apply", "--validate=warn", "-f", "-", stdin=yaml.safe_dump(doc))
+    assert "created" in p.stdout and 'unknown field "spec.nope"' in p.stderr, p.stderr
     # oversized body
     code, body = kube_http(up, "POST", "/apis/kafka.nais.io/v1/namespaces/conflicts/topics",
                            body=b"x" * (5 * 1024 * 1024),
