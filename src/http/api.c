@@ -855,6 +855,56 @@ static void do_put_status(kp_api_t *api, const kp_api_request_t *req, const rout
     json_decref(obj);
 }
 
+/* PATCH .../NAME/status (kubectl patch --subresource=status): a merge, JSON or strategic
+ * patch of {"status": ...}; only the control plane's (admin) token writes status. */
+static void do_patch_status(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
+                            const caller_t *who, kp_api_reply_t *out)
+{
+    if (!who->admin)
+        return status_error(out, 403, "Forbidden", "only the control plane writes status");
+    int type = patch_type(req->content_type);
+    if (type == PATCH_UNKNOWN || type == PATCH_APPLY)
+        return status_error(out, 415, "UnsupportedMediaType",
+                            "the status subresource takes application/merge-patch+json, "
+                            "application/json-patch+json or "
+                            "application/strategic-merge-patch+json");
+    char err[1024];
+    json_t *patch = parse_body(req, err, sizeof(err));
+    if (!patch) return status_error(out, 400, "BadRequest", "invalid patch: %s", err);
+    json_t *live = NULL;
+    const char *ns = r->kind->namespaced ? r->ns : "";
+    if (kp_store_get(api->store, r->kind->kind, ns, r->name, &live) != KP_STORE_OK) {
+        json_decref(patch);
+        return not_found(r, out);
+    }
+    json_t *st = json_object_get(live, "status");
+    json_t *view = json_object();
+    json_object_set_new(view, "status", st ? json_incref(st) : json_object());
+    json_decref(live);
+    json_t *conflicts, *result = NULL;
+    if (type == PATCH_JSON || json_is_object(patch))
+        result = patched(req, r, type, view, patch, NULL, &conflicts, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err), "the patch must be an object");
+    json_decref(view);
+    json_decref(patch);
+    json_t *status = json_object_get(result, "status");
+    if (!json_is_object(status)) {
+        if (result) snprintf(err, sizeof(err), "status: must be an object");
+        json_decref(result);
+        return status_error(out, 422, "Invalid", "%s", err);
+    }
+    json_t *stored = NULL;
+    int rc = kp_store_put_status(api->store, r->kind->kind, ns, r->name, status, &stored);
+    json_decref(result);
+    if (rc == KP_STORE_NOT_FOUND)
+        not_found(r, out);
+    else if (stored)
+        reply(out, 200, stored, NULL);
+    else
+        store_write_error(api, out);
+}
+
 static void do_delete(kp_api_t *api, const route_t *r, const caller_t *who, kp_api_reply_t *out)
 {
     if (!may_touch(who, r->kind, r->ns, 1)) return forbidden(out, r, "delete", r->ns);
@@ -1176,6 +1226,8 @@ void kp_api_answer(kp_api_t *api, const kp_api_request_t *req, kp_api_reply_t *o
         do_put(api, req, &r, &who, 0, out);
     else if (!strcmp(m, "PATCH") && r.has_name && !r.status)
         do_patch(api, req, &r, &who, out);
+    else if (!strcmp(m, "PATCH") && r.has_name)
+        do_patch_status(api, req, &r, &who, out);
     else if (!strcmp(m, "POST") && !r.has_name && (r.has_ns || !r.kind->namespaced))
         do_put(api, req, &r, &who, 1, out);
     else if (!strcmp(m, "DELETE") && r.has_name && !r.status)

@@ -332,6 +332,28 @@ def test_application_secret_gives_working_pem_files(up, tmp_path):
     assert p.stdout.strip() == 'application.nais.io "ownerapp" deleted'
 
 
+def test_status_subresource(up):
+    """/status: kubectl get/patch --subresource=status; only the admin token writes it."""
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("st1", "stns"))
+    wait_ready(up, "stns", "st1")
+    p = kubectl(up, "get", "topic", "st1", "-n", "stns", "--subresource=status", "-o",
+                "jsonpath={.status.synchronizationState}")
+    assert p.stdout == "RolloutComplete"
+    p = kubectl(up, "patch", "topic", "st1", "-n", "stns", "--subresource=status", "--type",
+                "merge", "-p", '{"status":{"note":"by hand"}}', "-o", "json")
+    obj = json.loads(p.stdout)
+    assert obj["status"]["note"] == "by hand"
+    assert obj["status"]["synchronizationState"] == "RolloutComplete"  # merged, not replaced
+    assert obj["spec"]["pool"] == "dev"
+    p = kubectl(up, "patch", "topic", "st1", "-n", "stns", "--subresource=status", "--type",
+                "json", "-p", '[{"op":"remove","path":"/status/nope"}]', expect=1)
+    assert "operation 0 (remove /status/nope): no such path" in p.stderr, p.stderr
+    tok = team_token(up, "stns")
+    p = kubectl(up, "patch", "topic", "st1", "-n", "stns", "--subresource=status", "--type",
+                "merge", "-p", '{"status":{"note":"x"}}', token=tok, expect=1)
+    assert "Error from server (Forbidden)" in p.stderr and "only the control plane" in p.stderr
+
+
 # ---- watch ----
 
 
