@@ -38,6 +38,7 @@ import time
 import pytest
 import yaml
 
+import harness
 import test_control as T
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -788,10 +789,14 @@ def test_docs_recipes_run_as_written(up, tmp_path):
     blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
     assert len(blocks) >= 4
     os.symlink(os.path.join(ROOT, "examples"), tmp_path / "examples")
+    path = "%s:%s:%s" % (os.path.dirname(KUBECTL), os.path.dirname(os.path.abspath(
+        harness.KPOOL_BIN)), os.environ["PATH"])  # kubectl and kpool, the admin's
     for block in blocks:
         p = subprocess.run(["bash", "-euo", "pipefail", "-c", block], capture_output=True,
                            text=True, cwd=tmp_path, timeout=180,
-                           env=dict(os.environ, KUBECONFIG=up.kubeconfig,
-                                    PATH=os.path.dirname(KUBECTL) + ":" + os.environ["PATH"]))
+                           env=harness.sanitizer_env(KUBECONFIG=up.kubeconfig, PATH=path,
+                                                     KPOOL_CONFIG=up.config))
         assert p.returncode == 0, (block, p.stdout, p.stderr)
+        harness.assert_clean(p.stderr)
     assert (tmp_path / "ca.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert stat.S_IMODE(os.stat(tmp_path / "myteam.kubeconfig").st_mode) == 0o600
