@@ -13,8 +13,16 @@
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static json_t *events;   /* array in the order of their last occurrence (oldest first) */
-static int64_t last_rv;  /* the events' resourceVersion */
+static int64_t last_rv;  /* the events' resourceVersion; 0: not started (base_rv) */
 static uint64_t last_ns; /* the newest name suffix: names stay unique */
+
+/* Under lock: the resourceVersions of a process start above those of any earlier one (the
+ * start time, with room for a million events a second), so a watch from before a restart is
+ * 410 (too old) rather than silently missing what this process recorded. */
+static void base_rv(void)
+{
+    if (!last_rv) last_rv = (int64_t)time(NULL) << 20;
+}
 
 static void iso_time(time_t t, char out[32])
 {
@@ -81,6 +89,7 @@ void kp_event_record(const json_t *obj, const char *type, const char *reason, co
     pthread_mutex_lock(&lock);
     if (!events) events = json_array();
     expire(ts.tv_sec);
+    base_rv();
     char rv[32];
     snprintf(rv, sizeof(rv), "%lld", (long long)++last_rv);
     long same = find_same(uid, kind, ons ? ons : "", name, type, reason, json_string_value(msg));
@@ -134,6 +143,7 @@ json_t *kp_events_list(const char *ns, int64_t *rv)
 {
     pthread_mutex_lock(&lock);
     expire(time(NULL));
+    base_rv();
     size_t n = json_array_size(events), k = 0, i;
     json_t **v = n ? calloc(n, sizeof(*v)) : NULL, *e;
     json_array_foreach(events, i, e) if (v && (!ns || !strcmp(md_str(e, "namespace") ?: "", ns)))
@@ -145,6 +155,15 @@ json_t *kp_events_list(const char *ns, int64_t *rv)
     for (i = 0; i < k; i++) json_array_append_new(out, v[i]);
     free(v);
     return out;
+}
+
+int64_t kp_events_rv(void)
+{
+    pthread_mutex_lock(&lock);
+    base_rv();
+    int64_t rv = last_rv;
+    pthread_mutex_unlock(&lock);
+    return rv;
 }
 
 void kp_events_reset(void)

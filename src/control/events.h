@@ -26,8 +26,12 @@ void kp_event_record(const json_t *obj, const char *type, const char *reason, co
 
 /* Copies of the events of namespace ns (NULL: every namespace), sorted by namespace then
  * name (a name is "<object>.<16 hex digits of the time>"), into a new array. *rv: the
- * events' resourceVersion (moves with every record). */
+ * events' resourceVersion (moves with every record; a process starts above any earlier
+ * process's). */
 json_t *kp_events_list(const char *ns, int64_t *rv);
+
+/* The events' resourceVersion now (cheap: no copy). */
+int64_t kp_events_rv(void);
 
 /* Forgets every event (tests). */
 void kp_events_reset(void);

@@ -1269,7 +1269,19 @@ static enum MHD_Result watch(kp_api_t *api, struct MHD_Connection *conn, const c
     char err[512], name_sel[400];
     const char *labels = ARG("labelSelector"), *fields = ARG("fieldSelector");
     json_t *empty = json_object();
-    if (parse_route(url, &r) < 0 || r.teams || r.healthz || r.status) {
+    char ens[128], ename[256];
+    if (kp_k8s_events_route(url, ens, sizeof(ens), ename, sizeof(ename))) {
+        /* Events: read like a list of a namespaced kind (do_events) */
+        memset(&r, 0, sizeof(r));
+        r.kind = &kp_k8s_event_kind;
+        snprintf(r.ns, sizeof(r.ns), "%s", ens);
+        snprintf(r.name, sizeof(r.name), "%s", ename);
+        r.has_ns = ens[0] != 0;
+        r.has_name = ename[0] != 0;
+    } else if (parse_route(url, &r) < 0) {
+        r.healthz = 1; /* not found, below */
+    }
+    if (r.teams || r.healthz || r.status) {
         status_error(&out, 404, "NotFound", "the server could not find the requested resource");
     } else if (authenticate(api, authorization, &who) < 0) {
         status_error(&out, 401, "Unauthorized", "Unauthorized: a valid bearer token is required");
@@ -1278,8 +1290,10 @@ static enum MHD_Result watch(kp_api_t *api, struct MHD_Connection *conn, const c
         if (r.kind->namespaced && !ns && !who.admin) ns = who.ns;
         if (!may_touch(&who, r.kind, r.kind->namespaced ? ns : NULL, 0)) {
             forbidden(&out, &r, "watch", ns);
-        } else if (kp_k8s_label_match(empty, labels, err, sizeof(err)) < 0 ||
-                   kp_k8s_field_match(empty, fields, err, sizeof(err)) < 0) {
+        } else if (r.kind == &kp_k8s_event_kind
+                       ? kp_k8s_event_match(empty, labels, fields, err, sizeof(err)) < 0
+                       : kp_k8s_label_match(empty, labels, err, sizeof(err)) < 0 ||
+                             kp_k8s_field_match(empty, fields, err, sizeof(err)) < 0) {
             status_error(&out, 400, "BadRequest", "%s", err);
         } else {
             if (r.has_name) { /* .../topics/NAME?watch=true: that object only */

@@ -110,6 +110,16 @@ typedef struct kp_k8s_events_req {
     const char *include_object;
 } kp_k8s_events_req_t;
 
+/* Events as a kind (core/v1, namespaced, read-only), for watch streams (k8s_watch.c). */
+extern const kp_kind_t kp_k8s_event_kind;
+/* Whether event matches the label and field selectors (Events' field labels): 1, 0, or -1
+ * with err when a selector is invalid. */
+int kp_k8s_event_match(const json_t *event, const char *labels, const char *fields, char *err,
+                       size_t errlen);
+/* A Table of events (array, borrowed) with Kubernetes' columns for Events. */
+json_t *kp_k8s_events_table(const json_t *items, const char *resource_version,
+                            const char *include_object);
+
 /* The answer to a GET of events (control/events.h): one, an EventList (field selectors on
  * involvedObject.*, reason, type, source, reportingComponent; paging), or a Table with
  * Kubernetes' columns. Never NULL; *code is the HTTP status. */

@@ -57,7 +57,8 @@ static json_t *kind_resources(const char *group, const char *version)
         json_array_append_new(
             res, resource_entry("namespaces", "namespace", 0, "Namespace", "get,list", "ns"));
     if (!group[0] && !strcmp(version, "v1")) /* read-only: the control plane writes them */
-        json_array_append_new(res, resource_entry("events", "event", 1, "Event", "get,list", "ev"));
+        json_array_append_new(
+            res, resource_entry("events", "event", 1, "Event", "get,list,watch", "ev"));
     if (!strcmp(group, "authorization.k8s.io") && !strcmp(version, "v1"))
         json_array_append_new(res, resource_entry("selfsubjectaccessreviews", "", 0,
                                                   "SelfSubjectAccessReview", "create", NULL));

@@ -81,7 +81,27 @@ static void age_cell(const json_t *e, const char *key, time_t now, char *out, si
         kp_age_format((long long)(now - t), out, n);
 }
 
-static json_t *events_table(const json_t *items, const char *rv, const char *include)
+const kp_kind_t kp_k8s_event_kind = {
+    .kind = "Event",
+    .group = "",
+    .version = "v1",
+    .plural = "events",
+    .singular = "event",
+    .short_name = "ev",
+    .namespaced = 1,
+    .schema = "{}",
+    .description = "What the control plane did to an object (read-only).",
+};
+
+int kp_k8s_event_match(const json_t *event, const char *labels, const char *fields, char *err,
+                       size_t errlen)
+{
+    int lm = kp_k8s_label_match(event, labels, err, errlen);
+    int fm = lm < 0 ? -1 : kp_k8s_field_match_in(event, fields, event_fields, err, errlen);
+    return lm < 0 || fm < 0 ? -1 : lm && fm;
+}
+
+json_t *kp_k8s_events_table(const json_t *items, const char *rv, const char *include)
 {
     static const struct {
         const char *name, *type;
@@ -159,7 +179,7 @@ json_t *kp_k8s_events_answer(const kp_k8s_events_req_t *q, unsigned *code)
         }
         if (!q->table) return found;
         json_t *one = json_pack("[o]", found);
-        json_t *t = events_table(one, rvs, q->include_object);
+        json_t *t = kp_k8s_events_table(one, rvs, q->include_object);
         json_decref(one);
         return t;
     }
@@ -198,7 +218,7 @@ json_t *kp_k8s_events_answer(const kp_k8s_events_req_t *q, unsigned *code)
     }
     json_t *body;
     if (q->table) {
-        body = events_table(kept, rvs, q->include_object);
+        body = kp_k8s_events_table(kept, rvs, q->include_object);
         json_decref(kept);
     } else {
         body = json_pack("{s:s, s:s, s:{s:s}, s:o}", "apiVersion", "v1", "kind", "EventList",

@@ -21,6 +21,13 @@ discovery with "couldn't get current server API group list"):
     get/patch/delete are 403 with Kubernetes Status bodies;
   * bad input: stale resourceVersion 409, unknown field with Strict 400, oversized body
     413, a watch from before the server's history 410;
+  * a team's kubeconfig (`kpool team create|rotate NAME --kubeconfig FILE`): 0600, the
+    token nowhere else, its kubectl sees only the team's namespace;
+  * Events: describe shows the reconcile history and issued credentials, `get events`
+    (Kubernetes' columns, involvedObject field selectors), `get events -w`;
+  * deletecollection (label/field selectors, dry run) and `kubectl delete --all/-l`;
+  * OpenAPI v2 (protobuf: `kubectl explain --output plaintext-openapiv2`; JSON), the
+    status subresource (get/patch --subresource=status);
   * every `sh` block of docs/kubectl.md runs as written.
 """
 import base64
@@ -596,6 +603,73 @@ def test_events_in_describe_and_get_events(up):
     assert kubectl(up, "get", "events", "-A", "-o", "name", token=tok).stdout.split() == []
     code, body = kube_http(up, "DELETE", "/api/v1/namespaces/evns/events/" + name)
     assert code == 405 and body["kind"] == "Status"
+
+
+def test_events_watch(up):
+    """kubectl get events -w follows new Events; a raw watch from the list's
+    resourceVersion gets only newer ones, filtered by involvedObject; an older
+    resourceVersion than this process's first is 410."""
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("ew0", "evwatch"))
+    wait_ready(up, "evwatch", "ew0")
+    w = subprocess.Popen([KUBECTL, "get", "events", "-n", "evwatch", "-w",
+                          "--output-watch-events", "--request-timeout=40s"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, KUBECONFIG=up.kubeconfig))
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in w.stdout], daemon=True).start()
+    seen = []
+
+    def read_until(pred, timeout=40):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            seen.append(line.split())
+            if pred(seen[-1]):
+                return
+        raise AssertionError("not seen; got %s; stderr %s" % (seen, w.stderr))
+
+    try:
+        read_until(lambda l: "topic/ew0" in l)  # the list first (ADDED)
+        kubectl(up, "apply", "-f", "-", stdin=topic_yaml("ew1", "evwatch"))
+        read_until(lambda l: l[:1] == ["ADDED"] and "topic/ew1" in l and "Normal" in l)
+    finally:
+        w.kill()
+        w.wait()
+    assert seen[0][0] == "EVENT" and "REASON" in seen[0], seen
+    # raw: from the list's resourceVersion, one object's events only
+    code, lst = kube_http(up, "GET", "/api/v1/namespaces/evwatch/events")
+    rv = lst["metadata"]["resourceVersion"]
+    cfg = yaml.safe_load(open(up.kubeconfig))
+    host = cfg["clusters"][0]["cluster"]["server"][len("https://"):]
+    ctx = ssl.create_default_context(cafile=cfg["clusters"][0]["cluster"]["certificate-authority"])
+    c = http.client.HTTPSConnection(host, timeout=60, context=ctx)
+    c.request("GET", "/api/v1/namespaces/evwatch/events?watch=true&resourceVersion=%s&"
+              "timeoutSeconds=50&fieldSelector=involvedObject.name%%3Dew3" % rv,
+              headers={"Authorization": "Bearer " + up.token})
+    r = c.getresponse()
+    assert r.status == 200
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("ew2", "evwatch"))
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("ew3", "evwatch"))
+    line = b"\n"
+    while not line.strip():  # idle streams send a newline every 10 s
+        line = r.readline()
+        assert line, "the stream ended without an event for ew3"
+    c.close()
+    event = json.loads(line)
+    assert event["type"] == "ADDED" and event["object"]["involvedObject"]["name"] == "ew3"
+    assert int(event["object"]["metadata"]["resourceVersion"]) > int(rv)
+    code, body = kube_http(up, "GET", "/api/v1/namespaces/evwatch/events?watch=true&"
+                           "resourceVersion=1")
+    assert code == 410 and body["reason"] == "Expired", body
+    code, body = kube_http(up, "GET", "/api/v1/namespaces/evwatch/events?watch=true&"
+                           "fieldSelector=spec.x%3D1")
+    assert code == 400 and "field label not supported" in body["message"]
+    tok = team_token(up, "evwatchteam")
+    code, body = kube_http(up, "GET", "/api/v1/namespaces/evwatch/events?watch=true", token=tok)
+    assert code == 403
 
 
 # ---- teams ----

@@ -446,6 +446,8 @@ static void test_events(void **state)
 {
     (void)state;
     kp_events_reset();
+    int64_t rv0 = kp_events_rv();
+    assert_true(rv0 > (int64_t)1 << 50); /* above any earlier process's */
     json_t *topic = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}}", "apiVersion",
                               "kafka.nais.io/v1", "kind", "Topic", "metadata", "name", "t1",
                               "namespace", "ns1", "uid", "u-1", "resourceVersion", "7");
@@ -458,7 +460,7 @@ static void test_events(void **state)
     int64_t rv;
     json_t *all = kp_events_list(NULL, &rv);
     assert_int_equal(json_array_size(all), 3); /* the repeat is counted, not added */
-    assert_int_equal(rv, 4);
+    assert_int_equal(rv - rv0, 4);
     json_decref(all);
     json_t *ns1 = kp_events_list("ns1", &rv);
     assert_int_equal(json_array_size(ns1), 2);
