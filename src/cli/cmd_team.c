@@ -3,24 +3,43 @@
  * (namespaces') API tokens, admin only. A token is printed once, when it is issued.
  */
 #include "cli/cli.h"
+#include "cli/kubeconfig.h"
 #include "cli/res_cmd.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+/* The resource commands' options (first: kp_res_opts_t's offsets hold) and the team
+ * kubeconfig's. */
+typedef struct team_opts {
+    kp_res_opts_t res;
+    const char *kubeconfig;  /* --kubeconfig FILE: write the team's kubeconfig there */
+    const char *kube_server; /* --kube-server URL: its cluster, instead of $KUBECONFIG's */
+} team_opts_t;
+
 static const kp_option_t team_options[] = {
-    KP_OPT_STRING('o', "output", kp_res_opts_t, output, "FORMAT",
+    KP_OPT_STRING('o', "output", team_opts_t, res.output, "FORMAT",
                   "json or yaml: print the server's answer as is;\n"
                   "list also takes wide and name"),
-    KP_RES_OPT_CONNECTION,
+    KP_OPT_NONEMPTY(0, "kubeconfig", team_opts_t, kubeconfig, "FILE",
+                    "create and rotate: write a kubeconfig for the team\n"
+                    "(mode 0600: its token; context kpool-NAME, namespace\n"
+                    "NAME) instead of printing the token",
+                    "--kubeconfig needs a file name"),
+    KP_OPT_NONEMPTY(0, "kube-server", team_opts_t, kube_server, "URL",
+                    "the kubectl listener for --kubeconfig (CA: the\n"
+                    "config's 'ca') [the current cluster of $KUBECONFIG]",
+                    "--kube-server needs a URL"),
+    KP_OPT_CONNECTION(team_opts_t, res.client),
     KP_OPT_END(),
 };
 
 const kp_opts_cmd_t kp_team_cmd = {
     .name = "team",
-    .usage = "team create NAME [-o json|yaml]\n"
-             "team rotate NAME [-o json|yaml]\n"
+    .usage = "team create NAME [-o json|yaml | --kubeconfig FILE [--kube-server URL]]\n"
+             "team rotate NAME [-o json|yaml | --kubeconfig FILE [--kube-server URL]]\n"
              "team revoke NAME [-o json|yaml]\n"
              "team list [NAME...] [-o wide|json|yaml|name]",
     .description =
@@ -37,7 +56,13 @@ const kp_opts_cmd_t kp_team_cmd = {
         "           resources stay and keep being reconciled; create issues a new token.\n"
         "  list     teams known by a token (valid or revoked) or by resources in their\n"
         "           namespace: NAME, TOKENS (valid ones), CREATED (age), RESOURCES;\n"
-        "           -o wide adds TOKEN AGE (of the newest valid token) and REVOKED.\n",
+        "           -o wide adds TOKEN AGE (of the newest valid token) and REVOKED.\n"
+        "\n"
+        "With --kubeconfig FILE, create and rotate write the new token into a kubeconfig\n"
+        "for the team instead of printing it (docs/kubectl.md): the cluster (server and\n"
+        "CA) is the current one of $KUBECONFIG (the one 'kpool up' wrote), or\n"
+        "--kube-server with the config's 'ca'. A team member then runs\n"
+        "'kubectl --kubeconfig FILE get topics' and sees only the team's namespace.\n",
     .options = team_options,
     .footer = KP_RES_FOOTER,
 };
@@ -80,17 +105,83 @@ static int team_token_print(const char *name, const json_t *answer, int rotated)
                name, token);
     }
     printf("To act as this team: put 'token: <the token>' and 'namespace: %s' in a config file "
-           "and set KPOOL_CONFIG to it, or pass --token <the token> -n %s.\n",
+           "and set KPOOL_CONFIG to it, or pass --token <the token> -n %s (kubectl: "
+           "--kubeconfig FILE writes a kubeconfig instead).\n",
            name, name);
     return 0;
 }
 
+/* Where the team's kubeconfig points kubectl: --kube-server (CA: the CLI config's), else
+ * the current cluster of $KUBECONFIG's first file. Read before the token is issued, so a
+ * missing cluster never costs one. 0, or -1 (printed). */
+static int team_cluster(const team_opts_t *o, kp_client_t *c, char **server, char **ca,
+                        char **ca_data)
+{
+    char err[512];
+    *server = *ca = *ca_data = NULL;
+    if (o->kube_server) {
+        if (strncmp(o->kube_server, "https://", 8) != 0) {
+            fprintf(stderr, "error: --kube-server %s: kubectl sends a token only over https://\n",
+                    o->kube_server);
+            return -1;
+        }
+        const char *cfg_ca = kp_client_config(c)->ca;
+        *server = kp_xstrdup(o->kube_server);
+        if (cfg_ca && *cfg_ca) *ca = kp_xstrdup(cfg_ca);
+        return 0;
+    }
+    const char *env = getenv("KUBECONFIG");
+    if (!env || !*env) {
+        fprintf(stderr, "error: --kubeconfig: which cluster? Set KUBECONFIG to the kubeconfig "
+                        "'kpool up' wrote (<data dir>/kubeconfig) or pass --kube-server URL\n");
+        return -1;
+    }
+    char first[4096];
+    snprintf(first, sizeof(first), "%.*s", (int)strcspn(env, ":"), env);
+    if (kp_kubeconfig_cluster(first, server, ca, ca_data, err, sizeof(err)) < 0) {
+        fprintf(stderr, "error: --kubeconfig: %s\n", err);
+        return -1;
+    }
+    return 0;
+}
+
+/* Writes the team's kubeconfig with its new token. 0, or -1 (printed). */
+static int team_kubeconfig(const team_opts_t *o, const char *name, const char *token,
+                           const char *server, const char *ca, const char *ca_data)
+{
+    char user[128], context[128], err[512];
+    snprintf(user, sizeof(user), "kpool-team-%s", name);
+    snprintf(context, sizeof(context), "kpool-%s", name);
+    kp_kubeconfig_t kc = {
+        .server = server,
+        .ca = ca,
+        .ca_data = ca_data,
+        .token = token,
+        .cluster = "kpool",
+        .user = user,
+        .context = context,
+        .ns = name,
+        .writer = "kpool team",
+    };
+    if (kp_kubeconfig_write_to(o->kubeconfig, &kc, err, sizeof(err)) < 0) {
+        fprintf(stderr,
+                "error: %s; the token was issued but not written: 'kpool team rotate %s "
+                "--kubeconfig FILE' issues another\n",
+                err, name);
+        return -1;
+    }
+    return 0;
+}
+
 /* create (POST teams), rotate (POST teams/NAME/rotate) and revoke (DELETE teams/NAME). */
-static int team_change(kp_client_t *c, const char *sub, const char *name, kp_res_out_t fmt)
+static int team_change(kp_client_t *c, const team_opts_t *o, const char *sub, const char *name,
+                       kp_res_out_t fmt)
 {
     char path[256];
     json_t *body = NULL;
     const char *method = "POST";
+    char *server = NULL, *ca = NULL, *ca_data = NULL;
+    if (o->kubeconfig && team_cluster(o, c, &server, &ca, &ca_data) < 0) return KP_RES_EXIT_USAGE;
     if (!strcmp(sub, "create")) {
         snprintf(path, sizeof(path), TEAMS_PATH);
         body = json_pack("{s:s}", "name", name);
@@ -103,10 +194,25 @@ static int team_change(kp_client_t *c, const char *sub, const char *name, kp_res
     kp_client_resp_t r;
     int rc = kp_res_call(c, method, path, body, &r, 0);
     json_decref(body);
-    if (rc < 0) return KP_RES_EXIT_API;
+    if (rc < 0) goto out;
     if (!json_is_object(r.json)) {
         fprintf(stderr, "error: the server's answer to %s %s is not a JSON object\n", method, path);
         rc = -1;
+    } else if (o->kubeconfig) {
+        const char *token = team_token(r.json);
+        if (!token) {
+            fprintf(stderr, "error: team \"%s\": the server's answer has no token\n", name);
+            rc = -1;
+        } else {
+            rc = team_kubeconfig(o, name, token, server, ca, ca_data);
+        }
+        if (!rc)
+            printf("team/%s %s\n"
+                   "kubeconfig written to %s (mode 0600: it holds the team's token; context "
+                   "kpool-%s, namespace %s).\n"
+                   "Give it to the team: kubectl --kubeconfig %s get topics\n",
+                   name, !strcmp(sub, "create") ? "created" : "token rotated", o->kubeconfig, name,
+                   name, o->kubeconfig);
     } else if (fmt == KP_RES_OUT_JSON || fmt == KP_RES_OUT_YAML) {
         kp_res_print_doc(r.json, fmt);
     } else if (strcmp(sub, "revoke")) {
@@ -119,6 +225,10 @@ static int team_change(kp_client_t *c, const char *sub, const char *name, kp_res
                name, n, tokens_word(n), n == 1 ? "it" : "them", name);
     }
     kp_client_resp_free(&r);
+out:
+    free(server);
+    free(ca);
+    free(ca_data);
     return rc < 0 ? KP_RES_EXIT_API : 0;
 }
 
@@ -177,8 +287,9 @@ static int team_list(kp_client_t *c, const kp_res_opts_t *o, kp_res_out_t fmt)
 }
 
 /* Checks the command line of `kpool team`. 0, or the usage exit code (printed). */
-static int team_args(const kp_res_opts_t *o, kp_res_out_t fmt)
+static int team_args(const team_opts_t *t, kp_res_out_t fmt)
 {
+    const kp_res_opts_t *o = &t->res;
     static const char subs[] = "create, rotate, revoke, list";
     if (o->nargs < 1) return kp_res_usage_error(o, "which subcommand? %s", subs);
     const char *sub = o->args[0];
@@ -189,6 +300,12 @@ static int team_args(const kp_res_opts_t *o, kp_res_out_t fmt)
     if (!list && (fmt == KP_RES_OUT_WIDE || fmt == KP_RES_OUT_NAME))
         return kp_res_usage_error(o, "-o %s is not supported by team %s (json or yaml)", o->output,
                                   sub);
+    if ((t->kubeconfig || t->kube_server) && strcmp(sub, "create") && strcmp(sub, "rotate"))
+        return kp_res_usage_error(o, "--kubeconfig and --kube-server go with create and rotate");
+    if (t->kube_server && !t->kubeconfig)
+        return kp_res_usage_error(o, "--kube-server goes with --kubeconfig FILE");
+    if (t->kubeconfig && o->output)
+        return kp_res_usage_error(o, "--kubeconfig writes the token into a file: no -o");
     for (int i = 1; i < o->nargs; i++) {
         char why[256];
         /* checked here, so a name can never address another path */
@@ -200,20 +317,23 @@ static int team_args(const kp_res_opts_t *o, kp_res_out_t fmt)
 
 int kp_cmd_team(int argc, char **argv)
 {
-    kp_res_opts_t o;
+    team_opts_t t;
+    kp_res_opts_t *o = &t.res;
     kp_res_out_t fmt = KP_RES_OUT_TABLE;
-    int rc = kp_res_opts_parse(&o, &kp_team_cmd, argc, argv);
-    if (!rc) rc = kp_res_output_parse(&o, &fmt);
-    if (!rc) rc = team_args(&o, fmt);
+    memset(&t, 0, sizeof(t));
+    o->cmd = kp_team_cmd.name;
+    int rc = kp_opts_parse(&kp_team_cmd, &t, argc, argv, &o->args, &o->nargs);
+    if (!rc) rc = kp_res_output_parse(o, &fmt);
+    if (!rc) rc = team_args(&t, fmt);
     if (rc) goto out;
-    kp_client_t *c = kp_res_client_open(&o, &rc);
+    kp_client_t *c = kp_res_client_open(o, &rc);
     if (!c) goto out;
-    if (!strcmp(o.args[0], "list"))
-        rc = team_list(c, &o, fmt);
+    if (!strcmp(o->args[0], "list"))
+        rc = team_list(c, o, fmt);
     else
-        rc = team_change(c, o.args[0], o.args[1], fmt);
+        rc = team_change(c, &t, o->args[0], o->args[1], fmt);
     kp_client_free(c);
 out:
-    kp_res_opts_free(&o);
+    kp_res_opts_free(o);
     return rc == KP_OPTS_HELP ? 0 : rc;
 }

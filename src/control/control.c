@@ -9,6 +9,7 @@
  * the admin calls to each pool sequential.
  */
 #include "control/control_int.h"
+#include "control/events.h"
 
 #include "control/backup.h"
 #include "control/kinds.h"
@@ -462,6 +463,47 @@ static json_t *without_times(json_t *status)
     return s;
 }
 
+/* The state of a status: synchronizationState, else a Pool's state. */
+static const char *status_state(const json_t *s)
+{
+    const char *st = json_string_value(json_object_get(s, "synchronizationState"));
+    return st ? st : json_string_value(json_object_get(s, "state"));
+}
+
+/* Its message: message, else the first condition's "reason: message". */
+static void status_message(const json_t *s, char *out, size_t n)
+{
+    const char *m = json_string_value(json_object_get(s, "message"));
+    const json_t *cond = json_array_get(json_object_get(s, "conditions"), 0);
+    const char *cm = json_string_value(json_object_get(cond, "message"));
+    const char *cr = json_string_value(json_object_get(cond, "reason"));
+    if (m)
+        snprintf(out, n, "%s", m);
+    else if (cm)
+        snprintf(out, n, "%s%s%s", cr ? cr : "", cr ? ": " : "", cm);
+    else
+        out[0] = 0;
+}
+
+/* An Event (events.h) for a status written over old (may be NULL) when its state or message
+ * changed, or a new generation was taken up: what `kubectl describe` shows. */
+static void status_event(const json_t *obj, const json_t *old, const json_t *status)
+{
+    const char *state = status_state(status), *was = status_state(old);
+    char msg[768], old_msg[768];
+    status_message(status, msg, sizeof(msg));
+    status_message(old, old_msg, sizeof(old_msg));
+    json_t *gen = json_object_get(status, "observedGeneration");
+    int new_gen = gen && !json_equal(gen, json_object_get(old, "observedGeneration"));
+    if (!state || (was && !strcmp(state, was) && !strcmp(msg, old_msg) && !new_gen)) return;
+    int bad = strstr(state, "Fail") || strstr(state, "Error") || !strcmp(state, "Invalid") ||
+              !strcmp(state, "Unreachable");
+    if (!msg[0] && json_is_integer(gen))
+        snprintf(msg, sizeof(msg), "%s (generation %lld)", state,
+                 (long long)json_integer_value(gen));
+    kp_event_record(obj, bad ? "Warning" : "Normal", state, "%s", msg[0] ? msg : state);
+}
+
 int kp_status_write(kp_control_t *c, json_t *obj, json_t *status)
 {
     /* a reconcile cut short by a stop says nothing: the next start does it again */
@@ -474,8 +516,10 @@ int kp_status_write(kp_control_t *c, json_t *obj, json_t *status)
     if (same) return 0;
     json_t *md = json_object_get(obj, "metadata");
     const char *ns = json_string_value(json_object_get(md, "namespace"));
-    kp_store_put_status(c->store, json_string_value(json_object_get(obj, "kind")), ns ? ns : "",
-                        json_string_value(json_object_get(md, "name")), status, NULL);
+    if (kp_store_put_status(c->store, json_string_value(json_object_get(obj, "kind")), ns ? ns : "",
+                            json_string_value(json_object_get(md, "name")), status,
+                            NULL) == KP_STORE_UPDATED)
+        status_event(obj, old, status);
     return 1;
 }
 

@@ -24,6 +24,7 @@
 #include "auth/acl.h"
 #include "auth/principal.h"
 #include "control/control_int.h"
+#include "control/events.h"
 #include "control/secrets.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -656,6 +657,9 @@ void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *
         }
         kp_info("control", "aivenapplication %s/%s: credentials for %s written to secret %s", ns,
                 name, user, secret_name);
+        kp_event_record(obj, "Normal", "CredentialsIssued",
+                        "a client certificate for service user %s (valid %d days) is in secret %s",
+                        user, c->cfg.cert_validity_days, secret_name);
     }
     json_decref(pobj);
     char msg[512];

@@ -855,6 +855,56 @@ static void do_put_status(kp_api_t *api, const kp_api_request_t *req, const rout
     json_decref(obj);
 }
 
+/* PATCH .../NAME/status (kubectl patch --subresource=status): a merge, JSON or strategic
+ * patch of {"status": ...}; only the control plane's (admin) token writes status. */
+static void do_patch_status(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
+                            const caller_t *who, kp_api_reply_t *out)
+{
+    if (!who->admin)
+        return status_error(out, 403, "Forbidden", "only the control plane writes status");
+    int type = patch_type(req->content_type);
+    if (type == PATCH_UNKNOWN || type == PATCH_APPLY)
+        return status_error(out, 415, "UnsupportedMediaType",
+                            "the status subresource takes application/merge-patch+json, "
+                            "application/json-patch+json or "
+                            "application/strategic-merge-patch+json");
+    char err[1024];
+    json_t *patch = parse_body(req, err, sizeof(err));
+    if (!patch) return status_error(out, 400, "BadRequest", "invalid patch: %s", err);
+    json_t *live = NULL;
+    const char *ns = r->kind->namespaced ? r->ns : "";
+    if (kp_store_get(api->store, r->kind->kind, ns, r->name, &live) != KP_STORE_OK) {
+        json_decref(patch);
+        return not_found(r, out);
+    }
+    json_t *st = json_object_get(live, "status");
+    json_t *view = json_object();
+    json_object_set_new(view, "status", st ? json_incref(st) : json_object());
+    json_decref(live);
+    json_t *conflicts, *result = NULL;
+    if (type == PATCH_JSON || json_is_object(patch))
+        result = patched(req, r, type, view, patch, NULL, &conflicts, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err), "the patch must be an object");
+    json_decref(view);
+    json_decref(patch);
+    json_t *status = json_object_get(result, "status");
+    if (!json_is_object(status)) {
+        if (result) snprintf(err, sizeof(err), "status: must be an object");
+        json_decref(result);
+        return status_error(out, 422, "Invalid", "%s", err);
+    }
+    json_t *stored = NULL;
+    int rc = kp_store_put_status(api->store, r->kind->kind, ns, r->name, status, &stored);
+    json_decref(result);
+    if (rc == KP_STORE_NOT_FOUND)
+        not_found(r, out);
+    else if (stored)
+        reply(out, 200, stored, NULL);
+    else
+        store_write_error(api, out);
+}
+
 static void do_delete(kp_api_t *api, const route_t *r, const caller_t *who, kp_api_reply_t *out)
 {
     if (!may_touch(who, r->kind, r->ns, 1)) return forbidden(out, r, "delete", r->ns);
@@ -876,6 +926,69 @@ static void do_delete(kp_api_t *api, const route_t *r, const caller_t *who, kp_a
     }
     if (!stored) return store_write_error(api, out);
     reply(out, 200, stored, NULL);
+}
+
+/* DELETE on a collection (deletecollection): every object the selectors match, each deleted
+ * as a DELETE of it would (a team token: only in its own namespace). The answer is the list
+ * of the objects as marked for deletion; dryRun=All deletes nothing and lists them. */
+static void do_delete_collection(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
+                                 const caller_t *who, kp_api_reply_t *out)
+{
+    const char *ns = r->has_ns ? r->ns : NULL;
+    if (r->kind->namespaced && !ns && !who->admin) ns = who->ns; /* all namespaces it sees */
+    if (!may_touch(who, r->kind, r->kind->namespaced ? ns : NULL, 1))
+        return forbidden(out, r, "deletecollection", ns);
+    json_t *items;
+    int64_t rv;
+    if (kp_store_list(api->store, r->kind->kind, r->kind->namespaced ? ns : "", &items, &rv) !=
+        KP_STORE_OK) {
+        json_decref(items);
+        return status_error(out, 500, "InternalError", "cannot read the store");
+    }
+    char err[512];
+    json_t *o, *deleted = json_array();
+    size_t i;
+    int failed = 0;
+    json_array_foreach(items, i, o)
+    {
+        int lm = kp_k8s_label_match(o, req->label_selector, err, sizeof(err));
+        int fm = lm < 0 ? 0 : kp_k8s_field_match(o, req->field_selector, err, sizeof(err));
+        if (lm < 0 || fm < 0) {
+            json_decref(items);
+            json_decref(deleted);
+            return status_error(out, 400, "BadRequest", "%s", err);
+        }
+        if (!lm || !fm) continue;
+        json_t *md = json_object_get(o, "metadata"), *stored = NULL;
+        const char *ons = json_string_value(json_object_get(md, "namespace"));
+        const char *name = json_string_value(json_object_get(md, "name"));
+        if (!dry_run(req)) {
+            int rc =
+                kp_store_mark_deleted(api->store, r->kind->kind, ons ? ons : "", name, &stored);
+            if (rc == KP_STORE_NOT_FOUND) continue; /* gone meanwhile */
+            if (!stored) {
+                failed = 1;
+                break;
+            }
+        } else {
+            stored = json_incref(o);
+        }
+        if (is_secret(r->kind) && reveal(api, stored) < 0) json_object_del(stored, "data");
+        json_array_append_new(deleted, stored);
+    }
+    json_decref(items);
+    if (failed) {
+        json_decref(deleted);
+        return store_write_error(api, out);
+    }
+    char av[64], kind[80], rvs[32];
+    kp_kind_api_version(r->kind, av, sizeof(av));
+    snprintf(kind, sizeof(kind), "%sList", r->kind->kind);
+    snprintf(rvs, sizeof(rvs), "%lld", (long long)rv);
+    reply(out, 200,
+          json_pack("{s:s, s:s, s:{s:s}, s:o}", "apiVersion", av, "kind", kind, "metadata",
+                    "resourceVersion", rvs, "items", deleted),
+          NULL);
 }
 
 static void do_teams(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
@@ -970,6 +1083,41 @@ static int do_namespaces(kp_api_t *api, const kp_api_request_t *req, const calle
     return 1;
 }
 
+/* /api/v1/events, /api/v1/namespaces/NS/events[/NAME] (k8s_events.c): read-only; a team
+ * token reads its own namespace's. 1 when path is one of them. */
+static int do_events(const kp_api_request_t *req, const caller_t *who, kp_api_reply_t *out)
+{
+    char ns[128], name[256];
+    if (!kp_k8s_events_route(req->url, ns, sizeof(ns), name, sizeof(name))) return 0;
+    if (strcmp(req->method, "GET") != 0) {
+        status_error(out, 405, "MethodNotAllowed",
+                     "events are written by the control plane only: %s is not supported",
+                     req->method);
+        return 1;
+    }
+    if (!who->admin && ns[0] && strcmp(ns, who->ns) != 0) {
+        status_error(out, 403, "Forbidden",
+                     "events is forbidden: this token may not list events in namespace \"%s\"", ns);
+        return 1;
+    }
+    kp_k8s_events_req_t q = {
+        .ns = ns[0]        ? ns
+              : who->admin ? NULL
+                           : who->ns,
+        .name = name,
+        .label_selector = req->label_selector,
+        .field_selector = req->field_selector,
+        .limit = req->limit,
+        .continue_token = req->continue_token,
+        .table = kp_k8s_wants_table(req->accept),
+        .include_object = req->include_object,
+    };
+    unsigned code;
+    json_t *body = kp_k8s_events_answer(&q, &code);
+    reply(out, code, body, NULL);
+    return 1;
+}
+
 /* POST /apis/authorization.k8s.io/v1/selfsubjectaccessreviews (kubectl auth can-i): the
  * same rule every request is checked with (may_touch). */
 static void do_access_review(const kp_api_request_t *req, const caller_t *who, kp_api_reply_t *out)
@@ -1057,7 +1205,7 @@ void kp_api_answer(kp_api_t *api, const kp_api_request_t *req, kp_api_reply_t *o
                             "Unauthorized: a valid bearer token is required");
     const char *m = req->method;
     if (!routed) {
-        if (do_namespaces(api, req, &who, out)) {
+        if (do_events(req, &who, out) || do_namespaces(api, req, &who, out)) {
         } else if (!strcmp(m, "POST") &&
                    !strcmp(req->url, "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews")) {
             do_access_review(req, &who, out);
@@ -1078,10 +1226,14 @@ void kp_api_answer(kp_api_t *api, const kp_api_request_t *req, kp_api_reply_t *o
         do_put(api, req, &r, &who, 0, out);
     else if (!strcmp(m, "PATCH") && r.has_name && !r.status)
         do_patch(api, req, &r, &who, out);
+    else if (!strcmp(m, "PATCH") && r.has_name)
+        do_patch_status(api, req, &r, &who, out);
     else if (!strcmp(m, "POST") && !r.has_name && (r.has_ns || !r.kind->namespaced))
         do_put(api, req, &r, &who, 1, out);
     else if (!strcmp(m, "DELETE") && r.has_name && !r.status)
         do_delete(api, &r, &who, out);
+    else if (!strcmp(m, "DELETE") && !r.has_name)
+        do_delete_collection(api, req, &r, &who, out);
     else
         status_error(out, 405, "MethodNotAllowed", "%s is not supported on %s", m, req->url);
     free(who.ns);
@@ -1117,7 +1269,19 @@ static enum MHD_Result watch(kp_api_t *api, struct MHD_Connection *conn, const c
     char err[512], name_sel[400];
     const char *labels = ARG("labelSelector"), *fields = ARG("fieldSelector");
     json_t *empty = json_object();
-    if (parse_route(url, &r) < 0 || r.teams || r.healthz || r.status) {
+    char ens[128], ename[256];
+    if (kp_k8s_events_route(url, ens, sizeof(ens), ename, sizeof(ename))) {
+        /* Events: read like a list of a namespaced kind (do_events) */
+        memset(&r, 0, sizeof(r));
+        r.kind = &kp_k8s_event_kind;
+        snprintf(r.ns, sizeof(r.ns), "%s", ens);
+        snprintf(r.name, sizeof(r.name), "%s", ename);
+        r.has_ns = ens[0] != 0;
+        r.has_name = ename[0] != 0;
+    } else if (parse_route(url, &r) < 0) {
+        r.healthz = 1; /* not found, below */
+    }
+    if (r.teams || r.healthz || r.status) {
         status_error(&out, 404, "NotFound", "the server could not find the requested resource");
     } else if (authenticate(api, authorization, &who) < 0) {
         status_error(&out, 401, "Unauthorized", "Unauthorized: a valid bearer token is required");
@@ -1126,8 +1290,10 @@ static enum MHD_Result watch(kp_api_t *api, struct MHD_Connection *conn, const c
         if (r.kind->namespaced && !ns && !who.admin) ns = who.ns;
         if (!may_touch(&who, r.kind, r.kind->namespaced ? ns : NULL, 0)) {
             forbidden(&out, &r, "watch", ns);
-        } else if (kp_k8s_label_match(empty, labels, err, sizeof(err)) < 0 ||
-                   kp_k8s_field_match(empty, fields, err, sizeof(err)) < 0) {
+        } else if (r.kind == &kp_k8s_event_kind
+                       ? kp_k8s_event_match(empty, labels, fields, err, sizeof(err)) < 0
+                       : kp_k8s_label_match(empty, labels, err, sizeof(err)) < 0 ||
+                             kp_k8s_field_match(empty, fields, err, sizeof(err)) < 0) {
             status_error(&out, 400, "BadRequest", "%s", err);
         } else {
             if (r.has_name) { /* .../topics/NAME?watch=true: that object only */
@@ -1159,6 +1325,19 @@ static enum MHD_Result watch(kp_api_t *api, struct MHD_Connection *conn, const c
     free(who.ns);
     enum MHD_Result rc = kp_api_send(conn, out.code, out.body, out.warnings);
     kp_api_reply_free(&out);
+    return rc;
+}
+
+/* The OpenAPI v2 document as protobuf (kubectl's Accept); out is freed. */
+static enum MHD_Result send_openapi_v2_protobuf(struct MHD_Connection *conn, kp_api_reply_t *out)
+{
+    size_t n;
+    uint8_t *pb = kp_k8s_openapi_v2_protobuf(out->body, &n);
+    kp_api_reply_free(out);
+    struct MHD_Response *r = MHD_create_response_from_buffer(n, pb, MHD_RESPMEM_MUST_FREE);
+    MHD_add_response_header(r, "Content-Type", KP_K8S_OPENAPI_V2_PROTOBUF);
+    enum MHD_Result rc = MHD_queue_response(conn, 200, r);
+    MHD_destroy_response(r);
     return rc;
 }
 
@@ -1250,6 +1429,9 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
             .len = st->body.len,
         };
         kp_api_answer(api, &req, &out);
+        if (out.code == 200 && !strcmp(url, "/openapi/v2") && req.accept &&
+            strstr(req.accept, "application/com.github.proto-openapi.spec.v2"))
+            return send_openapi_v2_protobuf(conn, &out);
     }
     enum MHD_Result rc = kp_api_send(conn, out.code, out.body, out.warnings);
     kp_api_reply_free(&out);

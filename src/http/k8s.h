@@ -4,13 +4,15 @@
  * here are pure functions of their inputs (JSON in, JSON out), each in its own file:
  *
  *   k8s_discovery.c  /version, /api, /apis[/<group>[/<version>]], namespaces as teams,
- *                    SelfSubjectAccessReview, and the OpenAPI v3 documents
+ *                    SelfSubjectAccessReview, and the OpenAPI v2 and v3 documents
+ *   k8s_openapi_v2.c the OpenAPI v2 document as protobuf
  *   k8s_table.c      server-side printing: meta.k8s.io/v1 Table from the kinds' columns
  *   k8s_select.c     label and field selectors, list paging (limit/continue)
  *   k8s_patch.c      JSON merge patch (RFC 7386), JSON patch (RFC 6902), strategic merge
  *                    patch (the directives kubectl sends for built-in kinds)
  *   k8s_fields.c     managedFields and server-side apply (field managers, conflicts)
  *   k8s_watch.c      watch streams: a change feed of the store (k8s_watch.h)
+ *   k8s_events.c     Events (core/v1, read-only) from the recorder (control/events.h)
  *   k8s_proto.c      the protobuf bodies of kubectl's typed client (auth can-i, create
  *                    secret)
  *
@@ -32,11 +34,19 @@
 /* ---- discovery (k8s_discovery.c) ---- */
 
 /* Answers the discovery and OpenAPI paths (GET only): /version, /api, /api/v1, /apis,
- * /apis/<group>, /apis/<group>/<version>, /openapi/v3[/<api|apis>/...]. 1 when path is
+ * /apis/<group>, /apis/<group>/<version>, /openapi/v2, /openapi/v3[/<api|apis>/...]. 1 when path is
  * one of them (*body and *code set), 0 otherwise. */
 int kp_k8s_discovery(const char *path, json_t **body, unsigned *code);
 /* The v1 Namespace object of a team (name, creationTimestamp may be NULL). */
 json_t *kp_k8s_namespace(const char *name, const char *created);
+
+/* The OpenAPI v2 document (kp_k8s_discovery("/openapi/v2")) as gnostic's protobuf
+ * (k8s_openapi_v2.c), which kubectl asks for with Accept:
+ * application/com.github.proto-openapi.spec.v2@v1.0+protobuf; the answer's Content-Type is
+ * KP_K8S_OPENAPI_V2_PROTOBUF, as Kubernetes sends it ('@' is not valid in a media type: Go's
+ * parser refuses it). malloc'd, *len bytes. */
+#define KP_K8S_OPENAPI_V2_PROTOBUF "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+uint8_t *kp_k8s_openapi_v2_protobuf(const json_t *doc, size_t *len);
 
 /* A SelfSubjectAccessReview sent as Kubernetes protobuf (kubectl auth can-i), as the JSON
  * object {"spec": {"resourceAttributes": {...}}}; NULL when body is not one
@@ -64,6 +74,10 @@ json_t *kp_k8s_table(const kp_kind_t *k, const json_t *items, const char *resour
 int kp_k8s_label_match(const json_t *obj, const char *selector, char *err, size_t errlen);
 /* Field selectors: metadata.name and metadata.namespace with =, == or !=. Same returns. */
 int kp_k8s_field_match(const json_t *obj, const char *selector, char *err, size_t errlen);
+/* The same with more fields: pairs of {field label, dotted path of obj}, NULL-terminated
+ * ({"source", "source.component", NULL}). An absent field equals "". */
+int kp_k8s_field_match_in(const json_t *obj, const char *selector, const char *const *fields,
+                          char *err, size_t errlen);
 /* Paging: keeps at most limit items of list (sorted by namespace, name) after the continue
  * token; *next is the token for the rest (malloc'd, NULL when none) and *remaining how many
  * items follow. limit 0 = no limit. -1 for a malformed token. */
@@ -81,6 +95,35 @@ json_t *kp_k8s_json_patch(const json_t *target, const json_t *ops, char *err, si
  * kinds have no lists with merge keys, so lists are replaced). NULL with err when a
  * directive is malformed. */
 json_t *kp_k8s_strategic_patch(const json_t *target, const json_t *patch, char *err, size_t errlen);
+
+/* ---- Events (k8s_events.c) ---- */
+
+/* /api/v1/events or /api/v1/namespaces/NS/events[/NAME]: 1 (ns and name set, "" when
+ * absent), else 0. */
+int kp_k8s_events_route(const char *url, char *ns, size_t nslen, char *name, size_t namelen);
+
+typedef struct kp_k8s_events_req {
+    const char *ns; /* NULL or "": every namespace (the caller has checked the token may) */
+    const char *name;
+    const char *label_selector, *field_selector, *limit, *continue_token;
+    int table; /* Accept asked for a Table */
+    const char *include_object;
+} kp_k8s_events_req_t;
+
+/* Events as a kind (core/v1, namespaced, read-only), for watch streams (k8s_watch.c). */
+extern const kp_kind_t kp_k8s_event_kind;
+/* Whether event matches the label and field selectors (Events' field labels): 1, 0, or -1
+ * with err when a selector is invalid. */
+int kp_k8s_event_match(const json_t *event, const char *labels, const char *fields, char *err,
+                       size_t errlen);
+/* A Table of events (array, borrowed) with Kubernetes' columns for Events. */
+json_t *kp_k8s_events_table(const json_t *items, const char *resource_version,
+                            const char *include_object);
+
+/* The answer to a GET of events (control/events.h): one, an EventList (field selectors on
+ * involvedObject.*, reason, type, source, reportingComponent; paging), or a Table with
+ * Kubernetes' columns. Never NULL; *code is the HTTP status. */
+json_t *kp_k8s_events_answer(const kp_k8s_events_req_t *q, unsigned *code);
 
 /* ---- managedFields and server-side apply (k8s_fields.c) ---- */
 

@@ -1,12 +1,14 @@
 /*
  * k8s_discovery.c — what kubectl reads before it touches a resource: the server version,
- * the API groups and their resources (discovery), and the OpenAPI v3 documents that
+ * the API groups and their resources (discovery), and the OpenAPI v2 and v3 documents that
  * `kubectl explain` and kubectl's field-validation check read (see k8s.h). Everything is
  * derived from the kinds table, so a new kind shows up here without an edit.
  *
  * Aggregated discovery (Accept: ...;as=APIGroupDiscoveryList) is not served: the answer is
  * the legacy document with Content-Type application/json, which is kubectl's documented
- * fallback. OpenAPI v2 is not served either (404): kubectl 1.27+ reads v3.
+ * fallback. OpenAPI v2 (/openapi/v2) is the same schemas in Swagger 2.0 (api.c sends it as
+ * protobuf, k8s_openapi_v2.c, when asked: kubectl before 1.27 and `kubectl explain --output
+ * plaintext-openapiv2` read it).
  */
 #include "http/k8s.h"
 
@@ -40,7 +42,8 @@ static json_t *kind_resources(const char *group, const char *version)
         const kp_kind_t *k = &kp_kinds[i];
         if (strcmp(k->group, group) != 0 || strcmp(k->version, version) != 0) continue;
         json_t *r = resource_entry(k->plural, k->singular, k->namespaced, k->kind,
-                                   "create,delete,get,list,patch,update,watch", k->short_name);
+                                   "create,delete,deletecollection,get,list,patch,update,watch",
+                                   k->short_name);
         /* `kubectl get all`-style groups: kpool's kinds answer to `kubectl get kpool` */
         if (strcmp(k->kind, "Secret") != 0)
             json_object_set_new(r, "categories", json_pack("[s]", "kpool"));
@@ -53,6 +56,9 @@ static json_t *kind_resources(const char *group, const char *version)
     if (!group[0] && !strcmp(version, "v1"))
         json_array_append_new(
             res, resource_entry("namespaces", "namespace", 0, "Namespace", "get,list", "ns"));
+    if (!group[0] && !strcmp(version, "v1")) /* read-only: the control plane writes them */
+        json_array_append_new(
+            res, resource_entry("events", "event", 1, "Event", "get,list,watch", "ev"));
     if (!strcmp(group, "authorization.k8s.io") && !strcmp(version, "v1"))
         json_array_append_new(res, resource_entry("selfsubjectaccessreviews", "", 0,
                                                   "SelfSubjectAccessReview", "create", NULL));
@@ -258,6 +264,73 @@ static json_t *openapi_root(void)
     return json_pack("{s:o}", "paths", paths);
 }
 
+/* ---- OpenAPI v2 ---- */
+
+/* A v2 operation: the same facts as v3's (operation()), in Swagger 2.0's shape. */
+static json_t *operation_v2(const kp_kind_t *k, const char *action, const char *ref, int patch,
+                            int body)
+{
+    json_t *params = json_array();
+    static const char *query[] = {"fieldValidation", "fieldManager", "dryRun", "force"};
+    for (size_t i = 0; i < (patch ? 4u : body ? 3u : 0u); i++)
+        json_array_append_new(params, json_pack("{s:s, s:s, s:s, s:b}", "name", query[i], "in",
+                                                "query", "type", "string", "uniqueItems", 1));
+    if (body)
+        json_array_append_new(params, json_pack("{s:s, s:s, s:b, s:{s:s}}", "name", "body", "in",
+                                                "body", "required", 1, "schema", "$ref", ref));
+    json_t *consumes = json_array();
+    static const char *types[] = {"application/json-patch+json", "application/merge-patch+json",
+                                  "application/apply-patch+yaml",
+                                  "application/strategic-merge-patch+json"};
+    for (size_t i = 0; patch && i < (k->group[0] ? 3u : 4u); i++)
+        json_array_append_new(consumes, json_string(types[i]));
+    if (!patch) json_array_append_new(consumes, json_string("application/json"));
+    return json_pack("{s:s, s:o, s:[s, s], s:o, s:{s:{s:s, s:{s:s}}}, s:o, s:s}", "operationId",
+                     action, "consumes", consumes, "produces", "application/json",
+                     "application/yaml", "parameters", params, "responses", "200", "description",
+                     "OK", "schema", "$ref", ref, "x-kubernetes-group-version-kind", gvk(k),
+                     "x-kubernetes-action", action);
+}
+
+/* Swagger 2.0 of every kind (what kubectl before 1.27 reads, and `kubectl explain
+ * --output plaintext-openapiv2`); api.c sends it as protobuf when asked. */
+static json_t *openapi_v2(void)
+{
+    json_t *defs = json_object(), *paths = json_object();
+    for (size_t i = 0; i < kp_kinds_count; i++) {
+        const kp_kind_t *k = &kp_kinds[i];
+        json_t *src = json_loads(k->schema, 0, NULL);
+        json_t *sch = src ? openapi_schema(src) : json_pack("{s:s}", "type", "object");
+        json_decref(src);
+        json_object_set_new(sch, "description", json_string(k->description));
+        json_object_set_new(sch, "x-kubernetes-group-version-kind", json_pack("[o]", gvk(k)));
+        char def[256], ref[300], base[256], item[512];
+        definition_name(k, def, sizeof(def));
+        snprintf(ref, sizeof(ref), "#/definitions/%s", def);
+        json_object_set_new(defs, def, sch);
+        if (k->group[0])
+            snprintf(base, sizeof(base), "/apis/%s/%s", k->group, k->version);
+        else
+            snprintf(base, sizeof(base), "/api/%s", k->version);
+        const char *nsp = k->namespaced ? "namespaces/{namespace}/" : "";
+        snprintf(item, sizeof(item), "%s/%s%s/{name}", base, nsp, k->plural);
+        json_object_set_new(paths, item,
+                            json_pack("{s:o, s:o, s:o, s:o}", "get",
+                                      operation_v2(k, "get", ref, 0, 0), "put",
+                                      operation_v2(k, "put", ref, 0, 1), "patch",
+                                      operation_v2(k, "patch", ref, 1, 1), "delete",
+                                      operation_v2(k, "delete", ref, 0, 0)));
+        snprintf(item, sizeof(item), "%s/%s%s", base, nsp, k->plural);
+        json_object_set_new(paths, item,
+                            json_pack("{s:o, s:o, s:o}", "get", operation_v2(k, "list", ref, 0, 0),
+                                      "post", operation_v2(k, "post", ref, 0, 1), "delete",
+                                      operation_v2(k, "deletecollection", ref, 0, 0)));
+    }
+    return json_pack("{s:s, s:{s:s, s:s}, s:o, s:o}", "swagger", "2.0", "info", "title", "kpool",
+                     "version", "v" KP_K8S_MAJOR "." KP_K8S_MINOR, "paths", paths, "definitions",
+                     defs);
+}
+
 /* ---- dispatch ---- */
 
 int kp_k8s_discovery(const char *path, json_t **body, unsigned *code)
@@ -303,6 +376,8 @@ int kp_k8s_discovery(const char *path, json_t **body, unsigned *code)
             *body = resource_list(seg[1], seg[2]);
         else
             return 0; /* 404 from the caller */
+    } else if (n == 2 && !strcmp(seg[0], "openapi") && !strcmp(seg[1], "v2")) {
+        *body = openapi_v2();
     } else if (n >= 2 && !strcmp(seg[0], "openapi") && !strcmp(seg[1], "v3")) {
         if (n == 2)
             *body = openapi_root();

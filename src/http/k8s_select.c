@@ -135,10 +135,21 @@ int kp_k8s_label_match(const json_t *obj, const char *selector, char *err, size_
     return ok;
 }
 
-int kp_k8s_field_match(const json_t *obj, const char *selector, char *err, size_t errlen)
+/* The string at a dotted path of obj ("involvedObject.name"), NULL when absent. */
+static const char *path_string(const json_t *obj, const char *path)
+{
+    char buf[128];
+    snprintf(buf, sizeof(buf), "%s", path);
+    const json_t *v = obj;
+    for (char *save = NULL, *t = strtok_r(buf, ".", &save); t && v; t = strtok_r(NULL, ".", &save))
+        v = json_object_get(v, t);
+    return json_string_value(v);
+}
+
+int kp_k8s_field_match_in(const json_t *obj, const char *selector, const char *const *fields,
+                          char *err, size_t errlen)
 {
     if (!selector || !*selector) return 1;
-    json_t *md = json_object_get(obj, "metadata");
     char *copy = strdup(selector), *p = copy, *t;
     int ok = 1;
     while ((t = next_term(&p))) {
@@ -156,21 +167,26 @@ int kp_k8s_field_match(const json_t *obj, const char *selector, char *err, size_
         char *k = t;
         trim(&k);
         trim(&v);
-        const char *have;
-        if (!strcmp(k, "metadata.name"))
-            have = json_string_value(json_object_get(md, "name"));
-        else if (!strcmp(k, "metadata.namespace"))
-            have = json_string_value(json_object_get(md, "namespace"));
-        else {
+        const char *path = NULL;
+        if (!strcmp(k, "metadata.name") || !strcmp(k, "metadata.namespace")) path = k;
+        for (size_t i = 0; !path && fields && fields[i]; i += 2)
+            if (!strcmp(k, fields[i])) path = fields[i + 1];
+        if (!path) {
             snprintf(err, errlen, "field label not supported: %.64s", k);
             ok = -1;
             break;
         }
-        int eq = have && !strcmp(have, v);
-        ok = ok && (neg ? !eq : eq);
+        const char *have = path_string(obj, path);
+        int eq = have ? !strcmp(have, v) : !*v; /* an absent field equals "" */
+        if (ok == 1) ok = neg ? !eq : eq;
     }
     free(copy);
     return ok;
+}
+
+int kp_k8s_field_match(const json_t *obj, const char *selector, char *err, size_t errlen)
+{
+    return kp_k8s_field_match_in(obj, selector, NULL, err, errlen);
 }
 
 /* The continue token: hex of "<namespace>/<name>" of the last item sent (names cannot hold

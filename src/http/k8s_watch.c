@@ -4,6 +4,7 @@
  */
 #include "http/k8s_watch.h"
 
+#include "control/events.h"
 #include "core/buf.h"
 #include "core/logging.h"
 #include "http/api_reply.h"
@@ -32,9 +33,13 @@
 enum { EV_ADDED, EV_MODIFIED, EV_DELETED };
 static const char *event_names[] = {"ADDED", "MODIFIED", "DELETED"};
 
+/* Where an event comes from: the store, or the Event recorder (control/events.h), whose
+ * resourceVersions are its own. */
+enum { SRC_STORE, SRC_EVENTS };
+
 typedef struct event {
     int64_t rv;
-    int type;
+    int type, src;
     json_t *obj; /* as stored (a Secret sealed) */
 } event_t;
 
@@ -50,6 +55,9 @@ struct kp_k8s_watch_hub {
     int64_t floor_rv;             /* a watch from an older resourceVersion is 410 */
     int64_t store_rv;             /* the store's resourceVersion at the last tick */
     json_t *snapshot;             /* "kind/ns/name" -> object */
+    /* the same for Events (kubectl get events -w) */
+    int64_t events_floor_rv, events_rv;
+    json_t *events_snapshot; /* "ns/name" -> Event */
     watcher_t *watchers;
 };
 
@@ -57,7 +65,7 @@ struct watcher {
     kp_k8s_watch_hub_t *hub;
     const kp_kind_t *kind;
     char *ns, *labels, *fields, include_object[16];
-    int table, bookmarks;
+    int table, bookmarks, events; /* events: a watch of Events (SRC_EVENTS) */
     int (*reveal)(void *arg, json_t *obj);
     void *reveal_arg;
     int64_t min_rv;  /* events at or below are not sent */
@@ -90,16 +98,20 @@ static int64_t rv_of(const json_t *obj)
 }
 
 /* Appends an event (obj stolen); the oldest goes when the ring is full. Hub locked. */
-static void ring_push(kp_k8s_watch_hub_t *h, int type, int64_t rv, json_t *obj)
+static void ring_push(kp_k8s_watch_hub_t *h, int src, int type, int64_t rv, json_t *obj)
 {
     if (h->seq_next - h->seq_first == WATCH_EVENTS_MAX) {
         event_t *old = &h->ring[h->seq_first % WATCH_EVENTS_MAX];
-        h->floor_rv = old->rv;
+        if (old->src == SRC_EVENTS)
+            h->events_floor_rv = old->rv;
+        else
+            h->floor_rv = old->rv;
         json_decref(old->obj);
         h->seq_first++;
     }
     event_t *e = &h->ring[h->seq_next % WATCH_EVENTS_MAX];
     e->rv = rv;
+    e->src = src;
     e->type = type;
     e->obj = obj;
     h->seq_next++;
@@ -165,12 +177,64 @@ static void hub_diff(kp_k8s_watch_hub_t *h, int64_t rv, int record)
     json_t *c;
     if (record)
         json_array_foreach(changes, i, c) ring_push(
-            h, (int)json_integer_value(json_object_get(c, "type")),
+            h, SRC_STORE, (int)json_integer_value(json_object_get(c, "type")),
             json_integer_value(json_object_get(c, "rv")), json_incref(json_object_get(c, "obj")));
     json_decref(changes);
     json_decref(h->snapshot);
     h->snapshot = snap;
     h->store_rv = rv;
+}
+
+static int by_rv(const void *a, const void *b)
+{
+    int64_t x = json_integer_value(json_object_get(*(json_t *const *)a, "rv"));
+    int64_t y = json_integer_value(json_object_get(*(json_t *const *)b, "rv"));
+    return x < y ? -1 : x > y;
+}
+
+/* Records what changed among the Events since the last look (new ones ADDED, counted again
+ * MODIFIED, expired DELETED). Hub locked. */
+static void events_diff(kp_k8s_watch_hub_t *h, int record)
+{
+    if (kp_events_rv() == h->events_rv) return;
+    int64_t rv;
+    json_t *list = kp_events_list(NULL, &rv), *snap = json_object(), *e;
+    size_t n = json_array_size(list), k = 0, i;
+    json_t **changes = calloc(n + json_object_size(h->events_snapshot) + 1, sizeof(*changes));
+    json_array_foreach(list, i, e)
+    {
+        json_t *md = json_object_get(e, "metadata");
+        char key[600];
+        snprintf(key, sizeof(key), "%s/%s", json_string_value(json_object_get(md, "namespace")),
+                 json_string_value(json_object_get(md, "name")));
+        json_t *before = json_object_get(h->events_snapshot, key);
+        json_object_set(snap, key, e);
+        if (before && rv_of(before) == rv_of(e)) continue;
+        changes[k++] = json_pack("{s:I, s:i, s:O}", "rv", rv_of(e), "type",
+                                 before ? EV_MODIFIED : EV_ADDED, "obj", e);
+    }
+    const char *key;
+    json_object_foreach(h->events_snapshot, key, e) if (!json_object_get(snap, key))
+    {
+        json_t *gone = json_deep_copy(e);
+        char rvs[32];
+        snprintf(rvs, sizeof(rvs), "%lld", (long long)rv);
+        json_object_set_new(json_object_get(gone, "metadata"), "resourceVersion", json_string(rvs));
+        changes[k++] = json_pack("{s:I, s:i, s:o}", "rv", rv, "type", EV_DELETED, "obj", gone);
+    }
+    if (k) qsort(changes, k, sizeof(*changes), by_rv);
+    for (i = 0; i < k; i++) {
+        if (record)
+            ring_push(h, SRC_EVENTS, (int)json_integer_value(json_object_get(changes[i], "type")),
+                      json_integer_value(json_object_get(changes[i], "rv")),
+                      json_incref(json_object_get(changes[i], "obj")));
+        json_decref(changes[i]);
+    }
+    free(changes);
+    json_decref(list);
+    json_decref(h->events_snapshot);
+    h->events_snapshot = snap;
+    h->events_rv = rv;
 }
 
 static int due(const watcher_t *w, time_t now)
@@ -191,6 +255,7 @@ static void *hub_main(void *arg)
             return NULL;
         }
         if (rv >= 0 && rv != h->store_rv) hub_diff(h, rv, 1);
+        events_diff(h, 1);
         time_t now = time(NULL);
         for (watcher_t *w = h->watchers; w; w = w->next)
             if (w->suspended && due(w, now)) {
@@ -208,10 +273,13 @@ kp_k8s_watch_hub_t *kp_k8s_watch_hub_start(kp_store_t *store)
     h->store = store;
     pthread_mutex_init(&h->lock, NULL);
     h->snapshot = json_object();
-    h->store_rv = -1;
+    h->events_snapshot = json_object();
+    h->store_rv = h->events_rv = -1;
     int64_t rv = store_rv(store);
     hub_diff(h, rv < 0 ? 0 : rv, 0);
     h->floor_rv = h->store_rv;
+    events_diff(h, 0);
+    h->events_floor_rv = h->events_rv;
     if (pthread_create(&h->thread, NULL, hub_main, h) != 0) {
         kp_error("api", "cannot start the watch thread: watches are refused");
         kp_k8s_watch_hub_free(h);
@@ -244,6 +312,7 @@ void kp_k8s_watch_hub_free(kp_k8s_watch_hub_t *h)
     for (uint64_t s = h->seq_first; s < h->seq_next; s++)
         json_decref(h->ring[s % WATCH_EVENTS_MAX].obj);
     json_decref(h->snapshot);
+    json_decref(h->events_snapshot);
     pthread_mutex_destroy(&h->lock);
     free(h);
 }
@@ -259,6 +328,7 @@ static int matches(const watcher_t *w, const json_t *obj)
         if (!ns || strcmp(ns, w->ns) != 0) return 0;
     }
     char err[256];
+    if (w->events) return kp_k8s_event_match(obj, w->labels, w->fields, err, sizeof(err)) == 1;
     return kp_k8s_label_match(obj, w->labels, err, sizeof(err)) == 1 &&
            kp_k8s_field_match(obj, w->fields, err, sizeof(err)) == 1;
 }
@@ -275,7 +345,8 @@ static void emit(watcher_t *w, const char *type, const json_t *obj)
         json_t *items = json_pack("[o]", o);
         char rvs[32];
         snprintf(rvs, sizeof(rvs), "%lld", (long long)rv_of(json_array_get(items, 0)));
-        o = kp_k8s_table(w->kind, items, rvs, w->include_object);
+        o = w->events ? kp_k8s_events_table(items, rvs, w->include_object)
+                      : kp_k8s_table(w->kind, items, rvs, w->include_object);
         json_decref(items);
     }
     json_t *ev = json_pack("{s:s, s:o}", "type", type, "object", o);
@@ -319,11 +390,12 @@ static int collect(watcher_t *w, time_t now)
     }
     for (; w->cursor < h->seq_next; w->cursor++) {
         event_t *e = &h->ring[w->cursor % WATCH_EVENTS_MAX];
-        if (e->rv > w->min_rv && matches(w, e->obj)) emit(w, event_names[e->type], e->obj);
+        if (e->src == w->events && e->rv > w->min_rv && matches(w, e->obj))
+            emit(w, event_names[e->type], e->obj);
     }
     if (w->pending.len == w->pending_off && now - w->last_write >= WATCH_HEARTBEAT_S) {
         if (w->bookmarks)
-            emit_bookmark(w, h->store_rv, 0);
+            emit_bookmark(w, w->events ? h->events_rv : h->store_rv, 0);
         else
             kp_buf_append(&w->pending, "\n", 1); /* whitespace between events: ignored */
     }
@@ -412,6 +484,7 @@ enum MHD_Result kp_k8s_watch_queue(kp_k8s_watch_hub_t *h, struct MHD_Connection 
              spec->include_object ? spec->include_object : "");
     w->table = spec->table;
     w->bookmarks = spec->bookmarks;
+    w->events = spec->kind == &kp_k8s_event_kind;
     w->reveal = spec->reveal;
     w->reveal_arg = spec->reveal_arg;
     w->conn = conn;
@@ -421,8 +494,9 @@ enum MHD_Result kp_k8s_watch_queue(kp_k8s_watch_hub_t *h, struct MHD_Connection 
     w->deadline = now + (t > WATCH_TIMEOUT_MAX_S ? WATCH_TIMEOUT_MAX_S : t);
     w->last_write = now;
     pthread_mutex_lock(&h->lock);
-    if (!initial && rv < h->floor_rv) {
-        int64_t floor = h->floor_rv;
+    int64_t floor = w->events ? h->events_floor_rv : h->floor_rv;
+    int64_t now_rv = w->events ? h->events_rv : h->store_rv;
+    if (!initial && rv < floor) {
         pthread_mutex_unlock(&h->lock);
         free(w->ns);
         free(w->labels);
@@ -436,9 +510,10 @@ enum MHD_Result kp_k8s_watch_queue(kp_k8s_watch_hub_t *h, struct MHD_Connection 
     if (initial) { /* the current state as ADDED events, then what follows */
         const char *key;
         json_t *o;
-        json_object_foreach(h->snapshot, key, o) if (matches(w, o)) emit(w, "ADDED", o);
-        w->min_rv = h->store_rv;
-        if (spec->send_initial_events) emit_bookmark(w, h->store_rv, 1);
+        json_object_foreach(w->events ? h->events_snapshot : h->snapshot, key, o) if (matches(w, o))
+            emit(w, "ADDED", o);
+        w->min_rv = now_rv;
+        if (spec->send_initial_events) emit_bookmark(w, now_rv, 1);
     } else {
         w->min_rv = rv;
     }

@@ -10,6 +10,9 @@
  * lists again, as with Kubernetes after a compaction. Changes that land between two ticks
  * are seen as one (the newest object), as a Kubernetes watch cache may coalesce.
  *
+ * Events (kubectl get events -w) come through the same ring from the Event recorder, with
+ * its own resourceVersions: the hub looks at it at every tick too.
+ *
  * Streams do not hold a server thread: between events the connection is suspended
  * (MHD_suspend_connection) and the hub resumes it when there is something to send.
  */
@@ -26,7 +29,7 @@
 typedef struct kp_k8s_watch_hub kp_k8s_watch_hub_t;
 
 typedef struct kp_k8s_watch_spec {
-    const kp_kind_t *kind;
+    const kp_kind_t *kind;      /* &kp_k8s_event_kind: the Events (control/events.h) */
     const char *ns;             /* NULL or "": every namespace (the caller authorized it) */
     const char *label_selector; /* validated by the caller; copied */
     const char *field_selector;

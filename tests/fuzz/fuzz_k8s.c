@@ -2,7 +2,8 @@
  * fuzz_k8s.c — libFuzzer target for what the Kubernetes API surface parses from outside
  * (src/http/k8s_*.c): label and field selectors, continue tokens, JSON merge / JSON /
  * strategic merge patches, server-side apply configurations and the protobuf bodies of
- * kubectl's typed client (access reviews; Secrets when byte 0 has bit 7 set).
+ * kubectl's typed client (access reviews; Secrets when byte 0 has bit 7 set); with bit 7,
+ * field selectors go through the Events' answer too.
  *
  * Input: byte 0 picks the parser, the rest is its input (for patches: "target\npatch",
  * both JSON). Checked: no crash, leak or sanitizer report; a patch that succeeds yields
@@ -10,6 +11,8 @@
  * (RFC 7386 patches are idempotent); apply either succeeds or names its conflicts.
  */
 #include "http/k8s.h"
+
+#include "control/events.h"
 
 #include <stdint.h>
 #include <stdio.h>
@@ -98,6 +101,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         break;
     case 6:
         kp_k8s_field_match(obj, text, err, sizeof(err));
+        if (data[0] & 128) { /* the Events' selectors (k8s_events.c), over one event */
+            static int recorded;
+            if (!recorded++) kp_event_record(obj, "Normal", "Fuzz", "an event");
+            unsigned code;
+            kp_k8s_events_req_t q = {.field_selector = text, .label_selector = text};
+            json_decref(kp_k8s_events_answer(&q, &code));
+        }
         break;
     case 7: {
         json_t *items = json_pack("[O, O]", obj, obj);

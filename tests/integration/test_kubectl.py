@@ -21,6 +21,13 @@ discovery with "couldn't get current server API group list"):
     get/patch/delete are 403 with Kubernetes Status bodies;
   * bad input: stale resourceVersion 409, unknown field with Strict 400, oversized body
     413, a watch from before the server's history 410;
+  * a team's kubeconfig (`kpool team create|rotate NAME --kubeconfig FILE`): 0600, the
+    token nowhere else, its kubectl sees only the team's namespace;
+  * Events: describe shows the reconcile history and issued credentials, `get events`
+    (Kubernetes' columns, involvedObject field selectors), `get events -w`;
+  * deletecollection (label/field selectors, dry run) and `kubectl delete --all/-l`;
+  * OpenAPI v2 (protobuf: `kubectl explain --output plaintext-openapiv2`; JSON), the
+    status subresource (get/patch --subresource=status);
   * every `sh` block of docs/kubectl.md runs as written.
 """
 import base64
@@ -38,6 +45,7 @@ import time
 import pytest
 import yaml
 
+import harness
 import test_control as T
 
 ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
@@ -147,6 +155,17 @@ def test_discovery_version_and_explain(up):
     p = kubectl(up, "explain", "topic.spec.config")
     assert re.search(r"partitions\s+<integer>", p.stdout), p.stdout
     assert re.search(r"cleanupPolicy\s+<string>", p.stdout), p.stdout
+    p = kubectl(up, "explain", "topic.spec")
+    assert re.search(r"acl\s+<\[\]Object>", p.stdout) and re.search(r"pool\s+<string>", p.stdout)
+    # OpenAPI v2, as protobuf (what kubectl before 1.27 reads) and as JSON
+    p = kubectl(up, "explain", "topic.spec.config", "--output=plaintext-openapiv2")
+    assert re.search(r"partitions\s+<integer>", p.stdout), p.stdout
+    p = kubectl(up, "explain", "secret", "--output=plaintext-openapiv2")
+    assert re.search(r"data\s+<map\[string\]string>", p.stdout), p.stdout
+    v2 = json.loads(kubectl(up, "get", "--raw", "/openapi/v2").stdout)
+    assert v2["swagger"] == "2.0"
+    assert v2["definitions"]["io.nais.kafka.v1.Topic"]["x-kubernetes-group-version-kind"] == [
+        {"group": "kafka.nais.io", "version": "v1", "kind": "Topic"}]
     # unknown kinds and versions
     p = kubectl(up, "get", "nopes", expect=1)
     assert "the server doesn't have a resource type \"nopes\"" in p.stderr
@@ -321,6 +340,28 @@ def test_application_secret_gives_working_pem_files(up, tmp_path):
     assert p.stdout.strip() == 'application.nais.io "ownerapp" deleted'
 
 
+def test_status_subresource(up):
+    """/status: kubectl get/patch --subresource=status; only the admin token writes it."""
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("st1", "stns"))
+    wait_ready(up, "stns", "st1")
+    p = kubectl(up, "get", "topic", "st1", "-n", "stns", "--subresource=status", "-o",
+                "jsonpath={.status.synchronizationState}")
+    assert p.stdout == "RolloutComplete"
+    p = kubectl(up, "patch", "topic", "st1", "-n", "stns", "--subresource=status", "--type",
+                "merge", "-p", '{"status":{"note":"by hand"}}', "-o", "json")
+    obj = json.loads(p.stdout)
+    assert obj["status"]["note"] == "by hand"
+    assert obj["status"]["synchronizationState"] == "RolloutComplete"  # merged, not replaced
+    assert obj["spec"]["pool"] == "dev"
+    p = kubectl(up, "patch", "topic", "st1", "-n", "stns", "--subresource=status", "--type",
+                "json", "-p", '[{"op":"remove","path":"/status/nope"}]', expect=1)
+    assert "operation 0 (remove /status/nope): no such path" in p.stderr, p.stderr
+    tok = team_token(up, "stns")
+    p = kubectl(up, "patch", "topic", "st1", "-n", "stns", "--subresource=status", "--type",
+                "merge", "-p", '{"status":{"note":"x"}}', token=tok, expect=1)
+    assert "Error from server (Forbidden)" in p.stderr and "only the control plane" in p.stderr
+
+
 # ---- watch ----
 
 
@@ -449,6 +490,188 @@ def test_diff_label_annotate_create(up):
     kubectl(up, "get", "topic", "d1", "-n", "diffs", expect=1)
 
 
+def test_delete_collection(up):
+    """kubectl delete --all / -l, and DELETE on the collection (the deletecollection verb,
+    `kubectl delete --raw`) with label and field selectors."""
+    for i in range(6):
+        kubectl(up, "apply", "-f", "-", stdin=topic_yaml("dc%d" % i, "dcol",
+                                                         labels={"tier": "ab"[i % 2]}))
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("dc9", "dcolkeep"))
+    p = kubectl(up, "get", "--raw", "/apis/kafka.nais.io/v1")
+    res = {r["name"]: r for r in json.loads(p.stdout)["resources"]}
+    assert "deletecollection" in res["topics"]["verbs"]
+
+    def names(ns):
+        return kubectl(up, "get", "topics", "-n", ns, "-o", "name").stdout.split()
+
+    def wait_names(ns, want):
+        deadline = time.time() + 60
+        while names(ns) != want and time.time() < deadline:
+            time.sleep(0.2)
+        assert names(ns) == want
+
+    # a dry run deletes nothing
+    p = kubectl(up, "delete", "--raw",
+                "/apis/kafka.nais.io/v1/namespaces/dcol/topics?labelSelector=tier%3Db&dryRun=All")
+    assert sorted(o["metadata"]["name"] for o in json.loads(p.stdout)["items"]) == \
+        ["dc1", "dc3", "dc5"]
+    assert len(names("dcol")) == 6
+    p = kubectl(up, "delete", "--raw",
+                "/apis/kafka.nais.io/v1/namespaces/dcol/topics?labelSelector=tier%3Db")
+    lst = json.loads(p.stdout)
+    assert lst["kind"] == "TopicList"
+    assert sorted(o["metadata"]["name"] for o in lst["items"]) == ["dc1", "dc3", "dc5"]
+    assert all(o["metadata"].get("deletionTimestamp") for o in lst["items"])
+    wait_names("dcol", ["topic.kafka.nais.io/dc%d" % i for i in (0, 2, 4)])
+    code, body = kube_http(up, "DELETE", "/apis/kafka.nais.io/v1/namespaces/dcol/topics?"
+                           "fieldSelector=metadata.name%3Ddc2")
+    assert code == 200 and [o["metadata"]["name"] for o in body["items"]] == ["dc2"]
+    code, body = kube_http(up, "DELETE", "/apis/kafka.nais.io/v1/namespaces/dcol/topics?"
+                           "labelSelector=in%20(")
+    assert code == 400 and body["kind"] == "Status"
+    # a team token: its own namespace only
+    tok = team_token(up, "dcteam")
+    code, body = kube_http(up, "DELETE", "/apis/kafka.nais.io/v1/namespaces/dcol/topics",
+                           token=tok)
+    assert code == 403 and body["reason"] == "Forbidden"
+    code, body = kube_http(up, "DELETE", "/apis/kafka.nais.io/v1/topics", token=tok)
+    assert code == 200 and body["items"] == []  # all namespaces it sees: none of these
+    assert len(names("dcol")) == 2
+    # kubectl's own ways: -l and --all
+    p = kubectl(up, "delete", "topics", "-n", "dcol", "-l", "tier=a", "--wait=false")
+    assert sorted(p.stdout.split("\n")[:-1]) == [
+        'topic.kafka.nais.io "dc0" deleted', 'topic.kafka.nais.io "dc4" deleted']
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("dc7", "dcol"))
+    p = kubectl(up, "delete", "topics", "--all", "-n", "dcol")
+    assert 'topic.kafka.nais.io "dc7" deleted' in p.stdout
+    wait_names("dcol", [])
+    assert names("dcolkeep") == ["topic.kafka.nais.io/dc9"]
+
+
+def test_events_in_describe_and_get_events(up):
+    """Events: the reconcile history (state changes, credentials issued) in `kubectl
+    describe`, `kubectl get events` (Kubernetes' columns) and field selectors on
+    involvedObject, as kubectl sends them."""
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("evt", "evns"))
+    wait_ready(up, "evns", "evt")
+    d = kubectl(up, "describe", "topic", "evt", "-n", "evns").stdout
+    events = d[d.index("\nEvents:"):]
+    assert re.search(r"Normal\s+RolloutComplete\s+\S+\s+kpool-controller\s+\S", events), d
+    # a spec the reconciler refuses: a Warning, and its message
+    bad = yaml.safe_load(topic_yaml("evbad", "evns"))
+    bad["spec"]["config"]["partitions"] = -3
+    kubectl(up, "apply", "-f", "-", stdin=yaml.safe_dump(bad))
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        d = kubectl(up, "describe", "topic", "evbad", "-n", "evns").stdout
+        if "Warning" in d[d.index("\nEvents:"):]:
+            break
+        time.sleep(0.3)
+    events = d[d.index("\nEvents:"):]
+    assert re.search(r"Warning\s+FailedPrepare\s+.*kpool-controller\s+.*partitions", events), d
+    assert "evt" not in events  # only the described object's
+    # kubectl get events: the server's Table
+    lines = kubectl(up, "get", "events", "-n", "evns").stdout.splitlines()
+    assert lines[0].split() == ["LAST", "SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"], lines
+    assert any(l.split()[1:4] == ["Normal", "RolloutComplete", "topic/evt"] for l in lines[1:])
+    assert any(l.split()[1:4] == ["Warning", "FailedPrepare", "topic/evbad"] for l in lines[1:])
+    js = json.loads(kubectl(up, "get", "events", "-n", "evns", "-o", "json").stdout)
+    ev = [e for e in js["items"] if e["involvedObject"]["name"] == "evt"][0]
+    topic = json.loads(kubectl(up, "get", "topic", "evt", "-n", "evns", "-o", "json").stdout)
+    assert ev["involvedObject"]["uid"] == topic["metadata"]["uid"]
+    assert ev["involvedObject"]["kind"] == "Topic" and ev["count"] >= 1
+    p = kubectl(up, "get", "events", "-n", "evns", "--field-selector",
+                "involvedObject.name=evbad,type=Warning", "-o", "name")
+    assert p.stdout.split() and all(n.startswith("event/evbad.") for n in p.stdout.split())
+    name = p.stdout.split()[0][len("event/"):]
+    assert json.loads(kubectl(up, "get", "event", name, "-n", "evns", "-o", "json").stdout
+                      )["reason"] == "FailedPrepare"
+    p = kubectl(up, "get", "events", "-n", "evns", "--field-selector", "spec.x=1", expect=1)
+    assert "field label not supported: spec.x" in p.stderr
+    assert "evt" in kubectl(up, "get", "ev", "-A").stdout
+    # an application's credentials
+    kubectl(up, "apply", "-f", TOPIC_YAML, "-f", APP_YAML)
+    kubectl(up, "wait", "aivenapp/ownerapp", "-n", "myteam", "--for=condition=Succeeded",
+            "--timeout=60s")
+    d = kubectl(up, "describe", "aivenapp", "ownerapp", "-n", "myteam").stdout
+    assert re.search(r"Normal\s+CredentialsIssued\s+.*service user", d), d
+    assert re.search(r"Normal\s+RolloutComplete", d[d.index("\nEvents:"):]), d
+    # teams read their own namespace's events only; nobody writes them
+    tok = team_token(up, "evteam")
+    p = kubectl(up, "get", "events", "-n", "evns", token=tok, expect=1)
+    assert "Error from server (Forbidden)" in p.stderr
+    assert kubectl(up, "get", "events", "-A", "-o", "name", token=tok).stdout.split() == []
+    code, body = kube_http(up, "DELETE", "/api/v1/namespaces/evns/events/" + name)
+    assert code == 405 and body["kind"] == "Status"
+
+
+def test_events_watch(up):
+    """kubectl get events -w follows new Events; a raw watch from the list's
+    resourceVersion gets only newer ones, filtered by involvedObject; an older
+    resourceVersion than this process's first is 410."""
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("ew0", "evwatch"))
+    wait_ready(up, "evwatch", "ew0")
+    w = subprocess.Popen([KUBECTL, "get", "events", "-n", "evwatch", "-w",
+                          "--output-watch-events", "--request-timeout=40s"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, KUBECONFIG=up.kubeconfig))
+    lines = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(l) for l in w.stdout], daemon=True).start()
+    seen = []
+
+    def read_until(pred, timeout=40):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                line = lines.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            seen.append(line.split())
+            if pred(seen[-1]):
+                return
+        raise AssertionError("not seen; got %s; stderr %s" % (seen, w.stderr))
+
+    try:
+        read_until(lambda l: "topic/ew0" in l)  # the list first (ADDED)
+        kubectl(up, "apply", "-f", "-", stdin=topic_yaml("ew1", "evwatch"))
+        read_until(lambda l: l[:1] == ["ADDED"] and "topic/ew1" in l and "Normal" in l)
+    finally:
+        w.kill()
+        w.wait()
+    assert seen[0][0] == "EVENT" and "REASON" in seen[0], seen
+    # raw: from the list's resourceVersion, one object's events only
+    code, lst = kube_http(up, "GET", "/api/v1/namespaces/evwatch/events")
+    rv = lst["metadata"]["resourceVersion"]
+    cfg = yaml.safe_load(open(up.kubeconfig))
+    host = cfg["clusters"][0]["cluster"]["server"][len("https://"):]
+    ctx = ssl.create_default_context(cafile=cfg["clusters"][0]["cluster"]["certificate-authority"])
+    c = http.client.HTTPSConnection(host, timeout=60, context=ctx)
+    c.request("GET", "/api/v1/namespaces/evwatch/events?watch=true&resourceVersion=%s&"
+              "timeoutSeconds=50&fieldSelector=involvedObject.name%%3Dew3" % rv,
+              headers={"Authorization": "Bearer " + up.token})
+    r = c.getresponse()
+    assert r.status == 200
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("ew2", "evwatch"))
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("ew3", "evwatch"))
+    line = b"\n"
+    while not line.strip():  # idle streams send a newline every 10 s
+        line = r.readline()
+        assert line, "the stream ended without an event for ew3"
+    c.close()
+    event = json.loads(line)
+    assert event["type"] == "ADDED" and event["object"]["involvedObject"]["name"] == "ew3"
+    assert int(event["object"]["metadata"]["resourceVersion"]) > int(rv)
+    code, body = kube_http(up, "GET", "/api/v1/namespaces/evwatch/events?watch=true&"
+                           "resourceVersion=1")
+    assert code == 410 and body["reason"] == "Expired", body
+    code, body = kube_http(up, "GET", "/api/v1/namespaces/evwatch/events?watch=true&"
+                           "fieldSelector=spec.x%3D1")
+    assert code == 400 and "field label not supported" in body["message"]
+    tok = team_token(up, "evwatchteam")
+    code, body = kube_http(up, "GET", "/api/v1/namespaces/evwatch/events?watch=true", token=tok)
+    assert code == 403
+
+
 # ---- teams ----
 
 
@@ -487,6 +710,61 @@ def test_team_token_sees_only_its_namespace(up):
     assert code == 401 and body["reason"] == "Unauthorized"
 
 
+def test_team_kubeconfig(up, tmp_path, monkeypatch):
+    """`kpool team create NAME --kubeconfig FILE`: a team member's kubectl sees only the
+    team's namespace with it; the token is in the file (0600) and nowhere else."""
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("notyours", "kcother"))
+    monkeypatch.setenv("KUBECONFIG", up.kubeconfig)  # the cluster: the one `kpool up` wrote
+    team_cfg = tmp_path / "team.yaml"
+    p = up.kpool("team", "create", "kcteam", "--kubeconfig", str(team_cfg))
+    assert p.stdout.startswith("team/kcteam created\n"), p.stdout
+    assert stat.S_IMODE(os.stat(team_cfg).st_mode) == 0o600
+    cfg = yaml.safe_load(team_cfg.read_text())
+    token = cfg["users"][0]["user"]["token"]
+    assert len(token) >= 32 and token not in p.stdout + p.stderr and token not in up.log()
+    assert cfg["current-context"] == "kpool-kcteam"
+    assert cfg["contexts"][0]["context"]["namespace"] == "kcteam"
+    admin = yaml.safe_load(open(up.kubeconfig))["clusters"][0]["cluster"]
+    assert cfg["clusters"][0]["cluster"] == admin  # same server and CA
+    member = {"KUBECONFIG": str(team_cfg)}
+    kubectl(up, "apply", "-f", "-", stdin=topic_yaml("ours", "kcteam"), env=member)
+    assert kubectl(up, "get", "topics", "-o", "name", env=member).stdout.split() == \
+        ["topic.kafka.nais.io/ours"]
+    assert kubectl(up, "get", "topics", "-A", "-o", "name", env=member).stdout.split() == \
+        ["topic.kafka.nais.io/ours"]
+    assert kubectl(up, "get", "ns", "-o", "name", env=member).stdout.split() == \
+        ["namespace/kcteam"]
+    p = kubectl(up, "get", "topics", "-n", "kcother", env=member, expect=1)
+    assert "Error from server (Forbidden)" in p.stderr
+    assert kubectl(up, "auth", "can-i", "create", "topics", "-n", "kcother", env=member,
+                   expect=1).stdout.strip().startswith("no")
+    # rotate into the same file: the old token is refused, the new one works
+    p = up.kpool("team", "rotate", "kcteam", "--kubeconfig", str(team_cfg))
+    assert p.stdout.startswith("team/kcteam token rotated\n"), p.stdout
+    new = yaml.safe_load(team_cfg.read_text())["users"][0]["user"]["token"]
+    assert new != token and new not in p.stdout + up.log()
+    assert kube_http(up, "GET", "/api/v1/namespaces", token=token)[0] == 401
+    kubectl(up, "get", "topic", "ours", env=member)
+    # --kube-server names the listener instead (the CA: the CLI config's)
+    server = admin["server"]
+    monkeypatch.delenv("KUBECONFIG")
+    other = tmp_path / "other.yaml"
+    up.kpool("team", "create", "kcsecond", "--kubeconfig", str(other), "--kube-server", server)
+    assert yaml.safe_load(other.read_text())["clusters"][0]["cluster"]["server"] == server
+    assert kubectl(up, "get", "ns", "-o", "name", env={"KUBECONFIG": str(other)}
+                   ).stdout.split() == ["namespace/kcsecond"]
+    # no cluster known: refused before a token is issued
+    p = up.kpool("team", "create", "kcthird", "--kubeconfig", str(tmp_path / "x"), expect=2)
+    assert "Set KUBECONFIG" in p.stderr and not (tmp_path / "x").exists()
+    code, _, _ = up.api("GET", "/apis/kpool.dev/v1/teams/kcthird")
+    assert code == 404
+    p = up.kpool("team", "create", "kcthird", "--kubeconfig", str(tmp_path / "x"),
+                 "--kube-server", "http://127.0.0.1:1", expect=2)
+    assert "only over https://" in p.stderr
+    p = up.kpool("team", "revoke", "kcteam", "--kubeconfig", str(team_cfg), expect=2)
+    assert "go with create and rotate" in p.stderr
+
+
 # ---- conflicts and bad input ----
 
 
@@ -504,8 +782,13 @@ def test_conflicts_and_bad_input(up, tmp_path):
     doc["spec"]["nope"] = 1
     p = kubectl(up, "apply", "-f", "-", stdin=yaml.safe_dump(doc), expect=1)
     assert 'strict decoding error: unknown field "spec.nope"' in p.stderr, p.stderr
+    p = kubectl(up, "apply", "--validate=strict", "-f", "-", stdin=yaml.safe_dump(doc), expect=1)
+    assert 'strict decoding error: unknown field "spec.nope"' in p.stderr, p.stderr
     p = kubectl(up, "apply", "--validate=false", "-f", "-", stdin=yaml.safe_dump(doc))
     assert "created" in p.stdout
+    doc["metadata"]["name"] = "c3"
+    p = kubectl(up, "apply", "--validate=warn", "-f", "-", stdin=yaml.safe_dump(doc))
+    assert "created" in p.stdout and 'unknown field "spec.nope"' in p.stderr, p.stderr
     # oversized body
     code, body = kube_http(up, "POST", "/apis/kafka.nais.io/v1/namespaces/conflicts/topics",
                            body=b"x" * (5 * 1024 * 1024),
@@ -580,10 +863,14 @@ def test_docs_recipes_run_as_written(up, tmp_path):
     blocks = re.findall(r"```sh\n(.*?)```", text, re.S)
     assert len(blocks) >= 4
     os.symlink(os.path.join(ROOT, "examples"), tmp_path / "examples")
+    path = "%s:%s:%s" % (os.path.dirname(KUBECTL), os.path.dirname(os.path.abspath(
+        harness.KPOOL_BIN)), os.environ["PATH"])  # kubectl and kpool, the admin's
     for block in blocks:
         p = subprocess.run(["bash", "-euo", "pipefail", "-c", block], capture_output=True,
                            text=True, cwd=tmp_path, timeout=180,
-                           env=dict(os.environ, KUBECONFIG=up.kubeconfig,
-                                    PATH=os.path.dirname(KUBECTL) + ":" + os.environ["PATH"]))
+                           env=harness.sanitizer_env(KUBECONFIG=up.kubeconfig, PATH=path,
+                                                     KPOOL_CONFIG=up.config))
         assert p.returncode == 0, (block, p.stdout, p.stderr)
+        harness.assert_clean(p.stderr)
     assert (tmp_path / "ca.pem").read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert stat.S_IMODE(os.stat(tmp_path / "myteam.kubeconfig").st_mode) == 0o600

@@ -9,6 +9,11 @@
 
 #include "http/k8s.h"
 
+#include "control/events.h"
+
+#include <stdlib.h>
+#include <string.h>
+
 static json_t *J(const char *text)
 {
     json_error_t e;
@@ -410,13 +415,142 @@ static void test_discovery_documents(void **state)
     assert_int_equal(kp_k8s_discovery("/apis/kafka.nais.io/v2", &body, &code), 0);
     assert_int_equal(kp_k8s_discovery("/apis/nope.io", &body, &code), 0);
     assert_int_equal(kp_k8s_discovery("/openapi/v3/apis/nope.io/v1", &body, &code), 0);
-    assert_int_equal(kp_k8s_discovery("/openapi/v2", &body, &code), 0);
+    /* OpenAPI v2: Swagger 2.0 with the same schemas, and its protobuf (gnostic's Document:
+     * field 1 swagger, 9 definitions) */
+    assert_int_equal(kp_k8s_discovery("/openapi/v2", &body, &code), 1);
+    assert_string_equal(json_string_value(json_object_get(body, "swagger")), "2.0");
+    json_t *v2topic =
+        json_object_get(json_object_get(body, "definitions"), "io.nais.kafka.v1.Topic");
+    assert_non_null(v2topic);
+    assert_string_equal(
+        json_string_value(json_object_get(
+            json_array_get(json_object_get(v2topic, "x-kubernetes-group-version-kind"), 0),
+            "kind")),
+        "Topic");
+    size_t pblen;
+    uint8_t *pb = kp_k8s_openapi_v2_protobuf(body, &pblen);
+    assert_true(pblen > 1000);
+    assert_memory_equal(pb,
+                        "\x0a\x03"
+                        "2.0",
+                        5);
+    assert_non_null(memmem(pb, pblen, "io.nais.kafka.v1.Topic", 22));
+    assert_non_null(memmem(pb, pblen, "x-kubernetes-group-version-kind", 31));
+    free(pb);
+    json_decref(body);
+    assert_int_equal(kp_k8s_discovery("/openapi/v2/x", &body, &code), 0);
+}
+
+/* Events: recorded, counted when repeated, bounded, served with involvedObject selectors. */
+static void test_events(void **state)
+{
+    (void)state;
+    kp_events_reset();
+    int64_t rv0 = kp_events_rv();
+    assert_true(rv0 > (int64_t)1 << 50); /* above any earlier process's */
+    json_t *topic = json_pack("{s:s, s:s, s:{s:s, s:s, s:s, s:s}}", "apiVersion",
+                              "kafka.nais.io/v1", "kind", "Topic", "metadata", "name", "t1",
+                              "namespace", "ns1", "uid", "u-1", "resourceVersion", "7");
+    json_t *pool = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "kpool.dev/v1", "kind", "Pool",
+                             "metadata", "name", "dev");
+    kp_event_record(topic, "Normal", "RolloutComplete", "synchronized (%d partitions)", 3);
+    kp_event_record(topic, "Normal", "RolloutComplete", "synchronized (%d partitions)", 3);
+    kp_event_record(topic, "Warning", "FailedPrepare", "spec.config.partitions: %s", "bad");
+    kp_event_record(pool, "Normal", "Ready", "reachable");
+    int64_t rv;
+    json_t *all = kp_events_list(NULL, &rv);
+    assert_int_equal(json_array_size(all), 3); /* the repeat is counted, not added */
+    assert_int_equal(rv - rv0, 4);
+    json_decref(all);
+    json_t *ns1 = kp_events_list("ns1", &rv);
+    assert_int_equal(json_array_size(ns1), 2);
+    json_t *first = json_array_get(ns1, 0);
+    assert_string_equal(json_string_value(json_object_get(first, "reason")), "RolloutComplete");
+    assert_int_equal(json_integer_value(json_object_get(first, "count")), 2);
+    json_t *io = json_object_get(first, "involvedObject");
+    assert_string_equal(json_string_value(json_object_get(io, "uid")), "u-1");
+    assert_string_equal(json_string_value(json_object_get(io, "kind")), "Topic");
+    assert_string_equal(
+        json_string_value(json_object_get(json_object_get(first, "source"), "component")),
+        "kpool-controller");
+    json_decref(ns1);
+    json_t *dflt = kp_events_list("default", &rv); /* a cluster-scoped object's */
+    assert_int_equal(json_array_size(dflt), 1);
+    json_decref(dflt);
+
+    /* served: kubectl describe's field selector, a Table, a name, bad input */
+    kp_k8s_events_req_t q = {.ns = "ns1",
+                             .field_selector =
+                                 "involvedObject.name=t1,involvedObject.namespace="
+                                 "ns1,involvedObject.kind=Topic,involvedObject.uid=u-1",
+                             .limit = "500"};
+    unsigned code;
+    json_t *body = kp_k8s_events_answer(&q, &code);
+    assert_int_equal(code, 200);
+    assert_string_equal(json_string_value(json_object_get(body, "kind")), "EventList");
+    assert_int_equal(json_array_size(json_object_get(body, "items")), 2);
+    json_decref(body);
+    q.field_selector = "type=Warning,source=kpool-controller";
+    body = kp_k8s_events_answer(&q, &code);
+    assert_int_equal(json_array_size(json_object_get(body, "items")), 1);
+    json_decref(body);
+    q.field_selector = "involvedObject.uid=other";
+    body = kp_k8s_events_answer(&q, &code);
+    assert_int_equal(json_array_size(json_object_get(body, "items")), 0);
+    json_decref(body);
+    q.field_selector = "spec.x=1";
+    body = kp_k8s_events_answer(&q, &code);
+    assert_int_equal(code, 400);
+    json_decref(body);
+    q.field_selector = NULL;
+    q.limit = "1";
+    body = kp_k8s_events_answer(&q, &code);
+    assert_int_equal(json_array_size(json_object_get(body, "items")), 1);
+    assert_non_null(json_object_get(json_object_get(body, "metadata"), "continue"));
+    json_decref(body);
+    q.limit = NULL;
+    q.table = 1;
+    body = kp_k8s_events_answer(&q, &code);
+    assert_string_equal(json_string_value(json_object_get(body, "kind")), "Table");
+    json_t *cells = json_object_get(json_array_get(json_object_get(body, "rows"), 0), "cells");
+    assert_string_equal(json_string_value(json_array_get(cells, 3)), "topic/t1");
+    json_decref(body);
+    q.table = 0;
+    q.name = "t1.nope";
+    body = kp_k8s_events_answer(&q, &code);
+    assert_int_equal(code, 404);
+    json_decref(body);
+
+    char ns[64], name[64];
+    assert_int_equal(kp_k8s_events_route("/api/v1/events", ns, sizeof(ns), name, sizeof(name)), 1);
+    assert_string_equal(ns, "");
+    assert_int_equal(
+        kp_k8s_events_route("/api/v1/namespaces/a/events/b", ns, sizeof(ns), name, sizeof(name)),
+        1);
+    assert_string_equal(name, "b");
+    assert_int_equal(
+        kp_k8s_events_route("/api/v1/namespaces/a/events/b/c", ns, sizeof(ns), name, sizeof(name)),
+        0);
+    assert_int_equal(kp_k8s_events_route("/api/v1/events/b", ns, sizeof(ns), name, sizeof(name)),
+                     0);
+    assert_int_equal(kp_k8s_events_route("/api/v1/secrets", ns, sizeof(ns), name, sizeof(name)), 0);
+
+    /* bounded: the oldest go beyond KP_EVENTS_MAX */
+    for (int i = 0; i < KP_EVENTS_MAX + 10; i++)
+        kp_event_record(topic, "Normal", "Tick", "tick %d", i);
+    all = kp_events_list(NULL, &rv);
+    assert_int_equal(json_array_size(all), KP_EVENTS_MAX);
+    json_decref(all);
+    kp_events_reset();
+    json_decref(topic);
+    json_decref(pool);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_merge_patch_rfc7386),
+        cmocka_unit_test(test_events),
         cmocka_unit_test(test_json_patch_ops_and_errors),
         cmocka_unit_test(test_strategic_merge_directives),
         cmocka_unit_test(test_selectors),
