@@ -533,6 +533,7 @@ static void metrics_gauges(kp_buf_t *out, void *arg)
                    "# TYPE kpool_partitions gauge\nkpool_partitions %" PRId64 "\n",
                    partitions);
     kp_broker_render_log_dirs(out, b); /* handle_log_dirs.c */
+    kp_coordinator_render_lag(b->coordinator, out);
     if (b->pool) kp_rpool_metrics(b->pool, out);
 }
 
