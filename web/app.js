@@ -730,15 +730,29 @@ function historySection(pool, ticket) {
       chart("Disk used by logs", diskUnit, [{ name: "all brokers",
         points: pts("diskUsedBytes", diskDiv) }]),
     ].filter(Boolean);
-    const brokers = table("Disk use per broker of " + pool, ["Broker metrics", "Logs", "Free",
-      "File system"], (m.brokers || []).map((b) => [h("code", {}, b.metricsUrl), bytes(b.diskUsedBytes),
-      bytes(b.diskFreeBytes), bytes(b.diskCapacityBytes)]), "No broker metrics.");
+    // each broker's own figures (the charts above add them up): its rates between its last
+    // two samples, its disk, or why its last sample failed
+    const brokers = table("Each broker of " + pool + " (its metrics, disk use and rates)",
+      ["Broker", "Metrics", "Requests", "In", "Out", "Logs", "Free", "File system"],
+      (m.brokers || []).map((b) => [
+        b.nodeId !== undefined ? String(b.nodeId) : "—",
+        h("div", {}, h("code", {}, b.metricsUrl),
+          b.lastError ? h("p", { class: "error" }, "Last sample failed: " + b.lastError)
+            : null),
+        perSecond(b.requestsPerSecond, "requests"),
+        b.bytesInPerSecond === undefined || b.bytesInPerSecond === null ? "—"
+          : bytes(Math.round(b.bytesInPerSecond)) + "/s",
+        b.bytesOutPerSecond === undefined || b.bytesOutPerSecond === null ? "—"
+          : bytes(Math.round(b.bytesOutPerSecond)) + "/s",
+        bytes(b.diskUsedBytes), bytes(b.diskFreeBytes), bytes(b.diskCapacityBytes)]),
+      "No broker metrics.");
     const every = m.intervalMs ? m.intervalMs / 1000 + " s" : "—";
     box.replaceChildren(...[
       m.lastError ? errorBox("The last sample failed: " + m.lastError, false) : null,
       m.message ? h("p", { class: "empty" }, m.message) : null,
       h("p", { class: "help" }, "Sampled by the control plane every " + every + " from " +
-        "the brokers' metrics; the last " + (m.samplesMax || 0) + " samples are kept."),
+        "the metrics of each of the " + (m.brokers || []).length + " broker(s), added up; the " +
+        "last " + (m.samplesMax || 0) + " samples are kept."),
       charts.length ? h("div", { class: "charts" }, charts)
         : h("p", { class: "empty" }, "Not enough samples yet."),
       brokers].filter(Boolean));

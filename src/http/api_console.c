@@ -327,7 +327,8 @@ static json_t *health_answer(kp_store_t *store, const console_route_t *r, unsign
 
 /* GET /apis/kpool.dev/v1/pools/P/metrics: the pool's history (pool_metrics.h), for any valid
  * token like health (rates and sizes of the whole pool, no topic names). 404 for an unknown
- * pool; a pool without spec.metricsUrl (or not sampled yet) answers an empty history. */
+ * pool; a pool without spec.metricsUrls / metricsUrl (or not sampled yet) answers an empty
+ * history. */
 static enum MHD_Result pool_metrics_reply(kp_store_t *store, struct MHD_Connection *conn,
                                           const char *pool)
 {
@@ -339,7 +340,8 @@ static enum MHD_Result pool_metrics_reply(kp_store_t *store, struct MHD_Connecti
     json_t *h = kp_pool_metrics_history(pool);
     if (!h)
         h = json_pack("{s:[], s:[], s:n, s:s}", "samples", "brokers", "lastError", "message",
-                      "no history: the pool has no spec.metricsUrl, or was not sampled yet");
+                      "no history: the pool has no spec.metricsUrls (or metricsUrl), or was not "
+                      "sampled yet");
     json_t *doc = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "kpool.dev/v1", "kind",
                             "PoolMetrics", "metadata", "name", pool);
     json_object_update(doc, h);

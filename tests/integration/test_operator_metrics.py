@@ -206,3 +206,88 @@ def test_backup_age(up):
     assert age < 3600
     s = scrape(up)
     assert value(s, "kpool_backup_last_success_timestamp_seconds", pool="dev") > 0
+
+
+def test_multi_broker_pool_metrics_per_broker(tmp_path):
+    """`kpool up --brokers 2`: the Pool names every broker's metrics URL (spec.metricsUrls),
+    the banner prints them, each broker's /metrics says which node it is
+    (kpool_broker_info), and the console's pool history adds both up and lists each broker
+    with its node id, disk and rates. (Fails on the old code: one metricsUrl, broker 1's,
+    so the history had one broker and the pool's figures were broker 1's alone.)"""
+    import json as _json
+    import os
+    import signal
+    import subprocess
+
+    from conftest import KPOOL_BIN
+    from test_pool import _up_offset
+
+    data = str(tmp_path / "up")
+    cfg = str(tmp_path / "cli.yaml")
+    env = dict(os.environ, KPOOL_CONFIG=cfg)
+    env.setdefault("ASAN_OPTIONS", "abort_on_error=0:detect_leaks=1")
+    off = _up_offset(2)
+    log_path = str(tmp_path / "up.log")
+    logf = open(log_path, "ab")
+    proc = subprocess.Popen([KPOOL_BIN, "up", "--data-dir", data, "--port-offset", str(off),
+                             "--brokers", "2", "--set", "control.console.metrics.interval.ms=500"],
+                            stdout=logf, stderr=subprocess.STDOUT, env=env)
+
+    def log():
+        with open(log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def wait(pred, what, timeout=90):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            v = pred()
+            if v:
+                return v
+            assert proc.poll() is None, log()[-4000:]
+            time.sleep(0.3)
+        raise AssertionError("%s: not in %ss\n%s" % (what, timeout, log()[-4000:]))
+
+    urls = ["http://127.0.0.1:%d/metrics" % (9600 + off), "http://127.0.0.1:%d/metrics" % (9610 + off)]
+    try:
+        wait(lambda: "kpool is up." in log(), "kpool up")
+        assert re.search(r"^    broker 2 +%s$" % re.escape(urls[1]), log(), re.M), log()[-3000:]
+        with open(cfg) as f:
+            token = [l.split(": ", 1)[1].strip() for l in f if l.startswith("token:")][0]
+
+        def get(path):
+            req = urllib.request.Request("http://127.0.0.1:%d%s" % (8080 + off, path),
+                                         headers={"Authorization": "Bearer " + token})
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return _json.loads(r.read())
+        pool = get("/apis/kpool.dev/v1/pools/dev")
+        assert pool["spec"]["metricsUrls"] == urls and pool["spec"]["metricsUrl"] == urls[0], pool
+        for node, url in ((1, urls[0]), (2, urls[1])):
+            with urllib.request.urlopen(url, timeout=30) as r:
+                text = r.read().decode()
+            assert re.search(r'^kpool_broker_info\{node_id="%d",cluster_id="[^"]+"\} 1$' % node,
+                             text, re.M), text[:2000]
+
+        def both():
+            h = get("/apis/kpool.dev/v1/pools/dev/metrics")
+            bs = h["brokers"]
+            ok = len(bs) == 2 and all(b.get("diskUsedBytes") is not None and
+                                       b.get("requestsPerSecond") is not None for b in bs)
+            return h if ok and len(h["samples"]) >= 2 else None
+        h = wait(both, "both brokers sampled")
+        assert h["metricsUrls"] == urls and h["metricsUrl"] == urls[0]
+        assert [b["metricsUrl"] for b in h["brokers"]] == urls
+        assert [b["nodeId"] for b in h["brokers"]] == [1, 2]
+        assert all(b["lastError"] is None for b in h["brokers"]), h["brokers"]
+        # the pool's disk is both brokers' (each holds its own log directory)
+        last = h["samples"][-1]["diskUsedBytes"]
+        assert last >= max(b["diskUsedBytes"] for b in h["brokers"]), h
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            rc = proc.wait(90)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        logf.close()
+    assert rc == 0, log()[-4000:]
+    assert "Sanitizer" not in log() and "runtime error" not in log(), log()[-6000:]
