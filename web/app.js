@@ -242,17 +242,44 @@ async function certExpiry(ns, secretName) {
 }
 
 // `kpool doctor`'s findings for an application (the control plane computes them): a badge
-// with the number of problems that opens the list, filled in when it comes.
+// with the number of problems that opens the list, filled in when it comes. A button runs
+// the check `kpool doctor` makes with the application's own credentials (the control plane
+// connects to the pool with them: one Kafka client, so only when asked).
 function doctorCell(ns, app) {
   const cell = h("div", { class: "doctor" }, h("span", { class: "muted" }, "…"));
-  api(paths.doctor(ns, app)).then((r) => {
+  const findings = (list) => h("ul", { class: "findings" }, list.map((f) =>
+    h("li", { class: "finding " + f.level }, h("strong", {}, f.level + ": "), f.message)));
+  const show = (r) => {
     const summary = h("summary", {}, r.problems ?
       badge(r.problems + (r.problems === 1 ? " problem" : " problems"), "bad") :
       badge("No problems", "ok"));
-    const list = h("ul", { class: "findings" }, r.findings.map((f) =>
-      h("li", { class: "finding " + f.level }, h("strong", {}, f.level + ": "), f.message)));
-    cell.replaceChildren(h("details", r.problems ? { open: "" } : {}, summary, list));
-  }).catch((e) => { cell.replaceChildren(h("span", { class: "muted" }, "— " + e.message)); });
+    const stored = r.findings.filter((f) => f.section !== "pool");
+    const live = r.findings.filter((f) => f.section === "pool");
+    const check = h("button", { type: "button", class: "doctor-connect" },
+      r.connected ? "Check the pool again" : "Check with the app's credentials");
+    const poolPart = r.connected ? h("div", { class: "doctor-pool" },
+      h("p", {}, h("strong", {}, "Pool (with " + ns + "/" + app + "'s credentials):")),
+      findings(live)) : null;
+    check.addEventListener("click", () => {
+      check.disabled = true;
+      check.textContent = "Connecting with the app's credentials…";
+      api(paths.doctor(ns, app, true)).then((x) => {
+        show(x);
+        cell.querySelector(".doctor-connect")?.focus();
+      }).catch((e) => {
+        if (e instanceof AuthError) return signOut(
+          "Your session ended: the token is no longer valid (revoked or rotated).");
+        check.disabled = false;
+        check.textContent = "Check with the app's credentials";
+        cell.querySelector("details").append(h("p", { class: "error", role: "alert" },
+          "The check failed: " + e.message));
+      });
+    });
+    cell.replaceChildren(h("details", r.problems ? { open: "" } : {}, summary, findings(stored),
+      poolPart, check));
+  };
+  api(paths.doctor(ns, app)).then(show)
+    .catch((e) => { cell.replaceChildren(h("span", { class: "muted" }, "— " + e.message)); });
   return cell;
 }
 
@@ -439,7 +466,10 @@ function aclTable(t) {
 }
 
 async function partitionsSection(ns, name) {
-  const p = await api(paths.console(ns, name, "partitions"));
+  return partitionsView(await api(paths.console(ns, name, "partitions")));
+}
+
+function partitionsView(p) {
   return [h("p", { class: "summary" }, p.records + " records in " + p.partitions.length +
     " partitions, " + bytes(p.sizeBytes) + " on disk, produce rate " +
     perSecond(p.recordsPerSecond, "records")),
@@ -450,7 +480,10 @@ async function partitionsSection(ns, name) {
 }
 
 async function groupsSection(ns, name) {
-  const g = await api(paths.console(ns, name, "consumergroups"));
+  return groupsView(await api(paths.console(ns, name, "consumergroups")));
+}
+
+function groupsView(g) {
   if (!g.items.length)
     return h("p", { class: "empty" }, "No consumer group has committed an offset on this topic.");
   return g.items.map((grp) => h("div", { class: "group" },
@@ -567,10 +600,12 @@ function browser(ns, name, partitions) {
 
 // Samples per topic page: the produce rate (from the end offsets) and each group's lag,
 // every SAMPLE_MS while the page is open (the first two 1 s apart, so a rate shows at once).
+// Each sample also redraws the partitions and consumer groups tables (onData), so they show
+// what the charts show.
 const SAMPLE_MS = 5000;
 const SAMPLES_MAX = 120; // 10 minutes
 
-function sampler(ns, name, ticket, box) {
+function sampler(ns, name, ticket, box, onData) {
   const samples = [];
   const tick = async () => {
     if (ticket !== gen) return;
@@ -586,6 +621,7 @@ function sampler(ns, name, ticket, box) {
       samples.push({ t: Date.now(), end, lag: Object.fromEntries(g.items.map((x) => [x.group, x.lag])) });
       if (samples.length > SAMPLES_MAX) samples.shift();
       drawCharts(box, samples, g.lagHistory);
+      if (onData) onData(p, g);
     } catch (e) {
       if (ticket !== gen) return;
       if (e instanceof AuthError) return signOut(
@@ -628,7 +664,18 @@ async function topicPage(ns, name, ticket) {
   const cfg = t.spec.config || {};
   const fqn = (t.status || {}).fullyQualifiedName || ns + "." + name;
   const charts = h("div", {}, h("p", { class: "loading" }, "Sampling…"));
-  if (syncState(t) === "RolloutComplete") sampler(ns, name, ticket, charts);
+  // the tables follow the sampler: rewritten in place (the sections' headings, and the
+  // focus outside them, stay), with the time of the figures
+  const refresh = (p, g) => {
+    const at = h("p", { class: "help updated" }, "Updated " +
+      new Date().toISOString().slice(11, 19) + " UTC; refreshed every " + SAMPLE_MS / 1000 +
+      " s while the page is open.");
+    const pb = document.querySelector("#partitions .section-body");
+    const gb = document.querySelector("#groups .section-body");
+    if (pb) pb.replaceChildren(...partitionsView(p), at);
+    if (gb) gb.replaceChildren(...[].concat(groupsView(g)), at.cloneNode(true));
+  };
+  if (syncState(t) === "RolloutComplete") sampler(ns, name, ticket, charts, refresh);
   else charts.replaceChildren(h("p", { class: "empty" }, "The topic is not in the pool yet."));
   show("Topic " + name,
     h("p", { class: "crumbs" }, h("a", { href: "#/ns/" + encodeURIComponent(ns) }, "Team " + ns),

@@ -561,6 +561,33 @@ def test_doctor_findings_match_the_cli(up, world):
     assert code == 403 and body["reason"] == "Forbidden", body
     assert up.http("GET", path)[0] == 401
     assert up.http("DELETE", path, token=up.token)[0] == 405
+    # ?connect=true: also what the pool says with the app's own credentials (the CLI's
+    # "Pool (with NS/APP's credentials)" section), the same lines the CLI prints
+    code, _, rep = up.http("GET", path + "?connect=true", token=world["ca-a"])
+    assert code == 200 and rep["connected"] is True, rep
+    live = [(f["level"], f["message"]) for f in rep["findings"] if f.get("section") == "pool"]
+    assert any(l == "ok" and m.startswith("connected to ") and m.endswith(" over TLS")
+               for l, m in live), live
+    assert ("ok", "ca-a.orders: exists and is authorized") in live, live
+    assert any(l == "problem" and m.startswith("ca-a.broken: ") for l, m in live), live
+    assert rep["problems"] == 2, rep  # broken is FailedPrepare, and not in the pool
+    assert "PRIVATE KEY" not in json.dumps(rep) and "CERTIFICATE" not in json.dumps(rep)
+    code, _, rep = up.http("GET", path + "?connect=true", token=up.token)
+    assert code == 200 and rep["connected"] is True, rep
+    live = {(f["level"], f["message"]) for f in rep["findings"] if f.get("section") == "pool"}
+    out = up.kpool("doctor", "-n", "ca-a", "--app", "app", expect=1).stdout
+    pool_part = out.split("Pool (with ca-a/app's credentials):", 1)[1]
+    cli = [l.strip().split(": ", 1) for l in pool_part.splitlines()
+           if l.startswith("  ") and l.strip().split(":")[0] in ("ok", "problem", "fix")]
+    assert len(cli) >= 3, out
+    for level, msg in cli:
+        assert (level, msg) in live, (level, msg, live)
+    assert up.http("GET", path + "?connect=maybe", token=world["ca-a"])[0] == 400
+    assert up.http("GET", path + "?connect=true", token=world["ca-b"])[0] == 403
+    # without the parameter (or false): no Kafka client, no pool section
+    code, _, rep = up.http("GET", path + "?connect=false", token=world["ca-a"])
+    assert code == 200 and rep["connected"] is False and not [
+        f for f in rep["findings"] if f.get("section")], rep
     up.api("DELETE", apps % "ca-a" + "/app")
     up.api("DELETE", TOPICS_PATH % "ca-b" + "/shared")
 
