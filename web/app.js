@@ -472,7 +472,8 @@ async function partitionsSection(ns, name) {
 function partitionsView(p) {
   return [h("p", { class: "summary" }, p.records + " records in " + p.partitions.length +
     " partitions, " + bytes(p.sizeBytes) + " on disk, produce rate " +
-    perSecond(p.recordsPerSecond, "records")),
+    perSecond(p.recordsPerSecond, "records") + ", consume rate " +
+    perSecond(p.consumeRecordsPerSecond, "records")),
   table("Partitions", ["Partition", "Leader", "Replicas", "In sync", "Start offset", "End offset",
     "Records", "Size"], p.partitions.map((x) => [String(x.partition), String(x.leader),
     x.replicas.join(", "), x.isr.join(", "), String(x.startOffset), String(x.endOffset),
@@ -618,7 +619,10 @@ function sampler(ns, name, ticket, box, onData) {
         api(paths.console(ns, name, "consumergroups"))]);
       if (ticket !== gen) return;
       const end = p.partitions.reduce((a, x) => a + x.endOffset, 0);
-      samples.push({ t: Date.now(), end, lag: Object.fromEntries(g.items.map((x) => [x.group, x.lag])) });
+      samples.push({ t: Date.now(), end, lag: Object.fromEntries(g.items.map((x) => [x.group, x.lag])),
+        // the brokers' per-topic counters as the control plane last sampled them (null
+        // before it has two samples, or without the pool's metrics)
+        produced: p.produceRecordsPerSecond ?? null, consumed: p.consumeRecordsPerSecond ?? null });
       if (samples.length > SAMPLES_MAX) samples.shift();
       drawCharts(box, samples, g.lagHistory);
       if (onData) onData(p, g);
@@ -646,14 +650,21 @@ function drawCharts(box, samples, lagHistory) {
   const lagSamples = server ? lagHistory.map((x) => ({ t: Date.parse(x.time), lag: x.lag }))
     : samples;
   const groups = [...new Set(lagSamples.flatMap((s) => Object.keys(s.lag)))].sort().slice(0, 6);
-  const charts = [lineChart({ title: "Produce rate", yLabel: "records/s",
-    series: [{ name: "all partitions", points: rate }] })];
+  // produce and consume rates from the brokers' counters (kpool_topic_records_in_total and
+  // _out_total, the figures /metrics gives); the produce rate from the end offsets when the
+  // pool's metrics are not sampled
+  const fromMetrics = (k) => samples.filter((s) => s[k] !== null).map((s) => [s.t, s[k]]);
+  const produced = fromMetrics("produced"), consumed = fromMetrics("consumed");
+  const charts = [lineChart({ title: "Produce and consume rate", yLabel: "records/s",
+    series: [{ name: "produced", points: produced.length > 1 ? produced : rate },
+      { name: "consumed", points: consumed }].filter((x) => x.points.length) })];
   if (groups.length)
     charts.push(lineChart({ title: "Consumer lag", yLabel: "records",
       series: groups.map((gname) => ({ name: gname, points: lagSamples.filter((s) =>
         gname in s.lag).map((s) => [s.t, s.lag[gname]]) })) }));
-  box.replaceChildren(h("p", { class: "help" }, "The produce rate is sampled by this page every " +
-    SAMPLE_MS / 1000 + " s while it is open; " + (server ? "the lag by the control plane " +
+  box.replaceChildren(h("p", { class: "help" }, "The rates are sampled by this page every " +
+    SAMPLE_MS / 1000 + " s while it is open (the brokers' counters, as the control plane last " +
+    "read them); " + (server ? "the lag by the control plane " +
     "while the topic is looked at (up to an hour back)." : "the lag too.")),
   h("div", { class: "charts" }, charts));
 }

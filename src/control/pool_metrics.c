@@ -148,9 +148,30 @@ typedef struct sample {
 
 typedef struct scrape {
     sample_t s;
-    json_t *sizes; /* {topic: {"<partition>": bytes}} */
-    json_t *ends;  /* {topic: {"<partition>": end offset}} */
+    json_t *sizes;   /* {topic: {"<partition>": bytes}} */
+    json_t *ends;    /* {topic: {"<partition>": end offset}} */
+    json_t *traffic; /* {topic: [records in, records out, bytes in, bytes out]} (counters) */
 } scrape_t;
+
+/* kpool_topic_*_total (handle_log_dirs.c), in the order of scrape_t.traffic's arrays. */
+static const char *const traffic_names[] = {
+    "kpool_topic_records_in_total", "kpool_topic_records_out_total", "kpool_topic_bytes_in_total",
+    "kpool_topic_bytes_out_total"};
+/* Their rates' names in a topic's partitions answer (kp_pool_metrics_annotate). */
+static const char *const traffic_rates[] = {"produceRecordsPerSecond", "consumeRecordsPerSecond",
+                                            "produceBytesPerSecond", "consumeBytesPerSecond"};
+#define NTRAFFIC 4
+
+/* into[topic][k] += v. */
+static void traffic_add(json_t *into, const char *topic, int k, double v)
+{
+    json_t *t = json_object_get(into, topic);
+    if (!t) {
+        t = json_pack("[f, f, f, f]", 0.0, 0.0, 0.0, 0.0);
+        json_object_set_new(into, topic, t);
+    }
+    json_array_set_new(t, (size_t)k, json_real(json_real_value(json_array_get(t, (size_t)k)) + v));
+}
 
 static int is(const char *name, size_t n, const char *want)
 {
@@ -181,7 +202,13 @@ static void on_sample(const char *name, size_t n, const char *labels, size_t ll,
         s->disk_free = v;
     else if (is(name, n, "kpool_log_dir_capacity_bytes"))
         s->disk_cap = v;
-    else if (is(name, n, "kpool_broker_info")) {
+    else if (n > 12 && !memcmp(name, "kpool_topic_", 12)) {
+        char topic[256];
+        for (int k = 0; k < NTRAFFIC; k++)
+            if (is(name, n, traffic_names[k]) &&
+                kp_prom_label(labels, ll, "topic", topic, sizeof(topic)) == 0 && v >= 0)
+                traffic_add(sc->traffic, topic, k, v);
+    } else if (is(name, n, "kpool_broker_info")) {
         char id[16];
         if (kp_prom_label(labels, ll, "node_id", id, sizeof(id)) == 0) s->node_id = atoi(id);
     } else if (is(name, n, "kpool_request_seconds_bucket")) {
@@ -287,6 +314,9 @@ typedef struct pool_hist {
     json_t *sizes, *rates; /* latest: {topic: {"<p>": bytes}}, {topic: records/s} */
     json_t *prev_ends;     /* the previous scrape's end offsets per topic */
     int64_t prev_ends_ms;  /* and its time */
+    json_t *traffic;       /* latest: {topic: {produceRecordsPerSecond, ...}} */
+    json_t *prev_traffic;  /* the previous scrape's kpool_topic_*_total, added up */
+    uint32_t prev_mask;    /* the brokers that made it */
     sample_t last;         /* the latest sample (disk figures) */
     int64_t last_ms;       /* wall time of the last attempt */
     char err[512];         /* the last attempt's error, "" when it worked */
@@ -350,6 +380,8 @@ static void hist_free(pool_hist_t *h)
     json_decref(h->sizes);
     json_decref(h->rates);
     json_decref(h->prev_ends);
+    json_decref(h->traffic);
+    json_decref(h->prev_traffic);
     free(h);
 }
 
@@ -371,6 +403,8 @@ static pool_hist_t *hist_of(const char *name, const char *const *urls, int n)
         h->n = h->head = 0;
         json_decref(h->prev_ends);
         h->prev_ends = NULL;
+        json_decref(h->prev_traffic);
+        h->prev_traffic = NULL;
     }
     if (!h) {
         h = kp_xcalloc(1, sizeof(*h));
@@ -439,6 +473,35 @@ typedef struct round {
     char err[KP_POOL_METRICS_BROKERS_MAX][512]; /* "" when the broker's scrape worked */
 } round_t;
 
+/* The topics' traffic rates between the previous round and this one (dt seconds), when the
+ * same brokers answered both (a counter that went down, a restart, gives no rate). Caller
+ * holds lock. */
+static void record_traffic(pool_hist_t *h, scrape_t *sc, double dt)
+{
+    json_t *rates = json_object();
+    const char *topic;
+    json_t *now;
+    json_object_foreach(sc->traffic, topic, now)
+    {
+        json_t *prev = h->prev_traffic && h->prev_mask == sc->s.mask
+                           ? json_object_get(h->prev_traffic, topic)
+                           : NULL;
+        if (!prev || dt <= 0) continue;
+        json_t *r = json_object();
+        for (int k = 0; k < NTRAFFIC; k++) {
+            double d = json_real_value(json_array_get(now, (size_t)k)) -
+                       json_real_value(json_array_get(prev, (size_t)k));
+            if (d >= 0) json_object_set_new(r, traffic_rates[k], json_real(d / dt));
+        }
+        json_object_set_new(rates, topic, r);
+    }
+    json_decref(h->traffic);
+    h->traffic = rates;
+    json_decref(h->prev_traffic);
+    h->prev_traffic = json_incref(sc->traffic);
+    h->prev_mask = sc->s.mask;
+}
+
 static void record(const char *name, const char *const *urls, int n, round_t *r)
 {
     pthread_mutex_lock(&lock);
@@ -489,6 +552,7 @@ static void record(const char *name, const char *const *urls, int n, round_t *r)
         json_decref(h->prev_ends);
         h->prev_ends = ends;
         h->prev_ends_ms = sc->s.t_ms;
+        record_traffic(h, sc, dt);
     }
     pthread_mutex_unlock(&lock);
 }
@@ -500,6 +564,7 @@ static void scrape_pool(const char *name, const char *const *urls, int n)
     round_t *r = kp_xcalloc(1, sizeof(*r));
     r->pool.sizes = json_object();
     r->pool.ends = json_object();
+    r->pool.traffic = json_object();
     r->pool.s.node_id = -1;
     for (int i = 0; i < n; i++) {
         scrape_t sc;
@@ -507,6 +572,7 @@ static void scrape_pool(const char *name, const char *const *urls, int n)
         sc.s.node_id = -1;
         sc.sizes = json_object();
         sc.ends = json_object();
+        sc.traffic = json_object();
         page_t page;
         if (fetch_page(urls[i], &page, r->err[i], sizeof(r->err[i])) == 0) {
             sc.s.t_ms = kp_wall_ms();
@@ -519,15 +585,23 @@ static void scrape_pool(const char *name, const char *const *urls, int n)
                 r->pool.s.t_ms = sc.s.t_ms;
                 merge_max(r->pool.sizes, sc.sizes);
                 merge_max(r->pool.ends, sc.ends);
+                /* each broker counts the traffic it led: the pool's is the sum */
+                const char *topic;
+                json_t *t;
+                json_object_foreach(sc.traffic, topic, t) for (int k = 0; k < NTRAFFIC; k++)
+                    traffic_add(r->pool.traffic, topic, k,
+                                json_real_value(json_array_get(t, (size_t)k)));
             }
             free(page.data);
         }
         json_decref(sc.sizes);
         json_decref(sc.ends);
+        json_decref(sc.traffic);
     }
     record(name, urls, n, r);
     json_decref(r->pool.sizes);
     json_decref(r->pool.ends);
+    json_decref(r->pool.traffic);
     free(r);
 }
 
@@ -899,6 +973,13 @@ void kp_pool_metrics_annotate(const char *pool, const char *topic, json_t *doc, 
         json_object_set_new(doc, "recordsPerSecond",
                             rate ? json_real(round(json_real_value(rate) * 1000) / 1000)
                                  : json_null());
+        json_t *traffic = json_object_get(h->traffic, topic);
+        for (int k = 0; k < NTRAFFIC; k++) {
+            json_t *v = json_object_get(traffic, traffic_rates[k]);
+            json_object_set_new(doc, traffic_rates[k],
+                                v ? json_real(round(json_real_value(v) * 1000) / 1000)
+                                  : json_null());
+        }
     }
     pthread_mutex_unlock(&lock);
 }

@@ -47,8 +47,11 @@ void kp_pool_metrics_stop(void);
 json_t *kp_pool_metrics_history(const char *pool);
 
 /* Adds the latest scrape's "sizeBytes" to each element of partitions (an array of objects
- * with "partition") of topic in pool, and "sizeBytes" and "recordsPerSecond" to doc. Nothing
- * when the pool or topic has not been scraped. */
+ * with "partition") of topic in pool, and "sizeBytes", "recordsPerSecond" (from the end
+ * offsets) and the rates of the brokers' kpool_topic_*_total counters between the last two
+ * scrapes ("produceRecordsPerSecond", "consumeRecordsPerSecond", "produceBytesPerSecond",
+ * "consumeBytesPerSecond"; null before two scrapes) to doc. Nothing when the pool or topic
+ * has not been scraped. */
 void kp_pool_metrics_annotate(const char *pool, const char *topic, json_t *doc, json_t *partitions);
 
 /* Consumer-group lag over time, for the topic pages people look at: the consumergroups answer

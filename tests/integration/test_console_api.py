@@ -426,6 +426,32 @@ def test_partition_sizes_and_produce_rate(up, world):
                                                               "partitions", world["ca-a"])))[2]
     assert body["recordsPerSecond"] > 0
     assert body["sizeBytes"] > sum(sizes.values())
+    assert body["produceRecordsPerSecond"] is not None and body["produceBytesPerSecond"] is not None
+    # a consumer reading it (again and again, until seen): the consume rate, from the
+    # brokers' kpool_topic_records_out_total
+    import threading
+    stop = threading.Event()
+
+    def read_loop():
+        while not stop.is_set():
+            c = Consumer(dict(up.ssl_conf(), **{"group.id": "ca-a-rate", "enable.auto.commit": False}))
+            c.assign([TopicPartition("ca-a.sized", 1, 0)])
+            for _ in range(20):
+                if stop.is_set():
+                    break
+                c.poll(0.2)
+            c.close()
+    reader = threading.Thread(target=read_loop, daemon=True)
+    reader.start()
+    try:
+        body = wait_for("a consume rate", lambda: (lambda b: b if b[2].get("consumeRecordsPerSecond")
+                                                   else None)(get(up, "ca-a", "sized",
+                                                                  "partitions", world["ca-a"])),
+                        timeout=60)[2]
+    finally:
+        stop.set()
+        reader.join(30)
+    assert body["consumeRecordsPerSecond"] > 0 and body["consumeBytesPerSecond"] > 0, body
     # another team's topic: still 403, sizes or not
     assert get(up, "ca-a", "sized", "partitions", world["ca-b"])[0] == 403
     up.api("DELETE", TOPICS_PATH % "ca-a" + "/sized")

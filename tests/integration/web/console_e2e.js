@@ -153,6 +153,10 @@ async function main() {
     check((await rates.locator("svg text.label").allTextContents()).includes("records/s"),
       "the rate chart's y axis says records/s");
     await rates.locator(".legend", { hasText: E.GROUP_A + ": 2 records" }).waitFor(WAIT);
+    // the consume rate: the brokers' kpool_topic_records_out_total, read by the message
+    // browser's fetches above, as the control plane sampled it
+    await rates.locator("figure", { hasText: "Produce and consume rate" }).locator(".legend li",
+      { hasText: /^consumed: / }).waitFor({ timeout: 20000 });
     const p0endBefore = await page.locator("#partitions tbody tr").first().locator("td").nth(5)
       .innerText();
     check(await ask("produce") === "ok", "the producer wrote");
