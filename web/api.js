@@ -112,8 +112,9 @@ export const paths = {
   apps: (ns) => `/apis/nais.io/v1alpha1/namespaces/${enc(ns)}/applications`,
   aivenapps: (ns) => `/apis/aiven.nais.io/v1/namespaces/${enc(ns)}/aivenapplications`,
   subjects: (ns) => `/apis/kpool.dev/v1/namespaces/${enc(ns)}/subjects`,
-  doctor: (ns, app) =>
-    `/apis/kpool.dev/v1/namespaces/${enc(ns)}/applications/${enc(app)}/doctor`,
+  doctor: (ns, app, connect) =>
+    `/apis/kpool.dev/v1/namespaces/${enc(ns)}/applications/${enc(app)}/doctor` +
+    (connect ? "?connect=true" : ""),
   secret: (ns, n) => `/api/v1/namespaces/${enc(ns)}/secrets/${enc(n)}`,
   console: (ns, n, what, q) =>
     `/apis/kpool.dev/v1/namespaces/${enc(ns)}/topics/${enc(n)}/${what}` +

@@ -242,17 +242,44 @@ async function certExpiry(ns, secretName) {
 }
 
 // `kpool doctor`'s findings for an application (the control plane computes them): a badge
-// with the number of problems that opens the list, filled in when it comes.
+// with the number of problems that opens the list, filled in when it comes. A button runs
+// the check `kpool doctor` makes with the application's own credentials (the control plane
+// connects to the pool with them: one Kafka client, so only when asked).
 function doctorCell(ns, app) {
   const cell = h("div", { class: "doctor" }, h("span", { class: "muted" }, "…"));
-  api(paths.doctor(ns, app)).then((r) => {
+  const findings = (list) => h("ul", { class: "findings" }, list.map((f) =>
+    h("li", { class: "finding " + f.level }, h("strong", {}, f.level + ": "), f.message)));
+  const show = (r) => {
     const summary = h("summary", {}, r.problems ?
       badge(r.problems + (r.problems === 1 ? " problem" : " problems"), "bad") :
       badge("No problems", "ok"));
-    const list = h("ul", { class: "findings" }, r.findings.map((f) =>
-      h("li", { class: "finding " + f.level }, h("strong", {}, f.level + ": "), f.message)));
-    cell.replaceChildren(h("details", r.problems ? { open: "" } : {}, summary, list));
-  }).catch((e) => { cell.replaceChildren(h("span", { class: "muted" }, "— " + e.message)); });
+    const stored = r.findings.filter((f) => f.section !== "pool");
+    const live = r.findings.filter((f) => f.section === "pool");
+    const check = h("button", { type: "button", class: "doctor-connect" },
+      r.connected ? "Check the pool again" : "Check with the app's credentials");
+    const poolPart = r.connected ? h("div", { class: "doctor-pool" },
+      h("p", {}, h("strong", {}, "Pool (with " + ns + "/" + app + "'s credentials):")),
+      findings(live)) : null;
+    check.addEventListener("click", () => {
+      check.disabled = true;
+      check.textContent = "Connecting with the app's credentials…";
+      api(paths.doctor(ns, app, true)).then((x) => {
+        show(x);
+        cell.querySelector(".doctor-connect")?.focus();
+      }).catch((e) => {
+        if (e instanceof AuthError) return signOut(
+          "Your session ended: the token is no longer valid (revoked or rotated).");
+        check.disabled = false;
+        check.textContent = "Check with the app's credentials";
+        cell.querySelector("details").append(h("p", { class: "error", role: "alert" },
+          "The check failed: " + e.message));
+      });
+    });
+    cell.replaceChildren(h("details", r.problems ? { open: "" } : {}, summary, findings(stored),
+      poolPart, check));
+  };
+  api(paths.doctor(ns, app)).then(show)
+    .catch((e) => { cell.replaceChildren(h("span", { class: "muted" }, "— " + e.message)); });
   return cell;
 }
 
@@ -439,10 +466,14 @@ function aclTable(t) {
 }
 
 async function partitionsSection(ns, name) {
-  const p = await api(paths.console(ns, name, "partitions"));
+  return partitionsView(await api(paths.console(ns, name, "partitions")));
+}
+
+function partitionsView(p) {
   return [h("p", { class: "summary" }, p.records + " records in " + p.partitions.length +
     " partitions, " + bytes(p.sizeBytes) + " on disk, produce rate " +
-    perSecond(p.recordsPerSecond, "records")),
+    perSecond(p.recordsPerSecond, "records") + ", consume rate " +
+    perSecond(p.consumeRecordsPerSecond, "records")),
   table("Partitions", ["Partition", "Leader", "Replicas", "In sync", "Start offset", "End offset",
     "Records", "Size"], p.partitions.map((x) => [String(x.partition), String(x.leader),
     x.replicas.join(", "), x.isr.join(", "), String(x.startOffset), String(x.endOffset),
@@ -450,7 +481,10 @@ async function partitionsSection(ns, name) {
 }
 
 async function groupsSection(ns, name) {
-  const g = await api(paths.console(ns, name, "consumergroups"));
+  return groupsView(await api(paths.console(ns, name, "consumergroups")));
+}
+
+function groupsView(g) {
   if (!g.items.length)
     return h("p", { class: "empty" }, "No consumer group has committed an offset on this topic.");
   return g.items.map((grp) => h("div", { class: "group" },
@@ -567,10 +601,12 @@ function browser(ns, name, partitions) {
 
 // Samples per topic page: the produce rate (from the end offsets) and each group's lag,
 // every SAMPLE_MS while the page is open (the first two 1 s apart, so a rate shows at once).
+// Each sample also redraws the partitions and consumer groups tables (onData), so they show
+// what the charts show.
 const SAMPLE_MS = 5000;
 const SAMPLES_MAX = 120; // 10 minutes
 
-function sampler(ns, name, ticket, box) {
+function sampler(ns, name, ticket, box, onData) {
   const samples = [];
   const tick = async () => {
     if (ticket !== gen) return;
@@ -583,9 +619,13 @@ function sampler(ns, name, ticket, box) {
         api(paths.console(ns, name, "consumergroups"))]);
       if (ticket !== gen) return;
       const end = p.partitions.reduce((a, x) => a + x.endOffset, 0);
-      samples.push({ t: Date.now(), end, lag: Object.fromEntries(g.items.map((x) => [x.group, x.lag])) });
+      samples.push({ t: Date.now(), end, lag: Object.fromEntries(g.items.map((x) => [x.group, x.lag])),
+        // the brokers' per-topic counters as the control plane last sampled them (null
+        // before it has two samples, or without the pool's metrics)
+        produced: p.produceRecordsPerSecond ?? null, consumed: p.consumeRecordsPerSecond ?? null });
       if (samples.length > SAMPLES_MAX) samples.shift();
       drawCharts(box, samples, g.lagHistory);
+      if (onData) onData(p, g);
     } catch (e) {
       if (ticket !== gen) return;
       if (e instanceof AuthError) return signOut(
@@ -610,14 +650,21 @@ function drawCharts(box, samples, lagHistory) {
   const lagSamples = server ? lagHistory.map((x) => ({ t: Date.parse(x.time), lag: x.lag }))
     : samples;
   const groups = [...new Set(lagSamples.flatMap((s) => Object.keys(s.lag)))].sort().slice(0, 6);
-  const charts = [lineChart({ title: "Produce rate", yLabel: "records/s",
-    series: [{ name: "all partitions", points: rate }] })];
+  // produce and consume rates from the brokers' counters (kpool_topic_records_in_total and
+  // _out_total, the figures /metrics gives); the produce rate from the end offsets when the
+  // pool's metrics are not sampled
+  const fromMetrics = (k) => samples.filter((s) => s[k] !== null).map((s) => [s.t, s[k]]);
+  const produced = fromMetrics("produced"), consumed = fromMetrics("consumed");
+  const charts = [lineChart({ title: "Produce and consume rate", yLabel: "records/s",
+    series: [{ name: "produced", points: produced.length > 1 ? produced : rate },
+      { name: "consumed", points: consumed }].filter((x) => x.points.length) })];
   if (groups.length)
     charts.push(lineChart({ title: "Consumer lag", yLabel: "records",
       series: groups.map((gname) => ({ name: gname, points: lagSamples.filter((s) =>
         gname in s.lag).map((s) => [s.t, s.lag[gname]]) })) }));
-  box.replaceChildren(h("p", { class: "help" }, "The produce rate is sampled by this page every " +
-    SAMPLE_MS / 1000 + " s while it is open; " + (server ? "the lag by the control plane " +
+  box.replaceChildren(h("p", { class: "help" }, "The rates are sampled by this page every " +
+    SAMPLE_MS / 1000 + " s while it is open (the brokers' counters, as the control plane last " +
+    "read them); " + (server ? "the lag by the control plane " +
     "while the topic is looked at (up to an hour back)." : "the lag too.")),
   h("div", { class: "charts" }, charts));
 }
@@ -628,7 +675,18 @@ async function topicPage(ns, name, ticket) {
   const cfg = t.spec.config || {};
   const fqn = (t.status || {}).fullyQualifiedName || ns + "." + name;
   const charts = h("div", {}, h("p", { class: "loading" }, "Sampling…"));
-  if (syncState(t) === "RolloutComplete") sampler(ns, name, ticket, charts);
+  // the tables follow the sampler: rewritten in place (the sections' headings, and the
+  // focus outside them, stay), with the time of the figures
+  const refresh = (p, g) => {
+    const at = h("p", { class: "help updated" }, "Updated " +
+      new Date().toISOString().slice(11, 19) + " UTC; refreshed every " + SAMPLE_MS / 1000 +
+      " s while the page is open.");
+    const pb = document.querySelector("#partitions .section-body");
+    const gb = document.querySelector("#groups .section-body");
+    if (pb) pb.replaceChildren(...partitionsView(p), at);
+    if (gb) gb.replaceChildren(...[].concat(groupsView(g)), at.cloneNode(true));
+  };
+  if (syncState(t) === "RolloutComplete") sampler(ns, name, ticket, charts, refresh);
   else charts.replaceChildren(h("p", { class: "empty" }, "The topic is not in the pool yet."));
   show("Topic " + name,
     h("p", { class: "crumbs" }, h("a", { href: "#/ns/" + encodeURIComponent(ns) }, "Team " + ns),
@@ -730,15 +788,29 @@ function historySection(pool, ticket) {
       chart("Disk used by logs", diskUnit, [{ name: "all brokers",
         points: pts("diskUsedBytes", diskDiv) }]),
     ].filter(Boolean);
-    const brokers = table("Disk use per broker of " + pool, ["Broker metrics", "Logs", "Free",
-      "File system"], (m.brokers || []).map((b) => [h("code", {}, b.metricsUrl), bytes(b.diskUsedBytes),
-      bytes(b.diskFreeBytes), bytes(b.diskCapacityBytes)]), "No broker metrics.");
+    // each broker's own figures (the charts above add them up): its rates between its last
+    // two samples, its disk, or why its last sample failed
+    const brokers = table("Each broker of " + pool + " (its metrics, disk use and rates)",
+      ["Broker", "Metrics", "Requests", "In", "Out", "Logs", "Free", "File system"],
+      (m.brokers || []).map((b) => [
+        b.nodeId !== undefined ? String(b.nodeId) : "—",
+        h("div", {}, h("code", {}, b.metricsUrl),
+          b.lastError ? h("p", { class: "error" }, "Last sample failed: " + b.lastError)
+            : null),
+        perSecond(b.requestsPerSecond, "requests"),
+        b.bytesInPerSecond === undefined || b.bytesInPerSecond === null ? "—"
+          : bytes(Math.round(b.bytesInPerSecond)) + "/s",
+        b.bytesOutPerSecond === undefined || b.bytesOutPerSecond === null ? "—"
+          : bytes(Math.round(b.bytesOutPerSecond)) + "/s",
+        bytes(b.diskUsedBytes), bytes(b.diskFreeBytes), bytes(b.diskCapacityBytes)]),
+      "No broker metrics.");
     const every = m.intervalMs ? m.intervalMs / 1000 + " s" : "—";
     box.replaceChildren(...[
       m.lastError ? errorBox("The last sample failed: " + m.lastError, false) : null,
       m.message ? h("p", { class: "empty" }, m.message) : null,
       h("p", { class: "help" }, "Sampled by the control plane every " + every + " from " +
-        "the brokers' metrics; the last " + (m.samplesMax || 0) + " samples are kept."),
+        "the metrics of each of the " + (m.brokers || []).length + " broker(s), added up; the " +
+        "last " + (m.samplesMax || 0) + " samples are kept."),
       charts.length ? h("div", { class: "charts" }, charts)
         : h("p", { class: "empty" }, "Not enough samples yet."),
       brokers].filter(Boolean));

@@ -44,7 +44,33 @@ typedef struct part_read {
     kp_aborted_txn_t *aborted; /* read_committed: transactions aborted in the range read */
     size_t naborted;
     kp_buf_t conv; /* Fetch v0-3: the down-converted message set */
+    /* A consumer's read (not a follower's): its partition, for the traffic counters, and
+     * the records it delivers (records_out_estimate). The topic's first read holds the
+     * topic's reference (topic), so p stays valid until release_reads. */
+    kp_partition_t *p;
+    kp_topic_t *topic;
+    int64_t records_out;
 } part_read_t;
+
+/* The records a consumer's read of rd (asked from offset with max bytes) delivers, for
+ * kpool_topic_records_out_total without reading the batches: a read that ended before its
+ * byte limit reached the end it was bounded by (the high watermark, or the last stable
+ * offset for read_committed), so it delivers the offsets from offset up to that end; a read
+ * the limit cut is estimated from the partition's average produced record size. Offsets,
+ * not records, on a compacted topic (its gaps count). */
+static int64_t records_out_estimate(kp_partition_t *p, const kp_log_read_t *rd, int64_t offset,
+                                    int64_t max, int committed)
+{
+    int64_t end = committed ? rd->last_stable_offset : rd->high_watermark;
+    int64_t upto = end > offset ? end - offset : 0;
+    if (rd->len < max) return upto;
+    long long bytes = atomic_load_explicit(&p->stats.bytes_in, memory_order_relaxed);
+    long long records = atomic_load_explicit(&p->stats.records_in, memory_order_relaxed);
+    if (bytes <= 0 || records <= 0) return upto;
+    int64_t est = (int64_t)((double)rd->len * (double)records / (double)bytes);
+    if (est < 1) est = 1;
+    return est < upto ? est : upto;
+}
 
 /* Reads all partitions. Returns total record bytes; reads[] holds segment references. */
 static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **reads_out)
@@ -105,6 +131,10 @@ static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **r
             if (committed && r->rd.len > 0)
                 r->naborted = kp_partition_aborted_txns(p, fp->FetchOffset,
                                                         r->rd.last_stable_offset, &r->aborted);
+            if (r->rd.len > 0) {
+                r->p = p;
+                r->records_out = records_out_estimate(p, &r->rd, fp->FetchOffset, max, committed);
+            }
             if (r->rd.error == KP_READ_OUT_OF_RANGE)
                 r->err = KERR_OFFSET_OUT_OF_RANGE;
             else if (r->rd.error)
@@ -112,7 +142,10 @@ static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **r
             total += r->rd.len;
             budget = budget > r->rd.len ? budget - r->rd.len : 0;
         }
-        kp_topic_put(topic);
+        if (topic && np > 0)
+            reads[k - np].topic = topic; /* released with the reads (their r->p) */
+        else
+            kp_topic_put(topic);
     }
     return total;
 }
@@ -126,6 +159,9 @@ static void release_reads(part_read_t *reads, int n)
         reads[i].aborted = NULL;
         reads[i].naborted = 0;
         kp_buf_free(&reads[i].conv);
+        reads[i].p = NULL;
+        if (reads[i].topic) kp_topic_put(reads[i].topic);
+        reads[i].topic = NULL;
     }
 }
 
@@ -235,12 +271,20 @@ static int fetch_respond(kp_req_t *req, const FetchRequest *in, part_read_t *rea
             if (r->conv.len > 0) {
                 pd->Records = (kp_records_t){r->conv.data, (int32_t)r->conv.len, NULL, -1, 0};
                 kp_metric_add(&kp_metrics.fetch_bytes, (int64_t)r->conv.len);
+                if (r->p) {
+                    kp_metric_add(&r->p->stats.bytes_out, (int64_t)r->conv.len);
+                    kp_metric_add(&r->p->stats.records_out, r->records_out);
+                }
             } else if (r->rd.seg) {
                 pd->Records.file_owner = &r->rd.seg->ref;
                 pd->Records.file_fd = r->rd.seg->fd;
                 pd->Records.file_pos = r->rd.pos;
                 pd->Records.len = (int32_t)r->rd.len;
                 kp_metric_add(&kp_metrics.fetch_bytes, r->rd.len);
+                if (r->p) {
+                    kp_metric_add(&r->p->stats.bytes_out, r->rd.len);
+                    kp_metric_add(&r->p->stats.records_out, r->records_out);
+                }
             }
         }
     }

@@ -16,6 +16,7 @@
 
 #include <inttypes.h>
 #include <string.h>
+#include <stddef.h>
 #include <sys/statvfs.h>
 
 /* The requested partitions of topic (all when r is NULL) into t; -1 on allocation failure. */
@@ -88,6 +89,43 @@ int kp_handle_describe_log_dirs(kp_req_t *req)
     return 0;
 }
 
+/* kpool_topic_{bytes,records}_{in,out}_total: each topic's partition counters summed
+ * (partition.h, kp_partition_stats_t). One series per topic and counter: the cardinality
+ * is the number of topics this broker holds. Since the broker started. */
+static void render_topic_traffic(kp_buf_t *out, kp_topic_t **list, int n)
+{
+    static const struct {
+        const char *name, *help;
+        size_t field;
+    } m[] = {
+        {"kpool_topic_bytes_in_total", "Record batch bytes appended by Produce, by topic.",
+         offsetof(kp_partition_stats_t, bytes_in)},
+        {"kpool_topic_records_in_total", "Records appended by Produce, by topic.",
+         offsetof(kp_partition_stats_t, records_in)},
+        {"kpool_topic_bytes_out_total",
+         "Record bytes sent to consumers by Fetch, by topic (not to followers).",
+         offsetof(kp_partition_stats_t, bytes_out)},
+        {"kpool_topic_records_out_total",
+         "Records (offsets) sent to consumers by Fetch, by topic; estimated from the average "
+         "record size when a fetch's byte limit cuts the read (docs/metrics.md).",
+         offsetof(kp_partition_stats_t, records_out)},
+    };
+    for (size_t k = 0; k < sizeof(m) / sizeof(*m); k++) {
+        kp_buf_appendf(out, "# HELP %s %s\n# TYPE %s counter\n", m[k].name, m[k].help, m[k].name);
+        for (int i = 0; i < n; i++) {
+            long long sum = 0;
+            int32_t np = atomic_load_explicit(&list[i]->npartitions, memory_order_acquire);
+            for (int32_t j = 0; j < np; j++) {
+                kp_partition_t *p = kp_topic_partition(list[i], j);
+                if (p)
+                    sum += atomic_load_explicit((atomic_llong *)((char *)&p->stats + m[k].field),
+                                                memory_order_relaxed);
+            }
+            kp_buf_appendf(out, "%s{topic=\"%s\"} %lld\n", m[k].name, list[i]->name, sum);
+        }
+    }
+}
+
 void kp_broker_render_log_dirs(kp_buf_t *out, kp_broker_t *b)
 {
     int n;
@@ -124,6 +162,7 @@ void kp_broker_render_log_dirs(kp_buf_t *out, kp_broker_t *b)
                 list[i]->name, (int)j, end);
         }
     }
+    render_topic_traffic(out, list, n);
     kp_topics_list_free(list, n);
     kp_buf_appendf(out,
                    "# HELP kpool_log_dir_size_bytes Bytes of every partition's log.\n"

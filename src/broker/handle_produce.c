@@ -252,6 +252,8 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
     case KP_APPEND_OK:
         kp_metric_add(&kp_metrics.produce_records, info.records_count);
         kp_metric_add(&kp_metrics.produce_bytes, (int64_t)len);
+        kp_metric_add(&p->stats.records_in, info.records_count);
+        kp_metric_add(&p->stats.bytes_in, (int64_t)len);
         break;
     case KP_APPEND_DUPLICATE:
         break;

@@ -524,6 +524,12 @@ static void metrics_gauges(kp_buf_t *out, void *arg)
     kp_broker_t *b = arg;
     int64_t partitions = 0;
     int topics = kp_topics_count(b->topics, &partitions);
+    /* which broker this page is (a pool's brokers are scraped one by one: pool_metrics.c) */
+    kp_buf_appendf(out,
+                   "# HELP kpool_broker_info This broker: its node id and cluster id.\n"
+                   "# TYPE kpool_broker_info gauge\n"
+                   "kpool_broker_info{node_id=\"%d\",cluster_id=\"%s\"} 1\n",
+                   (int)b->cfg.node_id, b->cluster_id);
     kp_buf_appendf(out,
                    "# HELP kpool_topics Topics in this pool.\n# TYPE kpool_topics gauge\n"
                    "kpool_topics %d\n",
@@ -533,6 +539,7 @@ static void metrics_gauges(kp_buf_t *out, void *arg)
                    "# TYPE kpool_partitions gauge\nkpool_partitions %" PRId64 "\n",
                    partitions);
     kp_broker_render_log_dirs(out, b); /* handle_log_dirs.c */
+    kp_coordinator_render_lag(b->coordinator, out);
     if (b->pool) kp_rpool_metrics(b->pool, out);
 }
 

@@ -214,7 +214,8 @@ static int ensure_cli_config(kp_store_t *store, const char *server, const char *
 /* The embedded pool (SPEC 2.5): replication 1 with one broker; with N brokers 1..N, default
  * min(3, N) (the control plane's minimumInSyncReplicas default is then 2). */
 static int ensure_pool(kp_store_t *store, const char *name, int nbrokers, const char *bootstrap,
-                       const char *pki, const char *registry, const char *metrics_url)
+                       const char *pki, const char *registry, const char *metrics_url,
+                       json_t *metrics_urls /* taken */)
 {
     int max = nbrokers > 1 ? nbrokers : 1, def = max < 3 ? max : 3;
     char ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX], cakey[PATH_MAX];
@@ -228,6 +229,7 @@ static int ensure_pool(kp_store_t *store, const char *name, int nbrokers, const 
         "bootstrapServers", bootstrap, "embedded", 1, "replication", "min", 1, "max", max,
         "default", def, "schemaRegistry", registry, "tls", "caLocation", ca, "certificateLocation",
         crt, "keyLocation", key, "caKeyLocation", cakey, "metricsUrl", metrics_url);
+    json_object_set_new(json_object_get(pool, "spec"), "metricsUrls", metrics_urls);
     json_t *out = NULL;
     int rc = kp_store_put(store, pool, -1, 0, &out);
     json_decref(out);
@@ -565,10 +567,11 @@ const kp_opts_cmd_t kp_control_cmd = {
 
 /* What the banner prints: every address as the running servers use it. */
 typedef struct up_addrs {
-    char bootstrap[300]; /* the pool (first SSL listener, advertised) */
-    char api[300];       /* http://host:port of the control plane API */
-    char registry[300];  /* https://host:port of the schema registry */
-    char metrics[320];   /* http://host:port/metrics, or "off ..." */
+    char bootstrap[300];     /* the pool (first SSL listener, advertised) */
+    char api[300];           /* http://host:port of the control plane API */
+    char registry[300];      /* https://host:port of the schema registry */
+    char metrics[320];       /* http://host:port/metrics, or "off ..." */
+    char metrics_more[1024]; /* brokers 2..N: one banner line each ("" for one broker) */
 } up_addrs_t;
 
 static void up_banner_print(const up_addrs_t *a, const char *pool, int nbrokers, const char *pwpath,
@@ -587,6 +590,7 @@ static void up_banner_print(const up_addrs_t *a, const char *pool, int nbrokers,
         "  schema registry (HTTPS, basic auth)          %s\n"
         "    admin user kpool-admin, password in        %s\n"
         "  broker health and metrics                    %s\n"
+        "%s"
         "  data                                         %s\n"
         "  CLI configuration                            %s\n"
         "\n"
@@ -596,7 +600,8 @@ static void up_banner_print(const up_addrs_t *a, const char *pool, int nbrokers,
         "  kpool get aivenapp -n myteam            # RolloutComplete: its credentials are ready\n"
         "  echo hello | kpool produce -n myteam --app ownerapp --topic myteam.mytopic\n"
         "\nCtrl-C stops everything.\n",
-        label, a->bootstrap, a->api, a->registry, pwpath, a->metrics, data, cfgpath);
+        label, a->bootstrap, a->api, a->registry, pwpath, a->metrics, a->metrics_more, data,
+        cfgpath);
     fflush(stdout);
 }
 
@@ -780,8 +785,24 @@ int kp_cmd_up(int argc, char **argv)
     /* the console's pool history reads the broker's /metrics (pool_metrics.h); none when
      * admin.listener is off */
     const char *metrics_at = strncmp(addrs.metrics, "http", 4) ? "" : addrs.metrics;
+    /* every broker's, so that the console adds them up and shows each (brokers 2..N listen
+     * on 127.0.0.1, up_pool.c) */
+    json_t *metrics_all = json_array();
+    addrs.metrics_more[0] = 0;
+    if (*metrics_at) {
+        json_array_append_new(metrics_all, json_string(metrics_at));
+        size_t used = 0;
+        for (int k = 2; up && k <= nbrokers; k++) {
+            char u[64];
+            snprintf(u, sizeof(u), "http://127.0.0.1:%d/metrics", kp_up_pool_admin_port(offset, k));
+            json_array_append_new(metrics_all, json_string(u));
+            int w = snprintf(addrs.metrics_more + used, sizeof(addrs.metrics_more) - used,
+                             "    broker %-35d %s\n", k, u);
+            if (w > 0 && used + (size_t)w < sizeof(addrs.metrics_more)) used += (size_t)w;
+        }
+    }
     if (ensure_pool(kp_control_store(c), pool_name, nbrokers, addrs.bootstrap, pki, addrs.registry,
-                    metrics_at) < 0 ||
+                    metrics_at, metrics_all) < 0 ||
         ensure_cli_config(kp_control_store(c), addrs.api, ca, cfgpath, sizeof(cfgpath), err,
                           sizeof(err)) < 0) {
         fprintf(stderr, "kpool: %s\n", err[0] ? err : "cannot create the pool resource");

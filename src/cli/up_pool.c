@@ -127,6 +127,11 @@ int kp_up_pool_etcd(kp_up_pool_t *up, const char *abs, int offset, char *endpoin
     return -1;
 }
 
+int kp_up_pool_admin_port(int offset, int k)
+{
+    return 9600 + offset + 10 * (k - 1);
+}
+
 int kp_up_pool_brokers(kp_up_pool_t *up, const char *abs, int offset, int n,
                        const kp_props_t *props, char *bootstrap, size_t blen, char *err,
                        size_t errlen)
@@ -140,7 +145,7 @@ int kp_up_pool_brokers(kp_up_pool_t *up, const char *abs, int offset, int n,
     exe[el] = 0;
     size_t off = (size_t)snprintf(bootstrap, blen, "127.0.0.1:%d", 9093 + offset);
     for (int k = 2; k <= n && k - 2 < UP_BROKERS_MAX; k++) {
-        int port = 9093 + offset + 10 * (k - 1), admin = 9600 + offset + 10 * (k - 1);
+        int port = 9093 + offset + 10 * (k - 1), admin = kp_up_pool_admin_port(offset, k);
         char over[4][PATH_MAX + 32];
         snprintf(over[0], sizeof(over[0]), "broker.id=%d", k);
         snprintf(over[1], sizeof(over[1]), "listeners=SSL://127.0.0.1:%d", port);
@@ -193,7 +198,7 @@ int kp_up_pool_brokers(kp_up_pool_t *up, const char *abs, int offset, int n,
         if (off < blen) off += (size_t)snprintf(bootstrap + off, blen - off, ",127.0.0.1:%d", port);
     }
     for (int k = 2; k <= n; k++) { /* ready once its health port answers (plain HTTP) */
-        int port = 9600 + offset + 10 * (k - 1), t = 0;
+        int port = kp_up_pool_admin_port(offset, k), t = 0;
         for (; t < 600 && !port_open(port); t++) {
             if (!alive(up->brokers[k - 2])) {
                 snprintf(err, errlen, "broker %d exited at start (see %s/broker-%d.log)", k, abs,

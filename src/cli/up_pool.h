@@ -18,6 +18,8 @@ int kp_up_pool_etcd(kp_up_pool_t *up, const char *abs, int offset, char *endpoin
 int kp_up_pool_brokers(kp_up_pool_t *up, const char *abs, int offset, int n,
                        const kp_props_t *props, char *bootstrap, size_t blen, char *err,
                        size_t errlen);
+/* Broker k's (2..n) admin.listener port (127.0.0.1): /livez, /readyz, /metrics. */
+int kp_up_pool_admin_port(int offset, int k);
 /* SIGTERM to brokers 2..n (controlled shutdown), waiting for them. */
 void kp_up_pool_stop_brokers(kp_up_pool_t *up);
 /* Stops whatever still runs (brokers, then etcd) and frees. */

@@ -142,6 +142,7 @@ void kp_application_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_
     }
     json_t *streams_v = json_object_get(kafka, "streams");
     if (streams_v && !json_is_boolean(streams_v)) {
+        res->failed = 1;
         app_status(c, obj, "RolloutFailed", "spec.kafka.streams: must be true or false", NULL);
         return;
     }
@@ -154,6 +155,7 @@ void kp_application_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_
                  "AivenApplication %s/%s exists and was not created by this Application; "
                  "delete it or rename the Application",
                  ns, name);
+        res->failed = 1;
         app_status(c, obj, "RolloutFailed", msg, NULL);
         json_decref(aapp);
         return;
@@ -176,6 +178,7 @@ void kp_application_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_
     json_decref(want);
     json_decref(out);
     if (rc != KP_STORE_CREATED && rc != KP_STORE_UPDATED && rc != KP_STORE_UNCHANGED) {
+        res->failed = 1;
         app_status(c, obj, "RolloutFailed",
                    rc == KP_STORE_CONFLICT ? "the previous AivenApplication is still being deleted"
                                            : "cannot write the AivenApplication",
@@ -212,6 +215,7 @@ void kp_application_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_
     } else if (astate && !strcmp(astate, "RolloutFailed")) {
         snprintf(msg, sizeof(msg), "AivenApplication %s: %s: %s", name,
                  json_string_value(json_object_get(cond, "reason")) ?: "failed", amsg ? amsg : "");
+        res->failed = 1;
         app_status(c, obj, "RolloutFailed", msg, secret);
     } else {
         snprintf(msg, sizeof(msg), "waiting for AivenApplication %s to write secret %s", name,

@@ -512,6 +512,18 @@ static void render_metrics(kp_buf_t *out, void *arg)
             }
         }
     }
+    /* the age Prometheus alerts on (time() - the timestamp above, without clock arithmetic
+     * in the alert rule); only pools with a successful backup have one */
+    kp_buf_appendf(out, "# HELP kpool_backup_age_seconds Seconds since the pool's last "
+                        "successful backup.\n# TYPE kpool_backup_age_seconds gauge\n");
+    int64_t now_ms = kp_wall_ms();
+    for (int i = 0; i < b->npools; i++) {
+        kp_backup_pool_status_t *s = b->pools[i];
+        if (s->last_success_ms <= 0) continue;
+        int64_t age_ms = now_ms > s->last_success_ms ? now_ms - s->last_success_ms : 0;
+        kp_buf_appendf(out, "kpool_backup_age_seconds{pool=\"%s\"} %.3f\n", s->pool,
+                       (double)age_ms / 1000.0);
+    }
     pthread_mutex_unlock(&b->lock);
 }
 

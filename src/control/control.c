@@ -14,6 +14,7 @@
 #include "control/backup.h"
 #include "control/kinds.h"
 #include "control/pool_metrics.h"
+#include "core/metrics.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/crc32c.h"
@@ -249,7 +250,8 @@ static void reconcile_one(kp_control_t *c, queue_item_t *q)
         free(q);
         return; /* deleted meanwhile */
     }
-    kp_reconcile_result_t res = {0, 0};
+    kp_reconcile_result_t res = {0, 0, 0};
+    int64_t start_us = kp_mono_us();
     if (!strcmp(q->kind, "Topic"))
         kp_topic_reconcile(c, obj, &res);
     else if (!strcmp(q->kind, "Stream"))
@@ -264,6 +266,7 @@ static void reconcile_one(kp_control_t *c, queue_item_t *q)
              json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp"))
         kp_store_remove(c->store, "Secret", q->ns, q->name);
     json_decref(obj);
+    kp_control_metrics_reconciled(q->kind, res.failed, kp_mono_us() - start_us);
     if (!res.retry) {
         free(q);
         return;
@@ -604,6 +607,7 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
         kp_control_stop(c);
         return NULL;
     }
+    kp_metrics_add_source(kp_control_metrics_render, NULL);
     char merr[128];
     c->metrics_sampler =
         kp_pool_metrics_start(c->store, cfg->console_metrics_interval_ms, merr, sizeof(merr)) == 0;
@@ -666,6 +670,7 @@ void kp_control_stop(kp_control_t *c)
         pthread_mutex_unlock(&c->lock);
         pthread_join(c->thread, NULL);
     }
+    kp_metrics_remove_source(kp_control_metrics_render, NULL);
     if (c->metrics_sampler) kp_pool_metrics_stop(); /* before the store closes */
     kp_backup_stop(c->backup); /* waits for a backup in progress; before the store closes */
     size_t it = 0;

@@ -8,6 +8,7 @@
 
 #include "control/control.h"
 #include "control/pool_client.h"
+#include "core/buf.h"
 #include "core/hmap.h"
 
 #include <jansson.h>
@@ -17,7 +18,15 @@
 typedef struct kp_reconcile_result {
     int retry;        /* reconcile again after backoff (pool unreachable, transient error) */
     int64_t retry_ms; /* 0: use the queue's backoff */
+    int failed;       /* the object was left in a failed state (kpool_reconcile_failures_total) */
 } kp_reconcile_result_t;
+
+/* control_metrics.c: the reconciler's and the credentials' figures in /metrics. Any thread. */
+void kp_control_metrics_reconciled(const char *kind, int failed, int64_t us);
+/* One credential issue (ok) and how long it took, or a failed one. */
+void kp_control_metrics_credential(int ok, int64_t us);
+/* A kp_metrics source (core/metrics.h); arg unused. */
+void kp_control_metrics_render(kp_buf_t *out, void *arg);
 
 /* A pool as the reconciler sees it: its spec and a connected client. */
 typedef struct kp_pool {

@@ -198,6 +198,7 @@ static void fail(kp_control_t *c, json_t *obj, int pool_side, const char *reason
     write_status(c, obj, "RolloutFailed", NULL, NULL,
                  condition(pool_side ? "AivenFailure" : "LocalFailure", "True", reason, msg));
     res->retry = 1;
+    res->failed = 1;
 }
 
 /* The principal the pool sees for a certificate with subject CN=<user>. */
@@ -253,7 +254,7 @@ static int propagate_acls(kp_control_t *c, const char *pool, const char *team, c
             if (at && aa && kp_glob_match(at, team) && kp_glob_match(aa, app)) match = 1;
         }
         if (!match) continue;
-        kp_reconcile_result_t r = {0, 0};
+        kp_reconcile_result_t r = {0};
         kp_topic_reconcile(c, t, &r);
         if (r.retry) {
             const char *m =
@@ -266,7 +267,7 @@ static int propagate_acls(kp_control_t *c, const char *pool, const char *team, c
     /* a Kafka Streams application: its prefixed ACLs too */
     json_t *stream = NULL;
     if (rc == 0 && kp_store_get(c->store, "Stream", team, app, &stream) == KP_STORE_OK) {
-        kp_reconcile_result_t r = {0, 0};
+        kp_reconcile_result_t r = {0};
         kp_stream_reconcile(c, stream, &r);
         if (r.retry) {
             snprintf(err, errlen, "could not grant the stream's ACLs");
@@ -612,6 +613,7 @@ void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *
     int fresh = cur_user && !strcmp(cur_user, user) && left > c->cfg.cert_renew_before_s;
     json_decref(cur);
     if (!fresh) {
+        int64_t issue_start_us = kp_mono_us();
         const char *ca_path =
             json_string_value(json_object_get(json_object_get(pspec, "tls"), "caLocation"));
         const char *cakey_path =
@@ -626,6 +628,7 @@ void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *
                          "pool %s has no usable CA (spec.tls.caLocation and caKeyLocation)",
                          pool_name);
             free(ca_pem);
+            kp_control_metrics_credential(0, 0);
             fail(c, obj, 0, "IssueCertificate", err, res);
             json_decref(pobj);
             return;
@@ -641,6 +644,7 @@ void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *
         kp_pki_ca_free(ca);
         if (irc < 0) {
             free(ca_pem);
+            kp_control_metrics_credential(0, 0);
             fail(c, obj, 0, "IssueCertificate", err, res);
             json_decref(pobj);
             return;
@@ -651,10 +655,12 @@ void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *
         kp_pki_issued_free(&cert);
         free(ca_pem);
         if (wrc < 0) {
+            kp_control_metrics_credential(0, 0);
             fail(c, obj, 0, reason, err, res);
             json_decref(pobj);
             return;
         }
+        kp_control_metrics_credential(1, kp_mono_us() - issue_start_us);
         kp_info("control", "aivenapplication %s/%s: credentials for %s written to secret %s", ns,
                 name, user, secret_name);
         kp_event_record(obj, "Normal", "CredentialsIssued",

@@ -55,7 +55,8 @@ const kp_kind_t kp_kinds[] = {
      " \"schemaRegistry\": \"string\", \"tls\": {\"caLocation\": \"string\","
      " \"certificateLocation\": \"string\", \"keyLocation\": \"string\","
      " \"caKeyLocation\": \"string\"}, \"principalMappingRules\": \"*\","
-     " \"consumerGroupPrefix\": \"string\", \"metricsUrl\": \"string\"}}",
+     " \"consumerGroupPrefix\": \"string\", \"metricsUrl\": \"string\","
+     " \"metricsUrls\": [\"string\"]}}",
      kp_pool_columns, "A Kafka cluster (kpool's own or Apache Kafka) that topics live in."},
 };
 const size_t kp_kinds_count = sizeof(kp_kinds) / sizeof(kp_kinds[0]);

@@ -135,4 +135,5 @@ void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
     kp_status_write(c, obj, s);
     json_decref(s);
     res->retry = !ok;
+    res->failed = !ok;
 }

@@ -140,15 +140,38 @@ typedef struct sample {
     double requests, lat_sum, lat_count, bytes_in, bytes_out, records_in;
     double disk_used, disk_free, disk_cap;
     int has_disk;
+    int32_t node_id; /* kpool_broker_info's node_id (-1: not on the page) */
+    uint32_t mask;   /* a pool's sample: the brokers (bits by index) whose scrape it adds up */
     int nle;
     double le[LE_MAX], bucket[LE_MAX]; /* request latency, every API added up */
 } sample_t;
 
 typedef struct scrape {
     sample_t s;
-    json_t *sizes; /* {topic: {"<partition>": bytes}} */
-    json_t *ends;  /* {topic: sum of the partitions' end offsets} */
+    json_t *sizes;   /* {topic: {"<partition>": bytes}} */
+    json_t *ends;    /* {topic: {"<partition>": end offset}} */
+    json_t *traffic; /* {topic: [records in, records out, bytes in, bytes out]} (counters) */
 } scrape_t;
+
+/* kpool_topic_*_total (handle_log_dirs.c), in the order of scrape_t.traffic's arrays. */
+static const char *const traffic_names[] = {
+    "kpool_topic_records_in_total", "kpool_topic_records_out_total", "kpool_topic_bytes_in_total",
+    "kpool_topic_bytes_out_total"};
+/* Their rates' names in a topic's partitions answer (kp_pool_metrics_annotate). */
+static const char *const traffic_rates[] = {"produceRecordsPerSecond", "consumeRecordsPerSecond",
+                                            "produceBytesPerSecond", "consumeBytesPerSecond"};
+#define NTRAFFIC 4
+
+/* into[topic][k] += v. */
+static void traffic_add(json_t *into, const char *topic, int k, double v)
+{
+    json_t *t = json_object_get(into, topic);
+    if (!t) {
+        t = json_pack("[f, f, f, f]", 0.0, 0.0, 0.0, 0.0);
+        json_object_set_new(into, topic, t);
+    }
+    json_array_set_new(t, (size_t)k, json_real(json_real_value(json_array_get(t, (size_t)k)) + v));
+}
 
 static int is(const char *name, size_t n, const char *want)
 {
@@ -179,7 +202,16 @@ static void on_sample(const char *name, size_t n, const char *labels, size_t ll,
         s->disk_free = v;
     else if (is(name, n, "kpool_log_dir_capacity_bytes"))
         s->disk_cap = v;
-    else if (is(name, n, "kpool_request_seconds_bucket")) {
+    else if (n > 12 && !memcmp(name, "kpool_topic_", 12)) {
+        char topic[256];
+        for (int k = 0; k < NTRAFFIC; k++)
+            if (is(name, n, traffic_names[k]) &&
+                kp_prom_label(labels, ll, "topic", topic, sizeof(topic)) == 0 && v >= 0)
+                traffic_add(sc->traffic, topic, k, v);
+    } else if (is(name, n, "kpool_broker_info")) {
+        char id[16];
+        if (kp_prom_label(labels, ll, "node_id", id, sizeof(id)) == 0) s->node_id = atoi(id);
+    } else if (is(name, n, "kpool_request_seconds_bucket")) {
         char les[32];
         if (kp_prom_label(labels, ll, "le", les, sizeof(les)) < 0 || isnan(v)) return;
         double le = strtod(les, NULL); /* "+Inf" is inf */
@@ -200,17 +232,12 @@ static void on_sample(const char *name, size_t n, const char *labels, size_t ll,
         char *e;
         long p = strtol(part, &e, 10);
         if (*e || !*part || p < 0 || p > PARTITION_INDEX_MAX) return;
-        if (name[n - 1] == 's') { /* ..._bytes */
-            json_t *t = json_object_get(sc->sizes, topic);
-            if (!t) json_object_set_new(sc->sizes, topic, t = json_object());
-            char key[16];
-            snprintf(key, sizeof(key), "%ld", p);
-            json_object_set_new(t, key, json_integer((json_int_t)v));
-        } else {
-            json_t *t = json_object_get(sc->ends, topic);
-            double sum = (t ? json_real_value(t) : 0) + v;
-            json_object_set_new(sc->ends, topic, json_real(sum));
-        }
+        json_t *m = name[n - 1] == 's' ? sc->sizes : sc->ends; /* ..._bytes : ..._offset */
+        json_t *t = json_object_get(m, topic);
+        if (!t) json_object_set_new(m, topic, t = json_object());
+        char key[16];
+        snprintf(key, sizeof(key), "%ld", p);
+        json_object_set_new(t, key, json_integer((json_int_t)v));
     }
 }
 
@@ -268,13 +295,28 @@ static int fetch_page(const char *url, page_t *page, char *err, size_t errlen)
 
 /* ---- the history ---- */
 
+/* One broker of a pool: its latest two scrapes (its own rates and disk on the pools page). */
+typedef struct broker_hist {
+    char *url;
+    sample_t last, prev; /* n_ok of them valid, last newest */
+    int n_ok;
+    int64_t last_ms; /* wall time of the last attempt */
+    char err[512];   /* the last attempt's error, "" when it worked */
+} broker_hist_t;
+
 typedef struct pool_hist {
-    char *name, *url;
-    sample_t ring[KP_POOL_METRICS_SAMPLES];
-    int head, n;           /* ring[head] is the next slot; n samples held */
+    char *name;
+    char *urls; /* the metrics URLs, "\n"-joined: a changed list starts a new history */
+    broker_hist_t brokers[KP_POOL_METRICS_BROKERS_MAX];
+    int nbrokers;
+    sample_t ring[KP_POOL_METRICS_SAMPLES]; /* the brokers' samples added up */
+    int head, n;                            /* ring[head] is the next slot; n samples held */
     json_t *sizes, *rates; /* latest: {topic: {"<p>": bytes}}, {topic: records/s} */
     json_t *prev_ends;     /* the previous scrape's end offsets per topic */
     int64_t prev_ends_ms;  /* and its time */
+    json_t *traffic;       /* latest: {topic: {produceRecordsPerSecond, ...}} */
+    json_t *prev_traffic;  /* the previous scrape's kpool_topic_*_total, added up */
+    uint32_t prev_mask;    /* the brokers that made it */
     sample_t last;         /* the latest sample (disk figures) */
     int64_t last_ms;       /* wall time of the last attempt */
     char err[512];         /* the last attempt's error, "" when it worked */
@@ -333,54 +375,173 @@ static void watch_record(lag_watch_t *w, const json_t *groups)
 static void hist_free(pool_hist_t *h)
 {
     free(h->name);
-    free(h->url);
+    free(h->urls);
+    for (int i = 0; i < h->nbrokers; i++) free(h->brokers[i].url);
     json_decref(h->sizes);
     json_decref(h->rates);
     json_decref(h->prev_ends);
+    json_decref(h->traffic);
+    json_decref(h->prev_traffic);
     free(h);
 }
 
-/* The entry of name, made when missing. Caller holds lock. */
-static pool_hist_t *hist_of(const char *name, const char *url)
+/* The entry of name for these brokers' URLs, made when missing. Caller holds lock. */
+static pool_hist_t *hist_of(const char *name, const char *const *urls, int n)
 {
+    kp_buf_t key;
+    kp_buf_init(&key);
+    for (int i = 0; i < n; i++) kp_buf_appendf(&key, "%s%s", i ? "\n" : "", urls[i]);
+    kp_buf_append(&key, "", 1);
     pool_hist_t *h = pools;
     while (h && strcmp(h->name, name) != 0) h = h->next;
-    if (h && strcmp(h->url, url) != 0) { /* another broker: another history */
-        free(h->url);
-        h->url = kp_xstrdup(url);
+    if (h && strcmp(h->urls, (char *)key.data) != 0) { /* other brokers: another history */
+        for (int i = 0; i < h->nbrokers; i++) free(h->brokers[i].url);
+        memset(h->brokers, 0, sizeof(h->brokers));
+        h->nbrokers = 0;
+        free(h->urls);
+        h->urls = NULL;
         h->n = h->head = 0;
         json_decref(h->prev_ends);
         h->prev_ends = NULL;
+        json_decref(h->prev_traffic);
+        h->prev_traffic = NULL;
     }
     if (!h) {
         h = kp_xcalloc(1, sizeof(*h));
         h->name = kp_xstrdup(name);
-        h->url = kp_xstrdup(url);
         h->next = pools;
         pools = h;
     }
+    if (!h->urls) {
+        h->urls = kp_xstrdup((char *)key.data);
+        for (int i = 0; i < n; i++) h->brokers[i].url = kp_xstrdup(urls[i]);
+        h->nbrokers = n;
+    }
+    kp_buf_free(&key);
     return h;
 }
 
-static void record(const char *name, const char *url, scrape_t *sc, const char *err)
+/* dst += src: counters, disk and the latency buckets (by bound; a bound beyond LE_MAX is
+ * dropped). */
+static void sample_add(sample_t *dst, const sample_t *src)
+{
+    dst->requests += src->requests;
+    dst->lat_sum += src->lat_sum;
+    dst->lat_count += src->lat_count;
+    dst->bytes_in += src->bytes_in;
+    dst->bytes_out += src->bytes_out;
+    dst->records_in += src->records_in;
+    dst->disk_used += src->disk_used;
+    dst->disk_free += src->disk_free;
+    dst->disk_cap += src->disk_cap;
+    dst->has_disk |= src->has_disk;
+    for (int k = 0; k < src->nle; k++) {
+        int i = 0;
+        while (i < dst->nle && dst->le[i] != src->le[k]) i++;
+        if (i == dst->nle) {
+            if (dst->nle == LE_MAX) continue;
+            dst->le[dst->nle] = src->le[k];
+            dst->bucket[dst->nle++] = 0;
+        }
+        dst->bucket[i] += src->bucket[k];
+    }
+}
+
+/* into[topic][partition] = max(into's, from's): every replica reports its partitions; the
+ * leader's figures are the largest (a follower's log and end trail it). */
+static void merge_max(json_t *into, json_t *from)
+{
+    const char *topic, *part;
+    json_t *parts, *v;
+    json_object_foreach(from, topic, parts)
+    {
+        json_t *t = json_object_get(into, topic);
+        if (!t) json_object_set_new(into, topic, t = json_object());
+        json_object_foreach(parts, part, v)
+        {
+            json_t *have = json_object_get(t, part);
+            if (!have || json_integer_value(have) < json_integer_value(v))
+                json_object_set(t, part, v);
+        }
+    }
+}
+
+/* What one round of scrapes of a pool's brokers found. */
+typedef struct round {
+    scrape_t pool; /* the brokers' samples added up, the partitions' figures merged */
+    sample_t s[KP_POOL_METRICS_BROKERS_MAX];
+    char err[KP_POOL_METRICS_BROKERS_MAX][512]; /* "" when the broker's scrape worked */
+} round_t;
+
+/* The topics' traffic rates between the previous round and this one (dt seconds), when the
+ * same brokers answered both (a counter that went down, a restart, gives no rate). Caller
+ * holds lock. */
+static void record_traffic(pool_hist_t *h, scrape_t *sc, double dt)
+{
+    json_t *rates = json_object();
+    const char *topic;
+    json_t *now;
+    json_object_foreach(sc->traffic, topic, now)
+    {
+        json_t *prev = h->prev_traffic && h->prev_mask == sc->s.mask
+                           ? json_object_get(h->prev_traffic, topic)
+                           : NULL;
+        if (!prev || dt <= 0) continue;
+        json_t *r = json_object();
+        for (int k = 0; k < NTRAFFIC; k++) {
+            double d = json_real_value(json_array_get(now, (size_t)k)) -
+                       json_real_value(json_array_get(prev, (size_t)k));
+            if (d >= 0) json_object_set_new(r, traffic_rates[k], json_real(d / dt));
+        }
+        json_object_set_new(rates, topic, r);
+    }
+    json_decref(h->traffic);
+    h->traffic = rates;
+    json_decref(h->prev_traffic);
+    h->prev_traffic = json_incref(sc->traffic);
+    h->prev_mask = sc->s.mask;
+}
+
+static void record(const char *name, const char *const *urls, int n, round_t *r)
 {
     pthread_mutex_lock(&lock);
-    pool_hist_t *h = hist_of(name, url);
+    pool_hist_t *h = hist_of(name, urls, n);
     h->seen = 1;
     h->last_ms = kp_wall_ms();
-    snprintf(h->err, sizeof(h->err), "%s", err ? err : "");
-    if (!err) {
+    h->err[0] = 0;
+    for (int i = 0; i < n; i++) {
+        broker_hist_t *b = &h->brokers[i];
+        b->last_ms = h->last_ms;
+        snprintf(b->err, sizeof(b->err), "%s", r->err[i]);
+        if (r->err[i][0]) {
+            if (!h->err[0]) snprintf(h->err, sizeof(h->err), "%s", r->err[i]);
+            continue;
+        }
+        b->prev = b->last;
+        b->last = r->s[i];
+        if (b->n_ok < 2) b->n_ok++;
+    }
+    if (r->pool.s.mask) {
+        scrape_t *sc = &r->pool;
         h->ring[h->head] = sc->s;
         h->head = (h->head + 1) % KP_POOL_METRICS_SAMPLES;
         if (h->n < KP_POOL_METRICS_SAMPLES) h->n++;
         h->last = sc->s;
         json_decref(h->sizes);
         h->sizes = json_incref(sc->sizes);
+        json_t *ends = json_object(); /* {topic: the partitions' end offsets added up} */
+        const char *topic, *part;
+        json_t *parts, *v;
+        json_object_foreach(sc->ends, topic, parts)
+        {
+            double sum = 0;
+            json_object_foreach(parts, part, v) sum += (double)json_integer_value(v);
+            json_object_set_new(ends, topic, json_real(sum));
+        }
         json_t *rates = json_object();
         double dt = (double)(sc->s.t_ms - h->prev_ends_ms) / 1000.0;
-        const char *topic;
         json_t *end;
-        json_object_foreach(sc->ends, topic, end)
+        json_object_foreach(ends, topic, end)
         {
             json_t *prev = h->prev_ends ? json_object_get(h->prev_ends, topic) : NULL;
             double d = prev ? json_real_value(end) - json_real_value(prev) : -1;
@@ -389,32 +550,76 @@ static void record(const char *name, const char *url, scrape_t *sc, const char *
         json_decref(h->rates);
         h->rates = rates;
         json_decref(h->prev_ends);
-        h->prev_ends = json_incref(sc->ends);
+        h->prev_ends = ends;
         h->prev_ends_ms = sc->s.t_ms;
+        record_traffic(h, sc, dt);
     }
     pthread_mutex_unlock(&lock);
 }
 
-static void scrape_pool(const char *name, const char *url)
+/* Scrapes each of the pool's brokers (one after the other, SCRAPE_TIMEOUT_MS each) and
+ * records the round. */
+static void scrape_pool(const char *name, const char *const *urls, int n)
 {
-    scrape_t sc;
-    memset(&sc, 0, sizeof(sc));
-    sc.sizes = json_object();
-    sc.ends = json_object();
-    char err[512];
-    page_t page;
-    if (fetch_page(url, &page, err, sizeof(err)) < 0) {
-        record(name, url, &sc, err);
-    } else {
-        sc.s.t_ms = kp_wall_ms();
-        if (kp_prom_parse(page.data ? page.data : "", page.len, on_sample, &sc) == 0)
-            record(name, url, &sc, "the page holds no metrics");
-        else
-            record(name, url, &sc, NULL);
-        free(page.data);
+    round_t *r = kp_xcalloc(1, sizeof(*r));
+    r->pool.sizes = json_object();
+    r->pool.ends = json_object();
+    r->pool.traffic = json_object();
+    r->pool.s.node_id = -1;
+    for (int i = 0; i < n; i++) {
+        scrape_t sc;
+        memset(&sc, 0, sizeof(sc));
+        sc.s.node_id = -1;
+        sc.sizes = json_object();
+        sc.ends = json_object();
+        sc.traffic = json_object();
+        page_t page;
+        if (fetch_page(urls[i], &page, r->err[i], sizeof(r->err[i])) == 0) {
+            sc.s.t_ms = kp_wall_ms();
+            if (kp_prom_parse(page.data ? page.data : "", page.len, on_sample, &sc) == 0) {
+                snprintf(r->err[i], sizeof(r->err[i]), "%s: the page holds no metrics", urls[i]);
+            } else {
+                r->s[i] = sc.s;
+                sample_add(&r->pool.s, &sc.s);
+                r->pool.s.mask |= 1u << i;
+                r->pool.s.t_ms = sc.s.t_ms;
+                merge_max(r->pool.sizes, sc.sizes);
+                merge_max(r->pool.ends, sc.ends);
+                /* each broker counts the traffic it led: the pool's is the sum */
+                const char *topic;
+                json_t *t;
+                json_object_foreach(sc.traffic, topic, t) for (int k = 0; k < NTRAFFIC; k++)
+                    traffic_add(r->pool.traffic, topic, k,
+                                json_real_value(json_array_get(t, (size_t)k)));
+            }
+            free(page.data);
+        }
+        json_decref(sc.sizes);
+        json_decref(sc.ends);
+        json_decref(sc.traffic);
     }
-    json_decref(sc.sizes);
-    json_decref(sc.ends);
+    record(name, urls, n, r);
+    json_decref(r->pool.sizes);
+    json_decref(r->pool.ends);
+    json_decref(r->pool.traffic);
+    free(r);
+}
+
+/* The metrics URLs of a Pool's spec: metricsUrls (one per broker), else metricsUrl; at
+ * most KP_POOL_METRICS_BROKERS_MAX (borrowed from spec). */
+static int pool_urls(json_t *spec, const char **urls)
+{
+    int n = 0;
+    size_t i;
+    json_t *u;
+    json_array_foreach(json_object_get(spec, "metricsUrls"), i, u)
+    {
+        const char *s = json_string_value(u);
+        if (s && *s && n < KP_POOL_METRICS_BROKERS_MAX) urls[n++] = s;
+    }
+    const char *one = json_string_value(json_object_get(spec, "metricsUrl"));
+    if (n == 0 && one && *one) urls[n++] = one;
+    return n;
 }
 
 static void sample_all(void)
@@ -434,14 +639,14 @@ static void sample_all(void)
     {
         const char *name =
             json_string_value(json_object_get(json_object_get(p, "metadata"), "name"));
-        const char *url =
-            json_string_value(json_object_get(json_object_get(p, "spec"), "metricsUrl"));
-        if (!name || !url || !*url) continue;
+        const char *urls[KP_POOL_METRICS_BROKERS_MAX];
+        int nurls = pool_urls(json_object_get(p, "spec"), urls);
+        if (!name || !nurls) continue;
         pthread_mutex_lock(&lock);
         int stop = stopping;
         pthread_mutex_unlock(&lock);
         if (stop) break;
-        scrape_pool(name, url);
+        scrape_pool(name, urls, nurls);
     }
     json_decref(list);
     pthread_mutex_lock(&lock); /* pools deleted, or without metricsUrl now: forgotten */
@@ -668,6 +873,32 @@ static json_t *time_json(int64_t ms)
     return json_string(t);
 }
 
+/* One broker's entry of the history: its URL, node id, last error, disk and its rates
+ * between its last two scrapes. Caller holds lock. */
+static json_t *broker_json(const broker_hist_t *b)
+{
+    json_t *o = json_pack("{s:s, s:o}", "metricsUrl", b->url, "lastError",
+                          b->err[0] ? json_string(b->err) : json_null());
+    if (!b->n_ok) return o;
+    const sample_t *l = &b->last, *p = &b->prev;
+    if (l->node_id >= 0) json_object_set_new(o, "nodeId", json_integer(l->node_id));
+    if (l->has_disk) {
+        json_object_set_new(o, "diskUsedBytes", json_integer((json_int_t)l->disk_used));
+        json_object_set_new(o, "diskFreeBytes", json_integer((json_int_t)l->disk_free));
+        json_object_set_new(o, "diskCapacityBytes", json_integer((json_int_t)l->disk_cap));
+    }
+    double dt = (double)(l->t_ms - p->t_ms) / 1000.0;
+    int ok = b->n_ok == 2 && dt > 0 && l->requests >= p->requests && l->bytes_in >= p->bytes_in &&
+             l->bytes_out >= p->bytes_out && l->records_in >= p->records_in;
+    json_object_set_new(o, "requestsPerSecond", num_or_null(ok, (l->requests - p->requests) / dt));
+    json_object_set_new(o, "bytesInPerSecond", num_or_null(ok, (l->bytes_in - p->bytes_in) / dt));
+    json_object_set_new(o, "bytesOutPerSecond",
+                        num_or_null(ok, (l->bytes_out - p->bytes_out) / dt));
+    json_object_set_new(o, "recordsInPerSecond",
+                        num_or_null(ok, (l->records_in - p->records_in) / dt));
+    return o;
+}
+
 json_t *kp_pool_metrics_history(const char *pool)
 {
     pthread_mutex_lock(&lock);
@@ -683,10 +914,11 @@ json_t *kp_pool_metrics_history(const char *pool)
         const sample_t *a = &h->ring[(first + k - 1) % KP_POOL_METRICS_SAMPLES];
         const sample_t *b = &h->ring[(first + k) % KP_POOL_METRICS_SAMPLES];
         double dt = (double)(b->t_ms - a->t_ms) / 1000.0;
-        /* a counter that went down: the broker restarted, no rate over that gap */
-        int ok = dt > 0 && b->requests >= a->requests && b->bytes_in >= a->bytes_in &&
-                 b->bytes_out >= a->bytes_out && b->records_in >= a->records_in &&
-                 b->lat_count >= a->lat_count;
+        /* a counter that went down: the broker restarted, no rate over that gap; nor when
+         * the brokers added up are not the same (one did not answer) */
+        int ok = dt > 0 && a->mask == b->mask && b->requests >= a->requests &&
+                 b->bytes_in >= a->bytes_in && b->bytes_out >= a->bytes_out &&
+                 b->records_in >= a->records_in && b->lat_count >= a->lat_count;
         double dc = b->lat_count - a->lat_count;
         json_array_append_new(
             samples,
@@ -700,17 +932,16 @@ json_t *kp_pool_metrics_history(const char *pool)
                 num_or_null(ok, (b->records_in - a->records_in) / dt), "diskUsedBytes",
                 b->has_disk ? json_integer((json_int_t)b->disk_used) : json_null()));
     }
-    json_t *broker = json_pack("{s:s}", "metricsUrl", h->url);
-    if (h->n > 0 && h->last.has_disk) {
-        json_object_set_new(broker, "diskUsedBytes", json_integer((json_int_t)h->last.disk_used));
-        json_object_set_new(broker, "diskFreeBytes", json_integer((json_int_t)h->last.disk_free));
-        json_object_set_new(broker, "diskCapacityBytes",
-                            json_integer((json_int_t)h->last.disk_cap));
+    json_t *brokers = json_array(), *urls = json_array();
+    for (int i = 0; i < h->nbrokers; i++) {
+        json_array_append_new(urls, json_string(h->brokers[i].url));
+        json_array_append_new(brokers, broker_json(&h->brokers[i]));
     }
-    json_t *doc = json_pack("{s:I, s:I, s:s, s:o, s:o, s:[o]}", "intervalMs", (json_int_t)interval,
-                            "samplesMax", (json_int_t)KP_POOL_METRICS_SAMPLES, "metricsUrl", h->url,
+    json_t *doc = json_pack("{s:I, s:I, s:s, s:o, s:o, s:o, s:o}", "intervalMs",
+                            (json_int_t)interval, "samplesMax", (json_int_t)KP_POOL_METRICS_SAMPLES,
+                            "metricsUrl", h->nbrokers ? h->brokers[0].url : "", "metricsUrls", urls,
                             "lastScrapeTime", h->last_ms ? time_json(h->last_ms) : json_null(),
-                            "samples", samples, "brokers", broker);
+                            "samples", samples, "brokers", brokers);
     json_object_set_new(doc, "lastError", h->err[0] ? json_string(h->err) : json_null());
     pthread_mutex_unlock(&lock);
     return doc;
@@ -742,6 +973,13 @@ void kp_pool_metrics_annotate(const char *pool, const char *topic, json_t *doc, 
         json_object_set_new(doc, "recordsPerSecond",
                             rate ? json_real(round(json_real_value(rate) * 1000) / 1000)
                                  : json_null());
+        json_t *traffic = json_object_get(h->traffic, topic);
+        for (int k = 0; k < NTRAFFIC; k++) {
+            json_t *v = json_object_get(traffic, traffic_rates[k]);
+            json_object_set_new(doc, traffic_rates[k],
+                                v ? json_real(round(json_real_value(v) * 1000) / 1000)
+                                  : json_null());
+        }
     }
     pthread_mutex_unlock(&lock);
 }

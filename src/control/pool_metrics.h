@@ -1,15 +1,17 @@
 /*
  * pool_metrics.h — the console's view of each pool over time, read from the brokers' own
- * Prometheus text (/metrics on the broker's admin.listener; the Pool's spec.metricsUrl,
- * which `kpool up` sets for its embedded pool).
+ * Prometheus text (/metrics on each broker's admin.listener: the Pool's spec.metricsUrls,
+ * one per broker, or spec.metricsUrl for a pool of one; `kpool up` sets both).
  *
- * One sampler thread per control plane scrapes every Pool that has a metricsUrl each
- * interval (control.console.metrics.interval.ms, default 10 s) and keeps the last
+ * One sampler thread per control plane scrapes every broker of every Pool that has metrics
+ * URLs each interval (control.console.metrics.interval.ms, default 10 s) and keeps the last
  * KP_POOL_METRICS_SAMPLES samples per pool in a ring (one hour at the default), in memory
- * only: request rate and latency (mean and 99th percentile, from the request histogram),
- * bytes in and out, records produced, the log directory's use; and the latest size and
- * produce rate of each partition (kpool_partition_size_bytes — the figures DescribeLogDirs
- * answers — and kpool_partition_end_offset). A pool without metricsUrl has no history.
+ * only, the brokers' figures added up: request rate and latency (mean and 99th percentile,
+ * from the request histograms), bytes in and out, records produced, the log directories'
+ * use; each broker's latest two scrapes (its own rates, disk and node id); and the latest
+ * size and produce rate of each partition (kpool_partition_size_bytes — the figures
+ * DescribeLogDirs answers — and kpool_partition_end_offset, the largest a replica reports).
+ * A pool without metrics URLs has no history.
  *
  * The API reads it from any thread (docs/api.md, "Console").
  */
@@ -25,22 +27,31 @@
 #define KP_POOL_METRICS_SAMPLES 360
 /* A /metrics page larger than this is not read (a broker's is some kB per 100 partitions). */
 #define KP_POOL_METRICS_PAGE_MAX (16 * 1024 * 1024)
+/* Brokers' metrics URLs scraped per pool (spec.metricsUrls; more are ignored): bounds the
+ * sampler's work per interval (each scrape may take SCRAPE_TIMEOUT_MS). */
+#define KP_POOL_METRICS_BROKERS_MAX 16
 
 /* Starts the sampler (one per process; a second start fails). 0, or -1 with err. */
 int kp_pool_metrics_start(kp_store_t *store, int64_t interval_ms, char *err, size_t errlen);
 /* Stops and forgets everything; safe when not started. */
 void kp_pool_metrics_stop(void);
 
-/* {"intervalMs", "metricsUrl", "lastScrapeTime", "lastError", "samples": [{time,
- * requestsPerSecond, latencyMeanMs, latencyP99Ms, bytesInPerSecond, bytesOutPerSecond,
- * recordsInPerSecond, diskUsedBytes}], "brokers": [{metricsUrl, diskUsedBytes, diskFreeBytes,
- * diskCapacityBytes}]} for pool, oldest sample first (a new reference); NULL when the sampler
- * does not run or the pool has no metricsUrl. */
+/* {"intervalMs", "metricsUrl" (the first broker's), "metricsUrls", "lastScrapeTime",
+ * "lastError" (the first failing broker's), "samples": [{time, requestsPerSecond,
+ * latencyMeanMs, latencyP99Ms, bytesInPerSecond, bytesOutPerSecond, recordsInPerSecond,
+ * diskUsedBytes}] (every broker added up; no rates across a round where the brokers that
+ * answered changed), "brokers": [{metricsUrl, nodeId, lastError, diskUsedBytes,
+ * diskFreeBytes, diskCapacityBytes, requestsPerSecond, bytesInPerSecond, bytesOutPerSecond,
+ * recordsInPerSecond}]} for pool, oldest sample first (a new reference); NULL when the
+ * sampler does not run or the pool has no metrics URL. */
 json_t *kp_pool_metrics_history(const char *pool);
 
 /* Adds the latest scrape's "sizeBytes" to each element of partitions (an array of objects
- * with "partition") of topic in pool, and "sizeBytes" and "recordsPerSecond" to doc. Nothing
- * when the pool or topic has not been scraped. */
+ * with "partition") of topic in pool, and "sizeBytes", "recordsPerSecond" (from the end
+ * offsets) and the rates of the brokers' kpool_topic_*_total counters between the last two
+ * scrapes ("produceRecordsPerSecond", "consumeRecordsPerSecond", "produceBytesPerSecond",
+ * "consumeBytesPerSecond"; null before two scrapes) to doc. Nothing when the pool or topic
+ * has not been scraped. */
 void kp_pool_metrics_annotate(const char *pool, const char *topic, json_t *doc, json_t *partitions);
 
 /* Consumer-group lag over time, for the topic pages people look at: the consumergroups answer

@@ -98,6 +98,7 @@ void kp_stream_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *re
         int prepare = strstr(err, "does not exist") != NULL || !pool_name;
         char msg[900];
         snprintf(msg, sizeof(msg), "spec.pool: %s", pool_name ? err : "required");
+        res->failed = 1;
         write_status(c, obj, prefix, prepare ? "FailedPrepare" : "FailedSynchronization", msg);
         res->retry = !prepare;
         return;
@@ -150,6 +151,7 @@ void kp_stream_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *re
         }
     }
     if (rc) {
+        res->failed = 1;
         write_status(c, obj, prefix, "FailedSynchronization", err);
         res->retry = 1;
         return;

@@ -378,6 +378,7 @@ static void fail_sync(kp_control_t *c, json_t *obj, const char *fqn, const char 
     json_decref(s);
     json_decref(errs);
     res->retry = 1;
+    res->failed = 1;
 }
 
 /* ---- deletion ---- */
@@ -541,6 +542,7 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
         char msg[1024];
         snprintf(msg, sizeof(msg), "invalid spec, nothing was changed in the pool: %s",
                  json_string_value(json_array_get(e.list, 0)));
+        res->failed = 1;
         json_t *s = base_status(obj, fqn, "FailedPrepare", msg, e.list, hash);
         kp_status_write(c, obj, s);
         json_decref(s);
@@ -638,6 +640,7 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
     if (part_err[0]) {
         snprintf(msg, sizeof(msg), "%s (configs and ACLs are synchronized)", part_err);
         json_t *errs = json_pack("[o]", kp_json_text(part_err));
+        res->failed = 1;
         json_t *s = base_status(obj, fqn, "FailedPrepare", msg, errs, hash);
         json_object_set_new(s, "synchronizationAclHash", json_string(acl_hash));
         kp_status_write(c, obj, s);

@@ -84,4 +84,14 @@
  * otherwise inflate to gigabytes on the network thread (a compression bomb). */
 #define KP_BATCH_INFLATE_BYTES_MAX (64u << 20)
 
+/* Consumer-group partitions a broker's /metrics reports (kpool_consumergroup_lag and
+ * kpool_consumergroup_committed_offset, one series each per group, topic and partition with
+ * a committed offset): a pool with many groups on wide topics would otherwise make every
+ * scrape megabytes and every Prometheus server's index grow with it. Beyond the cap the rest
+ * is counted in kpool_consumergroup_series_dropped (docs/metrics.md). */
+#define KP_METRICS_LAG_SERIES_MAX 10000
+/* How long a scrape waits for the group coordinator's copy of the committed offsets (a busy
+ * coordinator answers later; the scrape then goes without the lag series). */
+#define KP_METRICS_LAG_WAIT_MS 2000
+
 #endif

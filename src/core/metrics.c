@@ -53,7 +53,7 @@ void kp_metrics_remove_source(kp_metrics_gauge_fn fn, void *arg)
     pthread_mutex_unlock(&sources_lock);
 }
 
-static void render_hist(kp_buf_t *out, const char *name, const char *labels, kp_hist_t *h)
+void kp_metrics_render_hist(kp_buf_t *out, const char *name, const char *labels, kp_hist_t *h)
 {
     long long cum = 0;
     const char *sep = labels[0] ? "," : "";
@@ -67,6 +67,22 @@ static void render_hist(kp_buf_t *out, const char *name, const char *labels, kp_
     }
     kp_buf_appendf(out, "%s_sum{%s} %.6f\n", name, labels, (double)atomic_load(&h->sum_us) / 1e6);
     kp_buf_appendf(out, "%s_count{%s} %lld\n", name, labels, (long long)atomic_load(&h->count));
+}
+
+void kp_metrics_append_label(kp_buf_t *out, const char *s, size_t len)
+{
+    size_t from = 0;
+    for (size_t i = 0; i < len; i++) {
+        const char *esc = s[i] == '\\'   ? "\\\\"
+                          : s[i] == '"'  ? "\\\""
+                          : s[i] == '\n' ? "\\n"
+                                         : NULL;
+        if (!esc) continue;
+        kp_buf_append(out, s + from, i - from);
+        kp_buf_append(out, esc, 2);
+        from = i + 1;
+    }
+    kp_buf_append(out, s + from, len - from);
 }
 
 #define COUNTER(name, help, field)                                                                 \
@@ -114,7 +130,7 @@ void kp_metrics_render(kp_buf_t *out, const char *(*api_name)(int key))
             flush_pass_partitions);
     kp_buf_appendf(out, "# HELP kpool_log_flush_seconds Latency of one group-commit fsync.\n"
                         "# TYPE kpool_log_flush_seconds histogram\n");
-    render_hist(out, "kpool_log_flush_seconds", "", &kp_metrics.flush_latency);
+    kp_metrics_render_hist(out, "kpool_log_flush_seconds", "", &kp_metrics.flush_latency);
 
     kp_buf_appendf(out, "# HELP kpool_requests_total Requests handled, by API.\n"
                         "# TYPE kpool_requests_total counter\n");
@@ -128,7 +144,8 @@ void kp_metrics_render(kp_buf_t *out, const char *(*api_name)(int key))
         if (!atomic_load(&kp_metrics.request_latency[k].count)) continue;
         char labels[64];
         snprintf(labels, sizeof(labels), "api=\"%s\"", api_name(k));
-        render_hist(out, "kpool_request_seconds", labels, &kp_metrics.request_latency[k]);
+        kp_metrics_render_hist(out, "kpool_request_seconds", labels,
+                               &kp_metrics.request_latency[k]);
     }
     if (gauge_fn) gauge_fn(out, gauge_arg);
     pthread_mutex_lock(&sources_lock);

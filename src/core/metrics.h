@@ -54,6 +54,12 @@ static inline void kp_metric_add(atomic_llong *m, long long v)
 }
 
 void kp_hist_observe_us(kp_hist_t *h, int64_t us);
+/* Appends h as the _bucket/_sum/_count lines of histogram `name` with labels (a label list
+ * without braces, "" for none). The # HELP/# TYPE lines are the caller's. */
+void kp_metrics_render_hist(kp_buf_t *out, const char *name, const char *labels, kp_hist_t *h);
+/* Appends s[0..len) as a label value (without the quotes): backslash, double quote and
+ * newline escaped as the exposition format asks. */
+void kp_metrics_append_label(kp_buf_t *out, const char *s, size_t len);
 
 /* Gauges computed at render time. */
 typedef void (*kp_metrics_gauge_fn)(kp_buf_t *out, void *arg);

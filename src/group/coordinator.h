@@ -23,6 +23,7 @@
 #define KP_COORDINATOR_H
 
 #include "broker/broker.h"
+#include "core/buf.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -88,4 +89,8 @@ void kp_coordinator_submit(kp_coordinator_t *c, kp_req_t *req, kp_group_op_t op,
 void kp_coordinator_txn_complete(kp_coordinator_t *c, int64_t producer_id, int commit,
                                  void (*done)(void *arg), void *arg);
 
+/* Appends kpool_consumergroup_committed_offset, _lag and _series_dropped (group_metrics.c)
+ * for the groups this coordinator holds. Waits for the coordinator's thread (bounded); any
+ * other thread. */
+void kp_coordinator_render_lag(kp_coordinator_t *c, kp_buf_t *out);
 #endif

@@ -1379,8 +1379,8 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
     } else if (kp_api_console_route(url)) {         /* api_console.c */
         caller_t who = {0, NULL};
         if (authenticate(api, authorization, &who) == 0) {
-            enum MHD_Result rc =
-                kp_api_console_handle(api->store, conn, url, method, who.admin, who.ns);
+            enum MHD_Result rc = kp_api_console_handle(api->store, api->master_key, conn, url,
+                                                       method, who.admin, who.ns);
             free(who.ns);
             return rc;
         }

@@ -62,6 +62,8 @@ typedef struct console_route {
 typedef struct pending {
     struct MHD_Connection *conn;
     kp_store_t *store;
+    const kp_pki_master_key_t *mk; /* EP_DOCTOR with connect: opens the app's secret */
+    int admin;                     /* EP_DOCTOR: every namespace's Topics are looked at */
     console_route_t r;
     kp_browse_query_t q;
     unsigned code;
@@ -327,7 +329,8 @@ static json_t *health_answer(kp_store_t *store, const console_route_t *r, unsign
 
 /* GET /apis/kpool.dev/v1/pools/P/metrics: the pool's history (pool_metrics.h), for any valid
  * token like health (rates and sizes of the whole pool, no topic names). 404 for an unknown
- * pool; a pool without spec.metricsUrl (or not sampled yet) answers an empty history. */
+ * pool; a pool without spec.metricsUrls / metricsUrl (or not sampled yet) answers an empty
+ * history. */
 static enum MHD_Result pool_metrics_reply(kp_store_t *store, struct MHD_Connection *conn,
                                           const char *pool)
 {
@@ -339,7 +342,8 @@ static enum MHD_Result pool_metrics_reply(kp_store_t *store, struct MHD_Connecti
     json_t *h = kp_pool_metrics_history(pool);
     if (!h)
         h = json_pack("{s:[], s:[], s:n, s:s}", "samples", "brokers", "lastError", "message",
-                      "no history: the pool has no spec.metricsUrl, or was not sampled yet");
+                      "no history: the pool has no spec.metricsUrls (or metricsUrl), or was not "
+                      "sampled yet");
     json_t *doc = json_pack("{s:s, s:s, s:{s:s}}", "apiVersion", "kpool.dev/v1", "kind",
                             "PoolMetrics", "metadata", "name", pool);
     json_object_update(doc, h);
@@ -419,6 +423,10 @@ static json_t *topic_answer(kp_store_t *store, const console_route_t *r, const k
 
 static json_t *answer(pending_t *p)
 {
+    if (p->r.endpoint == EP_DOCTOR) {
+        p->code = 200;
+        return kp_api_doctor_connect(p->store, p->mk, p->r.ns, p->r.topic, p->admin);
+    }
     return p->r.endpoint == EP_HEALTH     ? health_answer(p->store, &p->r, &p->code)
            : p->r.endpoint == EP_SUBJECTS ? subjects_answer(p->store, &p->r, &p->code)
                                           : topic_answer(p->store, &p->r, &p->q, &p->code);
@@ -501,9 +509,9 @@ static enum MHD_Result start_worker(pending_t *p)
     return MHD_YES;
 }
 
-enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *conn,
-                                      const char *url, const char *method, int admin,
-                                      const char *ns)
+enum MHD_Result kp_api_console_handle(kp_store_t *store, const kp_pki_master_key_t *mk,
+                                      struct MHD_Connection *conn, const char *url,
+                                      const char *method, int admin, const char *ns)
 {
     pthread_mutex_lock(&pending_lock);
     pending_t *done = pending_take(conn);
@@ -545,11 +553,21 @@ enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *
         return status(conn, 403, "Forbidden", "topics \"%s\" is forbidden in namespace \"%s\"",
                       r.topic, r.ns);
     }
-    if (r.endpoint == EP_DOCTOR) /* the store only: answered here */
+    int connect = 0;
+    if (r.endpoint == EP_DOCTOR) {
+        const char *c = MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "connect");
+        if (c && strcmp(c, "true") != 0 && strcmp(c, "false") != 0)
+            return status(conn, 400, "BadRequest", "connect: must be true or false, got \"%.40s\"",
+                          c);
+        connect = c && !strcmp(c, "true");
+    }
+    if (r.endpoint == EP_DOCTOR && !connect) /* the store only: answered here */
         return send_json(conn, 200, kp_api_doctor(store, r.ns, r.topic, admin));
     pending_t *p = kp_xcalloc(1, sizeof(*p));
     p->conn = conn;
     p->store = store;
+    p->mk = mk;
+    p->admin = admin;
     p->r = r;
     char msg[1024];
     if (r.endpoint == EP_MESSAGES && parse_query(conn, &p->q, msg, sizeof(msg)) < 0) {

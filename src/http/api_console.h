@@ -10,6 +10,8 @@
  *        ?limit=N (1..500, default 20) [&partition=P] [&offset=O | &timestamp=MS]
  *   GET /apis/kpool.dev/v1/namespaces/NS/subjects                 schema subjects "NS.…"
  *        with their versions, read from the pools' `_schemas` (pool_registry.h)
+ *   GET /apis/kpool.dev/v1/namespaces/NS/applications/A/doctor   `kpool doctor`'s findings
+ *        [?connect=true: also what the pool says with the application's own credentials]
  *   GET /apis/kpool.dev/v1/pools/P/health                        brokers, partitions,
  *        under-replicated and offline ones (any valid token: teams may read Pools)
  *
@@ -23,6 +25,7 @@
 #define KP_API_CONSOLE_H
 
 #include "control/store.h"
+#include "pki/pki.h"
 
 #include <microhttpd.h>
 
@@ -31,9 +34,9 @@ int kp_api_console_route(const char *url);
 
 /* Answers an authenticated caller: admin, or a team token of namespace ns. Runs on an API
  * thread and blocks it while the pool answers. */
-enum MHD_Result kp_api_console_handle(kp_store_t *store, struct MHD_Connection *conn,
-                                      const char *url, const char *method, int admin,
-                                      const char *ns);
+enum MHD_Result kp_api_console_handle(kp_store_t *store, const kp_pki_master_key_t *mk,
+                                      struct MHD_Connection *conn, const char *url,
+                                      const char *method, int admin, const char *ns);
 
 /* Drops the answer kept for conn, if any: api.c calls it when a connection ends (a client
  * that went away while its answer was being computed). Any thread. */

@@ -7,11 +7,15 @@
  * and the same wording: the AivenApplication (missing, not reconciled, no secret, a failed
  * rollout and the fix for its reason), its Secret (present), and every Topic granting it
  * access (synchronized, in the application's pool). What the pool says with the app's own
- * credentials (the CLI's last section) is not checked here: it would open a Kafka client per
- * application on every page view.
+ * credentials (the CLI's last section, "Pool (with NS/APP's credentials)") is checked only on
+ * request (kp_api_doctor_connect, `?connect=true`: the console's button), as it opens a Kafka
+ * client with the application's secret — opened with the control plane's master key, used
+ * for that one connection and wiped; nothing of it is in the answer.
  */
 #include "http/api_doctor.h"
 
+#include "cli/app.h"
+#include "control/secrets.h"
 #include "pki/app_creds.h"
 #include "core/buf.h"
 
@@ -23,6 +27,8 @@ typedef struct doc {
     json_t *findings;
     const char *ns, *app, *pool;
     int problems;
+    const char *section; /* added to each finding when set ("pool": the live check) */
+    json_t *granted;     /* kp_app_topics_granted's answer (check_topics), or NULL */
 } doc_t;
 
 static void add(doc_t *d, const char *level, const char *fmt, ...)
@@ -36,7 +42,9 @@ static void add(doc_t *d, const char *level, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     if (!strcmp(level, "problem")) d->problems++;
-    json_array_append_new(d->findings, json_pack("{s:s, s:s}", "level", level, "message", msg));
+    json_t *f = json_pack("{s:s, s:s}", "level", level, "message", msg);
+    if (d->section) json_object_set_new(f, "section", json_string(d->section));
+    json_array_append_new(d->findings, f);
 }
 
 static const char *jstr(const json_t *obj, const char *a, const char *b)
@@ -187,21 +195,119 @@ static void check_topics(doc_t *d, kp_store_t *store, int all_ns)
                 "its progress",
                 or_none(tname), or_none(tns));
     }
+    d->granted = json_incref(granted); /* its "topic"s hold references of their own */
     json_decref(granted);
     json_decref(topics);
 }
 
-json_t *kp_api_doctor(kp_store_t *store, const char *ns, const char *app, int all_ns)
+/* The pool's answers with the app's credentials for each granted topic (the CLI's
+ * doctor_live, same wording). */
+static void live_topics(doc_t *d, const rd_kafka_resp_err_t *errs)
 {
-    doc_t d = {json_array(), ns, app, NULL, 0};
+    size_t i;
+    json_t *g;
+    json_array_foreach(d->granted, i, g)
+    {
+        const char *fqn = or_none(json_string_value(json_object_get(g, "fqn")));
+        int access = (int)json_integer_value(json_object_get(g, "access"));
+        const json_t *t = json_object_get(g, "topic");
+        if (!errs[i])
+            add(d, "ok", "%s: exists and is authorized", fqn);
+        else if (errs[i] == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED && !access)
+            add(d, "note", "the pool confirms: %s not authorized", fqn);
+        else if (errs[i] == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED) {
+            add(d, "problem",
+                "%s: the pool says not authorized although spec.acl grants %s/%s access", fqn,
+                d->ns, d->app);
+            add(d, "fix",
+                "the control plane has not written the ACLs for this service user yet (or "
+                "they were removed in the pool; its resync restores them): see 'kpool "
+                "describe topic %s -n %s'",
+                or_none(jstr(t, "metadata", "name")), or_none(jstr(t, "metadata", "namespace")));
+        } else
+            add(d, "problem", "%s: %s", fqn, kp_app_kafka_topic_problem(errs[i]));
+    }
+}
+
+/* What the pool says with the credentials in secret (the CLI's "Pool" section). */
+static void check_live(doc_t *d, json_t *secret, const kp_pki_master_key_t *mk)
+{
+    char err[2048];
+    kp_app_secret_t data;
+    memset(&data, 0, sizeof(data));
+    if (!mk || kp_secret_open(mk, secret, err, sizeof(err)) < 0 ||
+        kp_app_secret_decode(secret, &data, err, sizeof(err)) < 0) {
+        add(d, "problem", "cannot read the application's secret: %s", mk ? err : "no master key");
+        return;
+    }
+    size_t n = json_array_size(d->granted);
+    rd_kafka_resp_err_t *errs = kp_xcalloc(n + 1, sizeof(*errs));
+    const char *brokers = kp_app_secret_text(&data, "KAFKA_BROKERS");
+    /* nothing granted (and no Kafka Streams app): does the pool authorize anything at all? */
+    json_t *visible =
+        !n && !kp_app_secret_text(&data, "KAFKA_STREAMS_APPLICATION_ID") ? json_array() : NULL;
+    if (kp_app_probe_live(&data, "kpool-console-doctor", d->granted,
+                          KP_APP_PROBE_TIMEOUT_MS_DEFAULT, errs, visible, err, sizeof(err)) < 0) {
+        add(d, "problem", "%s", err);
+        if (!strncmp(err, "TLS", 3))
+            add(d, "fix",
+                "the pool did not accept these credentials (revoked, expired, or from another "
+                "CA): re-apply the Application for fresh ones");
+        else
+            add(d, "fix", "is the pool running and reachable at %s? ('kpool get pools')",
+                or_none(brokers));
+    } else {
+        add(d, "ok", "connected to %s over TLS", or_none(brokers));
+        if (visible && !json_array_size(visible)) {
+            add(d, "problem", "%s/%s is not authorized for any topic in the pool", d->ns, d->app);
+            add(d, "fix",
+                "each Topic %s/%s uses must list it under spec.acl (its owning team applies "
+                "it); 'kpool doctor -n %s --app %s --topic NAME' prints the entry to add",
+                d->ns, d->app, d->ns, d->app);
+        } else if (visible) {
+            add(d, "ok", "the pool authorizes %zu topic%s for these credentials",
+                json_array_size(visible), json_array_size(visible) == 1 ? "" : "s");
+        }
+        live_topics(d, errs);
+    }
+    json_decref(visible);
+    free(errs);
+    kp_app_secret_free(&data);
+}
+
+static json_t *doctor(kp_store_t *store, const kp_pki_master_key_t *mk, int connect, const char *ns,
+                      const char *app, int all_ns)
+{
+    doc_t d = {json_array(), ns, app, NULL, 0, NULL, NULL};
     json_t *a = NULL;
     if (kp_store_get(store, "AivenApplication", ns, app, &a) != KP_STORE_OK) a = NULL;
     d.pool = jstr(json_object_get(a, "spec"), "kafka", "pool");
-    check_app(&d, store, a);
+    int have_secret = check_app(&d, store, a);
     check_topics(&d, store, all_ns);
-    json_t *doc = json_pack("{s:s, s:s, s:{s:s, s:s}, s:i, s:o}", "apiVersion", "kpool.dev/v1",
-                            "kind", "DoctorReport", "metadata", "name", app, "namespace", ns,
-                            "problems", d.problems, "findings", d.findings);
+    json_t *secret = NULL;
+    const char *secret_name = jstr(json_object_get(a, "status"), "synchronizationSecretName", NULL);
+    if (connect && have_secret && secret_name &&
+        kp_store_get(store, "Secret", ns, secret_name, &secret) == KP_STORE_OK) {
+        d.section = "pool";
+        check_live(&d, secret, mk);
+    }
+    json_decref(secret); /* opened in place: its data is freed with it */
+    json_t *doc =
+        json_pack("{s:s, s:s, s:{s:s, s:s}, s:i, s:b, s:o}", "apiVersion", "kpool.dev/v1", "kind",
+                  "DoctorReport", "metadata", "name", app, "namespace", ns, "problems", d.problems,
+                  "connected", connect && d.section != NULL, "findings", d.findings);
+    json_decref(d.granted);
     json_decref(a);
     return doc;
+}
+
+json_t *kp_api_doctor(kp_store_t *store, const char *ns, const char *app, int all_ns)
+{
+    return doctor(store, NULL, 0, ns, app, all_ns);
+}
+
+json_t *kp_api_doctor_connect(kp_store_t *store, const kp_pki_master_key_t *mk, const char *ns,
+                              const char *app, int all_ns)
+{
+    return doctor(store, mk, 1, ns, app, all_ns);
 }

@@ -12,6 +12,8 @@
  */
 #include "registry/registry_int.h"
 
+#include "core/metrics.h"
+
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
@@ -243,6 +245,7 @@ kp_registry_t *kp_registry_start(const kp_registry_config_t *cfg, char *err, siz
         kp_registry_stop(r);
         return NULL;
     }
+    kp_metrics_add_source(kp_registry_metrics_render, NULL);
     return r;
 }
 
@@ -272,7 +275,10 @@ kp_registry_t *kp_registry_new_offline(void)
 void kp_registry_stop(kp_registry_t *r)
 {
     if (!r) return;
-    if (r->daemon) MHD_stop_daemon(r->daemon);
+    if (r->daemon) {
+        kp_metrics_remove_source(kp_registry_metrics_render, NULL);
+        MHD_stop_daemon(r->daemon);
+    }
     kp_reg_log_stop(r->log);
     kp_reg_state_free(&r->state);
     auth_cache_clear(r);

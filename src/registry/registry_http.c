@@ -28,6 +28,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
+#include "core/metrics.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -43,7 +44,44 @@
 typedef struct req_state {
     kp_buf_t body;
     int too_large;
+    int64_t start_us; /* the request's first callback: kpool_registry_request_seconds */
 } req_state_t;
+
+/* HTTP statuses counted one by one (100..599); anything else (none is sent today) is
+ * counted as "other". The label set is so bounded by the statuses the registry sends. */
+#define STATUS_MIN 100
+#define STATUS_MAX 599
+static atomic_llong requests_by_status[STATUS_MAX - STATUS_MIN + 2];
+static kp_hist_t request_seconds;
+
+static void count_request(unsigned status, int64_t start_us)
+{
+    size_t i = status >= STATUS_MIN && status <= STATUS_MAX ? status - STATUS_MIN
+                                                            : STATUS_MAX - STATUS_MIN + 1;
+    kp_metric_add(&requests_by_status[i], 1);
+    kp_hist_observe_us(&request_seconds, kp_mono_us() - start_us);
+}
+
+void kp_registry_metrics_render(kp_buf_t *out, void *arg)
+{
+    (void)arg;
+    kp_buf_appendf(out, "# HELP kpool_registry_requests_total Schema registry requests "
+                        "answered, by HTTP status.\n"
+                        "# TYPE kpool_registry_requests_total counter\n");
+    for (size_t i = 0; i < sizeof(requests_by_status) / sizeof(*requests_by_status); i++) {
+        long long n = atomic_load(&requests_by_status[i]);
+        if (!n) continue;
+        if (i <= STATUS_MAX - STATUS_MIN)
+            kp_buf_appendf(out, "kpool_registry_requests_total{code=\"%zu\"} %lld\n",
+                           i + STATUS_MIN, n);
+        else
+            kp_buf_appendf(out, "kpool_registry_requests_total{code=\"other\"} %lld\n", n);
+    }
+    kp_buf_appendf(out, "# HELP kpool_registry_request_seconds Time from a schema registry "
+                        "request's arrival to its answer.\n"
+                        "# TYPE kpool_registry_request_seconds histogram\n");
+    kp_metrics_render_hist(out, "kpool_registry_request_seconds", "", &request_seconds);
+}
 
 /* Bytes of a client-given text (a version, an id) quoted in an error message. */
 #define ECHO_BYTES_MAX 128
@@ -787,6 +825,7 @@ enum MHD_Result kp_registry_http_handle(void *cls, struct MHD_Connection *conn, 
     if (!st) {
         st = kp_xcalloc(1, sizeof(*st));
         kp_buf_init(&st->body);
+        st->start_us = kp_mono_us();
         *state = st;
         return MHD_YES;
     }
@@ -811,6 +850,7 @@ enum MHD_Result kp_registry_http_handle(void *cls, struct MHD_Connection *conn, 
         fail(&q, 413, 413, "Request body larger than %d bytes", KP_REG_BODY_BYTES_MAX);
     else
         serve(&q, url);
+    count_request(out.status, st->start_us);
     return queue_reply(conn, &out);
 }
 

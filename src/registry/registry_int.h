@@ -81,6 +81,11 @@ void kp_registry_http_serve(kp_registry_t *r, const kp_reg_caller_t *who, const 
  * directly. Freed with kp_registry_stop. */
 kp_registry_t *kp_registry_new_offline(void);
 
+/* The registry's requests in /metrics (kpool_registry_requests_total by HTTP status,
+ * kpool_registry_request_seconds): a kp_metrics source (core/metrics.h), arg unused. The
+ * counters are process-wide (one registry per process). */
+void kp_registry_metrics_render(kp_buf_t *out, void *arg);
+
 void kp_registry_http_completed(void *cls, struct MHD_Connection *conn, void **state,
                                 enum MHD_RequestTerminationCode toe);
 

@@ -22,6 +22,7 @@
 #include "storage/log.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 
 struct kp_topic;
@@ -55,6 +56,14 @@ typedef struct kp_repl {
     int32_t fetch_epoch; /* follower: the leader epoch it last truncated for */
 } kp_repl_t;
 
+/* Traffic counters for /metrics (kpool_topic_*_total, summed per topic at scrape): relaxed
+ * atomic adds, once per produced batch and once per partition of a Fetch response, never
+ * per record. Replication traffic (follower fetches and appends) is not counted. */
+typedef struct kp_partition_stats {
+    atomic_llong bytes_in, records_in;   /* batches appended by Produce (acknowledged ones) */
+    atomic_llong bytes_out, records_out; /* Fetch responses to consumers (handle_fetch.c) */
+} kp_partition_stats_t;
+
 typedef struct kp_partition {
     struct kp_topic *topic;
     int32_t index;
@@ -62,6 +71,7 @@ typedef struct kp_partition {
     kp_repl_t *repl; /* NULL: standalone */
     kp_log_hwm_fn hwm_fn;
     void *hwm_arg;
+    kp_partition_stats_t stats;
 } kp_partition_t;
 
 /* Errors a commit waiter may get besides errno values. */

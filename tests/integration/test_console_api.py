@@ -426,6 +426,32 @@ def test_partition_sizes_and_produce_rate(up, world):
                                                               "partitions", world["ca-a"])))[2]
     assert body["recordsPerSecond"] > 0
     assert body["sizeBytes"] > sum(sizes.values())
+    assert body["produceRecordsPerSecond"] is not None and body["produceBytesPerSecond"] is not None
+    # a consumer reading it (again and again, until seen): the consume rate, from the
+    # brokers' kpool_topic_records_out_total
+    import threading
+    stop = threading.Event()
+
+    def read_loop():
+        while not stop.is_set():
+            c = Consumer(dict(up.ssl_conf(), **{"group.id": "ca-a-rate", "enable.auto.commit": False}))
+            c.assign([TopicPartition("ca-a.sized", 1, 0)])
+            for _ in range(20):
+                if stop.is_set():
+                    break
+                c.poll(0.2)
+            c.close()
+    reader = threading.Thread(target=read_loop, daemon=True)
+    reader.start()
+    try:
+        body = wait_for("a consume rate", lambda: (lambda b: b if b[2].get("consumeRecordsPerSecond")
+                                                   else None)(get(up, "ca-a", "sized",
+                                                                  "partitions", world["ca-a"])),
+                        timeout=60)[2]
+    finally:
+        stop.set()
+        reader.join(30)
+    assert body["consumeRecordsPerSecond"] > 0 and body["consumeBytesPerSecond"] > 0, body
     # another team's topic: still 403, sizes or not
     assert get(up, "ca-a", "sized", "partitions", world["ca-b"])[0] == 403
     up.api("DELETE", TOPICS_PATH % "ca-a" + "/sized")
@@ -561,6 +587,33 @@ def test_doctor_findings_match_the_cli(up, world):
     assert code == 403 and body["reason"] == "Forbidden", body
     assert up.http("GET", path)[0] == 401
     assert up.http("DELETE", path, token=up.token)[0] == 405
+    # ?connect=true: also what the pool says with the app's own credentials (the CLI's
+    # "Pool (with NS/APP's credentials)" section), the same lines the CLI prints
+    code, _, rep = up.http("GET", path + "?connect=true", token=world["ca-a"])
+    assert code == 200 and rep["connected"] is True, rep
+    live = [(f["level"], f["message"]) for f in rep["findings"] if f.get("section") == "pool"]
+    assert any(l == "ok" and m.startswith("connected to ") and m.endswith(" over TLS")
+               for l, m in live), live
+    assert ("ok", "ca-a.orders: exists and is authorized") in live, live
+    assert any(l == "problem" and m.startswith("ca-a.broken: ") for l, m in live), live
+    assert rep["problems"] == 2, rep  # broken is FailedPrepare, and not in the pool
+    assert "PRIVATE KEY" not in json.dumps(rep) and "CERTIFICATE" not in json.dumps(rep)
+    code, _, rep = up.http("GET", path + "?connect=true", token=up.token)
+    assert code == 200 and rep["connected"] is True, rep
+    live = {(f["level"], f["message"]) for f in rep["findings"] if f.get("section") == "pool"}
+    out = up.kpool("doctor", "-n", "ca-a", "--app", "app", expect=1).stdout
+    pool_part = out.split("Pool (with ca-a/app's credentials):", 1)[1]
+    cli = [l.strip().split(": ", 1) for l in pool_part.splitlines()
+           if l.startswith("  ") and l.strip().split(":")[0] in ("ok", "problem", "fix")]
+    assert len(cli) >= 3, out
+    for level, msg in cli:
+        assert (level, msg) in live, (level, msg, live)
+    assert up.http("GET", path + "?connect=maybe", token=world["ca-a"])[0] == 400
+    assert up.http("GET", path + "?connect=true", token=world["ca-b"])[0] == 403
+    # without the parameter (or false): no Kafka client, no pool section
+    code, _, rep = up.http("GET", path + "?connect=false", token=world["ca-a"])
+    assert code == 200 and rep["connected"] is False and not [
+        f for f in rep["findings"] if f.get("section")], rep
     up.api("DELETE", apps % "ca-a" + "/app")
     up.api("DELETE", TOPICS_PATH % "ca-b" + "/shared")
 

@@ -117,6 +117,14 @@ async function main() {
       " is FailedPrepare" }).waitFor(WAIT);
     await app.locator(".finding.ok", { hasText: E.NS_A + "." + E.TOPIC_A + ": readwrite" })
       .waitFor(WAIT);
+    // the check with the app's own credentials (the control plane connects with its secret)
+    await app.getByRole("button", { name: "Check with the app's credentials" }).click();
+    const live = app.locator(".doctor-pool");
+    await live.getByText("Pool (with " + E.NS_A + "/").waitFor({ timeout: 30000 });
+    await live.locator(".finding.ok", { hasText: /^ok: connected to .* over TLS$/ }).waitFor(WAIT);
+    await live.locator(".finding.ok", { hasText: E.NS_A + "." + E.TOPIC_A +
+      ": exists and is authorized" }).waitFor(WAIT);
+    await app.getByRole("button", { name: "Check the pool again" }).waitFor(WAIT);
     await page.screenshot({ path: path.join(E.SHOTS, "console-team.png"), fullPage: true });
 
     step("the topic page: partitions, ACL, consumer group lag, the message browser");
@@ -145,10 +153,23 @@ async function main() {
     check((await rates.locator("svg text.label").allTextContents()).includes("records/s"),
       "the rate chart's y axis says records/s");
     await rates.locator(".legend", { hasText: E.GROUP_A + ": 2 records" }).waitFor(WAIT);
+    // the consume rate: the brokers' kpool_topic_records_out_total, read by the message
+    // browser's fetches above, as the control plane sampled it
+    await rates.locator("figure", { hasText: "Produce and consume rate" }).locator(".legend li",
+      { hasText: /^consumed: / }).waitFor({ timeout: 20000 });
+    const p0endBefore = await page.locator("#partitions tbody tr").first().locator("td").nth(5)
+      .innerText();
     check(await ask("produce") === "ok", "the producer wrote");
     // the next samples (every 5 s) show the lag the new records make: 2 + 5
     await rates.locator(".legend", { hasText: E.GROUP_A + ": 7 records" })
       .waitFor({ timeout: 20000 });
+    // and the tables follow without a reload: the group's lag, partition 0's end offset
+    await page.locator("#groups .group h3", { hasText: "lag 7" }).waitFor({ timeout: 20000 });
+    await page.locator("#partitions .updated").waitFor(WAIT);
+    const p0end = await page.locator("#partitions tbody tr").first().locator("td").nth(5)
+      .innerText();
+    check(Number(p0end) >= 5 + Number(p0endBefore), "partition 0's end offset moved: " +
+      p0endBefore + " -> " + p0end);
     // the lag chart is drawn from the history the control plane keeps
     await rates.getByText(/the lag by the control plane/).waitFor(WAIT);
     await page.screenshot({ path: path.join(E.SHOTS, "console-topic.png"), fullPage: true });
