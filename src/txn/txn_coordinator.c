@@ -8,7 +8,6 @@
  */
 #include "txn/txn_coordinator.h"
 
-#include "broker/replicated_pool.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/hmap.h"
@@ -69,6 +68,8 @@ struct kp_txn_coord {
     int pool;
     int32_t *led_epoch;
     kp_timer_t *lead_timer;
+    kp_txn_marker_fn send_marker; /* markers for partitions another broker leads */
+    void *send_marker_arg;
 };
 
 /* How often a pool's coordinator looks for leadership changes of its partitions: bounds how
@@ -378,8 +379,10 @@ static void *remote_marker_main(void *arg)
 {
     remote_op_t *r = arg;
     marker_op_t *op = r->op;
-    int16_t err = kp_rpool_write_marker(op->c->broker->pool, r->leader, op->producer_id, r->epoch,
-                                        op->commit, r->topic, r->partition);
+    kp_txn_coord_t *c = op->c;
+    int16_t err = c->send_marker ? c->send_marker(c->send_marker_arg, r->leader, op->producer_id,
+                                                  r->epoch, op->commit, r->topic, r->partition)
+                                 : -1;
     if (err == KERR_INVALID_PRODUCER_EPOCH) /* a newer epoch was seen there: nothing open */
         err = 0;
     if (err)
@@ -789,6 +792,12 @@ static void run_submit(kp_loop_t *loop, void *arg)
         op_list(c, op);
         break;
     }
+}
+
+void kp_txn_coord_set_marker_sender(kp_txn_coord_t *c, kp_txn_marker_fn fn, void *arg)
+{
+    c->send_marker = fn;
+    c->send_marker_arg = arg;
 }
 
 void kp_txn_submit(kp_txn_coord_t *c, kp_txn_op_t *op)
