@@ -35,12 +35,17 @@ static int16_t find_coordinator_one(kp_req_t *req, int8_t key_type, kp_str_t key
     const char *topic = key_type ? KP_TXN_STATE_TOPIC : "__consumer_offsets";
     const char *setting =
         key_type ? "transaction.state.log.num.partitions" : "offsets.topic.num.partitions";
-    int64_t partitions = 50; /* validated at start (kp_coord_config_load, kp_txn_config_load) */
+    /* validated at start (kp_coord_config_load, kp_txn_config_load); rf 0: min(3, live) */
+    int64_t partitions = 50, rf = 0;
     kp_props_get_i64(b->cfg.props, setting, 50, 1, 1000, &partitions, NULL, 0);
+    kp_props_get_i64(b->cfg.props,
+                     key_type ? "transaction.state.log.replication.factor"
+                              : "offsets.topic.replication.factor",
+                     0, 1, 32767, &rf, NULL, 0);
     char *h = kp_req_alloc(req, 256);
     int hport = 0;
     if (!h) return KERR_COORDINATOR_NOT_AVAILABLE;
-    int16_t rc = kp_rpool_find_coordinator(b->pool, topic, (int32_t)partitions,
+    int16_t rc = kp_rpool_find_coordinator(b->pool, topic, (int32_t)partitions, (int)rf,
                                            key.len > 0 ? key : KP_STR_LIT(""),
                                            req->sess->listener->name, node, h, 256, &hport);
     if (rc) return rc;

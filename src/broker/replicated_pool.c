@@ -199,7 +199,7 @@ int kp_rpool_live_brokers(kp_rpool_t *p)
 /* Creates an internal topic of the pool (compacted, RF = min(3, live brokers)) through the
  * store, as Kafka creates __consumer_offsets and __transaction_state on first use. 0 or a
  * Kafka error (COORDINATOR_NOT_AVAILABLE: the client asks again). */
-static int16_t create_internal(kp_rpool_t *p, const char *name, int32_t partitions)
+static int16_t create_internal(kp_rpool_t *p, const char *name, int32_t partitions, int rf)
 {
     const char *keys[] = {"cleanup.policy", "segment.bytes"};
     const char *vals[] = {"compact", "104857600"};
@@ -210,7 +210,14 @@ static int16_t create_internal(kp_rpool_t *p, const char *name, int32_t partitio
                             .nconfigs = 2,
                             .internal = 1};
     int live = kp_rpool_live_brokers(p);
-    int rf = live < 3 ? live : 3;
+    if (rf > live) { /* as Kafka: not created with fewer replicas than asked for */
+        kp_warn("pool",
+                "%s needs %d live brokers (its replication factor), %d are live: not "
+                "created yet",
+                name, rf, live);
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    }
+    if (rf <= 0) rf = live < 3 ? live : 3;
     char msg[512];
     int16_t rc = rf < 1 ? KERR_COORDINATOR_NOT_AVAILABLE
                         : kp_rpool_create_topic(p, &spec, rf, 0, msg, sizeof(msg));
@@ -223,14 +230,14 @@ static int16_t create_internal(kp_rpool_t *p, const char *name, int32_t partitio
     return 0;
 }
 
-int16_t kp_rpool_find_coordinator(kp_rpool_t *p, const char *topic, int32_t partitions,
+int16_t kp_rpool_find_coordinator(kp_rpool_t *p, const char *topic, int32_t partitions, int rf,
                                   kp_str_t key, const char *listener, int32_t *id, char *host,
                                   size_t hostlen, int *port)
 {
     kp_topic_t *t = kp_topics_get(p->b->topics, kp_str_c(topic));
     if (!t || !kp_rpool_topic_known(t)) {
         kp_topic_put(t);
-        int16_t rc = create_internal(p, topic, partitions);
+        int16_t rc = create_internal(p, topic, partitions, rf);
         if (rc) return rc;
         t = kp_topics_get(p->b->topics, kp_str_c(topic));
         if (!t || !kp_rpool_topic_known(t)) { /* not applied here yet: the client retries */

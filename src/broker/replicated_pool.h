@@ -43,9 +43,10 @@ int16_t kp_rpool_delete_topic(kp_rpool_t *p, kp_str_t name, char *msg, size_t ms
  * the internal topic (__consumer_offsets for groups, __transaction_state for transactional
  * ids), at its endpoint on this listener, so coordination follows that partition's
  * leadership (SPEC §11). The topic is created through the store on first use (`partitions`
- * partitions, RF = min(3, live brokers)), blocking on the store. 0 with id/host/port, or
+ * partitions, replication factor rf — refused while fewer brokers live, as Kafka — or
+ * min(3, live brokers) when rf is 0), blocking on the store. 0 with id/host/port, or
  * COORDINATOR_NOT_AVAILABLE (no leader yet: the client asks again). */
-int16_t kp_rpool_find_coordinator(kp_rpool_t *p, const char *topic, int32_t partitions,
+int16_t kp_rpool_find_coordinator(kp_rpool_t *p, const char *topic, int32_t partitions, int rf,
                                   kp_str_t key, const char *listener, int32_t *id, char *host,
                                   size_t hostlen, int *port);
 /* Whether a topic is one of the pool's (in its metadata store): local-only topics (a data

@@ -25,6 +25,10 @@ int kp_coord_config_load(kp_coord_config_t *cfg, const kp_props_t *p, char *err,
     if (kp_props_get_i64(p, "offsets.topic.num.partitions", 50, 1, 1000, &v, err, errlen) < 0)
         return -1;
     cfg->offsets_partitions = (int32_t)v;
+    /* a replicated pool's __consumer_offsets (FindCoordinator creates it; unset: min(3, live
+     * brokers)); checked here so a bad value is a start-up error */
+    if (kp_props_get_i64(p, "offsets.topic.replication.factor", 0, 1, 32767, &v, err, errlen) < 0)
+        return -1;
     if (kp_props_get_i64(p, "offsets.retention.minutes", 10080, 1, INT32_MAX, &v, err, errlen) < 0)
         return -1;
     cfg->offsets_retention_ms = v * 60000;

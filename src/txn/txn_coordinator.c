@@ -124,6 +124,10 @@ int kp_txn_config_load(kp_txn_config_t *cfg, const kp_props_t *p, char *err, siz
         0)
         return -1;
     cfg->partitions = (int32_t)v;
+    /* a replicated pool's __transaction_state (unset: min(3, live brokers)) */
+    if (kp_props_get_i64(p, "transaction.state.log.replication.factor", 0, 1, 32767, &v, err,
+                         errlen) < 0)
+        return -1;
     if (kp_props_get_i64(p, "transaction.max.timeout.ms", 900000, 1, INT32_MAX, &v, err, errlen) <
         0)
         return -1;
