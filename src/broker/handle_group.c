@@ -1,7 +1,8 @@
 /*
  * handle_group.c — the network side of the group APIs: decode on the connection's loop,
- * answer FindCoordinator here (this broker coordinates every group and transactional id; in a
- * replicated pool, the broker the pool chose does), and hand everything else to the group
+ * answer FindCoordinator here (standalone: this broker coordinates every group and
+ * transactional id; a replicated pool: the leader of the key's partition of
+ * __consumer_offsets or __transaction_state), and hand everything else to the group
  * coordinator (group/coordinator.h), which finishes the request later.
  */
 #include "auth/acl.h"
@@ -9,18 +10,47 @@
 #include "broker/request.h"
 #include "group/coordinator.h"
 #include "kp_msgs.h"
+#include "txn/txn_coordinator.h"
 
-/* One key's answer: this node for an authorized group key, an error otherwise. */
-static int16_t find_coordinator_one(kp_req_t *req, int8_t key_type, kp_str_t key, kp_str_t *message)
+/* The coordinator of one key: 0 with node/host/port, or an error. Standalone: this broker
+ * coordinates every group and transactional id. A replicated pool: the leader of the key's
+ * partition of __consumer_offsets (key type 0) or __transaction_state (1), as Kafka. */
+static int16_t find_coordinator_one(kp_req_t *req, int8_t key_type, kp_str_t key, kp_str_t *message,
+                                    int32_t *node, kp_str_t *host, int32_t *port)
 {
     *message = KP_STR_NULL;
-    if (key_type == 1) /* this broker coordinates every transactional id too */
-        return kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TRANSACTIONAL_ID, key)
-                   ? 0
-                   : KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
-    if (key_type != 0) return KERR_INVALID_REQUEST;
-    if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, key))
+    if (key_type == 1) {
+        if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TRANSACTIONAL_ID, key))
+            return KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    } else if (key_type != 0) {
+        return KERR_INVALID_REQUEST;
+    } else if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, key)) {
         return KERR_GROUP_AUTHORIZATION_FAILED;
+    }
+    kp_broker_t *b = req->sess->broker;
+    *node = b->cfg.node_id;
+    *host = kp_str_c(req->sess->listener->adv_host);
+    *port = req->sess->listener->adv_port;
+    if (!b->pool) return 0;
+    const char *topic = key_type ? KP_TXN_STATE_TOPIC : "__consumer_offsets";
+    const char *setting =
+        key_type ? "transaction.state.log.num.partitions" : "offsets.topic.num.partitions";
+    /* validated at start (kp_coord_config_load, kp_txn_config_load); rf 0: min(3, live) */
+    int64_t partitions = 50, rf = 0;
+    kp_props_get_i64(b->cfg.props, setting, 50, 1, 1000, &partitions, NULL, 0);
+    kp_props_get_i64(b->cfg.props,
+                     key_type ? "transaction.state.log.replication.factor"
+                              : "offsets.topic.replication.factor",
+                     0, 1, 32767, &rf, NULL, 0);
+    char *h = kp_req_alloc(req, 256);
+    int hport = 0;
+    if (!h) return KERR_COORDINATOR_NOT_AVAILABLE;
+    int16_t rc = kp_rpool_find_coordinator(b->pool, topic, (int32_t)partitions, (int)rf,
+                                           key.len > 0 ? key : KP_STR_LIT(""),
+                                           req->sess->listener->name, node, h, 256, &hport);
+    if (rc) return rc;
+    *host = kp_str_c(h);
+    *port = hport;
     return 0;
 }
 
@@ -30,29 +60,13 @@ int kp_handle_find_coordinator(kp_req_t *req)
     FindCoordinatorRequest in;
     if (FindCoordinatorRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0)
         return -1;
-    kp_broker_t *b = req->sess->broker;
-    /* standalone: this broker; a replicated pool: the one repl chose (the lowest live id),
-     * for groups and transactional ids alike, at its endpoint on this listener */
-    int32_t node = b->cfg.node_id;
-    kp_str_t host = kp_str_c(req->sess->listener->adv_host);
-    int32_t port = req->sess->listener->adv_port;
-    int16_t unavailable = 0;
-    if (b->pool) {
-        char *h = kp_req_alloc(req, 256);
-        int pport = 0;
-        if (!h || kp_rpool_group_coordinator(b->pool, req->sess->listener->name, &node, h, 256,
-                                             &pport) < 0) {
-            unavailable = KERR_COORDINATOR_NOT_AVAILABLE;
-        } else {
-            host = kp_str_c(h);
-            port = pport;
-        }
-    }
+    int32_t node = -1, port = 0;
+    kp_str_t host = KP_STR_NULL;
     FindCoordinatorResponse out;
     FindCoordinatorResponse_init(&out);
     if (req->api_version < 4) {
-        out.ErrorCode = find_coordinator_one(req, in.KeyType, in.Key, &out.ErrorMessage);
-        if (!out.ErrorCode) out.ErrorCode = unavailable;
+        out.ErrorCode =
+            find_coordinator_one(req, in.KeyType, in.Key, &out.ErrorMessage, &node, &host, &port);
         out.NodeId = out.ErrorCode ? -1 : node;
         if (!out.ErrorCode) {
             out.Host = host;
@@ -68,8 +82,8 @@ int kp_handle_find_coordinator(kp_req_t *req)
             FindCoordinatorResponse_Coordinator *co = &out.Coordinators.items[i];
             FindCoordinatorResponse_Coordinator_init(co);
             co->Key = in.CoordinatorKeys.items[i];
-            co->ErrorCode = find_coordinator_one(req, in.KeyType, co->Key, &co->ErrorMessage);
-            if (!co->ErrorCode) co->ErrorCode = unavailable;
+            co->ErrorCode = find_coordinator_one(req, in.KeyType, co->Key, &co->ErrorMessage, &node,
+                                                 &host, &port);
             co->NodeId = co->ErrorCode ? -1 : node;
             if (!co->ErrorCode) {
                 co->Host = host;

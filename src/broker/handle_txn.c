@@ -14,9 +14,11 @@
 #include "core/logging.h"
 #include "group/coordinator.h"
 #include "kp_msgs.h"
+#include "replication/partition.h"
 #include "storage/txn_index.h"
 #include "txn/txn_coordinator.h"
 
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -330,6 +332,98 @@ int kp_handle_txn_offset_commit(kp_req_t *req)
 
 /* ---- WriteTxnMarkers (inter-broker; CLUSTER_ACTION) ---- */
 
+/* A request's markers in flight: answered when the last one is committed. */
+typedef struct markers_call {
+    kp_req_t *req;
+    WriteTxnMarkersResponse out;
+    atomic_int remaining; /* markers waited for, plus one held while they are queued */
+} markers_call_t;
+
+typedef struct marker_wait {
+    kp_flush_waiter_t w; /* first */
+    markers_call_t *call;
+    int16_t *error;
+    kp_broker_t *b;
+    int64_t producer_id;
+    int commit;
+    int group; /* a __consumer_offsets partition: its group coordinator applies the offsets */
+} marker_wait_t;
+
+static void markers_respond(kp_loop_t *loop, void *arg)
+{
+    markers_call_t *mc = arg;
+    kp_req_begin_response(mc->req);
+    WriteTxnMarkersResponse_encode(&mc->req->resp, mc->req->api_version, &mc->out);
+    kp_req_finish(mc->req);
+}
+
+static void markers_release(markers_call_t *mc)
+{
+    if (atomic_fetch_sub(&mc->remaining, 1) == 1)
+        kp_loop_post(mc->req->sess->loop, markers_respond, mc);
+}
+
+static void marker_group_applied(void *arg)
+{
+    markers_release(arg);
+}
+
+/* Any thread: the marker is committed (in every in-sync replica) or failed. */
+static void marker_committed(kp_flush_waiter_t *w, int err)
+{
+    marker_wait_t *mw = (marker_wait_t *)w;
+    *mw->error = kp_partition_commit_error(err);
+    if (!err && mw->group) { /* as the coordinator's own markers (txn_coordinator.c) */
+        kp_coordinator_txn_complete(mw->b->coordinator, mw->producer_id, mw->commit,
+                                    marker_group_applied, mw->call);
+        return;
+    }
+    markers_release(mw->call);
+}
+
+/* One partition's marker: appended (leaders only) and, in a pool, waited for until the high
+ * watermark covers it, so the coordinator completes a transaction only once its markers
+ * survive a failover. */
+static void marker_write(kp_req_t *req, markers_call_t *mc, kp_partition_t *p,
+                         const WriteTxnMarkersRequest_WritableTxnMarker *mk, kp_buf_t *batch,
+                         int16_t *error)
+{
+    int64_t now = kp_wall_ms();
+    batch->len = 0;
+    kp_control_batch_build(batch, mk->ProducerId, mk->ProducerEpoch,
+                           mk->TransactionResult ? KP_CONTROL_COMMIT : KP_CONTROL_ABORT,
+                           mk->CoordinatorEpoch, now);
+    kp_batch_info_t info;
+    kp_append_result_t res;
+    res.status = KP_APPEND_STORAGE_ERROR;
+    int16_t lerr = kp_partition_check_leader(p, -1); /* a replicated pool: leaders only */
+    if (lerr) {
+        *error = lerr;
+        return;
+    }
+    if (kp_batch_validate(batch->data, batch->len, &info) == KP_BATCH_OK)
+        kp_partition_append(p, batch->data, batch->len, &info, now, &res);
+    *error = res.status == KP_APPEND_OK              ? 0
+             : res.status == KP_APPEND_INVALID_EPOCH ? KERR_INVALID_PRODUCER_EPOCH
+                                                     : KERR_KAFKA_STORAGE_ERROR;
+    if (res.status != KP_APPEND_OK || !p->repl) return;
+    marker_wait_t *mw = kp_req_alloc(req, sizeof(*mw));
+    if (!mw) {
+        *error = KERR_KAFKA_STORAGE_ERROR;
+        return;
+    }
+    memset(mw, 0, sizeof(*mw));
+    mw->w.done = marker_committed;
+    mw->call = mc;
+    mw->error = error;
+    mw->b = req->sess->broker;
+    mw->producer_id = mk->ProducerId;
+    mw->commit = mk->TransactionResult != 0;
+    mw->group = p->topic->internal && !strcmp(p->topic->name, "__consumer_offsets");
+    atomic_fetch_add(&mc->remaining, 1);
+    kp_partition_wait_committed(p, res.last_offset, &mw->w);
+}
+
 int kp_handle_write_txn_markers(kp_req_t *req)
 {
     WriteTxnMarkersRequest in;
@@ -338,17 +432,21 @@ int kp_handle_write_txn_markers(kp_req_t *req)
     kp_broker_t *b = req->sess->broker;
     int allowed = kp_req_authorize(req, KP_OP_CLUSTER_ACTION, KP_RES_CLUSTER,
                                    KP_STR_LIT(KP_CLUSTER_RESOURCE));
-    WriteTxnMarkersResponse out;
-    WriteTxnMarkersResponse_init(&out);
+    markers_call_t *mc = kp_req_alloc(req, sizeof(*mc));
+    if (!mc) return -1;
+    mc->req = req;
+    atomic_init(&mc->remaining, 1);
+    WriteTxnMarkersResponse *out = &mc->out;
+    WriteTxnMarkersResponse_init(out);
     int32_t nm = in.Markers.count > 0 ? in.Markers.count : 0;
-    out.Markers.items = kp_req_alloc(req, ((size_t)nm + 1) * sizeof(*out.Markers.items));
-    if (!out.Markers.items) return -1;
-    out.Markers.count = nm;
+    out->Markers.items = kp_req_alloc(req, ((size_t)nm + 1) * sizeof(*out->Markers.items));
+    if (!out->Markers.items) return -1;
+    out->Markers.count = nm;
     kp_buf_t batch;
     kp_buf_init(&batch);
     for (int32_t m = 0; m < nm; m++) {
         WriteTxnMarkersRequest_WritableTxnMarker *mk = &in.Markers.items[m];
-        WriteTxnMarkersResponse_WritableTxnMarkerResult *mr = &out.Markers.items[m];
+        WriteTxnMarkersResponse_WritableTxnMarkerResult *mr = &out->Markers.items[m];
         mr->ProducerId = mk->ProducerId;
         int32_t nt = mk->Topics.count > 0 ? mk->Topics.count : 0;
         mr->Topics.items = kp_req_alloc(req, ((size_t)nt + 1) * sizeof(*mr->Topics.items));
@@ -368,42 +466,20 @@ int kp_handle_write_txn_markers(kp_req_t *req)
                 int32_t pi = t->PartitionIndexes.items[j];
                 tr->Partitions.items[j].PartitionIndex = pi;
                 kp_partition_t *p = topic ? kp_topic_partition(topic, pi) : NULL;
-                if (!allowed) {
+                if (!allowed)
                     tr->Partitions.items[j].ErrorCode = KERR_CLUSTER_AUTHORIZATION_FAILED;
-                    continue;
-                }
-                if (!p) {
+                else if (!p)
                     tr->Partitions.items[j].ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-                    continue;
-                }
-                batch.len = 0;
-                int64_t now = kp_wall_ms();
-                kp_control_batch_build(&batch, mk->ProducerId, mk->ProducerEpoch,
-                                       mk->TransactionResult ? KP_CONTROL_COMMIT : KP_CONTROL_ABORT,
-                                       mk->CoordinatorEpoch, now);
-                kp_batch_info_t info;
-                kp_append_result_t res;
-                res.status = KP_APPEND_STORAGE_ERROR;
-                /* a replicated pool: only the leader takes a marker */
-                int16_t lerr = kp_partition_check_leader(p, -1);
-                if (lerr) {
-                    tr->Partitions.items[j].ErrorCode = lerr;
-                    continue;
-                }
-                if (kp_batch_validate(batch.data, batch.len, &info) == KP_BATCH_OK)
-                    kp_partition_append(p, batch.data, batch.len, &info, now, &res);
-                tr->Partitions.items[j].ErrorCode = res.status == KP_APPEND_OK ? 0
-                                                    : res.status == KP_APPEND_INVALID_EPOCH
-                                                        ? KERR_INVALID_PRODUCER_EPOCH
-                                                        : KERR_KAFKA_STORAGE_ERROR;
+                else
+                    marker_write(req, mc, p, mk, &batch, &tr->Partitions.items[j].ErrorCode);
             }
             kp_topic_put(topic);
         }
     }
     kp_buf_free(&batch);
-    kp_req_begin_response(req);
-    WriteTxnMarkersResponse_encode(&req->resp, req->api_version, &out);
-    kp_req_finish(req);
+    /* answered here when nothing waits (standalone, errors), else by the last commit; the
+     * request is only touched again on its own loop */
+    if (atomic_fetch_sub(&mc->remaining, 1) == 1) markers_respond(NULL, mc);
     return 0;
 }
 

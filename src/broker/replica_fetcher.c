@@ -607,6 +607,54 @@ void kp_fetcher_follow(kp_fetcher_t *f, int32_t leader)
     pthread_mutex_unlock(&f->lock);
 }
 
+int16_t kp_fetcher_write_marker(kp_fetcher_t *f, int32_t leader, int64_t producer_id,
+                                int16_t producer_epoch, int commit, const char *topic,
+                                int32_t partition)
+{
+    char host[256];
+    int port = 0;
+    if (leader_endpoint(f, leader, host, sizeof(host), &port) < 0) return -1;
+    conn_t c = {.fd = -1};
+    if (conn_open(&c, f->tls, host, port) < 0) return -1;
+    WriteTxnMarkersRequest rq;
+    WriteTxnMarkersRequest_init(&rq);
+    WriteTxnMarkersRequest_WritableTxnMarker mk;
+    WriteTxnMarkersRequest_WritableTxnMarker_init(&mk);
+    WriteTxnMarkersRequest_WritableTxnMarkerTopic mt;
+    WriteTxnMarkersRequest_WritableTxnMarkerTopic_init(&mt);
+    mt.Name = kp_str_c(topic);
+    mt.PartitionIndexes.items = &partition;
+    mt.PartitionIndexes.count = 1;
+    mk.ProducerId = producer_id;
+    mk.ProducerEpoch = producer_epoch;
+    mk.TransactionResult = (int8_t)(commit != 0);
+    mk.Topics.items = &mt;
+    mk.Topics.count = 1;
+    rq.Markers.items = &mk;
+    rq.Markers.count = 1;
+    kp_wr_t body;
+    kp_wr_init(&body);
+    WriteTxnMarkersRequest_encode(&body, 0, &rq);
+    uint8_t *resp = NULL;
+    size_t rlen = 0;
+    int rc = roundtrip(&c, 27, 0, &body, f->b->cfg.node_id, &resp, &rlen);
+    kp_wr_free(&body);
+    conn_close(&c);
+    if (rc < 0) return -1;
+    kp_arena_t arena;
+    kp_arena_init(&arena, rlen * 4 + 4096);
+    kp_rd_t rd;
+    kp_rd_init(&rd, resp, rlen);
+    WriteTxnMarkersResponse out;
+    int ok = WriteTxnMarkersResponse_decode(&rd, 0, &arena, &out) == 0 && out.Markers.count == 1 &&
+             out.Markers.items[0].Topics.count == 1 &&
+             out.Markers.items[0].Topics.items[0].Partitions.count == 1;
+    int16_t err = ok ? out.Markers.items[0].Topics.items[0].Partitions.items[0].ErrorCode : -1;
+    kp_arena_free(&arena);
+    free(resp);
+    return err;
+}
+
 void kp_fetcher_free(kp_fetcher_t *f)
 {
     if (!f) return;

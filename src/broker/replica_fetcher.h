@@ -23,6 +23,14 @@ typedef struct kp_fetcher kp_fetcher_t;
 kp_fetcher_t *kp_fetcher_new(kp_broker_t *b, char *err, size_t errlen);
 /* Makes sure a thread fetches from leader (idempotent). Any thread. */
 void kp_fetcher_follow(kp_fetcher_t *f, int32_t leader);
+/* The transaction coordinator's marker for a partition another broker leads: WriteTxnMarkers
+ * v0 (one marker, one partition) sent to `leader` over the inter-broker listener, blocking
+ * (bounded by the connection's timeouts, about 5 s). The partition's error code (0: the
+ * marker is in every in-sync replica of it), or -1 when the leader could not be reached or
+ * answered nothing usable. Any thread but a loop's; not after kp_fetcher_free. */
+int16_t kp_fetcher_write_marker(kp_fetcher_t *f, int32_t leader, int64_t producer_id,
+                                int16_t producer_epoch, int commit, const char *topic,
+                                int32_t partition);
 /* Stops and joins every thread. */
 void kp_fetcher_free(kp_fetcher_t *f);
 

@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "protocol/errors.h"
+#include "txn/txn_coordinator.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -50,6 +51,7 @@ struct kp_rpool {
     pthread_cond_t cond;
     int stopping;
     int resync, brokers_changed, acls_changed;
+    int markers_inflight;    /* kp_rpool_write_marker calls using the fetcher: shutdown waits */
     _Atomic int serving;     /* the broker is started: readiness is ours to say */
     _Atomic int catching_up; /* as last computed by the thread (1 until the first resync) */
     int synced;              /* the first full read of the store was applied */
@@ -194,20 +196,72 @@ int kp_rpool_live_brokers(kp_rpool_t *p)
     return live_ids(p, ids, KP_PLACEMENT_BROKERS_MAX);
 }
 
-int kp_rpool_group_coordinator(kp_rpool_t *p, const char *listener, int32_t *id, char *host,
-                               size_t hostlen, int *port)
+/* Creates an internal topic of the pool (compacted, RF = min(3, live brokers)) through the
+ * store, as Kafka creates __consumer_offsets and __transaction_state on first use. 0 or a
+ * Kafka error (COORDINATOR_NOT_AVAILABLE: the client asks again). */
+static int16_t create_internal(kp_rpool_t *p, const char *name, int32_t partitions, int rf)
 {
-    kp_member_view_t *v = kp_member_view(p->b->member);
-    int rc = -1;
-    for (int i = 0; i < v->nbrokers && rc < 0; i++) {
-        const kp_meta_endpoint_t *ep = kp_member_endpoint(&v->brokers[i], listener);
-        if (!ep || !ep->host) continue;
-        *id = v->brokers[i].id;
+    const char *keys[] = {"cleanup.policy", "segment.bytes"};
+    const char *vals[] = {"compact", "104857600"};
+    kp_topic_spec_t spec = {.name = kp_str_c(name),
+                            .partitions = partitions,
+                            .config_keys = keys,
+                            .config_values = vals,
+                            .nconfigs = 2,
+                            .internal = 1};
+    int live = kp_rpool_live_brokers(p);
+    if (rf > live) { /* as Kafka: not created with fewer replicas than asked for */
+        kp_warn("pool",
+                "%s needs %d live brokers (its replication factor), %d are live: not "
+                "created yet",
+                name, rf, live);
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    }
+    if (rf <= 0) rf = live < 3 ? live : 3;
+    char msg[512];
+    int16_t rc = rf < 1 ? KERR_COORDINATOR_NOT_AVAILABLE
+                        : kp_rpool_create_topic(p, &spec, rf, 0, msg, sizeof(msg));
+    if (rc == KERR_TOPIC_ALREADY_EXISTS) return 0; /* another broker was first */
+    if (rc) {
+        kp_warn("pool", "cannot create %s: %s", name, rf < 1 ? "no live broker" : msg);
+        return KERR_COORDINATOR_NOT_AVAILABLE;
+    }
+    kp_info("pool", "created %s: %d partitions, replication factor %d", name, partitions, rf);
+    return 0;
+}
+
+int16_t kp_rpool_find_coordinator(kp_rpool_t *p, const char *topic, int32_t partitions, int rf,
+                                  kp_str_t key, const char *listener, int32_t *id, char *host,
+                                  size_t hostlen, int *port)
+{
+    kp_topic_t *t = kp_topics_get(p->b->topics, kp_str_c(topic));
+    if (!t || !kp_rpool_topic_known(t)) {
+        kp_topic_put(t);
+        int16_t rc = create_internal(p, topic, partitions, rf);
+        if (rc) return rc;
+        t = kp_topics_get(p->b->topics, kp_str_c(topic));
+        if (!t || !kp_rpool_topic_known(t)) { /* not applied here yet: the client retries */
+            kp_topic_put(t);
+            return KERR_COORDINATOR_NOT_AVAILABLE;
+        }
+    }
+    /* Kafka's placement of a group or transactional id: abs(String.hashCode) % partitions */
+    kp_repl_view_t v;
+    kp_partition_view(t->partitions[kp_txn_partition_for(key, t->npartitions)], &v);
+    kp_topic_put(t);
+    if (v.leader < 0) return KERR_COORDINATOR_NOT_AVAILABLE; /* offline: elected soon */
+    kp_member_view_t *mv = kp_member_view(p->b->member);
+    int16_t rc = KERR_COORDINATOR_NOT_AVAILABLE; /* the leader is not (yet) seen live */
+    for (int i = 0; i < mv->nbrokers; i++) {
+        if (mv->brokers[i].id != v.leader) continue;
+        const kp_meta_endpoint_t *ep = kp_member_endpoint(&mv->brokers[i], listener);
+        if (!ep || !ep->host) break;
+        *id = v.leader;
         snprintf(host, hostlen, "%s", ep->host);
         *port = ep->port;
         rc = 0;
     }
-    kp_member_view_put(v);
+    kp_member_view_put(mv);
     return rc;
 }
 
@@ -730,6 +784,26 @@ static void hand_over(kp_rpool_t *p)
     if (moved) kp_info("pool", "controlled shutdown: moved the leadership of %d partitions", moved);
 }
 
+int16_t kp_rpool_write_marker(kp_rpool_t *p, int32_t leader, int64_t producer_id,
+                              int16_t producer_epoch, int commit, const char *topic,
+                              int32_t partition)
+{
+    pthread_mutex_lock(&p->lock);
+    if (p->stopping || !p->fetcher) {
+        pthread_mutex_unlock(&p->lock);
+        return -1;
+    }
+    p->markers_inflight++;
+    pthread_mutex_unlock(&p->lock);
+    int16_t rc = kp_fetcher_write_marker(p->fetcher, leader, producer_id, producer_epoch, commit,
+                                         topic, partition);
+    pthread_mutex_lock(&p->lock);
+    p->markers_inflight--;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+    return rc;
+}
+
 void kp_rpool_shutdown(kp_rpool_t *p)
 {
     if (!p) return;
@@ -745,6 +819,9 @@ void kp_rpool_shutdown(kp_rpool_t *p)
     }
     atomic_store(&p->b->ready, 0);
     hand_over(p);
+    pthread_mutex_lock(&p->lock); /* markers being sent use the fetcher's connections */
+    while (p->markers_inflight > 0) pthread_cond_wait(&p->cond, &p->lock);
+    pthread_mutex_unlock(&p->lock);
     kp_fetcher_free(p->fetcher);
     p->fetcher = NULL;
 }

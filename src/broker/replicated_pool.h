@@ -39,13 +39,18 @@ int16_t kp_rpool_create_topic(kp_rpool_t *p, const kp_topic_spec_t *spec, int rf
                               char *msg, size_t msglen);
 /* DeleteTopics in a pool: removed from the store (every broker then deletes its copy). */
 int16_t kp_rpool_delete_topic(kp_rpool_t *p, kp_str_t name, char *msg, size_t msglen);
-/* The group coordinator of a pool (until coordination follows the leadership of
- * __consumer_offsets partitions): the live broker with the lowest id that has the listener,
- * so every member of a group finds the same one. 0 with id/host/port, or -1. */
-int kp_rpool_group_coordinator(kp_rpool_t *p, const char *listener, int32_t *id, char *host,
-                               size_t hostlen, int *port);
-/* Whether a topic is one of the pool's (in its metadata store): local-only topics (the
- * group coordinator's __consumer_offsets) are not shown to clients. */
+/* FindCoordinator in a pool: the leader of partition abs(hashCode(key)) % partitions of
+ * the internal topic (__consumer_offsets for groups, __transaction_state for transactional
+ * ids), at its endpoint on this listener, so coordination follows that partition's
+ * leadership (SPEC §11). The topic is created through the store on first use (`partitions`
+ * partitions, replication factor rf — refused while fewer brokers live, as Kafka — or
+ * min(3, live brokers) when rf is 0), blocking on the store. 0 with id/host/port, or
+ * COORDINATOR_NOT_AVAILABLE (no leader yet: the client asks again). */
+int16_t kp_rpool_find_coordinator(kp_rpool_t *p, const char *topic, int32_t partitions, int rf,
+                                  kp_str_t key, const char *listener, int32_t *id, char *host,
+                                  size_t hostlen, int *port);
+/* Whether a topic is one of the pool's (in its metadata store): local-only topics (a data
+ * directory's topics from before it joined the pool) are not shown to clients. */
 int kp_rpool_topic_known(kp_topic_t *t);
 /* Prometheus lines for /metrics: partitions this broker leads that are under-replicated or
  * under min.insync.replicas, partitions it holds without a leader, ISR shrinks/expands it
@@ -64,6 +69,13 @@ int16_t kp_rpool_add_partitions(kp_rpool_t *p, kp_str_t name, int32_t count, int
  * msg. Blocks on the store. */
 int kp_rpool_acls_added(kp_rpool_t *p, const kp_acl_t *acls, int n, char *msg, size_t msglen);
 int kp_rpool_acl_removed(kp_rpool_t *p, const kp_acl_t *acl, char *msg, size_t msglen);
+/* The transaction coordinator's marker for a partition led by broker `leader` (not this
+ * one): WriteTxnMarkers sent there (replica_fetcher.h kp_fetcher_write_marker). Blocks for
+ * up to about 5 s: call it from a thread of its own. The partition's error, or -1 (not
+ * reachable, or this broker is shutting down). */
+int16_t kp_rpool_write_marker(kp_rpool_t *p, int32_t leader, int64_t producer_id,
+                              int16_t producer_epoch, int commit, const char *topic,
+                              int32_t partition);
 /* The number of live brokers (for default replication factors). */
 int kp_rpool_live_brokers(kp_rpool_t *p);
 

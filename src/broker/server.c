@@ -543,6 +543,13 @@ static void metrics_gauges(kp_buf_t *out, void *arg)
     if (b->pool) kp_rpool_metrics(b->pool, out);
 }
 
+/* The transaction coordinator's markers for partitions other brokers lead. */
+static int16_t send_marker(void *pool, int32_t leader, int64_t producer_id, int16_t epoch,
+                           int commit, const char *topic, int32_t partition)
+{
+    return kp_rpool_write_marker(pool, leader, producer_id, epoch, commit, topic, partition);
+}
+
 kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
 {
     kp_crc32c_hw(); /* picks the CRC implementation before any thread uses it */
@@ -618,6 +625,7 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     if (b->member) {
         b->pool = kp_rpool_new(b, err, errlen);
         if (!b->pool) goto fail;
+        kp_txn_coord_set_marker_sender(b->txn_coordinator, send_marker, b->pool);
         kp_topics_set_partition_hook(b->topics, kp_rpool_partition_hook, b);
     } else {
         kp_topics_set_partition_hook(b->topics, kp_fetch_wait_partition_hook, b);

@@ -701,6 +701,9 @@ int kp_cmd_up(int argc, char **argv)
         DEFAULT("metadata.etcd.endpoints", "%s", endpoint);
         DEFAULT("metadata.etcd.prefix", "/kpool/%s", pool_name);
         DEFAULT("broker.id", "1");
+        /* the internal topics on every broker of the pool (up to 3), whoever asks first */
+        DEFAULT("offsets.topic.replication.factor", "%d", nbrokers < 3 ? nbrokers : 3);
+        DEFAULT("transaction.state.log.replication.factor", "%d", nbrokers < 3 ? nbrokers : 3);
         DEFAULT("replica.ssl.certificate.location", "%s/replica.crt", pki);
         DEFAULT("replica.ssl.key.location", "%s/replica.key", pki);
 #undef DEFAULT

@@ -9,6 +9,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
+#include "replication/partition.h"
 
 #include <limits.h>
 #include <stdio.h>
@@ -24,6 +25,10 @@ int kp_coord_config_load(kp_coord_config_t *cfg, const kp_props_t *p, char *err,
     if (kp_props_get_i64(p, "offsets.topic.num.partitions", 50, 1, 1000, &v, err, errlen) < 0)
         return -1;
     cfg->offsets_partitions = (int32_t)v;
+    /* a replicated pool's __consumer_offsets (FindCoordinator creates it; unset: min(3, live
+     * brokers)); checked here so a bad value is a start-up error */
+    if (kp_props_get_i64(p, "offsets.topic.replication.factor", 0, 1, 32767, &v, err, errlen) < 0)
+        return -1;
     if (kp_props_get_i64(p, "offsets.retention.minutes", 10080, 1, INT32_MAX, &v, err, errlen) < 0)
         return -1;
     cfg->offsets_retention_ms = v * 60000;
@@ -226,12 +231,92 @@ void kp_coordinator_submit(kp_coordinator_t *c, kp_req_t *req, kp_group_op_t kin
     kp_loop_post(c->loop, run_op, op);
 }
 
+/* ---- a pool: following the leadership of __consumer_offsets partitions ---- */
+
+int coord_serves(const kp_coordinator_t *c, int32_t partition)
+{
+    if (!c->pool) return 1;
+    return c->led_epoch && partition >= 0 && partition < c->cfg.offsets_partitions &&
+           c->led_epoch[partition] >= 0;
+}
+
+/* This broker no longer leads partition p: its groups are another coordinator's now. Waiting
+ * JoinGroup / SyncGroup requests are answered NOT_COORDINATOR (the client finds the new one);
+ * writes still in flight complete against groups that are gone and change nothing. */
+static void partition_unload(kp_coordinator_t *c, int32_t p)
+{
+    size_t n = kp_hmap_count(&c->groups), k = 0, it = 0;
+    group_t **list = kp_xmalloc((n + 1) * sizeof(*list));
+    void *v;
+    while (kp_hmap_next(&c->groups, &it, NULL, NULL, &v))
+        if (((group_t *)v)->offsets_partition == p) list[k++] = v;
+    for (size_t i = 0; i < k; i++) {
+        membership_abort(c, list[i], KERR_NOT_COORDINATOR);
+        coord_group_remove(c, list[i]);
+    }
+    free(list);
+    c->led_epoch[p] = -1;
+    kp_info("group", "__consumer_offsets-%d: no longer its leader: %zu groups unloaded", p, k);
+}
+
+/* This broker leads partition p under epoch: its groups and offsets are read from its log
+ * (which holds every acknowledged commit: the leader came from the ISR). */
+static void partition_load(kp_coordinator_t *c, int32_t p, int32_t epoch)
+{
+    int64_t t0 = kp_mono_ms();
+    if (offsets_load_partition(c, p) < 0) {
+        kp_error("group", "cannot read __consumer_offsets-%d: its groups are not served", p);
+        c->led_epoch[p] = epoch; /* drop what was read, then try again at the next tick */
+        partition_unload(c, p);
+        return;
+    }
+    c->led_epoch[p] = epoch;
+    size_t members = group_store_restart_sessions(c, p), ngroups = 0, it = 0;
+    void *v;
+    while (kp_hmap_next(&c->groups, &it, NULL, NULL, &v))
+        ngroups += ((group_t *)v)->offsets_partition == p;
+    kp_info("group",
+            "__consumer_offsets-%d: leader (epoch %d): %zu groups (%zu members) loaded in "
+            "%lld ms",
+            p, epoch, ngroups, members, (long long)(kp_mono_ms() - t0));
+}
+
+/* Each tick: loads the partitions this broker started leading, unloads those it stopped
+ * leading (or leads under a new epoch: another leader may have written in between). */
+static void follow_leadership(kp_coordinator_t *c)
+{
+    if (!c->offsets_topic) {
+        kp_topic_t *t = kp_topics_get(c->broker->topics, KP_STR_LIT(OFFSETS_TOPIC));
+        kp_repl_view_t v = {0};
+        if (t && t->npartitions > 0) kp_partition_view(t->partitions[0], &v);
+        if (!t || v.nreplicas == 0) { /* not (yet) the pool's topic */
+            kp_topic_put(t);
+            return;
+        }
+        c->offsets_topic = t;
+        c->cfg.offsets_partitions = t->npartitions;
+        c->led_epoch = kp_xmalloc((size_t)t->npartitions * sizeof(*c->led_epoch));
+        for (int32_t p = 0; p < t->npartitions; p++) c->led_epoch[p] = -1;
+    }
+    for (int32_t p = 0; p < c->cfg.offsets_partitions; p++) {
+        kp_partition_t *part = kp_topic_partition(c->offsets_topic, p);
+        kp_repl_view_t v;
+        if (!part) continue;
+        kp_partition_view(part, &v);
+        int32_t want = v.role == KP_ROLE_LEADER ? v.leader_epoch : -1;
+        if (c->led_epoch[p] == want) continue;
+        if (c->led_epoch[p] >= 0) partition_unload(c, p);
+        if (want >= 0) partition_load(c, p, want);
+    }
+}
+
 /* ---- tick ---- */
 
 static void tick(kp_loop_t *loop, void *arg)
 {
     kp_coordinator_t *c = arg;
     int64_t now = coord_now_ms(c);
+    if (c->pool) follow_leadership(c);
     /* membership_tick may remove groups: collect first */
     size_t n = kp_hmap_count(&c->groups), k = 0, it = 0;
     group_t **list = kp_xmalloc((n + 1) * sizeof(*list));
@@ -301,13 +386,18 @@ kp_coordinator_t *kp_coordinator_start(kp_broker_t *b, const kp_coord_config_t *
     int64_t t0 = kp_mono_ms();
     char meta[PATH_MAX];
     snprintf(meta, sizeof(meta), "%s/meta", b->cfg.log_dir);
-    if (group_owners_open(c, meta, err, errlen) < 0 || ensure_offsets_topic(c, err, errlen) < 0 ||
-        offsets_load(c, err, errlen) < 0) {
+    /* a replicated pool: __consumer_offsets is the pool's (created through the metadata store
+     * by the first FindCoordinator), and each partition is loaded when this broker becomes its
+     * leader (follow_leadership) */
+    c->pool = b->member != NULL;
+    if (group_owners_open(c, meta, err, errlen) < 0 ||
+        (!c->pool &&
+         (ensure_offsets_topic(c, err, errlen) < 0 || offsets_load(c, err, errlen) < 0))) {
         kp_coordinator_stop(c);
         return NULL;
     }
     /* restored members' sessions start now: those that do not heartbeat expire as usual */
-    size_t nmembers = group_store_restart_sessions(c);
+    size_t nmembers = group_store_restart_sessions(c, -1);
     kp_info("group",
             "loaded %zu groups (%zu members) and their committed offsets in %lld ms; "
             "group.ownership=%s (%zu groups owned)",
@@ -360,6 +450,7 @@ void kp_coordinator_stop(kp_coordinator_t *c)
     group_owners_close(c);
     txn_offsets_free(c);
     kp_topic_put(c->offsets_topic);
+    free(c->led_epoch);
     kp_loop_free(c->loop);
     free(c);
 }

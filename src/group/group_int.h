@@ -102,8 +102,14 @@ struct kp_coordinator {
     kp_loop_t *loop;
     pthread_t thread;
     int running;
-    kp_hmap_t groups; /* id → group_t */
-    kp_topic_t *offsets_topic;
+    kp_hmap_t groups;          /* id → group_t */
+    kp_topic_t *offsets_topic; /* a pool: NULL until the pool's topic is served here */
+    /* A replicated pool (SPEC §11): this coordinator serves the groups of the
+     * __consumer_offsets partitions this broker leads, loaded when it becomes their leader
+     * (led_epoch[p] the leader epoch it loaded under, -1: not loaded) and dropped when it
+     * stops leading them. Standalone: pool 0, every partition served. */
+    int pool;
+    int32_t *led_epoch; /* offsets_partitions entries once offsets_topic is known */
     int64_t next_retention_check_ms;
     kp_timer_t *tick;
     int pending_writes;      /* commits and group stores waiting for their flush: stop waits */
@@ -126,6 +132,9 @@ void coord_finish(kp_req_t *req);
 const char *group_state_name(group_state_t s);
 int64_t coord_now_ms(kp_coordinator_t *c);
 char *coord_strdup(kp_str_t s); /* NULL for a null string */
+/* Whether this coordinator serves the groups of __consumer_offsets partition p now
+ * (standalone: always; a pool: while this broker leads p and has loaded it). */
+int coord_serves(const kp_coordinator_t *c, int32_t partition);
 
 /* group_owner.c — which team owns each group (docs/groups.md "Ownership") */
 /* The ACL check (op on the group) and, unless group.ownership=shared or the caller
@@ -173,6 +182,9 @@ void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in)
 void offsets_delete_groups(kp_coordinator_t *c, kp_req_t *req, DeleteGroupsRequest *in);
 void offsets_expire(kp_coordinator_t *c, int64_t now);
 int offsets_load(kp_coordinator_t *c, char *err, size_t errlen);
+/* A pool: reads partition p's groups and offsets (this broker just became its leader). 0,
+ * or -1 (storage) with what was read left in place: the caller drops it again. */
+int offsets_load_partition(kp_coordinator_t *c, int32_t p);
 void offsets_clear(group_t *g);
 int32_t offsets_partition_for(const kp_coordinator_t *c, const char *group, size_t len);
 /* Finishes bb and appends it to g's __consumer_offsets partition; w (may be NULL) fires once
@@ -211,7 +223,8 @@ void group_store_static_join(kp_coordinator_t *c, group_t *g, member_t *m, char 
 /* Replay: applies one group metadata record (value NULL: tombstone) at offset. */
 void group_store_replay(kp_coordinator_t *c, kp_str_t group_id, const uint8_t *value,
                         int32_t valuelen, int64_t offset);
-/* After replay: restored members' sessions start now. Returns how many members there are. */
-size_t group_store_restart_sessions(kp_coordinator_t *c);
+/* After replay: restored members' sessions start now (only the groups of __consumer_offsets
+ * partition `partition`, or every group when it is -1). Returns how many members there are. */
+size_t group_store_restart_sessions(kp_coordinator_t *c, int32_t partition);
 
 #endif

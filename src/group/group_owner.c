@@ -246,6 +246,10 @@ static int ownership_applies(kp_coordinator_t *c, kp_req_t *req)
 int16_t group_access(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id, int op, int claim)
 {
     if (!kp_req_authorize(req, op, KP_RES_GROUP, group_id)) return KERR_GROUP_AUTHORIZATION_FAILED;
+    /* a pool: the group is this coordinator's only while this broker leads its partition */
+    if (group_id.len > 0 &&
+        !coord_serves(c, offsets_partition_for(c, group_id.ptr, (size_t)group_id.len)))
+        return KERR_NOT_COORDINATOR;
     if (group_id.len <= 0 || !ownership_applies(c, req)) return 0;
     char team[KP_PRINCIPAL_LEN_MAX];
     team_of(c, req->sess->principal, team, sizeof(team));

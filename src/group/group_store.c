@@ -277,12 +277,13 @@ void group_store_replay(kp_coordinator_t *c, kp_str_t group_id, const uint8_t *v
     kp_group_record_free(&rec);
 }
 
-size_t group_store_restart_sessions(kp_coordinator_t *c)
+size_t group_store_restart_sessions(kp_coordinator_t *c, int32_t partition)
 {
     size_t n = 0, it = 0;
     void *v;
     while (kp_hmap_next(&c->groups, &it, NULL, NULL, &v)) {
         group_t *g = v;
+        if (partition >= 0 && g->offsets_partition != partition) continue;
         for (member_t *m = g->members; m; m = m->next, n++) member_touch(c, g, m);
     }
     return n;

@@ -20,6 +20,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
+#include "replication/partition.h"
 #include "storage/log_scan.h"
 #include "storage/records.h"
 
@@ -88,18 +89,28 @@ void encode_value(kp_buf_t *b, int64_t offset, int32_t epoch, kp_str_t metadata,
 
 int offsets_append(kp_coordinator_t *c, group_t *g, kp_batch_builder_t *bb, kp_flush_waiter_t *w)
 {
-    kp_partition_t *p = kp_topic_partition(c->offsets_topic, g->offsets_partition);
+    kp_partition_t *p =
+        c->offsets_topic ? kp_topic_partition(c->offsets_topic, g->offsets_partition) : NULL;
     if (!p) return -1;
+    /* a pool: only into a partition this broker leads and serves (never a follower's copy) */
+    if (!coord_serves(c, g->offsets_partition) || kp_partition_check_leader(p, -1))
+        return KP_COMMIT_NOT_LEADER;
     kp_batch_builder_finish(bb);
     kp_batch_info_t info;
     if (kp_batch_validate(bb->buf.data, bb->buf.len, &info) != KP_BATCH_OK) return -1;
     kp_append_result_t res;
-    kp_log_append(p->log, bb->buf.data, bb->buf.len, &info, kp_wall_ms(), &res);
+    kp_partition_append(p, bb->buf.data, bb->buf.len, &info, kp_wall_ms(), &res);
     if (res.status != KP_APPEND_OK) return -1;
-    if (w) {
+    if (!w) return 0;
+    if (!p->repl) { /* standalone: durable once fsynced (page cache: once written) */
         w->offset = res.last_offset;
         kp_log_wait_flush(p->log, w);
+        return 0;
     }
+    /* a pool: as Kafka's offset commits (required acks -1), durable once the high watermark
+     * covers it — every in-sync replica has it, so a failover cannot take it back; a lost
+     * leadership fails w with KP_COMMIT_NOT_LEADER */
+    kp_partition_wait_committed(p, res.last_offset, w);
     return 0;
 }
 
@@ -138,11 +149,19 @@ static void commit_apply(kp_loop_t *loop, void *arg)
     commit_op_t *op = arg;
     kp_coordinator_t *c = op->c;
     c->pending_writes--;
-    group_t *g = coord_group_get(c, kp_str_c(op->group_id), 1);
+    kp_str_t gid = kp_str_c(op->group_id);
+    /* a pool: the partition may have moved to another coordinator meanwhile (its groups were
+     * dropped here): the commit is the new coordinator's to know, the client asks it again */
+    int16_t fail = op->err == KP_COMMIT_NOT_LEADER ? KERR_NOT_COORDINATOR
+                   : op->err                       ? KERR_COORDINATOR_NOT_AVAILABLE
+                   : !coord_serves(c, offsets_partition_for(c, gid.ptr, (size_t)gid.len))
+                       ? KERR_NOT_COORDINATOR
+                       : 0;
+    group_t *g = fail ? NULL : coord_group_get(c, gid, 1);
     for (int i = 0; i < op->nitems; i++) {
         commit_item_t *it = &op->items[i];
-        if (op->err) {
-            *it->error = KERR_COORDINATOR_NOT_AVAILABLE;
+        if (fail) {
+            *it->error = fail;
             continue;
         }
         char key[300];
@@ -288,8 +307,9 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
     op->commit_ms = now;
     op->w.done = commit_flushed;
     c->pending_writes++;
-    if (offsets_append(c, g, &bb, &op->w) < 0) {
-        op->err = 1;
+    int arc = offsets_append(c, g, &bb, &op->w);
+    if (arc < 0) {
+        op->err = arc;
         commit_apply(c->loop, op);
     }
     kp_batch_builder_free(&bb);
@@ -755,6 +775,20 @@ static int load_batch(const uint8_t *batch, size_t len, void *arg)
     return 0;
 }
 
+/* Groups of partition p (every partition when p < 0) whose offsets were all deleted. */
+static void drop_empty_groups(kp_coordinator_t *c, int32_t p)
+{
+    size_t n = kp_hmap_count(&c->groups), it = 0, k = 0;
+    group_t **list = kp_xmalloc((n + 1) * sizeof(*list));
+    void *v;
+    while (kp_hmap_next(&c->groups, &it, NULL, NULL, &v)) list[k++] = v;
+    for (size_t i = 0; i < k; i++)
+        if ((p < 0 || list[i]->offsets_partition == p) && kp_hmap_count(&list[i]->offsets) == 0 &&
+            !list[i]->has_metadata)
+            coord_group_remove(c, list[i]);
+    free(list);
+}
+
 int offsets_load(kp_coordinator_t *c, char *err, size_t errlen)
 {
     load_ctx_t lc = {c, 0, 0};
@@ -768,14 +802,18 @@ int offsets_load(kp_coordinator_t *c, char *err, size_t errlen)
     if (lc.skipped)
         kp_warn("group", "skipped %lld records of __consumer_offsets this broker cannot read",
                 (long long)lc.skipped);
-    /* groups whose offsets were all deleted */
-    size_t n = kp_hmap_count(&c->groups), it = 0, k = 0;
-    group_t **list = kp_xmalloc((n + 1) * sizeof(*list));
-    void *v;
-    while (kp_hmap_next(&c->groups, &it, NULL, NULL, &v)) list[k++] = v;
-    for (size_t i = 0; i < k; i++)
-        if (kp_hmap_count(&list[i]->offsets) == 0 && !list[i]->has_metadata)
-            coord_group_remove(c, list[i]);
-    free(list);
+    drop_empty_groups(c, -1);
+    return 0;
+}
+
+int offsets_load_partition(kp_coordinator_t *c, int32_t p)
+{
+    load_ctx_t lc = {c, 0, 0};
+    kp_partition_t *part = kp_topic_partition(c->offsets_topic, p);
+    if (!part || kp_log_scan(part->log, 0, load_batch, &lc) < 0) return -1;
+    if (lc.skipped)
+        kp_warn("group", "skipped %lld records of __consumer_offsets-%d this broker cannot read",
+                (long long)lc.skipped, p);
+    drop_empty_groups(c, p);
     return 0;
 }

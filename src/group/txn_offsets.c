@@ -13,6 +13,7 @@
  * @locality: coordinator thread (replay: the starting thread).
  */
 #include "group/group_int.h"
+#include "replication/partition.h"
 
 #include "auth/acl.h"
 #include "core/clock.h"
@@ -338,12 +339,15 @@ void txn_offsets_commit(kp_coordinator_t *c, kp_req_t *req, TxnOffsetCommitReque
     kp_batch_set_producer(bb.buf.data, bb.buf.len, KP_BATCH_ATTR_TRANSACTIONAL, in->ProducerId,
                           in->ProducerEpoch, -1);
     int32_t part = offsets_partition_for(c, op->gid, strlen(op->gid));
-    kp_partition_t *p = kp_topic_partition(c->offsets_topic, part);
+    kp_partition_t *p = c->offsets_topic ? kp_topic_partition(c->offsets_topic, part) : NULL;
     kp_batch_info_t info;
     kp_append_result_t res;
     res.status = KP_APPEND_STORAGE_ERROR;
+    /* a pool: only into a partition this broker leads and serves (group_access checked it;
+     * leadership may have moved since) */
+    if (p && (!coord_serves(c, part) || kp_partition_check_leader(p, -1))) p = NULL;
     if (p && kp_batch_validate(bb.buf.data, bb.buf.len, &info) == KP_BATCH_OK)
-        kp_log_append(p->log, bb.buf.data, bb.buf.len, &info, now, &res);
+        kp_partition_append(p, bb.buf.data, bb.buf.len, &info, now, &res);
     kp_batch_builder_free(&bb);
     if (res.status != KP_APPEND_OK) {
         /* a lower epoch: the producer was fenced (the handler's version mapping is not
@@ -359,5 +363,8 @@ void txn_offsets_commit(kp_coordinator_t *c, kp_req_t *req, TxnOffsetCommitReque
     op->w.offset = res.last_offset;
     op->w.done = flushed;
     c->pending_writes++;
-    kp_log_wait_flush(p->log, &op->w);
+    if (p->repl) /* a pool: answered once every in-sync replica has it (required acks -1) */
+        kp_partition_wait_committed(p, res.last_offset, &op->w);
+    else
+        kp_log_wait_flush(p->log, &op->w);
 }

@@ -57,11 +57,24 @@ struct kp_txn_coord {
     kp_loop_t *loop;
     pthread_t thread;
     int running;
-    kp_hmap_t txns; /* id → txn_t */
-    kp_topic_t *log_topic;
+    kp_hmap_t txns;        /* id → txn_t */
+    kp_topic_t *log_topic; /* a pool: NULL until the pool's topic is served here */
     kp_timer_t *tick;
     int pending; /* writes in flight: stop waits for them */
+    /* A replicated pool (SPEC §11): the transactional ids of the __transaction_state
+     * partitions this broker leads, loaded when it becomes their leader (led_epoch[p] the
+     * epoch it loaded under, -1: not loaded) and dropped when it stops leading them; checked
+     * every LEAD_CHECK_MS. Standalone: pool 0, every id served. */
+    int pool;
+    int32_t *led_epoch;
+    kp_timer_t *lead_timer;
+    kp_txn_marker_fn send_marker; /* markers for partitions another broker leads */
+    void *send_marker_arg;
 };
+
+/* How often a pool's coordinator looks for leadership changes of its partitions: bounds how
+ * long a new leader answers NOT_COORDINATOR before it serves (clients retry meanwhile). */
+#define LEAD_CHECK_MS 100
 
 int32_t kp_txn_partition_for(kp_str_t id, int32_t partitions)
 {
@@ -71,6 +84,39 @@ int32_t kp_txn_partition_for(kp_str_t id, int32_t partitions)
     return (int32_t)(a % partitions);
 }
 
+/* Whether this coordinator serves transactional ids of partition p now. */
+static int serves(const kp_txn_coord_t *c, int32_t p)
+{
+    if (!c->pool) return 1;
+    return c->led_epoch && p >= 0 && p < c->cfg.partitions && c->led_epoch[p] >= 0;
+}
+
+/* Appends one batch to partition p of the coordinator's log: only into a partition this
+ * broker leads (a pool). The append's status. */
+static int log_append(kp_txn_coord_t *c, int32_t partition, kp_batch_builder_t *bb, int64_t now,
+                      kp_append_result_t *res, kp_partition_t **out)
+{
+    kp_partition_t *p = c->log_topic ? kp_topic_partition(c->log_topic, partition) : NULL;
+    kp_batch_info_t info;
+    res->status = KP_APPEND_STORAGE_ERROR;
+    *out = p;
+    if (p && serves(c, partition) && !kp_partition_check_leader(p, -1) &&
+        kp_batch_validate(bb->buf.data, bb->buf.len, &info) == KP_BATCH_OK)
+        kp_partition_append(p, bb->buf.data, bb->buf.len, &info, now, res);
+    return res->status;
+}
+
+/* w fires once offset is durable: fsynced here (standalone), or covered by the high
+ * watermark (a pool: every in-sync replica has it, so a failover keeps it). */
+static void wait_durable(kp_partition_t *p, int64_t offset, kp_flush_waiter_t *w)
+{
+    w->offset = offset;
+    if (p->repl)
+        kp_partition_wait_committed(p, offset, w);
+    else
+        kp_log_wait_flush(p->log, w);
+}
+
 int kp_txn_config_load(kp_txn_config_t *cfg, const kp_props_t *p, char *err, size_t errlen)
 {
     int64_t v;
@@ -78,6 +124,10 @@ int kp_txn_config_load(kp_txn_config_t *cfg, const kp_props_t *p, char *err, siz
         0)
         return -1;
     cfg->partitions = (int32_t)v;
+    /* a replicated pool's __transaction_state (unset: min(3, live brokers)) */
+    if (kp_props_get_i64(p, "transaction.state.log.replication.factor", 0, 1, 32767, &v, err,
+                         errlen) < 0)
+        return -1;
     if (kp_props_get_i64(p, "transaction.max.timeout.ms", 900000, 1, INT32_MAX, &v, err, errlen) <
         0)
         return -1;
@@ -223,12 +273,9 @@ static void txn_write_ex(kp_txn_coord_t *c, txn_t *t, txn_then_fn then, int dura
     kp_batch_builder_finish(&bb);
     kp_buf_free(&key);
     kp_buf_free(&value);
-    kp_partition_t *p = kp_topic_partition(c->log_topic, t->log_partition);
-    kp_batch_info_t info;
+    kp_partition_t *p;
     kp_append_result_t res;
-    res.status = KP_APPEND_STORAGE_ERROR;
-    if (p && kp_batch_validate(bb.buf.data, bb.buf.len, &info) == KP_BATCH_OK)
-        kp_log_append(p->log, bb.buf.data, bb.buf.len, &info, t->last_update_ms, &res);
+    log_append(c, t->log_partition, &bb, t->last_update_ms, &res, &p);
     kp_batch_builder_free(&bb);
     t->then = then;
     if (res.status != KP_APPEND_OK) {
@@ -245,10 +292,9 @@ static void txn_write_ex(kp_txn_coord_t *c, txn_t *t, txn_then_fn then, int dura
     write_op_t *op = kp_xcalloc(1, sizeof(*op));
     op->c = c;
     op->id = kp_xstrdup(t->id);
-    op->w.offset = res.last_offset;
     op->w.done = write_flushed;
     c->pending++;
-    kp_log_wait_flush(p->log, &op->w);
+    wait_durable(p, res.last_offset, &op->w);
 }
 
 static void txn_write(kp_txn_coord_t *c, txn_t *t, txn_then_fn then)
@@ -321,6 +367,69 @@ static void group_marker_flushed(kp_flush_waiter_t *w, int err)
                                 group_applied, op);
 }
 
+/* ---- markers for partitions another broker leads (a pool) ---- */
+
+typedef struct remote_op {
+    marker_op_t *op;
+    int32_t leader;
+    int16_t epoch;
+    char *topic;
+    int32_t partition;
+} remote_op_t;
+
+/* Its own thread: the leader is asked over the network (blocking); the answer goes back to
+ * the coordinator's loop like a local marker's flush. */
+static void *remote_marker_main(void *arg)
+{
+    remote_op_t *r = arg;
+    marker_op_t *op = r->op;
+    kp_txn_coord_t *c = op->c;
+    int16_t err = c->send_marker ? c->send_marker(c->send_marker_arg, r->leader, op->producer_id,
+                                                  r->epoch, op->commit, r->topic, r->partition)
+                                 : -1;
+    if (err == KERR_INVALID_PRODUCER_EPOCH) /* a newer epoch was seen there: nothing open */
+        err = 0;
+    if (err)
+        kp_warn("txn", "%s: the %s marker for %s-%d on broker %d: error %d; retrying", op->id,
+                op->commit ? "commit" : "abort", r->topic, r->partition, r->leader, err);
+    op->err = err != 0;
+    free(r->topic);
+    free(r);
+    kp_loop_post(op->c->loop, marker_done_on_loop, op);
+    return NULL;
+}
+
+/* Sends t's marker for p, which another broker leads, on a thread of its own. 1 when it is
+ * on its way (t->markers_pending counts it), 0 when p has no leader now (the caller fails
+ * the round: retried at the next tick). */
+static int remote_marker(kp_txn_coord_t *c, txn_t *t, kp_partition_t *p, int commit)
+{
+    kp_repl_view_t v;
+    kp_partition_view(p, &v);
+    if (v.leader < 0 || v.role == KP_ROLE_LEADER) return 0;
+    marker_op_t *op = kp_xcalloc(1, sizeof(*op));
+    op->c = c;
+    op->id = kp_xstrdup(t->id);
+    op->producer_id = t->producer_id;
+    op->commit = commit;
+    remote_op_t *r = kp_xcalloc(1, sizeof(*r));
+    *r = (remote_op_t){op, v.leader, t->epoch, kp_xstrdup(p->topic->name), p->index};
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t th;
+    t->markers_pending++;
+    c->pending++;
+    if (pthread_create(&th, &attr, remote_marker_main, r) != 0) {
+        free(r->topic);
+        free(r);
+        op->err = 1;
+        kp_loop_post(c->loop, marker_done_on_loop, op);
+    }
+    pthread_attr_destroy(&attr);
+    return 1;
+}
+
 /* Writes the marker into every partition of t (its status says commit or abort). */
 static void write_markers(kp_txn_coord_t *c, txn_t *t)
 {
@@ -344,13 +453,15 @@ static void write_markers(kp_txn_coord_t *c, txn_t *t)
         kp_append_result_t res;
         res.status = KP_APPEND_STORAGE_ERROR;
         /* a replicated pool: a marker goes into a partition this broker leads, never into a
-         * follower's copy (it would diverge from its leader's log) */
+         * follower's copy (it would diverge from its leader's log); another broker's
+         * partition gets it through WriteTxnMarkers, as Kafka sends them */
         int16_t lerr = kp_partition_check_leader(p, -1);
+        if (lerr && c->pool && remote_marker(c, t, p, commit)) {
+            kp_topic_put(topic);
+            continue;
+        }
         if (!lerr && kp_batch_validate(batch.data, batch.len, &info) == KP_BATCH_OK)
             kp_partition_append(p, batch.data, batch.len, &info, now, &res);
-        if (lerr)
-            kp_error("txn", "%s: %s-%d is led by another broker: its marker is not written", t->id,
-                     t->parts[i].topic, t->parts[i].partition);
         if (res.status == KP_APPEND_INVALID_EPOCH) {
             /* the partition already saw a newer epoch of this producer: nothing open here */
             kp_topic_put(topic);
@@ -369,11 +480,10 @@ static void write_markers(kp_txn_coord_t *c, txn_t *t)
         op->group = topic->internal && !strcmp(topic->name, OFFSETS_TOPIC);
         op->producer_id = t->producer_id;
         op->commit = commit;
-        op->w.offset = res.last_offset;
         op->w.done = op->group ? group_marker_flushed : marker_flushed;
         t->markers_pending++;
         c->pending++;
-        kp_log_wait_flush(p->log, &op->w);
+        wait_durable(p, res.last_offset, &op->w);
         kp_topic_put(topic);
     }
     kp_buf_free(&batch);
@@ -476,6 +586,10 @@ static void op_init(kp_txn_coord_t *c, kp_txn_op_t *op)
         return;
     }
     char err[300];
+    if (!c->log_topic && c->pool) { /* created by FindCoordinator through the store */
+        answer(op, KERR_NOT_COORDINATOR);
+        return;
+    }
     if (!c->log_topic && ensure_log_topic(c, err, sizeof(err)) < 0) {
         kp_error("txn", "%s", err);
         answer(op, KERR_COORDINATOR_NOT_AVAILABLE);
@@ -657,6 +771,11 @@ static void run_submit(kp_loop_t *loop, void *arg)
     kp_txn_coord_t *c = s->c;
     kp_txn_op_t *op = s->op;
     free(s);
+    /* a pool: an id is this coordinator's only while this broker leads its partition */
+    if (op->kind != KP_TXN_OP_LIST && !serves(c, kp_txn_partition_for(op->id, c->cfg.partitions))) {
+        answer(op, KERR_NOT_COORDINATOR);
+        return;
+    }
     switch (op->kind) {
     case KP_TXN_OP_INIT:
         op_init(c, op);
@@ -677,6 +796,12 @@ static void run_submit(kp_loop_t *loop, void *arg)
         op_list(c, op);
         break;
     }
+}
+
+void kp_txn_coord_set_marker_sender(kp_txn_coord_t *c, kp_txn_marker_fn fn, void *arg)
+{
+    c->send_marker = fn;
+    c->send_marker_arg = arg;
 }
 
 void kp_txn_submit(kp_txn_coord_t *c, kp_txn_op_t *op)
@@ -703,12 +828,9 @@ static void txn_expire(kp_txn_coord_t *c, txn_t *t)
     kp_batch_builder_add(&bb, key.data, (int32_t)key.len, NULL, -1, now);
     kp_batch_builder_finish(&bb);
     kp_buf_free(&key);
-    kp_partition_t *p = kp_topic_partition(c->log_topic, t->log_partition);
-    kp_batch_info_t info;
+    kp_partition_t *p;
     kp_append_result_t res;
-    res.status = KP_APPEND_STORAGE_ERROR;
-    if (p && kp_batch_validate(bb.buf.data, bb.buf.len, &info) == KP_BATCH_OK)
-        kp_log_append(p->log, bb.buf.data, bb.buf.len, &info, now, &res);
+    log_append(c, t->log_partition, &bb, now, &res, &p);
     kp_batch_builder_free(&bb);
     if (res.status != KP_APPEND_OK) return; /* tried again at the next tick */
     kp_info("txn", "%s: idle for more than %lld ms: expired", t->id,
@@ -748,10 +870,13 @@ static void tick(kp_loop_t *loop, void *arg)
                             tick, c);
 }
 
+static void follow_leadership(kp_loop_t *loop, void *arg);
+
 static void *coord_main(void *arg)
 {
     kp_txn_coord_t *c = arg;
     c->tick = kp_loop_timer(c->loop, 0, tick, c);
+    if (c->pool) c->lead_timer = kp_loop_timer(c->loop, 0, follow_leadership, c);
     kp_loop_run(c->loop);
     return NULL;
 }
@@ -809,6 +934,77 @@ static int load_batch(const uint8_t *batch, size_t len, void *arg)
     return 0;
 }
 
+/* ---- a pool: following the leadership of __transaction_state partitions ---- */
+
+/* This broker no longer leads partition p: its ids are another coordinator's now. A waiting
+ * request is answered NOT_COORDINATOR (the client finds the new one, which completes or
+ * aborts what was in flight from the replicated log); completions still in flight find no
+ * id and change nothing. */
+static void partition_unload(kp_txn_coord_t *c, int32_t p)
+{
+    size_t n = kp_hmap_count(&c->txns), k = 0, it = 0;
+    txn_t **list = kp_xmalloc((n + 1) * sizeof(*list));
+    void *v;
+    while (kp_hmap_next(&c->txns, &it, NULL, NULL, &v))
+        if (((txn_t *)v)->log_partition == p) list[k++] = v;
+    for (size_t i = 0; i < k; i++) {
+        answer(list[i]->waiting, KERR_NOT_COORDINATOR);
+        kp_hmap_del(&c->txns, list[i]->id, strlen(list[i]->id));
+        txn_free(list[i]);
+    }
+    free(list);
+    c->led_epoch[p] = -1;
+    kp_info("txn", "%s-%d: no longer its leader: %zu transactional ids unloaded",
+            KP_TXN_STATE_TOPIC, p, k);
+}
+
+/* This broker leads partition p under epoch: its ids are read from its log (which holds
+ * every acknowledged transition); a Prepare* one is completed by the next tick, an Ongoing
+ * one keeps its start and times out as usual. */
+static void partition_load(kp_txn_coord_t *c, int32_t p, int32_t epoch)
+{
+    load_ctx_t lc = {c, 0, 0};
+    kp_partition_t *part = kp_topic_partition(c->log_topic, p);
+    c->led_epoch[p] = epoch;
+    if (!part || kp_log_scan(part->log, 0, load_batch, &lc) < 0) {
+        kp_error("txn", "cannot read %s-%d: its transactional ids are not served",
+                 KP_TXN_STATE_TOPIC, p);
+        partition_unload(c, p); /* tried again at the next check */
+        return;
+    }
+    kp_info("txn", "%s-%d: leader (epoch %d): %lld records read", KP_TXN_STATE_TOPIC, p, epoch,
+            (long long)lc.records);
+}
+
+static void follow_leadership(kp_loop_t *loop, void *arg)
+{
+    kp_txn_coord_t *c = arg;
+    if (!c->log_topic) {
+        kp_topic_t *t = kp_topics_get(c->broker->topics, KP_STR_LIT(KP_TXN_STATE_TOPIC));
+        kp_repl_view_t v = {0};
+        if (t && t->npartitions > 0) kp_partition_view(t->partitions[0], &v);
+        if (t && v.nreplicas > 0) { /* the pool's topic, served here */
+            c->log_topic = t;
+            c->cfg.partitions = t->npartitions;
+            c->led_epoch = kp_xmalloc((size_t)t->npartitions * sizeof(*c->led_epoch));
+            for (int32_t p = 0; p < t->npartitions; p++) c->led_epoch[p] = -1;
+        } else {
+            kp_topic_put(t);
+        }
+    }
+    for (int32_t p = 0; c->log_topic && p < c->cfg.partitions; p++) {
+        kp_partition_t *part = kp_topic_partition(c->log_topic, p);
+        kp_repl_view_t v;
+        if (!part) continue;
+        kp_partition_view(part, &v);
+        int32_t want = v.role == KP_ROLE_LEADER ? v.leader_epoch : -1;
+        if (c->led_epoch[p] == want) continue;
+        if (c->led_epoch[p] >= 0) partition_unload(c, p);
+        if (want >= 0) partition_load(c, p, want);
+    }
+    c->lead_timer = kp_loop_timer(loop, LEAD_CHECK_MS, follow_leadership, c);
+}
+
 /* ---- lifecycle ---- */
 
 static int ensure_log_topic(kp_txn_coord_t *c, char *err, size_t errlen)
@@ -849,8 +1045,11 @@ kp_txn_coord_t *kp_txn_coord_start(kp_broker_t *b, const kp_txn_config_t *cfg, c
     kp_hmap_init(&c->txns);
     c->loop = kp_loop_new(-1);
     int64_t t0 = kp_mono_ms();
+    /* a replicated pool: the pool's topic (created through the store by the first
+     * FindCoordinator), each partition loaded when this broker becomes its leader */
+    c->pool = b->member != NULL;
     /* as Kafka, the topic is created on first use (a pool without transactions has none) */
-    c->log_topic = kp_topics_get(b->topics, KP_STR_LIT(KP_TXN_STATE_TOPIC));
+    c->log_topic = c->pool ? NULL : kp_topics_get(b->topics, KP_STR_LIT(KP_TXN_STATE_TOPIC));
     if (c->log_topic) {
         c->cfg.partitions = c->log_topic->npartitions; /* fixed once the topic exists */
         load_ctx_t lc = {c, 0, 0};
@@ -881,7 +1080,8 @@ static void shutdown_task(kp_loop_t *loop, void *arg)
 {
     kp_txn_coord_t *c = arg;
     if (c->tick) kp_loop_timer_cancel(loop, c->tick);
-    c->tick = NULL;
+    if (c->lead_timer) kp_loop_timer_cancel(loop, c->lead_timer);
+    c->tick = c->lead_timer = NULL;
     kp_loop_stop(loop);
 }
 
@@ -910,6 +1110,7 @@ void kp_txn_coord_stop(kp_txn_coord_t *c)
     }
     kp_hmap_free(&c->txns);
     kp_topic_put(c->log_topic);
+    free(c->led_epoch);
     kp_loop_free(c->loop);
     free(c);
 }

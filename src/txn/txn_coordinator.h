@@ -92,6 +92,15 @@ struct kp_txn_op {
 
 void kp_txn_submit(kp_txn_coord_t *c, kp_txn_op_t *op);
 
+/* A replicated pool: how a marker reaches a partition another broker leads (the broker's
+ * WriteTxnMarkers client, replicated_pool.h kp_rpool_write_marker). Blocking; called on a
+ * thread of its own; the partition's Kafka error, or -1 when not delivered (retried). Set
+ * before the broker serves; without it such markers fail and are retried. */
+typedef int16_t (*kp_txn_marker_fn)(void *arg, int32_t leader, int64_t producer_id,
+                                    int16_t producer_epoch, int commit, const char *topic,
+                                    int32_t partition);
+void kp_txn_coord_set_marker_sender(kp_txn_coord_t *c, kp_txn_marker_fn fn, void *arg);
+
 /* Partition of __transaction_state for a transactional id (Java's String.hashCode). */
 int32_t kp_txn_partition_for(kp_str_t id, int32_t partitions);
 

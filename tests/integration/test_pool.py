@@ -14,8 +14,10 @@ etcd (pool_harness.Pool: a real etcd and real brokers on loopback ports).
     restart and an etcd restart under load; configs and partition counts pool-wide;
     producer ids unique across brokers;
   - `kpool up --brokers 3 --pool nav-dev` applies the NAIS example Topic unchanged;
-  - transactions: one coordinator for groups and transactional ids, read_committed on a
+  - transactions: the coordinator of a group or transactional id is the leader of its
+    internal partition; markers reach partitions other brokers lead; read_committed on a
     replicated partition (the LSO never above the replicated high watermark).
+    (Coordinator failover: test_pool_groups.py.)
 """
 import json
 import os
@@ -677,23 +679,44 @@ def find_coordinator(port, key, key_type):
     return err, node, cport
 
 
+def java_partition(key, n):
+    """Kafka's partition of a group or transactional id: abs(String.hashCode) % n."""
+    h = 0
+    for ch in key.encode():
+        h = (h * 31 + ch) & 0xFFFFFFFF
+    if h >= 1 << 31:
+        h -= 1 << 32
+    return abs(h) % n
+
+
 def test_transactions_in_a_pool(pool3):
-    """FindCoordinator for a group and a transactional id names the same broker from every
-    broker (the lowest live id); a transactional producer bootstrapped on another broker
-    commits and aborts on a partition that coordinator leads; a read_committed consumer on a
-    third broker sees exactly the committed records, and its end offset (the LSO) equals the
-    replicated high watermark once the transactions are decided. (Fails on the old code:
-    repl answered key type 1 with COORDINATOR_NOT_AVAILABLE; the transactions branch had no
-    pools.)"""
+    """FindCoordinator for a group and a transactional id names, from every broker, the
+    leader of the id's partition of __consumer_offsets / __transaction_state (created on
+    first use, RF 3); a transactional producer bootstrapped on another broker commits and
+    aborts on a partition another broker leads (the coordinator sends it WriteTxnMarkers); a
+    read_committed consumer on a third broker sees exactly the committed records, and its end
+    offset (the LSO) equals the replicated high watermark once the transactions are decided.
+    (Fails on the old code: the lowest live id coordinated everything, and a marker for a
+    partition led elsewhere was never written.)"""
     from confluent_kafka import TopicPartition
     create_topic(pool3.bootstrap, "txp", 3, 3)
     t = wait_isr(pool3.bootstrap, "txp", 3)
-    for b in pool3.brokers:
-        for key, kt in (("g1", 0), ("tx-pool", 1)):
-            err, node, port = find_coordinator(b.port, key, kt)
-            assert (err, node) == (0, 1), (b.port, key, err, node)
-            assert port == pool3.brokers[0].port
-    part = next(p["partition"] for p in t["partitions"] if p["leader"] == 1)
+    coordinators = {}
+    for key, kt, internal in (("g1", 0, "__consumer_offsets"),
+                              ("tx-pool", 1, "__transaction_state")):
+        for b in pool3.brokers:
+            err, node, port = wait_for(lambda: (lambda r: r if r[0] == 0 else None)(
+                find_coordinator(b.port, key, kt)), timeout=60, what="coordinator of " + key)
+            coordinators.setdefault(key, node)
+            assert node == coordinators[key], (b.port, key, node, coordinators)
+            assert port == pool3.brokers[node - 1].port
+        md = wait_isr(pool3.bootstrap, internal, 3, timeout=60)
+        assert len(md["partitions"]) == 50
+        leader = next(p["leader"] for p in md["partitions"]
+                      if p["partition"] == java_partition(key, 50))
+        assert leader == coordinators[key], (key, leader, coordinators)
+    part = next(p["partition"] for p in t["partitions"]
+                if p["leader"] != coordinators["tx-pool"])
     prod = Producer({"bootstrap.servers": pool3.brokers[2].bootstrap,
                      "transactional.id": "tx-pool"})
     prod.init_transactions(30)
