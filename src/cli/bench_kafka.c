@@ -112,7 +112,7 @@ static int topic_create(rd_kafka_t *rk, const kp_bench_opts_t *o, char *errstr, 
     char rderr[512];
     int timeout_ms = (int)(o->timeout_s * 1000);
     rd_kafka_NewTopic_t *nt =
-        rd_kafka_NewTopic_new(o->topic, o->partitions, 1, rderr, sizeof(rderr));
+        rd_kafka_NewTopic_new(o->topic, o->partitions, o->replication, rderr, sizeof(rderr));
     if (!nt) {
         kp_bench_errf(errstr, errlen, "topic %s: %s", o->topic, rderr);
         return -1;

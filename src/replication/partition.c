@@ -86,7 +86,10 @@ static int leader_recompute(kp_partition_t *p, kp_repl_t *r, kp_flush_waiter_t *
 }
 
 /* Called by the log after its committed end advanced (fsync, or an append in page-cache
- * mode): a leader's own progress counts toward the HWM. */
+ * mode): a leader's own progress counts toward the HWM. The callback wakes parked fetches
+ * on a leader even when the replicated HWM stayed: its followers' fetches wait for exactly
+ * this (new committed data to copy), and without the wake each replication round waited out
+ * the follower's max wait (500 ms) — acks=all ran at ~2,000 msg/s. */
 static void on_log_hwm(kp_log_t *log, void *arg)
 {
     kp_partition_t *p = arg;
@@ -95,7 +98,8 @@ static void on_log_hwm(kp_log_t *log, void *arg)
     kp_flush_waiter_t *done = NULL;
     if (r) {
         pthread_mutex_lock(&r->lock);
-        advanced = r->role == KP_ROLE_LEADER && leader_recompute(p, r, &done, &err);
+        advanced = r->role == KP_ROLE_LEADER;
+        if (advanced) leader_recompute(p, r, &done, &err);
         pthread_mutex_unlock(&r->lock);
         complete(done, err);
     }
