@@ -170,3 +170,88 @@ def test_bad_replica_fetch_wait_is_refused(workdir):
         assert p.returncode != 0 and "replica.fetch.wait.max.ms" in p.stdout + p.stderr
     finally:
         pool.etcd.stop()
+
+
+def broker_child_pid(root, k):
+    """The pid of `kpool up`'s broker k (a `kpool broker` child whose data is root/.../broker-k)."""
+    want = ("/broker-%d" % k).encode()
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % d, "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if len(args) > 1 and args[1] == b"broker" and any(
+                a.startswith(b"log.dirs=" + root.encode()) and a.endswith(want) for a in args):
+            return int(d)
+    return None
+
+
+def test_pool_status_lists_brokers_and_topic_reports_replication_drift():
+    """`kpool up --brokers 3 --pool nav-dev`: the Pool's status lists its three brokers Up
+    (address, partitions led, replicas); a broker kill -9'ed shows as Down with the pool's
+    partitions under-replicated. The NAIS example Topic (replication 3) whose topic is then
+    recreated in the pool with replication 2, behind the control plane's back, reports the
+    drift in its status (it cannot be repaired: replicas are not reassigned). (Fails on the
+    old code: the Pool's status had no brokers, and the Topic said nothing of the replica
+    count.)"""
+    from harness import KpoolUp
+    from confluent_kafka.admin import NewTopic
+    import signal
+    import time
+    import yaml
+    up = KpoolUp(sets=["control.resync.interval.ms=1000"],
+                 args=["--brokers", "3", "--pool", "nav-dev"])
+    up.start(timeout=120)
+    try:
+        def pool_status():
+            out = up.kpool("get", "pool", "nav-dev", "-o", "yaml").stdout
+            return (yaml.safe_load(out) or {}).get("status") or {}
+
+        def brokers_in(states):
+            st = pool_status()
+            got = {b["id"]: b["state"] for b in st.get("brokers", [])}
+            return st if got == states else None
+        up.kpool("apply", "-f", os.path.join(os.path.dirname(__file__), "..", "..", "examples",
+                                             "topic-replicated.yaml"))
+        wait_for(lambda: "RolloutComplete" in up.kpool("get", "topic", "-n", "myteam").stdout,
+                 timeout=90, what="the topic rolled out")
+        st = wait_for(lambda: brokers_in({1: "Up", 2: "Up", 3: "Up"}), timeout=60,
+                      interval=0.5, what="three brokers Up in the Pool's status")
+        assert all(b["address"].startswith("127.0.0.1:") and b["replicas"] >= 1
+                   for b in st["brokers"]), st
+        assert st["underReplicatedPartitions"] == 0 and st["offlinePartitions"] == 0, st
+        pid = broker_child_pid(up.root, 3)
+        assert pid, "broker 3's process not found"
+        os.kill(pid, signal.SIGKILL)
+        # (the ISRs shrink a moment after the broker leaves Metadata: both are waited for)
+        st = wait_for(lambda: (lambda s: s if s and s["underReplicatedPartitions"] >= 1 else None)(
+            brokers_in({1: "Up", 2: "Up", 3: "Down"})), timeout=60, interval=0.5,
+            what="broker 3 Down and partitions under-replicated in the Pool's status")
+        assert "2 of 3 brokers up" in st["message"], st
+        assert "address" not in st["brokers"][-1]
+
+        # the replica count changed behind the control plane's back
+        admin = up.admin
+        for _ in range(10):
+            for f in admin.delete_topics(["myteam.mytopic"]).values():
+                f.result(30)
+            try:
+                for f in admin.create_topics([NewTopic("myteam.mytopic", 1, 2)]).values():
+                    f.result(30)
+                break
+            except Exception:  # the control plane recreated it first: again
+                time.sleep(0.5)
+
+        def drift():
+            t = yaml.safe_load(up.kpool("get", "topic", "mytopic", "-n", "myteam", "-o",
+                                        "yaml").stdout)
+            s = t.get("status") or {}
+            return s if s.get("replicationInPool") == 2 else None
+        s = wait_for(drift, timeout=60, interval=0.5, what="the Topic's replication drift")
+        assert s["message"].startswith("replication drift: the pool's topic has replication 2, "
+                                       "spec.config.replication is 3"), s["message"]
+    finally:
+        up.stop()
