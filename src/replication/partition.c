@@ -179,6 +179,22 @@ int kp_partition_wait_committed(kp_partition_t *p, int64_t last_offset, kp_flush
     return 1;
 }
 
+int kp_partition_cancel_wait(kp_partition_t *p, kp_flush_waiter_t *w)
+{
+    kp_repl_t *r = p->repl;
+    if (!r) return 0;
+    pthread_mutex_lock(&r->lock);
+    for (kp_flush_waiter_t **pp = &r->waiters; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            pthread_mutex_unlock(&r->lock);
+            return 1;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    return 0;
+}
+
 static int64_t repl_hwm(kp_repl_t *r)
 {
     pthread_mutex_lock(&r->lock);
