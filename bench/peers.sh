@@ -5,6 +5,10 @@
 # Targets (PEERS_TARGETS, space separated, in this order by default):
 #   kpool-durable    build/kpool broker, log.flush.policy=durable (acks=all answered after fsync)
 #   kpool-pagecache  build/kpool broker, log.flush.policy=pagecache (Kafka's default behaviour)
+#   kpool-rf3        a replicated pool: etcd and 3 kpool brokers (durable, as kpool-durable) on
+#                    this machine, topics with replication 3 and min.insync.replicas=2,
+#                    acks=all: the cost of replication next to kpool-durable (its ratio is
+#                    printed under the table)
 #   kpool-tls        kpool-durable behind an SSL:// listener with client certificates required
 #                    (certificates made here with openssl; the bench client presents one)
 #   mock             librdkafka's in-process mock cluster (`kpool bench --mock 1`): the same
@@ -38,7 +42,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 KPOOL=${KPOOL_BIN:-$top/build/kpool}
 SCALE=${PEERS_SCALE:-1}
 REPS=${PEERS_REPS:-3}
-TARGETS=${PEERS_TARGETS:-"kpool-durable kpool-pagecache kpool-tls mock redis-always redis-no nats-js"}
+TARGETS=${PEERS_TARGETS:-"kpool-durable kpool-rf3 kpool-pagecache kpool-tls mock redis-always redis-no nats-js"}
 WORKLOADS=${PEERS_WORKLOADS:-"1024:1 1024:8 100:1 100:8"}
 RATE=${PEERS_RATE:-5000}
 LATENCY=${PEERS_LATENCY:-1} # 0: skip the fixed-rate latency workload
@@ -151,6 +155,61 @@ stop_pid() {
   wait "$1" 2>/dev/null || true
 }
 
+# Starts etcd and 3 durable kpool brokers joined through it (a replicated pool); sets KP_ADDR
+# (every broker), KP_PIDS, KP_DIR, ETCD_PID.
+start_kpool_pool() {
+  local try i port client peer ok
+  KP_DIR="$WORK/kpool-rf3"
+  for try in 1 2 3; do
+    rm -rf "$KP_DIR"
+    mkdir -p "$KP_DIR"
+    client=$(free_port)
+    peer=$(free_port)
+    etcd --name bench --data-dir "$KP_DIR/etcd" --listen-client-urls "http://127.0.0.1:$client" \
+      --advertise-client-urls "http://127.0.0.1:$client" \
+      --listen-peer-urls "http://127.0.0.1:$peer" --initial-advertise-peer-urls "http://127.0.0.1:$peer" \
+      --initial-cluster "bench=http://127.0.0.1:$peer" >>"$OUT/etcd.log" 2>&1 &
+    ETCD_PID=$!
+    PIDS+=("$ETCD_PID")
+    wait_port "$client" 20 || { stop_pid "$ETCD_PID"; continue; }
+    KP_PIDS=()
+    KP_ADDR=
+    ok=1
+    for i in 1 2 3; do
+      port=$(free_port)
+      "$KPOOL" broker --set "listeners=PLAINTEXT://127.0.0.1:$port" \
+        --set "admin.listener=127.0.0.1:$(free_port)" --set "log.dirs=$KP_DIR/data-$i" \
+        --set log.flush.policy=durable --set log.level=warn --set "broker.id=$i" \
+        --set "metadata.etcd.endpoints=http://127.0.0.1:$client" \
+        --set metadata.etcd.prefix=/kpool/bench --set min.insync.replicas=2 \
+        >>"$OUT/kpool-rf3-$i.log" 2>&1 &
+      KP_PIDS+=($!)
+      PIDS+=($!)
+      wait_port "$port" 20 && kill -0 "$!" 2>/dev/null || ok=0
+      KP_ADDR="${KP_ADDR:+$KP_ADDR,}127.0.0.1:$port"
+    done
+    # every broker sees the other two (they meet through etcd's watch)
+    for i in $(seq 1 100); do
+      [ "$ok" = 1 ] || break
+      [ "$(kcat -b "$KP_ADDR" -L -J -m 5 2>/dev/null | python3 -c \
+        'import json,sys; print(len(json.load(sys.stdin)["brokers"]))' 2>/dev/null)" = 3 ] && return 0
+      sleep 0.2
+    done
+    stop_kpool_pool
+  done
+  echo "peers.sh: cannot start a replicated pool; see $OUT/kpool-rf3-*.log, $OUT/etcd.log" >&2
+  exit 1
+}
+
+stop_kpool_pool() {
+  local p
+  for p in "${KP_PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${KP_PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  stop_pid "$ETCD_PID"
+  KP_PIDS=()
+}
+KP_PIDS=()
+
 # Starts redis-server with AOF fsync policy $1; sets RD_PORT, RD_PID.
 start_redis() {
   local fsync=$1 try
@@ -179,11 +238,18 @@ record() {
     "$1" "$2" "$3" "$4" "${6:-null}" "$5" >>"$RESULTS"
 }
 
-# CPU seconds (user + system) the kpool broker has used so far, from /proc; empty if gone.
+# CPU seconds (user + system) the kpool broker (every broker of a pool) has used so far,
+# from /proc; empty if gone.
 kpool_cpu() {
-  [ "${1:-}" = kpool ] && [ -r "/proc/${KP_PID:-0}/stat" ] || return 0
-  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.3f", ($12 + $13) / hz }' \
-    "/proc/$KP_PID/stat"
+  local pids=("${KP_PIDS[@]}") p files=()
+  [ "${#pids[@]}" -gt 0 ] || pids=("${KP_PID:-0}")
+  [ "${1:-}" = kpool ] || return 0
+  for p in "${pids[@]}"; do
+    [ -r "/proc/$p/stat" ] || return 0
+    files+=("/proc/$p/stat")
+  done
+  awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); t += $12 + $13 }
+    END { printf "%.3f", t / hz }' "${files[@]}"
 }
 
 # bench_json TARGET WORKLOAD REP PHASE ARGS...: runs kpool bench --json, records its line.
@@ -206,10 +272,12 @@ run_kpool() { # target rep size parts
   local target=$1 rep=$2 size=$3 parts=$4 n topic wl="$3:$4"
   n=$(count_for "$size")
   topic="w${size}p${parts}r${rep}"
-  local tls=()
+  local tls=() rf=1
   [ "$target" = kpool-tls ] && tls=("${TLS_ARGS[@]}")
+  [ "$target" = kpool-rf3 ] && rf=3
   bench_json "$target" "$wl" "$rep" produce -b "$KP_ADDR" --mode produce --topic "$topic" \
-    --partitions "$parts" --message-size "$size" --count "$n" --acks all --idempotence "${tls[@]}"
+    --partitions "$parts" --replication "$rf" --message-size "$size" --count "$n" --acks all \
+    --idempotence "${tls[@]}"
   drop_caches
   bench_json "$target" "$wl" "$rep" consume -b "$KP_ADDR" --mode consume --topic "$topic" "${tls[@]}"
 }
@@ -271,6 +339,8 @@ run_latency() { # target rep
     --duration "$LAT_SECONDS" --acks all --idempotence --linger-ms 0)
   case $target in
   kpool-tls) bench_json "$target" "$wl" "$rep" both -b "$KP_ADDR" --topic "lat-r$rep" "${args[@]}" "${TLS_ARGS[@]}" ;;
+  kpool-rf3) bench_json "$target" "$wl" "$rep" both -b "$KP_ADDR" --topic "lat-r$rep" \
+    --replication 3 "${args[@]}" ;;
   kpool-*) bench_json "$target" "$wl" "$rep" both -b "$KP_ADDR" --topic "lat-r$rep" "${args[@]}" ;;
   mock) bench_json mock "$wl" "$rep" both --mock 1 "${args[@]}" ;;
   esac
@@ -281,6 +351,11 @@ have() { case " $TARGETS " in *" $1 "*) return 0 ;; esac; return 1; }
 if { have redis-always || have redis-no; } && ! command -v redis-server >/dev/null; then
   echo "peers.sh: redis-server not installed (apt-get install redis-server): skipping Redis" >&2
   TARGETS=$(echo "$TARGETS" | sed 's/redis-[a-z]*//g')
+fi
+
+if have kpool-rf3 && { ! command -v etcd >/dev/null || ! command -v kcat >/dev/null; }; then
+  echo "peers.sh: etcd or kcat missing (./scripts/install-deps.sh): skipping kpool-rf3" >&2
+  TARGETS=$(echo "$TARGETS" | sed 's/kpool-rf3//g')
 fi
 
 if have nats-js; then
@@ -303,6 +378,13 @@ for ((rep = 1; rep <= REPS; rep++)); do
       for wl in $WORKLOADS; do run_kpool "$target" "$rep" "${wl%:*}" "${wl#*:}"; done
       [ "$LATENCY" = 0 ] || run_latency "$target" "$rep"
       stop_pid "$KP_PID"
+      rm -rf "$KP_DIR"
+      ;;
+    kpool-rf3)
+      start_kpool_pool
+      for wl in $WORKLOADS; do run_kpool "$target" "$rep" "${wl%:*}" "${wl#*:}"; done
+      [ "$LATENCY" = 0 ] || run_latency "$target" "$rep"
+      stop_kpool_pool
       rm -rf "$KP_DIR"
       ;;
     mock)

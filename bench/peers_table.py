@@ -14,7 +14,7 @@ import sys
 from collections import defaultdict
 
 KPOOL = ("kpool-durable", "kpool-pagecache")
-ORDER = ["kpool-durable", "kpool-pagecache", "kpool-tls", "mock", "redis-always", "redis-no", "nats-js"]
+ORDER = ["kpool-durable", "kpool-rf3", "kpool-pagecache", "kpool-tls", "mock", "redis-always", "redis-no", "nats-js"]
 
 
 def load(path):
@@ -121,7 +121,10 @@ def print_workload(wl, runs, failed, args):
                 "%.0f..%.0f" % s["spread"]))
     # ratios: kpool / peer, on median msg/s (throughput) or median p50/p99 (latency)
     lines = []
-    pairs = [(k, peer) for k in KPOOL for peer in targets if peer not in KPOOL and peer != "kpool-tls"]
+    pairs = [(k, peer) for k in KPOOL for peer in targets
+             if peer not in KPOOL and peer not in ("kpool-tls", "kpool-rf3")]
+    # what replication costs: 3 brokers, RF 3, acks=all against the same durable single broker
+    pairs.insert(0, ("kpool-rf3", "kpool-durable"))
     # what TLS costs: the same durable broker behind SSL:// with client certificates
     pairs.insert(0, ("kpool-tls", "kpool-durable"))
     for k, peer in pairs:

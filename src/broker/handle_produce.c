@@ -40,17 +40,26 @@ typedef struct produce_wait {
     produce_state_t *st;
     ProduceResponse_PartitionProduceResponse *out;
     int err;
+    /* acks=all in a replicated pool: the wait can be taken back at the request's timeout */
+    kp_partition_t *p;
+    kp_topic_t *topic; /* a reference while waiting: keeps p alive */
+    int waiting;
+    struct produce_wait *next_cancellable;
 } produce_wait_t;
 
 struct produce_state {
     kp_req_t *req;
     ProduceResponse resp;
     int pending;
+    kp_timer_t *timer;           /* the request's TimeoutMs, with cancellable waits */
+    produce_wait_t *cancellable; /* the waits it may take back */
 };
 
 static void produce_respond(produce_state_t *st)
 {
     kp_req_t *req = st->req;
+    if (st->timer) kp_loop_timer_cancel(req->sess->loop, st->timer);
+    st->timer = NULL;
     kp_req_begin_response(req);
     ProduceResponse_encode(&req->resp, req->api_version, &st->resp);
     kp_req_finish(req);
@@ -60,6 +69,9 @@ static void produce_respond(produce_state_t *st)
 static void wait_done_on_loop(kp_loop_t *loop, void *arg)
 {
     produce_wait_t *pw = arg;
+    pw->waiting = 0;
+    kp_topic_put(pw->topic);
+    pw->topic = NULL;
     if (pw->err) {
         pw->out->ErrorCode = kp_partition_commit_error(pw->err);
         /* after-append: the record is in the log, so its offset stands (as Kafka) */
@@ -74,6 +86,30 @@ static void wait_done(kp_flush_waiter_t *w, int err)
     produce_wait_t *pw = (produce_wait_t *)w;
     pw->err = err;
     kp_loop_post(pw->st->req->sess->loop, wait_done_on_loop, pw);
+}
+
+/* Loop thread: the request's TimeoutMs passed with acks=all partitions still waiting for
+ * their replicas. As Kafka's DelayedProduce expiring: each wait still pending is taken back
+ * and its partition answered REQUEST_TIMED_OUT (the records stay in the log, like
+ * NOT_ENOUGH_REPLICAS_AFTER_APPEND's: a retry is a duplicate only to a producer without
+ * idempotence). A wait whose completion is already posted is left to it. */
+static void produce_timeout(kp_loop_t *loop, void *arg)
+{
+    (void)loop;
+    produce_state_t *st = arg;
+    st->timer = NULL;
+    for (produce_wait_t *pw = st->cancellable; pw; pw = pw->next_cancellable) {
+        if (!pw->waiting || !kp_partition_cancel_wait(pw->p, &pw->w)) continue;
+        pw->waiting = 0;
+        kp_topic_put(pw->topic);
+        pw->topic = NULL;
+        pw->out->ErrorCode = KERR_REQUEST_TIMED_OUT;
+        pw->out->BaseOffset = -1;
+        if (--st->pending == 0) {
+            produce_respond(st);
+            return;
+        }
+    }
 }
 
 static int null_key_seen(const kp_record_t *rec, void *arg)
@@ -279,6 +315,14 @@ static int produce_partition(kp_req_t *req, kp_topic_t *topic,
     pw->w.done = wait_done;
     pw->out = out;
     if (acks == 1) return kp_partition_wait_local(p, res.last_offset, &pw->w);
+    if (p->repl) { /* before the wait: its completion is posted to this loop, never run here */
+        pw->p = p;
+        kp_topic_ref(topic);
+        pw->topic = topic;
+        pw->waiting = 1;
+        pw->next_cancellable = pw->st->cancellable;
+        pw->st->cancellable = pw;
+    }
     return kp_partition_wait_committed(p, res.last_offset, &pw->w);
 }
 
@@ -431,5 +475,8 @@ int kp_handle_produce(kp_req_t *req)
     }
     /* completions are always posted to this loop, so they cannot run before this line */
     st->pending = waits;
+    if (st->cancellable)
+        st->timer = kp_loop_timer(req->sess->loop, in.TimeoutMs > 0 ? in.TimeoutMs : 0,
+                                  produce_timeout, st);
     return 0;
 }

@@ -4,6 +4,7 @@
 #include "cluster/member.h"
 #include "core/arena.h"
 #include "core/clock.h"
+#include "core/limits.h"
 #include "core/logging.h"
 #include "kp_msgs.h"
 #include "protocol/errors.h"
@@ -26,10 +27,12 @@
 #include <time.h>
 #include <unistd.h>
 
-#define FETCH_MAX_WAIT_MS   500
-#define FETCH_PART_BYTES    (1 << 20)
-#define FETCH_BYTES         (16 << 20)
-#define FETCHER_THREADS_MAX 256
+/* replica.fetch.wait.max.ms: how long a follower's Fetch may wait at the leader for data
+ * (Kafka's name and default; at most the leader's KP_FETCH_WAIT_MS_MAX) */
+#define FETCH_WAIT_MS_DEFAULT 500
+#define FETCH_PART_BYTES      (1 << 20)
+#define FETCH_BYTES           (16 << 20)
+#define FETCHER_THREADS_MAX   256
 
 typedef struct leader_thread {
     int32_t leader;
@@ -43,12 +46,14 @@ struct kp_fetcher {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     int stopping;
+    int64_t wait_max_ms; /* replica.fetch.wait.max.ms */
     leader_thread_t threads[FETCHER_THREADS_MAX];
     int nthreads;
 };
 
 typedef struct conn {
     int fd;
+    int wait_ms; /* a Fetch's max wait (replica.fetch.wait.max.ms) */
     SSL *ssl;
     int32_t corr;
     char host[256];
@@ -146,7 +151,7 @@ static int conn_open(conn_t *c, SSL_CTX *tls, const char *host, int port)
         freeaddrinfo(ai);
         return -1;
     }
-    struct timeval tv = {.tv_sec = (FETCH_MAX_WAIT_MS + 5000) / 1000};
+    struct timeval tv = {.tv_sec = (c->wait_ms + 5000) / 1000};
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* bounds connect too */
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     int one = 1;
@@ -387,6 +392,14 @@ static int append_records(follow_t *fw, const kp_records_t *rec)
         }
         kp_append_result_t res;
         kp_partition_append_replica(fw->p, fw->epoch, p, (size_t)total, &info, kp_wall_ms(), &res);
+        if (res.status == KP_APPEND_OUT_OF_ORDER && start == leo && info.base_offset < leo &&
+            kp_partition_restart_at(fw->p, fw->epoch, info.base_offset, kp_wall_ms()) == 0) {
+            /* an empty log started at the leader's log start, which falls inside this batch
+             * (DeleteRecords cuts between records): start at the batch instead and take it
+             * whole, as Kafka's follower does; the leader's log start is applied after */
+            kp_partition_append_replica(fw->p, fw->epoch, p, (size_t)total, &info, kp_wall_ms(),
+                                        &res);
+        }
         if (res.status == KP_APPEND_OUT_OF_ORDER) break; /* no longer following that epoch */
         if (res.status != KP_APPEND_OK) {
             kp_warn("replication", "%s: replica append at %" PRId64 " failed (%d)", fw->p->log->dir,
@@ -407,7 +420,7 @@ static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n)
     FetchRequest rq;
     FetchRequest_init(&rq);
     rq.ReplicaId = b->cfg.node_id;
-    rq.MaxWaitMs = FETCH_MAX_WAIT_MS;
+    rq.MaxWaitMs = c->wait_ms;
     rq.MinBytes = 1;
     rq.MaxBytes = FETCH_BYTES;
     rq.SessionEpoch = -1;
@@ -464,6 +477,20 @@ static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n)
                         kp_str_eq(tr->Topic, kp_str_c(v[k].topic->name)))
                         fw = &v[k];
                 if (!fw) continue;
+                if (pd->ErrorCode == KERR_OFFSET_OUT_OF_RANGE && pd->LogStartOffset > fw->offset) {
+                    /* behind the leader's log start (retention or DeleteRecords deleted what
+                     * we miss): start over there, as Kafka's truncateFullyAndStartAt */
+                    kp_warn("replication",
+                            "%s: fetch offset %" PRId64 " is below the leader's log start "
+                            "%" PRId64 ": starting the log over there",
+                            fw->p->log->dir, fw->offset, pd->LogStartOffset);
+                    if (kp_partition_restart_at(fw->p, fw->epoch, pd->LogStartOffset,
+                                                kp_wall_ms()) == 0)
+                        progressed = 1;
+                    else
+                        errors++;
+                    continue;
+                }
                 if (pd->ErrorCode == KERR_OFFSET_OUT_OF_RANGE) {
                     /* our end is past the leader's: find the divergence again */
                     pthread_mutex_lock(&fw->p->repl->lock);
@@ -478,6 +505,7 @@ static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n)
                 }
                 progressed |= append_records(fw, &pd->Records);
                 kp_partition_follower_progress(fw->p, fw->epoch, pd->HighWatermark);
+                kp_partition_follower_log_start(fw->p, fw->epoch, pd->LogStartOffset);
             }
         }
     } else {
@@ -497,7 +525,7 @@ static void *leader_main(void *arg)
     kp_broker_t *b = f->b;
     int32_t leader = a->leader;
     free(a);
-    conn_t c = {.fd = -1};
+    conn_t c = {.fd = -1, .wait_ms = (int)f->wait_max_ms};
     while (!stopping(f)) {
         follow_t *v;
         int n = collect(b, leader, &v);
@@ -572,6 +600,11 @@ kp_fetcher_t *kp_fetcher_new(kp_broker_t *b, char *err, size_t errlen)
 {
     kp_fetcher_t *f = kp_xcalloc(1, sizeof(*f));
     f->b = b;
+    if (kp_props_get_i64(b->cfg.props, "replica.fetch.wait.max.ms", FETCH_WAIT_MS_DEFAULT, 0,
+                         KP_FETCH_WAIT_MS_MAX, &f->wait_max_ms, err, errlen) < 0) {
+        free(f);
+        return NULL;
+    }
     const char *name = kp_props_get(b->cfg.props, "inter.broker.listener.name");
     for (int i = 0; i < b->cfg.nlisteners && !f->listener; i++)
         if (!name || !strcmp(b->cfg.listeners[i].name, name)) f->listener = &b->cfg.listeners[i];

@@ -72,6 +72,9 @@ static int parse_value_opt(kp_bench_opts_t *o, const char *a, const char *v, int
     } else if (!strcmp(a, "--partitions")) {
         if (parse_num(a, v, 1, KP_BENCH_PARTITIONS_MAX, &d)) return -1;
         o->partitions = (int)d;
+    } else if (!strcmp(a, "--replication")) {
+        if (parse_num(a, v, 1, 16, &d)) return -1;
+        o->replication = (int)d;
     } else if (!strcmp(a, "--message-size")) {
         if (parse_num(a, v, 1, 100 * 1024 * 1024, &d)) return -1;
         o->message_bytes = (int)d;
@@ -159,8 +162,11 @@ static const kp_option_t bench_options[] = {
           "  log (read throughput; no end-to-end latency)\n"
           "consume: read the topic from the beginning (throughput from\n"
           "  disk); --count limits it, default everything present"),
-    VALUE(0, "topic", "NAME", "[kpool-bench]; created if missing (Admin API, replication 1)"),
+    VALUE(0, "topic", "NAME", "[kpool-bench]; created if missing (Admin API)"),
     VALUE(0, "partitions", "N", "partitions when creating the topic   [1]"),
+    VALUE(0, "replication", "R",
+          "replication factor when creating the topic (a replicated\n"
+          "pool allows up to its broker count)   [1]"),
     VALUE(0, "message-size", "B",
           "payload bytes per message (>= 16 for end-to-end latency)\n"
           "[1024]"),
@@ -210,6 +216,7 @@ static int parse_args(int argc, char **argv, kp_bench_opts_t *o)
     *o = (kp_bench_opts_t){.mode = KP_BENCH_PRODUCE,
                            .topic = "kpool-bench",
                            .partitions = 1,
+                           .replication = 1,
                            .message_bytes = 1024,
                            .count = 100000,
                            .acks = "all",

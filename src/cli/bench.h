@@ -69,6 +69,7 @@ typedef struct kp_bench_opts {
     int mock_brokers; /* > 0: librdkafka's in-process mock cluster instead of bootstrap */
     const char *topic;
     int partitions;
+    int replication; /* replication factor when creating the topic (1; a pool allows more) */
     int message_bytes;
     int64_t count;           /* messages to produce (or consume); 0 with duration_s */
     double duration_s;       /* > 0: produce for this long instead of count */
@@ -128,7 +129,7 @@ rd_kafka_conf_t *kp_bench_conf_new(const kp_bench_opts_t *o, const char *bootstr
  * writes its bootstrap list to bootstrap. NULL with errstr set. */
 rd_kafka_t *kp_bench_mock_start(const kp_bench_opts_t *o, char *bootstrap, size_t len, char *errstr,
                                 size_t errlen);
-/* Makes sure the topic exists (creating it with o->partitions, replication 1) and fills
+/* Makes sure the topic exists (creating it with o->partitions and o->replication) and fills
  * parts (allocated, caller frees) from metadata. 0, or -1 with errstr set. */
 int kp_bench_topic_prepare(rd_kafka_t *rk, const kp_bench_opts_t *o, int create,
                            kp_bench_part_t **parts, int *nparts, char *errstr, size_t errlen);

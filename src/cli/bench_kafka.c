@@ -112,7 +112,7 @@ static int topic_create(rd_kafka_t *rk, const kp_bench_opts_t *o, char *errstr, 
     char rderr[512];
     int timeout_ms = (int)(o->timeout_s * 1000);
     rd_kafka_NewTopic_t *nt =
-        rd_kafka_NewTopic_new(o->topic, o->partitions, 1, rderr, sizeof(rderr));
+        rd_kafka_NewTopic_new(o->topic, o->partitions, o->replication, rderr, sizeof(rderr));
     if (!nt) {
         kp_bench_errf(errstr, errlen, "topic %s: %s", o->topic, rderr);
         return -1;
@@ -223,8 +223,18 @@ int kp_bench_watermarks(rd_kafka_t *rk, const char *topic, kp_bench_part_t *part
 {
     for (int i = 0; i < nparts; i++) {
         int64_t low = 0, high = 0;
-        rd_kafka_resp_err_t err =
-            rd_kafka_query_watermark_offsets(rk, topic, parts[i].id, &low, &high, timeout_ms);
+        rd_kafka_resp_err_t err;
+        /* a topic just created in a replicated pool: the broker asked may not know its leader
+         * yet (Kafka's brokers neither); those errors are retried until the timeout */
+        for (int waited_ms = 0;; waited_ms += 100) {
+            err = rd_kafka_query_watermark_offsets(rk, topic, parts[i].id, &low, &high, timeout_ms);
+            int transient = err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION ||
+                            err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE ||
+                            err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART ||
+                            err == RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION;
+            if (!transient || waited_ms >= timeout_ms) break;
+            usleep(100 * 1000);
+        }
         if (err) {
             kp_bench_errf(errstr, errlen, "watermarks of %s [%d]: %s", topic, parts[i].id,
                           rd_kafka_err2str(err));

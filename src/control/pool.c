@@ -91,6 +91,31 @@ static void unmanaged_topics(kp_control_t *c, const char *pool, char **names, in
         json_decref(list);
 }
 
+/* status.brokers (SPEC §11: the Pool lists its brokers and their state), and the pool's
+ * partition health. A broker is Up, CatchingUp (live, but some of its replicas are out of
+ * the ISR) or Down (partitions name it as a replica, Metadata does not list it). */
+static void brokers_status(const kp_pool_cluster_t *cl, json_t *st)
+{
+    json_t *arr = json_array();
+    for (int i = 0; i < cl->nbrokers; i++) {
+        const kp_pool_broker_t *b = &cl->brokers[i];
+        const char *state = !b->host ? "Down" : b->out_of_sync ? "CatchingUp" : "Up";
+        json_t *o =
+            json_pack("{s:i, s:s, s:i, s:i, s:i}", "id", (int)b->id, "state", state, "leaders",
+                      b->leaders, "replicas", b->replicas, "outOfSyncReplicas", b->out_of_sync);
+        if (b->host) {
+            char addr[300];
+            snprintf(addr, sizeof(addr), "%s:%d", b->host, b->port);
+            json_object_set_new(o, "address", kp_json_text(addr));
+        }
+        json_array_append_new(arr, o);
+    }
+    json_object_set_new(st, "brokers", arr);
+    json_object_set_new(st, "partitions", json_integer(cl->partitions));
+    json_object_set_new(st, "underReplicatedPartitions", json_integer(cl->under_replicated));
+    json_object_set_new(st, "offlinePartitions", json_integer(cl->offline));
+}
+
 void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
 {
     json_t *md = json_object_get(obj, "metadata");
@@ -121,15 +146,24 @@ void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
     char **names = NULL;
     int n = 0;
     int ok = pool && kp_pool_list_topics(pool->client, &names, &n, err, sizeof(err)) == 0;
+    kp_pool_cluster_t cl = {0};
+    ok = ok && kp_pool_describe_cluster(pool->client, &cl, err, sizeof(err)) == 0;
     char msg[900];
     if (ok)
-        snprintf(msg, sizeof(msg), "pool reachable at %s",
-                 json_string_value(json_object_get(spec, "bootstrapServers")));
+        snprintf(msg, sizeof(msg),
+                 "pool reachable at %s; %d of %d brokers up, %d partitions "
+                 "under-replicated, %d offline",
+                 json_string_value(json_object_get(spec, "bootstrapServers")), cl.nlive,
+                 cl.nbrokers, cl.under_replicated, cl.offline);
     else
         snprintf(msg, sizeof(msg), "pool unreachable: %s", err);
     json_t *s = json_pack("{s:s, s:o, s:s}", "state", ok ? "Ready" : "Unreachable", "message",
                           kp_json_text(msg), "lastUpdateTime", now);
-    if (ok) unmanaged_topics(c, name, names, n, s);
+    if (ok) {
+        unmanaged_topics(c, name, names, n, s);
+        brokers_status(&cl, s);
+    }
+    kp_pool_cluster_free(&cl);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
     kp_status_write(c, obj, s);

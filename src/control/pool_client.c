@@ -635,6 +635,72 @@ int kp_pool_list_topics(kp_pool_client_t *pc, char ***names, int *n, char *err, 
     return 0;
 }
 
+/* ---- brokers ---- */
+
+/* The entry of broker id in c (added as down when missing). */
+static kp_pool_broker_t *cluster_broker(kp_pool_cluster_t *c, int32_t id)
+{
+    for (int i = 0; i < c->nbrokers; i++)
+        if (c->brokers[i].id == id) return &c->brokers[i];
+    c->brokers = kp_xrealloc(c->brokers, (size_t)(c->nbrokers + 1) * sizeof(*c->brokers));
+    c->brokers[c->nbrokers] = (kp_pool_broker_t){.id = id};
+    return &c->brokers[c->nbrokers++];
+}
+
+static int cmp_broker(const void *a, const void *b)
+{
+    const kp_pool_broker_t *x = a, *y = b;
+    if (!x->host != !y->host) return x->host ? -1 : 1;
+    return x->id < y->id ? -1 : x->id > y->id;
+}
+
+int kp_pool_describe_cluster(kp_pool_client_t *pc, kp_pool_cluster_t *out, char *err, size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = metadata(pc, 1, NULL, &md);
+    if (e) {
+        snprintf(err, errlen, "metadata: %s (pool at %s)", rd_kafka_err2str(e), pc->bootstrap);
+        return -1;
+    }
+    for (int i = 0; i < md->broker_cnt; i++) {
+        kp_pool_broker_t *b = cluster_broker(out, md->brokers[i].id);
+        free(b->host);
+        b->host = kp_xstrdup(md->brokers[i].host ? md->brokers[i].host : "");
+        b->port = md->brokers[i].port;
+    }
+    for (int i = 0; i < md->topic_cnt; i++) {
+        const struct rd_kafka_metadata_topic *t = &md->topics[i];
+        if (t->err) continue;
+        for (int j = 0; j < t->partition_cnt; j++) {
+            const struct rd_kafka_metadata_partition *p = &t->partitions[j];
+            out->partitions++;
+            if (p->leader < 0) out->offline++;
+            if (p->isr_cnt < p->replica_cnt) out->under_replicated++;
+            if (p->leader >= 0) cluster_broker(out, p->leader)->leaders++;
+            for (int k = 0; k < p->replica_cnt; k++) {
+                kp_pool_broker_t *b = cluster_broker(out, p->replicas[k]);
+                b->replicas++;
+                int in_isr = 0;
+                for (int x = 0; x < p->isr_cnt && !in_isr; x++)
+                    in_isr = p->isrs[x] == p->replicas[k];
+                if (!in_isr) b->out_of_sync++;
+            }
+        }
+    }
+    rd_kafka_metadata_destroy(md);
+    for (int i = 0; i < out->nbrokers; i++) out->nlive += out->brokers[i].host != NULL;
+    qsort(out->brokers, (size_t)out->nbrokers, sizeof(*out->brokers), cmp_broker);
+    return 0;
+}
+
+void kp_pool_cluster_free(kp_pool_cluster_t *c)
+{
+    for (int i = 0; i < c->nbrokers; i++) free(c->brokers[i].host);
+    free(c->brokers);
+    memset(c, 0, sizeof(*c));
+}
+
 /* ---- ACLs ---- */
 
 void kp_pool_acls_free(kp_pool_acl_t *a, int n)

@@ -59,6 +59,26 @@ int kp_pool_delete_topic(kp_pool_client_t *pc, const char *name, char *err, size
 /* Topic names of the pool (internal ones excluded). */
 int kp_pool_list_topics(kp_pool_client_t *pc, char ***names, int *n, char *err, size_t errlen);
 
+/* The pool's brokers as its Metadata shows them: the live ones, and the ones that
+ * partitions name as replicas but Metadata does not list (down). Per broker: partitions it
+ * leads, replicas it holds, and of those how many are out of the ISR (catching up). */
+typedef struct kp_pool_broker {
+    int32_t id;
+    char *host; /* NULL for a broker that is down */
+    int port;
+    int leaders, replicas, out_of_sync;
+} kp_pool_broker_t;
+
+typedef struct kp_pool_cluster {
+    kp_pool_broker_t *brokers; /* live ones first, each group by id */
+    int nbrokers, nlive;
+    int partitions, under_replicated, offline;
+} kp_pool_cluster_t;
+
+int kp_pool_describe_cluster(kp_pool_client_t *pc, kp_pool_cluster_t *out, char *err,
+                             size_t errlen);
+void kp_pool_cluster_free(kp_pool_cluster_t *c);
+
 /* An ACL binding (Kafka's enums, see src/auth/acl.h). */
 typedef struct kp_pool_acl {
     int8_t resource_type, pattern_type, operation, permission;

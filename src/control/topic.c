@@ -634,6 +634,18 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
     if (was_synced && same_acls && (added || removed))
         kp_buf_appendf(&drift, "%sACLs repaired (%d added, %d removed)", drift.len ? "; " : "",
                        added, removed);
+    /* a replica count that differs from the spec (changed behind our back, or a spec changed
+     * after creation) cannot be made right here: kpool does not reassign replicas. Reported
+     * in the status, every pass, until someone acts (scope item 7 of issue 14). */
+    char repl_note[300] = "";
+    if (have.exists && have.replication > 0 && have.replication != t.replication) {
+        snprintf(repl_note, sizeof(repl_note),
+                 "replication drift: the pool's topic has replication %d, "
+                 "spec.config.replication is %d (not changed: replicas are not reassigned; "
+                 "recreate the topic to change it)",
+                 have.replication, t.replication);
+        kp_warn("control", "topic %s: %s", fqn, repl_note);
+    }
     char msg[1024];
     char now[32];
     kp_status_time(now);
@@ -655,7 +667,9 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
                  t.pool, now, (int)drift.len, (char *)drift.data);
         kp_info("control", "topic %s: drift repaired: %.*s", fqn, (int)drift.len,
                 (char *)drift.data);
-    } else if (was_synced && same_acls && json_string_value(json_object_get(old, "message"))) {
+    } else if (was_synced && same_acls && json_string_value(json_object_get(old, "message")) &&
+               strncmp(json_string_value(json_object_get(old, "message")),
+                       "replication drift:", 18) != 0) {
         snprintf(msg, sizeof(msg), "%s", json_string_value(json_object_get(old, "message")));
     } else if (have.exists && !old_state) {
         /* kept when an earlier Topic was deleted without removing data, or made directly
@@ -672,8 +686,20 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
                  "%d ACL entries)",
                  t.pool, t.partitions, t.replication, nwant);
     }
+    if (repl_note[0]) {
+        /* the message starts with the drift, so that `kpool get topic` shows it */
+        char with[sizeof(msg)];
+        int n = snprintf(with, sizeof(with), "%s; ", repl_note);
+        if (n > 0 && (size_t)n < sizeof(with)) {
+            memcpy(with + n, msg, sizeof(with) - (size_t)n - 1);
+            with[sizeof(with) - 1] = 0;
+        }
+        memcpy(msg, with, sizeof(msg));
+    }
     json_t *s = base_status(obj, fqn, "RolloutComplete", msg, NULL, hash);
     json_object_set_new(s, "synchronizationAclHash", json_string(acl_hash));
+    if (have.exists && have.replication > 0)
+        json_object_set_new(s, "replicationInPool", json_integer(have.replication));
     int wrote = kp_status_write(c, obj, s);
     json_decref(s);
     memo_note(c, obj, ns, name, fqn, pool, !wrote && !changed && !added && !removed && !drift.len);

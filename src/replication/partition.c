@@ -86,7 +86,10 @@ static int leader_recompute(kp_partition_t *p, kp_repl_t *r, kp_flush_waiter_t *
 }
 
 /* Called by the log after its committed end advanced (fsync, or an append in page-cache
- * mode): a leader's own progress counts toward the HWM. */
+ * mode): a leader's own progress counts toward the HWM. The callback wakes parked fetches
+ * on a leader even when the replicated HWM stayed: its followers' fetches wait for exactly
+ * this (new committed data to copy), and without the wake each replication round waited out
+ * the follower's max wait (500 ms) — acks=all ran at ~2,000 msg/s. */
 static void on_log_hwm(kp_log_t *log, void *arg)
 {
     kp_partition_t *p = arg;
@@ -95,7 +98,8 @@ static void on_log_hwm(kp_log_t *log, void *arg)
     kp_flush_waiter_t *done = NULL;
     if (r) {
         pthread_mutex_lock(&r->lock);
-        advanced = r->role == KP_ROLE_LEADER && leader_recompute(p, r, &done, &err);
+        advanced = r->role == KP_ROLE_LEADER;
+        if (advanced) leader_recompute(p, r, &done, &err);
         pthread_mutex_unlock(&r->lock);
         complete(done, err);
     }
@@ -173,6 +177,22 @@ int kp_partition_wait_committed(kp_partition_t *p, int64_t last_offset, kp_flush
     complete(done, err);
     if (advanced && p->hwm_fn) p->hwm_fn(p->log, p->hwm_arg);
     return 1;
+}
+
+int kp_partition_cancel_wait(kp_partition_t *p, kp_flush_waiter_t *w)
+{
+    kp_repl_t *r = p->repl;
+    if (!r) return 0;
+    pthread_mutex_lock(&r->lock);
+    for (kp_flush_waiter_t **pp = &r->waiters; *pp; pp = &(*pp)->next) {
+        if (*pp == w) {
+            *pp = w->next;
+            pthread_mutex_unlock(&r->lock);
+            return 1;
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    return 0;
 }
 
 static int64_t repl_hwm(kp_repl_t *r)
@@ -274,6 +294,19 @@ int32_t kp_partition_leader_epoch(kp_partition_t *p)
 
 int kp_partition_delete_records(kp_partition_t *p, int64_t offset, int64_t *low_watermark)
 {
+    kp_repl_t *r = p->repl;
+    if (r) {
+        /* a leader in a pool: the bound is the replicated high watermark (Kafka answers
+         * OFFSET_OUT_OF_RANGE above it), not the local committed end */
+        int64_t hwm = repl_hwm(r);
+        if (offset == -1) offset = hwm;
+        if (offset > hwm) {
+            int64_t start, local, leo;
+            kp_log_offsets(p->log, &start, &local, &leo);
+            *low_watermark = start;
+            return KP_RETENTION_OUT_OF_RANGE;
+        }
+    }
     return kp_log_delete_records(p->log, offset, low_watermark);
 }
 
@@ -417,7 +450,14 @@ int16_t kp_partition_replica_fetch(kp_partition_t *p, int32_t replica_id, int32_
     if (advanced && p->hwm_fn) p->hwm_fn(p->log, p->hwm_arg);
     kp_log_read(p->log, fetch_offset, max_bytes, 1, out);
     out->high_watermark = hwm;
-    if (out->error == KP_READ_OUT_OF_RANGE) return KERR_OFFSET_OUT_OF_RANGE;
+    if (out->error == KP_READ_OUT_OF_RANGE) {
+        /* the follower needs our log start to tell "behind what we still have" (start over
+         * there) from "past our end" (truncate): Kafka's follower asks with ListOffsets */
+        int64_t start, local, leo;
+        kp_log_offsets(p->log, &start, &local, &leo);
+        out->log_start_offset = start;
+        return KERR_OFFSET_OUT_OF_RANGE;
+    }
     if (out->error) return KERR_KAFKA_STORAGE_ERROR;
     return 0;
 }
@@ -506,6 +546,38 @@ void kp_partition_append_replica(kp_partition_t *p, int32_t leader_epoch, const 
     pthread_mutex_lock(&r->lock);
     if (r->role == KP_ROLE_FOLLOWER && r->leader_epoch == leader_epoch)
         kp_log_append_replica(p->log, batch, len, info, now_ms, res);
+    pthread_mutex_unlock(&r->lock);
+}
+
+int kp_partition_restart_at(kp_partition_t *p, int32_t leader_epoch, int64_t leader_start,
+                            int64_t now_ms)
+{
+    kp_repl_t *r = p->repl;
+    if (!r) return -1;
+    int rc = -1;
+    pthread_mutex_lock(&r->lock);
+    int64_t start, hwm, leo;
+    kp_log_offsets(p->log, &start, &hwm, &leo);
+    if (r->role == KP_ROLE_FOLLOWER && r->leader_epoch == leader_epoch &&
+        (leader_start > leo || start == leo))
+        rc = kp_log_restart_at(p->log, leader_start, now_ms);
+    pthread_mutex_unlock(&r->lock);
+    return rc;
+}
+
+void kp_partition_follower_log_start(kp_partition_t *p, int32_t leader_epoch, int64_t leader_start)
+{
+    kp_repl_t *r = p->repl;
+    if (!r || leader_start <= 0) return;
+    pthread_mutex_lock(&r->lock);
+    int64_t start, hwm, leo;
+    kp_log_offsets(p->log, &start, &hwm, &leo);
+    if (r->role == KP_ROLE_FOLLOWER && r->leader_epoch == leader_epoch && leader_start > start) {
+        int64_t low;
+        if (kp_log_delete_records(p->log, leader_start < hwm ? leader_start : hwm, &low) != 0)
+            kp_warn("replication", "%s: cannot move the log start to the leader's %" PRId64,
+                    p->log->dir, leader_start);
+    }
     pthread_mutex_unlock(&r->lock);
 }
 

@@ -169,6 +169,23 @@ void kp_partition_append_replica(kp_partition_t *p, int32_t leader_epoch, const 
                                  size_t len, const kp_batch_info_t *info, int64_t now_ms,
                                  kp_append_result_t *res);
 
+/* Takes back an acks=all waiter registered by kp_partition_wait_committed that has not
+ * completed yet (the produce request's timeout): 1 when it was still waiting (its callback
+ * will not run), 0 when it completed or is completing (its callback runs or ran). */
+int kp_partition_cancel_wait(kp_partition_t *p, kp_flush_waiter_t *w);
+
+/* A follower whose end is below the leader's log start offset drops its log and starts
+ * empty at leader_start (kp_log_restart_at) — only while it still follows leader_epoch, and
+ * only when leader_start is above its LEO or its log is empty. 0, or -1 (storage failure,
+ * no longer that epoch's follower, or not allowed). */
+int kp_partition_restart_at(kp_partition_t *p, int32_t leader_epoch, int64_t leader_start,
+                            int64_t now_ms);
+
+/* A follower moves its log start offset up to the leader's (DeleteRecords and retention on
+ * the leader reach the followers this way, as in Kafka), never beyond its own committed
+ * end. */
+void kp_partition_follower_log_start(kp_partition_t *p, int32_t leader_epoch, int64_t leader_start);
+
 /* A follower cuts its divergent tail (kp_log_truncate) — only while it still follows
  * leader_epoch. The new LEO, or -1 (storage failure or no longer that epoch's follower). */
 int64_t kp_partition_truncate(kp_partition_t *p, int32_t leader_epoch, int64_t offset,

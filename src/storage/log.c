@@ -1339,6 +1339,49 @@ int32_t kp_log_last_epoch(kp_log_t *log)
     return e;
 }
 
+int kp_log_restart_at(kp_log_t *log, int64_t offset, int64_t now_ms)
+{
+    pthread_mutex_lock(&log->lock);
+    if (log->offline) {
+        pthread_mutex_unlock(&log->lock);
+        return -1;
+    }
+    kp_warn("storage", "%s: dropping offsets %" PRId64 "..%" PRId64 " and starting at %" PRId64,
+            log->dir, log->log_start_offset, log->log_end_offset, offset);
+    kp_segment_t *seg = kp_segment_create(log->dir, offset, now_ms);
+    if (!seg) {
+        kp_error("storage", "%s: cannot start at %" PRId64 ": %s; partition offline", log->dir,
+                 offset, strerror(errno));
+        log->offline = 1;
+        pthread_mutex_unlock(&log->lock);
+        return -1;
+    }
+    int nold = log->nsegs;
+    kp_segment_t **old = kp_xcalloc((size_t)nold, sizeof(*old));
+    memcpy(old, log->segs, (size_t)nold * sizeof(*old));
+    log->nsegs = 0;
+    segs_push(log, seg);
+    set_hwm(log, offset, seg, 0);
+    char p[PATH_MAX];
+    for (int i = 0; i < nold; i++) {
+        snapshot_path(log, old[i]->base_offset, p, sizeof(p));
+        kp_fs->unlink(p);
+        old[i]->deleted = 1; /* files unlinked when the last reader lets go */
+        kp_segment_put(old[i]);
+    }
+    free(old);
+    snapshot_path(log, offset, p, sizeof(p));
+    kp_fs->unlink(p);
+    log->log_start_offset = log->log_end_offset = log->flushed_offset = offset;
+    kp_pstate_clear(&log->pstate);
+    kp_aborted_list_trim(&log->aborted, INT64_MAX, INT64_MAX);
+    log->first_unstable = kp_pstate_first_unstable(&log->pstate);
+    log->nepochs = 0;
+    kp_fs_fsync_dir(log->dir);
+    pthread_mutex_unlock(&log->lock);
+    return 0;
+}
+
 int64_t kp_log_truncate(kp_log_t *log, int64_t offset, int64_t now_ms)
 {
     pthread_mutex_lock(&log->lock);

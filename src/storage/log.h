@@ -206,6 +206,13 @@ int32_t kp_log_last_epoch(kp_log_t *log);
  * -1 (the log goes offline). Rare; does its I/O under the log lock. */
 int64_t kp_log_truncate(kp_log_t *log, int64_t offset, int64_t now_ms);
 
+/* Drops the whole log and starts it empty at `offset` (Kafka's truncateFullyAndStartAt: a
+ * follower whose end is below the leader's log start offset, whose missing records the
+ * leader no longer has): every segment and producer snapshot is deleted, producer state,
+ * aborted transactions and the epoch cache are cleared, and log start = LEO = committed
+ * end = offset. 0, or -1 (the log goes offline). Rare; does its I/O under the log lock. */
+int kp_log_restart_at(kp_log_t *log, int64_t offset, int64_t now_ms);
+
 /* Flusher threads (group commit): start n threads; logs are queued when they have data to
  * fsync. kp_flusher_stop() drains the queue first. */
 int kp_flusher_start(int nthreads);

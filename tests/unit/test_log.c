@@ -1466,6 +1466,26 @@ static void test_replica_primitives(void **state)
     assert_int_equal(end, recs[20].base);
     /* truncating to the start leaves an empty log at the start offset */
     assert_int_equal(kp_log_truncate(follower, 0, NOW), 0);
+    /* starting over beyond the end (a follower below the leader's log start): nothing of
+     * the old log is left, start = end = committed = the new offset, and it takes the
+     * leader's batches from there, also after a reopen */
+    copy_batch(leader, follower, recs[0].base);
+    assert_int_equal(kp_log_restart_at(follower, recs[30].base, NOW), 0);
+    kp_log_offsets(follower, &s2, &h2, &l2);
+    assert_int_equal(s2, recs[30].base);
+    assert_int_equal(h2, recs[30].base);
+    assert_int_equal(l2, recs[30].base);
+    assert_int_equal(kp_log_last_epoch(follower), -1);
+    kp_log_read(follower, recs[0].base, 1 << 20, 1, &rd);
+    assert_int_equal(rd.error, KP_READ_OUT_OF_RANGE);
+    for (int i = 30; i < 40; i++) copy_batch(leader, follower, recs[i].base);
+    kp_log_close(follower);
+    follower = kp_log_open(fdir, &cfg, NOW);
+    kp_log_offsets(follower, &s2, &h2, &l2);
+    assert_int_equal(s2, recs[30].base);
+    assert_int_equal(l2, l1);
+    same_batches(leader, follower, recs + 30, 10);
+    assert_int_equal(kp_log_last_epoch(follower), 4);
     kp_log_close(follower);
     kp_log_close(leader);
 }

@@ -6,6 +6,7 @@ docs/testing.md ("The test harness").
   ports.py  free_port(), distinct_ports(), free_offset() (a `kpool up --port-offset`)
   procs.py  Broker (`kpool broker`), KpoolUp (`kpool up`)
   etcd.py   Etcd (a real etcd member), ETCD_DRIVER
+  netns.py  NetLab (network namespaces whose links a test cuts), NsBroker, NsEtcd
   pki.py    OpensslPki (a test CA), server_ca(), openssl_pkcs12()
   fakes.py  FakeHandler and serve() for fake HTTP APIs
   cluster.py  where multi-broker clusters (replicated pools) plug in

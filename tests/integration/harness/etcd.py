@@ -23,6 +23,8 @@ ETCD_DRIVER = os.environ.get("ETCD_DRIVER") or os.path.join(
 
 
 class Etcd:
+    host = "127.0.0.1"  # where it listens (a subclass runs it elsewhere: harness/netns.py)
+
     def __init__(self, workdir):
         self.workdir = workdir
         self.data_dir = os.path.join(workdir, "etcd-data")
@@ -33,17 +35,21 @@ class Etcd:
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.client_port
+        return "http://%s:%d" % (self.host, self.client_port)
+
+    def command(self, args):
+        """The command line that runs etcd's args (a subclass wraps it)."""
+        return args
 
     def start(self, timeout=20):
-        peer = "http://127.0.0.1:%d" % self.peer_port
+        peer = "http://%s:%d" % (self.host, self.peer_port)
         args = [ETCD_BIN, "--name", "default", "--data-dir", self.data_dir,
                 "--listen-client-urls", self.url, "--advertise-client-urls", self.url,
                 "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
                 "--initial-cluster", "default=" + peer,
                 "--log-outputs", "stderr", "--logger", "zap"]
         logf = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(args, stdout=logf, stderr=logf)
+        self.proc = subprocess.Popen(self.command(args), stdout=logf, stderr=logf)
         logf.close()
         deadline = time.time() + timeout
         while time.time() < deadline:

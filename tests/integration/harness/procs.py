@@ -36,6 +36,8 @@ class Broker:
     chosen here. A multi-broker cluster is N of these sharing metadata.etcd.endpoints
     (see harness/cluster.py)."""
 
+    host = "127.0.0.1"  # where it listens (a subclass runs it elsewhere: harness/netns.py)
+
     def __init__(self, data_dir, extra=None):
         self.data_dir = data_dir
         self.port = free_port()
@@ -48,12 +50,12 @@ class Broker:
 
     @property
     def bootstrap(self):
-        return "127.0.0.1:%d" % self.port
+        return "%s:%d" % (self.host, self.port)
 
     def args(self):
         props = {
-            "listeners": "PLAINTEXT://127.0.0.1:%d" % self.port,
-            "admin.listener": "127.0.0.1:%d" % self.admin_port,
+            "listeners": "PLAINTEXT://%s:%d" % (self.host, self.port),
+            "admin.listener": "%s:%d" % (self.host, self.admin_port),
             "log.dirs": self.data_dir,
         }
         props.update(self.extra)
@@ -90,7 +92,7 @@ class Broker:
                     return False
                 raise RuntimeError("broker exited with %s:\n%s" % (self.proc.returncode, self.log()))
             try:
-                with urllib.request.urlopen("http://127.0.0.1:%d/readyz" % self.admin_port,
+                with urllib.request.urlopen("http://%s:%d/readyz" % (self.host, self.admin_port),
                                             timeout=1) as r:
                     if r.status == 200:
                         self.started = True
@@ -140,7 +142,8 @@ class Broker:
         return self.start()
 
     def metrics(self):
-        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.admin_port, timeout=5) as r:
+        with urllib.request.urlopen("http://%s:%d/metrics" % (self.host, self.admin_port),
+                                    timeout=5) as r:
             return r.read().decode()
 
 
