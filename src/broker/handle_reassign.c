@@ -1,9 +1,10 @@
 /*
  * handle_reassign.c — AlterPartitionReassignments (key 45) and ListPartitionReassignments
- * (key 46), v0 (flexible), KIP-455. The wire side only: decoding, authorization (ALTER /
- * DESCRIBE on CLUSTER, as Kafka), answers; the moves themselves are broker/reassign_ctl.c's,
- * through the pool's metadata store, so any broker of a pool accepts them (Kafka's clients
- * send them to the controller; every kpool broker answers the same).
+ * (key 46), v0 (flexible), KIP-455, and ElectLeaders (key 43, v0-2, KIP-460: preferred). The wire
+ * side only: decoding, authorization (ALTER / DESCRIBE on CLUSTER, as Kafka), answers; the moves
+ * themselves are broker/reassign_ctl.c's, through the pool's metadata store, so any broker of a
+ * pool accepts them (Kafka's clients send them to the controller; every kpool broker answers the
+ * same).
  *
  * A standalone broker has one replica of everything: a move is refused with
  * INVALID_REPLICA_ASSIGNMENT, a cancel with NO_REASSIGNMENT_IN_PROGRESS, the list is empty.
@@ -213,4 +214,128 @@ int kp_handle_list_partition_reassignments(kp_req_t *req)
     }
     kp_reassign_entries_free(es, n);
     return failed ? -1 : 0;
+}
+
+/* ---- ElectLeaders (key 43) ---- */
+
+/* The live brokers of b's view into ids (room for KP_PLACEMENT_BROKERS_MAX). */
+static kp_id_set_t live_set(kp_broker_t *b, int32_t *ids)
+{
+    int n = 0;
+    kp_member_view_t *v = b->member ? kp_member_view(b->member) : NULL;
+    for (int i = 0; v && i < v->nbrokers && n < KP_PLACEMENT_BROKERS_MAX; i++)
+        ids[n++] = v->brokers[i].id;
+    if (v) kp_member_view_put(v);
+    return (kp_id_set_t){ids, n};
+}
+
+/* Elections for partitions of one topic record (parts NULL: every partition, and those that
+ * need none are left out, as Kafka). -1 on allocation failure. */
+static int elect_topic(kp_req_t *req, kp_id_set_t live, int8_t type, const kp_meta_topic_t *t,
+                       kp_str_t name, const int32_t *parts, int32_t nparts,
+                       ElectLeadersResponse_ReplicaElectionResult *o)
+{
+    kp_broker_t *b = req->sess->broker;
+    ElectLeadersResponse_ReplicaElectionResult_init(o);
+    o->Topic = name;
+    int32_t n = parts ? nparts : (t ? t->partitions : 0);
+    o->PartitionResult.items =
+        kp_req_alloc(req, ((size_t)n + 1) * sizeof(*o->PartitionResult.items));
+    if (!o->PartitionResult.items) return -1;
+    for (int32_t i = 0; i < n; i++) {
+        int32_t p = parts ? parts[i] : i;
+        char msg[512] = "";
+        int16_t err;
+        if (!t || p < 0 || p >= t->partitions) {
+            err = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            snprintf(msg, sizeof(msg), "No such partition in the pool.");
+        } else if (type != 0) {
+            err = KERR_INVALID_REQUEST;
+            snprintf(msg, sizeof(msg),
+                     "Only preferred elections (type 0) are served: an "
+                     "unclean election is unclean.leader.election.enable's.");
+        } else {
+            err = kp_reassign_elect_preferred(kp_member_store(b->member), live, t, p, msg,
+                                              sizeof(msg));
+        }
+        if (!parts && err == KERR_ELECTION_NOT_NEEDED) continue;
+        ElectLeadersResponse_PartitionResult *r =
+            &o->PartitionResult.items[o->PartitionResult.count++];
+        ElectLeadersResponse_PartitionResult_init(r);
+        r->PartitionId = p;
+        r->ErrorCode = err;
+        if (err) r->ErrorMessage = req_strdup(req, msg);
+    }
+    return 0;
+}
+
+/* The request's elections in a pool into out. -1 on allocation failure. */
+static int elect_pool(kp_req_t *req, const ElectLeadersRequest *in, ElectLeadersResponse *out)
+{
+    kp_broker_t *b = req->sess->broker;
+    kp_meta_store_t *s = kp_member_store(b->member);
+    int32_t ids[KP_PLACEMENT_BROKERS_MAX];
+    kp_id_set_t live = live_set(b, ids);
+    char err[512];
+    int failed = 0;
+    if (in->TopicPartitions.count < 0) {
+        kp_meta_topic_t *topics;
+        int nt;
+        if (kp_meta_topics_list(s, &topics, &nt, err, sizeof(err)) != 0) {
+            out->ErrorCode = KERR_REQUEST_TIMED_OUT;
+            return 0;
+        }
+        out->ReplicaElectionResults.items =
+            kp_req_alloc(req, ((size_t)nt + 1) * sizeof(*out->ReplicaElectionResults.items));
+        for (int i = 0; i < nt && !failed; i++) {
+            ElectLeadersResponse_ReplicaElectionResult *o =
+                &out->ReplicaElectionResults.items[out->ReplicaElectionResults.count];
+            failed = !out->ReplicaElectionResults.items ||
+                     elect_topic(req, live, in->ElectionType, &topics[i],
+                                 req_strdup(req, topics[i].name), NULL, 0, o);
+            if (!failed && o->PartitionResult.count > 0) out->ReplicaElectionResults.count++;
+        }
+        kp_meta_topics_free(topics, nt);
+        return failed ? -1 : 0;
+    }
+    int32_t nt = in->TopicPartitions.count;
+    out->ReplicaElectionResults.items =
+        kp_req_alloc(req, ((size_t)nt + 1) * sizeof(*out->ReplicaElectionResults.items));
+    if (!out->ReplicaElectionResults.items) return -1;
+    for (int32_t i = 0; i < nt && !failed; i++) {
+        const ElectLeadersRequest_TopicPartitions *tp = &in->TopicPartitions.items[i];
+        char name[KP_TOPIC_NAME_LEN_MAX + 1];
+        int valid = tp->Topic.len > 0 && tp->Topic.len <= KP_TOPIC_NAME_LEN_MAX &&
+                    !memchr(tp->Topic.ptr, 0, (size_t)tp->Topic.len);
+        snprintf(name, sizeof(name), "%.*s", valid ? tp->Topic.len : 0, tp->Topic.ptr);
+        kp_meta_topic_t t;
+        int have = valid && kp_meta_topic_get(s, name, &t, err, sizeof(err)) == 0;
+        failed =
+            elect_topic(req, live, in->ElectionType, have ? &t : NULL, tp->Topic,
+                        tp->Partitions.items, tp->Partitions.count > 0 ? tp->Partitions.count : 0,
+                        &out->ReplicaElectionResults.items[out->ReplicaElectionResults.count++]);
+        if (have) kp_meta_topic_free(&t);
+    }
+    return failed ? -1 : 0;
+}
+
+int kp_handle_elect_leaders(kp_req_t *req)
+{
+    ElectLeadersRequest in;
+    if (ElectLeadersRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
+    ElectLeadersResponse out;
+    ElectLeadersResponse_init(&out);
+    kp_broker_t *b = req->sess->broker;
+    if (!kp_req_authorize(req, KP_OP_ALTER, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE))) {
+        out.ErrorCode = KERR_CLUSTER_AUTHORIZATION_FAILED;
+    } else if (!b->member) {
+        /* standalone: this broker leads everything it has, its only replica */
+        out.ErrorCode = 0;
+    } else if (elect_pool(req, &in, &out) < 0) {
+        return -1;
+    }
+    kp_req_begin_response(req);
+    ElectLeadersResponse_encode(&req->resp, req->api_version, &out);
+    kp_req_finish(req);
+    return 0;
 }

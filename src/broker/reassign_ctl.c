@@ -175,3 +175,39 @@ void kp_reassign_controller_pass(kp_meta_store_t *s, const kp_meta_topic_t *topi
         }
     }
 }
+
+int16_t kp_reassign_elect_preferred(kp_meta_store_t *s, kp_id_set_t live, const kp_meta_topic_t *t,
+                                    int32_t p, char *msg, size_t msglen)
+{
+    int32_t ids[KP_REPLICAS_MAX];
+    kp_id_set_t replicas = {ids, kp_reassign_replicas(t, p, ids)};
+    char err[512];
+    for (int attempt = 0; attempt < ALTER_ATTEMPTS_MAX; attempt++) {
+        kp_meta_pstate_t ps;
+        if (kp_meta_partition_get(s, t->name, p, &ps, err, sizeof(err)) != 0) break;
+        if (ps.state.leader == ids[0]) {
+            snprintf(msg, msglen, "Broker %d, the preferred replica, leads %s-%d already.", ids[0],
+                     t->name, p);
+            return KERR_ELECTION_NOT_NEEDED;
+        }
+        kp_id_set_t isr = {ps.state.isr, ps.state.nisr};
+        if (kp_elect_leader_preferred(replicas, isr, live) < 0) {
+            snprintf(msg, msglen, "The preferred replica of %s-%d, broker %d, is %s.", t->name, p,
+                     ids[0], kp_id_set_has(live, ids[0]) ? "not in the ISR" : "not live");
+            return KERR_PREFERRED_LEADER_NOT_AVAILABLE;
+        }
+        kp_partition_state_t next;
+        kp_partition_state_elect(&ps.state, ids[0], ps.state.isr, ps.state.nisr, &next);
+        int64_t version;
+        int rc =
+            kp_meta_partition_cas(s, t->name, p, &next, ps.version, 0, &version, err, sizeof(err));
+        if (rc == 0) {
+            kp_info("pool", "%s-%d: preferred leader %d elected, epoch %d", t->name, p, ids[0],
+                    next.leader_epoch);
+            return 0;
+        }
+        if (rc != KP_META_ECONFLICT) break;
+    }
+    snprintf(msg, msglen, "the pool's metadata store: %s", err);
+    return KERR_REQUEST_TIMED_OUT;
+}

@@ -44,6 +44,14 @@ int kp_reassign_list(kp_meta_store_t *s, kp_reassign_entry_t **out, int *n, char
                      size_t errlen);
 void kp_reassign_entries_free(kp_reassign_entry_t *e, int n);
 
+/* ElectLeaders (preferred): partition p of t (a record just read) gets its preferred
+ * replica (the first of its replicas, reassign.h's order) as leader when that one is live
+ * and in the ISR (CAS on the state read, retried on conflict). Returns 0 (elected),
+ * ELECTION_NOT_NEEDED (it leads already), PREFERRED_LEADER_NOT_AVAILABLE, or
+ * REQUEST_TIMED_OUT (the store), with msg. */
+int16_t kp_reassign_elect_preferred(kp_meta_store_t *s, kp_id_set_t live, const kp_meta_topic_t *t,
+                                    int32_t p, char *msg, size_t msglen);
+
 /* The controller's periodic step over the topics it last read: a move whose target is all
  * in the ISR completes (the topic record's CAS), then the partition's state conforms to the
  * new assignment (a fenced CAS: leader and ISR within the target). Anything that fails is

@@ -51,6 +51,7 @@ static const struct {
     {47, kp_handle_offset_delete},
     {35, kp_handle_describe_log_dirs},
     {23, kp_handle_offsets_for_leader_epoch},
+    {43, kp_handle_elect_leaders},
     {45, kp_handle_alter_partition_reassignments},
     {46, kp_handle_list_partition_reassignments},
 };
