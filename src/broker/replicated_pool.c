@@ -536,6 +536,16 @@ static void controller_sweep(kp_rpool_t *p)
             control_partition(p, &p->topics[i], k, live);
 }
 
+/* The controller's decisions for every partition of one topic (as cached). */
+static void control_topic(kp_rpool_t *p, const char *name)
+{
+    kp_meta_topic_t *t = cached(p, name);
+    int32_t ids[KP_PLACEMENT_BROKERS_MAX];
+    int n = live_ids(p, ids, KP_PLACEMENT_BROKERS_MAX);
+    if (!t || n == 0) return;
+    for (int32_t k = 0; k < t->partitions; k++) control_partition(p, t, k, (kp_id_set_t){ids, n});
+}
+
 /* Completes the moves whose target replicas are all in the ISR (broker/reassign_ctl.c). */
 static void reassign_pass(kp_rpool_t *p)
 {
@@ -634,16 +644,16 @@ static void *pool_main(void *arg)
 
         if (rs) resync(p);
         if (rs || ac) sync_acls(p);
-        int topic_changed = rs;
+        int controller = kp_member_is_controller(p->b->member);
         for (int i = 0; i < nd; i++) {
             if (!rs) apply_topic(p, dirty[i].topic, dirty[i].partition);
-            topic_changed |= dirty[i].partition < 0;
+            /* a topic's record changed: its assignment may have moved (a move completed or
+             * was cancelled), so its partition states conform now rather than at the sweep */
+            if (!rs && controller && dirty[i].partition < 0) control_topic(p, dirty[i].topic);
             free(dirty[i].topic);
         }
         free(dirty);
         int64_t now = kp_mono_ms();
-        int controller = kp_member_is_controller(p->b->member);
-        if (controller && topic_changed) next_sweep = 0; /* an assignment may have moved */
         if (controller && now >= next_reassign) {
             reassign_pass(p);
             next_reassign = now + ISR_MS;
