@@ -14,8 +14,10 @@
 #include "broker/replicated_pool.h"
 
 #include "broker/loop_ctx.h"
+#include "broker/reassign_ctl.h"
 #include "broker/replica_fetcher.h"
 #include "cluster/member.h"
+#include "cluster/reassign.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
@@ -356,13 +358,12 @@ static void apply_one(kp_rpool_t *p, const kp_meta_topic_t *t, kp_topic_t *lt, i
         }
         ps = &bumped;
     }
-    kp_partition_apply_state(part, &t->replicas[(size_t)i * (size_t)t->replication_factor],
-                             t->replication_factor, &ps->state, ps->version, kp_wall_ms());
+    int32_t replicas[KP_REPLICAS_MAX]; /* the row, or both sides of a move (reassign.h) */
+    int nreplicas = kp_reassign_replicas(t, i, replicas);
+    kp_partition_apply_state(part, replicas, nreplicas, &ps->state, ps->version, kp_wall_ms());
     if (ps->state.leader >= 0 && ps->state.leader != p->b->cfg.node_id)
-        for (int r = 0; r < t->replication_factor; r++)
-            if (t->replicas[(size_t)i * (size_t)t->replication_factor + (size_t)r] ==
-                p->b->cfg.node_id)
-                kp_fetcher_follow(p->fetcher, ps->state.leader);
+        for (int r = 0; r < nreplicas; r++)
+            if (replicas[r] == p->b->cfg.node_id) kp_fetcher_follow(p->fetcher, ps->state.leader);
 }
 
 /* Re-reads partition i of t (or all when i < 0) and applies it. */
@@ -544,8 +545,8 @@ static void control_partition(kp_rpool_t *p, const kp_meta_topic_t *t, int32_t i
     char err[512];
     if (kp_meta_partition_get(p->store, t->name, i, &ps, err, sizeof(err)) != 0) return;
     const kp_partition_state_t *cur = &ps.state;
-    kp_id_set_t replicas = {&t->replicas[(size_t)i * (size_t)t->replication_factor],
-                            t->replication_factor};
+    int32_t assigned[KP_REPLICAS_MAX];
+    kp_id_set_t replicas = {assigned, kp_reassign_replicas(t, i, assigned)};
     kp_id_set_t isr = {cur->isr, cur->nisr};
     int32_t isr_live[KP_REPLICAS_MAX];
     int n = 0;
@@ -571,6 +572,10 @@ static void control_partition(kp_rpool_t *p, const kp_meta_topic_t *t, int32_t i
     } else if (n < cur->nisr && n > 0) {
         kp_partition_state_set_isr(cur, isr_live, n, &next);
         cas(p, t->name, i, &next, ps.version, 1, "dead brokers out of the ISR");
+    } else if (kp_reassign_conform(replicas, cur, live, &next)) {
+        /* a move completed or was cancelled: replicas that left go out of the ISR and
+         * the leadership */
+        cas(p, t->name, i, &next, ps.version, 1, "conformed to the assignment");
     }
 }
 
@@ -583,6 +588,25 @@ static void controller_sweep(kp_rpool_t *p)
     for (int i = 0; i < p->ntopics; i++)
         for (int32_t k = 0; k < p->topics[i].partitions; k++)
             control_partition(p, &p->topics[i], k, live);
+}
+
+/* The controller's decisions for every partition of one topic (as cached). */
+static void control_topic(kp_rpool_t *p, const char *name)
+{
+    kp_meta_topic_t *t = cached(p, name);
+    int32_t ids[KP_PLACEMENT_BROKERS_MAX];
+    int n = live_ids(p, ids, KP_PLACEMENT_BROKERS_MAX);
+    if (!t || n == 0) return;
+    for (int32_t k = 0; k < t->partitions; k++) control_partition(p, t, k, (kp_id_set_t){ids, n});
+}
+
+/* Completes the moves whose target replicas are all in the ISR (broker/reassign_ctl.c). */
+static void reassign_pass(kp_rpool_t *p)
+{
+    int32_t ids[KP_PLACEMENT_BROKERS_MAX];
+    int n = live_ids(p, ids, KP_PLACEMENT_BROKERS_MAX);
+    if (n == 0) return;
+    kp_reassign_controller_pass(p->store, p->topics, p->ntopics, (kp_id_set_t){ids, n});
 }
 
 /* ---- leader: ISR proposals ---- */
@@ -648,7 +672,7 @@ void kp_rpool_serving(kp_rpool_t *p)
 static void *pool_main(void *arg)
 {
     kp_rpool_t *p = arg;
-    int64_t next_isr = 0, next_sweep = 0;
+    int64_t next_isr = 0, next_sweep = 0, next_reassign = 0;
     int was_controller = 0;
     pthread_mutex_lock(&p->lock);
     for (;;) {
@@ -674,13 +698,20 @@ static void *pool_main(void *arg)
 
         if (rs) resync(p);
         if (rs || ac) sync_acls(p);
+        int controller = kp_member_is_controller(p->b->member);
         for (int i = 0; i < nd; i++) {
             if (!rs) apply_topic(p, dirty[i].topic, dirty[i].partition);
+            /* a topic's record changed: its assignment may have moved (a move completed or
+             * was cancelled), so its partition states conform now rather than at the sweep */
+            if (!rs && controller && dirty[i].partition < 0) control_topic(p, dirty[i].topic);
             free(dirty[i].topic);
         }
         free(dirty);
         int64_t now = kp_mono_ms();
-        int controller = kp_member_is_controller(p->b->member);
+        if (controller && now >= next_reassign) {
+            reassign_pass(p);
+            next_reassign = now + ISR_MS;
+        }
         if (controller && (bc || !was_controller || now >= next_sweep)) {
             controller_sweep(p);
             next_sweep = now + SWEEP_MS;

@@ -51,6 +51,10 @@ static const kp_handler_fn handlers[KP_METRICS_API_MAX] = {
     [KP_API_OFFSET_DELETE] = kp_handle_offset_delete,
     [KP_API_DESCRIBE_LOG_DIRS] = kp_handle_describe_log_dirs,
     [KP_API_OFFSET_FOR_LEADER_EPOCH] = kp_handle_offsets_for_leader_epoch,
+    /* pool operations (handle_reassign.c) */
+    [KP_API_ELECT_LEADERS] = kp_handle_elect_leaders,
+    [KP_API_ALTER_PARTITION_REASSIGNMENTS] = kp_handle_alter_partition_reassignments,
+    [KP_API_LIST_PARTITION_REASSIGNMENTS] = kp_handle_list_partition_reassignments,
     /* transactions (handle_txn.c) */
     [KP_API_ADD_PARTITIONS_TO_TXN] = kp_handle_add_partitions_to_txn,
     [KP_API_ADD_OFFSETS_TO_TXN] = kp_handle_add_offsets_to_txn,

@@ -98,6 +98,10 @@ int kp_handle_incremental_alter_configs(kp_req_t *req);
 int kp_handle_create_partitions(kp_req_t *req);
 int kp_handle_delete_records(kp_req_t *req);
 int kp_handle_offsets_for_leader_epoch(kp_req_t *req);
+/* handle_reassign.c: KIP-455 partition reassignments */
+int kp_handle_alter_partition_reassignments(kp_req_t *req);
+int kp_handle_list_partition_reassignments(kp_req_t *req);
+int kp_handle_elect_leaders(kp_req_t *req);
 int kp_handle_create_acls(kp_req_t *req);
 int kp_handle_delete_acls(kp_req_t *req);
 /* handle_txn.c */

@@ -23,6 +23,8 @@ int kp_cmd_probe(int argc, char **argv);
 int kp_cmd_doctor(int argc, char **argv);
 int kp_cmd_produce(int argc, char **argv);
 int kp_cmd_consume(int argc, char **argv);
+/* kpool pool status|decommission|rebalance|elect-leaders (cmd_pool.c) */
+int kp_cmd_pool(int argc, char **argv);
 /* kpool backup create|list|restore (cmd_backup.c) */
 int kp_cmd_backup(int argc, char **argv);
 /* Hidden (not in --help): writes a test CA, certificates and PKCS#12 stores (cmd_pki.c). */
@@ -79,6 +81,7 @@ int kp_cli_main(int argc, char **argv);
 void kp_cli_usage(FILE *f);
 
 /* Every command's table (in the command's file). */
+extern const kp_opts_cmd_t kp_pool_cmd;
 extern const kp_opts_cmd_t kp_broker_cmd, kp_up_cmd, kp_control_cmd, kp_registry_cmd, kp_bench_cmd,
     kp_apply_cmd, kp_get_cmd, kp_describe_cmd, kp_delete_cmd, kp_team_cmd, kp_secret_cmd,
     kp_run_cmd, kp_probe_cmd, kp_doctor_cmd, kp_produce_cmd, kp_consume_cmd, kp_backup_cmd,

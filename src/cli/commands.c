@@ -45,6 +45,10 @@ const kp_command_t kp_commands[] = {
      &kp_registry_cmd, NULL, 0},
     {"bench", kp_cmd_bench, "load generator (librdkafka): produce/consume throughput and latency",
      &kp_bench_cmd, NULL, 0},
+    {"pool", kp_cmd_pool,
+     "operate a replicated pool: pool status|decommission BROKER|rebalance [--dry-run]|"
+     "elect-leaders --bootstrap HOST:PORT",
+     &kp_pool_cmd, NULL, 0},
     {"version", kp_cmd_version, "print the version", &kp_version_cmd, NULL, 0},
     {"apply", kp_cmd_apply, "create or replace resources from YAML/JSON: apply -f FILE [-n NS]",
      &kp_apply_cmd, "Resources (clients of the control plane API; see docs/api.md):", 0},

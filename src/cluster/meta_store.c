@@ -201,6 +201,7 @@ void kp_meta_topic_free(kp_meta_topic_t *t)
     }
     free(t->config_keys);
     free(t->config_values);
+    free(t->reassigning);
     memset(t, 0, sizeof(*t));
 }
 
@@ -304,6 +305,32 @@ static int unhex16(const char *s, uint8_t id[16])
     return 0;
 }
 
+/* The optional list of moves in progress: each names a partition of the topic once, with
+ * exactly replication_factor distinct target ids. */
+static int decode_reassigning(json_t *a, kp_meta_topic_t *out)
+{
+    if (!a) return 0;
+    if (!json_is_array(a) || json_array_size(a) > (size_t)out->partitions) return -1;
+    size_t n = json_array_size(a);
+    if (n == 0) return 0;
+    out->reassigning = calloc(n, sizeof(*out->reassigning));
+    if (!out->reassigning) return -1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *m = json_array_get(a, i);
+        kp_meta_reassign_t *r = &out->reassigning[i];
+        int64_t part;
+        if (!json_is_object(m) || get_int(m, "partition", 0, out->partitions - 1, &part) < 0 ||
+            get_ids(json_object_get(m, "target"), r->target, KP_REPLICAS_MAX) !=
+                out->replication_factor)
+            return -1;
+        r->partition = (int32_t)part;
+        for (size_t j = 0; j < i; j++)
+            if (out->reassigning[j].partition == r->partition) return -1;
+        out->nreassigning++;
+    }
+    return 0;
+}
+
 char *kp_meta_topic_encode(const kp_meta_topic_t *t)
 {
     json_t *o = json_object(), *rows = json_array(), *cfg = json_object();
@@ -320,6 +347,17 @@ char *kp_meta_topic_encode(const kp_meta_topic_t *t)
         json_object_set_new(cfg, t->config_keys[i], json_string(t->config_values[i]));
     json_object_set_new(o, "configs", cfg);
     json_object_set_new(o, "internal", json_boolean(t->internal));
+    if (t->nreassigning > 0) {
+        json_t *moves = json_array();
+        for (int i = 0; i < t->nreassigning; i++) {
+            json_t *m = json_object();
+            json_object_set_new(m, "partition", json_integer(t->reassigning[i].partition));
+            json_object_set_new(m, "target",
+                                int_array(t->reassigning[i].target, t->replication_factor));
+            json_array_append_new(moves, m);
+        }
+        json_object_set_new(o, "reassigning", moves);
+    }
     return dump_free(o);
 }
 
@@ -372,6 +410,8 @@ int kp_meta_topic_decode(const char *name, const char *json, size_t len, kp_meta
     json_t *in = json_object_get(o, "internal");
     if (in && !json_is_boolean(in)) goto bad;
     out->internal = json_is_true(in);
+    field = "reassigning";
+    if (decode_reassigning(json_object_get(o, "reassigning"), out) < 0) goto bad;
     out->name = strdup(name ? name : "");
     json_decref(o);
     return 0;

@@ -78,6 +78,14 @@ typedef struct kp_meta_broker {
 void kp_meta_broker_free(kp_meta_broker_t *b);
 void kp_meta_brokers_free(kp_meta_broker_t *b, int n);
 
+/* A partition being moved (KIP-455): the replicas it is moving to (replication_factor ids,
+ * preferred leader first). The topic's replicas row keeps the original assignment until the
+ * move completes; meanwhile the partition is replicated on both (reassign.h). */
+typedef struct kp_meta_reassign {
+    int32_t partition;
+    int32_t target[KP_REPLICAS_MAX];
+} kp_meta_reassign_t;
+
 typedef struct kp_meta_topic {
     char *name;
     uint8_t id[16]; /* the topic id (UUID) */
@@ -87,6 +95,8 @@ typedef struct kp_meta_topic {
     char **config_keys, **config_values; /* overrides only */
     int nconfigs;
     int internal;
+    kp_meta_reassign_t *reassigning; /* moves in progress, one per partition at most */
+    int nreassigning;
     int64_t version;
 } kp_meta_topic_t;
 

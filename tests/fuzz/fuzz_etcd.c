@@ -123,6 +123,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                       memcmp(t2.replicas, t.replicas,
                              (size_t)t.partitions * t.replication_factor * sizeof(int32_t)) == 0,
                   "topic round trip");
+            check(t2.nreassigning == t.nreassigning &&
+                      (t.nreassigning == 0 ||
+                       memcmp(t2.reassigning, t.reassigning,
+                              (size_t)t.nreassigning * sizeof(*t.reassigning)) == 0),
+                  "topic moves round trip");
             kp_meta_topic_free(&t2);
             free(enc);
             kp_meta_topic_free(&t);

@@ -172,6 +172,15 @@ ROUNDTRIP(DescribeTransactionsRequest)
 #ifdef KP_API_LIST_TRANSACTIONS
 ROUNDTRIP(ListTransactionsRequest)
 #endif
+#ifdef KP_API_ELECT_LEADERS
+ROUNDTRIP(ElectLeadersRequest)
+#endif
+#ifdef KP_API_ALTER_PARTITION_REASSIGNMENTS
+ROUNDTRIP(AlterPartitionReassignmentsRequest)
+#endif
+#ifdef KP_API_LIST_PARTITION_REASSIGNMENTS
+ROUNDTRIP(ListPartitionReassignmentsRequest)
+#endif
 
 static const struct {
     int16_t key;
@@ -293,6 +302,15 @@ static const struct {
 #endif
 #ifdef KP_API_LIST_TRANSACTIONS
     {KP_API_LIST_TRANSACTIONS, roundtrip_ListTransactionsRequest},
+#endif
+#ifdef KP_API_ELECT_LEADERS
+    {KP_API_ELECT_LEADERS, roundtrip_ElectLeadersRequest},
+#endif
+#ifdef KP_API_ALTER_PARTITION_REASSIGNMENTS
+    {KP_API_ALTER_PARTITION_REASSIGNMENTS, roundtrip_AlterPartitionReassignmentsRequest},
+#endif
+#ifdef KP_API_LIST_PARTITION_REASSIGNMENTS
+    {KP_API_LIST_PARTITION_REASSIGNMENTS, roundtrip_ListPartitionReassignmentsRequest},
 #endif
 };
 

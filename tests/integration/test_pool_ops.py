@@ -1,257 +1,196 @@
-"""Replicated pools (issue 14): the log start offset across replicas, and followers that wait.
+"""Operating a replicated pool (issue 15 item 2 and its acceptance): `kpool pool status`,
+`decommission`, `rebalance` and `elect-leaders` against real brokers on a real etcd.
 
-  - DeleteRecords through any broker (kafkajs' admin sends it to the leader, as Kafka's
-    clients do; a non-leader answers NOT_LEADER_OR_FOLLOWER as Kafka's brokers do) moves the
-    log start offset of every replica, followers included (they take the leader's from
-    their fetch responses);
-  - a follower whose end is below the leader's log start offset (it was down while the
-    records it misses were deleted) starts its log over at the leader's log start and
-    rejoins the ISR, holding exactly the leader's records;
-  - a follower's fetch waiting at the leader (replica.fetch.wait.max.ms) is answered as soon
-    as the leader has new data, so acks=all does not wait the fetch out.
+  - decommission one broker of four under continuous produce (idempotent, acks=all) and
+    consume: every partition ends with its full replication on the other three, no record
+    acknowledged is lost, the producer sees no error;
+  - a skewed pool (a fourth broker joined after the topic was created: it holds nothing)
+    rebalanced: the dry run moves nothing, then max/min leaders per broker <= 1.2 and the
+    replicas are even;
+  - after a broker's restart moved its leaderships away, elect-leaders gives every partition
+    its preferred leader back.
+
+Every test fails on the old code: there was no `kpool pool` (and no reassignment or
+ElectLeaders API under it).
 """
 import json
-import os
 import subprocess
+import threading
+import time
 
 import pytest
-from confluent_kafka import Producer
+from confluent_kafka import Consumer, Producer
 
-import clients
-from pool_harness import Pool, wait_for
+from conftest import KPOOL_BIN
+from pool_harness import Pool, kcat_metadata, wait_for
 from test_pool import check_acked, consume_all, create_topic, topic_md, wait_isr
 
 
-def produce(bootstrap, topic, first, n, timeout_s=60):
-    """n acks=all records numbered from first: {value: (partition, offset)}; asserts every
-    one acknowledged."""
-    acked, errors = {}, []
-    p = Producer({"bootstrap.servers": bootstrap, "acks": "all", "enable.idempotence": True,
-                  "message.timeout.ms": timeout_s * 1000})
+def kpool(*args, expect=0, timeout=300):
+    p = subprocess.run([KPOOL_BIN, "pool"] + list(args), capture_output=True, text=True,
+                       timeout=timeout)
+    assert p.returncode == expect, "kpool pool %s: rc %d\nstdout:\n%s\nstderr:\n%s" % (
+        " ".join(args), p.returncode, p.stdout[-4000:], p.stderr[-4000:])
+    return p
+
+
+def status(bootstrap, expect=0):
+    return json.loads(kpool("status", "-o", "json", "--bootstrap", bootstrap,
+                            expect=expect).stdout)
+
+
+def bid(b):
+    return int(b.extra["broker.id"])
+
+
+def leaders_per_broker(bootstrap, topic, ids):
+    t = topic_md(bootstrap, topic)
+    return {i: sum(1 for p in t["partitions"] if p["leader"] == i) for i in ids}
+
+
+@pytest.fixture
+def pool4(workdir):
+    p = Pool(workdir, 4).start()
+    yield p
+    p.stop()
+
+
+def test_decommission_under_load(pool4):
+    create_topic(pool4.bootstrap, "dq", 6, 3, {"min.insync.replicas": "2"})
+    wait_isr(pool4.bootstrap, "dq", 3)
+    before = status(pool4.bootstrap)
+    assert next(b for b in before["brokers"] if b["id"] == 4)["replicas"] > 0
+    acked, errors, stop = {}, [], threading.Event()
+    seen = set()
+    p = Producer({"bootstrap.servers": pool4.bootstrap, "acks": "all",
+                  "enable.idempotence": True, "linger.ms": 5, "message.timeout.ms": 120000})
 
     def report(err, m):
         if err is not None:
             errors.append(err)
         else:
             acked[m.value()] = (m.partition(), m.offset())
-    for i in range(first, first + n):
-        p.produce(topic, value=b"v-%06d" % i, on_delivery=report)
-    assert p.flush(timeout_s + 30) == 0
-    assert not errors, errors[:3]
-    return acked
 
-
-KAFKAJS_DELETE = r"""
-const { Kafka, logLevel } = require('kafkajs')
-const [broker, topic, offset] = [process.env.BROKER, process.env.TOPIC, process.env.OFFSET]
-;(async () => {
-  const admin = new Kafka({ brokers: [broker], logLevel: logLevel.NOTHING }).admin()
-  await admin.connect()
-  await admin.fetchTopicMetadata({ topics: [topic] }) // deleteTopicRecords needs it loaded
-  await admin.deleteTopicRecords({ topic, partitions: [{ partition: 0, offset }] })
-  const offsets = await admin.fetchTopicOffsets(topic)
-  console.log(JSON.stringify(offsets))
-  await admin.disconnect()
-})().catch(e => { console.error(e); process.exit(1) })
-"""
-
-
-def kafkajs_delete_records(bootstrap, topic, offset):
-    """kafkajs admin.deleteTopicRecords through `bootstrap` (one broker): partition 0's
-    offsets afterwards, [{partition, offset, high, low}]."""
-    if not clients.node_available():
-        pytest.skip("kafkajs not installed (./scripts/install-deps.sh)")
-    r = subprocess.run(["node", "-e", KAFKAJS_DELETE], cwd=clients.JS_DIR, capture_output=True,
-                       text=True, timeout=60,
-                       env=dict(os.environ, BROKER=bootstrap, TOPIC=topic, OFFSET=str(offset)))
-    assert r.returncode == 0, r.stderr[-3000:]
-    return json.loads(r.stdout)
-
-
-def log_start(broker, topic):
-    """The log start offset a broker checkpointed for topic-0 (0 before any deletion)."""
-    try:
-        with open(os.path.join(broker.data_dir, "%s-0" % topic, "log-start-offset")) as f:
-            return int(f.read().strip())
-    except FileNotFoundError:
-        return 0
-
-
-def by_id(pool, i):
-    return next(b for b in pool.brokers if int(b.extra["broker.id"]) == i)
-
-
-def test_delete_records_through_any_broker_reaches_every_replica(workdir):
-    """kafkajs' DeleteRecords, bootstrapped at a broker that does not lead the partition,
-    moves the log start offset to 40 on the leader and on both followers. (Fails on the old
-    code: the followers kept their log start at 0, so a new leader had the records again.)"""
-    pool = Pool(workdir, 3).start()
-    try:
-        create_topic(pool.bootstrap, "dr", 1, 3)
-        leader = wait_isr(pool.bootstrap, "dr", 3)["partitions"][0]["leader"]
-        acked = produce(pool.bootstrap, "dr", 0, 100)
-        other = next(b for b in pool.brokers if int(b.extra["broker.id"]) != leader)
-        offsets = kafkajs_delete_records(other.bootstrap, "dr", 40)
-        assert offsets[0]["low"] == "40" and offsets[0]["high"] == "100", offsets
-        for b in pool.brokers:
-            wait_for(lambda: log_start(b, "dr") == 40, timeout=30,
-                     what="log start 40 on broker %s" % b.extra["broker.id"])
-        # a leader elected from the followers serves from 40 too
-        by_id(pool, leader).stop()
-        wait_for(lambda: (lambda t: t and t["partitions"][0]["leader"] not in (-1, leader))(
-            topic_md(other.bootstrap, "dr")), timeout=30, what="a new leader")
-        stored = consume_all(other.bootstrap, "dr", 60)
-        assert sorted(off for _, off in stored) == list(range(40, 100))
-        check_acked({v: po for v, po in acked.items() if po[1] >= 40}, stored)
-    finally:
-        pool.stop()
-
-
-def test_follower_below_the_leaders_log_start_starts_over(workdir):
-    """A follower is stopped, 100 more records come and the first 150 are deleted; when it
-    returns its end (100) is below the leader's log start (150): it drops its log, starts at
-    150, catches up and rejoins the ISR; alone in the pool it then serves exactly 150..199.
-    (Fails on the old code: its fetches got OFFSET_OUT_OF_RANGE for ever, so it never
-    rejoined the ISR.)"""
-    pool = Pool(workdir, 3).start()
-    try:
-        create_topic(pool.bootstrap, "lso", 1, 3)
-        leader = wait_isr(pool.bootstrap, "lso", 3)["partitions"][0]["leader"]
-        acked = produce(pool.bootstrap, "lso", 0, 100)
-        lagger = next(b for b in pool.brokers if int(b.extra["broker.id"]) != leader)
-        lid = int(lagger.extra["broker.id"])
-        lagger.stop()
-        rest = [b for b in pool.brokers if b is not lagger]
-        live = ",".join(b.bootstrap for b in rest)
-        wait_isr(live, "lso", 2)
-        acked.update(produce(live, "lso", 100, 100))
-        offsets = kafkajs_delete_records(rest[0].bootstrap, "lso", 150)
-        assert offsets[0]["low"] == "150", offsets
-        lagger.start(timeout=60)
-        wait_isr(pool.bootstrap, "lso", 3, timeout=60)
-        assert log_start(lagger, "lso") == 150
-        assert "below the leader's log start" in lagger.log()
-        # its own copy: alone, it leads and serves the leader's records from 150
-        for b in rest:
-            b.stop()
-        wait_for(lambda: (lambda t: t and t["partitions"][0]["leader"] == lid)(
-            topic_md(lagger.bootstrap, "lso")), timeout=40, what="the lagger leading alone")
-        stored = consume_all(lagger.bootstrap, "lso", 50)
-        assert sorted(off for _, off in stored) == list(range(150, 200))
-        check_acked({v: po for v, po in acked.items() if po[1] >= 150}, stored)
-    finally:
-        pool.stop()
-
-
-def test_waiting_follower_fetch_is_answered_when_data_arrives(workdir):
-    """With replica.fetch.wait.max.ms=20000 the followers' fetches wait up to 20 s at the
-    leader: acks=all records must still be acknowledged at once, one after another (each
-    within a 15 s delivery timeout). (Fails on the old code: an append on the leader did not
-    wake its followers' waiting fetches, so every acks=all write waited the fetch out —
-    with Kafka's default 500 ms that was ~2,000 msg/s on one partition.)"""
-    pool = Pool(workdir, 3, extra={"replica.fetch.wait.max.ms": "20000"}).start()
-    try:
-        create_topic(pool.bootstrap, "wake", 1, 3)
-        wait_isr(pool.bootstrap, "wake", 3)
-        for i in range(5):  # one at a time: each waits for both followers to fetch it
-            produce(pool.bootstrap, "wake", i, 1, timeout_s=15)
-    finally:
-        pool.stop()
-
-
-def test_bad_replica_fetch_wait_is_refused(workdir):
-    """replica.fetch.wait.max.ms outside 0..30000 is a clear startup error."""
-    pool = Pool(workdir, 1, extra={"replica.fetch.wait.max.ms": "99999999"})
-    pool.etcd.start()
-    try:
-        b = pool.brokers[0]
-        b.extra["metadata.etcd.endpoints"] = pool.etcd.url
-        p = subprocess.run(b.args(), capture_output=True, text=True, timeout=60)
-        assert p.returncode != 0 and "replica.fetch.wait.max.ms" in p.stdout + p.stderr
-    finally:
-        pool.etcd.stop()
-
-
-def broker_child_pid(root, k):
-    """The pid of `kpool up`'s broker k (a `kpool broker` child whose data is root/.../broker-k)."""
-    want = ("/broker-%d" % k).encode()
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open("/proc/%s/cmdline" % d, "rb") as f:
-                args = f.read().split(b"\0")
-        except OSError:
-            continue
-        if len(args) > 1 and args[1] == b"broker" and any(
-                a.startswith(b"log.dirs=" + root.encode()) and a.endswith(want) for a in args):
-            return int(d)
-    return None
-
-
-def test_pool_status_lists_brokers_and_topic_reports_replication_drift():
-    """`kpool up --brokers 3 --pool nav-dev`: the Pool's status lists its three brokers Up
-    (address, partitions led, replicas); a broker kill -9'ed shows as Down with the pool's
-    partitions under-replicated. The NAIS example Topic (replication 3) whose topic is then
-    recreated in the pool with replication 2, behind the control plane's back, reports the
-    drift in its status (it cannot be repaired: replicas are not reassigned). (Fails on the
-    old code: the Pool's status had no brokers, and the Topic said nothing of the replica
-    count.)"""
-    from harness import KpoolUp
-    from confluent_kafka.admin import NewTopic
-    import signal
-    import time
-    import yaml
-    up = KpoolUp(sets=["control.resync.interval.ms=1000"],
-                 args=["--brokers", "3", "--pool", "nav-dev"])
-    up.start(timeout=120)
-    try:
-        def pool_status():
-            out = up.kpool("get", "pool", "nav-dev", "-o", "yaml").stdout
-            return (yaml.safe_load(out) or {}).get("status") or {}
-
-        def brokers_in(states):
-            st = pool_status()
-            got = {b["id"]: b["state"] for b in st.get("brokers", [])}
-            return st if got == states else None
-        up.kpool("apply", "-f", os.path.join(os.path.dirname(__file__), "..", "..", "examples",
-                                             "topic-replicated.yaml"))
-        wait_for(lambda: "RolloutComplete" in up.kpool("get", "topic", "-n", "myteam").stdout,
-                 timeout=90, what="the topic rolled out")
-        st = wait_for(lambda: brokers_in({1: "Up", 2: "Up", 3: "Up"}), timeout=60,
-                      interval=0.5, what="three brokers Up in the Pool's status")
-        assert all(b["address"].startswith("127.0.0.1:") and b["replicas"] >= 1
-                   for b in st["brokers"]), st
-        assert st["underReplicatedPartitions"] == 0 and st["offlinePartitions"] == 0, st
-        pid = broker_child_pid(up.root, 3)
-        assert pid, "broker 3's process not found"
-        os.kill(pid, signal.SIGKILL)
-        # (the ISRs shrink a moment after the broker leaves Metadata: both are waited for)
-        st = wait_for(lambda: (lambda s: s if s and s["underReplicatedPartitions"] >= 1 else None)(
-            brokers_in({1: "Up", 2: "Up", 3: "Down"})), timeout=60, interval=0.5,
-            what="broker 3 Down and partitions under-replicated in the Pool's status")
-        assert "2 of 3 brokers up" in st["message"], st
-        assert "address" not in st["brokers"][-1]
-
-        # the replica count changed behind the control plane's back
-        admin = up.admin
-        for _ in range(10):
-            for f in admin.delete_topics(["myteam.mytopic"]).values():
-                f.result(30)
+    def produce():
+        i = 0
+        while not stop.is_set():
             try:
-                for f in admin.create_topics([NewTopic("myteam.mytopic", 1, 2)]).values():
-                    f.result(30)
-                break
-            except Exception:  # the control plane recreated it first: again
-                time.sleep(0.5)
+                p.produce("dq", key=b"%d" % i, value=b"d-%08d" % i, on_delivery=report)
+                i += 1
+            except BufferError:
+                pass
+            p.poll(0.005)
+        p.flush(120)
 
-        def drift():
-            t = yaml.safe_load(up.kpool("get", "topic", "mytopic", "-n", "myteam", "-o",
-                                        "yaml").stdout)
-            s = t.get("status") or {}
-            return s if s.get("replicationInPool") == 2 else None
-        s = wait_for(drift, timeout=60, interval=0.5, what="the Topic's replication drift")
-        assert s["message"].startswith("replication drift: the pool's topic has replication 2, "
-                                       "spec.config.replication is 3"), s["message"]
+    def consume():
+        c = Consumer({"bootstrap.servers": pool4.bootstrap, "group.id": "dq-reader",
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        c.subscribe(["dq"])
+        # until the producer is done and every record it got acknowledged was read (or a
+        # minute after the producer ended: the assertion below then says what is missing)
+        while not produced.is_set() or not set(acked) <= seen:
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                seen.add(m.value())
+            if produced.is_set() and time.time() > produced_at[0] + 60:
+                break
+        c.close()
+    produced, produced_at = threading.Event(), [0]
+    threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    for t in threads:
+        t.start()
+    try:
+        wait_for(lambda: len(acked) > 300, timeout=60, what="records before the move")
+        out = kpool("decommission", "4", "--timeout", "180", "--bootstrap", pool4.bootstrap)
+        assert "it may be stopped" in out.stdout, out.stdout
+        n = len(acked)
+        wait_for(lambda: len(acked) > n + 300, timeout=60, what="records after the move")
     finally:
-        up.stop()
+        stop.set()
+        threads[0].join(180)
+        produced_at[0] = time.time()
+        produced.set()
+        threads[1].join(180)
+    assert not errors, errors[:3]
+    t = wait_isr(pool4.bootstrap, "dq", 3, timeout=60)
+    for part in t["partitions"]:
+        assert 4 not in [r["id"] for r in part["replicas"]], part
+        assert part["leader"] != 4
+    after = status(pool4.bootstrap)
+    b4 = next(b for b in after["brokers"] if b["id"] == 4)
+    assert b4["replicas"] == 0 and b4["leaders"] == 0, b4
+    assert after["under_replicated"] == [] and after["offline"] == []
+    # the broker may go: nothing changes for the partitions
+    pool4.brokers[3].stop()
+    wait_isr(pool4.brokers[0].bootstrap, "dq", 3)
+    stored = consume_all(pool4.brokers[0].bootstrap, "dq", len(acked))
+    check_acked(acked, stored)
+    assert set(acked) <= seen, "the consumer missed %d acknowledged records" % len(
+        set(acked) - seen)
+    print("decommission under load: %d records acknowledged, none lost" % len(acked))
+
+
+def test_rebalance_a_skewed_pool(pool4):
+    late = pool4.brokers[3]
+    late.stop()
+    wait_for(lambda: len(kcat_metadata(pool4.brokers[0].bootstrap)["brokers"]) == 3,
+             what="broker 4 gone")
+    create_topic(pool4.brokers[0].bootstrap, "sk", 12, 3)
+    wait_isr(pool4.brokers[0].bootstrap, "sk", 3)
+    p = Producer({"bootstrap.servers": pool4.brokers[0].bootstrap, "acks": "all"})
+    acked = {}
+    for i in range(600):
+        p.produce("sk", key=b"%d" % i, value=b"s-%06d" % i,
+                  on_delivery=lambda e, m: acked.__setitem__(m.value(),
+                                                             (m.partition(), m.offset())))
+    assert p.flush(60) == 0
+    late.start(timeout=30)
+    pool4.wait_all_seen()
+    skewed = leaders_per_broker(pool4.bootstrap, "sk", [1, 2, 3, 4])
+    assert skewed[4] == 0, skewed
+    dry = kpool("rebalance", "--dry-run", "--bootstrap", pool4.bootstrap)
+    assert "move sk-" in dry.stdout and " to copy" in dry.stdout, dry.stdout
+    assert leaders_per_broker(pool4.bootstrap, "sk", [1, 2, 3, 4]) == skewed
+    assert status(pool4.bootstrap)["moves_in_progress"] == 0
+    kpool("rebalance", "--timeout", "180", "--bootstrap", pool4.bootstrap)
+    t = wait_isr(pool4.bootstrap, "sk", 3, timeout=60)
+    reps = {i: sum(1 for x in t["partitions"] if i in [r["id"] for r in x["replicas"]])
+            for i in (1, 2, 3, 4)}
+    assert max(reps.values()) - min(reps.values()) <= 1, reps
+    leaders = wait_for(lambda: (lambda c: c if min(c.values()) > 0 and
+                                max(c.values()) / min(c.values()) <= 1.2 else None)(
+        leaders_per_broker(pool4.bootstrap, "sk", [1, 2, 3, 4])), timeout=30,
+        what="leaders balanced")
+    print("rebalance: leaders per broker %r -> %r, replicas %r" % (skewed, leaders, reps))
+    st = status(pool4.bootstrap)
+    assert st["under_replicated"] == [] and st["moves_in_progress"] == 0
+    check_acked(acked, consume_all(pool4.bootstrap, "sk", len(acked)))
+
+
+def test_elect_leaders_restores_preferred_leaders(workdir):
+    pool = Pool(workdir, 3).start()
+    try:
+        create_topic(pool.bootstrap, "el", 6, 3)
+        wait_isr(pool.bootstrap, "el", 3)
+        b2 = pool.brokers[1]
+        b2.restart()  # a controlled shutdown moves its leaderships away
+        t = wait_isr(pool.bootstrap, "el", 3, timeout=60)
+        assert not any(p["leader"] == 2 for p in t["partitions"])
+        out = kpool("elect-leaders", "--bootstrap", pool.bootstrap)
+        assert "preferred leaders elected" in out.stdout
+        t = wait_isr(pool.bootstrap, "el", 3)
+        assert all(p["leader"] == p["replicas"][0]["id"] for p in t["partitions"]), t
+        assert sum(1 for p in t["partitions"] if p["leader"] == 2) == 2
+        # nothing left to elect: a second run elects none
+        assert kpool("elect-leaders", "--bootstrap", pool.bootstrap).stdout.startswith("0 ")
+    finally:
+        pool.stop()
+
+
+def test_pool_command_usage_errors(workdir):
+    kpool(expect=2)
+    kpool("status", expect=2)  # no --bootstrap
+    kpool("frobnicate", "--bootstrap", "127.0.0.1:1", expect=2)
+    kpool("decommission", "--bootstrap", "127.0.0.1:1", expect=2)
+    p = kpool("status", "--bootstrap", "127.0.0.1:1", expect=1)
+    assert "127.0.0.1:1" in p.stderr

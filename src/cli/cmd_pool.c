@@ -1,0 +1,342 @@
+/*
+ * cmd_pool.c — `kpool pool status|decommission|rebalance|elect-leaders`: operating a
+ * replicated pool through its brokers' Kafka protocol (pool_client.h), with plans from
+ * pool_plan.h. Moves are KIP-455 reassignments (the controller completes each once its new
+ * replicas are in the ISR); leaders move by preferred-leader election (ElectLeaders).
+ *
+ * Exit codes: 0 done (or, for status, a healthy pool), 1 a failure or an unhealthy pool
+ * (under-replicated or offline partitions), 2 a usage error.
+ */
+#include "cli/cli.h"
+#include "cli/pool_client.h"
+#include "cli/pool_plan.h"
+
+#include "core/clock.h"
+
+#include <inttypes.h>
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* How often a waiting command looks at the pool again. */
+#define POLL_MS 1000
+
+typedef struct pool_opts {
+    const char *bootstrap;
+    const char *output;
+    long timeout_ms;
+    int dry_run;
+} pool_opts_t;
+
+static const kp_option_t pool_options[] = {
+    KP_OPT_NONEMPTY('b', "bootstrap", pool_opts_t, bootstrap, "HOST:PORT[,...]",
+                    "brokers of the pool (PLAINTEXT listeners) [$KPOOL_BOOTSTRAP]",
+                    "--bootstrap needs HOST:PORT"),
+    KP_OPT_STRING('o', "output", pool_opts_t, output, "json", "status: print JSON"),
+    KP_OPT_BOOL(0, "dry-run", pool_opts_t, dry_run,
+                "decommission, rebalance: print the plan, move nothing"),
+    KP_OPT_SECONDS(0, "timeout", pool_opts_t, timeout_ms, "SECS",
+                   "decommission, rebalance: give up waiting after SECS [600]", 86400),
+    KP_OPT_END(),
+};
+
+const kp_opts_cmd_t kp_pool_cmd = {
+    .name = "pool",
+    .usage = "pool status [-o json] --bootstrap HOST:PORT\n"
+             "pool decommission BROKER [--dry-run] [--timeout SECS] --bootstrap HOST:PORT\n"
+             "pool rebalance [--dry-run] [--timeout SECS] --bootstrap HOST:PORT\n"
+             "pool elect-leaders --bootstrap HOST:PORT",
+    .description =
+        "Operates a replicated pool through its brokers (docs/replication.md, \"Operating a\n"
+        "pool\").\n"
+        "\n"
+        "status         brokers (rack, address), replicas, leaders and disk use per broker;\n"
+        "               under-replicated and offline partitions; moves in progress. Exit 1\n"
+        "               when a partition is under-replicated or offline.\n"
+        "decommission   moves every replica off BROKER (to the live brokers with the fewest\n"
+        "               replicas, rack-aware), waits until it holds none and leads nothing:\n"
+        "               the broker may then be stopped.\n"
+        "rebalance      evens out replicas, then preferred leaders, across brokers (rack-\n"
+        "               aware); prints the moves and the bytes they copy, executes them,\n"
+        "               waits, then elects the preferred leaders.\n"
+        "elect-leaders  preferred-leader election of every partition (ElectLeaders).\n",
+    .options = pool_options,
+};
+
+static const char *bootstrap_of(const pool_opts_t *o)
+{
+    if (o->bootstrap) return o->bootstrap;
+    const char *env = getenv("KPOOL_BOOTSTRAP");
+    return env && *env ? env : NULL;
+}
+
+static void human_bytes(int64_t n, char *out, size_t len)
+{
+    if (n < 0) {
+        snprintf(out, len, "?");
+        return;
+    }
+    const char *unit[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)n;
+    int u = 0;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(out, len, u ? "%.1f %s" : "%.0f %s", v, unit[u]);
+}
+
+static void ids_text(const int32_t *ids, int n, char *out, size_t len)
+{
+    size_t off = 0;
+    out[0] = 0;
+    for (int i = 0; i < n && off < len; i++)
+        off += (size_t)snprintf(out + off, len - off, "%s%d", i ? "," : "", ids[i]);
+}
+
+static int holds(const kp_poolc_part_t *p, int32_t id)
+{
+    for (int r = 0; r < p->nreplicas; r++)
+        if (p->replicas[r] == id) return 1;
+    return 0;
+}
+
+static json_t *ids_json(const int32_t *ids, int n)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(a, json_integer(ids[i]));
+    return a;
+}
+
+static int status_print(const kp_poolc_snapshot_t *s, int json)
+{
+    int under = 0, offline = 0;
+    for (int i = 0; i < s->nparts; i++) {
+        offline += s->parts[i].leader < 0;
+        under += s->parts[i].nisr < s->parts[i].nreplicas;
+    }
+    if (json) {
+        json_t *o = json_object(), *bs = json_array(), *ur = json_array(), *off = json_array();
+        for (int b = 0; b < s->nbrokers; b++) {
+            int reps = 0, leads = 0;
+            for (int i = 0; i < s->nparts; i++) {
+                reps += holds(&s->parts[i], s->brokers[b].id);
+                leads += s->parts[i].leader == s->brokers[b].id;
+            }
+            json_array_append_new(
+                bs, json_pack("{s:i,s:s,s:s,s:i,s:i,s:i,s:I}", "id", s->brokers[b].id, "rack",
+                              s->brokers[b].rack, "host", s->brokers[b].host, "port",
+                              s->brokers[b].port, "replicas", reps, "leaders", leads, "disk_bytes",
+                              (json_int_t)s->brokers[b].disk_bytes));
+        }
+        for (int i = 0; i < s->nparts; i++) {
+            const kp_poolc_part_t *p = &s->parts[i];
+            json_t *e =
+                json_pack("{s:s,s:i,s:i,s:o,s:o}", "topic", p->topic, "partition", p->partition,
+                          "leader", p->leader, "replicas", ids_json(p->replicas, p->nreplicas),
+                          "isr", ids_json(p->isr, p->nisr));
+            if (p->leader < 0) json_array_append(off, e);
+            if (p->nisr < p->nreplicas) json_array_append(ur, e);
+            json_decref(e);
+        }
+        json_object_set_new(o, "controller", json_integer(s->controller));
+        json_object_set_new(o, "brokers", bs);
+        json_object_set_new(o, "partitions", json_integer(s->nparts));
+        json_object_set_new(o, "under_replicated", ur);
+        json_object_set_new(o, "offline", off);
+        json_object_set_new(o, "moves_in_progress", json_integer(s->nmoving));
+        char *text = json_dumps(o, JSON_INDENT(2));
+        printf("%s\n", text);
+        free(text);
+        json_decref(o);
+        return under || offline ? 1 : 0;
+    }
+    printf("%d brokers, controller %d, %d partitions, %d under-replicated, %d offline, %d moves "
+           "in progress\n\n",
+           s->nbrokers, s->controller, s->nparts, under, offline, s->nmoving);
+    printf("%-8s %-12s %-24s %9s %8s %12s\n", "BROKER", "RACK", "ADDRESS", "REPLICAS", "LEADERS",
+           "DISK");
+    for (int b = 0; b < s->nbrokers; b++) {
+        int reps = 0, leads = 0;
+        for (int i = 0; i < s->nparts; i++) {
+            reps += holds(&s->parts[i], s->brokers[b].id);
+            leads += s->parts[i].leader == s->brokers[b].id;
+        }
+        char addr[300], disk[32];
+        snprintf(addr, sizeof(addr), "%s:%d", s->brokers[b].host, s->brokers[b].port);
+        human_bytes(s->brokers[b].disk_bytes, disk, sizeof(disk));
+        printf("%-8d %-12s %-24s %9d %8d %12s\n", s->brokers[b].id,
+               s->brokers[b].rack[0] ? s->brokers[b].rack : "-", addr, reps, leads, disk);
+    }
+    for (int i = 0; i < s->nparts; i++) {
+        const kp_poolc_part_t *p = &s->parts[i];
+        if (p->leader >= 0 && p->nisr >= p->nreplicas) continue;
+        char reps[800], isr[800];
+        ids_text(p->replicas, p->nreplicas, reps, sizeof(reps));
+        ids_text(p->isr, p->nisr, isr, sizeof(isr));
+        printf("%s %s-%d: replicas [%s], in sync [%s]\n",
+               p->leader < 0 ? "OFFLINE" : "UNDER-REPLICATED", p->topic, p->partition, reps, isr);
+    }
+    return under || offline ? 1 : 0;
+}
+
+static void plan_print(const kp_poolc_snapshot_t *s, const kp_plan_t *plan)
+{
+    for (int m = 0; m < plan->n; m++) {
+        const kp_poolc_move_t *mv = &plan->moves[m];
+        const kp_poolc_part_t *p = NULL;
+        for (int i = 0; i < s->nparts && !p; i++)
+            if (s->parts[i].partition == mv->partition && !strcmp(s->parts[i].topic, mv->topic))
+                p = &s->parts[i];
+        char from[800], to[800], size[32];
+        ids_text(p ? p->replicas : NULL, p ? p->nreplicas : 0, from, sizeof(from));
+        ids_text(mv->target, mv->ntarget, to, sizeof(to));
+        human_bytes(p ? p->bytes : -1, size, sizeof(size));
+        printf("move %s-%d: [%s] -> [%s] (%s)\n", mv->topic, mv->partition, from, to, size);
+    }
+    char total[32];
+    human_bytes(plan->bytes, total, sizeof(total));
+    printf("%d moves, %s to copy%s\n", plan->n, total,
+           plan->unknown_bytes ? " (and moves of unknown size)" : "");
+}
+
+/* Waits until no move is in progress and done(s) holds. 0, or 1 after printing why not. */
+static int wait_done(const pool_opts_t *o, const char *bootstrap,
+                     int (*done)(const kp_poolc_snapshot_t *s, int32_t arg), int32_t arg)
+{
+    int64_t until = kp_mono_ms() + o->timeout_ms;
+    char err[512] = "";
+    int left = -1;
+    while (kp_mono_ms() < until) {
+        kp_poolc_snapshot_t s;
+        if (kp_poolc_snapshot(bootstrap, 10000, &s, err, sizeof(err)) == 0) {
+            int ok = s.nmoving == 0 && done(&s, arg);
+            if (left != s.nmoving) printf("%d moves in progress\n", s.nmoving);
+            left = s.nmoving;
+            kp_poolc_snapshot_free(&s);
+            if (ok) return 0;
+        }
+        fflush(stdout);
+        struct timespec ts = {POLL_MS / 1000, (POLL_MS % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    fprintf(stderr, "kpool pool: timed out after %lds (%d moves in progress%s%s)\n",
+            o->timeout_ms / 1000, left, err[0] ? "; last error: " : "", err);
+    return 1;
+}
+
+static int broker_empty(const kp_poolc_snapshot_t *s, int32_t id)
+{
+    for (int i = 0; i < s->nparts; i++)
+        if (holds(&s->parts[i], id) || s->parts[i].leader == id) return 0;
+    return 1;
+}
+
+static int always(const kp_poolc_snapshot_t *s, int32_t arg)
+{
+    (void)s;
+    (void)arg;
+    return 1;
+}
+
+static int execute(const pool_opts_t *o, const char *bootstrap, const kp_poolc_snapshot_t *s,
+                   const kp_plan_t *plan)
+{
+    plan_print(s, plan);
+    if (o->dry_run || plan->n == 0) return 0;
+    char err[512];
+    int refused = kp_poolc_alter(bootstrap, 30000, plan->moves, plan->n, err, sizeof(err));
+    if (refused < 0) {
+        fprintf(stderr, "kpool pool: %s\n", err);
+        return 1;
+    }
+    if (refused > 0) fprintf(stderr, "kpool pool: %d moves refused (above)\n", refused);
+    return refused > 0 ? 1 : 0;
+}
+
+static int elect(const char *bootstrap)
+{
+    char err[512];
+    int failed = 0;
+    int n = kp_poolc_elect_preferred(bootstrap, 30000, &failed, err, sizeof(err));
+    if (n < 0) {
+        fprintf(stderr, "kpool pool: %s\n", err);
+        return 1;
+    }
+    printf("%d preferred leaders elected%s\n", n, failed ? " (some could not be: above)" : "");
+    return 0;
+}
+
+static int run(const pool_opts_t *o, const char *bootstrap, char **args, int nargs)
+{
+    const char *verb = args[0];
+    kp_poolc_snapshot_t s;
+    char err[512];
+    if (!strcmp(verb, "elect-leaders")) return elect(bootstrap);
+    if (kp_poolc_snapshot(bootstrap, 10000, &s, err, sizeof(err)) < 0) {
+        fprintf(stderr, "kpool pool: %s\n", err);
+        return 1;
+    }
+    int rc = 0;
+    kp_plan_t plan = {0};
+    if (!strcmp(verb, "status")) {
+        rc = status_print(&s, o->output != NULL);
+    } else if (!strcmp(verb, "decommission")) {
+        char *end;
+        long id = strtol(args[1], &end, 10);
+        if (*end || id < 0 || id > INT32_MAX) {
+            kp_poolc_snapshot_free(&s);
+            return kp_opts_error("pool", "decommission: '%s' is not a broker id", args[1]);
+        }
+        if (kp_plan_decommission(&s, (int32_t)id, &plan, err, sizeof(err)) < 0) {
+            fprintf(stderr, "kpool pool: %s\n", err);
+            rc = 1;
+        } else {
+            rc = execute(o, bootstrap, &s, &plan);
+            if (!rc && !o->dry_run) rc = wait_done(o, bootstrap, broker_empty, (int32_t)id);
+            if (!rc && !o->dry_run)
+                printf("broker %ld holds no replica and leads nothing: it may be stopped\n", id);
+        }
+    } else {
+        kp_plan_rebalance(&s, &plan, err, sizeof(err));
+        rc = execute(o, bootstrap, &s, &plan);
+        if (!rc && !o->dry_run && plan.n > 0) rc = wait_done(o, bootstrap, always, 0);
+        if (!rc && !o->dry_run) rc = elect(bootstrap);
+    }
+    (void)nargs;
+    kp_plan_free(&plan);
+    kp_poolc_snapshot_free(&s);
+    return rc;
+}
+
+int kp_cmd_pool(int argc, char **argv)
+{
+    pool_opts_t o = {.timeout_ms = 600000};
+    char **args = NULL;
+    int nargs = 0;
+    int rc = kp_opts_parse(&kp_pool_cmd, &o, argc, argv, &args, &nargs);
+    if (rc) goto out;
+    const char *verbs[] = {"status", "decommission", "rebalance", "elect-leaders"};
+    int known = 0;
+    for (size_t i = 0; nargs > 0 && i < sizeof(verbs) / sizeof(verbs[0]); i++)
+        known |= !strcmp(args[0], verbs[i]);
+    const char *bootstrap = bootstrap_of(&o);
+    if (nargs == 0)
+        rc = kp_opts_error("pool", "a subcommand is required: status, decommission, rebalance "
+                                   "or elect-leaders");
+    else if (!known)
+        rc = kp_opts_error("pool", "unknown subcommand '%s'", args[0]);
+    else if (nargs != (!strcmp(args[0], "decommission") ? 2 : 1))
+        rc = kp_opts_error("pool", "%s takes %s", args[0],
+                           !strcmp(args[0], "decommission") ? "one BROKER id" : "no argument");
+    else if (o.output && strcmp(o.output, "json"))
+        rc = kp_opts_error("pool", "-o: only json is known, not '%s'", o.output);
+    else if (!bootstrap)
+        rc = kp_opts_error("pool", "--bootstrap HOST:PORT is required (or $KPOOL_BOOTSTRAP)");
+    else
+        rc = run(&o, bootstrap, args, nargs);
+out:
+    free(args);
+    return rc == KP_OPTS_HELP ? 0 : rc;
+}
