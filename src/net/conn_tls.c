@@ -52,8 +52,6 @@
 /* Ciphertext read from the socket at once (the plaintext receive chunk's size). Below glibc's
  * mmap threshold, so taking and freeing it per burst costs no system call. */
 #define RBUF_BYTES (64 * 1024)
-/* Ciphertext gathered for one write(2): four full TLS 1.3 records (16,406 bytes each) fit. */
-#define OBUF_BYTES (80 * 1024)
 /* Resumed sessions (TLS 1.3 tickets) are accepted for this long after the full handshake. */
 #define SESSION_SECONDS 3600
 
@@ -70,10 +68,8 @@ typedef struct tls_conn {
     size_t woff, wlen;
     uint8_t *rbuf; /* ciphertext read, not yet taken by OpenSSL: [roff, rlen) */
     size_t roff, rlen;
-    int rdrained;  /* the last read(2) returned less than asked: the socket was empty */
-    int reof;      /* read(2) returned 0 */
-    uint8_t *obuf; /* ciphertext records OpenSSL wrote, not yet on the socket: [ooff, olen) */
-    size_t ooff, olen;
+    int rdrained; /* the last read(2) returned less than asked: the socket was empty */
+    int reof;     /* read(2) returned 0 */
 } tls_conn_t;
 
 static void ssl_errors(char *out, size_t n)
@@ -296,110 +292,15 @@ static int rbio_write(BIO *b, const char *in, size_t inl, size_t *written)
     return 0; /* OpenSSL writes through the socket BIO */
 }
 
-/* ---- the send BIO (see the top of the file) ---- */
-
-static BIO_METHOD *wbio_method;
-
-/* Writes out the gathered records. 0 when none are left, -1 with errno (EAGAIN: the socket
- * is full). */
-static int wbio_drain(tls_conn_t *tc)
-{
-    while (tc->ooff < tc->olen) {
-        ssize_t n = write(tc->fd, tc->obuf + tc->ooff, tc->olen - tc->ooff);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        tc->ooff += (size_t)n;
-    }
-    free(tc->obuf); /* an idle connection holds no ciphertext buffer */
-    tc->obuf = NULL;
-    tc->ooff = tc->olen = 0;
-    return 0;
-}
-
-/* A record (or handshake flight) from OpenSSL: kept while it fits after the ones gathered,
- * otherwise written out together with them in one writev(2). Partial writes are reported
- * as OpenSSL expects: it offers the rest of its record again, from the same buffer. */
-static int wbio_write(BIO *b, const char *in, size_t inl, size_t *written)
-{
-    tls_conn_t *tc = BIO_get_data(b);
-    BIO_clear_retry_flags(b);
-    *written = 0;
-    if (inl == 0) return 1;
-    if (inl <= OBUF_BYTES - tc->olen) {
-        if (!tc->obuf) tc->obuf = kp_xmalloc(OBUF_BYTES);
-        memcpy(tc->obuf + tc->olen, in, inl);
-        tc->olen += inl;
-        *written = inl;
-        return 1;
-    }
-    size_t pend = tc->olen - tc->ooff;
-    struct iovec iov[2] = {{tc->obuf ? tc->obuf + tc->ooff : NULL, pend}, {(void *)in, inl}};
-    ssize_t n;
-    do n = writev(tc->fd, pend ? iov : iov + 1, pend ? 2 : 1);
-    while (n < 0 && errno == EINTR);
-    if (n < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
-        return 0; /* errno says why (SSL_ERROR_SYSCALL) */
-    }
-    if ((size_t)n < pend) {
-        tc->ooff += (size_t)n;
-        BIO_set_retry_write(b); /* the socket is full; none of this record went */
-        return 0;
-    }
-    free(tc->obuf);
-    tc->obuf = NULL;
-    tc->ooff = tc->olen = 0;
-    *written = (size_t)n - pend;
-    if (*written == 0) {
-        BIO_set_retry_write(b);
-        return 0;
-    }
-    return 1;
-}
-
-static long wbio_ctrl(BIO *b, int cmd, long num, void *ptr)
-{
-    (void)num;
-    (void)ptr;
-    tls_conn_t *tc = BIO_get_data(b);
-    switch (cmd) {
-    case BIO_CTRL_FLUSH: /* the end of a handshake flight or alert */
-        BIO_clear_retry_flags(b);
-        if (!tc || wbio_drain(tc) == 0) return 1;
-        if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
-        return 0;
-    case BIO_CTRL_WPENDING:
-        return tc ? (long)(tc->olen - tc->ooff) : 0;
-    default:
-        return 0; /* no kernel TLS through this BIO (kp_tls_conn_new uses a socket BIO then) */
-    }
-}
-
-static int wbio_read(BIO *b, char *out, size_t outl, size_t *readbytes)
-{
-    (void)b;
-    (void)out;
-    (void)outl;
-    *readbytes = 0;
-    return 0; /* OpenSSL reads through the receive BIO */
-}
-
 static void rbio_method_init(void)
 {
     BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "kpool tls read");
-    BIO_METHOD *w = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "kpool tls write");
-    if (m && w && BIO_meth_set_read_ex(m, rbio_read) == 1 &&
-        BIO_meth_set_write_ex(m, rbio_write) == 1 && BIO_meth_set_ctrl(m, rbio_ctrl) == 1 &&
-        BIO_meth_set_read_ex(w, wbio_read) == 1 && BIO_meth_set_write_ex(w, wbio_write) == 1 &&
-        BIO_meth_set_ctrl(w, wbio_ctrl) == 1) {
+    if (m && BIO_meth_set_read_ex(m, rbio_read) == 1 && BIO_meth_set_write_ex(m, rbio_write) == 1 &&
+        BIO_meth_set_ctrl(m, rbio_ctrl) == 1) {
         rbio_method = m;
-        wbio_method = w;
         return;
     }
     BIO_meth_free(m);
-    BIO_meth_free(w);
 }
 
 void *kp_tls_conn_new(kp_tls_ctx_t *t, int fd)
@@ -409,8 +310,7 @@ void *kp_tls_conn_new(kp_tls_ctx_t *t, int fd)
     SSL *ssl = SSL_new(t->ctx);
     if (!ssl) return NULL;
     BIO *rbio = BIO_new(rbio_method);
-    /* kernel TLS needs OpenSSL's own socket BIO to hand the keys to */
-    BIO *wbio = t->ktls ? BIO_new_socket(fd, BIO_NOCLOSE) : BIO_new(wbio_method);
+    BIO *wbio = BIO_new_socket(fd, BIO_NOCLOSE);
     if (!rbio || !wbio) {
         BIO_free(rbio);
         BIO_free(wbio);
@@ -423,10 +323,6 @@ void *kp_tls_conn_new(kp_tls_ctx_t *t, int fd)
     tc->ktls = t->ktls;
     BIO_set_data(rbio, tc);
     BIO_set_init(rbio, 1);
-    if (!t->ktls) {
-        BIO_set_data(wbio, tc);
-        BIO_set_init(wbio, 1);
-    }
     SSL_set_bio(ssl, rbio, wbio); /* the SSL owns both */
     SSL_set_accept_state(ssl);
     return tc;
@@ -568,13 +464,12 @@ static ssize_t tls_sendfile(kp_conn_t *c, int fd, int64_t pos, size_t len)
 static int tls_flush(kp_conn_t *c)
 {
     tls_conn_t *tc = tls(c);
-    if (tc->wbuf) {
-        if (wbuf_write(c, 1) < 0) return -1;
-        /* an idle connection holds no send buffer */
-        free(tc->wbuf);
-        tc->wbuf = NULL;
-    }
-    return tc->obuf ? wbio_drain(tc) : 0;
+    if (!tc->wbuf) return 0;
+    if (wbuf_write(c, 1) < 0) return -1;
+    /* an idle connection holds no send buffer */
+    free(tc->wbuf);
+    tc->wbuf = NULL;
+    return 0;
 }
 
 static int tls_handshake(kp_conn_t *c)
@@ -628,7 +523,6 @@ static void tls_destroy(kp_conn_t *c)
     SSL_free(tc->ssl);
     free(tc->wbuf);
     free(tc->rbuf);
-    free(tc->obuf);
     free(tc);
     c->tp_state = NULL;
 }
