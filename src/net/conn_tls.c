@@ -156,7 +156,9 @@ kp_tls_ctx_t *kp_tls_server_ctx_new(const kp_tls_config_t *cfg, char *err, size_
     SSL_CTX_set_timeout(ctx, SESSION_SECONDS);
     static const unsigned char sid_ctx[] = "kpool";
     SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
-    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    /* no renegotiation (TLS 1.2), no compression (OpenSSL 3's default, said here) */
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION |
+                                 SSL_OP_CIPHER_SERVER_PREFERENCE);
     char ktls_why[128];
     int ktls = ktls_probe(ktls_why, sizeof(ktls_why));
     if (ktls) SSL_CTX_set_options(ctx, SSL_OP_ENABLE_KTLS);
