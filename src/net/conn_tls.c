@@ -19,13 +19,12 @@
  * pieces into a per-connection ciphertext buffer and hands OpenSSL each record's header and
  * body from there: one read(2) per 64 KiB that has arrived instead of one per record (OpenSSL's
  * read-ahead buffer holds one record, and with read-ahead it also moves the rest of its buffer
- * to the front at every record). A read(2) that returned less than asked means the socket
- * was empty, so the next request for bytes does not call read(2) just to see EAGAIN: it
- * reports "would block" and the connection goes back to epoll (level-triggered: bytes that
- * arrived in between wake it at once), as the plaintext path does. SSL_read_ex decrypts in
- * OpenSSL's record buffer and copies out into the connection's receive chunk; tls_read()
- * takes every record that has arrived, not one. Bytes held in our buffer or inside OpenSSL
- * are reported by pending().
+ * to the front at every record). pending() reports the records still in our buffer, and
+ * whether the last read(2) filled it: after a short read (the socket was empty) and the last
+ * record handed over it is 0, so the connection goes back to epoll (level-triggered: bytes
+ * that arrived in between wake it at once) instead of calling read(2) to see EAGAIN, as the
+ * plaintext path does after a short read. SSL_read_ex decrypts in OpenSSL's record buffer
+ * and copies out into the connection's receive chunk, one record per call.
  */
 #include "net/tls.h"
 
@@ -236,22 +235,16 @@ static int rbio_read(BIO *b, char *out, size_t outl, size_t *readbytes)
     *readbytes = 0;
     if (outl == 0) return 0;
     if (tc->roff == tc->rlen) {
-        if (tc->rdrained) {
-            /* the socket was empty a moment ago: wait for epoll rather than read(2) to learn
-             * it still is (once; the next call reads) */
-            tc->rdrained = 0;
-            free(tc->rbuf);
-            tc->rbuf = NULL;
-            tc->roff = tc->rlen = 0;
-            BIO_set_retry_read(b);
-            return 0;
-        }
         if (!tc->rbuf) tc->rbuf = kp_xmalloc(RBUF_BYTES);
         tc->roff = tc->rlen = 0;
         ssize_t n;
         do n = read(tc->fd, tc->rbuf, RBUF_BYTES);
         while (n < 0 && errno == EINTR);
         if (n <= 0) {
+            int e = errno;
+            free(tc->rbuf); /* nothing buffered: hold no memory */
+            tc->rbuf = NULL;
+            errno = e;
             if (n == 0)
                 tc->reof = 1;
             else if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -264,6 +257,11 @@ static int rbio_read(BIO *b, char *out, size_t outl, size_t *readbytes)
     size_t n = tc->rlen - tc->roff < outl ? tc->rlen - tc->roff : outl;
     memcpy(out, tc->rbuf + tc->roff, n);
     tc->roff += n;
+    if (tc->roff == tc->rlen && tc->rdrained) {
+        free(tc->rbuf); /* the socket was empty: the connection waits for epoll now */
+        tc->rbuf = NULL;
+        tc->roff = tc->rlen = 0;
+    }
     *readbytes = n;
     return 1;
 }
@@ -357,33 +355,16 @@ static ssize_t io_result(kp_conn_t *c, int ok, size_t n, int ret)
     }
 }
 
-/* Fills buf with as many records as have arrived: SSL_read_ex returns one record (at most
- * 16 KiB) per call, and a read that returned less than asked would otherwise look like a
- * drained socket to the connection, which then went back to epoll (and set TCP_QUICKACK
- * for the partial request) once per record: 26x the reads, 29x the epoll_waits and a
- * setsockopt per record of a plaintext produce (perf stat, docs/performance.md). A short
- * return now means OpenSSL saw the socket empty. Bytes already read are returned before an
- * error or EOF; the next call reports it (OpenSSL's errors and close_notify are sticky, and
- * a reset socket reads as EOF). */
+/* One record (SSL_read_ex returns at most one), so the connection parses after each: a big
+ * request gets its own chunk after its first record, not after the 64 KiB chunk filled. A
+ * short read does not mean the socket is drained here: pending() says what is left. */
 static ssize_t tls_read(kp_conn_t *c, void *buf, size_t len)
 {
-    SSL *ssl = tls(c)->ssl;
-    size_t got = 0;
-    while (got < len) {
-        size_t n = 0;
-        errno = 0;
-        int ret = SSL_read_ex(ssl, (uint8_t *)buf + got, len - got, &n);
-        if (ret != 1) {
-            if (got > 0) {
-                ERR_clear_error();
-                break;
-            }
-            /* a peer's close_notify and a plain EOF both end the connection */
-            return io_result(c, 0, 0, ret);
-        }
-        got += n;
-    }
-    return (ssize_t)got;
+    size_t n = 0;
+    errno = 0;
+    int ret = SSL_read_ex(tls(c)->ssl, buf, len, &n);
+    /* a peer's close_notify and a plain EOF both end the connection */
+    return io_result(c, ret == 1, n, ret);
 }
 
 /* Writes buffered plaintext while at least min bytes are buffered (min 1: everything), full
@@ -509,13 +490,16 @@ static int tls_handshake(kp_conn_t *c)
     return -1;
 }
 
-/* Ciphertext in our buffer and decrypted bytes OpenSSL holds. Without read-ahead OpenSSL
- * holds no whole record it has not decrypted, and a partial one needs more from the socket,
- * which epoll reports. */
+/* Decrypted bytes OpenSSL holds, ciphertext in our buffer, and 1 while the last read(2)
+ * filled our buffer (the socket may hold more). 0 means a short read(2) found the socket
+ * empty and everything since has been handed over: the connection waits for epoll, as a
+ * plaintext connection does after a short read. Without read-ahead OpenSSL holds no whole
+ * record it has not decrypted; a partial one needs more from the socket, which epoll
+ * reports. */
 static size_t tls_pending(kp_conn_t *c)
 {
     tls_conn_t *tc = tls(c);
-    return (size_t)SSL_pending(tc->ssl) + (tc->rlen - tc->roff);
+    return (size_t)SSL_pending(tc->ssl) + (tc->rlen - tc->roff) + (tc->rbuf && !tc->rdrained);
 }
 
 static void tls_destroy(kp_conn_t *c)
