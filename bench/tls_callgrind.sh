@@ -6,11 +6,12 @@
 #
 #   TLS_CPU_BINS=build/kpool N=20000 SZ=1024 PARTS=8 ./bench/tls_callgrind.sh
 # Prints "phase instructions"; the callgrind files stay in $OUT (default a temp dir) for
-# callgrind_annotate.
+# callgrind_annotate (uncompressed names, so each phase's dump can be read on its own).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 BINS=${TLS_CPU_BINS:-$top/build/kpool}
 N=${N:-200000}; SZ=${SZ:-1024}; PARTS=${PARTS:-8}; OUT=${OUT:-$(mktemp -d /tmp/kpool-tlscg.XXXXXX)}
+mkdir -p "$OUT"
 W=$(mktemp -d /tmp/kpool-tlscpu.XXXXXX)
 trap 'rm -rf "$W"' EXIT
 (
@@ -30,7 +31,7 @@ port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0));
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"; }
 for bin in $BINS; do
   P=$(port); S=$(port); A=$(port); D="$W/data"
-  valgrind --tool=callgrind --callgrind-out-file="$OUT/cg.%p" "$bin" broker \
+  valgrind --tool=callgrind --compress-strings=no --callgrind-out-file="$OUT/cg.%p" "$bin" broker \
     --set "listeners=PLAINTEXT://127.0.0.1:$P,SSL://127.0.0.1:$S" --set "admin.listener=127.0.0.1:$A" \
     --set "log.dirs=$D" --set log.flush.policy=durable --set log.level=warn \
     --set "ssl.ca.location=$W/ca.crt" --set "ssl.certificate.location=$W/broker.crt" \

@@ -5,9 +5,13 @@
 #
 # For each repetition, binary and protocol: a fresh durable broker, N messages produced
 # (acks=all, idempotence), then read back by a fresh consumer; one line per run with the
-# broker's CPU seconds for each phase, CPU ms per MB, and msg/s.
+# broker's CPU seconds for each phase, CPU ms per MB, and msg/s. At the end, per binary, the
+# medians over the repetitions and TLS / plaintext (msg/s and CPU per MB) of the same run.
+# CPU is the sum of the broker's threads' run time from /proc/PID/task/*/schedstat
+# (nanoseconds; the broker's threads live as long as it does), or user + system ticks
+# (10 ms) where schedstat is missing.
 #
-#   TLS_CPU_BINS="/tmp/kpool-old build/kpool" SZ=1024 N=200000 PARTS=8 ./bench/tls_cpu.sh
+#   TLS_CPU_BINS="/tmp/kpool-old build/kpool" SZ=1024 N=200000 PARTS=8 REPS=5 ./bench/tls_cpu.sh
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 BINS=${TLS_CPU_BINS:-$top/build/kpool}
@@ -28,7 +32,13 @@ trap 'rm -rf "$W"' EXIT
 ) >/dev/null 2>&1
 TLS=(--security-protocol ssl --ssl-ca "$W/ca.crt" --ssl-cert "$W/client.crt" --ssl-key "$W/client.key")
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
-cpu() { awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"; }
+cpu() {
+  if [ -r "/proc/$1/schedstat" ]; then
+    cat /proc/"$1"/task/*/schedstat 2>/dev/null | awk '{ ns += $1 } END { printf "%.4f", ns / 1e9 }'
+  else
+    awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); printf "%.2f", ($12 + $13) / hz }' "/proc/$1/stat"
+  fi
+}
 for ((rep = 1; rep <= REPS; rep++)); do
   for bin in $BINS; do
     for proto in plain tls; do
@@ -55,10 +65,25 @@ p, c = json.load(open(pj))["produce"], json.load(open(cj))["consume"]
 mb = p["bytes"] / 2**20
 pc, cc = float(c1) - float(c0), float(c2) - float(c1)
 print(json.dumps({"bin": bin_, "proto": proto, "rep": int(rep), "mb": round(mb, 1),
-                  "produce_cpu_s": round(pc, 2), "produce_cpu_ms_per_mb": round(1000 * pc / mb, 2),
-                  "consume_cpu_s": round(cc, 2), "consume_cpu_ms_per_mb": round(1000 * cc / mb, 2),
+                  "produce_cpu_s": round(pc, 3), "produce_cpu_ms_per_mb": round(1000 * pc / mb, 3),
+                  "consume_cpu_s": round(cc, 3), "consume_cpu_ms_per_mb": round(1000 * cc / mb, 3),
                   "produce_msg_s": round(p["msg_per_s"]), "consume_msg_s": round(c["msg_per_s"])}))
 PY
     done
   done
-done
+done | tee "$W/runs.jsonl"
+python3 - "$W/runs.jsonl" <<'PY'
+import json, statistics, sys
+runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+print("| binary | side | plaintext msg/s | TLS msg/s | TLS / plaintext | plaintext CPU ms/MB | TLS CPU ms/MB | TLS / plaintext CPU | n |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+for b in dict.fromkeys(r["bin"] for r in runs):
+    for side in ("produce", "consume"):
+        def med(proto, k):
+            return statistics.median(r[side + k] for r in runs if r["bin"] == b and r["proto"] == proto)
+        n = sum(1 for r in runs if r["bin"] == b and r["proto"] == "tls")
+        pm, tm = med("plain", "_msg_s"), med("tls", "_msg_s")
+        pc, tc = med("plain", "_cpu_ms_per_mb"), med("tls", "_cpu_ms_per_mb")
+        print("| %s | %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %d |" % (
+            b, side, pm, tm, tm / pm, pc, tc, tc / pc if pc else float("nan"), n))
+PY

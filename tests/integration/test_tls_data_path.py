@@ -4,6 +4,7 @@ Fixtures and helpers (the test PKI, TLS brokers, client configurations) come fro
 test_tls_acl.py. What is checked, with real clients:
   * a fetch response over TLS goes out as full 16 KiB records: headers and the data of
     several partitions share records (observed on the raw ciphertext through ssl.MemoryBIO);
+  * a burst of records is read from the socket 64 KiB at a time, not one record per read;
   * a reader with a tiny receive buffer that reads slowly (the broker's writes block
     mid-record again and again) gets every byte of pipelined multi-partition fetches;
   * a multi-partition topic of incompressible records of mixed sizes is read back byte for
@@ -210,6 +211,34 @@ def test_fetch_over_tls_goes_out_in_full_records(broker_factory, pki):
     assert len(data) >= 20, data
     short = [n for n in data[:-1] if n != TLS13_FULL_RECORD]
     assert not short, "%d of %d records not full: %s" % (len(short), len(data), data)
+    conn.close()
+
+
+def broker_reads(b):
+    """The broker process's read system calls so far (/proc/PID/io)."""
+    with open("/proc/%d/io" % b.proc.pid) as f:
+        return int(dict(line.split(":") for line in f)["syscr"])
+
+
+def test_socket_read_in_64k_pieces(broker_factory, pki):
+    """A 2 MiB produce request arrives as 128 records in one burst. Fails on the old
+    transport: OpenSSL read the socket one record per read(2) (its read-ahead buffer holds
+    one record), at least 128 reads (measured: 139); the receive BIO reads 64 KiB at a time
+    (34). The records are then fetched back whole."""
+    b = tls_broker(broker_factory, pki, authorizer=False, **{"message.max.bytes": "4194304"})
+    create_topics(kpy_admin(b, pki), "bulk")
+    values = [value_for(0, i, 1024) for i in range(2048)]
+    conn = RawTls(b.port, raw_ctx(pki))
+    conn.send(kwire.request(API_VERSIONS, 0, 1, b""))
+    conn.recv_frame()  # the session ticket and this answer are behind us
+    req = kwire.request(0, 3, 2, kwire.body_produce(3, "bulk", 0, kwire.record_batch(values)))
+    r0 = broker_reads(b)
+    conn.send(req)  # encrypted in full first, then handed to the kernel in one sendall
+    corr, err, _ = kwire.parse_produce_response(conn.recv_frame())
+    reads = broker_reads(b) - r0
+    assert (corr, err) == (2, 0)
+    assert reads < 80, "%d read system calls for a 2 MiB request" % reads
+    check_values(raw_fetch(conn, 3, "bulk", [0]), [0], 2048, lambda part, i: 1024)
     conn.close()
 
 
