@@ -20,7 +20,7 @@ static void fail_all(kp_reassign_req_t *reqs, int n, int16_t error, const char *
     for (int i = 0; i < n; i++) {
         if (reqs[i].error) continue;
         reqs[i].error = error;
-        snprintf(reqs[i].msg, sizeof(reqs[i].msg), "%s", msg);
+        snprintf(reqs[i].msg, sizeof(reqs[i].msg), "%.*s", (int)sizeof(reqs[i].msg) - 1, msg);
     }
 }
 
