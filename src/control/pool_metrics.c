@@ -605,6 +605,38 @@ static void scrape_pool(const char *name, const char *const *urls, int n)
     free(r);
 }
 
+int kp_pool_metrics_digest(const char *page, size_t len)
+{
+    round_t *r = kp_xcalloc(1, sizeof(*r));
+    r->pool.sizes = json_object();
+    r->pool.ends = json_object();
+    r->pool.traffic = json_object();
+    int n = 0;
+    for (int i = 0; i < 2; i++) { /* twice: the second adds up and merges into the first */
+        scrape_t sc;
+        memset(&sc, 0, sizeof(sc));
+        sc.sizes = json_object();
+        sc.ends = json_object();
+        sc.traffic = json_object();
+        n = kp_prom_parse(page, len, on_sample, &sc);
+        sample_add(&r->pool.s, &sc.s);
+        merge_max(r->pool.sizes, sc.sizes);
+        merge_max(r->pool.ends, sc.ends);
+        const char *topic;
+        json_t *t;
+        json_object_foreach(sc.traffic, topic, t) for (int k = 0; k < NTRAFFIC; k++)
+            traffic_add(r->pool.traffic, topic, k, json_real_value(json_array_get(t, (size_t)k)));
+        json_decref(sc.sizes);
+        json_decref(sc.ends);
+        json_decref(sc.traffic);
+    }
+    json_decref(r->pool.sizes);
+    json_decref(r->pool.ends);
+    json_decref(r->pool.traffic);
+    free(r);
+    return n;
+}
+
 /* The metrics URLs of a Pool's spec: metricsUrls (one per broker), else metricsUrl; at
  * most KP_POOL_METRICS_BROKERS_MAX (borrowed from spec). */
 static int pool_urls(json_t *spec, const char **urls)
