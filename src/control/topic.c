@@ -698,8 +698,12 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
     }
     json_t *s = base_status(obj, fqn, "RolloutComplete", msg, NULL, hash);
     json_object_set_new(s, "synchronizationAclHash", json_string(acl_hash));
+    /* a topic created by this pass has the replication it was created with: the same field
+     * as the next pass will find, so that pass does not rewrite the status */
     if (have.exists && have.replication > 0)
         json_object_set_new(s, "replicationInPool", json_integer(have.replication));
+    else if (!have.exists)
+        json_object_set_new(s, "replicationInPool", json_integer(t.replication));
     int wrote = kp_status_write(c, obj, s);
     json_decref(s);
     memo_note(c, obj, ns, name, fqn, pool, !wrote && !changed && !added && !removed && !drift.len);

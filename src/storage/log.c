@@ -50,6 +50,7 @@ static pthread_mutex_t fq_resize_lock = PTHREAD_MUTEX_INITIALIZER;
 
 typedef struct log_private {
     int flush_busy; /* flusher threads or a flush.ms pass working on it (under fq_lock) */
+    int fsyncing;   /* kp_log_flush is between taking its target and recording it (log->lock) */
     int closing;
     /* on the flush.ms list (iv_head) or held by a pass: set and cleared with log->lock held
      * (and fq_lock for the list itself) */
@@ -155,7 +156,10 @@ int kp_log_flush_interval_pass(int64_t now_mono_ms, int *queued)
         visited++;
         pthread_mutex_lock(&l->lock);
         int keep = iv_wanted(l);
-        if (keep && !l->flush_queued && now_mono_ms - l->last_flush_mono_ms >= l->cfg.flush_ms) {
+        /* not while an fsync runs: it cleared flush_queued when it started, and records its
+         * time and offset only when done (a second fsync of the same data otherwise) */
+        if (keep && !l->flush_queued && !priv(l)->fsyncing &&
+            now_mono_ms - l->last_flush_mono_ms >= l->cfg.flush_ms) {
             queue_flush(l);
             nq += l->flush_queued;
         }
@@ -910,6 +914,7 @@ void kp_log_flush(kp_log_t *log)
     kp_segment_t *seg = active(log);
     int64_t pos = seg->size;
     kp_ref_get(&seg->ref);
+    priv(log)->fsyncing++;
     pthread_mutex_unlock(&log->lock);
 
     int64_t t0 = kp_mono_us();
@@ -921,6 +926,7 @@ void kp_log_flush(kp_log_t *log)
     int advanced = 0;
     kp_flush_waiter_t *done = NULL;
     pthread_mutex_lock(&log->lock);
+    priv(log)->fsyncing--;
     if (rc < 0) {
         kp_error("storage", "%s: fsync failed: %s; partition offline", log->dir, strerror(err));
         log->offline = 1;
