@@ -10,7 +10,6 @@ clients over P processes that start together (real clients do their handshakes i
 one Python process does them one after the other).
 
     python3 bench/tls_storm.py --port 9093 --ca ca.crt --cert client.crt --key client.key -n 2000
-    python3 bench/tls_storm.py ... --resume   # each connection resumes a session first made
     python3 bench/tls_storm.py ... --procs 4  # 4 processes of 500 clients
 """
 import argparse
@@ -26,13 +25,12 @@ API_VERSIONS_V0 = struct.pack(">hhi", 18, 0, 1) + struct.pack(">h", 5) + b"storm
 REQUEST = struct.pack(">i", len(API_VERSIONS_V0)) + API_VERSIONS_V0
 
 
-async def one(args, ctx, session, sem, out):
+async def one(args, ctx, sem, out):
     async with sem:
         t0 = time.monotonic()
         try:
-            kw = {"session": session} if session is not None else {}
             r, w = await asyncio.wait_for(asyncio.open_connection(
-                "127.0.0.1", args.port, ssl=ctx, server_hostname="127.0.0.1", **kw), args.timeout)
+                "127.0.0.1", args.port, ssl=ctx, server_hostname="127.0.0.1"), args.timeout)
             w.write(REQUEST)
             n = struct.unpack(">i", await asyncio.wait_for(r.readexactly(4), args.timeout))[0]
             await asyncio.wait_for(r.readexactly(n), args.timeout)
@@ -51,21 +49,12 @@ async def storm(args, n, barrier):
     ctx.load_cert_chain(args.cert, args.key)
     if args.tls12:
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2
-    session = None
-    if args.resume:
-        r, w = await asyncio.open_connection("127.0.0.1", args.port, ssl=ctx,
-                                             server_hostname="127.0.0.1")
-        w.write(REQUEST)
-        n = struct.unpack(">i", await r.readexactly(4))[0]
-        await r.readexactly(n)
-        session = w.get_extra_info("ssl_object").session
-        w.close()
     sem = asyncio.Semaphore(args.concurrency or n)
     out = []
     if barrier is not None:
         barrier.wait()
     t0 = time.time()
-    await asyncio.gather(*(one(args, ctx, session, sem, out) for _ in range(n)))
+    await asyncio.gather(*(one(args, ctx, sem, out) for _ in range(n)))
     return out, t0, time.time()
 
 
@@ -109,7 +98,6 @@ if __name__ == "__main__":
     ap.add_argument("-n", type=int, default=2000)
     ap.add_argument("--concurrency", type=int, default=0, help="at most this many at once (0: all)")
     ap.add_argument("--timeout", type=float, default=30)
-    ap.add_argument("--resume", action="store_true")
     ap.add_argument("--tls12", action="store_true")
     ap.add_argument("--procs", type=int, default=1, help="client processes sharing the N clients")
     main(ap.parse_args())
