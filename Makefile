@@ -6,6 +6,7 @@
 #   make bench   the benchmark suite (bench/peers.sh), not part of `make test`
 #   make fuzz    longer libFuzzer runs (FUZZ_SECONDS each, default 300)
 #   make soak    a soak test with chaos (SOAK_MINUTES, default 10), not part of `make test`
+#   make tls-stream  1 GiB through mutual TLS, every byte checked (issue 19; ~2 min)
 #   make format  clang-format every C file
 #
 # Variants live side by side: build/ (release), build/asan/ (tests), build/fuzz/ (clang).
@@ -52,7 +53,7 @@ FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
 .PHONY: all build up test deps asan unit fuzz-build fuzz-smoke fuzz integration bench format \
-        format-check clean kpool-bin soak
+        format-check clean kpool-bin soak tls-stream
 
 all: build
 
@@ -162,6 +163,12 @@ soak: deps
 
 bench: build
 	./bench/peers.sh
+
+# Issue 19's acceptance stream: 1 GiB through mutual TLS (release build), read back twice by
+# consumers that compare every byte; prints its throughput. Not part of `make test` (~2 min).
+tls-stream: build
+	cd tests/integration && KPOOL_TLS_STREAM_MB=1024 KPOOL_BIN=$(CURDIR)/build/kpool \
+		/usr/bin/python3 -m pytest -q -s test_tls_data_path.py -k big_multi
 
 format:
 	clang-format -i $$(find src tests bench -name '*.[ch]')

@@ -238,8 +238,9 @@ record() {
     "$1" "$2" "$3" "$4" "${6:-null}" "$5" >>"$RESULTS"
 }
 
-# CPU seconds (user + system) the kpool broker (every broker of a pool) has used so far,
-# from /proc; empty if gone.
+# CPU seconds the kpool broker (every broker of a pool) has used so far, from /proc; empty if
+# gone. The sum of its threads' run time in /proc/PID/task/*/schedstat (nanoseconds), or
+# user + system ticks (10 ms) from /proc/PID/stat where schedstat is missing.
 kpool_cpu() {
   local pids=("${KP_PIDS[@]}") p files=()
   [ "${#pids[@]}" -gt 0 ] || pids=("${KP_PID:-0}")
@@ -248,6 +249,11 @@ kpool_cpu() {
     [ -r "/proc/$p/stat" ] || return 0
     files+=("/proc/$p/stat")
   done
+  if [ -r "/proc/${pids[0]}/schedstat" ]; then
+    for p in "${pids[@]}"; do cat /proc/"$p"/task/*/schedstat 2>/dev/null; done |
+      awk '{ ns += $1 } END { printf "%.4f", ns / 1e9 }'
+    return 0
+  fi
   awk -v hz="$(getconf CLK_TCK)" '{ sub(/.*\) /, ""); t += $12 + $13 }
     END { printf "%.3f", t / hz }' "${files[@]}"
 }

@@ -262,18 +262,24 @@ def test_slow_reader_with_tiny_receive_buffer_gets_every_byte(broker_factory, pk
 
 
 def test_big_multi_partition_topic_read_back_by_both_clients(broker_factory, pki):
-    """KPOOL_TLS_STREAM_MB MiB (default 24) of incompressible records of 100 B..16 KiB over
-    8 partitions, produced over TLS, read back over TLS by confluent-kafka and by
-    kafka-python, every byte compared (by digest per partition and record count)."""
+    """At least KPOOL_TLS_STREAM_MB MiB (default 24; `make tls-stream`: 1024) of
+    incompressible records of 100 B..16 KiB over 8 partitions, produced over TLS, read back
+    over TLS by confluent-kafka and by kafka-python, every byte compared (by digest per
+    partition, record count and byte count)."""
     from kafka import KafkaConsumer
     from kafka import TopicPartition as KTP
     total = int(os.environ.get("KPOOL_TLS_STREAM_MB", "24")) << 20
     parts = 8
     size_of = lambda part, i: 100 + (part * 31337 + i * 7919) % 16284
-    per_part = max(1, total // parts // 8242)
+    per_part, nbytes = 0, 0  # records per partition until the topic holds at least total bytes
+    while nbytes < total:
+        nbytes += sum(size_of(part, per_part) for part in range(parts))
+        per_part += 1
     b = tls_broker(broker_factory, pki, authorizer=False, **{"message.max.bytes": "1048576"})
     create_topics(kpy_admin(b, pki), "big", partitions=parts)
+    t0 = time.time()
     produce_parts(b, pki, "big", parts, per_part, size_of)
+    t_produce = time.time() - t0
     want = {}
     for part in range(parts):
         h = hashlib.sha256()
@@ -287,7 +293,9 @@ def test_big_multi_partition_topic_read_back_by_both_clients(broker_factory, pki
     c.assign([TopicPartition("big", p, 0) for p in range(parts)])
     got = {p: hashlib.sha256() for p in range(parts)}
     count = {p: 0 for p in range(parts)}
+    got_bytes = 0
     done = set()
+    t0 = time.time()
     deadline = time.time() + 240
     while len(done) < parts:
         assert time.time() < deadline, count
@@ -299,9 +307,12 @@ def test_big_multi_partition_topic_read_back_by_both_clients(broker_factory, pki
                 continue
             assert m.offset() == count[m.partition()]
             got[m.partition()].update(m.value())
+            got_bytes += len(m.value())
             count[m.partition()] += 1
+    t_consume = time.time() - t0
     c.close()
     assert {p: h.hexdigest() for p, h in got.items()} == want
+    assert got_bytes == nbytes >= total
 
     kc = KafkaConsumer(**kpy(b, pki, pki["admin"], enable_auto_commit=False,
                              fetch_max_bytes=8 << 20, max_partition_fetch_bytes=2 << 20,
@@ -310,15 +321,22 @@ def test_big_multi_partition_topic_read_back_by_both_clients(broker_factory, pki
     kc.seek_to_beginning()
     got = {p: hashlib.sha256() for p in range(parts)}
     count = {p: 0 for p in range(parts)}
+    got_bytes = 0
     for m in kc:
         assert m.offset == count[m.partition]
         got[m.partition].update(m.value)
+        got_bytes += len(m.value)
         count[m.partition] += 1
         if sum(count.values()) == parts * per_part:
             break
     kc.close()
     assert count == {p: per_part for p in range(parts)}
     assert {p: h.hexdigest() for p, h in got.items()} == want
+    assert got_bytes == nbytes
+    print("\nTLS stream: %d bytes (%.1f MiB) in %d records; produced in %.1f s (%.1f MiB/s), "
+          "read back by confluent-kafka in %.1f s (%.1f MiB/s), every byte compared twice"
+          % (nbytes, nbytes / 2**20, parts * per_part, t_produce, nbytes / 2**20 / t_produce,
+             t_consume, nbytes / 2**20 / t_consume))
 
 
 def s_client(b, pki, *args, wait=0.5):
