@@ -47,6 +47,8 @@ struct kp_rpool {
     kp_fetcher_t *fetcher;
     int64_t lag_max_ms;
     int unclean;
+    int auto_rebalance;                           /* auto.leader.rebalance.enable */
+    int64_t imbalance_interval_ms, imbalance_pct; /* leader.imbalance.* */
     pthread_t thread;
     int started;
     pthread_mutex_t lock; /* guards the queue and flags below */
@@ -609,6 +611,17 @@ static void reassign_pass(kp_rpool_t *p)
     kp_reassign_controller_pass(p->store, p->topics, p->ntopics, (kp_id_set_t){ids, n});
 }
 
+/* auto.leader.rebalance.enable: preferred leaders back where a broker's share of its
+ * preferred partitions led elsewhere exceeds leader.imbalance.per.broker.percentage. */
+static void leader_imbalance_pass(kp_rpool_t *p)
+{
+    int32_t ids[KP_PLACEMENT_BROKERS_MAX];
+    int n = live_ids(p, ids, KP_PLACEMENT_BROKERS_MAX);
+    if (n == 0) return;
+    kp_reassign_leader_imbalance_pass(p->store, p->topics, p->ntopics, (kp_id_set_t){ids, n},
+                                      p->imbalance_pct);
+}
+
 /* ---- leader: ISR proposals ---- */
 
 static void leader_isr_pass(kp_rpool_t *p)
@@ -673,6 +686,7 @@ static void *pool_main(void *arg)
 {
     kp_rpool_t *p = arg;
     int64_t next_isr = 0, next_sweep = 0, next_reassign = 0;
+    int64_t next_imbalance = kp_mono_ms() + p->imbalance_interval_ms;
     int was_controller = 0;
     pthread_mutex_lock(&p->lock);
     for (;;) {
@@ -712,6 +726,10 @@ static void *pool_main(void *arg)
             reassign_pass(p);
             next_reassign = now + ISR_MS;
         }
+        if (controller && p->auto_rebalance && now >= next_imbalance) {
+            leader_imbalance_pass(p);
+            next_imbalance = now + p->imbalance_interval_ms;
+        }
         if (controller && (bc || !was_controller || now >= next_sweep)) {
             controller_sweep(p);
             next_sweep = now + SWEEP_MS;
@@ -741,10 +759,17 @@ kp_rpool_t *kp_rpool_new(kp_broker_t *b, char *err, size_t errlen)
     if (kp_props_get_i64(b->cfg.props, "replica.lag.time.max.ms", 30000, 100, INT32_MAX,
                          &p->lag_max_ms, err, errlen) < 0 ||
         kp_props_get_bool(b->cfg.props, "unclean.leader.election.enable", 0, &p->unclean, err,
-                          errlen) < 0) {
+                          errlen) < 0 ||
+        kp_props_get_bool(b->cfg.props, "auto.leader.rebalance.enable", 1, &p->auto_rebalance, err,
+                          errlen) < 0 ||
+        kp_props_get_i64(b->cfg.props, "leader.imbalance.check.interval.seconds", 300, 1,
+                         INT32_MAX / 1000, &p->imbalance_interval_ms, err, errlen) < 0 ||
+        kp_props_get_i64(b->cfg.props, "leader.imbalance.per.broker.percentage", 10, 0, 100,
+                         &p->imbalance_pct, err, errlen) < 0) {
         kp_rpool_free(p);
         return NULL;
     }
+    p->imbalance_interval_ms *= 1000;
     p->catching_up = 1;
     p->fetcher = kp_fetcher_new(b, err, errlen);
     if (!p->fetcher) {

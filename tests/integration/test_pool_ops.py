@@ -10,8 +10,12 @@
   - after a broker's restart moved its leaderships away, elect-leaders gives every partition
     its preferred leader back.
 
+  - auto.leader.rebalance.enable: the controller gives the leaderships back by itself (and
+    not when disabled).
+
 Every test fails on the old code: there was no `kpool pool` (and no reassignment or
-ElectLeaders API under it).
+ElectLeaders API under it); test_auto_leader_rebalance fails on the code before
+auto.leader.rebalance.enable (the leaders stayed away); its disabled twin guards the switch.
 """
 import json
 import subprocess
@@ -194,3 +198,36 @@ def test_pool_command_usage_errors(workdir):
     kpool("decommission", "--bootstrap", "127.0.0.1:1", expect=2)
     p = kpool("status", "--bootstrap", "127.0.0.1:1", expect=1)
     assert "127.0.0.1:1" in p.stderr
+
+
+def test_auto_leader_rebalance(workdir):
+    """auto.leader.rebalance.enable (Kafka's default, checked every
+    leader.imbalance.check.interval.seconds, here 1): after a broker's restart moved its
+    leaderships away, the controller gives them back by itself; with it disabled they stay
+    away."""
+    pool = Pool(workdir, 3, extra={"leader.imbalance.check.interval.seconds": "1"}).start()
+    try:
+        create_topic(pool.bootstrap, "al", 6, 3)
+        wait_isr(pool.bootstrap, "al", 3)
+        pool.brokers[1].restart()
+        wait_for(lambda: (lambda t: t if all(p["leader"] == p["replicas"][0]["id"] and
+                                             len(p["isrs"]) == 3 for p in t["partitions"])
+                          else None)(topic_md(pool.bootstrap, "al")),
+                 timeout=60, interval=0.3, what="preferred leaders back by themselves")
+    finally:
+        pool.stop()
+
+
+def test_no_auto_leader_rebalance_when_disabled(workdir):
+    pool = Pool(workdir, 3, extra={"leader.imbalance.check.interval.seconds": "1",
+                                   "auto.leader.rebalance.enable": "false"}).start()
+    try:
+        create_topic(pool.bootstrap, "an", 6, 3)
+        wait_isr(pool.bootstrap, "an", 3)
+        pool.brokers[1].restart()
+        wait_isr(pool.bootstrap, "an", 3, timeout=60)
+        time.sleep(4)  # several checks' worth: nothing moves back
+        t = topic_md(pool.bootstrap, "an")
+        assert not any(p["leader"] == 2 for p in t["partitions"]), t
+    finally:
+        pool.stop()
