@@ -58,7 +58,7 @@ struct kp_rpool {
     int markers_inflight;    /* kp_rpool_write_marker calls using the fetcher: shutdown waits */
     _Atomic int serving;     /* the broker is started: readiness is ours to say */
     _Atomic int catching_up; /* as last computed by the thread (1 until the first resync) */
-    int synced;              /* the first full read of the store was applied */
+    _Atomic int synced;      /* the first full read of the store was applied */
     dirty_part_t *dirty;
     int ndirty, dirty_cap;
     atomic_llong isr_shrinks, isr_expands;
@@ -363,6 +363,8 @@ static void apply_one(kp_rpool_t *p, const kp_meta_topic_t *t, kp_topic_t *lt, i
     int32_t replicas[KP_REPLICAS_MAX]; /* the row, or both sides of a move (reassign.h) */
     int nreplicas = kp_reassign_replicas(t, i, replicas);
     kp_partition_apply_state(part, replicas, nreplicas, &ps->state, ps->version, kp_wall_ms());
+    int32_t adding[KP_REPLICAS_MAX]; /* a move's new replicas: throttled until in the ISR */
+    kp_partition_set_throttled(part, adding, kp_reassign_adding(t, i, adding));
     if (ps->state.leader >= 0 && ps->state.leader != p->b->cfg.node_id)
         for (int r = 0; r < nreplicas; r++)
             if (replicas[r] == p->b->cfg.node_id) kp_fetcher_follow(p->fetcher, ps->state.leader);
@@ -672,6 +674,16 @@ static int followers_behind(kp_rpool_t *p)
     }
     kp_topics_list_free(list, ntopics);
     return behind;
+}
+
+int kp_rpool_wait_synced(kp_rpool_t *p, int64_t timeout_ms)
+{
+    for (int64_t until = kp_mono_ms() + timeout_ms; !atomic_load(&p->synced);) {
+        if (kp_mono_ms() >= until) return -1;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
 }
 
 void kp_rpool_serving(kp_rpool_t *p)
