@@ -1,6 +1,6 @@
 /*
- * cmd_pool.c — `kpool pool status|decommission|rebalance|elect-leaders|restart`: operating
- * a replicated pool through its brokers' Kafka protocol (pool_client.h), with plans from
+ * cmd_pool.c — `kpool pool status|add-broker|decommission|rebalance|elect-leaders|restart`:
+ * operating a replicated pool through its brokers' Kafka protocol (pool_client.h), with plans from
  * pool_plan.h; restart asks the `kpool up` that runs the brokers (up_ctl.h). Moves are KIP-455
  * reassignments (the controller completes each once its new replicas are in the ISR); leaders move
  * by preferred-leader election (ElectLeaders).
@@ -38,9 +38,11 @@ static const kp_option_t pool_options[] = {
                     "--bootstrap needs HOST:PORT"),
     KP_OPT_STRING('o', "output", pool_opts_t, output, "json", "status: print JSON"),
     KP_OPT_BOOL(0, "dry-run", pool_opts_t, dry_run,
-                "decommission, rebalance: print the plan, move nothing"),
+                "add-broker, decommission, rebalance: print the plan, move nothing"),
     KP_OPT_SECONDS(0, "timeout", pool_opts_t, timeout_ms, "SECS",
-                   "decommission, rebalance, restart: give up waiting after SECS [600]", 86400),
+                   "add-broker, decommission, rebalance, restart: give up waiting after SECS "
+                   "[600]",
+                   86400),
     KP_OPT_BOOL(0, "rolling", pool_opts_t, rolling, "restart: every broker, one after another"),
     KP_OPT_NONEMPTY(0, "data-dir", pool_opts_t, data_dir, "DIR",
                     "restart: the data directory of the kpool up --brokers N to restart "
@@ -52,6 +54,7 @@ static const kp_option_t pool_options[] = {
 const kp_opts_cmd_t kp_pool_cmd = {
     .name = "pool",
     .usage = "pool status [-o json] --bootstrap HOST:PORT\n"
+             "pool add-broker BROKER [--dry-run] [--timeout SECS] --bootstrap HOST:PORT\n"
              "pool decommission BROKER [--dry-run] [--timeout SECS] --bootstrap HOST:PORT\n"
              "pool rebalance [--dry-run] [--timeout SECS] --bootstrap HOST:PORT\n"
              "pool elect-leaders --bootstrap HOST:PORT\n"
@@ -63,6 +66,10 @@ const kp_opts_cmd_t kp_pool_cmd = {
         "status         brokers (rack, address), replicas, leaders and disk use per broker;\n"
         "               under-replicated and offline partitions; moves in progress. Exit 1\n"
         "               when a partition is under-replicated or offline.\n"
+        "add-broker     puts BROKER (started with the pool's etcd: it joined, holding\n"
+        "               nothing) to work: moves replicas onto it only, from the fullest\n"
+        "               brokers, and makes it the preferred leader of its share; prints\n"
+        "               the moves and the bytes they copy, executes, waits, elects.\n"
         "decommission   moves every replica off BROKER (to the live brokers with the fewest\n"
         "               replicas, rack-aware), waits until it holds none and leads nothing:\n"
         "               the broker may then be stopped.\n"
@@ -408,6 +415,21 @@ static int run(const pool_opts_t *o, const char *bootstrap, char **args, int nar
     kp_plan_t plan = {0};
     if (!strcmp(verb, "status")) {
         rc = status_print(&s, o->output != NULL);
+    } else if (!strcmp(verb, "add-broker")) {
+        char *end;
+        long id = strtol(args[1], &end, 10);
+        if (*end || id < 0 || id > INT32_MAX) {
+            kp_poolc_snapshot_free(&s);
+            return kp_opts_error("pool", "add-broker: '%s' is not a broker id", args[1]);
+        }
+        if (kp_plan_add_broker(&s, (int32_t)id, &plan, err, sizeof(err)) < 0) {
+            fprintf(stderr, "kpool pool: %s\n", err);
+            rc = 1;
+        } else {
+            rc = execute(o, bootstrap, &s, &plan);
+            if (!rc && !o->dry_run && plan.n > 0) rc = wait_done(o, bootstrap, always, 0);
+            if (!rc && !o->dry_run) rc = elect(bootstrap);
+        }
     } else if (!strcmp(verb, "decommission")) {
         char *end;
         long id = strtol(args[1], &end, 10);
@@ -436,6 +458,13 @@ static int run(const pool_opts_t *o, const char *bootstrap, char **args, int nar
     return rc;
 }
 
+static int broker_id_ok(const char *s)
+{
+    char *end;
+    long id = strtol(s, &end, 10);
+    return *s && !*end && id >= 0 && id <= INT32_MAX;
+}
+
 int kp_cmd_pool(int argc, char **argv)
 {
     pool_opts_t o = {.timeout_ms = 600000};
@@ -443,14 +472,17 @@ int kp_cmd_pool(int argc, char **argv)
     int nargs = 0;
     int rc = kp_opts_parse(&kp_pool_cmd, &o, argc, argv, &args, &nargs);
     if (rc) goto out;
-    const char *verbs[] = {"status", "decommission", "rebalance", "elect-leaders", "restart"};
+    const char *verbs[] = {"status",        "decommission", "rebalance",
+                           "elect-leaders", "restart",      "add-broker"};
     int known = 0;
     for (size_t i = 0; nargs > 0 && i < sizeof(verbs) / sizeof(verbs[0]); i++)
         known |= !strcmp(args[0], verbs[i]);
     const char *bootstrap = bootstrap_of(&o);
+    int takes_broker =
+        nargs > 0 && (!strcmp(args[0], "decommission") || !strcmp(args[0], "add-broker"));
     if (nargs == 0)
-        rc = kp_opts_error("pool", "a subcommand is required: status, decommission, rebalance, "
-                                   "elect-leaders or restart");
+        rc = kp_opts_error("pool", "a subcommand is required: status, add-broker, decommission, "
+                                   "rebalance, elect-leaders or restart");
     else if (!known)
         rc = kp_opts_error("pool", "unknown subcommand '%s'", args[0]);
     else if (!strcmp(args[0], "restart") && nargs != (o.rolling ? 1 : 2))
@@ -458,9 +490,11 @@ int kp_cmd_pool(int argc, char **argv)
                                              : "restart takes --rolling or one BROKER id");
     else if (!strcmp(args[0], "restart"))
         rc = restart(&o, nargs > 1 ? args[1] : NULL);
-    else if (nargs != (!strcmp(args[0], "decommission") ? 2 : 1))
+    else if (nargs != takes_broker + 1)
         rc = kp_opts_error("pool", "%s takes %s", args[0],
-                           !strcmp(args[0], "decommission") ? "one BROKER id" : "no argument");
+                           takes_broker ? "one BROKER id" : "no argument");
+    else if (takes_broker && !broker_id_ok(args[1]))
+        rc = kp_opts_error("pool", "%s: '%s' is not a broker id", args[0], args[1]);
     else if (o.output && strcmp(o.output, "json"))
         rc = kp_opts_error("pool", "-o: only json is known, not '%s'", o.output);
     else if (!bootstrap)

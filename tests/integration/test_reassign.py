@@ -385,3 +385,49 @@ def test_throttled_move_takes_at_least_bytes_over_rate(pool4, rate_key):
     assert took >= least / 2, (took, least)
     stored = consume_all(broker(pool4, spare).bootstrap, "th", len(acked))
     check_acked(acked, stored)
+
+
+def test_move_completes_after_its_brokers_restart(pool4):
+    """A move caught mid-copy (the adding replica throttled, follower.replication.throttled.rate
+    100 KiB/s, so that it holds part of ~1 MB) survives the restart of the adding broker
+    (SIGTERM, then started again: it resumes from what it has) and the kill -9 and restart
+    of the partition's leader (which the move removes): the move completes on its own, and
+    every acknowledged record is on the new replica."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+    create_topic(pool4.bootstrap, "rb", 1, 3)
+    wait_isr(pool4.bootstrap, "rb", 3)
+    p = Producer({"bootstrap.servers": pool4.bootstrap, "acks": "all",
+                  "enable.idempotence": True, "batch.size": 16384, "linger.ms": 5})
+    acked = {}
+
+    def report(err, m):
+        assert err is None, err
+        acked[m.value()] = (m.partition(), m.offset())
+    for i in range(1000):
+        p.produce("rb", value=b"b-%06d-%s" % (i, os.urandom(500).hex().encode()),
+                  on_delivery=report)
+    assert p.flush(60) == 0
+    reps, leader = replicas_of(pool4.bootstrap, "rb", 0)
+    spare = next(i for i in (1, 2, 3, 4) if i not in reps)
+    adding = broker(pool4, spare)
+    a = AdminClient({"bootstrap.servers": adding.bootstrap})
+    f, = a.alter_configs([ConfigResource("broker", str(spare), set_config={
+        "follower.replication.throttled.rate": str(100 * 1024)})]).values()
+    f.result(20)
+    target = [spare] + [r for r in reps if r != leader]
+    other = next(b for b in pool4.brokers if int(b.extra["broker.id"]) not in (spare, leader))
+    _, res = alter(other.port, {("rb", 0): target})
+    assert res[("rb", 0)][0] == 0, res
+    # part of the copy is there (the new replica's log has grown), the move goes on
+    data = os.path.join(adding.data_dir, "rb-0")
+    wait_for(lambda: os.path.isdir(data) and sum(
+        os.path.getsize(os.path.join(data, n)) for n in os.listdir(data)
+        if n.endswith(".log")) > 100 * 1024, timeout=60, what="part of the copy")
+    assert ("rb", 0) in list_moves(other.port)
+    adding.restart()
+    broker(pool4, leader).kill9()
+    broker(pool4, leader).start(timeout=60)
+    wait_moved(pool4, "rb", 0, target, timeout=180)
+    stored = consume_all(adding.bootstrap, "rb", len(acked))
+    check_acked(acked, stored)
+    assert len(stored) == len(acked)
