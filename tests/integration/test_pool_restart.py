@@ -6,6 +6,7 @@ nothing acknowledged is lost and no client sees an error.
 Fails on the old code: `kpool pool` had no `restart` (and `kpool up` no control socket).
 """
 import os
+import struct
 import subprocess
 import threading
 import time
@@ -13,8 +14,10 @@ import time
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import NewTopic
 
+import kwire
 from harness import KPOOL_BIN, KpoolUp
-from pool_harness import wait_for
+from pool_harness import Pool, wait_for
+from test_pool import create_topic, wait_isr
 from test_pool_logstart import broker_child_pid
 
 
@@ -129,3 +132,64 @@ def test_restart_usage_and_no_pool(workdir):
     assert p.returncode == 2 and "takes no BROKER" in p.stderr, p.stderr
     p = pool_cmd("restart", "--rolling", "--data-dir", os.path.join(workdir, "nothing"))
     assert p.returncode == 1 and "no kpool up answers at" in p.stderr, p.stderr
+
+
+def _metadata_topic_error(port, topic):
+    """Metadata v1 for topic on the broker at port: the topic's error code (0: known)."""
+    s = kwire.connect(port, timeout=10)
+    try:
+        s.sendall(kwire.request(kwire.API_METADATA, 1, 5, kwire.body_metadata(1, [topic])))
+        d = kwire.recv_frame(s, timeout=20)
+    finally:
+        s.close()
+    pos = 4  # correlation id
+    (nb,) = struct.unpack_from(">i", d, pos)
+    pos += 4
+    for _ in range(nb):  # node id, host, port, rack (nullable)
+        pos += 4
+        (n,) = struct.unpack_from(">h", d, pos)
+        pos += 2 + n + 4
+        (n,) = struct.unpack_from(">h", d, pos)
+        pos += 2 + max(n, 0)
+    pos += 4 + 4  # controller id, topic count
+    return struct.unpack_from(">h", d, pos)[0]
+
+
+def test_restarted_broker_answers_metadata_once_it_knows_the_pool(workdir):
+    """A broker of a pool that restarts serves requests only once it has read the pool's
+    topics from etcd: Metadata asked of it as early as it answers (a client hammering it
+    from the moment it is started again) never calls a pool topic unknown. (Fails on the old
+    code: its network threads served during the first read of the pool, and Metadata
+    answered UNKNOWN_TOPIC_OR_PARTITION — librdkafka then failed the records it held for the
+    topic, what the rolling restart under load showed.)"""
+    pool = Pool(workdir, 3).start()
+    try:
+        # the first read goes through the topics in name order: "aa" (many partitions)
+        # keeps the broker busy before it comes to "ms"
+        create_topic(pool.bootstrap, "aa", 100, 1)
+        create_topic(pool.bootstrap, "ms", 6, 3)
+        wait_isr(pool.bootstrap, "ms", 3, timeout=60)
+        b = pool.brokers[2]
+        seen = []
+        for _ in range(2):
+            b.stop()
+            done = threading.Event()
+
+            def probe():
+                while not done.is_set():
+                    try:
+                        seen.append(_metadata_topic_error(b.port, "ms"))
+                    except OSError:
+                        time.sleep(0.005)  # not listening yet
+            t = threading.Thread(target=probe)
+            t.start()
+            try:
+                b.start(timeout=60)
+            finally:
+                done.set()
+                t.join(30)
+            seen.append(_metadata_topic_error(b.port, "ms"))
+        assert all(e == 0 for e in seen), "errors %s in %d answers" % (
+            sorted(set(seen)), len(seen))
+    finally:
+        pool.stop()
