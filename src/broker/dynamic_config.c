@@ -15,6 +15,7 @@
 #include "net/listener.h"
 #include "net/tls.h"
 #include "protocol/errors.h"
+#include "replication/throttle.h"
 #include "core/fs.h"
 
 #include <errno.h>
@@ -39,6 +40,7 @@ enum {
     HOOK_CONNECTIONS, /* max.connections: the listeners */
     HOOK_FLUSHERS,    /* log.flush.threads: the flusher pool */
     HOOK_TLS,         /* ssl.*: a new TLS context for new connections */
+    HOOK_THROTTLES,   /* *.replication.throttled.rate: replication/throttle.h */
     HOOK_COUNT
 };
 
@@ -103,6 +105,12 @@ const kp_broker_prop_def_t kp_broker_prop_defs[] = {
      "max.connections.per.ip.overrides" RESTART},
     {"connections.max.idle.ms", "600000", DYN, KP_BPROP_LONG, -1, LMAX, HOOK_CONNECTIONS, NULL},
     {"connections.setup.timeout.ms", "10000", DYN, KP_BPROP_LONG, -1, LMAX, HOOK_CONNECTIONS, NULL},
+    /* replication throttles of replicas a partition move adds (bytes/s; Kafka's default,
+     * Long.MAX_VALUE, is none) */
+    {"leader.replication.throttled.rate", "9223372036854775807", DYN, KP_BPROP_LONG, 1, LMAX,
+     HOOK_THROTTLES, NULL},
+    {"follower.replication.throttled.rate", "9223372036854775807", DYN, KP_BPROP_LONG, 1, LMAX,
+     HOOK_THROTTLES, NULL},
     /* the TLS listener's key material: per broker, as Kafka's keystore reconfiguration */
     {"ssl.certificate.location", NULL, DYN | PB, KP_BPROP_FILE, 0, 0, HOOK_TLS, NULL},
     {"ssl.key.location", NULL, DYN | PB, KP_BPROP_FILE, 0, 0, HOOK_TLS, NULL},
@@ -214,6 +222,15 @@ static void apply_flushers(kp_broker_t *b, const kp_props_t *eff, void *state)
         kp_warn("config", "log.flush.threads: could not start %d flusher threads", n);
 }
 
+static void apply_throttles(kp_broker_t *b, const kp_props_t *eff, void *state)
+{
+    (void)b;
+    (void)state;
+    kp_throttle_set(&kp_repl_throttle_leader, eff_i64(eff, "leader.replication.throttled.rate"));
+    kp_throttle_set(&kp_repl_throttle_follower,
+                    eff_i64(eff, "follower.replication.throttled.rate"));
+}
+
 static int prepare_tls(kp_broker_t *b, const kp_props_t *eff, void **state, char *err, size_t n)
 {
     *state = NULL;
@@ -237,6 +254,7 @@ static const hook_ops_t hooks[HOOK_COUNT] = {
     [HOOK_CONNECTIONS] = {NULL, apply_connections, NULL},
     [HOOK_FLUSHERS] = {NULL, apply_flushers, NULL},
     [HOOK_TLS] = {prepare_tls, apply_tls, discard_tls},
+    [HOOK_THROTTLES] = {NULL, apply_throttles, NULL},
 };
 
 /* ---- layers ---- */

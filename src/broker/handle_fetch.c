@@ -24,6 +24,7 @@
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "kp_msgs.h"
+#include "replication/throttle.h"
 #include "core/fs.h"
 #include "storage/msgset.h"
 
@@ -114,8 +115,20 @@ static int64_t fetch_read(kp_req_t *req, const FetchRequest *in, part_read_t **r
             /* v0-2: the first batch whole, so that down-conversion has a message to give (or
              * to cut at the limit, the partial message that makes an old client grow) */
             if (in->ReplicaId >= 0) {
+                /* leader.replication.throttled.rate: a replica a move adds, outside the ISR */
+                int throttled = kp_partition_replica_throttled(p, in->ReplicaId);
+                int64_t allow =
+                    throttled ? kp_throttle_allowance(&kp_repl_throttle_leader, kp_mono_ms()) : 1;
+                if (throttled && max > allow) max = allow;
                 r->err = kp_partition_replica_fetch(p, in->ReplicaId, fp->CurrentLeaderEpoch,
                                                     fp->FetchOffset, max, kp_wall_ms(), &r->rd);
+                if (throttled && allow == 0 && r->rd.seg) {
+                    /* nothing left this second: its progress counted, its records wait */
+                    kp_segment_put(r->rd.seg);
+                    r->rd.seg = NULL;
+                    r->rd.len = 0;
+                }
+                if (throttled) kp_throttle_spend(&kp_repl_throttle_leader, r->rd.len);
                 total += r->rd.len;
                 budget = budget > r->rd.len ? budget - r->rd.len : 0;
                 continue;

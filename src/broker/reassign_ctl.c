@@ -211,3 +211,63 @@ int16_t kp_reassign_elect_preferred(kp_meta_store_t *s, kp_id_set_t live, const 
     snprintf(msg, msglen, "the pool's metadata store: %s", err);
     return KERR_REQUEST_TIMED_OUT;
 }
+
+/* One partition as the imbalance check saw it. */
+typedef struct seen_part {
+    const kp_meta_topic_t *t;
+    int32_t p, preferred, leader;
+} seen_part_t;
+
+/* Per preferred broker: partitions it should lead, and how many it does not. */
+typedef struct broker_share {
+    int32_t id;
+    int total, elsewhere;
+} broker_share_t;
+
+static broker_share_t *share_of(broker_share_t *v, int *n, int32_t id)
+{
+    for (int i = 0; i < *n; i++)
+        if (v[i].id == id) return &v[i];
+    v[*n] = (broker_share_t){id, 0, 0};
+    return &v[(*n)++];
+}
+
+int kp_reassign_leader_imbalance_pass(kp_meta_store_t *s, const kp_meta_topic_t *topics,
+                                      int ntopics, kp_id_set_t live, int64_t imbalance_pct)
+{
+    size_t total = 0;
+    for (int i = 0; i < ntopics; i++) total += (size_t)topics[i].partitions;
+    seen_part_t *seen = kp_xcalloc(total + 1, sizeof(*seen));
+    broker_share_t *shares = kp_xcalloc(total + 1, sizeof(*shares));
+    int nseen = 0, nshares = 0, moved = 0;
+    for (int i = 0; i < ntopics; i++) {
+        for (int32_t k = 0; k < topics[i].partitions; k++) {
+            int32_t ids[KP_REPLICAS_MAX];
+            kp_meta_pstate_t ps;
+            char err[256];
+            /* as Kafka, a partition being moved is left to its move */
+            if (kp_reassign_find(&topics[i], k) || kp_reassign_replicas(&topics[i], k, ids) < 1 ||
+                kp_meta_partition_get(s, topics[i].name, k, &ps, err, sizeof(err)) != 0)
+                continue;
+            seen[nseen++] = (seen_part_t){&topics[i], k, ids[0], ps.state.leader};
+            broker_share_t *b = share_of(shares, &nshares, ids[0]);
+            b->total++;
+            b->elsewhere += ps.state.leader != ids[0];
+        }
+    }
+    for (int i = 0; i < nseen; i++) {
+        broker_share_t *b = share_of(shares, &nshares, seen[i].preferred);
+        if (seen[i].leader == seen[i].preferred || !kp_id_set_has(live, seen[i].preferred) ||
+            (int64_t)b->elsewhere * 100 <= imbalance_pct * (int64_t)b->total)
+            continue;
+        char msg[512];
+        if (kp_reassign_elect_preferred(s, live, seen[i].t, seen[i].p, msg, sizeof(msg)) == 0)
+            moved++;
+    }
+    if (moved)
+        kp_info("pool", "auto leader rebalance: %d partitions got their preferred leader back",
+                moved);
+    free(seen);
+    free(shares);
+    return moved;
+}

@@ -52,6 +52,14 @@ void kp_reassign_entries_free(kp_reassign_entry_t *e, int n);
 int16_t kp_reassign_elect_preferred(kp_meta_store_t *s, kp_id_set_t live, const kp_meta_topic_t *t,
                                     int32_t p, char *msg, size_t msglen);
 
+/* auto.leader.rebalance.enable (Kafka's checkAndTriggerAutoLeaderRebalance), on the
+ * controller every leader.imbalance.check.interval.seconds: for each broker, the share of
+ * the partitions it is the preferred replica of that another broker leads; above
+ * imbalance_pct percent, those partitions get their preferred leader back (when it is live
+ * and in the ISR). Partitions being moved are left alone. Returns how many leaders moved. */
+int kp_reassign_leader_imbalance_pass(kp_meta_store_t *s, const kp_meta_topic_t *topics,
+                                      int ntopics, kp_id_set_t live, int64_t imbalance_pct);
+
 /* The controller's periodic step over the topics it last read: a move whose target is all
  * in the ISR completes (the topic record's CAS), then the partition's state conforms to the
  * new assignment (a fenced CAS: leader and ISR within the target). Anything that fails is

@@ -8,6 +8,7 @@
 #include "core/logging.h"
 #include "kp_msgs.h"
 #include "protocol/errors.h"
+#include "replication/throttle.h"
 #include "storage/batch.h"
 
 #include <arpa/inet.h>
@@ -239,6 +240,7 @@ typedef struct follow {
     kp_partition_t *p;
     int32_t epoch;
     int64_t offset;
+    int throttled; /* a move adds this replica: follower.replication.throttled.rate */
 } follow_t;
 
 static int collect(kp_broker_t *b, int32_t leader, follow_t **out)
@@ -256,7 +258,7 @@ static int collect(kp_broker_t *b, int32_t leader, follow_t **out)
             if (rv.role != KP_ROLE_FOLLOWER || rv.leader != leader) continue;
             if (n == cap) v = kp_xrealloc(v, (size_t)(cap = cap * 2 + 8) * sizeof(*v));
             kp_topic_ref(list[i]);
-            v[n++] = (follow_t){list[i], p, rv.leader_epoch, 0};
+            v[n++] = (follow_t){list[i], p, rv.leader_epoch, 0, 0};
         }
     }
     kp_topics_list_free(list, ntopics);
@@ -426,18 +428,24 @@ static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n)
     rq.SessionEpoch = -1;
     FetchRequest_FetchTopic *topics = kp_xcalloc((size_t)n, sizeof(*topics));
     FetchRequest_FetchPartition *parts = kp_xcalloc((size_t)n, sizeof(*parts));
-    int nt = 0;
+    int nt = 0, m = 0;
+    int64_t allow = -1; /* follower.replication.throttled.rate, once a replica needs it */
     for (int i = 0; i < n; i++) {
+        v[i].throttled = kp_partition_replica_throttled(v[i].p, b->cfg.node_id);
+        if (v[i].throttled && allow < 0)
+            allow = kp_throttle_allowance(&kp_repl_throttle_follower, kp_mono_ms());
+        if (v[i].throttled && allow == 0) continue; /* nothing left this second */
         int64_t start, hwm, leo;
         kp_log_offsets(v[i].p->log, &start, &hwm, &leo);
         v[i].offset = hwm; /* the committed (in durable mode: fsynced) end */
-        FetchRequest_FetchPartition *fp = &parts[i];
+        FetchRequest_FetchPartition *fp = &parts[m++];
         FetchRequest_FetchPartition_init(fp);
         fp->Partition = v[i].p->index;
         fp->CurrentLeaderEpoch = v[i].epoch;
         fp->FetchOffset = hwm;
         fp->LogStartOffset = start;
         fp->PartitionMaxBytes = FETCH_PART_BYTES;
+        if (v[i].throttled && allow < FETCH_PART_BYTES) fp->PartitionMaxBytes = (int32_t)allow;
         if (nt == 0 || topics[nt - 1].Partitions.items + topics[nt - 1].Partitions.count != fp ||
             !kp_str_eq(topics[nt - 1].Topic, kp_str_c(v[i].topic->name))) {
             FetchRequest_FetchTopic_init(&topics[nt]);
@@ -447,6 +455,11 @@ static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n)
             nt++;
         }
         topics[nt - 1].Partitions.count++;
+    }
+    if (m == 0) { /* only throttled replicas, and their second is used up */
+        free(topics);
+        free(parts);
+        return 1;
     }
     rq.Topics.items = topics;
     rq.Topics.count = nt;
@@ -503,6 +516,8 @@ static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n)
                     errors++;
                     continue;
                 }
+                if (fw->throttled && pd->Records.len > 0)
+                    kp_throttle_spend(&kp_repl_throttle_follower, pd->Records.len);
                 progressed |= append_records(fw, &pd->Records);
                 kp_partition_follower_progress(fw->p, fw->epoch, pd->HighWatermark);
                 kp_partition_follower_log_start(fw->p, fw->epoch, pd->LogStartOffset);

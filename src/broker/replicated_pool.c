@@ -47,6 +47,8 @@ struct kp_rpool {
     kp_fetcher_t *fetcher;
     int64_t lag_max_ms;
     int unclean;
+    int auto_rebalance;                           /* auto.leader.rebalance.enable */
+    int64_t imbalance_interval_ms, imbalance_pct; /* leader.imbalance.* */
     pthread_t thread;
     int started;
     pthread_mutex_t lock; /* guards the queue and flags below */
@@ -56,7 +58,7 @@ struct kp_rpool {
     int markers_inflight;    /* kp_rpool_write_marker calls using the fetcher: shutdown waits */
     _Atomic int serving;     /* the broker is started: readiness is ours to say */
     _Atomic int catching_up; /* as last computed by the thread (1 until the first resync) */
-    int synced;              /* the first full read of the store was applied */
+    _Atomic int synced;      /* the first full read of the store was applied */
     dirty_part_t *dirty;
     int ndirty, dirty_cap;
     atomic_llong isr_shrinks, isr_expands;
@@ -361,6 +363,8 @@ static void apply_one(kp_rpool_t *p, const kp_meta_topic_t *t, kp_topic_t *lt, i
     int32_t replicas[KP_REPLICAS_MAX]; /* the row, or both sides of a move (reassign.h) */
     int nreplicas = kp_reassign_replicas(t, i, replicas);
     kp_partition_apply_state(part, replicas, nreplicas, &ps->state, ps->version, kp_wall_ms());
+    int32_t adding[KP_REPLICAS_MAX]; /* a move's new replicas: throttled until in the ISR */
+    kp_partition_set_throttled(part, adding, kp_reassign_adding(t, i, adding));
     if (ps->state.leader >= 0 && ps->state.leader != p->b->cfg.node_id)
         for (int r = 0; r < nreplicas; r++)
             if (replicas[r] == p->b->cfg.node_id) kp_fetcher_follow(p->fetcher, ps->state.leader);
@@ -609,6 +613,17 @@ static void reassign_pass(kp_rpool_t *p)
     kp_reassign_controller_pass(p->store, p->topics, p->ntopics, (kp_id_set_t){ids, n});
 }
 
+/* auto.leader.rebalance.enable: preferred leaders back where a broker's share of its
+ * preferred partitions led elsewhere exceeds leader.imbalance.per.broker.percentage. */
+static void leader_imbalance_pass(kp_rpool_t *p)
+{
+    int32_t ids[KP_PLACEMENT_BROKERS_MAX];
+    int n = live_ids(p, ids, KP_PLACEMENT_BROKERS_MAX);
+    if (n == 0) return;
+    kp_reassign_leader_imbalance_pass(p->store, p->topics, p->ntopics, (kp_id_set_t){ids, n},
+                                      p->imbalance_pct);
+}
+
 /* ---- leader: ISR proposals ---- */
 
 static void leader_isr_pass(kp_rpool_t *p)
@@ -661,6 +676,16 @@ static int followers_behind(kp_rpool_t *p)
     return behind;
 }
 
+int kp_rpool_wait_synced(kp_rpool_t *p, int64_t timeout_ms)
+{
+    for (int64_t until = kp_mono_ms() + timeout_ms; !atomic_load(&p->synced);) {
+        if (kp_mono_ms() >= until) return -1;
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
 void kp_rpool_serving(kp_rpool_t *p)
 {
     p->serving = 1;
@@ -673,6 +698,7 @@ static void *pool_main(void *arg)
 {
     kp_rpool_t *p = arg;
     int64_t next_isr = 0, next_sweep = 0, next_reassign = 0;
+    int64_t next_imbalance = kp_mono_ms() + p->imbalance_interval_ms;
     int was_controller = 0;
     pthread_mutex_lock(&p->lock);
     for (;;) {
@@ -712,6 +738,10 @@ static void *pool_main(void *arg)
             reassign_pass(p);
             next_reassign = now + ISR_MS;
         }
+        if (controller && p->auto_rebalance && now >= next_imbalance) {
+            leader_imbalance_pass(p);
+            next_imbalance = now + p->imbalance_interval_ms;
+        }
         if (controller && (bc || !was_controller || now >= next_sweep)) {
             controller_sweep(p);
             next_sweep = now + SWEEP_MS;
@@ -741,10 +771,17 @@ kp_rpool_t *kp_rpool_new(kp_broker_t *b, char *err, size_t errlen)
     if (kp_props_get_i64(b->cfg.props, "replica.lag.time.max.ms", 30000, 100, INT32_MAX,
                          &p->lag_max_ms, err, errlen) < 0 ||
         kp_props_get_bool(b->cfg.props, "unclean.leader.election.enable", 0, &p->unclean, err,
-                          errlen) < 0) {
+                          errlen) < 0 ||
+        kp_props_get_bool(b->cfg.props, "auto.leader.rebalance.enable", 1, &p->auto_rebalance, err,
+                          errlen) < 0 ||
+        kp_props_get_i64(b->cfg.props, "leader.imbalance.check.interval.seconds", 300, 1,
+                         INT32_MAX / 1000, &p->imbalance_interval_ms, err, errlen) < 0 ||
+        kp_props_get_i64(b->cfg.props, "leader.imbalance.per.broker.percentage", 10, 0, 100,
+                         &p->imbalance_pct, err, errlen) < 0) {
         kp_rpool_free(p);
         return NULL;
     }
+    p->imbalance_interval_ms *= 1000;
     p->catching_up = 1;
     p->fetcher = kp_fetcher_new(b, err, errlen);
     if (!p->fetcher) {

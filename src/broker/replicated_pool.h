@@ -21,6 +21,9 @@ typedef struct kp_rpool kp_rpool_t;
 kp_rpool_t *kp_rpool_new(kp_broker_t *b, char *err, size_t errlen);
 /* After the broker registered: reads everything and starts the thread. */
 int kp_rpool_start(kp_rpool_t *p, char *err, size_t errlen);
+/* Waits until the pool thread applied its first full read of the store (every topic of the
+ * pool known here), up to timeout_ms. 0, or -1 when it did not in time. */
+int kp_rpool_wait_synced(kp_rpool_t *p, int64_t timeout_ms);
 /* The broker serves: from now on /readyz is true only while no partition it follows lists
  * it outside the ISR (it is catching up). */
 void kp_rpool_serving(kp_rpool_t *p);

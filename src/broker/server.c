@@ -652,6 +652,10 @@ fail:
     return NULL;
 }
 
+/* How long a starting broker of a pool waits for its first read of the pool's state before
+ * it serves requests (etcd answered its registration: normally well under a second). */
+#define POOL_SYNC_WAIT_MS 15000
+
 static void *loop_main(void *arg)
 {
     kp_loop_run(arg);
@@ -660,9 +664,6 @@ static void *loop_main(void *arg)
 
 int kp_broker_start(kp_broker_t *b)
 {
-    for (int i = 0; i < b->nloops; i++) {
-        if (pthread_create(&b->threads[i], NULL, loop_main, b->loops[i]) != 0) return -1;
-    }
     if (b->member) {
         char err[1024];
         if (cluster_register(b, err, sizeof(err)) < 0 ||
@@ -670,6 +671,15 @@ int kp_broker_start(kp_broker_t *b)
             kp_error("broker", "cannot join the pool: %s", err);
             return -1;
         }
+        /* requests are served once the pool's topics are known here: before, Metadata
+         * would call them unknown, and a client (librdkafka) fails the records it holds for
+         * them — what a rolling restart under load showed */
+        if (kp_rpool_wait_synced(b->pool, POOL_SYNC_WAIT_MS) < 0)
+            kp_warn("broker", "the pool's state is not read yet after %d s: serving anyway",
+                    POOL_SYNC_WAIT_MS / 1000);
+    }
+    for (int i = 0; i < b->nloops; i++) {
+        if (pthread_create(&b->threads[i], NULL, loop_main, b->loops[i]) != 0) return -1;
     }
     if (b->pool)
         kp_rpool_serving(b->pool); /* ready once caught up */

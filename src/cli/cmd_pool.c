@@ -1,8 +1,9 @@
 /*
- * cmd_pool.c — `kpool pool status|decommission|rebalance|elect-leaders`: operating a
- * replicated pool through its brokers' Kafka protocol (pool_client.h), with plans from
- * pool_plan.h. Moves are KIP-455 reassignments (the controller completes each once its new
- * replicas are in the ISR); leaders move by preferred-leader election (ElectLeaders).
+ * cmd_pool.c — `kpool pool status|add-broker|decommission|rebalance|elect-leaders|restart`:
+ * operating a replicated pool through its brokers' Kafka protocol (pool_client.h), with plans from
+ * pool_plan.h; restart asks the `kpool up` that runs the brokers (up_ctl.h). Moves are KIP-455
+ * reassignments (the controller completes each once its new replicas are in the ISR); leaders move
+ * by preferred-leader election (ElectLeaders).
  *
  * Exit codes: 0 done (or, for status, a healthy pool), 1 a failure or an unhealthy pool
  * (under-replicated or offline partitions), 2 a usage error.
@@ -10,6 +11,7 @@
 #include "cli/cli.h"
 #include "cli/pool_client.h"
 #include "cli/pool_plan.h"
+#include "cli/up_ctl.h"
 
 #include "core/clock.h"
 
@@ -25,8 +27,9 @@
 typedef struct pool_opts {
     const char *bootstrap;
     const char *output;
+    const char *data_dir;
     long timeout_ms;
-    int dry_run;
+    int dry_run, rolling;
 } pool_opts_t;
 
 static const kp_option_t pool_options[] = {
@@ -35,18 +38,27 @@ static const kp_option_t pool_options[] = {
                     "--bootstrap needs HOST:PORT"),
     KP_OPT_STRING('o', "output", pool_opts_t, output, "json", "status: print JSON"),
     KP_OPT_BOOL(0, "dry-run", pool_opts_t, dry_run,
-                "decommission, rebalance: print the plan, move nothing"),
+                "add-broker, decommission, rebalance: print the plan, move nothing"),
     KP_OPT_SECONDS(0, "timeout", pool_opts_t, timeout_ms, "SECS",
-                   "decommission, rebalance: give up waiting after SECS [600]", 86400),
+                   "add-broker, decommission, rebalance, restart: give up waiting after SECS "
+                   "[600]",
+                   86400),
+    KP_OPT_BOOL(0, "rolling", pool_opts_t, rolling, "restart: every broker, one after another"),
+    KP_OPT_NONEMPTY(0, "data-dir", pool_opts_t, data_dir, "DIR",
+                    "restart: the data directory of the kpool up --brokers N to restart "
+                    "[./kpool-data]",
+                    "--data-dir needs a directory"),
     KP_OPT_END(),
 };
 
 const kp_opts_cmd_t kp_pool_cmd = {
     .name = "pool",
     .usage = "pool status [-o json] --bootstrap HOST:PORT\n"
+             "pool add-broker BROKER [--dry-run] [--timeout SECS] --bootstrap HOST:PORT\n"
              "pool decommission BROKER [--dry-run] [--timeout SECS] --bootstrap HOST:PORT\n"
              "pool rebalance [--dry-run] [--timeout SECS] --bootstrap HOST:PORT\n"
-             "pool elect-leaders --bootstrap HOST:PORT",
+             "pool elect-leaders --bootstrap HOST:PORT\n"
+             "pool restart --rolling|BROKER [--data-dir DIR] [--timeout SECS]",
     .description =
         "Operates a replicated pool through its brokers (docs/replication.md, \"Operating a\n"
         "pool\").\n"
@@ -54,13 +66,20 @@ const kp_opts_cmd_t kp_pool_cmd = {
         "status         brokers (rack, address), replicas, leaders and disk use per broker;\n"
         "               under-replicated and offline partitions; moves in progress. Exit 1\n"
         "               when a partition is under-replicated or offline.\n"
+        "add-broker     puts BROKER (started with the pool's etcd: it joined, holding\n"
+        "               nothing) to work: moves replicas onto it only, from the fullest\n"
+        "               brokers, and makes it the preferred leader of its share; prints\n"
+        "               the moves and the bytes they copy, executes, waits, elects.\n"
         "decommission   moves every replica off BROKER (to the live brokers with the fewest\n"
         "               replicas, rack-aware), waits until it holds none and leads nothing:\n"
         "               the broker may then be stopped.\n"
         "rebalance      evens out replicas, then preferred leaders, across brokers (rack-\n"
         "               aware); prints the moves and the bytes they copy, executes them,\n"
         "               waits, then elects the preferred leaders.\n"
-        "elect-leaders  preferred-leader election of every partition (ElectLeaders).\n",
+        "elect-leaders  preferred-leader election of every partition (ElectLeaders).\n"
+        "restart        restarts the brokers of a `kpool up --brokers N` (every one with\n"
+        "               --rolling, in turn): each waits until every broker is in the ISR\n"
+        "               of every partition it follows, then the next goes.\n",
     .options = pool_options,
 };
 
@@ -268,6 +287,120 @@ static int elect(const char *bootstrap)
     return 0;
 }
 
+/* ---- restart (kpool up --brokers N, through its control socket: up_ctl.h) ---- */
+
+static void pause_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Whether broker k is in the ISR of every partition it follows: 1, 0, or -1 with err. */
+static int broker_ready(const char *sock, int k, char *err, size_t errlen)
+{
+    char req[32], reply[128];
+    snprintf(req, sizeof(req), "ready %d", k);
+    if (kp_up_ctl_call(sock, req, reply, sizeof(reply), 30000, err, errlen) < 0) return -1;
+    if (!strcmp(reply, "ok 1")) return 1;
+    if (!strcmp(reply, "ok 0")) return 0;
+    snprintf(err, errlen, "kpool up: %s", reply);
+    return -1;
+}
+
+/* Waits until every broker of ids (only[0] when only) is ready, up to until (monotonic). 0,
+ * or 1 after printing which one is not. */
+static int wait_ready(const char *sock, const int *ids, int n, int64_t until, const char *when)
+{
+    char err[512] = "";
+    for (;;) {
+        int behind = -1;
+        for (int i = 0; i < n && behind < 0; i++) {
+            int r = broker_ready(sock, ids[i], err, sizeof(err));
+            if (r < 0) {
+                fprintf(stderr, "kpool pool: %s\n", err);
+                return 1;
+            }
+            if (!r) behind = ids[i];
+        }
+        if (behind < 0) return 0;
+        if (kp_mono_ms() >= until) {
+            fprintf(stderr,
+                    "kpool pool: timed out %s: broker %d is still not in the ISR of every "
+                    "partition it follows\n",
+                    when, behind);
+            return 1;
+        }
+        pause_ms(POLL_MS / 2);
+    }
+}
+
+static int restart(const pool_opts_t *o, const char *broker)
+{
+    char sock[4096], reply[512], err[512];
+    snprintf(sock, sizeof(sock), "%s/up.sock", o->data_dir ? o->data_dir : "./kpool-data");
+    if (kp_up_ctl_call(sock, "brokers", reply, sizeof(reply), 30000, err, sizeof(err)) < 0) {
+        fprintf(stderr,
+                "kpool pool: %s (restart works on a kpool up --brokers N; see "
+                "--data-dir)\n",
+                err);
+        return 1;
+    }
+    int ids[64], n = 0;
+    for (char *tok = strncmp(reply, "ok", 2) ? NULL : strtok(reply + 2, " "); tok && n < 64;
+         tok = strtok(NULL, " "))
+        ids[n++] = atoi(tok);
+    if (n == 0) {
+        fprintf(stderr, "kpool pool: kpool up answered '%s'\n", reply);
+        return 1;
+    }
+    int order[64], norder = 0;
+    if (broker) {
+        char *end;
+        long id = strtol(broker, &end, 10);
+        for (int i = 0; i < n && !*end && norder == 0; i++)
+            if (ids[i] == id) order[norder++] = ids[i];
+        if (norder == 0) {
+            fprintf(stderr, "kpool pool: restart: '%s' is not a broker of this pool (it has",
+                    broker);
+            for (int i = 0; i < n; i++) fprintf(stderr, " %d", ids[i]);
+            fprintf(stderr, ")\n");
+            return 2;
+        }
+    } else {
+        memcpy(order, ids, sizeof(int) * (size_t)n);
+        norder = n;
+    }
+    int64_t until = kp_mono_ms() + o->timeout_ms;
+    for (int i = 0; i < norder; i++) {
+        /* never take a broker down while another one is catching up: its partitions could
+         * go under min.insync.replicas (or offline) */
+        if (wait_ready(sock, ids, n, until, "before the next restart")) return 1;
+        printf("restarting broker %d\n", order[i]);
+        fflush(stdout);
+        int64_t t0 = kp_mono_ms();
+        char req[32];
+        snprintf(req, sizeof(req), "restart %d", order[i]);
+        long left = (long)(until - kp_mono_ms());
+        if (kp_up_ctl_call(sock, req, reply, sizeof(reply), left > 1000 ? left : 1000, err,
+                           sizeof(err)) < 0) {
+            fprintf(stderr, "kpool pool: %s\n", err);
+            return 1;
+        }
+        if (strcmp(reply, "ok")) {
+            fprintf(stderr, "kpool pool: broker %d: kpool up: %s\n", order[i], reply);
+            return 1;
+        }
+        if (wait_ready(sock, &order[i], 1, until, "waiting for the restarted broker")) return 1;
+        printf("broker %d is back in every ISR (%.1f s)\n", order[i],
+               (double)(kp_mono_ms() - t0) / 1000.0);
+        fflush(stdout);
+    }
+    if (wait_ready(sock, ids, n, until, "at the end")) return 1;
+    printf("restarted %d broker%s; every broker is in the ISR of every partition it follows\n",
+           norder, norder == 1 ? "" : "s");
+    return 0;
+}
+
 static int run(const pool_opts_t *o, const char *bootstrap, char **args, int nargs)
 {
     const char *verb = args[0];
@@ -282,6 +415,21 @@ static int run(const pool_opts_t *o, const char *bootstrap, char **args, int nar
     kp_plan_t plan = {0};
     if (!strcmp(verb, "status")) {
         rc = status_print(&s, o->output != NULL);
+    } else if (!strcmp(verb, "add-broker")) {
+        char *end;
+        long id = strtol(args[1], &end, 10);
+        if (*end || id < 0 || id > INT32_MAX) {
+            kp_poolc_snapshot_free(&s);
+            return kp_opts_error("pool", "add-broker: '%s' is not a broker id", args[1]);
+        }
+        if (kp_plan_add_broker(&s, (int32_t)id, &plan, err, sizeof(err)) < 0) {
+            fprintf(stderr, "kpool pool: %s\n", err);
+            rc = 1;
+        } else {
+            rc = execute(o, bootstrap, &s, &plan);
+            if (!rc && !o->dry_run && plan.n > 0) rc = wait_done(o, bootstrap, always, 0);
+            if (!rc && !o->dry_run) rc = elect(bootstrap);
+        }
     } else if (!strcmp(verb, "decommission")) {
         char *end;
         long id = strtol(args[1], &end, 10);
@@ -310,6 +458,13 @@ static int run(const pool_opts_t *o, const char *bootstrap, char **args, int nar
     return rc;
 }
 
+static int broker_id_ok(const char *s)
+{
+    char *end;
+    long id = strtol(s, &end, 10);
+    return *s && !*end && id >= 0 && id <= INT32_MAX;
+}
+
 int kp_cmd_pool(int argc, char **argv)
 {
     pool_opts_t o = {.timeout_ms = 600000};
@@ -317,19 +472,29 @@ int kp_cmd_pool(int argc, char **argv)
     int nargs = 0;
     int rc = kp_opts_parse(&kp_pool_cmd, &o, argc, argv, &args, &nargs);
     if (rc) goto out;
-    const char *verbs[] = {"status", "decommission", "rebalance", "elect-leaders"};
+    const char *verbs[] = {"status",        "decommission", "rebalance",
+                           "elect-leaders", "restart",      "add-broker"};
     int known = 0;
     for (size_t i = 0; nargs > 0 && i < sizeof(verbs) / sizeof(verbs[0]); i++)
         known |= !strcmp(args[0], verbs[i]);
     const char *bootstrap = bootstrap_of(&o);
+    int takes_broker =
+        nargs > 0 && (!strcmp(args[0], "decommission") || !strcmp(args[0], "add-broker"));
     if (nargs == 0)
-        rc = kp_opts_error("pool", "a subcommand is required: status, decommission, rebalance "
-                                   "or elect-leaders");
+        rc = kp_opts_error("pool", "a subcommand is required: status, add-broker, decommission, "
+                                   "rebalance, elect-leaders or restart");
     else if (!known)
         rc = kp_opts_error("pool", "unknown subcommand '%s'", args[0]);
-    else if (nargs != (!strcmp(args[0], "decommission") ? 2 : 1))
+    else if (!strcmp(args[0], "restart") && nargs != (o.rolling ? 1 : 2))
+        rc = kp_opts_error("pool", o.rolling ? "restart --rolling takes no BROKER"
+                                             : "restart takes --rolling or one BROKER id");
+    else if (!strcmp(args[0], "restart"))
+        rc = restart(&o, nargs > 1 ? args[1] : NULL);
+    else if (nargs != takes_broker + 1)
         rc = kp_opts_error("pool", "%s takes %s", args[0],
-                           !strcmp(args[0], "decommission") ? "one BROKER id" : "no argument");
+                           takes_broker ? "one BROKER id" : "no argument");
+    else if (takes_broker && !broker_id_ok(args[1]))
+        rc = kp_opts_error("pool", "%s: '%s' is not a broker id", args[0], args[1]);
     else if (o.output && strcmp(o.output, "json"))
         rc = kp_opts_error("pool", "-o: only json is known, not '%s'", o.output);
     else if (!bootstrap)

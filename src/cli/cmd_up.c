@@ -10,7 +10,9 @@
  */
 #include "cli/cli.h"
 #include "cli/kubeconfig.h"
+#include "cli/up_ctl.h"
 #include "cli/up_pool.h"
+#include "broker/broker.h"
 #include "control/control.h"
 #include "core/buf.h"
 #include "core/logging.h"
@@ -639,6 +641,50 @@ static int up_broker_defaults(kp_props_t *props, const char *pki, const char *br
     return 0;
 }
 
+/* What `kpool up --brokers N`'s control socket (up_ctl.h, for `kpool pool restart`) acts
+ * on: broker 1 is this process's own (restarted in place: a new kpool executable needs
+ * kpool up itself restarted), brokers 2..N are up_pool.c's children. The main thread uses b
+ * again only after the socket stopped. */
+typedef struct up_run {
+    kp_broker_t *b;
+    kp_props_t *props;
+    kp_up_pool_t *up;
+    int nbrokers;
+} up_run_t;
+
+static void up_ctl_answer(void *arg, const kp_up_req_t *r, char *reply, size_t len)
+{
+    up_run_t *run = arg;
+    char err[512];
+    if (r->kind == KP_UP_REQ_BROKERS) {
+        size_t off = (size_t)snprintf(reply, len, "ok");
+        for (int k = 1; k <= run->nbrokers && off < len; k++)
+            off += (size_t)snprintf(reply + off, len - off, " %d", k);
+        return;
+    }
+    int k = r->broker;
+    if (k > run->nbrokers) {
+        snprintf(reply, len, "error no broker %d (this pool has %d)", k, run->nbrokers);
+    } else if (r->kind == KP_UP_REQ_READY) {
+        int ready = k == 1 ? run->b && atomic_load(&run->b->ready) : kp_up_pool_ready(run->up, k);
+        snprintf(reply, len, "ok %d", ready);
+    } else if (k > 1) {
+        if (kp_up_pool_restart(run->up, k, err, sizeof(err)) < 0)
+            snprintf(reply, len, "error %s", err);
+        else
+            snprintf(reply, len, "ok");
+    } else {
+        kp_info("up", "restarting broker 1 (in this process)");
+        kp_broker_free(run->b); /* a controlled shutdown */
+        run->b = NULL;
+        for (int attempt = 0; attempt < 3 && !run->b; attempt++) {
+            if (attempt) sleep(1);
+            run->b = kp_cli_broker_start(run->props, 1);
+        }
+        snprintf(reply, len, run->b ? "ok" : "error broker 1 did not start again (see the log)");
+    }
+}
+
 int kp_cmd_up(int argc, char **argv)
 {
     kp_daemon_opts_t o = {.data_dir = "./kpool-data"};
@@ -826,6 +872,15 @@ int kp_cmd_up(int argc, char **argv)
                 kp_control_kube_port(c) ? err : "");
         kubeconfig[0] = 0;
     }
+    up_run_t run = {b, props, up, nbrokers};
+    kp_up_ctl_t *upctl = NULL;
+    if (up) {
+        char sock[PATH_MAX];
+        fmt_path(sock, sizeof(sock), "%s/up.sock", abs);
+        upctl = kp_up_ctl_start(sock, up_ctl_answer, &run, err, sizeof(err));
+        if (!upctl)
+            kp_warn("up", "no control socket (kpool pool restart cannot reach us): %s", err);
+    }
     up_banner_print(&addrs, pool_name, nbrokers, pwpath, abs, cfgpath);
     if (kubeconfig[0]) printf("\nkubectl (docs/kubectl.md):\n  export KUBECONFIG=%s\n", kubeconfig);
     fflush(stdout);
@@ -836,6 +891,8 @@ int kp_cmd_up(int argc, char **argv)
     int sig = 0;
     sigwait(&set, &sig);
     kp_info("up", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    kp_up_ctl_stop(upctl); /* first: a restart in progress finishes, then b is ours again */
+    b = run.b;
     kp_registry_stop(reg);       /* first: it reads the store and talks to the pool */
     kp_control_stop(c);          /* then the control plane, which talks to the pool */
     kp_up_pool_stop_brokers(up); /* the other brokers (each a controlled shutdown) */

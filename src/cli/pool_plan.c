@@ -270,6 +270,80 @@ int kp_plan_rebalance(const kp_poolc_snapshot_t *s, kp_plan_t *out, char *err, s
     return 0;
 }
 
+int kp_plan_add_broker(const kp_poolc_snapshot_t *s, int32_t broker, kp_plan_t *out, char *err,
+                       size_t errlen)
+{
+    memset(out, 0, sizeof(*out));
+    int nb = bidx(s, broker);
+    if (nb < 0) {
+        snprintf(err, errlen,
+                 "broker %d is not a live broker of the pool: start it with the pool's "
+                 "metadata.etcd.endpoints and prefix first",
+                 broker);
+        return -1;
+    }
+    if (s->nmoving > 0) {
+        snprintf(err, errlen,
+                 "%d partition moves are in progress: wait for them (kpool pool status) first",
+                 s->nmoving);
+        return -1;
+    }
+    work_t w;
+    work_init(&w, s);
+    /* replicas: the cheapest one of the fullest broker that can give one, onto the new
+     * broker, until no broker holds two more than it */
+    for (int step = 0; step < s->nparts * KP_POOLC_REPLICAS_MAX; step++) {
+        int pick = -1, slot = -1, from = -1;
+        for (int b = 0; b < s->nbrokers; b++) {
+            if (b == nb || w.load[b] - w.load[nb] <= 1) continue;
+            if (from >= 0 && w.load[b] < w.load[from]) continue;
+            for (int i = 0; i < s->nparts; i++) {
+                const kp_poolc_part_t *p = &s->parts[i];
+                if (!w.eligible[i] || row_has(w.rows[i], p->nreplicas, broker)) continue;
+                for (int r = 0; r < p->nreplicas; r++) {
+                    if (w.rows[i][r] != s->brokers[b].id || !rack_ok(&w, i, w.rows[i][r], nb))
+                        continue;
+                    if (from != b || p->bytes < s->parts[pick].bytes) {
+                        pick = i;
+                        slot = r;
+                        from = b;
+                    }
+                }
+            }
+        }
+        if (pick < 0) break;
+        if (slot == 0) {
+            w.first[from]--;
+            w.first[nb]++;
+        }
+        w.rows[pick][slot] = broker;
+        w.load[from]--;
+        w.load[nb]++;
+    }
+    /* preferred leaders: rows holding the new broker put it first while the one they
+     * prefer now has two more than it (a reorder: nothing is copied for it) */
+    for (int moved = 1; moved;) {
+        moved = 0;
+        for (int i = 0; i < s->nparts; i++) {
+            const kp_poolc_part_t *p = &s->parts[i];
+            int f = bidx(s, w.rows[i][0]);
+            if (!w.eligible[i] || f < 0 || f == nb || w.first[f] - w.first[nb] <= 1) continue;
+            for (int r = 1; r < p->nreplicas; r++) {
+                if (w.rows[i][r] != broker) continue;
+                w.rows[i][r] = w.rows[i][0];
+                w.rows[i][0] = broker;
+                w.first[f]--;
+                w.first[nb]++;
+                moved = 1;
+                break;
+            }
+        }
+    }
+    collect(&w, out);
+    work_free(&w);
+    return 0;
+}
+
 void kp_plan_free(kp_plan_t *p)
 {
     free(p->moves);

@@ -12,6 +12,7 @@
  *   - decommission replaces the broker in each row where it appears (the new replica takes
  *     its place, so a preferred leader's successor is the new replica), choosing the live
  *     broker with the fewest replicas (ties: lowest id);
+ *   - add-broker is rebalance restricted to moves onto one broker (see below);
  *   - rebalance first moves one replica at a time from the broker with the most replicas to
  *     the one with the fewest (cheapest partition first) until they differ by at most one,
  *     then reorders rows so that each broker is the preferred (first) replica of an even
@@ -36,6 +37,13 @@ int kp_plan_decommission(const kp_poolc_snapshot_t *s, int32_t broker, kp_plan_t
                          size_t errlen);
 /* The moves that even out replicas and preferred leaders. 0 (out->n may be 0: balanced). */
 int kp_plan_rebalance(const kp_poolc_snapshot_t *s, kp_plan_t *out, char *err, size_t errlen);
+/* The moves that put a broker that joined (live, holding little) to work: replicas onto it
+ * only — one at a time from the fullest broker that holds two more, cheapest partition
+ * first, rack rules as above — then rows holding it put it first while the broker they
+ * prefer has two more preferred leaderships than it. No other broker gains anything. 0, or
+ * -1 with err (broker not live, moves in progress). */
+int kp_plan_add_broker(const kp_poolc_snapshot_t *s, int32_t broker, kp_plan_t *out, char *err,
+                       size_t errlen);
 void kp_plan_free(kp_plan_t *p);
 
 #endif

@@ -22,16 +22,29 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #define UP_BROKERS_MAX 16
 
+/* How long a broker's controlled shutdown may take before it is killed. */
+#define UP_BROKER_STOP_MS 60000
+/* How long a broker may take to open its health port when it starts. */
+#define UP_BROKER_START_MS 60000
+
+/* How broker k (2..N) was started: what restarting it runs again. */
+typedef struct up_child {
+    char **argv; /* owned, NULL-terminated */
+    char log[PATH_MAX + 32];
+} up_child_t;
+
 struct kp_up_pool {
     pid_t etcd;
     pid_t brokers[UP_BROKERS_MAX];
-    int nbrokers;
+    up_child_t child[UP_BROKERS_MAX];
+    int nbrokers, offset;
 };
 
 static void sleep_ms(int ms)
@@ -71,6 +84,15 @@ static int port_open(int port)
 static int alive(pid_t pid)
 {
     return pid > 0 && waitpid(pid, NULL, WNOHANG) == 0;
+}
+
+/* Whether child broker k still runs; one that exited is reaped and forgotten (its pid may
+ * be reused: nothing is sent to it any more). */
+static int child_alive(kp_up_pool_t *up, int k)
+{
+    if (alive(up->brokers[k - 2])) return 1;
+    up->brokers[k - 2] = 0;
+    return 0;
 }
 
 static void stop_child(pid_t pid, int timeout_ms)
@@ -127,6 +149,24 @@ int kp_up_pool_etcd(kp_up_pool_t *up, const char *abs, int offset, char *endpoin
     return -1;
 }
 
+/* Waits until child broker k's health port answers. 0, or -1 with err. */
+static int wait_started(kp_up_pool_t *up, int k, char *err, size_t errlen)
+{
+    int port = kp_up_pool_admin_port(up->offset, k);
+    for (int t = 0; !port_open(port); t += 100) {
+        if (!child_alive(up, k)) {
+            snprintf(err, errlen, "broker %d exited at start (see %s)", k, up->child[k - 2].log);
+            return -1;
+        }
+        if (t >= UP_BROKER_START_MS) {
+            snprintf(err, errlen, "broker %d did not start (see %s)", k, up->child[k - 2].log);
+            return -1;
+        }
+        sleep_ms(100);
+    }
+    return 0;
+}
+
 int kp_up_pool_admin_port(int offset, int k)
 {
     return 9600 + offset + 10 * (k - 1);
@@ -143,6 +183,7 @@ int kp_up_pool_brokers(kp_up_pool_t *up, const char *abs, int offset, int n,
         return -1;
     }
     exe[el] = 0;
+    up->offset = offset;
     size_t off = (size_t)snprintf(bootstrap, blen, "127.0.0.1:%d", 9093 + offset);
     for (int k = 2; k <= n && k - 2 < UP_BROKERS_MAX; k++) {
         int port = 9093 + offset + 10 * (k - 1), admin = kp_up_pool_admin_port(offset, k);
@@ -184,12 +225,13 @@ int kp_up_pool_brokers(kp_up_pool_t *up, const char *abs, int offset, int n,
             argv[a++] = "--set";
             argv[a++] = over[i];
         }
-        char log[PATH_MAX + 32];
-        snprintf(log, sizeof(log), "%s/broker-%d.log", abs, k);
-        pid_t pid = spawn(argv, log);
+        up_child_t *ch = &up->child[up->nbrokers];
+        snprintf(ch->log, sizeof(ch->log), "%s/broker-%d.log", abs, k);
+        ch->argv = argv; /* kept, with copies of what it points to, for a restart */
+        for (int i = 0; i < a; i++) argv[i] = strdup(argv[i]);
         for (int i = 0; i < nkv; i++) free(kv[i]);
         free(kv);
-        free(argv);
+        pid_t pid = spawn(argv, ch->log);
         if (pid < 0) {
             snprintf(err, errlen, "cannot start broker %d: %s", k, strerror(errno));
             return -1;
@@ -197,22 +239,48 @@ int kp_up_pool_brokers(kp_up_pool_t *up, const char *abs, int offset, int n,
         up->brokers[up->nbrokers++] = pid;
         if (off < blen) off += (size_t)snprintf(bootstrap + off, blen - off, ",127.0.0.1:%d", port);
     }
-    for (int k = 2; k <= n; k++) { /* ready once its health port answers (plain HTTP) */
-        int port = kp_up_pool_admin_port(offset, k), t = 0;
-        for (; t < 600 && !port_open(port); t++) {
-            if (!alive(up->brokers[k - 2])) {
-                snprintf(err, errlen, "broker %d exited at start (see %s/broker-%d.log)", k, abs,
-                         k);
-                return -1;
-            }
-            sleep_ms(100);
-        }
-        if (t == 600) {
-            snprintf(err, errlen, "broker %d did not start (see %s/broker-%d.log)", k, abs, k);
-            return -1;
-        }
-    }
+    for (int k = 2; k <= n; k++) /* ready once its health port answers (plain HTTP) */
+        if (wait_started(up, k, err, errlen) < 0) return -1;
     return 0;
+}
+
+int kp_up_pool_restart(kp_up_pool_t *up, int k, char *err, size_t errlen)
+{
+    if (!up || k < 2 || k - 2 >= up->nbrokers) {
+        snprintf(err, errlen, "no broker %d runs as a child of kpool up", k);
+        return -1;
+    }
+    kp_info("up", "restarting broker %d", k);
+    if (child_alive(up, k)) stop_child(up->brokers[k - 2], UP_BROKER_STOP_MS); /* controlled */
+    up->brokers[k - 2] = spawn(up->child[k - 2].argv, up->child[k - 2].log);
+    if (up->brokers[k - 2] < 0) {
+        snprintf(err, errlen, "cannot start broker %d: %s", k, strerror(errno));
+        return -1;
+    }
+    return wait_started(up, k, err, errlen);
+}
+
+int kp_up_pool_ready(kp_up_pool_t *up, int k)
+{
+    if (!up || k < 2 || k - 2 >= up->nbrokers || !child_alive(up, k)) return 0;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)kp_up_pool_admin_port(up->offset, k))};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    struct timeval tv = {2, 0};
+    char buf[64] = "";
+    const char req[] = "GET /readyz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    if (fd >= 0 && setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) == 0 &&
+        connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 &&
+        write(fd, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1) {
+        size_t n = 0;
+        for (ssize_t r; n < sizeof(buf) - 1 && (r = read(fd, buf + n, sizeof(buf) - 1 - n)) > 0;)
+            n += (size_t)r;
+        buf[n] = 0;
+    }
+    if (fd >= 0) close(fd);
+    /* "HTTP/1.x 200 ..." */
+    return !strncmp(buf, "HTTP/1.", 7) && !strncmp(buf + 8, " 200", 4);
 }
 
 kp_up_pool_t *kp_up_pool_new(void)
@@ -233,6 +301,10 @@ void kp_up_pool_free(kp_up_pool_t *up)
 {
     if (!up) return;
     kp_up_pool_stop_brokers(up);
+    for (int i = 0; i < UP_BROKERS_MAX; i++) {
+        for (char **a = up->child[i].argv; a && *a; a++) free(*a);
+        free(up->child[i].argv);
+    }
     stop_child(up->etcd, 15000);
     free(up);
 }

@@ -20,6 +20,13 @@ int kp_up_pool_brokers(kp_up_pool_t *up, const char *abs, int offset, int n,
                        size_t errlen);
 /* Broker k's (2..n) admin.listener port (127.0.0.1): /livez, /readyz, /metrics. */
 int kp_up_pool_admin_port(int offset, int k);
+/* Restarts child broker k (2..n): SIGTERM (a controlled shutdown; SIGKILL after 60 s), the
+ * same command again (the kpool executable at the same path: a new one is an upgrade), and
+ * waits until its health port answers. 0, or -1 with err. Not thread-safe with the others. */
+int kp_up_pool_restart(kp_up_pool_t *up, int k, char *err, size_t errlen);
+/* Whether child broker k (2..n) runs and its /readyz answers 200 (it is in the ISR of every
+ * partition it follows). */
+int kp_up_pool_ready(kp_up_pool_t *up, int k);
 /* SIGTERM to brokers 2..n (controlled shutdown), waiting for them. */
 void kp_up_pool_stop_brokers(kp_up_pool_t *up);
 /* Stops whatever still runs (brokers, then etcd) and frees. */

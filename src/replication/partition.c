@@ -462,6 +462,29 @@ int16_t kp_partition_replica_fetch(kp_partition_t *p, int32_t replica_id, int32_
     return 0;
 }
 
+void kp_partition_set_throttled(kp_partition_t *p, const int32_t *ids, int n)
+{
+    kp_repl_t *r = p->repl;
+    if (!r) return;
+    if (n > KP_REPLICAS_MAX) n = KP_REPLICAS_MAX;
+    pthread_mutex_lock(&r->lock);
+    memcpy(r->throttled, ids, (size_t)(n > 0 ? n : 0) * sizeof(*ids));
+    r->nthrottled = n > 0 ? n : 0;
+    pthread_mutex_unlock(&r->lock);
+}
+
+int kp_partition_replica_throttled(kp_partition_t *p, int32_t replica)
+{
+    kp_repl_t *r = p->repl;
+    if (!r) return 0;
+    int adding = 0, in_sync = 0;
+    pthread_mutex_lock(&r->lock);
+    for (int i = 0; i < r->nthrottled; i++) adding |= r->throttled[i] == replica;
+    for (int i = 0; i < r->nisr; i++) in_sync |= r->isr[i] == replica;
+    pthread_mutex_unlock(&r->lock);
+    return adding && !in_sync;
+}
+
 int16_t kp_partition_epoch_end(kp_partition_t *p, int32_t current_epoch, int32_t epoch,
                                int32_t *end_epoch, int64_t *end_offset)
 {

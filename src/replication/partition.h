@@ -53,7 +53,9 @@ typedef struct kp_repl {
     int min_insync;             /* the topic's min.insync.replicas, as last seen by a produce */
     kp_flush_waiter_t *waiters; /* acks=all waiting for hwm > offset (leader) */
     int64_t last_isr_attempt_ms;
-    int32_t fetch_epoch; /* follower: the leader epoch it last truncated for */
+    int32_t fetch_epoch;                /* follower: the leader epoch it last truncated for */
+    int32_t throttled[KP_REPLICAS_MAX]; /* replicas a move adds (kp_partition_set_throttled) */
+    int nthrottled;
 } kp_repl_t;
 
 /* Traffic counters for /metrics (kpool_topic_*_total, summed per topic at scrape): relaxed
@@ -152,6 +154,13 @@ int16_t kp_partition_check_leader(kp_partition_t *p, int32_t current_epoch);
 int16_t kp_partition_replica_fetch(kp_partition_t *p, int32_t replica, int32_t current_epoch,
                                    int64_t fetch_offset, int64_t max_bytes, int64_t now_ms,
                                    kp_log_read_t *out);
+
+/* The replicas a partition move adds (cluster/reassign.h's adding set; none: n = 0): while
+ * outside the ISR, their fetches are throttled (replication/throttle.h). */
+void kp_partition_set_throttled(kp_partition_t *p, const int32_t *ids, int n);
+/* Whether replica (this broker: p's own id) is being added by a move and is not in the ISR
+ * yet, so that its fetches go through the replication throttles. */
+int kp_partition_replica_throttled(kp_partition_t *p, int32_t replica);
 
 /* OffsetsForLeaderEpoch as the leader answers it. 0 or a Kafka error. */
 int16_t kp_partition_epoch_end(kp_partition_t *p, int32_t current_epoch, int32_t epoch,

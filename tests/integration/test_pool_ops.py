@@ -10,8 +10,13 @@
   - after a broker's restart moved its leaderships away, elect-leaders gives every partition
     its preferred leader back.
 
+  - add-broker: a broker that joined gets its share, by moves onto it only;
+  - auto.leader.rebalance.enable: the controller gives the leaderships back by itself (and
+    not when disabled).
+
 Every test fails on the old code: there was no `kpool pool` (and no reassignment or
-ElectLeaders API under it).
+ElectLeaders API under it); test_auto_leader_rebalance fails on the code before
+auto.leader.rebalance.enable (the leaders stayed away); its disabled twin guards the switch.
 """
 import json
 import subprocess
@@ -167,6 +172,53 @@ def test_rebalance_a_skewed_pool(pool4):
     check_acked(acked, consume_all(pool4.bootstrap, "sk", len(acked)))
 
 
+def test_add_broker_moves_onto_the_new_broker_only(pool4):
+    """`kpool pool add-broker 4`: broker 4 joined (started on the pool's etcd) after the
+    topic was created and holds nothing; the dry run prints moves that all add broker 4, and
+    their byte cost, and moves nothing; then the moves run: broker 4 ends with its share of
+    replicas and preferred leaders, no other broker gained a replica, every record is
+    there. (Fails on the old code: there was no add-broker.)"""
+    late = pool4.brokers[3]
+    late.stop()
+    wait_for(lambda: len(kcat_metadata(pool4.brokers[0].bootstrap)["brokers"]) == 3,
+             what="broker 4 gone")
+    create_topic(pool4.brokers[0].bootstrap, "ab", 8, 2)
+    wait_isr(pool4.brokers[0].bootstrap, "ab", 2)
+    p = Producer({"bootstrap.servers": pool4.brokers[0].bootstrap, "acks": "all"})
+    acked = {}
+    for i in range(400):
+        p.produce("ab", key=b"%d" % i, value=b"a-%06d" % i,
+                  on_delivery=lambda e, m: acked.__setitem__(m.value(),
+                                                             (m.partition(), m.offset())))
+    assert p.flush(60) == 0
+    late.start(timeout=30)
+    pool4.wait_all_seen()
+    before = {x["partition"]: [r["id"] for r in x["replicas"]]
+              for x in topic_md(pool4.bootstrap, "ab")["partitions"]}
+    dry = kpool("add-broker", "4", "--dry-run", "--bootstrap", pool4.bootstrap)
+    print(dry.stdout)
+    moves = [l for l in dry.stdout.splitlines() if l.startswith("move ")]
+    assert moves and " to copy" in dry.stdout, dry.stdout
+    for line in moves:  # move ab-3: [1,2] -> [4,2] (1.2 KiB)
+        assert "4" in line.split("->")[1].split("]")[0], line
+        assert line.rstrip().endswith(")"), line
+    assert status(pool4.bootstrap)["moves_in_progress"] == 0
+    assert {x["partition"]: [r["id"] for r in x["replicas"]]
+            for x in topic_md(pool4.bootstrap, "ab")["partitions"]} == before
+    kpool("add-broker", "4", "--timeout", "180", "--bootstrap", pool4.bootstrap)
+    t = wait_isr(pool4.bootstrap, "ab", 2, timeout=60)
+    reps = {i: 0 for i in (1, 2, 3, 4)}
+    for x in t["partitions"]:
+        now = [r["id"] for r in x["replicas"]]
+        assert set(now) <= set(before[x["partition"]]) | {4}, (before, x)
+        for i in now:
+            reps[i] += 1
+    assert reps[4] == 4 and max(reps.values()) - min(reps.values()) <= 1, reps
+    wait_for(lambda: leaders_per_broker(pool4.bootstrap, "ab", [4])[4] >= 1, timeout=30,
+             what="broker 4 leading its share")
+    check_acked(acked, consume_all(pool4.bootstrap, "ab", len(acked)))
+
+
 def test_elect_leaders_restores_preferred_leaders(workdir):
     pool = Pool(workdir, 3).start()
     try:
@@ -192,5 +244,40 @@ def test_pool_command_usage_errors(workdir):
     kpool("status", expect=2)  # no --bootstrap
     kpool("frobnicate", "--bootstrap", "127.0.0.1:1", expect=2)
     kpool("decommission", "--bootstrap", "127.0.0.1:1", expect=2)
+    kpool("add-broker", "--bootstrap", "127.0.0.1:1", expect=2)
+    kpool("add-broker", "x", "--bootstrap", "127.0.0.1:1", expect=2)
     p = kpool("status", "--bootstrap", "127.0.0.1:1", expect=1)
     assert "127.0.0.1:1" in p.stderr
+
+
+def test_auto_leader_rebalance(workdir):
+    """auto.leader.rebalance.enable (Kafka's default, checked every
+    leader.imbalance.check.interval.seconds, here 1): after a broker's restart moved its
+    leaderships away, the controller gives them back by itself; with it disabled they stay
+    away."""
+    pool = Pool(workdir, 3, extra={"leader.imbalance.check.interval.seconds": "1"}).start()
+    try:
+        create_topic(pool.bootstrap, "al", 6, 3)
+        wait_isr(pool.bootstrap, "al", 3)
+        pool.brokers[1].restart()
+        wait_for(lambda: (lambda t: t if all(p["leader"] == p["replicas"][0]["id"] and
+                                             len(p["isrs"]) == 3 for p in t["partitions"])
+                          else None)(topic_md(pool.bootstrap, "al")),
+                 timeout=60, interval=0.3, what="preferred leaders back by themselves")
+    finally:
+        pool.stop()
+
+
+def test_no_auto_leader_rebalance_when_disabled(workdir):
+    pool = Pool(workdir, 3, extra={"leader.imbalance.check.interval.seconds": "1",
+                                   "auto.leader.rebalance.enable": "false"}).start()
+    try:
+        create_topic(pool.bootstrap, "an", 6, 3)
+        wait_isr(pool.bootstrap, "an", 3)
+        pool.brokers[1].restart()
+        wait_isr(pool.bootstrap, "an", 3, timeout=60)
+        time.sleep(4)  # several checks' worth: nothing moves back
+        t = topic_md(pool.bootstrap, "an")
+        assert not any(p["leader"] == 2 for p in t["partitions"]), t
+    finally:
+        pool.stop()

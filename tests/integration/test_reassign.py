@@ -339,3 +339,95 @@ def test_move_completes_after_the_controller_is_killed(pool4):
     stored = consume_all(pool4.bootstrap, "ck", len(acked))
     check_acked(acked, stored)
     assert len(stored) == len(acked)
+
+
+@pytest.mark.parametrize("rate_key", ["leader.replication.throttled.rate",
+                                      "follower.replication.throttled.rate"])
+def test_throttled_move_takes_at_least_bytes_over_rate(pool4, rate_key):
+    """leader/follower.replication.throttled.rate (dynamic broker configs, set on every broker
+    with confluent-kafka's AlterConfigs) bound how fast a replica a move adds catches up: a
+    partition of ~1 MB moved at 100 KB/s takes at least about (bytes - one second's burst) /
+    rate (asserted with half of that as margin: only a lower bound), and still completes
+    with every record. (Fails on the old code: the brokers refused both configs, and the
+    copy took well under a second.)"""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+    rate = 100 * 1024
+    create_topic(pool4.bootstrap, "th", 1, 3)
+    wait_isr(pool4.bootstrap, "th", 3)
+    p = Producer({"bootstrap.servers": pool4.bootstrap, "acks": "all",
+                  "enable.idempotence": True, "batch.size": 16384, "linger.ms": 5})
+    acked = {}
+
+    def report(err, m):
+        assert err is None, err
+        acked[m.value()] = (m.partition(), m.offset())
+    for i in range(1000):
+        p.produce("th", value=b"t-%06d-%s" % (i, os.urandom(500).hex().encode()),
+                  on_delivery=report)
+    assert p.flush(60) == 0
+    size = sum(len(v) for v in acked)
+    for b in pool4.brokers:
+        a = AdminClient({"bootstrap.servers": b.bootstrap})
+        f, = a.alter_configs([ConfigResource("broker", b.extra["broker.id"],
+                                             set_config={rate_key: str(rate)})]).values()
+        f.result(20)
+    reps, leader = replicas_of(pool4.bootstrap, "th", 0)
+    spare = next(i for i in (1, 2, 3, 4) if i not in reps)
+    target = [spare] + [r for r in reps if r != leader]
+    t0 = time.time()
+    _, res = alter(pool4.brokers[0].port, {("th", 0): target})
+    assert res[("th", 0)][0] == 0, res
+    wait_moved(pool4, "th", 0, target, timeout=180)
+    took = time.time() - t0
+    least = (size - rate) / rate
+    print("moved %d bytes at %d B/s (%s) in %.1f s (at least %.1f s expected)"
+          % (size, rate, rate_key, took, least))
+    assert took >= least / 2, (took, least)
+    stored = consume_all(broker(pool4, spare).bootstrap, "th", len(acked))
+    check_acked(acked, stored)
+
+
+def test_move_completes_after_its_brokers_restart(pool4):
+    """A move caught mid-copy (the adding replica throttled, follower.replication.throttled.rate
+    100 KiB/s, so that it holds part of ~1 MB) survives the restart of the adding broker
+    (SIGTERM, then started again: it resumes from what it has) and the kill -9 and restart
+    of the partition's leader (which the move removes): the move completes on its own, and
+    every acknowledged record is on the new replica."""
+    from confluent_kafka.admin import AdminClient, ConfigResource
+    create_topic(pool4.bootstrap, "rb", 1, 3)
+    wait_isr(pool4.bootstrap, "rb", 3)
+    p = Producer({"bootstrap.servers": pool4.bootstrap, "acks": "all",
+                  "enable.idempotence": True, "batch.size": 16384, "linger.ms": 5})
+    acked = {}
+
+    def report(err, m):
+        assert err is None, err
+        acked[m.value()] = (m.partition(), m.offset())
+    for i in range(1000):
+        p.produce("rb", value=b"b-%06d-%s" % (i, os.urandom(500).hex().encode()),
+                  on_delivery=report)
+    assert p.flush(60) == 0
+    reps, leader = replicas_of(pool4.bootstrap, "rb", 0)
+    spare = next(i for i in (1, 2, 3, 4) if i not in reps)
+    adding = broker(pool4, spare)
+    a = AdminClient({"bootstrap.servers": adding.bootstrap})
+    f, = a.alter_configs([ConfigResource("broker", str(spare), set_config={
+        "follower.replication.throttled.rate": str(100 * 1024)})]).values()
+    f.result(20)
+    target = [spare] + [r for r in reps if r != leader]
+    other = next(b for b in pool4.brokers if int(b.extra["broker.id"]) not in (spare, leader))
+    _, res = alter(other.port, {("rb", 0): target})
+    assert res[("rb", 0)][0] == 0, res
+    # part of the copy is there (the new replica's log has grown), the move goes on
+    data = os.path.join(adding.data_dir, "rb-0")
+    wait_for(lambda: os.path.isdir(data) and sum(
+        os.path.getsize(os.path.join(data, n)) for n in os.listdir(data)
+        if n.endswith(".log")) > 100 * 1024, timeout=60, what="part of the copy")
+    assert ("rb", 0) in list_moves(other.port)
+    adding.restart()
+    broker(pool4, leader).kill9()
+    broker(pool4, leader).start(timeout=60)
+    wait_moved(pool4, "rb", 0, target, timeout=180)
+    stored = consume_all(adding.bootstrap, "rb", len(acked))
+    check_acked(acked, stored)
+    assert len(stored) == len(acked)

@@ -275,6 +275,47 @@ static void test_plan_rebalance(void **state)
     free(s.parts);
 }
 
+static void test_plan_add_broker(void **state)
+{
+    (void)state;
+    kp_poolc_snapshot_t s;
+    snapshot(&s, 5, NULL);
+    /* created on 1..4 before broker 5 joined: 10 partitions, RF 2 (5 replicas each) */
+    for (int p = 0; p < 10; p++) add_part(&s, "t", p, (int32_t[]){p % 4 + 1, (p + 1) % 4 + 1}, 2);
+    kp_plan_t plan;
+    char err[256];
+    assert_int_equal(kp_plan_add_broker(&s, 5, &plan, err, sizeof(err)), 0);
+    assert_true(plan.n > 0 && plan.bytes > 0);
+    int load[6] = {0}, first[6] = {0};
+    for (int i = 0; i < s.nparts; i++) {
+        const int32_t *row = s.parts[i].replicas;
+        for (int m = 0; m < plan.n; m++) {
+            if (plan.moves[m].partition != s.parts[i].partition) continue;
+            row = plan.moves[m].target;
+            /* only broker 5 joins a row: every other member was there already */
+            for (int r = 0; r < 2; r++)
+                assert_true(row[r] == 5 || row[r] == s.parts[i].replicas[0] ||
+                            row[r] == s.parts[i].replicas[1]);
+        }
+        first[row[0]]++;
+        for (int r = 0; r < 2; r++) load[row[r]]++;
+        assert_int_not_equal(row[0], row[1]);
+    }
+    for (int b = 1; b <= 5; b++) { /* 20 replicas over 5: 4 each; leaders 2 each */
+        assert_int_equal(load[b], 4);
+        assert_int_equal(first[b], 2);
+    }
+    kp_plan_free(&plan);
+    /* refusals: not live; moves in progress */
+    assert_int_equal(kp_plan_add_broker(&s, 9, &plan, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "not a live broker"));
+    s.nmoving = 1;
+    assert_int_equal(kp_plan_add_broker(&s, 5, &plan, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "in progress"));
+    free(s.brokers);
+    free(s.parts);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -285,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_plan_decommission),
         cmocka_unit_test(test_plan_decommission_racks),
         cmocka_unit_test(test_plan_rebalance),
+        cmocka_unit_test(test_plan_add_broker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
