@@ -49,12 +49,6 @@ ALLOWED = {
     # issue 13 item 4: the schema registry reads its users from the control store; the daemon/
     # wiring will hand it a narrow credentials interface instead.
     ("src/registry/registry.h", "control/store.h"): "issue 13 item 4: registry reads the control store",
-    # issue 13 item 1 (partition layer): the group coordinator finds __consumer_offsets and the
-    # committed topics through the broker's topic map; the partition layer will sit below both.
-    # issue 13 item 3 (typed coordinator): the group coordinator still takes the broker and
-    # the request; the typed calls (kp_group_*) remove both includes.
-    ("src/group/coordinator.h", "broker/broker.h"): "issue 13 item 3: coordinator takes the broker",
-    ("src/group/group_int.h", "broker/request.h"): "issue 13 item 3: coordinator takes requests",
     # issue 13 item 4: the transaction coordinator reaches topics and producer ids through the
     # broker; the composition root will hand it narrow interfaces.
     ("src/txn/txn_coordinator.h", "broker/broker.h"): "issue 13 item 4: txn coordinator takes the broker",

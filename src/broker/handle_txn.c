@@ -326,7 +326,9 @@ int kp_handle_txn_offset_commit(kp_req_t *req)
         kp_req_finish(req);
         return 0;
     }
-    kp_coordinator_submit(req->sess->broker->coordinator, req, KP_GROUP_OP_TXN_COMMIT, in);
+    kp_group_call_t *call = kp_req_group_call(req);
+    if (!call) return -1;
+    kp_group_txn_offset_commit(req->sess->broker->coordinator, call, in);
     return 0;
 }
 

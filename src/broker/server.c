@@ -605,7 +605,9 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     if (setup_security(b, eff, err, errlen) < 0) goto fail;
     kp_coord_config_t ccfg;
     if (kp_coord_config_load(&ccfg, cfg->props, err, errlen) < 0) goto fail;
-    b->coordinator = kp_coordinator_start(b, &ccfg, err, errlen);
+    kp_partition_dir_t dir = kp_topics_dir(b->topics);
+    b->coordinator =
+        kp_coordinator_start(&dir, b->cfg.log_dir, b->member != NULL, &ccfg, err, errlen);
     if (!b->coordinator) goto fail;
     kp_txn_config_t tcfg; /* after the group coordinator: in-doubt commits apply offsets */
     if (kp_txn_config_load(&tcfg, cfg->props, err, errlen) < 0) goto fail;

@@ -834,3 +834,37 @@ out:
     pthread_mutex_unlock(&t->create_lock);
     return rc;
 }
+
+/* ---- the topic map as the lower layers see it (kp_topics_dir) ---- */
+
+static struct kp_topic *dir_get(void *arg, kp_str_t name)
+{
+    return kp_topics_get(arg, name);
+}
+
+static int32_t dir_npartitions(struct kp_topic *topic)
+{
+    return atomic_load_explicit(&topic->npartitions, memory_order_acquire);
+}
+
+static int16_t dir_create_internal(void *arg, kp_str_t name, int32_t partitions, const char **keys,
+                                   const char **values, int nconfigs, char *err, size_t errlen)
+{
+    kp_topic_spec_t spec = {.name = name,
+                            .partitions = partitions,
+                            .config_keys = keys,
+                            .config_values = values,
+                            .nconfigs = nconfigs,
+                            .internal = 1};
+    return kp_topics_create(arg, &spec, 0, err, errlen);
+}
+
+kp_partition_dir_t kp_topics_dir(kp_topics_t *t)
+{
+    return (kp_partition_dir_t){.arg = t,
+                                .get = dir_get,
+                                .put = kp_topic_put,
+                                .npartitions = dir_npartitions,
+                                .partition = kp_topic_partition,
+                                .create_internal = dir_create_internal};
+}

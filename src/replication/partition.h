@@ -19,6 +19,7 @@
 #define KP_PARTITION_H
 
 #include "cluster/placement.h"
+#include "protocol/wire.h"
 #include "storage/log.h"
 
 #include <pthread.h>
@@ -73,6 +74,26 @@ typedef struct kp_partition {
     void *hwm_arg;
     kp_partition_stats_t stats;
 } kp_partition_t;
+
+/* Finding partitions by topic name, for the layers below the broker that need a topic's
+ * partitions (the group coordinator: __consumer_offsets, the topics a group commits to, the
+ * high watermarks of its lag figures). The broker's topic map implements it
+ * (broker/topics.h kp_topics_dir) and hands it over when it starts them. A topic is opaque
+ * here and referenced: it and its partitions stay valid (even if deleted meanwhile) until
+ * put. Thread-safe, as the topic map. */
+typedef struct kp_partition_dir {
+    void *arg;
+    /* Topic `name`, referenced, or NULL when there is none. */
+    struct kp_topic *(*get)(void *arg, kp_str_t name);
+    void (*put)(struct kp_topic *topic); /* NULL is ignored */
+    int32_t (*npartitions)(struct kp_topic *topic);
+    /* Partition `index` of a referenced topic, or NULL when it has no such partition. */
+    kp_partition_t *(*partition)(struct kp_topic *topic, int32_t index);
+    /* Creates an internal topic with these config overrides: 0, or a Kafka error with err
+     * filled (TOPIC_ALREADY_EXISTS when it exists). */
+    int16_t (*create_internal)(void *arg, kp_str_t name, int32_t partitions, const char **keys,
+                               const char **values, int nconfigs, char *err, size_t errlen);
+} kp_partition_dir_t;
 
 /* Errors a commit waiter may get besides errno values. */
 /* leadership moved: NOT_LEADER_OR_FOLLOWER */
