@@ -523,7 +523,7 @@ int kp_handle_describe_producers(kp_req_t *req)
                 continue;
             }
             kp_pstate_entry_t *es;
-            size_t n = kp_log_producers(p->log, &es);
+            size_t n = kp_partition_producers(p, &es);
             pr->ActiveProducers.items =
                 kp_req_alloc(req, (n + 1) * sizeof(*pr->ActiveProducers.items));
             if (!pr->ActiveProducers.items) {

@@ -103,7 +103,7 @@ int offsets_append(kp_coordinator_t *c, group_t *g, kp_batch_builder_t *bb, kp_f
     if (!w) return 0;
     if (!p->repl) { /* standalone: durable once fsynced (page cache: once written) */
         w->offset = res.last_offset;
-        kp_log_wait_flush(p->log, w);
+        kp_partition_wait_flush(p, w);
         return 0;
     }
     /* a pool: as Kafka's offset commits (required acks -1), durable once the high watermark
@@ -785,7 +785,7 @@ int offsets_load(kp_coordinator_t *c, char *err, size_t errlen)
     load_ctx_t lc = {c, 0, 0};
     for (int32_t p = 0; p < c->dir.npartitions(c->offsets_topic); p++) {
         kp_partition_t *part = coord_offsets_partition(c, p);
-        if (kp_log_scan(part->log, 0, load_batch, &lc) < 0) {
+        if (kp_partition_scan(part, 0, load_batch, &lc) < 0) {
             snprintf(err, errlen, "cannot read __consumer_offsets-%d", p);
             return -1;
         }
@@ -801,7 +801,7 @@ int offsets_load_partition(kp_coordinator_t *c, int32_t p)
 {
     load_ctx_t lc = {c, 0, 0};
     kp_partition_t *part = coord_offsets_partition(c, p);
-    if (!part || kp_log_scan(part->log, 0, load_batch, &lc) < 0) return -1;
+    if (!part || kp_partition_scan(part, 0, load_batch, &lc) < 0) return -1;
     if (lc.skipped)
         kp_warn("group", "skipped %lld records of __consumer_offsets-%d this broker cannot read",
                 (long long)lc.skipped, p);

@@ -364,5 +364,5 @@ void txn_offsets_commit(kp_coordinator_t *c, kp_group_call_t *req, TxnOffsetComm
     if (p->repl) /* a pool: answered once every in-sync replica has it (required acks -1) */
         kp_partition_wait_committed(p, res.last_offset, &op->w);
     else
-        kp_log_wait_flush(p->log, &op->w);
+        kp_partition_wait_flush(p, &op->w);
 }
