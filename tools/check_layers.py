@@ -78,28 +78,6 @@ def layer_of(folder):
     return None
 
 
-def scan(src):
-    """Yields (file relative to src's parent, including folder, header, header's folder)."""
-    base = os.path.dirname(os.path.abspath(src))
-    for root, _dirs, files in os.walk(src):
-        for name in sorted(files):
-            if not name.endswith((".c", ".h")):
-                continue
-            path = os.path.join(root, name)
-            rel = os.path.relpath(path, base)
-            parts = os.path.relpath(path, src).split(os.sep)
-            if len(parts) < 2:
-                continue
-            folder = parts[0]
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-            for inc in INCLUDE.findall(text):
-                target = VIRTUAL.get(inc) or (inc.split("/")[0] if "/" in inc else None)
-                if target is None:
-                    continue  # a header of the file's own directory
-                yield rel.replace(os.sep, "/"), folder, inc, target
-
-
 def sources(src):
     """Yields (path relative to src's parent, top folder, text) of every .c/.h under a folder."""
     base = os.path.dirname(os.path.abspath(src))
@@ -113,6 +91,16 @@ def sources(src):
                 continue
             with open(path, encoding="utf-8", errors="replace") as f:
                 yield os.path.relpath(path, base).replace(os.sep, "/"), parts[0], f.read()
+
+
+def scan(src):
+    """Yields (file relative to src's parent, including folder, header, header's folder)."""
+    for rel, folder, text in sources(src):
+        for inc in INCLUDE.findall(text):
+            target = VIRTUAL.get(inc) or (inc.split("/")[0] if "/" in inc else None)
+            if target is None:
+                continue  # a header of the file's own directory
+            yield rel, folder, inc, target
 
 
 def storage_uses(src):

@@ -131,18 +131,25 @@ static caller_t *caller_new(const char *principal, int16_t version, int admin)
     return c;
 }
 
-/* Waits for the result (the coordinator answers on its own thread): 60 s at most. */
-static seen_t *wait_done(caller_t *c)
+/* Waits until *flag is set under mu (the coordinator answers on its own thread): 60 s at
+ * most, however loaded the machine. */
+static void wait_flag(pthread_mutex_t *mu, pthread_cond_t *cv, const int *flag)
 {
-    pthread_mutex_lock(&c->seen.mu);
-    for (int i = 0; !c->seen.done && i < 60; i++) {
+    pthread_mutex_lock(mu);
+    for (int i = 0; !*flag && i < 60; i++) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
         ts.tv_sec += 1;
-        pthread_cond_timedwait(&c->seen.cv, &c->seen.mu, &ts);
+        pthread_cond_timedwait(cv, mu, &ts);
     }
-    pthread_mutex_unlock(&c->seen.mu);
-    assert_true(c->seen.done);
+    int done = *flag;
+    pthread_mutex_unlock(mu);
+    assert_true(done);
+}
+
+static seen_t *wait_done(caller_t *c)
+{
+    wait_flag(&c->seen.mu, &c->seen.cv, &c->seen.done);
     return &c->seen;
 }
 
@@ -400,15 +407,7 @@ static void txn_complete(kp_coordinator_t *co, int64_t pid, int commit_it)
 {
     completion_t k = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0};
     kp_coordinator_txn_complete(co, pid, commit_it, completed, &k);
-    pthread_mutex_lock(&k.mu);
-    for (int i = 0; !k.done && i < 60; i++) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_sec += 1;
-        pthread_cond_timedwait(&k.cv, &k.mu, &ts);
-    }
-    pthread_mutex_unlock(&k.mu);
-    assert_true(k.done);
+    wait_flag(&k.mu, &k.cv, &k.done);
 }
 
 static void test_txn_offsets_pending_until_the_marker(void **state)
