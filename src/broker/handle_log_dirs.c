@@ -154,9 +154,8 @@ void kp_broker_render_log_dirs(kp_buf_t *out, kp_broker_t *b)
         for (int32_t j = 0; j < np; j++) {
             kp_partition_t *p = kp_topic_partition(list[i], j);
             if (!p) continue;
-            pthread_mutex_lock(&p->log->lock);
-            int64_t end = p->log->high_watermark;
-            pthread_mutex_unlock(&p->log->lock);
+            int64_t start, end, leo; /* end: the local committed end, as it was */
+            kp_partition_log_offsets(p, &start, &end, &leo);
             kp_buf_appendf(
                 out, "kpool_partition_end_offset{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
                 list[i]->name, (int)j, end);

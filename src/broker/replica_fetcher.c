@@ -354,14 +354,15 @@ static void flush_done(kp_flush_waiter_t *w, int err)
  * the leader so). */
 static int wait_fsynced(kp_partition_t *p, int64_t last_offset)
 {
-    if (!p->log->cfg.durable) return 0;
-    flush_wait_t fw = {.w = {.offset = last_offset, .done = flush_done}};
+    flush_wait_t fw = {.w = {.done = flush_done}};
     pthread_mutex_init(&fw.lock, NULL);
     pthread_cond_init(&fw.cond, NULL);
-    kp_partition_wait_flush(p, &fw.w);
-    pthread_mutex_lock(&fw.lock);
-    while (!fw.done) pthread_cond_wait(&fw.cond, &fw.lock);
-    pthread_mutex_unlock(&fw.lock);
+    /* page-cache mode: nothing to wait for (and flush_done is not called) */
+    if (kp_partition_wait_local(p, last_offset, &fw.w)) {
+        pthread_mutex_lock(&fw.lock);
+        while (!fw.done) pthread_cond_wait(&fw.cond, &fw.lock);
+        pthread_mutex_unlock(&fw.lock);
+    }
     pthread_cond_destroy(&fw.cond);
     pthread_mutex_destroy(&fw.lock);
     return fw.err ? -1 : 0;
