@@ -6,6 +6,12 @@ Every folder of src/ has a layer; a file may include headers of its own folder a
 layers only. Folders on the same layer are peers and do not include each other. The folder
 graph has no cycle. The generated codec (kp_msgs.h) belongs to protocol/.
 
+The partition layer (issue 13 item 1): storage's kp_log_* names (every kp_log_* identifier its
+headers declare: functions and types) appear nowhere outside storage/ and replication/; the
+handlers, coordinators and the topic map reach a log only through replication/partition.h.
+kp_log_* names other folders declare themselves (core's kp_log_limit_*, the broker's
+kp_log_manager) are not storage's and stay.
+
 A violation that an open issue item will remove is listed in ALLOWED with the reason; an
 entry that no longer matches any #include is an error too, so the list only shrinks.
 
@@ -49,12 +55,6 @@ ALLOWED = {
     # issue 13 item 4: the schema registry reads its users from the control store; the daemon/
     # wiring will hand it a narrow credentials interface instead.
     ("src/registry/registry.h", "control/store.h"): "issue 13 item 4: registry reads the control store",
-    # issue 13 item 1 (partition layer): the group coordinator finds __consumer_offsets and the
-    # committed topics through the broker's topic map; the partition layer will sit below both.
-    # issue 13 item 3 (typed coordinator): the group coordinator still takes the broker and
-    # the request; the typed calls (kp_group_*) remove both includes.
-    ("src/group/coordinator.h", "broker/broker.h"): "issue 13 item 3: coordinator takes the broker",
-    ("src/group/group_int.h", "broker/request.h"): "issue 13 item 3: coordinator takes requests",
     # issue 13 item 4: the transaction coordinator reaches topics and producer ids through the
     # broker; the composition root will hand it narrow interfaces.
     ("src/txn/txn_coordinator.h", "broker/broker.h"): "issue 13 item 4: txn coordinator takes the broker",
@@ -66,6 +66,10 @@ ALLOWED[("src/http/api_doctor.c", "cli/app.h")] = "issue 13 item 4: the doctor's
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 
+# The folders that may name storage's kp_log_* (storage itself and the partition layer).
+PARTITION_LAYER = ("storage", "replication")
+STORAGE_NAME = re.compile(r"\bkp_log_\w+")
+
 
 def layer_of(folder):
     for rank, peers in enumerate(LAYERS):
@@ -74,26 +78,47 @@ def layer_of(folder):
     return None
 
 
-def scan(src):
-    """Yields (file relative to src's parent, including folder, header, header's folder)."""
+def sources(src):
+    """Yields (path relative to src's parent, top folder, text) of every .c/.h under a folder."""
     base = os.path.dirname(os.path.abspath(src))
     for root, _dirs, files in os.walk(src):
         for name in sorted(files):
             if not name.endswith((".c", ".h")):
                 continue
             path = os.path.join(root, name)
-            rel = os.path.relpath(path, base)
             parts = os.path.relpath(path, src).split(os.sep)
             if len(parts) < 2:
                 continue
-            folder = parts[0]
             with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
-            for inc in INCLUDE.findall(text):
-                target = VIRTUAL.get(inc) or (inc.split("/")[0] if "/" in inc else None)
-                if target is None:
-                    continue  # a header of the file's own directory
-                yield rel.replace(os.sep, "/"), folder, inc, target
+                yield os.path.relpath(path, base).replace(os.sep, "/"), parts[0], f.read()
+
+
+def scan(src):
+    """Yields (file relative to src's parent, including folder, header, header's folder)."""
+    for rel, folder, text in sources(src):
+        for inc in INCLUDE.findall(text):
+            target = VIRTUAL.get(inc) or (inc.split("/")[0] if "/" in inc else None)
+            if target is None:
+                continue  # a header of the file's own directory
+            yield rel, folder, inc, target
+
+
+def storage_uses(src):
+    """'file:line: ...' for every storage kp_log_* name outside storage/ and replication/."""
+    names, found = set(), []
+    files = list(sources(src))
+    for rel, folder, text in files:
+        if folder == "storage" and rel.endswith(".h"):
+            names.update(STORAGE_NAME.findall(text))
+    for rel, folder, text in files:
+        if folder in PARTITION_LAYER:
+            continue
+        for lineno, line in enumerate(text.splitlines(), 1):
+            for name in STORAGE_NAME.findall(line):
+                if name in names:
+                    found.append(f"{rel}:{lineno}: names storage's {name} outside the "
+                                 "partition layer (use replication/partition.h)")
+    return found
 
 
 def cycles(edges):
@@ -143,6 +168,7 @@ def check(src, allowed=None):
         errors.append("include cycle between folders: " + " -> ".join(c))
     for key in sorted(set(allowed) - used):
         errors.append(f"stale allow-list entry (remove it): {key[0]} -> {key[1]}")
+    errors.extend(storage_uses(src))
     return errors
 
 

@@ -103,8 +103,11 @@ int kp_broker_tls_build(kp_broker_t *b, const kp_props_t *props, struct kp_tls_c
 /* Makes ctx the context of new TLS connections (open ones keep theirs) and frees the old. */
 void kp_broker_tls_swap(kp_broker_t *b, struct kp_tls_ctx *ctx);
 
-/* Next producer id (allocated in durable blocks). -1 on storage failure. */
+/* Next producer id (allocated in durable blocks; producer_id.c). -1 on storage failure. */
 int64_t kp_broker_next_producer_id(kp_broker_t *b);
+/* Writes <log.dir>/meta/cluster.json: the cluster id, the node id and the end of the
+ * reserved producer-id block (server.c). 0 or -1 (errno). */
+int kp_broker_save_meta(kp_broker_t *b, int64_t block_end);
 /* Appends each partition's log size and end offset and the log directory's use to a /metrics
  * page (handle_log_dirs.c). */
 struct kp_buf;

@@ -1,5 +1,6 @@
 /*
- * handle_admin.c — ApiVersions, Metadata, CreateTopics, DeleteTopics, InitProducerId.
+ * handle_admin.c — ApiVersions, Metadata, CreateTopics, DeleteTopics (InitProducerId:
+ * producer_id.c).
  */
 #include "auth/acl.h"
 #include "broker/request.h"
@@ -406,39 +407,6 @@ int kp_handle_delete_topics(kp_req_t *req)
     }
     kp_req_begin_response(req);
     DeleteTopicsResponse_encode(&req->resp, req->api_version, &out);
-    kp_req_finish(req);
-    return 0;
-}
-
-/* ---- InitProducerId ---- */
-
-int kp_handle_init_producer_id(kp_req_t *req)
-{
-    InitProducerIdRequest in;
-    if (InitProducerIdRequest_decode(&req->body, req->api_version, &req->arena, &in) < 0) return -1;
-    if (in.TransactionalId.len >= 0) { /* transactional: the coordinator (handle_txn.c) */
-        InitProducerIdRequest *copy = kp_req_alloc(req, sizeof(*copy));
-        if (!copy) return -1;
-        *copy = in;
-        return kp_handle_init_producer_id_txn(req, copy);
-    }
-    InitProducerIdResponse out;
-    InitProducerIdResponse_init(&out);
-    if (!kp_req_authorize(req, KP_OP_IDEMPOTENT_WRITE, KP_RES_CLUSTER,
-                          KP_STR_LIT(KP_CLUSTER_RESOURCE)) &&
-        !kp_req_authorize_any(req, KP_OP_WRITE, KP_RES_TOPIC)) {
-        out.ErrorCode = KERR_CLUSTER_AUTHORIZATION_FAILED;
-    } else {
-        int64_t id = kp_broker_next_producer_id(req->sess->broker);
-        if (id < 0) {
-            out.ErrorCode = KERR_KAFKA_STORAGE_ERROR;
-        } else {
-            out.ProducerId = id;
-            out.ProducerEpoch = 0;
-        }
-    }
-    kp_req_begin_response(req);
-    InitProducerIdResponse_encode(&req->resp, req->api_version, &out);
     kp_req_finish(req);
     return 0;
 }

@@ -41,7 +41,7 @@ struct kp_fetch_parked {
 
 typedef struct part_read {
     int16_t err;
-    kp_log_read_t rd;
+    kp_partition_read_t rd;
     kp_aborted_txn_t *aborted; /* read_committed: transactions aborted in the range read */
     size_t naborted;
     kp_buf_t conv; /* Fetch v0-3: the down-converted message set */
@@ -59,8 +59,8 @@ typedef struct part_read {
  * offset for read_committed), so it delivers the offsets from offset up to that end; a read
  * the limit cut is estimated from the partition's average produced record size. Offsets,
  * not records, on a compacted topic (its gaps count). */
-static int64_t records_out_estimate(kp_partition_t *p, const kp_log_read_t *rd, int64_t offset,
-                                    int64_t max, int committed)
+static int64_t records_out_estimate(kp_partition_t *p, const kp_partition_read_t *rd,
+                                    int64_t offset, int64_t max, int committed)
 {
     int64_t end = committed ? rd->last_stable_offset : rd->high_watermark;
     int64_t upto = end > offset ? end - offset : 0;
@@ -381,7 +381,7 @@ static void recheck(kp_loop_t *loop, void *arg)
     }
 }
 
-static void on_hwm(kp_log_t *log, void *arg)
+static void on_hwm(kp_partition_t *p, void *arg)
 {
     kp_broker_t *b = arg;
     for (int i = 0; i < b->nloops; i++) {

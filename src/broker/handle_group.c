@@ -1,15 +1,19 @@
 /*
  * handle_group.c — the network side of the group APIs: decode on the connection's loop,
- * answer FindCoordinator here (standalone: this broker coordinates every group and
+ * authorize, answer FindCoordinator here (standalone: this broker coordinates every group and
  * transactional id; a replicated pool: the leader of the key's partition of
- * __consumer_offsets or __transaction_state), and hand everything else to the group
- * coordinator (group/coordinator.h), which finishes the request later.
+ * __consumer_offsets or __transaction_state), and make everything else a typed call of the
+ * group coordinator (group/coordinator.h): the call says who asks (principal, client, the
+ * ACL decisions through group_may), and its result comes back to group_done, which encodes
+ * the response and finishes the request on its loop. The coordinator never sees the request
+ * or the connection.
  */
 #include "auth/acl.h"
 #include "broker/replicated_pool.h"
 #include "broker/request.h"
 #include "group/coordinator.h"
 #include "kp_msgs.h"
+#include "net/conn.h"
 #include "txn/txn_coordinator.h"
 
 /* The coordinator of one key: 0 with node/host/port, or an error. Standalone: this broker
@@ -136,30 +140,187 @@ static int group_refused(kp_req_t *req, kp_str_t group)
     return 1;
 }
 
-#define GROUP_HANDLER(fn, Msg, op, check)                                                          \
-    int fn(kp_req_t *req)                                                                          \
-    {                                                                                              \
-        Msg *in = kp_arena_alloc(&req->arena, sizeof(*in));                                        \
-        if (!in || Msg##_decode(&req->body, req->api_version, &req->arena, in) < 0) return -1;     \
-        if (check && group_refused(req, in->GroupId)) return 0;                                    \
-        kp_coordinator_submit(req->sess->broker->coordinator, req, op, in);                        \
-        return 0;                                                                                  \
-    }
+/* ---- the typed coordinator calls ---- */
 
-GROUP_HANDLER(kp_handle_join_group, JoinGroupRequest, KP_GROUP_OP_JOIN, 1)
-GROUP_HANDLER(kp_handle_sync_group, SyncGroupRequest, KP_GROUP_OP_SYNC, 1)
-GROUP_HANDLER(kp_handle_heartbeat, HeartbeatRequest, KP_GROUP_OP_HEARTBEAT, 1)
-GROUP_HANDLER(kp_handle_leave_group, LeaveGroupRequest, KP_GROUP_OP_LEAVE, 1)
-GROUP_HANDLER(kp_handle_offset_commit, OffsetCommitRequest, KP_GROUP_OP_COMMIT, 0)
-GROUP_HANDLER(kp_handle_offset_fetch, OffsetFetchRequest, KP_GROUP_OP_FETCH, 0)
-GROUP_HANDLER(kp_handle_offset_delete, OffsetDeleteRequest, KP_GROUP_OP_OFFSET_DELETE, 0)
+static void finish_task(kp_loop_t *loop, void *arg)
+{
+    kp_req_finish(arg);
+}
+
+static void finish_silent_task(kp_loop_t *loop, void *arg)
+{
+    kp_req_finish_silent(arg);
+}
+
+/* The coordinator's thread: encodes the call's result into its request (as the coordinator
+ * did before it returned typed results) and finishes the request on the request's loop. */
+static void group_done(kp_group_call_t *call, kp_group_result_t res)
+{
+    kp_req_t *req = call->handler_data;
+    if (!res.any) {
+        kp_loop_post(req->sess->loop, finish_silent_task, req);
+        return;
+    }
+    kp_wr_t *w = &req->resp;
+    int16_t v = req->api_version;
+    kp_req_begin_response(req);
+    switch (res.op) {
+    case KP_GROUP_OP_JOIN:
+        JoinGroupResponse_encode(w, v, res.join);
+        break;
+    case KP_GROUP_OP_SYNC:
+        SyncGroupResponse_encode(w, v, res.sync);
+        break;
+    case KP_GROUP_OP_HEARTBEAT:
+        HeartbeatResponse_encode(w, v, res.heartbeat);
+        break;
+    case KP_GROUP_OP_LEAVE:
+        LeaveGroupResponse_encode(w, v, res.leave);
+        break;
+    case KP_GROUP_OP_COMMIT:
+        OffsetCommitResponse_encode(w, v, res.commit);
+        break;
+    case KP_GROUP_OP_FETCH:
+        OffsetFetchResponse_encode(w, v, res.fetch);
+        break;
+    case KP_GROUP_OP_LIST:
+        ListGroupsResponse_encode(w, v, res.list);
+        break;
+    case KP_GROUP_OP_DESCRIBE:
+        DescribeGroupsResponse_encode(w, v, res.describe);
+        break;
+    case KP_GROUP_OP_DELETE:
+        DeleteGroupsResponse_encode(w, v, res.del);
+        break;
+    case KP_GROUP_OP_OFFSET_DELETE:
+        OffsetDeleteResponse_encode(w, v, res.offset_delete);
+        break;
+    case KP_GROUP_OP_TXN_COMMIT:
+        TxnOffsetCommitResponse_encode(w, v, res.txn_commit);
+        break;
+    }
+    kp_loop_post(req->sess->loop, finish_task, req);
+}
+
+/* The ACL decisions the coordinator asks for: the request's principal and address.
+ * Thread-safe (the authorizer has its own lock). */
+static int group_may(const kp_group_call_t *call, int op, int type, kp_str_t name)
+{
+    return kp_req_authorize(call->handler_data, op, type, name);
+}
+
+struct kp_group_call *kp_req_group_call(kp_req_t *req)
+{
+    kp_group_call_t *call = kp_arena_calloc(&req->arena, 1, sizeof(*call));
+    if (!call) return NULL;
+    kp_session_t *s = req->sess;
+    call->api_version = req->api_version;
+    call->client_id = req->client_id;
+    call->client_host = s->conn->peer_ip;
+    call->principal = s->principal;
+    call->arena = &req->arena;
+    call->may = group_may;
+    call->done = group_done;
+    call->handler_data = req;
+    return call;
+}
+
+static kp_coordinator_t *coordinator(kp_req_t *req)
+{
+    return req->sess->broker->coordinator;
+}
+
+int kp_handle_join_group(kp_req_t *req)
+{
+    JoinGroupRequest *in = kp_arena_alloc(&req->arena, sizeof(*in));
+    if (!in || JoinGroupRequest_decode(&req->body, req->api_version, &req->arena, in) < 0)
+        return -1;
+    if (group_refused(req, in->GroupId)) return 0;
+    kp_group_call_t *call = kp_req_group_call(req);
+    if (!call) return -1;
+    kp_group_join(coordinator(req), call, in);
+    return 0;
+}
+
+int kp_handle_sync_group(kp_req_t *req)
+{
+    SyncGroupRequest *in = kp_arena_alloc(&req->arena, sizeof(*in));
+    if (!in || SyncGroupRequest_decode(&req->body, req->api_version, &req->arena, in) < 0)
+        return -1;
+    if (group_refused(req, in->GroupId)) return 0;
+    kp_group_call_t *call = kp_req_group_call(req);
+    if (!call) return -1;
+    kp_group_sync(coordinator(req), call, in);
+    return 0;
+}
+
+int kp_handle_heartbeat(kp_req_t *req)
+{
+    HeartbeatRequest *in = kp_arena_alloc(&req->arena, sizeof(*in));
+    if (!in || HeartbeatRequest_decode(&req->body, req->api_version, &req->arena, in) < 0)
+        return -1;
+    if (group_refused(req, in->GroupId)) return 0;
+    kp_group_call_t *call = kp_req_group_call(req);
+    if (!call) return -1;
+    kp_group_heartbeat(coordinator(req), call, in);
+    return 0;
+}
+
+int kp_handle_leave_group(kp_req_t *req)
+{
+    LeaveGroupRequest *in = kp_arena_alloc(&req->arena, sizeof(*in));
+    if (!in || LeaveGroupRequest_decode(&req->body, req->api_version, &req->arena, in) < 0)
+        return -1;
+    if (group_refused(req, in->GroupId)) return 0;
+    kp_group_call_t *call = kp_req_group_call(req);
+    if (!call) return -1;
+    kp_group_leave(coordinator(req), call, in);
+    return 0;
+}
+
+/* The group and topic checks are the coordinator's (through group_may): a refused group or
+ * topic is an error per partition, not per request. */
+int kp_handle_offset_commit(kp_req_t *req)
+{
+    OffsetCommitRequest *in = kp_arena_alloc(&req->arena, sizeof(*in));
+    if (!in || OffsetCommitRequest_decode(&req->body, req->api_version, &req->arena, in) < 0)
+        return -1;
+    kp_group_call_t *call = kp_req_group_call(req);
+    if (!call) return -1;
+    kp_group_offset_commit(coordinator(req), call, in);
+    return 0;
+}
+
+int kp_handle_offset_fetch(kp_req_t *req)
+{
+    OffsetFetchRequest *in = kp_arena_alloc(&req->arena, sizeof(*in));
+    if (!in || OffsetFetchRequest_decode(&req->body, req->api_version, &req->arena, in) < 0)
+        return -1;
+    kp_group_call_t *call = kp_req_group_call(req);
+    if (!call) return -1;
+    kp_group_offset_fetch(coordinator(req), call, in);
+    return 0;
+}
+
+int kp_handle_offset_delete(kp_req_t *req)
+{
+    OffsetDeleteRequest *in = kp_arena_alloc(&req->arena, sizeof(*in));
+    if (!in || OffsetDeleteRequest_decode(&req->body, req->api_version, &req->arena, in) < 0)
+        return -1;
+    kp_group_call_t *call = kp_req_group_call(req);
+    if (!call) return -1;
+    kp_group_offset_delete(coordinator(req), call, in);
+    return 0;
+}
 
 int kp_handle_list_groups(kp_req_t *req)
 {
     ListGroupsRequest *in = kp_arena_alloc(&req->arena, sizeof(*in));
     if (!in || ListGroupsRequest_decode(&req->body, req->api_version, &req->arena, in) < 0)
         return -1;
-    kp_coordinator_submit(req->sess->broker->coordinator, req, KP_GROUP_OP_LIST, in);
+    kp_group_call_t *call = kp_req_group_call(req);
+    if (!call) return -1;
+    kp_group_list(coordinator(req), call, in);
     return 0;
 }
 
@@ -168,7 +329,9 @@ int kp_handle_describe_groups(kp_req_t *req)
     DescribeGroupsRequest *in = kp_arena_alloc(&req->arena, sizeof(*in));
     if (!in || DescribeGroupsRequest_decode(&req->body, req->api_version, &req->arena, in) < 0)
         return -1;
-    kp_coordinator_submit(req->sess->broker->coordinator, req, KP_GROUP_OP_DESCRIBE, in);
+    kp_group_call_t *call = kp_req_group_call(req);
+    if (!call) return -1;
+    kp_group_describe(coordinator(req), call, in);
     return 0;
 }
 
@@ -177,6 +340,8 @@ int kp_handle_delete_groups(kp_req_t *req)
     DeleteGroupsRequest *in = kp_arena_alloc(&req->arena, sizeof(*in));
     if (!in || DeleteGroupsRequest_decode(&req->body, req->api_version, &req->arena, in) < 0)
         return -1;
-    kp_coordinator_submit(req->sess->broker->coordinator, req, KP_GROUP_OP_DELETE, in);
+    kp_group_call_t *call = kp_req_group_call(req);
+    if (!call) return -1;
+    kp_group_delete(coordinator(req), call, in);
     return 0;
 }

@@ -2,7 +2,7 @@
  * handle_log_dirs.c — DescribeLogDirs (v0-1) and the per-partition log sizes in /metrics.
  *
  * The broker has one log directory (log.dirs); every partition's log is in it. Each
- * partition's size is the sum of its segments' bytes (kp_log_size_bytes), as Kafka reports
+ * partition's size is the sum of its segments' bytes (kp_partition_size_bytes), as Kafka reports
  * it. Authorization as Kafka 3.x: DESCRIBE on CLUSTER; a caller without it gets an empty
  * result list (v0-1 have no top-level error code).
  */
@@ -37,7 +37,7 @@ static int describe_topic(kp_req_t *req, kp_topic_t *topic,
             &t->Partitions.items[t->Partitions.count++];
         DescribeLogDirsResponse_DescribeLogDirsPartition_init(o);
         o->PartitionIndex = p->index;
-        o->PartitionSize = kp_log_size_bytes(p->log);
+        o->PartitionSize = kp_partition_size_bytes(p);
         o->OffsetLag = 0;
         o->IsFutureKey = 0;
     }
@@ -139,7 +139,7 @@ void kp_broker_render_log_dirs(kp_buf_t *out, kp_broker_t *b)
         for (int32_t j = 0; j < np; j++) {
             kp_partition_t *p = kp_topic_partition(list[i], j);
             if (!p) continue;
-            int64_t size = kp_log_size_bytes(p->log);
+            int64_t size = kp_partition_size_bytes(p);
             total += size;
             /* topic names are [a-zA-Z0-9._-]: nothing to escape in a label */
             kp_buf_appendf(
@@ -154,9 +154,8 @@ void kp_broker_render_log_dirs(kp_buf_t *out, kp_broker_t *b)
         for (int32_t j = 0; j < np; j++) {
             kp_partition_t *p = kp_topic_partition(list[i], j);
             if (!p) continue;
-            pthread_mutex_lock(&p->log->lock);
-            int64_t end = p->log->high_watermark;
-            pthread_mutex_unlock(&p->log->lock);
+            int64_t start, end, leo; /* end: the local committed end, as it was */
+            kp_partition_log_offsets(p, &start, &end, &leo);
             kp_buf_appendf(
                 out, "kpool_partition_end_offset{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
                 list[i]->name, (int)j, end);

@@ -326,7 +326,9 @@ int kp_handle_txn_offset_commit(kp_req_t *req)
         kp_req_finish(req);
         return 0;
     }
-    kp_coordinator_submit(req->sess->broker->coordinator, req, KP_GROUP_OP_TXN_COMMIT, in);
+    kp_group_call_t *call = kp_req_group_call(req);
+    if (!call) return -1;
+    kp_group_txn_offset_commit(req->sess->broker->coordinator, call, in);
     return 0;
 }
 
@@ -521,7 +523,7 @@ int kp_handle_describe_producers(kp_req_t *req)
                 continue;
             }
             kp_pstate_entry_t *es;
-            size_t n = kp_log_producers(p->log, &es);
+            size_t n = kp_partition_producers(p, &es);
             pr->ActiveProducers.items =
                 kp_req_alloc(req, (n + 1) * sizeof(*pr->ActiveProducers.items));
             if (!pr->ActiveProducers.items) {

@@ -46,7 +46,7 @@ static void retention_pass(kp_log_manager_t *m)
         };
         for (int32_t p = 0; p < t->npartitions; p++) {
             kp_partition_t *part = kp_topic_partition(t, p);
-            if (part) kp_log_enforce_retention(part->log, &r, now);
+            if (part) kp_partition_enforce_retention(part, &r, now);
         }
     }
     kp_topics_list_free(topics, n);
@@ -60,7 +60,7 @@ static void retention_pass(kp_log_manager_t *m)
  * visits now). */
 static void flush_pass(void)
 {
-    kp_log_flush_interval_pass(kp_mono_ms(), NULL);
+    kp_partitions_flush_interval_pass(kp_mono_ms(), NULL);
 }
 
 /* Cleans every compacted partition that is due. Returns how many moved their first dirty

@@ -280,9 +280,9 @@ static int truncate_divergent(conn_t *c, kp_broker_t *b, follow_t *fw)
     int done = r->fetch_epoch == fw->epoch;
     pthread_mutex_unlock(&r->lock);
     if (done) return 0;
-    int32_t last = kp_log_last_epoch(fw->p->log);
+    int32_t last = kp_partition_last_epoch(fw->p);
     int64_t start, hwm, leo;
-    kp_log_offsets(fw->p->log, &start, &hwm, &leo);
+    kp_partition_log_offsets(fw->p, &start, &hwm, &leo);
     if (last >= 0 && leo > start) {
         OffsetForLeaderEpochRequest rq;
         OffsetForLeaderEpochRequest_init(&rq);
@@ -354,16 +354,17 @@ static void flush_done(kp_flush_waiter_t *w, int err)
 
 /* Durable mode: returns once everything appended is fsynced (the next fetch offset tells
  * the leader so). */
-static int wait_fsynced(kp_log_t *log, int64_t last_offset)
+static int wait_fsynced(kp_partition_t *p, int64_t last_offset)
 {
-    if (!log->cfg.durable) return 0;
-    flush_wait_t fw = {.w = {.offset = last_offset, .done = flush_done}};
+    flush_wait_t fw = {.w = {.done = flush_done}};
     pthread_mutex_init(&fw.lock, NULL);
     pthread_cond_init(&fw.cond, NULL);
-    kp_log_wait_flush(log, &fw.w);
-    pthread_mutex_lock(&fw.lock);
-    while (!fw.done) pthread_cond_wait(&fw.cond, &fw.lock);
-    pthread_mutex_unlock(&fw.lock);
+    /* page-cache mode: nothing to wait for (and flush_done is not called) */
+    if (kp_partition_wait_local(p, last_offset, &fw.w)) {
+        pthread_mutex_lock(&fw.lock);
+        while (!fw.done) pthread_cond_wait(&fw.cond, &fw.lock);
+        pthread_mutex_unlock(&fw.lock);
+    }
     pthread_cond_destroy(&fw.cond);
     pthread_mutex_destroy(&fw.lock);
     return fw.err ? -1 : 0;
@@ -386,7 +387,7 @@ static int append_records(follow_t *fw, const kp_records_t *rec)
             break;
         }
         int64_t start, hwm, leo;
-        kp_log_offsets(fw->p->log, &start, &hwm, &leo);
+        kp_partition_log_offsets(fw->p, &start, &hwm, &leo);
         if (info.base_offset + info.last_offset_delta < leo) { /* already have it */
             p += total;
             left -= (size_t)total;
@@ -412,7 +413,7 @@ static int append_records(follow_t *fw, const kp_records_t *rec)
         p += total;
         left -= (size_t)total;
     }
-    if (last >= 0) wait_fsynced(fw->p->log, last);
+    if (last >= 0) wait_fsynced(fw->p, last);
     return last >= 0;
 }
 
@@ -436,7 +437,7 @@ static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n)
             allow = kp_throttle_allowance(&kp_repl_throttle_follower, kp_mono_ms());
         if (v[i].throttled && allow == 0) continue; /* nothing left this second */
         int64_t start, hwm, leo;
-        kp_log_offsets(v[i].p->log, &start, &hwm, &leo);
+        kp_partition_log_offsets(v[i].p, &start, &hwm, &leo);
         v[i].offset = hwm; /* the committed (in durable mode: fsynced) end */
         FetchRequest_FetchPartition *fp = &parts[m++];
         FetchRequest_FetchPartition_init(fp);

@@ -115,6 +115,12 @@ int kp_handle_describe_transactions(kp_req_t *req);
 int kp_handle_list_transactions(kp_req_t *req);
 struct InitProducerIdRequest;
 int kp_handle_init_producer_id_txn(kp_req_t *req, struct InitProducerIdRequest *in);
+/* The group coordinator's view of req (group/coordinator.h kp_group_call_t: its caller, the
+ * ACL decisions, and a done callback that encodes the typed result and finishes req on its
+ * loop), in req's arena; NULL when the arena is exhausted. handle_group.c; TxnOffsetCommit
+ * (handle_txn.c) uses it too. */
+struct kp_group_call;
+struct kp_group_call *kp_req_group_call(kp_req_t *req);
 
 /* The dispatch table entry for an ApiKey (NULL when not served). */
 typedef struct kp_api {

@@ -1,6 +1,7 @@
 /*
  * server.c — broker lifecycle: configuration, storage, loops and listeners, accept, the
- * producer-id allocator, and orderly shutdown on SIGINT/SIGTERM.
+ * cluster id (meta/cluster.json), and orderly shutdown on SIGINT/SIGTERM. The producer-id
+ * allocator is producer_id.c.
  *
  * Shutdown order: stop accepting and stop the loops (no new requests), stop the flusher
  * (drains pending fsyncs), close topics (fsync each active segment), free.
@@ -39,8 +40,6 @@
 #include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
-
-#define PID_BLOCK 1000
 
 /* ---- configuration ---- */
 
@@ -368,7 +367,7 @@ static int cluster_register(kp_broker_t *b, char *err, size_t errlen)
     return kp_member_start(b->member, &self, err, errlen);
 }
 
-static int save_broker_meta(kp_broker_t *b, int64_t block_end)
+int kp_broker_save_meta(kp_broker_t *b, int64_t block_end)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/meta/cluster.json", b->cfg.log_dir);
@@ -381,38 +380,6 @@ static int save_broker_meta(kp_broker_t *b, int64_t block_end)
     int rc = kp_fs_write_atomic(path, text, strlen(text));
     free(text);
     return rc;
-}
-
-int64_t kp_broker_next_producer_id(kp_broker_t *b)
-{
-    pthread_mutex_lock(&b->pid_lock);
-    if (b->member && b->pid_next >= b->pid_block_end) {
-        /* a pool: blocks are cluster-wide, reserved in the metadata store (one round trip
-         * per PID_BLOCK ids) */
-        int64_t first;
-        char err[512];
-        if (kp_meta_producer_ids_alloc(kp_member_store(b->member), PID_BLOCK, &first, err,
-                                       sizeof(err)) != 0) {
-            pthread_mutex_unlock(&b->pid_lock);
-            kp_error("broker", "cannot reserve producer ids: %s", err);
-            return -1;
-        }
-        b->pid_next = first;
-        b->pid_block_end = first + PID_BLOCK;
-    } else if (b->pid_next >= b->pid_block_end) {
-        /* reserve the next block durably before handing out any id from it, so a restart can
-         * never give out an id twice */
-        int64_t end = b->pid_block_end + PID_BLOCK;
-        if (save_broker_meta(b, end) < 0) {
-            pthread_mutex_unlock(&b->pid_lock);
-            kp_error("broker", "cannot persist producer id block: %s", strerror(errno));
-            return -1;
-        }
-        b->pid_block_end = end;
-    }
-    int64_t id = b->pid_next++;
-    pthread_mutex_unlock(&b->pid_lock);
-    return id;
 }
 
 /* ---- accept ---- */
@@ -583,7 +550,7 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     int fresh = load_cluster_id(b, err, errlen);
     if (fresh < 0) goto fail;
     if (cfg->etcd_endpoints[0] && cluster_open(b, fresh, err, errlen) < 0) goto fail;
-    if (save_broker_meta(b, b->pid_block_end) < 0) {
+    if (kp_broker_save_meta(b, b->pid_block_end) < 0) {
         snprintf(err, errlen, "cannot write %s/cluster.json: %s", meta, strerror(errno));
         goto fail;
     }
@@ -605,7 +572,9 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     if (setup_security(b, eff, err, errlen) < 0) goto fail;
     kp_coord_config_t ccfg;
     if (kp_coord_config_load(&ccfg, cfg->props, err, errlen) < 0) goto fail;
-    b->coordinator = kp_coordinator_start(b, &ccfg, err, errlen);
+    kp_partition_dir_t dir = kp_topics_dir(b->topics);
+    b->coordinator =
+        kp_coordinator_start(&dir, b->cfg.log_dir, b->member != NULL, &ccfg, err, errlen);
     if (!b->coordinator) goto fail;
     kp_txn_config_t tcfg; /* after the group coordinator: in-doubt commits apply offsets */
     if (kp_txn_config_load(&tcfg, cfg->props, err, errlen) < 0) goto fail;

@@ -268,10 +268,10 @@ void kp_topic_timestamp_bounds(const kp_props_t *overrides, const kp_props_t *br
     if (*after_ms == INT64_MAX) *after_ms = diff;
 }
 
-void kp_topic_log_config(kp_log_config_t *out, const kp_props_t *overrides,
+void kp_topic_log_config(kp_partition_config_t *out, const kp_props_t *overrides,
                          const kp_props_t *broker)
 {
-    kp_log_config_defaults(out);
+    kp_partition_config_defaults(out);
     out->segment_bytes = kp_topic_config_i64("segment.bytes", overrides, broker);
     out->segment_ms = kp_topic_config_i64("segment.ms", overrides, broker);
     /* as Kafka (LogConfig.maxSegmentMs): on a compacted topic the active segment, which the

@@ -9,7 +9,7 @@
 #define KP_TOPIC_CONFIG_H
 
 #include "core/props.h"
-#include "storage/log.h"
+#include "replication/partition.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -63,7 +63,7 @@ void kp_topic_timestamp_bounds(const kp_props_t *overrides, const kp_props_t *br
 int kp_config_op_apply(kp_props_t *props, const char *key, int is_list, int8_t op,
                        const char *value, const char *base, char *err, size_t errlen);
 /* Fills the storage settings of a topic from its effective configs. */
-void kp_topic_log_config(kp_log_config_t *out, const kp_props_t *overrides,
+void kp_topic_log_config(kp_partition_config_t *out, const kp_props_t *overrides,
                          const kp_props_t *broker);
 
 #endif

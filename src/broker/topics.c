@@ -168,12 +168,7 @@ static void topic_free(kp_topic_t *topic)
     for (int32_t i = 0; i < topic->npartitions; i++) {
         kp_partition_t *p = topic->partitions[i];
         if (!p) continue;
-        if (topic->deleted)
-            kp_log_destroy(p->log);
-        else
-            kp_log_close(p->log);
-        kp_partition_repl_free(p);
-        free(p);
+        kp_partition_close(p, topic->deleted);
     }
     free(topic->partitions);
     kp_props_free(topic->configs);
@@ -328,12 +323,12 @@ void kp_topics_set_broker_props(kp_topics_t *t, const kp_props_t *broker_props)
     int n;
     kp_topic_t **topics = kp_topics_list(t, &n);
     for (int i = 0; i < n; i++) {
-        kp_log_config_t lc;
+        kp_partition_config_t lc;
         pthread_rwlock_rdlock(&t->lock);
         kp_topic_log_config(&lc, topics[i]->configs, t->broker_props);
         pthread_rwlock_unlock(&t->lock);
         for (int32_t p = 0; p < topics[i]->npartitions; p++)
-            kp_log_set_config(topics[i]->partitions[p]->log, &lc);
+            kp_partition_set_config(topics[i]->partitions[p], &lc);
     }
     kp_topics_list_free(topics, n);
     pthread_mutex_unlock(&t->create_lock);
@@ -399,25 +394,20 @@ static void partition_hook(kp_topics_t *t, kp_topic_t *topic)
 /* Opens the logs of partitions [from, to). 0 or -1 (partially opened logs are closed). */
 static int open_partitions(kp_topics_t *t, kp_topic_t *topic, int32_t from, int32_t to)
 {
-    kp_log_config_t cfg;
+    kp_partition_config_t cfg;
     kp_topic_log_config(&cfg, topic->configs, t->broker_props);
     int64_t now = kp_wall_ms();
     for (int32_t i = from; i < to; i++) {
         char dir[PATH_MAX];
         partition_dir(t, topic->name, i, dir, sizeof(dir));
-        kp_log_t *log = kp_log_open(dir, &cfg, now);
-        if (!log) {
+        kp_partition_t *p = kp_partition_open(topic, i, dir, &cfg, now);
+        if (!p) {
             for (int32_t j = from; j < i; j++) {
-                kp_log_close(topic->partitions[j]->log);
-                free(topic->partitions[j]);
+                kp_partition_close(topic->partitions[j], 0);
                 topic->partitions[j] = NULL;
             }
             return -1;
         }
-        kp_partition_t *p = kp_xcalloc(1, sizeof(*p));
-        p->topic = topic;
-        p->index = i;
-        p->log = log;
         topic->partitions[i] = p;
     }
     return 0;
@@ -665,7 +655,7 @@ int16_t kp_topics_delete(kp_topics_t *t, kp_str_t name, char *err, size_t errlen
     if (kp_fs->unlink(path) < 0) kp_warn("topics", "unlink %s: %s", path, strerror(errno));
     kp_fs_fsync_dir(t->meta_dir);
     /* Move the partition directories aside at once so the name is free for a re-create; the
-     * moved directories are removed when the last reference goes (kp_log_destroy), and
+     * moved directories are removed when the last reference goes (kp_partition_close), and
      * in-flight fetches keep reading their open segment files until then. A restart removes
      * any leftovers (sweep_orphans). */
     char id[33];
@@ -675,7 +665,7 @@ int16_t kp_topics_delete(kp_topics_t *t, kp_str_t name, char *err, size_t errlen
         partition_dir(t, topic->name, i, dir, sizeof(dir));
         char moved[PATH_MAX + 64];
         snprintf(moved, sizeof(moved), "%s.%s-delete", dir, id);
-        if (kp_log_rename_dir(topic->partitions[i]->log, moved) < 0)
+        if (kp_partition_rename_dir(topic->partitions[i], moved) < 0)
             kp_warn("topics", "rename %s: %s", dir, strerror(errno));
     }
     kp_fs_fsync_dir(t->data_dir);
@@ -745,12 +735,12 @@ int16_t kp_topics_alter_configs(kp_topics_t *t, kp_str_t name, const char **keys
                  strerror(errno));
         rc = KERR_KAFKA_STORAGE_ERROR;
     }
-    kp_log_config_t lc;
+    kp_partition_config_t lc;
     pthread_rwlock_rdlock(&t->lock);
     kp_topic_log_config(&lc, topic->configs, t->broker_props);
     pthread_rwlock_unlock(&t->lock);
     for (int32_t i = 0; i < topic->npartitions; i++)
-        kp_log_set_config(topic->partitions[i]->log, &lc);
+        kp_partition_set_config(topic->partitions[i], &lc);
     kp_info("topics", "altered configs of topic %s", topic->name);
 out:
     kp_props_free(next);
@@ -833,4 +823,38 @@ out:
     kp_topic_put(topic);
     pthread_mutex_unlock(&t->create_lock);
     return rc;
+}
+
+/* ---- the topic map as the lower layers see it (kp_topics_dir) ---- */
+
+static struct kp_topic *dir_get(void *arg, kp_str_t name)
+{
+    return kp_topics_get(arg, name);
+}
+
+static int32_t dir_npartitions(struct kp_topic *topic)
+{
+    return atomic_load_explicit(&topic->npartitions, memory_order_acquire);
+}
+
+static int16_t dir_create_internal(void *arg, kp_str_t name, int32_t partitions, const char **keys,
+                                   const char **values, int nconfigs, char *err, size_t errlen)
+{
+    kp_topic_spec_t spec = {.name = name,
+                            .partitions = partitions,
+                            .config_keys = keys,
+                            .config_values = values,
+                            .nconfigs = nconfigs,
+                            .internal = 1};
+    return kp_topics_create(arg, &spec, 0, err, errlen);
+}
+
+kp_partition_dir_t kp_topics_dir(kp_topics_t *t)
+{
+    return (kp_partition_dir_t){.arg = t,
+                                .get = dir_get,
+                                .put = kp_topic_put,
+                                .npartitions = dir_npartitions,
+                                .partition = kp_topic_partition,
+                                .create_internal = dir_create_internal};
 }

@@ -91,6 +91,10 @@ int kp_topics_count(kp_topics_t *t, int64_t *partitions);
  * every topic (no copy, no references). fn must not create or delete topics. */
 void kp_topics_foreach(kp_topics_t *t, void (*fn)(kp_topic_t *topic, void *arg), void *arg);
 
+/* The topic map as the lower layers see it (replication/partition.h): lookups, partitions
+ * and internal topics, nothing else. */
+kp_partition_dir_t kp_topics_dir(kp_topics_t *t);
+
 /* Kafka's topic name rule: 1..249 of [a-zA-Z0-9._-], not "." or "..". 0 when valid. */
 int kp_topic_name_check(kp_str_t name, char *err, size_t errlen);
 

@@ -153,22 +153,21 @@ void coord_group_remove(kp_coordinator_t *c, group_t *g)
     group_free(g);
 }
 
-static void finish_task(kp_loop_t *loop, void *arg)
+void coord_done(kp_group_call_t *call, kp_group_result_t result)
 {
-    kp_req_finish(arg);
+    call->done(call, result);
 }
 
-void coord_finish(kp_req_t *req)
+kp_partition_t *coord_offsets_partition(const kp_coordinator_t *c, int32_t p)
 {
-    kp_loop_post(req->sess->loop, finish_task, req);
+    return c->offsets_topic ? c->dir.partition(c->offsets_topic, p) : NULL;
 }
 
-/* ---- dispatch ---- */
+/* ---- the typed entry points: each runs its op on the coordinator's thread ---- */
 
 typedef struct op {
     kp_coordinator_t *c;
-    kp_req_t *req;
-    kp_group_op_t kind;
+    kp_group_call_t *call;
     void *msg;
 } op_t;
 
@@ -176,59 +175,114 @@ static void run_op(kp_loop_t *loop, void *arg)
 {
     op_t *op = arg;
     kp_coordinator_t *c = op->c;
-    kp_req_t *req = op->req;
-    switch (op->kind) {
+    kp_group_call_t *call = op->call;
+    switch (call->op) {
     case KP_GROUP_OP_JOIN:
-        membership_join(c, req, op->msg);
+        membership_join(c, call, op->msg);
         break;
     case KP_GROUP_OP_SYNC:
-        membership_sync(c, req, op->msg);
+        membership_sync(c, call, op->msg);
         break;
     case KP_GROUP_OP_HEARTBEAT:
-        membership_heartbeat(c, req, op->msg);
+        membership_heartbeat(c, call, op->msg);
         break;
     case KP_GROUP_OP_LEAVE:
-        membership_leave(c, req, op->msg);
+        membership_leave(c, call, op->msg);
         break;
     case KP_GROUP_OP_LIST:
-        membership_list(c, req, op->msg);
+        membership_list(c, call, op->msg);
         break;
     case KP_GROUP_OP_DESCRIBE:
-        membership_describe(c, req, op->msg);
+        membership_describe(c, call, op->msg);
         break;
     case KP_GROUP_OP_COMMIT:
-        offsets_commit(c, req, op->msg);
+        offsets_commit(c, call, op->msg);
         break;
     case KP_GROUP_OP_FETCH:
-        offsets_fetch(c, req, op->msg);
+        offsets_fetch(c, call, op->msg);
         break;
     case KP_GROUP_OP_DELETE:
-        offsets_delete_groups(c, req, op->msg);
+        offsets_delete_groups(c, call, op->msg);
         break;
     case KP_GROUP_OP_OFFSET_DELETE:
-        offsets_delete(c, req, op->msg);
+        offsets_delete(c, call, op->msg);
         break;
     case KP_GROUP_OP_TXN_COMMIT:
-        txn_offsets_commit(c, req, op->msg);
+        txn_offsets_commit(c, call, op->msg);
         break;
     }
 }
 
-void kp_coordinator_submit(kp_coordinator_t *c, kp_req_t *req, kp_group_op_t kind, void *msg)
+static void submit(kp_coordinator_t *c, kp_group_call_t *call, kp_group_op_t kind, void *msg)
 {
-    op_t *op = kp_arena_alloc(&req->arena, sizeof(*op));
+    call->op = kind;
+    op_t *op = kp_arena_alloc(call->arena, sizeof(*op));
     if (!op) {
-        /* the arena is bounded; a request that exhausted it gets no answer and its connection
-         * is closed by the caller's error path — but decode already succeeded, so this
-         * cannot happen within KP_REQUEST_ARENA_BYTES_MAX; stay safe anyway */
-        kp_req_finish_silent(req);
+        /* the arena is bounded; decode already succeeded, so this cannot happen within
+         * KP_REQUEST_ARENA_BYTES_MAX; stay safe anyway: no answer */
+        coord_done(call, (kp_group_result_t){.op = kind});
         return;
     }
     op->c = c;
-    op->req = req;
-    op->kind = kind;
+    op->call = call;
     op->msg = msg;
     kp_loop_post(c->loop, run_op, op);
+}
+
+void kp_group_join(kp_coordinator_t *c, kp_group_call_t *call, JoinGroupRequest *in)
+{
+    submit(c, call, KP_GROUP_OP_JOIN, in);
+}
+
+void kp_group_sync(kp_coordinator_t *c, kp_group_call_t *call, SyncGroupRequest *in)
+{
+    submit(c, call, KP_GROUP_OP_SYNC, in);
+}
+
+void kp_group_heartbeat(kp_coordinator_t *c, kp_group_call_t *call, HeartbeatRequest *in)
+{
+    submit(c, call, KP_GROUP_OP_HEARTBEAT, in);
+}
+
+void kp_group_leave(kp_coordinator_t *c, kp_group_call_t *call, LeaveGroupRequest *in)
+{
+    submit(c, call, KP_GROUP_OP_LEAVE, in);
+}
+
+void kp_group_list(kp_coordinator_t *c, kp_group_call_t *call, ListGroupsRequest *in)
+{
+    submit(c, call, KP_GROUP_OP_LIST, in);
+}
+
+void kp_group_describe(kp_coordinator_t *c, kp_group_call_t *call, DescribeGroupsRequest *in)
+{
+    submit(c, call, KP_GROUP_OP_DESCRIBE, in);
+}
+
+void kp_group_delete(kp_coordinator_t *c, kp_group_call_t *call, DeleteGroupsRequest *in)
+{
+    submit(c, call, KP_GROUP_OP_DELETE, in);
+}
+
+void kp_group_offset_commit(kp_coordinator_t *c, kp_group_call_t *call, OffsetCommitRequest *in)
+{
+    submit(c, call, KP_GROUP_OP_COMMIT, in);
+}
+
+void kp_group_offset_fetch(kp_coordinator_t *c, kp_group_call_t *call, OffsetFetchRequest *in)
+{
+    submit(c, call, KP_GROUP_OP_FETCH, in);
+}
+
+void kp_group_offset_delete(kp_coordinator_t *c, kp_group_call_t *call, OffsetDeleteRequest *in)
+{
+    submit(c, call, KP_GROUP_OP_OFFSET_DELETE, in);
+}
+
+void kp_group_txn_offset_commit(kp_coordinator_t *c, kp_group_call_t *call,
+                                TxnOffsetCommitRequest *in)
+{
+    submit(c, call, KP_GROUP_OP_TXN_COMMIT, in);
 }
 
 /* ---- a pool: following the leadership of __consumer_offsets partitions ---- */
@@ -286,20 +340,21 @@ static void partition_load(kp_coordinator_t *c, int32_t p, int32_t epoch)
 static void follow_leadership(kp_coordinator_t *c)
 {
     if (!c->offsets_topic) {
-        kp_topic_t *t = kp_topics_get(c->broker->topics, KP_STR_LIT(OFFSETS_TOPIC));
+        struct kp_topic *t = c->dir.get(c->dir.arg, KP_STR_LIT(OFFSETS_TOPIC));
+        int32_t n = t ? c->dir.npartitions(t) : 0;
         kp_repl_view_t v = {0};
-        if (t && t->npartitions > 0) kp_partition_view(t->partitions[0], &v);
+        if (n > 0) kp_partition_view(c->dir.partition(t, 0), &v);
         if (!t || v.nreplicas == 0) { /* not (yet) the pool's topic */
-            kp_topic_put(t);
+            c->dir.put(t);
             return;
         }
         c->offsets_topic = t;
-        c->cfg.offsets_partitions = t->npartitions;
-        c->led_epoch = kp_xmalloc((size_t)t->npartitions * sizeof(*c->led_epoch));
-        for (int32_t p = 0; p < t->npartitions; p++) c->led_epoch[p] = -1;
+        c->cfg.offsets_partitions = n;
+        c->led_epoch = kp_xmalloc((size_t)n * sizeof(*c->led_epoch));
+        for (int32_t p = 0; p < n; p++) c->led_epoch[p] = -1;
     }
     for (int32_t p = 0; p < c->cfg.offsets_partitions; p++) {
-        kp_partition_t *part = kp_topic_partition(c->offsets_topic, p);
+        kp_partition_t *part = coord_offsets_partition(c, p);
         kp_repl_view_t v;
         if (!part) continue;
         kp_partition_view(part, &v);
@@ -343,41 +398,36 @@ static void *coord_main(void *arg)
 
 static int ensure_offsets_topic(kp_coordinator_t *c, char *err, size_t errlen)
 {
-    kp_topics_t *topics = c->broker->topics;
     kp_str_t name = KP_STR_LIT(OFFSETS_TOPIC);
-    c->offsets_topic = kp_topics_get(topics, name);
+    c->offsets_topic = c->dir.get(c->dir.arg, name);
     if (!c->offsets_topic) {
         const char *keys[] = {"cleanup.policy", "segment.bytes"};
         const char *vals[] = {"compact", "104857600"};
-        kp_topic_spec_t spec = {.name = name,
-                                .partitions = c->cfg.offsets_partitions,
-                                .config_keys = keys,
-                                .config_values = vals,
-                                .nconfigs = 2,
-                                .internal = 1};
         char msg[256];
-        if (kp_topics_create(topics, &spec, 0, msg, sizeof(msg)) != 0) {
+        if (c->dir.create_internal(c->dir.arg, name, c->cfg.offsets_partitions, keys, vals, 2, msg,
+                                   sizeof(msg)) != 0) {
             snprintf(err, errlen, "cannot create %s: %s", OFFSETS_TOPIC, msg);
             return -1;
         }
-        c->offsets_topic = kp_topics_get(topics, name);
+        c->offsets_topic = c->dir.get(c->dir.arg, name);
     }
     if (!c->offsets_topic) {
         snprintf(err, errlen, "%s vanished", OFFSETS_TOPIC);
         return -1;
     }
-    if (c->offsets_topic->npartitions != c->cfg.offsets_partitions) {
+    int32_t n = c->dir.npartitions(c->offsets_topic);
+    if (n != c->cfg.offsets_partitions) {
         /* like Kafka: the partition count is fixed once the topic exists */
-        c->cfg.offsets_partitions = c->offsets_topic->npartitions;
+        c->cfg.offsets_partitions = n;
     }
     return 0;
 }
 
-kp_coordinator_t *kp_coordinator_start(kp_broker_t *b, const kp_coord_config_t *cfg, char *err,
-                                       size_t errlen)
+kp_coordinator_t *kp_coordinator_start(const kp_partition_dir_t *dir, const char *log_dir, int pool,
+                                       const kp_coord_config_t *cfg, char *err, size_t errlen)
 {
     kp_coordinator_t *c = kp_xcalloc(1, sizeof(*c));
-    c->broker = b;
+    c->dir = *dir;
     c->cfg = *cfg;
     kp_hmap_init(&c->groups);
     kp_hmap_init(&c->txn_pending);
@@ -385,11 +435,11 @@ kp_coordinator_t *kp_coordinator_start(kp_broker_t *b, const kp_coord_config_t *
     c->next_retention_check_ms = coord_now_ms(c) + cfg->retention_check_ms;
     int64_t t0 = kp_mono_ms();
     char meta[PATH_MAX];
-    snprintf(meta, sizeof(meta), "%s/meta", b->cfg.log_dir);
+    snprintf(meta, sizeof(meta), "%s/meta", log_dir);
     /* a replicated pool: __consumer_offsets is the pool's (created through the metadata store
      * by the first FindCoordinator), and each partition is loaded when this broker becomes its
      * leader (follow_leadership) */
-    c->pool = b->member != NULL;
+    c->pool = pool;
     if (group_owners_open(c, meta, err, errlen) < 0 ||
         (!c->pool &&
          (ensure_offsets_topic(c, err, errlen) < 0 || offsets_load(c, err, errlen) < 0))) {
@@ -449,7 +499,7 @@ void kp_coordinator_stop(kp_coordinator_t *c)
     kp_hmap_free(&c->groups);
     group_owners_close(c);
     txn_offsets_free(c);
-    kp_topic_put(c->offsets_topic);
+    if (c->offsets_topic) c->dir.put(c->offsets_topic);
     free(c->led_epoch);
     kp_loop_free(c->loop);
     free(c);

@@ -9,11 +9,11 @@
 #ifndef KP_GROUP_INT_H
 #define KP_GROUP_INT_H
 
-#include "broker/request.h"
 #include "core/hmap.h"
 #include "group/coordinator.h"
 #include "kp_msgs.h"
 #include "net/loop.h"
+#include "protocol/errors.h"
 #include "storage/log.h"
 #include "storage/records.h"
 
@@ -51,8 +51,8 @@ typedef struct member {
     int nprotocols;
     uint8_t *assignment;
     int32_t assignment_len;
-    kp_req_t *join_req; /* awaiting the end of the join phase */
-    kp_req_t *sync_req; /* awaiting the leader's assignment */
+    kp_group_call_t *join_req; /* awaiting the end of the join phase */
+    kp_group_call_t *sync_req; /* awaiting the leader's assignment */
     int64_t last_heartbeat_ms;
     /* fires at last_heartbeat_ms + session_timeout_ms, so a member expires at its deadline
      * (not at the next tick); armed by member_touch, cancelled by member_free */
@@ -97,13 +97,13 @@ typedef struct group {
 } group_t;
 
 struct kp_coordinator {
-    kp_broker_t *broker;
+    kp_partition_dir_t dir; /* the broker's topics: __consumer_offsets, committed topics */
     kp_coord_config_t cfg;
     kp_loop_t *loop;
     pthread_t thread;
     int running;
-    kp_hmap_t groups;          /* id → group_t */
-    kp_topic_t *offsets_topic; /* a pool: NULL until the pool's topic is served here */
+    kp_hmap_t groups;               /* id → group_t */
+    struct kp_topic *offsets_topic; /* a pool: NULL until the pool's topic is served here */
     /* A replicated pool (SPEC §11): this coordinator serves the groups of the
      * __consumer_offsets partitions this broker leads, loaded when it becomes their leader
      * (led_epoch[p] the leader epoch it loaded under, -1: not loaded) and dropped when it
@@ -127,8 +127,11 @@ struct kp_coordinator {
 /* coordinator.c */
 group_t *coord_group_get(kp_coordinator_t *c, kp_str_t id, int create);
 void coord_group_remove(kp_coordinator_t *c, group_t *g);
-/* Finishes req on its own loop (the response must already be encoded). */
-void coord_finish(kp_req_t *req);
+/* Hands the call its result (the handler encodes it and finishes the request on its loop);
+ * the call is gone after this. */
+void coord_done(kp_group_call_t *call, kp_group_result_t result);
+/* Partition p of __consumer_offsets, or NULL (a pool: not known here yet). */
+kp_partition_t *coord_offsets_partition(const kp_coordinator_t *c, int32_t p);
 const char *group_state_name(group_state_t s);
 int64_t coord_now_ms(kp_coordinator_t *c);
 char *coord_strdup(kp_str_t s); /* NULL for a null string */
@@ -137,13 +140,15 @@ char *coord_strdup(kp_str_t s); /* NULL for a null string */
 int coord_serves(const kp_coordinator_t *c, int32_t partition);
 
 /* group_owner.c — which team owns each group (docs/groups.md "Ownership") */
-/* The ACL check (op on the group) and, unless group.ownership=shared or the caller
- * administers the cluster, the team check: a group owned by another team is refused. With
- * claim, an unowned group becomes the caller's team's (durably, before this returns).
- * 0, KERR_GROUP_AUTHORIZATION_FAILED, or KERR_COORDINATOR_NOT_AVAILABLE (claim not stored). */
-int16_t group_access(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id, int op, int claim);
+/* The ACL check (op on the group: the handler's call->may) and, unless group.ownership=shared
+ * or the call is exempt (no authorizer, or the caller administers the cluster), the team
+ * check: a group owned by another team is refused. With claim, an unowned group becomes the
+ * caller's team's (durably, before this returns). 0, KERR_GROUP_AUTHORIZATION_FAILED, or
+ * KERR_COORDINATOR_NOT_AVAILABLE (claim not stored). */
+int16_t group_access(kp_coordinator_t *c, kp_group_call_t *req, kp_str_t group_id, int op,
+                     int claim);
 /* 0 when the group is owned by a team other than the caller's (ListGroups leaves it out). */
-int group_visible(kp_coordinator_t *c, kp_req_t *req, const char *group_id);
+int group_visible(kp_coordinator_t *c, kp_group_call_t *req, const char *group_id);
 /* Forgets the group's owner (DeleteGroups). 1 released, 0 it had none, -1 write failed. */
 int group_owner_release(kp_coordinator_t *c, kp_str_t group_id);
 /* Parses the team rules and replays <meta_dir>/group_owners.journal (meta_dir NULL: in
@@ -152,12 +157,12 @@ int group_owners_open(kp_coordinator_t *c, const char *meta_dir, char *err, size
 void group_owners_close(kp_coordinator_t *c);
 
 /* membership.c */
-void membership_join(kp_coordinator_t *c, kp_req_t *req, JoinGroupRequest *in);
-void membership_sync(kp_coordinator_t *c, kp_req_t *req, SyncGroupRequest *in);
-void membership_heartbeat(kp_coordinator_t *c, kp_req_t *req, HeartbeatRequest *in);
-void membership_leave(kp_coordinator_t *c, kp_req_t *req, LeaveGroupRequest *in);
-void membership_list(kp_coordinator_t *c, kp_req_t *req, ListGroupsRequest *in);
-void membership_describe(kp_coordinator_t *c, kp_req_t *req, DescribeGroupsRequest *in);
+void membership_join(kp_coordinator_t *c, kp_group_call_t *req, JoinGroupRequest *in);
+void membership_sync(kp_coordinator_t *c, kp_group_call_t *req, SyncGroupRequest *in);
+void membership_heartbeat(kp_coordinator_t *c, kp_group_call_t *req, HeartbeatRequest *in);
+void membership_leave(kp_coordinator_t *c, kp_group_call_t *req, LeaveGroupRequest *in);
+void membership_list(kp_coordinator_t *c, kp_group_call_t *req, ListGroupsRequest *in);
+void membership_describe(kp_coordinator_t *c, kp_group_call_t *req, DescribeGroupsRequest *in);
 void membership_tick(kp_coordinator_t *c, group_t *g, int64_t now);
 /* Answers every waiting request of the group with err (shutdown). */
 void membership_abort(kp_coordinator_t *c, group_t *g, int16_t err);
@@ -176,10 +181,10 @@ void membership_static_join_stored(kp_coordinator_t *c, group_t *g, const char *
 int group_subscribed_to(const group_t *g, const char *topic, size_t topiclen);
 
 /* offsets.c */
-void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in);
-void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in);
-void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in);
-void offsets_delete_groups(kp_coordinator_t *c, kp_req_t *req, DeleteGroupsRequest *in);
+void offsets_commit(kp_coordinator_t *c, kp_group_call_t *req, OffsetCommitRequest *in);
+void offsets_fetch(kp_coordinator_t *c, kp_group_call_t *req, OffsetFetchRequest *in);
+void offsets_delete(kp_coordinator_t *c, kp_group_call_t *req, OffsetDeleteRequest *in);
+void offsets_delete_groups(kp_coordinator_t *c, kp_group_call_t *req, DeleteGroupsRequest *in);
 void offsets_expire(kp_coordinator_t *c, int64_t now);
 int offsets_load(kp_coordinator_t *c, char *err, size_t errlen);
 /* A pool: reads partition p's groups and offsets (this broker just became its leader). 0,
@@ -199,7 +204,7 @@ void encode_value(kp_buf_t *b, int64_t offset, int32_t epoch, kp_str_t metadata,
 
 /* txn_offsets.c — TxnOffsetCommit: offsets written as a transactional batch, pending per
  * producer until its transaction's marker applies or drops them */
-void txn_offsets_commit(kp_coordinator_t *c, kp_req_t *req, TxnOffsetCommitRequest *in);
+void txn_offsets_commit(kp_coordinator_t *c, kp_group_call_t *req, TxnOffsetCommitRequest *in);
 /* Replay: takes a transactional or control batch of __consumer_offsets (returns 1), else 0. */
 int txn_offsets_replay(kp_coordinator_t *c, const uint8_t *batch, size_t len);
 void txn_offsets_complete(kp_coordinator_t *c, int64_t producer_id, int commit);

@@ -159,18 +159,18 @@ void kp_coordinator_render_lag(kp_coordinator_t *c, kp_buf_t *out)
     kp_buf_appendf(out, "# HELP kpool_consumergroup_lag Records a consumer group has yet to "
                         "consume: the partition's high watermark minus the committed offset.\n"
                         "# TYPE kpool_consumergroup_lag gauge\n");
-    kp_topics_t *topics = c->broker->topics;
+    const kp_partition_dir_t *dir = &c->dir;
     for (size_t i = 0; i < j->n; i++) {
         const lag_entry_t *e = &j->entries[i];
-        kp_topic_t *t = kp_topics_get(topics, kp_str_c(e->topic));
-        kp_partition_t *p = t ? kp_topic_partition(t, e->partition) : NULL;
+        struct kp_topic *t = dir->get(dir->arg, kp_str_c(e->topic));
+        kp_partition_t *p = t ? dir->partition(t, e->partition) : NULL;
         if (p) {
             int64_t hwm = kp_partition_high_watermark(p);
             int64_t lag = e->offset >= 0 && hwm > e->offset ? hwm - e->offset : 0;
             if (e->offset < 0) lag = hwm; /* a committed -1: nothing consumed yet */
             series(out, "kpool_consumergroup_lag", e, lag);
         }
-        kp_topic_put(t);
+        dir->put(t);
     }
     kp_buf_appendf(out,
                    "# HELP kpool_consumergroup_series_dropped Committed offsets left out of "

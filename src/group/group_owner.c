@@ -235,24 +235,26 @@ static void team_of(const kp_coordinator_t *c, const char *principal, char *out,
     snprintf(out, n, "%s", principal);
 }
 
-/* 1 when ownership is checked for this request: group.ownership=team, ACLs in force, and the
- * caller does not administer the cluster. */
-static int ownership_applies(kp_coordinator_t *c, kp_req_t *req)
+/* 1 when ownership is checked for this call: group.ownership=team, ACLs in force, and the
+ * caller does not administer the cluster (the handler's decision: with no authorizer it
+ * allows everything, so ALTER on the cluster too). */
+static int ownership_applies(kp_coordinator_t *c, kp_group_call_t *req)
 {
-    if (c->cfg.ownership_shared || !kp_authorizer_enabled(c->broker->authorizer)) return 0;
-    return !kp_req_authorize(req, KP_OP_ALTER, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE));
+    if (c->cfg.ownership_shared) return 0;
+    return !req->may(req, KP_OP_ALTER, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE));
 }
 
-int16_t group_access(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id, int op, int claim)
+int16_t group_access(kp_coordinator_t *c, kp_group_call_t *req, kp_str_t group_id, int op,
+                     int claim)
 {
-    if (!kp_req_authorize(req, op, KP_RES_GROUP, group_id)) return KERR_GROUP_AUTHORIZATION_FAILED;
+    if (!req->may(req, op, KP_RES_GROUP, group_id)) return KERR_GROUP_AUTHORIZATION_FAILED;
     /* a pool: the group is this coordinator's only while this broker leads its partition */
     if (group_id.len > 0 &&
         !coord_serves(c, offsets_partition_for(c, group_id.ptr, (size_t)group_id.len)))
         return KERR_NOT_COORDINATOR;
     if (group_id.len <= 0 || !ownership_applies(c, req)) return 0;
     char team[KP_PRINCIPAL_LEN_MAX];
-    team_of(c, req->sess->principal, team, sizeof(team));
+    team_of(c, req->principal, team, sizeof(team));
     const char *owner = kp_hmap_get(&c->owners, group_id.ptr, (size_t)group_id.len);
     if (owner) return strcmp(owner, team) ? KERR_GROUP_AUTHORIZATION_FAILED : 0;
     if (!claim) return 0;
@@ -262,13 +264,13 @@ int16_t group_access(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id, int 
     return 0;
 }
 
-int group_visible(kp_coordinator_t *c, kp_req_t *req, const char *group_id)
+int group_visible(kp_coordinator_t *c, kp_group_call_t *req, const char *group_id)
 {
     if (!ownership_applies(c, req)) return 1;
     const char *owner = kp_hmap_get(&c->owners, group_id, strlen(group_id));
     if (!owner) return 1;
     char team[KP_PRINCIPAL_LEN_MAX];
-    team_of(c, req->sess->principal, team, sizeof(team));
+    team_of(c, req->principal, team, sizeof(team));
     return !strcmp(owner, team);
 }
 

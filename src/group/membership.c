@@ -211,15 +211,13 @@ static void set_state(kp_coordinator_t *c, group_t *g, group_state_t s)
 
 /* ---- responses ---- */
 
-static void join_error(kp_req_t *req, int16_t err, const char *member_id)
+static void join_error(kp_group_call_t *req, int16_t err, const char *member_id)
 {
     JoinGroupResponse out;
     JoinGroupResponse_init(&out);
     out.ErrorCode = err;
     out.MemberId = kp_str_c(member_id ? member_id : "");
-    kp_req_begin_response(req);
-    JoinGroupResponse_encode(&req->resp, req->api_version, &out);
-    coord_finish(req);
+    coord_done(req, (kp_group_result_t){.op = KP_GROUP_OP_JOIN, .join = &out});
 }
 
 /* `leader` is the leader id to report (normally g->leader); only a member told it leads gets
@@ -227,7 +225,7 @@ static void join_error(kp_req_t *req, int16_t err, const char *member_id)
  * must not compute a new assignment. */
 static void join_respond_as(group_t *g, member_t *m, const char *leader, int skip_assignment)
 {
-    kp_req_t *req = m->join_req;
+    kp_group_call_t *req = m->join_req;
     m->join_req = NULL;
     m->join_store_seq = 0;
     JoinGroupResponse out;
@@ -240,7 +238,7 @@ static void join_respond_as(group_t *g, member_t *m, const char *leader, int ski
     out.MemberId = kp_str_c(m->id);
     if (leader && !strcmp(leader, m->id)) {
         out.Members.items =
-            kp_arena_calloc(&req->arena, (size_t)g->nmembers + 1, sizeof(*out.Members.items));
+            kp_arena_calloc(req->arena, (size_t)g->nmembers + 1, sizeof(*out.Members.items));
         int n = 0;
         for (member_t *o = g->members; o && out.Members.items; o = o->next) {
             const protocol_t *p = member_protocol(o, g->protocol);
@@ -252,9 +250,7 @@ static void join_respond_as(group_t *g, member_t *m, const char *leader, int ski
         }
         out.Members.count = out.Members.items ? n : 0;
     }
-    kp_req_begin_response(req);
-    JoinGroupResponse_encode(&req->resp, req->api_version, &out);
-    coord_finish(req);
+    coord_done(req, (kp_group_result_t){.op = KP_GROUP_OP_JOIN, .join = &out});
 }
 
 static void join_respond(group_t *g, member_t *m)
@@ -262,7 +258,8 @@ static void join_respond(group_t *g, member_t *m)
     join_respond_as(g, m, g->leader, 0);
 }
 
-static void sync_respond_full(kp_req_t *req, int16_t err, const group_t *g, const member_t *m)
+static void sync_respond_full(kp_group_call_t *req, int16_t err, const group_t *g,
+                              const member_t *m)
 {
     SyncGroupResponse out;
     SyncGroupResponse_init(&out);
@@ -273,26 +270,22 @@ static void sync_respond_full(kp_req_t *req, int16_t err, const group_t *g, cons
         out.ProtocolType = g->protocol_type ? kp_str_c(g->protocol_type) : KP_STR_NULL;
         out.ProtocolName = g->protocol ? kp_str_c(g->protocol) : KP_STR_NULL;
     }
-    kp_req_begin_response(req);
-    SyncGroupResponse_encode(&req->resp, req->api_version, &out);
-    coord_finish(req);
+    coord_done(req, (kp_group_result_t){.op = KP_GROUP_OP_SYNC, .sync = &out});
 }
 
 /* An error answer (m NULL). */
-static void sync_respond(kp_req_t *req, int16_t err, const member_t *m)
+static void sync_respond(kp_group_call_t *req, int16_t err, const member_t *m)
 {
     sync_respond_full(req, err, NULL, m);
 }
 
-static void simple_error(kp_req_t *req, int16_t err)
+static void simple_error(kp_group_call_t *req, int16_t err)
 {
     /* Heartbeat: ThrottleTimeMs, ErrorCode */
     HeartbeatResponse out;
     HeartbeatResponse_init(&out);
     out.ErrorCode = err;
-    kp_req_begin_response(req);
-    HeartbeatResponse_encode(&req->resp, req->api_version, &out);
-    coord_finish(req);
+    coord_done(req, (kp_group_result_t){.op = KP_GROUP_OP_HEARTBEAT, .heartbeat = &out});
 }
 
 /* ---- rebalance ---- */
@@ -409,14 +402,14 @@ static void maybe_complete_join(kp_coordinator_t *c, group_t *g, int64_t now)
 
 /* ---- JoinGroup ---- */
 
-static member_t *add_member(kp_coordinator_t *c, group_t *g, kp_req_t *req,
+static member_t *add_member(kp_coordinator_t *c, group_t *g, kp_group_call_t *req,
                             const JoinGroupRequest *in, char *id)
 {
     member_t *m = kp_xcalloc(1, sizeof(*m));
     m->id = id;
     m->instance_id = coord_strdup(in->GroupInstanceId);
     m->client_id = coord_strdup(req->client_id.len >= 0 ? req->client_id : KP_STR_LIT(""));
-    m->client_host = kp_xstrdup(req->sess->conn->peer_ip);
+    m->client_host = kp_xstrdup(req->client_host);
     m->session_timeout_ms = in->SessionTimeoutMs;
     m->rebalance_timeout_ms =
         in->RebalanceTimeoutMs > 0 ? in->RebalanceTimeoutMs : in->SessionTimeoutMs;
@@ -432,7 +425,7 @@ static member_t *add_member(kp_coordinator_t *c, group_t *g, kp_req_t *req,
     return m;
 }
 
-static void join_park(kp_coordinator_t *c, group_t *g, member_t *m, kp_req_t *req)
+static void join_park(kp_coordinator_t *c, group_t *g, member_t *m, kp_group_call_t *req)
 {
     if (m->join_req) join_error(m->join_req, KERR_UNKNOWN_MEMBER_ID, m->id); /* superseded */
     m->join_req = req;
@@ -448,7 +441,7 @@ static void join_park(kp_coordinator_t *c, group_t *g, member_t *m, kp_req_t *re
     maybe_complete_join(c, g, coord_now_ms(c));
 }
 
-static void join_unknown_member(kp_coordinator_t *c, group_t *g, kp_req_t *req,
+static void join_unknown_member(kp_coordinator_t *c, group_t *g, kp_group_call_t *req,
                                 JoinGroupRequest *in)
 {
     member_t *stat = find_static(g, in->GroupInstanceId);
@@ -510,7 +503,7 @@ static void join_unknown_member(kp_coordinator_t *c, group_t *g, kp_req_t *req,
     join_park(c, g, m, req);
 }
 
-void membership_join(kp_coordinator_t *c, kp_req_t *req, JoinGroupRequest *in)
+void membership_join(kp_coordinator_t *c, kp_group_call_t *req, JoinGroupRequest *in)
 {
     if (in->GroupId.len <= 0) {
         join_error(req, KERR_INVALID_GROUP_ID, NULL);
@@ -593,7 +586,7 @@ void membership_join(kp_coordinator_t *c, kp_req_t *req, JoinGroupRequest *in)
 
 /* ---- SyncGroup ---- */
 
-void membership_sync(kp_coordinator_t *c, kp_req_t *req, SyncGroupRequest *in)
+void membership_sync(kp_coordinator_t *c, kp_group_call_t *req, SyncGroupRequest *in)
 {
     int16_t access_err = group_access(c, req, in->GroupId, KP_OP_READ, 0);
     if (access_err) {
@@ -719,7 +712,7 @@ void membership_static_join_stored(kp_coordinator_t *c, group_t *g, const char *
 
 /* ---- Heartbeat ---- */
 
-void membership_heartbeat(kp_coordinator_t *c, kp_req_t *req, HeartbeatRequest *in)
+void membership_heartbeat(kp_coordinator_t *c, kp_group_call_t *req, HeartbeatRequest *in)
 {
     int16_t access_err = group_access(c, req, in->GroupId, KP_OP_READ, 0);
     if (access_err) {
@@ -784,7 +777,7 @@ static int16_t leave_one(kp_coordinator_t *c, group_t *g, kp_str_t member_id, kp
     return 0;
 }
 
-void membership_leave(kp_coordinator_t *c, kp_req_t *req, LeaveGroupRequest *in)
+void membership_leave(kp_coordinator_t *c, kp_group_call_t *req, LeaveGroupRequest *in)
 {
     LeaveGroupResponse out;
     LeaveGroupResponse_init(&out);
@@ -797,7 +790,7 @@ void membership_leave(kp_coordinator_t *c, kp_req_t *req, LeaveGroupRequest *in)
     } else {
         int32_t n = in->Members.count > 0 ? in->Members.count : 0;
         out.Members.count = n;
-        out.Members.items = kp_arena_calloc(&req->arena, (size_t)n + 1, sizeof(*out.Members.items));
+        out.Members.items = kp_arena_calloc(req->arena, (size_t)n + 1, sizeof(*out.Members.items));
         for (int32_t i = 0; i < n && out.Members.items; i++) {
             const LeaveGroupRequest_MemberIdentity *mi = &in->Members.items[i];
             LeaveGroupResponse_MemberResponse *mr = &out.Members.items[i];
@@ -809,9 +802,7 @@ void membership_leave(kp_coordinator_t *c, kp_req_t *req, LeaveGroupRequest *in)
         if (!out.Members.items) out.Members.count = 0;
         if (!g) out.ErrorCode = KERR_UNKNOWN_MEMBER_ID;
     }
-    kp_req_begin_response(req);
-    LeaveGroupResponse_encode(&req->resp, req->api_version, &out);
-    coord_finish(req);
+    coord_done(req, (kp_group_result_t){.op = KP_GROUP_OP_LEAVE, .leave = &out});
 }
 
 /* ---- ListGroups / DescribeGroups ---- */
@@ -829,21 +820,20 @@ static int state_admitted(const ListGroupsRequest *in, group_state_t s)
     return 0;
 }
 
-void membership_list(kp_coordinator_t *c, kp_req_t *req, ListGroupsRequest *in)
+void membership_list(kp_coordinator_t *c, kp_group_call_t *req, ListGroupsRequest *in)
 {
     ListGroupsResponse out;
     ListGroupsResponse_init(&out);
     size_t n = kp_hmap_count(&c->groups), it = 0;
-    out.Groups.items = kp_arena_calloc(&req->arena, n + 1, sizeof(*out.Groups.items));
+    out.Groups.items = kp_arena_calloc(req->arena, n + 1, sizeof(*out.Groups.items));
     void *v;
     int k = 0;
     /* DESCRIBE on the cluster lists every group; otherwise only describable ones */
-    int all =
-        kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE));
+    int all = req->may(req, KP_OP_DESCRIBE, KP_RES_CLUSTER, KP_STR_LIT(KP_CLUSTER_RESOURCE));
     while (out.Groups.items && kp_hmap_next(&c->groups, &it, NULL, NULL, &v)) {
         group_t *g = v;
         if (g->state == GS_DEAD || !state_admitted(in, g->state)) continue;
-        if (!all && !kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_GROUP, kp_str_c(g->id))) continue;
+        if (!all && !req->may(req, KP_OP_DESCRIBE, KP_RES_GROUP, kp_str_c(g->id))) continue;
         if (!all && !group_visible(c, req, g->id)) continue; /* another team's */
         out.Groups.items[k].GroupId = kp_str_c(g->id);
         out.Groups.items[k].ProtocolType = kp_str_c(g->protocol_type ? g->protocol_type : "");
@@ -851,17 +841,15 @@ void membership_list(kp_coordinator_t *c, kp_req_t *req, ListGroupsRequest *in)
         k++;
     }
     out.Groups.count = k;
-    kp_req_begin_response(req);
-    ListGroupsResponse_encode(&req->resp, req->api_version, &out);
-    coord_finish(req);
+    coord_done(req, (kp_group_result_t){.op = KP_GROUP_OP_LIST, .list = &out});
 }
 
-void membership_describe(kp_coordinator_t *c, kp_req_t *req, DescribeGroupsRequest *in)
+void membership_describe(kp_coordinator_t *c, kp_group_call_t *req, DescribeGroupsRequest *in)
 {
     DescribeGroupsResponse out;
     DescribeGroupsResponse_init(&out);
     int32_t n = in->Groups.count > 0 ? in->Groups.count : 0;
-    out.Groups.items = kp_arena_calloc(&req->arena, (size_t)n + 1, sizeof(*out.Groups.items));
+    out.Groups.items = kp_arena_calloc(req->arena, (size_t)n + 1, sizeof(*out.Groups.items));
     out.Groups.count = out.Groups.items ? n : 0;
     for (int32_t i = 0; i < out.Groups.count; i++) {
         DescribeGroupsResponse_DescribedGroup *dg = &out.Groups.items[i];
@@ -880,7 +868,7 @@ void membership_describe(kp_coordinator_t *c, kp_req_t *req, DescribeGroupsReque
         int show = g->state == GS_STABLE || g->state == GS_COMPLETING_REBALANCE;
         dg->ProtocolData = kp_str_c(show && g->protocol ? g->protocol : "");
         dg->Members.items =
-            kp_arena_calloc(&req->arena, (size_t)g->nmembers + 1, sizeof(*dg->Members.items));
+            kp_arena_calloc(req->arena, (size_t)g->nmembers + 1, sizeof(*dg->Members.items));
         int k = 0;
         for (member_t *m = g->members; m && dg->Members.items; m = m->next) {
             DescribeGroupsResponse_DescribedGroupMember *dm = &dg->Members.items[k++];
@@ -898,9 +886,7 @@ void membership_describe(kp_coordinator_t *c, kp_req_t *req, DescribeGroupsReque
         }
         dg->Members.count = dg->Members.items ? k : 0;
     }
-    kp_req_begin_response(req);
-    DescribeGroupsResponse_encode(&req->resp, req->api_version, &out);
-    coord_finish(req);
+    coord_done(req, (kp_group_result_t){.op = KP_GROUP_OP_DESCRIBE, .describe = &out});
 }
 
 /* ---- expiry ---- */

@@ -89,8 +89,7 @@ void encode_value(kp_buf_t *b, int64_t offset, int32_t epoch, kp_str_t metadata,
 
 int offsets_append(kp_coordinator_t *c, group_t *g, kp_batch_builder_t *bb, kp_flush_waiter_t *w)
 {
-    kp_partition_t *p =
-        c->offsets_topic ? kp_topic_partition(c->offsets_topic, g->offsets_partition) : NULL;
+    kp_partition_t *p = coord_offsets_partition(c, g->offsets_partition);
     if (!p) return -1;
     /* a pool: only into a partition this broker leads and serves (never a follower's copy) */
     if (!coord_serves(c, g->offsets_partition) || kp_partition_check_leader(p, -1))
@@ -104,7 +103,7 @@ int offsets_append(kp_coordinator_t *c, group_t *g, kp_batch_builder_t *bb, kp_f
     if (!w) return 0;
     if (!p->repl) { /* standalone: durable once fsynced (page cache: once written) */
         w->offset = res.last_offset;
-        kp_log_wait_flush(p->log, w);
+        kp_partition_wait_flush(p, w);
         return 0;
     }
     /* a pool: as Kafka's offset commits (required acks -1), durable once the high watermark
@@ -128,7 +127,7 @@ typedef struct commit_item {
 typedef struct commit_op {
     kp_flush_waiter_t w; /* first */
     kp_coordinator_t *c;
-    kp_req_t *req;
+    kp_group_call_t *req;
     OffsetCommitResponse out;
     commit_item_t *items;
     int nitems;
@@ -139,9 +138,7 @@ typedef struct commit_op {
 
 static void commit_respond(commit_op_t *op)
 {
-    kp_req_begin_response(op->req);
-    OffsetCommitResponse_encode(&op->req->resp, op->req->api_version, &op->out);
-    coord_finish(op->req);
+    coord_done(op->req, (kp_group_result_t){.op = KP_GROUP_OP_COMMIT, .commit = &op->out});
 }
 
 static void commit_apply(kp_loop_t *loop, void *arg)
@@ -184,11 +181,11 @@ static void commit_flushed(kp_flush_waiter_t *w, int err)
     kp_loop_post(op->c->loop, commit_apply, op);
 }
 
-void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
+void offsets_commit(kp_coordinator_t *c, kp_group_call_t *req, OffsetCommitRequest *in)
 {
-    commit_op_t *op = kp_arena_calloc(&req->arena, 1, sizeof(*op));
+    commit_op_t *op = kp_arena_calloc(req->arena, 1, sizeof(*op));
     if (!op) {
-        kp_req_finish_silent(req);
+        coord_done(req, (kp_group_result_t){.op = req->op}); /* no answer */
         return;
     }
     op->c = c;
@@ -197,13 +194,13 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
     int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0, total = 0;
     op->out.Topics.count = nt;
     op->out.Topics.items =
-        kp_arena_calloc(&req->arena, (size_t)nt + 1, sizeof(*op->out.Topics.items));
+        kp_arena_calloc(req->arena, (size_t)nt + 1, sizeof(*op->out.Topics.items));
     for (int32_t i = 0; i < nt; i++)
         total +=
             in->Topics.items[i].Partitions.count > 0 ? in->Topics.items[i].Partitions.count : 0;
-    op->items = kp_arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->items));
+    op->items = kp_arena_calloc(req->arena, (size_t)total + 1, sizeof(*op->items));
     if (!op->out.Topics.items || !op->items) {
-        kp_req_finish_silent(req);
+        coord_done(req, (kp_group_result_t){.op = req->op}); /* no answer */
         return;
     }
     /* group-level checks (Kafka's order): group id, membership, generation, state */
@@ -255,15 +252,15 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
         int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
         tr->Partitions.count = np;
         tr->Partitions.items =
-            kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+            kp_arena_calloc(req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
         if (!tr->Partitions.items) {
             tr->Partitions.count = 0;
             continue;
         }
         int16_t topic_err = group_err;
-        if (!topic_err && !kp_req_authorize(req, KP_OP_READ, KP_RES_TOPIC, t->Name))
+        if (!topic_err && !req->may(req, KP_OP_READ, KP_RES_TOPIC, t->Name))
             topic_err = KERR_TOPIC_AUTHORIZATION_FAILED;
-        kp_topic_t *topic = topic_err ? NULL : kp_topics_get(c->broker->topics, t->Name);
+        struct kp_topic *topic = topic_err ? NULL : c->dir.get(c->dir.arg, t->Name);
         for (int32_t j = 0; j < np; j++) {
             const OffsetCommitRequest_OffsetCommitRequestPartition *p = &t->Partitions.items[j];
             OffsetCommitResponse_OffsetCommitResponsePartition *pr = &tr->Partitions.items[j];
@@ -272,7 +269,7 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
                 pr->ErrorCode = topic_err;
                 continue;
             }
-            if (!topic || !kp_topic_partition(topic, p->PartitionIndex) || t->Name.len > 249) {
+            if (!topic || !c->dir.partition(topic, p->PartitionIndex) || t->Name.len > 249) {
                 pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
@@ -293,7 +290,7 @@ void offsets_commit(kp_coordinator_t *c, kp_req_t *req, OffsetCommitRequest *in)
             kp_batch_builder_add(&bb, key.data, (int32_t)key.len, value.data, (int32_t)value.len,
                                  now);
         }
-        kp_topic_put(topic);
+        c->dir.put(topic);
     }
     kp_buf_free(&key);
     kp_buf_free(&value);
@@ -357,11 +354,11 @@ static void fetch_stable(kp_coordinator_t *c, kp_str_t group_id, kp_str_t topic,
 }
 
 /* Every committed offset of g the caller may describe, grouped by topic. */
-static void fetch_all(kp_coordinator_t *c, kp_req_t *req, group_t *g, kp_str_t group_id,
+static void fetch_all(kp_coordinator_t *c, kp_group_call_t *req, group_t *g, kp_str_t group_id,
                       int require_stable, fetch_group_t *out)
 {
     size_t n = kp_hmap_count(&g->offsets), it = 0, k = 0;
-    out->Topics.items = kp_arena_calloc(&req->arena, n + 1, sizeof(*out->Topics.items));
+    out->Topics.items = kp_arena_calloc(req->arena, n + 1, sizeof(*out->Topics.items));
     const char *key;
     size_t kl;
     void *v;
@@ -369,7 +366,7 @@ static void fetch_all(kp_coordinator_t *c, kp_req_t *req, group_t *g, kp_str_t g
         kp_str_t topic = {key, (int32_t)strlen(key)};
         int32_t partition;
         memcpy(&partition, key + topic.len + 1, 4);
-        if (!kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, topic)) continue;
+        if (!req->may(req, KP_OP_DESCRIBE, KP_RES_TOPIC, topic)) continue;
         fetch_topic_t *tr = NULL;
         for (size_t i = 0; i < k && !tr; i++)
             if (kp_str_eq(out->Topics.items[i].Name, topic)) tr = &out->Topics.items[i];
@@ -377,7 +374,7 @@ static void fetch_all(kp_coordinator_t *c, kp_req_t *req, group_t *g, kp_str_t g
             tr = &out->Topics.items[k++];
             tr->Name = topic;
             tr->Partitions.items =
-                kp_arena_calloc(&req->arena, n + 1, sizeof(*tr->Partitions.items));
+                kp_arena_calloc(req->arena, n + 1, sizeof(*tr->Partitions.items));
             if (!tr->Partitions.items) break;
         }
         fetch_partition_t *pr = &tr->Partitions.items[tr->Partitions.count++];
@@ -388,7 +385,7 @@ static void fetch_all(kp_coordinator_t *c, kp_req_t *req, group_t *g, kp_str_t g
 }
 
 /* One group's offsets: the wanted topics (nwant -1: every topic the group committed). */
-static void fetch_group(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id,
+static void fetch_group(kp_coordinator_t *c, kp_group_call_t *req, kp_str_t group_id,
                         const fetch_want_t *want, int32_t nwant, int require_stable,
                         fetch_group_t *out)
 {
@@ -402,17 +399,17 @@ static void fetch_group(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id,
         if (g) fetch_all(c, req, g, group_id, require_stable, out);
         return;
     }
-    out->Topics.items = kp_arena_calloc(&req->arena, (size_t)nwant + 1, sizeof(*out->Topics.items));
+    out->Topics.items = kp_arena_calloc(req->arena, (size_t)nwant + 1, sizeof(*out->Topics.items));
     out->Topics.count = out->Topics.items ? nwant : 0;
     for (int32_t i = 0; i < out->Topics.count; i++) {
         fetch_topic_t *tr = &out->Topics.items[i];
         tr->Name = want[i].name;
         int32_t np = want[i].npartitions > 0 ? want[i].npartitions : 0;
         tr->Partitions.items =
-            kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+            kp_arena_calloc(req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
         tr->Partitions.count = tr->Partitions.items ? np : 0;
         int16_t err = group_err;
-        if (!err && !kp_req_authorize(req, KP_OP_DESCRIBE, KP_RES_TOPIC, tr->Name))
+        if (!err && !req->may(req, KP_OP_DESCRIBE, KP_RES_TOPIC, tr->Name))
             err = KERR_TOPIC_AUTHORIZATION_FAILED;
         for (int32_t j = 0; j < tr->Partitions.count; j++) {
             fetch_partition_t *pr = &tr->Partitions.items[j];
@@ -424,17 +421,17 @@ static void fetch_group(kp_coordinator_t *c, kp_req_t *req, kp_str_t group_id,
 }
 
 /* v0-7 carry one group's answer at the top level. */
-static void fetch_to_single(kp_req_t *req, const fetch_group_t *gr, OffsetFetchResponse *out)
+static void fetch_to_single(kp_group_call_t *req, const fetch_group_t *gr, OffsetFetchResponse *out)
 {
     out->ErrorCode = gr->ErrorCode;
     out->Topics.items =
-        kp_arena_calloc(&req->arena, (size_t)gr->Topics.count + 1, sizeof(*out->Topics.items));
+        kp_arena_calloc(req->arena, (size_t)gr->Topics.count + 1, sizeof(*out->Topics.items));
     out->Topics.count = out->Topics.items ? gr->Topics.count : 0;
     for (int32_t i = 0; i < out->Topics.count; i++) {
         const fetch_topic_t *t = &gr->Topics.items[i];
         OffsetFetchResponse_OffsetFetchResponseTopic *tr = &out->Topics.items[i];
         tr->Name = t->Name;
-        tr->Partitions.items = kp_arena_calloc(&req->arena, (size_t)t->Partitions.count + 1,
+        tr->Partitions.items = kp_arena_calloc(req->arena, (size_t)t->Partitions.count + 1,
                                                sizeof(*tr->Partitions.items));
         tr->Partitions.count = tr->Partitions.items ? t->Partitions.count : 0;
         for (int32_t j = 0; j < tr->Partitions.count; j++) {
@@ -451,14 +448,14 @@ static void fetch_to_single(kp_req_t *req, const fetch_group_t *gr, OffsetFetchR
 
 /* v0-7: one group (GroupId, Topics); v8 (KIP-709): several (Groups). RequireStable (v7+):
  * fetch_stable. */
-void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
+void offsets_fetch(kp_coordinator_t *c, kp_group_call_t *req, OffsetFetchRequest *in)
 {
     OffsetFetchResponse out;
     OffsetFetchResponse_init(&out);
     if (req->api_version < 8) {
         int32_t nt = in->Topics.count;
         fetch_want_t *want =
-            kp_arena_calloc(&req->arena, (size_t)(nt > 0 ? nt : 0) + 1, sizeof(*want));
+            kp_arena_calloc(req->arena, (size_t)(nt > 0 ? nt : 0) + 1, sizeof(*want));
         for (int32_t i = 0; i < nt && want; i++) {
             want[i].name = in->Topics.items[i].Name;
             want[i].partitions = in->Topics.items[i].PartitionIndexes.items;
@@ -469,13 +466,13 @@ void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
         fetch_to_single(req, &gr, &out);
     } else {
         int32_t ng = in->Groups.count > 0 ? in->Groups.count : 0;
-        out.Groups.items = kp_arena_calloc(&req->arena, (size_t)ng + 1, sizeof(*out.Groups.items));
+        out.Groups.items = kp_arena_calloc(req->arena, (size_t)ng + 1, sizeof(*out.Groups.items));
         out.Groups.count = out.Groups.items ? ng : 0;
         for (int32_t i = 0; i < out.Groups.count; i++) {
             const OffsetFetchRequest_OffsetFetchRequestGroup *rg = &in->Groups.items[i];
             int32_t nt = rg->Topics.count;
             fetch_want_t *want =
-                kp_arena_calloc(&req->arena, (size_t)(nt > 0 ? nt : 0) + 1, sizeof(*want));
+                kp_arena_calloc(req->arena, (size_t)(nt > 0 ? nt : 0) + 1, sizeof(*want));
             for (int32_t j = 0; j < nt && want; j++) {
                 want[j].name = rg->Topics.items[j].Name;
                 want[j].partitions = rg->Topics.items[j].PartitionIndexes.items;
@@ -485,9 +482,7 @@ void offsets_fetch(kp_coordinator_t *c, kp_req_t *req, OffsetFetchRequest *in)
                         &out.Groups.items[i]);
         }
     }
-    kp_req_begin_response(req);
-    OffsetFetchResponse_encode(&req->resp, req->api_version, &out);
-    coord_finish(req);
+    coord_done(req, (kp_group_result_t){.op = KP_GROUP_OP_FETCH, .fetch = &out});
 }
 
 /* ---- group metadata tombstone (the record itself: group_store.c) ---- */
@@ -563,12 +558,12 @@ static void expire_due(kp_coordinator_t *c, group_t *g)
     if (g && g->state != GS_DEAD) membership_tick(c, g, coord_now_ms(c));
 }
 
-void offsets_delete_groups(kp_coordinator_t *c, kp_req_t *req, DeleteGroupsRequest *in)
+void offsets_delete_groups(kp_coordinator_t *c, kp_group_call_t *req, DeleteGroupsRequest *in)
 {
     DeleteGroupsResponse out;
     DeleteGroupsResponse_init(&out);
     int32_t n = in->GroupsNames.count > 0 ? in->GroupsNames.count : 0;
-    out.Results.items = kp_arena_calloc(&req->arena, (size_t)n + 1, sizeof(*out.Results.items));
+    out.Results.items = kp_arena_calloc(req->arena, (size_t)n + 1, sizeof(*out.Results.items));
     out.Results.count = out.Results.items ? n : 0;
     for (int32_t i = 0; i < out.Results.count; i++) {
         DeleteGroupsResponse_DeletableGroupResult *r = &out.Results.items[i];
@@ -595,12 +590,10 @@ void offsets_delete_groups(kp_coordinator_t *c, kp_req_t *req, DeleteGroupsReque
             coord_group_remove(c, g);
         }
     }
-    kp_req_begin_response(req);
-    DeleteGroupsResponse_encode(&req->resp, req->api_version, &out);
-    coord_finish(req);
+    coord_done(req, (kp_group_result_t){.op = KP_GROUP_OP_DELETE, .del = &out});
 }
 
-void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in)
+void offsets_delete(kp_coordinator_t *c, kp_group_call_t *req, OffsetDeleteRequest *in)
 {
     OffsetDeleteResponse out;
     OffsetDeleteResponse_init(&out);
@@ -614,7 +607,7 @@ void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in)
         out.ErrorCode = KERR_GROUP_ID_NOT_FOUND;
         nt = 0;
     }
-    out.Topics.items = kp_arena_calloc(&req->arena, (size_t)nt + 1, sizeof(*out.Topics.items));
+    out.Topics.items = kp_arena_calloc(req->arena, (size_t)nt + 1, sizeof(*out.Topics.items));
     out.Topics.count = out.Topics.items ? nt : 0;
     for (int32_t i = 0; i < out.Topics.count; i++) {
         const OffsetDeleteRequest_OffsetDeleteRequestTopic *t = &in->Topics.items[i];
@@ -622,11 +615,11 @@ void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in)
         tr->Name = t->Name;
         int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
         tr->Partitions.items =
-            kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+            kp_arena_calloc(req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
         tr->Partitions.count = tr->Partitions.items ? np : 0;
         int subscribed =
             group_subscribed_to(g, t->Name.ptr, (size_t)(t->Name.len > 0 ? t->Name.len : 0));
-        int allowed = kp_req_authorize(req, KP_OP_READ, KP_RES_TOPIC, t->Name);
+        int allowed = req->may(req, KP_OP_READ, KP_RES_TOPIC, t->Name);
         for (int32_t j = 0; j < tr->Partitions.count; j++) {
             OffsetDeleteResponse_OffsetDeleteResponsePartition *pr = &tr->Partitions.items[j];
             pr->PartitionIndex = t->Partitions.items[j].PartitionIndex;
@@ -647,9 +640,7 @@ void offsets_delete(kp_coordinator_t *c, kp_req_t *req, OffsetDeleteRequest *in)
             }
         }
     }
-    kp_req_begin_response(req);
-    OffsetDeleteResponse_encode(&req->resp, req->api_version, &out);
-    coord_finish(req);
+    coord_done(req, (kp_group_result_t){.op = KP_GROUP_OP_OFFSET_DELETE, .offset_delete = &out});
 }
 
 /* ---- retention ---- */
@@ -792,9 +783,9 @@ static void drop_empty_groups(kp_coordinator_t *c, int32_t p)
 int offsets_load(kp_coordinator_t *c, char *err, size_t errlen)
 {
     load_ctx_t lc = {c, 0, 0};
-    for (int32_t p = 0; p < c->offsets_topic->npartitions; p++) {
-        kp_partition_t *part = kp_topic_partition(c->offsets_topic, p);
-        if (kp_log_scan(part->log, 0, load_batch, &lc) < 0) {
+    for (int32_t p = 0; p < c->dir.npartitions(c->offsets_topic); p++) {
+        kp_partition_t *part = coord_offsets_partition(c, p);
+        if (kp_partition_scan(part, 0, load_batch, &lc) < 0) {
             snprintf(err, errlen, "cannot read __consumer_offsets-%d", p);
             return -1;
         }
@@ -809,8 +800,8 @@ int offsets_load(kp_coordinator_t *c, char *err, size_t errlen)
 int offsets_load_partition(kp_coordinator_t *c, int32_t p)
 {
     load_ctx_t lc = {c, 0, 0};
-    kp_partition_t *part = kp_topic_partition(c->offsets_topic, p);
-    if (!part || kp_log_scan(part->log, 0, load_batch, &lc) < 0) return -1;
+    kp_partition_t *part = coord_offsets_partition(c, p);
+    if (!part || kp_partition_scan(part, 0, load_batch, &lc) < 0) return -1;
     if (lc.skipped)
         kp_warn("group", "skipped %lld records of __consumer_offsets-%d this broker cannot read",
                 (long long)lc.skipped, p);

@@ -201,7 +201,7 @@ typedef struct item {
 typedef struct txn_commit_op {
     kp_flush_waiter_t w; /* first */
     kp_coordinator_t *c;
-    kp_req_t *req;
+    kp_group_call_t *req;
     TxnOffsetCommitResponse out;
     item_t *items;
     int nitems;
@@ -212,9 +212,7 @@ typedef struct txn_commit_op {
 
 static void respond(txn_commit_op_t *op)
 {
-    kp_req_begin_response(op->req);
-    TxnOffsetCommitResponse_encode(&op->req->resp, op->req->api_version, &op->out);
-    coord_finish(op->req);
+    coord_done(op->req, (kp_group_result_t){.op = KP_GROUP_OP_TXN_COMMIT, .txn_commit = &op->out});
 }
 
 static void fail_items(txn_commit_op_t *op, int16_t err)
@@ -250,20 +248,20 @@ static void flushed(kp_flush_waiter_t *w, int err)
     kp_loop_post(op->c->loop, applied, op);
 }
 
-void txn_offsets_commit(kp_coordinator_t *c, kp_req_t *req, TxnOffsetCommitRequest *in)
+void txn_offsets_commit(kp_coordinator_t *c, kp_group_call_t *req, TxnOffsetCommitRequest *in)
 {
-    txn_commit_op_t *op = kp_arena_calloc(&req->arena, 1, sizeof(*op));
+    txn_commit_op_t *op = kp_arena_calloc(req->arena, 1, sizeof(*op));
     int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0, total = 0;
     for (int32_t i = 0; i < nt; i++)
         total +=
             in->Topics.items[i].Partitions.count > 0 ? in->Topics.items[i].Partitions.count : 0;
     if (op) {
         op->out.Topics.items =
-            kp_arena_calloc(&req->arena, (size_t)nt + 1, sizeof(*op->out.Topics.items));
-        op->items = kp_arena_calloc(&req->arena, (size_t)total + 1, sizeof(*op->items));
+            kp_arena_calloc(req->arena, (size_t)nt + 1, sizeof(*op->out.Topics.items));
+        op->items = kp_arena_calloc(req->arena, (size_t)total + 1, sizeof(*op->items));
     }
     if (!op || !op->out.Topics.items || !op->items) {
-        kp_req_finish_silent(req);
+        coord_done(req, (kp_group_result_t){.op = req->op}); /* no answer */
         return;
     }
     op->c = c;
@@ -289,13 +287,13 @@ void txn_offsets_commit(kp_coordinator_t *c, kp_req_t *req, TxnOffsetCommitReque
         tr->Name = t->Name;
         int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
         tr->Partitions.items =
-            kp_arena_calloc(&req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
+            kp_arena_calloc(req->arena, (size_t)np + 1, sizeof(*tr->Partitions.items));
         if (!tr->Partitions.items) continue;
         tr->Partitions.count = np;
         int16_t topic_err = group_err;
-        if (!topic_err && !kp_req_authorize(req, KP_OP_READ, KP_RES_TOPIC, t->Name))
+        if (!topic_err && !req->may(req, KP_OP_READ, KP_RES_TOPIC, t->Name))
             topic_err = KERR_TOPIC_AUTHORIZATION_FAILED;
-        kp_topic_t *topic = topic_err ? NULL : kp_topics_get(c->broker->topics, t->Name);
+        struct kp_topic *topic = topic_err ? NULL : c->dir.get(c->dir.arg, t->Name);
         for (int32_t j = 0; j < np; j++) {
             const TxnOffsetCommitRequest_TxnOffsetCommitRequestPartition *p =
                 &t->Partitions.items[j];
@@ -305,7 +303,7 @@ void txn_offsets_commit(kp_coordinator_t *c, kp_req_t *req, TxnOffsetCommitReque
                 pr->ErrorCode = topic_err;
                 continue;
             }
-            if (!topic || !kp_topic_partition(topic, p->PartitionIndex) || t->Name.len > 249) {
+            if (!topic || !c->dir.partition(topic, p->PartitionIndex) || t->Name.len > 249) {
                 pr->ErrorCode = KERR_UNKNOWN_TOPIC_OR_PARTITION;
                 continue;
             }
@@ -326,7 +324,7 @@ void txn_offsets_commit(kp_coordinator_t *c, kp_req_t *req, TxnOffsetCommitReque
             kp_batch_builder_add(&bb, key.data, (int32_t)key.len, value.data, (int32_t)value.len,
                                  now);
         }
-        kp_topic_put(topic);
+        c->dir.put(topic);
     }
     kp_buf_free(&key);
     kp_buf_free(&value);
@@ -339,7 +337,7 @@ void txn_offsets_commit(kp_coordinator_t *c, kp_req_t *req, TxnOffsetCommitReque
     kp_batch_set_producer(bb.buf.data, bb.buf.len, KP_BATCH_ATTR_TRANSACTIONAL, in->ProducerId,
                           in->ProducerEpoch, -1);
     int32_t part = offsets_partition_for(c, op->gid, strlen(op->gid));
-    kp_partition_t *p = c->offsets_topic ? kp_topic_partition(c->offsets_topic, part) : NULL;
+    kp_partition_t *p = coord_offsets_partition(c, part);
     kp_batch_info_t info;
     kp_append_result_t res;
     res.status = KP_APPEND_STORAGE_ERROR;
@@ -366,5 +364,5 @@ void txn_offsets_commit(kp_coordinator_t *c, kp_req_t *req, TxnOffsetCommitReque
     if (p->repl) /* a pool: answered once every in-sync replica has it (required acks -1) */
         kp_partition_wait_committed(p, res.last_offset, &op->w);
     else
-        kp_log_wait_flush(p->log, &op->w);
+        kp_partition_wait_flush(p, &op->w);
 }

@@ -103,10 +103,10 @@ static void on_log_hwm(kp_log_t *log, void *arg)
         pthread_mutex_unlock(&r->lock);
         complete(done, err);
     }
-    if (advanced && p->hwm_fn) p->hwm_fn(log, p->hwm_arg);
+    if (advanced && p->hwm_fn) p->hwm_fn(p, p->hwm_arg);
 }
 
-void kp_partition_set_hwm_callback(kp_partition_t *p, kp_log_hwm_fn fn, void *arg)
+void kp_partition_set_hwm_callback(kp_partition_t *p, kp_partition_hwm_fn fn, void *arg)
 {
     p->hwm_fn = fn;
     p->hwm_arg = arg;
@@ -175,7 +175,7 @@ int kp_partition_wait_committed(kp_partition_t *p, int64_t last_offset, kp_flush
     int advanced = leader_recompute(p, r, &done, &err); /* a single-replica ISR commits now */
     pthread_mutex_unlock(&r->lock);
     complete(done, err);
-    if (advanced && p->hwm_fn) p->hwm_fn(p->log, p->hwm_arg);
+    if (advanced && p->hwm_fn) p->hwm_fn(p, p->hwm_arg);
     return 1;
 }
 
@@ -204,13 +204,13 @@ static int64_t repl_hwm(kp_repl_t *r)
 }
 
 void kp_partition_read(kp_partition_t *p, int64_t offset, int64_t max_bytes, int min_one,
-                       kp_log_read_t *out)
+                       kp_partition_read_t *out)
 {
     kp_partition_read_isolated(p, offset, max_bytes, min_one, 0, out);
 }
 
 void kp_partition_read_isolated(kp_partition_t *p, int64_t offset, int64_t max_bytes, int min_one,
-                                int committed, kp_log_read_t *out)
+                                int committed, kp_partition_read_t *out)
 {
     if (!p->repl) {
         kp_log_read_isolated(p->log, offset, max_bytes, min_one, committed, out);
@@ -310,6 +310,86 @@ int kp_partition_delete_records(kp_partition_t *p, int64_t offset, int64_t *low_
     return kp_log_delete_records(p->log, offset, low_watermark);
 }
 
+/* ---- a partition's life and this broker's copy ---- */
+
+void kp_partition_config_defaults(kp_partition_config_t *cfg)
+{
+    kp_log_config_defaults(cfg);
+}
+
+kp_partition_t *kp_partition_open(struct kp_topic *topic, int32_t index, const char *dir,
+                                  const kp_partition_config_t *cfg, int64_t now_ms)
+{
+    kp_log_t *log = kp_log_open(dir, cfg, now_ms);
+    if (!log) return NULL;
+    kp_partition_t *p = kp_xcalloc(1, sizeof(*p));
+    p->topic = topic;
+    p->index = index;
+    p->log = log;
+    return p;
+}
+
+void kp_partition_close(kp_partition_t *p, int destroy)
+{
+    if (destroy)
+        kp_log_destroy(p->log);
+    else
+        kp_log_close(p->log);
+    kp_partition_repl_free(p);
+    free(p);
+}
+
+void kp_partition_set_config(kp_partition_t *p, const kp_partition_config_t *cfg)
+{
+    kp_log_set_config(p->log, cfg);
+}
+
+int kp_partition_rename_dir(kp_partition_t *p, const char *new_dir)
+{
+    return kp_log_rename_dir(p->log, new_dir);
+}
+
+void kp_partition_wait_flush(kp_partition_t *p, kp_flush_waiter_t *w)
+{
+    kp_log_wait_flush(p->log, w);
+}
+
+void kp_partition_log_offsets(kp_partition_t *p, int64_t *log_start, int64_t *local_end,
+                              int64_t *leo)
+{
+    kp_log_offsets(p->log, log_start, local_end, leo);
+}
+
+int32_t kp_partition_last_epoch(kp_partition_t *p)
+{
+    return kp_log_last_epoch(p->log);
+}
+
+int kp_partition_scan(kp_partition_t *p, int64_t from, kp_batch_fn fn, void *arg)
+{
+    return kp_log_scan(p->log, from, fn, arg);
+}
+
+int64_t kp_partition_size_bytes(kp_partition_t *p)
+{
+    return kp_log_size_bytes(p->log);
+}
+
+size_t kp_partition_producers(kp_partition_t *p, kp_pstate_entry_t **out)
+{
+    return kp_log_producers(p->log, out);
+}
+
+int kp_partition_enforce_retention(kp_partition_t *p, const kp_retention_t *r, int64_t now_ms)
+{
+    return kp_log_enforce_retention(p->log, r, now_ms);
+}
+
+int kp_partitions_flush_interval_pass(int64_t now_mono_ms, int *queued)
+{
+    return kp_log_flush_interval_pass(now_mono_ms, queued);
+}
+
 /* ---- replicated pools ---- */
 
 void kp_partition_repl_init(kp_partition_t *p, int32_t self)
@@ -403,7 +483,7 @@ void kp_partition_apply_state(kp_partition_t *p, const int32_t *replicas, int nr
     pthread_mutex_unlock(&r->lock);
     complete(failed, KP_COMMIT_NOT_LEADER);
     complete(done, err);
-    if ((advanced || failed) && p->hwm_fn) p->hwm_fn(p->log, p->hwm_arg);
+    if ((advanced || failed) && p->hwm_fn) p->hwm_fn(p, p->hwm_arg);
 }
 
 int16_t kp_partition_check_leader(kp_partition_t *p, int32_t current_epoch)
@@ -424,7 +504,7 @@ int16_t kp_partition_check_leader(kp_partition_t *p, int32_t current_epoch)
 
 int16_t kp_partition_replica_fetch(kp_partition_t *p, int32_t replica_id, int32_t current_epoch,
                                    int64_t fetch_offset, int64_t max_bytes, int64_t now_ms,
-                                   kp_log_read_t *out)
+                                   kp_partition_read_t *out)
 {
     memset(out, 0, sizeof(*out));
     out->high_watermark = out->log_start_offset = -1;
@@ -447,7 +527,7 @@ int16_t kp_partition_replica_fetch(kp_partition_t *p, int32_t replica_id, int32_
     int64_t hwm = r->hwm;
     pthread_mutex_unlock(&r->lock);
     complete(done, werr);
-    if (advanced && p->hwm_fn) p->hwm_fn(p->log, p->hwm_arg);
+    if (advanced && p->hwm_fn) p->hwm_fn(p, p->hwm_arg);
     kp_log_read(p->log, fetch_offset, max_bytes, 1, out);
     out->high_watermark = hwm;
     if (out->error == KP_READ_OUT_OF_RANGE) {

@@ -1,7 +1,9 @@
 /*
  * partition.h — the partition layer between the request handlers and storage (issue 13
  * item 1; redpanda's partition_proxy): the handlers append, wait for a commit and read
- * through it, never through kp_log_* directly.
+ * through it, never through storage's kp_log_* directly — nor do the coordinators, the topic
+ * map (a partition's open/close/configs) or the replica fetchers: tools/check_layers.py
+ * refuses a storage kp_log_* name outside storage/ and replication/.
  *
  * Storage (storage/log.h) knows offsets and fsync: the log end offset and the flushed
  * offset. This layer decides what is *committed* — the high watermark a consumer may read
@@ -19,13 +21,25 @@
 #define KP_PARTITION_H
 
 #include "cluster/placement.h"
+#include "protocol/wire.h"
 #include "storage/log.h"
+#include "storage/log_scan.h"
+#include "storage/retention.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 
 struct kp_topic;
+typedef struct kp_partition kp_partition_t;
+
+/* Storage's types as the layers above see them: the same structs (storage/log.h), named for
+ * the partition, so nothing above this layer names kp_log_* (checked by
+ * tools/check_layers.py). */
+typedef kp_log_config_t kp_partition_config_t; /* segment, flush and durability settings */
+typedef kp_log_read_t kp_partition_read_t;     /* a read's batches, HWM, LSO */
+/* Called after the high watermark advanced (to wake long-polling fetches). */
+typedef void (*kp_partition_hwm_fn)(kp_partition_t *p, void *arg);
 
 enum {
     KP_ROLE_NONE = 0, /* not a replica, or no state known yet */
@@ -66,15 +80,35 @@ typedef struct kp_partition_stats {
     atomic_llong bytes_out, records_out; /* Fetch responses to consumers (handle_fetch.c) */
 } kp_partition_stats_t;
 
-typedef struct kp_partition {
+struct kp_partition {
     struct kp_topic *topic;
     int32_t index;
     kp_log_t *log;
     kp_repl_t *repl; /* NULL: standalone */
-    kp_log_hwm_fn hwm_fn;
+    kp_partition_hwm_fn hwm_fn;
     void *hwm_arg;
     kp_partition_stats_t stats;
-} kp_partition_t;
+};
+
+/* Finding partitions by topic name, for the layers below the broker that need a topic's
+ * partitions (the group coordinator: __consumer_offsets, the topics a group commits to, the
+ * high watermarks of its lag figures). The broker's topic map implements it
+ * (broker/topics.h kp_topics_dir) and hands it over when it starts them. A topic is opaque
+ * here and referenced: it and its partitions stay valid (even if deleted meanwhile) until
+ * put. Thread-safe, as the topic map. */
+typedef struct kp_partition_dir {
+    void *arg;
+    /* Topic `name`, referenced, or NULL when there is none. */
+    struct kp_topic *(*get)(void *arg, kp_str_t name);
+    void (*put)(struct kp_topic *topic); /* NULL is ignored */
+    int32_t (*npartitions)(struct kp_topic *topic);
+    /* Partition `index` of a referenced topic, or NULL when it has no such partition. */
+    kp_partition_t *(*partition)(struct kp_topic *topic, int32_t index);
+    /* Creates an internal topic with these config overrides: 0, or a Kafka error with err
+     * filled (TOPIC_ALREADY_EXISTS when it exists). */
+    int16_t (*create_internal)(void *arg, kp_str_t name, int32_t partitions, const char **keys,
+                               const char **values, int nconfigs, char *err, size_t errlen);
+} kp_partition_dir_t;
 
 /* Errors a commit waiter may get besides errno values. */
 /* leadership moved: NOT_LEADER_OR_FOLLOWER */
@@ -108,12 +142,12 @@ int kp_partition_wait_local(kp_partition_t *p, int64_t last_offset, kp_flush_wai
  * watermark and max_bytes (the first batch whole with min_one, KIP-74). Leaders only in a
  * pool (kp_partition_check_leader first). */
 void kp_partition_read(kp_partition_t *p, int64_t offset, int64_t max_bytes, int min_one,
-                       kp_log_read_t *out);
+                       kp_partition_read_t *out);
 
 /* The same bounded by the last stable offset when committed (isolation_level=1:
  * read_committed); out->last_stable_offset is set either way, never above the HWM. */
 void kp_partition_read_isolated(kp_partition_t *p, int64_t offset, int64_t max_bytes, int min_one,
-                                int committed, kp_log_read_t *out);
+                                int committed, kp_partition_read_t *out);
 /* Aborted transactions overlapping [from, upto) (storage/log.h kp_log_aborted_txns). */
 size_t kp_partition_aborted_txns(kp_partition_t *p, int64_t from, int64_t upto,
                                  kp_aborted_txn_t **out);
@@ -130,7 +164,45 @@ int32_t kp_partition_leader_epoch(kp_partition_t *p);
 int kp_partition_delete_records(kp_partition_t *p, int64_t offset, int64_t *low_watermark);
 
 /* Called after the high watermark advances (to wake long-polling fetches). */
-void kp_partition_set_hwm_callback(kp_partition_t *p, kp_log_hwm_fn fn, void *arg);
+void kp_partition_set_hwm_callback(kp_partition_t *p, kp_partition_hwm_fn fn, void *arg);
+
+/* ---- a partition's life (the topic map's) and this broker's copy of it ---- */
+
+/* The storage defaults (storage/log.h kp_log_config_defaults). */
+void kp_partition_config_defaults(kp_partition_config_t *cfg);
+/* Opens (or creates) the partition's log in dir: a standalone partition of topic, no
+ * replication state. NULL with errno. */
+kp_partition_t *kp_partition_open(struct kp_topic *topic, int32_t index, const char *dir,
+                                  const kp_partition_config_t *cfg, int64_t now_ms);
+/* Closes the log (destroy: removes its directory too), frees the replication state and p. */
+void kp_partition_close(kp_partition_t *p, int destroy);
+/* Applies changed storage settings (a topic's configs or the broker's defaults changed). */
+void kp_partition_set_config(kp_partition_t *p, const kp_partition_config_t *cfg);
+/* Renames the log's directory (a deleted topic's partitions move aside). 0 or -1 (errno). */
+int kp_partition_rename_dir(kp_partition_t *p, const char *new_dir);
+
+/* This broker's copy only, whatever the high watermark says: w (its offset set by the
+ * caller) is called once the log is fsynced up to w->offset — from the flusher in durable
+ * mode, at once in page-cache mode; always called. */
+void kp_partition_wait_flush(kp_partition_t *p, kp_flush_waiter_t *w);
+/* The local log's offsets: its start, its committed local end (fsynced in durable mode,
+ * the LEO in page-cache mode; not bounded by a pool's high watermark) and its LEO. */
+void kp_partition_log_offsets(kp_partition_t *p, int64_t *log_start, int64_t *local_end,
+                              int64_t *leo);
+/* The leader epoch of the local log's last batch, or -1. */
+int32_t kp_partition_last_epoch(kp_partition_t *p);
+/* Calls fn for every batch of the local log from offset `from` (storage/log_scan.h): 0, or
+ * what fn returned to stop, or -1 on a read error. Replays of internal topics. */
+int kp_partition_scan(kp_partition_t *p, int64_t from, kp_batch_fn fn, void *arg);
+/* The bytes of the local log's segments (DescribeLogDirs). */
+int64_t kp_partition_size_bytes(kp_partition_t *p);
+/* The producers the local log knows (DescribeProducers): a malloc'd array in *out. */
+size_t kp_partition_producers(kp_partition_t *p, kp_pstate_entry_t **out);
+/* retention.ms / retention.bytes on the local log (storage/retention.h). */
+int kp_partition_enforce_retention(kp_partition_t *p, const kp_retention_t *r, int64_t now_ms);
+/* flush.ms in page-cache mode, over every partition with unflushed data (storage/log.h
+ * kp_log_flush_interval_pass). */
+int kp_partitions_flush_interval_pass(int64_t now_mono_ms, int *queued);
 
 /* ---- replicated pools ---- */
 

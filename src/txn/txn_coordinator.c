@@ -114,7 +114,7 @@ static void wait_durable(kp_partition_t *p, int64_t offset, kp_flush_waiter_t *w
     if (p->repl)
         kp_partition_wait_committed(p, offset, w);
     else
-        kp_log_wait_flush(p->log, w);
+        kp_partition_wait_flush(p, w);
 }
 
 int kp_txn_config_load(kp_txn_config_t *cfg, const kp_props_t *p, char *err, size_t errlen)
@@ -966,7 +966,7 @@ static void partition_load(kp_txn_coord_t *c, int32_t p, int32_t epoch)
     load_ctx_t lc = {c, 0, 0};
     kp_partition_t *part = kp_topic_partition(c->log_topic, p);
     c->led_epoch[p] = epoch;
-    if (!part || kp_log_scan(part->log, 0, load_batch, &lc) < 0) {
+    if (!part || kp_partition_scan(part, 0, load_batch, &lc) < 0) {
         kp_error("txn", "cannot read %s-%d: its transactional ids are not served",
                  KP_TXN_STATE_TOPIC, p);
         partition_unload(c, p); /* tried again at the next check */
@@ -1055,7 +1055,7 @@ kp_txn_coord_t *kp_txn_coord_start(kp_broker_t *b, const kp_txn_config_t *cfg, c
         load_ctx_t lc = {c, 0, 0};
         for (int32_t p = 0; p < c->log_topic->npartitions; p++) {
             kp_partition_t *part = kp_topic_partition(c->log_topic, p);
-            if (!part || kp_log_scan(part->log, 0, load_batch, &lc) < 0) {
+            if (!part || kp_partition_scan(part, 0, load_batch, &lc) < 0) {
                 snprintf(err, errlen, "cannot read %s-%d", KP_TXN_STATE_TOPIC, p);
                 kp_txn_coord_stop(c);
                 return NULL;

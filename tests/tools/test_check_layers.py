@@ -70,6 +70,18 @@ class CheckLayers(unittest.TestCase):
         self.assertEqual(check_layers.check(src, allowed=stale),
                          ["stale allow-list entry (remove it): src/net/x.c -> cli/y.h"])
 
+    def test_storage_names_only_in_the_partition_layer(self):
+        src = tree({"storage/log.h": "typedef struct kp_log kp_log_t;\n"
+                                     "void kp_log_wait_flush(kp_log_t *log);\n",
+                    "replication/partition.c": "void f(kp_log_t *l) { kp_log_wait_flush(l); }\n",
+                    "core/logging.h": "void kp_log_limit_hit(void);\n",
+                    "broker/log_manager.c": "/* kp_log_manager */ void g(void) "
+                                            "{ kp_log_limit_hit(); }\n",
+                    "group/offsets.c": "\n  kp_log_wait_flush(p->log);\n"})
+        errors = check_layers.check(src, allowed={})
+        self.assertEqual(errors, ["src/group/offsets.c:2: names storage's kp_log_wait_flush "
+                                  "outside the partition layer (use replication/partition.h)"])
+
     def test_main_exit_status(self):
         bad = tree({"core/a.c": '#include "cli/main.h"\n'})
         err = io.StringIO()
