@@ -29,6 +29,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -122,7 +123,7 @@ static void iv_unlink_locked(kp_log_t *log)
 /* Whether flush.ms may ever queue an fsync for the log as it is now. @locks: log->lock. */
 static int iv_wanted(const kp_log_t *log)
 {
-    return !log->cfg.durable && log->cfg.flush_ms != INT64_MAX && !log->offline &&
+    return !log->cfg.durable && log->cfg.flush_ms != INT64_MAX && !kp_log_is_offline(log) &&
            log->flushed_offset < log->log_end_offset;
 }
 
@@ -679,6 +680,35 @@ fail:
     return NULL;
 }
 
+static atomic_int all_failed; /* kp_log_fail_all */
+
+void kp_log_fail_all(void)
+{
+    atomic_store(&all_failed, 1);
+}
+
+int kp_log_is_offline(const kp_log_t *log)
+{
+    return log->offline || atomic_load_explicit(&all_failed, memory_order_relaxed);
+}
+
+static kp_log_failure_fn failure_fn;
+static void *failure_arg;
+
+void kp_log_set_failure_hook(kp_log_failure_fn fn, void *arg)
+{
+    failure_fn = fn;
+    failure_arg = arg;
+}
+
+/* A write, fsync or file operation of log failed with err: the failure hook hears of it
+ * unless the disk (or quota) is merely full, which frees up again. */
+static void io_failed(kp_log_t *log, int err)
+{
+    if (err == ENOSPC || err == EDQUOT || !failure_fn) return;
+    failure_fn(log->dir, err, failure_arg);
+}
+
 static void fail_waiters(kp_log_t *log, int err)
 {
     pthread_mutex_lock(&log->lock);
@@ -695,7 +725,7 @@ static void fail_waiters(kp_log_t *log, int err)
 static void log_free(kp_log_t *log, int remove)
 {
     unqueue_flush(log);
-    if (!remove && !log->offline) kp_segment_flush(active(log));
+    if (!remove && !kp_log_is_offline(log)) kp_segment_flush(active(log));
     fail_waiters(log, ESHUTDOWN);
     for (int i = 0; i < log->nsegs; i++) {
         if (remove) log->segs[i]->deleted = 1;
@@ -711,6 +741,14 @@ static void log_free(kp_log_t *log, int remove)
     free(log->dir);
     pthread_mutex_destroy(&log->lock);
     free((log_full_t *)log);
+}
+
+void kp_log_set_offline(kp_log_t *log)
+{
+    pthread_mutex_lock(&log->lock);
+    log->offline = 1;
+    pthread_mutex_unlock(&log->lock);
+    fail_waiters(log, EIO);
 }
 
 void kp_log_close(kp_log_t *log)
@@ -785,7 +823,7 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
     int notify = 0;
     pthread_mutex_lock(&log->lock);
     res->log_start_offset = log->log_start_offset;
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
@@ -815,9 +853,11 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
         }
     }
     if (should_roll(log, len, now_ms) && roll(log, now_ms) < 0) {
+        int e = errno;
         kp_error("storage", "%s: segment roll failed: %s; partition offline", log->dir,
-                 strerror(errno));
+                 strerror(e));
         log->offline = 1;
+        io_failed(log, e);
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
@@ -837,9 +877,11 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
         goto out;
     }
     if (rc < 0) {
-        kp_error("storage", "%s: append failed: %s%s", log->dir, strerror(errno),
+        int e = errno;
+        kp_error("storage", "%s: append failed: %s%s", log->dir, strerror(e),
                  rc == -2 ? "; could not cut back the torn write, partition offline" : "");
         if (rc == -2) log->offline = 1;
+        io_failed(log, e);
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
@@ -882,7 +924,7 @@ out:
 void kp_log_wait_flush(kp_log_t *log, kp_flush_waiter_t *w)
 {
     pthread_mutex_lock(&log->lock);
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         pthread_mutex_unlock(&log->lock);
         w->done(w, EIO);
         return;
@@ -902,7 +944,18 @@ void kp_log_flush(kp_log_t *log)
 {
     pthread_mutex_lock(&log->lock);
     log->flush_queued = 0;
-    if (log->offline || (log->flushed_offset >= log->log_end_offset && !log->waiters)) {
+    if (kp_log_is_offline(log)) { /* its directory failed meanwhile: nothing will flush */
+        kp_flush_waiter_t *w = log->waiters;
+        log->waiters = NULL;
+        pthread_mutex_unlock(&log->lock);
+        while (w) {
+            kp_flush_waiter_t *next = w->next;
+            w->done(w, EIO);
+            w = next;
+        }
+        return;
+    }
+    if (log->flushed_offset >= log->log_end_offset && !log->waiters) {
         pthread_mutex_unlock(&log->lock);
         return;
     }
@@ -924,6 +977,7 @@ void kp_log_flush(kp_log_t *log)
     if (rc < 0) {
         kp_error("storage", "%s: fsync failed: %s; partition offline", log->dir, strerror(err));
         log->offline = 1;
+        io_failed(log, err);
         done = log->waiters;
         log->waiters = NULL;
     } else {
@@ -1003,7 +1057,7 @@ void kp_log_read_isolated(kp_log_t *log, int64_t offset, int64_t max_bytes, int 
     if (committed && end < log->high_watermark) end_seg = log->segs[seg_for(log, end)];
     out->log_start_offset = log->log_start_offset;
     out->log_end_offset = log->log_end_offset;
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         out->error = KP_READ_STORAGE;
         pthread_mutex_unlock(&log->lock);
         return;
@@ -1175,9 +1229,11 @@ int kp_log_roll_locked(kp_log_t *log, int64_t now_ms)
 {
     if (active(log)->size == 0) return 0;
     if (roll(log, now_ms) < 0) {
+        int e = errno;
         kp_error("storage", "%s: segment roll failed: %s; partition offline", log->dir,
-                 strerror(errno));
+                 strerror(e));
         log->offline = 1;
+        io_failed(log, e);
         return -1;
     }
     return 0;
@@ -1248,7 +1304,7 @@ void kp_log_append_replica(kp_log_t *log, const uint8_t *batch, size_t len,
     int notify = 0;
     pthread_mutex_lock(&log->lock);
     res->log_start_offset = log->log_start_offset;
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
@@ -1264,17 +1320,21 @@ void kp_log_append_replica(kp_log_t *log, const uint8_t *batch, size_t len,
         goto out;
     }
     if (should_roll(log, len, now_ms) && roll(log, now_ms) < 0) {
+        int e = errno;
         kp_error("storage", "%s: segment roll failed: %s; partition offline", log->dir,
-                 strerror(errno));
+                 strerror(e));
         log->offline = 1;
+        io_failed(log, e);
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
     kp_segment_t *seg = active(log);
     int rc = kp_segment_append(seg, batch, len, info, log->cfg.index_interval_bytes);
     if (rc < 0) {
-        kp_error("storage", "%s: replica append failed: %s", log->dir, strerror(errno));
+        int e = errno;
+        kp_error("storage", "%s: replica append failed: %s", log->dir, strerror(e));
         if (rc == -2) log->offline = 1;
+        io_failed(log, e);
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
@@ -1342,7 +1402,7 @@ int32_t kp_log_last_epoch(kp_log_t *log)
 int kp_log_restart_at(kp_log_t *log, int64_t offset, int64_t now_ms)
 {
     pthread_mutex_lock(&log->lock);
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         pthread_mutex_unlock(&log->lock);
         return -1;
     }
@@ -1350,9 +1410,11 @@ int kp_log_restart_at(kp_log_t *log, int64_t offset, int64_t now_ms)
             log->dir, log->log_start_offset, log->log_end_offset, offset);
     kp_segment_t *seg = kp_segment_create(log->dir, offset, now_ms);
     if (!seg) {
+        int e = errno;
         kp_error("storage", "%s: cannot start at %" PRId64 ": %s; partition offline", log->dir,
-                 offset, strerror(errno));
+                 offset, strerror(e));
         log->offline = 1;
+        io_failed(log, e);
         pthread_mutex_unlock(&log->lock);
         return -1;
     }
@@ -1385,7 +1447,7 @@ int kp_log_restart_at(kp_log_t *log, int64_t offset, int64_t now_ms)
 int64_t kp_log_truncate(kp_log_t *log, int64_t offset, int64_t now_ms)
 {
     pthread_mutex_lock(&log->lock);
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         pthread_mutex_unlock(&log->lock);
         return -1;
     }
@@ -1452,8 +1514,10 @@ int64_t kp_log_truncate(kp_log_t *log, int64_t offset, int64_t now_ms)
     pthread_mutex_unlock(&log->lock);
     return leo;
 fail:
-    kp_error("storage", "%s: truncation failed: %s; partition offline", log->dir, strerror(errno));
+    int e = errno;
+    kp_error("storage", "%s: truncation failed: %s; partition offline", log->dir, strerror(e));
     log->offline = 1;
+    io_failed(log, e);
     pthread_mutex_unlock(&log->lock);
     return -1;
 }
