@@ -26,4 +26,10 @@ int kp_pool_raw_describe_acls(kp_pool_raw_t *c, int8_t resource_type, const char
 int kp_pool_raw_delete_acls(kp_pool_raw_t *c, const kp_pool_acl_t *acls, int n, char *err,
                             size_t errlen);
 
+/* The log directories broker `hostport` reports offline (DescribeLogDirs v1 sent to it alone,
+ * over conf's TLS, at most 5 s): *dirs (malloc'd strings, *n of them; none when every
+ * directory is fine). 0, or -1 with err when the broker did not answer. */
+int kp_pool_raw_offline_log_dirs(const kp_pool_conn_t *conf, const char *hostport, char ***dirs,
+                                 int *n, char *err, size_t errlen);
+
 #endif
