@@ -337,6 +337,7 @@ static kp_topic_t *ensure_local(kp_rpool_t *p, const kp_meta_topic_t *t)
 {
     kp_topic_t *lt = kp_topics_get(p->b->topics, kp_str_c(t->name));
     char msg[512];
+    if (atomic_load(&p->b->log_dir_failed)) return lt; /* nothing can be written there */
     if (!lt) {
         kp_topic_spec_t spec = {.name = kp_str_c(t->name),
                                 .partitions = t->partitions,
@@ -427,7 +428,7 @@ static void apply_topic(kp_rpool_t *p, const char *name, int32_t partition)
         if (lt) {
             int internal = lt->internal;
             kp_topic_put(lt);
-            if (!internal && partition < 0) {
+            if (!internal && partition < 0 && !atomic_load(&p->b->log_dir_failed)) {
                 kp_info("pool", "topic %s was deleted from the pool: deleting it here", name);
                 kp_topics_delete(p->b->topics, kp_str_c(name), err, sizeof(err));
             }
