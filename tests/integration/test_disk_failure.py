@@ -237,3 +237,44 @@ def test_disk_failure_fails_over_and_reports(workdir):
         if ctl is not None:
             ctl.stop()
         pool.stop()
+
+
+def test_log_dir_removed_fails_over(workdir):
+    """The log directory of one broker removed under it (rm -rf, as an unmount or a wiped
+    disk): within seconds — its once-a-second check, with no I/O error needed — its
+    partitions fail over, kpool_log_dir_offline is 1 and the log says the directory is gone;
+    it stops cleanly and, restarted, re-replicates into a new directory and rejoins every
+    ISR. (Fails on the old code: the broker went on leading from unlinked files.)"""
+    pool = Pool(workdir, 3).start()
+    try:
+        other, victim = pool.brokers[0], pool.brokers[VICTIM - 1]
+        create_topic(pool.bootstrap, TOPIC, 3, 3, {"min.insync.replicas": "2"})
+        wait_isr(other.bootstrap, TOPIC, 3, timeout=60)
+        p = Producer({"bootstrap.servers": pool.bootstrap, "acks": "all",
+                      "enable.idempotence": True})
+        for i in range(300):
+            p.produce(TOPIC, key=b"%d" % (i % 3), value=b"g-%08d" % i)
+        assert p.flush(60) == 0
+        shutil.rmtree(victim.data_dir)
+
+        def failed_over():
+            pl = placement(other.bootstrap)
+            return pl if pl and all(leader not in (-1, VICTIM) and VICTIM not in isr
+                                    for leader, isr in pl.values()) else None
+        wait_for(failed_over, timeout=60, interval=0.2,
+                 what="broker %d out of every leadership and ISR" % VICTIM)
+        wait_for(lambda: re.search(r"^kpool_log_dir_offline 1$", victim.metrics(), re.M),
+                 timeout=60, what="kpool_log_dir_offline 1")
+        assert "log directory %s failed" % victim.data_dir in victim.log()
+        assert "the directory is gone" in victim.log()
+        for i in range(300, 600):  # the pool goes on without it
+            p.produce(TOPIC, key=b"%d" % (i % 3), value=b"g-%08d" % i)
+        assert p.flush(60) == 0
+        victim.stop(timeout=60)
+        victim.start(timeout=120)
+        wait_isr(other.bootstrap, TOPIC, 3, timeout=60)
+        assert re.search(r"^kpool_log_dir_offline 0$", victim.metrics(), re.M)
+        stored = consume_all(other.bootstrap, TOPIC, 600, timeout=90)
+        assert sorted(stored.values()) == [b"g-%08d" % i for i in range(600)]
+    finally:
+        pool.stop()
