@@ -1513,11 +1513,12 @@ int64_t kp_log_truncate(kp_log_t *log, int64_t offset, int64_t now_ms)
     int64_t leo = log->log_end_offset;
     pthread_mutex_unlock(&log->lock);
     return leo;
-fail:
+fail : {
     int e = errno;
     kp_error("storage", "%s: truncation failed: %s; partition offline", log->dir, strerror(e));
     log->offline = 1;
     io_failed(log, e);
     pthread_mutex_unlock(&log->lock);
     return -1;
+}
 }
