@@ -13,7 +13,8 @@ dead drive. Checked:
   * nothing acknowledged is lost: every acknowledged record is stored exactly once, in
     order, at its acknowledged offset, and no error reached the producer;
   * it reports it: kpool_log_dir_offline 1 in its /metrics, one log line naming the
-    directory, KAFKA_STORAGE_ERROR for its partitions (a Produce sent to it), and the Pool
+    directory, KAFKA_STORAGE_ERROR for its partitions (a Produce sent to it), its replicas
+    listed offline in Metadata (OfflineReplicas, v5), and the Pool
     status of a control plane managing the pool names the broker and the directory
     (state LogDirFailed, offlineLogDirs);
   * the disk replaced (the directory emptied) and the broker restarted, it copies every
@@ -126,6 +127,52 @@ def placement(bootstrap):
             for p in t["partitions"]}
 
 
+def offline_replicas(port):
+    """{partition: sorted offline replicas} of TOPIC from Metadata v5 sent to the broker at
+    port (kcat does not show them)."""
+    import struct
+    s = kwire.connect(port)
+    try:
+        s.sendall(kwire.request(3, 5, 7, kwire.i32(1) + kwire.string(TOPIC) + kwire.i8(0)))
+        data = kwire.recv_frame(s)
+    finally:
+        s.close()
+    pos = 8  # correlation id, throttle time
+
+    def i16():
+        nonlocal pos
+        pos += 2
+        return struct.unpack_from(">h", data, pos - 2)[0]
+
+    def i32():
+        nonlocal pos
+        pos += 4
+        return struct.unpack_from(">i", data, pos - 4)[0]
+
+    def string():
+        nonlocal pos
+        n = i16()
+        pos += max(n, 0)
+        return data[pos - n:pos].decode() if n >= 0 else None
+
+    def ids():
+        return [i32() for _ in range(i32())]
+    for _ in range(i32()):  # brokers: id, host, port, rack
+        i32(), string(), i32(), string()
+    string(), i32()  # cluster id, controller id
+    out = {}
+    for _ in range(i32()):
+        i16(), string()
+        pos += 1  # is_internal
+        for _ in range(i32()):
+            i16()
+            part = i32()
+            i32()  # leader
+            ids(), ids()
+            out[part] = sorted(ids())
+    return out
+
+
 def test_disk_failure_fails_over_and_reports(workdir):
     pool = Pool(workdir, 3)
     victim = pool.brokers[VICTIM - 1]
@@ -197,6 +244,9 @@ def test_disk_failure_fails_over_and_reports(workdir):
         assert len(lines) == 1, lines
         assert "Input/output error" in lines[0], lines[0]
         assert produce_direct(victim.port, TOPIC, 0) == 56  # KAFKA_STORAGE_ERROR
+        # Metadata lists its replicas as offline (Kafka's replicas in an offline log dir)
+        wait_for(lambda: offline_replicas(other.port) == {0: [VICTIM], 1: [VICTIM], 2: [VICTIM]},
+                 timeout=60, what="broker %d's replicas offline in Metadata" % VICTIM)
         st = ctl.wait_broker(lambda b, st: b["state"] == "LogDirFailed" and
                              b.get("offlineLogDirs") == [victim.data_dir],
                              "the Pool status naming broker %d and %s" % (VICTIM, victim.data_dir))
@@ -221,6 +271,8 @@ def test_disk_failure_fails_over_and_reports(workdir):
         ctl.wait_broker(lambda b, st: b["state"] == "Up" and "offlineLogDirs" not in b,
                         "broker %d Up again in the Pool status" % VICTIM)
         assert re.search(r"^kpool_log_dir_offline 0$", victim.metrics(), re.M)
+        wait_for(lambda: offline_replicas(other.port) == {0: [], 1: [], 2: []}, timeout=60,
+                 what="no offline replica left in Metadata")
         # its own copy is whole: every partition's end on it is the leader's end
         def ends(b):
             return {int(m.group(1)): int(m.group(2)) for m in re.finditer(
