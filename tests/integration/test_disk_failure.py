@@ -14,7 +14,8 @@ dead drive. Checked:
     order, at its acknowledged offset, and no error reached the producer;
   * it reports it: kpool_log_dir_offline 1 in its /metrics, one log line naming the
     directory, KAFKA_STORAGE_ERROR for its partitions (a Produce sent to it), its replicas
-    listed offline in Metadata (OfflineReplicas, v5), and the Pool
+    listed offline in Metadata (OfflineReplicas, v5), `kpool pool status` (exit 1, the
+    directory named), and the Pool
     status of a control plane managing the pool names the broker and the directory
     (state LogDirFailed, offlineLogDirs);
   * the disk replaced (the directory emptied) and the broker restarted, it copies every
@@ -252,6 +253,16 @@ def test_disk_failure_fails_over_and_reports(workdir):
                              "the Pool status naming broker %d and %s" % (VICTIM, victim.data_dir))
         assert "broker %d: log directory %s failed" % (VICTIM, victim.data_dir) in st["message"], st
         assert st["state"] == "Ready", st
+        # and `kpool pool status` (exit 1: not healthy)
+        cli = subprocess.run([KPOOL_BIN, "pool", "status", "--bootstrap", other.bootstrap],
+                             capture_output=True, text=True, timeout=120)
+        assert cli.returncode == 1, cli
+        assert "LOG DIR FAILED broker %d: %s" % (VICTIM, victim.data_dir) in cli.stdout, cli.stdout
+        cli = subprocess.run([KPOOL_BIN, "pool", "status", "-o", "json", "--bootstrap",
+                              other.bootstrap], capture_output=True, text=True, timeout=120)
+        assert cli.returncode == 1, cli
+        dirs = {b["id"]: b.get("offline_log_dir") for b in json.loads(cli.stdout)["brokers"]}
+        assert dirs == {1: None, VICTIM: victim.data_dir, 3: None}, dirs
 
         # nothing acknowledged is lost
         stop.set()
@@ -273,6 +284,9 @@ def test_disk_failure_fails_over_and_reports(workdir):
         assert re.search(r"^kpool_log_dir_offline 0$", victim.metrics(), re.M)
         wait_for(lambda: offline_replicas(other.port) == {0: [], 1: [], 2: []}, timeout=60,
                  what="no offline replica left in Metadata")
+        cli = subprocess.run([KPOOL_BIN, "pool", "status", "--bootstrap", other.bootstrap],
+                             capture_output=True, text=True, timeout=120)
+        assert cli.returncode == 0 and "LOG DIR FAILED" not in cli.stdout, cli
         # its own copy is whole: every partition's end on it is the leader's end
         def ends(b):
             return {int(m.group(1)): int(m.group(2)) for m in re.finditer(
