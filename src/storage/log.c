@@ -701,12 +701,26 @@ void kp_log_set_failure_hook(kp_log_failure_fn fn, void *arg)
     failure_arg = arg;
 }
 
-/* A write, fsync or file operation of log failed with err: the failure hook hears of it
- * unless the disk (or quota) is merely full, which frees up again. */
+/* A write, fsync or file operation of log failed with err: the failure hook hears of it when
+ * err says the device or file system failed — not a full disk (ENOSPC, EDQUOT: it frees up
+ * again), nor an error of one file (ENOENT, EBADF...: that log alone goes offline, as before;
+ * a directory that vanished is the broker's periodic check's to find). */
 static void io_failed(kp_log_t *log, int err)
 {
-    if (err == ENOSPC || err == EDQUOT || !failure_fn) return;
-    failure_fn(log->dir, err, failure_arg);
+    switch (err) {
+    case EIO:
+    case EROFS:
+    case ENODEV:
+    case ENXIO:
+    case ESTALE:
+#ifdef EUCLEAN
+    case EUCLEAN: /* the file system found itself corrupted */
+#endif
+        if (failure_fn) failure_fn(log->dir, err, failure_arg);
+        break;
+    default:
+        break;
+    }
 }
 
 static void fail_waiters(kp_log_t *log, int err)

@@ -87,8 +87,9 @@ struct kp_log {
     int nepochs, epochs_cap;
 };
 
-/* Called when an I/O operation of a log fails for another reason than a full disk (EIO, the
- * directory gone, ...): dir is the log's directory, err the errno. One process-wide hook
+/* Called when an I/O operation of a log fails because the device or file system did (EIO,
+ * EROFS, ENODEV, ENXIO, ESTALE, EUCLEAN; not a full disk): dir is the log's directory, err
+ * the errno. One process-wide hook
  * (the broker's: its log directory failed, docs/replication.md); it runs on the thread that
  * saw the failure with that log's lock held, so it must only note the failure. */
 typedef void (*kp_log_failure_fn)(const char *dir, int err, void *arg);
