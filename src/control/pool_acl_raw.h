@@ -1,7 +1,8 @@
 /*
- * pool_acl_raw.h — ACL requests sent without librdkafka, for the resource types its admin API
- * lacks (TransactionalId, librdkafka 2.0). pool_client.c routes such ACLs here; the calls
- * have kp_pool_*_acls' contracts.
+ * pool_acl_raw.h — requests sent without librdkafka, for what its admin API (2.0) lacks: ACLs
+ * on TransactionalId resources (pool_client.c routes such ACLs here; the calls have
+ * kp_pool_*_acls' contracts), and DescribeLogDirs (which directories a broker reports
+ * failed, for the Pool status).
  */
 #ifndef KP_POOL_ACL_RAW_H
 #define KP_POOL_ACL_RAW_H
