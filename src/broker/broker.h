@@ -86,6 +86,9 @@ struct kp_broker {
     struct kp_rpool *pool;    /* the replicated pool's topics and partitions (broker/pool.h) */
     atomic_int ready;
     atomic_int stopping;
+    /* the log directory failed (kp_broker_log_dir_failed): every partition is offline here */
+    atomic_int log_dir_failed;
+    unsigned long long log_dir_dev, log_dir_ino; /* what cfg.log_dir was at start */
 };
 
 /* Opens storage and binds every listener; serves after kp_broker_start. NULL + err. */
@@ -108,6 +111,16 @@ int64_t kp_broker_next_producer_id(kp_broker_t *b);
 /* Writes <log.dir>/meta/cluster.json: the cluster id, the node id and the end of the
  * reserved producer-id block (server.c). 0 or -1 (errno). */
 int kp_broker_save_meta(kp_broker_t *b, int64_t block_end);
+/* The log directory failed (err: an errno; what: where it was seen). The first call takes
+ * every log offline (KAFKA_STORAGE_ERROR to clients), logs it once, makes /readyz false,
+ * and in a pool wakes the pool's thread, which publishes it in the broker's registration so
+ * that its leaderships and ISR memberships move to the other replicas (docs/replication.md,
+ * "Disk failure"). Later calls do nothing. Any thread, also with a log's lock held. */
+void kp_broker_log_dir_failed(kp_broker_t *b, int err, const char *what);
+/* Whether the log directory is still the one the broker started with (stat: it may have
+ * been removed or unmounted); calls kp_broker_log_dir_failed when not. Any thread. */
+void kp_broker_check_log_dir(kp_broker_t *b);
+
 /* Appends each partition's log size and end offset and the log directory's use to a /metrics
  * page (handle_log_dirs.c). */
 struct kp_buf;

@@ -46,7 +46,9 @@ static int32_t *arena_ids(kp_req_t *req, const int32_t *ids, int n)
     return a;
 }
 
-/* A replicated pool: leader, replicas, ISR and offline replicas as this broker knows them. */
+/* A replicated pool: leader, replicas, ISR and offline replicas as this broker knows them
+ * (offline: its broker is not live, or its log directory failed, as Kafka's replicas in an
+ * offline log directory). */
 static int fill_pool_partition(kp_req_t *req, kp_partition_t *p, const kp_member_view_t *live,
                                MetadataResponse_MetadataResponsePartition *mp)
 {
@@ -57,7 +59,7 @@ static int fill_pool_partition(kp_req_t *req, kp_partition_t *p, const kp_member
     for (int i = 0; i < v.nreplicas; i++) {
         int alive = 0;
         for (int j = 0; j < live->nbrokers && !alive; j++)
-            alive = live->brokers[j].id == v.replicas[i];
+            alive = live->brokers[j].id == v.replicas[i] && !live->brokers[j].offline_dir;
         if (!alive) offline[noff++] = v.replicas[i];
     }
     mp->LeaderId = v.leader;

@@ -8,16 +8,45 @@
  */
 #include "auth/acl.h"
 #include "broker/broker.h"
+#include "broker/replicated_pool.h"
 #include "broker/request.h"
 #include "broker/topics.h"
 #include "core/buf.h"
+#include "core/logging.h"
 #include "kp_msgs.h"
 #include "storage/retention.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <string.h>
 #include <stddef.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
+
+void kp_broker_log_dir_failed(kp_broker_t *b, int err, const char *what)
+{
+    if (atomic_exchange(&b->log_dir_failed, 1)) return;
+    kp_log_fail_all();
+    atomic_store(&b->ready, 0);
+    kp_error("broker",
+             "log directory %s failed: %s (%s): every partition in it is offline on this broker "
+             "(clients get KAFKA_STORAGE_ERROR)%s; replace the disk (an empty directory is fine) "
+             "and restart the broker: it copies its partitions back from the leaders",
+             b->cfg.log_dir, strerror(err), what,
+             b->pool ? "; its leaderships and ISR places go to the other replicas" : "");
+    if (b->pool) kp_rpool_wake(b->pool);
+}
+
+void kp_broker_check_log_dir(kp_broker_t *b)
+{
+    if (atomic_load(&b->log_dir_failed)) return;
+    struct stat st;
+    if (stat(b->cfg.log_dir, &st) < 0)
+        kp_broker_log_dir_failed(b, errno, "the directory is gone");
+    else if ((unsigned long long)st.st_dev != b->log_dir_dev ||
+             (unsigned long long)st.st_ino != b->log_dir_ino)
+        kp_broker_log_dir_failed(b, ENOENT, "the directory was replaced while in use");
+}
 
 /* The requested partitions of topic (all when r is NULL) into t; -1 on allocation failure. */
 static int describe_topic(kp_req_t *req, kp_topic_t *topic,
@@ -61,7 +90,9 @@ int kp_handle_describe_log_dirs(kp_req_t *req)
         d->LogDir = kp_str_c(b->cfg.log_dir);
         out.Results.items = d;
         out.Results.count = 1;
-        if (in.Topics.count < 0) { /* null: every topic */
+        if (atomic_load(&b->log_dir_failed)) {
+            d->ErrorCode = KERR_KAFKA_STORAGE_ERROR; /* as Kafka's offline dir: no topics */
+        } else if (in.Topics.count < 0) {            /* null: every topic */
             int n;
             kp_topic_t **list = kp_topics_list(b->topics, &n);
             d->Topics.items = kp_req_alloc(req, ((size_t)n + 1) * sizeof(*d->Topics.items));
@@ -168,6 +199,11 @@ void kp_broker_render_log_dirs(kp_buf_t *out, kp_broker_t *b)
                    "# TYPE kpool_log_dir_size_bytes gauge\n"
                    "kpool_log_dir_size_bytes %" PRId64 "\n",
                    total);
+    kp_buf_appendf(out,
+                   "# HELP kpool_log_dir_offline 1 once the log directory failed (EIO, or gone): "
+                   "this broker serves none of its partitions until restarted on a working "
+                   "one.\n# TYPE kpool_log_dir_offline gauge\nkpool_log_dir_offline %d\n",
+                   atomic_load(&b->log_dir_failed));
     struct statvfs vfs;
     if (statvfs(b->cfg.log_dir, &vfs) == 0) {
         kp_buf_appendf(out,

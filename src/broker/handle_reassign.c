@@ -116,7 +116,8 @@ int kp_handle_alter_partition_reassignments(kp_req_t *req)
         int32_t ids[KP_PLACEMENT_BROKERS_MAX];
         int nids = 0;
         for (int i = 0; v && i < v->nbrokers && nids < KP_PLACEMENT_BROKERS_MAX; i++)
-            ids[nids++] = v->brokers[i].id;
+            if (!v->brokers[i].offline_dir) /* its log directory failed: holds nothing */
+                ids[nids++] = v->brokers[i].id;
         if (v) kp_member_view_put(v);
         int failed = 0;
         for (int32_t i = 0; i < nt && !failed; i++)
@@ -218,13 +219,14 @@ int kp_handle_list_partition_reassignments(kp_req_t *req)
 
 /* ---- ElectLeaders (key 43) ---- */
 
-/* The live brokers of b's view into ids (room for KP_PLACEMENT_BROKERS_MAX). */
+/* The live brokers of b's view into ids (room for KP_PLACEMENT_BROKERS_MAX), without those
+ * whose log directory failed. */
 static kp_id_set_t live_set(kp_broker_t *b, int32_t *ids)
 {
     int n = 0;
     kp_member_view_t *v = b->member ? kp_member_view(b->member) : NULL;
     for (int i = 0; v && i < v->nbrokers && n < KP_PLACEMENT_BROKERS_MAX; i++)
-        ids[n++] = v->brokers[i].id;
+        if (!v->brokers[i].offline_dir) ids[n++] = v->brokers[i].id;
     if (v) kp_member_view_put(v);
     return (kp_id_set_t){ids, n};
 }

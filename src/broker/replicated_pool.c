@@ -62,6 +62,9 @@ struct kp_rpool {
     dirty_part_t *dirty;
     int ndirty, dirty_cap;
     atomic_llong isr_shrinks, isr_expands;
+    /* this broker's log directory failed: waiters failed, registration rewritten */
+    int fenced_local, dir_published;
+    int64_t next_publish;
     /* the store's topics as last read (thread only) */
     kp_meta_topic_t *topics;
     int ntopics;
@@ -141,12 +144,36 @@ static void cache_drop(kp_rpool_t *p, const char *name)
     *c = p->topics[--p->ntopics];
 }
 
+/* The brokers that may hold replicas: live, and their log directory working (a broker whose
+ * directory failed stays registered, to be seen, but is as good as dead for its replicas). */
 static int live_ids(kp_rpool_t *p, int32_t *out, int max)
 {
     kp_member_view_t *v = kp_member_view(p->b->member);
     int n = 0;
-    for (int i = 0; i < v->nbrokers && n < max; i++) out[n++] = v->brokers[i].id;
+    for (int i = 0; i < v->nbrokers && n < max; i++)
+        if (!v->brokers[i].offline_dir) out[n++] = v->brokers[i].id;
     kp_member_view_put(v);
+    return n;
+}
+
+/* The live brokers whose log directory failed. */
+static int failed_ids(kp_rpool_t *p, int32_t *out, int max)
+{
+    kp_member_view_t *v = kp_member_view(p->b->member);
+    int n = 0;
+    for (int i = 0; i < v->nbrokers && n < max; i++)
+        if (v->brokers[i].offline_dir) out[n++] = v->brokers[i].id;
+    kp_member_view_put(v);
+    return n;
+}
+
+/* The brokers a new replica may be placed on (live, directory working) into pb. */
+static int placeable(const kp_member_view_t *v, kp_place_broker_t *pb)
+{
+    int n = 0;
+    for (int i = 0; i < v->nbrokers; i++)
+        if (!v->brokers[i].offline_dir)
+            pb[n++] = (kp_place_broker_t){v->brokers[i].id, v->brokers[i].rack};
     return n;
 }
 
@@ -312,6 +339,7 @@ static kp_topic_t *ensure_local(kp_rpool_t *p, const kp_meta_topic_t *t)
 {
     kp_topic_t *lt = kp_topics_get(p->b->topics, kp_str_c(t->name));
     char msg[512];
+    if (atomic_load(&p->b->log_dir_failed)) return lt; /* nothing can be written there */
     if (!lt) {
         kp_topic_spec_t spec = {.name = kp_str_c(t->name),
                                 .partitions = t->partitions,
@@ -404,7 +432,7 @@ static void apply_topic(kp_rpool_t *p, const char *name, int32_t partition)
         if (lt) {
             int internal = lt->internal;
             kp_topic_put(lt);
-            if (!internal && partition < 0) {
+            if (!internal && partition < 0 && !atomic_load(&p->b->log_dir_failed)) {
                 kp_info("pool", "topic %s was deleted from the pool: deleting it here", name);
                 kp_topics_delete(p->b->topics, kp_str_c(name), err, sizeof(err));
             }
@@ -640,6 +668,17 @@ static void leader_isr_pass(kp_rpool_t *p)
                 continue;
             kp_repl_view_t before;
             kp_partition_view(part, &before);
+            /* a replica whose log directory failed may look caught up (an idle partition):
+             * it is not taken (back) into the ISR */
+            int32_t failed[KP_PLACEMENT_BROKERS_MAX];
+            kp_id_set_t fs = {failed, failed_ids(p, failed, KP_PLACEMENT_BROKERS_MAX)};
+            kp_id_set_t had = {before.isr, before.nisr};
+            int m = 0;
+            for (int j = 0; j < next.nisr; j++)
+                if (kp_id_set_has(had, next.isr[j]) || !kp_id_set_has(fs, next.isr[j]))
+                    next.isr[m++] = next.isr[j];
+            next.nisr = m;
+            if (m == before.nisr) continue;
             if (cas(p, list[i]->name, k, &next, version, 0, "ISR change") == 0) {
                 atomic_fetch_add(next.nisr < before.nisr ? &p->isr_shrinks : &p->isr_expands, 1);
                 kp_meta_topic_t *t = cached(p, list[i]->name);
@@ -651,6 +690,49 @@ static void leader_isr_pass(kp_rpool_t *p)
         }
     }
     kp_topics_list_free(list, ntopics);
+}
+
+/* ---- a failed log directory ---- */
+
+/* This broker's log directory failed (kp_broker_log_dir_failed; every log is already
+ * offline): acks=all requests waiting here fail, and the registration says so — retried
+ * until written — so that the controller elects other leaders and takes this broker out of
+ * the ISRs (as KRaft with a broker's offline log dirs). Fetchers stop by themselves: they
+ * follow no offline log. */
+static void dir_failed_pass(kp_rpool_t *p)
+{
+    if (!p->fenced_local) {
+        int ntopics;
+        kp_topic_t **list = kp_topics_list(p->b->topics, &ntopics);
+        for (int i = 0; i < ntopics; i++)
+            for (int32_t k = 0; k < list[i]->npartitions; k++) {
+                kp_partition_t *part = kp_topic_partition(list[i], k);
+                if (part) kp_partition_storage_failed(part);
+            }
+        kp_topics_list_free(list, ntopics);
+        p->fenced_local = 1;
+    }
+    int64_t now = kp_mono_ms();
+    if (p->dir_published || now < p->next_publish) return;
+    char err[512];
+    if (kp_member_set_offline_dir(p->b->member, p->b->cfg.log_dir, err, sizeof(err)) == 0) {
+        p->dir_published = 1;
+        kp_warn("pool",
+                "broker %d: the pool now knows its log directory %s is offline: the controller "
+                "moves its leaderships and ISR places to the other replicas",
+                p->b->cfg.node_id, p->b->cfg.log_dir);
+    } else {
+        kp_warn("pool", "cannot publish the failed log directory yet: %s (retrying)", err);
+        p->next_publish = now + 500;
+    }
+}
+
+void kp_rpool_wake(kp_rpool_t *p)
+{
+    pthread_mutex_lock(&p->lock);
+    p->brokers_changed = 1;
+    pthread_cond_signal(&p->cond);
+    pthread_mutex_unlock(&p->lock);
 }
 
 /* ---- readiness ---- */
@@ -697,7 +779,7 @@ void kp_rpool_serving(kp_rpool_t *p)
 static void *pool_main(void *arg)
 {
     kp_rpool_t *p = arg;
-    int64_t next_isr = 0, next_sweep = 0, next_reassign = 0;
+    int64_t next_isr = 0, next_sweep = 0, next_reassign = 0, next_dir_check = 0;
     int64_t next_imbalance = kp_mono_ms() + p->imbalance_interval_ms;
     int was_controller = 0;
     pthread_mutex_lock(&p->lock);
@@ -722,6 +804,13 @@ static void *pool_main(void *arg)
         p->ndirty = p->dirty_cap = 0;
         pthread_mutex_unlock(&p->lock);
 
+        int64_t t = kp_mono_ms();
+        if (t >= next_dir_check) { /* removed or unmounted under us */
+            kp_broker_check_log_dir(p->b);
+            next_dir_check = t + 1000;
+        }
+        int failed = atomic_load(&p->b->log_dir_failed);
+        if (failed) dir_failed_pass(p);
         if (rs) resync(p);
         if (rs || ac) sync_acls(p);
         int controller = kp_member_is_controller(p->b->member);
@@ -754,7 +843,8 @@ static void *pool_main(void *arg)
         /* /readyz: not while a partition this broker replicates has it outside the ISR */
         int catching_up = !p->synced || followers_behind(p);
         atomic_store(&p->catching_up, catching_up);
-        if (p->serving && !atomic_load(&p->b->stopping)) atomic_store(&p->b->ready, !catching_up);
+        if (p->serving && !atomic_load(&p->b->stopping) && !failed)
+            atomic_store(&p->b->ready, !catching_up);
         pthread_mutex_lock(&p->lock);
     }
     pthread_mutex_unlock(&p->lock);
@@ -915,14 +1005,14 @@ int16_t kp_rpool_create_topic(kp_rpool_t *p, const kp_topic_spec_t *spec, int rf
     int16_t rc = kp_topics_create(p->b->topics, spec, 1, msg, msglen);
     if (rc) return rc;
     kp_member_view_t *v = kp_member_view(p->b->member);
-    int nb = v->nbrokers;
+    kp_place_broker_t *pb = kp_xcalloc((size_t)v->nbrokers + 1, sizeof(*pb));
+    int nb = placeable(v, pb);
     if (rf < 1 || rf > nb) {
         kp_member_view_put(v);
+        free(pb);
         snprintf(msg, msglen, "Replication factor: %d larger than available brokers: %d.", rf, nb);
         return KERR_INVALID_REPLICATION_FACTOR;
     }
-    kp_place_broker_t *pb = kp_xcalloc((size_t)nb, sizeof(*pb));
-    for (int i = 0; i < nb; i++) pb[i] = (kp_place_broker_t){v->brokers[i].id, v->brokers[i].rack};
     kp_meta_topic_t t = {0};
     char name[KP_TOPIC_NAME_LEN_MAX + 1];
     snprintf(name, sizeof(name), "%.*s", spec->name.len, spec->name.ptr);
@@ -1058,10 +1148,8 @@ int16_t kp_rpool_add_partitions(kp_rpool_t *p, kp_str_t name, int32_t count, int
     int rc = kp_meta_topic_get(p->store, n, &t, err, sizeof(err));
     if (rc == 0 && count > t.partitions) {
         kp_member_view_t *v = kp_member_view(p->b->member);
-        int nb = v->nbrokers;
-        kp_place_broker_t *pb = kp_xcalloc((size_t)nb + 1, sizeof(*pb));
-        for (int i = 0; i < nb; i++)
-            pb[i] = (kp_place_broker_t){v->brokers[i].id, v->brokers[i].rack};
+        kp_place_broker_t *pb = kp_xcalloc((size_t)v->nbrokers + 1, sizeof(*pb));
+        int nb = placeable(v, pb);
         int32_t *rows = kp_xcalloc((size_t)count * (size_t)t.replication_factor, sizeof(int32_t));
         memcpy(rows, t.replicas,
                (size_t)t.partitions * (size_t)t.replication_factor * sizeof(int32_t));

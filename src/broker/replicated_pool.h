@@ -31,6 +31,9 @@ void kp_rpool_serving(kp_rpool_t *p);
  * in-sync replica, then stops the thread and the fetchers. Idempotent. */
 void kp_rpool_shutdown(kp_rpool_t *p);
 void kp_rpool_free(kp_rpool_t *p);
+/* The broker's log directory failed: the thread acts on it at once (any thread, also with a
+ * log's lock held). */
+void kp_rpool_wake(kp_rpool_t *p);
 
 /* The partition hook of a pool broker: every partition gets replication state. */
 void kp_rpool_partition_hook(kp_partition_t *part, void *broker);

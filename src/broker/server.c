@@ -37,6 +37,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <strings.h>
 #include <sys/random.h>
 #include <unistd.h>
@@ -517,6 +518,12 @@ static int16_t send_marker(void *pool, int32_t leader, int64_t producer_id, int1
     return kp_rpool_write_marker(pool, leader, producer_id, epoch, commit, topic, partition);
 }
 
+/* storage/log.h's failure hook: a log's I/O failed (not a full disk) */
+static void on_log_failure(const char *dir, int err, void *arg)
+{
+    kp_broker_log_dir_failed(arg, err, dir);
+}
+
 kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
 {
     kp_crc32c_hw(); /* picks the CRC implementation before any thread uses it */
@@ -544,6 +551,13 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
         kp_warn("broker", "cannot make %s private: %s", cfg->log_dir, strerror(errno));
     else if (tightened > 0)
         kp_info("broker", "%s was readable by other users: now mode 0700", cfg->log_dir);
+    struct stat dst;
+    if (stat(cfg->log_dir, &dst) == 0) {
+        b->log_dir_dev = (unsigned long long)dst.st_dev;
+        b->log_dir_ino = (unsigned long long)dst.st_ino;
+    }
+    if (kp_fs_faults_from_env())
+        kp_warn("broker", "KPOOL_FS_FAULTS is set: file-system faults are injected (tests only)");
     char meta[PATH_MAX];
     snprintf(meta, sizeof(meta), "%s/meta", cfg->log_dir);
     kp_fs_mkdirs(meta, KP_FS_DIR_MODE);
@@ -594,10 +608,12 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     if (b->member) {
         b->pool = kp_rpool_new(b, err, errlen);
         if (!b->pool) goto fail;
+        kp_log_set_failure_hook(on_log_failure, b);
         kp_txn_coord_set_marker_sender(b->txn_coordinator, send_marker, b->pool);
         kp_topics_set_partition_hook(b->topics, kp_rpool_partition_hook, b);
     } else {
         kp_topics_set_partition_hook(b->topics, kp_fetch_wait_partition_hook, b);
+        kp_log_set_failure_hook(on_log_failure, b);
     }
     for (int i = 0; i < cfg->nlisteners; i++) {
         accept_args[i].broker = b;
@@ -711,6 +727,7 @@ void kp_broker_free(kp_broker_t *b)
     kp_log_manager_stop(b->log_manager);
     kp_flusher_stop();
     kp_rpool_free(b->pool);
+    kp_log_set_failure_hook(NULL, NULL);
     kp_topics_close(b->topics);
     kp_authorizer_free(b->authorizer);
     kp_principal_rules_free(b->principal_rules);

@@ -130,11 +130,12 @@ static json_t *ids_json(const int32_t *ids, int n)
 
 static int status_print(const kp_poolc_snapshot_t *s, int json)
 {
-    int under = 0, offline = 0;
+    int under = 0, offline = 0, dirs = 0;
     for (int i = 0; i < s->nparts; i++) {
         offline += s->parts[i].leader < 0;
         under += s->parts[i].nisr < s->parts[i].nreplicas;
     }
+    for (int b = 0; b < s->nbrokers; b++) dirs += s->brokers[b].offline_dir[0] != 0;
     if (json) {
         json_t *o = json_object(), *bs = json_array(), *ur = json_array(), *off = json_array();
         for (int b = 0; b < s->nbrokers; b++) {
@@ -148,6 +149,9 @@ static int status_print(const kp_poolc_snapshot_t *s, int json)
                               s->brokers[b].rack, "host", s->brokers[b].host, "port",
                               s->brokers[b].port, "replicas", reps, "leaders", leads, "disk_bytes",
                               (json_int_t)s->brokers[b].disk_bytes));
+            if (s->brokers[b].offline_dir[0])
+                json_object_set_new(json_array_get(bs, json_array_size(bs) - 1), "offline_log_dir",
+                                    json_string(s->brokers[b].offline_dir));
         }
         for (int i = 0; i < s->nparts; i++) {
             const kp_poolc_part_t *p = &s->parts[i];
@@ -169,7 +173,7 @@ static int status_print(const kp_poolc_snapshot_t *s, int json)
         printf("%s\n", text);
         free(text);
         json_decref(o);
-        return under || offline ? 1 : 0;
+        return under || offline || dirs ? 1 : 0;
     }
     printf("%d brokers, controller %d, %d partitions, %d under-replicated, %d offline, %d moves "
            "in progress\n\n",
@@ -197,7 +201,11 @@ static int status_print(const kp_poolc_snapshot_t *s, int json)
         printf("%s %s-%d: replicas [%s], in sync [%s]\n",
                p->leader < 0 ? "OFFLINE" : "UNDER-REPLICATED", p->topic, p->partition, reps, isr);
     }
-    return under || offline ? 1 : 0;
+    for (int b = 0; b < s->nbrokers; b++)
+        if (s->brokers[b].offline_dir[0])
+            printf("LOG DIR FAILED broker %d: %s (replace the disk and restart it)\n",
+                   s->brokers[b].id, s->brokers[b].offline_dir);
+    return under || offline || dirs ? 1 : 0;
 }
 
 static void plan_print(const kp_poolc_snapshot_t *s, const kp_plan_t *plan)

@@ -10,6 +10,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "kp_msgs.h"
+#include "protocol/errors.h"
 #include "protocol/wire.h"
 
 #include <arpa/inet.h>
@@ -263,6 +264,11 @@ static void read_log_dirs(kp_poolc_snapshot_t *s, kp_poolc_broker_t *b, int time
     DescribeLogDirsResponse r;
     if (DescribeLogDirsResponse_decode(&a.rd, 1, &a.arena, &r) == 0) {
         b->disk_bytes = 0;
+        for (int32_t i = 0; i < r.Results.count; i++)
+            if (r.Results.items[i].ErrorCode == KERR_KAFKA_STORAGE_ERROR && !b->offline_dir[0])
+                snprintf(b->offline_dir, sizeof(b->offline_dir), "%.*s",
+                         r.Results.items[i].LogDir.len > 0 ? r.Results.items[i].LogDir.len : 0,
+                         r.Results.items[i].LogDir.ptr);
         for (int32_t i = 0; i < r.Results.count; i++)
             for (int32_t j = 0; j < r.Results.items[i].Topics.count; j++) {
                 const DescribeLogDirsResponse_DescribeLogDirsTopic *t =

@@ -22,8 +22,9 @@ typedef struct kp_poolc_broker {
     int32_t id;
     char host[256];
     int port;
-    char rack[256];     /* "" when none */
-    int64_t disk_bytes; /* -1: unknown (DescribeLogDirs failed) */
+    char rack[256];         /* "" when none */
+    int64_t disk_bytes;     /* -1: unknown (DescribeLogDirs failed) */
+    char offline_dir[1024]; /* a log directory it reports failed (KAFKA_STORAGE_ERROR), or "" */
 } kp_poolc_broker_t;
 
 typedef struct kp_poolc_part {

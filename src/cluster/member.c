@@ -177,7 +177,11 @@ static int register_self(kp_member_t *m, int64_t give_up_ms, char *err, size_t e
             snprintf(err, errlen, "stopping");
             return KP_META_EFENCED;
         }
-        int rc = kp_meta_broker_register(m->store, &m->self, m->ttl_s, err, errlen);
+        kp_meta_broker_t self = m->self; /* offline_dir may be set meanwhile (never freed) */
+        pthread_mutex_lock(&m->lock);
+        self.offline_dir = m->self.offline_dir;
+        pthread_mutex_unlock(&m->lock);
+        int rc = kp_meta_broker_register(m->store, &self, m->ttl_s, err, errlen);
         if (rc == 0) return 0;
         if (kp_mono_ms() >= until) return rc;
         kp_debug("cluster", "registration: %s (retrying)", err);
@@ -218,6 +222,25 @@ static void *session_main(void *arg)
     }
     pthread_mutex_unlock(&m->lock);
     return NULL;
+}
+
+int kp_member_set_offline_dir(kp_member_t *m, const char *dir, char *err, size_t errlen)
+{
+    pthread_mutex_lock(&m->lock);
+    if (!m->self.offline_dir) m->self.offline_dir = strdup(dir);
+    kp_meta_broker_t self = m->self;
+    pthread_mutex_unlock(&m->lock);
+    if (!self.offline_dir) {
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    int rc = kp_meta_broker_update(m->store, &self, err, errlen);
+    if (rc == KP_META_EFENCED) rc = 0; /* the next registration carries it */
+    pthread_mutex_lock(&m->lock);
+    m->dirty = 1;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->lock);
+    return rc ? -1 : 0;
 }
 
 /* ---- controller candidacy ---- */

@@ -69,6 +69,11 @@ void kp_member_view_put(kp_member_view_t *v);
 const kp_meta_endpoint_t *kp_member_endpoint(const kp_meta_broker_t *b, const char *listener);
 
 int kp_member_is_controller(kp_member_t *m);
+/* This broker's log directory failed: its registration says so from now on (rewritten now,
+ * and on every later registration of this process), so the controller and the leaders keep
+ * it out of leaderships and ISRs. 0, or -1 with err when the store could not be written
+ * (call again). Any thread. */
+int kp_member_set_offline_dir(kp_member_t *m, const char *dir, char *err, size_t errlen);
 /* Also hands every change the watch reports to fn (on the watch thread); set before
  * kp_member_start. */
 void kp_member_set_listener(kp_member_t *m, kp_meta_watch_fn fn, void *arg);

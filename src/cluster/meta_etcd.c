@@ -228,6 +228,28 @@ static int broker_keepalive(kp_meta_store_t *s, char *err, size_t errlen)
     return map_rc(rc);
 }
 
+static int broker_update(kp_meta_store_t *s, const kp_meta_broker_t *b, char *err, size_t errlen)
+{
+    meta_etcd_t *m = (meta_etcd_t *)s;
+    int64_t lease = session(m);
+    char key[512];
+    mkey(m, key, sizeof(key), "brokers/%d", b->id);
+    kp_etcd_kv_t cur;
+    int rc = lease && b->id == m->broker_id ? kp_etcd_get(m->e, key, &cur, err, errlen)
+                                            : KP_ETCD_ENOTFOUND;
+    if (rc == KP_ETCD_ENOTFOUND || (rc == 0 && cur.lease != lease)) {
+        if (rc == 0) kp_etcd_kv_free(&cur);
+        snprintf(err, errlen, "broker %d: not registered under this session", b->id);
+        return KP_META_EFENCED;
+    }
+    if (rc) return map_rc(rc);
+    char *v = kp_meta_broker_encode(b);
+    rc = kp_etcd_cas(m->e, key, v, strlen(v), cur.mod_revision, lease, NULL, NULL, err, errlen);
+    free(v);
+    kp_etcd_kv_free(&cur);
+    return map_rc(rc);
+}
+
 static int broker_unregister(kp_meta_store_t *s, char *err, size_t errlen)
 {
     meta_etcd_t *m = (meta_etcd_t *)s;
@@ -934,6 +956,7 @@ static const kp_meta_ops_t etcd_ops = {
     .cluster_claim = cluster_claim,
     .broker_register = broker_register,
     .broker_keepalive = broker_keepalive,
+    .broker_update = broker_update,
     .broker_unregister = broker_unregister,
     .brokers_list = brokers_list,
     .controller_campaign = controller_campaign,

@@ -67,6 +67,11 @@ int kp_meta_broker_keepalive(kp_meta_store_t *s, char *err, size_t errlen)
     return s->ops->broker_keepalive(s, err, errlen);
 }
 
+int kp_meta_broker_update(kp_meta_store_t *s, const kp_meta_broker_t *b, char *err, size_t errlen)
+{
+    return s->ops->broker_update(s, b, err, errlen);
+}
+
 int kp_meta_broker_unregister(kp_meta_store_t *s, char *err, size_t errlen)
 {
     return s->ops->broker_unregister(s, err, errlen);
@@ -175,6 +180,7 @@ void kp_meta_broker_free(kp_meta_broker_t *b)
 {
     if (!b) return;
     free(b->rack);
+    free(b->offline_dir);
     for (int i = 0; i < b->nendpoints; i++) {
         free(b->endpoints[i].listener);
         free(b->endpoints[i].host);
@@ -471,6 +477,8 @@ char *kp_meta_broker_encode(const kp_meta_broker_t *b)
         json_array_append_new(eps, e);
     }
     json_object_set_new(o, "endpoints", eps);
+    if (b->offline_dir)
+        json_object_set_new(o, "offline_log_dirs", json_pack("[s]", b->offline_dir));
     return dump_free(o);
 }
 
@@ -501,6 +509,15 @@ int kp_meta_broker_decode(const char *json, size_t len, kp_meta_broker_t *out, c
         if (!ep->listener || !ep->host || !ep->security || get_int(e, "port", 0, 65535, &port) < 0)
             goto bad;
         ep->port = (int)port;
+    }
+    json_t *off = json_object_get(o, "offline_log_dirs");
+    if (off) { /* kpool has one log directory: the first names it */
+        if (!json_is_array(off) || json_array_size(off) > KP_META_ENDPOINTS_MAX) goto bad;
+        for (size_t i = 0; i < json_array_size(off); i++) {
+            const char *d = json_string_value(json_array_get(off, i));
+            if (!d || !*d || strlen(d) > 4096) goto bad;
+            if (!out->offline_dir && !(out->offline_dir = strdup(d))) goto bad;
+        }
     }
     json_decref(o);
     return 0;

@@ -73,6 +73,10 @@ typedef struct kp_meta_broker {
     char *rack; /* NULL: none */
     kp_meta_endpoint_t *endpoints;
     int nendpoints;
+    /* its log directory failed (EIO, or gone): it serves no partition and may neither lead
+     * nor be in an ISR until it restarts on a working one (KRaft's offline log dirs); NULL
+     * while healthy. The record's "offline_log_dirs". */
+    char *offline_dir;
 } kp_meta_broker_t;
 
 void kp_meta_broker_free(kp_meta_broker_t *b);
@@ -143,6 +147,7 @@ typedef struct kp_meta_ops {
     int (*broker_register)(kp_meta_store_t *s, const kp_meta_broker_t *b, int ttl_s, char *err,
                            size_t errlen);
     int (*broker_keepalive)(kp_meta_store_t *s, char *err, size_t errlen);
+    int (*broker_update)(kp_meta_store_t *s, const kp_meta_broker_t *b, char *err, size_t errlen);
     int (*broker_unregister)(kp_meta_store_t *s, char *err, size_t errlen);
     int (*brokers_list)(kp_meta_store_t *s, kp_meta_broker_t **out, int *n, char *err,
                         size_t errlen);
@@ -198,6 +203,9 @@ int kp_meta_cluster_claim(kp_meta_store_t *s, const char *local_id, char *out, s
 int kp_meta_broker_register(kp_meta_store_t *s, const kp_meta_broker_t *b, int ttl_s, char *err,
                             size_t errlen);
 int kp_meta_broker_keepalive(kp_meta_store_t *s, char *err, size_t errlen);
+/* Rewrites this broker's registration (same session) with b, e.g. its offline log directory.
+ * KP_META_EFENCED when the session is gone (registering again writes b anyway). */
+int kp_meta_broker_update(kp_meta_store_t *s, const kp_meta_broker_t *b, char *err, size_t errlen);
 /* Ends the session at once (controlled shutdown): the registration disappears. */
 int kp_meta_broker_unregister(kp_meta_store_t *s, char *err, size_t errlen);
 /* Live brokers, sorted by id. */

@@ -93,13 +93,18 @@ static void unmanaged_topics(kp_control_t *c, const char *pool, char **names, in
 
 /* status.brokers (SPEC §11: the Pool lists its brokers and their state), and the pool's
  * partition health. A broker is Up, CatchingUp (live, but some of its replicas are out of
- * the ISR) or Down (partitions name it as a replica, Metadata does not list it). */
+ * the ISR), LogDirFailed (live, but a log directory of its is offline: offlineLogDirs names
+ * it, and it serves none of its partitions) or Down (partitions name it as a replica,
+ * Metadata does not list it). */
 static void brokers_status(const kp_pool_cluster_t *cl, json_t *st)
 {
     json_t *arr = json_array();
     for (int i = 0; i < cl->nbrokers; i++) {
         const kp_pool_broker_t *b = &cl->brokers[i];
-        const char *state = !b->host ? "Down" : b->out_of_sync ? "CatchingUp" : "Up";
+        const char *state = !b->host               ? "Down"
+                            : b->noffline_dirs > 0 ? "LogDirFailed"
+                            : b->out_of_sync       ? "CatchingUp"
+                                                   : "Up";
         json_t *o =
             json_pack("{s:i, s:s, s:i, s:i, s:i}", "id", (int)b->id, "state", state, "leaders",
                       b->leaders, "replicas", b->replicas, "outOfSyncReplicas", b->out_of_sync);
@@ -107,6 +112,12 @@ static void brokers_status(const kp_pool_cluster_t *cl, json_t *st)
             char addr[300];
             snprintf(addr, sizeof(addr), "%s:%d", b->host, b->port);
             json_object_set_new(o, "address", kp_json_text(addr));
+        }
+        if (b->noffline_dirs > 0) {
+            json_t *dirs = json_array();
+            for (int k = 0; k < b->noffline_dirs; k++)
+                json_array_append_new(dirs, kp_json_text(b->offline_dirs[k]));
+            json_object_set_new(o, "offlineLogDirs", dirs);
         }
         json_array_append_new(arr, o);
     }
@@ -148,14 +159,19 @@ void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
     int ok = pool && kp_pool_list_topics(pool->client, &names, &n, err, sizeof(err)) == 0;
     kp_pool_cluster_t cl = {0};
     ok = ok && kp_pool_describe_cluster(pool->client, &cl, err, sizeof(err)) == 0;
-    char msg[900];
-    if (ok)
-        snprintf(msg, sizeof(msg),
-                 "pool reachable at %s; %d of %d brokers up, %d partitions "
-                 "under-replicated, %d offline",
-                 json_string_value(json_object_get(spec, "bootstrapServers")), cl.nlive,
-                 cl.nbrokers, cl.under_replicated, cl.offline);
-    else
+    char msg[1400];
+    if (ok) {
+        int off = snprintf(msg, sizeof(msg),
+                           "pool reachable at %s; %d of %d brokers up, %d partitions "
+                           "under-replicated, %d offline",
+                           json_string_value(json_object_get(spec, "bootstrapServers")), cl.nlive,
+                           cl.nbrokers, cl.under_replicated, cl.offline);
+        for (int i = 0; i < cl.nbrokers && off > 0 && (size_t)off < sizeof(msg); i++)
+            for (int k = 0; k < cl.brokers[i].noffline_dirs && (size_t)off < sizeof(msg); k++)
+                off += snprintf(msg + off, sizeof(msg) - (size_t)off,
+                                "; broker %d: log directory %.300s failed", (int)cl.brokers[i].id,
+                                cl.brokers[i].offline_dirs[k]);
+    } else
         snprintf(msg, sizeof(msg), "pool unreachable: %s", err);
     json_t *s = json_pack("{s:s, s:o, s:s}", "state", ok ? "Ready" : "Unreachable", "message",
                           kp_json_text(msg), "lastUpdateTime", now);

@@ -387,3 +387,47 @@ int kp_pool_raw_delete_acls(kp_pool_raw_t *c, const kp_pool_acl_t *acls, int n, 
     kp_buf_free(&resp);
     return rc;
 }
+
+int kp_pool_raw_offline_log_dirs(const kp_pool_conn_t *conf, const char *hostport, char ***dirs,
+                                 int *n, char *err, size_t errlen)
+{
+    *dirs = NULL;
+    *n = 0;
+    kp_pool_conn_t one = *conf;
+    one.bootstrap = hostport;
+    if (one.timeout_ms <= 0 || one.timeout_ms > 5000) one.timeout_ms = 5000;
+    kp_pool_raw_t *r = kp_pool_raw_new(&one);
+    DescribeLogDirsRequest in;
+    DescribeLogDirsRequest_init(&in);
+    DescribeLogDirsRequest_DescribableLogDirTopic none;
+    in.Topics.items = &none; /* an empty list, not null: the directories without partitions */
+    in.Topics.count = 0;
+    kp_wr_t body;
+    kp_wr_init(&body);
+    DescribeLogDirsRequest_encode(&body, 1, &in);
+    kp_buf_t resp;
+    kp_buf_init(&resp);
+    int rc = raw_call(r, KP_API_DESCRIBE_LOG_DIRS, 1, &body, &resp, err, errlen);
+    kp_wr_free(&body);
+    if (rc == 0) {
+        kp_arena_t arena;
+        kp_arena_init(&arena, RESPONSE_MAX);
+        kp_rd_t rd;
+        kp_rd_init(&rd, resp.data, resp.len);
+        DescribeLogDirsResponse o;
+        if (DescribeLogDirsResponse_decode(&rd, 1, &arena, &o) < 0) {
+            snprintf(err, errlen, "describe log dirs at %s: malformed answer", hostport);
+            rc = -1;
+        }
+        for (int32_t i = 0; rc == 0 && i < o.Results.count; i++) {
+            const DescribeLogDirsResponse_DescribeLogDirsResult *d = &o.Results.items[i];
+            if (d->ErrorCode != KERR_KAFKA_STORAGE_ERROR || d->LogDir.len <= 0) continue;
+            *dirs = kp_xrealloc(*dirs, (size_t)(*n + 1) * sizeof(**dirs));
+            (*dirs)[(*n)++] = kp_xstrndup(d->LogDir.ptr, (size_t)d->LogDir.len);
+        }
+        kp_arena_free(&arena);
+    }
+    kp_buf_free(&resp);
+    kp_pool_raw_free(r);
+    return rc;
+}

@@ -689,14 +689,28 @@ int kp_pool_describe_cluster(kp_pool_client_t *pc, kp_pool_cluster_t *out, char 
         }
     }
     rd_kafka_metadata_destroy(md);
-    for (int i = 0; i < out->nbrokers; i++) out->nlive += out->brokers[i].host != NULL;
+    kp_pool_conn_t conf = {pc->bootstrap, pc->ca_path, pc->cert_path, pc->key_path, pc->timeout_ms};
+    for (int i = 0; i < out->nbrokers; i++) {
+        kp_pool_broker_t *b = &out->brokers[i];
+        if (!b->host) continue;
+        out->nlive++;
+        char hp[300], ignore[256];
+        snprintf(hp, sizeof(hp), "%s:%d", b->host, b->port);
+        /* no answer: nothing known of its directories (Metadata said it is live) */
+        kp_pool_raw_offline_log_dirs(&conf, hp, &b->offline_dirs, &b->noffline_dirs, ignore,
+                                     sizeof(ignore));
+    }
     qsort(out->brokers, (size_t)out->nbrokers, sizeof(*out->brokers), cmp_broker);
     return 0;
 }
 
 void kp_pool_cluster_free(kp_pool_cluster_t *c)
 {
-    for (int i = 0; i < c->nbrokers; i++) free(c->brokers[i].host);
+    for (int i = 0; i < c->nbrokers; i++) {
+        free(c->brokers[i].host);
+        for (int k = 0; k < c->brokers[i].noffline_dirs; k++) free(c->brokers[i].offline_dirs[k]);
+        free(c->brokers[i].offline_dirs);
+    }
     free(c->brokers);
     memset(c, 0, sizeof(*c));
 }

@@ -61,12 +61,16 @@ int kp_pool_list_topics(kp_pool_client_t *pc, char ***names, int *n, char *err, 
 
 /* The pool's brokers as its Metadata shows them: the live ones, and the ones that
  * partitions name as replicas but Metadata does not list (down). Per broker: partitions it
- * leads, replicas it holds, and of those how many are out of the ISR (catching up). */
+ * leads, replicas it holds, and of those how many are out of the ISR (catching up); and the
+ * log directories a live broker reports offline (DescribeLogDirs, asked of each live broker:
+ * a broker whose disk failed keeps running and says which directory). */
 typedef struct kp_pool_broker {
     int32_t id;
     char *host; /* NULL for a broker that is down */
     int port;
     int leaders, replicas, out_of_sync;
+    char **offline_dirs; /* log directories it reports offline (DescribeLogDirs) */
+    int noffline_dirs;
 } kp_pool_broker_t;
 
 typedef struct kp_pool_cluster {

@@ -7,10 +7,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 static int p_open(const char *path, int flags, int mode)
@@ -55,10 +58,43 @@ const kp_fs_t kp_fs_posix = {
 
 const kp_fs_t *kp_fs = &kp_fs_posix;
 
-kp_fs_faults_t kp_fs_faults = {-1, 0};
+kp_fs_faults_t kp_fs_faults = {-1, 0, 0};
+
+static int dead(void)
+{
+    if (!atomic_load_explicit(&kp_fs_faults.fail_eio, memory_order_relaxed)) return 0;
+    errno = EIO;
+    return 1;
+}
+
+static int f_open(const char *path, int flags, int mode)
+{
+    return dead() ? -1 : p_open(path, flags, mode);
+}
+static ssize_t f_pread(int fd, void *buf, size_t len, int64_t pos)
+{
+    return dead() ? -1 : p_pread(fd, buf, len, pos);
+}
+static int f_ftruncate(int fd, int64_t len)
+{
+    return dead() ? -1 : p_ftruncate(fd, len);
+}
+static int f_rename(const char *from, const char *to)
+{
+    return dead() ? -1 : rename(from, to);
+}
+static int f_unlink(const char *path)
+{
+    return dead() ? -1 : unlink(path);
+}
+static int f_mkdir(const char *path, int mode)
+{
+    return dead() ? -1 : p_mkdir(path, mode);
+}
 
 static ssize_t f_pwrite(int fd, const void *buf, size_t len, int64_t pos)
 {
+    if (dead()) return -1;
     if (kp_fs_faults.write_budget >= 0) {
         if (kp_fs_faults.write_budget == 0) {
             errno = ENOSPC;
@@ -73,7 +109,7 @@ static ssize_t f_pwrite(int fd, const void *buf, size_t len, int64_t pos)
 
 static int f_fdatasync(int fd)
 {
-    if (kp_fs_faults.fail_fsync) {
+    if (kp_fs_faults.fail_fsync || dead()) {
         errno = EIO;
         return -1;
     }
@@ -82,7 +118,7 @@ static int f_fdatasync(int fd)
 
 static int f_fsync(int fd)
 {
-    if (kp_fs_faults.fail_fsync) {
+    if (kp_fs_faults.fail_fsync || dead()) {
         errno = EIO;
         return -1;
     }
@@ -90,18 +126,54 @@ static int f_fsync(int fd)
 }
 
 const kp_fs_t kp_fs_faulty = {
-    .open = p_open,
+    .open = f_open,
     .close = close,
-    .pread = p_pread,
+    .pread = f_pread,
     .pwrite = f_pwrite,
     .fdatasync = f_fdatasync,
     .fsync = f_fsync,
-    .ftruncate = p_ftruncate,
+    .ftruncate = f_ftruncate,
     .size = p_size,
-    .rename = rename,
-    .unlink = unlink,
-    .mkdir = p_mkdir,
+    .rename = f_rename,
+    .unlink = f_unlink,
+    .mkdir = f_mkdir,
 };
+
+/* The control file's thread (KPOOL_FS_FAULTS): reads it every 100 ms, for the process's
+ * life (detached; a test hook, never armed in production). */
+static void *faults_watch(void *arg)
+{
+    const char *path = arg;
+    for (;;) {
+        char buf[16] = "";
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd >= 0) {
+            ssize_t n = read(fd, buf, sizeof(buf) - 1);
+            buf[n > 0 ? n : 0] = 0;
+            close(fd);
+        }
+        atomic_store(&kp_fs_faults.fail_eio, !strncmp(buf, "eio", 3));
+        kp_fs_faults.fail_fsync = !strncmp(buf, "fsync", 5);
+        struct timespec ts = {0, 100 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+int kp_fs_faults_from_env(void)
+{
+    const char *path = getenv("KPOOL_FS_FAULTS");
+    if (!path || !*path) return 0;
+    kp_fs = &kp_fs_faulty;
+    pthread_t t;
+    char *copy = strdup(path);
+    if (!copy || pthread_create(&t, NULL, faults_watch, copy) != 0) {
+        free(copy);
+        return 0;
+    }
+    pthread_detach(t);
+    return 1;
+}
 
 int kp_fs_fsync_dir(const char *dir)
 {

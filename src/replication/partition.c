@@ -126,6 +126,7 @@ int kp_partition_isr_size(kp_partition_t *p)
 int16_t kp_partition_check_produce(kp_partition_t *p, int16_t acks, int min_insync)
 {
     kp_repl_t *r = p->repl;
+    if (kp_log_is_offline(p->log)) return KERR_KAFKA_STORAGE_ERROR;
     if (!r) return acks == -1 && min_insync > 1 ? KERR_NOT_ENOUGH_REPLICAS : 0;
     pthread_mutex_lock(&r->lock);
     int16_t err = 0;
@@ -163,6 +164,11 @@ int kp_partition_wait_committed(kp_partition_t *p, int64_t last_offset, kp_flush
         return 1;
     }
     pthread_mutex_lock(&r->lock);
+    if (kp_log_is_offline(p->log)) { /* kp_partition_storage_failed ran or runs after us */
+        pthread_mutex_unlock(&r->lock);
+        w->done(w, EIO);
+        return 1;
+    }
     if (r->role != KP_ROLE_LEADER) {
         pthread_mutex_unlock(&r->lock);
         w->done(w, KP_COMMIT_NOT_LEADER);
@@ -489,6 +495,8 @@ void kp_partition_apply_state(kp_partition_t *p, const int32_t *replicas, int nr
 int16_t kp_partition_check_leader(kp_partition_t *p, int32_t current_epoch)
 {
     kp_repl_t *r = p->repl;
+    /* as Kafka's partition in an offline log directory, whatever its role */
+    if (kp_log_is_offline(p->log)) return KERR_KAFKA_STORAGE_ERROR;
     if (!r) return 0;
     pthread_mutex_lock(&r->lock);
     int16_t err = 0;
@@ -608,6 +616,17 @@ int kp_partition_isr_update(kp_partition_t *p, int64_t now_ms, int64_t lag_max_m
     }
     pthread_mutex_unlock(&r->lock);
     return change;
+}
+
+void kp_partition_storage_failed(kp_partition_t *p)
+{
+    kp_repl_t *r = p->repl;
+    if (!r) return;
+    pthread_mutex_lock(&r->lock);
+    kp_flush_waiter_t *done = r->waiters;
+    r->waiters = NULL;
+    pthread_mutex_unlock(&r->lock);
+    complete(done, EIO);
 }
 
 void kp_partition_view(kp_partition_t *p, kp_repl_view_t *v)

@@ -276,6 +276,13 @@ int64_t kp_partition_truncate(kp_partition_t *p, int32_t leader_epoch, int64_t o
  * where it starts should it become leader). */
 void kp_partition_follower_progress(kp_partition_t *p, int32_t leader_epoch, int64_t leader_hwm);
 
+/* This broker's log directory failed (the log is offline, storage/log.h kp_log_fail_all):
+ * acks=all requests waiting here fail with KAFKA_STORAGE_ERROR — they were not acknowledged,
+ * and the producer retries at the new leader. From then on every request for the partition
+ * is answered KAFKA_STORAGE_ERROR (kp_partition_check_leader / _check_produce / the replica
+ * fetch / OffsetsForLeaderEpoch), whatever its role. */
+void kp_partition_storage_failed(kp_partition_t *p);
+
 /* A snapshot of the state for Metadata. */
 typedef struct kp_repl_view {
     int role;

@@ -382,7 +382,7 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
     memset(st, 0, sizeof(*st));
     /* snapshot the cleanable segments (referenced) */
     pthread_mutex_lock(&log->lock);
-    if (log->offline || log->nsegs < 2) {
+    if (kp_log_is_offline(log) || log->nsegs < 2) {
         pthread_mutex_unlock(&log->lock);
         return 0;
     }

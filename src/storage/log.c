@@ -29,6 +29,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
@@ -123,7 +124,7 @@ static void iv_unlink_locked(kp_log_t *log)
 /* Whether flush.ms may ever queue an fsync for the log as it is now. @locks: log->lock. */
 static int iv_wanted(const kp_log_t *log)
 {
-    return !log->cfg.durable && log->cfg.flush_ms != INT64_MAX && !log->offline &&
+    return !log->cfg.durable && log->cfg.flush_ms != INT64_MAX && !kp_log_is_offline(log) &&
            log->flushed_offset < log->log_end_offset;
 }
 
@@ -683,6 +684,49 @@ fail:
     return NULL;
 }
 
+static atomic_int all_failed; /* kp_log_fail_all */
+
+void kp_log_fail_all(void)
+{
+    atomic_store(&all_failed, 1);
+}
+
+int kp_log_is_offline(const kp_log_t *log)
+{
+    return log->offline || atomic_load_explicit(&all_failed, memory_order_relaxed);
+}
+
+static kp_log_failure_fn failure_fn;
+static void *failure_arg;
+
+void kp_log_set_failure_hook(kp_log_failure_fn fn, void *arg)
+{
+    failure_fn = fn;
+    failure_arg = arg;
+}
+
+/* A write, fsync or file operation of log failed with err: the failure hook hears of it when
+ * err says the device or file system failed — not a full disk (ENOSPC, EDQUOT: it frees up
+ * again), nor an error of one file (ENOENT, EBADF...: that log alone goes offline, as before;
+ * a directory that vanished is the broker's periodic check's to find). */
+static void io_failed(kp_log_t *log, int err)
+{
+    switch (err) {
+    case EIO:
+    case EROFS:
+    case ENODEV:
+    case ENXIO:
+    case ESTALE:
+#ifdef EUCLEAN
+    case EUCLEAN: /* the file system found itself corrupted */
+#endif
+        if (failure_fn) failure_fn(log->dir, err, failure_arg);
+        break;
+    default:
+        break;
+    }
+}
+
 static void fail_waiters(kp_log_t *log, int err)
 {
     pthread_mutex_lock(&log->lock);
@@ -699,7 +743,7 @@ static void fail_waiters(kp_log_t *log, int err)
 static void log_free(kp_log_t *log, int remove)
 {
     unqueue_flush(log);
-    if (!remove && !log->offline) kp_segment_flush(active(log));
+    if (!remove && !kp_log_is_offline(log)) kp_segment_flush(active(log));
     fail_waiters(log, ESHUTDOWN);
     for (int i = 0; i < log->nsegs; i++) {
         if (remove) log->segs[i]->deleted = 1;
@@ -715,6 +759,14 @@ static void log_free(kp_log_t *log, int remove)
     free(log->dir);
     pthread_mutex_destroy(&log->lock);
     free((log_full_t *)log);
+}
+
+void kp_log_set_offline(kp_log_t *log)
+{
+    pthread_mutex_lock(&log->lock);
+    log->offline = 1;
+    pthread_mutex_unlock(&log->lock);
+    fail_waiters(log, EIO);
 }
 
 void kp_log_close(kp_log_t *log)
@@ -789,7 +841,7 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
     int notify = 0;
     pthread_mutex_lock(&log->lock);
     res->log_start_offset = log->log_start_offset;
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
@@ -819,9 +871,11 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
         }
     }
     if (should_roll(log, len, now_ms) && roll(log, now_ms) < 0) {
+        int e = errno;
         kp_error("storage", "%s: segment roll failed: %s; partition offline", log->dir,
-                 strerror(errno));
+                 strerror(e));
         log->offline = 1;
+        io_failed(log, e);
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
@@ -841,9 +895,11 @@ void kp_log_append(kp_log_t *log, uint8_t *batch, size_t len, kp_batch_info_t *i
         goto out;
     }
     if (rc < 0) {
-        kp_error("storage", "%s: append failed: %s%s", log->dir, strerror(errno),
+        int e = errno;
+        kp_error("storage", "%s: append failed: %s%s", log->dir, strerror(e),
                  rc == -2 ? "; could not cut back the torn write, partition offline" : "");
         if (rc == -2) log->offline = 1;
+        io_failed(log, e);
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
@@ -886,7 +942,7 @@ out:
 void kp_log_wait_flush(kp_log_t *log, kp_flush_waiter_t *w)
 {
     pthread_mutex_lock(&log->lock);
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         pthread_mutex_unlock(&log->lock);
         w->done(w, EIO);
         return;
@@ -906,7 +962,18 @@ void kp_log_flush(kp_log_t *log)
 {
     pthread_mutex_lock(&log->lock);
     log->flush_queued = 0;
-    if (log->offline || (log->flushed_offset >= log->log_end_offset && !log->waiters)) {
+    if (kp_log_is_offline(log)) { /* its directory failed meanwhile: nothing will flush */
+        kp_flush_waiter_t *w = log->waiters;
+        log->waiters = NULL;
+        pthread_mutex_unlock(&log->lock);
+        while (w) {
+            kp_flush_waiter_t *next = w->next;
+            w->done(w, EIO);
+            w = next;
+        }
+        return;
+    }
+    if (log->flushed_offset >= log->log_end_offset && !log->waiters) {
         pthread_mutex_unlock(&log->lock);
         return;
     }
@@ -930,6 +997,7 @@ void kp_log_flush(kp_log_t *log)
     if (rc < 0) {
         kp_error("storage", "%s: fsync failed: %s; partition offline", log->dir, strerror(err));
         log->offline = 1;
+        io_failed(log, err);
         done = log->waiters;
         log->waiters = NULL;
     } else {
@@ -1009,7 +1077,7 @@ void kp_log_read_isolated(kp_log_t *log, int64_t offset, int64_t max_bytes, int 
     if (committed && end < log->high_watermark) end_seg = log->segs[seg_for(log, end)];
     out->log_start_offset = log->log_start_offset;
     out->log_end_offset = log->log_end_offset;
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         out->error = KP_READ_STORAGE;
         pthread_mutex_unlock(&log->lock);
         return;
@@ -1181,9 +1249,11 @@ int kp_log_roll_locked(kp_log_t *log, int64_t now_ms)
 {
     if (active(log)->size == 0) return 0;
     if (roll(log, now_ms) < 0) {
+        int e = errno;
         kp_error("storage", "%s: segment roll failed: %s; partition offline", log->dir,
-                 strerror(errno));
+                 strerror(e));
         log->offline = 1;
+        io_failed(log, e);
         return -1;
     }
     return 0;
@@ -1254,7 +1324,7 @@ void kp_log_append_replica(kp_log_t *log, const uint8_t *batch, size_t len,
     int notify = 0;
     pthread_mutex_lock(&log->lock);
     res->log_start_offset = log->log_start_offset;
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
@@ -1270,17 +1340,21 @@ void kp_log_append_replica(kp_log_t *log, const uint8_t *batch, size_t len,
         goto out;
     }
     if (should_roll(log, len, now_ms) && roll(log, now_ms) < 0) {
+        int e = errno;
         kp_error("storage", "%s: segment roll failed: %s; partition offline", log->dir,
-                 strerror(errno));
+                 strerror(e));
         log->offline = 1;
+        io_failed(log, e);
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
     kp_segment_t *seg = active(log);
     int rc = kp_segment_append(seg, batch, len, info, log->cfg.index_interval_bytes);
     if (rc < 0) {
-        kp_error("storage", "%s: replica append failed: %s", log->dir, strerror(errno));
+        int e = errno;
+        kp_error("storage", "%s: replica append failed: %s", log->dir, strerror(e));
         if (rc == -2) log->offline = 1;
+        io_failed(log, e);
         res->status = KP_APPEND_STORAGE_ERROR;
         goto out;
     }
@@ -1348,7 +1422,7 @@ int32_t kp_log_last_epoch(kp_log_t *log)
 int kp_log_restart_at(kp_log_t *log, int64_t offset, int64_t now_ms)
 {
     pthread_mutex_lock(&log->lock);
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         pthread_mutex_unlock(&log->lock);
         return -1;
     }
@@ -1356,9 +1430,11 @@ int kp_log_restart_at(kp_log_t *log, int64_t offset, int64_t now_ms)
             log->dir, log->log_start_offset, log->log_end_offset, offset);
     kp_segment_t *seg = kp_segment_create(log->dir, offset, now_ms);
     if (!seg) {
+        int e = errno;
         kp_error("storage", "%s: cannot start at %" PRId64 ": %s; partition offline", log->dir,
-                 offset, strerror(errno));
+                 offset, strerror(e));
         log->offline = 1;
+        io_failed(log, e);
         pthread_mutex_unlock(&log->lock);
         return -1;
     }
@@ -1391,7 +1467,7 @@ int kp_log_restart_at(kp_log_t *log, int64_t offset, int64_t now_ms)
 int64_t kp_log_truncate(kp_log_t *log, int64_t offset, int64_t now_ms)
 {
     pthread_mutex_lock(&log->lock);
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         pthread_mutex_unlock(&log->lock);
         return -1;
     }
@@ -1457,9 +1533,12 @@ int64_t kp_log_truncate(kp_log_t *log, int64_t offset, int64_t now_ms)
     int64_t leo = log->log_end_offset;
     pthread_mutex_unlock(&log->lock);
     return leo;
-fail:
-    kp_error("storage", "%s: truncation failed: %s; partition offline", log->dir, strerror(errno));
+fail : {
+    int e = errno;
+    kp_error("storage", "%s: truncation failed: %s; partition offline", log->dir, strerror(e));
     log->offline = 1;
+    io_failed(log, e);
     pthread_mutex_unlock(&log->lock);
     return -1;
+}
 }

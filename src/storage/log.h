@@ -87,6 +87,22 @@ struct kp_log {
     int nepochs, epochs_cap;
 };
 
+/* Called when an I/O operation of a log fails because the device or file system did (EIO,
+ * EROFS, ENODEV, ENXIO, ESTALE, EUCLEAN; not a full disk): dir is the log's directory, err
+ * the errno. One process-wide hook
+ * (the broker's: its log directory failed, docs/replication.md); it runs on the thread that
+ * saw the failure with that log's lock held, so it must only note the failure. */
+typedef void (*kp_log_failure_fn)(const char *dir, int err, void *arg);
+void kp_log_set_failure_hook(kp_log_failure_fn fn, void *arg);
+/* Takes the log offline (its directory failed): appends, reads and fsyncs are refused,
+ * waiting flushes fail with EIO. */
+void kp_log_set_offline(kp_log_t *log);
+/* Takes every log of the process offline at once (the broker's one log directory failed);
+ * there is no way back but a restart. Any thread. */
+void kp_log_fail_all(void);
+/* Whether log refuses I/O (its own failure or kp_log_fail_all). */
+int kp_log_is_offline(const kp_log_t *log);
+
 /* Opens (creating if needed) the log in dir, recovering as described in log.c. */
 kp_log_t *kp_log_open(const char *dir, const kp_log_config_t *cfg, int64_t now_ms);
 /* Seals nothing, fsyncs the active segment, frees. Waiters still queued get ESHUTDOWN. */

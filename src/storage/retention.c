@@ -67,7 +67,7 @@ int kp_log_delete_records(kp_log_t *log, int64_t offset, int64_t *low_watermark)
     pthread_mutex_lock(&log->lock);
     int rc = 0;
     if (offset == -1) offset = log->high_watermark; /* Kafka: -1 means the high watermark */
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         rc = KP_RETENTION_STORAGE;
     } else if (offset < 0 || offset > log->high_watermark) {
         rc = KP_RETENTION_OUT_OF_RANGE;
@@ -88,7 +88,7 @@ static int64_t seg_end(const kp_log_t *log, int i)
 int kp_log_enforce_retention(kp_log_t *log, const kp_retention_t *r, int64_t now_ms)
 {
     pthread_mutex_lock(&log->lock);
-    if (log->offline) {
+    if (kp_log_is_offline(log)) {
         pthread_mutex_unlock(&log->lock);
         return 0;
     }

@@ -151,7 +151,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             char *enc = kp_meta_broker_encode(&b);
             kp_meta_broker_t b2;
             check(kp_meta_broker_decode(enc, strlen(enc), &b2, err, sizeof(err)) == 0 &&
-                      b2.id == b.id && b2.nendpoints == b.nendpoints,
+                      b2.id == b.id && b2.nendpoints == b.nendpoints &&
+                      !b2.offline_dir == !b.offline_dir &&
+                      (!b.offline_dir || !strcmp(b2.offline_dir, b.offline_dir)),
                   "broker round trip");
             kp_meta_broker_free(&b2);
             free(enc);

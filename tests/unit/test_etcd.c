@@ -395,8 +395,24 @@ static void test_meta_codecs(void **state)
     assert_int_equal(b2.id, 3);
     assert_string_equal(b2.rack, "a");
     assert_int_equal(b2.endpoints[0].port, 9093);
+    assert_null(b2.offline_dir);
     kp_meta_broker_free(&b2);
     free(enc);
+    /* a broker whose log directory failed says so (and says which) */
+    b.offline_dir = "/var/lib/kpool/data";
+    enc = kp_meta_broker_encode(&b);
+    assert_non_null(strstr(enc, "\"offline_log_dirs\":[\"/var/lib/kpool/data\"]"));
+    assert_int_equal(kp_meta_broker_decode(S(enc), &b2, err, sizeof(err)), 0);
+    assert_string_equal(b2.offline_dir, "/var/lib/kpool/data");
+    kp_meta_broker_free(&b2);
+    free(enc);
+    b.offline_dir = NULL;
+    static const char *bad_dirs[] = {"\"x\"", "[1]", "[\"\"]", "{}"};
+    for (size_t i = 0; i < sizeof(bad_dirs) / sizeof(*bad_dirs); i++) {
+        char j[256];
+        snprintf(j, sizeof(j), "{\"id\":1,\"endpoints\":[],\"offline_log_dirs\":%s}", bad_dirs[i]);
+        assert_int_equal(kp_meta_broker_decode(S(j), &b2, err, sizeof(err)), KP_META_ECORRUPT);
+    }
     assert_int_equal(kp_meta_broker_decode(S("{\"id\":1,\"endpoints\":[{\"listener\":\"x\",\"host\""
                                              ":\"h\",\"security\":\"s\",\"port\":70000}]}"),
                                            &b2, err, sizeof(err)),

@@ -49,6 +49,8 @@ static int teardown(void **state)
     kp_fs = &kp_fs_posix;
     kp_fs_faults.write_budget = -1;
     kp_fs_faults.fail_fsync = 0;
+    kp_fs_faults.fail_eio = 0;
+    kp_log_set_failure_hook(NULL, NULL);
     ut_tmpdir_remove(dir);
     if (pristine[0]) {
         kp_fs_remove_tree(pristine);
@@ -987,6 +989,48 @@ static void test_fsync_failure(void **state)
     kp_log_close(log);
 }
 
+/* The failure hook (the broker's "log directory failed"): called for an I/O error, not for a
+ * full disk, with the log's directory and the errno. */
+typedef struct hook_rec {
+    int calls, err;
+    char dir[512];
+} hook_rec_t;
+
+static void on_failure(const char *d, int err, void *arg)
+{
+    hook_rec_t *h = arg;
+    h->calls++;
+    h->err = err;
+    snprintf(h->dir, sizeof(h->dir), "%s", d);
+}
+
+static void test_failure_hook(void **state)
+{
+    static rec_t recs[4];
+    hook_rec_t h = {0};
+    kp_log_set_failure_hook(on_failure, &h);
+    kp_log_config_t cfg = small_config(1);
+    kp_log_t *log = kp_log_open(dir, &cfg, NOW);
+    append_many(log, recs, 0, 1);
+    kp_fs = &kp_fs_faulty;
+    kp_fs_faults.write_budget = 0; /* a full disk: appends fail, the directory is fine */
+    ut_batch_opts_t o = batch_opts(1);
+    assert_int_equal(append_opts(log, &o).status, KP_APPEND_STORAGE_ERROR);
+    assert_int_equal(h.calls, 0);
+    kp_fs_faults.write_budget = -1;
+    append_many(log, recs, 1, 1);            /* space again: appends succeed */
+    atomic_store(&kp_fs_faults.fail_eio, 1); /* the disk dies */
+    o = batch_opts(2);
+    assert_int_equal(append_opts(log, &o).status, KP_APPEND_STORAGE_ERROR);
+    assert_int_equal(h.calls, 1);
+    assert_int_equal(h.err, EIO);
+    assert_string_equal(h.dir, log->dir);
+    atomic_store(&kp_fs_faults.fail_eio, 0);
+    kp_fs = &kp_fs_posix;
+    kp_log_set_failure_hook(NULL, NULL);
+    kp_log_close(log);
+}
+
 /* ---- group commit with the real flusher threads ---- */
 
 enum { WORKERS = 4, PER_WORKER = 150 };
@@ -1521,6 +1565,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_flusher_resize, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rename_and_destroy, setup, teardown),
         cmocka_unit_test_setup_teardown(test_replica_primitives, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failure_hook, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

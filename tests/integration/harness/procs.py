@@ -43,6 +43,7 @@ class Broker:
         self.port = free_port()
         self.admin_port = free_port()
         self.extra = dict(extra or {})
+        self.env = {}  # more environment for the process (e.g. KPOOL_FS_FAULTS)
         self.proc = None
         self.started = False  # readyz answered once (a restart keeps its ports)
         self.log_path = os.path.join(os.path.dirname(data_dir), "broker-%d.log" % self.port)
@@ -80,7 +81,7 @@ class Broker:
         start_len = len(self.log())
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.args(), stdout=self.logf, stderr=subprocess.STDOUT,
-                                     env=sanitizer_env())
+                                     env=sanitizer_env(**self.env))
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self.proc.poll() is not None:
