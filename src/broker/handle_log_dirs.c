@@ -26,7 +26,7 @@
 void kp_broker_log_dir_failed(kp_broker_t *b, int err, const char *what)
 {
     if (atomic_exchange(&b->log_dir_failed, 1)) return;
-    kp_log_fail_all();
+    kp_partition_fail_all();
     atomic_store(&b->ready, 0);
     kp_error("broker",
              "log directory %s failed: %s (%s): every partition in it is offline on this broker "

@@ -256,7 +256,7 @@ static int collect(kp_broker_t *b, int32_t leader, follow_t **out)
             if (!p) continue;
             kp_partition_view(p, &rv);
             if (rv.role != KP_ROLE_FOLLOWER || rv.leader != leader) continue;
-            if (kp_log_is_offline(p->log)) continue; /* its directory failed: copies nothing */
+            if (kp_partition_is_offline(p)) continue; /* its directory failed: copies nothing */
             if (n == cap) v = kp_xrealloc(v, (size_t)(cap = cap * 2 + 8) * sizeof(*v));
             kp_topic_ref(list[i]);
             v[n++] = (follow_t){list[i], p, rv.leader_epoch, 0, 0};

@@ -608,12 +608,12 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     if (b->member) {
         b->pool = kp_rpool_new(b, err, errlen);
         if (!b->pool) goto fail;
-        kp_log_set_failure_hook(on_log_failure, b);
+        kp_partition_set_failure_hook(on_log_failure, b);
         kp_txn_coord_set_marker_sender(b->txn_coordinator, send_marker, b->pool);
         kp_topics_set_partition_hook(b->topics, kp_rpool_partition_hook, b);
     } else {
         kp_topics_set_partition_hook(b->topics, kp_fetch_wait_partition_hook, b);
-        kp_log_set_failure_hook(on_log_failure, b);
+        kp_partition_set_failure_hook(on_log_failure, b);
     }
     for (int i = 0; i < cfg->nlisteners; i++) {
         accept_args[i].broker = b;
@@ -727,7 +727,7 @@ void kp_broker_free(kp_broker_t *b)
     kp_log_manager_stop(b->log_manager);
     kp_flusher_stop();
     kp_rpool_free(b->pool);
-    kp_log_set_failure_hook(NULL, NULL);
+    kp_partition_set_failure_hook(NULL, NULL);
     kp_topics_close(b->topics);
     kp_authorizer_free(b->authorizer);
     kp_principal_rules_free(b->principal_rules);

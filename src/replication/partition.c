@@ -366,6 +366,21 @@ void kp_partition_log_offsets(kp_partition_t *p, int64_t *log_start, int64_t *lo
     kp_log_offsets(p->log, log_start, local_end, leo);
 }
 
+void kp_partition_set_failure_hook(kp_partition_failure_fn fn, void *arg)
+{
+    kp_log_set_failure_hook(fn, arg);
+}
+
+void kp_partition_fail_all(void)
+{
+    kp_log_fail_all();
+}
+
+int kp_partition_is_offline(const kp_partition_t *p)
+{
+    return kp_log_is_offline(p->log);
+}
+
 int32_t kp_partition_last_epoch(kp_partition_t *p)
 {
     return kp_log_last_epoch(p->log);

@@ -166,6 +166,16 @@ int kp_partition_delete_records(kp_partition_t *p, int64_t offset, int64_t *low_
 /* Called after the high watermark advances (to wake long-polling fetches). */
 void kp_partition_set_hwm_callback(kp_partition_t *p, kp_partition_hwm_fn fn, void *arg);
 
+/* The log directory's failures (storage reports device and file-system errors of any log:
+ * docs/replication.md, "Disk failure"): fn(dir, errno, arg) on any thread, possibly with a
+ * log's lock held. NULL removes it. */
+typedef kp_log_failure_fn kp_partition_failure_fn;
+void kp_partition_set_failure_hook(kp_partition_failure_fn fn, void *arg);
+/* Takes every partition's log offline at once (the directory failed): KAFKA_STORAGE_ERROR. */
+void kp_partition_fail_all(void);
+/* Whether p's log refuses I/O (its directory failed). */
+int kp_partition_is_offline(const kp_partition_t *p);
+
 /* ---- a partition's life (the topic map's) and this broker's copy of it ---- */
 
 /* The storage defaults (storage/log.h kp_log_config_defaults). */
