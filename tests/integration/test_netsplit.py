@@ -187,7 +187,7 @@ def test_cut_off_leader_cannot_ack_and_loses_its_tail(lab, workdir):
         new_md = wait_for(lambda: (lambda p: p if p and p["leader"] in
                                    [int(b.extra["broker.id"]) for b in others] else None)(
             partition_md(others[0])), timeout=40, what="a new leader on the majority side")
-        assert int(old.extra["broker.id"]) not in new_md["isrs"]
+        assert int(old.extra["broker.id"]) not in [r["id"] for r in new_md["isrs"]], new_md
         acked_b = produce_acked(majority, b"b", 200, 200)
         assert min(off for _, off in acked_b.values()) == 200
         acked.update(acked_b)
