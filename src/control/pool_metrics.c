@@ -716,6 +716,33 @@ static void scrape_pool(const char *name, const char *const *urls, int n)
     free(r);
 }
 
+int kp_pool_metrics_digest(const char *page, size_t len)
+{
+    figs_t f[2];
+    figs_init(&f[0]);
+    figs_init(&f[1]);
+    int n = 0;
+    for (int round = 0; round < 2; round++) { /* the second round's rates against the first */
+        figs_t *figs = &f[round];
+        figs->round++;
+        sample_t pool;
+        memset(&pool, 0, sizeof(pool));
+        for (int i = 0; i < 2; i++) { /* twice: the second adds up and merges into the first */
+            scrape_t sc;
+            memset(&sc, 0, sizeof(sc));
+            sc.s.node_id = -1;
+            sc.figs = figs;
+            n = kp_prom_parse(page, len, on_sample, &sc);
+            sample_add(&pool, &sc.s);
+        }
+        figs_finish(figs);
+        if (round) figs_rates(&f[1], &f[0], 1, 10.0);
+    }
+    figs_free(&f[0]);
+    figs_free(&f[1]);
+    return n;
+}
+
 /* The metrics URLs of a Pool's spec: metricsUrls (one per broker), else metricsUrl; at
  * most KP_POOL_METRICS_BROKERS_MAX (borrowed from spec). */
 static int pool_urls(json_t *spec, const char **urls)

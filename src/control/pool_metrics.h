@@ -75,4 +75,9 @@ int kp_prom_parse(const char *text, size_t len, kp_prom_fn fn, void *arg);
  * -1 when absent or longer than outlen - 1. */
 int kp_prom_label(const char *labels, size_t len, const char *key, char *out, size_t outlen);
 
+/* For the fuzz target (tests/fuzz/fuzz_prom.c): reads page as one broker's scrape twice —
+ * every figure the sampler takes from a page, the brokers' sums and merges — and forgets
+ * it. Returns the samples kp_prom_parse reported. */
+int kp_pool_metrics_digest(const char *page, size_t len);
+
 #endif

@@ -1,6 +1,8 @@
 /*
  * fuzz_prom.c — libFuzzer target for the Prometheus text parser the control plane runs on a
- * broker's /metrics page (control/pool_metrics.c: kp_prom_parse, kp_prom_label).
+ * broker's /metrics page (control/pool_metrics.c: kp_prom_parse, kp_prom_label), and what
+ * the console's sampler takes from it (kp_pool_metrics_digest: latency buckets, partition
+ * figures, per-topic traffic, broker info, added up over brokers).
  *
  * Checked: no crash or over-read for any page; every sample reported has a non-empty name
  * within the input and labels within the input; a label found fits its buffer and is
@@ -54,6 +56,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t lines = 1;
     for (size_t i = 0; i < size; i++) lines += page[i] == '\n';
     check(n == c.n && (size_t)n <= lines, "count of samples");
+    check(kp_pool_metrics_digest(page, size) == n, "the sampler reads the same samples");
     free(page);
     return 0;
 }
