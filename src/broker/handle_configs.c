@@ -92,9 +92,71 @@ static int add_synonyms(kp_req_t *req, DescribeConfigsResponse_DescribeConfigsRe
     return 0;
 }
 
+/* What the broker's layers say about each topic config (kp_topic_config_defs' order), looked
+ * up once per request: every topic of a DescribeConfigs shares them. (Per topic, each config
+ * cost a few linear searches of the broker's properties: a control plane's drift check asks
+ * 100 topics per request, 10,000 topics a pass.) */
+typedef struct topic_layers {
+    int ready;
+    kp_broker_layers_t layers;  /* copies: an AlterConfigs may replace them meanwhile */
+    const char **value;         /* the effective broker value, NULL when no layer sets it */
+    int *source;                /* and its source */
+    const char *(*in_layer)[3]; /* the value in dyn_broker, dyn_default, statics */
+} topic_layers_t;
+
+static const int8_t layer_sources[3] = {KP_CONFIG_SOURCE_DYNAMIC_BROKER,
+                                        KP_CONFIG_SOURCE_DYNAMIC_DEFAULT_BROKER,
+                                        KP_CONFIG_SOURCE_STATIC_BROKER};
+
+static int topic_layers_load(kp_req_t *req, topic_layers_t *tl)
+{
+    if (tl->ready) return 0;
+    size_t n = kp_topic_config_defs_count;
+    tl->value = kp_arena_calloc(&req->arena, n + 1, sizeof(*tl->value));
+    tl->source = kp_arena_calloc(&req->arena, n + 1, sizeof(*tl->source));
+    tl->in_layer = kp_arena_calloc(&req->arena, n + 1, sizeof(*tl->in_layer));
+    if (!tl->value || !tl->source || !tl->in_layer) return -1;
+    kp_dynconf_layers(req->sess->broker->dynconf, &tl->layers);
+    tl->ready = 1;
+    const kp_props_t *each[3] = {tl->layers.dyn_broker, tl->layers.dyn_default, tl->layers.statics};
+    for (size_t i = 0; i < n; i++) {
+        const char *bn = kp_topic_config_defs[i].broker_name;
+        if (!bn) continue;
+        tl->value[i] = kp_broker_layers_get(&tl->layers, bn, &tl->source[i]);
+        for (int k = 0; k < 3; k++) tl->in_layer[i][k] = kp_props_get(each[k], bn);
+    }
+    return 0;
+}
+
+/* add_synonyms for config i of a topic whose override is ov_value (NULL: none), from tl. */
+static int add_topic_synonyms(kp_req_t *req,
+                              DescribeConfigsResponse_DescribeConfigsResourceResult *c, size_t i,
+                              const char *ov_value, const topic_layers_t *tl)
+{
+    const kp_config_def_t *d = &kp_topic_config_defs[i];
+    DescribeConfigsResponse_DescribeConfigsSynonym *syn =
+        kp_arena_calloc(&req->arena, 5, sizeof(*syn));
+    if (!syn) return -1;
+    int n = 0;
+    if (ov_value)
+        syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){
+            kp_str_c(d->name), adup(req, ov_value), KP_CONFIG_SOURCE_TOPIC};
+    for (int k = 0; d->broker_name && k < 3; k++)
+        if (tl->in_layer[i][k])
+            syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){
+                kp_str_c(d->broker_name), adup(req, tl->in_layer[i][k]), layer_sources[k]};
+    if (d->default_value)
+        syn[n++] = (DescribeConfigsResponse_DescribeConfigsSynonym){
+            kp_str_c(d->broker_name ? d->broker_name : d->name), kp_str_c(d->default_value),
+            KP_CONFIG_SOURCE_DEFAULT};
+    c->Synonyms.items = syn;
+    c->Synonyms.count = n;
+    return 0;
+}
+
 static int describe_topic(kp_req_t *req, const DescribeConfigsRequest *in,
                           const DescribeConfigsRequest_DescribeConfigsResource *r,
-                          DescribeConfigsResponse_DescribeConfigsResult *out)
+                          DescribeConfigsResponse_DescribeConfigsResult *out, topic_layers_t *tl)
 {
     kp_broker_t *b = req->sess->broker;
     if (!kp_req_authorize(req, KP_OP_DESCRIBE_CONFIGS, KP_RES_TOPIC, r->ResourceName)) {
@@ -107,20 +169,24 @@ static int describe_topic(kp_req_t *req, const DescribeConfigsRequest *in,
         out->ErrorMessage = KP_STR_LIT("Topic does not exist");
         return 0;
     }
-    /* copies of the overrides and the broker layers: an AlterConfigs on another loop may
-     * replace them meanwhile */
+    if (topic_layers_load(req, tl) < 0) {
+        kp_topic_put(topic);
+        return -1;
+    }
+    /* a copy of the overrides: an AlterConfigs on another loop may replace them meanwhile */
     kp_props_t *ov = kp_props_new();
     kp_topic_overrides_copy(topic, ov);
-    kp_broker_layers_t layers;
-    kp_dynconf_layers(b->dynconf, &layers);
     cfg_list_t l = {0};
     int rc = 0;
     for (size_t i = 0; i < kp_topic_config_defs_count && !rc; i++) {
         const kp_config_def_t *d = &kp_topic_config_defs[i];
         if (!wanted(r, d->name)) continue;
         int source = KP_CONFIG_SOURCE_TOPIC;
-        const char *v = kp_props_get(ov, d->name);
-        if (!v && d->broker_name) v = kp_broker_layers_get(&layers, d->broker_name, &source);
+        const char *ov_value = kp_props_get(ov, d->name), *v = ov_value;
+        if (!v && d->broker_name) {
+            v = tl->value[i];
+            source = tl->source[i];
+        }
         if (!v) {
             v = d->default_value;
             source = KP_CONFIG_SOURCE_DEFAULT;
@@ -135,13 +201,10 @@ static int describe_topic(kp_req_t *req, const DescribeConfigsRequest *in,
         c->ReadOnly = 0;
         c->IsDefault = source == KP_CONFIG_SOURCE_DEFAULT;
         c->ConfigSource = (int8_t)source;
-        if (in->IncludeSynonyms &&
-            add_synonyms(req, c, d->name, ov, d->broker_name, d->default_value, &layers, 0) < 0)
-            rc = -1;
+        if (in->IncludeSynonyms && add_topic_synonyms(req, c, i, ov_value, tl) < 0) rc = -1;
     }
     out->Configs.items = l.items;
     out->Configs.count = l.n;
-    kp_broker_layers_free(&layers);
     kp_props_free(ov);
     kp_topic_put(topic);
     return rc;
@@ -241,7 +304,9 @@ int kp_handle_describe_configs(kp_req_t *req)
     out.Results.items = kp_arena_calloc(&req->arena, (size_t)n + 1, sizeof(*out.Results.items));
     if (!out.Results.items) return -1;
     out.Results.count = n;
-    for (int32_t i = 0; i < n; i++) {
+    topic_layers_t tl = {0};
+    int failed = 0;
+    for (int32_t i = 0; i < n && !failed; i++) {
         const DescribeConfigsRequest_DescribeConfigsResource *r = &in.Resources.items[i];
         DescribeConfigsResponse_DescribeConfigsResult *o = &out.Results.items[i];
         DescribeConfigsResponse_DescribeConfigsResult_init(o);
@@ -249,15 +314,17 @@ int kp_handle_describe_configs(kp_req_t *req)
         o->ResourceName = r->ResourceName;
         int rc = 0;
         if (r->ResourceType == RES_TOPIC)
-            rc = describe_topic(req, &in, r, o);
+            rc = describe_topic(req, &in, r, o, &tl);
         else if (r->ResourceType == RES_BROKER)
             rc = describe_broker(req, &in, r, o);
         else {
             o->ErrorCode = KERR_INVALID_REQUEST;
             o->ErrorMessage = KP_STR_LIT("Unsupported resource type: only TOPIC and BROKER");
         }
-        if (rc < 0) return -1;
+        failed = rc < 0;
     }
+    if (tl.ready) kp_broker_layers_free(&tl.layers);
+    if (failed) return -1;
     kp_req_begin_response(req);
     DescribeConfigsResponse_encode(&req->resp, req->api_version, &out);
     kp_req_finish(req);

@@ -120,6 +120,45 @@ int kp_handle_describe_log_dirs(kp_req_t *req)
     return 0;
 }
 
+/* Appends "<name>{topic=\"<topic>\"[,partition=\"<p>\"]} <v>\n" (no partition label when
+ * partition < 0) without printf: the page has a few lines per partition, tens of thousands
+ * on a broker of many topics, rendered at each scrape. Topic names are [a-zA-Z0-9._-]:
+ * nothing to escape in a label. */
+static void put_series(kp_buf_t *out, const char *name, const char *topic, int32_t partition,
+                       int64_t v)
+{
+    size_t nl = strlen(name), tl = strlen(topic);
+    kp_buf_reserve(out, nl + tl + 64);
+    char *p = (char *)out->data + out->len;
+    memcpy(p, name, nl);
+    p += nl;
+    memcpy(p, "{topic=\"", 8);
+    p += 8;
+    memcpy(p, topic, tl);
+    p += tl;
+    *p++ = '"';
+    char digits[24];
+    if (partition >= 0) {
+        memcpy(p, ",partition=\"", 12);
+        p += 12;
+        int n = 0;
+        do digits[n++] = (char)('0' + partition % 10);
+        while ((partition /= 10) > 0);
+        while (n) *p++ = digits[--n];
+        *p++ = '"';
+    }
+    *p++ = '}';
+    *p++ = ' ';
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    if (v < 0) *p++ = '-';
+    int n = 0;
+    do digits[n++] = (char)('0' + u % 10);
+    while ((u /= 10) > 0);
+    while (n) *p++ = digits[--n];
+    *p++ = '\n';
+    out->len = (size_t)(p - (char *)out->data);
+}
+
 /* kpool_topic_{bytes,records}_{in,out}_total: each topic's partition counters summed
  * (partition.h, kp_partition_stats_t). One series per topic and counter: the cardinality
  * is the number of topics this broker holds. Since the broker started. */
@@ -152,7 +191,7 @@ static void render_topic_traffic(kp_buf_t *out, kp_topic_t **list, int n)
                     sum += atomic_load_explicit((atomic_llong *)((char *)&p->stats + m[k].field),
                                                 memory_order_relaxed);
             }
-            kp_buf_appendf(out, "%s{topic=\"%s\"} %lld\n", m[k].name, list[i]->name, sum);
+            put_series(out, m[k].name, list[i]->name, -1, sum);
         }
     }
 }
@@ -172,10 +211,7 @@ void kp_broker_render_log_dirs(kp_buf_t *out, kp_broker_t *b)
             if (!p) continue;
             int64_t size = kp_partition_size_bytes(p);
             total += size;
-            /* topic names are [a-zA-Z0-9._-]: nothing to escape in a label */
-            kp_buf_appendf(
-                out, "kpool_partition_size_bytes{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
-                list[i]->name, (int)j, size);
+            put_series(out, "kpool_partition_size_bytes", list[i]->name, j, size);
         }
     }
     kp_buf_appendf(out, "# HELP kpool_partition_end_offset The next offset a partition assigns.\n"
@@ -187,9 +223,7 @@ void kp_broker_render_log_dirs(kp_buf_t *out, kp_broker_t *b)
             if (!p) continue;
             int64_t start, end, leo; /* end: the local committed end, as it was */
             kp_partition_log_offsets(p, &start, &end, &leo);
-            kp_buf_appendf(
-                out, "kpool_partition_end_offset{topic=\"%s\",partition=\"%d\"} %" PRId64 "\n",
-                list[i]->name, (int)j, end);
+            put_series(out, "kpool_partition_end_offset", list[i]->name, j, end);
         }
     }
     render_topic_traffic(out, list, n);

@@ -5,6 +5,7 @@
 #include "control/pool_browse.h"
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/hmap.h"
 #include "core/logging.h"
 
 #include <curl/curl.h>
@@ -146,14 +147,45 @@ typedef struct sample {
     double le[LE_MAX], bucket[LE_MAX]; /* request latency, every API added up */
 } sample_t;
 
+/* One partition's figures: the largest any broker reported (every replica reports its
+ * partitions; the leader's log and end are the largest). */
+typedef struct part_fig {
+    int32_t partition;
+    uint8_t has_size, has_end;
+    int64_t size, end;
+} part_fig_t;
+
+/* One topic's figures in one round of scrapes of a pool's brokers. Kept in a kp_hmap by
+ * name and reused round after round (a topic's entry, its key and its partition array are
+ * made once), so an idle pool of many topics costs no allocation per scrape. */
+typedef struct topic_fig {
+    uint64_t round;    /* the round that last saw the topic */
+    part_fig_t *parts; /* sorted by partition once the round is complete */
+    size_t nparts, cap;
+    int unsorted;            /* a page listed a partition out of order */
+    int has_sizes, has_ends; /* kpool_partition_size_bytes / _end_offset lines seen */
+    int has_traffic;         /* kpool_topic_*_total lines seen */
+    double traffic[4];       /* the brokers' kpool_topic_*_total added up */
+    double ends;             /* the partitions' end offsets added up */
+    /* published rates (kp_pool_metrics_annotate) */
+    int has_rate;
+    double rate;        /* records/s from the end offsets */
+    uint8_t trate_mask; /* bit k: trate[k] is known */
+    double trate[4];    /* the kpool_topic_*_total rates */
+} topic_fig_t;
+
+/* The topics of a round: name -> topic_fig_t. */
+typedef struct figs {
+    kp_hmap_t topics;
+    uint64_t round;
+} figs_t;
+
 typedef struct scrape {
     sample_t s;
-    json_t *sizes;   /* {topic: {"<partition>": bytes}} */
-    json_t *ends;    /* {topic: {"<partition>": end offset}} */
-    json_t *traffic; /* {topic: [records in, records out, bytes in, bytes out]} (counters) */
+    figs_t *figs; /* the round's topics, the brokers' figures merged as they are parsed */
 } scrape_t;
 
-/* kpool_topic_*_total (handle_log_dirs.c), in the order of scrape_t.traffic's arrays. */
+/* kpool_topic_*_total (handle_log_dirs.c), in the order of topic_fig_t.traffic. */
 static const char *const traffic_names[] = {
     "kpool_topic_records_in_total", "kpool_topic_records_out_total", "kpool_topic_bytes_in_total",
     "kpool_topic_bytes_out_total"};
@@ -162,15 +194,131 @@ static const char *const traffic_rates[] = {"produceRecordsPerSecond", "consumeR
                                             "produceBytesPerSecond", "consumeBytesPerSecond"};
 #define NTRAFFIC 4
 
-/* into[topic][k] += v. */
-static void traffic_add(json_t *into, const char *topic, int k, double v)
+static void figs_init(figs_t *f)
 {
-    json_t *t = json_object_get(into, topic);
-    if (!t) {
-        t = json_pack("[f, f, f, f]", 0.0, 0.0, 0.0, 0.0);
-        json_object_set_new(into, topic, t);
+    kp_hmap_init(&f->topics);
+    f->round = 0;
+}
+
+static void figs_free(figs_t *f)
+{
+    size_t it = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (kp_hmap_next(&f->topics, &it, &k, &kl, &v)) {
+        topic_fig_t *t = v;
+        free(t->parts);
+        free(t);
     }
-    json_array_set_new(t, (size_t)k, json_real(json_real_value(json_array_get(t, (size_t)k)) + v));
+    kp_hmap_free(&f->topics);
+}
+
+/* The topic's entry in this round, made or reset when the round first sees it. */
+static topic_fig_t *figs_topic(figs_t *f, const char *name)
+{
+    size_t len = strlen(name);
+    topic_fig_t *t = kp_hmap_get(&f->topics, name, len);
+    if (!t) {
+        t = kp_xcalloc(1, sizeof(*t));
+        kp_hmap_put(&f->topics, name, len, t);
+    }
+    if (t->round != f->round) {
+        t->round = f->round;
+        t->nparts = 0;
+        t->unsorted = t->has_sizes = t->has_ends = t->has_traffic = 0;
+        t->has_rate = 0;
+        t->trate_mask = 0;
+        memset(t->traffic, 0, sizeof(t->traffic));
+    }
+    return t;
+}
+
+/* Partition p's figures of t, appended when missing (pages list partitions in order: the
+ * last one is checked first; another order is sorted out by figs_finish). */
+static part_fig_t *topic_part(topic_fig_t *t, int32_t p)
+{
+    if (t->nparts && t->parts[t->nparts - 1].partition == p) return &t->parts[t->nparts - 1];
+    if (!t->unsorted) {
+        /* a second broker's page revisits the partitions: binary search the sorted array */
+        size_t lo = 0, hi = t->nparts;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (t->parts[mid].partition < p)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        if (lo < t->nparts && t->parts[lo].partition == p) return &t->parts[lo];
+        if (lo < t->nparts) t->unsorted = 1;
+    }
+    if (t->nparts == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 4;
+        t->parts = kp_xrealloc(t->parts, t->cap * sizeof(*t->parts));
+    }
+    part_fig_t *pf = &t->parts[t->nparts++];
+    memset(pf, 0, sizeof(*pf));
+    pf->partition = p;
+    return pf;
+}
+
+static int part_cmp(const void *a, const void *b)
+{
+    const part_fig_t *x = a, *y = b;
+    return x->partition < y->partition ? -1 : x->partition > y->partition;
+}
+
+/* After the round's pages: topics not seen go, out-of-order partitions are sorted and their
+ * duplicates merged (largest figures), and each topic's end offsets are added up. */
+static void figs_finish(figs_t *f)
+{
+    size_t it = 0, nstale = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (kp_hmap_next(&f->topics, &it, &k, &kl, &v)) {
+        topic_fig_t *t = v;
+        if (t->round != f->round) {
+            nstale++;
+            continue;
+        }
+        if (t->unsorted) {
+            qsort(t->parts, t->nparts, sizeof(*t->parts), part_cmp);
+            size_t o = 0;
+            for (size_t i = 0; i < t->nparts; i++) {
+                part_fig_t *a = &t->parts[i];
+                if (o && t->parts[o - 1].partition == a->partition) {
+                    part_fig_t *m = &t->parts[o - 1];
+                    if (a->has_size && (!m->has_size || a->size > m->size))
+                        m->size = a->size, m->has_size = 1;
+                    if (a->has_end && (!m->has_end || a->end > m->end))
+                        m->end = a->end, m->has_end = 1;
+                } else {
+                    t->parts[o++] = *a;
+                }
+            }
+            t->nparts = o;
+            t->unsorted = 0;
+        }
+        t->ends = 0;
+        for (size_t i = 0; i < t->nparts; i++)
+            if (t->parts[i].has_end) t->ends += (double)t->parts[i].end;
+    }
+    while (nstale) { /* deleted topics (rare): collect, then delete outside the iteration */
+        char *names[64];
+        size_t n = 0;
+        it = 0;
+        while (n < 64 && kp_hmap_next(&f->topics, &it, &k, &kl, &v))
+            if (((topic_fig_t *)v)->round != f->round) names[n++] = kp_xstrdup(k);
+        for (size_t i = 0; i < n; i++) {
+            topic_fig_t *t = kp_hmap_del(&f->topics, names[i], strlen(names[i]));
+            free(t->parts);
+            free(t);
+            free(names[i]);
+        }
+        nstale -= n;
+        if (n == 0) break;
+    }
 }
 
 static int is(const char *name, size_t n, const char *want)
@@ -206,8 +354,12 @@ static void on_sample(const char *name, size_t n, const char *labels, size_t ll,
         char topic[256];
         for (int k = 0; k < NTRAFFIC; k++)
             if (is(name, n, traffic_names[k]) &&
-                kp_prom_label(labels, ll, "topic", topic, sizeof(topic)) == 0 && v >= 0)
-                traffic_add(sc->traffic, topic, k, v);
+                kp_prom_label(labels, ll, "topic", topic, sizeof(topic)) == 0 && v >= 0) {
+                /* each broker counts the traffic it led: the pool's is the sum */
+                topic_fig_t *t = figs_topic(sc->figs, topic);
+                t->traffic[k] += v;
+                t->has_traffic = 1;
+            }
     } else if (is(name, n, "kpool_broker_info")) {
         char id[16];
         if (kp_prom_label(labels, ll, "node_id", id, sizeof(id)) == 0) s->node_id = atoi(id);
@@ -232,18 +384,22 @@ static void on_sample(const char *name, size_t n, const char *labels, size_t ll,
         char *e;
         long p = strtol(part, &e, 10);
         if (*e || !*part || p < 0 || p > PARTITION_INDEX_MAX) return;
-        json_t *m = name[n - 1] == 's' ? sc->sizes : sc->ends; /* ..._bytes : ..._offset */
-        json_t *t = json_object_get(m, topic);
-        if (!t) json_object_set_new(m, topic, t = json_object());
-        char key[16];
-        snprintf(key, sizeof(key), "%ld", p);
-        json_object_set_new(t, key, json_integer((json_int_t)v));
+        topic_fig_t *t = figs_topic(sc->figs, topic);
+        part_fig_t *pf = topic_part(t, (int32_t)p);
+        int64_t x = (int64_t)v;
+        if (name[n - 1] == 's') { /* ..._bytes */
+            if (!pf->has_size || x > pf->size) pf->size = x, pf->has_size = 1;
+            t->has_sizes = 1;
+        } else {
+            if (!pf->has_end || x > pf->end) pf->end = x, pf->has_end = 1;
+            t->has_ends = 1;
+        }
     }
 }
 
 typedef struct page {
     char *data;
-    size_t len;
+    size_t len, cap;
 } page_t;
 
 static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
@@ -251,12 +407,17 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *arg)
     page_t *p = arg;
     size_t n = size * nmemb;
     if (p->len + n > KP_POOL_METRICS_PAGE_MAX) return 0; /* curl fails the transfer */
-    char *d = realloc(p->data, p->len + n + 1);
-    if (!d) return 0;
-    memcpy(d + p->len, ptr, n);
-    p->data = d;
+    if (p->len + n + 1 > p->cap) { /* doubling: a page of some MB is not copied per chunk */
+        size_t cap = p->cap ? p->cap : 65536;
+        while (cap < p->len + n + 1) cap *= 2;
+        char *d = realloc(p->data, cap);
+        if (!d) return 0;
+        p->data = d;
+        p->cap = cap;
+    }
+    memcpy(p->data + p->len, ptr, n);
     p->len += n;
-    d[p->len] = 0;
+    p->data[p->len] = 0;
     return n;
 }
 
@@ -311,15 +472,15 @@ typedef struct pool_hist {
     int nbrokers;
     sample_t ring[KP_POOL_METRICS_SAMPLES]; /* the brokers' samples added up */
     int head, n;                            /* ring[head] is the next slot; n samples held */
-    json_t *sizes, *rates; /* latest: {topic: {"<p>": bytes}}, {topic: records/s} */
-    json_t *prev_ends;     /* the previous scrape's end offsets per topic */
-    int64_t prev_ends_ms;  /* and its time */
-    json_t *traffic;       /* latest: {topic: {produceRecordsPerSecond, ...}} */
-    json_t *prev_traffic;  /* the previous scrape's kpool_topic_*_total, added up */
-    uint32_t prev_mask;    /* the brokers that made it */
-    sample_t last;         /* the latest sample (disk figures) */
-    int64_t last_ms;       /* wall time of the last attempt */
-    char err[512];         /* the last attempt's error, "" when it worked */
+    figs_t figs[2];     /* the topics' figures of the latest round and the next one */
+    figs_t *pub;        /* the latest round that some broker answered (lock held) */
+    figs_t *scratch;    /* the round being scraped (the sampler's thread only) */
+    int has_prev;       /* pub may serve as the previous round for rates */
+    int64_t prev_ms;    /* pub's time */
+    uint32_t prev_mask; /* the brokers that made pub */
+    sample_t last;      /* the latest sample (disk figures) */
+    int64_t last_ms;    /* wall time of the last attempt */
+    char err[512];      /* the last attempt's error, "" when it worked */
     int seen;
     struct pool_hist *next;
 } pool_hist_t;
@@ -377,11 +538,8 @@ static void hist_free(pool_hist_t *h)
     free(h->name);
     free(h->urls);
     for (int i = 0; i < h->nbrokers; i++) free(h->brokers[i].url);
-    json_decref(h->sizes);
-    json_decref(h->rates);
-    json_decref(h->prev_ends);
-    json_decref(h->traffic);
-    json_decref(h->prev_traffic);
+    figs_free(&h->figs[0]);
+    figs_free(&h->figs[1]);
     free(h);
 }
 
@@ -401,14 +559,15 @@ static pool_hist_t *hist_of(const char *name, const char *const *urls, int n)
         free(h->urls);
         h->urls = NULL;
         h->n = h->head = 0;
-        json_decref(h->prev_ends);
-        h->prev_ends = NULL;
-        json_decref(h->prev_traffic);
-        h->prev_traffic = NULL;
+        h->has_prev = 0;
     }
     if (!h) {
         h = kp_xcalloc(1, sizeof(*h));
         h->name = kp_xstrdup(name);
+        figs_init(&h->figs[0]);
+        figs_init(&h->figs[1]);
+        h->pub = &h->figs[0];
+        h->scratch = &h->figs[1];
         h->next = pools;
         pools = h;
     }
@@ -447,65 +606,46 @@ static void sample_add(sample_t *dst, const sample_t *src)
     }
 }
 
-/* into[topic][partition] = max(into's, from's): every replica reports its partitions; the
- * leader's figures are the largest (a follower's log and end trail it). */
-static void merge_max(json_t *into, json_t *from)
-{
-    const char *topic, *part;
-    json_t *parts, *v;
-    json_object_foreach(from, topic, parts)
-    {
-        json_t *t = json_object_get(into, topic);
-        if (!t) json_object_set_new(into, topic, t = json_object());
-        json_object_foreach(parts, part, v)
-        {
-            json_t *have = json_object_get(t, part);
-            if (!have || json_integer_value(have) < json_integer_value(v))
-                json_object_set(t, part, v);
-        }
-    }
-}
-
 /* What one round of scrapes of a pool's brokers found. */
 typedef struct round {
-    scrape_t pool; /* the brokers' samples added up, the partitions' figures merged */
+    scrape_t pool; /* the brokers' samples added up, the topics' figures in h->scratch */
     sample_t s[KP_POOL_METRICS_BROKERS_MAX];
     char err[KP_POOL_METRICS_BROKERS_MAX][512]; /* "" when the broker's scrape worked */
 } round_t;
 
-/* The topics' traffic rates between the previous round and this one (dt seconds), when the
- * same brokers answered both (a counter that went down, a restart, gives no rate). Caller
- * holds lock. */
-static void record_traffic(pool_hist_t *h, scrape_t *sc, double dt)
+/* The rates of cur's topics since prev (dt seconds): records/s from the end offsets, and
+ * the kpool_topic_*_total rates when the same brokers answered both rounds (a counter that
+ * went down, a restart, gives no rate). */
+static void figs_rates(figs_t *cur, const figs_t *prev, int same_brokers, double dt)
 {
-    json_t *rates = json_object();
-    const char *topic;
-    json_t *now;
-    json_object_foreach(sc->traffic, topic, now)
-    {
-        json_t *prev = h->prev_traffic && h->prev_mask == sc->s.mask
-                           ? json_object_get(h->prev_traffic, topic)
-                           : NULL;
-        if (!prev || dt <= 0) continue;
-        json_t *r = json_object();
-        for (int k = 0; k < NTRAFFIC; k++) {
-            double d = json_real_value(json_array_get(now, (size_t)k)) -
-                       json_real_value(json_array_get(prev, (size_t)k));
-            if (d >= 0) json_object_set_new(r, traffic_rates[k], json_real(d / dt));
+    size_t it = 0;
+    const char *k;
+    size_t kl;
+    void *v;
+    while (kp_hmap_next(&cur->topics, &it, &k, &kl, &v)) {
+        topic_fig_t *t = v;
+        t->has_rate = 0;
+        t->trate_mask = 0;
+        const topic_fig_t *p = prev ? kp_hmap_get(&prev->topics, k, kl) : NULL;
+        if (!p || dt <= 0) continue;
+        if (t->has_ends && p->has_ends && t->ends - p->ends >= 0) {
+            t->rate = (t->ends - p->ends) / dt;
+            t->has_rate = 1;
         }
-        json_object_set_new(rates, topic, r);
+        if (!t->has_traffic || !p->has_traffic || !same_brokers) continue;
+        for (int i = 0; i < NTRAFFIC; i++) {
+            double d = t->traffic[i] - p->traffic[i];
+            if (d >= 0) {
+                t->trate[i] = d / dt;
+                t->trate_mask |= (uint8_t)(1u << i);
+            }
+        }
     }
-    json_decref(h->traffic);
-    h->traffic = rates;
-    json_decref(h->prev_traffic);
-    h->prev_traffic = json_incref(sc->traffic);
-    h->prev_mask = sc->s.mask;
 }
 
-static void record(const char *name, const char *const *urls, int n, round_t *r)
+static void record(pool_hist_t *h, const char *const *urls, int n, round_t *r)
 {
     pthread_mutex_lock(&lock);
-    pool_hist_t *h = hist_of(name, urls, n);
     h->seen = 1;
     h->last_ms = kp_wall_ms();
     h->err[0] = 0;
@@ -521,38 +661,21 @@ static void record(const char *name, const char *const *urls, int n, round_t *r)
         b->last = r->s[i];
         if (b->n_ok < 2) b->n_ok++;
     }
+    (void)urls;
     if (r->pool.s.mask) {
         scrape_t *sc = &r->pool;
         h->ring[h->head] = sc->s;
         h->head = (h->head + 1) % KP_POOL_METRICS_SAMPLES;
         if (h->n < KP_POOL_METRICS_SAMPLES) h->n++;
         h->last = sc->s;
-        json_decref(h->sizes);
-        h->sizes = json_incref(sc->sizes);
-        json_t *ends = json_object(); /* {topic: the partitions' end offsets added up} */
-        const char *topic, *part;
-        json_t *parts, *v;
-        json_object_foreach(sc->ends, topic, parts)
-        {
-            double sum = 0;
-            json_object_foreach(parts, part, v) sum += (double)json_integer_value(v);
-            json_object_set_new(ends, topic, json_real(sum));
-        }
-        json_t *rates = json_object();
-        double dt = (double)(sc->s.t_ms - h->prev_ends_ms) / 1000.0;
-        json_t *end;
-        json_object_foreach(ends, topic, end)
-        {
-            json_t *prev = h->prev_ends ? json_object_get(h->prev_ends, topic) : NULL;
-            double d = prev ? json_real_value(end) - json_real_value(prev) : -1;
-            if (prev && dt > 0 && d >= 0) json_object_set_new(rates, topic, json_real(d / dt));
-        }
-        json_decref(h->rates);
-        h->rates = rates;
-        json_decref(h->prev_ends);
-        h->prev_ends = ends;
-        h->prev_ends_ms = sc->s.t_ms;
-        record_traffic(h, sc, dt);
+        double dt = (double)(sc->s.t_ms - h->prev_ms) / 1000.0;
+        figs_rates(h->scratch, h->has_prev ? h->pub : NULL, h->prev_mask == sc->s.mask, dt);
+        figs_t *t = h->pub; /* the round just made is published; the old one is reused */
+        h->pub = h->scratch;
+        h->scratch = t;
+        h->has_prev = 1;
+        h->prev_ms = sc->s.t_ms;
+        h->prev_mask = sc->s.mask;
     }
     pthread_mutex_unlock(&lock);
 }
@@ -561,18 +684,19 @@ static void record(const char *name, const char *const *urls, int n, round_t *r)
  * records the round. */
 static void scrape_pool(const char *name, const char *const *urls, int n)
 {
+    pthread_mutex_lock(&lock);
+    pool_hist_t *h = hist_of(name, urls, n);
+    figs_t *figs = h->scratch; /* only this thread touches it, and only it frees h */
+    pthread_mutex_unlock(&lock);
+    figs->round++;
     round_t *r = kp_xcalloc(1, sizeof(*r));
-    r->pool.sizes = json_object();
-    r->pool.ends = json_object();
-    r->pool.traffic = json_object();
+    r->pool.figs = figs;
     r->pool.s.node_id = -1;
     for (int i = 0; i < n; i++) {
         scrape_t sc;
         memset(&sc, 0, sizeof(sc));
         sc.s.node_id = -1;
-        sc.sizes = json_object();
-        sc.ends = json_object();
-        sc.traffic = json_object();
+        sc.figs = figs;
         page_t page;
         if (fetch_page(urls[i], &page, r->err[i], sizeof(r->err[i])) == 0) {
             sc.s.t_ms = kp_wall_ms();
@@ -583,57 +707,39 @@ static void scrape_pool(const char *name, const char *const *urls, int n)
                 sample_add(&r->pool.s, &sc.s);
                 r->pool.s.mask |= 1u << i;
                 r->pool.s.t_ms = sc.s.t_ms;
-                merge_max(r->pool.sizes, sc.sizes);
-                merge_max(r->pool.ends, sc.ends);
-                /* each broker counts the traffic it led: the pool's is the sum */
-                const char *topic;
-                json_t *t;
-                json_object_foreach(sc.traffic, topic, t) for (int k = 0; k < NTRAFFIC; k++)
-                    traffic_add(r->pool.traffic, topic, k,
-                                json_real_value(json_array_get(t, (size_t)k)));
             }
             free(page.data);
         }
-        json_decref(sc.sizes);
-        json_decref(sc.ends);
-        json_decref(sc.traffic);
     }
-    record(name, urls, n, r);
-    json_decref(r->pool.sizes);
-    json_decref(r->pool.ends);
-    json_decref(r->pool.traffic);
+    if (r->pool.s.mask) figs_finish(figs);
+    record(h, urls, n, r);
     free(r);
 }
 
 int kp_pool_metrics_digest(const char *page, size_t len)
 {
-    round_t *r = kp_xcalloc(1, sizeof(*r));
-    r->pool.sizes = json_object();
-    r->pool.ends = json_object();
-    r->pool.traffic = json_object();
+    figs_t f[2];
+    figs_init(&f[0]);
+    figs_init(&f[1]);
     int n = 0;
-    for (int i = 0; i < 2; i++) { /* twice: the second adds up and merges into the first */
-        scrape_t sc;
-        memset(&sc, 0, sizeof(sc));
-        sc.sizes = json_object();
-        sc.ends = json_object();
-        sc.traffic = json_object();
-        n = kp_prom_parse(page, len, on_sample, &sc);
-        sample_add(&r->pool.s, &sc.s);
-        merge_max(r->pool.sizes, sc.sizes);
-        merge_max(r->pool.ends, sc.ends);
-        const char *topic;
-        json_t *t;
-        json_object_foreach(sc.traffic, topic, t) for (int k = 0; k < NTRAFFIC; k++)
-            traffic_add(r->pool.traffic, topic, k, json_real_value(json_array_get(t, (size_t)k)));
-        json_decref(sc.sizes);
-        json_decref(sc.ends);
-        json_decref(sc.traffic);
+    for (int round = 0; round < 2; round++) { /* the second round's rates against the first */
+        figs_t *figs = &f[round];
+        figs->round++;
+        sample_t pool;
+        memset(&pool, 0, sizeof(pool));
+        for (int i = 0; i < 2; i++) { /* twice: the second adds up and merges into the first */
+            scrape_t sc;
+            memset(&sc, 0, sizeof(sc));
+            sc.s.node_id = -1;
+            sc.figs = figs;
+            n = kp_prom_parse(page, len, on_sample, &sc);
+            sample_add(&pool, &sc.s);
+        }
+        figs_finish(figs);
+        if (round) figs_rates(&f[1], &f[0], 1, 10.0);
     }
-    json_decref(r->pool.sizes);
-    json_decref(r->pool.ends);
-    json_decref(r->pool.traffic);
-    free(r);
+    figs_free(&f[0]);
+    figs_free(&f[1]);
     return n;
 }
 
@@ -984,34 +1090,35 @@ void kp_pool_metrics_annotate(const char *pool, const char *topic, json_t *doc, 
     pthread_mutex_lock(&lock);
     pool_hist_t *h = pools;
     while (h && strcmp(h->name, pool) != 0) h = h->next;
-    json_t *sizes = h && h->sizes ? json_object_get(h->sizes, topic) : NULL;
-    if (sizes) {
+    const topic_fig_t *t = h ? kp_hmap_get(&h->pub->topics, topic, strlen(topic)) : NULL;
+    if (t && t->has_sizes) {
         json_int_t total = 0;
         size_t i;
         json_t *p;
         json_array_foreach(partitions, i, p)
         {
-            char key[24];
-            snprintf(key, sizeof(key), "%" JSON_INTEGER_FORMAT,
-                     json_integer_value(json_object_get(p, "partition")));
-            json_t *s = json_object_get(sizes, key);
-            if (s) {
-                json_object_set(p, "sizeBytes", s);
-                total += json_integer_value(s);
+            json_int_t want = json_integer_value(json_object_get(p, "partition"));
+            size_t lo = 0, hi = t->nparts;
+            while (lo < hi) {
+                size_t mid = (lo + hi) / 2;
+                if (t->parts[mid].partition < want)
+                    lo = mid + 1;
+                else
+                    hi = mid;
+            }
+            if (lo < t->nparts && t->parts[lo].partition == want && t->parts[lo].has_size) {
+                json_object_set_new(p, "sizeBytes", json_integer((json_int_t)t->parts[lo].size));
+                total += (json_int_t)t->parts[lo].size;
             }
         }
         json_object_set_new(doc, "sizeBytes", json_integer(total));
-        json_t *rate = json_object_get(h->rates, topic);
         json_object_set_new(doc, "recordsPerSecond",
-                            rate ? json_real(round(json_real_value(rate) * 1000) / 1000)
-                                 : json_null());
-        json_t *traffic = json_object_get(h->traffic, topic);
-        for (int k = 0; k < NTRAFFIC; k++) {
-            json_t *v = json_object_get(traffic, traffic_rates[k]);
+                            t->has_rate ? json_real(round(t->rate * 1000) / 1000) : json_null());
+        for (int k = 0; k < NTRAFFIC; k++)
             json_object_set_new(doc, traffic_rates[k],
-                                v ? json_real(round(json_real_value(v) * 1000) / 1000)
-                                  : json_null());
-        }
+                                t->trate_mask & (1u << k)
+                                    ? json_real(round(t->trate[k] * 1000) / 1000)
+                                    : json_null());
     }
     pthread_mutex_unlock(&lock);
 }

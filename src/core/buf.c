@@ -84,14 +84,19 @@ void kp_buf_append(kp_buf_t *b, const void *p, size_t n)
 
 void kp_buf_appendf(kp_buf_t *b, const char *fmt, ...)
 {
+    /* format once into the room there is; a second time only when it did not fit */
+    kp_buf_reserve(b, 256);
+    size_t room = b->cap - b->len;
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(NULL, 0, fmt, ap);
+    int n = vsnprintf((char *)b->data + b->len, room, fmt, ap);
     va_end(ap);
     if (n <= 0) return;
-    kp_buf_reserve(b, (size_t)n + 1);
-    va_start(ap, fmt);
-    vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
-    va_end(ap);
+    if ((size_t)n >= room) {
+        kp_buf_reserve(b, (size_t)n + 1);
+        va_start(ap, fmt);
+        vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+    }
     b->len += (size_t)n;
 }

@@ -22,6 +22,9 @@
 #define KP_BATCH_ATTR_LOG_APPEND_TIME  0x08
 #define KP_BATCH_ATTR_TRANSACTIONAL    0x10
 #define KP_BATCH_ATTR_CONTROL          0x20
+/* Kafka 3 (KIP-534): baseTimestamp holds the delete horizon, set by the cleaner on a
+ * transaction marker whose transaction has no data left (cleaner.c). */
+#define KP_BATCH_ATTR_DELETE_HORIZON 0x40
 
 typedef struct kp_batch_info {
     int64_t base_offset;

@@ -21,8 +21,16 @@
  *   6. The checkpoint moves to the end of the map's range.
  * Transactions, as Kafka's cleaner: nothing at or above the last stable offset is cleaned;
  * records of aborted transactions (the log's aborted-transaction index) are removed and never
- * enter the offset map, so they cannot shadow a committed record of the same key; control
- * batches (markers) are kept.
+ * enter the offset map, so they cannot shadow a committed record of the same key. A marker
+ * (COMMIT/ABORT control batch) stays while any record of its transaction does; the first pass
+ * that finds its transaction without data (a later record of every key, an abort) gives it a
+ * delete horizon, now + delete.retention.ms, written as Kafka 3 does (KIP-534: baseTimestamp,
+ * attribute 0x40), and the first pass after that horizon removes it. An ABORT marker's entry
+ * in the aborted-transaction index is forgotten once its records are gone (after the swap of
+ * the segment that held the last of them), and the marker is removed only in a later pass
+ * that started without that entry, so a crash in between never leaves an entry without its
+ * marker (a read_committed client would then skip the producer's later records). The
+ * checkpoint keeps the earliest pending horizon so that a pass runs when it passes.
  */
 #include "storage/cleaner.h"
 
@@ -30,8 +38,10 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "core/fs.h"
+#include "core/hmap.h"
 #include "storage/offset_map.h"
 #include "storage/records.h"
+#include "storage/txn_index.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -52,7 +62,27 @@ struct kp_cleaner {
     int64_t throttle_bytes;
     kp_aborted_txn_t *aborted; /* this pass's copy of the log's aborted transactions */
     size_t naborted;
+    kp_hmap_t txn_data;         /* pass 2: producer id -> its open transaction kept a record */
+    kp_aborted_txn_t *forget;   /* pass 2: the ABORTs of the segment being cleaned whose */
+    size_t nforget, forget_cap; /* records are all gone (kp_log_forget_aborted) */
 };
+
+/* 1 when the aborted-transaction index held, at the start of this pass, the transaction
+ * whose ABORT marker is at offset (c->aborted is ordered by marker). */
+static int abort_indexed(const kp_cleaner_t *c, int64_t producer_id, int64_t offset)
+{
+    size_t lo = 0, hi = c->naborted;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (c->aborted[mid].last_offset < offset)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (; lo < c->naborted && c->aborted[lo].last_offset == offset; lo++)
+        if (c->aborted[lo].producer_id == producer_id) return 1;
+    return 0;
+}
 
 /* 1 when the batch belongs to an aborted transaction. */
 static int batch_aborted(const kp_cleaner_t *c, const kp_batch_info_t *b)
@@ -75,6 +105,7 @@ kp_cleaner_t *kp_cleaner_new(const kp_cleaner_config_t *cfg)
     kp_buf_init(&c->scratch);
     kp_buf_init(&c->out_batch);
     kp_buf_init(&c->write_buf);
+    kp_hmap_init(&c->txn_data);
     return c;
 }
 
@@ -87,6 +118,8 @@ void kp_cleaner_free(kp_cleaner_t *c)
     kp_buf_free(&c->out_batch);
     kp_buf_free(&c->write_buf);
     free(c->aborted);
+    kp_hmap_free(&c->txn_data);
+    free(c->forget);
     free(c);
 }
 
@@ -110,30 +143,34 @@ static void throttle(kp_cleaner_t *c, int64_t bytes)
 
 /* ---- checkpoint ---- */
 
-/* "<first dirty offset> <oldest retained tombstone timestamp or -1>" */
-static void read_checkpoint(const char *dir, int64_t *first_dirty, int64_t *oldest_tombstone)
+/* "<first dirty offset> <oldest retained tombstone timestamp or -1> <earliest delete horizon
+ * of a kept marker or -1>" (a file of two fields, older, has no horizon) */
+static void read_checkpoint(const char *dir, int64_t *first_dirty, int64_t *oldest_tombstone,
+                            int64_t *marker_horizon)
 {
     char path[PATH_MAX];
     snprintf(path, sizeof(path), "%s/cleaner-offset-checkpoint", dir);
     uint8_t *data;
     size_t len;
     *first_dirty = 0;
-    *oldest_tombstone = -1;
+    *oldest_tombstone = *marker_horizon = -1;
     if (kp_fs_read_all(path, 128, &data, &len) == 0) {
-        int64_t a = 0, b = -1;
-        int n = sscanf((const char *)data, "%" SCNd64 " %" SCNd64, &a, &b);
+        int64_t a = 0, b = -1, h = -1;
+        int n = sscanf((const char *)data, "%" SCNd64 " %" SCNd64 " %" SCNd64, &a, &b, &h);
         if (n >= 1 && a >= 0) *first_dirty = a;
-        if (n == 2) *oldest_tombstone = b;
+        if (n >= 2) *oldest_tombstone = b;
+        if (n == 3) *marker_horizon = h;
         free(data);
     }
 }
 
-static int write_checkpoint(const char *dir, int64_t first_dirty, int64_t oldest_tombstone)
+static int write_checkpoint(const char *dir, int64_t first_dirty, int64_t oldest_tombstone,
+                            int64_t marker_horizon)
 {
-    char path[PATH_MAX], text[64];
+    char path[PATH_MAX], text[96];
     snprintf(path, sizeof(path), "%s/cleaner-offset-checkpoint", dir);
-    int n =
-        snprintf(text, sizeof(text), "%" PRId64 " %" PRId64 "\n", first_dirty, oldest_tombstone);
+    int n = snprintf(text, sizeof(text), "%" PRId64 " %" PRId64 " %" PRId64 "\n", first_dirty,
+                     oldest_tombstone, marker_horizon);
     return kp_fs_write_atomic(path, text, (size_t)n);
 }
 
@@ -239,6 +276,8 @@ typedef struct clean_ctx {
     int64_t written;
     kp_clean_stats_t *st;
     int64_t oldest_tombstone; /* of the tombstones kept, -1 when none */
+    int64_t now_ms, delete_retention_ms;
+    int64_t marker_horizon; /* the earliest delete horizon of the markers kept, -1 when none */
 } clean_ctx_t;
 
 static int keep_record(const kp_record_t *rec, void *arg)
@@ -270,19 +309,69 @@ static int write_out(clean_ctx_t *cc, const uint8_t *p, size_t len)
     return 0;
 }
 
+static void note_horizon(clean_ctx_t *cc, int64_t horizon)
+{
+    if (cc->marker_horizon < 0 || horizon < cc->marker_horizon) cc->marker_horizon = horizon;
+}
+
+/* A marker below the map's end: kept while its transaction has a record left; then given a
+ * delete horizon; removed after it (see the top of this file). */
+static int clean_marker(clean_ctx_t *cc, const uint8_t *batch, size_t len,
+                        const kp_batch_info_t *info)
+{
+    kp_cleaner_t *c = cc->c;
+    int64_t pid = info->producer_id;
+    int16_t type;
+    int32_t coordinator_epoch;
+    /* the marker closes its producer's transaction */
+    int has_data = kp_hmap_del(&c->txn_data, &pid, sizeof(pid)) != NULL;
+    if (has_data || pid < 0 || kp_control_batch_parse(batch, len, &type, &coordinator_epoch) < 0)
+        return write_out(cc, batch, len);
+    int indexed = 0;
+    if (type == KP_CONTROL_ABORT) {
+        /* its records are gone: its index entry goes after this segment's swap */
+        if (c->nforget == c->forget_cap) {
+            c->forget_cap = c->forget_cap ? 2 * c->forget_cap : 16;
+            c->forget = kp_xrealloc(c->forget, c->forget_cap * sizeof(*c->forget));
+        }
+        c->forget[c->nforget++] = (kp_aborted_txn_t){pid, -1, info->base_offset, -1};
+        indexed = abort_indexed(c, pid, info->base_offset);
+    }
+    if (info->attributes & KP_BATCH_ATTR_DELETE_HORIZON) {
+        if (info->base_timestamp <= cc->now_ms && !indexed) {
+            cc->st->markers_removed++;
+            return 0;
+        }
+        note_horizon(cc, info->base_timestamp);
+        return write_out(cc, batch, len);
+    }
+    int64_t horizon = cc->delete_retention_ms > INT64_MAX - cc->now_ms
+                          ? INT64_MAX
+                          : cc->now_ms + cc->delete_retention_ms;
+    c->out_batch.len = 0;
+    if (kp_control_batch_set_delete_horizon(&c->out_batch, batch, len, horizon) < 0)
+        return write_out(cc, batch, len); /* not one we know how to mark: kept */
+    note_horizon(cc, horizon);
+    return write_out(cc, c->out_batch.data, c->out_batch.len);
+}
+
 static int clean_batch(kp_cleaner_t *c, const uint8_t *batch, size_t len, void *arg)
 {
     clean_ctx_t *cc = arg;
     kp_batch_info_t info;
     kp_batch_parse_header(batch, &info);
-    if (info.attributes & KP_BATCH_ATTR_CONTROL || info.base_offset >= cc->map_end)
-        return write_out(cc, batch, len) < 0 ? -1 : 0;
+    if (info.base_offset >= cc->map_end) return write_out(cc, batch, len) < 0 ? -1 : 0;
+    if (info.attributes & KP_BATCH_ATTR_CONTROL)
+        return clean_marker(cc, batch, len, &info) < 0 ? -1 : 0;
     if (batch_aborted(c, &info)) {
         cc->st->records_removed += info.records_count;
         return 0;
     }
     int r = kp_batch_filter(batch, len, keep_record, cc, &c->scratch, &c->out_batch,
                             c->cfg.max_batch_bytes);
+    if (r != KP_FILTER_NONE && (info.attributes & KP_BATCH_ATTR_TRANSACTIONAL) &&
+        info.producer_id >= 0) /* its marker stays while this record does */
+        kp_hmap_put(&c->txn_data, &info.producer_id, sizeof(info.producer_id), (void *)1);
     switch (r) {
     case KP_FILTER_NONE:
         /* the batch vanishes; idempotent-producer state does not depend on it (it lives in
@@ -304,24 +393,22 @@ static void path_of(const char *dir, int64_t base, const char *ext, char *out, s
  * meanwhile, -1 on I/O error. dir: the log's directory as copied under its lock (a topic
  * deletion renames it and frees log->dir meanwhile; the old path then simply fails). */
 static int clean_segment(kp_cleaner_t *c, kp_log_t *log, const char *dir, int32_t interval,
-                         kp_segment_t *seg, int64_t map_end, int64_t delete_horizon_ms,
-                         kp_clean_stats_t *st, int64_t *oldest_tombstone)
+                         kp_segment_t *seg, clean_ctx_t *cc)
 {
     char tmp[PATH_MAX], final[PATH_MAX], idx[PATH_MAX], tidx[PATH_MAX];
     path_of(dir, seg->base_offset, ".log.cleaned.tmp", tmp, sizeof(tmp));
     path_of(dir, seg->base_offset, ".log", final, sizeof(final));
     path_of(dir, seg->base_offset, ".index", idx, sizeof(idx));
     path_of(dir, seg->base_offset, ".timeindex", tidx, sizeof(tidx));
-    clean_ctx_t cc = {c, map_end, delete_horizon_ms, -1, 0, st, -1};
-    cc.fd = kp_fs->open(tmp, O_RDWR | O_CREAT | O_TRUNC, KP_FS_FILE_MODE);
-    if (cc.fd < 0) return -1;
+    kp_clean_stats_t *st = cc->st;
+    c->nforget = 0;
+    cc->written = 0;
+    cc->fd = kp_fs->open(tmp, O_RDWR | O_CREAT | O_TRUNC, KP_FS_FILE_MODE);
+    if (cc->fd < 0) return -1;
     st->bytes_read += seg->size;
-    int rc = for_each_batch(c, seg, seg->size, clean_batch, &cc);
-    if (rc == 0 && kp_fs->fdatasync(cc.fd) < 0) rc = -1;
-    kp_fs->close(cc.fd);
-    if (cc.oldest_tombstone >= 0 &&
-        (*oldest_tombstone < 0 || cc.oldest_tombstone < *oldest_tombstone))
-        *oldest_tombstone = cc.oldest_tombstone;
+    int rc = for_each_batch(c, seg, seg->size, clean_batch, cc);
+    if (rc == 0 && kp_fs->fdatasync(cc->fd) < 0) rc = -1;
+    kp_fs->close(cc->fd);
     if (rc != 0) {
         kp_fs->unlink(tmp);
         return -1;
@@ -371,6 +458,10 @@ static int clean_segment(kp_cleaner_t *c, kp_log_t *log, const char *dir, int32_
     pthread_mutex_unlock(&log->lock);
     if (fresh) kp_segment_put(fresh); /* the segment was deleted meanwhile */
     st->segments++;
+    /* the aborted transactions whose records are gone now: out of the index */
+    if (c->nforget && kp_log_forget_aborted(log, seg->base_offset, c->forget, c->nforget) < 0)
+        kp_warn("storage", "%s: rewriting the transaction index of segment %" PRId64 " failed: %s",
+                dir, seg->base_offset, strerror(errno));
     return 1;
 }
 
@@ -406,7 +497,8 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
     free(c->aborted);
     c->naborted = kp_log_aborted_txns(log, log_start, cleanable_end, &c->aborted);
     int64_t first_dirty, oldest_tombstone;
-    read_checkpoint(dir, &first_dirty, &oldest_tombstone);
+    int64_t marker_horizon;
+    read_checkpoint(dir, &first_dirty, &oldest_tombstone, &marker_horizon);
     if (first_dirty < log_start) first_dirty = log_start;
     if (first_dirty > cleanable_end && n) first_dirty = cleanable_end;
     st->first_dirty_before = st->first_dirty_after = first_dirty;
@@ -427,7 +519,8 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
     int dirty_due = dirty_bytes > 0 && (ratio >= p->min_cleanable_ratio || lagging);
     /* tombstones kept by an earlier pass whose delete.retention.ms has passed (KIP-534) */
     int tombstones_due =
-        oldest_tombstone >= 0 && now_ms - oldest_tombstone > p->delete_retention_ms;
+        (oldest_tombstone >= 0 && now_ms - oldest_tombstone > p->delete_retention_ms) ||
+        (marker_horizon >= 0 && now_ms >= marker_horizon); /* a marker to remove */
     if (!dirty_due && !tombstones_due) goto out;
 
     int64_t map_end = first_dirty;
@@ -457,28 +550,34 @@ int kp_cleaner_clean(kp_cleaner_t *c, kp_log_t *log, const kp_compaction_t *p, i
         goto out;
     }
     /* pass 2: rewrite every segment that starts below map_end */
-    int64_t horizon = now_ms - p->delete_retention_ms, kept_tombstone = -1;
+    clean_ctx_t cc = {c,  map_end, now_ms - p->delete_retention_ms, -1, 0, st,
+                      -1, now_ms,  p->delete_retention_ms,          -1};
+    kp_hmap_free(&c->txn_data); /* what the last pass left (a marker at or past its end) */
+    kp_hmap_init(&c->txn_data);
     for (int i = 0; i < n; i++) {
         if (segs[i]->base_offset >= map_end) break;
-        if (clean_segment(c, log, dir, interval, segs[i], map_end, horizon, st, &kept_tombstone) <
-            0) {
+        if (clean_segment(c, log, dir, interval, segs[i], &cc) < 0) {
             kp_warn("storage", "%s: cleaning segment %" PRId64 " failed: %s", dir,
                     segs[i]->base_offset, strerror(errno));
             rc = -1;
             goto out;
         }
     }
-    if (write_checkpoint(dir, map_end, kept_tombstone) < 0) {
+    if (write_checkpoint(dir, map_end, cc.oldest_tombstone, cc.marker_horizon) < 0) {
         rc = -1;
         goto out;
     }
     st->first_dirty_after = map_end;
     rc = 1;
+    char markers[64] = "";
+    if (st->markers_removed)
+        snprintf(markers, sizeof(markers), ", %" PRId64 " transaction markers removed",
+                 st->markers_removed);
     kp_info("storage",
             "%s: cleaned %d segment(s) up to offset %" PRId64 ": removed %" PRId64
-            " records and %" PRId64 " tombstones, %" PRId64 " -> %" PRId64 " bytes",
+            " records and %" PRId64 " tombstones, %" PRId64 " -> %" PRId64 " bytes%s",
             dir, st->segments, map_end, st->records_removed, st->tombstones_removed, st->bytes_read,
-            st->bytes_written);
+            st->bytes_written, markers);
 out:
     for (int i = 0; i < n; i++) kp_segment_put(segs[i]);
     free(segs);

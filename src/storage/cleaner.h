@@ -29,6 +29,7 @@ typedef struct kp_clean_stats {
     int64_t bytes_read, bytes_written;
     int64_t records_removed;
     int64_t tombstones_removed;
+    int64_t markers_removed; /* COMMIT/ABORT control batches past their delete horizon */
     int64_t first_dirty_before, first_dirty_after;
 } kp_clean_stats_t;
 

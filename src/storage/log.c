@@ -1217,6 +1217,41 @@ size_t kp_log_aborted_txns(kp_log_t *log, int64_t from, int64_t upto, kp_aborted
     return n;
 }
 
+int kp_log_forget_aborted(kp_log_t *log, int64_t seg_base, const kp_aborted_txn_t *a, size_t n)
+{
+    pthread_mutex_lock(&log->lock);
+    size_t o = 0, removed = 0;
+    for (size_t i = 0; i < log->aborted.n; i++) {
+        const kp_aborted_txn_t *e = &log->aborted.items[i];
+        int gone = 0;
+        for (size_t k = 0; k < n && !gone; k++)
+            gone = e->producer_id == a[k].producer_id && e->last_offset == a[k].last_offset;
+        if (gone)
+            removed++;
+        else
+            log->aborted.items[o++] = *e;
+    }
+    log->aborted.n = o;
+    int rc = 0;
+    for (int i = 0; removed && i + 1 < log->nsegs; i++) {
+        const kp_segment_t *seg = log->segs[i];
+        if (seg->base_offset != seg_base) continue;
+        char p[PATH_MAX];
+        txnindex_path(log, seg->base_offset, p, sizeof(p));
+        int any = 0;
+        for (size_t k = 0; k < log->aborted.n && !any; k++)
+            any = log->aborted.items[k].last_offset >= seg->base_offset &&
+                  log->aborted.items[k].last_offset < seg->next_offset;
+        if (any)
+            rc = write_txnindex(log, seg);
+        else if (kp_fs->unlink(p) < 0 && errno != ENOENT)
+            rc = -1;
+        break;
+    }
+    pthread_mutex_unlock(&log->lock);
+    return rc;
+}
+
 size_t kp_log_producers(kp_log_t *log, kp_pstate_entry_t **out)
 {
     pthread_mutex_lock(&log->lock);

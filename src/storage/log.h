@@ -165,6 +165,11 @@ void kp_log_read_isolated(kp_log_t *log, int64_t offset, int64_t max_bytes, int 
  * first offset below upto (what a read_committed Fetch returns with its data). A malloc'd
  * array in *out (NULL when none); returns the count. */
 size_t kp_log_aborted_txns(kp_log_t *log, int64_t from, int64_t upto, kp_aborted_txn_t **out);
+/* The cleaner removed every record of these aborted transactions (a[i].producer_id and
+ * a[i].last_offset, the ABORT marker's offset; the markers lie in the sealed segment based at
+ * seg_base): forgets them, so a read_committed Fetch no longer returns them, and rewrites that
+ * segment's .txnindex (removed when empty). 0, or -1 on an I/O error. */
+int kp_log_forget_aborted(kp_log_t *log, int64_t seg_base, const kp_aborted_txn_t *a, size_t n);
 /* The last stable offset: below it every transaction is decided. */
 int64_t kp_log_last_stable_offset(kp_log_t *log);
 /* The producers of this partition (DescribeProducers): a malloc'd copy of the entries in

@@ -62,6 +62,38 @@ void kp_control_batch_build(kp_buf_t *out, int64_t producer_id, int16_t producer
     kp_batch_builder_free(&bb);
 }
 
+int kp_control_batch_set_delete_horizon(kp_buf_t *out, const uint8_t *batch, size_t len,
+                                        int64_t horizon_ms)
+{
+    kp_records_iter_t it;
+    if (kp_records_begin(&it, batch, len) < 0) return -1;
+    const kp_batch_info_t *info = &it.info;
+    if (!(info->attributes & KP_BATCH_ATTR_CONTROL) || info->magic != 2 ||
+        (info->attributes & KP_BATCH_ATTR_COMPRESSION_MASK) || info->records_count != 1)
+        return -1;
+    kp_record_t rec;
+    if (kp_records_next(&it, &rec) != 1 || rec.nheaders != 0 || rec.offset != info->base_offset)
+        return -1;
+    kp_batch_builder_t bb;
+    kp_batch_builder_init(&bb, horizon_ms);
+    kp_batch_builder_add(&bb, rec.key, rec.keylen, rec.value, rec.valuelen, rec.timestamp);
+    kp_batch_builder_finish(&bb);
+    uint8_t *p = bb.buf.data;
+    kp_batch_set_base_offset(p, info->base_offset);
+    kp_batch_set_leader_epoch(p, info->leader_epoch);
+    /* the original maxTimestamp (the builder's would be the horizon) and lastOffsetDelta;
+     * kp_batch_set_producer below recomputes the CRC over them */
+    for (int i = 0; i < 8; i++)
+        p[35 + i] = (uint8_t)((uint64_t)info->max_timestamp >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++)
+        p[23 + i] = (uint8_t)((uint32_t)info->last_offset_delta >> (24 - 8 * i));
+    kp_batch_set_producer(p, bb.buf.len, (int16_t)(info->attributes | KP_BATCH_ATTR_DELETE_HORIZON),
+                          info->producer_id, info->producer_epoch, info->base_sequence);
+    kp_buf_append(out, p, bb.buf.len);
+    kp_batch_builder_free(&bb);
+    return 0;
+}
+
 void kp_txnindex_encode(kp_buf_t *out, const kp_aborted_txn_t *a)
 {
     kp_buf_put_i16(out, 0);

@@ -45,6 +45,14 @@ int kp_control_batch_parse(const uint8_t *batch, size_t len, int16_t *type,
 void kp_control_batch_build(kp_buf_t *out, int64_t producer_id, int16_t producer_epoch,
                             int16_t type, int32_t coordinator_epoch, int64_t timestamp_ms);
 
+/* Writes into out (appended) the control batch of len bytes with Kafka 3's delete horizon
+ * (KIP-534): baseTimestamp = horizon_ms and attribute KP_BATCH_ATTR_DELETE_HORIZON. The record
+ * keeps its timestamp (its delta is taken from the horizon); offsets, producer fields and
+ * maxTimestamp stay (time indexes and retention see the same batch). 0, or -1 when batch is
+ * not a control batch of one plain record (out is left as it was). */
+int kp_control_batch_set_delete_horizon(kp_buf_t *out, const uint8_t *batch, size_t len,
+                                        int64_t horizon_ms);
+
 /* Appends one encoded entry to out. */
 void kp_txnindex_encode(kp_buf_t *out, const kp_aborted_txn_t *a);
 /* Parses a .txnindex file's bytes into a malloc'd array (*out, *n; NULL/0 when empty).

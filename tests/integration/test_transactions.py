@@ -14,12 +14,16 @@
 Fails on the old code: InitProducerId with a transactional.id was refused (INVALID_REQUEST)
 and FindCoordinator(TRANSACTION) answered COORDINATOR_NOT_AVAILABLE.
 """
+import socket
+import struct
 import time
 import uuid
 
 import pytest
 from confluent_kafka import (Consumer, KafkaError, KafkaException, Producer, TopicPartition)
 from confluent_kafka.admin import AdminClient, NewTopic
+
+import kwire
 
 
 def create_topics(broker, *names, partitions=3):
@@ -605,3 +609,98 @@ def test_offset_fetch_require_stable(broker):
     # a read_committed consumer (librdkafka asks with RequireStable) resumes after the commit
     assert c.committed([TopicPartition("stable-in", 0)], 10)[0].offset == 7
     c.close()
+
+
+def fetch_batches(broker, topic, isolation=0):
+    """Raw Fetch v4 of partition 0 from offset 0 to the high watermark, as a client sees the
+    log: ([(base offset, attributes, bytes)] of every batch, the aborted transactions the
+    answers listed)."""
+    out, aborted, offset, hwm = [], 0, 0, None
+    with socket.create_connection((broker.host, broker.port), timeout=20) as s:
+        while hwm is None or offset < hwm:
+            body = bytearray(kwire.body_fetch(4, topic, 0, offset, max_bytes=8 << 20))
+            body[16] = isolation  # after replica id, max wait, min bytes, max bytes
+            s.sendall(kwire.request(kwire.API_FETCH, 4, 7, bytes(body)))
+            data = kwire.recv_frame(s, timeout=20)
+            pos = 8  # correlation id, throttle time
+            (nl,) = struct.unpack_from(">h", data, pos + 4)
+            pos += 6 + nl + 4  # topic count, name, partition count
+            _, err, hwm, _, naborted = struct.unpack_from(">ihqqi", data, pos)
+            assert err == 0, err
+            aborted += max(naborted, 0)
+            pos += 26 + max(naborted, 0) * 16
+            (rlen,) = struct.unpack_from(">i", data, pos)
+            records = data[pos + 4:pos + 4 + max(rlen, 0)]
+            batches = kwire.parse_batches(records)
+            if not batches:
+                break
+            for p, total, base, last in batches:
+                out.append((base, struct.unpack_from(">h", records, p + 21)[0], total))
+                offset = last + 1
+    return out, aborted
+
+
+def test_cleaner_removes_markers(broker_factory):
+    """Transaction markers on a compacted topic go as Kafka's cleaner removes them (KIP-98,
+    KIP-534): a COMMIT or ABORT marker stays while a record of its transaction does; once
+    none is left (aborted records removed, committed ones replaced by later values of their
+    keys) it gets a delete horizon of delete.retention.ms and the first cleaning after that
+    removes it. A raw Fetch (read_uncommitted) then skips the markers' offsets, the log has
+    shrunk, the aborted transactions are no longer listed to read_committed fetches, and both
+    isolation levels still read the right records, also from a later transaction of the same
+    producer. Fails on the old code: markers were never removed."""
+    broker = broker_factory(**{"log.cleaner.backoff.ms": 300})
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    cfg = {"cleanup.policy": "compact", "segment.bytes": "4096", "delete.retention.ms": "2000",
+           "min.cleanable.dirty.ratio": "0.01", "min.compaction.lag.ms": "0"}
+    for f in admin.create_topics([NewTopic("tx-cmp", 1, 1, config=cfg)]).values():
+        f.result(15)
+    p = txn_producer(broker, "app-cmp")
+    for i in range(6):  # committed v0, v2, v4 of key k (v4 the latest); aborted v1, v3, v5
+        p.begin_transaction()
+        p.produce("tx-cmp", key=b"k", value=b"v%d" % i)
+        if i % 2:
+            p.flush(10)
+            p.abort_transaction(15)
+        else:
+            p.commit_transaction(15)
+    p.begin_transaction()
+    p.produce("tx-cmp", key=b"k2", value=b"kept")
+    p.commit_transaction(15)
+    batches, aborted = fetch_batches(broker, "tx-cmp", isolation=1)
+    assert aborted == 3
+    markers = [o for o, a, _ in batches if a & 0x20]
+    assert len(markers) == 7, batches
+    # the markers that must stay: v4's commit (right after v4's record) and k2's
+    data = [o for o, a, _ in batches if not a & 0x20]
+    staying = {markers[4], markers[6]}
+    assert markers[4] == data[4] + 1 and markers[6] == data[6] + 1, batches
+    end = batches[-1][0] + 1
+    txn_bytes = sum(n for _, _, n in batches)
+    # rolled segments: the active one is never cleaned
+    plain = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 0})
+    for i in range(12):
+        plain.produce("tx-cmp", key=b"f%d" % i, value=b"x" * 1000)
+        plain.flush(10)
+
+    def markers_left():
+        return sorted(o for o, a, _ in fetch_batches(broker, "tx-cmp")[0] if a & 0x20)
+
+    deadline = time.time() + 60
+    while set(markers_left()) != staying:
+        assert time.time() < deadline, "markers left: %s (want %s)" % (
+            markers_left(), sorted(staying))
+        time.sleep(0.3)
+    batches, aborted = fetch_batches(broker, "tx-cmp", isolation=1)
+    offsets = {o for o, _, _ in batches}
+    assert not offsets & (set(markers) - staying)  # the fetched offsets skip them
+    assert sum(n for o, _, n in batches if o < end) < txn_bytes / 2  # the log shrank
+    assert aborted == 0  # no aborted transaction is listed any more
+    assert "transaction markers removed" in broker.log()
+    # the same producer (same producer id) commits again: both isolation levels see it
+    p.begin_transaction()
+    p.produce("tx-cmp", key=b"k3", value=b"after")
+    p.commit_transaction(15)
+    want = sorted(["v4", "kept", "after"] + ["x" * 1000] * 12)
+    for isolation in ("read_committed", "read_uncommitted"):
+        assert values(consume_all(broker, ["tx-cmp"], isolation, expect=len(want))) == want

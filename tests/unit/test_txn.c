@@ -10,7 +10,10 @@
  *     the aborted range; a fenced (lower-epoch) marker is refused; everything is rebuilt on
  *     reopen, from the active segment's replay and from a sealed segment's .txnindex;
  *   - the cleaner: an aborted transaction's records are removed and do not shadow the
- *     committed record of the same key; markers stay; nothing at or past the LSO is cleaned.
+ *     committed record of the same key; nothing at or past the LSO is cleaned; a marker
+ *     whose transaction has no record left gets a delete horizon (KIP-534: base timestamp,
+ *     attribute 0x40, the record's own timestamp kept) and is removed by the first pass
+ *     after it, an ABORT's index entry first; a marker whose transaction kept a record stays.
  */
 #include "unit.h"
 
@@ -369,6 +372,143 @@ static void test_cleaner_removes_aborted(void **state)
     kp_log_close(log);
 }
 
+/* The batches of the log from offset 0: offsets, attributes and base timestamps. */
+typedef struct batches {
+    int n;
+    int64_t offset[64], base_ts[64];
+    int16_t attrs[64];
+} batches_t;
+
+static int collect_batches(const uint8_t *batch, size_t len, void *arg)
+{
+    batches_t *bs = arg;
+    kp_batch_info_t b;
+    assert_int_equal(kp_batch_validate_stored(batch, len, &b), KP_BATCH_OK);
+    bs->offset[bs->n] = b.base_offset;
+    bs->attrs[bs->n] = b.attributes;
+    bs->base_ts[bs->n] = b.base_timestamp;
+    return ++bs->n >= 64;
+}
+
+static int find_batch(const batches_t *bs, int64_t offset)
+{
+    for (int i = 0; i < bs->n; i++)
+        if (bs->offset[i] == offset) return i;
+    return -1;
+}
+
+static void test_cleaner_removes_markers(void **state)
+{
+    kp_log_t *log = open_log(2048);
+    assert_int_equal(append_txn(log, 5, 0, 0, 1).base_offset, 0); /* key-0, aborted */
+    assert_int_equal(append_marker(log, 5, 0, KP_CONTROL_ABORT).base_offset, 1);
+    assert_int_equal(append_txn(log, 6, 0, 0, 1).base_offset, 2); /* key-0, replaced */
+    assert_int_equal(append_marker(log, 6, 0, KP_CONTROL_COMMIT).base_offset, 3);
+    assert_int_equal(append_txn(log, 6, 0, 1, 1).base_offset, 4); /* key-0, the latest */
+    assert_int_equal(append_marker(log, 6, 0, KP_CONTROL_COMMIT).base_offset, 5);
+    for (int i = 0; i < 20; i++) assert_int_equal(append_filler(log).status, KP_APPEND_OK);
+    assert_true(log->nsegs > 2);
+    kp_aborted_txn_t *a;
+    assert_int_equal(kp_log_aborted_txns(log, 0, 100, &a), 1);
+    free(a);
+    kp_cleaner_config_t cc = {1 << 20, 0, 64u << 20};
+    kp_cleaner_t *c = kp_cleaner_new(&cc);
+    kp_compaction_t p = {1000, 0, INT64_MAX, 0.0}; /* delete.retention.ms 1 s */
+    kp_clean_stats_t st;
+
+    /* pass 1: the data goes; markers 1 and 3 get their horizon, 5 (offset 4 stays) not */
+    assert_int_equal(kp_cleaner_clean(c, log, &p, NOW, &st), 1);
+    assert_int_equal(st.markers_removed, 0);
+    batches_t bs = {0};
+    assert_true(kp_log_scan(log, 0, collect_batches, &bs) >= 0);
+    assert_int_equal(find_batch(&bs, 0), -1);
+    assert_int_equal(find_batch(&bs, 2), -1);
+    int i1 = find_batch(&bs, 1), i3 = find_batch(&bs, 3), i5 = find_batch(&bs, 5);
+    assert_true(i1 >= 0 && i3 >= 0 && i5 >= 0 && find_batch(&bs, 4) >= 0);
+    assert_true(bs.attrs[i1] & KP_BATCH_ATTR_DELETE_HORIZON);
+    assert_int_equal(bs.base_ts[i1], NOW + 1000);
+    assert_true(bs.attrs[i3] & KP_BATCH_ATTR_DELETE_HORIZON);
+    assert_int_equal(bs.base_ts[i3], NOW + 1000);
+    assert_false(bs.attrs[i5] & KP_BATCH_ATTR_DELETE_HORIZON);
+    assert_int_equal(bs.base_ts[i5], NOW);
+    /* the ABORT's records are gone: its index entry too, in memory and on disk */
+    assert_int_equal(kp_log_aborted_txns(log, 0, 100, &a), 0);
+    /* a marker with a horizon still parses, and its record keeps its timestamp */
+    uint8_t buf[256];
+    kp_log_read_t rd;
+    kp_log_read(log, 1, sizeof(buf), 1, &rd);
+    assert_true(rd.len > 0 && rd.len <= (int64_t)sizeof(buf));
+    assert_int_equal(kp_fs_pread_all(rd.seg->fd, buf, (size_t)rd.len, rd.pos), 0);
+    kp_segment_put(rd.seg);
+    kp_batch_info_t mi;
+    assert_int_equal(kp_batch_validate(buf, (size_t)kp_batch_total_size(buf, (size_t)rd.len), &mi),
+                     KP_BATCH_OK);
+    int16_t type;
+    int32_t ce;
+    assert_int_equal(
+        kp_control_batch_parse(buf, (size_t)kp_batch_total_size(buf, sizeof(buf)), &type, &ce), 0);
+    assert_int_equal(type, KP_CONTROL_ABORT);
+    kp_records_iter_t it;
+    kp_record_t rec;
+    assert_int_equal(kp_records_begin(&it, buf, (size_t)kp_batch_total_size(buf, sizeof(buf))), 0);
+    assert_int_equal(kp_records_next(&it, &rec), 1);
+    assert_int_equal(rec.timestamp, NOW);
+    assert_int_equal(mi.max_timestamp, NOW);
+
+    /* before the horizon nothing is due; at it, both markers go and 5 stays */
+    assert_int_equal(kp_cleaner_clean(c, log, &p, NOW + 999, &st), 0);
+    assert_int_equal(kp_cleaner_clean(c, log, &p, NOW + 1000, &st), 1);
+    assert_int_equal(st.markers_removed, 2);
+    memset(&bs, 0, sizeof(bs));
+    assert_true(kp_log_scan(log, 0, collect_batches, &bs) >= 0);
+    assert_int_equal(find_batch(&bs, 1), -1);
+    assert_int_equal(find_batch(&bs, 3), -1);
+    assert_true(find_batch(&bs, 4) >= 0 && find_batch(&bs, 5) >= 0);
+    /* nothing more to do */
+    assert_int_equal(kp_cleaner_clean(c, log, &p, NOW + 5000, &st), 0);
+    kp_cleaner_free(c);
+
+    /* rebuilt on start: no open transaction, no aborted one, everything committed readable */
+    kp_log_close(log);
+    log = open_log(2048);
+    int64_t s, h, l;
+    kp_log_offsets(log, &s, &h, &l);
+    assert_int_equal(kp_log_last_stable_offset(log), h);
+    assert_int_equal(kp_log_aborted_txns(log, 0, 100, &a), 0);
+    assert_int_equal(append_txn(log, 6, 0, 2, 1).status, KP_APPEND_OK);
+    kp_log_close(log);
+}
+
+/* An ABORT whose index entry is still there when the pass starts (a crash came between the
+ * segment's swap and the index's rewrite) is not removed in that pass, past its horizon
+ * or not: a read_committed client would otherwise skip the producer's later records. */
+static void test_cleaner_keeps_indexed_abort(void **state)
+{
+    kp_log_t *log = open_log(2048);
+    assert_int_equal(append_txn(log, 5, 0, 0, 1).base_offset, 0);
+    assert_int_equal(append_marker(log, 5, 0, KP_CONTROL_ABORT).base_offset, 1);
+    for (int i = 0; i < 20; i++) assert_int_equal(append_filler(log).status, KP_APPEND_OK);
+    kp_cleaner_config_t cc = {1 << 20, 0, 64u << 20};
+    kp_cleaner_t *c = kp_cleaner_new(&cc);
+    kp_compaction_t p = {0, 0, INT64_MAX, 0.0}; /* delete.retention.ms 0 */
+    kp_clean_stats_t st;
+    assert_int_equal(kp_cleaner_clean(c, log, &p, NOW, &st), 1);
+    assert_int_equal(st.markers_removed, 0); /* the entry was there at the start */
+    kp_aborted_txn_t *a;
+    assert_int_equal(kp_log_aborted_txns(log, 0, 100, &a), 0);
+    /* the next pass (due: the horizon has passed) removes it */
+    assert_int_equal(kp_cleaner_clean(c, log, &p, NOW + 1, &st), 1);
+    assert_int_equal(st.markers_removed, 1);
+    batches_t bs = {0};
+    assert_true(kp_log_scan(log, 0, collect_batches, &bs) >= 0);
+    assert_int_equal(find_batch(&bs, 1), -1);
+    char path[PATH_MAX + 32];
+    snprintf(path, sizeof(path), "%s/00000000000000000000.txnindex", dir);
+    assert_true(access(path, F_OK) != 0);
+    kp_cleaner_free(c);
+    kp_log_close(log);
+}
+
 int main(void)
 {
     kp_logging_set_level((kp_loglevel_t)(KP_LOG_ERROR + 1));
@@ -379,6 +519,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_lso_and_aborts, setup, teardown),
         cmocka_unit_test_setup_teardown(test_log_txnindex_survives_roll, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cleaner_removes_aborted, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cleaner_removes_markers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_cleaner_keeps_indexed_abort, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
