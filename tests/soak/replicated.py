@@ -141,7 +141,8 @@ class RepSoak(single.Soak):
         self.faults = {}    # kind -> count
         self.fault_log = []  # (t, text)
         self.counts.update({"plain_dups": 0, "heal_waits": 0, "reassign_refused": 0,
-                            "records_checked": 0, "consumer_reads_checked": 0})
+                            "records_checked": 0, "consumer_reads_checked": 0,
+                            "replicas_compared": 0})
 
     @property
     def bootstrap(self):
@@ -363,12 +364,25 @@ def nemesis(soak, members, end_time):
         if time.time() >= end_time:
             return
         kind = rng.choices(kinds, weights)[0]
+        if single.SELFTEST_LOSS and not soak.faults.get("selftest-loss"):
+            selftest_loss(soak)
         try:
             one_fault(soak, rng, kind, members)
         except Exception:
             soak.violation("harness", "nemesis %s: %s" % (kind, traceback.format_exc()))
             heal_everything(soak)
         soak.wait_healthy("after %s" % kind)
+
+
+def selftest_loss(soak):
+    """The checker's self-check (SOAK_SELFTEST_LOSS=1): acknowledged records of rep-b[0]
+    deleted (kafkajs deleteTopicRecords up to half of what was acknowledged), as if the
+    pool had lost them; the run must then report violations."""
+    from test_pool_logstart import kafkajs_delete_records
+    with soak.lock:
+        upto = len(soak.acked.get(("rep-b", 0), OffsetArray())) // 2
+    soak.fault("selftest-loss", "deleting rep-b[0] below offset %d" % upto)
+    soak.note("self-test: %s" % kafkajs_delete_records(soak.brokers[0].p.bootstrap, "rep-b", upto))
 
 
 def heal_everything(soak):
@@ -559,8 +573,8 @@ def check_final_log(soak, topic, partitions, kind):
         if gone:
             soak.violation("read-then-gone", "%s[%d]: consumers read offsets %s... that are not "
                            "in the log (high watermark %d)" % (topic, p, gone[:10], hi))
-        if kind == "idem" and len(recs) != len(acked_offs):
-            extra = sorted(set(at) - set(acked_offs))
+        extra = sorted(set(at) - set(acked_offs))
+        if kind == "idem" and extra:
             soak.violation("log-extra", "%s[%d]: %d records in the log, %d acknowledged; "
                            "unacknowledged offsets %s" % (topic, p, len(recs), len(acked_offs),
                                                           extra[:10]))
@@ -575,6 +589,56 @@ def check_final_log(soak, topic, partitions, kind):
                                "%s[%d], offsets %s..." % (group, len(unread), topic, p,
                                                           unread[:10]))
     return total
+
+
+def replica_batches(data_dir, topic, p):
+    """[(base offset, last offset, partition leader epoch, CRC)] of every batch in a
+    replica's segments, in offset order."""
+    import struct
+
+    import kwire
+    d = os.path.join(data_dir, "%s-%d" % (topic, p))
+    out = []
+    for name in sorted(f for f in os.listdir(d) if f.endswith(".log")):
+        with open(os.path.join(d, name), "rb") as f:
+            data = f.read()
+        for pos, _, base, last in kwire.parse_batches(data):
+            epoch, _, crc = struct.unpack_from(">iBI", data, pos + 12)
+            out.append((base, last, epoch, crc))
+    return out
+
+
+def check_replicas(soak, md):
+    """After the clean stop of every broker: every replica of every partition of the
+    soak's topics (replicas as the final Metadata named them) holds the same batches — the
+    same offsets, leader epochs and CRCs — as the others (a divergent copy in an ISR would
+    lose or change records once it leads)."""
+    by_id = {soak.broker_id(n): n for n in soak.brokers}
+    checked = 0
+    for t in md["topics"]:
+        if t["topic"] not in TOPICS:
+            continue
+        for x in t["partitions"]:
+            p = x["partition"]
+            copies = {}
+            for r in x["replicas"]:
+                try:
+                    copies[r["id"]] = replica_batches(by_id[r["id"]].p.data_dir, t["topic"], p)
+                except OSError as e:
+                    soak.violation("replica-missing", "%s[%d] on broker %d: %s" % (
+                        t["topic"], p, r["id"], e))
+            ref_id = min(copies) if copies else None
+            for bid, batches in sorted(copies.items()):
+                ref = copies[ref_id]
+                if batches != ref:
+                    i = next((k for k, (a, b) in enumerate(zip(batches, ref)) if a != b),
+                             min(len(batches), len(ref)))
+                    soak.violation("replica-diverged", "%s[%d]: broker %d's copy differs from "
+                                   "broker %d's at batch %d: %s vs %s (%d and %d batches)" % (
+                                       t["topic"], p, bid, ref_id, i, batches[i:i + 2],
+                                       ref[i:i + 2], len(batches), len(ref)))
+            checked += 1
+    soak.count("replicas_compared", checked)
 
 
 def main():
@@ -623,13 +687,16 @@ def main():
             totals[t] = check_final_log(soak, t, n, kind)
         for m in members:
             m.terminate()
+        soak.wait_healthy("before the final stop")
+        md = soak.metadata()
         soak.stop_watch.set()
         for t in watch:
             t.join(60)
-        # a clean stop of every broker exits 0
+        # a clean stop of every broker exits 0; then the copies are compared on disk
         for n in soak.brokers:
             soak.sigterm(n)
         soak.scan_logs()
+        check_replicas(soak, md)
     except Exception:
         soak.violation("harness", traceback.format_exc())
     finally:
@@ -668,8 +735,10 @@ def main():
           "checked against the final log; %d member starts; %d committed-offset checks" % (
               c["consumed"], c["consumer_reads_checked"], c["member_starts"],
               c["commit_checks"]))
-    print("pool: %d heals waited for, %d reassignments refused, %d broker error log lines" % (
-        c["heal_waits"], c["reassign_refused"], c["broker_errors"]))
+    print("pool: %d heals waited for, %d reassignments refused, %d broker error log lines; "
+          "%d partitions' replicas compared on disk at the end" % (
+              c["heal_waits"], c["reassign_refused"], c["broker_errors"],
+              c["replicas_compared"]))
     if soak.violations:
         print("violations: %d (first 30):" % len(soak.violations))
         for v in soak.violations[:30]:
