@@ -56,7 +56,7 @@ struct kp_rpool {
     int markers_inflight;    /* kp_rpool_write_marker calls using the fetcher: shutdown waits */
     _Atomic int serving;     /* the broker is started: readiness is ours to say */
     _Atomic int catching_up; /* as last computed by the thread (1 until the first resync) */
-    int synced;              /* the first full read of the store was applied */
+    _Atomic int synced;      /* the first full read of the store was applied */
     dirty_part_t *dirty;
     int ndirty, dirty_cap;
     atomic_llong isr_shrinks, isr_expands;
@@ -265,6 +265,11 @@ int16_t kp_rpool_find_coordinator(kp_rpool_t *p, const char *topic, int32_t part
     }
     kp_member_view_put(mv);
     return rc;
+}
+
+int kp_rpool_synced(kp_rpool_t *p)
+{
+    return p && atomic_load(&p->synced);
 }
 
 int kp_rpool_topic_known(kp_topic_t *t)
