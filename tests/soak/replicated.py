@@ -176,10 +176,10 @@ class RepSoak(single.Soak):
     def broker_id(self, node):
         return int(node.p.extra["broker.id"])
 
-    def metadata(self, timeout=20):
-        """kcat -L -J through the live brokers (the first that answers)."""
+    def metadata(self, timeout=20, node=None):
+        """kcat -L -J through one broker (node), or the first live broker that answers."""
         last = None
-        for node in self.live_brokers():
+        for node in [node] if node else self.live_brokers():
             try:
                 out = subprocess.run(["kcat", "-b", node.p.bootstrap, "-L", "-J", "-m", "10"],
                                      capture_output=True, timeout=timeout, text=True)
@@ -194,22 +194,41 @@ class RepSoak(single.Soak):
         return [n for n in self.brokers if not n.down and not n.paused]
 
     def unhealthy(self):
-        """What keeps the pool from being whole: [] when every broker is registered and
-        every partition of the soak's topics (and __consumer_offsets) has a leader and its
-        full ISR, and no move is in progress."""
-        md = self.metadata()
-        ids = sorted(b["id"] for b in md["brokers"])
+        """What keeps the pool from being whole: [] when every broker's Metadata (each asked
+        alone: a broker with a stale view routes clients wrong) lists every broker, every
+        partition of the soak's topics and of __consumer_offsets with a leader, a full ISR
+        and no move in progress, and all brokers agree on leaders, replicas and ISRs."""
         bad = []
-        if ids != list(range(1, N_BROKERS + 1)):
-            bad.append("brokers %s" % ids)
-        for t in md["topics"]:
-            if t["topic"] not in TOPICS and t["topic"] != "__consumer_offsets":
+        views = {}
+        for node in self.brokers:
+            try:
+                md = self.metadata(node=node)
+            except RuntimeError as e:
+                bad.append("%s: %s" % (node.name, e))
                 continue
-            for p in t["partitions"]:
-                if p["leader"] < 0 or len(p["isrs"]) != RF or len(p["replicas"]) != RF:
-                    bad.append("%s-%d leader %s replicas %s isr %s" % (
-                        t["topic"], p["partition"], p["leader"],
-                        [r["id"] for r in p["replicas"]], [r["id"] for r in p["isrs"]]))
+            ids = sorted(b["id"] for b in md["brokers"])
+            if ids != list(range(1, N_BROKERS + 1)):
+                bad.append("%s sees brokers %s" % (node.name, ids))
+            view = {}
+            for t in md["topics"]:
+                if t["topic"] not in TOPICS and t["topic"] != "__consumer_offsets":
+                    continue
+                for p in t["partitions"]:
+                    reps = [r["id"] for r in p["replicas"]]
+                    isr = sorted(r["id"] for r in p["isrs"])
+                    view[(t["topic"], p["partition"])] = (p["leader"], sorted(reps), isr)
+                    if p["leader"] < 0 or len(isr) != RF or len(reps) != RF:
+                        bad.append("%s sees %s-%d leader %s replicas %s isr %s" % (
+                            node.name, t["topic"], p["partition"], p["leader"], reps, isr))
+            views[node.name] = view
+        names = sorted(views)
+        for other in names[1:]:
+            a, b = views[names[0]], views[other]
+            for key in sorted(set(a) | set(b)):
+                if a.get(key) != b.get(key):
+                    bad.append("%s-%d: %s sees %s, %s sees %s" % (
+                        key[0], key[1], names[0], a.get(key), other, b.get(key)))
+                    break
         return bad
 
     def wait_healthy(self, stage, timeout=HEAL_S):
