@@ -42,7 +42,6 @@ The checker (violations printed at once; exit status 1):
 import json
 import os
 import random
-import re
 import shutil
 import signal
 import subprocess
@@ -53,7 +52,7 @@ import time
 import traceback
 
 import soak as single  # the single-broker soak: its clients and bookkeeping (and sys.path)
-from harness.env import KPOOL_BIN, assert_clean  # noqa: F401
+from harness.env import KPOOL_BIN
 from harness.etcd import Etcd
 from harness.netns import NetLab, NetLabUnavailable, NsBroker, NsEtcd
 from harness.procs import Broker
