@@ -5,7 +5,8 @@
 #   make build   build/kpool (optimised)
 #   make bench   the benchmark suite (bench/peers.sh), not part of `make test`
 #   make fuzz    longer libFuzzer runs (FUZZ_SECONDS each, default 300)
-#   make soak    a soak test with chaos (SOAK_MINUTES, default 10), not part of `make test`
+#   make soak    a soak test with chaos (SOAK_MINUTES, default 10), not part of `make test`;
+#                SOAK_MODE=replicated: a replicated pool under a nemesis
 #   make tls-stream  1 GiB through mutual TLS, every byte checked (issue 19; ~2 min)
 #   make format  clang-format every C file
 #
@@ -156,10 +157,13 @@ integration:
 # Soak: one broker (KPOOL_BIN, the ASan+UBSan build by default) under load from real clients
 # while it and its consumers are killed and restarted; invariants checked throughout
 # (tests/soak/soak.py, docs/testing.md). SOAK_SEED repeats a run's random choices.
+# SOAK_MODE=replicated: a pool of brokers and etcd under a nemesis (tests/soak/replicated.py).
 SOAK_MINUTES ?= 10
+SOAK_MODE ?= single
+SOAK_SCRIPT = $(if $(filter replicated,$(SOAK_MODE)),replicated,soak)
 soak: deps
 	@$(MAKE) --no-print-directory B=build/asan kpool-bin
-	KPOOL_BIN=$(KPOOL_BIN) SOAK_MINUTES=$(SOAK_MINUTES) /usr/bin/python3 tests/soak/soak.py
+	KPOOL_BIN=$(KPOOL_BIN) SOAK_MINUTES=$(SOAK_MINUTES) /usr/bin/python3 tests/soak/$(SOAK_SCRIPT).py
 
 bench: build
 	./bench/peers.sh

@@ -253,6 +253,13 @@ int kp_handle_metadata(kp_req_t *req)
                 kp_topic_put(t);
                 t = NULL;
             }
+            if (!t && b->pool && !kp_rpool_synced(b->pool)) {
+                /* just started, the pool's topics not read yet: the topic may well exist,
+                 * so the client is told to retry (a producer told UNKNOWN_TOPIC_OR_PARTITION
+                 * fails its messages for a topic that exists) */
+                mt->ErrorCode = KERR_LEADER_NOT_AVAILABLE;
+                continue;
+            }
             if (!t && allow_auto) t = auto_create(req, name, &err);
             if (!t) {
                 mt->ErrorCode = err;

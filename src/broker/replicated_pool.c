@@ -296,6 +296,11 @@ int16_t kp_rpool_find_coordinator(kp_rpool_t *p, const char *topic, int32_t part
     return rc;
 }
 
+int kp_rpool_synced(kp_rpool_t *p)
+{
+    return p && atomic_load(&p->synced);
+}
+
 int kp_rpool_topic_known(kp_topic_t *t)
 {
     if (t->npartitions < 1) return 0;
@@ -407,9 +412,18 @@ static void apply_partitions(kp_rpool_t *p, const kp_meta_topic_t *t, int32_t on
         if (i >= t->partitions) break;
         kp_meta_pstate_t ps;
         char err[512];
-        if (kp_meta_partition_get(p->store, t->name, i, &ps, err, sizeof(err)) != 0) {
+        int rc = kp_meta_partition_get(p->store, t->name, i, &ps, err, sizeof(err));
+        if (rc && rc != KP_META_EUNAVAILABLE && rc != KP_META_ETIMEDOUT) {
             kp_debug("pool", "%s-%d: %s", t->name, i, err);
             continue;
+        }
+        if (rc) {
+            /* the change that named it would be lost (the watch does not deliver it again):
+             * everything is read again once the store answers */
+            kp_info("pool", "%s-%d: cannot read its state (%s): re-reading the pool", t->name, i,
+                    err);
+            resync_later(p);
+            break;
         }
         apply_one(p, t, lt, i, &ps);
     }
@@ -440,7 +454,14 @@ static void apply_topic(kp_rpool_t *p, const char *name, int32_t partition)
         return;
     }
     if (rc) {
-        kp_debug("pool", "topic %s: %s", name, err);
+        if (rc == KP_META_EUNAVAILABLE || rc == KP_META_ETIMEDOUT) {
+            /* the change would be lost (the watch does not deliver it again): everything
+             * is read again once the store answers */
+            kp_info("pool", "topic %s: cannot read it (%s): re-reading the pool", name, err);
+            resync_later(p);
+        } else {
+            kp_debug("pool", "topic %s: %s", name, err);
+        }
         return;
     }
     cache_put(p, &t);

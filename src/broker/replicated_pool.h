@@ -58,6 +58,9 @@ int16_t kp_rpool_find_coordinator(kp_rpool_t *p, const char *topic, int32_t part
 /* Whether a topic is one of the pool's (in its metadata store): local-only topics (a data
  * directory's topics from before it joined the pool) are not shown to clients. */
 int kp_rpool_topic_known(kp_topic_t *t);
+/* Whether this broker has applied the store's topics once since it started (until then a
+ * topic it does not know may well exist in the pool). */
+int kp_rpool_synced(kp_rpool_t *p);
 /* Prometheus lines for /metrics: partitions this broker leads that are under-replicated or
  * under min.insync.replicas, partitions it holds without a leader, ISR shrinks/expands it
  * made, whether it is the controller, the controller's id. */

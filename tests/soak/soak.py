@@ -197,6 +197,11 @@ class Soak:
         self.pki = None
         self.tls_port = None
 
+    @property
+    def bootstrap(self):
+        """What clients connect to (the replicated mode's subclass names every broker)."""
+        return self.broker.bootstrap
+
     # ----------------------------------------------------------------- reporting
 
     def elapsed(self):
@@ -456,9 +461,11 @@ class Soak:
 # --------------------------------------------------------------------------- producers
 
 class SoakProducer(threading.Thread):
-    """Idempotent acks=all producer writing P<idx>:<p>:<seq> to explicit partitions."""
+    """Idempotent acks=all producer writing P<idx>:<p>:<seq> to explicit partitions. conf:
+    librdkafka settings over these (the replicated mode's plain producer turns idempotence
+    off: its acknowledgements may then come out of order, and retries may duplicate)."""
 
-    def __init__(self, soak, idx, codec, topics):
+    def __init__(self, soak, idx, codec, topics, conf=None):
         super().__init__(daemon=True, name="producer-%d" % idx)
         from confluent_kafka import Producer
         self.soak, self.idx, self.topics = soak, idx, topics
@@ -468,8 +475,8 @@ class SoakProducer(threading.Thread):
         self.outstanding = set()
         self.lock = threading.Lock()
         self.failed = 0
-        self.p = Producer({
-            "bootstrap.servers": soak.broker.bootstrap,
+        settings = {
+            "bootstrap.servers": soak.bootstrap,
             "client.id": "soak-producer-%d" % idx,
             "enable.idempotence": True,
             "acks": "all",
@@ -481,7 +488,10 @@ class SoakProducer(threading.Thread):
             "reconnect.backoff.max.ms": 1000,
             "error_cb": self.on_error,
             "log_level": 2,  # connection errors while the broker restarts are expected
-        })
+        }
+        settings.update(conf or {})
+        self.idempotent = settings["enable.idempotence"]
+        self.p = Producer(settings)
         self.pad = b"soak filler, compressible: the quick brown fox jumps over the lazy dog " * 8
 
     def on_error(self, err):
@@ -505,7 +515,7 @@ class SoakProducer(threading.Thread):
             return
         off = msg.offset()
         last = self.last_ack.get((topic, part))
-        if last is not None and (seq <= last[0] or off <= last[1]):
+        if self.idempotent and last is not None and (seq <= last[0] or off <= last[1]):
             self.soak.violation("ack-order", "P%d %s[%d]: seq %d acked at offset %d after seq "
                                 "%d at offset %d" % (pidx, topic, part, seq, off, *last))
         self.last_ack[(topic, part)] = (seq, off)
@@ -670,7 +680,7 @@ class Member:
 
     def start(self):
         src = MEMBER_KAFKA_PYTHON if self.client == "kafka-python" else MEMBER_CONFLUENT
-        bootstrap, extra = self.soak.broker.bootstrap, {}
+        bootstrap, extra = self.soak.bootstrap, {}
         if self.client == "confluent-tls":
             extra = self.soak.tls_conf("alice")
             bootstrap = extra.pop("bootstrap.servers")
@@ -758,8 +768,9 @@ def committed_checker(soak):
             try:
                 if group not in consumers:
                     consumers[group] = Consumer({
-                        "bootstrap.servers": soak.broker.bootstrap, "group.id": group,
-                        "enable.auto.commit": False, "client.id": "soak-offsets-" + group})
+                        "bootstrap.servers": soak.bootstrap, "group.id": group,
+                        "enable.auto.commit": False, "client.id": "soak-offsets-" + group,
+                        "log_level": 2})
                 tps = [TopicPartition(t, p) for t in topics for p in range(TOPICS[t][0])]
                 got = consumers[group].committed(tps, timeout=5)
             except Exception:
@@ -810,7 +821,7 @@ def time_seeker(soak):
                 off_s, ts = rng.choice(soak.ack_ts[(topic, p)])
             client = "kafka-python" if turn % 2 else "confluent"
             if client == "confluent":
-                c = Consumer({"bootstrap.servers": soak.broker.bootstrap,
+                c = Consumer({"bootstrap.servers": soak.bootstrap,
                               "group.id": "soak-seeker", "enable.auto.commit": False})
                 try:
                     [r] = c.offsets_for_times([TopicPartition(topic, p, ts)], timeout=10)
@@ -821,7 +832,7 @@ def time_seeker(soak):
                     c.close()
             else:
                 from kafka import KafkaConsumer, TopicPartition as KTP
-                c = KafkaConsumer(bootstrap_servers=soak.broker.bootstrap,
+                c = KafkaConsumer(bootstrap_servers=soak.bootstrap,
                                   request_timeout_ms=15000)
                 try:
                     r = c.offsets_for_times({KTP(topic, p): ts})[KTP(topic, p)]
@@ -871,7 +882,7 @@ def check_time_answer(soak, client, topic, p, ts, off_s, got):
         soak.violation("time-seek", "%s = %d, but offset %d has that timestamp" % (
             where, got, off_s))
         return
-    recs = read_range(soak.broker.bootstrap, topic, p, max(0, got - 20), got + 1)
+    recs = read_range(soak.bootstrap, topic, p, max(0, got - 20), got + 1)
     for off, _, _, rts in recs:
         if off < got and rts >= ts:
             soak.violation("time-seek", "%s = %d, but the earlier offset %d has timestamp %d" % (
@@ -892,13 +903,13 @@ def scan_compacted(soak, rng):
     from confluent_kafka import Consumer, TopicPartition
     topic = "soak-compact"
     p = rng.randrange(TOPICS[topic][0])
-    c = Consumer({"bootstrap.servers": soak.broker.bootstrap, "group.id": "soak-reader",
+    c = Consumer({"bootstrap.servers": soak.bootstrap, "group.id": "soak-reader",
                   "enable.auto.commit": False})
     try:
         lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)
     finally:
         c.close()
-    recs = read_range(soak.broker.bootstrap, topic, p, 0, hi, timeout=60)
+    recs = read_range(soak.bootstrap, topic, p, 0, hi, timeout=60)
     soak.count("compact_scans")
     seen = {}
     last = -1
@@ -1080,14 +1091,14 @@ def chaos(soak, members, end_time):
 def read_whole_log(soak, topic, partitions):
     """{p: [(offset, value, key, ts)]} from offset 0 to the high watermark."""
     from confluent_kafka import Consumer, TopicPartition
-    c = Consumer({"bootstrap.servers": soak.broker.bootstrap, "group.id": "soak-final",
+    c = Consumer({"bootstrap.servers": soak.bootstrap, "group.id": "soak-final",
                   "enable.auto.commit": False})
     try:
         his = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=20)[1]
                for p in range(partitions)}
     finally:
         c.close()
-    return {p: read_range(soak.broker.bootstrap, topic, p, 0, his[p], timeout=300)
+    return {p: read_range(soak.bootstrap, topic, p, 0, his[p], timeout=300)
             for p in range(partitions)}, his
 
 
