@@ -26,4 +26,24 @@ int kp_pool_raw_describe_acls(kp_pool_raw_t *c, int8_t resource_type, const char
 int kp_pool_raw_delete_acls(kp_pool_raw_t *c, const kp_pool_acl_t *acls, int n, char *err,
                             size_t errlen);
 
+/* One topic of a DescribeConfigs answer: its error (0, or a Kafka error code with message,
+ * NULL when the pool gave none) or its overrides (entries whose source is
+ * DYNAMIC_TOPIC_CONFIG; a NULL value as ""), keys and values NULL-terminated. */
+typedef struct kp_pool_raw_topic_cfg {
+    char *name;
+    int16_t error;
+    char *message;
+    int nconfigs;
+    char **keys, **values;
+} kp_pool_raw_topic_cfg_t;
+
+/* One DescribeConfigs v1 of n topics without synonyms (librdkafka's admin API always asks
+ * for them; a drift check only needs each topic's overrides). 0 with *out (*nout topics, as
+ * the pool answered them; free with kp_pool_raw_topic_cfgs_free), or -1 with err when the
+ * pool gave no usable answer. */
+int kp_pool_raw_describe_topic_configs(kp_pool_raw_t *c, const char *const *names, int n,
+                                       kp_pool_raw_topic_cfg_t **out, int *nout, char *err,
+                                       size_t errlen);
+void kp_pool_raw_topic_cfgs_free(kp_pool_raw_topic_cfg_t *t, int n);
+
 #endif
