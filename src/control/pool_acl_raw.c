@@ -414,6 +414,46 @@ static char *str_dup(kp_str_t s)
     return s.len > 0 ? kp_xstrndup(s.ptr, (size_t)s.len) : kp_xstrdup("");
 }
 
+int kp_pool_raw_parse_topic_configs(const uint8_t *p, size_t len, kp_pool_raw_topic_cfg_t **out,
+                                    int *nout, char *err, size_t errlen)
+{
+    *out = NULL;
+    *nout = 0;
+    kp_arena_t arena;
+    kp_arena_init(&arena, RESPONSE_MAX);
+    kp_rd_t rd;
+    kp_rd_init(&rd, p, len);
+    DescribeConfigsResponse o;
+    int rc = 0;
+    if (DescribeConfigsResponse_decode(&rd, 1, &arena, &o) < 0) {
+        snprintf(err, errlen, "describe topic configs: malformed answer");
+        rc = -1;
+    } else {
+        int cnt = o.Results.count > 0 ? o.Results.count : 0;
+        kp_pool_raw_topic_cfg_t *t = kp_xcalloc((size_t)cnt + 1, sizeof(*t));
+        for (int i = 0; i < cnt; i++) {
+            DescribeConfigsResponse_DescribeConfigsResult *r = &o.Results.items[i];
+            kp_pool_raw_topic_cfg_t *d = &t[i];
+            d->name = str_dup(r->ResourceName);
+            d->error = r->ErrorCode;
+            if (r->ErrorCode && r->ErrorMessage.len > 0) d->message = str_dup(r->ErrorMessage);
+            int nc = r->Configs.count > 0 ? r->Configs.count : 0;
+            d->keys = kp_xcalloc((size_t)nc + 1, sizeof(char *));
+            d->values = kp_xcalloc((size_t)nc + 1, sizeof(char *));
+            for (int k = 0; !r->ErrorCode && k < nc; k++) {
+                DescribeConfigsResponse_DescribeConfigsResourceResult *e = &r->Configs.items[k];
+                if (e->ConfigSource != SOURCE_DYNAMIC_TOPIC_CONFIG) continue;
+                d->keys[d->nconfigs] = str_dup(e->Name);
+                d->values[d->nconfigs++] = str_dup(e->Value);
+            }
+        }
+        *out = t;
+        *nout = cnt;
+    }
+    kp_arena_free(&arena);
+    return rc;
+}
+
 int kp_pool_raw_describe_topic_configs(kp_pool_raw_t *c, const char *const *names, int n,
                                        kp_pool_raw_topic_cfg_t **out, int *nout, char *err,
                                        size_t errlen)
@@ -438,39 +478,7 @@ int kp_pool_raw_describe_topic_configs(kp_pool_raw_t *c, const char *const *name
     kp_buf_init(&resp);
     int rc = raw_call(c, KP_API_DESCRIBE_CONFIGS, 1, &body, &resp, err, errlen);
     kp_wr_free(&body);
-    if (rc == 0) {
-        kp_arena_t arena;
-        kp_arena_init(&arena, RESPONSE_MAX);
-        kp_rd_t rd;
-        kp_rd_init(&rd, resp.data, resp.len);
-        DescribeConfigsResponse o;
-        if (DescribeConfigsResponse_decode(&rd, 1, &arena, &o) < 0) {
-            snprintf(err, errlen, "describe topic configs: malformed answer");
-            rc = -1;
-        } else {
-            int cnt = o.Results.count > 0 ? o.Results.count : 0;
-            kp_pool_raw_topic_cfg_t *t = kp_xcalloc((size_t)cnt + 1, sizeof(*t));
-            for (int i = 0; i < cnt; i++) {
-                DescribeConfigsResponse_DescribeConfigsResult *r = &o.Results.items[i];
-                kp_pool_raw_topic_cfg_t *d = &t[i];
-                d->name = str_dup(r->ResourceName);
-                d->error = r->ErrorCode;
-                if (r->ErrorCode && r->ErrorMessage.len > 0) d->message = str_dup(r->ErrorMessage);
-                int nc = r->Configs.count > 0 ? r->Configs.count : 0;
-                d->keys = kp_xcalloc((size_t)nc + 1, sizeof(char *));
-                d->values = kp_xcalloc((size_t)nc + 1, sizeof(char *));
-                for (int k = 0; !r->ErrorCode && k < nc; k++) {
-                    DescribeConfigsResponse_DescribeConfigsResourceResult *e = &r->Configs.items[k];
-                    if (e->ConfigSource != SOURCE_DYNAMIC_TOPIC_CONFIG) continue;
-                    d->keys[d->nconfigs] = str_dup(e->Name);
-                    d->values[d->nconfigs++] = str_dup(e->Value);
-                }
-            }
-            *out = t;
-            *nout = cnt;
-        }
-        kp_arena_free(&arena);
-    }
+    if (rc == 0) rc = kp_pool_raw_parse_topic_configs(resp.data, resp.len, out, nout, err, errlen);
     kp_buf_free(&resp);
     return rc;
 }

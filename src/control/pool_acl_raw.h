@@ -45,5 +45,8 @@ int kp_pool_raw_describe_topic_configs(kp_pool_raw_t *c, const char *const *name
                                        kp_pool_raw_topic_cfg_t **out, int *nout, char *err,
                                        size_t errlen);
 void kp_pool_raw_topic_cfgs_free(kp_pool_raw_topic_cfg_t *t, int n);
+/* The parsing half: a DescribeConfigs v1 response body (after the correlation id). */
+int kp_pool_raw_parse_topic_configs(const uint8_t *p, size_t len, kp_pool_raw_topic_cfg_t **out,
+                                    int *nout, char *err, size_t errlen);
 
 #endif
