@@ -367,6 +367,7 @@ static int describe_configs_raw(kp_pool_client_t *pc, const char *name, const ch
     kp_pool_raw_topic_cfg_t *t;
     int cnt;
     char rerr[256];
+    if (cancelled(pc)) return -2; /* librdkafka's wait says so */
     if (kp_pool_raw_describe_topic_configs(pc->raw, names, n, &t, &cnt, rerr, sizeof(rerr)) < 0) {
         kp_logf(KP_LOG_DEBUG, "pool-client", "describe topics without librdkafka: %s", rerr);
         return -2;
