@@ -698,8 +698,10 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
     }
     json_t *s = base_status(obj, fqn, "RolloutComplete", msg, NULL, hash);
     json_object_set_new(s, "synchronizationAclHash", json_string(acl_hash));
-    if (have.exists && have.replication > 0)
-        json_object_set_new(s, "replicationInPool", json_integer(have.replication));
+    /* a topic created by this pass has the replication asked: said now, or the next pass
+     * would write the status again for it alone */
+    int repl_in_pool = have.exists ? have.replication : t.replication;
+    if (repl_in_pool > 0) json_object_set_new(s, "replicationInPool", json_integer(repl_in_pool));
     int wrote = kp_status_write(c, obj, s);
     json_decref(s);
     memo_note(c, obj, ns, name, fqn, pool, !wrote && !changed && !added && !removed && !drift.len);
