@@ -1,8 +1,9 @@
 /*
  * pool_acl_raw.c — ACLs on TransactionalId resources, which librdkafka 2.0's admin API cannot
  * express (its resource types stop at BROKER): CreateAcls, DescribeAcls and DeleteAcls v1
- * sent by hand, one request per short-lived connection (TLS as the pool client's), encoded
- * with kpool's generated codec. Only the Kafka protocol, so any Kafka pool works.
+ * sent by hand on one kept connection (TLS as the pool client's), encoded with kpool's
+ * generated codec. Only the Kafka protocol, so any Kafka pool works. The drift check's
+ * DescribeConfigs goes the same way, without the synonyms librdkafka always asks for.
  *
  * @locality: the reconciler thread (as pool_client.c); blocking, bounded by the timeout.
  */
@@ -429,5 +430,99 @@ int kp_pool_raw_offline_log_dirs(const kp_pool_conn_t *conf, const char *hostpor
     }
     kp_buf_free(&resp);
     kp_pool_raw_free(r);
+    return rc;
+}
+
+void kp_pool_raw_topic_cfgs_free(kp_pool_raw_topic_cfg_t *t, int n)
+{
+    if (!t) return;
+    for (int i = 0; i < n; i++) {
+        free(t[i].name);
+        free(t[i].message);
+        for (int k = 0; k < t[i].nconfigs; k++) {
+            free(t[i].keys[k]);
+            free(t[i].values[k]);
+        }
+        free(t[i].keys);
+        free(t[i].values);
+    }
+    free(t);
+}
+
+/* The config source of a topic's own override (DescribeConfigs v1+ ConfigSource). */
+#define SOURCE_DYNAMIC_TOPIC_CONFIG 1
+
+/* A copy of s; a null string as "". */
+static char *str_dup(kp_str_t s)
+{
+    return s.len > 0 ? kp_xstrndup(s.ptr, (size_t)s.len) : kp_xstrdup("");
+}
+
+int kp_pool_raw_parse_topic_configs(const uint8_t *p, size_t len, kp_pool_raw_topic_cfg_t **out,
+                                    int *nout, char *err, size_t errlen)
+{
+    *out = NULL;
+    *nout = 0;
+    kp_arena_t arena;
+    kp_arena_init(&arena, RESPONSE_MAX);
+    kp_rd_t rd;
+    kp_rd_init(&rd, p, len);
+    DescribeConfigsResponse o;
+    int rc = 0;
+    if (DescribeConfigsResponse_decode(&rd, 1, &arena, &o) < 0) {
+        snprintf(err, errlen, "describe topic configs: malformed answer");
+        rc = -1;
+    } else {
+        int cnt = o.Results.count > 0 ? o.Results.count : 0;
+        kp_pool_raw_topic_cfg_t *t = kp_xcalloc((size_t)cnt + 1, sizeof(*t));
+        for (int i = 0; i < cnt; i++) {
+            DescribeConfigsResponse_DescribeConfigsResult *r = &o.Results.items[i];
+            kp_pool_raw_topic_cfg_t *d = &t[i];
+            d->name = str_dup(r->ResourceName);
+            d->error = r->ErrorCode;
+            if (r->ErrorCode && r->ErrorMessage.len > 0) d->message = str_dup(r->ErrorMessage);
+            int nc = r->Configs.count > 0 ? r->Configs.count : 0;
+            d->keys = kp_xcalloc((size_t)nc + 1, sizeof(char *));
+            d->values = kp_xcalloc((size_t)nc + 1, sizeof(char *));
+            for (int k = 0; !r->ErrorCode && k < nc; k++) {
+                DescribeConfigsResponse_DescribeConfigsResourceResult *e = &r->Configs.items[k];
+                if (e->ConfigSource != SOURCE_DYNAMIC_TOPIC_CONFIG) continue;
+                d->keys[d->nconfigs] = str_dup(e->Name);
+                d->values[d->nconfigs++] = str_dup(e->Value);
+            }
+        }
+        *out = t;
+        *nout = cnt;
+    }
+    kp_arena_free(&arena);
+    return rc;
+}
+
+int kp_pool_raw_describe_topic_configs(kp_pool_raw_t *c, const char *const *names, int n,
+                                       kp_pool_raw_topic_cfg_t **out, int *nout, char *err,
+                                       size_t errlen)
+{
+    *out = NULL;
+    *nout = 0;
+    DescribeConfigsRequest in;
+    DescribeConfigsRequest_init(&in);
+    in.Resources.items = kp_xcalloc((size_t)n + 1, sizeof(*in.Resources.items));
+    in.Resources.count = n;
+    for (int i = 0; i < n; i++) {
+        in.Resources.items[i].ResourceType = KP_RES_TOPIC;
+        in.Resources.items[i].ResourceName = kp_str_c(names[i]);
+        in.Resources.items[i].ConfigurationKeys.count = -1; /* null: every config */
+    }
+    in.IncludeSynonyms = 0;
+    kp_wr_t body;
+    kp_wr_init(&body);
+    DescribeConfigsRequest_encode(&body, 1, &in);
+    free(in.Resources.items);
+    kp_buf_t resp;
+    kp_buf_init(&resp);
+    int rc = raw_call(c, KP_API_DESCRIBE_CONFIGS, 1, &body, &resp, err, errlen);
+    kp_wr_free(&body);
+    if (rc == 0) rc = kp_pool_raw_parse_topic_configs(resp.data, resp.len, out, nout, err, errlen);
+    kp_buf_free(&resp);
     return rc;
 }

@@ -33,4 +33,27 @@ int kp_pool_raw_delete_acls(kp_pool_raw_t *c, const kp_pool_acl_t *acls, int n, 
 int kp_pool_raw_offline_log_dirs(const kp_pool_conn_t *conf, const char *hostport, char ***dirs,
                                  int *n, char *err, size_t errlen);
 
+/* One topic of a DescribeConfigs answer: its error (0, or a Kafka error code with message,
+ * NULL when the pool gave none) or its overrides (entries whose source is
+ * DYNAMIC_TOPIC_CONFIG; a NULL value as ""), keys and values NULL-terminated. */
+typedef struct kp_pool_raw_topic_cfg {
+    char *name;
+    int16_t error;
+    char *message;
+    int nconfigs;
+    char **keys, **values;
+} kp_pool_raw_topic_cfg_t;
+
+/* One DescribeConfigs v1 of n topics without synonyms (librdkafka's admin API always asks
+ * for them; a drift check only needs each topic's overrides). 0 with *out (*nout topics, as
+ * the pool answered them; free with kp_pool_raw_topic_cfgs_free), or -1 with err when the
+ * pool gave no usable answer. */
+int kp_pool_raw_describe_topic_configs(kp_pool_raw_t *c, const char *const *names, int n,
+                                       kp_pool_raw_topic_cfg_t **out, int *nout, char *err,
+                                       size_t errlen);
+void kp_pool_raw_topic_cfgs_free(kp_pool_raw_topic_cfg_t *t, int n);
+/* The parsing half: a DescribeConfigs v1 response body (after the correlation id). */
+int kp_pool_raw_parse_topic_configs(const uint8_t *p, size_t len, kp_pool_raw_topic_cfg_t **out,
+                                    int *nout, char *err, size_t errlen);
+
 #endif

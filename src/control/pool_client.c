@@ -356,6 +356,51 @@ static topic_cfg_t *cfg_from_resource(const rd_kafka_ConfigResource_t *r)
     return tc;
 }
 
+/* describe_configs through the raw connection (pool_acl_raw.h): DescribeConfigs without
+ * synonyms, which librdkafka always asks for and parses (~30 entries and their synonyms per
+ * topic, most of a drift check's CPU at 10,000 topics). Same answers: each topic's
+ * DYNAMIC_TOPIC_CONFIG entries. Returns describe_configs' 0 or -1, or -2 when the pool gave
+ * no usable answer there (then librdkafka, which knows every broker, is asked). */
+static int describe_configs_raw(kp_pool_client_t *pc, const char *name, const char **names, int n,
+                                int *exists, char *err, size_t errlen)
+{
+    kp_pool_raw_topic_cfg_t *t;
+    int cnt;
+    char rerr[256];
+    if (cancelled(pc)) return -2; /* librdkafka's wait says so */
+    if (kp_pool_raw_describe_topic_configs(pc->raw, names, n, &t, &cnt, rerr, sizeof(rerr)) < 0) {
+        kp_logf(KP_LOG_DEBUG, "pool-client", "describe topics without librdkafka: %s", rerr);
+        return -2;
+    }
+    int rc = -1;
+    snprintf(err, errlen, "describe topic %s: no answer for it", name);
+    for (int i = 0; i < cnt; i++) {
+        const char *rn = t[i].name;
+        int mine = !strcmp(rn, name);
+        if (!t[i].error && !kp_hmap_get(&pc->cfgs, rn, strlen(rn))) {
+            topic_cfg_t *tc = kp_xcalloc(1, sizeof(*tc));
+            tc->nconfigs = t[i].nconfigs;
+            tc->keys = t[i].keys; /* moved: NULL-terminated as cfg_from_resource's */
+            tc->values = t[i].values;
+            t[i].keys = t[i].values = NULL;
+            t[i].nconfigs = 0;
+            kp_hmap_put(&pc->cfgs, rn, strlen(rn), tc);
+        }
+        if (!mine) continue;
+        if (!t[i].error || t[i].error == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART) {
+            *exists = !t[i].error;
+            err[0] = 0;
+            rc = 0;
+        } else {
+            snprintf(err, errlen, "describe topic %s: %s", name,
+                     t[i].message ? t[i].message
+                                  : rd_kafka_err2str((rd_kafka_resp_err_t)t[i].error));
+        }
+    }
+    kp_pool_raw_topic_cfgs_free(t, cnt);
+    return rc;
+}
+
 /* One DescribeConfigs for `name` and the topics likely asked next; their overrides go to
  * the cache. Returns 0 with *exists, or -1 with err (about `name` only). */
 static int describe_configs(kp_pool_client_t *pc, const char *name, int *exists, char *err,
@@ -367,6 +412,8 @@ static int describe_configs(kp_pool_client_t *pc, const char *name, int *exists,
     }
     const char *names[DESCRIBE_BATCH];
     int n = describe_batch_names(pc, name, names);
+    int rc = describe_configs_raw(pc, name, names, n, exists, err, errlen);
+    if (rc != -2) return rc;
     rd_kafka_ConfigResource_t *res[DESCRIBE_BATCH];
     for (int i = 0; i < n; i++)
         res[i] = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, names[i]);
@@ -379,7 +426,7 @@ static int describe_configs(kp_pool_client_t *pc, const char *name, int *exists,
     size_t cnt;
     const rd_kafka_ConfigResource_t **rs =
         rd_kafka_DescribeConfigs_result_resources(rd_kafka_event_DescribeConfigs_result(ev), &cnt);
-    int rc = -1;
+    rc = -1;
     snprintf(err, errlen, "describe topic %s: no answer for it", name);
     for (size_t i = 0; i < cnt; i++) {
         const char *rn = rd_kafka_ConfigResource_name(rs[i]);

@@ -1,0 +1,233 @@
+/*
+ * test_pool_raw.c — the control plane's raw DescribeConfigs (control/pool_acl_raw.h), against
+ * a fake pool on 127.0.0.1 that answers one canned response per request (issue 12 item 12).
+ *
+ *   - the request is DescribeConfigs v1 (header v1) of every asked topic, every config (null
+ *     key list), without synonyms: a drift check no longer has the pool compute and send
+ *     ~30 entries' synonyms per topic, nor librdkafka parse them;
+ *   - only each topic's own overrides (ConfigSource DYNAMIC_TOPIC_CONFIG) are kept, a null
+ *     (sensitive) value as "", defaults and broker-level values dropped;
+ *   - a topic's error comes back with its code and message; a malformed answer or a closed
+ *     connection is an error of the call, never a crash.
+ */
+#include "unit.h"
+
+#include "control/pool_acl_raw.h"
+#include "core/arena.h"
+#include "kp_msgs.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <sys/socket.h>
+
+typedef struct fake_pool {
+    int lfd;
+    int port;
+    int mode; /* 0: the canned answer, 1: garbage, 2: close without answering */
+    /* what the request said */
+    int16_t key, version;
+    int8_t synonyms;
+    int32_t nresources;
+    int32_t nkeys0;
+    char name0[64], name1[64];
+    int8_t type0;
+} fake_pool_t;
+
+static int read_full(int fd, void *p, size_t n)
+{
+    uint8_t *b = p;
+    while (n > 0) {
+        ssize_t r = recv(fd, b, n, 0);
+        if (r <= 0) return -1;
+        b += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static void canned_answer(kp_wr_t *w)
+{
+    DescribeConfigsResponse_DescribeConfigsResourceResult cfg[4];
+    for (int i = 0; i < 4; i++) DescribeConfigsResponse_DescribeConfigsResourceResult_init(&cfg[i]);
+    cfg[0].Name = kp_str_c("retention.ms");
+    cfg[0].Value = kp_str_c("1000");
+    cfg[0].ConfigSource = 1; /* DYNAMIC_TOPIC_CONFIG */
+    cfg[1].Name = kp_str_c("cleanup.policy");
+    cfg[1].Value = kp_str_c("delete");
+    cfg[1].ConfigSource = 5; /* DEFAULT_CONFIG */
+    cfg[2].Name = kp_str_c("segment.bytes");
+    cfg[2].Value = kp_str_c("1048576");
+    cfg[2].ConfigSource = 4; /* STATIC_BROKER_CONFIG */
+    cfg[3].Name = kp_str_c("secret.thing");
+    cfg[3].Value = KP_STR_NULL; /* sensitive */
+    cfg[3].ConfigSource = 1;
+    cfg[3].IsSensitive = 1;
+    DescribeConfigsResponse_DescribeConfigsResult res[2];
+    DescribeConfigsResponse_DescribeConfigsResult_init(&res[0]);
+    DescribeConfigsResponse_DescribeConfigsResult_init(&res[1]);
+    res[0].ResourceType = 2;
+    res[0].ResourceName = kp_str_c("a");
+    res[0].Configs.items = cfg;
+    res[0].Configs.count = 4;
+    res[1].ErrorCode = 3;
+    res[1].ErrorMessage = kp_str_c("This server does not host this topic-partition.");
+    res[1].ResourceType = 2;
+    res[1].ResourceName = kp_str_c("b");
+    DescribeConfigsResponse out;
+    DescribeConfigsResponse_init(&out);
+    out.Results.items = res;
+    out.Results.count = 2;
+    DescribeConfigsResponse_encode(w, 1, &out);
+}
+
+/* Serves one connection: one request, one answer per the mode. */
+static void *serve(void *arg)
+{
+    fake_pool_t *f = arg;
+    int fd = accept(f->lfd, NULL, NULL);
+    if (fd < 0) return NULL;
+    uint8_t head[4];
+    if (read_full(fd, head, 4) == 0) {
+        uint32_t size =
+            (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3];
+        uint8_t *req = malloc(size);
+        if (size < 1 << 20 && read_full(fd, req, size) == 0) {
+            kp_rd_t rd;
+            kp_rd_init(&rd, req, size);
+            f->key = kp_rd_i16(&rd);
+            f->version = kp_rd_i16(&rd);
+            int32_t corr = kp_rd_i32(&rd);
+            (void)kp_rd_string(&rd, 0, 1); /* client id */
+            kp_arena_t arena;
+            kp_arena_init(&arena, 1 << 20);
+            DescribeConfigsRequest in;
+            if (DescribeConfigsRequest_decode(&rd, f->version, &arena, &in) == 0) {
+                f->synonyms = in.IncludeSynonyms;
+                f->nresources = in.Resources.count;
+                if (in.Resources.count >= 2) {
+                    f->type0 = in.Resources.items[0].ResourceType;
+                    f->nkeys0 = in.Resources.items[0].ConfigurationKeys.count;
+                    snprintf(f->name0, sizeof(f->name0), "%.*s",
+                             in.Resources.items[0].ResourceName.len,
+                             in.Resources.items[0].ResourceName.ptr);
+                    snprintf(f->name1, sizeof(f->name1), "%.*s",
+                             in.Resources.items[1].ResourceName.len,
+                             in.Resources.items[1].ResourceName.ptr);
+                }
+            }
+            kp_arena_free(&arena);
+            if (f->mode != 2) {
+                kp_wr_t w;
+                kp_wr_init(&w);
+                kp_wr_i32(&w, 0);
+                kp_wr_i32(&w, corr);
+                if (f->mode == 0)
+                    canned_answer(&w);
+                else
+                    kp_wr_i32(&w, 0x7fffffff); /* a throttle time, then a cut array */
+                kp_wr_patch_i32(&w, 0, (int32_t)(w.buf.len - 4));
+                ssize_t sent = send(fd, w.buf.data, w.buf.len, MSG_NOSIGNAL);
+                (void)sent;
+                kp_wr_free(&w);
+            }
+        }
+        free(req);
+    }
+    close(fd);
+    return NULL;
+}
+
+static void fake_start(fake_pool_t *f, int mode, pthread_t *th)
+{
+    memset(f, 0, sizeof(*f));
+    f->mode = mode;
+    f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(f->lfd >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(f->lfd, 4), 0);
+    socklen_t al = sizeof(a);
+    assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &al), 0);
+    f->port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(th, NULL, serve, f), 0);
+}
+
+static int describe(fake_pool_t *f, int mode, kp_pool_raw_topic_cfg_t **t, int *n, char *err,
+                    size_t errlen)
+{
+    pthread_t th;
+    fake_start(f, mode, &th);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", f->port);
+    kp_pool_conn_t conf = {.bootstrap = addr, .timeout_ms = 30000};
+    kp_pool_raw_t *raw = kp_pool_raw_new(&conf);
+    const char *names[] = {"a", "b"};
+    int rc = kp_pool_raw_describe_topic_configs(raw, names, 2, t, n, err, errlen);
+    kp_pool_raw_free(raw);
+    pthread_join(th, NULL);
+    close(f->lfd);
+    return rc;
+}
+
+static void test_describe_topic_configs(void **state)
+{
+    (void)state;
+    fake_pool_t f;
+    kp_pool_raw_topic_cfg_t *t;
+    int n;
+    char err[256];
+    assert_int_equal(describe(&f, 0, &t, &n, err, sizeof(err)), 0);
+    /* the request: DescribeConfigs v1 of both topics, every config, no synonyms */
+    assert_int_equal(f.key, KP_API_DESCRIBE_CONFIGS);
+    assert_int_equal(f.version, 1);
+    assert_int_equal(f.synonyms, 0);
+    assert_int_equal(f.nresources, 2);
+    assert_int_equal(f.type0, 2);
+    assert_int_equal(f.nkeys0, -1);
+    assert_string_equal(f.name0, "a");
+    assert_string_equal(f.name1, "b");
+    /* the answer: a's overrides only, b's error */
+    assert_int_equal(n, 2);
+    assert_string_equal(t[0].name, "a");
+    assert_int_equal(t[0].error, 0);
+    assert_int_equal(t[0].nconfigs, 2);
+    assert_string_equal(t[0].keys[0], "retention.ms");
+    assert_string_equal(t[0].values[0], "1000");
+    assert_string_equal(t[0].keys[1], "secret.thing");
+    assert_string_equal(t[0].values[1], "");
+    assert_null(t[0].keys[2]);
+    assert_string_equal(t[1].name, "b");
+    assert_int_equal(t[1].error, 3);
+    assert_string_equal(t[1].message, "This server does not host this topic-partition.");
+    assert_int_equal(t[1].nconfigs, 0);
+    kp_pool_raw_topic_cfgs_free(t, n);
+}
+
+static void test_describe_topic_configs_bad_answers(void **state)
+{
+    (void)state;
+    fake_pool_t f;
+    kp_pool_raw_topic_cfg_t *t = (void *)1;
+    int n = 7;
+    char err[256] = "";
+    assert_int_equal(describe(&f, 1, &t, &n, err, sizeof(err)), -1);
+    assert_null(t);
+    assert_int_equal(n, 0);
+    assert_non_null(strstr(err, "malformed"));
+    err[0] = 0;
+    assert_int_equal(describe(&f, 2, &t, &n, err, sizeof(err)), -1);
+    assert_null(t);
+    assert_non_null(strstr(err, "no answer"));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_describe_topic_configs),
+        cmocka_unit_test(test_describe_topic_configs_bad_answers),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
