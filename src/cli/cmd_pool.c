@@ -9,14 +9,18 @@
  * (under-replicated or offline partitions), 2 a usage error.
  */
 #include "cli/cli.h"
+#include "cli/client.h"
 #include "cli/pool_client.h"
 #include "cli/pool_plan.h"
 #include "cli/up_ctl.h"
 
 #include "core/clock.h"
+#include "core/fs.h"
+#include "core/yamljson.h"
 
 #include <inttypes.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -26,6 +30,7 @@
 
 typedef struct pool_opts {
     const char *bootstrap;
+    const char *ca, *cert, *key;
     const char *output;
     const char *data_dir;
     long timeout_ms;
@@ -34,8 +39,18 @@ typedef struct pool_opts {
 
 static const kp_option_t pool_options[] = {
     KP_OPT_NONEMPTY('b', "bootstrap", pool_opts_t, bootstrap, "HOST:PORT[,...]",
-                    "brokers of the pool (PLAINTEXT listeners) [$KPOOL_BOOTSTRAP]",
+                    "brokers of the pool [$KPOOL_BOOTSTRAP, else the CLI configuration's "
+                    "pool.bootstrap, which kpool up writes]",
                     "--bootstrap needs HOST:PORT"),
+    KP_OPT_NONEMPTY(0, "ca", pool_opts_t, ca, "FILE",
+                    "TLS: the CA (PEM) that signed the brokers' certificates (no --ca: "
+                    "PLAINTEXT, unless the bootstrap comes from the CLI configuration)",
+                    "--ca needs a file"),
+    KP_OPT_NONEMPTY(0, "cert", pool_opts_t, cert, "FILE",
+                    "TLS: the client certificate (PEM) to present (with --key)",
+                    "--cert needs a file"),
+    KP_OPT_NONEMPTY(0, "key", pool_opts_t, key, "FILE", "TLS: the client certificate's key (PEM)",
+                    "--key needs a file"),
     KP_OPT_STRING('o', "output", pool_opts_t, output, "json", "status: print JSON"),
     KP_OPT_BOOL(0, "dry-run", pool_opts_t, dry_run,
                 "add-broker, decommission, rebalance: print the plan, move nothing"),
@@ -53,15 +68,19 @@ static const kp_option_t pool_options[] = {
 
 const kp_opts_cmd_t kp_pool_cmd = {
     .name = "pool",
-    .usage = "pool status [-o json] --bootstrap HOST:PORT\n"
-             "pool add-broker BROKER [--dry-run] [--timeout SECS] --bootstrap HOST:PORT\n"
-             "pool decommission BROKER [--dry-run] [--timeout SECS] --bootstrap HOST:PORT\n"
-             "pool rebalance [--dry-run] [--timeout SECS] --bootstrap HOST:PORT\n"
-             "pool elect-leaders --bootstrap HOST:PORT\n"
+    .usage = "pool status [-o json] [CONNECTION]\n"
+             "pool add-broker BROKER [--dry-run] [--timeout SECS] [CONNECTION]\n"
+             "pool decommission BROKER [--dry-run] [--timeout SECS] [CONNECTION]\n"
+             "pool rebalance [--dry-run] [--timeout SECS] [CONNECTION]\n"
+             "pool elect-leaders [CONNECTION]\n"
              "pool restart --rolling|BROKER [--data-dir DIR] [--timeout SECS]",
     .description =
         "Operates a replicated pool through its brokers (docs/replication.md, \"Operating a\n"
         "pool\").\n"
+        "\n"
+        "CONNECTION: --bootstrap HOST:PORT [--ca FILE [--cert FILE --key FILE]] (no --ca:\n"
+        "PLAINTEXT); none: the pool of the CLI configuration (kpool up writes its pool\n"
+        "section: the brokers' SSL listeners, the pool CA, its admin client certificate).\n"
         "\n"
         "status         brokers (rack, address), replicas, leaders and disk use per broker;\n"
         "               under-replicated and offline partitions; moves in progress. Exit 1\n"
@@ -83,11 +102,90 @@ const kp_opts_cmd_t kp_pool_cmd = {
     .options = pool_options,
 };
 
-static const char *bootstrap_of(const pool_opts_t *o)
+/* The CLI configuration's `pool:` section (kpool up writes it: bootstrap, ca, certificate,
+ * key), relative paths resolved against the file's directory. */
+typedef struct pool_cfg {
+    char bootstrap[4096], ca[4096], cert[4096], key[4096];
+} pool_cfg_t;
+
+static void cfg_path_of(const json_t *pool, const char *name, const char *dir, char *out, size_t n)
 {
-    if (o->bootstrap) return o->bootstrap;
+    const char *v = json_string_value(json_object_get(pool, name));
+    if (!v || !*v) return;
+    if (v[0] == '/' || !dir[0])
+        snprintf(out, n, "%s", v);
+    else
+        snprintf(out, n, "%s/%s", dir, v);
+}
+
+/* 0 (cfg filled; bootstrap "" when the file or its pool section is absent), or -1 with err. */
+static int pool_cfg_load(pool_cfg_t *cfg, char *err, size_t errlen)
+{
+    char path[4096], dir[4096], yerr[256];
+    memset(cfg, 0, sizeof(*cfg));
+    kp_client_config_path(path, sizeof(path));
+    uint8_t *text;
+    size_t len;
+    if (kp_fs_read_all(path, KP_CLIENT_CONFIG_BYTES_MAX, &text, &len) < 0) return 0;
+    json_t *doc = kp_yaml_parse_one((const char *)text, len, yerr, sizeof(yerr));
+    explicit_bzero(text, len); /* the file holds the API token */
+    free(text);
+    if (!doc) {
+        snprintf(err, errlen, "%s: invalid YAML: %s", path, yerr);
+        return -1;
+    }
+    json_t *pool = json_object_get(doc, "pool");
+    if (pool && !json_is_object(pool)) {
+        snprintf(err, errlen, "%s: 'pool' must be a mapping (bootstrap, ca, certificate, key)",
+                 path);
+        json_decref(doc);
+        return -1;
+    }
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        dir[0] = 0;
+    const char *b = json_string_value(json_object_get(pool, "bootstrap"));
+    if (b) snprintf(cfg->bootstrap, sizeof(cfg->bootstrap), "%s", b);
+    cfg_path_of(pool, "ca", dir, cfg->ca, sizeof(cfg->ca));
+    cfg_path_of(pool, "certificate", dir, cfg->cert, sizeof(cfg->cert));
+    cfg_path_of(pool, "key", dir, cfg->key, sizeof(cfg->key));
+    json_decref(doc);
+    return 0;
+}
+
+/* Fills t from the flags, $KPOOL_BOOTSTRAP, then the CLI configuration (whose TLS files go
+ * with its bootstrap only). 0, or an exit status after printing why. */
+static int target_of(const pool_opts_t *o, pool_cfg_t *cfg, kp_poolc_target_t *t)
+{
+    memset(t, 0, sizeof(*t));
+    t->bootstrap = o->bootstrap;
     const char *env = getenv("KPOOL_BOOTSTRAP");
-    return env && *env ? env : NULL;
+    if (!t->bootstrap && env && *env) t->bootstrap = env;
+    if (!t->bootstrap) {
+        char err[8400];
+        if (pool_cfg_load(cfg, err, sizeof(err)) < 0) {
+            fprintf(stderr, "kpool pool: %s\n", err);
+            return 1;
+        }
+        if (!cfg->bootstrap[0])
+            return kp_opts_error("pool", "--bootstrap HOST:PORT is required (or "
+                                         "$KPOOL_BOOTSTRAP, or a CLI configuration written "
+                                         "by kpool up)");
+        t->bootstrap = cfg->bootstrap;
+        t->ca = cfg->ca[0] ? cfg->ca : NULL;
+        t->cert = cfg->cert[0] ? cfg->cert : NULL;
+        t->key = cfg->key[0] ? cfg->key : NULL;
+    }
+    if (o->ca) t->ca = o->ca;
+    if (o->cert) t->cert = o->cert;
+    if (o->key) t->key = o->key;
+    if (!o->cert != !o->key || !t->cert != !t->key)
+        return kp_opts_error("pool", "--cert and --key go together");
+    if (t->cert && !t->ca) return kp_opts_error("pool", "--cert needs --ca (TLS)");
+    return 0;
 }
 
 static void human_bytes(int64_t n, char *out, size_t len)
@@ -229,7 +327,7 @@ static void plan_print(const kp_poolc_snapshot_t *s, const kp_plan_t *plan)
 }
 
 /* Waits until no move is in progress and done(s) holds. 0, or 1 after printing why not. */
-static int wait_done(const pool_opts_t *o, const char *bootstrap,
+static int wait_done(const pool_opts_t *o, const kp_poolc_target_t *target,
                      int (*done)(const kp_poolc_snapshot_t *s, int32_t arg), int32_t arg)
 {
     int64_t until = kp_mono_ms() + o->timeout_ms;
@@ -237,7 +335,7 @@ static int wait_done(const pool_opts_t *o, const char *bootstrap,
     int left = -1;
     while (kp_mono_ms() < until) {
         kp_poolc_snapshot_t s;
-        if (kp_poolc_snapshot(bootstrap, 10000, &s, err, sizeof(err)) == 0) {
+        if (kp_poolc_snapshot(target, 10000, &s, err, sizeof(err)) == 0) {
             int ok = s.nmoving == 0 && done(&s, arg);
             if (left != s.nmoving) printf("%d moves in progress\n", s.nmoving);
             left = s.nmoving;
@@ -267,13 +365,13 @@ static int always(const kp_poolc_snapshot_t *s, int32_t arg)
     return 1;
 }
 
-static int execute(const pool_opts_t *o, const char *bootstrap, const kp_poolc_snapshot_t *s,
-                   const kp_plan_t *plan)
+static int execute(const pool_opts_t *o, const kp_poolc_target_t *target,
+                   const kp_poolc_snapshot_t *s, const kp_plan_t *plan)
 {
     plan_print(s, plan);
     if (o->dry_run || plan->n == 0) return 0;
     char err[512];
-    int refused = kp_poolc_alter(bootstrap, 30000, plan->moves, plan->n, err, sizeof(err));
+    int refused = kp_poolc_alter(target, 30000, plan->moves, plan->n, err, sizeof(err));
     if (refused < 0) {
         fprintf(stderr, "kpool pool: %s\n", err);
         return 1;
@@ -282,11 +380,11 @@ static int execute(const pool_opts_t *o, const char *bootstrap, const kp_poolc_s
     return refused > 0 ? 1 : 0;
 }
 
-static int elect(const char *bootstrap)
+static int elect(const kp_poolc_target_t *target)
 {
     char err[512];
     int failed = 0;
-    int n = kp_poolc_elect_preferred(bootstrap, 30000, &failed, err, sizeof(err));
+    int n = kp_poolc_elect_preferred(target, 30000, &failed, err, sizeof(err));
     if (n < 0) {
         fprintf(stderr, "kpool pool: %s\n", err);
         return 1;
@@ -409,13 +507,13 @@ static int restart(const pool_opts_t *o, const char *broker)
     return 0;
 }
 
-static int run(const pool_opts_t *o, const char *bootstrap, char **args, int nargs)
+static int run(const pool_opts_t *o, const kp_poolc_target_t *target, char **args, int nargs)
 {
     const char *verb = args[0];
     kp_poolc_snapshot_t s;
     char err[512];
-    if (!strcmp(verb, "elect-leaders")) return elect(bootstrap);
-    if (kp_poolc_snapshot(bootstrap, 10000, &s, err, sizeof(err)) < 0) {
+    if (!strcmp(verb, "elect-leaders")) return elect(target);
+    if (kp_poolc_snapshot(target, 10000, &s, err, sizeof(err)) < 0) {
         fprintf(stderr, "kpool pool: %s\n", err);
         return 1;
     }
@@ -434,9 +532,9 @@ static int run(const pool_opts_t *o, const char *bootstrap, char **args, int nar
             fprintf(stderr, "kpool pool: %s\n", err);
             rc = 1;
         } else {
-            rc = execute(o, bootstrap, &s, &plan);
-            if (!rc && !o->dry_run && plan.n > 0) rc = wait_done(o, bootstrap, always, 0);
-            if (!rc && !o->dry_run) rc = elect(bootstrap);
+            rc = execute(o, target, &s, &plan);
+            if (!rc && !o->dry_run && plan.n > 0) rc = wait_done(o, target, always, 0);
+            if (!rc && !o->dry_run) rc = elect(target);
         }
     } else if (!strcmp(verb, "decommission")) {
         char *end;
@@ -449,16 +547,16 @@ static int run(const pool_opts_t *o, const char *bootstrap, char **args, int nar
             fprintf(stderr, "kpool pool: %s\n", err);
             rc = 1;
         } else {
-            rc = execute(o, bootstrap, &s, &plan);
-            if (!rc && !o->dry_run) rc = wait_done(o, bootstrap, broker_empty, (int32_t)id);
+            rc = execute(o, target, &s, &plan);
+            if (!rc && !o->dry_run) rc = wait_done(o, target, broker_empty, (int32_t)id);
             if (!rc && !o->dry_run)
                 printf("broker %ld holds no replica and leads nothing: it may be stopped\n", id);
         }
     } else {
         kp_plan_rebalance(&s, &plan, err, sizeof(err));
-        rc = execute(o, bootstrap, &s, &plan);
-        if (!rc && !o->dry_run && plan.n > 0) rc = wait_done(o, bootstrap, always, 0);
-        if (!rc && !o->dry_run) rc = elect(bootstrap);
+        rc = execute(o, target, &s, &plan);
+        if (!rc && !o->dry_run && plan.n > 0) rc = wait_done(o, target, always, 0);
+        if (!rc && !o->dry_run) rc = elect(target);
     }
     (void)nargs;
     kp_plan_free(&plan);
@@ -480,12 +578,12 @@ int kp_cmd_pool(int argc, char **argv)
     int nargs = 0;
     int rc = kp_opts_parse(&kp_pool_cmd, &o, argc, argv, &args, &nargs);
     if (rc) goto out;
+    signal(SIGPIPE, SIG_IGN); /* a broker closing a TLS connection is an error, not a kill */
     const char *verbs[] = {"status",        "decommission", "rebalance",
                            "elect-leaders", "restart",      "add-broker"};
     int known = 0;
     for (size_t i = 0; nargs > 0 && i < sizeof(verbs) / sizeof(verbs[0]); i++)
         known |= !strcmp(args[0], verbs[i]);
-    const char *bootstrap = bootstrap_of(&o);
     int takes_broker =
         nargs > 0 && (!strcmp(args[0], "decommission") || !strcmp(args[0], "add-broker"));
     if (nargs == 0)
@@ -505,10 +603,12 @@ int kp_cmd_pool(int argc, char **argv)
         rc = kp_opts_error("pool", "%s: '%s' is not a broker id", args[0], args[1]);
     else if (o.output && strcmp(o.output, "json"))
         rc = kp_opts_error("pool", "-o: only json is known, not '%s'", o.output);
-    else if (!bootstrap)
-        rc = kp_opts_error("pool", "--bootstrap HOST:PORT is required (or $KPOOL_BOOTSTRAP)");
-    else
-        rc = run(&o, bootstrap, args, nargs);
+    else {
+        pool_cfg_t cfg;
+        kp_poolc_target_t target;
+        rc = target_of(&o, &cfg, &target);
+        if (!rc) rc = run(&o, &target, args, nargs);
+    }
 out:
     free(args);
     return rc == KP_OPTS_HELP ? 0 : rc;

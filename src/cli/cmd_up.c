@@ -166,30 +166,66 @@ static void config_path(char *out, size_t n)
     snprintf(out, n, "%s/.config/kpool/config.yaml", home ? home : ".");
 }
 
-/* Reuses the CLI config's admin token when it still works against this store; else
- * creates a new admin token and (re)writes the config (0600). */
-static int ensure_cli_config(kp_store_t *store, const char *server, const char *ca, char *path,
-                             size_t pathlen, char *err, size_t errlen)
+/* The config's `pool:` section: how `kpool pool` reaches the brokers (their SSL listeners,
+ * with the admin client certificate the control plane uses). */
+static int cli_pool_section(char *out, size_t n, const char *bootstrap, const char *pki)
+{
+    return snprintf(out, n,
+                    "pool:\n  bootstrap: %s\n  ca: %s/ca.crt\n  certificate: %s/admin.crt\n  "
+                    "key: %s/admin.key\n",
+                    bootstrap, pki, pki, pki);
+}
+
+/* Whether cfg's pool section says what section (cli_pool_section) says. */
+static int cli_pool_same(const json_t *cfg, const char *bootstrap, const char *pki)
+{
+    const json_t *pool = json_object_get(cfg, "pool");
+    char ca[PATH_MAX], crt[PATH_MAX], key[PATH_MAX];
+    fmt_path(ca, sizeof(ca), "%s/ca.crt", pki);
+    fmt_path(crt, sizeof(crt), "%s/admin.crt", pki);
+    fmt_path(key, sizeof(key), "%s/admin.key", pki);
+    const char *b = json_string_value(json_object_get(pool, "bootstrap")),
+               *c = json_string_value(json_object_get(pool, "ca")),
+               *t = json_string_value(json_object_get(pool, "certificate")),
+               *k = json_string_value(json_object_get(pool, "key"));
+    return b && c && t && k && !strcmp(b, bootstrap) && !strcmp(c, ca) && !strcmp(t, crt) &&
+           !strcmp(k, key);
+}
+
+/* Reuses the CLI config's admin token when it still works against this store (rewriting the
+ * file only when its pool section is not this pool's); else creates a new admin token and
+ * (re)writes the config (0600). */
+static int ensure_cli_config(kp_store_t *store, const char *server, const char *ca,
+                             const char *bootstrap, const char *pki, char *path, size_t pathlen,
+                             char *err, size_t errlen)
 {
     config_path(path, pathlen);
     uint8_t *text;
     size_t len;
+    char token[65] = "", ns[256] = "default";
     if (kp_fs_read_all(path, 1 << 20, &text, &len) == 0) {
         char e[256];
         json_t *cfg = kp_yaml_parse_one((char *)text, len, e, sizeof(e));
+        explicit_bzero(text, len);
         free(text);
         const char *tok = cfg ? json_string_value(json_object_get(cfg, "token")) : NULL;
         const char *srv = cfg ? json_string_value(json_object_get(cfg, "server")) : NULL;
+        const char *nsv = cfg ? json_string_value(json_object_get(cfg, "namespace")) : NULL;
         int admin = 0;
-        char *ns = NULL;
-        int ok = tok && srv && !strcmp(srv, server) &&
-                 kp_store_token_lookup(store, tok, &admin, &ns) == 0 && admin;
-        free(ns);
+        char *tns = NULL;
+        int ok = tok && srv && !strcmp(srv, server) && strlen(tok) < sizeof(token) &&
+                 kp_store_token_lookup(store, tok, &admin, &tns) == 0 && admin;
+        free(tns);
+        int same = ok && cli_pool_same(cfg, bootstrap, pki);
+        if (ok) snprintf(token, sizeof(token), "%s", tok);
+        if (ok && nsv && *nsv && !strpbrk(nsv, "\n\r:#")) snprintf(ns, sizeof(ns), "%s", nsv);
         json_decref(cfg);
-        if (ok) return 0;
+        if (same) {
+            explicit_bzero(token, sizeof(token));
+            return 0;
+        }
     }
-    char token[65];
-    if (kp_store_token_create(store, NULL, "admin (kpool up)", token) < 0) {
+    if (!token[0] && kp_store_token_create(store, NULL, "admin (kpool up)", token) < 0) {
         snprintf(err, errlen, "cannot create the admin token");
         return -1;
     }
@@ -200,13 +236,18 @@ static int ensure_cli_config(kp_store_t *store, const char *server, const char *
         *slash = 0;
         kp_fs_mkdirs(dir, 0700);
     }
-    char body[PATH_MAX + 512];
+    char body[4 * PATH_MAX + 1024];
     int blen = snprintf(body, sizeof(body),
                         "# written by kpool up: the control plane's address, an admin token, the "
-                        "pool CA\nserver: %s\ntoken: %s\nca: %s\nnamespace: default\n",
-                        server, token, ca);
-    memset(token, 0, sizeof(token));
-    if (blen < 0 || (size_t)blen >= sizeof(body) || write_file(path, body, 0600) < 0) {
+                        "pool CA;\n# pool: the brokers and the admin client certificate (kpool "
+                        "pool)\nserver: %s\ntoken: %s\nca: %s\nnamespace: %s\n",
+                        server, token, ca, ns);
+    explicit_bzero(token, sizeof(token));
+    if (blen > 0 && (size_t)blen < sizeof(body))
+        blen += cli_pool_section(body + blen, sizeof(body) - (size_t)blen, bootstrap, pki);
+    int rc = blen < 0 || (size_t)blen >= sizeof(body) ? -1 : write_file(path, body, 0600);
+    explicit_bzero(body, sizeof(body));
+    if (rc < 0) {
         snprintf(err, errlen, "cannot write the CLI configuration: %s", strerror(errno));
         return -1;
     }
@@ -852,8 +893,8 @@ int kp_cmd_up(int argc, char **argv)
     }
     if (ensure_pool(kp_control_store(c), pool_name, nbrokers, addrs.bootstrap, pki, addrs.registry,
                     metrics_at, metrics_all) < 0 ||
-        ensure_cli_config(kp_control_store(c), addrs.api, ca, cfgpath, sizeof(cfgpath), err,
-                          sizeof(err)) < 0) {
+        ensure_cli_config(kp_control_store(c), addrs.api, ca, addrs.bootstrap, pki, cfgpath,
+                          sizeof(cfgpath), err, sizeof(err)) < 0) {
         fprintf(stderr, "kpool: %s\n", err[0] ? err : "cannot create the pool resource");
         kp_registry_stop(reg);
         kp_control_stop(c);

@@ -16,6 +16,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdio.h>
@@ -27,11 +30,37 @@
 /* An answer larger than this is refused (a whole pool's metadata fits many times). */
 #define RESPONSE_BYTES_MAX (256 << 20)
 
-static int io_all(int fd, uint8_t *p, size_t n, int writing)
+/* One connection: a socket, and its TLS session when the target has a CA. */
+typedef struct conn {
+    int fd;
+    SSL_CTX *ctx;
+    SSL *ssl;
+} conn_t;
+
+static void conn_close(conn_t *c)
+{
+    if (c->ssl) {
+        SSL_shutdown(c->ssl);
+        SSL_free(c->ssl);
+    }
+    if (c->ctx) SSL_CTX_free(c->ctx);
+    if (c->fd >= 0) close(c->fd);
+    c->fd = -1;
+    c->ctx = NULL;
+    c->ssl = NULL;
+}
+
+static int io_all(conn_t *c, uint8_t *p, size_t n, int writing)
 {
     while (n > 0) {
-        ssize_t r = writing ? send(fd, p, n, MSG_NOSIGNAL) : recv(fd, p, n, 0);
-        if (r < 0 && errno == EINTR) continue;
+        ssize_t r;
+        if (c->ssl) {
+            int k = n > INT32_MAX ? INT32_MAX : (int)n;
+            r = writing ? SSL_write(c->ssl, p, k) : SSL_read(c->ssl, p, k);
+        } else {
+            r = writing ? send(c->fd, p, n, MSG_NOSIGNAL) : recv(c->fd, p, n, 0);
+            if (r < 0 && errno == EINTR) continue;
+        }
         if (r <= 0) return -1;
         p += r;
         n -= (size_t)r;
@@ -39,9 +68,58 @@ static int io_all(int fd, uint8_t *p, size_t n, int writing)
     return 0;
 }
 
-static int dial(const char *host, int port, int timeout_ms, char *err, size_t errlen)
+/* TLS over c->fd (already connected to host): the broker's chain verified against t->ca and
+ * its name (or IP address) checked, t's client certificate presented. 0, or -1 with err
+ * (which names files, never what the key holds). */
+static int tls_start(conn_t *c, const kp_poolc_target_t *t, const char *host, int port, char *err,
+                     size_t errlen)
+{
+    const char *what = "TLS";
+    c->ctx = SSL_CTX_new(TLS_client_method());
+    if (!c->ctx) goto fail;
+    SSL_CTX_set_verify(c->ctx, SSL_VERIFY_PEER, NULL);
+    what = "the CA file";
+    if (SSL_CTX_load_verify_locations(c->ctx, t->ca, NULL) != 1) goto fail;
+    what = "the client certificate";
+    if (t->cert && SSL_CTX_use_certificate_chain_file(c->ctx, t->cert) != 1) goto fail;
+    what = "the client key";
+    if (t->key && (SSL_CTX_use_PrivateKey_file(c->ctx, t->key, SSL_FILETYPE_PEM) != 1 ||
+                   SSL_CTX_check_private_key(c->ctx) != 1))
+        goto fail;
+    what = "TLS";
+    c->ssl = SSL_new(c->ctx);
+    if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) goto fail;
+    X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
+    unsigned char ip[16];
+    int is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
+    if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host)
+               : X509_VERIFY_PARAM_set1_host(vp, host, 0)) != 1)
+        goto fail;
+    if (!is_ip) SSL_set_tlsext_host_name(c->ssl, (char *)host); /* SNI: names only */
+    what = "the TLS handshake";
+    if (SSL_connect(c->ssl) != 1) goto fail;
+    return 0;
+fail : {
+    unsigned long e = ERR_get_error();
+    long v = c->ssl ? SSL_get_verify_result(c->ssl) : X509_V_OK;
+    if (v != X509_V_OK)
+        snprintf(err, errlen, "%s:%d: TLS: the broker's certificate: %s (CA %s)", host, port,
+                 X509_verify_cert_error_string(v), t->ca);
+    else
+        snprintf(err, errlen, "%s:%d: %s: %s", host, port, what,
+                 e ? ERR_reason_error_string(e) : "failed");
+    ERR_clear_error();
+    return -1;
+}
+}
+
+static int dial(conn_t *c, const kp_poolc_target_t *t, const char *host, int port, int timeout_ms,
+                char *err, size_t errlen)
 {
     char ps[16];
+    c->fd = -1;
+    c->ctx = NULL;
+    c->ssl = NULL;
     snprintf(ps, sizeof(ps), "%d", port);
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
     int grc = getaddrinfo(host, ps, &hints, &ai);
@@ -52,7 +130,8 @@ static int dial(const char *host, int port, int timeout_ms, char *err, size_t er
     int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct timeval tv = {.tv_sec = timeout_ms / 1000, .tv_usec = (timeout_ms % 1000) * 1000};
     if (fd >= 0) {
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv)); /* bounds connect too */
+        /* bound connect, every read and write, and so the TLS handshake too */
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -63,17 +142,24 @@ static int dial(const char *host, int port, int timeout_ms, char *err, size_t er
         fd = -1;
     }
     freeaddrinfo(ai);
-    return fd;
+    c->fd = fd;
+    if (fd < 0) return -1;
+    if (t->ca && tls_start(c, t, host, port, err, errlen) < 0) {
+        conn_close(c);
+        return -1;
+    }
+    return 0;
 }
 
 /* Sends body as request key/version to host:port and reads the answer's body (after the
  * response header) into *out (malloc'd). 0 or -1 with err. */
-static int call(const char *host, int port, int16_t key, int16_t version, int flexible,
-                const kp_wr_t *body, int timeout_ms, uint8_t **out, size_t *outlen, char *err,
-                size_t errlen)
+static int call(const kp_poolc_target_t *t, const char *host, int port, int16_t key,
+                int16_t version, int flexible, const kp_wr_t *body, int timeout_ms, uint8_t **out,
+                size_t *outlen, char *err, size_t errlen)
 {
-    int fd = dial(host, port, timeout_ms, err, errlen);
-    if (fd < 0) return -1;
+    conn_t c;
+    *out = NULL;
+    if (dial(&c, t, host, port, timeout_ms, err, errlen) < 0) return -1;
     kp_wr_t w;
     kp_wr_init(&w);
     kp_wr_i32(&w, 0);
@@ -84,26 +170,30 @@ static int call(const char *host, int port, int16_t key, int16_t version, int fl
     if (flexible) kp_wr_uvarint(&w, 0); /* header tagged fields */
     kp_wr_raw(&w, body->buf.data, body->buf.len);
     kp_wr_patch_i32(&w, 0, (int32_t)(w.buf.len - 4));
-    int rc = io_all(fd, w.buf.data, w.buf.len, 1);
+    errno = 0;
+    int rc = io_all(&c, w.buf.data, w.buf.len, 1);
     kp_wr_free(&w);
     uint8_t hdr[8];
-    *out = NULL;
-    if (rc < 0 || io_all(fd, hdr, sizeof(hdr), 0) < 0) {
-        snprintf(err, errlen, "%s:%d: no answer (%s)", host, port,
-                 errno ? strerror(errno) : "closed");
-        close(fd);
+    if (rc < 0 || io_all(&c, hdr, sizeof(hdr), 0) < 0) {
+        snprintf(err, errlen, "%s:%d: no answer (%s)%s", host, port,
+                 errno ? strerror(errno) : "closed",
+                 !t->ca     ? " (a TLS listener? give --ca, --cert and --key)"
+                 : !t->cert ? " (do the brokers want a client certificate? --cert, --key)"
+                            : "");
+        ERR_clear_error();
+        conn_close(&c);
         return -1;
     }
     int32_t size = (int32_t)ntohl(*(uint32_t *)hdr), corr = (int32_t)ntohl(*(uint32_t *)(hdr + 4));
     if (size < 4 || size > RESPONSE_BYTES_MAX || corr != 1) {
         snprintf(err, errlen, "%s:%d: a malformed answer", host, port);
-        close(fd);
+        conn_close(&c);
         return -1;
     }
     *outlen = (size_t)size - 4;
     *out = kp_xmalloc(*outlen + 1);
-    rc = io_all(fd, *out, *outlen, 0);
-    close(fd);
+    rc = io_all(&c, *out, *outlen, 0);
+    conn_close(&c);
     if (rc < 0) {
         snprintf(err, errlen, "%s:%d: the answer was cut short", host, port);
         free(*out);
@@ -114,11 +204,11 @@ static int call(const char *host, int port, int16_t key, int16_t version, int fl
 }
 
 /* call() to the first server of bootstrap that answers. */
-static int call_any(const char *bootstrap, int16_t key, int16_t version, int flexible,
+static int call_any(const kp_poolc_target_t *t, int16_t key, int16_t version, int flexible,
                     const kp_wr_t *body, int timeout_ms, uint8_t **out, size_t *outlen, char *err,
                     size_t errlen)
 {
-    char *list = kp_xstrdup(bootstrap), *save = NULL;
+    char *list = kp_xstrdup(t->bootstrap), *save = NULL;
     int rc = -1;
     snprintf(err, errlen, "no bootstrap server given");
     for (char *tok = strtok_r(list, ",", &save); tok && rc < 0; tok = strtok_r(NULL, ",", &save)) {
@@ -128,8 +218,8 @@ static int call_any(const char *bootstrap, int16_t key, int16_t version, int fle
             continue;
         }
         *colon = 0;
-        rc = call(tok, atoi(colon + 1), key, version, flexible, body, timeout_ms, out, outlen, err,
-                  errlen);
+        rc = call(t, tok, atoi(colon + 1), key, version, flexible, body, timeout_ms, out, outlen,
+                  err, errlen);
     }
     free(list);
     return rc;
@@ -177,8 +267,8 @@ static int copy_ids(int32_t *dst, const int32_t *src, int32_t n)
     return n;
 }
 
-static int read_metadata(const char *bootstrap, int timeout_ms, kp_poolc_snapshot_t *s, char *err,
-                         size_t errlen)
+static int read_metadata(const kp_poolc_target_t *target, int timeout_ms, kp_poolc_snapshot_t *s,
+                         char *err, size_t errlen)
 {
     MetadataRequest rq;
     MetadataRequest_init(&rq);
@@ -188,7 +278,7 @@ static int read_metadata(const char *bootstrap, int timeout_ms, kp_poolc_snapsho
     kp_wr_init(&body);
     MetadataRequest_encode(&body, 7, &rq);
     answer_t a;
-    int rc = call_any(bootstrap, 3, 7, 0, &body, timeout_ms, &a.data, &a.len, err, errlen);
+    int rc = call_any(target, 3, 7, 0, &body, timeout_ms, &a.data, &a.len, err, errlen);
     kp_wr_free(&body);
     if (rc < 0) return -1;
     answer_init(&a, 0);
@@ -247,7 +337,8 @@ static kp_poolc_part_t *find_part(kp_poolc_snapshot_t *s, const char *topic, int
 }
 
 /* The bytes of every partition on broker b (DescribeLogDirs v1); leaves -1 when it fails. */
-static void read_log_dirs(kp_poolc_snapshot_t *s, kp_poolc_broker_t *b, int timeout_ms)
+static void read_log_dirs(const kp_poolc_target_t *target, kp_poolc_snapshot_t *s,
+                          kp_poolc_broker_t *b, int timeout_ms)
 {
     DescribeLogDirsRequest rq;
     DescribeLogDirsRequest_init(&rq);
@@ -257,7 +348,8 @@ static void read_log_dirs(kp_poolc_snapshot_t *s, kp_poolc_broker_t *b, int time
     DescribeLogDirsRequest_encode(&body, 1, &rq);
     answer_t a;
     char err[256];
-    int rc = call(b->host, b->port, 35, 1, 0, &body, timeout_ms, &a.data, &a.len, err, sizeof(err));
+    int rc = call(target, b->host, b->port, 35, 1, 0, &body, timeout_ms, &a.data, &a.len, err,
+                  sizeof(err));
     kp_wr_free(&body);
     if (rc < 0) return;
     answer_init(&a, 0);
@@ -288,8 +380,8 @@ static void read_log_dirs(kp_poolc_snapshot_t *s, kp_poolc_broker_t *b, int time
     answer_free(&a);
 }
 
-static int read_moves(const char *bootstrap, int timeout_ms, kp_poolc_snapshot_t *s, char *err,
-                      size_t errlen)
+static int read_moves(const kp_poolc_target_t *target, int timeout_ms, kp_poolc_snapshot_t *s,
+                      char *err, size_t errlen)
 {
     ListPartitionReassignmentsRequest rq;
     ListPartitionReassignmentsRequest_init(&rq);
@@ -297,7 +389,7 @@ static int read_moves(const char *bootstrap, int timeout_ms, kp_poolc_snapshot_t
     kp_wr_init(&body);
     ListPartitionReassignmentsRequest_encode(&body, 0, &rq);
     answer_t a;
-    int rc = call_any(bootstrap, 46, 0, 1, &body, timeout_ms, &a.data, &a.len, err, errlen);
+    int rc = call_any(target, 46, 0, 1, &body, timeout_ms, &a.data, &a.len, err, errlen);
     kp_wr_free(&body);
     if (rc < 0) return -1;
     answer_init(&a, 1);
@@ -323,16 +415,17 @@ static int read_moves(const char *bootstrap, int timeout_ms, kp_poolc_snapshot_t
     return rc;
 }
 
-int kp_poolc_snapshot(const char *bootstrap, int timeout_ms, kp_poolc_snapshot_t *out, char *err,
-                      size_t errlen)
+int kp_poolc_snapshot(const kp_poolc_target_t *target, int timeout_ms, kp_poolc_snapshot_t *out,
+                      char *err, size_t errlen)
 {
     memset(out, 0, sizeof(*out));
-    if (read_metadata(bootstrap, timeout_ms, out, err, errlen) < 0 ||
-        read_moves(bootstrap, timeout_ms, out, err, errlen) < 0) {
+    if (read_metadata(target, timeout_ms, out, err, errlen) < 0 ||
+        read_moves(target, timeout_ms, out, err, errlen) < 0) {
         kp_poolc_snapshot_free(out);
         return -1;
     }
-    for (int i = 0; i < out->nbrokers; i++) read_log_dirs(out, &out->brokers[i], timeout_ms);
+    for (int i = 0; i < out->nbrokers; i++)
+        read_log_dirs(target, out, &out->brokers[i], timeout_ms);
     return 0;
 }
 
@@ -343,8 +436,8 @@ void kp_poolc_snapshot_free(kp_poolc_snapshot_t *s)
     memset(s, 0, sizeof(*s));
 }
 
-int kp_poolc_alter(const char *bootstrap, int timeout_ms, const kp_poolc_move_t *moves, int n,
-                   char *err, size_t errlen)
+int kp_poolc_alter(const kp_poolc_target_t *target, int timeout_ms, const kp_poolc_move_t *moves,
+                   int n, char *err, size_t errlen)
 {
     AlterPartitionReassignmentsRequest rq;
     AlterPartitionReassignmentsRequest_init(&rq);
@@ -375,7 +468,7 @@ int kp_poolc_alter(const char *bootstrap, int timeout_ms, const kp_poolc_move_t 
     free(rq.Topics.items);
     free(parts);
     answer_t a;
-    int rc = call_any(bootstrap, 45, 0, 1, &body, timeout_ms, &a.data, &a.len, err, errlen);
+    int rc = call_any(target, 45, 0, 1, &body, timeout_ms, &a.data, &a.len, err, errlen);
     kp_wr_free(&body);
     if (rc < 0) return -1;
     answer_init(&a, 1);
@@ -404,8 +497,8 @@ int kp_poolc_alter(const char *bootstrap, int timeout_ms, const kp_poolc_move_t 
     return rc;
 }
 
-int kp_poolc_elect_preferred(const char *bootstrap, int timeout_ms, int *failed, char *err,
-                             size_t errlen)
+int kp_poolc_elect_preferred(const kp_poolc_target_t *target, int timeout_ms, int *failed,
+                             char *err, size_t errlen)
 {
     ElectLeadersRequest rq;
     ElectLeadersRequest_init(&rq);
@@ -415,7 +508,7 @@ int kp_poolc_elect_preferred(const char *bootstrap, int timeout_ms, int *failed,
     kp_wr_init(&body);
     ElectLeadersRequest_encode(&body, 1, &rq);
     answer_t a;
-    int rc = call_any(bootstrap, 43, 1, 0, &body, timeout_ms, &a.data, &a.len, err, errlen);
+    int rc = call_any(target, 43, 1, 0, &body, timeout_ms, &a.data, &a.len, err, errlen);
     kp_wr_free(&body);
     if (rc < 0) return -1;
     answer_init(&a, 0);

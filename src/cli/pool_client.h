@@ -1,6 +1,7 @@
 /*
  * pool_client.h — what `kpool pool` (cmd_pool.c) reads from and asks of a pool's brokers,
- * over Kafka's own protocol (PLAINTEXT listeners): a snapshot of the pool (Metadata v7:
+ * over Kafka's own protocol (PLAINTEXT listeners, or SSL ones with a client certificate, as
+ * `kpool up --brokers N` has them): a snapshot of the pool (Metadata v7:
  * brokers, racks, controller, every partition's replicas, ISR and leader; DescribeLogDirs v1
  * to every broker: bytes per partition and per broker; ListPartitionReassignments), and the
  * changes (AlterPartitionReassignments, ElectLeaders). Blocking, one request at a time, each
@@ -46,10 +47,18 @@ typedef struct kp_poolc_snapshot {
     int nmoving;
 } kp_poolc_snapshot_t;
 
-/* Reads the pool through the first bootstrap server (HOST:PORT[,HOST:PORT...]) that
- * answers. 0, or -1 with err. */
-int kp_poolc_snapshot(const char *bootstrap, int timeout_ms, kp_poolc_snapshot_t *out, char *err,
-                      size_t errlen);
+/* Where the pool is and how to reach it. ca NULL: PLAINTEXT; else TLS, the broker's
+ * certificate verified against ca (chain and host name or IP address), presenting cert/key
+ * (both or neither) when the brokers ask for a client certificate. Paths only: the key is
+ * read by OpenSSL and never copied, printed or put in an error. */
+typedef struct kp_poolc_target {
+    const char *bootstrap; /* HOST:PORT[,HOST:PORT...] */
+    const char *ca, *cert, *key;
+} kp_poolc_target_t;
+
+/* Reads the pool through the first bootstrap server that answers. 0, or -1 with err. */
+int kp_poolc_snapshot(const kp_poolc_target_t *t, int timeout_ms, kp_poolc_snapshot_t *out,
+                      char *err, size_t errlen);
 void kp_poolc_snapshot_free(kp_poolc_snapshot_t *s);
 
 /* One partition's target for AlterPartitionReassignments. */
@@ -62,12 +71,12 @@ typedef struct kp_poolc_move {
 
 /* Sends the moves (one request); per-move failures are printed to stderr. Returns the number
  * of moves refused, or -1 with err when the request failed. */
-int kp_poolc_alter(const char *bootstrap, int timeout_ms, const kp_poolc_move_t *moves, int n,
+int kp_poolc_alter(const kp_poolc_target_t *t, int timeout_ms, const kp_poolc_move_t *moves, int n,
                    char *err, size_t errlen);
 
 /* Preferred-leader election of every partition (ElectLeaders v1, partitions null). Returns
  * how many partitions got a new leader (*failed: how many could not), or -1 with err. */
-int kp_poolc_elect_preferred(const char *bootstrap, int timeout_ms, int *failed, char *err,
+int kp_poolc_elect_preferred(const kp_poolc_target_t *t, int timeout_ms, int *failed, char *err,
                              size_t errlen);
 
 #endif

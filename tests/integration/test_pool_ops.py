@@ -19,6 +19,7 @@ ElectLeaders API under it); test_auto_leader_rebalance fails on the code before
 auto.leader.rebalance.enable (the leaders stayed away); its disabled twin guards the switch.
 """
 import json
+import os
 import subprocess
 import threading
 import time
@@ -32,8 +33,10 @@ from test_pool import check_acked, consume_all, create_topic, topic_md, wait_isr
 
 
 def kpool(*args, expect=0, timeout=300):
+    # no CLI configuration: its pool section (kpool up's) would stand in for --bootstrap
     p = subprocess.run([KPOOL_BIN, "pool"] + list(args), capture_output=True, text=True,
-                       timeout=timeout)
+                       timeout=timeout,
+                       env=dict(os.environ, KPOOL_CONFIG="/nonexistent/kpool/config.yaml"))
     assert p.returncode == expect, "kpool pool %s: rc %d\nstdout:\n%s\nstderr:\n%s" % (
         " ".join(args), p.returncode, p.stdout[-4000:], p.stderr[-4000:])
     return p

@@ -5,6 +5,7 @@ nothing acknowledged is lost and no client sees an error.
 
 Fails on the old code: `kpool pool` had no `restart` (and `kpool up` no control socket).
 """
+import json
 import os
 import struct
 import subprocess
@@ -132,6 +133,56 @@ def test_restart_usage_and_no_pool(workdir):
     assert p.returncode == 2 and "takes no BROKER" in p.stderr, p.stderr
     p = pool_cmd("restart", "--rolling", "--data-dir", os.path.join(workdir, "nothing"))
     assert p.returncode == 1 and "no kpool up answers at" in p.stderr, p.stderr
+
+
+def test_pool_commands_reach_kpool_up_over_tls():
+    """`kpool pool status|elect-leaders` with no flags reach a `kpool up --brokers 3` pool,
+    whose listeners are SSL-only with client certificates: the bootstrap servers, the pool CA
+    and the admin client certificate come from the CLI configuration kpool up wrote. (Fails
+    on the old code: no bootstrap without --bootstrap, and with it PLAINTEXT against a TLS
+    listener gets no answer.) A CA that did not sign the brokers is refused, and no error
+    shows the key."""
+    up = KpoolUp(args=["--brokers", "3"]).start(timeout=120)
+    try:
+        for f in up.admin.create_topics([NewTopic("st", 6, 3)]).values():
+            f.result(60)
+        wait_for(lambda: isr_full(up, "st", 3), timeout=60, what="ISR 3 everywhere")
+        last = []
+
+        def healthy():
+            last[:] = [up.kpool("pool", "status", "-o", "json", expect=None)]
+            return last[0].returncode == 0
+        wait_for(healthy, timeout=60, what="kpool pool status healthy")
+        st = json.loads(last[0].stdout)
+        assert sorted(b["id"] for b in st["brokers"]) == [1, 2, 3], st
+        assert st["under_replicated"] == [] and st["offline"] == [], st
+        assert st["partitions"] >= 6 and st["moves_in_progress"] == 0, st
+        assert all(b["replicas"] >= 6 and b["disk_bytes"] >= 0 for b in st["brokers"]), st
+        p = up.kpool("pool", "elect-leaders")
+        assert "preferred leaders elected" in p.stdout, p.stdout
+        ca, cert, key = up.admin_files()
+        # the same with explicit flags; PLAINTEXT (no --ca) to the SSL listener: a clear error
+        p = up.kpool("pool", "status", "--bootstrap", up.kafka, "--ca", ca, "--cert", cert,
+                     "--key", key)
+        assert "3 brokers" in p.stdout, p.stdout
+        p = up.kpool("pool", "status", "--bootstrap", up.kafka, expect=1)
+        assert up.kafka in p.stderr and "--ca" in p.stderr, p.stderr
+        # a CA that did not sign the brokers' certificates
+        other = os.path.join(up.root, "other-ca.crt")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=other", "-days", "1",
+                        "-keyout", os.path.join(up.root, "other-ca.key"), "-out", other],
+                       check=True, capture_output=True, timeout=60)
+        p = up.kpool("pool", "status", "--ca", other, expect=1)
+        assert "certificate" in p.stderr and "127.0.0.1:" in p.stderr, p.stderr
+        with open(key) as f:
+            secret = f.read()
+        body = "".join(l for l in secret.splitlines() if "-----" not in l)
+        for out in (p.stdout, p.stderr, up.log()):
+            assert "PRIVATE KEY" not in out and body[:40] not in out
+        up.kpool("pool", "status", "--cert", cert, expect=2)  # without --key
+    finally:
+        up.stop(timeout=120)
 
 
 def _metadata_topic_error(port, topic):
