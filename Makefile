@@ -53,7 +53,7 @@ UNIT_BINS := $(patsubst tests/unit/%.c,$(B)/tests/%,$(UNIT_SRCS))
 FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
 
-.PHONY: all build up test deps asan unit fuzz-build fuzz-smoke fuzz integration bench format \
+.PHONY: all build up test deps asan unit fuzz-build fuzz-smoke fuzz-verify fuzz integration bench format \
         format-check clean kpool-bin soak tls-stream
 
 all: build
@@ -138,11 +138,19 @@ unit:
 	@python3 tests/tools/test_check_layers.py -q
 	@python3 tools/check_layers.py
 
-# every target replays its seed corpus and explores briefly; `make fuzz` is the long run
+# every target replays its seed corpus and explores briefly along a fixed path (seed
+# FUZZ_SMOKE_SEED, at most FUZZ_SMOKE_RUNS inputs: `make fuzz-verify` runs that whole path
+# here); `make fuzz` is the long run, with random seeds
 FUZZ_SMOKE_SECONDS ?= 10
+FUZZ_SMOKE_SEED ?= 1207
+FUZZ_SMOKE_RUNS ?= 200000
 fuzz-smoke:
 	@$(MAKE) --no-print-directory B=build/fuzz fuzz-bins
-	@./scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
+	@FUZZ_SEED=$(FUZZ_SMOKE_SEED) FUZZ_RUNS=$(FUZZ_SMOKE_RUNS) ./scripts/fuzz.sh $(FUZZ_SMOKE_SECONDS)
+
+fuzz-verify:
+	@$(MAKE) --no-print-directory B=build/fuzz fuzz-bins
+	@FUZZ_SEED=$(FUZZ_SMOKE_SEED) FUZZ_RUNS=$(FUZZ_SMOKE_RUNS) ./scripts/fuzz.sh --verify
 
 FUZZ_SECONDS ?= 300
 fuzz:

@@ -134,6 +134,15 @@ int kp_prom_label(const char *labels, size_t len, const char *key, char *out, si
     return -1;
 }
 
+/* A figure from a page as an integer: pages are outside input, so a value beyond int64_t
+ * (or negative, or not a number) saturates instead of being converted (undefined in C). */
+static int64_t fig_int(double v)
+{
+    if (!(v > 0)) return 0;
+    if (v >= 9.2e18) return INT64_MAX;
+    return (int64_t)v;
+}
+
 /* ---- one scrape ---- */
 
 typedef struct sample {
@@ -386,7 +395,7 @@ static void on_sample(const char *name, size_t n, const char *labels, size_t ll,
         if (*e || !*part || p < 0 || p > PARTITION_INDEX_MAX) return;
         topic_fig_t *t = figs_topic(sc->figs, topic);
         part_fig_t *pf = topic_part(t, (int32_t)p);
-        int64_t x = (int64_t)v;
+        int64_t x = fig_int(v);
         if (name[n - 1] == 's') { /* ..._bytes */
             if (!pf->has_size || x > pf->size) pf->size = x, pf->has_size = 1;
             t->has_sizes = 1;
@@ -1021,9 +1030,9 @@ static json_t *broker_json(const broker_hist_t *b)
     const sample_t *l = &b->last, *p = &b->prev;
     if (l->node_id >= 0) json_object_set_new(o, "nodeId", json_integer(l->node_id));
     if (l->has_disk) {
-        json_object_set_new(o, "diskUsedBytes", json_integer((json_int_t)l->disk_used));
-        json_object_set_new(o, "diskFreeBytes", json_integer((json_int_t)l->disk_free));
-        json_object_set_new(o, "diskCapacityBytes", json_integer((json_int_t)l->disk_cap));
+        json_object_set_new(o, "diskUsedBytes", json_integer(fig_int(l->disk_used)));
+        json_object_set_new(o, "diskFreeBytes", json_integer(fig_int(l->disk_free)));
+        json_object_set_new(o, "diskCapacityBytes", json_integer(fig_int(l->disk_cap)));
     }
     double dt = (double)(l->t_ms - p->t_ms) / 1000.0;
     int ok = b->n_ok == 2 && dt > 0 && l->requests >= p->requests && l->bytes_in >= p->bytes_in &&
@@ -1068,7 +1077,7 @@ json_t *kp_pool_metrics_history(const char *pool)
                 num_or_null(ok, (b->bytes_in - a->bytes_in) / dt), "bytesOutPerSecond",
                 num_or_null(ok, (b->bytes_out - a->bytes_out) / dt), "recordsInPerSecond",
                 num_or_null(ok, (b->records_in - a->records_in) / dt), "diskUsedBytes",
-                b->has_disk ? json_integer((json_int_t)b->disk_used) : json_null()));
+                b->has_disk ? json_integer(fig_int(b->disk_used)) : json_null()));
     }
     json_t *brokers = json_array(), *urls = json_array();
     for (int i = 0; i < h->nbrokers; i++) {
