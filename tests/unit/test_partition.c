@@ -198,11 +198,51 @@ static void test_isr_shrink_and_expand(void **st)
     close_part(p);
 }
 
+/* An idle partition: the controller takes a dead broker out of the ISR; what that replica
+ * fetched before it died reaches the high watermark, but only a new fetch takes it back
+ * (the leader re-added it from the old figures, and the two undid each other's change). */
+static void test_isr_no_rejoin_without_fetch(void **st)
+{
+    kp_partition_t *p = open_part(1);
+    static const int32_t all[] = {1, 2, 3}, two[] = {1, 2};
+    state(p, 1, 1, all, 3, 10);
+    append(p, 2);
+    follower_fetch(p, 2, 2, NOW);
+    follower_fetch(p, 3, 2, NOW);
+    kp_partition_state_t next;
+    int64_t version;
+    assert_int_equal(kp_partition_isr_update(p, NOW + 1000, 30000, &next, &version), 0);
+    state(p, 1, 1, two, 2, 11); /* the controller: broker 3 is dead */
+    assert_int_equal(kp_partition_isr_update(p, NOW + 2000, 30000, &next, &version), 0);
+    follower_fetch(p, 3, 2, NOW + 3000); /* it is back and fetches */
+    assert_int_equal(kp_partition_isr_update(p, NOW + 3000, 30000, &next, &version), 1);
+    assert_int_equal(next.nisr, 3);
+    close_part(p);
+}
+
+/* A new leader of an empty partition does not take in a replica outside the ISR that has
+ * not fetched from it (it was seeded at offset 0, which an empty log's high watermark is). */
+static void test_new_leader_no_join_without_fetch(void **st)
+{
+    kp_partition_t *p = open_part(1);
+    static const int32_t two[] = {1, 2};
+    state(p, 1, 1, two, 2, 10);
+    kp_partition_state_t next;
+    int64_t version;
+    assert_int_equal(kp_partition_isr_update(p, NOW + 1000, 30000, &next, &version), 0);
+    follower_fetch(p, 3, 0, NOW + 2000);
+    assert_int_equal(kp_partition_isr_update(p, NOW + 2000, 30000, &next, &version), 1);
+    assert_int_equal(next.nisr, 3);
+    close_part(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_leader_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_isr_shrink_and_expand, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_isr_no_rejoin_without_fetch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_new_leader_no_join_without_fetch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
