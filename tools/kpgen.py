@@ -20,6 +20,8 @@ Notation (indentation nests the fields of an array of structs):
 
     types: bool int8 int16 int32 int64 uint16 uint32 float64 uuid string bytes records
            []int32 []int64 []string []<StructName> (struct fields follow, indented)
+    A []<StructName> without indented fields reuses the struct of that name declared
+    elsewhere in the same message (Kafka's "commonStructs"): one C type, one codec.
     versions: "3+", "0-2", "5" (the field exists in those versions; default: all)
     tag=<n>:  a tagged field (only in flexible versions), written when not at its default
     default:  an integer, true/false, or null (for nullable strings/arrays)
@@ -170,7 +172,29 @@ def parse(path):
         elif typ not in SCALARS and typ not in BLOBS:
             die(path, lineno, f"unknown type {typ}")
         stack[-1][1].append(f)
+    for m in msgs:
+        resolve_shared(m)
     return msgs
+
+
+def resolve_shared(m):
+    """A []Struct field without fields of its own shares those of the struct of that name
+    declared elsewhere in the message (the generator then emits that struct once)."""
+    declared = {}
+
+    def walk(fields, visit):
+        for f in fields:
+            visit(f)
+            walk(f.children, visit)
+
+    walk(m.fields, lambda f: f.struct_name and f.children and
+         declared.setdefault(f.struct_name, f.children))
+
+    def share(f):
+        if f.struct_name and not f.children and f.struct_name in declared:
+            f.children = declared[f.struct_name]
+
+    walk(m.fields, share)
 
 
 def c_scalar(f):
@@ -195,8 +219,17 @@ def min_size(fields, flexible):
 class Gen:
     def __init__(self):
         self.h, self.c = [], []
+        self.emitted = set()  # (what, C name): a shared struct is emitted once
+
+    def once(self, what, cname):
+        if (what, cname) in self.emitted:
+            return False
+        self.emitted.add((what, cname))
+        return True
 
     def struct_decls(self, cname, fields, root=None):
+        if not self.once("struct", cname):
+            return
         root = root or cname
         for f in fields:
             if f.struct_name:
@@ -231,6 +264,8 @@ class Gen:
         return d
 
     def init_fn(self, cname, fields, root=None):
+        if not self.once("init", cname):
+            return
         root = root or cname
         for f in fields:
             if f.struct_name:
@@ -303,6 +338,8 @@ class Gen:
             self.read_value(f, f.typ, f"m->{f.name}", ncond, out, ind)
 
     def decode_fn(self, cname, fields, flex, top, root=None):
+        if not self.once("decode", cname):
+            return
         root = root or cname
         self.root = root
         for f in fields:
@@ -403,6 +440,8 @@ class Gen:
         return f"m->{f.name} == {d}"
 
     def encode_fn(self, cname, fields, flex, top, root=None):
+        if not self.once("encode", cname):
+            return
         root = root or cname
         self.root = root
         for f in fields:

@@ -68,29 +68,8 @@ static int16_t simple_error(kp_req_t *req, int16_t err)
     return fenced_for(err, req->api_version, req->api_key == KP_API_INIT_PRODUCER_ID ? 4 : 2);
 }
 
-static void encode_add_partitions(kp_req_t *req, AddPartitionsToTxnRequest *in, int16_t err)
-{
-    AddPartitionsToTxnResponse out;
-    AddPartitionsToTxnResponse_init(&out);
-    int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0;
-    out.Results.items = kp_req_alloc(req, ((size_t)nt + 1) * sizeof(*out.Results.items));
-    out.Results.count = out.Results.items ? nt : 0;
-    for (int32_t i = 0; i < out.Results.count; i++) {
-        AddPartitionsToTxnRequest_AddPartitionsToTxnTopic *t = &in->Topics.items[i];
-        AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult *tr = &out.Results.items[i];
-        tr->Name = t->Name;
-        int32_t np = t->Partitions.count > 0 ? t->Partitions.count : 0;
-        tr->Results.items = kp_req_alloc(req, ((size_t)np + 1) * sizeof(*tr->Results.items));
-        tr->Results.count = tr->Results.items ? np : 0;
-        for (int32_t j = 0; j < tr->Results.count; j++) {
-            tr->Results.items[j].PartitionIndex = t->Partitions.items[j];
-            tr->Results.items[j].ErrorCode = err;
-        }
-    }
-    kp_req_begin_response(req);
-    AddPartitionsToTxnResponse_encode(&req->resp, req->api_version, &out);
-    kp_req_finish(req);
-}
+typedef struct apt_req apt_req_t;
+static void respond_add_partitions(kp_req_t *req, apt_req_t *ar);
 
 static void respond_describe(kp_req_t *req, DescribeTransactionsRequest *in, txn_call_t *subs);
 
@@ -115,8 +94,9 @@ static void respond_on_loop(kp_loop_t *loop, void *arg)
         kp_req_finish(req);
         return;
     }
-    case KP_TXN_OP_ADD_PARTITIONS:
-        encode_add_partitions(req, call->in, simple_error(req, op->error));
+    case KP_TXN_OP_ADD_PARTITIONS: /* the request's parent call (apt_req_t) */
+    case KP_TXN_OP_VERIFY:
+        respond_add_partitions(req, call->in);
         return;
     case KP_TXN_OP_ADD_OFFSETS: {
         AddOffsetsToTxnResponse out;
@@ -160,91 +140,213 @@ int kp_handle_init_producer_id_txn(kp_req_t *req, InitProducerIdRequest *in)
         call->op.error = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
     else if (in->TransactionalId.len == 0) /* as Kafka: an empty id is not a null one */
         call->op.error = KERR_INVALID_REQUEST;
+    else if ((in->ProducerId == -1) != (in->ProducerEpoch == -1)) /* v3+: both or neither */
+        call->op.error = KERR_INVALID_REQUEST;
     if (call->op.error) {
         respond_on_loop(req->sess->loop, call);
         return 0;
     }
     call->op.id = in->TransactionalId;
     call->op.timeout_ms = in->TransactionTimeoutMs;
+    call->op.producer_id = in->ProducerId < 0 ? -1 : in->ProducerId; /* -1 below v3 */
+    call->op.epoch = in->ProducerEpoch;
     kp_txn_submit(coord(req), &call->op);
     return 0;
 }
 
 /* ---- AddPartitionsToTxn ---- */
 
-int kp_handle_add_partitions_to_txn(kp_req_t *req)
+/* One transaction of an AddPartitionsToTxn request: the only one below v4; any number at
+ * v4, which is broker to broker (KIP-890 part 1: a partition leader adds, or with VerifyOnly
+ * checks, the partitions of transactions whose batches it is about to append). */
+typedef struct apt_txn {
+    txn_call_t call; /* first: the coordinator's op (topics, verified point below) */
+    kp_txn_record_topic_t *topics;
+    int32_t ntopics, npartitions;
+    int16_t *errs; /* per partition in request order: its own error, 0 if none */
+    int local;     /* decided here (errs hold it): not submitted */
+} apt_txn_t;
+
+struct apt_req {
+    txn_call_t call; /* first: the parent, answered when its last child is */
+    apt_txn_t *txns;
+    int32_t ntxns;
+    int16_t error; /* v4: the top-level error (CLUSTER_AUTHORIZATION_FAILED) */
+};
+
+/* The partition's answer: its own error, else its transaction's (mapped for old versions). */
+static int16_t apt_partition_error(kp_req_t *req, const apt_txn_t *tx, int32_t k)
 {
-    AddPartitionsToTxnRequest *in = kp_req_alloc(req, sizeof(*in));
-    if (!in || AddPartitionsToTxnRequest_decode(&req->body, req->api_version, &req->arena, in) < 0)
-        return -1;
-    if (!kp_req_authorize(req, KP_OP_WRITE, KP_RES_TRANSACTIONAL_ID, in->TransactionalId)) {
-        encode_add_partitions(req, in, KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED);
-        return 0;
+    if (tx->errs[k] || tx->local) return tx->errs[k];
+    return simple_error(req, tx->call.op.error);
+}
+
+static int apt_topic_results(kp_req_t *req, const apt_txn_t *tx,
+                             AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult **out,
+                             int32_t *count)
+{
+    *out = kp_req_alloc(req, ((size_t)tx->ntopics + 1) * sizeof(**out));
+    if (!*out) return -1;
+    *count = tx->ntopics;
+    int32_t k = 0;
+    for (int32_t i = 0; i < tx->ntopics; i++) {
+        AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult *tr = &(*out)[i];
+        const kp_txn_record_topic_t *t = &tx->topics[i];
+        tr->Name = t->topic;
+        tr->Results.items =
+            kp_req_alloc(req, ((size_t)t->npartitions + 1) * sizeof(*tr->Results.items));
+        if (!tr->Results.items) return -1;
+        tr->Results.count = t->npartitions;
+        for (int32_t j = 0; j < t->npartitions; j++, k++) {
+            tr->Results.items[j].PartitionIndex = t->partitions[j];
+            tr->Results.items[j].ErrorCode = apt_partition_error(req, tx, k);
+        }
     }
-    /* per-partition checks first: any failure answers every other partition with
-     * OPERATION_NOT_ATTEMPTED and adds nothing, as Kafka */
-    int32_t nt = in->Topics.count > 0 ? in->Topics.count : 0;
-    kp_txn_record_topic_t *topics = kp_req_alloc(req, ((size_t)nt + 1) * sizeof(*topics));
-    if (!topics) return -1;
-    int16_t *errs = NULL;
-    int any = 0;
-    int32_t total = 0;
-    for (int32_t i = 0; i < nt; i++)
-        total +=
-            in->Topics.items[i].Partitions.count > 0 ? in->Topics.items[i].Partitions.count : 0;
-    errs = kp_req_alloc(req, ((size_t)total + 1) * sizeof(*errs));
-    if (!errs) return -1;
-    int k = 0;
-    for (int32_t i = 0; i < nt; i++) {
-        AddPartitionsToTxnRequest_AddPartitionsToTxnTopic *t = &in->Topics.items[i];
-        topics[i].topic = t->Name;
-        topics[i].partitions = t->Partitions.items;
-        topics[i].npartitions = t->Partitions.count > 0 ? t->Partitions.count : 0;
-        int allowed = kp_req_authorize(req, KP_OP_WRITE, KP_RES_TOPIC, t->Name);
+    return 0;
+}
+
+static void respond_add_partitions(kp_req_t *req, apt_req_t *ar)
+{
+    AddPartitionsToTxnResponse out;
+    AddPartitionsToTxnResponse_init(&out);
+    int failed = 0;
+    if (req->api_version < 4) {
+        failed = ar->ntxns == 1 &&
+                 apt_topic_results(req, &ar->txns[0], &out.Results.items, &out.Results.count) < 0;
+    } else {
+        out.ErrorCode = ar->error;
+        out.ResultsByTransaction.items =
+            kp_req_alloc(req, ((size_t)ar->ntxns + 1) * sizeof(*out.ResultsByTransaction.items));
+        failed = !out.ResultsByTransaction.items;
+        for (int32_t i = 0; !failed && !ar->error && i < ar->ntxns; i++) {
+            AddPartitionsToTxnResponse_AddPartitionsToTxnResult *r =
+                &out.ResultsByTransaction.items[out.ResultsByTransaction.count++];
+            r->TransactionalId = ar->txns[i].call.op.id;
+            failed = apt_topic_results(req, &ar->txns[i], &r->TopicResults.items,
+                                       &r->TopicResults.count) < 0;
+        }
+    }
+    if (failed) {
+        kp_req_finish_silent(req);
+        kp_conn_close(req->sess->conn, "add partitions to txn allocation failed");
+        return;
+    }
+    kp_req_begin_response(req);
+    AddPartitionsToTxnResponse_encode(&req->resp, req->api_version, &out);
+    kp_req_finish(req);
+}
+
+/* Fills tx from one transaction's fields and makes Kafka's per-partition checks: any
+ * failure answers every other partition with OPERATION_NOT_ATTEMPTED and adds nothing.
+ * Clients (v0-3) need WRITE on the TransactionalId and on each topic; brokers (v4) were
+ * authorized for CLUSTER_ACTION instead. -1: out of memory. */
+static int apt_txn_prepare(kp_req_t *req, apt_txn_t *tx, kp_str_t id, int64_t producer_id,
+                           int16_t epoch, int verify_only,
+                           const AddPartitionsToTxnRequest_AddPartitionsToTxnTopic *topics,
+                           int32_t ntopics)
+{
+    int client = req->api_version < 4;
+    tx->call.op.kind = verify_only ? KP_TXN_OP_VERIFY : KP_TXN_OP_ADD_PARTITIONS;
+    tx->call.op.done = op_done;
+    tx->call.op.arena = &req->arena;
+    tx->call.req = req;
+    tx->call.op.id = id;
+    tx->call.op.producer_id = producer_id;
+    tx->call.op.epoch = epoch;
+    tx->ntopics = ntopics > 0 ? ntopics : 0;
+    tx->topics = kp_req_alloc(req, ((size_t)tx->ntopics + 1) * sizeof(*tx->topics));
+    if (!tx->topics) return -1;
+    for (int32_t i = 0; i < tx->ntopics; i++)
+        tx->npartitions += topics[i].Partitions.count > 0 ? topics[i].Partitions.count : 0;
+    tx->errs = kp_req_alloc(req, ((size_t)tx->npartitions + 1) * sizeof(*tx->errs));
+    if (!tx->errs) return -1;
+    tx->call.op.topics = tx->topics;
+    tx->call.op.ntopics = tx->ntopics;
+    tx->call.op.verified = tx->errs;
+    if (client && !kp_req_authorize(req, KP_OP_WRITE, KP_RES_TRANSACTIONAL_ID, id)) {
+        tx->local = 1;
+        for (int32_t k = 0; k < tx->npartitions; k++)
+            tx->errs[k] = KERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED;
+    } else if (id.len <= 0) { /* as Kafka's coordinator */
+        tx->local = 1;
+        for (int32_t k = 0; k < tx->npartitions; k++) tx->errs[k] = KERR_INVALID_REQUEST;
+    }
+    int any = 0, k = 0;
+    for (int32_t i = 0; i < tx->ntopics; i++) {
+        const AddPartitionsToTxnRequest_AddPartitionsToTxnTopic *t = &topics[i];
+        tx->topics[i].topic = t->Name;
+        tx->topics[i].partitions = t->Partitions.items;
+        tx->topics[i].npartitions = t->Partitions.count > 0 ? t->Partitions.count : 0;
+        if (tx->local) continue;
+        int allowed = !client || kp_req_authorize(req, KP_OP_WRITE, KP_RES_TOPIC, t->Name);
         kp_topic_t *topic = allowed ? kp_topics_get(req->sess->broker->topics, t->Name) : NULL;
-        for (int32_t j = 0; j < topics[i].npartitions; j++, k++) {
+        for (int32_t j = 0; j < tx->topics[i].npartitions; j++, k++) {
             if (!allowed)
-                errs[k] = KERR_TOPIC_AUTHORIZATION_FAILED;
+                tx->errs[k] = KERR_TOPIC_AUTHORIZATION_FAILED;
             else if (!topic || !kp_topic_partition(topic, t->Partitions.items[j]))
-                errs[k] = KERR_UNKNOWN_TOPIC_OR_PARTITION;
-            else if (topic->internal)
-                errs[k] = KERR_INVALID_TOPIC_EXCEPTION;
-            any |= errs[k] != 0;
+                tx->errs[k] = KERR_UNKNOWN_TOPIC_OR_PARTITION;
+            else if (topic->internal && client)
+                tx->errs[k] = KERR_INVALID_TOPIC_EXCEPTION;
+            any |= tx->errs[k] != 0;
         }
         kp_topic_put(topic);
     }
     if (any) {
-        AddPartitionsToTxnResponse out;
-        AddPartitionsToTxnResponse_init(&out);
-        out.Results.items = kp_req_alloc(req, ((size_t)nt + 1) * sizeof(*out.Results.items));
-        if (!out.Results.items) return -1;
-        out.Results.count = nt;
-        k = 0;
-        for (int32_t i = 0; i < nt; i++) {
-            AddPartitionsToTxnResponse_AddPartitionsToTxnTopicResult *tr = &out.Results.items[i];
-            tr->Name = topics[i].topic;
-            tr->Results.items =
-                kp_req_alloc(req, ((size_t)topics[i].npartitions + 1) * sizeof(*tr->Results.items));
-            if (!tr->Results.items) return -1;
-            tr->Results.count = topics[i].npartitions;
-            for (int32_t j = 0; j < topics[i].npartitions; j++, k++) {
-                tr->Results.items[j].PartitionIndex = topics[i].partitions[j];
-                tr->Results.items[j].ErrorCode = errs[k] ? errs[k] : OPERATION_NOT_ATTEMPTED;
-            }
-        }
-        kp_req_begin_response(req);
-        AddPartitionsToTxnResponse_encode(&req->resp, req->api_version, &out);
-        kp_req_finish(req);
+        tx->local = 1;
+        for (k = 0; k < tx->npartitions; k++)
+            if (!tx->errs[k]) tx->errs[k] = OPERATION_NOT_ATTEMPTED;
+    }
+    return 0;
+}
+
+int kp_handle_add_partitions_to_txn(kp_req_t *req)
+{
+    AddPartitionsToTxnRequest *in = kp_req_alloc(req, sizeof(*in));
+    apt_req_t *ar = kp_req_alloc(req, sizeof(*ar));
+    if (!in || !ar ||
+        AddPartitionsToTxnRequest_decode(&req->body, req->api_version, &req->arena, in) < 0)
+        return -1;
+    int v4 = req->api_version >= 4;
+    ar->ntxns = v4 ? (in->Transactions.count > 0 ? in->Transactions.count : 0) : 1;
+    ar->txns = kp_req_alloc(req, ((size_t)ar->ntxns + 1) * sizeof(*ar->txns));
+    if (!ar->txns) return -1;
+    ar->call.op.kind = KP_TXN_OP_ADD_PARTITIONS;
+    ar->call.req = req;
+    ar->call.in = ar;
+    if (v4 && !kp_req_authorize(req, KP_OP_CLUSTER_ACTION, KP_RES_CLUSTER,
+                                KP_STR_LIT(KP_CLUSTER_RESOURCE))) {
+        ar->error = KERR_CLUSTER_AUTHORIZATION_FAILED; /* as Kafka: top level, no results */
+        respond_add_partitions(req, ar);
         return 0;
     }
-    txn_call_t *call = call_new(req, KP_TXN_OP_ADD_PARTITIONS, in);
-    if (!call) return -1;
-    call->op.id = in->TransactionalId;
-    call->op.producer_id = in->ProducerId;
-    call->op.epoch = in->ProducerEpoch;
-    call->op.topics = topics;
-    call->op.ntopics = nt;
-    kp_txn_submit(coord(req), &call->op);
+    int submit = 0;
+    for (int32_t i = 0; i < ar->ntxns; i++) {
+        apt_txn_t *tx = &ar->txns[i];
+        int rc;
+        if (v4) {
+            const AddPartitionsToTxnRequest_AddPartitionsToTxnTransaction *t =
+                &in->Transactions.items[i];
+            rc = apt_txn_prepare(req, tx, t->TransactionalId, t->ProducerId, t->ProducerEpoch,
+                                 t->VerifyOnly, t->Topics.items, t->Topics.count);
+        } else {
+            rc = apt_txn_prepare(req, tx, in->TransactionalId, in->ProducerId, in->ProducerEpoch, 0,
+                                 in->Topics.items, in->Topics.count);
+        }
+        if (rc < 0) return -1;
+        submit += !tx->local;
+    }
+    if (!submit) {
+        respond_add_partitions(req, ar);
+        return 0;
+    }
+    /* as DescribeTransactions: the children are answered one after another on the
+     * coordinator's thread, the last one posts the parent's answer */
+    ar->call.remaining = submit;
+    for (int32_t i = 0; i < ar->ntxns; i++) {
+        if (ar->txns[i].local) continue;
+        ar->txns[i].call.parent = &ar->call;
+        kp_txn_submit(coord(req), &ar->txns[i].call.op);
+    }
     return 0;
 }
 
@@ -661,6 +763,7 @@ static void respond_list(kp_req_t *req, ListTransactionsRequest *in, kp_txn_op_t
         return;
     }
     int nknown = 0;
+    int64_t now_ms = kp_wall_ms();
     for (int32_t i = 0; i < nf; i++) {
         int s = kp_txn_status_parse(in->StateFilters.items[i]);
         if (s < 0)
@@ -681,6 +784,9 @@ static void respond_list(kp_req_t *req, ListTransactionsRequest *in, kp_txn_op_t
                 pid_ok |= in->ProducerIdFilters.items[k] == l->producer_id;
             ok &= pid_ok;
         }
+        /* v1 (KIP-994): only transactions running longer than the filter; as Kafka, one
+         * without a start time (-1) counts as running since the epoch */
+        if (in->DurationFilter >= 0 && now_ms - l->start_ms <= in->DurationFilter) ok = 0;
         if (!ok) continue;
         ListTransactionsResponse_TransactionState *ts =
             &out.TransactionStates.items[out.TransactionStates.count++];

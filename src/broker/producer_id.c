@@ -71,7 +71,9 @@ int kp_handle_init_producer_id(kp_req_t *req)
                           KP_STR_LIT(KP_CLUSTER_RESOURCE)) &&
         !kp_req_authorize_any(req, KP_OP_WRITE, KP_RES_TOPIC)) {
         out.ErrorCode = KERR_CLUSTER_AUTHORIZATION_FAILED;
-    } else {
+    } else if ((in.ProducerId == -1) != (in.ProducerEpoch == -1)) { /* v3+: both or neither */
+        out.ErrorCode = KERR_INVALID_REQUEST;
+    } else { /* as Kafka: without a transactional id, a new producer id whatever was given */
         int64_t id = kp_broker_next_producer_id(req->sess->broker);
         if (id < 0) {
             out.ErrorCode = KERR_KAFKA_STORAGE_ERROR;

@@ -248,6 +248,32 @@ static void flushed(kp_flush_waiter_t *w, int err)
     kp_loop_post(op->c->loop, applied, op);
 }
 
+/* TxnOffsetCommit v3+ (KIP-447): a producer that names its consumer's generation, member or
+ * instance id is checked against the group as Kafka's validateOffsetCommit checks
+ * transactional commits: the static member of the instance id must be that member
+ * (FENCED_INSTANCE_ID) and exist (UNKNOWN_MEMBER_ID), the member must belong to the group
+ * (UNKNOWN_MEMBER_ID; also for an unknown group) and the generation be the group's
+ * (ILLEGAL_GENERATION). No REBALANCE_IN_PROGRESS: a member commits what it processed. Older
+ * versions, and v3 without them (generation -1, no member), are not checked. */
+static int16_t txn_member_check(kp_coordinator_t *c, const TxnOffsetCommitRequest *in)
+{
+    if (in->GenerationId < 0 && in->MemberId.len <= 0 && in->GroupInstanceId.len < 0) return 0;
+    group_t *g = coord_group_get(c, in->GroupId, 0);
+    if (!g) return KERR_UNKNOWN_MEMBER_ID;
+    if (in->GroupInstanceId.len >= 0) {
+        member_t *stat = NULL;
+        for (member_t *m = g->members; m && !stat; m = m->next)
+            if (m->instance_id && kp_str_eq_c(in->GroupInstanceId, m->instance_id)) stat = m;
+        if (!stat) return KERR_UNKNOWN_MEMBER_ID;
+        if (!kp_str_eq_c(in->MemberId, stat->id)) return KERR_FENCED_INSTANCE_ID;
+    }
+    if (!group_find_member(g, in->MemberId.ptr,
+                           (size_t)(in->MemberId.len > 0 ? in->MemberId.len : 0)))
+        return KERR_UNKNOWN_MEMBER_ID;
+    if (in->GenerationId != g->generation) return KERR_ILLEGAL_GENERATION;
+    return 0;
+}
+
 void txn_offsets_commit(kp_coordinator_t *c, kp_group_call_t *req, TxnOffsetCommitRequest *in)
 {
     txn_commit_op_t *op = kp_arena_calloc(req->arena, 1, sizeof(*op));
@@ -273,6 +299,7 @@ void txn_offsets_commit(kp_coordinator_t *c, kp_group_call_t *req, TxnOffsetComm
         group_err = KERR_INVALID_GROUP_ID;
     else /* READ on the group, and the group's owner (group_owner.c), as OffsetCommit */
         group_err = group_access(c, req, in->GroupId, KP_OP_READ, 1);
+    if (!group_err) group_err = txn_member_check(c, in);
     snprintf(op->gid, sizeof(op->gid), "%.*s", in->GroupId.len > 0 ? in->GroupId.len : 0,
              in->GroupId.ptr ? in->GroupId.ptr : "");
     int64_t now = kp_wall_ms();

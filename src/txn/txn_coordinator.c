@@ -39,6 +39,12 @@ struct txn {
     int32_t log_partition;
     int64_t producer_id;
     int16_t epoch;
+    /* KIP-360 (InitProducerId v3+), in memory only as in Kafka: the epoch before the last
+     * bump asked for by the producer itself (-1 after any other bump: a retry of that bump
+     * gets the same epoch again), and the producer id before the last rotation (a retry of
+     * a rotation that exhausted the epochs is not fenced) */
+    int16_t last_epoch;
+    int64_t prev_producer_id;
     int32_t timeout_ms;
     int status;
     txn_part_t *parts;
@@ -190,6 +196,8 @@ static txn_t *txn_create(kp_txn_coord_t *c, kp_str_t id)
     t->log_partition = kp_txn_partition_for(id, c->cfg.partitions);
     t->producer_id = -1;
     t->epoch = -1;
+    t->last_epoch = -1;
+    t->prev_producer_id = -1;
     kp_hmap_put(&c->txns, t->id, (size_t)id.len, t);
     return t;
 }
@@ -510,8 +518,13 @@ static void end_completed(kp_txn_coord_t *c, txn_t *t, int err)
 {
     t->busy = 0;
     kp_txn_op_t *op = t->waiting;
-    if (op && op->kind == KP_TXN_OP_INIT && !err) {
+    if (op && op->kind == KP_TXN_OP_INIT && !err && op->producer_id < 0) {
         init_continue(c, t); /* the abort of the previous incarnation is done */
+        return;
+    }
+    if (op && op->kind == KP_TXN_OP_INIT && !err) { /* v3+: Kafka's PrepareEpochFence */
+        t->waiting = NULL;
+        answer(op, KERR_CONCURRENT_TRANSACTIONS);
         return;
     }
     t->waiting = NULL;
@@ -553,20 +566,32 @@ static void init_written(kp_txn_coord_t *c, txn_t *t, int err)
     answer(op, err ? KERR_COORDINATOR_NOT_AVAILABLE : 0);
 }
 
-/* t is Empty or Complete*: a new epoch (or producer id when the epoch is exhausted). */
+/* Kafka's TransactionMetadata.isEpochExhausted */
+static int epoch_exhausted(int16_t epoch)
+{
+    return epoch >= INT16_MAX - 1;
+}
+
+/* t is Empty or Complete*: a new epoch (or producer id when the epoch is exhausted). An op
+ * with the producer's current id and epoch (InitProducerId v3+, op->producer_id >= 0) has
+ * been checked by init_expected; its bump is remembered so that its retry is not fenced. */
 static void init_continue(kp_txn_coord_t *c, txn_t *t)
 {
     kp_txn_op_t *op = t->waiting;
-    if (t->producer_id < 0 || t->epoch >= INT16_MAX - 1) {
+    int expected = op && op->kind == KP_TXN_OP_INIT && op->producer_id >= 0;
+    if (t->producer_id < 0 || epoch_exhausted(t->epoch)) {
         int64_t pid = kp_broker_next_producer_id(c->broker);
         if (pid < 0) {
             t->waiting = NULL;
             answer(op, KERR_COORDINATOR_NOT_AVAILABLE);
             return;
         }
+        t->last_epoch = expected && t->producer_id >= 0 ? t->epoch : -1;
+        t->prev_producer_id = t->producer_id;
         t->producer_id = pid;
         t->epoch = 0;
     } else {
+        t->last_epoch = expected ? t->epoch : -1;
         t->epoch++;
     }
     t->status = KP_TXN_EMPTY;
@@ -578,6 +603,31 @@ static void init_continue(kp_txn_coord_t *c, txn_t *t)
 }
 
 static int ensure_log_topic(kp_txn_coord_t *c, char *err, size_t errlen);
+
+/* InitProducerId v3+ with the producer's id and epoch (Kafka's isValidProducerId): not
+ * fenced when the id has no epoch yet, the producer id is the current one, or it is the
+ * previous one with an exhausted epoch (a retry of a rotation it never heard of). */
+static int init_expected_valid(const txn_t *t, const kp_txn_op_t *op)
+{
+    return t->producer_id < 0 || t->epoch < 0 || op->producer_id == t->producer_id ||
+           (op->producer_id == t->prev_producer_id && epoch_exhausted(op->epoch));
+}
+
+/* t Empty or Complete*, the op carries the producer's epoch (Kafka's
+ * prepareIncrementProducerEpoch): 0 to bump (or rotate, when exhausted and the epoch is the
+ * current one), -1 for a retry of the last bump (answered with the current epoch),
+ * PRODUCER_FENCED for any other epoch. */
+static int16_t init_expected_bump(const txn_t *t, const kp_txn_op_t *op)
+{
+    if (t->producer_id < 0 || t->epoch < 0) return 0;
+    if (op->producer_id == t->producer_id && op->epoch == t->epoch) return 0;
+    if (op->producer_id == t->producer_id && t->last_epoch >= 0 && op->epoch == t->last_epoch)
+        return -1;
+    if (op->producer_id == t->prev_producer_id && epoch_exhausted(op->epoch) &&
+        t->last_epoch >= 0 && op->epoch == t->last_epoch)
+        return -1; /* the rotation's retry */
+    return KERR_PRODUCER_FENCED;
+}
 
 static void op_init(kp_txn_coord_t *c, kp_txn_op_t *op)
 {
@@ -597,16 +647,40 @@ static void op_init(kp_txn_coord_t *c, kp_txn_op_t *op)
     }
     txn_t *t = txn_get(c, op->id);
     if (!t) t = txn_create(c, op->id);
-    if (t->busy || t->status == KP_TXN_PREPARE_COMMIT || t->status == KP_TXN_PREPARE_ABORT) {
+    if (t->busy) {
+        answer(op, KERR_CONCURRENT_TRANSACTIONS);
+        return;
+    }
+    if (op->producer_id >= 0 && !init_expected_valid(t, op)) {
+        answer(op, KERR_PRODUCER_FENCED);
+        return;
+    }
+    if (t->status == KP_TXN_PREPARE_COMMIT || t->status == KP_TXN_PREPARE_ABORT) {
         answer(op, KERR_CONCURRENT_TRANSACTIONS);
         return;
     }
     t->waiting = op;
     if (t->status == KP_TXN_ONGOING) {
         /* a previous incarnation left it open: abort it with a bumped epoch (fencing it at
-         * every partition), then give the new producer the next epoch */
+         * every partition), then give the new producer the next epoch (end_completed). With
+         * the producer's epoch (v3+), as Kafka: the abort is answered CONCURRENT_TRANSACTIONS
+         * and the retry, whose epoch is now stale, is fenced. */
         t->epoch++;
+        t->last_epoch = -1;
         txn_end(c, t, 0, op);
+        return;
+    }
+    int16_t bump = op->producer_id >= 0 ? init_expected_bump(t, op) : 0;
+    if (bump < 0) { /* a retry of a bump already done: the same epoch again */
+        t->waiting = NULL;
+        op->record.producer_id = t->producer_id;
+        op->record.producer_epoch = t->epoch;
+        answer(op, 0);
+        return;
+    }
+    if (bump) {
+        t->waiting = NULL;
+        answer(op, bump);
         return;
     }
     init_continue(c, t);
@@ -664,6 +738,29 @@ static void op_add_partitions(kp_txn_coord_t *c, kp_txn_op_t *op)
         return;
     }
     add_parts(c, t, op, op->topics, op->ntopics);
+}
+
+/* AddPartitionsToTxn v4 VerifyOnly (KIP-890 part 1, asked by a partition leader before it
+ * appends a transactional batch): is each partition in the open transaction? Nothing is
+ * written. Kafka checks no pending write; here a transaction with a write in flight answers
+ * CONCURRENT_TRANSACTIONS (retriable), as its partitions are added before they are durable. */
+static void op_verify(kp_txn_coord_t *c, kp_txn_op_t *op)
+{
+    (void)c;
+    txn_t *t = txn_get(c, op->id);
+    int16_t err = check_producer(t, op);
+    if (err) {
+        answer(op, err);
+        return;
+    }
+    int32_t k = 0;
+    for (int32_t i = 0; i < op->ntopics; i++)
+        for (int32_t j = 0; j < op->topics[i].npartitions; j++, k++)
+            op->verified[k] = t->status == KP_TXN_ONGOING &&
+                                      parts_has(t, op->topics[i].topic, op->topics[i].partitions[j])
+                                  ? 0
+                                  : KERR_INVALID_TXN_STATE;
+    answer(op, 0);
 }
 
 static void op_add_offsets(kp_txn_coord_t *c, kp_txn_op_t *op)
@@ -754,6 +851,7 @@ static void op_list(kp_txn_coord_t *c, kp_txn_op_t *op)
         op->listed[k].id = (kp_str_t){s, (int32_t)len};
         op->listed[k].producer_id = t->producer_id;
         op->listed[k].status = t->status;
+        op->listed[k].start_ms = t->start_ms;
         k++;
     }
     op->nlisted = (int32_t)k;
@@ -782,6 +880,9 @@ static void run_submit(kp_loop_t *loop, void *arg)
         break;
     case KP_TXN_OP_ADD_PARTITIONS:
         op_add_partitions(c, op);
+        break;
+    case KP_TXN_OP_VERIFY:
+        op_verify(c, op);
         break;
     case KP_TXN_OP_ADD_OFFSETS:
         op_add_offsets(c, op);
@@ -855,6 +956,7 @@ static void tick(kp_loop_t *loop, void *arg)
             kp_info("txn", "%s: transaction open for more than %d ms: aborting", t->id,
                     t->timeout_ms);
             t->epoch++;
+            t->last_epoch = -1;
             txn_end(c, t, 0, NULL);
         } else if (t->status == KP_TXN_PREPARE_COMMIT || t->status == KP_TXN_PREPARE_ABORT) {
             t->busy = 1; /* in doubt (restart, or failed markers): complete it */

@@ -54,8 +54,12 @@ kp_txn_coord_t *kp_txn_coord_start(kp_broker_t *b, const kp_txn_config_t *cfg, c
 void kp_txn_coord_stop(kp_txn_coord_t *c);
 
 typedef enum {
-    KP_TXN_OP_INIT,           /* in: id, timeout_ms; out: producer_id, epoch */
+    KP_TXN_OP_INIT,           /* in: id, timeout_ms, producer_id and epoch (the producer's
+                                 current ones, InitProducerId v3+; -1: none); out: record's
+                                 producer_id, producer_epoch */
     KP_TXN_OP_ADD_PARTITIONS, /* in: id, producer_id, epoch, topics */
+    KP_TXN_OP_VERIFY,         /* in: id, producer_id, epoch, topics; out: verified (one per
+                                 partition, in order: 0 or INVALID_TXN_STATE) */
     KP_TXN_OP_ADD_OFFSETS,    /* in: id, producer_id, epoch, group_id */
     KP_TXN_OP_END,            /* in: id, producer_id, epoch, commit */
     KP_TXN_OP_DESCRIBE,       /* in: id; out: record (arena), status */
@@ -66,6 +70,7 @@ typedef struct kp_txn_listed {
     kp_str_t id;
     int64_t producer_id;
     int status;
+    int64_t start_ms; /* of the open transaction; -1 if none */
 } kp_txn_listed_t;
 
 typedef struct kp_txn_op kp_txn_op_t;
@@ -85,6 +90,7 @@ struct kp_txn_op {
     kp_txn_record_t record; /* DESCRIBE, and INIT's producer id/epoch */
     kp_txn_listed_t *listed;
     int32_t nlisted;
+    int16_t *verified; /* VERIFY: the caller's array, one per partition of topics */
     /* called on the coordinator's thread once the op is decided */
     void (*done)(kp_txn_op_t *op);
     void *arg;

@@ -132,8 +132,29 @@ def test_transactional_id_acls_on_the_wire(broker_factory, pki):
     assert find_coordinator_error(w, "alice-tx") == 0
     assert produce_txn_raw(w, "alice-tx", "t", txn_batch([b"v"])) == 0
     assert produce_txn_raw(w, "bob-tx", "t", txn_batch([b"v"], seq=1)) == 53
+    # AddPartitionsToTxn v4 is broker to broker: without CLUSTER_ACTION, Kafka's top-level
+    # CLUSTER_AUTHORIZATION_FAILED and no results, even with WRITE on the id
+    assert add_partitions_v4_error(w, "alice-tx", "t") == (31, 0)
     w.close()
     admin.close()
+
+
+def add_partitions_v4_error(w, txn_id, topic):
+    """AddPartitionsToTxn v4 (flexible header, hand-encoded): (top error, results count)."""
+    import kwire
+    from test_txn_versions import Rd, TAGS, carray, cstr, topics_body
+    w.corr += 1
+    body = carray([txn_id], lambda t: cstr(t) + kwire.i64(1) + kwire.i16(0) + kwire.i8(0) +
+                  topics_body([(topic, [0])]) + TAGS) + TAGS
+    hdr = kwire.i16(24) + kwire.i16(4) + kwire.i32(w.corr) + kwire.string("acl") + TAGS
+    w.s.sendall(kwire.frame(hdr + body))
+    r = Rd(kwire.recv_frame(w.s, timeout=15))
+    assert r.i32() == w.corr
+    r.tags()
+    r.i32()  # throttle
+    out = (r.i16(), r.alen())
+    r.end()
+    return out
 
 
 def kwire_find(key, key_type):
