@@ -55,14 +55,7 @@ ALLOWED = {
     # issue 13 item 4: the schema registry reads its users from the control store; the daemon/
     # wiring will hand it a narrow credentials interface instead.
     ("src/registry/registry.h", "control/store.h"): "issue 13 item 4: registry reads the control store",
-    # issue 13 item 4: the transaction coordinator reaches topics and producer ids through the
-    # broker; the composition root will hand it narrow interfaces.
-    ("src/txn/txn_coordinator.h", "broker/broker.h"): "issue 13 item 4: txn coordinator takes the broker",
 }
-
-# issue 13 item 4: the console's doctor check with an application's own credentials runs the
-# CLI's live probe (librdkafka); the probe moves below http/ with the composition root.
-ALLOWED[("src/http/api_doctor.c", "cli/app.h")] = "issue 13 item 4: the doctor's live probe is in cli/"
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

@@ -524,6 +524,12 @@ static void on_log_failure(const char *dir, int err, void *arg)
     kp_broker_log_dir_failed(arg, err, dir);
 }
 
+/* The transaction coordinator's producer ids (kp_txn_env_t). */
+static int64_t next_producer_id(void *arg)
+{
+    return kp_broker_next_producer_id(arg);
+}
+
 kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
 {
     kp_crc32c_hw(); /* picks the CRC implementation before any thread uses it */
@@ -592,7 +598,12 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     if (!b->coordinator) goto fail;
     kp_txn_config_t tcfg; /* after the group coordinator: in-doubt commits apply offsets */
     if (kp_txn_config_load(&tcfg, cfg->props, err, errlen) < 0) goto fail;
-    b->txn_coordinator = kp_txn_coord_start(b, &tcfg, err, errlen);
+    kp_txn_env_t tenv = {.dir = dir,
+                         .next_producer_id = next_producer_id,
+                         .next_producer_id_arg = b,
+                         .groups = b->coordinator,
+                         .pool = b->member != NULL};
+    b->txn_coordinator = kp_txn_coord_start(&tenv, &tcfg, err, errlen);
     if (!b->txn_coordinator) goto fail;
     kp_api_table(&ntopics); /* builds the dispatch table before threads read it */
     b->log_manager = kp_log_manager_start(b, eff, err, errlen);
