@@ -26,7 +26,6 @@
 #include "net/conn_watch.h"
 #include "txn/txn_coordinator.h"
 #include "net/tls.h"
-#include "http/admin.h"
 #include "core/fs.h"
 
 #include <errno.h>
@@ -636,10 +635,6 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
         if (b->cfg.listeners[i].adv_port == 0) b->cfg.listeners[i].adv_port = b->bound_ports[i];
     }
     kp_metrics_set_gauges(metrics_gauges, b);
-    if (cfg->admin_listener[0]) {
-        b->admin = kp_admin_http_start(cfg->admin_listener, &b->ready, kp_api_name, err, errlen);
-        if (!b->admin) goto fail;
-    }
     kp_props_free(eff);
     return b;
 fail:
@@ -729,7 +724,6 @@ void kp_broker_free(kp_broker_t *b)
      * on this thread, now that the loop threads are gone */
     for (int i = 0; i < b->nloops; i++)
         if (b->loop_ctx[i]) kp_loop_ctx_shutdown(b->loops[i], b->loop_ctx[i]);
-    kp_admin_http_stop(b->admin);
     for (int i = 0; i < KP_LISTENERS_MAX; i++) kp_listener_free(b->listeners[i]);
     /* before the flusher stops: the coordinators wait for their writes' fsyncs; the
      * transaction coordinator first, as it calls into the group coordinator */

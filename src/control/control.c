@@ -20,7 +20,6 @@
 #include "core/crc32c.h"
 #include "core/logging.h"
 #include "core/metrics.h"
-#include "http/api.h"
 #include "core/fs.h"
 
 #include <errno.h>
@@ -612,27 +611,6 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
     c->metrics_sampler =
         kp_pool_metrics_start(c->store, cfg->console_metrics_interval_ms, merr, sizeof(merr)) == 0;
     if (!c->metrics_sampler) kp_warn("control", "no pool history for the console: %s", merr);
-    kp_api_config_t acfg = {.listen = cfg->listen,
-                            .cert_path = cfg->api_cert,
-                            .key_path = cfg->api_key,
-                            .master_key = &c->master_key,
-                            .backup = c->backup};
-    c->api = kp_api_start(&acfg, c->store, err, errlen);
-    if (!c->api) {
-        kp_control_stop(c);
-        return NULL;
-    }
-    if (cfg->kube_listen) {
-        kp_api_config_t kcfg = acfg;
-        kcfg.listen = cfg->kube_listen;
-        kcfg.cert_path = cfg->kube_cert;
-        kcfg.key_path = cfg->kube_key;
-        kcfg.tls = 1;
-        /* kubectl's door is a convenience: without it (a busy port) the API still serves */
-        char kerr[512];
-        c->kube_api = kp_api_start(&kcfg, c->store, kerr, sizeof(kerr));
-        if (!c->kube_api) kp_warn("control", "no kubectl listener: %s", kerr);
-    }
     if (pthread_create(&c->thread, NULL, reconciler_main, c) != 0) {
         snprintf(err, errlen, "cannot start the reconciler thread");
         kp_control_stop(c);
@@ -647,22 +625,20 @@ kp_store_t *kp_control_store(kp_control_t *c)
     return c->store;
 }
 
-int kp_control_api_port(const kp_control_t *c)
+const kp_pki_master_key_t *kp_control_master_key(const kp_control_t *c)
 {
-    return kp_api_port(c->api);
+    return &c->master_key;
 }
 
-int kp_control_kube_port(const kp_control_t *c)
+struct kp_backup *kp_control_backup(kp_control_t *c)
 {
-    return c->kube_api ? kp_api_port(c->kube_api) : 0;
+    return c->backup;
 }
 
 void kp_control_stop(kp_control_t *c)
 {
     if (!c) return;
     if (c->metrics_source) kp_metrics_remove_source(render_metrics, c);
-    kp_api_stop(c->api); /* no new writes */
-    kp_api_stop(c->kube_api);
     if (c->thread) {
         pthread_mutex_lock(&c->lock);
         __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);

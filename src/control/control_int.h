@@ -42,11 +42,9 @@ struct kp_control {
     kp_control_config_t cfg;
     kp_store_t *store;
     kp_pki_master_key_t master_key; /* seals Secret data at rest (state_dir/master.key) */
-    struct kp_api *api;
-    struct kp_api *kube_api;  /* the same API over HTTPS for kubectl, or NULL */
-    struct kp_backup *backup; /* scheduler and on-demand backups (backup.c) */
-    int metrics_sampler;      /* this control plane runs pool_metrics' sampler */
-    kp_hmap_t pools;          /* name -> kp_pool_t */
+    struct kp_backup *backup;       /* scheduler and on-demand backups (backup.c) */
+    int metrics_sampler;            /* this control plane runs pool_metrics' sampler */
+    kp_hmap_t pools;                /* name -> kp_pool_t */
     /* reconciler */
     pthread_t thread;
     pthread_mutex_t lock;

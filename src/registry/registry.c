@@ -66,7 +66,7 @@ static void auth_cache_clear(kp_registry_t *r)
 }
 
 /* The user's current verifier (malloc'd) and team (*team, malloc'd), from the cache or the
- * store (the service user's row: the control plane's mapping of user -> team and app);
+ * users callback (the service user's row in the control plane's store: user -> team, pool);
  * NULL when the user is unknown, revoked, or of another pool. */
 static char *user_verifier(kp_registry_t *r, const char *user, char **team_out)
 {
@@ -81,9 +81,9 @@ static char *user_verifier(kp_registry_t *r, const char *user, char **team_out)
         *team_out = kp_xstrdup(e->team);
     }
     pthread_mutex_unlock(&r->auth_mu);
-    if (out || !r->store) return out;
+    if (out || !r->users) return out;
     char *hash = NULL, *team = NULL, *pool = NULL;
-    if (kp_store_user_registry_auth(r->store, user, &hash, &team, &pool) == 0 && team &&
+    if (r->users(r->users_arg, user, &hash, &team, &pool) == 0 && team &&
         (!r->pool || (pool && !strcmp(pool, r->pool))))
         out = hash;
     else
@@ -219,7 +219,8 @@ kp_registry_t *kp_registry_start(const kp_registry_config_t *cfg, char *err, siz
     pthread_mutex_init(&r->write_mu, NULL);
     pthread_mutex_init(&r->auth_mu, NULL);
     kp_hmap_init(&r->auth_cache);
-    r->store = cfg->store;
+    r->users = cfg->users;
+    r->users_arg = cfg->users_arg;
     r->pool = cfg->pool ? kp_xstrdup(cfg->pool) : NULL;
     r->admin_user = kp_xstrdup(cfg->admin_user ? cfg->admin_user : "kpool-admin");
     r->auth_cache_ms = cfg->auth_cache_ms > 0 ? cfg->auth_cache_ms : 2000;
