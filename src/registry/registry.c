@@ -17,7 +17,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
-#include "net/listener.h"
+#include "net/http_server.h"
 #include "core/fs.h"
 
 #include <netdb.h>
@@ -166,42 +166,24 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
 
 static int start_http(kp_registry_t *r, const kp_registry_config_t *cfg, char *err, size_t errlen)
 {
-    char host[256];
-    int port;
-    if (kp_parse_hostport(cfg->listen, host, sizeof(host), &port) < 0) {
-        snprintf(err, errlen, "registry listener: '%s' is not host:port", cfg->listen);
-        return -1;
-    }
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    char ps[16];
-    snprintf(ps, sizeof(ps), "%d", port);
-    if (getaddrinfo(host[0] ? host : NULL, ps, &hints, &res) != 0 || !res) {
-        snprintf(err, errlen, "registry listener: cannot resolve %s", host);
-        return -1;
-    }
-    /* epoll, not select: the process may hold more than 1024 descriptors (the broker) */
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-    if (res->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    if (r->tls_cert) flags |= MHD_USE_TLS;
-    struct MHD_OptionItem tls[] = {
-        {r->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, r->tls_cert},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, r->tls_key},
+    const struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_THREAD_POOL_SIZE, 4, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, 512, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)kp_registry_http_completed, NULL},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)keep_escaped, NULL},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
         {MHD_OPTION_END, 0, NULL}};
-    r->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, kp_registry_http_handle, r, MHD_OPTION_SOCK_ADDR,
-        res->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_CONNECTION_LIMIT, 512u,
-        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_NOTIFY_COMPLETED, kp_registry_http_completed,
-        NULL, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
-    freeaddrinfo(res);
-    if (!r->daemon) {
-        snprintf(err, errlen, "registry listener: cannot listen on %s (in use?)", cfg->listen);
-        return -1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    r->port = info ? info->port : port;
+    kp_http_listen_t l = {.what = "registry listener",
+                          .hostport = cfg->listen,
+                          .tls_cert = r->tls_cert,
+                          .tls_key = r->tls_key,
+                          .handler = kp_registry_http_handle,
+                          .handler_cls = r,
+                          .options = opts};
+    char host[256];
+    r->daemon = kp_http_listen(&l, &r->port, host, sizeof(host), err, errlen);
+    if (!r->daemon) return -1;
     kp_info("registry", "schema registry on %s://%s:%d", r->tls_cert ? "https" : "http", host,
             r->port);
     return 0;
