@@ -4,9 +4,11 @@
  * The reconciler is one thread with a work queue of objects ("Kind/ns/name"), each with a
  * due time and a failure count. Store changes enqueue the object at once; a failed
  * reconcile is retried with exponential backoff (1 s doubling up to retry_max_ms); every
- * resync_ms all Topics, Streams and Pools are enqueued again, which is how drift made
- * directly in a pool is found and repaired. One thread keeps per-object work ordered and
- * the admin calls to each pool sequential.
+ * resync_ms every object of a reconciled kind is enqueued again (pools first), which is how
+ * drift made directly in a pool is found and repaired. One thread keeps per-object work
+ * ordered and the admin calls to each pool sequential. What each kind's reconcile does is
+ * the kinds table's hook (kinds.h: reconcile, resync_rank, reconcile_also), not a chain
+ * here.
  */
 #include "control/control_int.h"
 #include "control/events.h"
@@ -40,11 +42,6 @@ typedef struct queue_item {
     int64_t rv;
 } queue_item_t;
 
-/* Order matters for a resync: pools first, then what needs them. Secret is here only to
- * finish deletions (nothing else reconciles it). */
-static const char *reconciled_kinds[] = {
-    "Pool", "Topic", "Stream", "Application", "AivenApplication", "Secret"};
-
 /* ---- queue ---- */
 
 static void enqueue_locked(kp_control_t *c, const char *kind, const char *ns, const char *name,
@@ -74,24 +71,16 @@ static void enqueue_locked(kp_control_t *c, const char *kind, const char *ns, co
     pthread_cond_signal(&c->cond);
 }
 
-static int reconciled(const char *kind)
-{
-    for (size_t i = 0; i < sizeof(reconciled_kinds) / sizeof(*reconciled_kinds); i++)
-        if (!strcmp(kind, reconciled_kinds[i])) return 1;
-    return 0;
-}
-
 static void on_change(const char *kind, const char *ns, const char *name, void *arg)
 {
     kp_control_t *c = arg;
     pthread_mutex_lock(&c->lock);
-    if (reconciled(kind)) {
+    const kp_kind_t *k = kp_kind_named(kind);
+    if (k && k->reconcile) {
         /* a changed Pool's client is rebuilt by kp_control_pool on the reconciler thread,
          * the only thread that uses clients */
         enqueue_locked(c, kind, ns, name, kp_mono_ms(), 1, 0);
-        /* an Application mirrors its AivenApplication's status */
-        if (!strcmp(kind, "AivenApplication"))
-            enqueue_locked(c, "Application", ns, name, kp_mono_ms(), 1, 0);
+        if (k->reconcile_also) enqueue_locked(c, k->reconcile_also, ns, name, kp_mono_ms(), 1, 0);
     } else if (!strcmp(kind, "ServiceUser")) {
         /* a user came or went: every topic's ACLs may change */
         c->users_gen++;
@@ -103,18 +92,34 @@ static void on_change(const char *kind, const char *ns, const char *name, void *
 
 /* A resync: every object of the reconciled kinds, by key only (no body is read here; the
  * reconcile reads what it needs). */
+static void enqueue_kind(kp_control_t *c, const char *kind)
+{
+    kp_store_key_t *keys;
+    size_t n;
+    if (kp_store_keys(c->store, kind, &keys, &n) < 0) return;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < n; i++)
+        enqueue_locked(c, kind, keys[i].ns, keys[i].name, kp_mono_ms(), 0, keys[i].rv);
+    pthread_mutex_unlock(&c->lock);
+    kp_store_keys_free(keys, n);
+}
+
+/* In the kinds table's resync order (kp_kind_t.resync_rank): pools first, then what needs
+ * them. */
 static void enqueue_all(kp_control_t *c)
 {
-    for (size_t k = 0; k < sizeof(reconciled_kinds) / sizeof(*reconciled_kinds); k++) {
-        kp_store_key_t *keys;
-        size_t n;
-        if (kp_store_keys(c->store, reconciled_kinds[k], &keys, &n) < 0) continue;
-        pthread_mutex_lock(&c->lock);
-        for (size_t i = 0; i < n; i++)
-            enqueue_locked(c, reconciled_kinds[k], keys[i].ns, keys[i].name, kp_mono_ms(), 0,
-                           keys[i].rv);
-        pthread_mutex_unlock(&c->lock);
-        kp_store_keys_free(keys, n);
+    int rank = -1;
+    for (;;) { /* the next higher rank of a reconciled kind */
+        int next = INT_MAX;
+        for (size_t i = 0; i < kp_kinds_count; i++)
+            if (kp_kinds[i].reconcile && kp_kinds[i].resync_rank > rank &&
+                kp_kinds[i].resync_rank < next)
+                next = kp_kinds[i].resync_rank;
+        if (next == INT_MAX) return;
+        for (size_t i = 0; i < kp_kinds_count; i++)
+            if (kp_kinds[i].reconcile && kp_kinds[i].resync_rank == next)
+                enqueue_kind(c, kp_kinds[i].kind);
+        rank = next;
     }
 }
 
@@ -229,6 +234,16 @@ static void requeue_locked(kp_control_t *c, queue_item_t *q)
     free(q);
 }
 
+void kp_secret_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
+{
+    (void)res;
+    json_t *meta = json_object_get(obj, "metadata");
+    if (!json_object_get(meta, "deletionTimestamp")) return;
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    if (name) kp_store_remove(c->store, "Secret", ns ? ns : "", name);
+}
+
 static void reconcile_one(kp_control_t *c, queue_item_t *q)
 {
     /* a drift check of a Topic that nothing changed since it was last found in sync, in the
@@ -251,19 +266,8 @@ static void reconcile_one(kp_control_t *c, queue_item_t *q)
     }
     kp_reconcile_result_t res = {0, 0, 0};
     int64_t start_us = kp_mono_us();
-    if (!strcmp(q->kind, "Topic"))
-        kp_topic_reconcile(c, obj, &res);
-    else if (!strcmp(q->kind, "Stream"))
-        kp_stream_reconcile(c, obj, &res);
-    else if (!strcmp(q->kind, "Pool"))
-        kp_pool_reconcile(c, obj, &res);
-    else if (!strcmp(q->kind, "Application"))
-        kp_application_reconcile(c, obj, &res);
-    else if (!strcmp(q->kind, "AivenApplication"))
-        kp_aivenapp_reconcile(c, obj, &res);
-    else if (!strcmp(q->kind, "Secret") &&
-             json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp"))
-        kp_store_remove(c->store, "Secret", q->ns, q->name);
+    const kp_kind_t *k = kp_kind_named(q->kind);
+    if (k && k->reconcile) k->reconcile(c, obj, &res);
     json_decref(obj);
     kp_control_metrics_reconciled(q->kind, res.failed, kp_mono_us() - start_us);
     if (!res.retry) {

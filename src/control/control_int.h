@@ -106,6 +106,9 @@ void kp_stream_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *re
 void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
 void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
 void kp_application_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
+/* A Secret is reconciled only to finish its deletion (control.c): one marked deleted is
+ * removed from the store. */
+void kp_secret_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
 
 /* The NAIS secret name of an Application generation (application.c); n > 0 adds "-<n>". */
 void kp_application_secret_name(const char *ns, const char *app, const char *uid,
