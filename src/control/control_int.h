@@ -83,7 +83,7 @@ void kp_control_pool_names(kp_control_t *c, char *out, size_t n);
  * @locality: the reconciler thread. */
 int kp_control_users(kp_control_t *c, const kp_service_user_t **out, int *n);
 
-/* Status helpers. */
+/* Status helpers (status.c). */
 void kp_status_time(char out[32]);
 /* Writes status if anything but the timestamps changed (keeps resourceVersion quiet).
  * Returns 1 when it wrote, 0 when it did not. */
