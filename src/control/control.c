@@ -474,7 +474,7 @@ int kp_glob_match(const char *p, const char *s)
 
 /* ---- lifecycle ---- */
 
-kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t errlen)
+kp_control_t *kp_control_open(const kp_control_config_t *cfg, char *err, size_t errlen)
 {
     kp_control_t *c = kp_xcalloc(1, sizeof(*c));
     c->cfg = *cfg;
@@ -529,13 +529,17 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
     c->metrics_sampler =
         kp_pool_metrics_start(c->store, cfg->console_metrics_interval_ms, merr, sizeof(merr)) == 0;
     if (!c->metrics_sampler) kp_warn("control", "no pool history for the console: %s", merr);
+    return c;
+}
+
+int kp_control_run(kp_control_t *c, char *err, size_t errlen)
+{
     if (pthread_create(&c->thread, NULL, reconciler_main, c) != 0) {
         snprintf(err, errlen, "cannot start the reconciler thread");
-        kp_control_stop(c);
-        return NULL;
+        return -1;
     }
     c->metrics_source = kp_metrics_add_source(render_metrics, c) == 0;
-    return c;
+    return 0;
 }
 
 kp_store_t *kp_control_store(kp_control_t *c)

@@ -1,7 +1,7 @@
 /*
  * control.h — the control plane: store, reconciler, backups and the pools' metrics sampler in
  * one object. Its REST API (http/api.h) is started over its store by the composition root
- * (daemon/daemon.h), which also stops it first.
+ * (daemon/daemon.h) between kp_control_open and kp_control_run, and stopped first.
  *
  * `kpool up` runs it next to an embedded pool broker; `kpool control` runs it alone against
  * the pools listed as Pool resources (kpool brokers or Apache Kafka clusters).
@@ -38,7 +38,12 @@ typedef struct kp_control_config {
     int64_t console_metrics_interval_ms;
 } kp_control_config_t;
 
-kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t errlen);
+/* Opens the control plane: master key, store, backup scheduler, the pools' metrics sampler.
+ * Nothing is reconciled before kp_control_run. NULL with err. */
+kp_control_t *kp_control_open(const kp_control_config_t *cfg, char *err, size_t errlen);
+/* Starts the reconciler thread (and its /metrics figures). 0, or -1 with err (then stop c). */
+int kp_control_run(kp_control_t *c, char *err, size_t errlen);
+/* Stops the reconciler (when it runs) and closes everything kp_control_open opened. */
 void kp_control_stop(kp_control_t *c);
 kp_store_t *kp_control_store(kp_control_t *c);
 /* What the API needs besides the store: the key Secret data is sealed with, and the backups

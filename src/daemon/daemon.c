@@ -58,7 +58,7 @@ kp_daemon_control_t *kp_daemon_control_start(const kp_control_config_t *cc,
                                              size_t errlen)
 {
     kp_daemon_control_t *d = kp_xcalloc(1, sizeof(*d));
-    d->control = kp_control_start(cc, err, errlen);
+    d->control = kp_control_open(cc, err, errlen);
     if (!d->control) {
         free(d);
         return NULL;
@@ -84,6 +84,11 @@ kp_daemon_control_t *kp_daemon_control_start(const kp_control_config_t *cc,
         char kerr[512];
         d->kube_api = kp_api_start(&kcfg, store, kerr, sizeof(kerr));
         if (!d->kube_api) kp_warn("control", "no kubectl listener: %s", kerr);
+    }
+    /* reconciling starts once the API listens (nothing has run if it could not) */
+    if (kp_control_run(d->control, err, errlen) < 0) {
+        kp_daemon_control_stop(d);
+        return NULL;
     }
     return d;
 }

@@ -55,9 +55,9 @@ typedef struct kp_daemon_control {
     struct kp_api *kube_api; /* NULL: no kubectl listener (none asked, or its port busy) */
 } kp_daemon_control_t;
 
-/* Starts the control plane (store, backups, reconciler), then its API over the control
- * plane's store, master key and backups, then the kubectl listener (a warning, not an
- * error, when that one cannot listen). NULL with err. */
+/* Opens the control plane (store, backups), starts its API over the control plane's store,
+ * master key and backups, then the kubectl listener (a warning, not an error, when that one
+ * cannot listen), and then the reconciler. NULL with err. */
 kp_daemon_control_t *kp_daemon_control_start(const kp_control_config_t *cc,
                                              const kp_daemon_api_config_t *ac, char *err,
                                              size_t errlen);
