@@ -1,8 +1,8 @@
 /*
  * cmd_probe.c — `kpool probe`: the readiness/liveness building block of SPEC §8, in two
- * modes that share the live check (kp_app_probe_live, also `kpool doctor`'s) and the output
- * contract: healthy, exit 0 and one "ok" line on stdout; otherwise exit 1 and ONE line on
- * stderr naming the first thing that is wrong.
+ * modes that share the live check (pki/app_kafka.h kp_app_probe_live, also `kpool doctor`'s
+ * and the console doctor's) and the output contract: healthy, exit 0 and one "ok" line on
+ * stdout; otherwise exit 1 and ONE line on stderr naming the first thing that is wrong.
  *
  *   -n NS --app APP   the control plane's view. With the application's current credentials
  *                     (fetched through the API) it connects to the pool over TLS and asks for
