@@ -38,31 +38,16 @@ LAYERS = [
     ("broker",),
     ("control",),
     ("http",),
+    ("daemon",),
     ("cli",),
 ]
 
 # Headers that belong to a folder although they are not under it.
 VIRTUAL = {"kp_msgs.h": "protocol"}
 
-# (including file, included header) → why it is still there and which item removes it.
-ALLOWED = {
-    # issue 13 item 4 (one composition root): the broker starts the admin HTTP server; the
-    # daemon/ wiring will start both, and the server glue moves to net/.
-    ("src/broker/server.c", "http/admin.h"): "issue 13 item 4: broker starts the admin HTTP server",
-    # issue 13 item 4: the reconciler starts the control-plane HTTP API; the API moves next to
-    # the control plane it serves and the daemon/ wiring starts it.
-    ("src/control/control.c", "http/api.h"): "issue 13 item 4: control starts the HTTP API",
-    # issue 13 item 4: the schema registry reads its users from the control store; the daemon/
-    # wiring will hand it a narrow credentials interface instead.
-    ("src/registry/registry.h", "control/store.h"): "issue 13 item 4: registry reads the control store",
-    # issue 13 item 4: the transaction coordinator reaches topics and producer ids through the
-    # broker; the composition root will hand it narrow interfaces.
-    ("src/txn/txn_coordinator.h", "broker/broker.h"): "issue 13 item 4: txn coordinator takes the broker",
-}
-
-# issue 13 item 4: the console's doctor check with an application's own credentials runs the
-# CLI's live probe (librdkafka); the probe moves below http/ with the composition root.
-ALLOWED[("src/http/api_doctor.c", "cli/app.h")] = "issue 13 item 4: the doctor's live probe is in cli/"
+# (including file, included header) → why it is still there and which item removes it. Empty:
+# issue 13 item 4 removed the last five (the composition root, daemon/, wires the modules).
+ALLOWED = {}
 
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"', re.M)
 

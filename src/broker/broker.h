@@ -44,7 +44,8 @@ typedef struct kp_broker_config {
     int64_t connections_setup_timeout_ms;
     int num_network_threads;
     int num_flush_threads;
-    char admin_listener[300];       /* host:port of /livez /readyz /metrics; empty: off */
+    char admin_listener[300];       /* host:port of /livez /readyz /metrics (the daemon/ wiring
+                                     * starts that endpoint); empty: off */
     int authorizer_enabled_default; /* `kpool up` turns the authorizer on by default */
     kp_props_t *props;              /* everything given, for topic-config defaults */
     /* replicated pool (SPEC §11): empty endpoints = standalone */
@@ -73,7 +74,6 @@ struct kp_broker {
     char cluster_id[32];
     pthread_mutex_t pid_lock;
     int64_t pid_next, pid_block_end;
-    struct kp_admin_http *admin;
     struct kp_coordinator *coordinator;
     struct kp_txn_coord *txn_coordinator;
     struct kp_tls_ctx *tls_ctx; /* shared by SSL listeners; replaced under tls_lock */
@@ -84,7 +84,7 @@ struct kp_broker {
     struct kp_log_manager *log_manager;
     struct kp_member *member; /* NULL: standalone */
     struct kp_rpool *pool;    /* the replicated pool's topics and partitions (broker/pool.h) */
-    atomic_int ready;
+    atomic_int ready;         /* serving requests: what /readyz reports (daemon/ wires it) */
     atomic_int stopping;
     /* the log directory failed (kp_broker_log_dir_failed): every partition is offline here */
     atomic_int log_dir_failed;

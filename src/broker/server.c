@@ -26,7 +26,6 @@
 #include "net/conn_watch.h"
 #include "txn/txn_coordinator.h"
 #include "net/tls.h"
-#include "http/admin.h"
 #include "core/fs.h"
 
 #include <errno.h>
@@ -524,6 +523,12 @@ static void on_log_failure(const char *dir, int err, void *arg)
     kp_broker_log_dir_failed(arg, err, dir);
 }
 
+/* The transaction coordinator's producer ids (kp_txn_env_t). */
+static int64_t next_producer_id(void *arg)
+{
+    return kp_broker_next_producer_id(arg);
+}
+
 kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
 {
     kp_crc32c_hw(); /* picks the CRC implementation before any thread uses it */
@@ -592,7 +597,12 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
     if (!b->coordinator) goto fail;
     kp_txn_config_t tcfg; /* after the group coordinator: in-doubt commits apply offsets */
     if (kp_txn_config_load(&tcfg, cfg->props, err, errlen) < 0) goto fail;
-    b->txn_coordinator = kp_txn_coord_start(b, &tcfg, err, errlen);
+    kp_txn_env_t tenv = {.dir = dir,
+                         .next_producer_id = next_producer_id,
+                         .next_producer_id_arg = b,
+                         .groups = b->coordinator,
+                         .pool = b->member != NULL};
+    b->txn_coordinator = kp_txn_coord_start(&tenv, &tcfg, err, errlen);
     if (!b->txn_coordinator) goto fail;
     kp_api_table(&ntopics); /* builds the dispatch table before threads read it */
     b->log_manager = kp_log_manager_start(b, eff, err, errlen);
@@ -625,10 +635,6 @@ kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen)
         if (b->cfg.listeners[i].adv_port == 0) b->cfg.listeners[i].adv_port = b->bound_ports[i];
     }
     kp_metrics_set_gauges(metrics_gauges, b);
-    if (cfg->admin_listener[0]) {
-        b->admin = kp_admin_http_start(cfg->admin_listener, &b->ready, kp_api_name, err, errlen);
-        if (!b->admin) goto fail;
-    }
     kp_props_free(eff);
     return b;
 fail:
@@ -718,7 +724,6 @@ void kp_broker_free(kp_broker_t *b)
      * on this thread, now that the loop threads are gone */
     for (int i = 0; i < b->nloops; i++)
         if (b->loop_ctx[i]) kp_loop_ctx_shutdown(b->loops[i], b->loop_ctx[i]);
-    kp_admin_http_stop(b->admin);
     for (int i = 0; i < KP_LISTENERS_MAX; i++) kp_listener_free(b->listeners[i]);
     /* before the flusher stops: the coordinators wait for their writes' fsyncs; the
      * transaction coordinator first, as it calls into the group coordinator */

@@ -837,6 +837,11 @@ static int32_t dir_npartitions(struct kp_topic *topic)
     return atomic_load_explicit(&topic->npartitions, memory_order_acquire);
 }
 
+static int dir_internal(struct kp_topic *topic)
+{
+    return topic->internal;
+}
+
 static int16_t dir_create_internal(void *arg, kp_str_t name, int32_t partitions, const char **keys,
                                    const char **values, int nconfigs, char *err, size_t errlen)
 {
@@ -855,6 +860,7 @@ kp_partition_dir_t kp_topics_dir(kp_topics_t *t)
                                 .get = dir_get,
                                 .put = kp_topic_put,
                                 .npartitions = dir_npartitions,
+                                .internal = dir_internal,
                                 .partition = kp_topic_partition,
                                 .create_internal = dir_create_internal};
 }

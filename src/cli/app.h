@@ -6,9 +6,9 @@
  *                  client, fetching an AivenApplication, its Secret and the visible Topics,
  *                  resolving a topic name, materializing a secret as private files, and
  *                  reading a credentials file (probe --from-env);
- *   app_kafka.c    librdkafka: a client configuration built from an app's credentials (PEM
- *                  in memory, never on disk), the connection check that tells "pool
- *                  unreachable" from "TLS refused", and per-topic metadata checks.
+ *
+ * librdkafka with an app's credentials and the live probe are in pki/app_kafka.h (included
+ * here), which the console's doctor (http/api_doctor.c) uses too.
  *
  * Exit status of every command: 0 success; 1 the server, the pool or the system refused
  * (one line on stderr says why); 2 invalid command line (nothing was done).
@@ -17,11 +17,11 @@
 #define KP_CLI_APP_H
 
 #include "pki/app_creds.h"
+#include "pki/app_kafka.h"
 #include "cli/client.h"
 #include "cli/opts.h"
 
 #include <jansson.h>
-#include <librdkafka/rdkafka.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -30,8 +30,6 @@
 
 /* --timeout ceiling (seconds): a day is beyond any probe, flush or idle wait. */
 #define KP_APP_TIMEOUT_S_MAX 86400
-/* Default budget of a probe / doctor's live check (connect and every topic's metadata). */
-#define KP_APP_PROBE_TIMEOUT_MS_DEFAULT 10000
 
 /* ---- options ---- */
 
@@ -135,59 +133,5 @@ int kp_app_files_write(const kp_app_secret_t *s, const char *dir, kp_buf_t *miss
  * Anything else (a directory, a FIFO that could block a probe forever) is refused. */
 int kp_app_file_read(void *ctx, const char *path, size_t max, kp_buf_t *out, char *err,
                      size_t errlen);
-
-/* ---- Kafka (app_kafka.c) ---- */
-
-/* What librdkafka's callbacks saw, for a one-line reason. */
-typedef struct kp_app_kafka_state {
-    rd_kafka_resp_err_t err; /* the last error_cb error (0: none) */
-    char errstr[512];
-    int tls_failed; /* an SSL / authentication error was seen */
-    int all_down;   /* every broker is down */
-    int fatal;      /* a fatal error (idempotent producer) */
-} kp_app_kafka_state_t;
-
-/* A librdkafka configuration for the credentials of s: bootstrap.servers = KAFKA_BROKERS,
- * security.protocol ssl, ssl.certificate.pem / ssl.key.pem / ssl.ca.pem from the PEM keys,
- * client.id, logging kept off stderr and errors recorded in st (which must outlive the
- * handle). NULL with one line in err (a key missing, librdkafka refusing a value). */
-rd_kafka_conf_t *kp_app_kafka_conf(const kp_app_secret_t *s, const char *client_id,
-                                   kp_app_kafka_state_t *st, char *err, size_t errlen);
-/* Sets one property; -1 with err. */
-int kp_app_kafka_set(rd_kafka_conf_t *conf, const char *key, const char *value, char *err,
-                     size_t errlen);
-
-/* Waits (until deadline_ms, kp_mono_ms() time) for a Metadata answer from the pool.
- * 0 when connected; -1 with err: "pool unreachable (<brokers>): ..." or "TLS refused by
- * <brokers>: ...". Returns as soon as librdkafka reports every broker down or a TLS
- * failure, not at the deadline. */
-int kp_app_kafka_connect(rd_kafka_t *rk, kp_app_kafka_state_t *st, const char *brokers,
-                         int64_t deadline_ms, char *err, size_t errlen);
-
-/* The metadata of one topic: its error code (0, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
- * RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART, ...) or the request's (__TIMED_OUT, ...);
- * *partitions (may be NULL) its partition count. The handle should be a consumer (which
- * never asks the broker to create the topic). */
-rd_kafka_resp_err_t kp_app_kafka_topic(rd_kafka_t *rk, const char *topic, int64_t deadline_ms,
-                                       int *partitions);
-
-/* The names of the topics the pool lets the handle's credentials see: a Metadata request
- * for every topic, which Kafka answers with the topics the principal may DESCRIBE. Appended
- * to names; 0, or the request's error. */
-rd_kafka_resp_err_t kp_app_kafka_topics_visible(rd_kafka_t *rk, int64_t deadline_ms, json_t *names);
-
-/* The live part of probe and doctor (cmd_probe.c): connects with s's credentials and asks
- * for the metadata of each topic of granted (an array of {"fqn": ...}, as
- * kp_app_topics_granted makes); errs[i] gets topic i's result. With visible (may be NULL),
- * the topics the pool lets the credentials see are appended to it as well (the check for an
- * app no Topic visible to the caller grants anything). 0 when connected (errs filled), -1
- * with one line in err ("pool unreachable ...", "TLS refused ...", a key the secret lacks,
- * the pool not answering which topics are visible). */
-int kp_app_probe_live(const kp_app_secret_t *s, const char *client_id, const json_t *granted,
-                      long timeout_ms, rd_kafka_resp_err_t *errs, json_t *visible, char *err,
-                      size_t errlen);
-
-/* "not authorized (TOPIC_AUTHORIZATION_FAILED)", "does not exist in the pool", ... */
-const char *kp_app_kafka_topic_problem(rd_kafka_resp_err_t err);
 
 #endif

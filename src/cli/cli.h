@@ -31,12 +31,10 @@ int kp_cmd_backup(int argc, char **argv);
 int kp_cmd_pki_selftest(int argc, char **argv);
 
 /* Shared by broker, up, control and registry (cmd_broker.c). */
-#include "broker/broker.h"
 #include "cli/opts.h"
 #include "core/props.h"
 void kp_cli_signals_setup(void);
 int kp_cli_log_level(const kp_props_t *props);
-kp_broker_t *kp_cli_broker_start(kp_props_t *props, int authorizer_default);
 
 /* The options of the servers (broker, up, control, registry). */
 typedef struct kp_daemon_opts {

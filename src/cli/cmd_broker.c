@@ -1,8 +1,8 @@
 /*
  * cmd_broker.c — `kpool broker` and (until the control plane lands) `kpool up`.
  */
-#include "broker/broker.h"
 #include "cli/cli.h"
+#include "daemon/daemon.h"
 #include "core/logging.h"
 #include "core/props.h"
 
@@ -75,36 +75,14 @@ int kp_cli_log_level(const kp_props_t *props)
     return 0;
 }
 
-kp_broker_t *kp_cli_broker_start(kp_props_t *props, int authorizer_default)
-{
-    char err[1024];
-    kp_broker_config_t cfg;
-    if (kp_broker_config_load(&cfg, props, err, sizeof(err)) < 0) {
-        fprintf(stderr, "kpool: configuration error: %s\n", err);
-        return NULL;
-    }
-    cfg.authorizer_enabled_default = authorizer_default;
-    kp_broker_t *b = kp_broker_new(&cfg, err, sizeof(err));
-    if (!b) {
-        fprintf(stderr, "kpool: cannot start broker: %s\n", err);
-        return NULL;
-    }
-    if (kp_broker_start(b) < 0) {
-        fprintf(stderr, "kpool: cannot start the broker (see the log above)\n");
-        kp_broker_free(b);
-        return NULL;
-    }
-    return b;
-}
-
 static int run_broker(kp_props_t *props)
 {
     if (kp_cli_log_level(props) < 0) return 2;
     kp_cli_signals_setup();
-    kp_broker_t *b = kp_cli_broker_start(props, 0);
-    if (!b) return 1;
-    kp_broker_run_until_signal(b);
-    kp_broker_free(b);
+    kp_daemon_broker_t *d = kp_daemon_broker_start(props, 0);
+    if (!d) return 1;
+    kp_broker_run_until_signal(d->broker);
+    kp_daemon_broker_stop(d);
     return 0;
 }
 

@@ -1,8 +1,8 @@
 /*
  * cmd_probe.c — `kpool probe`: the readiness/liveness building block of SPEC §8, in two
- * modes that share the live check (kp_app_probe_live, also `kpool doctor`'s) and the output
- * contract: healthy, exit 0 and one "ok" line on stdout; otherwise exit 1 and ONE line on
- * stderr naming the first thing that is wrong.
+ * modes that share the live check (pki/app_kafka.h kp_app_probe_live, also `kpool doctor`'s
+ * and the console doctor's) and the output contract: healthy, exit 0 and one "ok" line on
+ * stdout; otherwise exit 1 and ONE line on stderr naming the first thing that is wrong.
  *
  *   -n NS --app APP   the control plane's view. With the application's current credentials
  *                     (fetched through the API) it connects to the pool over TLS and asks for
@@ -87,37 +87,6 @@ const kp_opts_cmd_t kp_probe_cmd = {
               "\nExit status: 0 healthy, 1 not healthy or the control plane could not be asked,\n"
               "2 invalid command line.\n",
 };
-
-int kp_app_probe_live(const kp_app_secret_t *s, const char *client_id, const json_t *granted,
-                      long timeout_ms, rd_kafka_resp_err_t *errs, json_t *visible, char *err,
-                      size_t errlen)
-{
-    kp_app_kafka_state_t st;
-    rd_kafka_conf_t *conf = kp_app_kafka_conf(s, client_id, &st, err, errlen);
-    if (!conf) return -1;
-    char rderr[512];
-    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
-    if (!rk) {
-        rd_kafka_conf_destroy(conf);
-        snprintf(err, errlen, "cannot create a Kafka client: %s", rderr);
-        return -1;
-    }
-    int64_t deadline = kp_mono_ms() + timeout_ms;
-    int rc = kp_app_kafka_connect(rk, &st, kp_app_secret_text(s, "KAFKA_BROKERS"), deadline, err,
-                                  errlen);
-    for (size_t i = 0; rc == 0 && i < json_array_size(granted); i++) {
-        const char *fqn = json_string_value(json_object_get(json_array_get(granted, i), "fqn"));
-        errs[i] = kp_app_kafka_topic(rk, fqn, deadline, NULL);
-    }
-    rd_kafka_resp_err_t ve;
-    if (rc == 0 && visible && (ve = kp_app_kafka_topics_visible(rk, deadline, visible))) {
-        snprintf(err, errlen, "no answer from the pool (%s) which topics are authorized: %s",
-                 kp_app_secret_text(s, "KAFKA_BROKERS"), rd_kafka_err2str(ve));
-        rc = -1;
-    }
-    rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-    return rc;
-}
 
 /* "a, b, c": the "fqn" members of the objects of arr, or arr's strings (cleaned: with
  * --from-env they are what the user typed, or the pool's). */

@@ -8,6 +8,7 @@
 #include "cli/cli.h"
 #include "core/logging.h"
 #include "core/props.h"
+#include "daemon/daemon.h"
 #include "registry/registry.h"
 #include "core/fs.h"
 
@@ -99,7 +100,6 @@ int kp_cmd_registry(int argc, char **argv)
         .cert_path = kp_props_get(props, "registry.ssl.certificate.location"),
         .key_path = kp_props_get(props, "registry.ssl.key.location"),
         .pool = kp_props_get_str(props, "registry.pool", "dev"),
-        .store = store,
         .admin_password = (const char *)pw,
         .auth_cache_ms = (int)cache_ms,
         .log = {.bootstrap = bootstrap,
@@ -108,6 +108,7 @@ int kp_cmd_registry(int argc, char **argv)
                 .key_path = kp_props_get(props, "ssl.key.location"),
                 .topic = kp_props_get_str(props, "registry.topic", "_schemas"),
                 .replication = (int)repl}};
+    kp_daemon_registry_users(&rcfg, store);
     kp_registry_t *r = kp_registry_start(&rcfg, err, sizeof(err));
     memset(pw, 0, len);
     free(pw);

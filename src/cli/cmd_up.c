@@ -14,6 +14,7 @@
 #include "cli/up_pool.h"
 #include "broker/broker.h"
 #include "control/control.h"
+#include "daemon/daemon.h"
 #include "core/buf.h"
 #include "core/logging.h"
 #include "core/props.h"
@@ -416,7 +417,6 @@ static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store,
                                .cert_path = crt,
                                .key_path = key,
                                .pool = pool,
-                               .store = store,
                                .admin_password = pw,
                                .auth_cache_ms = (int)cache_ms,
                                .log = {.bootstrap = bootstrap,
@@ -424,6 +424,7 @@ static kp_registry_t *registry_start(const kp_props_t *props, kp_store_t *store,
                                        .cert_path = acrt,
                                        .key_path = akey,
                                        .replication = -1}};
+    kp_daemon_registry_users(&rc, store);
     kp_registry_t *r = kp_registry_start(&rc, err, errlen);
     kp_pki_secret_free(pw);
     for (int64_t waited = 0; r && !kp_registry_ready(r); waited += 50) {
@@ -687,7 +688,7 @@ static int up_broker_defaults(kp_props_t *props, const char *pki, const char *br
  * kpool up itself restarted), brokers 2..N are up_pool.c's children. The main thread uses b
  * again only after the socket stopped. */
 typedef struct up_run {
-    kp_broker_t *b;
+    kp_daemon_broker_t *b;
     kp_props_t *props;
     kp_up_pool_t *up;
     int nbrokers;
@@ -707,7 +708,8 @@ static void up_ctl_answer(void *arg, const kp_up_req_t *r, char *reply, size_t l
     if (k > run->nbrokers) {
         snprintf(reply, len, "error no broker %d (this pool has %d)", k, run->nbrokers);
     } else if (r->kind == KP_UP_REQ_READY) {
-        int ready = k == 1 ? run->b && atomic_load(&run->b->ready) : kp_up_pool_ready(run->up, k);
+        int ready =
+            k == 1 ? run->b && atomic_load(&run->b->broker->ready) : kp_up_pool_ready(run->up, k);
         snprintf(reply, len, "ok %d", ready);
     } else if (k > 1) {
         if (kp_up_pool_restart(run->up, k, err, sizeof(err)) < 0)
@@ -716,11 +718,11 @@ static void up_ctl_answer(void *arg, const kp_up_req_t *r, char *reply, size_t l
             snprintf(reply, len, "ok");
     } else {
         kp_info("up", "restarting broker 1 (in this process)");
-        kp_broker_free(run->b); /* a controlled shutdown */
+        kp_daemon_broker_stop(run->b); /* a controlled shutdown */
         run->b = NULL;
         for (int attempt = 0; attempt < 3 && !run->b; attempt++) {
             if (attempt) sleep(1);
-            run->b = kp_cli_broker_start(run->props, 1);
+            run->b = kp_daemon_broker_start(run->props, 1);
         }
         snprintf(reply, len, run->b ? "ok" : "error broker 1 did not start again (see the log)");
     }
@@ -798,17 +800,17 @@ int kp_cmd_up(int argc, char **argv)
                  kp_props_get_str(props, "super.users", "User:CN=kpool-admin"));
         kp_props_set(props, "super.users", buf);
     }
-    kp_broker_t *b = kp_cli_broker_start(props, 1);
+    kp_daemon_broker_t *b = kp_daemon_broker_start(props, 1);
     if (!b) {
         kp_up_pool_free(up);
         kp_props_free(props);
         return 1;
     }
     up_addrs_t addrs;
-    if (pool_bootstrap(b, addrs.bootstrap, sizeof(addrs.bootstrap)) < 0) {
+    if (pool_bootstrap(b->broker, addrs.bootstrap, sizeof(addrs.bootstrap)) < 0) {
         fprintf(stderr, "kpool: listeners: kpool up needs an SSL listener (the control plane, the "
                         "registry and applications connect with TLS)\n");
-        kp_broker_free(b);
+        kp_daemon_broker_stop(b);
         kp_up_pool_free(up);
         kp_props_free(props);
         return 2;
@@ -820,7 +822,7 @@ int kp_cmd_up(int argc, char **argv)
                                sizeof(err)) < 0) {
             fprintf(stderr, "kpool: %s\n", err);
             kp_up_pool_stop_brokers(up);
-            kp_broker_free(b);
+            kp_daemon_broker_stop(b);
             kp_up_pool_free(up);
             kp_props_free(props);
             return 1;
@@ -830,40 +832,40 @@ int kp_cmd_up(int argc, char **argv)
         if (rest && have < sizeof(addrs.bootstrap))
             snprintf(addrs.bootstrap + have, sizeof(addrs.bootstrap) - have, "%s", rest);
     }
-    metrics_url(b, addrs.metrics, sizeof(addrs.metrics));
+    metrics_url(b->broker, addrs.metrics, sizeof(addrs.metrics));
     char backups[PATH_MAX];
     fmt_path(backups, sizeof(backups), "%s/backups", abs);
     char kube_crt[PATH_MAX], kube_key[PATH_MAX];
     fmt_path(kube_crt, sizeof(kube_crt), "%s/broker.crt", pki); /* 127.0.0.1 and localhost */
     fmt_path(kube_key, sizeof(kube_key), "%s/broker.key", pki);
-    kp_control_config_t cc = {.state_dir = ctl,
-                              .listen = api_listen,
-                              .backup_dir = backups,
-                              .kube_listen = kube_listen,
-                              .kube_cert = kube_crt,
-                              .kube_key = kube_key};
-    kp_control_t *c = NULL;
+    kp_control_config_t cc = {.state_dir = ctl, .backup_dir = backups};
+    kp_daemon_api_config_t ac = {.listen = api_listen,
+                                 .kube_listen = kube_listen,
+                                 .kube_cert = kube_crt,
+                                 .kube_key = kube_key};
+    kp_daemon_control_t *c = NULL;
     if (control_settings(props, &cc, err, sizeof(err)) == 0)
-        c = kp_control_start(&cc, err, sizeof(err));
+        c = kp_daemon_control_start(&cc, &ac, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "kpool: cannot start the control plane: %s\n", err);
         kp_up_pool_stop_brokers(up);
-        kp_broker_free(b);
+        kp_daemon_broker_stop(b);
         kp_up_pool_free(up);
         kp_props_free(props);
         return 1;
     }
-    listen_url("http://", api_listen, kp_control_api_port(c), addrs.api, sizeof(addrs.api));
+    listen_url("http://", api_listen, kp_daemon_control_api_port(c), addrs.api, sizeof(addrs.api));
     /* the registry first: the Pool names its real address (registry.listener may ask for
      * port 0) */
     char pwpath[PATH_MAX], cfgpath[PATH_MAX], ca[PATH_MAX];
-    kp_registry_t *reg = registry_start(props, kp_control_store(c), pki, pool_name, addrs.bootstrap,
-                                        reg_listen, pwpath, sizeof(pwpath), err, sizeof(err));
+    kp_registry_t *reg =
+        registry_start(props, kp_control_store(c->control), pki, pool_name, addrs.bootstrap,
+                       reg_listen, pwpath, sizeof(pwpath), err, sizeof(err));
     if (!reg) {
         fprintf(stderr, "kpool: cannot start the schema registry: %s\n", err);
-        kp_control_stop(c);
+        kp_daemon_control_stop(c);
         kp_up_pool_stop_brokers(up);
-        kp_broker_free(b);
+        kp_daemon_broker_stop(b);
         kp_up_pool_free(up);
         kp_props_free(props);
         return 1;
@@ -891,26 +893,27 @@ int kp_cmd_up(int argc, char **argv)
             if (w > 0 && used + (size_t)w < sizeof(addrs.metrics_more)) used += (size_t)w;
         }
     }
-    if (ensure_pool(kp_control_store(c), pool_name, nbrokers, addrs.bootstrap, pki, addrs.registry,
-                    metrics_at, metrics_all) < 0 ||
-        ensure_cli_config(kp_control_store(c), addrs.api, ca, addrs.bootstrap, pki, cfgpath,
-                          sizeof(cfgpath), err, sizeof(err)) < 0) {
+    if (ensure_pool(kp_control_store(c->control), pool_name, nbrokers, addrs.bootstrap, pki,
+                    addrs.registry, metrics_at, metrics_all) < 0 ||
+        ensure_cli_config(kp_control_store(c->control), addrs.api, ca, addrs.bootstrap, pki,
+                          cfgpath, sizeof(cfgpath), err, sizeof(err)) < 0) {
         fprintf(stderr, "kpool: %s\n", err[0] ? err : "cannot create the pool resource");
         kp_registry_stop(reg);
-        kp_control_stop(c);
+        kp_daemon_control_stop(c);
         kp_up_pool_stop_brokers(up);
-        kp_broker_free(b);
+        kp_daemon_broker_stop(b);
         kp_up_pool_free(up);
         kp_props_free(props);
         return 1;
     }
     char kubeconfig[PATH_MAX], kube_server[320];
     fmt_path(kubeconfig, sizeof(kubeconfig), "%s/kubeconfig", abs);
-    listen_url("https://", kube_listen, kp_control_kube_port(c), kube_server, sizeof(kube_server));
-    if (!kp_control_kube_port(c) ||
+    listen_url("https://", kube_listen, kp_daemon_control_kube_port(c), kube_server,
+               sizeof(kube_server));
+    if (!kp_daemon_control_kube_port(c) ||
         kp_kubeconfig_write(kubeconfig, cfgpath, kube_server, err, sizeof(err)) < 0) {
-        kp_warn("up", "no kubeconfig written%s%s", kp_control_kube_port(c) ? ": " : "",
-                kp_control_kube_port(c) ? err : "");
+        kp_warn("up", "no kubeconfig written%s%s", kp_daemon_control_kube_port(c) ? ": " : "",
+                kp_daemon_control_kube_port(c) ? err : "");
         kubeconfig[0] = 0;
     }
     up_run_t run = {b, props, up, nbrokers};
@@ -935,9 +938,9 @@ int kp_cmd_up(int argc, char **argv)
     kp_up_ctl_stop(upctl); /* first: a restart in progress finishes, then b is ours again */
     b = run.b;
     kp_registry_stop(reg);       /* first: it reads the store and talks to the pool */
-    kp_control_stop(c);          /* then the control plane, which talks to the pool */
+    kp_daemon_control_stop(c);   /* then the control plane, which talks to the pool */
     kp_up_pool_stop_brokers(up); /* the other brokers (each a controlled shutdown) */
-    kp_broker_free(b);
+    kp_daemon_broker_stop(b);
     kp_up_pool_free(up); /* etcd last */
     kp_props_free(props);
     return 0;
@@ -955,25 +958,26 @@ int kp_cmd_control(int argc, char **argv)
     }
     kp_cli_signals_setup();
     char err[1024];
-    kp_control_config_t cc = {.state_dir = data_dir,
-                              .listen =
-                                  kp_props_get_str(props, "control.listener", "127.0.0.1:8080"),
-                              .api_cert = kp_props_get(props, "control.ssl.certificate.location"),
-                              .api_key = kp_props_get(props, "control.ssl.key.location")};
-    kp_control_t *c = NULL;
+    kp_control_config_t cc = {.state_dir = data_dir};
+    kp_daemon_api_config_t ac = {
+        .listen = kp_props_get_str(props, "control.listener", "127.0.0.1:8080"),
+        .api_cert = kp_props_get(props, "control.ssl.certificate.location"),
+        .api_key = kp_props_get(props, "control.ssl.key.location")};
+    kp_daemon_control_t *c = NULL;
     if (control_settings(props, &cc, err, sizeof(err)) == 0)
-        c = kp_control_start(&cc, err, sizeof(err));
+        c = kp_daemon_control_start(&cc, &ac, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "kpool: cannot start the control plane: %s\n", err);
         kp_props_free(props);
         return 1;
     }
     char *seen = NULL;
-    if (kp_store_meta_get(kp_control_store(c), "admin_token_issued", &seen) < 0) {
+    if (kp_store_meta_get(kp_control_store(c->control), "admin_token_issued", &seen) < 0) {
         char token[65];
-        if (kp_store_token_create(kp_control_store(c), NULL, "admin (kpool control)", token) == 0) {
+        if (kp_store_token_create(kp_control_store(c->control), NULL, "admin (kpool control)",
+                                  token) == 0) {
             printf("admin token (shown once): %s\n", token);
-            kp_store_meta_set(kp_control_store(c), "admin_token_issued", "1");
+            kp_store_meta_set(kp_control_store(c->control), "admin_token_issued", "1");
         }
     }
     free(seen);
@@ -984,7 +988,7 @@ int kp_cmd_control(int argc, char **argv)
     sigaddset(&set, SIGTERM);
     int sig;
     sigwait(&set, &sig);
-    kp_control_stop(c);
+    kp_daemon_control_stop(c);
     kp_props_free(props);
     return 0;
 }

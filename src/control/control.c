@@ -4,12 +4,13 @@
  * The reconciler is one thread with a work queue of objects ("Kind/ns/name"), each with a
  * due time and a failure count. Store changes enqueue the object at once; a failed
  * reconcile is retried with exponential backoff (1 s doubling up to retry_max_ms); every
- * resync_ms all Topics, Streams and Pools are enqueued again, which is how drift made
- * directly in a pool is found and repaired. One thread keeps per-object work ordered and
- * the admin calls to each pool sequential.
+ * resync_ms every object of a reconciled kind is enqueued again (pools first), which is how
+ * drift made directly in a pool is found and repaired. One thread keeps per-object work
+ * ordered and the admin calls to each pool sequential. What each kind's reconcile does is
+ * the kinds table's hook (kinds.h: reconcile, resync_rank, reconcile_also), not a chain
+ * here.
  */
 #include "control/control_int.h"
-#include "control/events.h"
 
 #include "control/backup.h"
 #include "control/kinds.h"
@@ -20,7 +21,6 @@
 #include "core/crc32c.h"
 #include "core/logging.h"
 #include "core/metrics.h"
-#include "http/api.h"
 #include "core/fs.h"
 
 #include <errno.h>
@@ -40,11 +40,6 @@ typedef struct queue_item {
      * queued it: only a resync's item may be found unchanged without reading its body */
     int64_t rv;
 } queue_item_t;
-
-/* Order matters for a resync: pools first, then what needs them. Secret is here only to
- * finish deletions (nothing else reconciles it). */
-static const char *reconciled_kinds[] = {
-    "Pool", "Topic", "Stream", "Application", "AivenApplication", "Secret"};
 
 /* ---- queue ---- */
 
@@ -75,24 +70,16 @@ static void enqueue_locked(kp_control_t *c, const char *kind, const char *ns, co
     pthread_cond_signal(&c->cond);
 }
 
-static int reconciled(const char *kind)
-{
-    for (size_t i = 0; i < sizeof(reconciled_kinds) / sizeof(*reconciled_kinds); i++)
-        if (!strcmp(kind, reconciled_kinds[i])) return 1;
-    return 0;
-}
-
 static void on_change(const char *kind, const char *ns, const char *name, void *arg)
 {
     kp_control_t *c = arg;
     pthread_mutex_lock(&c->lock);
-    if (reconciled(kind)) {
+    const kp_kind_t *k = kp_kind_named(kind);
+    if (k && k->reconcile) {
         /* a changed Pool's client is rebuilt by kp_control_pool on the reconciler thread,
          * the only thread that uses clients */
         enqueue_locked(c, kind, ns, name, kp_mono_ms(), 1, 0);
-        /* an Application mirrors its AivenApplication's status */
-        if (!strcmp(kind, "AivenApplication"))
-            enqueue_locked(c, "Application", ns, name, kp_mono_ms(), 1, 0);
+        if (k->reconcile_also) enqueue_locked(c, k->reconcile_also, ns, name, kp_mono_ms(), 1, 0);
     } else if (!strcmp(kind, "ServiceUser")) {
         /* a user came or went: every topic's ACLs may change */
         c->users_gen++;
@@ -104,18 +91,34 @@ static void on_change(const char *kind, const char *ns, const char *name, void *
 
 /* A resync: every object of the reconciled kinds, by key only (no body is read here; the
  * reconcile reads what it needs). */
+static void enqueue_kind(kp_control_t *c, const char *kind)
+{
+    kp_store_key_t *keys;
+    size_t n;
+    if (kp_store_keys(c->store, kind, &keys, &n) < 0) return;
+    pthread_mutex_lock(&c->lock);
+    for (size_t i = 0; i < n; i++)
+        enqueue_locked(c, kind, keys[i].ns, keys[i].name, kp_mono_ms(), 0, keys[i].rv);
+    pthread_mutex_unlock(&c->lock);
+    kp_store_keys_free(keys, n);
+}
+
+/* In the kinds table's resync order (kp_kind_t.resync_rank): pools first, then what needs
+ * them. */
 static void enqueue_all(kp_control_t *c)
 {
-    for (size_t k = 0; k < sizeof(reconciled_kinds) / sizeof(*reconciled_kinds); k++) {
-        kp_store_key_t *keys;
-        size_t n;
-        if (kp_store_keys(c->store, reconciled_kinds[k], &keys, &n) < 0) continue;
-        pthread_mutex_lock(&c->lock);
-        for (size_t i = 0; i < n; i++)
-            enqueue_locked(c, reconciled_kinds[k], keys[i].ns, keys[i].name, kp_mono_ms(), 0,
-                           keys[i].rv);
-        pthread_mutex_unlock(&c->lock);
-        kp_store_keys_free(keys, n);
+    int rank = -1;
+    for (;;) { /* the next higher rank of a reconciled kind */
+        int next = INT_MAX;
+        for (size_t i = 0; i < kp_kinds_count; i++)
+            if (kp_kinds[i].reconcile && kp_kinds[i].resync_rank > rank &&
+                kp_kinds[i].resync_rank < next)
+                next = kp_kinds[i].resync_rank;
+        if (next == INT_MAX) return;
+        for (size_t i = 0; i < kp_kinds_count; i++)
+            if (kp_kinds[i].reconcile && kp_kinds[i].resync_rank == next)
+                enqueue_kind(c, kp_kinds[i].kind);
+        rank = next;
     }
 }
 
@@ -230,6 +233,16 @@ static void requeue_locked(kp_control_t *c, queue_item_t *q)
     free(q);
 }
 
+void kp_secret_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res)
+{
+    (void)res;
+    json_t *meta = json_object_get(obj, "metadata");
+    if (!json_object_get(meta, "deletionTimestamp")) return;
+    const char *ns = json_string_value(json_object_get(meta, "namespace"));
+    const char *name = json_string_value(json_object_get(meta, "name"));
+    if (name) kp_store_remove(c->store, "Secret", ns ? ns : "", name);
+}
+
 static void reconcile_one(kp_control_t *c, queue_item_t *q)
 {
     /* a drift check of a Topic that nothing changed since it was last found in sync, in the
@@ -252,19 +265,8 @@ static void reconcile_one(kp_control_t *c, queue_item_t *q)
     }
     kp_reconcile_result_t res = {0, 0, 0};
     int64_t start_us = kp_mono_us();
-    if (!strcmp(q->kind, "Topic"))
-        kp_topic_reconcile(c, obj, &res);
-    else if (!strcmp(q->kind, "Stream"))
-        kp_stream_reconcile(c, obj, &res);
-    else if (!strcmp(q->kind, "Pool"))
-        kp_pool_reconcile(c, obj, &res);
-    else if (!strcmp(q->kind, "Application"))
-        kp_application_reconcile(c, obj, &res);
-    else if (!strcmp(q->kind, "AivenApplication"))
-        kp_aivenapp_reconcile(c, obj, &res);
-    else if (!strcmp(q->kind, "Secret") &&
-             json_object_get(json_object_get(obj, "metadata"), "deletionTimestamp"))
-        kp_store_remove(c->store, "Secret", q->ns, q->name);
+    const kp_kind_t *k = kp_kind_named(q->kind);
+    if (k && k->reconcile) k->reconcile(c, obj, &res);
     json_decref(obj);
     kp_control_metrics_reconciled(q->kind, res.failed, kp_mono_us() - start_us);
     if (!res.retry) {
@@ -441,91 +443,6 @@ void kp_control_pool_names(kp_control_t *c, char *out, size_t n)
     json_decref(items);
 }
 
-/* ---- status helpers ---- */
-
-void kp_status_time(char out[32])
-{
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
-static json_t *without_times(json_t *status)
-{
-    json_t *s = json_deep_copy(status);
-    /* a Pool's lastUpdateTime too: rewriting it alone each resync moved the store's
-     * resourceVersion on an idle pool, and every watch hub then read every object again */
-    json_object_del(s, "lastUpdateTime");
-    json_object_del(s, "synchronizationTime");
-    json_object_del(s, "latestSyncFailure");
-    json_t *conds = json_object_get(s, "conditions");
-    size_t i;
-    json_t *cnd;
-    json_array_foreach(conds, i, cnd) json_object_del(cnd, "lastUpdateTime");
-    return s;
-}
-
-/* The state of a status: synchronizationState, else a Pool's state. */
-static const char *status_state(const json_t *s)
-{
-    const char *st = json_string_value(json_object_get(s, "synchronizationState"));
-    return st ? st : json_string_value(json_object_get(s, "state"));
-}
-
-/* Its message: message, else the first condition's "reason: message". */
-static void status_message(const json_t *s, char *out, size_t n)
-{
-    const char *m = json_string_value(json_object_get(s, "message"));
-    const json_t *cond = json_array_get(json_object_get(s, "conditions"), 0);
-    const char *cm = json_string_value(json_object_get(cond, "message"));
-    const char *cr = json_string_value(json_object_get(cond, "reason"));
-    if (m)
-        snprintf(out, n, "%s", m);
-    else if (cm)
-        snprintf(out, n, "%s%s%s", cr ? cr : "", cr ? ": " : "", cm);
-    else
-        out[0] = 0;
-}
-
-/* An Event (events.h) for a status written over old (may be NULL) when its state or message
- * changed, or a new generation was taken up: what `kubectl describe` shows. */
-static void status_event(const json_t *obj, const json_t *old, const json_t *status)
-{
-    const char *state = status_state(status), *was = status_state(old);
-    char msg[768], old_msg[768];
-    status_message(status, msg, sizeof(msg));
-    status_message(old, old_msg, sizeof(old_msg));
-    json_t *gen = json_object_get(status, "observedGeneration");
-    int new_gen = gen && !json_equal(gen, json_object_get(old, "observedGeneration"));
-    if (!state || (was && !strcmp(state, was) && !strcmp(msg, old_msg) && !new_gen)) return;
-    int bad = strstr(state, "Fail") || strstr(state, "Error") || !strcmp(state, "Invalid") ||
-              !strcmp(state, "Unreachable");
-    if (!msg[0] && json_is_integer(gen))
-        snprintf(msg, sizeof(msg), "%s (generation %lld)", state,
-                 (long long)json_integer_value(gen));
-    kp_event_record(obj, bad ? "Warning" : "Normal", state, "%s", msg[0] ? msg : state);
-}
-
-int kp_status_write(kp_control_t *c, json_t *obj, json_t *status)
-{
-    /* a reconcile cut short by a stop says nothing: the next start does it again */
-    if (__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) return 1;
-    json_t *old = json_object_get(obj, "status");
-    json_t *a = old ? without_times(old) : json_object(), *b = without_times(status);
-    int same = old && json_equal(a, b);
-    json_decref(a);
-    json_decref(b);
-    if (same) return 0;
-    json_t *md = json_object_get(obj, "metadata");
-    const char *ns = json_string_value(json_object_get(md, "namespace"));
-    if (kp_store_put_status(c->store, json_string_value(json_object_get(obj, "kind")), ns ? ns : "",
-                            json_string_value(json_object_get(md, "name")), status,
-                            NULL) == KP_STORE_UPDATED)
-        status_event(obj, old, status);
-    return 1;
-}
-
 /* kpool up's /metrics: how drift checks of Topics went */
 static void render_metrics(kp_buf_t *out, void *arg)
 {
@@ -557,7 +474,7 @@ int kp_glob_match(const char *p, const char *s)
 
 /* ---- lifecycle ---- */
 
-kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t errlen)
+kp_control_t *kp_control_open(const kp_control_config_t *cfg, char *err, size_t errlen)
 {
     kp_control_t *c = kp_xcalloc(1, sizeof(*c));
     c->cfg = *cfg;
@@ -612,34 +529,17 @@ kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t
     c->metrics_sampler =
         kp_pool_metrics_start(c->store, cfg->console_metrics_interval_ms, merr, sizeof(merr)) == 0;
     if (!c->metrics_sampler) kp_warn("control", "no pool history for the console: %s", merr);
-    kp_api_config_t acfg = {.listen = cfg->listen,
-                            .cert_path = cfg->api_cert,
-                            .key_path = cfg->api_key,
-                            .master_key = &c->master_key,
-                            .backup = c->backup};
-    c->api = kp_api_start(&acfg, c->store, err, errlen);
-    if (!c->api) {
-        kp_control_stop(c);
-        return NULL;
-    }
-    if (cfg->kube_listen) {
-        kp_api_config_t kcfg = acfg;
-        kcfg.listen = cfg->kube_listen;
-        kcfg.cert_path = cfg->kube_cert;
-        kcfg.key_path = cfg->kube_key;
-        kcfg.tls = 1;
-        /* kubectl's door is a convenience: without it (a busy port) the API still serves */
-        char kerr[512];
-        c->kube_api = kp_api_start(&kcfg, c->store, kerr, sizeof(kerr));
-        if (!c->kube_api) kp_warn("control", "no kubectl listener: %s", kerr);
-    }
+    return c;
+}
+
+int kp_control_run(kp_control_t *c, char *err, size_t errlen)
+{
     if (pthread_create(&c->thread, NULL, reconciler_main, c) != 0) {
         snprintf(err, errlen, "cannot start the reconciler thread");
-        kp_control_stop(c);
-        return NULL;
+        return -1;
     }
     c->metrics_source = kp_metrics_add_source(render_metrics, c) == 0;
-    return c;
+    return 0;
 }
 
 kp_store_t *kp_control_store(kp_control_t *c)
@@ -647,22 +547,20 @@ kp_store_t *kp_control_store(kp_control_t *c)
     return c->store;
 }
 
-int kp_control_api_port(const kp_control_t *c)
+const kp_pki_master_key_t *kp_control_master_key(const kp_control_t *c)
 {
-    return kp_api_port(c->api);
+    return &c->master_key;
 }
 
-int kp_control_kube_port(const kp_control_t *c)
+struct kp_backup *kp_control_backup(kp_control_t *c)
 {
-    return c->kube_api ? kp_api_port(c->kube_api) : 0;
+    return c->backup;
 }
 
 void kp_control_stop(kp_control_t *c)
 {
     if (!c) return;
     if (c->metrics_source) kp_metrics_remove_source(render_metrics, c);
-    kp_api_stop(c->api); /* no new writes */
-    kp_api_stop(c->kube_api);
     if (c->thread) {
         pthread_mutex_lock(&c->lock);
         __atomic_store_n(&c->stop, 1, __ATOMIC_RELAXED);

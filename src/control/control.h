@@ -1,5 +1,7 @@
 /*
- * control.h — the control plane: store, API server and reconciler in one object.
+ * control.h — the control plane: store, reconciler, backups and the pools' metrics sampler in
+ * one object. Its REST API (http/api.h) is started over its store by the composition root
+ * (daemon/daemon.h) between kp_control_open and kp_control_run, and stopped first.
  *
  * `kpool up` runs it next to an embedded pool broker; `kpool control` runs it alone against
  * the pools listed as Pool resources (kpool brokers or Apache Kafka clusters).
@@ -16,15 +18,10 @@
 typedef struct kp_control kp_control_t;
 
 typedef struct kp_control_config {
-    const char *state_dir;          /* the SQLite store lives here */
-    const char *listen;             /* API listener host:port */
-    const char *api_cert, *api_key; /* needed when listen is not loopback */
-    /* The same API over HTTPS for kubectl (docs/kubectl.md), which sends tokens only over
-     * TLS: host:port and the server certificate; NULL: none. */
-    const char *kube_listen, *kube_cert, *kube_key;
-    int64_t resync_ms;    /* control.resync.interval.ms: drift check period */
-    int64_t retry_max_ms; /* longest backoff after a failed reconcile */
-    int pool_timeout_ms;  /* per admin call */
+    const char *state_dir; /* the SQLite store lives here */
+    int64_t resync_ms;     /* control.resync.interval.ms: drift check period */
+    int64_t retry_max_ms;  /* longest backoff after a failed reconcile */
+    int pool_timeout_ms;   /* per admin call */
     /* credentials (SPEC 3, 4) */
     int cert_validity_days;          /* client certificates; default 365 */
     int64_t cert_renew_before_s;     /* reissue when less is left; default 30 days */
@@ -41,12 +38,19 @@ typedef struct kp_control_config {
     int64_t console_metrics_interval_ms;
 } kp_control_config_t;
 
-kp_control_t *kp_control_start(const kp_control_config_t *cfg, char *err, size_t errlen);
+/* Opens the control plane: master key, store, backup scheduler, the pools' metrics sampler.
+ * Nothing is reconciled before kp_control_run. NULL with err. */
+kp_control_t *kp_control_open(const kp_control_config_t *cfg, char *err, size_t errlen);
+/* Starts the reconciler thread (and its /metrics figures). 0, or -1 with err (then stop c). */
+int kp_control_run(kp_control_t *c, char *err, size_t errlen);
+/* Stops the reconciler (when it runs) and closes everything kp_control_open opened. */
 void kp_control_stop(kp_control_t *c);
 kp_store_t *kp_control_store(kp_control_t *c);
-int kp_control_api_port(const kp_control_t *c);
-/* The port of the kubectl (HTTPS) listener, 0 when there is none. */
-int kp_control_kube_port(const kp_control_t *c);
+/* What the API needs besides the store: the key Secret data is sealed with, and the backups
+ * (/apis/kpool.dev/v1/backups). Valid until kp_control_stop. */
+const kp_pki_master_key_t *kp_control_master_key(const kp_control_t *c);
+struct kp_backup;
+struct kp_backup *kp_control_backup(kp_control_t *c);
 /* Reconciles everything now (tests, kpool up after creating the pool). Thread-safe. */
 void kp_control_resync(kp_control_t *c);
 

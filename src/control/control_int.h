@@ -42,11 +42,9 @@ struct kp_control {
     kp_control_config_t cfg;
     kp_store_t *store;
     kp_pki_master_key_t master_key; /* seals Secret data at rest (state_dir/master.key) */
-    struct kp_api *api;
-    struct kp_api *kube_api;  /* the same API over HTTPS for kubectl, or NULL */
-    struct kp_backup *backup; /* scheduler and on-demand backups (backup.c) */
-    int metrics_sampler;      /* this control plane runs pool_metrics' sampler */
-    kp_hmap_t pools;          /* name -> kp_pool_t */
+    struct kp_backup *backup;       /* scheduler and on-demand backups (backup.c) */
+    int metrics_sampler;            /* this control plane runs pool_metrics' sampler */
+    kp_hmap_t pools;                /* name -> kp_pool_t */
     /* reconciler */
     pthread_t thread;
     pthread_mutex_t lock;
@@ -85,7 +83,7 @@ void kp_control_pool_names(kp_control_t *c, char *out, size_t n);
  * @locality: the reconciler thread. */
 int kp_control_users(kp_control_t *c, const kp_service_user_t **out, int *n);
 
-/* Status helpers. */
+/* Status helpers (status.c). */
 void kp_status_time(char out[32]);
 /* Writes status if anything but the timestamps changed (keeps resourceVersion quiet).
  * Returns 1 when it wrote, 0 when it did not. */
@@ -108,6 +106,9 @@ void kp_stream_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *re
 void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
 void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
 void kp_application_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
+/* A Secret is reconciled only to finish its deletion (control.c): one marked deleted is
+ * removed from the store. */
+void kp_secret_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
 
 /* The NAIS secret name of an Application generation (application.c); n > 0 adds "-<n>". */
 void kp_application_secret_name(const char *ns, const char *app, const char *uid,

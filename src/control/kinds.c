@@ -1,6 +1,8 @@
 /* kinds.c — the kinds table, name rules and the unknown-field walk (see kinds.h). */
 #include "control/kinds.h"
 
+#include "control/control_int.h"
+
 #include "core/utf8.h"
 
 #include <ctype.h>
@@ -31,24 +33,30 @@ const kp_kind_t kp_kinds[] = {
      " \"minCompactionLagMs\": \"integer\", \"maxCompactionLagMs\": \"integer\","
      " \"minCleanableDirtyRatioPercent\": \"integer\", \"localRetentionBytes\": \"integer\","
      " \"localRetentionHours\": \"integer\"}}}",
-     kp_topic_columns, "A Kafka topic in a pool, with the access of teams' applications (NAIS)."},
+     kp_topic_columns, "A Kafka topic in a pool, with the access of teams' applications (NAIS).",
+     kp_topic_reconcile, 1, NULL},
     {"Stream", "kafka.nais.io", "v1", "streams", "stream", NULL, 1,
      "{" META_SCHEMA
      ", \"spec\": {\"pool\": \"string\", \"additionalUsers\": [{\"username\": \"string\"}]}}",
-     kp_stream_columns, "The topics of a Kafka Streams application: every topic with its prefix."},
+     kp_stream_columns, "The topics of a Kafka Streams application: every topic with its prefix.",
+     kp_stream_reconcile, 2, NULL},
     {"AivenApplication", "aiven.nais.io", "v1", "aivenapplications", "aivenapplication", "aivenapp",
      1,
      "{" META_SCHEMA ", \"spec\": {\"kafka\": {\"pool\": \"string\", \"secretName\": \"string\"},"
      " \"secretName\": \"string\", \"protected\": \"boolean\", \"expiresAt\": \"string\"}}",
-     kp_aivenapp_columns, "Kafka credentials of an application: a service user and a Secret."},
+     kp_aivenapp_columns, "Kafka credentials of an application: a service user and a Secret.",
+     kp_aivenapp_reconcile, 4, "Application"},
     /* Application models a NAIS deploy: only spec.kafka is acted upon, the rest is kept */
     {"Application", "nais.io", "v1alpha1", "applications", "application", "app", 1,
      "{" META_SCHEMA ", \"spec\": {}}", kp_app_columns,
-     "A NAIS application; spec.kafka.pool gives it Kafka credentials."},
+     "A NAIS application; spec.kafka.pool gives it Kafka credentials.", kp_application_reconcile, 3,
+     NULL},
     {"Secret", "", "v1", "secrets", "secret", NULL, 1,
      "{" META_SCHEMA ", \"type\": \"string\", \"data\": {}, \"stringData\": {},"
      " \"immutable\": \"boolean\"}",
-     kp_secret_columns, "Secret data (base64 in data, plain text in stringData)."},
+     kp_secret_columns, "Secret data (base64 in data, plain text in stringData).",
+     /* reconciled only to finish deletions */
+     kp_secret_reconcile, 5, NULL},
     {"Pool", "kpool.dev", "v1", "pools", "pool", NULL, 0,
      "{" META_SCHEMA ", \"spec\": {\"bootstrapServers\": \"string\", \"embedded\": \"boolean\","
      " \"replication\": {\"min\": \"integer\", \"max\": \"integer\", \"default\": \"integer\"},"
@@ -57,9 +65,17 @@ const kp_kind_t kp_kinds[] = {
      " \"caKeyLocation\": \"string\"}, \"principalMappingRules\": \"*\","
      " \"consumerGroupPrefix\": \"string\", \"metricsUrl\": \"string\","
      " \"metricsUrls\": [\"string\"]}}",
-     kp_pool_columns, "A Kafka cluster (kpool's own or Apache Kafka) that topics live in."},
+     kp_pool_columns, "A Kafka cluster (kpool's own or Apache Kafka) that topics live in.",
+     kp_pool_reconcile, 0, NULL},
 };
 const size_t kp_kinds_count = sizeof(kp_kinds) / sizeof(kp_kinds[0]);
+
+const kp_kind_t *kp_kind_named(const char *kind)
+{
+    for (size_t i = 0; i < kp_kinds_count; i++)
+        if (!strcmp(kp_kinds[i].kind, kind)) return &kp_kinds[i];
+    return NULL;
+}
 
 const kp_kind_t *kp_kind_by_plural(const char *group, const char *version, const char *plural)
 {

@@ -22,6 +22,13 @@ typedef struct kp_kind_column {
     const char *type; /* OpenAPI type of the cell: string, integer, boolean, date */
 } kp_kind_column_t;
 
+struct kp_control;
+struct kp_reconcile_result;
+/* A kind's reconcile hook (control_int.h): called on the reconciler thread with the stored
+ * object (a reference the caller owns); fills res (retry, failed). */
+typedef void (*kp_kind_reconcile_fn)(struct kp_control *c, json_t *obj,
+                                     struct kp_reconcile_result *res);
+
 typedef struct kp_kind {
     const char *kind;       /* Topic */
     const char *group;      /* kafka.nais.io, "" for the core group */
@@ -36,12 +43,22 @@ typedef struct kp_kind {
     const char *schema;
     const kp_kind_column_t *columns; /* NULL-header terminated; NULL: KP_KIND_COLUMNS */
     const char *description;         /* one sentence: kubectl explain shows it */
+    /* The reconciler (control.c) dispatches through these. reconcile NULL: the kind is not
+     * reconciled (a change is only stored). */
+    kp_kind_reconcile_fn reconcile;
+    int resync_rank; /* a resync queues lower ranks first: pools before what needs them */
+    /* when an object of this kind changes, the object of this other kind with the same
+     * namespace and name is reconciled too (an Application mirrors its AivenApplication's
+     * status); NULL: none */
+    const char *reconcile_also;
 } kp_kind_t;
 
 extern const kp_kind_t kp_kinds[];
 extern const size_t kp_kinds_count;
 
 const kp_kind_t *kp_kind_by_plural(const char *group, const char *version, const char *plural);
+/* The kind named kind ("Topic"), or NULL. */
+const kp_kind_t *kp_kind_named(const char *kind);
 /* "kafka.nais.io/v1" or "v1" */
 void kp_kind_api_version(const kp_kind_t *k, char *out, size_t n);
 

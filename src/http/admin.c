@@ -5,11 +5,8 @@
 #include "core/limits.h"
 #include "core/logging.h"
 #include "core/metrics.h"
-#include "net/listener.h"
+#include "net/http_server.h"
 
-#include <arpa/inet.h>
-#include <microhttpd.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,12 +20,7 @@ struct kp_admin_http {
 static enum MHD_Result reply(struct MHD_Connection *conn, unsigned status, const char *type,
                              const char *body, size_t len)
 {
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
-    MHD_add_response_header(r, "Content-Type", type);
-    enum MHD_Result rc = MHD_queue_response(conn, status, r);
-    MHD_destroy_response(r);
-    return rc;
+    return kp_http_reply(conn, status, type, body, len, MHD_RESPMEM_MUST_COPY, NULL);
 }
 
 static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char *url,
@@ -58,42 +50,28 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *conn, const char
 kp_admin_http_t *kp_admin_http_start(const char *hostport, atomic_int *ready,
                                      const char *(*api_name)(int key), char *err, size_t errlen)
 {
-    char host[256];
-    int port;
-    if (kp_parse_hostport(hostport, host, sizeof(host), &port) < 0) {
-        snprintf(err, errlen, "admin.listener: '%s' is not host:port", hostport);
-        return NULL;
-    }
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    char ps[16];
-    snprintf(ps, sizeof(ps), "%d", port);
-    if (getaddrinfo(host[0] ? host : NULL, ps, &hints, &res) != 0 || !res) {
-        snprintf(err, errlen, "admin.listener: cannot resolve %s", host);
-        return NULL;
-    }
     kp_admin_http_t *h = kp_xcalloc(1, sizeof(*h));
     h->ready = ready;
     h->api_name = api_name;
-    /* epoll, not select(): the broker in the same process holds one descriptor per segment,
-     * and select() refuses every connection whose descriptor is >= FD_SETSIZE (1024).
-     * The limits keep /livez and /readyz answering while slow or idle clients hold
+    /* The limits keep /livez and /readyz answering while slow or idle clients hold
      * connections (a liveness probe that times out restarts a healthy pool): epoll serves
      * every connection as its bytes arrive, so a probe only needs a free slot — many of
      * them, each small (a probe's request is one line), and slots held without progress
      * are taken back after KP_ADMIN_HTTP_TIMEOUT_S. */
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-    if (res->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    h->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, handle, h, MHD_OPTION_SOCK_ADDR, res->ai_addr,
-        MHD_OPTION_CONNECTION_LIMIT, (unsigned)KP_ADMIN_HTTP_CONNECTIONS_MAX,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)KP_ADMIN_HTTP_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)KP_ADMIN_HTTP_CONN_MEMORY_BYTES,
-        MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)KP_ADMIN_HTTP_CONNECTIONS_MAX, MHD_OPTION_END);
-    freeaddrinfo(res);
+    const struct MHD_OptionItem limits[] = {
+        {MHD_OPTION_CONNECTION_LIMIT, KP_ADMIN_HTTP_CONNECTIONS_MAX, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, KP_ADMIN_HTTP_TIMEOUT_S, NULL},
+        {MHD_OPTION_CONNECTION_MEMORY_LIMIT, KP_ADMIN_HTTP_CONN_MEMORY_BYTES, NULL},
+        {MHD_OPTION_LISTEN_BACKLOG_SIZE, KP_ADMIN_HTTP_CONNECTIONS_MAX, NULL},
+        {MHD_OPTION_END, 0, NULL}};
+    kp_http_listen_t l = {.what = "admin.listener",
+                          .hostport = hostport,
+                          .handler = handle,
+                          .handler_cls = h,
+                          .options = limits};
+    int port;
+    h->daemon = kp_http_listen(&l, &port, NULL, 0, err, errlen);
     if (!h->daemon) {
-        snprintf(err, errlen, "admin.listener: cannot listen on %s (in use?)", hostport);
         free(h);
         return NULL;
     }

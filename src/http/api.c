@@ -28,6 +28,7 @@
 #include "http/api_teams.h"
 #include "http/k8s.h"
 #include "http/k8s_watch.h"
+#include "net/http_server.h"
 #include "net/listener.h"
 #include "core/fs.h"
 
@@ -1467,12 +1468,6 @@ kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err,
     api->store = store;
     api->master_key = cfg->master_key;
     api->backup = cfg->backup;
-    /* epoll (MHD_USE_AUTO), not select(): the process also runs the pool broker, which keeps
-     * one descriptor per partition segment, and select() refuses every connection whose
-     * descriptor is >= FD_SETSIZE (1024) */
-    /* suspend/resume: watch streams wait for events, and console requests for pools,
-     * without holding a thread */
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (!is_loopback(host) || cfg->tls) {
         size_t len;
         if (!cfg->cert_path || !cfg->key_path ||
@@ -1488,39 +1483,27 @@ kp_api_t *kp_api_start(const kp_api_config_t *cfg, kp_store_t *store, char *err,
             kp_api_stop(api);
             return NULL;
         }
-        flags |= MHD_USE_TLS;
     }
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    char ps[16];
-    snprintf(ps, sizeof(ps), "%d", port);
-    if (getaddrinfo(host[0] ? host : NULL, ps, &hints, &res) != 0 || !res) {
-        snprintf(err, errlen, "control.listener: cannot resolve %s", host);
-        kp_api_stop(api);
-        return NULL;
-    }
-    if (res->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    if (api->tls_cert)
-        api->daemon = MHD_start_daemon(
-            flags, (uint16_t)port, NULL, NULL, handle, api, MHD_OPTION_SOCK_ADDR, res->ai_addr,
-            MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_HTTPS_MEM_CERT, api->tls_cert,
-            MHD_OPTION_HTTPS_MEM_KEY, api->tls_key, MHD_OPTION_END);
-    else
-        api->daemon = MHD_start_daemon(
-            flags, (uint16_t)port, NULL, NULL, handle, api, MHD_OPTION_SOCK_ADDR, res->ai_addr,
-            MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_NOTIFY_COMPLETED, completed, NULL,
-            MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_END);
-    freeaddrinfo(res);
+    const struct MHD_OptionItem opts[] = {{MHD_OPTION_THREAD_POOL_SIZE, 4, NULL},
+                                          {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)completed, NULL},
+                                          {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
+                                          {MHD_OPTION_END, 0, NULL}};
+    kp_http_listen_t l = {.what = "control.listener",
+                          .hostport = cfg->listen,
+                          /* suspend/resume: watch streams wait for events, and console
+                           * requests for pools, without holding a thread */
+                          .flags = MHD_ALLOW_SUSPEND_RESUME,
+                          .tls_cert = api->tls_cert,
+                          .tls_key = api->tls_key,
+                          .handler = handle,
+                          .handler_cls = api,
+                          .options = opts};
+    api->daemon = kp_http_listen(&l, &api->port, NULL, 0, err, errlen);
     if (!api->daemon) {
-        snprintf(err, errlen, "control.listener: cannot listen on %s (in use?)", cfg->listen);
         kp_api_stop(api);
         return NULL;
     }
     api->watch_hub = kp_k8s_watch_hub_start(store);
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(api->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    api->port = info ? info->port : port;
     kp_info("api", "control plane API on %s://%s:%d", api->tls_cert ? "https" : "http", host,
             api->port);
     return api;

@@ -9,6 +9,7 @@
 #include "core/logging.h"
 #include "http/api_doctor.h"
 #include "http/api_reply.h"
+#include "net/http_server.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -154,18 +155,12 @@ static enum MHD_Result send_reply(struct MHD_Connection *conn, unsigned code, js
     size_t n;
     char *text = kp_api_reply_text(body, &code, &n);
     json_decref(body);
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
+    char v[16];
+    snprintf(v, sizeof(v), "%d", retry_after_s);
     /* records and offsets change all the time, and a token-bound answer is nobody else's */
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    if (retry_after_s > 0) {
-        char v[16];
-        snprintf(v, sizeof(v), "%d", retry_after_s);
-        MHD_add_response_header(r, "Retry-After", v);
-    }
-    enum MHD_Result rc = MHD_queue_response(conn, code, r);
-    MHD_destroy_response(r);
-    return rc;
+    const char *headers[] = {"Cache-Control", "no-store", retry_after_s > 0 ? "Retry-After" : NULL,
+                             v, NULL};
+    return kp_http_reply(conn, code, "application/json", text, n, MHD_RESPMEM_MUST_FREE, headers);
 }
 
 static enum MHD_Result send_json(struct MHD_Connection *conn, unsigned code, json_t *body)

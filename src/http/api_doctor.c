@@ -14,9 +14,9 @@
  */
 #include "http/api_doctor.h"
 
-#include "cli/app.h"
 #include "control/secrets.h"
 #include "pki/app_creds.h"
+#include "pki/app_kafka.h"
 #include "core/buf.h"
 
 #include <stdarg.h>

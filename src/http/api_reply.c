@@ -2,7 +2,9 @@
  * api_reply.h). */
 #include "http/api_reply.h"
 
+#include "core/buf.h"
 #include "core/utf8.h"
+#include "net/http_server.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -65,17 +67,20 @@ enum MHD_Result kp_api_send(struct MHD_Connection *conn, unsigned code, const js
 {
     size_t n;
     char *text = kp_api_reply_text(body, &code, &n);
-    struct MHD_Response *r = MHD_create_response_from_buffer(n, text, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(r, "Content-Type", "application/json");
-    size_t i;
+    /* one Warning header per warning (name, value pairs for kp_http_reply) */
+    size_t nw = json_array_size(warnings), i;
+    const char **headers = kp_xcalloc(2 * nw + 1, sizeof(*headers));
+    char(*values)[1200] = nw ? kp_xmalloc(nw * sizeof(*values)) : NULL;
     json_t *w;
     json_array_foreach(warnings, i, w)
     {
-        char hdr[1200];
-        kp_api_warning_value(json_string_value(w), hdr, sizeof(hdr));
-        MHD_add_response_header(r, "Warning", hdr);
+        kp_api_warning_value(json_string_value(w), values[i], sizeof(values[i]));
+        headers[2 * i] = "Warning";
+        headers[2 * i + 1] = values[i];
     }
-    enum MHD_Result rc = MHD_queue_response(conn, code, r);
-    MHD_destroy_response(r);
+    enum MHD_Result rc =
+        kp_http_reply(conn, code, "application/json", text, n, MHD_RESPMEM_MUST_FREE, headers);
+    free(values);
+    free(headers);
     return rc;
 }

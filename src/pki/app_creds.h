@@ -8,9 +8,9 @@
  *
  * Nothing here does I/O (files are read through a callback the caller passes): every
  * function is deterministic and unit-tested
- * (tests/unit/test_cli_app.c). The API and file side is app_session.c, the Kafka side
- * app_kafka.c, the commands cmd_secret.c, cmd_run.c, cmd_probe.c, cmd_doctor.c,
- * cmd_produce.c and cmd_consume.c.
+ * (tests/unit/test_cli_app.c). The API and file side is cli/app_session.c, the Kafka side
+ * pki/app_kafka.c (which the console's doctor uses too), the commands cli/cmd_secret.c,
+ * cmd_run.c, cmd_probe.c, cmd_doctor.c, cmd_produce.c and cmd_consume.c.
  *
  * Secret values are key material. They are held in kp_app_secret_t, whose free wipes them,
  * and are only ever written where a command exists to show or hand them over (secret get,

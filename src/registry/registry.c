@@ -17,7 +17,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
-#include "net/listener.h"
+#include "net/http_server.h"
 #include "core/fs.h"
 
 #include <netdb.h>
@@ -66,7 +66,7 @@ static void auth_cache_clear(kp_registry_t *r)
 }
 
 /* The user's current verifier (malloc'd) and team (*team, malloc'd), from the cache or the
- * store (the service user's row: the control plane's mapping of user -> team and app);
+ * users callback (the service user's row in the control plane's store: user -> team, pool);
  * NULL when the user is unknown, revoked, or of another pool. */
 static char *user_verifier(kp_registry_t *r, const char *user, char **team_out)
 {
@@ -81,9 +81,9 @@ static char *user_verifier(kp_registry_t *r, const char *user, char **team_out)
         *team_out = kp_xstrdup(e->team);
     }
     pthread_mutex_unlock(&r->auth_mu);
-    if (out || !r->store) return out;
+    if (out || !r->users) return out;
     char *hash = NULL, *team = NULL, *pool = NULL;
-    if (kp_store_user_registry_auth(r->store, user, &hash, &team, &pool) == 0 && team &&
+    if (r->users(r->users_arg, user, &hash, &team, &pool) == 0 && team &&
         (!r->pool || (pool && !strcmp(pool, r->pool))))
         out = hash;
     else
@@ -166,42 +166,24 @@ static size_t keep_escaped(void *cls, struct MHD_Connection *c, char *s)
 
 static int start_http(kp_registry_t *r, const kp_registry_config_t *cfg, char *err, size_t errlen)
 {
-    char host[256];
-    int port;
-    if (kp_parse_hostport(cfg->listen, host, sizeof(host), &port) < 0) {
-        snprintf(err, errlen, "registry listener: '%s' is not host:port", cfg->listen);
-        return -1;
-    }
-    struct addrinfo hints = {0}, *res = NULL;
-    hints.ai_family = AF_UNSPEC;
-    hints.ai_socktype = SOCK_STREAM;
-    char ps[16];
-    snprintf(ps, sizeof(ps), "%d", port);
-    if (getaddrinfo(host[0] ? host : NULL, ps, &hints, &res) != 0 || !res) {
-        snprintf(err, errlen, "registry listener: cannot resolve %s", host);
-        return -1;
-    }
-    /* epoll, not select: the process may hold more than 1024 descriptors (the broker) */
-    unsigned flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
-    if (res->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
-    if (r->tls_cert) flags |= MHD_USE_TLS;
-    struct MHD_OptionItem tls[] = {
-        {r->tls_cert ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, r->tls_cert},
-        {MHD_OPTION_HTTPS_MEM_KEY, 0, r->tls_key},
+    const struct MHD_OptionItem opts[] = {
+        {MHD_OPTION_THREAD_POOL_SIZE, 4, NULL},
+        {MHD_OPTION_CONNECTION_LIMIT, 512, NULL},
+        {MHD_OPTION_CONNECTION_TIMEOUT, 30, NULL},
+        {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)kp_registry_http_completed, NULL},
+        {MHD_OPTION_UNESCAPE_CALLBACK, (intptr_t)keep_escaped, NULL},
+        {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL},
         {MHD_OPTION_END, 0, NULL}};
-    r->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, kp_registry_http_handle, r, MHD_OPTION_SOCK_ADDR,
-        res->ai_addr, MHD_OPTION_THREAD_POOL_SIZE, 4u, MHD_OPTION_CONNECTION_LIMIT, 512u,
-        MHD_OPTION_CONNECTION_TIMEOUT, 30u, MHD_OPTION_NOTIFY_COMPLETED, kp_registry_http_completed,
-        NULL, MHD_OPTION_UNESCAPE_CALLBACK, keep_escaped, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_ARRAY, tls, MHD_OPTION_END);
-    freeaddrinfo(res);
-    if (!r->daemon) {
-        snprintf(err, errlen, "registry listener: cannot listen on %s (in use?)", cfg->listen);
-        return -1;
-    }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(r->daemon, MHD_DAEMON_INFO_BIND_PORT);
-    r->port = info ? info->port : port;
+    kp_http_listen_t l = {.what = "registry listener",
+                          .hostport = cfg->listen,
+                          .tls_cert = r->tls_cert,
+                          .tls_key = r->tls_key,
+                          .handler = kp_registry_http_handle,
+                          .handler_cls = r,
+                          .options = opts};
+    char host[256];
+    r->daemon = kp_http_listen(&l, &r->port, host, sizeof(host), err, errlen);
+    if (!r->daemon) return -1;
     kp_info("registry", "schema registry on %s://%s:%d", r->tls_cert ? "https" : "http", host,
             r->port);
     return 0;
@@ -219,7 +201,8 @@ kp_registry_t *kp_registry_start(const kp_registry_config_t *cfg, char *err, siz
     pthread_mutex_init(&r->write_mu, NULL);
     pthread_mutex_init(&r->auth_mu, NULL);
     kp_hmap_init(&r->auth_cache);
-    r->store = cfg->store;
+    r->users = cfg->users;
+    r->users_arg = cfg->users_arg;
     r->pool = cfg->pool ? kp_xstrdup(cfg->pool) : NULL;
     r->admin_user = kp_xstrdup(cfg->admin_user ? cfg->admin_user : "kpool-admin");
     r->auth_cache_ms = cfg->auth_cache_ms > 0 ? cfg->auth_cache_ms : 2000;

@@ -29,6 +29,7 @@
 #include "core/clock.h"
 #include "core/logging.h"
 #include "core/metrics.h"
+#include "net/http_server.h"
 
 #include <ctype.h>
 #include <stdarg.h>
@@ -806,14 +807,9 @@ void kp_registry_http_serve(kp_registry_t *r, const kp_reg_caller_t *who, const 
 
 static enum MHD_Result queue_reply(struct MHD_Connection *conn, kp_reg_reply_t *out)
 {
-    struct MHD_Response *resp =
-        MHD_create_response_from_buffer(strlen(out->body), out->body, MHD_RESPMEM_MUST_FREE);
-    MHD_add_response_header(resp, "Content-Type", out->type);
-    if (out->auth_challenge)
-        MHD_add_response_header(resp, "WWW-Authenticate", "Basic realm=\"kpool schema registry\"");
-    enum MHD_Result rc = MHD_queue_response(conn, out->status, resp);
-    MHD_destroy_response(resp);
-    return rc;
+    const char *challenge[] = {"WWW-Authenticate", "Basic realm=\"kpool schema registry\"", NULL};
+    return kp_http_reply(conn, out->status, out->type, out->body, strlen(out->body),
+                         MHD_RESPMEM_MUST_FREE, out->auth_challenge ? challenge : NULL);
 }
 
 enum MHD_Result kp_registry_http_handle(void *cls, struct MHD_Connection *conn, const char *url,

@@ -32,7 +32,8 @@ struct kp_registry {
     pthread_rwlock_t lock;
     pthread_mutex_t write_mu;
     kp_reg_log_t *log;
-    kp_store_t *store;
+    kp_registry_users_fn users; /* NULL: the admin only */
+    void *users_arg;
     char *pool;
     char *admin_user;
     char admin_verifier[KP_PKI_PASSWORD_HASH_LEN];

@@ -102,6 +102,7 @@ typedef struct kp_partition_dir {
     struct kp_topic *(*get)(void *arg, kp_str_t name);
     void (*put)(struct kp_topic *topic); /* NULL is ignored */
     int32_t (*npartitions)(struct kp_topic *topic);
+    int (*internal)(struct kp_topic *topic); /* an internal topic (__consumer_offsets...) */
     /* Partition `index` of a referenced topic, or NULL when it has no such partition. */
     kp_partition_t *(*partition)(struct kp_topic *topic, int32_t index);
     /* Creates an internal topic with these config overrides: 0, or a Kafka error with err

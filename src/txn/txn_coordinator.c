@@ -13,6 +13,7 @@
 #include "core/hmap.h"
 #include "core/logging.h"
 #include "group/coordinator.h"
+#include "net/loop.h"
 #include "protocol/errors.h"
 #include "replication/partition.h"
 #include "storage/log_scan.h"
@@ -58,13 +59,13 @@ struct txn {
 };
 
 struct kp_txn_coord {
-    kp_broker_t *broker;
+    kp_txn_env_t env;
     kp_txn_config_t cfg;
     kp_loop_t *loop;
     pthread_t thread;
     int running;
-    kp_hmap_t txns;        /* id → txn_t */
-    kp_topic_t *log_topic; /* a pool: NULL until the pool's topic is served here */
+    kp_hmap_t txns;             /* id → txn_t */
+    struct kp_topic *log_topic; /* a pool: NULL until the pool's topic is served here */
     kp_timer_t *tick;
     int pending; /* writes in flight: stop waits for them */
     /* A replicated pool (SPEC §11): the transactional ids of the __transaction_state
@@ -102,7 +103,7 @@ static int serves(const kp_txn_coord_t *c, int32_t p)
 static int log_append(kp_txn_coord_t *c, int32_t partition, kp_batch_builder_t *bb, int64_t now,
                       kp_append_result_t *res, kp_partition_t **out)
 {
-    kp_partition_t *p = c->log_topic ? kp_topic_partition(c->log_topic, partition) : NULL;
+    kp_partition_t *p = c->log_topic ? c->env.dir.partition(c->log_topic, partition) : NULL;
     kp_batch_info_t info;
     res->status = KP_APPEND_STORAGE_ERROR;
     *out = p;
@@ -371,8 +372,7 @@ static void group_marker_flushed(kp_flush_waiter_t *w, int err)
         kp_loop_post(op->c->loop, marker_done_on_loop, op);
         return;
     }
-    kp_coordinator_txn_complete(op->c->broker->coordinator, op->producer_id, op->commit,
-                                group_applied, op);
+    kp_coordinator_txn_complete(op->c->env.groups, op->producer_id, op->commit, group_applied, op);
 }
 
 /* ---- markers for partitions another broker leads (a pool) ---- */
@@ -410,7 +410,8 @@ static void *remote_marker_main(void *arg)
 /* Sends t's marker for p, which another broker leads, on a thread of its own. 1 when it is
  * on its way (t->markers_pending counts it), 0 when p has no leader now (the caller fails
  * the round: retried at the next tick). */
-static int remote_marker(kp_txn_coord_t *c, txn_t *t, kp_partition_t *p, int commit)
+static int remote_marker(kp_txn_coord_t *c, txn_t *t, const char *topic, kp_partition_t *p,
+                         int commit)
 {
     kp_repl_view_t v;
     kp_partition_view(p, &v);
@@ -421,7 +422,7 @@ static int remote_marker(kp_txn_coord_t *c, txn_t *t, kp_partition_t *p, int com
     op->producer_id = t->producer_id;
     op->commit = commit;
     remote_op_t *r = kp_xcalloc(1, sizeof(*r));
-    *r = (remote_op_t){op, v.leader, t->epoch, kp_xstrdup(p->topic->name), p->index};
+    *r = (remote_op_t){op, v.leader, t->epoch, kp_xstrdup(topic), p->index};
     pthread_attr_t attr;
     pthread_attr_init(&attr);
     pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
@@ -448,10 +449,10 @@ static void write_markers(kp_txn_coord_t *c, txn_t *t)
     t->markers_pending = 1; /* held until every marker is queued */
     t->markers_failed = 0;
     for (int i = 0; i < t->nparts; i++) {
-        kp_topic_t *topic = kp_topics_get(c->broker->topics, kp_str_c(t->parts[i].topic));
-        kp_partition_t *p = topic ? kp_topic_partition(topic, t->parts[i].partition) : NULL;
+        struct kp_topic *topic = c->env.dir.get(c->env.dir.arg, kp_str_c(t->parts[i].topic));
+        kp_partition_t *p = topic ? c->env.dir.partition(topic, t->parts[i].partition) : NULL;
         if (!p) { /* deleted meanwhile: nothing to mark, as Kafka */
-            kp_topic_put(topic);
+            c->env.dir.put(topic);
             continue;
         }
         batch.len = 0;
@@ -464,35 +465,35 @@ static void write_markers(kp_txn_coord_t *c, txn_t *t)
          * follower's copy (it would diverge from its leader's log); another broker's
          * partition gets it through WriteTxnMarkers, as Kafka sends them */
         int16_t lerr = kp_partition_check_leader(p, -1);
-        if (lerr && c->pool && remote_marker(c, t, p, commit)) {
-            kp_topic_put(topic);
+        if (lerr && c->pool && remote_marker(c, t, t->parts[i].topic, p, commit)) {
+            c->env.dir.put(topic);
             continue;
         }
         if (!lerr && kp_batch_validate(batch.data, batch.len, &info) == KP_BATCH_OK)
             kp_partition_append(p, batch.data, batch.len, &info, now, &res);
         if (res.status == KP_APPEND_INVALID_EPOCH) {
             /* the partition already saw a newer epoch of this producer: nothing open here */
-            kp_topic_put(topic);
+            c->env.dir.put(topic);
             continue;
         }
         if (res.status != KP_APPEND_OK) {
             kp_error("txn", "%s: cannot write the %s marker into %s-%d", t->id,
                      commit ? "commit" : "abort", t->parts[i].topic, t->parts[i].partition);
             t->markers_failed = 1;
-            kp_topic_put(topic);
+            c->env.dir.put(topic);
             continue;
         }
         marker_op_t *op = kp_xcalloc(1, sizeof(*op));
         op->c = c;
         op->id = kp_xstrdup(t->id);
-        op->group = topic->internal && !strcmp(topic->name, OFFSETS_TOPIC);
+        op->group = c->env.dir.internal(topic) && !strcmp(t->parts[i].topic, OFFSETS_TOPIC);
         op->producer_id = t->producer_id;
         op->commit = commit;
         op->w.done = op->group ? group_marker_flushed : marker_flushed;
         t->markers_pending++;
         c->pending++;
         wait_durable(p, res.last_offset, &op->w);
-        kp_topic_put(topic);
+        c->env.dir.put(topic);
     }
     kp_buf_free(&batch);
     if (--t->markers_pending == 0) markers_done(c, t);
@@ -580,7 +581,7 @@ static void init_continue(kp_txn_coord_t *c, txn_t *t)
     kp_txn_op_t *op = t->waiting;
     int expected = op && op->kind == KP_TXN_OP_INIT && op->producer_id >= 0;
     if (t->producer_id < 0 || epoch_exhausted(t->epoch)) {
-        int64_t pid = kp_broker_next_producer_id(c->broker);
+        int64_t pid = c->env.next_producer_id(c->env.next_producer_id_arg);
         if (pid < 0) {
             t->waiting = NULL;
             answer(op, KERR_COORDINATOR_NOT_AVAILABLE);
@@ -771,13 +772,13 @@ static void op_add_offsets(kp_txn_coord_t *c, kp_txn_op_t *op)
         answer(op, err);
         return;
     }
-    kp_topic_t *ot = kp_topics_get(c->broker->topics, KP_STR_LIT(OFFSETS_TOPIC));
+    struct kp_topic *ot = c->env.dir.get(c->env.dir.arg, KP_STR_LIT(OFFSETS_TOPIC));
     if (!ot) {
         answer(op, KERR_COORDINATOR_NOT_AVAILABLE);
         return;
     }
-    int32_t part = kp_txn_partition_for(op->group_id, ot->npartitions);
-    kp_topic_put(ot);
+    int32_t part = kp_txn_partition_for(op->group_id, c->env.dir.npartitions(ot));
+    c->env.dir.put(ot);
     kp_txn_record_topic_t tp = {KP_STR_LIT(OFFSETS_TOPIC), &part, 1};
     add_parts(c, t, op, &tp, 1);
 }
@@ -1066,7 +1067,7 @@ static void partition_unload(kp_txn_coord_t *c, int32_t p)
 static void partition_load(kp_txn_coord_t *c, int32_t p, int32_t epoch)
 {
     load_ctx_t lc = {c, 0, 0};
-    kp_partition_t *part = kp_topic_partition(c->log_topic, p);
+    kp_partition_t *part = c->env.dir.partition(c->log_topic, p);
     c->led_epoch[p] = epoch;
     if (!part || kp_partition_scan(part, 0, load_batch, &lc) < 0) {
         kp_error("txn", "cannot read %s-%d: its transactional ids are not served",
@@ -1082,20 +1083,22 @@ static void follow_leadership(kp_loop_t *loop, void *arg)
 {
     kp_txn_coord_t *c = arg;
     if (!c->log_topic) {
-        kp_topic_t *t = kp_topics_get(c->broker->topics, KP_STR_LIT(KP_TXN_STATE_TOPIC));
+        struct kp_topic *t = c->env.dir.get(c->env.dir.arg, KP_STR_LIT(KP_TXN_STATE_TOPIC));
+        int32_t n = t ? c->env.dir.npartitions(t) : 0;
+        kp_partition_t *p0 = n > 0 ? c->env.dir.partition(t, 0) : NULL;
         kp_repl_view_t v = {0};
-        if (t && t->npartitions > 0) kp_partition_view(t->partitions[0], &v);
+        if (p0) kp_partition_view(p0, &v);
         if (t && v.nreplicas > 0) { /* the pool's topic, served here */
             c->log_topic = t;
-            c->cfg.partitions = t->npartitions;
-            c->led_epoch = kp_xmalloc((size_t)t->npartitions * sizeof(*c->led_epoch));
-            for (int32_t p = 0; p < t->npartitions; p++) c->led_epoch[p] = -1;
+            c->cfg.partitions = n;
+            c->led_epoch = kp_xmalloc((size_t)n * sizeof(*c->led_epoch));
+            for (int32_t p = 0; p < n; p++) c->led_epoch[p] = -1;
         } else {
-            kp_topic_put(t);
+            c->env.dir.put(t);
         }
     }
     for (int32_t p = 0; c->log_topic && p < c->cfg.partitions; p++) {
-        kp_partition_t *part = kp_topic_partition(c->log_topic, p);
+        kp_partition_t *part = c->env.dir.partition(c->log_topic, p);
         kp_repl_view_t v;
         if (!part) continue;
         kp_partition_view(part, &v);
@@ -1111,52 +1114,47 @@ static void follow_leadership(kp_loop_t *loop, void *arg)
 
 static int ensure_log_topic(kp_txn_coord_t *c, char *err, size_t errlen)
 {
-    kp_topics_t *topics = c->broker->topics;
+    const kp_partition_dir_t *dir = &c->env.dir;
     kp_str_t name = KP_STR_LIT(KP_TXN_STATE_TOPIC);
-    c->log_topic = kp_topics_get(topics, name);
+    c->log_topic = dir->get(dir->arg, name);
     if (!c->log_topic) {
         const char *keys[] = {"cleanup.policy", "segment.bytes"};
         const char *vals[] = {"compact", "104857600"};
-        kp_topic_spec_t spec = {.name = name,
-                                .partitions = c->cfg.partitions,
-                                .config_keys = keys,
-                                .config_values = vals,
-                                .nconfigs = 2,
-                                .internal = 1};
         char msg[256];
-        if (kp_topics_create(topics, &spec, 0, msg, sizeof(msg)) != 0) {
+        if (dir->create_internal(dir->arg, name, c->cfg.partitions, keys, vals, 2, msg,
+                                 sizeof(msg)) != 0) {
             snprintf(err, errlen, "cannot create %s: %s", KP_TXN_STATE_TOPIC, msg);
             return -1;
         }
-        c->log_topic = kp_topics_get(topics, name);
+        c->log_topic = dir->get(dir->arg, name);
     }
     if (!c->log_topic) {
         snprintf(err, errlen, "%s vanished", KP_TXN_STATE_TOPIC);
         return -1;
     }
-    c->cfg.partitions = c->log_topic->npartitions; /* fixed once the topic exists */
+    c->cfg.partitions = c->env.dir.npartitions(c->log_topic); /* fixed once it exists */
     return 0;
 }
 
-kp_txn_coord_t *kp_txn_coord_start(kp_broker_t *b, const kp_txn_config_t *cfg, char *err,
+kp_txn_coord_t *kp_txn_coord_start(const kp_txn_env_t *env, const kp_txn_config_t *cfg, char *err,
                                    size_t errlen)
 {
     kp_txn_coord_t *c = kp_xcalloc(1, sizeof(*c));
-    c->broker = b;
+    c->env = *env;
     c->cfg = *cfg;
     kp_hmap_init(&c->txns);
     c->loop = kp_loop_new(-1);
     int64_t t0 = kp_mono_ms();
     /* a replicated pool: the pool's topic (created through the store by the first
      * FindCoordinator), each partition loaded when this broker becomes its leader */
-    c->pool = b->member != NULL;
+    c->pool = env->pool;
     /* as Kafka, the topic is created on first use (a pool without transactions has none) */
-    c->log_topic = c->pool ? NULL : kp_topics_get(b->topics, KP_STR_LIT(KP_TXN_STATE_TOPIC));
+    c->log_topic = c->pool ? NULL : env->dir.get(env->dir.arg, KP_STR_LIT(KP_TXN_STATE_TOPIC));
     if (c->log_topic) {
-        c->cfg.partitions = c->log_topic->npartitions; /* fixed once the topic exists */
+        c->cfg.partitions = c->env.dir.npartitions(c->log_topic); /* fixed once it exists */
         load_ctx_t lc = {c, 0, 0};
-        for (int32_t p = 0; p < c->log_topic->npartitions; p++) {
-            kp_partition_t *part = kp_topic_partition(c->log_topic, p);
+        for (int32_t p = 0; p < c->cfg.partitions; p++) {
+            kp_partition_t *part = c->env.dir.partition(c->log_topic, p);
             if (!part || kp_partition_scan(part, 0, load_batch, &lc) < 0) {
                 snprintf(err, errlen, "cannot read %s-%d", KP_TXN_STATE_TOPIC, p);
                 kp_txn_coord_stop(c);
@@ -1211,7 +1209,7 @@ void kp_txn_coord_stop(kp_txn_coord_t *c)
         txn_free(t);
     }
     kp_hmap_free(&c->txns);
-    kp_topic_put(c->log_topic);
+    if (c->log_topic) c->env.dir.put(c->log_topic);
     free(c->led_epoch);
     kp_loop_free(c->loop);
     free(c);

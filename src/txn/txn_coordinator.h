@@ -28,7 +28,8 @@
 #ifndef KP_TXN_COORDINATOR_H
 #define KP_TXN_COORDINATOR_H
 
-#include "broker/broker.h"
+#include "core/props.h"
+#include "replication/partition.h"
 #include "txn/txn_record.h"
 
 #include <stdint.h>
@@ -46,10 +47,24 @@ typedef struct kp_txn_config {
 
 int kp_txn_config_load(kp_txn_config_t *cfg, const kp_props_t *props, char *err, size_t errlen);
 
+/* What the coordinator uses of the broker, handed over by whoever starts it (the broker's
+ * server.c): no broker type is seen here. */
+struct kp_coordinator;
+typedef struct kp_txn_env {
+    /* the topics: __transaction_state, the partitions markers go to, __consumer_offsets */
+    kp_partition_dir_t dir;
+    /* the next producer id (durable blocks; broker/producer_id.c): -1 on storage failure */
+    int64_t (*next_producer_id)(void *arg);
+    void *next_producer_id_arg;
+    /* the group coordinator that applies a committed transaction's offsets */
+    struct kp_coordinator *groups;
+    int pool; /* a replicated pool member: ids served per led partition */
+} kp_txn_env_t;
+
 /* Replays __transaction_state when it exists (it is created by the first InitProducerId
  * with a transactional id, as Kafka creates it on first use), starts the thread; in-doubt
  * transactions are completed on the coordinator's loop right after. NULL + err. */
-kp_txn_coord_t *kp_txn_coord_start(kp_broker_t *b, const kp_txn_config_t *cfg, char *err,
+kp_txn_coord_t *kp_txn_coord_start(const kp_txn_env_t *env, const kp_txn_config_t *cfg, char *err,
                                    size_t errlen);
 void kp_txn_coord_stop(kp_txn_coord_t *c);
 

@@ -58,8 +58,17 @@ class CheckLayers(unittest.TestCase):
                             for e in errors), errors)
 
     def test_unknown_folder_fails(self):
-        src = tree({"daemon/up.c": '#include "core/buf.h"\n'})
-        self.assertIn("folder daemon/ has no layer", check_layers.check(src, allowed={})[0])
+        src = tree({"plugins/up.c": '#include "core/buf.h"\n'})
+        self.assertIn("folder plugins/ has no layer", check_layers.check(src, allowed={})[0])
+
+    def test_daemon_is_above_http_and_below_cli(self):
+        # the composition root may include every module; the modules may not include it
+        src = tree({"daemon/d.c": '#include "http/api.h"\n#include "broker/broker.h"\n',
+                    "cli/up.c": '#include "daemon/daemon.h"\n'})
+        self.assertEqual(check_layers.check(src, allowed={}), [])
+        src = tree({"http/api.c": '#include "daemon/daemon.h"\n'})
+        self.assertIn("includes daemon/daemon.h of higher daemon/",
+                      check_layers.check(src, allowed={})[0])
 
     def test_allow_list_admits_and_must_stay_used(self):
         src = tree({"storage/log.c": '#include "broker/request.h"\n'})

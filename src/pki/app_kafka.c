@@ -1,6 +1,6 @@
 /*
- * app_kafka.c — librdkafka for the application-facing commands (see app.h): a client
- * configuration from an app's credentials, the connection check and per-topic metadata.
+ * app_kafka.c — librdkafka with an application's credentials (see app_kafka.h): a client
+ * configuration, the connection check, per-topic metadata and the live probe.
  *
  * The credentials go to librdkafka as PEM strings (ssl.certificate.pem, ssl.key.pem,
  * ssl.ca.pem): nothing is written to disk, and librdkafka marks ssl.key.pem sensitive (never
@@ -10,10 +10,11 @@
  * @locality error_cb runs on the thread that calls rd_kafka_poll (the command's thread);
  * log_cb on librdkafka's threads (and only ignores its input).
  */
-#include "cli/app.h"
+#include "pki/app_kafka.h"
 
 #include "core/clock.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -173,4 +174,35 @@ const char *kp_app_kafka_topic_problem(rd_kafka_resp_err_t err)
     default:
         return rd_kafka_err2str(err);
     }
+}
+
+int kp_app_probe_live(const kp_app_secret_t *s, const char *client_id, const json_t *granted,
+                      long timeout_ms, rd_kafka_resp_err_t *errs, json_t *visible, char *err,
+                      size_t errlen)
+{
+    kp_app_kafka_state_t st;
+    rd_kafka_conf_t *conf = kp_app_kafka_conf(s, client_id, &st, err, errlen);
+    if (!conf) return -1;
+    char rderr[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, rderr, sizeof(rderr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        snprintf(err, errlen, "cannot create a Kafka client: %s", rderr);
+        return -1;
+    }
+    int64_t deadline = kp_mono_ms() + timeout_ms;
+    int rc = kp_app_kafka_connect(rk, &st, kp_app_secret_text(s, "KAFKA_BROKERS"), deadline, err,
+                                  errlen);
+    for (size_t i = 0; rc == 0 && i < json_array_size(granted); i++) {
+        const char *fqn = json_string_value(json_object_get(json_array_get(granted, i), "fqn"));
+        errs[i] = kp_app_kafka_topic(rk, fqn, deadline, NULL);
+    }
+    rd_kafka_resp_err_t ve;
+    if (rc == 0 && visible && (ve = kp_app_kafka_topics_visible(rk, deadline, visible))) {
+        snprintf(err, errlen, "no answer from the pool (%s) which topics are authorized: %s",
+                 kp_app_secret_text(s, "KAFKA_BROKERS"), rd_kafka_err2str(ve));
+        rc = -1;
+    }
+    rd_kafka_destroy_flags(rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    return rc;
 }

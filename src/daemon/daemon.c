@@ -1,0 +1,126 @@
+/* daemon.c — the composition root (see daemon.h): which module starts when, with what. */
+#include "daemon/daemon.h"
+
+#include "broker/request.h"
+#include "core/buf.h"
+#include "core/logging.h"
+#include "http/admin.h"
+#include "http/api.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- the broker ---- */
+
+kp_daemon_broker_t *kp_daemon_broker_start(kp_props_t *props, int authorizer_default)
+{
+    char err[1024];
+    kp_broker_config_t cfg;
+    if (kp_broker_config_load(&cfg, props, err, sizeof(err)) < 0) {
+        fprintf(stderr, "kpool: configuration error: %s\n", err);
+        return NULL;
+    }
+    cfg.authorizer_enabled_default = authorizer_default;
+    kp_daemon_broker_t *d = kp_xcalloc(1, sizeof(*d));
+    d->broker = kp_broker_new(&cfg, err, sizeof(err));
+    /* the admin endpoint before the loops run: /readyz answers "not ready" until they do */
+    if (d->broker && cfg.admin_listener[0])
+        d->admin = kp_admin_http_start(cfg.admin_listener, &d->broker->ready, kp_api_name, err,
+                                       sizeof(err));
+    if (!d->broker || (cfg.admin_listener[0] && !d->admin)) {
+        fprintf(stderr, "kpool: cannot start broker: %s\n", err);
+        kp_daemon_broker_stop(d);
+        return NULL;
+    }
+    if (kp_broker_start(d->broker) < 0) {
+        fprintf(stderr, "kpool: cannot start the broker (see the log above)\n");
+        kp_daemon_broker_stop(d);
+        return NULL;
+    }
+    return d;
+}
+
+void kp_daemon_broker_stop(kp_daemon_broker_t *d)
+{
+    if (!d) return;
+    /* the broker first: /readyz says "not ready" while a pool member hands its leaderships
+     * over; the endpoint goes once the loops are stopped */
+    if (d->broker) kp_broker_stop(d->broker);
+    kp_admin_http_stop(d->admin);
+    kp_broker_free(d->broker);
+    free(d);
+}
+
+/* ---- the control plane ---- */
+
+kp_daemon_control_t *kp_daemon_control_start(const kp_control_config_t *cc,
+                                             const kp_daemon_api_config_t *ac, char *err,
+                                             size_t errlen)
+{
+    kp_daemon_control_t *d = kp_xcalloc(1, sizeof(*d));
+    d->control = kp_control_open(cc, err, errlen);
+    if (!d->control) {
+        free(d);
+        return NULL;
+    }
+    kp_api_config_t acfg = {.listen = ac->listen,
+                            .cert_path = ac->api_cert,
+                            .key_path = ac->api_key,
+                            .master_key = kp_control_master_key(d->control),
+                            .backup = kp_control_backup(d->control)};
+    kp_store_t *store = kp_control_store(d->control);
+    d->api = kp_api_start(&acfg, store, err, errlen);
+    if (!d->api) {
+        kp_daemon_control_stop(d);
+        return NULL;
+    }
+    if (ac->kube_listen) {
+        kp_api_config_t kcfg = acfg;
+        kcfg.listen = ac->kube_listen;
+        kcfg.cert_path = ac->kube_cert;
+        kcfg.key_path = ac->kube_key;
+        kcfg.tls = 1;
+        /* kubectl's door is a convenience: without it (a busy port) the API still serves */
+        char kerr[512];
+        d->kube_api = kp_api_start(&kcfg, store, kerr, sizeof(kerr));
+        if (!d->kube_api) kp_warn("control", "no kubectl listener: %s", kerr);
+    }
+    /* reconciling starts once the API listens (nothing has run if it could not) */
+    if (kp_control_run(d->control, err, errlen) < 0) {
+        kp_daemon_control_stop(d);
+        return NULL;
+    }
+    return d;
+}
+
+int kp_daemon_control_api_port(const kp_daemon_control_t *d)
+{
+    return kp_api_port(d->api);
+}
+
+int kp_daemon_control_kube_port(const kp_daemon_control_t *d)
+{
+    return d->kube_api ? kp_api_port(d->kube_api) : 0;
+}
+
+void kp_daemon_control_stop(kp_daemon_control_t *d)
+{
+    if (!d) return;
+    kp_api_stop(d->api); /* no new writes */
+    kp_api_stop(d->kube_api);
+    kp_control_stop(d->control);
+    free(d);
+}
+
+/* ---- the schema registry ---- */
+
+static int registry_users(void *arg, const char *user, char **hash, char **team, char **pool)
+{
+    return kp_store_user_registry_auth(arg, user, hash, team, pool);
+}
+
+void kp_daemon_registry_users(kp_registry_config_t *cfg, kp_store_t *store)
+{
+    cfg->users = store ? registry_users : NULL;
+    cfg->users_arg = store;
+}
