@@ -21,6 +21,7 @@
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "http/api.h"
+#include "http/k8s_watch.h"
 #include "core/fs.h"
 
 #include <errno.h>
@@ -541,6 +542,7 @@ static void render_metrics(kp_buf_t *out, void *arg)
         "kpool_control_topic_checks_total{result=\"full\"} %lld\n",
         (long long)atomic_load_explicit(&c->topic_checks_unchanged, memory_order_relaxed),
         (long long)atomic_load_explicit(&c->topic_checks_full, memory_order_relaxed));
+    kp_k8s_watch_metrics_render(out);
 }
 
 int kp_glob_match(const char *p, const char *s)
