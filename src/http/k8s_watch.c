@@ -83,6 +83,7 @@ struct kp_k8s_watch_hub {
     pthread_mutex_t wake_lock; /* a leaf: covers wake */
     pthread_cond_t wake_cond;  /* CLOCK_MONOTONIC */
     int wake;                  /* WAKE_* since the hub last looked */
+    int64_t data_version;      /* kp_store_data_version at the last look (the hub's thread) */
     int listening;             /* told by the store and the Event recorder */
 };
 
@@ -134,8 +135,9 @@ static void ring_push(kp_k8s_watch_hub_t *h, int src, int type, int64_t rv, json
 
 /* Reads every kind and records what changed since the last snapshot. Hub locked. Objects
  * are compared by resourceVersion from the store's keys: only the bodies of those that
- * changed are read (a write to one object of 10,000 read and parsed all of them). */
-static void hub_diff(kp_k8s_watch_hub_t *h, int64_t rv, int record)
+ * changed are read (a write to one object of 10,000 read and parsed all of them). 0, or -1
+ * when the store could not be read (nothing recorded: the caller tries again). */
+static int hub_diff(kp_k8s_watch_hub_t *h, int64_t rv, int record)
 {
     json_t *snap = json_object();
     json_t *changes = json_array(); /* {rv, type, obj}, sorted by rv below */
@@ -146,7 +148,7 @@ static void hub_diff(kp_k8s_watch_hub_t *h, int64_t rv, int record)
         if (kp_store_keys(h->store, k->kind, &keys, &nkeys) < 0) {
             json_decref(snap);
             json_decref(changes);
-            return; /* try again at the next tick */
+            return -1;
         }
         for (size_t j = 0; j < nkeys; j++) {
             char key[700];
@@ -198,6 +200,7 @@ static void hub_diff(kp_k8s_watch_hub_t *h, int64_t rv, int record)
     json_decref(h->snapshot);
     h->snapshot = snap;
     h->store_rv = rv;
+    return 0;
 }
 
 static int by_rv(const void *a, const void *b)
@@ -321,7 +324,7 @@ static int hub_sleep(kp_k8s_watch_hub_t *h, int64_t looked_ms, int64_t until_ms)
 static void *hub_main(void *arg)
 {
     kp_k8s_watch_hub_t *h = arg;
-    int64_t version = kp_store_data_version(h->store), looked_ms = 0;
+    int64_t looked_ms = 0;
     int64_t foreign_ms = kp_mono_ms() + WATCH_FOREIGN_CHECK_MS, due_ms = INT64_MAX;
     for (;;) {
         int why = hub_sleep(h, looked_ms, foreign_ms < due_ms ? foreign_ms : due_ms);
@@ -331,8 +334,8 @@ static void *hub_main(void *arg)
         if (now_ms >= foreign_ms) { /* another process's commit moves the data_version */
             foreign_ms = now_ms + WATCH_FOREIGN_CHECK_MS;
             int64_t v = kp_store_data_version(h->store);
-            if (v != version) why |= WAKE_STORE;
-            version = v;
+            if (v != h->data_version) why |= WAKE_STORE;
+            h->data_version = v;
         }
         int64_t rv = -1;
         if (why & (WAKE_STORE | WAKE_EVENTS)) looked_ms = now_ms;
@@ -342,9 +345,10 @@ static void *hub_main(void *arg)
             pthread_mutex_unlock(&h->lock);
             return NULL;
         }
+        int retry = rv < 0 && (why & WAKE_STORE);
         if (rv >= 0 && rv != h->store_rv) {
             atomic_fetch_add_explicit(&hub_diffs, 1, memory_order_relaxed);
-            hub_diff(h, rv, 1);
+            retry = hub_diff(h, rv, 1) < 0;
         }
         if (why & WAKE_EVENTS) events_diff(h, 1);
         time_t now = time(NULL);
@@ -355,6 +359,7 @@ static void *hub_main(void *arg)
             }
         int64_t next = next_due(h);
         pthread_mutex_unlock(&h->lock);
+        if (retry) hub_wake(h, WAKE_STORE); /* the store could not be read: again in a tick */
         /* due() counts whole seconds of time(): wake at the start of that second */
         due_ms = next == DUE_NEVER ? INT64_MAX : now_ms + next * 1000 - kp_wall_ms();
     }
@@ -384,6 +389,7 @@ kp_k8s_watch_hub_t *kp_k8s_watch_hub_start(kp_store_t *store)
         return NULL;
     }
     h->listening = 1;
+    h->data_version = kp_store_data_version(store); /* before the snapshot: nothing missed */
     int64_t rv = kp_store_rv(store);
     hub_diff(h, rv < 0 ? 0 : rv, 0);
     h->floor_rv = h->store_rv;
