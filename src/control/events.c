@@ -2,6 +2,7 @@
 #include "control/events.h"
 
 #include "control/kinds.h"
+#include "core/notify.h"
 #include "core/utf8.h"
 
 #include <pthread.h>
@@ -15,6 +16,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static json_t *events;   /* array in the order of their last occurrence (oldest first) */
 static int64_t last_rv;  /* the events' resourceVersion; 0: not started (base_rv) */
 static uint64_t last_ns; /* the newest name suffix: names stay unique */
+static kp_notify_t recorded = KP_NOTIFY_INITIALIZER; /* kp_events_listen */
 
 /* Under lock: the resourceVersions of a process start above those of any earlier one (the
  * start time, with room for a million events a second), so a watch from before a restart is
@@ -103,6 +105,7 @@ void kp_event_record(const json_t *obj, const char *type, const char *reason, co
         json_array_append_new(events, e);
         json_decref(msg);
         pthread_mutex_unlock(&lock);
+        kp_notify_fire(&recorded);
         return;
     }
     uint64_t t = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
@@ -130,6 +133,17 @@ void kp_event_record(const json_t *obj, const char *type, const char *reason, co
         "reportingComponent", "kpool-controller", "reportingInstance", "kpool");
     if (e) json_array_append_new(events, e);
     pthread_mutex_unlock(&lock);
+    kp_notify_fire(&recorded);
+}
+
+int kp_events_listen(void (*fn)(void *arg), void *arg)
+{
+    return kp_notify_add(&recorded, fn, arg);
+}
+
+void kp_events_unlisten(void (*fn)(void *arg), void *arg)
+{
+    kp_notify_remove(&recorded, fn, arg);
 }
 
 static int by_key(const void *a, const void *b)

@@ -33,6 +33,12 @@ json_t *kp_events_list(const char *ns, int64_t *rv);
 /* The events' resourceVersion now (cheap: no copy). */
 int64_t kp_events_rv(void);
 
+/* Listeners told after every record (the watch hubs of `kubectl get events -w`), on the
+ * recording thread: fn must be quick and must not call back here. 0, or -1 past
+ * KP_NOTIFY_MAX (core/notify.h); kp_events_unlisten waits for a call in progress. */
+int kp_events_listen(void (*fn)(void *arg), void *arg);
+void kp_events_unlisten(void (*fn)(void *arg), void *arg);
+
 /* Forgets every event (tests). */
 void kp_events_reset(void);
 

@@ -16,6 +16,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
+#include "core/notify.h"
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
@@ -48,6 +49,7 @@ struct kp_store {
     kp_log_limit_t full_log;
     kp_store_change_fn on_change;
     void *on_change_arg;
+    kp_notify_t moved; /* kp_store_listen: every move of the resourceVersion */
 };
 
 static const char *schema =
@@ -67,6 +69,7 @@ kp_store_t *kp_store_open(const char *path, char *err, size_t errlen)
 {
     kp_store_t *s = kp_xcalloc(1, sizeof(*s));
     pthread_mutex_init(&s->lock, NULL);
+    kp_notify_init(&s->moved);
     kp_log_limit_init(&s->full_log, KP_LOG_LIMIT_INTERVAL_MS_DEFAULT);
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
@@ -102,6 +105,7 @@ void kp_store_close(kp_store_t *s)
     for (int i = 0; i < s->nstmts; i++) sqlite3_finalize(s->stmts[i].st);
     if (s->db) sqlite3_close(s->db);
     pthread_mutex_destroy(&s->lock);
+    kp_notify_destroy(&s->moved);
     kp_log_limit_destroy(&s->full_log);
     free(s);
 }
@@ -112,6 +116,16 @@ void kp_store_on_change(kp_store_t *s, kp_store_change_fn fn, void *arg)
     s->on_change = fn;
     s->on_change_arg = arg;
     pthread_mutex_unlock(&s->lock);
+}
+
+int kp_store_listen(kp_store_t *s, void (*fn)(void *arg), void *arg)
+{
+    return kp_notify_add(&s->moved, fn, arg);
+}
+
+void kp_store_unlisten(kp_store_t *s, void (*fn)(void *arg), void *arg)
+{
+    kp_notify_remove(&s->moved, fn, arg);
 }
 
 static void notify(kp_store_t *s, const char *kind, const char *ns, const char *name)
@@ -240,6 +254,10 @@ int kp_store_disk_full(kp_store_t *s)
     return kp_log_limit_active(&s->full_log);
 }
 
+/* Takes the next resourceVersion (in the caller's transaction) and tells the listeners
+ * (kp_store_listen). They are told before the commit, still under s->lock: one that reads
+ * the store waits for the lock, so it sees the write once committed (or nothing new after a
+ * rollback: a wake-up for nothing). @locks: s->lock held. */
 static int64_t next_rv(kp_store_t *s)
 {
     sqlite3_stmt *st;
@@ -255,7 +273,9 @@ static int64_t next_rv(kp_store_t *s)
     sqlite3_bind_text(st, 1, buf, -1, SQLITE_TRANSIENT);
     int r = step_write(s, st, "INSERT INTO meta");
     stmt_done(s, st);
-    return r == SQLITE_DONE ? rv : -1;
+    if (r != SQLITE_DONE) return -1;
+    kp_notify_fire(&s->moved);
+    return rv;
 }
 
 /* Reads one row. @locks: s->lock held. */
@@ -472,6 +492,36 @@ int kp_store_list(kp_store_t *s, const char *kind, const char *ns, json_t **item
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
+}
+
+int64_t kp_store_rv(kp_store_t *s)
+{
+    sqlite3_stmt *st;
+    int64_t rv = -1;
+    pthread_mutex_lock(&s->lock);
+    if ((st = stmt(s, "SELECT value FROM meta WHERE key='rv'")) != NULL) {
+        int rc = sqlite3_step(st);
+        if (rc == SQLITE_ROW)
+            rv = atoll((const char *)sqlite3_column_text(st, 0));
+        else if (rc == SQLITE_DONE)
+            rv = 0; /* nothing written yet */
+        stmt_done(s, st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rv;
+}
+
+int64_t kp_store_data_version(kp_store_t *s)
+{
+    sqlite3_stmt *st;
+    int64_t v = -1;
+    pthread_mutex_lock(&s->lock);
+    if ((st = stmt(s, "PRAGMA data_version")) != NULL) {
+        if (sqlite3_step(st) == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+        stmt_done(s, st);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return v;
 }
 
 int kp_store_put(kp_store_t *s, json_t *obj, int64_t expected_rv, int create_only, json_t **out)

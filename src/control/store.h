@@ -23,6 +23,24 @@ void kp_store_close(kp_store_t *s);
 typedef void (*kp_store_change_fn)(const char *kind, const char *ns, const char *name, void *arg);
 void kp_store_on_change(kp_store_t *s, kp_store_change_fn fn, void *arg);
 
+/* Listeners told of every move of the store's resourceVersion made through this store (any
+ * object: specs, statuses, removals, restores), on the writing thread, with the store's lock
+ * held: fn must be quick and must not call the store (a watch hub sets a flag and signals
+ * its thread). Writes by another process on the same file are not told: see
+ * kp_store_data_version. kp_store_listen: 0, or -1 past KP_NOTIFY_MAX listeners.
+ * kp_store_unlisten waits for a call in progress. */
+int kp_store_listen(kp_store_t *s, void (*fn)(void *arg), void *arg);
+void kp_store_unlisten(kp_store_t *s, void (*fn)(void *arg), void *arg);
+
+/* The store's resourceVersion now (the last one handed out; 0 before any write), or -1. */
+int64_t kp_store_rv(kp_store_t *s);
+
+/* SQLite's PRAGMA data_version of the store's connection: it moves when another connection
+ * (another process: `kpool registry`, sqlite3 on the file) commits to the file, never for
+ * this store's own writes. One read of the WAL index, no table read: cheap enough to ask
+ * every second. -1 on error. */
+int64_t kp_store_data_version(kp_store_t *s);
+
 enum {
     KP_STORE_OK = 0,
     KP_STORE_CREATED,

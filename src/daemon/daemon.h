@@ -53,6 +53,7 @@ typedef struct kp_daemon_control {
     kp_control_t *control;
     struct kp_api *api;
     struct kp_api *kube_api; /* NULL: no kubectl listener (none asked, or its port busy) */
+    int watch_metrics;       /* the watch hubs' counters are a /metrics source */
 } kp_daemon_control_t;
 
 /* Opens the control plane (store, backups), starts its API over the control plane's store,

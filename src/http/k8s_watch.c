@@ -1,24 +1,38 @@
 /*
  * k8s_watch.c — the watch hub and its streams (see k8s_watch.h): the hub's thread and the
  * event ring first, then one stream's reader callback, then queueing a stream.
+ *
+ * The hub's thread sleeps until something may have changed: a write through this process's
+ * store or a new Event (both call hub_wake), a suspended stream due for a heartbeat or its
+ * end, or the once-a-second look at whether another process wrote to the store's file.
+ * Locks: h->lock (ring, snapshots, streams), then the store's own; h->wake_lock is a leaf
+ * (nothing is taken under it), so the store and the Event recorder may wake the hub while
+ * holding theirs.
  */
 #include "http/k8s_watch.h"
 
 #include "control/events.h"
 #include "core/buf.h"
+#include "core/clock.h"
 #include "core/logging.h"
 #include "http/api_reply.h"
 #include "http/k8s.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-/* How often the hub looks at the store: the latency of an event. */
+/* Writes that follow each other closer than this are read as one look at the store: a burst
+ * (a resync writing many statuses) costs at most one diff per WATCH_TICK_MS, as when the hub
+ * polled at this period; a lone write is seen at once. */
 #define WATCH_TICK_MS 100
+/* How often the hub asks SQLite whether another process (another connection on the store's
+ * file: `kpool registry`, sqlite3) committed: their writes are seen within this. */
+#define WATCH_FOREIGN_CHECK_MS 1000
 /* Events kept for watches that start from an older resourceVersion (and for slow readers:
  * one that falls further behind gets 410 and lists again). */
 #define WATCH_EVENTS_MAX 4096
@@ -29,6 +43,13 @@
 /* An idle stream writes a bookmark (or a newline) this often, so a vanished client is
  * noticed and the connection freed. */
 #define WATCH_HEARTBEAT_S 10
+
+/* What woke the hub (h->wake): a store write, an Event, a stream that suspended (its next
+ * heartbeat or end may come before the hub's planned wake-up), a shutdown. */
+enum { WAKE_STORE = 1, WAKE_EVENTS = 2, WAKE_STREAMS = 4, WAKE_STOP = 8 };
+
+/* The hubs' work, for /metrics (kp_k8s_watch_metrics_render): every hub of the process. */
+static atomic_llong hub_wakeups, hub_diffs;
 
 enum { EV_ADDED, EV_MODIFIED, EV_DELETED };
 static const char *event_names[] = {"ADDED", "MODIFIED", "DELETED"};
@@ -59,6 +80,11 @@ struct kp_k8s_watch_hub {
     int64_t events_floor_rv, events_rv;
     json_t *events_snapshot; /* "ns/name" -> Event */
     watcher_t *watchers;
+    pthread_mutex_t wake_lock; /* a leaf: covers wake */
+    pthread_cond_t wake_cond;  /* CLOCK_MONOTONIC */
+    int wake;                  /* WAKE_* since the hub last looked */
+    int64_t data_version;      /* kp_store_data_version at the last look (the hub's thread) */
+    int listening;             /* told by the store and the Event recorder */
 };
 
 struct watcher {
@@ -79,16 +105,6 @@ struct watcher {
 };
 
 /* ---- the hub ---- */
-
-static int64_t store_rv(kp_store_t *store)
-{
-    json_t *none = NULL;
-    int64_t rv = -1;
-    /* no kind is named "": an empty list and the current resourceVersion */
-    if (kp_store_list(store, "", NULL, &none, &rv) != KP_STORE_OK) rv = -1;
-    json_decref(none);
-    return rv;
-}
 
 static int64_t rv_of(const json_t *obj)
 {
@@ -119,8 +135,9 @@ static void ring_push(kp_k8s_watch_hub_t *h, int src, int type, int64_t rv, json
 
 /* Reads every kind and records what changed since the last snapshot. Hub locked. Objects
  * are compared by resourceVersion from the store's keys: only the bodies of those that
- * changed are read (a write to one object of 10,000 read and parsed all of them). */
-static void hub_diff(kp_k8s_watch_hub_t *h, int64_t rv, int record)
+ * changed are read (a write to one object of 10,000 read and parsed all of them). 0, or -1
+ * when the store could not be read (nothing recorded: the caller tries again). */
+static int hub_diff(kp_k8s_watch_hub_t *h, int64_t rv, int record)
 {
     json_t *snap = json_object();
     json_t *changes = json_array(); /* {rv, type, obj}, sorted by rv below */
@@ -131,7 +148,7 @@ static void hub_diff(kp_k8s_watch_hub_t *h, int64_t rv, int record)
         if (kp_store_keys(h->store, k->kind, &keys, &nkeys) < 0) {
             json_decref(snap);
             json_decref(changes);
-            return; /* try again at the next tick */
+            return -1;
         }
         for (size_t j = 0; j < nkeys; j++) {
             char key[700];
@@ -183,6 +200,7 @@ static void hub_diff(kp_k8s_watch_hub_t *h, int64_t rv, int record)
     json_decref(h->snapshot);
     h->snapshot = snap;
     h->store_rv = rv;
+    return 0;
 }
 
 static int by_rv(const void *a, const void *b)
@@ -243,26 +261,107 @@ static int due(const watcher_t *w, time_t now)
            w->cursor < w->hub->seq_next;
 }
 
+/* When a suspended stream is next due without a change (its heartbeat or its end), in
+ * seconds of the wall clock as due() counts them; DUE_NEVER when none is suspended. */
+#define DUE_NEVER INT64_MAX
+static int64_t next_due(const kp_k8s_watch_hub_t *h)
+{
+    int64_t next = DUE_NEVER;
+    for (const watcher_t *w = h->watchers; w; w = w->next) {
+        if (!w->suspended) continue;
+        int64_t t = (int64_t)w->last_write + WATCH_HEARTBEAT_S;
+        if (w->deadline < t) t = w->deadline;
+        if (t < next) next = t;
+    }
+    return next;
+}
+
+/* The store's and the Event recorder's listener: on their thread, maybe under their lock. */
+static void hub_wake(kp_k8s_watch_hub_t *h, int why)
+{
+    pthread_mutex_lock(&h->wake_lock);
+    h->wake |= why;
+    pthread_cond_signal(&h->wake_cond);
+    pthread_mutex_unlock(&h->wake_lock);
+}
+
+static void on_store_write(void *arg)
+{
+    hub_wake(arg, WAKE_STORE);
+}
+
+static void on_event_recorded(void *arg)
+{
+    hub_wake(arg, WAKE_EVENTS);
+}
+
+/* Sleeps until there is work: a change (but not before looked_ms + WATCH_TICK_MS, so that a
+ * burst of writes is read once), a stream that suspended, or until_ms (monotonic). Returns
+ * the WAKE_* bits taken; a change left for after the tick stays in h->wake. */
+static int hub_sleep(kp_k8s_watch_hub_t *h, int64_t looked_ms, int64_t until_ms)
+{
+    pthread_mutex_lock(&h->wake_lock);
+    for (;;) {
+        int64_t now_ms = kp_mono_ms(), wait_until = until_ms;
+        int change = h->wake & (WAKE_STORE | WAKE_EVENTS);
+        if (change && looked_ms + WATCH_TICK_MS < wait_until)
+            wait_until = looked_ms + WATCH_TICK_MS;
+        if (h->wake & (WAKE_STREAMS | WAKE_STOP) || now_ms >= wait_until) break;
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        int64_t ns = ts.tv_nsec + (wait_until - now_ms) * 1000000;
+        ts.tv_sec += ns / 1000000000;
+        ts.tv_nsec = ns % 1000000000;
+        pthread_cond_timedwait(&h->wake_cond, &h->wake_lock, &ts);
+    }
+    int took = h->wake;
+    if (kp_mono_ms() < looked_ms + WATCH_TICK_MS) took &= ~(WAKE_STORE | WAKE_EVENTS);
+    h->wake &= ~took;
+    pthread_mutex_unlock(&h->wake_lock);
+    return took;
+}
+
 static void *hub_main(void *arg)
 {
     kp_k8s_watch_hub_t *h = arg;
+    int64_t looked_ms = 0;
+    int64_t foreign_ms = kp_mono_ms() + WATCH_FOREIGN_CHECK_MS, due_ms = INT64_MAX;
     for (;;) {
-        usleep(WATCH_TICK_MS * 1000);
-        int64_t rv = store_rv(h->store);
+        int why = hub_sleep(h, looked_ms, foreign_ms < due_ms ? foreign_ms : due_ms);
+        if (why & WAKE_STOP) return NULL;
+        atomic_fetch_add_explicit(&hub_wakeups, 1, memory_order_relaxed);
+        int64_t now_ms = kp_mono_ms();
+        if (now_ms >= foreign_ms) { /* another process's commit moves the data_version */
+            foreign_ms = now_ms + WATCH_FOREIGN_CHECK_MS;
+            int64_t v = kp_store_data_version(h->store);
+            if (v != h->data_version) why |= WAKE_STORE;
+            h->data_version = v;
+        }
+        int64_t rv = -1;
+        if (why & (WAKE_STORE | WAKE_EVENTS)) looked_ms = now_ms;
+        if (why & WAKE_STORE) rv = kp_store_rv(h->store);
         pthread_mutex_lock(&h->lock);
         if (h->stop) {
             pthread_mutex_unlock(&h->lock);
             return NULL;
         }
-        if (rv >= 0 && rv != h->store_rv) hub_diff(h, rv, 1);
-        events_diff(h, 1);
+        int retry = rv < 0 && (why & WAKE_STORE);
+        if (rv >= 0 && rv != h->store_rv) {
+            atomic_fetch_add_explicit(&hub_diffs, 1, memory_order_relaxed);
+            retry = hub_diff(h, rv, 1) < 0;
+        }
+        if (why & WAKE_EVENTS) events_diff(h, 1);
         time_t now = time(NULL);
         for (watcher_t *w = h->watchers; w; w = w->next)
             if (w->suspended && due(w, now)) {
                 w->suspended = 0;
                 MHD_resume_connection(w->conn);
             }
+        int64_t next = next_due(h);
         pthread_mutex_unlock(&h->lock);
+        if (retry) hub_wake(h, WAKE_STORE); /* the store could not be read: again in a tick */
+        /* due() counts whole seconds of time(): wake at the start of that second */
+        due_ms = next == DUE_NEVER ? INT64_MAX : now_ms + next * 1000 - kp_wall_ms();
     }
 }
 
@@ -272,10 +371,26 @@ kp_k8s_watch_hub_t *kp_k8s_watch_hub_start(kp_store_t *store)
     if (!h) return NULL;
     h->store = store;
     pthread_mutex_init(&h->lock, NULL);
+    pthread_mutex_init(&h->wake_lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&h->wake_cond, &ca);
+    pthread_condattr_destroy(&ca);
     h->snapshot = json_object();
     h->events_snapshot = json_object();
     h->store_rv = h->events_rv = -1;
-    int64_t rv = store_rv(store);
+    /* listening before the first snapshot: a write in between wakes the thread */
+    if (kp_store_listen(store, on_store_write, h) < 0 ||
+        kp_events_listen(on_event_recorded, h) < 0) {
+        kp_store_unlisten(store, on_store_write, h);
+        kp_error("api", "too many watch hubs: watches are refused");
+        kp_k8s_watch_hub_free(h);
+        return NULL;
+    }
+    h->listening = 1;
+    h->data_version = kp_store_data_version(store); /* before the snapshot: nothing missed */
+    int64_t rv = kp_store_rv(store);
     hub_diff(h, rv < 0 ? 0 : rv, 0);
     h->floor_rv = h->store_rv;
     events_diff(h, 0);
@@ -302,19 +417,43 @@ void kp_k8s_watch_hub_shutdown(kp_k8s_watch_hub_t *h)
         }
     }
     pthread_mutex_unlock(&h->lock);
+    hub_wake(h, WAKE_STOP);
 }
 
 void kp_k8s_watch_hub_free(kp_k8s_watch_hub_t *h)
 {
     if (!h) return;
     kp_k8s_watch_hub_shutdown(h);
+    if (h->listening) { /* no call of ours is in progress once these return */
+        kp_store_unlisten(h->store, on_store_write, h);
+        kp_events_unlisten(on_event_recorded, h);
+    }
     if (h->started) pthread_join(h->thread, NULL);
     for (uint64_t s = h->seq_first; s < h->seq_next; s++)
         json_decref(h->ring[s % WATCH_EVENTS_MAX].obj);
     json_decref(h->snapshot);
     json_decref(h->events_snapshot);
     pthread_mutex_destroy(&h->lock);
+    pthread_cond_destroy(&h->wake_cond);
+    pthread_mutex_destroy(&h->wake_lock);
     free(h);
+}
+
+void kp_k8s_watch_metrics_render(kp_buf_t *out)
+{
+    kp_buf_appendf(
+        out,
+        "# HELP kpool_control_watch_wakeups_total Times a watch hub (one per API listener) "
+        "woke: a write to the store, an Event, a stream's heartbeat or end, or the "
+        "once-a-second look for writes by other processes.\n"
+        "# TYPE kpool_control_watch_wakeups_total counter\n"
+        "kpool_control_watch_wakeups_total %lld\n"
+        "# HELP kpool_control_watch_diffs_total Times a watch hub compared the store with its "
+        "last snapshot (the store's resourceVersion had moved).\n"
+        "# TYPE kpool_control_watch_diffs_total counter\n"
+        "kpool_control_watch_diffs_total %lld\n",
+        (long long)atomic_load_explicit(&hub_wakeups, memory_order_relaxed),
+        (long long)atomic_load_explicit(&hub_diffs, memory_order_relaxed));
 }
 
 /* ---- one stream ---- */
@@ -422,6 +561,7 @@ static ssize_t reader(void *cls, uint64_t pos, char *buf, size_t max)
         w->suspended = 1; /* the hub resumes it when something is due */
         MHD_suspend_connection(w->conn);
         pthread_mutex_unlock(&h->lock);
+        hub_wake(h, WAKE_STREAMS); /* its heartbeat may come before the hub's next wake-up */
         return 0;
     }
     if (n > max) n = max;

@@ -3,15 +3,21 @@
  * GET ...?watch=true answers a chunked stream of WatchEvents, one JSON object per line:
  * {"type": "ADDED"|"MODIFIED"|"DELETED"|"BOOKMARK"|"ERROR", "object": {...}}.
  *
- * A hub per API follows the store: every WATCH_TICK_MS it reads the store's resourceVersion
- * and, when it moved, diffs every kind against its last snapshot into a ring of the last
- * WATCH_EVENTS_MAX events. A watch from resourceVersion R replays the ring's events newer
- * than R, then follows; R older than the ring's history is 410 Gone (Expired), so a client
- * lists again, as with Kubernetes after a compaction. Changes that land between two ticks
- * are seen as one (the newest object), as a Kubernetes watch cache may coalesce.
+ * A hub per API follows the store: when the store's resourceVersion moves it diffs every
+ * kind against its last snapshot into a ring of the last WATCH_EVENTS_MAX events. A watch
+ * from resourceVersion R replays the ring's events newer than R, then follows; R older than
+ * the ring's history is 410 Gone (Expired), so a client lists again, as with Kubernetes
+ * after a compaction. Changes that land close together (within WATCH_TICK_MS of the hub's
+ * last look) are seen as one (the newest object), as a Kubernetes watch cache may coalesce.
+ *
+ * The hub sleeps while nothing changes: the store wakes it on every write made through it
+ * (kp_store_listen), so an event follows a write at once; writes by another process on the
+ * same file (`kpool registry`, sqlite3) are noticed by SQLite's data_version, asked once a
+ * second (WATCH_FOREIGN_CHECK_MS). A suspended stream's heartbeat and end wake it at their
+ * time.
  *
  * Events (kubectl get events -w) come through the same ring from the Event recorder, with
- * its own resourceVersions: the hub looks at it at every tick too.
+ * its own resourceVersions: the recorder wakes the hub too (kp_events_listen).
  *
  * Streams do not hold a server thread: between events the connection is suspended
  * (MHD_suspend_connection) and the hub resumes it when there is something to send.
@@ -21,6 +27,7 @@
 
 #include "control/kinds.h"
 #include "control/store.h"
+#include "core/buf.h"
 
 #include <jansson.h>
 #include <microhttpd.h>
@@ -51,6 +58,9 @@ kp_k8s_watch_hub_t *kp_k8s_watch_hub_start(kp_store_t *store);
 void kp_k8s_watch_hub_shutdown(kp_k8s_watch_hub_t *h);
 /* Stops the thread and frees the hub: after MHD_stop_daemon. NULL is a no-op. */
 void kp_k8s_watch_hub_free(kp_k8s_watch_hub_t *h);
+
+/* The hubs' figures for /metrics (every hub of the process): wake-ups and diffs. */
+void kp_k8s_watch_metrics_render(kp_buf_t *out);
 
 /* Queues the stream for spec on conn (the API's access handler calls it with the request
  * authorized). A too-old resourceVersion gets a 410 Status instead; *code is the HTTP

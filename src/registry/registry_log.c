@@ -21,6 +21,12 @@
 
 /* Partition of `_schemas` that holds everything (single writer, total order). */
 #define REG_PARTITION 0
+/* How long the consumer's Fetch waits at the broker for a record: the broker answers as soon
+ * as one is appended (long polling), so this does not delay reading a write back; it only
+ * sets how often an idle registry asks again. Each ask is a TLS round trip on a broker
+ * thread and on librdkafka's: at 100 ms they were the steadiest idle CPU of `kpool up`
+ * after the watch hubs (docs/performance.md, idle CPU). Kafka's and librdkafka's default. */
+#define FETCH_WAIT_MAX_MS "500"
 /* Consumer poll period: how quickly the thread notices a stop request. */
 #define REG_POLL_MS 200
 
@@ -80,9 +86,9 @@ static rd_kafka_t *client_new(const kp_reg_log_config_t *cfg, rd_kafka_type_t ty
                   {"ssl.key.location", cfg->key_path}},
       producer[] = {{"acks", "all"}, {"enable.idempotence", "true"}, {"linger.ms", "0"}},
       consumer[] = {{"group.id", "kpool-schema-registry"}, /* never joins: assign() only */
-                    {"enable.auto.commit", "false"},       {"enable.auto.offset.store", "false"},
-                    {"enable.partition.eof", "false"},     {"auto.offset.reset", "earliest"},
-                    {"fetch.wait.max.ms", "100"}};
+                    {"enable.auto.commit", "false"},         {"enable.auto.offset.store", "false"},
+                    {"enable.partition.eof", "false"},       {"auto.offset.reset", "earliest"},
+                    {"fetch.wait.max.ms", FETCH_WAIT_MAX_MS}};
     int ok = 1;
     for (size_t i = 0; ok && i < sizeof(common) / sizeof(common[0]); i++)
         if (common[i].v)

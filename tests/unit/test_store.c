@@ -4,7 +4,8 @@
  * teams list built from tokens and namespaces, revocations surviving a reopen, and a store
  * made before tokens could be revoked; reads that skip bodies (keys, one field, a get that
  * answers "unchanged" for a known resourceVersion) and kept prepared statements seeing every
- * write.
+ * write; the listeners told of every move of the resourceVersion (the watch hubs sleep on
+ * them) and the data_version that moves only for another connection's commits.
  */
 #include "unit.h"
 
@@ -409,6 +410,63 @@ static void test_keys_and_fields(void **state)
     kp_store_keys_free(k, n);
 }
 
+static void count_call(void *arg)
+{
+    (*(int *)arg)++;
+}
+
+/* Every write that moves the resourceVersion tells the listeners (specs, statuses, removals,
+ * restores); reads and writes that change nothing do not; an unlistened one hears nothing
+ * more. The data_version stays put for the store's own writes and moves when another
+ * connection (another process) commits, as kp_store_rv then shows. */
+static void test_listeners_and_data_version(void **state)
+{
+    fixture_t *f = *state;
+    int calls = 0, other = 0;
+    assert_int_equal(kp_store_listen(f->s, count_call, &calls), 0);
+    assert_int_equal(kp_store_listen(f->s, count_call, &other), 0);
+    int64_t version = kp_store_data_version(f->s);
+    assert_true(version >= 0);
+    assert_int_equal(kp_store_rv(f->s), 0);
+    json_t *obj = topic_obj("team-a", "t", "dev"), *out = NULL;
+    assert_int_equal(kp_store_put(f->s, obj, -1, 0, &out), KP_STORE_CREATED);
+    json_decref(out);
+    assert_int_equal(calls, 1);
+    assert_int_equal(kp_store_rv(f->s), 1);
+    assert_int_equal(kp_store_put(f->s, obj, -1, 0, &out), KP_STORE_UNCHANGED);
+    json_decref(out);
+    json_t *items;
+    assert_int_equal(kp_store_list(f->s, "Topic", NULL, &items, NULL), KP_STORE_OK);
+    json_decref(items);
+    assert_int_equal(calls, 1);
+    json_t *status = json_pack("{s:s}", "synchronizationState", "RolloutComplete");
+    assert_int_equal(kp_store_put_status(f->s, "Topic", "team-a", "t", status, NULL),
+                     KP_STORE_UPDATED);
+    assert_int_equal(kp_store_put_status(f->s, "Topic", "team-a", "t", status, NULL),
+                     KP_STORE_UNCHANGED);
+    json_decref(status);
+    assert_int_equal(calls, 2);
+    assert_int_equal(kp_store_restore(f->s, obj, 1), KP_STORE_UPDATED);
+    assert_int_equal(calls, 3);
+    kp_store_unlisten(f->s, count_call, &other);
+    assert_int_equal(kp_store_remove(f->s, "Topic", "team-a", "t"), KP_STORE_OK);
+    assert_int_equal(calls, 4);
+    assert_int_equal(other, 3);
+    assert_int_equal(kp_store_rv(f->s), 4);
+    assert_true(kp_store_data_version(f->s) == version);
+    /* another connection commits: the data_version moves, no listener is told */
+    sqlite3 *db;
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "UPDATE meta SET value='9' WHERE key='rv'", NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    assert_true(kp_store_data_version(f->s) != version);
+    assert_int_equal(kp_store_rv(f->s), 9);
+    assert_int_equal(calls, 4);
+    kp_store_unlisten(f->s, count_call, &calls);
+    json_decref(obj);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +479,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_remove_takes_a_resource_version, setup, teardown),
         cmocka_unit_test_setup_teardown(test_get_if_changed, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keys_and_fields, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listeners_and_data_version, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
