@@ -534,7 +534,8 @@ static void test_forged_counts(void **state)
 static int16_t flexible_min_of(int16_t key)
 {
     static const int16_t flex[][2] = {{8, 8},  {9, 6},  {10, 3}, {11, 6}, {12, 4}, {13, 4},
-                                      {14, 4}, {15, 5}, {16, 3}, {18, 3}, {42, 2}, {43, 2},
+                                      {14, 4}, {15, 5}, {16, 3}, {18, 3}, {22, 2}, {24, 3},
+                                      {25, 3}, {26, 3}, {27, 1}, {28, 3}, {42, 2}, {43, 2},
                                       {45, 0}, {46, 0}, {61, 0}, {65, 0}, {66, 0}};
     for (size_t i = 0; i < sizeof(flex) / sizeof(flex[0]); i++)
         if (flex[i][0] == key) return flex[i][1];
@@ -555,7 +556,7 @@ static void test_api_table(void **state)
         {18, 0, 3, 1},
         {19, 0, 4, 1},
         {20, 0, 3, 1},
-        {22, 0, 1, 1},
+        {22, 0, 4, 1},
         {8, 0, 8, 0},
         {9, 0, 8, 0},
         {10, 0, 4, 0},
@@ -578,15 +579,16 @@ static void test_api_table(void **state)
         {43, 0, 2, 1},
         {45, 0, 0, 1},
         {46, 0, 0, 1},
-        /* transactions: the non-flexible versions, and v0 of the flexible-only ones */
-        {24, 0, 2, 1},
-        {25, 0, 2, 1},
-        {26, 0, 2, 1},
-        {27, 0, 0, 1},
-        {28, 0, 2, 1},
+        /* transactions: through the flexible versions of KIP-890 part 1, not those that only
+         * add TRANSACTION_ABORTABLE (docs/transactions.md) */
+        {24, 0, 4, 1},
+        {25, 0, 3, 1},
+        {26, 0, 3, 1},
+        {27, 0, 1, 1},
+        {28, 0, 3, 1},
         {61, 0, 0, 1},
         {65, 0, 0, 1},
-        {66, 0, 0, 1},
+        {66, 0, 1, 1},
     };
     for (int i = 0; i < KP_API_DEFS_COUNT; i++) {
         const kp_api_def_t *d = &kp_api_defs[i];
