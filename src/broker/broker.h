@@ -86,6 +86,7 @@ struct kp_broker {
     struct kp_rpool *pool;    /* the replicated pool's topics and partitions (broker/pool.h) */
     atomic_int ready;         /* serving requests: what /readyz reports (daemon/ wires it) */
     atomic_int stopping;
+    atomic_int listening; /* kp_broker_listen ran */
     /* the log directory failed (kp_broker_log_dir_failed): every partition is offline here */
     atomic_int log_dir_failed;
     unsigned long long log_dir_dev, log_dir_ino; /* what cfg.log_dir was at start */
@@ -93,7 +94,14 @@ struct kp_broker {
 
 /* Opens storage and binds every listener; serves after kp_broker_start. NULL + err. */
 kp_broker_t *kp_broker_new(kp_broker_config_t *cfg, char *err, size_t errlen);
+/* Starts the network threads and opens the Kafka listeners: at once when standalone; in a
+ * pool once the broker has read the pool's state (kp_broker_listen, called by the pool's
+ * thread), so that no client is told a partial picture. A pool broker waits here for that
+ * first read up to 15 s (its callers expect it to serve on return), then
+ * returns anyway, its listeners still closed until the read completes. */
 int kp_broker_start(kp_broker_t *b);
+/* Opens the Kafka listeners (the first call; later calls do nothing). Any thread. */
+void kp_broker_listen(kp_broker_t *b);
 /* Blocks until SIGINT/SIGTERM, then stops. */
 void kp_broker_run_until_signal(kp_broker_t *b);
 void kp_broker_stop(kp_broker_t *b);

@@ -254,9 +254,10 @@ int kp_handle_metadata(kp_req_t *req)
                 t = NULL;
             }
             if (!t && b->pool && !kp_rpool_synced(b->pool)) {
-                /* just started, the pool's topics not read yet: the topic may well exist,
-                 * so the client is told to retry (a producer told UNKNOWN_TOPIC_OR_PARTITION
-                 * fails its messages for a topic that exists) */
+                /* the pool's topics not read yet: the topic may well exist, so the client is
+                 * told to retry (a producer told UNKNOWN_TOPIC_OR_PARTITION fails its
+                 * messages for a topic that exists). Not reached while the listeners open
+                 * only after the first read (kp_broker_start); kept as the safe answer. */
                 mt->ErrorCode = KERR_LEADER_NOT_AVAILABLE;
                 continue;
             }

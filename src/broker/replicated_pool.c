@@ -403,11 +403,13 @@ static void apply_one(kp_rpool_t *p, const kp_meta_topic_t *t, kp_topic_t *lt, i
             if (replicas[r] == p->b->cfg.node_id) kp_fetcher_follow(p->fetcher, ps->state.leader);
 }
 
-/* Re-reads partition i of t (or all when i < 0) and applies it. */
-static void apply_partitions(kp_rpool_t *p, const kp_meta_topic_t *t, int32_t only)
+/* Re-reads partition i of t (or all when i < 0) and applies it. -1 when the store could not
+ * be read (a full re-read is asked for), else 0. */
+static int apply_partitions(kp_rpool_t *p, const kp_meta_topic_t *t, int32_t only)
 {
     kp_topic_t *lt = ensure_local(p, t);
-    if (!lt) return;
+    if (!lt) return 0;
+    int rc_all = 0;
     for (int32_t i = only < 0 ? 0 : only; i < (only < 0 ? t->partitions : only + 1); i++) {
         if (i >= t->partitions) break;
         kp_meta_pstate_t ps;
@@ -423,11 +425,13 @@ static void apply_partitions(kp_rpool_t *p, const kp_meta_topic_t *t, int32_t on
             kp_info("pool", "%s-%d: cannot read its state (%s): re-reading the pool", t->name, i,
                     err);
             resync_later(p);
+            rc_all = -1;
             break;
         }
         apply_one(p, t, lt, i, &ps);
     }
     kp_topic_put(lt);
+    return rc_all;
 }
 
 static void apply_topic(kp_rpool_t *p, const char *name, int32_t partition)
@@ -482,8 +486,13 @@ static void resync(kp_rpool_t *p)
     free(p->topics);
     p->topics = list;
     p->ntopics = n;
-    for (int i = 0; i < n; i++) apply_partitions(p, &p->topics[i], -1);
-    p->synced = 1;
+    int complete = 1;
+    for (int i = 0; i < n && complete; i++) complete = apply_partitions(p, &p->topics[i], -1) == 0;
+    if (!complete || atomic_load(&p->synced)) return; /* read again soon (resync_later) */
+    /* the first complete read: every topic of the pool is known here, with its partitions'
+     * states, so clients may now be answered (kp_broker_start) */
+    atomic_store(&p->synced, 1);
+    kp_broker_listen(p->b);
 }
 
 /* ---- ACLs ---- */

@@ -643,14 +643,30 @@ fail:
     return NULL;
 }
 
-/* How long a starting broker of a pool waits for its first read of the pool's state before
- * it serves requests (etcd answered its registration: normally well under a second). */
+/* How long kp_broker_start waits for a pool broker's first read of the pool's state (etcd
+ * answered its registration: normally well under a second) before it returns with the
+ * listeners still closed. */
 #define POOL_SYNC_WAIT_MS 15000
 
 static void *loop_main(void *arg)
 {
     kp_loop_run(arg);
     return NULL;
+}
+
+void kp_broker_listen(kp_broker_t *b)
+{
+    if (atomic_exchange(&b->listening, 1)) return;
+    for (int i = 0; i < b->cfg.nlisteners; i++) {
+        const kp_listener_cfg_t *l = &b->cfg.listeners[i];
+        char err[256];
+        if (kp_listener_start(b->listeners[i], err, sizeof(err)) < 0) {
+            kp_error("broker", "listener %s: %s", l->name, err);
+            continue;
+        }
+        kp_info("broker", "listening on %s://%s:%d (advertised %s:%d)", l->name, l->host,
+                b->bound_ports[i], l->adv_host, l->adv_port);
+    }
 }
 
 int kp_broker_start(kp_broker_t *b)
@@ -662,24 +678,26 @@ int kp_broker_start(kp_broker_t *b)
             kp_error("broker", "cannot join the pool: %s", err);
             return -1;
         }
-        /* requests are served once the pool's topics are known here: before, Metadata
-         * would call them unknown, and a client (librdkafka) fails the records it holds for
-         * them — what a rolling restart under load showed */
+        /* The Kafka listeners open once the pool's state is read here (the pool's thread
+         * calls kp_broker_listen): before, all-topics Metadata would leave the pool's
+         * topics out and named ones would be unknown, and clients believe that (kcat -L,
+         * regex subscriptions; librdkafka fails the records it holds for an unknown topic).
+         * A connection is refused meanwhile, as by a stopped broker, and clients use the
+         * other brokers — as a KRaft broker is not served until it caught up. */
         if (kp_rpool_wait_synced(b->pool, POOL_SYNC_WAIT_MS) < 0)
-            kp_warn("broker", "the pool's state is not read yet after %d s: serving anyway",
+            kp_warn("broker",
+                    "the pool's state is not read yet after %d s: the Kafka listeners open once "
+                    "it is (connections are refused until then)",
                     POOL_SYNC_WAIT_MS / 1000);
     }
     for (int i = 0; i < b->nloops; i++) {
         if (pthread_create(&b->threads[i], NULL, loop_main, b->loops[i]) != 0) return -1;
     }
-    if (b->pool)
+    if (b->pool) {
         kp_rpool_serving(b->pool); /* ready once caught up */
-    else
+    } else {
+        kp_broker_listen(b);
         atomic_store(&b->ready, 1);
-    for (int i = 0; i < b->cfg.nlisteners; i++) {
-        const kp_listener_cfg_t *l = &b->cfg.listeners[i];
-        kp_info("broker", "listening on %s://%s:%d (advertised %s:%d)", l->name, l->host,
-                b->bound_ports[i], l->adv_host, l->adv_port);
     }
     kp_info("broker", "ready: node %d, cluster %s, %d network threads, data in %s", b->cfg.node_id,
             b->cluster_id, b->nloops, b->cfg.log_dir);

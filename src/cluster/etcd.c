@@ -14,11 +14,14 @@
 
 #include <curl/curl.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 
 #define IDLE_HANDLES_MAX 4
@@ -772,6 +775,18 @@ static size_t watch_write(char *ptr, size_t size, size_t nmemb, void *arg)
     return n;
 }
 
+/* The stream's socket: keepalive probes sooner and fewer than the kernel's default count
+ * (curl sets only the idle time and the interval). */
+static int watch_sockopt(void *arg, curl_socket_t fd, curlsocktype purpose)
+{
+    (void)arg;
+    if (purpose != CURLSOCKTYPE_IPCXN) return CURL_SOCKOPT_OK;
+    int cnt = KP_ETCD_WATCH_KEEPCNT;
+    if (setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt)) != 0)
+        kp_debug("etcd", "watch: TCP_KEEPCNT: %s", strerror(errno));
+    return CURL_SOCKOPT_OK;
+}
+
 static int watch_progress(void *arg, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
 {
     kp_etcd_watch_t *w = arg;
@@ -793,12 +808,19 @@ static int watch_stream(kp_etcd_watch_t *w, const char *endpoint)
     snprintf(url, sizeof(url), "%s/v3/watch", endpoint);
     CURL *h = curl_easy_init();
     struct curl_slist *hdrs = curl_slist_append(NULL, "Content-Type: application/json");
-    if (!h) {
+    /* a member cut off from its cluster's leader cancels the watch (then the next endpoint
+     * is tried) instead of keeping a stream that can deliver nothing (etcd issue 10819) */
+    hdrs = curl_slist_append(hdrs, "Grpc-Metadata-hasleader: true");
+    if (!h || !hdrs) {
         free(payload);
         curl_slist_free_all(hdrs);
+        if (h) curl_easy_cleanup(h);
         return 0;
     }
     setup_common(h, url, hdrs, 0);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPIDLE, (long)KP_ETCD_WATCH_KEEPIDLE_S);
+    curl_easy_setopt(h, CURLOPT_TCP_KEEPINTVL, (long)KP_ETCD_WATCH_KEEPINTVL_S);
+    curl_easy_setopt(h, CURLOPT_SOCKOPTFUNCTION, watch_sockopt);
     curl_easy_setopt(h, CURLOPT_POSTFIELDS, payload);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, watch_write);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, w);

@@ -50,6 +50,14 @@
 /* Watch reconnect backoff: doubles from MIN to MAX while etcd stays away. */
 #define KP_ETCD_WATCH_BACKOFF_MIN_MS 100
 #define KP_ETCD_WATCH_BACKOFF_MAX_MS 2000
+/* Watch liveness: a watch stream is mostly silent, and a network partition from etcd does
+ * not close it. TCP keepalive probes it after IDLE_S without traffic, every INTVL_S, and
+ * gives up after CNT unanswered probes: a cut stream is dropped (and reconnected) about
+ * IDLE_S + CNT * INTVL_S after its last traffic, instead of 23 s with the kernel's probe count
+ * (and the calls' keepalive settings). */
+#define KP_ETCD_WATCH_KEEPIDLE_S  1
+#define KP_ETCD_WATCH_KEEPINTVL_S 1
+#define KP_ETCD_WATCH_KEEPCNT     3
 
 enum {
     KP_ETCD_OK = 0,
@@ -223,7 +231,10 @@ int kp_etcd_proclaim(kp_etcd_t *e, const kp_etcd_leader_key_t *lk, const void *v
  *     nothing is missed or delivered twice;
  *   - when that revision was compacted away (etcd answers with compact_revision), it reads
  *     the prefix again and delivers KP_ETCD_WATCH_RESET: the consumer replaces its whole
- *     view with the events given (keys it knew but not in the reset were deleted).
+ *     view with the events given (keys it knew but not in the reset were deleted);
+ *   - a stream cut silently (a network partition) is noticed by TCP keepalive within about
+ *     4 s (KP_ETCD_WATCH_KEEP*), and a member that lost its cluster's leader cancels the
+ *     watch (the Grpc-Metadata-hasleader header): either way the watch reconnects.
  */
 enum { KP_ETCD_EV_PUT, KP_ETCD_EV_DELETE };
 enum { KP_ETCD_WATCH_EVENTS, KP_ETCD_WATCH_RESET };

@@ -30,10 +30,14 @@ typedef struct lsock {
     kp_timer_t *pause_timer; /* accepting paused after a failure (accept_pause) */
 } lsock_t;
 
+/* Connections the kernel completes before a loop accepts them (listen(2)'s backlog). */
+#define LISTEN_BACKLOG 1024
+
 struct kp_listener {
     lsock_t *socks;
     int n;
     int port;
+    atomic_int started; /* kp_listener_start ran */
     kp_accept_fn fn;
     void *arg;
 };
@@ -283,7 +287,7 @@ static int bind_one(const char *host, int port, int *bound_port, char *err, size
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
-    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, 1024) < 0) {
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
         snprintf(err, errlen, "bind %s:%d: %s", host, port, strerror(errno));
         close(fd);
         freeaddrinfo(res);
@@ -318,11 +322,23 @@ kp_listener_t *kp_listener_new(const char *host, int port, kp_loop_t **loops, in
         l->socks[i].owner = l;
         l->n = i + 1;
     }
-    /* Register only after every socket bound: a failure above leaves nothing in a loop. */
-    for (int i = 0; i < l->n; i++)
-        kp_loop_add(loops[i], &l->socks[i].io, l->socks[i].fd, KP_READABLE, on_accept,
-                    &l->socks[i]);
     return l;
+}
+
+int kp_listener_start(kp_listener_t *l, char *err, size_t errlen)
+{
+    if (atomic_exchange(&l->started, 1)) return 0;
+    for (int i = 0; i < l->n; i++) {
+        if (listen(l->socks[i].fd, LISTEN_BACKLOG) < 0) {
+            snprintf(err, errlen, "listen on port %d: %s", l->port, strerror(errno));
+            return -1;
+        }
+    }
+    /* watched only once every socket listens: a failure above leaves nothing in a loop */
+    for (int i = 0; i < l->n; i++)
+        kp_loop_add(l->socks[i].loop, &l->socks[i].io, l->socks[i].fd, KP_READABLE, on_accept,
+                    &l->socks[i]);
+    return 0;
 }
 
 int kp_listener_port(const kp_listener_t *l)

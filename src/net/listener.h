@@ -17,9 +17,15 @@ typedef struct kp_listener kp_listener_t;
 typedef kp_conn_t *(*kp_accept_fn)(kp_loop_t *loop, int fd, const char *peer_ip, int peer_port,
                                    void *arg);
 
-/* Binds host:port (port 0 picks one; see kp_listener_port). Returns NULL with err filled. */
+/* Binds host:port (port 0 picks one; see kp_listener_port) without listening yet: until
+ * kp_listener_start, a connection to the port is refused, as to a stopped server. Returns
+ * NULL with err filled. */
 kp_listener_t *kp_listener_new(const char *host, int port, kp_loop_t **loops, int nloops,
                                kp_accept_fn fn, void *arg, char *err, size_t errlen);
+/* Listens and accepts on the loops (the first call; later calls do nothing). Any thread: the
+ * sockets are added to the loops' epoll sets, which their threads touch only once epoll
+ * reports them. -1 with err when listen(2) fails (the port stays refused). */
+int kp_listener_start(kp_listener_t *l, char *err, size_t errlen);
 int kp_listener_port(const kp_listener_t *l);
 /* Stops accepting (on each loop's thread, via kp_loop_post) and closes the sockets. */
 void kp_listener_free(kp_listener_t *l);
