@@ -336,8 +336,11 @@ def test_broker_that_cannot_read_the_pool_lists_no_partial_pool(workdir):
                     name, victim.bootstrap, topic, listed))
             print("%s through the unread broker alone: %s" % (name, err or listed))
         # the other brokers answer for the pool meanwhile
+        # (through the others alone: a client may keep picking the refusing bootstrap
+        # address, and kafkajs gives up after its retries; see docs/replication.md)
+        others = ",".join(b.bootstrap for b in pool.brokers if b is not victim)
         for name, lister in LISTERS.items():
-            listed, err = lister(pool.bootstrap)
+            listed, err = lister(others)
             assert listed is not None and topic in listed, (name, listed, err)
 
         blocker.unblock()
