@@ -195,7 +195,16 @@ static void fail(kp_control_t *c, json_t *obj, int pool_side, const char *reason
     kp_warn("control", "aivenapplication %s/%s: %s failed: %s",
             json_string_value(json_object_get(md, "namespace")),
             json_string_value(json_object_get(md, "name")), reason, msg);
-    write_status(c, obj, "RolloutFailed", NULL, NULL,
+    /* the secret of the last rollout stays the app's while the spec still names it: the
+     * janitor keeps it (it goes by spec), its credentials still work, and `kpool probe` and
+     * `doctor` can tell "pool unreachable" from "no credentials" */
+    json_t *spec = json_object_get(obj, "spec"), *prev = json_object_get(obj, "status");
+    const char *want = json_string_value(json_object_get(json_object_get(spec, "kafka"), "secretName"));
+    if (!want) want = json_string_value(json_object_get(spec, "secretName"));
+    const char *had = json_string_value(json_object_get(prev, "synchronizationSecretName"));
+    int keep = want && had && !strcmp(want, had);
+    write_status(c, obj, "RolloutFailed", keep ? had : NULL,
+                 keep ? json_string_value(json_object_get(prev, "serviceUser")) : NULL,
                  condition(pool_side ? "AivenFailure" : "LocalFailure", "True", reason, msg));
     res->retry = 1;
     res->failed = 1;

@@ -459,11 +459,24 @@ def test_probe_pool_down_and_back(up, ext):
         assert line.startswith("kpool probe: pool unreachable (%s)" % ext.bootstrap), line
         assert "Connection refused" in line, line
         assert took < 30, "a refused connection is reported at once, not at the deadline: %.1fs" % took
-        # doctor says the same and what to check
+        # a resync (every 500 ms) reconciles the AivenApplication against the pool that is down:
+        # the rollout fails, but the app keeps the secret of the last one (its credentials still
+        # work), so probe still blames the pool, not missing credentials
+        up.wait("ext-app RolloutFailed", lambda: up.aivenapp_state("team-ext", "ext-app")[1]
+                == "RolloutFailed", timeout=30)
+        a = up.get(A.AAPPS, "team-ext", "ext-app")
+        assert a["status"].get("synchronizationSecretName") == \
+            a["spec"]["kafka"]["secretName"], a["status"]
+        p = kpool(up, "probe", "-n", "team-ext", "--app", "ext-app", "--timeout", "60", expect=1)
+        assert one_line(p).startswith("kpool probe: pool unreachable (%s)" % ext.bootstrap), \
+            one_line(p)
+        # doctor says both, and what to check
         d = kpool(up, "doctor", "-n", "team-ext", "--app", "ext-app", expect=1)
+        assert "  problem: the last rollout failed (RolloutFailed); the app still has its " \
+               "previous secret %s\n" % a["spec"]["kafka"]["secretName"] in d.stdout, d.stdout
         assert "  problem: pool unreachable (%s)" % ext.bootstrap in d.stdout, d.stdout
         assert "  fix: is the pool running and reachable at %s?" % ext.bootstrap in d.stdout
-        assert d.stdout.endswith("1 problem found.\n"), d.stdout
+        assert d.stdout.endswith("2 problems found.\n"), d.stdout
     finally:
         ext.start()
     # back: healthy again with the same credentials (the broker kept its ACLs and topics)
