@@ -11,6 +11,8 @@ set -euo pipefail
 verify=0
 if [ "${1:-}" = "--verify" ]; then verify=1; shift; fi
 secs=${1:-20}
+# --verify: the fixed exploration from an empty corpus, as a clean clone starts, no time cap
+if [ $verify = 1 ]; then secs=100000; fi
 extra=()
 if [ -n "${FUZZ_SEED:-}" ]; then extra+=(-seed="$FUZZ_SEED" -runs="${FUZZ_RUNS:-30000}"); fi
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -30,8 +32,7 @@ for t in "${targets[@]}"; do
   name=$(basename "$t")
   seeds="tests/fuzz/corpus/$name"
   work="build/fuzz/corpus-$name"
-  # --verify: the fixed exploration from an empty corpus, as a clean clone starts, no time cap
-  if [ $verify = 1 ]; then work="build/fuzz/verify-$name"; rm -rf "$work"; secs=100000; fi
+  if [ $verify = 1 ]; then work="build/fuzz/verify-$name"; rm -rf "$work"; fi
   mkdir -p "$work"
   echo "== fuzz $name for ${secs}s"
   dirs=("$work")

@@ -103,6 +103,16 @@ static void collect(const work_t *w, kp_plan_t *out)
     }
 }
 
+/* A plan is made from a pool at rest: 1 (err set) while earlier moves are still running. */
+static int moves_in_progress(const kp_poolc_snapshot_t *s, char *err, size_t errlen)
+{
+    if (s->nmoving <= 0) return 0;
+    snprintf(err, errlen,
+             "%d partition moves are in progress: wait for them (kpool pool status) first",
+             s->nmoving);
+    return 1;
+}
+
 int kp_plan_decommission(const kp_poolc_snapshot_t *s, int32_t broker, kp_plan_t *out, char *err,
                          size_t errlen)
 {
@@ -111,12 +121,7 @@ int kp_plan_decommission(const kp_poolc_snapshot_t *s, int32_t broker, kp_plan_t
         snprintf(err, errlen, "broker %d is not a live broker of the pool", broker);
         return -1;
     }
-    if (s->nmoving > 0) {
-        snprintf(err, errlen,
-                 "%d partition moves are in progress: wait for them (kpool pool status) first",
-                 s->nmoving);
-        return -1;
-    }
+    if (moves_in_progress(s, err, errlen)) return -1;
     work_t w;
     work_init(&w, s);
     int rc = 0;
@@ -282,12 +287,7 @@ int kp_plan_add_broker(const kp_poolc_snapshot_t *s, int32_t broker, kp_plan_t *
                  broker);
         return -1;
     }
-    if (s->nmoving > 0) {
-        snprintf(err, errlen,
-                 "%d partition moves are in progress: wait for them (kpool pool status) first",
-                 s->nmoving);
-        return -1;
-    }
+    if (moves_in_progress(s, err, errlen)) return -1;
     work_t w;
     work_init(&w, s);
     /* replicas: the cheapest one of the fullest broker that can give one, onto the new

@@ -199,7 +199,8 @@ static void fail(kp_control_t *c, json_t *obj, int pool_side, const char *reason
      * janitor keeps it (it goes by spec), its credentials still work, and `kpool probe` and
      * `doctor` can tell "pool unreachable" from "no credentials" */
     json_t *spec = json_object_get(obj, "spec"), *prev = json_object_get(obj, "status");
-    const char *want = json_string_value(json_object_get(json_object_get(spec, "kafka"), "secretName"));
+    const char *want =
+        json_string_value(json_object_get(json_object_get(spec, "kafka"), "secretName"));
     if (!want) want = json_string_value(json_object_get(spec, "secretName"));
     const char *had = json_string_value(json_object_get(prev, "synchronizationSecretName"));
     int keep = want && had && !strcmp(want, had);

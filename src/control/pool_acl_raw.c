@@ -230,6 +230,38 @@ static const char *error_text(int16_t code, kp_str_t msg, char *buf, size_t n)
     return buf;
 }
 
+/* A response body and what decoding it needs. */
+typedef struct raw_answer {
+    kp_buf_t resp;
+    kp_arena_t arena;
+    kp_rd_t rd;
+} raw_answer_t;
+
+/* Sends body (v1 of key; freed here) and readies the answer for its _decode: 0, or -1 with
+ * err set. The answer is to be freed either way. */
+static int raw_ask(kp_pool_raw_t *c, int16_t key, kp_wr_t *body, raw_answer_t *a, char *err,
+                   size_t errlen)
+{
+    kp_buf_init(&a->resp);
+    kp_arena_init(&a->arena, RESPONSE_MAX);
+    int rc = raw_call(c, key, 1, body, &a->resp, err, errlen);
+    kp_wr_free(body);
+    kp_rd_init(&a->rd, a->resp.data, rc == 0 ? a->resp.len : 0);
+    return rc;
+}
+
+static void raw_answer_free(raw_answer_t *a)
+{
+    kp_arena_free(&a->arena);
+    kp_buf_free(&a->resp);
+}
+
+static int malformed(const char *what, char *err, size_t errlen)
+{
+    snprintf(err, errlen, "%s: malformed answer", what);
+    return -1;
+}
+
 int kp_pool_raw_create_acls(kp_pool_raw_t *c, const kp_pool_acl_t *acls, int n, char *err,
                             size_t errlen)
 {
@@ -251,31 +283,20 @@ int kp_pool_raw_create_acls(kp_pool_raw_t *c, const kp_pool_acl_t *acls, int n, 
     kp_wr_init(&body);
     CreateAclsRequest_encode(&body, 1, &in);
     free(in.Creations.items);
-    kp_buf_t resp;
-    kp_buf_init(&resp);
-    int rc = raw_call(c, KP_API_CREATE_ACLS, 1, &body, &resp, err, errlen);
-    kp_wr_free(&body);
-    if (rc == 0) {
-        kp_arena_t arena;
-        kp_arena_init(&arena, RESPONSE_MAX);
-        kp_rd_t rd;
-        kp_rd_init(&rd, resp.data, resp.len);
-        CreateAclsResponse out;
-        if (CreateAclsResponse_decode(&rd, 1, &arena, &out) < 0) {
-            snprintf(err, errlen, "create ACL: malformed answer");
-            rc = -1;
-        }
-        for (int32_t i = 0; rc == 0 && i < out.Results.count; i++) {
-            if (!out.Results.items[i].ErrorCode) continue;
-            char t[256];
-            snprintf(err, errlen, "create ACL: %s",
-                     error_text(out.Results.items[i].ErrorCode, out.Results.items[i].ErrorMessage,
-                                t, sizeof(t)));
-            rc = -1;
-        }
-        kp_arena_free(&arena);
+    raw_answer_t a;
+    int rc = raw_ask(c, KP_API_CREATE_ACLS, &body, &a, err, errlen);
+    CreateAclsResponse out;
+    if (rc == 0 && CreateAclsResponse_decode(&a.rd, 1, &a.arena, &out) < 0)
+        rc = malformed("create ACL", err, errlen);
+    for (int32_t i = 0; rc == 0 && i < out.Results.count; i++) {
+        if (!out.Results.items[i].ErrorCode) continue;
+        char t[256];
+        snprintf(err, errlen, "create ACL: %s",
+                 error_text(out.Results.items[i].ErrorCode, out.Results.items[i].ErrorMessage, t,
+                            sizeof(t)));
+        rc = -1;
     }
-    kp_buf_free(&resp);
+    raw_answer_free(&a);
     return rc;
 }
 
@@ -297,46 +318,36 @@ int kp_pool_raw_describe_acls(kp_pool_raw_t *c, int8_t resource_type, const char
     kp_wr_t body;
     kp_wr_init(&body);
     DescribeAclsRequest_encode(&body, 1, &in);
-    kp_buf_t resp;
-    kp_buf_init(&resp);
-    int rc = raw_call(c, KP_API_DESCRIBE_ACLS, 1, &body, &resp, err, errlen);
-    kp_wr_free(&body);
-    if (rc == 0) {
-        kp_arena_t arena;
-        kp_arena_init(&arena, RESPONSE_MAX);
-        kp_rd_t rd;
-        kp_rd_init(&rd, resp.data, resp.len);
-        DescribeAclsResponse o;
-        char t[256];
-        if (DescribeAclsResponse_decode(&rd, 1, &arena, &o) < 0) {
-            snprintf(err, errlen, "describe ACLs: malformed answer");
-            rc = -1;
-        } else if (o.ErrorCode) {
-            snprintf(err, errlen, "describe ACLs: %s",
-                     error_text(o.ErrorCode, o.ErrorMessage, t, sizeof(t)));
-            rc = -1;
-        }
-        int total = 0;
-        for (int32_t i = 0; rc == 0 && i < o.Resources.count; i++)
-            total += o.Resources.items[i].Acls.count > 0 ? o.Resources.items[i].Acls.count : 0;
-        if (rc == 0) *out = kp_xcalloc((size_t)total + 1, sizeof(**out));
-        for (int32_t i = 0; rc == 0 && i < o.Resources.count; i++) {
-            DescribeAclsResponse_DescribeAclsResource *r = &o.Resources.items[i];
-            for (int32_t k = 0; k < r->Acls.count; k++) {
-                DescribeAclsResponse_AclDescription *d = &r->Acls.items[k];
-                kp_pool_acl_t *a = &(*out)[(*n)++];
-                a->resource_type = r->ResourceType;
-                a->pattern_type = r->PatternType;
-                a->operation = d->Operation;
-                a->permission = d->PermissionType;
-                a->resource_name = kp_xstrndup(r->ResourceName.ptr, (size_t)r->ResourceName.len);
-                a->principal = kp_xstrndup(d->Principal.ptr, (size_t)d->Principal.len);
-                a->host = kp_xstrndup(d->Host.ptr, (size_t)d->Host.len);
-            }
-        }
-        kp_arena_free(&arena);
+    raw_answer_t ans;
+    int rc = raw_ask(c, KP_API_DESCRIBE_ACLS, &body, &ans, err, errlen);
+    DescribeAclsResponse o;
+    char t[256];
+    if (rc == 0 && DescribeAclsResponse_decode(&ans.rd, 1, &ans.arena, &o) < 0) {
+        rc = malformed("describe ACLs", err, errlen);
+    } else if (rc == 0 && o.ErrorCode) {
+        snprintf(err, errlen, "describe ACLs: %s",
+                 error_text(o.ErrorCode, o.ErrorMessage, t, sizeof(t)));
+        rc = -1;
     }
-    kp_buf_free(&resp);
+    int total = 0;
+    for (int32_t i = 0; rc == 0 && i < o.Resources.count; i++)
+        total += o.Resources.items[i].Acls.count > 0 ? o.Resources.items[i].Acls.count : 0;
+    if (rc == 0) *out = kp_xcalloc((size_t)total + 1, sizeof(**out));
+    for (int32_t i = 0; rc == 0 && i < o.Resources.count; i++) {
+        DescribeAclsResponse_DescribeAclsResource *r = &o.Resources.items[i];
+        for (int32_t k = 0; k < r->Acls.count; k++) {
+            DescribeAclsResponse_AclDescription *d = &r->Acls.items[k];
+            kp_pool_acl_t *a = &(*out)[(*n)++];
+            a->resource_type = r->ResourceType;
+            a->pattern_type = r->PatternType;
+            a->operation = d->Operation;
+            a->permission = d->PermissionType;
+            a->resource_name = kp_xstrndup(r->ResourceName.ptr, (size_t)r->ResourceName.len);
+            a->principal = kp_xstrndup(d->Principal.ptr, (size_t)d->Principal.len);
+            a->host = kp_xstrndup(d->Host.ptr, (size_t)d->Host.len);
+        }
+    }
+    raw_answer_free(&ans);
     return rc;
 }
 
@@ -361,31 +372,20 @@ int kp_pool_raw_delete_acls(kp_pool_raw_t *c, const kp_pool_acl_t *acls, int n, 
     kp_wr_init(&body);
     DeleteAclsRequest_encode(&body, 1, &in);
     free(in.Filters.items);
-    kp_buf_t resp;
-    kp_buf_init(&resp);
-    int rc = raw_call(c, KP_API_DELETE_ACLS, 1, &body, &resp, err, errlen);
-    kp_wr_free(&body);
-    if (rc == 0) {
-        kp_arena_t arena;
-        kp_arena_init(&arena, RESPONSE_MAX);
-        kp_rd_t rd;
-        kp_rd_init(&rd, resp.data, resp.len);
-        DeleteAclsResponse out;
-        if (DeleteAclsResponse_decode(&rd, 1, &arena, &out) < 0) {
-            snprintf(err, errlen, "delete ACLs: malformed answer");
-            rc = -1;
-        }
-        for (int32_t i = 0; rc == 0 && i < out.FilterResults.count; i++) {
-            if (!out.FilterResults.items[i].ErrorCode) continue;
-            char t[256];
-            snprintf(err, errlen, "delete ACLs: %s",
-                     error_text(out.FilterResults.items[i].ErrorCode,
-                                out.FilterResults.items[i].ErrorMessage, t, sizeof(t)));
-            rc = -1;
-        }
-        kp_arena_free(&arena);
+    raw_answer_t a;
+    int rc = raw_ask(c, KP_API_DELETE_ACLS, &body, &a, err, errlen);
+    DeleteAclsResponse out;
+    if (rc == 0 && DeleteAclsResponse_decode(&a.rd, 1, &a.arena, &out) < 0)
+        rc = malformed("delete ACLs", err, errlen);
+    for (int32_t i = 0; rc == 0 && i < out.FilterResults.count; i++) {
+        if (!out.FilterResults.items[i].ErrorCode) continue;
+        char t[256];
+        snprintf(err, errlen, "delete ACLs: %s",
+                 error_text(out.FilterResults.items[i].ErrorCode,
+                            out.FilterResults.items[i].ErrorMessage, t, sizeof(t)));
+        rc = -1;
     }
-    kp_buf_free(&resp);
+    raw_answer_free(&a);
     return rc;
 }
 
@@ -406,29 +406,20 @@ int kp_pool_raw_offline_log_dirs(const kp_pool_conn_t *conf, const char *hostpor
     kp_wr_t body;
     kp_wr_init(&body);
     DescribeLogDirsRequest_encode(&body, 1, &in);
-    kp_buf_t resp;
-    kp_buf_init(&resp);
-    int rc = raw_call(r, KP_API_DESCRIBE_LOG_DIRS, 1, &body, &resp, err, errlen);
-    kp_wr_free(&body);
-    if (rc == 0) {
-        kp_arena_t arena;
-        kp_arena_init(&arena, RESPONSE_MAX);
-        kp_rd_t rd;
-        kp_rd_init(&rd, resp.data, resp.len);
-        DescribeLogDirsResponse o;
-        if (DescribeLogDirsResponse_decode(&rd, 1, &arena, &o) < 0) {
-            snprintf(err, errlen, "describe log dirs at %s: malformed answer", hostport);
-            rc = -1;
-        }
-        for (int32_t i = 0; rc == 0 && i < o.Results.count; i++) {
-            const DescribeLogDirsResponse_DescribeLogDirsResult *d = &o.Results.items[i];
-            if (d->ErrorCode != KERR_KAFKA_STORAGE_ERROR || d->LogDir.len <= 0) continue;
-            *dirs = kp_xrealloc(*dirs, (size_t)(*n + 1) * sizeof(**dirs));
-            (*dirs)[(*n)++] = kp_xstrndup(d->LogDir.ptr, (size_t)d->LogDir.len);
-        }
-        kp_arena_free(&arena);
+    raw_answer_t a;
+    int rc = raw_ask(r, KP_API_DESCRIBE_LOG_DIRS, &body, &a, err, errlen);
+    DescribeLogDirsResponse o;
+    if (rc == 0 && DescribeLogDirsResponse_decode(&a.rd, 1, &a.arena, &o) < 0) {
+        snprintf(err, errlen, "describe log dirs at %s: malformed answer", hostport);
+        rc = -1;
     }
-    kp_buf_free(&resp);
+    for (int32_t i = 0; rc == 0 && i < o.Results.count; i++) {
+        const DescribeLogDirsResponse_DescribeLogDirsResult *d = &o.Results.items[i];
+        if (d->ErrorCode != KERR_KAFKA_STORAGE_ERROR || d->LogDir.len <= 0) continue;
+        *dirs = kp_xrealloc(*dirs, (size_t)(*n + 1) * sizeof(**dirs));
+        (*dirs)[(*n)++] = kp_xstrndup(d->LogDir.ptr, (size_t)d->LogDir.len);
+    }
+    raw_answer_free(&a);
     kp_pool_raw_free(r);
     return rc;
 }
@@ -518,11 +509,10 @@ int kp_pool_raw_describe_topic_configs(kp_pool_raw_t *c, const char *const *name
     kp_wr_init(&body);
     DescribeConfigsRequest_encode(&body, 1, &in);
     free(in.Resources.items);
-    kp_buf_t resp;
-    kp_buf_init(&resp);
-    int rc = raw_call(c, KP_API_DESCRIBE_CONFIGS, 1, &body, &resp, err, errlen);
-    kp_wr_free(&body);
-    if (rc == 0) rc = kp_pool_raw_parse_topic_configs(resp.data, resp.len, out, nout, err, errlen);
-    kp_buf_free(&resp);
+    raw_answer_t a;
+    int rc = raw_ask(c, KP_API_DESCRIBE_CONFIGS, &body, &a, err, errlen);
+    if (rc == 0)
+        rc = kp_pool_raw_parse_topic_configs(a.resp.data, a.resp.len, out, nout, err, errlen);
+    raw_answer_free(&a);
     return rc;
 }

@@ -55,13 +55,6 @@ void kp_daemon_broker_stop(kp_daemon_broker_t *d)
 
 /* ---- the control plane ---- */
 
-/* The watch hubs' counters on the process's /metrics, next to the control plane's. */
-static void watch_metrics(kp_buf_t *out, void *arg)
-{
-    (void)arg;
-    kp_k8s_watch_metrics_render(out);
-}
-
 kp_daemon_control_t *kp_daemon_control_start(const kp_control_config_t *cc,
                                              const kp_daemon_api_config_t *ac, char *err,
                                              size_t errlen)
@@ -83,7 +76,8 @@ kp_daemon_control_t *kp_daemon_control_start(const kp_control_config_t *cc,
         kp_daemon_control_stop(d);
         return NULL;
     }
-    d->watch_metrics = kp_metrics_add_source(watch_metrics, NULL) == 0;
+    /* the watch hubs' counters on the process's /metrics, next to the control plane's */
+    d->watch_metrics = kp_metrics_add_source(kp_k8s_watch_metrics_render, NULL) == 0;
     if (ac->kube_listen) {
         kp_api_config_t kcfg = acfg;
         kcfg.listen = ac->kube_listen;
@@ -116,7 +110,7 @@ int kp_daemon_control_kube_port(const kp_daemon_control_t *d)
 void kp_daemon_control_stop(kp_daemon_control_t *d)
 {
     if (!d) return;
-    if (d->watch_metrics) kp_metrics_remove_source(watch_metrics, NULL);
+    if (d->watch_metrics) kp_metrics_remove_source(kp_k8s_watch_metrics_render, NULL);
     kp_api_stop(d->api); /* no new writes */
     kp_api_stop(d->kube_api);
     kp_control_stop(d->control);

@@ -439,8 +439,9 @@ void kp_k8s_watch_hub_free(kp_k8s_watch_hub_t *h)
     free(h);
 }
 
-void kp_k8s_watch_metrics_render(kp_buf_t *out)
+void kp_k8s_watch_metrics_render(kp_buf_t *out, void *arg)
 {
+    (void)arg;
     kp_buf_appendf(
         out,
         "# HELP kpool_control_watch_wakeups_total Times a watch hub (one per API listener) "

@@ -59,8 +59,9 @@ void kp_k8s_watch_hub_shutdown(kp_k8s_watch_hub_t *h);
 /* Stops the thread and frees the hub: after MHD_stop_daemon. NULL is a no-op. */
 void kp_k8s_watch_hub_free(kp_k8s_watch_hub_t *h);
 
-/* The hubs' figures for /metrics (every hub of the process): wake-ups and diffs. */
-void kp_k8s_watch_metrics_render(kp_buf_t *out);
+/* The hubs' figures for /metrics (every hub of the process): wake-ups and diffs. A
+ * kp_metrics_gauge_fn (arg unused), to register with kp_metrics_add_source. */
+void kp_k8s_watch_metrics_render(kp_buf_t *out, void *arg);
 
 /* Queues the stream for spec on conn (the API's access handler calls it with the request
  * authorized). A too-old resourceVersion gets a 410 Status instead; *code is the HTTP

@@ -478,15 +478,9 @@ void kp_partition_apply_state(kp_partition_t *p, const int32_t *replicas, int nr
         int64_t start, hwm, leo;
         kp_log_offsets(p->log, &start, &hwm, &leo);
         r->epoch_start = leo;
-        /* ISR members start at 0 (the high watermark waits for their first fetch); a
-         * replica outside the ISR is unknown (-1) until it fetches: only a fetch can take it
-         * into the ISR (Kafka's isFollowerInSync runs on the follower's fetch) */
+        /* the others start at 0: the high watermark waits for their first fetch */
         for (int i = 0; i < nreplicas; i++)
-            r->rs[i] = (kp_replica_state_t){replicas[i],
-                                            replicas[i] == r->self                ? hwm
-                                            : has(st->isr, st->nisr, replicas[i]) ? 0
-                                                                                  : -1,
-                                            now_ms};
+            r->rs[i] = (kp_replica_state_t){replicas[i], replicas[i] == r->self ? hwm : 0, now_ms};
         if (r->hwm > hwm) r->hwm = hwm;
         kp_info("replication", "%s: leader, epoch %d, from offset %" PRId64, p->log->dir,
                 st->leader_epoch, leo);
@@ -502,12 +496,16 @@ void kp_partition_apply_state(kp_partition_t *p, const int32_t *replicas, int nr
             r->rs[i] = (kp_replica_state_t){replicas[i], 0, now_ms};
             for (int j = 0; j < nold; j++)
                 if (old[j].id == replicas[i]) r->rs[i] = old[j];
-            /* one the controller took out of the ISR (its broker died) has an end offset
-             * that may still reach an idle partition's high watermark: forgotten, so that
-             * it joins again only by fetching, not from what it fetched before it died */
-            if (replicas[i] != r->self && !has(st->isr, st->nisr, replicas[i])) r->rs[i].leo = -1;
         }
     }
+    /* A replica outside the ISR is unknown (-1) until it fetches: only a fetch can take it
+     * into the ISR (Kafka's isFollowerInSync runs on the follower's fetch). One the controller
+     * took out (its broker died) has an end offset that may still reach an idle partition's
+     * high watermark: forgotten, so that it joins again by fetching, not from what it fetched
+     * before it died. */
+    if (role == KP_ROLE_LEADER)
+        for (int i = 0; i < nreplicas; i++)
+            if (r->rs[i].id != r->self && !has(st->isr, st->nisr, r->rs[i].id)) r->rs[i].leo = -1;
     r->role = role;
     r->leader = st->leader;
     r->leader_epoch = st->leader_epoch;

@@ -156,12 +156,32 @@ def topic_md(bootstrap, name):
 
 
 def wait_isr(bootstrap, name, n, timeout=30):
+    """The topic's metadata once every partition has a leader and an ISR of n, as bootstrap
+    and each leader itself tell it. (A new topic's first ISR is its whole replica set, written
+    with the topic: another broker may tell it before the leader's own watch has brought the
+    topic, and a request sent straight to the leader meanwhile gets UNKNOWN_TOPIC_OR_PARTITION.)"""
+    def good(t):
+        return t and not t.get("error") and all(
+            len(p["isrs"]) == n and p["leader"] >= 0 and not p.get("error")
+            for p in t["partitions"])
+
     def ok():
-        t = topic_md(bootstrap, name)
-        if not t or t.get("error"):
+        md = kcat_metadata(bootstrap)
+        t = next((t for t in md["topics"] if t["topic"] == name), None)
+        if not good(t):
             return None
-        return t if all(len(p["isrs"]) == n and p["leader"] >= 0 and not p.get("error")
-                        for p in t["partitions"]) else None
+        addrs = {b["id"]: b["name"] for b in md["brokers"]}
+        for leader in {p["leader"] for p in t["partitions"]}:
+            if leader not in addrs:
+                return None
+            try:
+                lt = topic_md(addrs[leader], name)
+            except (AssertionError, subprocess.TimeoutExpired):
+                return None
+            if not good(lt) or any(p["leader"] != q["leader"] for p, q in
+                                   zip(t["partitions"], lt["partitions"])):
+                return None
+        return t
     return wait_for(ok, timeout=timeout, interval=0.2, what="ISR of %d on %s" % (n, name))
 
 
