@@ -12,7 +12,7 @@
 #include "cli/client.h"
 #include "cli/pool_client.h"
 #include "cli/pool_plan.h"
-#include "cli/up_ctl.h"
+#include "daemon/up_ctl.h"
 
 #include "core/clock.h"
 #include "core/fs.h"

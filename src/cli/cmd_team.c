@@ -3,7 +3,7 @@
  * (namespaces') API tokens, admin only. A token is printed once, when it is issued.
  */
 #include "cli/cli.h"
-#include "cli/kubeconfig.h"
+#include "core/kubeconfig.h"
 #include "cli/res_cmd.h"
 
 #include <stdio.h>

@@ -9,9 +9,9 @@
  *   control/  kpool.db (SQLite)
  */
 #include "cli/cli.h"
-#include "cli/kubeconfig.h"
-#include "cli/up_ctl.h"
-#include "cli/up_pool.h"
+#include "core/kubeconfig.h"
+#include "daemon/up_ctl.h"
+#include "daemon/up_pool.h"
 #include "broker/broker.h"
 #include "control/control.h"
 #include "daemon/daemon.h"

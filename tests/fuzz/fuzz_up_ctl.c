@@ -1,11 +1,11 @@
 /*
  * fuzz_up_ctl.c — libFuzzer target for the request parser of `kpool up`'s control socket
- * (cli/up_ctl.h), which reads what `kpool pool restart` (or anything that connects) sends.
+ * (daemon/up_ctl.h), which reads what `kpool pool restart` (or anything that connects) sends.
  *
  * Checked: no crash for any input; a parsed request is one of the known kinds and names a
  * broker within 1..KP_UP_CTL_BROKER_MAX when it names one; an error always says why.
  */
-#include "cli/up_ctl.h"
+#include "daemon/up_ctl.h"
 
 #include <stdint.h>
 #include <stdio.h>

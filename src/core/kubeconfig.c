@@ -1,5 +1,5 @@
 /* kubeconfig.c — writing and reading kubeconfigs (see kubeconfig.h). */
-#include "cli/kubeconfig.h"
+#include "core/kubeconfig.h"
 
 #include "core/buf.h"
 #include "core/yamljson.h"

@@ -7,7 +7,7 @@
  * and its health/metrics 9600+offset+10(K-1). Brokers replicate over their SSL listeners
  * with the pool CA's `kpool-replica` client certificate (a super user).
  */
-#include "cli/up_pool.h"
+#include "daemon/up_pool.h"
 
 #include "cluster/etcd.h"
 #include "core/logging.h"

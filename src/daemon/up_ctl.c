@@ -2,7 +2,7 @@
  * up_ctl.c — the control socket of `kpool up --brokers N` (see up_ctl.h): the request
  * parser, the server (a thread polling the listening socket and a stop pipe) and the client.
  */
-#include "cli/up_ctl.h"
+#include "daemon/up_ctl.h"
 
 #include "core/logging.h"
 
