@@ -281,77 +281,6 @@ static int ensure_pool(kp_store_t *store, const char *name, int nbrokers, const 
     return rc == KP_STORE_CREATED || rc == KP_STORE_UPDATED || rc == KP_STORE_UNCHANGED ? 0 : -1;
 }
 
-/* control.backup.* (docs/backups.md); the directory defaults to <data dir>/backups. */
-static int backup_settings(const kp_props_t *props, kp_control_config_t *cc, char *err,
-                           size_t errlen)
-{
-    int64_t interval, count, days;
-    if (kp_props_get_i64(props, "control.backup.interval.ms", 3 * 3600 * 1000, 0, INT64_MAX / 2,
-                         &interval, err, errlen) < 0 ||
-        kp_props_get_i64(props, "control.backup.retention.count", 56, 0, 1000000, &count, err,
-                         errlen) < 0 ||
-        kp_props_get_i64(props, "control.backup.retention.days", 7, 0, 36500, &days, err, errlen) <
-            0)
-        return -1;
-    const char *comp = kp_props_get_str(props, "control.backup.compression", "gzip");
-    if (strcasecmp(comp, "gzip") != 0 && strcasecmp(comp, "none") != 0) {
-        snprintf(err, errlen, "control.backup.compression: '%s' is not gzip or none", comp);
-        return -1;
-    }
-    const char *dir = kp_props_get(props, "control.backup.dir");
-    if (dir && *dir) cc->backup_dir = dir;
-    cc->backup_interval_ms = interval;
-    cc->backup_retention_count = count;
-    cc->backup_retention_days = days;
-    cc->backup_gzip = !strcasecmp(comp, "gzip");
-    return 0;
-}
-
-/* The control.* settings shared by `kpool up` and `kpool control`. -1 with err filled. */
-static int control_settings(const kp_props_t *props, kp_control_config_t *cc, char *err,
-                            size_t errlen)
-{
-    int64_t resync, retry, validity, renew, grace, console_ms;
-    if (backup_settings(props, cc, err, errlen) < 0 ||
-        kp_props_get_i64(props, "control.console.metrics.interval.ms", 10000, 100, 3600000,
-                         &console_ms, err, errlen) < 0 ||
-        kp_props_get_i64(props, "control.resync.interval.ms", 60000, 100, INT32_MAX, &resync, err,
-                         errlen) < 0 ||
-        kp_props_get_i64(props, "control.retry.max.ms", 30000, 100, INT32_MAX, &retry, err,
-                         errlen) < 0 ||
-        kp_props_get_i64(props, "control.cert.validity.days", 365, 1, 3650, &validity, err,
-                         errlen) < 0 ||
-        kp_props_get_i64(props, "control.cert.renew.before.days", 30, 0, 3649, &renew, err,
-                         errlen) < 0 ||
-        kp_props_get_i64(props, "control.janitor.grace.ms", 600000, 0, INT64_MAX / 2, &grace, err,
-                         errlen) < 0)
-        return -1;
-    if (renew >= validity) {
-        snprintf(
-            err, errlen,
-            "control.cert.renew.before.days (%lld) must be below control.cert.validity.days (%lld)",
-            (long long)renew, (long long)validity);
-        return -1;
-    }
-    const char *kt = kp_props_get_str(props, "control.cert.key.type", "EC");
-    if (!strcasecmp(kt, "EC"))
-        cc->cert_key_type = KP_PKI_KEY_EC_P256;
-    else if (!strcasecmp(kt, "RSA"))
-        cc->cert_key_type = KP_PKI_KEY_RSA_2048;
-    else {
-        snprintf(err, errlen, "control.cert.key.type: '%s' is not EC (P-256) or RSA (2048 bits)",
-                 kt);
-        return -1;
-    }
-    cc->resync_ms = resync;
-    cc->retry_max_ms = retry;
-    cc->cert_validity_days = (int)validity;
-    cc->cert_renew_before_s = renew * 86400;
-    cc->janitor_grace_ms = grace ? grace : 1; /* 0: at the next pass */
-    cc->console_metrics_interval_ms = console_ms;
-    return 0;
-}
-
 #define CONTROL_SETTINGS_HELP                                                                      \
     "  control.resync.interval.ms      [60000]  drift check and janitor period\n"                  \
     "  control.retry.max.ms            [30000]  longest backoff after a failed reconcile\n"        \
@@ -844,7 +773,7 @@ int kp_cmd_up(int argc, char **argv)
                                  .kube_cert = kube_crt,
                                  .kube_key = kube_key};
     kp_daemon_control_t *c = NULL;
-    if (control_settings(props, &cc, err, sizeof(err)) == 0)
+    if (kp_daemon_control_settings(props, &cc, err, sizeof(err)) == 0)
         c = kp_daemon_control_start(&cc, &ac, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "kpool: cannot start the control plane: %s\n", err);
@@ -964,7 +893,7 @@ int kp_cmd_control(int argc, char **argv)
         .api_cert = kp_props_get(props, "control.ssl.certificate.location"),
         .api_key = kp_props_get(props, "control.ssl.key.location")};
     kp_daemon_control_t *c = NULL;
-    if (control_settings(props, &cc, err, sizeof(err)) == 0)
+    if (kp_daemon_control_settings(props, &cc, err, sizeof(err)) == 0)
         c = kp_daemon_control_start(&cc, &ac, err, sizeof(err));
     if (!c) {
         fprintf(stderr, "kpool: cannot start the control plane: %s\n", err);

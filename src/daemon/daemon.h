@@ -56,6 +56,10 @@ typedef struct kp_daemon_control {
     int watch_metrics;       /* the watch hubs' counters are a /metrics source */
 } kp_daemon_control_t;
 
+/* Reads the control.* settings (`kpool up` and `kpool control`: see their --help) from
+ * props into cc; backup_dir is replaced only when control.backup.dir is set. -1 with err. */
+int kp_daemon_control_settings(const kp_props_t *props, kp_control_config_t *cc, char *err,
+                               size_t errlen);
 /* Opens the control plane (store, backups), starts its API over the control plane's store,
  * master key and backups, then the kubectl listener (a warning, not an error, when that one
  * cannot listen), and then the reconciler. NULL with err. */
