@@ -11,6 +11,7 @@
 
 #include "cluster/etcd.h"
 #include "core/logging.h"
+#include "daemon/up.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,8 +28,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define UP_BROKERS_MAX 16
-
 /* How long a broker's controlled shutdown may take before it is killed. */
 #define UP_BROKER_STOP_MS 60000
 /* How long a broker may take to open its health port when it starts. */
@@ -42,8 +41,8 @@ typedef struct up_child {
 
 struct kp_up_pool {
     pid_t etcd;
-    pid_t brokers[UP_BROKERS_MAX];
-    up_child_t child[UP_BROKERS_MAX];
+    pid_t brokers[KP_UP_BROKERS_MAX];
+    up_child_t child[KP_UP_BROKERS_MAX];
     int nbrokers, offset;
 };
 
@@ -169,7 +168,7 @@ static int wait_started(kp_up_pool_t *up, int k, char *err, size_t errlen)
 
 int kp_up_pool_admin_port(int offset, int k)
 {
-    return 9600 + offset + 10 * (k - 1);
+    return KP_UP_PORT_METRICS + offset + 10 * (k - 1);
 }
 
 int kp_up_pool_brokers(kp_up_pool_t *up, const char *abs, int offset, int n,
@@ -184,9 +183,10 @@ int kp_up_pool_brokers(kp_up_pool_t *up, const char *abs, int offset, int n,
     }
     exe[el] = 0;
     up->offset = offset;
-    size_t off = (size_t)snprintf(bootstrap, blen, "127.0.0.1:%d", 9093 + offset);
-    for (int k = 2; k <= n && k - 2 < UP_BROKERS_MAX; k++) {
-        int port = 9093 + offset + 10 * (k - 1), admin = kp_up_pool_admin_port(offset, k);
+    size_t off = (size_t)snprintf(bootstrap, blen, "127.0.0.1:%d", KP_UP_PORT_KAFKA + offset);
+    for (int k = 2; k <= n && k - 2 < KP_UP_BROKERS_MAX; k++) {
+        int port = KP_UP_PORT_KAFKA + offset + 10 * (k - 1),
+            admin = kp_up_pool_admin_port(offset, k);
         char over[4][PATH_MAX + 32];
         snprintf(over[0], sizeof(over[0]), "broker.id=%d", k);
         snprintf(over[1], sizeof(over[1]), "listeners=SSL://127.0.0.1:%d", port);
@@ -301,7 +301,7 @@ void kp_up_pool_free(kp_up_pool_t *up)
 {
     if (!up) return;
     kp_up_pool_stop_brokers(up);
-    for (int i = 0; i < UP_BROKERS_MAX; i++) {
+    for (int i = 0; i < KP_UP_BROKERS_MAX; i++) {
         for (char **a = up->child[i].argv; a && *a; a++) free(*a);
         free(up->child[i].argv);
     }
