@@ -7,6 +7,8 @@
  * the control plane does not start its REST API, the registry does not open the control
  * plane's store. Each exposes start/stop and takes its collaborators as arguments or
  * callbacks; the functions here pass them and stop the parts in the reverse order.
+ * `kpool up`'s whole process (PKI files, brokers, control plane, registry, its files) is
+ * composed from these in up.h.
  *
  * Threads: every function here runs on the process's main thread (or, for a restart of
  * `kpool up`'s broker 1, on the thread of its control socket, which the main thread waits
