@@ -32,7 +32,8 @@
     "  control.backup.retention.days   [7]      older backups are removed (0: no limit); the\n"    \
     "                                           newest good backup is always kept\n"               \
     "  control.backup.compression      [gzip]   gzip (.json.gz) or none (.json)\n"                 \
-    "  control.console.metrics.interval.ms [10000] the console's pool history: each Pool's\n"
+    "  control.console.metrics.interval.ms [10000] the console's pool history: each Pool's\n"      \
+    "                                           spec.metricsUrl sampled this often (360 kept)\n"
 
 #define UP_STR_(x) #x
 #define UP_STR(x)  UP_STR_(x)
@@ -197,6 +198,7 @@ int kp_cmd_up(int argc, char **argv)
     rc = kp_daemon_up_start(&cfg, &u, err, sizeof(err));
     if (rc != 0) {
         if (err[0]) fprintf(stderr, "kpool: %s\n", err);
+        kp_daemon_up_stop(u); /* what did start, after the message */
         kp_props_free(props);
         return rc;
     }

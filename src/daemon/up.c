@@ -693,10 +693,8 @@ int kp_daemon_up_start(const kp_daemon_up_config_t *cfg, kp_daemon_up_t **out, c
     if (rc == 0) rc = up_brokers(u, cfg, &w, err, errlen);
     if (rc == 0) rc = up_services(u, cfg, &w, err, errlen);
     if (rc == 0 && up_pool_resource(u, cfg, &w, err, errlen) < 0) rc = 1;
-    if (rc != 0) {
-        kp_daemon_up_stop(u);
-        return rc;
-    }
+    *out = u;
+    if (rc != 0) return rc; /* the caller reports err, then stops what did start */
     up_kubeconfig(u, &w);
     if (u->pool) {
         char sock[PATH_MAX];
@@ -704,7 +702,6 @@ int kp_daemon_up_start(const kp_daemon_up_config_t *cfg, kp_daemon_up_t **out, c
         u->ctl = kp_up_ctl_start(sock, up_ctl_answer, u, e, sizeof(e));
         if (!u->ctl) kp_warn("up", "no control socket (kpool pool restart cannot reach us): %s", e);
     }
-    *out = u;
     return 0;
 }
 

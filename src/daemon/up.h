@@ -70,9 +70,11 @@ typedef struct kp_daemon_up_info {
 
 typedef struct kp_daemon_up kp_daemon_up_t;
 
-/* Starts everything (see above). 0 with *out; else the exit status for the command (1: a
- * part could not start, 2: a configuration error), everything started stopped again, and err
- * the message to print ("" when it was printed already: kp_daemon_broker_start's). */
+/* Starts everything (see above) into *out. 0, or the exit status for the command (1: a part
+ * could not start, 2: a configuration error) with err the message to print ("" when it was
+ * printed already: kp_daemon_broker_start's); *out then holds the parts that did start,
+ * still running, so that the message comes before their shutdown's log lines: stop it with
+ * kp_daemon_up_stop after printing. */
 int kp_daemon_up_start(const kp_daemon_up_config_t *cfg, kp_daemon_up_t **out, char *err,
                        size_t errlen);
 const kp_daemon_up_info_t *kp_daemon_up_info(const kp_daemon_up_t *u);
