@@ -6,7 +6,6 @@
  */
 #include "cli/cli.h"
 #include "control/control.h"
-#include "control/store.h"
 #include "core/logging.h"
 #include "core/props.h"
 #include "daemon/daemon.h"
@@ -244,16 +243,11 @@ int kp_cmd_control(int argc, char **argv)
         kp_props_free(props);
         return 1;
     }
-    char *seen = NULL;
-    if (kp_store_meta_get(kp_control_store(c->control), "admin_token_issued", &seen) < 0) {
-        char token[65];
-        if (kp_store_token_create(kp_control_store(c->control), NULL, "admin (kpool control)",
-                                  token) == 0) {
-            printf("admin token (shown once): %s\n", token);
-            kp_store_meta_set(kp_control_store(c->control), "admin_token_issued", "1");
-        }
+    char token[65];
+    if (kp_daemon_control_first_token(c, token) == 1) {
+        printf("admin token (shown once): %s\n", token);
+        explicit_bzero(token, sizeof(token));
     }
-    free(seen);
     fflush(stdout);
     sigset_t set;
     sigemptyset(&set);

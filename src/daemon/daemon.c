@@ -191,6 +191,17 @@ void kp_daemon_control_stop(kp_daemon_control_t *d)
     free(d);
 }
 
+int kp_daemon_control_first_token(kp_daemon_control_t *d, char token[65])
+{
+    kp_store_t *store = kp_control_store(d->control);
+    char *seen = NULL;
+    int issued = kp_store_meta_get(store, "admin_token_issued", &seen) == 0;
+    free(seen);
+    if (issued || kp_store_token_create(store, NULL, "admin (kpool control)", token) < 0) return 0;
+    kp_store_meta_set(store, "admin_token_issued", "1");
+    return 1;
+}
+
 /* ---- the schema registry ---- */
 
 static int registry_users(void *arg, const char *user, char **hash, char **team, char **pool)

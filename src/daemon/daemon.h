@@ -73,6 +73,9 @@ int kp_daemon_control_api_port(const kp_daemon_control_t *d);
 int kp_daemon_control_kube_port(const kp_daemon_control_t *d);
 /* Stops the API first (no new writes), then the control plane. NULL is ignored. */
 void kp_daemon_control_stop(kp_daemon_control_t *d);
+/* `kpool control`'s admin token, made on the store's first start only: 1 with token (64 hex
+ * digits and a NUL) to show once, 0 when one was issued before (or none could be made). */
+int kp_daemon_control_first_token(kp_daemon_control_t *d, char token[65]);
 
 /* ---- the schema registry ---- */
 
