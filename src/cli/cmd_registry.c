@@ -87,13 +87,6 @@ int kp_cmd_registry(int argc, char **argv)
         return 1;
     }
     while (len > 0 && (pw[len - 1] == '\n' || pw[len - 1] == '\r')) pw[--len] = 0;
-    kp_store_t *store = NULL;
-    if (storepath && !(store = kp_store_open(storepath, err, sizeof(err)))) {
-        fprintf(stderr, "kpool registry: %s\n", err);
-        free(pw);
-        kp_props_free(props);
-        return 1;
-    }
     kp_cli_signals_setup();
     kp_registry_config_t rcfg = {
         .listen = kp_props_get_str(props, "registry.listener", "127.0.0.1:8081"),
@@ -108,13 +101,11 @@ int kp_cmd_registry(int argc, char **argv)
                 .key_path = kp_props_get(props, "ssl.key.location"),
                 .topic = kp_props_get_str(props, "registry.topic", "_schemas"),
                 .replication = (int)repl}};
-    kp_daemon_registry_users(&rcfg, store);
-    kp_registry_t *r = kp_registry_start(&rcfg, err, sizeof(err));
+    kp_daemon_registry_t *r = kp_daemon_registry_start(&rcfg, storepath, err, sizeof(err));
     memset(pw, 0, len);
     free(pw);
     if (!r) {
         fprintf(stderr, "kpool registry: %s\n", err);
-        kp_store_close(store);
         kp_props_free(props);
         return 1;
     }
@@ -125,8 +116,7 @@ int kp_cmd_registry(int argc, char **argv)
     int sig;
     sigwait(&set, &sig);
     kp_info("registry", "received %s, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
-    kp_registry_stop(r);
-    kp_store_close(store);
+    kp_daemon_registry_stop(r);
     kp_props_free(props);
     return 0;
 }

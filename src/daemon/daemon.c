@@ -214,3 +214,28 @@ void kp_daemon_registry_users(kp_registry_config_t *cfg, kp_store_t *store)
     cfg->users = store ? registry_users : NULL;
     cfg->users_arg = store;
 }
+
+kp_daemon_registry_t *kp_daemon_registry_start(kp_registry_config_t *cfg, const char *store_path,
+                                               char *err, size_t errlen)
+{
+    kp_daemon_registry_t *d = kp_xcalloc(1, sizeof(*d));
+    if (store_path && !(d->store = kp_store_open(store_path, err, errlen))) {
+        free(d);
+        return NULL;
+    }
+    kp_daemon_registry_users(cfg, d->store);
+    d->registry = kp_registry_start(cfg, err, errlen);
+    if (!d->registry) {
+        kp_daemon_registry_stop(d);
+        return NULL;
+    }
+    return d;
+}
+
+void kp_daemon_registry_stop(kp_daemon_registry_t *d)
+{
+    if (!d) return;
+    kp_registry_stop(d->registry);
+    kp_store_close(d->store);
+    free(d);
+}

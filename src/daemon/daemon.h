@@ -84,4 +84,16 @@ int kp_daemon_control_first_token(kp_daemon_control_t *d, char token[65]);
  * registry. */
 void kp_daemon_registry_users(kp_registry_config_t *cfg, kp_store_t *store);
 
+typedef struct kp_daemon_registry {
+    kp_registry_t *registry;
+    kp_store_t *store; /* NULL: the admin only */
+} kp_daemon_registry_t;
+
+/* `kpool registry`: opens the control plane's store at store_path (NULL: none) and starts
+ * the registry of cfg with its users (kp_daemon_registry_users). NULL with err. */
+kp_daemon_registry_t *kp_daemon_registry_start(kp_registry_config_t *cfg, const char *store_path,
+                                               char *err, size_t errlen);
+/* Stops the registry, then closes the store. NULL is ignored. */
+void kp_daemon_registry_stop(kp_daemon_registry_t *d);
+
 #endif
