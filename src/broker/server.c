@@ -24,6 +24,7 @@
 #include "cluster/member.h"
 #include "group/coordinator.h"
 #include "net/conn.h"
+#include "net/conn_limits.h"
 #include "net/conn_watch.h"
 #include "txn/txn_coordinator.h"
 #include "net/tls.h"

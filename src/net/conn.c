@@ -5,7 +5,7 @@
 #include "net/conn.h"
 
 #include "net/conn_watch.h"
-#include "net/listener.h"
+#include "net/conn_limits.h"
 
 #include "core/buf.h"
 #include "core/limits.h"
