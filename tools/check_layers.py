@@ -13,12 +13,12 @@ kp_log_* names other folders declare themselves (core's kp_log_limit_*, the brok
 kp_log_manager) are not storage's and stay.
 
 Inside a folder, modules do not include each other in a circle (issue 13 item 5). A module is
-foo.c with foo.h; module A depends on module B when A.c or A.h includes "folder/B.h". A header
-without a .c of its name (a folder's private _int.h, a types header) is no module of its own:
-it is part of every module that includes it, so its includes count as theirs (a module that
-includes its folder's _int.h, which includes the module's own header, is no circle; two modules
-that each reach the other through it are). Headers do not include each other in a circle
-either.
+foo.c with foo.h; module A depends on module B when A.c or A.h includes "folder/B.h" (or
+"B.h"). A header without a .c of its name (a folder's private _int.h, a types header) is no
+module of its own: it is part of every module that includes it, so its includes count as
+theirs (a module that includes its folder's _int.h, which includes the module's own header, is
+no circle; two modules that each reach the other through it are). Headers do not include each
+other in a circle either.
 
 A violation that an open issue item will remove is listed in ALLOWED (ALLOWED_CYCLES for module
 circles) with the reason; an entry that no longer matches is an error too, so the lists only
@@ -178,10 +178,18 @@ def strongly_connected(edges):
 
 def module_graph(files, folder):
     """files: {file name: text} of one folder. Returns (module edges {a: {b: why}}, header
-    edges {a.h: {b.h}}) over the includes of "folder/x.h" (a header of the folder)."""
+    edges {a.h: {b.h}}) over the includes of a header of the folder: "folder/x.h", or "x.h"
+    (found next to the including file first)."""
     prefix = folder + "/"
-    inc = {name: {i[len(prefix):] for i in INCLUDE.findall(text)
-                  if i.startswith(prefix) and "/" not in i[len(prefix):]}
+
+    def own(i):
+        if i.startswith(prefix):
+            i = i[len(prefix):]
+        elif "/" in i or i in VIRTUAL:
+            return None
+        return i if "/" not in i else None
+
+    inc = {name: {own(i) for i in INCLUDE.findall(text)} - {None}
            for name, text in files.items()}
     modules = {name[:-2] for name in files if name.endswith(".c")}
 

@@ -108,6 +108,14 @@ class CheckLayers(unittest.TestCase):
         self.assertEqual(len(errors), 1, errors)
         self.assertIn("module include cycle in group/: a -> b -> c -> a", errors[0])
 
+    def test_module_cycle_through_a_bare_include_is_reported(self):
+        # "b.h" is found next to the including file: the same folder's header
+        src = tree({"net/a.c": '#include "b.h"\n#include "kp_msgs.h"\n', "net/a.h": "",
+                    "net/b.c": '#include "net/a.h"\n', "net/b.h": ""})
+        self.assertEqual(check_layers.check(src, {}, {}),
+                         ["module include cycle in net/: a -> b -> a (a.c includes net/b.h; "
+                          "b.c includes net/a.h)"])
+
     def test_module_dag_passes(self):
         src = tree({"control/a.c": '#include "control/b.h"\n#include "control/c.h"\n',
                     "control/a.h": "", "control/b.h": '#include "control/c.h"\n',
