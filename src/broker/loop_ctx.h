@@ -28,13 +28,9 @@ kp_loop_ctx_t *kp_loop_ctx_new(kp_broker_t *b, kp_loop_t *loop);
 void kp_loop_ctx_free(kp_loop_ctx_t *ctx);
 kp_loop_ctx_t *kp_loop_ctx_of(kp_broker_t *b, kp_loop_t *loop);
 
-/* Loop thread: closes every session of this loop and finishes parked fetches, then stops
- * the loop. Posted by kp_broker_stop. */
-void kp_loop_ctx_shutdown(kp_loop_t *loop, void *ctx);
-
 /* Partition hook: wakes the loops that have parked fetches when the HWM moves. */
 void kp_fetch_wait_partition_hook(kp_partition_t *p, void *broker);
-/* Loop thread: answers every parked fetch now (shutdown). */
+/* Loop thread: answers every parked fetch now (shutdown: server.c's loop_shutdown). */
 void kp_fetch_wait_flush_all(kp_loop_ctx_t *ctx);
 
 #endif

@@ -23,6 +23,8 @@
 #include "broker/replicated_pool.h"
 #include "cluster/member.h"
 #include "group/coordinator.h"
+#include "net/conn.h"
+#include "net/conn_limits.h"
 #include "net/conn_watch.h"
 #include "txn/txn_coordinator.h"
 #include "net/tls.h"
@@ -654,6 +656,17 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* Loop thread (a task kp_broker_stop posts; kp_broker_free calls it after the loops are
+ * gone): answers the loop's parked fetches, closes its sessions, then stops the loop. Here
+ * and not in loop_ctx.c, which only holds the lists: the sessions are request.c's. */
+static void loop_shutdown(kp_loop_t *loop, void *arg)
+{
+    kp_loop_ctx_t *ctx = arg;
+    kp_fetch_wait_flush_all(ctx);
+    while (ctx->sessions) kp_conn_close(ctx->sessions->conn, "broker shutting down");
+    kp_loop_stop(loop);
+}
+
 void kp_broker_listen(kp_broker_t *b)
 {
     if (atomic_exchange(&b->listening, 1)) return;
@@ -714,7 +727,7 @@ void kp_broker_stop(kp_broker_t *b)
     kp_member_stop(b->member);
     for (int i = 0; i < b->nloops; i++) {
         if (b->threads[i])
-            kp_loop_post(b->loops[i], kp_loop_ctx_shutdown, b->loop_ctx[i]);
+            kp_loop_post(b->loops[i], loop_shutdown, b->loop_ctx[i]);
         else
             kp_loop_stop(b->loops[i]);
     }
@@ -741,7 +754,7 @@ void kp_broker_free(kp_broker_t *b)
     /* a connection accepted after its loop's shutdown task ran is still open: close it here,
      * on this thread, now that the loop threads are gone */
     for (int i = 0; i < b->nloops; i++)
-        if (b->loop_ctx[i]) kp_loop_ctx_shutdown(b->loops[i], b->loop_ctx[i]);
+        if (b->loop_ctx[i]) loop_shutdown(b->loops[i], b->loop_ctx[i]);
     for (int i = 0; i < KP_LISTENERS_MAX; i++) kp_listener_free(b->listeners[i]);
     /* before the flusher stops: the coordinators wait for their writes' fsyncs; the
      * transaction coordinator first, as it calls into the group coordinator */

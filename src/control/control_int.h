@@ -8,18 +8,13 @@
 
 #include "control/control.h"
 #include "control/pool_client.h"
+#include "control/reconcile.h"
 #include "core/buf.h"
 #include "core/hmap.h"
 
 #include <jansson.h>
 #include <stdatomic.h>
 #include <time.h>
-
-typedef struct kp_reconcile_result {
-    int retry;        /* reconcile again after backoff (pool unreachable, transient error) */
-    int64_t retry_ms; /* 0: use the queue's backoff */
-    int failed;       /* the object was left in a failed state (kpool_reconcile_failures_total) */
-} kp_reconcile_result_t;
 
 /* control_metrics.c: the reconciler's and the credentials' figures in /metrics. Any thread. */
 void kp_control_metrics_reconciled(const char *kind, int failed, int64_t us);
@@ -92,8 +87,8 @@ int kp_status_write(kp_control_t *c, json_t *obj, json_t *status);
  * merged, so a burst of calls costs one reconcile. */
 void kp_control_enqueue(kp_control_t *c, const char *kind, const char *ns, const char *name);
 
-/* Per-kind reconcile; obj is the stored object (a new reference owned by the caller). */
-void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
+/* The per-kind reconcile hooks (kp_topic_reconcile, ...) are in reconcile.h. */
+
 /* A drift check's shortcut: 1 when the Topic ns/name is at resourceVersion rv as it was when
  * a reconcile last found it in sync, and its pool, the service users and what the pool holds
  * for it (kp_pool_topic_fingerprint) are as they were then: a full reconcile would change
@@ -102,13 +97,6 @@ int kp_topic_unchanged(kp_control_t *c, const char *ns, const char *name, int64_
 /* Forgets what kp_topic_unchanged knows of one Topic (it is gone), or of all (stop). */
 void kp_topic_memo_forget(kp_control_t *c, const char *ns, const char *name);
 void kp_topic_memo_clear(kp_control_t *c);
-void kp_stream_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
-void kp_pool_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
-void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
-void kp_application_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
-/* A Secret is reconciled only to finish its deletion (control.c): one marked deleted is
- * removed from the store. */
-void kp_secret_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res);
 
 /* The NAIS secret name of an Application generation (application.c); n > 0 adds "-<n>". */
 void kp_application_secret_name(const char *ns, const char *app, const char *uid,

@@ -1,7 +1,7 @@
 /* kinds.c — the kinds table, name rules and the unknown-field walk (see kinds.h). */
 #include "control/kinds.h"
 
-#include "control/control_int.h"
+#include "control/reconcile.h"
 
 #include "core/utf8.h"
 

@@ -24,7 +24,7 @@ typedef struct kp_kind_column {
 
 struct kp_control;
 struct kp_reconcile_result;
-/* A kind's reconcile hook (control_int.h): called on the reconciler thread with the stored
+/* A kind's reconcile hook (reconcile.h): called on the reconciler thread with the stored
  * object (a reference the caller owns); fills res (retry, failed). */
 typedef void (*kp_kind_reconcile_fn)(struct kp_control *c, json_t *obj,
                                      struct kp_reconcile_result *res);

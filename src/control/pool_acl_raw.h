@@ -7,7 +7,7 @@
 #ifndef KP_POOL_ACL_RAW_H
 #define KP_POOL_ACL_RAW_H
 
-#include "control/pool_client.h"
+#include "control/pool_types.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -10,19 +10,14 @@
 #ifndef KP_POOL_CLIENT_H
 #define KP_POOL_CLIENT_H
 
+#include "control/pool_types.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
 typedef struct kp_pool_client kp_pool_client_t;
 
-typedef struct kp_pool_conn {
-    const char *bootstrap; /* host:port,... */
-    const char *ca_path;   /* PEM; NULL with cert/key NULL means PLAINTEXT */
-    const char *cert_path;
-    const char *key_path;
-    int timeout_ms;
-} kp_pool_conn_t;
-
+/* c: how to reach the pool (kp_pool_conn_t, pool_types.h). */
 kp_pool_client_t *kp_pool_client_new(const kp_pool_conn_t *c, char *err, size_t errlen);
 void kp_pool_client_free(kp_pool_client_t *pc);
 /* While *flag is nonzero, calls stop waiting for the pool and fail ("stopping"). */
@@ -83,13 +78,8 @@ int kp_pool_describe_cluster(kp_pool_client_t *pc, kp_pool_cluster_t *out, char 
                              size_t errlen);
 void kp_pool_cluster_free(kp_pool_cluster_t *c);
 
-/* An ACL binding (Kafka's enums, see src/auth/acl.h). */
-typedef struct kp_pool_acl {
-    int8_t resource_type, pattern_type, operation, permission;
-    char *resource_name, *principal, *host;
-} kp_pool_acl_t;
-
-/* ACLs matching (resource_type, name, pattern) — name NULL: every name. */
+/* ACLs (kp_pool_acl_t, pool_types.h) matching (resource_type, name, pattern) — name NULL:
+ * every name. */
 int kp_pool_describe_acls(kp_pool_client_t *pc, int8_t resource_type, const char *name,
                           int8_t pattern_type, kp_pool_acl_t **out, int *n, char *err,
                           size_t errlen);

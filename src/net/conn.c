@@ -4,8 +4,7 @@
  */
 #include "net/conn.h"
 
-#include "net/conn_watch.h"
-#include "net/listener.h"
+#include "net/conn_limits.h"
 
 #include "core/buf.h"
 #include "core/limits.h"
@@ -141,7 +140,7 @@ void kp_conn_close(kp_conn_t *c, const char *why)
     c->closed = 1;
     if (why) kp_debug("net", "closing %s: %s", c->peer, why);
     kp_loop_del(c->loop, &c->io);
-    kp_conn_watch_remove(c);
+    if (c->watch_ops) c->watch_ops->remove(c);
     if (c->ip_counted) kp_connections_ip_release(c->peer_ip);
     c->ip_counted = 0;
     if (c->tp->destroy) c->tp->destroy(c);
@@ -264,7 +263,7 @@ static int conn_flush(kp_conn_t *c)
             return -1;
         }
         kp_metric_add(&kp_metrics.bytes_out, n);
-        if (c->watch) kp_conn_watch_touch(c);
+        if (c->watch_ops) c->watch_ops->touch(c);
         sendq_advance(c, (size_t)n);
     }
     if (c->tp->flush && c->tp->flush(c) < 0) {
@@ -349,7 +348,7 @@ static int conn_parse(kp_conn_t *c)
         }
         const uint8_t *frame = ch->data + c->rstart + 4;
         c->rstart += 4 + (size_t)len;
-        if (c->watch) kp_conn_watch_first_frame(c);
+        if (c->watch_ops) c->watch_ops->first_frame(c);
         kp_chunk_get(ch); /* the frame's chunk must survive a close inside on_frame */
         int rc = c->ops->on_frame(c, ch, frame, len);
         kp_chunk_put(ch);
@@ -428,7 +427,7 @@ static void conn_read(kp_conn_t *c)
             return;
         }
         kp_metric_add(&kp_metrics.bytes_in, n);
-        if (c->watch) kp_conn_watch_touch(c);
+        if (c->watch_ops) c->watch_ops->touch(c);
         c->rend += (size_t)n;
         if (conn_parse(c) < 0 || c->paused) return;
         if ((size_t)n < room && !tls_buffered(c)) {

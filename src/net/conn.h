@@ -83,6 +83,16 @@ typedef struct kp_conn_ops {
 
 typedef struct kp_conn_watch kp_conn_watch_t;
 
+/* What a connection tells the watch that keeps its setup and idle deadlines (conn_watch.c,
+ * which sets c->watch_ops when it adds c): bytes moved, the first complete frame came (setup
+ * done), the connection is closing. Hooks, so that the connection does not depend on the
+ * watch that closes it. */
+typedef struct kp_conn_watch_ops {
+    void (*touch)(kp_conn_t *c);
+    void (*first_frame)(kp_conn_t *c);
+    void (*remove)(kp_conn_t *c);
+} kp_conn_watch_ops_t;
+
 typedef struct kp_sendq_node kp_sendq_node_t;
 
 struct kp_conn {
@@ -109,8 +119,9 @@ struct kp_conn {
     kp_sendq_node_t *sq_head, *sq_tail;
     size_t sq_bytes;
 
-    /* conn_watch.c: setup/idle deadlines (NULL watch: none) */
+    /* conn_watch.c: setup/idle deadlines (NULL watch and watch_ops: none) */
     kp_conn_watch_t *watch;
+    const kp_conn_watch_ops_t *watch_ops;
     kp_conn_t *watch_prev, *watch_next;
     int watch_list;
     int64_t watch_since_ms;

@@ -131,14 +131,8 @@ static void watch_fire(kp_loop_t *loop, void *arg)
     watch_arm(w);
 }
 
-void kp_conn_watch_add(kp_conn_watch_t *w, kp_conn_t *c)
-{
-    c->watch = w;
-    list_append(c, LIST_SETUP, kp_loop_now_ms(w->loop));
-    watch_arm(w);
-}
-
-void kp_conn_watch_touch(kp_conn_t *c)
+/* c->watch_ops (conn.h): bytes moved. */
+static void watch_touch(kp_conn_t *c)
 {
     if (c->watch_list != LIST_ACTIVE) return; /* setup has a fixed deadline */
     int64_t now = kp_loop_now_ms(c->watch->loop);
@@ -151,7 +145,8 @@ void kp_conn_watch_touch(kp_conn_t *c)
     list_append(c, LIST_ACTIVE, now);
 }
 
-void kp_conn_watch_first_frame(kp_conn_t *c)
+/* Setup done. */
+static void watch_first_frame(kp_conn_t *c)
 {
     if (c->watch_list != LIST_SETUP) return;
     kp_conn_watch_t *w = c->watch;
@@ -160,7 +155,18 @@ void kp_conn_watch_first_frame(kp_conn_t *c)
     watch_arm(w);
 }
 
-void kp_conn_watch_remove(kp_conn_t *c)
+/* Closing. */
+static void watch_remove(kp_conn_t *c)
 {
     if (c->watch && c->watch_list != LIST_NONE) list_unlink(c);
+}
+
+static const kp_conn_watch_ops_t watch_ops = {watch_touch, watch_first_frame, watch_remove};
+
+void kp_conn_watch_add(kp_conn_watch_t *w, kp_conn_t *c)
+{
+    c->watch = w;
+    c->watch_ops = &watch_ops;
+    list_append(c, LIST_SETUP, kp_loop_now_ms(w->loop));
+    watch_arm(w);
 }

@@ -45,12 +45,8 @@ kp_conn_watch_t *kp_conn_watch_new(kp_loop_t *loop);
 /* Call after every connection of the watch is closed (its timer must not be pending). */
 void kp_conn_watch_free(kp_conn_watch_t *w);
 
-/* Puts a new connection under watch (in setup). The connection must belong to w's loop. */
+/* Puts a new connection under watch (in setup). The connection must belong to w's loop; it
+ * tells the watch of its traffic through c->watch_ops (conn.h). */
 void kp_conn_watch_add(kp_conn_watch_t *w, kp_conn_t *c);
-
-/* Called by conn.c. */
-void kp_conn_watch_touch(kp_conn_t *c);       /* bytes moved */
-void kp_conn_watch_first_frame(kp_conn_t *c); /* setup done */
-void kp_conn_watch_remove(kp_conn_t *c);      /* closing */
 
 #endif

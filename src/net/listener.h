@@ -3,7 +3,8 @@
  *
  * Each loop gets its own socket bound to the same address so the kernel spreads connections
  * across loops without a hand-off between threads. The global and per-address connection
- * limits are enforced at accept: past them a socket is accepted and closed at once.
+ * limits (conn_limits.h) are enforced at accept: past them a socket is accepted and closed
+ * at once.
  */
 #ifndef KP_LISTENER_H
 #define KP_LISTENER_H
@@ -32,14 +33,5 @@ void kp_listener_free(kp_listener_t *l);
 
 /* Parses "host:port" ("[v6]:port" too). Returns 0 or -1. */
 int kp_parse_hostport(const char *s, char *host, size_t hostlen, int *port);
-
-/* max.connections: past it a new socket is accepted and closed at once. Any thread. */
-void kp_connections_set_max(long long max);
-/* max.connections.per.ip and max.connections.per.ip.overrides (Kafka's "host:count,..."; a
- * host name counts for every address it resolves to, resolved now). Any thread; connections
- * already open are kept. -1 with err on a malformed override. */
-int kp_connections_set_per_ip(long long max, const char *overrides, char *err, size_t errlen);
-/* A connection that held a per-ip slot closed (conn.c). */
-void kp_connections_ip_release(const char *ip);
 
 #endif
