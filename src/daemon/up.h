@@ -29,19 +29,10 @@
 #define KP_DAEMON_UP_H
 
 #include "core/props.h"
+#include "daemon/up_pool.h" /* the default ports, KP_UP_BROKERS_MAX */
 
 #include <limits.h>
 #include <stddef.h>
-
-/* The default ports; --port-offset K adds K to each. */
-#define KP_UP_PORT_KAFKA    9093
-#define KP_UP_PORT_API      8080
-#define KP_UP_PORT_REGISTRY 8081
-#define KP_UP_PORT_METRICS  9600
-#define KP_UP_PORT_KUBE     6443 /* the control plane API over HTTPS, for kubectl */
-
-/* The most brokers a replicated dev pool runs (up_pool.c's children are 2..N). */
-#define KP_UP_BROKERS_MAX 16
 
 typedef struct kp_daemon_up_config {
     const char *data_dir; /* created when missing */

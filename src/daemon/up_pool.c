@@ -11,7 +11,6 @@
 
 #include "cluster/etcd.h"
 #include "core/logging.h"
-#include "daemon/up.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

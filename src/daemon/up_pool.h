@@ -6,6 +6,16 @@
 
 #include <stddef.h>
 
+/* The default ports; --port-offset K adds K to each. */
+#define KP_UP_PORT_KAFKA    9093
+#define KP_UP_PORT_API      8080
+#define KP_UP_PORT_REGISTRY 8081
+#define KP_UP_PORT_METRICS  9600
+#define KP_UP_PORT_KUBE     6443 /* the control plane API over HTTPS, for kubectl */
+
+/* The most brokers a replicated dev pool runs (the children are 2..N). */
+#define KP_UP_BROKERS_MAX 16
+
 typedef struct kp_up_pool kp_up_pool_t;
 
 kp_up_pool_t *kp_up_pool_new(void);
