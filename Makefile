@@ -83,7 +83,7 @@ $(B)/gen/web_assets.c: tools/embed_web.py web $(WEB_FILES)
 	@mkdir -p $(B)/gen
 	python3 tools/embed_web.py -o $@ web
 
-$(B)/obj/gen/web_assets.o: $(B)/gen/web_assets.c src/http/web_assets.h
+$(B)/obj/gen/web_assets.o: $(B)/gen/web_assets.c src/control/api/web_assets.h
 	@mkdir -p $(dir $@)
 	@echo "  CC $(B) $<"
 	@$(CC) $(GEN_CFLAGS) $(OPT) -c $< -o $@

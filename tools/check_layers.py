@@ -46,7 +46,6 @@ LAYERS = [
     ("txn",),
     ("broker",),
     ("control",),
-    ("http",),
     ("daemon",),
     ("cli",),
 ]
@@ -180,10 +179,8 @@ def module_graph(files, folder):
 
     def own(i):
         if i.startswith(prefix):
-            i = i[len(prefix):]
-        elif "/" in i or i in VIRTUAL:
-            return None
-        return i if "/" not in i else None
+            return i[len(prefix):]  # may name a subfolder's header: "api/k8s.h"
+        return None if "/" in i or i in VIRTUAL else i
 
     inc = {name: {own(i) for i in INCLUDE.findall(text)} - {None}
            for name, text in files.items()}
@@ -217,7 +214,8 @@ def module_cycles(src, allowed):
     """The module and header circles inside each folder; marks the allowed ones used."""
     errors, used, by_folder = [], set(), {}
     for rel, folder, text in sources(src):
-        by_folder.setdefault(folder, {})[rel.rsplit("/", 1)[1]] = text
+        # keyed by the path inside the folder: a subfolder's modules are "api/k8s"
+        by_folder.setdefault(folder, {})[rel.split("/", 2)[2]] = text
     for folder in sorted(by_folder):
         edges, headers = module_graph(by_folder[folder], folder)
         for c in cycles(headers):

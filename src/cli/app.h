@@ -8,7 +8,7 @@
  *                  reading a credentials file (probe --from-env);
  *
  * librdkafka with an app's credentials and the live probe are in pki/app_kafka.h (included
- * here), which the console's doctor (http/api_doctor.c) uses too.
+ * here), which the console's doctor (control/api/api_doctor.c) uses too.
  *
  * Exit status of every command: 0 success; 1 the server, the pool or the system refused
  * (one line on stderr says why); 2 invalid command line (nothing was done).

@@ -1,6 +1,6 @@
 /*
  * control.h — the control plane: store, reconciler, backups and the pools' metrics sampler in
- * one object. Its REST API (http/api.h) is started over its store by the composition root
+ * one object. Its REST API (control/api/api.h) is started over its store by the composition root
  * (daemon/daemon.h) between kp_control_open and kp_control_run, and stopped first.
  *
  * `kpool up` runs it next to an embedded pool broker; `kpool control` runs it alone against

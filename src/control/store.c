@@ -769,7 +769,7 @@ int kp_store_remove(kp_store_t *s, const char *kind, const char *ns, const char 
         stmt_done(s, st);
     }
     /* a removal is a change: it takes a resourceVersion, as in Kubernetes, so a watch
-     * (http/k8s_watch.c) sees it */
+     * (control/api/k8s_watch.c) sees it */
     if (rc == KP_STORE_OK && next_rv(s) < 0) rc = KP_STORE_ERROR;
     if (exec(s, rc == KP_STORE_ERROR ? "ROLLBACK" : "COMMIT") < 0) rc = KP_STORE_ERROR;
     pthread_mutex_unlock(&s->lock);

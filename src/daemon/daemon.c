@@ -5,9 +5,9 @@
 #include "core/buf.h"
 #include "core/logging.h"
 #include "core/metrics.h"
-#include "http/admin.h"
-#include "http/api.h"
-#include "http/k8s_watch.h"
+#include "broker/admin.h"
+#include "control/api/api.h"
+#include "control/api/k8s_watch.h"
 #include "pki/pki.h"
 
 #include <stdint.h>

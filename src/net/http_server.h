@@ -1,6 +1,6 @@
 /*
  * http_server.h — the libmicrohttpd glue every HTTP server of kpool shares: the broker's
- * admin endpoint (http/admin.c), the control plane's API (http/api.c) and the schema
+ * admin endpoint (broker/admin.c), the control plane's API (control/api/api.c) and the schema
  * registry (registry/registry.c). Starting a daemon (host:port parsed and resolved, epoll,
  * IPv6, TLS from PEM in memory, the port it bound) and queueing a reply.
  *

@@ -2,7 +2,7 @@
  * app_kafka.h — librdkafka with an application's credentials (app_creds.h): a client
  * configuration (PEM in memory, never on disk), the connection check that tells "pool
  * unreachable" from "TLS refused", per-topic metadata checks, and the live probe that
- * `kpool probe`, `kpool doctor` (cli/) and the console's doctor (http/api_doctor.c) share.
+ * `kpool probe`, `kpool doctor` (cli/) and the console's doctor (control/api/api_doctor.c) share.
  */
 #ifndef KP_PKI_APP_KAFKA_H
 #define KP_PKI_APP_KAFKA_H

@@ -1,6 +1,6 @@
 /*
- * fuzz_api.c — libFuzzer target for the control plane API's request handling (http/api.c
- * kp_api_answer, api_teams.c) and reply building (http/api_reply.c), over an in-memory store
+ * fuzz_api.c — libFuzzer target for the control plane API's request handling (control/api/api.c
+ * kp_api_answer, api_teams.c) and reply building (control/api/api_reply.c), over an in-memory store
  * with an admin token and two team tokens.
  *
  * Input: byte 0 picks the caller (bits 0-1: none, admin, team-a, team-b) and whether line 2
@@ -18,8 +18,8 @@
 #include "control/store.h"
 #include "core/logging.h"
 #include "core/utf8.h"
-#include "http/api.h"
-#include "http/api_reply.h"
+#include "control/api/api.h"
+#include "control/api/api_reply.h"
 
 #include <stdint.h>
 #include <stdio.h>

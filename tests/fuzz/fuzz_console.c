@@ -1,7 +1,7 @@
 /*
  * fuzz_console.c — libFuzzer target for what the web console's endpoints take from outside:
- * request URLs (http/console.c's file lookup, http/api_console.c's routes) and the bytes of
- * records read from a pool (control/pool_browse.c's rendering as text or hex, and
+ * request URLs (control/api/console.c's file lookup, control/api/api_console.c's routes) and the
+ * bytes of records read from a pool (control/pool_browse.c's rendering as text or hex, and
  * registry/avro_decode.c's Avro decoding against a few schemas, a recursive one included).
  *
  * Checked: no crash for any input; a URL the console serves is never one with "..";
@@ -10,8 +10,8 @@
  * decoded Avro datum is JSON that can be written out, a failure always says why.
  */
 #include "control/pool_browse.h"
-#include "http/api_console.h"
-#include "http/console.h"
+#include "control/api/api_console.h"
+#include "control/api/console.h"
 #include "registry/avro_decode.h"
 
 #include <stdint.h>

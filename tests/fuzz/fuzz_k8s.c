@@ -1,6 +1,6 @@
 /*
  * fuzz_k8s.c — libFuzzer target for what the Kubernetes API surface parses from outside
- * (src/http/k8s_*.c): label and field selectors, continue tokens, JSON merge / JSON /
+ * (src/control/api/k8s_*.c): label and field selectors, continue tokens, JSON merge / JSON /
  * strategic merge patches, server-side apply configurations and the protobuf bodies of
  * kubectl's typed client (access reviews; Secrets when byte 0 has bit 7 set); with bit 7,
  * field selectors go through the Events' answer too.
@@ -10,7 +10,7 @@
  * an object or array that serializes; a merge patch applied twice gives the same result
  * (RFC 7386 patches are idempotent); apply either succeeds or names its conflicts.
  */
-#include "http/k8s.h"
+#include "control/api/k8s.h"
 
 #include "control/events.h"
 

@@ -62,12 +62,12 @@ class CheckLayers(unittest.TestCase):
         self.assertIn("folder plugins/ has no layer",
                       check_layers.check(src, allowed={}, allowed_cycles={})[0])
 
-    def test_daemon_is_above_http_and_below_cli(self):
+    def test_daemon_is_above_control_and_below_cli(self):
         # the composition root may include every module; the modules may not include it
-        src = tree({"daemon/d.c": '#include "http/api.h"\n#include "broker/broker.h"\n',
+        src = tree({"daemon/d.c": '#include "control/api/api.h"\n#include "broker/broker.h"\n',
                     "cli/up.c": '#include "daemon/daemon.h"\n'})
         self.assertEqual(check_layers.check(src, allowed={}, allowed_cycles={}), [])
-        src = tree({"http/api.c": '#include "daemon/daemon.h"\n'})
+        src = tree({"control/api/api.c": '#include "daemon/daemon.h"\n'})
         self.assertIn("includes daemon/daemon.h of higher daemon/",
                       check_layers.check(src, allowed={}, allowed_cycles={})[0])
 
@@ -99,6 +99,15 @@ class CheckLayers(unittest.TestCase):
         self.assertEqual(check_layers.check(src, {}, {}),
                          ["module include cycle in control/: a -> b -> a (a.c includes "
                           "control/b.h; b.c includes control/a.h)"])
+
+    def test_module_cycle_in_a_subfolder_is_reported(self):
+        # control/api/ is part of control/; its modules are named with the subfolder
+        src = tree({"control/api/a.c": '#include "control/api/b.h"\n', "control/api/a.h": "",
+                    "control/api/b.h": "", "control/kinds.h": "",
+                    "control/api/b.c": '#include "control/api/a.h"\n#include "control/kinds.h"\n'})
+        self.assertEqual(check_layers.check(src, {}, {}),
+                         ["module include cycle in control/: api/a -> api/b -> api/a (api/a.c "
+                          "includes control/api/b.h; api/b.c includes control/api/a.h)"])
 
     def test_longer_module_cycle_through_a_header_is_reported(self):
         src = tree({"group/a.c": '#include "group/b.h"\n', "group/a.h": "",

@@ -1,12 +1,12 @@
 /*
- * test_api_teams.c — the teams endpoints' decisions (src/http/api_teams.c) without HTTP:
+ * test_api_teams.c — the teams endpoints' decisions (src/control/api/api_teams.c) without HTTP:
  * admin only, create once (409 naming rotate), rotate and revoke (404 without a token), the
  * Team and TeamList objects, and methods each path does not serve. The same endpoints are
  * driven over HTTP with the real binary in tests/integration/test_teams.py.
  */
 #include "unit.h"
 
-#include "http/api_teams.h"
+#include "control/api/api_teams.h"
 
 #include <jansson.h>
 

@@ -1,5 +1,5 @@
 /*
- * test_k8s.c — the Kubernetes API pieces (src/http/k8s_*.c) as pure functions: merge patch
+ * test_k8s.c — the Kubernetes API pieces (src/control/api/k8s_*.c) as pure functions: merge patch
  * (RFC 7386's examples), JSON patch (RFC 6902) and its errors, strategic merge directives,
  * label and field selectors, paging tokens, managedFields of updates, server-side apply's
  * ownership and conflicts, Table rows from the kinds' columns, the protobuf access review
@@ -7,7 +7,7 @@
  */
 #include "unit.h"
 
-#include "http/k8s.h"
+#include "control/api/k8s.h"
 
 #include "control/events.h"
 

@@ -1,6 +1,6 @@
 /*
  * test_utf8.c — core/utf8 (validation, the lossy conversion, kp_json_text), the API's reply
- * builder on any bytes (http/api_reply), the name rule's message (a whole character, never
+ * builder on any bytes (control/api/api_reply), the name rule's message (a whole character, never
  * one byte of it) and the YAML reader's nesting limit, the pieces that keep one request
  * from taking the process down (issue 12).
  */
@@ -9,7 +9,7 @@
 #include "control/kinds.h"
 #include "core/utf8.h"
 #include "core/yamljson.h"
-#include "http/api_reply.h"
+#include "control/api/api_reply.h"
 
 static void test_char_len_and_valid(void **state)
 {

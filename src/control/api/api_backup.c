@@ -1,10 +1,10 @@
 /* api_backup.c — the backups endpoints (see api_backup.h). */
-#include "http/api_backup.h"
+#include "control/api/api_backup.h"
 
 #include "control/backup.h"
 #include "control/backup_format.h"
 #include "core/logging.h"
-#include "http/api_reply.h"
+#include "control/api/api_reply.h"
 
 #include <jansson.h>
 #include <stdarg.h>

@@ -5,12 +5,12 @@
  * involvedObject.namespace=...,involvedObject.kind=...,involvedObject.uid=...;
  * `kubectl get events` asks for a Table with the columns Kubernetes prints.
  */
-#include "http/k8s.h"
+#include "control/api/k8s.h"
 
 #include "control/events.h"
 #include "core/buf.h"
 #include "core/utf8.h"
-#include "http/api_reply.h"
+#include "control/api/api_reply.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,7 +3,7 @@
  * JSON patch (RFC 6902) and strategic merge patch. All work on copies: the target is never
  * changed, so a failed patch leaves nothing half-done.
  */
-#include "http/k8s.h"
+#include "control/api/k8s.h"
 
 #include <stdio.h>
 #include <stdlib.h>

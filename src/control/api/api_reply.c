@@ -1,6 +1,6 @@
 /* api_reply.c — Status objects and reply serialization that no input can break (see
  * api_reply.h). */
-#include "http/api_reply.h"
+#include "control/api/api_reply.h"
 
 #include "core/buf.h"
 #include "core/utf8.h"

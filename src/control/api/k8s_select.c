@@ -3,7 +3,7 @@
  * are parsed term by term from the raw query value; a term that does not parse is an error
  * (400 from the caller), as in Kubernetes, never a silent match-all.
  */
-#include "http/k8s.h"
+#include "control/api/k8s.h"
 
 #include <ctype.h>
 #include <stdio.h>

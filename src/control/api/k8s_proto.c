@@ -11,7 +11,7 @@
  * Reads are bounds-checked: a short or malformed message is an error, never a read past
  * the buffer.
  */
-#include "http/k8s.h"
+#include "control/api/k8s.h"
 
 #include "core/utf8.h"
 

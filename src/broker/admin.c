@@ -1,5 +1,5 @@
 /* admin.c — /livez, /readyz, /metrics over libmicrohttpd (see admin.h). */
-#include "http/admin.h"
+#include "broker/admin.h"
 
 #include "core/buf.h"
 #include "core/limits.h"

@@ -1,5 +1,5 @@
 /* api_console.c — the console's endpoints (see api_console.h). */
-#include "http/api_console.h"
+#include "control/api/api_console.h"
 
 #include "control/pool_browse.h"
 #include "control/kinds.h"
@@ -7,8 +7,8 @@
 #include "control/pool_registry.h"
 #include "core/buf.h"
 #include "core/logging.h"
-#include "http/api_doctor.h"
-#include "http/api_reply.h"
+#include "control/api/api_doctor.h"
+#include "control/api/api_reply.h"
 #include "net/http_server.h"
 
 #include <errno.h>

@@ -12,7 +12,7 @@
  * client with the application's secret — opened with the control plane's master key, used
  * for that one connection and wiped; nothing of it is in the answer.
  */
-#include "http/api_doctor.h"
+#include "control/api/api_doctor.h"
 
 #include "control/secrets.h"
 #include "pki/app_creds.h"

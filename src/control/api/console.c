@@ -1,7 +1,7 @@
 /* console.c — serving the web console's embedded files (see console.h). */
-#include "http/console.h"
+#include "control/api/console.h"
 
-#include "http/web_assets.h"
+#include "control/api/web_assets.h"
 
 #include <string.h>
 

@@ -7,7 +7,7 @@
  * and responses), definitions (schemas), and x- vendor extensions (an Any whose yaml is the
  * value as JSON, which is YAML).
  */
-#include "http/k8s.h"
+#include "control/api/k8s.h"
 
 #include "core/buf.h"
 

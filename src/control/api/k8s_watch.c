@@ -9,14 +9,14 @@
  * (nothing is taken under it), so the store and the Event recorder may wake the hub while
  * holding theirs.
  */
-#include "http/k8s_watch.h"
+#include "control/api/k8s_watch.h"
 
 #include "control/events.h"
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/logging.h"
-#include "http/api_reply.h"
-#include "http/k8s.h"
+#include "control/api/api_reply.h"
+#include "control/api/k8s.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

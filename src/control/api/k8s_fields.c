@@ -10,7 +10,7 @@
  * manager owns them too), and fails with the conflicting fields when another manager owns a
  * field it would change (force takes them over), as Kubernetes does.
  */
-#include "http/k8s.h"
+#include "control/api/k8s.h"
 
 #include "core/utf8.h"
 

@@ -12,7 +12,7 @@
  * the path, headers or body; replies never fail to build (api_reply.h), and
  * tests/fuzz/fuzz_api.c drives kp_api_answer directly.
  */
-#include "http/api.h"
+#include "control/api/api.h"
 
 #include "control/kinds.h"
 #include "control/secrets.h"
@@ -21,13 +21,13 @@
 #include "core/utf8.h"
 #include "control/backup_format.h"
 #include "core/yamljson.h"
-#include "http/api_backup.h"
-#include "http/api_console.h"
-#include "http/console.h"
-#include "http/api_reply.h"
-#include "http/api_teams.h"
-#include "http/k8s.h"
-#include "http/k8s_watch.h"
+#include "control/api/api_backup.h"
+#include "control/api/api_console.h"
+#include "control/api/console.h"
+#include "control/api/api_reply.h"
+#include "control/api/api_teams.h"
+#include "control/api/k8s.h"
+#include "control/api/k8s_watch.h"
 #include "net/http_server.h"
 #include "net/listener.h"
 #include "core/fs.h"

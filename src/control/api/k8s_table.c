@@ -3,7 +3,7 @@
  * the kind's printer columns (kinds_columns.c), the same ones `kpool get` prints, so
  * `kubectl get topics` and `kpool get topics` show one table.
  */
-#include "http/k8s.h"
+#include "control/api/k8s.h"
 
 #include "core/buf.h"
 

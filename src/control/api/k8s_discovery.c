@@ -10,7 +10,7 @@
  * protobuf, k8s_openapi_v2.c, when asked: kubectl before 1.27 and `kubectl explain --output
  * plaintext-openapiv2` read it).
  */
-#include "http/k8s.h"
+#include "control/api/k8s.h"
 
 #include "core/utf8.h"
 

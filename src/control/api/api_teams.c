@@ -1,11 +1,11 @@
 /* api_teams.c — the teams endpoints (see api_teams.h): Team objects from the store's rows,
  * then one function per operation, then the dispatch on method and path. */
-#include "http/api_teams.h"
+#include "control/api/api_teams.h"
 
 #include "control/kinds.h"
 #include "core/logging.h"
 #include "core/yamljson.h"
-#include "http/api_reply.h"
+#include "control/api/api_reply.h"
 
 #include <stdarg.h>
 #include <stdio.h>
