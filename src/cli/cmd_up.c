@@ -49,6 +49,8 @@ static const kp_option_t up_options[] = {
     KP_OPT_END(),
 };
 
+/* clang-format cannot lay out string pieces made by a macro (UP_STR) */
+// clang-format off
 const kp_opts_cmd_t kp_up_cmd = {
     .name = "up",
     .usage =
@@ -64,52 +66,27 @@ const kp_opts_cmd_t kp_up_cmd = {
         "logging to DIR/broker-B.log). --pool names the Pool resource (default dev).\n"
         "\n"
         "Endpoints (K = --port-offset, default 0):\n"
-        "  Kafka (TLS, client certificates required)  127.0.0.1:" UP_STR(
-            KP_UP_PORT_KAFKA) "+K\n"
-                              "  control plane API                          "
-                              "http://127.0.0.1:" UP_STR(
-                                  KP_UP_PORT_API) "+K\n"
-                                                  "  schema registry (HTTPS, basic auth)        "
-                                                  "https://127.0.0.1:" UP_STR(
-                                                      KP_UP_PORT_REGISTRY) "+K\n"
-                                                                           "  broker health and "
-                                                                           "metrics              "
-                                                                           "    "
-                                                                           "http://"
-                                                                           "127.0.0.1:" UP_STR(
-                                                                               KP_UP_PORT_METRICS) "+K/metrics\n"
-                                                                                                   "\n"
-                                                                                                   "--set passes broker "
-                                                                                                   "properties (Kafka "
-                                                                                                   "names, see `kpool "
-                                                                                                   "broker --help`; "
-                                                                                                   "`listeners`\n"
-                                                                                                   "and `admin.listener` "
-                                                                                                   "move the pool and the "
-                                                                                                   "health endpoint) and "
-                                                                                                   "the control\n"
-                                                                                                   "plane's settings:\n"
-                                                                                                   "  control.listener     "
-                                                                                                   "           "
-                                                                                                   "[127.0.0.1:8080+K] the "
-                                                                                                   "API (host:port)\n"
-                                                                                                   "  registry.listener    "
-                                                                                                   "           "
-                                                                                                   "[127.0.0.1:8081+K] the "
-                                                                                                   "schema "
-                                                                                                   "registry"
-                                                                                                   "\n" CONTROL_SETTINGS_HELP
-                                                                                                   "  "
-                                                                                                   "registry.auth.cache.ms "
-                                                                                                   "         [2000]   a "
-                                                                                                   "revoked user is "
-                                                                                                   "refused after this\n"
-                                                                                                   "The addresses printed "
-                                                                                                   "once everything is up "
-                                                                                                   "are the ones in use.\n",
+        "  Kafka (TLS, client certificates required)  127.0.0.1:" UP_STR(KP_UP_PORT_KAFKA) "+K\n"
+        "  control plane API                          http://127.0.0.1:" UP_STR(KP_UP_PORT_API) "+K\n"
+        "  schema registry (HTTPS, basic auth)        https://127.0.0.1:" UP_STR(KP_UP_PORT_REGISTRY) "+K\n"
+        "  broker health and metrics                  http://127.0.0.1:" UP_STR(KP_UP_PORT_METRICS) "+K/metrics\n"
+        "  kubectl (HTTPS, the kubeconfig's token)    https://127.0.0.1:" UP_STR(KP_UP_PORT_KUBE) "+K\n"
+        "\n"
+        "--set passes broker properties (Kafka names, see `kpool broker --help`; `listeners`\n"
+        "and `admin.listener` move the pool and the health endpoint) and the control\n"
+        "plane's settings:\n"
+        "  control.listener                [127.0.0.1:8080+K] the API (host:port)\n"
+        "  control.kubernetes.listener     [127.0.0.1:6443+K] the API over HTTPS, for kubectl\n"
+        "  registry.listener               [127.0.0.1:8081+K] the schema registry\n"
+        CONTROL_SETTINGS_HELP
+        "  registry.auth.cache.ms          [2000]   a revoked user is refused after this\n"
+        "  registry.start.timeout.ms       [60000]  how long the registry may take to replay\n"
+        "                                           `_schemas` before kpool up gives up\n"
+        "The addresses printed once everything is up are the ones in use.\n",
     .options = up_options,
     .flags = KP_OPTS_NO_ARGS,
 };
+// clang-format on
 
 static const kp_option_t control_options[] = {
     KP_DAEMON_OPT_DATA_DIR("./kpool-control"),
