@@ -2,6 +2,7 @@
 #include "daemon/up.h"
 
 #include "broker/broker.h"
+#include "cluster/member.h"
 #include "control/control.h"
 #include "control/store.h"
 #include "core/buf.h"
@@ -563,6 +564,24 @@ static int up_replicated(kp_daemon_up_t *u, const kp_daemon_up_config_t *cfg, co
     return 0;
 }
 
+/* Waits (at most 60 s) until broker 1 has seen all n brokers of the pool register, so that
+ * the pool the banner announces is whole: a topic created right after it with replication
+ * factor n finds n live brokers. Brokers 2..N are up once their admin endpoints answer, but
+ * broker 1 learns of them through its etcd watch, a moment later. */
+static void wait_pool_whole(kp_broker_t *b, int n)
+{
+    int seen = 0;
+    for (int waited = 0; b->member && waited < 60000; waited += 50) {
+        kp_member_view_t *v = kp_member_view(b->member);
+        seen = v->nbrokers;
+        kp_member_view_put(v);
+        if (seen >= n) return;
+        usleep(50 * 1000);
+    }
+    if (b->member)
+        kp_warn("up", "broker 1 sees %d of the pool's %d brokers after 60 s; going on", seen, n);
+}
+
 /* The pool: etcd (a replicated pool), broker 1, brokers 2..N; the bootstrap list is broker 1
  * as it listens, then the others. 0, or the exit status with err. */
 static int up_brokers(kp_daemon_up_t *u, const kp_daemon_up_config_t *cfg, const up_where_t *w,
@@ -587,6 +606,7 @@ static int up_brokers(kp_daemon_up_t *u, const kp_daemon_up_config_t *cfg, const
         size_t have = strlen(in->bootstrap);
         if (rest && have < sizeof(in->bootstrap))
             snprintf(in->bootstrap + have, sizeof(in->bootstrap) - have, "%s", rest);
+        wait_pool_whole(u->b->broker, cfg->brokers);
     }
     metrics_url(u->b->broker, in->metrics, sizeof(in->metrics));
     return 0;
