@@ -267,9 +267,16 @@ static int propagate_acls(kp_control_t *c, const char *pool, const char *team, c
         kp_reconcile_result_t r = {0};
         kp_topic_reconcile(c, t, &r);
         if (r.retry) {
+            /* the reason is in the status the reconcile just wrote, not in t's (the status
+             * before it, e.g. "Topic synchronized ...") */
+            json_t *now = NULL;
+            json_t *md = json_object_get(t, "metadata");
+            kp_store_get(c->store, "Topic", json_string_value(json_object_get(md, "namespace")),
+                         json_string_value(json_object_get(md, "name")), &now);
             const char *m =
-                json_string_value(json_object_get(json_object_get(t, "status"), "message"));
+                json_string_value(json_object_get(json_object_get(now, "status"), "message"));
             snprintf(err, errlen, "could not grant topic ACLs: %s", m ? m : "pool error");
+            json_decref(now);
             rc = -1;
         }
     }
