@@ -372,10 +372,11 @@ static void do_get(kp_api_t *api, const kp_api_request_t *req, const route_t *r,
     }
     if (r->status) {
         json_t *s = json_object_get(obj, "status");
-        json_t *view =
-            json_pack("{s:O, s:O, s:O, s:O}", "apiVersion", json_object_get(obj, "apiVersion"),
-                      "kind", json_object_get(obj, "kind"), "metadata",
-                      json_object_get(obj, "metadata"), "status", s ? s : json_object());
+        /* "o": an object without status gets a new empty one, not a second reference */
+        json_t *view = json_pack(
+            "{s:O, s:O, s:O, s:o}", "apiVersion", json_object_get(obj, "apiVersion"), "kind",
+            json_object_get(obj, "kind"), "metadata", json_object_get(obj, "metadata"), "status",
+            s ? json_incref(s) : json_object());
         json_decref(obj);
         obj = view;
     }
