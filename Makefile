@@ -157,10 +157,14 @@ fuzz:
 	@$(MAKE) --no-print-directory B=build/fuzz fuzz-bins
 	@./scripts/fuzz.sh $(FUZZ_SECONDS)
 
+# the integration tests run in PYTEST_WORKERS processes (pytest-xdist, one test file per
+# worker at a time); PYTEST_WORKERS=0 runs them in this one (docs/testing.md)
 PYTEST_ARGS ?=
+PYTEST_WORKERS ?= 2
+PYTEST_XDIST = $(if $(filter-out 0,$(PYTEST_WORKERS)),-n $(PYTEST_WORKERS) --dist loadfile)
 KPOOL_BIN ?= $(CURDIR)/build/asan/kpool
 integration:
-	cd tests/integration && KPOOL_BIN=$(KPOOL_BIN) /usr/bin/python3 -m pytest -q $(PYTEST_ARGS)
+	cd tests/integration && KPOOL_BIN=$(KPOOL_BIN) /usr/bin/python3 -m pytest -q $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 # Soak: one broker (KPOOL_BIN, the ASan+UBSan build by default) under load from real clients
 # while it and its consumers are killed and restarted; invariants checked throughout

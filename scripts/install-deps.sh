@@ -13,6 +13,8 @@ PACKAGES=(
   # tests: real Kafka clients and their compression codecs
   kcat python3-pytest python3-confluent-kafka python3-kafka python3-lz4 python3-snappy
   python3-zstandard python3-requests python3-pytest-timeout openssl curl procps
+  # tests: the integration suite runs in 2 worker processes (docs/testing.md)
+  python3-pytest-xdist
   # tests: the web console end to end (tests/integration/test_console_web.py)
   chromium
   # tests: Go clients (Sarama, kafka-go), built in GOPATH mode from Debian's sources

@@ -21,7 +21,6 @@ etcd (pool_harness.Pool: a real etcd and real brokers on loopback ports).
 """
 import json
 import os
-import random
 import signal
 import socket
 import struct
@@ -38,6 +37,7 @@ import cfgwire
 import clients
 import kwire
 from conftest import KPOOL_BIN, Broker
+from harness.ports import free_offset, up_base_ports
 from pool_harness import Pool, kcat_metadata, wait_for
 
 
@@ -393,24 +393,10 @@ def test_min_insync_with_two_brokers_down(workdir):
 EXAMPLES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "examples")
 
 
-def _ports_free(ports):
-    for p in ports:
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", p))
-            except OSError:
-                return False
-    return True
-
-
 def _up_offset(n):
-    for _ in range(200):
-        o = random.randrange(2000, 40000, 10)
-        ports = [2379 + o, 2380 + o, 8080 + o, 8081 + o]
-        ports += [9093 + o + 10 * k for k in range(n)] + [9600 + o + 10 * k for k in range(n)]
-        if _ports_free(ports):
-            return o
-    raise RuntimeError("no free port offset")
+    """A --port-offset for `kpool up --brokers n` whose ports are all free (harness/ports.py:
+    in this test worker's share of the ports)."""
+    return free_offset(up_base_ports(n))
 
 
 def test_kpool_up_three_brokers_applies_the_nais_example(workdir):

@@ -33,7 +33,7 @@ import requests
 import yaml
 
 import harness
-from harness import KPOOL_BIN, port_free
+from harness import KPOOL_BIN, free_port
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 NS = "regteam"
@@ -654,12 +654,7 @@ def test_standalone_registry(up, creds):
     pw = os.path.join(up.tmp, "alone.password")
     with open(pw, "w") as f:
         f.write("alone-admin-password\n")
-    port = None
-    for _ in range(50):
-        cand = random.randrange(30000, 32000)
-        if port_free(cand):
-            port = cand
-            break
+    port = free_port()
     pki = up.pki
     log = open(os.path.join(up.tmp, "alone.log"), "wb")
     props = {"bootstrap.servers": up.kafka, "ssl.ca.location": pki + "/ca.crt",

@@ -19,3 +19,12 @@ def sanitizer_env(base=None, **extra):
 def assert_clean(text):
     """Fails when a process log holds a sanitizer report."""
     assert "Sanitizer" not in text and "runtime error" not in text, text[-8000:]
+
+
+def worker():
+    """(index, count) of this pytest-xdist worker (gwN of PYTEST_XDIST_WORKER_COUNT); (0, 1)
+    outside xdist. Shared resources (ports, test subnets) are split by it."""
+    name = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT") or 1)
+    w = int(name[2:]) if name.startswith("gw") and name[2:].isdigit() else 0
+    return (w, count) if 0 <= w < count else (0, 1)

@@ -14,8 +14,9 @@ other, never from the driver. Cuts are blackhole routes (`ip route replace black
 which need neither netfilter nor tc modules (this machine's kernel has neither netem nor
 iptables). Everything is named after the test process's pid (namespaces `kpn<pid>-<i>`,
 bridge `kpnb<pid>`, host-side links `kpnv<pid>x<i>`) on a /24 of 10.0.0.0/8 that no route
-of the machine covers yet, so tests running side by side do not meet; leftovers of a test
-process that died are removed by the next create().
+of the machine covers yet (each pytest-xdist worker draws from its own share of them), so
+tests running side by side do not meet; leftovers of a test process that died are removed
+by the next create() (never a live process's: the other worker's are its own).
 
 NetLab.create() raises NetLabUnavailable with the reason when namespaces cannot be made
 (not root, no iproute2, no CAP_SYS_ADMIN in a container): tests skip on it.
@@ -26,6 +27,8 @@ import random
 import re
 import shutil
 import subprocess
+
+from .env import worker
 
 BRIDGE_PREFIX = "kpnb"
 NS_RE = re.compile(r"^kpn(\d+)-(\d+)$")
@@ -78,8 +81,10 @@ def _free_subnet():
                 break
             except ValueError:
                 continue
+    w, count = worker()  # each pytest-xdist worker picks from its own share of 10.100-249
+    share = 150 // count
     for _ in range(500):
-        net = ipaddress.ip_network("10.%d.%d.0/24" % (random.randrange(100, 250),
+        net = ipaddress.ip_network("10.%d.%d.0/24" % (100 + w * share + random.randrange(share),
                                                       random.randrange(0, 256)))
         if not any(net.overlaps(u) for u in used if u.prefixlen > 0):
             return net

@@ -17,7 +17,7 @@ import urllib.request
 import yaml
 
 from .env import KPOOL_BIN, assert_clean, sanitizer_env
-from .ports import free_offset, free_port, offset_free
+from .ports import free_offset, free_port, offset_free, up_base_ports
 
 
 def read_log(path):
@@ -178,13 +178,21 @@ class KpoolUp:
 
     def start(self, timeout=60, binary=None):
         """binary: another kpool for the `kpool up` process (an upgrade test's older one)."""
+        ports = self.base_ports()
         for _ in range(3):
-            if not (self.keep_offset and self.offset is not None and offset_free(self.offset)):
-                self.offset = free_offset()
+            if not (self.keep_offset and self.offset is not None
+                    and offset_free(self.offset, ports)):
+                self.offset = free_offset(ports)
             if self._start_once(timeout, binary or KPOOL_BIN):
                 return self
             self.offset = None
         raise RuntimeError("kpool up did not start:\n" + self.log()[-4000:])
+
+    def base_ports(self):
+        """The ports this `kpool up` listens on at offset 0 (more with --brokers N)."""
+        a = self.extra_args
+        n = int(a[a.index("--brokers") + 1]) if "--brokers" in a[:-1] else 1
+        return up_base_ports(n)
 
     def _start_once(self, timeout, binary):
         self.kafka = "127.0.0.1:%d" % (9093 + self.offset)
