@@ -66,11 +66,13 @@ def banner_lines(text):
 
 
 def test_banner_follows_moved_listeners():
-    kafka, metrics, api, registry = distinct_ports(4)
+    kafka, metrics, api, registry, kube = distinct_ports(5)
     up = Up(["listeners=SSL://127.0.0.1:%d" % kafka,
              "admin.listener=127.0.0.1:%d" % metrics,
              "control.listener=127.0.0.1:%d" % api,
-             "registry.listener=127.0.0.1:%d" % registry])
+             "registry.listener=127.0.0.1:%d" % registry,
+             # not in the banner check, moved too: the default 6443 may be taken
+             "control.kubernetes.listener=127.0.0.1:%d" % kube])
     try:
         text = up.wait_banner()
         got = banner_lines(text)
