@@ -1379,7 +1379,6 @@ void kp_log_read_upto(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_
 void kp_log_append_replica(kp_log_t *log, const uint8_t *batch, size_t len,
                            const kp_batch_info_t *info, int64_t now_ms, kp_append_result_t *res)
 {
-    int notify = 0;
     pthread_mutex_lock(&log->lock);
     res->log_start_offset = log->log_start_offset;
     if (kp_log_is_offline(log)) {
@@ -1437,13 +1436,15 @@ void kp_log_append_replica(kp_log_t *log, const uint8_t *batch, size_t len,
     if (log->cfg.durable) {
         queue_flush(log);
     } else {
+        /* no on_hwm call: nobody waits on a follower's committed end (its HWM is the
+         * leader's, kp_partition_follower_progress), and the caller holds the partition's
+         * lock, which the callback takes (a page-cache follower deadlocked on its first
+         * append) */
         set_hwm(log, log->log_end_offset, seg, seg->size);
-        notify = 1;
         iv_watch(log); /* flush.ms holds for a follower's copy too */
     }
 out:
     pthread_mutex_unlock(&log->lock);
-    if (notify && log->on_hwm) log->on_hwm(log, log->on_hwm_arg);
 }
 
 void kp_log_set_leader_epoch(kp_log_t *log, int32_t epoch)
