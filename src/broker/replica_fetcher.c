@@ -31,9 +31,12 @@
 /* replica.fetch.wait.max.ms: how long a follower's Fetch may wait at the leader for data
  * (Kafka's name and default; at most the leader's KP_FETCH_WAIT_MS_MAX) */
 #define FETCH_WAIT_MS_DEFAULT 500
-#define FETCH_PART_BYTES      (1 << 20)
-#define FETCH_BYTES           (16 << 20)
-#define FETCHER_THREADS_MAX   256
+/* Per partition and per round. Larger than Kafka's replica.fetch.max.bytes (1 MiB): in
+ * durable mode each round ends with an fsync per partition, so a round should carry what
+ * the leader gathered meanwhile (a single-partition producer sends ~5 MB per round trip). */
+#define FETCH_PART_BYTES    (8 << 20)
+#define FETCH_BYTES         (16 << 20)
+#define FETCHER_THREADS_MAX 256
 
 typedef struct leader_thread {
     int32_t leader;
@@ -234,6 +237,19 @@ fail:
     return -1;
 }
 
+/* A round's fsync waits: every partition appended to registers one, and the round ends once
+ * all are done (the flusher threads fsync the partitions in parallel). */
+typedef struct round_wait {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    int pending, err;
+} round_wait_t;
+
+typedef struct part_wait {
+    kp_flush_waiter_t w;
+    round_wait_t *round;
+} part_wait_t;
+
 /* What one thread fetches this round: partitions following `leader`, referenced. */
 typedef struct follow {
     kp_topic_t *topic;
@@ -241,6 +257,10 @@ typedef struct follow {
     int32_t epoch;
     int64_t offset;
     int throttled; /* a move adds this replica: follower.replication.throttled.rate */
+    /* this round's answer for it, applied once what it appended is fsynced */
+    int answered;
+    int64_t leader_hwm, leader_start;
+    part_wait_t wait;
 } follow_t;
 
 static int collect(kp_broker_t *b, int32_t leader, follow_t **out)
@@ -259,7 +279,7 @@ static int collect(kp_broker_t *b, int32_t leader, follow_t **out)
             if (kp_partition_is_offline(p)) continue; /* its directory failed: copies nothing */
             if (n == cap) v = kp_xrealloc(v, (size_t)(cap = cap * 2 + 8) * sizeof(*v));
             kp_topic_ref(list[i]);
-            v[n++] = (follow_t){list[i], p, rv.leader_epoch, 0, 0};
+            v[n++] = (follow_t){.topic = list[i], .p = p, .epoch = rv.leader_epoch};
         }
     }
     kp_topics_list_free(list, ntopics);
@@ -336,43 +356,38 @@ static int truncate_divergent(conn_t *c, kp_broker_t *b, follow_t *fw)
     return 0;
 }
 
-typedef struct flush_wait {
-    kp_flush_waiter_t w;
-    pthread_mutex_t lock;
-    pthread_cond_t cond;
-    int done, err;
-} flush_wait_t;
-
-static void flush_done(kp_flush_waiter_t *w, int err)
+static void part_flushed(kp_flush_waiter_t *w, int err)
 {
-    flush_wait_t *fw = (flush_wait_t *)w;
-    pthread_mutex_lock(&fw->lock);
-    fw->done = 1;
-    fw->err = err;
-    pthread_cond_signal(&fw->cond);
-    pthread_mutex_unlock(&fw->lock);
+    round_wait_t *rw = ((part_wait_t *)w)->round;
+    pthread_mutex_lock(&rw->lock);
+    if (err) rw->err = err;
+    if (--rw->pending == 0) pthread_cond_signal(&rw->cond);
+    pthread_mutex_unlock(&rw->lock);
 }
 
-/* Durable mode: returns once everything appended is fsynced (the next fetch offset tells
- * the leader so). */
-static int wait_fsynced(kp_partition_t *p, int64_t last_offset)
+/* Durable mode: registers a wait for the fsync of everything up to last_offset (the next
+ * fetch offset tells the leader so); round_wait_all waits for them all. */
+static void wait_fsynced(round_wait_t *rw, follow_t *fw, int64_t last_offset)
 {
-    flush_wait_t fw = {.w = {.done = flush_done}};
-    pthread_mutex_init(&fw.lock, NULL);
-    pthread_cond_init(&fw.cond, NULL);
-    /* page-cache mode: nothing to wait for (and flush_done is not called) */
-    if (kp_partition_wait_local(p, last_offset, &fw.w)) {
-        pthread_mutex_lock(&fw.lock);
-        while (!fw.done) pthread_cond_wait(&fw.cond, &fw.lock);
-        pthread_mutex_unlock(&fw.lock);
-    }
-    pthread_cond_destroy(&fw.cond);
-    pthread_mutex_destroy(&fw.lock);
-    return fw.err ? -1 : 0;
+    fw->wait = (part_wait_t){.w = {.done = part_flushed}, .round = rw};
+    pthread_mutex_lock(&rw->lock);
+    rw->pending++;
+    pthread_mutex_unlock(&rw->lock);
+    /* page-cache mode: nothing to wait for (and part_flushed is not called) */
+    if (!kp_partition_wait_local(fw->p, last_offset, &fw->wait.w)) part_flushed(&fw->wait.w, 0);
+}
+
+static int round_wait_all(round_wait_t *rw)
+{
+    pthread_mutex_lock(&rw->lock);
+    while (rw->pending > 0) pthread_cond_wait(&rw->cond, &rw->lock);
+    int err = rw->err;
+    pthread_mutex_unlock(&rw->lock);
+    return err ? -1 : 0;
 }
 
 /* Appends the whole batches of one partition's records; returns 1 if anything was. */
-static int append_records(follow_t *fw, const kp_records_t *rec)
+static int append_records(round_wait_t *rw, follow_t *fw, const kp_records_t *rec)
 {
     if (!rec->ptr || rec->len <= 0) return 0;
     const uint8_t *p = rec->ptr;
@@ -414,12 +429,14 @@ static int append_records(follow_t *fw, const kp_records_t *rec)
         p += total;
         left -= (size_t)total;
     }
-    if (last >= 0) wait_fsynced(fw->p, last);
+    if (last >= 0) wait_fsynced(rw, fw, last);
     return last >= 0;
 }
 
-/* One Fetch round to the leader for every partition in v. -1 on a connection failure. */
-static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n)
+/* One Fetch round to the leader for every partition in v, asked from v[first] on (the
+ * leader fills partitions in request order up to FETCH_BYTES: a moving start keeps a few
+ * far-behind partitions from starving the rest). -1 on a connection failure. */
+static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n, int first)
 {
     FetchRequest rq;
     FetchRequest_init(&rq);
@@ -432,7 +449,8 @@ static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n)
     FetchRequest_FetchPartition *parts = kp_xcalloc((size_t)n, sizeof(*parts));
     int nt = 0, m = 0;
     int64_t allow = -1; /* follower.replication.throttled.rate, once a replica needs it */
-    for (int i = 0; i < n; i++) {
+    for (int j = 0; j < n; j++) {
+        int i = (first + j) % n;
         v[i].throttled = kp_partition_replica_throttled(v[i].p, b->cfg.node_id);
         if (v[i].throttled && allow < 0)
             allow = kp_throttle_allowance(&kp_repl_throttle_follower, kp_mono_ms());
@@ -481,6 +499,9 @@ static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n)
     kp_rd_init(&rd, resp, rlen);
     FetchResponse out;
     int progressed = 0, errors = 0;
+    round_wait_t rw = {.pending = 0};
+    pthread_mutex_init(&rw.lock, NULL);
+    pthread_cond_init(&rw.cond, NULL);
     if (FetchResponse_decode(&rd, 11, &arena, &out) == 0) {
         for (int32_t i = 0; i < out.Responses.count; i++) {
             FetchResponse_FetchableTopicResponse *tr = &out.Responses.items[i];
@@ -520,16 +541,27 @@ static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n)
                 }
                 if (fw->throttled && pd->Records.len > 0)
                     kp_throttle_spend(&kp_repl_throttle_follower, pd->Records.len);
-                progressed |= append_records(fw, &pd->Records);
-                kp_partition_follower_progress(fw->p, fw->epoch, pd->HighWatermark);
-                kp_partition_follower_log_start(fw->p, fw->epoch, pd->LogStartOffset);
+                progressed |= append_records(&rw, fw, &pd->Records);
+                fw->answered = 1;
+                fw->leader_hwm = pd->HighWatermark;
+                fw->leader_start = pd->LogStartOffset;
             }
+        }
+        /* the leader's HWM and log start apply once our copy is on disk */
+        round_wait_all(&rw);
+        for (int k = 0; k < n; k++) {
+            if (!v[k].answered) continue;
+            v[k].answered = 0;
+            kp_partition_follower_progress(v[k].p, v[k].epoch, v[k].leader_hwm);
+            kp_partition_follower_log_start(v[k].p, v[k].epoch, v[k].leader_start);
         }
     } else {
         kp_warn("replication", "undecodable fetch response from %s:%d", c->host, c->port);
         conn_close(c);
         errors++;
     }
+    pthread_cond_destroy(&rw.cond);
+    pthread_mutex_destroy(&rw.lock);
     kp_arena_free(&arena);
     free(resp);
     return errors && !progressed ? 1 : 0;
@@ -543,6 +575,7 @@ static void *leader_main(void *arg)
     int32_t leader = a->leader;
     free(a);
     conn_t c = {.fd = -1, .wait_ms = (int)f->wait_max_ms};
+    unsigned rounds = 0;
     while (!stopping(f)) {
         follow_t *v;
         int n = collect(b, leader, &v);
@@ -573,7 +606,7 @@ static void *leader_main(void *arg)
             else
                 kp_topic_put(v[i].topic);
         }
-        int rc = k > 0 ? fetch_round(&c, b, v, k) : 1;
+        int rc = k > 0 ? fetch_round(&c, b, v, k, (int)(rounds++ % (unsigned)k)) : 1;
         release(v, k);
         if (rc != 0) pause_ms(f, rc < 0 ? 200 : 50);
     }

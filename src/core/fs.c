@@ -2,6 +2,7 @@
 #include "core/fs.h"
 
 #include "core/buf.h"
+#include "core/logging.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -58,7 +59,7 @@ const kp_fs_t kp_fs_posix = {
 
 const kp_fs_t *kp_fs = &kp_fs_posix;
 
-kp_fs_faults_t kp_fs_faults = {-1, 0, 0};
+kp_fs_faults_t kp_fs_faults = {-1, 0, 0, 0};
 
 static int dead(void)
 {
@@ -107,8 +108,17 @@ static ssize_t f_pwrite(int fd, const void *buf, size_t len, int64_t pos)
     return n;
 }
 
+static void stall(void)
+{
+    while (atomic_load(&kp_fs_faults.stall_fsync) && !dead()) {
+        struct timespec ts = {0, 10 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
 static int f_fdatasync(int fd)
 {
+    stall();
     if (kp_fs_faults.fail_fsync || dead()) {
         errno = EIO;
         return -1;
@@ -118,6 +128,7 @@ static int f_fdatasync(int fd)
 
 static int f_fsync(int fd)
 {
+    stall();
     if (kp_fs_faults.fail_fsync || dead()) {
         errno = EIO;
         return -1;
@@ -144,6 +155,7 @@ const kp_fs_t kp_fs_faulty = {
 static void *faults_watch(void *arg)
 {
     const char *path = arg;
+    char armed[16] = "";
     for (;;) {
         char buf[16] = "";
         int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -154,6 +166,12 @@ static void *faults_watch(void *arg)
         }
         atomic_store(&kp_fs_faults.fail_eio, !strncmp(buf, "eio", 3));
         kp_fs_faults.fail_fsync = !strncmp(buf, "fsync", 5);
+        atomic_store(&kp_fs_faults.stall_fsync, !strncmp(buf, "stall", 5));
+        buf[strcspn(buf, "\n")] = 0;
+        if (strcmp(buf, armed)) { /* tests wait for this line to know the fault is on */
+            kp_warn("storage", "KPOOL_FS_FAULTS: now %s", *buf ? buf : "off");
+            snprintf(armed, sizeof(armed), "%s", buf);
+        }
         struct timespec ts = {0, 100 * 1000000};
         nanosleep(&ts, NULL);
     }

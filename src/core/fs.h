@@ -33,18 +33,21 @@ extern const kp_fs_t *kp_fs;
 /* Fault injection (tests): after `write_budget` more bytes, writes fail with ENOSPC (a write
  * crossing the budget is short); fsync fails with EIO while fail_fsync is set. -1 disarms.
  * While fail_eio is set the disk is dead: every call that touches it (open, read, write,
- * fsync, truncate, rename, unlink, mkdir) fails with EIO, as a failed drive answers. */
+ * fsync, truncate, rename, unlink, mkdir) fails with EIO, as a failed drive answers. While
+ * stall_fsync is set, fsync blocks (a slow disk) until it is cleared. */
 typedef struct kp_fs_faults {
     int64_t write_budget;
     int fail_fsync;
     _Atomic int fail_eio;
+    _Atomic int stall_fsync;
 } kp_fs_faults_t;
 extern kp_fs_faults_t kp_fs_faults;
 extern const kp_fs_t kp_fs_faulty;
 
 /* A whole process under test (integration tests): when the environment names a control file
  * in KPOOL_FS_FAULTS, kp_fs becomes kp_fs_faulty and a thread reads the file every 100 ms:
- * "eio" arms fail_eio, "fsync" fail_fsync, anything else (or no file) disarms both. Returns 1
+ * "eio" arms fail_eio, "fsync" fail_fsync, "stall" stall_fsync, anything else (or no file)
+ * disarms them. Returns 1
  * when armed this way (the caller logs it), 0 when the variable is unset. Call once, early. */
 int kp_fs_faults_from_env(void);
 

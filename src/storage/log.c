@@ -1063,8 +1063,26 @@ void kp_log_read(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one, 
     kp_log_read_isolated(log, offset, max_bytes, min_one, 0, out);
 }
 
+/* What bounds a read: the HWM (the committed end), the last stable offset
+ * (read_committed) or the log end (a leader serving its followers). */
+typedef enum { READ_TO_HWM, READ_TO_STABLE, READ_TO_LOG_END } read_bound_t;
+
+static void read_bounded(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one,
+                         read_bound_t bound, kp_log_read_t *out);
+
 void kp_log_read_isolated(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one,
                           int committed, kp_log_read_t *out)
+{
+    read_bounded(log, offset, max_bytes, min_one, committed ? READ_TO_STABLE : READ_TO_HWM, out);
+}
+
+void kp_log_read_replica(kp_log_t *log, int64_t offset, int64_t max_bytes, kp_log_read_t *out)
+{
+    read_bounded(log, offset, max_bytes, 1, READ_TO_LOG_END, out);
+}
+
+static void read_bounded(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one,
+                         read_bound_t bound, kp_log_read_t *out)
 {
     memset(out, 0, sizeof(*out));
     pthread_mutex_lock(&log->lock);
@@ -1072,7 +1090,10 @@ void kp_log_read_isolated(kp_log_t *log, int64_t offset, int64_t max_bytes, int 
     out->last_stable_offset = lso_locked(log);
     /* read_committed: the stable end bounds the read; its batch starts there (an open
      * transaction's first batch), found in its segment below */
-    int64_t end = committed ? out->last_stable_offset : log->high_watermark;
+    int committed = bound == READ_TO_STABLE;
+    int64_t end = committed                  ? out->last_stable_offset
+                  : bound == READ_TO_LOG_END ? log->log_end_offset
+                                             : log->high_watermark;
     kp_segment_t *end_seg = NULL;
     if (committed && end < log->high_watermark) end_seg = log->segs[seg_for(log, end)];
     out->log_start_offset = log->log_start_offset;
@@ -1097,6 +1118,8 @@ void kp_log_read_isolated(kp_log_t *log, int64_t offset, int64_t max_bytes, int 
         int64_t limit;
         if (end_seg && seg->base_offset > end_seg->base_offset)
             break;
+        else if (bound == READ_TO_LOG_END)
+            limit = seg->size; /* written, in durable mode maybe not yet fsynced */
         else if (seg == log->hwm_seg)
             limit = log->hwm_pos;
         else if (seg->base_offset < log->hwm_seg->base_offset)
@@ -1356,7 +1379,6 @@ void kp_log_read_upto(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_
 void kp_log_append_replica(kp_log_t *log, const uint8_t *batch, size_t len,
                            const kp_batch_info_t *info, int64_t now_ms, kp_append_result_t *res)
 {
-    int notify = 0;
     pthread_mutex_lock(&log->lock);
     res->log_start_offset = log->log_start_offset;
     if (kp_log_is_offline(log)) {
@@ -1414,13 +1436,15 @@ void kp_log_append_replica(kp_log_t *log, const uint8_t *batch, size_t len,
     if (log->cfg.durable) {
         queue_flush(log);
     } else {
+        /* no on_hwm call: nobody waits on a follower's committed end (its HWM is the
+         * leader's, kp_partition_follower_progress), and the caller holds the partition's
+         * lock, which the callback takes (a page-cache follower deadlocked on its first
+         * append) */
         set_hwm(log, log->log_end_offset, seg, seg->size);
-        notify = 1;
         iv_watch(log); /* flush.ms holds for a follower's copy too */
     }
 out:
     pthread_mutex_unlock(&log->lock);
-    if (notify && log->on_hwm) log->on_hwm(log, log->on_hwm_arg);
 }
 
 void kp_log_set_leader_epoch(kp_log_t *log, int32_t epoch)

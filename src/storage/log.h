@@ -204,6 +204,13 @@ int kp_log_flush_interval_pass(int64_t now_mono_ms, int *queued);
 void kp_log_read_upto(kp_log_t *log, int64_t offset, int64_t max_bytes, int min_one, int64_t upto,
                       kp_log_read_t *out);
 
+/* As kp_log_read, but bounded by the log end instead of the HWM: a leader serves its
+ * followers what it has written, in durable mode before its own fsync (as Kafka's followers
+ * fetch up to the leader's LEO). Each replica's copy counts toward the HWM only once it is
+ * fsynced on that replica, so the leader's fsync and its followers' run at the same time
+ * instead of one after the other. */
+void kp_log_read_replica(kp_log_t *log, int64_t offset, int64_t max_bytes, kp_log_read_t *out);
+
 /* A follower's append: the batch keeps the offsets and leader epoch the leader gave it and
  * must start at the LEO (KP_APPEND_OUT_OF_ORDER otherwise); producer state and the epoch
  * cache follow it without checks (the leader made them). Thread-safe. */

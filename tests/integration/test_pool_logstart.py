@@ -159,6 +159,85 @@ def test_waiting_follower_fetch_is_answered_when_data_arrives(workdir):
         pool.stop()
 
 
+def test_followers_copy_before_the_leaders_fsync_and_acks_wait_for_it(workdir):
+    """Durable mode: a leader serves its followers what it has written, before its own
+    fsync, so that the three fsyncs run at once instead of the followers' after the
+    leader's. With every fsync of the leader stalled (KPOOL_FS_FAULTS "stall": a disk that
+    does not answer), an acks=all record reaches both followers' logs, but it is not
+    acknowledged: the leader's own copy is not on its disk yet, and the high watermark
+    counts a replica only once its copy is. Once the leader's disk answers, the record is
+    acknowledged at offset 0 and read back. (Fails on the old code: the leader served
+    followers only what it had fsynced, so their logs stayed empty while it stalled.)"""
+    pool = Pool(workdir, 3)
+    faults = {}
+    for i, b in enumerate(pool.brokers):
+        faults[i + 1] = os.path.join(workdir, "fs-faults-%d" % (i + 1))
+        open(faults[i + 1], "w").close()
+        b.env = {"KPOOL_FS_FAULTS": faults[i + 1]}
+    pool.start()
+    p = None
+    try:
+        create_topic(pool.bootstrap, "early", 1, 3)
+        wait_isr(pool.bootstrap, "early", 3)
+        leader = topic_md(pool.bootstrap, "early")["partitions"][0]["leader"]
+        lb = pool.brokers[leader - 1]
+        with open(faults[leader], "w") as f:
+            f.write("stall")
+        wait_for(lambda: "KPOOL_FS_FAULTS: now stall" in lb.log(), timeout=30,
+                 what="the leader's fsyncs stalled")
+        acked, errors = [], []
+        p = Producer({"bootstrap.servers": pool.bootstrap, "acks": "all",
+                      "enable.idempotence": True, "message.timeout.ms": 120000})
+
+        def report(err, m):
+            (errors if err is not None else acked).append(err or m.offset())
+        p.produce("early", value=b"written-not-fsynced", partition=0, on_delivery=report)
+        p.poll(0)
+
+        def follower_has_it(b):
+            d = os.path.join(b.data_dir, "early-0")
+            return any(n.endswith(".log") and b"written-not-fsynced" in
+                       open(os.path.join(d, n), "rb").read() for n in os.listdir(d))
+        followers = [b for i, b in enumerate(pool.brokers) if i + 1 != leader]
+        for b in followers:
+            wait_for(lambda: follower_has_it(b), timeout=60,
+                     what="the record in follower %s's log" % b.extra["broker.id"])
+        p.poll(1.0)
+        assert not acked and not errors, (acked, errors)
+        assert "KPOOL_FS_FAULTS: now off" not in lb.log()  # still stalled all along
+        with open(faults[leader], "w") as f:
+            f.write("")
+        assert p.flush(90) == 0
+        assert acked == [0] and not errors, (acked, errors)
+        assert consume_all(pool.bootstrap, "early", 1) == {(0, 0): b"written-not-fsynced"}
+    finally:
+        for f in faults.values():  # a stalled disk would hold up the brokers' shutdown
+            open(f, "w").close()
+        pool.stop()
+
+
+@pytest.mark.parametrize("where", ["broker", "topic"])
+def test_page_cache_topics_replicate(workdir, where):
+    """Page-cache mode (log.flush.policy=pagecache for the brokers, or flush.policy=pagecache
+    for one topic of a durable pool) in a replicated pool: acks=all records are acknowledged,
+    every replica stays in the ISR, and they are read back. (Fails on the old code: a
+    follower's append in page-cache mode called the log's HWM callback with the partition's
+    lock held, and the callback took that lock: the follower's fetch thread deadlocked on its
+    first record, holding the lock every Metadata request needs, so the broker stopped
+    answering and nothing was acknowledged.)"""
+    extra = {"log.flush.policy": "pagecache"} if where == "broker" else None
+    pool = Pool(workdir, 3, extra=extra).start()
+    try:
+        cfg = {"flush.policy": "pagecache"} if where == "topic" else None
+        create_topic(pool.bootstrap, "pc", 2, 3, cfg)
+        wait_isr(pool.bootstrap, "pc", 3)
+        acked = produce(pool.bootstrap, "pc", 0, 300, timeout_s=30)
+        wait_isr(pool.bootstrap, "pc", 3)
+        check_acked(acked, consume_all(pool.bootstrap, "pc", 300))
+    finally:
+        pool.stop()
+
+
 def test_bad_replica_fetch_wait_is_refused(workdir):
     """replica.fetch.wait.max.ms outside 0..30000 is a clear startup error."""
     pool = Pool(workdir, 1, extra={"replica.fetch.wait.max.ms": "99999999"})
