@@ -41,6 +41,7 @@
 typedef struct leader_thread {
     int32_t leader;
     pthread_t thread;
+    int fd; /* its connection to the leader, -1 when none (under the fetcher's lock) */
 } leader_thread_t;
 
 struct kp_fetcher {
@@ -62,11 +63,17 @@ typedef struct conn {
     int32_t corr;
     char host[256];
     int port;
+    /* a fetch thread's connection: its socket is known to kp_fetcher_free, which shuts it
+     * down so that a fetch parked at the leader does not hold up the stop (NULL for the
+     * one-off connections of kp_fetcher_write_marker) */
+    kp_fetcher_t *f;
+    leader_thread_t *slot;
 } conn_t;
 
 typedef struct fthread_arg {
     kp_fetcher_t *f;
     int32_t leader;
+    leader_thread_t *slot;
 } fthread_arg_t;
 
 static int stopping(kp_fetcher_t *f)
@@ -113,8 +120,18 @@ static int leader_endpoint(kp_fetcher_t *f, int32_t leader, char *host, size_t h
     return rc;
 }
 
+static void conn_track(conn_t *c, int fd)
+{
+    if (!c->slot) return;
+    pthread_mutex_lock(&c->f->lock);
+    c->slot->fd = fd;
+    if (fd >= 0 && c->f->stopping) shutdown(fd, SHUT_RDWR);
+    pthread_mutex_unlock(&c->f->lock);
+}
+
 static void conn_close(conn_t *c)
 {
+    if (c->fd >= 0) conn_track(c, -1);
     if (c->ssl) SSL_free(c->ssl);
     c->ssl = NULL;
     if (c->fd >= 0) close(c->fd);
@@ -167,6 +184,7 @@ static int conn_open(conn_t *c, SSL_CTX *tls, const char *host, int port)
         return -1;
     }
     c->fd = fd;
+    conn_track(c, fd);
     if (tls && tls_start(c, tls, host) < 0) {
         conn_close(c);
         return -1;
@@ -512,7 +530,7 @@ static int fetch_round(conn_t *c, kp_broker_t *b, follow_t *v, int n, int first)
                     if (v[k].p->index == pd->PartitionIndex &&
                         kp_str_eq(tr->Topic, kp_str_c(v[k].topic->name)))
                         fw = &v[k];
-                if (!fw) continue;
+                if (!fw || fw->answered) continue; /* a partition answered twice: once */
                 if (pd->ErrorCode == KERR_OFFSET_OUT_OF_RANGE && pd->LogStartOffset > fw->offset) {
                     /* behind the leader's log start (retention or DeleteRecords deleted what
                      * we miss): start over there, as Kafka's truncateFullyAndStartAt */
@@ -573,8 +591,8 @@ static void *leader_main(void *arg)
     kp_fetcher_t *f = a->f;
     kp_broker_t *b = f->b;
     int32_t leader = a->leader;
+    conn_t c = {.fd = -1, .wait_ms = (int)f->wait_max_ms, .f = f, .slot = a->slot};
     free(a);
-    conn_t c = {.fd = -1, .wait_ms = (int)f->wait_max_ms};
     unsigned rounds = 0;
     while (!stopping(f)) {
         follow_t *v;
@@ -682,6 +700,8 @@ void kp_fetcher_follow(kp_fetcher_t *f, int32_t leader)
         fthread_arg_t *a = kp_xcalloc(1, sizeof(*a));
         a->f = f;
         a->leader = leader;
+        a->slot = &f->threads[f->nthreads];
+        a->slot->fd = -1;
         if (pthread_create(&f->threads[f->nthreads].thread, NULL, leader_main, a) == 0)
             f->threads[f->nthreads++].leader = leader;
         else
@@ -744,6 +764,10 @@ void kp_fetcher_free(kp_fetcher_t *f)
     pthread_mutex_lock(&f->lock);
     f->stopping = 1;
     pthread_cond_broadcast(&f->cond);
+    /* a thread blocked in a fetch parked at its leader (up to replica.fetch.wait.max.ms)
+     * reads end-of-stream at once */
+    for (int i = 0; i < f->nthreads; i++)
+        if (f->threads[i].fd >= 0) shutdown(f->threads[i].fd, SHUT_RDWR);
     pthread_mutex_unlock(&f->lock);
     for (int i = 0; i < f->nthreads; i++) pthread_join(f->threads[i].thread, NULL);
     pthread_cond_destroy(&f->cond);

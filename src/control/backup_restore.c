@@ -537,9 +537,7 @@ static int user_current(restore_t *r, json_t *u)
             strcmp(json_string_value(json_object_get(md, "namespace")), team) != 0 ||
             strcmp(json_string_value(json_object_get(md, "name")), app) != 0)
             continue;
-        const char *cur =
-            json_string_value(json_object_get(json_object_get(spec, "kafka"), "secretName"));
-        if (!cur) cur = json_string_value(json_object_get(spec, "secretName"));
+        const char *cur = kp_aivenapp_secret_name(spec);
         return cur && secret && !strcmp(cur, secret);
     }
     return 0;

@@ -25,6 +25,7 @@
 #include "auth/principal.h"
 #include "control/control_int.h"
 #include "control/events.h"
+#include "control/kinds.h"
 #include "control/secrets.h"
 #include "core/buf.h"
 #include "core/clock.h"
@@ -199,9 +200,7 @@ static void fail(kp_control_t *c, json_t *obj, int pool_side, const char *reason
      * janitor keeps it (it goes by spec), its credentials still work, and `kpool probe` and
      * `doctor` can tell "pool unreachable" from "no credentials" */
     json_t *spec = json_object_get(obj, "spec"), *prev = json_object_get(obj, "status");
-    const char *want =
-        json_string_value(json_object_get(json_object_get(spec, "kafka"), "secretName"));
-    if (!want) want = json_string_value(json_object_get(spec, "secretName"));
+    const char *want = kp_aivenapp_secret_name(spec);
     const char *had = json_string_value(json_object_get(prev, "synchronizationSecretName"));
     int keep = want && had && !strcmp(want, had);
     write_status(c, obj, "RolloutFailed", keep ? had : NULL,
@@ -569,8 +568,7 @@ void kp_aivenapp_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *
     }
     json_t *kafka = json_object_get(spec, "kafka");
     const char *pool_name = json_string_value(json_object_get(kafka, "pool"));
-    const char *secret_name = json_string_value(json_object_get(kafka, "secretName"));
-    if (!secret_name) secret_name = json_string_value(json_object_get(spec, "secretName"));
+    const char *secret_name = kp_aivenapp_secret_name(spec);
     char err[1024] = "";
     if (!pool_name || !secret_name) {
         fail(c, obj, 0, "ValidateSpec",
@@ -703,9 +701,7 @@ static int is_current(json_t *apps, const char *ns, const char *secret, int64_t 
     {
         json_t *md = json_object_get(a, "metadata"), *spec = json_object_get(a, "spec");
         if (strcmp(json_string_value(json_object_get(md, "namespace")), ns) != 0) continue;
-        const char *cur =
-            json_string_value(json_object_get(json_object_get(spec, "kafka"), "secretName"));
-        if (!cur) cur = json_string_value(json_object_get(spec, "secretName"));
+        const char *cur = kp_aivenapp_secret_name(spec);
         if (cur && !strcmp(cur, secret)) return 1;
         (void)now_s;
         (void)protected_owner;

@@ -171,3 +171,10 @@ int kp_name_check(const char *name, int label, char *err, size_t errlen)
     }
     return 0;
 }
+
+const char *kp_aivenapp_secret_name(const json_t *spec)
+{
+    const char *name =
+        json_string_value(json_object_get(json_object_get(spec, "kafka"), "secretName"));
+    return name ? name : json_string_value(json_object_get(spec, "secretName"));
+}

@@ -86,6 +86,10 @@ void kp_age_of(const json_t *obj, time_t now, char *out, size_t outlen);
  * as dotted paths ("spec.foo", "spec.acl[1].bar"). */
 void kp_kind_unknown_fields(const kp_kind_t *k, const json_t *obj, json_t *paths);
 
+/* The secret an AivenApplication's spec names: spec.kafka.secretName, else spec.secretName
+ * (the older place, still accepted). NULL when neither is a string. */
+const char *kp_aivenapp_secret_name(const json_t *spec);
+
 /* Kubernetes name rules: a DNS-1123 subdomain for names (<= 253), a DNS-1123 label for
  * namespaces (<= 63). 0 when valid, else -1 with a message. */
 int kp_name_check(const char *name, int label, char *err, size_t errlen);

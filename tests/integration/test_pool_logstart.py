@@ -216,6 +216,24 @@ def test_followers_copy_before_the_leaders_fsync_and_acks_wait_for_it(workdir):
         pool.stop()
 
 
+def test_follower_stops_without_waiting_out_its_parked_fetch(workdir):
+    """replica.fetch.wait.max.ms=30000: right after a record is acknowledged each follower's
+    next fetch parks at the leader for up to 30 s. A follower told to stop (SIGTERM) shuts
+    its fetch connections down and exits at once, not when that fetch returns. (Fails on the
+    old code: the stop joined the fetch threads, each blocked in its parked fetch, so it
+    took ~30 s, over the 20 s this test allows.)"""
+    pool = Pool(workdir, 3, extra={"replica.fetch.wait.max.ms": "30000"}).start()
+    try:
+        create_topic(pool.bootstrap, "park", 1, 3)
+        wait_isr(pool.bootstrap, "park", 3)
+        leader = topic_md(pool.bootstrap, "park")["partitions"][0]["leader"]
+        produce(pool.bootstrap, "park", 0, 1, timeout_s=15)
+        follower = next(b for b in pool.brokers if int(b.extra["broker.id"]) != leader)
+        follower.stop(timeout=20)
+    finally:
+        pool.stop()
+
+
 @pytest.mark.parametrize("where", ["broker", "topic"])
 def test_page_cache_topics_replicate(workdir, where):
     """Page-cache mode (log.flush.policy=pagecache for the brokers, or flush.policy=pagecache
