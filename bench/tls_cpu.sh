@@ -5,7 +5,8 @@
 #
 # For each repetition, binary and protocol: a fresh durable broker, N messages produced
 # (acks=all, idempotence), then read back by a fresh consumer; one line per run with the
-# broker's CPU seconds for each phase, CPU ms per MB, and msg/s. At the end, per binary, the
+# broker's CPU seconds for each phase, CPU ms per MB (the broker's, and the client's from
+# kpool bench's cpu_s), and msg/s. At the end, per binary, the
 # medians over the repetitions and TLS / plaintext (msg/s and CPU per MB) of the same run.
 # CPU is the sum of the broker's threads' run time from /proc/PID/task/*/schedstat
 # (nanoseconds; the broker's threads live as long as it does), or user + system ticks
@@ -61,12 +62,15 @@ for ((rep = 1; rep <= REPS; rep++)); do
       python3 - "$bin" "$proto" "$rep" "$c0" "$c1" "$c2" "$W/p.json" "$W/c.json" <<'PY'
 import json, sys
 bin_, proto, rep, c0, c1, c2, pj, cj = sys.argv[1:]
-p, c = json.load(open(pj))["produce"], json.load(open(cj))["consume"]
+pj, cj = json.load(open(pj)), json.load(open(cj))
+p, c = pj["produce"], cj["consume"]
 mb = p["bytes"] / 2**20
 pc, cc = float(c1) - float(c0), float(c2) - float(c1)
 print(json.dumps({"bin": bin_, "proto": proto, "rep": int(rep), "mb": round(mb, 1),
                   "produce_cpu_s": round(pc, 3), "produce_cpu_ms_per_mb": round(1000 * pc / mb, 3),
                   "consume_cpu_s": round(cc, 3), "consume_cpu_ms_per_mb": round(1000 * cc / mb, 3),
+                  "produce_client_cpu_ms_per_mb": round(1000 * pj["cpu_s"] / mb, 3),
+                  "consume_client_cpu_ms_per_mb": round(1000 * cj["cpu_s"] / mb, 3),
                   "produce_msg_s": round(p["msg_per_s"]), "consume_msg_s": round(c["msg_per_s"])}))
 PY
     done
@@ -75,8 +79,8 @@ done | tee "$W/runs.jsonl"
 python3 - "$W/runs.jsonl" <<'PY'
 import json, statistics, sys
 runs = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-print("| binary | side | plaintext msg/s | TLS msg/s | TLS / plaintext | plaintext CPU ms/MB | TLS CPU ms/MB | TLS / plaintext CPU | n |")
-print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+print("| binary | side | plaintext msg/s | TLS msg/s | TLS / plaintext | plaintext CPU ms/MB | TLS CPU ms/MB | TLS / plaintext CPU | client plaintext ms/MB | client TLS ms/MB | n |")
+print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
 for b in dict.fromkeys(r["bin"] for r in runs):
     for side in ("produce", "consume"):
         def med(proto, k):
@@ -84,6 +88,7 @@ for b in dict.fromkeys(r["bin"] for r in runs):
         n = sum(1 for r in runs if r["bin"] == b and r["proto"] == "tls")
         pm, tm = med("plain", "_msg_s"), med("tls", "_msg_s")
         pc, tc = med("plain", "_cpu_ms_per_mb"), med("tls", "_cpu_ms_per_mb")
-        print("| %s | %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %d |" % (
-            b, side, pm, tm, tm / pm, pc, tc, tc / pc if pc else float("nan"), n))
+        pcl, tcl = med("plain", "_client_cpu_ms_per_mb"), med("tls", "_client_cpu_ms_per_mb")
+        print("| %s | %s | %.0f | %.0f | %.2f | %.2f | %.2f | %.2f | %.2f | %.2f | %d |" % (
+            b, side, pm, tm, tm / pm, pc, tc, tc / pc if pc else float("nan"), pcl, tcl, n))
 PY

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 /* 2^20: MB/s is reported the way Kafka's own perf tools do it. */
 #define BYTES_PER_MB 1048576.0
@@ -312,16 +313,29 @@ static void report_json_side(const char *side, const kp_bench_result_t *r)
     printf("\"}");
 }
 
+/* The process's CPU time (user + system, every thread: the application's and librdkafka's). */
+static double process_cpu_s(void)
+{
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru) < 0) return 0;
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
+/* cpu_s: the client's CPU over the workload (its clients' creation, the run, their close), so
+ * a run states what it cost this end next to the broker's CPU (bench/tls_ratio.py). */
 static void report(const kp_bench_opts_t *o, const char *bootstrap, int nparts,
-                   const kp_bench_result_t *prod, const kp_bench_result_t *cons, int ok)
+                   const kp_bench_result_t *prod, const kp_bench_result_t *cons, int ok,
+                   double cpu_s)
 {
     if (o->json) {
         printf("{\"tool\":\"kpool-bench\",\"mode\":\"%s\",\"cluster\":\"%s\",\"mock_brokers\":%d,"
                "\"topic\":\"%s\",\"partitions\":%d,\"message_size\":%d,\"acks\":\"%s\","
-               "\"idempotence\":%s,\"compression\":\"%s\",\"rate\":%.1f,\"ok\":%s",
+               "\"idempotence\":%s,\"compression\":\"%s\",\"rate\":%.1f,\"ok\":%s,"
+               "\"cpu_s\":%.3f",
                mode_name(o->mode), bootstrap, o->mock_brokers, o->topic, nparts, o->message_bytes,
                o->acks, o->idempotence ? "true" : "false", o->compression, o->rate,
-               ok ? "true" : "false");
+               ok ? "true" : "false", cpu_s);
         if (prod->ran) report_json_side("produce", prod);
         if (cons->ran) report_json_side("consume", cons);
         printf("}\n");
@@ -333,6 +347,7 @@ static void report(const kp_bench_opts_t *o, const char *bootstrap, int nparts,
                o->compression, o->rate > 0 ? "fixed" : "max");
         if (prod->ran) report_human("produce", prod, "latency");
         if (cons->ran) report_human("consume", cons, "end-to-end latency");
+        printf("  client CPU %.2f s (user + system, all threads)\n", cpu_s);
     }
     fflush(stdout);
     if (prod->error[0]) fprintf(stderr, "kpool bench: produce: %s\n", prod->error);
@@ -414,8 +429,9 @@ static int bench_run(const kp_bench_opts_t *o, const char *bootstrap, kp_bench_s
     if (!o->quiet)
         fprintf(stderr, "kpool bench: %s on %s, topic %s with %d partitions\n", mode_name(o->mode),
                 bootstrap, o->topic, nparts);
+    double cpu0 = process_cpu_s();
     int failed = run_mode(o, bootstrap, parts, nparts, target, shared, prod, cons) < 0;
-    report(o, bootstrap, nparts, prod, cons, !failed);
+    report(o, bootstrap, nparts, prod, cons, !failed, process_cpu_s() - cpu0);
     rc = failed ? 1 : 0;
 out:
     free(parts);
