@@ -256,11 +256,12 @@ fail:
 }
 
 /* A round's fsync waits: every partition appended to registers one, and the round ends once
- * all are done (the flusher threads fsync the partitions in parallel). */
+ * all are done (the flusher threads fsync the partitions in parallel). A failed fsync takes
+ * the partition offline (storage does), so the round has nothing more to do about it. */
 typedef struct round_wait {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int pending, err;
+    int pending;
 } round_wait_t;
 
 typedef struct part_wait {
@@ -376,9 +377,9 @@ static int truncate_divergent(conn_t *c, kp_broker_t *b, follow_t *fw)
 
 static void part_flushed(kp_flush_waiter_t *w, int err)
 {
+    (void)err;
     round_wait_t *rw = ((part_wait_t *)w)->round;
     pthread_mutex_lock(&rw->lock);
-    if (err) rw->err = err;
     if (--rw->pending == 0) pthread_cond_signal(&rw->cond);
     pthread_mutex_unlock(&rw->lock);
 }
@@ -395,13 +396,11 @@ static void wait_fsynced(round_wait_t *rw, follow_t *fw, int64_t last_offset)
     if (!kp_partition_wait_local(fw->p, last_offset, &fw->wait.w)) part_flushed(&fw->wait.w, 0);
 }
 
-static int round_wait_all(round_wait_t *rw)
+static void round_wait_all(round_wait_t *rw)
 {
     pthread_mutex_lock(&rw->lock);
     while (rw->pending > 0) pthread_cond_wait(&rw->cond, &rw->lock);
-    int err = rw->err;
     pthread_mutex_unlock(&rw->lock);
-    return err ? -1 : 0;
 }
 
 /* Appends the whole batches of one partition's records; returns 1 if anything was. */
