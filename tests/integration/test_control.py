@@ -45,6 +45,7 @@ import json
 import os
 import statistics
 import time
+import urllib.request
 
 import pytest
 import yaml
@@ -371,6 +372,66 @@ def test_drift_in_the_pool_is_repaired_by_resync(up, tmp_path):
     assert st["message"] != second
     assert up.topic_acls(fqn) == []
     assert up.pool_topics()[fqn] == 2
+
+
+def reconciles(k, kind):
+    """kpool_reconcile_total{kind=...} from /metrics: reconciles of that kind so far."""
+    with urllib.request.urlopen("http://%s/metrics" % k.metrics, timeout=10) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith('kpool_reconcile_total{kind="%s"} ' % kind):
+            return int(line.split()[-1])
+    raise AssertionError("no kpool_reconcile_total for %s in /metrics" % kind)
+
+
+def wait_reconciled(k, kind, past, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if reconciles(k, kind) > past:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no %s reconcile in %ss" % (kind, timeout))
+
+
+def test_topic_deleted_between_describe_and_metadata_is_recreated(tmp_path):
+    """The flaky half of test_drift_in_the_pool_is_repaired_by_resync, made deterministic.
+    A Topic's pass asks the pool for the topic's overrides (DescribeConfigs, served from a
+    cache for up to 5 s) and then for its partitions (Metadata). A topic deleted directly in
+    the pool between the two answers used to fail that pass ("metadata of ...: topic
+    missing", FailedSynchronization), and the pass after it, no longer seeing a Topic that
+    had been in sync, recreated the topic without reporting the drift. Here the overrides
+    are cached before the delete and a fresh Metadata answer follows it (a Pool reconcile
+    lists the topics), so the Topic's next pass meets the two disagreeing. Fails on the old
+    code when the steps fit in the 5 s the cached answers live (they take ~1 s); passes
+    whatever the timing on the new one."""
+    k = KpoolUp(resync_ms=600000).start()  # no resync: only the passes this test causes
+    try:
+        ns, name, fqn = "team-race", "vanishing", "team-race.vanishing"
+        k.apply(tmp_path, topic_doc(ns, name, {"partitions": 2}))
+        k.wait_status(ns, name, "RolloutComplete")
+        assert k.wait_pool(lambda: k.pool_topics().get(fqn) == 2, "topic created")
+        # a pass that finds it in sync: its overrides and partition count are now cached
+        n = reconciles(k, "Topic")
+        k.apply(tmp_path, topic_doc(ns, name, {"partitions": 2}, annotations={"touch": "1"}))
+        wait_reconciled(k, "Topic", n)
+        assert "drift" not in k.get(TOPICS_PATH, ns, name)["status"]["message"]
+        # deleted in the pool; then a fresh Metadata answer without it (the Pool's pass)
+        k.admin.delete_topics([fqn], operation_timeout=20)[fqn].result(timeout=20)
+        n = reconciles(k, "Pool")
+        code, _, dev = k.api("GET", "/apis/kpool.dev/v1/pools/dev")
+        assert code == 200, dev
+        dev["metadata"].setdefault("annotations", {})["touch"] = "1"
+        code, _, body = k.api("PUT", "/apis/kpool.dev/v1/pools/dev", dev)
+        assert code == 200, body
+        wait_reconciled(k, "Pool", n)
+        # the Topic's next pass: overrides cached (exists), Metadata fresh (missing)
+        k.apply(tmp_path, topic_doc(ns, name, {"partitions": 2}, annotations={"touch": "2"}))
+        st = wait_repaired(k, ns, name, "missing in the pool and was recreated",
+                           timeout=30)["status"]
+        assert "latestSyncFailure" not in st, st
+        assert k.wait_pool(lambda: k.pool_topics().get(fqn) == 2, "topic recreated")
+    finally:
+        k.stop()
 
 
 # --------------------------------------------------------------------------- deletion
