@@ -374,6 +374,33 @@ def test_drift_in_the_pool_is_repaired_by_resync(up, tmp_path):
     assert up.pool_topics()[fqn] == 2
 
 
+def test_topic_beyond_the_partition_limit(tmp_path):
+    """A Topic asking for more partitions than the pool's broker may host (max.broker.partitions,
+    here from its open-file limit, lowered with prlimit(2) so the machine's ulimit does not
+    matter) is refused by the broker at once, and its status says why; nothing is created.
+    Before, the broker opened files until it ran out of descriptors and rolled back, and the
+    status said "Too many open files" (test_partition_limit.py has the broker side)."""
+    import resource
+    k = KpoolUp().start()
+    try:
+        soft, hard = resource.prlimit(k.proc.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(k.proc.pid, resource.RLIMIT_NOFILE, (min(soft, 8192), hard))
+        ns, name, fqn = "team-huge", "huge", "team-huge.huge"
+        k.apply(tmp_path, topic_doc(ns, name, {"partitions": 100000}))
+        st = k.wait_status(ns, name, "FailedSynchronization")["status"]
+        for words in ("Topic 'team-huge.huge' with 100000 partitions would exceed this "
+                      "broker's partition limit", "max.broker.partitions"):
+            assert words in st["message"], st
+            assert words in st["errors"][0], st
+        assert fqn not in k.pool_topics()
+        # one that fits, in the same pool, still goes through
+        k.apply(tmp_path, topic_doc(ns, "fits", {"partitions": 3}))
+        k.wait_status(ns, "fits", "RolloutComplete")
+        assert k.pool_topics()["team-huge.fits"] == 3
+    finally:
+        k.stop()
+
+
 def reconciles(k, kind):
     """kpool_reconcile_total{kind=...} from /metrics: reconciles of that kind so far."""
     with urllib.request.urlopen("http://%s/metrics" % k.metrics, timeout=10) as r:
