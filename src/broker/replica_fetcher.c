@@ -7,6 +7,7 @@
 #include "core/limits.h"
 #include "core/logging.h"
 #include "kp_msgs.h"
+#include "net/tls_client.h"
 #include "protocol/errors.h"
 #include "replication/throttle.h"
 #include "storage/batch.h"
@@ -145,13 +146,7 @@ static int tls_start(conn_t *c, SSL_CTX *ctx, const char *host)
     c->ssl = SSL_new(ctx);
     if (!c->ssl) return -1;
     SSL_set_fd(c->ssl, c->fd);
-    struct in6_addr a6;
-    struct in_addr a4;
-    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
-    else
-        SSL_set1_host(c->ssl, host);
-    if (SSL_connect(c->ssl) != 1) {
+    if (kp_tls_client_expect_host(c->ssl, host) < 0 || SSL_connect(c->ssl) != 1) {
         char e[256];
         ERR_error_string_n(ERR_get_error(), e, sizeof(e));
         kp_warn("replication", "TLS to %s: %s", host, e);
