@@ -374,6 +374,48 @@ def test_drift_in_the_pool_is_repaired_by_resync(up, tmp_path):
     assert up.pool_topics()[fqn] == 2
 
 
+def test_drift_met_by_a_failed_pass_is_still_reported(tmp_path):
+    """A Topic in sync whose topic is deleted in the pool while the pool cannot be reached:
+    the pass then fails (FailedSynchronization), and the one that succeeds after it recreates
+    the topic. That is still drift, and the status says so. Before, a failed pass made the
+    Topic look as if it had never been in sync: the recreation read "Topic synchronized"."""
+    k = KpoolUp(resync_ms=600000).start()  # no resync: only the passes this test causes
+    try:
+        pools = "/apis/kpool.dev/v1/pools"
+        code, _, dev = k.api("GET", pools + "/dev")
+        assert code == 200, dev
+        spec = {key: v for key, v in dev["spec"].items() if key != "embedded"}
+        side = {"apiVersion": dev["apiVersion"], "kind": "Pool", "metadata": {"name": "side"},
+                "spec": spec}
+        code, _, body = k.api("POST", pools, side)
+        assert code == 201, body
+        ns, name, fqn = "team-gap", "gappy", "team-gap.gappy"
+        k.apply(tmp_path, topic_doc(ns, name, {"partitions": 2}, pool="side"))
+        k.wait_status(ns, name, "RolloutComplete")
+        k.admin.delete_topics([fqn], operation_timeout=20)[fqn].result(timeout=20)
+
+        def set_bootstrap(addr):
+            code, _, p = k.api("GET", pools + "/side")
+            assert code == 200, p
+            p["spec"]["bootstrapServers"] = addr
+            code, _, body = k.api("PUT", pools + "/side", p)
+            assert code == 200, body
+
+        # the pool unreachable (a closed port), and a pass: it fails
+        set_bootstrap("127.0.0.1:%d" % harness.free_port())
+        k.apply(tmp_path, topic_doc(ns, name, {"partitions": 2}, pool="side",
+                                    annotations={"touch": "1"}))
+        k.wait_status(ns, name, "FailedSynchronization", timeout=60)
+        # reachable again: the retry recreates the topic, and reports it as drift
+        set_bootstrap(spec["bootstrapServers"])
+        st = wait_repaired(k, ns, name, "missing in the pool and was recreated",
+                           timeout=90)["status"]
+        assert "retrying" not in st["message"], st
+        assert k.wait_pool(lambda: k.pool_topics().get(fqn) == 2, "topic recreated")
+    finally:
+        k.stop()
+
+
 def test_topic_beyond_the_partition_limit(tmp_path):
     """A Topic asking for more partitions than the pool's broker may host (max.broker.partitions,
     here from its open-file limit, lowered with prlimit(2) so the machine's ulimit does not
