@@ -484,8 +484,7 @@ int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic
      * a topic deleted by someone else in between is in the first and missing from the
      * second, asked just now. It is gone, not an error: the overrides are asked again,
      * uncached, and "missing" from them is the answer (an error only if the two still
-     * disagree). As an error it failed the reconcile that was to repair this very drift,
-     * and the next one, not knowing the Topic had been in sync, did not report it. */
+     * disagree). As an error it failed the very pass that was to repair that drift. */
     for (int attempt = 0;; attempt++) {
         memset(out, 0, sizeof(*out));
         err[0] = 0;
