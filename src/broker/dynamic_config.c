@@ -60,6 +60,8 @@ const kp_broker_prop_def_t kp_broker_prop_defs[] = {
     {"listener.security.protocol.map", NULL, 0, KP_BPROP_STRING, 0, 0, HOOK_NONE, NULL},
     {"log.dirs", "./kpool-data", 0, KP_BPROP_STRING, 0, 0, HOOK_NONE, NULL},
     {"num.partitions", "1", 0, KP_BPROP_LONG, 0, 0, HOOK_NONE, NULL},
+    /* unset: from the open-file limit (kp_topics_partitions_max); read at each create */
+    {"max.broker.partitions", NULL, DYN, KP_BPROP_LONG, 1, IMAX, HOOK_TOPICS, NULL},
     {"default.replication.factor", "1", 0, KP_BPROP_LONG, 0, 0, HOOK_NONE, NULL},
     {"auto.create.topics.enable", "false", 0, KP_BPROP_BOOL, 0, 0, HOOK_NONE, NULL},
     {"socket.request.max.bytes", "104857600", 0, KP_BPROP_LONG, 0, 0, HOOK_NONE, NULL},

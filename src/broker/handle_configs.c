@@ -11,8 +11,10 @@
 #include "broker/replicated_pool.h"
 #include "broker/request.h"
 #include "broker/topic_config.h"
+#include "broker/topics.h"
 #include "kp_msgs.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -277,9 +279,20 @@ static int describe_broker(kp_req_t *req, const DescribeConfigsRequest *in,
         for (size_t i = 0; i < kp_broker_prop_defs_count && !rc; i++) {
             const kp_broker_prop_def_t *p = &kp_broker_prop_defs[i];
             if (!wanted(r, p->name)) continue;
-            rc = broker_entry(req, in, &l, &layers, p->name, p->default_value,
-                              (p->flags & KP_BPROP_DYNAMIC) != 0,
-                              (p->flags & KP_BPROP_SENSITIVE) != 0);
+            const char *def = p->default_value;
+            char derived[24];
+            if (!def && !strcmp(p->name, "max.broker.partitions")) { /* from the fd limit */
+                snprintf(derived, sizeof(derived), "%" PRId64,
+                         kp_topics_partitions_max(NULL, NULL));
+                def = kp_arena_strndup(&req->arena, derived, strlen(derived)); /* synonyms */
+                if (!def) {
+                    rc = -1;
+                    break;
+                }
+            }
+            rc =
+                broker_entry(req, in, &l, &layers, p->name, def, (p->flags & KP_BPROP_DYNAMIC) != 0,
+                             (p->flags & KP_BPROP_SENSITIVE) != 0);
         }
         for (size_t i = 0; i < kp_topic_config_defs_count && !rc; i++) {
             const kp_config_def_t *d = &kp_topic_config_defs[i];

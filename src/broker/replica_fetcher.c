@@ -7,6 +7,7 @@
 #include "core/limits.h"
 #include "core/logging.h"
 #include "kp_msgs.h"
+#include "net/tls_client.h"
 #include "protocol/errors.h"
 #include "replication/throttle.h"
 #include "storage/batch.h"
@@ -145,13 +146,7 @@ static int tls_start(conn_t *c, SSL_CTX *ctx, const char *host)
     c->ssl = SSL_new(ctx);
     if (!c->ssl) return -1;
     SSL_set_fd(c->ssl, c->fd);
-    struct in6_addr a6;
-    struct in_addr a4;
-    if (inet_pton(AF_INET, host, &a4) == 1 || inet_pton(AF_INET6, host, &a6) == 1)
-        X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host);
-    else
-        SSL_set1_host(c->ssl, host);
-    if (SSL_connect(c->ssl) != 1) {
+    if (kp_tls_client_expect_host(c->ssl, host) < 0 || SSL_connect(c->ssl) != 1) {
         char e[256];
         ERR_error_string_n(ERR_get_error(), e, sizeof(e));
         kp_warn("replication", "TLS to %s: %s", host, e);
@@ -256,11 +251,12 @@ fail:
 }
 
 /* A round's fsync waits: every partition appended to registers one, and the round ends once
- * all are done (the flusher threads fsync the partitions in parallel). */
+ * all are done (the flusher threads fsync the partitions in parallel). A failed fsync takes
+ * the partition offline (storage does), so the round has nothing more to do about it. */
 typedef struct round_wait {
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    int pending, err;
+    int pending;
 } round_wait_t;
 
 typedef struct part_wait {
@@ -376,9 +372,9 @@ static int truncate_divergent(conn_t *c, kp_broker_t *b, follow_t *fw)
 
 static void part_flushed(kp_flush_waiter_t *w, int err)
 {
+    (void)err;
     round_wait_t *rw = ((part_wait_t *)w)->round;
     pthread_mutex_lock(&rw->lock);
-    if (err) rw->err = err;
     if (--rw->pending == 0) pthread_cond_signal(&rw->cond);
     pthread_mutex_unlock(&rw->lock);
 }
@@ -395,13 +391,11 @@ static void wait_fsynced(round_wait_t *rw, follow_t *fw, int64_t last_offset)
     if (!kp_partition_wait_local(fw->p, last_offset, &fw->wait.w)) part_flushed(&fw->wait.w, 0);
 }
 
-static int round_wait_all(round_wait_t *rw)
+static void round_wait_all(round_wait_t *rw)
 {
     pthread_mutex_lock(&rw->lock);
     while (rw->pending > 0) pthread_cond_wait(&rw->cond, &rw->lock);
-    int err = rw->err;
     pthread_mutex_unlock(&rw->lock);
-    return err ? -1 : 0;
 }
 
 /* Appends the whole batches of one partition's records; returns 1 if anything was. */

@@ -16,12 +16,14 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 struct kp_topics {
@@ -573,6 +575,57 @@ void kp_topics_close(kp_topics_t *t)
 
 /* ---- create / delete ---- */
 
+int64_t kp_topics_partitions_max(const kp_props_t *broker_props, int64_t *files)
+{
+    struct rlimit rl;
+    int64_t nofile = KP_TOPIC_PARTITIONS_MAX + KP_BROKER_FD_RESERVE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        rl.rlim_cur < (rlim_t)nofile)
+        nofile = (int64_t)rl.rlim_cur;
+    if (files) *files = nofile;
+    int64_t def = nofile - KP_BROKER_FD_RESERVE, v;
+    if (def < nofile / 2) def = nofile / 2;
+    char err[256];
+    if (!broker_props) return def;
+    if (kp_props_get_i64(broker_props, "max.broker.partitions", def, 1, INT32_MAX, &v, err,
+                         sizeof(err)) < 0)
+        v = def; /* validated when set: not reached */
+    return v;
+}
+
+/* 0, or INVALID_PARTITIONS with err when `more` partitions for topic `name` would take this
+ * broker past max.broker.partitions (every partition keeps its log open: past the
+ * open-file limit a create ran out of descriptors part-way, failing every accept and file
+ * open of the broker meanwhile, and was rolled back). Internal topics, which the broker
+ * needs, are counted but never refused. Called under create_lock. */
+static int16_t capacity_check(kp_topics_t *t, const char *name, int32_t more, int grow,
+                              int internal, char *err, size_t errlen)
+{
+    if (internal) return 0;
+    int64_t hosted, files;
+    kp_topics_count(t, &hosted);
+    int64_t max = kp_topics_partitions_max(t->broker_props, &files);
+    if (hosted + more <= max) return 0;
+    char why[160];
+    if (kp_props_get(t->broker_props, "max.broker.partitions"))
+        snprintf(why, sizeof(why), "max.broker.partitions");
+    else
+        snprintf(why, sizeof(why),
+                 "max.broker.partitions, from the broker's open-file limit of %" PRId64
+                 ": each partition keeps its log file open",
+                 files);
+    char what[KP_TOPIC_NAME_LEN_MAX + 64];
+    if (grow)
+        snprintf(what, sizeof(what), "Adding %d partitions to topic '%s'", more, name);
+    else
+        snprintf(what, sizeof(what), "Topic '%s' with %d partitions", name, more);
+    snprintf(err, errlen,
+             "%s would exceed this broker's partition limit: it hosts %" PRId64
+             " partitions and may host at most %" PRId64 " (%s)",
+             what, hosted, max, why);
+    return KERR_INVALID_PARTITIONS;
+}
+
 int16_t kp_topics_create(kp_topics_t *t, const kp_topic_spec_t *spec, int validate_only, char *err,
                          size_t errlen)
 {
@@ -597,6 +650,11 @@ int16_t kp_topics_create(kp_topics_t *t, const kp_topic_spec_t *spec, int valida
         pthread_mutex_unlock(&t->create_lock);
         snprintf(err, errlen, "Topic '%s' already exists.", name);
         return KERR_TOPIC_ALREADY_EXISTS;
+    }
+    int16_t crc = capacity_check(t, name, spec->partitions, 0, spec->internal, err, errlen);
+    if (crc) {
+        pthread_mutex_unlock(&t->create_lock);
+        return crc;
     }
     if (validate_only) {
         pthread_mutex_unlock(&t->create_lock);
@@ -780,6 +838,8 @@ int16_t kp_topics_add_partitions(kp_topics_t *t, kp_str_t name, int32_t count, i
         rc = KERR_INVALID_REQUEST;
         goto out;
     }
+    rc = capacity_check(t, topic->name, count - cur, 1, 0, err, errlen);
+    if (rc) goto out;
     if (validate_only) goto out;
     kp_partition_t **old = topic->partitions;
     kp_partition_t **grown = kp_xcalloc((size_t)count, sizeof(*grown));

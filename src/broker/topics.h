@@ -87,6 +87,12 @@ kp_partition_t *kp_topic_partition(kp_topic_t *topic, int32_t index);
 kp_topic_t **kp_topics_list(kp_topics_t *t, int *count);
 void kp_topics_list_free(kp_topic_t **list, int count);
 int kp_topics_count(kp_topics_t *t, int64_t *partitions);
+/* max.broker.partitions (the name KIP-578 proposed for Kafka): the most partitions this
+ * broker hosts, over every topic, internal ones included; a CreateTopics or
+ * CreatePartitions beyond it is INVALID_PARTITIONS, before any file is opened. Unset, it
+ * follows the open-file limit (RLIMIT_NOFILE, *files when not NULL): that limit less
+ * KP_BROKER_FD_RESERVE, at least half of it (also what NULL props return). */
+int64_t kp_topics_partitions_max(const kp_props_t *broker_props, int64_t *files);
 /* Calls fn for every topic under the map's read lock, in no order: for short passes over
  * every topic (no copy, no references). fn must not create or delete topics. */
 void kp_topics_foreach(kp_topics_t *t, void (*fn)(kp_topic_t *topic, void *arg), void *arg);

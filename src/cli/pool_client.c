@@ -10,6 +10,7 @@
 #include "core/arena.h"
 #include "core/buf.h"
 #include "kp_msgs.h"
+#include "net/tls_client.h"
 #include "protocol/errors.h"
 #include "protocol/wire.h"
 
@@ -89,13 +90,7 @@ static int tls_start(conn_t *c, const kp_poolc_target_t *t, const char *host, in
     what = "TLS";
     c->ssl = SSL_new(c->ctx);
     if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1) goto fail;
-    X509_VERIFY_PARAM *vp = SSL_get0_param(c->ssl);
-    unsigned char ip[16];
-    int is_ip = inet_pton(AF_INET, host, ip) == 1 || inet_pton(AF_INET6, host, ip) == 1;
-    if ((is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host)
-               : X509_VERIFY_PARAM_set1_host(vp, host, 0)) != 1)
-        goto fail;
-    if (!is_ip) SSL_set_tlsext_host_name(c->ssl, (char *)host); /* SNI: names only */
+    if (kp_tls_client_expect_host(c->ssl, host) < 0) goto fail;
     what = "the TLS handshake";
     if (SSL_connect(c->ssl) != 1) goto fail;
     return 0;

@@ -14,6 +14,7 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "kp_msgs.h"
+#include "net/tls_client.h"
 #include "protocol/errors.h"
 #include "protocol/wire.h"
 
@@ -125,12 +126,21 @@ static int raw_open(raw_conn_t *rc, const kp_pool_conn_t *c, char *err, size_t e
         goto tls_fail;
     rc->ssl = SSL_new(rc->ctx);
     if (!rc->ssl || SSL_set_fd(rc->ssl, rc->fd) != 1) goto tls_fail;
-    /* the pool's certificate is checked against the CA, as librdkafka does by default */
+    /* the pool's certificate is checked against the CA and must name the address dialled,
+     * as librdkafka (ssl.endpoint.identification.algorithm=https) does for the rest of the
+     * pool client's calls */
+    if (kp_tls_client_expect_host(rc->ssl, first) < 0) goto tls_fail;
     if (SSL_connect(rc->ssl) != 1) goto tls_fail;
     return 0;
 tls_fail : {
     unsigned long e = ERR_get_error();
-    snprintf(err, errlen, "TLS to the pool: %s", e ? ERR_reason_error_string(e) : "failed");
+    long v = rc->ssl ? SSL_get_verify_result(rc->ssl) : X509_V_OK;
+    if (v != X509_V_OK)
+        snprintf(err, errlen, "TLS to the pool at %s:%s: the broker's certificate: %s", first,
+                 colon + 1, X509_verify_cert_error_string(v));
+    else
+        snprintf(err, errlen, "TLS to the pool at %s:%s: %s", first, colon + 1,
+                 e ? ERR_reason_error_string(e) : "failed");
     ERR_clear_error();
     raw_close(rc);
     return -1;

@@ -289,7 +289,8 @@ static void caches_invalidate(kp_pool_client_t *pc)
  * own threads — with 5,000 Topics that was most of an idle `kpool up`'s CPU. One
  * all-topics Metadata answer instead serves every topic for PARTS_CACHE_MS and leaves the
  * client with no topic handles at all. A topic missing from a cached answer asks again
- * once (it may have been created since). */
+ * once (it may have been created since). Returns 0, -1 with err when the pool gave no
+ * answer, or 1 with err when an answer asked just now does not list the topic. */
 static int partition_count(kp_pool_client_t *pc, const char *name, int32_t *parts, int16_t *repl,
                            char *err, size_t errlen)
 {
@@ -316,7 +317,7 @@ static int partition_count(kp_pool_client_t *pc, const char *name, int32_t *part
         rd_kafka_metadata_destroy(md);
     }
     snprintf(err, errlen, "metadata of %s: topic missing", name);
-    return -1;
+    return 1;
 }
 
 /* Up to DESCRIBE_BATCH names: `name`, then the topics after it in name order (the order a
@@ -479,24 +480,31 @@ static int topic_cfg(kp_pool_client_t *pc, const char *name, topic_cfg_t **tc, c
 int kp_pool_describe_topic(kp_pool_client_t *pc, const char *name, kp_pool_topic_t *out, char *err,
                            size_t errlen)
 {
-    memset(out, 0, sizeof(*out));
-    err[0] = 0;
-    topic_cfg_t *tc;
-    if (topic_cfg(pc, name, &tc, err, errlen) < 0) return -1;
-    if (!tc) return 0;
-    out->exists = 1;
-    out->config_keys = kp_xcalloc((size_t)tc->nconfigs + 1, sizeof(char *));
-    out->config_values = kp_xcalloc((size_t)tc->nconfigs + 1, sizeof(char *));
-    for (int i = 0; i < tc->nconfigs; i++) {
-        out->config_keys[i] = kp_xstrdup(tc->keys[i]);
-        out->config_values[i] = kp_xstrdup(tc->values[i]);
-    }
-    out->nconfigs = tc->nconfigs;
-    if (partition_count(pc, name, &out->partitions, &out->replication, err, errlen) < 0) {
+    /* Two answers, DescribeConfigs (overrides, maybe cached) then Metadata (partitions):
+     * a topic deleted by someone else in between is in the first and missing from the
+     * second, asked just now. It is gone, not an error: the overrides are asked again,
+     * uncached, and "missing" from them is the answer (an error only if the two still
+     * disagree). As an error it failed the very pass that was to repair that drift. */
+    for (int attempt = 0;; attempt++) {
+        memset(out, 0, sizeof(*out));
+        err[0] = 0;
+        topic_cfg_t *tc;
+        if (topic_cfg(pc, name, &tc, err, errlen) < 0) return -1;
+        if (!tc) return 0;
+        out->exists = 1;
+        out->config_keys = kp_xcalloc((size_t)tc->nconfigs + 1, sizeof(char *));
+        out->config_values = kp_xcalloc((size_t)tc->nconfigs + 1, sizeof(char *));
+        for (int i = 0; i < tc->nconfigs; i++) {
+            out->config_keys[i] = kp_xstrdup(tc->keys[i]);
+            out->config_values[i] = kp_xstrdup(tc->values[i]);
+        }
+        out->nconfigs = tc->nconfigs;
+        int rc = partition_count(pc, name, &out->partitions, &out->replication, err, errlen);
+        if (rc == 0) return 0;
         kp_pool_topic_free(out);
-        return -1;
+        if (rc < 0 || attempt > 0) return -1;
+        cfgs_clear(pc);
     }
-    return 0;
 }
 
 /* 64 bits of one item (two CRC-32Cs, mixed): items are summed, so order does not matter. */
@@ -526,7 +534,7 @@ int kp_pool_topic_fingerprint(kp_pool_client_t *pc, const char *name, uint64_t *
     if (tc) {
         int32_t parts;
         int16_t repl;
-        if (partition_count(pc, name, &parts, &repl, err, errlen) < 0) return -1;
+        if (partition_count(pc, name, &parts, &repl, err, errlen) != 0) return -1;
         h += item_hash("partitions", NULL, NULL, (uint64_t)(uint32_t)parts << 16 | (uint16_t)repl);
         for (int i = 0; i < tc->nconfigs; i++)
             h += item_hash("config", tc->keys[i], tc->values[i], 0);

@@ -367,13 +367,31 @@ static void acls_hash(const kp_pool_acl_t *a, int n, char out[17])
     snprintf(out, 17, "%08x%08x", h1, h2);
 }
 
-static void fail_sync(kp_control_t *c, json_t *obj, const char *fqn, const char *hash,
-                      const char *why, kp_reconcile_result_t *res)
+/* The hash of the spec the pool was last found in sync with, from the status a pass read:
+ * a RolloutComplete's, or one a failed pass carried over (see fail_sync); NULL if none. */
+static const char *synced_hash(json_t *obj)
+{
+    json_t *old = json_object_get(obj, "status");
+    const char *state = json_string_value(json_object_get(old, "synchronizationState"));
+    if (!state || (strcmp(state, "RolloutComplete") && strcmp(state, "FailedSynchronization")))
+        return NULL;
+    return json_string_value(json_object_get(old, "synchronizationHash"));
+}
+
+/* A failed pass (retried with backoff). Its status keeps synchronizationHash as the hash of
+ * the spec last synchronized (none if never), and that pass's synchronizationAclHash: the
+ * pass that succeeds after it still knows the Topic had been in sync, so what it repairs
+ * then is reported as drift. */
+static void fail_sync(kp_control_t *c, json_t *obj, const char *fqn, const char *why,
+                      kp_reconcile_result_t *res)
 {
     json_t *errs = json_pack("[o]", kp_json_text(why));
     char msg[768];
     snprintf(msg, sizeof(msg), "%s; retrying with backoff", why);
-    json_t *s = base_status(obj, fqn, "FailedSynchronization", msg, errs, hash);
+    const char *synced = synced_hash(obj);
+    json_t *s = base_status(obj, fqn, "FailedSynchronization", msg, errs, synced);
+    json_t *acl_hash = json_object_get(json_object_get(obj, "status"), "synchronizationAclHash");
+    if (synced && acl_hash) json_object_set(s, "synchronizationAclHash", acl_hash);
     kp_status_write(c, obj, s);
     json_decref(s);
     json_decref(errs);
@@ -400,7 +418,7 @@ static void reconcile_delete(kp_control_t *c, json_t *obj, const char *fqn,
         int added, removed;
         if (sync_acls(pool->client, fqn, NULL, 0, &added, &removed, err, sizeof(err)) < 0 ||
             (remove_data && kp_pool_delete_topic(pool->client, fqn, err, sizeof(err)) < 0)) {
-            fail_sync(c, obj, fqn, NULL, err, res);
+            fail_sync(c, obj, fqn, err, res);
             return;
         }
         kp_info("control", "topic %s/%s deleted: ACLs removed, %s", ns, name,
@@ -408,7 +426,7 @@ static void reconcile_delete(kp_control_t *c, json_t *obj, const char *fqn,
         /* the pool's status lists topics no resource owns: this one, if its data stays */
         kp_control_enqueue(c, "Pool", "", pool_name);
     } else if (!strstr(err, "does not exist")) {
-        fail_sync(c, obj, fqn, NULL, err, res);
+        fail_sync(c, obj, fqn, err, res);
         return;
     }
     kp_store_remove(c->store, "Topic", ns, name);
@@ -551,13 +569,13 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
     }
     json_decref(e.list);
     if (!pool) {
-        fail_sync(c, obj, fqn, hash, perr, res);
+        fail_sync(c, obj, fqn, perr, res);
         return;
     }
     char err[768] = "";
     kp_pool_topic_t have;
     if (kp_pool_describe_topic(pool->client, fqn, &have, err, sizeof(err)) < 0) {
-        fail_sync(c, obj, fqn, hash, err, res);
+        fail_sync(c, obj, fqn, err, res);
         return;
     }
     const char *keys[16], *values[16];
@@ -565,13 +583,14 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
         keys[i] = t.keys[i];
         values[i] = t.values[i];
     }
-    /* was this topic in sync before? then anything we must fix now is drift (for ACLs: only
-     * while the bindings it should have are the ones it had then; see below) */
+    /* was this topic in sync before (with this spec, failed passes since or not)? then
+     * anything we must fix now is drift (for ACLs: only while the bindings it should have
+     * are the ones it had then; see below) */
     json_t *old = json_object_get(obj, "status");
     const char *old_state = json_string_value(json_object_get(old, "synchronizationState"));
-    const char *old_hash = json_string_value(json_object_get(old, "synchronizationHash"));
-    int was_synced =
-        old_state && !strcmp(old_state, "RolloutComplete") && old_hash && !strcmp(old_hash, hash);
+    const char *old_hash = synced_hash(obj);
+    int was_synced = old_hash && !strcmp(old_hash, hash);
+    int was_complete = was_synced && !strcmp(old_state, "RolloutComplete");
     kp_buf_t drift;
     kp_buf_init(&drift);
     char part_err[512] = "";
@@ -667,7 +686,7 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
                  t.pool, now, (int)drift.len, (char *)drift.data);
         kp_info("control", "topic %s: drift repaired: %.*s", fqn, (int)drift.len,
                 (char *)drift.data);
-    } else if (was_synced && same_acls && json_string_value(json_object_get(old, "message")) &&
+    } else if (was_complete && same_acls && json_string_value(json_object_get(old, "message")) &&
                strncmp(json_string_value(json_object_get(old, "message")),
                        "replication drift:", 18) != 0) {
         snprintf(msg, sizeof(msg), "%s", json_string_value(json_object_get(old, "message")));
@@ -713,5 +732,5 @@ void kp_topic_reconcile(kp_control_t *c, json_t *obj, kp_reconcile_result_t *res
 sync_failed:
     kp_pool_topic_free(&have);
     kp_buf_free(&drift);
-    fail_sync(c, obj, fqn, hash, err, res);
+    fail_sync(c, obj, fqn, err, res);
 }

@@ -58,8 +58,14 @@
 #define KP_TOPIC_NAME_LEN_MAX 249
 
 /* Partitions per topic accepted by CreateTopics / CreatePartitions (SPEC 2.1: 1..1,000,000);
- * the broker refuses beyond what its file descriptors allow at create time. */
+ * the broker refuses beyond what its file descriptors allow at create time
+ * (max.broker.partitions, broker/topics.h). */
 #define KP_TOPIC_PARTITIONS_MAX 1000000
+
+/* Open files a broker keeps for everything but its partitions' logs (listeners, client
+ * connections, indexes, metadata and state files) when max.broker.partitions follows the
+ * open-file limit: what keeps the broker serving once it hosts that many partitions. */
+#define KP_BROKER_FD_RESERVE 1024
 
 /* Idempotent producer: batches remembered per (producer, partition), as Kafka. */
 #define KP_PRODUCER_BATCHES_MAX 5

@@ -45,6 +45,7 @@ import json
 import os
 import statistics
 import time
+import urllib.request
 
 import pytest
 import yaml
@@ -371,6 +372,135 @@ def test_drift_in_the_pool_is_repaired_by_resync(up, tmp_path):
     assert st["message"] != second
     assert up.topic_acls(fqn) == []
     assert up.pool_topics()[fqn] == 2
+
+
+def test_drift_met_by_a_failed_pass_is_still_reported(tmp_path):
+    """A Topic in sync whose topic is deleted in the pool while the pool cannot be reached:
+    the pass then fails (FailedSynchronization), and the one that succeeds after it recreates
+    the topic. That is still drift, and the status says so. Before, a failed pass made the
+    Topic look as if it had never been in sync: the recreation read "Topic synchronized"."""
+    k = KpoolUp(resync_ms=600000).start()  # no resync: only the passes this test causes
+    try:
+        pools = "/apis/kpool.dev/v1/pools"
+        code, _, dev = k.api("GET", pools + "/dev")
+        assert code == 200, dev
+        spec = {key: v for key, v in dev["spec"].items() if key != "embedded"}
+        side = {"apiVersion": dev["apiVersion"], "kind": "Pool", "metadata": {"name": "side"},
+                "spec": spec}
+        code, _, body = k.api("POST", pools, side)
+        assert code == 201, body
+        ns, name, fqn = "team-gap", "gappy", "team-gap.gappy"
+        k.apply(tmp_path, topic_doc(ns, name, {"partitions": 2}, pool="side"))
+        k.wait_status(ns, name, "RolloutComplete")
+        k.admin.delete_topics([fqn], operation_timeout=20)[fqn].result(timeout=20)
+
+        def set_bootstrap(addr):
+            code, _, p = k.api("GET", pools + "/side")
+            assert code == 200, p
+            p["spec"]["bootstrapServers"] = addr
+            code, _, body = k.api("PUT", pools + "/side", p)
+            assert code == 200, body
+
+        # the pool unreachable (a closed port), and a pass: it fails
+        set_bootstrap("127.0.0.1:%d" % harness.free_port())
+        k.apply(tmp_path, topic_doc(ns, name, {"partitions": 2}, pool="side",
+                                    annotations={"touch": "1"}))
+        k.wait_status(ns, name, "FailedSynchronization", timeout=60)
+        # reachable again: the retry recreates the topic, and reports it as drift
+        set_bootstrap(spec["bootstrapServers"])
+        st = wait_repaired(k, ns, name, "missing in the pool and was recreated",
+                           timeout=90)["status"]
+        assert "retrying" not in st["message"], st
+        assert k.wait_pool(lambda: k.pool_topics().get(fqn) == 2, "topic recreated")
+    finally:
+        k.stop()
+
+
+def test_topic_beyond_the_partition_limit(tmp_path):
+    """A Topic asking for more partitions than the pool's broker may host (max.broker.partitions,
+    here from its open-file limit, lowered with prlimit(2) so the machine's ulimit does not
+    matter) is refused by the broker at once, and its status says why; nothing is created.
+    Before, the broker opened files until it ran out of descriptors and rolled back, and the
+    status said "Too many open files" (test_partition_limit.py has the broker side)."""
+    import resource
+    k = KpoolUp().start()
+    try:
+        soft, hard = resource.prlimit(k.proc.pid, resource.RLIMIT_NOFILE)
+        resource.prlimit(k.proc.pid, resource.RLIMIT_NOFILE, (min(soft, 8192), hard))
+        ns, name, fqn = "team-huge", "huge", "team-huge.huge"
+        k.apply(tmp_path, topic_doc(ns, name, {"partitions": 100000}))
+        st = k.wait_status(ns, name, "FailedSynchronization")["status"]
+        for words in ("Topic 'team-huge.huge' with 100000 partitions would exceed this "
+                      "broker's partition limit", "max.broker.partitions"):
+            assert words in st["message"], st
+            assert words in st["errors"][0], st
+        assert fqn not in k.pool_topics()
+        # one that fits, in the same pool, still goes through
+        k.apply(tmp_path, topic_doc(ns, "fits", {"partitions": 3}))
+        k.wait_status(ns, "fits", "RolloutComplete")
+        assert k.pool_topics()["team-huge.fits"] == 3
+    finally:
+        k.stop()
+
+
+def reconciles(k, kind):
+    """kpool_reconcile_total{kind=...} from /metrics: reconciles of that kind so far."""
+    with urllib.request.urlopen("http://%s/metrics" % k.metrics, timeout=10) as r:
+        text = r.read().decode()
+    for line in text.splitlines():
+        if line.startswith('kpool_reconcile_total{kind="%s"} ' % kind):
+            return int(line.split()[-1])
+    raise AssertionError("no kpool_reconcile_total for %s in /metrics" % kind)
+
+
+def wait_reconciled(k, kind, past, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if reconciles(k, kind) > past:
+            return
+        time.sleep(0.05)
+    raise AssertionError("no %s reconcile in %ss" % (kind, timeout))
+
+
+def test_topic_deleted_between_describe_and_metadata_is_recreated(tmp_path):
+    """The flaky half of test_drift_in_the_pool_is_repaired_by_resync, made deterministic.
+    A Topic's pass asks the pool for the topic's overrides (DescribeConfigs, served from a
+    cache for up to 5 s) and then for its partitions (Metadata). A topic deleted directly in
+    the pool between the two answers used to fail that pass ("metadata of ...: topic
+    missing", FailedSynchronization), and the pass after it, no longer seeing a Topic that
+    had been in sync, recreated the topic without reporting the drift. Here the overrides
+    are cached before the delete and a fresh Metadata answer follows it (a Pool reconcile
+    lists the topics), so the Topic's next pass meets the two disagreeing. Fails on the old
+    code when the steps fit in the 5 s the cached answers live (they take ~1 s); passes
+    whatever the timing on the new one."""
+    k = KpoolUp(resync_ms=600000).start()  # no resync: only the passes this test causes
+    try:
+        ns, name, fqn = "team-race", "vanishing", "team-race.vanishing"
+        k.apply(tmp_path, topic_doc(ns, name, {"partitions": 2}))
+        k.wait_status(ns, name, "RolloutComplete")
+        assert k.wait_pool(lambda: k.pool_topics().get(fqn) == 2, "topic created")
+        # a pass that finds it in sync: its overrides and partition count are now cached
+        n = reconciles(k, "Topic")
+        k.apply(tmp_path, topic_doc(ns, name, {"partitions": 2}, annotations={"touch": "1"}))
+        wait_reconciled(k, "Topic", n)
+        assert "drift" not in k.get(TOPICS_PATH, ns, name)["status"]["message"]
+        # deleted in the pool; then a fresh Metadata answer without it (the Pool's pass)
+        k.admin.delete_topics([fqn], operation_timeout=20)[fqn].result(timeout=20)
+        n = reconciles(k, "Pool")
+        code, _, dev = k.api("GET", "/apis/kpool.dev/v1/pools/dev")
+        assert code == 200, dev
+        dev["metadata"].setdefault("annotations", {})["touch"] = "1"
+        code, _, body = k.api("PUT", "/apis/kpool.dev/v1/pools/dev", dev)
+        assert code == 200, body
+        wait_reconciled(k, "Pool", n)
+        # the Topic's next pass: overrides cached (exists), Metadata fresh (missing)
+        k.apply(tmp_path, topic_doc(ns, name, {"partitions": 2}, annotations={"touch": "2"}))
+        st = wait_repaired(k, ns, name, "missing in the pool and was recreated",
+                           timeout=30)["status"]
+        assert "latestSyncFailure" not in st, st
+        assert k.wait_pool(lambda: k.pool_topics().get(fqn) == 2, "topic recreated")
+    finally:
+        k.stop()
 
 
 # --------------------------------------------------------------------------- deletion

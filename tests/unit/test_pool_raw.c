@@ -8,16 +8,21 @@
  *   - only each topic's own overrides (ConfigSource DYNAMIC_TOPIC_CONFIG) are kept, a null
  *     (sensitive) value as "", defaults and broker-level values dropped;
  *   - a topic's error comes back with its code and message; a malformed answer or a closed
- *     connection is an error of the call, never a crash.
+ *     connection is an error of the call, never a crash;
+ *   - over TLS the pool's certificate must name the address dialled (an iPAddress SAN for
+ *     127.0.0.1), not only chain to the CA: a certificate for another name is refused, as
+ *     librdkafka refuses it for the pool client's other calls.
  */
 #include "unit.h"
 
 #include "control/pool_acl_raw.h"
 #include "core/arena.h"
 #include "kp_msgs.h"
+#include "pki/pki.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/ssl.h>
 #include <pthread.h>
 #include <sys/socket.h>
 
@@ -32,13 +37,15 @@ typedef struct fake_pool {
     int32_t nkeys0;
     char name0[64], name1[64];
     int8_t type0;
+    SSL_CTX *tls; /* not NULL: TLS with this server context */
+    SSL *ssl;
 } fake_pool_t;
 
-static int read_full(int fd, void *p, size_t n)
+static int read_full(fake_pool_t *f, int fd, void *p, size_t n)
 {
     uint8_t *b = p;
     while (n > 0) {
-        ssize_t r = recv(fd, b, n, 0);
+        ssize_t r = f->ssl ? SSL_read(f->ssl, b, (int)n) : recv(fd, b, n, 0);
         if (r <= 0) return -1;
         b += r;
         n -= (size_t)r;
@@ -87,12 +94,22 @@ static void *serve(void *arg)
     fake_pool_t *f = arg;
     int fd = accept(f->lfd, NULL, NULL);
     if (fd < 0) return NULL;
+    if (f->tls) {
+        f->ssl = SSL_new(f->tls);
+        SSL_set_fd(f->ssl, fd);
+        if (SSL_accept(f->ssl) != 1) { /* the client refused the certificate */
+            SSL_free(f->ssl);
+            f->ssl = NULL;
+            close(fd);
+            return NULL;
+        }
+    }
     uint8_t head[4];
-    if (read_full(fd, head, 4) == 0) {
+    if (read_full(f, fd, head, 4) == 0) {
         uint32_t size =
             (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3];
         uint8_t *req = malloc(size);
-        if (size < 1 << 20 && read_full(fd, req, size) == 0) {
+        if (size < 1 << 20 && read_full(f, fd, req, size) == 0) {
             kp_rd_t rd;
             kp_rd_init(&rd, req, size);
             f->key = kp_rd_i16(&rd);
@@ -127,12 +144,18 @@ static void *serve(void *arg)
                 else
                     kp_wr_i32(&w, 0x7fffffff); /* a throttle time, then a cut array */
                 kp_wr_patch_i32(&w, 0, (int32_t)(w.buf.len - 4));
-                ssize_t sent = send(fd, w.buf.data, w.buf.len, MSG_NOSIGNAL);
+                ssize_t sent = f->ssl ? SSL_write(f->ssl, w.buf.data, (int)w.buf.len)
+                                      : send(fd, w.buf.data, w.buf.len, MSG_NOSIGNAL);
                 (void)sent;
                 kp_wr_free(&w);
             }
         }
         free(req);
+    }
+    if (f->ssl) {
+        SSL_shutdown(f->ssl);
+        SSL_free(f->ssl);
+        f->ssl = NULL;
     }
     close(fd);
     return NULL;
@@ -140,7 +163,9 @@ static void *serve(void *arg)
 
 static void fake_start(fake_pool_t *f, int mode, pthread_t *th)
 {
+    SSL_CTX *tls = f->tls;
     memset(f, 0, sizeof(*f));
+    f->tls = tls;
     f->mode = mode;
     f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     assert_true(f->lfd >= 0);
@@ -155,14 +180,14 @@ static void fake_start(fake_pool_t *f, int mode, pthread_t *th)
     assert_int_equal(pthread_create(th, NULL, serve, f), 0);
 }
 
-static int describe(fake_pool_t *f, int mode, kp_pool_raw_topic_cfg_t **t, int *n, char *err,
-                    size_t errlen)
+static int describe_as(fake_pool_t *f, int mode, const char *ca_path, kp_pool_raw_topic_cfg_t **t,
+                       int *n, char *err, size_t errlen)
 {
     pthread_t th;
     fake_start(f, mode, &th);
     char addr[64];
     snprintf(addr, sizeof(addr), "127.0.0.1:%d", f->port);
-    kp_pool_conn_t conf = {.bootstrap = addr, .timeout_ms = 30000};
+    kp_pool_conn_t conf = {.bootstrap = addr, .ca_path = ca_path, .timeout_ms = 30000};
     kp_pool_raw_t *raw = kp_pool_raw_new(&conf);
     const char *names[] = {"a", "b"};
     int rc = kp_pool_raw_describe_topic_configs(raw, names, 2, t, n, err, errlen);
@@ -170,6 +195,13 @@ static int describe(fake_pool_t *f, int mode, kp_pool_raw_topic_cfg_t **t, int *
     pthread_join(th, NULL);
     close(f->lfd);
     return rc;
+}
+
+static int describe(fake_pool_t *f, int mode, kp_pool_raw_topic_cfg_t **t, int *n, char *err,
+                    size_t errlen)
+{
+    f->tls = NULL;
+    return describe_as(f, mode, NULL, t, n, err, errlen);
 }
 
 static void test_describe_topic_configs(void **state)
@@ -223,11 +255,80 @@ static void test_describe_topic_configs_bad_answers(void **state)
     assert_non_null(strstr(err, "no answer"));
 }
 
+static void write_file(const char *dir, const char *name, const char *text, char *path, size_t cap)
+{
+    snprintf(path, cap, "%s/%s", dir, name);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    assert_int_equal(fputs(text, fp) >= 0, 1);
+    assert_int_equal(fclose(fp), 0);
+}
+
+/* A server context for a broker certificate with the given SANs, issued by ca. */
+static SSL_CTX *server_ctx(const kp_pki_ca_t *ca, const char *dir, const char *const *sans,
+                           size_t nsans)
+{
+    kp_pki_issue_req_t req = {.subject = "CN=broker",
+                              .validity_days = 1,
+                              .usage = KP_PKI_USAGE_SERVER,
+                              .sans = sans,
+                              .nsans = nsans};
+    kp_pki_issued_t is;
+    char err[256], cert[512], key[512];
+    if (kp_pki_issue(ca, &req, &is, err, sizeof(err)) < 0) fail_msg("issue: %s", err);
+    write_file(dir, "broker.pem", is.chain_pem, cert, sizeof(cert));
+    write_file(dir, "broker.key", is.key_pem, key, sizeof(key));
+    kp_pki_issued_free(&is);
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    assert_non_null(ctx);
+    assert_int_equal(SSL_CTX_use_certificate_chain_file(ctx, cert), 1);
+    assert_int_equal(SSL_CTX_use_PrivateKey_file(ctx, key, SSL_FILETYPE_PEM), 1);
+    return ctx;
+}
+
+static void test_tls_verifies_the_brokers_address(void **state)
+{
+    (void)state;
+    char dir[256], ca_path[512], err[256];
+    ut_tmpdir_make(dir, sizeof(dir));
+    kp_pki_ca_t *ca = kp_pki_ca_create("pool CA", 1, KP_PKI_KEY_EC_P256, err, sizeof(err));
+    if (!ca) fail_msg("ca: %s", err);
+    char *ca_pem = kp_pki_ca_cert_pem(ca);
+    write_file(dir, "ca.pem", ca_pem, ca_path, sizeof(ca_path));
+    free(ca_pem);
+    fake_pool_t f;
+    kp_pool_raw_topic_cfg_t *t;
+    int n;
+
+    /* signed by the pool's CA, but for other names: refused before a byte is sent */
+    const char *other[] = {"DNS:broker.elsewhere.example", "IP:127.0.0.2"};
+    f.tls = server_ctx(ca, dir, other, 2);
+    err[0] = 0;
+    assert_int_equal(describe_as(&f, 0, ca_path, &t, &n, err, sizeof(err)), -1);
+    assert_null(t);
+    if (!strstr(err, "IP address mismatch")) fail_msg("error: %s", err);
+    assert_int_equal(f.nresources, 0); /* the server never saw a request */
+    SSL_CTX_free(f.tls);
+
+    /* naming 127.0.0.1: the request goes through */
+    const char *mine[] = {"DNS:broker.elsewhere.example", "IP:127.0.0.1"};
+    f.tls = server_ctx(ca, dir, mine, 2);
+    if (describe_as(&f, 0, ca_path, &t, &n, err, sizeof(err)) < 0) fail_msg("describe: %s", err);
+    assert_int_equal(n, 2);
+    assert_string_equal(t[0].keys[0], "retention.ms");
+    kp_pool_raw_topic_cfgs_free(t, n);
+    SSL_CTX_free(f.tls);
+
+    kp_pki_ca_free(ca);
+    ut_tmpdir_remove(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_describe_topic_configs),
         cmocka_unit_test(test_describe_topic_configs_bad_answers),
+        cmocka_unit_test(test_tls_verifies_the_brokers_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
