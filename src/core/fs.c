@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -343,4 +344,22 @@ int kp_fs_read_all(const char *path, size_t max, uint8_t **out, size_t *outlen)
     *out = buf;
     *outlen = (size_t)size;
     return 0;
+}
+
+int64_t kp_fs_nofile_raise(int64_t cap, int64_t *before)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0) {
+        *before = -1;
+        return -1;
+    }
+    *before = rl.rlim_cur == RLIM_INFINITY ? INT64_MAX : (int64_t)rl.rlim_cur;
+    rlim_t want = rl.rlim_max;
+    if (want == RLIM_INFINITY || want > (rlim_t)cap) want = (rlim_t)cap;
+    if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = want;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0) rl.rlim_cur = old;
+    }
+    return rl.rlim_cur == RLIM_INFINITY ? INT64_MAX : (int64_t)rl.rlim_cur;
 }

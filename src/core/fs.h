@@ -57,6 +57,13 @@ int kp_fs_faults_from_env(void);
 #define KP_FS_DIR_MODE  0700
 #define KP_FS_FILE_MODE 0600
 
+/* Raises the process's soft open-file limit (RLIMIT_NOFILE) to its hard limit, at most
+ * `cap`: a broker keeps one descriptor per partition log and per connection, and the soft
+ * limit systemd and login shells give (1,024) is far below what the hard limit allows, as
+ * Redis and Go programs do at start. Returns the soft limit in force afterwards; *before gets
+ * the one found (both as they were when the call cannot raise). */
+int64_t kp_fs_nofile_raise(int64_t cap, int64_t *before);
+
 /* Helpers built on the table. */
 int kp_fs_fsync_dir(const char *dir);
 /* mkdir -p; 0 or -1 */

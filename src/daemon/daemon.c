@@ -3,6 +3,7 @@
 
 #include "broker/request.h"
 #include "core/buf.h"
+#include "core/fs.h"
 #include "core/logging.h"
 #include "core/metrics.h"
 #include "broker/admin.h"
@@ -18,6 +19,10 @@
 
 /* ---- the broker ---- */
 
+/* The most open files a broker asks for (2^20, about KP_TOPIC_PARTITIONS_MAX partitions): a
+ * hard limit of "unlimited" or 2^30 is not taken at face value. */
+#define KP_NOFILE_CAP (1 << 20)
+
 kp_daemon_broker_t *kp_daemon_broker_start(kp_props_t *props, int authorizer_default)
 {
     char err[1024];
@@ -27,6 +32,12 @@ kp_daemon_broker_t *kp_daemon_broker_start(kp_props_t *props, int authorizer_def
         return NULL;
     }
     cfg.authorizer_enabled_default = authorizer_default;
+    /* before any log is opened: the default max.broker.partitions follows this limit */
+    int64_t nofile_was, nofile = kp_fs_nofile_raise(KP_NOFILE_CAP, &nofile_was);
+    if (nofile > nofile_was)
+        kp_info("broker", "open-file limit raised from %lld to %lld (the hard limit%s)",
+                (long long)nofile_was, (long long)nofile,
+                nofile == KP_NOFILE_CAP ? ", capped" : "");
     kp_daemon_broker_t *d = kp_xcalloc(1, sizeof(*d));
     d->broker = kp_broker_new(&cfg, err, sizeof(err));
     /* the admin endpoint before the loops run: /readyz answers "not ready" until they do */

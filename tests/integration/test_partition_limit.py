@@ -103,3 +103,25 @@ def test_configured_limit_create_and_grow(broker_factory):
             f.result(timeout=20)
     assert ei.value.args[0].code() == KafkaError.INVALID_CONFIG, ei.value
 
+
+
+def test_broker_raises_its_soft_open_file_limit_to_the_hard_one(workdir):
+    """A broker started with the soft limit login shells and systemd give (1,024) under a
+    higher hard limit takes the hard one at start, as Redis does: otherwise it could host
+    512 partitions. The log says so, and the default limit follows the raised one."""
+    from harness import Broker
+
+    class Low(Broker):
+        def args(self):
+            return ["prlimit", "--nofile=1024:6000"] + super().args()
+
+    b = Low(workdir + "/data", {})
+    b.start()
+    try:
+        assert resource.prlimit(b.proc.pid, resource.RLIMIT_NOFILE) == (6000, 6000)
+        a = admin(b)
+        (f,) = a.describe_configs([ConfigResource("broker", "1")]).values()
+        assert f.result(20)["max.broker.partitions"].value == str(6000 - 1024)
+    finally:
+        b.stop()
+    assert "open-file limit raised from 1024 to 6000 (the hard limit)" in b.log()
