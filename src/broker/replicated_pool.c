@@ -177,10 +177,43 @@ static int placeable(const kp_member_view_t *v, kp_place_broker_t *pb)
     return n;
 }
 
+/* The per-partition replication lag series (docs/replication.md, "Metrics"): on a leader, each
+ * follower's lag in messages and the time since it was last caught up (labels topic,
+ * partition, follower: the partitions led here times their other replicas); on a follower,
+ * its own fetch lag (topic, partition). Topic names are [a-zA-Z0-9._-]: nothing to escape. */
+static void lag_series(kp_topic_t *t, int32_t k, kp_partition_t *part, int64_t now, kp_buf_t *msgs,
+                       kp_buf_t *age, kp_buf_t *fetcher)
+{
+    kp_replica_lag_t lag[KP_REPLICAS_MAX];
+    int n = kp_partition_replica_lags(part, now, lag);
+    for (int j = 0; j < n; j++) {
+        kp_buf_appendf(msgs,
+                       "kpool_replica_lag_messages{topic=\"%s\",partition=\"%d\",follower=\"%d\"} "
+                       "%" PRId64 "\n",
+                       t->name, (int)k, (int)lag[j].id, lag[j].messages);
+        kp_buf_appendf(age,
+                       "kpool_replica_time_since_caught_up_seconds{topic=\"%s\",partition=\"%d\","
+                       "follower=\"%d\"} %" PRId64 ".%03d\n",
+                       t->name, (int)k, (int)lag[j].id, lag[j].since_caught_up_ms / 1000,
+                       (int)(lag[j].since_caught_up_ms % 1000));
+    }
+    int64_t own = kp_partition_fetcher_lag(part);
+    if (own >= 0)
+        kp_buf_appendf(fetcher,
+                       "kpool_replica_fetcher_lag_messages{topic=\"%s\",partition=\"%d\"} %" PRId64
+                       "\n",
+                       t->name, (int)k, own);
+}
+
 void kp_rpool_metrics(kp_rpool_t *p, kp_buf_t *out)
 {
     int ntopics;
     int64_t under = 0, under_min = 0, offline = 0;
+    int64_t now = kp_wall_ms(); /* the clock the follower fetches are stamped with */
+    kp_buf_t msgs, age, fetcher;
+    kp_buf_init(&msgs);
+    kp_buf_init(&age);
+    kp_buf_init(&fetcher);
     kp_topic_t **list = kp_topics_list(p->b->topics, &ntopics);
     for (int i = 0; i < ntopics; i++) {
         int min_isr = atomic_load_explicit(&list[i]->eff.min_insync_replicas, memory_order_relaxed);
@@ -190,12 +223,29 @@ void kp_rpool_metrics(kp_rpool_t *p, kp_buf_t *out)
             if (!part) continue;
             kp_partition_view(part, &v);
             if (v.role == KP_ROLE_OFFLINE) offline++;
+            if (v.role == KP_ROLE_LEADER || v.role == KP_ROLE_FOLLOWER)
+                lag_series(list[i], k, part, now, &msgs, &age, &fetcher);
             if (v.role != KP_ROLE_LEADER) continue;
             under += v.nisr < v.nreplicas;
             under_min += v.nisr < min_isr;
         }
     }
     kp_topics_list_free(list, ntopics);
+    kp_buf_appendf(out, "# HELP kpool_replica_lag_messages A follower's lag behind this leader: "
+                        "the log end offset minus the follower's last fetch offset.\n"
+                        "# TYPE kpool_replica_lag_messages gauge\n");
+    kp_buf_append(out, msgs.data, msgs.len);
+    kp_buf_appendf(out, "# HELP kpool_replica_time_since_caught_up_seconds Time since a "
+                        "follower's fetch last reached this leader's log end offset.\n"
+                        "# TYPE kpool_replica_time_since_caught_up_seconds gauge\n");
+    kp_buf_append(out, age.data, age.len);
+    kp_buf_appendf(out, "# HELP kpool_replica_fetcher_lag_messages This follower's lag: the "
+                        "leader's high watermark at its last fetch minus its log end offset.\n"
+                        "# TYPE kpool_replica_fetcher_lag_messages gauge\n");
+    kp_buf_append(out, fetcher.data, fetcher.len);
+    kp_buf_free(&msgs);
+    kp_buf_free(&age);
+    kp_buf_free(&fetcher);
     kp_member_view_t *mv = kp_member_view(p->b->member);
     int32_t controller = mv->controller_id;
     kp_member_view_put(mv);

@@ -81,6 +81,9 @@ typedef struct kp_replica_state {
     int32_t id;
     int64_t leo;               /* log end offset (in durable mode: fsynced end offset) */
     int64_t last_caught_up_ms; /* last time its LEO reached the leader's LEO */
+    /* its last fetch's offset under this leadership, -1 before its first: the lag figures of
+     * /metrics only (leo is forgotten when it leaves the ISR; this is kept) */
+    int64_t fetch_offset;
 } kp_replica_state_t;
 
 /*

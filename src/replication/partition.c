@@ -429,6 +429,7 @@ void kp_partition_repl_init(kp_partition_t *p, int32_t self)
     r->leader_epoch = -1;
     r->min_insync = 1;
     r->fetch_epoch = -1;
+    r->leader_hwm = -1;
     p->repl = r;
 }
 
@@ -486,7 +487,10 @@ void kp_partition_apply_state(kp_partition_t *p, const int32_t *replicas, int nr
         r->epoch_start = leo;
         /* the others start at 0: the high watermark waits for their first fetch */
         for (int i = 0; i < nreplicas; i++)
-            r->rs[i] = (kp_replica_state_t){replicas[i], replicas[i] == r->self ? hwm : 0, now_ms};
+            r->rs[i] = (kp_replica_state_t){.id = replicas[i],
+                                            .leo = replicas[i] == r->self ? hwm : 0,
+                                            .last_caught_up_ms = now_ms,
+                                            .fetch_offset = -1};
         if (r->hwm > hwm) r->hwm = hwm;
         kp_info("replication", "%s: leader, epoch %d, from offset %" PRId64, p->log->dir,
                 st->leader_epoch, leo);
@@ -499,7 +503,8 @@ void kp_partition_apply_state(kp_partition_t *p, const int32_t *replicas, int nr
         int nold = r->nreplicas;
         memcpy(old, r->rs, sizeof(old));
         for (int i = 0; i < nreplicas; i++) {
-            r->rs[i] = (kp_replica_state_t){replicas[i], 0, now_ms};
+            r->rs[i] = (kp_replica_state_t){
+                .id = replicas[i], .leo = 0, .last_caught_up_ms = now_ms, .fetch_offset = -1};
             for (int j = 0; j < nold; j++)
                 if (old[j].id == replicas[i]) r->rs[i] = old[j];
         }
@@ -512,6 +517,7 @@ void kp_partition_apply_state(kp_partition_t *p, const int32_t *replicas, int nr
     if (role == KP_ROLE_LEADER)
         for (int i = 0; i < nreplicas; i++)
             if (r->rs[i].id != r->self && !has(st->isr, st->nisr, r->rs[i].id)) r->rs[i].leo = -1;
+    if (role != r->role || new_epoch) r->leader_hwm = -1; /* none heard from this leader yet */
     r->role = role;
     r->leader = st->leader;
     r->leader_epoch = st->leader_epoch;
@@ -559,7 +565,7 @@ int16_t kp_partition_replica_fetch(kp_partition_t *p, int32_t replica_id, int32_
         return KERR_NOT_LEADER_OR_FOLLOWER;
     }
     int64_t end = local_end(p);
-    rs->leo = fetch_offset;
+    rs->leo = rs->fetch_offset = fetch_offset;
     if (fetch_offset >= end) rs->last_caught_up_ms = now_ms;
     int advanced = leader_recompute(p, r, &done, &werr);
     int64_t hwm = r->hwm;
@@ -675,6 +681,48 @@ void kp_partition_view(kp_partition_t *p, kp_repl_view_t *v)
     pthread_mutex_unlock(&r->lock);
 }
 
+int kp_partition_replica_lags(kp_partition_t *p, int64_t now_ms, kp_replica_lag_t *out)
+{
+    kp_repl_t *r = p->repl;
+    if (!r) return 0;
+    int n = 0;
+    pthread_mutex_lock(&r->lock);
+    if (r->role == KP_ROLE_LEADER) {
+        int64_t start, committed, leo;
+        kp_log_offsets(p->log, &start, &committed, &leo);
+        for (int i = 0; i < r->nreplicas; i++) {
+            const kp_replica_state_t *rs = &r->rs[i];
+            if (rs->id == r->self) continue;
+            /* not fetched under this leadership: all of the log is ahead of it, as far as
+             * the leader knows */
+            int64_t at = rs->fetch_offset >= 0 ? rs->fetch_offset : start;
+            /* at the end now is caught up now (Kafka's isCaughtUp), however long its
+             * fetch has been parked here waiting for data */
+            int64_t since = leo > at ? now_ms - rs->last_caught_up_ms : 0;
+            out[n++] = (kp_replica_lag_t){.id = rs->id,
+                                          .messages = leo > at ? leo - at : 0,
+                                          .since_caught_up_ms = since > 0 ? since : 0};
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    return n;
+}
+
+int64_t kp_partition_fetcher_lag(kp_partition_t *p)
+{
+    kp_repl_t *r = p->repl;
+    if (!r) return -1;
+    int64_t lag = -1;
+    pthread_mutex_lock(&r->lock);
+    if (r->role == KP_ROLE_FOLLOWER && r->leader_hwm >= 0) {
+        int64_t start, committed, leo;
+        kp_log_offsets(p->log, &start, &committed, &leo);
+        lag = r->leader_hwm > leo ? r->leader_hwm - leo : 0;
+    }
+    pthread_mutex_unlock(&r->lock);
+    return lag;
+}
+
 void kp_partition_follower_progress(kp_partition_t *p, int32_t leader_epoch, int64_t leader_hwm)
 {
     kp_repl_t *r = p->repl;
@@ -683,6 +731,7 @@ void kp_partition_follower_progress(kp_partition_t *p, int32_t leader_epoch, int
     if (r->role == KP_ROLE_FOLLOWER && r->leader_epoch == leader_epoch) {
         int64_t end = local_end(p);
         r->hwm = leader_hwm < end ? leader_hwm : end;
+        r->leader_hwm = leader_hwm;
     }
     pthread_mutex_unlock(&r->lock);
 }

@@ -70,6 +70,7 @@ typedef struct kp_repl {
     int32_t fetch_epoch;                /* follower: the leader epoch it last truncated for */
     int32_t throttled[KP_REPLICAS_MAX]; /* replicas a move adds (kp_partition_set_throttled) */
     int nthrottled;
+    int64_t leader_hwm; /* follower: the leader's HWM its last fetch gave (-1: none yet) */
 } kp_repl_t;
 
 /* Traffic counters for /metrics (kpool_topic_*_total, summed per topic at scrape): relaxed
@@ -293,6 +294,23 @@ void kp_partition_follower_progress(kp_partition_t *p, int32_t leader_epoch, int
  * is answered KAFKA_STORAGE_ERROR (kp_partition_check_leader / _check_produce / the replica
  * fetch / OffsetsForLeaderEpoch), whatever its role. */
 void kp_partition_storage_failed(kp_partition_t *p);
+
+/* Replication lag of one follower as its leader sees it (/metrics, kpool_replica_lag_*). */
+typedef struct kp_replica_lag {
+    int32_t id;                 /* the follower's broker id */
+    int64_t messages;           /* the leader's LEO minus the follower's last fetch offset */
+    int64_t since_caught_up_ms; /* now minus the last time a fetch of it reached the end;
+                                 * 0 while its last fetch offset is the end */
+} kp_replica_lag_t;
+/* Leader: fills out (room for KP_REPLICAS_MAX) with the lag of each follower in the
+ * assignment (one not fetched yet under this leadership counts from the log start) and
+ * returns how many; 0 when not the leader. now_ms: kp_wall_ms(), as the replica fetches. Reads
+ * what the follower fetches record already: nothing is added to the fetch path. */
+int kp_partition_replica_lags(kp_partition_t *p, int64_t now_ms, kp_replica_lag_t *out);
+/* Follower: the leader's high watermark as its last fetch response gave it minus this
+ * log's end offset (>= 0: Kafka's FetcherLagMetrics ConsumerLag); -1 when not a follower or
+ * no fetch answered under this leadership yet. */
+int64_t kp_partition_fetcher_lag(kp_partition_t *p);
 
 /* A snapshot of the state for Metadata. */
 typedef struct kp_repl_view {

@@ -675,6 +675,72 @@ def test_readyz_waits_until_caught_up(pool3):
     assert fid in isr, isr
 
 
+def series(b, name, **labels):
+    """The value of one series of b's /metrics (labels in any order), or None when absent."""
+    import re
+    for m in re.finditer(r"^%s\{([^}]*)\} (\S+)$" % re.escape(name), b.metrics(), re.M):
+        got = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
+        if got == {k: str(v) for k, v in labels.items()}:
+            return float(m.group(2))
+    return None
+
+
+def test_replica_lag_per_follower(pool3):
+    """The leader's /metrics gives each follower's lag (kpool_replica_lag_messages: its log
+    end offset minus the follower's last fetch offset) and the time since it was last caught
+    up (kpool_replica_time_since_caught_up_seconds), per topic, partition and follower; a
+    follower its own fetch lag (kpool_replica_fetcher_lag_messages). A follower stopped
+    (SIGSTOP) while a producer writes 200 records: its lag is 200 and its time since caught
+    up grows, the other follower's lag stays 0; once it runs again both go back down.
+    (Fails on the old code: no such series.)"""
+    create_topic(pool3.bootstrap, "lg", 1, 3)
+    t = wait_isr(pool3.bootstrap, "lg", 3)
+    leader_id = t["partitions"][0]["leader"]
+    by_id = {int(b.extra["broker.id"]): b for b in pool3.brokers}
+    leader = by_id[leader_id]
+    fid, oid = [i for i in sorted(by_id) if i != leader_id]
+    stopped, other = by_id[fid], by_id[oid]
+
+    def lag(f):
+        return series(leader, "kpool_replica_lag_messages", topic="lg", partition=0,
+                      follower=f)
+
+    def age(f):
+        return series(leader, "kpool_replica_time_since_caught_up_seconds", topic="lg",
+                      partition=0, follower=f)
+
+    def produce(n):
+        p = Producer({"bootstrap.servers": leader.bootstrap, "acks": "1", "linger.ms": 5})
+        for i in range(n):
+            p.produce("lg", value=b"v%d" % i)
+        assert p.flush(60) == 0
+
+    produce(10)
+    wait_for(lambda: lag(fid) == 0 and lag(oid) == 0, timeout=60,
+             what="both followers caught up")
+    assert series(other, "kpool_replica_fetcher_lag_messages", topic="lg", partition=0) == 0
+    stopped.proc.send_signal(signal.SIGSTOP)
+    try:
+        produce(200)
+        wait_for(lambda: lag(fid) == 200, timeout=60, what="the stopped follower 200 behind")
+        wait_for(lambda: lag(oid) == 0, timeout=60, what="the other follower caught up")
+        first = age(fid)
+        wait_for(lambda: age(fid) > first + 1, timeout=60,
+                 what="the stopped follower's time since caught up growing")
+        behind = age(fid)
+        wait_for(lambda: age(oid) < age(fid), timeout=60,
+                 what="the other follower caught up more recently")
+        wait_for(lambda: series(other, "kpool_replica_fetcher_lag_messages", topic="lg",
+                                partition=0) == 0, timeout=60, what="the other follower's own lag 0")
+    finally:
+        stopped.proc.send_signal(signal.SIGCONT)
+    wait_for(lambda: lag(fid) == 0 and age(fid) < behind, timeout=60,
+             what="the resumed follower caught up again")
+    wait_for(lambda: series(stopped, "kpool_replica_fetcher_lag_messages", topic="lg",
+                            partition=0) == 0, timeout=60, what="the resumed follower's own lag 0")
+    wait_isr(pool3.bootstrap, "lg", 3, timeout=60)
+
+
 def find_coordinator(port, key, key_type):
     """FindCoordinator v1 over the wire: (error, node id, port)."""
     s = kwire.connect(port)
