@@ -91,8 +91,9 @@ static void unmanaged_topics(kp_control_t *c, const char *pool, char **names, in
         json_decref(list);
 }
 
-/* status.brokers (SPEC §11: the Pool lists its brokers and their state), and the pool's
- * partition health. A broker is Up, CatchingUp (live, but some of its replicas are out of
+/* status.brokers (SPEC §11: the Pool lists its brokers and their state), status.controller
+ * (the controller's id; which broker is it: controller true), and the pool's partition
+ * health. A broker is Up, CatchingUp (live, but some of its replicas are out of
  * the ISR), LogDirFailed (live, but a log directory of its is offline: offlineLogDirs names
  * it, and it serves none of its partitions) or Down (partitions name it as a replica,
  * Metadata does not list it). */
@@ -113,6 +114,8 @@ static void brokers_status(const kp_pool_cluster_t *cl, json_t *st)
             snprintf(addr, sizeof(addr), "%s:%d", b->host, b->port);
             json_object_set_new(o, "address", kp_json_text(addr));
         }
+        if (b->rack) json_object_set_new(o, "rack", kp_json_text(b->rack));
+        json_object_set_new(o, "controller", json_boolean(b->id == cl->controller));
         if (b->noffline_dirs > 0) {
             json_t *dirs = json_array();
             for (int k = 0; k < b->noffline_dirs; k++)
@@ -122,6 +125,7 @@ static void brokers_status(const kp_pool_cluster_t *cl, json_t *st)
         json_array_append_new(arr, o);
     }
     json_object_set_new(st, "brokers", arr);
+    if (cl->controller >= 0) json_object_set_new(st, "controller", json_integer(cl->controller));
     json_object_set_new(st, "partitions", json_integer(cl->partitions));
     json_object_set_new(st, "underReplicatedPartitions", json_integer(cl->under_replicated));
     json_object_set_new(st, "offlinePartitions", json_integer(cl->offline));

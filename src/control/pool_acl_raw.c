@@ -80,16 +80,15 @@ static int wait_fd(raw_conn_t *rc, short events)
     return poll(&p, 1, (int)left) > 0 ? 0 : -1;
 }
 
-/* Connects to the first address of "host:port,..." that answers. */
-static int raw_open(raw_conn_t *rc, const kp_pool_conn_t *c, char *err, size_t errlen)
+/* Connects to hostport (the length given of a "host:port,..." list). */
+static int raw_open_one(raw_conn_t *rc, const kp_pool_conn_t *c, const char *hostport, size_t hplen,
+                        char *err, size_t errlen)
 {
     memset(rc, 0, sizeof(*rc));
     rc->fd = -1;
     rc->deadline = kp_mono_ms() + (c->timeout_ms > 0 ? c->timeout_ms : 10000);
     char first[512];
-    snprintf(first, sizeof(first), "%s", c->bootstrap);
-    char *comma = strchr(first, ',');
-    if (comma) *comma = 0;
+    snprintf(first, sizeof(first), "%.*s", (int)(hplen < 511 ? hplen : 511), hostport);
     char *colon = strrchr(first, ':');
     if (!colon) {
         snprintf(err, errlen, "bad bootstrap address %s", first);
@@ -145,6 +144,18 @@ tls_fail : {
     raw_close(rc);
     return -1;
 }
+}
+
+/* Connects to the first address of "host:port,..." that answers (err: the last failure). */
+static int raw_open(raw_conn_t *rc, const kp_pool_conn_t *c, char *err, size_t errlen)
+{
+    const char *p = c->bootstrap;
+    do {
+        size_t len = strcspn(p, ",");
+        if (raw_open_one(rc, c, p, len, err, errlen) == 0) return 0;
+        p += len;
+    } while (*p++ == ',' && *p);
+    return -1;
 }
 
 static int raw_write(raw_conn_t *rc, const uint8_t *p, size_t n)
@@ -431,6 +442,70 @@ int kp_pool_raw_offline_log_dirs(const kp_pool_conn_t *conf, const char *hostpor
     }
     raw_answer_free(&a);
     kp_pool_raw_free(r);
+    return rc;
+}
+
+int kp_pool_raw_parse_controller_racks(const uint8_t *p, size_t len, int32_t *controller,
+                                       int32_t **ids, char ***racks, int *n, char *err,
+                                       size_t errlen)
+{
+    *controller = -1;
+    *ids = NULL;
+    *racks = NULL;
+    *n = 0;
+    kp_arena_t arena;
+    kp_arena_init(&arena, RESPONSE_MAX);
+    kp_rd_t rd;
+    kp_rd_init(&rd, p, len);
+    MetadataResponse o;
+    int rc =
+        MetadataResponse_decode(&rd, 1, &arena, &o) < 0 ? malformed("metadata", err, errlen) : 0;
+    if (rc == 0) {
+        *controller = o.ControllerId >= 0 ? o.ControllerId : -1;
+        int cnt = o.Brokers.count > 0 ? o.Brokers.count : 0;
+        *ids = kp_xcalloc((size_t)cnt + 1, sizeof(**ids));
+        *racks = kp_xcalloc((size_t)cnt + 1, sizeof(**racks));
+        for (int i = 0; i < cnt; i++) {
+            const MetadataResponse_MetadataResponseBroker *b = &o.Brokers.items[i];
+            (*ids)[i] = b->NodeId;
+            /* (a rack with a NUL in it is no name a status could show: none) */
+            if (b->Rack.ptr && b->Rack.len > 0 && !memchr(b->Rack.ptr, 0, (size_t)b->Rack.len))
+                (*racks)[i] = kp_xstrndup(b->Rack.ptr, (size_t)b->Rack.len);
+        }
+        *n = cnt;
+    }
+    kp_arena_free(&arena);
+    return rc;
+}
+
+void kp_pool_raw_racks_free(int32_t *ids, char **racks, int n)
+{
+    for (int i = 0; racks && i < n; i++) free(racks[i]);
+    free(racks);
+    free(ids);
+}
+
+int kp_pool_raw_controller_racks(kp_pool_raw_t *c, int32_t *controller, int32_t **ids,
+                                 char ***racks, int *n, char *err, size_t errlen)
+{
+    *controller = -1;
+    *ids = NULL;
+    *racks = NULL;
+    *n = 0;
+    MetadataRequest in;
+    MetadataRequest_init(&in);
+    MetadataRequest_MetadataRequestTopic none;
+    in.Topics.items = &none; /* an empty list, not null (every topic) */
+    in.Topics.count = 0;
+    kp_wr_t body;
+    kp_wr_init(&body);
+    MetadataRequest_encode(&body, 1, &in);
+    raw_answer_t a;
+    int rc = raw_ask(c, KP_API_METADATA, &body, &a, err, errlen);
+    if (rc == 0)
+        rc = kp_pool_raw_parse_controller_racks(a.resp.data, a.resp.len, controller, ids, racks, n,
+                                                err, errlen);
+    raw_answer_free(&a);
     return rc;
 }
 

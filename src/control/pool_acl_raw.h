@@ -33,6 +33,18 @@ int kp_pool_raw_delete_acls(kp_pool_raw_t *c, const kp_pool_acl_t *acls, int n, 
 int kp_pool_raw_offline_log_dirs(const kp_pool_conn_t *conf, const char *hostport, char ***dirs,
                                  int *n, char *err, size_t errlen);
 
+/* The pool's controller and its brokers' racks, from one Metadata v1 for no topic (librdkafka
+ * 2.0's metadata call gives neither): *controller (-1: none known), and per live broker its
+ * id and rack (ids, racks: malloc'd, *n of them; racks[i] malloc'd, NULL without a rack).
+ * 0, or -1 with err (nothing returned). Freed with kp_pool_raw_racks_free. */
+int kp_pool_raw_controller_racks(kp_pool_raw_t *c, int32_t *controller, int32_t **ids,
+                                 char ***racks, int *n, char *err, size_t errlen);
+void kp_pool_raw_racks_free(int32_t *ids, char **racks, int n);
+/* The parsing half: a Metadata v1 response body (after the correlation id). */
+int kp_pool_raw_parse_controller_racks(const uint8_t *p, size_t len, int32_t *controller,
+                                       int32_t **ids, char ***racks, int *n, char *err,
+                                       size_t errlen);
+
 /* One topic of a DescribeConfigs answer: its error (0, or a Kafka error code with message,
  * NULL when the pool gave none) or its overrides (entries whose source is
  * DYNAMIC_TOPIC_CONFIG; a NULL value as ""), keys and values NULL-terminated. */

@@ -744,6 +744,21 @@ int kp_pool_describe_cluster(kp_pool_client_t *pc, kp_pool_cluster_t *out, char 
         }
     }
     rd_kafka_metadata_destroy(md);
+    int32_t *ids, ctl;
+    char **racks, ignore_err[256];
+    int nracks;
+    out->controller = -1;
+    if (kp_pool_raw_controller_racks(pc->raw, &ctl, &ids, &racks, &nracks, ignore_err,
+                                     sizeof(ignore_err)) == 0) {
+        out->controller = ctl;
+        for (int i = 0; i < nracks; i++)
+            for (int k = 0; k < out->nbrokers && racks[i]; k++)
+                if (out->brokers[k].id == ids[i] && out->brokers[k].host && !out->brokers[k].rack) {
+                    out->brokers[k].rack = racks[i];
+                    racks[i] = NULL;
+                }
+        kp_pool_raw_racks_free(ids, racks, nracks);
+    }
     kp_pool_conn_t conf = {pc->bootstrap, pc->ca_path, pc->cert_path, pc->key_path, pc->timeout_ms};
     for (int i = 0; i < out->nbrokers; i++) {
         kp_pool_broker_t *b = &out->brokers[i];
@@ -765,6 +780,7 @@ void kp_pool_cluster_free(kp_pool_cluster_t *c)
         free(c->brokers[i].host);
         for (int k = 0; k < c->brokers[i].noffline_dirs; k++) free(c->brokers[i].offline_dirs[k]);
         free(c->brokers[i].offline_dirs);
+        free(c->brokers[i].rack);
     }
     free(c->brokers);
     memset(c, 0, sizeof(*c));

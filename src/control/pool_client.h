@@ -58,7 +58,9 @@ int kp_pool_list_topics(kp_pool_client_t *pc, char ***names, int *n, char *err, 
  * partitions name as replicas but Metadata does not list (down). Per broker: partitions it
  * leads, replicas it holds, and of those how many are out of the ISR (catching up); and the
  * log directories a live broker reports offline (DescribeLogDirs, asked of each live broker:
- * a broker whose disk failed keeps running and says which directory). */
+ * a broker whose disk failed keeps running and says which directory); the controller and
+ * the brokers' racks (a Metadata v1 of its own: librdkafka 2.0 hides both; unknown when that
+ * call fails, the rest still answered). */
 typedef struct kp_pool_broker {
     int32_t id;
     char *host; /* NULL for a broker that is down */
@@ -66,12 +68,14 @@ typedef struct kp_pool_broker {
     int leaders, replicas, out_of_sync;
     char **offline_dirs; /* log directories it reports offline (DescribeLogDirs) */
     int noffline_dirs;
+    char *rack; /* broker.rack, NULL when it has none or is down */
 } kp_pool_broker_t;
 
 typedef struct kp_pool_cluster {
     kp_pool_broker_t *brokers; /* live ones first, each group by id */
     int nbrokers, nlive;
     int partitions, under_replicated, offline;
+    int32_t controller; /* the controller's broker id, -1 when none is known */
 } kp_pool_cluster_t;
 
 int kp_pool_describe_cluster(kp_pool_client_t *pc, kp_pool_cluster_t *out, char *err,

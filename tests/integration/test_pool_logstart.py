@@ -286,14 +286,41 @@ def broker_child_pid(root, k):
     return None
 
 
+KUBECTL = os.environ.get("KUBECTL") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "..", "..", "build", "tools", "kubectl-v32",
+    "kubectl")
+
+
+def kubectl_brokers(up, pool):
+    """The Pool's status.controller and status.brokers as real kubectl's jsonpath prints them
+    (through the kubeconfig `kpool up` wrote): (controller or None, {id: (state, address,
+    is the controller)})."""
+    p = subprocess.run(
+        [KUBECTL, "get", "pool", pool, "-o",
+         'jsonpath={.status.controller}{"\\n"}{range .status.brokers[*]}{.id} {.state} '
+         '{.address} {.controller}{"\\n"}{end}'],
+        env=dict(os.environ, KUBECONFIG=os.path.join(up.data_dir, "kubeconfig")),
+        capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.split("\n")
+    brokers = {}
+    for line in lines[1:]:
+        if line.strip():
+            f = line.split(" ")
+            brokers[int(f[0])] = (f[1], f[2], f[3])
+    return (int(lines[0]) if lines[0] else None), brokers
+
+
 def test_pool_status_lists_brokers_and_topic_reports_replication_drift():
     """`kpool up --brokers 3 --pool nav-dev`: the Pool's status lists its three brokers Up
-    (address, partitions led, replicas); a broker kill -9'ed shows as Down with the pool's
-    partitions under-replicated. The NAIS example Topic (replication 3) whose topic is then
+    (address, partitions led, replicas) and which is the controller (status.controller, and
+    controller: true on that broker), as kubectl's jsonpath shows it; a broker kill -9'ed
+    shows as Down (no address, not the controller) with the pool's partitions
+    under-replicated. The NAIS example Topic (replication 3) whose topic is then
     recreated in the pool with replication 2, behind the control plane's back, reports the
     drift in its status (it cannot be repaired: replicas are not reassigned). (Fails on the
     old code: the Pool's status had no brokers, and the Topic said nothing of the replica
-    count.)"""
+    count; before the controller was reported: no status.controller.)"""
     from harness import KpoolUp
     from confluent_kafka.admin import NewTopic
     import signal
@@ -324,6 +351,18 @@ def test_pool_status_lists_brokers_and_topic_reports_replication_drift():
         assert all(b["address"].startswith("127.0.0.1:") and b["replicas"] >= 1
                    for b in st["brokers"]), st
         assert st["underReplicatedPartitions"] == 0 and st["offlinePartitions"] == 0, st
+        controller = up.admin.list_topics(timeout=30).controller_id  # Metadata's
+
+        def controller_shown(want_states):
+            ctl, brokers = kubectl_brokers(up, "nav-dev")
+            ok = ({i: b[0] for i, b in brokers.items()} == want_states and ctl is not None and
+                  want_states.get(ctl) == "Up" and
+                  all((b[2] == "true") == (i == ctl) for i, b in brokers.items()))
+            return (ctl, brokers) if ok else None
+        ctl, brokers = wait_for(lambda: controller_shown({1: "Up", 2: "Up", 3: "Up"}),
+                                timeout=60, interval=0.5, what="the controller in kubectl's view")
+        assert ctl == controller, (ctl, controller)
+        assert all(b[1].startswith("127.0.0.1:") for b in brokers.values()), brokers
         pid = broker_child_pid(up.root, 3)
         assert pid, "broker 3's process not found"
         os.kill(pid, signal.SIGKILL)
@@ -333,6 +372,11 @@ def test_pool_status_lists_brokers_and_topic_reports_replication_drift():
             what="broker 3 Down and partitions under-replicated in the Pool's status")
         assert "2 of 3 brokers up" in st["message"], st
         assert "address" not in st["brokers"][-1]
+        # the controller is one of the two left (it moves if it was broker 3)
+        ctl, brokers = wait_for(lambda: controller_shown({1: "Up", 2: "Up", 3: "Down"}),
+                                timeout=60, interval=0.5,
+                                what="broker 3 Down and a live controller in kubectl's view")
+        assert ctl in (1, 2) and brokers[3][2] == "false", (ctl, brokers)
 
         # the replica count changed behind the control plane's back
         admin = up.admin

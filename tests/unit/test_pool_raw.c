@@ -11,7 +11,10 @@
  *     connection is an error of the call, never a crash;
  *   - over TLS the pool's certificate must name the address dialled (an iPAddress SAN for
  *     127.0.0.1), not only chain to the CA: a certificate for another name is refused, as
- *     librdkafka refuses it for the pool client's other calls.
+ *     librdkafka refuses it for the pool client's other calls;
+ *   - the controller and the brokers' racks (the Pool's status.controller and brokers[].rack)
+ *     come from a Metadata v1 for no topic (an empty list, not null: every topic), through
+ *     the first bootstrap address that answers (before, only the first was tried).
  */
 #include "unit.h"
 
@@ -37,7 +40,8 @@ typedef struct fake_pool {
     int32_t nkeys0;
     char name0[64], name1[64];
     int8_t type0;
-    SSL_CTX *tls; /* not NULL: TLS with this server context */
+    int32_t ntopics; /* Metadata: the topics asked for (-1: null, every topic) */
+    SSL_CTX *tls;    /* not NULL: TLS with this server context */
     SSL *ssl;
 } fake_pool_t;
 
@@ -88,6 +92,28 @@ static void canned_answer(kp_wr_t *w)
     DescribeConfigsResponse_encode(w, 1, &out);
 }
 
+/* Metadata v1: two brokers (one in a rack), controller 7. */
+static void canned_metadata(kp_wr_t *w)
+{
+    MetadataResponse_MetadataResponseBroker b[2];
+    MetadataResponse_MetadataResponseBroker_init(&b[0]);
+    MetadataResponse_MetadataResponseBroker_init(&b[1]);
+    b[0].NodeId = 7;
+    b[0].Host = kp_str_c("127.0.0.1");
+    b[0].Port = 9093;
+    b[0].Rack = kp_str_c("rack-a");
+    b[1].NodeId = 8;
+    b[1].Host = kp_str_c("127.0.0.1");
+    b[1].Port = 9094;
+    b[1].Rack = KP_STR_NULL;
+    MetadataResponse out;
+    MetadataResponse_init(&out);
+    out.Brokers.items = b;
+    out.Brokers.count = 2;
+    out.ControllerId = 7;
+    MetadataResponse_encode(w, 1, &out);
+}
+
 /* Serves one connection: one request, one answer per the mode. */
 static void *serve(void *arg)
 {
@@ -119,7 +145,11 @@ static void *serve(void *arg)
             kp_arena_t arena;
             kp_arena_init(&arena, 1 << 20);
             DescribeConfigsRequest in;
-            if (DescribeConfigsRequest_decode(&rd, f->version, &arena, &in) == 0) {
+            MetadataRequest md;
+            if (f->key == KP_API_METADATA) {
+                if (MetadataRequest_decode(&rd, f->version, &arena, &md) == 0)
+                    f->ntopics = md.Topics.count; /* -1: null */
+            } else if (DescribeConfigsRequest_decode(&rd, f->version, &arena, &in) == 0) {
                 f->synonyms = in.IncludeSynonyms;
                 f->nresources = in.Resources.count;
                 if (in.Resources.count >= 2) {
@@ -139,7 +169,9 @@ static void *serve(void *arg)
                 kp_wr_init(&w);
                 kp_wr_i32(&w, 0);
                 kp_wr_i32(&w, corr);
-                if (f->mode == 0)
+                if (f->mode == 0 && f->key == KP_API_METADATA)
+                    canned_metadata(&w);
+                else if (f->mode == 0)
                     canned_answer(&w);
                 else
                     kp_wr_i32(&w, 0x7fffffff); /* a throttle time, then a cut array */
@@ -323,12 +355,72 @@ static void test_tls_verifies_the_brokers_address(void **state)
     ut_tmpdir_remove(dir);
 }
 
+static void test_controller_and_racks(void **state)
+{
+    (void)state;
+    /* a port nothing listens on (bound, then closed): refused at once */
+    int dead = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(dead, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t al = sizeof(a);
+    assert_int_equal(getsockname(dead, (struct sockaddr *)&a, &al), 0);
+    close(dead);
+
+    fake_pool_t f = {0};
+    pthread_t th;
+    fake_start(&f, 0, &th);
+    char addr[128], err[256] = "";
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d,127.0.0.1:%d", ntohs(a.sin_port), f.port);
+    kp_pool_conn_t conf = {.bootstrap = addr, .timeout_ms = 30000};
+    kp_pool_raw_t *raw = kp_pool_raw_new(&conf);
+    int32_t controller, *ids;
+    char **racks;
+    int n;
+    assert_int_equal(
+        kp_pool_raw_controller_racks(raw, &controller, &ids, &racks, &n, err, sizeof(err)), 0);
+    kp_pool_raw_free(raw);
+    pthread_join(th, NULL);
+    close(f.lfd);
+    assert_int_equal(f.key, KP_API_METADATA);
+    assert_int_equal(f.version, 1);
+    assert_int_equal(f.ntopics, 0); /* no topic, not every topic */
+    assert_int_equal(controller, 7);
+    assert_int_equal(n, 2);
+    assert_int_equal(ids[0], 7);
+    assert_string_equal(racks[0], "rack-a");
+    assert_int_equal(ids[1], 8);
+    assert_null(racks[1]);
+    kp_pool_raw_racks_free(ids, racks, n);
+
+    /* a malformed answer, and no pool at all: errors, nothing returned */
+    fake_start(&f, 1, &th);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", f.port);
+    raw = kp_pool_raw_new(&conf);
+    assert_int_equal(
+        kp_pool_raw_controller_racks(raw, &controller, &ids, &racks, &n, err, sizeof(err)), -1);
+    assert_int_equal(controller, -1);
+    assert_int_equal(n, 0);
+    assert_null(ids);
+    kp_pool_raw_free(raw);
+    pthread_join(th, NULL);
+    close(f.lfd);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(a.sin_port));
+    raw = kp_pool_raw_new(&conf);
+    assert_int_equal(
+        kp_pool_raw_controller_racks(raw, &controller, &ids, &racks, &n, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "cannot connect to 127.0.0.1:"));
+    kp_pool_raw_free(raw);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_describe_topic_configs),
         cmocka_unit_test(test_describe_topic_configs_bad_answers),
         cmocka_unit_test(test_tls_verifies_the_brokers_address),
+        cmocka_unit_test(test_controller_and_racks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
