@@ -294,11 +294,11 @@ KUBECTL = os.environ.get("KUBECTL") or os.path.join(
 def kubectl_brokers(up, pool):
     """The Pool's status.controller and status.brokers as real kubectl's jsonpath prints them
     (through the kubeconfig `kpool up` wrote): (controller or None, {id: (state, address,
-    is the controller)})."""
+    is the controller, rack)})."""
     p = subprocess.run(
         [KUBECTL, "get", "pool", pool, "-o",
          'jsonpath={.status.controller}{"\\n"}{range .status.brokers[*]}{.id} {.state} '
-         '{.address} {.controller}{"\\n"}{end}'],
+         '{.address} {.controller} {.rack}{"\\n"}{end}'],
         env=dict(os.environ, KUBECONFIG=os.path.join(up.data_dir, "kubeconfig")),
         capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
@@ -307,15 +307,15 @@ def kubectl_brokers(up, pool):
     for line in lines[1:]:
         if line.strip():
             f = line.split(" ")
-            brokers[int(f[0])] = (f[1], f[2], f[3])
+            brokers[int(f[0])] = (f[1], f[2], f[3], f[4])
     return (int(lines[0]) if lines[0] else None), brokers
 
 
 def test_pool_status_lists_brokers_and_topic_reports_replication_drift():
     """`kpool up --brokers 3 --pool nav-dev`: the Pool's status lists its three brokers Up
     (address, partitions led, replicas) and which is the controller (status.controller, and
-    controller: true on that broker), as kubectl's jsonpath shows it; a broker kill -9'ed
-    shows as Down (no address, not the controller) with the pool's partitions
+    controller: true on that broker) and their rack, as kubectl's jsonpath shows it; a broker
+    kill -9'ed shows as Down (no address or rack, not the controller) with the pool's partitions
     under-replicated. The NAIS example Topic (replication 3) whose topic is then
     recreated in the pool with replication 2, behind the control plane's back, reports the
     drift in its status (it cannot be repaired: replicas are not reassigned). (Fails on the
@@ -326,7 +326,7 @@ def test_pool_status_lists_brokers_and_topic_reports_replication_drift():
     import signal
     import time
     import yaml
-    up = KpoolUp(sets=["control.resync.interval.ms=1000"],
+    up = KpoolUp(sets=["control.resync.interval.ms=1000", "broker.rack=rack-a"],
                  args=["--brokers", "3", "--pool", "nav-dev"])
     up.start(timeout=120)
     try:
@@ -362,7 +362,8 @@ def test_pool_status_lists_brokers_and_topic_reports_replication_drift():
         ctl, brokers = wait_for(lambda: controller_shown({1: "Up", 2: "Up", 3: "Up"}),
                                 timeout=60, interval=0.5, what="the controller in kubectl's view")
         assert ctl == controller, (ctl, controller)
-        assert all(b[1].startswith("127.0.0.1:") for b in brokers.values()), brokers
+        assert all(b[1].startswith("127.0.0.1:") and b[3] == "rack-a"
+                   for b in brokers.values()), brokers
         pid = broker_child_pid(up.root, 3)
         assert pid, "broker 3's process not found"
         os.kill(pid, signal.SIGKILL)
@@ -376,7 +377,7 @@ def test_pool_status_lists_brokers_and_topic_reports_replication_drift():
         ctl, brokers = wait_for(lambda: controller_shown({1: "Up", 2: "Up", 3: "Down"}),
                                 timeout=60, interval=0.5,
                                 what="broker 3 Down and a live controller in kubectl's view")
-        assert ctl in (1, 2) and brokers[3][2] == "false", (ctl, brokers)
+        assert ctl in (1, 2) and brokers[3][2] == "false" and brokers[3][3] == "", (ctl, brokers)
 
         # the replica count changed behind the control plane's back
         admin = up.admin
