@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #define RESPONSE_MAX (64u << 20)
@@ -104,6 +105,14 @@ static int raw_open_one(raw_conn_t *rc, const kp_pool_conn_t *c, const char *hos
     for (struct addrinfo *a = ai; a && rc->fd < 0; a = a->ai_next) {
         int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, 0);
         if (fd < 0) continue;
+        /* The socket is blocking: connect, the TLS handshake and every read and write give
+         * up at the deadline instead of waiting on a broker that accepted and went silent
+         * (stopped, or its loop stuck), which held the reconciler's thread for good. */
+        int64_t left = rc->deadline - kp_mono_ms();
+        if (left < 1) left = 1;
+        struct timeval tv = {.tv_sec = left / 1000, .tv_usec = (left % 1000) * 1000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
         if (connect(fd, a->ai_addr, a->ai_addrlen) == 0)
             rc->fd = fd;
         else

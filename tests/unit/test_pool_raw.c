@@ -414,6 +414,69 @@ static void test_controller_and_racks(void **state)
     kp_pool_raw_free(raw);
 }
 
+/* A broker that accepted the connection and then said nothing (SIGSTOPped, its loop stuck):
+ * the TLS handshake gives up at the timeout with an error instead of blocking the
+ * reconciler's thread for good. The call runs in a thread so that the old behaviour fails
+ * the test rather than hanging it. */
+typedef struct {
+    kp_pool_conn_t conf;
+    int rc;
+    char err[256];
+    int done;
+} silent_call_t;
+
+static void *silent_call(void *arg)
+{
+    silent_call_t *c = arg;
+    kp_pool_raw_t *raw = kp_pool_raw_new(&c->conf);
+    int32_t controller, *ids;
+    char **racks;
+    int n;
+    c->rc =
+        kp_pool_raw_controller_racks(raw, &controller, &ids, &racks, &n, c->err, sizeof(c->err));
+    kp_pool_raw_free(raw);
+    __atomic_store_n(&c->done, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+static void test_silent_broker_times_out(void **state)
+{
+    (void)state;
+    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+    assert_int_equal(listen(lfd, 4), 0); /* the kernel accepts; nobody ever answers */
+    socklen_t al = sizeof(a);
+    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+    char addr[64];
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(a.sin_port));
+    /* over TLS: plaintext requests were bounded already (poll), the handshake was not */
+    static char dir[256], ca_path[512]; /* static: outlive the test if the call never returns */
+    char err[256];
+    ut_tmpdir_make(dir, sizeof(dir));
+    kp_pki_ca_t *ca = kp_pki_ca_create("pool CA", 1, KP_PKI_KEY_EC_P256, err, sizeof(err));
+    if (!ca) fail_msg("ca: %s", err);
+    char *ca_pem = kp_pki_ca_cert_pem(ca);
+    write_file(dir, "ca.pem", ca_pem, ca_path, sizeof(ca_path));
+    free(ca_pem);
+    kp_pki_ca_free(ca);
+    static silent_call_t c;
+    memset(&c, 0, sizeof(c));
+    c.conf = (kp_pool_conn_t){.bootstrap = addr, .ca_path = ca_path, .timeout_ms = 500};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, silent_call, &c), 0);
+    for (int i = 0; i < 200 && !__atomic_load_n(&c.done, __ATOMIC_ACQUIRE); i++) usleep(50 * 1000);
+    if (!__atomic_load_n(&c.done, __ATOMIC_ACQUIRE))
+        fail_msg("the call to a silent broker had not returned after 10 s (timeout 500 ms)");
+    pthread_join(th, NULL);
+    close(lfd);
+    ut_tmpdir_remove(dir);
+    assert_int_equal(c.rc, -1);
+    if (!strstr(c.err, "TLS to the pool at 127.0.0.1:")) fail_msg("error: %s", c.err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -421,6 +484,7 @@ int main(void)
         cmocka_unit_test(test_describe_topic_configs_bad_answers),
         cmocka_unit_test(test_tls_verifies_the_brokers_address),
         cmocka_unit_test(test_controller_and_racks),
+        cmocka_unit_test(test_silent_broker_times_out),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
