@@ -80,10 +80,13 @@ int32_t kp_elect_leader_preferred(kp_id_set_t replicas, kp_id_set_t isr, kp_id_s
 typedef struct kp_replica_state {
     int32_t id;
     int64_t leo;               /* log end offset (in durable mode: fsynced end offset) */
-    int64_t last_caught_up_ms; /* last time its LEO reached the leader's LEO */
+    int64_t last_caught_up_ms; /* last time it was caught up (kp_partition_replica_fetch) */
     /* its last fetch's offset under this leadership, -1 before its first: the lag figures of
      * /metrics only (leo is forgotten when it leaves the ISR; this is kept) */
     int64_t fetch_offset;
+    /* the leader's end and the time at its previous fetch (0 before one): reaching that end
+     * later means it was caught up as of then */
+    int64_t prev_fetch_end, prev_fetch_ms;
 } kp_replica_state_t;
 
 /*

@@ -566,7 +566,18 @@ int16_t kp_partition_replica_fetch(kp_partition_t *p, int32_t replica_id, int32_
     }
     int64_t end = local_end(p);
     rs->leo = rs->fetch_offset = fetch_offset;
-    if (fetch_offset >= end) rs->last_caught_up_ms = now_ms;
+    /* Caught up (Kafka's Replica.updateFetchState): at the end now, as of now; at least where
+     * the end was at its previous fetch, as of that fetch. Under a producer that appends
+     * during every round trip the end moves between any two fetches, and with the first
+     * rule alone a follower keeping pace was never caught up: it left the ISR once
+     * replica.lag.time.max.ms of such load had passed. */
+    if (fetch_offset >= end)
+        rs->last_caught_up_ms = now_ms;
+    else if (rs->prev_fetch_ms > 0 && fetch_offset >= rs->prev_fetch_end &&
+             rs->prev_fetch_ms > rs->last_caught_up_ms)
+        rs->last_caught_up_ms = rs->prev_fetch_ms;
+    rs->prev_fetch_end = end;
+    rs->prev_fetch_ms = now_ms;
     int advanced = leader_recompute(p, r, &done, &werr);
     int64_t hwm = r->hwm;
     pthread_mutex_unlock(&r->lock);

@@ -198,6 +198,34 @@ static void test_isr_shrink_and_expand(void **st)
     close_part(p);
 }
 
+/* A steady producer: a record arrives during every follower round trip, so each fetch finds
+ * the end one record further than the fetch offset. Followers that reach where the end was
+ * at their previous fetch keep pace and stay in the ISR past the lag time (Kafka's rule);
+ * with "caught up only when exactly at the end" they were never caught up and left it. A
+ * follower that stops making progress still goes. */
+static void test_isr_keeps_followers_under_steady_load(void **st)
+{
+    kp_partition_t *p = open_part(1);
+    static const int32_t all[] = {1, 2, 3};
+    state(p, 1, 1, all, 3, 10);
+    int64_t end = append(p, 1) + 1;
+    follower_fetch(p, 2, end, NOW);
+    follower_fetch(p, 3, end, NOW);
+    for (int64_t t = 1; t <= 40; t++) {
+        int64_t was = end;
+        end = append(p, 1) + 1; /* arrives before the fetches below */
+        follower_fetch(p, 2, was, NOW + t * 1000);
+        if (t <= 5) follower_fetch(p, 3, was, NOW + t * 1000); /* then replica 3 stalls */
+    }
+    kp_partition_state_t next;
+    int64_t version;
+    assert_int_equal(kp_partition_isr_update(p, NOW + 40000, 30000, &next, &version), 1);
+    assert_int_equal(next.nisr, 2); /* 3 went, 2 stayed */
+    assert_int_equal(next.isr[0], 1);
+    assert_int_equal(next.isr[1], 2);
+    close_part(p);
+}
+
 /* An idle partition: the controller takes a dead broker out of the ISR; what that replica
  * fetched before it died reaches the high watermark, but only a new fetch takes it back
  * (the leader re-added it from the old figures, and the two undid each other's change). */
@@ -241,6 +269,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_leader_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_isr_shrink_and_expand, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_isr_keeps_followers_under_steady_load, setup,
+                                        teardown),
         cmocka_unit_test_setup_teardown(test_isr_no_rejoin_without_fetch, setup, teardown),
         cmocka_unit_test_setup_teardown(test_new_leader_no_join_without_fetch, setup, teardown),
     };

@@ -158,9 +158,9 @@ static void test_elect_leader(void **state)
 static void test_isr_shrink_expand_hwm(void **state)
 {
     kp_replica_state_t rs[3] = {
-        {1, 100, 10000, 100}, /* leader */
-        {2, 100, 1000, 100},  /* at the leader's LEO: in sync however long ago it caught up */
-        {3, 90, 5000, 90},    /* behind, caught up 5 s ago */
+        {1, 100, 10000, 100, 0, 0}, /* leader */
+        {2, 100, 1000, 100, 0, 0},  /* at the leader's LEO: in sync however long ago it caught up */
+        {3, 90, 5000, 90, 0, 0},    /* behind, caught up 5 s ago */
     };
     int32_t out[8];
     /* lag max 30 s at t=20 s: everyone stays */
