@@ -193,22 +193,29 @@ static void *serve(void *arg)
     return NULL;
 }
 
+/* A TCP socket bound to a free loopback port (*port), listening when asked. */
+static int loopback_socket(int listening, int *port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {0};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    if (listening) assert_int_equal(listen(fd, 4), 0);
+    socklen_t al = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+    *port = ntohs(a.sin_port);
+    return fd;
+}
+
 static void fake_start(fake_pool_t *f, int mode, pthread_t *th)
 {
     SSL_CTX *tls = f->tls;
     memset(f, 0, sizeof(*f));
     f->tls = tls;
     f->mode = mode;
-    f->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_true(f->lfd >= 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(f->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(f->lfd, 4), 0);
-    socklen_t al = sizeof(a);
-    assert_int_equal(getsockname(f->lfd, (struct sockaddr *)&a, &al), 0);
-    f->port = ntohs(a.sin_port);
+    f->lfd = loopback_socket(1, &f->port);
     assert_int_equal(pthread_create(th, NULL, serve, f), 0);
 }
 
@@ -359,20 +366,14 @@ static void test_controller_and_racks(void **state)
 {
     (void)state;
     /* a port nothing listens on (bound, then closed): refused at once */
-    int dead = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(dead, (struct sockaddr *)&a, sizeof(a)), 0);
-    socklen_t al = sizeof(a);
-    assert_int_equal(getsockname(dead, (struct sockaddr *)&a, &al), 0);
-    close(dead);
+    int dead_port;
+    close(loopback_socket(0, &dead_port));
 
     fake_pool_t f = {0};
     pthread_t th;
     fake_start(&f, 0, &th);
     char addr[128], err[256] = "";
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d,127.0.0.1:%d", ntohs(a.sin_port), f.port);
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d,127.0.0.1:%d", dead_port, f.port);
     kp_pool_conn_t conf = {.bootstrap = addr, .timeout_ms = 30000};
     kp_pool_raw_t *raw = kp_pool_raw_new(&conf);
     int32_t controller, *ids;
@@ -406,7 +407,7 @@ static void test_controller_and_racks(void **state)
     kp_pool_raw_free(raw);
     pthread_join(th, NULL);
     close(f.lfd);
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", dead_port);
     raw = kp_pool_raw_new(&conf);
     assert_int_equal(
         kp_pool_raw_controller_racks(raw, &controller, &ids, &racks, &n, err, sizeof(err)), -1);
@@ -442,16 +443,10 @@ static void *silent_call(void *arg)
 static void test_silent_broker_times_out(void **state)
 {
     (void)state;
-    int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {0};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    assert_int_equal(bind(lfd, (struct sockaddr *)&a, sizeof(a)), 0);
-    assert_int_equal(listen(lfd, 4), 0); /* the kernel accepts; nobody ever answers */
-    socklen_t al = sizeof(a);
-    assert_int_equal(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+    int port;
+    int lfd = loopback_socket(1, &port); /* the kernel accepts; nobody ever answers */
     char addr[64];
-    snprintf(addr, sizeof(addr), "127.0.0.1:%d", ntohs(a.sin_port));
+    snprintf(addr, sizeof(addr), "127.0.0.1:%d", port);
     /* over TLS: plaintext requests were bounded already (poll), the handshake was not */
     static char dir[256], ca_path[512]; /* static: outlive the test if the call never returns */
     char err[256];
