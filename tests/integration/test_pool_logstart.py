@@ -311,6 +311,31 @@ def kubectl_brokers(up, pool):
     return (int(lines[0]) if lines[0] else None), brokers
 
 
+DOCS_API = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "docs", "api.md")
+
+
+def pool_kubectl_recipe(up, pool):
+    """Runs the kubectl lines docs/api.md shows for a Pool's brokers, as written, against
+    `pool` (the docs name the pool `dev`, `kpool up`'s default; only that name is changed),
+    through the kubeconfig `kpool up` wrote: the outputs of the lines, in order."""
+    import re
+    text = open(DOCS_API).read()
+    start = text.index("A **Pool's** status also lists its brokers")
+    block = text[text.index("```\n", text.index("With kubectl:", start)) + 4:]
+    lines = [l.strip() for l in block[:block.index("```")].splitlines() if l.strip()]
+    assert len(lines) == 3 and all(l.startswith("kubectl ") for l in lines), lines
+    env = dict(os.environ, KUBECONFIG=os.path.join(up.data_dir, "kubeconfig"),
+               PATH=os.path.dirname(os.path.abspath(KUBECTL)) + ":" + os.environ["PATH"])
+    outs = []
+    for line in lines:
+        cmd = re.sub(r"(pool |pool/)dev( |$)", r"\g<1>%s\2" % pool, line)
+        p = subprocess.run(["bash", "-e", "-c", cmd], env=env, capture_output=True, text=True,
+                           timeout=90)
+        assert p.returncode == 0, (cmd, p.stderr)
+        outs.append(p.stdout)
+    return outs
+
+
 def test_pool_status_lists_brokers_and_topic_reports_replication_drift():
     """`kpool up --brokers 3 --pool nav-dev`: the Pool's status lists its three brokers Up
     (address, partitions led, replicas) and which is the controller (status.controller, and
@@ -364,6 +389,11 @@ def test_pool_status_lists_brokers_and_topic_reports_replication_drift():
         assert ctl == controller, (ctl, controller)
         assert all(b[1].startswith("127.0.0.1:") and b[3] == "rack-a"
                    for b in brokers.values()), brokers
+        # the recipe docs/api.md shows gives the same
+        shown_ctl, shown_brokers, _waited = pool_kubectl_recipe(up, "nav-dev")
+        assert shown_ctl == str(ctl), shown_ctl
+        assert sorted(shown_brokers.splitlines()) == sorted(
+            "%d Up %s" % (i, b[1]) for i, b in brokers.items()), shown_brokers
         pid = broker_child_pid(up.root, 3)
         assert pid, "broker 3's process not found"
         os.kill(pid, signal.SIGKILL)
